@@ -1,0 +1,1 @@
+"""civility's moderation service: HTTP API, Redis store, policy, worker and CLI."""
