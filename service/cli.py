@@ -1,4 +1,4 @@
-"""The ``civility`` command: one entry point whose subcommands come from the packages that own them."""
+"""The ``civility`` command: subcommands come from the packages that own them."""
 
 import argparse
 from collections.abc import Sequence
