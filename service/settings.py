@@ -1,0 +1,131 @@
+"""Runtime settings: one frozen object read from the environment and validated at start."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeVar
+
+Environment = Literal["development", "production"]
+ScoringBackend = Literal["process", "thread"]
+_Choice = TypeVar("_Choice", bound=str)
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a runnable service; the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    env: Environment = "development"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".civility")
+    models_dir: Path = Path("models")
+    redis_url: str | None = None
+    admin_token: str | None = None
+    # Intake bodies hold at most 20,000 characters of text, which JSON may escape to six bytes each.
+    max_body_bytes: int = 256 * 1024
+    signature_tolerance_seconds: int = 300
+    secret_grace_seconds: int = 24 * 3600
+    scoring_backend: ScoringBackend = "process"
+    scoring_workers: int = 1
+    batch_max_items: int = 64
+    batch_wait_ms: float = 2.0
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read ``CIVILITY_*`` and ``REDIS_URL``; a ``SettingsError`` names the bad variable."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        settings = cls(
+            env=reader.choice("CIVILITY_ENV", ("development", "production"), "development"),
+            host=reader.text("CIVILITY_HOST", "127.0.0.1"),
+            port=reader.integer("CIVILITY_PORT", 8080, low=0, high=65535),
+            data_dir=Path(reader.text("CIVILITY_DATA_DIR", ".civility")),
+            models_dir=Path(reader.text("CIVILITY_MODELS_DIR", "models")),
+            redis_url=reader.optional("REDIS_URL"),
+            admin_token=reader.optional("CIVILITY_ADMIN_TOKEN"),
+            max_body_bytes=reader.integer(
+                "CIVILITY_MAX_BODY_BYTES", 256 * 1024, low=1024, high=16 * 1024 * 1024
+            ),
+            signature_tolerance_seconds=reader.integer(
+                "CIVILITY_SIGNATURE_TOLERANCE_SECONDS", 300, low=1, high=3600
+            ),
+            secret_grace_seconds=reader.integer(
+                "CIVILITY_SECRET_GRACE_SECONDS", 24 * 3600, low=0, high=30 * 24 * 3600
+            ),
+            scoring_backend=reader.choice(
+                "CIVILITY_SCORING_BACKEND", ("process", "thread"), "process"
+            ),
+            scoring_workers=reader.integer("CIVILITY_SCORING_WORKERS", 1, low=1, high=64),
+            batch_max_items=reader.integer("CIVILITY_BATCH_MAX_ITEMS", 64, low=1, high=1024),
+            batch_wait_ms=reader.number("CIVILITY_BATCH_WAIT_MS", 2.0, low=0.0, high=100.0),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.is_production:
+            if not self.admin_token:
+                raise SettingsError(
+                    "CIVILITY_ADMIN_TOKEN is required when CIVILITY_ENV=production: "
+                    "set it to a long random string (for example `openssl rand -hex 32`)"
+                )
+            if len(self.admin_token) < 16:
+                raise SettingsError("CIVILITY_ADMIN_TOKEN must be at least 16 characters long")
+
+
+class _Reader:
+    """Parses one variable at a time so every error names the variable at fault."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def optional(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.optional(name) or default
+
+    def choice(self, name: str, allowed: tuple[_Choice, ...], default: _Choice) -> _Choice:
+        value = self.optional(name)
+        if value is None:
+            return default
+        for option in allowed:
+            if value == option:
+                return option
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
+        if not low <= number <= high:
+            raise SettingsError(f"{name} must be between {low} and {high}, not {number}")
+        return number
+
+    def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, not {value!r}") from None
+        if not low <= number <= high:
+            raise SettingsError(f"{name} must be between {low} and {high}, not {number}")
+        return number

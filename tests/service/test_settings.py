@@ -1,0 +1,87 @@
+"""Settings come from the environment and refuse to start a service that would be unsafe."""
+
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings, SettingsError
+
+
+def test_defaults_describe_a_local_development_service() -> None:
+    settings = Settings.from_env({})
+    assert settings.env == "development"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.data_dir == Path(".civility")
+    assert settings.redis_url is None
+    assert settings.admin_token is None
+    assert settings.signature_tolerance_seconds == 300
+
+
+def test_every_variable_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "CIVILITY_ENV": "production",
+            "CIVILITY_HOST": "0.0.0.0",
+            "CIVILITY_PORT": "9000",
+            "CIVILITY_DATA_DIR": "/var/lib/civility",
+            "CIVILITY_MODELS_DIR": "/opt/models",
+            "REDIS_URL": "redis://cache:6379/2",
+            "CIVILITY_ADMIN_TOKEN": "a" * 32,
+            "CIVILITY_MAX_BODY_BYTES": "65536",
+            "CIVILITY_SIGNATURE_TOLERANCE_SECONDS": "120",
+            "CIVILITY_SECRET_GRACE_SECONDS": "60",
+            "CIVILITY_SCORING_BACKEND": "thread",
+            "CIVILITY_SCORING_WORKERS": "3",
+            "CIVILITY_BATCH_MAX_ITEMS": "16",
+            "CIVILITY_BATCH_WAIT_MS": "0.5",
+        }
+    )
+    assert settings == Settings(
+        env="production",
+        host="0.0.0.0",
+        port=9000,
+        data_dir=Path("/var/lib/civility"),
+        models_dir=Path("/opt/models"),
+        redis_url="redis://cache:6379/2",
+        admin_token="a" * 32,
+        max_body_bytes=65536,
+        signature_tolerance_seconds=120,
+        secret_grace_seconds=60,
+        scoring_backend="thread",
+        scoring_workers=3,
+        batch_max_items=16,
+        batch_wait_ms=0.5,
+    )
+
+
+def test_production_without_an_admin_token_stops_with_a_clear_message() -> None:
+    with pytest.raises(SettingsError, match="CIVILITY_ADMIN_TOKEN is required"):
+        Settings.from_env({"CIVILITY_ENV": "production"})
+
+
+def test_production_refuses_a_short_admin_token() -> None:
+    with pytest.raises(SettingsError, match="at least 16 characters"):
+        Settings.from_env({"CIVILITY_ENV": "production", "CIVILITY_ADMIN_TOKEN": "short"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CIVILITY_ENV", "staging", "CIVILITY_ENV must be one of development, production"),
+        ("CIVILITY_PORT", "eighty", "CIVILITY_PORT must be a whole number"),
+        ("CIVILITY_PORT", "70000", "CIVILITY_PORT must be between 0 and 65535"),
+        ("CIVILITY_SCORING_WORKERS", "0", "CIVILITY_SCORING_WORKERS must be between"),
+        ("CIVILITY_BATCH_WAIT_MS", "soon", "CIVILITY_BATCH_WAIT_MS must be a number"),
+        ("CIVILITY_SCORING_BACKEND", "gpu", "CIVILITY_SCORING_BACKEND must be one of"),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL must start with"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({name: value})
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]

@@ -1,0 +1,102 @@
+"""The Stripe-style webhook signature: what it accepts and, above all, what it refuses."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service import signatures
+from service.signatures import SignatureError
+
+NOW = 1_800_000_000
+secrets_ = st.text(min_size=1, max_size=64)
+bodies = st.binary(max_size=2048)
+
+
+@given(secret=secrets_, body=bodies, skew=st.integers(min_value=-300, max_value=300))
+def test_a_signed_body_verifies_within_the_tolerance(secret: str, body: bytes, skew: int) -> None:
+    header = signatures.sign(secret, body, timestamp=NOW + skew)
+    assert signatures.verify(header, body, [secret], now=NOW) == NOW + skew
+
+
+@given(secret=secrets_, body=bodies, other=bodies)
+def test_a_changed_body_is_refused(secret: str, body: bytes, other: bytes) -> None:
+    header = signatures.sign(secret, body, timestamp=NOW)
+    if other != body:
+        with pytest.raises(SignatureError, match="does not match"):
+            signatures.verify(header, other, [secret], now=NOW)
+
+
+@given(secret=secrets_, wrong=secrets_, body=bodies)
+def test_a_wrong_secret_is_refused(secret: str, wrong: str, body: bytes) -> None:
+    header = signatures.sign(wrong, body, timestamp=NOW)
+    if wrong != secret:
+        with pytest.raises(SignatureError, match="does not match"):
+            signatures.verify(header, body, [secret], now=NOW)
+
+
+@given(
+    body=bodies, skew=st.integers(min_value=301, max_value=10**6), sign_=st.sampled_from([-1, 1])
+)
+def test_a_stale_or_future_timestamp_is_refused(body: bytes, skew: int, sign_: int) -> None:
+    header = signatures.sign("s3cret", body, timestamp=NOW + sign_ * skew)
+    with pytest.raises(SignatureError, match="tolerance"):
+        signatures.verify(header, body, ["s3cret"], now=NOW)
+
+
+@given(
+    valid=st.lists(secrets_, min_size=1, max_size=3, unique=True),
+    sender=st.lists(secrets_, min_size=1, max_size=3, unique=True),
+    body=bodies,
+)
+def test_any_sent_signature_matching_any_valid_secret_is_enough(
+    valid: list[str], sender: list[str], body: bytes
+) -> None:
+    header = signatures.sign(sender, body, timestamp=NOW)
+    if set(valid) & set(sender):
+        assert signatures.verify(header, body, valid, now=NOW) == NOW
+    else:
+        with pytest.raises(SignatureError):
+            signatures.verify(header, body, valid, now=NOW)
+
+
+def test_the_header_carries_one_v1_per_secret_after_the_timestamp() -> None:
+    header = signatures.sign(["old", "new"], b"{}", timestamp=NOW)
+    parts = header.split(",")
+    assert parts[0] == f"t={NOW}"
+    assert [p.split("=", 1)[0] for p in parts[1:]] == ["v1", "v1"]
+    assert parts[1] == "v1=" + signatures.compute("old", NOW, b"{}")
+
+
+def test_unknown_schemes_are_ignored_next_to_a_valid_v1() -> None:
+    header = "v0=abc," + signatures.sign("k", b"x", timestamp=NOW)
+    assert signatures.verify(header, b"x", ["k"], now=NOW) == NOW
+
+
+def test_no_secret_matches_nothing() -> None:
+    header = signatures.sign("k", b"x", timestamp=NOW)
+    with pytest.raises(SignatureError, match="does not match"):
+        signatures.verify(header, b"x", [], now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "missing"),
+        ("", "missing"),
+        ("garbage", "malformed"),
+        ("t=abc,v1=00", "malformed timestamp"),
+        ("t=1,t=2,v1=00", "malformed timestamp"),
+        ("t=-5,v1=00", "malformed timestamp"),
+        ("v1=00", "no timestamp"),
+        (f"t={NOW}", "no v1"),
+        (f"t={NOW}," + ",".join(["v1=00"] * 9), "more than 8"),
+    ],
+)
+def test_malformed_headers_are_refused_with_a_reason(header: str | None, message: str) -> None:
+    with pytest.raises(SignatureError, match=message):
+        signatures.verify(header, b"{}", ["k"], now=NOW)
+
+
+def test_signing_needs_a_secret() -> None:
+    with pytest.raises(ValueError, match="at least one secret"):
+        signatures.sign([], b"{}")
