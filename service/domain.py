@@ -1,0 +1,424 @@
+"""Domain models: the request bodies the API accepts and the objects it returns.
+
+Inputs are frozen pydantic models with hard bounds and ``extra="forbid"``; the web layer validates
+request bodies with them directly. Outputs are frozen models too, and ``Comment.to_json`` is the
+one JSON shape of a comment everywhere in the API.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    StringConstraints,
+    model_validator,
+)
+
+MAX_ID = 128
+MAX_TEXT = 20_000
+MAX_NAME = 200
+MAX_URL = 2_048
+MAX_TITLE = 500
+MAX_ARTICLE_TEXT = 100_000
+MAX_NOTE = 2_000
+MAX_BULK = 100
+MAX_PAGE = 100
+MAX_CLAIM = 100
+MAX_LEASE_SECONDS = 3_600
+MAX_WORDS = 1_000
+
+SiteId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+]
+"""Lower-case letters, digits, ``_`` and ``-``: it is part of URLs and of the Redis hash tag."""
+
+ExternalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[\x21-\x7e]+$")
+]
+"""An id chosen by the host site: printable ASCII without spaces."""
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
+Url = Annotated[str, StringConstraints(max_length=MAX_URL, pattern=r"^https?://[^\s]+$")]
+Title = Annotated[str, StringConstraints(max_length=MAX_TITLE)]
+CommentText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ModeratorReason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)
+]
+Note = Annotated[str, StringConstraints(max_length=MAX_NOTE)]
+Cursor = Annotated[str, StringConstraints(min_length=1, max_length=1_024)]
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SPAM = "spam"
+
+
+class Queue(StrEnum):
+    PENDING = "pending"
+    REPORTED = "reported"
+
+
+class Order(StrEnum):
+    PRIORITY = "priority"
+    OLDEST = "oldest"
+
+
+class Action(StrEnum):
+    """A moderator's decision; each names the state it leads to."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    SPAM = "spam"
+
+    @property
+    def state(self) -> State:
+        return {
+            Action.APPROVE: State.APPROVED,
+            Action.REJECT: State.REJECTED,
+            Action.SPAM: State.SPAM,
+        }[self]
+
+
+class Reason(StrEnum):
+    """Machine-readable reason codes of automatic verdicts."""
+
+    BANNED_WORD = "BANNED_WORD"
+    ARTICLE_CLOSED = "ARTICLE_CLOSED"
+    AUTHOR_BANNED = "AUTHOR_BANNED"
+    SPAM = "SPAM"
+    TOXIC = "TOXIC"
+    DUPLICATE = "DUPLICATE"
+    FLOOD = "FLOOD"
+    SUSPECT_WORD = "SUSPECT_WORD"
+    LINKS = "LINKS"
+    NEW_AUTHOR = "NEW_AUTHOR"
+    AUTHOR_PREMOD = "AUTHOR_PREMOD"
+    PREMOD = "PREMOD"
+    REPORTED = "REPORTED"
+
+
+class AuthorStatus(StrEnum):
+    ACTIVE = "active"
+    PREMOD = "premod"
+    BANNED = "banned"
+    TRUSTED = "trusted"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------- inputs
+
+
+class ArticleRef(_Model):
+    id: ExternalId
+    url: Url | None = None
+    title: Title | None = None
+    text: Annotated[str, StringConstraints(max_length=MAX_ARTICLE_TEXT)] | None = None
+
+
+class Author(_Model):
+    id: ExternalId
+    name: Name | None = None
+    email: (
+        Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None
+    ) = None
+    ip: IPvAnyAddress | None = None
+    user_agent: Annotated[str, StringConstraints(max_length=512)] | None = None
+    role: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class Submission(_Model):
+    """The intake body: one new or edited comment from the host site."""
+
+    id: ExternalId
+    article: ArticleRef
+    parent_id: ExternalId | None = None
+    author: Author
+    text: CommentText
+    created_at: AwareDatetime | None = None
+    lang: Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z-]+$")] | None = None
+
+
+class Policy(_Model):
+    """A site's moderation rules. Thresholds here override the model's suggested ones per label."""
+
+    mode: Literal["post", "pre"] = "post"
+    hold: dict[Label, Probability] = Field(default_factory=dict, max_length=32)
+    reject: dict[Label, Probability] = Field(default_factory=dict, max_length=32)
+    max_links: int = Field(default=2, ge=0, le=100)
+    banned_words: tuple[Word, ...] = Field(default=(), max_length=MAX_WORDS)
+    suspect_words: tuple[Word, ...] = Field(default=(), max_length=MAX_WORDS)
+    flood_seconds_per_author: int = Field(default=10, ge=0, le=86_400)
+    flood_seconds_per_ip: int = Field(default=0, ge=0, le=86_400)
+    duplicate_window_seconds: int = Field(default=3_600, ge=0, le=30 * 86_400)
+    new_author_min_approved: int = Field(default=0, ge=0, le=1_000)
+
+    @model_validator(mode="after")
+    def _hold_not_above_reject(self) -> Self:
+        for label, hold in self.hold.items():
+            reject = self.reject.get(label)
+            if reject is not None and hold > reject:
+                raise ValueError(f"hold threshold of {label!r} is above its reject threshold")
+        return self
+
+
+class PolicyPatch(_Model):
+    """A partial policy: only the fields given replace the site's current ones."""
+
+    mode: Literal["post", "pre"] | None = None
+    hold: dict[Label, Probability] | None = Field(default=None, max_length=32)
+    reject: dict[Label, Probability] | None = Field(default=None, max_length=32)
+    max_links: int | None = Field(default=None, ge=0, le=100)
+    banned_words: tuple[Word, ...] | None = Field(default=None, max_length=MAX_WORDS)
+    suspect_words: tuple[Word, ...] | None = Field(default=None, max_length=MAX_WORDS)
+    flood_seconds_per_author: int | None = Field(default=None, ge=0, le=86_400)
+    flood_seconds_per_ip: int | None = Field(default=None, ge=0, le=86_400)
+    duplicate_window_seconds: int | None = Field(default=None, ge=0, le=30 * 86_400)
+    new_author_min_approved: int | None = Field(default=None, ge=0, le=1_000)
+
+    def apply(self, policy: Policy) -> Policy:
+        """The merged policy, validated as a whole (raises pydantic's ValidationError)."""
+        changes = self.model_dump(exclude_unset=True, exclude_none=True)
+        return Policy.model_validate({**policy.model_dump(), **changes})
+
+
+class SiteSpec(_Model):
+    id: SiteId
+    name: Name
+    callback_url: Url | None = None
+    policy: Policy = Field(default_factory=Policy)
+
+
+class SitePatch(_Model):
+    """Fields given replace the site's; ``callback_url: null`` removes the callback."""
+
+    name: Name | None = None
+    callback_url: Url | None = None
+    policy: PolicyPatch | None = None
+
+
+class ArticleSpec(_Model):
+    """Article metadata and per-article settings (``PUT`` replaces them all)."""
+
+    url: Url | None = None
+    title: Title | None = None
+    closed: bool = False
+    premod: bool = False
+
+
+class Decision(_Model):
+    action: Action
+    reason: ModeratorReason | None = None
+    note: Note | None = None
+    version: int | None = Field(default=None, ge=1)
+
+
+class BulkDecisionItem(Decision):
+    id: ExternalId
+
+
+class BulkDecision(_Model):
+    decisions: tuple[BulkDecisionItem, ...] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class ClaimRequest(_Model):
+    limit: int = Field(default=10, ge=1, le=MAX_CLAIM)
+    lease_seconds: int = Field(default=300, ge=1, le=MAX_LEASE_SECONDS)
+    queue: Queue = Queue.PENDING
+    order: Order = Order.PRIORITY
+
+
+class ReleaseRequest(_Model):
+    """Ids to release; none means every lease the caller holds."""
+
+    ids: tuple[ExternalId, ...] | None = Field(default=None, max_length=MAX_CLAIM)
+
+
+class ModeratorSpec(_Model):
+    name: Name
+
+
+class QueueQuery(_Model):
+    """The queue listing's query string (values arrive as strings; pydantic coerces them)."""
+
+    queue: Queue = Queue.PENDING
+    order: Order = Order.PRIORITY
+    article: ExternalId | None = None
+    author: ExternalId | None = None
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    cursor: Cursor | None = None
+
+
+# ---------------------------------------------------------------- outputs
+
+
+class HistoryEntry(_Model):
+    """One change of a comment; a comment's history keeps every one, undo included."""
+
+    version: int
+    at: datetime
+    actor: str
+    action: str
+    from_state: State | None
+    to_state: State
+    reasons: tuple[str, ...]
+    note: str | None = None
+    model: str | None = None
+
+
+class Comment(_Model):
+    id: str
+    article_id: str
+    parent_id: str | None
+    author: Author
+    text: str
+    state: State
+    reasons: tuple[str, ...]
+    scores: dict[str, float]
+    evidence: dict[str, tuple[tuple[int, int], ...]]
+    model: str | None
+    version: int
+    decided_by: str
+    decided_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    lang: str | None = None
+    priority: float = 0.0
+    history: tuple[HistoryEntry, ...] | None = None
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The one comment shape; history only in the single view, lease fields when claimed."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "article_id": self.article_id,
+            "parent_id": self.parent_id,
+            "author": self.author.model_dump(mode="json", exclude_none=True),
+            "text": self.text,
+            "state": self.state.value,
+            "reasons": list(self.reasons),
+            "scores": dict(self.scores),
+            "evidence": {
+                label: [list(span) for span in spans] for label, spans in self.evidence.items()
+            },
+            "model": self.model,
+            "version": self.version,
+            "decided_by": self.decided_by,
+            "decided_at": _iso(self.decided_at),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+        if self.history is not None:
+            body["history"] = [entry.model_dump(mode="json") for entry in self.history]
+        if self.claimed_by is not None and self.lease_until is not None:
+            body["claimed_by"] = self.claimed_by
+            body["lease_until"] = _iso(self.lease_until)
+        return body
+
+
+class IngestResult(_Model):
+    """``created``: this delivery changed the comment (new or edited), 202; else 200."""
+
+    comment: Comment
+    created: bool
+    edited: bool = False
+
+
+class Site(_Model):
+    id: str
+    name: str
+    callback_url: str | None
+    policy: Policy
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class SiteCredentials(_Model):
+    """Shown once, at creation: the webhook signing secret and the api key."""
+
+    webhook_secret: str
+    api_key: str
+
+
+class SecretRotation(_Model):
+    """The new webhook secret (shown once) and until when the previous one still verifies."""
+
+    webhook_secret: str
+    previous_valid_until: datetime
+
+
+class Moderator(_Model):
+    id: str
+    site_id: str
+    name: str
+    created_at: datetime
+
+
+class Article(_Model):
+    id: str
+    url: str | None
+    title: str | None
+    closed: bool
+    premod: bool
+    updated_at: datetime | None
+
+
+class QueuePage(_Model):
+    items: tuple[Comment, ...]
+    next_cursor: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"items": [item.to_json() for item in self.items], "next_cursor": self.next_cursor}
+
+
+class HourlyDecisions(_Model):
+    hour: datetime
+    auto: int
+    moderator: int
+
+
+class SiteStats(_Model):
+    queue_depths: dict[str, int]
+    oldest_pending_age_seconds: float | None
+    decisions: dict[str, int]
+    decisions_per_hour: tuple[HourlyDecisions, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class DecisionOutcome(_Model):
+    """One item of a bulk decision: the updated comment, or the error that item met."""
+
+    id: str
+    ok: bool
+    comment: Comment | None = None
+    error: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": self.id, "ok": self.ok}
+        if self.comment is not None:
+            body["comment"] = self.comment.to_json()
+        if self.error is not None:
+            body["error"] = self.error
+        return body
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,146 @@
+# The names follow HTTP status phrases (as the API contract spells them), not an "Error" suffix.
+# ruff: noqa: N818
+"""The domain's exception hierarchy.
+
+Every failure a caller can act on is a ``CivilityError`` carrying its HTTP ``status``, a stable
+machine-readable ``code``, a human ``message`` and optional structured ``details``. The web layer
+turns any of them into ``{"error": {"code", "message", "details"}}`` in one place, so domain code
+raises these and never builds responses.
+"""
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+
+class CivilityError(Exception):
+    """Base of every error the API reports to its callers."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "internal error"
+
+    def __init__(self, message: str | None = None, details: Any = None) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class BadRequest(CivilityError):
+    """The request is malformed: invalid JSON, a bad cursor, an impossible combination."""
+
+    status = 400
+    code = "bad_request"
+    default_message = "bad request"
+
+
+class Unauthorized(CivilityError):
+    """Missing, wrong or stale credentials (signature, api key, bearer token)."""
+
+    status = 401
+    code = "unauthorized"
+    default_message = "missing or invalid credentials"
+
+
+class Forbidden(CivilityError):
+    """Valid credentials that do not allow this action."""
+
+    status = 403
+    code = "forbidden"
+    default_message = "forbidden"
+
+
+class NotFound(CivilityError):
+    """The site, comment, article or moderator does not exist (or is not visible to the caller)."""
+
+    status = 404
+    code = "not_found"
+    default_message = "not found"
+
+
+class Conflict(CivilityError):
+    """The request conflicts with the current state of the resource."""
+
+    status = 409
+    code = "conflict"
+    default_message = "conflict"
+
+
+class AlreadyExists(Conflict):
+    """A resource with this id already exists (for example a site)."""
+
+    code = "already_exists"
+    default_message = "already exists"
+
+
+class VersionConflict(Conflict):
+    """An optimistic version check failed: someone changed the comment since it was read."""
+
+    code = "version_conflict"
+    default_message = "the comment was changed since this version"
+
+
+class ClaimConflict(Conflict):
+    """Another moderator holds the lease on this comment."""
+
+    code = "claim_conflict"
+    default_message = "the comment is claimed by another moderator"
+
+
+class InvalidTransition(Conflict):
+    """The comment's current state does not allow this change."""
+
+    code = "invalid_transition"
+    default_message = "this change is not allowed from the comment's current state"
+
+
+class PayloadTooLarge(CivilityError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "request body too large"
+
+
+class UnsupportedMediaType(CivilityError):
+    status = 415
+    code = "unsupported_media_type"
+    default_message = "request body must be application/json"
+
+
+class ValidationFailed(CivilityError):
+    """Field errors; ``details`` lists ``{"field", "message"}`` for every failing field."""
+
+    status = 422
+    code = "validation_failed"
+    default_message = "request validation failed"
+
+    def __init__(self, errors: Iterable[tuple[str, str]], message: str | None = None) -> None:
+        details = [{"field": field, "message": text} for field, text in errors]
+        super().__init__(message, details)
+
+    @classmethod
+    def from_pydantic(cls, error: ValidationError, prefix: str = "") -> "ValidationFailed":
+        """Every failing field of a pydantic error, dotted paths (``author.id``, ``items.0.id``)."""
+        fields = []
+        for item in error.errors(include_url=False):
+            path = ".".join(str(part) for part in item["loc"])
+            field = f"{prefix}.{path}" if prefix and path else (prefix or path)
+            fields.append((field or "body", item["msg"]))
+        return cls(fields)
+
+
+class RateLimited(CivilityError):
+    status = 429
+    code = "rate_limited"
+    default_message = "too many requests"
+
+
+class StoreUnavailable(CivilityError):
+    """Redis did not answer; nothing was written (each write is one script: whole or not at all)."""
+
+    status = 503
+    code = "store_unavailable"
+    default_message = "the store is unavailable, retry later"
