@@ -1,0 +1,117 @@
+"""Every Redis key civility uses, built in this one module.
+
+All keys of a site live under the hash tag ``{<site>}`` (``civ:{news}:comment:42``), so a script
+touching them stays in one hash slot and runs unchanged on Redis Cluster. The few global indexes
+(site list, api-key and token lookups) are single keys outside any site's tag and are never
+touched by a script together with a site's keys.
+
+Variable parts (comment, article, author ids) always come last in a key, each kind in its own
+namespace, so an id containing ``:`` can never name another key. The Lua scripts derive the
+per-article and per-author queue indexes from the site prefix the same way ``queue_index`` does
+(the store test pins that both agree).
+"""
+
+from dataclasses import dataclass
+
+from service.domain import Order, Queue
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    prefix: str = "civ"
+
+    # -- global indexes (outside every hash tag)
+    def sites(self) -> str:
+        """Set of every site id."""
+        return f"{self.prefix}:sites"
+
+    def api_key(self, api_key_hash: str) -> str:
+        """String: site id, by sha256 of its api key."""
+        return f"{self.prefix}:apikey:{api_key_hash}"
+
+    def moderator_token(self, token_hash: str) -> str:
+        """Hash {site, id, name, created_at}, by sha256 of the moderator's bearer token."""
+        return f"{self.prefix}:token:{token_hash}"
+
+    # -- per site
+    def site_prefix(self, site: str) -> str:
+        """What every key of ``site`` starts with; the scripts build derived keys from it."""
+        return f"{self.prefix}:{{{site}}}:"
+
+    def site(self, site: str) -> str:
+        """Hash: name, callback_url, policy (JSON), secrets, api key hash, timestamps."""
+        return f"{self.site_prefix(site)}site"
+
+    def moderators(self, site: str) -> str:
+        """Hash: moderator id -> JSON {id, name, created_at}."""
+        return f"{self.site_prefix(site)}moderators"
+
+    def comment(self, site: str, comment_id: str) -> str:
+        """Hash: the comment's fields (state, version, scores, reasons, ...)."""
+        return f"{self.site_prefix(site)}comment:{comment_id}"
+
+    def history(self, site: str, comment_id: str) -> str:
+        """List: one JSON entry per change of the comment, oldest first."""
+        return f"{self.site_prefix(site)}history:{comment_id}"
+
+    def lease(self, site: str, comment_id: str) -> str:
+        """String with expiry: the moderator id holding the claim on the comment."""
+        return f"{self.site_prefix(site)}lease:{comment_id}"
+
+    def claims(self, site: str, moderator_id: str) -> str:
+        """Sorted set: comment ids a moderator claimed, scored by lease end (ms)."""
+        return f"{self.site_prefix(site)}claims:{moderator_id}"
+
+    def queue_index(
+        self,
+        site: str,
+        queue: Queue,
+        order: Order,
+        *,
+        article: str | None = None,
+        author: str | None = None,
+    ) -> str:
+        """Sorted set of comment ids in ``queue``: by risk (priority) or by creation time (oldest);
+        optionally restricted to one article or one author."""
+        base = f"{self.site_prefix(site)}queue:{queue.value}:{order.value}"
+        if article is not None:
+            return f"{base}:article:{article}"
+        if author is not None:
+            return f"{base}:author:{author}"
+        return base
+
+    def article(self, site: str, article_id: str) -> str:
+        """Hash: url, title, closed, premod, updated_at."""
+        return f"{self.site_prefix(site)}article:{article_id}"
+
+    def author(self, site: str, author_id: str) -> str:
+        """Hash: per-state comment counts, status, first_seen, last_seen."""
+        return f"{self.site_prefix(site)}author:{author_id}"
+
+    def author_flood(self, site: str, author_id: str) -> str:
+        """String with expiry: the author's last comment id during the flood interval."""
+        return f"{self.site_prefix(site)}flood:author:{author_id}"
+
+    def ip_flood(self, site: str, ip: str) -> str:
+        """String with expiry: the address's last comment id during the flood interval."""
+        return f"{self.site_prefix(site)}flood:ip:{ip}"
+
+    def duplicate(self, site: str, author_id: str, text_hash: str) -> str:
+        """String with expiry: the comment id that first carried this text from this author."""
+        return f"{self.site_prefix(site)}duplicate:{text_hash}:{author_id}"
+
+    def audit(self, site: str) -> str:
+        """Stream: one entry per change, who and why (approximately capped)."""
+        return f"{self.site_prefix(site)}audit"
+
+    def outbox(self, site: str) -> str:
+        """Stream: one event per state change, for the webhook worker (never trimmed here)."""
+        return f"{self.site_prefix(site)}outbox"
+
+    def stats(self, site: str) -> str:
+        """Hash: decision counters (auto, moderator)."""
+        return f"{self.site_prefix(site)}stats"
+
+    def hourly_stats(self, site: str, hour: str) -> str:
+        """Hash with expiry: decision counters of one UTC hour (``YYYYMMDDHH``)."""
+        return f"{self.site_prefix(site)}stats:hour:{hour}"

@@ -1,0 +1,150 @@
+"""The moderation policy: scores plus context in, a verdict with every reason that applied out.
+
+Pure (no I/O) so every rule is unit-tested. Rules run in the order WordPress and Coral Talk use:
+banned words, closed article and banned author reject; spam or toxicity over the reject threshold
+give ``spam`` or ``rejected``; duplicates, floods, suspect words, too many links, new or
+pre-moderated authors, pre-moderation and scores over the hold threshold hold the comment as
+``pending``; anything else is ``approved``. The first rule that applies decides the state, and the
+verdict still lists every reason that applied, so a moderator sees the whole picture.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from service.domain import AuthorStatus, Policy, Reason, State
+
+SPAM_LABEL = "spam"
+"""Every other label is a toxicity attribute and gives ``TOXIC``."""
+
+HOLD = "hold"
+REJECT = "reject"
+
+Thresholds = Mapping[str, Mapping[str, float]]
+"""Per label, the ``hold`` and ``reject`` probabilities (the model card's suggested ones)."""
+
+Span = tuple[int, int]
+
+_LINK = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
+_REJECTING = (Reason.BANNED_WORD, Reason.ARTICLE_CLOSED, Reason.AUTHOR_BANNED)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyContext:
+    """What the store knows about a comment's surroundings when it arrives."""
+
+    text: str
+    author_status: AuthorStatus = AuthorStatus.ACTIVE
+    author_approved: int = 0
+    article_closed: bool = False
+    article_premod: bool = False
+    duplicate: bool = False
+    author_flood: bool = False
+    ip_flood: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    state: State
+    reasons: tuple[Reason, ...]
+    evidence: Mapping[str, tuple[Span, ...]] = field(default_factory=dict)
+    """Spans of the banned and suspect words found (keys ``banned_word``, ``suspect_word``)."""
+
+
+def effective_thresholds(model: Thresholds, policy: Policy) -> dict[str, dict[str, float]]:
+    """The model's suggested thresholds with the site's per-label overrides applied."""
+    merged = {label: dict(levels) for label, levels in model.items()}
+    for level, overrides in ((HOLD, policy.hold), (REJECT, policy.reject)):
+        for label, value in overrides.items():
+            merged.setdefault(label, {})[level] = value
+    return merged
+
+
+def decide(
+    scores: Mapping[str, float], context: PolicyContext, policy: Policy, thresholds: Thresholds
+) -> Verdict:
+    """The verdict for one comment; ``thresholds`` are the model's, ``policy`` may override them."""
+    limits = effective_thresholds(thresholds, policy)
+    banned = find_words(context.text, policy.banned_words)
+    suspect = find_words(context.text, policy.suspect_words)
+    reasons: list[Reason] = []
+
+    def add(reason: Reason, applies: bool) -> None:
+        if applies and reason not in reasons:
+            reasons.append(reason)
+
+    add(Reason.BANNED_WORD, bool(banned))
+    add(Reason.ARTICLE_CLOSED, context.article_closed)
+    add(Reason.AUTHOR_BANNED, context.author_status is AuthorStatus.BANNED)
+    spam_rejected = _over(scores, limits, REJECT, spam=True)
+    toxic_rejected = _over(scores, limits, REJECT, spam=False)
+    add(Reason.SPAM, spam_rejected)
+    add(Reason.TOXIC, toxic_rejected)
+
+    add(Reason.DUPLICATE, context.duplicate)
+    add(Reason.FLOOD, context.author_flood or context.ip_flood)
+    add(Reason.SUSPECT_WORD, bool(suspect))
+    add(Reason.LINKS, count_links(context.text) > policy.max_links)
+    add(Reason.NEW_AUTHOR, is_new_author(context, policy))
+    add(Reason.AUTHOR_PREMOD, context.author_status is AuthorStatus.PREMOD)
+    add(Reason.PREMOD, policy.mode == "pre" or context.article_premod)
+    add(Reason.SPAM, _over(scores, limits, HOLD, spam=True))
+    add(Reason.TOXIC, _over(scores, limits, HOLD, spam=False))
+
+    evidence = {
+        name: spans for name, spans in (("banned_word", banned), ("suspect_word", suspect)) if spans
+    }
+    return Verdict(_state(reasons, spam_rejected, toxic_rejected), tuple(reasons), evidence)
+
+
+def _state(reasons: list[Reason], spam_rejected: bool, toxic_rejected: bool) -> State:
+    if any(reason in reasons for reason in _REJECTING):
+        return State.REJECTED
+    if spam_rejected:
+        return State.SPAM
+    if toxic_rejected:
+        return State.REJECTED
+    return State.PENDING if reasons else State.APPROVED
+
+
+def _over(scores: Mapping[str, float], limits: Thresholds, level: str, *, spam: bool) -> bool:
+    for label, score in scores.items():
+        if (label == SPAM_LABEL) != spam:
+            continue
+        limit = limits.get(label, {}).get(level)
+        if limit is not None and score >= limit:
+            return True
+    return False
+
+
+def is_new_author(context: PolicyContext, policy: Policy) -> bool:
+    """Fewer approved comments than the site asks for (trusted authors never count as new)."""
+    return (
+        context.author_status is not AuthorStatus.TRUSTED
+        and context.author_approved < policy.new_author_min_approved
+    )
+
+
+def count_links(text: str) -> int:
+    return len(_LINK.findall(text))
+
+
+def priority(scores: Mapping[str, float]) -> float:
+    """Queue priority: the highest label score, so the riskiest comment comes first."""
+    return max(scores.values(), default=0.0)
+
+
+def find_words(text: str, words: tuple[str, ...]) -> tuple[Span, ...]:
+    """Spans of whole-word, case-insensitive matches of any of ``words`` (phrases allowed)."""
+    if not words:
+        return ()
+    return tuple(match.span() for match in _word_pattern(words).finditer(text))
+
+
+@lru_cache(maxsize=256)
+def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    # Longest first so a phrase wins over a word inside it; \w boundaries keep "ass" out of "class".
+    ordered = sorted(set(words), key=lambda word: (-len(word), word))
+    alternatives = "|".join(re.escape(word) for word in ordered)
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)

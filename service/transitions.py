@@ -1,0 +1,67 @@
+"""The one table of allowed state changes, and the outbox event type each resulting state emits.
+
+Scripts receive the allowed source states from here and check them atomically inside Redis, so
+this table is the only place that knows which change may follow which state.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from service.domain import Action, State
+from service.errors import InvalidTransition
+
+NEW = "new"
+"""The source of a comment that does not exist yet, as the scripts spell it."""
+
+
+class Event(StrEnum):
+    CREATE = "create"
+    EDIT = "edit"
+    APPROVE = "approve"
+    REJECT = "reject"
+    SPAM = "spam"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    sources: frozenset[str]
+    """States (or ``NEW``) the comment may be in before the change."""
+    targets: frozenset[State]
+    """States the change may lead to."""
+
+
+_EVERY_STATE = frozenset(State)
+_EVERY_SOURCE = frozenset(state.value for state in State)
+
+TRANSITIONS: Mapping[Event, Transition] = {
+    Event.CREATE: Transition(frozenset({NEW}), _EVERY_STATE),
+    # A host edit is moderated again from wherever the comment stood.
+    Event.EDIT: Transition(_EVERY_SOURCE, _EVERY_STATE),
+    # Deciding an already decided comment is allowed: that is the undo, and history keeps both.
+    Event.APPROVE: Transition(_EVERY_SOURCE, frozenset({State.APPROVED})),
+    Event.REJECT: Transition(_EVERY_SOURCE, frozenset({State.REJECTED})),
+    Event.SPAM: Transition(_EVERY_SOURCE, frozenset({State.SPAM})),
+}
+
+EVENT_TYPES: Mapping[State, str] = {
+    State.APPROVED: "comment.approved",
+    State.REJECTED: "comment.rejected",
+    State.SPAM: "comment.spam",
+    State.PENDING: "comment.held",
+}
+
+
+def event_for(action: Action) -> Event:
+    return Event(action.value)
+
+
+def check_target(event: Event, target: State) -> None:
+    """Raise ``InvalidTransition`` when ``event`` cannot lead to ``target``."""
+    if target not in TRANSITIONS[event].targets:
+        raise InvalidTransition(f"{event.value} cannot lead to {target.value}")
+
+
+def sources_argument(event: Event) -> str:
+    """The allowed source states as one script argument (comma separated, sorted)."""
+    return ",".join(sorted(TRANSITIONS[event].sources))

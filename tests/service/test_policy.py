@@ -1,0 +1,288 @@
+"""The policy alone: every rule, every reason code, their order and the state each one leads to."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from service.domain import AuthorStatus, Policy, PolicyPatch, Reason, State
+from service.policy import (
+    PolicyContext,
+    count_links,
+    decide,
+    effective_thresholds,
+    find_words,
+    priority,
+)
+
+THRESHOLDS = {
+    "spam": {"hold": 0.5, "reject": 0.9},
+    "toxicity": {"hold": 0.6, "reject": 0.95},
+    "insult": {"hold": 0.7, "reject": 0.97},
+}
+LOW = {"spam": 0.02, "toxicity": 0.03, "insult": 0.01}
+CLEAN = "A calm remark about the article."
+
+
+def verdict_for(
+    text: str = CLEAN,
+    scores: dict[str, float] | None = None,
+    policy: Policy | None = None,
+    **context: object,
+) -> tuple[State, tuple[Reason, ...]]:
+    result = decide(
+        scores if scores is not None else LOW,
+        PolicyContext(text=text, **context),  # type: ignore[arg-type]
+        policy or Policy(),
+        THRESHOLDS,
+    )
+    return result.state, result.reasons
+
+
+def test_low_scores_and_no_rule_publish() -> None:
+    assert verdict_for() == (State.APPROVED, ())
+
+
+PRE = Policy(mode="pre")
+BANNED = Policy(banned_words=("muppet",))
+SUSPECT = Policy(suspect_words=("scam",))
+TWO_LINKS = "http://a.example www.b.example"
+SINGLE_RULES: list[tuple[Reason, State, dict[str, object]]] = [
+    (Reason.BANNED_WORD, State.REJECTED, {"text": "a muppet", "policy": BANNED}),
+    (Reason.ARTICLE_CLOSED, State.REJECTED, {"article_closed": True}),
+    (Reason.AUTHOR_BANNED, State.REJECTED, {"author_status": AuthorStatus.BANNED}),
+    (Reason.SPAM, State.SPAM, {"scores": {"spam": 0.95}}),
+    (Reason.TOXIC, State.REJECTED, {"scores": {"toxicity": 0.99}}),
+    (Reason.TOXIC, State.REJECTED, {"scores": {"insult": 0.98}}),
+    (Reason.DUPLICATE, State.PENDING, {"duplicate": True}),
+    (Reason.FLOOD, State.PENDING, {"author_flood": True}),
+    (Reason.FLOOD, State.PENDING, {"ip_flood": True}),
+    (Reason.SUSPECT_WORD, State.PENDING, {"text": "a scam?", "policy": SUSPECT}),
+    (Reason.LINKS, State.PENDING, {"text": TWO_LINKS, "policy": Policy(max_links=1)}),
+    (Reason.NEW_AUTHOR, State.PENDING, {"policy": Policy(new_author_min_approved=1)}),
+    (Reason.AUTHOR_PREMOD, State.PENDING, {"author_status": AuthorStatus.PREMOD}),
+    (Reason.PREMOD, State.PENDING, {"policy": PRE}),
+    (Reason.PREMOD, State.PENDING, {"article_premod": True}),
+    (Reason.SPAM, State.PENDING, {"scores": {"spam": 0.6}}),
+    (Reason.TOXIC, State.PENDING, {"scores": {"toxicity": 0.7}}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("reason", "state", "arguments"), SINGLE_RULES)
+def test_each_rule_alone(reason: Reason, state: State, arguments: dict[str, object]) -> None:
+    assert verdict_for(**arguments) == (state, (reason,))  # type: ignore[arg-type]
+
+
+def test_every_reason_code_has_a_rule_except_reports() -> None:
+    covered = {reason for reason, _, _ in SINGLE_RULES}
+    assert set(Reason) - covered == {Reason.REPORTED}
+
+
+def test_every_reason_that_applied_is_listed_in_rule_order() -> None:
+    policy = Policy(
+        mode="pre",
+        banned_words=("muppet",),
+        suspect_words=("scam",),
+        max_links=0,
+        new_author_min_approved=3,
+    )
+    state, reasons = verdict_for(
+        "muppet scam http://x.example",
+        {"spam": 0.99, "toxicity": 0.99},
+        policy,
+        article_closed=True,
+        author_status=AuthorStatus.BANNED,
+        duplicate=True,
+        author_flood=True,
+    )
+    assert state is State.REJECTED
+    assert reasons == (
+        Reason.BANNED_WORD,
+        Reason.ARTICLE_CLOSED,
+        Reason.AUTHOR_BANNED,
+        Reason.SPAM,
+        Reason.TOXIC,
+        Reason.DUPLICATE,
+        Reason.FLOOD,
+        Reason.SUSPECT_WORD,
+        Reason.LINKS,
+        Reason.NEW_AUTHOR,
+        Reason.PREMOD,
+    )
+
+
+def test_spam_over_reject_outranks_toxicity_and_holds() -> None:
+    state, reasons = verdict_for(scores={"spam": 0.95, "toxicity": 0.99}, duplicate=True)
+    assert state is State.SPAM
+    assert reasons == (Reason.SPAM, Reason.TOXIC, Reason.DUPLICATE)
+
+
+def test_rejecting_rules_outrank_spam() -> None:
+    state, reasons = verdict_for("muppet", {"spam": 0.99}, Policy(banned_words=("muppet",)))
+    assert (state, reasons) == (State.REJECTED, (Reason.BANNED_WORD, Reason.SPAM))
+
+
+def test_hold_reasons_keep_rule_order_and_list_scores_last() -> None:
+    state, reasons = verdict_for(
+        "scam",
+        {"spam": 0.6, "toxicity": 0.7},
+        Policy(suspect_words=("scam",), mode="pre"),
+        author_status=AuthorStatus.PREMOD,
+        ip_flood=True,
+    )
+    assert state is State.PENDING
+    assert reasons == (
+        Reason.FLOOD,
+        Reason.SUSPECT_WORD,
+        Reason.AUTHOR_PREMOD,
+        Reason.PREMOD,
+        Reason.SPAM,
+        Reason.TOXIC,
+    )
+
+
+def test_thresholds_are_inclusive() -> None:
+    assert verdict_for(scores={"spam": 0.9})[0] is State.SPAM
+    assert verdict_for(scores={"spam": 0.5})[0] is State.PENDING
+    assert verdict_for(scores={"spam": 0.4999})[0] is State.APPROVED
+
+
+def test_site_overrides_model_thresholds_per_label() -> None:
+    lenient = Policy(hold={"spam": 0.8}, reject={"spam": 0.99})
+    assert verdict_for(scores={"spam": 0.95}, policy=lenient) == (State.PENDING, (Reason.SPAM,))
+    strict = Policy(hold={"toxicity": 0.1})
+    assert verdict_for(scores={"toxicity": 0.2}, policy=strict) == (State.PENDING, (Reason.TOXIC,))
+
+
+def test_labels_without_thresholds_are_ignored_unless_the_site_sets_one() -> None:
+    assert verdict_for(scores={"threat": 0.99})[0] is State.APPROVED
+    policy = Policy(reject={"threat": 0.9})
+    assert verdict_for(scores={"threat": 0.99}, policy=policy) == (State.REJECTED, (Reason.TOXIC,))
+
+
+def test_effective_thresholds_merge() -> None:
+    merged = effective_thresholds(THRESHOLDS, Policy(hold={"spam": 0.3}, reject={"threat": 0.8}))
+    assert merged["spam"] == {"hold": 0.3, "reject": 0.9}
+    assert merged["threat"] == {"reject": 0.8}
+    assert merged["toxicity"] == THRESHOLDS["toxicity"]
+
+
+def test_new_author_rule_counts_approved_comments_and_spares_trusted_authors() -> None:
+    policy = Policy(new_author_min_approved=2)
+    assert verdict_for(policy=policy, author_approved=1)[1] == (Reason.NEW_AUTHOR,)
+    assert verdict_for(policy=policy, author_approved=2) == (State.APPROVED, ())
+    trusted = verdict_for(policy=policy, author_status=AuthorStatus.TRUSTED)
+    assert trusted == (State.APPROVED, ())
+
+
+def test_links_over_the_limit() -> None:
+    text = "see https://a.example/x and www.b.example and http://c.example"
+    assert count_links(text) == 3
+    assert verdict_for(text, policy=Policy(max_links=3)) == (State.APPROVED, ())
+    assert verdict_for(text, policy=Policy(max_links=2)) == (State.PENDING, (Reason.LINKS,))
+
+
+def test_words_match_whole_words_and_phrases_case_insensitively() -> None:
+    assert find_words("A classic class", ("ass",)) == ()
+    assert find_words("You ASS!", ("ass",)) == ((4, 7),)
+    assert find_words("buy cheap pills now", ("cheap pills", "pills")) == ((4, 15),)
+    assert find_words("anything", ()) == ()
+
+
+def test_word_evidence_is_reported_as_spans() -> None:
+    policy = Policy(banned_words=("muppet",), suspect_words=("scam",))
+    result = decide(LOW, PolicyContext(text="scam by a Muppet"), policy, THRESHOLDS)
+    assert result.evidence == {"banned_word": ((10, 16),), "suspect_word": ((0, 4),)}
+
+
+def test_priority_is_the_riskiest_label() -> None:
+    assert priority({"spam": 0.2, "toxicity": 0.7}) == 0.7
+    assert priority({}) == 0.0
+
+
+def test_policy_bounds_and_consistency() -> None:
+    with pytest.raises(ValidationError, match="above its reject threshold"):
+        Policy(hold={"spam": 0.9}, reject={"spam": 0.5})
+    with pytest.raises(ValidationError):
+        Policy(hold={"spam": 1.5})
+    with pytest.raises(ValidationError):
+        Policy(max_links=-1)
+    with pytest.raises(ValidationError):
+        Policy(mode="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="above its reject threshold"):
+        PolicyPatch(hold={"spam": 0.95}).apply(Policy(reject={"spam": 0.9}))
+    assert PolicyPatch(max_links=7).apply(Policy(mode="pre")) == Policy(mode="pre", max_links=7)
+
+
+def _seed_comments() -> list[str]:
+    default = Path(__file__).resolve().parents[2].parent / "shared" / "seed"
+    seed = Path(os.environ.get("CIVILITY_SEED", default)) / "seed-article.json"
+    if not seed.is_file():
+        pytest.skip(f"seed article not found at {seed} (set CIVILITY_SEED)")
+    return [comment["text"] for comment in json.loads(seed.read_text())["comments"]]
+
+
+def test_default_policy_publishes_the_seed_comments_given_low_scores() -> None:
+    for text in _seed_comments():
+        assert decide(LOW, PolicyContext(text=text), Policy(), THRESHOLDS).state is State.APPROVED
+
+
+def test_default_policy_stops_obvious_spam_and_abuse_given_high_scores() -> None:
+    spam = decide(
+        {"spam": 0.97, "toxicity": 0.05},
+        PolicyContext(text="BUY CHEAP PILLS http://a.example http://b.example http://c.example"),
+        Policy(),
+        THRESHOLDS,
+    )
+    assert spam.state is State.SPAM
+    assert spam.reasons == (Reason.SPAM, Reason.LINKS)
+    abuse = decide(
+        {"toxicity": 0.99, "insult": 0.98}, PolicyContext(text="x"), Policy(), THRESHOLDS
+    )
+    assert (abuse.state, abuse.reasons) == (State.REJECTED, (Reason.TOXIC,))
+    rude = decide({"toxicity": 0.8}, PolicyContext(text="x"), Policy(), THRESHOLDS)
+    assert (rude.state, rude.reasons) == (State.PENDING, (Reason.TOXIC,))
+
+
+scores_strategy = st.dictionaries(
+    st.sampled_from(["spam", "toxicity", "insult", "threat"]),
+    st.floats(min_value=0.0, max_value=1.0),
+)
+context_strategy = st.builds(
+    PolicyContext,
+    text=st.text(max_size=60),
+    author_status=st.sampled_from(list(AuthorStatus)),
+    author_approved=st.integers(min_value=0, max_value=5),
+    article_closed=st.booleans(),
+    article_premod=st.booleans(),
+    duplicate=st.booleans(),
+    author_flood=st.booleans(),
+    ip_flood=st.booleans(),
+)
+
+
+@given(scores=scores_strategy, context=context_strategy)
+def test_state_follows_reasons(scores: dict[str, float], context: PolicyContext) -> None:
+    result = decide(scores, context, Policy(new_author_min_approved=2), THRESHOLDS)
+    assert len(set(result.reasons)) == len(result.reasons)
+    assert (result.state is State.APPROVED) == (not result.reasons)
+    if result.state is State.SPAM:
+        assert Reason.SPAM in result.reasons
+
+
+SEVERITY = {State.APPROVED: 0, State.PENDING: 1, State.REJECTED: 2, State.SPAM: 2}
+
+
+@given(scores=scores_strategy, label=st.sampled_from(["spam", "toxicity"]), bump=st.floats(0, 1))
+def test_a_higher_score_is_never_more_lenient(
+    scores: dict[str, float], label: str, bump: float
+) -> None:
+    context = PolicyContext(text=CLEAN)
+    before = decide(scores, context, Policy(), THRESHOLDS).state
+    higher = {**scores, label: max(scores.get(label, 0.0), bump)}
+    after = decide(higher, context, Policy(), THRESHOLDS).state
+    assert SEVERITY[after] >= SEVERITY[before]
