@@ -1,0 +1,91 @@
+--[[
+Helpers shared by the scripts; the store prepends this file to each of them.
+
+Keys that depend on a comment's stored article or author (the per-article and per-author queue
+indexes, the author's counters) cannot be named by the caller before the script reads the
+comment, so they are derived here from the site prefix ARGV[1] (for example "civ:{news}:"),
+exactly as service/keys.py names them. Being under the same prefix they share its hash tag and
+hash slot, so the scripts stay valid on Redis Cluster.
+]]
+
+local ORDERS = {"priority", "oldest"}
+local HOURLY_TTL_SECONDS = 8 * 24 * 3600
+local AUDIT_MAXLEN = 100000
+
+local function queue_indexes(prefix, queue, order, article, author)
+  local base = prefix .. "queue:" .. queue .. ":" .. order
+  return {base, base .. ":article:" .. article, base .. ":author:" .. author}
+end
+
+-- Put a comment into every index of a queue: by priority and by creation time.
+local function enqueue(prefix, queue, id, article, author, priority, created_at)
+  for _, order in ipairs(ORDERS) do
+    local score = order == "priority" and priority or created_at
+    for _, key in ipairs(queue_indexes(prefix, queue, order, article, author)) do
+      redis.call("ZADD", key, score, id)
+    end
+  end
+end
+
+local function dequeue(prefix, queue, id, article, author)
+  for _, order in ipairs(ORDERS) do
+    for _, key in ipairs(queue_indexes(prefix, queue, order, article, author)) do
+      redis.call("ZREM", key, id)
+    end
+  end
+end
+
+local function listed(csv, value)
+  for item in string.gmatch(csv, "[^,]+") do
+    if item == value then
+      return true
+    end
+  end
+  return false
+end
+
+-- Move one comment from state `from` (false for a new comment) to `to` in the author's counters.
+local function count_author(author_key, from, to, now)
+  if from then
+    redis.call("HINCRBY", author_key, from, -1)
+  end
+  redis.call("HINCRBY", author_key, to, 1)
+  redis.call("HSETNX", author_key, "first_seen", now)
+  redis.call("HSET", author_key, "last_seen", now)
+end
+
+-- Count a decision site-wide (`kind` is "auto" or "moderator") and in its UTC hour's bucket.
+local function count_decision(stats_key, hourly_key, kind, state)
+  redis.call("HINCRBY", stats_key, kind, 1)
+  redis.call("HINCRBY", stats_key, kind .. ":" .. state, 1)
+  redis.call("HINCRBY", hourly_key, kind, 1)
+  redis.call("EXPIRE", hourly_key, HOURLY_TTL_SECONDS)
+end
+
+--[[
+Record one change everywhere it must appear: the comment's history (every change, forever), the
+site's audit stream and the outbox stream the webhook worker delivers from. `change` holds
+strings; reasons, note and model arrive already JSON-encoded so empty lists stay lists.
+]]
+local function record(history_key, audit_key, outbox_key, change)
+  local entry = '{"version":' .. change.version
+    .. ',"at":' .. change.now
+    .. ',"actor":' .. cjson.encode(change.actor)
+    .. ',"action":' .. cjson.encode(change.action)
+    .. ',"from_state":' .. (change.from and cjson.encode(change.from) or "null")
+    .. ',"to_state":' .. cjson.encode(change.to)
+    .. ',"reasons":' .. change.reasons
+    .. ',"note":' .. change.note
+    .. ',"model":' .. change.model
+    .. "}"
+  redis.call("RPUSH", history_key, entry)
+  redis.call("XADD", audit_key, "MAXLEN", "~", AUDIT_MAXLEN, "*",
+    "comment_id", change.id, "action", change.action, "actor", change.actor,
+    "from_state", change.from or "", "to_state", change.to, "version", change.version,
+    "reasons", change.reasons, "note", change.note, "at", change.now)
+  redis.call("XADD", outbox_key, "*",
+    "event_id", change.event_id, "type", change.event_type, "site", change.site,
+    "comment_id", change.id, "state", change.to, "previous_state", change.from or "",
+    "version", change.version, "reasons", change.reasons, "decided_by", change.actor,
+    "at", change.now)
+end

@@ -1,0 +1,47 @@
+--[[
+Lease up to N unclaimed comments of a queue to one moderator, in queue order, atomically: two
+moderators claiming at once never get the same comment. A lease is a string key with a native
+expiry, so an abandoned claim frees itself.
+
+KEYS[1]  queue index zset           civ:{site}:queue:<queue>:<order>
+KEYS[2]  the moderator's claims     civ:{site}:claims:<moderator>
+
+ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  moderator id
+ARGV[3]  how many (N)                      ARGV[4]  lease length (ms)
+ARGV[5]  now (ms)                          ARGV[6]  "1" to walk the index highest score first
+
+Derived keys: civ:{site}:lease:<id> and civ:{site}:comment:<id> of each comment walked.
+
+Returns a list of {id, fields} with each claimed comment's hash as a flat field/value list.
+]]
+
+local prefix, moderator = ARGV[1], ARGV[2]
+local wanted, lease_ms, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local descending = ARGV[6] == "1"
+local batch = 100
+
+redis.call("ZREMRANGEBYSCORE", KEYS[2], "-inf", now)
+local claimed = {}
+local offset = 0
+while #claimed < wanted do
+  local ids
+  if descending then
+    ids = redis.call("ZREVRANGE", KEYS[1], offset, offset + batch - 1)
+  else
+    ids = redis.call("ZRANGE", KEYS[1], offset, offset + batch - 1)
+  end
+  if #ids == 0 then
+    break
+  end
+  for _, id in ipairs(ids) do
+    if redis.call("SET", prefix .. "lease:" .. id, moderator, "NX", "PX", lease_ms) then
+      redis.call("ZADD", KEYS[2], now + lease_ms, id)
+      claimed[#claimed + 1] = {id, redis.call("HGETALL", prefix .. "comment:" .. id)}
+      if #claimed == wanted then
+        break
+      end
+    end
+  end
+  offset = offset + batch
+end
+return claimed

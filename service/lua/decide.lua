@@ -1,0 +1,65 @@
+--[[
+A moderator's decision on one comment: approve, reject or spam. Deciding an already decided
+comment is allowed (that is the undo) and is recorded like any other change.
+
+KEYS[1]  comment hash               civ:{site}:comment:<id>
+KEYS[2]  history list               civ:{site}:history:<id>
+KEYS[3]  audit stream               civ:{site}:audit
+KEYS[4]  outbox stream              civ:{site}:outbox
+KEYS[5]  lease string               civ:{site}:lease:<id>
+KEYS[6]  site stats hash            civ:{site}:stats
+KEYS[7]  this hour's stats hash     civ:{site}:stats:hour:<YYYYMMDDHH>
+KEYS[8]  the actor's claims zset    civ:{site}:claims:<actor>
+
+ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  site id
+ARGV[3]  comment id                        ARGV[4]  target state
+ARGV[5]  action (approve, reject, spam)    ARGV[6]  actor (moderator id)
+ARGV[7]  expected version ("" to skip the check)
+ARGV[8]  reasons JSON                      ARGV[9]  note JSON (null for none)
+ARGV[10] now (ms)                          ARGV[11] outbox event id
+ARGV[12] outbox event type                 ARGV[13] allowed source states (comma separated)
+
+Derived keys: the pending and reported queue indexes of the comment's article and author, and
+the author's counters (civ:{site}:author:<author>).
+
+Returns {"ok", fields}; {"not_found"}; {"version_conflict", current version};
+{"claim_conflict", holder, remaining lease ms}; or {"invalid_transition", state}.
+]]
+
+local prefix, site, id, target, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
+local now = ARGV[10]
+
+local stored = redis.call("HMGET", KEYS[1], "state", "version", "article_id", "author_id", "model")
+local previous = stored[1]
+if not previous then
+  return {"not_found"}
+end
+if ARGV[7] ~= "" and ARGV[7] ~= stored[2] then
+  return {"version_conflict", stored[2]}
+end
+local holder = redis.call("GET", KEYS[5])
+if holder and holder ~= actor then
+  return {"claim_conflict", holder, redis.call("PTTL", KEYS[5])}
+end
+if not listed(ARGV[13], previous) then
+  return {"invalid_transition", previous}
+end
+
+local article, author = stored[3], stored[4]
+local version = redis.call("HINCRBY", KEYS[1], "version", 1)
+redis.call("HSET", KEYS[1], "state", target, "reasons", ARGV[8], "decided_by", actor,
+  "decided_at", now, "updated_at", now)
+dequeue(prefix, "pending", id, article, author)
+dequeue(prefix, "reported", id, article, author)
+redis.call("DEL", KEYS[5])
+redis.call("ZREM", KEYS[8], id)
+
+count_author(prefix .. "author:" .. author, previous, target, now)
+count_decision(KEYS[6], KEYS[7], "moderator", target)
+record(KEYS[2], KEYS[3], KEYS[4], {
+  id = id, site = site, version = version, now = now, actor = actor, action = ARGV[5],
+  from = previous, to = target, reasons = ARGV[8], note = ARGV[9],
+  model = stored[5] and cjson.encode(stored[5]) or "null",
+  event_id = ARGV[11], event_type = ARGV[12],
+})
+return {"ok", redis.call("HGETALL", KEYS[1])}

@@ -1,0 +1,94 @@
+--[[
+Create a comment with its automatic verdict, or apply a host edit (same id, new text), or
+recognise a redelivery (same id, same text) and change nothing.
+
+KEYS[1]  comment hash               civ:{site}:comment:<id>
+KEYS[2]  history list               civ:{site}:history:<id>
+KEYS[3]  audit stream               civ:{site}:audit
+KEYS[4]  outbox stream              civ:{site}:outbox
+KEYS[5]  author hash                civ:{site}:author:<author>
+KEYS[6]  article hash               civ:{site}:article:<article>
+KEYS[7]  site stats hash            civ:{site}:stats
+KEYS[8]  this hour's stats hash     civ:{site}:stats:hour:<YYYYMMDDHH>
+KEYS[9]  lease string               civ:{site}:lease:<id>
+KEYS[10..] window keys (flood per author, per address, duplicate text), set to the comment id
+           with the matching expiry in milliseconds from ARGV[22..]
+
+ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  site id
+ARGV[3]  comment id                        ARGV[4]  sha256 of the text
+ARGV[5]  article id                        ARGV[6]  parent id ("" for none)
+ARGV[7]  author id                         ARGV[8]  author JSON
+ARGV[9]  text                              ARGV[10] lang ("" for none)
+ARGV[11] state of the verdict              ARGV[12] reasons JSON
+ARGV[13] scores JSON                       ARGV[14] evidence JSON
+ARGV[15] model version                     ARGV[16] priority (queue score)
+ARGV[17] created_at (ms)                   ARGV[18] now (ms)
+ARGV[19] outbox event id                   ARGV[20] outbox event type
+ARGV[21] states an edit may start from (comma separated)
+ARGV[22..] expiry (ms) of each window key
+
+Returns {outcome, fields}: outcome "created", "edited" or "unchanged" and the comment's hash as
+a flat field/value list; or {"immutable", field} when an edit changes the article or author; or
+{"invalid_transition", state}.
+]]
+
+local prefix, site, id, text_hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local article, author = ARGV[5], ARGV[7]
+local state, now = ARGV[11], ARGV[18]
+local decided_by = "auto:" .. ARGV[15]
+
+local stored = redis.call("HMGET", KEYS[1], "state", "text_hash", "article_id", "author_id")
+local previous = stored[1]
+local outcome, version
+if previous then
+  if stored[2] == text_hash then
+    return {"unchanged", redis.call("HGETALL", KEYS[1])}
+  end
+  if stored[3] ~= article then
+    return {"immutable", "article.id"}
+  end
+  if stored[4] ~= author then
+    return {"immutable", "author.id"}
+  end
+  if not listed(ARGV[21], previous) then
+    return {"invalid_transition", previous}
+  end
+  outcome = "edited"
+  version = redis.call("HINCRBY", KEYS[1], "version", 1)
+  dequeue(prefix, "pending", id, article, author)
+else
+  outcome = "created"
+  version = 1
+  redis.call("HSET", KEYS[1], "id", id, "article_id", article, "author_id", author,
+    "parent_id", ARGV[6], "created_at", ARGV[17], "version", 1)
+  redis.call("HSETNX", KEYS[6], "id", article)
+end
+
+redis.call("HSET", KEYS[1],
+  "author", ARGV[8], "text", ARGV[9], "text_hash", text_hash, "lang", ARGV[10],
+  "state", state, "reasons", ARGV[12], "scores", ARGV[13], "evidence", ARGV[14],
+  "model", ARGV[15], "priority", ARGV[16], "decided_by", decided_by, "decided_at", now,
+  "updated_at", now)
+
+if state == "pending" then
+  enqueue(prefix, "pending", id, article, author, ARGV[16], redis.call("HGET", KEYS[1], "created_at"))
+else
+  redis.call("DEL", KEYS[9])
+end
+
+for index = 10, #KEYS do
+  local ttl = tonumber(ARGV[12 + index])
+  if ttl > 0 then
+    redis.call("SET", KEYS[index], id, "PX", ttl)
+  end
+end
+
+count_author(KEYS[5], previous, state, now)
+count_decision(KEYS[7], KEYS[8], "auto", state)
+record(KEYS[2], KEYS[3], KEYS[4], {
+  id = id, site = site, version = version, now = now, actor = decided_by,
+  action = outcome == "created" and "create" or "edit", from = previous, to = state,
+  reasons = ARGV[12], note = "null", model = cjson.encode(ARGV[15]),
+  event_id = ARGV[19], event_type = ARGV[20],
+})
+return {outcome, redis.call("HGETALL", KEYS[1])}

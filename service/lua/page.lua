@@ -1,0 +1,84 @@
+--[[
+Read one page of a queue index (read only). Paging is by the last item's (score, id), not by
+offset, so comments added or removed meanwhile never shift a page: nothing is skipped or
+repeated. Within one score Redis orders members by id, which breaks ties.
+
+KEYS[1]  queue index zset           civ:{site}:queue:<queue>:<order>[:article:<a>|:author:<u>]
+
+ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  "1" for highest score first
+ARGV[3]  how many                          ARGV[4]  cursor score ("" for the first page)
+ARGV[5]  cursor id
+
+Derived keys: civ:{site}:comment:<id> and civ:{site}:lease:<id> of each item.
+
+Returns a list of {id, score, fields, lease holder or false, lease ms left}.
+]]
+
+local prefix, descending, wanted = ARGV[1], ARGV[2] == "1", tonumber(ARGV[3])
+local cursor_score, cursor_id = ARGV[4], ARGV[5]
+
+-- Byte order, as Redis sorts equal scores (Lua's "<" on strings follows the server's locale).
+local function before(a, b)
+  for index = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, index), string.byte(b, index)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+
+local picked = {}
+local function take(id, score)
+  picked[#picked + 1] = {id, score}
+end
+
+if cursor_score == "" then
+  local items
+  if descending then
+    items = redis.call("ZREVRANGE", KEYS[1], 0, wanted - 1, "WITHSCORES")
+  else
+    items = redis.call("ZRANGE", KEYS[1], 0, wanted - 1, "WITHSCORES")
+  end
+  for index = 1, #items, 2 do
+    take(items[index], items[index + 1])
+  end
+else
+  -- Members sharing the cursor's score: those after the cursor id in walking order come first.
+  local ties = redis.call("ZRANGEBYSCORE", KEYS[1], cursor_score, cursor_score)
+  local from, to, step = 1, #ties, 1
+  if descending then
+    from, to, step = #ties, 1, -1
+  end
+  for index = from, to, step do
+    local id = ties[index]
+    local after = descending and before(id, cursor_id) or (not descending and before(cursor_id, id))
+    if #picked < wanted and after then
+      take(id, cursor_score)
+    end
+  end
+  if #picked < wanted then
+    local items
+    if descending then
+      items = redis.call("ZREVRANGEBYSCORE", KEYS[1], "(" .. cursor_score, "-inf",
+        "WITHSCORES", "LIMIT", 0, wanted - #picked)
+    else
+      items = redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. cursor_score, "+inf",
+        "WITHSCORES", "LIMIT", 0, wanted - #picked)
+    end
+    for index = 1, #items, 2 do
+      take(items[index], items[index + 1])
+    end
+  end
+end
+
+local page = {}
+for _, item in ipairs(picked) do
+  local lease = prefix .. "lease:" .. item[1]
+  local holder = redis.call("GET", lease)
+  page[#page + 1] = {
+    item[1], item[2], redis.call("HGETALL", prefix .. "comment:" .. item[1]),
+    holder, holder and redis.call("PTTL", lease) or 0,
+  }
+end
+return page

@@ -1,0 +1,34 @@
+--[[
+Give back leases a moderator holds: the ids given, or all of them. Leases held by someone else
+are left alone.
+
+KEYS[1]  the moderator's claims     civ:{site}:claims:<moderator>
+
+ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  moderator id
+ARGV[3..] comment ids (none: every id in the moderator's claims)
+
+Derived keys: civ:{site}:lease:<id> of each id.
+
+Returns the ids whose lease was released.
+]]
+
+local prefix, moderator = ARGV[1], ARGV[2]
+local ids = {}
+if #ARGV > 2 then
+  for index = 3, #ARGV do
+    ids[#ids + 1] = ARGV[index]
+  end
+else
+  ids = redis.call("ZRANGE", KEYS[1], 0, -1)
+end
+
+local released = {}
+for _, id in ipairs(ids) do
+  local lease = prefix .. "lease:" .. id
+  if redis.call("GET", lease) == moderator then
+    redis.call("DEL", lease)
+    released[#released + 1] = id
+  end
+  redis.call("ZREM", KEYS[1], id)
+end
+return released

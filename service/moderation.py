@@ -1,0 +1,396 @@
+"""The domain functions the routes call, one per route.
+
+``Moderation`` ties the pieces together: it scores with the ``Scorer``, asks the pure policy for
+a verdict, and writes through the store's scripts. Secrets are generated here, shown once and
+stored so that nothing readable leaks: api keys and moderator tokens only as sha256 hashes, the
+webhook secret in the site's hash because verifying an HMAC needs the secret itself.
+"""
+
+import hashlib
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from service import policy as rules
+from service.domain import (
+    Article,
+    ArticleSpec,
+    BulkDecision,
+    ClaimRequest,
+    Comment,
+    Decision,
+    DecisionOutcome,
+    IngestResult,
+    Moderator,
+    QueuePage,
+    QueueQuery,
+    SecretRotation,
+    Site,
+    SiteCredentials,
+    SitePatch,
+    SiteSpec,
+    SiteStats,
+    State,
+    Submission,
+)
+from service.errors import CivilityError, NotFound, ValidationFailed
+from service.store import DecisionWrite, IntakeWrite, SiteRecord, Store, Window, from_ms, to_ms
+from service.transitions import EVENT_TYPES, Event, check_target, event_for, sources_argument
+
+Spans = dict[str, list[tuple[int, int]]]
+
+_SPACES = re.compile(r"\s+")
+
+
+class Scorer(Protocol):
+    @property
+    def model_version(self) -> str: ...
+
+    async def score(self, text: str) -> dict[str, float]: ...
+
+    async def explain(self, text: str) -> Spans: ...
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_event_id() -> str:
+    return f"evt_{uuid.uuid4().hex}"
+
+
+@dataclass(slots=True)
+class _CachedSite:
+    record: SiteRecord
+    expires: float
+
+
+class Moderation:
+    def __init__(
+        self,
+        store: Store,
+        scorer: Scorer,
+        thresholds: Mapping[str, Mapping[str, float]],
+        *,
+        site_cache_seconds: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``thresholds`` are the model's suggested ones; a site's policy may override them.
+
+        Intake reads the site (secrets and policy) on every webhook, so it is cached in this
+        process for ``site_cache_seconds``; changes made through this object apply at once."""
+        self.store = store
+        self.scorer = scorer
+        self.thresholds = thresholds
+        self._clock = clock
+        self._site_cache_seconds = site_cache_seconds
+        self._sites: dict[str, _CachedSite] = {}
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # ------------------------------------------------------------------ sites
+
+    async def _site_record(self, site_id: str) -> SiteRecord:
+        cached = self._sites.get(site_id)
+        if cached is not None and cached.expires > time.monotonic():
+            return cached.record
+        record = await self.store.load_site(site_id)
+        if record is None:
+            raise NotFound(f"site {site_id!r} not found")
+        self._remember(record)
+        return record
+
+    def _remember(self, record: SiteRecord) -> None:
+        if self._site_cache_seconds > 0:
+            expires = time.monotonic() + self._site_cache_seconds
+            self._sites[record.site.id] = _CachedSite(record, expires)
+
+    async def create_site(self, spec: SiteSpec) -> tuple[Site, SiteCredentials]:
+        """The new site and its credentials, which are shown only in this answer."""
+        now = from_ms(self._now_ms())
+        credentials = SiteCredentials(
+            webhook_secret=f"whsec_{secrets.token_urlsafe(32)}",
+            api_key=f"ck_{secrets.token_urlsafe(24)}",
+        )
+        site = Site(
+            id=spec.id,
+            name=spec.name,
+            callback_url=spec.callback_url,
+            policy=spec.policy,
+            created_at=now,
+            updated_at=now,
+        )
+        record = SiteRecord(
+            site=site,
+            webhook_secret=credentials.webhook_secret,
+            previous_secret=None,
+            previous_valid_until_ms=0,
+            api_key_hash=sha256_hex(credentials.api_key),
+        )
+        await self.store.create_site(record)
+        self._remember(record)
+        return site, credentials
+
+    async def get_site(self, site_id: str) -> Site:
+        return (await self._site_record(site_id)).site
+
+    async def update_site(self, site_id: str, patch: SitePatch) -> Site:
+        record = await self.store.load_site(site_id)
+        if record is None:
+            raise NotFound(f"site {site_id!r} not found")
+        site = record.site
+        changes: dict[str, object] = {"updated_at": from_ms(self._now_ms())}
+        if patch.name is not None:
+            changes["name"] = patch.name
+        if "callback_url" in patch.model_fields_set:
+            changes["callback_url"] = patch.callback_url
+        if patch.policy is not None:
+            try:
+                changes["policy"] = patch.policy.apply(site.policy)
+            except ValueError as error:  # pydantic's ValidationError of the merged policy
+                raise _policy_error(error) from None
+        updated = site.model_copy(update=changes)
+        await self.store.update_site(updated)
+        self._sites.pop(site_id, None)
+        return updated
+
+    async def rotate_secret(self, site_id: str, grace_seconds: int) -> SecretRotation:
+        now = self._now_ms()
+        rotation = SecretRotation(
+            webhook_secret=f"whsec_{secrets.token_urlsafe(32)}",
+            previous_valid_until=from_ms(now + grace_seconds * 1000),
+        )
+        valid_until = to_ms(rotation.previous_valid_until)
+        await self.store.rotate_secret(site_id, rotation.webhook_secret, now, valid_until)
+        self._sites.pop(site_id, None)
+        return rotation
+
+    async def webhook_secrets(self, site_id: str) -> list[str]:
+        """The secrets a signature may currently be made with; ``NotFound`` for no such site."""
+        return (await self._site_record(site_id)).valid_secrets(self._now_ms())
+
+    async def site_for_api_key(self, api_key: str) -> Site | None:
+        key_hash = sha256_hex(api_key)
+        site_id = await self.store.site_id_for_api_key(key_hash)
+        if site_id is None:
+            return None
+        record = await self.store.load_site(site_id)
+        # The index is written before the site; only a key the site itself names counts.
+        if record is None or not secrets.compare_digest(record.api_key_hash, key_hash):
+            return None
+        return record.site
+
+    async def create_moderator(self, site_id: str, name: str) -> tuple[Moderator, str]:
+        """The moderator and its bearer token (shown only here; stored as a sha256 hash)."""
+        token = f"cmt_{secrets.token_urlsafe(32)}"
+        moderator = Moderator(
+            id=f"mod_{secrets.token_hex(8)}",
+            site_id=site_id,
+            name=name,
+            created_at=from_ms(self._now_ms()),
+        )
+        await self.store.add_moderator(moderator, sha256_hex(token))
+        return moderator, token
+
+    async def moderator_for_token(self, token: str) -> Moderator | None:
+        return await self.store.moderator_by_token_hash(sha256_hex(token))
+
+    # ------------------------------------------------------------------ intake
+
+    async def ingest(self, site_id: str, submission: Submission) -> IngestResult:
+        """Moderate a new or edited comment; a redelivery returns the stored one unchanged.
+
+        One read gathers the policy context, one script writes the verdict; the scorer runs in
+        between and is asked for evidence only when the comment is not published."""
+        record = await self._site_record(site_id)
+        policy = record.site.policy
+        keys = self.store.keys
+        author_id = submission.author.id
+        ip = str(submission.author.ip) if submission.author.ip is not None else None
+        text_hash = sha256_hex(submission.text)
+        author_flood = (
+            keys.author_flood(site_id, author_id) if policy.flood_seconds_per_author else None
+        )
+        ip_flood = keys.ip_flood(site_id, ip) if ip and policy.flood_seconds_per_ip else None
+        duplicate = (
+            keys.duplicate(site_id, author_id, sha256_hex(_duplicate_form(submission.text)))
+            if policy.duplicate_window_seconds
+            else None
+        )
+        context = await self.store.intake_context(
+            site_id,
+            submission.id,
+            submission.article.id,
+            author_id,
+            author_flood,
+            ip_flood,
+            duplicate,
+        )
+        if context.stored is not None and context.stored_text_hash == text_hash:
+            return IngestResult(comment=context.stored, created=False)
+        if context.stored is not None:
+            _check_same_owner(context.stored, submission)
+
+        scores = await self.scorer.score(submission.text)
+        verdict = rules.decide(
+            scores,
+            rules.PolicyContext(
+                text=submission.text,
+                author_status=context.author_status,
+                author_approved=context.author_approved,
+                article_closed=context.article_closed,
+                article_premod=context.article_premod,
+                duplicate=context.duplicate,
+                author_flood=context.author_flood,
+                ip_flood=context.ip_flood,
+            ),
+            policy,
+            self.thresholds,
+        )
+        evidence: dict[str, list[tuple[int, int]]] = {
+            name: list(spans) for name, spans in verdict.evidence.items()
+        }
+        if verdict.state is not State.APPROVED:
+            evidence = {**await self.scorer.explain(submission.text), **evidence}
+
+        now = self._now_ms()
+        event = Event.EDIT if context.stored is not None else Event.CREATE
+        check_target(event, verdict.state)
+        windows = [Window(duplicate, policy.duplicate_window_seconds * 1000)] if duplicate else []
+        if context.stored is None:
+            # Flood intervals count new comments only; an edit is not another posting.
+            if author_flood:
+                windows.append(Window(author_flood, policy.flood_seconds_per_author * 1000))
+            if ip_flood:
+                windows.append(Window(ip_flood, policy.flood_seconds_per_ip * 1000))
+        write = IntakeWrite(
+            comment_id=submission.id,
+            text_hash=text_hash,
+            article_id=submission.article.id,
+            parent_id=submission.parent_id,
+            author=submission.author,
+            text=submission.text,
+            lang=submission.lang,
+            state=verdict.state,
+            reasons=[reason.value for reason in verdict.reasons],
+            scores=scores,
+            evidence=evidence,
+            model=self.scorer.model_version,
+            priority=rules.priority(scores),
+            created_at_ms=to_ms(submission.created_at) if submission.created_at else now,
+            now_ms=now,
+            event_id=new_event_id(),
+            event_type=EVENT_TYPES[verdict.state],
+            edit_sources=sources_argument(Event.EDIT),
+            windows=windows,
+        )
+        outcome, comment = await self.store.write_intake(site_id, write)
+        return IngestResult(
+            comment=comment, created=outcome != "unchanged", edited=outcome == "edited"
+        )
+
+    async def put_article(self, site_id: str, article_id: str, spec: ArticleSpec) -> Article:
+        await self._site_record(site_id)
+        return await self.store.put_article(site_id, article_id, spec, self._now_ms())
+
+    # ------------------------------------------------------------------ moderators
+
+    async def list_queue(self, site_id: str, query: QueueQuery) -> QueuePage:
+        await self._site_record(site_id)
+        return await self.store.page(site_id, query, self._now_ms())
+
+    async def claim(self, site_id: str, moderator_id: str, request: ClaimRequest) -> list[Comment]:
+        """Up to ``request.limit`` unclaimed comments in queue order, leased to the caller."""
+        await self._site_record(site_id)
+        return await self.store.claim(
+            site_id,
+            moderator_id,
+            request.queue,
+            request.order,
+            request.limit,
+            request.lease_seconds * 1000,
+            self._now_ms(),
+        )
+
+    async def release(self, site_id: str, moderator_id: str, ids: list[str] | None) -> list[str]:
+        await self._site_record(site_id)
+        return await self.store.release(site_id, moderator_id, ids)
+
+    async def decide(
+        self, site_id: str, comment_id: str, decision: Decision, actor: str
+    ) -> Comment:
+        """Apply a moderator's decision; raises VersionConflict, ClaimConflict or NotFound."""
+        await self._site_record(site_id)
+        event = event_for(decision.action)
+        target = decision.action.state
+        check_target(event, target)
+        write = DecisionWrite(
+            comment_id=comment_id,
+            target=target,
+            action=decision.action.value,
+            actor=actor,
+            expected_version=decision.version,
+            reasons=[decision.reason] if decision.reason else [],
+            note=decision.note,
+            now_ms=self._now_ms(),
+            event_id=new_event_id(),
+            event_type=EVENT_TYPES[target],
+            sources=sources_argument(event),
+        )
+        return await self.store.decide(site_id, write)
+
+    async def decide_many(
+        self, site_id: str, decisions: BulkDecision, actor: str
+    ) -> list[DecisionOutcome]:
+        """Each decision on its own: one failing item (conflict, unknown id) spares the others."""
+        await self._site_record(site_id)
+        outcomes = []
+        for item in decisions.decisions:
+            decision = Decision(
+                action=item.action, reason=item.reason, note=item.note, version=item.version
+            )
+            try:
+                comment = await self.decide(site_id, item.id, decision, actor)
+            except CivilityError as error:
+                outcomes.append(
+                    DecisionOutcome(id=item.id, ok=False, error=error.to_json()["error"])
+                )
+            else:
+                outcomes.append(DecisionOutcome(id=item.id, ok=True, comment=comment))
+        return outcomes
+
+    async def get_comment(self, site_id: str, comment_id: str) -> Comment:
+        await self._site_record(site_id)
+        return await self.store.comment(site_id, comment_id, self._now_ms())
+
+    async def stats(self, site_id: str) -> SiteStats:
+        await self._site_record(site_id)
+        return await self.store.stats(site_id, self._now_ms())
+
+
+def _duplicate_form(text: str) -> str:
+    """Texts that differ only in case or spacing count as the same text."""
+    return _SPACES.sub(" ", text).strip().casefold()
+
+
+def _check_same_owner(stored: Comment, submission: Submission) -> None:
+    errors = []
+    if stored.article_id != submission.article.id:
+        errors.append(("article.id", "an existing comment cannot move to another article"))
+    if stored.author.id != submission.author.id:
+        errors.append(("author.id", "an existing comment cannot change its author"))
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _policy_error(error: ValueError) -> ValidationFailed:
+    if isinstance(error, ValidationError):
+        return ValidationFailed.from_pydantic(error, prefix="policy")
+    return ValidationFailed([("policy", str(error))])

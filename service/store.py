@@ -1,0 +1,679 @@
+"""The Redis store: reads in pipelines, and every state change as one Lua script.
+
+Scripts are registered once and called by sha; redis-py reloads one transparently when the server
+answers NOSCRIPT (after a restart), so the store recovers without a new client. A script either
+runs whole or not at all, and Redis connection errors surface as ``StoreUnavailable``.
+"""
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.domain import (
+    Article,
+    ArticleSpec,
+    Author,
+    AuthorStatus,
+    Comment,
+    HistoryEntry,
+    HourlyDecisions,
+    Moderator,
+    Order,
+    Policy,
+    Queue,
+    QueuePage,
+    QueueQuery,
+    Site,
+    SiteStats,
+    State,
+)
+from service.errors import (
+    AlreadyExists,
+    BadRequest,
+    ClaimConflict,
+    InvalidTransition,
+    NotFound,
+    StoreUnavailable,
+    ValidationFailed,
+    VersionConflict,
+)
+from service.keys import KeySpace
+
+SCRIPTS = (
+    "ingest",
+    "decide",
+    "claim",
+    "release",
+    "page",
+    "rotate_secret",
+    "create_site",
+    "update_existing",
+    "add_moderator",
+)
+HOURS_OF_STATS = 24
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn Redis connection failures into ``StoreUnavailable`` (503)."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as error:
+        raise StoreUnavailable() from error
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_ms(value: str | int | float) -> datetime:
+    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+
+
+def hour_bucket(now_ms: int) -> str:
+    return from_ms(now_ms).strftime("%Y%m%d%H")
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRecord:
+    """A site as stored, secrets included; only the domain layer sees this."""
+
+    site: Site
+    webhook_secret: str
+    previous_secret: str | None
+    previous_valid_until_ms: int
+    api_key_hash: str
+
+    def valid_secrets(self, now_ms: int) -> list[str]:
+        secrets = [self.webhook_secret]
+        if self.previous_secret and now_ms < self.previous_valid_until_ms:
+            secrets.append(self.previous_secret)
+        return secrets
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeContext:
+    """What intake reads before deciding: the stored comment (if any) and the policy inputs."""
+
+    stored: Comment | None
+    stored_text_hash: str | None
+    author_status: AuthorStatus
+    author_approved: int
+    article_closed: bool
+    article_premod: bool
+    duplicate: bool
+    author_flood: bool
+    ip_flood: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A key set to the comment id for ``ttl_ms`` (flood intervals, duplicate windows)."""
+
+    key: str
+    ttl_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeWrite:
+    comment_id: str
+    text_hash: str
+    article_id: str
+    parent_id: str | None
+    author: Author
+    text: str
+    lang: str | None
+    state: State
+    reasons: Sequence[str]
+    scores: Mapping[str, float]
+    evidence: Mapping[str, Sequence[tuple[int, int]]]
+    model: str
+    priority: float
+    created_at_ms: int
+    now_ms: int
+    event_id: str
+    event_type: str
+    edit_sources: str
+    windows: Sequence[Window]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionWrite:
+    comment_id: str
+    target: State
+    action: str
+    actor: str
+    expected_version: int | None
+    reasons: Sequence[str]
+    note: str | None
+    now_ms: int
+    event_id: str
+    event_type: str
+    sources: str
+
+
+class Store:
+    def __init__(self, redis: aioredis.Redis, prefix: str = "civ") -> None:
+        if not redis.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("the store needs a Redis client created with decode_responses=True")
+        self.redis = redis
+        self.keys = KeySpace(prefix)
+        lua = resources.files("service") / "lua"
+        library = (lua / "_lib.lua").read_text(encoding="utf-8")
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(
+                library + "\n" + (lua / f"{name}.lua").read_text(encoding="utf-8")
+            )
+            for name in SCRIPTS
+        }
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+        with store_errors():
+            return await self._scripts[name](keys=keys, args=args)
+
+    # ------------------------------------------------------------------ sites
+
+    async def create_site(self, record: SiteRecord) -> None:
+        """Write the site; ``AlreadyExists`` if the id is taken.
+
+        The api-key index lives outside the site's hash slot, so it is written first: if the
+        site write then fails, the index points at a key nobody was ever shown (harmless, and
+        ``site_id_for_api_key`` checks it against the site's own hash)."""
+        site = record.site
+        with store_errors():
+            if await self.redis.exists(self.keys.site(site.id)):
+                raise AlreadyExists(f"site {site.id!r} already exists")
+            await self.redis.set(self.keys.api_key(record.api_key_hash), site.id)
+        fields: dict[str, str | int] = {
+            "id": site.id,
+            "name": site.name,
+            "callback_url": site.callback_url or "",
+            "policy": site.policy.model_dump_json(),
+            "webhook_secret": record.webhook_secret,
+            "previous_secret": "",
+            "previous_valid_until": 0,
+            "api_key_hash": record.api_key_hash,
+            "created_at": to_ms(site.created_at),
+            "updated_at": to_ms(site.updated_at),
+        }
+        created = await self._run("create_site", [self.keys.site(site.id)], _flatten(fields))
+        if not created:
+            with store_errors():
+                await self.redis.delete(self.keys.api_key(record.api_key_hash))
+            raise AlreadyExists(f"site {site.id!r} already exists")
+
+    async def load_site(self, site_id: str) -> SiteRecord | None:
+        with store_errors():
+            fields = _texts(await self.redis.hgetall(self.keys.site(site_id)))
+        if not fields:
+            return None
+        return SiteRecord(
+            site=Site(
+                id=fields["id"],
+                name=fields["name"],
+                callback_url=fields["callback_url"] or None,
+                policy=Policy.model_validate_json(fields["policy"]),
+                created_at=from_ms(fields["created_at"]),
+                updated_at=from_ms(fields["updated_at"]),
+            ),
+            webhook_secret=fields["webhook_secret"],
+            previous_secret=fields.get("previous_secret") or None,
+            previous_valid_until_ms=int(fields.get("previous_valid_until") or 0),
+            api_key_hash=fields["api_key_hash"],
+        )
+
+    async def update_site(self, site: Site) -> None:
+        fields: dict[str, str | int] = {
+            "name": site.name,
+            "callback_url": site.callback_url or "",
+            "policy": site.policy.model_dump_json(),
+            "updated_at": to_ms(site.updated_at),
+        }
+        if not await self._run("update_existing", [self.keys.site(site.id)], _flatten(fields)):
+            raise NotFound(f"site {site.id!r} not found")
+
+    async def rotate_secret(
+        self, site_id: str, new_secret: str, now_ms: int, previous_valid_until_ms: int
+    ) -> None:
+        keys = [self.keys.site(site_id)]
+        args: list[str | int] = [new_secret, now_ms, previous_valid_until_ms]
+        if not await self._run("rotate_secret", keys, args):
+            raise NotFound(f"site {site_id!r} not found")
+
+    async def site_id_for_api_key(self, api_key_hash: str) -> str | None:
+        with store_errors():
+            site_id = await self.redis.get(self.keys.api_key(api_key_hash))
+        return cast(str | None, site_id)
+
+    async def add_moderator(self, moderator: Moderator, token_hash: str) -> None:
+        """Index the token first (outside the site's slot), then add the moderator to the site;
+        a token whose second step failed was never shown to anyone."""
+        record: dict[str, str | int] = {
+            "id": moderator.id,
+            "site_id": moderator.site_id,
+            "name": moderator.name,
+            "created_at": to_ms(moderator.created_at),
+        }
+        token_key = self.keys.moderator_token(token_hash)
+        with store_errors():
+            await self.redis.hset(token_key, items=_flatten(record))
+        keys = [self.keys.site(moderator.site_id), self.keys.moderators(moderator.site_id)]
+        if not await self._run("add_moderator", keys, [moderator.id, json.dumps(record)]):
+            with store_errors():
+                await self.redis.delete(token_key)
+            raise NotFound(f"site {moderator.site_id!r} not found")
+
+    async def moderator_by_token_hash(self, token_hash: str) -> Moderator | None:
+        with store_errors():
+            fields = _texts(await self.redis.hgetall(self.keys.moderator_token(token_hash)))
+        if not fields:
+            return None
+        return Moderator(
+            id=fields["id"],
+            site_id=fields["site_id"],
+            name=fields["name"],
+            created_at=from_ms(fields["created_at"]),
+        )
+
+    # ------------------------------------------------------------------ articles
+
+    async def put_article(
+        self, site_id: str, article_id: str, spec: ArticleSpec, now_ms: int
+    ) -> Article:
+        key = self.keys.article(site_id, article_id)
+        fields: dict[str, str | int] = {
+            "id": article_id,
+            "closed": int(spec.closed),
+            "premod": int(spec.premod),
+            "updated_at": now_ms,
+        }
+        cleared = [name for name in ("url", "title") if getattr(spec, name) is None]
+        fields.update(
+            {name: getattr(spec, name) for name in ("url", "title") if getattr(spec, name)}
+        )
+        with store_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if cleared:
+                    pipe.hdel(key, *cleared)
+                pipe.hset(key, items=_flatten(fields))
+                await pipe.execute()
+        return Article(
+            id=article_id,
+            url=spec.url,
+            title=spec.title,
+            closed=spec.closed,
+            premod=spec.premod,
+            updated_at=from_ms(now_ms),
+        )
+
+    # ------------------------------------------------------------------ intake
+
+    async def intake_context(
+        self,
+        site_id: str,
+        comment_id: str,
+        article_id: str,
+        author_id: str,
+        author_flood_key: str | None,
+        ip_flood_key: str | None,
+        duplicate_key: str | None,
+    ) -> IntakeContext:
+        """One round trip: the stored comment, the author and article, and the window keys."""
+        with store_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self.keys.comment(site_id, comment_id))
+                pipe.hmget(self.keys.author(site_id, author_id), ["approved", "status"])
+                pipe.hmget(self.keys.article(site_id, article_id), ["closed", "premod"])
+                for key in (author_flood_key, ip_flood_key, duplicate_key):
+                    if key is not None:
+                        pipe.get(key)
+                replies = await pipe.execute()
+        stored, (approved, status), (closed, premod), *windows = replies
+        window_values = iter(windows)
+
+        def taken_by_other(key: str | None) -> bool:
+            if key is None:
+                return False
+            holder = next(window_values)
+            return holder is not None and holder != comment_id
+
+        author_flood = taken_by_other(author_flood_key)
+        ip_flood = taken_by_other(ip_flood_key)
+        duplicate = taken_by_other(duplicate_key)
+        return IntakeContext(
+            stored=comment_from_fields(stored) if stored else None,
+            stored_text_hash=stored.get("text_hash") if stored else None,
+            author_status=AuthorStatus(status) if status else AuthorStatus.ACTIVE,
+            author_approved=int(approved or 0),
+            article_closed=closed == "1",
+            article_premod=premod == "1",
+            duplicate=duplicate,
+            author_flood=author_flood,
+            ip_flood=ip_flood,
+        )
+
+    async def write_intake(self, site_id: str, write: IntakeWrite) -> tuple[str, Comment]:
+        """Run the ingest script; the outcome is ``created``, ``edited`` or ``unchanged``."""
+        keys = [
+            self.keys.comment(site_id, write.comment_id),
+            self.keys.history(site_id, write.comment_id),
+            self.keys.audit(site_id),
+            self.keys.outbox(site_id),
+            self.keys.author(site_id, write.author.id),
+            self.keys.article(site_id, write.article_id),
+            self.keys.stats(site_id),
+            self.keys.hourly_stats(site_id, hour_bucket(write.now_ms)),
+            self.keys.lease(site_id, write.comment_id),
+            *(window.key for window in write.windows),
+        ]
+        args: list[str | int | float] = [
+            self.keys.site_prefix(site_id),
+            site_id,
+            write.comment_id,
+            write.text_hash,
+            write.article_id,
+            write.parent_id or "",
+            write.author.id,
+            write.author.model_dump_json(exclude_none=True),
+            write.text,
+            write.lang or "",
+            write.state.value,
+            json.dumps(list(write.reasons)),
+            json.dumps(dict(write.scores)),
+            json.dumps(
+                {label: [list(span) for span in spans] for label, spans in write.evidence.items()}
+            ),
+            write.model,
+            repr(write.priority),
+            write.created_at_ms,
+            write.now_ms,
+            write.event_id,
+            write.event_type,
+            write.edit_sources,
+            *(window.ttl_ms for window in write.windows),
+        ]
+        reply = await self._run("ingest", keys, args)
+        outcome = reply[0]
+        if outcome == "immutable":
+            raise ValidationFailed(
+                [(reply[1], "an existing comment cannot change its article or author")]
+            )
+        if outcome == "invalid_transition":
+            raise InvalidTransition(f"a comment in state {reply[1]} cannot be edited")
+        return outcome, comment_from_fields(_pairs(reply[1]))
+
+    # ------------------------------------------------------------------ moderation
+
+    async def decide(self, site_id: str, write: DecisionWrite) -> Comment:
+        keys = [
+            self.keys.comment(site_id, write.comment_id),
+            self.keys.history(site_id, write.comment_id),
+            self.keys.audit(site_id),
+            self.keys.outbox(site_id),
+            self.keys.lease(site_id, write.comment_id),
+            self.keys.stats(site_id),
+            self.keys.hourly_stats(site_id, hour_bucket(write.now_ms)),
+            self.keys.claims(site_id, write.actor),
+        ]
+        args: list[str | int] = [
+            self.keys.site_prefix(site_id),
+            site_id,
+            write.comment_id,
+            write.target.value,
+            write.action,
+            write.actor,
+            "" if write.expected_version is None else write.expected_version,
+            json.dumps(list(write.reasons)),
+            json.dumps(write.note),
+            write.now_ms,
+            write.event_id,
+            write.event_type,
+            write.sources,
+        ]
+        reply = await self._run("decide", keys, args)
+        outcome = reply[0]
+        if outcome == "not_found":
+            raise NotFound(f"comment {write.comment_id!r} not found")
+        if outcome == "version_conflict":
+            raise VersionConflict(
+                f"comment {write.comment_id!r} is at version {reply[1]}",
+                {"current_version": int(reply[1])},
+            )
+        if outcome == "claim_conflict":
+            raise ClaimConflict(
+                f"comment {write.comment_id!r} is claimed by another moderator",
+                {"claimed_by": reply[1], "lease_until": _iso(write.now_ms + int(reply[2]))},
+            )
+        if outcome == "invalid_transition":
+            raise InvalidTransition(f"cannot {write.action} a comment in state {reply[1]}")
+        return comment_from_fields(_pairs(reply[1]))
+
+    async def claim(
+        self,
+        site_id: str,
+        moderator_id: str,
+        queue: Queue,
+        order: Order,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+    ) -> list[Comment]:
+        keys = [
+            self.keys.queue_index(site_id, queue, order),
+            self.keys.claims(site_id, moderator_id),
+        ]
+        args: list[str | int] = [
+            self.keys.site_prefix(site_id),
+            moderator_id,
+            limit,
+            lease_ms,
+            now_ms,
+            int(order is Order.PRIORITY),
+        ]
+        reply = await self._run("claim", keys, args)
+        lease_until = from_ms(now_ms + lease_ms)
+        return [
+            comment_from_fields(_pairs(fields), claimed_by=moderator_id, lease_until=lease_until)
+            for _, fields in reply
+            if fields
+        ]
+
+    async def release(
+        self, site_id: str, moderator_id: str, ids: Sequence[str] | None
+    ) -> list[str]:
+        keys = [self.keys.claims(site_id, moderator_id)]
+        args = [self.keys.site_prefix(site_id), moderator_id, *(ids or ())]
+        if ids is not None and not ids:
+            return []
+        released: list[str] = await self._run("release", keys, args)
+        return released
+
+    async def page(self, site_id: str, query: QueueQuery, now_ms: int) -> QueuePage:
+        key = self.keys.queue_index(
+            site_id, query.queue, query.order, article=query.article, author=query.author
+        )
+        after = decode_cursor(query) if query.cursor else None
+        args: list[str | int] = [
+            self.keys.site_prefix(site_id),
+            int(query.order is Order.PRIORITY),
+            query.limit + 1,
+            after[0] if after else "",
+            after[1] if after else "",
+        ]
+        reply = await self._run("page", [key], args)
+        items = [
+            comment_from_fields(
+                _pairs(fields),
+                claimed_by=holder,
+                lease_until=from_ms(now_ms + int(ttl)) if holder else None,
+            )
+            for _, _, fields, holder, ttl in reply[: query.limit]
+            if fields
+        ]
+        next_cursor = None
+        if len(reply) > query.limit:
+            last_id, last_score = reply[query.limit - 1][0], reply[query.limit - 1][1]
+            next_cursor = encode_cursor(query, last_score, last_id)
+        return QueuePage(items=tuple(items), next_cursor=next_cursor)
+
+    async def comment(self, site_id: str, comment_id: str, now_ms: int) -> Comment:
+        """The comment with its full history and, when claimed, its lease."""
+        with store_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self.keys.comment(site_id, comment_id))
+                pipe.lrange(self.keys.history(site_id, comment_id), 0, -1)
+                pipe.get(self.keys.lease(site_id, comment_id))
+                pipe.pttl(self.keys.lease(site_id, comment_id))
+                fields, history, holder, ttl = await pipe.execute()
+        if not fields:
+            raise NotFound(f"comment {comment_id!r} not found")
+        return comment_from_fields(
+            fields,
+            history=tuple(history_entry(json.loads(entry)) for entry in history),
+            claimed_by=holder,
+            lease_until=from_ms(now_ms + ttl) if holder and ttl > 0 else None,
+        )
+
+    async def stats(self, site_id: str, now_ms: int) -> SiteStats:
+        hours = [now_ms - index * 3_600_000 for index in range(HOURS_OF_STATS)]
+        with store_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for queue in Queue:
+                    pipe.zcard(self.keys.queue_index(site_id, queue, Order.OLDEST))
+                pipe.zrange(
+                    self.keys.queue_index(site_id, Queue.PENDING, Order.OLDEST),
+                    0,
+                    0,
+                    withscores=True,
+                )
+                pipe.hgetall(self.keys.stats(site_id))
+                for hour in hours:
+                    pipe.hgetall(self.keys.hourly_stats(site_id, hour_bucket(hour)))
+                replies = await pipe.execute()
+        depths = dict(zip((queue.value for queue in Queue), replies[: len(Queue)], strict=True))
+        oldest, counters, *hourly = replies[len(Queue) :]
+        oldest_age = max(0.0, (now_ms - oldest[0][1]) / 1000) if oldest else None
+        per_hour = tuple(
+            HourlyDecisions(
+                hour=datetime.strptime(hour_bucket(hour), "%Y%m%d%H").replace(tzinfo=UTC),
+                auto=int(bucket.get("auto", 0)),
+                moderator=int(bucket.get("moderator", 0)),
+            )
+            for hour, bucket in zip(hours, hourly, strict=True)
+        )
+        decisions = {"auto": 0, "moderator": 0} | {
+            name: int(value) for name, value in counters.items()
+        }
+        return SiteStats(
+            queue_depths=depths,
+            oldest_pending_age_seconds=oldest_age,
+            decisions=decisions,
+            decisions_per_hour=per_hour,
+        )
+
+
+def encode_cursor(query: QueueQuery, score: str, comment_id: str) -> str:
+    """Opaque to callers: the last item's (score, id) and the query it belongs to."""
+    body = {
+        "q": query.queue.value,
+        "o": query.order.value,
+        "a": query.article,
+        "u": query.author,
+        "s": score,
+        "i": comment_id,
+    }
+    return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(query: QueueQuery) -> tuple[str, str]:
+    assert query.cursor is not None
+    try:
+        padded = query.cursor + "=" * (-len(query.cursor) % 4)
+        body = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        score, comment_id = str(body["s"]), str(body["i"])
+        float(score)
+        matches = (body["q"], body["o"], body["a"], body["u"]) == (
+            query.queue.value,
+            query.order.value,
+            query.article,
+            query.author,
+        )
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+        raise BadRequest("invalid cursor") from None
+    if not matches:
+        raise BadRequest("the cursor belongs to a different queue, order or filter")
+    return score, comment_id
+
+
+def comment_from_fields(
+    fields: Mapping[str, str],
+    *,
+    history: tuple[HistoryEntry, ...] | None = None,
+    claimed_by: str | None = None,
+    lease_until: datetime | None = None,
+) -> Comment:
+    evidence = json.loads(fields.get("evidence") or "{}")
+    return Comment(
+        id=fields["id"],
+        article_id=fields["article_id"],
+        parent_id=fields.get("parent_id") or None,
+        author=Author.model_validate_json(fields["author"]),
+        text=fields["text"],
+        state=State(fields["state"]),
+        reasons=tuple(json.loads(fields["reasons"])),
+        scores=json.loads(fields["scores"]),
+        evidence={label: tuple(tuple(span) for span in spans) for label, spans in evidence.items()},
+        model=fields.get("model") or None,
+        version=int(fields["version"]),
+        decided_by=fields["decided_by"],
+        decided_at=from_ms(fields["decided_at"]),
+        created_at=from_ms(fields["created_at"]),
+        updated_at=from_ms(fields["updated_at"]),
+        lang=fields.get("lang") or None,
+        priority=float(fields.get("priority") or 0.0),
+        history=history,
+        claimed_by=claimed_by,
+        lease_until=lease_until,
+    )
+
+
+def history_entry(entry: Mapping[str, Any]) -> HistoryEntry:
+    return HistoryEntry(
+        version=entry["version"],
+        at=from_ms(entry["at"]),
+        actor=entry["actor"],
+        action=entry["action"],
+        from_state=entry["from_state"],
+        to_state=entry["to_state"],
+        reasons=tuple(entry["reasons"]),
+        note=entry["note"],
+        model=entry["model"],
+    )
+
+
+def _texts(fields: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
+    # The store's client always decodes responses (checked in Store.__init__).
+    return cast(dict[str, str], fields)
+
+
+def _pairs(flat: Sequence[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _flatten(fields: Mapping[str, str | int]) -> list[str | int]:
+    return [item for pair in fields.items() for item in pair]
+
+
+def _iso(ms: int) -> str:
+    return from_ms(ms).isoformat().replace("+00:00", "Z")
