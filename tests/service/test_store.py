@@ -1,0 +1,603 @@
+"""The store's scripts against a real Redis: every write is whole, atomic and where keys.py says."""
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import cast
+
+import pytest
+import redis.asyncio as aioredis
+
+from service.domain import (
+    ArticleSpec,
+    Author,
+    Comment,
+    Moderator,
+    Order,
+    Policy,
+    Queue,
+    QueueQuery,
+    Site,
+    State,
+)
+from service.errors import (
+    AlreadyExists,
+    BadRequest,
+    ClaimConflict,
+    NotFound,
+    ValidationFailed,
+    VersionConflict,
+)
+from service.keys import KeySpace
+from service.store import (
+    DecisionWrite,
+    IntakeWrite,
+    SiteRecord,
+    Store,
+    Window,
+    from_ms,
+    hour_bucket,
+)
+from service.transitions import EVENT_TYPES, Event, sources_argument
+
+SITE = "news"
+NOW = 1_800_000_000_000
+KEYS = KeySpace("civ")
+
+
+@pytest.fixture
+async def store(redis_client: aioredis.Redis) -> Store:
+    store = Store(redis_client, prefix="civ")
+    await store.create_site(site_record(SITE))
+    return store
+
+
+def site_record(site_id: str, secret: str = "whsec_test") -> SiteRecord:
+    moment = from_ms(NOW)
+    site = Site(
+        id=site_id,
+        name=site_id.title(),
+        callback_url=None,
+        policy=Policy(),
+        created_at=moment,
+        updated_at=moment,
+    )
+    return SiteRecord(site, secret, None, 0, f"hash-of-{site_id}")
+
+
+def intake(
+    comment_id: str,
+    *,
+    text: str = "hello",
+    state: State = State.PENDING,
+    priority: float = 0.5,
+    article: str = "a1",
+    author: str = "u1",
+    created_at: int = NOW,
+    now: int = NOW,
+    windows: Sequence[Window] = (),
+) -> IntakeWrite:
+    return IntakeWrite(
+        comment_id=comment_id,
+        text_hash=f"hash:{text}",
+        article_id=article,
+        parent_id=None,
+        author=Author(id=author, name="Reader"),
+        text=text,
+        lang="en",
+        state=state,
+        reasons=["SPAM"] if state is State.PENDING else [],
+        scores={"spam": priority, "toxicity": 0.01},
+        evidence={"spam": [(0, 2)]} if state is State.PENDING else {},
+        model="test-1",
+        priority=priority,
+        created_at_ms=created_at,
+        now_ms=now,
+        event_id=f"evt-{comment_id}-{text}",
+        event_type=EVENT_TYPES[state],
+        edit_sources=sources_argument(Event.EDIT),
+        windows=windows,
+    )
+
+
+def decision(
+    comment_id: str,
+    target: State = State.APPROVED,
+    *,
+    actor: str = "mod_x",
+    version: int | None = None,
+    now: int = NOW + 1_000,
+) -> DecisionWrite:
+    action = {State.APPROVED: "approve", State.REJECTED: "reject", State.SPAM: "spam"}[target]
+    return DecisionWrite(
+        comment_id=comment_id,
+        target=target,
+        action=action,
+        actor=actor,
+        expected_version=version,
+        reasons=["OFF_TOPIC"] if target is State.REJECTED else [],
+        note="checked",
+        now_ms=now,
+        event_id=f"evt-{comment_id}-{action}-{now}",
+        event_type=EVENT_TYPES[target],
+        sources=sources_argument(Event(action)),
+    )
+
+
+def queue_keys(site: str, queue: Queue, article: str, author: str) -> set[str]:
+    return {
+        KEYS.queue_index(site, queue, order, **scope)
+        for order in Order
+        for scope in ({}, {"article": article}, {"author": author})
+    }
+
+
+async def history(
+    redis: aioredis.Redis, comment_id: str, site: str = SITE
+) -> list[dict[str, object]]:
+    return [
+        json.loads(entry) for entry in await redis.lrange(KEYS.history(site, comment_id), 0, -1)
+    ]
+
+
+async def stream(redis: aioredis.Redis, key: str) -> list[dict[str, str]]:
+    entries = cast(list[tuple[str, dict[str, str]]], await redis.xrange(key))
+    return [fields for _, fields in entries]
+
+
+async def outbox(redis: aioredis.Redis, site: str = SITE) -> list[dict[str, str]]:
+    return await stream(redis, KEYS.outbox(site))
+
+
+async def test_create_writes_comment_queues_history_audit_outbox_and_counters(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    outcome, comment = await store.write_intake(SITE, intake("c1", priority=0.7))
+
+    assert outcome == "created"
+    assert (comment.id, comment.state, comment.version) == ("c1", State.PENDING, 1)
+    assert comment.decided_by == "auto:test-1"
+    assert comment.evidence == {"spam": ((0, 2),)}
+    for key in queue_keys(SITE, Queue.PENDING, "a1", "u1"):
+        assert await redis_client.zscore(key, "c1") is not None, key
+    oldest = KEYS.queue_index(SITE, Queue.PENDING, Order.OLDEST)
+    assert await redis_client.zscore(oldest, "c1") == NOW
+    priority = KEYS.queue_index(SITE, Queue.PENDING, Order.PRIORITY)
+    assert await redis_client.zscore(priority, "c1") == 0.7
+    [entry] = await history(redis_client, "c1")
+    assert entry == {
+        "version": 1,
+        "at": NOW,
+        "actor": "auto:test-1",
+        "action": "create",
+        "from_state": None,
+        "to_state": "pending",
+        "reasons": ["SPAM"],
+        "note": None,
+        "model": "test-1",
+    }
+    [audit] = await stream(redis_client, KEYS.audit(SITE))
+    assert (audit["comment_id"], audit["action"], audit["to_state"]) == ("c1", "create", "pending")
+    [event] = await outbox(redis_client)
+    assert event["event_id"] == "evt-c1-hello"
+    assert (event["type"], event["comment_id"], event["state"]) == ("comment.held", "c1", "pending")
+    assert (event["version"], event["site"]) == ("1", SITE)
+    author = await redis_client.hgetall(KEYS.author(SITE, "u1"))
+    assert (author["pending"], author["first_seen"], author["last_seen"]) == (
+        "1",
+        str(NOW),
+        str(NOW),
+    )
+    stats = await redis_client.hgetall(KEYS.stats(SITE))
+    assert stats == {"auto": "1", "auto:pending": "1"}
+    hourly = KEYS.hourly_stats(SITE, hour_bucket(NOW))
+    assert await redis_client.hget(hourly, "auto") == "1"
+    assert await redis_client.ttl(hourly) > 7 * 24 * 3600
+
+
+async def test_every_key_a_script_writes_is_named_by_keys_py(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    windows = [Window(KEYS.author_flood(SITE, "u1"), 60_000)]
+    await store.write_intake(SITE, intake("c1", windows=windows))
+    await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW)
+    await store.write_intake(SITE, intake("c2"))
+    await store.decide(SITE, decision("c2", actor="mod_y"))
+
+    expected = {
+        KEYS.site(SITE),
+        KEYS.api_key("hash-of-news"),
+        KEYS.comment(SITE, "c1"),
+        KEYS.comment(SITE, "c2"),
+        KEYS.history(SITE, "c1"),
+        KEYS.history(SITE, "c2"),
+        KEYS.article(SITE, "a1"),
+        KEYS.author(SITE, "u1"),
+        KEYS.author_flood(SITE, "u1"),
+        KEYS.lease(SITE, "c1"),
+        KEYS.claims(SITE, "mod_x"),
+        KEYS.audit(SITE),
+        KEYS.outbox(SITE),
+        KEYS.stats(SITE),
+        KEYS.hourly_stats(SITE, hour_bucket(NOW)),
+        *queue_keys(SITE, Queue.PENDING, "a1", "u1"),
+    }
+    assert set(await redis_client.keys("*")) == expected
+    site_keys = expected - {KEYS.api_key("hash-of-news")}
+    assert all(key.startswith("civ:{news}:") for key in site_keys)
+
+
+async def test_redelivery_with_the_same_text_changes_nothing(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    _, first = await store.write_intake(SITE, intake("c1"))
+    outcome, again = await store.write_intake(SITE, intake("c1", now=NOW + 5_000))
+
+    assert outcome == "unchanged"
+    assert again == first
+    assert len(await history(redis_client, "c1")) == 1
+    assert len(await outbox(redis_client)) == 1
+    assert await redis_client.hget(KEYS.author(SITE, "u1"), "pending") == "1"
+
+
+async def test_twenty_concurrent_deliveries_of_one_id_create_one_comment(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    results = await asyncio.gather(*(store.write_intake(SITE, intake("c1")) for _ in range(20)))
+
+    outcomes = sorted(outcome for outcome, _ in results)
+    assert outcomes == ["created"] + ["unchanged"] * 19
+    assert {comment.version for _, comment in results} == {1}
+    assert len(await history(redis_client, "c1")) == 1
+    assert len(await outbox(redis_client)) == 1
+    assert await redis_client.hget(KEYS.author(SITE, "u1"), "pending") == "1"
+    assert await redis_client.hget(KEYS.stats(SITE), "auto") == "1"
+
+
+async def test_an_edit_is_moderated_again_and_moves_queues_and_counters(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.write_intake(SITE, intake("c1", text="v1", state=State.PENDING))
+    outcome, edited = await store.write_intake(
+        SITE, intake("c1", text="v2", state=State.APPROVED, created_at=NOW + 9, now=NOW + 10)
+    )
+
+    assert outcome == "edited"
+    assert (edited.text, edited.state, edited.version) == ("v2", State.APPROVED, 2)
+    assert edited.created_at == from_ms(NOW)  # the original creation time is kept
+    assert edited.updated_at == from_ms(NOW + 10)
+    for key in queue_keys(SITE, Queue.PENDING, "a1", "u1"):
+        assert not await redis_client.exists(key)
+    entries = await history(redis_client, "c1")
+    assert [(e["action"], e["from_state"], e["to_state"]) for e in entries] == [
+        ("create", None, "pending"),
+        ("edit", "pending", "approved"),
+    ]
+    assert [event["type"] for event in await outbox(redis_client)] == [
+        "comment.held",
+        "comment.approved",
+    ]
+    author = await redis_client.hgetall(KEYS.author(SITE, "u1"))
+    assert (author["pending"], author["approved"]) == ("0", "1")
+
+
+async def test_an_edit_cannot_move_a_comment_to_another_article_or_author(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.write_intake(SITE, intake("c1", text="v1"))
+    before = await redis_client.hgetall(KEYS.comment(SITE, "c1"))
+
+    with pytest.raises(ValidationFailed) as moved:
+        await store.write_intake(SITE, intake("c1", text="v2", article="a2"))
+    assert moved.value.details == [
+        {
+            "field": "article.id",
+            "message": "an existing comment cannot change its article or author",
+        }
+    ]
+    with pytest.raises(ValidationFailed):
+        await store.write_intake(SITE, intake("c1", text="v2", author="u2"))
+    assert await redis_client.hgetall(KEYS.comment(SITE, "c1")) == before
+    assert len(await outbox(redis_client)) == 1
+
+
+async def test_window_keys_hold_the_comment_id_with_native_expiry(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    flood = KEYS.author_flood(SITE, "u1")
+    await store.write_intake(SITE, intake("c1", windows=[Window(flood, 5_000)]))
+
+    assert await redis_client.get(flood) == "c1"
+    assert 0 < await redis_client.pttl(flood) <= 5_000
+
+
+async def test_claims_are_disjoint_in_queue_order_and_atomic(store: Store) -> None:
+    for index, priority in enumerate([0.1, 0.9, 0.5, 0.7, 0.3]):
+        await store.write_intake(SITE, intake(f"c{index}", priority=priority))
+
+    first, second = await asyncio.gather(
+        store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 3, 60_000, NOW),
+        store.claim(SITE, "mod_y", Queue.PENDING, Order.PRIORITY, 3, 60_000, NOW),
+    )
+
+    claimed = [comment.id for comment in first] + [comment.id for comment in second]
+    assert sorted(claimed) == ["c0", "c1", "c2", "c3", "c4"]
+    assert (len(first), len(second)) == (3, 2)
+    # Whoever ran first took the three riskiest, in order.
+    riskiest = first if first[0].id == "c1" else second
+    assert [comment.id for comment in riskiest] == ["c1", "c3", "c2"]
+    assert {comment.claimed_by for comment in first} == {"mod_x"}
+    assert await store.claim(SITE, "mod_z", Queue.PENDING, Order.PRIORITY, 3, 60_000, NOW) == []
+
+
+async def test_claims_follow_the_oldest_order_too(store: Store) -> None:
+    for index, created in enumerate([30, 10, 20]):
+        await store.write_intake(SITE, intake(f"c{index}", created_at=NOW + created))
+
+    claimed = await store.claim(SITE, "mod_x", Queue.PENDING, Order.OLDEST, 2, 60_000, NOW)
+
+    assert [comment.id for comment in claimed] == ["c1", "c2"]
+
+
+async def test_a_claimed_comment_is_decided_only_by_its_holder_until_the_lease_ends(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.write_intake(SITE, intake("c1"))
+    [claimed] = await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW)
+    assert claimed.lease_until == from_ms(NOW + 60_000)
+
+    with pytest.raises(ClaimConflict) as conflict:
+        await store.decide(SITE, decision("c1", actor="mod_y"))
+    assert conflict.value.details["claimed_by"] == "mod_x"
+    assert await redis_client.hget(KEYS.comment(SITE, "c1"), "version") == "1"
+
+    # The lease is a native expiry: once Redis drops it, the comment is free again.
+    await redis_client.pexpire(KEYS.lease(SITE, "c1"), 1)
+    await asyncio.sleep(0.01)
+    [reclaimed] = await store.claim(SITE, "mod_y", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW)
+    assert reclaimed.id == "c1"
+    with pytest.raises(ClaimConflict):
+        await store.decide(SITE, decision("c1", actor="mod_x"))
+    decided = await store.decide(SITE, decision("c1", actor="mod_y"))
+    assert decided.state is State.APPROVED
+    assert not await redis_client.exists(KEYS.lease(SITE, "c1"))
+    assert await redis_client.zscore(KEYS.claims(SITE, "mod_y"), "c1") is None
+
+
+async def test_release_gives_back_only_the_callers_leases(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    for index in range(3):
+        await store.write_intake(SITE, intake(f"c{index}", priority=index / 10))
+    await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 2, 60_000, NOW)
+    await store.claim(SITE, "mod_y", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW)
+
+    assert await store.release(SITE, "mod_x", ["c0", "c2"]) == ["c2"]
+    assert await redis_client.get(KEYS.lease(SITE, "c0")) == "mod_y"
+    assert await store.release(SITE, "mod_x", None) == ["c1"]
+    assert await store.release(SITE, "mod_x", None) == []
+    assert await store.release(SITE, "mod_x", []) == []
+    assert await redis_client.get(KEYS.lease(SITE, "c0")) == "mod_y"
+
+
+async def test_of_concurrent_decisions_on_one_version_exactly_one_wins(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.write_intake(SITE, intake("c1"))
+    targets = [State.APPROVED, State.REJECTED, State.SPAM] * 4
+    results = await asyncio.gather(
+        *(
+            store.decide(SITE, decision("c1", target, actor=f"mod_{i}", version=1))
+            for i, target in enumerate(targets)
+        ),
+        return_exceptions=True,
+    )
+
+    winners = [result for result in results if isinstance(result, Comment)]
+    losers = [result for result in results if isinstance(result, VersionConflict)]
+    assert (len(winners), len(losers)) == (1, len(targets) - 1)
+    assert {loser.details["current_version"] for loser in losers} == {2}
+    assert winners[0].version == 2
+    assert len(await history(redis_client, "c1")) == 2
+    assert len(await outbox(redis_client)) == 2
+
+
+async def test_undo_is_a_new_decision_and_history_keeps_every_change(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.write_intake(SITE, intake("c1"))
+    await store.decide(SITE, decision("c1", State.APPROVED, version=1, now=NOW + 1))
+    undone = await store.decide(SITE, decision("c1", State.REJECTED, version=2, now=NOW + 2))
+
+    assert (undone.state, undone.version, undone.reasons) == (State.REJECTED, 3, ("OFF_TOPIC",))
+    comment = await store.comment(SITE, "c1", NOW + 3)
+    assert comment.history is not None
+    assert [(h.version, h.action, h.from_state, h.to_state) for h in comment.history] == [
+        (1, "create", None, State.PENDING),
+        (2, "approve", State.PENDING, State.APPROVED),
+        (3, "reject", State.APPROVED, State.REJECTED),
+    ]
+    assert comment.history[2].note == "checked"
+    assert [event["type"] for event in await outbox(redis_client)] == [
+        "comment.held",
+        "comment.approved",
+        "comment.rejected",
+    ]
+    author = await redis_client.hgetall(KEYS.author(SITE, "u1"))
+    assert (author["pending"], author["approved"], author["rejected"]) == ("0", "0", "1")
+    assert await redis_client.hget(KEYS.stats(SITE), "moderator") == "2"
+
+
+async def test_deciding_an_unknown_comment_is_not_found_and_writes_nothing(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    with pytest.raises(NotFound):
+        await store.decide(SITE, decision("missing"))
+    assert not await redis_client.exists(KEYS.comment(SITE, "missing"), KEYS.outbox(SITE))
+
+
+async def test_sites_are_isolated(store: Store, redis_client: aioredis.Redis) -> None:
+    await store.create_site(site_record("blog"))
+    await store.write_intake(SITE, intake("c1", text="news text"))
+    await store.write_intake("blog", intake("c1", text="blog text"))
+    await store.decide("blog", decision("c1", State.SPAM))
+
+    news = await store.comment(SITE, "c1", NOW)
+    blog = await store.comment("blog", "c1", NOW)
+    assert (news.text, news.state, news.version) == ("news text", State.PENDING, 1)
+    assert (blog.text, blog.state, blog.version) == ("blog text", State.SPAM, 2)
+    news_page = await store.page(SITE, QueueQuery(), NOW)
+    blog_page = await store.page("blog", QueueQuery(), NOW)
+    assert [c.text for c in news_page.items] == ["news text"]
+    assert blog_page.items == ()
+    assert len(await outbox(redis_client, SITE)) == 1
+    assert len(await outbox(redis_client, "blog")) == 2
+
+
+async def collect(store: Store, query: QueueQuery) -> list[str]:
+    seen: list[str] = []
+    while True:
+        page = await store.page(SITE, query, NOW)
+        seen += [comment.id for comment in page.items]
+        if page.next_cursor is None:
+            return seen
+        query = query.model_copy(update={"cursor": page.next_cursor})
+
+
+async def test_queue_pages_follow_priority_then_id_and_oldest_order(store: Store) -> None:
+    priorities = {"c1": 0.5, "c2": 0.9, "c3": 0.5, "c4": 0.1, "c5": 0.5, "c6": 0.7}
+    for index, (comment_id, priority) in enumerate(priorities.items()):
+        await store.write_intake(
+            SITE, intake(comment_id, priority=priority, created_at=NOW - index)
+        )
+
+    by_priority = await collect(store, QueueQuery(limit=2))
+    assert by_priority == ["c2", "c6", "c5", "c3", "c1", "c4"]
+    oldest = await collect(store, QueueQuery(order=Order.OLDEST, limit=4))
+    assert oldest == ["c6", "c5", "c4", "c3", "c2", "c1"]
+
+
+async def test_paging_is_stable_under_concurrent_inserts_and_removals(store: Store) -> None:
+    for index in range(6):
+        await store.write_intake(SITE, intake(f"c{index}", priority=0.5 - index / 100))
+
+    first = await store.page(SITE, QueueQuery(limit=3), NOW)
+    assert [c.id for c in first.items] == ["c0", "c1", "c2"]
+    # Meanwhile: a riskier comment arrives (before the cursor), one after it, one is decided.
+    await store.write_intake(SITE, intake("new-high", priority=0.9))
+    await store.write_intake(SITE, intake("new-low", priority=0.01))
+    await store.decide(SITE, decision("c3"))
+    rest = await collect(store, QueueQuery(limit=3, cursor=first.next_cursor))
+
+    assert rest == ["c4", "c5", "new-low"]
+
+
+async def test_queue_filters_by_article_and_author(store: Store) -> None:
+    await store.write_intake(SITE, intake("c1", article="a1", author="u1"))
+    await store.write_intake(SITE, intake("c2", article="a2", author="u1"))
+    await store.write_intake(SITE, intake("c3", article="a2", author="u2"))
+
+    # Equal priorities: the highest id first, as Redis walks a sorted set backwards.
+    assert await collect(store, QueueQuery(article="a2", limit=1)) == ["c3", "c2"]
+    assert await collect(store, QueueQuery(author="u1", order=Order.OLDEST)) == ["c1", "c2"]
+
+
+async def test_bad_cursors_are_refused(store: Store) -> None:
+    for index in range(3):
+        await store.write_intake(SITE, intake(f"c{index}"))
+    page = await store.page(SITE, QueueQuery(limit=1), NOW)
+    assert page.next_cursor is not None
+
+    with pytest.raises(BadRequest, match="different queue"):
+        await store.page(SITE, QueueQuery(order=Order.OLDEST, cursor=page.next_cursor), NOW)
+    for garbage in ["not-base64!!", "eyJ4IjogMX0", "e30"]:
+        with pytest.raises(BadRequest, match="invalid cursor"):
+            await store.page(SITE, QueueQuery(cursor=garbage), NOW)
+
+
+async def test_page_shows_who_holds_a_claim(store: Store) -> None:
+    await store.write_intake(SITE, intake("c1"))
+    await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW)
+
+    [item] = (await store.page(SITE, QueueQuery(), NOW)).items
+    assert item.claimed_by == "mod_x"
+    assert item.lease_until is not None
+    assert set(item.to_json()) >= {"claimed_by", "lease_until"}
+
+
+async def test_stats_report_depths_oldest_age_and_decisions(store: Store) -> None:
+    await store.write_intake(SITE, intake("c1", created_at=NOW - 60_000))
+    await store.write_intake(SITE, intake("c2", created_at=NOW - 5_000))
+    await store.write_intake(SITE, intake("c3", state=State.APPROVED))
+    await store.decide(SITE, decision("c2", State.SPAM))
+
+    stats = await store.stats(SITE, NOW)
+
+    assert stats.queue_depths == {"pending": 1, "reported": 0}
+    assert stats.oldest_pending_age_seconds == 60.0
+    assert stats.decisions["auto"] == 3
+    assert stats.decisions["moderator"] == 1
+    assert stats.decisions["moderator:spam"] == 1
+    assert len(stats.decisions_per_hour) == 24
+    this_hour = stats.decisions_per_hour[0]
+    assert (this_hour.auto, this_hour.moderator) == (3, 1)
+    assert this_hour.hour == datetime.strptime(hour_bucket(NOW), "%Y%m%d%H").replace(tzinfo=UTC)
+
+
+async def test_a_site_id_is_taken_once(store: Store, redis_client: aioredis.Redis) -> None:
+    with pytest.raises(AlreadyExists):
+        await store.create_site(site_record(SITE, secret="other"))
+    record = await store.load_site(SITE)
+    assert record is not None
+    assert record.webhook_secret == "whsec_test"
+    assert await store.site_id_for_api_key("hash-of-news") == SITE
+
+
+async def test_rotation_keeps_the_previous_secret_until_the_deadline(store: Store) -> None:
+    await store.rotate_secret(SITE, "whsec_new", NOW, NOW + 1_000)
+    record = await store.load_site(SITE)
+
+    assert record is not None
+    assert record.valid_secrets(NOW + 999) == ["whsec_new", "whsec_test"]
+    assert record.valid_secrets(NOW + 1_000) == ["whsec_new"]
+    with pytest.raises(NotFound):
+        await store.rotate_secret("nosuch", "x", NOW, NOW)
+
+
+async def test_writes_to_a_missing_site_create_nothing(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    missing = site_record("nosuch").site
+    with pytest.raises(NotFound):
+        await store.update_site(missing)
+    moderator = Moderator(id="mod_1", site_id="nosuch", name="M", created_at=from_ms(NOW))
+    with pytest.raises(NotFound):
+        await store.add_moderator(moderator, "token-hash")
+    assert await redis_client.keys("civ:{nosuch}:*") == []
+    assert await store.moderator_by_token_hash("token-hash") is None
+
+
+async def test_put_article_replaces_its_settings(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    spec = ArticleSpec(url="https://example.com/a", title="A", closed=True, premod=True)
+    await store.put_article(SITE, "a1", spec, NOW)
+    article = await store.put_article(SITE, "a1", ArticleSpec(premod=True), NOW + 1)
+
+    assert (article.closed, article.premod, article.url) == (False, True, None)
+    assert await redis_client.hgetall(KEYS.article(SITE, "a1")) == {
+        "id": "a1",
+        "closed": "0",
+        "premod": "1",
+        "updated_at": str(NOW + 1),
+    }
+
+
+async def test_the_store_refuses_a_client_that_returns_bytes(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        with pytest.raises(ValueError, match="decode_responses"):
+            Store(client)
+    finally:
+        await client.aclose()
