@@ -1,9 +1,34 @@
 """The ``civility`` command: subcommands come from the packages that own them."""
 
 import argparse
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
 
 from classifier import cli as classifier_cli
+from classifier.model import ModelError
+from service.app import create_app
+from service.domain import SiteSpec
+from service.embedded import embedded_valkey
+from service.errors import NotFound
+from service.moderation import Moderation
+from service.routes.state import MODERATION
+from service.settings import Settings, SettingsError
+
+DEMO_SITE = "demo"
+DEMO_CREDENTIALS = "demo-credentials.json"
+
+Started = Callable[[web.Application, str], Awaitable[None]]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -12,9 +37,155 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     classifier_cli.register(commands)
+    commands.add_parser(
+        "run",
+        help="start everything: embedded Valkey (unless REDIS_URL is set) and the API",
+        description="Start the API, with an embedded Valkey in CIVILITY_DATA_DIR unless "
+        "REDIS_URL is set. In development it also prints a demo site's credentials.",
+    ).set_defaults(handler=run_command)
+    commands.add_parser(
+        "serve",
+        help="start the API alone against REDIS_URL (for production)",
+        description="Start the API against the Redis at REDIS_URL.",
+    ).set_defaults(handler=serve_command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.handler(args))
+
+
+def _fail(message: str) -> int:
+    print(f"civility: {message}", file=sys.stderr)
+    return 2
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+        if settings.redis_url is None:
+            raise SettingsError("REDIS_URL is required by `civility serve` (or use `civility run`)")
+        return _serve(settings, _announce)
+    except (SettingsError, ModelError) as error:
+        return _fail(str(error))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        demo = _DemoFile(settings.data_dir / DEMO_CREDENTIALS)
+        if not settings.is_production and settings.admin_token is None:
+            # A newcomer gets a working admin token, the same on every start.
+            settings = dataclasses.replace(settings, admin_token=demo.admin_token())
+        on_started = _announce if settings.is_production else demo.announce
+        with _redis_for(settings) as redis_url:
+            return _serve(dataclasses.replace(settings, redis_url=redis_url), on_started)
+    except (SettingsError, ModelError) as error:
+        return _fail(str(error))
+
+
+@contextlib.contextmanager
+def _redis_for(settings: Settings) -> Iterator[str]:
+    if settings.redis_url is not None:
+        yield settings.redis_url
+        return
+    with embedded_valkey(settings.data_dir) as url:
+        print(f"embedded Valkey at {url}, data in {settings.data_dir / 'valkey'}", flush=True)
+        yield url
+
+
+def _serve(settings: Settings, on_started: Started) -> int:
+    asyncio.run(_serve_until_stopped(settings, on_started))
+    print("civility stopped", flush=True)
+    return 0
+
+
+async def _serve_until_stopped(settings: Settings, on_started: Started) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        await on_started(runner.app, f"http://{settings.host}:{settings.port}")
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _announce(app: web.Application, url: str) -> None:
+    print(f"civility is running at {url} (Ctrl-C to stop)", flush=True)
+
+
+class _DemoFile:
+    """Demo credentials kept in the data folder (mode 0600), so every start can print them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.values: dict[str, str] = self._read()
+
+    def _read(self) -> dict[str, str]:
+        try:
+            loaded: Any = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(loaded, dict):
+            return {}
+        return {key: value for key, value in loaded.items() if isinstance(value, str)}
+
+    def _write(self) -> None:
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(self.values, file, indent=2)
+        os.chmod(self.path, 0o600)
+
+    def admin_token(self) -> str:
+        if "admin_token" not in self.values:
+            self.values["admin_token"] = secrets.token_urlsafe(32)
+            self._write()
+        return self.values["admin_token"]
+
+    async def announce(self, app: web.Application, url: str) -> None:
+        await self._ensure_demo_site(app[MODERATION])
+        print(
+            f"civility is running at {url} (development mode, Ctrl-C to stop)\n"
+            f"  admin token:      {self.values['admin_token']}\n"
+            f"  demo site:        {DEMO_SITE}\n"
+            f"  webhook secret:   {self.values['webhook_secret']}\n"
+            f"  moderator token:  {self.values['moderator_token']}\n"
+            f"  (kept in {self.path})",
+            flush=True,
+        )
+
+    async def _ensure_demo_site(self, moderation: Moderation) -> None:
+        if await self._still_valid(moderation):
+            return
+        try:
+            await moderation.get_site(DEMO_SITE)
+        except NotFound:
+            _, credentials = await moderation.create_site(SiteSpec(id=DEMO_SITE, name="Demo site"))
+            self.values["webhook_secret"] = credentials.webhook_secret
+        else:
+            # The site exists but its secret was lost with the file: issue a new one at once.
+            rotation = await moderation.rotate_secret(DEMO_SITE, 0)
+            self.values["webhook_secret"] = rotation.webhook_secret
+        _, token = await moderation.create_moderator(DEMO_SITE, "demo moderator")
+        self.values["moderator_token"] = token
+        self._write()
+
+    async def _still_valid(self, moderation: Moderation) -> bool:
+        secret = self.values.get("webhook_secret")
+        token = self.values.get("moderator_token")
+        if secret is None or token is None:
+            return False
+        try:
+            valid_secrets = await moderation.webhook_secrets(DEMO_SITE)
+        except NotFound:
+            return False
+        moderator = await moderation.moderator_for_token(token)
+        return secret in valid_secrets and moderator is not None

@@ -1,0 +1,77 @@
+"""The application factory: everything is built here, and nothing connects at import time."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from classifier.model import load_active
+from service.metrics import Metrics
+from service.middleware import errors_and_metrics
+from service.moderation import Moderation
+from service.routes import add_routes
+from service.routes.state import METRICS, MODERATION, REDIS, SCORER, SETTINGS
+from service.scoring import ModelInfo, PoolScorer, create_executor
+from service.settings import Settings, SettingsError
+from service.store import Store
+
+KEY_PREFIX = "civ"
+
+
+def create_app(settings: Settings) -> web.Application:
+    if settings.redis_url is None:
+        raise SettingsError("REDIS_URL is required to serve the API")
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_and_metrics])
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_scorer)
+    app.cleanup_ctx.append(_moderation)
+    add_routes(app)
+    return app
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.redis_url is not None  # checked by create_app
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        # Fail fast while Redis is down: the caller gets a 503 now rather than a hung request.
+        socket_connect_timeout=2.0,
+        socket_timeout=5.0,
+    )
+    app[REDIS] = client
+    yield
+    await client.aclose()
+
+
+async def _scorer(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    # Loaded here too, so the card is checked before any worker starts and errors show at once.
+    model = await asyncio.to_thread(load_active, settings.models_dir)
+    executor = create_executor(
+        settings.scoring_backend, settings.scoring_workers, settings.models_dir
+    )
+    scorer = PoolScorer(
+        executor,
+        ModelInfo.of(model),
+        workers=settings.scoring_workers,
+        batch_max_items=settings.batch_max_items,
+        batch_wait_seconds=settings.batch_wait_ms / 1000,
+    )
+    try:
+        await scorer.warm_up()
+        app[SCORER] = scorer
+        yield
+    finally:
+        await scorer.close()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def _moderation(app: web.Application) -> AsyncIterator[None]:
+    scorer = app[SCORER]
+    store = Store(app[REDIS], prefix=KEY_PREFIX)
+    app[MODERATION] = Moderation(store, scorer, thresholds=scorer.info.thresholds)
+    yield

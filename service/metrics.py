@@ -1,0 +1,56 @@
+"""Prometheus metrics of one application: requests, latency, verdicts and queue depth."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Intake answers in a few milliseconds; the buckets resolve that range and still show stalls.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class Metrics:
+    """Each application owns its registry, so several apps in one process never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "civility_http_requests",
+            "HTTP requests by route, method and status.",
+            ("route", "method", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "civility_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route and method.",
+            ("route", "method"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.verdicts = Counter(
+            "civility_verdicts",
+            "Automatic verdicts on new or edited comments, by state.",
+            ("state",),
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "civility_queue_depth",
+            "Comments waiting in a site's moderation queue, as of the last scrape.",
+            ("site", "queue"),
+            registry=self.registry,
+        )
+        # Sites this process has served; /metrics reads their queue depths at scrape time.
+        self.sites: set[str] = set()
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+
+    def observe_verdict(self, site: str, state: str) -> None:
+        self.sites.add(site)
+        self.verdicts.labels(state).inc()
+
+    def set_queue_depth(self, site: str, queue: str, depth: int) -> None:
+        self.queue_depth.labels(site, queue).set(depth)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,70 @@
+"""The one middleware: every failure becomes ``{"error": {...}}`` and every request is measured."""
+
+import json
+import logging
+import time
+
+import pydantic
+import redis.exceptions
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from service.errors import BadRequest, CivilityError, StoreUnavailable, ValidationFailed
+from service.routes.state import METRICS
+
+log = logging.getLogger(__name__)
+
+# A path we do not serve is counted under one label, not one per URL someone tried.
+UNMATCHED_ROUTE = "unmatched"
+
+
+def as_civility_error(error: Exception) -> CivilityError | None:
+    """The error a failure means to the caller, or None when it is a bug."""
+    if isinstance(error, CivilityError):
+        return error
+    if isinstance(error, pydantic.ValidationError):
+        # Pydantic parses the JSON itself, so a syntax error arrives as a "json_invalid" error.
+        if any(item["type"] == "json_invalid" for item in error.errors(include_url=False)):
+            return BadRequest("request body is not valid JSON")
+        return ValidationFailed.from_pydantic(error)
+    if isinstance(error, json.JSONDecodeError | UnicodeDecodeError):
+        return BadRequest("request body is not valid JSON")
+    if isinstance(error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return StoreUnavailable()
+    return None
+
+
+def error_response(error: Exception) -> web.Response:
+    if isinstance(error, web.HTTPException):
+        # aiohttp's own answers: no such route (404), wrong method (405).
+        code = error.reason.lower().replace(" ", "_")
+        body = {"error": {"code": code, "message": error.reason, "details": None}}
+        response = web.json_response(body, status=error.status)
+        if allow := error.headers.get("Allow"):
+            response.headers["Allow"] = allow
+        return response
+    known = as_civility_error(error)
+    if known is None:
+        log.error("unhandled error", exc_info=error)
+        known = CivilityError()
+    return web.json_response(known.to_json(), status=known.status)
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED_ROUTE
+
+
+@web.middleware
+async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPRedirection:
+        raise
+    except Exception as error:
+        response = error_response(error)
+    request.app[METRICS].observe_request(
+        _route(request), request.method, response.status, time.perf_counter() - started
+    )
+    return response

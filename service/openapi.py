@@ -1,0 +1,195 @@
+"""``/openapi.json``: built from the routes the application registered and the models they use.
+
+Handlers declare what they accept and return with ``@operation``; the document walks the router,
+so a route added without a declaration is missing from it and the completeness test fails.
+"""
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Auth = Literal["admin", "moderator", "signature", "none"]
+Schema = type[BaseModel] | dict[str, Any]
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {},
+            },
+        }
+    },
+}
+ERROR_MEANINGS = {
+    400: "Malformed request (invalid JSON, bad cursor)",
+    401: "Missing or invalid credentials, or a bad or stale signature",
+    404: "Unknown (or another site's) resource",
+    409: "Version or claim conflict",
+    413: "Request body too large",
+    415: "Request body is not application/json",
+    422: "Field errors: details lists every failing field",
+    503: "Redis is unavailable; nothing was written",
+}
+SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
+    "admin": [{"admin": []}],
+    "moderator": [{"moderator": []}, {"admin": []}],
+    "signature": [{"signature": []}],
+    "none": [],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    summary: str
+    tag: str
+    auth: Auth
+    status: int = 200
+    body: Schema | None = None
+    query: type[BaseModel] | None = None
+    response: Schema | None = None
+    response_type: str = "application/json"
+    errors: tuple[int, ...] = ()
+    also: dict[int, str] = field(default_factory=dict)
+
+
+_OPERATIONS: dict[Handler, Operation] = {}
+
+
+def operation(**declaration: Any) -> Callable[[Handler], Handler]:
+    """Declare a handler's contract; the arguments are those of ``Operation``."""
+    described = Operation(**declaration)
+
+    def register(handler: Handler) -> Handler:
+        _OPERATIONS[handler] = described
+        return handler
+
+    return register
+
+
+JsonMode = Literal["validation", "serialization"]
+Refs = Mapping[tuple[Any, JsonMode], dict[str, Any]]
+
+
+def _schema_models(operations: list[Operation]) -> list[tuple[type[BaseModel], JsonMode]]:
+    wanted: list[tuple[type[BaseModel], JsonMode]] = []
+    for op in operations:
+        pairs: list[tuple[Schema | None, JsonMode]] = [
+            (op.body, "validation"),
+            (op.query, "validation"),
+            (op.response, "serialization"),
+        ]
+        for schema, mode in pairs:
+            if isinstance(schema, type) and (schema, mode) not in wanted:
+                wanted.append((schema, mode))
+    return wanted
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    names = [part[1 : part.index("}")] for part in path.split("/") if part.startswith("{")]
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in names
+    ]
+
+
+def _query_parameters(
+    model: type[BaseModel], refs: Refs, schemas: dict[str, Any]
+) -> list[dict[str, Any]]:
+    schema = schemas[refs[model, "validation"]["$ref"].rsplit("/", 1)[1]]
+    required = set(schema.get("required", ()))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def _schema_ref(schema: Schema | None, mode: JsonMode, refs: Refs) -> dict[str, Any]:
+    if schema is None:
+        return {}
+    if isinstance(schema, dict):
+        return schema
+    return refs[schema, mode]
+
+
+def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> dict[str, Any]:
+    answer = {op.response_type: {"schema": _schema_ref(op.response, "serialization", refs)}}
+    responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": answer}}
+    for status, description in op.also.items():
+        responses[str(status)] = {"description": description, "content": answer}
+    for status in op.errors:
+        responses[str(status)] = {
+            "description": ERROR_MEANINGS[status],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    parameters = _path_parameters(path)
+    if op.query is not None:
+        parameters += _query_parameters(op.query, refs, schemas)
+    described: dict[str, Any] = {
+        "summary": op.summary,
+        "tags": [op.tag],
+        "security": SECURITY[op.auth],
+        "parameters": parameters,
+        "responses": responses,
+    }
+    if op.body is not None:
+        described["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _schema_ref(op.body, "validation", refs)}},
+        }
+    return described
+
+
+def documented_routes(app: web.Application) -> list[tuple[str, str, Operation | None]]:
+    """Every (method, path) the router serves, with its declaration if it has one."""
+    found = []
+    for route in app.router.routes():
+        if route.method == "HEAD" or route.resource is None:
+            continue  # aiohttp adds HEAD beside every GET by itself
+        found.append((route.method, route.resource.canonical, _OPERATIONS.get(route.handler)))
+    return found
+
+
+def build_document(app: web.Application, version: str) -> dict[str, Any]:
+    routes = documented_routes(app)
+    operations = [op for _, _, op in routes if op is not None]
+    refs, definitions = models_json_schema(_schema_models(operations), ref_template=REF_TEMPLATE)
+    schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
+    schemas["Error"] = ERROR_SCHEMA
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, op in routes:
+        if op is not None:
+            paths.setdefault(path, {})[method.lower()] = _describe(path, op, refs, schemas)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "civility",
+            "version": version,
+            "description": "Comment moderation: signed intake, verdicts, a moderation queue.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "admin": {"type": "http", "scheme": "bearer", "description": "Admin token"},
+                "moderator": {"type": "http", "scheme": "bearer", "description": "Site token"},
+                "signature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Civility-Signature",
+                    "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>'>",
+                },
+            },
+        },
+    }

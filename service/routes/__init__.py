@@ -1,0 +1,10 @@
+"""HTTP routes, one module per area; handlers parse, call one domain function, shape the answer."""
+
+from aiohttp import web
+
+from service.routes import admin, health, intake, moderation
+
+
+def add_routes(app: web.Application) -> None:
+    for area in (health, admin, intake, moderation):
+        app.router.add_routes(area.routes)

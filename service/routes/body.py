@@ -1,0 +1,37 @@
+"""Reading a JSON request body: the media type, the size limit, then the model's validation."""
+
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from service.errors import PayloadTooLarge, UnsupportedMediaType
+from service.routes.state import SETTINGS
+
+JSON = "application/json"
+EMPTY_OBJECT = b"{}"
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+async def read_raw(request: web.Request) -> bytes:
+    """The raw body (signatures are checked on these bytes), refused unless JSON and small."""
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    if request.body_exists and request.content_type != JSON:
+        raise UnsupportedMediaType(f"request body must be {JSON}, not {request.content_type}")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        # A chunked body has no Content-Length; aiohttp stops reading it at client_max_size.
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes") from None
+
+
+def parse(model: type[ModelT], raw: bytes) -> ModelT:
+    """Validate ``raw`` as ``model``; an empty body means ``{}`` (every field at its default)."""
+    return model.model_validate_json(raw or EMPTY_OBJECT)
+
+
+async def read_json(request: web.Request, model: type[ModelT]) -> ModelT:
+    return parse(model, await read_raw(request))

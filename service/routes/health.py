@@ -1,0 +1,70 @@
+"""Operations: liveness, readiness, Prometheus metrics and the OpenAPI document."""
+
+from importlib.metadata import version
+from typing import Any
+
+from aiohttp import web
+
+from service import openapi
+from service.errors import CivilityError
+from service.metrics import CONTENT_TYPE
+from service.openapi import operation
+from service.routes.state import METRICS, MODERATION, REDIS, SCORER
+
+routes = web.RouteTableDef()
+
+API_VERSION = version("civility")
+
+STATUS: dict[str, Any] = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string"}, "model": {"type": "string"}},
+}
+
+
+@routes.get("/healthz")
+@operation(summary="The process is up", tag="operations", auth="none", response=STATUS)
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+@operation(
+    summary="Redis answers and a model is loaded",
+    tag="operations",
+    auth="none",
+    response=STATUS,
+    errors=(503,),
+)
+async def readyz(request: web.Request) -> web.Response:
+    await request.app[REDIS].ping()
+    return web.json_response({"status": "ready", "model": request.app[SCORER].model_version})
+
+
+@routes.get("/metrics")
+@operation(
+    summary="Prometheus metrics",
+    tag="operations",
+    auth="none",
+    response={"type": "string"},
+    response_type="text/plain",
+)
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[METRICS]
+    moderation = request.app[MODERATION]
+    for site in sorted(registry.sites):
+        try:
+            site_stats = await moderation.stats(site)
+        except CivilityError:
+            continue  # a scrape must not fail because one site vanished or Redis blinked
+        for queue, depth in site_stats.queue_depths.items():
+            registry.set_queue_depth(site, queue, depth)
+    response = web.Response(body=registry.render())
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response
+
+
+@routes.get("/openapi.json")
+@operation(summary="This document", tag="operations", auth="none", response={"type": "object"})
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(openapi.build_document(request.app, API_VERSION))

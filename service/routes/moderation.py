@@ -1,0 +1,174 @@
+"""Moderator routes, each scoped to one site: the queue, claims, decisions, comments, stats."""
+
+from typing import Any
+
+from aiohttp import web
+
+from service.auth import require_moderator
+from service.domain import (
+    BulkDecision,
+    ClaimRequest,
+    Comment,
+    Decision,
+    QueuePage,
+    QueueQuery,
+    ReleaseRequest,
+    SiteStats,
+)
+from service.openapi import operation
+from service.routes.body import read_json
+from service.routes.state import MODERATION
+
+routes = web.RouteTableDef()
+
+COMMENTS: dict[str, Any] = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Comment"}}},
+}
+RELEASED: dict[str, Any] = {
+    "type": "object",
+    "required": ["released"],
+    "properties": {"released": {"type": "array", "items": {"type": "string"}}},
+}
+OUTCOMES: dict[str, Any] = {
+    "type": "object",
+    "required": ["results"],
+    "properties": {
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "ok"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "ok": {"type": "boolean"},
+                    "comment": {"$ref": "#/components/schemas/Comment"},
+                    "error": {"$ref": "#/components/schemas/Error/properties/error"},
+                },
+            },
+        }
+    },
+}
+READ_ERRORS = (401, 404, 503)
+WRITE_ERRORS = (400, 401, 404, 409, 413, 415, 422, 503)
+
+
+@routes.get("/v1/sites/{site}/queue")
+@operation(
+    summary="List a queue by priority or age, filtered by article or author, cursor paged",
+    tag="moderation",
+    auth="moderator",
+    query=QueueQuery,
+    response=QueuePage,
+    errors=(400, 401, 404, 422, 503),
+)
+async def list_queue(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    await require_moderator(request, site)
+    query = QueueQuery.model_validate(dict(request.query))
+    page = await request.app[MODERATION].list_queue(site, query)
+    return web.json_response(page.to_json())
+
+
+@routes.post("/v1/sites/{site}/queue/claim")
+@operation(
+    summary="Lease up to `limit` comments to the caller; no one else can decide them meanwhile",
+    tag="moderation",
+    auth="moderator",
+    body=ClaimRequest,
+    response=COMMENTS,
+    errors=WRITE_ERRORS,
+)
+async def claim(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    actor = await require_moderator(request, site)
+    claim_request = await read_json(request, ClaimRequest)
+    items = await request.app[MODERATION].claim(site, actor, claim_request)
+    return web.json_response({"items": [item.to_json() for item in items]})
+
+
+@routes.post("/v1/sites/{site}/queue/release")
+@operation(
+    summary="Give back leased comments (the ids given, or every lease the caller holds)",
+    tag="moderation",
+    auth="moderator",
+    body=ReleaseRequest,
+    response=RELEASED,
+    errors=WRITE_ERRORS,
+)
+async def release(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    actor = await require_moderator(request, site)
+    release_request = await read_json(request, ReleaseRequest)
+    ids = release_request.ids
+    released = await request.app[MODERATION].release(
+        site, actor, list(ids) if ids is not None else None
+    )
+    return web.json_response({"released": released})
+
+
+@routes.post("/v1/sites/{site}/comments/{comment}/decision")
+@operation(
+    summary="Approve, reject or mark as spam; deciding again is the undo, kept in the history",
+    tag="moderation",
+    auth="moderator",
+    body=Decision,
+    response=Comment,
+    errors=WRITE_ERRORS,
+)
+async def decide(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    actor = await require_moderator(request, site)
+    decision = await read_json(request, Decision)
+    comment = await request.app[MODERATION].decide(
+        site, request.match_info["comment"], decision, actor
+    )
+    return web.json_response(comment.to_json())
+
+
+@routes.post("/v1/sites/{site}/decisions")
+@operation(
+    summary="Decide many comments; each gets its own result",
+    tag="moderation",
+    auth="moderator",
+    body=BulkDecision,
+    response=OUTCOMES,
+    errors=WRITE_ERRORS,
+)
+async def decide_many(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    actor = await require_moderator(request, site)
+    decisions = await read_json(request, BulkDecision)
+    outcomes = await request.app[MODERATION].decide_many(site, decisions, actor)
+    return web.json_response({"results": [outcome.to_json() for outcome in outcomes]})
+
+
+@routes.get("/v1/sites/{site}/comments/{comment}")
+@operation(
+    summary="A comment with its scores, reasons, evidence spans and full history",
+    tag="moderation",
+    auth="moderator",
+    response=Comment,
+    errors=READ_ERRORS,
+)
+async def get_comment(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    await require_moderator(request, site)
+    comment = await request.app[MODERATION].get_comment(site, request.match_info["comment"])
+    return web.json_response(comment.to_json())
+
+
+@routes.get("/v1/sites/{site}/stats")
+@operation(
+    summary="Queue depths, oldest pending age, automatic and moderator decisions, per hour",
+    tag="moderation",
+    auth="moderator",
+    response=SiteStats,
+    errors=READ_ERRORS,
+)
+async def stats(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    await require_moderator(request, site)
+    site_stats = await request.app[MODERATION].stats(site)
+    return web.json_response(site_stats.model_dump(mode="json"))

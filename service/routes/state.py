@@ -1,0 +1,15 @@
+"""What handlers find on the application: each resource under its own typed key."""
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from service.metrics import Metrics
+from service.moderation import Moderation
+from service.scoring import PoolScorer
+from service.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+REDIS = web.AppKey("redis", aioredis.Redis)
+SCORER = web.AppKey("scorer", PoolScorer)
+MODERATION = web.AppKey("moderation", Moderation)

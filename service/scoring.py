@@ -1,0 +1,187 @@
+"""Scoring off the event loop: the active model in a worker pool, concurrent requests micro-batched.
+
+Each worker loads the active model once, in the pool's initializer. Requests that arrive within
+``batch_wait`` of each other (or until ``batch_max_items`` are waiting) are scored as one batch in
+one pool call, which pays the vectoriser's per-call overhead and the inter-process round trip once.
+"""
+
+import asyncio
+import multiprocessing
+import signal
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from classifier.model import Model, load_active
+
+from service.settings import ScoringBackend
+
+Scores = dict[str, float]
+Spans = dict[str, list[tuple[int, int]]]
+
+# The model of this worker process (or of the worker thread's process); set once by _load_model.
+_model: Model | None = None
+
+
+def _load_model(models_dir: Path) -> None:
+    global _model
+    _model = load_active(models_dir)
+
+
+def _start_worker_process(models_dir: Path) -> None:
+    # Ctrl-C reaches the whole process group; the serving process alone decides how to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _load_model(models_dir)
+
+
+def _active_model() -> Model:
+    if _model is None:
+        raise RuntimeError("scoring worker started without a model")
+    return _model
+
+
+def _score_batch(texts: Sequence[str]) -> list[Scores]:
+    return _active_model().score(texts)
+
+
+def _explain(text: str, labels: Sequence[str]) -> Spans:
+    return _active_model().explain(text, labels=labels)
+
+
+def _model_version() -> str:
+    return _active_model().version
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the web layer shows about the active model, read in the serving process."""
+
+    name: str
+    version: str
+    labels: tuple[str, ...]
+    thresholds: dict[str, dict[str, float]]
+    card: dict[str, Any]
+
+    @classmethod
+    def of(cls, model: Model) -> "ModelInfo":
+        return cls(
+            name=model.name,
+            version=model.version,
+            labels=tuple(model.labels),
+            thresholds={label: dict(t) for label, t in model.thresholds.items()},
+            card=dict(model.card),
+        )
+
+
+def create_executor(backend: ScoringBackend, workers: int, models_dir: Path) -> Executor:
+    if backend == "thread":
+        return ThreadPoolExecutor(
+            max_workers=workers, initializer=_load_model, initargs=(models_dir,)
+        )
+    # forkserver: children start from a clean process that already imported the classifier, so
+    # they neither inherit the event loop's sockets nor pay scikit-learn's import time each.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["classifier.model"])
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_start_worker_process,
+        initargs=(models_dir,),
+    )
+
+
+class PoolScorer:
+    """The ``Scorer`` the domain uses: ``score`` one text, micro-batched; ``explain`` one text.
+
+    A batch goes to the pool when a worker is free: after ``batch_wait`` when the service is idle
+    (to gather requests arriving together), at once when ``batch_max_items`` are waiting. While
+    every worker is busy, texts accumulate and go as one batch as soon as one is free, so batches
+    grow with the load instead of queueing in the pool. One text alone costs ~4.5 ms to score;
+    in a batch of 64, ~0.3 ms each.
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        info: ModelInfo,
+        *,
+        workers: int,
+        batch_max_items: int,
+        batch_wait_seconds: float,
+    ) -> None:
+        self._executor = executor
+        self.info = info
+        self._workers = workers
+        self._batch_max_items = batch_max_items
+        self._batch_wait_seconds = batch_wait_seconds
+        self._waiting: list[tuple[str, asyncio.Future[Scores]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    @property
+    def model_version(self) -> str:
+        return self.info.version
+
+    async def warm_up(self) -> None:
+        """Start every worker and wait until each has loaded the model, so /readyz tells true."""
+        loop = asyncio.get_running_loop()
+        versions = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, _model_version) for _ in range(self._workers))
+        )
+        if any(version != self.info.version for version in versions):
+            raise RuntimeError(f"scoring workers loaded {set(versions)}, not {self.info.version}")
+
+    async def score(self, text: str) -> Scores:
+        future: asyncio.Future[Scores] = asyncio.get_running_loop().create_future()
+        self._waiting.append((text, future))
+        if len(self._waiting) >= self._batch_max_items:
+            self._dispatch()
+        elif self._timer is None and len(self._running) < self._workers:
+            self._timer = asyncio.get_running_loop().call_later(
+                self._batch_wait_seconds, self._dispatch
+            )
+        return await future
+
+    async def explain(self, text: str) -> Spans:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, _explain, text, self.info.labels)
+
+    async def close(self) -> None:
+        """Score what is still waiting, then let running batches finish."""
+        while self._waiting or self._running:
+            self._dispatch(force=True)
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    def _dispatch(self, *, force: bool = False) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._waiting or (len(self._running) >= self._workers and not force):
+            return  # the batch that finishes next takes everything waiting by then
+        batch = self._waiting[: self._batch_max_items]
+        del self._waiting[: self._batch_max_items]
+        task = asyncio.get_running_loop().create_task(self._score_batch(batch))
+        # The loop keeps only weak references to tasks; this set keeps each batch alive.
+        self._running.add(task)
+        task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._dispatch()
+
+    async def _score_batch(self, batch: list[tuple[str, asyncio.Future[Scores]]]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(
+                self._executor, _score_batch, [text for text, _ in batch]
+            )
+        except Exception as error:  # the pool or the model failed: every waiter learns why
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_, future), scores in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(scores)

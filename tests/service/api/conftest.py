@@ -1,0 +1,116 @@
+"""The real application, on a real Redis database, driven through aiohttp's test client."""
+
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+
+from service import signatures
+from service.app import create_app
+from service.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+ADMIN_TOKEN = "admin-token-for-the-api-tests"
+
+Client = TestClient[web.Request, web.Application]
+SiteAccess = dict[str, str]
+PostSigned = Callable[..., Awaitable[ClientResponse]]
+CreateSite = Callable[..., Awaitable[SiteAccess]]
+
+
+def api_settings(redis_url: str) -> Settings:
+    return Settings(
+        redis_url=redis_url,
+        admin_token=ADMIN_TOKEN,
+        models_dir=Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models")),
+        max_body_bytes=64 * 1024,
+        secret_grace_seconds=60,
+    )
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return api_settings(redis_url)
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: AiohttpClient, settings: Settings, redis_client: aioredis.Redis
+) -> Client:
+    # redis_client flushes this test's database before and after the test.
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def create_site(client: Client, admin: dict[str, str]) -> CreateSite:
+    async def create(site_id: str = "news", **policy: Any) -> SiteAccess:
+        spec: dict[str, Any] = {"id": site_id, "name": f"The {site_id} site"}
+        # Tests post many comments by one author quickly; flood control is tested on its own.
+        spec["policy"] = {"flood_seconds_per_author": 0, **policy}
+        response = await client.post("/v1/sites", json=spec, headers=admin)
+        assert response.status == 201, await response.text()
+        created = await response.json()
+        response = await client.post(
+            f"/v1/sites/{site_id}/moderators", json={"name": "Mo"}, headers=admin
+        )
+        assert response.status == 201, await response.text()
+        moderator = await response.json()
+        return {
+            "id": site_id,
+            "webhook_secret": created["webhook_secret"],
+            "api_key": created["api_key"],
+            "moderator_token": moderator["token"],
+            "moderator_id": moderator["id"],
+        }
+
+    return create
+
+
+@pytest.fixture
+async def site(create_site: CreateSite) -> SiteAccess:
+    return await create_site("news")
+
+
+@pytest.fixture
+def post_signed(client: Client) -> PostSigned:
+    async def post(
+        site: SiteAccess,
+        body: Any,
+        *,
+        path: str | None = None,
+        method: str = "POST",
+        secret: str | list[str] | None = None,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> ClientResponse:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        signed_by = site["webhook_secret"] if secret is None else secret
+        sent = {
+            "Content-Type": "application/json",
+            signatures.HEADER: signatures.sign(signed_by, raw, timestamp=timestamp),
+            **(headers or {}),
+        }
+        url = path or f"/v1/sites/{site['id']}/comments"
+        return await client.request(method, url, data=raw, headers=sent)
+
+    return post
+
+
+@pytest.fixture
+def moderator() -> Callable[[SiteAccess], dict[str, str]]:
+    def headers(site: SiteAccess) -> dict[str, str]:
+        return {"Authorization": f"Bearer {site['moderator_token']}"}
+
+    return headers

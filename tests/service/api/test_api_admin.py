@@ -1,0 +1,123 @@
+"""Admin API end to end: sites, policy, secrets, moderators and the model summary."""
+
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({}, "missing bearer token in the Authorization header"),
+        ({"Authorization": "Basic abc"}, "missing bearer token in the Authorization header"),
+        ({"Authorization": "Bearer wrong"}, "invalid admin token"),
+    ],
+)
+async def test_admin_routes_need_the_admin_token(
+    client: Client, headers: dict[str, str], message: str
+) -> None:
+    response = await client.post("/v1/sites", json={"id": "x", "name": "X"}, headers=headers)
+    assert response.status == 401
+    assert await response.json() == {
+        "error": {"code": "unauthorized", "message": message, "details": None}
+    }
+    assert (await client.get("/v1/sites/x", headers=headers)).status == 401
+
+
+async def test_a_moderator_token_is_not_an_admin_token(
+    client: Client, site: dict[str, str]
+) -> None:
+    headers = {"Authorization": f"Bearer {site['moderator_token']}"}
+    response = await client.get("/v1/sites/news", headers=headers)
+    assert response.status == 401
+
+
+async def test_a_created_site_shows_its_secrets_once(client: Client, admin: dict[str, str]) -> None:
+    response = await client.post(
+        "/v1/sites",
+        json={"id": "blog", "name": "The Blog", "callback_url": "https://blog.example/hook"},
+        headers=admin,
+    )
+    assert response.status == 201
+    created = await response.json()
+    assert created["id"] == "blog"
+    assert created["webhook_secret"]
+    assert created["api_key"]
+    shown = await (await client.get("/v1/sites/blog", headers=admin)).json()
+    assert shown["callback_url"] == "https://blog.example/hook"
+    assert shown["policy"]["mode"] == "post"
+    text = str(shown)
+    assert created["webhook_secret"] not in text
+    assert created["api_key"] not in text
+
+
+async def test_a_site_id_is_taken_once(client: Client, admin: dict[str, str]) -> None:
+    spec = {"id": "blog", "name": "The Blog"}
+    assert (await client.post("/v1/sites", json=spec, headers=admin)).status == 201
+    again = await client.post("/v1/sites", json=spec, headers=admin)
+    assert again.status == 409
+    assert (await again.json())["error"]["code"] == "already_exists"
+
+
+async def test_a_site_spec_lists_every_bad_field(client: Client, admin: dict[str, str]) -> None:
+    response = await client.post(
+        "/v1/sites",
+        json={"id": "Not A Slug", "callback_url": "ftp://x", "policy": {"mode": "later"}},
+        headers=admin,
+    )
+    assert response.status == 422
+    error = (await response.json())["error"]
+    fields = sorted(item["field"] for item in error["details"])
+    assert fields == ["callback_url", "id", "name", "policy.mode"]
+
+
+async def test_a_policy_patch_changes_only_the_fields_given(
+    client: Client, site: dict[str, str], admin: dict[str, str]
+) -> None:
+    response = await client.patch(
+        "/v1/sites/news",
+        json={"policy": {"banned_words": ["grobble"], "max_links": 0}},
+        headers=admin,
+    )
+    assert response.status == 200
+    policy = (await response.json())["policy"]
+    assert policy["banned_words"] == ["grobble"]
+    assert policy["max_links"] == 0
+    assert policy["flood_seconds_per_author"] == 0  # set at creation, untouched
+
+
+async def test_an_unknown_site_is_404_for_the_admin(client: Client, admin: dict[str, str]) -> None:
+    response = await client.get("/v1/sites/nowhere", headers=admin)
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "not_found"
+    rotate = await client.post("/v1/sites/nowhere/secrets:rotate", headers=admin)
+    assert rotate.status == 404
+
+
+async def test_moderator_tokens_are_shown_once_and_work_for_their_site(
+    client: Client, site: dict[str, str], admin: dict[str, str]
+) -> None:
+    response = await client.post("/v1/sites/news/moderators", json={"name": "Ada"}, headers=admin)
+    assert response.status == 201
+    created = await response.json()
+    assert created["name"] == "Ada"
+    assert created["site_id"] == "news"
+    queue = await client.get(
+        "/v1/sites/news/queue", headers={"Authorization": f"Bearer {created['token']}"}
+    )
+    assert queue.status == 200
+
+
+async def test_the_model_summary_names_the_active_model(
+    client: Client, admin: dict[str, str]
+) -> None:
+    response = await client.get("/v1/model", headers=admin)
+    assert response.status == 200
+    summary: dict[str, Any] = await response.json()
+    assert summary["version"]
+    assert {"spam", "toxicity"} <= set(summary["labels"])
+    assert set(summary["thresholds"]) <= set(summary["labels"])

@@ -1,0 +1,301 @@
+"""Signed intake end to end: signatures, idempotent redelivery, edits, every refusal."""
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from service import signatures
+
+Client = TestClient[web.Request, web.Application]
+SEED = Path(__file__).resolve().parents[4] / "shared" / "seed" / "seed-article.json"
+CIVIL = "Thanks for the careful reporting, the second paragraph answered my question."
+
+
+def comment(
+    comment_id: str = "c1",
+    text: str = CIVIL,
+    *,
+    author: str = "reader-1",
+    article: str = "a1",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "id": comment_id,
+        "article": {"id": article, "title": "An article"},
+        "author": {"id": author, "name": "A Reader"},
+        "text": text,
+        **extra,
+    }
+
+
+def unauthorized(message: str) -> dict[str, Any]:
+    return {"error": {"code": "unauthorized", "message": message, "details": None}}
+
+
+async def test_a_signed_civil_comment_is_approved_at_once(
+    client: Client, site: dict[str, str], post_signed: Any, admin: dict[str, str]
+) -> None:
+    response = await post_signed(site, comment())
+    assert response.status == 202
+    verdict = await response.json()
+    model = await (await client.get("/v1/model", headers=admin)).json()
+    assert verdict["id"] == "c1"
+    assert verdict["state"] == "approved"
+    assert verdict["reasons"] == []
+    assert set(verdict["scores"]) >= {"spam", "toxicity"}
+    assert all(0.0 <= p <= 1.0 for p in verdict["scores"].values())
+    assert verdict["model"] == model["version"]
+    assert verdict["version"] == 1
+    assert set(verdict) == {"id", "state", "reasons", "scores", "model", "version"}
+
+
+async def test_a_wrong_secret_is_refused_and_stores_nothing(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    response = await post_signed(site, comment(), secret="not-the-secret")
+    assert response.status == 401
+    assert await response.json() == unauthorized(
+        "Civility-Signature does not match any valid secret for this site"
+    )
+    stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert stored.status == 404
+
+
+async def test_a_body_changed_after_signing_is_refused(
+    client: Client, site: dict[str, str]
+) -> None:
+    signed = json.dumps(comment()).encode()
+    tampered = json.dumps(comment(text="Buy cheap pills now")).encode()
+    response = await client.post(
+        "/v1/sites/news/comments",
+        data=tampered,
+        headers={
+            "Content-Type": "application/json",
+            signatures.HEADER: signatures.sign(site["webhook_secret"], signed),
+        },
+    )
+    assert response.status == 401
+    assert await response.json() == unauthorized(
+        "Civility-Signature does not match any valid secret for this site"
+    )
+
+
+@pytest.mark.parametrize("age", [301, -301, 3600])
+async def test_a_stale_signature_is_refused(
+    site: dict[str, str], post_signed: Any, age: int
+) -> None:
+    response = await post_signed(site, comment(), timestamp=int(time.time()) - age)
+    assert response.status == 401
+    assert await response.json() == unauthorized(
+        "Civility-Signature timestamp is outside the 300 s tolerance"
+    )
+
+
+async def test_a_missing_or_malformed_signature_is_refused(
+    client: Client, site: dict[str, str]
+) -> None:
+    body = json.dumps(comment()).encode()
+    plain = {"Content-Type": "application/json"}
+    response = await client.post("/v1/sites/news/comments", data=body, headers=plain)
+    assert response.status == 401
+    assert await response.json() == unauthorized("missing Civility-Signature header")
+    response = await client.post(
+        "/v1/sites/news/comments", data=body, headers={**plain, signatures.HEADER: "v1=abc"}
+    )
+    assert response.status == 401
+    assert await response.json() == unauthorized("Civility-Signature header has no timestamp")
+
+
+async def test_a_rotated_secret_keeps_the_old_one_valid_during_the_grace_period(
+    client: Client, site: dict[str, str], post_signed: Any, admin: dict[str, str]
+) -> None:
+    response = await client.post("/v1/sites/news/secrets:rotate", headers=admin)
+    assert response.status == 200
+    rotation = await response.json()
+    new_secret = rotation["webhook_secret"]
+    assert new_secret != site["webhook_secret"]
+    assert (await post_signed(site, comment("c1"))).status == 202
+    assert (await post_signed(site, comment("c2"), secret=new_secret)).status == 202
+    both = [site["webhook_secret"], new_secret]
+    assert (await post_signed(site, comment("c3"), secret=both)).status == 202
+
+
+async def test_twenty_concurrent_deliveries_of_one_comment_create_it_once(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    body = json.dumps(comment("dup")).encode()
+    responses = await asyncio.gather(*(post_signed(site, body) for _ in range(20)))
+    statuses = sorted(response.status for response in responses)
+    assert statuses == [200] * 19 + [202]
+    bodies = [await response.json() for response in responses]
+    assert all(answer == bodies[0] for answer in bodies)
+    stored = await (await client.get("/v1/sites/news/comments/dup", headers=moderator(site))).json()
+    assert stored["version"] == 1
+    assert len(stored["history"]) == 1
+
+
+async def test_a_redelivery_changes_nothing(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    first = await post_signed(site, comment())
+    before = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    again = await post_signed(site, comment())
+    after = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert (first.status, again.status) == (202, 200)
+    assert await first.json() == await again.json()
+    assert before == after
+
+
+async def test_the_same_id_with_new_text_is_moderated_again_as_an_edit(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    assert (await post_signed(site, comment(text=CIVIL))).status == 202
+    edited = await post_signed(site, comment(text="Edited: buy cheap viagra at spam.example"))
+    assert edited.status == 202
+    verdict = await edited.json()
+    assert verdict["version"] == 2
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert stored["text"] == "Edited: buy cheap viagra at spam.example"
+    assert len(stored["history"]) == 2
+    # The edit, delivered again, is a redelivery.
+    again = await post_signed(site, comment(text="Edited: buy cheap viagra at spam.example"))
+    assert again.status == 200
+    assert await again.json() == verdict
+
+
+async def test_an_unknown_site_answers_404(client: Client, post_signed: Any) -> None:
+    ghost = {"id": "ghost", "webhook_secret": "whatever"}
+    response = await post_signed(ghost, comment())
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "not_found"
+
+
+async def test_a_body_that_is_not_json_media_type_answers_415(
+    client: Client, site: dict[str, str], post_signed: Any
+) -> None:
+    response = await post_signed(site, comment(), headers={"Content-Type": "text/plain"})
+    assert response.status == 415
+    assert await response.json() == {
+        "error": {
+            "code": "unsupported_media_type",
+            "message": "request body must be application/json, not text/plain",
+            "details": None,
+        }
+    }
+
+
+async def test_an_oversized_body_answers_413_before_any_check(
+    client: Client, site: dict[str, str], post_signed: Any
+) -> None:
+    body = comment(text="x" * 70_000)
+    response = await post_signed(site, body)
+    assert response.status == 413
+    assert await response.json() == {
+        "error": {
+            "code": "payload_too_large",
+            "message": "request body is larger than 65536 bytes",
+            "details": None,
+        }
+    }
+
+
+async def test_invalid_json_answers_400(site: dict[str, str], post_signed: Any) -> None:
+    response = await post_signed(site, b'{"id": "c1", "text": ')
+    assert response.status == 400
+    assert await response.json() == {
+        "error": {
+            "code": "bad_request",
+            "message": "request body is not valid JSON",
+            "details": None,
+        }
+    }
+
+
+async def test_every_failing_field_is_listed_with_422(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    body = {
+        "id": "",
+        "article": {"url": "not a url"},
+        "author": {"id": "a1", "email": "nobody"},
+        "text": "y" * 20_001,
+        "colour": "red",
+    }
+    response = await post_signed(site, body)
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["code"] == "validation_failed"
+    fields = sorted(item["field"] for item in error["details"])
+    assert fields == ["article.id", "article.url", "author.email", "colour", "id", "text"]
+    assert all(item["message"] for item in error["details"])
+
+
+async def test_policy_reasons_are_returned_with_the_verdict(
+    client: Client, create_site: Any, post_signed: Any
+) -> None:
+    # Scores never reject here, so each rule's own effect shows in the state.
+    never = dict.fromkeys(("spam", "toxicity", "severe_toxicity", "insult", "threat"), 1.0)
+    strict = await create_site(
+        "strict",
+        banned_words=["grobble"],
+        suspect_words=["moonbeam"],
+        max_links=1,
+        reject={**never, "identity_attack": 1.0, "profanity": 1.0},
+    )
+    banned = await (await post_signed(strict, comment("b", "You grobble, all of you."))).json()
+    assert banned["state"] == "rejected"
+    assert "BANNED_WORD" in banned["reasons"]
+    suspect = await (await post_signed(strict, comment("s", "A moonbeam over the harbour."))).json()
+    assert suspect["state"] == "pending"
+    assert "SUSPECT_WORD" in suspect["reasons"]
+    links = "Sources: https://a.example/1 and https://b.example/2 and https://c.example/3"
+    linked = await (await post_signed(strict, comment("l", links))).json()
+    assert linked["state"] == "pending"
+    assert "LINKS" in linked["reasons"]
+
+
+async def test_a_closed_article_rejects_new_comments(
+    client: Client, site: dict[str, str], post_signed: Any
+) -> None:
+    response = await post_signed(
+        site,
+        {"title": "Closed for comments", "closed": True},
+        path="/v1/sites/news/articles/a1",
+        method="PUT",
+    )
+    assert response.status == 200
+    assert (await response.json())["closed"] is True
+    verdict = await (await post_signed(site, comment(article="a1"))).json()
+    assert verdict["state"] == "rejected"
+    assert "ARTICLE_CLOSED" in verdict["reasons"]
+
+
+async def test_an_article_update_must_be_signed(client: Client, site: dict[str, str]) -> None:
+    response = await client.put(
+        "/v1/sites/news/articles/a1", json={"closed": True}, headers={signatures.HEADER: "t=1"}
+    )
+    assert response.status == 401
+
+
+async def test_the_seed_article_comments_are_published(
+    client: Client, site: dict[str, str], post_signed: Any
+) -> None:
+    if not SEED.is_file():
+        pytest.skip(f"seed article not found at {SEED}")
+    seed = json.loads(SEED.read_text(encoding="utf-8"))
+    for item in seed["comments"]:
+        body = {
+            "id": item["id"],
+            "article": {"id": seed["article"]["id"], "title": seed["article"]["title"]},
+            "author": item["author"],
+            "text": item["text"],
+        }
+        verdict = await (await post_signed(site, body)).json()
+        assert verdict["state"] == item["expected"], verdict
