@@ -1,0 +1,231 @@
+"""Normalisation: worked examples and properties that must hold for any text."""
+
+import unicodedata
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from classifier.normalize import (
+    EMAIL_PLACEHOLDER,
+    PHONE_PLACEHOLDER,
+    URL_PLACEHOLDER,
+    fold_characters,
+    normalize,
+    normalize_with_offsets,
+    replace_entities,
+)
+
+ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200e"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("You 1d10t!", "you idiot!"),
+        ("$h1t happens", "shit happens"),
+        ("what a $hame", "what a shame"),
+        ("sh!t", "shit"),
+        ("h3ll0 w0rld", "hello world"),
+        ("ɪdiot", "idiot"),
+        ("ɪᴅɪᴏᴛ", "idiot"),
+        ("іdіоt", "idiot"),  # Cyrillic і and о
+        ("ΙΔΙΟΤ".replace("Δ", "D"), "idiot"),  # Greek capitals Ι and Ο
+        ("Ｉｄｉｏｔ", "idiot"),
+        ("𝐢𝐝𝐢𝐨𝐭", "idiot"),
+        ("𝕴𝖉𝖎𝖔𝖙", "idiot"),
+        ("ⓘⓓⓘⓞⓣ", "idiot"),
+        ("i\u200bd\u200ci\u200do\u2060t", "idiot"),
+        ("i.d.i.o.t", "idiot"),
+        ("i-d-i-o-t", "idiot"),
+        ("f u c k off", "fuck off"),
+        ("1.d.1.0.t", "idiot"),
+        ("sooooo gooood", "soo good"),
+        ("WHAT!!!!!!", "what!!"),
+        ("café naïve façade", "cafe naive facade"),
+        ("don’t “quote” — dash", 'don\'t "quote" - dash'),
+        ("line one\nline two\r\n\tend", "line one line two end"),
+        ("  padded   text  ", "padded text"),
+        ("bell\x07 and nul\x00 removed", "bell and nul removed"),
+    ],
+)
+def test_folds_obfuscation(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        "the u.s. and the u.k. agreed",
+        "e.g. at 9 a.m. or 5 p.m.",
+        "growth of 3.5 percent",
+        "version 1.2.3 shipped",
+        "covid19 vaccines",
+        "meet at 10pm on the 2nd",
+        "my mp3 player",
+        "@john said hi!",
+        "from 1990-2000 and 2019 2020",
+        "on 2026-11-27 the vote",
+        "100 000 people",
+        "$100 fine",
+        "rated 4.5/5",
+    ],
+)
+def test_leaves_abbreviations_numbers_and_dates_alone(kept: str) -> None:
+    assert normalize(kept) == kept
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Visit http://bit.ly/AbC now.", f"visit {URL_PLACEHOLDER} now."),
+        ("see www.Example.com/path?x=1.", f"see {URL_PLACEHOLDER}."),
+        ("t.co/xyz and goo.gl/abc", f"{URL_PLACEHOLDER} and {URL_PLACEHOLDER}"),
+        ("go to ｂｉｔ．ｌｙ/free", f"go to {URL_PLACEHOLDER}"),
+        ("mail John.Doe@Example.com today", f"mail {EMAIL_PLACEHOLDER} today"),
+        ("call +1 (555) 123-4567", f"call {PHONE_PLACEHOLDER}"),
+        ("text 09061701461 to win", f"text {PHONE_PLACEHOLDER} to win"),
+        ("ring 555-1234", f"ring {PHONE_PLACEHOLDER}"),
+    ],
+)
+def test_replaces_links_emails_and_phones_with_placeholders(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+def test_replace_entities_returns_what_it_replaced() -> None:
+    text, found = replace_entities("mail a@b.org, see b.org, call 555-1234 in 2019 2020")
+    placeholders = (EMAIL_PLACEHOLDER, URL_PLACEHOLDER, PHONE_PLACEHOLDER)
+    assert text == "mail {}, see {}, call {} in 2019 2020".format(*placeholders)
+    assert found == {"email": ["a@b.org"], "url": ["b.org"], "phone": ["555-1234"]}
+
+
+def test_offsets_point_at_the_original_characters() -> None:
+    raw = "ＹＯＵ  1d10t, see http://bit.ly/x"
+    normalised, offsets = normalize_with_offsets(raw)
+    assert normalised == f"you idiot, see {URL_PLACEHOLDER}"
+    start = normalised.index("idiot")
+    span = (offsets[start], offsets[start + len("idiot") - 1] + 1)
+    assert raw[span[0] : span[1]] == "1d10t"
+    link = normalised.index(URL_PLACEHOLDER)
+    assert offsets[link] == raw.index("http")
+    assert offsets[link + len(URL_PLACEHOLDER) - 1] == len(raw) - 1
+
+
+def test_offsets_skip_removed_and_joined_characters() -> None:
+    raw = "a i.d\u200b.i.o.t!"
+    normalised, offsets = normalize_with_offsets(raw)
+    assert normalised == "a idiot!"
+    assert [raw[offset] for offset in offsets] == list("a idiot!")
+
+
+def test_offsets_of_an_expanding_character_repeat_its_index() -> None:
+    normalised, offsets = normalize_with_offsets("ﬁne")
+    assert normalised == "fine"
+    assert offsets == [0, 0, 1, 2]
+
+
+# --- properties -------------------------------------------------------------------------------
+
+LEET = {"o": "0", "i": "1", "e": "3", "a": "4@", "s": "5$", "t": "7", "b": "8", "g": "9"}
+SMALL_CAPITALS = dict(zip("abcdefghijklmnopqrstuvwxyz", "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡxʏᴢ", strict=True))
+CYRILLIC = {"a": "аА", "e": "еЕ", "o": "оО", "p": "рР", "c": "сС", "x": "хХ", "i": "іІ", "y": "у"}
+GREEK = {"a": "α", "o": "οΟ", "i": "ιΙ", "k": "κΚ", "t": "τΤ", "u": "υ", "n": "η"}
+WORDS = ["idiot", "stupid", "moron", "loser", "bastard", "garbage", "pathetic", "disgusting"]
+
+
+def look_alikes(letter: str) -> list[str]:
+    index = ord(letter) - ord("a")
+    return [
+        letter,
+        letter.upper(),
+        chr(0xFF41 + index),  # fullwidth
+        chr(0xFF21 + index),
+        chr(0x1D41A + index),  # mathematical bold
+        chr(0x1D400 + index),
+        chr(0x24D0 + index),  # circled
+        SMALL_CAPITALS[letter],
+        *CYRILLIC.get(letter, ""),
+        *GREEK.get(letter, ""),
+    ]
+
+
+@st.composite
+def obfuscated(draw: st.DrawFn) -> tuple[str, str]:
+    """A plain word and a disguised spelling of it that normalisation must see through."""
+    word = draw(st.sampled_from(WORDS))
+    chars: list[str] = []
+    for position, letter in enumerate(word):
+        inner = 0 < position < len(word) - 1
+        if inner and letter in LEET and draw(st.booleans()):
+            chars.append(draw(st.sampled_from(LEET[letter])))
+        else:
+            chars.append(draw(st.sampled_from(look_alikes(letter))))
+        chars[-1] += draw(st.sampled_from(["", "", *ZERO_WIDTH]))
+    separator = draw(st.sampled_from(["", "", ".", "-", " ", "_"]))
+    return word, separator.join(chars)
+
+
+@given(obfuscated())
+@settings(max_examples=300)
+def test_obfuscated_variants_fold_to_the_plain_word(case: tuple[str, str]) -> None:
+    word, disguised = case
+    assert normalize(f"you are so {disguised}!") == f"you are so {word}!"
+
+
+def comment_text() -> st.SearchStrategy[str]:
+    """Any Unicode, plus the characters the normaliser treats specially, often enough to matter."""
+    special = st.sampled_from(
+        [*ZERO_WIDTH, " ", ".", "-", "@", "$", "!", "1", "0", "3", "\n", "ɪ", "і", "ﬁ", "é"]
+    )
+    fragments = st.sampled_from(
+        ["http://bit.ly/x", "www.a.com", "a@b.co", "+1 555 123 4567", "i.d.i.o.t", "1d10t"]
+    )
+    piece = st.one_of(st.text(max_size=8), special, fragments, st.sampled_from("aeiostxyz"))
+    return st.lists(piece, max_size=30).map("".join)
+
+
+@given(comment_text())
+@settings(max_examples=500)
+def test_both_paths_give_the_same_string(text: str) -> None:
+    assert normalize_with_offsets(text)[0] == normalize(text)
+
+
+@given(comment_text())
+@settings(max_examples=500)
+def test_offsets_are_monotone_and_in_range(text: str) -> None:
+    normalised, offsets = normalize_with_offsets(text)
+    assert len(offsets) == len(normalised)
+    assert all(0 <= offset < len(text) for offset in offsets)
+    assert offsets == sorted(offsets)
+
+
+@given(comment_text())
+@settings(max_examples=500)
+def test_normalize_is_idempotent(text: str) -> None:
+    once = normalize(text)
+    assert normalize(once) == once
+
+
+@given(comment_text())
+@settings(max_examples=500)
+def test_output_has_no_invisible_or_control_characters(text: str) -> None:
+    normalised = normalize(text)
+    assert not any(unicodedata.category(char) in {"Cc", "Cf"} for char in normalised)
+    assert normalised == " ".join(normalised.split())
+    assert normalised == normalised.lower()
+
+
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=60))
+def test_fold_characters_only_lowers_and_drops_controls_in_ascii(text: str) -> None:
+    expected = "".join(" " if char in "\t\n\v\f\r\x1c\x1d\x1e\x1f" else char for char in text)
+    expected = "".join(char for char in expected if char.isprintable() or char == " ")
+    assert fold_characters(text) == expected.lower()
+
+
+def test_every_format_and_control_character_is_removed() -> None:
+    invisible = [
+        chr(code)
+        for code in range(0x110000)
+        if unicodedata.category(chr(code)) in {"Cc", "Cf"} and not chr(code).isspace()
+    ]
+    assert normalize("a" + "".join(invisible) + "b") == "ab"
