@@ -22,6 +22,9 @@ ARGV[12] outbox event type                 ARGV[13] allowed source states (comma
 Derived keys: the pending and reported queue indexes of the comment's article and author, and
 the author's counters (civ:{site}:author:<author>).
 
+A retried call (same event id, for example after a client timeout) finds its own change already
+made and returns it again instead of applying it twice.
+
 Returns {"ok", fields}; {"not_found"}; {"version_conflict", current version};
 {"claim_conflict", holder, remaining lease ms}; or {"invalid_transition", state}.
 ]]
@@ -29,10 +32,14 @@ Returns {"ok", fields}; {"not_found"}; {"version_conflict", current version};
 local prefix, site, id, target, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 local now = ARGV[10]
 
-local stored = redis.call("HMGET", KEYS[1], "state", "version", "article_id", "author_id", "model")
+local stored = redis.call("HMGET", KEYS[1], "state", "version", "article_id", "author_id", "model",
+  "last_event_id")
 local previous = stored[1]
 if not previous then
   return {"not_found"}
+end
+if stored[6] == ARGV[11] then
+  return {"ok", redis.call("HGETALL", KEYS[1])}
 end
 if ARGV[7] ~= "" and ARGV[7] ~= stored[2] then
   return {"version_conflict", stored[2]}
@@ -48,7 +55,7 @@ end
 local article, author = stored[3], stored[4]
 local version = redis.call("HINCRBY", KEYS[1], "version", 1)
 redis.call("HSET", KEYS[1], "state", target, "reasons", ARGV[8], "decided_by", actor,
-  "decided_at", now, "updated_at", now)
+  "decided_at", now, "updated_at", now, "last_event_id", ARGV[11])
 dequeue(prefix, "pending", id, article, author)
 dequeue(prefix, "reported", id, article, author)
 redis.call("DEL", KEYS[5])

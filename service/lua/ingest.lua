@@ -68,7 +68,7 @@ redis.call("HSET", KEYS[1],
   "author", ARGV[8], "text", ARGV[9], "text_hash", text_hash, "lang", ARGV[10],
   "state", state, "reasons", ARGV[12], "scores", ARGV[13], "evidence", ARGV[14],
   "model", ARGV[15], "priority", ARGV[16], "decided_by", decided_by, "decided_at", now,
-  "updated_at", now)
+  "updated_at", now, "last_event_id", ARGV[19])
 
 if state == "pending" then
   enqueue(prefix, "pending", id, article, author, ARGV[16], redis.call("HGET", KEYS[1], "created_at"))

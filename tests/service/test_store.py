@@ -119,7 +119,7 @@ def decision(
         reasons=["OFF_TOPIC"] if target is State.REJECTED else [],
         note="checked",
         now_ms=now,
-        event_id=f"evt-{comment_id}-{action}-{now}",
+        event_id=f"evt-{comment_id}-{action}-{actor}-{now}",
         event_type=EVENT_TYPES[target],
         sources=sources_argument(Event(action)),
     )
@@ -601,3 +601,18 @@ async def test_the_store_refuses_a_client_that_returns_bytes(redis_url: str) -> 
             Store(client)
     finally:
         await client.aclose()
+
+
+async def test_a_retried_decision_is_applied_once(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.write_intake(SITE, intake("c1"))
+    write = decision("c1", State.SPAM)
+
+    first = await store.decide(SITE, write)
+    retried = await store.decide(SITE, write)  # same event id: a client retry after a timeout
+
+    assert retried == first
+    assert first.version == 2
+    assert len(await history(redis_client, "c1")) == 2
+    assert len(await outbox(redis_client)) == 2

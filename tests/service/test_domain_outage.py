@@ -1,0 +1,227 @@
+"""Redis stopped and restarted under the store: 503s meanwhile, no half writes, recovery in place.
+
+These tests run their own throwaway ``redis-server`` (no persistence) on a free port, so they can
+pause, kill and restart it without touching the server the rest of the suite shares.
+"""
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import cast
+
+import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from service.domain import Author, Order, Policy, Queue, QueueQuery, Site, State
+from service.errors import StoreUnavailable
+from service.keys import KeySpace
+from service.store import DecisionWrite, IntakeWrite, SiteRecord, Store, from_ms
+from service.transitions import EVENT_TYPES, Event, sources_argument
+
+SITE = "news"
+NOW = 1_800_000_000_000
+KEYS = KeySpace("civ")
+NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class OwnRedis:
+    """A redis-server process this test controls: started, paused, killed, restarted."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", *NO_PERSISTENCE],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as probe:
+                    probe.sendall(b"PING\r\n")
+                    if probe.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def signal(self, number: signal.Signals) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, number)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server binary not found on PATH")
+    server = OwnRedis(binary)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None:
+            server.signal(signal.SIGCONT)
+        server.kill()
+
+
+@pytest.fixture
+async def client(own_redis: OwnRedis) -> AsyncIterator[aioredis.Redis]:
+    # One quick retry instead of redis-py's default ten with backoff keeps each failure short.
+    client = aioredis.Redis(
+        port=own_redis.port,
+        decode_responses=True,
+        socket_timeout=0.3,
+        socket_connect_timeout=0.3,
+        retry=Retry(NoBackoff(), retries=1),
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def site_record() -> SiteRecord:
+    moment = from_ms(NOW)
+    site = Site(
+        id=SITE,
+        name="News",
+        callback_url=None,
+        policy=Policy(),
+        created_at=moment,
+        updated_at=moment,
+    )
+    return SiteRecord(site, "whsec_test", None, 0, "api-key-hash")
+
+
+def intake(comment_id: str) -> IntakeWrite:
+    return IntakeWrite(
+        comment_id=comment_id,
+        text_hash=f"hash-{comment_id}",
+        article_id="a1",
+        parent_id=None,
+        author=Author(id="u1"),
+        text=f"text of {comment_id}",
+        lang=None,
+        state=State.PENDING,
+        reasons=["PREMOD"],
+        scores={"spam": 0.1},
+        evidence={},
+        model="test-1",
+        priority=0.1,
+        created_at_ms=NOW,
+        now_ms=NOW,
+        event_id=f"evt-{comment_id}",
+        event_type=EVENT_TYPES[State.PENDING],
+        edit_sources=sources_argument(Event.EDIT),
+        windows=[],
+    )
+
+
+def approve(comment_id: str) -> DecisionWrite:
+    return DecisionWrite(
+        comment_id=comment_id,
+        target=State.APPROVED,
+        action="approve",
+        actor="mod_x",
+        expected_version=None,
+        reasons=[],
+        note=None,
+        now_ms=NOW,
+        event_id=f"evt-approve-{comment_id}",
+        event_type=EVENT_TYPES[State.APPROVED],
+        sources=sources_argument(Event.APPROVE),
+    )
+
+
+async def test_a_dead_redis_answers_store_unavailable_and_a_restart_recovers_in_place(
+    own_redis: OwnRedis, client: aioredis.Redis
+) -> None:
+    store = Store(client)
+    await store.create_site(site_record())
+    await store.write_intake(SITE, intake("c1"))
+
+    own_redis.kill()
+    with pytest.raises(StoreUnavailable):
+        await store.write_intake(SITE, intake("c2"))
+    with pytest.raises(StoreUnavailable):
+        await store.decide(SITE, approve("c1"))
+    with pytest.raises(StoreUnavailable):
+        await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 1, 1_000, NOW)
+    with pytest.raises(StoreUnavailable):
+        await store.page(SITE, QueueQuery(), NOW)
+    with pytest.raises(StoreUnavailable):
+        await store.load_site(SITE)
+    with pytest.raises(StoreUnavailable):
+        await store.stats(SITE, NOW)
+
+    own_redis.start()  # same port, empty: no data and no cached scripts
+    [known] = await client.script_exists(store._scripts["ingest"].sha)
+    assert not known
+    await store.create_site(site_record())
+    outcome, comment = await store.write_intake(SITE, intake("c3"))
+    assert (outcome, comment.state) == ("created", State.PENDING)
+    assert (await store.decide(SITE, approve("c3"))).state is State.APPROVED
+    [known] = await client.script_exists(store._scripts["ingest"].sha)
+    assert known
+
+
+async def test_writes_cut_off_by_an_outage_are_whole_or_absent(
+    own_redis: OwnRedis, client: aioredis.Redis
+) -> None:
+    store = Store(client)
+    await store.create_site(site_record())
+    await store.write_intake(SITE, intake("before"))  # the script is cached from here on
+    ids = [f"c{index}" for index in range(20)]
+    await asyncio.gather(*(client.ping() for _ in ids))  # open connections stay in the pool
+
+    own_redis.signal(signal.SIGSTOP)  # requests reach the socket but get no answer
+    results = await asyncio.gather(
+        *(store.write_intake(SITE, intake(comment_id)) for comment_id in ids),
+        return_exceptions=True,
+    )
+    assert all(isinstance(result, StoreUnavailable) for result in results)
+    own_redis.signal(signal.SIGCONT)  # the server may now run what it had already received
+    await client.ping()
+
+    entries = cast(list[tuple[str, dict[str, str]]], await client.xrange(KEYS.outbox(SITE)))
+    events = [fields for _, fields in entries]
+    queue = set(await client.zrange(KEYS.queue_index(SITE, Queue.PENDING, Order.PRIORITY), 0, -1))
+    stored = 0
+    for comment_id in ids:
+        exists = bool(await client.exists(KEYS.comment(SITE, comment_id)))
+        history = await client.llen(KEYS.history(SITE, comment_id))
+        published = [event for event in events if event["comment_id"] == comment_id]
+        assert (history, len(published), comment_id in queue) == (
+            (1, 1, True) if exists else (0, 0, False)
+        ), comment_id
+        stored += exists
+    pending = await client.hget(KEYS.author(SITE, "u1"), "pending")
+    assert int(pending or 0) == stored + 1
+    # And the store is usable again at once, with the same client.
+    outcome, _ = await store.write_intake(SITE, intake("after"))
+    assert outcome == "created"
