@@ -1,0 +1,404 @@
+"""The domain functions end to end on a real Redis, with a scorer double that scores by keyword."""
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from service.domain import (
+    Action,
+    ArticleSpec,
+    AuthorStatus,
+    BulkDecision,
+    ClaimRequest,
+    Decision,
+    Policy,
+    PolicyPatch,
+    QueueQuery,
+    SitePatch,
+    SiteSpec,
+    State,
+    Submission,
+)
+from service.errors import ClaimConflict, NotFound, ValidationFailed, VersionConflict
+from service.keys import KeySpace
+from service.moderation import Moderation
+from service.store import Store
+
+SITE = "news"
+KEYS = KeySpace("civ")
+THRESHOLDS = {
+    "spam": {"hold": 0.5, "reject": 0.9},
+    "toxicity": {"hold": 0.6, "reject": 0.95},
+}
+
+
+class KeywordScorer:
+    """Stands in for the model: scores chosen per text, and counts how often it is asked."""
+
+    model_version = "test-1.0"
+
+    def __init__(self) -> None:
+        self.scored = 0
+        self.explained = 0
+
+    async def score(self, text: str) -> dict[str, float]:
+        self.scored += 1
+        lowered = text.lower()
+        return {
+            "spam": 0.97 if "pills" in lowered else 0.6 if "offer" in lowered else 0.02,
+            "toxicity": 0.99 if "idiot" in lowered else 0.7 if "stupid" in lowered else 0.03,
+        }
+
+    async def explain(self, text: str) -> dict[str, list[tuple[int, int]]]:
+        self.explained += 1
+        return {"spam": [(0, min(len(text), 4))]}
+
+
+@pytest.fixture
+def scorer() -> KeywordScorer:
+    return KeywordScorer()
+
+
+@pytest.fixture
+async def moderation(redis_client: aioredis.Redis, scorer: KeywordScorer) -> Moderation:
+    moderation = Moderation(Store(redis_client), scorer, THRESHOLDS)
+    await moderation.create_site(SiteSpec(id=SITE, name="News"))
+    return moderation
+
+
+def submission(
+    comment_id: str, text: str, *, author: str = "u1", article: str = "a1", ip: str | None = None
+) -> Submission:
+    return Submission.model_validate(
+        {
+            "id": comment_id,
+            "article": {"id": article},
+            "author": {"id": author, "ip": ip},
+            "text": text,
+        }
+    )
+
+
+def seed_comments() -> list[dict[str, Any]]:
+    default = Path(__file__).resolve().parents[2].parent / "shared" / "seed"
+    seed = Path(os.environ.get("CIVILITY_SEED", default)) / "seed-article.json"
+    if not seed.is_file():
+        pytest.skip(f"seed article not found at {seed} (set CIVILITY_SEED)")
+    comments: list[dict[str, Any]] = json.loads(seed.read_text())["comments"]
+    return comments
+
+
+async def test_the_seed_comments_are_published_under_the_default_policy(
+    moderation: Moderation, scorer: KeywordScorer
+) -> None:
+    for seed in seed_comments():
+        result = await moderation.ingest(
+            SITE,
+            submission(seed["id"], seed["text"], author=seed["author"]["id"], article="seed"),
+        )
+        assert (result.created, result.comment.state) == (True, State.APPROVED)
+        assert result.comment.reasons == ()
+    assert scorer.explained == 0  # evidence is only worked out for comments not published
+
+
+@pytest.mark.parametrize(
+    ("text", "state", "reasons"),
+    [
+        ("Cheap pills here", State.SPAM, ("SPAM",)),
+        ("You idiot", State.REJECTED, ("TOXIC",)),
+        ("A stupid idea", State.PENDING, ("TOXIC",)),
+        ("Special offer inside", State.PENDING, ("SPAM",)),
+    ],
+)
+async def test_obvious_spam_and_abuse_are_stopped_with_reasons_and_evidence(
+    moderation: Moderation, scorer: KeywordScorer, text: str, state: State, reasons: tuple[str, ...]
+) -> None:
+    comment = (await moderation.ingest(SITE, submission("c1", text))).comment
+
+    assert (comment.state, comment.reasons) == (state, reasons)
+    assert comment.evidence == {"spam": ((0, 4),)}
+    assert comment.model == "test-1.0"
+    assert comment.decided_by == "auto:test-1.0"
+    assert scorer.explained == 1
+
+
+async def test_redelivery_returns_the_stored_comment_without_scoring_again(
+    moderation: Moderation, scorer: KeywordScorer
+) -> None:
+    first = await moderation.ingest(SITE, submission("c1", "Hello there"))
+    again = await moderation.ingest(SITE, submission("c1", "Hello there"))
+
+    assert (first.created, again.created) == (True, False)
+    assert again.comment == first.comment
+    assert scorer.scored == 1
+
+
+async def test_twenty_concurrent_deliveries_create_one_comment(
+    moderation: Moderation, redis_client: aioredis.Redis
+) -> None:
+    results = await asyncio.gather(
+        *(moderation.ingest(SITE, submission("c1", "Same text")) for _ in range(20))
+    )
+
+    assert sum(result.created for result in results) == 1
+    assert {result.comment.version for result in results} == {1}
+    assert await redis_client.xlen(KEYS.outbox(SITE)) == 1
+    assert await redis_client.llen(KEYS.history(SITE, "c1")) == 1
+
+
+async def test_an_edit_is_moderated_again(moderation: Moderation) -> None:
+    await moderation.ingest(SITE, submission("c1", "Nice article"))
+    edited = await moderation.ingest(SITE, submission("c1", "Nice article, buy pills"))
+
+    assert (edited.created, edited.edited) == (True, True)
+    assert (edited.comment.state, edited.comment.version) == (State.SPAM, 2)
+    history = (await moderation.get_comment(SITE, "c1")).history
+    assert history is not None
+    assert [(entry.action, entry.to_state) for entry in history] == [
+        ("create", State.APPROVED),
+        ("edit", State.SPAM),
+    ]
+
+
+async def test_an_edit_cannot_move_the_comment(moderation: Moderation) -> None:
+    await moderation.ingest(SITE, submission("c1", "Nice article"))
+    with pytest.raises(ValidationFailed) as error:
+        await moderation.ingest(SITE, submission("c1", "Edited", article="a2", author="u2"))
+    assert [detail["field"] for detail in error.value.details] == ["article.id", "author.id"]
+    assert (await moderation.get_comment(SITE, "c1")).text == "Nice article"
+
+
+async def test_flood_and_duplicate_windows(
+    moderation: Moderation, redis_client: aioredis.Redis
+) -> None:
+    first = await moderation.ingest(SITE, submission("c1", "First words"))
+    quick = await moderation.ingest(SITE, submission("c2", "Second words"))
+    copy = await moderation.ingest(SITE, submission("c3", "  FIRST   words "))
+
+    assert first.comment.state is State.APPROVED
+    assert (quick.comment.state, quick.comment.reasons) == (State.PENDING, ("FLOOD",))
+    assert copy.comment.reasons == ("DUPLICATE", "FLOOD")
+    assert 0 < await redis_client.pttl(KEYS.author_flood(SITE, "u1")) <= 10_000
+
+    # The windows are native expiries: once Redis drops them the author may post again.
+    for key in await redis_client.keys(KEYS.site_prefix(SITE) + "flood:*"):
+        await redis_client.pexpire(key, 1)
+    await asyncio.sleep(0.01)
+    later = await moderation.ingest(SITE, submission("c4", "Much later"))
+    assert later.comment.state is State.APPROVED
+
+
+async def test_flood_per_address(moderation: Moderation) -> None:
+    await moderation.update_site(SITE, SitePatch(policy=PolicyPatch(flood_seconds_per_ip=30)))
+    await moderation.ingest(SITE, submission("c1", "One", author="u1", ip="192.0.2.7"))
+    other_author = await moderation.ingest(
+        SITE, submission("c2", "Two", author="u2", ip="192.0.2.7")
+    )
+
+    assert other_author.comment.reasons == ("FLOOD",)
+
+
+async def test_article_settings_and_author_status_feed_the_policy(
+    moderation: Moderation, redis_client: aioredis.Redis
+) -> None:
+    await moderation.put_article(SITE, "closed", ArticleSpec(closed=True))
+    await moderation.put_article(SITE, "premod", ArticleSpec(premod=True))
+    await redis_client.hset(KEYS.author(SITE, "troll"), "status", AuthorStatus.BANNED.value)
+
+    closed = await moderation.ingest(SITE, submission("c1", "Hi", article="closed", author="a"))
+    premod = await moderation.ingest(SITE, submission("c2", "Hi", article="premod", author="b"))
+    banned = await moderation.ingest(SITE, submission("c3", "Hi", author="troll"))
+
+    assert (closed.comment.state, closed.comment.reasons) == (State.REJECTED, ("ARTICLE_CLOSED",))
+    assert (premod.comment.state, premod.comment.reasons) == (State.PENDING, ("PREMOD",))
+    assert (banned.comment.state, banned.comment.reasons) == (State.REJECTED, ("AUTHOR_BANNED",))
+
+
+async def test_new_authors_are_held_until_a_comment_of_theirs_is_approved(
+    moderation: Moderation,
+) -> None:
+    patch = SitePatch(policy=PolicyPatch(new_author_min_approved=1, flood_seconds_per_author=0))
+    await moderation.update_site(SITE, patch)
+
+    held = await moderation.ingest(SITE, submission("c1", "My first comment"))
+    assert (held.comment.state, held.comment.reasons) == (State.PENDING, ("NEW_AUTHOR",))
+    await moderation.decide(SITE, "c1", Decision(action=Action.APPROVE), "mod_1")
+    second = await moderation.ingest(SITE, submission("c2", "My second comment"))
+    assert second.comment.state is State.APPROVED
+
+
+async def test_site_policy_overrides_model_thresholds_at_once(moderation: Moderation) -> None:
+    await moderation.update_site(SITE, SitePatch(policy=PolicyPatch(reject={"spam": 0.99})))
+    relaxed = await moderation.ingest(SITE, submission("c1", "Cheap pills"))
+    assert (relaxed.comment.state, relaxed.comment.reasons) == (State.PENDING, ("SPAM",))
+
+    site = await moderation.get_site(SITE)
+    assert site.policy.reject == {"spam": 0.99}
+    assert site.policy.max_links == Policy().max_links  # untouched fields are kept
+
+
+async def test_an_invalid_policy_patch_names_the_field_and_changes_nothing(
+    moderation: Moderation,
+) -> None:
+    await moderation.update_site(SITE, SitePatch(policy=PolicyPatch(reject={"spam": 0.8})))
+    with pytest.raises(ValidationFailed) as error:
+        await moderation.update_site(SITE, SitePatch(policy=PolicyPatch(hold={"spam": 0.9})))
+    [detail] = error.value.details
+    assert detail["field"] == "policy"
+    assert "above its reject threshold" in detail["message"]
+    assert (await moderation.get_site(SITE)).policy.hold == {}
+
+
+async def test_site_updates_and_unknown_sites(moderation: Moderation) -> None:
+    updated = await moderation.update_site(
+        SITE, SitePatch(name="The News", callback_url="https://news.example/hook")
+    )
+    assert (updated.name, updated.callback_url) == ("The News", "https://news.example/hook")
+    cleared = await moderation.update_site(SITE, SitePatch.model_validate({"callback_url": None}))
+    assert (cleared.name, cleared.callback_url) == ("The News", None)
+    for call in (
+        moderation.get_site("nosuch"),
+        moderation.update_site("nosuch", SitePatch(name="x")),
+        moderation.webhook_secrets("nosuch"),
+        moderation.ingest("nosuch", submission("c1", "Hi")),
+        moderation.stats("nosuch"),
+        moderation.rotate_secret("nosuch", 60),
+        moderation.create_moderator("nosuch", "M"),
+    ):
+        with pytest.raises(NotFound):
+            await call
+
+
+async def test_secrets_are_shown_once_and_stored_only_as_needed(
+    redis_client: aioredis.Redis, scorer: KeywordScorer
+) -> None:
+    moderation = Moderation(Store(redis_client), scorer, THRESHOLDS)
+    site, credentials = await moderation.create_site(SiteSpec(id="blog", name="Blog"))
+    moderator, token = await moderation.create_moderator("blog", "Ann")
+
+    assert "secret" not in json.dumps(site.to_json())
+    assert await moderation.webhook_secrets("blog") == [credentials.webhook_secret]
+    assert await moderation.site_for_api_key(credentials.api_key) == site
+    assert await moderation.site_for_api_key("ck_wrong") is None
+    assert await moderation.moderator_for_token(token) == moderator
+    assert await moderation.moderator_for_token("cmt_wrong") is None
+    # The api key and the token never reach Redis in the clear; only hashes do.
+    stored: list[object] = []
+    for key in await redis_client.keys("*"):
+        kind = await redis_client.type(key)
+        if kind == "hash":
+            stored.append(await redis_client.hgetall(key))
+        elif kind == "string":
+            stored.append(await redis_client.get(key))
+    dump = json.dumps(stored)
+    assert credentials.api_key not in dump
+    assert token not in dump
+
+
+async def test_rotation_keeps_the_old_secret_for_the_grace_period(
+    redis_client: aioredis.Redis, scorer: KeywordScorer
+) -> None:
+    now = [1_800_000_000.0]
+    moderation = Moderation(Store(redis_client), scorer, THRESHOLDS, clock=lambda: now[0])
+    _, credentials = await moderation.create_site(SiteSpec(id="blog", name="Blog"))
+
+    rotation = await moderation.rotate_secret("blog", grace_seconds=60)
+    assert await moderation.webhook_secrets("blog") == [
+        rotation.webhook_secret,
+        credentials.webhook_secret,
+    ]
+    now[0] += 60
+    assert await moderation.webhook_secrets("blog") == [rotation.webhook_secret]
+
+
+async def test_queue_claim_decide_and_undo(moderation: Moderation) -> None:
+    for index, text in enumerate(["A stupid idea", "Special offer", "Stupid offer"]):
+        await moderation.ingest(SITE, submission(f"c{index}", text, author=f"u{index}"))
+    page = await moderation.list_queue(SITE, QueueQuery())
+    # c2 and c0 share the top risk (0.7): the higher id comes first.
+    assert [comment.id for comment in page.items] == ["c2", "c0", "c1"]
+
+    claimed = await moderation.claim(SITE, "mod_1", ClaimRequest(limit=2, lease_seconds=30))
+    assert [comment.id for comment in claimed] == ["c2", "c0"]
+    with pytest.raises(ClaimConflict):
+        await moderation.decide(SITE, "c0", Decision(action=Action.APPROVE), "mod_2")
+    assert await moderation.release(SITE, "mod_1", ["c2"]) == ["c2"]
+
+    approved = await moderation.decide(
+        SITE, "c0", Decision(action=Action.APPROVE, version=1, note="fine"), "mod_1"
+    )
+    assert (approved.state, approved.version, approved.decided_by) == (State.APPROVED, 2, "mod_1")
+    with pytest.raises(VersionConflict):
+        await moderation.decide(SITE, "c0", Decision(action=Action.SPAM, version=1), "mod_2")
+    undone = await moderation.decide(
+        SITE, "c0", Decision(action=Action.REJECT, reason="Off topic", version=2), "mod_2"
+    )
+    assert (undone.state, undone.reasons) == (State.REJECTED, ("Off topic",))
+    full = await moderation.get_comment(SITE, "c0")
+    assert full.history is not None
+    assert [entry.actor for entry in full.history] == ["auto:test-1.0", "mod_1", "mod_2"]
+    assert "history" in full.to_json()
+    remaining = await moderation.list_queue(SITE, QueueQuery())
+    assert [comment.id for comment in remaining.items] == ["c2", "c1"]
+
+
+async def test_bulk_decisions_report_each_item(moderation: Moderation) -> None:
+    await moderation.ingest(SITE, submission("c1", "Special offer"))
+    await moderation.ingest(SITE, submission("c2", "Another offer", author="u2"))
+    bulk = BulkDecision.model_validate(
+        {
+            "decisions": [
+                {"id": "c1", "action": "approve"},
+                {"id": "c2", "action": "spam", "version": 7},
+                {"id": "missing", "action": "reject"},
+            ]
+        }
+    )
+
+    outcomes = await moderation.decide_many(SITE, bulk, "mod_1")
+
+    assert [(outcome.id, outcome.ok) for outcome in outcomes] == [
+        ("c1", True),
+        ("c2", False),
+        ("missing", False),
+    ]
+    assert outcomes[0].comment is not None
+    assert outcomes[0].comment.state is State.APPROVED
+    assert outcomes[1].error is not None
+    assert outcomes[1].error["code"] == "version_conflict"
+    assert outcomes[2].error is not None
+    assert outcomes[2].error["code"] == "not_found"
+    assert (await moderation.get_comment(SITE, "c2")).state is State.PENDING
+
+
+async def test_stats_count_queue_and_decisions(moderation: Moderation) -> None:
+    await moderation.ingest(SITE, submission("c1", "Special offer"))
+    await moderation.ingest(SITE, submission("c2", "Nice", author="u2"))
+    await moderation.decide(SITE, "c1", Decision(action=Action.APPROVE), "mod_1")
+    await moderation.ingest(SITE, submission("c3", "Special offer again", author="u3"))
+
+    stats = await moderation.stats(SITE)
+
+    assert stats.queue_depths == {"pending": 1, "reported": 0}
+    assert stats.oldest_pending_age_seconds is not None
+    assert 0 <= stats.oldest_pending_age_seconds < 60
+    assert (stats.decisions["auto"], stats.decisions["moderator"]) == (3, 1)
+    assert stats.decisions_per_hour[0].auto == 3
+    assert stats.to_json()["queue_depths"] == {"pending": 1, "reported": 0}
+
+
+async def test_comments_of_one_site_are_invisible_to_another(moderation: Moderation) -> None:
+    await moderation.create_site(SiteSpec(id="blog", name="Blog"))
+    await moderation.ingest(SITE, submission("c1", "Special offer"))
+
+    with pytest.raises(NotFound):
+        await moderation.get_comment("blog", "c1")
+    with pytest.raises(NotFound):
+        await moderation.decide("blog", "c1", Decision(action=Action.APPROVE), "mod_1")
+    assert (await moderation.list_queue("blog", QueueQuery())).items == ()
+    assert await moderation.claim("blog", "mod_1", ClaimRequest()) == []
