@@ -115,3 +115,21 @@ class KeySpace:
     def hourly_stats(self, site: str, hour: str) -> str:
         """Hash with expiry: decision counters of one UTC hour (``YYYYMMDDHH``)."""
         return f"{self.site_prefix(site)}stats:hour:{hour}"
+
+    # -- webhook deliveries (service/deliveries.py; the delivery scripts derive the record and
+    # line keys from the site prefix exactly as named here)
+    def delivery(self, site: str, event_id: str) -> str:
+        """Hash: one outbox event's delivery record (event fields, state, attempts, lease)."""
+        return f"{self.site_prefix(site)}delivery:{event_id}"
+
+    def delivery_line(self, site: str, comment_id: str) -> str:
+        """List: the comment's undelivered event ids in outbox order; only the head is sent."""
+        return f"{self.site_prefix(site)}deliveries:line:{comment_id}"
+
+    def deliveries_due(self, site: str) -> str:
+        """Sorted set: line heads by when (ms) they may next be attempted or their lease ends."""
+        return f"{self.site_prefix(site)}deliveries:due"
+
+    def deliveries(self, site: str, state: str) -> str:
+        """Sorted set of event ids in one delivery state (pending, delivered, failed), by time."""
+        return f"{self.site_prefix(site)}deliveries:state:{state}"
