@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -13,6 +13,67 @@ _Choice = TypeVar("_Choice", bound=str)
 
 class SettingsError(ValueError):
     """The environment does not describe a runnable service; the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """The webhook worker: timeouts, retry schedule, leases, concurrency and retention."""
+
+    timeout_seconds: float = 5.0
+    max_attempts: int = 10
+    backoff_base_seconds: float = 360.0
+    backoff_cap_seconds: float = 24 * 3600.0
+    # A delivery leased by a worker that died is attempted again once its lease runs out.
+    lease_seconds: float = 60.0
+    concurrency: int = 16
+    poll_ms: float = 100.0
+    drain_seconds: float = 10.0
+    delivered_retention_seconds: int = 7 * 24 * 3600
+    delivered_keep: int = 10_000
+    outbox_keep: int = 10_000
+
+    @classmethod
+    def from_reader(cls, reader: "_Reader") -> "DeliverySettings":
+        settings = cls(
+            timeout_seconds=reader.number(
+                "CIVILITY_DELIVERY_TIMEOUT_SECONDS", 5.0, low=0.01, high=120.0
+            ),
+            max_attempts=reader.integer("CIVILITY_DELIVERY_MAX_ATTEMPTS", 10, low=1, high=100),
+            backoff_base_seconds=reader.number(
+                "CIVILITY_DELIVERY_BACKOFF_BASE_SECONDS", 360.0, low=0.001, high=86400.0
+            ),
+            backoff_cap_seconds=reader.number(
+                "CIVILITY_DELIVERY_BACKOFF_CAP_SECONDS", 86400.0, low=0.001, high=7 * 86400.0
+            ),
+            lease_seconds=reader.number(
+                "CIVILITY_DELIVERY_LEASE_SECONDS", 60.0, low=0.05, high=3600.0
+            ),
+            concurrency=reader.integer("CIVILITY_WORKER_CONCURRENCY", 16, low=1, high=1024),
+            poll_ms=reader.number("CIVILITY_WORKER_POLL_MS", 100.0, low=1.0, high=10_000.0),
+            drain_seconds=reader.number("CIVILITY_WORKER_DRAIN_SECONDS", 10.0, low=0.0, high=600.0),
+            delivered_retention_seconds=reader.integer(
+                "CIVILITY_DELIVERED_RETENTION_SECONDS", 7 * 24 * 3600, low=60, high=365 * 86400
+            ),
+            delivered_keep=reader.integer(
+                "CIVILITY_DELIVERED_KEEP", 10_000, low=1, high=10_000_000
+            ),
+            outbox_keep=reader.integer("CIVILITY_OUTBOX_KEEP", 10_000, low=1, high=10_000_000),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.backoff_base_seconds > self.backoff_cap_seconds:
+            raise SettingsError(
+                "CIVILITY_DELIVERY_BACKOFF_BASE_SECONDS must not exceed "
+                "CIVILITY_DELIVERY_BACKOFF_CAP_SECONDS"
+            )
+        if self.lease_seconds <= self.timeout_seconds:
+            # Otherwise a slow but healthy delivery would be attempted twice at once.
+            raise SettingsError(
+                "CIVILITY_DELIVERY_LEASE_SECONDS must be longer than "
+                "CIVILITY_DELIVERY_TIMEOUT_SECONDS"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +93,7 @@ class Settings:
     scoring_workers: int = 1
     batch_max_items: int = 64
     batch_wait_ms: float = 2.0
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
     @property
     def is_production(self) -> bool:
@@ -65,6 +127,7 @@ class Settings:
             scoring_workers=reader.integer("CIVILITY_SCORING_WORKERS", 1, low=1, high=64),
             batch_max_items=reader.integer("CIVILITY_BATCH_MAX_ITEMS", 64, low=1, high=1024),
             batch_wait_ms=reader.number("CIVILITY_BATCH_WAIT_MS", 2.0, low=0.0, high=100.0),
+            delivery=DeliverySettings.from_reader(reader),
         )
         settings.validate()
         return settings
