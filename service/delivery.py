@@ -1,0 +1,86 @@
+"""One webhook delivery over HTTP: the signed request, and what its outcome means.
+
+Only a 2xx answer counts as delivered. Any other status (redirects are not followed), a timeout
+or a connection error is a failure the caller may retry; nothing here raises for those.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+
+from service import signatures
+
+USER_AGENT = "civility-webhooks/1"
+# Enough of a receiver's error answer to tell an operator what went wrong, no more.
+ERROR_TEXT_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    delivered: bool
+    status: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+def iso_ms(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def payload(site: str, record: Mapping[str, str]) -> bytes:
+    """The event's JSON body, built from its delivery record (the same bytes on every attempt)."""
+    body = {
+        "id": record["id"],
+        "type": record["type"],
+        "site": site,
+        "comment": {
+            "id": record["comment_id"],
+            "article_id": record["article_id"],
+            "state": record["comment_state"],
+            "reasons": json.loads(record["reasons"]),
+            "decided_by": record["decided_by"],
+            "version": int(record["version"]),
+        },
+        "created_at": iso_ms(int(record["created_at"])),
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` in seconds; the HTTP-date form is rare for webhooks and is ignored."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(value.strip())
+
+
+async def post(
+    session: aiohttp.ClientSession, url: str, secret: str, body: bytes, timeout_seconds: float
+) -> Outcome:
+    """POST ``body`` to ``url`` signed with ``secret``; classify what happened."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        signatures.HEADER: signatures.sign(secret, body),
+    }
+    timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+    try:
+        async with session.post(
+            url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        ) as response:
+            if 200 <= response.status < 300:
+                return Outcome(delivered=True, status=response.status)
+            text = (await response.content.read(ERROR_TEXT_LIMIT)).decode("utf-8", "replace")
+            return Outcome(
+                delivered=False,
+                status=response.status,
+                error=f"HTTP {response.status}: {text}".strip(),
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
+    except TimeoutError:
+        return Outcome(delivered=False, error=f"timed out after {timeout_seconds:g} s")
+    except aiohttp.ClientError as error:
+        return Outcome(delivered=False, error=f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT])

@@ -1,0 +1,62 @@
+--[[
+Record the outcome of one leased delivery attempt: delivered, retry later, or failed for good.
+
+KEYS[1]  due deliveries zset        civ:{site}:deliveries:due
+KEYS[2]  pending deliveries zset    civ:{site}:deliveries:pending
+KEYS[3]  delivered deliveries zset  civ:{site}:deliveries:delivered
+KEYS[4]  failed deliveries zset     civ:{site}:deliveries:failed
+KEYS[5]  the delivery record        civ:{site}:delivery:<event id>
+KEYS[6]  the comment's line         civ:{site}:deliveries:line:<comment id>
+
+ARGV[1]  site key prefix "civ:{site}:"   ARGV[2]  event id
+ARGV[3]  lease token of the attempt     ARGV[4]  outcome: delivered, retry or failed
+ARGV[5]  now (ms)                       ARGV[6]  next attempt (ms, for retry)
+ARGV[7]  HTTP status ("" when none)     ARGV[8]  error text ("" when none)
+ARGV[9]  how long a delivered record is kept (ms)
+ARGV[10] how many delivered records the delivered index keeps
+
+Derived keys: the record of the comment's next event, civ:{site}:delivery:<event id>.
+
+Delivered: the event leaves its comment's line and the next event of that comment becomes due.
+Failed (dead letter): the event keeps its place at the head of the line, so later events of the
+same comment wait behind it until it is redelivered; per-comment order is never broken.
+
+Returns "ok", or "stale" when the lease was lost (it ran out and another worker took over).
+]]
+
+local prefix, event_id, now = ARGV[1], ARGV[2], ARGV[5]
+local stored = redis.call("HMGET", KEYS[5], "state", "lease")
+if stored[1] ~= "pending" or stored[2] ~= ARGV[3] then
+  return "stale"
+end
+redis.call("HSET", KEYS[5], "last_status", ARGV[7], "last_error", ARGV[8], "updated_at", now,
+  "lease", "")
+local outcome = ARGV[4]
+if outcome == "retry" then
+  redis.call("HSET", KEYS[5], "next_attempt_at", ARGV[6])
+  redis.call("ZADD", KEYS[1], ARGV[6], event_id)
+  return "ok"
+end
+redis.call("ZREM", KEYS[1], event_id)
+redis.call("ZREM", KEYS[2], event_id)
+redis.call("HSET", KEYS[5], "next_attempt_at", "")
+if outcome == "failed" then
+  redis.call("HSET", KEYS[5], "state", "failed", "failed_at", now)
+  redis.call("ZADD", KEYS[4], now, event_id)
+  return "ok"
+end
+redis.call("HSET", KEYS[5], "state", "delivered", "delivered_at", now)
+redis.call("PEXPIRE", KEYS[5], ARGV[9])
+redis.call("ZADD", KEYS[3], now, event_id)
+local kept = tonumber(ARGV[10])
+local count = redis.call("ZCARD", KEYS[3])
+if count > kept then
+  redis.call("ZREMRANGEBYRANK", KEYS[3], 0, count - kept - 1)
+end
+redis.call("LREM", KEYS[6], 1, event_id)
+local next_event = redis.call("LINDEX", KEYS[6], 0)
+if next_event then
+  redis.call("HSET", prefix .. "delivery:" .. next_event, "next_attempt_at", now)
+  redis.call("ZADD", KEYS[1], "NX", now, next_event)
+end
+return "ok"

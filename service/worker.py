@@ -1,0 +1,269 @@
+"""The webhook worker: admits outbox events, leases due deliveries, POSTs them, settles them.
+
+Any number of worker processes share the work through Redis alone. Admission reads each site's
+outbox through one consumer group inside a script, so every event is recorded exactly once and
+in order; attempts are leased, so an event whose worker died is attempted again when its lease
+runs out. ``stop()`` (SIGTERM) stops taking work and lets the attempts in flight finish for up to
+``drain_seconds``; any still running then are cancelled and their leases let another worker
+finish them. Delivery is therefore at least once: hosts drop duplicates by event id.
+"""
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from service import delivery
+from service.deliveries import DeliveryLog, Settle
+from service.errors import StoreUnavailable
+from service.retry import RetryPolicy
+from service.settings import DeliverySettings
+from service.store import SiteRecord, Store
+
+log = logging.getLogger(__name__)
+
+ADMIT_BATCH = 100
+TRIM_INTERVAL_SECONDS = 30.0
+SITE_CACHE_SECONDS = 2.0
+REDIS_DOWN_PAUSE_SECONDS = 1.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        settings: DeliverySettings,
+        *,
+        prefix: str = "civ",
+        name: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.deliveries = DeliveryLog(redis, prefix)
+        self.store = Store(redis, prefix)
+        self.policy = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            base_seconds=settings.backoff_base_seconds,
+            cap_seconds=settings.backoff_cap_seconds,
+        )
+        self.name = name or worker_name()
+        self._clock = clock
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._batches = itertools.count()
+        self._passes = itertools.count()
+        self._sites: dict[str, tuple[float, SiteRecord | None]] = {}
+        self._trimmed_at = 0.0
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def stop(self) -> None:
+        """Take no more work; ``run`` returns once the attempts in flight are drained."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self.settings.concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            try:
+                while not self._stopping.is_set():
+                    self._wake.clear()
+                    try:
+                        busy = await self.work_once(session)
+                        pause = 0.0 if busy else self.settings.poll_ms / 1000
+                    except StoreUnavailable:
+                        log.warning("worker %s: Redis is unavailable, trying again", self.name)
+                        pause = REDIS_DOWN_PAUSE_SECONDS
+                    if pause or self.in_flight >= self.settings.concurrency:
+                        # A finished attempt wakes the loop early: it frees a slot.
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), pause or None)
+            finally:
+                await self._drain()
+
+    async def work_once(self, session: aiohttp.ClientSession) -> bool:
+        """One pass over every site: admit new events, start the due attempts that fit.
+        True when there was work, so the next pass should follow at once."""
+        sites = await self.deliveries.sites()
+        if sites:
+            # Each pass starts at another site, so free slots are shared between sites fairly.
+            start = next(self._passes) % len(sites)
+            sites = sites[start:] + sites[:start]
+        busy = False
+        for site in sites:
+            if self._stopping.is_set():
+                break
+            admitted = await self.deliveries.admit(site, ADMIT_BATCH, self._now_ms())
+            busy |= admitted >= ADMIT_BATCH
+            free = self.settings.concurrency - self.in_flight
+            if free <= 0:
+                busy = True
+                continue
+            token = f"{self.name}:{next(self._batches)}"
+            lease_ms = int(self.settings.lease_seconds * 1000)
+            leased = await self.deliveries.lease(site, free, lease_ms, token, self._now_ms())
+            for record in leased:
+                self._start(self._attempt(session, site, record))
+            busy |= len(leased) == free
+        await self._trim(sites)
+        return busy
+
+    def _start(self, attempt: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(attempt)
+        self._in_flight.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+
+    async def _site(self, site: str) -> SiteRecord | None:
+        cached = self._sites.get(site)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        record = await self.store.load_site(site)
+        self._sites[site] = (time.monotonic() + SITE_CACHE_SECONDS, record)
+        return record
+
+    async def _attempt(
+        self, session: aiohttp.ClientSession, site: str, record: Mapping[str, str]
+    ) -> None:
+        try:
+            await self._deliver(session, site, record)
+        except StoreUnavailable:
+            # The lease runs out and the attempt is made again; nothing is lost.
+            log.warning("worker %s: could not record delivery %s", self.name, record["id"])
+        except Exception:
+            log.exception("worker %s: delivery %s failed unexpectedly", self.name, record["id"])
+
+    async def _deliver(
+        self, session: aiohttp.ClientSession, site: str, record: Mapping[str, str]
+    ) -> None:
+        site_record = await self._site(site)
+        if site_record is None or not site_record.site.callback_url:
+            outcome = delivery.Outcome(delivered=False, error="the site has no callback URL")
+        else:
+            outcome = await delivery.post(
+                session,
+                site_record.site.callback_url,
+                site_record.webhook_secret,
+                delivery.payload(site, record),
+                self.settings.timeout_seconds,
+            )
+        attempts = int(record["attempts"])
+        now_ms = self._now_ms()
+        next_attempt_ms = None
+        if outcome.delivered:
+            result = Settle.DELIVERED
+        elif self.policy.exhausted(attempts):
+            result = Settle.FAILED
+        else:
+            result = Settle.RETRY
+            wait = self.policy.delay(attempts, outcome.retry_after)
+            next_attempt_ms = now_ms + int(wait * 1000)
+        settled = await self.deliveries.settle(
+            site,
+            record,
+            result,
+            now_ms=now_ms,
+            next_attempt_ms=next_attempt_ms,
+            status=outcome.status,
+            error=outcome.error,
+            delivered_ttl_ms=self.settings.delivered_retention_seconds * 1000,
+            delivered_keep=self.settings.delivered_keep,
+        )
+        if not settled:
+            log.info(
+                "worker %s: lease of %s ran out before it was settled", self.name, record["id"]
+            )
+        elif result is not Settle.DELIVERED:
+            log.info(
+                "worker %s: %s %s (attempt %d): %s",
+                self.name,
+                "dead-lettered" if result is Settle.FAILED else "will retry",
+                record["id"],
+                attempts,
+                outcome.error,
+            )
+
+    async def _trim(self, sites: list[str]) -> None:
+        if time.monotonic() - self._trimmed_at < TRIM_INTERVAL_SECONDS:
+            return
+        self._trimmed_at = time.monotonic()
+        for site in sites:
+            await self.deliveries.trim_outbox(site, self.settings.outbox_keep)
+
+    async def _drain(self) -> None:
+        if not self._in_flight:
+            return
+        log.info("worker %s: draining %d deliveries", self.name, len(self._in_flight))
+        _, unfinished = await asyncio.wait(
+            set(self._in_flight), timeout=self.settings.drain_seconds
+        )
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        if unfinished:
+            log.warning(
+                "worker %s: %d deliveries still running after %g s were cancelled; "
+                "their leases let another worker retry them",
+                self.name,
+                len(unfinished),
+                self.settings.drain_seconds,
+            )
+
+
+def connect(redis_url: str) -> aioredis.Redis:
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        redis_url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0
+    )
+    return client
+
+
+@contextlib.asynccontextmanager
+async def background_worker(redis_url: str, settings: DeliverySettings) -> AsyncIterator[Worker]:
+    """A worker running in this event loop until the block ends (then it drains and stops)."""
+    client = connect(redis_url)
+    worker = Worker(client, settings)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await task
+        await client.aclose()
+
+
+async def run_until_signalled(redis_url: str, settings: DeliverySettings) -> None:
+    """``civility worker``: deliver until SIGTERM or SIGINT, then drain and stop."""
+    client = connect(redis_url)
+    worker = Worker(client, settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, worker.stop)
+    print(f"civility worker {worker.name} delivering webhooks", flush=True)
+    try:
+        await worker.run()
+    finally:
+        await client.aclose()
+    print(f"civility worker {worker.name} stopped", flush=True)
