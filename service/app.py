@@ -7,10 +7,12 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from classifier.model import load_active
+from service.deliveries import DeliveryLog
 from service.metrics import Metrics
 from service.middleware import errors_and_metrics
 from service.moderation import Moderation
 from service.routes import add_routes
+from service.routes import deliveries as delivery_routes
 from service.routes.state import METRICS, MODERATION, REDIS, SCORER, SETTINGS
 from service.scoring import ModelInfo, PoolScorer, create_executor
 from service.settings import Settings, SettingsError
@@ -28,7 +30,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_scorer)
     app.cleanup_ctx.append(_moderation)
+    app.cleanup_ctx.append(_deliveries)
     add_routes(app)
+    app.router.add_routes(delivery_routes.routes)
     return app
 
 
@@ -74,4 +78,9 @@ async def _moderation(app: web.Application) -> AsyncIterator[None]:
     scorer = app[SCORER]
     store = Store(app[REDIS], prefix=KEY_PREFIX)
     app[MODERATION] = Moderation(store, scorer, thresholds=scorer.info.thresholds)
+    yield
+
+
+async def _deliveries(app: web.Application) -> AsyncIterator[None]:
+    app[delivery_routes.DELIVERIES] = DeliveryLog(app[REDIS], prefix=KEY_PREFIX)
     yield

@@ -36,7 +36,7 @@ ERROR_MEANINGS = {
     400: "Malformed request (invalid JSON, bad cursor)",
     401: "Missing or invalid credentials, or a bad or stale signature",
     404: "Unknown (or another site's) resource",
-    409: "Version or claim conflict",
+    409: "Version, claim or state conflict",
     413: "Request body too large",
     415: "Request body is not application/json",
     422: "Field errors: details lists every failing field",
@@ -176,7 +176,8 @@ def build_document(app: web.Application, version: str) -> dict[str, Any]:
         "info": {
             "title": "civility",
             "version": version,
-            "description": "Comment moderation: signed intake, verdicts, a moderation queue.",
+            "description": "Comment moderation: signed intake, verdicts, a moderation queue, "
+            "signed decision webhooks.",
         },
         "paths": paths,
         "components": {
