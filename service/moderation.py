@@ -227,16 +227,16 @@ class Moderation:
         context = await self.store.intake_context(
             site_id,
             submission.id,
+            text_hash,
             submission.article.id,
             author_id,
-            author_flood,
-            ip_flood,
-            duplicate,
+            [author_flood, ip_flood, duplicate],
         )
-        if context.stored is not None and context.stored_text_hash == text_hash:
-            return IngestResult(comment=context.stored, created=False)
         if context.stored is not None:
-            _check_same_owner(context.stored, submission)
+            return IngestResult(comment=context.stored, created=False)
+        if context.existing_owner is not None:
+            _check_same_owner(context.existing_owner, submission)
+        author_flooding, ip_flooding, duplicated = context.windows_taken
 
         scores = await self.scorer.score(submission.text)
         verdict = rules.decide(
@@ -247,9 +247,9 @@ class Moderation:
                 author_approved=context.author_approved,
                 article_closed=context.article_closed,
                 article_premod=context.article_premod,
-                duplicate=context.duplicate,
-                author_flood=context.author_flood,
-                ip_flood=context.ip_flood,
+                duplicate=duplicated,
+                author_flood=author_flooding,
+                ip_flood=ip_flooding,
             ),
             policy,
             self.thresholds,
@@ -261,10 +261,10 @@ class Moderation:
             evidence = {**await self.scorer.explain(submission.text), **evidence}
 
         now = self._now_ms()
-        event = Event.EDIT if context.stored is not None else Event.CREATE
+        event = Event.EDIT if context.existing_owner is not None else Event.CREATE
         check_target(event, verdict.state)
         windows = [Window(duplicate, policy.duplicate_window_seconds * 1000)] if duplicate else []
-        if context.stored is None:
+        if event is Event.CREATE:
             # Flood intervals count new comments only; an edit is not another posting.
             if author_flood:
                 windows.append(Window(author_flood, policy.flood_seconds_per_author * 1000))
@@ -380,11 +380,12 @@ def _duplicate_form(text: str) -> str:
     return _SPACES.sub(" ", text).strip().casefold()
 
 
-def _check_same_owner(stored: Comment, submission: Submission) -> None:
+def _check_same_owner(owner: tuple[str, str], submission: Submission) -> None:
+    article_id, author_id = owner
     errors = []
-    if stored.article_id != submission.article.id:
+    if article_id != submission.article.id:
         errors.append(("article.id", "an existing comment cannot move to another article"))
-    if stored.author.id != submission.author.id:
+    if author_id != submission.author.id:
         errors.append(("author.id", "an existing comment cannot change its author"))
     if errors:
         raise ValidationFailed(errors)

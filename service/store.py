@@ -51,6 +51,7 @@ from service.errors import (
 from service.keys import KeySpace
 
 SCRIPTS = (
+    "context",
     "ingest",
     "decide",
     "claim",
@@ -104,17 +105,18 @@ class SiteRecord:
 
 @dataclass(frozen=True, slots=True)
 class IntakeContext:
-    """What intake reads before deciding: the stored comment (if any) and the policy inputs."""
+    """What intake reads before deciding: the stored comment and the policy inputs."""
 
     stored: Comment | None
-    stored_text_hash: str | None
+    """The stored comment when it already holds the submitted text (a redelivery)."""
+    existing_owner: tuple[str, str] | None
+    """(article id, author id) of a comment already stored under this id, whatever its text."""
     author_status: AuthorStatus
     author_approved: int
     article_closed: bool
     article_premod: bool
-    duplicate: bool
-    author_flood: bool
-    ip_flood: bool
+    windows_taken: list[bool]
+    """Per window key asked about: whether another comment holds it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,44 +325,38 @@ class Store:
         self,
         site_id: str,
         comment_id: str,
+        text_hash: str,
         article_id: str,
         author_id: str,
-        author_flood_key: str | None,
-        ip_flood_key: str | None,
-        duplicate_key: str | None,
+        windows: Sequence[str | None],
     ) -> IntakeContext:
-        """One round trip: the stored comment, the author and article, and the window keys."""
-        with store_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(self.keys.comment(site_id, comment_id))
-                pipe.hmget(self.keys.author(site_id, author_id), ["approved", "status"])
-                pipe.hmget(self.keys.article(site_id, article_id), ["closed", "premod"])
-                for key in (author_flood_key, ip_flood_key, duplicate_key):
-                    if key is not None:
-                        pipe.get(key)
-                replies = await pipe.execute()
-        stored, (approved, status), (closed, premod), *windows = replies
-        window_values = iter(windows)
+        """One read-only script call: the stored comment, the author, the article, the windows.
 
-        def taken_by_other(key: str | None) -> bool:
-            if key is None:
-                return False
-            holder = next(window_values)
-            return holder is not None and holder != comment_id
-
-        author_flood = taken_by_other(author_flood_key)
-        ip_flood = taken_by_other(ip_flood_key)
-        duplicate = taken_by_other(duplicate_key)
+        ``windows`` are the flood and duplicate keys in use (``None`` for a rule that is off);
+        the context reports, for each, whether another comment holds it."""
+        keys = [
+            self.keys.comment(site_id, comment_id),
+            self.keys.author(site_id, author_id),
+            self.keys.article(site_id, article_id),
+            *(key for key in windows if key is not None),
+        ]
+        stored, approved, status, closed, premod, *values = await self._run(
+            "context", keys, [text_hash]
+        )
+        holders = iter(values)
+        taken = [
+            key is not None and (holder := next(holders)) is not None and holder != comment_id
+            for key in windows
+        ]
+        fields = _pairs(stored)
         return IntakeContext(
-            stored=comment_from_fields(stored) if stored else None,
-            stored_text_hash=stored.get("text_hash") if stored else None,
+            stored=comment_from_fields(fields) if "id" in fields else None,
+            existing_owner=(fields["article_id"], fields["author_id"]) if fields else None,
             author_status=AuthorStatus(status) if status else AuthorStatus.ACTIVE,
             author_approved=int(approved or 0),
             article_closed=closed == "1",
             article_premod=premod == "1",
-            duplicate=duplicate,
-            author_flood=author_flood,
-            ip_flood=ip_flood,
+            windows_taken=taken,
         )
 
     async def write_intake(self, site_id: str, write: IntakeWrite) -> tuple[str, Comment]:
@@ -411,7 +407,28 @@ class Store:
             )
         if outcome == "invalid_transition":
             raise InvalidTransition(f"a comment in state {reply[1]} cannot be edited")
-        return outcome, comment_from_fields(_pairs(reply[1]))
+        if outcome == "unchanged":
+            return outcome, comment_from_fields(_pairs(reply[1]))
+        now = from_ms(write.now_ms)
+        return outcome, Comment(
+            id=write.comment_id,
+            article_id=write.article_id,
+            parent_id=write.parent_id,
+            author=write.author,
+            text=write.text,
+            state=write.state,
+            reasons=tuple(write.reasons),
+            scores=dict(write.scores),
+            evidence={label: tuple(spans) for label, spans in write.evidence.items()},
+            model=write.model,
+            version=int(reply[1]),
+            decided_by=f"auto:{write.model}",
+            decided_at=now,
+            created_at=from_ms(reply[2]),
+            updated_at=now,
+            lang=write.lang,
+            priority=write.priority,
+        )
 
     # ------------------------------------------------------------------ moderation
 

@@ -27,8 +27,9 @@ ARGV[19] outbox event id                   ARGV[20] outbox event type
 ARGV[21] states an edit may start from (comma separated)
 ARGV[22..] expiry (ms) of each window key
 
-Returns {outcome, fields}: outcome "created", "edited" or "unchanged" and the comment's hash as
-a flat field/value list; or {"immutable", field} when an edit changes the article or author; or
+Returns {"created" or "edited", version, created_at}: the caller knows every other field it just
+wrote, so they are not sent back; {"unchanged", fields} with the stored hash as a flat
+field/value list; {"immutable", field} when an edit changes the article or author; or
 {"invalid_transition", state}.
 ]]
 
@@ -70,8 +71,9 @@ redis.call("HSET", KEYS[1],
   "model", ARGV[15], "priority", ARGV[16], "decided_by", decided_by, "decided_at", now,
   "updated_at", now, "last_event_id", ARGV[19])
 
+local created_at = redis.call("HGET", KEYS[1], "created_at")
 if state == "pending" then
-  enqueue(prefix, "pending", id, article, author, ARGV[16], redis.call("HGET", KEYS[1], "created_at"))
+  enqueue(prefix, "pending", id, article, author, ARGV[16], created_at)
 else
   redis.call("DEL", KEYS[9])
 end
@@ -91,4 +93,4 @@ record(KEYS[2], KEYS[3], KEYS[4], {
   reasons = ARGV[12], note = "null", model = cjson.encode(ARGV[15]),
   event_id = ARGV[19], event_type = ARGV[20],
 })
-return {outcome, redis.call("HGETALL", KEYS[1])}
+return {outcome, version, created_at}
