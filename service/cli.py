@@ -24,6 +24,7 @@ from service.errors import NotFound
 from service.moderation import Moderation
 from service.routes.state import MODERATION
 from service.settings import Settings, SettingsError
+from service.worker import background_worker, run_until_signalled
 
 DEMO_SITE = "demo"
 DEMO_CREDENTIALS = "demo-credentials.json"
@@ -39,15 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
     classifier_cli.register(commands)
     commands.add_parser(
         "run",
-        help="start everything: embedded Valkey (unless REDIS_URL is set) and the API",
-        description="Start the API, with an embedded Valkey in CIVILITY_DATA_DIR unless "
-        "REDIS_URL is set. In development it also prints a demo site's credentials.",
+        help="start everything: embedded Valkey (unless REDIS_URL is set), the API and a worker",
+        description="Start the API and one webhook worker, with an embedded Valkey in "
+        "CIVILITY_DATA_DIR unless REDIS_URL is set. In development it also prints a demo site's "
+        "credentials.",
     ).set_defaults(handler=run_command)
     commands.add_parser(
         "serve",
         help="start the API alone against REDIS_URL (for production)",
         description="Start the API against the Redis at REDIS_URL.",
     ).set_defaults(handler=serve_command)
+    commands.add_parser(
+        "worker",
+        help="deliver decision webhooks from REDIS_URL (run as many as needed)",
+        description="Deliver every site's outbox events to its callback URL until SIGTERM, then "
+        "finish the deliveries in flight (for CIVILITY_WORKER_DRAIN_SECONDS at most).",
+    ).set_defaults(handler=worker_command)
     return parser
 
 
@@ -66,9 +74,20 @@ def serve_command(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         if settings.redis_url is None:
             raise SettingsError("REDIS_URL is required by `civility serve` (or use `civility run`)")
-        return _serve(settings, _announce)
+        return _serve(settings, _announce, with_worker=False)
     except (SettingsError, ModelError) as error:
         return _fail(str(error))
+
+
+def worker_command(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+        if settings.redis_url is None:
+            raise SettingsError("REDIS_URL is required by `civility worker`")
+    except SettingsError as error:
+        return _fail(str(error))
+    asyncio.run(run_until_signalled(settings.redis_url, settings.delivery))
+    return 0
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -81,7 +100,8 @@ def run_command(args: argparse.Namespace) -> int:
             settings = dataclasses.replace(settings, admin_token=demo.admin_token())
         on_started = _announce if settings.is_production else demo.announce
         with _redis_for(settings) as redis_url:
-            return _serve(dataclasses.replace(settings, redis_url=redis_url), on_started)
+            settings = dataclasses.replace(settings, redis_url=redis_url)
+            return _serve(settings, on_started, with_worker=True)
     except (SettingsError, ModelError) as error:
         return _fail(str(error))
 
@@ -96,13 +116,13 @@ def _redis_for(settings: Settings) -> Iterator[str]:
         yield url
 
 
-def _serve(settings: Settings, on_started: Started) -> int:
-    asyncio.run(_serve_until_stopped(settings, on_started))
+def _serve(settings: Settings, on_started: Started, *, with_worker: bool) -> int:
+    asyncio.run(_serve_until_stopped(settings, on_started, with_worker))
     print("civility stopped", flush=True)
     return 0
 
 
-async def _serve_until_stopped(settings: Settings, on_started: Started) -> None:
+async def _serve_until_stopped(settings: Settings, on_started: Started, with_worker: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -113,7 +133,13 @@ async def _serve_until_stopped(settings: Settings, on_started: Started) -> None:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         await on_started(runner.app, f"http://{settings.host}:{settings.port}")
-        await stop.wait()
+        async with contextlib.AsyncExitStack() as worker:
+            if with_worker:
+                assert settings.redis_url is not None  # run_command resolved it
+                await worker.enter_async_context(
+                    background_worker(settings.redis_url, settings.delivery)
+                )
+            await stop.wait()
     finally:
         await runner.cleanup()
 
