@@ -237,6 +237,9 @@ class Moderation:
         if context.existing_owner is not None:
             _check_same_owner(context.existing_owner, submission)
         author_flooding, ip_flooding, duplicated = context.windows_taken
+        if context.existing_owner is not None:
+            # An edit is not another posting: flood intervals do not apply to it.
+            author_flooding = ip_flooding = False
 
         scores = await self.scorer.score(submission.text)
         verdict = rules.decide(

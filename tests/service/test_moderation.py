@@ -184,6 +184,8 @@ async def test_flood_and_duplicate_windows(
     assert (quick.comment.state, quick.comment.reasons) == (State.PENDING, ("FLOOD",))
     assert copy.comment.reasons == ("DUPLICATE", "FLOOD")
     assert 0 < await redis_client.pttl(KEYS.author_flood(SITE, "u1")) <= 10_000
+    edit = await moderation.ingest(SITE, submission("c1", "First words, corrected"))
+    assert (edit.edited, edit.comment.state) == (True, State.APPROVED)  # an edit is no flood
 
     # The windows are native expiries: once Redis drops them the author may post again.
     for key in await redis_client.keys(KEYS.site_prefix(SITE) + "flood:*"):
