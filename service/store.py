@@ -197,6 +197,8 @@ class Store:
             if await self.redis.exists(self.keys.site(site.id)):
                 raise AlreadyExists(f"site {site.id!r} already exists")
             await self.redis.set(self.keys.api_key(record.api_key_hash), site.id)
+            # The site list (also outside every slot) is how webhook workers find sites.
+            await self.redis.sadd(self.keys.sites(), site.id)
         fields: dict[str, str | int] = {
             "id": site.id,
             "name": site.name,
