@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -28,6 +28,7 @@ from service.domain import (
     DecisionOutcome,
     IngestResult,
     Moderator,
+    Policy,
     QueuePage,
     QueueQuery,
     SecretRotation,
@@ -39,11 +40,25 @@ from service.domain import (
     State,
     Submission,
 )
-from service.errors import CivilityError, NotFound, ValidationFailed
-from service.store import DecisionWrite, IntakeWrite, SiteRecord, Store, Window, from_ms, to_ms
+from service.errors import CivilityError, Conflict, NotFound, ValidationFailed
+from service.store import (
+    DecisionWrite,
+    IntakeWrite,
+    Observation,
+    SiteRecord,
+    StaleContextError,
+    Store,
+    Window,
+    from_ms,
+    to_ms,
+)
 from service.transitions import EVENT_TYPES, Event, check_target, event_for, sources_argument
 
 Spans = dict[str, list[tuple[int, int]]]
+WindowKind = Literal["author_flood", "ip_flood", "duplicate"]
+
+MAX_INTAKE_ATTEMPTS = 3
+"""Decide-and-write rounds before intake gives up on a context that keeps changing."""
 
 _SPACES = re.compile(r"\s+")
 
@@ -207,97 +222,88 @@ class Moderation:
     async def ingest(self, site_id: str, submission: Submission) -> IngestResult:
         """Moderate a new or edited comment; a redelivery returns the stored one unchanged.
 
-        One read gathers the policy context, one script writes the verdict; the scorer runs in
-        between and is asked for evidence only when the comment is not published."""
+        The verdict is decided for the likeliest context (a new comment, an author in good
+        standing, an open article, no flood or duplicate) and written by one script call that
+        checks that context; when it differs, the script writes nothing and reports what it
+        found, and the verdict is decided again for that. The scorer runs once, and is asked
+        for evidence only when the comment is not published."""
         record = await self._site_record(site_id)
         policy = record.site.policy
+        windows = self._windows(site_id, submission, policy)
+        scores = await self.scorer.score(submission.text)
+        text_hash = sha256_hex(submission.text)
+        observation = Observation(windows_taken=tuple(False for _ in windows))
+        explained: Spans | None = None
+        for _ in range(MAX_INTAKE_ATTEMPTS):
+            verdict = rules.decide(
+                scores,
+                _policy_context(submission.text, observation, windows),
+                policy,
+                self.thresholds,
+            )
+            evidence: Spans = {name: list(spans) for name, spans in verdict.evidence.items()}
+            if verdict.state is not State.APPROVED:
+                if explained is None:
+                    explained = await self.scorer.explain(submission.text)
+                evidence = {**explained, **evidence}
+            event = Event.EDIT if observation.edit else Event.CREATE
+            check_target(event, verdict.state)
+            now = self._now_ms()
+            write = IntakeWrite(
+                comment_id=submission.id,
+                text_hash=text_hash,
+                article_id=submission.article.id,
+                parent_id=submission.parent_id,
+                author=submission.author,
+                text=submission.text,
+                lang=submission.lang,
+                state=verdict.state,
+                reasons=[reason.value for reason in verdict.reasons],
+                scores=scores,
+                evidence=evidence,
+                model=self.scorer.model_version,
+                priority=rules.priority(scores),
+                created_at_ms=to_ms(submission.created_at) if submission.created_at else now,
+                now_ms=now,
+                event_id=new_event_id(),
+                event_type=EVENT_TYPES[verdict.state],
+                edit_sources=sources_argument(Event.EDIT),
+                windows=[window for _, window in windows],
+                assumed=observation,
+                min_approved=policy.new_author_min_approved,
+            )
+            try:
+                outcome, comment = await self.store.write_intake(site_id, write)
+            except StaleContextError as stale:
+                observation = stale.observed
+                continue
+            return IngestResult(
+                comment=comment, created=outcome != "unchanged", edited=outcome == "edited"
+            )
+        raise Conflict("the comment's context kept changing while it was moderated; retry")
+
+    def _windows(
+        self, site_id: str, submission: Submission, policy: Policy
+    ) -> list[tuple[WindowKind, Window]]:
+        """The flood and duplicate windows the site's policy turns on, each with its key."""
         keys = self.store.keys
         author_id = submission.author.id
-        ip = str(submission.author.ip) if submission.author.ip is not None else None
-        text_hash = sha256_hex(submission.text)
-        author_flood = (
-            keys.author_flood(site_id, author_id) if policy.flood_seconds_per_author else None
-        )
-        ip_flood = keys.ip_flood(site_id, ip) if ip and policy.flood_seconds_per_ip else None
-        duplicate = (
-            keys.duplicate(site_id, author_id, sha256_hex(_duplicate_form(submission.text)))
-            if policy.duplicate_window_seconds
-            else None
-        )
-        context = await self.store.intake_context(
-            site_id,
-            submission.id,
-            text_hash,
-            submission.article.id,
-            author_id,
-            [author_flood, ip_flood, duplicate],
-        )
-        if context.stored is not None:
-            return IngestResult(comment=context.stored, created=False)
-        if context.existing_owner is not None:
-            _check_same_owner(context.existing_owner, submission)
-        author_flooding, ip_flooding, duplicated = context.windows_taken
-        if context.existing_owner is not None:
-            # An edit is not another posting: flood intervals do not apply to it.
-            author_flooding = ip_flooding = False
-
-        scores = await self.scorer.score(submission.text)
-        verdict = rules.decide(
-            scores,
-            rules.PolicyContext(
-                text=submission.text,
-                author_status=context.author_status,
-                author_approved=context.author_approved,
-                article_closed=context.article_closed,
-                article_premod=context.article_premod,
-                duplicate=duplicated,
-                author_flood=author_flooding,
-                ip_flood=ip_flooding,
-            ),
-            policy,
-            self.thresholds,
-        )
-        evidence: dict[str, list[tuple[int, int]]] = {
-            name: list(spans) for name, spans in verdict.evidence.items()
-        }
-        if verdict.state is not State.APPROVED:
-            evidence = {**await self.scorer.explain(submission.text), **evidence}
-
-        now = self._now_ms()
-        event = Event.EDIT if context.existing_owner is not None else Event.CREATE
-        check_target(event, verdict.state)
-        windows = [Window(duplicate, policy.duplicate_window_seconds * 1000)] if duplicate else []
-        if event is Event.CREATE:
-            # Flood intervals count new comments only; an edit is not another posting.
-            if author_flood:
-                windows.append(Window(author_flood, policy.flood_seconds_per_author * 1000))
-            if ip_flood:
-                windows.append(Window(ip_flood, policy.flood_seconds_per_ip * 1000))
-        write = IntakeWrite(
-            comment_id=submission.id,
-            text_hash=text_hash,
-            article_id=submission.article.id,
-            parent_id=submission.parent_id,
-            author=submission.author,
-            text=submission.text,
-            lang=submission.lang,
-            state=verdict.state,
-            reasons=[reason.value for reason in verdict.reasons],
-            scores=scores,
-            evidence=evidence,
-            model=self.scorer.model_version,
-            priority=rules.priority(scores),
-            created_at_ms=to_ms(submission.created_at) if submission.created_at else now,
-            now_ms=now,
-            event_id=new_event_id(),
-            event_type=EVENT_TYPES[verdict.state],
-            edit_sources=sources_argument(Event.EDIT),
-            windows=windows,
-        )
-        outcome, comment = await self.store.write_intake(site_id, write)
-        return IngestResult(
-            comment=comment, created=outcome != "unchanged", edited=outcome == "edited"
-        )
+        windows: list[tuple[WindowKind, Window]] = []
+        if policy.flood_seconds_per_author:
+            key = keys.author_flood(site_id, author_id)
+            windows.append(
+                ("author_flood", Window(key, policy.flood_seconds_per_author * 1000, True))
+            )
+        if submission.author.ip is not None and policy.flood_seconds_per_ip:
+            key = keys.ip_flood(site_id, str(submission.author.ip))
+            windows.append(("ip_flood", Window(key, policy.flood_seconds_per_ip * 1000, True)))
+        if policy.duplicate_window_seconds:
+            text_key = sha256_hex(_duplicate_form(submission.text))
+            key = keys.duplicate(site_id, author_id, text_key)
+            windows.append(
+                ("duplicate", Window(key, policy.duplicate_window_seconds * 1000, False))
+            )
+        return windows
 
     async def put_article(self, site_id: str, article_id: str, spec: ArticleSpec) -> Article:
         await self._site_record(site_id)
@@ -378,20 +384,29 @@ class Moderation:
         return await self.store.stats(site_id, self._now_ms())
 
 
+def _policy_context(
+    text: str, observation: Observation, windows: list[tuple[WindowKind, Window]]
+) -> rules.PolicyContext:
+    taken = {
+        kind for (kind, _), flag in zip(windows, observation.windows_taken, strict=True) if flag
+    }
+    # Flood intervals count postings; an edit is not another posting.
+    flood = not observation.edit
+    return rules.PolicyContext(
+        text=text,
+        author_status=observation.author_status,
+        author_approved=observation.author_approved,
+        article_closed=observation.article_closed,
+        article_premod=observation.article_premod,
+        duplicate="duplicate" in taken,
+        author_flood=flood and "author_flood" in taken,
+        ip_flood=flood and "ip_flood" in taken,
+    )
+
+
 def _duplicate_form(text: str) -> str:
     """Texts that differ only in case or spacing count as the same text."""
     return _SPACES.sub(" ", text).strip().casefold()
-
-
-def _check_same_owner(owner: tuple[str, str], submission: Submission) -> None:
-    article_id, author_id = owner
-    errors = []
-    if article_id != submission.article.id:
-        errors.append(("article.id", "an existing comment cannot move to another article"))
-    if author_id != submission.author.id:
-        errors.append(("author.id", "an existing comment cannot change its author"))
-    if errors:
-        raise ValidationFailed(errors)
 
 
 def _policy_error(error: ValueError) -> ValidationFailed:

@@ -51,7 +51,6 @@ from service.errors import (
 from service.keys import KeySpace
 
 SCRIPTS = (
-    "context",
     "ingest",
     "decide",
     "claim",
@@ -63,6 +62,10 @@ SCRIPTS = (
     "add_moderator",
 )
 HOURS_OF_STATS = 24
+_IMMUTABLE = {
+    "article.id": "an existing comment cannot move to another article",
+    "author.id": "an existing comment cannot change its author",
+}
 
 
 @contextmanager
@@ -104,27 +107,57 @@ class SiteRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class IntakeContext:
-    """What intake reads before deciding: the stored comment and the policy inputs."""
+class Observation:
+    """The context a verdict is decided for: the ingest script checks it before it writes.
 
-    stored: Comment | None
-    """The stored comment when it already holds the submitted text (a redelivery)."""
-    existing_owner: tuple[str, str] | None
-    """(article id, author id) of a comment already stored under this id, whatever its text."""
-    author_status: AuthorStatus
-    author_approved: int
-    article_closed: bool
-    article_premod: bool
-    windows_taken: list[bool]
-    """Per window key asked about: whether another comment holds it."""
+    ``windows_taken`` has one flag per window key of the write, in order: whether another
+    comment holds it (the author or address posted within the flood interval, or the same text
+    within the duplicate window)."""
+
+    edit: bool = False
+    author_status: AuthorStatus = AuthorStatus.ACTIVE
+    author_approved: int = 0
+    article_closed: bool = False
+    article_premod: bool = False
+    windows_taken: tuple[bool, ...] = ()
+
+    def signature(self, min_approved: int) -> str:
+        """The form the ingest script observes; the new-author rule only needs the threshold."""
+        flags = [self.author_approved >= min_approved, self.article_closed, self.article_premod]
+        flags += self.windows_taken
+        kind = "edit" if self.edit else "new"
+        return ",".join([kind, self.author_status.value, *("1" if flag else "0" for flag in flags)])
+
+    @classmethod
+    def observed(cls, signature: str, approved: str) -> "Observation":
+        kind, status, _, closed, premod, *windows = signature.split(",")
+        return cls(
+            edit=kind == "edit",
+            author_status=AuthorStatus(status),
+            author_approved=int(approved),
+            article_closed=closed == "1",
+            article_premod=premod == "1",
+            windows_taken=tuple(flag == "1" for flag in windows),
+        )
+
+
+class StaleContextError(Exception):
+    """The ingest script found another context than the verdict assumed, and wrote nothing."""
+
+    def __init__(self, observed: Observation) -> None:
+        super().__init__("intake context changed")
+        self.observed = observed
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A key set to the comment id for ``ttl_ms`` (flood intervals, duplicate windows)."""
+    """A key set to the comment id for ``ttl_ms`` (flood intervals, duplicate windows).
+
+    ``new_only`` windows are set for a new comment but not for an edit."""
 
     key: str
     ttl_ms: int
+    new_only: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +181,8 @@ class IntakeWrite:
     event_type: str
     edit_sources: str
     windows: Sequence[Window]
+    assumed: Observation
+    min_approved: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,46 +358,11 @@ class Store:
 
     # ------------------------------------------------------------------ intake
 
-    async def intake_context(
-        self,
-        site_id: str,
-        comment_id: str,
-        text_hash: str,
-        article_id: str,
-        author_id: str,
-        windows: Sequence[str | None],
-    ) -> IntakeContext:
-        """One read-only script call: the stored comment, the author, the article, the windows.
-
-        ``windows`` are the flood and duplicate keys in use (``None`` for a rule that is off);
-        the context reports, for each, whether another comment holds it."""
-        keys = [
-            self.keys.comment(site_id, comment_id),
-            self.keys.author(site_id, author_id),
-            self.keys.article(site_id, article_id),
-            *(key for key in windows if key is not None),
-        ]
-        stored, approved, status, closed, premod, *values = await self._run(
-            "context", keys, [text_hash]
-        )
-        holders = iter(values)
-        taken = [
-            key is not None and (holder := next(holders)) is not None and holder != comment_id
-            for key in windows
-        ]
-        fields = _pairs(stored)
-        return IntakeContext(
-            stored=comment_from_fields(fields) if "id" in fields else None,
-            existing_owner=(fields["article_id"], fields["author_id"]) if fields else None,
-            author_status=AuthorStatus(status) if status else AuthorStatus.ACTIVE,
-            author_approved=int(approved or 0),
-            article_closed=closed == "1",
-            article_premod=premod == "1",
-            windows_taken=taken,
-        )
-
     async def write_intake(self, site_id: str, write: IntakeWrite) -> tuple[str, Comment]:
-        """Run the ingest script; the outcome is ``created``, ``edited`` or ``unchanged``."""
+        """Run the ingest script; the outcome is ``created``, ``edited`` or ``unchanged``.
+
+        Raises ``StaleContextError`` (nothing written) when the comment, author, article or windows
+        are not as ``write.assumed`` says."""
         keys = [
             self.keys.comment(site_id, write.comment_id),
             self.keys.history(site_id, write.comment_id),
@@ -399,16 +399,19 @@ class Store:
             write.event_id,
             write.event_type,
             write.edit_sources,
+            write.assumed.signature(write.min_approved),
+            write.min_approved,
+            "".join("n" if window.new_only else "a" for window in write.windows),
             *(window.ttl_ms for window in write.windows),
         ]
         reply = await self._run("ingest", keys, args)
         outcome = reply[0]
         if outcome == "immutable":
-            raise ValidationFailed(
-                [(reply[1], "an existing comment cannot change its article or author")]
-            )
+            raise ValidationFailed((field, _IMMUTABLE[field]) for field in reply[1:])
         if outcome == "invalid_transition":
             raise InvalidTransition(f"a comment in state {reply[1]} cannot be edited")
+        if outcome == "context":
+            raise StaleContextError(Observation.observed(reply[1], reply[2]))
         if outcome == "unchanged":
             return outcome, comment_from_fields(_pairs(reply[1]))
         now = from_ms(write.now_ms)

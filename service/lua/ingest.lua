@@ -2,6 +2,12 @@
 Create a comment with its automatic verdict, or apply a host edit (same id, new text), or
 recognise a redelivery (same id, same text) and change nothing.
 
+The verdict was decided in the caller for an assumed context (is the comment new, the author's
+standing, the article's settings, which windows other comments hold). This script observes that
+context itself and writes only if it is the one assumed; otherwise it writes nothing and returns
+what it observed, and the caller decides again. So an intake usually costs one round trip, and a
+verdict is never stored for a context it was not decided for.
+
 KEYS[1]  comment hash               civ:{site}:comment:<id>
 KEYS[2]  history list               civ:{site}:history:<id>
 KEYS[3]  audit stream               civ:{site}:audit
@@ -11,8 +17,8 @@ KEYS[6]  article hash               civ:{site}:article:<article>
 KEYS[7]  site stats hash            civ:{site}:stats
 KEYS[8]  this hour's stats hash     civ:{site}:stats:hour:<YYYYMMDDHH>
 KEYS[9]  lease string               civ:{site}:lease:<id>
-KEYS[10..] window keys (flood per author, per address, duplicate text), set to the comment id
-           with the matching expiry in milliseconds from ARGV[22..]
+KEYS[10..] window keys (flood per author, per address, duplicate text): observed, then set to the
+           comment id with the expiry given for each in ARGV[25..]
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  site id
 ARGV[3]  comment id                        ARGV[4]  sha256 of the text
@@ -25,12 +31,16 @@ ARGV[15] model version                     ARGV[16] priority (queue score)
 ARGV[17] created_at (ms)                   ARGV[18] now (ms)
 ARGV[19] outbox event id                   ARGV[20] outbox event type
 ARGV[21] states an edit may start from (comma separated)
-ARGV[22..] expiry (ms) of each window key
+ARGV[22] the assumed context, as the signature built below
+ARGV[23] approved comments an author needs not to count as new
+ARGV[24] per window key, "n" to set it only for a new comment or "a" to set it always
+ARGV[25..] expiry (ms) of each window key (0: observe only)
 
-Returns {"created" or "edited", version, created_at}: the caller knows every other field it just
-wrote, so they are not sent back; {"unchanged", fields} with the stored hash as a flat
-field/value list; {"immutable", field} when an edit changes the article or author; or
-{"invalid_transition", state}.
+Returns {"created" or "edited", version, created_at} (the caller knows every other field it just
+wrote); {"unchanged", fields} with the stored hash as a flat field/value list; {"context",
+signature, approved count} when the context is not the assumed one; {"immutable", fields...}
+naming "article.id" and/or "author.id" when an edit changes them; or {"invalid_transition",
+state}.
 ]]
 
 local prefix, site, id, text_hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -40,17 +50,44 @@ local decided_by = "auto:" .. ARGV[15]
 
 local stored = redis.call("HMGET", KEYS[1], "state", "text_hash", "article_id", "author_id")
 local previous = stored[1]
-local outcome, version
 if previous then
   if stored[2] == text_hash then
     return {"unchanged", redis.call("HGETALL", KEYS[1])}
   end
-  if stored[3] ~= article then
-    return {"immutable", "article.id"}
+  if stored[3] ~= article or stored[4] ~= author then
+    local moved = {"immutable"}
+    if stored[3] ~= article then
+      moved[#moved + 1] = "article.id"
+    end
+    if stored[4] ~= author then
+      moved[#moved + 1] = "author.id"
+    end
+    return moved
   end
-  if stored[4] ~= author then
-    return {"immutable", "author.id"}
-  end
+end
+
+-- The observed context, in the caller's signature format: kind,status,seasoned,closed,premod,
+-- then one flag per window key ("1" when another comment holds it).
+local approved, status = unpack(redis.call("HMGET", KEYS[5], "approved", "status"))
+local closed, premod = unpack(redis.call("HMGET", KEYS[6], "closed", "premod"))
+local observed = {
+  previous and "edit" or "new",
+  status or "active",
+  tonumber(approved or "0") >= tonumber(ARGV[23]) and "1" or "0",
+  closed == "1" and "1" or "0",
+  premod == "1" and "1" or "0",
+}
+for index = 10, #KEYS do
+  local holder = redis.call("GET", KEYS[index])
+  observed[#observed + 1] = (holder and holder ~= id) and "1" or "0"
+end
+local signature = table.concat(observed, ",")
+if signature ~= ARGV[22] then
+  return {"context", signature, approved or "0"}
+end
+
+local outcome, version
+if previous then
   if not listed(ARGV[21], previous) then
     return {"invalid_transition", previous}
   end
@@ -79,8 +116,9 @@ else
 end
 
 for index = 10, #KEYS do
-  local ttl = tonumber(ARGV[12 + index])
-  if ttl > 0 then
+  local ttl = tonumber(ARGV[15 + index])
+  local when = string.sub(ARGV[24], index - 9, index - 9)
+  if ttl > 0 and (when == "a" or not previous) then
     redis.call("SET", KEYS[index], id, "PX", ttl)
   end
 end

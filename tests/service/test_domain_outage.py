@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from service.domain import Author, Order, Policy, Queue, QueueQuery, Site, State
 from service.errors import StoreUnavailable
 from service.keys import KeySpace
-from service.store import DecisionWrite, IntakeWrite, SiteRecord, Store, from_ms
+from service.store import DecisionWrite, IntakeWrite, Observation, SiteRecord, Store, from_ms
 from service.transitions import EVENT_TYPES, Event, sources_argument
 
 SITE = "news"
@@ -139,6 +139,8 @@ def intake(comment_id: str) -> IntakeWrite:
         event_type=EVENT_TYPES[State.PENDING],
         edit_sources=sources_argument(Event.EDIT),
         windows=[],
+        assumed=Observation(),
+        min_approved=0,
     )
 
 

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from service.domain import (
     ArticleSpec,
     Author,
+    AuthorStatus,
     Comment,
     Moderator,
     Order,
@@ -33,7 +34,9 @@ from service.keys import KeySpace
 from service.store import (
     DecisionWrite,
     IntakeWrite,
+    Observation,
     SiteRecord,
+    StaleContextError,
     Store,
     Window,
     from_ms,
@@ -77,6 +80,7 @@ def intake(
     created_at: int = NOW,
     now: int = NOW,
     windows: Sequence[Window] = (),
+    assumed: Observation | None = None,
 ) -> IntakeWrite:
     return IntakeWrite(
         comment_id=comment_id,
@@ -98,6 +102,8 @@ def intake(
         event_type=EVENT_TYPES[state],
         edit_sources=sources_argument(Event.EDIT),
         windows=windows,
+        assumed=assumed or Observation(windows_taken=tuple(False for _ in windows)),
+        min_approved=0,
     )
 
 
@@ -199,13 +205,14 @@ async def test_create_writes_comment_queues_history_audit_outbox_and_counters(
 async def test_every_key_a_script_writes_is_named_by_keys_py(
     store: Store, redis_client: aioredis.Redis
 ) -> None:
-    windows = [Window(KEYS.author_flood(SITE, "u1"), 60_000)]
+    windows = [Window(KEYS.author_flood(SITE, "u1"), 60_000, new_only=True)]
     await store.write_intake(SITE, intake("c1", windows=windows))
     await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW)
     await store.write_intake(SITE, intake("c2"))
     await store.decide(SITE, decision("c2", actor="mod_y"))
 
     expected = {
+        KEYS.sites(),
         KEYS.site(SITE),
         KEYS.api_key("hash-of-news"),
         KEYS.comment(SITE, "c1"),
@@ -224,7 +231,7 @@ async def test_every_key_a_script_writes_is_named_by_keys_py(
         *queue_keys(SITE, Queue.PENDING, "a1", "u1"),
     }
     assert set(await redis_client.keys("*")) == expected
-    site_keys = expected - {KEYS.api_key("hash-of-news")}
+    site_keys = expected - {KEYS.sites(), KEYS.api_key("hash-of-news")}
     assert all(key.startswith("civ:{news}:") for key in site_keys)
 
 
@@ -260,7 +267,15 @@ async def test_an_edit_is_moderated_again_and_moves_queues_and_counters(
 ) -> None:
     await store.write_intake(SITE, intake("c1", text="v1", state=State.PENDING))
     outcome, edited = await store.write_intake(
-        SITE, intake("c1", text="v2", state=State.APPROVED, created_at=NOW + 9, now=NOW + 10)
+        SITE,
+        intake(
+            "c1",
+            text="v2",
+            state=State.APPROVED,
+            created_at=NOW + 9,
+            now=NOW + 10,
+            assumed=Observation(edit=True),
+        ),
     )
 
     assert outcome == "edited"
@@ -291,13 +306,11 @@ async def test_an_edit_cannot_move_a_comment_to_another_article_or_author(
     with pytest.raises(ValidationFailed) as moved:
         await store.write_intake(SITE, intake("c1", text="v2", article="a2"))
     assert moved.value.details == [
-        {
-            "field": "article.id",
-            "message": "an existing comment cannot change its article or author",
-        }
+        {"field": "article.id", "message": "an existing comment cannot move to another article"}
     ]
-    with pytest.raises(ValidationFailed):
-        await store.write_intake(SITE, intake("c1", text="v2", author="u2"))
+    with pytest.raises(ValidationFailed) as both:
+        await store.write_intake(SITE, intake("c1", text="v2", article="a2", author="u2"))
+    assert [detail["field"] for detail in both.value.details] == ["article.id", "author.id"]
     assert await redis_client.hgetall(KEYS.comment(SITE, "c1")) == before
     assert len(await outbox(redis_client)) == 1
 
@@ -306,7 +319,7 @@ async def test_window_keys_hold_the_comment_id_with_native_expiry(
     store: Store, redis_client: aioredis.Redis
 ) -> None:
     flood = KEYS.author_flood(SITE, "u1")
-    await store.write_intake(SITE, intake("c1", windows=[Window(flood, 5_000)]))
+    await store.write_intake(SITE, intake("c1", windows=[Window(flood, 5_000, new_only=True)]))
 
     assert await redis_client.get(flood) == "c1"
     assert 0 < await redis_client.pttl(flood) <= 5_000
@@ -616,3 +629,58 @@ async def test_a_retried_decision_is_applied_once(
     assert first.version == 2
     assert len(await history(redis_client, "c1")) == 2
     assert len(await outbox(redis_client)) == 2
+
+
+async def test_a_verdict_for_another_context_is_not_written(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.put_article(SITE, "a1", ArticleSpec(closed=True), NOW)
+    await redis_client.hset(KEYS.author(SITE, "u1"), mapping={"status": "premod", "approved": 4})
+    flood = KEYS.author_flood(SITE, "u1")
+    await redis_client.set(flood, "older-comment")
+
+    with pytest.raises(StaleContextError) as stale:
+        await store.write_intake(SITE, intake("c1", windows=[Window(flood, 5_000, True)]))
+
+    assert stale.value.observed == Observation(
+        edit=False,
+        author_status=AuthorStatus.PREMOD,
+        author_approved=4,
+        article_closed=True,
+        article_premod=False,
+        windows_taken=(True,),
+    )
+    assert not await redis_client.exists(KEYS.comment(SITE, "c1"), KEYS.outbox(SITE))
+    assert await redis_client.get(flood) == "older-comment"
+    # Decided again for what was observed, the same write goes through.
+    outcome, _ = await store.write_intake(
+        SITE, intake("c1", windows=[Window(flood, 5_000, True)], assumed=stale.value.observed)
+    )
+    assert outcome == "created"
+
+
+async def test_an_edit_assumed_new_is_sent_back_as_an_edit(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.write_intake(SITE, intake("c1", text="v1"))
+    with pytest.raises(StaleContextError) as stale:
+        await store.write_intake(SITE, intake("c1", text="v2"))
+    assert stale.value.observed.edit
+    assert await redis_client.hget(KEYS.comment(SITE, "c1"), "text") == "v1"
+    assert len(await history(redis_client, "c1")) == 1
+
+
+async def test_flood_windows_are_set_for_new_comments_only(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    flood = KEYS.author_flood(SITE, "u1")
+    duplicate = KEYS.duplicate(SITE, "u1", "text-hash")
+    windows = [Window(flood, 5_000, new_only=True), Window(duplicate, 5_000, new_only=False)]
+    await store.write_intake(SITE, intake("c1", text="v1", windows=windows))
+    await redis_client.delete(flood, duplicate)
+
+    edit = Observation(edit=True, windows_taken=(False, False))
+    await store.write_intake(SITE, intake("c1", text="v2", windows=windows, assumed=edit))
+
+    assert not await redis_client.exists(flood)
+    assert await redis_client.get(duplicate) == "c1"
