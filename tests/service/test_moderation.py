@@ -24,10 +24,10 @@ from service.domain import (
     State,
     Submission,
 )
-from service.errors import ClaimConflict, NotFound, ValidationFailed, VersionConflict
+from service.errors import ClaimConflict, Conflict, NotFound, ValidationFailed, VersionConflict
 from service.keys import KeySpace
 from service.moderation import Moderation
-from service.store import Store
+from service.store import IntakeWrite, Store
 
 SITE = "news"
 KEYS = KeySpace("civ")
@@ -404,3 +404,20 @@ async def test_comments_of_one_site_are_invisible_to_another(moderation: Moderat
         await moderation.decide("blog", "c1", Decision(action=Action.APPROVE), "mod_1")
     assert (await moderation.list_queue("blog", QueueQuery())).items == ()
     assert await moderation.claim("blog", "mod_1", ClaimRequest()) == []
+
+
+async def test_intake_gives_up_on_a_context_that_keeps_changing(
+    moderation: Moderation, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = moderation.store.write_intake
+    article = KEYS.article(SITE, "a1")
+
+    async def write_after_someone_flips_the_article(site_id: str, write: IntakeWrite) -> Any:
+        closed = await redis_client.hget(article, "closed")
+        await redis_client.hset(article, "closed", "0" if closed == "1" else "1")
+        return await real_write(site_id, write)
+
+    monkeypatch.setattr(moderation.store, "write_intake", write_after_someone_flips_the_article)
+    with pytest.raises(Conflict, match="kept changing"):
+        await moderation.ingest(SITE, submission("c1", "Hello"))
+    assert not await redis_client.exists(KEYS.comment(SITE, "c1"))
