@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 ADMIT_BATCH = 100
 TRIM_INTERVAL_SECONDS = 30.0
-SITE_CACHE_SECONDS = 2.0
 REDIS_DOWN_PAUSE_SECONDS = 1.0
 
 
@@ -67,7 +66,6 @@ class Worker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._batches = itertools.count()
         self._passes = itertools.count()
-        self._sites: dict[str, tuple[float, SiteRecord | None]] = {}
         self._trimmed_at = 0.0
 
     def _now_ms(self) -> int:
@@ -122,9 +120,14 @@ class Worker:
             token = f"{self.name}:{next(self._batches)}"
             lease_ms = int(self.settings.lease_seconds * 1000)
             leased = await self.deliveries.lease(site, free, lease_ms, token, self._now_ms())
-            for record in leased:
-                self._start(self._attempt(session, site, record))
             busy |= len(leased) == free
+            if not leased:
+                continue
+            # Read once per batch and never cached: a fixed callback URL or a rotated secret
+            # applies to the very next attempt (a redelivery right after a fix succeeds).
+            target = await self.store.load_site(site)
+            for record in leased:
+                self._start(self._attempt(session, site, target, record))
         await self._trim(sites)
         return busy
 
@@ -137,19 +140,15 @@ class Worker:
         self._in_flight.discard(task)
         self._wake.set()
 
-    async def _site(self, site: str) -> SiteRecord | None:
-        cached = self._sites.get(site)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        record = await self.store.load_site(site)
-        self._sites[site] = (time.monotonic() + SITE_CACHE_SECONDS, record)
-        return record
-
     async def _attempt(
-        self, session: aiohttp.ClientSession, site: str, record: Mapping[str, str]
+        self,
+        session: aiohttp.ClientSession,
+        site: str,
+        target: SiteRecord | None,
+        record: Mapping[str, str],
     ) -> None:
         try:
-            await self._deliver(session, site, record)
+            await self._deliver(session, site, target, record)
         except StoreUnavailable:
             # The lease runs out and the attempt is made again; nothing is lost.
             log.warning("worker %s: could not record delivery %s", self.name, record["id"])
@@ -157,9 +156,12 @@ class Worker:
             log.exception("worker %s: delivery %s failed unexpectedly", self.name, record["id"])
 
     async def _deliver(
-        self, session: aiohttp.ClientSession, site: str, record: Mapping[str, str]
+        self,
+        session: aiohttp.ClientSession,
+        site: str,
+        site_record: SiteRecord | None,
+        record: Mapping[str, str],
     ) -> None:
-        site_record = await self._site(site)
         if site_record is None or not site_record.site.callback_url:
             outcome = delivery.Outcome(delivered=False, error="the site has no callback URL")
         else:
@@ -256,11 +258,21 @@ async def background_worker(redis_url: str, settings: DeliverySettings) -> Async
 
 async def run_until_signalled(redis_url: str, settings: DeliverySettings) -> None:
     """``civility worker``: deliver until SIGTERM or SIGINT, then drain and stop."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     client = connect(redis_url)
     worker = Worker(client, settings)
+
+    def stop(signum: signal.Signals) -> None:
+        print(
+            f"civility worker {worker.name}: {signum.name}, finishing {worker.in_flight} "
+            f"deliveries in flight (at most {settings.drain_seconds:g} s)",
+            flush=True,
+        )
+        worker.stop()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, worker.stop)
+        loop.add_signal_handler(signum, stop, signum)
     print(f"civility worker {worker.name} delivering webhooks", flush=True)
     try:
         await worker.run()

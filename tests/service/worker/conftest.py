@@ -1,0 +1,87 @@
+"""Webhook worker tests: real Redis, a real HTTP receiver on a loopback port, real scripts.
+
+Events come from the store's own state changes (intake and decisions), so the worker reads
+exactly what the service writes to a site's outbox.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from service.deliveries import DeliveryLog
+from service.domain import Policy, Site
+from service.settings import DeliverySettings
+from service.store import SiteRecord, Store, from_ms
+from service.worker import Worker
+
+from .support import FAST, KEYS, SECRET, SITE, CreateSite, Events, Receiver, StartWorker, now_ms
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    target = Receiver()
+    app = web.Application()
+    app.router.add_post("/hooks", target.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    target.url = f"http://127.0.0.1:{port}/hooks"
+    try:
+        yield target
+    finally:
+        if target.hang is not None:
+            target.hang.set()
+        await runner.cleanup()
+
+
+@pytest.fixture
+def store(redis_client: aioredis.Redis) -> Store:
+    return Store(redis_client, prefix="civ")
+
+
+@pytest.fixture
+def log(redis_client: aioredis.Redis) -> DeliveryLog:
+    return DeliveryLog(redis_client, prefix="civ")
+
+
+@pytest.fixture
+def create_site(store: Store, redis_client: aioredis.Redis) -> CreateSite:
+    async def create(callback_url: str | None, site_id: str = SITE, secret: str = SECRET) -> None:
+        moment = from_ms(now_ms())
+        site = Site(
+            id=site_id,
+            name=site_id.title(),
+            callback_url=callback_url,
+            policy=Policy(),
+            created_at=moment,
+            updated_at=moment,
+        )
+        await store.create_site(SiteRecord(site, secret, None, 0, f"hash-of-{site_id}"))
+        assert await redis_client.sismember(KEYS.sites(), site_id)
+
+    return create
+
+
+@pytest.fixture
+def events(store: Store) -> Events:
+    return Events(store)
+
+
+@pytest.fixture
+async def start_worker(redis_client: aioredis.Redis) -> AsyncIterator[StartWorker]:
+    running: list[tuple[Worker, asyncio.Task[None]]] = []
+
+    async def start(settings: DeliverySettings = FAST, name: str | None = None) -> Worker:
+        worker = Worker(redis_client, settings, prefix="civ", name=name)
+        running.append((worker, asyncio.create_task(worker.run())))
+        return worker
+
+    yield start
+    for worker, _ in running:
+        worker.stop()
+    await asyncio.gather(*(task for _, task in running))

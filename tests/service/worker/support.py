@@ -1,0 +1,180 @@
+"""Helpers of the webhook worker tests: a real receiver, events written by the store."""
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from service import signatures
+from service.domain import Author, State
+from service.keys import KeySpace
+from service.settings import DeliverySettings
+from service.store import DecisionWrite, IntakeWrite, Store
+from service.transitions import EVENT_TYPES, Event, sources_argument
+from service.worker import Worker
+
+SITE = "news"
+SECRET = "whsec_worker_tests"
+KEYS = KeySpace("civ")
+# Short enough that retries and leases play out within a test.
+FAST = DeliverySettings(
+    timeout_seconds=0.5,
+    max_attempts=4,
+    backoff_base_seconds=0.02,
+    backoff_cap_seconds=0.1,
+    lease_seconds=2.0,
+    concurrency=8,
+    poll_ms=10.0,
+    drain_seconds=5.0,
+)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], within: float = 15.0, what: str = "condition"
+) -> None:
+    """Await ``condition`` becoming true; background work is driven to completion this way."""
+    deadline = time.monotonic() + within
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Arrival:
+    event: dict[str, Any]
+    status: int
+    signature_ok: bool
+
+
+@dataclass
+class Receiver:
+    """A host's webhook endpoint: answers ``failures`` with 500 (or hangs while ``hang`` is
+    set), then 200. Every request's signature is checked against the site's secret."""
+
+    secret: str = SECRET
+    failures: int = 0
+    hang: asyncio.Event | None = None
+    arrivals: list[Arrival] = field(default_factory=list)
+    url: str = ""
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            signatures.verify(request.headers.get(signatures.HEADER), body, [self.secret])
+            signature_ok = True
+        except signatures.SignatureError:
+            signature_ok = False
+        self.entered.set()
+        if self.hang is not None and not self.hang.is_set():
+            await self.hang.wait()
+        status = 200 if signature_ok else 401
+        if signature_ok and self.failures > 0:
+            self.failures -= 1
+            status = 500
+        self.arrivals.append(Arrival(json.loads(body), status, signature_ok))
+        return web.json_response({"ok": status == 200}, status=status)
+
+    def delivered(self) -> list[dict[str, Any]]:
+        return [arrival.event for arrival in self.arrivals if arrival.status == 200]
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: connecting is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hooks"
+
+
+CreateSite = Callable[..., Awaitable[None]]
+
+
+class Events:
+    """State changes through the store's scripts; each writes one outbox event."""
+
+    def __init__(self, store: Store, site: str = SITE) -> None:
+        self.store = store
+        self.site = site
+        self.count = 0
+
+    def _event_id(self) -> str:
+        self.count += 1
+        return f"evt_{self.count:05d}"
+
+    async def held(self, comment_id: str, article: str = "a1") -> str:
+        event_id = self._event_id()
+        await self.store.write_intake(
+            self.site,
+            IntakeWrite(
+                comment_id=comment_id,
+                text_hash=f"hash:{comment_id}",
+                article_id=article,
+                parent_id=None,
+                author=Author(id="reader-1"),
+                text="A civil remark about the article.",
+                lang="en",
+                state=State.PENDING,
+                reasons=["NEW_AUTHOR"],
+                scores={"spam": 0.1, "toxicity": 0.2},
+                evidence={},
+                model="test-model-1",
+                priority=0.2,
+                created_at_ms=now_ms(),
+                now_ms=now_ms(),
+                event_id=event_id,
+                event_type=EVENT_TYPES[State.PENDING],
+                edit_sources=sources_argument(Event.EDIT),
+                windows=(),
+            ),
+        )
+        return event_id
+
+    async def decide(self, comment_id: str, target: State, actor: str = "mod_1") -> str:
+        event_id = self._event_id()
+        action = {State.APPROVED: "approve", State.REJECTED: "reject", State.SPAM: "spam"}
+        await self.store.decide(
+            self.site,
+            DecisionWrite(
+                comment_id=comment_id,
+                target=target,
+                action=action[target],
+                actor=actor,
+                expected_version=None,
+                reasons=["OFF_TOPIC"] if target is State.REJECTED else [],
+                note=None,
+                now_ms=now_ms(),
+                event_id=event_id,
+                event_type=EVENT_TYPES[target],
+                sources=sources_argument(Event(action[target])),
+            ),
+        )
+        return event_id
+
+
+StartWorker = Callable[..., Awaitable[Worker]]
+
+
+async def record(redis_client: aioredis.Redis, event_id: str) -> dict[str, str]:
+    fields = await redis_client.hgetall(KEYS.delivery(SITE, event_id))
+    return cast(dict[str, str], fields)
+
+
+def in_state(
+    redis_client: aioredis.Redis, event_id: str, state: str
+) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return (await record(redis_client, event_id)).get("state") == state
+
+    return check

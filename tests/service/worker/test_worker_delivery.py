@@ -1,0 +1,144 @@
+"""Deliveries against a real receiver: retries, timeouts, refused connections, dead letter."""
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from service.deliveries import DeliveryLog, DeliveryQuery, DeliveryState
+from service.domain import State
+
+from .support import (
+    FAST,
+    KEYS,
+    SITE,
+    CreateSite,
+    Events,
+    Receiver,
+    StartWorker,
+    closed_port_url,
+    eventually,
+    in_state,
+    record,
+)
+
+
+async def test_a_failing_receiver_gets_retries_then_exactly_one_success(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+    start_worker: StartWorker,
+) -> None:
+    receiver.failures = 2
+    await create_site(receiver.url)
+    held = await events.held("c1")
+    await start_worker()
+
+    await eventually(in_state(redis_client, held, "delivered"), what="delivery")
+
+    assert [arrival.status for arrival in receiver.arrivals] == [500, 500, 200]
+    assert all(arrival.signature_ok for arrival in receiver.arrivals)
+    assert [arrival.event["id"] for arrival in receiver.arrivals] == [held] * 3
+    stored = await record(redis_client, held)
+    assert (stored["attempts"], stored["last_status"], stored["last_error"]) == ("3", "200", "")
+
+
+async def test_the_payload_describes_the_decision(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+    start_worker: StartWorker,
+) -> None:
+    await create_site(receiver.url)
+    await events.held("c1", article="article-9")
+    rejected = await events.decide("c1", State.REJECTED, actor="mod_7")
+    await start_worker()
+
+    await eventually(in_state(redis_client, rejected, "delivered"), what="delivery")
+
+    event: dict[str, Any] = receiver.delivered()[-1]
+    created_at = event.pop("created_at")
+    assert event == {
+        "id": rejected,
+        "type": "comment.rejected",
+        "site": SITE,
+        "comment": {
+            "id": "c1",
+            "article_id": "article-9",
+            "state": "rejected",
+            "reasons": ["OFF_TOPIC"],
+            "decided_by": "mod_7",
+            "version": 2,
+        },
+    }
+    assert created_at.endswith("Z")
+
+
+async def test_a_hanging_receiver_times_out_and_is_retried(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+    start_worker: StartWorker,
+) -> None:
+    receiver.hang = asyncio.Event()
+    await create_site(receiver.url)
+    held = await events.held("c1")
+    await start_worker(dataclasses.replace(FAST, timeout_seconds=0.2))
+
+    async def timed_out() -> bool:
+        return "timed out" in (await record(redis_client, held)).get("last_error", "")
+
+    await eventually(timed_out, what="a timeout to be recorded")
+    assert (await record(redis_client, held))["state"] == "pending"
+    receiver.hang.set()
+
+    await eventually(in_state(redis_client, held, "delivered"), what="delivery")
+    assert int((await record(redis_client, held))["attempts"]) >= 2
+
+
+async def test_a_receiver_that_is_down_ends_in_the_dead_letter(
+    redis_client: aioredis.Redis,
+    log: DeliveryLog,
+    create_site: CreateSite,
+    events: Events,
+    start_worker: StartWorker,
+) -> None:
+    await create_site(closed_port_url())
+    held = await events.held("c1")
+    await start_worker(dataclasses.replace(FAST, max_attempts=3))
+
+    await eventually(in_state(redis_client, held, "failed"), what="the dead letter")
+
+    stored = await record(redis_client, held)
+    assert stored["attempts"] == "3"
+    assert stored["last_status"] == ""
+    assert "Connect" in stored["last_error"]
+    failed = await log.page(SITE, DeliveryQuery(state=DeliveryState.FAILED))
+    assert [item.id for item in failed.items] == [held]
+    assert await redis_client.zscore(KEYS.deliveries_due(SITE), held) is None
+    pending = await log.page(SITE, DeliveryQuery(state=DeliveryState.PENDING))
+    assert pending.items == ()
+
+
+async def test_a_site_without_a_callback_url_records_no_deliveries(
+    redis_client: aioredis.Redis,
+    log: DeliveryLog,
+    create_site: CreateSite,
+    events: Events,
+    start_worker: StartWorker,
+) -> None:
+    await create_site(None)
+    await events.held("c1")
+    await start_worker()
+
+    async def admitted() -> bool:
+        groups = await redis_client.xinfo_groups(KEYS.outbox(SITE))
+        return bool(groups) and groups[0]["lag"] == 0
+
+    await eventually(admitted, what="the outbox to be read")
+    for state in DeliveryState:
+        assert (await log.page(SITE, DeliveryQuery(state=state))).items == ()

@@ -1,0 +1,170 @@
+"""``civility worker`` processes: one killed mid-delivery loses nothing, SIGTERM drains."""
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from service.domain import State
+
+from .support import CreateSite, Events, Receiver, eventually, in_state, record
+
+CIVILITY = str(Path(sys.executable).with_name("civility"))
+WORKER_ENV = {
+    "CIVILITY_DELIVERY_TIMEOUT_SECONDS": "3",
+    "CIVILITY_DELIVERY_LEASE_SECONDS": "4",
+    "CIVILITY_DELIVERY_BACKOFF_BASE_SECONDS": "0.02",
+    "CIVILITY_DELIVERY_BACKOFF_CAP_SECONDS": "0.1",
+    "CIVILITY_WORKER_POLL_MS": "10",
+    "CIVILITY_WORKER_DRAIN_SECONDS": "5",
+}
+
+
+class WorkerProcess:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.output: list[str] = []
+
+    async def line_containing(self, text: str, within: float = 30.0) -> str:
+        assert self.process.stdout is not None
+        async with asyncio.timeout(within):
+            while True:
+                raw = await self.process.stdout.readline()
+                if not raw:
+                    raise AssertionError(f"worker exited before printing {text!r}: {self.output}")
+                line = raw.decode().rstrip()
+                self.output.append(line)
+                if text in line:
+                    return line
+
+    async def exit_code(self, within: float) -> int:
+        async with asyncio.timeout(within):
+            return await self.process.wait()
+
+
+SpawnWorker = Callable[..., Awaitable[WorkerProcess]]
+
+
+@pytest.fixture
+async def spawn_worker(redis_url: str) -> AsyncIterator[SpawnWorker]:
+    started: list[WorkerProcess] = []
+
+    async def spawn(**overrides: str) -> WorkerProcess:
+        env = {**os.environ, **WORKER_ENV, "REDIS_URL": redis_url, **overrides}
+        env.pop("CIVILITY_ENV", None)
+        process = await asyncio.create_subprocess_exec(
+            CIVILITY,
+            "worker",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        worker = WorkerProcess(process)
+        started.append(worker)
+        await worker.line_containing("delivering webhooks")
+        return worker
+
+    yield spawn
+    for worker in started:
+        if worker.process.returncode is None:
+            worker.process.kill()
+            await worker.process.wait()
+
+
+async def test_a_worker_killed_mid_delivery_loses_nothing_and_keeps_order(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+    spawn_worker: SpawnWorker,
+) -> None:
+    receiver.hang = asyncio.Event()
+    await create_site(receiver.url)
+    comments = [f"c{index}" for index in range(5)]
+    expected: list[str] = []
+    for comment in comments:
+        expected.append(await events.held(comment))
+    for target in (State.APPROVED, State.REJECTED):
+        for comment in comments:
+            expected.append(await events.decide(comment, target))
+
+    doomed = await spawn_worker()
+    await asyncio.wait_for(receiver.entered.wait(), 30)
+    doomed.process.kill()
+    assert await doomed.exit_code(10) == -signal.SIGKILL
+    in_flight = [await record(redis_client, event_id) for event_id in expected[:5]]
+    assert all(stored["state"] == "pending" and stored["lease"] for stored in in_flight)
+    receiver.hang.set()
+
+    await spawn_worker()
+    for event_id in expected:
+        await eventually(in_state(redis_client, event_id, "delivered"), 30, event_id)
+
+    delivered_ids = {event["id"] for event in receiver.delivered()}
+    assert delivered_ids == set(expected)
+    versions: dict[str, list[int]] = defaultdict(list)
+    for arrival in receiver.arrivals:
+        versions[arrival.event["comment"]["id"]].append(arrival.event["comment"]["version"])
+    for comment in comments:
+        assert versions[comment] == sorted(versions[comment]), versions[comment]
+        assert set(versions[comment]) == {1, 2, 3}
+
+
+async def test_sigterm_finishes_the_delivery_in_flight_and_takes_no_more(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+    spawn_worker: SpawnWorker,
+) -> None:
+    receiver.hang = asyncio.Event()
+    await create_site(receiver.url)
+    first = await events.held("c1")
+    later = [await events.held("c2"), await events.held("c3")]
+    worker = await spawn_worker(CIVILITY_WORKER_CONCURRENCY="1")
+    await asyncio.wait_for(receiver.entered.wait(), 30)
+
+    worker.process.send_signal(signal.SIGTERM)
+    await worker.line_containing("finishing 1 deliveries in flight")
+    receiver.hang.set()
+
+    assert await worker.exit_code(10) == 0
+    assert (await record(redis_client, first))["state"] == "delivered"
+    for event_id in later:
+        stored = await record(redis_client, event_id)
+        assert (stored["state"], stored["attempts"]) == ("pending", "0")
+
+
+async def test_sigterm_gives_up_on_a_hanging_delivery_after_the_drain_time(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+    spawn_worker: SpawnWorker,
+) -> None:
+    receiver.hang = asyncio.Event()
+    await create_site(receiver.url)
+    held = await events.held("c1")
+    worker = await spawn_worker(
+        CIVILITY_WORKER_DRAIN_SECONDS="0.5",
+        CIVILITY_DELIVERY_TIMEOUT_SECONDS="20",
+        CIVILITY_DELIVERY_LEASE_SECONDS="30",
+    )
+    await asyncio.wait_for(receiver.entered.wait(), 30)
+
+    started = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    assert await worker.exit_code(10) == 0
+    assert time.monotonic() - started < 5
+
+    # Not settled: its lease lets another worker deliver it later.
+    stored = await record(redis_client, held)
+    assert (stored["state"], stored["attempts"]) == ("pending", "1")
+    assert stored["lease"]
