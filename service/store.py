@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -60,8 +61,12 @@ SCRIPTS = (
     "create_site",
     "update_existing",
     "add_moderator",
+    "put_article",
 )
 HOURS_OF_STATS = 24
+
+RedisClient = aioredis.Redis | RedisCluster
+"""A single server (or Sentinel-managed primary) or a Redis Cluster: the scripts run on both."""
 _IMMUTABLE = {
     "article.id": "an existing comment cannot move to another article",
     "author.id": "an existing comment cannot change its author",
@@ -201,8 +206,12 @@ class DecisionWrite:
 
 
 class Store:
-    def __init__(self, redis: aioredis.Redis, prefix: str = "civ") -> None:
-        if not redis.connection_pool.connection_kwargs.get("decode_responses"):
+    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+        if isinstance(redis, RedisCluster):
+            decodes = redis.get_connection_kwargs().get("decode_responses")
+        else:
+            decodes = redis.connection_pool.connection_kwargs.get("decode_responses")
+        if not decodes:
             raise ValueError("the store needs a Redis client created with decode_responses=True")
         self.redis = redis
         self.keys = KeySpace(prefix)
@@ -330,23 +339,13 @@ class Store:
     async def put_article(
         self, site_id: str, article_id: str, spec: ArticleSpec, now_ms: int
     ) -> Article:
-        key = self.keys.article(site_id, article_id)
-        fields: dict[str, str | int] = {
-            "id": article_id,
-            "closed": int(spec.closed),
-            "premod": int(spec.premod),
-            "updated_at": now_ms,
-        }
-        cleared = [name for name in ("url", "title") if getattr(spec, name) is None]
-        fields.update(
-            {name: getattr(spec, name) for name in ("url", "title") if getattr(spec, name)}
-        )
-        with store_errors():
-            async with self.redis.pipeline(transaction=True) as pipe:
-                if cleared:
-                    pipe.hdel(key, *cleared)
-                pipe.hset(key, items=_flatten(fields))
-                await pipe.execute()
+        fields: dict[str, str | int] = {"id": article_id}
+        if spec.url is not None:
+            fields["url"] = spec.url
+        if spec.title is not None:
+            fields["title"] = spec.title
+        fields |= {"closed": int(spec.closed), "premod": int(spec.premod), "updated_at": now_ms}
+        await self._run("put_article", [self.keys.article(site_id, article_id)], _flatten(fields))
         return Article(
             id=article_id,
             url=spec.url,
