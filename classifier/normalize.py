@@ -168,28 +168,37 @@ _LINK_TLDS = (
     "mx|nz|ch|se|tw|kr|vn|ph|pk|ng|za|ir|ua|pro|win|bid|loan|work"
 )
 _URL_TAIL = r"[^\s<>\"']*[^\s<>\"'.,;:!?)\]}]"
+# An entity never touches a leet character on either side, so its placeholder cannot become part
+# of a leetspeak word when normalised text is normalised again.
+_ENTITY_END = r"(?![\w@$]|[!@$]+\w)"
 EMAIL_PATTERN = re.compile(
-    r"(?<![\w.+-])[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}", re.ASCII
+    r"(?<![\w.+@$!-])[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}" + _ENTITY_END,
+    re.ASCII,
 )
 URL_PATTERN = re.compile(
-    rf"(?:\bhttps?://|\bwww\.){_URL_TAIL}"
-    rf"|\b[a-z0-9][a-z0-9.-]*\.(?:{_LINK_TLDS})\b(?:[/?#]{_URL_TAIL})?",
+    rf"(?<![@$!])(?:(?:\bhttps?://|\bwww\.){_URL_TAIL}"
+    rf"|\b[a-z0-9][a-z0-9.-]*\.(?:{_LINK_TLDS})\b(?:[/?#]{_URL_TAIL})?{_ENTITY_END})",
     re.ASCII,
 )
 # The look-behind sits after the first character so the regex engine can scan for [+(\d] fast.
-PHONE_PATTERN = re.compile(r"[+(\d](?<![\w+.-].)[\d ().-]{5,18}\d(?!\w|[.-]\d)", re.ASCII)
+PHONE_PATTERN = re.compile(
+    r"[+(\d](?<![\w+.@$!-].)[\d ().-]{5,18}\d(?!\w|[.-]\d)" + _ENTITY_END, re.ASCII
+)
 _MIN_PHONE_DIGITS = 7
 _MAX_PHONE_DIGITS = 15
 _UNPUNCTUATED_PHONE_DIGITS = 10
 _LOCAL_PHONE = re.compile(r"\d{3}[-.]\d{4}", re.ASCII)
 _ISO_DATE = re.compile(r"(?:19|20)\d\d-\d\d-\d\d", re.ASCII)
-# (kind, pattern, a substring without which the pattern cannot match); e-mails go first so their
-# domains are not taken for links.
-EntityPasses = tuple[tuple[str, re.Pattern[str], str], ...]
+# Cheap tests without which a pattern cannot match: most comments skip the costly URL pattern.
+_EMAIL_HINT = re.compile("@")
+_URL_HINT = re.compile(rf"\.(?:{_LINK_TLDS})\b|://|www\.", re.ASCII)
+_ANYTHING = re.compile("")
+# (kind, pattern, hint); e-mails go first so their domains are not taken for links.
+EntityPasses = tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...]
 _ENTITY_PASSES: EntityPasses = (
-    ("email", EMAIL_PATTERN, "@"),
-    ("url", URL_PATTERN, "."),
-    ("phone", PHONE_PATTERN, ""),
+    ("email", EMAIL_PATTERN, _EMAIL_HINT),
+    ("url", URL_PATTERN, _URL_HINT),
+    ("phone", PHONE_PATTERN, _ANYTHING),
 )
 _PLACEHOLDERS = {"email": EMAIL_PLACEHOLDER, "url": URL_PLACEHOLDER, "phone": PHONE_PLACEHOLDER}
 Entities = dict[str, list[str]]
@@ -272,7 +281,7 @@ def replace_entities(text: str) -> tuple[str, Entities]:
 
 def _replace_entity_passes(text: str, passes: EntityPasses, found: Entities | None) -> str:
     for kind, pattern, hint in passes:
-        if hint in text:
+        if hint.search(text):
             collected = [] if found is None else found[kind]
             text = pattern.sub(_EntityReplacer(kind, collected), text)
     return text
@@ -342,7 +351,7 @@ def normalize_with_offsets(text: str) -> Tracked:
 
 def _entity_passes_tracked(tracked: Tracked, passes: EntityPasses) -> Tracked:
     for kind, pattern, hint in passes:
-        if hint in tracked[0]:
+        if hint.search(tracked[0]):
             tracked = _sub_tracked(pattern, _EntityTracker(kind), tracked)
     return tracked
 
