@@ -1,0 +1,153 @@
+"""The retry schedule, the worker's settings, the payload, and the outbox trim bound."""
+
+import random
+from typing import cast
+
+import pytest
+import redis.asyncio as aioredis
+
+from service import delivery
+from service.deliveries import DeliveryLog
+from service.retry import RetryPolicy
+from service.settings import DeliverySettings, Settings, SettingsError
+
+from .support import KEYS, SITE, CreateSite, Events, now_ms
+
+
+def test_waits_are_full_jitter_under_a_doubling_capped_ceiling() -> None:
+    policy = RetryPolicy(max_attempts=10, base_seconds=1.0, cap_seconds=20.0)
+    rng = random.Random(7)
+
+    assert [policy.ceiling(attempt) for attempt in range(1, 8)] == [1, 2, 4, 8, 16, 20, 20]
+    for attempt in range(1, 12):
+        waits = [policy.delay(attempt, rng=rng) for _ in range(200)]
+        assert all(0.0 <= wait <= policy.ceiling(attempt) for wait in waits)
+        # Full jitter: spread over the whole range, not bunched at the ceiling.
+        ceiling = policy.ceiling(attempt)
+        assert min(waits) < 0.2 * ceiling < 0.8 * ceiling < max(waits)
+
+
+def test_retry_after_is_a_lower_bound_up_to_the_cap() -> None:
+    policy = RetryPolicy(max_attempts=5, base_seconds=1.0, cap_seconds=30.0)
+    rng = random.Random(1)
+
+    assert all(policy.delay(1, retry_after=12.0, rng=rng) >= 12.0 for _ in range(50))
+    assert all(policy.delay(1, retry_after=500.0, rng=rng) == 30.0 for _ in range(50))
+    assert delivery.retry_after_seconds("120") == 120.0
+    assert delivery.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") is None
+    assert delivery.retry_after_seconds(None) is None
+
+
+def test_the_default_schedule_spans_about_a_day() -> None:
+    policy = RetryPolicy()
+    waits = range(1, policy.max_attempts)
+    worst = sum(policy.ceiling(attempt) for attempt in waits)
+
+    assert policy.max_attempts == 10
+    assert 20 * 3600 < worst / 2 < 30 * 3600  # the mean of full jitter is half the ceiling
+    assert not policy.exhausted(9)
+    assert policy.exhausted(10)
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ({"max_attempts": 0}, "max_attempts must be at least 1"),
+        ({"base_seconds": 10.0, "cap_seconds": 5.0}, "backoff needs 0 < base_seconds <= cap"),
+        ({"base_seconds": 0.0}, "backoff needs 0 < base_seconds <= cap"),
+    ],
+)
+def test_an_impossible_policy_is_refused(policy: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RetryPolicy(**policy)  # type: ignore[arg-type]
+
+
+def test_worker_settings_come_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "CIVILITY_DELIVERY_TIMEOUT_SECONDS": "2.5",
+            "CIVILITY_DELIVERY_MAX_ATTEMPTS": "4",
+            "CIVILITY_DELIVERY_BACKOFF_BASE_SECONDS": "1",
+            "CIVILITY_DELIVERY_BACKOFF_CAP_SECONDS": "60",
+            "CIVILITY_DELIVERY_LEASE_SECONDS": "30",
+            "CIVILITY_WORKER_CONCURRENCY": "4",
+            "CIVILITY_WORKER_POLL_MS": "50",
+            "CIVILITY_WORKER_DRAIN_SECONDS": "3",
+            "CIVILITY_DELIVERED_RETENTION_SECONDS": "3600",
+            "CIVILITY_DELIVERED_KEEP": "100",
+            "CIVILITY_OUTBOX_KEEP": "500",
+        }
+    )
+    assert settings.delivery == DeliverySettings(
+        timeout_seconds=2.5,
+        max_attempts=4,
+        backoff_base_seconds=1.0,
+        backoff_cap_seconds=60.0,
+        lease_seconds=30.0,
+        concurrency=4,
+        poll_ms=50.0,
+        drain_seconds=3.0,
+        delivered_retention_seconds=3600,
+        delivered_keep=100,
+        outbox_keep=500,
+    )
+    assert Settings.from_env({}).delivery == DeliverySettings()
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"CIVILITY_DELIVERY_TIMEOUT_SECONDS": "soon"},
+            "CIVILITY_DELIVERY_TIMEOUT_SECONDS must be a number, not 'soon'",
+        ),
+        (
+            {"CIVILITY_DELIVERY_MAX_ATTEMPTS": "0"},
+            "CIVILITY_DELIVERY_MAX_ATTEMPTS must be between 1 and 100, not 0",
+        ),
+        (
+            {"CIVILITY_DELIVERY_LEASE_SECONDS": "5"},
+            "CIVILITY_DELIVERY_LEASE_SECONDS must be longer than CIVILITY_DELIVERY_TIMEOUT_SECONDS",
+        ),
+        (
+            {
+                "CIVILITY_DELIVERY_BACKOFF_BASE_SECONDS": "600",
+                "CIVILITY_DELIVERY_BACKOFF_CAP_SECONDS": "60",
+            },
+            "CIVILITY_DELIVERY_BACKOFF_BASE_SECONDS must not exceed "
+            "CIVILITY_DELIVERY_BACKOFF_CAP_SECONDS",
+        ),
+    ],
+)
+def test_bad_worker_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(environ)
+    assert str(error.value) == message
+
+
+async def test_the_outbox_is_trimmed_only_below_what_was_admitted(
+    redis_client: aioredis.Redis, log: DeliveryLog, create_site: CreateSite, events: Events
+) -> None:
+    await create_site("http://127.0.0.1:9/hooks")
+    outbox = KEYS.outbox(SITE)
+    for comment in range(6):
+        await events.held(f"c{comment}")
+    # No worker has run yet: without the group nothing counts as admitted.
+    assert await log.trim_outbox(SITE, keep=1) == 0
+    assert await redis_client.xlen(outbox) == 6
+
+    assert await log.admit(SITE, 4, now_ms()) == 4
+    before = await entry_ids(redis_client, outbox)
+    assert await log.trim_outbox(SITE, keep=1) == 3
+    # The last admitted entry and the two not yet admitted remain.
+    assert await entry_ids(redis_client, outbox) == before[3:]
+    assert await log.admit(SITE, 10, now_ms()) == 2
+    assert await log.trim_outbox(SITE, keep=1) == 2
+    assert await redis_client.xlen(outbox) == 1
+    assert await log.trim_outbox(SITE, keep=5) == 0
+    assert len(await redis_client.keys(KEYS.delivery(SITE, "*"))) == 6
+
+
+async def entry_ids(redis_client: aioredis.Redis, stream: str) -> list[str]:
+    entries = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(stream))
+    return [entry_id for entry_id, _ in entries]
