@@ -1,0 +1,113 @@
+"""The deployment files, checked without a container engine: services, image, commands, env."""
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from service.cli import build_parser
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_SERVICES = {"api": ["civility", "serve"], "worker": ["civility", "worker"]}
+REQUIRED = re.compile(r"^\$\{(?P<name>[A-Z_]+):\?.+\}$")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def subcommands() -> set[str]:
+    parser = build_parser()
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name for action in actions for name in action.choices}
+
+
+def test_services_are_redis_and_the_two_processes_of_one_image(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"redis", "api", "worker"}
+    images = {services[name]["image"] for name in APP_SERVICES}
+    assert images == {"civility:latest"}
+    assert all(services[name]["build"] == "." for name in APP_SERVICES)
+
+
+def test_redis_keeps_an_append_only_file_on_a_volume_and_reports_health(
+    compose: dict[str, Any],
+) -> None:
+    redis = compose["services"]["redis"]
+    assert redis["image"] == "redis:7"
+    command = redis["command"]
+    assert command[0] == "redis-server"
+    options = dict(zip(command[1::2], command[2::2], strict=True))
+    assert options == {"--appendonly": "yes", "--appendfsync": "everysec"}
+    [volume] = redis["volumes"]
+    name, mount = volume.split(":")
+    assert mount == "/data"
+    assert name in compose["volumes"]
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+@pytest.mark.parametrize("service", sorted(APP_SERVICES))
+def test_each_process_runs_a_real_civility_command_once_redis_is_healthy(
+    compose: dict[str, Any], service: str
+) -> None:
+    definition = compose["services"][service]
+    command = definition["command"]
+    assert command == APP_SERVICES[service]
+    assert command[1] in subcommands()
+    assert build_parser().parse_args(command[1:]).command == command[1]
+    assert definition["depends_on"] == {"redis": {"condition": "service_healthy"}}
+
+
+@pytest.mark.parametrize("service", sorted(APP_SERVICES))
+def test_each_process_has_a_valid_production_environment(
+    compose: dict[str, Any], service: str
+) -> None:
+    environment: dict[str, str] = compose["services"][service]["environment"]
+    required = {
+        name: match["name"]
+        for name, value in environment.items()
+        if (match := REQUIRED.match(str(value)))
+    }
+    # Secrets come from the operator's environment and compose refuses to start without them.
+    assert required == {"CIVILITY_ADMIN_TOKEN": "CIVILITY_ADMIN_TOKEN"}
+    assert environment["CIVILITY_ENV"] == "production"
+    assert environment["REDIS_URL"].startswith("redis://redis:6379/")
+    resolved = {name: str(value) for name, value in environment.items()}
+    resolved["CIVILITY_ADMIN_TOKEN"] = "x" * 32
+    settings = Settings.from_env(resolved)
+    assert settings.is_production
+    settings_source = (ROOT / "service" / "settings.py").read_text()
+    unknown = [name for name in environment if f'"{name}"' not in settings_source]
+    assert unknown == []
+
+
+def test_the_worker_may_drain_before_it_is_killed(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    environment = {name: str(value) for name, value in worker["environment"].items()}
+    environment["CIVILITY_ADMIN_TOKEN"] = "x" * 32
+    drain = Settings.from_env(environment).delivery.drain_seconds
+    grace = worker["stop_grace_period"]
+    assert grace.endswith("s")
+    assert float(grace[:-1]) > drain
+
+
+def test_the_image_installs_the_project_and_runs_as_a_user() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "FROM python:3.11-slim"
+    assert any(line.startswith("RUN pip install") and line.endswith(" .") for line in lines)
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users
+    assert users[-1] not in {"root", "0"}
+    assert lines[-1] == 'CMD ["civility", "serve"]'
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".git", "tests"} <= set(ignored)
