@@ -55,9 +55,7 @@ async def _scorer(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     # Loaded here too, so the card is checked before any worker starts and errors show at once.
     model = await asyncio.to_thread(load_active, settings.models_dir)
-    executor = create_executor(
-        settings.scoring_backend, settings.scoring_workers, settings.models_dir
-    )
+    executor = create_executor(settings.scoring_workers, settings.models_dir)
     scorer = PoolScorer(
         executor,
         ModelInfo.of(model),

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 Environment = Literal["development", "production"]
-ScoringBackend = Literal["process", "thread"]
 _Choice = TypeVar("_Choice", bound=str)
 
 
@@ -89,7 +88,6 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     signature_tolerance_seconds: int = 300
     secret_grace_seconds: int = 24 * 3600
-    scoring_backend: ScoringBackend = "process"
     scoring_workers: int = 1
     batch_max_items: int = 64
     batch_wait_ms: float = 2.0
@@ -120,9 +118,6 @@ class Settings:
             ),
             secret_grace_seconds=reader.integer(
                 "CIVILITY_SECRET_GRACE_SECONDS", 24 * 3600, low=0, high=30 * 24 * 3600
-            ),
-            scoring_backend=reader.choice(
-                "CIVILITY_SCORING_BACKEND", ("process", "thread"), "process"
             ),
             scoring_workers=reader.integer("CIVILITY_SCORING_WORKERS", 1, low=1, high=64),
             batch_max_items=reader.integer("CIVILITY_BATCH_MAX_ITEMS", 64, low=1, high=1024),

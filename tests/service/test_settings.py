@@ -30,7 +30,6 @@ def test_every_variable_is_read() -> None:
             "CIVILITY_MAX_BODY_BYTES": "65536",
             "CIVILITY_SIGNATURE_TOLERANCE_SECONDS": "120",
             "CIVILITY_SECRET_GRACE_SECONDS": "60",
-            "CIVILITY_SCORING_BACKEND": "thread",
             "CIVILITY_SCORING_WORKERS": "3",
             "CIVILITY_BATCH_MAX_ITEMS": "16",
             "CIVILITY_BATCH_WAIT_MS": "0.5",
@@ -47,7 +46,6 @@ def test_every_variable_is_read() -> None:
         max_body_bytes=65536,
         signature_tolerance_seconds=120,
         secret_grace_seconds=60,
-        scoring_backend="thread",
         scoring_workers=3,
         batch_max_items=16,
         batch_wait_ms=0.5,
@@ -72,7 +70,6 @@ def test_production_refuses_a_short_admin_token() -> None:
         ("CIVILITY_PORT", "70000", "CIVILITY_PORT must be between 0 and 65535"),
         ("CIVILITY_SCORING_WORKERS", "0", "CIVILITY_SCORING_WORKERS must be between"),
         ("CIVILITY_BATCH_WAIT_MS", "soon", "CIVILITY_BATCH_WAIT_MS must be a number"),
-        ("CIVILITY_SCORING_BACKEND", "gpu", "CIVILITY_SCORING_BACKEND must be one of"),
         ("REDIS_URL", "localhost:6379", "REDIS_URL must start with"),
     ],
 )
