@@ -133,3 +133,8 @@ class KeySpace:
     def deliveries(self, site: str, state: str) -> str:
         """Sorted set of event ids in one delivery state (pending, delivered, failed), by time."""
         return f"{self.site_prefix(site)}deliveries:state:{state}"
+
+    # -- training labels (service/labels.py)
+    def labels(self, site: str) -> str:
+        """Stream: one entry per label from feedback or decisions, capped at the newest N."""
+        return f"{self.site_prefix(site)}labels"
