@@ -1,8 +1,14 @@
-"""The one middleware: every failure becomes ``{"error": {...}}`` and every request is measured."""
+"""The one middleware: every failure becomes ``{"error": {...}}`` and every request is measured.
+
+Routes that speak another protocol (Perspective's error object, Akismet's plain text) register an
+``ErrorShape`` for their handler with ``@error_shape``; the middleware still decides what a
+failure means (the ``CivilityError``), and the shape only decides how that route says it.
+"""
 
 import json
 import logging
 import time
+from collections.abc import Callable
 
 import pydantic
 import redis.exceptions
@@ -16,6 +22,21 @@ log = logging.getLogger(__name__)
 
 # A path we do not serve is counted under one label, not one per URL someone tried.
 UNMATCHED_ROUTE = "unmatched"
+
+ErrorShape = Callable[[CivilityError], web.StreamResponse]
+"""How one route answers a failure in its own protocol."""
+
+_ERROR_SHAPES: dict[Handler, ErrorShape] = {}
+
+
+def error_shape(shape: ErrorShape) -> Callable[[Handler], Handler]:
+    """Declare that the decorated handler answers its failures with ``shape``."""
+
+    def register(handler: Handler) -> Handler:
+        _ERROR_SHAPES[handler] = shape
+        return handler
+
+    return register
 
 
 def as_civility_error(error: Exception) -> CivilityError | None:
@@ -34,7 +55,7 @@ def as_civility_error(error: Exception) -> CivilityError | None:
     return None
 
 
-def error_response(error: Exception) -> web.Response:
+def error_response(error: Exception, shape: ErrorShape | None = None) -> web.StreamResponse:
     if isinstance(error, web.HTTPException):
         # aiohttp's own answers: no such route (404), wrong method (405).
         code = error.reason.lower().replace(" ", "_")
@@ -47,6 +68,8 @@ def error_response(error: Exception) -> web.Response:
     if known is None:
         log.error("unhandled error", exc_info=error)
         known = CivilityError()
+    if shape is not None:
+        return shape(known)
     return web.json_response(known.to_json(), status=known.status)
 
 
@@ -63,7 +86,7 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPRedirection:
         raise
     except Exception as error:
-        response = error_response(error)
+        response = error_response(error, _ERROR_SHAPES.get(request.match_info.handler))
     request.app[METRICS].observe_request(
         _route(request), request.method, response.status, time.perf_counter() - started
     )
