@@ -1,0 +1,1 @@
+"""Benchmarks run on purpose (``make bench``), never by the test suite."""
