@@ -54,6 +54,9 @@ ModeratorReason = Annotated[
 ]
 Note = Annotated[str, StringConstraints(max_length=MAX_NOTE)]
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=1_024)]
+SigningSecret = Annotated[
+    str, StringConstraints(min_length=16, max_length=256, pattern=r"^[\x21-\x7e]+$")
+]
 
 
 class State(StrEnum):
@@ -201,12 +204,21 @@ class SiteSpec(_Model):
     policy: Policy = Field(default_factory=Policy)
 
 
+class CoralSettings(_Model):
+    """Coral Talk's external moderation phase: the secret Coral signs its requests with.
+
+    Write-only: it is never shown again; ``null`` removes it (and the Coral endpoint refuses)."""
+
+    signing_secret: SigningSecret | None
+
+
 class SitePatch(_Model):
     """Fields given replace the site's; ``callback_url: null`` removes the callback."""
 
     name: Name | None = None
     callback_url: Url | None = None
     policy: PolicyPatch | None = None
+    coral: CoralSettings | None = None
 
 
 class ArticleSpec(_Model):

@@ -173,6 +173,8 @@ class Moderation:
                 raise _policy_error(error) from None
         updated = site.model_copy(update=changes)
         await self.store.update_site(updated)
+        if patch.coral is not None:
+            await self.store.set_coral_signing_secret(site_id, patch.coral.signing_secret)
         self._sites.pop(site_id, None)
         return updated
 
@@ -190,6 +192,11 @@ class Moderation:
     async def webhook_secrets(self, site_id: str) -> list[str]:
         """The secrets a signature may currently be made with; ``NotFound`` for no such site."""
         return (await self._site_record(site_id)).valid_secrets(self._now_ms())
+
+    async def coral_signing_secret(self, site_id: str) -> str | None:
+        """The secret Coral Talk's requests for the site are signed with, if the admin set one;
+        ``NotFound`` for no such site."""
+        return (await self._site_record(site_id)).coral_signing_secret
 
     async def site_for_api_key(self, api_key: str) -> Site | None:
         key_hash = sha256_hex(api_key)

@@ -103,6 +103,7 @@ class SiteRecord:
     previous_secret: str | None
     previous_valid_until_ms: int
     api_key_hash: str
+    coral_signing_secret: str | None = None
 
     def valid_secrets(self, now_ms: int) -> list[str]:
         secrets = [self.webhook_secret]
@@ -279,6 +280,7 @@ class Store:
             previous_secret=fields.get("previous_secret") or None,
             previous_valid_until_ms=int(fields.get("previous_valid_until") or 0),
             api_key_hash=fields["api_key_hash"],
+            coral_signing_secret=fields.get("coral_signing_secret") or None,
         )
 
     async def update_site(self, site: Site) -> None:
@@ -290,6 +292,12 @@ class Store:
         }
         if not await self._run("update_existing", [self.keys.site(site.id)], _flatten(fields)):
             raise NotFound(f"site {site.id!r} not found")
+
+    async def set_coral_signing_secret(self, site_id: str, secret: str | None) -> None:
+        """Set (or with ``None`` remove) the secret Coral Talk signs its requests with."""
+        fields = ["coral_signing_secret", secret or ""]
+        if not await self._run("update_existing", [self.keys.site(site_id)], fields):
+            raise NotFound(f"site {site_id!r} not found")
 
     async def rotate_secret(
         self, site_id: str, new_secret: str, now_ms: int, previous_valid_until_ms: int
