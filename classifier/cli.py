@@ -1,12 +1,111 @@
 """Subcommands of ``civility`` that belong to the classifier: train, evaluate, score."""
 
 import argparse
+import sys
+from pathlib import Path
 
 from classifier import score_cli
+from classifier.evaluate import evaluate, format_table, write_report
+from classifier.model import Model, ModelError, load_active
+from classifier.train import DEFAULT_NAME, DEFAULT_VERSION, TrainOptions, train
 
 SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
 
 
 def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     """Add the classifier's subcommands to the ``civility`` parser."""
+    _register_train(commands)
+    _register_evaluate(commands)
     score_cli.register(commands)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
+
+
+def _register_train(commands: "SubParsers[argparse.ArgumentParser]") -> None:
+    parser = commands.add_parser(
+        "train",
+        help="train the spam and toxicity model on the labeled datasets",
+        description="Train on the sets marked for training, write <name>-<version>.joblib and "
+        "its card into --out, and mark it active.",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="the datasets folder")
+    parser.add_argument("--out", type=Path, default=Path("models"), help="models folder")
+    parser.add_argument("--name", default=DEFAULT_NAME)
+    parser.add_argument("--version", default=DEFAULT_VERSION)
+    parser.add_argument(
+        "--limit-per-source",
+        type=_positive_int,
+        help="use at most this many rows of each source (quick experiments and tests)",
+    )
+    parser.add_argument("--jobs", type=_positive_int, default=2, help="labels fitted in parallel")
+    parser.add_argument(
+        "--no-activate", action="store_true", help="write the model without marking it active"
+    )
+    parser.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    options = TrainOptions(
+        name=args.name,
+        version=args.version,
+        limit_per_source=args.limit_per_source,
+        n_jobs=args.jobs,
+        activate=not args.no_activate,
+    )
+    if not args.data.is_dir():
+        print(f"civility train: datasets folder {args.data} does not exist", file=sys.stderr)
+        return 2
+    artifact = train(args.data, args.out, options)
+    print(f"trained {artifact} ({artifact.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def _register_evaluate(commands: "SubParsers[argparse.ArgumentParser]") -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="measure a model cross-domain and write the report into its card",
+        description="Score every held-out source and label, spam leave-one-video-out, identity "
+        "subgroups and evidence spans; print a table and store the report in the model card.",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="the datasets folder")
+    parser.add_argument("--model", type=Path, help="artifact to evaluate (default: the active one)")
+    parser.add_argument("--models", type=Path, default=Path("models"), help="models folder")
+    parser.add_argument(
+        "--skip-spam-folds", action="store_true", help="skip the leave-one-video-out refits"
+    )
+    parser.add_argument("--jobs", type=_positive_int, default=2, help="labels fitted in parallel")
+    parser.add_argument(
+        "--limit-per-set",
+        type=_positive_int,
+        help="measure at most this many rows per set (quick checks; the report records it)",
+    )
+    parser.add_argument("--no-write", action="store_true", help="print only; leave the card")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    if not args.data.is_dir():
+        print(f"civility evaluate: datasets folder {args.data} does not exist", file=sys.stderr)
+        return 2
+    try:
+        model = Model.load(args.model) if args.model else load_active(args.models)
+    except ModelError as error:
+        print(f"civility evaluate: {error}", file=sys.stderr)
+        return 2
+    report = evaluate(
+        model,
+        args.data,
+        spam_folds=not args.skip_spam_folds,
+        limit_per_set=args.limit_per_set,
+        n_jobs=args.jobs,
+    )
+    print(f"{model.stem}: evaluated in {report['seconds']} s")
+    print(format_table(report))
+    if not args.no_write:
+        write_report(model, report)
+    return 0

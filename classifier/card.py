@@ -1,0 +1,50 @@
+"""The model card: a JSON file beside each artifact saying what it is and how it was made."""
+
+import hashlib
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy
+import scipy
+import sklearn
+
+CARD_SUFFIX = ".json"
+ARTIFACT_SUFFIX = ".joblib"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions whose change could alter what a pickled pipeline computes."""
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def card_path(artifact: Path) -> Path:
+    return artifact.with_suffix(CARD_SUFFIX)
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    card: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return card
+
+
+def write_card(path: Path, card: dict[str, Any]) -> None:
+    """Write atomically, so a reader never sees half a card."""
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    partial.replace(path)

@@ -1,0 +1,263 @@
+"""Cross-domain evaluation: every held-out source and label, the spam videos, identity terms, spans.
+
+Nothing is measured on a row the model was fitted on: evaluation splits are separate from training
+splits, any evaluation text that also occurs among the training rows is dropped (this removes the
+jigsaw texts that reappear in the identity test set), and spam is measured leave-one-video-out by
+refitting the spam recipe without the held-out video.
+"""
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from classifier import metrics
+from classifier.card import card_path, read_card, write_card
+from classifier.datasets import Record, SourceData, text_key
+from classifier.labels import SOURCES, TRAIN_SOURCES
+from classifier.model import Model
+from classifier.train import fit_pipeline
+from classifier.training_data import load_sources, training_keys, training_rows
+
+FloatArray = npt.NDArray[np.float64]
+Peer = Callable[[list[str]], FloatArray]
+
+SPAM_SOURCE = "youtube-spam-collection"
+SPANS_SOURCE = "toxic-spans-civil-comments"
+IDENTITY_SOURCE = "wikipedia-toxicity-identity-testset"
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    source: str
+    split: str
+    label: str
+    texts: list[str]
+    target: FloatArray
+
+
+def _every_nth(records: list[Record], limit: int | None) -> list[Record]:
+    """At most ``limit`` records spread over the whole list (files are often sorted by label)."""
+    if limit is None or len(records) <= limit:
+        return records
+    step = len(records) / limit
+    return [records[int(index * step)] for index in range(limit)]
+
+
+def evaluation_sets(
+    sources: Mapping[str, SourceData], exclude: set[str], limit: int | None = None
+) -> list[EvalSet]:
+    """Every (source, split, label) with both classes, minus texts the model was fitted on."""
+    sets = []
+    for name, data in sources.items():
+        use = SOURCES[name]
+        for split in use.eval_splits:
+            if split in use.train_splits:
+                continue  # measured by leaving groups out instead
+            unseen = [r for r in data.splits[split] if text_key(r.text) not in exclude]
+            records = _every_nth(unseen, limit)
+            for label, rule in use.rules.items():
+                if not rule.columns:
+                    continue
+                targets = np.array([rule.target(record.values) for record in records])
+                known = ~np.isnan(targets)
+                if len(np.unique(targets[known])) == 2:
+                    texts = [
+                        record.text for record, keep in zip(records, known, strict=True) if keep
+                    ]
+                    sets.append(EvalSet(name, split, label, texts, targets[known]))
+    return sets
+
+
+def _load_peer() -> Peer | None:
+    try:
+        from profanity_check import predict_prob
+    except ImportError:
+        return None
+
+    def peer(texts: list[str]) -> FloatArray:
+        return np.asarray(predict_prob(texts), dtype=np.float64)
+
+    return peer
+
+
+def score_set(model: Model, evaluated: EvalSet, peer: Peer | None) -> dict[str, Any]:
+    probability = model.predict_matrix(evaluated.texts)[:, model.labels.index(evaluated.label)]
+    levels = model.thresholds[evaluated.label]
+    entry: dict[str, Any] = {
+        "source": evaluated.source,
+        "split": evaluated.split,
+        "label": evaluated.label,
+        "rows": len(evaluated.texts),
+        "positives": int(evaluated.target.sum()),
+        **metrics.ranking_metrics(evaluated.target, probability),
+        "at_hold": metrics.at_threshold(evaluated.target, probability, levels["hold"]),
+        "at_reject": metrics.at_threshold(evaluated.target, probability, levels["reject"]),
+        "reliability": metrics.reliability_table(evaluated.target, probability),
+    }
+    if peer is not None and evaluated.label != "spam":
+        peer_probability = peer(evaluated.texts)
+        entry["peer_roc_auc"] = metrics.ranking_metrics(evaluated.target, peer_probability)[
+            "roc_auc"
+        ]
+    if evaluated.source == IDENTITY_SOURCE:
+        overall = entry["roc_auc"]
+        subgroups = metrics.subgroup_aucs(evaluated.texts, evaluated.target, probability)
+        entry["subgroups"] = subgroups
+        entry["largest_subgroup_gap"] = round(
+            max((abs(overall - group["roc_auc"]) for group in subgroups.values()), default=0.0), 4
+        )
+    return entry
+
+
+def spam_leave_one_video_out(
+    sources: Mapping[str, SourceData], model: Model, limit: int | None, n_jobs: int
+) -> dict[str, Any]:
+    """Refit the spam recipe once per video without it, and measure on that video."""
+    train_sources = {name: sources[name] for name in TRAIN_SOURCES}
+    rows = training_rows(train_sources, ("spam",), limit)
+    videos = sorted({record.group for record in sources[SPAM_SOURCE].splits["all"]})
+    reject = model.thresholds["spam"]["reject"]
+    rule = SOURCES[SPAM_SOURCE].rules["spam"]
+    per_video: dict[str, dict[str, Any]] = {}
+    pooled_target: list[FloatArray] = []
+    pooled_probability: list[FloatArray] = []
+    for video in videos:
+        keep = [
+            not (source == SPAM_SOURCE and group == video)
+            for source, group in zip(rows.sources, rows.groups, strict=True)
+        ]
+        fitted_rows = rows.select(keep)
+        pipeline = fit_pipeline(fitted_rows, ("spam",), n_jobs)
+        seen = training_keys(fitted_rows)
+        held = [
+            record
+            for record in sources[SPAM_SOURCE].splits["all"]
+            if record.group == video and text_key(record.text) not in seen
+        ]
+        target = np.array([rule.target(record.values) for record in held])
+        probability = pipeline.predict_proba([record.text for record in held])[:, 0]
+        per_video[video] = {
+            "rows": len(held),
+            **metrics.ranking_metrics(target, probability),
+            "at_reject": metrics.at_threshold(target, probability, reject),
+        }
+        pooled_target.append(target)
+        pooled_probability.append(probability)
+    target = np.concatenate(pooled_target)
+    probability = np.concatenate(pooled_probability)
+    return {
+        "videos": per_video,
+        "mean_roc_auc": round(float(np.mean([v["roc_auc"] for v in per_video.values()])), 4),
+        "pooled_at_reject": metrics.at_threshold(target, probability, reject),
+        "pooled_brier": metrics.ranking_metrics(target, probability)["brier"],
+    }
+
+
+def evidence_quality(
+    sources: Mapping[str, SourceData], model: Model, limit: int | None = None
+) -> dict[str, Any]:
+    """Character F1 of the toxicity evidence against the human spans (SemEval-2021 Task 5)."""
+    records = _every_nth(sources[SPANS_SOURCE].splits["trial"], limit)
+    scores = []
+    for record in records:
+        spans = model.explain(record.text, labels=["toxicity"])["toxicity"]
+        predicted = [offset for start, end in spans for offset in range(start, end)]
+        scores.append(metrics.span_f1(predicted, record.spans))
+    return {
+        "source": SPANS_SOURCE,
+        "split": "trial",
+        "posts": len(records),
+        "char_f1": round(float(np.mean(scores)), 4),
+    }
+
+
+def evaluate(
+    model: Model,
+    datasets_dir: Path,
+    *,
+    spam_folds: bool = True,
+    limit_per_set: int | None = None,
+    n_jobs: int = 2,
+) -> dict[str, Any]:
+    """The report for ``model`` on ``datasets_dir`` (``limit_per_set`` only for quick checks)."""
+    started = time.perf_counter()
+    sources = load_sources(datasets_dir, SOURCES)
+    limit = model.card.get("training", {}).get("limit_per_source")
+    fitted_rows = training_rows(
+        {name: sources[name] for name in TRAIN_SOURCES}, model.labels, limit
+    )
+    exclude = training_keys(fitted_rows)
+    peer = _load_peer()
+    report: dict[str, Any] = {
+        "evaluated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "peer": "alt-profanity-check" if peer is not None else None,
+        "sets": [
+            score_set(model, evaluated, peer)
+            for evaluated in evaluation_sets(sources, exclude, limit_per_set)
+        ],
+        "evidence": evidence_quality(sources, model, limit_per_set),
+        "limit_per_set": limit_per_set,
+    }
+    if spam_folds:
+        report["spam_leave_one_video_out"] = spam_leave_one_video_out(sources, model, limit, n_jobs)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return report
+
+
+def write_report(model: Model, report: dict[str, Any]) -> None:
+    """Store the report as the card's metrics (the artifact and its checksum are unchanged)."""
+    path = card_path(model.artifact)
+    card = read_card(path)
+    card["metrics"] = report
+    write_card(path, card)
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    """The report as a plain-text table, one line per source, split and label."""
+    header = (
+        f"{'source':36} {'split':6} {'label':16} {'rows':>6} {'pos':>5} {'ROC':>6} {'PR':>6} "
+        f"{'Brier':>6} {'P@rej':>6} {'R@rej':>6} {'P@hold':>6} {'R@hold':>6} {'peer':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for entry in report["sets"]:
+        peer = entry.get("peer_roc_auc")
+        lines.append(
+            f"{entry['source']:36} {entry['split']:6} {entry['label']:16} {entry['rows']:>6} "
+            f"{entry['positives']:>5} {entry['roc_auc']:>6.3f} {entry['pr_auc']:>6.3f} "
+            f"{entry['brier']:>6.3f} {entry['at_reject']['precision']:>6.3f} "
+            f"{entry['at_reject']['recall']:>6.3f} {entry['at_hold']['precision']:>6.3f} "
+            f"{entry['at_hold']['recall']:>6.3f} {'-' if peer is None else f'{peer:.3f}':>6}"
+        )
+        if "subgroups" in entry:
+            lines.append(
+                f"{'':44} largest identity subgroup gap {entry['largest_subgroup_gap']:.3f}"
+                f" over {len(entry['subgroups'])} terms"
+            )
+    if spam := report.get("spam_leave_one_video_out"):
+        lines.append("")
+        lines.append("spam, leave one video out (youtube-spam-collection):")
+        for video, entry in spam["videos"].items():
+            lines.append(
+                f"  {video:12} rows {entry['rows']:>4}  ROC {entry['roc_auc']:.3f}  "
+                f"P@rej {entry['at_reject']['precision']:.3f}  "
+                f"R@rej {entry['at_reject']['recall']:.3f}"
+            )
+        pooled = spam["pooled_at_reject"]
+        lines.append(
+            f"  mean ROC {spam['mean_roc_auc']:.3f}; pooled at reject {pooled['threshold']}: "
+            f"precision {pooled['precision']:.3f}, recall {pooled['recall']:.3f}; "
+            f"Brier {spam['pooled_brier']:.3f}"
+        )
+    evidence = report["evidence"]
+    lines.append("")
+    lines.append(
+        f"evidence spans vs human spans ({evidence['source']}/{evidence['split']}, "
+        f"{evidence['posts']} posts): character F1 {evidence['char_f1']:.3f}"
+    )
+    return "\n".join(lines)

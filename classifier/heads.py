@@ -1,0 +1,123 @@
+"""One linear model per label over shared features, scored together as one matrix product.
+
+Sources carry different labels, so the target matrix has a column per label with NaN where a row
+says nothing about that label; each label is fitted on its own rows. Every label's raw score is
+then calibrated with Platt scaling fitted on out-of-fold scores, so the outputs are probabilities
+rather than margins of a model that has seen the rows.
+"""
+
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+from joblib import Parallel, delayed
+from scipy import sparse
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+FloatArray = npt.NDArray[np.float64]
+
+CALIBRATION_FOLDS = 3
+
+
+def _sigmoid(values: FloatArray) -> FloatArray:
+    result: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * values))
+    return result
+
+
+def _logistic(c: float, seed: int) -> LogisticRegression:
+    # Balanced classes: rare labels (threat, severe toxicity) still get a usable margin; the
+    # calibration step puts the probabilities back on the real scale.
+    return LogisticRegression(
+        C=c, solver="liblinear", class_weight="balanced", max_iter=300, random_state=seed
+    )
+
+
+def _fit_label(
+    features: sparse.csr_matrix, target: FloatArray, weight: FloatArray, c: float, seed: int
+) -> tuple[FloatArray, float, FloatArray]:
+    """Fit one label; return its coefficients, intercept and out-of-fold raw scores."""
+    out_of_fold = np.zeros(target.shape[0])
+    # A rare label on a small slice may have fewer positives than folds; each fold needs one.
+    smallest_class = int(min(target.sum(), target.size - target.sum()))
+    folds = StratifiedKFold(min(CALIBRATION_FOLDS, smallest_class), shuffle=True, random_state=seed)
+    for fit_rows, held_rows in folds.split(np.zeros(target.shape[0]), target):
+        fold_model = _logistic(c, seed).fit(
+            features[fit_rows], target[fit_rows], sample_weight=weight[fit_rows]
+        )
+        out_of_fold[held_rows] = fold_model.decision_function(features[held_rows])
+    model = _logistic(c, seed).fit(features, target, sample_weight=weight)
+    return model.coef_.ravel().astype(np.float64), float(model.intercept_[0]), out_of_fold
+
+
+def _fit_platt(raw: FloatArray, target: FloatArray, weight: FloatArray) -> tuple[float, float]:
+    platt = LogisticRegression(C=1e4, solver="lbfgs").fit(
+        raw.reshape(-1, 1), target, sample_weight=weight
+    )
+    return float(platt.coef_[0, 0]), float(platt.intercept_[0])
+
+
+class LinearHeads(BaseEstimator):  # type: ignore[misc]
+    """Calibrated logistic models for several labels that may each be known on different rows."""
+
+    def __init__(
+        self, labels: tuple[str, ...] = (), c: float = 4.0, n_jobs: int = 1, seed: int = 0
+    ) -> None:
+        self.labels = labels
+        self.c = c
+        self.n_jobs = n_jobs
+        self.seed = seed
+
+    def fit(self, features: Any, targets: Any, sample_weight: Any = None) -> Self:
+        """``targets`` is (rows, labels) with 1, 0, or NaN where the row does not know a label."""
+        matrix = sparse.csr_matrix(features)
+        # Workers receive the rows memory-mapped read-only: canonical form must be reached here.
+        matrix.sum_duplicates()
+        y = np.asarray(targets, dtype=np.float64)
+        if y.ndim != 2 or y.shape != (matrix.shape[0], len(self.labels)):
+            raise ValueError(f"targets must have shape (rows, {len(self.labels)}), got {y.shape}")
+        weights = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight, float)
+        if weights.ndim == 1:
+            weights = np.repeat(weights[:, None], y.shape[1], axis=1)
+        jobs = []
+        for column, label in enumerate(self.labels):
+            rows = np.flatnonzero(~np.isnan(y[:, column]))
+            positives = int(y[rows, column].sum())
+            if min(positives, rows.size - positives) < 2:
+                raise ValueError(
+                    f"label {label!r} needs at least two positive and two negative rows to train"
+                )
+            jobs.append(
+                delayed(_fit_label)(
+                    matrix[rows], y[rows, column], weights[rows, column], self.c, self.seed
+                )
+            )
+        fitted = Parallel(n_jobs=self.n_jobs)(jobs)
+        self.coef_ = np.zeros((matrix.shape[1], len(self.labels)), dtype=np.float32)
+        self.intercept_ = np.zeros(len(self.labels))
+        self.platt_ = np.zeros((len(self.labels), 2))
+        self.out_of_fold_ = np.full(y.shape, np.nan, dtype=np.float32)
+        for column, (coef, intercept, raw) in enumerate(fitted):
+            rows = np.flatnonzero(~np.isnan(y[:, column]))
+            self.coef_[:, column] = coef
+            self.intercept_[column] = intercept
+            self.platt_[column] = _fit_platt(raw, y[rows, column], weights[rows, column])
+            self.out_of_fold_[rows, column] = self.calibrate(raw[:, None], [column]).ravel()
+        return self
+
+    def decision_function(self, features: Any) -> FloatArray:
+        """Raw linear scores, one column per label."""
+        # Same dtype as the coefficients, or scipy would copy them to float64 on every call.
+        product = sparse.csr_matrix(features, dtype=self.coef_.dtype) @ self.coef_
+        scores: FloatArray = np.asarray(product, dtype=np.float64) + self.intercept_
+        return scores
+
+    def calibrate(self, raw: FloatArray, columns: list[int] | None = None) -> FloatArray:
+        """Probabilities from raw scores (of all labels, or of the given label columns)."""
+        platt = self.platt_ if columns is None else self.platt_[columns]
+        return _sigmoid(raw * platt[:, 0] + platt[:, 1])
+
+    def predict_proba(self, features: Any) -> FloatArray:
+        """Calibrated probabilities, one column per label."""
+        return self.calibrate(self.decision_function(features))

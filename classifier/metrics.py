@@ -1,0 +1,101 @@
+"""Quality measures used by the evaluation report (pure functions over arrays)."""
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+FloatArray = npt.NDArray[np.float64]
+
+RELIABILITY_BINS = 10
+
+# Identity terms of the Wikipedia identity test set's construction (Dixon et al., AIES 2018).
+IDENTITY_TERMS = (
+    "lesbian", "gay", "bisexual", "transgender", "queer", "homosexual", "heterosexual", "straight",
+    "male", "female", "african", "black", "white", "european", "hispanic", "latino", "mexican",
+    "canadian", "american", "asian", "indian", "chinese", "japanese", "christian", "muslim",
+    "jewish", "buddhist", "catholic", "protestant", "sikh", "old", "young", "teenage", "elderly",
+    "blind", "deaf",
+)  # fmt: skip
+MIN_SUBGROUP_ROWS = 20
+MIN_SUBGROUP_CLASS_ROWS = 5
+
+
+def ranking_metrics(target: FloatArray, probability: FloatArray) -> dict[str, float]:
+    """ROC-AUC, PR-AUC (average precision), Brier score and base rate of one labeled set."""
+    return {
+        "roc_auc": round(float(roc_auc_score(target, probability)), 4),
+        "pr_auc": round(float(average_precision_score(target, probability)), 4),
+        "brier": round(float(brier_score_loss(target, probability)), 4),
+        "base_rate": round(float(target.mean()), 4),
+    }
+
+
+def at_threshold(target: FloatArray, probability: FloatArray, threshold: float) -> dict[str, float]:
+    """Precision and recall when every probability at or above ``threshold`` is flagged."""
+    flagged = probability >= threshold
+    true_positives = float((flagged & (target == 1)).sum())
+    precision = true_positives / flagged.sum() if flagged.any() else 1.0
+    recall = true_positives / max(float((target == 1).sum()), 1.0)
+    return {
+        "threshold": threshold,
+        "precision": round(float(precision), 4),
+        "recall": round(recall, 4),
+    }
+
+
+def reliability_table(target: FloatArray, probability: FloatArray) -> list[dict[str, Any]]:
+    """Mean predicted probability against the observed rate, in equal-width probability bins."""
+    bins = np.minimum((probability * RELIABILITY_BINS).astype(int), RELIABILITY_BINS - 1)
+    table = []
+    for index in range(RELIABILITY_BINS):
+        members = bins == index
+        if members.any():
+            table.append(
+                {
+                    "bin": f"{index / RELIABILITY_BINS:.1f}-{(index + 1) / RELIABILITY_BINS:.1f}",
+                    "rows": int(members.sum()),
+                    "predicted": round(float(probability[members].mean()), 4),
+                    "observed": round(float(target[members].mean()), 4),
+                }
+            )
+    return table
+
+
+def subgroup_aucs(
+    texts: Sequence[str], target: FloatArray, probability: FloatArray
+) -> dict[str, dict[str, float]]:
+    """ROC-AUC within the rows that mention each identity term (where both classes occur)."""
+    result = {}
+    for term in IDENTITY_TERMS:
+        pattern = re.compile(rf"\b{term}s?\b", re.IGNORECASE)
+        members = np.array([bool(pattern.search(text)) for text in texts])
+        positives = int(target[members].sum())
+        negatives = int(members.sum()) - positives
+        if (
+            members.sum() >= MIN_SUBGROUP_ROWS
+            and min(positives, negatives) >= MIN_SUBGROUP_CLASS_ROWS
+        ):
+            result[term] = {
+                "rows": int(members.sum()),
+                "roc_auc": round(float(roc_auc_score(target[members], probability[members])), 4),
+            }
+    return result
+
+
+def span_f1(predicted: Iterable[int], gold: Iterable[int]) -> float:
+    """Character-offset F1 of one post as in SemEval-2021 Task 5 (both empty counts as 1)."""
+    predicted_set, gold_set = set(predicted), set(gold)
+    if not predicted_set and not gold_set:
+        return 1.0
+    if not predicted_set or not gold_set:
+        return 0.0
+    overlap = len(predicted_set & gold_set)
+    if overlap == 0:
+        return 0.0
+    precision = overlap / len(predicted_set)
+    recall = overlap / len(gold_set)
+    return 2 * precision * recall / (precision + recall)

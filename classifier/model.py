@@ -1,0 +1,175 @@
+"""The trained model as the service sees it: load one artifact safely, score texts, explain one.
+
+An artifact ``<name>-<version>.joblib`` is only loaded beside its card ``<name>-<version>.json``,
+when its sha256 matches the card and the running scikit-learn is the one that trained it (a
+pickled pipeline from another version may load and still compute something else). The file
+``ACTIVE`` in a models folder names the artifact stem in use.
+"""
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import numpy.typing as npt
+import sklearn
+from sklearn.pipeline import Pipeline
+
+from classifier.card import ARTIFACT_SUFFIX, card_path, file_sha256, read_card
+from classifier.evidence import ExplainablePipeline, Span, evidence_spans
+from classifier.pipeline import FittedParts
+
+ACTIVE_FILE = "ACTIVE"
+_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class ModelError(Exception):
+    """A model cannot be loaded or used."""
+
+
+class ArtifactMissingError(ModelError):
+    """The artifact file does not exist."""
+
+
+class CardMissingError(ModelError):
+    """The artifact has no model card beside it."""
+
+
+class InvalidCardError(ModelError):
+    """The model card cannot be read or lacks a required field."""
+
+
+class ChecksumMismatchError(ModelError):
+    """The artifact's sha256 differs from the one its card records."""
+
+
+class LibraryVersionError(ModelError):
+    """The artifact was trained with another scikit-learn version than the one running."""
+
+
+class NoActiveModelError(ModelError):
+    """The models folder names no usable active model."""
+
+
+def _card_field(card: dict[str, Any], *keys: str) -> Any:
+    value: Any = card
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            raise InvalidCardError(f"model card has no {'.'.join(keys)!r}")
+        value = value[key]
+    return value
+
+
+class Model:
+    """A loaded, verified model: calibrated probabilities per label and evidence spans."""
+
+    def __init__(self, pipeline: Pipeline, card: dict[str, Any], artifact: Path) -> None:
+        self.artifact = artifact
+        self.card = card
+        self.name: str = str(_card_field(card, "name"))
+        self.version: str = str(_card_field(card, "version"))
+        self.labels: tuple[str, ...] = tuple(_card_field(card, "labels"))
+        self.thresholds: dict[str, dict[str, float]] = {
+            label: {kind: float(value) for kind, value in levels.items()}
+            for label, levels in dict(_card_field(card, "thresholds")).items()
+        }
+        self._parts = FittedParts(pipeline)
+        self._explainable = ExplainablePipeline(self._parts)
+        if self._explainable.labels != self.labels:
+            raise InvalidCardError(
+                f"card labels {self.labels} differ from the artifact's {self._explainable.labels}"
+            )
+
+    @property
+    def stem(self) -> str:
+        return f"{self.name}-{self.version}"
+
+    @classmethod
+    def load(cls, artifact: Path) -> "Model":
+        """Load ``artifact`` after checking its card, checksum and scikit-learn version."""
+        if not artifact.is_file():
+            raise ArtifactMissingError(f"model artifact {artifact} does not exist")
+        card_file = card_path(artifact)
+        if not card_file.is_file():
+            raise CardMissingError(
+                f"model card {card_file.name} is missing beside {artifact.name}; "
+                "refusing to load an artifact of unknown origin"
+            )
+        try:
+            card = read_card(card_file)
+        except (OSError, ValueError) as error:
+            raise InvalidCardError(f"model card {card_file} cannot be read: {error}") from error
+        expected = str(_card_field(card, "artifact", "sha256"))
+        actual = file_sha256(artifact)
+        if actual != expected:
+            raise ChecksumMismatchError(
+                f"{artifact.name} has sha256 {actual} but its card records {expected}; "
+                "the file was changed or replaced after training"
+            )
+        trained_with = str(_card_field(card, "versions", "scikit-learn"))
+        if trained_with != sklearn.__version__:
+            raise LibraryVersionError(
+                f"{artifact.name} was trained with scikit-learn {trained_with} but "
+                f"{sklearn.__version__} is installed; install {trained_with} or retrain"
+            )
+        pipeline = joblib.load(artifact)
+        if not isinstance(pipeline, Pipeline):
+            raise InvalidCardError(f"{artifact.name} does not hold a scikit-learn Pipeline")
+        return cls(pipeline, card, artifact)
+
+    def predict_matrix(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Probabilities as a (texts x labels) array, columns in ``labels`` order."""
+        if not texts:
+            return np.zeros((0, len(self.labels)))
+        return self._parts.predict_proba(list(texts))
+
+    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """One dict of calibrated probabilities per text, keyed by label."""
+        matrix = self.predict_matrix(texts)
+        return [dict(zip(self.labels, map(float, row), strict=True)) for row in matrix]
+
+    def explain(
+        self, text: str, labels: Sequence[str] | None = None, max_spans: int = 5
+    ) -> dict[str, list[Span]]:
+        """Character spans [start, end) of ``text`` that raised each label's score most."""
+        wanted = tuple(self.labels if labels is None else labels)
+        unknown = [label for label in wanted if label not in self.labels]
+        if unknown:
+            raise ValueError(f"unknown labels {unknown}; this model has {list(self.labels)}")
+        return evidence_spans(self._explainable, text, wanted, max_spans)
+
+
+def _artifact_for(models_dir: Path, stem: str) -> Path:
+    if not _STEM.fullmatch(stem):
+        raise NoActiveModelError(f"{stem!r} is not a model name (expected e.g. civility-1.0.0)")
+    return models_dir / f"{stem}{ARTIFACT_SUFFIX}"
+
+
+def active_stem(models_dir: Path) -> str:
+    marker = models_dir / ACTIVE_FILE
+    try:
+        stem = marker.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise NoActiveModelError(f"no active model: {marker} does not exist") from None
+    if not stem:
+        raise NoActiveModelError(f"no active model: {marker} is empty")
+    return stem
+
+
+def load_active(models_dir: Path) -> Model:
+    """Load the model that ``models_dir / "ACTIVE"`` names."""
+    stem = active_stem(models_dir)
+    artifact = _artifact_for(models_dir, stem)
+    if not artifact.is_file():
+        raise NoActiveModelError(f"active model {stem} has no artifact {artifact}")
+    return Model.load(artifact)
+
+
+def activate(models_dir: Path, stem: str) -> None:
+    """Mark ``stem`` active after checking that it loads; the switch itself is atomic."""
+    Model.load(_artifact_for(models_dir, stem))
+    partial = models_dir / f"{ACTIVE_FILE}.partial"
+    partial.write_text(stem + "\n", encoding="utf-8")
+    partial.replace(models_dir / ACTIVE_FILE)

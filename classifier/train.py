@@ -1,0 +1,144 @@
+"""Train the default model on the sources marked for training and write artifact, card, ACTIVE."""
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import Pipeline
+
+from classifier import thresholds
+from classifier.card import (
+    ARTIFACT_SUFFIX,
+    card_path,
+    file_sha256,
+    library_versions,
+    write_card,
+)
+from classifier.labels import LABELS, SOURCES, TRAIN_SOURCES
+from classifier.model import activate
+from classifier.pipeline import build_pipeline
+from classifier.training_data import LabeledRows, file_entries, load_sources, training_rows
+
+DEFAULT_NAME = "civility"
+DEFAULT_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    name: str = DEFAULT_NAME
+    version: str = DEFAULT_VERSION
+    limit_per_source: int | None = None
+    n_jobs: int = 2
+    activate: bool = True
+
+
+def fit_pipeline(rows: LabeledRows, labels: tuple[str, ...], n_jobs: int) -> Pipeline:
+    """Fit ``build_pipeline()`` on labeled rows (targets may be NaN where a source is silent)."""
+    pipeline = build_pipeline(labels=labels, n_jobs=n_jobs)
+    pipeline.fit(rows.texts, rows.target_matrix(), heads__sample_weight=rows.weight_matrix())
+    _drop_pruned_terms(pipeline)
+    return pipeline
+
+
+def _drop_pruned_terms(pipeline: Pipeline) -> None:
+    """Vectorizers keep every pruned term in ``stop_words_``, which is only for introspection."""
+    for step in pipeline.named_steps["features"].transformer_list:
+        transformer = step[1]
+        if isinstance(transformer, Pipeline):
+            for _, vectorizer in transformer.named_steps["ngrams"].transformer_list:
+                if isinstance(vectorizer, TfidfVectorizer) and hasattr(vectorizer, "stop_words_"):
+                    del vectorizer.stop_words_
+
+
+def suggested_thresholds(pipeline: Pipeline, rows: LabeledRows) -> dict[str, dict[str, float]]:
+    heads = pipeline.named_steps["heads"]
+    targets = rows.target_matrix()
+    suggestions = {}
+    for column, label in enumerate(heads.labels):
+        known = ~np.isnan(targets[:, column])
+        probability = heads.out_of_fold_[known, column].astype(np.float64)
+        suggestions[label] = thresholds.suggest(label, targets[known, column], probability)
+    return suggestions
+
+
+def _training_summary(rows: LabeledRows, labels: tuple[str, ...]) -> dict[str, Any]:
+    targets = rows.target_matrix()
+    sources = np.asarray(rows.sources)
+    per_source = {}
+    for name in dict.fromkeys(rows.sources):
+        mask = sources == name
+        per_source[name] = {
+            "rows": int(mask.sum()),
+            "weight": SOURCES[name].weight,
+            "labels": {
+                label: {
+                    "positives": int(np.nansum(targets[mask, column] == 1)),
+                    "negatives": int(np.nansum(targets[mask, column] == 0)),
+                    "weight": SOURCES[name].weight_for(label),
+                }
+                for column, label in enumerate(labels)
+                if not np.isnan(targets[mask, column]).all()
+            },
+        }
+    return {"rows": len(rows.texts), "sources": per_source}
+
+
+def train(datasets_dir: Path, out_dir: Path, options: TrainOptions = TrainOptions()) -> Path:
+    """Train; write ``<name>-<version>.joblib`` and its card into ``out_dir``; return the path."""
+    started = time.perf_counter()
+    sources = load_sources(datasets_dir, TRAIN_SOURCES)
+    rows = training_rows(sources, LABELS, options.limit_per_source)
+    pipeline = fit_pipeline(rows, LABELS, options.n_jobs)
+    suggestions = suggested_thresholds(pipeline, rows)
+    seconds = time.perf_counter() - started
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{options.name}-{options.version}"
+    artifact = out_dir / f"{stem}{ARTIFACT_SUFFIX}"
+    partial = out_dir / f"{stem}{ARTIFACT_SUFFIX}.partial"
+    joblib.dump(pipeline, partial, compress=3)
+    partial.replace(artifact)
+    card = {
+        "name": options.name,
+        "version": options.version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "labels": list(LABELS),
+        "thresholds": suggestions,
+        "artifact": {
+            "file": artifact.name,
+            "sha256": file_sha256(artifact),
+            "bytes": artifact.stat().st_size,
+        },
+        "training": {
+            "seconds": round(seconds, 1),
+            "limit_per_source": options.limit_per_source,
+            "parameters": _parameters(pipeline),
+            **_training_summary(rows, LABELS),
+        },
+        "inputs": [
+            entry for data in sources.values() for entry in file_entries(datasets_dir, data)
+        ],
+        "versions": library_versions(),
+        "metrics": {},
+    }
+    write_card(card_path(artifact), card)
+    if options.activate:
+        activate(out_dir, stem)
+    return artifact
+
+
+_SHAPING_PARAMETERS = ("analyzer", "ngram_range", "min_df", "max_features", "sublinear_tf", "__c")
+
+
+def _parameters(pipeline: Pipeline) -> dict[str, Any]:
+    """The settings that shape the model, as plain JSON values."""
+    return {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in pipeline.get_params(deep=True).items()
+        if key.endswith(_SHAPING_PARAMETERS)
+    }

@@ -1,0 +1,107 @@
+"""Turn the sources of ``classifier.labels.SOURCES`` into target and weight matrices."""
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from classifier.card import file_sha256
+from classifier.datasets import Record, SourceData, load_source, text_key
+from classifier.labels import LABELS, SOURCES
+
+FloatMatrix = npt.NDArray[np.float64]
+
+
+@dataclass
+class LabeledRows:
+    """Texts with one target column per label (NaN where unknown) and matching weights."""
+
+    texts: list[str] = field(default_factory=list)
+    targets: list[list[float]] = field(default_factory=list)
+    weights: list[list[float]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+
+    def add(self, source: str, record: Record, labels: Sequence[str]) -> None:
+        use = SOURCES[source]
+        row = [
+            use.rules[label].target(record.values) if label in use.rules else math.nan
+            for label in labels
+        ]
+        if all(math.isnan(value) for value in row):
+            return
+        self.texts.append(record.text)
+        self.targets.append(row)
+        self.weights.append([use.weight_for(label) for label in labels])
+        self.sources.append(source)
+        self.groups.append(record.group)
+
+    def target_matrix(self) -> FloatMatrix:
+        return np.asarray(self.targets, dtype=np.float64).reshape(len(self.texts), -1)
+
+    def weight_matrix(self) -> FloatMatrix:
+        return np.asarray(self.weights, dtype=np.float64).reshape(len(self.texts), -1)
+
+    def select(self, keep: Iterable[bool]) -> "LabeledRows":
+        chosen = LabeledRows()
+        for index, wanted in enumerate(keep):
+            if wanted:
+                chosen.texts.append(self.texts[index])
+                chosen.targets.append(self.targets[index])
+                chosen.weights.append(self.weights[index])
+                chosen.sources.append(self.sources[index])
+                chosen.groups.append(self.groups[index])
+        return chosen
+
+
+def file_entries(datasets_dir: Path, data: SourceData) -> list[dict[str, Any]]:
+    """What the card records for every file a source was read from."""
+    use = SOURCES[data.name]
+    return [
+        {
+            "source": data.name,
+            "path": path.relative_to(datasets_dir).as_posix(),
+            "sha256": file_sha256(path),
+            "bytes": path.stat().st_size,
+            "licence": use.licence,
+            "role": use.role,
+        }
+        for path in data.files
+    ]
+
+
+def load_sources(datasets_dir: Path, names: Iterable[str]) -> dict[str, SourceData]:
+    return {name: load_source(datasets_dir, name) for name in names}
+
+
+def training_rows(
+    sources: Mapping[str, SourceData],
+    labels: Sequence[str] = LABELS,
+    limit_per_source: int | None = None,
+) -> LabeledRows:
+    """Rows of every source's train splits; ``limit_per_source`` keeps a stratified-enough head.
+
+    The limit takes every n-th row rather than the first rows, because several files are sorted
+    by label.
+    """
+    rows = LabeledRows()
+    for name, data in sources.items():
+        use = SOURCES[name]
+        if use.role != "train":
+            raise ValueError(f"{name} is for evaluation only and must never train a model")
+        records = [record for split in use.train_splits for record in data.splits[split]]
+        if limit_per_source is not None and len(records) > limit_per_source:
+            step = len(records) / limit_per_source
+            records = [records[int(index * step)] for index in range(limit_per_source)]
+        for record in records:
+            rows.add(name, record, labels)
+    return rows
+
+
+def training_keys(rows: LabeledRows) -> set[str]:
+    """Text identities of training rows, to remove them from anything measured."""
+    return {text_key(text) for text in rows.texts}

@@ -1,0 +1,85 @@
+"""``civility train`` and ``civility evaluate`` on small slices of the real data."""
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from classifier import cli
+from classifier.card import file_sha256
+from classifier.labels import LABELS
+
+
+def run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="civility")
+    commands = parser.add_subparsers(dest="command", required=True)
+    cli.register(commands)
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+def test_train_writes_artifact_card_and_active_marker(datasets_dir: Path, tmp_path: Path) -> None:
+    status = run(
+        "train", "--data", str(datasets_dir), "--out", str(tmp_path), "--version", "0.0.1",
+        "--limit-per-source", "150", "--jobs", "1",
+    )  # fmt: skip
+    assert status == 0
+    artifact = tmp_path / "civility-0.0.1.joblib"
+    card = json.loads((tmp_path / "civility-0.0.1.json").read_text())
+    assert (tmp_path / "ACTIVE").read_text().strip() == "civility-0.0.1"
+    assert card["artifact"]["sha256"] == file_sha256(artifact)
+    assert card["labels"] == list(LABELS)
+    assert set(card["versions"]) >= {"python", "scikit-learn", "numpy", "scipy", "joblib"}
+    recorded = {entry["path"]: entry for entry in card["inputs"]}
+    kaggle = recorded["kaggle-insults-social-commentary/train.csv"]
+    assert kaggle["sha256"] == file_sha256(datasets_dir / kaggle["path"])
+    assert all(entry["role"] == "train" for entry in card["inputs"])
+    assert card["training"]["limit_per_source"] == 150
+
+
+def test_train_without_datasets_folder_fails_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = run("train", "--data", str(tmp_path / "absent"), "--out", str(tmp_path))
+    assert status == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_evaluate_prints_the_table_and_stores_the_report_in_the_card(
+    datasets_dir: Path,
+    tiny_model_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    artifact = tmp_path / tiny_model_path.name
+    shutil.copy(tiny_model_path, artifact)
+    shutil.copy(tiny_model_path.with_suffix(".json"), artifact.with_suffix(".json"))
+    status = run(
+        "evaluate", "--data", str(datasets_dir), "--model", str(artifact),
+        "--limit-per-set", "120", "--jobs", "1",
+    )  # fmt: skip
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "kaggle-insults-social-commentary" in printed
+    assert "leave one video out" in printed
+    report = json.loads(artifact.with_suffix(".json").read_text())["metrics"]
+    measured = {(entry["source"], entry["label"]) for entry in report["sets"]}
+    assert ("c3-constructive-comments-corpus", "toxicity") in measured
+    assert ("wikipedia-toxicity-identity-testset", "toxicity") in measured
+    assert len(report["spam_leave_one_video_out"]["videos"]) == 4
+    for entry in report["sets"]:
+        assert 0.0 <= entry["roc_auc"] <= 1.0
+        assert entry["peer_roc_auc"] is not None or entry["label"] == "spam"
+    assert 0.0 < report["evidence"]["char_f1"] <= 1.0
+
+
+def test_evaluate_refuses_a_model_without_card(
+    datasets_dir: Path, tiny_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifact = tmp_path / tiny_model_path.name
+    shutil.copy(tiny_model_path, artifact)
+    assert run("evaluate", "--data", str(datasets_dir), "--model", str(artifact)) == 2
+    assert "card" in capsys.readouterr().err
