@@ -1,12 +1,10 @@
 """The application factory: everything is built here, and nothing connects at import time."""
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from classifier.model import load_active
 from service.deliveries import DeliveryLog
 from service.metrics import Metrics
 from service.middleware import errors_and_metrics
@@ -14,7 +12,7 @@ from service.moderation import Moderation
 from service.routes import add_routes
 from service.routes import deliveries as delivery_routes
 from service.routes.state import METRICS, MODERATION, REDIS, SCORER, SETTINGS
-from service.scoring import ModelInfo, PoolScorer, create_executor
+from service.scoring import start_scorer
 from service.settings import Settings, SettingsError
 from service.store import Store
 
@@ -53,23 +51,17 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 async def _scorer(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    # Loaded here too, so the card is checked before any worker starts and errors show at once.
-    model = await asyncio.to_thread(load_active, settings.models_dir)
-    executor = create_executor(settings.scoring_workers, settings.models_dir)
-    scorer = PoolScorer(
-        executor,
-        ModelInfo.of(model),
+    scorer = await start_scorer(
+        settings.models_dir,
         workers=settings.scoring_workers,
         batch_max_items=settings.batch_max_items,
         batch_wait_seconds=settings.batch_wait_ms / 1000,
     )
+    app[SCORER] = scorer
     try:
-        await scorer.warm_up()
-        app[SCORER] = scorer
         yield
     finally:
         await scorer.close()
-        executor.shutdown(wait=True, cancel_futures=True)
 
 
 async def _moderation(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,9 @@ def serve_command(args: argparse.Namespace) -> int:
         return _serve(settings, _announce, with_worker=False)
     except (SettingsError, ModelError) as error:
         return _fail(str(error))
+    except BrokenProcessPool:
+        # Ctrl-C during start-up reaches the scoring workers before they can ignore it.
+        return _fail("the scoring workers stopped while starting; nothing was served")
 
 
 def worker_command(args: argparse.Namespace) -> int:
@@ -104,6 +108,9 @@ def run_command(args: argparse.Namespace) -> int:
             return _serve(settings, on_started, with_worker=True)
     except (SettingsError, ModelError) as error:
         return _fail(str(error))
+    except BrokenProcessPool:
+        # Ctrl-C during start-up reaches the scoring workers before they can ignore it.
+        return _fail("the scoring workers stopped while starting; nothing was served")
 
 
 @contextlib.contextmanager

@@ -120,15 +120,6 @@ class PoolScorer:
     def model_version(self) -> str:
         return self.info.version
 
-    async def warm_up(self) -> None:
-        """Start every worker and wait until each has loaded the model, so /readyz tells true."""
-        loop = asyncio.get_running_loop()
-        versions = await asyncio.gather(
-            *(loop.run_in_executor(self._executor, _model_version) for _ in range(self._workers))
-        )
-        if any(version != self.info.version for version in versions):
-            raise RuntimeError(f"scoring workers loaded {set(versions)}, not {self.info.version}")
-
     async def score(self, text: str) -> Scores:
         future: asyncio.Future[Scores] = asyncio.get_running_loop().create_future()
         self._waiting.append((text, future))
@@ -145,10 +136,11 @@ class PoolScorer:
         return await loop.run_in_executor(self._executor, _explain, text, self.info.labels)
 
     async def close(self) -> None:
-        """Score what is still waiting, then let running batches finish."""
+        """Score what is still waiting, let running batches finish, then stop the workers."""
         while self._waiting or self._running:
             self._dispatch(force=True)
             await asyncio.gather(*self._running, return_exceptions=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
     def _dispatch(self, *, force: bool = False) -> None:
         if self._timer is not None:
@@ -181,3 +173,35 @@ class PoolScorer:
         for (_, future), scores in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(scores)
+
+
+async def start_scorer(
+    models_dir: Path, *, workers: int, batch_max_items: int, batch_wait_seconds: float
+) -> PoolScorer:
+    """Start the workers and wait until each has loaded the active model, so /readyz tells true.
+
+    The serving process loads the model too, at the same time: that check of card, checksum and
+    scikit-learn version gives a clear error, and its card answers ``GET /v1/model``.
+    """
+    executor = create_executor(workers, models_dir)
+    loop = asyncio.get_running_loop()
+    started = asyncio.gather(
+        *(loop.run_in_executor(executor, _model_version) for _ in range(workers))
+    )
+    try:
+        model = await asyncio.to_thread(load_active, models_dir)
+        versions = await started
+    except BaseException:
+        started.cancel()
+        await asyncio.gather(started, return_exceptions=True)
+        await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        raise
+    if any(version != model.version for version in versions):
+        raise RuntimeError(f"scoring workers loaded {set(versions)}, not {model.version}")
+    return PoolScorer(
+        executor,
+        ModelInfo.of(model),
+        workers=workers,
+        batch_max_items=batch_max_items,
+        batch_wait_seconds=batch_wait_seconds,
+    )

@@ -3,7 +3,7 @@
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +204,22 @@ async def test_an_oversized_body_answers_413_before_any_check(
             "details": None,
         }
     }
+
+
+async def test_an_oversized_chunked_body_answers_413_too(
+    client: Client, site: dict[str, str]
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b"x" * 4096
+
+    response = await client.post(
+        "/v1/sites/news/comments",
+        data=chunks(),
+        headers={"Content-Type": "application/json", signatures.HEADER: "t=1,v1=00"},
+    )
+    assert response.status == 413
+    assert (await response.json())["error"]["code"] == "payload_too_large"
 
 
 async def test_invalid_json_answers_400(site: dict[str, str], post_signed: Any) -> None:
