@@ -117,6 +117,15 @@ class AuthorStatus(StrEnum):
     TRUSTED = "trusted"
 
 
+class ReportReason(StrEnum):
+    """Why a reader flagged a published comment."""
+
+    OFFENSIVE = "offensive"
+    ABUSIVE = "abusive"
+    SPAM = "spam"
+    OTHER = "other"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -167,6 +176,17 @@ class Policy(_Model):
     flood_seconds_per_ip: int = Field(default=0, ge=0, le=86_400)
     duplicate_window_seconds: int = Field(default=3_600, ge=0, le=30 * 86_400)
     new_author_min_approved: int = Field(default=0, ge=0, le=1_000)
+    report_threshold: int = Field(default=3, ge=1, le=1_000)
+    """Distinct readers' reports that send a published comment to the ``reported`` queue."""
+    author_recent_days: int = Field(default=7, ge=1, le=90)
+    """The window of an author's recent decisions (Coral Talk's "recent comment history")."""
+    author_premod_rejection_rate: float = Field(default=0.3, ge=0.0, le=1.0)
+    """Share of rejected (or spam) among an author's recent decisions that puts the author on
+    pre-moderation (``AUTHOR_PREMOD``); 0 turns the rule off."""
+    author_premod_min_decisions: int = Field(default=3, ge=1, le=1_000)
+    """Recent decisions needed before the rejection rate counts, so one rejection is no verdict."""
+    retention_days: int = Field(default=90, ge=1, le=3_650)
+    """Days a decided comment and its history are kept after its last change."""
 
     @model_validator(mode="after")
     def _hold_not_above_reject(self) -> Self:
@@ -190,6 +210,11 @@ class PolicyPatch(_Model):
     flood_seconds_per_ip: int | None = Field(default=None, ge=0, le=86_400)
     duplicate_window_seconds: int | None = Field(default=None, ge=0, le=30 * 86_400)
     new_author_min_approved: int | None = Field(default=None, ge=0, le=1_000)
+    report_threshold: int | None = Field(default=None, ge=1, le=1_000)
+    author_recent_days: int | None = Field(default=None, ge=1, le=90)
+    author_premod_rejection_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    author_premod_min_decisions: int | None = Field(default=None, ge=1, le=1_000)
+    retention_days: int | None = Field(default=None, ge=1, le=3_650)
 
     def apply(self, policy: Policy) -> Policy:
         """The merged policy, validated as a whole (raises pydantic's ValidationError)."""
@@ -235,6 +260,22 @@ class Decision(_Model):
     reason: ModeratorReason | None = None
     note: Note | None = None
     version: int | None = Field(default=None, ge=1)
+
+
+class ReportSpec(_Model):
+    """A reader's report of a published comment, sent by the host site (signed like intake)."""
+
+    reporter_id: ExternalId
+    reason: ReportReason
+    note: Note | None = None
+
+
+class AuthorStatusChange(_Model):
+    """A moderator sets an author's standing; banning may reject the author's held comments."""
+
+    status: AuthorStatus
+    reason: ModeratorReason | None = None
+    reject_pending: bool = False
 
 
 class BulkDecisionItem(Decision):
@@ -290,6 +331,15 @@ class HistoryEntry(_Model):
     model: str | None = None
 
 
+class Report(_Model):
+    """One reader's report of a comment."""
+
+    reporter_id: str
+    reason: ReportReason
+    note: str | None = None
+    at: datetime
+
+
 class Comment(_Model):
     id: str
     article_id: str
@@ -309,6 +359,7 @@ class Comment(_Model):
     lang: str | None = None
     priority: float = 0.0
     history: tuple[HistoryEntry, ...] | None = None
+    reports: tuple[Report, ...] | None = None
     claimed_by: str | None = None
     lease_until: datetime | None = None
 
@@ -335,6 +386,8 @@ class Comment(_Model):
         }
         if self.history is not None:
             body["history"] = [entry.model_dump(mode="json") for entry in self.history]
+        if self.reports is not None:
+            body["reports"] = [report.model_dump(mode="json") for report in self.reports]
         if self.claimed_by is not None and self.lease_until is not None:
             body["claimed_by"] = self.claimed_by
             body["lease_until"] = _iso(self.lease_until)
@@ -347,6 +400,61 @@ class IngestResult(_Model):
     comment: Comment
     created: bool
     edited: bool = False
+
+
+class ReportOutcome(_Model):
+    """The comment's standing after a report; ``counted`` is false for a reader's repeat."""
+
+    comment_id: str
+    state: State
+    reports: int
+    threshold: int
+    reported: bool
+    """The comment is in the ``reported`` queue."""
+    counted: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class AuthorCounts(_Model):
+    approved: int = 0
+    rejected: int = 0
+    spam: int = 0
+    pending: int = 0
+
+
+class RecentDecisions(_Model):
+    """The author's decided comments within the site's recent window."""
+
+    days: int
+    decided: int
+    rejected: int
+    rejection_rate: float | None
+    """Rejected (or spam) over decided; ``None`` while nothing was decided."""
+
+
+class AuthorView(_Model):
+    """An author as moderators see it: counts, standing and what the next comment would meet.
+
+    ``trust`` is the rule the author's next comment meets: ``banned``, ``trusted``, ``premod``
+    (set by a moderator or earned by a high recent rejection rate), ``new`` (fewer approved
+    comments than the site's new-author rule asks) or ``regular``."""
+
+    id: str
+    site_id: str
+    status: AuthorStatus
+    status_reason: str | None
+    status_by: str | None
+    status_at: datetime | None
+    trust: Literal["banned", "trusted", "premod", "new", "regular"]
+    counts: AuthorCounts
+    recent: RecentDecisions
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
 
 
 class Site(_Model):
@@ -430,6 +538,21 @@ class DecisionOutcome(_Model):
         if self.error is not None:
             body["error"] = self.error
         return body
+
+
+class AuthorStatusOutcome(_Model):
+    """The author after a status change, and the held comments a ban rejected (or could not)."""
+
+    author: AuthorView
+    rejected: tuple[str, ...] = ()
+    failed: tuple[DecisionOutcome, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "author": self.author.to_json(),
+            "rejected": list(self.rejected),
+            "failed": [outcome.to_json() for outcome in self.failed],
+        }
 
 
 def _iso(moment: datetime) -> str:
