@@ -54,6 +54,10 @@ class KeySpace:
         """List: one JSON entry per change of the comment, oldest first."""
         return f"{self.site_prefix(site)}history:{comment_id}"
 
+    def reports(self, site: str, comment_id: str) -> str:
+        """Hash: reporter id -> JSON {reason, note, at}; one report per reader and comment."""
+        return f"{self.site_prefix(site)}reports:{comment_id}"
+
     def lease(self, site: str, comment_id: str) -> str:
         """String with expiry: the moderator id holding the claim on the comment."""
         return f"{self.site_prefix(site)}lease:{comment_id}"
@@ -87,6 +91,11 @@ class KeySpace:
     def author(self, site: str, author_id: str) -> str:
         """Hash: per-state comment counts, status, first_seen, last_seen."""
         return f"{self.site_prefix(site)}author:{author_id}"
+
+    def author_recent(self, site: str, outcome: str, author_id: str) -> str:
+        """Sorted set with expiry: the author's comments decided ``approved`` or ``rejected``
+        (spam included) within the site's recent window, by decision time (ms); capped."""
+        return f"{self.site_prefix(site)}recent:{outcome}:{author_id}"
 
     def author_flood(self, site: str, author_id: str) -> str:
         """String with expiry: the author's last comment id during the flood interval."""

@@ -21,6 +21,9 @@ class Event(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     SPAM = "spam"
+    REPORT = "report"
+    """Readers' reports reach the site's threshold: the comment stays published, in the
+    ``reported`` queue, for a moderator to keep (approve) or take down (reject, spam)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,8 @@ TRANSITIONS: Mapping[Event, Transition] = {
     Event.APPROVE: Transition(_EVERY_SOURCE, frozenset({State.APPROVED})),
     Event.REJECT: Transition(_EVERY_SOURCE, frozenset({State.REJECTED})),
     Event.SPAM: Transition(_EVERY_SOURCE, frozenset({State.SPAM})),
+    # Readers see published comments only, so only those can be reported.
+    Event.REPORT: Transition(frozenset({State.APPROVED.value}), frozenset({State.APPROVED})),
 }
 
 EVENT_TYPES: Mapping[State, str] = {
@@ -50,6 +55,8 @@ EVENT_TYPES: Mapping[State, str] = {
     State.SPAM: "comment.spam",
     State.PENDING: "comment.held",
 }
+REPORTED_EVENT_TYPE = "comment.reported"
+"""The event of a comment entering the ``reported`` queue (its state stays ``approved``)."""
 
 
 def event_for(action: Action) -> Event:
