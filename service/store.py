@@ -35,6 +35,8 @@ from service.domain import (
     Queue,
     QueuePage,
     QueueQuery,
+    Report,
+    ReportOutcome,
     Site,
     SiteStats,
     State,
@@ -62,8 +64,12 @@ SCRIPTS = (
     "update_existing",
     "add_moderator",
     "put_article",
+    "report",
+    "author_status",
 )
 HOURS_OF_STATS = 24
+DAY_MS = 86_400_000
+_DEFAULT_POLICY = Policy()
 
 RedisClient = aioredis.Redis | RedisCluster
 """A single server (or Sentinel-managed primary) or a Redis Cluster: the scripts run on both."""
@@ -110,6 +116,35 @@ class SiteRecord:
         if self.previous_secret and now_ms < self.previous_valid_until_ms:
             secrets.append(self.previous_secret)
         return secrets
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRules:
+    """The parts of a site's policy the state-change scripts apply themselves: how long decided
+    comments are kept, and the recent-rejection rule for authors."""
+
+    retention_ms: int = _DEFAULT_POLICY.retention_days * DAY_MS
+    recent_window_ms: int = _DEFAULT_POLICY.author_recent_days * DAY_MS
+    premod_rejection_rate: float = _DEFAULT_POLICY.author_premod_rejection_rate
+    premod_min_decisions: int = _DEFAULT_POLICY.author_premod_min_decisions
+
+    @classmethod
+    def of(cls, policy: Policy) -> "SiteRules":
+        return cls(
+            retention_ms=policy.retention_days * DAY_MS,
+            recent_window_ms=policy.author_recent_days * DAY_MS,
+            premod_rejection_rate=policy.author_premod_rejection_rate,
+            premod_min_decisions=policy.author_premod_min_decisions,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorRecord:
+    """An author's stored counters and status, and its decisions within the recent window."""
+
+    fields: Mapping[str, str]
+    recent_decided: int
+    recent_rejected: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +224,7 @@ class IntakeWrite:
     windows: Sequence[Window]
     assumed: Observation
     min_approved: int
+    rules: SiteRules = SiteRules()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +236,18 @@ class DecisionWrite:
     expected_version: int | None
     reasons: Sequence[str]
     note: str | None
+    now_ms: int
+    event_id: str
+    event_type: str
+    sources: str
+    rules: SiteRules = SiteRules()
+
+
+@dataclass(frozen=True, slots=True)
+class ReportWrite:
+    comment_id: str
+    report: Report
+    threshold: int
     now_ms: int
     event_id: str
     event_type: str
@@ -409,6 +457,10 @@ class Store:
             write.assumed.signature(write.min_approved),
             write.min_approved,
             "".join("n" if window.new_only else "a" for window in write.windows),
+            write.rules.retention_ms,
+            write.rules.recent_window_ms,
+            repr(write.rules.premod_rejection_rate),
+            write.rules.premod_min_decisions,
             *(window.ttl_ms for window in write.windows),
         ]
         reply = await self._run("ingest", keys, args)
@@ -469,6 +521,8 @@ class Store:
             write.event_id,
             write.event_type,
             write.sources,
+            write.rules.retention_ms,
+            write.rules.recent_window_ms,
         ]
         reply = await self._run("decide", keys, args)
         outcome = reply[0]
@@ -487,6 +541,79 @@ class Store:
         if outcome == "invalid_transition":
             raise InvalidTransition(f"cannot {write.action} a comment in state {reply[1]}")
         return comment_from_fields(_pairs(reply[1]))
+
+    async def report(self, site_id: str, write: ReportWrite) -> ReportOutcome:
+        """Store a reader's report; the report reaching the threshold queues the comment."""
+        keys = [
+            self.keys.comment(site_id, write.comment_id),
+            self.keys.reports(site_id, write.comment_id),
+            self.keys.history(site_id, write.comment_id),
+            self.keys.audit(site_id),
+            self.keys.outbox(site_id),
+            self.keys.queue_index(site_id, Queue.REPORTED, Order.OLDEST),
+        ]
+        stored = write.report.model_dump_json(include={"reason", "note", "at"})
+        args: list[str | int] = [
+            self.keys.site_prefix(site_id),
+            site_id,
+            write.comment_id,
+            write.report.reporter_id,
+            stored,
+            write.threshold,
+            write.now_ms,
+            write.event_id,
+            write.event_type,
+            write.sources,
+        ]
+        reply = await self._run("report", keys, args)
+        outcome = reply[0]
+        if outcome == "not_found":
+            raise NotFound(f"comment {write.comment_id!r} not found")
+        if outcome == "invalid_transition":
+            raise InvalidTransition(
+                f"only published comments can be reported; this one is {reply[1]}",
+                {"state": reply[1]},
+            )
+        return ReportOutcome(
+            comment_id=write.comment_id,
+            state=State(reply[1]),
+            reports=int(reply[2]),
+            threshold=write.threshold,
+            reported=reply[3] == 1,
+            counted=outcome == "counted",
+        )
+
+    # ------------------------------------------------------------------ authors
+
+    async def author(self, site_id: str, author_id: str, since_ms: int) -> AuthorRecord:
+        """The author's hash and its decisions since ``since_ms`` (fields empty: never seen)."""
+        with store_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self.keys.author(site_id, author_id))
+                pipe.zrangebyscore(self.keys.author_recent(site_id, author_id), since_ms, "+inf")
+                fields, recent = await pipe.execute()
+        rejected = sum(1 for member in recent if member.startswith("r:"))
+        return AuthorRecord(_texts(fields), len(recent), rejected)
+
+    async def set_author_status(
+        self,
+        site_id: str,
+        author_id: str,
+        status: AuthorStatus,
+        reason: str | None,
+        actor: str,
+        now_ms: int,
+    ) -> None:
+        keys = [self.keys.author(site_id, author_id), self.keys.audit(site_id)]
+        args = [author_id, status.value, reason or "", actor, now_ms]
+        await self._run("author_status", keys, args)
+
+    async def pending_of_author(self, site_id: str, author_id: str) -> list[str]:
+        """Ids of the author's held comments, oldest first."""
+        key = self.keys.queue_index(site_id, Queue.PENDING, Order.OLDEST, author=author_id)
+        with store_errors():
+            ids = await self.redis.zrange(key, 0, -1)
+        return cast(list[str], ids)
 
     async def claim(
         self,
@@ -564,12 +691,22 @@ class Store:
                 pipe.lrange(self.keys.history(site_id, comment_id), 0, -1)
                 pipe.get(self.keys.lease(site_id, comment_id))
                 pipe.pttl(self.keys.lease(site_id, comment_id))
-                fields, history, holder, ttl = await pipe.execute()
+                pipe.hgetall(self.keys.reports(site_id, comment_id))
+                fields, history, holder, ttl, reports = await pipe.execute()
         if not fields:
             raise NotFound(f"comment {comment_id!r} not found")
         return comment_from_fields(
             fields,
             history=tuple(history_entry(json.loads(entry)) for entry in history),
+            reports=tuple(
+                sorted(
+                    (
+                        Report.model_validate({**json.loads(stored), "reporter_id": reporter})
+                        for reporter, stored in reports.items()
+                    ),
+                    key=lambda report: (report.at, report.reporter_id),
+                )
+            ),
             claimed_by=holder,
             lease_until=from_ms(now_ms + ttl) if holder and ttl > 0 else None,
         )
@@ -649,6 +786,7 @@ def comment_from_fields(
     fields: Mapping[str, str],
     *,
     history: tuple[HistoryEntry, ...] | None = None,
+    reports: tuple[Report, ...] | None = None,
     claimed_by: str | None = None,
     lease_until: datetime | None = None,
 ) -> Comment:
@@ -672,6 +810,7 @@ def comment_from_fields(
         lang=fields.get("lang") or None,
         priority=float(fields.get("priority") or 0.0),
         history=history,
+        reports=reports,
         claimed_by=claimed_by,
         lease_until=lease_until,
     )

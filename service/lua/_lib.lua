@@ -89,3 +89,72 @@ local function record(history_key, audit_key, outbox_key, change)
     "version", change.version, "reasons", change.reasons, "decided_by", change.actor,
     "at", change.now)
 end
+
+--[[
+Retention: a decided comment, its history and its reports expire `keep_ms` after its last change;
+a comment waiting for a moderator (pending, or in the reported queue) is kept until decided, so
+`keep_ms` 0 removes any expiry.
+]]
+local function retain(prefix, id, keep_ms)
+  for _, kind in ipairs({"comment:", "history:", "reports:"}) do
+    local key = prefix .. kind .. id
+    if keep_ms > 0 then
+      redis.call("PEXPIRE", key, keep_ms)
+    else
+      redis.call("PERSIST", key)
+    end
+  end
+end
+
+--[[
+An author's recent decisions (Coral Talk's "recent comment history"): one sorted set per author,
+members "a:<id>" for an approved comment and "r:<id>" for a rejected or spam one, scored by the
+decision time. A comment counts once, as its latest decision; a comment back in pending counts
+not at all. Bounded by time (the site's window, also the key's expiry) and by RECENT_MAX entries.
+]]
+local RECENT_MAX = 200
+
+local function remember_decision(prefix, author, id, state, now, window_ms)
+  local key = prefix .. "recent:" .. author
+  redis.call("ZREM", key, "a:" .. id, "r:" .. id)
+  local mark = nil
+  if state == "approved" then
+    mark = "a:"
+  elseif state == "rejected" or state == "spam" then
+    mark = "r:"
+  end
+  if mark then
+    redis.call("ZADD", key, now, mark .. id)
+  end
+  redis.call("ZREMRANGEBYSCORE", key, "-inf", "(" .. (tonumber(now) - window_ms))
+  redis.call("ZREMRANGEBYRANK", key, 0, -(RECENT_MAX + 1))
+  if redis.call("EXISTS", key) == 1 then
+    redis.call("PEXPIRE", key, window_ms)
+  end
+end
+
+-- Decided and rejected (or spam) comments of the author within the window ending now.
+local function recent_counts(prefix, author, now, window_ms)
+  local members = redis.call("ZRANGEBYSCORE", prefix .. "recent:" .. author,
+    tonumber(now) - window_ms, "+inf")
+  local rejected = 0
+  for _, member in ipairs(members) do
+    if string.sub(member, 1, 2) == "r:" then
+      rejected = rejected + 1
+    end
+  end
+  return #members, rejected
+end
+
+-- The standing an author's next comment meets: the moderator-set status, or "premod" for an
+-- active author whose recent rejection rate reached the site's threshold (0 turns that off).
+local function standing(prefix, author, status, now, window_ms, rate, min_decisions)
+  local current = status or "active"
+  if current == "active" and rate > 0 then
+    local decided, rejected = recent_counts(prefix, author, now, window_ms)
+    if decided >= min_decisions and rejected / decided >= rate then
+      return "premod"
+    end
+  end
+  return current
+end

@@ -18,9 +18,13 @@ ARGV[7]  expected version ("" to skip the check)
 ARGV[8]  reasons JSON                      ARGV[9]  note JSON (null for none)
 ARGV[10] now (ms)                          ARGV[11] outbox event id
 ARGV[12] outbox event type                 ARGV[13] allowed source states (comma separated)
+ARGV[14] retention (ms) of the decided comment and its history
+ARGV[15] the author's recent window (ms)
 
-Derived keys: the pending and reported queue indexes of the comment's article and author, and
-the author's counters (civ:{site}:author:<author>).
+Derived keys: the pending and reported queue indexes of the comment's article and author, the
+author's counters (civ:{site}:author:<author>) and recent decisions (civ:{site}:recent:<author>),
+and the comment's reports (civ:{site}:reports:<id>), which approving clears: the moderator kept
+the comment, so readers' reports start again from none.
 
 A retried call (same event id, for example after a client timeout) finds its own change already
 made and returns it again instead of applying it twice.
@@ -58,10 +62,14 @@ redis.call("HSET", KEYS[1], "state", target, "reasons", ARGV[8], "decided_by", a
   "decided_at", now, "updated_at", now, "last_event_id", ARGV[11])
 dequeue(prefix, "pending", id, article, author)
 dequeue(prefix, "reported", id, article, author)
+if target == "approved" then
+  redis.call("DEL", prefix .. "reports:" .. id)
+end
 redis.call("DEL", KEYS[5])
 redis.call("ZREM", KEYS[8], id)
 
 count_author(prefix .. "author:" .. author, previous, target, now)
+remember_decision(prefix, author, id, target, now, tonumber(ARGV[15]))
 count_decision(KEYS[6], KEYS[7], "moderator", target)
 record(KEYS[2], KEYS[3], KEYS[4], {
   id = id, site = site, version = version, now = now, actor = actor, action = ARGV[5],
@@ -69,4 +77,5 @@ record(KEYS[2], KEYS[3], KEYS[4], {
   model = stored[5] and cjson.encode(stored[5]) or "null",
   event_id = ARGV[11], event_type = ARGV[12],
 })
+retain(prefix, id, tonumber(ARGV[14]))
 return {"ok", redis.call("HGETALL", KEYS[1])}

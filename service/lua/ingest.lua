@@ -18,7 +18,7 @@ KEYS[7]  site stats hash            civ:{site}:stats
 KEYS[8]  this hour's stats hash     civ:{site}:stats:hour:<YYYYMMDDHH>
 KEYS[9]  lease string               civ:{site}:lease:<id>
 KEYS[10..] window keys (flood per author, per address, duplicate text): observed, then set to the
-           comment id with the expiry given for each in ARGV[25..]
+           comment id with the expiry given for each in ARGV[29..]
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  site id
 ARGV[3]  comment id                        ARGV[4]  sha256 of the text
@@ -34,7 +34,16 @@ ARGV[21] states an edit may start from (comma separated)
 ARGV[22] the assumed context, as the signature built below
 ARGV[23] approved comments an author needs not to count as new
 ARGV[24] per window key, "n" to set it only for a new comment or "a" to set it always
-ARGV[25..] expiry (ms) of each window key (0: observe only)
+ARGV[25] retention (ms) of a decided comment and its history
+ARGV[26] the author's recent window (ms)
+ARGV[27] recent rejection rate that puts an active author on pre-moderation (0: never)
+ARGV[28] recent decisions needed before that rate counts
+ARGV[29..] expiry (ms) of each window key (0: observe only)
+
+Derived keys: the pending and reported queue indexes of the comment's article and author, the
+comment's reports (civ:{site}:reports:<id>) and the author's recent decisions
+(civ:{site}:recent:<author>). The author's standing in the observed context is the status a
+moderator set, or "premod" when the recent rejection rate reached ARGV[27].
 
 Returns {"created" or "edited", version, created_at} (the caller knows every other field it just
 wrote); {"unchanged", fields} with the stored hash as a flat field/value list; {"context",
@@ -47,6 +56,7 @@ local prefix, site, id, text_hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local article, author = ARGV[5], ARGV[7]
 local state, now = ARGV[11], ARGV[18]
 local decided_by = "auto:" .. ARGV[15]
+local retention_ms, recent_ms = tonumber(ARGV[25]), tonumber(ARGV[26])
 
 local stored = redis.call("HMGET", KEYS[1], "state", "text_hash", "article_id", "author_id")
 local previous = stored[1]
@@ -72,7 +82,7 @@ local approved, status = unpack(redis.call("HMGET", KEYS[5], "approved", "status
 local closed, premod = unpack(redis.call("HMGET", KEYS[6], "closed", "premod"))
 local observed = {
   previous and "edit" or "new",
-  status or "active",
+  standing(prefix, author, status, now, recent_ms, tonumber(ARGV[27]), tonumber(ARGV[28])),
   tonumber(approved or "0") >= tonumber(ARGV[23]) and "1" or "0",
   closed == "1" and "1" or "0",
   premod == "1" and "1" or "0",
@@ -94,6 +104,9 @@ if previous then
   outcome = "edited"
   version = redis.call("HINCRBY", KEYS[1], "version", 1)
   dequeue(prefix, "pending", id, article, author)
+  -- Readers reported the old text; the new one is judged afresh.
+  dequeue(prefix, "reported", id, article, author)
+  redis.call("DEL", prefix .. "reports:" .. id)
 else
   outcome = "created"
   version = 1
@@ -114,9 +127,10 @@ if state == "pending" then
 else
   redis.call("DEL", KEYS[9])
 end
+remember_decision(prefix, author, id, state, now, recent_ms)
 
 for index = 10, #KEYS do
-  local ttl = tonumber(ARGV[15 + index])
+  local ttl = tonumber(ARGV[19 + index])
   local when = string.sub(ARGV[24], index - 9, index - 9)
   if ttl > 0 and (when == "a" or not previous) then
     redis.call("SET", KEYS[index], id, "PX", ttl)
@@ -131,4 +145,5 @@ record(KEYS[2], KEYS[3], KEYS[4], {
   reasons = ARGV[12], note = "null", model = cjson.encode(ARGV[15]),
   event_id = ARGV[19], event_type = ARGV[20],
 })
+retain(prefix, id, state == "pending" and 0 or retention_ms)
 return {outcome, version, created_at}

@@ -1,5 +1,5 @@
 --[[
-Read one page of a queue index (read only). Paging is by the last item's (score, id), not by
+Read one page of a queue index. Paging is by the last item's (score, id), not by
 offset, so comments added or removed meanwhile never shift a page: nothing is skipped or
 repeated. Within one score Redis orders members by id, which breaks ties.
 
@@ -10,6 +10,10 @@ ARGV[3]  how many                          ARGV[4]  cursor score ("" for the fir
 ARGV[5]  cursor id
 
 Derived keys: civ:{site}:comment:<id> and civ:{site}:lease:<id> of each item.
+
+Pending and reported comments never expire, so an index should only name existing comments; an
+id whose hash is gone all the same (a decided comment past its retention that an index kept) is
+removed from the index read, and the page comes back shorter rather than naming it forever.
 
 Returns a list of {id, score, fields, lease holder or false, lease ms left}.
 ]]
@@ -74,11 +78,14 @@ end
 
 local page = {}
 for _, item in ipairs(picked) do
+  local fields = redis.call("HGETALL", prefix .. "comment:" .. item[1])
+  if #fields == 0 then
+    redis.call("ZREM", KEYS[1], item[1])
+  end
   local lease = prefix .. "lease:" .. item[1]
   local holder = redis.call("GET", lease)
   page[#page + 1] = {
-    item[1], item[2], redis.call("HGETALL", prefix .. "comment:" .. item[1]),
-    holder, holder and redis.call("PTTL", lease) or 0,
+    item[1], item[2], fields, holder, holder and redis.call("PTTL", lease) or 0,
   }
 end
 return page

@@ -221,6 +221,7 @@ async def test_every_key_a_script_writes_is_named_by_keys_py(
         KEYS.history(SITE, "c2"),
         KEYS.article(SITE, "a1"),
         KEYS.author(SITE, "u1"),
+        KEYS.author_recent(SITE, "u1"),
         KEYS.author_flood(SITE, "u1"),
         KEYS.lease(SITE, "c1"),
         KEYS.claims(SITE, "mod_x"),

@@ -1,0 +1,23 @@
+--[[
+A moderator sets an author's standing (active, premod, banned, trusted), recorded in the audit
+stream in the same step. The author's counters are left alone; an author never seen before gets a
+record holding only the status, so an id can be banned before it posts.
+
+KEYS[1]  author hash                civ:{site}:author:<author>
+KEYS[2]  audit stream               civ:{site}:audit
+
+ARGV[1]  author id                         ARGV[2]  status
+ARGV[3]  reason ("" for none)              ARGV[4]  actor (moderator id or "admin")
+ARGV[5]  now (ms)
+
+Returns the previous status ("" when none was set).
+]]
+
+local previous = redis.call("HGET", KEYS[1], "status") or ""
+redis.call("HSET", KEYS[1], "status", ARGV[2], "status_reason", ARGV[3],
+  "status_by", ARGV[4], "status_at", ARGV[5])
+redis.call("XADD", KEYS[2], "MAXLEN", "~", AUDIT_MAXLEN, "*",
+  "author_id", ARGV[1], "action", "author_status", "actor", ARGV[4],
+  "from_state", previous, "to_state", ARGV[2], "reasons", ARGV[3] == "" and "[]" or cjson.encode({ARGV[3]}),
+  "at", ARGV[5])
+return previous

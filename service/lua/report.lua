@@ -1,0 +1,69 @@
+--[[
+A reader's report of a published comment. One report per reader and comment: a repeat changes
+nothing and is answered with the comment's standing. The report that brings the count to the
+site's threshold puts the comment in the "reported" queue (it stays published, state "approved",
+with the reason "REPORTED" added), keeps it until a moderator decides, and records the change in
+the history, the audit stream and the outbox ("comment.reported").
+
+KEYS[1]  comment hash               civ:{site}:comment:<id>
+KEYS[2]  reports hash               civ:{site}:reports:<id>
+KEYS[3]  history list               civ:{site}:history:<id>
+KEYS[4]  audit stream               civ:{site}:audit
+KEYS[5]  outbox stream              civ:{site}:outbox
+KEYS[6]  reported queue by age      civ:{site}:queue:reported:oldest
+
+ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  site id
+ARGV[3]  comment id                        ARGV[4]  reporter id
+ARGV[5]  report JSON {reason, note, at}    ARGV[6]  the site's report threshold
+ARGV[7]  now (ms)                          ARGV[8]  outbox event id
+ARGV[9]  outbox event type                 ARGV[10] states a report may find (comma separated)
+
+Derived keys: the reported queue indexes of the comment's article and author.
+
+Returns {"counted" or "repeat", state, reports, in the reported queue (1/0)}; {"not_found"};
+or {"invalid_transition", state}.
+]]
+
+local prefix, site, id, reporter = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local threshold, now = tonumber(ARGV[6]), ARGV[7]
+
+local stored = redis.call("HMGET", KEYS[1], "state", "article_id", "author_id", "priority",
+  "created_at", "model", "reasons")
+local state = stored[1]
+if not state then
+  return {"not_found"}
+end
+local queued = redis.call("ZSCORE", KEYS[6], id) and 1 or 0
+if redis.call("HEXISTS", KEYS[2], reporter) == 1 then
+  return {"repeat", state, redis.call("HLEN", KEYS[2]), queued}
+end
+if not listed(ARGV[10], state) then
+  return {"invalid_transition", state}
+end
+
+redis.call("HSET", KEYS[2], reporter, ARGV[5])
+local count = redis.call("HLEN", KEYS[2])
+if queued == 0 and count >= threshold then
+  local reasons = cjson.decode(stored[7])
+  reasons[#reasons + 1] = "REPORTED"
+  local reasons_json = cjson.encode(reasons)
+  local version = redis.call("HINCRBY", KEYS[1], "version", 1)
+  redis.call("HSET", KEYS[1], "reasons", reasons_json, "updated_at", now,
+    "last_event_id", ARGV[8])
+  enqueue(prefix, "reported", id, stored[2], stored[3], stored[4], stored[5])
+  record(KEYS[3], KEYS[4], KEYS[5], {
+    id = id, site = site, version = version, now = now, actor = "readers", action = "report",
+    from = state, to = state, reasons = reasons_json, note = "null",
+    model = stored[6] and cjson.encode(stored[6]) or "null",
+    event_id = ARGV[8], event_type = ARGV[9],
+  })
+  retain(prefix, id, 0)
+  queued = 1
+else
+  -- Reports live exactly as long as the comment they are about.
+  local ttl = redis.call("PTTL", KEYS[1])
+  if ttl > 0 then
+    redis.call("PEXPIRE", KEYS[2], ttl)
+  end
+end
+return {"counted", state, count, queued}
