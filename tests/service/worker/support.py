@@ -15,7 +15,7 @@ from service import signatures
 from service.domain import Author, State
 from service.keys import KeySpace
 from service.settings import DeliverySettings
-from service.store import DecisionWrite, IntakeWrite, Store
+from service.store import DecisionWrite, IntakeWrite, Observation, Store
 from service.transitions import EVENT_TYPES, Event, sources_argument
 from service.worker import Worker
 
@@ -137,6 +137,8 @@ class Events:
                 event_type=EVENT_TYPES[State.PENDING],
                 edit_sources=sources_argument(Event.EDIT),
                 windows=(),
+                assumed=Observation(),
+                min_approved=0,
             ),
         )
         return event_id

@@ -64,7 +64,6 @@ async def spawn_worker(redis_url: str) -> AsyncIterator[SpawnWorker]:
             "worker",
             env=env,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
         )
         worker = WorkerProcess(process)
         started.append(worker)
@@ -96,7 +95,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing_and_keeps_order(
             expected.append(await events.decide(comment, target))
 
     doomed = await spawn_worker()
-    await asyncio.wait_for(receiver.entered.wait(), 30)
+    await asyncio.wait_for(receiver.entered.wait(), 60)
     doomed.process.kill()
     assert await doomed.exit_code(10) == -signal.SIGKILL
     in_flight = [await record(redis_client, event_id) for event_id in expected[:5]]
@@ -129,7 +128,7 @@ async def test_sigterm_finishes_the_delivery_in_flight_and_takes_no_more(
     first = await events.held("c1")
     later = [await events.held("c2"), await events.held("c3")]
     worker = await spawn_worker(CIVILITY_WORKER_CONCURRENCY="1")
-    await asyncio.wait_for(receiver.entered.wait(), 30)
+    await asyncio.wait_for(receiver.entered.wait(), 60)
 
     worker.process.send_signal(signal.SIGTERM)
     await worker.line_containing("finishing 1 deliveries in flight")
@@ -157,7 +156,7 @@ async def test_sigterm_gives_up_on_a_hanging_delivery_after_the_drain_time(
         CIVILITY_DELIVERY_TIMEOUT_SECONDS="20",
         CIVILITY_DELIVERY_LEASE_SECONDS="30",
     )
-    await asyncio.wait_for(receiver.entered.wait(), 30)
+    await asyncio.wait_for(receiver.entered.wait(), 60)
 
     started = time.monotonic()
     worker.process.send_signal(signal.SIGTERM)
