@@ -13,14 +13,20 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
 from service import policy as rules
 from service.domain import (
+    Action,
     Article,
     ArticleSpec,
+    AuthorCounts,
+    AuthorStatus,
+    AuthorStatusChange,
+    AuthorStatusOutcome,
+    AuthorView,
     BulkDecision,
     ClaimRequest,
     Comment,
@@ -31,6 +37,10 @@ from service.domain import (
     Policy,
     QueuePage,
     QueueQuery,
+    RecentDecisions,
+    Report,
+    ReportOutcome,
+    ReportSpec,
     SecretRotation,
     Site,
     SiteCredentials,
@@ -41,18 +51,29 @@ from service.domain import (
     Submission,
 )
 from service.errors import CivilityError, Conflict, NotFound, ValidationFailed
+from service.labels import LabelLog
 from service.store import (
+    DAY_MS,
     DecisionWrite,
     IntakeWrite,
     Observation,
+    ReportWrite,
     SiteRecord,
+    SiteRules,
     StaleContextError,
     Store,
     Window,
     from_ms,
     to_ms,
 )
-from service.transitions import EVENT_TYPES, Event, check_target, event_for, sources_argument
+from service.transitions import (
+    EVENT_TYPES,
+    REPORTED_EVENT_TYPE,
+    Event,
+    check_target,
+    event_for,
+    sources_argument,
+)
 
 Spans = dict[str, list[tuple[int, int]]]
 WindowKind = Literal["author_flood", "ip_flood", "duplicate"]
@@ -70,6 +91,35 @@ class Scorer(Protocol):
     async def score(self, text: str) -> dict[str, float]: ...
 
     async def explain(self, text: str) -> Spans: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Scores with the model version that made them and that model's suggested thresholds."""
+
+    scores: dict[str, float]
+    model_version: str
+    thresholds: Mapping[str, Mapping[str, float]]
+
+
+@runtime_checkable
+class ReloadableScorer(Scorer, Protocol):
+    """A scorer whose model can change while it serves: each result names the model that made
+    it, so a verdict never records the version that happened to be active a moment later."""
+
+    async def score_with_model(self, text: str) -> Scored: ...
+
+
+DECISION_LABELS: Mapping[Action, Mapping[str, int]] = {
+    Action.APPROVE: {"spam": 0, "toxicity": 0},
+    Action.REJECT: {"toxicity": 1},
+    Action.SPAM: {"spam": 1},
+}
+"""What a moderator's decision says about the text, as training labels: a kept comment is
+neither spam nor toxic; a rejected one is taken as toxic, a spam one as spam."""
+
+MAX_BAN_REJECTIONS = 1_000
+"""Held comments one ban rejects at most; more (a flood) are left for the queue's bulk actions."""
 
 
 def sha256_hex(value: str) -> str:
@@ -95,14 +145,17 @@ class Moderation:
         *,
         site_cache_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
+        labels: LabelLog | None = None,
     ) -> None:
         """``thresholds`` are the model's suggested ones; a site's policy may override them.
 
         Intake reads the site (secrets and policy) on every webhook, so it is cached in this
-        process for ``site_cache_seconds``; changes made through this object apply at once."""
+        process for ``site_cache_seconds``; changes made through this object apply at once.
+        With ``labels``, every moderator decision is kept there as a training label."""
         self.store = store
         self.scorer = scorer
         self.thresholds = thresholds
+        self.labels = labels
         self._clock = clock
         self._site_cache_seconds = site_cache_seconds
         self._sites: dict[str, _CachedSite] = {}
@@ -237,7 +290,8 @@ class Moderation:
         record = await self._site_record(site_id)
         policy = record.site.policy
         windows = self._windows(site_id, submission, policy)
-        scores = await self.scorer.score(submission.text)
+        scored = await self._score(submission.text)
+        scores = scored.scores
         text_hash = sha256_hex(submission.text)
         observation = Observation(windows_taken=tuple(False for _ in windows))
         explained: Spans | None = None
@@ -246,7 +300,7 @@ class Moderation:
                 scores,
                 _policy_context(submission.text, observation, windows),
                 policy,
-                self.thresholds,
+                scored.thresholds,
             )
             evidence: Spans = {name: list(spans) for name, spans in verdict.evidence.items()}
             if verdict.state is not State.APPROVED:
@@ -268,7 +322,7 @@ class Moderation:
                 reasons=[reason.value for reason in verdict.reasons],
                 scores=scores,
                 evidence=evidence,
-                model=self.scorer.model_version,
+                model=scored.model_version,
                 priority=rules.priority(scores),
                 created_at_ms=to_ms(submission.created_at) if submission.created_at else now,
                 now_ms=now,
@@ -278,6 +332,7 @@ class Moderation:
                 windows=[window for _, window in windows],
                 assumed=observation,
                 min_approved=policy.new_author_min_approved,
+                rules=SiteRules.of(policy),
             )
             try:
                 outcome, comment = await self.store.write_intake(site_id, write)
@@ -288,6 +343,12 @@ class Moderation:
                 comment=comment, created=outcome != "unchanged", edited=outcome == "edited"
             )
         raise Conflict("the comment's context kept changing while it was moderated; retry")
+
+    async def _score(self, text: str) -> Scored:
+        if isinstance(self.scorer, ReloadableScorer):
+            return await self.scorer.score_with_model(text)
+        scores = await self.scorer.score(text)
+        return Scored(scores, self.scorer.model_version, self.thresholds)
 
     def _windows(
         self, site_id: str, submission: Submission, policy: Policy
@@ -340,10 +401,13 @@ class Moderation:
         return await self.store.release(site_id, moderator_id, ids)
 
     async def decide(
-        self, site_id: str, comment_id: str, decision: Decision, actor: str
+        self, site_id: str, comment_id: str, decision: Decision, actor: str, *, learn: bool = True
     ) -> Comment:
-        """Apply a moderator's decision; raises VersionConflict, ClaimConflict or NotFound."""
-        await self._site_record(site_id)
+        """Apply a moderator's decision; raises VersionConflict, ClaimConflict or NotFound.
+
+        The decision is then kept as a training label (when this object has a label log and
+        ``learn``: a ban's rejections judge the author, not each text)."""
+        policy = (await self._site_record(site_id)).site.policy
         event = event_for(decision.action)
         target = decision.action.state
         check_target(event, target)
@@ -359,8 +423,33 @@ class Moderation:
             event_id=new_event_id(),
             event_type=EVENT_TYPES[target],
             sources=sources_argument(event),
+            rules=SiteRules.of(policy),
         )
-        return await self.store.decide(site_id, write)
+        comment = await self.store.decide(site_id, write)
+        if learn:
+            await self._record_label(site_id, comment, decision.action, policy)
+        return comment
+
+    async def _record_label(
+        self, site_id: str, comment: Comment, action: Action, policy: Policy
+    ) -> None:
+        if self.labels is None:
+            return
+        labels = DECISION_LABELS[action]
+        confirmed = all(
+            rules.flagged(comment.scores, self.thresholds, policy, spam=label == rules.SPAM_LABEL)
+            == bool(value)
+            for label, value in labels.items()
+        )
+        await self.labels.record(
+            site_id,
+            comment.text,
+            labels,
+            "moderator.confirmed" if confirmed else "moderator.corrected",
+            comment.model,
+            comment_id=comment.id,
+            at=comment.decided_at,
+        )
 
     async def decide_many(
         self, site_id: str, decisions: BulkDecision, actor: str
@@ -381,6 +470,100 @@ class Moderation:
             else:
                 outcomes.append(DecisionOutcome(id=item.id, ok=True, comment=comment))
         return outcomes
+
+    # ------------------------------------------------------------------ readers
+
+    async def report(self, site_id: str, comment_id: str, spec: ReportSpec) -> ReportOutcome:
+        """Count a reader's report (once per reader); at the site's threshold the published
+        comment enters the ``reported`` queue and a ``comment.reported`` event goes out."""
+        policy = (await self._site_record(site_id)).site.policy
+        check_target(Event.REPORT, State.APPROVED)
+        now = self._now_ms()
+        write = ReportWrite(
+            comment_id=comment_id,
+            report=Report(
+                reporter_id=spec.reporter_id, reason=spec.reason, note=spec.note, at=from_ms(now)
+            ),
+            threshold=policy.report_threshold,
+            now_ms=now,
+            event_id=new_event_id(),
+            event_type=REPORTED_EVENT_TYPE,
+            sources=sources_argument(Event.REPORT),
+        )
+        return await self.store.report(site_id, write)
+
+    # ------------------------------------------------------------------ authors
+
+    async def author(self, site_id: str, author_id: str) -> AuthorView:
+        """Counts, status and standing of an author the site has seen (or set a status for)."""
+        policy = (await self._site_record(site_id)).site.policy
+        now = self._now_ms()
+        stored = await self.store.author(
+            site_id, author_id, now - policy.author_recent_days * DAY_MS
+        )
+        fields = stored.fields
+        if not fields:
+            raise NotFound(f"author {author_id!r} not found")
+        status = AuthorStatus(fields.get("status") or AuthorStatus.ACTIVE)
+        counts = AuthorCounts(
+            approved=int(fields.get("approved", 0)),
+            rejected=int(fields.get("rejected", 0)),
+            spam=int(fields.get("spam", 0)),
+            pending=int(fields.get("pending", 0)),
+        )
+        decided, rejected = stored.recent_decided, stored.recent_rejected
+        recent = RecentDecisions(
+            days=policy.author_recent_days,
+            decided=decided,
+            rejected=rejected,
+            rejection_rate=rejected / decided if decided else None,
+        )
+        return AuthorView(
+            id=author_id,
+            site_id=site_id,
+            status=status,
+            status_reason=fields.get("status_reason") or None,
+            status_by=fields.get("status_by") or None,
+            status_at=from_ms(fields["status_at"]) if fields.get("status_at") else None,
+            trust=_trust(status, counts, recent, policy),
+            counts=counts,
+            recent=recent,
+            first_seen=from_ms(fields["first_seen"]) if fields.get("first_seen") else None,
+            last_seen=from_ms(fields["last_seen"]) if fields.get("last_seen") else None,
+        )
+
+    async def set_author_status(
+        self, site_id: str, author_id: str, change: AuthorStatusChange, actor: str
+    ) -> AuthorStatusOutcome:
+        """Set the author's status; with ``reject_pending``, a ban also rejects each of the
+        author's held comments through the decision path (history, outbox, counters, label)."""
+        await self._site_record(site_id)
+        if change.reject_pending and change.status is not AuthorStatus.BANNED:
+            raise ValidationFailed(
+                [("reject_pending", "only a ban can reject the author's held comments")]
+            )
+        await self.store.set_author_status(
+            site_id, author_id, change.status, change.reason, actor, self._now_ms()
+        )
+        rejected: list[str] = []
+        failed: list[DecisionOutcome] = []
+        if change.reject_pending:
+            held = await self.store.pending_of_author(site_id, author_id)
+            decision = Decision(action=Action.REJECT, reason=change.reason or "AUTHOR_BANNED")
+            for comment_id in held[:MAX_BAN_REJECTIONS]:
+                try:
+                    await self.decide(site_id, comment_id, decision, actor, learn=False)
+                except CivilityError as error:
+                    failed.append(
+                        DecisionOutcome(id=comment_id, ok=False, error=error.to_json()["error"])
+                    )
+                else:
+                    rejected.append(comment_id)
+        return AuthorStatusOutcome(
+            author=await self.author(site_id, author_id),
+            rejected=tuple(rejected),
+            failed=tuple(failed),
+        )
 
     async def get_comment(self, site_id: str, comment_id: str) -> Comment:
         await self._site_record(site_id)
@@ -409,6 +592,29 @@ def _policy_context(
         author_flood=flood and "author_flood" in taken,
         ip_flood=flood and "ip_flood" in taken,
     )
+
+
+def _trust(
+    status: AuthorStatus, counts: AuthorCounts, recent: RecentDecisions, policy: Policy
+) -> Literal["banned", "trusted", "premod", "new", "regular"]:
+    """The rule the author's next comment meets, in the order the policy applies them."""
+    if status is AuthorStatus.BANNED:
+        return "banned"
+    if status is AuthorStatus.TRUSTED:
+        return "trusted"
+    if status is AuthorStatus.PREMOD:
+        return "premod"
+    rate = policy.author_premod_rejection_rate
+    if (
+        rate > 0
+        and recent.rejection_rate is not None
+        and recent.decided >= policy.author_premod_min_decisions
+        and recent.rejection_rate >= rate
+    ):
+        return "premod"
+    if counts.approved < policy.new_author_min_approved:
+        return "new"
+    return "regular"
 
 
 def _duplicate_form(text: str) -> str:

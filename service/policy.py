@@ -5,7 +5,8 @@ banned words, closed article and banned author reject; spam or toxicity over the
 give ``spam`` or ``rejected``; duplicates, floods, suspect words, too many links, new or
 pre-moderated authors, pre-moderation and scores over the hold threshold hold the comment as
 ``pending``; anything else is ``approved``. The first rule that applies decides the state, and the
-verdict still lists every reason that applied, so a moderator sees the whole picture.
+verdict still lists every reason that applied, so a moderator sees the whole picture. A trusted
+author skips every hold; the rejecting rules (banned words included) still apply.
 """
 
 import re
@@ -82,20 +83,30 @@ def decide(
     add(Reason.SPAM, spam_rejected)
     add(Reason.TOXIC, toxic_rejected)
 
-    add(Reason.DUPLICATE, context.duplicate)
-    add(Reason.FLOOD, context.author_flood or context.ip_flood)
-    add(Reason.SUSPECT_WORD, bool(suspect))
-    add(Reason.LINKS, count_links(context.text) > policy.max_links)
-    add(Reason.NEW_AUTHOR, is_new_author(context, policy))
-    add(Reason.AUTHOR_PREMOD, context.author_status is AuthorStatus.PREMOD)
-    add(Reason.PREMOD, policy.mode == "pre" or context.article_premod)
-    add(Reason.SPAM, _over(scores, limits, HOLD, spam=True))
-    add(Reason.TOXIC, _over(scores, limits, HOLD, spam=False))
+    if context.author_status is not AuthorStatus.TRUSTED:
+        add(Reason.DUPLICATE, context.duplicate)
+        add(Reason.FLOOD, context.author_flood or context.ip_flood)
+        add(Reason.SUSPECT_WORD, bool(suspect))
+        add(Reason.LINKS, count_links(context.text) > policy.max_links)
+        add(Reason.NEW_AUTHOR, is_new_author(context, policy))
+        add(Reason.AUTHOR_PREMOD, context.author_status is AuthorStatus.PREMOD)
+        add(Reason.PREMOD, policy.mode == "pre" or context.article_premod)
+        add(Reason.SPAM, _over(scores, limits, HOLD, spam=True))
+        add(Reason.TOXIC, _over(scores, limits, HOLD, spam=False))
 
     evidence = {
         name: spans for name, spans in (("banned_word", banned), ("suspect_word", suspect)) if spans
     }
     return Verdict(_state(reasons, spam_rejected, toxic_rejected), tuple(reasons), evidence)
+
+
+def flagged(
+    scores: Mapping[str, float], thresholds: Thresholds, policy: Policy, *, spam: bool
+) -> bool:
+    """Whether the model alone would have held (or rejected) the text: spam, or any toxicity
+    label, at or over its hold threshold (the site's override applied)."""
+    limits = effective_thresholds(thresholds, policy)
+    return _over(scores, limits, HOLD, spam=spam) or _over(scores, limits, REJECT, spam=spam)
 
 
 def _state(reasons: list[Reason], spam_rejected: bool, toxic_rejected: bool) -> State:
