@@ -222,6 +222,14 @@ async def test_an_oversized_chunked_body_answers_413_too(
     assert (await response.json())["error"]["code"] == "payload_too_large"
 
 
+async def test_the_signature_is_checked_before_the_body_is_parsed(
+    site: dict[str, str], post_signed: Any
+) -> None:
+    response = await post_signed(site, b'{"id": "c1", "text": ', secret="not-the-secret")
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == "unauthorized"
+
+
 async def test_invalid_json_answers_400(site: dict[str, str], post_signed: Any) -> None:
     response = await post_signed(site, b'{"id": "c1", "text": ')
     assert response.status == 400
