@@ -1,20 +1,20 @@
 """The one middleware: every failure becomes ``{"error": {...}}`` and every request is measured.
 
-Routes that speak another protocol (Perspective's error object, Akismet's plain text) register an
-``ErrorShape`` for their handler with ``@error_shape``; the middleware still decides what a
-failure means (the ``CivilityError``), and the shape only decides how that route says it.
+Routes that speak another protocol register an ``ErrorShape`` (``service/error_shapes.py``); the
+middleware still decides what a failure means (the ``CivilityError``), and the shape only decides
+how that route says it.
 """
 
 import json
 import logging
 import time
-from collections.abc import Callable
 
 import pydantic
 import redis.exceptions
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from service.error_shapes import ErrorShape, shape_for
 from service.errors import BadRequest, CivilityError, StoreUnavailable, ValidationFailed
 from service.routes.state import METRICS
 
@@ -22,21 +22,6 @@ log = logging.getLogger(__name__)
 
 # A path we do not serve is counted under one label, not one per URL someone tried.
 UNMATCHED_ROUTE = "unmatched"
-
-ErrorShape = Callable[[CivilityError], web.StreamResponse]
-"""How one route answers a failure in its own protocol."""
-
-_ERROR_SHAPES: dict[Handler, ErrorShape] = {}
-
-
-def error_shape(shape: ErrorShape) -> Callable[[Handler], Handler]:
-    """Declare that the decorated handler answers its failures with ``shape``."""
-
-    def register(handler: Handler) -> Handler:
-        _ERROR_SHAPES[handler] = shape
-        return handler
-
-    return register
 
 
 def as_civility_error(error: Exception) -> CivilityError | None:
@@ -86,7 +71,7 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPRedirection:
         raise
     except Exception as error:
-        response = error_response(error, _ERROR_SHAPES.get(request.match_info.handler))
+        response = error_response(error, shape_for(request.match_info.handler))
     request.app[METRICS].observe_request(
         _route(request), request.method, response.status, time.perf_counter() - started
     )
