@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Auth = Literal["admin", "moderator", "signature", "none"]
+Auth = Literal["admin", "moderator", "signature", "api_key", "akismet_key", "coral", "none"]
 Schema = type[BaseModel] | dict[str, Any]
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -35,6 +35,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 ERROR_MEANINGS = {
     400: "Malformed request (invalid JSON, bad cursor)",
     401: "Missing or invalid credentials, or a bad or stale signature",
+    403: "Credentials missing where the protocol asks for them",
     404: "Unknown (or another site's) resource",
     409: "Version, claim or state conflict",
     413: "Request body too large",
@@ -46,6 +47,9 @@ SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
     "admin": [{"admin": []}],
     "moderator": [{"moderator": []}, {"admin": []}],
     "signature": [{"signature": []}],
+    "api_key": [{"api_key": []}],
+    "akismet_key": [{"akismet_key": []}],
+    "coral": [{"coral": []}],
     "none": [],
 }
 
@@ -62,6 +66,10 @@ class Operation:
     response_type: str = "application/json"
     errors: tuple[int, ...] = ()
     also: dict[int, str] = field(default_factory=dict)
+    body_type: str = "application/json"
+    error_schema: dict[str, Any] | None = None
+    """The errors' own shape, for routes that speak another protocol (``@error_shape``)."""
+    error_type: str = "application/json"
 
 
 _OPERATIONS: dict[Handler, Operation] = {}
@@ -128,10 +136,11 @@ def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> 
     responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": answer}}
     for status, description in op.also.items():
         responses[str(status)] = {"description": description, "content": answer}
+    error_schema = op.error_schema or {"$ref": "#/components/schemas/Error"}
     for status in op.errors:
         responses[str(status)] = {
             "description": ERROR_MEANINGS[status],
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            "content": {op.error_type: {"schema": error_schema}},
         }
     parameters = _path_parameters(path)
     if op.query is not None:
@@ -146,7 +155,7 @@ def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> 
     if op.body is not None:
         described["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": _schema_ref(op.body, "validation", refs)}},
+            "content": {op.body_type: {"schema": _schema_ref(op.body, "validation", refs)}},
         }
     return described
 
@@ -190,6 +199,25 @@ def build_document(app: web.Application, version: str) -> dict[str, Any]:
                     "in": "header",
                     "name": "Civility-Signature",
                     "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>'>",
+                },
+                "api_key": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "key",
+                    "description": "The site's api key (Perspective's ?key=)",
+                },
+                "akismet_key": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "api_key",
+                    "description": "The site's api key, sent as the api_key (or key) form field",
+                },
+                "coral": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Coral-Signature",
+                    "description": "sha256=<hex HMAC-SHA256 of the raw body with the site's "
+                    "Coral signing secret>, one or more, comma-separated",
                 },
             },
         },
