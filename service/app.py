@@ -6,12 +6,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from service.deliveries import DeliveryLog
+from service.labels import LabelLog
 from service.metrics import Metrics
 from service.middleware import errors_and_metrics
 from service.moderation import Moderation
 from service.routes import add_routes
 from service.routes import deliveries as delivery_routes
-from service.routes.state import METRICS, MODERATION, REDIS, SCORER, SETTINGS
+from service.routes.state import LABELS, METRICS, MODERATION, REDIS, SCORER, SETTINGS
 from service.scoring import start_scorer
 from service.settings import Settings, SettingsError
 from service.store import Store
@@ -29,6 +30,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_scorer)
     app.cleanup_ctx.append(_moderation)
     app.cleanup_ctx.append(_deliveries)
+    app.cleanup_ctx.append(_labels)
     add_routes(app)
     app.router.add_routes(delivery_routes.routes)
     return app
@@ -73,4 +75,9 @@ async def _moderation(app: web.Application) -> AsyncIterator[None]:
 
 async def _deliveries(app: web.Application) -> AsyncIterator[None]:
     app[delivery_routes.DELIVERIES] = DeliveryLog(app[REDIS], prefix=KEY_PREFIX)
+    yield
+
+
+async def _labels(app: web.Application) -> AsyncIterator[None]:
+    app[LABELS] = LabelLog(app[REDIS], prefix=KEY_PREFIX)
     yield

@@ -3,6 +3,7 @@
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from service.labels import LabelLog
 from service.metrics import Metrics
 from service.moderation import Moderation
 from service.scoring import PoolScorer
@@ -13,3 +14,4 @@ METRICS = web.AppKey("metrics", Metrics)
 REDIS = web.AppKey("redis", aioredis.Redis)
 SCORER = web.AppKey("scorer", PoolScorer)
 MODERATION = web.AppKey("moderation", Moderation)
+LABELS = web.AppKey("labels", LabelLog)

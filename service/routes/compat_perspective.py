@@ -1,0 +1,142 @@
+"""Perspective's ``/v1alpha1`` routes: analyze scores only; suggestscore stores a label."""
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from service.compat import perspective
+from service.compat.ids import external_id
+from service.domain import Site
+from service.error_shapes import error_shape
+from service.errors import BadRequest, CivilityError
+from service.openapi import operation
+from service.routes.body import parse, read_raw
+from service.routes.state import LABELS, MODERATION
+
+routes = web.RouteTableDef()
+
+LABEL_SOURCE = "perspective.suggestscore"
+
+ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "status"],
+            "properties": {
+                "code": {"type": "integer"},
+                "message": {"type": "string"},
+                "status": {"type": "string"},
+            },
+        }
+    },
+}
+SCORE: dict[str, Any] = {
+    "type": "object",
+    "required": ["value", "type"],
+    "properties": {"value": {"type": "number"}, "type": {"const": perspective.PROBABILITY}},
+}
+ANALYSIS: dict[str, Any] = {
+    "type": "object",
+    "required": ["attributeScores", "languages"],
+    "properties": {
+        "attributeScores": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["summaryScore"],
+                "properties": {
+                    "summaryScore": SCORE,
+                    "spanScores": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "begin": {"type": "integer"},
+                                "end": {"type": "integer"},
+                                "score": SCORE,
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "languages": {"type": "array", "items": {"type": "string"}},
+        "clientToken": {"type": "string"},
+    },
+}
+SUGGESTED: dict[str, Any] = {"type": "object", "properties": {"clientToken": {"type": "string"}}}
+ERRORS = (400, 403, 503)
+
+
+def perspective_error(error: CivilityError) -> web.Response:
+    status, body = perspective.error_body(error)
+    return web.json_response(body, status=status)
+
+
+async def _site(request: web.Request) -> Site:
+    key = perspective.api_key(request.query)
+    site = await request.app[MODERATION].site_for_api_key(key)
+    if site is None:
+        raise BadRequest(perspective.INVALID_KEY)
+    return site
+
+
+@routes.post("/v1alpha1/comments:analyze")
+@operation(
+    summary="Perspective's analyze: the model's scores for the requested attributes; nothing "
+    "is stored and nothing enters the moderation queue",
+    tag="compatibility",
+    auth="api_key",
+    body=perspective.AnalyzeRequest,
+    response=ANALYSIS,
+    errors=ERRORS,
+    error_schema=ERROR,
+)
+@error_shape(perspective_error)
+async def analyze(request: web.Request) -> web.Response:
+    await _site(request)
+    analysis = parse(perspective.AnalyzeRequest, await read_raw(request))
+    text = perspective.checked_text(analysis.comment)
+    attributes = perspective.checked_attributes(list(analysis.requested_attributes))
+    languages = perspective.checked_languages(analysis.languages, attributes)
+    scorer = request.app[MODERATION].scorer
+    summary = perspective.label_scores(attributes, await scorer.score(text))
+    spans = None
+    if analysis.span_annotations:
+        parts = perspective.segments(text)
+        scored = await asyncio.gather(*(scorer.score(text[begin:end]) for begin, end in parts))
+        spans = [(begin, end, scores) for (begin, end), scores in zip(parts, scored, strict=True)]
+    body = perspective.analyze_response(analysis, attributes, summary, spans, languages)
+    return web.json_response(body)
+
+
+@routes.post("/v1alpha1/comments:suggestscore")
+@operation(
+    summary="Perspective's suggestscore (what Coral Talk sends when a moderator approves or "
+    "rejects): stored as a training label of the site",
+    tag="compatibility",
+    auth="api_key",
+    body=perspective.SuggestScoreRequest,
+    response=SUGGESTED,
+    errors=ERRORS,
+    error_schema=ERROR,
+)
+@error_shape(perspective_error)
+async def suggest_score(request: web.Request) -> web.Response:
+    site = await _site(request)
+    suggestion = parse(perspective.SuggestScoreRequest, await read_raw(request))
+    text = perspective.checked_text(suggestion.comment)
+    labels = perspective.suggested_labels(suggestion)
+    token = suggestion.client_token
+    await request.app[LABELS].record(
+        site.id,
+        text,
+        labels,
+        LABEL_SOURCE,
+        request.app[MODERATION].scorer.model_version,
+        comment_id=external_id(token, "token") if token else None,
+    )
+    return web.json_response(perspective.suggest_response(suggestion))

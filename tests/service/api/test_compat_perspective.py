@@ -1,0 +1,339 @@
+"""Perspective's v1alpha1 API end to end, with the exact requests Coral Talk's client builds.
+
+Coral's perspective service joins its configured endpoint's path with ``/comments:analyze`` (or
+``/comments:suggestscore``), sets ``?key=``, and posts ``JSON.stringify`` of the bodies rebuilt
+below; it reads ``attributeScores[model].summaryScore.value``.
+"""
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient
+
+from service.compat.perspective import ATTRIBUTES, MAX_SPANS
+from service.labels import LabelLog
+
+Client = TestClient[web.Request, web.Application]
+
+CIVIL = "A calm remark about the harbour and its boats. The ferry runs twice a day!"
+
+
+def coral_url(endpoint: str, operation: str, key: str) -> str:
+    """Where Coral sends a Perspective call: Node's ``path.join`` of the endpoint's path and
+    ``/<operation>`` (slashes collapsed), with ``?key=`` set."""
+    parts = urlsplit(endpoint.strip())
+    path = re.sub(r"/+", "/", f"{parts.path}/{operation}")
+    return urlunsplit((parts.scheme, parts.netloc, path, urlencode({"key": key.strip()}), ""))
+
+
+def coral_analyze_body(text: str, model: str = "TOXICITY", language: str = "en") -> str:
+    body = {
+        "comment": {"text": text},
+        "doNotStore": True,
+        "requestedAttributes": {model: {}},
+        "languages": [language],
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
+def coral_suggest_body(
+    text: str, comment_id: str, approved: bool, parent_id: str | None = None
+) -> str:
+    context = {"url": f"https://news.example/story?commentID={comment_id}"}
+    if parent_id is not None:
+        context["reply_to_id_Coral_comment_id"] = parent_id
+    context["Coral_comment_id"] = comment_id
+    body = {
+        "comment": {"text": text},
+        "context": {"entries": [{"text": json.dumps(context, separators=(",", ":"))}]},
+        "attributeScores": {"TOXICITY": {"summaryScore": {"value": 0 if approved else 1}}},
+        "languages": ["en"],
+        "communityId": "Coral:https://news.example",
+        "clientToken": f"comment:{comment_id}",
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
+async def post(
+    client: Client, url: str, body: str | bytes, content_type: str = "application/json"
+) -> ClientResponse:
+    path = urlsplit(url)
+    target = f"{path.path}?{path.query}" if path.query else path.path
+    return await client.post(target, data=body, headers={"Content-Type": content_type})
+
+
+def analyze_url(key: str) -> str:
+    return coral_url("http://civility.test/v1alpha1", "comments:analyze", key)
+
+
+async def keys_of(redis_client: aioredis.Redis) -> set[str]:
+    return {key async for key in redis_client.scan_iter("*")}
+
+
+def test_coral_joins_its_endpoint_and_the_operation_like_node() -> None:
+    assert coral_url(" http://civility.test/v1alpha1 ", "comments:analyze", " k ") == (
+        "http://civility.test/v1alpha1/comments:analyze?key=k"
+    )
+    assert coral_url("http://civility.test/v1alpha1/", "comments:suggestscore", "k") == (
+        "http://civility.test/v1alpha1/comments:suggestscore?key=k"
+    )
+
+
+async def test_coral_reads_the_toxicity_score_of_the_same_model_as_intake(
+    client: Client, site: dict[str, str], post_signed: Any
+) -> None:
+    response = await post(client, analyze_url(site["api_key"]), coral_analyze_body(CIVIL))
+    assert response.status == 200
+    data = await response.json()
+    # Exactly what Coral's toxic phase reads.
+    score = data["attributeScores"]["TOXICITY"]["summaryScore"]["value"]
+    assert data["attributeScores"]["TOXICITY"]["summaryScore"]["type"] == "PROBABILITY"
+    assert data["languages"] == ["en"]
+    intake = {"id": "c1", "article": {"id": "a1"}, "author": {"id": "u1"}, "text": CIVIL}
+    verdict = await (await post_signed(site, intake)).json()
+    # Scored in different micro-batches, the float sums may differ in the last places.
+    assert score == pytest.approx(verdict["scores"]["toxicity"], abs=1e-6)
+
+
+async def test_every_attribute_maps_to_its_label(client: Client, site: dict[str, str]) -> None:
+    body = {
+        "comment": {"text": CIVIL},
+        "requestedAttributes": {name: {} for name in ATTRIBUTES},
+        "clientToken": "token-7",
+        "sessionId": "s",
+        "communityId": "c",
+        "context": {"entries": [{"text": "the article"}]},
+    }
+    response = await post(client, analyze_url(site["api_key"]), json.dumps(body))
+    assert response.status == 200
+    data = await response.json()
+    assert set(data["attributeScores"]) == set(ATTRIBUTES)
+    for name in ATTRIBUTES:
+        summary = data["attributeScores"][name]["summaryScore"]
+        assert 0.0 <= summary["value"] <= 1.0
+        assert "spanScores" not in data["attributeScores"][name]
+    assert data["clientToken"] == "token-7"
+
+
+async def test_span_annotations_score_each_sentence(client: Client, site: dict[str, str]) -> None:
+    text = "First calm sentence.  Second one is fine!\nThird line without a stop"
+    body = {
+        "comment": {"text": text},
+        "requestedAttributes": {"TOXICITY": {}, "SPAM": {}},
+        "spanAnnotations": True,
+    }
+    data = await (await post(client, analyze_url(site["api_key"]), json.dumps(body))).json()
+    for name in ("TOXICITY", "SPAM"):
+        spans = data["attributeScores"][name]["spanScores"]
+        pieces = [text[span["begin"] : span["end"]] for span in spans]
+        assert pieces == [
+            "First calm sentence.",
+            "Second one is fine!",
+            "Third line without a stop",
+        ]
+        assert all(span["score"]["type"] == "PROBABILITY" for span in spans)
+
+
+async def test_span_annotations_are_bounded(client: Client, site: dict[str, str]) -> None:
+    text = " ".join(f"Sentence {number}." for number in range(MAX_SPANS * 3))
+    body = {
+        "comment": {"text": text},
+        "requestedAttributes": {"TOXICITY": {}},
+        "spanAnnotations": True,
+    }
+    data = await (await post(client, analyze_url(site["api_key"]), json.dumps(body))).json()
+    spans = data["attributeScores"]["TOXICITY"]["spanScores"]
+    assert len(spans) == MAX_SPANS
+    assert (spans[0]["begin"], spans[-1]["end"]) == (0, len(text))
+
+
+async def test_a_score_threshold_leaves_lower_scores_out(
+    client: Client, site: dict[str, str]
+) -> None:
+    body = {
+        "comment": {"text": CIVIL},
+        "requestedAttributes": {
+            "TOXICITY": {"scoreThreshold": 1.0},
+            "SPAM": {"scoreType": "PROBABILITY"},
+        },
+    }
+    data = await (await post(client, analyze_url(site["api_key"]), json.dumps(body))).json()
+    assert set(data["attributeScores"]) == {"SPAM"}
+
+
+@pytest.mark.parametrize("do_not_store", [True, False, None])
+async def test_analyze_stores_nothing_and_queues_nothing(
+    client: Client,
+    site: dict[str, str],
+    redis_client: aioredis.Redis,
+    moderator: Any,
+    do_not_store: bool | None,
+) -> None:
+    before = await keys_of(redis_client)
+    body: dict[str, Any] = {"comment": {"text": CIVIL}, "requestedAttributes": {"TOXICITY": {}}}
+    if do_not_store is not None:
+        body["doNotStore"] = do_not_store
+    assert (await post(client, analyze_url(site["api_key"]), json.dumps(body))).status == 200
+    assert await keys_of(redis_client) == before
+    queue = await client.get("/v1/sites/news/queue", headers=moderator(site))
+    assert (await queue.json())["items"] == []
+
+
+def google_error(code: int, status: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
+@pytest.mark.parametrize("path", ["comments:analyze", "comments:suggestscore"])
+async def test_a_missing_or_wrong_key_gets_googles_answer(client: Client, path: str) -> None:
+    body = coral_analyze_body(CIVIL)
+    missing = await post(client, f"/v1alpha1/{path}", body)
+    assert missing.status == 403
+    assert await missing.json() == google_error(
+        403, "PERMISSION_DENIED", "The request is missing a valid API key."
+    )
+    wrong = await post(client, f"/v1alpha1/{path}?key=nope", body)
+    assert wrong.status == 400
+    assert await wrong.json() == google_error(
+        400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            coral_analyze_body(CIVIL, model="SEXUALLY_EXPLICIT"),
+            "Unknown attribute: SEXUALLY_EXPLICIT. Supported attributes: TOXICITY, "
+            "SEVERE_TOXICITY, IDENTITY_ATTACK, INSULT, PROFANITY, THREAT, SPAM.",
+        ),
+        (
+            coral_analyze_body(CIVIL, language="de"),
+            "Attribute TOXICITY does not support request languages: de",
+        ),
+        (coral_analyze_body("   "), "Comment must be non-empty."),
+        (
+            coral_analyze_body("é" * 10_241),
+            "Comment text too long: 20482 bytes; the limit is 20480 bytes and 20000 characters.",
+        ),
+        (
+            json.dumps({"comment": {"text": CIVIL}, "requestedAttributes": {}}),
+            "requestedAttributes must name at least one attribute.",
+        ),
+        ("{not json", "request body is not valid JSON"),
+        (
+            json.dumps(
+                {"comment": {"text": CIVIL}, "requestedAttributes": {"TOXICITY": {}}, "x": 1}
+            ),
+            "Invalid JSON payload received. at 'x': Extra inputs are not permitted",
+        ),
+        (
+            json.dumps({"comment": {}, "requestedAttributes": {"TOXICITY": {"scoreThreshold": 2}}}),
+            "Invalid JSON payload received. at 'comment.text': Field required; at "
+            "'requestedAttributes.TOXICITY.scoreThreshold': "
+            "Input should be less than or equal to 1",
+        ),
+    ],
+)
+async def test_bad_requests_get_invalid_argument(
+    client: Client, site: dict[str, str], body: str, message: str
+) -> None:
+    response = await post(client, analyze_url(site["api_key"]), body)
+    assert response.status == 400
+    assert await response.json() == google_error(400, "INVALID_ARGUMENT", message)
+
+
+async def test_a_body_that_is_not_json_or_too_large_is_an_invalid_argument(
+    client: Client, site: dict[str, str]
+) -> None:
+    form = await post(
+        client, analyze_url(site["api_key"]), "a=b", "application/x-www-form-urlencoded"
+    )
+    assert form.status == 400
+    assert (await form.json())["error"]["status"] == "INVALID_ARGUMENT"
+    huge = await post(client, analyze_url(site["api_key"]), coral_analyze_body("x" * 70_000))
+    assert huge.status == 400
+    assert (await huge.json())["error"]["message"] == "request body is larger than 65536 bytes"
+
+
+@pytest.mark.parametrize(("approved", "label"), [(True, 0), (False, 1)])
+async def test_corals_suggestscore_stores_a_training_label(
+    client: Client, site: dict[str, str], redis_client: aioredis.Redis, approved: bool, label: int
+) -> None:
+    url = coral_url("http://civility.test/v1alpha1", "comments:suggestscore", site["api_key"])
+    body = coral_suggest_body("You absolute clown.", "c-9", approved, parent_id="c-1")
+    response = await post(client, url, body)
+    assert response.status == 200
+    assert await response.json() == {"clientToken": "comment:c-9"}
+    [entry] = [entry async for entry in LabelLog(redis_client).export("news")]
+    assert entry["labels"] == {"toxicity": label}
+    assert (entry["text"], entry["source"], entry["comment_id"]) == (
+        "You absolute clown.",
+        "perspective.suggestscore",
+        "comment:c-9",
+    )
+    assert entry["model"]
+
+
+async def test_a_suggestion_without_token_answers_an_empty_object(
+    client: Client, site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    body = {
+        "comment": {"text": "Cheap pills here"},
+        "attributeScores": {"SPAM": {"summaryScore": {"value": 0.9, "type": "PROBABILITY"}}},
+    }
+    url = f"/v1alpha1/comments:suggestscore?key={site['api_key']}"
+    response = await post(client, url, json.dumps(body))
+    assert (response.status, await response.json()) == (200, {})
+    [entry] = [entry async for entry in LabelLog(redis_client).export("news")]
+    assert (entry["labels"], entry["comment_id"]) == ({"spam": 1}, None)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {
+                "comment": {"text": "x"},
+                "attributeScores": {"LIKELY_TO_REJECT": {"summaryScore": {"value": 1}}},
+            },
+            "Unknown attribute: LIKELY_TO_REJECT. Supported attributes: TOXICITY, "
+            "SEVERE_TOXICITY, IDENTITY_ATTACK, INSULT, PROFANITY, THREAT, SPAM.",
+        ),
+        (
+            {
+                "comment": {"text": ""},
+                "attributeScores": {"TOXICITY": {"summaryScore": {"value": 1}}},
+            },
+            "Comment must be non-empty.",
+        ),
+        (
+            {"comment": {"text": "x"}, "attributeScores": {}},
+            "attributeScores must name at least one attribute.",
+        ),
+        (
+            {
+                "comment": {"text": "x"},
+                "attributeScores": {"TOXICITY": {"summaryScore": {"value": 3}}},
+            },
+            "Invalid JSON payload received. at 'attributeScores.TOXICITY.summaryScore.value': "
+            "Input should be less than or equal to 1",
+        ),
+    ],
+)
+async def test_a_bad_suggestion_stores_nothing(
+    client: Client,
+    site: dict[str, str],
+    redis_client: aioredis.Redis,
+    body: dict[str, Any],
+    message: str,
+) -> None:
+    url = f"/v1alpha1/comments:suggestscore?key={site['api_key']}"
+    response = await post(client, url, json.dumps(body))
+    assert response.status == 400
+    assert await response.json() == google_error(400, "INVALID_ARGUMENT", message)
+    assert [entry async for entry in LabelLog(redis_client).export("news")] == []
