@@ -92,10 +92,10 @@ class KeySpace:
         """Hash: per-state comment counts, status, first_seen, last_seen."""
         return f"{self.site_prefix(site)}author:{author_id}"
 
-    def author_recent(self, site: str, outcome: str, author_id: str) -> str:
-        """Sorted set with expiry: the author's comments decided ``approved`` or ``rejected``
-        (spam included) within the site's recent window, by decision time (ms); capped."""
-        return f"{self.site_prefix(site)}recent:{outcome}:{author_id}"
+    def author_recent(self, site: str, author_id: str) -> str:
+        """Sorted set with expiry: the author's decided comments within the site's recent window
+        as ``a:<id>`` (approved) or ``r:<id>`` (rejected or spam), by decision time (ms); capped."""
+        return f"{self.site_prefix(site)}recent:{author_id}"
 
     def author_flood(self, site: str, author_id: str) -> str:
         """String with expiry: the author's last comment id during the flood interval."""
