@@ -2,9 +2,9 @@
 
 from aiohttp import web
 
-from service.routes import admin, compat_perspective, health, intake, moderation
+from service.routes import admin, compat_akismet, compat_perspective, health, intake, moderation
 
 
 def add_routes(app: web.Application) -> None:
-    for area in (health, admin, intake, moderation, compat_perspective):
+    for area in (health, admin, intake, moderation, compat_perspective, compat_akismet):
         app.router.add_routes(area.routes)

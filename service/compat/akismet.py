@@ -1,0 +1,227 @@
+"""Akismet's REST API (1.1): form fields in, ``true``/``false``/``valid``/``invalid`` text out.
+
+A ``comment-check`` becomes an intake ``Submission``: Akismet sends no comment, article or author
+ids, so they are derived from what it does send (the same call always gives the same ids, so a
+retried or re-checked comment is the stored one, not a second one). The answer is ``true`` when
+the site's policy stops the comment (``spam`` or ``rejected``) and ``false`` when it publishes or
+holds it; a held comment waits in the moderation queue and its decision reaches the host by
+webhook, because Akismet's answer has no "held".
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from service.compat.ids import digest, external_id
+from service.domain import MAX_TEXT, State, Submission
+from service.errors import BadRequest, CivilityError, Unauthorized, ValidationFailed
+from service.policy import SPAM_LABEL
+
+SPAM = "true"
+HAM = "false"
+VALID = "valid"
+INVALID = "invalid"
+THANKS = "Thanks for making the web a better place."
+
+DEBUG_HELP = "X-akismet-debug-help"
+PRO_TIP = "X-akismet-pro-tip"
+GUID = "X-akismet-guid"
+DISCARD = "discard"
+
+SPAM_TRIGGER_AUTHOR = "akismet-guaranteed-spam"
+SPAM_TRIGGER_EMAIL = "akismet-guaranteed-spam@example.com"
+HAM_TRIGGER_ROLE = "administrator"
+
+BLATANT_SPAM_SCORE = 0.98
+"""A ``spam`` verdict at least this sure is answered with ``X-akismet-pro-tip: discard``."""
+
+STOPPED = (State.SPAM, State.REJECTED)
+
+_MAX_FIELD = 65_536
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_TRUTHY = ("1", "true", "yes")
+_NO_PARENT = ("", "0")
+UNKNOWN_ARTICLE = "unknown"
+
+
+class InvalidKey(Unauthorized):
+    """Akismet answers a bad key with the body ``invalid`` and the reason in a header."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One comment-check, submit-spam or submit-ham request, its required fields checked."""
+
+    api_key: str
+    blog: str
+    user_ip: str
+    fields: Mapping[str, str]
+
+    @property
+    def is_test(self) -> bool:
+        return self.fields.get("is_test", "").strip().lower() in _TRUTHY
+
+    @property
+    def content(self) -> str:
+        return self.fields.get("comment_content", "")
+
+
+def key_of(fields: Mapping[str, str], *names: str) -> str:
+    for name in names:
+        if value := fields.get(name, "").strip():
+            return value
+    raise InvalidKey(f'Empty "{names[0]}" value')
+
+
+def verify_key_fields(fields: Mapping[str, str]) -> str:
+    """The key of a verify-key call (``key``, or ``api_key`` as the 1.1 docs also allow)."""
+    key = key_of(fields, "key", "api_key")
+    if not fields.get("blog", "").strip():
+        raise InvalidKey('Empty "blog" value')
+    return key
+
+
+def call(fields: Mapping[str, str]) -> Call:
+    """A comment-check or submit call; a missing field is named as Akismet names it."""
+    key = key_of(fields, "api_key", "key")
+    for name in ("blog", "user_ip"):
+        if not fields.get(name, "").strip():
+            raise BadRequest(f"Missing required field: {name}.")
+    for name, value in fields.items():
+        if len(value) > _MAX_FIELD:
+            raise BadRequest(f"Field {name} is longer than {_MAX_FIELD} characters.")
+    return Call(key, fields["blog"].strip(), fields["user_ip"].strip(), fields)
+
+
+def test_trigger(checked: Call) -> str | None:
+    """Akismet's documented test answers: ``true`` for the guaranteed-spam author or e-mail,
+    ``false`` for an administrator; None for every other comment."""
+    author = checked.fields.get("comment_author", "").strip().lower()
+    email = checked.fields.get("comment_author_email", "").strip().lower()
+    if author == SPAM_TRIGGER_AUTHOR or email == SPAM_TRIGGER_EMAIL:
+        return SPAM
+    if checked.fields.get("user_role", "").strip().lower() == HAM_TRIGGER_ROLE:
+        return HAM
+    return None
+
+
+def honeypot_filled(checked: Call) -> bool:
+    """The form's hidden field (named by ``honeypot_field_name``) has a value: only bots fill it."""
+    name = checked.fields.get("honeypot_field_name", "").strip()
+    return bool(name) and bool(checked.fields.get(name, "").strip())
+
+
+def comment_id(checked: Call) -> str:
+    """The same comment from the same person on the same page always gets the same id."""
+    fields = checked.fields
+    parts = [
+        checked.blog,
+        fields.get("comment_post_ID", ""),
+        fields.get("permalink", ""),
+        fields.get("comment_author", ""),
+        fields.get("comment_author_email", "").lower(),
+        checked.user_ip,
+        fields.get("comment_date_gmt", ""),
+        checked.content,
+    ]
+    return f"akismet-{digest(*parts)[:32]}"
+
+
+def submission(checked: Call) -> Submission:
+    """The intake body a comment-check stands for; bad fields are a ``BadRequest`` naming them."""
+    fields = checked.fields
+    text = checked.content
+    if len(text) > MAX_TEXT:
+        raise BadRequest(f"comment_content is longer than {MAX_TEXT} characters.")
+    article_id = fields.get("comment_post_ID", "").strip() or fields.get("permalink", "").strip()
+    permalink = fields.get("permalink", "").strip()
+    parent = fields.get("comment_parent", "").strip()
+    author_identity = (
+        fields.get("comment_author_email", "").strip().lower()
+        or fields.get("comment_author", "").strip()
+        or checked.user_ip
+    )
+    body = {
+        "id": comment_id(checked),
+        "article": {
+            "id": external_id(article_id, "article") if article_id else UNKNOWN_ARTICLE,
+            "url": permalink if permalink.startswith(("http://", "https://")) else None,
+        },
+        "parent_id": None if parent in _NO_PARENT else external_id(parent, "comment"),
+        "author": {
+            "id": f"akismet-{digest(checked.blog, author_identity)[:32]}",
+            "name": fields.get("comment_author", "").strip()[:200] or None,
+            "email": _email(fields.get("comment_author_email", "")),
+            "ip": checked.user_ip,
+            "user_agent": fields.get("user_agent", "")[:512] or None,
+            "role": fields.get("user_role", "").strip()[:64] or None,
+        },
+        "text": text,
+        "created_at": _created_at(fields.get("comment_date_gmt", "")),
+        "lang": _language(fields.get("blog_lang", "")),
+    }
+    try:
+        return Submission.model_validate(body)
+    except ValidationError as error:
+        failed = ValidationFailed.from_pydantic(error)
+        names = ", ".join(_field_name(item["field"]) for item in failed.details)
+        raise BadRequest(f"Invalid field(s): {names}.") from None
+
+
+def answer(state: State) -> str:
+    return SPAM if state in STOPPED else HAM
+
+
+def is_blatant(state: State, scores: Mapping[str, float]) -> bool:
+    return state is State.SPAM and scores.get(SPAM_LABEL, 0.0) >= BLATANT_SPAM_SCORE
+
+
+def error_text(error: CivilityError) -> tuple[int, str]:
+    """Akismet's answer to a failure: a bad key is ``invalid``, a bad request its message, both
+    with HTTP 200 as Akismet sends them; an outage keeps its status so clients retry."""
+    if isinstance(error, Unauthorized):
+        return 200, INVALID
+    if error.status < 500 and error.status != 413:
+        return 200, error.message
+    return error.status, error.message
+
+
+_FORM_NAMES = {
+    "text": "comment_content",
+    "author.ip": "user_ip",
+    "author.name": "comment_author",
+    "created_at": "comment_date_gmt",
+    "lang": "blog_lang",
+    "parent_id": "comment_parent",
+}
+
+
+def _field_name(field: str) -> str:
+    return _FORM_NAMES.get(field, field)
+
+
+def _created_at(value: str) -> str | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest("comment_date_gmt is not an ISO 8601 date.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # the field is GMT by definition
+    return moment.isoformat()
+
+
+def _email(value: str) -> str | None:
+    """The address when it looks like one; Akismet clients send whatever the form held."""
+    value = value.strip()
+    return value if len(value) <= 254 and _EMAIL.match(value) else None
+
+
+def _language(value: str) -> str | None:
+    first = value.split(",")[0].strip().replace("_", "-")
+    return first[:16] or None

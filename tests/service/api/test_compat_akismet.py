@@ -1,0 +1,406 @@
+"""Akismet's 1.1 API end to end, driven by the real ``akismet`` client (sync and async).
+
+The client only talks to ``https://rest.akismet.com``; an httpx transport hands its requests to
+the test server instead, so every byte on the wire is what the real client sends.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import akismet
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient
+
+from service.compat.akismet import BLATANT_SPAM_SCORE, THANKS
+from service.labels import LabelLog
+
+Client = TestClient[web.Request, web.Application]
+BLOG = "https://blog.example"
+CIVIL = "A calm remark about the harbour and its boats."
+SPAMMY = "BUY CHEAP VIAGRA NOW!!! http://spam.example/pills http://x.example best price click here"
+VISITOR = {
+    "comment_type": "comment",
+    "comment_author": "Ada Reader",
+    "comment_author_email": "ada@example.org",
+    "comment_author_url": "https://ada.example",
+    "permalink": f"{BLOG}/2026/11/harbour",
+    "referrer": f"{BLOG}/",
+    "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+    "blog_lang": "en_us",
+    "blog_charset": "UTF-8",
+}
+
+
+class SyncToTestServer(httpx.BaseTransport):
+    """Sends every request to the test server, whatever host the client addressed."""
+
+    def __init__(self, base: httpx.URL) -> None:
+        self.base = base
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(
+            scheme=self.base.scheme, host=self.base.host, port=self.base.port
+        )
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncToTestServer(httpx.AsyncBaseTransport):
+    def __init__(self, base: httpx.URL) -> None:
+        self.base = base
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(
+            scheme=self.base.scheme, host=self.base.host, port=self.base.port
+        )
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class Clients:
+    """The sync client (run in a thread: the server shares this event loop) and the async one,
+    behind one awaitable interface so every test runs against both."""
+
+    def __init__(self, base: httpx.URL, key: str, *, use_async: bool) -> None:
+        config = akismet.Config(key=key, url=BLOG)
+        self.use_async = use_async
+        self.sync = akismet.SyncClient(
+            config=config, http_client=httpx.Client(transport=SyncToTestServer(base), timeout=30)
+        )
+        self.aio = akismet.AsyncClient(
+            config=config,
+            http_client=httpx.AsyncClient(transport=AsyncToTestServer(base), timeout=30),
+        )
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self.use_async:
+            return await getattr(self.aio, method)(*args, **kwargs)
+        return await asyncio.to_thread(getattr(self.sync, method), *args, **kwargs)
+
+    async def close(self) -> None:
+        self.sync._http_client.close()
+        await self.aio._http_client.aclose()
+
+
+@pytest.fixture(params=["sync", "async"])
+async def akismet_for(
+    request: pytest.FixtureRequest, client: Client
+) -> AsyncIterator[Callable[[str], Clients]]:
+    base = httpx.URL(str(client.make_url("/")))
+    made: list[Clients] = []
+
+    def make(key: str) -> Clients:
+        made.append(Clients(base, key, use_async=request.param == "async"))
+        return made[-1]
+
+    yield make
+    for clients in made:
+        await clients.close()
+
+
+async def keys_of(redis_client: aioredis.Redis) -> set[str]:
+    return {key async for key in redis_client.scan_iter("*")}
+
+
+async def labels_of(redis_client: aioredis.Redis, site: str = "news") -> list[dict[str, Any]]:
+    return [entry async for entry in LabelLog(redis_client).export(site)]
+
+
+async def form(client: Client, path: str, fields: dict[str, str]) -> ClientResponse:
+    return await client.post(path, data=fields)
+
+
+def check_fields(site: dict[str, str], **fields: str) -> dict[str, str]:
+    return {"api_key": site["api_key"], "blog": BLOG, "user_ip": "203.0.113.7", **fields}
+
+
+# ---------------------------------------------------------------- the real client
+
+
+async def test_verify_key_says_valid_for_a_sites_key_only(
+    akismet_for: Callable[[str], Clients], site: dict[str, str]
+) -> None:
+    assert await akismet_for(site["api_key"]).call("verify_key") is True
+    assert await akismet_for("not-a-key").call("verify_key") is False
+    assert await akismet_for("x").call("verify_key", site["api_key"], BLOG) is True
+
+
+async def test_a_civil_comment_is_ham_and_stored_for_the_sites_moderators(
+    akismet_for: Callable[[str], Clients],
+    create_site: Any,
+    client: Client,
+    moderator: Any,
+) -> None:
+    site = await create_site("news", mode="pre")
+    verdict = await akismet_for(site["api_key"]).call(
+        "comment_check", "203.0.113.7", comment_content=CIVIL, **VISITOR
+    )
+    # Held for a moderator: Akismet has no "held", so the answer is ham and the queue has it.
+    assert verdict == akismet.CheckResponse.HAM
+    queue = await (await client.get("/v1/sites/news/queue", headers=moderator(site))).json()
+    [item] = queue["items"]
+    assert (item["text"], item["state"], item["reasons"]) == (CIVIL, "pending", ["PREMOD"])
+    assert item["author"]["name"] == "Ada Reader"
+    assert item["author"]["email"] == "ada@example.org"
+    assert item["author"]["ip"] == "203.0.113.7"
+    assert item["id"].startswith("akismet-")
+
+
+async def test_a_comment_the_policy_stops_is_spam(
+    akismet_for: Callable[[str], Clients], create_site: Any, client: Client, moderator: Any
+) -> None:
+    site = await create_site("news", banned_words=["harbour"])
+    verdict = await akismet_for(site["api_key"]).call(
+        "comment_check", "203.0.113.7", comment_content=CIVIL, **VISITOR
+    )
+    assert verdict == akismet.CheckResponse.SPAM
+    page = await client.get("/v1/sites/news/queue", headers=moderator(site))
+    assert (await page.json())["items"] == []
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        {"comment_author": "akismet-guaranteed-spam"},
+        {"comment_author_email": "akismet-guaranteed-spam@example.com"},
+    ],
+)
+async def test_akismets_spam_triggers_answer_spam_and_store_nothing(
+    akismet_for: Callable[[str], Clients],
+    site: dict[str, str],
+    redis_client: aioredis.Redis,
+    trigger: dict[str, str],
+) -> None:
+    before = await keys_of(redis_client)
+    fields = {**VISITOR, **trigger}
+    verdict = await akismet_for(site["api_key"]).call(
+        "comment_check", "203.0.113.7", comment_content=CIVIL, **fields
+    )
+    assert verdict == akismet.CheckResponse.SPAM
+    assert await keys_of(redis_client) == before
+
+
+async def test_an_administrator_is_ham_even_where_the_policy_would_stop_the_text(
+    akismet_for: Callable[[str], Clients], create_site: Any, redis_client: aioredis.Redis
+) -> None:
+    site = await create_site("news", banned_words=["harbour"])
+    before = await keys_of(redis_client)
+    verdict = await akismet_for(site["api_key"]).call(
+        "comment_check", "203.0.113.7", comment_content=CIVIL, user_role="administrator"
+    )
+    assert verdict == akismet.CheckResponse.HAM
+    assert await keys_of(redis_client) == before
+
+
+async def test_a_test_check_gets_the_policys_answer_and_stores_nothing(
+    akismet_for: Callable[[str], Clients], create_site: Any, redis_client: aioredis.Redis
+) -> None:
+    site = await create_site("news", banned_words=["harbour"])
+    before = await keys_of(redis_client)
+    clients = akismet_for(site["api_key"])
+    stopped = await clients.call(
+        "comment_check", "203.0.113.7", comment_content=CIVIL, is_test=True
+    )
+    assert stopped == akismet.CheckResponse.SPAM
+    published = await clients.call(
+        "comment_check", "203.0.113.7", comment_content="Lovely photos.", is_test=True
+    )
+    assert published == akismet.CheckResponse.HAM
+    assert await keys_of(redis_client) == before
+
+
+async def test_obvious_spam_is_spam_and_blatant_spam_says_discard(
+    akismet_for: Callable[[str], Clients],
+    site: dict[str, str],
+    client: Client,
+    moderator: Any,
+) -> None:
+    verdict = await akismet_for(site["api_key"]).call(
+        "comment_check", "198.51.100.2", comment_content=SPAMMY, comment_author="Pills"
+    )
+    page = await client.get("/v1/sites/news/queue?limit=5", headers=moderator(site))
+    assert (await page.json())["items"] == []  # spam is not held for anyone
+    response = await form(
+        client,
+        "/1.1/comment-check",
+        check_fields(site, user_ip="198.51.100.2", comment_content=SPAMMY, comment_author="Pills"),
+    )
+    comment_id = response.headers["X-akismet-guid"]
+    stored = await (
+        await client.get(f"/v1/sites/news/comments/{comment_id}", headers=moderator(site))
+    ).json()
+    assert stored["state"] == "spam"
+    blatant = stored["scores"]["spam"] >= BLATANT_SPAM_SCORE
+    assert verdict == (akismet.CheckResponse.DISCARD if blatant else akismet.CheckResponse.SPAM)
+
+
+async def test_submit_spam_and_ham_keep_training_labels(
+    akismet_for: Callable[[str], Clients], site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    clients = akismet_for(site["api_key"])
+    assert await clients.call("submit_spam", "198.51.100.2", comment_content=SPAMMY) is True
+    assert await clients.call("submit_ham", "203.0.113.7", comment_content=CIVIL, **VISITOR)
+    assert await clients.call("submit_ham", "203.0.113.7", comment_content=CIVIL, is_test=True)
+    entries = await labels_of(redis_client)
+    assert [(entry["text"], entry["labels"], entry["source"]) for entry in entries] == [
+        (SPAMMY, {"spam": 1}, "akismet.submit-spam"),
+        (CIVIL, {"spam": 0}, "akismet.submit-ham"),
+    ]
+    assert all(entry["model"] and entry["comment_id"].startswith("akismet-") for entry in entries)
+
+
+async def test_a_wrong_key_raises_the_clients_key_error(
+    akismet_for: Callable[[str], Clients], site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    clients = akismet_for("wrong-key")
+    with pytest.raises(akismet.APIKeyError):
+        await clients.call("comment_check", "203.0.113.7", comment_content=CIVIL)
+    with pytest.raises(akismet.APIKeyError):
+        await clients.call("submit_spam", "203.0.113.7", comment_content=CIVIL)
+    assert await labels_of(redis_client) == []
+
+
+async def test_the_validated_constructor_refuses_a_wrong_key(
+    client: Client, site: dict[str, str]
+) -> None:
+    base = httpx.URL(str(client.make_url("/")))
+    http_client = httpx.AsyncClient(transport=AsyncToTestServer(base), timeout=30)
+    with pytest.raises(akismet.APIKeyError):
+        await akismet.AsyncClient.validated_client(
+            config=akismet.Config(key="wrong", url=BLOG), http_client=http_client
+        )
+    good = await akismet.AsyncClient.validated_client(
+        config=akismet.Config(key=site["api_key"], url=BLOG), http_client=http_client
+    )
+    assert (
+        await good.comment_check("203.0.113.7", comment_content=CIVIL) == akismet.CheckResponse.HAM
+    )
+    await http_client.aclose()
+
+
+# ---------------------------------------------------------------- the wire
+
+
+async def test_a_repeated_check_is_the_stored_comment_with_its_guid(
+    client: Client, site: dict[str, str], moderator: Any
+) -> None:
+    fields = check_fields(site, comment_content=CIVIL, **VISITOR)
+    first = await form(client, "/1.1/comment-check", fields)
+    again = await form(client, "/1.1/comment-check", {**fields, "recheck_reason": "edit"})
+    assert (await first.text(), await again.text()) == ("false", "false")
+    assert first.content_type == "text/plain"
+    guid = first.headers["X-akismet-guid"]
+    assert again.headers["X-akismet-guid"] == guid
+    assert "X-akismet-pro-tip" not in first.headers
+    stored = await client.get(f"/v1/sites/news/comments/{guid}", headers=moderator(site))
+    assert (await stored.json())["version"] == 1
+
+
+async def test_a_filled_honeypot_is_discarded_unstored(
+    client: Client, site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    before = await keys_of(redis_client)
+    fields = check_fields(
+        site, comment_content=CIVIL, honeypot_field_name="hidden_url", hidden_url="http://bot"
+    )
+    response = await form(client, "/1.1/comment-check", fields)
+    assert (await response.text(), response.headers["X-akismet-pro-tip"]) == ("true", "discard")
+    assert await keys_of(redis_client) == before
+    empty_pot = await form(
+        client, "/1.1/comment-check", {**fields, "hidden_url": "", "is_test": "1"}
+    )
+    assert await empty_pot.text() == "false"
+
+
+async def test_a_check_without_text_is_ham_and_stores_nothing(
+    client: Client, site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    before = await keys_of(redis_client)
+    response = await form(client, "/1.1/comment-check", check_fields(site, comment_type="signup"))
+    assert await response.text() == "false"
+    assert await keys_of(redis_client) == before
+
+
+@pytest.mark.parametrize("path", ["/1.1/comment-check", "/1.1/submit-spam", "/1.1/submit-ham"])
+@pytest.mark.parametrize(
+    ("change", "body", "help_text"),
+    [
+        ({"api_key": ""}, "invalid", 'Empty "api_key" value'),
+        ({"api_key": "wrong"}, "invalid", "Invalid key"),
+        ({"blog": ""}, "Missing required field: blog.", "Missing required field: blog."),
+        ({"user_ip": " "}, "Missing required field: user_ip.", "Missing required field: user_ip."),
+        ({"user_ip": "not-an-ip"}, "Invalid field(s): user_ip.", "Invalid field(s): user_ip."),
+        (
+            {"comment_date_gmt": "yesterday"},
+            "comment_date_gmt is not an ISO 8601 date.",
+            "comment_date_gmt is not an ISO 8601 date.",
+        ),
+        (
+            {"comment_content": "x" * 20_001},
+            "comment_content is longer than 20000 characters.",
+            "comment_content is longer than 20000 characters.",
+        ),
+    ],
+)
+async def test_bad_calls_get_akismets_answer_and_store_nothing(
+    client: Client,
+    site: dict[str, str],
+    redis_client: aioredis.Redis,
+    path: str,
+    change: dict[str, str],
+    body: str,
+    help_text: str,
+) -> None:
+    before = await keys_of(redis_client)
+    response = await form(client, path, {**check_fields(site, comment_content=CIVIL), **change})
+    assert response.status == 200
+    assert await response.text() == body
+    assert response.headers["X-akismet-debug-help"] == help_text
+    assert await keys_of(redis_client) == before
+
+
+@pytest.mark.parametrize(
+    ("fields", "help_text"),
+    [
+        ({"blog": BLOG}, 'Empty "key" value'),
+        ({"key": "wrong", "blog": BLOG}, "Invalid key"),
+        ({"key": "any"}, 'Empty "blog" value'),
+    ],
+)
+async def test_verify_key_says_invalid_and_why(
+    client: Client, fields: dict[str, str], help_text: str
+) -> None:
+    response = await form(client, "/1.1/verify-key", fields)
+    assert (response.status, await response.text()) == (200, "invalid")
+    assert response.headers["X-akismet-debug-help"] == help_text
+
+
+async def test_verify_key_takes_api_key_too(client: Client, site: dict[str, str]) -> None:
+    response = await form(client, "/1.1/verify-key", {"api_key": site["api_key"], "blog": BLOG})
+    assert await response.text() == "valid"
+
+
+async def test_submissions_answer_thanks(client: Client, site: dict[str, str]) -> None:
+    for path in ("/1.1/submit-spam", "/1.1/submit-ham"):
+        response = await form(client, path, check_fields(site, comment_content=CIVIL))
+        assert (response.status, await response.text()) == (200, THANKS)
+
+
+async def test_a_body_over_the_limit_is_refused_in_plain_text(
+    client: Client, site: dict[str, str]
+) -> None:
+    fields = check_fields(site, comment_content="x" * 70_000)
+    response = await form(client, "/1.1/comment-check", fields)
+    assert response.status == 413
+    assert await response.text() == "request body is larger than 65536 bytes"
+    assert response.headers["X-akismet-debug-help"] == "request body is larger than 65536 bytes"
