@@ -10,7 +10,8 @@ from service.labels import LabelLog
 from service.metrics import Metrics
 from service.middleware import errors_and_metrics
 from service.moderation import Moderation
-from service.routes import add_routes
+from service.reload import follow_reloads
+from service.routes import add_routes, authors, model, reports
 from service.routes import deliveries as delivery_routes
 from service.routes.state import LABELS, METRICS, MODERATION, REDIS, SCORER, SETTINGS
 from service.scoring import start_scorer
@@ -28,11 +29,14 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_scorer)
+    app.cleanup_ctx.append(_labels)
     app.cleanup_ctx.append(_moderation)
     app.cleanup_ctx.append(_deliveries)
-    app.cleanup_ctx.append(_labels)
+    app.cleanup_ctx.append(follow_reloads)
     add_routes(app)
     app.router.add_routes(delivery_routes.routes)
+    for area in (reports, authors, model):
+        app.router.add_routes(area.routes)
     return app
 
 
@@ -69,7 +73,9 @@ async def _scorer(app: web.Application) -> AsyncIterator[None]:
 async def _moderation(app: web.Application) -> AsyncIterator[None]:
     scorer = app[SCORER]
     store = Store(app[REDIS], prefix=KEY_PREFIX)
-    app[MODERATION] = Moderation(store, scorer, thresholds=scorer.info.thresholds)
+    app[MODERATION] = Moderation(
+        store, scorer, thresholds=scorer.info.thresholds, labels=app[LABELS]
+    )
     yield
 
 

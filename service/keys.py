@@ -33,6 +33,10 @@ class KeySpace:
         """Hash {site, id, name, created_at}, by sha256 of the moderator's bearer token."""
         return f"{self.prefix}:token:{token_hash}"
 
+    def model_reloads(self) -> str:
+        """Pub/sub channel: an API process that reloaded the model tells the others to follow."""
+        return f"{self.prefix}:model:reloads"
+
     # -- per site
     def site_prefix(self, site: str) -> str:
         """What every key of ``site`` starts with; the scripts build derived keys from it."""

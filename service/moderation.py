@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from service import policy as rules
 from service.domain import (
@@ -32,6 +32,7 @@ from service.domain import (
     Comment,
     Decision,
     DecisionOutcome,
+    ExternalId,
     IngestResult,
     Moderator,
     Policy,
@@ -82,6 +83,7 @@ MAX_INTAKE_ATTEMPTS = 3
 """Decide-and-write rounds before intake gives up on a context that keeps changing."""
 
 _SPACES = re.compile(r"\s+")
+_AUTHOR_ID: TypeAdapter[str] = TypeAdapter(ExternalId)
 
 
 class Scorer(Protocol):
@@ -538,6 +540,10 @@ class Moderation:
         """Set the author's status; with ``reject_pending``, a ban also rejects each of the
         author's held comments through the decision path (history, outbox, counters, label)."""
         await self._site_record(site_id)
+        try:
+            _AUTHOR_ID.validate_python(author_id)
+        except ValidationError as error:
+            raise ValidationFailed.from_pydantic(error, prefix="author") from None
         if change.reject_pending and change.status is not AuthorStatus.BANNED:
             raise ValidationFailed(
                 [("reject_pending", "only a ban can reject the author's held comments")]

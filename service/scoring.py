@@ -3,6 +3,10 @@
 Each worker loads the active model once, in the pool's initializer. Requests that arrive within
 ``batch_wait`` of each other (or until ``batch_max_items`` are waiting) are scored as one batch in
 one pool call, which pays the vectoriser's per-call overhead and the inter-process round trip once.
+
+``reload`` switches to the model ``models/ACTIVE`` names without dropping a request: a new pool
+loads it while the old one keeps scoring, the scorer swaps pools only once every new worker has
+loaded, and batches already sent to the old pool finish there and name its model.
 """
 
 import asyncio
@@ -14,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sklearn
+
 from classifier.model import Model, load_active
+from service.moderation import Scored
 
 Scores = dict[str, float]
 Spans = dict[str, list[tuple[int, int]]]
@@ -27,6 +34,9 @@ def _start_worker(models_dir: Path) -> None:
     global _model
     # Ctrl-C reaches the whole process group; the serving process alone decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The model was validated when it was trained and its inputs are texts: scikit-learn's per-call
+    # argument and finiteness checks cost ~1 ms of every pool call, a third of a small batch.
+    sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
     _model = load_active(models_dir)
 
 
@@ -88,6 +98,14 @@ def create_executor(workers: int, models_dir: Path) -> ProcessPoolExecutor:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Pool:
+    """Worker processes and the model every one of them loaded: swapped together."""
+
+    executor: Executor
+    info: ModelInfo
+
+
 class PoolScorer:
     """The ``Scorer`` the domain uses: ``score`` one text, micro-batched; ``explain`` one text.
 
@@ -96,6 +114,9 @@ class PoolScorer:
     every worker is busy, texts accumulate and go as one batch as soon as one is free, so batches
     grow with the load instead of queueing in the pool. One text alone costs ~4.5 ms to score;
     in a batch of 64, ~0.3 ms each.
+
+    Implements ``ReloadableScorer``: ``score_with_model`` names the model of the pool that
+    scored the text, and ``reload`` swaps pools.
     """
 
     def __init__(
@@ -107,21 +128,28 @@ class PoolScorer:
         batch_max_items: int,
         batch_wait_seconds: float,
     ) -> None:
-        self._executor = executor
-        self.info = info
+        self._pool = _Pool(executor, info)
         self._workers = workers
         self._batch_max_items = batch_max_items
         self._batch_wait_seconds = batch_wait_seconds
-        self._waiting: list[tuple[str, asyncio.Future[Scores]]] = []
+        self._waiting: list[tuple[str, asyncio.Future[Scored]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._reloading = asyncio.Lock()
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._pool.info
 
     @property
     def model_version(self) -> str:
-        return self.info.version
+        return self._pool.info.version
 
     async def score(self, text: str) -> Scores:
-        future: asyncio.Future[Scores] = asyncio.get_running_loop().create_future()
+        return (await self.score_with_model(text)).scores
+
+    async def score_with_model(self, text: str) -> Scored:
+        future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
         self._waiting.append((text, future))
         if len(self._waiting) >= self._batch_max_items:
             self._dispatch()
@@ -133,14 +161,28 @@ class PoolScorer:
 
     async def explain(self, text: str) -> Spans:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _explain, text, self.info.labels)
+        pool = self._pool
+        return await loop.run_in_executor(pool.executor, _explain, text, pool.info.labels)
+
+    async def reload(self, models_dir: Path) -> ModelInfo:
+        """Load the active model in a new pool, swap to it, then let the old pool finish.
+
+        Raises ``ModelError`` (and keeps serving the current model) when the active model does
+        not load. One reload at a time; a second waits and then loads whatever is active."""
+        async with self._reloading:
+            executor, model = await _start_pool(models_dir, self._workers)
+            previous = self._pool
+            self._pool = _Pool(executor, ModelInfo.of(model))
+            # Batches already sent to the old pool finish there; only then do its workers stop.
+            await asyncio.to_thread(previous.executor.shutdown, wait=True)
+            return self._pool.info
 
     async def close(self) -> None:
         """Score what is still waiting, let running batches finish, then stop the workers."""
         while self._waiting or self._running:
             self._dispatch(force=True)
             await asyncio.gather(*self._running, return_exceptions=True)
-        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        await asyncio.to_thread(self._pool.executor.shutdown, wait=True, cancel_futures=True)
 
     def _dispatch(self, *, force: bool = False) -> None:
         if self._timer is not None:
@@ -159,11 +201,12 @@ class PoolScorer:
         self._running.discard(task)
         self._dispatch()
 
-    async def _score_batch(self, batch: list[tuple[str, asyncio.Future[Scores]]]) -> None:
+    async def _score_batch(self, batch: list[tuple[str, asyncio.Future[Scored]]]) -> None:
         loop = asyncio.get_running_loop()
+        pool = self._pool
         try:
             results = await loop.run_in_executor(
-                self._executor, _score_batch, [text for text, _ in batch]
+                pool.executor, _score_batch, [text for text, _ in batch]
             )
         except Exception as error:  # the pool or the model failed: every waiter learns why
             for _, future in batch:
@@ -172,13 +215,25 @@ class PoolScorer:
             return
         for (_, future), scores in zip(batch, results, strict=True):
             if not future.done():
-                future.set_result(scores)
+                future.set_result(Scored(scores, pool.info.version, pool.info.thresholds))
 
 
 async def start_scorer(
     models_dir: Path, *, workers: int, batch_max_items: int, batch_wait_seconds: float
 ) -> PoolScorer:
-    """Start the workers and wait until each has loaded the active model, so /readyz tells true.
+    """Start the workers and wait until each has loaded the active model, so /readyz tells true."""
+    executor, model = await _start_pool(models_dir, workers)
+    return PoolScorer(
+        executor,
+        ModelInfo.of(model),
+        workers=workers,
+        batch_max_items=batch_max_items,
+        batch_wait_seconds=batch_wait_seconds,
+    )
+
+
+async def _start_pool(models_dir: Path, workers: int) -> tuple[ProcessPoolExecutor, Model]:
+    """A pool whose every worker loaded the active model, and that model.
 
     The serving process loads the model too, at the same time: that check of card, checksum and
     scikit-learn version gives a clear error, and its card answers ``GET /v1/model``.
@@ -197,11 +252,6 @@ async def start_scorer(
         await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
         raise
     if any(version != model.version for version in versions):
+        await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
         raise RuntimeError(f"scoring workers loaded {set(versions)}, not {model.version}")
-    return PoolScorer(
-        executor,
-        ModelInfo.of(model),
-        workers=workers,
-        batch_max_items=batch_max_items,
-        batch_wait_seconds=batch_wait_seconds,
-    )
+    return executor, model

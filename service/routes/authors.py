@@ -1,0 +1,47 @@
+"""Moderator routes for a site's authors: their standing, and setting their status."""
+
+from aiohttp import web
+
+from service.auth import require_moderator
+from service.domain import AuthorStatusChange, AuthorStatusOutcome, AuthorView
+from service.openapi import operation
+from service.routes.body import read_json
+from service.routes.moderation import READ_ERRORS, WRITE_ERRORS
+from service.routes.state import MODERATION
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/sites/{site}/authors/{author}")
+@operation(
+    summary="An author's counts, status, trust and recent rejection rate",
+    tag="moderation",
+    auth="moderator",
+    response=AuthorView,
+    errors=READ_ERRORS,
+)
+async def get_author(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    await require_moderator(request, site)
+    author = await request.app[MODERATION].author(site, request.match_info["author"])
+    return web.json_response(author.to_json())
+
+
+@routes.post("/v1/sites/{site}/authors/{author}/status")
+@operation(
+    summary="Set an author's status (active, premod, banned, trusted); a ban with "
+    "reject_pending also rejects the author's held comments",
+    tag="moderation",
+    auth="moderator",
+    body=AuthorStatusChange,
+    response=AuthorStatusOutcome,
+    errors=WRITE_ERRORS,
+)
+async def set_author_status(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    actor = await require_moderator(request, site)
+    change = await read_json(request, AuthorStatusChange)
+    outcome = await request.app[MODERATION].set_author_status(
+        site, request.match_info["author"], change, actor
+    )
+    return web.json_response(outcome.to_json())
