@@ -2,9 +2,18 @@
 
 from aiohttp import web
 
-from service.routes import admin, compat_akismet, compat_perspective, health, intake, moderation
+from service.routes import (
+    admin,
+    compat_akismet,
+    compat_coral,
+    compat_perspective,
+    health,
+    intake,
+    moderation,
+)
 
 
 def add_routes(app: web.Application) -> None:
-    for area in (health, admin, intake, moderation, compat_perspective, compat_akismet):
+    areas = (health, admin, intake, moderation, compat_perspective, compat_akismet, compat_coral)
+    for area in areas:
         app.router.add_routes(area.routes)

@@ -1,0 +1,156 @@
+"""Coral Talk's external moderation phase: its signed request in, its phase result out.
+
+Coral signs the raw body with each of the phase's active signing secrets and sends
+``X-Coral-Signature: sha256=<hex>[,sha256=<hex>...]`` (no timestamp). The request names the
+comment's story, author and parent with Coral's ids, but not the comment itself (unless a newer
+Coral sends ``comment.id``): its id here is derived from those ids and the text, so a repeated
+request finds the stored comment. The answer is Coral's ``ExternalModerationResponse``: nothing
+(204) when the comment may be published, else a ``status`` and, for toxic or spam verdicts, a
+``FLAG`` action with the reason Coral knows.
+"""
+
+import hashlib
+import hmac
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from service.compat.ids import digest, external_id
+from service.domain import MAX_TEXT, MAX_URL, Comment, Reason, State, Submission
+from service.errors import Unauthorized
+
+SIGNATURE_HEADER = "X-Coral-Signature"
+SCHEME = "sha256"
+
+# Coral's COMMENT_STATUS values and the flag reasons its response schema accepts.
+APPROVED = "APPROVED"
+REJECTED = "REJECTED"
+PREMOD = "PREMOD"
+SYSTEM_WITHHELD = "SYSTEM_WITHHELD"
+FLAG = "FLAG"
+DETECTED_TOXIC = "COMMENT_DETECTED_TOXIC"
+DETECTED_SPAM = "COMMENT_DETECTED_SPAM"
+
+_FLAGS = ((Reason.TOXIC, DETECTED_TOXIC), (Reason.SPAM, DETECTED_SPAM))
+# A hold for these reasons alone is pre-moderation; any other hold the system found a problem.
+_PREMOD_REASONS = {Reason.PREMOD.value, Reason.NEW_AUTHOR.value, Reason.AUTHOR_PREMOD.value}
+
+
+class _Part(BaseModel):
+    # Coral may add fields; a phase that refused them would silently stop moderating.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class CoralComment(_Part):
+    body: str = Field(max_length=MAX_TEXT)
+    parent_id: str | None = Field(default=None, alias="parentID", max_length=1_024)
+    id: str | None = Field(default=None, max_length=1_024)
+
+
+class CoralAuthor(_Part):
+    id: str = Field(min_length=1, max_length=1_024)
+    role: str | None = Field(default=None, max_length=64)
+
+
+class CoralStory(_Part):
+    id: str = Field(min_length=1, max_length=1_024)
+    url: str | None = Field(default=None, max_length=MAX_URL)
+
+
+class CoralSite(_Part):
+    id: str = Field(min_length=1, max_length=1_024)
+
+
+class ModerationRequest(_Part):
+    """Coral's ``ExternalModerationRequest``."""
+
+    action: Literal["NEW", "EDIT"]
+    comment: CoralComment
+    author: CoralAuthor
+    story: CoralStory
+    site: CoralSite
+    tenant_id: str = Field(alias="tenantID", min_length=1, max_length=1_024)
+    tenant_domain: str = Field(alias="tenantDomain", max_length=1_024)
+
+
+def verify(header: str | None, raw_body: bytes, secret: str | None) -> None:
+    """Accept the request when any ``sha256=`` signature in the header is the body's HMAC-SHA256
+    with the site's secret (Coral sends several while it rotates its own)."""
+    if secret is None:
+        raise Unauthorized(
+            "no Coral signing secret is set for this site: set coral.signing_secret "
+            "with PATCH /v1/sites/{site}"
+        )
+    if not header:
+        raise Unauthorized(f"missing {SIGNATURE_HEADER} header")
+    offered = [
+        value.strip()
+        for scheme, _, value in (item.strip().partition("=") for item in header.split(","))
+        if scheme == SCHEME
+    ]
+    if not offered:
+        raise Unauthorized(f"{SIGNATURE_HEADER} has no {SCHEME}= signature")
+    expected = hmac.new(secret.encode("utf-8"), raw_body, hashlib.sha256).hexdigest()
+    # Every offered value is compared, so the time taken does not depend on which one matched.
+    matched = [hmac.compare_digest(expected.encode(), value.encode()) for value in offered]
+    if not any(matched):
+        raise Unauthorized(f"{SIGNATURE_HEADER} does not match the body")
+
+
+def comment_id(request: ModerationRequest) -> str:
+    """Coral's comment id when it sends one, else one derived from its other ids and the text."""
+    if request.comment.id:
+        return external_id(request.comment.id, "coral")
+    parts = (
+        request.tenant_id,
+        request.site.id,
+        request.story.id,
+        request.author.id,
+        request.comment.parent_id or "",
+        request.comment.body,
+    )
+    return f"coral-{digest(*parts)[:40]}"
+
+
+def submission(request: ModerationRequest) -> Submission | None:
+    """The intake body for Coral's comment; None when there is no text to moderate."""
+    if not request.comment.body.strip():
+        return None
+    url = request.story.url
+    body: dict[str, Any] = {
+        "id": comment_id(request),
+        "article": {
+            "id": external_id(request.story.id, "story"),
+            "url": url if url and url.startswith(("http://", "https://")) else None,
+        },
+        "parent_id": (
+            external_id(request.comment.parent_id, "coral") if request.comment.parent_id else None
+        ),
+        "author": {"id": external_id(request.author.id, "user"), "role": request.author.role},
+        "text": request.comment.body,
+    }
+    try:
+        return Submission.model_validate(body)
+    except ValidationError:
+        # Only the story url can still fail (bad characters): drop it rather than the comment.
+        body["article"]["url"] = None
+        return Submission.model_validate(body)
+
+
+def response(comment: Comment) -> dict[str, Any] | None:
+    """Coral's ExternalModerationResponse for our verdict; None means answer 204."""
+    if comment.state is State.APPROVED:
+        return None
+    actions = [
+        {"actionType": FLAG, "reason": reason}
+        for ours, reason in _FLAGS
+        if ours.value in comment.reasons
+    ]
+    if comment.state is State.PENDING:
+        status = PREMOD if set(comment.reasons) <= _PREMOD_REASONS else SYSTEM_WITHHELD
+    else:
+        status = REJECTED
+    body: dict[str, Any] = {"status": status}
+    if actions:
+        body["actions"] = actions
+    return body

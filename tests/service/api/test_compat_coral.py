@@ -1,0 +1,405 @@
+"""Coral Talk's external moderation phase end to end.
+
+Requests are the examples of Coral's EXTERNAL_MODERATION_PHASES.md, serialised the way Coral does
+(``JSON.stringify(request, null, 2)``) and signed the way it does (``X-Coral-Signature:
+sha256=<hex HMAC-SHA256 of the body>``, one per active secret, comma-separated). Every answer is
+checked against the response schema Coral validates phase results with.
+"""
+
+import copy
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient
+
+from service.compat.coral import ModerationRequest, comment_id
+
+Client = TestClient[web.Request, web.Application]
+
+SECRET = "ssc_7f3b0c1e9a2d4e8f9b6a5c4d3e2f1a0b"
+PREVIOUS_SECRET = "ssc_0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+
+NEW_COMMENT: dict[str, Any] = {
+    "action": "NEW",
+    "comment": {"body": "Here's a comment!", "parentID": None},
+    "author": {"id": "baf4e943-3594-4fcc-b2ba-3e8de7a76352", "role": "COMMENTER"},
+    "story": {
+        "id": "245b3856-b0a0-4d2f-a6bb-58c71f18d6a6",
+        "url": "http://localhost:1313/posts/a-story-url/",
+    },
+    "site": {"id": "a4bede88-2d2c-4424-bc18-4322a9e285a6"},
+    "tenantID": "19ba5794-7eeb-4d46-a81b-c00c61672501",
+    "tenantDomain": "localhost",
+}
+NEW_REPLY: dict[str, Any] = {
+    **NEW_COMMENT,
+    "comment": {"body": "Here's a reply!", "parentID": "d79b787f-f406-49a0-a179-72e3652e54be"},
+}
+
+# Coral's ExternalModerationResponseSchema: what its phase accepts.
+CORAL_STATUSES = {"NONE", "APPROVED", "REJECTED", "PREMOD", "SYSTEM_WITHHELD"}
+CORAL_FLAG_REASONS = {"COMMENT_DETECTED_TOXIC", "COMMENT_DETECTED_SPAM"}
+CORAL_TAGS = {"FEATURED", "STAFF"}
+
+
+def assert_coral_accepts(body: Any) -> None:
+    """The body passes Coral's response schema, keeps no key it would strip, and is not one of
+    the answers Coral reads as "nothing to say" (those must be a 204)."""
+    assert isinstance(body, dict)
+    assert body, "an empty result must be a 204"
+    assert set(body) <= {"actions", "status", "tags"}
+    if "status" in body:
+        assert body["status"] in CORAL_STATUSES
+    for action in body.get("actions", []):
+        assert set(action) == {"actionType", "reason"}
+        assert action["actionType"] == "FLAG"
+        assert action["reason"] in CORAL_FLAG_REASONS
+    for tag in body.get("tags", []):
+        assert tag in CORAL_TAGS
+
+
+def coral_body(request: dict[str, Any]) -> bytes:
+    return json.dumps(request, indent=2, ensure_ascii=False).encode("utf-8")
+
+
+def coral_signature(body: bytes, *secrets: str) -> str:
+    return ",".join(
+        f"sha256={hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}"
+        for secret in secrets
+    )
+
+
+async def send(
+    client: Client,
+    request: dict[str, Any] | bytes,
+    *,
+    secrets: tuple[str, ...] = (SECRET,),
+    site: str = "news",
+    signature: str | None = None,
+    content_type: str = "application/json",
+) -> ClientResponse:
+    body = request if isinstance(request, bytes) else coral_body(request)
+    headers = {"Content-Type": content_type, "User-Agent": "Coral Moderation/9.0.0"}
+    header = coral_signature(body, *secrets) if signature is None else signature
+    if header:
+        headers["X-Coral-Signature"] = header
+    return await client.post(f"/v1/integrations/coral/{site}", data=body, headers=headers)
+
+
+async def set_secret(client: Client, admin: dict[str, str], secret: str | None) -> ClientResponse:
+    return await client.patch(
+        "/v1/sites/news", json={"coral": {"signing_secret": secret}}, headers=admin
+    )
+
+
+@pytest.fixture
+def make_coral_site(create_site: Any, client: Client, admin: dict[str, str]) -> Any:
+    """Creates the site ``news`` with the given policy and its Coral signing secret set."""
+
+    async def make(**policy: Any) -> dict[str, str]:
+        site: dict[str, str] = await create_site("news", **policy)
+        response = await set_secret(client, admin, SECRET)
+        assert response.status == 200, await response.text()
+        return site
+
+    return make
+
+
+@pytest.fixture
+async def coral_site(make_coral_site: Any) -> dict[str, str]:
+    site: dict[str, str] = await make_coral_site()
+    return site
+
+
+def our_id(request: dict[str, Any]) -> str:
+    return comment_id(ModerationRequest.model_validate(request))
+
+
+async def stored(client: Client, site: dict[str, str], request: dict[str, Any]) -> ClientResponse:
+    headers = {"Authorization": f"Bearer {site['moderator_token']}"}
+    return await client.get(f"/v1/sites/news/comments/{our_id(request)}", headers=headers)
+
+
+async def keys_of(redis_client: aioredis.Redis) -> set[str]:
+    return {key async for key in redis_client.scan_iter("*")}
+
+
+# ---------------------------------------------------------------- the secret
+
+
+async def test_the_signing_secret_is_write_only(
+    client: Client, site: dict[str, str], admin: dict[str, str]
+) -> None:
+    response = await set_secret(client, admin, SECRET)
+    assert response.status == 200
+    assert SECRET not in await response.text()
+    shown = await client.get("/v1/sites/news", headers=admin)
+    assert SECRET not in await shown.text()
+    assert (await send(client, NEW_COMMENT)).status == 204
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("short", "String should have at least 16 characters"),
+        ("has spaces in the middle", "String should match pattern '^[\\x21-\\x7e]+$'"),
+    ],
+)
+async def test_a_bad_secret_is_refused_and_changes_nothing(
+    client: Client, site: dict[str, str], admin: dict[str, str], secret: str, message: str
+) -> None:
+    assert (await set_secret(client, admin, SECRET)).status == 200
+    response = await set_secret(client, admin, secret)
+    assert response.status == 422
+    assert (await response.json())["error"]["details"] == [
+        {"field": "coral.signing_secret", "message": message}
+    ]
+    assert (await send(client, NEW_COMMENT)).status == 204
+
+
+async def test_a_removed_secret_refuses_every_request(
+    client: Client, coral_site: dict[str, str], admin: dict[str, str]
+) -> None:
+    assert (await set_secret(client, admin, None)).status == 200
+    response = await send(client, NEW_COMMENT)
+    assert response.status == 401
+    assert await response.json() == {
+        "error": {
+            "code": "unauthorized",
+            "message": "no Coral signing secret is set for this site: set "
+            "coral.signing_secret with PATCH /v1/sites/{site}",
+            "details": None,
+        }
+    }
+
+
+# ---------------------------------------------------------------- signatures
+
+
+async def test_a_signature_by_any_active_secret_is_accepted(
+    client: Client, coral_site: dict[str, str]
+) -> None:
+    # While Coral rotates, it signs with the old and the new secret; ours may be either.
+    assert (await send(client, NEW_COMMENT, secrets=(PREVIOUS_SECRET, SECRET))).status == 204
+    assert (await send(client, NEW_REPLY, secrets=(SECRET, PREVIOUS_SECRET))).status == 204
+
+
+@pytest.mark.parametrize(
+    ("signature", "message"),
+    [
+        ("", "missing X-Coral-Signature header"),
+        ("sha1=abc", "X-Coral-Signature has no sha256= signature"),
+        ("t=1,v1=abc", "X-Coral-Signature has no sha256= signature"),
+        ("sha256=" + "0" * 64, "X-Coral-Signature does not match the body"),
+        (
+            coral_signature(coral_body(NEW_REPLY), SECRET),
+            "X-Coral-Signature does not match the body",
+        ),
+        (
+            coral_signature(coral_body(NEW_COMMENT), PREVIOUS_SECRET, "another-secret-0000"),
+            "X-Coral-Signature does not match the body",
+        ),
+    ],
+)
+async def test_a_bad_signature_is_refused_and_stores_nothing(
+    client: Client,
+    coral_site: dict[str, str],
+    redis_client: aioredis.Redis,
+    signature: str,
+    message: str,
+) -> None:
+    before = await keys_of(redis_client)
+    response = await send(client, NEW_COMMENT, signature=signature)
+    assert response.status == 401
+    assert await response.json() == {
+        "error": {"code": "unauthorized", "message": message, "details": None}
+    }
+    assert await keys_of(redis_client) == before
+
+
+async def test_the_signature_covers_the_exact_bytes(
+    client: Client, coral_site: dict[str, str]
+) -> None:
+    body = coral_body(NEW_COMMENT)
+    compact = json.dumps(NEW_COMMENT, separators=(",", ":")).encode()
+    response = await send(client, compact, signature=coral_signature(body, SECRET))
+    assert response.status == 401
+
+
+async def test_an_unknown_site_is_not_found(client: Client, coral_site: dict[str, str]) -> None:
+    response = await send(client, NEW_COMMENT, site="elsewhere")
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "not_found"
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+async def test_a_publishable_comment_is_a_204_without_body_and_is_kept(
+    client: Client, coral_site: dict[str, str]
+) -> None:
+    response = await send(client, NEW_COMMENT)
+    assert response.status == 204
+    assert await response.read() == b""
+    comment = await (await stored(client, coral_site, NEW_COMMENT)).json()
+    assert comment["state"] == "approved"
+    assert comment["article_id"] == NEW_COMMENT["story"]["id"]
+    assert comment["author"] == {
+        "id": NEW_COMMENT["author"]["id"],
+        "role": NEW_COMMENT["author"]["role"],
+    }
+    assert comment["parent_id"] is None
+
+
+async def test_a_premoderated_reply_waits_in_both_queues_with_corals_ids(
+    client: Client, make_coral_site: Any, moderator: Any
+) -> None:
+    coral_site = await make_coral_site(mode="pre")
+    response = await send(client, NEW_REPLY)
+    assert response.status == 200
+    body = await response.json()
+    assert_coral_accepts(body)
+    assert body == {"status": "PREMOD"}
+    page = await client.get("/v1/sites/news/queue", headers=moderator(coral_site))
+    [item] = (await page.json())["items"]
+    assert item["id"] == our_id(NEW_REPLY)
+    assert item["article_id"] == NEW_REPLY["story"]["id"]
+    assert item["parent_id"] == NEW_REPLY["comment"]["parentID"]
+    assert item["author"]["id"] == NEW_REPLY["author"]["id"]
+    # Our moderators can work it like any held comment.
+    decided = await client.post(
+        f"/v1/sites/news/comments/{item['id']}/decision",
+        json={"action": "approve"},
+        headers=moderator(coral_site),
+    )
+    assert (await decided.json())["state"] == "approved"
+
+
+async def test_a_held_toxic_comment_is_withheld_and_flagged(
+    client: Client, make_coral_site: Any, moderator: Any
+) -> None:
+    coral_site = await make_coral_site(hold={"toxicity": 0.0})
+    response = await send(client, NEW_COMMENT)
+    body = await response.json()
+    assert_coral_accepts(body)
+    assert body == {
+        "status": "SYSTEM_WITHHELD",
+        "actions": [{"actionType": "FLAG", "reason": "COMMENT_DETECTED_TOXIC"}],
+    }
+    page = await client.get("/v1/sites/news/queue", headers=moderator(coral_site))
+    assert [item["id"] for item in (await page.json())["items"]] == [our_id(NEW_COMMENT)]
+
+
+async def test_a_hold_for_another_reason_is_withheld_without_a_flag(
+    client: Client, make_coral_site: Any
+) -> None:
+    await make_coral_site(suspect_words=["comment"])
+    body = await (await send(client, NEW_COMMENT)).json()
+    assert_coral_accepts(body)
+    assert body == {"status": "SYSTEM_WITHHELD"}
+
+
+async def test_a_toxic_comment_is_rejected_and_flagged(
+    client: Client, make_coral_site: Any
+) -> None:
+    await make_coral_site(hold={"toxicity": 0.0}, reject={"toxicity": 0.0})
+    body = await (await send(client, NEW_COMMENT)).json()
+    assert_coral_accepts(body)
+    assert body == {
+        "status": "REJECTED",
+        "actions": [{"actionType": "FLAG", "reason": "COMMENT_DETECTED_TOXIC"}],
+    }
+
+
+async def test_spam_is_rejected_and_flagged_as_spam(client: Client, make_coral_site: Any) -> None:
+    coral_site = await make_coral_site(hold={"spam": 0.0}, reject={"spam": 0.0})
+    body = await (await send(client, NEW_COMMENT)).json()
+    assert_coral_accepts(body)
+    assert body == {
+        "status": "REJECTED",
+        "actions": [{"actionType": "FLAG", "reason": "COMMENT_DETECTED_SPAM"}],
+    }
+    comment = await (await stored(client, coral_site, NEW_COMMENT)).json()
+    assert comment["state"] == "spam"
+
+
+async def test_a_banned_word_is_rejected_without_a_flag(
+    client: Client, make_coral_site: Any
+) -> None:
+    await make_coral_site(banned_words=["comment"])
+    body = await (await send(client, NEW_COMMENT)).json()
+    assert_coral_accepts(body)
+    assert body == {"status": "REJECTED"}
+
+
+async def test_a_repeated_request_answers_the_same_and_keeps_one_comment(
+    client: Client, make_coral_site: Any
+) -> None:
+    coral_site = await make_coral_site(mode="pre")
+    first = await (await send(client, NEW_COMMENT)).json()
+    again = await (await send(client, NEW_COMMENT)).json()
+    assert first == again == {"status": "PREMOD"}
+    assert (await (await stored(client, coral_site, NEW_COMMENT)).json())["version"] == 1
+
+
+async def test_an_edit_is_moderated_too(client: Client, coral_site: dict[str, str]) -> None:
+    edit = copy.deepcopy(NEW_COMMENT)
+    edit["action"] = "EDIT"
+    edit["comment"]["body"] = "Here's my edited comment!"
+    assert (await send(client, edit)).status == 204
+    assert (await (await stored(client, coral_site, edit)).json())["text"] == edit["comment"][
+        "body"
+    ]
+
+
+async def test_a_comment_id_sent_by_coral_is_used(
+    client: Client, coral_site: dict[str, str], admin: dict[str, str]
+) -> None:
+    with_id = copy.deepcopy(NEW_COMMENT)
+    with_id["comment"]["id"] = "5f2e0c7a-1111-4222-8333-944455566677"
+    assert (await send(client, with_id)).status == 204
+    response = await client.get(
+        f"/v1/sites/news/comments/{with_id['comment']['id']}", headers=admin
+    )
+    assert response.status == 200
+
+
+async def test_a_comment_without_text_is_a_204_and_stores_nothing(
+    client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    before = await keys_of(redis_client)
+    empty = copy.deepcopy(NEW_COMMENT)
+    empty["comment"]["body"] = "  "
+    response = await send(client, empty)
+    assert (response.status, await response.read()) == (204, b"")
+    assert await keys_of(redis_client) == before
+
+
+async def test_fields_coral_may_add_are_ignored(client: Client, coral_site: dict[str, str]) -> None:
+    extended = copy.deepcopy(NEW_COMMENT)
+    extended["comment"]["media"] = {"type": "giphy"}
+    extended["future"] = True
+    assert (await send(client, extended)).status == 204
+
+
+async def test_a_malformed_request_lists_every_bad_field(
+    client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    before = await keys_of(redis_client)
+    broken = copy.deepcopy(NEW_COMMENT)
+    broken["action"] = "DELETE"
+    del broken["author"]["id"]
+    response = await send(client, broken)
+    assert response.status == 422
+    fields = sorted(item["field"] for item in (await response.json())["error"]["details"])
+    assert fields == ["action", "author.id"]
+    not_json = await send(client, b"{nope")
+    assert not_json.status == 400
+    wrong_type = await send(client, coral_body(NEW_COMMENT), content_type="text/plain")
+    assert wrong_type.status == 415
+    assert await keys_of(redis_client) == before
