@@ -1,7 +1,7 @@
 """Reader reports end to end: signed like intake, one per reader, the threshold, the queue."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -60,7 +60,9 @@ async def reported_ids(client: Client, site: dict[str, str], moderator: Headers)
 
 
 async def outbox_types(redis_client: aioredis.Redis, site_id: str, comment_id: str) -> list[str]:
-    entries = await redis_client.xrange(KEYS.outbox(site_id))
+    entries = cast(
+        list[tuple[str, dict[str, str]]], await redis_client.xrange(KEYS.outbox(site_id))
+    )
     return [fields["type"] for _, fields in entries if fields["comment_id"] == comment_id]
 
 
