@@ -1,0 +1,327 @@
+"""Authors end to end: counts and standing, the new-author and recent-rejection rules, statuses
+set by moderators (premod, banned, trusted) and a ban that rejects the author's held comments."""
+
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from service.keys import KeySpace
+
+Client = TestClient[web.Request, web.Application]
+Headers = Callable[[dict[str, str]], dict[str, str]]
+KEYS = KeySpace("civ")
+TEXT = "I read the whole piece; the point about the trade talks is well made."
+
+
+@pytest.fixture
+async def lenient(client: Client, admin: dict[str, str], create_site: Any) -> Any:
+    """A site factory whose model thresholds never hold or reject, so only author rules act."""
+    labels = (await (await client.get("/v1/model", headers=admin)).json())["labels"]
+
+    async def create(site_id: str = "news", **policy: Any) -> dict[str, str]:
+        never = {label: 1.0 for label in labels}
+        site: dict[str, str] = await create_site(site_id, hold=never, reject=never, **policy)
+        return site
+
+    return create
+
+
+def comment(comment_id: str, author: str = "ann", text: str = TEXT) -> dict[str, Any]:
+    return {
+        "id": comment_id,
+        "article": {"id": "a1"},
+        "author": {"id": author},
+        "text": f"{text} ({comment_id})",
+    }
+
+
+async def post(post_signed: Any, site: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    response = await post_signed(site, body)
+    assert response.status == 202, await response.text()
+    verdict: dict[str, Any] = await response.json()
+    return verdict
+
+
+async def decide(
+    client: Client, site: dict[str, str], moderator: Headers, comment_id: str, action: str
+) -> None:
+    response = await client.post(
+        f"/v1/sites/{site['id']}/comments/{comment_id}/decision",
+        json={"action": action},
+        headers=moderator(site),
+    )
+    assert response.status == 200, await response.text()
+
+
+async def author_view(
+    client: Client, site: dict[str, str], moderator: Headers, author: str
+) -> dict[str, Any]:
+    response = await client.get(f"/v1/sites/{site['id']}/authors/{author}", headers=moderator(site))
+    assert response.status == 200, await response.text()
+    view: dict[str, Any] = await response.json()
+    return view
+
+
+async def set_status(
+    client: Client, site: dict[str, str], moderator: Headers, author: str, **body: Any
+) -> Any:
+    return await client.post(
+        f"/v1/sites/{site['id']}/authors/{author}/status", json=body, headers=moderator(site)
+    )
+
+
+async def test_the_author_view_counts_every_outcome(
+    client: Client, lenient: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await lenient()
+    for number in range(4):
+        assert (await post(post_signed, site, comment(f"c{number}")))["state"] == "approved"
+    await decide(client, site, moderator, "c1", "spam")
+    await decide(client, site, moderator, "c2", "reject")
+    view = await author_view(client, site, moderator, "ann")
+    assert view["counts"] == {"approved": 2, "rejected": 1, "spam": 1, "pending": 0}
+    assert view["status"] == "active"
+    assert view["recent"]["days"] == 7
+    assert (view["recent"]["decided"], view["recent"]["rejected"]) == (4, 2)
+    assert view["recent"]["rejection_rate"] == 0.5
+    assert view["first_seen"] is not None
+    assert view["first_seen"] <= view["last_seen"]
+    # Half of the recent decisions were rejections: the next comment is held.
+    assert view["trust"] == "premod"
+
+
+async def test_an_unknown_author_answers_404(
+    client: Client, site: dict[str, str], moderator: Headers
+) -> None:
+    response = await client.get("/v1/sites/news/authors/nobody", headers=moderator(site))
+    assert response.status == 404
+    assert await response.json() == {
+        "error": {"code": "not_found", "message": "author 'nobody' not found", "details": None}
+    }
+
+
+async def test_a_new_author_is_held_until_enough_comments_were_approved(
+    client: Client, lenient: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await lenient(new_author_min_approved=1)
+    first = await post(post_signed, site, comment("c1"))
+    assert (first["state"], first["reasons"]) == ("pending", ["NEW_AUTHOR"])
+    assert (await author_view(client, site, moderator, "ann"))["trust"] == "new"
+    await decide(client, site, moderator, "c1", "approve")
+    assert (await author_view(client, site, moderator, "ann"))["trust"] == "regular"
+    second = await post(post_signed, site, comment("c2"))
+    assert (second["state"], second["reasons"]) == ("approved", [])
+
+
+async def test_a_high_recent_rejection_rate_puts_the_author_on_premoderation(
+    client: Client, lenient: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await lenient(author_premod_rejection_rate=0.3, author_premod_min_decisions=3)
+    for number in range(4):
+        await post(post_signed, site, comment(f"c{number}"))
+    # Automatic verdicts count as decisions too: one rejection among four is 25%, under 30%.
+    await decide(client, site, moderator, "c0", "reject")
+    assert (await post(post_signed, site, comment("c4")))["state"] == "approved"
+    assert (await author_view(client, site, moderator, "ann"))["trust"] == "regular"
+    # Two among five is 40%.
+    await decide(client, site, moderator, "c1", "spam")
+    held = await post(post_signed, site, comment("c5"))
+    assert (held["state"], held["reasons"]) == ("pending", ["AUTHOR_PREMOD"])
+    view = await author_view(client, site, moderator, "ann")
+    assert (view["recent"]["decided"], view["recent"]["rejected"]) == (5, 2)
+    assert view["recent"]["rejection_rate"] == 0.4
+    assert view["trust"] == "premod"
+    assert view["status"] == "active"  # earned by the rate, not set by anyone
+    # Undoing the rejections counts each comment once, as its latest decision.
+    await decide(client, site, moderator, "c0", "approve")
+    await decide(client, site, moderator, "c1", "approve")
+    assert (await post(post_signed, site, comment("c6")))["state"] == "approved"
+    # Another author is not affected.
+    assert (await post(post_signed, site, comment("d1", author="bob")))["state"] == "approved"
+
+
+async def test_the_rate_counts_only_after_enough_decisions(
+    client: Client, lenient: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await lenient(author_premod_rejection_rate=0.3, author_premod_min_decisions=3)
+    await post(post_signed, site, comment("c0"))
+    await decide(client, site, moderator, "c0", "reject")
+    # 1 of 1, then 1 of 2 rejected: too few decisions to judge.
+    assert (await post(post_signed, site, comment("c1")))["state"] == "approved"
+    assert (await post(post_signed, site, comment("c2")))["state"] == "approved"
+    # 1 of 3 (33%) now counts.
+    assert (await post(post_signed, site, comment("c3")))["state"] == "pending"
+
+
+async def test_the_rate_rule_can_be_turned_off(
+    client: Client, lenient: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await lenient(author_premod_rejection_rate=0, author_premod_min_decisions=1)
+    await post(post_signed, site, comment("c1"))
+    await decide(client, site, moderator, "c1", "reject")
+    assert (await post(post_signed, site, comment("c2")))["state"] == "approved"
+
+
+async def test_a_moderator_sets_premod_and_back_to_active(
+    client: Client,
+    lenient: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await lenient()
+    response = await set_status(client, site, moderator, "ann", status="premod", reason="heated")
+    assert response.status == 200
+    outcome = await response.json()
+    assert outcome["rejected"] == []
+    assert outcome["failed"] == []
+    assert outcome["author"]["status"] == "premod"
+    assert outcome["author"]["status_reason"] == "heated"
+    assert outcome["author"]["status_by"] == site["moderator_id"]
+    assert outcome["author"]["first_seen"] is None  # set before the author ever posted
+    held = await post(post_signed, site, comment("c1"))
+    assert (held["state"], held["reasons"]) == ("pending", ["AUTHOR_PREMOD"])
+    await set_status(client, site, moderator, "ann", status="active")
+    assert (await post(post_signed, site, comment("c2")))["state"] == "approved"
+    audit = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(KEYS.audit("news")))
+    changes = [f["to_state"] for _, f in audit if f["action"] == "author_status"]
+    assert changes == ["premod", "active"]
+
+
+async def test_a_trusted_author_skips_holds_but_not_banned_words(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await create_site("held", mode="pre", banned_words=["scoundrel"])
+    response = await set_status(client, site, moderator, "ann", status="trusted")
+    assert (await response.json())["author"]["trust"] == "trusted"
+    published = await post(post_signed, site, comment("c1"))
+    assert (published["state"], published["reasons"]) == ("approved", [])
+    banned = await post(post_signed, site, comment("c2", text="The minister is a scoundrel"))
+    assert banned["state"] == "rejected"
+    assert banned["reasons"] == ["BANNED_WORD"]
+    # Anyone else on this pre-moderated site is held.
+    other = await post(post_signed, site, comment("d1", author="bob"))
+    assert other["state"] == "pending"
+
+
+async def test_a_banned_author_is_rejected(
+    client: Client, lenient: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await lenient()
+    await set_status(client, site, moderator, "ann", status="banned")
+    verdict = await post(post_signed, site, comment("c1"))
+    assert (verdict["state"], verdict["reasons"]) == ("rejected", ["AUTHOR_BANNED"])
+    assert (await author_view(client, site, moderator, "ann"))["trust"] == "banned"
+
+
+async def test_a_ban_rejects_the_authors_held_comments_through_the_decision_path(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("held", mode="pre")
+    for number in range(3):
+        assert (await post(post_signed, site, comment(f"c{number}")))["state"] == "pending"
+    await post(post_signed, site, comment("d1", author="bob"))
+    response = await set_status(
+        client, site, moderator, "ann", status="banned", reason="spam run", reject_pending=True
+    )
+    assert response.status == 200
+    outcome = await response.json()
+    assert outcome["rejected"] == ["c0", "c1", "c2"]
+    assert outcome["failed"] == []
+    assert outcome["author"]["counts"] == {"approved": 0, "rejected": 3, "spam": 0, "pending": 0}
+    for number in range(3):
+        view = await (
+            await client.get(f"/v1/sites/held/comments/c{number}", headers=moderator(site))
+        ).json()
+        assert view["state"] == "rejected"
+        assert view["reasons"] == ["spam run"]
+        assert view["history"][-1]["actor"] == site["moderator_id"]
+    entries = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(KEYS.outbox("held")))
+    rejected = [f["comment_id"] for _, f in entries if f["type"] == "comment.rejected"]
+    assert rejected == ["c0", "c1", "c2"]
+    queue = await (await client.get("/v1/sites/held/queue", headers=moderator(site))).json()
+    assert [item["id"] for item in queue["items"]] == ["d1"]
+
+
+async def test_a_ban_leaves_a_comment_another_moderator_claimed(
+    client: Client,
+    admin: dict[str, str],
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+) -> None:
+    site = await create_site("held", mode="pre")
+    for number in range(2):
+        await post(post_signed, site, comment(f"c{number}"))
+    created = await client.post("/v1/sites/held/moderators", json={"name": "Second"}, headers=admin)
+    second = {"Authorization": f"Bearer {(await created.json())['token']}"}
+    claimed = await client.post(
+        "/v1/sites/held/queue/claim", json={"limit": 1, "order": "oldest"}, headers=second
+    )
+    assert [item["id"] for item in (await claimed.json())["items"]] == ["c0"]
+    outcome = await (
+        await set_status(client, site, moderator, "ann", status="banned", reject_pending=True)
+    ).json()
+    assert outcome["rejected"] == ["c1"]
+    assert [(item["id"], item["error"]["code"]) for item in outcome["failed"]] == [
+        ("c0", "claim_conflict")
+    ]
+
+
+async def test_bad_status_requests_are_refused_and_change_nothing(
+    client: Client, lenient: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await lenient()
+    await post(post_signed, site, comment("c1"))
+    unknown = await set_status(client, site, moderator, "ann", status="vip", reject_pending="x")
+    assert unknown.status == 422
+    details = (await unknown.json())["error"]["details"]
+    assert [item["field"] for item in details] == ["status", "reject_pending"]
+    not_a_ban = await set_status(
+        client, site, moderator, "ann", status="premod", reject_pending=True
+    )
+    assert not_a_ban.status == 422
+    assert await not_a_ban.json() == {
+        "error": {
+            "code": "validation_failed",
+            "message": "request validation failed",
+            "details": [
+                {
+                    "field": "reject_pending",
+                    "message": "only a ban can reject the author's held comments",
+                }
+            ],
+        }
+    }
+    bad_id = await set_status(client, site, moderator, "has%20space", status="banned")
+    assert bad_id.status == 422
+    assert [item["field"] for item in (await bad_id.json())["error"]["details"]] == ["author"]
+    assert (await author_view(client, site, moderator, "ann"))["status"] == "active"
+
+
+async def test_authors_are_private_to_their_site(
+    client: Client, lenient: Any, post_signed: Any, moderator: Headers
+) -> None:
+    news = await lenient("news")
+    other = await lenient("other")
+    await post(post_signed, news, comment("c1"))
+    response = await client.get("/v1/sites/news/authors/ann", headers=moderator(other))
+    assert response.status == 404
+    assert await response.json() == {
+        "error": {"code": "not_found", "message": "site 'news' not found", "details": None}
+    }
+    response = await client.post(
+        "/v1/sites/news/authors/ann/status", json={"status": "banned"}, headers=moderator(other)
+    )
+    assert response.status == 404
+    unauthenticated = await client.get("/v1/sites/news/authors/ann")
+    assert unauthenticated.status == 401
+    assert (await author_view(client, news, moderator, "ann"))["status"] == "active"
