@@ -18,11 +18,13 @@ from aiohttp import web
 
 from classifier import cli as classifier_cli
 from classifier.model import ModelError
+from service import learning_cli
 from service.app import create_app
 from service.domain import SiteSpec
 from service.embedded import embedded_valkey
 from service.errors import NotFound
 from service.moderation import Moderation
+from service.reload import reload_on_signal
 from service.routes.state import MODERATION
 from service.settings import Settings, SettingsError
 from service.worker import background_worker, run_until_signalled
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     classifier_cli.register(commands)
+    learning_cli.register(commands)
     commands.add_parser(
         "run",
         help="start everything: embedded Valkey (unless REDIS_URL is set), the API and a worker",
@@ -136,6 +139,8 @@ async def _serve_until_stopped(settings: Settings, on_started: Started, with_wor
         loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
     await runner.setup()
+    # SIGHUP loads the newly activated model, as POST /v1/model:reload does.
+    loop.add_signal_handler(signal.SIGHUP, reload_on_signal(runner.app))
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
@@ -148,6 +153,7 @@ async def _serve_until_stopped(settings: Settings, on_started: Started, with_wor
                 )
             await stop.wait()
     finally:
+        loop.remove_signal_handler(signal.SIGHUP)
         await runner.cleanup()
 
 
