@@ -18,14 +18,14 @@ from enum import StrEnum
 from importlib import resources
 from typing import Any, Self, cast
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from service.delivery import iso_ms
 from service.errors import BadRequest, Conflict, NotFound
 from service.keys import KeySpace
-from service.store import store_errors
+from service.store import RedisClient, store_errors
 
 GROUP = "deliveries"
 # Admission reads and acknowledges inside one script, so the group's consumer is only a name.
@@ -110,8 +110,12 @@ def _pairs(flat: Sequence[str]) -> dict[str, str]:
 
 
 class DeliveryLog:
-    def __init__(self, redis: aioredis.Redis, prefix: str = "civ") -> None:
-        if not redis.connection_pool.connection_kwargs.get("decode_responses"):
+    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+        if isinstance(redis, RedisCluster):
+            decodes = redis.get_connection_kwargs().get("decode_responses")
+        else:
+            decodes = redis.connection_pool.connection_kwargs.get("decode_responses")
+        if not decodes:
             raise ValueError("the delivery log needs a Redis client with decode_responses=True")
         self.redis = redis
         self.keys = KeySpace(prefix)

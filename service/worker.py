@@ -28,7 +28,7 @@ from service.deliveries import DeliveryLog, Settle
 from service.errors import StoreUnavailable
 from service.retry import RetryPolicy
 from service.settings import DeliverySettings
-from service.store import SiteRecord, Store
+from service.store import RedisClient, SiteRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def worker_name() -> str:
 class Worker:
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         settings: DeliverySettings,
         *,
         prefix: str = "civ",
@@ -92,12 +92,22 @@ class Worker:
                     except StoreUnavailable:
                         log.warning("worker %s: Redis is unavailable, trying again", self.name)
                         pause = REDIS_DOWN_PAUSE_SECONDS
-                    if pause or self.in_flight >= self.settings.concurrency:
+                    if self.in_flight >= self.settings.concurrency:
+                        await self._until_slots_free()
+                    elif pause:
                         # A finished attempt wakes the loop early: it frees a slot.
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), pause or None)
+                            await asyncio.wait_for(self._wake.wait(), pause)
             finally:
                 await self._drain()
+
+    async def _until_slots_free(self) -> None:
+        # Refilling after every finished attempt would cost a pass over every site per event;
+        # waiting until a quarter of the slots are free lets one pass lease a batch.
+        mark = self.settings.concurrency - max(1, self.settings.concurrency // 4)
+        while self.in_flight > mark and not self._stopping.is_set():
+            self._wake.clear()
+            await self._wake.wait()
 
     async def work_once(self, session: aiohttp.ClientSession) -> bool:
         """One pass over every site: admit new events, start the due attempts that fit.
