@@ -149,7 +149,8 @@ async def test_a_civil_comment_is_ham_and_stored_for_the_sites_moderators(
     assert verdict == akismet.CheckResponse.HAM
     queue = await (await client.get("/v1/sites/news/queue", headers=moderator(site))).json()
     [item] = queue["items"]
-    assert (item["text"], item["state"], item["reasons"]) == (CIVIL, "pending", ["PREMOD"])
+    assert (item["text"], item["state"]) == (CIVIL, "pending")
+    assert "PREMOD" in item["reasons"]
     assert item["author"]["name"] == "Ada Reader"
     assert item["author"]["email"] == "ada@example.org"
     assert item["author"]["ip"] == "203.0.113.7"
@@ -220,11 +221,9 @@ async def test_a_test_check_gets_the_policys_answer_and_stores_nothing(
 
 
 async def test_obvious_spam_is_spam_and_blatant_spam_says_discard(
-    akismet_for: Callable[[str], Clients],
-    site: dict[str, str],
-    client: Client,
-    moderator: Any,
+    akismet_for: Callable[[str], Clients], create_site: Any, client: Client, moderator: Any
 ) -> None:
+    site = await create_site("news", hold={"spam": 0.5}, reject={"spam": 0.5})
     verdict = await akismet_for(site["api_key"]).call(
         "comment_check", "198.51.100.2", comment_content=SPAMMY, comment_author="Pills"
     )

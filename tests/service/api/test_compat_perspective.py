@@ -100,10 +100,15 @@ async def test_coral_reads_the_toxicity_score_of_the_same_model_as_intake(
     assert score == pytest.approx(verdict["scores"]["toxicity"], abs=1e-6)
 
 
-async def test_every_attribute_maps_to_its_label(client: Client, site: dict[str, str]) -> None:
+async def test_every_attribute_maps_to_its_label(
+    client: Client, site: dict[str, str], admin: dict[str, str]
+) -> None:
+    model = await (await client.get("/v1/model", headers=admin)).json()
+    scored = [name for name, label in ATTRIBUTES.items() if label in model["labels"]]
+    assert {"TOXICITY", "SPAM"} <= set(scored)
     body = {
         "comment": {"text": CIVIL},
-        "requestedAttributes": {name: {} for name in ATTRIBUTES},
+        "requestedAttributes": {name: {} for name in scored},
         "clientToken": "token-7",
         "sessionId": "s",
         "communityId": "c",
@@ -112,12 +117,18 @@ async def test_every_attribute_maps_to_its_label(client: Client, site: dict[str,
     response = await post(client, analyze_url(site["api_key"]), json.dumps(body))
     assert response.status == 200
     data = await response.json()
-    assert set(data["attributeScores"]) == set(ATTRIBUTES)
-    for name in ATTRIBUTES:
+    assert set(data["attributeScores"]) == set(scored)
+    for name in scored:
         summary = data["attributeScores"][name]["summaryScore"]
         assert 0.0 <= summary["value"] <= 1.0
         assert "spanScores" not in data["attributeScores"][name]
     assert data["clientToken"] == "token-7"
+    for name in set(ATTRIBUTES) - set(scored):
+        missing = {"comment": {"text": CIVIL}, "requestedAttributes": {name: {}}}
+        refused = await post(client, analyze_url(site["api_key"]), json.dumps(missing))
+        assert await refused.json() == google_error(
+            400, "INVALID_ARGUMENT", f"Attribute {name} is not scored by the active model."
+        )
 
 
 async def test_span_annotations_score_each_sentence(client: Client, site: dict[str, str]) -> None:
