@@ -27,8 +27,9 @@ from service.scoring import ModelInfo
 log = logging.getLogger(__name__)
 
 RESUBSCRIBE_SECONDS = 1.0
-PROCESS_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-"""Names this process on the reload channel, so it skips its own announcements."""
+SUBSCRIBE_WAIT_SECONDS = 5.0
+SENDER = web.AppKey("reload_sender", str)
+"""Names this application on the reload channel, so it skips its own announcements."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ async def reload_model(app: web.Application, *, announce: bool = True) -> Reload
     log.info("model reloaded: %s -> %s", previous, info.version)
     if announce:
         channel = app[MODERATION].store.keys.model_reloads()
-        await app[REDIS].publish(channel, f"{PROCESS_ID} {info.name}-{info.version}")
+        await app[REDIS].publish(channel, f"{app[SENDER]} {info.name}-{info.version}")
     return Reloaded(previous, info)
 
 
@@ -78,18 +79,25 @@ def reload_on_signal(app: web.Application) -> Callable[[], None]:
 
 async def follow_reloads(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: follow the reloads other API processes announce, while serving."""
-    task = asyncio.get_running_loop().create_task(_follow(app))
+    app[SENDER] = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    subscribed = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(_follow(app, subscribed))
+    # Serve once listening, so a reload announced right after start is not missed; a Redis
+    # that is down does not hold the start-up (the task keeps trying).
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(subscribed.wait(), SUBSCRIBE_WAIT_SECONDS)
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
 
-async def _follow(app: web.Application) -> None:
+async def _follow(app: web.Application, subscribed: asyncio.Event) -> None:
     while True:
         try:
             async with app[REDIS].pubsub() as pubsub:
                 await pubsub.subscribe(app[MODERATION].store.keys.model_reloads())
+                subscribed.set()
                 async for message in pubsub.listen():
                     if message["type"] == "message":
                         await _follow_one(app, str(message["data"]))
@@ -100,7 +108,7 @@ async def _follow(app: web.Application) -> None:
 async def _follow_one(app: web.Application, announcement: str) -> None:
     sender, _, stem = announcement.partition(" ")
     loaded = app[SCORER].info
-    if sender == PROCESS_ID or stem == f"{loaded.name}-{loaded.version}":
+    if sender == app[SENDER] or stem == f"{loaded.name}-{loaded.version}":
         return
     try:
         if active_stem(app[SETTINGS].models_dir) != stem:

@@ -1,0 +1,204 @@
+"""Model reload end to end: a burst of intake while the model changes loses no request, and each
+verdict keeps the version that made it; SIGHUP and other API processes reload too."""
+
+import asyncio
+import dataclasses
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+
+from classifier.card import ARTIFACT_SUFFIX, card_path, read_card, write_card
+from classifier.model import ACTIVE_FILE, activate, active_stem
+from service.app import create_app
+from service.keys import KeySpace
+from service.reload import reload_on_signal
+from service.settings import Settings
+
+Client = TestClient[web.Request, web.Application]
+KEYS = KeySpace("civ")
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+OLD, NEW = "reload-a", "reload-b"
+FOLLOW_SECONDS = 60
+
+
+def copy_model(source_dir: Path, target_dir: Path, version: str) -> str:
+    """The active model of ``source_dir`` saved again as another version; returns its stem."""
+    artifact = source_dir / f"{active_stem(source_dir)}{ARTIFACT_SUFFIX}"
+    card = read_card(card_path(artifact))
+    stem = f"{card['name']}-{version}"
+    copy = target_dir / f"{stem}{ARTIFACT_SUFFIX}"
+    shutil.copyfile(artifact, copy)
+    write_card(card_path(copy), {**card, "version": version})
+    return stem
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    """Two versions of the model in a folder of this test's own, the old one active."""
+    models = tmp_path / "models"
+    models.mkdir()
+    activate(models, copy_model(settings.models_dir, models, OLD))
+    copy_model(settings.models_dir, models, NEW)
+    return dataclasses.replace(settings, models_dir=models, scoring_workers=1)
+
+
+def submission(number: int) -> dict[str, Any]:
+    return {
+        "id": f"c{number}",
+        "article": {"id": "a1"},
+        "author": {"id": f"reader-{number}"},
+        "text": f"Comment number {number}: the negotiations seem to be going somewhere.",
+    }
+
+
+async def model_version(client: Client, admin: dict[str, str]) -> str:
+    version: str = (await (await client.get("/v1/model", headers=admin)).json())["version"]
+    return version
+
+
+async def wait_for_version(
+    client: Client, admin: dict[str, str], version: str, seconds: float = FOLLOW_SECONDS
+) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while await model_version(client, admin) != version:
+        assert asyncio.get_running_loop().time() < deadline, f"never switched to {version}"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_burst_of_intake_during_a_reload_loses_nothing_and_names_its_model(
+    client: Client,
+    admin: dict[str, str],
+    site: dict[str, str],
+    post_signed: Any,
+    settings: Settings,
+    redis_client: aioredis.Redis,
+) -> None:
+    async def intake(number: int) -> tuple[int, dict[str, Any]]:
+        response = await post_signed(site, submission(number))
+        return response.status, await response.json()
+
+    before = await asyncio.gather(*(intake(number) for number in range(30)))
+    activate(settings.models_dir, f"civility-{NEW}")
+    reload: Awaitable[Any] = client.post("/v1/model:reload", headers=admin)
+    reloaded, *during = await asyncio.gather(reload, *(intake(number) for number in range(30, 150)))
+    after = await asyncio.gather(*(intake(number) for number in range(150, 180)))
+
+    assert reloaded.status == 200
+    answer = await reloaded.json()
+    assert (answer["previous"], answer["version"]) == (OLD, NEW)
+    assert [status for status, _ in before + during + after] == [202] * 180
+    assert {verdict["model"] for _, verdict in before} == {OLD}
+    assert {verdict["model"] for _, verdict in during} <= {OLD, NEW}
+    assert {verdict["model"] for _, verdict in after} == {NEW}
+    # What was stored names the same version as the answer, in the comment and its history.
+    for _, verdict in before + during + after:
+        stored = await redis_client.hget(KEYS.comment("news", verdict["id"]), "model")
+        assert stored == verdict["model"]
+        first = await redis_client.lindex(KEYS.history("news", verdict["id"]), 0)
+        assert first is not None
+        assert f'"model":"{verdict["model"]}"' in first
+    assert await model_version(client, admin) == NEW
+
+
+async def test_a_model_that_does_not_load_keeps_the_old_one_serving(
+    client: Client,
+    admin: dict[str, str],
+    site: dict[str, str],
+    post_signed: Any,
+    settings: Settings,
+) -> None:
+    (settings.models_dir / ACTIVE_FILE).write_text("civility-missing\n")
+    response = await client.post("/v1/model:reload", headers=admin)
+    assert response.status == 409
+    error = (await response.json())["error"]
+    assert error["code"] == "conflict"
+    assert error["message"].startswith(
+        f"the active model does not load, still serving {OLD}: active model civility-missing "
+        "has no artifact"
+    )
+    verdict = await (await post_signed(site, submission(1))).json()
+    assert verdict["model"] == OLD
+    assert await model_version(client, admin) == OLD
+
+
+async def test_reloading_needs_the_admin_token(client: Client, site: dict[str, str]) -> None:
+    response = await client.post(
+        "/v1/model:reload", headers={"Authorization": f"Bearer {site['moderator_token']}"}
+    )
+    assert response.status == 401
+    assert await response.json() == {
+        "error": {"code": "unauthorized", "message": "invalid admin token", "details": None}
+    }
+
+
+async def test_sighup_reloads_the_model(
+    client: Client, admin: dict[str, str], settings: Settings
+) -> None:
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, reload_on_signal(client.app))
+    try:
+        activate(settings.models_dir, f"civility-{NEW}")
+        os.kill(os.getpid(), signal.SIGHUP)
+        await wait_for_version(client, admin, NEW)
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def test_other_api_processes_follow_a_reload(
+    client: Client,
+    aiohttp_client: AiohttpClient,
+    admin: dict[str, str],
+    settings: Settings,
+) -> None:
+    other: Client = await aiohttp_client(create_app(settings))
+    assert await model_version(other, admin) == OLD
+    activate(settings.models_dir, f"civility-{NEW}")
+    response = await client.post("/v1/model:reload", headers=admin)
+    assert (await response.json())["version"] == NEW
+    await wait_for_version(other, admin, NEW)
+
+
+async def run_activate(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "model",
+        "activate",
+        *args,
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_civility_model_activate_switches_only_to_a_model_that_loads(
+    settings: Settings,
+) -> None:
+    models = str(settings.models_dir)
+    code, out, err = await run_activate(NEW, "--models", models)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"civility-{NEW} is active in ")
+    assert active_stem(settings.models_dir) == f"civility-{NEW}"
+    code, out, err = await run_activate(f"civility-{OLD}", "--models", models)
+    assert code == 0
+    assert active_stem(settings.models_dir) == f"civility-{OLD}"
+    broken = settings.models_dir / f"civility-broken{ARTIFACT_SUFFIX}"
+    shutil.copyfile(settings.models_dir / f"civility-{NEW}{ARTIFACT_SUFFIX}", broken)
+    code, out, err = await run_activate("broken", "--models", models)
+    assert (code, out) == (2, "")
+    assert err.startswith("civility model activate: model card civility-broken.json is missing")
+    assert active_stem(settings.models_dir) == f"civility-{OLD}"
