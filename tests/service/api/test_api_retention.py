@@ -1,0 +1,143 @@
+"""Retention end to end: decided comments and their history expire after the site's retention;
+pending and reported ones never do; queue indexes never keep an id whose comment is gone."""
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from service.domain import Order, Queue
+from service.keys import KeySpace
+
+Client = TestClient[web.Request, web.Application]
+Headers = Callable[[dict[str, str]], dict[str, str]]
+KEYS = KeySpace("civ")
+DAY_MS = 86_400_000
+TEXT = "A calm remark about the summit and the people who negotiated it."
+
+
+def comment(comment_id: str, text: str = TEXT) -> dict[str, Any]:
+    return {"id": comment_id, "article": {"id": "a1"}, "author": {"id": "u1"}, "text": text}
+
+
+async def expiries(redis_client: aioredis.Redis, site: str, comment_id: str) -> tuple[int, int]:
+    """Milliseconds left of the comment hash and of its history (-1: kept until decided)."""
+    return (
+        await redis_client.pttl(KEYS.comment(site, comment_id)),
+        await redis_client.pttl(KEYS.history(site, comment_id)),
+    )
+
+
+def about(days: int, left: tuple[int, ...]) -> bool:
+    return all(days * DAY_MS - 60_000 < ms <= days * DAY_MS for ms in left)
+
+
+async def decide(
+    client: Client, site: dict[str, str], moderator: Headers, comment_id: str, action: str
+) -> None:
+    response = await client.post(
+        f"/v1/sites/{site['id']}/comments/{comment_id}/decision",
+        json={"action": action},
+        headers=moderator(site),
+    )
+    assert response.status == 200, await response.text()
+
+
+async def test_a_decided_comment_expires_after_the_default_ninety_days(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("held", mode="pre")
+    await post_signed(site, comment("c1"))
+    assert await expiries(redis_client, "held", "c1") == (-1, -1)
+    await decide(client, site, moderator, "c1", "reject")
+    assert about(90, await expiries(redis_client, "held", "c1"))
+
+
+async def test_the_sites_retention_applies_and_an_edit_back_to_pending_keeps_it_again(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("held", mode="pre", retention_days=2)
+    await post_signed(site, comment("c1"))
+    await decide(client, site, moderator, "c1", "approve")
+    assert about(2, await expiries(redis_client, "held", "c1"))
+    # The host edits it: moderated again on a pre-moderated site, it waits and is kept.
+    edited = await post_signed(site, comment("c1", text=f"{TEXT} (edited)"))
+    assert (await edited.json())["state"] == "pending"
+    assert await expiries(redis_client, "held", "c1") == (-1, -1)
+    await decide(client, site, moderator, "c1", "spam")
+    assert about(2, await expiries(redis_client, "held", "c1"))
+
+
+async def test_a_reported_comment_is_kept_until_a_moderator_decides(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("held", mode="pre", retention_days=3, report_threshold=2)
+    await post_signed(site, comment("c1"))
+    await decide(client, site, moderator, "c1", "approve")
+    path = "/v1/sites/held/comments/c1/reports"
+    await post_signed(site, {"reporter_id": "r1", "reason": "other"}, path=path)
+    # Below the threshold the report lives as long as the comment.
+    assert about(3, (await redis_client.pttl(KEYS.reports("held", "c1")),))
+    await post_signed(site, {"reporter_id": "r2", "reason": "other"}, path=path)
+    assert await expiries(redis_client, "held", "c1") == (-1, -1)
+    assert await redis_client.pttl(KEYS.reports("held", "c1")) == -1
+    await decide(client, site, moderator, "c1", "reject")
+    assert about(3, await expiries(redis_client, "held", "c1"))
+    assert about(3, (await redis_client.pttl(KEYS.reports("held", "c1")),))
+
+
+async def test_an_expired_comment_is_gone_and_a_new_delivery_creates_it_afresh(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    first = await post_signed(site, comment("c1"))
+    assert first.status == 202
+    await decide(client, site, moderator, "c1", "approve")
+    # Retention is days; let this comment's time run out now.
+    for key in (KEYS.comment("news", "c1"), KEYS.history("news", "c1")):
+        await redis_client.pexpire(key, 1)
+    await asyncio.sleep(0.05)
+    gone = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert gone.status == 404
+    again = await post_signed(site, comment("c1"))
+    assert again.status == 202
+    view = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert view["version"] == 1
+    assert [entry["action"] for entry in view["history"]] == ["create"]
+
+
+async def test_paging_prunes_an_index_entry_whose_comment_is_gone(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("held", mode="pre")
+    for number in range(3):
+        await post_signed(site, comment(f"c{number}", text=f"{TEXT} {number}"))
+    await redis_client.delete(KEYS.comment("held", "c1"))
+    index = KEYS.queue_index("held", Queue.PENDING, Order.OLDEST)
+    page = await (
+        await client.get("/v1/sites/held/queue?order=oldest", headers=moderator(site))
+    ).json()
+    assert [item["id"] for item in page["items"]] == ["c0", "c2"]
+    assert await redis_client.zrange(index, 0, -1) == ["c0", "c2"]
