@@ -42,7 +42,8 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
     """
 
     def __getstate__(self) -> dict[str, Any]:
-        state: dict[str, Any] = super().__getstate__()
+        # A copy: the inherited state may be the live ``__dict__``, which must keep its vocabulary.
+        state: dict[str, Any] = dict(super().__getstate__())
         vocabulary = state.pop("vocabulary_", None)
         if vocabulary is not None:
             terms = sorted(vocabulary, key=vocabulary.__getitem__)
