@@ -20,7 +20,8 @@ the comment's line civ:{site}:deliveries:line:<comment id> (its undelivered even
 first; only the head may be attempted) and the comment hash civ:{site}:comment:<comment id>
 (for the article id).
 
-A site without a callback URL has nobody to deliver to: its events are acknowledged unrecorded.
+A site without a callback URL has nobody to deliver to: its events are acknowledged unrecorded,
+and so is an entry missing its event id, comment id or type (it could never be delivered).
 
 Returns the number of entries read.
 ]]
@@ -44,17 +45,22 @@ for _, entry in ipairs(entries) do
   for index = 1, #flat, 2 do
     event[flat[index]] = flat[index + 1]
   end
-  local record = prefix .. "delivery:" .. event.event_id
-  if callback and callback ~= "" and redis.call("EXISTS", record) == 0 then
+  -- An entry without the fields that identify it cannot be delivered; it is acknowledged and
+  -- skipped rather than left to stop every later event of the site.
+  local deliverable = callback and callback ~= "" and event.event_id and event.comment_id
+    and event.type
+  local record = deliverable and prefix .. "delivery:" .. event.event_id
+  if deliverable and redis.call("EXISTS", record) == 0 then
+    local at = event.at or now
     local article = event.article_id
       or redis.call("HGET", prefix .. "comment:" .. event.comment_id, "article_id") or ""
     redis.call("HSET", record,
       "id", event.event_id, "stream_id", stream_id, "type", event.type,
-      "comment_id", event.comment_id, "article_id", article, "comment_state", event.state,
-      "reasons", event.reasons, "decided_by", event.decided_by, "version", event.version,
-      "created_at", event.at, "state", "pending", "attempts", 0, "updated_at", now,
-      "next_attempt_at", "", "last_status", "", "last_error", "", "lease", "")
-    redis.call("ZADD", KEYS[3], event.at, event.event_id)
+      "comment_id", event.comment_id, "article_id", article, "comment_state", event.state or "",
+      "reasons", event.reasons or "[]", "decided_by", event.decided_by or "",
+      "version", event.version or 0, "created_at", at, "state", "pending", "attempts", 0,
+      "updated_at", now, "next_attempt_at", "", "last_status", "", "last_error", "", "lease", "")
+    redis.call("ZADD", KEYS[3], at, event.event_id)
     local line = prefix .. "deliveries:line:" .. event.comment_id
     if redis.call("RPUSH", line, event.event_id) == 1 then
       redis.call("HSET", record, "next_attempt_at", now)

@@ -151,3 +151,21 @@ async def test_the_outbox_is_trimmed_only_below_what_was_admitted(
 async def entry_ids(redis_client: aioredis.Redis, stream: str) -> list[str]:
     entries = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(stream))
     return [entry_id for entry_id, _ in entries]
+
+
+async def test_an_outbox_entry_that_names_no_event_is_skipped_not_stuck(
+    redis_client: aioredis.Redis, log: DeliveryLog, create_site: CreateSite, events: Events
+) -> None:
+    await create_site("http://127.0.0.1:9/hooks")
+    await redis_client.xadd(KEYS.outbox(SITE), {"type": "comment.approved", "site": SITE})
+    held = await events.held("c1")
+
+    assert await log.admit(SITE, 10, now_ms()) == 2
+
+    assert await redis_client.keys(KEYS.delivery(SITE, "*")) == [KEYS.delivery(SITE, held)]
+    assert await redis_client.xpending(KEYS.outbox(SITE), "deliveries") == {
+        "pending": 0,
+        "min": None,
+        "max": None,
+        "consumers": [],
+    }
