@@ -1,5 +1,7 @@
 """The retry schedule, the worker's settings, the payload, and the outbox trim bound."""
 
+import asyncio
+import logging
 import random
 from typing import cast
 
@@ -10,8 +12,9 @@ from service import delivery
 from service.deliveries import DeliveryLog
 from service.retry import RetryPolicy
 from service.settings import DeliverySettings, Settings, SettingsError
+from service.worker import Worker, connect
 
-from .support import KEYS, SITE, CreateSite, Events, now_ms
+from .support import FAST, KEYS, SITE, CreateSite, Events, closed_port_url, eventually, now_ms
 
 
 def test_waits_are_full_jitter_under_a_doubling_capped_ceiling() -> None:
@@ -169,3 +172,24 @@ async def test_an_outbox_entry_that_names_no_event_is_skipped_not_stuck(
         "max": None,
         "consumers": [],
     }
+
+
+async def test_a_worker_outlives_an_unreachable_redis_and_still_stops_on_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    unreachable = closed_port_url().replace("http://", "redis://").removesuffix("/hooks")
+    client = connect(unreachable)
+    worker = Worker(client, FAST)
+    running = asyncio.create_task(worker.run())
+    try:
+
+        async def warned() -> bool:
+            return "Redis is unavailable" in caplog.text
+
+        with caplog.at_level(logging.WARNING, logger="service.worker"):
+            await eventually(warned, what="the outage to be logged")
+        assert not running.done()
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, 5)
+        await client.aclose()
