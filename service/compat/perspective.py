@@ -51,6 +51,7 @@ GOOGLE_STATUS = {
 # Google answers a malformed, oversized or mistyped body with 400 INVALID_ARGUMENT.
 _AS_INVALID_ARGUMENT = (413, 415, 422)
 
+KEY_HEADER = "X-Goog-Api-Key"
 MISSING_KEY = "The request is missing a valid API key."
 INVALID_KEY = "API key not valid. Please pass a valid API key."
 
@@ -105,9 +106,10 @@ class SuggestScoreRequest(_Message):
     session_id: str | None = Field(default=None, max_length=1_024)
 
 
-def api_key(query: Mapping[str, str]) -> str:
-    """The ``?key=`` of the request; Google answers a missing one with 403."""
-    key = query.get("key", "").strip()
+def api_key(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
+    """The ``?key=`` of the request, or Google's ``X-Goog-Api-Key`` header; Google answers a
+    missing one with 403."""
+    key = query.get("key", "").strip() or headers.get(KEY_HEADER, "").strip()
     if not key:
         raise Forbidden(MISSING_KEY)
     return key

@@ -77,7 +77,7 @@ def perspective_error(error: CivilityError) -> web.Response:
 
 
 async def _site(request: web.Request) -> Site:
-    key = perspective.api_key(request.query)
+    key = perspective.api_key(request.query, request.headers)
     site = await request.app[MODERATION].site_for_api_key(key)
     if site is None:
         raise BadRequest(perspective.INVALID_KEY)

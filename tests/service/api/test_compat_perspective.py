@@ -271,6 +271,14 @@ async def test_a_body_that_is_not_json_or_too_large_is_an_invalid_argument(
     assert (await huge.json())["error"]["message"] == "request body is larger than 65536 bytes"
 
 
+async def test_the_key_may_come_in_googles_header(client: Client, site: dict[str, str]) -> None:
+    headers = {"X-Goog-Api-Key": site["api_key"], "Content-Type": "application/json"}
+    body = coral_analyze_body(CIVIL)
+    response = await client.post("/v1alpha1/comments:analyze", data=body, headers=headers)
+    assert response.status == 200
+    assert "TOXICITY" in (await response.json())["attributeScores"]
+
+
 @pytest.mark.parametrize(("approved", "label"), [(True, 0), (False, 1)])
 async def test_corals_suggestscore_stores_a_training_label(
     client: Client, site: dict[str, str], redis_client: aioredis.Redis, approved: bool, label: int
