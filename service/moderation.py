@@ -346,6 +346,14 @@ class Moderation:
             )
         raise Conflict("the comment's context kept changing while it was moderated; retry")
 
+    async def assess(self, site_id: str, text: str) -> tuple[rules.Verdict, Scored]:
+        """The verdict the site's policy would give ``text`` as a new comment of an author in
+        good standing, scored like intake but written nowhere (Akismet's ``is_test`` checks)."""
+        policy = (await self._site_record(site_id)).site.policy
+        scored = await self._score(text)
+        context = rules.PolicyContext(text=text)
+        return rules.decide(scored.scores, context, policy, scored.thresholds), scored
+
     async def _score(self, text: str) -> Scored:
         if isinstance(self.scorer, ReloadableScorer):
             return await self.scorer.score_with_model(text)
