@@ -134,11 +134,8 @@ async def comment_check(request: web.Request) -> web.Response:
     submission = akismet.submission(checked)
     moderation = request.app[MODERATION]
     if checked.is_test:
-        scores = await moderation.scorer.score(submission.text)
-        verdict = policy.decide(
-            scores, policy.PolicyContext(text=submission.text), site.policy, moderation.thresholds
-        )
-        return _answer(verdict.state, scores, guid)
+        verdict, scored = await moderation.assess(site.id, submission.text)
+        return _answer(verdict.state, scored.scores, guid)
     result = await moderation.ingest(site.id, submission)
     if result.created:
         request.app[METRICS].observe_verdict(site.id, result.comment.state.value)
