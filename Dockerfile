@@ -10,9 +10,9 @@ WORKDIR /app
 
 # The pinned dependencies change less often than the code, so they get their own layer.
 COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps))" \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+    && pip install -r requirements.txt \
+    && rm requirements.txt
 
 COPY service ./service
 COPY classifier ./classifier

@@ -1,4 +1,4 @@
-"""Helpers of the webhook worker tests: a real receiver, events written by the store."""
+"""What the webhook worker tests share: a real receiver, and events written by the store."""
 
 import asyncio
 import json
