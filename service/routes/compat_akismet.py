@@ -97,6 +97,9 @@ async def _site(request: web.Request, key: str) -> Site:
     body_type=FORM,
     response=PLAIN,
     response_type=TEXT,
+    errors=(413, 503),
+    error_schema=PLAIN,
+    error_type=TEXT,
 )
 @error_shape(akismet_error)
 async def verify_key(request: web.Request) -> web.Response:
