@@ -8,14 +8,41 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 
 from service import signatures
+from service.transitions import EVENT_TYPES, REPORTED_EVENT_TYPE
 
 USER_AGENT = "civility-webhooks/1"
 # Enough of a receiver's error answer to tell an operator what went wrong, no more.
 ERROR_TEXT_LIMIT = 200
+
+
+# The body of every webhook, as ``payload`` builds it; served in the OpenAPI document.
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "type", "site", "comment", "created_at"],
+    "properties": {
+        "id": {"type": "string", "description": "Event id: the same on every retry"},
+        "type": {"type": "string", "enum": [*EVENT_TYPES.values(), REPORTED_EVENT_TYPE]},
+        "site": {"type": "string"},
+        "comment": {
+            "type": "object",
+            "required": ["id", "article_id", "state", "reasons", "decided_by", "version"],
+            "properties": {
+                "id": {"type": "string"},
+                "article_id": {"type": "string"},
+                "state": {"type": "string"},
+                "reasons": {"type": "array", "items": {"type": "string"}},
+                "decided_by": {"type": "string", "description": "auto:<model> or a moderator"},
+                "version": {"type": "integer", "description": "Higher is newer"},
+            },
+        },
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from pytest_aiohttp import AiohttpClient
 from service import signatures
 from service.app import create_app
 from service.deliveries import DeliveryLog
+from service.delivery import EVENT_SCHEMA
 from service.routes.state import REDIS
 from service.settings import Settings
 
@@ -222,3 +223,19 @@ async def test_refusals(client: Client, redis_client: aioredis.Redis) -> None:
         f"delivery {event_id!r} is already pending",
     )
     assert conflict["details"]["attempts"] == 0
+
+
+async def test_the_openapi_document_describes_the_webhook(client: Client) -> None:
+    response = await client.get("/openapi.json")
+    assert response.status == 200
+    document = await response.json()
+    webhook = document["webhooks"]["decision"]["post"]
+    assert webhook["requestBody"]["content"]["application/json"]["schema"] == EVENT_SCHEMA
+    assert webhook["security"] == [{"signature": []}]
+    listing = document["paths"]["/v1/sites/{site}/deliveries"]["get"]
+    assert [parameter["name"] for parameter in listing["parameters"]] == [
+        "site",
+        "state",
+        "limit",
+        "cursor",
+    ]

@@ -7,6 +7,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from service.deliveries import DeliveryLog, DeliveryQuery, DeliveryState
+from service.delivery import EVENT_SCHEMA
 from service.domain import State
 
 from .support import (
@@ -60,6 +61,10 @@ async def test_the_payload_describes_the_decision(
     await eventually(in_state(redis_client, rejected, "delivered"), what="delivery")
 
     event: dict[str, Any] = receiver.delivered()[-1]
+    # The body has exactly the fields the OpenAPI document promises.
+    assert set(event) == set(EVENT_SCHEMA["required"]) == set(EVENT_SCHEMA["properties"])
+    assert event["type"] in EVENT_SCHEMA["properties"]["type"]["enum"]
+    assert set(event["comment"]) == set(EVENT_SCHEMA["properties"]["comment"]["required"])
     created_at = event.pop("created_at")
     assert event == {
         "id": rejected,
