@@ -12,6 +12,8 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from service import delivery
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Auth = Literal["admin", "moderator", "signature", "api_key", "akismet_key", "coral", "none"]
 Schema = type[BaseModel] | dict[str, Any]
@@ -170,6 +172,23 @@ def documented_routes(app: web.Application) -> list[tuple[str, str, Operation | 
     return found
 
 
+_DECISION_WEBHOOK: dict[str, Any] = {
+    "post": {
+        "summary": "A comment's state changed; sent to the site's callback URL by the worker",
+        "description": "Signed with the site's current webhook secret in the Civility-Signature "
+        "header. Delivered at least once (drop duplicates by id) and, per comment, in order. "
+        "Answer 2xx; anything else, a timeout or a refused connection is retried with "
+        "exponential backoff and jitter, then kept as a failed delivery to redeliver.",
+        "security": [{"signature": []}],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": delivery.EVENT_SCHEMA}},
+        },
+        "responses": {"2XX": {"description": "Delivered"}},
+    }
+}
+
+
 def build_document(app: web.Application, version: str) -> dict[str, Any]:
     routes = documented_routes(app)
     operations = [op for _, _, op in routes if op is not None]
@@ -189,6 +208,7 @@ def build_document(app: web.Application, version: str) -> dict[str, Any]:
             "signed decision webhooks.",
         },
         "paths": paths,
+        "webhooks": {"decision": _DECISION_WEBHOOK},
         "components": {
             "schemas": schemas,
             "securitySchemes": {
