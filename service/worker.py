@@ -117,12 +117,13 @@ class Worker:
             # Each pass starts at another site, so free slots are shared between sites fairly.
             start = next(self._passes) % len(sites)
             sites = sites[start:] + sites[:start]
-        busy = False
-        for site in sites:
+        admissions = await self.deliveries.admit_all(sites, ADMIT_BATCH, self._now_ms())
+        busy = any(admission.read >= ADMIT_BATCH for admission in admissions)
+        for site, admission in zip(sites, admissions, strict=True):
             if self._stopping.is_set():
                 break
-            admitted = await self.deliveries.admit(site, ADMIT_BATCH, self._now_ms())
-            busy |= admitted >= ADMIT_BATCH
+            if not admission.due:
+                continue
             free = self.settings.concurrency - self.in_flight
             if free <= 0:
                 busy = True

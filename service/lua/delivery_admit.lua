@@ -23,19 +23,22 @@ first; only the head may be attempted) and the comment hash civ:{site}:comment:<
 A site without a callback URL has nobody to deliver to: its events are acknowledged unrecorded,
 and so is an entry missing its event id, comment id or type (it could never be delivered).
 
-Returns the number of entries read.
+Returns {entries read, deliveries due now}: a worker leases only from a site with due work.
 ]]
 
 local prefix, group, now = ARGV[1], ARGV[2], ARGV[5]
+local function admitted(read)
+  return {read, redis.call("ZCOUNT", KEYS[2], "-inf", now)}
+end
 if redis.call("EXISTS", KEYS[1]) == 0 then
-  return 0
+  return admitted(0)
 end
 -- Created at the stream's start, so events written before any worker ran are delivered too.
 redis.pcall("XGROUP", "CREATE", KEYS[1], group, "0")
 local reply = redis.call("XREADGROUP", "GROUP", group, ARGV[3], "COUNT", ARGV[4],
   "STREAMS", KEYS[1], ">")
 if not reply then
-  return 0
+  return admitted(0)
 end
 local entries = reply[1][2]
 local callback = redis.call("HGET", KEYS[4], "callback_url")
@@ -69,4 +72,4 @@ for _, entry in ipairs(entries) do
   end
   redis.call("XACK", KEYS[1], group, stream_id)
 end
-return #entries
+return admitted(#entries)

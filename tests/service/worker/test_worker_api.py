@@ -214,7 +214,7 @@ async def test_refusals(client: Client, redis_client: aioredis.Redis) -> None:
         f"/v1/sites/other/deliveries/{event_id}:redeliver", headers={"Authorization": other["auth"]}
     )
     assert response.status == 404
-    assert await DeliveryLog(redis_client).admit("news", 10, now_ms()) == 1
+    assert (await DeliveryLog(redis_client).admit("news", 10, now_ms())).read == 1
     response = await client.post(f"/v1/sites/news/deliveries/{event_id}:redeliver", headers=mine)
     assert response.status == 409
     conflict = (await response.json())["error"]

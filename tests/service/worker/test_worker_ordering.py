@@ -126,7 +126,7 @@ async def test_a_redelivered_event_rejoins_the_end_of_its_comments_line(
     held = await events.held("c1")
     approved = await events.decide("c1", State.APPROVED)
     start = now_ms()
-    assert await log.admit(SITE, 10, start) == 2
+    assert (await log.admit(SITE, 10, start)).read == 2
     [first] = await log.lease(SITE, 10, 5_000, "worker-a:1", start)
     assert first["id"] == held
     assert await log.settle(SITE, first, Settle.DELIVERED, status=200, **retention(start + 1))
@@ -160,7 +160,7 @@ async def test_a_lost_lease_cannot_settle(
     await create_site(receiver.url)
     held = await events.held("c1")
     start = now_ms()
-    assert await log.admit(SITE, 10, start) == 1
+    assert (await log.admit(SITE, 10, start)).read == 1
     [first] = await log.lease(SITE, 10, 1_000, "worker-a:1", start)
     # Worker a stalls past its lease; worker b takes the delivery over.
     [second] = await log.lease(SITE, 10, 1_000, "worker-b:1", start + 1_001)

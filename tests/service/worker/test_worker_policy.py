@@ -9,9 +9,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from service import delivery
-from service.deliveries import DeliveryLog
+from service.deliveries import Admission, DeliveryLog
+from service.domain import State
 from service.retry import RetryPolicy
 from service.settings import DeliverySettings, Settings, SettingsError
+from service.store import Store
 from service.worker import Worker, connect
 
 from .support import FAST, KEYS, SITE, CreateSite, Events, closed_port_url, eventually, now_ms
@@ -139,12 +141,12 @@ async def test_the_outbox_is_trimmed_only_below_what_was_admitted(
     assert await log.trim_outbox(SITE, keep=1) == 0
     assert await redis_client.xlen(outbox) == 6
 
-    assert await log.admit(SITE, 4, now_ms()) == 4
+    assert (await log.admit(SITE, 4, now_ms())).read == 4
     before = await entry_ids(redis_client, outbox)
     assert await log.trim_outbox(SITE, keep=1) == 3
     # The last admitted entry and the two not yet admitted remain.
     assert await entry_ids(redis_client, outbox) == before[3:]
-    assert await log.admit(SITE, 10, now_ms()) == 2
+    assert (await log.admit(SITE, 10, now_ms())).read == 2
     assert await log.trim_outbox(SITE, keep=1) == 2
     assert await redis_client.xlen(outbox) == 1
     assert await log.trim_outbox(SITE, keep=5) == 0
@@ -163,7 +165,7 @@ async def test_an_outbox_entry_that_names_no_event_is_skipped_not_stuck(
     await redis_client.xadd(KEYS.outbox(SITE), {"type": "comment.approved", "site": SITE})
     held = await events.held("c1")
 
-    assert await log.admit(SITE, 10, now_ms()) == 2
+    assert (await log.admit(SITE, 10, now_ms())).read == 2
 
     assert await redis_client.keys(KEYS.delivery(SITE, "*")) == [KEYS.delivery(SITE, held)]
     assert await redis_client.xpending(KEYS.outbox(SITE), "deliveries") == {
@@ -193,3 +195,24 @@ async def test_a_worker_outlives_an_unreachable_redis_and_still_stops_on_request
         worker.stop()
         await asyncio.wait_for(running, 5)
         await client.aclose()
+
+
+async def test_admitting_every_site_at_once_reports_each_sites_work(
+    log: DeliveryLog, create_site: CreateSite, store: Store
+) -> None:
+    await create_site("http://127.0.0.1:9/hooks", site_id="news")
+    await create_site("http://127.0.0.1:9/hooks", site_id="blog")
+    await create_site(None, site_id="quiet")
+    news, blog = Events(store, "news"), Events(store, "blog")
+    blog.count = 100
+    for comment in ("c1", "c2"):
+        await news.held(comment)
+    await news.decide("c1", State.APPROVED)
+    await blog.held("c1")
+
+    first = await log.admit_all(["news", "blog", "quiet", "missing"], 2, now_ms())
+    second = await log.admit_all(["news", "blog", "quiet", "missing"], 2, now_ms())
+
+    # news: c1 and c2 are due, c1's approval waits behind its first event.
+    assert first == [Admission(2, 2), Admission(1, 1), Admission(0, 0), Admission(0, 0)]
+    assert second == [Admission(1, 2), Admission(0, 1), Admission(0, 0), Admission(0, 0)]
