@@ -7,6 +7,7 @@ webhook secret in the site's hash because verifying an HMAC needs the secret its
 """
 
 import hashlib
+import logging
 import re
 import secrets
 import time
@@ -51,7 +52,7 @@ from service.domain import (
     State,
     Submission,
 )
-from service.errors import CivilityError, Conflict, NotFound, ValidationFailed
+from service.errors import CivilityError, Conflict, NotFound, StoreUnavailable, ValidationFailed
 from service.labels import LabelLog
 from service.store import (
     DAY_MS,
@@ -75,6 +76,8 @@ from service.transitions import (
     event_for,
     sources_argument,
 )
+
+log = logging.getLogger(__name__)
 
 Spans = dict[str, list[tuple[int, int]]]
 WindowKind = Literal["author_flood", "ip_flood", "duplicate"]
@@ -451,15 +454,20 @@ class Moderation:
             == bool(value)
             for label, value in labels.items()
         )
-        await self.labels.record(
-            site_id,
-            comment.text,
-            labels,
-            "moderator.confirmed" if confirmed else "moderator.corrected",
-            comment.model,
-            comment_id=comment.id,
-            at=comment.decided_at,
-        )
+        try:
+            await self.labels.record(
+                site_id,
+                comment.text,
+                labels,
+                "moderator.confirmed" if confirmed else "moderator.corrected",
+                comment.model,
+                comment_id=comment.id,
+                at=comment.decided_at,
+            )
+        except StoreUnavailable:
+            # The decision is stored and must be answered as such: a 503 would invite a retry
+            # that decides again. A lost label costs one training row.
+            log.warning("decision on %s/%s kept, its training label lost", site_id, comment.id)
 
     async def decide_many(
         self, site_id: str, decisions: BulkDecision, actor: str

@@ -45,7 +45,7 @@ async def reload_model(app: web.Application, *, announce: bool = True) -> Reload
     previous = scorer.model_version
     try:
         info = await scorer.reload(app[SETTINGS].models_dir)
-    except ModelError as error:
+    except (ModelError, RuntimeError) as error:
         raise Conflict(
             f"the active model does not load, still serving {previous}: {error}"
         ) from error

@@ -255,3 +255,24 @@ async def test_a_report_must_be_signed_by_the_site(
     unsigned = await client.post(path, json=body)
     assert unsigned.status == 401
     assert await redis_client.exists(KEYS.reports("news", "c1")) == 0
+
+
+async def test_an_edit_of_a_reported_comment_is_judged_afresh(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Headers
+) -> None:
+    await published_comment(client, site, post_signed, moderator, "c1")
+    for reader in ("r1", "r2", "r3"):
+        await report(post_signed, site, "c1", reader)
+    assert await reported_ids(client, site, moderator) == ["c1"]
+    edited = {
+        "id": "c1",
+        "article": {"id": "a1"},
+        "author": {"id": "writer"},
+        "text": f"{TEXT} I removed the part people objected to.",
+    }
+    assert (await post_signed(site, edited)).status == 202
+    # The readers reported the old text: the new one leaves the queue and starts with no reports.
+    assert await reported_ids(client, site, moderator) == []
+    view = await comment_view(client, site, moderator, "c1")
+    assert view["reports"] == []
+    assert view["history"][-1]["action"] == "edit"
