@@ -33,6 +33,7 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -99,14 +100,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "peak_rss_mb": round(max(run["peak_rss_mb"] for run in cold), 1),
         },
         "alt_profanity_check": {
-            "comments_per_second": peer["comments_per_second"],
-            "cpu_share": peer["cpu_share"],
+            key: peer[key]
+            for key in ("comments_per_second", "comments_per_cpu_second", "cpu_share")
         },
+        # CPU time is what the two scorers cost; wall time also counts other processes' turns.
         "speed_ratio_vs_alt_profanity_check": {
-            size: round(ours["comments_per_second"][size] / peer["comments_per_second"][size], 2)
-            for size in ours["comments_per_second"]
+            size: round(
+                ours["comments_per_cpu_second"][size] / peer["comments_per_cpu_second"][size], 2
+            )
+            for size in ours["comments_per_cpu_second"]
         },
-        "stages_ms_per_1000_comments": stage_breakdown(artifact, texts),
+        "stages_cpu_ms_per_1000_comments": stage_breakdown(artifact, texts),
     }
     results["targets"] = _check_targets(results)
     limits.unregister()
@@ -144,41 +148,61 @@ def load_texts(datasets_dir: Path) -> list[str]:
 
 
 def measure(score: Scorer, texts: list[str]) -> dict[str, Any]:
-    """Comments per second at each batch size (median of repeats), and single-comment latency."""
+    """Comments per second at each batch size (median of repeats), and single-comment latency.
+
+    Rates and latencies are given in wall time and in CPU time of this process: on a shared
+    machine other processes take turns on the pinned CPU, which slows the wall clock only.
+    """
     score(texts[: BATCH_SIZES[-1]])  # warm caches and lazy imports
     per_second: dict[str, float] = {}
-    latencies: list[float] = []
+    per_cpu_second: dict[str, float] = {}
+    latencies: list[Timing] = []
     wall_began, cpu_began = time.perf_counter(), time.process_time()
     for size in BATCH_SIZES:
-        rates = []
+        rates: list[Timing] = []
         for repeat in range(REPEATS):
             start = repeat * COMMENTS_PER_RUN % max(1, len(texts) - COMMENTS_PER_RUN)
             run = texts[start : start + COMMENTS_PER_RUN]
-            elapsed, timings = _timed_batches(score, run, size)
-            rates.append(len(run) / elapsed)
+            timings = _timed_batches(score, run, size)
+            wall = sum(timing.wall for timing in timings)
+            cpu = sum(timing.cpu for timing in timings)
+            rates.append(Timing(len(run) / wall, len(run) / cpu))
             if size == 1:
                 latencies.extend(timings)
-        per_second[str(size)] = round(statistics.median(rates), 1)
+        per_second[str(size)] = round(statistics.median(rate.wall for rate in rates), 1)
+        per_cpu_second[str(size)] = round(statistics.median(rate.cpu for rate in rates), 1)
     cpu_share = (time.process_time() - cpu_began) / (time.perf_counter() - wall_began)
     return {
         "comments_per_second": per_second,
-        # Below 1.0 other processes took the pinned CPU part of the time: rates are then low.
+        "comments_per_cpu_second": per_cpu_second,
+        # Below 1.0 other processes took the pinned CPU part of the time: wall rates are then low.
         "cpu_share": round(cpu_share, 2),
-        "single_latency_ms": {
-            "p50": round(float(np.percentile(latencies, 50)) * 1e3, 3),
-            "p99": round(float(np.percentile(latencies, 99)) * 1e3, 3),
-        },
+        "single_latency_ms": _percentiles([timing.wall for timing in latencies]),
+        "single_cpu_ms": _percentiles([timing.cpu for timing in latencies]),
     }
 
 
-def _timed_batches(score: Scorer, texts: list[str], size: int) -> tuple[float, list[float]]:
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(float(np.percentile(seconds, 50)) * 1e3, 3),
+        "p99": round(float(np.percentile(seconds, 99)) * 1e3, 3),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    wall: float
+    cpu: float
+
+
+def _timed_batches(score: Scorer, texts: list[str], size: int) -> list[Timing]:
     timings = []
     for start in range(0, len(texts), size):
         batch = texts[start : start + size]
-        began = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         score(batch)
-        timings.append(time.perf_counter() - began)
-    return sum(timings), timings
+        timings.append(Timing(time.perf_counter() - wall, time.process_time() - cpu))
+    return timings
 
 
 def _profanity_check_scorer() -> Scorer:
@@ -216,7 +240,7 @@ def _child_load(artifact: Path) -> int:
 
 
 def stage_breakdown(artifact: Path, texts: list[str]) -> dict[str, float]:
-    """Milliseconds per 1000 comments spent in each step of the pipeline, at batch 512."""
+    """CPU milliseconds per 1000 comments spent in each step of the pipeline, at batch 512."""
     pipeline = joblib.load(artifact)
     totals: dict[str, float] = {}
     run = texts[:COMMENTS_PER_RUN]
@@ -237,13 +261,13 @@ def _timed_transform(estimator: Any, data: Any, path: str, totals: dict[str, flo
             for name, part in estimator.transformer_list
         ]
         return sp.hstack(parts).tocsr()
-    began = time.perf_counter()
+    began = time.process_time()
     if hasattr(estimator, "transform"):
         result = estimator.transform(data)
     else:
         result = estimator.predict_proba(data)
     key = path.rstrip("/")
-    totals[key] = totals.get(key, 0.0) + time.perf_counter() - began
+    totals[key] = totals.get(key, 0.0) + time.process_time() - began
     return result
 
 
@@ -291,47 +315,62 @@ def _describe(texts: list[str]) -> dict[str, Any]:
 
 
 def _check_targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target against the wall-clock figure and against the CPU-time one."""
     ours = results["civility"]
     measured = {
-        "comments_per_second_at_512": ours["comments_per_second"]["512"],
-        "single_p99_ms": ours["single_latency_ms"]["p99"],
-        "load_seconds": ours["load_seconds"],
+        "comments_per_second_at_512": (
+            ours["comments_per_second"]["512"],
+            ours["comments_per_cpu_second"]["512"],
+        ),
+        "single_p99_ms": (ours["single_latency_ms"]["p99"], ours["single_cpu_ms"]["p99"]),
+        "load_seconds": (ours["load_seconds"], ours["load_seconds"]),
     }
-    return {
-        name: {
+    checks = {}
+    for name, target in TARGETS.items():
+        wall, cpu = measured[name]
+        higher_is_better = name.startswith("comments")
+        checks[name] = {
             "target": target,
-            "measured": measured[name],
-            "met": measured[name] >= target
-            if name.startswith("comments")
-            else measured[name] < target,
+            "measured_wall": wall,
+            "measured_cpu": cpu,
+            "met_wall": wall >= target if higher_is_better else wall < target,
+            "met_cpu": cpu >= target if higher_is_better else cpu < target,
         }
-        for name, target in TARGETS.items()
-    }
+    return checks
 
 
 def print_table(results: dict[str, Any]) -> None:
     ours = results["civility"]
-    peer = results["alt_profanity_check"]["comments_per_second"]
+    peer = results["alt_profanity_check"]
     ratio = results["speed_ratio_vs_alt_profanity_check"]
-    print(f"\n{'batch':>6} {'civility/s':>12} {'alt-profanity-check/s':>22} {'ratio':>7}")
+    print(
+        f"\n{'batch':>6} {'civility/s':>11} {'(CPU s)':>9} {'alt-profanity-check/s':>22}"
+        f" {'(CPU s)':>9} {'ratio (CPU)':>12}"
+    )
     for size in ours["comments_per_second"]:
         print(
-            f"{size:>6} {ours['comments_per_second'][size]:>12,.0f} {peer[size]:>22,.0f}"
-            f" {ratio[size]:>7.2f}"
+            f"{size:>6} {ours['comments_per_second'][size]:>11,.0f}"
+            f" {ours['comments_per_cpu_second'][size]:>9,.0f}"
+            f" {peer['comments_per_second'][size]:>22,.0f}"
+            f" {peer['comments_per_cpu_second'][size]:>9,.0f} {ratio[size]:>12.2f}"
         )
-    latency = ours["single_latency_ms"]
+    latency, cpu = ours["single_latency_ms"], ours["single_cpu_ms"]
     print(
         f"\nsingle comment: p50 {latency['p50']:.2f} ms, p99 {latency['p99']:.2f} ms"
+        f" (CPU time: p50 {cpu['p50']:.2f} ms, p99 {cpu['p99']:.2f} ms)"
         f"\nshare of the pinned CPU the run got: {ours['cpu_share']:.2f}"
         f"\nmodel load {ours['load_seconds']:.2f} s, peak RSS {ours['peak_rss_mb']:.0f} MB,"
         f" artifact {results['artifact_mb']:.1f} MB"
     )
-    print("\ntarget                        measured    target  met")
+    print(f"\n{'target':<28} {'wall':>9} {'CPU':>9} {'target':>8}  met (wall/CPU)")
     for name, check in results["targets"].items():
-        met = "yes" if check["met"] else "NO"
-        print(f"{name:<28} {check['measured']:>9} {check['target']:>9}  {met}")
-    print("\nms per 1000 comments by pipeline step (batch 512):")
-    for name, milliseconds in results["stages_ms_per_1000_comments"].items():
+        met = "/".join("yes" if check[key] else "NO" for key in ("met_wall", "met_cpu"))
+        print(
+            f"{name:<28} {check['measured_wall']:>9} {check['measured_cpu']:>9}"
+            f" {check['target']:>8}  {met}"
+        )
+    print("\nCPU ms per 1000 comments by pipeline step (batch 512):")
+    for name, milliseconds in results["stages_cpu_ms_per_1000_comments"].items():
         print(f"  {name:<40} {milliseconds:>9.1f}")
 
 
