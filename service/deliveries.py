@@ -13,6 +13,7 @@ Each change is one Lua script over one site's keys (one hash slot).
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,6 +28,8 @@ from service.delivery import iso_ms
 from service.errors import BadRequest, Conflict, NotFound
 from service.keys import KeySpace
 from service.store import RedisClient, store_errors
+
+log = logging.getLogger(__name__)
 
 GROUP = "deliveries"
 # Admission reads and acknowledges inside one script, so the group's consumer is only a name.
@@ -176,8 +179,15 @@ class DeliveryLog:
                 for site in sites:
                     keys, args = self._admit_call(site, limit, now_ms)
                     await script(keys=keys, args=args, client=pipe)
-                replies: list[list[int]] = await pipe.execute()
-        return [Admission(int(read), int(due)) for read, due in replies]
+                replies: list[list[int] | Exception] = await pipe.execute(raise_on_error=False)
+        admissions = []
+        for site, reply in zip(sites, replies, strict=True):
+            if isinstance(reply, Exception):
+                # One site's broken data must not stop every other site's deliveries.
+                log.error("admitting the outbox of site %r failed: %s", site, reply)
+                reply = [0, 0]
+            admissions.append(Admission(int(reply[0]), int(reply[1])))
+        return admissions
 
     async def lease(
         self, site: str, limit: int, lease_ms: int, token: str, now_ms: int

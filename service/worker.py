@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from service import delivery
 from service.deliveries import DeliveryLog, Settle
@@ -128,19 +129,28 @@ class Worker:
             if free <= 0:
                 busy = True
                 continue
-            token = f"{self.name}:{next(self._batches)}"
-            lease_ms = int(self.settings.lease_seconds * 1000)
-            leased = await self.deliveries.lease(site, free, lease_ms, token, self._now_ms())
-            busy |= len(leased) == free
-            if not leased:
-                continue
+            try:
+                busy |= await self._start_due(session, site, free)
+            except ResponseError as error:
+                # One site's broken data must not stop every other site's deliveries.
+                log.error(
+                    "worker %s: leasing deliveries of site %r failed: %s", self.name, site, error
+                )
+        await self._trim(sites)
+        return busy
+
+    async def _start_due(self, session: aiohttp.ClientSession, site: str, free: int) -> bool:
+        """Lease up to ``free`` due deliveries of ``site`` and start them; True if it took all."""
+        token = f"{self.name}:{next(self._batches)}"
+        lease_ms = int(self.settings.lease_seconds * 1000)
+        leased = await self.deliveries.lease(site, free, lease_ms, token, self._now_ms())
+        if leased:
             # Read once per batch and never cached: a fixed callback URL or a rotated secret
             # applies to the very next attempt (a redelivery right after a fix succeeds).
             target = await self.store.load_site(site)
             for record in leased:
                 self._start(self._attempt(session, site, target, record))
-        await self._trim(sites)
-        return busy
+        return len(leased) == free
 
     def _start(self, attempt: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(attempt)
@@ -224,7 +234,10 @@ class Worker:
             return
         self._trimmed_at = time.monotonic()
         for site in sites:
-            await self.deliveries.trim_outbox(site, self.settings.outbox_keep)
+            try:
+                await self.deliveries.trim_outbox(site, self.settings.outbox_keep)
+            except ResponseError as error:
+                log.error("worker %s: trimming the outbox of %r failed: %s", self.name, site, error)
 
     async def _drain(self) -> None:
         if not self._in_flight:

@@ -147,3 +147,24 @@ async def test_a_site_without_a_callback_url_records_no_deliveries(
     await eventually(admitted, what="the outbox to be read")
     for state in DeliveryState:
         assert (await log.page(SITE, DeliveryQuery(state=state))).items == ()
+
+
+async def test_a_site_with_broken_data_does_not_stop_the_others(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+    start_worker: StartWorker,
+) -> None:
+    # One site's outbox cannot be read (nor trimmed); another's due delivery cannot be leased.
+    await create_site(receiver.url, site_id="broken")
+    await redis_client.set(KEYS.outbox("broken"), "not a stream")
+    await create_site(receiver.url, site_id="tangled")
+    await redis_client.zadd(KEYS.deliveries_due("tangled"), {"evt_x": 0})
+    await redis_client.set(KEYS.delivery("tangled", "evt_x"), "not a record")
+    await create_site(receiver.url)
+    held = await events.held("c1")
+    await start_worker()
+
+    await eventually(in_state(redis_client, held, "delivered"), what="the healthy site's delivery")
+    assert [event["id"] for event in receiver.delivered()] == [held]

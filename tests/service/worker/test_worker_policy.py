@@ -216,3 +216,22 @@ async def test_admitting_every_site_at_once_reports_each_sites_work(
     # news: c1 and c2 are due, c1's approval waits behind its first event.
     assert first == [Admission(2, 2), Admission(1, 1), Admission(0, 0), Admission(0, 0)]
     assert second == [Admission(1, 2), Admission(0, 1), Admission(0, 0), Admission(0, 0)]
+
+
+async def test_one_sites_broken_outbox_does_not_stop_the_others(
+    redis_client: aioredis.Redis,
+    log: DeliveryLog,
+    create_site: CreateSite,
+    events: Events,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await create_site("http://127.0.0.1:9/hooks")
+    await create_site("http://127.0.0.1:9/hooks", site_id="broken")
+    await redis_client.set(KEYS.outbox("broken"), "not a stream")
+    await events.held("c1")
+
+    with caplog.at_level(logging.ERROR, logger="service.deliveries"):
+        admissions = await log.admit_all(["broken", SITE], 10, now_ms())
+
+    assert admissions == [Admission(0, 0), Admission(1, 1)]
+    assert "admitting the outbox of site 'broken' failed" in caplog.text
