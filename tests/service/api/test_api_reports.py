@@ -1,5 +1,6 @@
 """Reader reports end to end: signed like intake, one per reader, the threshold, the queue."""
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -276,3 +277,22 @@ async def test_an_edit_of_a_reported_comment_is_judged_afresh(
     view = await comment_view(client, site, moderator, "c1")
     assert view["reports"] == []
     assert view["history"][-1]["action"] == "edit"
+
+
+async def test_concurrent_reports_queue_the_comment_exactly_once(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    await published_comment(client, site, post_signed, moderator, "c1")
+    readers = [f"r{number}" for number in range(12)] * 2  # each reader twice, all at once
+    responses = await asyncio.gather(*(report(post_signed, site, "c1", r) for r in readers))
+    answers = [await response.json() for response in responses]
+    assert sum(answer["counted"] for answer in answers) == 12
+    assert sorted(answer["reports"] for answer in answers if answer["counted"]) == list(
+        range(1, 13)
+    )
+    assert (await outbox_types(redis_client, "news", "c1")).count("comment.reported") == 1
+    assert await reported_ids(client, site, moderator) == ["c1"]
