@@ -6,11 +6,13 @@ import dataclasses
 import os
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -166,6 +168,62 @@ async def test_other_api_processes_follow_a_reload(
     response = await client.post("/v1/model:reload", headers=admin)
     assert (await response.json())["version"] == NEW
     await wait_for_version(other, admin, NEW)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_civility_serve_reloads_the_model_on_sighup(
+    settings: Settings, redis_client: aioredis.Redis, redis_url: str
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CIVILITY_MODELS_DIR": str(settings.models_dir),
+        "CIVILITY_PORT": str(port),
+        "CIVILITY_ADMIN_TOKEN": "serve-admin-token",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "serve",
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    admin = {"Authorization": "Bearer serve-admin-token"}
+    url = f"http://127.0.0.1:{port}/v1/model"
+    try:
+        assert process.stdout is not None
+        started = await asyncio.wait_for(process.stdout.readline(), FOLLOW_SECONDS)
+        assert b"civility is running at" in started
+        async with aiohttp.ClientSession(headers=admin) as session:
+
+            async def served() -> str:
+                async with session.get(url) as response:
+                    version: str = (await response.json())["version"]
+                    return version
+
+            assert await served() == OLD
+            activate(settings.models_dir, f"civility-{NEW}")
+            process.send_signal(signal.SIGHUP)
+            deadline = asyncio.get_running_loop().time() + FOLLOW_SECONDS
+            while await served() != NEW:
+                assert asyncio.get_running_loop().time() < deadline, "SIGHUP did not reload"
+                await asyncio.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), FOLLOW_SECONDS) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def run_activate(*args: str) -> tuple[int, str, str]:
