@@ -204,10 +204,10 @@ async def test_civility_serve_reloads_the_model_on_sighup(
         assert process.stdout is not None
         started = await asyncio.wait_for(process.stdout.readline(), FOLLOW_SECONDS)
         assert b"civility is running at" in started
-        async with aiohttp.ClientSession(headers=admin) as session:
+        async with aiohttp.ClientSession(headers=admin) as http:
 
             async def served() -> str:
-                async with session.get(url) as response:
+                async with http.get(url) as response:
                     version: str = (await response.json())["version"]
                     return version
 
