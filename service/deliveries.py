@@ -23,6 +23,7 @@ from typing import Any, Self, cast
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 from service.delivery import iso_ms
 from service.errors import BadRequest, Conflict, NotFound
@@ -170,16 +171,23 @@ class DeliveryLog:
     async def admit_all(self, sites: Sequence[str], limit: int, now_ms: int) -> list[Admission]:
         """``admit`` for every site; on one Redis server in a single round trip, so an idle
         pass costs one round trip however many sites there are."""
+        replies: list[list[int] | Exception] = []
         if isinstance(self.redis, RedisCluster):
             # A cluster pipeline cannot load scripts; each site is one call to its own node.
-            return [await self.admit(site, limit, now_ms) for site in sites]
-        script = self._scripts["delivery_admit"]
-        with store_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for site in sites:
-                    keys, args = self._admit_call(site, limit, now_ms)
-                    await script(keys=keys, args=args, client=pipe)
-                replies: list[list[int] | Exception] = await pipe.execute(raise_on_error=False)
+            for site in sites:
+                keys, args = self._admit_call(site, limit, now_ms)
+                try:
+                    replies.append(await self._run("delivery_admit", keys, args))
+                except ResponseError as error:
+                    replies.append(error)
+        else:
+            script = self._scripts["delivery_admit"]
+            with store_errors():
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for site in sites:
+                        keys, args = self._admit_call(site, limit, now_ms)
+                        await script(keys=keys, args=args, client=pipe)
+                    replies = await pipe.execute(raise_on_error=False)
         admissions = []
         for site, reply in zip(sites, replies, strict=True):
             if isinstance(reply, Exception):
