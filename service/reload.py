@@ -103,6 +103,10 @@ async def _follow(app: web.Application, subscribed: asyncio.Event) -> None:
                         await _follow_one(app, str(message["data"]))
         except (RedisConnectionError, RedisTimeoutError):
             await asyncio.sleep(RESUBSCRIBE_SECONDS)
+        except Exception:
+            # Following reloads must outlive any one bad message or reply.
+            log.exception("following model reloads failed; subscribing again")
+            await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
 
 async def _follow_one(app: web.Application, announcement: str) -> None:
