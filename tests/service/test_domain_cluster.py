@@ -19,13 +19,20 @@ from redis.asyncio.cluster import RedisCluster
 from service.domain import (
     Action,
     ArticleSpec,
+    AuthorStatus,
+    AuthorStatusChange,
     ClaimRequest,
     Decision,
+    Policy,
+    Queue,
     QueueQuery,
+    ReportReason,
+    ReportSpec,
     SiteSpec,
     State,
     Submission,
 )
+from service.labels import LabelLog
 from service.moderation import Moderation
 from service.store import Store
 
@@ -186,3 +193,42 @@ async def test_concurrent_deliveries_on_a_cluster_create_one_comment(
     )
 
     assert sum(result.created for result in results) == 1
+
+
+async def test_reports_authors_and_labels_run_on_a_cluster_in_the_sites_slot(
+    cluster: RedisCluster,
+) -> None:
+    moderation = Moderation(Store(cluster), OfferScorer(), THRESHOLDS, labels=LabelLog(cluster))
+    await moderation.create_site(
+        SiteSpec(id="news", name="News", policy=Policy(report_threshold=2))
+    )
+    await moderation.ingest("news", submission("c1", "Plain words"))
+    for reader in ("r1", "r2"):
+        outcome = await moderation.report(
+            "news", "c1", ReportSpec(reporter_id=reader, reason=ReportReason.ABUSIVE)
+        )
+    assert (outcome.reports, outcome.reported) == (2, True)
+    page = await moderation.list_queue("news", QueueQuery(queue=Queue.REPORTED))
+    assert [item.id for item in page.items] == ["c1"]
+    assert await cluster.exists("civ:{news}:reports:c1") == 1
+    await moderation.ingest("news", submission("c2", "A special offer", author="u2"))
+    banned = await moderation.set_author_status(
+        "news",
+        "u2",
+        AuthorStatusChange(status=AuthorStatus.BANNED, reject_pending=True),
+        "mod_1",
+    )
+    assert banned.rejected == ("c2",)
+    assert banned.author.counts.rejected == 1
+    await moderation.decide("news", "c1", Decision(action=Action.APPROVE), "mod_1")
+    author = await moderation.author("news", "u1")
+    assert (author.counts.approved, author.recent.decided) == (1, 1)
+    labels = [entry async for entry in LabelLog(cluster).export("news")]
+    assert [(entry["comment_id"], entry["labels"]) for entry in labels] == [
+        ("c1", {"spam": 0, "toxicity": 0})
+    ]
+    keys = [key async for key in cluster.scan_iter(match="civ:{news}:*")]
+    # Keeping the comment cleared its reports.
+    assert "civ:{news}:reports:c1" not in keys
+    assert {"civ:{news}:recent:u1", "civ:{news}:author:u2", "civ:{news}:labels"} <= set(keys)
+    assert len({cluster.keyslot(key) for key in keys}) == 1
