@@ -546,12 +546,15 @@ class AuthorStatusOutcome(_Model):
     author: AuthorView
     rejected: tuple[str, ...] = ()
     failed: tuple[DecisionOutcome, ...] = ()
+    remaining: int = 0
+    """Held comments beyond what one ban rejects; the queue's bulk decisions take them."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "author": self.author.to_json(),
             "rejected": list(self.rejected),
             "failed": [outcome.to_json() for outcome in self.failed],
+            "remaining": self.remaining,
         }
 
 

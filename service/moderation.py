@@ -569,8 +569,10 @@ class Moderation:
         )
         rejected: list[str] = []
         failed: list[DecisionOutcome] = []
+        remaining = 0
         if change.reject_pending:
             held = await self.store.pending_of_author(site_id, author_id)
+            remaining = max(0, len(held) - MAX_BAN_REJECTIONS)
             decision = Decision(action=Action.REJECT, reason=change.reason or "AUTHOR_BANNED")
             for comment_id in held[:MAX_BAN_REJECTIONS]:
                 try:
@@ -585,6 +587,7 @@ class Moderation:
             author=await self.author(site_id, author_id),
             rejected=tuple(rejected),
             failed=tuple(failed),
+            remaining=remaining,
         )
 
     async def get_comment(self, site_id: str, comment_id: str) -> Comment:

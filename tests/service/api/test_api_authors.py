@@ -236,6 +236,7 @@ async def test_a_ban_rejects_the_authors_held_comments_through_the_decision_path
     outcome = await response.json()
     assert outcome["rejected"] == ["c0", "c1", "c2"]
     assert outcome["failed"] == []
+    assert outcome["remaining"] == 0
     assert outcome["author"]["counts"] == {"approved": 0, "rejected": 3, "spam": 0, "pending": 0}
     for number in range(3):
         view = await (
