@@ -360,6 +360,8 @@ class Comment(_Model):
     priority: float = 0.0
     history: tuple[HistoryEntry, ...] | None = None
     reports: tuple[Report, ...] | None = None
+    report_count: int = 0
+    """Readers who reported the comment (since a moderator last kept it)."""
     claimed_by: str | None = None
     lease_until: datetime | None = None
 
@@ -388,6 +390,8 @@ class Comment(_Model):
             body["history"] = [entry.model_dump(mode="json") for entry in self.history]
         if self.reports is not None:
             body["reports"] = [report.model_dump(mode="json") for report in self.reports]
+        if self.report_count:
+            body["report_count"] = self.report_count
         if self.claimed_by is not None and self.lease_until is not None:
             body["claimed_by"] = self.claimed_by
             body["lease_until"] = _iso(self.lease_until)

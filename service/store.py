@@ -810,6 +810,7 @@ def comment_from_fields(
         lang=fields.get("lang") or None,
         priority=float(fields.get("priority") or 0.0),
         history=history,
+        report_count=int(fields.get("reports") or 0),
         reports=reports,
         claimed_by=claimed_by,
         lease_until=lease_until,

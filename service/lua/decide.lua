@@ -64,6 +64,7 @@ dequeue(prefix, "pending", id, article, author)
 dequeue(prefix, "reported", id, article, author)
 if target == "approved" then
   redis.call("DEL", prefix .. "reports:" .. id)
+  redis.call("HDEL", KEYS[1], "reports")
 end
 redis.call("DEL", KEYS[5])
 redis.call("ZREM", KEYS[8], id)

@@ -107,6 +107,7 @@ if previous then
   -- Readers reported the old text; the new one is judged afresh.
   dequeue(prefix, "reported", id, article, author)
   redis.call("DEL", prefix .. "reports:" .. id)
+  redis.call("HDEL", KEYS[1], "reports")
 else
   outcome = "created"
   version = 1

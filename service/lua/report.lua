@@ -43,6 +43,8 @@ end
 
 redis.call("HSET", KEYS[2], reporter, ARGV[5])
 local count = redis.call("HLEN", KEYS[2])
+-- The count travels with the comment, so every listing shows it without reading the reports.
+redis.call("HSET", KEYS[1], "reports", count)
 if queued == 0 and count >= threshold then
   local reasons = cjson.decode(stored[7])
   reasons[#reasons + 1] = "REPORTED"

@@ -88,6 +88,8 @@ async def test_the_report_reaching_the_threshold_queues_the_comment_once(
     ]
     assert all(a["threshold"] == 3 and a["state"] == "approved" for a in answers)
     assert await reported_ids(client, site, moderator) == ["c1"]
+    listed = await client.get("/v1/sites/news/queue?queue=reported", headers=moderator(site))
+    assert [item["report_count"] for item in (await listed.json())["items"]] == [4]
     # One event for entering the queue, however many reports follow.
     types = await outbox_types(redis_client, "news", "c1")
     assert types.count("comment.reported") == 1
@@ -158,6 +160,7 @@ async def test_keeping_a_reported_comment_clears_its_reports_and_the_queue(
     assert await reported_ids(client, site, moderator) == []
     view = await comment_view(client, site, moderator, "c1")
     assert view["reports"] == []
+    assert "report_count" not in view
     assert view["reasons"] == ["fair criticism"]
     # Reports start again from none: the same readers count again.
     again = await (await report(post_signed, site, "c1", "r1")).json()
