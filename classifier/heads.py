@@ -3,7 +3,10 @@
 Sources carry different labels, so the target matrix has a column per label with NaN where a row
 says nothing about that label; each label is fitted on its own rows. Every label's raw score is
 then calibrated with Platt scaling fitted on out-of-fold scores, so the outputs are probabilities
-rather than margins of a model that has seen the rows.
+rather than margins of a model that has seen the rows. The sources are enriched with abuse far
+beyond what a comment section sees, so where ``target_rates`` gives a label's real-world rate the
+calibration is moved from the training mix's rate to that one (a prior-shift correction of the
+intercept); rankings do not change, probabilities stop overstating how likely abuse is.
 """
 
 from typing import Any, Self
@@ -51,6 +54,10 @@ def _fit_label(
     return model.coef_.ravel().astype(np.float64), float(model.intercept_[0]), out_of_fold
 
 
+def _logit(rate: float) -> float:
+    return float(np.log(rate / (1.0 - rate)))
+
+
 def _fit_platt(raw: FloatArray, target: FloatArray, weight: FloatArray) -> tuple[float, float]:
     platt = LogisticRegression(C=1e4, solver="lbfgs").fit(
         raw.reshape(-1, 1), target, sample_weight=weight
@@ -62,10 +69,16 @@ class LinearHeads(BaseEstimator):  # type: ignore[misc]
     """Calibrated logistic models for several labels that may each be known on different rows."""
 
     def __init__(
-        self, labels: tuple[str, ...] = (), c: float = 4.0, n_jobs: int = 1, seed: int = 0
+        self,
+        labels: tuple[str, ...] = (),
+        c: float = 1.0,
+        target_rates: dict[str, float] | None = None,
+        n_jobs: int = 1,
+        seed: int = 0,
     ) -> None:
         self.labels = labels
         self.c = c
+        self.target_rates = target_rates
         self.n_jobs = n_jobs
         self.seed = seed
 
@@ -97,14 +110,30 @@ class LinearHeads(BaseEstimator):  # type: ignore[misc]
         self.coef_ = np.zeros((matrix.shape[1], len(self.labels)), dtype=np.float32)
         self.intercept_ = np.zeros(len(self.labels))
         self.platt_ = np.zeros((len(self.labels), 2))
+        self.mix_rates_ = np.zeros(len(self.labels))
         self.out_of_fold_ = np.full(y.shape, np.nan, dtype=np.float32)
+        rates = self.target_rates or {}
         for column, (coef, intercept, raw) in enumerate(fitted):
             rows = np.flatnonzero(~np.isnan(y[:, column]))
+            target, weight = y[rows, column], weights[rows, column]
             self.coef_[:, column] = coef
             self.intercept_[column] = intercept
-            self.platt_[column] = _fit_platt(raw, y[rows, column], weights[rows, column])
+            self.mix_rates_[column] = float(np.average(target, weights=weight))
+            self.platt_[column] = _fit_platt(raw, target, weight)
+            if label_rate := rates.get(self.labels[column]):
+                # Weighted Platt scaling matches the mix's weighted rate; move it to the real one.
+                self.platt_[column, 1] += _logit(label_rate) - _logit(self.mix_rates_[column])
             self.out_of_fold_[rows, column] = self.calibrate(raw[:, None], [column]).ravel()
         return self
+
+    def prior_weights(self, column: int, target: FloatArray) -> FloatArray:
+        """Importance weights that give training rows a label's real-world rate (else all 1)."""
+        rate = (self.target_rates or {}).get(self.labels[column])
+        if rate is None:
+            return np.ones(target.shape[0])
+        mix = self.mix_rates_[column]
+        weights: FloatArray = np.where(target == 1, rate / mix, (1.0 - rate) / (1.0 - mix))
+        return weights
 
     def decision_function(self, features: Any) -> FloatArray:
         """Raw linear scores, one column per label."""

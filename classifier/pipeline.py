@@ -18,7 +18,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from classifier.heads import LinearHeads
-from classifier.labels import LABELS
+from classifier.labels import LABELS, REAL_WORLD_RATES
 from classifier.normalize import normalize
 from classifier.signals import SignalFeatures
 
@@ -69,7 +69,7 @@ def build_pipeline(
     max_word_features: int = 150_000,
     max_char_features: int = 250_000,
     min_df: int = 3,
-    c: float = 4.0,
+    c: float = 1.0,
     n_jobs: int = 1,
 ) -> Pipeline:
     """An unfitted pipeline: raw texts in, one calibrated probability per label out."""
@@ -106,7 +106,8 @@ def build_pipeline(
         [("normalize", FunctionTransformer(normalize_all)), ("ngrams", ngrams)]
     )
     features = FeatureUnion([("text", text_features), ("signals", SignalFeatures())])
-    heads = LinearHeads(labels=labels, c=c, n_jobs=n_jobs)
+    rates = {label: rate for label, rate in REAL_WORLD_RATES.items() if label in labels}
+    heads = LinearHeads(labels=labels, c=c, target_rates=rates, n_jobs=n_jobs)
     return Pipeline([("features", features), ("heads", heads)])
 
 

@@ -18,16 +18,20 @@ HIGHEST_REJECT = 0.99
 
 
 def suggest(
-    label: str, target: npt.NDArray[np.float64], probability: npt.NDArray[np.float64]
+    label: str,
+    target: npt.NDArray[np.float64],
+    probability: npt.NDArray[np.float64],
+    weight: npt.NDArray[np.float64] | None = None,
 ) -> dict[str, float]:
-    """Thresholds for one label from its known rows (targets 0/1)."""
+    """Thresholds for one label from its known rows (targets 0/1, optional row weights)."""
     order = np.argsort(-probability, kind="stable")
-    ranked_target = target[order]
+    ranked_weight = np.ones(target.size) if weight is None else weight[order]
+    ranked_positive = target[order] * ranked_weight
     ranked_probability = probability[order]
-    true_positives = np.cumsum(ranked_target)
-    flagged = np.arange(1, ranked_target.size + 1)
+    true_positives = np.cumsum(ranked_positive)
+    flagged = np.cumsum(ranked_weight)
     precision = true_positives / flagged
-    recall = true_positives / max(float(ranked_target.sum()), 1.0)
+    recall = true_positives / max(float(ranked_positive.sum()), 1e-12)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
 
     wanted = REJECT_PRECISION.get(label, DEFAULT_REJECT_PRECISION)

@@ -62,7 +62,10 @@ def suggested_thresholds(pipeline: Pipeline, rows: LabeledRows) -> dict[str, dic
     for column, label in enumerate(heads.labels):
         known = ~np.isnan(targets[:, column])
         probability = heads.out_of_fold_[known, column].astype(np.float64)
-        suggestions[label] = thresholds.suggest(label, targets[known, column], probability)
+        target = targets[known, column]
+        # Precision as a comment section would see it: rows reweighted to the label's real rate.
+        weight = heads.prior_weights(column, target)
+        suggestions[label] = thresholds.suggest(label, target, probability, weight)
     return suggestions
 
 

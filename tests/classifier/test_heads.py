@@ -67,3 +67,17 @@ def test_perfectly_separated_scores_reject_from_the_lowest_positive() -> None:
     target = np.array([0, 0, 0, 1, 1, 1], dtype=float)
     probability = np.array([0.1, 0.2, 0.35, 0.6, 0.8, 0.9])
     assert thresholds.suggest("spam", target, probability) == {"hold": 0.6, "reject": 0.6}
+
+
+def test_a_real_world_rate_moves_probabilities_but_not_the_ranking() -> None:
+    features, targets = _toy(rows=2000)
+    mixed = LinearHeads(labels=("a", "b")).fit(features, targets)
+    shifted = LinearHeads(labels=("a", "b"), target_rates={"a": 0.05}).fit(features, targets)
+    before, after = mixed.predict_proba(features), shifted.predict_proba(features)
+    assert after[:, 0].mean() < before[:, 0].mean()
+    np.testing.assert_array_equal(np.argsort(before[:, 0]), np.argsort(after[:, 0]))
+    np.testing.assert_allclose(before[:, 1], after[:, 1])
+    # Rows reweighted to the real rate: the average probability is that rate again.
+    weights = shifted.prior_weights(0, targets[:, 0])
+    assert np.average(targets[:, 0], weights=weights) == pytest.approx(0.05)
+    assert np.average(after[:, 0], weights=weights) == pytest.approx(0.05, abs=0.01)
