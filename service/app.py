@@ -11,7 +11,18 @@ from service.metrics import Metrics
 from service.middleware import errors_and_metrics
 from service.moderation import Moderation
 from service.reload import follow_reloads
-from service.routes import add_routes, authors, model, reports
+from service.routes import (
+    admin,
+    authors,
+    compat_akismet,
+    compat_coral,
+    compat_perspective,
+    health,
+    intake,
+    model,
+    moderation,
+    reports,
+)
 from service.routes import deliveries as delivery_routes
 from service.routes.state import LABELS, METRICS, MODERATION, REDIS, SCORER, SETTINGS
 from service.scoring import start_scorer
@@ -19,6 +30,19 @@ from service.settings import Settings, SettingsError
 from service.store import Store
 
 KEY_PREFIX = "civ"
+ROUTE_AREAS = (
+    health,
+    admin,
+    intake,
+    moderation,
+    reports,
+    authors,
+    model,
+    delivery_routes,
+    compat_perspective,
+    compat_akismet,
+    compat_coral,
+)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -33,9 +57,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_moderation)
     app.cleanup_ctx.append(_deliveries)
     app.cleanup_ctx.append(follow_reloads)
-    add_routes(app)
-    app.router.add_routes(delivery_routes.routes)
-    for area in (reports, authors, model):
+    for area in ROUTE_AREAS:
         app.router.add_routes(area.routes)
     return app
 
