@@ -274,7 +274,9 @@ def bench_command(args: argparse.Namespace) -> None:
             "platform": platform.platform(),
         },
         "settings": {
-            key: value for key, value in os.environ.items() if key.startswith("CIVILITY_")
+            key: value
+            for key, value in os.environ.items()
+            if key.startswith("CIVILITY_") and key != "CIVILITY_ADMIN_TOKEN"
         },
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
