@@ -3,10 +3,11 @@
     .venv/bin/python bench/intake.py [--seconds 20] [--concurrency 32]
 
 Starts ``civility serve`` as its own process against ``REDIS_URL`` (default: database 14 of the
-Redis at 127.0.0.1:6379, flushed first), creates a site, then drives signed webhooks with unique
-ids from another process at a fixed concurrency for a bounded time. The same driver then runs
-against bench/bare.py, an aiohttp endpoint that only reads the body. Prints accepted comments/s,
-p50/p99/p999 latency and errors, and writes bench/results/intake.json. Run on purpose; pytest
+Redis at 127.0.0.1:6379, flushed first; another ``REDIS_URL`` must name an empty database),
+creates a site, then drives signed webhooks with unique ids from another process at a fixed
+concurrency for a bounded time. The same driver then runs against bench/bare.py, an aiohttp
+endpoint that only reads the body. Prints accepted comments/s, p50/p99/p999 latency, errors and
+CPU per request of each process, and writes bench/results/intake.json. Run on purpose; pytest
 never runs it.
 """
 
@@ -226,7 +227,11 @@ def _redis_cpu_seconds(client: redis.Redis) -> float:
 
 def bench_command(args: argparse.Namespace) -> None:
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
-    redis.Redis.from_url(redis_url).flushdb()
+    if redis_url == DEFAULT_REDIS_URL:
+        redis.Redis.from_url(redis_url).flushdb()
+    elif redis.Redis.from_url(redis_url).dbsize():
+        # Someone else's data: the benchmark would add thousands of comments to it.
+        raise SystemExit(f"{redis_url} is not empty; point REDIS_URL at an empty database")
     # Other work on the machine takes cores from every process measured here; it is recorded.
     load_before = os.getloadavg()[0]
     admin_token = secrets.token_urlsafe(24)
