@@ -1,6 +1,7 @@
 """``civility run`` delivers webhooks too: one worker runs beside the API in that process."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -49,8 +50,8 @@ async def test_run_starts_a_worker_beside_the_api(
     try:
         assert process.stdout is not None
         async with asyncio.timeout(60):
-            while b"civility is running" not in await process.stdout.readline():
-                assert process.returncode is None
+            while b"civility is running" not in (line := await process.stdout.readline()):
+                assert line, "civility run exited before it was ready"
         async with aiohttp.ClientSession() as http:
             spec = {"id": "news", "name": "News", "callback_url": receiver.url}
             async with http.post(f"{base}/v1/sites", json=spec, headers=admin) as response:
@@ -82,6 +83,8 @@ async def test_run_starts_a_worker_beside_the_api(
         assert arrival.event["comment"]["id"] == "c1"
         assert arrival.event["comment"]["state"] == verdict["state"]
     finally:
-        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
-            assert await process.wait() == 0
+            exit_code = await process.wait()
+    assert exit_code == 0
