@@ -1,0 +1,211 @@
+"""The fitted word and character TF-IDF features, computed without scikit-learn's per-call cost.
+
+``TfidfVectorizer.transform`` validates its input on every call, which for one comment costs more
+than the counting, and it cuts every character n-gram of every word anew although ``char_wb``
+n-grams depend on the word alone. ``compile_tfidf`` turns a fitted vectorizer into a function that
+returns the same matrix: same columns, and values computed by the same float operations in the
+same order, so they are equal to the last bit. Character n-grams are counted once per distinct
+word and kept in a bounded cache that belongs to the process.
+"""
+
+from collections.abc import Callable, Sequence
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import Pipeline
+
+from classifier.pipeline import FittedParts, normalize_all
+
+IntArray = npt.NDArray[np.int64]
+ColumnArray = npt.NDArray[np.int32]
+Transform = Callable[[Sequence[str]], sparse.csr_matrix]
+
+# Distinct words whose character n-gram columns are kept. A comment section's vocabulary repeats
+# (Zipf): this many cover tens of thousands of comments in about 30 MB.
+WORD_CACHE_SIZE = 100_000
+
+_UNKNOWN = -1
+
+
+class _WordNgrams:
+    """Columns of a text's word n-grams as ``analyzer="word"`` cuts them (``_UNKNOWN``: none)."""
+
+    def __init__(self, vectorizer: TfidfVectorizer) -> None:
+        self._tokenize: Callable[[str], list[str]] = vectorizer.build_tokenizer()
+        self._column_of = vectorizer.vocabulary_.get
+        self._sizes = range(vectorizer.ngram_range[0], vectorizer.ngram_range[1] + 1)
+
+    def columns(self, texts: Sequence[str]) -> tuple[IntArray, list[int]]:
+        """Every n-gram's column (with repeats) and how many of them each text has."""
+        column_of = self._column_of
+        found: list[int] = []
+        lengths: list[int] = []
+        for text in texts:
+            before = len(found)
+            tokens = self._tokenize(text)
+            for size in self._sizes:
+                shifted = (tokens[k:] for k in range(size))
+                grams = tokens if size == 1 else map(" ".join, zip(*shifted, strict=False))
+                found.extend(map(column_of, grams, repeat(_UNKNOWN)))
+            lengths.append(len(found) - before)
+        return np.array(found, dtype=np.int64), lengths
+
+
+class _WordCache(dict[str, ColumnArray]):
+    """The columns of each distinct word's ``char_wb`` n-grams (with repeats), made on a miss."""
+
+    def __init__(self, vectorizer: TfidfVectorizer, size: int) -> None:
+        super().__init__()
+        self._column_of = vectorizer.vocabulary_.get
+        self._low, self._high = vectorizer.ngram_range
+        self._size = size
+
+    def __missing__(self, word: str) -> ColumnArray:
+        column_of = self._column_of
+        padded = f" {word} "
+        length = len(padded)
+        # A padded word no longer than an n-gram size is one n-gram, counted once for the first
+        # such size and never again: scikit-learn's rule for short words.
+        sizes = range(self._low, min(self._high, max(length, self._low)) + 1)
+        columns = [
+            column
+            for size in sizes
+            for start in range(max(length - size, 0) + 1)
+            if (column := column_of(padded[start : start + size])) is not None
+        ]
+        if len(self) >= self._size:
+            self.clear()
+        known = self[word] = np.array(columns, dtype=np.int32)
+        return known
+
+
+class _CharWbNgrams:
+    """Column ids of a text's ``char_wb`` n-grams, worked out once per distinct word."""
+
+    def __init__(self, vectorizer: TfidfVectorizer, cache_size: int) -> None:
+        self.cache = _WordCache(vectorizer, cache_size)
+
+    def columns(self, texts: Sequence[str]) -> tuple[IntArray, list[int]]:
+        """Every known n-gram's column (with repeats) and how many of them each text has."""
+        lookup = self.cache.__getitem__
+        pieces: list[ColumnArray] = []
+        lengths: list[int] = []
+        for text in texts:
+            # ``str.split()`` breaks at the characters regex ``\s`` matches: the same words as
+            # scikit-learn's squeezing of whitespace runs followed by a split.
+            words = list(map(lookup, text.split()))
+            pieces.extend(words)
+            lengths.append(sum(map(len, words)))
+        columns = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
+        return columns.astype(np.int64), lengths
+
+
+class CompiledTfidf:
+    """``vectorizer.transform`` for a fitted word or ``char_wb`` TF-IDF vectorizer, made fast."""
+
+    def __init__(self, vectorizer: TfidfVectorizer, cache_size: int = WORD_CACHE_SIZE) -> None:
+        self._width = len(vectorizer.vocabulary_)
+        self._dtype = np.dtype(vectorizer.dtype)
+        self._idf: npt.NDArray[np.floating[Any]] = np.asarray(vectorizer.idf_)
+        self._sublinear = bool(vectorizer.sublinear_tf)
+        self._ngrams = (
+            _WordNgrams(vectorizer)
+            if vectorizer.analyzer == "word"
+            else _CharWbNgrams(vectorizer, cache_size)
+        )
+
+    @property
+    def cached_words(self) -> int:
+        """How many distinct words' character n-grams are cached now (0 for word n-grams)."""
+        return len(self._ngrams.cache) if isinstance(self._ngrams, _CharWbNgrams) else 0
+
+    def __call__(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """The TF-IDF matrix of ``texts``; an empty batch gives an empty matrix."""
+        columns, lengths = self._ngrams.columns(texts)
+        height = len(lengths)
+        rows = np.repeat(np.arange(height), lengths)
+        known = columns != _UNKNOWN
+        # One sort of (row, column) keys gives each row's columns in order; runs of equal keys
+        # are the counts.
+        keys = np.sort(rows[known] * self._width + columns[known])
+        boundary = np.ones(keys.size + 1, dtype=bool)
+        np.not_equal(keys[1:], keys[:-1], out=boundary[1:-1])
+        bounds = np.flatnonzero(boundary)
+        starts = bounds[:-1]
+        counts = bounds[1:] - starts
+        unique_rows, indices = np.divmod(keys[starts], self._width)
+        indptr = np.zeros(height + 1, dtype=np.int64)
+        np.cumsum(np.bincount(unique_rows, minlength=height), out=indptr[1:])
+        values = self._weighted(counts, indices, unique_rows, height)
+        index_type = np.int32 if indices.size < 2**31 else np.int64
+        return sparse.csr_matrix(
+            (values, indices.astype(index_type), indptr.astype(index_type)),
+            shape=(height, self._width),
+        )
+
+    def _weighted(
+        self, counts: IntArray, columns: IntArray, rows: IntArray, height: int
+    ) -> npt.NDArray[np.floating[Any]]:
+        """TF-IDF values of unit rows, by ``TfidfTransformer``'s float operations in its order."""
+        values = counts.astype(self._dtype)
+        if self._sublinear:
+            np.log(values, out=values)
+            values += 1.0
+        values *= self._idf[columns]
+        # The squares in the values' own precision, summed in double left to right; each value is
+        # then divided in double and rounded back, as scikit-learn's row normalisation does.
+        squares = values * values
+        norms = np.sqrt(np.bincount(rows, weights=squares, minlength=height))
+        norms[norms == 0.0] = 1.0
+        scaled: npt.NDArray[np.floating[Any]] = (values.astype(np.float64) / norms[rows]).astype(
+            self._dtype
+        )
+        return scaled
+
+
+def _is_covered(vectorizer: TfidfVectorizer) -> bool:
+    """Whether ``CompiledTfidf`` reproduces this fitted vectorizer's every setting."""
+    return (
+        isinstance(vectorizer, TfidfVectorizer)
+        and hasattr(vectorizer, "vocabulary_")
+        and vectorizer.analyzer in ("word", "char_wb")
+        and vectorizer.input == "content"
+        and vectorizer.preprocessor is None
+        and vectorizer.tokenizer is None
+        and vectorizer.stop_words is None
+        and vectorizer.strip_accents is None
+        and not vectorizer.lowercase
+        and not vectorizer.binary
+        and vectorizer.use_idf
+        and vectorizer.norm == "l2"
+    )
+
+
+def compile_tfidf(vectorizer: TfidfVectorizer, cache_size: int = WORD_CACHE_SIZE) -> Transform:
+    """A fast equivalent of ``vectorizer.transform``, or that method for settings not covered."""
+    if _is_covered(vectorizer):
+        return CompiledTfidf(vectorizer, cache_size)
+    transform: Transform = vectorizer.transform
+    return transform
+
+
+class CompiledParts(FittedParts):
+    """``FittedParts`` whose word and character features come from ``compile_tfidf``."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__(pipeline)
+        self._word_features = compile_tfidf(self.words)
+        self._char_features = compile_tfidf(self.chars)
+
+    def features(self, texts: list[str]) -> sparse.csr_matrix:
+        normalised = normalize_all(texts)
+        blocks = [
+            self._word_features(normalised),
+            self._char_features(normalised),
+            self.signals.transform(texts),
+        ]
+        return sparse.hstack(blocks, format="csr")
