@@ -2,7 +2,8 @@
 
 ``build_pipeline()`` is pure: it returns an unfitted scikit-learn ``Pipeline`` and touches no data.
 Text is normalised once (NFKC, confusables, leetspeak, runs; see ``classifier.normalize``) and
-shared by a word and a character n-gram vectorizer; cheap signals (links, capitals, repeats,
+shared by a word and an in-word character n-gram vectorizer (the latter counted with numpy, see
+``classifier.char_ngrams``); cheap signals (links, capitals, repeats,
 length, already scaled to [0, 1]) come from the raw text. Vocabularies are bounded so the artifact
 stays small and loads fast.
 """
@@ -17,6 +18,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from classifier.char_ngrams import HashedCharNgrams
 from classifier.heads import LinearHeads
 from classifier.labels import LABELS, REAL_WORLD_RATES
 from classifier.normalize import normalize
@@ -90,14 +92,11 @@ def build_pipeline(
             ),
             (
                 "chars",
-                CompactTfidfVectorizer(
-                    analyzer="char_wb",
+                HashedCharNgrams(
                     ngram_range=CHAR_NGRAMS,
-                    lowercase=False,
                     min_df=min_df,
                     max_features=max_char_features,
                     sublinear_tf=True,
-                    dtype=np.float32,
                 ),
             ),
         ]
@@ -124,7 +123,7 @@ class FittedParts:
         text_features: Pipeline = steps["text"]
         vectorizers = dict(text_features.named_steps["ngrams"].transformer_list)
         self.words: TfidfVectorizer = vectorizers["words"]
-        self.chars: TfidfVectorizer = vectorizers["chars"]
+        self.chars: HashedCharNgrams = vectorizers["chars"]
         self.signals: SignalFeatures = steps["signals"]
         self.heads: LinearHeads = pipeline.named_steps["heads"]
         self.labels: tuple[str, ...] = tuple(self.heads.labels)

@@ -37,6 +37,7 @@ def test_committed_model_is_verified_and_has_a_card_with_metrics(committed_model
     assert {"spam", "toxicity"} <= set(committed_model.labels)
     assert committed_model.card["artifact"]["sha256"]
     assert committed_model.card["inputs"], "the card lists every training file"
+    assert committed_model.card["metrics"]["sets"], "the card carries the evaluation report"
 
 
 def test_seed_comments_score_low_on_every_label(

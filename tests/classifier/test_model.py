@@ -141,6 +141,6 @@ def test_direct_scoring_matches_the_fitted_pipeline(tiny_model_path: Path) -> No
 
 
 def test_vocabulary_survives_the_compact_pickle(tiny_model_path: Path, tmp_path: Path) -> None:
-    vectorizer = FittedParts(joblib.load(tiny_model_path)).chars
-    joblib.dump(vectorizer, tmp_path / "chars.joblib")
-    assert joblib.load(tmp_path / "chars.joblib").vocabulary_ == vectorizer.vocabulary_
+    vectorizer = FittedParts(joblib.load(tiny_model_path)).words
+    joblib.dump(vectorizer, tmp_path / "words.joblib")
+    assert joblib.load(tmp_path / "words.joblib").vocabulary_ == vectorizer.vocabulary_
