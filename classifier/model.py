@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from classifier.card import ARTIFACT_SUFFIX, card_path, file_sha256, read_card
 from classifier.evidence import ExplainablePipeline, Span, evidence_spans
-from classifier.pipeline import FittedParts
+from classifier.fast_features import CompiledParts
 
 ACTIVE_FILE = "ACTIVE"
 _STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -75,7 +75,7 @@ class Model:
             label: {kind: float(value) for kind, value in levels.items()}
             for label, levels in dict(_card_field(card, "thresholds")).items()
         }
-        self._parts = FittedParts(pipeline)
+        self._parts = CompiledParts(pipeline)
         self._explainable = ExplainablePipeline(self._parts)
         if self._explainable.labels != self.labels:
             raise InvalidCardError(
