@@ -1,11 +1,12 @@
-"""The fitted word and character TF-IDF features, computed without scikit-learn's per-call cost.
+"""The fitted word and character TF-IDF features, computed without the vectorizers' per-call cost.
 
 ``TfidfVectorizer.transform`` validates its input on every call, which for one comment costs more
-than the counting, and it cuts every character n-gram of every word anew although ``char_wb``
-n-grams depend on the word alone. ``compile_tfidf`` turns a fitted vectorizer into a function that
-returns the same matrix: same columns, and values computed by the same float operations in the
-same order, so they are equal to the last bit. Character n-grams are counted once per distinct
-word and kept in a bounded cache that belongs to the process.
+than the counting, and character n-grams are cut and looked up anew for every word although, for
+``char_wb`` and ``HashedCharNgrams`` alike, they depend on the word alone. ``compile_tfidf`` turns
+a fitted vectorizer into a function that returns the same matrix: same columns, and values
+computed by the same float operations in the same order, so they are equal to the last bit.
+Character n-gram columns are worked out once per distinct word and kept in a bounded cache that
+belongs to the process.
 """
 
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
+from classifier.char_ngrams import HashedCharNgrams, Windows
 from classifier.pipeline import FittedParts, normalize_all
 
 IntArray = npt.NDArray[np.int64]
@@ -104,24 +106,80 @@ class _CharWbNgrams:
         return columns.astype(np.int64), lengths
 
 
-class CompiledTfidf:
-    """``vectorizer.transform`` for a fitted word or ``char_wb`` TF-IDF vectorizer, made fast."""
+class _HashedNgrams:
+    """Column ids of a text's ``HashedCharNgrams`` n-grams, worked out once per distinct word.
 
-    def __init__(self, vectorizer: TfidfVectorizer, cache_size: int = WORD_CACHE_SIZE) -> None:
-        self._width = len(vectorizer.vocabulary_)
-        self._dtype = np.dtype(vectorizer.dtype)
+    Its windows hold a space only at their ends, so each lies inside one space-padded word: a
+    text's windows are those of its words, which are hashed and looked up a batch at a time.
+    """
+
+    def __init__(self, ngrams: HashedCharNgrams, cache_size: int) -> None:
+        self._ngrams = ngrams
+        self.cache: dict[str, ColumnArray] = {}
+        self._cache_size = cache_size
+
+    def _table(self, words: set[str]) -> dict[str, ColumnArray]:
+        """The columns of every word of ``words``: the cache, unless they do not all fit in it."""
+        missing = [word for word in words if word not in self.cache]
+        if not missing:
+            return self.cache
+        windows = Windows(missing, self._ngrams.ngram_range)
+        index, known = self._ngrams.feature_indices(windows.hashes)
+        owners = windows.texts[known]
+        order = np.argsort(owners, kind="stable")
+        ends = np.cumsum(np.bincount(owners, minlength=len(missing)))
+        pieces = np.split(index[known][order].astype(np.int32), ends[:-1])
+        table = dict(zip(missing, pieces, strict=True))
+        if len(words) > self._cache_size:
+            table.update((word, self.cache[word]) for word in words if word not in table)
+            return table
+        if len(self.cache) + len(missing) > self._cache_size:
+            kept = {word: self.cache[word] for word in words if word in self.cache}
+            self.cache.clear()
+            self.cache.update(kept)
+        self.cache.update(table)
+        return self.cache
+
+    def columns(self, texts: Sequence[str]) -> tuple[IntArray, list[int]]:
+        """Every known n-gram's column (with repeats) and how many of them each text has."""
+        words_of = [text.split(" ") for text in texts]
+        lookup = self._table({word for words in words_of for word in words}).__getitem__
+        pieces: list[ColumnArray] = []
+        lengths: list[int] = []
+        for words in words_of:
+            found = list(map(lookup, words))
+            pieces.extend(found)
+            lengths.append(sum(map(len, found)))
+        columns = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
+        return columns.astype(np.int64), lengths
+
+
+class CompiledTfidf:
+    """``transform`` of a fitted word, ``char_wb`` or hashed character vectorizer, made fast."""
+
+    def __init__(
+        self, vectorizer: TfidfVectorizer | HashedCharNgrams, cache_size: int = WORD_CACHE_SIZE
+    ) -> None:
         self._idf: npt.NDArray[np.floating[Any]] = np.asarray(vectorizer.idf_)
         self._sublinear = bool(vectorizer.sublinear_tf)
-        self._ngrams = (
-            _WordNgrams(vectorizer)
-            if vectorizer.analyzer == "word"
-            else _CharWbNgrams(vectorizer, cache_size)
-        )
+        self._ngrams: _WordNgrams | _CharWbNgrams | _HashedNgrams
+        if isinstance(vectorizer, HashedCharNgrams):
+            self._width = vectorizer.hashes_.size
+            self._dtype = np.dtype(np.float64)
+            self._ngrams = _HashedNgrams(vectorizer, cache_size)
+        else:
+            self._width = len(vectorizer.vocabulary_)
+            self._dtype = np.dtype(vectorizer.dtype)
+            self._ngrams = (
+                _WordNgrams(vectorizer)
+                if vectorizer.analyzer == "word"
+                else _CharWbNgrams(vectorizer, cache_size)
+            )
 
     @property
     def cached_words(self) -> int:
         """How many distinct words' character n-grams are cached now (0 for word n-grams)."""
-        return len(self._ngrams.cache) if isinstance(self._ngrams, _CharWbNgrams) else 0
+        return 0 if isinstance(self._ngrams, _WordNgrams) else len(self._ngrams.cache)
 
     def __call__(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """The TF-IDF matrix of ``texts``; an empty batch gives an empty matrix."""
@@ -140,7 +198,10 @@ class CompiledTfidf:
         unique_rows, indices = np.divmod(keys[starts], self._width)
         indptr = np.zeros(height + 1, dtype=np.int64)
         np.cumsum(np.bincount(unique_rows, minlength=height), out=indptr[1:])
-        values = self._weighted(counts, indices, unique_rows, height)
+        weighted = (
+            self._hashed_weighted if isinstance(self._ngrams, _HashedNgrams) else self._weighted
+        )
+        values = weighted(counts, indices, unique_rows, height, indptr)
         index_type = np.int32 if indices.size < 2**31 else np.int64
         return sparse.csr_matrix(
             (values, indices.astype(index_type), indptr.astype(index_type)),
@@ -148,7 +209,7 @@ class CompiledTfidf:
         )
 
     def _weighted(
-        self, counts: IntArray, columns: IntArray, rows: IntArray, height: int
+        self, counts: IntArray, columns: IntArray, rows: IntArray, height: int, _: IntArray
     ) -> npt.NDArray[np.floating[Any]]:
         """TF-IDF values of unit rows, by ``TfidfTransformer``'s float operations in its order."""
         values = counts.astype(self._dtype)
@@ -166,9 +227,28 @@ class CompiledTfidf:
         )
         return scaled
 
+    def _hashed_weighted(
+        self, counts: IntArray, columns: IntArray, rows: IntArray, height: int, indptr: IntArray
+    ) -> npt.NDArray[np.floating[Any]]:
+        """TF-IDF values of unit rows, by ``HashedCharNgrams.transform``'s operations."""
+        values = counts.astype(np.float64)
+        if self._sublinear:
+            values = 1.0 + np.log(values)
+        values *= self._idf[columns]
+        row_sizes = np.diff(indptr)
+        squares = np.zeros(height)
+        filled = row_sizes > 0
+        squares[filled] = np.add.reduceat(values * values, indptr[:-1][filled])
+        norms = np.sqrt(squares)
+        norms[norms == 0] = 1.0
+        scaled: npt.NDArray[np.floating[Any]] = values / np.repeat(norms, row_sizes)
+        return scaled
 
-def _is_covered(vectorizer: TfidfVectorizer) -> bool:
+
+def _is_covered(vectorizer: TfidfVectorizer | HashedCharNgrams) -> bool:
     """Whether ``CompiledTfidf`` reproduces this fitted vectorizer's every setting."""
+    if isinstance(vectorizer, HashedCharNgrams):
+        return hasattr(vectorizer, "hashes_")
     return (
         isinstance(vectorizer, TfidfVectorizer)
         and hasattr(vectorizer, "vocabulary_")
@@ -185,7 +265,9 @@ def _is_covered(vectorizer: TfidfVectorizer) -> bool:
     )
 
 
-def compile_tfidf(vectorizer: TfidfVectorizer, cache_size: int = WORD_CACHE_SIZE) -> Transform:
+def compile_tfidf(
+    vectorizer: TfidfVectorizer | HashedCharNgrams, cache_size: int = WORD_CACHE_SIZE
+) -> Transform:
     """A fast equivalent of ``vectorizer.transform``, or that method for settings not covered."""
     if _is_covered(vectorizer):
         return CompiledTfidf(vectorizer, cache_size)
