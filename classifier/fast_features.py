@@ -280,14 +280,15 @@ class CompiledParts(FittedParts):
 
     def __init__(self, pipeline: Pipeline) -> None:
         super().__init__(pipeline)
-        self._word_features = compile_tfidf(self.words)
-        self._char_features = compile_tfidf(self.chars)
+        # Public so that explanations can use them too.
+        self.word_features = compile_tfidf(self.words)
+        self.char_features = compile_tfidf(self.chars)
 
     def features(self, texts: list[str]) -> sparse.csr_matrix:
         normalised = normalize_all(texts)
         blocks = [
-            self._word_features(normalised),
-            self._char_features(normalised),
+            self.word_features(normalised),
+            self.char_features(normalised),
             self.signals.transform(texts),
         ]
         return sparse.hstack(blocks, format="csr")
