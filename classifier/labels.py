@@ -65,6 +65,9 @@ def flag(*columns: str) -> Rule:
     return Rule(columns)
 
 
+# Wikipedia talk and news comments serve as spam negatives. Without them the spam sets teach "long
+# and opinionated" as spam: a quarter of C3's news comments then score at least 0.45 and a seed
+# comment 0.40. They cost about 0.01 of YouTube leave-one-video-out ROC-AUC (0.977 against 0.986).
 ALWAYS_NEGATIVE = Rule(())
 
 
