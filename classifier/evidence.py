@@ -35,6 +35,8 @@ class ExplainablePipeline:
         self.words: TfidfVectorizer = parts.words
         self.chars: HashedCharNgrams = parts.chars
         self.labels = parts.labels
+        self.word_features = parts.word_features
+        self.char_features = parts.char_features
         word_count = len(self.words.vocabulary_)
         char_count = self.chars.hashes_.size
         coef = np.asarray(parts.heads.coef_, dtype=np.float64)
@@ -45,11 +47,11 @@ class ExplainablePipeline:
     def character_scores(self, normalised: str, columns: Sequence[int]) -> FloatArray:
         """Each normalised character's share of each label's raw score (chars x columns)."""
         scores = np.zeros((len(normalised), len(columns)))
-        word_values = self.words.transform([normalised])
+        word_values = self.word_features([normalised])
         self._spread(
             scores, self._word_occurrences(normalised), word_values, self.word_coef, columns
         )
-        char_values = self.chars.transform([normalised])
+        char_values = self.char_features([normalised])
         self._spread(
             scores, self._char_occurrences(normalised), char_values, self.char_coef, columns
         )

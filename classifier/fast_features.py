@@ -1,8 +1,8 @@
 """The fitted word and character TF-IDF features, computed without the vectorizers' per-call cost.
 
 ``TfidfVectorizer.transform`` validates its input on every call, which for one comment costs more
-than the counting, and character n-grams are cut and looked up anew for every word although, for
-``char_wb`` and ``HashedCharNgrams`` alike, they depend on the word alone. ``compile_tfidf`` turns
+than the counting, and character n-grams are cut and looked up anew for every word although, in
+``HashedCharNgrams``, they depend on the word alone. ``compile_tfidf`` turns
 a fitted vectorizer into a function that returns the same matrix: same columns, and values
 computed by the same float operations in the same order, so they are equal to the last bit.
 Character n-gram columns are worked out once per distinct word and kept in a bounded cache that
@@ -20,7 +20,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
 from classifier.char_ngrams import HashedCharNgrams, Windows
-from classifier.pipeline import FittedParts, normalize_all
+from classifier.pipeline import FittedParts
 
 IntArray = npt.NDArray[np.int64]
 ColumnArray = npt.NDArray[np.int32]
@@ -55,55 +55,6 @@ class _WordNgrams:
                 found.extend(map(column_of, grams, repeat(_UNKNOWN)))
             lengths.append(len(found) - before)
         return np.array(found, dtype=np.int64), lengths
-
-
-class _WordCache(dict[str, ColumnArray]):
-    """The columns of each distinct word's ``char_wb`` n-grams (with repeats), made on a miss."""
-
-    def __init__(self, vectorizer: TfidfVectorizer, size: int) -> None:
-        super().__init__()
-        self._column_of = vectorizer.vocabulary_.get
-        self._low, self._high = vectorizer.ngram_range
-        self._size = size
-
-    def __missing__(self, word: str) -> ColumnArray:
-        column_of = self._column_of
-        padded = f" {word} "
-        length = len(padded)
-        # A padded word no longer than an n-gram size is one n-gram, counted once for the first
-        # such size and never again: scikit-learn's rule for short words.
-        sizes = range(self._low, min(self._high, max(length, self._low)) + 1)
-        columns = [
-            column
-            for size in sizes
-            for start in range(max(length - size, 0) + 1)
-            if (column := column_of(padded[start : start + size])) is not None
-        ]
-        if len(self) >= self._size:
-            self.clear()
-        known = self[word] = np.array(columns, dtype=np.int32)
-        return known
-
-
-class _CharWbNgrams:
-    """Column ids of a text's ``char_wb`` n-grams, worked out once per distinct word."""
-
-    def __init__(self, vectorizer: TfidfVectorizer, cache_size: int) -> None:
-        self.cache = _WordCache(vectorizer, cache_size)
-
-    def columns(self, texts: Sequence[str]) -> tuple[IntArray, list[int]]:
-        """Every known n-gram's column (with repeats) and how many of them each text has."""
-        lookup = self.cache.__getitem__
-        pieces: list[ColumnArray] = []
-        lengths: list[int] = []
-        for text in texts:
-            # ``str.split()`` breaks at the characters regex ``\s`` matches: the same words as
-            # scikit-learn's squeezing of whitespace runs followed by a split.
-            words = list(map(lookup, text.split()))
-            pieces.extend(words)
-            lengths.append(sum(map(len, words)))
-        columns = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
-        return columns.astype(np.int64), lengths
 
 
 class _HashedNgrams:
@@ -155,14 +106,14 @@ class _HashedNgrams:
 
 
 class CompiledTfidf:
-    """``transform`` of a fitted word, ``char_wb`` or hashed character vectorizer, made fast."""
+    """``transform`` of a fitted word or hashed character vectorizer, made fast."""
 
     def __init__(
         self, vectorizer: TfidfVectorizer | HashedCharNgrams, cache_size: int = WORD_CACHE_SIZE
     ) -> None:
         self._idf: npt.NDArray[np.floating[Any]] = np.asarray(vectorizer.idf_)
         self._sublinear = bool(vectorizer.sublinear_tf)
-        self._ngrams: _WordNgrams | _CharWbNgrams | _HashedNgrams
+        self._ngrams: _WordNgrams | _HashedNgrams
         if isinstance(vectorizer, HashedCharNgrams):
             self._width = vectorizer.hashes_.size
             self._dtype = np.dtype(np.float64)
@@ -170,11 +121,7 @@ class CompiledTfidf:
         else:
             self._width = len(vectorizer.vocabulary_)
             self._dtype = np.dtype(vectorizer.dtype)
-            self._ngrams = (
-                _WordNgrams(vectorizer)
-                if vectorizer.analyzer == "word"
-                else _CharWbNgrams(vectorizer, cache_size)
-            )
+            self._ngrams = _WordNgrams(vectorizer)
 
     @property
     def cached_words(self) -> int:
@@ -252,7 +199,7 @@ def _is_covered(vectorizer: TfidfVectorizer | HashedCharNgrams) -> bool:
     return (
         isinstance(vectorizer, TfidfVectorizer)
         and hasattr(vectorizer, "vocabulary_")
-        and vectorizer.analyzer in ("word", "char_wb")
+        and vectorizer.analyzer == "word"
         and vectorizer.input == "content"
         and vectorizer.preprocessor is None
         and vectorizer.tokenizer is None
@@ -280,15 +227,5 @@ class CompiledParts(FittedParts):
 
     def __init__(self, pipeline: Pipeline) -> None:
         super().__init__(pipeline)
-        # Public so that explanations can use them too.
         self.word_features = compile_tfidf(self.words)
         self.char_features = compile_tfidf(self.chars)
-
-    def features(self, texts: list[str]) -> sparse.csr_matrix:
-        normalised = normalize_all(texts)
-        blocks = [
-            self.word_features(normalised),
-            self.char_features(normalised),
-            self.signals.transform(texts),
-        ]
-        return sparse.hstack(blocks, format="csr")
