@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -164,6 +164,12 @@ class Moderation:
         self._clock = clock
         self._site_cache_seconds = site_cache_seconds
         self._sites: dict[str, _CachedSite] = {}
+        # Decided once: a Protocol isinstance check costs ~0.09 ms, on every comment.
+        self._score: Callable[[str], Awaitable[Scored]] = (
+            scorer.score_with_model
+            if isinstance(scorer, ReloadableScorer)
+            else self._score_naming_active_model
+        )
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -357,9 +363,7 @@ class Moderation:
         context = rules.PolicyContext(text=text)
         return rules.decide(scored.scores, context, policy, scored.thresholds), scored
 
-    async def _score(self, text: str) -> Scored:
-        if isinstance(self.scorer, ReloadableScorer):
-            return await self.scorer.score_with_model(text)
+    async def _score_naming_active_model(self, text: str) -> Scored:
         scores = await self.scorer.score(text)
         return Scored(scores, self.scorer.model_version, self.thresholds)
 
