@@ -185,7 +185,7 @@ async def _drive(
     }
 
 
-BODIES_PER_SECOND = 4000
+BODIES_PER_SECOND = 16000
 
 
 def drive_command(args: argparse.Namespace) -> None:
