@@ -26,7 +26,7 @@ from service.embedded import embedded_valkey
 from service.errors import NotFound
 from service.moderation import Moderation
 from service.reload import reload_on_signal
-from service.routes.state import MODERATION
+from service.routes.state import MODERATION, SETTINGS
 from service.settings import Settings, SettingsError
 from service.worker import background_worker, run_until_signalled
 
@@ -194,9 +194,14 @@ class _DemoFile:
 
     async def announce(self, app: web.Application, url: str) -> None:
         await self._ensure_demo_site(app[MODERATION])
+        # Only a token this file generated is printed; one from CIVILITY_ADMIN_TOKEN is the
+        # operator's own.
+        admin_token = app[SETTINGS].admin_token
+        if admin_token is None or admin_token != self.values.get("admin_token"):
+            admin_token = "(from CIVILITY_ADMIN_TOKEN)"
         print(
             f"civility is running at {url} (development mode, Ctrl-C to stop)\n"
-            f"  admin token:      {self.values['admin_token']}\n"
+            f"  admin token:      {admin_token}\n"
             f"  demo site:        {DEMO_SITE}\n"
             f"  webhook secret:   {self.values['webhook_secret']}\n"
             f"  moderator token:  {self.values['moderator_token']}\n"

@@ -167,6 +167,34 @@ def test_run_starts_everything_and_keeps_data_across_restarts(
     assert "civility stopped" in second.stop(signal.SIGTERM)
 
 
+def test_run_with_an_operator_admin_token_never_prints_it(
+    tmp_path: Path, start_run: Callable[[dict[str, str]], Running]
+) -> None:
+    port = _free_port()
+    operator_token = "operator-chosen-admin-token-0123456789"
+    env = {
+        key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "CIVILITY_ENV"}
+    }
+    env.update(
+        CIVILITY_ADMIN_TOKEN=operator_token,
+        CIVILITY_DATA_DIR=str(tmp_path / "data"),
+        CIVILITY_PORT=str(port),
+        CIVILITY_MODELS_DIR=os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
+    )
+    running = start_run(env)
+    shown = running.wait_for("moderator token")
+    assert shown["admin token"] == "(from CIVILITY_ADMIN_TOKEN)"
+    assert not any(operator_token in line for line in running.output)
+    status, site = _request(
+        f"http://127.0.0.1:{port}/v1/sites/demo",
+        "GET",
+        None,
+        {"Authorization": f"Bearer {operator_token}"},
+    )
+    assert (status, site["id"]) == (200, "demo")
+    assert "civility stopped" in running.stop(signal.SIGTERM)
+
+
 def test_production_without_an_admin_token_refuses_to_start(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "CIVILITY_ADMIN_TOKEN"}
     env.update(CIVILITY_ENV="production", CIVILITY_DATA_DIR=str(tmp_path))
