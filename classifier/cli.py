@@ -5,7 +5,10 @@ import sys
 from pathlib import Path
 
 from classifier import score_cli
+from classifier.card import ARTIFACT_SUFFIX
+from classifier.compare import compare, format_comparison
 from classifier.evaluate import evaluate, format_table, write_report
+from classifier.feedback import FeedbackError
 from classifier.model import Model, ModelError, load_active
 from classifier.train import DEFAULT_NAME, DEFAULT_VERSION, TrainOptions, train
 
@@ -46,6 +49,11 @@ def _register_train(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     parser.add_argument(
         "--no-activate", action="store_true", help="write the model without marking it active"
     )
+    parser.add_argument(
+        "--feedback",
+        type=Path,
+        help="labels from `civility labels export` (JSON Lines), folded into the training rows",
+    )
     parser.set_defaults(handler=_run_train)
 
 
@@ -56,11 +64,19 @@ def _run_train(args: argparse.Namespace) -> int:
         limit_per_source=args.limit_per_source,
         n_jobs=args.jobs,
         activate=not args.no_activate,
+        feedback=args.feedback,
     )
     if not args.data.is_dir():
         print(f"civility train: datasets folder {args.data} does not exist", file=sys.stderr)
         return 2
-    artifact = train(args.data, args.out, options)
+    if args.feedback is not None and not args.feedback.is_file():
+        print(f"civility train: feedback file {args.feedback} does not exist", file=sys.stderr)
+        return 2
+    try:
+        artifact = train(args.data, args.out, options)
+    except FeedbackError as error:
+        print(f"civility train: {error}", file=sys.stderr)
+        return 2
     print(f"trained {artifact} ({artifact.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -85,6 +101,12 @@ def _register_evaluate(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         help="measure at most this many rows per set (quick checks; the report records it)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave the card")
+    parser.add_argument(
+        "--compare",
+        metavar="OLD",
+        help="instead of the full report, score OLD (a version, model name or artifact) and this "
+        "model on the same held-out sets and print both",
+    )
     parser.set_defaults(handler=_run_evaluate)
 
 
@@ -97,6 +119,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     except ModelError as error:
         print(f"civility evaluate: {error}", file=sys.stderr)
         return 2
+    if args.compare:
+        return _run_compare(model, args)
     report = evaluate(
         model,
         args.data,
@@ -108,4 +132,23 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     print(format_table(report))
     if not args.no_write:
         write_report(model, report)
+    return 0
+
+
+def _run_compare(model: Model, args: argparse.Namespace) -> int:
+    named: str = args.compare
+    if named.endswith(ARTIFACT_SUFFIX):
+        artifact = Path(named)
+    elif (args.models / f"{named}{ARTIFACT_SUFFIX}").is_file():
+        artifact = args.models / f"{named}{ARTIFACT_SUFFIX}"
+    else:
+        # A bare version names the default model: "1.0.0" is civility-1.0.0.
+        artifact = args.models / f"{DEFAULT_NAME}-{named}{ARTIFACT_SUFFIX}"
+    try:
+        old = Model.load(artifact)
+    except ModelError as error:
+        print(f"civility evaluate: {error}", file=sys.stderr)
+        return 2
+    report = compare(model, old, args.data, limit_per_set=args.limit_per_set)
+    print(format_comparison(report))
     return 0

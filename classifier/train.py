@@ -19,6 +19,7 @@ from classifier.card import (
     library_versions,
     write_card,
 )
+from classifier.feedback import FEEDBACK_SOURCE, FEEDBACK_WEIGHT, fold_feedback, read_feedback
 from classifier.labels import LABELS, SOURCES, TRAIN_SOURCES
 from classifier.model import activate
 from classifier.pipeline import build_pipeline
@@ -35,6 +36,8 @@ class TrainOptions:
     limit_per_source: int | None = None
     n_jobs: int = 2
     activate: bool = True
+    feedback: Path | None = None
+    """Labels exported by ``civility labels export``, folded into the training rows."""
 
 
 def fit_pipeline(rows: LabeledRows, labels: tuple[str, ...], n_jobs: int) -> Pipeline:
@@ -75,14 +78,15 @@ def _training_summary(rows: LabeledRows, labels: tuple[str, ...]) -> dict[str, A
     per_source = {}
     for name in dict.fromkeys(rows.sources):
         mask = sources == name
+        use = SOURCES.get(name)  # none for moderators' feedback
         per_source[name] = {
             "rows": int(mask.sum()),
-            "weight": SOURCES[name].weight,
+            "weight": use.weight if use else FEEDBACK_WEIGHT,
             "labels": {
                 label: {
                     "positives": int(np.nansum(targets[mask, column] == 1)),
                     "negatives": int(np.nansum(targets[mask, column] == 0)),
-                    "weight": SOURCES[name].weight_for(label),
+                    "weight": use.weight_for(label) if use else FEEDBACK_WEIGHT,
                 }
                 for column, label in enumerate(labels)
                 if not np.isnan(targets[mask, column]).all()
@@ -96,6 +100,7 @@ def train(datasets_dir: Path, out_dir: Path, options: TrainOptions = TrainOption
     started = time.perf_counter()
     sources = load_sources(datasets_dir, TRAIN_SOURCES)
     rows = training_rows(sources, LABELS, options.limit_per_source)
+    feedback_inputs = feedback_entries(rows, options.feedback)
     pipeline = fit_pipeline(rows, LABELS, options.n_jobs)
     suggestions = suggested_thresholds(pipeline, rows)
     seconds = time.perf_counter() - started
@@ -123,9 +128,8 @@ def train(datasets_dir: Path, out_dir: Path, options: TrainOptions = TrainOption
             "parameters": _parameters(pipeline),
             **_training_summary(rows, LABELS),
         },
-        "inputs": [
-            entry for data in sources.values() for entry in file_entries(datasets_dir, data)
-        ],
+        "inputs": [entry for data in sources.values() for entry in file_entries(datasets_dir, data)]
+        + feedback_inputs,
         "versions": library_versions(),
         "metrics": {},
     }
@@ -133,6 +137,23 @@ def train(datasets_dir: Path, out_dir: Path, options: TrainOptions = TrainOption
     if options.activate:
         activate(out_dir, stem)
     return artifact
+
+
+def feedback_entries(rows: LabeledRows, feedback: Path | None) -> list[dict[str, Any]]:
+    """Fold the feedback file's labels into ``rows``; what the card records of that file."""
+    if feedback is None:
+        return []
+    added = fold_feedback(rows, read_feedback(feedback), LABELS)
+    return [
+        {
+            "source": FEEDBACK_SOURCE,
+            "path": feedback.name,
+            "sha256": file_sha256(feedback),
+            "bytes": feedback.stat().st_size,
+            "rows": added,
+            "role": "train",
+        }
+    ]
 
 
 _SHAPING_PARAMETERS = ("analyzer", "ngram_range", "min_df", "max_features", "sublinear_tf", "__c")
