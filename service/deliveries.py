@@ -17,18 +17,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from importlib import resources
 from typing import Any, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio.cluster import RedisCluster
-from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from service.delivery import iso_ms
 from service.errors import BadRequest, Conflict, NotFound
 from service.keys import KeySpace
-from service.store import RedisClient, store_errors
+from service.store import LuaScripts, RedisClient, store_errors
 
 log = logging.getLogger(__name__)
 
@@ -124,29 +122,20 @@ def _pairs(flat: Sequence[str]) -> dict[str, str]:
 
 class DeliveryLog:
     def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
-        if isinstance(redis, RedisCluster):
-            decodes = redis.get_connection_kwargs().get("decode_responses")
-        else:
-            decodes = redis.connection_pool.connection_kwargs.get("decode_responses")
-        if not decodes:
-            raise ValueError("the delivery log needs a Redis client with decode_responses=True")
         self.redis = redis
         self.keys = KeySpace(prefix)
-        lua = resources.files("service") / "lua"
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script((lua / f"{name}.lua").read_text(encoding="utf-8"))
-            for name in (
+        self._scripts = LuaScripts(
+            redis,
+            (
                 "delivery_admit",
                 "delivery_lease",
                 "delivery_settle",
                 "delivery_redeliver",
                 "outbox_trim",
-            )
-        }
-
-    async def _run(self, name: str, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
-        with store_errors():
-            return await self._scripts[name](keys=keys, args=args)
+            ),
+            with_library=False,
+        )
+        self._run = self._scripts.run
 
     async def sites(self) -> list[str]:
         with store_errors():

@@ -254,28 +254,38 @@ class ReportWrite:
     sources: str
 
 
-class Store:
-    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+class LuaScripts:
+    """Scripts of ``service/lua`` registered once and called by sha (redis-py loads a script
+    again on NOSCRIPT, so they survive a Redis restart); connection failures become 503s."""
+
+    def __init__(self, redis: RedisClient, names: Sequence[str], *, with_library: bool) -> None:
         if isinstance(redis, RedisCluster):
             decodes = redis.get_connection_kwargs().get("decode_responses")
         else:
             decodes = redis.connection_pool.connection_kwargs.get("decode_responses")
         if not decodes:
-            raise ValueError("the store needs a Redis client created with decode_responses=True")
-        self.redis = redis
-        self.keys = KeySpace(prefix)
+            raise ValueError("civility needs a Redis client created with decode_responses=True")
         lua = resources.files("service") / "lua"
-        library = (lua / "_lib.lua").read_text(encoding="utf-8")
+        prelude = (lua / "_lib.lua").read_text(encoding="utf-8") + "\n" if with_library else ""
         self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(
-                library + "\n" + (lua / f"{name}.lua").read_text(encoding="utf-8")
-            )
-            for name in SCRIPTS
+            name: redis.register_script(prelude + (lua / f"{name}.lua").read_text(encoding="utf-8"))
+            for name in names
         }
 
-    async def _run(self, name: str, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+    def __getitem__(self, name: str) -> AsyncScript:
+        return self._scripts[name]
+
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         with store_errors():
             return await self._scripts[name](keys=keys, args=args)
+
+
+class Store:
+    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+        self.redis = redis
+        self.keys = KeySpace(prefix)
+        self._scripts = LuaScripts(redis, SCRIPTS, with_library=True)
+        self._run = self._scripts.run
 
     # ------------------------------------------------------------------ sites
 
