@@ -1,6 +1,6 @@
 """Intake throughput: signed, scored, stored comments per second, against a bare aiohttp ceiling.
 
-    .venv/bin/python bench/intake.py [--seconds 20] [--concurrency 32]
+    .venv/bin/python bench/intake.py [--seconds 20] [--concurrency 32] [--api-processes 1]
 
 Starts ``civility serve`` as its own process against ``REDIS_URL`` (default: database 14 of the
 Redis at 127.0.0.1:6379, flushed first; another ``REDIS_URL`` must name an empty database),
@@ -210,14 +210,18 @@ def _run_driver(url: str, secret: str, args: argparse.Namespace, seed: int) -> d
 
 
 def _cpu_seconds(process: psutil.Process) -> dict[str, float]:
-    """CPU used so far by the serving process and, separately, by its scoring workers."""
+    """CPU used so far by the API processes and, separately, by their scoring workers."""
     own = process.cpu_times()
-    workers = 0.0
+    api, workers = own.user + own.system, 0.0
     for child in process.children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
             times = child.cpu_times()
-            workers += times.user + times.system
-    return {"api": own.user + own.system, "scoring": workers}
+            # With several API processes the first one only starts and waits for the others.
+            if child.cmdline()[-1:] == ["serve"]:
+                api += times.user + times.system
+            else:
+                workers += times.user + times.system
+    return {"api": api, "scoring": workers}
 
 
 def _redis_cpu_seconds(client: redis.Redis) -> float:
@@ -243,6 +247,7 @@ def bench_command(args: argparse.Namespace) -> None:
         "CIVILITY_ENV": "production",
         "CIVILITY_ADMIN_TOKEN": admin_token,
         "CIVILITY_PORT": str(port),
+        "CIVILITY_API_PROCESSES": str(args.api_processes),
     }
     serve = [sys.executable, "-m", "service", "serve"]
     store = redis.Redis.from_url(redis_url)
@@ -270,6 +275,7 @@ def bench_command(args: argparse.Namespace) -> None:
         "bare_aiohttp": ceiling,
         "fraction_of_bare": round(fraction, 3),
         "concurrency": args.concurrency,
+        "api_processes": args.api_processes,
         "doubtful_share": args.doubtful_share,
         "machine": {
             "cpus": os.cpu_count(),
@@ -303,6 +309,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=1,
+        help="API processes the service runs (CIVILITY_API_PROCESSES)",
+    )
     parser.add_argument(
         "--doubtful-share",
         type=float,

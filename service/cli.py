@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import signal
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -34,6 +35,10 @@ DEMO_SITE = "demo"
 DEMO_CREDENTIALS = "demo-credentials.json"
 
 Started = Callable[[web.Application, str], Awaitable[None]]
+
+# Set in the environment of the API processes `civility serve` starts, so they serve themselves.
+API_PROCESS_MARKER = "CIVILITY_API_PROCESS_OF"
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +84,8 @@ def serve_command(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         if settings.redis_url is None:
             raise SettingsError("REDIS_URL is required by `civility serve` (or use `civility run`)")
+        if settings.api_processes > 1 and API_PROCESS_MARKER not in os.environ:
+            return _serve_in_processes(settings.api_processes)
         return _serve(settings, _announce, with_worker=False)
     except (SettingsError, ModelError) as error:
         return _fail(str(error))
@@ -127,6 +134,44 @@ def _redis_for(settings: Settings) -> Iterator[str]:
         yield url
 
 
+def _serve_in_processes(count: int) -> int:
+    """Start ``count`` API processes sharing the port; signals reach them all.
+
+    Returns when every one has stopped: 0 if each stopped cleanly, 1 if one failed (the others are
+    then told to stop, since a partly running service would hide the failure).
+    """
+    env = {**os.environ, API_PROCESS_MARKER: str(os.getpid())}
+    command = [sys.executable, "-m", "service", "serve"]
+    children: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, forward)
+    try:
+        children.extend(subprocess.Popen(command, env=env) for _ in range(count))
+        failed = False
+        while children:
+            pid, status = os.wait()
+            stopped = [child for child in children if child.pid == pid]
+            if not stopped:
+                continue
+            children.remove(stopped[0])
+            if os.waitstatus_to_exitcode(status) != 0 and not failed:
+                failed = True
+                print(f"civility: API process {pid} failed; stopping the others", file=sys.stderr)
+                forward(signal.SIGTERM, None)
+            # Popen must not wait for a pid os.wait already reaped.
+            stopped[0].returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        for signum in FORWARDED_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+    return 1 if failed else 0
+
+
 def _serve(settings: Settings, on_started: Started, *, with_worker: bool) -> int:
     # uvloop's event loop measured 8-10% less CPU per request in the serving process.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -145,7 +190,10 @@ async def _serve_until_stopped(settings: Settings, on_started: Started, with_wor
     # SIGHUP loads the newly activated model, as POST /v1/model:reload does.
     loop.add_signal_handler(signal.SIGHUP, reload_on_signal(runner.app))
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        # Several API processes bind the same port; the kernel spreads connections over them.
+        site = web.TCPSite(
+            runner, settings.host, settings.port, reuse_port=settings.api_processes > 1
+        )
         await site.start()
         await on_started(runner.app, f"http://{settings.host}:{settings.port}")
         async with contextlib.AsyncExitStack() as worker:

@@ -89,6 +89,9 @@ class Settings:
     signature_tolerance_seconds: int = 300
     secret_grace_seconds: int = 24 * 3600
     scoring_workers: int = 1
+    # Each API process is a whole app with its own Redis client, scoring pool and metrics, so
+    # /metrics describes only the process that answered it.
+    api_processes: int = 1
     batch_max_items: int = 64
     batch_wait_ms: float = 2.0
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
@@ -120,6 +123,7 @@ class Settings:
                 "CIVILITY_SECRET_GRACE_SECONDS", 24 * 3600, low=0, high=30 * 24 * 3600
             ),
             scoring_workers=reader.integer("CIVILITY_SCORING_WORKERS", 1, low=1, high=64),
+            api_processes=reader.integer("CIVILITY_API_PROCESSES", 1, low=1, high=64),
             batch_max_items=reader.integer("CIVILITY_BATCH_MAX_ITEMS", 64, low=1, high=1024),
             batch_wait_ms=reader.number("CIVILITY_BATCH_WAIT_MS", 2.0, low=0.0, high=100.0),
             delivery=DeliverySettings.from_reader(reader),

@@ -1,0 +1,124 @@
+"""``civility serve`` with CIVILITY_API_PROCESSES=2: both processes answer, signals stop them."""
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil  # type: ignore[import-untyped]
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 60
+REQUESTS = 50
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _api_processes(parent: subprocess.Popen[str]) -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process(parent.pid).children()
+        if child.cmdline()[-1:] == ["serve"]
+    ]
+
+
+def _listens_on(process: psutil.Process, port: int) -> bool:
+    return any(
+        connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+        for connection in process.net_connections(kind="tcp")
+    )
+
+
+def _ready_status(url: str) -> int:
+    # A new connection each time, so the kernel may hand it to either process.
+    with urllib.request.urlopen(url, timeout=10) as response:
+        status: int = response.status
+        return status
+
+
+@pytest.fixture
+def served(redis_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CIVILITY_ENV": "production",
+        "CIVILITY_ADMIN_TOKEN": secrets.token_urlsafe(24),
+        "CIVILITY_PORT": str(port),
+        "CIVILITY_API_PROCESSES": "2",
+        "CIVILITY_MODELS_DIR": os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
+    }
+    # A file, not a pipe: scoring workers of a killed API process may hold a pipe open.
+    log = tmp_path / "serve.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            children = _api_processes(process)
+            if len(children) == 2 and all(_listens_on(child, port) for child in children):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"two API processes did not listen on {port} within {STARTUP_SECONDS} s")
+        yield process, log
+    finally:
+        # Nothing may outlive the test, whatever happened in it.
+        if process.poll() is None:
+            for child in psutil.Process(process.pid).children(recursive=True):
+                child.kill()
+            process.kill()
+            process.wait(timeout=30)
+
+
+def test_two_api_processes_share_the_port_and_stop_on_sigterm(
+    served: tuple[subprocess.Popen[str], Path],
+) -> None:
+    process, log = served
+    children = _api_processes(process)
+    port = next(
+        connection.laddr.port
+        for connection in children[0].net_connections(kind="tcp")
+        if connection.status == psutil.CONN_LISTEN
+    )
+    statuses = [_ready_status(f"http://127.0.0.1:{port}/readyz") for _ in range(REQUESTS)]
+    assert statuses == [200] * REQUESTS
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, log.read_text()
+    output = log.read_text()
+    assert output.count("civility stopped") == 2, output
+    assert not any(child.is_running() for child in children)
+
+
+def test_one_api_process_dying_stops_the_other_and_fails(
+    served: tuple[subprocess.Popen[str], Path],
+) -> None:
+    process, log = served
+    doomed, survivor = _api_processes(process)
+    doomed.kill()
+    assert process.wait(timeout=30) == 1, log.read_text()
+    output = log.read_text()
+    assert f"API process {doomed.pid} failed" in output
+    assert "civility stopped" in output
+    assert not survivor.is_running()
