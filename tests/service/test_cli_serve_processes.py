@@ -116,8 +116,14 @@ def test_one_api_process_dying_stops_the_other_and_fails(
 ) -> None:
     process, log = served
     doomed, survivor = _api_processes(process)
+    # A killed process cannot stop its scoring workers, so the test does.
+    orphans = doomed.children(recursive=True)
     doomed.kill()
-    assert process.wait(timeout=30) == 1, log.read_text()
+    try:
+        assert process.wait(timeout=30) == 1, log.read_text()
+    finally:
+        for orphan in orphans:
+            orphan.kill()
     output = log.read_text()
     assert f"API process {doomed.pid} failed" in output
     assert "civility stopped" in output
