@@ -51,6 +51,19 @@ def text_key(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip().casefold()
 
 
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+
+
+def overlap_key(text: str) -> str:
+    """The identity used to keep training texts out of what is measured: letters and digits only.
+
+    Copies of one comment differ in markup between sets (backticks for quotes, newlines turned
+    into runs of spaces), so a text counts as seen when its letters and digits match. A text with
+    none falls back to ``text_key``.
+    """
+    return _NOT_ALPHANUMERIC.sub("", text.casefold()) or text_key(text)
+
+
 def dedupe(records: Iterable[Record]) -> list[Record]:
     """Drop empty texts and repeats of a text already seen (the first occurrence wins)."""
     seen: set[str] = set()
@@ -63,7 +76,7 @@ def dedupe(records: Iterable[Record]) -> list[Record]:
     return kept
 
 
-def _stable_fraction(key: str) -> float:
+def stable_fraction(key: str) -> float:
     """A fraction in [0, 1) fixed by ``key``, so group splits do not depend on row order."""
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0x1_0000_0000
 
@@ -337,7 +350,7 @@ def load_youtube_toxic(root: Path) -> SourceData:
         values = {name: _flag(value) for name, value in row.items() if name.startswith("Is")}
         video = row["VideoId"]
         record = Record(row["Text"], values, group=video)
-        held_out = _stable_fraction(video) < YOUTUBE_TOXIC_EVAL_FRACTION
+        held_out = stable_fraction(video) < YOUTUBE_TOXIC_EVAL_FRACTION
         splits["test" if held_out else "train"].append(record)
     return SourceData(
         "youtube-toxic-comments", (path,), {name: dedupe(rows) for name, rows in splits.items()}

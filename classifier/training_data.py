@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from classifier.card import file_sha256
-from classifier.datasets import Record, SourceData, load_source, text_key
+from classifier.datasets import Record, SourceData, load_source, overlap_key
 from classifier.labels import LABELS, SOURCES
 
 FloatMatrix = npt.NDArray[np.float64]
@@ -104,4 +104,4 @@ def training_rows(
 
 def training_keys(rows: LabeledRows) -> set[str]:
     """Text identities of training rows, to remove them from anything measured."""
-    return {text_key(text) for text in rows.texts}
+    return {overlap_key(text) for text in rows.texts}
