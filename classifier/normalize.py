@@ -175,9 +175,15 @@ EMAIL_PATTERN = re.compile(
     r"(?<![\w.+@$!-])[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}" + _ENTITY_END,
     re.ASCII,
 )
+# Spammers space out the dot ("kidsmedia . com", "you tube .com") to slip past link filters. A
+# space before the dot tells it from the end of a sentence; only the commonest top-level domains
+# are taken that way, and never a placeholder or a name followed by more dots.
+_SPACED_DOT_TLDS = "com|net|org"
 URL_PATTERN = re.compile(
     rf"(?<![@$!])(?:(?:\bhttps?://|\bwww\.){_URL_TAIL}"
-    rf"|\b[a-z0-9][a-z0-9.-]*\.(?:{_LINK_TLDS})\b(?:[/?#]{_URL_TAIL})?{_ENTITY_END})",
+    rf"|\b[a-z0-9][a-z0-9.-]*\.(?:{_LINK_TLDS})\b(?:[/?#]{_URL_TAIL})?{_ENTITY_END}"
+    rf"|(?<![\w.])(?!xx(?:url|email|phone)\b)[a-z0-9][a-z0-9.-]*\s+\.\s*"
+    rf"(?:{_SPACED_DOT_TLDS})\b(?!\s*\.\s*[a-z0-9])(?:/{_URL_TAIL})?{_ENTITY_END})",
     re.ASCII,
 )
 # The look-behind sits after the first character so the regex engine can scan for [+(\d] fast.
@@ -191,7 +197,7 @@ _LOCAL_PHONE = re.compile(r"\d{3}[-.]\d{4}", re.ASCII)
 _ISO_DATE = re.compile(r"(?:19|20)\d\d-\d\d-\d\d", re.ASCII)
 # Cheap tests without which a pattern cannot match: most comments skip the costly URL pattern.
 _EMAIL_HINT = re.compile("@")
-_URL_HINT = re.compile(rf"\.(?:{_LINK_TLDS})\b|://|www\.", re.ASCII)
+_URL_HINT = re.compile(rf"\.(?:{_LINK_TLDS})\b|://|www\.|\s\.\s*(?:{_SPACED_DOT_TLDS})\b", re.ASCII)
 _ANYTHING = re.compile("")
 # (kind, pattern, hint); e-mails go first so their domains are not taken for links.
 EntityPasses = tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...]

@@ -82,6 +82,9 @@ def test_leaves_abbreviations_numbers_and_dates_alone(kept: str) -> None:
         ("see www.Example.com/path?x=1.", f"see {URL_PLACEHOLDER}."),
         ("t.co/xyz and goo.gl/abc", f"{URL_PLACEHOLDER} and {URL_PLACEHOLDER}"),
         ("go to ｂｉｔ．ｌｙ/free", f"go to {URL_PLACEHOLDER}"),
+        ("my site kidsmedia  . com rocks", f"my site {URL_PLACEHOLDER} rocks"),
+        ("marketglory . com/game/abc earn", f"{URL_PLACEHOLDER} earn"),
+        ("page shop.weebly .com now", f"page {URL_PLACEHOLDER} now"),
         ("mail John.Doe@Example.com today", f"mail {EMAIL_PLACEHOLDER} today"),
         ("call +1 (555) 123-4567", f"call {PHONE_PLACEHOLDER}"),
         ("text 09061701461 to win", f"text {PHONE_PLACEHOLDER} to win"),
@@ -90,6 +93,11 @@ def test_leaves_abbreviations_numbers_and_dates_alone(kept: str) -> None:
 )
 def test_replaces_links_emails_and_phones_with_placeholders(raw: str, expected: str) -> None:
     assert normalize(raw) == expected
+
+
+@pytest.mark.parametrize("prose", ["i agree. com on, read it", "we won. net profit rose", "a. org"])
+def test_a_sentence_end_before_a_domain_word_is_not_a_link(prose: str) -> None:
+    assert normalize(prose) == prose
 
 
 def test_replace_entities_returns_what_it_replaced() -> None:
