@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest train evaluate bench clean
+.PHONY: run test lint typecheck pytest tune train evaluate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "civility needs Python 3.11")'
@@ -21,6 +21,9 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+tune: $(STAMP)
+	$(BIN)/civility tune --data ../shared/datasets --source-weights
 
 train: $(STAMP)
 	$(BIN)/civility train --data ../shared/datasets --out models/

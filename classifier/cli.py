@@ -1,6 +1,7 @@
-"""Subcommands of ``civility`` that belong to the classifier: train, evaluate, score."""
+"""Subcommands of ``civility`` that belong to the classifier: train, evaluate, tune, score."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from classifier.evaluate import evaluate, format_table, write_report
 from classifier.feedback import FeedbackError
 from classifier.model import Model, ModelError, load_active
 from classifier.train import DEFAULT_NAME, DEFAULT_VERSION, TrainOptions, train
+from classifier.tune import format_report, tune
 
 SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
 
@@ -19,6 +21,7 @@ def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     """Add the classifier's subcommands to the ``civility`` parser."""
     _register_train(commands)
     _register_evaluate(commands)
+    _register_tune(commands)
     score_cli.register(commands)
 
 
@@ -151,4 +154,49 @@ def _run_compare(model: Model, args: argparse.Namespace) -> int:
         return 2
     report = compare(model, old, args.data, limit_per_set=args.limit_per_set)
     print(format_comparison(report))
+    return 0
+
+
+def _register_tune(commands: "SubParsers[argparse.ArgumentParser]") -> None:
+    parser = commands.add_parser(
+        "tune",
+        help="choose each label's head settings on validation rows kept apart from evaluation",
+        description="Hold back a fifth of every training source, fit each label's candidate "
+        "heads on the rest and print their mean validation ROC-AUC; the best are the settings "
+        "classifier.labels.HEADS should hold.",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="the datasets folder")
+    parser.add_argument(
+        "--out", type=Path, default=Path("models/tuning.json"), help="where to write the report"
+    )
+    parser.add_argument(
+        "--source-weights",
+        action="store_true",
+        help="also measure halving and doubling each toxicity source's weight",
+    )
+    parser.add_argument(
+        "--limit-per-source",
+        type=_positive_int,
+        help="use at most this many rows of each source (quick checks and tests)",
+    )
+    parser.add_argument(
+        "--jobs", type=_positive_int, default=2, help="candidates fitted in parallel"
+    )
+    parser.set_defaults(handler=_run_tune)
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    if not args.data.is_dir():
+        print(f"civility tune: datasets folder {args.data} does not exist", file=sys.stderr)
+        return 2
+    report = tune(
+        args.data,
+        limit_per_source=args.limit_per_source,
+        source_weights=args.source_weights,
+        n_jobs=args.jobs,
+    )
+    print(format_report(report))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out} ({report['seconds']} s)")
     return 0

@@ -8,7 +8,7 @@ length, already scaled to [0, 1]) come from the raw text. Vocabularies are bound
 stays small and loads fast.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,8 +19,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from classifier.char_ngrams import HashedCharNgrams
-from classifier.heads import LinearHeads
-from classifier.labels import LABELS, REAL_WORLD_RATES
+from classifier.heads import HeadSettings, LinearHeads
+from classifier.labels import HEADS, LABELS, REAL_WORLD_RATES
 from classifier.normalize import normalize
 from classifier.signals import SignalFeatures
 
@@ -73,6 +73,7 @@ def build_pipeline(
     min_df: int = 3,
     c: float = 1.0,
     n_jobs: int = 1,
+    head_settings: Mapping[str, HeadSettings] = HEADS,
 ) -> Pipeline:
     """An unfitted pipeline: raw texts in, one calibrated probability per label out."""
     ngrams = FeatureUnion(
@@ -106,7 +107,8 @@ def build_pipeline(
     )
     features = FeatureUnion([("text", text_features), ("signals", SignalFeatures())])
     rates = {label: rate for label, rate in REAL_WORLD_RATES.items() if label in labels}
-    heads = LinearHeads(labels=labels, c=c, target_rates=rates, n_jobs=n_jobs)
+    settings = {label: setting for label, setting in head_settings.items() if label in labels}
+    heads = LinearHeads(labels=labels, c=c, target_rates=rates, n_jobs=n_jobs, settings=settings)
     return Pipeline([("features", features), ("heads", heads)])
 
 

@@ -1,7 +1,7 @@
 """Train the default model on the sources marked for training and write artifact, card, ACTIVE."""
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from classifier.pipeline import build_pipeline
 from classifier.training_data import LabeledRows, file_entries, load_sources, training_rows
 
 DEFAULT_NAME = "civility"
-DEFAULT_VERSION = "1.0.0"
+DEFAULT_VERSION = "1.3.0"
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,10 @@ def train(datasets_dir: Path, out_dir: Path, options: TrainOptions = TrainOption
             "seconds": round(seconds, 1),
             "limit_per_source": options.limit_per_source,
             "parameters": _parameters(pipeline),
+            "heads": {
+                label: asdict(setting)
+                for label, setting in (pipeline.named_steps["heads"].settings or {}).items()
+            },
             **_training_summary(rows, LABELS),
         },
         "inputs": [entry for data in sources.values() for entry in file_entries(datasets_dir, data)]

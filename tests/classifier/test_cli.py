@@ -1,27 +1,20 @@
 """``civility train`` and ``civility evaluate`` on small slices of the real data."""
 
-import argparse
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from classifier import cli
 from classifier.card import file_sha256
+from classifier.evaluate import PEER_TRAINED_ON
 from classifier.labels import LABELS
 
-
-def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="civility")
-    commands = parser.add_subparsers(dest="command", required=True)
-    cli.register(commands)
-    args = parser.parse_args(argv)
-    return int(args.handler(args))
+from .support import run_cli
 
 
 def test_train_writes_artifact_card_and_active_marker(datasets_dir: Path, tmp_path: Path) -> None:
-    status = run(
+    status = run_cli(
         "train", "--data", str(datasets_dir), "--out", str(tmp_path), "--version", "0.0.1",
         "--limit-per-source", "150", "--jobs", "1",
     )  # fmt: skip
@@ -42,7 +35,7 @@ def test_train_writes_artifact_card_and_active_marker(datasets_dir: Path, tmp_pa
 def test_train_without_datasets_folder_fails_clearly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = run("train", "--data", str(tmp_path / "absent"), "--out", str(tmp_path))
+    status = run_cli("train", "--data", str(tmp_path / "absent"), "--out", str(tmp_path))
     assert status == 2
     assert "does not exist" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
@@ -57,7 +50,7 @@ def test_evaluate_prints_the_table_and_stores_the_report_in_the_card(
     artifact = tmp_path / tiny_model_path.name
     shutil.copy(tiny_model_path, artifact)
     shutil.copy(tiny_model_path.with_suffix(".json"), artifact.with_suffix(".json"))
-    status = run(
+    status = run_cli(
         "evaluate", "--data", str(datasets_dir), "--model", str(artifact),
         "--limit-per-set", "120", "--jobs", "1",
     )  # fmt: skip
@@ -73,7 +66,9 @@ def test_evaluate_prints_the_table_and_stores_the_report_in_the_card(
     for entry in report["sets"]:
         assert 0.0 <= entry["roc_auc"] <= 1.0
         assert entry["peer_roc_auc"] is not None or entry["label"] == "spam"
+        assert entry.get("peer_trained_on_it") == (entry["source"] in PEER_TRAINED_ON)
     assert 0.0 < report["evidence"]["char_f1"] <= 1.0
+    assert "* the peer was trained on this set's texts" in printed
 
 
 def test_evaluate_refuses_a_model_without_card(
@@ -81,5 +76,5 @@ def test_evaluate_refuses_a_model_without_card(
 ) -> None:
     artifact = tmp_path / tiny_model_path.name
     shutil.copy(tiny_model_path, artifact)
-    assert run("evaluate", "--data", str(datasets_dir), "--model", str(artifact)) == 2
+    assert run_cli("evaluate", "--data", str(datasets_dir), "--model", str(artifact)) == 2
     assert "card" in capsys.readouterr().err

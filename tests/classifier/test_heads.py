@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 from scipy import sparse
+from sklearn.linear_model import LogisticRegression
 
 from classifier import thresholds
-from classifier.heads import LinearHeads
+from classifier.heads import HeadSettings, LinearFit, LinearHeads, log_count_ratio_scale
 
 
 def _toy(rows: int = 600, seed: int = 1) -> tuple[sparse.csr_matrix, np.ndarray]:
@@ -81,3 +82,43 @@ def test_a_real_world_rate_moves_probabilities_but_not_the_ranking() -> None:
     weights = shifted.prior_weights(0, targets[:, 0])
     assert np.average(targets[:, 0], weights=weights) == pytest.approx(0.05)
     assert np.average(after[:, 0], weights=weights) == pytest.approx(0.05, abs=0.01)
+
+
+def test_log_count_ratio_scaling_is_folded_into_the_coefficients() -> None:
+    """Fitted on scaled features, scored on plain ones: the same raw scores either way."""
+    features, targets = _toy(rows=1000)
+    known = ~np.isnan(targets[:, 1])
+    rows, target = features[known], targets[known, 1]
+    weight = np.ones(target.shape[0])
+    scale = log_count_ratio_scale(rows, target, weight)
+    coef, intercept = LinearFit(c=1.0, log_count_ratio=True).fit(rows, target, weight)
+    direct = LogisticRegression(C=1.0, solver="liblinear", class_weight="balanced")
+    direct.fit(rows @ sparse.diags(scale), target)
+    np.testing.assert_allclose(
+        rows @ coef + intercept, direct.decision_function(rows @ sparse.diags(scale)), atol=1e-6
+    )
+    # Feature 1 drives label b: it separates the classes most and gets the largest scale.
+    assert scale.argmax() == 1
+
+
+def test_a_label_adds_its_share_of_its_partner() -> None:
+    features, targets = _toy()
+    plain = LinearHeads(labels=("a", "b")).fit(features, targets)
+    borrower = HeadSettings(blend=(("a", 0.5),))
+    blended = LinearHeads(labels=("a", "b"), settings={"b": borrower}).fit(features, targets)
+    np.testing.assert_allclose(blended.coef_[:, 0], plain.coef_[:, 0])
+    np.testing.assert_allclose(
+        blended.coef_[:, 1], plain.coef_[:, 1] + 0.5 * plain.coef_[:, 0], rtol=1e-5
+    )
+    assert blended.intercept_[1] == pytest.approx(plain.intercept_[1] + 0.5 * plain.intercept_[0])
+    # The probabilities stay calibrated on b's own rows.
+    known = ~np.isnan(targets[:, 1])
+    probability = blended.predict_proba(features)[known, 1]
+    assert abs(probability.mean() - targets[known, 1].mean()) < 0.03
+
+
+def test_a_partner_that_is_not_a_label_is_refused() -> None:
+    features, targets = _toy()
+    orphan = HeadSettings(blend=(("missing", 0.5),))
+    with pytest.raises(ValueError, match="blends with 'missing'"):
+        LinearHeads(labels=("a", "b"), settings={"b": orphan}).fit(features, targets)
