@@ -32,6 +32,7 @@ SPAM_SOURCE = "youtube-spam-collection"
 # is a random 6.2 % of that set, and 6.5 % of the identity set's texts occur in it: the identity
 # set is, as far as can be told, inside the peer's training data, so its peer figure is not a
 # held-out one.
+INTERVAL_PERCENT = round(metrics.INTERVAL * 100)
 PEER_TRAINED_ON = frozenset({"wikipedia-toxicity-identity-testset"})
 SPANS_SOURCE = "toxic-spans-civil-comments"
 IDENTITY_SOURCE = "wikipedia-toxicity-identity-testset"
@@ -246,6 +247,14 @@ def format_table(report: Mapping[str, Any]) -> str:
                 f"{'':44} largest identity subgroup gap {entry['largest_subgroup_gap']:.3f}"
                 f" over {len(entry['subgroups'])} terms"
             )
+            for term, group in sorted(
+                entry["subgroups"].items(), key=lambda item: item[1]["roc_auc"]
+            ):
+                low, high = group["interval"]
+                lines.append(
+                    f"{'':46} {term:12} rows {group['rows']:>4}  ROC {group['roc_auc']:.3f}"
+                    f"  ({INTERVAL_PERCENT}% interval {low:.3f}-{high:.3f})"
+                )
     if any(entry.get("peer_trained_on_it") for entry in report["sets"]):
         lines.append("* the peer was trained on this set's texts (Kaggle's Jigsaw train set)")
     if spam := report.get("spam_leave_one_video_out"):

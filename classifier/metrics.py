@@ -22,6 +22,9 @@ IDENTITY_TERMS = (
 )  # fmt: skip
 MIN_SUBGROUP_ROWS = 20
 MIN_SUBGROUP_CLASS_ROWS = 5
+# A subgroup has a few dozen rows, so its AUC is uncertain; a bootstrap interval says how much.
+BOOTSTRAP_RESAMPLES = 1000
+INTERVAL = 0.9
 
 
 def ranking_metrics(target: FloatArray, probability: FloatArray) -> dict[str, float]:
@@ -67,7 +70,7 @@ def reliability_table(target: FloatArray, probability: FloatArray) -> list[dict[
 
 def subgroup_aucs(
     texts: Sequence[str], target: FloatArray, probability: FloatArray
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """ROC-AUC within the rows that mention each identity term (where both classes occur)."""
     result = {}
     for term in IDENTITY_TERMS:
@@ -79,11 +82,29 @@ def subgroup_aucs(
             members.sum() >= MIN_SUBGROUP_ROWS
             and min(positives, negatives) >= MIN_SUBGROUP_CLASS_ROWS
         ):
+            low, high = bootstrap_auc_interval(target[members], probability[members])
             result[term] = {
                 "rows": int(members.sum()),
+                "positives": positives,
                 "roc_auc": round(float(roc_auc_score(target[members], probability[members])), 4),
+                "interval": [low, high],
             }
     return result
+
+
+def bootstrap_auc_interval(
+    target: FloatArray, probability: FloatArray, seed: int = 0
+) -> tuple[float, float]:
+    """The central ``INTERVAL`` of ROC-AUC over resamples of the rows (seeded, so repeatable)."""
+    generator = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        rows = generator.integers(0, target.size, target.size)
+        if 0 < target[rows].sum() < rows.size:
+            aucs.append(roc_auc_score(target[rows], probability[rows]))
+    tail = (1 - INTERVAL) / 2
+    low, high = np.quantile(aucs, [tail, 1 - tail])
+    return round(float(low), 4), round(float(high), 4)
 
 
 def span_f1(predicted: Iterable[int], gold: Iterable[int]) -> float:

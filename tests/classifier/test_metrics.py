@@ -1,0 +1,44 @@
+"""Identity subgroup AUCs and their bootstrap intervals."""
+
+import numpy as np
+
+from classifier.metrics import MIN_SUBGROUP_ROWS, bootstrap_auc_interval, subgroup_aucs
+
+
+def test_subgroups_get_their_auc_and_an_interval_around_it() -> None:
+    generator = np.random.default_rng(5)
+    texts = [f"the gay {i}" if i % 2 else f"a muslim {i}" for i in range(200)]
+    target = (generator.random(200) < 0.3).astype(float)
+    # Separable among "gay" rows, noisy among "muslim" rows.
+    noise = generator.random(200)
+    probability = np.where(np.arange(200) % 2 == 1, target, noise * 0.5 + target * 0.3)
+    groups = subgroup_aucs(texts, target, probability)
+    assert set(groups) == {"gay", "muslim"}
+    assert groups["gay"]["roc_auc"] == 1.0
+    assert groups["gay"]["interval"] == [1.0, 1.0]
+    low, high = groups["muslim"]["interval"]
+    assert low < groups["muslim"]["roc_auc"] < high
+    assert groups["muslim"]["rows"] == 100
+    assert groups["muslim"]["positives"] == int(target[::2].sum())
+
+
+def test_a_term_with_too_few_rows_is_left_out() -> None:
+    texts = ["a jewish view"] * (MIN_SUBGROUP_ROWS - 1) + ["other"] * 50
+    target = np.array([1.0, 0.0] * 34 + [1.0])
+    probability = np.linspace(0, 1, target.size)
+    assert subgroup_aucs(texts, target, probability) == {}
+
+
+def test_the_interval_is_repeatable_and_narrows_with_more_rows() -> None:
+    generator = np.random.default_rng(9)
+
+    def sample(rows: int) -> tuple[np.ndarray, np.ndarray]:
+        target = (generator.random(rows) < 0.4).astype(float)
+        return target, target * 0.4 + generator.random(rows)
+
+    small_target, small_probability = sample(40)
+    large_target, large_probability = sample(1500)
+    small = bootstrap_auc_interval(small_target, small_probability)
+    assert small == bootstrap_auc_interval(small_target, small_probability)
+    large = bootstrap_auc_interval(large_target, large_probability)
+    assert large[1] - large[0] < small[1] - small[0]
