@@ -4,7 +4,8 @@ A checked comment is moderated by ``Moderation.ingest`` like an intake comment (
 decides its queue) unless ``is_test`` is set; submit-spam and submit-ham store training labels.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -13,7 +14,7 @@ from service.compat import akismet
 from service.domain import Site, State
 from service.error_shapes import error_shape
 from service.errors import CivilityError, PayloadTooLarge
-from service.openapi import operation
+from service.openapi import Handler, operation
 from service.routes.state import LABELS, METRICS, MODERATION, SETTINGS
 
 routes = web.RouteTableDef()
@@ -58,6 +59,24 @@ VERIFY_FIELDS = {
 PLAIN = {"type": "string"}
 
 
+def _akismet_operation(
+    summary: str, body: Mapping[str, Any] = FIELDS
+) -> Callable[[Handler], Handler]:
+    """Every Akismet call: a form in, plain text out (errors too), authorised by the api key."""
+    return operation(
+        summary=summary,
+        tag="compatibility",
+        auth="akismet_key",
+        body=body,
+        body_type=FORM,
+        response=PLAIN,
+        response_type=TEXT,
+        errors=(413, 503),
+        error_schema=PLAIN,
+        error_type=TEXT,
+    )
+
+
 def akismet_error(error: CivilityError) -> web.Response:
     status, text = akismet.error_text(error)
     response = web.Response(text=text, status=status, content_type=TEXT)
@@ -89,17 +108,9 @@ async def _site(request: web.Request, key: str) -> Site:
 
 
 @routes.post("/1.1/verify-key")
-@operation(
-    summary="Akismet's verify-key: `valid` when the key is a site's api key, else `invalid`",
-    tag="compatibility",
-    auth="akismet_key",
+@_akismet_operation(
+    "Akismet's verify-key: `valid` when the key is a site's api key, else `invalid`",
     body=VERIFY_FIELDS,
-    body_type=FORM,
-    response=PLAIN,
-    response_type=TEXT,
-    errors=(413, 503),
-    error_schema=PLAIN,
-    error_type=TEXT,
 )
 @error_shape(akismet_error)
 async def verify_key(request: web.Request) -> web.Response:
@@ -109,18 +120,9 @@ async def verify_key(request: web.Request) -> web.Response:
 
 
 @routes.post("/1.1/comment-check")
-@operation(
-    summary="Akismet's comment-check: `true` when the site's policy stops the comment, else "
-    "`false`; the comment is moderated and stored like an intake comment unless is_test=1",
-    tag="compatibility",
-    auth="akismet_key",
-    body=FIELDS,
-    body_type=FORM,
-    response=PLAIN,
-    response_type=TEXT,
-    errors=(413, 503),
-    error_schema=PLAIN,
-    error_type=TEXT,
+@_akismet_operation(
+    "Akismet's comment-check: `true` when the site's policy stops the comment, else "
+    "`false`; the comment is moderated and stored like an intake comment unless is_test=1"
 )
 @error_shape(akismet_error)
 async def comment_check(request: web.Request) -> web.Response:
@@ -170,36 +172,14 @@ async def _submit(request: web.Request, label: int, source: str) -> web.Response
 
 
 @routes.post("/1.1/submit-spam")
-@operation(
-    summary="Akismet's submit-spam: the comment is stored as a spam training label",
-    tag="compatibility",
-    auth="akismet_key",
-    body=FIELDS,
-    body_type=FORM,
-    response=PLAIN,
-    response_type=TEXT,
-    errors=(413, 503),
-    error_schema=PLAIN,
-    error_type=TEXT,
-)
+@_akismet_operation("Akismet's submit-spam: the comment is stored as a spam training label")
 @error_shape(akismet_error)
 async def submit_spam(request: web.Request) -> web.Response:
     return await _submit(request, 1, "akismet.submit-spam")
 
 
 @routes.post("/1.1/submit-ham")
-@operation(
-    summary="Akismet's submit-ham: the comment is stored as a not-spam training label",
-    tag="compatibility",
-    auth="akismet_key",
-    body=FIELDS,
-    body_type=FORM,
-    response=PLAIN,
-    response_type=TEXT,
-    errors=(413, 503),
-    error_schema=PLAIN,
-    error_type=TEXT,
-)
+@_akismet_operation("Akismet's submit-ham: the comment is stored as a not-spam training label")
 @error_shape(akismet_error)
 async def submit_ham(request: web.Request) -> web.Response:
     return await _submit(request, 0, "akismet.submit-ham")
