@@ -11,7 +11,10 @@ loaded, and batches already sent to the old pool finish there and name its model
 
 import asyncio
 import multiprocessing
+import multiprocessing.connection
+import os
 import signal
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -34,10 +37,28 @@ def _start_worker(models_dir: Path) -> None:
     global _model
     # Ctrl-C reaches the whole process group; the serving process alone decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_server()
     # The model was validated when it was trained and its inputs are texts: scikit-learn's per-call
     # argument and finiteness checks cost ~1 ms of every pool call, a third of a small batch.
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
     _model = load_active(models_dir)
+
+
+def _exit_with_server() -> None:
+    """End this worker when the process that started it ends, however it ended.
+
+    A worker waits for its next task on a queue whose writing end it holds itself, so a serving
+    process killed without its shutdown (SIGKILL, the OOM killer) would leave it waiting forever.
+    """
+    server = multiprocessing.parent_process()
+    if server is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([server.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-server", daemon=True).start()
 
 
 def _active_model() -> Model:

@@ -116,14 +116,19 @@ def test_one_api_process_dying_stops_the_other_and_fails(
 ) -> None:
     process, log = served
     doomed, survivor = _api_processes(process)
-    # A killed process cannot stop its scoring workers, so the test does.
+    # Its scoring workers and the forkserver that started them.
     orphans = doomed.children(recursive=True)
+    assert orphans
     doomed.kill()
     try:
         assert process.wait(timeout=30) == 1, log.read_text()
+        # A killed process cannot stop them: they notice on their own and end.
+        _, alive = psutil.wait_procs(orphans, timeout=10)
+        assert not alive, alive
     finally:
         for orphan in orphans:
-            orphan.kill()
+            if orphan.is_running():
+                orphan.kill()
     output = log.read_text()
     assert f"API process {doomed.pid} failed" in output
     assert "civility stopped" in output
