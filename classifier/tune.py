@@ -4,13 +4,18 @@ Every training source gives up a fifth of its rows (a fixed hash of the text dec
 does not depend on row order); the features and every candidate head are fitted on the rest. A
 candidate is scored by the ROC-AUC on the validation rows of each source that knows the label,
 averaged with the weights those sources' rows have in training (comment sites count most). No
-evaluation set (the test splits, c3, the identity set, spam leave-one-video-out) is looked at.
+evaluation set (the test splits, c3, the identity set) is looked at; the spam videos are, for one
+weight only (see below).
 ``civility tune`` prints the table and writes it as JSON; the chosen settings are what
 ``classifier.labels.HEADS`` holds.
 
 Source weights are not searched: they are priors set by how close a source is to comments on a
 news site. ``--source-weights`` measures how much halving or doubling each toxicity source's
-weight would move the validation mean, to show that the figures do not rest on them.
+weight would move the validation mean, to show that the figures do not rest on them. The one
+weight that is chosen is YouTube's for spam, the only comment-section spam source: by leave one
+video out over all videos (``classifier.video_weight``). Because that uses the videos the spam
+figure is measured on, ``civility evaluate`` repeats the choice inside each of its folds without
+the held-out video.
 """
 
 import itertools
@@ -30,9 +35,10 @@ from sklearn.metrics import roc_auc_score
 
 from classifier.datasets import stable_fraction, text_key
 from classifier.heads import HeadSettings, LinearFit
-from classifier.labels import HEADS, LABELS, SOURCES, TRAIN_SOURCES
+from classifier.labels import HEADS, LABELS, SOURCES, TRAIN_SOURCES, YOUTUBE_SPAM_WEIGHT
 from classifier.pipeline import build_pipeline
 from classifier.training_data import LabeledRows, load_sources, training_rows
+from classifier.video_weight import SPAM, SpamRows, choose_video_weight
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -232,6 +238,12 @@ def tune(
         **tune_heads(split, labels, n_jobs),
         "current": _as_json({label: asdict(HEADS[label]) for label in labels if label in HEADS}),
     }
+    if SPAM in labels:
+        spam_rows = SpamRows.of(rows, split.features, LABELS)
+        report["youtube_spam_weight"] = {
+            **choose_video_weight(spam_rows, n_jobs=n_jobs),
+            "current": YOUTUBE_SPAM_WEIGHT,
+        }
     if source_weights and TOXICITY in labels:
         chosen = _settings(report["chosen"][TOXICITY])
         report["source_weights"] = source_weight_sensitivity(split, chosen, n_jobs)
@@ -273,6 +285,14 @@ def format_report(report: Mapping[str, Any]) -> str:
         for label, chosen in report["chosen"].items()
         if report["current"].get(label) != chosen
     ]
+    if weight := report.get("youtube_spam_weight"):
+        means = ", ".join(f"{w}: {auc:.4f}" for w, auc in weight["mean_roc_auc"].items())
+        lines.append(f"YouTube spam weight, mean leave-one-video-out ROC-AUC by weight: {means}")
+        if weight["chosen"] != weight["current"]:
+            lines.append(
+                f"classifier.labels.YOUTUBE_SPAM_WEIGHT is {weight['current']:g}, "
+                f"the videos choose {weight['chosen']:g}"
+            )
     lines.append(
         "classifier.labels.HEADS matches the chosen settings"
         if not drifted

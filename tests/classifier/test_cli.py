@@ -9,6 +9,7 @@ import pytest
 from classifier.card import file_sha256
 from classifier.evaluate import PEER_TRAINED_ON
 from classifier.labels import LABELS
+from classifier.video_weight import WEIGHT_CANDIDATES
 
 from .support import run_cli
 
@@ -62,7 +63,16 @@ def test_evaluate_prints_the_table_and_stores_the_report_in_the_card(
     measured = {(entry["source"], entry["label"]) for entry in report["sets"]}
     assert ("c3-constructive-comments-corpus", "toxicity") in measured
     assert ("wikipedia-toxicity-identity-testset", "toxicity") in measured
-    assert len(report["spam_leave_one_video_out"]["videos"]) == 4
+    videos = report["spam_leave_one_video_out"]["videos"]
+    assert len(videos) == 4
+    for video, entry in videos.items():
+        # The held-out video never helps choose the weight it is measured with.
+        assert entry["youtube_weight"]["videos"] == sorted(set(videos) - {video})
+        assert entry["youtube_weight"]["chosen"] in WEIGHT_CANDIDATES
+    news = report["spam_on_news"]
+    assert news["rows"] == 120
+    assert 0.0 <= news["share_at_reject"] <= news["share_at_hold"] <= 1.0
+    assert "spam on news comments" in printed
     for entry in report["sets"]:
         assert 0.0 <= entry["roc_auc"] <= 1.0
         assert entry["peer_roc_auc"] is not None or entry["label"] == "spam"

@@ -12,6 +12,7 @@ from classifier.evaluate import evaluation_sets
 from classifier.labels import LABELS, SOURCES, TRAIN_SOURCES
 from classifier.training_data import load_sources, training_rows
 from classifier.tune import VALIDATION_FRACTION, validation_mask, weighted_mean
+from classifier.video_weight import WEIGHT_CANDIDATES
 
 from .support import run_cli
 
@@ -65,9 +66,14 @@ def test_tune_prints_candidates_and_writes_the_chosen_settings(
         assert winner["mean"] == best
         assert winner["mean"] == weighted_mean(winner["sources"], label)
     assert report["chosen"]["spam"]["blend"] == []
+    weight = report["youtube_spam_weight"]
+    means = {float(candidate): auc for candidate, auc in weight["mean_roc_auc"].items()}
+    assert set(means) == set(WEIGHT_CANDIDATES)
+    assert means[weight["chosen"]] == max(means.values())
     printed = capsys.readouterr().out
     assert "toxicity:" in printed
     assert "classifier.labels.HEADS" in printed
+    assert "YouTube spam weight" in printed
 
 
 def test_tune_without_datasets_folder_fails_clearly(
