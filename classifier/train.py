@@ -26,7 +26,7 @@ from classifier.pipeline import build_pipeline
 from classifier.training_data import LabeledRows, file_entries, load_sources, training_rows
 
 DEFAULT_NAME = "civility"
-DEFAULT_VERSION = "1.3.0"
+DEFAULT_VERSION = "1.4.0"
 
 
 @dataclass(frozen=True)
