@@ -10,6 +10,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -25,6 +26,7 @@ from service.app import create_app
 from service.domain import SiteSpec
 from service.embedded import embedded_valkey
 from service.errors import NotFound
+from service.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.moderation import Moderation
 from service.reload import reload_on_signal
 from service.routes.state import MODERATION, SETTINGS
@@ -140,7 +142,16 @@ def _serve_in_processes(count: int) -> int:
     Returns when every one has stopped: 0 if each stopped cleanly, 1 if one failed (the others are
     then told to stop, since a partly running service would hide the failure).
     """
-    env = {**os.environ, API_PROCESS_MARKER: str(os.getpid())}
+    with tempfile.TemporaryDirectory(prefix="civility-metrics-") as metrics_folder:
+        env = {
+            **os.environ,
+            API_PROCESS_MARKER: str(os.getpid()),
+            MULTIPROCESS_DIR_VARIABLE: metrics_folder,
+        }
+        return _run_api_processes(count, env)
+
+
+def _run_api_processes(count: int, env: dict[str, str]) -> int:
     command = [sys.executable, "-m", "service", "serve"]
     children: list[subprocess.Popen[bytes]] = []
 

@@ -1,7 +1,19 @@
-"""Prometheus metrics of one application: requests, latency, verdicts and queue depth."""
+"""Prometheus metrics of one application: requests, latency, verdicts and queue depth.
+
+When ``civility serve`` runs several API processes on one port, a scrape reaches any one of them,
+so each process also writes its values to files in a shared folder (prometheus-client's
+multiprocess mode, switched on by ``MULTIPROCESS_DIR_VARIABLE``) and ``/metrics`` answers with
+the sum over all of them.
+"""
+
+import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# Read by prometheus-client when it is imported: set it before the API processes start.
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Intake answers in a few milliseconds; the buckets resolve that range and still show stalls.
@@ -37,6 +49,8 @@ class Metrics:
             "Comments waiting in a site's moderation queue, as of the last scrape.",
             ("site", "queue"),
             registry=self.registry,
+            # Every process reads the same depths from Redis; the latest scrape's are current.
+            multiprocess_mode="mostrecent",
         )
         # Sites this process has served; /metrics reads their queue depths at scrape time.
         self.sites: set[str] = set()
@@ -53,4 +67,9 @@ class Metrics:
         self.queue_depth.labels(site, queue).set(depth)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        folder = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+        if folder is None:
+            return generate_latest(self.registry)
+        every_process = CollectorRegistry()
+        MultiProcessCollector(every_process, path=folder)  # type: ignore[no-untyped-call]
+        return generate_latest(every_process)

@@ -48,6 +48,18 @@ def _ready_status(url: str) -> int:
         return status
 
 
+def _scrape(url: str) -> dict[str, float]:
+    """Sample lines of a Prometheus text page: name with labels, and value."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        page: str = response.read().decode()
+    samples = {}
+    for line in page.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
 @pytest.fixture
 def served(redis_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     port = _free_port()
@@ -103,6 +115,10 @@ def test_two_api_processes_share_the_port_and_stop_on_sigterm(
     )
     statuses = [_ready_status(f"http://127.0.0.1:{port}/readyz") for _ in range(REQUESTS)]
     assert statuses == [200] * REQUESTS
+    # Whichever process answers a scrape counts the requests both of them served.
+    readyz = 'civility_http_requests_total{method="GET",route="/readyz",status="200"}'
+    scrapes = [_scrape(f"http://127.0.0.1:{port}/metrics") for _ in range(10)]
+    assert [scrape[readyz] for scrape in scrapes] == [REQUESTS] * 10
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, log.read_text()
