@@ -1,5 +1,7 @@
-"""``civility serve`` with CIVILITY_API_PROCESSES=2: both processes answer, signals stop them."""
+"""``civility serve`` with CIVILITY_API_PROCESSES=2: both processes answer, count each other's
+requests in ``/metrics``, follow one reload and stop on signals."""
 
+import json
 import os
 import secrets
 import signal
@@ -9,14 +11,29 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 import pytest
 
+from classifier.model import activate
+
+from .model_copies import copy_model
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60
 REQUESTS = 50
+OLD, NEW = "processes-a", "processes-b"
+
+
+@dataclass(frozen=True)
+class Served:
+    process: subprocess.Popen[str]
+    log: Path
+    port: int
+    admin: dict[str, str]
+    models_dir: Path
 
 
 def _free_port() -> int:
@@ -61,16 +78,23 @@ def _scrape(url: str) -> dict[str, float]:
 
 
 @pytest.fixture
-def served(redis_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+def served(redis_url: str, tmp_path: Path) -> Iterator[Served]:
+    """Two API processes on one port, serving the old of two versions of the model."""
+    models = tmp_path / "models"
+    models.mkdir()
+    source = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
+    activate(models, copy_model(source, models, OLD))
+    copy_model(source, models, NEW)
     port = _free_port()
+    token = secrets.token_urlsafe(24)
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
         "CIVILITY_ENV": "production",
-        "CIVILITY_ADMIN_TOKEN": secrets.token_urlsafe(24),
+        "CIVILITY_ADMIN_TOKEN": token,
         "CIVILITY_PORT": str(port),
         "CIVILITY_API_PROCESSES": "2",
-        "CIVILITY_MODELS_DIR": os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
+        "CIVILITY_MODELS_DIR": str(models),
     }
     # A file, not a pipe: scoring workers of a killed API process may hold a pipe open.
     log = tmp_path / "serve.log"
@@ -93,7 +117,7 @@ def served(redis_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[st
             time.sleep(0.2)
         else:
             pytest.fail(f"two API processes did not listen on {port} within {STARTUP_SECONDS} s")
-        yield process, log
+        yield Served(process, log, port, {"Authorization": f"Bearer {token}"}, models)
     finally:
         # Nothing may outlive the test, whatever happened in it.
         if process.poll() is None:
@@ -103,16 +127,9 @@ def served(redis_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[st
             process.wait(timeout=30)
 
 
-def test_two_api_processes_share_the_port_and_stop_on_sigterm(
-    served: tuple[subprocess.Popen[str], Path],
-) -> None:
-    process, log = served
+def test_two_api_processes_share_the_port_and_stop_on_sigterm(served: Served) -> None:
+    process, log, port = served.process, served.log, served.port
     children = _api_processes(process)
-    port = next(
-        connection.laddr.port
-        for connection in children[0].net_connections(kind="tcp")
-        if connection.status == psutil.CONN_LISTEN
-    )
     statuses = [_ready_status(f"http://127.0.0.1:{port}/readyz") for _ in range(REQUESTS)]
     assert statuses == [200] * REQUESTS
     # Whichever process answers a scrape counts the requests both of them served.
@@ -127,10 +144,29 @@ def test_two_api_processes_share_the_port_and_stop_on_sigterm(
     assert not any(child.is_running() for child in children)
 
 
-def test_one_api_process_dying_stops_the_other_and_fails(
-    served: tuple[subprocess.Popen[str], Path],
-) -> None:
-    process, log = served
+def test_a_reload_sent_to_one_process_switches_both(served: Served) -> None:
+    activate(served.models_dir, f"civility-{NEW}")
+    reload = urllib.request.Request(
+        f"http://127.0.0.1:{served.port}/v1/model:reload", method="POST", headers=served.admin
+    )
+    with urllib.request.urlopen(reload, timeout=30) as response:
+        assert json.load(response)["version"] == NEW
+    # The other process follows the announcement: soon every connection, to either, serves NEW.
+    model = urllib.request.Request(f"http://127.0.0.1:{served.port}/v1/model", headers=served.admin)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        versions = set()
+        for _ in range(20):
+            with urllib.request.urlopen(model, timeout=10) as response:
+                versions.add(json.load(response)["version"])
+        if versions == {NEW}:
+            break
+        assert time.monotonic() < deadline, f"still serving {versions}"
+        time.sleep(0.2)
+
+
+def test_one_api_process_dying_stops_the_other_and_fails(served: Served) -> None:
+    process, log = served.process, served.log
     doomed, survivor = _api_processes(process)
     # Its scoring workers and the forkserver that started them.
     orphans = doomed.children(recursive=True)

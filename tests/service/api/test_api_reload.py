@@ -19,29 +19,20 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from classifier.card import ARTIFACT_SUFFIX, card_path, read_card, write_card
+from classifier.card import ARTIFACT_SUFFIX
 from classifier.model import ACTIVE_FILE, activate, active_stem
 from service.app import create_app
 from service.keys import KeySpace
 from service.reload import reload_on_signal
 from service.settings import Settings
 
+from ..model_copies import copy_model
+
 Client = TestClient[web.Request, web.Application]
 KEYS = KeySpace("civ")
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 OLD, NEW = "reload-a", "reload-b"
 FOLLOW_SECONDS = 60
-
-
-def copy_model(source_dir: Path, target_dir: Path, version: str) -> str:
-    """The active model of ``source_dir`` saved again as another version; returns its stem."""
-    artifact = source_dir / f"{active_stem(source_dir)}{ARTIFACT_SUFFIX}"
-    card = read_card(card_path(artifact))
-    stem = f"{card['name']}-{version}"
-    copy = target_dir / f"{stem}{ARTIFACT_SUFFIX}"
-    shutil.copyfile(artifact, copy)
-    write_card(card_path(copy), {**card, "version": version})
-    return stem
 
 
 @pytest.fixture

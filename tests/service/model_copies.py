@@ -1,0 +1,18 @@
+"""Saved copies of a model under other versions, for tests that switch models."""
+
+import shutil
+from pathlib import Path
+
+from classifier.card import ARTIFACT_SUFFIX, card_path, read_card, write_card
+from classifier.model import active_stem
+
+
+def copy_model(source_dir: Path, target_dir: Path, version: str) -> str:
+    """The active model of ``source_dir`` saved again as another version; returns its stem."""
+    artifact = source_dir / f"{active_stem(source_dir)}{ARTIFACT_SUFFIX}"
+    card = read_card(card_path(artifact))
+    stem = f"{card['name']}-{version}"
+    copy = target_dir / f"{stem}{ARTIFACT_SUFFIX}"
+    shutil.copyfile(artifact, copy)
+    write_card(card_path(copy), {**card, "version": version})
+    return stem
