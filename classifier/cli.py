@@ -163,7 +163,8 @@ def _register_tune(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         help="choose each label's head settings on validation rows kept apart from evaluation",
         description="Hold back a fifth of every training source, fit each label's candidate "
         "heads on the rest and print their mean validation ROC-AUC; the best are the settings "
-        "classifier.labels.HEADS should hold.",
+        "classifier.labels.HEADS should hold. Then choose YouTube's weight for spam by leaving "
+        "one video out (classifier.labels.YOUTUBE_SPAM_WEIGHT).",
     )
     parser.add_argument("--data", type=Path, required=True, help="the datasets folder")
     parser.add_argument(
