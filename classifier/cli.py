@@ -88,7 +88,8 @@ def _register_evaluate(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     parser = commands.add_parser(
         "evaluate",
         help="measure a model cross-domain and write the report into its card",
-        description="Score every held-out source and label, spam leave-one-video-out, identity "
+        description="Score every held-out source and label (beside alt-profanity-check, with a "
+        "paired bootstrap interval of the difference), spam leave-one-video-out, identity "
         "subgroups and evidence spans; print a table and store the report in the model card.",
     )
     parser.add_argument("--data", type=Path, required=True, help="the datasets folder")

@@ -28,11 +28,12 @@ from classifier.video_weight import SPAM, SpamRows, choose_video_weight
 FloatArray = npt.NDArray[np.float64]
 Peer = Callable[[list[str]], FloatArray]
 
+INTERVAL_PERCENT = round(metrics.INTERVAL * 100)
+
 # alt-profanity-check was fitted on Kaggle's whole Jigsaw train set. The jigsaw train sample here
 # is a random 6.2 % of that set, and 6.5 % of the identity set's texts occur in it: the identity
 # set is, as far as can be told, inside the peer's training data, so its peer figure is not a
 # held-out one.
-INTERVAL_PERCENT = round(metrics.INTERVAL * 100)
 PEER_TRAINED_ON = frozenset({"wikipedia-toxicity-identity-testset"})
 SPANS_SOURCE = "toxic-spans-civil-comments"
 IDENTITY_SOURCE = "wikipedia-toxicity-identity-testset"
@@ -114,6 +115,8 @@ def score_set(model: Model, evaluated: EvalSet, peer: Peer | None) -> dict[str, 
         entry["peer_roc_auc"] = metrics.ranking_metrics(evaluated.target, peer_probability)[
             "roc_auc"
         ]
+        low, high = metrics.auc_difference_interval(evaluated.target, probability, peer_probability)
+        entry["peer_difference_interval"] = [low, high]
         entry["peer_trained_on_it"] = evaluated.source in PEER_TRAINED_ON
     if evaluated.source == IDENTITY_SOURCE:
         overall = entry["roc_auc"]
@@ -269,11 +272,19 @@ def write_report(model: Model, report: dict[str, Any]) -> None:
     write_card(path, card)
 
 
+def _peer_difference(entry: Mapping[str, Any]) -> str:
+    if "peer_difference_interval" not in entry:
+        return ""
+    low, high = entry["peer_difference_interval"]
+    return f"  {entry['roc_auc'] - entry['peer_roc_auc']:+.3f} ({low:+.3f} to {high:+.3f})"
+
+
 def format_table(report: Mapping[str, Any]) -> str:
     """The report as a plain-text table, one line per source, split and label."""
     header = (
         f"{'source':36} {'split':6} {'label':16} {'rows':>6} {'pos':>5} {'ROC':>6} {'PR':>6} "
         f"{'Brier':>6} {'P@rej':>6} {'R@rej':>6} {'P@hold':>6} {'R@hold':>6} {'peer':>6}"
+        f"  ours-peer ({INTERVAL_PERCENT}% interval)"
     )
     lines = [header, "-" * len(header)]
     for entry in report["sets"]:
@@ -284,7 +295,7 @@ def format_table(report: Mapping[str, Any]) -> str:
             f"{entry['brier']:>6.3f} {entry['at_reject']['precision']:>6.3f} "
             f"{entry['at_reject']['recall']:>6.3f} {entry['at_hold']['precision']:>6.3f} "
             f"{entry['at_hold']['recall']:>6.3f} {'-' if peer is None else f'{peer:.3f}':>6}"
-            f"{'*' if entry.get('peer_trained_on_it') else ''}"
+            f"{'*' if entry.get('peer_trained_on_it') else ' '}{_peer_difference(entry)}"
         )
         if "subgroups" in entry:
             lines.append(

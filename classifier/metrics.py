@@ -1,7 +1,7 @@
 """Quality measures used by the evaluation report (pure functions over arrays)."""
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -92,19 +92,45 @@ def subgroup_aucs(
     return result
 
 
-def bootstrap_auc_interval(
-    target: FloatArray, probability: FloatArray, seed: int = 0
+def _bootstrap_interval(
+    target: FloatArray, statistic: Callable[[npt.NDArray[np.int64]], float], seed: int
 ) -> tuple[float, float]:
-    """The central ``INTERVAL`` of ROC-AUC over resamples of the rows (seeded, so repeatable)."""
+    """The central ``INTERVAL`` of ``statistic`` over resamples of the rows (seeded, repeatable)."""
     generator = np.random.default_rng(seed)
-    aucs = []
+    values = []
     for _ in range(BOOTSTRAP_RESAMPLES):
         rows = generator.integers(0, target.size, target.size)
         if 0 < target[rows].sum() < rows.size:
-            aucs.append(roc_auc_score(target[rows], probability[rows]))
+            values.append(statistic(rows))
     tail = (1 - INTERVAL) / 2
-    low, high = np.quantile(aucs, [tail, 1 - tail])
+    low, high = np.quantile(values, [tail, 1 - tail])
     return round(float(low), 4), round(float(high), 4)
+
+
+def bootstrap_auc_interval(
+    target: FloatArray, probability: FloatArray, seed: int = 0
+) -> tuple[float, float]:
+    """The central ``INTERVAL`` of ROC-AUC over resamples of the rows."""
+    return _bootstrap_interval(
+        target, lambda rows: float(roc_auc_score(target[rows], probability[rows])), seed
+    )
+
+
+def auc_difference_interval(
+    target: FloatArray, ours: FloatArray, theirs: FloatArray, seed: int = 0
+) -> tuple[float, float]:
+    """The central ``INTERVAL`` of ROC-AUC(ours) minus ROC-AUC(theirs), paired on the same rows.
+
+    Both scorers see each resample together, so what the rows have in common cancels: an interval
+    that holds 0 means the two cannot be told apart on this set.
+    """
+
+    def difference(rows: npt.NDArray[np.int64]) -> float:
+        return float(
+            roc_auc_score(target[rows], ours[rows]) - roc_auc_score(target[rows], theirs[rows])
+        )
+
+    return _bootstrap_interval(target, difference, seed)
 
 
 def span_f1(predicted: Iterable[int], gold: Iterable[int]) -> float:

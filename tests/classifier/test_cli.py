@@ -77,8 +77,12 @@ def test_evaluate_prints_the_table_and_stores_the_report_in_the_card(
         assert 0.0 <= entry["roc_auc"] <= 1.0
         assert entry["peer_roc_auc"] is not None or entry["label"] == "spam"
         assert entry.get("peer_trained_on_it") == (entry["source"] in PEER_TRAINED_ON)
+        if entry["label"] != "spam":
+            low, high = entry["peer_difference_interval"]
+            assert -1.0 <= low <= high <= 1.0
     assert 0.0 < report["evidence"]["char_f1"] <= 1.0
     assert "* the peer was trained on this set's texts" in printed
+    assert "ours-peer (90% interval)" in printed
 
 
 def test_evaluate_refuses_a_model_without_card(

@@ -1,8 +1,13 @@
-"""Identity subgroup AUCs and their bootstrap intervals."""
+"""Identity subgroup AUCs, bootstrap intervals, and the paired comparison with the peer."""
 
 import numpy as np
 
-from classifier.metrics import MIN_SUBGROUP_ROWS, bootstrap_auc_interval, subgroup_aucs
+from classifier.metrics import (
+    MIN_SUBGROUP_ROWS,
+    auc_difference_interval,
+    bootstrap_auc_interval,
+    subgroup_aucs,
+)
 
 
 def test_subgroups_get_their_auc_and_an_interval_around_it() -> None:
@@ -42,3 +47,34 @@ def test_the_interval_is_repeatable_and_narrows_with_more_rows() -> None:
     assert small == bootstrap_auc_interval(small_target, small_probability)
     large = bootstrap_auc_interval(large_target, large_probability)
     assert large[1] - large[0] < small[1] - small[0]
+
+
+def test_a_scorer_compared_with_itself_differs_by_exactly_nothing() -> None:
+    generator = np.random.default_rng(3)
+    target = (generator.random(300) < 0.3).astype(float)
+    probability = target * 0.2 + generator.random(300)
+    assert auc_difference_interval(target, probability, probability) == (0.0, 0.0)
+
+
+def _two_scorers(
+    seed: int, first_signal: float, second_signal: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels and two noisy scorers that carry the given share of signal each."""
+    generator = np.random.default_rng(seed)
+    target = (generator.random(400) < 0.4).astype(float)
+    first = target * first_signal + generator.random(400)
+    second = target * second_signal + generator.random(400)
+    return target, first, second
+
+
+def test_a_clearly_better_scorer_has_an_interval_above_zero_and_the_swap_mirrors_it() -> None:
+    target, sharp, blunt = _two_scorers(4, 0.8, 0.1)
+    low, high = auc_difference_interval(target, sharp, blunt)
+    assert 0.0 < low < high
+    assert auc_difference_interval(target, blunt, sharp) == (-high, -low)
+
+
+def test_two_scorers_of_equal_skill_get_an_interval_that_holds_zero() -> None:
+    target, first, second = _two_scorers(6, 0.5, 0.5)
+    low, high = auc_difference_interval(target, first, second)
+    assert low < 0.0 < high
