@@ -110,6 +110,7 @@ def score_set(model: Model, evaluated: EvalSet, peer: Peer | None) -> dict[str, 
         "at_reject": metrics.at_threshold(evaluated.target, probability, levels["reject"]),
         "reliability": metrics.reliability_table(evaluated.target, probability),
     }
+    peer_probability = None
     if peer is not None and evaluated.label != "spam":
         peer_probability = peer(evaluated.texts)
         entry["peer_roc_auc"] = metrics.ranking_metrics(evaluated.target, peer_probability)[
@@ -119,13 +120,22 @@ def score_set(model: Model, evaluated: EvalSet, peer: Peer | None) -> dict[str, 
         entry["peer_difference_interval"] = [low, high]
         entry["peer_trained_on_it"] = evaluated.source in PEER_TRAINED_ON
     if evaluated.source == IDENTITY_SOURCE:
-        overall = entry["roc_auc"]
         subgroups = metrics.subgroup_aucs(evaluated.texts, evaluated.target, probability)
         entry["subgroups"] = subgroups
-        entry["largest_subgroup_gap"] = round(
-            max((abs(overall - group["roc_auc"]) for group in subgroups.values()), default=0.0), 4
-        )
+        entry["largest_subgroup_gap"] = _largest_gap(entry["roc_auc"], subgroups)
+        if peer_probability is not None:
+            # The same yardstick for the peer shows what the target asks of a ranking.
+            peer_groups = metrics.subgroup_aucs(evaluated.texts, evaluated.target, peer_probability)
+            entry["peer_subgroups"] = {
+                term: group["roc_auc"] for term, group in peer_groups.items()
+            }
+            entry["peer_largest_subgroup_gap"] = _largest_gap(entry["peer_roc_auc"], peer_groups)
     return entry
+
+
+def _largest_gap(overall: float, subgroups: Mapping[str, Mapping[str, Any]]) -> float:
+    gaps = (abs(overall - group["roc_auc"]) for group in subgroups.values())
+    return round(max(gaps, default=0.0), 4)
 
 
 def spam_leave_one_video_out(
@@ -301,14 +311,21 @@ def format_table(report: Mapping[str, Any]) -> str:
             lines.append(
                 f"{'':44} largest identity subgroup gap {entry['largest_subgroup_gap']:.3f}"
                 f" over {len(entry['subgroups'])} terms"
+                + (
+                    f" (peer: {entry['peer_largest_subgroup_gap']:.3f})"
+                    if "peer_largest_subgroup_gap" in entry
+                    else ""
+                )
             )
             for term, group in sorted(
                 entry["subgroups"].items(), key=lambda item: item[1]["roc_auc"]
             ):
                 low, high = group["interval"]
+                peer_auc = entry.get("peer_subgroups", {}).get(term)
                 lines.append(
                     f"{'':46} {term:12} rows {group['rows']:>4}  ROC {group['roc_auc']:.3f}"
                     f"  ({INTERVAL_PERCENT}% interval {low:.3f}-{high:.3f})"
+                    + ("" if peer_auc is None else f"  peer {peer_auc:.3f}")
                 )
     if any(entry.get("peer_trained_on_it") for entry in report["sets"]):
         lines.append("* the peer was trained on this set's texts (Kaggle's Jigsaw train set)")

@@ -83,6 +83,11 @@ def test_evaluate_prints_the_table_and_stores_the_report_in_the_card(
     assert 0.0 < report["evidence"]["char_f1"] <= 1.0
     assert "* the peer was trained on this set's texts" in printed
     assert "ours-peer (90% interval)" in printed
+    (identity,) = (
+        e for e in report["sets"] if e["source"] == "wikipedia-toxicity-identity-testset"
+    )
+    assert set(identity["peer_subgroups"]) == set(identity["subgroups"])
+    assert 0.0 <= identity["peer_largest_subgroup_gap"] <= 1.0
 
 
 def test_evaluate_refuses_a_model_without_card(
