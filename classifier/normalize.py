@@ -1,4 +1,4 @@
-"""Text normalisation before features: one canonical, lower-case spelling of every comment.
+"""Text normalisation before features: one canonical, case-folded spelling of every comment.
 
 ``normalize`` is the fast path the features use. ``normalize_with_offsets`` returns the very same
 string plus, for each of its characters, the index of the original character it came from, so
@@ -265,7 +265,7 @@ def _translate_fold(match: re.Match[str]) -> str:
 
 
 def normalize(text: str) -> str:
-    """Return the canonical lower-case spelling of ``text`` that the features are built from."""
+    """Return the canonical case-folded spelling of ``text`` that the features are built from."""
     text = " ".join(fold_characters(text).split())
     # Entities go before the word-level folding, which would read an e-mail's "@" as an "a";
     # when that folding changed anything they go again, for links it revealed (``g00gle.c0m``).

@@ -220,7 +220,12 @@ def test_output_has_no_invisible_or_control_characters(text: str) -> None:
     normalised = normalize(text)
     assert not any(unicodedata.category(char) in {"Cc", "Cf"} for char in normalised)
     assert normalised == " ".join(normalised.split())
-    assert normalised == normalised.lower()
+    # Case-folded rather than lower-cased: Unicode folds Cherokee to its capitals ("ꭰ" -> "Ꭰ").
+    assert normalised == normalised.casefold()
+
+
+def test_both_cases_of_a_letter_that_folds_to_its_capital_read_the_same() -> None:
+    assert normalize("ꭰ") == normalize("Ꭰ") == "Ꭰ"
 
 
 @given(st.text(alphabet=st.characters(codec="ascii"), max_size=60))
