@@ -12,6 +12,7 @@ from classifier.evaluate import evaluate, format_table, write_report
 from classifier.feedback import FeedbackError
 from classifier.model import Model, ModelError, load_active
 from classifier.train import DEFAULT_NAME, DEFAULT_VERSION, TrainOptions, train
+from classifier.training_data import WeightFactor
 from classifier.tune import format_report, tune
 
 SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
@@ -57,7 +58,23 @@ def _register_train(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         type=Path,
         help="labels from `civility labels export` (JSON Lines), folded into the training rows",
     )
+    parser.add_argument(
+        "--weight",
+        type=_weight_factor,
+        action="append",
+        default=[],
+        metavar="SOURCE[:LABEL]=FACTOR",
+        help="multiply a training source's weight (for one label, or all); repeatable; the card "
+        "records it",
+    )
     parser.set_defaults(handler=_run_train)
+
+
+def _weight_factor(text: str) -> WeightFactor:
+    try:
+        return WeightFactor.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -68,6 +85,7 @@ def _run_train(args: argparse.Namespace) -> int:
         n_jobs=args.jobs,
         activate=not args.no_activate,
         feedback=args.feedback,
+        weight_factors=tuple(args.weight),
     )
     if not args.data.is_dir():
         print(f"civility train: datasets folder {args.data} does not exist", file=sys.stderr)

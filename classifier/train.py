@@ -19,11 +19,17 @@ from classifier.card import (
     library_versions,
     write_card,
 )
-from classifier.feedback import FEEDBACK_SOURCE, FEEDBACK_WEIGHT, fold_feedback, read_feedback
-from classifier.labels import LABELS, SOURCES, TRAIN_SOURCES
+from classifier.feedback import FEEDBACK_SOURCE, fold_feedback, read_feedback
+from classifier.labels import LABELS, TRAIN_SOURCES
 from classifier.model import activate
 from classifier.pipeline import build_pipeline
-from classifier.training_data import LabeledRows, file_entries, load_sources, training_rows
+from classifier.training_data import (
+    LabeledRows,
+    WeightFactor,
+    file_entries,
+    load_sources,
+    training_rows,
+)
 
 DEFAULT_NAME = "civility"
 DEFAULT_VERSION = "1.4.0"
@@ -38,6 +44,8 @@ class TrainOptions:
     activate: bool = True
     feedback: Path | None = None
     """Labels exported by ``civility labels export``, folded into the training rows."""
+    weight_factors: tuple[WeightFactor, ...] = ()
+    """Changes to ``classifier.labels``' source weights, for experiments with another mix."""
 
 
 def fit_pipeline(rows: LabeledRows, labels: tuple[str, ...], n_jobs: int) -> Pipeline:
@@ -74,19 +82,20 @@ def suggested_thresholds(pipeline: Pipeline, rows: LabeledRows) -> dict[str, dic
 
 def _training_summary(rows: LabeledRows, labels: tuple[str, ...]) -> dict[str, Any]:
     targets = rows.target_matrix()
+    # Read from the rows, not the source table, so any --weight change shows as trained.
+    weights = rows.weight_matrix()
     sources = np.asarray(rows.sources)
     per_source = {}
     for name in dict.fromkeys(rows.sources):
         mask = sources == name
-        use = SOURCES.get(name)  # none for moderators' feedback
+        first = int(np.flatnonzero(mask)[0])
         per_source[name] = {
             "rows": int(mask.sum()),
-            "weight": use.weight if use else FEEDBACK_WEIGHT,
             "labels": {
                 label: {
                     "positives": int(np.nansum(targets[mask, column] == 1)),
                     "negatives": int(np.nansum(targets[mask, column] == 0)),
-                    "weight": use.weight_for(label) if use else FEEDBACK_WEIGHT,
+                    "weight": float(weights[first, column]),
                 }
                 for column, label in enumerate(labels)
                 if not np.isnan(targets[mask, column]).all()
@@ -100,6 +109,8 @@ def train(datasets_dir: Path, out_dir: Path, options: TrainOptions = TrainOption
     started = time.perf_counter()
     sources = load_sources(datasets_dir, TRAIN_SOURCES)
     rows = training_rows(sources, LABELS, options.limit_per_source)
+    for weight_factor in options.weight_factors:
+        weight_factor.apply(rows, LABELS)
     feedback_inputs = feedback_entries(rows, options.feedback)
     pipeline = fit_pipeline(rows, LABELS, options.n_jobs)
     suggestions = suggested_thresholds(pipeline, rows)
@@ -125,6 +136,7 @@ def train(datasets_dir: Path, out_dir: Path, options: TrainOptions = TrainOption
         "training": {
             "seconds": round(seconds, 1),
             "limit_per_source": options.limit_per_source,
+            "weight_factors": [asdict(weight_factor) for weight_factor in options.weight_factors],
             "parameters": _parameters(pipeline),
             "heads": {
                 label: asdict(setting)

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from classifier.card import file_sha256
 from classifier.datasets import Record, SourceData, load_source, overlap_key
-from classifier.labels import LABELS, SOURCES
+from classifier.labels import LABELS, SOURCES, TRAIN_SOURCES
 
 FloatMatrix = npt.NDArray[np.float64]
 
@@ -56,6 +56,44 @@ class LabeledRows:
                 chosen.sources.append(self.sources[index])
                 chosen.groups.append(self.groups[index])
         return chosen
+
+
+@dataclass(frozen=True)
+class WeightFactor:
+    """Multiply one training source's weight, for one label or (``label`` None) for all."""
+
+    source: str
+    label: str | None
+    factor: float
+
+    @classmethod
+    def parse(cls, text: str) -> "WeightFactor":
+        """Read ``SOURCE=FACTOR`` or ``SOURCE:LABEL=FACTOR``; a clear ``ValueError`` otherwise."""
+        target, equals, number = text.partition("=")
+        source, colon, label = target.partition(":")
+        if not equals or not source or (colon and not label):
+            raise ValueError(f"expected SOURCE=FACTOR or SOURCE:LABEL=FACTOR, got {text!r}")
+        if source not in TRAIN_SOURCES:
+            raise ValueError(f"{source!r} is not a training source; one of {list(TRAIN_SOURCES)}")
+        if colon and label not in SOURCES[source].rules:
+            raise ValueError(
+                f"{source} does not train {label!r}; it trains {list(SOURCES[source].rules)}"
+            )
+        try:
+            factor = float(number)
+        except ValueError:
+            raise ValueError(f"factor must be a number, got {number!r}") from None
+        if not math.isfinite(factor) or factor <= 0:
+            raise ValueError(f"factor must be a positive number, got {number!r}")
+        return cls(source, label or None, factor)
+
+    def apply(self, rows: LabeledRows, labels: Sequence[str]) -> None:
+        """Scale the matching weights of ``rows`` (whose columns are ``labels``) in place."""
+        columns = range(len(labels)) if self.label is None else [labels.index(self.label)]
+        for source, weights in zip(rows.sources, rows.weights, strict=True):
+            if source == self.source:
+                for column in columns:
+                    weights[column] *= self.factor
 
 
 def file_entries(datasets_dir: Path, data: SourceData) -> list[dict[str, Any]]:
