@@ -5,6 +5,7 @@ or a connection error is a failure the caller may retry; nothing here raises for
 """
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from service.transitions import EVENT_TYPES, REPORTED_EVENT_TYPE
 USER_AGENT = "civility-webhooks/1"
 # Enough of a receiver's error answer to tell an operator what went wrong, no more.
 ERROR_TEXT_LIMIT = 200
+# ASCII digits only: str.isdigit() also accepts "²", which float() refuses.
+_SECONDS = re.compile(r"[0-9]{1,9}")
 
 
 # The body of every webhook, as ``payload`` builds it; served in the OpenAPI document.
@@ -79,7 +82,7 @@ def payload(site: str, record: Mapping[str, str]) -> bytes:
 
 def retry_after_seconds(value: str | None) -> float | None:
     """``Retry-After`` in seconds; the HTTP-date form is rare for webhooks and is ignored."""
-    if value is None or not value.strip().isdigit():
+    if value is None or not _SECONDS.fullmatch(value.strip()):
         return None
     return float(value.strip())
 
@@ -109,5 +112,7 @@ async def post(
             )
     except TimeoutError:
         return Outcome(delivered=False, error=f"timed out after {timeout_seconds:g} s")
-    except aiohttp.ClientError as error:
+    except (aiohttp.ClientError, ValueError) as error:
+        # ValueError: a URL or header aiohttp cannot encode fails like a refused connection, so
+        # the attempt is counted and backs off instead of being retried at every lease expiry.
         return Outcome(delivered=False, error=f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT])

@@ -5,11 +5,12 @@ request bodies with them directly. Outputs are frozen models too, and ``Comment.
 one JSON shape of a comment everywhere in the API.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -18,6 +19,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from yarl import URL
 
 MAX_ID = 128
 MAX_TEXT = 20_000
@@ -54,6 +56,37 @@ ModeratorReason = Annotated[
 ]
 Note = Annotated[str, StringConstraints(max_length=MAX_NOTE)]
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=1_024)]
+
+# Times are stored as epoch milliseconds and read back as UTC datetimes, which end at year 9999;
+# a comment written before 1970 is a client's bug, not history.
+EARLIEST_CREATED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_CREATED_AT = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _storable_moment(moment: datetime) -> datetime:
+    if not EARLIEST_CREATED_AT <= moment < LATEST_CREATED_AT:
+        raise ValueError(
+            f"must be from {EARLIEST_CREATED_AT.date()} to before {LATEST_CREATED_AT.date()} (UTC)"
+        )
+    return moment
+
+
+CreatedAt = Annotated[AwareDatetime, AfterValidator(_storable_moment)]
+
+
+def _reachable_host(url: str) -> str:
+    # Checked here so a typo fails when the site is configured, not at every delivery attempt.
+    host = URL(url).raw_host
+    if not host:
+        raise ValueError("has no host")
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise ValueError(f"host {host!r} is not a valid host name") from None
+    return url
+
+
+CallbackUrl = Annotated[Url, AfterValidator(_reachable_host)]
 SigningSecret = Annotated[
     str, StringConstraints(min_length=16, max_length=256, pattern=r"^[\x21-\x7e]+$")
 ]
@@ -159,7 +192,7 @@ class Submission(_Model):
     parent_id: ExternalId | None = None
     author: Author
     text: CommentText
-    created_at: AwareDatetime | None = None
+    created_at: CreatedAt | None = None
     lang: Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z-]+$")] | None = None
 
 
@@ -225,7 +258,7 @@ class PolicyPatch(_Model):
 class SiteSpec(_Model):
     id: SiteId
     name: Name
-    callback_url: Url | None = None
+    callback_url: CallbackUrl | None = None
     policy: Policy = Field(default_factory=Policy)
 
 
@@ -241,7 +274,7 @@ class SitePatch(_Model):
     """Fields given replace the site's; ``callback_url: null`` removes the callback."""
 
     name: Name | None = None
-    callback_url: Url | None = None
+    callback_url: CallbackUrl | None = None
     policy: PolicyPatch | None = None
     coral: CoralSettings | None = None
 
@@ -312,6 +345,13 @@ class QueueQuery(_Model):
     author: ExternalId | None = None
     limit: int = Field(default=20, ge=1, le=MAX_PAGE)
     cursor: Cursor | None = None
+
+    @model_validator(mode="after")
+    def _one_filter(self) -> Self:
+        # Each filter is its own index; silently applying one of two would list wrong comments.
+        if self.article is not None and self.author is not None:
+            raise ValueError("filter by article or by author, not both")
+        return self
 
 
 # ---------------------------------------------------------------- outputs

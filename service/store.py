@@ -8,6 +8,8 @@ runs whole or not at all, and Redis connection errors surface as ``StoreUnavaila
 import base64
 import binascii
 import json
+import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -772,13 +774,19 @@ def encode_cursor(query: QueueQuery, score: str, comment_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
 
 
+_CURSOR_SCORE = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+
+
 def decode_cursor(query: QueueQuery) -> tuple[str, str]:
     assert query.cursor is not None
     try:
         padded = query.cursor + "=" * (-len(query.cursor) % 4)
         body = json.loads(base64.urlsafe_b64decode(padded.encode()))
         score, comment_id = str(body["s"]), str(body["i"])
-        float(score)
+        # Redis takes the score back as a range bound: a plain finite decimal, nothing Python
+        # alone accepts ("nan", "1_0").
+        if not _CURSOR_SCORE.fullmatch(score) or not math.isfinite(float(score)):
+            raise ValueError(score)
         matches = (body["q"], body["o"], body["a"], body["u"]) == (
             query.queue.value,
             query.order.value,

@@ -48,7 +48,7 @@ moderator set, or "premod" when the recent rejection rate reached ARGV[27].
 Returns {"created" or "edited", version, created_at} (the caller knows every other field it just
 wrote); {"unchanged", fields} with the stored hash as a flat field/value list; {"context",
 signature, approved count} when the context is not the assumed one; {"immutable", fields...}
-naming "article.id" and/or "author.id" when an edit changes them; or {"invalid_transition",
+naming "article.id" and/or "author.id" when a resend or edit changes them; or {"invalid_transition",
 state}.
 ]]
 
@@ -61,9 +61,8 @@ local retention_ms, recent_ms = tonumber(ARGV[25]), tonumber(ARGV[26])
 local stored = redis.call("HMGET", KEYS[1], "state", "text_hash", "article_id", "author_id")
 local previous = stored[1]
 if previous then
-  if stored[2] == text_hash then
-    return {"unchanged", redis.call("HGETALL", KEYS[1])}
-  end
+  -- Before the redelivery check: the same text under another author or article is not a
+  -- redelivery, and answering 200 would tell the host its change was taken.
   if stored[3] ~= article or stored[4] ~= author then
     local moved = {"immutable"}
     if stored[3] ~= article then
@@ -73,6 +72,9 @@ if previous then
       moved[#moved + 1] = "author.id"
     end
     return moved
+  end
+  if stored[2] == text_hash then
+    return {"unchanged", redis.call("HGETALL", KEYS[1])}
   end
 end
 

@@ -87,6 +87,9 @@ def test_no_secret_matches_nothing() -> None:
         ("t=abc,v1=00", "malformed timestamp"),
         ("t=1,t=2,v1=00", "malformed timestamp"),
         ("t=-5,v1=00", "malformed timestamp"),
+        ("t=\u00b2,v1=00", "malformed timestamp"),  # a digit to str.isdigit(), not to int()
+        ("t=\u0661\u0662,v1=00", "malformed timestamp"),  # Arabic-Indic digits
+        ("t=1234567890123,v1=00", "malformed timestamp"),
         ("v1=00", "no timestamp"),
         (f"t={NOW}", "no v1"),
         (f"t={NOW}," + ",".join(["v1=00"] * 9), "more than 8"),

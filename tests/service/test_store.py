@@ -1,6 +1,7 @@
 """The store's scripts against a real Redis: every write is whole, atomic and where keys.py says."""
 
 import asyncio
+import base64
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -528,6 +529,12 @@ async def test_bad_cursors_are_refused(store: Store) -> None:
     for garbage in ["not-base64!!", "eyJ4IjogMX0", "e30"]:
         with pytest.raises(BadRequest, match="invalid cursor"):
             await store.page(SITE, QueueQuery(cursor=garbage), NOW)
+    # Scores Python reads as floats but Redis refuses as a range bound.
+    for score in ["nan", "inf", "1_0", " 1", "0x10"]:
+        forged = {"q": "pending", "o": "priority", "a": None, "u": None, "s": score, "i": "c1"}
+        cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+        with pytest.raises(BadRequest, match="invalid cursor"):
+            await store.page(SITE, QueueQuery(cursor=cursor), NOW)
 
 
 async def test_page_shows_who_holds_a_claim(store: Store) -> None:

@@ -75,6 +75,25 @@ async def test_a_site_spec_lists_every_bad_field(client: Client, admin: dict[str
     assert fields == ["callback_url", "id", "name", "policy.mode"]
 
 
+@pytest.mark.parametrize(
+    "url", ["http://hooks..example.com/civility", f"https://{'a' * 64}.example/hook", "http:///x"]
+)
+async def test_a_callback_url_whose_host_cannot_be_reached_is_refused(
+    client: Client, admin: dict[str, str], site: dict[str, str], url: str
+) -> None:
+    created = await client.post(
+        "/v1/sites", json={"id": "blog", "name": "Blog", "callback_url": url}, headers=admin
+    )
+    patched = await client.patch("/v1/sites/news", json={"callback_url": url}, headers=admin)
+    for response in (created, patched):
+        assert response.status == 422
+        [detail] = (await response.json())["error"]["details"]
+        assert detail["field"] == "callback_url"
+    assert (await client.get("/v1/sites/blog", headers=admin)).status == 404
+    shown = await (await client.get("/v1/sites/news", headers=admin)).json()
+    assert shown["callback_url"] != url
+
+
 async def test_a_policy_patch_changes_only_the_fields_given(
     client: Client, site: dict[str, str], admin: dict[str, str]
 ) -> None:

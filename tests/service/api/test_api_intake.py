@@ -261,6 +261,52 @@ async def test_every_failing_field_is_listed_with_422(
     assert all(item["message"] for item in error["details"])
 
 
+@pytest.mark.parametrize(
+    "created_at", ["0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59-14:00"]
+)
+async def test_a_creation_time_that_cannot_be_stored_is_refused_and_stores_nothing(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    created_at: str,
+) -> None:
+    response = await post_signed(site, comment(created_at=created_at))
+    assert response.status == 422
+    [detail] = (await response.json())["error"]["details"]
+    assert detail["field"] == "created_at"
+    assert "1970-01-01" in detail["message"]
+    stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert stored.status == 404
+    queue = await (await client.get("/v1/sites/news/queue", headers=moderator(site))).json()
+    assert queue["items"] == []
+
+
+async def test_the_earliest_storable_creation_time_is_kept(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    response = await post_signed(site, comment(created_at="1970-01-01T00:00:00Z"))
+    assert response.status == 202
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert stored["created_at"].startswith("1970-01-01T00:00:00")
+
+
+async def test_a_resend_that_changes_author_or_article_is_refused_even_with_the_same_text(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    assert (await post_signed(site, comment())).status == 202
+    response = await post_signed(site, comment(author="someone-else", article="a2"))
+    assert response.status == 422
+    fields = sorted(item["field"] for item in (await response.json())["error"]["details"])
+    assert fields == ["article.id", "author.id"]
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert (stored["author"]["id"], stored["article_id"], stored["version"]) == (
+        "reader-1",
+        "a1",
+        1,
+    )
+
+
 async def test_policy_reasons_are_returned_with_the_verdict(
     client: Client, create_site: Any, post_signed: Any
 ) -> None:

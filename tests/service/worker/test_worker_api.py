@@ -1,5 +1,6 @@
 """The delivery routes of the real application: list by state, redeliver, every refusal."""
 
+import base64
 import dataclasses
 import json
 import os
@@ -197,11 +198,13 @@ async def test_refusals(client: Client, redis_client: aioredis.Redis) -> None:
     body = await response.json()
     assert body["error"]["code"] == "validation_failed"
     assert [item["field"] for item in body["error"]["details"]] == ["state", "limit"]
-    response = await client.get("/v1/sites/news/deliveries?cursor=nonsense", headers=mine)
-    assert (response.status, await response.json()) == (
-        400,
-        error("bad_request", "invalid cursor"),
-    )
+    overflowing = base64.urlsafe_b64encode(b'{"s":"pending","t":1e400,"i":"evt_x"}').decode()
+    for cursor in ("nonsense", overflowing):
+        response = await client.get(f"/v1/sites/news/deliveries?cursor={cursor}", headers=mine)
+        assert (response.status, await response.json()) == (
+            400,
+            error("bad_request", "invalid cursor"),
+        )
     response = await client.post("/v1/sites/news/deliveries/evt_nope:redeliver", headers=mine)
     assert (response.status, await response.json()) == (
         404,

@@ -129,6 +129,21 @@ async def test_a_receiver_that_is_down_ends_in_the_dead_letter(
     assert pending.items == ()
 
 
+async def test_a_callback_url_that_cannot_be_encoded_backs_off_into_the_dead_letter(
+    redis_client: aioredis.Redis, create_site: CreateSite, events: Events, start_worker: StartWorker
+) -> None:
+    # The API refuses such a URL now; one stored before that must still end, not loop.
+    await create_site("http://hooks..example.com/civility")
+    held = await events.held("c1")
+    await start_worker(dataclasses.replace(FAST, max_attempts=3))
+
+    await eventually(in_state(redis_client, held, "failed"), what="the dead letter")
+
+    stored = await record(redis_client, held)
+    assert stored["attempts"] == "3"
+    assert stored["last_error"].startswith("UnicodeError")
+
+
 async def test_a_site_without_a_callback_url_records_no_deliveries(
     redis_client: aioredis.Redis,
     log: DeliveryLog,

@@ -41,6 +41,8 @@ def test_retry_after_is_a_lower_bound_up_to_the_cap() -> None:
     assert delivery.retry_after_seconds("120") == 120.0
     assert delivery.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") is None
     assert delivery.retry_after_seconds(None) is None
+    assert delivery.retry_after_seconds("\u00b2") is None  # str.isdigit() says yes; float() no
+    assert delivery.retry_after_seconds(" 7 ") == 7.0
 
 
 def test_the_default_schedule_spans_about_a_day() -> None:
