@@ -42,7 +42,9 @@ class Windows:
     def __init__(self, texts: Sequence[str], ngram_range: tuple[int, int]) -> None:
         padded = [f" {text} " for text in texts]
         joined = "\0".join(padded) + "\0"
-        codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        # "surrogatepass": JSON can carry half a surrogate pair on its own; it scores as a symbol.
+        encoded = joined.encode("utf-32-le", "surrogatepass")
+        codes = np.frombuffer(encoded, dtype=np.uint32).astype(np.uint64)
         lengths = np.array([len(text) + 1 for text in padded], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         owner = np.repeat(np.arange(len(padded), dtype=np.int64), lengths)

@@ -70,11 +70,16 @@ class Model:
         self.card = card
         self.name: str = str(_card_field(card, "name"))
         self.version: str = str(_card_field(card, "version"))
-        self.labels: tuple[str, ...] = tuple(_card_field(card, "labels"))
-        self.thresholds: dict[str, dict[str, float]] = {
-            label: {kind: float(value) for kind, value in levels.items()}
-            for label, levels in dict(_card_field(card, "thresholds")).items()
-        }
+        try:
+            self.labels: tuple[str, ...] = tuple(map(str, _card_field(card, "labels")))
+            self.thresholds: dict[str, dict[str, float]] = {
+                str(label): {str(kind): float(value) for kind, value in levels.items()}
+                for label, levels in dict(_card_field(card, "thresholds")).items()
+            }
+        except (TypeError, ValueError, AttributeError) as error:
+            raise InvalidCardError(
+                f"model card labels or thresholds are malformed: {error}"
+            ) from None
         self._parts = CompiledParts(pipeline)
         self._explainable = ExplainablePipeline(self._parts)
         if self._explainable.labels != self.labels:
@@ -153,6 +158,8 @@ def active_stem(models_dir: Path) -> str:
         stem = marker.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         raise NoActiveModelError(f"no active model: {marker} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise NoActiveModelError(f"no active model: {marker} cannot be read: {error}") from None
     if not stem:
         raise NoActiveModelError(f"no active model: {marker} is empty")
     return stem

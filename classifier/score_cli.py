@@ -119,14 +119,12 @@ def score_stream(
 ) -> None:
     """Score every line of ``source`` onto ``sink``, holding at most one batch in memory."""
     pending: list[Comment | LineError] = []
-    waiting = 0
     for item in parse_lines(source):
         pending.append(item)
-        if isinstance(item, Comment):
-            waiting += 1
-        if waiting >= batch_size:
+        # Error lines count too: a long run of them must not wait for the end of the input.
+        if len(pending) >= batch_size:
             _write_batch(model, pending, sink, evidence)
-            pending, waiting = [], 0
+            pending = []
     _write_batch(model, pending, sink, evidence)
 
 
@@ -177,6 +175,8 @@ def parse_line(number: int, raw: bytes) -> Comment | LineError:
         return LineError(number, None, "invalid_encoding", "line is not valid UTF-8")
     except ValueError as error:
         return LineError(number, None, "invalid_json", f"line is not valid JSON: {error}")
+    except RecursionError:
+        return LineError(number, None, "invalid_json", "line nests JSON too deeply")
     if not isinstance(record, dict):
         kind = type(record).__name__
         return LineError(number, None, "not_an_object", f"line is a JSON {kind}, not an object")

@@ -1,17 +1,9 @@
 """What one evaluated set's report entry holds when the peer is scored beside the model."""
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 
 from classifier.evaluate import IDENTITY_SOURCE, EvalSet, score_set
 from classifier.model import Model
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_model_path: Path) -> Model:
-    return Model.load(tiny_model_path)
 
 
 def _identity_rows() -> tuple[list[str], np.ndarray]:

@@ -15,11 +15,6 @@ from classifier.normalize import normalize
 from classifier.pipeline import FittedParts
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tiny_model_path: Path) -> Model:
-    return Model.load(tiny_model_path)
-
-
 def _assert_valid(spans: list[tuple[int, int]], text: str, max_spans: int) -> None:
     assert len(spans) <= max_spans
     for start, end in spans:
@@ -48,6 +43,19 @@ def test_obfuscated_insult_is_highlighted_where_it_was_written(tiny_model: Model
     text = "Honestly, you are a 1d10t."
     spans = tiny_model.explain(text, labels=["toxicity"])["toxicity"]
     assert any(text[start:end] == "1d10t" for start, end in spans)
+
+
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [
+        ("you are an idiotttttt", "idiotttttt"),  # the run cut to "tt" is highlighted whole
+        ("you are an i\u0337d\u0337i\u0337o\u0337t\u0337", "i\u0337d\u0337i\u0337o\u0337t\u0337"),
+        ("you are an idiot\u0301 ok", "idiot\u0301"),  # a mark on the last letter stays with it
+    ],
+)
+def test_a_highlight_covers_the_whole_written_word(tiny_model: Model, text: str, word: str) -> None:
+    spans = tiny_model.explain(text, labels=["toxicity"])["toxicity"]
+    assert (text.index(word), text.index(word) + len(word)) in spans
 
 
 def test_civil_text_words_only_highlight_positive_pushes(tiny_model: Model) -> None:

@@ -95,6 +95,23 @@ def test_load_refuses_an_unreadable_card(model_copy: Path) -> None:
         Model.load(model_copy)
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"labels": 5},
+        {"thresholds": [1]},
+        {"thresholds__spam": 5},
+        {"thresholds__spam": {"hold": "x"}},
+    ],
+)
+def test_load_refuses_malformed_labels_or_thresholds(
+    model_copy: Path, changes: dict[str, object]
+) -> None:
+    _edit_card(model_copy, **changes)
+    with pytest.raises(InvalidCardError, match="labels or thresholds are malformed"):
+        Model.load(model_copy)
+
+
 def test_load_reports_a_missing_artifact(tmp_path: Path) -> None:
     with pytest.raises(ArtifactMissingError, match="does not exist"):
         Model.load(tmp_path / "civility-9.9.9.joblib")
@@ -109,6 +126,16 @@ def test_load_active_follows_the_active_marker(model_copy: Path) -> None:
 
 def test_load_active_without_marker_says_so(tmp_path: Path) -> None:
     with pytest.raises(NoActiveModelError, match="ACTIVE does not exist"):
+        load_active(tmp_path)
+
+
+def test_load_active_says_so_when_the_marker_cannot_be_read(tmp_path: Path) -> None:
+    (tmp_path / ACTIVE_FILE).write_bytes(b"\xff\xfe")
+    with pytest.raises(NoActiveModelError, match="cannot be read"):
+        load_active(tmp_path)
+    (tmp_path / ACTIVE_FILE).unlink()
+    (tmp_path / ACTIVE_FILE).mkdir()
+    with pytest.raises(NoActiveModelError, match="cannot be read"):
         load_active(tmp_path)
 
 

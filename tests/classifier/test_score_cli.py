@@ -1,17 +1,25 @@
 """``civility score`` driven as a user runs it: a subprocess fed JSON Lines on stdin."""
 
+import io
 import json
 import os
 import select
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import pytest
 
 from classifier.model import Model
-from classifier.score_cli import MAX_LINE_BYTES, MAX_TEXT_CHARS, Comment, LineError, parse_line
+from classifier.score_cli import (
+    MAX_LINE_BYTES,
+    MAX_TEXT_CHARS,
+    Comment,
+    LineError,
+    parse_line,
+    score_stream,
+)
 
 CIVILITY = Path(sys.executable).with_name("civility")
 INSULT = "You are a 1d10t and a m0ron, shut up"
@@ -43,11 +51,6 @@ def output_records(completed: subprocess.CompletedProcess[str]) -> list[dict[str
 
 def comment(comment_id: str | int, text: str) -> str:
     return json.dumps({"id": comment_id, "text": text})
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_model_path: Path) -> Model:
-    return Model.load(tiny_model_path)
 
 
 def test_scores_every_line_in_input_order(tiny_model_path: Path, tiny_model: Model) -> None:
@@ -83,12 +86,14 @@ def test_bad_lines_get_errors_and_the_rest_still_score(tiny_model_path: Path) ->
             comment("d", too_long).encode(),
             b'{"id": "e", "text": "caf\xe9"}',
             b"x" * (MAX_LINE_BYTES + 10),
+            b"[" * 5_000,
+            b'{"id": "f", "text": "half a pair \\ud800 on its own"}',
             comment(7, INSULT).encode(),
         ]
     )
     records = output_records(run_score(stdin + b"\n", "--model", str(tiny_model_path)))
     assert [record.get("id") for record in records] == [
-        "a", None, "b", "c", None, None, "d", None, None, 7,
+        "a", None, "b", "c", None, None, "d", None, None, None, "f", 7,
     ]  # fmt: skip
     errors = [(record["line"], record["error"]["code"]) for record in records if "error" in record]
     assert errors == [
@@ -100,10 +105,34 @@ def test_bad_lines_get_errors_and_the_rest_still_score(tiny_model_path: Path) ->
         (8, "text_too_long"),
         (9, "invalid_encoding"),
         (10, "line_too_long"),
+        (11, "invalid_json"),
     ]
     assert all(record["error"]["message"] for record in records if "error" in record)
     assert "scores" in records[0]
+    assert "scores" in records[-2]  # the lone surrogate scores like any other symbol
     assert "scores" in records[-1]
+
+
+def test_error_lines_stream_out_without_waiting_for_the_end(tiny_model: Model) -> None:
+    batch_size = 3
+    sink = io.StringIO()
+
+    class Source:
+        """Bad lines forever; what the sink held when the reader came back for more."""
+
+        def __init__(self) -> None:
+            self.lines_read = 0
+            self.written_by_line: list[int] = []
+
+        def readline(self, limit: int = -1) -> bytes:
+            self.written_by_line.append(len(sink.getvalue().splitlines()))
+            self.lines_read += 1
+            return b"[]\n" if self.lines_read <= 2 * batch_size else b""
+
+    source = Source()
+    score_stream(tiny_model, cast(BinaryIO, source), sink, batch_size, evidence=False)
+    assert source.written_by_line[batch_size + 1] == batch_size
+    assert len(sink.getvalue().splitlines()) == 2 * batch_size
 
 
 def test_output_is_the_same_for_any_batch_size(tiny_model_path: Path) -> None:
