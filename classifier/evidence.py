@@ -8,6 +8,7 @@ The strongest positive words are mapped back to the original text through the of
 """
 
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -133,11 +134,18 @@ def evidence_spans(
             for index in np.argsort(-pushes)
             if pushes[index] >= MIN_SHARE_OF_STRONGEST * strongest
         ]
-        original = sorted(
-            (offsets[words[index][0]], offsets[words[index][1] - 1] + 1) for index in chosen
-        )
+        original = sorted(_original_span(words[index], offsets, text) for index in chosen)
         result[label] = _strongest_merged(original, text, pushes, chosen, offsets, words, max_spans)
     return result
+
+
+def _original_span(word: Span, offsets: list[int], text: str) -> Span:
+    """The original characters of a normalised word, with the marks that combine with its last
+    letter (normalisation drops them, a highlight must not split them off)."""
+    end = offsets[word[1] - 1] + 1
+    while end < len(text) and unicodedata.category(text[end]).startswith("M"):
+        end += 1
+    return offsets[word[0]], end
 
 
 def _strongest_merged(
@@ -151,8 +159,7 @@ def _strongest_merged(
 ) -> list[Span]:
     """Merge spans separated only by spaces; keep the ``max_spans`` with the largest push."""
     push_at = {
-        (offsets[words[index][0]], offsets[words[index][1] - 1] + 1): float(pushes[index])
-        for index in chosen
+        _original_span(words[index], offsets, text): float(pushes[index]) for index in chosen
     }
     merged: list[tuple[int, int, float]] = []
     for start, end in spans:

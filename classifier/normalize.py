@@ -158,6 +158,7 @@ def _fold_table() -> dict[int, str | None]:
 _FOLD = _fold_table()
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _MAX_FOLD_ROUNDS = 4
+_MAX_ENTITY_ROUNDS = 4
 
 
 # --- 4.-7. rewrites on the folded text --------------------------------------------------------
@@ -179,10 +180,14 @@ EMAIL_PATTERN = re.compile(
 # space before the dot tells it from the end of a sentence; only the commonest top-level domains
 # are taken that way, and never a placeholder or a name followed by more dots.
 _SPACED_DOT_TLDS = "com|net|org"
+# A host name has at most 253 characters. The bound also keeps a long dotted run ("a.a.a...")
+# from being rescanned from each of its dots, which takes time growing with the square of its
+# length.
+_MAX_HOST = 253
 URL_PATTERN = re.compile(
     rf"(?<![@$!])(?:(?:\bhttps?://|\bwww\.){_URL_TAIL}"
-    rf"|\b[a-z0-9][a-z0-9.-]*\.(?:{_LINK_TLDS})\b(?:[/?#]{_URL_TAIL})?{_ENTITY_END}"
-    rf"|(?<![\w.])(?!xx(?:url|email|phone)\b)[a-z0-9][a-z0-9.-]*\s+\.\s*"
+    rf"|\b[a-z0-9][a-z0-9.-]{{0,{_MAX_HOST}}}\.(?:{_LINK_TLDS})\b(?:[/?#]{_URL_TAIL})?{_ENTITY_END}"
+    rf"|(?<![\w.])(?!xx(?:url|email|phone)\b)[a-z0-9][a-z0-9.-]{{0,{_MAX_HOST}}}\s+\.\s*"
     rf"(?:{_SPACED_DOT_TLDS})\b(?!\s*\.\s*[a-z0-9])(?:/{_URL_TAIL})?{_ENTITY_END})",
     re.ASCII,
 )
@@ -286,10 +291,16 @@ def replace_entities(text: str) -> tuple[str, Entities]:
 
 
 def _replace_entity_passes(text: str, passes: EntityPasses, found: Entities | None) -> str:
-    for kind, pattern, hint in passes:
-        if hint.search(text):
-            collected = [] if found is None else found[kind]
-            text = pattern.sub(_EntityReplacer(kind, collected), text)
+    # Until nothing changes: a placeholder and what follows it can form a new entity ("xxemail" and
+    # "-@x.com"), which a later normalisation would otherwise replace.
+    for _ in range(_MAX_ENTITY_ROUNDS):
+        before = text
+        for kind, pattern, hint in passes:
+            if hint.search(text):
+                collected = [] if found is None else found[kind]
+                text = pattern.sub(_EntityReplacer(kind, collected), text)
+        if text == before:
+            break
     return text
 
 
@@ -356,9 +367,13 @@ def normalize_with_offsets(text: str) -> Tracked:
 
 
 def _entity_passes_tracked(tracked: Tracked, passes: EntityPasses) -> Tracked:
-    for kind, pattern, hint in passes:
-        if hint.search(tracked[0]):
-            tracked = _sub_tracked(pattern, _EntityTracker(kind), tracked)
+    for _ in range(_MAX_ENTITY_ROUNDS):
+        before = tracked[0]
+        for kind, pattern, hint in passes:
+            if hint.search(tracked[0]):
+                tracked = _sub_tracked(pattern, _EntityTracker(kind), tracked)
+        if tracked[0] == before:
+            break
     return tracked
 
 
@@ -507,4 +522,5 @@ def _leet_tracked(match: re.Match[str]) -> tuple[str, list[int]]:
 
 
 def _long_run_tracked(match: re.Match[str]) -> tuple[str, list[int]]:
-    return match.group(1) * 2, [0, 1]
+    # The second kept character stands for the rest of the run, so a span ending on it covers it.
+    return match.group(1) * 2, [0, len(match.group()) - 1]

@@ -207,6 +207,37 @@ def test_offsets_are_monotone_and_in_range(text: str) -> None:
     assert offsets == sorted(offsets)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a@b.com-@c.com",  # the placeholder and "-@c.com" make a new address
+        "a@x.com.@x.coms",
+        "+1 . com-.com",
+        "5@x.comwww..com",
+        "c@x.com.@x.comax +1 .io",
+    ],
+)
+def test_a_placeholder_never_forms_a_new_entity_on_a_second_pass(text: str) -> None:
+    once = normalize(text)
+    assert normalize(once) == once
+    assert normalize_with_offsets(text)[0] == once
+
+
+@pytest.mark.timeout(5)
+@pytest.mark.parametrize("run", ["a.", "1.", "a-"])
+def test_a_long_dotted_run_is_not_rescanned_from_every_dot(run: str) -> None:
+    # Unbounded, each of these took about 4 s per pass; bounded by a host name's length, 0.1 s.
+    text = "see x.com " + run * 9_990
+    assert normalize(text).startswith(f"see {URL_PLACEHOLDER} ")
+    assert normalize_with_offsets(text)[0] == normalize(text)
+
+
+def test_a_shortened_run_maps_its_last_kept_character_to_the_end_of_the_run() -> None:
+    normalised, offsets = normalize_with_offsets("idiotttttt!")
+    assert normalised == "idiott!"
+    assert offsets[normalised.index("!") - 1] == len("idiotttttt") - 1
+
+
 @given(comment_text())
 @settings(max_examples=500, deadline=None)
 def test_normalize_is_idempotent(text: str) -> None:
