@@ -23,7 +23,8 @@ def _is_admin_token(request: web.Request, token: str) -> bool:
     expected = request.app[SETTINGS].admin_token
     if not expected:
         return False
-    return hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8"))
+    # A header that is not UTF-8 arrives with surrogate escapes; it must fail, not crash.
+    return hmac.compare_digest(token.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
 
 
 def require_admin(request: web.Request) -> None:

@@ -315,7 +315,7 @@ def _decode_cursor(query: DeliveryQuery) -> tuple[str, str]:
         padded = query.cursor + "=" * (-len(query.cursor) % 4)
         body = json.loads(base64.urlsafe_b64decode(padded.encode()))
         state, score, event_id = body["s"], str(int(body["t"])), str(body["i"])
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError, OverflowError):
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError, OverflowError):
         raise BadRequest("invalid cursor") from None
     if state != query.state.value:
         raise BadRequest("the cursor belongs to a different delivery state")

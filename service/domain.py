@@ -193,7 +193,8 @@ class Submission(_Model):
     author: Author
     text: CommentText
     created_at: CreatedAt | None = None
-    lang: Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z-]+$")] | None = None
+    # BCP 47 subtags may hold digits ("es-419", "pt-PT-ao90").
+    lang: Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z0-9-]+$")] | None = None
 
 
 class Policy(_Model):

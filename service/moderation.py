@@ -128,7 +128,9 @@ MAX_BAN_REJECTIONS = 1_000
 
 
 def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+    # aiohttp keeps header bytes that are not UTF-8 as surrogate escapes: a key sent that way
+    # hashes to its raw bytes and matches nothing, instead of failing to encode.
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def new_event_id() -> str:

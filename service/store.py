@@ -793,7 +793,7 @@ def decode_cursor(query: QueueQuery) -> tuple[str, str]:
             query.article,
             query.author,
         )
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError):
         raise BadRequest("invalid cursor") from None
     if not matches:
         raise BadRequest("the cursor belongs to a different queue, order or filter")

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -115,7 +116,10 @@ def honeypot_filled(checked: Call) -> bool:
 
 
 def comment_id(checked: Call) -> str:
-    """The same comment from the same person on the same page always gets the same id."""
+    """The same comment from the same person on the same page always gets the same id.
+
+    Not the date: WordPress leaves it out of the first check and sends it on a recheck of the
+    stored comment, which must find the same comment rather than a duplicate of it."""
     fields = checked.fields
     parts = [
         checked.blog,
@@ -124,7 +128,6 @@ def comment_id(checked: Call) -> str:
         fields.get("comment_author", ""),
         fields.get("comment_author_email", "").lower(),
         checked.user_ip,
-        fields.get("comment_date_gmt", ""),
         checked.content,
     ]
     return f"akismet-{digest(*parts)[:32]}"
@@ -144,7 +147,7 @@ def submission(checked: Call) -> Submission:
         or fields.get("comment_author", "").strip()
         or checked.user_ip
     )
-    body = {
+    body: dict[str, Any] = {
         "id": comment_id(checked),
         "article": {
             "id": external_id(article_id, "article") if article_id else UNKNOWN_ARTICLE,
@@ -166,9 +169,25 @@ def submission(checked: Call) -> Submission:
     try:
         return Submission.model_validate(body)
     except ValidationError as error:
-        failed = ValidationFailed.from_pydantic(error)
-        names = ", ".join(_field_name(item["field"]) for item in failed.details)
-        raise BadRequest(f"Invalid field(s): {names}.") from None
+        failed = [item["field"] for item in ValidationFailed.from_pydantic(error).details]
+    if not all(field in _DESCRIPTIVE for field in failed):
+        names = ", ".join(_field_name(field) for field in failed)
+        raise BadRequest(f"Invalid field(s): {names}.")
+    # Akismet never refuses a comment for what a form sent about it ("unknown" as the IP, a
+    # permalink with a space, WordPress's zero date): such a detail is left out instead.
+    for field in failed:
+        *parents, last = field.split(".")
+        node = body
+        for parent in parents:
+            node = node[parent]
+        node[last] = None
+    return Submission.model_validate(body)
+
+
+# Fields that describe a comment without being needed to moderate it.
+_DESCRIPTIVE = frozenset(
+    {"article.url", "author.ip", "author.user_agent", "author.role", "created_at", "lang"}
+)
 
 
 def answer(state: State) -> str:
@@ -210,7 +229,7 @@ def _created_at(value: str) -> str | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest("comment_date_gmt is not an ISO 8601 date.") from None
+        return None  # WordPress sends "0000-00-00 00:00:00" for no date
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # the field is GMT by definition
     return moment.isoformat()

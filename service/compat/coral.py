@@ -92,7 +92,10 @@ def verify(header: str | None, raw_body: bytes, secret: str | None) -> None:
         raise Unauthorized(f"{SIGNATURE_HEADER} has no {SCHEME}= signature")
     expected = hmac.new(secret.encode("utf-8"), raw_body, hashlib.sha256).hexdigest()
     # Every offered value is compared, so the time taken does not depend on which one matched.
-    matched = [hmac.compare_digest(expected.encode(), value.encode()) for value in offered]
+    matched = [
+        hmac.compare_digest(expected.encode(), value.encode("utf-8", "surrogateescape"))
+        for value in offered
+    ]
     if not any(matched):
         raise Unauthorized(f"{SIGNATURE_HEADER} does not match the body")
 

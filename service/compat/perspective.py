@@ -183,6 +183,12 @@ def segments(text: str) -> list[tuple[int, int]]:
     return [(group[0][0], group[-1][1]) for group in _chunks(parts, size)]
 
 
+def utf16_offset(text: str, index: int) -> int:
+    """Where code point ``index`` of ``text`` starts in UTF-16 code units, which is how Perspective
+    counts ``begin`` and ``end`` (JavaScript and Java clients slice strings that way)."""
+    return len(text[:index].encode("utf-16-le", "surrogatepass")) // 2
+
+
 def _chunks(parts: list[tuple[int, int]], size: int) -> list[list[tuple[int, int]]]:
     return [parts[start : start + size] for start in range(0, len(parts), size)]
 

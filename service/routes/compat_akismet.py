@@ -13,7 +13,7 @@ from service import policy
 from service.compat import akismet
 from service.domain import Site, State
 from service.error_shapes import error_shape
-from service.errors import CivilityError, PayloadTooLarge
+from service.errors import BadRequest, CivilityError, PayloadTooLarge
 from service.openapi import Handler, operation
 from service.routes.state import LABELS, METRICS, MODERATION, SETTINGS
 
@@ -95,6 +95,11 @@ async def _fields(request: web.Request) -> dict[str, str]:
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
         raise PayloadTooLarge(f"request body is larger than {limit} bytes") from None
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not valid UTF-8 (or the charset it names)") from None
+    except ValueError as error:
+        # aiohttp's answer to a multipart body without a boundary, among other broken forms.
+        raise BadRequest(f"the form cannot be read: {error}") from None
     fields = dict(request.query)
     fields.update({name: value for name, value in form.items() if isinstance(value, str)})
     return fields

@@ -108,7 +108,10 @@ async def analyze(request: web.Request) -> web.Response:
     if analysis.span_annotations:
         parts = perspective.segments(text)
         scored = await asyncio.gather(*(scorer.score(text[begin:end]) for begin, end in parts))
-        spans = [(begin, end, scores) for (begin, end), scores in zip(parts, scored, strict=True)]
+        spans = [
+            (perspective.utf16_offset(text, begin), perspective.utf16_offset(text, end), scores)
+            for (begin, end), scores in zip(parts, scored, strict=True)
+        ]
     body = perspective.analyze_response(analysis, attributes, summary, spans, languages)
     return web.json_response(body)
 

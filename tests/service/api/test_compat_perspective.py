@@ -150,6 +150,24 @@ async def test_span_annotations_score_each_sentence(client: Client, site: dict[s
         assert all(span["score"]["type"] == "PROBABILITY" for span in spans)
 
 
+async def test_span_offsets_count_utf16_code_units_as_perspective_does(
+    client: Client, site: dict[str, str]
+) -> None:
+    text = "\U0001f600\U0001f600 Great. You are here."  # each emoji is two UTF-16 units
+    body = {
+        "comment": {"text": text},
+        "requestedAttributes": {"TOXICITY": {}},
+        "spanAnnotations": True,
+    }
+    data = await (await post(client, analyze_url(site["api_key"]), json.dumps(body))).json()
+    units = text.encode("utf-16-le")
+    pieces = [
+        units[2 * span["begin"] : 2 * span["end"]].decode("utf-16-le")
+        for span in data["attributeScores"]["TOXICITY"]["spanScores"]
+    ]
+    assert pieces == ["\U0001f600\U0001f600 Great.", "You are here."]
+
+
 async def test_span_annotations_are_bounded(client: Client, site: dict[str, str]) -> None:
     text = " ".join(f"Sentence {number}." for number in range(MAX_SPANS * 3))
     body = {
