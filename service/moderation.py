@@ -56,6 +56,7 @@ from service.errors import CivilityError, Conflict, NotFound, StoreUnavailable, 
 from service.labels import LabelLog
 from service.store import (
     DAY_MS,
+    ApiKeyTakenError,
     DecisionWrite,
     IntakeWrite,
     Observation,
@@ -127,6 +128,16 @@ MAX_BAN_REJECTIONS = 1_000
 """Held comments one ban rejects at most; more (a flood) are left for the queue's bulk actions."""
 
 
+# Akismet's key format, 12 lowercase hex digits: WordPress's Akismet plugin strips anything else
+# from a key and refuses one of another length. Keys are checked by hash, never listed, and an
+# attacker must guess one of 2**48 per request.
+API_KEY_DRAWS = 3
+
+
+def new_api_key() -> str:
+    return secrets.token_hex(6)
+
+
 def sha256_hex(value: str) -> str:
     # aiohttp keeps header bytes that are not UTF-8 as surrogate escapes: a key sent that way
     # hashes to its raw bytes and matches nothing, instead of failing to encode.
@@ -195,10 +206,17 @@ class Moderation:
 
     async def create_site(self, spec: SiteSpec) -> tuple[Site, SiteCredentials]:
         """The new site and its credentials, which are shown only in this answer."""
+        for _ in range(API_KEY_DRAWS - 1):
+            try:
+                return await self._create_site(spec, new_api_key())
+            except ApiKeyTakenError:
+                continue
+        return await self._create_site(spec, new_api_key())
+
+    async def _create_site(self, spec: SiteSpec, api_key: str) -> tuple[Site, SiteCredentials]:
         now = from_ms(self._now_ms())
         credentials = SiteCredentials(
-            webhook_secret=f"whsec_{secrets.token_urlsafe(32)}",
-            api_key=f"ck_{secrets.token_urlsafe(24)}",
+            webhook_secret=f"whsec_{secrets.token_urlsafe(32)}", api_key=api_key
         )
         site = Site(
             id=spec.id,

@@ -102,6 +102,10 @@ def hour_bucket(now_ms: int) -> str:
     return from_ms(now_ms).strftime("%Y%m%d%H")
 
 
+class ApiKeyTakenError(Exception):
+    """A new site's api key is already another site's (a new key must be drawn)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SiteRecord:
     """A site as stored, secrets included; only the domain layer sees this."""
@@ -292,7 +296,7 @@ class Store:
     # ------------------------------------------------------------------ sites
 
     async def create_site(self, record: SiteRecord) -> None:
-        """Write the site; ``AlreadyExists`` if the id is taken.
+        """Write the site; ``AlreadyExists`` if the id is taken, ``ApiKeyTakenError`` if the key is.
 
         The api-key index lives outside the site's hash slot, so it is written first: if the
         site write then fails, the index points at a key nobody was ever shown (harmless, and
@@ -301,7 +305,8 @@ class Store:
         with store_errors():
             if await self.redis.exists(self.keys.site(site.id)):
                 raise AlreadyExists(f"site {site.id!r} already exists")
-            await self.redis.set(self.keys.api_key(record.api_key_hash), site.id)
+            if not await self.redis.set(self.keys.api_key(record.api_key_hash), site.id, nx=True):
+                raise ApiKeyTakenError("another site has this api key")
             # The site list (also outside every slot) is how webhook workers find sites.
             await self.redis.sadd(self.keys.sites(), site.id)
         fields: dict[str, str | int] = {

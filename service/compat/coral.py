@@ -42,7 +42,9 @@ class _Part(BaseModel):
 
 
 class CoralComment(_Part):
-    body: str = Field(max_length=MAX_TEXT)
+    # No length bound here: Coral publishes whatever a phase refuses to answer, so a comment too
+    # long to moderate must still get an answer (see ``too_long``).
+    body: str
     parent_id: str | None = Field(default=None, alias="parentID", max_length=1_024)
     id: str | None = Field(default=None, max_length=1_024)
 
@@ -54,7 +56,7 @@ class CoralAuthor(_Part):
 
 class CoralStory(_Part):
     id: str = Field(min_length=1, max_length=1_024)
-    url: str | None = Field(default=None, max_length=MAX_URL)
+    url: str | None = None  # dropped below when it is no usable link
 
 
 class CoralSite(_Part):
@@ -115,6 +117,13 @@ def comment_id(request: ModerationRequest) -> str:
     return f"coral-{digest(*parts)[:40]}"
 
 
+def too_long(request: ModerationRequest) -> dict[str, Any] | None:
+    """Coral's answer for a comment longer than civility moderates: withheld for a human."""
+    if len(request.comment.body) > MAX_TEXT:
+        return {"status": SYSTEM_WITHHELD}
+    return None
+
+
 def submission(request: ModerationRequest) -> Submission | None:
     """The intake body for Coral's comment; None when there is no text to moderate."""
     if not request.comment.body.strip():
@@ -124,7 +133,9 @@ def submission(request: ModerationRequest) -> Submission | None:
         "id": comment_id(request),
         "article": {
             "id": external_id(request.story.id, "story"),
-            "url": url if url and url.startswith(("http://", "https://")) else None,
+            "url": url
+            if url and len(url) <= MAX_URL and url.startswith(("http://", "https://"))
+            else None,
         },
         "parent_id": (
             external_id(request.comment.parent_id, "coral") if request.comment.parent_id else None

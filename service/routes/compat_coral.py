@@ -54,7 +54,10 @@ async def moderate(request: web.Request) -> web.Response:
     moderation = request.app[MODERATION]
     secret = await moderation.coral_signing_secret(site)
     coral.verify(request.headers.get(coral.SIGNATURE_HEADER), raw, secret)
-    submission = coral.submission(parse(coral.ModerationRequest, raw))
+    moderated = parse(coral.ModerationRequest, raw)
+    if (withheld := coral.too_long(moderated)) is not None:
+        return web.json_response(withheld)
+    submission = coral.submission(moderated)
     if submission is None:
         return web.Response(status=204)
     result = await moderation.ingest(site, submission)

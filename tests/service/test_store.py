@@ -33,6 +33,7 @@ from service.errors import (
 )
 from service.keys import KeySpace
 from service.store import (
+    ApiKeyTakenError,
     DecisionWrite,
     IntakeWrite,
     Observation,
@@ -572,6 +573,14 @@ async def test_a_site_id_is_taken_once(store: Store, redis_client: aioredis.Redi
     record = await store.load_site(SITE)
     assert record is not None
     assert record.webhook_secret == "whsec_test"
+    assert await store.site_id_for_api_key("hash-of-news") == SITE
+
+
+async def test_an_api_key_is_one_sites_only(store: Store, redis_client: aioredis.Redis) -> None:
+    taken = SiteRecord(site_record("blog").site, "whsec_blog", None, 0, "hash-of-news")
+    with pytest.raises(ApiKeyTakenError):
+        await store.create_site(taken)
+    assert await store.load_site("blog") is None
     assert await store.site_id_for_api_key("hash-of-news") == SITE
 
 

@@ -1,10 +1,13 @@
 """Admin API end to end: sites, policy, secrets, moderators and the model summary."""
 
+import re
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+
+from service import moderation
 
 Client = TestClient[web.Request, web.Application]
 
@@ -53,6 +56,32 @@ async def test_a_created_site_shows_its_secrets_once(client: Client, admin: dict
     text = str(shown)
     assert created["webhook_secret"] not in text
     assert created["api_key"] not in text
+
+
+async def test_api_keys_have_akismets_format_and_never_repeat(
+    client: Client, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn = iter(["0123456789ab", "0123456789ab", "ba9876543210"])
+    monkeypatch.setattr(moderation, "new_api_key", lambda: next(drawn))
+    keys = []
+    for site_id in ("one", "two"):
+        response = await client.post(
+            "/v1/sites", json={"id": site_id, "name": site_id}, headers=admin
+        )
+        assert response.status == 201
+        keys.append((await response.json())["api_key"])
+    # The second site drew the first one's key, and drew again.
+    assert keys == ["0123456789ab", "ba9876543210"]
+
+
+async def test_a_real_api_key_survives_wordpress_cleaning_it(
+    client: Client, admin: dict[str, str]
+) -> None:
+    response = await client.post("/v1/sites", json={"id": "wp", "name": "WP"}, headers=admin)
+    key = (await response.json())["api_key"]
+    # What WordPress's Akismet plugin does to a key before it will use it.
+    assert re.sub("[^a-f0-9]", "", key, flags=re.IGNORECASE) == key
+    assert len(key) == 12
 
 
 async def test_a_site_id_is_taken_once(client: Client, admin: dict[str, str]) -> None:

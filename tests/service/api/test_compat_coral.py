@@ -380,6 +380,31 @@ async def test_a_comment_without_text_is_a_204_and_stores_nothing(
     assert await keys_of(redis_client) == before
 
 
+async def test_a_comment_too_long_to_moderate_is_withheld_not_left_to_coral(
+    client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    # Coral publishes a comment whose phase answers with an error, so the answer must be one.
+    before = await keys_of(redis_client)
+    long = copy.deepcopy(NEW_COMMENT)
+    long["comment"]["body"] = "You are an idiot. " * 1_200
+    response = await send(client, long)
+    assert response.status == 200
+    body = await response.json()
+    assert body == {"status": "SYSTEM_WITHHELD"}
+    assert_coral_accepts(body)
+    assert await keys_of(redis_client) == before
+
+
+async def test_a_story_url_too_long_to_keep_is_dropped_not_refused(
+    client: Client, coral_site: dict[str, str]
+) -> None:
+    long_url = copy.deepcopy(NEW_COMMENT)
+    long_url["story"]["url"] = "https://news.example/" + "a" * 2_100
+    response = await send(client, long_url)
+    assert response.status == 204
+    assert (await stored(client, coral_site, long_url)).status == 200
+
+
 async def test_fields_coral_may_add_are_ignored(client: Client, coral_site: dict[str, str]) -> None:
     extended = copy.deepcopy(NEW_COMMENT)
     extended["comment"]["media"] = {"type": "giphy"}
