@@ -92,7 +92,10 @@ def activate_command(args: argparse.Namespace) -> int:
     requested: str = args.version
     models: Path = args.models
     # A bare version names the default model: "1.1.0" is civility-1.1.0.
-    named = (models / f"{requested}{ARTIFACT_SUFFIX}").is_file()
+    named = (
+        requested.startswith(f"{DEFAULT_MODEL_NAME}-")
+        or (models / f"{requested}{ARTIFACT_SUFFIX}").is_file()
+    )
     stem = requested if named else f"{DEFAULT_MODEL_NAME}-{requested}"
     try:
         activate(models, stem)

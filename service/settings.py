@@ -89,8 +89,8 @@ class Settings:
     signature_tolerance_seconds: int = 300
     secret_grace_seconds: int = 24 * 3600
     scoring_workers: int = 1
-    # Each API process is a whole app with its own Redis client, scoring pool and metrics, so
-    # /metrics describes only the process that answered it.
+    # Each API process is a whole app with its own Redis client and scoring pool; /metrics sums
+    # the counters of all of them (prometheus-client's multiprocess mode).
     api_processes: int = 1
     batch_max_items: int = 64
     batch_wait_ms: float = 2.0

@@ -251,3 +251,6 @@ async def test_civility_model_activate_switches_only_to_a_model_that_loads(
     assert (code, out) == (2, "")
     assert err.startswith("civility model activate: model card civility-broken.json is missing")
     assert active_stem(settings.models_dir) == f"civility-{OLD}"
+    code, out, err = await run_activate("civility-9.9.9", "--models", models)
+    assert code == 2
+    assert "civility-9.9.9.joblib does not exist" in err
