@@ -6,7 +6,7 @@ or a connection error is a failure the caller may retry; nothing here raises for
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -88,13 +88,17 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 async def post(
-    session: aiohttp.ClientSession, url: str, secret: str, body: bytes, timeout_seconds: float
+    session: aiohttp.ClientSession,
+    url: str,
+    secrets: Sequence[str],
+    body: bytes,
+    timeout_seconds: float,
 ) -> Outcome:
-    """POST ``body`` to ``url`` signed with ``secret``; classify what happened."""
+    """POST ``body`` to ``url`` signed with each of ``secrets``; classify what happened."""
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        signatures.HEADER: signatures.sign(secret, body),
+        signatures.HEADER: signatures.sign(secrets, body),
     }
     timeout = aiohttp.ClientTimeout(total=timeout_seconds)
     try:

@@ -52,15 +52,12 @@ class Metrics:
             # Every process reads the same depths from Redis; the latest scrape's are current.
             multiprocess_mode="mostrecent",
         )
-        # Sites this process has served; /metrics reads their queue depths at scrape time.
-        self.sites: set[str] = set()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method).observe(seconds)
 
-    def observe_verdict(self, site: str, state: str) -> None:
-        self.sites.add(site)
+    def observe_verdict(self, state: str) -> None:
         self.verdicts.labels(state).inc()
 
     def set_queue_depth(self, site: str, queue: str, depth: int) -> None:

@@ -132,6 +132,8 @@ MAX_BAN_REJECTIONS = 1_000
 # from a key and refuses one of another length. Keys are checked by hash, never listed, and an
 # attacker must guess one of 2**48 per request.
 API_KEY_DRAWS = 3
+# Each round of racing patches lets at least one write, so this bounds the patches in flight.
+MAX_SITE_UPDATE_ATTEMPTS = 32
 
 
 def new_api_key() -> str:
@@ -241,10 +243,23 @@ class Moderation:
         return (await self._site_record(site_id)).site
 
     async def update_site(self, site_id: str, patch: SitePatch) -> Site:
-        record = await self.store.load_site(site_id)
-        if record is None:
-            raise NotFound(f"site {site_id!r} not found")
-        site = record.site
+        # The policy is merged here, so a concurrent patch may land between read and write; the
+        # write then refuses and the patch is merged again onto what that one wrote.
+        for _ in range(MAX_SITE_UPDATE_ATTEMPTS):
+            record = await self.store.load_site(site_id)
+            if record is None:
+                raise NotFound(f"site {site_id!r} not found")
+            updated = self._patched(record.site, patch)
+            if await self.store.update_site(updated, read_policy=record.stored_policy):
+                break
+        else:
+            raise Conflict(f"site {site_id!r} kept changing; send the patch again")
+        if patch.coral is not None:
+            await self.store.set_coral_signing_secret(site_id, patch.coral.signing_secret)
+        self._sites.pop(site_id, None)
+        return updated
+
+    def _patched(self, site: Site, patch: SitePatch) -> Site:
         changes: dict[str, object] = {"updated_at": from_ms(self._now_ms())}
         if patch.name is not None:
             changes["name"] = patch.name
@@ -255,12 +270,7 @@ class Moderation:
                 changes["policy"] = patch.policy.apply(site.policy)
             except ValueError as error:  # pydantic's ValidationError of the merged policy
                 raise _policy_error(error) from None
-        updated = site.model_copy(update=changes)
-        await self.store.update_site(updated)
-        if patch.coral is not None:
-            await self.store.set_coral_signing_secret(site_id, patch.coral.signing_secret)
-        self._sites.pop(site_id, None)
-        return updated
+        return site.model_copy(update=changes)
 
     async def rotate_secret(self, site_id: str, grace_seconds: int) -> SecretRotation:
         now = self._now_ms()

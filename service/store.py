@@ -116,6 +116,8 @@ class SiteRecord:
     previous_valid_until_ms: int
     api_key_hash: str
     coral_signing_secret: str | None = None
+    stored_policy: str = ""
+    """The policy exactly as stored, which a policy update must still find to write."""
 
     def valid_secrets(self, now_ms: int) -> list[str]:
         secrets = [self.webhook_secret]
@@ -346,21 +348,30 @@ class Store:
             previous_valid_until_ms=int(fields.get("previous_valid_until") or 0),
             api_key_hash=fields["api_key_hash"],
             coral_signing_secret=fields.get("coral_signing_secret") or None,
+            stored_policy=fields["policy"],
         )
 
-    async def update_site(self, site: Site) -> None:
+    async def update_site(self, site: Site, read_policy: str) -> bool:
+        """Write ``site``'s settings if its stored policy is still ``read_policy`` (as stored,
+        the one the new policy was merged from); False when another update changed it
+        meanwhile."""
         fields: dict[str, str | int] = {
             "name": site.name,
             "callback_url": site.callback_url or "",
             "policy": site.policy.model_dump_json(),
             "updated_at": to_ms(site.updated_at),
         }
-        if not await self._run("update_existing", [self.keys.site(site.id)], _flatten(fields)):
+        guard = ["policy", read_policy]
+        written = await self._run(
+            "update_existing", [self.keys.site(site.id)], [*guard, *_flatten(fields)]
+        )
+        if written == 0:
             raise NotFound(f"site {site.id!r} not found")
+        return bool(written == 1)
 
     async def set_coral_signing_secret(self, site_id: str, secret: str | None) -> None:
         """Set (or with ``None`` remove) the secret Coral Talk signs its requests with."""
-        fields = ["coral_signing_secret", secret or ""]
+        fields = ["", "", "coral_signing_secret", secret or ""]
         if not await self._run("update_existing", [self.keys.site(site_id)], fields):
             raise NotFound(f"site {site_id!r} not found")
 
@@ -371,6 +382,11 @@ class Store:
         args: list[str | int] = [new_secret, now_ms, previous_valid_until_ms]
         if not await self._run("rotate_secret", keys, args):
             raise NotFound(f"site {site_id!r} not found")
+
+    async def site_ids(self) -> list[str]:
+        with store_errors():
+            members = await self.redis.smembers(self.keys.sites())
+        return sorted(cast(set[str], members))
 
     async def site_id_for_api_key(self, api_key_hash: str) -> str | None:
         with store_errors():

@@ -189,7 +189,9 @@ class Worker:
             outcome = await delivery.post(
                 session,
                 site_record.site.callback_url,
-                site_record.webhook_secret,
+                # Within a rotation's grace period the old secret signs too, so a host that has
+                # not switched yet still accepts every event.
+                site_record.valid_secrets(self._now_ms()),
                 delivery.payload(site, record),
                 self.settings.timeout_seconds,
             )

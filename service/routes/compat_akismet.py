@@ -148,7 +148,7 @@ async def comment_check(request: web.Request) -> web.Response:
         return _answer(verdict.state, scored.scores, guid)
     result = await moderation.ingest(site.id, submission)
     if result.created:
-        request.app[METRICS].observe_verdict(site.id, result.comment.state.value)
+        request.app[METRICS].observe_verdict(result.comment.state.value)
     comment = result.comment
     return _answer(comment.state, comment.scores, comment.id)
 

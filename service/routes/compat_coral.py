@@ -62,7 +62,7 @@ async def moderate(request: web.Request) -> web.Response:
         return web.Response(status=204)
     result = await moderation.ingest(site, submission)
     if result.created:
-        request.app[METRICS].observe_verdict(site, result.comment.state.value)
+        request.app[METRICS].observe_verdict(result.comment.state.value)
     body = coral.response(result.comment)
     if body is None:
         return web.Response(status=204)

@@ -52,11 +52,17 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     registry = request.app[METRICS]
     moderation = request.app[MODERATION]
-    for site in sorted(registry.sites):
+    # Every stored site, not only those this process has seen since it started: a queue-depth
+    # alert must hold right after a restart.
+    try:
+        sites = await moderation.store.site_ids()
+    except CivilityError:
+        sites = []  # a scrape must not fail because Redis blinked
+    for site in sites:
         try:
             site_stats = await moderation.stats(site)
         except CivilityError:
-            continue  # a scrape must not fail because one site vanished or Redis blinked
+            continue  # nor because one site vanished
         for queue, depth in site_stats.queue_depths.items():
             registry.set_queue_depth(site, queue, depth)
     response = web.Response(body=registry.render())

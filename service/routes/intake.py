@@ -56,7 +56,7 @@ async def submit_comment(request: web.Request) -> web.Response:
     submission = parse(Submission, raw)
     result = await request.app[MODERATION].ingest(site, submission)
     if result.created:
-        request.app[METRICS].observe_verdict(site, result.comment.state.value)
+        request.app[METRICS].observe_verdict(result.comment.state.value)
     return web.json_response(verdict(result.comment), status=202 if result.created else 200)
 
 

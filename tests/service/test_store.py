@@ -595,12 +595,30 @@ async def test_rotation_keeps_the_previous_secret_until_the_deadline(store: Stor
         await store.rotate_secret("nosuch", "x", NOW, NOW)
 
 
+async def test_a_site_update_writes_only_over_the_policy_it_was_merged_from(store: Store) -> None:
+    record = await store.load_site(SITE)
+    assert record is not None
+    stricter = record.site.model_copy(update={"policy": Policy(max_links=0)})
+    assert await store.update_site(stricter, read_policy=record.stored_policy)
+    # A second write merged from the same, now outdated, read must not land.
+    looser = record.site.model_copy(update={"policy": Policy(max_links=9)})
+    assert not await store.update_site(looser, read_policy=record.stored_policy)
+    reloaded = await store.load_site(SITE)
+    assert reloaded is not None
+    assert reloaded.site.policy.max_links == 0
+
+
+async def test_every_stored_site_is_listed(store: Store) -> None:
+    await store.create_site(site_record("blog"))
+    assert await store.site_ids() == ["blog", SITE]
+
+
 async def test_writes_to_a_missing_site_create_nothing(
     store: Store, redis_client: aioredis.Redis
 ) -> None:
     missing = site_record("nosuch").site
     with pytest.raises(NotFound):
-        await store.update_site(missing)
+        await store.update_site(missing, read_policy=missing.policy.model_dump_json())
     moderator = Moderator(id="mod_1", site_id="nosuch", name="M", created_at=from_ms(NOW))
     with pytest.raises(NotFound):
         await store.add_moderator(moderator, "token-hash")

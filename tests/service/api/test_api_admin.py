@@ -1,5 +1,6 @@
 """Admin API end to end: sites, policy, secrets, moderators and the model summary."""
 
+import asyncio
 import re
 from typing import Any
 
@@ -136,6 +137,24 @@ async def test_a_policy_patch_changes_only_the_fields_given(
     assert policy["banned_words"] == ["grobble"]
     assert policy["max_links"] == 0
     assert policy["flood_seconds_per_author"] == 0  # set at creation, untouched
+
+
+async def test_concurrent_policy_patches_each_keep_their_change(
+    client: Client, site: dict[str, str], admin: dict[str, str]
+) -> None:
+    patches: list[dict[str, object]] = [{"report_threshold": 10 + index} for index in range(6)]
+    patches += [{"banned_words": [f"word{index}"]} for index in range(6)]
+    patches += [{"max_links": index} for index in range(6)]
+    responses = await asyncio.gather(
+        *(client.patch("/v1/sites/news", json={"policy": p}, headers=admin) for p in patches)
+    )
+    assert [response.status for response in responses] == [200] * len(patches)
+    policy = (await (await client.get("/v1/sites/news", headers=admin)).json())["policy"]
+    # Whichever patch of each field landed last, none was lost to another field's patch.
+    assert policy["report_threshold"] in range(10, 16)
+    assert policy["banned_words"][0].startswith("word")
+    assert policy["max_links"] in range(6)
+    assert policy["flood_seconds_per_author"] == 0
 
 
 async def test_an_unknown_site_is_404_for_the_admin(client: Client, admin: dict[str, str]) -> None:

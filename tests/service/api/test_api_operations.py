@@ -79,6 +79,20 @@ async def test_metrics_count_requests_verdicts_and_queue_depth(
     assert "civility_http_request_duration_seconds_bucket" in text
 
 
+async def test_a_restarted_api_reports_the_queue_depth_of_every_stored_site(
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+    create_site: Any,
+    post_signed: Any,
+) -> None:
+    site = await create_site("held", mode="pre")
+    assert (await post_signed(site, comment("c1"))).status == 202
+    # A second app on the same Redis stands for the API after a restart: it has taken no comment.
+    restarted = await aiohttp_client(create_app(settings))
+    text = await (await restarted.get("/metrics")).text()
+    assert 'civility_queue_depth{queue="pending",site="held"} 1.0' in text
+
+
 async def test_unknown_paths_and_methods_answer_json_errors(client: Client) -> None:
     missing = await client.get("/v2/nothing")
     assert missing.status == 404

@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from service.deliveries import DeliveryLog, DeliveryQuery, DeliveryState
 from service.delivery import EVENT_SCHEMA
 from service.domain import State
+from service.store import Store
 
 from .support import (
     FAST,
@@ -21,6 +22,7 @@ from .support import (
     closed_port_url,
     eventually,
     in_state,
+    now_ms,
     record,
 )
 
@@ -44,6 +46,25 @@ async def test_a_failing_receiver_gets_retries_then_exactly_one_success(
     assert [arrival.event["id"] for arrival in receiver.arrivals] == [held] * 3
     stored = await record(redis_client, held)
     assert (stored["attempts"], stored["last_status"], stored["last_error"]) == ("3", "200", "")
+
+
+async def test_during_a_rotation_events_are_signed_with_the_old_secret_too(
+    redis_client: aioredis.Redis,
+    store: Store,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+    start_worker: StartWorker,
+) -> None:
+    # The receiver still checks with the secret it had before the rotation.
+    await create_site(receiver.url)
+    now = now_ms()
+    await store.rotate_secret(SITE, "whsec_rotated", now, now + 60_000)
+    held = await events.held("c1")
+    await start_worker()
+
+    await eventually(in_state(redis_client, held, "delivered"), what="delivery")
+    assert [arrival.signature_ok for arrival in receiver.arrivals] == [True]
 
 
 async def test_the_payload_describes_the_decision(
