@@ -24,7 +24,7 @@ from classifier.model import ModelError
 from service import learning_cli
 from service.app import create_app
 from service.domain import SiteSpec
-from service.embedded import embedded_valkey
+from service.embedded import DataDirInUseError, data_dir_lock, embedded_valkey
 from service.errors import NotFound
 from service.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.moderation import Moderation
@@ -37,6 +37,9 @@ DEMO_SITE = "demo"
 DEMO_CREDENTIALS = "demo-credentials.json"
 
 Started = Callable[[web.Application, str], Awaitable[None]]
+StoreAlive = Callable[[], bool]
+STORE_CHECK_SECONDS = 1.0
+STORE_CHECK_MISSES = 3
 
 # Set in the environment of the API processes `civility serve` starts, so they serve themselves.
 API_PROCESS_MARKER = "CIVILITY_API_PROCESS_OF"
@@ -110,30 +113,38 @@ def worker_command(args: argparse.Namespace) -> int:
 def run_command(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        demo = _DemoFile(settings.data_dir / DEMO_CREDENTIALS)
-        if not settings.is_production and settings.admin_token is None:
-            # A newcomer gets a working admin token, the same on every start.
-            settings = dataclasses.replace(settings, admin_token=demo.admin_token())
-        on_started = _announce if settings.is_production else demo.announce
-        with _redis_for(settings) as redis_url:
-            settings = dataclasses.replace(settings, redis_url=redis_url)
-            return _serve(settings, on_started, with_worker=True)
-    except (SettingsError, ModelError) as error:
+    except SettingsError as error:
         return _fail(str(error))
+    try:
+        with data_dir_lock(settings.data_dir):
+            demo = _DemoFile(settings.data_dir / DEMO_CREDENTIALS)
+            if not settings.is_production and settings.admin_token is None:
+                # A newcomer gets a working admin token, the same on every start.
+                settings = dataclasses.replace(settings, admin_token=demo.admin_token())
+            on_started = _announce if settings.is_production else demo.announce
+            with _redis_for(settings) as (redis_url, alive):
+                settings = dataclasses.replace(settings, redis_url=redis_url)
+                return _serve(settings, on_started, with_worker=True, store_alive=alive)
+    except (SettingsError, ModelError, DataDirInUseError) as error:
+        return _fail(str(error))
+    except OSError as error:
+        # Raised before serving: the data folder cannot be created, written or locked.
+        return _fail(f"CIVILITY_DATA_DIR {settings.data_dir} cannot be used: {error}")
     except BrokenProcessPool:
         # Ctrl-C during start-up reaches the scoring workers before they can ignore it.
         return _fail("the scoring workers stopped while starting; nothing was served")
 
 
 @contextlib.contextmanager
-def _redis_for(settings: Settings) -> Iterator[str]:
+def _redis_for(settings: Settings) -> Iterator[tuple[str, StoreAlive | None]]:
     if settings.redis_url is not None:
-        yield settings.redis_url
+        yield settings.redis_url, None
         return
-    with embedded_valkey(settings.data_dir) as url:
-        print(f"embedded Valkey at {url}, data in {settings.data_dir / 'valkey'}", flush=True)
-        yield url
+    with embedded_valkey(settings.data_dir) as valkey:
+        print(
+            f"embedded Valkey at {valkey.url}, data in {settings.data_dir / 'valkey'}", flush=True
+        )
+        yield valkey.url, valkey.alive
 
 
 def _serve_in_processes(count: int) -> int:
@@ -183,15 +194,30 @@ def _run_api_processes(count: int, env: dict[str, str]) -> int:
     return 1 if failed else 0
 
 
-def _serve(settings: Settings, on_started: Started, *, with_worker: bool) -> int:
+def _serve(
+    settings: Settings,
+    on_started: Started,
+    *,
+    with_worker: bool,
+    store_alive: StoreAlive | None = None,
+) -> int:
     # uvloop's event loop measured 8-10% less CPU per request in the serving process.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve_until_stopped(settings, on_started, with_worker))
+        store_lost = runner.run(
+            _serve_until_stopped(settings, on_started, with_worker, store_alive)
+        )
+    if store_lost:
+        log_file = settings.data_dir / "valkey" / "valkey.log"
+        print(f"civility: the embedded Valkey stopped (its log: {log_file})", file=sys.stderr)
+        return 1
     print("civility stopped", flush=True)
     return 0
 
 
-async def _serve_until_stopped(settings: Settings, on_started: Started, with_worker: bool) -> None:
+async def _serve_until_stopped(
+    settings: Settings, on_started: Started, with_worker: bool, store_alive: StoreAlive | None
+) -> bool:
+    """Serve until SIGINT or SIGTERM, or until ``store_alive`` fails; True in that last case."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -200,13 +226,22 @@ async def _serve_until_stopped(settings: Settings, on_started: Started, with_wor
     await runner.setup()
     # SIGHUP loads the newly activated model, as POST /v1/model:reload does.
     loop.add_signal_handler(signal.SIGHUP, reload_on_signal(runner.app))
+    watch: asyncio.Task[bool] | None = None
     try:
         # Several API processes bind the same port; the kernel spreads connections over them.
         site = web.TCPSite(
             runner, settings.host, settings.port, reuse_port=settings.api_processes > 1
         )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            raise SettingsError(
+                f"cannot listen on CIVILITY_HOST:CIVILITY_PORT {settings.host}:{settings.port}: "
+                f"{error.strerror or error}"
+            ) from None
         await on_started(runner.app, f"http://{settings.host}:{settings.port}")
+        if store_alive is not None:
+            watch = asyncio.create_task(_watch_store(store_alive, stop))
         async with contextlib.AsyncExitStack() as worker:
             if with_worker:
                 assert settings.redis_url is not None  # run_command resolved it
@@ -217,6 +252,22 @@ async def _serve_until_stopped(settings: Settings, on_started: Started, with_wor
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
         await runner.cleanup()
+        if watch is not None and not watch.done():
+            watch.cancel()
+    return watch is not None and watch.done() and not watch.cancelled() and watch.result()
+
+
+async def _watch_store(alive: StoreAlive, stop: asyncio.Event) -> bool:
+    """Stop the service when the embedded store is gone: serving 503s forever would hide it."""
+    misses = 0
+    while not stop.is_set():
+        await asyncio.sleep(STORE_CHECK_SECONDS)
+        # A busy server may miss one check; only consecutive misses mean it is gone.
+        misses = 0 if await asyncio.to_thread(alive) else misses + 1
+        if misses >= STORE_CHECK_MISSES:
+            stop.set()
+            return True
+    return False
 
 
 async def _announce(app: web.Application, url: str) -> None:

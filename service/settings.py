@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 Environment = Literal["development", "production"]
 _Choice = TypeVar("_Choice", bound=str)
@@ -108,7 +109,7 @@ class Settings:
         settings = cls(
             env=reader.choice("CIVILITY_ENV", ("development", "production"), "development"),
             host=reader.text("CIVILITY_HOST", "127.0.0.1"),
-            port=reader.integer("CIVILITY_PORT", 8080, low=0, high=65535),
+            port=reader.integer("CIVILITY_PORT", 8080, low=1, high=65535),
             data_dir=Path(reader.text("CIVILITY_DATA_DIR", ".civility")),
             models_dir=Path(reader.text("CIVILITY_MODELS_DIR", "models")),
             redis_url=reader.optional("REDIS_URL"),
@@ -136,6 +137,8 @@ class Settings:
             ("redis://", "rediss://", "unix://")
         ):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.redis_url is not None and not self.redis_url.startswith("unix://"):
+            _check_redis_url(self.redis_url)
         if self.is_production:
             if not self.admin_token:
                 raise SettingsError(
@@ -191,3 +194,16 @@ class _Reader:
         if not low <= number <= high:
             raise SettingsError(f"{name} must be between {low} and {high}, not {number}")
         return number
+
+
+def _check_redis_url(url: str) -> None:
+    """Refuse what redis-py would misread: a port out of range, a database that is no number
+    (``/abc`` would silently mean database 0)."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - reading it checks the range
+    except ValueError:
+        raise SettingsError(f"REDIS_URL has a port out of range: {url}") from None
+    database = parts.path.lstrip("/")
+    if (database and not database.isascii()) or (database and not database.isdigit()):
+        raise SettingsError(f"REDIS_URL names database {database!r}; it must be a number")

