@@ -23,7 +23,7 @@ from typing import Any
 
 import sklearn
 
-from classifier.model import Model, load_active
+from classifier.model import Model, ModelError, load_active
 from service.moderation import Scored
 
 Scores = dict[str, float]
@@ -31,17 +31,24 @@ Spans = dict[str, list[tuple[int, int]]]
 
 # The model of this worker process, loaded once by the pool's initializer.
 _model: Model | None = None
+# Why it could not be loaded, if it could not.
+_load_error: ModelError | None = None
 
 
 def _start_worker(models_dir: Path) -> None:
-    global _model
+    global _model, _load_error
     # Ctrl-C reaches the whole process group; the serving process alone decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_server()
     # The model was validated when it was trained and its inputs are texts: scikit-learn's per-call
     # argument and finiteness checks cost ~1 ms of every pool call, a third of a small batch.
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
-    _model = load_active(models_dir)
+    try:
+        _model = load_active(models_dir)
+    except ModelError as error:
+        # The serving process loads the same model and says what is wrong in one line; a raise
+        # here would print the pool's own traceback first.
+        _load_error = error
 
 
 def _exit_with_server() -> None:
@@ -63,7 +70,7 @@ def _exit_with_server() -> None:
 
 def _active_model() -> Model:
     if _model is None:
-        raise RuntimeError("scoring worker started without a model")
+        raise _load_error or RuntimeError("scoring worker started without a model")
     return _model
 
 

@@ -288,3 +288,19 @@ def test_a_valkey_left_by_a_killed_run_is_stopped_before_a_new_one_starts(tmp_pa
             assert second.alive()
     finally:
         orphan.stop()
+
+
+def test_serve_without_a_model_says_so_in_one_line(tmp_path: Path, redis_url: str) -> None:
+    env = {**os.environ, "REDIS_URL": redis_url, "CIVILITY_MODELS_DIR": str(tmp_path)}
+    env["CIVILITY_PORT"] = str(_free_port())
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "serve"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+    )
+    assert result.returncode == 2
+    # The scoring workers fail to load it too, but only the serving process reports it.
+    assert result.stderr == f"civility: no active model: {tmp_path / 'ACTIVE'} does not exist\n"
