@@ -44,14 +44,18 @@ local function listed(csv, value)
   return false
 end
 
--- Move one comment from state `from` (false for a new comment) to `to` in the author's counters.
-local function count_author(author_key, from, to, now)
+-- Move one comment from state `from` (false for a new comment) to `to` in the author's counters;
+-- `posted` when the author wrote it now (first_seen and last_seen are about writing, not about
+-- what moderators did).
+local function count_author(author_key, from, to, now, posted)
   if from then
     redis.call("HINCRBY", author_key, from, -1)
   end
   redis.call("HINCRBY", author_key, to, 1)
-  redis.call("HSETNX", author_key, "first_seen", now)
-  redis.call("HSET", author_key, "last_seen", now)
+  if posted then
+    redis.call("HSETNX", author_key, "first_seen", now)
+    redis.call("HSET", author_key, "last_seen", now)
+  end
 end
 
 -- Count a decision site-wide (`kind` is "auto" or "moderator") and in its UTC hour's bucket.

@@ -69,7 +69,7 @@ end
 redis.call("DEL", KEYS[5])
 redis.call("ZREM", KEYS[8], id)
 
-count_author(prefix .. "author:" .. author, previous, target, now)
+count_author(prefix .. "author:" .. author, previous, target, now, false)
 remember_decision(prefix, author, id, target, now, tonumber(ARGV[15]))
 count_decision(KEYS[6], KEYS[7], "moderator", target)
 record(KEYS[2], KEYS[3], KEYS[4], {

@@ -140,7 +140,7 @@ for index = 10, #KEYS do
   end
 end
 
-count_author(KEYS[5], previous, state, now)
+count_author(KEYS[5], previous, state, now, true)
 count_decision(KEYS[7], KEYS[8], "auto", state)
 record(KEYS[2], KEYS[3], KEYS[4], {
   id = id, site = site, version = version, now = now, actor = decided_by,

@@ -204,6 +204,16 @@ async def test_create_writes_comment_queues_history_audit_outbox_and_counters(
     assert await redis_client.ttl(hourly) > 7 * 24 * 3600
 
 
+async def test_a_moderators_decision_moves_the_authors_counts_not_when_they_last_wrote(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.write_intake(SITE, intake("c1"))
+    await store.decide(SITE, decision("c1", now=NOW + 60_000))
+    author = await redis_client.hgetall(KEYS.author(SITE, "u1"))
+    assert (author["pending"], author["approved"]) == ("0", "1")
+    assert (author["first_seen"], author["last_seen"]) == (str(NOW), str(NOW))
+
+
 async def test_every_key_a_script_writes_is_named_by_keys_py(
     store: Store, redis_client: aioredis.Redis
 ) -> None:
