@@ -202,30 +202,24 @@ def test_run_with_an_operator_admin_token_never_prints_it(
     assert "civility stopped" in running.stop(signal.SIGTERM)
 
 
-def test_production_without_an_admin_token_refuses_to_start(tmp_path: Path) -> None:
-    env = {key: value for key, value in os.environ.items() if key != "CIVILITY_ADMIN_TOKEN"}
-    env.update(CIVILITY_ENV="production", CIVILITY_DATA_DIR=str(tmp_path))
-    result = subprocess.run(
-        [sys.executable, "-m", "service", "serve"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert "CIVILITY_ADMIN_TOKEN is required when CIVILITY_ENV=production" in result.stderr
-
-
-def _run_to_end(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run_to_end(env: dict[str, str], command: str = "run") -> subprocess.CompletedProcess[str]:
+    """Run a ``civility`` command that is expected to stop by itself."""
     return subprocess.run(
-        [sys.executable, "-m", "service", "run"],
+        [sys.executable, "-m", "service", command],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=STARTUP_SECONDS,
     )
+
+
+def test_production_without_an_admin_token_refuses_to_start(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "CIVILITY_ADMIN_TOKEN"}
+    env.update(CIVILITY_ENV="production", CIVILITY_DATA_DIR=str(tmp_path))
+    result = _run_to_end(env, "serve")
+    assert result.returncode == 2
+    assert "CIVILITY_ADMIN_TOKEN is required when CIVILITY_ENV=production" in result.stderr
 
 
 def test_a_data_folder_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
@@ -293,14 +287,7 @@ def test_a_valkey_left_by_a_killed_run_is_stopped_before_a_new_one_starts(tmp_pa
 def test_serve_without_a_model_says_so_in_one_line(tmp_path: Path, redis_url: str) -> None:
     env = {**os.environ, "REDIS_URL": redis_url, "CIVILITY_MODELS_DIR": str(tmp_path)}
     env["CIVILITY_PORT"] = str(_free_port())
-    result = subprocess.run(
-        [sys.executable, "-m", "service", "serve"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_SECONDS,
-    )
+    result = _run_to_end(env, "serve")
     assert result.returncode == 2
     # The scoring workers fail to load it too, but only the serving process reports it.
     assert result.stderr == f"civility: no active model: {tmp_path / 'ACTIVE'} does not exist\n"
