@@ -226,7 +226,8 @@ async def _serve_until_stopped(
     await runner.setup()
     # SIGHUP loads the newly activated model, as POST /v1/model:reload does.
     loop.add_signal_handler(signal.SIGHUP, reload_on_signal(runner.app))
-    watch: asyncio.Task[bool] | None = None
+    store_lost = asyncio.Event()
+    watch: asyncio.Task[None] | None = None
     try:
         # Several API processes bind the same port; the kernel spreads connections over them.
         site = web.TCPSite(
@@ -241,7 +242,7 @@ async def _serve_until_stopped(
             ) from None
         await on_started(runner.app, f"http://{settings.host}:{settings.port}")
         if store_alive is not None:
-            watch = asyncio.create_task(_watch_store(store_alive, stop))
+            watch = asyncio.create_task(_watch_store(store_alive, stop, store_lost))
         async with contextlib.AsyncExitStack() as worker:
             if with_worker:
                 assert settings.redis_url is not None  # run_command resolved it
@@ -252,12 +253,12 @@ async def _serve_until_stopped(
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
         await runner.cleanup()
-        if watch is not None and not watch.done():
+        if watch is not None:
             watch.cancel()
-    return watch is not None and watch.done() and not watch.cancelled() and watch.result()
+    return store_lost.is_set()
 
 
-async def _watch_store(alive: StoreAlive, stop: asyncio.Event) -> bool:
+async def _watch_store(alive: StoreAlive, stop: asyncio.Event, lost: asyncio.Event) -> None:
     """Stop the service when the embedded store is gone: serving 503s forever would hide it."""
     misses = 0
     while not stop.is_set():
@@ -265,9 +266,8 @@ async def _watch_store(alive: StoreAlive, stop: asyncio.Event) -> bool:
         # A busy server may miss one check; only consecutive misses mean it is gone.
         misses = 0 if await asyncio.to_thread(alive) else misses + 1
         if misses >= STORE_CHECK_MISSES:
+            lost.set()
             stop.set()
-            return True
-    return False
 
 
 async def _announce(app: web.Application, url: str) -> None:

@@ -128,15 +128,16 @@ MAX_BAN_REJECTIONS = 1_000
 """Held comments one ban rejects at most; more (a flood) are left for the queue's bulk actions."""
 
 
-# Akismet's key format, 12 lowercase hex digits: WordPress's Akismet plugin strips anything else
-# from a key and refuses one of another length. Keys are checked by hash, never listed, and an
-# attacker must guess one of 2**48 per request.
 API_KEY_DRAWS = 3
+"""New keys tried when a drawn one is already another site's."""
 # Each round of racing patches lets at least one write, so this bounds the patches in flight.
 MAX_SITE_UPDATE_ATTEMPTS = 32
 
 
 def new_api_key() -> str:
+    # Akismet's key format, 12 lowercase hex digits: WordPress's Akismet plugin strips anything
+    # else from a key and refuses one of another length. Keys are checked by hash, never listed,
+    # and a guess has one chance in 2**48 per request.
     return secrets.token_hex(6)
 
 
