@@ -46,6 +46,10 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _TRUTHY = ("1", "true", "yes")
 _NO_PARENT = ("", "0")
 UNKNOWN_ARTICLE = "unknown"
+# Fields that describe a comment without being needed to moderate it.
+_DESCRIPTIVE = frozenset(
+    {"article.url", "author.ip", "author.user_agent", "author.role", "created_at", "lang"}
+)
 
 
 class InvalidKey(Unauthorized):
@@ -182,12 +186,6 @@ def submission(checked: Call) -> Submission:
             node = node[parent]
         node[last] = None
     return Submission.model_validate(body)
-
-
-# Fields that describe a comment without being needed to moderate it.
-_DESCRIPTIVE = frozenset(
-    {"article.url", "author.ip", "author.user_agent", "author.role", "created_at", "lang"}
-)
 
 
 def answer(state: State) -> str:
