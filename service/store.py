@@ -383,11 +383,6 @@ class Store:
         if not await self._run("rotate_secret", keys, args):
             raise NotFound(f"site {site_id!r} not found")
 
-    async def site_ids(self) -> list[str]:
-        with store_errors():
-            members = await self.redis.smembers(self.keys.sites())
-        return sorted(cast(set[str], members))
-
     async def site_id_for_api_key(self, api_key_hash: str) -> str | None:
         with store_errors():
             site_id = await self.redis.get(self.keys.api_key(api_key_hash))

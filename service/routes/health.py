@@ -9,6 +9,7 @@ from service import openapi
 from service.errors import CivilityError
 from service.metrics import CONTENT_TYPE
 from service.openapi import operation
+from service.routes.deliveries import DELIVERIES
 from service.routes.state import METRICS, MODERATION, REDIS, SCORER
 
 routes = web.RouteTableDef()
@@ -55,7 +56,7 @@ async def metrics(request: web.Request) -> web.Response:
     # Every stored site, not only those this process has seen since it started: a queue-depth
     # alert must hold right after a restart.
     try:
-        sites = await moderation.store.site_ids()
+        sites = await request.app[DELIVERIES].sites()
     except CivilityError:
         sites = []  # a scrape must not fail because Redis blinked
     for site in sites:

@@ -618,11 +618,6 @@ async def test_a_site_update_writes_only_over_the_policy_it_was_merged_from(stor
     assert reloaded.site.policy.max_links == 0
 
 
-async def test_every_stored_site_is_listed(store: Store) -> None:
-    await store.create_site(site_record("blog"))
-    assert await store.site_ids() == ["blog", SITE]
-
-
 async def test_writes_to_a_missing_site_create_nothing(
     store: Store, redis_client: aioredis.Redis
 ) -> None:
