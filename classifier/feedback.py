@@ -3,8 +3,9 @@
 The file is what ``civility labels export`` writes: one JSON object a line with the ``text`` and
 its ``labels`` (``{"spam": 1}``, ``{"spam": 0, "toxicity": 0}``; 1 it is, 0 it is not), plus the
 ``site`` and ``comment_id`` when known. A comment labelled twice (a moderator's undo) counts once,
-with its latest label. Labels the model does not have are ignored, and the model's labels a row
-does not name stay unknown, as with a dataset source that says nothing about a label.
+with its latest label; a latest label ``{}`` (a decision that teaches nothing) leaves it out.
+Labels the model does not have are ignored, and the model's labels a row does not name stay
+unknown, as with a dataset source that says nothing about a label.
 """
 
 import json
@@ -56,12 +57,13 @@ def _row(entry: Any) -> tuple[FeedbackRow, str | None]:
     text, labels = entry.get("text"), entry.get("labels")
     if not isinstance(text, str) or not text.strip():
         raise ValueError("'text' must be a non-empty string")
-    if not isinstance(labels, dict) or not labels:
+    comment_id = entry.get("comment_id")
+    # A comment's {} withdraws its earlier labels (a decision that teaches nothing replaced them).
+    if not isinstance(labels, dict) or not (labels or isinstance(comment_id, str)):
         raise ValueError("'labels' must be an object such as {\"spam\": 1}")
     for name, value in labels.items():
         if value not in (0, 1) or isinstance(value, bool):
             raise ValueError(f"label {name!r} must be 0 or 1, not {value!r}")
-    comment_id = entry.get("comment_id")
     site = entry.get("site")
     return (
         FeedbackRow(text=text, labels=dict(labels), site=site if isinstance(site, str) else ""),

@@ -21,6 +21,7 @@ from service.routes import (
     intake,
     model,
     moderation,
+    reasons,
     reports,
 )
 from service.routes import deliveries as delivery_routes
@@ -35,6 +36,7 @@ ROUTE_AREAS = (
     admin,
     intake,
     moderation,
+    reasons,
     reports,
     authors,
     model,

@@ -9,8 +9,8 @@ it without bound. ``LabelLog.export`` reads a site's entries back, oldest first,
 dicts: the shape a retrain (or ``civility labels export``) consumes::
 
     {"id": "1732700000000-0", "site": "news", "text": "...", "labels": {"spam": 1},
-     "source": "akismet.submit-spam", "model": "1.0.0", "comment_id": null,
-     "at": "2026-11-27T09:00:00Z"}
+     "source": "akismet.submit-spam", "model": "1.0.0", "comment_id": null, "reason": null,
+     "author": null, "at": "2026-11-27T09:00:00Z"}
 
 ``labels`` maps label names (``spam``, ``toxicity``, ``insult``, ...) to 1 (it is) or 0 (it is
 not); a label not named is unknown, not negative. ``model`` is the version that was active when
@@ -57,12 +57,16 @@ class LabelLog:
         model_version: str | None,
         *,
         comment_id: str | None = None,
+        reason: str | None = None,
+        author_id: str | None = None,
         at: datetime | None = None,
     ) -> str:
         """Append one labelled text to the site's log; returns the entry id.
 
         ``source`` says who gave the label (``perspective.suggestscore``, ``akismet.submit-ham``,
-        ``moderator``, ...); ``comment_id`` is the comment's id when the caller knows one.
+        ``moderator``, ...); ``comment_id`` is the comment's id when the caller knows one, and
+        ``reason`` the moderator's reason (``service.reasons`` made ``labels`` from it) and
+        ``author_id`` the comment's author (so erasing an author can find the entry).
         Raises ``ValueError`` for an entry that could not train anything (no text, no labels,
         a value other than 0 or 1) before anything is written."""
         _check(text, labels, source, comment_id)
@@ -73,6 +77,8 @@ class LabelLog:
             "source": source,
             "model": model_version or "",
             "comment_id": comment_id or "",
+            "reason": reason or "",
+            "author": author_id or "",
             "at": str(int(moment.timestamp() * 1000)),
         }
         with store_errors():
@@ -81,10 +87,11 @@ class LabelLog:
             )
         return str(entry_id)
 
-    async def export(self, site: str) -> AsyncIterator[dict[str, Any]]:
-        """Every entry of the site's log, oldest first, read in pages."""
+    async def export(self, site: str, after: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Every entry of the site's log (after the entry id ``after``), oldest first, read in
+        pages."""
         key = self.keys.labels(site)
-        start = "-"
+        start = "-" if after is None else f"({after}"
         while True:
             with store_errors():
                 page = cast(
@@ -97,6 +104,14 @@ class LabelLog:
                 return
             start = f"({page[-1][0]}"
 
+    async def forget_author(self, site: str, author_id: str) -> int:
+        """Delete the author's entries from the site's log; returns how many there were."""
+        doomed = [entry["id"] async for entry in self.export(site) if entry["author"] == author_id]
+        for start in range(0, len(doomed), EXPORT_PAGE):
+            with store_errors():
+                await self.redis.xdel(self.keys.labels(site), *doomed[start : start + EXPORT_PAGE])
+        return len(doomed)
+
     async def count(self, site: str) -> int:
         with store_errors():
             return int(await self.redis.xlen(self.keys.labels(site)))
@@ -105,7 +120,8 @@ class LabelLog:
 def _check(text: str, labels: Mapping[str, int], source: str, comment_id: str | None) -> None:
     if not text or len(text) > MAX_TEXT:
         raise ValueError(f"a labelled text has 1 to {MAX_TEXT} characters")
-    if not labels:
+    if not labels and comment_id is None:
+        # A comment's entry may name none: its latest decision withdrew what earlier ones taught.
         raise ValueError("a label entry names at least one label")
     for name, value in labels.items():
         if not _LABEL.match(name) or value not in (0, 1) or isinstance(value, bool):
@@ -126,5 +142,7 @@ def _entry(site: str, entry_id: str, fields: Mapping[str, str]) -> dict[str, Any
         "source": fields["source"],
         "model": fields["model"] or None,
         "comment_id": fields["comment_id"] or None,
+        "reason": fields.get("reason") or None,
+        "author": fields.get("author") or None,
         "at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }

@@ -36,7 +36,7 @@ def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         "export",
         help="write a site's labels as JSON Lines to stdout (reads REDIS_URL)",
         description="Write every training label of the site, oldest first, one JSON object a "
-        "line: id, site, text, labels, source, model, comment_id, at.",
+        "line: id, site, text, labels, source, model, comment_id, reason, at.",
     )
     export.add_argument("--site", required=True, help="the site id")
     export.set_defaults(handler=export_command)

@@ -19,6 +19,7 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import TypeAdapter, ValidationError
 
 from service import policy as rules
+from service import reasons
 from service.domain import (
     Action,
     Article,
@@ -115,14 +116,6 @@ class ReloadableScorer(Scorer, Protocol):
 
     async def score_with_model(self, text: str) -> Scored: ...
 
-
-DECISION_LABELS: Mapping[Action, Mapping[str, int]] = {
-    Action.APPROVE: {"spam": 0, "toxicity": 0},
-    Action.REJECT: {"toxicity": 1},
-    Action.SPAM: {"spam": 1},
-}
-"""What a moderator's decision says about the text, as training labels: a kept comment is
-neither spam nor toxic; a rejected one is taken as toxic, a spam one as spam."""
 
 MAX_BAN_REJECTIONS = 1_000
 """Held comments one ban rejects at most; more (a flood) are left for the queue's bulk actions."""
@@ -475,15 +468,16 @@ class Moderation:
         )
         comment = await self.store.decide(site_id, write)
         if learn:
-            await self._record_label(site_id, comment, decision.action, policy)
+            await self._record_label(site_id, comment, decision, policy)
         return comment
 
     async def _record_label(
-        self, site_id: str, comment: Comment, action: Action, policy: Policy
+        self, site_id: str, comment: Comment, decision: Decision, policy: Policy
     ) -> None:
         if self.labels is None:
             return
-        labels = DECISION_LABELS[action]
+        # Kept even when it teaches nothing: an undo must withdraw what the first decision taught.
+        labels = reasons.teaches(decision.action, decision.reason)
         confirmed = all(
             rules.flagged(comment.scores, self.thresholds, policy, spam=label == rules.SPAM_LABEL)
             == bool(value)
@@ -497,6 +491,8 @@ class Moderation:
                 "moderator.confirmed" if confirmed else "moderator.corrected",
                 comment.model,
                 comment_id=comment.id,
+                reason=decision.reason,
+                author_id=comment.author.id,
                 at=comment.decided_at,
             )
         except StoreUnavailable:

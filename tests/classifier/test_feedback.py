@@ -44,6 +44,20 @@ def test_a_comment_labelled_twice_counts_once_with_its_latest_label(tmp_path: Pa
     ]
 
 
+def test_a_comments_latest_empty_label_withdraws_it(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "labels.jsonl",
+        [
+            {"site": "news", "comment_id": "c1", "text": "kept", "labels": {"toxicity": 0}},
+            {"site": "news", "comment_id": "c2", "text": "second", "labels": {"spam": 1}},
+            {"site": "news", "comment_id": "c1", "text": "kept", "labels": {}},
+        ],
+    )
+    rows = LabeledRows()
+    assert fold_feedback(rows, read_feedback(path), ("spam", "toxicity")) == 1
+    assert rows.texts == ["second"]
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [

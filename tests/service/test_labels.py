@@ -37,6 +37,8 @@ async def test_an_entry_round_trips_with_its_source_model_and_time(
         "source": "akismet.submit-spam",
         "model": "1.0.0",
         "comment_id": "c-42",
+        "reason": None,
+        "author": None,
         "at": "2026-11-27T09:00:00.250Z",
     }
     assert await redis_client.exists(KeySpace().labels("news")) == 1
@@ -65,6 +67,21 @@ async def test_export_pages_through_every_entry_oldest_first(
         await log.record("news", f"text {number}", {"spam": number % 2}, "moderator", "1.0.0")
     texts = [entry["text"] for entry in await exported(log, "news")]
     assert texts == [f"text {number}" for number in range(total)]
+
+
+async def test_erasing_an_author_deletes_their_entries_and_reading_resumes_after_an_id(
+    redis_client: aioredis.Redis,
+) -> None:
+    log = LabelLog(redis_client)
+    kept = await log.record("news", "mine", {"toxicity": 0}, "moderator", None, author_id="ann")
+    await log.record("news", "theirs", {"toxicity": 1}, "moderator", None, author_id="bob")
+    await log.record("news", "again", {"toxicity": 0}, "moderator", None, author_id="bob")
+    await log.record("blog", "elsewhere", {"toxicity": 1}, "moderator", None, author_id="bob")
+    assert await log.forget_author("news", "bob") == 2
+    assert [entry["text"] for entry in await exported(log, "news")] == ["mine"]
+    assert [entry["author"] for entry in await exported(log, "blog")] == ["bob"]
+    later = await log.record("news", "later", {"spam": 1}, "moderator", None)
+    assert [entry["id"] async for entry in log.export("news", after=kept)] == [later]
 
 
 async def test_the_log_keeps_about_the_newest_entries(redis_client: aioredis.Redis) -> None:
