@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from service.appkeys import DELIVERIES, LABELS, METRICS, MODERATION, REDIS, SCORER, SETTINGS
 from service.deliveries import DeliveryLog
 from service.labels import LabelLog
 from service.metrics import Metrics
@@ -25,7 +26,6 @@ from service.routes import (
     reports,
 )
 from service.routes import deliveries as delivery_routes
-from service.routes.state import LABELS, METRICS, MODERATION, REDIS, SCORER, SETTINGS
 from service.scoring import start_scorer
 from service.settings import Settings, SettingsError
 from service.store import Store
@@ -104,7 +104,7 @@ async def _moderation(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _deliveries(app: web.Application) -> AsyncIterator[None]:
-    app[delivery_routes.DELIVERIES] = DeliveryLog(app[REDIS], prefix=KEY_PREFIX)
+    app[DELIVERIES] = DeliveryLog(app[REDIS], prefix=KEY_PREFIX)
     yield
 
 

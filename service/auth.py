@@ -5,8 +5,8 @@ import hmac
 from aiohttp import web
 
 from service import signatures
+from service.appkeys import MODERATION, SETTINGS
 from service.errors import NotFound, Unauthorized
-from service.routes.state import MODERATION, SETTINGS
 
 ADMIN_ACTOR = "admin"
 _BEARER = "bearer "

@@ -23,13 +23,13 @@ from classifier import cli as classifier_cli
 from classifier.model import ModelError
 from service import learning_cli
 from service.app import create_app
+from service.appkeys import MODERATION, SETTINGS
 from service.domain import SiteSpec
 from service.embedded import DataDirInUseError, data_dir_lock, embedded_valkey
 from service.errors import NotFound
 from service.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.moderation import Moderation
 from service.reload import reload_on_signal
-from service.routes.state import MODERATION, SETTINGS
 from service.settings import Settings, SettingsError
 from service.worker import background_worker, run_until_signalled
 

@@ -14,9 +14,9 @@ import redis.exceptions
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from service.appkeys import METRICS
 from service.error_shapes import ErrorShape, shape_for
 from service.errors import BadRequest, CivilityError, StoreUnavailable, ValidationFailed
-from service.routes.state import METRICS
 
 log = logging.getLogger(__name__)
 

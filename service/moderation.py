@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -55,6 +55,7 @@ from service.domain import (
 )
 from service.errors import CivilityError, Conflict, NotFound, StoreUnavailable, ValidationFailed
 from service.labels import LabelLog
+from service.scorer import ReloadableScorer, Scored, Scorer, Spans
 from service.store import (
     DAY_MS,
     ApiKeyTakenError,
@@ -81,7 +82,6 @@ from service.transitions import (
 
 log = logging.getLogger(__name__)
 
-Spans = dict[str, list[tuple[int, int]]]
 WindowKind = Literal["author_flood", "ip_flood", "duplicate"]
 
 MAX_INTAKE_ATTEMPTS = 3
@@ -89,32 +89,6 @@ MAX_INTAKE_ATTEMPTS = 3
 
 _SPACES = re.compile(r"\s+")
 _AUTHOR_ID: TypeAdapter[str] = TypeAdapter(ExternalId)
-
-
-class Scorer(Protocol):
-    @property
-    def model_version(self) -> str: ...
-
-    async def score(self, text: str) -> dict[str, float]: ...
-
-    async def explain(self, text: str) -> Spans: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Scored:
-    """Scores with the model version that made them and that model's suggested thresholds."""
-
-    scores: dict[str, float]
-    model_version: str
-    thresholds: Mapping[str, Mapping[str, float]]
-
-
-@runtime_checkable
-class ReloadableScorer(Scorer, Protocol):
-    """A scorer whose model can change while it serves: each result names the model that made
-    it, so a verdict never records the version that happened to be active a moment later."""
-
-    async def score_with_model(self, text: str) -> Scored: ...
 
 
 MAX_BAN_REJECTIONS = 1_000

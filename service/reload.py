@@ -20,8 +20,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from classifier.model import ModelError, active_stem
+from service.appkeys import MODERATION, REDIS, SCORER, SETTINGS
 from service.errors import Conflict
-from service.routes.state import MODERATION, REDIS, SCORER, SETTINGS
 from service.scoring import ModelInfo
 
 log = logging.getLogger(__name__)

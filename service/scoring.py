@@ -24,10 +24,9 @@ from typing import Any
 import sklearn
 
 from classifier.model import Model, ModelError, load_active
-from service.moderation import Scored
+from service.scorer import Scored, Spans
 
 Scores = dict[str, float]
-Spans = dict[str, list[tuple[int, int]]]
 
 # The model of this worker process, loaded once by the pool's initializer.
 _model: Model | None = None

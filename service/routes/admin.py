@@ -4,11 +4,11 @@ from typing import Any
 
 from aiohttp import web
 
+from service.appkeys import MODERATION, SCORER, SETTINGS
 from service.auth import require_admin
 from service.domain import ModeratorSpec, Site, SitePatch, SiteSpec
 from service.openapi import operation
 from service.routes.body import read_json
-from service.routes.state import MODERATION, SCORER, SETTINGS
 
 routes = web.RouteTableDef()
 

@@ -2,12 +2,12 @@
 
 from aiohttp import web
 
+from service.appkeys import MODERATION
 from service.auth import require_moderator
 from service.domain import AuthorStatusChange, AuthorStatusOutcome, AuthorView
 from service.openapi import operation
 from service.routes.body import read_json
 from service.routes.moderation import READ_ERRORS, WRITE_ERRORS
-from service.routes.state import MODERATION
 
 routes = web.RouteTableDef()
 

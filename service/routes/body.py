@@ -5,8 +5,8 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
+from service.appkeys import SETTINGS
 from service.errors import PayloadTooLarge, UnsupportedMediaType
-from service.routes.state import SETTINGS
 
 JSON = "application/json"
 EMPTY_OBJECT = b"{}"

@@ -10,12 +10,12 @@ from typing import Any
 from aiohttp import web
 
 from service import policy
+from service.appkeys import LABELS, METRICS, MODERATION, SETTINGS
 from service.compat import akismet
 from service.domain import Site, State
 from service.error_shapes import error_shape
 from service.errors import BadRequest, CivilityError, PayloadTooLarge
 from service.openapi import Handler, operation
-from service.routes.state import LABELS, METRICS, MODERATION, SETTINGS
 
 routes = web.RouteTableDef()
 

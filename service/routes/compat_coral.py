@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
+from service.appkeys import METRICS, MODERATION
 from service.compat import coral
 from service.openapi import operation
 from service.routes.body import parse, read_raw
-from service.routes.state import METRICS, MODERATION
 
 routes = web.RouteTableDef()
 

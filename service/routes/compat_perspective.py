@@ -5,6 +5,7 @@ from typing import Any
 
 from aiohttp import web
 
+from service.appkeys import LABELS, MODERATION
 from service.compat import perspective
 from service.compat.ids import external_id
 from service.domain import Site
@@ -12,7 +13,6 @@ from service.error_shapes import error_shape
 from service.errors import BadRequest, CivilityError
 from service.openapi import operation
 from service.routes.body import parse, read_raw
-from service.routes.state import LABELS, MODERATION
 
 routes = web.RouteTableDef()
 

@@ -4,11 +4,10 @@ import time
 
 from aiohttp import web
 
+from service.appkeys import DELIVERIES
 from service.auth import require_moderator, site_not_found
 from service.deliveries import Delivery, DeliveryLog, DeliveryPage, DeliveryQuery
 from service.openapi import operation
-
-DELIVERIES = web.AppKey("deliveries", DeliveryLog)
 
 routes = web.RouteTableDef()
 

@@ -6,11 +6,10 @@ from typing import Any
 from aiohttp import web
 
 from service import openapi
+from service.appkeys import DELIVERIES, METRICS, MODERATION, REDIS, SCORER
 from service.errors import CivilityError
 from service.metrics import CONTENT_TYPE
 from service.openapi import operation
-from service.routes.deliveries import DELIVERIES
-from service.routes.state import METRICS, MODERATION, REDIS, SCORER
 
 routes = web.RouteTableDef()
 

@@ -4,11 +4,11 @@ from typing import Any
 
 from aiohttp import web
 
+from service.appkeys import METRICS, MODERATION
 from service.auth import require_signature
 from service.domain import Article, ArticleSpec, Comment, Submission
 from service.openapi import operation
 from service.routes.body import parse, read_raw
-from service.routes.state import METRICS, MODERATION
 
 routes = web.RouteTableDef()
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from aiohttp import web
 
+from service.appkeys import MODERATION
 from service.auth import require_moderator
 from service.domain import (
     BulkDecision,
@@ -17,7 +18,6 @@ from service.domain import (
 )
 from service.openapi import operation
 from service.routes.body import read_json
-from service.routes.state import MODERATION
 
 routes = web.RouteTableDef()
 

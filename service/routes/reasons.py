@@ -4,10 +4,10 @@ from typing import Any
 
 from aiohttp import web
 
+from service.appkeys import MODERATION
 from service.auth import require_moderator
 from service.openapi import operation
 from service.reasons import REASONS
-from service.routes.state import MODERATION
 
 routes = web.RouteTableDef()
 

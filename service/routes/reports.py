@@ -4,12 +4,12 @@ from typing import Any
 
 from aiohttp import web
 
+from service.appkeys import MODERATION
 from service.auth import require_signature
 from service.domain import ReportSpec
 from service.openapi import operation
 from service.routes.body import parse, read_raw
 from service.routes.intake import INTAKE_ERRORS
-from service.routes.state import MODERATION
 
 routes = web.RouteTableDef()
 

@@ -15,9 +15,9 @@ from pytest_aiohttp import AiohttpClient
 
 from service import signatures
 from service.app import create_app
+from service.appkeys import REDIS
 from service.deliveries import DeliveryLog
 from service.delivery import EVENT_SCHEMA
-from service.routes.state import REDIS
 from service.settings import Settings
 
 from .support import (

@@ -1,0 +1,36 @@
+"""The interface the domain scores through, and what one score carries.
+
+``service.scoring.PoolScorer`` implements it; the domain and tests depend only on this.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+Spans = dict[str, list[tuple[int, int]]]
+
+
+class Scorer(Protocol):
+    @property
+    def model_version(self) -> str: ...
+
+    async def score(self, text: str) -> dict[str, float]: ...
+
+    async def explain(self, text: str) -> Spans: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Scores with the model version that made them and that model's suggested thresholds."""
+
+    scores: dict[str, float]
+    model_version: str
+    thresholds: Mapping[str, Mapping[str, float]]
+
+
+@runtime_checkable
+class ReloadableScorer(Scorer, Protocol):
+    """A scorer whose model can change while it serves: each result names the model that made
+    it, so a verdict never records the version that happened to be active a moment later."""
+
+    async def score_with_model(self, text: str) -> Scored: ...
