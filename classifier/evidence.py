@@ -7,12 +7,15 @@ The strongest positive words are mapped back to the original text through the of
 ``normalize_with_offsets`` returns, and neighbours are merged into spans.
 """
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from classifier.char_ngrams import HashedCharNgrams, Windows
@@ -20,6 +23,7 @@ from classifier.normalize import normalize_with_offsets
 from classifier.pipeline import FittedParts
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 Span = tuple[int, int]
 
 _WORD = re.compile(r"\w+")
@@ -27,6 +31,20 @@ _WORD = re.compile(r"\w+")
 # highlight stays on what mattered. Chosen on the toxic-spans training posts (character F1 0.63 at
 # 0.35, 0.66 at 0.65); the trial posts that the report measures played no part.
 MIN_SHARE_OF_STRONGEST = 0.65
+# Word pushes are raw score units (tenths to units); rounding far below that only merges ties.
+PUSH_DECIMALS = 9
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrences:
+    """Where each known n-gram of a text occurs: feature index, start and end (exclusive)."""
+
+    features: IntArray
+    starts: IntArray
+    ends: IntArray
+
+
+_NO_OCCURRENCES = Occurrences(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 class ExplainablePipeline:
@@ -47,59 +65,94 @@ class ExplainablePipeline:
 
     def character_scores(self, normalised: str, columns: Sequence[int]) -> FloatArray:
         """Each normalised character's share of each label's raw score (chars x columns)."""
-        scores = np.zeros((len(normalised), len(columns)))
-        word_values = self.word_features([normalised])
-        self._spread(
-            scores, self._word_occurrences(normalised), word_values, self.word_coef, columns
-        )
-        char_values = self.char_features([normalised])
-        self._spread(
-            scores, self._char_occurrences(normalised), char_values, self.char_coef, columns
-        )
-        return scores
+        return self.character_scores_many([normalised], columns)[0]
 
-    @staticmethod
-    def _spread(
-        scores: FloatArray,
-        occurrences: list[tuple[int, int, int]],
-        values: object,
-        coef: FloatArray,
-        columns: Sequence[int],
-    ) -> None:
-        """Share each feature's value evenly over its occurrences and their characters."""
-        row = values.tocsr()  # type: ignore[attr-defined]
-        value_of = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
-        counts: dict[int, int] = {}
-        for index, _, _ in occurrences:
-            counts[index] = counts.get(index, 0) + 1
-        for index, start, end in occurrences:
-            share = value_of.get(index, 0.0) / counts[index] / max(end - start, 1)
-            scores[start:end] += share * coef[index, columns]
+    def character_scores_many(
+        self, normalised: Sequence[str], columns: Sequence[int]
+    ) -> list[FloatArray]:
+        """``character_scores`` of a batch: the vectorisers run once for all texts."""
+        texts = list(normalised)
+        word_values = self.word_features(texts).tocsr()
+        char_values = self.char_features(texts).tocsr()
+        char_occurrences = self._char_occurrences(texts)
+        result = []
+        for row, text in enumerate(texts):
+            # A difference array: each occurrence adds its share where it starts and takes it
+            # back where it ends, so one cumulative sum gives every character's total.
+            changes = np.zeros((len(text) + 1, len(columns)))
+            _spread(
+                changes, self._word_occurrences(text), word_values[row], self.word_coef, columns
+            )
+            _spread(changes, char_occurrences[row], char_values[row], self.char_coef, columns)
+            result.append(np.cumsum(changes, axis=0)[:-1])
+        return result
 
-    def _word_occurrences(self, text: str) -> list[tuple[int, int, int]]:
+    def _word_occurrences(self, text: str) -> Occurrences:
         """Known word n-grams as (feature index, start, end) in ``text``."""
         vocabulary: dict[str, int] = self.words.vocabulary_
-        tokens = [
-            (match.group(), match.start(), match.end())
-            for match in self.word_pattern.finditer(text)
-        ]
+        matches = list(self.word_pattern.finditer(text))
+        tokens = [match.group() for match in matches]
+        starts = [match.start() for match in matches]
+        ends = [match.end() for match in matches]
         low, high = self.words.ngram_range
-        occurrences = []
+        found: list[tuple[int, int, int]] = []
         for n in range(low, high + 1):
-            for first in range(len(tokens) - n + 1):
-                window = tokens[first : first + n]
-                gram = " ".join(token for token, _, _ in window)
-                if gram in vocabulary:
-                    occurrences.append((vocabulary[gram], window[0][1], window[-1][2]))
-        return occurrences
+            grams = (
+                tokens
+                if n == 1
+                else map(" ".join, zip(*(tokens[k:] for k in range(n)), strict=False))
+            )
+            for first, gram in enumerate(grams):
+                index = vocabulary.get(gram)
+                if index is not None:
+                    found.append((index, starts[first], ends[first + n - 1]))
+        if not found:
+            return _NO_OCCURRENCES
+        columns = np.array(found, dtype=np.int64)
+        return Occurrences(columns[:, 0], columns[:, 1], columns[:, 2])
 
-    def _char_occurrences(self, text: str) -> list[tuple[int, int, int]]:
-        """Known character n-grams as (feature index, start, end), padding spaces left out."""
-        windows = Windows([text], self.chars.ngram_range)
+    def _char_occurrences(self, texts: list[str]) -> list[Occurrences]:
+        """Per text, known character n-grams as (feature index, start, end), padding left out."""
+        windows = Windows(texts, self.chars.ngram_range)
         index, known = self.chars.feature_indices(windows.hashes)
+        owners = windows.texts[known]
+        lengths = np.array([len(text) for text in texts], dtype=np.int64)
         starts = np.maximum(windows.starts[known], 0)
-        ends = np.minimum(windows.starts[known] + windows.sizes[known], len(text))
-        return list(zip(index[known].tolist(), starts.tolist(), ends.tolist(), strict=True))
+        ends = np.minimum(windows.starts[known] + windows.sizes[known], lengths[owners])
+        # Windows come grouped by n-gram size, not by text: a stable sort groups them by text.
+        order = np.argsort(owners, kind="stable")
+        bounds = np.searchsorted(owners[order], np.arange(len(texts) + 1))
+        features, starts, ends = index[known][order], starts[order], ends[order]
+        return [
+            Occurrences(features[low:high], starts[low:high], ends[low:high])
+            for low, high in itertools.pairwise(bounds.tolist())
+        ]
+
+
+def _spread(
+    changes: FloatArray,
+    occurrences: Occurrences,
+    values: sparse.csr_matrix,
+    coef: FloatArray,
+    columns: Sequence[int],
+) -> None:
+    """Share each feature's value evenly over its occurrences and their characters, written as
+    changes of the running per-character score (``changes`` has one row more than the text)."""
+    if occurrences.features.size == 0 or values.nnz == 0:
+        return
+    order = np.argsort(values.indices)
+    present, present_values = values.indices[order], values.data[order].astype(np.float64)
+    position = np.minimum(np.searchsorted(present, occurrences.features), present.size - 1)
+    known = present[position] == occurrences.features
+    features = occurrences.features[known]
+    starts, ends = occurrences.starts[known], occurrences.ends[known]
+    _, inverse, counts = np.unique(features, return_inverse=True, return_counts=True)
+    shares = present_values[position[known]] / counts[inverse] / np.maximum(ends - starts, 1)
+    weights = shares[:, None] * coef[np.ix_(features, columns)]
+    size = changes.shape[0]
+    for column in range(changes.shape[1]):
+        changes[:, column] += np.bincount(starts, weights[:, column], minlength=size)
+        changes[:, column] -= np.bincount(ends, weights[:, column], minlength=size)
 
 
 def _words(text: str) -> Iterator[Span]:
@@ -107,33 +160,51 @@ def _words(text: str) -> Iterator[Span]:
         yield match.start(), match.end()
 
 
-def evidence_spans(
+def evidence_spans_many(
     explainable: ExplainablePipeline,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    max_spans: int,
+) -> list[dict[str, list[Span]]]:
+    """For each text and label, up to ``max_spans`` spans [start, end) of the text that raised
+    the label most; the features of the whole batch are computed in one pass."""
+    columns = [explainable.labels.index(label) for label in labels]
+    normalised = [normalize_with_offsets(text) for text in texts]
+    results: list[dict[str, list[Span]]] = [{label: [] for label in labels} for _ in texts]
+    explained = [row for row, (form, _) in enumerate(normalised) if form and max_spans > 0]
+    scores = explainable.character_scores_many([normalised[row][0] for row in explained], columns)
+    for row, character_scores in zip(explained, scores, strict=True):
+        form, offsets = normalised[row]
+        results[row] = _label_spans(texts[row], form, offsets, character_scores, labels, max_spans)
+    return results
+
+
+def _label_spans(
     text: str,
+    normalised: str,
+    offsets: list[int],
+    scores: FloatArray,
     labels: Sequence[str],
     max_spans: int,
 ) -> dict[str, list[Span]]:
-    """For each label, up to ``max_spans`` spans [start, end) of ``text`` that raised it most."""
-    columns = [explainable.labels.index(label) for label in labels]
-    normalised, offsets = normalize_with_offsets(text)
     result: dict[str, list[Span]] = {label: [] for label in labels}
-    if not normalised or max_spans <= 0:
-        return result
-    scores = explainable.character_scores(normalised, columns)
     words = list(_words(normalised))
     if not words:
         return result
-    word_scores = np.array([scores[start:end].sum(axis=0) for start, end in words])
+    # Words never touch (\w+ runs are maximal), so their bounds interleave in increasing order
+    # and every other sum of ``reduceat`` is a word's; the zero row lets the last word end there.
+    bounds = np.array(words, dtype=np.int64).ravel()
+    padded = np.vstack([scores, np.zeros((1, scores.shape[1]))])
+    # Pushes that differ only by float rounding are equal: a word repeated in the same context
+    # ranks by position, whatever order its characters' shares were summed in.
+    sums: FloatArray = np.add.reduceat(padded, bounds, axis=0)[::2]
+    word_scores = sums.round(PUSH_DECIMALS)
     for position, label in enumerate(labels):
         pushes = word_scores[:, position]
         strongest = float(pushes.max())
         if strongest <= 0.0:
             continue
-        chosen = [
-            index
-            for index in np.argsort(-pushes)
-            if pushes[index] >= MIN_SHARE_OF_STRONGEST * strongest
-        ]
+        chosen = np.flatnonzero(pushes >= MIN_SHARE_OF_STRONGEST * strongest).tolist()
         original = sorted(_original_span(words[index], offsets, text) for index in chosen)
         result[label] = _strongest_merged(original, text, pushes, chosen, offsets, words, max_spans)
     return result

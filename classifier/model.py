@@ -18,7 +18,7 @@ import sklearn
 from sklearn.pipeline import Pipeline
 
 from classifier.card import ARTIFACT_SUFFIX, card_path, file_sha256, read_card
-from classifier.evidence import ExplainablePipeline, Span, evidence_spans
+from classifier.evidence import ExplainablePipeline, Span, evidence_spans_many
 from classifier.fast_features import CompiledParts
 
 ACTIVE_FILE = "ACTIVE"
@@ -139,11 +139,17 @@ class Model:
         self, text: str, labels: Sequence[str] | None = None, max_spans: int = 5
     ) -> dict[str, list[Span]]:
         """Character spans [start, end) of ``text`` that raised each label's score most."""
+        return self.explain_many([text], labels, max_spans)[0]
+
+    def explain_many(
+        self, texts: Sequence[str], labels: Sequence[str] | None = None, max_spans: int = 5
+    ) -> list[dict[str, list[Span]]]:
+        """``explain`` for each text of a batch, which shares the vectorisers' per-call cost."""
         wanted = tuple(self.labels if labels is None else labels)
         unknown = [label for label in wanted if label not in self.labels]
         if unknown:
             raise ValueError(f"unknown labels {unknown}; this model has {list(self.labels)}")
-        return evidence_spans(self._explainable, text, wanted, max_spans)
+        return evidence_spans_many(self._explainable, texts, wanted, max_spans)
 
 
 def _artifact_for(models_dir: Path, stem: str) -> Path:
