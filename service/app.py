@@ -5,7 +5,18 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from service.appkeys import DELIVERIES, LABELS, METRICS, MODERATION, REDIS, SCORER, SETTINGS
+from service.admin_store import AdminStore
+from service.administration import Administration
+from service.appkeys import (
+    ADMINISTRATION,
+    DELIVERIES,
+    LABELS,
+    METRICS,
+    MODERATION,
+    REDIS,
+    SCORER,
+    SETTINGS,
+)
 from service.deliveries import DeliveryLog
 from service.labels import LabelLog
 from service.metrics import Metrics
@@ -24,6 +35,7 @@ from service.routes import (
     moderation,
     reasons,
     reports,
+    revocation,
 )
 from service.routes import deliveries as delivery_routes
 from service.scoring import start_scorer
@@ -44,6 +56,7 @@ ROUTE_AREAS = (
     compat_perspective,
     compat_akismet,
     compat_coral,
+    revocation,
 )
 
 
@@ -57,6 +70,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_scorer)
     app.cleanup_ctx.append(_labels)
     app.cleanup_ctx.append(_moderation)
+    app.cleanup_ctx.append(_administration)
     app.cleanup_ctx.append(_deliveries)
     app.cleanup_ctx.append(follow_reloads)
     for area in ROUTE_AREAS:
@@ -100,6 +114,12 @@ async def _moderation(app: web.Application) -> AsyncIterator[None]:
     app[MODERATION] = Moderation(
         store, scorer, thresholds=scorer.info.thresholds, labels=app[LABELS]
     )
+    yield
+
+
+async def _administration(app: web.Application) -> AsyncIterator[None]:
+    store = AdminStore(app[REDIS], prefix=KEY_PREFIX)
+    app[ADMINISTRATION] = Administration(store, app[MODERATION], app[LABELS])
     yield
 
 

@@ -7,6 +7,7 @@ importing a route module.
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from service.administration import Administration
 from service.deliveries import DeliveryLog
 from service.labels import LabelLog
 from service.metrics import Metrics
@@ -21,3 +22,4 @@ SCORER = web.AppKey("scorer", PoolScorer)
 MODERATION = web.AppKey("moderation", Moderation)
 LABELS = web.AppKey("labels", LabelLog)
 DELIVERIES = web.AppKey("deliveries", DeliveryLog)
+ADMINISTRATION = web.AppKey("administration", Administration)

@@ -33,6 +33,10 @@ class KeySpace:
         """Hash {site, id, name, created_at}, by sha256 of the moderator's bearer token."""
         return f"{self.prefix}:token:{token_hash}"
 
+    def purges(self) -> str:
+        """Hash: deleted site id -> SCAN cursor of its purge (removed when the purge is done)."""
+        return f"{self.prefix}:purges"
+
     def model_reloads(self) -> str:
         """Pub/sub channel: an API process that reloaded the model tells the others to follow."""
         return f"{self.prefix}:model:reloads"
@@ -47,8 +51,13 @@ class KeySpace:
         return f"{self.site_prefix(site)}site"
 
     def moderators(self, site: str) -> str:
-        """Hash: moderator id -> JSON {id, name, created_at}."""
+        """Hash: moderator id -> JSON {id, site_id, name, created_at, token_hash}; a token counts
+        only while its moderator is listed here."""
         return f"{self.site_prefix(site)}moderators"
+
+    def moderators_last_used(self, site: str) -> str:
+        """Hash: moderator id -> when (ms) the moderator's token last authenticated."""
+        return f"{self.site_prefix(site)}moderators:last_used"
 
     def comment(self, site: str, comment_id: str) -> str:
         """Hash: the comment's fields (state, version, scores, reasons, ...)."""

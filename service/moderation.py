@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from service import policy as rules
 from service import reasons
@@ -34,7 +34,6 @@ from service.domain import (
     Comment,
     Decision,
     DecisionOutcome,
-    ExternalId,
     IngestResult,
     Moderator,
     Policy,
@@ -55,6 +54,7 @@ from service.domain import (
 )
 from service.errors import CivilityError, Conflict, NotFound, StoreUnavailable, ValidationFailed
 from service.labels import LabelLog
+from service.path_ids import checked_id
 from service.scorer import ReloadableScorer, Scored, Scorer, Spans
 from service.store import (
     DAY_MS,
@@ -88,7 +88,6 @@ MAX_INTAKE_ATTEMPTS = 3
 """Decide-and-write rounds before intake gives up on a context that keeps changing."""
 
 _SPACES = re.compile(r"\s+")
-_AUTHOR_ID: TypeAdapter[str] = TypeAdapter(ExternalId)
 
 
 MAX_BAN_REJECTIONS = 1_000
@@ -267,7 +266,7 @@ class Moderation:
             return None
         record = await self.store.load_site(site_id)
         # The index is written before the site; only a key the site itself names counts.
-        if record is None or not secrets.compare_digest(record.api_key_hash, key_hash):
+        if record is None or not record.api_key_matches(key_hash, self._now_ms()):
             return None
         return record.site
 
@@ -284,7 +283,11 @@ class Moderation:
         return moderator, token
 
     async def moderator_for_token(self, token: str) -> Moderator | None:
-        return await self.store.moderator_by_token_hash(sha256_hex(token))
+        return await self.store.moderator_by_token_hash(sha256_hex(token), self._now_ms())
+
+    def forget_site(self, site_id: str) -> None:
+        """Drop this process's cached copy of the site (after a change made elsewhere)."""
+        self._sites.pop(site_id, None)
 
     # ------------------------------------------------------------------ intake
 
@@ -561,10 +564,7 @@ class Moderation:
         """Set the author's status; with ``reject_pending``, a ban also rejects each of the
         author's held comments through the decision path (history, outbox, counters, label)."""
         await self._site_record(site_id)
-        try:
-            _AUTHOR_ID.validate_python(author_id)
-        except ValidationError as error:
-            raise ValidationFailed.from_pydantic(error, prefix="author") from None
+        checked_id(author_id, "author")
         if change.reject_pending and change.status is not AuthorStatus.BANNED:
             raise ValidationFailed(
                 [("reject_pending", "only a ban can reject the author's held comments")]

@@ -134,10 +134,20 @@ def _schema_ref(schema: Schema | None, mode: JsonMode, refs: Refs) -> dict[str, 
 
 
 def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> dict[str, Any]:
-    answer = {op.response_type: {"schema": _schema_ref(op.response, "serialization", refs)}}
-    responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": answer}}
+    # An operation without a response schema answers without a body (204, 202).
+    answer = (
+        {}
+        if op.response is None
+        else {
+            "content": {
+                op.response_type: {"schema": _schema_ref(op.response, "serialization", refs)}
+            }
+        }
+    )
+    responses: dict[str, Any] = {str(op.status): {"description": op.summary, **answer}}
     for status, description in op.also.items():
-        responses[str(status)] = {"description": description, "content": answer}
+        # 204 is "No Content" by definition, whatever the main answer carries.
+        responses[str(status)] = {"description": description, **({} if status == 204 else answer)}
     error_schema = op.error_schema or {"$ref": "#/components/schemas/Error"}
     for status in op.errors:
         responses[str(status)] = {

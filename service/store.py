@@ -10,6 +10,7 @@ import binascii
 import json
 import math
 import re
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ SCRIPTS = (
     "put_article",
     "report",
     "author_status",
+    "touch_moderator",
 )
 HOURS_OF_STATS = 24
 DAY_MS = 86_400_000
@@ -118,6 +120,16 @@ class SiteRecord:
     coral_signing_secret: str | None = None
     stored_policy: str = ""
     """The policy exactly as stored, which a policy update must still find to write."""
+    previous_api_key_hash: str | None = None
+    previous_api_key_valid_until_ms: int = 0
+
+    def api_key_matches(self, key_hash: str, now_ms: int) -> bool:
+        """``key_hash`` is the site's api key, or the one it replaced while its grace lasts."""
+        current = secrets.compare_digest(self.api_key_hash, key_hash)
+        previous = self.previous_api_key_hash is not None and secrets.compare_digest(
+            self.previous_api_key_hash, key_hash
+        )
+        return current or (previous and now_ms < self.previous_api_key_valid_until_ms)
 
     def valid_secrets(self, now_ms: int) -> list[str]:
         secrets = [self.webhook_secret]
@@ -307,6 +319,8 @@ class Store:
         with store_errors():
             if await self.redis.exists(self.keys.site(site.id)):
                 raise AlreadyExists(f"site {site.id!r} already exists")
+            if await self.redis.hexists(self.keys.purges(), site.id):
+                raise AlreadyExists(f"site {site.id!r} is still being deleted; try again later")
             if not await self.redis.set(self.keys.api_key(record.api_key_hash), site.id, nx=True):
                 raise ApiKeyTakenError("another site has this api key")
             # The site list (also outside every slot) is how webhook workers find sites.
@@ -349,6 +363,8 @@ class Store:
             api_key_hash=fields["api_key_hash"],
             coral_signing_secret=fields.get("coral_signing_secret") or None,
             stored_policy=fields["policy"],
+            previous_api_key_hash=fields.get("previous_api_key_hash") or None,
+            previous_api_key_valid_until_ms=int(fields.get("previous_api_key_valid_until") or 0),
         )
 
     async def update_site(self, site: Site, read_policy: str) -> bool:
@@ -401,15 +417,24 @@ class Store:
         with store_errors():
             await self.redis.hset(token_key, items=_flatten(record))
         keys = [self.keys.site(moderator.site_id), self.keys.moderators(moderator.site_id)]
-        if not await self._run("add_moderator", keys, [moderator.id, json.dumps(record)]):
+        # The token hash lets a revocation (or the site's deletion) remove the token's index.
+        listed = json.dumps({**record, "token_hash": token_hash})
+        if not await self._run("add_moderator", keys, [moderator.id, listed]):
             with store_errors():
                 await self.redis.delete(token_key)
             raise NotFound(f"site {moderator.site_id!r} not found")
 
-    async def moderator_by_token_hash(self, token_hash: str) -> Moderator | None:
+    async def moderator_by_token_hash(self, token_hash: str, now_ms: int) -> Moderator | None:
+        """The token's moderator while it is listed on its site (noting the use), else None.
+
+        Read from Redis on every call, never cached: a revocation applies at once everywhere."""
         with store_errors():
             fields = _texts(await self.redis.hgetall(self.keys.moderator_token(token_hash)))
         if not fields:
+            return None
+        site_id = fields["site_id"]
+        keys = [self.keys.moderators(site_id), self.keys.moderators_last_used(site_id)]
+        if not await self._run("touch_moderator", keys, [fields["id"], now_ms]):
             return None
         return Moderator(
             id=fields["id"],

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from service import delivery
+from service.admin_store import AdminStore
 from service.deliveries import DeliveryLog, Settle
 from service.errors import StoreUnavailable
 from service.retry import RetryPolicy
@@ -55,6 +56,7 @@ class Worker:
         self.settings = settings
         self.deliveries = DeliveryLog(redis, prefix)
         self.store = Store(redis, prefix)
+        self.removals = AdminStore(redis, prefix)
         self.policy = RetryPolicy(
             max_attempts=settings.max_attempts,
             base_seconds=settings.backoff_base_seconds,
@@ -137,7 +139,18 @@ class Worker:
                     "worker %s: leasing deliveries of site %r failed: %s", self.name, site, error
                 )
         await self._trim(sites)
+        busy |= await self.purge_once()
         return busy
+
+    async def purge_once(self) -> bool:
+        """One bounded step of each deleted site's purge; True while any purge has more."""
+        more = False
+        for site in await self.removals.purging():
+            step = await self.removals.purge_step(site)
+            if step.done:
+                log.info("worker %s: site %r is purged", self.name, site)
+            more |= not step.done
+        return more
 
     async def _start_due(self, session: aiohttp.ClientSession, site: str, free: int) -> bool:
         """Lease up to ``free`` due deliveries of ``site`` and start them; True if it took all."""

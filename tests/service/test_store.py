@@ -628,7 +628,7 @@ async def test_writes_to_a_missing_site_create_nothing(
     with pytest.raises(NotFound):
         await store.add_moderator(moderator, "token-hash")
     assert await redis_client.keys("civ:{nosuch}:*") == []
-    assert await store.moderator_by_token_hash("token-hash") is None
+    assert await store.moderator_by_token_hash("token-hash", 0) is None
 
 
 async def test_put_article_replaces_its_settings(

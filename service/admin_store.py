@@ -1,0 +1,182 @@
+"""Redis side of revocation and removal: moderators' listing and revocation, api-key rotation,
+a site's deletion with its purge in bounded steps, and one author's erasure.
+
+Writes to a site's own keys are Lua scripts in its hash slot; the global indexes (api keys,
+tokens, the purge list) are plain commands outside it, ordered so that a failure half-way leaves
+nothing usable: a deleted site is listed for purging before anything of it is removed.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from redis.asyncio.cluster import RedisCluster
+
+from service.domain import Moderator
+from service.errors import NotFound
+from service.keys import KeySpace
+from service.store import LuaScripts, RedisClient, from_ms, store_errors
+
+SCRIPTS = ("revoke_moderator", "rotate_api_key", "delete_site", "erase_author")
+SCAN_COUNT = 1_000
+"""Keys one SCAN call looks at: it bounds the work of one purge or erasure step."""
+ERASE_BATCH = 200
+"""Comment hashes one erasure script call looks at."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListedModerator:
+    moderator: Moderator
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeStep:
+    removed: int
+    done: bool
+
+
+class AdminStore:
+    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+        self.redis = redis
+        self.keys = KeySpace(prefix)
+        self._run = LuaScripts(redis, SCRIPTS, with_library=False).run
+
+    # ------------------------------------------------------------------ moderators
+
+    async def moderators(self, site_id: str) -> list[ListedModerator] | None:
+        """The site's moderators, oldest first; None when the site does not exist."""
+        with store_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.exists(self.keys.site(site_id))
+                pipe.hgetall(self.keys.moderators(site_id))
+                pipe.hgetall(self.keys.moderators_last_used(site_id))
+                exists, listed, last_used = await pipe.execute()
+        if not exists:
+            return None
+        entries = [
+            ListedModerator(
+                Moderator(
+                    id=record["id"],
+                    site_id=site_id,
+                    name=record["name"],
+                    created_at=from_ms(record["created_at"]),
+                ),
+                from_ms(last_used[moderator_id]) if moderator_id in last_used else None,
+            )
+            for moderator_id, record in ((key, json.loads(value)) for key, value in listed.items())
+        ]
+        return sorted(entries, key=lambda entry: (entry.moderator.created_at, entry.moderator.id))
+
+    async def revoke_moderator(self, site_id: str, moderator_id: str) -> None:
+        keys = [self.keys.moderators(site_id), self.keys.moderators_last_used(site_id)]
+        stored = await self._run("revoke_moderator", keys, [moderator_id])
+        if not stored:
+            raise NotFound(f"moderator {moderator_id!r} not found")
+        # Unlisting already refuses the token; removing its index is tidiness.
+        if token_hash := json.loads(stored).get("token_hash"):
+            with store_errors():
+                await self.redis.delete(self.keys.moderator_token(token_hash))
+
+    # ------------------------------------------------------------------ api keys
+
+    async def claim_api_key(self, site_id: str, key_hash: str) -> bool:
+        """Index a new key for the site; False when another site holds that key."""
+        with store_errors():
+            return bool(await self.redis.set(self.keys.api_key(key_hash), site_id, nx=True))
+
+    async def rotate_api_key(
+        self, site_id: str, key_hash: str, now_ms: int, previous_valid_until_ms: int
+    ) -> None:
+        """Make ``key_hash`` (claimed) the site's key; the old key's index ends with its grace."""
+        keys = [self.keys.site(site_id)]
+        replaced = await self._run(
+            "rotate_api_key", keys, [key_hash, now_ms, previous_valid_until_ms]
+        )
+        with store_errors():
+            if not replaced:
+                await self.redis.delete(self.keys.api_key(key_hash))
+                raise NotFound(f"site {site_id!r} not found")
+            old_index = self.keys.api_key(replaced)
+            if previous_valid_until_ms > now_ms:
+                await self.redis.pexpireat(old_index, previous_valid_until_ms)
+            else:
+                await self.redis.delete(old_index)
+
+    # ------------------------------------------------------------------ deletion
+
+    async def delete_site(self, site_id: str) -> None:
+        """Remove the site's record, moderators, tokens and api keys now; list it for purging."""
+        with store_errors():
+            if not await self.redis.exists(self.keys.site(site_id)):
+                raise NotFound(f"site {site_id!r} not found")
+            await self.redis.hsetnx(self.keys.purges(), site_id, "0")
+        keys = [self.keys.site(site_id), self.keys.moderators(site_id)]
+        reply = await self._run("delete_site", keys, [])
+        if not reply:
+            raise NotFound(f"site {site_id!r} not found")
+        split = reply.index("")
+        api_keys, moderators = reply[:split], reply[split + 1 :]
+        tokens = [json.loads(stored).get("token_hash") for stored in moderators]
+        globals_ = [self.keys.api_key(key) for key in api_keys]
+        globals_ += [self.keys.moderator_token(token) for token in tokens if token]
+        with store_errors():
+            await self.redis.srem(self.keys.sites(), site_id)
+            await self.redis.delete(*globals_)
+
+    async def purging(self) -> list[str]:
+        """Deleted sites whose keys are not all removed yet."""
+        with store_errors():
+            return sorted(cast(list[str], await self.redis.hkeys(self.keys.purges())))
+
+    async def purge_step(self, site_id: str) -> PurgeStep:
+        """Remove the next batch of a deleted site's keys (at most one SCAN's worth)."""
+        purges = self.keys.purges()
+        with store_errors():
+            cursor = await self.redis.hget(purges, site_id)
+            if cursor is None:
+                return PurgeStep(0, True)
+            if isinstance(self.redis, RedisCluster):
+                # Every key of the site is in one slot; the slot's own listing needs no cursor.
+                slot = self.redis.keyslot(self.keys.site(site_id))
+                found = await self.redis.cluster_get_keys_in_slot(slot, SCAN_COUNT)
+                next_cursor = 0 if len(found) < SCAN_COUNT else 1
+            else:
+                next_cursor, found = await self.redis.scan(
+                    int(cursor), match=f"{self.keys.site_prefix(site_id)}*", count=SCAN_COUNT
+                )
+            if found:
+                await self.redis.unlink(*found)
+            if next_cursor == 0:
+                await self.redis.hdel(purges, site_id)
+                return PurgeStep(len(found), True)
+            await self.redis.hset(purges, site_id, str(next_cursor))
+        return PurgeStep(len(found), False)
+
+    # ------------------------------------------------------------------ erasure
+
+    async def erase_author(self, site_id: str, author_id: str, now_ms: int) -> list[str]:
+        """Erase the author's text and details from every stored comment of theirs; their ids.
+
+        No index lists all of an author's comments (decided ones expire on their own), so the
+        site's comment hashes are scanned, one bounded batch per script call."""
+        erased: list[str] = []
+        remains = json.dumps({"id": author_id})
+        batch: list[str] = []
+        pattern = f"{self.keys.site_prefix(site_id)}comment:*"
+        with store_errors():
+            async for key in self.redis.scan_iter(match=pattern, count=SCAN_COUNT):
+                batch.append(key)
+                if len(batch) == ERASE_BATCH:
+                    erased += await self._erase(batch, author_id, remains, now_ms)
+                    batch = []
+        if batch:
+            erased += await self._erase(batch, author_id, remains, now_ms)
+        return erased
+
+    async def _erase(
+        self, keys: Sequence[str], author_id: str, remains: str, now_ms: int
+    ) -> list[str]:
+        return cast(list[str], await self._run("erase_author", keys, [author_id, remains, now_ms]))

@@ -1,0 +1,260 @@
+"""Taking access away and data out, end to end: moderators listed and revoked, api keys rotated,
+sites deleted and purged in bounded steps, one author's data erased."""
+
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+
+from service.admin_store import SCAN_COUNT
+from service.app import create_app
+from service.settings import DeliverySettings, Settings
+from service.worker import Worker
+
+Client = TestClient[web.Request, web.Application]
+Headers = dict[str, str]
+
+
+def comment(comment_id: str, author: str, text: str = "A calm remark about the harbour.") -> Any:
+    return {
+        "id": comment_id,
+        "article": {"id": "a1"},
+        "author": {
+            "id": author,
+            "name": "Ada Reader",
+            "email": "ada@example.org",
+            "ip": "10.1.2.3",
+        },
+        "text": text,
+    }
+
+
+def bearer(token: str) -> Headers:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_moderators_are_listed_with_when_they_last_used_their_token(
+    client: Client, site: dict[str, str], admin: Headers
+) -> None:
+    second = await client.post("/v1/sites/news/moderators", json={"name": "Bo"}, headers=admin)
+    bo = await second.json()
+    listed = await (await client.get("/v1/sites/news/moderators", headers=admin)).json()
+    assert [(entry["name"], entry["last_used_at"]) for entry in listed["moderators"]] == [
+        ("Mo", None),
+        ("Bo", None),
+    ]
+    assert listed["moderators"][1] == {
+        "id": bo["id"],
+        "name": "Bo",
+        "created_at": bo["created_at"],
+        "last_used_at": None,
+    }
+    used = await client.get("/v1/sites/news/queue", headers=bearer(site["moderator_token"]))
+    assert used.status == 200
+    listed = await (await client.get("/v1/sites/news/moderators", headers=admin)).json()
+    first = listed["moderators"][0]
+    assert first["id"] == site["moderator_id"]
+    assert first["last_used_at"] is not None
+    assert first["last_used_at"] >= first["created_at"]
+    assert "token" not in str(listed)
+
+
+async def test_a_revoked_token_fails_at_once_on_every_api_process(
+    client: Client,
+    site: dict[str, str],
+    admin: Headers,
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+) -> None:
+    other_process = await aiohttp_client(create_app(settings))
+    token = bearer(site["moderator_token"])
+    assert (await other_process.get("/v1/sites/news/queue", headers=token)).status == 200
+    revoked = await client.delete(
+        f"/v1/sites/news/moderators/{site['moderator_id']}", headers=admin
+    )
+    assert revoked.status == 204
+    for process in (other_process, client):
+        refused = await process.get("/v1/sites/news/queue", headers=token)
+        assert refused.status == 401
+        assert await refused.json() == {
+            "error": {"code": "unauthorized", "message": "invalid moderator token", "details": None}
+        }
+    listed = await (await client.get("/v1/sites/news/moderators", headers=admin)).json()
+    assert listed == {"moderators": []}
+    again = await client.delete(f"/v1/sites/news/moderators/{site['moderator_id']}", headers=admin)
+    assert again.status == 404
+    assert await again.json() == {
+        "error": {
+            "code": "not_found",
+            "message": f"moderator {site['moderator_id']!r} not found",
+            "details": None,
+        }
+    }
+
+
+async def test_revoking_releases_the_moderators_claims(
+    client: Client, create_site: Any, post_signed: Any, admin: Headers
+) -> None:
+    site = await create_site("held", mode="pre")
+    assert (await post_signed(site, comment("c1", "ada"))).status == 202
+    token = bearer(site["moderator_token"])
+    claimed = await client.post("/v1/sites/held/queue/claim", json={}, headers=token)
+    assert [item["id"] for item in (await claimed.json())["items"]] == ["c1"]
+    await client.delete(f"/v1/sites/held/moderators/{site['moderator_id']}", headers=admin)
+    other = await client.post("/v1/sites/held/moderators", json={"name": "Bo"}, headers=admin)
+    bo = bearer((await other.json())["token"])
+    reclaimed = await client.post("/v1/sites/held/queue/claim", json={}, headers=bo)
+    assert [item["id"] for item in (await reclaimed.json())["items"]] == ["c1"]
+
+
+async def test_moderator_routes_are_admin_only_and_check_ids(
+    client: Client, site: dict[str, str], admin: Headers
+) -> None:
+    token = bearer(site["moderator_token"])
+    assert (await client.get("/v1/sites/news/moderators", headers=token)).status == 401
+    path = f"/v1/sites/news/moderators/{site['moderator_id']}"
+    assert (await client.delete(path, headers=token)).status == 401
+    missing = await client.get("/v1/sites/gone/moderators", headers=admin)
+    assert missing.status == 404
+    assert await missing.json() == {
+        "error": {"code": "not_found", "message": "site 'gone' not found", "details": None}
+    }
+    bad = await client.delete("/v1/sites/news/moderators/a%20b", headers=admin)
+    assert bad.status == 422
+    assert await bad.json() == {
+        "error": {
+            "code": "validation_failed",
+            "message": "request validation failed",
+            "details": [
+                {"field": "moderator", "message": "String should match pattern '^[\\x21-\\x7e]+$'"}
+            ],
+        }
+    }
+
+
+async def verify(client: Client, key: str) -> str:
+    response = await client.post("/1.1/verify-key", data={"api_key": key, "blog": "https://b.x"})
+    return await response.text()
+
+
+async def test_a_rotated_api_key_keeps_working_for_the_grace_period(
+    client: Client, site: dict[str, str], admin: Headers
+) -> None:
+    response = await client.post("/v1/sites/news/api-key:rotate", headers=admin)
+    assert response.status == 200
+    rotation = await response.json()
+    assert set(rotation) == {"api_key", "previous_valid_until"}
+    assert rotation["api_key"] != site["api_key"]
+    assert await verify(client, rotation["api_key"]) == "valid"
+    # Within the grace period (60 s in these settings) the old key still works.
+    assert await verify(client, site["api_key"]) == "valid"
+    again = await (await client.post("/v1/sites/news/api-key:rotate", headers=admin)).json()
+    assert await verify(client, again["api_key"]) == "valid"
+    assert await verify(client, rotation["api_key"]) == "valid"
+    # A key two rotations old has no grace left.
+    assert await verify(client, site["api_key"]) == "invalid"
+    missing = await client.post("/v1/sites/gone/api-key:rotate", headers=admin)
+    assert missing.status == 404
+
+
+async def counted_keys(redis: aioredis.Redis, site_id: str) -> int:
+    return len([key async for key in redis.scan_iter(match=f"civ:{{{site_id}}}:*")])
+
+
+async def test_a_deleted_site_ends_at_once_and_its_data_is_purged_in_bounded_steps(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    doomed = await create_site("doomed")
+    kept = await create_site("kept")
+    for number in range(3):
+        assert (await post_signed(doomed, comment(f"c{number}", "ada"))).status == 202
+    assert (await post_signed(kept, comment("k1", "ada"))).status == 202
+    # A large site: thousands of stored comments, more than one purge step removes.
+    async with redis_client.pipeline(transaction=False) as pipe:
+        for number in range(3 * SCAN_COUNT):
+            pipe.hset(f"civ:{{doomed}}:comment:bulk-{number}", mapping={"id": f"bulk-{number}"})
+        await pipe.execute()
+    kept_before = await counted_keys(redis_client, "kept")
+
+    deleted = await client.delete("/v1/sites/doomed", headers=admin)
+    assert deleted.status == 202
+    gone = await client.get("/v1/sites/doomed", headers=admin)
+    assert gone.status == 404
+    assert (
+        await client.get("/v1/sites/doomed/queue", headers=bearer(doomed["moderator_token"]))
+    ).status == 401
+    assert await verify(client, doomed["api_key"]) == "invalid"
+    late = await post_signed(doomed, comment("late", "ada"))
+    assert late.status == 404
+    recreate = await client.post("/v1/sites", json={"id": "doomed", "name": "D"}, headers=admin)
+    assert recreate.status == 409
+    assert await recreate.json() == {
+        "error": {
+            "code": "already_exists",
+            "message": "site 'doomed' is still being deleted; try again later",
+            "details": None,
+        }
+    }
+
+    worker = Worker(redis_client, DeliverySettings())
+    steps = 0
+    while await worker.purge_once():
+        steps += 1
+        assert steps < 10_000
+    assert steps >= 2
+    assert await counted_keys(redis_client, "doomed") == 0
+    assert await counted_keys(redis_client, "kept") == kept_before
+    assert await redis_client.smembers("civ:sites") == {"kept"}
+    assert not await worker.purge_once()
+    assert (
+        await client.post("/v1/sites", json={"id": "doomed", "name": "D"}, headers=admin)
+    ).status == 201
+    assert (await client.delete("/v1/sites/nothing", headers=admin)).status == 404
+
+
+async def test_erasing_an_author_removes_their_text_and_details_but_keeps_decisions(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+) -> None:
+    site = await create_site("held", mode="pre")
+    token = bearer(site["moderator_token"])
+    for comment_id, author in (("c1", "ada"), ("c2", "ada"), ("c3", "bob")):
+        assert (await post_signed(site, comment(comment_id, author))).status == 202
+    decided = await client.post(
+        "/v1/sites/held/comments/c1/decision", json={"action": "approve"}, headers=token
+    )
+    assert decided.status == 200
+    before = await (await client.get("/v1/sites/held/authors/ada", headers=token)).json()
+
+    response = await client.post("/v1/sites/held/authors/ada:erase", headers=admin)
+    assert response.status == 200
+    assert await response.json() == {"author_id": "ada", "comments_erased": 2, "labels_erased": 1}
+    for comment_id, state in (("c1", "approved"), ("c2", "pending")):
+        erased = await (
+            await client.get(f"/v1/sites/held/comments/{comment_id}", headers=token)
+        ).json()
+        assert (erased["text"], erased["author"], erased["state"]) == ("", {"id": "ada"}, state)
+        assert erased["evidence"] == {}
+        assert erased["history"][0]["action"] == "create"
+    kept = await (await client.get("/v1/sites/held/comments/c3", headers=token)).json()
+    assert kept["author"]["email"] == "ada@example.org"
+    assert kept["text"] == "A calm remark about the harbour."
+    after = await (await client.get("/v1/sites/held/authors/ada", headers=token)).json()
+    assert after["counts"] == before["counts"]
+
+    bad = await client.post("/v1/sites/held/authors/a%20b:erase", headers=admin)
+    assert bad.status == 422
+    assert (await bad.json())["error"]["details"] == [
+        {"field": "author", "message": "String should match pattern '^[\\x21-\\x7e]+$'"}
+    ]
+    missing = await client.post("/v1/sites/gone/authors/ada:erase", headers=admin)
+    assert missing.status == 404
+    assert (await client.post("/v1/sites/held/authors/ada:erase", headers=token)).status == 401
