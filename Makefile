@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest tune train evaluate bench clean
+.PHONY: run test lint typecheck pytest tune train evaluate bench mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "civility needs Python 3.11")'
@@ -35,5 +35,8 @@ evaluate: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/classifier.py
 
+mutate: $(STAMP)
+	$(BIN)/python bench/mutation.py
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis mutants

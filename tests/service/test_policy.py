@@ -16,6 +16,7 @@ from service.policy import (
     decide,
     effective_thresholds,
     find_words,
+    flagged,
     priority,
 )
 
@@ -191,6 +192,25 @@ def test_words_match_whole_words_and_phrases_case_insensitively() -> None:
     assert find_words("You ASS!", ("ass",)) == ((4, 7),)
     assert find_words("buy cheap pills now", ("cheap pills", "pills")) == ((4, 15),)
     assert find_words("anything", ()) == ()
+
+
+def test_a_banned_phrase_wins_over_a_banned_word_it_starts_with() -> None:
+    # Alternation tries the phrase first; the other way round "cheap" alone would match.
+    policy = Policy(banned_words=("cheap", "cheap pills"))
+    result = decide(LOW, PolicyContext(text="buy cheap pills now"), policy, THRESHOLDS)
+    assert result.evidence == {"banned_word": ((4, 15),)}
+    assert find_words("cheap pills, cheap", ("cheap", "cheap pills")) == ((0, 11), (13, 18))
+
+
+def test_a_score_over_the_reject_threshold_is_flagged_even_under_a_higher_hold_override() -> None:
+    # The site may raise hold above the model's reject threshold; rejection still counts.
+    policy = Policy(hold={"toxicity": 0.99, "spam": 0.99})
+    assert flagged({"toxicity": 0.96}, THRESHOLDS, policy, spam=False)
+    assert flagged({"spam": 0.92}, THRESHOLDS, policy, spam=True)
+    assert not flagged({"toxicity": 0.94}, THRESHOLDS, policy, spam=False)
+    # Each family reads only its own labels.
+    assert not flagged({"toxicity": 0.96}, THRESHOLDS, policy, spam=True)
+    assert not flagged({"spam": 0.92}, THRESHOLDS, policy, spam=False)
 
 
 def test_word_evidence_is_reported_as_spans() -> None:

@@ -101,5 +101,54 @@ def test_malformed_headers_are_refused_with_a_reason(header: str | None, message
 
 
 def test_signing_needs_a_secret() -> None:
-    with pytest.raises(ValueError, match="at least one secret"):
+    with pytest.raises(ValueError, match=r"^at least one secret is needed to sign$"):
         signatures.sign([], b"{}")
+
+
+@given(
+    body=bodies,
+    count=st.integers(min_value=1, max_value=signatures.MAX_SIGNATURES),
+    data=st.data(),
+)
+def test_a_matching_v1_counts_at_any_position_among_the_others(
+    body: bytes, count: int, data: st.DataObject
+) -> None:
+    position = data.draw(st.integers(min_value=0, max_value=count - 1))
+    wrong = [signatures.compute(f"other-{index}", NOW, body) for index in range(count)]
+    wrong[position] = signatures.compute("k", NOW, body)
+    header = f"t={NOW}," + ",".join(f"v1={value}" for value in wrong)
+    assert signatures.verify(header, body, ["k"], now=NOW) == NOW
+
+
+@given(
+    body=bodies,
+    scheme=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=8).filter(
+        lambda name: name not in {"t", signatures.SCHEME}
+    ),
+)
+def test_a_valid_hmac_under_another_scheme_alone_is_refused(body: bytes, scheme: str) -> None:
+    header = f"t={NOW},{scheme}={signatures.compute('k', NOW, body)}"
+    with pytest.raises(SignatureError, match="no v1 signature"):
+        signatures.verify(header, body, ["k"], now=NOW)
+
+
+def test_exactly_the_maximum_number_of_signatures_is_accepted() -> None:
+    valid = signatures.compute("k", NOW, b"{}")
+    most = [*["v1=00"] * (signatures.MAX_SIGNATURES - 1), f"v1={valid}"]
+    assert signatures.verify(f"t={NOW}," + ",".join(most), b"{}", ["k"], now=NOW) == NOW
+    with pytest.raises(SignatureError, match=f"more than {signatures.MAX_SIGNATURES}"):
+        signatures.verify(f"t={NOW},v1=00," + ",".join(most), b"{}", ["k"], now=NOW)
+
+
+def test_a_v1_that_is_not_utf8_is_refused_not_an_encoding_error() -> None:
+    # Header bytes that are not UTF-8 reach the check as surrogate escapes.
+    header = f"t={NOW},v1=\udcff" + signatures.compute("k", NOW, b"{}")[1:]
+    with pytest.raises(SignatureError, match="does not match"):
+        signatures.verify(header, b"{}", ["k"], now=NOW)
+
+
+def test_the_tolerance_given_is_the_one_applied() -> None:
+    header = signatures.sign("k", b"{}", timestamp=NOW - 100)
+    assert signatures.verify(header, b"{}", ["k"], tolerance_seconds=100, now=NOW) == NOW - 100
+    with pytest.raises(SignatureError, match="outside the 99 s tolerance"):
+        signatures.verify(header, b"{}", ["k"], tolerance_seconds=99, now=NOW)

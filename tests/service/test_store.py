@@ -310,6 +310,35 @@ async def test_an_edit_is_moderated_again_and_moves_queues_and_counters(
     assert (author["pending"], author["approved"]) == ("0", "1")
 
 
+async def test_a_comment_marked_spam_emits_comment_spam_and_an_edit_moderates_it_again(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.write_intake(SITE, intake("c1", text="v1", state=State.PENDING))
+    marked = await store.decide(SITE, decision("c1", State.SPAM, now=NOW + 1))
+    assert (marked.state, marked.version) == (State.SPAM, 2)
+
+    outcome, edited = await store.write_intake(
+        SITE,
+        intake("c1", text="v2", state=State.APPROVED, now=NOW + 2, assumed=Observation(edit=True)),
+    )
+
+    assert outcome == "edited"
+    assert (edited.text, edited.state, edited.version) == ("v2", State.APPROVED, 3)
+    assert [event["type"] for event in await outbox(redis_client)] == [
+        "comment.held",
+        "comment.spam",
+        "comment.approved",
+    ]
+    entries = await history(redis_client, "c1")
+    assert [(e["action"], e["from_state"], e["to_state"]) for e in entries] == [
+        ("create", None, "pending"),
+        ("spam", "pending", "spam"),
+        ("edit", "spam", "approved"),
+    ]
+    author = await redis_client.hgetall(KEYS.author(SITE, "u1"))
+    assert (author["spam"], author["approved"]) == ("0", "1")
+
+
 async def test_an_edit_cannot_move_a_comment_to_another_article_or_author(
     store: Store, redis_client: aioredis.Redis
 ) -> None:
@@ -405,6 +434,49 @@ async def test_release_gives_back_only_the_callers_leases(
     assert await store.release(SITE, "mod_x", None) == []
     assert await store.release(SITE, "mod_x", []) == []
     assert await redis_client.get(KEYS.lease(SITE, "c0")) == "mod_y"
+
+
+async def test_a_claim_on_a_queue_longer_than_one_page_takes_exactly_what_was_asked(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    # The script walks the queue 100 ids at a time; 150 comments span two pages.
+    for index in range(150):
+        await store.write_intake(SITE, intake(f"c{index:03}", priority=index / 1000))
+
+    claimed = await store.claim(SITE, "mod_x", Queue.PENDING, Order.OLDEST, 3, 60_000, NOW)
+
+    assert len(claimed) == 3
+    assert await redis_client.zcard(KEYS.claims(SITE, "mod_x")) == 3
+    # Past the first page: the first 100 are leased to another moderator.
+    await store.claim(SITE, "mod_y", Queue.PENDING, Order.PRIORITY, 100, 60_000, NOW)
+    later = await store.claim(SITE, "mod_z", Queue.PENDING, Order.PRIORITY, 2, 60_000, NOW)
+    assert [comment.id for comment in later] == ["c049", "c048"]
+
+
+async def test_every_lease_of_a_moderator_stays_in_the_claims_index_until_it_ends(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    for index in range(2):
+        await store.write_intake(SITE, intake(f"c{index}", priority=index / 10))
+    await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW)
+    await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW + 1_000)
+
+    assert await redis_client.zscore(KEYS.claims(SITE, "mod_x"), "c1") == NOW + 60_000
+    assert sorted(await store.release(SITE, "mod_x", None)) == ["c0", "c1"]
+    assert not await redis_client.exists(KEYS.lease(SITE, "c0"), KEYS.lease(SITE, "c1"))
+
+
+async def test_a_claim_drops_the_moderators_ended_leases_from_the_index(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    for index in range(2):
+        await store.write_intake(SITE, intake(f"c{index}", priority=index / 10))
+    await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 1, 3_000, NOW)
+
+    await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW + 10_000)
+
+    # c1's lease ended at NOW + 3000 by the clock the script was given; the index forgets it.
+    assert await redis_client.zrange(KEYS.claims(SITE, "mod_x"), 0, -1) == ["c0"]
 
 
 async def test_of_concurrent_decisions_on_one_version_exactly_one_wins(
