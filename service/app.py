@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
@@ -9,7 +10,10 @@ from service.admin_store import AdminStore
 from service.administration import Administration
 from service.appkeys import (
     ADMINISTRATION,
+    AKISMET,
+    CORAL,
     DELIVERIES,
+    HTTP,
     LABELS,
     METRICS,
     MODERATION,
@@ -17,6 +21,10 @@ from service.appkeys import (
     SCORER,
     SETTINGS,
 )
+from service.compat.akismet_desk import AkismetDesk
+from service.compat.akismet_usage import AkismetUsage
+from service.compat.coral_desk import CoralDesk
+from service.compat.coral_links import CoralLinks
 from service.deliveries import DeliveryLog
 from service.labels import LabelLog
 from service.metrics import Metrics
@@ -71,6 +79,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_labels)
     app.cleanup_ctx.append(_moderation)
     app.cleanup_ctx.append(_administration)
+    app.cleanup_ctx.append(_http)
+    app.cleanup_ctx.append(_akismet)
+    app.cleanup_ctx.append(_coral)
     app.cleanup_ctx.append(_deliveries)
     app.cleanup_ctx.append(follow_reloads)
     for area in ROUTE_AREAS:
@@ -120,6 +131,24 @@ async def _moderation(app: web.Application) -> AsyncIterator[None]:
 async def _administration(app: web.Application) -> AsyncIterator[None]:
     store = AdminStore(app[REDIS], prefix=KEY_PREFIX)
     app[ADMINISTRATION] = Administration(store, app[MODERATION], app[LABELS])
+    yield
+
+
+async def _akismet(app: web.Application) -> AsyncIterator[None]:
+    usage = AkismetUsage(app[REDIS], prefix=KEY_PREFIX)
+    app[AKISMET] = AkismetDesk(app[MODERATION], app[LABELS], usage, app[METRICS])
+    yield
+
+
+async def _http(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession() as session:
+        app[HTTP] = session
+        yield
+
+
+async def _coral(app: web.Application) -> AsyncIterator[None]:
+    links = CoralLinks(app[REDIS], prefix=KEY_PREFIX)
+    app[CORAL] = CoralDesk(app[MODERATION], links, app[METRICS], lambda: app[HTTP])
     yield
 
 

@@ -4,10 +4,13 @@ Below the routes, so the domain glue (auth, middleware, reload, cli) reads them 
 importing a route module.
 """
 
+import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
 from service.administration import Administration
+from service.compat.akismet_desk import AkismetDesk
+from service.compat.coral_desk import CoralDesk
 from service.deliveries import DeliveryLog
 from service.labels import LabelLog
 from service.metrics import Metrics
@@ -23,3 +26,7 @@ MODERATION = web.AppKey("moderation", Moderation)
 LABELS = web.AppKey("labels", LabelLog)
 DELIVERIES = web.AppKey("deliveries", DeliveryLog)
 ADMINISTRATION = web.AppKey("administration", Administration)
+AKISMET = web.AppKey("akismet", AkismetDesk)
+CORAL = web.AppKey("coral", CoralDesk)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+"""The process's one HTTP client for outbound calls (Coral's GraphQL API)."""

@@ -90,6 +90,9 @@ CallbackUrl = Annotated[Url, AfterValidator(_reachable_host)]
 SigningSecret = Annotated[
     str, StringConstraints(min_length=16, max_length=256, pattern=r"^[\x21-\x7e]+$")
 ]
+CoralToken = Annotated[
+    str, StringConstraints(min_length=16, max_length=4_096, pattern=r"^[\x21-\x7e]+$")
+]
 
 
 class State(StrEnum):
@@ -141,6 +144,8 @@ class Reason(StrEnum):
     AUTHOR_PREMOD = "AUTHOR_PREMOD"
     PREMOD = "PREMOD"
     REPORTED = "REPORTED"
+    LANGUAGE = "LANGUAGE"
+    """Written in a language the model does not read: held for a person, never scored."""
 
 
 class AuthorStatus(StrEnum):
@@ -221,6 +226,9 @@ class Policy(_Model):
     """Recent decisions needed before the rejection rate counts, so one rejection is no verdict."""
     retention_days: int = Field(default=90, ge=1, le=3_650)
     """Days a decided comment and its history are kept after its last change."""
+    other_languages: Literal["hold", "publish"] = "hold"
+    """A comment in a language the model does not read is held (``LANGUAGE``) or published;
+    either way it is not scored."""
 
     @model_validator(mode="after")
     def _hold_not_above_reject(self) -> Self:
@@ -249,6 +257,7 @@ class PolicyPatch(_Model):
     author_premod_rejection_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     author_premod_min_decisions: int | None = Field(default=None, ge=1, le=1_000)
     retention_days: int | None = Field(default=None, ge=1, le=3_650)
+    other_languages: Literal["hold", "publish"] | None = None
 
     def apply(self, policy: Policy) -> Policy:
         """The merged policy, validated as a whole (raises pydantic's ValidationError)."""
@@ -264,11 +273,16 @@ class SiteSpec(_Model):
 
 
 class CoralSettings(_Model):
-    """Coral Talk's external moderation phase: the secret Coral signs its requests with.
+    """Coral Talk, both ways: the secrets Coral signs its phase requests and its webhooks with,
+    and the GraphQL endpoint and access token civility applies its moderators' decisions with.
 
-    Write-only: it is never shown again; ``null`` removes it (and the Coral endpoint refuses)."""
+    Write-only: none is ever shown again. Fields given replace the stored ones; ``null``
+    removes one (a phase or webhook request is then refused, decisions stay in civility)."""
 
-    signing_secret: SigningSecret | None
+    signing_secret: SigningSecret | None = None
+    webhook_secret: SigningSecret | None = None
+    graphql_url: CallbackUrl | None = None
+    access_token: CoralToken | None = None
 
 
 class SitePatch(_Model):

@@ -160,3 +160,23 @@ class KeySpace:
     def labels(self, site: str) -> str:
         """Stream: one entry per label from feedback or decisions, capped at the newest N."""
         return f"{self.site_prefix(site)}labels"
+
+    # -- Akismet's usage figures (service/compat/akismet_usage.py)
+    def akismet_usage(self, site: str, month: str) -> str:
+        """Hash with expiry: one UTC month's (``YYYY-MM``) Akismet calls of the site by outcome
+        (api_calls, spam, ham, missed_spam, false_positives)."""
+        return f"{self.site_prefix(site)}akismet:usage:{month}"
+
+    # -- Coral Talk (service/compat/coral_links.py)
+    def coral_link(self, site: str, comment_id: str) -> str:
+        """Hash {coral_id, revision_id}: the Coral comment (and its revision) a comment is."""
+        return f"{self.site_prefix(site)}coral:link:{comment_id}"
+
+    def coral_comment(self, site: str, coral_id: str) -> str:
+        """String: the comment id of a Coral comment id."""
+        return f"{self.site_prefix(site)}coral:comment:{coral_id}"
+
+    def coral_latest(self, site: str, thread_hash: str) -> str:
+        """String with expiry: the comment an author last wrote in one Coral thread (story and
+        parent, hashed with the author), which a Coral EDIT without ids updates."""
+        return f"{self.site_prefix(site)}coral:latest:{thread_hash}"

@@ -18,8 +18,8 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from service import language, reasons
 from service import policy as rules
-from service import reasons
 from service.domain import (
     Action,
     Article,
@@ -221,8 +221,9 @@ class Moderation:
                 break
         else:
             raise Conflict(f"site {site_id!r} kept changing; send the patch again")
-        if patch.coral is not None:
-            await self.store.set_coral_signing_secret(site_id, patch.coral.signing_secret)
+        if patch.coral is not None and patch.coral.model_fields_set:
+            settings = patch.coral.model_dump(include=patch.coral.model_fields_set)
+            await self.store.set_coral_settings(site_id, settings)
         self._sites.pop(site_id, None)
         return updated
 
@@ -258,6 +259,11 @@ class Moderation:
         """The secret Coral Talk's requests for the site are signed with, if the admin set one;
         ``NotFound`` for no such site."""
         return (await self._site_record(site_id)).coral_signing_secret
+
+    async def site_record(self, site_id: str) -> SiteRecord:
+        """The site with its secrets (for the integrations that sign or call out); ``NotFound``
+        for no such site."""
+        return await self._site_record(site_id)
 
     async def site_for_api_key(self, api_key: str) -> Site | None:
         key_hash = sha256_hex(api_key)
@@ -302,7 +308,8 @@ class Moderation:
         record = await self._site_record(site_id)
         policy = record.site.policy
         windows = self._windows(site_id, submission, policy)
-        scored = await self._score(submission.text)
+        detected = language.detect(submission.text)
+        scored = await self._score_if_readable(submission.text, detected)
         scores = scored.scores
         text_hash = sha256_hex(submission.text)
         observation = Observation(windows_taken=tuple(False for _ in windows))
@@ -310,12 +317,12 @@ class Moderation:
         for _ in range(MAX_INTAKE_ATTEMPTS):
             verdict = rules.decide(
                 scores,
-                _policy_context(submission.text, observation, windows),
+                _policy_context(submission.text, observation, windows, detected),
                 policy,
                 scored.thresholds,
             )
             evidence: Spans = {name: list(spans) for name, spans in verdict.evidence.items()}
-            if verdict.state is not State.APPROVED:
+            if verdict.state is not State.APPROVED and detected.supported:
                 if explained is None:
                     explained = await self.scorer.explain(submission.text)
                 evidence = {**explained, **evidence}
@@ -329,7 +336,7 @@ class Moderation:
                 parent_id=submission.parent_id,
                 author=submission.author,
                 text=submission.text,
-                lang=submission.lang,
+                lang=submission.lang or detected.language,
                 state=verdict.state,
                 reasons=[reason.value for reason in verdict.reasons],
                 scores=scores,
@@ -360,9 +367,17 @@ class Moderation:
         """The verdict the site's policy would give ``text`` as a new comment of an author in
         good standing, scored like intake but written nowhere (Akismet's ``is_test`` checks)."""
         policy = (await self._site_record(site_id)).site.policy
-        scored = await self._score(text)
-        context = rules.PolicyContext(text=text)
+        detected = language.detect(text)
+        scored = await self._score_if_readable(text, detected)
+        context = rules.PolicyContext(text=text, language_supported=detected.supported)
         return rules.decide(scored.scores, context, policy, scored.thresholds), scored
+
+    async def _score_if_readable(self, text: str, detected: language.Detected) -> Scored:
+        """The model's scores, or none for a text in a language it does not read: scoring
+        German as English gives confident nonsense (0.69 toxicity for a civil remark)."""
+        if detected.supported:
+            return await self._score(text)
+        return Scored({}, self.scorer.model_version, self.thresholds)
 
     async def _score_naming_active_model(self, text: str) -> Scored:
         scores = await self.scorer.score(text)
@@ -605,7 +620,10 @@ class Moderation:
 
 
 def _policy_context(
-    text: str, observation: Observation, windows: list[tuple[WindowKind, Window]]
+    text: str,
+    observation: Observation,
+    windows: list[tuple[WindowKind, Window]],
+    detected: language.Detected,
 ) -> rules.PolicyContext:
     taken = {
         kind for (kind, _), flag in zip(windows, observation.windows_taken, strict=True) if flag
@@ -621,6 +639,7 @@ def _policy_context(
         duplicate="duplicate" in taken,
         author_flood=flood and "author_flood" in taken,
         ip_flood=flood and "ip_flood" in taken,
+        language_supported=detected.supported,
     )
 
 

@@ -3,10 +3,11 @@
 Pure (no I/O) so every rule is unit-tested. Rules run in the order WordPress and Coral Talk use:
 banned words, closed article and banned author reject; spam or toxicity over the reject threshold
 give ``spam`` or ``rejected``; duplicates, floods, suspect words, too many links, new or
-pre-moderated authors, pre-moderation and scores over the hold threshold hold the comment as
-``pending``; anything else is ``approved``. The first rule that applies decides the state, and the
-verdict still lists every reason that applied, so a moderator sees the whole picture. A trusted
-author skips every hold; the rejecting rules (banned words included) still apply.
+pre-moderated authors, pre-moderation, a language the model does not read and scores over the
+hold threshold hold the comment as ``pending``; anything else is ``approved``. The first rule
+that applies decides the state, and the verdict still lists every reason that applied, so a
+moderator sees the whole picture. A trusted author skips every hold; the rejecting rules (banned
+words included) still apply.
 """
 
 import re
@@ -43,6 +44,8 @@ class PolicyContext:
     duplicate: bool = False
     author_flood: bool = False
     ip_flood: bool = False
+    language_supported: bool = True
+    """False: the text is in a language the model does not read (its scores are empty)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,10 @@ def decide(
         add(Reason.NEW_AUTHOR, is_new_author(context, policy))
         add(Reason.AUTHOR_PREMOD, context.author_status is AuthorStatus.PREMOD)
         add(Reason.PREMOD, policy.mode == "pre" or context.article_premod)
+        add(
+            Reason.LANGUAGE,
+            not context.language_supported and policy.other_languages == "hold",
+        )
         add(Reason.SPAM, _over(scores, limits, HOLD, spam=True))
         add(Reason.TOXIC, _over(scores, limits, HOLD, spam=False))
 

@@ -118,6 +118,9 @@ class SiteRecord:
     previous_valid_until_ms: int
     api_key_hash: str
     coral_signing_secret: str | None = None
+    coral_webhook_secret: str | None = None
+    coral_graphql_url: str | None = None
+    coral_access_token: str | None = None
     stored_policy: str = ""
     """The policy exactly as stored, which a policy update must still find to write."""
     previous_api_key_hash: str | None = None
@@ -362,6 +365,9 @@ class Store:
             previous_valid_until_ms=int(fields.get("previous_valid_until") or 0),
             api_key_hash=fields["api_key_hash"],
             coral_signing_secret=fields.get("coral_signing_secret") or None,
+            coral_webhook_secret=fields.get("coral_webhook_secret") or None,
+            coral_graphql_url=fields.get("coral_graphql_url") or None,
+            coral_access_token=fields.get("coral_access_token") or None,
             stored_policy=fields["policy"],
             previous_api_key_hash=fields.get("previous_api_key_hash") or None,
             previous_api_key_valid_until_ms=int(fields.get("previous_api_key_valid_until") or 0),
@@ -385,9 +391,11 @@ class Store:
             raise NotFound(f"site {site.id!r} not found")
         return bool(written == 1)
 
-    async def set_coral_signing_secret(self, site_id: str, secret: str | None) -> None:
-        """Set (or with ``None`` remove) the secret Coral Talk signs its requests with."""
-        fields = ["", "", "coral_signing_secret", secret or ""]
+    async def set_coral_settings(self, site_id: str, settings: Mapping[str, str | None]) -> None:
+        """Set (or with ``None`` remove) Coral Talk settings (``coral_<name>`` fields)."""
+        fields = ["", ""]
+        for name, value in settings.items():
+            fields += [f"coral_{name}", value or ""]
         if not await self._run("update_existing", [self.keys.site(site_id)], fields):
             raise NotFound(f"site {site_id!r} not found")
 

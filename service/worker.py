@@ -26,6 +26,8 @@ from redis.exceptions import ResponseError
 
 from service import delivery
 from service.admin_store import AdminStore
+from service.compat import coral_graphql, coral_sync
+from service.compat.coral_links import CoralLinks
 from service.deliveries import DeliveryLog, Settle
 from service.errors import StoreUnavailable
 from service.retry import RetryPolicy
@@ -57,6 +59,7 @@ class Worker:
         self.deliveries = DeliveryLog(redis, prefix)
         self.store = Store(redis, prefix)
         self.removals = AdminStore(redis, prefix)
+        self.coral_links = CoralLinks(redis, prefix)
         self.policy = RetryPolicy(
             max_attempts=settings.max_attempts,
             base_seconds=settings.backoff_base_seconds,
@@ -196,7 +199,12 @@ class Worker:
         site_record: SiteRecord | None,
         record: Mapping[str, str],
     ) -> None:
-        if site_record is None or not site_record.site.callback_url:
+        coral = coral_graphql.endpoint_of(site_record) if site_record is not None else None
+        link = await self.coral_links.of(site, record["comment_id"]) if coral else None
+        if coral is not None and link is not None:
+            # A comment from Coral: its decisions go back to Coral, not to a callback URL.
+            outcome = await coral_sync.deliver(session, coral, record, link)
+        elif site_record is None or not site_record.site.callback_url:
             outcome = delivery.Outcome(delivered=False, error="the site has no callback URL")
         else:
             outcome = await delivery.post(

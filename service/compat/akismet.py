@@ -2,14 +2,13 @@
 
 A ``comment-check`` becomes an intake ``Submission``: Akismet sends no comment, article or author
 ids, so they are derived from what it does send (the same call always gives the same ids, so a
-retried or re-checked comment is the stored one, not a second one). The answer is ``true`` when
-the site's policy stops the comment (``spam`` or ``rejected``) and ``false`` when it publishes or
-holds it; a held comment waits in the moderation queue and its decision reaches the host by
-webhook, because Akismet's answer has no "held".
+retried or re-checked comment is the stored one, not a second one). The answer is ``false`` only
+when the site's policy publishes the comment: Akismet's answer has no "held", and a client
+publishes a ``false`` at once, so a held comment is answered ``true`` like a rejected or spam one.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,8 +37,6 @@ HAM_TRIGGER_ROLE = "administrator"
 
 BLATANT_SPAM_SCORE = 0.98
 """A ``spam`` verdict at least this sure is answered with ``X-akismet-pro-tip: discard``."""
-
-STOPPED = (State.SPAM, State.REJECTED)
 
 _MAX_FIELD = 65_536
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -189,11 +186,58 @@ def submission(checked: Call) -> Submission:
 
 
 def answer(state: State) -> str:
-    return SPAM if state in STOPPED else HAM
+    """``false`` (publish) only for a published comment; held, rejected and spam stay out."""
+    return HAM if state is State.APPROVED else SPAM
 
 
 def is_blatant(state: State, scores: Mapping[str, float]) -> bool:
     return state is State.SPAM and scores.get(SPAM_LABEL, 0.0) >= BLATANT_SPAM_SCORE
+
+
+KEY_SITES_COLUMNS = (
+    ("site", "Site"),
+    ("api_calls", "Total API Calls"),
+    ("spam", "Spam"),
+    ("ham", "Ham"),
+    ("missed_spam", "Missed Spam"),
+    ("false_positives", "False Positives"),
+    ("is_revoked", "Is Revoked"),
+)
+
+
+def key_sites_csv(month: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """key-sites in its CSV form: a title line, the header, one line per site."""
+    lines = [
+        f"Active sites for this key during {month} (limit:500, offset: 0, total: {len(rows)})",
+        ",".join(title for _, title in KEY_SITES_COLUMNS),
+    ]
+    for row in rows:
+        cells = (
+            str(row[name]).lower() if name == "is_revoked" else str(row[name])
+            for name, _ in KEY_SITES_COLUMNS
+        )
+        lines.append(",".join(_csv_cell(cell) for cell in cells))
+    return "\n".join(lines) + "\n"
+
+
+def _csv_cell(value: str) -> str:
+    if any(char in value for char in ',"\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def stats(counts: Mapping[str, int]) -> dict[str, Any]:
+    """get-stats' figures for one month: spam caught, ham passed, and the corrections."""
+    checked = counts["spam"] + counts["ham"]
+    mistakes = counts["missed_spam"] + counts["false_positives"]
+    accuracy = 100.0 if not checked else round(100.0 * max(0, checked - mistakes) / checked, 2)
+    return {
+        "spam": counts["spam"],
+        "ham": counts["ham"],
+        "missed_spam": counts["missed_spam"],
+        "false_positives": counts["false_positives"],
+        "accuracy": accuracy,
+    }
 
 
 def error_text(error: CivilityError) -> tuple[int, str]:

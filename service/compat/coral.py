@@ -20,6 +20,8 @@ from service.domain import MAX_TEXT, MAX_URL, Comment, Reason, State, Submission
 from service.errors import Unauthorized
 
 SIGNATURE_HEADER = "X-Coral-Signature"
+ACTOR = "coral"
+"""Who decided, in a comment's history, when a moderator decided in Coral."""
 SCHEME = "sha256"
 
 # Coral's COMMENT_STATUS values and the flag reasons its response schema accepts.
@@ -31,9 +33,30 @@ FLAG = "FLAG"
 DETECTED_TOXIC = "COMMENT_DETECTED_TOXIC"
 DETECTED_SPAM = "COMMENT_DETECTED_SPAM"
 
-_FLAGS = ((Reason.TOXIC, DETECTED_TOXIC), (Reason.SPAM, DETECTED_SPAM))
+FLAGS: dict[Reason, str] = {
+    Reason.TOXIC: DETECTED_TOXIC,
+    Reason.BANNED_WORD: DETECTED_TOXIC,
+    Reason.SUSPECT_WORD: DETECTED_TOXIC,
+    Reason.SPAM: DETECTED_SPAM,
+    Reason.LINKS: DETECTED_SPAM,
+    Reason.DUPLICATE: DETECTED_SPAM,
+    Reason.FLOOD: DETECTED_SPAM,
+}
+"""The flag each rule raises in Coral. Coral's phase accepts only these two flag reasons (any
+other makes it drop the whole answer and publish), so each content rule names the nearer one;
+the rules about the author or the article (pre-moderation, new or pre-moderated author,
+language) are said by the status alone."""
 # A hold for these reasons alone is pre-moderation; any other hold the system found a problem.
 _PREMOD_REASONS = {Reason.PREMOD.value, Reason.NEW_AUTHOR.value, Reason.AUTHOR_PREMOD.value}
+
+WEBHOOK_EVENTS = (
+    "COMMENT_CREATED",
+    "COMMENT_REPLY_CREATED",
+    "COMMENT_ENTERED_MODERATION_QUEUE",
+    "COMMENT_LEFT_MODERATION_QUEUE",
+)
+"""The webhook events that name a comment; Coral sends others (``STORY_CREATED``) too."""
+LEFT_QUEUE = "COMMENT_LEFT_MODERATION_QUEUE"
 
 
 class _Part(BaseModel):
@@ -75,12 +98,16 @@ class ModerationRequest(_Part):
     tenant_domain: str = Field(alias="tenantDomain", max_length=1_024)
 
 
-def verify(header: str | None, raw_body: bytes, secret: str | None) -> None:
+def verify(
+    header: str | None, raw_body: bytes, secret: str | None, setting: str = "signing_secret"
+) -> None:
     """Accept the request when any ``sha256=`` signature in the header is the body's HMAC-SHA256
-    with the site's secret (Coral sends several while it rotates its own)."""
+    with the site's secret (Coral sends several while it rotates its own); ``setting`` names the
+    site setting that holds that secret."""
     if secret is None:
+        what = "signing secret" if setting == "signing_secret" else "webhook secret"
         raise Unauthorized(
-            "no Coral signing secret is set for this site: set coral.signing_secret "
+            f"no Coral {what} is set for this site: set coral.{setting} "
             "with PATCH /v1/sites/{site}"
         )
     if not header:
@@ -100,6 +127,28 @@ def verify(header: str | None, raw_body: bytes, secret: str | None) -> None:
     ]
     if not any(matched):
         raise Unauthorized(f"{SIGNATURE_HEADER} does not match the body")
+
+
+_FLAG_CODES = {reason.value for reason in FLAGS}
+
+
+class WebhookData(_Part):
+    comment_id: str | None = Field(default=None, alias="commentID", max_length=1_024)
+    status: str | None = Field(default=None, max_length=64)
+    queue: str | None = Field(default=None, max_length=64)
+
+
+class WebhookEvent(_Part):
+    """Coral's webhook body: ``{id, type, data, createdAt, tenantID, tenantDomain}``."""
+
+    id: str = Field(min_length=1, max_length=1_024)
+    type: str = Field(min_length=1, max_length=128)
+    data: WebhookData
+
+
+def thread_of(request: ModerationRequest) -> tuple[str, str, str | None]:
+    """Story, author and parent: where an author's EDIT without ids finds the comment."""
+    return request.story.id, request.author.id, request.comment.parent_id
 
 
 def comment_id(request: ModerationRequest) -> str:
@@ -124,13 +173,14 @@ def too_long(request: ModerationRequest) -> dict[str, Any] | None:
     return None
 
 
-def submission(request: ModerationRequest) -> Submission | None:
-    """The intake body for Coral's comment; None when there is no text to moderate."""
+def submission(request: ModerationRequest, known_id: str | None = None) -> Submission | None:
+    """The intake body for Coral's comment (``known_id``: the comment an EDIT changes); None
+    when there is no text to moderate."""
     if not request.comment.body.strip():
         return None
     url = request.story.url
     body: dict[str, Any] = {
-        "id": comment_id(request),
+        "id": known_id or comment_id(request),
         "article": {
             "id": external_id(request.story.id, "story"),
             "url": url
@@ -155,10 +205,11 @@ def response(comment: Comment) -> dict[str, Any] | None:
     """Coral's ExternalModerationResponse for our verdict; None means answer 204."""
     if comment.state is State.APPROVED:
         return None
+    flagged = {FLAGS[Reason(code)] for code in comment.reasons if code in _FLAG_CODES}
     actions = [
         {"actionType": FLAG, "reason": reason}
-        for ours, reason in _FLAGS
-        if ours.value in comment.reasons
+        for reason in (DETECTED_TOXIC, DETECTED_SPAM)
+        if reason in flagged
     ]
     if comment.state is State.PENDING:
         status = PREMOD if set(comment.reasons) <= _PREMOD_REASONS else SYSTEM_WITHHELD

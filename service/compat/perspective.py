@@ -13,8 +13,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from service import language
 from service.domain import MAX_TEXT
 from service.errors import BadRequest, CivilityError, Forbidden, ValidationFailed
+from service.language import Detected
 
 ATTRIBUTES: dict[str, str] = {
     "TOXICITY": "toxicity",
@@ -27,8 +29,40 @@ ATTRIBUTES: dict[str, str] = {
 }
 """Perspective attribute -> the model's label."""
 
-LANGUAGES = ("en",)
-"""The languages the model was trained on."""
+EXPERIMENTAL = "_EXPERIMENTAL"
+"""Google's experimental versions of an attribute (``TOXICITY_EXPERIMENTAL``) became its
+production models; a request naming one is scored like the attribute and answered under the
+name it asked for."""
+
+GOOGLE_ONLY = frozenset(
+    {
+        "SEXUALLY_EXPLICIT",
+        "FLIRTATION",
+        "ATTACK_ON_AUTHOR",
+        "ATTACK_ON_COMMENTER",
+        "INCOHERENT",
+        "INFLAMMATORY",
+        "LIKELY_TO_REJECT",
+        "OBSCENE",
+        "UNSUBSTANTIAL",
+        "AFFINITY_EXPERIMENTAL",
+        "COMPASSION_EXPERIMENTAL",
+        "CURIOSITY_EXPERIMENTAL",
+        "NUANCE_EXPERIMENTAL",
+        "PERSONAL_STORY_EXPERIMENTAL",
+        "REASONING_EXPERIMENTAL",
+        "RESPECT_EXPERIMENTAL",
+    }
+)
+"""Attributes Google scores and civility's model has no label for. Google answers an attribute
+it has no model for in the request's language with ``LANGUAGE_NOT_SUPPORTED_BY_ATTRIBUTE``;
+civility has none for these in any language, so it answers them the same way."""
+
+MAX_ATTRIBUTES = 2 * len(ATTRIBUTES) + len(GOOGLE_ONLY)
+"""Every name an attribute can be asked for by, once."""
+
+LANGUAGE_ERROR_TYPE = "type.googleapis.com/google.commentanalyzer.v1alpha1.Error"
+LANGUAGE_NOT_SUPPORTED = "LANGUAGE_NOT_SUPPORTED_BY_ATTRIBUTE"
 
 MAX_TEXT_BYTES = 20_480
 """Perspective's limit on ``comment.text`` (UTF-8 bytes)."""
@@ -77,7 +111,7 @@ class AttributeParameters(_Message):
 class AnalyzeRequest(_Message):
     comment: TextEntry
     context: dict[str, Any] | None = None
-    requested_attributes: dict[str, AttributeParameters] = Field(max_length=len(ATTRIBUTES) * 2)
+    requested_attributes: dict[str, AttributeParameters] = Field(max_length=MAX_ATTRIBUTES)
     span_annotations: bool = False
     languages: list[str] | None = Field(default=None, max_length=16)
     do_not_store: bool = False
@@ -99,7 +133,7 @@ class SuggestedScore(_Message):
 class SuggestScoreRequest(_Message):
     comment: TextEntry
     context: dict[str, Any] | None = None
-    attribute_scores: dict[str, SuggestedScore] = Field(max_length=len(ATTRIBUTES) * 2)
+    attribute_scores: dict[str, SuggestedScore] = Field(max_length=MAX_ATTRIBUTES)
     languages: list[str] | None = Field(default=None, max_length=16)
     community_id: str | None = Field(default=None, max_length=1_024)
     client_token: str | None = Field(default=None, max_length=1_024)
@@ -127,41 +161,63 @@ def checked_text(comment: TextEntry) -> str:
     return comment.text
 
 
+class LanguageNotSupported(BadRequest):
+    """Google's answer for an attribute it has no model for in the comment's language."""
+
+    def __init__(self, attribute: str, languages: Sequence[str], detected: Sequence[str]) -> None:
+        super().__init__(
+            f"Attribute {attribute} does not support request languages: {','.join(languages)}"
+        )
+        self.attribute = attribute
+        self.detected = list(detected)
+
+
+def label_of(name: str) -> str | None:
+    """The model's label an attribute name asks for (its experimental name too), if any."""
+    return ATTRIBUTES.get(name.removesuffix(EXPERIMENTAL))
+
+
 def checked_attributes(names: Sequence[str], field: str = "requestedAttributes") -> list[str]:
-    """The attribute names of ``field``, each one we score; refuses none or an unknown one."""
+    """The attribute names of ``field``; refuses none, or a name Google does not know either."""
     if not names:
         raise BadRequest(f"{field} must name at least one attribute.")
     for name in names:
-        if name not in ATTRIBUTES:
+        if label_of(name) is None and name not in GOOGLE_ONLY:
             raise BadRequest(
                 f"Unknown attribute: {name}. Supported attributes: {', '.join(ATTRIBUTES)}."
             )
     return list(names)
 
 
-def checked_languages(requested: Sequence[str] | None, attributes: Sequence[str]) -> list[str]:
-    """The languages the answer reports: those requested (``en-US`` counts as ``en``), else
-    English, the only one the model reads."""
-    if not requested:
-        return list(LANGUAGES)
-    languages = []
-    for code in requested:
-        primary = code.strip().replace("_", "-").split("-")[0].lower()
-        if primary not in LANGUAGES:
-            raise BadRequest(
-                f"Attribute {attributes[0]} does not support request languages: {code}"
-            )
-        if primary not in languages:
-            languages.append(primary)
-    return languages
+def checked_languages(
+    requested: Sequence[str] | None, attributes: Sequence[str], detected: Detected
+) -> list[str]:
+    """The languages the comment is scored in, as the answer reports them.
+
+    Those requested (``en-US`` counts as ``en``), else the detected one. A request naming only
+    languages the model does not read is still scored when the text is confidently in one it
+    does (Coral sends its site's locale, not the comment's); an attribute civility has no label
+    for is refused in every language."""
+    seen = [detected.language] if detected.language else []
+    languages = [language.primary(code) for code in requested or ()]
+    if not languages:
+        languages = [detected.language if detected.language and not detected.supported else "en"]
+    languages = list(dict.fromkeys(languages))
+    readable = any(language.model_reads(code) for code in languages) or (
+        detected.language is not None and detected.language in language.MODEL_LANGUAGES
+    )
+    for name in attributes:
+        if label_of(name) is None or not readable:
+            raise LanguageNotSupported(name, languages, seen)
+    return [code for code in languages if language.model_reads(code)] or ["en"]
 
 
 def label_scores(attributes: Sequence[str], scores: Mapping[str, float]) -> dict[str, float]:
     """Per attribute, the model's score; an attribute the active model lacks is refused."""
     found = {}
     for name in attributes:
-        label = ATTRIBUTES[name]
-        if label not in scores:
+        label = label_of(name)
+        if label is None or label not in scores:
             raise BadRequest(f"Attribute {name} is not scored by the active model.")
         found[name] = scores[label]
     return found
@@ -203,6 +259,7 @@ def analyze_response(
     summary: Mapping[str, float],
     spans: Sequence[tuple[int, int, Mapping[str, float]]] | None,
     languages: Sequence[str],
+    detected: Sequence[str],
 ) -> dict[str, Any]:
     """Perspective's AnalyzeCommentResponse; ``spans`` are ``(begin, end, label scores)``.
 
@@ -215,13 +272,17 @@ def analyze_response(
             continue
         entry: dict[str, Any] = {"summaryScore": _score(summary[name])}
         if spans is not None:
-            label = ATTRIBUTES[name]
+            label = ATTRIBUTES[name.removesuffix(EXPERIMENTAL)]
             entry["spanScores"] = [
                 {"begin": begin, "end": end, "score": _score(part[label])}
                 for begin, end, part in spans
             ]
         scores[name] = entry
-    body: dict[str, Any] = {"attributeScores": scores, "languages": list(languages)}
+    body: dict[str, Any] = {
+        "attributeScores": scores,
+        "languages": list(languages),
+        "detectedLanguages": list(detected),
+    }
     if request.client_token is not None:
         body["clientToken"] = request.client_token
     return body
@@ -231,8 +292,9 @@ def suggested_labels(request: SuggestScoreRequest) -> dict[str, int]:
     """The labels a suggestion states: a suggested probability of at least 0.5 means "it is"."""
     names = checked_attributes(list(request.attribute_scores), "attributeScores")
     return {
-        ATTRIBUTES[name]: int(request.attribute_scores[name].summary_score.value >= 0.5)
+        label: int(request.attribute_scores[name].summary_score.value >= 0.5)
         for name in names
+        if (label := label_of(name)) is not None
     }
 
 
@@ -248,4 +310,16 @@ def error_body(error: CivilityError) -> tuple[int, dict[str, Any]]:
         problems = "; ".join(f"at '{item['field']}': {item['message']}" for item in error.details)
         message = f"Invalid JSON payload received. {problems}"
     google_status = GOOGLE_STATUS.get(status, "UNKNOWN")
-    return status, {"error": {"code": status, "message": message, "status": google_status}}
+    body: dict[str, Any] = {"code": status, "message": message, "status": google_status}
+    if isinstance(error, LanguageNotSupported):
+        body["details"] = [
+            {
+                "@type": LANGUAGE_ERROR_TYPE,
+                "errorType": LANGUAGE_NOT_SUPPORTED,
+                "languageNotSupportedByAttributeError": {
+                    "detectedLanguages": error.detected,
+                    "attribute": error.attribute,
+                },
+            }
+        ]
+    return status, {"error": body}

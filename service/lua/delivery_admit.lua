@@ -20,8 +20,9 @@ the comment's line civ:{site}:deliveries:line:<comment id> (its undelivered even
 first; only the head may be attempted) and the comment hash civ:{site}:comment:<comment id>
 (for the article id).
 
-A site without a callback URL has nobody to deliver to: its events are acknowledged unrecorded,
-and so is an entry missing its event id, comment id or type (it could never be delivered).
+A site with neither a callback URL nor Coral's GraphQL API (coral_graphql_url) has nobody to
+deliver to: its events are acknowledged unrecorded, and so is an entry missing its event id,
+comment id or type (it could never be delivered).
 
 Returns {entries read, deliveries due now}: a worker leases only from a site with due work.
 ]]
@@ -41,7 +42,8 @@ if not reply then
   return admitted(0)
 end
 local entries = reply[1][2]
-local callback = redis.call("HGET", KEYS[4], "callback_url")
+local target = redis.call("HMGET", KEYS[4], "callback_url", "coral_graphql_url")
+local callback = (target[1] and target[1] ~= "" and target[1]) or target[2]
 for _, entry in ipairs(entries) do
   local stream_id, flat = entry[1], entry[2]
   local event = {}

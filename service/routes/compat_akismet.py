@@ -1,7 +1,7 @@
-"""Akismet's ``/1.1`` routes: form fields in, Akismet's plain-text answers out.
+"""Akismet's ``/1.1`` and ``/1.2`` routes: form fields in, Akismet's answers out.
 
-A checked comment is moderated by ``Moderation.ingest`` like an intake comment (the site's policy
-decides its queue) unless ``is_test`` is set; submit-spam and submit-ham store training labels.
+What each call does is ``AkismetDesk``'s (service/compat/akismet_desk.py); these parse the form
+and shape the answer.
 """
 
 from collections.abc import Callable, Mapping
@@ -9,10 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
-from service import policy
-from service.appkeys import LABELS, METRICS, MODERATION, SETTINGS
+from service.appkeys import AKISMET, SETTINGS
 from service.compat import akismet
-from service.domain import Site, State
+from service.compat.akismet_desk import Answer as AkismetAnswer
+from service.domain import Action
 from service.error_shapes import error_shape
 from service.errors import BadRequest, CivilityError, PayloadTooLarge
 from service.openapi import Handler, operation
@@ -56,7 +56,46 @@ VERIFY_FIELDS = {
     "required": ["key", "blog"],
     "properties": {"key": {"type": "string"}, "blog": {"type": "string"}},
 }
+KEY_FIELDS = {
+    "type": "object",
+    "properties": {
+        name: {"type": "string"}
+        for name in ("api_key", "key", "blog", "month", "filter", "format", "order", "limit")
+    },
+}
 PLAIN = {"type": "string"}
+USAGE = {
+    "type": "object",
+    "required": ["limit", "usage", "percentage", "throttled"],
+    "properties": {
+        "limit": {"const": "none"},
+        "usage": {"type": "integer"},
+        "percentage": {"type": "string"},
+        "throttled": {"type": "boolean"},
+    },
+}
+KEY_SITES = {
+    "type": "object",
+    "required": ["limit", "offset", "total"],
+    "additionalProperties": {"type": ["array", "integer"]},
+}
+STATS = {
+    "type": "object",
+    "required": ["spam", "ham", "missed_spam", "false_positives", "accuracy"],
+    "properties": {
+        name: {"type": "number"}
+        for name in ("spam", "ham", "missed_spam", "false_positives", "accuracy")
+    },
+}
+SUBSCRIPTION = {
+    "type": "object",
+    "required": ["status", "account_name", "limit"],
+    "properties": {
+        "status": {"const": "active"},
+        "account_name": {"type": "string"},
+        "limit": {"const": "none"},
+    },
+}
 
 
 def _akismet_operation(
@@ -105,11 +144,8 @@ async def _fields(request: web.Request) -> dict[str, str]:
     return fields
 
 
-async def _site(request: web.Request, key: str) -> Site:
-    site = await request.app[MODERATION].site_for_api_key(key)
-    if site is None:
-        raise akismet.InvalidKey("Invalid key")
-    return site
+def _answer(answer: AkismetAnswer) -> web.Response:
+    return _text(answer.text, answer.headers)
 
 
 @routes.post("/1.1/verify-key")
@@ -119,72 +155,92 @@ async def _site(request: web.Request, key: str) -> Site:
 )
 @error_shape(akismet_error)
 async def verify_key(request: web.Request) -> web.Response:
-    key = akismet.verify_key_fields(await _fields(request))
-    await _site(request, key)
-    return _text(akismet.VALID)
+    return _answer(await request.app[AKISMET].verify_key(await _fields(request)))
 
 
 @routes.post("/1.1/comment-check")
 @_akismet_operation(
-    "Akismet's comment-check: `true` when the site's policy stops the comment, else "
-    "`false`; the comment is moderated and stored like an intake comment unless is_test=1"
+    "Akismet's comment-check: `false` when the site's policy publishes the comment, else "
+    "`true` (held comments too, so the client does not publish them; X-Civility-State and "
+    "X-Civility-Reasons say which); moderated and stored like intake unless is_test=1"
 )
 @error_shape(akismet_error)
 async def comment_check(request: web.Request) -> web.Response:
-    checked = akismet.call(await _fields(request))
-    site = await _site(request, checked.api_key)
-    guid = akismet.comment_id(checked)
-    trigger = akismet.test_trigger(checked)
-    if trigger is not None:
-        return _text(trigger, {akismet.GUID: guid})
-    if akismet.honeypot_filled(checked):
-        return _text(akismet.SPAM, {akismet.GUID: guid, akismet.PRO_TIP: akismet.DISCARD})
-    if not checked.content.strip():
-        return _text(akismet.HAM, {akismet.GUID: guid})  # no text, nothing the model can judge
-    submission = akismet.submission(checked)
-    moderation = request.app[MODERATION]
-    if checked.is_test:
-        verdict, scored = await moderation.assess(site.id, submission.text)
-        return _answer(verdict.state, scored.scores, guid)
-    result = await moderation.ingest(site.id, submission)
-    if result.created:
-        request.app[METRICS].observe_verdict(result.comment.state.value)
-    comment = result.comment
-    return _answer(comment.state, comment.scores, comment.id)
-
-
-def _answer(state: State, scores: Mapping[str, float], guid: str) -> web.Response:
-    headers = {akismet.GUID: guid}
-    if akismet.is_blatant(state, scores):
-        headers[akismet.PRO_TIP] = akismet.DISCARD
-    return _text(akismet.answer(state), headers)
-
-
-async def _submit(request: web.Request, label: int, source: str) -> web.Response:
-    checked = akismet.call(await _fields(request))
-    site = await _site(request, checked.api_key)
-    if not checked.is_test and checked.content.strip():
-        submission = akismet.submission(checked)
-        await request.app[LABELS].record(
-            site.id,
-            submission.text,
-            {policy.SPAM_LABEL: label},
-            source,
-            request.app[MODERATION].scorer.model_version,
-            comment_id=submission.id,
-        )
-    return _text(akismet.THANKS)
+    return _answer(await request.app[AKISMET].comment_check(await _fields(request)))
 
 
 @routes.post("/1.1/submit-spam")
-@_akismet_operation("Akismet's submit-spam: the comment is stored as a spam training label")
+@_akismet_operation(
+    "Akismet's submit-spam: a stored comment is decided as spam (history, webhook, training "
+    "label); another becomes a spam training label"
+)
 @error_shape(akismet_error)
 async def submit_spam(request: web.Request) -> web.Response:
-    return await _submit(request, 1, "akismet.submit-spam")
+    return _answer(await request.app[AKISMET].submit(await _fields(request), Action.SPAM))
 
 
 @routes.post("/1.1/submit-ham")
-@_akismet_operation("Akismet's submit-ham: the comment is stored as a not-spam training label")
+@_akismet_operation(
+    "Akismet's submit-ham: a stored comment is approved (history, webhook, training label); "
+    "another becomes a not-spam training label"
+)
 @error_shape(akismet_error)
 async def submit_ham(request: web.Request) -> web.Response:
-    return await _submit(request, 0, "akismet.submit-ham")
+    return _answer(await request.app[AKISMET].submit(await _fields(request), Action.APPROVE))
+
+
+def _json_operation(
+    summary: str, response: Mapping[str, Any], *, form: bool = True
+) -> Callable[[Handler], Handler]:
+    """Akismet's JSON calls: a form (or only the query string) in, JSON out, errors as text."""
+    return operation(
+        summary=summary,
+        tag="compatibility",
+        auth="akismet_key",
+        body=KEY_FIELDS if form else None,
+        body_type=FORM,
+        response=response,
+        errors=(413, 503),
+        error_schema=PLAIN,
+        error_type=TEXT,
+    )
+
+
+@routes.get("/1.2/usage-limit")
+@_json_operation(
+    "Akismet's usage-limit (api_key in the query): this month's calls; civility has no limit",
+    USAGE,
+    form=False,
+)
+@error_shape(akismet_error)
+async def usage_limit(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[AKISMET].usage_limit(await _fields(request)))
+
+
+@routes.get("/1.2/key-sites")
+@_json_operation(
+    "Akismet's key-sites (api_key, month, filter, format in the query): the key's one site "
+    "with the month's calls and corrections; format=csv for CSV",
+    KEY_SITES,
+    form=False,
+)
+@error_shape(akismet_error)
+async def key_sites(request: web.Request) -> web.Response:
+    answer = await request.app[AKISMET].key_sites(await _fields(request))
+    if isinstance(answer, str):
+        return web.Response(text=answer, content_type="text/csv")
+    return web.json_response(answer)
+
+
+@routes.post("/1.1/get-stats")
+@_json_operation("Akismet's get-stats: this month's spam, ham and corrections", STATS)
+@error_shape(akismet_error)
+async def get_stats(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[AKISMET].get_stats(await _fields(request)))
+
+
+@routes.post("/1.1/get-subscription")
+@_json_operation("Akismet's get-subscription: always active, without limits", SUBSCRIPTION)
+@error_shape(akismet_error)
+async def get_subscription(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[AKISMET].get_subscription(await _fields(request)))

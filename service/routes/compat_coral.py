@@ -1,14 +1,15 @@
-"""Coral Talk's external moderation phase for one site: ``POST /v1/integrations/coral/{site}``.
+"""Coral Talk's routes for one site: its external moderation phase and its webhooks.
 
-The comment goes through ``Moderation.ingest`` like an intake comment, with Coral's ids, so a
-held comment waits in both Coral's queue and ours.
+``POST /v1/integrations/coral/{site}`` answers the phase; ``POST
+/v1/integrations/coral/{site}/webhooks`` receives Coral's signed webhooks. What they do is
+``CoralDesk``'s (service/compat/coral_desk.py).
 """
 
 from typing import Any
 
 from aiohttp import web
 
-from service.appkeys import METRICS, MODERATION
+from service.appkeys import CORAL
 from service.compat import coral
 from service.openapi import operation
 from service.routes.body import parse, read_raw
@@ -34,12 +35,24 @@ PHASE_RESULT: dict[str, Any] = {
         },
     },
 }
+WEBHOOK_RESULT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "applied"],
+    "properties": {
+        "event": {"type": "string"},
+        "applied": {"type": "boolean"},
+        "comment_id": {"type": "string"},
+        "state": {"type": "string"},
+        "reason": {"type": "string"},
+    },
+}
 
 
 @routes.post("/v1/integrations/coral/{site}")
 @operation(
     summary="Coral Talk's external moderation phase: 204 when the comment may be published, "
-    "else 200 with Coral's status and flag actions; held comments also enter our queue",
+    "else 200 with Coral's status and flag actions; held comments also enter our queue, and "
+    "an EDIT updates the comment it edits",
     tag="compatibility",
     auth="coral",
     status=200,
@@ -51,19 +64,28 @@ PHASE_RESULT: dict[str, Any] = {
 async def moderate(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     raw = await read_raw(request)
-    moderation = request.app[MODERATION]
-    secret = await moderation.coral_signing_secret(site)
-    coral.verify(request.headers.get(coral.SIGNATURE_HEADER), raw, secret)
-    moderated = parse(coral.ModerationRequest, raw)
-    if (withheld := coral.too_long(moderated)) is not None:
-        return web.json_response(withheld)
-    submission = coral.submission(moderated)
-    if submission is None:
-        return web.Response(status=204)
-    result = await moderation.ingest(site, submission)
-    if result.created:
-        request.app[METRICS].observe_verdict(result.comment.state.value)
-    body = coral.response(result.comment)
+    desk = request.app[CORAL]
+    await desk.verify_phase(site, request.headers.get(coral.SIGNATURE_HEADER), raw)
+    body = await desk.moderate(site, parse(coral.ModerationRequest, raw))
     if body is None:
         return web.Response(status=204)
     return web.json_response(body)
+
+
+@routes.post("/v1/integrations/coral/{site}/webhooks")
+@operation(
+    summary="Coral Talk's webhooks (signed with the site's coral.webhook_secret): a comment "
+    "event links Coral's comment and revision to ours; a decision made in Coral "
+    "(COMMENT_LEFT_MODERATION_QUEUE) decides our comment the same way",
+    tag="compatibility",
+    auth="coral",
+    body=coral.WebhookEvent,
+    response=WEBHOOK_RESULT,
+    errors=(400, 401, 404, 413, 415, 422, 503),
+)
+async def webhook(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    raw = await read_raw(request)
+    desk = request.app[CORAL]
+    await desk.verify_webhook(site, request.headers.get(coral.SIGNATURE_HEADER), raw)
+    return web.json_response(await desk.webhook(site, parse(coral.WebhookEvent, raw)))

@@ -1,13 +1,11 @@
 """Perspective's ``/v1alpha1`` routes: analyze scores only; suggestscore stores a label."""
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
 
 from service.appkeys import LABELS, MODERATION
-from service.compat import perspective
-from service.compat.ids import external_id
+from service.compat import perspective, perspective_scoring
 from service.domain import Site
 from service.error_shapes import error_shape
 from service.errors import BadRequest, CivilityError
@@ -15,8 +13,6 @@ from service.openapi import operation
 from service.routes.body import parse, read_raw
 
 routes = web.RouteTableDef()
-
-LABEL_SOURCE = "perspective.suggestscore"
 
 ERROR: dict[str, Any] = {
     "type": "object",
@@ -29,6 +25,7 @@ ERROR: dict[str, Any] = {
                 "code": {"type": "integer"},
                 "message": {"type": "string"},
                 "status": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object"}},
             },
         }
     },
@@ -64,6 +61,7 @@ ANALYSIS: dict[str, Any] = {
             },
         },
         "languages": {"type": "array", "items": {"type": "string"}},
+        "detectedLanguages": {"type": "array", "items": {"type": "string"}},
         "clientToken": {"type": "string"},
     },
 }
@@ -99,21 +97,8 @@ async def _site(request: web.Request) -> Site:
 async def analyze(request: web.Request) -> web.Response:
     await _site(request)
     analysis = parse(perspective.AnalyzeRequest, await read_raw(request))
-    text = perspective.checked_text(analysis.comment)
-    attributes = perspective.checked_attributes(list(analysis.requested_attributes))
-    languages = perspective.checked_languages(analysis.languages, attributes)
     scorer = request.app[MODERATION].scorer
-    summary = perspective.label_scores(attributes, await scorer.score(text))
-    spans = None
-    if analysis.span_annotations:
-        parts = perspective.segments(text)
-        scored = await asyncio.gather(*(scorer.score(text[begin:end]) for begin, end in parts))
-        spans = [
-            (perspective.utf16_offset(text, begin), perspective.utf16_offset(text, end), scores)
-            for (begin, end), scores in zip(parts, scored, strict=True)
-        ]
-    body = perspective.analyze_response(analysis, attributes, summary, spans, languages)
-    return web.json_response(body)
+    return web.json_response(await perspective_scoring.analyze(scorer, analysis))
 
 
 @routes.post("/v1alpha1/comments:suggestscore")
@@ -131,15 +116,6 @@ async def analyze(request: web.Request) -> web.Response:
 async def suggest_score(request: web.Request) -> web.Response:
     site = await _site(request)
     suggestion = parse(perspective.SuggestScoreRequest, await read_raw(request))
-    text = perspective.checked_text(suggestion.comment)
-    labels = perspective.suggested_labels(suggestion)
-    token = suggestion.client_token
-    await request.app[LABELS].record(
-        site.id,
-        text,
-        labels,
-        LABEL_SOURCE,
-        request.app[MODERATION].scorer.model_version,
-        comment_id=external_id(token, "token") if token else None,
-    )
-    return web.json_response(perspective.suggest_response(suggestion))
+    version = request.app[MODERATION].scorer.model_version
+    body = await perspective_scoring.suggest(request.app[LABELS], version, site.id, suggestion)
+    return web.json_response(body)

@@ -68,6 +68,7 @@ SINGLE_RULES: list[tuple[Reason, State, dict[str, object]]] = [
     (Reason.AUTHOR_PREMOD, State.PENDING, {"author_status": AuthorStatus.PREMOD}),
     (Reason.PREMOD, State.PENDING, {"policy": PRE}),
     (Reason.PREMOD, State.PENDING, {"article_premod": True}),
+    (Reason.LANGUAGE, State.PENDING, {"scores": {}, "language_supported": False}),
     (Reason.SPAM, State.PENDING, {"scores": {"spam": 0.6}}),
     (Reason.TOXIC, State.PENDING, {"scores": {"toxicity": 0.7}}),
 ]  # fmt: skip
@@ -306,3 +307,15 @@ def test_a_higher_score_is_never_more_lenient(
     higher = {**scores, label: max(scores.get(label, 0.0), bump)}
     after = decide(higher, context, Policy(), THRESHOLDS).state
     assert SEVERITY[after] >= SEVERITY[before]
+
+
+def test_a_language_the_model_cannot_read_holds_unless_the_site_publishes_it() -> None:
+    assert verdict_for(scores={}, language_supported=False) == (State.PENDING, (Reason.LANGUAGE,))
+    publish = Policy(other_languages="publish")
+    assert verdict_for(scores={}, policy=publish, language_supported=False) == (State.APPROVED, ())
+    # Rejecting rules still apply to text the model cannot read.
+    banned = Policy(banned_words=("brücke",))
+    state, reasons = verdict_for("Die Brücke", scores={}, policy=banned, language_supported=False)
+    assert (state, reasons) == (State.REJECTED, (Reason.BANNED_WORD, Reason.LANGUAGE))
+    trusted = verdict_for(scores={}, language_supported=False, author_status=AuthorStatus.TRUSTED)
+    assert trusted == (State.APPROVED, ())

@@ -369,3 +369,34 @@ async def test_the_seed_article_comments_are_published(
         }
         verdict = await (await post_signed(site, body)).json()
         assert verdict["state"] == item["expected"], verdict
+
+
+GERMAN = (
+    "Die Regierung sollte die Brücke über den Fluss endlich reparieren, bevor der Winter kommt."
+)
+
+
+async def test_a_comment_in_a_language_the_model_cannot_read_is_held_unscored(
+    client: Client, site: dict[str, str], post_signed: Any, admin: dict[str, str]
+) -> None:
+    response = await post_signed(site, comment("de1", GERMAN))
+    verdict = await response.json()
+    assert (verdict["state"], verdict["reasons"], verdict["scores"]) == (
+        "pending",
+        ["LANGUAGE"],
+        {},
+    )
+    patched = await client.patch(
+        "/v1/sites/news", json={"policy": {"other_languages": "publish"}}, headers=admin
+    )
+    assert patched.status == 200, await patched.text()
+    published = await (await post_signed(site, comment("de2", GERMAN, author="r2"))).json()
+    assert (published["state"], published["reasons"], published["scores"]) == (
+        "approved",
+        [],
+        {},
+    )
+    # English is scored as before, whatever language the host names.
+    english = await (await post_signed(site, comment("en1", lang="de", author="r3"))).json()
+    assert english["state"] == "approved"
+    assert english["scores"]

@@ -6,7 +6,8 @@ the test server instead, so every byte on the wire is what the real client sends
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import akismet
 import httpx
@@ -16,9 +17,12 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from service.compat.akismet import BLATANT_SPAM_SCORE, THANKS
+from service.keys import KeySpace
 from service.labels import LabelLog
 
 Client = TestClient[web.Request, web.Application]
+KEYS = KeySpace()
+COUNTS = ("api_calls", "spam", "ham", "missed_spam", "false_positives")
 BLOG = "https://blog.example"
 CIVIL = "A calm remark about the harbour and its boats."
 SPAMMY = "BUY CHEAP VIAGRA NOW!!! http://spam.example/pills http://x.example best price click here"
@@ -71,15 +75,20 @@ class Clients:
     """The sync client (run in a thread: the server shares this event loop) and the async one,
     behind one awaitable interface so every test runs against both."""
 
-    def __init__(self, base: httpx.URL, key: str, *, use_async: bool) -> None:
+    def __init__(
+        self, base: httpx.URL, key: str, *, use_async: bool, params: dict[str, str] | None = None
+    ) -> None:
         config = akismet.Config(key=key, url=BLOG)
         self.use_async = use_async
         self.sync = akismet.SyncClient(
-            config=config, http_client=httpx.Client(transport=SyncToTestServer(base), timeout=30)
+            config=config,
+            http_client=httpx.Client(transport=SyncToTestServer(base), timeout=30, params=params),
         )
         self.aio = akismet.AsyncClient(
             config=config,
-            http_client=httpx.AsyncClient(transport=AsyncToTestServer(base), timeout=30),
+            http_client=httpx.AsyncClient(
+                transport=AsyncToTestServer(base), timeout=30, params=params
+            ),
         )
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -95,12 +104,12 @@ class Clients:
 @pytest.fixture(params=["sync", "async"])
 async def akismet_for(
     request: pytest.FixtureRequest, client: Client
-) -> AsyncIterator[Callable[[str], Clients]]:
+) -> AsyncIterator[Callable[..., Clients]]:
     base = httpx.URL(str(client.make_url("/")))
     made: list[Clients] = []
 
-    def make(key: str) -> Clients:
-        made.append(Clients(base, key, use_async=request.param == "async"))
+    def make(key: str, params: dict[str, str] | None = None) -> Clients:
+        made.append(Clients(base, key, use_async=request.param == "async", params=params))
         return made[-1]
 
     yield make
@@ -128,15 +137,15 @@ def check_fields(site: dict[str, str], **fields: str) -> dict[str, str]:
 
 
 async def test_verify_key_says_valid_for_a_sites_key_only(
-    akismet_for: Callable[[str], Clients], site: dict[str, str]
+    akismet_for: Callable[..., Clients], site: dict[str, str]
 ) -> None:
     assert await akismet_for(site["api_key"]).call("verify_key") is True
     assert await akismet_for("not-a-key").call("verify_key") is False
     assert await akismet_for("x").call("verify_key", site["api_key"], BLOG) is True
 
 
-async def test_a_civil_comment_is_ham_and_stored_for_the_sites_moderators(
-    akismet_for: Callable[[str], Clients],
+async def test_a_held_comment_is_spam_to_the_client_so_it_stays_unpublished(
+    akismet_for: Callable[..., Clients],
     create_site: Any,
     client: Client,
     moderator: Any,
@@ -145,8 +154,8 @@ async def test_a_civil_comment_is_ham_and_stored_for_the_sites_moderators(
     verdict = await akismet_for(site["api_key"]).call(
         "comment_check", "203.0.113.7", comment_content=CIVIL, **VISITOR
     )
-    # Held for a moderator: Akismet has no "held", so the answer is ham and the queue has it.
-    assert verdict == akismet.CheckResponse.HAM
+    # Held for a moderator: Akismet has no "held", and a client publishes ham at once.
+    assert verdict == akismet.CheckResponse.SPAM
     queue = await (await client.get("/v1/sites/news/queue", headers=moderator(site))).json()
     [item] = queue["items"]
     assert (item["text"], item["state"]) == (CIVIL, "pending")
@@ -158,7 +167,7 @@ async def test_a_civil_comment_is_ham_and_stored_for_the_sites_moderators(
 
 
 async def test_a_comment_the_policy_stops_is_spam(
-    akismet_for: Callable[[str], Clients], create_site: Any, client: Client, moderator: Any
+    akismet_for: Callable[..., Clients], create_site: Any, client: Client, moderator: Any
 ) -> None:
     site = await create_site("news", banned_words=["harbour"])
     verdict = await akismet_for(site["api_key"]).call(
@@ -177,7 +186,7 @@ async def test_a_comment_the_policy_stops_is_spam(
     ],
 )
 async def test_akismets_spam_triggers_answer_spam_and_store_nothing(
-    akismet_for: Callable[[str], Clients],
+    akismet_for: Callable[..., Clients],
     site: dict[str, str],
     redis_client: aioredis.Redis,
     trigger: dict[str, str],
@@ -192,7 +201,7 @@ async def test_akismets_spam_triggers_answer_spam_and_store_nothing(
 
 
 async def test_an_administrator_is_ham_even_where_the_policy_would_stop_the_text(
-    akismet_for: Callable[[str], Clients], create_site: Any, redis_client: aioredis.Redis
+    akismet_for: Callable[..., Clients], create_site: Any, redis_client: aioredis.Redis
 ) -> None:
     site = await create_site("news", banned_words=["harbour"])
     before = await keys_of(redis_client)
@@ -204,7 +213,7 @@ async def test_an_administrator_is_ham_even_where_the_policy_would_stop_the_text
 
 
 async def test_a_test_check_gets_the_policys_answer_and_stores_nothing(
-    akismet_for: Callable[[str], Clients], create_site: Any, redis_client: aioredis.Redis
+    akismet_for: Callable[..., Clients], create_site: Any, redis_client: aioredis.Redis
 ) -> None:
     site = await create_site("news", banned_words=["harbour"])
     before = await keys_of(redis_client)
@@ -221,7 +230,7 @@ async def test_a_test_check_gets_the_policys_answer_and_stores_nothing(
 
 
 async def test_obvious_spam_is_spam_and_blatant_spam_says_discard(
-    akismet_for: Callable[[str], Clients], create_site: Any, client: Client, moderator: Any
+    akismet_for: Callable[..., Clients], create_site: Any, client: Client, moderator: Any
 ) -> None:
     site = await create_site("news", hold={"spam": 0.5}, reject={"spam": 0.5})
     verdict = await akismet_for(site["api_key"]).call(
@@ -244,7 +253,7 @@ async def test_obvious_spam_is_spam_and_blatant_spam_says_discard(
 
 
 async def test_submit_spam_and_ham_keep_training_labels(
-    akismet_for: Callable[[str], Clients], site: dict[str, str], redis_client: aioredis.Redis
+    akismet_for: Callable[..., Clients], site: dict[str, str], redis_client: aioredis.Redis
 ) -> None:
     clients = akismet_for(site["api_key"])
     assert await clients.call("submit_spam", "198.51.100.2", comment_content=SPAMMY) is True
@@ -259,7 +268,7 @@ async def test_submit_spam_and_ham_keep_training_labels(
 
 
 async def test_a_wrong_key_raises_the_clients_key_error(
-    akismet_for: Callable[[str], Clients], site: dict[str, str], redis_client: aioredis.Redis
+    akismet_for: Callable[..., Clients], site: dict[str, str], redis_client: aioredis.Redis
 ) -> None:
     clients = akismet_for("wrong-key")
     with pytest.raises(akismet.APIKeyError):
@@ -285,6 +294,154 @@ async def test_the_validated_constructor_refuses_a_wrong_key(
         await good.comment_check("203.0.113.7", comment_content=CIVIL) == akismet.CheckResponse.HAM
     )
     await http_client.aclose()
+
+
+async def outbox_types(redis_client: aioredis.Redis, site_id: str) -> list[str]:
+    entries = cast(
+        list[tuple[str, dict[str, str]]], await redis_client.xrange(KEYS.outbox(site_id))
+    )
+    return [fields["type"] for _, fields in entries]
+
+
+@pytest.mark.parametrize(
+    ("method", "state", "event", "label"),
+    [
+        ("submit_ham", "approved", "comment.approved", {"spam": 0, "toxicity": 0}),
+        ("submit_spam", "spam", "comment.spam", {"spam": 1}),
+    ],
+)
+async def test_a_clients_correction_decides_the_held_comment(
+    akismet_for: Callable[..., Clients],
+    create_site: Any,
+    client: Client,
+    moderator: Any,
+    redis_client: aioredis.Redis,
+    method: str,
+    state: str,
+    event: str,
+    label: dict[str, int],
+) -> None:
+    site = await create_site("news", mode="pre")
+    clients = akismet_for(site["api_key"])
+    assert (
+        await clients.call("comment_check", "203.0.113.7", comment_content=CIVIL, **VISITOR)
+        == akismet.CheckResponse.SPAM
+    )
+    # WordPress's moderator moves it out of (or keeps it in) the spam folder: the same fields.
+    assert await clients.call(method, "203.0.113.7", comment_content=CIVIL, **VISITOR) is True
+    queue = await (await client.get("/v1/sites/news/queue", headers=moderator(site))).json()
+    assert queue["items"] == []
+    [entry] = await labels_of(redis_client)
+    stored = await (
+        await client.get(f"/v1/sites/news/comments/{entry['comment_id']}", headers=moderator(site))
+    ).json()
+    assert (stored["state"], stored["decided_by"], stored["version"]) == (state, "akismet", 2)
+    assert stored["history"][-1]["reasons"] == [f"akismet.{method.replace('_', '-')}"]
+    assert await outbox_types(redis_client, "news") == ["comment.held", event]
+    assert entry["labels"] == label
+    # A second, identical correction changes nothing more.
+    assert await clients.call(method, "203.0.113.7", comment_content=CIVIL, **VISITOR) is True
+    assert await outbox_types(redis_client, "news") == ["comment.held", event]
+
+
+async def test_a_correction_leaves_a_claimed_comment_to_its_moderator(
+    akismet_for: Callable[..., Clients], create_site: Any, client: Client, moderator: Any
+) -> None:
+    site = await create_site("news", mode="pre")
+    clients = akismet_for(site["api_key"])
+    await clients.call("comment_check", "203.0.113.7", comment_content=CIVIL, **VISITOR)
+    claim = await client.post(
+        "/v1/sites/news/queue/claim", json={"limit": 1}, headers=moderator(site)
+    )
+    assert claim.status == 200, await claim.text()
+    assert await clients.call("submit_ham", "203.0.113.7", comment_content=CIVIL, **VISITOR)
+    queue = await (await client.get("/v1/sites/news/queue", headers=moderator(site))).json()
+    assert [item["state"] for item in queue["items"]] == ["pending"]
+
+
+async def test_a_german_comment_is_held_for_its_language_and_stays_unpublished(
+    client: Client, site: dict[str, str]
+) -> None:
+    german = "Die Regierung sollte die Brücke über den Fluss endlich reparieren, bevor es friert."
+    response = await form(client, "/1.1/comment-check", check_fields(site, comment_content=german))
+    assert await response.text() == "true"
+    assert (response.headers["X-Civility-State"], response.headers["X-Civility-Reasons"]) == (
+        "pending",
+        "LANGUAGE",
+    )
+    assert "X-akismet-pro-tip" not in response.headers
+
+
+async def test_usage_limit_and_key_sites_count_the_months_calls(
+    akismet_for: Callable[..., Clients], create_site: Any, client: Client
+) -> None:
+    site = await create_site("news", banned_words=["viagra"])
+    clients = akismet_for(site["api_key"])
+    await clients.call("comment_check", "203.0.113.7", comment_content=CIVIL, **VISITOR)
+    await clients.call("comment_check", "198.51.100.2", comment_content=SPAMMY)
+    await clients.call("comment_check", "198.51.100.2", comment_content=CIVIL, is_test=True)
+    await clients.call("submit_spam", "203.0.113.9", comment_content="Cheap pills here.")
+    await clients.call("submit_ham", "198.51.100.2", comment_content=SPAMMY)
+    assert await clients.call("usage_limit") == {
+        "limit": "none",
+        "usage": 2,
+        "percentage": "0.00",
+        "throttled": False,
+    }
+    month = datetime.now(UTC).strftime("%Y-%m")
+    row = {
+        "site": "The news site",
+        "api_calls": "2",
+        "spam": "1",
+        "ham": "1",
+        "missed_spam": "1",
+        "false_positives": "1",
+        "is_revoked": False,
+    }
+    # The client leaves the key out of key-sites (Akismet knows it from its account login);
+    # civility needs it, so this client sends it with every request.
+    keyed = akismet_for(site["api_key"], params={"api_key": site["api_key"]})
+    assert await keyed.call("key_sites") == {month: [row], "limit": 500, "offset": 0, "total": 1}
+    assert await keyed.call("key_sites", month="2001-01", url_filter="news") == {
+        "2001-01": [{**row, **dict.fromkeys(COUNTS, "0")}],
+        "limit": 500,
+        "offset": 0,
+        "total": 1,
+    }
+    assert await keyed.call("key_sites", result_format="csv") == (
+        f"Active sites for this key during {month} (limit:500, offset: 0, total: 1)\n"
+        "Site,Total API Calls,Spam,Ham,Missed Spam,False Positives,Is Revoked\n"
+        "The news site,2,1,1,1,1,false\n"
+    )
+    refused = await client.get(
+        "/1.2/key-sites", params={"api_key": site["api_key"], "month": "2026-13"}
+    )
+    assert (refused.status, await refused.text()) == (200, "month must be YYYY-MM, not '2026-13'")
+    with pytest.raises(akismet.APIKeyError):
+        await clients.call("key_sites")
+
+
+async def test_get_stats_and_get_subscription_answer_what_wordpress_reads(
+    client: Client, site: dict[str, str]
+) -> None:
+    await form(client, "/1.1/comment-check", check_fields(site, comment_content=CIVIL))
+    keyed = {"key": site["api_key"], "blog": BLOG}
+    stats = await form(client, "/1.1/get-stats", keyed)
+    assert await stats.json() == {
+        "spam": 0,
+        "ham": 1,
+        "missed_spam": 0,
+        "false_positives": 0,
+        "accuracy": 100.0,
+    }
+    subscription = await form(client, "/1.1/get-subscription", keyed)
+    assert await subscription.json() == {
+        "status": "active",
+        "account_name": "The news site",
+        "limit": "none",
+    }
+    refused = await form(client, "/1.1/get-stats", {"key": "wrong", "blog": BLOG})
+    assert (refused.status, await refused.text()) == (200, "invalid")
 
 
 # ---------------------------------------------------------------- the wire

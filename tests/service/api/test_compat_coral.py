@@ -295,13 +295,31 @@ async def test_a_held_toxic_comment_is_withheld_and_flagged(
     assert [item["id"] for item in (await page.json())["items"]] == [our_id(NEW_COMMENT)]
 
 
-async def test_a_hold_for_another_reason_is_withheld_without_a_flag(
-    client: Client, make_coral_site: Any
+@pytest.mark.parametrize(
+    ("policy", "body", "flag"),
+    [
+        ({"suspect_words": ["comment"]}, "Here's a comment!", "COMMENT_DETECTED_TOXIC"),
+        # The spam score alone would reject a link: its thresholds are raised so the link
+        # count is the only rule that applies.
+        (
+            {"max_links": 0, "hold": {"spam": 1.0}, "reject": {"spam": 1.0}},
+            "Here's a comment! https://example.org/more",
+            "COMMENT_DETECTED_SPAM",
+        ),
+    ],
+)
+async def test_a_hold_for_a_content_rule_is_withheld_with_the_nearest_flag(
+    client: Client, make_coral_site: Any, policy: dict[str, Any], body: str, flag: str
 ) -> None:
-    await make_coral_site(suspect_words=["comment"])
-    body = await (await send(client, NEW_COMMENT)).json()
-    assert_coral_accepts(body)
-    assert body == {"status": "SYSTEM_WITHHELD"}
+    await make_coral_site(**policy)
+    request = copy.deepcopy(NEW_COMMENT)
+    request["comment"]["body"] = body
+    answer = await (await send(client, request)).json()
+    assert_coral_accepts(answer)
+    assert answer == {
+        "status": "SYSTEM_WITHHELD",
+        "actions": [{"actionType": "FLAG", "reason": flag}],
+    }
 
 
 async def test_a_toxic_comment_is_rejected_and_flagged(
@@ -328,13 +346,16 @@ async def test_spam_is_rejected_and_flagged_as_spam(client: Client, make_coral_s
     assert comment["state"] == "spam"
 
 
-async def test_a_banned_word_is_rejected_without_a_flag(
+async def test_a_banned_word_is_rejected_with_the_toxic_flag(
     client: Client, make_coral_site: Any
 ) -> None:
     await make_coral_site(banned_words=["comment"])
     body = await (await send(client, NEW_COMMENT)).json()
     assert_coral_accepts(body)
-    assert body == {"status": "REJECTED"}
+    assert body == {
+        "status": "REJECTED",
+        "actions": [{"actionType": "FLAG", "reason": "COMMENT_DETECTED_TOXIC"}],
+    }
 
 
 async def test_a_repeated_request_answers_the_same_and_keeps_one_comment(

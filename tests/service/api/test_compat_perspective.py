@@ -236,13 +236,9 @@ async def test_a_missing_or_wrong_key_gets_googles_answer(client: Client, path: 
     ("body", "message"),
     [
         (
-            coral_analyze_body(CIVIL, model="SEXUALLY_EXPLICIT"),
-            "Unknown attribute: SEXUALLY_EXPLICIT. Supported attributes: TOXICITY, "
+            coral_analyze_body(CIVIL, model="NOT_AN_ATTRIBUTE"),
+            "Unknown attribute: NOT_AN_ATTRIBUTE. Supported attributes: TOXICITY, "
             "SEVERE_TOXICITY, IDENTITY_ATTACK, INSULT, PROFANITY, THREAT, SPAM.",
-        ),
-        (
-            coral_analyze_body(CIVIL, language="de"),
-            "Attribute TOXICITY does not support request languages: de",
         ),
         (coral_analyze_body("   "), "Comment must be non-empty."),
         (
@@ -274,6 +270,89 @@ async def test_bad_requests_get_invalid_argument(
     response = await post(client, analyze_url(site["api_key"]), body)
     assert response.status == 400
     assert await response.json() == google_error(400, "INVALID_ARGUMENT", message)
+
+
+GERMAN = (
+    "Die Regierung sollte die Brücke über den Fluss endlich reparieren, bevor der Winter kommt."
+)
+
+
+def language_error(attribute: str, requested: str, detected: list[str]) -> dict[str, Any]:
+    """Google's answer for an attribute it has no model for in the comment's language."""
+    message = f"Attribute {attribute} does not support request languages: {requested}"
+    error = google_error(400, "INVALID_ARGUMENT", message)
+    error["error"]["details"] = [
+        {
+            "@type": "type.googleapis.com/google.commentanalyzer.v1alpha1.Error",
+            "errorType": "LANGUAGE_NOT_SUPPORTED_BY_ATTRIBUTE",
+            "languageNotSupportedByAttributeError": {
+                "detectedLanguages": detected,
+                "attribute": attribute,
+            },
+        }
+    ]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # Coral sends its site's locale: German text on a German Coral.
+        (coral_analyze_body(GERMAN, language="de-DE"), language_error("TOXICITY", "de", ["de"])),
+        # No language given: the detected one decides, never "scored as English".
+        (
+            json.dumps({"comment": {"text": GERMAN}, "requestedAttributes": {"INSULT": {}}}),
+            language_error("INSULT", "de", ["de"]),
+        ),
+        # An attribute Google has and civility's model has not, in any language.
+        (
+            coral_analyze_body(CIVIL, model="SEXUALLY_EXPLICIT"),
+            language_error("SEXUALLY_EXPLICIT", "en", ["en"]),
+        ),
+    ],
+)
+async def test_a_language_the_model_cannot_score_gets_googles_language_error(
+    client: Client, site: dict[str, str], body: str, expected: dict[str, Any]
+) -> None:
+    response = await post(client, analyze_url(site["api_key"]), body)
+    assert (response.status, await response.json()) == (400, expected)
+
+
+async def test_english_on_a_coral_of_another_locale_is_scored_with_its_detected_language(
+    client: Client, site: dict[str, str]
+) -> None:
+    response = await post(
+        client, analyze_url(site["api_key"]), coral_analyze_body(CIVIL, language="de")
+    )
+    data = await response.json()
+    assert (data["languages"], data["detectedLanguages"]) == (["en"], ["en"])
+    assert set(data["attributeScores"]) == {"TOXICITY"}
+
+
+async def test_an_experimental_attribute_is_scored_like_its_production_one(
+    client: Client, site: dict[str, str]
+) -> None:
+    body = {
+        "comment": {"text": CIVIL},
+        "requestedAttributes": {"TOXICITY": {}, "TOXICITY_EXPERIMENTAL": {}},
+    }
+    data = await (await post(client, analyze_url(site["api_key"]), json.dumps(body))).json()
+    scores = data["attributeScores"]
+    assert scores["TOXICITY_EXPERIMENTAL"] == scores["TOXICITY"]
+
+
+async def test_a_suggestion_of_attributes_civility_has_no_label_for_teaches_nothing(
+    client: Client, site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    body = {
+        "comment": {"text": "A fine remark."},
+        "attributeScores": {"LIKELY_TO_REJECT": {"summaryScore": {"value": 1}}},
+        "clientToken": "comment:1",
+    }
+    url = f"/v1alpha1/comments:suggestscore?key={site['api_key']}"
+    response = await post(client, url, json.dumps(body))
+    assert (response.status, await response.json()) == (200, {"clientToken": "comment:1"})
+    assert [entry async for entry in LabelLog(redis_client).export("news")] == []
 
 
 async def test_a_body_that_is_not_json_or_too_large_is_an_invalid_argument(
@@ -336,9 +415,9 @@ async def test_a_suggestion_without_token_answers_an_empty_object(
         (
             {
                 "comment": {"text": "x"},
-                "attributeScores": {"LIKELY_TO_REJECT": {"summaryScore": {"value": 1}}},
+                "attributeScores": {"NOT_AN_ATTRIBUTE": {"summaryScore": {"value": 1}}},
             },
-            "Unknown attribute: LIKELY_TO_REJECT. Supported attributes: TOXICITY, "
+            "Unknown attribute: NOT_AN_ATTRIBUTE. Supported attributes: TOXICITY, "
             "SEVERE_TOXICITY, IDENTITY_ATTACK, INSULT, PROFANITY, THREAT, SPAM.",
         ),
         (

@@ -1,0 +1,127 @@
+"""Coral Talk, both ways, as civility carries it out.
+
+The external moderation phase moderates a Coral comment like intake; an EDIT updates the
+comment it edits (by Coral's id when a Coral sends one, else the author's latest comment in the
+thread), so it is moderated again instead of queued twice or taken for flood. Coral's webhooks
+link Coral's comment id and revision to civility's comment (Coral's GraphQL API says whose it
+is) and apply what Coral's moderators decided through the same decision path as civility's own
+moderators. The way back, civility's decisions into Coral, is the worker's (``coral_sync``).
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from service.compat import coral, coral_graphql
+from service.compat.coral_links import CoralIds, CoralLinks
+from service.domain import Action, Comment, Decision
+from service.errors import ClaimConflict, NotFound
+from service.metrics import Metrics
+from service.moderation import Moderation
+from service.store import DAY_MS, SiteRecord
+
+log = logging.getLogger(__name__)
+
+DECISIONS = {coral.APPROVED: Action.APPROVE, coral.REJECTED: Action.REJECT}
+
+
+class CoralDesk:
+    def __init__(
+        self,
+        moderation: Moderation,
+        links: CoralLinks,
+        metrics: Metrics,
+        http: Callable[[], aiohttp.ClientSession],
+    ) -> None:
+        self.moderation = moderation
+        self.links = links
+        self.metrics = metrics
+        self._http = http
+
+    async def verify_phase(self, site_id: str, header: str | None, raw: bytes) -> None:
+        secret = (await self.moderation.site_record(site_id)).coral_signing_secret
+        coral.verify(header, raw, secret)
+
+    async def verify_webhook(self, site_id: str, header: str | None, raw: bytes) -> None:
+        secret = (await self.moderation.site_record(site_id)).coral_webhook_secret
+        coral.verify(header, raw, secret, "webhook_secret")
+
+    async def moderate(
+        self, site_id: str, request: coral.ModerationRequest
+    ) -> dict[str, Any] | None:
+        """Coral's phase result for the comment; None means "nothing to say" (204)."""
+        if (withheld := coral.too_long(request)) is not None:
+            return withheld
+        story, author, parent = coral.thread_of(request)
+        known = None
+        if request.action == "EDIT" and not request.comment.id:
+            known = await self.links.latest(site_id, story, author, parent)
+        submission = coral.submission(request, known)
+        if submission is None:
+            return None
+        result = await self.moderation.ingest(site_id, submission)
+        if result.created:
+            self.metrics.observe_verdict(result.comment.state.value)
+        record = await self.moderation.site_record(site_id)
+        await self.links.remember_latest(site_id, story, author, parent, result.comment.id)
+        await self.links.mark(site_id, result.comment.id, _keep_seconds(record))
+        return coral.response(result.comment)
+
+    async def webhook(self, site_id: str, event: coral.WebhookEvent) -> dict[str, Any]:
+        """What the event changed: the comment it links, and the decision it applied."""
+        if event.type not in coral.WEBHOOK_EVENTS or not event.data.comment_id:
+            return {"event": event.id, "applied": False, "reason": "not about a comment"}
+        record = await self.moderation.site_record(site_id)
+        comment_id = await self._linked(site_id, record, event.data.comment_id)
+        if comment_id is None:
+            return {"event": event.id, "applied": False, "reason": "not a comment civility has"}
+        answer: dict[str, Any] = {"event": event.id, "comment_id": comment_id, "applied": False}
+        action = DECISIONS.get(event.data.status or "")
+        if event.type == coral.LEFT_QUEUE and action is not None:
+            decided = await self._decide(site_id, comment_id, action)
+            if decided is not None:
+                answer.update(applied=True, state=decided.state.value)
+        return answer
+
+    async def _linked(self, site_id: str, record: SiteRecord, coral_id: str) -> str | None:
+        """Civility's comment for Coral's id, linked (with the current revision) on the way."""
+        endpoint = coral_graphql.endpoint_of(record)
+        known = await self.links.comment_of(site_id, coral_id)
+        if endpoint is None:
+            return known
+        found = await coral_graphql.comment(self._http(), endpoint, coral_id)
+        if found is None:
+            return known
+        comment_id = known or await self.links.latest(
+            site_id, found.story_id, found.author_id, found.parent_id
+        )
+        if comment_id is not None and found.revision_id:
+            ids = CoralIds(found.id, found.revision_id)
+            await self.links.link(site_id, comment_id, ids, _keep_seconds(record))
+        return comment_id
+
+    async def _decide(self, site_id: str, comment_id: str, action: Action) -> Comment | None:
+        try:
+            comment = await self.moderation.get_comment(site_id, comment_id)
+        except NotFound:
+            return None
+        if comment.state is action.state:
+            return None  # civility's own decision coming back from Coral
+        # Coral's webhook says what was decided, not why: no reason, so a rejection teaches what
+        # a moderator's rejection without one does.
+        try:
+            return await self.moderation.decide(
+                site_id, comment_id, Decision(action=action), coral.ACTOR
+            )
+        except ClaimConflict:
+            log.info(
+                "Coral's decision on %s/%s left to the moderator holding it", site_id, comment_id
+            )
+            return None
+
+
+def _keep_seconds(record: SiteRecord) -> int:
+    # Links live as long as a decided comment does.
+    return record.site.policy.retention_days * DAY_MS // 1000

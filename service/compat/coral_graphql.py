@@ -1,0 +1,146 @@
+"""Coral Talk's GraphQL API, the few operations civility needs, with one answer type.
+
+A moderator's decision in civility reaches Coral as ``approveComment`` or ``rejectComment``
+(both take the comment's id and the revision being decided); a webhook that names only a
+comment id is completed with the ``comment`` query. Requests carry the site's Coral access
+token as a bearer token. A GraphQL error comes back with HTTP 200 and an ``errors`` list: that
+is a failed attempt like a 5xx, so the worker retries it and finally dead-letters it.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from service.delivery import ERROR_TEXT_LIMIT, USER_AGENT, Outcome, retry_after_seconds
+from service.store import SiteRecord
+
+TIMEOUT_SECONDS = 5.0
+
+COMMENT_QUERY = (
+    "query CivilityComment($id: ID!) { comment(id: $id) { id body status "
+    "revision { id } author { id } story { id } parent { id } } }"
+)
+APPROVE = (
+    "mutation CivilityApprove($input: ApproveCommentInput!) { approveComment(input: $input) "
+    "{ comment { id status } clientMutationId } }"
+)
+REJECT = (
+    "mutation CivilityReject($input: RejectCommentInput!) { rejectComment(input: $input) "
+    "{ comment { id status } clientMutationId } }"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    url: str
+    token: str
+    timeout_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CoralComment:
+    """What the ``comment`` query tells about one comment."""
+
+    id: str
+    body: str
+    revision_id: str
+    author_id: str
+    story_id: str
+    parent_id: str | None
+
+
+async def execute(
+    session: aiohttp.ClientSession,
+    endpoint: Endpoint,
+    query: str,
+    variables: dict[str, Any],
+) -> tuple[Outcome, dict[str, Any] | None]:
+    """Run one operation; the outcome says whether it succeeded, with its ``data`` if it did."""
+    body = json.dumps({"query": query, "variables": variables}).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Authorization": f"Bearer {endpoint.token}",
+    }
+    timeout = aiohttp.ClientTimeout(total=endpoint.timeout_seconds)
+    try:
+        async with session.post(
+            endpoint.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        ) as response:
+            text = await response.text(errors="replace")
+            if not 200 <= response.status < 300:
+                return Outcome(
+                    delivered=False,
+                    status=response.status,
+                    error=f"HTTP {response.status}: {text[:ERROR_TEXT_LIMIT]}".strip(),
+                    retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                ), None
+    except TimeoutError:
+        return Outcome(
+            delivered=False, error=f"timed out after {endpoint.timeout_seconds:g} s"
+        ), None
+    except (aiohttp.ClientError, ValueError) as error:
+        return Outcome(
+            delivered=False, error=f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT]
+        ), None
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return Outcome(False, response.status, f"not JSON: {text[:100]}"), None
+    if not isinstance(answer, dict) or answer.get("errors") or not answer.get("data"):
+        errors = answer.get("errors") if isinstance(answer, dict) else None
+        messages = "; ".join(
+            str(item.get("message", item)) if isinstance(item, dict) else str(item)
+            for item in (errors if isinstance(errors, list) else [answer])
+        )
+        return Outcome(False, response.status, f"GraphQL: {messages}"[:ERROR_TEXT_LIMIT]), None
+    return Outcome(delivered=True, status=response.status), answer["data"]
+
+
+async def decide(
+    session: aiohttp.ClientSession,
+    endpoint: Endpoint,
+    approve: bool,
+    comment_id: str,
+    revision_id: str,
+    mutation_id: str,
+) -> Outcome:
+    """``approveComment`` or ``rejectComment`` of one revision; ``mutation_id`` (the event id)
+    lets Coral's logs tie a retry to its first attempt."""
+    variables = {
+        "input": {
+            "commentID": comment_id,
+            "commentRevisionID": revision_id,
+            "clientMutationId": mutation_id,
+        }
+    }
+    outcome, _ = await execute(session, endpoint, APPROVE if approve else REJECT, variables)
+    return outcome
+
+
+async def comment(
+    session: aiohttp.ClientSession, endpoint: Endpoint, comment_id: str
+) -> CoralComment | None:
+    """The comment as Coral has it; None when Coral cannot say (unknown, or unreachable)."""
+    outcome, data = await execute(session, endpoint, COMMENT_QUERY, {"id": comment_id})
+    found = (data or {}).get("comment")
+    if not outcome.delivered or not isinstance(found, dict):
+        return None
+    parent = found.get("parent") or {}
+    return CoralComment(
+        id=str(found["id"]),
+        body=str(found.get("body") or ""),
+        revision_id=str((found.get("revision") or {}).get("id") or ""),
+        author_id=str((found.get("author") or {}).get("id") or ""),
+        story_id=str((found.get("story") or {}).get("id") or ""),
+        parent_id=str(parent["id"]) if parent.get("id") else None,
+    )
+
+
+def endpoint_of(record: SiteRecord) -> Endpoint | None:
+    """The site's Coral GraphQL endpoint, when both its URL and access token are set."""
+    if record.coral_graphql_url is None or record.coral_access_token is None:
+        return None
+    return Endpoint(record.coral_graphql_url, record.coral_access_token, TIMEOUT_SECONDS)

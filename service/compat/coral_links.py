@@ -1,0 +1,94 @@
+"""Which civility comment is which Coral comment.
+
+Coral's external moderation phase names no comment, and its webhooks name nothing else: the two
+meet here. A phase request records the comment as its author's latest in the thread (story and
+parent), which an EDIT without ids updates (Coral lets an author edit only for a short while
+after posting); a webhook, once Coral's GraphQL API has said whose comment it is, links
+Coral's comment id and revision to civility's comment both ways.
+"""
+
+from dataclasses import dataclass
+
+from service.compat.ids import digest
+from service.keys import KeySpace
+from service.store import RedisClient, store_errors
+
+LATEST_SECONDS = 86_400
+"""How long an author's latest comment in a thread can still be edited by id-less EDITs: far
+beyond Coral's edit window (30 s by default, at most a few minutes in practice)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CoralIds:
+    comment_id: str
+    revision_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CoralLink:
+    """A comment that came through Coral's phase, and Coral's ids once a webhook named them."""
+
+    ids: CoralIds | None
+
+
+class CoralLinks:
+    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+        self.redis = redis
+        self.keys = KeySpace(prefix)
+
+    def _latest_key(self, site: str, story: str, author: str, parent: str | None) -> str:
+        return self.keys.coral_latest(site, digest(story, author, parent or "")[:40])
+
+    async def remember_latest(
+        self, site: str, story: str, author: str, parent: str | None, comment_id: str
+    ) -> None:
+        key = self._latest_key(site, story, author, parent)
+        with store_errors():
+            await self.redis.set(key, comment_id, ex=LATEST_SECONDS)
+
+    async def latest(self, site: str, story: str, author: str, parent: str | None) -> str | None:
+        with store_errors():
+            value = await self.redis.get(self._latest_key(site, story, author, parent))
+        return str(value) if value else None
+
+    async def mark(self, site: str, comment_id: str, keep_seconds: int) -> None:
+        """The comment came from Coral: its decisions go back to Coral, not to a webhook."""
+        key = self.keys.coral_link(site, comment_id)
+        with store_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, "origin", "coral")
+                pipe.expire(key, keep_seconds)
+                await pipe.execute()
+
+    async def link(self, site: str, comment_id: str, coral: CoralIds, keep_seconds: int) -> None:
+        """Both directions at once (one hash slot, one transaction)."""
+        link_key = self.keys.coral_link(site, comment_id)
+        back_key = self.keys.coral_comment(site, coral.comment_id)
+        with store_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(
+                    link_key,
+                    mapping={
+                        "origin": "coral",
+                        "coral_id": coral.comment_id,
+                        "revision_id": coral.revision_id,
+                    },
+                )
+                pipe.expire(link_key, keep_seconds)
+                pipe.set(back_key, comment_id, ex=keep_seconds)
+                await pipe.execute()
+
+    async def of(self, site: str, comment_id: str) -> CoralLink | None:
+        """None for a comment that did not come from Coral."""
+        with store_errors():
+            stored = await self.redis.hgetall(self.keys.coral_link(site, comment_id))
+        if not stored:
+            return None
+        if stored.get("coral_id") and stored.get("revision_id"):
+            return CoralLink(CoralIds(str(stored["coral_id"]), str(stored["revision_id"])))
+        return CoralLink(None)
+
+    async def comment_of(self, site: str, coral_id: str) -> str | None:
+        with store_errors():
+            value = await self.redis.get(self.keys.coral_comment(site, coral_id))
+        return str(value) if value else None

@@ -1,0 +1,328 @@
+"""Coral Talk both ways: civility's decisions into Coral's GraphQL API, Coral's webhooks into
+civility, and EDITs that update their comment.
+
+A fake Coral runs on a loopback port: an aiohttp app that answers GraphQL like Coral does (the
+answers are the recorded ones in tests/data/coral, see its SOURCE.md) after checking each
+operation's shape, token and variables. The webhook worker is civility's real one, driven pass
+by pass until the fake Coral has the call.
+"""
+
+import asyncio
+import copy
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from service.keys import KeySpace
+from service.settings import DeliverySettings
+from service.worker import Worker
+
+from ..worker.support import eventually
+from .test_compat_coral import NEW_COMMENT, SECRET, coral_body, coral_signature, our_id, send
+
+Client = TestClient[web.Request, web.Application]
+
+FIXTURES = Path(__file__).resolve().parents[2] / "data" / "coral"
+WEBHOOK_SECRET = "whsec_coral_endpoint_0123456789"
+TOKEN = "coral-personal-access-token-0123456789"
+KEYS = KeySpace("civ")
+CORAL_ID = "0c5e8a7b-1d2f-4e3a-9b6c-7d8e9f0a1b2c"
+REVISION_ID = "4f3e2d1c-0b9a-4887-a665-544332211000"
+FAST = DeliverySettings(
+    timeout_seconds=2.0,
+    max_attempts=5,
+    backoff_base_seconds=0.01,
+    backoff_cap_seconds=0.02,
+    lease_seconds=5.0,
+    concurrency=4,
+    poll_ms=10.0,
+    drain_seconds=5.0,
+)
+OPERATION = re.compile(r"^(query|mutation) \w+\(\$(\w+): (\w+!)\) \{ (\w+)\((\w+): \$\w+\)")
+
+
+def fixture(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return loaded
+
+
+@dataclass
+class FakeCoral:
+    """Coral's GraphQL endpoint: checks every operation's shape, answers as Coral does."""
+
+    url: str = ""
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    failures: int = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+        assert request.content_type == "application/json"
+        body = await request.json()
+        assert set(body) == {"query", "variables"}
+        match = OPERATION.match(body["query"])
+        assert match is not None, body["query"]
+        kind, variable, type_, field_name, argument = match.groups()
+        self.calls.append({"field": field_name, "variables": body["variables"]})
+        if kind == "query":
+            assert (field_name, variable, type_, argument) == ("comment", "id", "ID!", "id")
+            assert body["variables"] == {"id": CORAL_ID}
+            return web.json_response(fixture("graphql_comment.json"))
+        expected_input = {"approveComment": "ApproveCommentInput!"}.get(
+            field_name, "RejectCommentInput!"
+        )
+        assert field_name in ("approveComment", "rejectComment")
+        assert (variable, type_, argument) == ("input", expected_input, "input")
+        given = body["variables"]["input"]
+        assert set(given) == {"commentID", "commentRevisionID", "clientMutationId"}
+        assert (given["commentID"], given["commentRevisionID"]) == (CORAL_ID, REVISION_ID)
+        if self.failures:
+            self.failures -= 1
+            return web.json_response(fixture("graphql_error.json"))
+        name = "graphql_approve_comment.json"
+        answer = fixture(name if field_name == "approveComment" else "graphql_reject_comment.json")
+        answer["data"][field_name]["clientMutationId"] = given["clientMutationId"]
+        return web.json_response(answer)
+
+    def mutations(self) -> list[dict[str, Any]]:
+        return [call for call in self.calls if call["field"] != "comment"]
+
+
+@pytest.fixture
+async def fake_coral() -> AsyncIterator[FakeCoral]:
+    coral = FakeCoral()
+    app = web.Application()
+    app.router.add_post("/api/graphql", coral.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    coral.url = f"http://127.0.0.1:{runner.addresses[0][1]}/api/graphql"
+    try:
+        yield coral
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def coral_site(
+    create_site: Any, client: Client, admin: dict[str, str], fake_coral: FakeCoral
+) -> dict[str, str]:
+    site: dict[str, str] = await create_site("news", mode="pre", flood_seconds_per_author=10)
+    settings = {
+        "signing_secret": SECRET,
+        "webhook_secret": WEBHOOK_SECRET,
+        "graphql_url": fake_coral.url,
+        "access_token": TOKEN,
+    }
+    response = await client.patch("/v1/sites/news", json={"coral": settings}, headers=admin)
+    assert response.status == 200, await response.text()
+    assert "coral" not in await response.json()  # write-only
+    return site
+
+
+async def webhook(client: Client, event: dict[str, Any], secret: str = WEBHOOK_SECRET) -> Any:
+    body = coral_body(event)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Coral-Signature": coral_signature(body, secret),
+    }
+    response = await client.post("/v1/integrations/coral/news/webhooks", data=body, headers=headers)
+    return response
+
+
+async def comment(client: Client, site: dict[str, str], comment_id: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {site['moderator_token']}"}
+    response = await client.get(f"/v1/sites/news/comments/{comment_id}", headers=headers)
+    assert response.status == 200, await response.text()
+    found: dict[str, Any] = await response.json()
+    return found
+
+
+async def deliver_until(
+    redis_client: aioredis.Redis, condition: Callable[[], Awaitable[bool]], what: str
+) -> None:
+    """Runs civility's worker until ``condition`` holds, then stops it (in-flight work drains)."""
+    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test")
+    running = asyncio.create_task(worker.run())
+    try:
+        await eventually(condition, what=what)
+    finally:
+        worker.stop()
+        await running
+
+
+def settled(redis_client: aioredis.Redis, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        states = await delivery_states(redis_client)
+        return len(states) == count and "pending" not in states.values()
+
+    return check
+
+
+def called(coral: FakeCoral, count: int = 1) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return len(coral.mutations()) >= count
+
+    return check
+
+
+async def delivery_states(redis_client: aioredis.Redis) -> dict[str, str]:
+    states: dict[str, str] = {}
+    for state in ("pending", "delivered", "failed"):
+        for event_id in await redis_client.zrange(KEYS.deliveries("news", state), 0, -1):
+            states[str(event_id)] = state
+    return states
+
+
+async def records_of(redis_client: aioredis.Redis) -> list[dict[str, str]]:
+    return [
+        cast(dict[str, str], await redis_client.hgetall(KEYS.delivery("news", event_id)))
+        for event_id in await delivery_states(redis_client)
+    ]
+
+
+async def test_a_decision_in_civility_reaches_coral(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    phase = await send(client, NEW_COMMENT)
+    assert (phase.status, await phase.json()) == (200, {"status": "PREMOD"})
+    linked = await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    assert await linked.json() == {
+        "event": "6b1a4f0e-3c1d-4a5e-9b8f-2d7c6e5a4b3c",
+        "comment_id": ours,
+        "applied": False,
+    }
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "approve"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+    await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
+    [mutation] = fake_coral.mutations()
+    assert mutation["field"] == "approveComment"
+    event_id = mutation["variables"]["input"]["clientMutationId"]
+    assert event_id.startswith("evt_")
+    assert (await delivery_states(redis_client))[event_id] == "delivered"
+    # Coral then says the comment left its queue approved: nothing more happens here.
+    echo = fixture("webhook_left_moderation_queue.json")
+    echo["data"]["status"] = "APPROVED"
+    answer = await (await webhook(client, echo)).json()
+    assert (answer["applied"], (await comment(client, coral_site, ours))["version"]) == (False, 2)
+
+
+async def test_a_decision_in_coral_reaches_civility_and_goes_nowhere_else(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    answer = await (await webhook(client, fixture("webhook_left_moderation_queue.json"))).json()
+    ours = our_id(NEW_COMMENT)
+    assert answer == {
+        "event": "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b",
+        "comment_id": ours,
+        "applied": True,
+        "state": "rejected",
+    }
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+    assert stored["history"][-1]["reasons"] == []
+    # The worker settles the events without calling Coral back about its own decision.
+    await deliver_until(redis_client, settled(redis_client, 2), "both events settled")
+    assert fake_coral.mutations() == []
+    assert set((await delivery_states(redis_client)).values()) == {"delivered"}
+
+
+async def test_a_decision_before_coral_named_the_comment_waits_for_the_link(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "reject"}, headers=headers
+    )
+
+    async def retrying() -> bool:
+        return any(
+            record.get("last_error", "").startswith("Coral has not named")
+            for record in await records_of(redis_client)
+        )
+
+    await deliver_until(redis_client, retrying, "an attempt that waits for the link")
+    waiting = [
+        record for record in await records_of(redis_client) if record["type"] == "comment.rejected"
+    ]
+    assert waiting[0]["last_error"].startswith("Coral has not named this comment yet")
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    await deliver_until(redis_client, settled(redis_client, 2), "the rejection in Coral")
+    assert [call["field"] for call in fake_coral.mutations()] == ["rejectComment"]
+
+
+async def test_a_coral_edit_updates_its_comment_and_is_not_flood(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
+) -> None:
+    await send(client, NEW_COMMENT)
+    edit = copy.deepcopy(NEW_COMMENT)
+    edit["action"] = "EDIT"
+    edit["comment"]["body"] = "Here's a comment, edited to say more about the harbour."
+    answer = await send(client, edit)
+    assert (answer.status, await answer.json()) == (200, {"status": "PREMOD"})
+    stored = await comment(client, coral_site, our_id(NEW_COMMENT))
+    assert (stored["text"], stored["version"]) == (edit["comment"]["body"], 2)
+    assert "FLOOD" not in stored["reasons"]
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    queue = await (await client.get("/v1/sites/news/queue", headers=headers)).json()
+    assert [item["id"] for item in queue["items"]] == [our_id(NEW_COMMENT)]
+
+
+async def test_a_german_comment_from_coral_is_withheld_for_its_language(
+    client: Client, coral_site: dict[str, str], admin: dict[str, str]
+) -> None:
+    await client.patch("/v1/sites/news", json={"policy": {"mode": "post"}}, headers=admin)
+    german = copy.deepcopy(NEW_COMMENT)
+    german["comment"]["body"] = (
+        "Die Regierung sollte die Brücke über den Fluss endlich reparieren, bevor der Winter kommt."
+    )
+    answer = await send(client, german)
+    assert (answer.status, await answer.json()) == (200, {"status": "SYSTEM_WITHHELD"})
+    stored = await comment(client, coral_site, our_id(german))
+    assert (stored["state"], stored["reasons"], stored["scores"]) == ("pending", ["LANGUAGE"], {})
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [("wrong-secret-000000", "X-Coral-Signature does not match the body")],
+)
+async def test_a_webhook_with_a_bad_signature_changes_nothing(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    secret: str,
+    message: str,
+) -> None:
+    await send(client, NEW_COMMENT)
+    response = await webhook(client, fixture("webhook_left_moderation_queue.json"), secret)
+    assert response.status == 401
+    assert (await response.json())["error"]["message"] == message
+    assert (await comment(client, coral_site, our_id(NEW_COMMENT)))["state"] == "pending"
+    assert fake_coral.calls == []
+
+
+async def test_webhooks_are_refused_until_a_webhook_secret_is_set(
+    client: Client, create_site: Any
+) -> None:
+    await create_site("news")
+    response = await webhook(client, fixture("webhook_left_moderation_queue.json"))
+    assert response.status == 401
+    assert (await response.json())["error"]["message"] == (
+        "no Coral webhook secret is set for this site: set coral.webhook_secret "
+        "with PATCH /v1/sites/{site}"
+    )
