@@ -16,7 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from service.domain import Moderator
 from service.errors import NotFound
-from service.keys import KeySpace
+from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store import LuaScripts, RedisClient, from_ms, store_errors
 
 SCRIPTS = ("revoke_moderator", "rotate_api_key", "delete_site", "erase_author")
@@ -39,7 +39,7 @@ class PurgeStep:
 
 
 class AdminStore:
-    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+    def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.keys = KeySpace(prefix)
         self._run = LuaScripts(redis, SCRIPTS, with_library=False).run

@@ -3,7 +3,6 @@
 from collections.abc import AsyncIterator
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from service.admin_store import AdminStore
@@ -25,6 +24,7 @@ from service.compat.akismet_desk import AkismetDesk
 from service.compat.akismet_usage import AkismetUsage
 from service.compat.coral_desk import CoralDesk
 from service.compat.coral_links import CoralLinks
+from service.connection import connect
 from service.deliveries import DeliveryLog
 from service.labels import LabelLog
 from service.metrics import Metrics
@@ -50,7 +50,6 @@ from service.scoring import start_scorer
 from service.settings import Settings, SettingsError
 from service.store import Store
 
-KEY_PREFIX = "civ"
 ROUTE_AREAS = (
     health,
     admin,
@@ -90,18 +89,10 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    assert settings.redis_url is not None  # checked by create_app
-    client: aioredis.Redis = aioredis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        # Fail fast while Redis is down: the caller gets a 503 now rather than a hung request.
-        socket_connect_timeout=2.0,
-        socket_timeout=5.0,
-    )
-    app[REDIS] = client
+    connection = connect(app[SETTINGS])
+    app[REDIS] = connection.client
     yield
-    await client.aclose()
+    await connection.aclose()
 
 
 async def _scorer(app: web.Application) -> AsyncIterator[None]:
@@ -121,7 +112,13 @@ async def _scorer(app: web.Application) -> AsyncIterator[None]:
 
 async def _moderation(app: web.Application) -> AsyncIterator[None]:
     scorer = app[SCORER]
-    store = Store(app[REDIS], prefix=KEY_PREFIX)
+    settings = app[SETTINGS]
+    store = Store(
+        app[REDIS],
+        prefix=settings.redis_prefix,
+        replicas=settings.redis_wait_replicas,
+        replica_wait_ms=settings.redis_wait_ms,
+    )
     app[MODERATION] = Moderation(
         store, scorer, thresholds=scorer.info.thresholds, labels=app[LABELS]
     )
@@ -129,13 +126,13 @@ async def _moderation(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _administration(app: web.Application) -> AsyncIterator[None]:
-    store = AdminStore(app[REDIS], prefix=KEY_PREFIX)
+    store = AdminStore(app[REDIS], prefix=app[SETTINGS].redis_prefix)
     app[ADMINISTRATION] = Administration(store, app[MODERATION], app[LABELS])
     yield
 
 
 async def _akismet(app: web.Application) -> AsyncIterator[None]:
-    usage = AkismetUsage(app[REDIS], prefix=KEY_PREFIX)
+    usage = AkismetUsage(app[REDIS], prefix=app[SETTINGS].redis_prefix)
     app[AKISMET] = AkismetDesk(app[MODERATION], app[LABELS], usage, app[METRICS])
     yield
 
@@ -147,16 +144,16 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _coral(app: web.Application) -> AsyncIterator[None]:
-    links = CoralLinks(app[REDIS], prefix=KEY_PREFIX)
+    links = CoralLinks(app[REDIS], prefix=app[SETTINGS].redis_prefix)
     app[CORAL] = CoralDesk(app[MODERATION], links, app[METRICS], lambda: app[HTTP])
     yield
 
 
 async def _deliveries(app: web.Application) -> AsyncIterator[None]:
-    app[DELIVERIES] = DeliveryLog(app[REDIS], prefix=KEY_PREFIX)
+    app[DELIVERIES] = DeliveryLog(app[REDIS], prefix=app[SETTINGS].redis_prefix)
     yield
 
 
 async def _labels(app: web.Application) -> AsyncIterator[None]:
-    app[LABELS] = LabelLog(app[REDIS], prefix=KEY_PREFIX)
+    app[LABELS] = LabelLog(app[REDIS], prefix=app[SETTINGS].redis_prefix)
     yield

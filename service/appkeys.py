@@ -5,7 +5,6 @@ importing a route module.
 """
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from service.administration import Administration
@@ -17,10 +16,11 @@ from service.metrics import Metrics
 from service.moderation import Moderation
 from service.scoring import PoolScorer
 from service.settings import Settings
+from service.store import RedisClient
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
-REDIS = web.AppKey("redis", aioredis.Redis)
+REDIS = web.AppKey[RedisClient]("redis")
 SCORER = web.AppKey("scorer", PoolScorer)
 MODERATION = web.AppKey("moderation", Moderation)
 LABELS = web.AppKey("labels", LabelLog)

@@ -106,7 +106,7 @@ def worker_command(args: argparse.Namespace) -> int:
             raise SettingsError("REDIS_URL is required by `civility worker`")
     except SettingsError as error:
         return _fail(str(error))
-    asyncio.run(run_until_signalled(settings.redis_url, settings.delivery))
+    asyncio.run(run_until_signalled(settings))
     return 0
 
 
@@ -246,9 +246,7 @@ async def _serve_until_stopped(
         async with contextlib.AsyncExitStack() as worker:
             if with_worker:
                 assert settings.redis_url is not None  # run_command resolved it
-                await worker.enter_async_context(
-                    background_worker(settings.redis_url, settings.delivery)
-                )
+                await worker.enter_async_context(background_worker(settings))
             await stop.wait()
     finally:
         loop.remove_signal_handler(signal.SIGHUP)

@@ -25,7 +25,7 @@ from redis.exceptions import ResponseError
 
 from service.delivery import iso_ms
 from service.errors import BadRequest, Conflict, NotFound
-from service.keys import KeySpace
+from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store import LuaScripts, RedisClient, store_errors
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def _pairs(flat: Sequence[str]) -> dict[str, str]:
 
 
 class DeliveryLog:
-    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+    def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.keys = KeySpace(prefix)
         self._scripts = LuaScripts(

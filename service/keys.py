@@ -15,10 +15,13 @@ from dataclasses import dataclass
 
 from service.domain import Order, Queue
 
+DEFAULT_PREFIX = "civ"
+"""What every key starts with unless ``CIVILITY_REDIS_PREFIX`` says otherwise."""
+
 
 @dataclass(frozen=True, slots=True)
 class KeySpace:
-    prefix: str = "civ"
+    prefix: str = DEFAULT_PREFIX
 
     # -- global indexes (outside every hash tag)
     def sites(self) -> str:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from service.domain import MAX_ID, MAX_TEXT
-from service.keys import KeySpace
+from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store import RedisClient, store_errors
 
 DEFAULT_MAX_ENTRIES = 100_000
@@ -40,7 +40,11 @@ _SOURCE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 
 class LabelLog:
     def __init__(
-        self, redis: RedisClient, prefix: str = "civ", *, max_entries: int = DEFAULT_MAX_ENTRIES
+        self,
+        redis: RedisClient,
+        prefix: str = DEFAULT_PREFIX,
+        *,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")

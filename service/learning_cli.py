@@ -16,16 +16,15 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-import redis.asyncio as aioredis
-
 from classifier.card import ARTIFACT_SUFFIX
 from classifier.model import ModelError, activate
+from service.connection import connect
 from service.errors import StoreUnavailable
 from service.labels import LabelLog
+from service.settings import Settings, SettingsError
 from service.store import Store
 
 SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
-KEY_PREFIX = "civ"
 DEFAULT_MODEL_NAME = "civility"
 
 
@@ -63,27 +62,35 @@ def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"civility labels export: {error}", file=sys.stderr)
+        return 2
+    if settings.redis_url is None:
         print("civility labels export: REDIS_URL is required", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_export(redis_url, args.site, sys.stdout))
+        return asyncio.run(_export(settings, args.site, sys.stdout))
     except StoreUnavailable:
-        print(f"civility labels export: Redis at {redis_url} does not answer", file=sys.stderr)
+        print(
+            f"civility labels export: Redis at {settings.redis_url} does not answer",
+            file=sys.stderr,
+        )
         return 1
 
 
-async def _export(redis_url: str, site: str, out: TextIO) -> int:
-    client: aioredis.Redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+async def _export(settings: Settings, site: str, out: TextIO) -> int:
+    connection = connect(settings)
+    client, prefix = connection.client, connection.prefix
     try:
-        if await Store(client, prefix=KEY_PREFIX).load_site(site) is None:
+        if await Store(client, prefix=prefix).load_site(site) is None:
             print(f"civility labels export: no site {site!r}", file=sys.stderr)
             return 2
-        async for entry in LabelLog(client, prefix=KEY_PREFIX).export(site):
+        async for entry in LabelLog(client, prefix=prefix).export(site):
             out.write(json.dumps(entry, ensure_ascii=False) + "\n")
     finally:
-        await client.aclose()
+        await connection.aclose()
     out.flush()
     return 0
 

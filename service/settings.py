@@ -1,11 +1,15 @@
 """Runtime settings: one frozen object read from the environment and validated at start."""
 
+import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from service.keys import DEFAULT_PREFIX
 
 Environment = Literal["development", "production"]
 _Choice = TypeVar("_Choice", bound=str)
@@ -13,6 +17,27 @@ _Choice = TypeVar("_Choice", bound=str)
 
 class SettingsError(ValueError):
     """The environment does not describe a runnable service; the message says what to fix."""
+
+
+RedisTopology = Literal["single", "cluster", "sentinel"]
+SINGLE_SCHEMES = ("redis://", "rediss://", "unix://")
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """Where ``REDIS_URL`` points: one server (``url`` as redis-py reads it), the seed nodes of
+    a Redis Cluster, or the sentinels watching ``service``."""
+
+    topology: RedisTopology
+    url: str
+    nodes: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +109,11 @@ class Settings:
     data_dir: Path = Path(".civility")
     models_dir: Path = Path("models")
     redis_url: str | None = None
+    redis_prefix: str = DEFAULT_PREFIX
+    # Replicas that must hold a state change before it is acknowledged (Redis WAIT), so a
+    # Sentinel failover loses no acknowledged comment; 0 answers once the primary has it.
+    redis_wait_replicas: int = 0
+    redis_wait_ms: int = 1000
     admin_token: str | None = None
     # Intake bodies hold at most 20,000 characters of text, which JSON may escape to six bytes each.
     max_body_bytes: int = 256 * 1024
@@ -101,6 +131,10 @@ class Settings:
     def is_production(self) -> bool:
         return self.env == "production"
 
+    @property
+    def redis_target(self) -> RedisTarget | None:
+        return None if self.redis_url is None else parse_redis_url(self.redis_url)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         """Read ``CIVILITY_*`` and ``REDIS_URL``; a ``SettingsError`` names the bad variable."""
@@ -113,6 +147,9 @@ class Settings:
             data_dir=Path(reader.text("CIVILITY_DATA_DIR", ".civility")),
             models_dir=Path(reader.text("CIVILITY_MODELS_DIR", "models")),
             redis_url=reader.optional("REDIS_URL"),
+            redis_prefix=reader.text("CIVILITY_REDIS_PREFIX", DEFAULT_PREFIX),
+            redis_wait_replicas=reader.integer("CIVILITY_REDIS_WAIT_REPLICAS", 0, low=0, high=16),
+            redis_wait_ms=reader.integer("CIVILITY_REDIS_WAIT_MS", 1000, low=1, high=60_000),
             admin_token=reader.optional("CIVILITY_ADMIN_TOKEN"),
             max_body_bytes=reader.integer(
                 "CIVILITY_MAX_BODY_BYTES", 256 * 1024, low=1024, high=16 * 1024 * 1024
@@ -133,12 +170,17 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.redis_url is not None and not self.redis_url.startswith(
-            ("redis://", "rediss://", "unix://")
-        ):
-            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
-        if self.redis_url is not None and not self.redis_url.startswith("unix://"):
-            _check_redis_url(self.redis_url)
+        target = self.redis_target
+        if not _PREFIX.fullmatch(self.redis_prefix):
+            raise SettingsError(
+                "CIVILITY_REDIS_PREFIX must be 1-32 letters, digits, '_' or '-', "
+                f"not {self.redis_prefix!r}"
+            )
+        if self.redis_wait_replicas and target is not None and target.topology == "cluster":
+            # WAIT goes to the node that took the write; a cluster client cannot pin it there.
+            raise SettingsError(
+                "CIVILITY_REDIS_WAIT_REPLICAS needs a single server or Sentinel, not a cluster"
+            )
         if self.is_production:
             if not self.admin_token:
                 raise SettingsError(
@@ -196,14 +238,68 @@ class _Reader:
         return number
 
 
-def _check_redis_url(url: str) -> None:
-    """Refuse what redis-py would misread: a port out of range, a database that is no number
-    (``/abc`` would silently mean database 0)."""
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - reading it checks the range
-    except ValueError:
-        raise SettingsError(f"REDIS_URL has a port out of range: {url}") from None
-    database = parts.path.lstrip("/")
-    if (database and not database.isascii()) or (database and not database.isdigit()):
+_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Read ``REDIS_URL``: ``redis://``, ``rediss://`` or ``unix://`` for one server,
+    ``redis+cluster://host:port,host:port`` for a cluster's seed nodes,
+    ``redis+sentinel://host:port,host:port/service[/db]`` for a Sentinel service (the
+    ``rediss+`` forms use TLS). A ``SettingsError`` says what is wrong."""
+    if url.startswith("unix://"):
+        return RedisTarget("single", url)
+    if url.startswith(SINGLE_SCHEMES):
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - reading it checks the range
+        except ValueError:
+            raise SettingsError(f"REDIS_URL has a port out of range: {url}") from None
+        return RedisTarget("single", url, db=_database(parts.path.lstrip("/")))
+    if url.startswith(CLUSTER_SCHEMES + SENTINEL_SCHEMES):
+        scheme, _, rest = url.partition("://")
+        credentials, _, rest = rest.rpartition("@")
+        netloc, _, path = rest.partition("/")
+        path, _, query = path.partition("?")
+        if query:
+            raise SettingsError(f"REDIS_URL takes no query for {scheme}: {url}")
+        nodes = tuple(_node(url, node) for node in netloc.split(","))
+        username, _, password = credentials.partition(":")
+        target = RedisTarget(
+            "cluster",
+            url,
+            nodes=nodes,
+            username=unquote(username) or None,
+            password=unquote(password) or None,
+            tls=scheme.startswith("rediss"),
+        )
+        if scheme.endswith("cluster"):
+            if path.strip("/"):
+                raise SettingsError(f"REDIS_URL: a cluster has only database 0, not /{path}")
+            return target
+        service, _, database = path.partition("/")
+        if not service:
+            raise SettingsError(
+                "REDIS_URL names no Sentinel service: use "
+                f"redis+sentinel://host:port,host:port/<service>[/<db>], not {url}"
+            )
+        return dataclasses.replace(
+            target, topology="sentinel", service=unquote(service), db=_database(database)
+        )
+    raise SettingsError(
+        "REDIS_URL must start with redis://, rediss://, unix://, redis+cluster://, "
+        "rediss+cluster://, redis+sentinel:// or rediss+sentinel://"
+    )
+
+
+def _node(url: str, node: str) -> tuple[str, int]:
+    host, _, port = node.rpartition(":")
+    if not host or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise SettingsError(f"REDIS_URL: each node must be host:port with a port 1-65535: {url}")
+    return host, int(port)
+
+
+def _database(database: str) -> int:
+    # redis-py would silently read /abc as database 0.
+    if database and not (database.isascii() and database.isdigit()):
         raise SettingsError(f"REDIS_URL names database {database!r}; it must be a number")
+    return int(database or 0)

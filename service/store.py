@@ -54,7 +54,7 @@ from service.errors import (
     ValidationFailed,
     VersionConflict,
 )
-from service.keys import KeySpace
+from service.keys import DEFAULT_PREFIX, KeySpace
 
 SCRIPTS = (
     "ingest",
@@ -281,7 +281,18 @@ class LuaScripts:
     """Scripts of ``service/lua`` registered once and called by sha (redis-py loads a script
     again on NOSCRIPT, so they survive a Redis restart); connection failures become 503s."""
 
-    def __init__(self, redis: RedisClient, names: Sequence[str], *, with_library: bool) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        names: Sequence[str],
+        *,
+        with_library: bool,
+        replicas: int = 0,
+        replica_wait_ms: int = 1000,
+    ) -> None:
+        self._redis = redis
+        self._replicas = replicas
+        self._replica_wait_ms = replica_wait_ms
         if isinstance(redis, RedisCluster):
             decodes = redis.get_connection_kwargs().get("decode_responses")
         else:
@@ -300,14 +311,50 @@ class LuaScripts:
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         with store_errors():
-            return await self._scripts[name](keys=keys, args=args)
+            if not self._replicas:
+                return await self._scripts[name](keys=keys, args=args)
+            return await self._run_replicated(self._scripts[name], keys, args)
+
+    async def _run_replicated(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]
+    ) -> Any:
+        # WAIT counts the replicas holding the writes of its own connection, so the script and
+        # the WAIT travel down one connection as a pipeline.
+        assert isinstance(self._redis, aioredis.Redis)  # settings refuse WAIT on a cluster
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await script(keys=keys, args=args, client=pipe)
+            pipe.wait(self._replicas, self._replica_wait_ms)
+            result, replicated = await pipe.execute()
+        if replicated < self._replicas:
+            # Written on the primary only: a failover now could lose it, so it is not
+            # acknowledged; the caller retries and the store's idempotency absorbs the repeat.
+            raise StoreUnavailable(
+                f"the write reached {replicated} of {self._replicas} replicas in "
+                f"{self._replica_wait_ms} ms, retry later"
+            )
+        return result
 
 
 class Store:
-    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        prefix: str = DEFAULT_PREFIX,
+        *,
+        replicas: int = 0,
+        replica_wait_ms: int = 1000,
+    ) -> None:
+        """``replicas`` > 0 acknowledges a state change only once that many replicas hold it
+        (Redis WAIT within ``replica_wait_ms``), else ``StoreUnavailable``."""
         self.redis = redis
         self.keys = KeySpace(prefix)
-        self._scripts = LuaScripts(redis, SCRIPTS, with_library=True)
+        self._scripts = LuaScripts(
+            redis,
+            SCRIPTS,
+            with_library=True,
+            replicas=replicas,
+            replica_wait_ms=replica_wait_ms,
+        )
         self._run = self._scripts.run
 
     # ------------------------------------------------------------------ sites

@@ -21,17 +21,18 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from service import delivery
 from service.admin_store import AdminStore
 from service.compat import coral_graphql, coral_sync
 from service.compat.coral_links import CoralLinks
+from service.connection import connect
 from service.deliveries import DeliveryLog, Settle
 from service.errors import StoreUnavailable
+from service.keys import DEFAULT_PREFIX
 from service.retry import RetryPolicy
-from service.settings import DeliverySettings
+from service.settings import DeliverySettings, Settings
 from service.store import RedisClient, SiteRecord, Store
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class Worker:
         redis: RedisClient,
         settings: DeliverySettings,
         *,
-        prefix: str = "civ",
+        prefix: str = DEFAULT_PREFIX,
         name: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -282,39 +283,33 @@ class Worker:
             )
 
 
-def connect(redis_url: str) -> aioredis.Redis:
-    client: aioredis.Redis = aioredis.Redis.from_url(
-        redis_url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0
-    )
-    return client
-
-
 @contextlib.asynccontextmanager
-async def background_worker(redis_url: str, settings: DeliverySettings) -> AsyncIterator[Worker]:
+async def background_worker(settings: Settings) -> AsyncIterator[Worker]:
     """A worker running in this event loop until the block ends (then it drains and stops)."""
-    client = connect(redis_url)
-    worker = Worker(client, settings)
+    connection = connect(settings)
+    worker = Worker(connection.client, settings.delivery, prefix=connection.prefix)
     task = asyncio.create_task(worker.run())
     try:
         yield worker
     finally:
         worker.stop()
         await task
-        await client.aclose()
+        await connection.aclose()
 
 
-async def run_until_signalled(redis_url: str, settings: DeliverySettings) -> None:
+async def run_until_signalled(settings: Settings) -> None:
     """``civility worker``: deliver until SIGTERM or SIGINT, then drain and stop."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    client = connect(redis_url)
-    worker = Worker(client, settings)
+    connection = connect(settings)
+    worker = Worker(connection.client, settings.delivery, prefix=connection.prefix)
+    drain_seconds = settings.delivery.drain_seconds
 
     def stop(signum: signal.Signals) -> None:
         worker.stop()  # first: the message below may fail when stdout has gone away
         with contextlib.suppress(OSError):
             print(
                 f"civility worker {worker.name}: {signum.name}, finishing {worker.in_flight} "
-                f"deliveries in flight (at most {settings.drain_seconds:g} s)",
+                f"deliveries in flight (at most {drain_seconds:g} s)",
                 flush=True,
             )
 
@@ -325,5 +320,5 @@ async def run_until_signalled(redis_url: str, settings: DeliverySettings) -> Non
     try:
         await worker.run()
     finally:
-        await client.aclose()
+        await connection.aclose()
     print(f"civility worker {worker.name} stopped", flush=True)

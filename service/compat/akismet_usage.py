@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
-from service.keys import KeySpace
+from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store import RedisClient, store_errors
 
 Counter = Literal["api_calls", "spam", "ham", "missed_spam", "false_positives"]
@@ -25,7 +25,7 @@ def month_of(moment_ms: int) -> str:
 
 
 class AkismetUsage:
-    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+    def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.keys = KeySpace(prefix)
 

@@ -10,7 +10,7 @@ Coral's comment id and revision to civility's comment both ways.
 from dataclasses import dataclass
 
 from service.compat.ids import digest
-from service.keys import KeySpace
+from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store import RedisClient, store_errors
 
 LATEST_SECONDS = 86_400
@@ -32,7 +32,7 @@ class CoralLink:
 
 
 class CoralLinks:
-    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+    def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.keys = KeySpace(prefix)
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings, SettingsError
+from service.settings import RedisTarget, Settings, SettingsError
 
 
 def test_defaults_describe_a_local_development_service() -> None:
@@ -76,6 +76,14 @@ def test_production_refuses_a_short_admin_token() -> None:
         ("REDIS_URL", "redis://127.0.0.1:99999/0", "REDIS_URL has a port out of range"),
         # redis-py would read this as database 0.
         ("REDIS_URL", "redis://127.0.0.1:6379/abc", "REDIS_URL names database 'abc'"),
+        ("REDIS_URL", "redis+cluster://a:7000,b/", "each node must be host:port"),
+        ("REDIS_URL", "redis+cluster://a:7000,b:0", "each node must be host:port"),
+        ("REDIS_URL", "redis+cluster://a:7000/3", "a cluster has only database 0"),
+        ("REDIS_URL", "redis+sentinel://a:26379,b:26379", "names no Sentinel service"),
+        ("REDIS_URL", "redis+sentinel://a:26379/main/x", "REDIS_URL names database 'x'"),
+        ("REDIS_URL", "redis+sentinel://a:26379/main?db=1", "takes no query"),
+        ("CIVILITY_REDIS_PREFIX", "civ:{x}", "CIVILITY_REDIS_PREFIX must be 1-32 letters"),
+        ("CIVILITY_REDIS_WAIT_REPLICAS", "-1", "CIVILITY_REDIS_WAIT_REPLICAS must be between"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
@@ -87,3 +95,44 @@ def test_settings_are_frozen() -> None:
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("url", "target"),
+    [
+        ("unix:///run/redis.sock?db=2", RedisTarget("single", "unix:///run/redis.sock?db=2")),
+        ("rediss://h:6380/4", RedisTarget("single", "rediss://h:6380/4", db=4)),
+        (
+            "redis+cluster://app:s%40cret@n1:7000,n2:7001",
+            RedisTarget(
+                "cluster",
+                "redis+cluster://app:s%40cret@n1:7000,n2:7001",
+                nodes=(("n1", 7000), ("n2", 7001)),
+                username="app",
+                password="s@cret",
+            ),
+        ),
+        (
+            "rediss+sentinel://:pw@s1:26379,s2:26379,s3:26379/civility/2",
+            RedisTarget(
+                "sentinel",
+                "rediss+sentinel://:pw@s1:26379,s2:26379,s3:26379/civility/2",
+                nodes=(("s1", 26379), ("s2", 26379), ("s3", 26379)),
+                service="civility",
+                db=2,
+                password="pw",
+                tls=True,
+            ),
+        ),
+    ],
+)
+def test_redis_url_names_one_server_a_cluster_or_a_sentinel_service(
+    url: str, target: RedisTarget
+) -> None:
+    assert Settings.from_env({"REDIS_URL": url}).redis_target == target
+
+
+def test_waiting_for_replicas_is_refused_on_a_cluster() -> None:
+    environ = {"REDIS_URL": "redis+cluster://a:7000", "CIVILITY_REDIS_WAIT_REPLICAS": "1"}
+    with pytest.raises(SettingsError, match="needs a single server or Sentinel, not a cluster"):
+        Settings.from_env(environ)

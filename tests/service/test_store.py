@@ -8,8 +8,11 @@ from datetime import UTC, datetime
 from typing import cast
 
 import pytest
+import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
+from service.connection import connect
 from service.domain import (
     ArticleSpec,
     Author,
@@ -28,15 +31,18 @@ from service.errors import (
     BadRequest,
     ClaimConflict,
     NotFound,
+    StoreUnavailable,
     ValidationFailed,
     VersionConflict,
 )
 from service.keys import KeySpace
+from service.settings import Settings
 from service.store import (
     ApiKeyTakenError,
     DecisionWrite,
     IntakeWrite,
     Observation,
+    RedisClient,
     SiteRecord,
     StaleContextError,
     Store,
@@ -45,6 +51,7 @@ from service.store import (
     hour_bucket,
 )
 from service.transitions import EVENT_TYPES, Event, sources_argument
+from tests.sentinel import SentinelSetup
 
 SITE = "news"
 NOW = 1_800_000_000_000
@@ -52,10 +59,26 @@ KEYS = KeySpace("civ")
 
 
 @pytest.fixture
+def redis_client(topology_client: RedisClient) -> RedisClient:
+    """Every store test runs on one server, a Redis Cluster and a Sentinel service."""
+    return topology_client
+
+
+@pytest.fixture
 async def store(redis_client: aioredis.Redis) -> Store:
     store = Store(redis_client, prefix="civ")
     await store.create_site(site_record(SITE))
     return store
+
+
+async def all_keys(client: RedisClient, pattern: str) -> list[str]:
+    """KEYS over every primary of a cluster, or of the one server."""
+    if isinstance(client, RedisCluster):
+        found: list[str] = []
+        for node in client.get_primaries():
+            found += cast(list[str], await client.keys(pattern, target_nodes=node))
+        return found
+    return cast(list[str], await client.keys(pattern))
 
 
 def site_record(site_id: str, secret: str = "whsec_test") -> SiteRecord:
@@ -243,7 +266,7 @@ async def test_every_key_a_script_writes_is_named_by_keys_py(
         KEYS.hourly_stats(SITE, hour_bucket(NOW)),
         *queue_keys(SITE, Queue.PENDING, "a1", "u1"),
     }
-    assert set(await redis_client.keys("*")) == expected
+    assert set(await all_keys(redis_client, "*")) == expected
     site_keys = expected - {KEYS.sites(), KEYS.api_key("hash-of-news")}
     assert all(key.startswith("civ:{news}:") for key in site_keys)
 
@@ -699,7 +722,7 @@ async def test_writes_to_a_missing_site_create_nothing(
     moderator = Moderator(id="mod_1", site_id="nosuch", name="M", created_at=from_ms(NOW))
     with pytest.raises(NotFound):
         await store.add_moderator(moderator, "token-hash")
-    assert await redis_client.keys("civ:{nosuch}:*") == []
+    assert await all_keys(redis_client, "civ:{nosuch}:*") == []
     assert await store.moderator_by_token_hash("token-hash", 0) is None
 
 
@@ -796,3 +819,72 @@ async def test_flood_windows_are_set_for_new_comments_only(
 
     assert not await redis_client.exists(flood)
     assert await redis_client.get(duplicate) == "c1"
+
+
+async def test_a_sentinel_failover_mid_run_loses_no_acknowledged_comment(
+    redis_sentinel: SentinelSetup,
+) -> None:
+    settings = Settings(redis_url=redis_sentinel.url, redis_wait_replicas=1, redis_wait_ms=500)
+    connection = connect(settings)
+    store = Store(connection.client, connection.prefix, replicas=1, replica_wait_ms=500)
+    acknowledged: list[str] = []
+    refused = 0
+    failed_over = asyncio.Event()
+
+    async def write_until_failed_over() -> None:
+        number = 0
+        # Keep writing through the failover and 20 comments past it.
+        while not failed_over.is_set():
+            number += await write(f"c{number}")
+        for _ in range(20):
+            number += await write(f"c{number}")
+
+    async def write(comment_id: str) -> int:
+        nonlocal refused
+        while True:
+            try:
+                await store.write_intake(SITE, intake(comment_id))
+            except StoreUnavailable:
+                refused += 1
+                await asyncio.sleep(0.01)  # the old primary is going away; try it again
+                continue
+            acknowledged.append(comment_id)
+            return 1
+
+    try:
+        await connection.client.flushdb()
+        await store.create_site(site_record(SITE))
+        before = redis_sentinel.primary_port()
+        writer = asyncio.create_task(write_until_failed_over())
+        await asyncio.to_thread(redis_sentinel.failover)
+        failed_over.set()
+        await writer
+        after = redis_sentinel.primary_port()
+        assert after != before
+        with redis.Redis(port=after, decode_responses=True) as primary:
+            missing = [c for c in acknowledged if not primary.exists(KEYS.comment(SITE, c))]
+        assert missing == []
+        assert len(acknowledged) >= 20
+    finally:
+        await connection.client.flushdb()
+        await connection.aclose()
+
+
+async def test_a_write_fewer_replicas_hold_than_required_is_not_acknowledged(
+    redis_sentinel: SentinelSetup,
+) -> None:
+    connection = connect(Settings(redis_url=redis_sentinel.url))
+    # The set-up has one replica, so two never acknowledge.
+    store = Store(connection.client, connection.prefix, replicas=2, replica_wait_ms=50)
+    try:
+        await connection.client.flushdb()
+        await Store(connection.client).create_site(site_record(SITE))
+        with pytest.raises(StoreUnavailable) as refused:
+            await store.write_intake(SITE, intake("c1"))
+        assert refused.value.message == "the write reached 1 of 2 replicas in 50 ms, retry later"
+        # Written on the primary all the same: a retry finds it and changes nothing.
+        outcome, comment = await Store(connection.client).write_intake(SITE, intake("c1"))
+        assert (outcome, comment.version) == ("unchanged", 1)
+    finally:
+        await connection.client.flushdb()
+        await connection.aclose()

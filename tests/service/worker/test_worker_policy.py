@@ -9,12 +9,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from service import delivery
+from service.connection import connect
 from service.deliveries import Admission, DeliveryLog
 from service.domain import State
 from service.retry import RetryPolicy
 from service.settings import DeliverySettings, Settings, SettingsError
 from service.store import Store
-from service.worker import Worker, connect
+from service.worker import Worker
 
 from .support import FAST, KEYS, SITE, CreateSite, Events, closed_port_url, eventually, now_ms
 
@@ -182,8 +183,8 @@ async def test_a_worker_outlives_an_unreachable_redis_and_still_stops_on_request
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     unreachable = closed_port_url().replace("http://", "redis://").removesuffix("/hooks")
-    client = connect(unreachable)
-    worker = Worker(client, FAST)
+    connection = connect(Settings(redis_url=unreachable))
+    worker = Worker(connection.client, FAST)
     running = asyncio.create_task(worker.run())
     try:
 
@@ -196,7 +197,7 @@ async def test_a_worker_outlives_an_unreachable_redis_and_still_stops_on_request
     finally:
         worker.stop()
         await asyncio.wait_for(running, 5)
-        await client.aclose()
+        await connection.aclose()
 
 
 async def test_admitting_every_site_at_once_reports_each_sites_work(

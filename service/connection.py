@@ -1,0 +1,82 @@
+"""The one way every civility process reaches Redis: ``connect(settings)``.
+
+``REDIS_URL`` names one server, the seed nodes of a Redis Cluster or a Sentinel service
+(``service.settings.parse_redis_url``); the same store, scripts and worker run on each, because
+every multi-key script stays inside one site's hash slot.
+"""
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel
+
+from service.settings import RedisTarget, Settings, SettingsError
+from service.store import RedisClient
+
+CONNECT_TIMEOUT_SECONDS = 2.0
+# Fail fast while Redis is down: the caller gets a 503 now rather than a hung request.
+SOCKET_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A Redis client with the key prefix it is used under; ``aclose`` releases everything
+    it opened (for Sentinel, the sentinels' connections as well)."""
+
+    client: RedisClient
+    prefix: str
+    sentinels: tuple[aioredis.Redis, ...] = ()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        for sentinel in self.sentinels:
+            await sentinel.aclose()
+
+
+def connect(settings: Settings) -> Connection:
+    """A client of the Redis ``settings`` name; nothing is sent until first used."""
+    target = settings.redis_target
+    if target is None:
+        raise SettingsError("REDIS_URL is required")
+    if target.topology == "cluster":
+        return Connection(_cluster(target), settings.redis_prefix)
+    if target.topology == "sentinel":
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            list(target.nodes),
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            sentinel_kwargs={
+                "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+                "ssl": target.tls,
+            },
+            ssl=target.tls,
+        )
+        primary: aioredis.Redis = sentinel.master_for(
+            target.service,
+            db=target.db,
+            username=target.username,
+            password=target.password,
+            decode_responses=True,
+        )
+        return Connection(primary, settings.redis_prefix, tuple(sentinel.sentinels))
+    single: aioredis.Redis = aioredis.Redis.from_url(
+        target.url,
+        decode_responses=True,
+        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+    )
+    return Connection(single, settings.redis_prefix)
+
+
+def _cluster(target: RedisTarget) -> RedisCluster:
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
+        decode_responses=True,
+        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+    )
