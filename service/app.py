@@ -1,5 +1,6 @@
 """The application factory: everything is built here, and nothing connects at import time."""
 
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -10,6 +11,7 @@ from service.administration import Administration
 from service.appkeys import (
     ADMINISTRATION,
     AKISMET,
+    CLOCK,
     CORAL,
     DELIVERIES,
     HTTP,
@@ -19,6 +21,7 @@ from service.appkeys import (
     REDIS,
     SCORER,
     SETTINGS,
+    Clock,
 )
 from service.compat.akismet_desk import AkismetDesk
 from service.compat.akismet_usage import AkismetUsage
@@ -67,11 +70,14 @@ ROUTE_AREAS = (
 )
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, clock: Clock = time.time) -> web.Application:
+    """The API; ``clock`` (seconds since the epoch) is the time every domain decision reads,
+    so tests move it instead of waiting."""
     if settings.redis_url is None:
         raise SettingsError("REDIS_URL is required to serve the API")
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_and_metrics])
     app[SETTINGS] = settings
+    app[CLOCK] = clock
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_scorer)
@@ -120,20 +126,20 @@ async def _moderation(app: web.Application) -> AsyncIterator[None]:
         replica_wait_ms=settings.redis_wait_ms,
     )
     app[MODERATION] = Moderation(
-        store, scorer, thresholds=scorer.info.thresholds, labels=app[LABELS]
+        store, scorer, thresholds=scorer.info.thresholds, labels=app[LABELS], clock=app[CLOCK]
     )
     yield
 
 
 async def _administration(app: web.Application) -> AsyncIterator[None]:
     store = AdminStore(app[REDIS], prefix=app[SETTINGS].redis_prefix)
-    app[ADMINISTRATION] = Administration(store, app[MODERATION], app[LABELS])
+    app[ADMINISTRATION] = Administration(store, app[MODERATION], app[LABELS], clock=app[CLOCK])
     yield
 
 
 async def _akismet(app: web.Application) -> AsyncIterator[None]:
     usage = AkismetUsage(app[REDIS], prefix=app[SETTINGS].redis_prefix)
-    app[AKISMET] = AkismetDesk(app[MODERATION], app[LABELS], usage, app[METRICS])
+    app[AKISMET] = AkismetDesk(app[MODERATION], app[LABELS], usage, app[METRICS], clock=app[CLOCK])
     yield
 
 

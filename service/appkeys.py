@@ -4,6 +4,8 @@ Below the routes, so the domain glue (auth, middleware, reload, cli) reads them 
 importing a route module.
 """
 
+from collections.abc import Callable
+
 import aiohttp
 from aiohttp import web
 
@@ -18,7 +20,11 @@ from service.scoring import PoolScorer
 from service.settings import Settings
 from service.store import RedisClient
 
+Clock = Callable[[], float]
+"""Seconds since the epoch, as ``time.time`` gives them."""
+
 SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey[Clock]("clock")
 METRICS = web.AppKey("metrics", Metrics)
 REDIS = web.AppKey[RedisClient]("redis")
 SCORER = web.AppKey("scorer", PoolScorer)

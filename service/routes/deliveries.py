@@ -1,10 +1,8 @@
 """Webhook delivery routes: list a site's deliveries by state, and redeliver one event."""
 
-import time
-
 from aiohttp import web
 
-from service.appkeys import DELIVERIES
+from service.appkeys import CLOCK, DELIVERIES
 from service.auth import require_moderator, site_not_found
 from service.deliveries import Delivery, DeliveryLog, DeliveryPage, DeliveryQuery
 from service.openapi import operation
@@ -52,5 +50,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def redeliver(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     log = await _require_site(request, site)
-    delivery = await log.redeliver(site, request.match_info["event"], int(time.time() * 1000))
+    delivery = await log.redeliver(
+        site, request.match_info["event"], int(request.app[CLOCK]() * 1000)
+    )
     return web.json_response(delivery.to_json(), status=202)

@@ -3,6 +3,7 @@
 import json
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,30 @@ def settings(redis_url: str) -> Settings:
     return api_settings(redis_url)
 
 
+class Clock:
+    """The app's clock: real time until a test moves it on."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
 @pytest.fixture
 async def client(
-    aiohttp_client: AiohttpClient, settings: Settings, redis_client: aioredis.Redis
+    aiohttp_client: AiohttpClient, settings: Settings, redis_client: aioredis.Redis, clock: Clock
 ) -> Client:
     # redis_client flushes this test's database before and after the test.
-    return await aiohttp_client(create_app(settings))
+    return await aiohttp_client(create_app(settings, clock=clock))
 
 
 @pytest.fixture
