@@ -255,11 +255,6 @@ class Moderation:
         """The secrets a signature may currently be made with; ``NotFound`` for no such site."""
         return (await self._site_record(site_id)).valid_secrets(self._now_ms())
 
-    async def coral_signing_secret(self, site_id: str) -> str | None:
-        """The secret Coral Talk's requests for the site are signed with, if the admin set one;
-        ``NotFound`` for no such site."""
-        return (await self._site_record(site_id)).coral_signing_secret
-
     async def site_record(self, site_id: str) -> SiteRecord:
         """The site with its secrets (for the integrations that sign or call out); ``NotFound``
         for no such site."""
