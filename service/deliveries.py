@@ -10,9 +10,6 @@ attempts it, so a worker that dies mid-delivery only delays that event by the le
 Each change is one Lua script over one site's keys (one hash slot).
 """
 
-import base64
-import binascii
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
+from service.cursors import decode_cursor, encode_cursor
 from service.delivery import iso_ms
 from service.errors import BadRequest, Conflict, NotFound
 from service.keys import DEFAULT_PREFIX, KeySpace
-from service.store import LuaScripts, RedisClient, store_errors
+from service.store import LuaScripts, RedisClient, pairs, store_errors
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +114,6 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
-def _pairs(flat: Sequence[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
 class DeliveryLog:
     def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
@@ -193,7 +187,7 @@ class DeliveryLog:
         keys = [self.keys.deliveries_due(site)]
         args: list[str | int] = [self.keys.site_prefix(site), now_ms, limit, lease_ms, token]
         leased: list[list[str]] = await self._run("delivery_lease", keys, args)
-        return [_pairs(fields) for fields in leased]
+        return [pairs(fields) for fields in leased]
 
     async def settle(
         self,
@@ -245,7 +239,7 @@ class DeliveryLog:
         )
         if reply[0] == "not_found":
             raise NotFound(f"delivery {event_id!r} not found")
-        delivery = Delivery.from_record(_pairs(reply[1]))
+        delivery = Delivery.from_record(pairs(reply[1]))
         if reply[0] == "pending":
             raise Conflict(
                 f"delivery {event_id!r} is already pending",
@@ -305,17 +299,15 @@ class DeliveryLog:
 
 
 def _encode_cursor(state: DeliveryState, score: str, event_id: str) -> str:
-    body = json.dumps({"s": state.value, "t": score, "i": event_id}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+    return encode_cursor({"s": state.value, "t": score, "i": event_id})
 
 
 def _decode_cursor(query: DeliveryQuery) -> tuple[str, str]:
     assert query.cursor is not None
+    body = decode_cursor(query.cursor)
     try:
-        padded = query.cursor + "=" * (-len(query.cursor) % 4)
-        body = json.loads(base64.urlsafe_b64decode(padded.encode()))
         state, score, event_id = body["s"], str(int(body["t"])), str(body["i"])
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError, OverflowError):
+    except (ValueError, TypeError, KeyError, OverflowError):
         raise BadRequest("invalid cursor") from None
     if state != query.state.value:
         raise BadRequest("the cursor belongs to a different delivery state")

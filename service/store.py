@@ -5,8 +5,6 @@ answers NOSCRIPT (after a restart), so the store recovers without a new client. 
 runs whole or not at all, and Redis connection errors surface as ``StoreUnavailable``.
 """
 
-import base64
-import binascii
 import json
 import math
 import re
@@ -24,6 +22,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from service import cursors
 from service.domain import (
     Article,
     ArticleSpec,
@@ -580,7 +579,7 @@ class Store:
         if outcome == "context":
             raise StaleContextError(Observation.observed(reply[1], reply[2]))
         if outcome == "unchanged":
-            return outcome, comment_from_fields(_pairs(reply[1]))
+            return outcome, comment_from_fields(pairs(reply[1]))
         now = from_ms(write.now_ms)
         return outcome, Comment(
             id=write.comment_id,
@@ -648,7 +647,7 @@ class Store:
             )
         if outcome == "invalid_transition":
             raise InvalidTransition(f"cannot {write.action} a comment in state {reply[1]}")
-        return comment_from_fields(_pairs(reply[1]))
+        return comment_from_fields(pairs(reply[1]))
 
     async def report(self, site_id: str, write: ReportWrite) -> ReportOutcome:
         """Store a reader's report; the report reaching the threshold queues the comment."""
@@ -748,7 +747,7 @@ class Store:
         reply = await self._run("claim", keys, args)
         lease_until = from_ms(now_ms + lease_ms)
         return [
-            comment_from_fields(_pairs(fields), claimed_by=moderator_id, lease_until=lease_until)
+            comment_from_fields(pairs(fields), claimed_by=moderator_id, lease_until=lease_until)
             for _, fields in reply
             if fields
         ]
@@ -778,7 +777,7 @@ class Store:
         reply = await self._run("page", [key], args)
         items = [
             comment_from_fields(
-                _pairs(fields),
+                pairs(fields),
                 claimed_by=holder,
                 lease_until=from_ms(now_ms + int(ttl)) if holder else None,
             )
@@ -859,15 +858,16 @@ class Store:
 
 def encode_cursor(query: QueueQuery, score: str, comment_id: str) -> str:
     """Opaque to callers: the last item's (score, id) and the query it belongs to."""
-    body = {
-        "q": query.queue.value,
-        "o": query.order.value,
-        "a": query.article,
-        "u": query.author,
-        "s": score,
-        "i": comment_id,
-    }
-    return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
+    return cursors.encode_cursor(
+        {
+            "q": query.queue.value,
+            "o": query.order.value,
+            "a": query.article,
+            "u": query.author,
+            "s": score,
+            "i": comment_id,
+        }
+    )
 
 
 _CURSOR_SCORE = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
@@ -875,9 +875,8 @@ _CURSOR_SCORE = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 
 def decode_cursor(query: QueueQuery) -> tuple[str, str]:
     assert query.cursor is not None
+    body = cursors.decode_cursor(query.cursor)
     try:
-        padded = query.cursor + "=" * (-len(query.cursor) % 4)
-        body = json.loads(base64.urlsafe_b64decode(padded.encode()))
         score, comment_id = str(body["s"]), str(body["i"])
         # Redis takes the score back as a range bound: a plain finite decimal, nothing Python
         # alone accepts ("nan", "1_0").
@@ -889,7 +888,7 @@ def decode_cursor(query: QueueQuery) -> tuple[str, str]:
             query.article,
             query.author,
         )
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError):
+    except (ValueError, TypeError, KeyError):
         raise BadRequest("invalid cursor") from None
     if not matches:
         raise BadRequest("the cursor belongs to a different queue, order or filter")
@@ -950,7 +949,8 @@ def _texts(fields: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
     return cast(dict[str, str], fields)
 
 
-def _pairs(flat: Sequence[str]) -> dict[str, str]:
+def pairs(flat: Sequence[str]) -> dict[str, str]:
+    """A flat Redis reply ``[field, value, field, value, ...]`` as a dict."""
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
