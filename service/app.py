@@ -1,5 +1,6 @@
 """The application factory: everything is built here, and nothing connects at import time."""
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -21,6 +22,7 @@ from service.appkeys import (
     REDIS,
     SCORER,
     SETTINGS,
+    STOPPING,
     Clock,
 )
 from service.compat.akismet_desk import AkismetDesk
@@ -40,6 +42,8 @@ from service.routes import (
     compat_akismet,
     compat_coral,
     compat_perspective,
+    console,
+    events,
     health,
     intake,
     model,
@@ -59,6 +63,7 @@ ROUTE_AREAS = (
     intake,
     moderation,
     reasons,
+    events,
     reports,
     authors,
     model,
@@ -67,6 +72,7 @@ ROUTE_AREAS = (
     compat_akismet,
     compat_coral,
     revocation,
+    console,
 )
 
 
@@ -79,6 +85,8 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> web.Applicati
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[METRICS] = Metrics()
+    app[STOPPING] = asyncio.Event()
+    app.on_shutdown.append(_stop_streams)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_scorer)
     app.cleanup_ctx.append(_labels)
@@ -92,6 +100,10 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> web.Applicati
     for area in ROUTE_AREAS:
         app.router.add_routes(area.routes)
     return app
+
+
+async def _stop_streams(app: web.Application) -> None:
+    app[STOPPING].set()
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:

@@ -4,6 +4,7 @@ Below the routes, so the domain glue (auth, middleware, reload, cli) reads them 
 importing a route module.
 """
 
+import asyncio
 from collections.abc import Callable
 
 import aiohttp
@@ -36,3 +37,5 @@ AKISMET = web.AppKey("akismet", AkismetDesk)
 CORAL = web.AppKey("coral", CoralDesk)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 """The process's one HTTP client for outbound calls (Coral's GraphQL API)."""
+STOPPING = web.AppKey("stopping", asyncio.Event)
+"""Set when the server shuts down, so long-lived responses (event streams) end."""

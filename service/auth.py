@@ -6,9 +6,9 @@ from aiohttp import web
 
 from service import signatures
 from service.appkeys import MODERATION, SETTINGS
+from service.domain import ADMIN_ACTOR, Moderator
 from service.errors import NotFound, Unauthorized
 
-ADMIN_ACTOR = "admin"
 _BEARER = "bearer "
 
 
@@ -37,6 +37,17 @@ def require_admin(request: web.Request) -> None:
 def site_not_found(site_id: str) -> NotFound:
     # The same answer whether the site does not exist or belongs to someone else (DESIGN §7).
     return NotFound(f"site {site_id!r} not found")
+
+
+async def identify(request: web.Request) -> Moderator | None:
+    """Whose token the request carries: a moderator, or ``None`` for the admin."""
+    token = _bearer_token(request)
+    if _is_admin_token(request, token):
+        return None
+    moderator = await request.app[MODERATION].moderator_for_token(token)
+    if moderator is None:
+        raise Unauthorized("invalid moderator token")
+    return moderator
 
 
 async def require_moderator(request: web.Request, site_id: str) -> str:

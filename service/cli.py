@@ -24,6 +24,7 @@ from classifier.model import ModelError
 from service import learning_cli
 from service.app import create_app
 from service.appkeys import MODERATION, SETTINGS
+from service.demo import fill_demo_queue
 from service.domain import SiteSpec
 from service.embedded import DataDirInUseError, data_dir_lock, embedded_valkey
 from service.errors import NotFound
@@ -269,7 +270,7 @@ async def _watch_store(alive: StoreAlive, stop: asyncio.Event, lost: asyncio.Eve
 
 
 async def _announce(app: web.Application, url: str) -> None:
-    print(f"civility is running at {url} (Ctrl-C to stop)", flush=True)
+    print(f"civility is running at {url} (Ctrl-C to stop); console at {url}/console", flush=True)
 
 
 class _DemoFile:
@@ -302,6 +303,7 @@ class _DemoFile:
 
     async def announce(self, app: web.Application, url: str) -> None:
         await self._ensure_demo_site(app[MODERATION])
+        await fill_demo_queue(app[MODERATION], DEMO_SITE)
         # Only a token this file generated is printed; one from CIVILITY_ADMIN_TOKEN is the
         # operator's own.
         admin_token = app[SETTINGS].admin_token
@@ -309,6 +311,7 @@ class _DemoFile:
             admin_token = "(from CIVILITY_ADMIN_TOKEN)"
         print(
             f"civility is running at {url} (development mode, Ctrl-C to stop)\n"
+            f"  console:          {url}/console (sign in with the moderator token)\n"
             f"  admin token:      {admin_token}\n"
             f"  demo site:        {DEMO_SITE}\n"
             f"  webhook secret:   {self.values['webhook_secret']}\n"

@@ -34,6 +34,9 @@ MAX_CLAIM = 100
 MAX_LEASE_SECONDS = 3_600
 MAX_WORDS = 1_000
 
+ADMIN_ACTOR = "admin"
+"""The actor recorded for what the admin token does (it is also the admin's name)."""
+
 SiteId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
 ]
@@ -113,11 +116,12 @@ class Order(StrEnum):
 
 
 class Action(StrEnum):
-    """A moderator's decision; each names the state it leads to."""
+    """A moderator's decision; each names the state it leads to (``reopen``: back to the queue)."""
 
     APPROVE = "approve"
     REJECT = "reject"
     SPAM = "spam"
+    REOPEN = "reopen"
 
     @property
     def state(self) -> State:
@@ -125,6 +129,7 @@ class Action(StrEnum):
             Action.APPROVE: State.APPROVED,
             Action.REJECT: State.REJECTED,
             Action.SPAM: State.SPAM,
+            Action.REOPEN: State.PENDING,
         }[self]
 
 
@@ -369,6 +374,28 @@ class QueueQuery(_Model):
         return self
 
 
+class CommentQuery(_Model):
+    """The comment listing's query string: one state, newest decision first, optionally one
+    article or one author and a range of decision times (``since`` inclusive, ``until``
+    exclusive)."""
+
+    state: State
+    article: ExternalId | None = None
+    author: ExternalId | None = None
+    since: CreatedAt | None = None
+    until: CreatedAt | None = None
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    cursor: Cursor | None = None
+
+    @model_validator(mode="after")
+    def _one_filter_and_a_range(self) -> Self:
+        if self.article is not None and self.author is not None:
+            raise ValueError("filter by article or by author, not both")
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("since must be before until")
+        return self
+
+
 # ---------------------------------------------------------------- outputs
 
 
@@ -384,6 +411,10 @@ class HistoryEntry(_Model):
     reasons: tuple[str, ...]
     note: str | None = None
     model: str | None = None
+    previous_text: str | None = None
+    """The text an edit replaced (edits only)."""
+    actor_name: str | None = None
+    """The moderator's name beside ``actor`` (``admin`` for the admin; none for automatic)."""
 
 
 class Report(_Model):
@@ -419,6 +450,10 @@ class Comment(_Model):
     """Readers who reported the comment (since a moderator last kept it)."""
     claimed_by: str | None = None
     lease_until: datetime | None = None
+    decided_by_name: str | None = None
+    """Who ``decided_by`` is, for people to read: a moderator's name, ``admin``; none for the
+    model's own verdicts."""
+    claimed_by_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The one comment shape; history only in the single view, lease fields when claimed."""
@@ -437,18 +472,25 @@ class Comment(_Model):
             "model": self.model,
             "version": self.version,
             "decided_by": self.decided_by,
+            "decided_by_name": self.decided_by_name,
             "decided_at": _iso(self.decided_at),
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
         if self.history is not None:
-            body["history"] = [entry.model_dump(mode="json") for entry in self.history]
+            body["history"] = [
+                entry.model_dump(
+                    mode="json", exclude=set() if entry.previous_text else {"previous_text"}
+                )
+                for entry in self.history
+            ]
         if self.reports is not None:
             body["reports"] = [report.model_dump(mode="json") for report in self.reports]
         if self.report_count:
             body["report_count"] = self.report_count
         if self.claimed_by is not None and self.lease_until is not None:
             body["claimed_by"] = self.claimed_by
+            body["claimed_by_name"] = self.claimed_by_name
             body["lease_until"] = _iso(self.lease_until)
         return body
 
@@ -559,11 +601,18 @@ class Article(_Model):
 
 
 class QueuePage(_Model):
+    """One page of a queue or of a comment listing; ``total`` counts every match, all pages."""
+
     items: tuple[Comment, ...]
     next_cursor: str | None
+    total: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"items": [item.to_json() for item in self.items], "next_cursor": self.next_cursor}
+        return {
+            "items": [item.to_json() for item in self.items],
+            "next_cursor": self.next_cursor,
+            "total": self.total,
+        }
 
 
 class HourlyDecisions(_Model):
@@ -575,6 +624,8 @@ class HourlyDecisions(_Model):
 class SiteStats(_Model):
     queue_depths: dict[str, int]
     oldest_pending_age_seconds: float | None
+    oldest_ages_seconds: dict[str, float | None]
+    """Per queue, how long its oldest comment has waited (by its creation time)."""
     decisions: dict[str, int]
     decisions_per_hour: tuple[HourlyDecisions, ...]
 

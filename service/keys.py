@@ -13,7 +13,7 @@ per-article and per-author queue indexes from the site prefix the same way ``que
 
 from dataclasses import dataclass
 
-from service.domain import Order, Queue
+from service.domain import Order, Queue, State
 
 DEFAULT_PREFIX = "civ"
 """What every key starts with unless ``CIVILITY_REDIS_PREFIX`` says otherwise."""
@@ -100,6 +100,18 @@ class KeySpace:
             return f"{base}:author:{author}"
         return base
 
+    def comments(
+        self, site: str, state: State, *, article: str | None = None, author: str | None = None
+    ) -> str:
+        """Sorted set of comment ids in ``state``, by the time of their last decision (ms);
+        optionally restricted to one article or one author (the browse listing's index)."""
+        base = f"{self.site_prefix(site)}comments:{state.value}"
+        if article is not None:
+            return f"{base}:article:{article}"
+        if author is not None:
+            return f"{base}:author:{author}"
+        return base
+
     def article(self, site: str, article_id: str) -> str:
         """Hash: url, title, closed, premod, updated_at."""
         return f"{self.site_prefix(site)}article:{article_id}"
@@ -126,7 +138,8 @@ class KeySpace:
         return f"{self.site_prefix(site)}duplicate:{text_hash}:{author_id}"
 
     def audit(self, site: str) -> str:
-        """Stream: one entry per change, who and why (approximately capped)."""
+        """Stream: one entry per change, who and why, and per claim and release (approximately
+        capped); the event stream of ``/v1/sites/{site}/events`` follows it."""
         return f"{self.site_prefix(site)}audit"
 
     def outbox(self, site: str) -> str:

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from service import language, reasons
 from service import policy as rules
 from service.domain import (
+    ADMIN_ACTOR,
     Action,
     Article,
     ArticleSpec,
@@ -32,6 +33,7 @@ from service.domain import (
     BulkDecision,
     ClaimRequest,
     Comment,
+    CommentQuery,
     Decision,
     DecisionOutcome,
     IngestResult,
@@ -52,7 +54,15 @@ from service.domain import (
     State,
     Submission,
 )
-from service.errors import CivilityError, Conflict, NotFound, StoreUnavailable, ValidationFailed
+from service.errors import (
+    CivilityError,
+    ClaimConflict,
+    Conflict,
+    NotFound,
+    StoreUnavailable,
+    ValidationFailed,
+)
+from service.events import LiveEvent, live_event
 from service.labels import LabelLog
 from service.path_ids import checked_id
 from service.scorer import ReloadableScorer, Scored, Scorer, Spans
@@ -409,12 +419,56 @@ class Moderation:
 
     async def list_queue(self, site_id: str, query: QueueQuery) -> QueuePage:
         await self._site_record(site_id)
-        return await self.store.page(site_id, query, self._now_ms())
+        page = await self.store.page(site_id, query, self._now_ms())
+        return page.model_copy(update={"items": await self._named(site_id, page.items)})
+
+    async def list_comments(self, site_id: str, query: CommentQuery) -> QueuePage:
+        """Comments in one state, the latest decided first (the console's browse view)."""
+        policy = (await self._site_record(site_id)).site.policy
+        page = await self.store.comments(
+            site_id, query, self._now_ms(), retention_ms=policy.retention_days * DAY_MS
+        )
+        return page.model_copy(update={"items": await self._named(site_id, page.items)})
+
+    async def _named(self, site_id: str, comments: Sequence[Comment]) -> tuple[Comment, ...]:
+        """The comments with the names of the people who decided, claimed and changed them."""
+        names = {ADMIN_ACTOR: ADMIN_ACTOR, **await self.store.moderator_names(site_id)}
+        return tuple(
+            comment.model_copy(
+                update={
+                    "decided_by_name": names.get(comment.decided_by),
+                    "claimed_by_name": names.get(comment.claimed_by or ""),
+                    "history": None
+                    if comment.history is None
+                    else tuple(
+                        entry.model_copy(update={"actor_name": names.get(entry.actor)})
+                        for entry in comment.history
+                    ),
+                }
+            )
+            for comment in comments
+        )
+
+    async def latest_event_id(self, site_id: str) -> str:
+        """Where a new event stream of the site starts: after everything already recorded."""
+        await self._site_record(site_id)
+        return await self.store.latest_event_id(site_id)
+
+    async def events_after(
+        self, site_id: str, after_id: str, *, block_ms: int
+    ) -> tuple[str, list[LiveEvent]]:
+        """The site's changes and claims after ``after_id``, waiting up to ``block_ms`` (more
+        than 0) for one; and the id to continue from."""
+        entries = await self.store.events_after(site_id, after_id, block_ms=block_ms)
+        if not entries:
+            return after_id, []
+        names = {ADMIN_ACTOR: ADMIN_ACTOR, **await self.store.moderator_names(site_id)}
+        return entries[-1][0], [live_event(entry_id, fields, names) for entry_id, fields in entries]
 
     async def claim(self, site_id: str, moderator_id: str, request: ClaimRequest) -> list[Comment]:
         """Up to ``request.limit`` unclaimed comments in queue order, leased to the caller."""
         await self._site_record(site_id)
-        return await self.store.claim(
+        claimed = await self.store.claim(
             site_id,
             moderator_id,
             request.queue,
@@ -423,10 +477,11 @@ class Moderation:
             request.lease_seconds * 1000,
             self._now_ms(),
         )
+        return list(await self._named(site_id, claimed))
 
     async def release(self, site_id: str, moderator_id: str, ids: list[str] | None) -> list[str]:
         await self._site_record(site_id)
-        return await self.store.release(site_id, moderator_id, ids)
+        return await self.store.release(site_id, moderator_id, ids, self._now_ms())
 
     async def decide(
         self, site_id: str, comment_id: str, decision: Decision, actor: str, *, learn: bool = True
@@ -453,10 +508,18 @@ class Moderation:
             sources=sources_argument(event),
             rules=SiteRules.of(policy),
         )
-        comment = await self.store.decide(site_id, write)
+        try:
+            comment = await self.store.decide(site_id, write)
+        except ClaimConflict as conflict:
+            # Whoever meets the conflict should read who holds the comment, not an id.
+            holder = conflict.details["claimed_by"]
+            names = {ADMIN_ACTOR: ADMIN_ACTOR, **await self.store.moderator_names(site_id)}
+            conflict.details = {**conflict.details, "claimed_by_name": names.get(holder)}
+            raise
         if learn:
             await self._record_label(site_id, comment, decision, policy)
-        return comment
+        [named] = await self._named(site_id, [comment])
+        return named
 
     async def _record_label(
         self, site_id: str, comment: Comment, decision: Decision, policy: Policy
@@ -607,7 +670,10 @@ class Moderation:
 
     async def get_comment(self, site_id: str, comment_id: str) -> Comment:
         await self._site_record(site_id)
-        return await self.store.comment(site_id, comment_id, self._now_ms())
+        [comment] = await self._named(
+            site_id, [await self.store.comment(site_id, comment_id, self._now_ms())]
+        )
+        return comment
 
     async def stats(self, site_id: str) -> SiteStats:
         await self._site_record(site_id)

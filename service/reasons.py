@@ -82,6 +82,9 @@ def teaches(action: Action, reason: str | None) -> Teaches:
         return KEPT
     if action is Action.SPAM:
         return IS_SPAM
+    if action is Action.REOPEN:
+        # Back in the queue, the comment is undecided: its earlier label is withdrawn.
+        return NOTHING
     if reason is None:
         return REJECTED_WITHOUT_REASON
     known = find(reason)

@@ -29,6 +29,7 @@ from service.domain import (
     Author,
     AuthorStatus,
     Comment,
+    CommentQuery,
     HistoryEntry,
     HourlyDecisions,
     Moderator,
@@ -497,6 +498,31 @@ class Store:
             created_at=from_ms(fields["created_at"]),
         )
 
+    async def moderator_names(self, site_id: str) -> dict[str, str]:
+        """Each moderator's name by id, as people should read ``decided_by`` and ``claimed_by``."""
+        with store_errors():
+            stored = _texts(await self.redis.hgetall(self.keys.moderators(site_id)))
+        return {moderator_id: json.loads(record)["name"] for moderator_id, record in stored.items()}
+
+    # ------------------------------------------------------------------ events
+
+    async def latest_event_id(self, site_id: str) -> str:
+        """The id of the site's newest audit entry ("0-0" when there is none)."""
+        with store_errors():
+            newest = await self.redis.xrevrange(self.keys.audit(site_id), count=1)
+        return cast(str, newest[0][0]) if newest else "0-0"
+
+    async def events_after(
+        self, site_id: str, after_id: str, *, block_ms: int, count: int = 100
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Audit entries after ``after_id``, waiting up to ``block_ms`` for the first one."""
+        with store_errors():
+            reply = await self.redis.xread(
+                {self.keys.audit(site_id): after_id}, count=count, block=block_ms
+            )
+        streams = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply or [])
+        return [entry for _, entries in streams for entry in entries]
+
     # ------------------------------------------------------------------ articles
 
     async def put_article(
@@ -735,6 +761,7 @@ class Store:
         keys = [
             self.keys.queue_index(site_id, queue, order),
             self.keys.claims(site_id, moderator_id),
+            self.keys.audit(site_id),
         ]
         args: list[str | int] = [
             self.keys.site_prefix(site_id),
@@ -753,10 +780,10 @@ class Store:
         ]
 
     async def release(
-        self, site_id: str, moderator_id: str, ids: Sequence[str] | None
+        self, site_id: str, moderator_id: str, ids: Sequence[str] | None, now_ms: int
     ) -> list[str]:
-        keys = [self.keys.claims(site_id, moderator_id)]
-        args = [self.keys.site_prefix(site_id), moderator_id, *(ids or ())]
+        keys = [self.keys.claims(site_id, moderator_id), self.keys.audit(site_id)]
+        args: list[str | int] = [self.keys.site_prefix(site_id), moderator_id, now_ms, *(ids or ())]
         if ids is not None and not ids:
             return []
         released: list[str] = await self._run("release", keys, args)
@@ -766,29 +793,88 @@ class Store:
         key = self.keys.queue_index(
             site_id, query.queue, query.order, article=query.article, author=query.author
         )
-        after = decode_cursor(query) if query.cursor else None
+        scope = {
+            "q": query.queue.value,
+            "o": query.order.value,
+            "a": query.article,
+            "u": query.author,
+        }
+        return await self._page(
+            site_id,
+            key,
+            scope,
+            query.cursor,
+            query.limit,
+            now_ms,
+            descending=query.order is Order.PRIORITY,
+        )
+
+    async def comments(
+        self, site_id: str, query: CommentQuery, now_ms: int, retention_ms: int
+    ) -> QueuePage:
+        """A page of the comments in one state, the latest decision first. Decided comments
+        decided longer than ``retention_ms`` ago have expired and leave the index here."""
+        key = self.keys.comments(site_id, query.state, article=query.article, author=query.author)
+        scope = {
+            "state": query.state.value,
+            "a": query.article,
+            "u": query.author,
+            "from": query.since.isoformat() if query.since else None,
+            "to": query.until.isoformat() if query.until else None,
+        }
+        return await self._page(
+            site_id,
+            key,
+            scope,
+            query.cursor,
+            query.limit,
+            now_ms,
+            descending=True,
+            low=str(to_ms(query.since)) if query.since else "-inf",
+            high=f"({to_ms(query.until)}" if query.until else "+inf",
+            trim_below=None if query.state is State.PENDING else now_ms - retention_ms,
+        )
+
+    async def _page(
+        self,
+        site_id: str,
+        key: str,
+        scope: Mapping[str, str | None],
+        cursor: str | None,
+        limit: int,
+        now_ms: int,
+        *,
+        descending: bool,
+        low: str = "-inf",
+        high: str = "+inf",
+        trim_below: int | None = None,
+    ) -> QueuePage:
+        after = decode_cursor(cursor, scope) if cursor else None
         args: list[str | int] = [
             self.keys.site_prefix(site_id),
-            int(query.order is Order.PRIORITY),
-            query.limit + 1,
+            int(descending),
+            limit + 1,
             after[0] if after else "",
             after[1] if after else "",
+            low,
+            high,
+            "" if trim_below is None else trim_below,
         ]
-        reply = await self._run("page", [key], args)
+        total, reply = await self._run("page", [key], args)
         items = [
             comment_from_fields(
                 pairs(fields),
                 claimed_by=holder,
                 lease_until=from_ms(now_ms + int(ttl)) if holder else None,
             )
-            for _, _, fields, holder, ttl in reply[: query.limit]
+            for _, _, fields, holder, ttl in reply[:limit]
             if fields
         ]
         next_cursor = None
-        if len(reply) > query.limit:
-            last_id, last_score = reply[query.limit - 1][0], reply[query.limit - 1][1]
-            next_cursor = encode_cursor(query, last_score, last_id)
-        return QueuePage(items=tuple(items), next_cursor=next_cursor)
+        if len(reply) > limit:
+            last_id, last_score = reply[limit - 1][0], reply[limit - 1][1]
+            next_cursor = encode_cursor(scope, last_score, last_id)
+        return QueuePage(items=tuple(items), next_cursor=next_cursor, total=int(total))
 
     async def comment(self, site_id: str, comment_id: str, now_ms: int) -> Comment:
         """The comment with its full history and, when claimed, its lease."""
@@ -824,19 +910,20 @@ class Store:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for queue in Queue:
                     pipe.zcard(self.keys.queue_index(site_id, queue, Order.OLDEST))
-                pipe.zrange(
-                    self.keys.queue_index(site_id, Queue.PENDING, Order.OLDEST),
-                    0,
-                    0,
-                    withscores=True,
-                )
+                for queue in Queue:
+                    pipe.zrange(
+                        self.keys.queue_index(site_id, queue, Order.OLDEST), 0, 0, withscores=True
+                    )
                 pipe.hgetall(self.keys.stats(site_id))
                 for hour in hours:
                     pipe.hgetall(self.keys.hourly_stats(site_id, hour_bucket(hour)))
                 replies = await pipe.execute()
         depths = dict(zip((queue.value for queue in Queue), replies[: len(Queue)], strict=True))
-        oldest, counters, *hourly = replies[len(Queue) :]
-        oldest_age = max(0.0, (now_ms - oldest[0][1]) / 1000) if oldest else None
+        oldest_ages = {
+            queue.value: max(0.0, (now_ms - oldest[0][1]) / 1000) if oldest else None
+            for queue, oldest in zip(Queue, replies[len(Queue) : 2 * len(Queue)], strict=True)
+        }
+        counters, *hourly = replies[2 * len(Queue) :]
         per_hour = tuple(
             HourlyDecisions(
                 hour=datetime.strptime(hour_bucket(hour), "%Y%m%d%H").replace(tzinfo=UTC),
@@ -850,44 +937,31 @@ class Store:
         }
         return SiteStats(
             queue_depths=depths,
-            oldest_pending_age_seconds=oldest_age,
+            oldest_pending_age_seconds=oldest_ages[Queue.PENDING.value],
+            oldest_ages_seconds=oldest_ages,
             decisions=decisions,
             decisions_per_hour=per_hour,
         )
 
 
-def encode_cursor(query: QueueQuery, score: str, comment_id: str) -> str:
-    """Opaque to callers: the last item's (score, id) and the query it belongs to."""
-    return cursors.encode_cursor(
-        {
-            "q": query.queue.value,
-            "o": query.order.value,
-            "a": query.article,
-            "u": query.author,
-            "s": score,
-            "i": comment_id,
-        }
-    )
+def encode_cursor(scope: Mapping[str, str | None], score: str, comment_id: str) -> str:
+    """Opaque to callers: the last item's (score, id) and the listing (``scope``) it ends."""
+    return cursors.encode_cursor({**scope, "s": score, "i": comment_id})
 
 
 _CURSOR_SCORE = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 
 
-def decode_cursor(query: QueueQuery) -> tuple[str, str]:
-    assert query.cursor is not None
-    body = cursors.decode_cursor(query.cursor)
+def decode_cursor(cursor: str, scope: Mapping[str, str | None]) -> tuple[str, str]:
+    """The (score, id) a cursor of the listing ``scope`` resumes after."""
+    body = cursors.decode_cursor(cursor)
     try:
-        score, comment_id = str(body["s"]), str(body["i"])
+        score, comment_id = str(body.pop("s")), str(body.pop("i"))
         # Redis takes the score back as a range bound: a plain finite decimal, nothing Python
         # alone accepts ("nan", "1_0").
         if not _CURSOR_SCORE.fullmatch(score) or not math.isfinite(float(score)):
             raise ValueError(score)
-        matches = (body["q"], body["o"], body["a"], body["u"]) == (
-            query.queue.value,
-            query.order.value,
-            query.article,
-            query.author,
-        )
+        matches = body == dict(scope)
     except (ValueError, TypeError, KeyError):
         raise BadRequest("invalid cursor") from None
     if not matches:
@@ -941,6 +1015,7 @@ def history_entry(entry: Mapping[str, Any]) -> HistoryEntry:
         reasons=tuple(entry["reasons"]),
         note=entry["note"],
         model=entry["model"],
+        previous_text=entry.get("previous_text"),
     )
 
 

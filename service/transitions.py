@@ -21,6 +21,8 @@ class Event(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     SPAM = "spam"
+    REOPEN = "reopen"
+    """A moderator sends a decided comment back to the queue, to be decided again."""
     REPORT = "report"
     """Readers' reports reach the site's threshold: the comment stays published, in the
     ``reported`` queue, for a moderator to keep (approve) or take down (reject, spam)."""
@@ -36,6 +38,7 @@ class Transition:
 
 _EVERY_STATE = frozenset(State)
 _EVERY_SOURCE = frozenset(state.value for state in State)
+_DECIDED = _EVERY_SOURCE - {State.PENDING.value}
 
 TRANSITIONS: Mapping[Event, Transition] = {
     Event.CREATE: Transition(frozenset({NEW}), _EVERY_STATE),
@@ -45,6 +48,8 @@ TRANSITIONS: Mapping[Event, Transition] = {
     Event.APPROVE: Transition(_EVERY_SOURCE, frozenset({State.APPROVED})),
     Event.REJECT: Transition(_EVERY_SOURCE, frozenset({State.REJECTED})),
     Event.SPAM: Transition(_EVERY_SOURCE, frozenset({State.SPAM})),
+    # Only a decided comment can go back: a held one is in the queue already.
+    Event.REOPEN: Transition(_DECIDED, frozenset({State.PENDING})),
     # Readers see published comments only, so only those can be reported.
     Event.REPORT: Transition(frozenset({State.APPROVED.value}), frozenset({State.APPROVED})),
 }

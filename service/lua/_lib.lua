@@ -35,6 +35,24 @@ local function dequeue(prefix, queue, id, article, author)
   end
 end
 
+-- The browse indexes (service/keys.py `comments`): each comment sits in its current state's index,
+-- whole and per article and per author, scored by the time of its last decision.
+local function state_indexes(prefix, state, article, author)
+  local base = prefix .. "comments:" .. state
+  return {base, base .. ":article:" .. article, base .. ":author:" .. author}
+end
+
+local function file_state(prefix, id, article, author, from, to, now)
+  if from then
+    for _, key in ipairs(state_indexes(prefix, from, article, author)) do
+      redis.call("ZREM", key, id)
+    end
+  end
+  for _, key in ipairs(state_indexes(prefix, to, article, author)) do
+    redis.call("ZADD", key, now, id)
+  end
+end
+
 local function listed(csv, value)
   for item in string.gmatch(csv, "[^,]+") do
     if item == value then
@@ -68,8 +86,9 @@ end
 
 --[[
 Record one change everywhere it must appear: the comment's history (every change, forever), the
-site's audit stream and the outbox stream the webhook worker delivers from. `change` holds
-strings; reasons, note and model arrive already JSON-encoded so empty lists stay lists.
+site's audit stream (which the console's event stream follows) and the outbox stream the webhook
+worker delivers from. `change` holds strings; reasons, note and model arrive already JSON-encoded
+so empty lists stay lists; an edit's history entry keeps the text it replaced (`previous_text`).
 ]]
 local function record(history_key, audit_key, outbox_key, change)
   local entry = '{"version":' .. change.version
@@ -81,6 +100,7 @@ local function record(history_key, audit_key, outbox_key, change)
     .. ',"reasons":' .. change.reasons
     .. ',"note":' .. change.note
     .. ',"model":' .. change.model
+    .. (change.previous_text and (',"previous_text":' .. cjson.encode(change.previous_text)) or "")
     .. "}"
   redis.call("RPUSH", history_key, entry)
   redis.call("XADD", audit_key, "MAXLEN", "~", AUDIT_MAXLEN, "*",
@@ -92,6 +112,13 @@ local function record(history_key, audit_key, outbox_key, change)
     "comment_id", change.id, "state", change.to, "previous_state", change.from or "",
     "version", change.version, "reasons", change.reasons, "decided_by", change.actor,
     "at", change.now)
+end
+
+-- A claim or release in the audit stream: no state changes, but other moderators' consoles
+-- follow the stream and must see who holds which comment.
+local function record_lease(audit_key, id, action, actor, now, lease_until)
+  redis.call("XADD", audit_key, "MAXLEN", "~", AUDIT_MAXLEN, "*",
+    "comment_id", id, "action", action, "actor", actor, "lease_until", lease_until, "at", now)
 end
 
 --[[

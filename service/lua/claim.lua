@@ -5,6 +5,7 @@ expiry, so an abandoned claim frees itself.
 
 KEYS[1]  queue index zset           civ:{site}:queue:<queue>:<order>
 KEYS[2]  the moderator's claims     civ:{site}:claims:<moderator>
+KEYS[3]  audit stream               civ:{site}:audit (one "claim" entry per comment leased)
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  moderator id
 ARGV[3]  how many (N)                      ARGV[4]  lease length (ms)
@@ -36,6 +37,7 @@ while #claimed < wanted do
   for _, id in ipairs(ids) do
     if redis.call("SET", prefix .. "lease:" .. id, moderator, "NX", "PX", lease_ms) then
       redis.call("ZADD", KEYS[2], now + lease_ms, id)
+      record_lease(KEYS[3], id, "claim", moderator, now, now + lease_ms)
       claimed[#claimed + 1] = {id, redis.call("HGETALL", prefix .. "comment:" .. id)}
       if #claimed == wanted then
         break

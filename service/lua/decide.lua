@@ -1,6 +1,7 @@
 --[[
-A moderator's decision on one comment: approve, reject or spam. Deciding an already decided
-comment is allowed (that is the undo) and is recorded like any other change.
+A moderator's decision on one comment: approve, reject or spam, or reopen (back to pending, into
+the queue again). Deciding an already decided comment is allowed (that is the undo) and is
+recorded like any other change.
 
 KEYS[1]  comment hash               civ:{site}:comment:<id>
 KEYS[2]  history list               civ:{site}:history:<id>
@@ -13,7 +14,7 @@ KEYS[8]  the actor's claims zset    civ:{site}:claims:<actor>
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  site id
 ARGV[3]  comment id                        ARGV[4]  target state
-ARGV[5]  action (approve, reject, spam)    ARGV[6]  actor (moderator id)
+ARGV[5]  action (approve, reject, spam, reopen)    ARGV[6]  actor (moderator id)
 ARGV[7]  expected version ("" to skip the check)
 ARGV[8]  reasons JSON                      ARGV[9]  note JSON (null for none)
 ARGV[10] now (ms)                          ARGV[11] outbox event id
@@ -22,6 +23,8 @@ ARGV[14] retention (ms) of the decided comment and its history
 ARGV[15] the author's recent window (ms)
 
 Derived keys: the pending and reported queue indexes of the comment's article and author, the
+browse indexes of its old and new state (civ:{site}:comments:<state>[:article:<a>|:author:<u>]),
+the
 author's counters (civ:{site}:author:<author>) and recent decisions (civ:{site}:recent:<author>),
 and the comment's reports (civ:{site}:reports:<id>), which approving clears: the moderator kept
 the comment, so readers' reports start again from none.
@@ -37,7 +40,7 @@ local prefix, site, id, target, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV
 local now = ARGV[10]
 
 local stored = redis.call("HMGET", KEYS[1], "state", "version", "article_id", "author_id", "model",
-  "last_event_id")
+  "last_event_id", "priority", "created_at")
 local previous = stored[1]
 if not previous then
   return {"not_found"}
@@ -62,6 +65,10 @@ redis.call("HSET", KEYS[1], "state", target, "reasons", ARGV[8], "decided_by", a
   "decided_at", now, "updated_at", now, "last_event_id", ARGV[11])
 dequeue(prefix, "pending", id, article, author)
 dequeue(prefix, "reported", id, article, author)
+if target == "pending" then
+  enqueue(prefix, "pending", id, article, author, stored[7] or 0, stored[8])
+end
+file_state(prefix, id, article, author, previous, target, now)
 if target == "approved" then
   redis.call("DEL", prefix .. "reports:" .. id)
   redis.call("HDEL", KEYS[1], "reports")
@@ -71,12 +78,16 @@ redis.call("ZREM", KEYS[8], id)
 
 count_author(prefix .. "author:" .. author, previous, target, now, false)
 remember_decision(prefix, author, id, target, now, tonumber(ARGV[15]))
-count_decision(KEYS[6], KEYS[7], "moderator", target)
+if target ~= "pending" then
+  -- A reopened comment is not decided: it counts when a moderator decides it again.
+  count_decision(KEYS[6], KEYS[7], "moderator", target)
+end
 record(KEYS[2], KEYS[3], KEYS[4], {
   id = id, site = site, version = version, now = now, actor = actor, action = ARGV[5],
   from = previous, to = target, reasons = ARGV[8], note = ARGV[9],
   model = stored[5] and cjson.encode(stored[5]) or "null",
   event_id = ARGV[11], event_type = ARGV[12],
 })
-retain(prefix, id, tonumber(ARGV[14]))
+-- A comment back in the queue is kept until decided, like any held comment.
+retain(prefix, id, target == "pending" and 0 or tonumber(ARGV[14]))
 return {"ok", redis.call("HGETALL", KEYS[1])}

@@ -41,6 +41,7 @@ ARGV[28] recent decisions needed before that rate counts
 ARGV[29..] expiry (ms) of each window key (0: observe only)
 
 Derived keys: the pending and reported queue indexes of the comment's article and author, the
+browse indexes of its state (civ:{site}:comments:<state>[:article:<a>|:author:<u>]), the
 comment's reports (civ:{site}:reports:<id>) and the author's recent decisions
 (civ:{site}:recent:<author>). The author's standing in the observed context is the status a
 moderator set, or "premod" when the recent rejection rate reached ARGV[27].
@@ -98,13 +99,14 @@ if signature ~= ARGV[22] then
   return {"context", signature, approved or "0"}
 end
 
-local outcome, version
+local outcome, version, previous_text
 if previous then
   if not listed(ARGV[21], previous) then
     return {"invalid_transition", previous}
   end
   outcome = "edited"
   version = redis.call("HINCRBY", KEYS[1], "version", 1)
+  previous_text = redis.call("HGET", KEYS[1], "text")
   dequeue(prefix, "pending", id, article, author)
   -- Readers reported the old text; the new one is judged afresh.
   dequeue(prefix, "reported", id, article, author)
@@ -131,6 +133,7 @@ else
   redis.call("DEL", KEYS[9])
 end
 remember_decision(prefix, author, id, state, now, recent_ms)
+file_state(prefix, id, article, author, previous, state, now)
 
 for index = 10, #KEYS do
   local ttl = tonumber(ARGV[19 + index])
@@ -146,7 +149,7 @@ record(KEYS[2], KEYS[3], KEYS[4], {
   id = id, site = site, version = version, now = now, actor = decided_by,
   action = outcome == "created" and "create" or "edit", from = previous, to = state,
   reasons = ARGV[12], note = "null", model = cjson.encode(ARGV[15]),
-  event_id = ARGV[19], event_type = ARGV[20],
+  event_id = ARGV[19], event_type = ARGV[20], previous_text = previous_text,
 })
 retain(prefix, id, state == "pending" and 0 or retention_ms)
 return {outcome, version, created_at}

@@ -1,13 +1,18 @@
 --[[
-Read one page of a queue index. Paging is by the last item's (score, id), not by
-offset, so comments added or removed meanwhile never shift a page: nothing is skipped or
-repeated. Within one score Redis orders members by id, which breaks ties.
+Read one page of a queue index or a browse index, and count the index within the bounds. Paging
+is by the last item's (score, id), not by offset, so comments added or removed meanwhile never
+shift a page: nothing is skipped or repeated. Within one score Redis orders members by id, which
+breaks ties.
 
 KEYS[1]  queue index zset           civ:{site}:queue:<queue>:<order>[:article:<a>|:author:<u>]
+         or browse index zset       civ:{site}:comments:<state>[:article:<a>|:author:<u>]
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  "1" for highest score first
 ARGV[3]  how many                          ARGV[4]  cursor score ("" for the first page)
 ARGV[5]  cursor id
+ARGV[6]  lowest score listed ("-inf")      ARGV[7]  highest score listed ("+inf")
+ARGV[8]  drop members scored below this first ("" to keep all): decided comments past the
+         site's retention, whose hashes have expired
 
 Derived keys: civ:{site}:comment:<id> and civ:{site}:lease:<id> of each item.
 
@@ -15,11 +20,16 @@ Pending and reported comments never expire, so an index should only name existin
 id whose hash is gone all the same (a decided comment past its retention that an index kept) is
 removed from the index read, and the page comes back shorter rather than naming it forever.
 
-Returns a list of {id, score, fields, lease holder or false, lease ms left}.
+Returns {members within the bounds, {{id, score, fields, lease holder or false, lease ms left},
+...}}.
 ]]
 
 local prefix, descending, wanted = ARGV[1], ARGV[2] == "1", tonumber(ARGV[3])
 local cursor_score, cursor_id = ARGV[4], ARGV[5]
+local low, high = ARGV[6], ARGV[7]
+if ARGV[8] ~= "" then
+  redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", "(" .. ARGV[8])
+end
 
 -- Byte order, as Redis sorts equal scores (Lua's "<" on strings follows the server's locale).
 local function before(a, b)
@@ -40,9 +50,9 @@ end
 if cursor_score == "" then
   local items
   if descending then
-    items = redis.call("ZREVRANGE", KEYS[1], 0, wanted - 1, "WITHSCORES")
+    items = redis.call("ZREVRANGEBYSCORE", KEYS[1], high, low, "WITHSCORES", "LIMIT", 0, wanted)
   else
-    items = redis.call("ZRANGE", KEYS[1], 0, wanted - 1, "WITHSCORES")
+    items = redis.call("ZRANGEBYSCORE", KEYS[1], low, high, "WITHSCORES", "LIMIT", 0, wanted)
   end
   for index = 1, #items, 2 do
     take(items[index], items[index + 1])
@@ -64,10 +74,10 @@ else
   if #picked < wanted then
     local items
     if descending then
-      items = redis.call("ZREVRANGEBYSCORE", KEYS[1], "(" .. cursor_score, "-inf",
+      items = redis.call("ZREVRANGEBYSCORE", KEYS[1], "(" .. cursor_score, low,
         "WITHSCORES", "LIMIT", 0, wanted - #picked)
     else
-      items = redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. cursor_score, "+inf",
+      items = redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. cursor_score, high,
         "WITHSCORES", "LIMIT", 0, wanted - #picked)
     end
     for index = 1, #items, 2 do
@@ -88,4 +98,4 @@ for _, item in ipairs(picked) do
     item[1], item[2], fields, holder, holder and redis.call("PTTL", lease) or 0,
   }
 end
-return page
+return {redis.call("ZCOUNT", KEYS[1], low, high), page}

@@ -3,9 +3,11 @@ Give back leases a moderator holds: the ids given, or all of them. Leases held b
 are left alone.
 
 KEYS[1]  the moderator's claims     civ:{site}:claims:<moderator>
+KEYS[2]  audit stream               civ:{site}:audit (one "release" entry per lease given back)
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  moderator id
-ARGV[3..] comment ids (none: every id in the moderator's claims)
+ARGV[3]  now (ms)
+ARGV[4..] comment ids (none: every id in the moderator's claims)
 
 Derived keys: civ:{site}:lease:<id> of each id.
 
@@ -14,8 +16,8 @@ Returns the ids whose lease was released.
 
 local prefix, moderator = ARGV[1], ARGV[2]
 local ids = {}
-if #ARGV > 2 then
-  for index = 3, #ARGV do
+if #ARGV > 3 then
+  for index = 4, #ARGV do
     ids[#ids + 1] = ARGV[index]
   end
 else
@@ -27,6 +29,7 @@ for _, id in ipairs(ids) do
   local lease = prefix .. "lease:" .. id
   if redis.call("GET", lease) == moderator then
     redis.call("DEL", lease)
+    record_lease(KEYS[2], id, "release", moderator, ARGV[3], ARGV[3])
     released[#released + 1] = id
   end
   redis.call("ZREM", KEYS[1], id)

@@ -4,12 +4,13 @@ from typing import Any
 
 from aiohttp import web
 
-from service.appkeys import MODERATION
-from service.auth import require_moderator
+from service.appkeys import DELIVERIES, MODERATION
+from service.auth import identify, require_moderator
 from service.domain import (
     BulkDecision,
     ClaimRequest,
     Comment,
+    CommentQuery,
     Decision,
     QueuePage,
     QueueQuery,
@@ -50,7 +51,37 @@ OUTCOMES: dict[str, Any] = {
         }
     },
 }
+IDENTITY: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "admin", "sites"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "admin": {"type": "boolean"},
+        "sites": {"type": "array", "items": {"type": "string"}},
+    },
+}
 READ_ERRORS = (401, 404, 503)
+
+
+@routes.get("/v1/me")
+@operation(
+    summary="Who the bearer token is: a moderator and its site, or the admin and every site",
+    tag="moderation",
+    auth="moderator",
+    response=IDENTITY,
+    errors=(401, 503),
+)
+async def me(request: web.Request) -> web.Response:
+    moderator = await identify(request)
+    if moderator is None:
+        sites = await request.app[DELIVERIES].sites()
+        return web.json_response({"id": "admin", "name": "admin", "admin": True, "sites": sites})
+    return web.json_response(
+        {"id": moderator.id, "name": moderator.name, "admin": False, "sites": [moderator.site_id]}
+    )
+
+
 WRITE_ERRORS = (400, 401, 404, 409, 413, 415, 422, 503)
 
 
@@ -68,6 +99,24 @@ async def list_queue(request: web.Request) -> web.Response:
     await require_moderator(request, site)
     query = QueueQuery.model_validate(dict(request.query))
     page = await request.app[MODERATION].list_queue(site, query)
+    return web.json_response(page.to_json())
+
+
+@routes.get("/v1/sites/{site}/comments")
+@operation(
+    summary="List comments in one state, latest decision first, by article or author and "
+    "decision time, cursor paged",
+    tag="moderation",
+    auth="moderator",
+    query=CommentQuery,
+    response=QueuePage,
+    errors=(400, 401, 404, 422, 503),
+)
+async def list_comments(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    await require_moderator(request, site)
+    query = CommentQuery.model_validate(dict(request.query))
+    page = await request.app[MODERATION].list_comments(site, query)
     return web.json_response(page.to_json())
 
 
@@ -110,7 +159,8 @@ async def release(request: web.Request) -> web.Response:
 
 @routes.post("/v1/sites/{site}/comments/{comment}/decision")
 @operation(
-    summary="Approve, reject or mark as spam; deciding again is the undo, kept in the history",
+    summary="Approve, reject, mark as spam or reopen (back to pending); deciding again is the "
+    "undo, kept in the history",
     tag="moderation",
     auth="moderator",
     body=Decision,

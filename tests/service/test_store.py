@@ -451,11 +451,11 @@ async def test_release_gives_back_only_the_callers_leases(
     await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 2, 60_000, NOW)
     await store.claim(SITE, "mod_y", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW)
 
-    assert await store.release(SITE, "mod_x", ["c0", "c2"]) == ["c2"]
+    assert await store.release(SITE, "mod_x", ["c0", "c2"], NOW) == ["c2"]
     assert await redis_client.get(KEYS.lease(SITE, "c0")) == "mod_y"
-    assert await store.release(SITE, "mod_x", None) == ["c1"]
-    assert await store.release(SITE, "mod_x", None) == []
-    assert await store.release(SITE, "mod_x", []) == []
+    assert await store.release(SITE, "mod_x", None, NOW) == ["c1"]
+    assert await store.release(SITE, "mod_x", None, NOW) == []
+    assert await store.release(SITE, "mod_x", [], NOW) == []
     assert await redis_client.get(KEYS.lease(SITE, "c0")) == "mod_y"
 
 

@@ -1,0 +1,154 @@
+// The console's only way to the service: the public HTTP API, with the token from sessionStorage
+// (never a URL, never a cookie). Failures become ApiError with words a moderator can act on.
+
+const TOKEN_KEY = "civility.token";
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const error = (body && body.error) || {};
+    super(error.message || `request failed (${status})`);
+    this.status = status;
+    this.code = error.code || "error";
+    this.details = error.details ?? null;
+  }
+}
+
+export const session = {
+  get token() {
+    return sessionStorage.getItem(TOKEN_KEY);
+  },
+  set token(value) {
+    sessionStorage.setItem(TOKEN_KEY, value);
+  },
+  clear() {
+    sessionStorage.removeItem(TOKEN_KEY);
+  },
+};
+
+// Called with the ApiError when the token stops working (revoked, or the admin token changed).
+let onSignedOut = () => {};
+export function whenSignedOut(handler) {
+  onSignedOut = handler;
+}
+
+export async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${session.token}` };
+  const init = { method, headers, cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, { error: { code: "offline", message: "the service cannot be reached" } });
+  }
+  if (response.status === 204) return null;
+  const text = await response.text();
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = null;
+  }
+  if (!response.ok) {
+    const error = new ApiError(response.status, parsed);
+    if (response.status === 401) onSignedOut(error);
+    throw error;
+  }
+  return parsed;
+}
+
+export const get = (path) => api("GET", path);
+export const post = (path, body) => api("POST", path, body ?? {});
+
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(name, value);
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+// Server-Sent Events read with fetch, because EventSource cannot send the Authorization header
+// (and the token must not travel in a URL). Reconnects by itself, resuming with Last-Event-ID.
+export function follow(path, onEvent, onState) {
+  let lastId = "";
+  let stopped = false;
+  let controller = null;
+  const run = async () => {
+    while (!stopped) {
+      controller = new AbortController();
+      let retry = 2000;
+      try {
+        const headers = { Authorization: `Bearer ${session.token}`, Accept: "text/event-stream" };
+        if (lastId) headers["Last-Event-ID"] = lastId;
+        const response = await fetch(path, { headers, signal: controller.signal, cache: "no-store" });
+        if (response.status === 401) {
+          onSignedOut(new ApiError(401, await response.json().catch(() => null)));
+          return;
+        }
+        if (!response.ok || !response.body) throw new Error(String(response.status));
+        onState(true);
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const frame = parseFrame(buffer.slice(0, end));
+            buffer = buffer.slice(end + 2);
+            if (frame.retry) retry = frame.retry;
+            if (frame.id) lastId = frame.id;
+            if (frame.event === "error") {
+              // The stream's last word: a token that stopped working signs out; anything else
+              // (Redis away) ends the stream and the loop reconnects.
+              if (frame.data?.error?.code === "unauthorized") {
+                onSignedOut(new ApiError(401, frame.data));
+                return;
+              }
+            } else if (frame.event && frame.data) {
+              onEvent(frame.event, frame.data);
+            }
+          }
+        }
+      } catch {
+        if (stopped) return;
+      }
+      onState(false);
+      await new Promise((resolve) => setTimeout(resolve, retry));
+    }
+  };
+  run();
+  return () => {
+    stopped = true;
+    if (controller) controller.abort();
+  };
+}
+
+function parseFrame(text) {
+  const frame = {};
+  const data = [];
+  for (const line of text.split("\n")) {
+    if (line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "data") data.push(value);
+    else if (field === "event") frame.event = value;
+    else if (field === "id") frame.id = value;
+    else if (field === "retry") frame.retry = Number(value) || 0;
+  }
+  if (data.length) {
+    try {
+      frame.data = JSON.parse(data.join("\n"));
+    } catch {
+      frame.data = null;
+    }
+  }
+  return frame;
+}

@@ -1,0 +1,612 @@
+// The moderator console: sign in, clear the queue, browse decided comments, administer a site.
+// Everything here goes through the public API (api.js); nothing is rendered as markup.
+
+import { ApiError, follow, get, post, query, session, whenSignedOut } from "./api.js";
+import { age, chips, countdown, el, evidenceText, scoreBars, when } from "./render.js";
+import { showAdmin } from "./admin.js";
+
+// The reasons the API accepts when the site publishes no list of its own.
+const FALLBACK_REASONS = ["TOXIC", "SPAM", "OFF_TOPIC", "INSULT", "THREAT", "IDENTITY_ATTACK", "PERSONAL_INFO", "OTHER"];
+const ACTION_WORDS = { approve: "Approved", reject: "Rejected", spam: "Marked as spam", reopen: "Reopened" };
+const STATE_ACTIONS = { approved: "approve", rejected: "reject", spam: "spam", pending: "reopen" };
+const PAGE = 50;
+const CLAIM = 10;
+
+const $ = (selector) => document.querySelector(selector);
+const state = {
+  me: null,
+  site: null,
+  view: "queue",
+  queue: "pending",
+  filters: { order: "priority", article: "", author: "", reason: "" },
+  items: [],
+  cursor: null,
+  focus: 0,
+  selected: new Set(),
+  undo: null,
+  reasons: FALLBACK_REASONS,
+  stopLive: null,
+  browse: { filters: { state: "approved" }, items: [], cursor: null },
+};
+
+const site = () => encodeURIComponent(state.site);
+
+function say(target, text, { error = false, reload = false } = {}) {
+  const node = typeof target === "string" ? $(target) : target;
+  node.replaceChildren(text);
+  node.classList.toggle("error", error);
+  if (reload) node.append(" ", el("button", { type: "button", onclick: () => reloadQueue() }, "Reload"));
+}
+
+// A failure in words: conflicts say who and what, never overwrite silently.
+function explain(error) {
+  if (!(error instanceof ApiError)) return String(error);
+  if (error.code === "claim_conflict") {
+    const details = error.details || {};
+    const holder = details.claimed_by_name || details.claimed_by || "another moderator";
+    const until = details.lease_until ? ` until ${new Date(details.lease_until).toLocaleTimeString()}` : "";
+    return `Someone else is on it: ${holder} holds this comment${until}. Reload to see the queue as it is now.`;
+  }
+  if (error.code === "version_conflict") {
+    return "This comment changed while you looked at it. Reload to see its current version before deciding.";
+  }
+  if (error.code === "invalid_transition") return `Not possible now: ${error.message}.`;
+  if (error.status === 0) return "The service cannot be reached. Check your connection and try again.";
+  return `${error.message} (${error.status})`;
+}
+
+// ---------------------------------------------------------------- sign in and out
+
+async function signIn(token) {
+  session.token = token;
+  try {
+    state.me = await get("/v1/me");
+  } catch (error) {
+    session.clear();
+    const words = error instanceof ApiError && error.status === 401
+      ? "That token is not valid (wrong, or revoked). Check it and try again."
+      : explain(error);
+    say("#sign-in-error", words, { error: true });
+    return;
+  }
+  say("#sign-in-error", "");
+  $("#token").value = "";
+  const picker = $("#site-picker");
+  picker.replaceChildren(...state.me.sites.map((id) => el("option", { value: id, text: id })));
+  picker.hidden = state.me.sites.length < 2;
+  $("#who-name").textContent = state.me.admin ? "admin" : state.me.name;
+  $("#nav-admin").hidden = !state.me.admin;
+  $("#sign-in").hidden = true;
+  $("#nav").hidden = false;
+  $("#who").hidden = false;
+  if (!state.me.sites.length) {
+    show("queue");
+    say("#queue-message", "No sites yet: create one with the admin API first.");
+    return;
+  }
+  await openSite(state.me.sites[0]);
+}
+
+function signOut(message = "") {
+  session.clear();
+  if (state.stopLive) state.stopLive();
+  state.stopLive = null;
+  state.me = null;
+  state.items = [];
+  for (const id of ["queue", "browse", "admin", "nav", "who"]) $(`#${id}`).hidden = true;
+  $("#items").replaceChildren();
+  $("#sign-in").hidden = false;
+  say("#sign-in-error", message, { error: Boolean(message) });
+  $("#token").focus();
+}
+
+whenSignedOut(() => signOut("Your token is no longer valid (it was revoked or changed): you have been signed out."));
+
+async function openSite(id) {
+  state.site = id;
+  $("#site-picker").value = id;
+  state.reasons = await siteReasons();
+  fillReasonPickers();
+  show("queue");
+  await reloadQueue();
+  startLive();
+}
+
+async function siteReasons() {
+  try {
+    const body = await get(`/v1/sites/${site()}/reasons`);
+    const codes = (body.reasons || []).map((reason) => reason.code);
+    return codes.length ? codes : FALLBACK_REASONS;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) throw error;
+    return FALLBACK_REASONS;
+  }
+}
+
+function fillReasonPickers() {
+  $("#reason").replaceChildren(...state.reasons.map((code) => el("option", { value: code, text: code })));
+  const filter = $("#queue-filters").elements.reason;
+  filter.replaceChildren(el("option", { value: "", text: "Any" }), ...state.reasons.map((code) => el("option", { value: code, text: code })));
+}
+
+function show(view) {
+  state.view = view;
+  for (const name of ["queue", "browse", "admin"]) $(`#${name}`).hidden = name !== view;
+  for (const button of document.querySelectorAll("#nav button")) {
+    if (button.dataset.view === view) button.setAttribute("aria-current", "page");
+    else button.removeAttribute("aria-current");
+  }
+  if (view === "browse") loadBrowse(true);
+  if (view === "admin") showAdmin(state.site, explain);
+}
+
+// ---------------------------------------------------------------- the queue
+
+async function reloadQueue() {
+  state.cursor = null;
+  state.items = [];
+  state.selected.clear();
+  state.focus = 0;
+  await Promise.all([loadQueue(), loadCounts()]);
+}
+
+async function loadQueue() {
+  const { order, article, author } = state.filters;
+  const path = `/v1/sites/${site()}/queue${query({ queue: state.queue, order, article, author, limit: PAGE, cursor: state.cursor })}`;
+  try {
+    const page = await get(path);
+    state.items.push(...page.items);
+    state.cursor = page.next_cursor;
+    $("#queue-more").hidden = !page.next_cursor;
+    renderQueue();
+    const shown = visibleItems().length;
+    say("#queue-message", shown ? "" : `Nothing to moderate in ${state.queue}. Well done.`);
+  } catch (error) {
+    say("#queue-message", explain(error), { error: true });
+  }
+}
+
+async function loadCounts() {
+  try {
+    const stats = await get(`/v1/sites/${site()}/stats`);
+    for (const name of ["pending", "reported"]) {
+      document.querySelector(`[data-count="${name}"]`).textContent = String(stats.queue_depths[name] ?? 0);
+      const oldest = (stats.oldest_ages_seconds || {})[name];
+      document.querySelector(`[data-age="${name}"]`).textContent = oldest === null || oldest === undefined ? "" : ` · oldest ${age(oldest)}`;
+    }
+  } catch {
+    // Counts are a nicety; the queue itself says what went wrong.
+  }
+}
+
+function visibleItems() {
+  const reason = state.filters.reason;
+  return state.items.filter((item) => !reason || item.reasons.includes(reason));
+}
+
+function renderQueue() {
+  const items = visibleItems();
+  state.focus = Math.min(state.focus, Math.max(0, items.length - 1));
+  $("#items").replaceChildren(...items.map((item, index) => card(item, index)));
+  updateSelection();
+  if (items.length) markFocus(false);
+}
+
+function card(item, index) {
+  const mine = item.claimed_by && state.me && item.claimed_by === state.me.id;
+  const claim = item.claimed_by
+    ? el("p", { class: mine ? "claim mine" : "claim theirs" },
+        mine ? "Claimed by you · " : `Claimed by ${item.claimed_by_name || item.claimed_by} · `,
+        el("span", { "data-lease": item.lease_until, text: countdown(item.lease_until) }),
+        " left")
+    : null;
+  const select = el("input", {
+    type: "checkbox",
+    "aria-label": `Select comment ${item.id}`,
+    checked: state.selected.has(item.id),
+    onchange: (event) => toggleSelect(item.id, event.target.checked),
+  });
+  const article = el("p", { class: "meta" }, "Article ", el("code", { text: item.article_id }), " · ", when(item.created_at), item.lang ? ` · ${item.lang}` : "");
+  const author = item.author || {};
+  const authorButton = el("button", { type: "button", class: "link", onclick: (event) => toggleAuthor(event.target.closest("li"), item) },
+    author.name ? `${author.name} (${author.id})` : author.id);
+  const actions = el("div", { class: "row", role: "group", "aria-label": "Decide" },
+    el("button", { type: "button", class: "approve", onclick: () => decideFocused("approve", item.id), "aria-keyshortcuts": "a" }, "Approve"),
+    el("button", { type: "button", class: "reject", onclick: () => decideFocused("reject", item.id), "aria-keyshortcuts": "r" }, "Reject"),
+    el("button", { type: "button", class: "spam", onclick: () => decideFocused("spam", item.id), "aria-keyshortcuts": "s" }, "Spam"));
+  const parent = item.parent_id
+    ? el("button", { type: "button", class: "link", onclick: (event) => showParent(event.target, item.parent_id) }, "Show the comment it answers")
+    : null;
+  return el("li", { class: "item", "data-id": item.id, "data-index": index, tabindex: -1, "aria-label": `Comment ${item.id} by ${author.name || author.id}` },
+    el("div", { class: "item-head" }, select, el("span", { class: "by" }, "By ", authorButton), chips(item.reasons)),
+    claim,
+    evidenceText(item.text, item.evidence, item.scores),
+    parent,
+    el("div", { class: "item-foot" }, scoreBars(item.scores), article),
+    actions,
+    el("p", { class: "item-message", role: "status", "aria-live": "polite" }));
+}
+
+async function showParent(button, parentId) {
+  const holder = el("blockquote", { class: "parent" });
+  button.replaceWith(holder);
+  try {
+    const parent = await get(`/v1/sites/${site()}/comments/${encodeURIComponent(parentId)}`);
+    holder.append(el("p", { class: "meta", text: `In reply to ${parent.author.name || parent.author.id}:` }), evidenceText(parent.text, {}, {}));
+  } catch (error) {
+    holder.textContent = error.status === 404 ? `In reply to ${parentId} (not moderated here).` : explain(error);
+  }
+}
+
+async function toggleAuthor(li, item) {
+  const open = li.querySelector(".author");
+  if (open) {
+    open.remove();
+    return;
+  }
+  const panel = el("section", { class: "author", "aria-label": "Author" });
+  li.querySelector(".item-head").after(panel);
+  const authorId = item.author.id;
+  const render = (view, note = "") => {
+    const rate = view.recent.rejection_rate;
+    panel.replaceChildren(
+      el("p", {}, el("strong", { text: item.author.name || view.id }), ` · ${view.status} (${view.trust})`),
+      el("p", { class: "meta", text: `approved ${view.counts.approved} · rejected ${view.counts.rejected} · spam ${view.counts.spam} · pending ${view.counts.pending}` }),
+      el("p", { class: "meta", text: `last ${view.recent.days} days: ${rate === null ? "nothing decided" : `${Math.round(rate * 100)}% rejected of ${view.recent.decided}`} · first seen ${when(view.first_seen)}` }),
+      el("div", { class: "row" },
+        el("button", { type: "button", onclick: () => setStatus("premod") }, "Pre-moderate"),
+        el("button", { type: "button", onclick: () => setStatus("trusted") }, "Trust"),
+        el("button", { type: "button", onclick: () => setStatus("active") }, "Active"),
+        el("label", {}, el("input", { type: "checkbox", class: "reject-held" }), " reject held comments"),
+        el("button", { type: "button", class: "reject", onclick: () => setStatus("banned") }, "Ban")),
+      el("p", { class: "meta", role: "status", text: note }));
+  };
+  const setStatus = async (status) => {
+    const body = { status };
+    if (status === "banned") body.reject_pending = panel.querySelector(".reject-held").checked;
+    try {
+      const outcome = await post(`/v1/sites/${site()}/authors/${encodeURIComponent(authorId)}/status`, body);
+      const rejected = outcome.rejected.length ? `; ${outcome.rejected.length} held comments rejected` : "";
+      render(outcome.author, `Status set to ${status}${rejected}.`);
+      if (outcome.rejected.length) await reloadQueue();
+    } catch (error) {
+      panel.append(el("p", { class: "error", text: explain(error) }));
+    }
+  };
+  try {
+    render(await get(`/v1/sites/${site()}/authors/${encodeURIComponent(authorId)}`));
+  } catch (error) {
+    panel.textContent = explain(error);
+  }
+}
+
+function markFocus(scroll = true) {
+  const nodes = [...document.querySelectorAll("#items > li")];
+  nodes.forEach((node, index) => node.classList.toggle("focused", index === state.focus));
+  const node = nodes[state.focus];
+  if (node && scroll) {
+    node.focus({ preventScroll: true });
+    node.scrollIntoView({ block: "nearest" });
+  }
+}
+
+function move(step) {
+  const count = visibleItems().length;
+  if (!count) return;
+  state.focus = Math.max(0, Math.min(count - 1, state.focus + step));
+  markFocus();
+}
+
+function focusedItem() {
+  return visibleItems()[state.focus] || null;
+}
+
+function toggleSelect(id, on) {
+  if (on) state.selected.add(id);
+  else state.selected.delete(id);
+  updateSelection();
+}
+
+function updateSelection() {
+  const count = state.selected.size;
+  $("#selection").textContent = count ? `${count} selected` : "";
+  for (const button of document.querySelectorAll("[data-bulk]")) button.disabled = !count;
+  for (const box of document.querySelectorAll("#items input[type=checkbox]")) {
+    box.checked = state.selected.has(box.closest("li").dataset.id);
+  }
+}
+
+async function askReason() {
+  const dialog = $("#reason-dialog");
+  $("#note").value = "";
+  dialog.showModal();
+  $("#reason").focus();
+  const answer = await new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true }));
+  if (answer !== "ok") return null;
+  return { reason: $("#reason").value, note: $("#note").value || undefined };
+}
+
+// Decide the selection if there is one, else the comment the action belongs to.
+async function decideFocused(action, id) {
+  if (state.selected.size) return decideMany(action, [...state.selected]);
+  const item = id ? state.items.find((entry) => entry.id === id) : focusedItem();
+  if (!item) return;
+  let extra = {};
+  if (action === "reject") {
+    extra = await askReason();
+    if (!extra) return;
+  }
+  const node = document.querySelector(`#items > li[data-id="${CSS.escape(item.id)}"] .item-message`);
+  try {
+    const decided = await post(`/v1/sites/${site()}/comments/${encodeURIComponent(item.id)}/decision`, { action, version: item.version, ...extra });
+    remember(action, [{ id: item.id, from: item.state, version: decided.version }]);
+    dropItems([item.id]);
+  } catch (error) {
+    if (node) say(node, explain(error), { error: true, reload: error.status === 409 });
+    else say("#queue-message", explain(error), { error: true, reload: error.status === 409 });
+  }
+}
+
+async function decideMany(action, ids) {
+  let extra = {};
+  if (action === "reject") {
+    extra = await askReason();
+    if (!extra) return;
+  }
+  const byId = new Map(state.items.map((item) => [item.id, item]));
+  const decisions = ids.map((id) => ({ id, action, version: byId.get(id)?.version, ...extra }));
+  try {
+    const { results } = await post(`/v1/sites/${site()}/decisions`, { decisions });
+    const done = results.filter((result) => result.ok);
+    const failed = results.filter((result) => !result.ok);
+    remember(action, done.map((result) => ({ id: result.id, from: byId.get(result.id)?.state || "pending", version: result.comment.version })));
+    state.selected.clear();
+    dropItems(done.map((result) => result.id));
+    if (failed.length) {
+      const words = failed.map((result) => `${result.id}: ${explain(new ApiError(409, { error: result.error }))}`);
+      say("#queue-message", `${failed.length} not decided. ${words.join(" ")}`, { error: true, reload: true });
+    }
+  } catch (error) {
+    say("#queue-message", explain(error), { error: true, reload: error.status === 409 });
+  }
+}
+
+function dropItems(ids) {
+  const gone = new Set(ids);
+  state.items = state.items.filter((item) => !gone.has(item.id));
+  for (const id of ids) state.selected.delete(id);
+  renderQueue();
+  markFocus();
+  loadCounts();
+  if (!visibleItems().length) {
+    if (state.cursor) loadQueue();
+    else say("#queue-message", `Nothing to moderate in ${state.queue}. Well done.`);
+  }
+}
+
+// The toast's Undo (and the u key) decides each comment back to the state it came from.
+function remember(action, changes) {
+  if (!changes.length) return;
+  state.undo = changes;
+  const noun = changes.length === 1 ? `comment ${changes[0].id}` : `${changes.length} comments`;
+  $("#toast-text").textContent = `${ACTION_WORDS[action]} ${noun}.`;
+  $("#toast").hidden = false;
+}
+
+async function undo() {
+  const changes = state.undo;
+  if (!changes) return;
+  state.undo = null;
+  $("#toast").hidden = true;
+  const decisions = changes.map((change) => ({ id: change.id, action: STATE_ACTIONS[change.from] || "reopen", version: change.version }));
+  try {
+    const { results } = await post(`/v1/sites/${site()}/decisions`, { decisions });
+    const failed = results.filter((result) => !result.ok);
+    await reloadQueue();
+    say("#queue-message", failed.length ? `Undo failed for ${failed.map((result) => result.id).join(", ")}: ${failed[0].error.message}` : "Undone.", { error: failed.length > 0 });
+  } catch (error) {
+    say("#queue-message", explain(error), { error: true, reload: true });
+  }
+}
+
+async function claim() {
+  try {
+    const { items } = await post(`/v1/sites/${site()}/queue/claim`, { limit: CLAIM, queue: state.queue, order: state.filters.order });
+    say("#queue-message", items.length ? `You hold ${items.length} comments; nobody else can decide them until the lease ends.` : "Nothing left to claim: everything is taken or decided.");
+    await reloadQueue();
+  } catch (error) {
+    say("#queue-message", explain(error), { error: true });
+  }
+}
+
+async function release() {
+  try {
+    const { released } = await post(`/v1/sites/${site()}/queue/release`, {});
+    say("#queue-message", `Released ${released.length} comments.`);
+    await reloadQueue();
+  } catch (error) {
+    say("#queue-message", explain(error), { error: true });
+  }
+}
+
+setInterval(() => {
+  for (const node of document.querySelectorAll("[data-lease]")) node.textContent = countdown(node.dataset.lease);
+}, 1000);
+
+// ---------------------------------------------------------------- live
+
+function startLive() {
+  if (state.stopLive) state.stopLive();
+  state.stopLive = follow(`/v1/sites/${site()}/events`, onLive, (up) => {
+    $("#live").textContent = up ? "live" : "reconnecting…";
+  });
+}
+
+let countsSoon = null;
+async function onLive(kind, event) {
+  clearTimeout(countsSoon);
+  countsSoon = setTimeout(loadCounts, 300);
+  const index = state.items.findIndex((item) => item.id === event.comment_id);
+  const mine = state.me && event.actor === state.me.id;
+  if (kind === "comment.claimed" || kind === "comment.released") {
+    if (index < 0 || mine) return;
+    const item = state.items[index];
+    item.claimed_by = kind === "comment.claimed" ? event.actor : null;
+    item.claimed_by_name = kind === "comment.claimed" ? event.actor_name : null;
+    item.lease_until = event.lease_until;
+    renderQueue();
+    return;
+  }
+  if (event.state === "pending" && state.queue === "pending" && index < 0) {
+    try {
+      const item = await get(`/v1/sites/${site()}/comments/${encodeURIComponent(event.comment_id)}`);
+      if (item.state === "pending" && !state.items.some((entry) => entry.id === item.id)) {
+        state.items.push(item);
+        renderQueue();
+        say("#queue-message", `New comment ${item.id} arrived.`);
+      }
+    } catch {
+      // Decided again meanwhile, or expired: nothing to show.
+    }
+  } else if (index >= 0 && event.state !== "pending" && state.queue === "pending" && !mine) {
+    dropItems([event.comment_id]);
+    say("#queue-message", `${event.actor_name || event.actor} decided ${event.comment_id} (${event.state}).`);
+  }
+}
+
+// ---------------------------------------------------------------- browse
+
+async function loadBrowse(reset) {
+  const browse = state.browse;
+  if (reset) {
+    browse.items = [];
+    browse.cursor = null;
+    $("#browse-items").replaceChildren();
+  }
+  const { state: wanted, article, author, since, until } = browse.filters;
+  const path = `/v1/sites/${site()}/comments${query({
+    state: wanted, article, author, limit: PAGE, cursor: browse.cursor,
+    since: since ? new Date(`${since}T00:00:00`).toISOString() : "",
+    until: until ? new Date(new Date(`${until}T00:00:00`).getTime() + 86400000).toISOString() : "",
+  })}`;
+  try {
+    const page = await get(path);
+    browse.items.push(...page.items);
+    browse.cursor = page.next_cursor;
+    $("#browse-more").hidden = !page.next_cursor;
+    $("#browse-items").append(...page.items.map(browseCard));
+    say("#browse-message", `${page.total} ${wanted} comments.`);
+  } catch (error) {
+    say("#browse-message", explain(error), { error: true });
+  }
+}
+
+function browseCard(item) {
+  const by = item.decided_by_name || (item.decided_by.startsWith("auto") ? "the model" : item.decided_by);
+  const history = el("ol", { class: "history", "aria-label": "History" });
+  const li = el("li", { class: "item", "data-id": item.id },
+    el("div", { class: "item-head" }, el("strong", { text: item.state }), ` · by ${by} · ${when(item.decided_at)} · `, el("span", { text: `${item.author.name || item.author.id}` }), chips(item.reasons)),
+    evidenceText(item.text, item.evidence, item.scores),
+    el("div", { class: "row" },
+      el("button", { type: "button", onclick: () => loadHistory(item, history) }, "History"),
+      item.state !== "pending" ? el("button", { type: "button", onclick: (event) => reopen(item, event.target) }, "Back to pending") : null),
+    history,
+    el("p", { class: "item-message", role: "status" }));
+  return li;
+}
+
+async function loadHistory(item, list) {
+  try {
+    const full = await get(`/v1/sites/${site()}/comments/${encodeURIComponent(item.id)}`);
+    list.replaceChildren(...full.history.map((entry) => el("li", {},
+      `v${entry.version} · ${when(entry.at)} · ${entry.actor_name || entry.actor} · ${entry.action}: ${entry.from_state || "new"} → ${entry.to_state}`,
+      entry.reasons.length ? ` (${entry.reasons.join(", ")})` : "",
+      entry.note ? ` — ${entry.note}` : "",
+      entry.previous_text ? el("blockquote", { class: "old-text" }, el("span", { class: "meta", text: "Text before this edit: " }), el("span", { dir: "auto", text: entry.previous_text })) : null)));
+  } catch (error) {
+    list.replaceChildren(el("li", { class: "error", text: explain(error) }));
+  }
+}
+
+async function reopen(item, button) {
+  const message = button.closest("li").querySelector(".item-message");
+  try {
+    await post(`/v1/sites/${site()}/comments/${encodeURIComponent(item.id)}/decision`, { action: "reopen", version: item.version });
+    say(message, "Back in the pending queue.");
+    button.remove();
+    loadCounts();
+  } catch (error) {
+    say(message, explain(error), { error: true });
+  }
+}
+
+// ---------------------------------------------------------------- wiring
+
+$("#sign-in-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const token = $("#token").value.trim();
+  if (token) signIn(token);
+});
+$("#sign-out").addEventListener("click", () => signOut());
+$("#site-picker").addEventListener("change", (event) => openSite(event.target.value));
+for (const button of document.querySelectorAll("#nav button")) {
+  button.addEventListener("click", () => show(button.dataset.view));
+}
+for (const tab of document.querySelectorAll("[role=tab]")) {
+  tab.addEventListener("click", () => {
+    state.queue = tab.dataset.queue;
+    for (const other of document.querySelectorAll("[role=tab]")) other.setAttribute("aria-selected", String(other === tab));
+    reloadQueue();
+  });
+}
+$("#queue-filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.target.elements;
+  state.filters = { order: form.order.value, article: form.article.value.trim(), author: form.author.value.trim(), reason: form.reason.value };
+  reloadQueue();
+});
+$("#browse-filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.target.elements;
+  state.browse.filters = { state: form.state.value, article: form.article.value.trim(), author: form.author.value.trim(), since: form.since.value, until: form.until.value };
+  loadBrowse(true);
+});
+$("#queue-more").addEventListener("click", () => loadQueue());
+$("#browse-more").addEventListener("click", () => loadBrowse(false));
+$("#claim").addEventListener("click", claim);
+$("#release").addEventListener("click", release);
+$("#toast-undo").addEventListener("click", undo);
+$("#keys-button").addEventListener("click", () => $("#keys-dialog").showModal());
+for (const button of document.querySelectorAll("[data-bulk]")) {
+  button.addEventListener("click", () => decideMany(button.dataset.bulk, [...state.selected]));
+}
+
+const KEYS = {
+  j: () => move(1),
+  k: () => move(-1),
+  a: () => decideFocused("approve"),
+  r: () => decideFocused("reject"),
+  s: () => decideFocused("spam"),
+  u: () => undo(),
+  x: () => {
+    const item = focusedItem();
+    if (item) toggleSelect(item.id, !state.selected.has(item.id));
+  },
+  c: () => claim(),
+  "?": () => $("#keys-dialog").showModal(),
+};
+
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.target.closest("input, textarea, select, dialog[open]")) return;
+  if (document.querySelector("dialog[open]")) return;
+  const handler = KEYS[event.key];
+  if (!handler || !state.me) return;
+  if (state.view !== "queue" && event.key !== "?") return;
+  event.preventDefault();
+  handler();
+});
+
+if (session.token) signIn(session.token);
+else $("#token").focus();
+

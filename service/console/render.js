@@ -1,0 +1,89 @@
+// Building the page from data. Every piece of comment text, author name, article and URL goes in
+// through textContent or an attribute value, never as markup.
+
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export const percent = (value) => `${Math.round(value * 100)}%`;
+
+// The text with its evidence: spans are code-point offsets per label, and may overlap, so each
+// run of characters is marked with every label covering it.
+export function evidenceText(text, evidence, scores) {
+  const chars = Array.from(text);
+  const labelsAt = chars.map(() => []);
+  for (const [label, spans] of Object.entries(evidence || {})) {
+    for (const [start, end] of spans) {
+      for (let index = Math.max(0, start); index < Math.min(end, chars.length); index += 1) {
+        if (!labelsAt[index].includes(label)) labelsAt[index].push(label);
+      }
+    }
+  }
+  const container = el("p", { class: "text", dir: "auto" });
+  let index = 0;
+  while (index < chars.length) {
+    const labels = labelsAt[index];
+    let end = index + 1;
+    while (end < chars.length && labelsAt[end].join() === labels.join()) end += 1;
+    const piece = chars.slice(index, end).join("");
+    if (labels.length) {
+      const described = labels
+        .map((label) => `${label} ${scores && label in scores ? percent(scores[label]) : ""}`.trim())
+        .join(", ");
+      container.append(
+        el("mark", { class: `ev ev-${labels[0].replace(/[^a-z_]/g, "")}`, tabindex: 0, title: described, "aria-label": `${piece} (${described})` }, piece),
+      );
+    } else {
+      container.append(document.createTextNode(piece));
+    }
+    index = end;
+  }
+  return container;
+}
+
+export function scoreBars(scores) {
+  const list = el("ul", { class: "scores", "aria-label": "Scores" });
+  const entries = Object.entries(scores || {}).sort((a, b) => b[1] - a[1]);
+  for (const [label, value] of entries) {
+    const meter = el("meter", { min: 0, max: 1, value, "aria-label": `${label} ${percent(value)}` });
+    list.append(el("li", {}, el("span", { class: "label", text: label }), meter, el("span", { class: "value", text: percent(value) })));
+  }
+  return list;
+}
+
+export function chips(reasons) {
+  const list = el("ul", { class: "chips", "aria-label": "Reasons" });
+  for (const reason of reasons || []) list.append(el("li", { class: "chip", text: reason }));
+  return list;
+}
+
+export function when(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleString();
+}
+
+export function age(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  if (seconds < 90) return `${Math.round(seconds)}s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 129600) return `${Math.round(seconds / 3600)}h`;
+  return `${Math.round(seconds / 86400)}d`;
+}
+
+export function countdown(untilIso, now = Date.now()) {
+  const left = Math.max(0, Math.round((new Date(untilIso).getTime() - now) / 1000));
+  return `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+}

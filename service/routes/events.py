@@ -1,0 +1,88 @@
+"""A site's live events as Server-Sent Events: what changed or was claimed, never comment text.
+
+The stream follows the site's audit stream, so a browser's EventSource that reconnects by itself
+(sending ``Last-Event-ID``) resumes where it stopped. The token is checked again between reads:
+a revoked token's stream ends with an ``error`` event within a read's wait.
+"""
+
+import json
+import re
+from contextlib import suppress
+from typing import Any
+
+from aiohttp import web
+
+from service.appkeys import MODERATION, STOPPING
+from service.auth import require_moderator
+from service.errors import CivilityError
+from service.openapi import operation
+
+routes = web.RouteTableDef()
+
+WAIT_MS = 1_000
+"""How long one read waits for news: well inside the Redis client's socket timeout, and how soon
+a revoked token or a stopping server ends the stream."""
+KEEPALIVE_EVERY = 15
+"""Reads without news between two comment lines, which keep proxies from closing the stream."""
+RETRY_MS = 2_000
+"""How long a browser waits before it reconnects a dropped stream."""
+_EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+
+EVENT_STREAM: dict[str, Any] = {
+    "type": "string",
+    "description": "text/event-stream: events `comment.changed` (data: comment_id, action, "
+    "state, version, actor, actor_name, at), `comment.claimed` and `comment.released` (data: "
+    "comment_id, actor, actor_name, at, lease_until), and `error` (data: the error body) before "
+    "the stream ends because the token stopped being valid.",
+}
+
+
+@routes.get("/v1/sites/{site}/events")
+@operation(
+    summary="Live changes and claims of the site's comments (Server-Sent Events, resumable)",
+    tag="moderation",
+    auth="moderator",
+    response=EVENT_STREAM,
+    response_type="text/event-stream",
+    errors=(401, 404, 503),
+)
+async def events(request: web.Request) -> web.StreamResponse:
+    site = request.match_info["site"]
+    await require_moderator(request, site)
+    moderation = request.app[MODERATION]
+    resume = request.headers.get("Last-Event-ID", "")
+    if _EVENT_ID.fullmatch(resume):
+        after = resume
+    else:
+        after = await moderation.latest_event_id(site)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+    )
+    await response.prepare(request)
+    stopping = request.app[STOPPING]
+    try:
+        await response.write(f"retry: {RETRY_MS}\n\n".encode())
+        quiet = 0
+        while not stopping.is_set():
+            after, news = await moderation.events_after(site, after, block_ms=WAIT_MS)
+            for event in news:
+                await response.write(_frame(event["type"], event, event["id"]))
+            quiet = 0 if news else quiet + 1
+            if quiet >= KEEPALIVE_EVERY:
+                await response.write(b": keep-alive\n\n")
+                quiet = 0
+            await require_moderator(request, site)
+    except CivilityError as error:
+        # The status line is sent already: the error travels as the stream's last event.
+        with suppress(ConnectionResetError):
+            await response.write(_frame("error", error.to_json(), None))
+    except ConnectionResetError:
+        pass  # the browser went away
+    return response
+
+
+def _frame(kind: str, data: dict[str, Any], event_id: str | None) -> bytes:
+    lines = [f"event: {kind}", f"data: {json.dumps(data, separators=(',', ':'))}"]
+    if event_id is not None:
+        lines.insert(0, f"id: {event_id}")
+    return ("\n".join(lines) + "\n\n").encode()

@@ -1,0 +1,340 @@
+"""A moderator's work in the console, in a real Chromium against the real service."""
+
+import re
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Request, expect
+
+from service.keys import KeySpace
+from service.moderation import sha256_hex
+from tests.console.support import Service, Site, screenshot, sign_in
+
+CALM = (
+    "I disagree with the minister, but the summary of the talks is fair.",
+    "Good article. The part about the negotiations was new to me.",
+    "Does anyone know when the next round of talks is planned?",
+    "The photo caption names the wrong city, please fix it.",
+)
+
+
+def hold(site: Site, count: int, prefix: str = "c") -> list[str]:
+    ids = [f"{prefix}{number:02d}" for number in range(count)]
+    for number, comment_id in enumerate(ids):
+        site.post_comment(comment_id, f"{CALM[number % len(CALM)]} ({number})")
+    return ids
+
+
+def items(page: Page) -> list[str]:
+    return [str(node.get_attribute("data-id")) for node in page.locator("#items > li").all()]
+
+
+def signed_in(page: Page, site: Site, name: str = "Mo") -> None:
+    sign_in(page, site.tokens[name])
+    expect(page.locator("#who-name")).to_have_text(name)
+
+
+def test_sign_in_keeps_the_token_in_the_tab_only_and_sign_out_forgets_it(
+    page: Page, context: BrowserContext, site: Site
+) -> None:
+    hold(site, 2)
+    sign_in(page, "cmt_wrong")
+    expect(page.locator("#sign-in-error")).to_have_text(
+        "That token is not valid (wrong, or revoked). Check it and try again."
+    )
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    assert site.tokens["Mo"] not in page.url
+    assert context.cookies() == []
+    assert page.evaluate("Object.keys(localStorage).length") == 0
+    assert page.evaluate("sessionStorage.getItem('civility.token')") == site.tokens["Mo"]
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Token")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    expect(page.locator("#items > li")).to_have_count(0)
+
+
+def test_twenty_held_comments_are_cleared_by_keyboard_alone(page: Page, site: Site) -> None:
+    ids = hold(site, 20)
+    page.get_by_label("Token").focus()
+    page.keyboard.type(site.tokens["Mo"])
+    page.keyboard.press("Enter")
+    expect(page.locator("#items > li")).to_have_count(20)
+    expect(page.locator("[data-count=pending]")).to_have_text("20")
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    for left in range(19, -1, -1):
+        page.keyboard.press("a")
+        expect(page.locator("#items > li")).to_have_count(left)
+    expect(page.locator("#queue-message")).to_have_text(
+        "Nothing to moderate in pending. Well done."
+    )
+    expect(page.locator("[data-count=pending]")).to_have_text("0")
+    assert site.queue_ids() == []
+    assert {site.comment(comment_id)["state"] for comment_id in ids} == {"approved"}
+    assert site.comment(ids[0])["decided_by_name"] == "Mo"
+
+
+def test_reject_asks_for_a_reason_and_spam_takes_one_key(page: Page, site: Site) -> None:
+    first, second = hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    page.locator("#items > li").first.get_by_role("button", name="Reject").click()
+    dialog = page.get_by_role("dialog", name="Reject: why?")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Reason").select_option("OFF_TOPIC")
+    dialog.get_by_label("Note (optional)").fill("about another article")
+    dialog.get_by_role("button", name="Reject").click()
+    expect(page.locator("#items > li")).to_have_count(1)
+    rejected = site.comment((items(page)[0] == second and first) or second)
+    assert rejected["state"] == "rejected"
+    assert rejected["reasons"] == ["OFF_TOPIC"]
+    assert rejected["history"][-1]["note"] == "about another article"
+    page.keyboard.press("s")
+    expect(page.locator("#items > li")).to_have_count(0)
+    assert {site.comment(first)["state"], site.comment(second)["state"]} == {"rejected", "spam"}
+
+
+def test_bulk_select_and_approve(page: Page, site: Site) -> None:
+    hold(site, 5)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(5)
+    shown = items(page)
+    page.keyboard.press("x")
+    page.keyboard.press("j")
+    page.keyboard.press("x")
+    page.locator("#items > li").nth(2).get_by_role("checkbox").check()
+    expect(page.locator("#selection")).to_have_text("3 selected")
+    page.get_by_role("button", name="Approve selected").click()
+    expect(page.locator("#items > li")).to_have_count(2)
+    assert items(page) == shown[3:]
+    assert [site.comment(comment_id)["state"] for comment_id in shown[:3]] == ["approved"] * 3
+    expect(page.locator("#toast-text")).to_have_text("Approved 3 comments.")
+
+
+def test_undo_from_the_toast_and_by_key(page: Page, site: Site) -> None:
+    hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    first = items(page)[0]
+    page.keyboard.press("a")
+    expect(page.locator("#toast-text")).to_have_text(f"Approved comment {first}.")
+    assert site.comment(first)["state"] == "approved"
+    page.get_by_role("button", name="Undo").click()
+    expect(page.locator("#items > li")).to_have_count(2)
+    expect(page.locator("#queue-message")).to_have_text("Undone.")
+    assert site.comment(first)["state"] == "pending"
+    page.keyboard.press("s")
+    expect(page.locator("#items > li")).to_have_count(1)
+    page.keyboard.press("u")
+    expect(page.locator("#items > li")).to_have_count(2)
+    history = site.comment(first)["history"]
+    assert [entry["action"] for entry in history] == [
+        "create",
+        "approve",
+        "reopen",
+        "spam",
+        "reopen",
+    ]
+
+
+def test_a_comment_claimed_by_another_moderator_is_a_conflict_in_words(
+    browser: Browser, service: Service, site: Site
+) -> None:
+    hold(site, 3)
+    site.add_moderator("Alice")
+    site.add_moderator("Bob")
+    alice_context, bob_context = browser.new_context(), browser.new_context()
+    try:
+        alice, bob = alice_context.new_page(), bob_context.new_page()
+        for page, name in [(alice, "Alice"), (bob, "Bob")]:
+            page.goto(f"{service.url}/console")
+            signed_in(page, site, name)
+            expect(page.locator("#items > li")).to_have_count(3)
+        alice.get_by_role("button", name="Claim 10").click()
+        expect(alice.locator(".claim.mine")).to_have_count(3)
+        expect(alice.locator(".claim.mine").first).to_contain_text(re.compile(r"\d:\d\d left"))
+        # Bob's page learns of the claims live; deciding anyway is refused, in words.
+        expect(bob.locator(".claim.theirs")).to_have_count(3)
+        expect(bob.locator(".claim.theirs").first).to_contain_text("Claimed by Alice")
+        target = items(bob)[0]
+        bob.keyboard.press("a")
+        message = bob.locator(f'#items > li[data-id="{target}"] .item-message')
+        expect(message).to_contain_text("Someone else is on it: Alice holds this comment until")
+        expect(message.get_by_role("button", name="Reload")).to_be_visible()
+        assert site.comment(target)["state"] == "pending"
+        alice.keyboard.press("a")
+        expect(alice.locator("#items > li")).to_have_count(2)
+    finally:
+        alice_context.close()
+        bob_context.close()
+
+
+def test_a_revoked_token_is_signed_out_at_its_next_request(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    token_key = KeySpace().moderator_token(sha256_hex(site.tokens["Mo"]))
+    assert service.redis.delete(token_key) == 1
+    page.keyboard.press("a")
+    expect(page.locator("#sign-in-error")).to_have_text(
+        "Your token is no longer valid (it was revoked or changed): you have been signed out."
+    )
+    assert page.evaluate("sessionStorage.length") == 0
+    assert len(site.queue_ids()) == 2
+
+
+def test_a_new_comment_appears_live(page: Page, site: Site) -> None:
+    hold(site, 1)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(1)
+    expect(page.locator("#live")).to_have_text("live")
+    site.post_comment("late", "A late reader asks whether the talks will be streamed.")
+    expect(page.locator('#items > li[data-id="late"]')).to_be_visible()
+    expect(page.locator("#queue-message")).to_have_text("New comment late arrived.")
+    expect(page.locator("[data-count=pending]")).to_have_text("2")
+
+
+HOSTILE = {
+    "script": "<script>alert('script')</script> hello",
+    "img": "<img src=x onerror=alert('img')> look",
+    "link": "<a href=\"javascript:alert('link')\">click me</a> and https://evil.example/x",
+    "rtl": "Normal start \u202eevil reversed text\u202c and the end",
+    "long": "word " * 4_000,
+}
+
+
+def test_hostile_comments_are_shown_as_inert_text(
+    context: BrowserContext, service: Service, site: Site
+) -> None:
+    for comment_id, text in HOSTILE.items():
+        site.post_comment(comment_id, text)
+    dialogs: list[str] = []
+    elsewhere: list[str] = []
+    page = context.new_page()
+
+    def refuse(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", refuse)
+
+    def record(request: Request) -> None:
+        if not request.url.startswith(service.url):
+            elsewhere.append(request.url)
+
+    page.on("request", record)
+    page.goto(f"{service.url}/console")
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(len(HOSTILE))
+    for comment_id, text in HOSTILE.items():
+        shown = page.locator(f'#items > li[data-id="{comment_id}"] .text')
+        assert shown.text_content() == text
+    assert page.locator("#items script, #items img, #items a").count() == 0
+    page.locator('#items > li[data-id="link"]').get_by_role("button", name="A reader").click()
+    page.mouse.wheel(0, 20_000)
+    assert dialogs == []
+    assert elsewhere == []
+    overflow = page.evaluate(
+        "document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth"
+    )
+    assert overflow <= 0
+    # The override stays inside the comment: the text after it is not reversed.
+    meta = page.locator('#items > li[data-id="rtl"] .meta').first
+    assert meta.evaluate("node => getComputedStyle(node).direction") == "ltr"
+    box = page.locator('#items > li[data-id="long"]').bounding_box()
+    assert box is not None
+    assert box["width"] <= 1100
+
+
+def test_a_phone_sized_viewport_still_works(browser: Browser, service: Service, site: Site) -> None:
+    hold(site, 2)
+    phone = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True)
+    try:
+        page = phone.new_page()
+        page.goto(f"{service.url}/console")
+        signed_in(page, site)
+        expect(page.locator("#items > li")).to_have_count(2)
+        first = items(page)[0]
+        page.locator("#items > li").first.get_by_role("button", name="Approve").tap()
+        expect(page.locator("#items > li")).to_have_count(1)
+        assert site.comment(first)["state"] == "approved"
+        overflow = page.evaluate(
+            "document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth"
+        )
+        assert overflow <= 0
+        screenshot(page, "queue-phone")
+    finally:
+        phone.close()
+
+
+def test_browse_shows_history_with_the_old_text_and_reopens(page: Page, site: Site) -> None:
+    hold(site, 2)
+    site.service.call("POST", f"/v1/sites/{site.id}/comments/c00/decision", {"action": "reject"})
+    site.post_comment("c01", "Edited: the part about the negotiations was new to me.")
+    site.service.call("POST", f"/v1/sites/{site.id}/comments/c01/decision", {"action": "approve"})
+    signed_in(page, site)
+    page.get_by_role("button", name="Browse").click()
+    expect(page.locator("#browse-message")).to_have_text("1 approved comments.")
+    approved = page.locator('#browse-items > li[data-id="c01"]')
+    approved.get_by_role("button", name="History").click()
+    expect(approved.locator(".history li")).to_have_count(3)
+    expect(approved.locator(".old-text")).to_contain_text(CALM[1])
+    expect(approved.locator(".history li").last).to_contain_text("admin · approve")
+    page.get_by_label("State").select_option("rejected")
+    page.get_by_role("button", name="Show").click()
+    rejected = page.locator('#browse-items > li[data-id="c00"]')
+    rejected.get_by_role("button", name="Back to pending").click()
+    expect(rejected.locator(".item-message")).to_have_text("Back in the pending queue.")
+    assert site.comment("c00")["state"] == "pending"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_screenshots_of_the_queue_and_an_item(
+    browser: Browser, service: Service, site: Site, scheme: str
+) -> None:
+    site.post_comment("p1", "You are an idiot and everyone who agrees with you is a moron.")
+    site.post_comment("p2", "Cheap pills, best offer, visit http://pills.example now!!!")
+    site.post_comment("p3", CALM[0])
+    shot = browser.new_context(
+        viewport={"width": 1100, "height": 800},
+        color_scheme=scheme,  # type: ignore[arg-type]
+    )
+    try:
+        page = shot.new_page()
+        page.goto(f"{service.url}/console")
+        signed_in(page, site)
+        expect(page.locator("#items > li")).to_have_count(3)
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == ("rgb(255, 255, 255)" if scheme == "light" else "rgb(19, 20, 24)")
+        assert page.locator("mark.ev").count() > 0
+        screenshot(page, f"queue-{scheme}")
+        page.locator("#items > li").first.get_by_role("button", name="A reader").click()
+        expect(page.locator(".author")).to_contain_text("pending 1")
+        page.locator("#items > li").first.screenshot(path=str(screenshot(page, f"item-{scheme}")))
+    finally:
+        shot.close()
+
+
+def test_the_admin_adds_a_moderator_and_sees_policy_errors_in_words(
+    page: Page, service: Service, site: Site
+) -> None:
+    sign_in(page, service.admin_token)
+    expect(page.locator("#who-name")).to_have_text("admin")
+    page.get_by_label("Site").select_option(site.id)
+    page.get_by_role("button", name="Site admin").click()
+    page.locator("#add-moderator").get_by_label("Name").fill("Carol")
+    page.get_by_role("button", name="Add moderator").click()
+    expect(page.locator("#moderators-message")).to_contain_text("Token for Carol (shown once")
+    token = page.locator("#moderators-message code").text_content()
+    assert token is not None
+    assert service.call("GET", "/v1/me", token=token)[1]["name"] == "Carol"
+    page.get_by_label("Policy (JSON; fields given replace the site's)").fill(
+        '{"max_links": -1, "mode": "sometimes"}'
+    )
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.locator("#policy-message")).to_contain_text("The policy was not saved:")
+    expect(page.locator("#policy-message li")).to_have_count(2)
+    page.get_by_role("button", name="Rotate webhook secret").click()
+    expect(page.locator("#secrets-message")).to_contain_text("New webhook secret (shown once)")

@@ -1,0 +1,234 @@
+"""What the console needs from the API: browsing comments in any state, reopening a decided one,
+names beside moderator ids, totals and the oldest age of each queue, an edit's old text."""
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from tests.service.api.test_api_moderation import comment, held_site, second_moderator
+
+Client = TestClient[web.Request, web.Application]
+Headers = Callable[[dict[str, str]], dict[str, str]]
+
+
+async def decide(
+    client: Client, headers: dict[str, str], comment_id: str, action: str, **extra: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        f"/v1/sites/held/comments/{comment_id}/decision",
+        json={"action": action, **extra},
+        headers=headers,
+    )
+    assert response.status == 200, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def listing(client: Client, headers: dict[str, str], query: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/sites/held/comments?{query}", headers=headers)
+    assert response.status == 200, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def test_decided_comments_are_listed_by_state_latest_first_with_a_total(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    for comment_id, action in [("c0", "approve"), ("c2", "approve"), ("c1", "reject")]:
+        await decide(client, mo, comment_id, action)
+
+    approved = await listing(client, mo, "state=approved")
+    assert [item["id"] for item in approved["items"]] == ["c2", "c0"]
+    assert approved["total"] == 2
+    assert approved["next_cursor"] is None
+    assert [item["decided_by_name"] for item in approved["items"]] == ["Mo", "Mo"]
+    rejected = await listing(client, mo, "state=rejected")
+    assert [item["id"] for item in rejected["items"]] == ["c1"]
+    pending = await listing(client, mo, "state=pending")
+    assert [item["id"] for item in pending["items"]] == ["c3"]
+    assert pending["items"][0]["decided_by_name"] is None  # the model held it
+    assert (await listing(client, mo, "state=spam")) == {
+        "items": [],
+        "next_cursor": None,
+        "total": 0,
+    }
+
+
+async def test_the_listing_pages_with_a_cursor_and_filters_by_article_or_author(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    other = {**comment("d1", "Another article, another calm remark."), "article": {"id": "a2"}}
+    assert (await post_signed(site, other)).status == 202
+    for comment_id in ["c0", "c1", "c2", "c3", "d1"]:
+        await decide(client, mo, comment_id, "approve")
+
+    first = await listing(client, mo, "state=approved&limit=2")
+    assert [item["id"] for item in first["items"]] == ["d1", "c3"]
+    assert first["total"] == 5
+    second = await listing(client, mo, f"state=approved&limit=2&cursor={first['next_cursor']}")
+    third = await listing(client, mo, f"state=approved&limit=2&cursor={second['next_cursor']}")
+    assert [item["id"] for item in second["items"] + third["items"]] == ["c2", "c1", "c0"]
+    assert third["next_cursor"] is None
+
+    by_article = await listing(client, mo, "state=approved&article=a2")
+    assert [item["id"] for item in by_article["items"]] == ["d1"]
+    assert by_article["total"] == 1
+    by_author = await listing(client, mo, "state=approved&author=reader-c1")
+    assert [item["id"] for item in by_author["items"]] == ["c1"]
+
+    foreign = await client.get(
+        f"/v1/sites/held/comments?state=rejected&cursor={first['next_cursor']}", headers=mo
+    )
+    assert foreign.status == 400
+    assert await foreign.json() == {
+        "error": {
+            "code": "bad_request",
+            "message": "the cursor belongs to a different queue, order or filter",
+            "details": None,
+        }
+    }
+
+
+async def test_the_listing_refuses_bad_queries_with_every_field_named(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    missing = await client.get("/v1/sites/held/comments", headers=moderator(site))
+    assert missing.status == 422
+    assert (await missing.json())["error"]["details"] == [
+        {"field": "state", "message": "Field required"}
+    ]
+    wrong = await client.get(
+        "/v1/sites/held/comments?state=gone&limit=0&since=yesterday", headers=moderator(site)
+    )
+    assert wrong.status == 422
+    fields = [detail["field"] for detail in (await wrong.json())["error"]["details"]]
+    assert fields == ["state", "since", "limit"]
+    both = await client.get(
+        "/v1/sites/held/comments?state=approved&article=a1&author=u1", headers=moderator(site)
+    )
+    assert both.status == 422
+    assert "filter by article or by author, not both" in await both.text()
+    backwards = await client.get(
+        "/v1/sites/held/comments?state=approved&since=2026-02-01T00:00:00Z"
+        "&until=2026-01-01T00:00:00Z",
+        headers=moderator(site),
+    )
+    assert backwards.status == 422
+    assert "since must be before until" in await backwards.text()
+    anonymous = await client.get("/v1/sites/held/comments?state=approved")
+    assert anonymous.status == 401
+
+
+async def test_a_token_of_another_site_cannot_list_its_comments(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    await held_site(create_site, post_signed)
+    other = await create_site("other")
+    response = await client.get("/v1/sites/held/comments?state=pending", headers=moderator(other))
+    assert response.status == 404
+    assert await response.json() == {
+        "error": {"code": "not_found", "message": "site 'held' not found", "details": None}
+    }
+
+
+async def test_reopen_sends_a_decided_comment_back_to_the_queue(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    await decide(client, mo, "c1", "reject", reason="OFF_TOPIC")
+    queue = await (await client.get("/v1/sites/held/queue?order=oldest", headers=mo)).json()
+    assert [item["id"] for item in queue["items"]] == ["c0", "c2", "c3"]
+
+    reopened = await decide(client, mo, "c1", "reopen", note="second opinion")
+    assert reopened["state"] == "pending"
+    assert reopened["decided_by_name"] == "Mo"
+    queue = await (await client.get("/v1/sites/held/queue?order=oldest", headers=mo)).json()
+    assert [item["id"] for item in queue["items"]] == ["c0", "c1", "c2", "c3"]
+    assert queue["total"] == 4
+    assert (await listing(client, mo, "state=rejected"))["total"] == 0
+    assert [item["id"] for item in (await listing(client, mo, "state=pending"))["items"]] == [
+        "c1",
+        "c3",
+        "c2",
+        "c0",
+    ]
+    history = (await (await client.get("/v1/sites/held/comments/c1", headers=mo)).json())["history"]
+    assert [(entry["action"], entry["to_state"], entry["actor_name"]) for entry in history] == [
+        ("create", "pending", None),
+        ("reject", "rejected", "Mo"),
+        ("reopen", "pending", "Mo"),
+    ]
+    assert history[2]["note"] == "second opinion"
+
+    again = await client.post(
+        "/v1/sites/held/comments/c1/decision", json={"action": "reopen"}, headers=mo
+    )
+    assert again.status == 409
+    assert await again.json() == {
+        "error": {
+            "code": "invalid_transition",
+            "message": "cannot reopen a comment in state pending",
+            "details": None,
+        }
+    }
+
+
+async def test_names_stand_beside_the_ids_of_who_claimed_and_decided(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers, admin: Any
+) -> None:
+    site = await held_site(create_site, post_signed)
+    second = await second_moderator(client, admin, "held")
+    claimed = await client.post("/v1/sites/held/queue/claim", json={"limit": 1}, headers=second)
+    [item] = (await claimed.json())["items"]
+    assert item["claimed_by_name"] == "Second"
+    assert item["claimed_by"].startswith("mod_")
+    queue = await (await client.get("/v1/sites/held/queue", headers=moderator(site))).json()
+    held = {entry["id"]: entry for entry in queue["items"]}
+    assert held[item["id"]]["claimed_by_name"] == "Second"
+    taken = await client.post(
+        f"/v1/sites/held/comments/{item['id']}/decision",
+        json={"action": "approve"},
+        headers=moderator(site),
+    )
+    assert taken.status == 409
+    details = (await taken.json())["error"]["details"]
+    assert (details["claimed_by"], details["claimed_by_name"]) == (item["claimed_by"], "Second")
+    free = next(entry["id"] for entry in queue["items"] if entry["id"] != item["id"])
+    decided = await decide(client, admin, free, "approve")
+    assert (decided["decided_by"], decided["decided_by_name"]) == ("admin", "admin")
+
+
+async def test_queue_pages_and_stats_carry_totals_and_the_oldest_age_of_each_queue(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    page = await (await client.get("/v1/sites/held/queue?limit=1", headers=moderator(site))).json()
+    assert (len(page["items"]), page["total"]) == (1, 4)
+    stats = await (await client.get("/v1/sites/held/stats", headers=moderator(site))).json()
+    assert stats["queue_depths"] == {"pending": 4, "reported": 0}
+    assert stats["oldest_ages_seconds"]["reported"] is None
+    assert stats["oldest_ages_seconds"]["pending"] == stats["oldest_pending_age_seconds"]
+    assert stats["oldest_ages_seconds"]["pending"] >= 0
+
+
+async def test_an_edit_keeps_the_text_it_replaced_in_the_history(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    edited = comment("c0", "I disagree with the minister; the summary is fair, I take it back.")
+    assert (await post_signed(site, edited)).status == 202
+    view = await (await client.get("/v1/sites/held/comments/c0", headers=moderator(site))).json()
+    first, edit = view["history"]
+    assert "previous_text" not in first
+    assert edit["action"] == "edit"
+    assert edit["previous_text"] == (
+        "I disagree with the minister, but the summary of the talks is fair."
+    )

@@ -1,0 +1,139 @@
+"""The live event stream: Server-Sent Events of a site's changes and claims, resumable, no text."""
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient
+
+from service.keys import KeySpace
+from service.moderation import sha256_hex
+from tests.service.api.test_api_moderation import TEXTS, held_site
+
+Client = TestClient[web.Request, web.Application]
+Headers = Callable[[dict[str, str]], dict[str, str]]
+Frame = dict[str, Any]
+
+
+async def next_frame(response: ClientResponse) -> Frame:
+    """The next event of the stream (comment lines skipped), parsed."""
+    async with asyncio.timeout(10):
+        while True:
+            raw = (await response.content.readuntil(b"\n\n")).decode()
+            frame: Frame = {}
+            for line in raw.strip("\n").split("\n"):
+                field, _, value = line.partition(": ")
+                if field in ("id", "event", "retry"):
+                    frame[field] = value
+                elif field == "data":
+                    frame["data"] = json.loads(value)
+            if frame:
+                return frame
+
+
+async def open_stream(
+    client: Client, headers: dict[str, str], last_event_id: str | None = None
+) -> ClientResponse:
+    sent = dict(headers)
+    if last_event_id is not None:
+        sent["Last-Event-ID"] = last_event_id
+    response = await client.get("/v1/sites/held/events", headers=sent)
+    assert response.status == 200, await response.text()
+    assert response.headers["Content-Type"] == "text/event-stream"
+    assert await next_frame(response) == {"retry": "2000"}
+    return response
+
+
+async def test_claims_and_decisions_stream_live_without_comment_text(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    stream = await open_stream(client, mo)
+    claim = {"limit": 1, "order": "oldest"}
+    assert (await client.post("/v1/sites/held/queue/claim", json=claim, headers=mo)).status == 200
+    claimed = await next_frame(stream)
+    assert claimed["event"] == "comment.claimed"
+    assert claimed["data"]["comment_id"] == "c0"
+    assert claimed["data"]["actor"] == site["moderator_id"]
+    assert claimed["data"]["actor_name"] == "Mo"
+    assert claimed["data"]["lease_until"].endswith("Z")
+    assert claimed["id"] == claimed["data"]["id"]
+
+    decision = {"action": "reject", "reason": "OFF_TOPIC", "note": "not about the talks"}
+    response = await client.post("/v1/sites/held/comments/c0/decision", json=decision, headers=mo)
+    assert response.status == 200
+    changed = await next_frame(stream)
+    assert changed["event"] == "comment.changed"
+    data = changed["data"]
+    assert (data["comment_id"], data["action"], data["state"], data["version"]) == (
+        "c0",
+        "reject",
+        "rejected",
+        2,
+    )
+    assert set(data) == {"id", "type", "comment_id", "action", "actor", "actor_name", "at"} | {
+        "state",
+        "version",
+    }
+    stream.close()
+
+    # A reconnecting browser sends the last id it saw and gets what it missed, in order.
+    resumed = await open_stream(client, mo, last_event_id=claimed["id"])
+    assert (await next_frame(resumed))["id"] == changed["id"]
+    new_comment = {"id": "c9", "article": {"id": "a1"}, "author": {"id": "n"}, "text": TEXTS[0]}
+    assert (await post_signed(site, new_comment)).status == 202
+    created = await next_frame(resumed)
+    assert (created["data"]["action"], created["data"]["state"]) == ("create", "pending")
+    assert created["data"]["actor_name"] is None
+    resumed.close()
+
+
+async def test_the_stream_ends_with_an_error_event_once_the_token_is_gone(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await held_site(create_site, post_signed)
+    stream = await open_stream(client, moderator(site))
+    # The token's record is what revoking a moderator removes.
+    await redis_client.delete(KeySpace().moderator_token(sha256_hex(site["moderator_token"])))
+    frame = await next_frame(stream)
+    assert frame == {
+        "event": "error",
+        "data": {
+            "error": {
+                "code": "unauthorized",
+                "message": "invalid moderator token",
+                "details": None,
+            }
+        },
+    }
+    async with asyncio.timeout(10):
+        assert await stream.content.read() == b""
+
+
+async def test_the_stream_refuses_other_sites_and_missing_tokens(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    await held_site(create_site, post_signed)
+    other = await create_site("other")
+    foreign = await client.get("/v1/sites/held/events", headers=moderator(other))
+    assert foreign.status == 404
+    assert await foreign.json() == {
+        "error": {"code": "not_found", "message": "site 'held' not found", "details": None}
+    }
+    anonymous = await client.get("/v1/sites/held/events")
+    assert anonymous.status == 401
+    assert await anonymous.json() == {
+        "error": {
+            "code": "unauthorized",
+            "message": "missing bearer token in the Authorization header",
+            "details": None,
+        }
+    }
