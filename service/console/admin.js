@@ -34,8 +34,8 @@ async function loadModerators() {
       el("td", { text: moderator.last_used_at ? when(moderator.last_used_at) : "never" }),
       el("td", {}, el("button", { type: "button", onclick: () => revoke(moderator) }, `Revoke ${moderator.name}`)))));
   } catch (error) {
-    body.replaceChildren();
-    say("#moderators-message", explainError(error));
+    // Said in the table, so a message above it (a new token) stays readable.
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 5, text: `The list could not be read: ${explainError(error)}` })));
   }
 }
 
@@ -56,7 +56,7 @@ $("#add-moderator").addEventListener("submit", async (event) => {
     const created = await post(`${base()}/moderators`, { name });
     event.target.reset();
     say("#moderators-message", `Token for ${created.name} (shown once; hand it over now): `, el("code", { class: "secret", text: created.token }));
-    await loadModerators().catch(() => {});
+    await loadModerators();
   } catch (error) {
     say("#moderators-message", explainError(error));
   }

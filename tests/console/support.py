@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page
 
 from service import signatures
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = PROJECT_ROOT / "build" / "screenshots"
+LABELS = ("spam", "toxicity", "severe_toxicity", "insult", "threat", "identity_attack", "profanity")
 
 
 @dataclass
@@ -95,10 +96,16 @@ class Site:
 
 
 def new_site(service: Service) -> Site:
-    """A pre-moderated site (every comment is held) with one moderator, Mo."""
+    """A pre-moderated site with one moderator, Mo: every comment is held, none rejected (the
+    console shows the worst the model finds instead of the model removing it)."""
     service.sites += 1
     site_id = f"site{service.sites}-{secrets.token_hex(3)}"
-    policy = {"mode": "pre", "flood_seconds_per_author": 0, "duplicate_window_seconds": 0}
+    policy = {
+        "mode": "pre",
+        "reject": dict.fromkeys(LABELS, 1.0),
+        "flood_seconds_per_author": 0,
+        "duplicate_window_seconds": 0,
+    }
     spec = {"id": site_id, "name": site_id, "policy": policy}
     status, created = service.call("POST", "/v1/sites", spec)
     assert status == 201, created
@@ -112,8 +119,9 @@ def sign_in(page: Page, token: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def screenshot(page: Page, name: str) -> Path:
+def screenshot(shown: Page | Locator, name: str) -> Path:
+    """A PNG of the page (or one element of it) in the git-ignored screenshots folder."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     target = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(target))
+    shown.screenshot(path=str(target))
     return target

@@ -265,6 +265,11 @@ async def test_every_key_a_script_writes_is_named_by_keys_py(
         KEYS.stats(SITE),
         KEYS.hourly_stats(SITE, hour_bucket(NOW)),
         *queue_keys(SITE, Queue.PENDING, "a1", "u1"),
+        *(
+            KEYS.comments(SITE, state, **scope)
+            for state in (State.PENDING, State.APPROVED)
+            for scope in ({}, {"article": "a1"}, {"author": "u1"})
+        ),
     }
     assert set(await all_keys(redis_client, "*")) == expected
     site_keys = expected - {KEYS.sites(), KEYS.api_key("hash-of-news")}
