@@ -155,12 +155,13 @@ async function loadQueue() {
   const path = `/v1/sites/${site()}/queue${query({ queue: state.queue, order, article, author, limit: PAGE, cursor: state.cursor })}`;
   try {
     const page = await get(path);
-    state.items.push(...page.items);
+    // A live event may have added one of these meanwhile.
+    const shown = new Set(state.items.map((item) => item.id));
+    state.items.push(...page.items.filter((item) => !shown.has(item.id)));
     state.cursor = page.next_cursor;
     $("#queue-more").hidden = !page.next_cursor;
     renderQueue();
-    const shown = visibleItems().length;
-    say("#queue-message", shown ? "" : `Nothing to moderate in ${state.queue}. Well done.`);
+    say("#queue-message", visibleItems().length ? "" : `Nothing to moderate in ${state.queue}. Well done.`);
   } catch (error) {
     say("#queue-message", explain(error), { error: true });
   }
@@ -457,7 +458,7 @@ async function onLive(kind, event) {
     renderQueue();
     return;
   }
-  if (event.state === "pending" && state.queue === "pending" && index < 0) {
+  if (event.state === "pending" && state.queue === "pending" && index < 0 && !mine) {
     try {
       const item = await get(`/v1/sites/${site()}/comments/${encodeURIComponent(event.comment_id)}`);
       if (item.state === "pending" && !state.items.some((entry) => entry.id === item.id)) {

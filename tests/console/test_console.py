@@ -327,7 +327,7 @@ def test_the_admin_adds_a_moderator_and_sees_policy_errors_in_words(
 ) -> None:
     sign_in(page, service.admin_token)
     expect(page.locator("#who-name")).to_have_text("admin")
-    page.get_by_label("Site").select_option(site.id)
+    page.get_by_label("Site", exact=True).select_option(site.id)
     page.get_by_role("button", name="Site admin").click()
     page.locator("#add-moderator").get_by_label("Name").fill("Carol")
     page.get_by_role("button", name="Add moderator").click()
