@@ -1,7 +1,9 @@
 --[[
 Erase what one author wrote and who they are from their comments (data-protection erasure):
-text, evidence, text hash and every author field but the id. States, versions, history, counts
-and the audit stream keep what was decided, which holds no personal data.
+text, evidence, text hash and every author field but the id, and the text an edit replaced from
+the comment's history (civ:{site}:history:<id>, derived from the comment's key). States,
+versions, the rest of the history, counts and the audit stream keep what was decided, which
+holds no personal data.
 
 KEYS[1..]  comment hashes           civ:{site}:comment:<id> (any comments; others are skipped)
 
@@ -17,6 +19,15 @@ for _, key in ipairs(KEYS) do
   if stored[1] == ARGV[1] then
     redis.call("HSET", key, "text", "", "author", ARGV[2], "evidence", "{}", "text_hash", "",
       "erased_at", ARGV[3])
+    local history = string.sub(key, 1, #key - #("comment:" .. stored[2])) .. "history:" .. stored[2]
+    local entries = redis.call("LRANGE", history, 0, -1)
+    for index, entry in ipairs(entries) do
+      -- previous_text is an edit entry's last field (lib's record), so cutting it keeps the JSON.
+      local at = string.find(entry, ',"previous_text":', 1, true)
+      if at then
+        redis.call("LSET", history, index - 1, string.sub(entry, 1, at - 1) .. "}")
+      end
+    end
     erased[#erased + 1] = stored[2]
   end
 end

@@ -490,7 +490,7 @@ async def test_every_lease_of_a_moderator_stays_in_the_claims_index_until_it_end
     await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW + 1_000)
 
     assert await redis_client.zscore(KEYS.claims(SITE, "mod_x"), "c1") == NOW + 60_000
-    assert sorted(await store.release(SITE, "mod_x", None)) == ["c0", "c1"]
+    assert sorted(await store.release(SITE, "mod_x", None, NOW)) == ["c0", "c1"]
     assert not await redis_client.exists(KEYS.lease(SITE, "c0"), KEYS.lease(SITE, "c1"))
 
 

@@ -232,3 +232,17 @@ async def test_an_edit_keeps_the_text_it_replaced_in_the_history(
     assert edit["previous_text"] == (
         "I disagree with the minister, but the summary of the talks is fair."
     )
+
+
+async def test_erasing_an_author_removes_the_text_an_edit_replaced(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers, admin: dict[str, str]
+) -> None:
+    site = await held_site(create_site, post_signed)
+    edited = comment("c0", "I disagree with the minister; the summary is fair, I take it back.")
+    assert (await post_signed(site, edited)).status == 202
+    erased = await client.post("/v1/sites/held/authors/reader-c0:erase", headers=admin)
+    assert erased.status == 200, await erased.text()
+    view = await (await client.get("/v1/sites/held/comments/c0", headers=moderator(site))).json()
+    assert view["text"] == ""
+    assert [entry["action"] for entry in view["history"]] == ["create", "edit"]
+    assert all("previous_text" not in entry for entry in view["history"])

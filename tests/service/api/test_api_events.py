@@ -5,12 +5,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from service.keys import KeySpace
-from service.moderation import sha256_hex
 from tests.service.api.test_api_moderation import TEXTS, held_site
 
 Client = TestClient[web.Request, web.Application]
@@ -92,17 +89,15 @@ async def test_claims_and_decisions_stream_live_without_comment_text(
     resumed.close()
 
 
-async def test_the_stream_ends_with_an_error_event_once_the_token_is_gone(
-    client: Client,
-    create_site: Any,
-    post_signed: Any,
-    moderator: Headers,
-    redis_client: aioredis.Redis,
+async def test_the_stream_ends_with_an_error_event_once_the_token_is_revoked(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers, admin: Any
 ) -> None:
     site = await held_site(create_site, post_signed)
     stream = await open_stream(client, moderator(site))
-    # The token's record is what revoking a moderator removes.
-    await redis_client.delete(KeySpace().moderator_token(sha256_hex(site["moderator_token"])))
+    revoked = await client.delete(
+        f"/v1/sites/held/moderators/{site['moderator_id']}", headers=admin
+    )
+    assert revoked.status == 204
     frame = await next_frame(stream)
     assert frame == {
         "event": "error",
