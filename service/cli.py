@@ -303,7 +303,6 @@ class _DemoFile:
 
     async def announce(self, app: web.Application, url: str) -> None:
         await self._ensure_demo_site(app[MODERATION])
-        await fill_demo_queue(app[MODERATION], DEMO_SITE)
         # Only a token this file generated is printed; one from CIVILITY_ADMIN_TOKEN is the
         # operator's own.
         admin_token = app[SETTINGS].admin_token
@@ -319,6 +318,8 @@ class _DemoFile:
             f"  (kept in {self.path})",
             flush=True,
         )
+        # After the banner: scoring the demo comments must not delay the addresses and tokens.
+        await fill_demo_queue(app[MODERATION], DEMO_SITE)
 
     async def _ensure_demo_site(self, moderation: Moderation) -> None:
         if await self._still_valid(moderation):

@@ -105,9 +105,9 @@ whenSignedOut(() => signOut("Your token is no longer valid (it was revoked or ch
 async function openSite(id) {
   state.site = id;
   $("#site-picker").value = id;
+  show("queue");
   state.reasons = await siteReasons();
   fillReasonPickers();
-  show("queue");
   await reloadQueue();
   startLive();
 }

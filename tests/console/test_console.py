@@ -329,10 +329,16 @@ def test_the_admin_adds_a_moderator_and_sees_policy_errors_in_words(
     sign_in(page, service.admin_token)
     expect(page.locator("#who-name")).to_have_text("admin")
     page.get_by_label("Site", exact=True).select_option(site.id)
+    expect(page.locator("#live")).to_have_text("live")
     page.get_by_role("button", name="Site admin").click()
+    expect(page.locator("#moderators tbody tr")).to_have_count(1)
     page.locator("#add-moderator").get_by_label("Name").fill("Carol")
     page.get_by_role("button", name="Add moderator").click()
     expect(page.locator("#moderators-message")).to_contain_text("Token for Carol (shown once")
+    expect(page.locator("#moderators-message code")).to_have_count(1)
+    token = page.locator("#moderators-message code").text_content()
+    assert token is not None
+    assert service.call("GET", "/v1/me", token=token)[1]["name"] == "Carol"
     expect(page.locator("#moderators tbody tr")).to_have_count(2)
     page.get_by_role("button", name="Revoke Mo").click()
     expect(page.locator("#moderators-message")).to_have_text(
@@ -340,9 +346,6 @@ def test_the_admin_adds_a_moderator_and_sees_policy_errors_in_words(
     )
     expect(page.locator("#moderators tbody tr")).to_have_count(1)
     assert service.call("GET", "/v1/me", token=site.tokens["Mo"])[0] == 401
-    token = page.locator("#moderators-message code").text_content()
-    assert token is not None
-    assert service.call("GET", "/v1/me", token=token)[1]["name"] == "Carol"
     page.get_by_label("Policy (JSON; fields given replace the site's)").fill(
         '{"max_links": -1, "mode": "sometimes"}'
     )
