@@ -7,7 +7,7 @@ pickled pipeline from another version may load and still compute something else)
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from classifier.card import ARTIFACT_SUFFIX, card_path, file_sha256, read_card
 from classifier.evidence import ExplainablePipeline, Span, evidence_spans_many
 from classifier.fast_features import CompiledParts
+from classifier.site_model import LEXICAL, Features, LabelModel, adapt_matrix
 
 ACTIVE_FILE = "ACTIVE"
 _STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -129,6 +130,24 @@ class Model:
         if not texts:
             return np.zeros((0, len(self.labels)))
         return self._parts.predict_proba(list(texts))
+
+    def predict_with_features(
+        self, texts: Sequence[str]
+    ) -> tuple[npt.NDArray[np.float64], dict[str, Features]]:
+        """``predict_matrix`` and the features it was computed from, by kind (``lexical``: the
+        word, character and signal columns), for the site models that reuse them."""
+        lexical = self._parts.features(list(texts))
+        return self._parts.heads.predict_proba(lexical), {LEXICAL: lexical}
+
+    def score_adapted(
+        self, texts: Sequence[str], site: Mapping[str, LabelModel]
+    ) -> list[dict[str, float]]:
+        """``score`` with the site's adapted labels in place of the global ones."""
+        if not texts:
+            return []
+        matrix, features = self.predict_with_features(texts)
+        matrix = adapt_matrix(matrix, self.labels, site, features)
+        return [dict(zip(self.labels, map(float, row), strict=True)) for row in matrix]
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """One dict of calibrated probabilities per text, keyed by label."""

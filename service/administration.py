@@ -12,6 +12,7 @@ from service.admin_store import AdminStore, PurgeStep
 from service.labels import LabelLog
 from service.moderation import API_KEY_DRAWS, Moderation, new_api_key, sha256_hex
 from service.path_ids import checked_id
+from service.site_models import SiteModels
 from service.store import from_ms
 
 
@@ -51,10 +52,12 @@ class Administration:
         labels: LabelLog,
         *,
         clock: Callable[[], float] = time.time,
+        site_models: SiteModels | None = None,
     ) -> None:
         self.store = store
         self.moderation = moderation
         self.labels = labels
+        self.site_models = site_models
         self._clock = clock
 
     def _now_ms(self) -> int:
@@ -111,4 +114,7 @@ class Administration:
         checked_id(author_id, "author")
         erased = await self.store.erase_author(site_id, author_id, self._now_ms())
         labels = await self.labels.forget_author(site_id, author_id)
+        if self.site_models is not None:
+            # Their rows leave the site model's training data, and its next fit goes without.
+            await self.site_models.forget_author(site_id, author_id)
         return Erasure(author_id=author_id, comments_erased=len(erased), labels_erased=labels)

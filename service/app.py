@@ -22,6 +22,8 @@ from service.appkeys import (
     REDIS,
     SCORER,
     SETTINGS,
+    SITE_MODELS,
+    SITE_VERSIONS,
     STOPPING,
     Clock,
 )
@@ -51,10 +53,12 @@ from service.routes import (
     reasons,
     reports,
     revocation,
+    site_model,
 )
 from service.routes import deliveries as delivery_routes
-from service.scoring import start_scorer
+from service.scoring import single_server_url, start_scorer
 from service.settings import Settings, SettingsError
+from service.site_models import ActiveVersions, SiteModels
 from service.store import Store
 
 ROUTE_AREAS = (
@@ -65,6 +69,7 @@ ROUTE_AREAS = (
     reasons,
     events,
     reports,
+    site_model,
     authors,
     model,
     delivery_routes,
@@ -90,6 +95,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> web.Applicati
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_scorer)
     app.cleanup_ctx.append(_labels)
+    app.cleanup_ctx.append(_site_models)
     app.cleanup_ctx.append(_moderation)
     app.cleanup_ctx.append(_administration)
     app.cleanup_ctx.append(_http)
@@ -120,6 +126,10 @@ async def _scorer(app: web.Application) -> AsyncIterator[None]:
         workers=settings.scoring_workers,
         batch_max_items=settings.batch_max_items,
         batch_wait_seconds=settings.batch_wait_ms / 1000,
+        # Scoring workers read site models from one server; behind Cluster or Sentinel they
+        # score with the global model alone (and verdicts say so).
+        redis_url=single_server_url(settings),
+        prefix=settings.redis_prefix,
     )
     app[SCORER] = scorer
     try:
@@ -138,14 +148,21 @@ async def _moderation(app: web.Application) -> AsyncIterator[None]:
         replica_wait_ms=settings.redis_wait_ms,
     )
     app[MODERATION] = Moderation(
-        store, scorer, thresholds=scorer.info.thresholds, labels=app[LABELS], clock=app[CLOCK]
+        store,
+        scorer,
+        thresholds=scorer.info.thresholds,
+        labels=app[LABELS],
+        clock=app[CLOCK],
+        site_models=app[SITE_VERSIONS] if app[SETTINGS].site_models.enabled else None,
     )
     yield
 
 
 async def _administration(app: web.Application) -> AsyncIterator[None]:
     store = AdminStore(app[REDIS], prefix=app[SETTINGS].redis_prefix)
-    app[ADMINISTRATION] = Administration(store, app[MODERATION], app[LABELS], clock=app[CLOCK])
+    app[ADMINISTRATION] = Administration(
+        store, app[MODERATION], app[LABELS], clock=app[CLOCK], site_models=app[SITE_MODELS]
+    )
     yield
 
 
@@ -174,4 +191,10 @@ async def _deliveries(app: web.Application) -> AsyncIterator[None]:
 
 async def _labels(app: web.Application) -> AsyncIterator[None]:
     app[LABELS] = LabelLog(app[REDIS], prefix=app[SETTINGS].redis_prefix)
+    yield
+
+
+async def _site_models(app: web.Application) -> AsyncIterator[None]:
+    app[SITE_MODELS] = SiteModels(app[REDIS], prefix=app[SETTINGS].redis_prefix)
+    app[SITE_VERSIONS] = ActiveVersions(app[SITE_MODELS])
     yield

@@ -19,6 +19,7 @@ from service.metrics import Metrics
 from service.moderation import Moderation
 from service.scoring import PoolScorer
 from service.settings import Settings
+from service.site_models import ActiveVersions, SiteModels
 from service.store import RedisClient
 
 Clock = Callable[[], float]
@@ -39,3 +40,5 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 """The process's one HTTP client for outbound calls (Coral's GraphQL API)."""
 STOPPING = web.AppKey("stopping", asyncio.Event)
 """Set when the server shuts down, so long-lived responses (event streams) end."""
+SITE_MODELS = web.AppKey("site_models", SiteModels)
+SITE_VERSIONS = web.AppKey("site_versions", ActiveVersions)

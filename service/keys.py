@@ -196,3 +196,30 @@ class KeySpace:
         """String with expiry: the comment an author last wrote in one Coral thread (story and
         parent, hashed with the author), which a Coral EDIT without ids updates."""
         return f"{self.site_prefix(site)}coral:latest:{thread_hash}"
+
+    # -- site models (service/site_models.py)
+    def site_model_state(self, site: str) -> str:
+        """Hash: active version, next version number, label cursor, labels since the last fit,
+        the last fit's outcome (JSON), a refit request, refit counters by outcome."""
+        return f"{self.site_prefix(site)}sitemodel:state"
+
+    def site_model(self, site: str, version: int) -> str:
+        """String: one site model version as JSON (card and weights)."""
+        return f"{self.site_prefix(site)}sitemodel:version:{version}"
+
+    def site_model_history(self, site: str) -> str:
+        """List: the site model versions kept, newest first (bounded)."""
+        return f"{self.site_prefix(site)}sitemodel:history"
+
+    def site_model_rows(self, site: str) -> str:
+        """Hash: labelled comment (comment id, or label entry id) -> JSON row: labels, author,
+        text, global scores and features, as a refit reads them."""
+        return f"{self.site_prefix(site)}sitemodel:rows"
+
+    def site_model_author_rows(self, site: str, author_id: str) -> str:
+        """Set: the rows of one author, so erasing the author drops them from the next fit."""
+        return f"{self.site_prefix(site)}sitemodel:author:{author_id}"
+
+    def site_models_refit(self) -> str:
+        """Set of site ids waiting for a refit (a request, or enough new labels)."""
+        return f"{self.prefix}:sitemodel:refit"

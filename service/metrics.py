@@ -53,6 +53,16 @@ class Metrics:
             multiprocess_mode="mostrecent",
         )
 
+        self.site_model_refits = Gauge(
+            "civility_site_model_refits",
+            "Refits of a site's own model by outcome (adapted, global, failed), as of the last "
+            "scrape.",
+            ("site", "outcome"),
+            registry=self.registry,
+            # The worker counts them in Redis; every API process reads the same totals.
+            multiprocess_mode="mostrecent",
+        )
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method).observe(seconds)
@@ -62,6 +72,9 @@ class Metrics:
 
     def set_queue_depth(self, site: str, queue: str, depth: int) -> None:
         self.queue_depth.labels(site, queue).set(depth)
+
+    def set_site_model_refits(self, site: str, outcome: str, count: int) -> None:
+        self.site_model_refits.labels(site, outcome).set(count)
 
     def render(self) -> bytes:
         folder = os.environ.get(MULTIPROCESS_DIR_VARIABLE)

@@ -65,7 +65,8 @@ from service.errors import (
 from service.events import LiveEvent, live_event
 from service.labels import LabelLog
 from service.path_ids import checked_id
-from service.scorer import ReloadableScorer, Scored, Scorer, Spans
+from service.scorer import ReloadableScorer, Scored, Scorer, SiteRef, Spans
+from service.site_models import ActiveVersions
 from service.store import (
     DAY_MS,
     ApiKeyTakenError,
@@ -143,21 +144,24 @@ class Moderation:
         site_cache_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
         labels: LabelLog | None = None,
+        site_models: ActiveVersions | None = None,
     ) -> None:
         """``thresholds`` are the model's suggested ones; a site's policy may override them.
 
         Intake reads the site (secrets and policy) on every webhook, so it is cached in this
         process for ``site_cache_seconds``; changes made through this object apply at once.
-        With ``labels``, every moderator decision is kept there as a training label."""
+        With ``labels``, every moderator decision is kept there as a training label; with
+        ``site_models``, each site's texts are scored with its active site model."""
         self.store = store
         self.scorer = scorer
         self.thresholds = thresholds
         self.labels = labels
+        self.site_models = site_models
         self._clock = clock
         self._site_cache_seconds = site_cache_seconds
         self._sites: dict[str, _CachedSite] = {}
         # Decided once: a Protocol isinstance check costs ~0.09 ms, on every comment.
-        self._score: Callable[[str], Awaitable[Scored]] = (
+        self._score: Callable[[str, SiteRef | None], Awaitable[Scored]] = (
             scorer.score_with_model
             if isinstance(scorer, ReloadableScorer)
             else self._score_naming_active_model
@@ -314,7 +318,7 @@ class Moderation:
         policy = record.site.policy
         windows = self._windows(site_id, submission, policy)
         detected = language.detect(submission.text)
-        scored = await self._score_if_readable(submission.text, detected)
+        scored = await self._score_if_readable(submission.text, detected, site_id)
         scores = scored.scores
         text_hash = sha256_hex(submission.text)
         observation = Observation(windows_taken=tuple(False for _ in windows))
@@ -373,18 +377,25 @@ class Moderation:
         good standing, scored like intake but written nowhere (Akismet's ``is_test`` checks)."""
         policy = (await self._site_record(site_id)).site.policy
         detected = language.detect(text)
-        scored = await self._score_if_readable(text, detected)
+        scored = await self._score_if_readable(text, detected, site_id)
         context = rules.PolicyContext(text=text, language_supported=detected.supported)
         return rules.decide(scored.scores, context, policy, scored.thresholds), scored
 
-    async def _score_if_readable(self, text: str, detected: language.Detected) -> Scored:
+    async def _score_if_readable(
+        self, text: str, detected: language.Detected, site_id: str
+    ) -> Scored:
         """The model's scores, or none for a text in a language it does not read: scoring
         German as English gives confident nonsense (0.69 toxicity for a civil remark)."""
         if detected.supported:
-            return await self._score(text)
+            return await self._score(text, await self._site_model(site_id))
         return Scored({}, self.scorer.model_version, self.thresholds)
 
-    async def _score_naming_active_model(self, text: str) -> Scored:
+    async def _site_model(self, site_id: str) -> SiteRef | None:
+        if self.site_models is None:
+            return None
+        return site_id, await self.site_models.of(site_id)
+
+    async def _score_naming_active_model(self, text: str, site: SiteRef | None) -> Scored:
         scores = await self.scorer.score(text)
         return Scored(scores, self.scorer.model_version, self.thresholds)
 

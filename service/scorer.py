@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 Spans = dict[str, list[tuple[int, int]]]
+SiteRef = tuple[str, int]
+"""A site and the version of its site model (0: none) that should score its texts."""
 
 
 class Scorer(Protocol):
@@ -33,4 +35,4 @@ class ReloadableScorer(Scorer, Protocol):
     """A scorer whose model can change while it serves: each result names the model that made
     it, so a verdict never records the version that happened to be active a moment later."""
 
-    async def score_with_model(self, text: str) -> Scored: ...
+    async def score_with_model(self, text: str, site: SiteRef | None = None) -> Scored: ...

@@ -10,6 +10,7 @@ loaded, and batches already sent to the old pool finish there and name its model
 """
 
 import asyncio
+import json
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -21,10 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis
 import sklearn
 
 from classifier.model import Model, ModelError, load_active
-from service.scorer import Scored, Spans
+from classifier.site_model import LabelModel, adapt_matrix, decode
+from service.keys import KeySpace
+from service.scorer import Scored, SiteRef, Spans
+from service.settings import Settings
+from service.site_models import verdict_version
 
 Scores = dict[str, float]
 
@@ -32,16 +38,22 @@ Scores = dict[str, float]
 _model: Model | None = None
 # Why it could not be loaded, if it could not.
 _load_error: ModelError | None = None
+# Where this worker reads site models, and the ones it has read, by (site, version).
+_site_store: tuple[str, KeySpace] | None = None
+_site_client: "redis.Redis | None" = None
+_site_models: dict[SiteRef, dict[str, LabelModel] | None] = {}
+SITE_MODELS_KEPT = 256
 
 
-def _start_worker(models_dir: Path) -> None:
-    global _model, _load_error
+def _start_worker(models_dir: Path, redis_url: str | None = None, prefix: str = "civ") -> None:
+    global _model, _load_error, _site_store
     # Ctrl-C reaches the whole process group; the serving process alone decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_server()
     # The model was validated when it was trained and its inputs are texts: scikit-learn's per-call
     # argument and finiteness checks cost ~1 ms of every pool call, a third of a small batch.
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
+    _site_store = (redis_url, KeySpace(prefix)) if redis_url else None
     try:
         _model = load_active(models_dir)
     except ModelError as error:
@@ -73,8 +85,61 @@ def _active_model() -> Model:
     return _model
 
 
-def _score_batch(texts: Sequence[str]) -> list[Scores]:
-    return _active_model().score(texts)
+def _score_batch(texts: Sequence[str], sites: Sequence[SiteRef | None]) -> list[tuple[Scores, int]]:
+    """Each text's scores, with its site's model where it has one, and that model's version
+    (0: the global model alone)."""
+    model = _active_model()
+    wanted = {site for site in sites if site is not None and site[1]}
+    if not wanted:
+        return [(scores, 0) for scores in model.score(texts)]
+    found = {site: _site_model(site) for site in wanted}
+    matrix, features = model.predict_with_features(texts)
+    results: list[tuple[Scores, int]] = []
+    for row, site in enumerate(sites):
+        adapted = found.get(site) if site is not None else None
+        values = matrix[row : row + 1]
+        if adapted is not None:
+            picked = {kind: part[row : row + 1] for kind, part in features.items()}
+            values = adapt_matrix(values, model.labels, adapted, picked)
+        scores = dict(zip(model.labels, map(float, values[0]), strict=True))
+        results.append((scores, site[1] if adapted is not None and site is not None else 0))
+    return results
+
+
+def single_server_url(settings: Settings) -> str | None:
+    """The URL the scoring workers read site models from: one server's, or none."""
+    target = settings.redis_target
+    if target is None or target.topology in ("cluster", "sentinel"):
+        return None
+    return target.url
+
+
+def _site_model(site: SiteRef) -> dict[str, LabelModel] | None:
+    """The site model version, read from Redis once per worker; None when it cannot be read
+    (the text is then scored by the global model, and its verdict says so)."""
+    global _site_client
+    if site in _site_models:
+        return _site_models[site]
+    if _site_store is None:
+        return None
+    try:
+        if _site_client is None:
+            _site_client = redis.Redis.from_url(
+                _site_store[0], decode_responses=True, socket_timeout=2.0
+            )
+        stored = _site_client.get(_site_store[1].site_model(*site))
+        document = json.loads(stored) if stored else None
+        # Fitted on another global model's features, its weights would read other columns.
+        usable = document is not None and (
+            document["card"]["global_model"] == _active_model().version
+        )
+        models = decode(document["weights"]) if usable and document is not None else None
+    except (redis.RedisError, ValueError, KeyError, TypeError):
+        return None  # not remembered: Redis may answer the next batch
+    if len(_site_models) >= SITE_MODELS_KEPT:
+        _site_models.clear()
+    _site_models[site] = models
+    return models
 
 
 def _explain(text: str, labels: Sequence[str]) -> Spans:
@@ -106,7 +171,9 @@ class ModelInfo:
         )
 
 
-def create_executor(workers: int, models_dir: Path) -> ProcessPoolExecutor:
+def create_executor(
+    workers: int, models_dir: Path, redis_url: str | None = None, prefix: str = "civ"
+) -> ProcessPoolExecutor:
     """Worker processes that each load the active model once.
 
     Measured with bench/intake.py on 2 cores: a process pool accepted 558 comments/s (p99 150 ms)
@@ -121,7 +188,7 @@ def create_executor(workers: int, models_dir: Path) -> ProcessPoolExecutor:
         max_workers=workers,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(models_dir,),
+        initargs=(models_dir, redis_url, prefix),
     )
 
 
@@ -154,12 +221,16 @@ class PoolScorer:
         workers: int,
         batch_max_items: int,
         batch_wait_seconds: float,
+        redis_url: str | None = None,
+        prefix: str = "civ",
     ) -> None:
         self._pool = _Pool(executor, info)
+        self._redis_url = redis_url
+        self._prefix = prefix
         self._workers = workers
         self._batch_max_items = batch_max_items
         self._batch_wait_seconds = batch_wait_seconds
-        self._waiting: list[tuple[str, asyncio.Future[Scored]]] = []
+        self._waiting: list[tuple[str, SiteRef | None, asyncio.Future[Scored]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._reloading = asyncio.Lock()
@@ -175,9 +246,11 @@ class PoolScorer:
     async def score(self, text: str) -> Scores:
         return (await self.score_with_model(text)).scores
 
-    async def score_with_model(self, text: str) -> Scored:
+    async def score_with_model(self, text: str, site: SiteRef | None = None) -> Scored:
+        """Scores of ``text`` by the model that made them; with ``site`` (site id and its
+        active site model version), by that site model where the worker can read it."""
         future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
-        self._waiting.append((text, future))
+        self._waiting.append((text, site, future))
         if len(self._waiting) >= self._batch_max_items:
             self._dispatch()
         elif self._timer is None and len(self._running) < self._workers:
@@ -197,7 +270,9 @@ class PoolScorer:
         Raises ``ModelError`` (and keeps serving the current model) when the active model does
         not load. One reload at a time; a second waits and then loads whatever is active."""
         async with self._reloading:
-            executor, model = await _start_pool(models_dir, self._workers)
+            executor, model = await _start_pool(
+                models_dir, self._workers, self._redis_url, self._prefix
+            )
             previous = self._pool
             self._pool = _Pool(executor, ModelInfo.of(model))
             # Batches already sent to the old pool finish there; only then do its workers stop.
@@ -228,44 +303,62 @@ class PoolScorer:
         self._running.discard(task)
         self._dispatch()
 
-    async def _score_batch(self, batch: list[tuple[str, asyncio.Future[Scored]]]) -> None:
+    async def _score_batch(
+        self, batch: list[tuple[str, SiteRef | None, asyncio.Future[Scored]]]
+    ) -> None:
         loop = asyncio.get_running_loop()
         pool = self._pool
         try:
             results = await loop.run_in_executor(
-                pool.executor, _score_batch, [text for text, _ in batch]
+                pool.executor,
+                _score_batch,
+                [text for text, _, _ in batch],
+                [site for _, site, _ in batch],
             )
         except Exception as error:  # the pool or the model failed: every waiter learns why
-            for _, future in batch:
+            for _, _, future in batch:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (_, future), scores in zip(batch, results, strict=True):
+        for (_, _, future), (scores, site_version) in zip(batch, results, strict=True):
             if not future.done():
-                future.set_result(Scored(scores, pool.info.version, pool.info.thresholds))
+                version = verdict_version(pool.info.version, site_version)
+                future.set_result(Scored(scores, version, pool.info.thresholds))
 
 
 async def start_scorer(
-    models_dir: Path, *, workers: int, batch_max_items: int, batch_wait_seconds: float
+    models_dir: Path,
+    *,
+    workers: int,
+    batch_max_items: int,
+    batch_wait_seconds: float,
+    redis_url: str | None = None,
+    prefix: str = "civ",
 ) -> PoolScorer:
-    """Start the workers and wait until each has loaded the active model, so /readyz tells true."""
-    executor, model = await _start_pool(models_dir, workers)
+    """Start the workers and wait until each has loaded the active model, so /readyz tells true.
+
+    With ``redis_url``, the workers read site models from there."""
+    executor, model = await _start_pool(models_dir, workers, redis_url, prefix)
     return PoolScorer(
         executor,
         ModelInfo.of(model),
         workers=workers,
         batch_max_items=batch_max_items,
         batch_wait_seconds=batch_wait_seconds,
+        redis_url=redis_url,
+        prefix=prefix,
     )
 
 
-async def _start_pool(models_dir: Path, workers: int) -> tuple[ProcessPoolExecutor, Model]:
+async def _start_pool(
+    models_dir: Path, workers: int, redis_url: str | None = None, prefix: str = "civ"
+) -> tuple[ProcessPoolExecutor, Model]:
     """A pool whose every worker loaded the active model, and that model.
 
     The serving process loads the model too, at the same time: that check of card, checksum and
     scikit-learn version gives a clear error, and its card answers ``GET /v1/model``.
     """
-    executor = create_executor(workers, models_dir)
+    executor = create_executor(workers, models_dir, redis_url, prefix)
     loop = asyncio.get_running_loop()
     started = asyncio.gather(
         *(loop.run_in_executor(executor, _model_version) for _ in range(workers))

@@ -102,6 +102,38 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteModelSettings:
+    """When a site's own model may go into use, and how often the worker refits it.
+
+    The defaults come from ``bench/adaptation.py``: below about 500 labels a site model is
+    noise, and it needs positives to learn what the site rejects."""
+
+    enabled: bool = True
+    min_labels: int = 500
+    min_positives: int = 40
+    refit_every: int = 200
+    poll_seconds: float = 5.0
+
+    @classmethod
+    def from_reader(cls, reader: "_Reader") -> "SiteModelSettings":
+        return cls(
+            enabled=reader.choice("CIVILITY_SITE_MODELS", ("on", "off"), "on") == "on",
+            min_labels=reader.integer(
+                "CIVILITY_SITE_MODEL_MIN_LABELS", 500, low=20, high=10_000_000
+            ),
+            min_positives=reader.integer(
+                "CIVILITY_SITE_MODEL_MIN_POSITIVES", 40, low=5, high=10_000_000
+            ),
+            refit_every=reader.integer(
+                "CIVILITY_SITE_MODEL_REFIT_EVERY", 200, low=1, high=10_000_000
+            ),
+            poll_seconds=reader.number(
+                "CIVILITY_SITE_MODEL_POLL_SECONDS", 5.0, low=0.01, high=3600.0
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     env: Environment = "development"
     host: str = "127.0.0.1"
@@ -126,6 +158,7 @@ class Settings:
     batch_max_items: int = 64
     batch_wait_ms: float = 2.0
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    site_models: SiteModelSettings = field(default_factory=SiteModelSettings)
 
     @property
     def is_production(self) -> bool:
@@ -165,6 +198,7 @@ class Settings:
             batch_max_items=reader.integer("CIVILITY_BATCH_MAX_ITEMS", 64, low=1, high=1024),
             batch_wait_ms=reader.number("CIVILITY_BATCH_WAIT_MS", 2.0, low=0.0, high=100.0),
             delivery=DeliverySettings.from_reader(reader),
+            site_models=SiteModelSettings.from_reader(reader),
         )
         settings.validate()
         return settings

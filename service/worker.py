@@ -31,6 +31,7 @@ from service.connection import connect
 from service.deliveries import DeliveryLog, Settle
 from service.errors import StoreUnavailable
 from service.keys import DEFAULT_PREFIX
+from service.refit_process import background_refits
 from service.retry import RetryPolicy
 from service.settings import DeliverySettings, Settings
 from service.store import RedisClient, SiteRecord, Store
@@ -318,7 +319,9 @@ async def run_until_signalled(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop, signum)
     print(f"civility worker {worker.name} delivering webhooks", flush=True)
     try:
-        await worker.run()
+        async with contextlib.AsyncExitStack() as refits:
+            await refits.enter_async_context(background_refits(settings))
+            await worker.run()
     finally:
         await connection.aclose()
     print(f"civility worker {worker.name} stopped", flush=True)

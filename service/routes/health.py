@@ -6,7 +6,7 @@ from typing import Any
 from aiohttp import web
 
 from service import openapi
-from service.appkeys import DELIVERIES, METRICS, MODERATION, REDIS, SCORER
+from service.appkeys import DELIVERIES, METRICS, MODERATION, REDIS, SCORER, SITE_MODELS
 from service.errors import CivilityError
 from service.metrics import CONTENT_TYPE
 from service.openapi import operation
@@ -61,10 +61,13 @@ async def metrics(request: web.Request) -> web.Response:
     for site in sites:
         try:
             site_stats = await moderation.stats(site)
+            refits = await request.app[SITE_MODELS].refit_counts(site)
         except CivilityError:
             continue  # nor because one site vanished
         for queue, depth in site_stats.queue_depths.items():
             registry.set_queue_depth(site, queue, depth)
+        for outcome, count in refits.items():
+            registry.set_site_model_refits(site, outcome, count)
     response = web.Response(body=registry.render())
     response.headers["Content-Type"] = CONTENT_TYPE
     return response

@@ -1,0 +1,286 @@
+"""Site model refits, in the worker: labels become rows, rows become a new site model version.
+
+``Refits.absorb`` reads a site's new training labels (after its cursor), keeps each comment's
+latest label as a row with the global model's scores and features of its text (so a refit
+re-encodes nothing), and drops a row whose latest decision teaches nothing. ``Refits.refit`` fits
+the site's heads on its rows (``classifier.site_model``) and stores the outcome. A site is refit
+when enough labels arrived since its last fit or when ``POST .../model:refit`` asked for one.
+It all runs in a process the worker starts for it (``background_refits``), never in an API
+process.
+"""
+
+import asyncio
+import base64
+import contextlib
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from multiprocessing.synchronize import Event as EventType
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+
+from classifier.model import Model, ModelError, active_stem, load_active
+from classifier.site_model import ADAPTED_LABELS, Features, FitSettings, encode, fit_label
+from service.connection import connect
+from service.keys import KeySpace
+from service.labels import LabelLog
+from service.settings import Settings, SiteModelSettings
+from service.site_models import Fitted, SiteModels
+from service.store import RedisClient, store_errors
+
+log = logging.getLogger(__name__)
+
+
+class Refits:
+    def __init__(
+        self,
+        redis: RedisClient,
+        model: Model,
+        settings: SiteModelSettings,
+        *,
+        prefix: str = "civ",
+        clock: Callable[[], float] = time.time,
+        models_dir: Path | None = None,
+    ) -> None:
+        """``models_dir``: follow the model its ``ACTIVE`` names, as the API processes do."""
+        self.redis = redis
+        self.models_dir = models_dir
+        self.model = model
+        self.settings = settings
+        self.fit_settings = FitSettings(
+            min_labels=settings.min_labels, min_positives=settings.min_positives
+        )
+        self.models = SiteModels(redis, prefix)
+        self.labels = LabelLog(redis, prefix)
+        self.keys = KeySpace(prefix)
+        self._clock = clock
+
+    async def absorb(self, site: str) -> int:
+        """Turn the site's labels since the cursor into rows; returns labels since the last fit."""
+        entries = [
+            entry async for entry in self.labels.export(site, await self.models.cursor(site))
+        ]
+        if not entries:
+            return await self.models.advance(site, await self.models.cursor(site) or "0-0", 0)
+        latest: dict[str, dict[str, Any]] = {}
+        for entry in entries:
+            key = entry["comment_id"] or entry["id"]
+            latest.pop(key, None)
+            latest[key] = entry
+        rows = await asyncio.to_thread(self._rows, latest)
+        await self.models.put_rows(site, rows)
+        return await self.models.advance(site, entries[-1]["id"], len(entries))
+
+    def _rows(self, entries: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+        rows: dict[str, dict[str, Any] | None] = {}
+        taught = {
+            key: {
+                label: entry["labels"][label]
+                for label in ADAPTED_LABELS
+                if label in entry["labels"]
+            }
+            for key, entry in entries.items()
+        }
+        keys = [key for key, labels in taught.items() if labels]
+        rows.update((key, None) for key, labels in taught.items() if not labels)
+        for start in range(0, len(keys), 256):
+            batch = keys[start : start + 256]
+            texts = [entries[key]["text"] for key in batch]
+            for key, text, scored in zip(batch, texts, self._encode(texts), strict=True):
+                rows[key] = {
+                    "labels": taught[key],
+                    "author": entries[key]["author"],
+                    "text": text,
+                    **scored,
+                }
+        return rows
+
+    def _encode(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        matrix, features = self.model.predict_with_features(texts)
+        columns = {label: self.model.labels.index(label) for label in ADAPTED_LABELS}
+        return [
+            {
+                "model": self.model.version,
+                "global": {label: float(matrix[row, column]) for label, column in columns.items()},
+                "features": {kind: _pack(values, row) for kind, values in features.items()},
+            }
+            for row in range(len(texts))
+        ]
+
+    async def refit(self, site: str) -> int:
+        """Fit the site's model on its rows and store the outcome; returns the active version."""
+        rows = await self.models.rows(site)
+        active = await self.models.active(site)
+        in_use: set[str] = set()
+        if active:
+            card = (await self.models.version(site, active) or {}).get("card", {})
+            in_use = {label for label, fit in card.get("labels", {}).items() if fit.get("used")}
+        try:
+            fitted = await asyncio.to_thread(self._fit, rows, in_use)
+        except Exception:
+            log.exception("site %s: the site model refit failed", site)
+            await self.models.count_failure(site)
+            raise
+        outcome = "adapted" if fitted.weights is not None else "global"
+        return await self.models.store_fit(site, fitted, outcome)
+
+    def _fit(self, rows: Mapping[str, dict[str, Any]], in_use: set[str]) -> Fitted:
+        started = time.perf_counter()
+        stale = [key for key, row in rows.items() if row.get("model") != self.model.version]
+        if stale:
+            # Features of another global model mean other columns: encode those texts again.
+            fresh = self._encode([rows[key]["text"] for key in stale])
+            rows = {
+                **rows,
+                **{key: {**rows[key], **row} for key, row in zip(stale, fresh, strict=True)},
+            }
+        widths = self._widths()
+        outcomes = {}
+        for label in ADAPTED_LABELS:
+            labelled = [row for row in rows.values() if label in row["labels"]]
+            targets = np.array([row["labels"][label] for row in labelled], dtype=np.int8)
+            probabilities = np.array([row["global"][label] for row in labelled])
+            features = {
+                kind: _stack([row["features"][kind] for row in labelled], width)
+                for kind, width in widths.items()
+            }
+            outcomes[label] = fit_label(
+                label, targets, probabilities, features, self.fit_settings, in_use=label in in_use
+            )
+        used = {label: o.model for label, o in outcomes.items() if o.model is not None}
+        card = {
+            "created_at": datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds"),
+            "global_model": self.model.version,
+            "rows": len(rows),
+            "fit_seconds": round(time.perf_counter() - started, 3),
+            "why": "; ".join(f"{label}: {o.why}" for label, o in outcomes.items()),
+            "labels": {label: o.card() for label, o in outcomes.items()},
+        }
+        return Fitted(card=card, weights=encode(used) if used else None)
+
+    def _widths(self) -> dict[str, int]:
+        _, features = self.model.predict_with_features(["width"])
+        return {kind: int(values.shape[1]) for kind, values in features.items()}
+
+    async def sites(self) -> list[str]:
+        with store_errors():
+            return sorted(cast(set[str], await self.redis.smembers(self.keys.sites())))
+
+    async def run_once(self) -> list[str]:
+        """Absorb every site's new labels and refit the sites that are due; returns those."""
+        await self._follow_active_model()
+        wanted = await self.models.wanted()
+        refitted = []
+        for site in await self.sites():
+            since = await self.absorb(site)
+            if since >= self.settings.refit_every or site in wanted:
+                await self.refit(site)
+                refitted.append(site)
+        return refitted
+
+    async def _follow_active_model(self) -> None:
+        # The API processes switch on a reload; rows then carry the old model's features and a
+        # refit encodes their texts again with the new one.
+        if self.models_dir is None:
+            return
+        try:
+            if active_stem(self.models_dir) == self.model.stem:
+                return
+            self.model = await asyncio.to_thread(load_active, self.models_dir)
+        except ModelError as error:
+            log.warning("site model refits keep model %s: %s", self.model.stem, error)
+            return
+        # Site models of the previous global model no longer apply: fit them on the new one.
+        for site in await self.sites():
+            if await self.models.active(site):
+                await self.models.request_refit(site)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("site model refits failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.settings.poll_seconds)
+
+
+def refit_process(settings: Settings, stopping: EventType) -> None:
+    # Ctrl-C reaches the whole process group; the worker alone decides how to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(_refit_until_stopped(settings, stopping))
+
+
+async def _refit_until_stopped(settings: Settings, stopping: EventType) -> None:
+    try:
+        model = await asyncio.to_thread(load_active, settings.models_dir)
+    except ModelError as error:
+        log.error("site model refits are off: %s", error)
+        return
+    connection = connect(settings)
+    refits = Refits(
+        connection.client,
+        model,
+        settings.site_models,
+        prefix=connection.prefix,
+        models_dir=settings.models_dir,
+    )
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    parent = multiprocessing.parent_process()
+
+    def watch() -> None:
+        # Stop on the worker's word, or when the worker is gone however it ended.
+        while not stopping.wait(1.0):
+            if parent is not None and not parent.is_alive():
+                break
+        loop.call_soon_threadsafe(stopped.set)
+
+    threading.Thread(target=watch, name="refits-stop", daemon=True).start()
+    try:
+        await refits.run(stopped)
+    finally:
+        await connection.aclose()
+
+
+def _pack(values: Features, row: int) -> dict[str, str]:
+    if not isinstance(values, np.ndarray):
+        start, end = values.indptr[row], values.indptr[row + 1]
+        return {
+            "i": _b64(np.asarray(values.indices[start:end], dtype="<i4")),
+            "v": _b64(np.asarray(values.data[start:end], dtype="<f2")),
+        }
+    return {"d": _b64(np.asarray(values[row], dtype="<f2"))}
+
+
+def _stack(packed: Sequence[dict[str, str]], width: int) -> Features:
+    if packed and "d" in packed[0]:
+        dense: npt.NDArray[np.float64] = np.vstack(
+            [np.frombuffer(base64.b64decode(p["d"]), dtype="<f2") for p in packed]
+        ).astype(np.float64)
+        return dense
+    indices = [np.frombuffer(base64.b64decode(p["i"]), dtype="<i4") for p in packed]
+    values = [np.frombuffer(base64.b64decode(p["v"]), dtype="<f2") for p in packed]
+    indptr = np.zeros(len(packed) + 1, dtype=np.int64)
+    np.cumsum([part.size for part in indices], out=indptr[1:])
+    return sparse.csr_matrix(
+        (
+            np.concatenate(values).astype(np.float64) if values else np.zeros(0),
+            np.concatenate(indices).astype(np.int32) if indices else np.zeros(0, dtype=np.int32),
+            indptr,
+        ),
+        shape=(len(packed), width),
+    )
+
+
+def _b64(array: npt.NDArray[Any]) -> str:
+    return base64.b64encode(array.tobytes()).decode("ascii")

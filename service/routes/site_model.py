@@ -1,0 +1,121 @@
+"""A site's own model: its state, a refit on request, and a rollback."""
+
+from typing import Any
+
+from aiohttp import web
+
+from service.appkeys import MODERATION, SITE_MODELS, SITE_VERSIONS
+from service.auth import require_admin, require_moderator
+from service.openapi import operation
+
+routes = web.RouteTableDef()
+
+_NUMBER = {"type": ["number", "null"]}
+_FIT: dict[str, Any] = {
+    "type": "object",
+    "description": "A fit's card: when, on which global model, the rows used, per label the "
+    "labels and positives, out-of-fold ROC-AUC of the global model and of the blend, the "
+    "blend weights, whether it is used and why",
+    "properties": {
+        "version": {"type": "integer"},
+        "created_at": {"type": "string"},
+        "global_model": {"type": "string"},
+        "rows": {"type": "integer"},
+        "fit_seconds": {"type": "number"},
+        "why": {"type": "string"},
+        "labels": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["used", "why", "labels", "positives"],
+                "properties": {
+                    "used": {"type": "boolean"},
+                    "why": {"type": "string"},
+                    "labels": {"type": "integer"},
+                    "positives": {"type": "integer"},
+                    "auc_global": _NUMBER,
+                    "auc_adapted": _NUMBER,
+                    "weights": {"type": "object", "additionalProperties": {"type": "number"}},
+                },
+            },
+        },
+    },
+}
+SITE_MODEL: dict[str, Any] = {
+    "type": "object",
+    "required": ["adapted", "active", "why", "labels", "last_fit", "history", "refits"],
+    "properties": {
+        "adapted": {"type": "boolean", "description": "Whether the site's model scores it now"},
+        "active": {"oneOf": [_FIT, {"type": "null"}]},
+        "why": {"type": "string"},
+        "labels": {
+            "type": "object",
+            "properties": {
+                "rows": {"type": "integer"},
+                "since_last_fit": {"type": "integer"},
+            },
+        },
+        "last_fit": {"oneOf": [_FIT, {"type": "null"}]},
+        "history": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "description": "Activations, newest first (0: the global model alone)",
+        },
+        "refits": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+}
+REFIT: dict[str, Any] = {
+    "type": "object",
+    "required": ["requested"],
+    "properties": {"requested": {"type": "boolean"}},
+}
+
+
+@routes.get("/v1/sites/{site}/model")
+@operation(
+    summary="The site's own model: whether it is used and why, its card, labels, history",
+    tag="moderation",
+    auth="moderator",
+    response=SITE_MODEL,
+    errors=(401, 404, 503),
+)
+async def show(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    await require_moderator(request, site)
+    await request.app[MODERATION].get_site(site)
+    return web.json_response(await request.app[SITE_MODELS].state(site))
+
+
+@routes.post("/v1/sites/{site}/model:refit")
+@operation(
+    summary="Ask the worker to refit the site's model now",
+    tag="admin",
+    auth="admin",
+    status=202,
+    response=REFIT,
+    errors=(401, 404, 503),
+)
+async def refit(request: web.Request) -> web.Response:
+    require_admin(request)
+    site = request.match_info["site"]
+    await request.app[MODERATION].get_site(site)
+    await request.app[SITE_MODELS].request_refit(site)
+    return web.json_response({"requested": True}, status=202)
+
+
+@routes.post("/v1/sites/{site}/model:rollback")
+@operation(
+    summary="Return the site to the model it ran on before the last change",
+    tag="admin",
+    auth="admin",
+    response=SITE_MODEL,
+    errors=(401, 404, 409, 503),
+)
+async def rollback(request: web.Request) -> web.Response:
+    require_admin(request)
+    site = request.match_info["site"]
+    await request.app[MODERATION].get_site(site)
+    models = request.app[SITE_MODELS]
+    await models.rollback(site)
+    request.app[SITE_VERSIONS].forget(site)
+    return web.json_response(await models.state(site))

@@ -1,0 +1,262 @@
+"""Each site's model in Redis: its versions, which one is active, rollback, and its rows.
+
+A version is a JSON document (``card`` and ``weights``, see ``classifier.site_model.encode``)
+under its own key; the site's history is a stack of activations, newest first, where 0 stands
+for "the global model alone". A refit that changes what the site runs on pushes onto it; a
+rollback pops the head, so the site runs on what it ran on before the last change. API processes
+read the active version at most a second old (``ActiveVersions``) and score with it; a verdict
+names it in its model version, ``1.4.0+site.3``.
+
+Rows are the site's labelled comments as a refit reads them (labels, author, text, the global
+model's scores and features); each author's rows are indexed, so erasing an author drops them
+from the next fit, and all of a site's keys sit in its hash tag, so deleting the site's keys
+deletes them too.
+"""
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from service.errors import Conflict
+from service.keys import KeySpace
+from service.store import RedisClient, store_errors
+
+HISTORY = 10
+"""Activations a site keeps: as many rollbacks in a row as it may need."""
+GLOBAL = 0
+ACTIVE_SECONDS = 1.0
+"""How old an API process's view of a site's active version may be."""
+
+SITE_MODEL_TAG = "+site."
+OUTCOMES = ("adapted", "global", "failed")
+"""How a refit ends: the site model in use, the site left on the global model, an error."""
+
+
+def verdict_version(global_version: str, site_version: int) -> str:
+    """The model version a verdict records: the global one, and the site's when one was used."""
+    return f"{global_version}{SITE_MODEL_TAG}{site_version}" if site_version else global_version
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """A refit's result, ready to store: the card, and the weights when the site model is on."""
+
+    card: dict[str, Any]
+    weights: str | None
+
+
+class SiteModels:
+    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+        self.redis = redis
+        self.keys = KeySpace(prefix)
+
+    async def active(self, site: str) -> int:
+        with store_errors():
+            value = await self.redis.hget(self.keys.site_model_state(site), "active")
+        return int(value) if value else GLOBAL
+
+    async def version(self, site: str, version: int) -> dict[str, Any] | None:
+        with store_errors():
+            stored = await self.redis.get(self.keys.site_model(site, version))
+        return json.loads(stored) if stored else None
+
+    async def state(self, site: str) -> dict[str, Any]:
+        """What ``GET /v1/sites/{site}/model`` shows."""
+        keys = self.keys
+        with store_errors():
+            fields = cast(dict[str, str], await self.redis.hgetall(keys.site_model_state(site)))
+            history = [
+                int(v) for v in await self.redis.lrange(keys.site_model_history(site), 0, -1)
+            ]
+            rows = int(await self.redis.hlen(keys.site_model_rows(site)))
+        active = int(fields.get("active") or GLOBAL)
+        card = (await self.version(site, active) or {}).get("card") if active else None
+        last_fit = json.loads(fields["last_fit"]) if fields.get("last_fit") else None
+        why = (card or last_fit or {}).get("why", "no fit yet")
+        return {
+            "adapted": card is not None,
+            "active": card,
+            "why": why,
+            "labels": {"rows": rows, "since_last_fit": int(fields.get("new_labels") or 0)},
+            "last_fit": last_fit,
+            "history": history,
+            "refits": _refits(fields),
+        }
+
+    async def refit_counts(self, site: str) -> dict[str, int]:
+        with store_errors():
+            fields = await self.redis.hmget(
+                self.keys.site_model_state(site), [f"refits:{o}" for o in OUTCOMES]
+            )
+        return {outcome: int(value or 0) for outcome, value in zip(OUTCOMES, fields, strict=True)}
+
+    async def request_refit(self, site: str) -> None:
+        with store_errors():
+            await self.redis.sadd(self.keys.site_models_refit(), site)
+
+    async def wanted(self) -> set[str]:
+        with store_errors():
+            return cast(set[str], await self.redis.smembers(self.keys.site_models_refit()))
+
+    async def store_fit(self, site: str, fitted: Fitted, outcome: str) -> int:
+        """Record a refit's outcome; with weights, store the version and make it active.
+
+        Returns the active version afterwards. A fit that leaves the site on the global model
+        pushes an activation only when the site was using a site model."""
+        keys = self.keys
+        state = keys.site_model_state(site)
+        card = dict(fitted.card)
+        with store_errors():
+            active = await self.active(site)
+            target = GLOBAL
+            if fitted.weights is not None:
+                target = int(await self.redis.hincrby(state, "next", 1))
+                card["version"] = target
+                document = json.dumps({"card": card, "weights": fitted.weights})
+                await self.redis.set(keys.site_model(site, target), document)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(
+                    state,
+                    mapping={"active": str(target), "last_fit": json.dumps(card), "new_labels": 0},
+                )
+                pipe.hincrby(state, f"refits:{outcome}", 1)
+                pipe.srem(keys.site_models_refit(), site)
+                if target != active:
+                    pipe.lpush(keys.site_model_history(site), str(target))
+                await pipe.execute()
+            await self._trim_history(site)
+        return target
+
+    async def count_failure(self, site: str) -> None:
+        state = self.keys.site_model_state(site)
+        with store_errors():
+            await self.redis.hincrby(state, "refits:failed", 1)
+            await self.redis.srem(self.keys.site_models_refit(), site)
+
+    async def rollback(self, site: str) -> int:
+        """Return the site to what it ran on before its last change; returns the version now
+        active (0: the global model). Raises ``Conflict`` when there is nothing to go back to."""
+        keys = self.keys
+        with store_errors():
+            history = [
+                int(v) for v in await self.redis.lrange(keys.site_model_history(site), 0, -1)
+            ]
+            if not history:
+                raise Conflict("the site has no site model change to roll back")
+            restored = history[1] if len(history) > 1 else GLOBAL
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.lpop(keys.site_model_history(site))
+                pipe.hset(keys.site_model_state(site), "active", str(restored))
+                await pipe.execute()
+            if history[0] != GLOBAL and history[0] not in history[1:]:
+                await self.redis.delete(keys.site_model(site, history[0]))
+        return restored
+
+    async def _trim_history(self, site: str) -> None:
+        key = self.keys.site_model_history(site)
+        dropped = [int(v) for v in await self.redis.lrange(key, HISTORY, -1)]
+        if not dropped:
+            return
+        await self.redis.ltrim(key, 0, HISTORY - 1)
+        kept = {int(v) for v in await self.redis.lrange(key, 0, -1)}
+        doomed = [self.keys.site_model(site, v) for v in set(dropped) - kept if v != GLOBAL]
+        if doomed:
+            await self.redis.delete(*doomed)
+
+    # -- rows
+    async def put_rows(self, site: str, rows: Mapping[str, dict[str, Any] | None]) -> None:
+        """Write (or, for ``None``, delete) labelled rows by their key."""
+        keys = self.keys
+        written = {key: row for key, row in rows.items() if row is not None}
+        removed = [key for key, row in rows.items() if row is None]
+        with store_errors():
+            if removed:
+                await self.redis.hdel(keys.site_model_rows(site), *removed)
+            if written:
+                await self.redis.hset(
+                    keys.site_model_rows(site),
+                    mapping={key: json.dumps(row) for key, row in written.items()},
+                )
+            for key, row in written.items():
+                if row.get("author"):
+                    await self.redis.sadd(keys.site_model_author_rows(site, row["author"]), key)
+
+    async def rows(self, site: str) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        with store_errors():
+            async for key, value in self.redis.hscan_iter(
+                self.keys.site_model_rows(site), count=500
+            ):
+                found[key] = json.loads(value)
+        return found
+
+    async def forget_author(self, site: str, author_id: str) -> int:
+        """Drop the author's rows from the site's next fit; returns how many there were."""
+        index = self.keys.site_model_author_rows(site, author_id)
+        with store_errors():
+            keys = list(await self.redis.smembers(index))
+            if keys:
+                await self.redis.hdel(self.keys.site_model_rows(site), *keys)
+            await self.redis.delete(index)
+        if keys:
+            await self.request_refit(site)
+        return len(keys)
+
+    async def cursor(self, site: str) -> str | None:
+        with store_errors():
+            value = await self.redis.hget(self.keys.site_model_state(site), "cursor")
+        return cast(str | None, value) or None
+
+    async def advance(self, site: str, cursor: str, labels: int) -> int:
+        """Move the label cursor past ``labels`` new ones; returns the labels since the last fit."""
+        state = self.keys.site_model_state(site)
+        with store_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(state, "cursor", cursor)
+                pipe.hincrby(state, "new_labels", labels)
+                _, count = await pipe.execute()
+        return int(count)
+
+
+class ActiveVersions:
+    """Each site's active site model version as this process last read it, at most
+    ``max_age`` seconds ago: the cheap check intake makes before it scores."""
+
+    def __init__(
+        self,
+        models: SiteModels,
+        *,
+        max_age: float = ACTIVE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.models = models
+        self.max_age = max_age
+        self._clock = clock
+        self._seen: dict[str, tuple[int, float]] = {}
+        self._reading: dict[str, asyncio.Future[int]] = {}
+
+    async def of(self, site: str) -> int:
+        seen = self._seen.get(site)
+        now = self._clock()
+        if seen is not None and now - seen[1] < self.max_age:
+            return seen[0]
+        # One read per site at a time: a burst of intake waits for it instead of repeating it.
+        reading = self._reading.get(site)
+        if reading is None:
+            reading = asyncio.ensure_future(self.models.active(site))
+            self._reading[site] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(site, None))
+        version = await asyncio.shield(reading)
+        self._seen[site] = (version, now)
+        return version
+
+    def forget(self, site: str) -> None:
+        """Read the site's version anew next time (this process changed it)."""
+        self._seen.pop(site, None)
+
+
+def _refits(fields: Mapping[str, str]) -> dict[str, int]:
+    return {outcome: int(fields.get(f"refits:{outcome}") or 0) for outcome in OUTCOMES}
