@@ -8,12 +8,15 @@ from pathlib import Path
 from classifier import score_cli
 from classifier.card import ARTIFACT_SUFFIX
 from classifier.compare import compare, format_comparison
+from classifier.datasets import DatasetError
 from classifier.evaluate import evaluate, format_table, write_report
 from classifier.feedback import FeedbackError
 from classifier.model import Model, ModelError, load_active
-from classifier.train import DEFAULT_NAME, DEFAULT_VERSION, TrainOptions, train
+from classifier.progress import Progress, add_quiet
+from classifier.train import DEFAULT_NAME, DEFAULT_VERSION, TrainingError, TrainOptions, train
 from classifier.training_data import WeightFactor
 from classifier.tune import format_report, tune
+from classifier.versions import model_problem, next_version
 
 SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
 
@@ -24,6 +27,20 @@ def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     _register_evaluate(commands)
     _register_tune(commands)
     score_cli.register(commands)
+
+
+DATASETS_HELP = (
+    "README.md's section 'Data' says where each set comes from and which ones give a usable subset"
+)
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"civility {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def _missing_datasets(command: str, folder: Path) -> int:
+    return _fail(command, f"datasets folder {folder} does not exist; {DATASETS_HELP}")
 
 
 def _positive_int(value: str) -> int:
@@ -42,8 +59,19 @@ def _register_train(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     )
     parser.add_argument("--data", type=Path, required=True, help="the datasets folder")
     parser.add_argument("--out", type=Path, default=Path("models"), help="models folder")
-    parser.add_argument("--name", default=DEFAULT_NAME)
-    parser.add_argument("--version", default=DEFAULT_VERSION)
+    parser.add_argument(
+        "--name",
+        default=DEFAULT_NAME,
+        help=f"model name, the file's prefix (default: {DEFAULT_NAME})",
+    )
+    parser.add_argument(
+        "--version",
+        help="version to write (default: the highest X.Y.Z of --name in --out with its patch "
+        f"number plus one, or {DEFAULT_VERSION} in an empty folder)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace an existing model of that name and version"
+    )
     parser.add_argument(
         "--limit-per-source",
         type=_positive_int,
@@ -67,6 +95,7 @@ def _register_train(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         help="multiply a training source's weight (for one label, or all); repeatable; the card "
         "records it",
     )
+    add_quiet(parser)
     parser.set_defaults(handler=_run_train)
 
 
@@ -80,24 +109,24 @@ def _weight_factor(text: str) -> WeightFactor:
 def _run_train(args: argparse.Namespace) -> int:
     options = TrainOptions(
         name=args.name,
-        version=args.version,
+        version=args.version or next_version(args.out, args.name, DEFAULT_VERSION),
         limit_per_source=args.limit_per_source,
         n_jobs=args.jobs,
         activate=not args.no_activate,
         feedback=args.feedback,
         weight_factors=tuple(args.weight),
+        force=args.force,
     )
     if not args.data.is_dir():
-        print(f"civility train: datasets folder {args.data} does not exist", file=sys.stderr)
-        return 2
+        return _missing_datasets("train", args.data)
     if args.feedback is not None and not args.feedback.is_file():
-        print(f"civility train: feedback file {args.feedback} does not exist", file=sys.stderr)
-        return 2
+        return _fail("train", f"feedback file {args.feedback} does not exist")
     try:
-        artifact = train(args.data, args.out, options)
-    except FeedbackError as error:
-        print(f"civility train: {error}", file=sys.stderr)
-        return 2
+        artifact = train(args.data, args.out, options, Progress(quiet=args.quiet))
+    except (FeedbackError, TrainingError) as error:
+        return _fail("train", str(error))
+    except DatasetError as error:
+        return _fail("train", f"{error}; {DATASETS_HELP}")
     print(f"trained {artifact} ({artifact.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -122,38 +151,62 @@ def _register_evaluate(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         type=_positive_int,
         help="measure at most this many rows per set (quick checks; the report records it)",
     )
-    parser.add_argument("--no-write", action="store_true", help="print only; leave the card")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print only; leave the card, write no report"
+    )
+    parser.add_argument(
+        "--seed",
+        type=Path,
+        default=Path("../shared/seed/seed-article.json"),
+        help="the seed article, whose comments' scores the report shows (skipped if absent)",
+    )
+    parser.add_argument(
+        "--examples",
+        type=Path,
+        default=Path("tests/data/civil_and_abuse.jsonl"),
+        help="hand-written JSON Lines {kind, text} whose scores the report shows by kind "
+        "(skipped if absent)",
+    )
     parser.add_argument(
         "--compare",
         metavar="OLD",
         help="instead of the full report, score OLD (a version, model name or artifact) and this "
-        "model on the same held-out sets and print both",
+        "model on the same held-out sets, print both and draw one over the other",
     )
+    add_quiet(parser)
     parser.set_defaults(handler=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
-        print(f"civility evaluate: datasets folder {args.data} does not exist", file=sys.stderr)
-        return 2
+        return _missing_datasets("evaluate", args.data)
     try:
         model = Model.load(args.model) if args.model else load_active(args.models)
     except ModelError as error:
-        print(f"civility evaluate: {error}", file=sys.stderr)
-        return 2
-    if args.compare:
-        return _run_compare(model, args)
-    report = evaluate(
-        model,
-        args.data,
-        spam_folds=not args.skip_spam_folds,
-        limit_per_set=args.limit_per_set,
-        n_jobs=args.jobs,
-    )
+        return _fail("evaluate", model_problem(error, args.models))
+    try:
+        if args.compare:
+            return _run_compare(model, args)
+        report = evaluate(
+            model,
+            args.data,
+            spam_folds=not args.skip_spam_folds,
+            limit_per_set=args.limit_per_set,
+            n_jobs=args.jobs,
+            progress=Progress(quiet=args.quiet),
+        )
+    except DatasetError as error:
+        return _fail("evaluate", f"{error}; {DATASETS_HELP}")
     print(f"{model.stem}: evaluated in {report['seconds']} s")
     print(format_table(report))
     if not args.no_write:
         write_report(model, report)
+        # Only here: matplotlib stays out of every other command, the serving ones above all.
+        from classifier import report as pictures
+
+        examples = pictures.Examples.read(args.seed, args.examples)
+        written = pictures.write_evaluation(model, report, examples)
+        print(f"report: {written.page} (figures in {written.figures[0].parent})")
     return 0
 
 
@@ -169,10 +222,14 @@ def _run_compare(model: Model, args: argparse.Namespace) -> int:
     try:
         old = Model.load(artifact)
     except ModelError as error:
-        print(f"civility evaluate: {error}", file=sys.stderr)
-        return 2
+        return _fail("evaluate", model_problem(error, args.models))
     report = compare(model, old, args.data, limit_per_set=args.limit_per_set)
     print(format_comparison(report))
+    if not args.no_write:
+        from classifier import report as pictures
+
+        written = pictures.write_comparison(model, report)
+        print(f"report: {written.page} (figures in {written.figures[0].parent})")
     return 0
 
 
@@ -202,19 +259,23 @@ def _register_tune(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     parser.add_argument(
         "--jobs", type=_positive_int, default=2, help="candidates fitted in parallel"
     )
+    add_quiet(parser)
     parser.set_defaults(handler=_run_tune)
 
 
 def _run_tune(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
-        print(f"civility tune: datasets folder {args.data} does not exist", file=sys.stderr)
-        return 2
-    report = tune(
-        args.data,
-        limit_per_source=args.limit_per_source,
-        source_weights=args.source_weights,
-        n_jobs=args.jobs,
-    )
+        return _missing_datasets("tune", args.data)
+    try:
+        report = tune(
+            args.data,
+            limit_per_source=args.limit_per_source,
+            source_weights=args.source_weights,
+            n_jobs=args.jobs,
+            progress=Progress(quiet=args.quiet),
+        )
+    except DatasetError as error:
+        return _fail("tune", f"{error}; {DATASETS_HELP}")
     print(format_report(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -15,6 +15,7 @@ from classifier.model import Model
 from classifier.training_data import load_sources, training_keys, training_rows
 
 COMPARED = ("roc_auc", "pr_auc", "brier")
+DRAWN = ("roc_curve", "reliability")
 
 
 def compare(
@@ -45,6 +46,10 @@ def compare(
                         "delta": round(scored["new"][metric] - scored["old"][metric], 4),
                     }
                     for metric in COMPARED
+                },
+                **{
+                    drawn: {"new": scored["new"][drawn], "old": scored["old"][drawn]}
+                    for drawn in DRAWN
                 },
             }
         )

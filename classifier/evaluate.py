@@ -22,6 +22,7 @@ from classifier.datasets import Record, SourceData, overlap_key
 from classifier.labels import SOURCES, SPAM_SOURCE, TRAIN_SOURCES
 from classifier.model import Model
 from classifier.pipeline import build_pipeline
+from classifier.progress import QUIET, Progress
 from classifier.training_data import load_sources, training_keys, training_rows
 from classifier.video_weight import SPAM, SpamRows, choose_video_weight
 
@@ -109,6 +110,7 @@ def score_set(model: Model, evaluated: EvalSet, peer: Peer | None) -> dict[str, 
         "at_hold": metrics.at_threshold(evaluated.target, probability, levels["hold"]),
         "at_reject": metrics.at_threshold(evaluated.target, probability, levels["reject"]),
         "reliability": metrics.reliability_table(evaluated.target, probability),
+        "roc_curve": metrics.roc_curve_points(evaluated.target, probability),
     }
     peer_probability = None
     if peer is not None and evaluated.label != "spam":
@@ -116,6 +118,7 @@ def score_set(model: Model, evaluated: EvalSet, peer: Peer | None) -> dict[str, 
         entry["peer_roc_auc"] = metrics.ranking_metrics(evaluated.target, peer_probability)[
             "roc_auc"
         ]
+        entry["peer_roc_curve"] = metrics.roc_curve_points(evaluated.target, peer_probability)
         low, high = metrics.auc_difference_interval(evaluated.target, probability, peer_probability)
         entry["peer_difference_interval"] = [low, high]
         entry["peer_trained_on_it"] = evaluated.source in PEER_TRAINED_ON
@@ -247,10 +250,11 @@ def evaluate(
     spam_folds: bool = True,
     limit_per_set: int | None = None,
     n_jobs: int = 2,
+    progress: Progress = QUIET,
 ) -> dict[str, Any]:
     """The report for ``model`` on ``datasets_dir`` (``limit_per_set`` only for quick checks)."""
     started = time.perf_counter()
-    sources = load_sources(datasets_dir, SOURCES)
+    sources = load_sources(datasets_dir, SOURCES, progress)
     limit = model.card.get("training", {}).get("limit_per_source")
     fitted_rows = training_rows(
         {name: sources[name] for name in TRAIN_SOURCES}, model.labels, limit
@@ -262,14 +266,19 @@ def evaluate(
         "peer": "alt-profanity-check" if peer is not None else None,
         "sets": [
             score_set(model, evaluated, peer)
-            for evaluated in evaluation_sets(sources, exclude, limit_per_set)
+            for evaluated in progress.over(
+                list(evaluation_sets(sources, exclude, limit_per_set)), "scoring sets", unit="set"
+            )
         ],
         "evidence": evidence_quality(sources, model, limit_per_set),
         "spam_on_news": spam_on_news_comments(sources, model, exclude, limit_per_set),
         "limit_per_set": limit_per_set,
     }
     if spam_folds:
-        report["spam_leave_one_video_out"] = spam_leave_one_video_out(sources, model, limit, n_jobs)
+        with progress.step("spam: refitting without each video"):
+            report["spam_leave_one_video_out"] = spam_leave_one_video_out(
+                sources, model, limit, n_jobs
+            )
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -35,6 +35,19 @@ def ranking_metrics(target: FloatArray, probability: FloatArray) -> dict[str, fl
         "brier": round(float(brier_score_loss(target, probability)), 4),
         "base_rate": round(float(target.mean()), 4),
     }
+
+
+ROC_POINTS = 51
+
+
+def roc_curve_points(target: FloatArray, probability: FloatArray) -> list[float]:
+    """The ROC curve as true positive rates at false positive rates 0, 1/50, ..., 1: small enough
+    to keep in the card, fine enough to draw (the curve's steps are sampled, not smoothed)."""
+    false_rate, true_rate, _ = roc_curve(target, probability)
+    grid = np.linspace(0.0, 1.0, ROC_POINTS)
+    # The best true positive rate reachable without passing each false positive rate.
+    reached = np.searchsorted(false_rate, grid, side="right") - 1
+    return [round(float(rate), 4) for rate in true_rate[reached]]
 
 
 def at_threshold(target: FloatArray, probability: FloatArray, threshold: float) -> dict[str, float]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from classifier.model import Model, ModelError, load_active
+from classifier.progress import QUIET, Progress, add_quiet
 
 # The same bound the service puts on a comment's text.
 MAX_TEXT_CHARS = 20_000
@@ -80,6 +81,7 @@ def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         action="store_true",
         help="add the spans of each text that raised each label most",
     )
+    add_quiet(parser)
     parser.set_defaults(handler=score_command)
 
 
@@ -100,7 +102,14 @@ def score_command(args: argparse.Namespace) -> int:
         print(f"civility score: {error}", file=sys.stderr)
         return 2
     try:
-        score_stream(model, sys.stdin.buffer, sys.stdout, args.batch_size, args.evidence)
+        score_stream(
+            model,
+            sys.stdin.buffer,
+            sys.stdout,
+            args.batch_size,
+            args.evidence,
+            Progress(quiet=args.quiet),
+        )
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, and keep Python from complaining
         # again when it flushes stdout at exit.
@@ -115,11 +124,16 @@ def _load_model(artifact: Path | None) -> Model:
 
 
 def score_stream(
-    model: Model, source: BinaryIO, sink: TextIO, batch_size: int, evidence: bool
+    model: Model,
+    source: BinaryIO,
+    sink: TextIO,
+    batch_size: int,
+    evidence: bool,
+    progress: Progress = QUIET,
 ) -> None:
     """Score every line of ``source`` onto ``sink``, holding at most one batch in memory."""
     pending: list[Comment | LineError] = []
-    for item in parse_lines(source):
+    for item in progress.over(parse_lines(source), "scoring", unit="line"):
         pending.append(item)
         # Error lines count too: a long run of them must not wait for the end of the input.
         if len(pending) >= batch_size:

@@ -23,6 +23,7 @@ from classifier.feedback import FEEDBACK_SOURCE, fold_feedback, read_feedback
 from classifier.labels import LABELS, TRAIN_SOURCES
 from classifier.model import activate
 from classifier.pipeline import build_pipeline
+from classifier.progress import QUIET, Progress
 from classifier.training_data import (
     LabeledRows,
     WeightFactor,
@@ -46,6 +47,32 @@ class TrainOptions:
     """Labels exported by ``civility labels export``, folded into the training rows."""
     weight_factors: tuple[WeightFactor, ...] = ()
     """Changes to ``classifier.labels``' source weights, for experiments with another mix."""
+    force: bool = False
+    """Replace an existing ``<name>-<version>`` in the output folder."""
+
+
+class TrainingError(Exception):
+    """Training cannot produce a model from what it was given; the message says what to change."""
+
+
+# Each label's calibration needs a positive and a negative row in each of its folds, at least two.
+MIN_ROWS_PER_CLASS = 2
+
+
+def require_enough_rows(rows: LabeledRows, labels: tuple[str, ...]) -> None:
+    """Refuse before fitting when a label has too few positive or negative rows to train."""
+    targets = rows.target_matrix()
+    short = []
+    for column, label in enumerate(labels):
+        positives = int(np.nansum(targets[:, column] == 1))
+        negatives = int(np.nansum(targets[:, column] == 0))
+        if min(positives, negatives) < MIN_ROWS_PER_CLASS:
+            short.append(f"{label} ({positives} positive, {negatives} negative)")
+    if short:
+        raise TrainingError(
+            f"too few rows to train {', '.join(short)}; each label needs at least "
+            f"{MIN_ROWS_PER_CLASS} of each: raise --limit-per-source or add the missing sets"
+        )
 
 
 def fit_pipeline(rows: LabeledRows, labels: tuple[str, ...], n_jobs: int) -> Pipeline:
@@ -104,21 +131,32 @@ def _training_summary(rows: LabeledRows, labels: tuple[str, ...]) -> dict[str, A
     return {"rows": len(rows.texts), "sources": per_source}
 
 
-def train(datasets_dir: Path, out_dir: Path, options: TrainOptions = TrainOptions()) -> Path:
+def train(
+    datasets_dir: Path,
+    out_dir: Path,
+    options: TrainOptions = TrainOptions(),
+    progress: Progress = QUIET,
+) -> Path:
     """Train; write ``<name>-<version>.joblib`` and its card into ``out_dir``; return the path."""
     started = time.perf_counter()
-    sources = load_sources(datasets_dir, TRAIN_SOURCES)
+    stem = f"{options.name}-{options.version}"
+    artifact = out_dir / f"{stem}{ARTIFACT_SUFFIX}"
+    if artifact.exists() and not options.force:
+        raise TrainingError(
+            f"{artifact} already exists; choose another --version, or --force to replace it"
+        )
+    sources = load_sources(datasets_dir, TRAIN_SOURCES, progress)
     rows = training_rows(sources, LABELS, options.limit_per_source)
     for weight_factor in options.weight_factors:
         weight_factor.apply(rows, LABELS)
     feedback_inputs = feedback_entries(rows, options.feedback)
-    pipeline = fit_pipeline(rows, LABELS, options.n_jobs)
+    require_enough_rows(rows, LABELS)
+    with progress.step(f"fitting {len(LABELS)} labels on {len(rows.texts)} rows"):
+        pipeline = fit_pipeline(rows, LABELS, options.n_jobs)
     suggestions = suggested_thresholds(pipeline, rows)
     seconds = time.perf_counter() - started
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{options.name}-{options.version}"
-    artifact = out_dir / f"{stem}{ARTIFACT_SUFFIX}"
     partial = out_dir / f"{stem}{ARTIFACT_SUFFIX}.partial"
     joblib.dump(pipeline, partial, compress=3)
     partial.replace(artifact)

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from classifier.card import file_sha256
 from classifier.datasets import Record, SourceData, load_source, overlap_key
 from classifier.labels import LABELS, SOURCES, TRAIN_SOURCES
+from classifier.progress import QUIET, Progress
 
 FloatMatrix = npt.NDArray[np.float64]
 
@@ -112,8 +113,13 @@ def file_entries(datasets_dir: Path, data: SourceData) -> list[dict[str, Any]]:
     ]
 
 
-def load_sources(datasets_dir: Path, names: Iterable[str]) -> dict[str, SourceData]:
-    return {name: load_source(datasets_dir, name) for name in names}
+def load_sources(
+    datasets_dir: Path, names: Iterable[str], progress: Progress = QUIET
+) -> dict[str, SourceData]:
+    return {
+        name: load_source(datasets_dir, name)
+        for name in progress.over(list(names), "reading datasets", unit="set")
+    }
 
 
 def training_rows(

@@ -37,6 +37,7 @@ from classifier.datasets import stable_fraction, text_key
 from classifier.heads import HeadSettings, LinearFit
 from classifier.labels import HEADS, LABELS, SOURCES, TRAIN_SOURCES, YOUTUBE_SPAM_WEIGHT
 from classifier.pipeline import build_pipeline
+from classifier.progress import QUIET, Progress
 from classifier.training_data import LabeledRows, load_sources, training_rows
 from classifier.video_weight import SPAM, SpamRows, choose_video_weight
 
@@ -224,29 +225,33 @@ def tune(
     limit_per_source: int | None = None,
     source_weights: bool = False,
     n_jobs: int = 2,
+    progress: Progress = QUIET,
 ) -> dict[str, Any]:
     """The tuning report: candidates per label, the chosen settings, optionally weight shifts."""
     started = time.perf_counter()
-    sources = load_sources(datasets_dir, TRAIN_SOURCES)
+    sources = load_sources(datasets_dir, TRAIN_SOURCES, progress)
     rows = training_rows(sources, LABELS, limit_per_source)
-    split = prepare(rows)
+    with progress.step("features"):
+        split = prepare(rows)
+    with progress.step(f"head candidates of {len(labels)} labels"):
+        heads = tune_heads(split, labels, n_jobs)
     report: dict[str, Any] = {
         "tuned": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows": len(rows.texts),
         "validation_rows": int(split.validation.sum()),
         "limit_per_source": limit_per_source,
-        **tune_heads(split, labels, n_jobs),
+        **heads,
         "current": _as_json({label: asdict(HEADS[label]) for label in labels if label in HEADS}),
     }
     if SPAM in labels:
         spam_rows = SpamRows.of(rows, split.features, LABELS)
-        report["youtube_spam_weight"] = {
-            **choose_video_weight(spam_rows, n_jobs=n_jobs),
-            "current": YOUTUBE_SPAM_WEIGHT,
-        }
+        with progress.step("YouTube's spam weight, one video out"):
+            video_weight = choose_video_weight(spam_rows, n_jobs=n_jobs)
+        report["youtube_spam_weight"] = {**video_weight, "current": YOUTUBE_SPAM_WEIGHT}
     if source_weights and TOXICITY in labels:
         chosen = _settings(report["chosen"][TOXICITY])
-        report["source_weights"] = source_weight_sensitivity(split, chosen, n_jobs)
+        with progress.step("source weights halved and doubled"):
+            report["source_weights"] = source_weight_sensitivity(split, chosen, n_jobs)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
 

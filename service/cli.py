@@ -21,12 +21,17 @@ from aiohttp import web
 
 from classifier import cli as classifier_cli
 from classifier.model import ModelError
-from service import learning_cli
+from service import admin_cli, learning_cli
 from service.app import create_app
 from service.appkeys import MODERATION, SETTINGS
 from service.demo import fill_demo_queue
 from service.domain import SiteSpec
-from service.embedded import DataDirInUseError, data_dir_lock, embedded_valkey
+from service.embedded import (
+    DataDirInUseError,
+    EmbeddedStartError,
+    data_dir_lock,
+    embedded_valkey,
+)
 from service.errors import NotFound
 from service.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.moderation import Moderation
@@ -37,6 +42,8 @@ from service.worker import background_worker, run_until_signalled
 
 DEMO_SITE = "demo"
 DEMO_CREDENTIALS = "demo-credentials.json"
+# A demo site made by an older civility: its api key was shown once and is not kept.
+API_KEY_UNKNOWN = "(not kept by the version that made the demo site)"
 
 Started = Callable[[web.Application, str], Awaitable[None]]
 StoreAlive = Callable[[], bool]
@@ -55,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     classifier_cli.register(commands)
     learning_cli.register(commands)
+    admin_cli.register(commands)
     commands.add_parser(
         "run",
         help="start everything: embedded Valkey (unless REDIS_URL is set), the API and a worker",
@@ -73,7 +81,50 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deliver every site's outbox events to its callback URL until SIGTERM, then "
         "finish the deliveries in flight (for CIVILITY_WORKER_DRAIN_SECONDS at most).",
     ).set_defaults(handler=worker_command)
+    _document_environment(parser)
     return parser
+
+
+def _environment() -> dict[str, tuple[str, ...]]:
+    """The environment variables each command reads, for its ``--help``."""
+    store = ("REDIS_URL", "CIVILITY_DATA_DIR")
+    models = ("CIVILITY_MODELS_DIR",)
+    service = Settings.variables()
+    return {
+        "train": (),
+        "evaluate": (),
+        "tune": (),
+        "score": models,
+        "labels export": store,
+        "model activate": models,
+        "model list": models,
+        "model show": models,
+        "sites create": store,
+        "sites show": store,
+        "sites update": store,
+        "moderators add": store,
+        "secrets rotate": (*store, "CIVILITY_SECRET_GRACE_SECONDS"),
+        "run": service,
+        "serve": service,
+        "worker": service,
+    }
+
+
+def _document_environment(
+    parser: argparse.ArgumentParser,
+    environment: dict[str, tuple[str, ...]] | None = None,
+    command: str = "",
+) -> None:
+    """End every command's ``--help`` with the variables it reads (a command missing from
+    ``_environment`` fails here, so a new one cannot forget it)."""
+    environment = _environment() if environment is None else environment
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                _document_environment(child, environment, f"{command} {name}".strip())
+            return
+    names = environment[command]
+    parser.epilog = f"environment: {', '.join(names) if names else 'none read'}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,7 +178,7 @@ def run_command(args: argparse.Namespace) -> int:
             with _redis_for(settings) as (redis_url, alive):
                 settings = dataclasses.replace(settings, redis_url=redis_url)
                 return _serve(settings, on_started, with_worker=True, store_alive=alive)
-    except (SettingsError, ModelError, DataDirInUseError) as error:
+    except (SettingsError, ModelError, DataDirInUseError, EmbeddedStartError) as error:
         return _fail(str(error))
     except OSError as error:
         # Raised before serving: the data folder cannot be created, written or locked.
@@ -142,7 +193,7 @@ def _redis_for(settings: Settings) -> Iterator[tuple[str, StoreAlive | None]]:
     if settings.redis_url is not None:
         yield settings.redis_url, None
         return
-    with embedded_valkey(settings.data_dir) as valkey:
+    with embedded_valkey(settings.data_dir, settings.valkey_port) as valkey:
         print(
             f"embedded Valkey at {valkey.url}, data in {settings.data_dir / 'valkey'}", flush=True
         )
@@ -316,6 +367,7 @@ class _DemoFile:
             f"  admin token:      {admin_token}\n"
             f"  demo site:        {DEMO_SITE}\n"
             f"  webhook secret:   {self.values['webhook_secret']}\n"
+            f"  api key:          {self.values.get('api_key', API_KEY_UNKNOWN)}\n"
             f"  moderator token:  {self.values['moderator_token']}\n"
             f"  (kept in {self.path})",
             flush=True,
@@ -331,6 +383,7 @@ class _DemoFile:
         except NotFound:
             _, credentials = await moderation.create_site(SiteSpec(id=DEMO_SITE, name="Demo site"))
             self.values["webhook_secret"] = credentials.webhook_secret
+            self.values["api_key"] = credentials.api_key
         else:
             # The site exists but its secret was lost with the file: issue a new one at once.
             rotation = await moderation.rotate_secret(DEMO_SITE, 0)

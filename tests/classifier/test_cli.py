@@ -1,5 +1,6 @@
 """``civility train`` and ``civility evaluate`` on small slices of the real data."""
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -8,10 +9,15 @@ import pytest
 
 from classifier.card import file_sha256
 from classifier.evaluate import PEER_TRAINED_ON
-from classifier.labels import LABELS
+from classifier.labels import LABELS, TRAIN_SOURCES
+from classifier.versions import next_version
 from classifier.video_weight import WEIGHT_CANDIDATES
 
 from .support import run_cli
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+HAND_WRITTEN = PROJECT_ROOT / "tests" / "data" / "civil_and_abuse.jsonl"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def test_train_writes_artifact_card_and_active_marker(datasets_dir: Path, tmp_path: Path) -> None:
@@ -53,10 +59,25 @@ def test_evaluate_prints_the_table_and_stores_the_report_in_the_card(
     shutil.copy(tiny_model_path.with_suffix(".json"), artifact.with_suffix(".json"))
     status = run_cli(
         "evaluate", "--data", str(datasets_dir), "--model", str(artifact),
-        "--limit-per-set", "120", "--jobs", "1",
+        "--limit-per-set", "120", "--jobs", "1", "--examples", str(HAND_WRITTEN),
+        "--seed", str(tmp_path / "no-seed.json"),
     )  # fmt: skip
     assert status == 0
     printed = capsys.readouterr().out
+    page = tmp_path / f"{artifact.stem}.report.html"
+    folder = tmp_path / f"{artifact.stem}.figures"
+    assert printed.endswith(f"report: {page} (figures in {folder})\n")
+    drawn = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert set(drawn) == {
+        "roc.png", "reliability.png", "examples.png",
+        "bias-wikipedia-toxicity-identity-testset-toxicity.png",
+    }  # fmt: skip
+    html = page.read_text()
+    for data in drawn.values():
+        assert data.startswith(PNG_SIGNATURE)
+        # The page carries every figure itself: it opens anywhere, alone.
+        assert base64.b64encode(data).decode() in html
+    assert "<td>c3-constructive-comments-corpus</td>" in html
     assert "kaggle-insults-social-commentary" in printed
     assert "leave one video out" in printed
     report = json.loads(artifact.with_suffix(".json").read_text())["metrics"]
@@ -75,6 +96,9 @@ def test_evaluate_prints_the_table_and_stores_the_report_in_the_card(
     assert "spam on news comments" in printed
     for entry in report["sets"]:
         assert 0.0 <= entry["roc_auc"] <= 1.0
+        curve = entry["roc_curve"]
+        assert (len(curve), curve[-1]) == (51, 1.0)
+        assert curve == sorted(curve)  # a ROC curve never falls
         assert entry["peer_roc_auc"] is not None or entry["label"] == "spam"
         assert entry.get("peer_trained_on_it") == (entry["source"] in PEER_TRAINED_ON)
         if entry["label"] != "spam":
@@ -97,3 +121,85 @@ def test_evaluate_refuses_a_model_without_card(
     shutil.copy(tiny_model_path, artifact)
     assert run_cli("evaluate", "--data", str(datasets_dir), "--model", str(artifact)) == 2
     assert "card" in capsys.readouterr().err
+
+
+DATASETS_HELP = (
+    "README.md's section 'Data' says where each set comes from and which ones give a usable subset"
+)
+
+
+def test_missing_datasets_say_where_to_get_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    absent = tmp_path / "absent"
+    for command in ("train", "evaluate", "tune"):
+        assert run_cli(command, "--data", str(absent)) == 2
+        assert capsys.readouterr().err == (
+            f"civility {command}: datasets folder {absent} does not exist; {DATASETS_HELP}\n"
+        )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_cli("train", "--data", str(empty), "--out", str(tmp_path / "out")) == 2
+    assert capsys.readouterr().err == (
+        f"civility train: dataset folder {empty / TRAIN_SOURCES[0]} is missing; {DATASETS_HELP}\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_existing_version_is_refused_unless_forced(
+    datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    existing = tmp_path / "civility-2.0.0.joblib"
+    existing.write_bytes(b"a model someone relies on")
+    status = run_cli(
+        "train", "--data", str(datasets_dir), "--out", str(tmp_path), "--version", "2.0.0"
+    )
+    assert status == 2
+    assert capsys.readouterr().err == (
+        f"civility train: {existing} already exists; choose another --version, or --force to "
+        "replace it\n"
+    )
+    assert existing.read_bytes() == b"a model someone relies on"
+    # --force gets past that check; two rows per source then leave labels without positives,
+    # which is refused before any fitting, with each short label and its counts.
+    status = run_cli(
+        "train", "--data", str(datasets_dir), "--out", str(tmp_path), "--version", "2.0.0",
+        "--force", "--limit-per-source", "2",
+    )  # fmt: skip
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("civility train: too few rows to train ")
+    assert "(0 positive, " in err
+    assert err.endswith(
+        "each label needs at least 2 of each: raise --limit-per-source or add the missing sets\n"
+    )
+    assert [path.name for path in tmp_path.iterdir()] == [existing.name]
+    assert existing.read_bytes() == b"a model someone relies on"
+
+
+def test_a_run_without_version_takes_the_next_free_one(tmp_path: Path) -> None:
+    assert next_version(tmp_path, "civility", "1.4.0") == "1.4.0"
+    for stem in (
+        "civility-1.4.0",
+        "civility-1.10.2",
+        "civility-0.9.9",
+        "other-7.0.0",
+        "civility-x",
+    ):
+        (tmp_path / f"{stem}.joblib").write_bytes(b"")
+    assert next_version(tmp_path, "civility", "1.4.0") == "1.10.3"
+    assert next_version(tmp_path, "other", "1.4.0") == "7.0.1"
+
+
+def test_evaluate_names_the_models_there_when_one_is_missing(
+    datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "civility-1.0.0.joblib").write_bytes(b"")
+    missing = tmp_path / "civility-3.0.0.joblib"
+    status = run_cli("evaluate", "--data", str(datasets_dir), "--model", str(missing),
+                     "--models", str(tmp_path))  # fmt: skip
+    assert status == 2
+    assert capsys.readouterr().err == (
+        f"civility evaluate: model artifact {missing} does not exist "
+        f"(models in {tmp_path}: civility-1.0.0)\n"
+    )

@@ -6,6 +6,7 @@ from pathlib import Path
 from classifier.card import card_path, read_card, write_card
 from classifier.compare import compare, format_comparison
 from classifier.model import Model
+from classifier.report import write_comparison
 
 
 def saved_as(artifact: Path, folder: Path, version: str) -> Model:
@@ -36,3 +37,14 @@ def test_both_models_are_measured_on_the_same_sets(
     table = format_comparison(report)
     assert table.splitlines()[0] == f"{new.stem} against civility-0.0.0-old"
     assert len(table.splitlines()) == 3 + len(report["sets"])
+    # The same model twice: its curves lie on each other.
+    for entry in report["sets"]:
+        assert entry["roc_curve"]["new"] == entry["roc_curve"]["old"]
+        assert entry["reliability"]["new"] == entry["reliability"]["old"]
+    written = write_comparison(new, report)
+    assert written.page.is_file()
+    assert written.page.name == f"{new.stem}-vs-civility-0.0.0-old.report.html"
+    assert [path.name for path in written.figures] == ["roc.png", "reliability.png"]
+    html = written.page.read_text()
+    assert html.count("data:image/png;base64,") == 2
+    assert f"{new.stem} against civility-0.0.0-old" in html

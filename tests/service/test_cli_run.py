@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -104,6 +105,13 @@ def _request(url: str, method: str, body: bytes | None, headers: dict[str, str])
         return response.status, json.loads(response.read())
 
 
+def _verify_key(base: str, api_key: str) -> str:
+    body = urllib.parse.urlencode({"key": api_key, "blog": "https://demo.example"}).encode()
+    request = urllib.request.Request(f"{base}/1.1/verify-key", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(response.read().decode())
+
+
 def _run_env(tmp_path: Path, port: int) -> dict[str, str]:
     env = {
         key: value
@@ -134,14 +142,24 @@ def start_run() -> Iterator[Callable[[dict[str, str]], Running]]:
 def test_run_starts_everything_and_keeps_data_across_restarts(
     tmp_path: Path, start_run: Callable[[dict[str, str]], Running]
 ) -> None:
-    port = _free_port()
-    env = _run_env(tmp_path, port)
+    port, valkey_port = _free_port(), _free_port()
+    env = {**_run_env(tmp_path, port), "CIVILITY_VALKEY_PORT": str(valkey_port)}
     base = f"http://127.0.0.1:{port}"
 
     first = start_run(env)
     shown = first.wait_for("moderator token")
     assert any(f"civility is running at {base}" in line for line in first.output)
-    secret, token = shown["webhook secret"], shown["moderator token"]
+    assert any(f"embedded Valkey at redis://127.0.0.1:{valkey_port}," in line
+               for line in first.output)  # fmt: skip
+    secret, token, api_key = shown["webhook secret"], shown["moderator token"], shown["api key"]
+    assert _verify_key(base, api_key) == "valid"
+    # An admin command beside the run finds its embedded Valkey without REDIS_URL.
+    shown_site = subprocess.run(
+        [sys.executable, "-m", "service", "sites", "show", "demo"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=STARTUP_SECONDS,
+    )  # fmt: skip
+    assert (shown_site.returncode, shown_site.stderr) == (0, "")
+    assert json.loads(shown_site.stdout)["id"] == "demo"
     body = json.dumps(
         {
             "id": "hello",
@@ -165,6 +183,8 @@ def test_run_starts_everything_and_keeps_data_across_restarts(
     second = start_run(env)
     again = second.wait_for("moderator token")
     assert (again["webhook secret"], again["moderator token"]) == (secret, token)
+    assert again["api key"] == api_key
+    assert json.loads(credentials.read_text())["api_key"] == api_key
     status, stored = _request(
         f"{base}/v1/sites/demo/comments/hello", "GET", None, {"Authorization": f"Bearer {token}"}
     )
@@ -254,6 +274,18 @@ def test_a_port_in_use_is_named_and_nothing_is_left_running(tmp_path: Path) -> N
     assert "Traceback" not in result.stderr
     pid_file = tmp_path / "data" / "valkey" / PID_FILE
     assert not pid_file.exists()  # the embedded Valkey was stopped, so it removed its pid file
+
+
+def test_an_embedded_valkey_port_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        valkey_port = taken.getsockname()[1]
+        env = {**_run_env(tmp_path, _free_port()), "CIVILITY_VALKEY_PORT": str(valkey_port)}
+        result = _run_to_end(env)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"civility: CIVILITY_VALKEY_PORT {valkey_port} is in use on 127.0.0.1\n"
+    assert not (tmp_path / "data" / "valkey.url").exists()
 
 
 def test_run_stops_when_its_embedded_valkey_dies(

@@ -174,11 +174,18 @@ async def test_civility_labels_export_writes_json_lines(
     assert (code, out) == (0, "")
 
 
-async def test_civility_labels_export_refuses_without_redis_or_site(redis_url: str) -> None:
+async def test_civility_labels_export_refuses_without_redis_or_site(
+    redis_url: str, tmp_path: Path
+) -> None:
     without = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    without["CIVILITY_DATA_DIR"] = str(tmp_path)
     code, out, err = await run_cli("labels", "export", "--site", "news", env=without)
     assert (code, out) == (2, "")
-    assert err == "civility labels export: REDIS_URL is required\n"
+    assert err == (
+        f"civility labels export: no REDIS_URL, and no `civility run` serves CIVILITY_DATA_DIR "
+        f"{tmp_path}: set REDIS_URL, or start `civility run` (or run this from the folder it "
+        "runs in)\n"
+    )
     env = {**os.environ, "REDIS_URL": redis_url}
     code, out, err = await run_cli("labels", "export", "--site", "missing", env=env)
     assert (code, out) == (2, "")

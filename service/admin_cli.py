@@ -1,0 +1,238 @@
+"""``civility sites|moderators|secrets``: the admin API's site work from a shell.
+
+Each action calls the same ``Moderation`` method as its admin route and prints the route's JSON
+answer, so the two never drift. The store is ``REDIS_URL``, or else the embedded Valkey of the
+``civility run`` serving ``CIVILITY_DATA_DIR`` (found through the address it records there).
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ValidationError
+
+from service.domain import ModeratorSpec, SitePatch, SiteSpec
+from service.embedded import running_url
+from service.errors import CivilityError, ValidationFailed
+from service.moderation import Moderation, Spans
+from service.settings import Settings, SettingsError
+from service.store import Store
+
+SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
+KEY_PREFIX = "civ"
+Action = Callable[[Moderation, argparse.Namespace, Settings], Awaitable[Any]]
+
+
+class StoreNotFoundError(Exception):
+    """Neither ``REDIS_URL`` nor a running ``civility run`` says where the store is."""
+
+
+def store_url(settings: Settings) -> str:
+    """``REDIS_URL``, else the address the ``civility run`` on ``CIVILITY_DATA_DIR`` recorded."""
+    if settings.redis_url is not None:
+        return settings.redis_url
+    url = running_url(settings.data_dir)
+    if url is None:
+        raise StoreNotFoundError(
+            f"no REDIS_URL, and no `civility run` serves CIVILITY_DATA_DIR {settings.data_dir}: "
+            "set REDIS_URL, or start `civility run` (or run this from the folder it runs in)"
+        )
+    return url
+
+
+class _NoScoring:
+    """Admin actions read and write sites and moderators only: nothing here scores a comment."""
+
+    model_version = "none"
+
+    async def score(self, text: str) -> dict[str, float]:
+        raise RuntimeError("admin commands do not score comments")
+
+    async def explain(self, text: str) -> Spans:
+        raise RuntimeError("admin commands do not explain comments")
+
+
+@contextlib.asynccontextmanager
+async def _moderation(url: str) -> AsyncIterator[Moderation]:
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0
+    )
+    try:
+        # No site cache: each command is one short process and must see the stored state.
+        yield Moderation(
+            Store(client, prefix=KEY_PREFIX), _NoScoring(), thresholds={}, site_cache_seconds=0
+        )
+    finally:
+        await client.aclose()
+
+
+def _validated(model: type[BaseModel], fields: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as error:
+        raise ValidationFailed.from_pydantic(error) from None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
+def _problem(error: CivilityError) -> str:
+    if isinstance(error, ValidationFailed) and error.details:
+        fields = "; ".join(f"{item['field']}: {item['message']}" for item in error.details)
+        return f"{error.message}: {fields}"
+    return error.message
+
+
+def run_action(name: str, action: Action, args: argparse.Namespace) -> int:
+    """Run one admin action against the store and print its JSON answer; errors in one line."""
+    try:
+        settings = Settings.from_env()
+        url = store_url(settings)
+    except (SettingsError, StoreNotFoundError) as error:
+        print(f"civility {name}: {error}", file=sys.stderr)
+        return 2
+
+    async def act() -> Any:
+        async with _moderation(url) as moderation:
+            return await action(moderation, args, settings)
+
+    try:
+        answer = asyncio.run(act())
+    except CivilityError as error:
+        print(f"civility {name}: {_problem(error)}", file=sys.stderr)
+        return 2 if error.status < 500 else 1
+    if answer is not None:
+        print(json.dumps(answer, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _handler(name: str, action: Action) -> Callable[[argparse.Namespace], int]:
+    return lambda args: run_action(name, action, args)
+
+
+# ---------------------------------------------------------------------- actions
+
+
+async def create_site(moderation: Moderation, args: argparse.Namespace, _: Settings) -> Any:
+    fields: dict[str, Any] = {"id": args.site, "name": args.name}
+    if args.callback_url is not None:
+        fields["callback_url"] = args.callback_url
+    if args.policy is not None:
+        fields["policy"] = args.policy
+    site, credentials = await moderation.create_site(_validated(SiteSpec, fields))
+    return {**site.to_json(), **credentials.model_dump()}
+
+
+async def show_site(moderation: Moderation, args: argparse.Namespace, _: Settings) -> Any:
+    return (await moderation.get_site(args.site)).to_json()
+
+
+async def update_site(moderation: Moderation, args: argparse.Namespace, _: Settings) -> Any:
+    fields: dict[str, Any] = {}
+    if args.name is not None:
+        fields["name"] = args.name
+    if args.no_callback:
+        fields["callback_url"] = None
+    elif args.callback_url is not None:
+        fields["callback_url"] = args.callback_url
+    if args.policy is not None:
+        fields["policy"] = args.policy
+    if not fields:
+        raise ValidationFailed([], "nothing to change: give --name, --callback-url or --policy")
+    return (await moderation.update_site(args.site, _validated(SitePatch, fields))).to_json()
+
+
+async def rotate_secret(moderation: Moderation, args: argparse.Namespace, s: Settings) -> Any:
+    rotation = await moderation.rotate_secret(args.site, s.secret_grace_seconds)
+    return rotation.model_dump(mode="json")
+
+
+async def add_moderator(moderation: Moderation, args: argparse.Namespace, _: Settings) -> Any:
+    spec = _validated(ModeratorSpec, {"name": args.name})
+    moderator, token = await moderation.create_moderator(args.site, spec.name)
+    return {**moderator.model_dump(mode="json"), "token": token}
+
+
+# ---------------------------------------------------------------------- parsers
+
+
+def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
+    _register_sites(commands)
+    _register_moderators(commands)
+    _register_secrets(commands)
+
+
+def _register_sites(commands: "SubParsers[argparse.ArgumentParser]") -> None:
+    sites = commands.add_parser("sites", help="create, read and change sites (as the admin API)")
+    actions = sites.add_subparsers(dest="sites_command", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create",
+        help="create a site; prints its webhook secret and api key (shown only here)",
+        description="Create a site as POST /v1/sites does and print the answer, with the "
+        "webhook secret and api key that are never shown again.",
+    )
+    create.add_argument("site", help="the new site's id")
+    create.add_argument("--name", required=True, help="a name people recognise")
+    create.add_argument("--callback-url", help="where decision webhooks are sent")
+    create.add_argument(
+        "--policy", type=_json_object, help="the policy as a JSON object (default: the defaults)"
+    )
+    create.set_defaults(handler=_handler("sites create", create_site))
+
+    show = actions.add_parser("show", help="print a site and its policy")
+    show.add_argument("site", help="the site id")
+    show.set_defaults(handler=_handler("sites show", show_site))
+
+    update = actions.add_parser(
+        "update",
+        help="change a site's name, callback URL or policy fields",
+        description="Change a site as PATCH /v1/sites/{site} does: the policy fields given "
+        "replace the site's, the others are kept.",
+    )
+    update.add_argument("site", help="the site id")
+    update.add_argument("--name", help="the new name")
+    callback = update.add_mutually_exclusive_group()
+    callback.add_argument("--callback-url", help="the new callback URL")
+    callback.add_argument(
+        "--no-callback", action="store_true", help="remove the callback URL (no webhooks)"
+    )
+    update.add_argument(
+        "--policy", type=_json_object, help='policy fields as a JSON object, e.g. {"mode": "pre"}'
+    )
+    update.set_defaults(handler=_handler("sites update", update_site))
+
+
+def _register_moderators(commands: "SubParsers[argparse.ArgumentParser]") -> None:
+    moderators = commands.add_parser("moderators", help="a site's moderators and their tokens")
+    actions = moderators.add_subparsers(dest="moderators_command", required=True, metavar="ACTION")
+    add = actions.add_parser(
+        "add", help="add a moderator; prints the bearer token (shown only here)"
+    )
+    add.add_argument("site", help="the site id")
+    add.add_argument("--name", required=True, help="the moderator's name")
+    add.set_defaults(handler=_handler("moderators add", add_moderator))
+
+
+def _register_secrets(commands: "SubParsers[argparse.ArgumentParser]") -> None:
+    secrets = commands.add_parser("secrets", help="rotate a site's secrets")
+    actions = secrets.add_subparsers(dest="secrets_command", required=True, metavar="ACTION")
+    rotate = actions.add_parser(
+        "rotate",
+        help="issue a new webhook secret; the previous one stays valid for the grace period",
+        description="Rotate as POST /v1/sites/{site}/secrets:rotate does; the previous secret "
+        "verifies for CIVILITY_SECRET_GRACE_SECONDS more.",
+    )
+    rotate.add_argument("site", help="the site id")
+    rotate.set_defaults(handler=_handler("secrets rotate", rotate_secret))

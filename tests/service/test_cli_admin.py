@@ -1,0 +1,216 @@
+"""``civility sites|moderators|secrets|model``: the admin work from a shell, against real Redis."""
+
+import asyncio
+import json
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from service.cli import main
+from service.embedded import data_dir_lock, embedded_valkey
+from service.moderation import sha256_hex
+from service.store import Store
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MODELS = PROJECT_ROOT / "models"
+Run = tuple[int, Any, str]
+
+
+@pytest.fixture
+def store(redis_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """The run's own database, empty, as REDIS_URL."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("CIVILITY_DATA_DIR", str(tmp_path / "data"))
+    try:
+        yield redis_url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def stored(url: str, read: Callable[[Store], Awaitable[Any]]) -> Any:
+    """What the store holds, read through its own interface."""
+
+    async def go() -> Any:
+        client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True)
+        try:
+            return await read(Store(client, prefix="civ"))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def civility(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
+    """Exit status, stdout parsed as JSON (or the text when it is not JSON), stderr."""
+    status = main(argv)
+    out, err = capsys.readouterr()
+    try:
+        return status, json.loads(out), err
+    except ValueError:
+        return status, out, err
+
+
+def test_sites_create_show_update(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, created, err = civility(
+        capsys, "sites", "create", "news", "--name", "The News", "--policy", '{"max_links": 1}'
+    )
+    assert (status, err) == (0, "")
+    assert created["id"] == "news"
+    assert created["policy"]["max_links"] == 1
+    assert created["webhook_secret"].startswith("whsec_")
+    # The secret and api key it printed are the ones stored for the site.
+    record = stored(store, lambda kept: kept.load_site("news"))
+    assert record.webhook_secret == created["webhook_secret"]
+    assert record.api_key_hash == sha256_hex(created["api_key"])
+
+    status, shown, err = civility(capsys, "sites", "show", "news")
+    assert (status, err) == (0, "")
+    assert "webhook_secret" not in shown
+    assert shown["name"] == "The News"
+
+    status, updated, err = civility(
+        capsys, "sites", "update", "news", "--policy", '{"mode": "pre"}',
+        "--callback-url", "https://news.example/hooks",
+    )  # fmt: skip
+    assert (status, err) == (0, "")
+    assert updated["policy"]["mode"] == "pre"
+    assert updated["policy"]["max_links"] == 1  # fields not given are kept
+    assert updated["callback_url"] == "https://news.example/hooks"
+    status, updated, err = civility(capsys, "sites", "update", "news", "--no-callback")
+    assert (status, updated["callback_url"], err) == (0, None, "")
+
+
+def test_site_mistakes_get_one_line_each(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert civility(capsys, "sites", "create", "news", "--name", "News")[0] == 0
+    assert civility(capsys, "sites", "create", "news", "--name", "Again") == (
+        2, "", "civility sites create: site 'news' already exists\n",
+    )  # fmt: skip
+    assert civility(capsys, "sites", "show", "nope") == (
+        2, "", "civility sites show: site 'nope' not found\n",
+    )  # fmt: skip
+    assert civility(capsys, "sites", "create", "bad id!", "--name", "x", "--policy",
+                    '{"max_links": -1}') == (
+        2, "", "civility sites create: request validation failed: id: String should match "
+        "pattern '^[a-z0-9][a-z0-9_-]*$'; policy.max_links: Input should be "
+        "greater than or equal to 0\n",
+    )  # fmt: skip
+    assert civility(capsys, "sites", "update", "news") == (
+        2, "", "civility sites update: nothing to change: give --name, --callback-url or "
+        "--policy\n",
+    )  # fmt: skip
+    assert civility(capsys, "sites", "update", "nope", "--name", "x") == (
+        2, "", "civility sites update: site 'nope' not found\n",
+    )  # fmt: skip
+    with pytest.raises(SystemExit):
+        main(["sites", "update", "news", "--policy", "[1]"])
+    assert "--policy: must be a JSON object" in capsys.readouterr().err
+
+
+def test_moderators_add_gives_a_working_token(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert civility(capsys, "sites", "create", "news", "--name", "News")[0] == 0
+    status, added, err = civility(capsys, "moderators", "add", "news", "--name", "Ann")
+    assert (status, err) == (0, "")
+    assert added["name"] == "Ann"
+    assert added["token"].startswith("cmt_")
+    found = stored(store, lambda kept: kept.moderator_by_token_hash(sha256_hex(added["token"])))
+    assert (found.id, found.site_id) == (added["id"], "news")
+    assert civility(capsys, "moderators", "add", "nope", "--name", "Ann") == (
+        2, "", "civility moderators add: site 'nope' not found\n",
+    )  # fmt: skip
+
+
+def test_secrets_rotate_keeps_the_previous_secret_for_the_grace(
+    store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, created, _ = civility(capsys, "sites", "create", "news", "--name", "News")
+    monkeypatch.setenv("CIVILITY_SECRET_GRACE_SECONDS", "60")
+    status, rotated, err = civility(capsys, "secrets", "rotate", "news")
+    assert (status, err) == (0, "")
+    assert rotated["webhook_secret"] != created["webhook_secret"]
+    record = stored(store, lambda kept: kept.load_site("news"))
+    assert (record.webhook_secret, record.previous_secret) == (
+        rotated["webhook_secret"], created["webhook_secret"],
+    )  # fmt: skip
+    until = datetime.fromisoformat(rotated["previous_valid_until"])
+    assert 55 <= (until - datetime.now(UTC)).total_seconds() <= 60
+    assert civility(capsys, "secrets", "rotate", "nope")[::2] == (
+        2, "civility secrets rotate: site 'nope' not found\n",
+    )  # fmt: skip
+
+
+def test_without_redis_url_the_running_embedded_store_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("CIVILITY_DATA_DIR", str(data))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with data_dir_lock(data), embedded_valkey(data, port) as valkey:
+        assert valkey.url == f"redis://127.0.0.1:{port}"
+        status, created, err = civility(capsys, "sites", "create", "blog", "--name", "Blog")
+        assert (status, created["id"], err) == (0, "blog", "")
+        assert civility(capsys, "sites", "show", "blog")[1]["name"] == "Blog"
+    # Once the run is gone, the address it left is not used.
+    assert civility(capsys, "sites", "show", "blog") == (
+        2, "", f"civility sites show: no REDIS_URL, and no `civility run` serves "
+        f"CIVILITY_DATA_DIR {data}: set REDIS_URL, or start `civility run` (or run this from "
+        "the folder it runs in)\n",
+    )  # fmt: skip
+
+
+def test_model_list_show_and_activate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    active = (MODELS / "ACTIVE").read_text().strip()
+    for path in (MODELS / f"{active}.joblib", MODELS / f"{active}.json", MODELS / "ACTIVE"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setenv("CIVILITY_MODELS_DIR", str(tmp_path))
+    status, listed, err = civility(capsys, "model", "list", "--models", str(tmp_path))
+    assert (status, err) == (0, "")
+    assert listed.split()[:2] == ["*", active]
+    status, card, err = civility(capsys, "model", "show", "--models", str(tmp_path))
+    assert (status, err) == (0, "")
+    assert f"{card['name']}-{card['version']}" == active
+    assert civility(capsys, "model", "show", "9.9.9", "--models", str(tmp_path)) == (
+        2, "", f"civility model show: model artifact {tmp_path}/civility-9.9.9.joblib does not "
+        f"exist (models in {tmp_path}: {active})\n",
+    )  # fmt: skip
+    assert civility(capsys, "model", "activate", "9.9.9", "--models", str(tmp_path)) == (
+        2, "", f"civility model activate: model artifact {tmp_path}/civility-9.9.9.joblib does "
+        f"not exist (models in {tmp_path}: {active})\n",
+    )  # fmt: skip
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert civility(capsys, "model", "list", "--models", str(empty)) == (
+        2, "", f"civility model list: no models in {empty}\n",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["sites", "create"], "environment: REDIS_URL, CIVILITY_DATA_DIR"),
+        (["model", "list"], "environment: CIVILITY_MODELS_DIR"),
+        (["train"], "environment: none read"),
+        (["run"], "CIVILITY_VALKEY_PORT"),
+    ],
+)
+def test_every_help_names_the_environment_it_reads(
+    command: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    assert expected in " ".join(capsys.readouterr().out.split())
