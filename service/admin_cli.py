@@ -19,7 +19,8 @@ from pydantic import BaseModel, ValidationError
 from service.domain import ModeratorSpec, SitePatch, SiteSpec
 from service.embedded import running_url
 from service.errors import CivilityError, ValidationFailed
-from service.moderation import Moderation, Spans
+from service.moderation import Moderation
+from service.scorer import Spans
 from service.settings import Settings, SettingsError
 from service.store import Store
 
