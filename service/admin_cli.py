@@ -1,8 +1,9 @@
 """``civility sites|moderators|secrets``: the admin API's site work from a shell.
 
-Each action calls the same ``Moderation`` method as its admin route and prints the route's JSON
-answer, so the two never drift. The store is ``REDIS_URL``, or else the embedded Valkey of the
-``civility run`` serving ``CIVILITY_DATA_DIR`` (found through the address it records there).
+Each action calls the same domain function (``Moderation``, ``Administration``) as its admin
+route and prints the route's JSON answer, so the two never drift. The store is ``REDIS_URL``, or
+else the embedded Valkey of the ``civility run`` serving ``CIVILITY_DATA_DIR`` (found through the
+address it records there).
 """
 
 import argparse
@@ -11,22 +12,37 @@ import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
 
+from service.admin_store import AdminStore
+from service.administration import Administration
 from service.domain import ModeratorSpec, SitePatch, SiteSpec
 from service.embedded import running_url
 from service.errors import CivilityError, ValidationFailed
+from service.labels import LabelLog
 from service.moderation import Moderation
+from service.path_ids import checked_id
 from service.scorer import Spans
 from service.settings import Settings, SettingsError
 from service.store import Store
 
 SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
 KEY_PREFIX = "civ"
-Action = Callable[[Moderation, argparse.Namespace, Settings], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Admin:
+    """The domain objects the admin routes call, over one Redis client."""
+
+    moderation: Moderation
+    administration: Administration
+
+
+Action = Callable[[Admin, argparse.Namespace, Settings], Awaitable[Any]]
 
 
 class StoreNotFoundError(Exception):
@@ -59,15 +75,22 @@ class _NoScoring:
 
 
 @contextlib.asynccontextmanager
-async def _moderation(url: str) -> AsyncIterator[Moderation]:
+async def _admin(url: str) -> AsyncIterator[Admin]:
     client: aioredis.Redis = aioredis.Redis.from_url(
         url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0
     )
     try:
         # No site cache: each command is one short process and must see the stored state.
-        yield Moderation(
-            Store(client, prefix=KEY_PREFIX), _NoScoring(), thresholds={}, site_cache_seconds=0
+        labels = LabelLog(client, prefix=KEY_PREFIX)
+        moderation = Moderation(
+            Store(client, prefix=KEY_PREFIX),
+            _NoScoring(),
+            thresholds={},
+            site_cache_seconds=0,
+            labels=labels,
         )
+        store = AdminStore(client, prefix=KEY_PREFIX)
+        yield Admin(moderation, Administration(store, moderation, labels))
     finally:
         await client.aclose()
 
@@ -106,8 +129,8 @@ def run_action(name: str, action: Action, args: argparse.Namespace) -> int:
         return 2
 
     async def act() -> Any:
-        async with _moderation(url) as moderation:
-            return await action(moderation, args, settings)
+        async with _admin(url) as admin:
+            return await action(admin, args, settings)
 
     try:
         answer = asyncio.run(act())
@@ -126,21 +149,21 @@ def _handler(name: str, action: Action) -> Callable[[argparse.Namespace], int]:
 # ---------------------------------------------------------------------- actions
 
 
-async def create_site(moderation: Moderation, args: argparse.Namespace, _: Settings) -> Any:
+async def create_site(admin: Admin, args: argparse.Namespace, _: Settings) -> Any:
     fields: dict[str, Any] = {"id": args.site, "name": args.name}
     if args.callback_url is not None:
         fields["callback_url"] = args.callback_url
     if args.policy is not None:
         fields["policy"] = args.policy
-    site, credentials = await moderation.create_site(_validated(SiteSpec, fields))
+    site, credentials = await admin.moderation.create_site(_validated(SiteSpec, fields))
     return {**site.to_json(), **credentials.model_dump()}
 
 
-async def show_site(moderation: Moderation, args: argparse.Namespace, _: Settings) -> Any:
-    return (await moderation.get_site(args.site)).to_json()
+async def show_site(admin: Admin, args: argparse.Namespace, _: Settings) -> Any:
+    return (await admin.moderation.get_site(args.site)).to_json()
 
 
-async def update_site(moderation: Moderation, args: argparse.Namespace, _: Settings) -> Any:
+async def update_site(admin: Admin, args: argparse.Namespace, _: Settings) -> Any:
     fields: dict[str, Any] = {}
     if args.name is not None:
         fields["name"] = args.name
@@ -152,18 +175,35 @@ async def update_site(moderation: Moderation, args: argparse.Namespace, _: Setti
         fields["policy"] = args.policy
     if not fields:
         raise ValidationFailed([], "nothing to change: give --name, --callback-url or --policy")
-    return (await moderation.update_site(args.site, _validated(SitePatch, fields))).to_json()
+    return (await admin.moderation.update_site(args.site, _validated(SitePatch, fields))).to_json()
 
 
-async def rotate_secret(moderation: Moderation, args: argparse.Namespace, s: Settings) -> Any:
-    rotation = await moderation.rotate_secret(args.site, s.secret_grace_seconds)
+async def delete_site(admin: Admin, args: argparse.Namespace, _: Settings) -> Any:
+    await admin.administration.delete_site(args.site)
+    return {"deleted": args.site}
+
+
+async def rotate_secret(admin: Admin, args: argparse.Namespace, s: Settings) -> Any:
+    if args.api_key:
+        rotated = await admin.administration.rotate_api_key(args.site, s.secret_grace_seconds)
+        return rotated.model_dump(mode="json")
+    rotation = await admin.moderation.rotate_secret(args.site, s.secret_grace_seconds)
     return rotation.model_dump(mode="json")
 
 
-async def add_moderator(moderation: Moderation, args: argparse.Namespace, _: Settings) -> Any:
+async def add_moderator(admin: Admin, args: argparse.Namespace, _: Settings) -> Any:
     spec = _validated(ModeratorSpec, {"name": args.name})
-    moderator, token = await moderation.create_moderator(args.site, spec.name)
+    moderator, token = await admin.moderation.create_moderator(args.site, spec.name)
     return {**moderator.model_dump(mode="json"), "token": token}
+
+
+async def list_moderators(admin: Admin, args: argparse.Namespace, _: Settings) -> Any:
+    return (await admin.administration.list_moderators(args.site)).model_dump(mode="json")
+
+
+async def revoke_moderator(admin: Admin, args: argparse.Namespace, _: Settings) -> Any:
+    await admin.administration.revoke_moderator(args.site, checked_id(args.moderator, "moderator"))
+    return {"revoked": args.moderator}
 
 
 # ---------------------------------------------------------------------- parsers
@@ -214,6 +254,15 @@ def _register_sites(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     )
     update.set_defaults(handler=_handler("sites update", update_site))
 
+    delete = actions.add_parser(
+        "delete",
+        help="delete a site: it, its tokens and api keys end at once; a worker purges its data",
+        description="Delete as DELETE /v1/sites/{site} does; a running `civility worker` (or "
+        "`civility run`) then purges the site's data in bounded steps.",
+    )
+    delete.add_argument("site", help="the site id")
+    delete.set_defaults(handler=_handler("sites delete", delete_site))
+
 
 def _register_moderators(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     moderators = commands.add_parser("moderators", help="a site's moderators and their tokens")
@@ -224,6 +273,19 @@ def _register_moderators(commands: "SubParsers[argparse.ArgumentParser]") -> Non
     add.add_argument("site", help="the site id")
     add.add_argument("--name", required=True, help="the moderator's name")
     add.set_defaults(handler=_handler("moderators add", add_moderator))
+
+    listed = actions.add_parser(
+        "list", help="a site's moderators, with when each token was last used"
+    )
+    listed.add_argument("site", help="the site id")
+    listed.set_defaults(handler=_handler("moderators list", list_moderators))
+
+    revoke = actions.add_parser(
+        "revoke", help="revoke a moderator: the token answers 401 at once, its claims are released"
+    )
+    revoke.add_argument("site", help="the site id")
+    revoke.add_argument("moderator", help="the moderator id (mod_...)")
+    revoke.set_defaults(handler=_handler("moderators revoke", revoke_moderator))
 
 
 def _register_secrets(commands: "SubParsers[argparse.ArgumentParser]") -> None:
@@ -236,4 +298,9 @@ def _register_secrets(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         "verifies for CIVILITY_SECRET_GRACE_SECONDS more.",
     )
     rotate.add_argument("site", help="the site id")
+    rotate.add_argument(
+        "--api-key",
+        action="store_true",
+        help="rotate the api key (Perspective, Akismet) instead of the webhook secret",
+    )
     rotate.set_defaults(handler=_handler("secrets rotate", rotate_secret))

@@ -22,8 +22,9 @@ from aiohttp import web
 from classifier import cli as classifier_cli
 from classifier.model import ModelError
 from service import admin_cli, learning_cli
+from service.administration import Administration
 from service.app import create_app
-from service.appkeys import MODERATION, SETTINGS
+from service.appkeys import ADMINISTRATION, MODERATION, SETTINGS
 from service.demo import fill_demo_queue
 from service.domain import SiteSpec
 from service.embedded import (
@@ -42,8 +43,6 @@ from service.worker import background_worker, run_until_signalled
 
 DEMO_SITE = "demo"
 DEMO_CREDENTIALS = "demo-credentials.json"
-# A demo site made by an older civility: its api key was shown once and is not kept.
-API_KEY_UNKNOWN = "(not kept by the version that made the demo site)"
 
 Started = Callable[[web.Application, str], Awaitable[None]]
 StoreAlive = Callable[[], bool]
@@ -102,6 +101,9 @@ def _environment() -> dict[str, tuple[str, ...]]:
         "sites create": store,
         "sites show": store,
         "sites update": store,
+        "sites delete": store,
+        "moderators list": store,
+        "moderators revoke": store,
         "moderators add": store,
         "secrets rotate": (*store, "CIVILITY_SECRET_GRACE_SECONDS"),
         "run": service,
@@ -355,7 +357,7 @@ class _DemoFile:
         return self.values["admin_token"]
 
     async def announce(self, app: web.Application, url: str) -> None:
-        await self._ensure_demo_site(app[MODERATION])
+        await self._ensure_demo_site(app[MODERATION], app[ADMINISTRATION])
         # Only a token this file generated is printed; one from CIVILITY_ADMIN_TOKEN is the
         # operator's own.
         admin_token = app[SETTINGS].admin_token
@@ -367,7 +369,7 @@ class _DemoFile:
             f"  admin token:      {admin_token}\n"
             f"  demo site:        {DEMO_SITE}\n"
             f"  webhook secret:   {self.values['webhook_secret']}\n"
-            f"  api key:          {self.values.get('api_key', API_KEY_UNKNOWN)}\n"
+            f"  api key:          {self.values['api_key']}\n"
             f"  moderator token:  {self.values['moderator_token']}\n"
             f"  (kept in {self.path})",
             flush=True,
@@ -375,9 +377,20 @@ class _DemoFile:
         # After the banner: scoring the demo comments must not delay the addresses and tokens.
         await fill_demo_queue(app[MODERATION], DEMO_SITE)
 
-    async def _ensure_demo_site(self, moderation: Moderation) -> None:
-        if await self._still_valid(moderation):
-            return
+    async def _ensure_demo_site(
+        self, moderation: Moderation, administration: Administration
+    ) -> None:
+        if not await self._still_valid(moderation):
+            await self._renew(moderation)
+        api_key = self.values.get("api_key")
+        site = None if api_key is None else await moderation.site_for_api_key(api_key)
+        if site is None or site.id != DEMO_SITE:
+            # A file from before api keys were kept, or a key rotated away: issue one now.
+            rotation = await administration.rotate_api_key(DEMO_SITE, 0)
+            self.values["api_key"] = rotation.api_key
+            self._write()
+
+    async def _renew(self, moderation: Moderation) -> None:
         try:
             await moderation.get_site(DEMO_SITE)
         except NotFound:

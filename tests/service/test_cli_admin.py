@@ -20,6 +20,7 @@ from service.store import Store
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODELS = PROJECT_ROOT / "models"
 Run = tuple[int, Any, str]
+NOW_MS = 1_800_000_000_000
 
 
 @pytest.fixture
@@ -123,7 +124,8 @@ def test_moderators_add_gives_a_working_token(
     assert (status, err) == (0, "")
     assert added["name"] == "Ann"
     assert added["token"].startswith("cmt_")
-    found = stored(store, lambda kept: kept.moderator_by_token_hash(sha256_hex(added["token"])))
+    token_hash = sha256_hex(added["token"])
+    found = stored(store, lambda kept: kept.moderator_by_token_hash(token_hash, NOW_MS))
     assert (found.id, found.site_id) == (added["id"], "news")
     assert civility(capsys, "moderators", "add", "nope", "--name", "Ann") == (
         2, "", "civility moderators add: site 'nope' not found\n",
@@ -146,6 +148,41 @@ def test_secrets_rotate_keeps_the_previous_secret_for_the_grace(
     assert 55 <= (until - datetime.now(UTC)).total_seconds() <= 60
     assert civility(capsys, "secrets", "rotate", "nope")[::2] == (
         2, "civility secrets rotate: site 'nope' not found\n",
+    )  # fmt: skip
+
+
+def test_moderators_list_and_revoke(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert civility(capsys, "sites", "create", "news", "--name", "News")[0] == 0
+    _, added, _ = civility(capsys, "moderators", "add", "news", "--name", "Ann")
+    status, listed, err = civility(capsys, "moderators", "list", "news")
+    assert (status, err) == (0, "")
+    assert listed == {
+        "moderators": [
+            {"id": added["id"], "name": "Ann", "created_at": added["created_at"],
+             "last_used_at": None},
+        ]
+    }  # fmt: skip
+    assert civility(capsys, "moderators", "revoke", "news", added["id"]) == (
+        0, {"revoked": added["id"]}, "",
+    )  # fmt: skip
+    token_hash = sha256_hex(added["token"])
+    assert stored(store, lambda kept: kept.moderator_by_token_hash(token_hash, NOW_MS)) is None
+    assert civility(capsys, "moderators", "list", "news")[1] == {"moderators": []}
+    assert civility(capsys, "moderators", "list", "nope") == (
+        2, "", "civility moderators list: site 'nope' not found\n",
+    )  # fmt: skip
+
+
+def test_api_key_rotation_and_site_deletion(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _, created, _ = civility(capsys, "sites", "create", "news", "--name", "News")
+    status, rotated, err = civility(capsys, "secrets", "rotate", "news", "--api-key")
+    assert (status, err) == (0, "")
+    assert rotated["api_key"] != created["api_key"]
+    record = stored(store, lambda kept: kept.load_site("news"))
+    assert record.api_key_hash == sha256_hex(rotated["api_key"])
+    assert civility(capsys, "sites", "delete", "news") == (0, {"deleted": "news"}, "")
+    assert civility(capsys, "sites", "show", "news") == (
+        2, "", "civility sites show: site 'news' not found\n",
     )  # fmt: skip
 
 

@@ -179,12 +179,17 @@ def test_run_starts_everything_and_keeps_data_across_restarts(
     assert "civility stopped" in first.stop(signal.SIGINT)
     credentials = tmp_path / "data" / "demo-credentials.json"
     assert credentials.stat().st_mode & 0o777 == 0o600
+    # A credentials file from before api keys were kept gets a new working one on the next start.
+    kept = json.loads(credentials.read_text())
+    assert kept.pop("api_key") == api_key
+    credentials.write_text(json.dumps(kept))
 
     second = start_run(env)
     again = second.wait_for("moderator token")
     assert (again["webhook secret"], again["moderator token"]) == (secret, token)
-    assert again["api key"] == api_key
-    assert json.loads(credentials.read_text())["api_key"] == api_key
+    assert again["api key"] != api_key
+    assert json.loads(credentials.read_text())["api_key"] == again["api key"]
+    assert (_verify_key(base, again["api key"]), _verify_key(base, api_key)) == ("valid", "invalid")
     status, stored = _request(
         f"{base}/v1/sites/demo/comments/hello", "GET", None, {"Authorization": f"Bearer {token}"}
     )
