@@ -1,8 +1,9 @@
-"""``civility labels export`` and ``civility model activate``: the loop from moderators' decisions
-back to a new model version.
+"""``civility labels export`` and ``civility model list|show|activate``: the loop from moderators'
+decisions back to a new model version.
 
 ``labels export --site S`` writes the site's training labels (moderator decisions, compatibility
-feedback) as JSON Lines to stdout, oldest first, from the Redis at ``REDIS_URL``; ``civility train
+feedback) as JSON Lines to stdout, oldest first, from ``REDIS_URL`` or the running embedded
+Valkey; ``civility train
 --feedback`` folds such a file into a new version. ``model activate <version>`` marks a trained
 version active after checking that it loads; running API processes switch to it on
 ``POST /v1/model:reload`` or SIGHUP.
