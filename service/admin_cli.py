@@ -9,17 +9,18 @@ address it records there).
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
 
 from service.admin_store import AdminStore
 from service.administration import Administration
+from service.connection import connect
 from service.domain import ModeratorSpec, SitePatch, SiteSpec
 from service.embedded import running_url
 from service.errors import CivilityError, ValidationFailed
@@ -31,7 +32,6 @@ from service.settings import Settings, SettingsError
 from service.store import Store
 
 SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
-KEY_PREFIX = "civ"
 
 
 @dataclass(frozen=True)
@@ -75,24 +75,23 @@ class _NoScoring:
 
 
 @contextlib.asynccontextmanager
-async def _admin(url: str) -> AsyncIterator[Admin]:
-    client: aioredis.Redis = aioredis.Redis.from_url(
-        url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0
-    )
+async def _admin(settings: Settings) -> AsyncIterator[Admin]:
+    connection = connect(settings)
+    client, prefix = connection.client, connection.prefix
     try:
         # No site cache: each command is one short process and must see the stored state.
-        labels = LabelLog(client, prefix=KEY_PREFIX)
+        labels = LabelLog(client, prefix=prefix)
         moderation = Moderation(
-            Store(client, prefix=KEY_PREFIX),
+            Store(client, prefix=prefix),
             _NoScoring(),
             thresholds={},
             site_cache_seconds=0,
             labels=labels,
         )
-        store = AdminStore(client, prefix=KEY_PREFIX)
+        store = AdminStore(client, prefix=prefix)
         yield Admin(moderation, Administration(store, moderation, labels))
     finally:
-        await client.aclose()
+        await connection.aclose()
 
 
 def _validated(model: type[BaseModel], fields: dict[str, Any]) -> Any:
@@ -123,13 +122,13 @@ def run_action(name: str, action: Action, args: argparse.Namespace) -> int:
     """Run one admin action against the store and print its JSON answer; errors in one line."""
     try:
         settings = Settings.from_env()
-        url = store_url(settings)
+        settings = dataclasses.replace(settings, redis_url=store_url(settings))
     except (SettingsError, StoreNotFoundError) as error:
         print(f"civility {name}: {error}", file=sys.stderr)
         return 2
 
     async def act() -> Any:
-        async with _admin(url) as admin:
+        async with _admin(settings) as admin:
             return await action(admin, args, settings)
 
     try:
