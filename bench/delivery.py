@@ -103,7 +103,8 @@ async def receiving() -> AsyncIterator[Receiver]:
 
 @contextlib.asynccontextmanager
 async def workers(count: int, redis_url: str) -> AsyncIterator[None]:
-    env = {**os.environ, "REDIS_URL": redis_url}
+    # The benchmark's receiver listens on loopback, which webhooks may not reach by default.
+    env = {**os.environ, "REDIS_URL": redis_url, "CIVILITY_CALLBACK_ALLOW": "loopback"}
     env.pop("CIVILITY_ENV", None)
     processes = [
         await asyncio.create_subprocess_exec(

@@ -34,6 +34,19 @@ def require_admin(request: web.Request) -> None:
         raise Unauthorized("invalid admin token")
 
 
+def require_metrics_access(request: web.Request) -> None:
+    """The metrics token when one is set; without one, metrics are open only in development
+    (they name every site and its queue depths)."""
+    settings = request.app[SETTINGS]
+    if settings.metrics_token is None:
+        if settings.is_production:
+            raise Unauthorized("metrics are disabled: CIVILITY_METRICS_TOKEN is not set")
+        return
+    token = _bearer_token(request).encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(token, settings.metrics_token.encode("utf-8")):
+        raise Unauthorized("invalid metrics token")
+
+
 def site_not_found(site_id: str) -> NotFound:
     # The same answer whether the site does not exist or belongs to someone else (DESIGN §7).
     return NotFound(f"site {site_id!r} not found")

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
@@ -17,7 +18,7 @@ from service import signatures
 from service.transitions import EVENT_TYPES, REPORTED_EVENT_TYPE
 
 USER_AGENT = "civility-webhooks/1"
-# Enough of a receiver's error answer to tell an operator what went wrong, no more.
+# Enough of a connection error to tell an operator what went wrong, no more.
 ERROR_TEXT_LIMIT = 200
 # ASCII digits only: str.isdigit() also accepts "²", which float() refuses.
 _SECONDS = re.compile(r"[0-9]{1,9}")
@@ -87,6 +88,13 @@ def retry_after_seconds(value: str | None) -> float | None:
     return float(value.strip())
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 async def post(
     session: aiohttp.ClientSession,
     url: str,
@@ -107,11 +115,12 @@ async def post(
         ) as response:
             if 200 <= response.status < 300:
                 return Outcome(delivered=True, status=response.status)
-            text = (await response.content.read(ERROR_TEXT_LIMIT)).decode("utf-8", "replace")
+            # The status and its standard phrase only: the body of whatever the callback URL
+            # points at is no business of the moderators who read last_error.
             return Outcome(
                 delivered=False,
                 status=response.status,
-                error=f"HTTP {response.status}: {text}".strip(),
+                error=f"HTTP {response.status} {_phrase(response.status)}".strip(),
                 retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
     except TimeoutError:

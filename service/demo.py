@@ -25,7 +25,12 @@ async def fill_demo_queue(moderation: Moderation, site_id: str) -> int:
     page = await moderation.list_queue(site_id, QueueQuery(queue=Queue.PENDING, limit=1))
     if page.items:
         return 0
-    spec = ArticleSpec(url="https://news.example/bridge", title="The new bridge opens", premod=True)
+    spec = ArticleSpec(
+        id=DEMO_ARTICLE,
+        url="https://news.example/bridge",
+        title="The new bridge opens",
+        premod=True,
+    )
     await moderation.put_article(site_id, DEMO_ARTICLE, spec)
     # A fresh id per filling: a resent id with the same text would answer its old verdict.
     batch = int(time.time())

@@ -79,9 +79,13 @@ CreatedAt = Annotated[AwareDatetime, AfterValidator(_storable_moment)]
 
 def _reachable_host(url: str) -> str:
     # Checked here so a typo fails when the site is configured, not at every delivery attempt.
-    host = URL(url).raw_host
+    parsed = URL(url)
+    host = parsed.raw_host
     if not host:
         raise ValueError("has no host")
+    if parsed.raw_user is not None or parsed.raw_password is not None:
+        # They would be sent with every webhook and shown to whoever reads the site.
+        raise ValueError("must not carry a user name or password")
     try:
         host.encode("idna")
     except UnicodeError:
@@ -302,6 +306,7 @@ class SitePatch(_Model):
 class ArticleSpec(_Model):
     """Article metadata and per-article settings (``PUT`` replaces them all)."""
 
+    id: ExternalId = Field(description="The article of the path: a signed body names its target")
     url: Url | None = None
     title: Title | None = None
     closed: bool = False
@@ -318,6 +323,9 @@ class Decision(_Model):
 class ReportSpec(_Model):
     """A reader's report of a published comment, sent by the host site (signed like intake)."""
 
+    comment_id: ExternalId = Field(
+        description="The comment of the path: a signed body names its target"
+    )
     reporter_id: ExternalId
     reason: ReportReason
     note: Note | None = None

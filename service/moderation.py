@@ -64,7 +64,7 @@ from service.errors import (
 )
 from service.events import LiveEvent, live_event
 from service.labels import LabelLog
-from service.path_ids import checked_id
+from service.path_ids import checked_id, same_target
 from service.scorer import ReloadableScorer, Scored, Scorer, SiteRef, Spans
 from service.site_models import ActiveVersions
 from service.store import (
@@ -423,6 +423,7 @@ class Moderation:
         return windows
 
     async def put_article(self, site_id: str, article_id: str, spec: ArticleSpec) -> Article:
+        same_target(article_id, "article", spec.id, "id")
         await self._site_record(site_id)
         return await self.store.put_article(site_id, article_id, spec, self._now_ms())
 
@@ -586,6 +587,7 @@ class Moderation:
     async def report(self, site_id: str, comment_id: str, spec: ReportSpec) -> ReportOutcome:
         """Count a reader's report (once per reader); at the site's threshold the published
         comment enters the ``reported`` queue and a ``comment.reported`` event goes out."""
+        same_target(comment_id, "comment", spec.comment_id, "comment_id")
         policy = (await self._site_record(site_id)).site.policy
         check_target(Event.REPORT, State.APPROVED)
         now = self._now_ms()

@@ -15,7 +15,9 @@ from pydantic.json_schema import models_json_schema
 from service import delivery
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Auth = Literal["admin", "moderator", "signature", "api_key", "akismet_key", "coral", "none"]
+Auth = Literal[
+    "admin", "moderator", "signature", "api_key", "akismet_key", "coral", "metrics", "none"
+]
 Schema = type[BaseModel] | dict[str, Any]
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -52,6 +54,8 @@ SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
     "api_key": [{"api_key": []}],
     "akismet_key": [{"akismet_key": []}],
     "coral": [{"coral": []}],
+    # Open in development when no metrics token is set; "{}" says so.
+    "metrics": [{"metrics": []}, {}],
     "none": [],
 }
 
@@ -224,6 +228,11 @@ def build_document(app: web.Application, version: str) -> dict[str, Any]:
             "securitySchemes": {
                 "admin": {"type": "http", "scheme": "bearer", "description": "Admin token"},
                 "moderator": {"type": "http", "scheme": "bearer", "description": "Site token"},
+                "metrics": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "CIVILITY_METRICS_TOKEN (required in production)",
+                },
                 "signature": {
                     "type": "apiKey",
                     "in": "header",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from service.egress import Network, parse_allowed
 from service.keys import DEFAULT_PREFIX
 
 Environment = Literal["development", "production"]
@@ -56,6 +57,8 @@ class DeliverySettings:
     delivered_retention_seconds: int = 7 * 24 * 3600
     delivered_keep: int = 10_000
     outbox_keep: int = 10_000
+    callback_allow: tuple[Network, ...] = ()
+    """Non-public ranges webhooks may still go to (tests and development need loopback)."""
 
     @classmethod
     def from_reader(cls, reader: "_Reader") -> "DeliverySettings":
@@ -83,6 +86,7 @@ class DeliverySettings:
                 "CIVILITY_DELIVERED_KEEP", 10_000, low=1, high=10_000_000
             ),
             outbox_keep=reader.integer("CIVILITY_OUTBOX_KEEP", 10_000, low=1, high=10_000_000),
+            callback_allow=reader.networks("CIVILITY_CALLBACK_ALLOW"),
         )
         settings.validate()
         return settings
@@ -153,6 +157,7 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     signature_tolerance_seconds: int = 300
     secret_grace_seconds: int = 24 * 3600
+    metrics_token: str | None = None
     scoring_workers: int = 1
     # Each API process is a whole app with its own Redis client and scoring pool; /metrics sums
     # the counters of all of them (prometheus-client's multiprocess mode).
@@ -187,6 +192,7 @@ class Settings:
             redis_wait_ms=reader.integer("CIVILITY_REDIS_WAIT_MS", 1000, low=1, high=60_000),
             valkey_port=reader.optional_integer("CIVILITY_VALKEY_PORT", low=1, high=65535),
             admin_token=reader.optional("CIVILITY_ADMIN_TOKEN"),
+            metrics_token=reader.optional("CIVILITY_METRICS_TOKEN"),
             max_body_bytes=reader.integer(
                 "CIVILITY_MAX_BODY_BYTES", 256 * 1024, low=1024, high=16 * 1024 * 1024
             ),
@@ -268,6 +274,12 @@ class _Reader:
             if value == option:
                 return option
         raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+
+    def networks(self, name: str) -> tuple[Network, ...]:
+        try:
+            return parse_allowed(self.optional(name) or "")
+        except ValueError as error:
+            raise SettingsError(f"{name}: {error}") from None
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         number = self.optional_integer(name, low=low, high=high)

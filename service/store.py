@@ -72,6 +72,9 @@ SCRIPTS = (
     "touch_moderator",
 )
 HOURS_OF_STATS = 24
+MAX_PREVIOUS_SECRETS = 4
+"""Rotated-out secrets kept in their grace at once; a fifth rotation within one grace period
+ends the oldest early (every valid secret signs each webhook, and headers carry at most 8)."""
 DAY_MS = 86_400_000
 _DEFAULT_POLICY = Policy()
 
@@ -125,6 +128,8 @@ class SiteRecord:
     """The policy exactly as stored, which a policy update must still find to write."""
     previous_api_key_hash: str | None = None
     previous_api_key_valid_until_ms: int = 0
+    previous_secrets: tuple[tuple[str, int], ...] = ()
+    """Every rotated-out secret still in its grace period, oldest first, with its deadline."""
 
     def api_key_matches(self, key_hash: str, now_ms: int) -> bool:
         """``key_hash`` is the site's api key, or the one it replaced while its grace lasts."""
@@ -135,10 +140,14 @@ class SiteRecord:
         return current or (previous and now_ms < self.previous_api_key_valid_until_ms)
 
     def valid_secrets(self, now_ms: int) -> list[str]:
-        secrets = [self.webhook_secret]
-        if self.previous_secret and now_ms < self.previous_valid_until_ms:
-            secrets.append(self.previous_secret)
-        return secrets
+        """The current secret, then the previous ones whose own grace has not ended, newest
+        first."""
+        previous = self.previous_secrets or (
+            ((self.previous_secret, self.previous_valid_until_ms),) if self.previous_secret else ()
+        )
+        return [self.webhook_secret] + [
+            secret for secret, until_ms in reversed(previous) if now_ms < until_ms
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +427,10 @@ class Store:
             stored_policy=fields["policy"],
             previous_api_key_hash=fields.get("previous_api_key_hash") or None,
             previous_api_key_valid_until_ms=int(fields.get("previous_api_key_valid_until") or 0),
+            previous_secrets=tuple(
+                (str(secret), int(until_ms))
+                for secret, until_ms in json.loads(fields.get("previous_secrets") or "[]")
+            ),
         )
 
     async def update_site(self, site: Site, read_policy: str) -> bool:
@@ -450,7 +463,7 @@ class Store:
         self, site_id: str, new_secret: str, now_ms: int, previous_valid_until_ms: int
     ) -> None:
         keys = [self.keys.site(site_id)]
-        args: list[str | int] = [new_secret, now_ms, previous_valid_until_ms]
+        args: list[str | int] = [new_secret, now_ms, previous_valid_until_ms, MAX_PREVIOUS_SECRETS]
         if not await self._run("rotate_secret", keys, args):
             raise NotFound(f"site {site_id!r} not found")
 

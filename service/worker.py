@@ -29,6 +29,7 @@ from service.compat import coral_graphql, coral_sync
 from service.compat.coral_links import CoralLinks
 from service.connection import connect
 from service.deliveries import DeliveryLog, Settle
+from service.egress import guarded_socket_factory
 from service.errors import StoreUnavailable
 from service.keys import DEFAULT_PREFIX
 from service.refit_process import background_refits
@@ -89,7 +90,10 @@ class Worker:
         self._wake.set()
 
     async def run(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.settings.concurrency)
+        connector = aiohttp.TCPConnector(
+            limit=self.settings.concurrency,
+            socket_factory=guarded_socket_factory(self.settings.callback_allow),
+        )
         async with aiohttp.ClientSession(connector=connector) as session:
             try:
                 while not self._stopping.is_set():

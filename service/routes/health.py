@@ -7,6 +7,7 @@ from aiohttp import web
 
 from service import openapi
 from service.appkeys import DELIVERIES, METRICS, MODERATION, REDIS, SCORER, SITE_MODELS
+from service.auth import require_metrics_access
 from service.errors import CivilityError
 from service.metrics import CONTENT_TYPE
 from service.openapi import operation
@@ -45,11 +46,13 @@ async def readyz(request: web.Request) -> web.Response:
 @operation(
     summary="Prometheus metrics",
     tag="operations",
-    auth="none",
+    auth="metrics",
     response={"type": "string"},
     response_type="text/plain",
+    errors=(401,),
 )
 async def metrics(request: web.Request) -> web.Response:
+    require_metrics_access(request)
     registry = request.app[METRICS]
     moderation = request.app[MODERATION]
     # Every stored site, not only those this process has seen since it started: a queue-depth

@@ -55,7 +55,7 @@ async def test_the_whole_flow_runs_on_a_cluster_with_each_site_in_one_slot(
     sites = ["news", "blog", "forum", "shop"]
     for site in sites:
         await moderation.create_site(SiteSpec(id=site, name=site))
-        await moderation.put_article(site, "a1", ArticleSpec(title="First"))
+        await moderation.put_article(site, "a1", ArticleSpec(id="a1", title="First"))
         held = await moderation.ingest(site, submission("c1", "A special offer"))
         await moderation.ingest(site, submission("c2", "Plain words", author="u2"))
         assert held.comment.state is State.PENDING
@@ -106,7 +106,9 @@ async def test_reports_authors_and_labels_run_on_a_cluster_in_the_sites_slot(
     await moderation.ingest("news", submission("c1", "Plain words"))
     for reader in ("r1", "r2"):
         outcome = await moderation.report(
-            "news", "c1", ReportSpec(reporter_id=reader, reason=ReportReason.ABUSIVE)
+            "news",
+            "c1",
+            ReportSpec(comment_id="c1", reporter_id=reader, reason=ReportReason.ABUSIVE),
         )
     assert (outcome.reports, outcome.reported) == (2, True)
     page = await moderation.list_queue("news", QueueQuery(queue=Queue.REPORTED))

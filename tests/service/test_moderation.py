@@ -208,8 +208,8 @@ async def test_flood_per_address(moderation: Moderation) -> None:
 async def test_article_settings_and_author_status_feed_the_policy(
     moderation: Moderation, redis_client: aioredis.Redis
 ) -> None:
-    await moderation.put_article(SITE, "closed", ArticleSpec(closed=True))
-    await moderation.put_article(SITE, "premod", ArticleSpec(premod=True))
+    await moderation.put_article(SITE, "closed", ArticleSpec(id="closed", closed=True))
+    await moderation.put_article(SITE, "premod", ArticleSpec(id="premod", premod=True))
     await redis_client.hset(KEYS.author(SITE, "troll"), "status", AuthorStatus.BANNED.value)
 
     closed = await moderation.ingest(SITE, submission("c1", "Hi", article="closed", author="a"))

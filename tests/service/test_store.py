@@ -705,6 +705,31 @@ async def test_rotation_keeps_the_previous_secret_until_the_deadline(store: Stor
         await store.rotate_secret("nosuch", "x", NOW, NOW)
 
 
+async def test_a_second_rotation_keeps_the_first_secret_until_its_own_deadline(
+    store: Store,
+) -> None:
+    await store.rotate_secret(SITE, "whsec_second", NOW, NOW + 1_000)
+    await store.rotate_secret(SITE, "whsec_third", NOW + 500, NOW + 1_500)
+    record = await store.load_site(SITE)
+
+    assert record is not None
+    assert record.valid_secrets(NOW + 999) == ["whsec_third", "whsec_second", "whsec_test"]
+    assert record.valid_secrets(NOW + 1_000) == ["whsec_third", "whsec_second"]
+    assert record.valid_secrets(NOW + 1_500) == ["whsec_third"]
+    # Expired secrets are dropped at the next rotation; at most four previous ones are kept.
+    for number in range(6):
+        await store.rotate_secret(SITE, f"whsec_{number}", NOW + 2_000, NOW + 9_000)
+    record = await store.load_site(SITE)
+    assert record is not None
+    assert record.valid_secrets(NOW + 2_000) == [
+        "whsec_5",
+        "whsec_4",
+        "whsec_3",
+        "whsec_2",
+        "whsec_1",
+    ]
+
+
 async def test_a_site_update_writes_only_over_the_policy_it_was_merged_from(store: Store) -> None:
     record = await store.load_site(SITE)
     assert record is not None
@@ -734,9 +759,9 @@ async def test_writes_to_a_missing_site_create_nothing(
 async def test_put_article_replaces_its_settings(
     store: Store, redis_client: aioredis.Redis
 ) -> None:
-    spec = ArticleSpec(url="https://example.com/a", title="A", closed=True, premod=True)
+    spec = ArticleSpec(id="a1", url="https://example.com/a", title="A", closed=True, premod=True)
     await store.put_article(SITE, "a1", spec, NOW)
-    article = await store.put_article(SITE, "a1", ArticleSpec(premod=True), NOW + 1)
+    article = await store.put_article(SITE, "a1", ArticleSpec(id="a1", premod=True), NOW + 1)
 
     assert (article.closed, article.premod, article.url) == (False, True, None)
     assert await redis_client.hgetall(KEYS.article(SITE, "a1")) == {
@@ -774,7 +799,7 @@ async def test_a_retried_decision_is_applied_once(
 async def test_a_verdict_for_another_context_is_not_written(
     store: Store, redis_client: aioredis.Redis
 ) -> None:
-    await store.put_article(SITE, "a1", ArticleSpec(closed=True), NOW)
+    await store.put_article(SITE, "a1", ArticleSpec(id="a1", closed=True), NOW)
     await redis_client.hset(KEYS.author(SITE, "u1"), mapping={"status": "premod", "approved": 4})
     flood = KEYS.author_flood(SITE, "u1")
     await redis_client.set(flood, "older-comment")

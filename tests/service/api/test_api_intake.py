@@ -336,7 +336,7 @@ async def test_a_closed_article_rejects_new_comments(
 ) -> None:
     response = await post_signed(
         site,
-        {"title": "Closed for comments", "closed": True},
+        {"id": "a1", "title": "Closed for comments", "closed": True},
         path="/v1/sites/news/articles/a1",
         method="PUT",
     )
@@ -349,7 +349,9 @@ async def test_a_closed_article_rejects_new_comments(
 
 async def test_an_article_update_must_be_signed(client: Client, site: dict[str, str]) -> None:
     response = await client.put(
-        "/v1/sites/news/articles/a1", json={"closed": True}, headers={signatures.HEADER: "t=1"}
+        "/v1/sites/news/articles/a1",
+        json={"id": "a1", "closed": True},
+        headers={signatures.HEADER: "t=1"},
     )
     assert response.status == 401
 

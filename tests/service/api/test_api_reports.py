@@ -48,7 +48,9 @@ async def report(
 ) -> Any:
     path = f"/v1/sites/{site['id']}/comments/{comment_id}/reports"
     return await post_signed(
-        site, {"reporter_id": reporter, "reason": "abusive", **extra}, path=path
+        site,
+        {"comment_id": comment_id, "reporter_id": reporter, "reason": "abusive", **extra},
+        path=path,
     )
 
 
@@ -230,7 +232,9 @@ async def test_every_failing_field_of_a_report_is_listed(
     await published_comment(client, site, post_signed, moderator, "c1")
     path = "/v1/sites/news/comments/c1/reports"
     response = await post_signed(
-        site, {"reporter_id": "has space", "reason": "boring", "extra": 1}, path=path
+        site,
+        {"comment_id": "c1", "reporter_id": "has space", "reason": "boring", "extra": 1},
+        path=path,
     )
     assert response.status == 422
     assert await response.json() == {
@@ -262,7 +266,7 @@ async def test_a_report_must_be_signed_by_the_site(
 ) -> None:
     await published_comment(client, site, post_signed, moderator, "c1")
     path = "/v1/sites/news/comments/c1/reports"
-    body = {"reporter_id": "r1", "reason": "spam"}
+    body = {"comment_id": "c1", "reporter_id": "r1", "reason": "spam"}
     wrong = await post_signed(site, body, path=path, secret="whsec_not-the-secret")
     assert wrong.status == 401
     assert (await wrong.json())["error"]["code"] == "unauthorized"

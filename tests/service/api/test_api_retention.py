@@ -90,10 +90,10 @@ async def test_a_reported_comment_is_kept_until_a_moderator_decides(
     await post_signed(site, comment("c1"))
     await decide(client, site, moderator, "c1", "approve")
     path = "/v1/sites/held/comments/c1/reports"
-    await post_signed(site, {"reporter_id": "r1", "reason": "other"}, path=path)
+    await post_signed(site, {"comment_id": "c1", "reporter_id": "r1", "reason": "other"}, path=path)
     # Below the threshold the report lives as long as the comment.
     assert about(3, (await redis_client.pttl(KEYS.reports("held", "c1")),))
-    await post_signed(site, {"reporter_id": "r2", "reason": "other"}, path=path)
+    await post_signed(site, {"comment_id": "c1", "reporter_id": "r2", "reason": "other"}, path=path)
     assert await expiries(redis_client, "held", "c1") == (-1, -1)
     assert await redis_client.pttl(KEYS.reports("held", "c1")) == -1
     await decide(client, site, moderator, "c1", "reject")

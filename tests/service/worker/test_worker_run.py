@@ -41,6 +41,7 @@ async def test_run_starts_a_worker_beside_the_api(
         "CIVILITY_DATA_DIR": str(tmp_path),
         "CIVILITY_MODELS_DIR": os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
         "CIVILITY_WORKER_POLL_MS": "10",
+        "CIVILITY_CALLBACK_ALLOW": "loopback",
     }
     process = await asyncio.create_subprocess_exec(
         CIVILITY, "run", env=env, stdout=asyncio.subprocess.PIPE

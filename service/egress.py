@@ -1,0 +1,73 @@
+"""Where webhooks may go: never into the service's own network, unless an operator allows it.
+
+A callback URL is the site admin's to choose, so it could name Redis on loopback, a cloud
+metadata address or a private service. The check runs on the socket address the client is about
+to connect to, after DNS resolution (aiohttp's ``socket_factory`` hook), so neither an address
+spelled oddly (``0x7f000001``, ``[::ffff:127.0.0.1]``) nor a name that resolves differently on
+the second lookup (DNS rebinding) gets past it.
+"""
+
+import errno
+import ipaddress
+import socket
+from collections.abc import Sequence
+
+from aiohappyeyeballs import AddrInfoType, SocketFactoryType
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+NAMED_RANGES: dict[str, tuple[str, ...]] = {
+    "loopback": ("127.0.0.0/8", "::1/128"),
+    "private": ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"),
+    "link-local": ("169.254.0.0/16", "fe80::/10"),
+    "unique-local": ("fc00::/7",),
+}
+"""Ranges an operator may allow by name (``CIVILITY_CALLBACK_ALLOW=loopback``) or as CIDR."""
+
+
+class RefusedAddressError(OSError):
+    """The address is not a public one and no allowed range holds it."""
+
+
+def parse_allowed(value: str) -> tuple[Network, ...]:
+    """Comma-separated range names or CIDR blocks; ``ValueError`` names the first bad one."""
+    networks: list[Network] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        if item in NAMED_RANGES:
+            networks += [ipaddress.ip_network(block) for block in NAMED_RANGES[item]]
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError:
+            names = ", ".join(NAMED_RANGES)
+            raise ValueError(f"{item!r} is neither a range name ({names}) nor a CIDR") from None
+    return tuple(networks)
+
+
+def check(address: Address, allowed: Sequence[Network]) -> None:
+    """Raise ``RefusedAddressError`` for a non-public address outside every allowed range."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_global and not address.is_multicast:
+        return
+    if any(address.version == network.version and address in network for network in allowed):
+        return
+    # With an errno, aiohttp's connection error shows the reason instead of "None".
+    raise RefusedAddressError(
+        errno.EACCES, f"refused to connect to {address}: not a public address"
+    )
+
+
+def guarded_socket_factory(allowed: Sequence[Network]) -> SocketFactoryType:
+    """A socket factory for ``aiohttp.TCPConnector`` that refuses non-public addresses."""
+
+    def open_socket(addr_info: AddrInfoType) -> socket.socket:
+        family, kind, proto, _, sockaddr = addr_info
+        # An IPv6 socket address may carry a zone ("fe80::1%eth0"); the zone is not the address.
+        check(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]), allowed)
+        return socket.socket(family=family, type=kind, proto=proto)
+
+    return open_socket

@@ -1,0 +1,114 @@
+"""Webhooks never reach the service's own network unless the operator allows a range: the
+check is made on the address the worker connects to, after DNS resolution."""
+
+import dataclasses
+import ipaddress
+
+import pytest
+import redis.asyncio as aioredis
+
+from service.egress import RefusedAddressError, check, parse_allowed
+from service.settings import Settings, SettingsError
+
+from .support import FAST, CreateSite, Events, Receiver, StartWorker, eventually, in_state, record
+
+STRICT = dataclasses.replace(FAST, callback_allow=(), max_attempts=1)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0x7f000001", "[::ffff:127.0.0.1]"])
+async def test_a_callback_on_loopback_is_refused_after_resolution(
+    redis_client: aioredis.Redis,
+    receiver: Receiver,
+    create_site: CreateSite,
+    events: Events,
+    start_worker: StartWorker,
+    host: str,
+) -> None:
+    await create_site(receiver.url.replace("127.0.0.1", host))
+    held = await events.held("c1")
+    await start_worker(STRICT)
+
+    await eventually(in_state(redis_client, held, "failed"), what="the refusal")
+
+    stored = await record(redis_client, held)
+    assert "not a public address" in stored["last_error"]
+    assert stored["last_status"] == ""
+    assert receiver.arrivals == []
+
+
+async def test_an_allowed_range_is_reached(
+    redis_client: aioredis.Redis,
+    receiver: Receiver,
+    create_site: CreateSite,
+    events: Events,
+    start_worker: StartWorker,
+) -> None:
+    await create_site(receiver.url)
+    held = await events.held("c1")
+    await start_worker(dataclasses.replace(STRICT, callback_allow=parse_allowed("127.0.0.0/8")))
+    await eventually(in_state(redis_client, held, "delivered"), what="the delivery")
+    assert len(receiver.delivered()) == 1
+
+
+async def test_last_error_shows_the_status_never_the_body(
+    redis_client: aioredis.Redis,
+    receiver: Receiver,
+    create_site: CreateSite,
+    events: Events,
+    start_worker: StartWorker,
+) -> None:
+    receiver.failures = 1
+    await create_site(receiver.url)
+    held = await events.held("c1")
+    await start_worker(dataclasses.replace(FAST, max_attempts=1))
+    await eventually(in_state(redis_client, held, "failed"), what="the dead letter")
+    stored = await record(redis_client, held)
+    assert (stored["last_status"], stored["last_error"]) == (
+        "500",
+        "HTTP 500 Internal Server Error",
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "169.254.169.254",
+        "10.0.0.1",
+        "172.16.0.1",
+        "192.168.1.1",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "fd00::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "224.0.0.1",
+    ],
+)
+def test_non_public_addresses_are_refused(address: str) -> None:
+    with pytest.raises(RefusedAddressError):
+        check(ipaddress.ip_address(address), ())
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "2606:4700::1111"])
+def test_public_addresses_pass(address: str) -> None:
+    check(ipaddress.ip_address(address), ())
+
+
+def test_named_ranges_open_only_themselves() -> None:
+    allowed = parse_allowed("loopback, unique-local")
+    check(ipaddress.ip_address("127.0.0.2"), allowed)
+    check(ipaddress.ip_address("fd12::3"), allowed)
+    with pytest.raises(RefusedAddressError):
+        check(ipaddress.ip_address("10.0.0.1"), allowed)
+
+
+def test_a_bad_allowed_range_stops_the_start() -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"CIVILITY_CALLBACK_ALLOW": "loopback,intranet"})
+    assert str(raised.value) == (
+        "CIVILITY_CALLBACK_ALLOW: 'intranet' is neither a range name "
+        "(loopback, private, link-local, unique-local) nor a CIDR"
+    )
