@@ -365,7 +365,7 @@ class _DemoFile:
             admin_token = "(from CIVILITY_ADMIN_TOKEN)"
         print(
             f"civility is running at {url} (development mode, Ctrl-C to stop)\n"
-            f"  console:          {url}/console (sign in with the moderator token)\n"
+            f"  console:          {url}/console\n"
             f"  admin token:      {admin_token}\n"
             f"  demo site:        {DEMO_SITE}\n"
             f"  webhook secret:   {self.values['webhook_secret']}\n"
