@@ -33,7 +33,7 @@ from service.embedded import (
     data_dir_lock,
     embedded_valkey,
 )
-from service.errors import NotFound
+from service.errors import NotFound, StoreUnavailable
 from service.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.moderation import Moderation
 from service.refit_process import background_refits
@@ -374,8 +374,10 @@ class _DemoFile:
             f"  (kept in {self.path})",
             flush=True,
         )
-        # After the banner: scoring the demo comments must not delay the addresses and tokens.
-        await fill_demo_queue(app[MODERATION], DEMO_SITE)
+        # After the banner: scoring the demo comments must not delay the addresses and tokens,
+        # and a store lost meanwhile is reported by the store watch, not by a traceback here.
+        with contextlib.suppress(StoreUnavailable):
+            await fill_demo_queue(app[MODERATION], DEMO_SITE)
 
     async def _ensure_demo_site(
         self, moderation: Moderation, administration: Administration
