@@ -120,21 +120,12 @@ class Order(StrEnum):
 
 
 class Action(StrEnum):
-    """A moderator's decision; each names the state it leads to (``reopen``: back to the queue)."""
+    """A moderator's decision; the state each leads to is in ``service.transitions``."""
 
     APPROVE = "approve"
     REJECT = "reject"
     SPAM = "spam"
     REOPEN = "reopen"
-
-    @property
-    def state(self) -> State:
-        return {
-            Action.APPROVE: State.APPROVED,
-            Action.REJECT: State.REJECTED,
-            Action.SPAM: State.SPAM,
-            Action.REOPEN: State.PENDING,
-        }[self]
 
 
 class Reason(StrEnum):

@@ -86,7 +86,7 @@ from service.transitions import (
     EVENT_TYPES,
     REPORTED_EVENT_TYPE,
     Event,
-    check_target,
+    decided_state,
     event_for,
     sources_argument,
 )
@@ -335,8 +335,6 @@ class Moderation:
                 if explained is None:
                     explained = await self.scorer.explain(submission.text)
                 evidence = {**explained, **evidence}
-            event = Event.EDIT if observation.edit else Event.CREATE
-            check_target(event, verdict.state)
             now = self._now_ms()
             write = IntakeWrite(
                 comment_id=submission.id,
@@ -504,8 +502,7 @@ class Moderation:
         ``learn``: a ban's rejections judge the author, not each text)."""
         policy = (await self._site_record(site_id)).site.policy
         event = event_for(decision.action)
-        target = decision.action.state
-        check_target(event, target)
+        target = decided_state(event)
         write = DecisionWrite(
             comment_id=comment_id,
             target=target,
@@ -589,7 +586,6 @@ class Moderation:
         comment enters the ``reported`` queue and a ``comment.reported`` event goes out."""
         same_target(comment_id, "comment", spec.comment_id, "comment_id")
         policy = (await self._site_record(site_id)).site.policy
-        check_target(Event.REPORT, State.APPROVED)
         now = self._now_ms()
         write = ReportWrite(
             comment_id=comment_id,

@@ -24,6 +24,7 @@ from service.errors import BadRequest, ClaimConflict, NotFound
 from service.labels import LabelLog
 from service.metrics import Metrics
 from service.moderation import Moderation
+from service.transitions import decided_state, event_for
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class AkismetDesk:
             comment = await self.moderation.get_comment(site_id, comment_id)
         except NotFound:
             return None
-        if comment.state is action.state:
+        if comment.state is decided_state(event_for(action)):
             return comment
         try:
             return await self.moderation.decide(

@@ -21,6 +21,7 @@ from service.errors import ClaimConflict, NotFound
 from service.metrics import Metrics
 from service.moderation import Moderation
 from service.store import DAY_MS, SiteRecord
+from service.transitions import decided_state, event_for
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class CoralDesk:
             comment = await self.moderation.get_comment(site_id, comment_id)
         except NotFound:
             return None
-        if comment.state is action.state:
+        if comment.state is decided_state(event_for(action)):
             return None  # civility's own decision coming back from Coral
         # Coral's webhook says what was decided, not why: no reason, so a rejection teaches what
         # a moderator's rejection without one does.
