@@ -35,6 +35,7 @@ LUA_TESTS = {
     "claim.lua": ("tests/service/test_store.py",),
     "decide.lua": (
         "tests/service/test_store.py",
+        "tests/service/api/test_api_browse.py",
         "tests/service/api/test_api_moderation.py",
         "tests/service/api/test_api_reports.py",
         "tests/service/api/test_api_retention.py",
