@@ -48,6 +48,8 @@ def test_train_without_datasets_folder_fails_clearly(
     assert not list(tmp_path.iterdir())
 
 
+# Trains a small model, evaluates it on every set and draws the report: minutes, not seconds.
+@pytest.mark.timeout(1800)
 def test_evaluate_prints_the_table_and_stores_the_report_in_the_card(
     datasets_dir: Path,
     tiny_model_path: Path,

@@ -1,5 +1,5 @@
 """The console in a real Chromium against the real service: a ``civility serve`` process on a
-loopback port (real Redis, real model), one browser for the session and a fresh context per test.
+loopback port (real Redis, real model), one browser for the module and a fresh context per test.
 
 Debian's ``chromium`` is driven through Playwright (its own browser download is never used);
 without it the tests skip with the command that installs it.
@@ -44,7 +44,7 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def service(
     redis_server_url: str, redis_test_db: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
@@ -98,8 +98,10 @@ def site(service: Service) -> Site:
     return new_site(service)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: Path) -> Iterator[Browser]:
+    # Module scope: Playwright's sync API keeps an event loop running on this thread while it
+    # is open, and every asyncio test after this module needs that thread's loop free.
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
