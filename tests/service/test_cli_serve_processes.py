@@ -65,9 +65,10 @@ def _ready_status(url: str) -> int:
         return status
 
 
-def _scrape(url: str) -> dict[str, float]:
+def _scrape(url: str, headers: dict[str, str]) -> dict[str, float]:
     """Sample lines of a Prometheus text page: name with labels, and value."""
-    with urllib.request.urlopen(url, timeout=10) as response:
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
         page: str = response.read().decode()
     samples = {}
     for line in page.splitlines():
@@ -92,6 +93,8 @@ def served(redis_url: str, tmp_path: Path) -> Iterator[Served]:
         "REDIS_URL": redis_url,
         "CIVILITY_ENV": "production",
         "CIVILITY_ADMIN_TOKEN": token,
+        # Production refuses /metrics without a token; the admin's serves for both here.
+        "CIVILITY_METRICS_TOKEN": token,
         "CIVILITY_PORT": str(port),
         "CIVILITY_API_PROCESSES": "2",
         "CIVILITY_MODELS_DIR": str(models),
@@ -134,7 +137,7 @@ def test_two_api_processes_share_the_port_and_stop_on_sigterm(served: Served) ->
     assert statuses == [200] * REQUESTS
     # Whichever process answers a scrape counts the requests both of them served.
     readyz = 'civility_http_requests_total{method="GET",route="/readyz",status="200"}'
-    scrapes = [_scrape(f"http://127.0.0.1:{port}/metrics") for _ in range(10)]
+    scrapes = [_scrape(f"http://127.0.0.1:{port}/metrics", served.admin) for _ in range(10)]
     assert [scrape[readyz] for scrape in scrapes] == [REQUESTS] * 10
 
     process.send_signal(signal.SIGTERM)
