@@ -4,6 +4,7 @@ import numpy as np
 
 from classifier.evaluate import IDENTITY_SOURCE, EvalSet, score_set
 from classifier.model import Model
+from classifier.report import Examples, evaluation_figures
 
 
 def _identity_rows() -> tuple[list[str], np.ndarray]:
@@ -46,3 +47,15 @@ def test_other_sets_carry_no_subgroups(tiny_model: Model) -> None:
     assert "subgroups" not in entry
     assert "peer_subgroups" not in entry
     assert entry["peer_roc_auc"] == 0.5
+
+
+def test_a_set_with_identity_subgroups_gets_its_own_bias_figure(tiny_model: Model) -> None:
+    texts, target = _identity_rows()
+    entry = score_set(tiny_model, EvalSet(IDENTITY_SOURCE, "all", "toxicity", texts, target), None)
+    plain = score_set(
+        tiny_model, EvalSet("kaggle-insults-social-commentary", "test", "toxicity", texts, target),
+        None,
+    )  # fmt: skip
+    report = {"peer": None, "sets": [entry, plain]}
+    drawn = evaluation_figures(tiny_model, report, Examples({}))
+    assert set(drawn) == {"roc", "reliability", f"bias-{IDENTITY_SOURCE}-toxicity"}
