@@ -9,6 +9,7 @@ keep a thread, post or video on one side.
 import csv
 import hashlib
 import html
+import json
 import re
 import sys
 import zipfile
@@ -388,6 +389,70 @@ def load_c3(root: Path) -> SourceData:
     return SourceData("c3-constructive-comments-corpus", (path,), {"all": dedupe(records)})
 
 
+CIVIL_COMMENTS_SPLITS = ("train", "test")
+
+
+def load_civil_comments_sample(root: Path) -> SourceData:
+    """News-site comments (Civil Comments), label 1 = at least half the raters found it toxic.
+
+    The file's ``split`` column (from the sha256 of each text) decides train and test; a row
+    without one falls on a side by ``stable_fraction`` of its text, so the split never depends
+    on row order.
+    """
+    path = root / "civil-comments-sample" / "civil_comments_10k.csv"
+    splits: dict[str, list[Record]] = {split: [] for split in CIVIL_COMMENTS_SPLITS}
+    for row in _read_csv(path):
+        split = row.get("split") or ("test" if stable_fraction(row["text"]) < 0.5 else "train")
+        if split not in splits:
+            raise DatasetError(f"{path}: unknown split {split!r}; expected train or test")
+        splits[split].append(Record(row["text"], {"label": float(row["label"])}))
+    return SourceData(
+        "civil-comments-sample", (path,), {name: dedupe(rows) for name, rows in splits.items()}
+    )
+
+
+def load_toxigen_implicit(root: Path) -> SourceData:
+    """Implicitly hateful (1) and neutral (0) statements; the identity group is the row's group."""
+    path = root / "toxigen-implicit" / "toxigen_statements.jsonl"
+    if not path.is_file():
+        raise DatasetError(f"expected dataset file {path} is missing")
+    records = []
+    with path.open(encoding="utf-8") as stream:
+        for line in stream:
+            if line.strip():
+                row = json.loads(line)
+                records.append(
+                    Record(row["text"], {"label": float(row["label"])}, group=row["group"])
+                )
+    return SourceData("toxigen-implicit", (path,), {"all": dedupe(records)})
+
+
+MADLIBS_FOLDER = "identity-madlibs"
+
+
+def read_identity_terms(root: Path) -> tuple[str, ...]:
+    """The identity terms the bias templates were filled with, in the file's order."""
+    path = root / MADLIBS_FOLDER / "identity_terms.txt"
+    if not path.is_file():
+        raise DatasetError(f"expected dataset file {path} is missing")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return tuple(dict.fromkeys(line.strip().lower() for line in lines if line.strip()))
+
+
+def load_identity_madlibs(root: Path) -> SourceData:
+    """Template sentences around identity terms, ``BAD`` = toxic; the template is the group."""
+    folder = root / MADLIBS_FOLDER
+    path = folder / "bias_madlibs_77k.csv"
+    records = [
+        Record(row["Text"], {"bad": float(row["Label"] == "BAD")}, group=row["Template"])
+        for row in _read_csv(path)
+    ]
+    read_identity_terms(root)
+    return SourceData(
+        MADLIBS_FOLDER, (path, folder / "identity_terms.txt"), {"all": dedupe(records)}
+    )
+
+
 LOADERS: Mapping[str, Callable[[Path], SourceData]] = {
     "youtube-spam-collection": load_youtube_spam,
     "sms-spam-collection": load_sms_spam,
@@ -404,6 +469,9 @@ LOADERS: Mapping[str, Callable[[Path], SourceData]] = {
     "ethos": load_ethos,
     "wikipedia-toxicity-identity-testset": load_identity_testset,
     "c3-constructive-comments-corpus": load_c3,
+    "civil-comments-sample": load_civil_comments_sample,
+    "toxigen-implicit": load_toxigen_implicit,
+    MADLIBS_FOLDER: load_identity_madlibs,
 }
 
 

@@ -124,6 +124,10 @@ SPAM_SOURCE = "youtube-spam-collection"
 # tune`` chose it leave-one-video-out (see ``classifier.video_weight``).
 YOUTUBE_SPAM_WEIGHT = 4.0
 
+CIVIL_COMMENTS_SOURCE = "civil-comments-sample"
+TOXIGEN_SOURCE = "toxigen-implicit"
+MADLIBS_SOURCE = "identity-madlibs"
+
 SOURCES: Mapping[str, SourceUse] = {
     SPAM_SOURCE: SourceUse(
         role="train",
@@ -150,6 +154,17 @@ SOURCES: Mapping[str, SourceUse] = {
         train_splits=("train",),
         eval_splits=("test",),
         label_weights={"spam": 0.3},
+    ),
+    CIVIL_COMMENTS_SOURCE: SourceUse(
+        role="train",
+        licence="CC0 (Jigsaw)",
+        domain="news-site comments (Civil Comments)",
+        # The sample keeps only the crowd's toxicity (at least half the raters); it has no
+        # subtype columns, so it teaches toxicity alone. Its negatives are the news comments
+        # the positives-only spans set lacks.
+        rules={"toxicity": flag("label")},
+        train_splits=("train",),
+        eval_splits=("test",),
     ),
     "toxic-spans-civil-comments": SourceUse(
         role="train",
@@ -256,6 +271,21 @@ SOURCES: Mapping[str, SourceUse] = {
         rules={"toxicity": flag("toxic")},
         eval_splits=("all",),
     ),
+    TOXIGEN_SOURCE: SourceUse(
+        role="eval",
+        licence="MIT",
+        domain="implicit hate statements about 8 identity groups",
+        rules={"toxicity": flag("label")},
+        eval_splits=("all",),
+    ),
+    MADLIBS_SOURCE: SourceUse(
+        role="eval",
+        licence="Apache-2.0",
+        domain="template sentences around identity terms",
+        rules={"toxicity": flag("bad")},
+        # Measured per identity term by ``classifier.bias``, not as one more row of the table.
+        eval_splits=(),
+    ),
     "c3-constructive-comments-corpus": SourceUse(
         role="eval",
         licence="non-commercial (CC BY-NC-SA 4.0, like SOCC)",
@@ -267,4 +297,11 @@ SOURCES: Mapping[str, SourceUse] = {
 
 TRAIN_SOURCES: tuple[str, ...] = tuple(
     name for name, use in SOURCES.items() if use.role == "train" and use.train_splits
+)
+
+# Sources drawn from the same comments (both are Civil Comments posts): no text measured in one
+# of them may be trained on in any of them, and a text in the training splits of two of them is
+# trained on once (``classifier.training_data.remove_overlaps``).
+SAME_COMMENTS: tuple[frozenset[str], ...] = (
+    frozenset({CIVIL_COMMENTS_SOURCE, "toxic-spans-civil-comments"}),
 )

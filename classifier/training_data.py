@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from classifier.card import file_sha256
 from classifier.datasets import Record, SourceData, load_source, overlap_key
-from classifier.labels import LABELS, SOURCES, TRAIN_SOURCES
+from classifier.labels import LABELS, SAME_COMMENTS, SOURCES, TRAIN_SOURCES
 from classifier.progress import QUIET, Progress
 
 FloatMatrix = npt.NDArray[np.float64]
@@ -116,10 +116,42 @@ def file_entries(datasets_dir: Path, data: SourceData) -> list[dict[str, Any]]:
 def load_sources(
     datasets_dir: Path, names: Iterable[str], progress: Progress = QUIET
 ) -> dict[str, SourceData]:
-    return {
+    """Read the named sources, with the overlaps between sets of the same comments removed."""
+    loaded = {
         name: load_source(datasets_dir, name)
         for name in progress.over(list(names), "reading datasets", unit="set")
     }
+    return remove_overlaps(loaded)
+
+
+def remove_overlaps(sources: Mapping[str, SourceData]) -> dict[str, SourceData]:
+    """Keep every text measured in a ``SAME_COMMENTS`` group out of the group's training splits.
+
+    Within each group of loaded sources, a training row is dropped when its text (by
+    ``overlap_key``) is in any member's evaluation split, or was already taken by an earlier
+    member's training split (the member itself included: copies differing only in markup can
+    fall on both sides of a split): measured sets stay whole and comparable between models, and
+    a comment two sets share is trained on once. Other sources are returned as they are.
+    """
+    cleaned = dict(sources)
+    for group in SAME_COMMENTS:
+        members = [name for name in sources if name in group]
+        taken = {
+            overlap_key(record.text)
+            for name in members
+            for split in SOURCES[name].eval_splits
+            if split not in SOURCES[name].train_splits
+            for record in sources[name].splits[split]
+        }
+        for name in members:
+            data = sources[name]
+            splits = dict(data.splits)
+            for split in SOURCES[name].train_splits:
+                kept = [r for r in splits[split] if overlap_key(r.text) not in taken]
+                taken.update(overlap_key(record.text) for record in kept)
+                splits[split] = kept
+            cleaned[name] = SourceData(data.name, data.files, splits)
+    return cleaned
 
 
 def training_rows(

@@ -3,20 +3,33 @@
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from classifier.datasets import (
     LOADERS,
     DatasetError,
     Record,
+    SourceData,
     dedupe,
     load_source,
     overlap_key,
+    read_identity_terms,
     text_key,
 )
 from classifier.evaluate import evaluation_sets
-from classifier.labels import SOURCES, TRAIN_SOURCES, Rule
-from classifier.training_data import load_sources, training_keys, training_rows
+from classifier.labels import (
+    CIVIL_COMMENTS_SOURCE,
+    LABELS,
+    MADLIBS_SOURCE,
+    SOURCES,
+    TOXIGEN_SOURCE,
+    TRAIN_SOURCES,
+    Rule,
+)
+from classifier.training_data import load_sources, remove_overlaps, training_keys, training_rows
+
+SPANS = "toxic-spans-civil-comments"
 
 
 def test_dedupe_ignores_case_and_spacing_and_drops_empty_texts() -> None:
@@ -131,3 +144,114 @@ def test_evaluation_drops_copies_that_differ_only_in_markup(datasets_dir: Path) 
     assert measured
     assert not {overlap_key(text) for s in measured for text in s.texts} & seen
     assert len(measured[0].texts) <= len(identity) - 90
+
+
+def test_civil_comments_sample_keeps_the_files_split_and_labels(datasets_dir: Path) -> None:
+    data = load_source(datasets_dir, CIVIL_COMMENTS_SOURCE)
+    train, test = data.splits["train"], data.splits["test"]
+    # SOURCE.md: 5,094 train rows (417 toxic) and 4,906 test rows (382 toxic); a few repeats go.
+    assert 9_980 <= len(train) + len(test) < 10_000
+    assert sum(r.values["label"] for r in train) in range(410, 418)
+    assert sum(r.values["label"] for r in test) in range(375, 383)
+    # Copies that differ in case or markup fall on both sides of the file's split; reading the
+    # source for training drops them from its training side.
+    cleaned = load_sources(datasets_dir, [CIVIL_COMMENTS_SOURCE])[CIVIL_COMMENTS_SOURCE]
+    tested = {overlap_key(r.text) for r in test}
+    assert any(overlap_key(r.text) in tested for r in train)
+    assert not any(overlap_key(r.text) in tested for r in cleaned.splits["train"])
+    rows = training_rows({CIVIL_COMMENTS_SOURCE: cleaned})
+    column = rows.target_matrix()[:, LABELS.index("toxicity")]
+    assert len(rows.texts) == len(cleaned.splits["train"]) > 5_000
+    assert set(np.unique(column)) == {0.0, 1.0}
+
+
+def test_civil_comments_sample_without_a_split_column_splits_by_text(tmp_path: Path) -> None:
+    folder = tmp_path / CIVIL_COMMENTS_SOURCE
+    folder.mkdir()
+    texts = [f"comment number {index}" for index in range(200)]
+    lines = ["text,label", *(f"{text},{index % 2}" for index, text in enumerate(texts))]
+    (folder / "civil_comments_10k.csv").write_text("\n".join(lines) + "\n")
+    first = load_source(tmp_path, CIVIL_COMMENTS_SOURCE)
+    (folder / "civil_comments_10k.csv").write_text("\n".join([lines[0], *lines[:0:-1]]) + "\n")
+    reordered = load_source(tmp_path, CIVIL_COMMENTS_SOURCE)
+    for split in ("train", "test"):
+        assert 60 < len(first.splits[split]) < 140
+        # The side a comment falls on is fixed by its text, not by where it sits in the file.
+        assert {r.text for r in first.splits[split]} == {r.text for r in reordered.splits[split]}
+
+
+def test_toxigen_statements_carry_their_group(datasets_dir: Path) -> None:
+    records = load_source(datasets_dir, TOXIGEN_SOURCE).splits["all"]
+    assert len(records) == 353
+    assert sum(r.values["label"] for r in records) == 167
+    assert {r.group for r in records} == {
+        "lgbtq", "immigrant", "women", "muslim", "mental_disability", "black", "jewish", "latino"
+    }  # fmt: skip
+
+
+def test_identity_madlibs_read_whole_with_their_terms(datasets_dir: Path) -> None:
+    records = load_source(datasets_dir, MADLIBS_SOURCE).splits["all"]
+    assert len(records) == 76_564
+    assert sum(r.values["bad"] for r in records) == 38_282
+    assert {r.group for r in records} >= {
+        "name_adj", "being_adj", "you_are_adj", "you_occupation", "verb_adj"
+    }  # fmt: skip
+    terms = read_identity_terms(datasets_dir)
+    assert len(terms) == 50
+    assert {"gay", "muslim", "african american", "middle eastern"} <= set(terms)
+
+
+def test_the_new_evaluation_sets_never_train() -> None:
+    assert SOURCES[TOXIGEN_SOURCE].role == SOURCES[MADLIBS_SOURCE].role == "eval"
+    assert CIVIL_COMMENTS_SOURCE in TRAIN_SOURCES
+    assert SOURCES[CIVIL_COMMENTS_SOURCE].train_splits == ("train",)
+
+
+def _civil(*texts: str) -> list[Record]:
+    return [Record(text, {"label": 1.0, "toxic": 1.0}) for text in texts]
+
+
+def test_overlaps_between_sets_of_the_same_comments_leave_training_in_both_directions() -> None:
+    sample = SourceData(
+        CIVIL_COMMENTS_SOURCE,
+        (),
+        {"train": _civil("shared train", "in spans trial", "own"), "test": _civil("Tested, here")},
+    )
+    spans = SourceData(
+        SPANS,
+        (),
+        {
+            "train": _civil("tested here", "SHARED  train!", "spans only"),
+            "trial": _civil("in spans trial"),
+        },
+    )
+    other = SourceData("davidson-hate-offensive", (), {"all": _civil("tested here")})
+    cleaned = remove_overlaps(
+        {CIVIL_COMMENTS_SOURCE: sample, SPANS: spans, "davidson-hate-offensive": other}
+    )
+    assert [r.text for r in cleaned[CIVIL_COMMENTS_SOURCE].splits["train"]] == [
+        "shared train",
+        "own",
+    ]
+    # The sample's test text leaves the spans' training rows (it differs only in markup), and
+    # a comment both sets train on is trained on once.
+    assert [r.text for r in cleaned[SPANS].splits["train"]] == ["spans only"]
+    # Measured splits stay whole, and sets of other comments are untouched.
+    assert cleaned[CIVIL_COMMENTS_SOURCE].splits["test"] == sample.splits["test"]
+    assert cleaned[SPANS].splits["trial"] == spans.splits["trial"]
+    assert cleaned["davidson-hate-offensive"] is other
+
+
+def test_no_text_measured_in_civil_comments_is_trained_on(datasets_dir: Path) -> None:
+    sources = load_sources(datasets_dir, TRAIN_SOURCES)
+    group = {name: sources[name] for name in (CIVIL_COMMENTS_SOURCE, SPANS)}
+    trained = training_keys(training_rows(group))
+    raw_spans = load_source(datasets_dir, SPANS).splits["train"]
+    raw_test = {
+        overlap_key(r.text) for r in load_source(datasets_dir, CIVIL_COMMENTS_SOURCE).splits["test"]
+    }
+    # The data has such copies (two of the sample's test comments are spans training posts) ...
+    assert any(overlap_key(r.text) in raw_test for r in raw_spans)
+    # ... and none of them is trained on (copies in other sources are dropped when measuring).
+    measured = sources[CIVIL_COMMENTS_SOURCE].splits["test"] + sources[SPANS].splits["trial"]
+    assert not {overlap_key(r.text) for r in measured} & trained
