@@ -154,6 +154,7 @@ async def _moderation(app: web.Application) -> AsyncIterator[None]:
         labels=app[LABELS],
         clock=app[CLOCK],
         site_models=app[SITE_VERSIONS] if app[SETTINGS].site_models.enabled else None,
+        second_look=app[SETTINGS].second_look.enabled,
     )
     yield
 

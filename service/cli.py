@@ -38,6 +38,7 @@ from service.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.moderation import Moderation
 from service.refit_process import background_refits
 from service.reload import reload_on_signal
+from service.second_look import background_second_look
 from service.settings import Settings, SettingsError
 from service.worker import background_worker, run_until_signalled
 
@@ -303,6 +304,7 @@ async def _serve_until_stopped(
                 assert settings.redis_url is not None  # run_command resolved it
                 await worker.enter_async_context(background_worker(settings))
                 await worker.enter_async_context(background_refits(settings))
+                await worker.enter_async_context(background_second_look(settings))
             await stop.wait()
     finally:
         loop.remove_signal_handler(signal.SIGHUP)

@@ -146,6 +146,9 @@ class Reason(StrEnum):
     REPORTED = "REPORTED"
     LANGUAGE = "LANGUAGE"
     """Written in a language the model does not read: held for a person, never scored."""
+    SECOND_LOOK = "SECOND_LOOK"
+    """Published on the lexical verdict, then held when the semantic stage's blend crossed a
+    hold or reject threshold (the reasons after it say which: ``TOXIC``, ``SPAM``)."""
 
 
 class AuthorStatus(StrEnum):
@@ -398,6 +401,36 @@ class CommentQuery(_Model):
 # ---------------------------------------------------------------- outputs
 
 
+class SecondLookState(StrEnum):
+    """Where a published comment stands with the semantic stage's second look."""
+
+    QUEUED = "queued"
+    DONE = "done"
+    """Looked at: the blend kept it published."""
+    HELD = "held"
+    """Looked at: the blend moved it to pending (reason ``SECOND_LOOK``)."""
+    SKIPPED = "skipped"
+    """Not looked at: a moderator decided it first."""
+
+
+class SecondLook(_Model):
+    state: SecondLookState
+    queued_at: datetime | None
+    looked_at: datetime | None = None
+    scores: dict[str, float] | None = None
+    """The blended (lexical and semantic) scores the look decided on."""
+    model: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "queued_at": _iso(self.queued_at) if self.queued_at else None,
+            "looked_at": _iso(self.looked_at) if self.looked_at else None,
+            "scores": self.scores,
+            "model": self.model,
+        }
+
+
 class HistoryEntry(_Model):
     """One change of a comment; a comment's history keeps every one, undo included."""
 
@@ -453,6 +486,9 @@ class Comment(_Model):
     """Who ``decided_by`` is, for people to read: a moderator's name, ``admin``; none for the
     model's own verdicts."""
     claimed_by_name: str | None = None
+    second_look: SecondLook | None = None
+    """The semantic stage's look at a comment the lexical verdict published (none: never
+    queued for one)."""
 
     def to_json(self) -> dict[str, Any]:
         """The one comment shape; history only in the single view, lease fields when claimed."""
@@ -487,6 +523,8 @@ class Comment(_Model):
             body["reports"] = [report.model_dump(mode="json") for report in self.reports]
         if self.report_count:
             body["report_count"] = self.report_count
+        if self.second_look is not None:
+            body["second_look"] = self.second_look.to_json()
         if self.claimed_by is not None and self.lease_until is not None:
             body["claimed_by"] = self.claimed_by
             body["claimed_by_name"] = self.claimed_by_name

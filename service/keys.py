@@ -197,6 +197,19 @@ class KeySpace:
         parent, hashed with the author), which a Coral EDIT without ids updates."""
         return f"{self.site_prefix(site)}coral:latest:{thread_hash}"
 
+    # -- the second look (service/second_look_store.py; second_look_apply.lua derives the
+    # stats key from the site prefix exactly as named here)
+    def second_look_queue(self, site: str) -> str:
+        """Sorted set: comment ids the lexical verdict published and the semantic stage has
+        still to read, by when (ms) they are due: queued at intake, pushed forward by a lease
+        while a worker reads them, removed once looked at."""
+        return f"{self.site_prefix(site)}secondlook:queue"
+
+    def second_look_stats(self, site: str) -> str:
+        """Hash: second-look counters (looked, held, skipped) and the delay from intake to the
+        look (``delay_ms`` sum, ``le:<seconds>`` per histogram bucket, not cumulative)."""
+        return f"{self.site_prefix(site)}secondlook:stats"
+
     # -- site models (service/site_models.py)
     def site_model_state(self, site: str) -> str:
         """Hash: active version, next version number, label cursor, labels since the last fit,

@@ -145,18 +145,22 @@ class Moderation:
         clock: Callable[[], float] = time.time,
         labels: LabelLog | None = None,
         site_models: ActiveVersions | None = None,
+        second_look: bool = False,
     ) -> None:
         """``thresholds`` are the model's suggested ones; a site's policy may override them.
 
         Intake reads the site (secrets and policy) on every webhook, so it is cached in this
         process for ``site_cache_seconds``; changes made through this object apply at once.
         With ``labels``, every moderator decision is kept there as a training label; with
-        ``site_models``, each site's texts are scored with its active site model."""
+        ``site_models``, each site's texts are scored with its active site model. With
+        ``second_look``, a comment published on the lexical verdict is queued for the semantic
+        stage when the model that scored it has one."""
         self.store = store
         self.scorer = scorer
         self.thresholds = thresholds
         self.labels = labels
         self.site_models = site_models
+        self.second_look = second_look
         self._clock = clock
         self._site_cache_seconds = site_cache_seconds
         self._sites: dict[str, _CachedSite] = {}
@@ -359,6 +363,8 @@ class Moderation:
                 assumed=observation,
                 min_approved=policy.new_author_min_approved,
                 rules=SiteRules.of(policy),
+                # A text in a language the model does not read is not scored by either stage.
+                second_look=self.second_look and scored.semantic and detected.supported,
             )
             try:
                 outcome, comment = await self.store.write_intake(site_id, write)

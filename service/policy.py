@@ -116,6 +116,27 @@ def flagged(
     return _over(scores, limits, HOLD, spam=spam) or _over(scores, limits, REJECT, spam=spam)
 
 
+def second_look_reasons(
+    scores: Mapping[str, float],
+    thresholds: Thresholds,
+    policy: Policy,
+    author_status: AuthorStatus = AuthorStatus.ACTIVE,
+) -> tuple[Reason, ...]:
+    """Why the blended scores of a published comment hold it (empty: it stays published).
+
+    A second look only ever holds: over a reject threshold too, a person decides, since the
+    comment was already public. A trusted author skips holds at intake, so only scores over a
+    reject threshold hold a trusted author's comment here."""
+    limits = effective_thresholds(thresholds, policy)
+    levels = (REJECT,) if author_status is AuthorStatus.TRUSTED else (HOLD, REJECT)
+    found = [
+        reason
+        for reason, spam in ((Reason.TOXIC, False), (Reason.SPAM, True))
+        if any(_over(scores, limits, level, spam=spam) for level in levels)
+    ]
+    return (Reason.SECOND_LOOK, *found) if found else ()
+
+
 def _state(reasons: list[Reason], spam_rejected: bool, toxic_rejected: bool) -> State:
     if any(reason in reasons for reason in _REJECTING):
         return State.REJECTED

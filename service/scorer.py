@@ -28,6 +28,8 @@ class Scored:
     scores: dict[str, float]
     model_version: str
     thresholds: Mapping[str, Mapping[str, float]]
+    semantic: bool = False
+    """The model has a semantic stage: a published verdict gets a second look."""
 
 
 @runtime_checkable

@@ -159,6 +159,8 @@ class ModelInfo:
     labels: tuple[str, ...]
     thresholds: dict[str, dict[str, float]]
     card: dict[str, Any]
+    semantic: bool = False
+    """The model has a semantic stage (which the second look runs, not intake)."""
 
     @classmethod
     def of(cls, model: Model) -> "ModelInfo":
@@ -168,6 +170,7 @@ class ModelInfo:
             labels=tuple(model.labels),
             thresholds={label: dict(t) for label, t in model.thresholds.items()},
             card=dict(model.card),
+            semantic=getattr(model, "semantic", None) is not None,
         )
 
 
@@ -323,7 +326,7 @@ class PoolScorer:
         for (_, _, future), (scores, site_version) in zip(batch, results, strict=True):
             if not future.done():
                 version = verdict_version(pool.info.version, site_version)
-                future.set_result(Scored(scores, version, pool.info.thresholds))
+                future.set_result(Scored(scores, version, pool.info.thresholds, pool.info.semantic))
 
 
 async def start_scorer(

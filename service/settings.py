@@ -138,6 +138,35 @@ class SiteModelSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SecondLookSettings:
+    """The semantic stage's second look at published comments (``service/second_look.py``).
+
+    On by default; it does anything only while the active model has a semantic stage."""
+
+    enabled: bool = True
+    batch_size: int = 32
+    # A comment taken by a worker that died is taken again once its lease ends.
+    lease_seconds: float = 60.0
+    poll_seconds: float = 0.2
+    threads: int = 1
+    """onnxruntime threads of the one scoring process (the intake pool keeps the other core)."""
+
+    @classmethod
+    def from_reader(cls, reader: "_Reader") -> "SecondLookSettings":
+        return cls(
+            enabled=reader.choice("CIVILITY_SECOND_LOOK", ("on", "off"), "on") == "on",
+            batch_size=reader.integer("CIVILITY_SECOND_LOOK_BATCH", 32, low=1, high=1024),
+            lease_seconds=reader.number(
+                "CIVILITY_SECOND_LOOK_LEASE_SECONDS", 60.0, low=1.0, high=3600.0
+            ),
+            poll_seconds=reader.number(
+                "CIVILITY_SECOND_LOOK_POLL_SECONDS", 0.2, low=0.01, high=60.0
+            ),
+            threads=reader.integer("CIVILITY_SECOND_LOOK_THREADS", 1, low=1, high=16),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     env: Environment = "development"
     host: str = "127.0.0.1"
@@ -166,6 +195,7 @@ class Settings:
     batch_wait_ms: float = 2.0
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     site_models: SiteModelSettings = field(default_factory=SiteModelSettings)
+    second_look: SecondLookSettings = field(default_factory=SecondLookSettings)
 
     @property
     def is_production(self) -> bool:
@@ -208,6 +238,7 @@ class Settings:
             batch_wait_ms=reader.number("CIVILITY_BATCH_WAIT_MS", 2.0, low=0.0, high=100.0),
             delivery=DeliverySettings.from_reader(reader),
             site_models=SiteModelSettings.from_reader(reader),
+            second_look=SecondLookSettings.from_reader(reader),
         )
         settings.validate()
         return settings

@@ -40,6 +40,8 @@ from service.domain import (
     QueueQuery,
     Report,
     ReportOutcome,
+    SecondLook,
+    SecondLookState,
     Site,
     SiteStats,
     State,
@@ -257,6 +259,8 @@ class IntakeWrite:
     assumed: Observation
     min_approved: int
     rules: SiteRules = SiteRules()
+    second_look: bool = False
+    """Queue the comment for the semantic stage if the verdict publishes it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,6 +611,7 @@ class Store:
             write.rules.recent_window_ms,
             repr(write.rules.premod_rejection_rate),
             write.rules.premod_min_decisions,
+            "1" if write.second_look else "0",
             *(window.ttl_ms for window in write.windows),
         ]
         reply = await self._run("ingest", keys, args)
@@ -1014,6 +1019,23 @@ def comment_from_fields(
         reports=reports,
         claimed_by=claimed_by,
         lease_until=lease_until,
+        second_look=second_look_from_fields(fields),
+    )
+
+
+def second_look_from_fields(fields: Mapping[str, str]) -> SecondLook | None:
+    """The comment's second look, if it was ever queued for one."""
+    state = fields.get("look_state")
+    if not state:
+        return None
+    scores = fields.get("look_scores")
+    looked_at = fields.get("look_at")
+    return SecondLook(
+        state=SecondLookState(state),
+        queued_at=from_ms(fields["look_queued_at"]) if fields.get("look_queued_at") else None,
+        looked_at=from_ms(looked_at) if looked_at else None,
+        scores=json.loads(scores) if scores else None,
+        model=fields.get("look_model") or None,
     )
 
 

@@ -25,6 +25,8 @@ class Event(StrEnum):
     REPORT = "report"
     """Readers' reports reach the site's threshold: the comment stays published, in the
     ``reported`` queue, for a moderator to keep (approve) or take down (reject, spam)."""
+    SECOND_LOOK = "second_look"
+    """The semantic stage's blend holds a comment the lexical verdict published."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,9 @@ TRANSITIONS: Mapping[Event, Transition] = {
     Event.REOPEN: Transition(_DECIDED, frozenset({State.PENDING})),
     # Readers see published comments only, so only those can be reported.
     Event.REPORT: Transition(frozenset({State.APPROVED.value}), frozenset({State.APPROVED})),
+    # Only what the model published is looked at again, and a second look never rejects: a
+    # person decides. (Its script also refuses a comment a moderator decided.)
+    Event.SECOND_LOOK: Transition(frozenset({State.APPROVED.value}), frozenset({State.PENDING})),
 }
 
 EVENT_TYPES: Mapping[State, str] = {

@@ -34,6 +34,7 @@ from service.errors import StoreUnavailable
 from service.keys import DEFAULT_PREFIX
 from service.refit_process import background_refits
 from service.retry import RetryPolicy
+from service.second_look import background_second_look
 from service.settings import DeliverySettings, Settings
 from service.store import RedisClient, SiteRecord, Store
 
@@ -325,6 +326,7 @@ async def run_until_signalled(settings: Settings) -> None:
     try:
         async with contextlib.AsyncExitStack() as refits:
             await refits.enter_async_context(background_refits(settings))
+            await refits.enter_async_context(background_second_look(settings))
             await worker.run()
     finally:
         await connection.aclose()

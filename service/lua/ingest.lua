@@ -38,12 +38,13 @@ ARGV[25] retention (ms) of a decided comment and its history
 ARGV[26] the author's recent window (ms)
 ARGV[27] recent rejection rate that puts an active author on pre-moderation (0: never)
 ARGV[28] recent decisions needed before that rate counts
-ARGV[29..] expiry (ms) of each window key (0: observe only)
+ARGV[29] "1" when a published verdict is to get a second look (the semantic stage is on)
+ARGV[30..] expiry (ms) of each window key (0: observe only)
 
 Derived keys: the pending and reported queue indexes of the comment's article and author, the
 browse indexes of its state (civ:{site}:comments:<state>[:article:<a>|:author:<u>]), the
-comment's reports (civ:{site}:reports:<id>) and the author's recent decisions
-(civ:{site}:recent:<author>). The author's standing in the observed context is the status a
+comment's reports (civ:{site}:reports:<id>), the author's recent decisions
+(civ:{site}:recent:<author>) and the second-look queue (civ:{site}:secondlook:queue). The author's standing in the observed context is the status a
 moderator set, or "premod" when the recent rejection rate reached ARGV[27].
 
 Returns {"created" or "edited", version, created_at} (the caller knows every other field it just
@@ -136,11 +137,26 @@ remember_decision(prefix, author, id, state, now, recent_ms)
 file_state(prefix, id, article, author, previous, state, now)
 
 for index = 10, #KEYS do
-  local ttl = tonumber(ARGV[19 + index])
+  local ttl = tonumber(ARGV[20 + index])
   local when = string.sub(ARGV[24], index - 9, index - 9)
   if ttl > 0 and (when == "a" or not previous) then
     redis.call("SET", KEYS[index], id, "PX", ttl)
   end
+end
+
+-- A published verdict waits for the semantic stage; an edit queues the new text again (the
+-- version it was queued at tells a look at the old text apart). Any other verdict, or the stage
+-- switched off, leaves nothing to look at, and an old look describes a text that is gone.
+local look_queue = prefix .. "secondlook:queue"
+if state == "approved" and ARGV[29] == "1" then
+  redis.call("ZADD", look_queue, now, id)
+  redis.call("HSET", KEYS[1], "look_state", "queued", "look_version", version,
+    "look_queued_at", now)
+  redis.call("HDEL", KEYS[1], "look_scores", "look_at", "look_model")
+else
+  redis.call("ZREM", look_queue, id)
+  redis.call("HDEL", KEYS[1], "look_state", "look_version", "look_queued_at", "look_scores",
+    "look_at", "look_model")
 end
 
 count_author(KEYS[5], previous, state, now, true)

@@ -18,6 +18,7 @@ from service.policy import (
     find_words,
     flagged,
     priority,
+    second_look_reasons,
 )
 
 THRESHOLDS = {
@@ -81,7 +82,39 @@ def test_each_rule_alone(reason: Reason, state: State, arguments: dict[str, obje
 
 def test_every_reason_code_has_a_rule_except_reports() -> None:
     covered = {reason for reason, _, _ in SINGLE_RULES}
-    assert set(Reason) - covered == {Reason.REPORTED}
+    # The second look's reason is given after intake, by second_look_reasons (below).
+    assert set(Reason) - covered == {Reason.REPORTED, Reason.SECOND_LOOK}
+
+
+@pytest.mark.parametrize(
+    ("scores", "status", "reasons"),
+    [
+        ({"spam": 0.1, "toxicity": 0.2}, AuthorStatus.ACTIVE, ()),
+        ({"spam": 0.1, "toxicity": 0.7}, AuthorStatus.ACTIVE, (Reason.SECOND_LOOK, Reason.TOXIC)),
+        # Over the reject threshold a second look still only holds.
+        ({"insult": 0.99}, AuthorStatus.ACTIVE, (Reason.SECOND_LOOK, Reason.TOXIC)),
+        (
+            {"spam": 0.6, "toxicity": 0.7},
+            AuthorStatus.ACTIVE,
+            (Reason.SECOND_LOOK, Reason.TOXIC, Reason.SPAM),
+        ),
+        ({"spam": 0.6}, AuthorStatus.ACTIVE, (Reason.SECOND_LOOK, Reason.SPAM)),
+        ({"toxicity": 0.7}, AuthorStatus.TRUSTED, ()),
+        ({"toxicity": 0.99}, AuthorStatus.TRUSTED, (Reason.SECOND_LOOK, Reason.TOXIC)),
+    ],
+)  # fmt: skip
+def test_the_second_look_holds_what_the_blend_puts_over_a_threshold(
+    scores: dict[str, float], status: AuthorStatus, reasons: tuple[Reason, ...]
+) -> None:
+    assert second_look_reasons(scores, THRESHOLDS, Policy(), status) == reasons
+
+
+def test_the_second_look_applies_the_site_thresholds() -> None:
+    strict = Policy(hold={"toxicity": 0.3})
+    assert second_look_reasons({"toxicity": 0.35}, THRESHOLDS, strict) == (
+        Reason.SECOND_LOOK,
+        Reason.TOXIC,
+    )
 
 
 def test_every_reason_that_applied_is_listed_in_rule_order() -> None:

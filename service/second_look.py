@@ -1,0 +1,166 @@
+"""The second look: the semantic stage reads what the lexical verdict published, within seconds.
+
+Intake decides on the lexical scores at once and queues each comment it publishes (when the
+active model has a semantic stage and ``CIVILITY_SECOND_LOOK`` is on). The worker takes due
+comments from every site's queue, scores them with the blend of both stages in a process of its
+own (so it never takes CPU time from the intake scoring pool's processes or from the event loop
+that delivers webhooks), applies the site's thresholds to the blend, and records the look: a
+comment the blend holds goes to pending (reason ``SECOND_LOOK``, a ``comment.held`` event), any
+other keeps its verdict and gets its blended scores. A second look never rejects: a person does.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from service import policy as rules
+from service.connection import connect
+from service.domain import Policy, State
+from service.errors import StoreUnavailable
+from service.keys import DEFAULT_PREFIX
+from service.moderation import new_event_id
+from service.policy import Thresholds
+from service.second_look_store import Look, SecondLookLog, Taken
+from service.settings import SecondLookSettings, Settings
+from service.store import RedisClient, SiteRules, Store
+from service.transitions import EVENT_TYPES, Event, sources_argument
+
+log = logging.getLogger(__name__)
+
+REDIS_DOWN_PAUSE_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Blended:
+    """One batch's blended scores and the model (and its suggested thresholds) that made them."""
+
+    scores: list[dict[str, float]]
+    model_version: str
+    thresholds: Thresholds
+
+
+class BlendScorer(Protocol):
+    """Scores texts with both stages blended (``Model.score_blended``)."""
+
+    async def blend(self, texts: Sequence[str]) -> Blended: ...
+
+    async def close(self) -> None: ...
+
+
+class SecondLookWorker:
+    """Takes due comments of every site, blends their scores and records each look.
+
+    ``work_once`` is one pass; ``run`` repeats it until ``stop``. Any number of workers share
+    the queues through Redis alone (a taken comment is leased to one of them)."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        scorer: BlendScorer,
+        settings: SecondLookSettings,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        clock: Callable[[], float] = time.time,
+        new_event_id: Callable[[], str] = new_event_id,
+    ) -> None:
+        self.log = SecondLookLog(redis, prefix)
+        self.store = Store(redis, prefix)
+        self.scorer = scorer
+        self.settings = settings
+        self._clock = clock
+        self._new_event_id = new_event_id
+        self._stopping = asyncio.Event()
+        self._passes = 0
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                taken = await self.work_once()
+                pause = 0.0 if taken >= self.settings.batch_size else self.settings.poll_seconds
+            except StoreUnavailable:
+                log.warning("second look: Redis is unavailable, trying again")
+                pause = REDIS_DOWN_PAUSE_SECONDS
+            if pause:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), pause)
+
+    async def work_once(self) -> int:
+        """Take up to one batch of due comments over every site, look at them, record each look;
+        the number taken (a full batch means more may be waiting)."""
+        sites = await self.log.sites()
+        if not sites:
+            return 0
+        # Each pass starts at another site, so a site with a backlog cannot starve the others.
+        start = self._passes % len(sites)
+        self._passes += 1
+        sites = sites[start:] + sites[:start]
+        per_site = max(1, self.settings.batch_size // len(sites))
+        lease_ms = int(self.settings.lease_seconds * 1000)
+        claims = await self.log.claim_all(sites, per_site, lease_ms, self._now_ms())
+        taken = [item for _, items in claims for item in items]
+        if not taken:
+            return 0
+        blended = await self.scorer.blend([item.text for item in taken])
+        policies: dict[str, Policy | None] = {}
+        for item, scores in zip(taken, blended.scores, strict=True):
+            if item.site not in policies:
+                record = await self.store.load_site(item.site)
+                policies[item.site] = record.site.policy if record is not None else None
+            site_policy = policies[item.site]
+            if site_policy is None:
+                continue  # the site is being deleted; its purge removes the queue
+            await self.log.apply(self._look(item, scores, blended, site_policy))
+        return len(taken)
+
+    def _look(
+        self, item: Taken, scores: Mapping[str, float], blended: Blended, site_policy: Policy
+    ) -> Look:
+        reasons = rules.second_look_reasons(
+            scores, blended.thresholds, site_policy, item.author_status
+        )
+        return Look(
+            taken=item,
+            scores=dict(scores),
+            model=blended.model_version,
+            reasons=[reason.value for reason in reasons],
+            priority=rules.priority(scores),
+            now_ms=self._now_ms(),
+            event_id=self._new_event_id(),
+            event_type=EVENT_TYPES[State.PENDING],
+            sources=sources_argument(Event.SECOND_LOOK),
+            recent_window_ms=SiteRules.of(site_policy).recent_window_ms,
+        )
+
+
+@contextlib.asynccontextmanager
+async def background_second_look(settings: Settings) -> AsyncIterator[SecondLookWorker | None]:
+    """The second look running in this event loop until the block ends; nothing when it is
+    switched off. Its scoring process starts when the first comment is due."""
+    if not settings.second_look.enabled:
+        yield None
+        return
+    from service.second_look_pool import PoolBlendScorer
+
+    connection = connect(settings)
+    scorer = PoolBlendScorer(settings.models_dir, settings.second_look.threads)
+    worker = SecondLookWorker(
+        connection.client, scorer, settings.second_look, prefix=connection.prefix
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await task
+        await scorer.close()
+        await connection.aclose()

@@ -1,0 +1,379 @@
+"""The second look against a real Redis and a real receiver, driven pass by pass.
+
+Comments are written by the store's own intake script, as intake writes them; the blend is a
+scorer that returns the scores a test gives each text (the real semantic stage runs in the
+end-to-end tests of ``tests/service/api/test_api_second_look.py``), and time is a clock the
+test moves."""
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+import pytest
+import redis.asyncio as aioredis
+
+from service.domain import Author, AuthorStatus, Order, Queue, State
+from service.second_look import Blended, SecondLookWorker
+from service.second_look_store import SecondLookLog
+from service.settings import SecondLookSettings
+from service.store import IntakeWrite, Observation, Store
+from service.transitions import EVENT_TYPES, Event, sources_argument
+
+from .support import KEYS, SITE, CreateSite, Events, Receiver, StartWorker, eventually
+
+THRESHOLDS = {
+    "spam": {"hold": 0.6, "reject": 0.95},
+    "toxicity": {"hold": 0.5, "reject": 0.9},
+}
+CALM = {"spam": 0.05, "toxicity": 0.1}
+HOSTILE = {"spam": 0.05, "toxicity": 0.7}
+LEASE_SECONDS = 30.0
+SETTINGS = SecondLookSettings(batch_size=8, lease_seconds=LEASE_SECONDS, poll_seconds=0.01)
+START = 1_800_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class ScriptedBlend:
+    """Blended scores by text (calm unless told), and a hook that runs while a batch scores."""
+
+    scores: dict[str, Mapping[str, float]] = field(default_factory=dict)
+    during: Callable[[], Awaitable[None]] | None = None
+    batches: list[list[str]] = field(default_factory=list)
+
+    async def blend(self, texts: Sequence[str]) -> Blended:
+        self.batches.append(list(texts))
+        if self.during is not None:
+            hook, self.during = self.during, None
+            await hook()
+        return Blended(
+            [dict(self.scores.get(text, CALM)) for text in texts], "blend-test-1", THRESHOLDS
+        )
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def blend() -> ScriptedBlend:
+    return ScriptedBlend()
+
+
+@pytest.fixture
+def looker(redis_client: aioredis.Redis, blend: ScriptedBlend, clock: Clock) -> SecondLookWorker:
+    return SecondLookWorker(redis_client, blend, SETTINGS, prefix="civ", clock=clock)
+
+
+Publish = Callable[..., Awaitable[None]]
+
+
+@pytest.fixture
+def publish(store: Store, clock: Clock) -> Publish:
+    """A comment the lexical verdict published, as intake writes it."""
+
+    async def write(
+        comment_id: str,
+        text: str,
+        *,
+        second_look: bool = True,
+        state: State = State.APPROVED,
+        author: str = "reader-1",
+        author_status: AuthorStatus = AuthorStatus.ACTIVE,
+    ) -> None:
+        now = int(clock() * 1000)
+        await store.write_intake(
+            SITE,
+            IntakeWrite(
+                comment_id=comment_id,
+                text_hash=f"hash:{text}",
+                article_id="a1",
+                parent_id=None,
+                author=Author(id=author),
+                text=text,
+                lang="en",
+                state=state,
+                reasons=[] if state is State.APPROVED else ["NEW_AUTHOR"],
+                scores={"spam": 0.05, "toxicity": 0.2},
+                evidence={},
+                model="lexical-test-1",
+                priority=0.2,
+                created_at_ms=now,
+                now_ms=now,
+                event_id=f"evt_intake_{comment_id}_{now}_{text_hash(text)}",
+                event_type=EVENT_TYPES[state],
+                edit_sources=sources_argument(Event.EDIT),
+                windows=(),
+                assumed=Observation(
+                    edit=bool(await store.redis.exists(KEYS.comment(SITE, comment_id))),
+                    author_status=author_status,
+                ),
+                min_approved=0,
+                second_look=second_look,
+            ),
+        )
+
+    return write
+
+
+def text_hash(text: str) -> int:
+    return sum(map(ord, text)) % 10_000
+
+
+async def comment(redis_client: aioredis.Redis, comment_id: str) -> dict[str, str]:
+    return cast(dict[str, str], await redis_client.hgetall(KEYS.comment(SITE, comment_id)))
+
+
+async def backlog(redis_client: aioredis.Redis) -> int:
+    return int(await redis_client.zcard(KEYS.second_look_queue(SITE)))
+
+
+async def test_a_published_comment_the_blend_holds_goes_to_pending_and_the_host_hears_it(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    receiver: Receiver,
+    start_worker: StartWorker,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+    clock: Clock,
+) -> None:
+    await create_site(receiver.url)
+    blend.scores["People like you are what is wrong here."] = HOSTILE
+    await publish("c1", "People like you are what is wrong here.")
+    await publish("c2", "The council should publish the budget.")
+    assert await backlog(redis_client) == 2
+
+    clock.now += 1.5
+    assert await looker.work_once() == 2
+
+    held, kept = await comment(redis_client, "c1"), await comment(redis_client, "c2")
+    assert (held["state"], json.loads(held["reasons"])) == ("pending", ["SECOND_LOOK", "TOXIC"])
+    assert (held["look_state"], json.loads(held["look_scores"])) == ("held", HOSTILE)
+    assert held["decided_by"] == "auto:blend-test-1"
+    assert held["version"] == "2"
+    pending = KEYS.queue_index(SITE, Queue.PENDING, Order.OLDEST)
+    assert await redis_client.zrange(pending, 0, -1) == ["c1"]
+    assert (kept["state"], kept["look_state"], kept["version"]) == ("approved", "done", "1")
+    assert json.loads(kept["look_scores"]) == CALM
+    assert await backlog(redis_client) == 0
+    stats = await redis_client.hgetall(KEYS.second_look_stats(SITE))
+    assert (stats["looked"], stats["held"], stats["delay_ms"], stats["le:2.5"]) == (
+        "2",
+        "1",
+        "3000",
+        "2",
+    )
+    history = [
+        json.loads(entry) for entry in await redis_client.lrange(KEYS.history(SITE, "c1"), 0, -1)
+    ]
+    assert [(entry["action"], entry["to_state"]) for entry in history] == [
+        ("create", "approved"),
+        ("second_look", "pending"),
+    ]
+
+    await start_worker()
+
+    def held_event() -> list[dict[str, object]]:
+        return [event for event in receiver.delivered() if event["type"] == "comment.held"]
+
+    async def delivered() -> bool:
+        return bool(held_event())
+
+    await eventually(delivered, what="the comment.held event")
+    assert held_event()[0]["comment"] == {
+        "id": "c1",
+        "article_id": "a1",
+        "state": "pending",
+        "reasons": ["SECOND_LOOK", "TOXIC"],
+        "decided_by": "auto:blend-test-1",
+        "version": 2,
+    }
+
+
+async def test_a_comment_a_moderator_decided_first_is_never_moved(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+) -> None:
+    await create_site(None)
+    blend.scores["Hostile words."] = HOSTILE
+    await publish("c1", "Hostile words.")
+    await events.decide("c1", State.APPROVED, actor="mod_1")
+
+    assert await looker.work_once() == 0
+
+    stored = await comment(redis_client, "c1")
+    assert (stored["state"], stored["decided_by"], stored["look_state"]) == (
+        "approved",
+        "mod_1",
+        "skipped",
+    )
+    assert blend.batches == []
+    assert await backlog(redis_client) == 0
+
+
+async def test_a_moderator_deciding_while_the_stage_reads_wins(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+) -> None:
+    await create_site(None)
+    blend.scores["Hostile words."] = HOSTILE
+    await publish("c1", "Hostile words.")
+
+    async def moderator_approves() -> None:
+        await events.decide("c1", State.APPROVED, actor="mod_1")
+
+    blend.during = moderator_approves
+    assert await looker.work_once() == 1
+
+    stored = await comment(redis_client, "c1")
+    assert (stored["state"], stored["decided_by"], stored["look_state"]) == (
+        "approved",
+        "mod_1",
+        "skipped",
+    )
+    assert await backlog(redis_client) == 0
+
+
+async def test_an_edit_while_the_stage_reads_is_not_moved_by_the_stale_look(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+) -> None:
+    await create_site(None)
+    blend.scores["Hostile words."] = HOSTILE
+
+    async def host_edits() -> None:
+        await publish("c1", "A kinder second thought.")
+
+    await publish("c1", "Hostile words.")
+    blend.during = host_edits
+    assert await looker.work_once() == 1
+
+    stored = await comment(redis_client, "c1")
+    assert (stored["state"], stored["version"], stored["look_state"]) == (
+        "approved",
+        "2",
+        "queued",
+    )
+    # The edit queued its own text, which the next pass reads.
+    assert await backlog(redis_client) == 1
+    assert await looker.work_once() == 1
+    assert blend.batches == [["Hostile words."], ["A kinder second thought."]]
+    stored = await comment(redis_client, "c1")
+    assert (stored["state"], stored["look_state"]) == ("approved", "done")
+
+
+async def test_an_edit_that_is_held_at_intake_leaves_the_queue(
+    redis_client: aioredis.Redis, create_site: CreateSite, publish: Publish
+) -> None:
+    await create_site(None)
+    await publish("c1", "First words.")
+    await publish("c1", "Edited words.", state=State.PENDING)
+
+    assert await backlog(redis_client) == 0
+    assert "look_state" not in await comment(redis_client, "c1")
+
+
+async def test_with_the_switch_off_nothing_is_queued(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    looker: SecondLookWorker,
+    blend: ScriptedBlend,
+) -> None:
+    await create_site(None)
+    await publish("c1", "Hostile words.", second_look=False)
+
+    assert await backlog(redis_client) == 0
+    assert await looker.work_once() == 0
+    assert blend.batches == []
+    assert "look_state" not in await comment(redis_client, "c1")
+
+
+async def test_a_batch_a_killed_worker_took_is_taken_again_after_its_lease(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+    clock: Clock,
+) -> None:
+    await create_site(None)
+    blend.scores["Hostile words."] = HOSTILE
+    await publish("c1", "Hostile words.")
+    # A worker takes the comment and dies before it records anything.
+    taken = await SecondLookLog(redis_client, "civ").claim_all(
+        [SITE], 8, int(LEASE_SECONDS * 1000), int(clock() * 1000)
+    )
+    assert [item.comment_id for item in taken[0][1]] == ["c1"]
+
+    assert await looker.work_once() == 0
+    clock.now += LEASE_SECONDS - 1
+    assert await looker.work_once() == 0
+    clock.now += 1
+    assert await looker.work_once() == 1
+
+    stored = await comment(redis_client, "c1")
+    assert (stored["state"], stored["look_state"]) == ("pending", "held")
+
+
+async def test_a_trusted_author_is_held_only_over_a_reject_threshold(
+    redis_client: aioredis.Redis,
+    store: Store,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+) -> None:
+    await create_site(None)
+    await store.set_author_status(SITE, "regular", AuthorStatus.TRUSTED, None, "mod_1", 0)
+    blend.scores["Sharp words."] = HOSTILE
+    blend.scores["Vile words."] = {"spam": 0.05, "toxicity": 0.95}
+    await publish("c1", "Sharp words.", author="regular", author_status=AuthorStatus.TRUSTED)
+    await publish("c2", "Vile words.", author="regular", author_status=AuthorStatus.TRUSTED)
+
+    assert await looker.work_once() == 2
+
+    assert (await comment(redis_client, "c1"))["state"] == "approved"
+    assert (await comment(redis_client, "c2"))["state"] == "pending"
+
+
+async def test_a_backlog_is_shared_between_sites_in_batches(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    store: Store,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+) -> None:
+    await create_site(None)
+    for index in range(20):
+        await publish(f"c{index}", f"Comment number {index}.")
+
+    taken = [await looker.work_once() for _ in range(4)]
+
+    assert taken == [8, 8, 4, 0]
+    assert await backlog(redis_client) == 0
