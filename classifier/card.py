@@ -13,6 +13,8 @@ import sklearn
 
 CARD_SUFFIX = ".json"
 ARTIFACT_SUFFIX = ".joblib"
+# The semantic stage's artifact beside a model's: ``<name>-<version>.semantic.joblib``.
+SEMANTIC_SUFFIX = ".semantic.joblib"
 
 
 def library_versions() -> dict[str, str]:

@@ -13,7 +13,14 @@ from classifier.evaluate import evaluate, format_table, write_report
 from classifier.feedback import FeedbackError
 from classifier.model import Model, ModelError, load_active
 from classifier.progress import Progress, add_quiet
-from classifier.train import DEFAULT_NAME, DEFAULT_VERSION, TrainingError, TrainOptions, train
+from classifier.train import (
+    DEFAULT_NAME,
+    DEFAULT_SEMANTIC_ROWS_PER_SOURCE,
+    DEFAULT_VERSION,
+    TrainingError,
+    TrainOptions,
+    train,
+)
 from classifier.training_data import WeightFactor
 from classifier.tune import format_report, tune
 from classifier.versions import model_problem, next_version
@@ -95,6 +102,24 @@ def _register_train(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         help="multiply a training source's weight (for one label, or all); repeatable; the card "
         "records it",
     )
+    parser.add_argument(
+        "--no-semantic",
+        action="store_true",
+        help="train the lexical model alone, without the semantic stage",
+    )
+    parser.add_argument(
+        "--semantic-rows-per-source",
+        type=_positive_int,
+        default=DEFAULT_SEMANTIC_ROWS_PER_SOURCE,
+        help="rows of each source the semantic stage is fitted on (default: "
+        f"{DEFAULT_SEMANTIC_ROWS_PER_SOURCE}; embedding them is most of its time)",
+    )
+    parser.add_argument(
+        "--embedding-cache",
+        type=Path,
+        help="folder of embeddings kept between runs (default: $CIVILITY_CACHE/embeddings or "
+        "~/.cache/civility/embeddings)",
+    )
     add_quiet(parser)
     parser.set_defaults(handler=_run_train)
 
@@ -116,6 +141,9 @@ def _run_train(args: argparse.Namespace) -> int:
         feedback=args.feedback,
         weight_factors=tuple(args.weight),
         force=args.force,
+        semantic=not args.no_semantic,
+        semantic_rows_per_source=args.semantic_rows_per_source,
+        embedding_cache=args.embedding_cache,
     )
     if not args.data.is_dir():
         return _missing_datasets("train", args.data)

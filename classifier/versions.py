@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from classifier.card import ARTIFACT_SUFFIX, card_path, read_card
+from classifier.card import ARTIFACT_SUFFIX, SEMANTIC_SUFFIX, card_path, read_card
 from classifier.model import (
     ACTIVE_FILE,
     ArtifactMissingError,
@@ -34,6 +34,8 @@ def stored_models(models_dir: Path) -> list[Stored]:
         active = ""
     found = []
     for artifact in sorted(models_dir.glob(f"*{ARTIFACT_SUFFIX}")):
+        if artifact.name.endswith(SEMANTIC_SUFFIX):
+            continue  # a model's semantic stage, not a model
         stem = artifact.name.removesuffix(ARTIFACT_SUFFIX)
         try:
             card: dict[str, Any] | None = read_card(card_path(artifact))

@@ -23,7 +23,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def test_train_writes_artifact_card_and_active_marker(datasets_dir: Path, tmp_path: Path) -> None:
     status = run_cli(
         "train", "--data", str(datasets_dir), "--out", str(tmp_path), "--version", "0.0.1",
-        "--limit-per-source", "150", "--jobs", "1",
+        "--limit-per-source", "150", "--jobs", "1", "--no-semantic",
     )  # fmt: skip
     assert status == 0
     artifact = tmp_path / "civility-0.0.1.joblib"
