@@ -21,6 +21,7 @@ from service.appkeys import (
     MODERATION,
     REDIS,
     SCORER,
+    SECOND_LOOKS,
     SETTINGS,
     SITE_MODELS,
     SITE_VERSIONS,
@@ -57,6 +58,7 @@ from service.routes import (
 )
 from service.routes import deliveries as delivery_routes
 from service.scoring import single_server_url, start_scorer
+from service.second_look_store import SecondLookLog
 from service.settings import Settings, SettingsError
 from service.site_models import ActiveVersions, SiteModels
 from service.store import Store
@@ -187,6 +189,7 @@ async def _coral(app: web.Application) -> AsyncIterator[None]:
 
 async def _deliveries(app: web.Application) -> AsyncIterator[None]:
     app[DELIVERIES] = DeliveryLog(app[REDIS], prefix=app[SETTINGS].redis_prefix)
+    app[SECOND_LOOKS] = SecondLookLog(app[REDIS], prefix=app[SETTINGS].redis_prefix)
     yield
 
 

@@ -18,6 +18,7 @@ from service.labels import LabelLog
 from service.metrics import Metrics
 from service.moderation import Moderation
 from service.scoring import PoolScorer
+from service.second_look_store import SecondLookLog
 from service.settings import Settings
 from service.site_models import ActiveVersions, SiteModels
 from service.store import RedisClient
@@ -42,3 +43,4 @@ STOPPING = web.AppKey("stopping", asyncio.Event)
 """Set when the server shuts down, so long-lived responses (event streams) end."""
 SITE_MODELS = web.AppKey("site_models", SiteModels)
 SITE_VERSIONS = web.AppKey("site_versions", ActiveVersions)
+SECOND_LOOKS = web.AppKey("second_looks", SecondLookLog)

@@ -7,10 +7,15 @@ the sum over all of them.
 """
 
 import os
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from service.second_look_store import Totals
 
 # Read by prometheus-client when it is imported: set it before the API processes start.
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -63,6 +68,39 @@ class Metrics:
             multiprocess_mode="mostrecent",
         )
 
+        self.second_look_backlog = Gauge(
+            "civility_second_look_backlog",
+            "Published comments waiting for the semantic stage's second look, as of the last "
+            "scrape.",
+            ("site",),
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.second_look_processed = Gauge(
+            "civility_second_look_processed",
+            "Second looks done (the blend read the comment), as of the last scrape.",
+            ("site",),
+            registry=self.registry,
+            # The worker counts them in Redis; every API process reads the same totals.
+            multiprocess_mode="mostrecent",
+        )
+        self.second_look_held = Gauge(
+            "civility_second_look_held",
+            "Published comments a second look moved to pending, as of the last scrape.",
+            ("site",),
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.second_look_skipped = Gauge(
+            "civility_second_look_skipped",
+            "Queued comments a moderator decided before the second look, as of the last scrape.",
+            ("site",),
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self._second_look_delay = SecondLookDelay()
+        self.registry.register(self._second_look_delay)
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method).observe(seconds)
@@ -76,10 +114,43 @@ class Metrics:
     def set_site_model_refits(self, site: str, outcome: str, count: int) -> None:
         self.site_model_refits.labels(site, outcome).set(count)
 
+    def set_second_look(self, site: str, totals: Totals) -> None:
+        self.second_look_backlog.labels(site).set(totals.backlog)
+        self.second_look_processed.labels(site).set(totals.looked)
+        self.second_look_held.labels(site).set(totals.held)
+        self.second_look_skipped.labels(site).set(totals.skipped)
+        self._second_look_delay.totals[site] = totals
+
     def render(self) -> bytes:
         folder = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
         if folder is None:
             return generate_latest(self.registry)
         every_process = CollectorRegistry()
         MultiProcessCollector(every_process, path=folder)  # type: ignore[no-untyped-call]
+        # Read from Redis at this scrape, the same in every process: this process's copy.
+        every_process.register(self._second_look_delay)
         return generate_latest(every_process)
+
+
+class SecondLookDelay(Collector):
+    """The delay from intake to the second look, a histogram the worker keeps in Redis (its
+    buckets are counted by the script that records each look) and a scrape reads."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, Totals] = {}
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(
+            "civility_second_look_delay_seconds",
+            "Time from intake to the second look of a published comment.",
+            labels=("site",),
+        )
+        for site, totals in sorted(self.totals.items()):
+            family.add_metric(
+                [site], _buckets(totals.delay_buckets), sum_value=totals.delay_seconds_sum
+            )
+        yield family
+
+
+def _buckets(buckets: Iterable[tuple[str, int]]) -> list[tuple[str, float]]:
+    return [(bound, float(count)) for bound, count in buckets]

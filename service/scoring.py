@@ -170,7 +170,8 @@ class ModelInfo:
             labels=tuple(model.labels),
             thresholds={label: dict(t) for label, t in model.thresholds.items()},
             card=dict(model.card),
-            semantic=getattr(model, "semantic", None) is not None,
+            # Read from the card: intake never runs the stage, so it need not load its encoder.
+            semantic="semantic" in model.card,
         )
 
 

@@ -182,9 +182,11 @@ class SecondLookLog:
         counts = cast(dict[str, str], stats)
         running = 0
         buckets: list[tuple[str, int]] = []
-        for bound in (*(f"{bound:g}" for bound in DELAY_BUCKETS_SECONDS), OVERFLOW_BUCKET):
-            running += int(counts.get(f"le:{bound}", 0))
-            buckets.append((bound, running))
+        for bound in DELAY_BUCKETS_SECONDS:
+            running += int(counts.get(f"le:{bound:g}", 0))
+            buckets.append((repr(float(bound)), running))  # Prometheus spells 1 as "1.0"
+        running += int(counts.get(f"le:{OVERFLOW_BUCKET}", 0))
+        buckets.append((OVERFLOW_BUCKET, running))
         return Totals(
             backlog=int(backlog),
             looked=int(counts.get("looked", 0)),

@@ -224,8 +224,18 @@ function card(item, index) {
     evidenceText(item.text, item.evidence, item.scores),
     parent,
     el("div", { class: "item-foot" }, scoreBars(item.scores), article),
+    secondLook(item),
     actions,
     el("p", { class: "item-message", role: "status", "aria-live": "polite" }));
+}
+
+// The semantic stage's blended scores, when it has read the comment (a SECOND_LOOK hold shows
+// why here: the lexical scores above published it).
+function secondLook(item) {
+  const look = item.second_look;
+  if (!look || !look.scores) return null;
+  return el("div", { class: "item-foot second-look" },
+    el("span", { class: "label", text: "Second look" }), scoreBars(look.scores, "Second look scores"));
 }
 
 async function showParent(button, parentId) {

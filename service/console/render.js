@@ -53,8 +53,8 @@ export function evidenceText(text, evidence, scores) {
   return container;
 }
 
-export function scoreBars(scores) {
-  const list = el("ul", { class: "scores", "aria-label": "Scores" });
+export function scoreBars(scores, name = "Scores") {
+  const list = el("ul", { class: "scores", "aria-label": name });
   const entries = Object.entries(scores || {}).sort((a, b) => b[1] - a[1]);
   for (const [label, value] of entries) {
     const meter = el("meter", { min: 0, max: 1, value, "aria-label": `${label} ${percent(value)}` });

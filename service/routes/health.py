@@ -6,7 +6,15 @@ from typing import Any
 from aiohttp import web
 
 from service import openapi
-from service.appkeys import DELIVERIES, METRICS, MODERATION, REDIS, SCORER, SITE_MODELS
+from service.appkeys import (
+    DELIVERIES,
+    METRICS,
+    MODERATION,
+    REDIS,
+    SCORER,
+    SECOND_LOOKS,
+    SITE_MODELS,
+)
 from service.auth import require_metrics_access
 from service.errors import CivilityError
 from service.metrics import CONTENT_TYPE
@@ -65,12 +73,14 @@ async def metrics(request: web.Request) -> web.Response:
         try:
             site_stats = await moderation.stats(site)
             refits = await request.app[SITE_MODELS].refit_counts(site)
+            second_look = await request.app[SECOND_LOOKS].totals(site)
         except CivilityError:
             continue  # nor because one site vanished
         for queue, depth in site_stats.queue_depths.items():
             registry.set_queue_depth(site, queue, depth)
         for outcome, count in refits.items():
             registry.set_site_model_refits(site, outcome, count)
+        registry.set_second_look(site, second_look)
     response = web.Response(body=registry.render())
     response.headers["Content-Type"] = CONTENT_TYPE
     return response

@@ -176,6 +176,10 @@ async def test_a_published_comment_the_blend_holds_goes_to_pending_and_the_host_
         "3000",
         "2",
     )
+    totals = await SecondLookLog(redis_client, "civ").totals(SITE)
+    assert (totals.backlog, totals.looked, totals.held, totals.delay_seconds_sum) == (0, 2, 1, 3.0)
+    buckets = dict(totals.delay_buckets)
+    assert (buckets["1.0"], buckets["2.5"], buckets["+Inf"]) == (0, 2, 2)
     history = [
         json.loads(entry) for entry in await redis_client.lrange(KEYS.history(SITE, "c1"), 0, -1)
     ]
