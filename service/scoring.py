@@ -55,7 +55,8 @@ def _start_worker(models_dir: Path, redis_url: str | None = None, prefix: str = 
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
     _site_store = (redis_url, KeySpace(prefix)) if redis_url else None
     try:
-        _model = load_active(models_dir)
+        # Intake scores with the lexical stage alone; the second look runs the semantic one.
+        _model = load_active(models_dir, semantic=False)
     except ModelError as error:
         # The serving process loads the same model and says what is wrong in one line; a raise
         # here would print the pool's own traceback first.
@@ -368,7 +369,7 @@ async def _start_pool(
         *(loop.run_in_executor(executor, _model_version) for _ in range(workers))
     )
     try:
-        model = await asyncio.to_thread(load_active, models_dir)
+        model = await asyncio.to_thread(load_active, models_dir, semantic=False)
         versions = await started
     except BaseException:
         started.cancel()

@@ -24,17 +24,15 @@ def _start(models_dir: Path, threads: int) -> None:
     global _model
     # Ctrl-C reaches the whole process group; the worker alone decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Read by onnxruntime and the BLAS libraries when their thread pools start.
+    # The BLAS libraries of the lexical stage read it when their thread pools start; the
+    # encoder's onnxruntime session takes ``threads`` itself.
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["CIVILITY_SEMANTIC_THREADS"] = str(threads)
-    _model = load_active(models_dir)
+    _model = load_active(models_dir, semantic=True, semantic_threads=threads)
 
 
 def _blend(texts: Sequence[str]) -> tuple[list[dict[str, float]], str, dict[str, dict[str, float]]]:
     assert _model is not None, "second-look process started without a model"
-    # The lexical scores alone until the model has a semantic stage to blend with.
-    score = getattr(_model, "score_blended", _model.score)
-    return score(texts), _model.version, _model.thresholds
+    return _model.score_blended(texts), _model.version, _model.thresholds
 
 
 class PoolBlendScorer:

@@ -1,0 +1,278 @@
+"""The second look end to end: signed intake through the real app, a small real model with its
+semantic stage, the worker's own scoring process, and a real receiver for the webhook.
+
+The site's hold threshold is set between a text's lexical and blended scores, so the lexical
+verdict publishes it and the real blend holds it; the worker is driven pass by pass."""
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from pytest_aiohttp import AiohttpClient
+
+from classifier.model import Model, load_active
+from classifier.train import TrainOptions, train
+from service import signatures
+from service.app import create_app
+from service.keys import KeySpace
+from service.second_look import SecondLookWorker
+from service.second_look_pool import PoolBlendScorer
+from service.settings import SecondLookSettings, Settings
+from service.worker import Worker
+from tests.service.worker.support import FAST, Receiver, eventually
+
+from .conftest import Client, Clock, CreateSite, PostSigned, SiteAccess, api_settings
+
+KEYS = KeySpace("civ")
+LOOK = SecondLookSettings(batch_size=16, lease_seconds=30.0, poll_seconds=0.01)
+# Texts whose hostility is in their meaning more than in their words.
+CANDIDATES = (
+    "People like you are what is wrong with this country.",
+    "Go back where you came from, nobody wants your kind here.",
+    "Women like her should not be allowed to vote on anything.",
+    "Someone should make sure he never gets home tonight.",
+    "Those people breed like animals and ruin every town they move to.",
+)
+CIVIL = "The council should publish the figures before the vote on the budget."
+
+
+@pytest.fixture(scope="session")
+def semantic_models_dir(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real model with its semantic stage, active in a folder of its own."""
+    models_dir = tmp_path_factory.mktemp("second-look-models")
+    options = TrainOptions(
+        version="0.0.0-second-look",
+        limit_per_source=400,
+        n_jobs=1,
+        semantic_rows_per_source=60,
+        embedding_cache=tmp_path_factory.mktemp("second-look-embeddings"),
+    )
+    train(datasets_dir, models_dir, options)
+    return models_dir
+
+
+@pytest.fixture(scope="session")
+def semantic_model(semantic_models_dir: Path) -> Model:
+    model = load_active(semantic_models_dir)
+    assert model.semantic is not None
+    return model
+
+
+@dataclasses.dataclass(frozen=True)
+class Pick:
+    text: str
+    label: str
+    lexical: float
+    blended: float
+
+    @property
+    def between(self) -> float:
+        return round((self.lexical + self.blended) / 2, 4)
+
+
+@pytest.fixture(scope="session")
+def raised(semantic_model: Model) -> Pick:
+    """The candidate and toxicity label the semantic stage raises most over the lexical score."""
+    lexical = semantic_model.score(CANDIDATES)
+    blended = semantic_model.score_blended(CANDIDATES)
+    picks = [
+        Pick(text, label, lex[label], blend[label])
+        for text, lex, blend in zip(CANDIDATES, lexical, blended, strict=True)
+        for label in lex
+        if label != "spam"
+    ]
+    best = max(picks, key=lambda pick: pick.blended - pick.lexical)
+    assert best.blended - best.lexical > 0.01, picks
+    return best
+
+
+@pytest.fixture
+def settings(redis_url: str, semantic_models_dir: Path) -> Settings:
+    return dataclasses.replace(api_settings(redis_url), models_dir=semantic_models_dir)
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: AiohttpClient, settings: Settings, redis_client: aioredis.Redis, clock: Clock
+) -> Client:
+    return await aiohttp_client(create_app(settings, clock=clock))
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    target = Receiver()
+    app = web.Application()
+    app.router.add_post("/hooks", target.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    target.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    try:
+        yield target
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def looker(
+    redis_client: aioredis.Redis, settings: Settings, clock: Clock
+) -> AsyncIterator[SecondLookWorker]:
+    scorer = PoolBlendScorer(settings.models_dir, threads=1)
+    try:
+        yield SecondLookWorker(redis_client, scorer, LOOK, prefix="civ", clock=clock)
+    finally:
+        await scorer.close()
+
+
+def comment_body(comment_id: str, text: str) -> dict[str, Any]:
+    return {
+        "id": comment_id,
+        "article": {"id": "a1"},
+        "author": {"id": "reader-1", "name": "Reader"},
+        "text": text,
+    }
+
+
+async def comment(client: Client, site: SiteAccess, comment_id: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {site['moderator_token']}"}
+    response = await client.get(f"/v1/sites/{site['id']}/comments/{comment_id}", headers=headers)
+    assert response.status == 200, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def test_the_real_stage_holds_what_the_lexical_verdict_published(
+    client: Client,
+    admin: dict[str, str],
+    create_site: CreateSite,
+    post_signed: PostSigned,
+    receiver: Receiver,
+    looker: SecondLookWorker,
+    redis_client: aioredis.Redis,
+    semantic_model: Model,
+    raised: Pick,
+    clock: Clock,
+) -> None:
+    site = await create_site("news", hold={raised.label: raised.between})
+    receiver.secret = site["webhook_secret"]
+    response = await client.patch(
+        "/v1/sites/news", json={"callback_url": receiver.url}, headers=admin
+    )
+    assert response.status == 200, await response.text()
+
+    for comment_id, text in (("c1", raised.text), ("c2", CIVIL)):
+        response = await post_signed(site, comment_body(comment_id, text))
+        assert response.status == 202, await response.text()
+        assert (await response.json())["state"] == "approved"
+    queued = await comment(client, site, "c1")
+    assert queued["second_look"]["state"] == "queued"
+    assert queued["second_look"]["scores"] is None
+
+    clock.advance(2.0)
+    assert await looker.work_once() == 2
+
+    held, kept = await comment(client, site, "c1"), await comment(client, site, "c2")
+    assert held["state"] == "pending"
+    assert held["reasons"][0] == "SECOND_LOOK"
+    assert "TOXIC" in held["reasons"]
+    expected = semantic_model.score_blended([raised.text, CIVIL])
+    assert held["second_look"]["state"] == "held"
+    assert held["second_look"]["scores"] == pytest.approx(expected[0])
+    assert held["second_look"]["model"] == semantic_model.version
+    assert held["history"][-1]["action"] == "second_look"
+    assert kept["second_look"]["scores"] == pytest.approx(expected[1])
+    # The moderators' queue shows it, with the blended scores beside the lexical ones.
+    headers = {"Authorization": f"Bearer {site['moderator_token']}"}
+    response = await client.get("/v1/sites/news/queue", headers=headers)
+    items = (await response.json())["items"]
+    assert [(item["id"], item["second_look"]["state"]) for item in items] == [("c1", "held")]
+
+    response = await client.get("/metrics")
+    metrics = await response.text()
+    assert 'civility_second_look_processed{site="news"} 2.0' in metrics
+    assert 'civility_second_look_held{site="news"} 1.0' in metrics
+    assert 'civility_second_look_backlog{site="news"} 0.0' in metrics
+    # Each was looked at two seconds after intake, plus the time the scoring process took.
+    assert 'civility_second_look_delay_seconds_bucket{le="1.0",site="news"} 0.0' in metrics
+    assert 'civility_second_look_delay_seconds_bucket{le="+Inf",site="news"} 2.0' in metrics
+    assert 'civility_second_look_delay_seconds_count{site="news"} 2.0' in metrics
+
+    delivery = Worker(redis_client, FAST, prefix="civ")
+    await delivery_pass_until(delivery, receiver)
+    event = next(e for e in receiver.delivered() if e["type"] == "comment.held")
+    assert event["comment"]["id"] == "c1"
+    assert event["comment"]["reasons"] == held["reasons"]
+    assert event["comment"]["state"] == "pending"
+
+
+async def delivery_pass_until(worker: Worker, receiver: Receiver) -> None:
+    async with aiohttp.ClientSession() as session:
+
+        async def held_delivered() -> bool:
+            await worker.work_once(session)
+            return any(event["type"] == "comment.held" for event in receiver.delivered())
+
+        await eventually(held_delivered, what="the comment.held delivery")
+
+
+async def test_a_comment_a_moderator_approved_first_is_left_alone(
+    client: Client,
+    create_site: CreateSite,
+    post_signed: PostSigned,
+    looker: SecondLookWorker,
+    raised: Pick,
+) -> None:
+    site = await create_site("news", hold={raised.label: raised.between})
+    await post_signed(site, comment_body("c1", raised.text))
+    headers = {"Authorization": f"Bearer {site['moderator_token']}"}
+    response = await client.post(
+        "/v1/sites/news/comments/c1/decision", json={"action": "approve"}, headers=headers
+    )
+    assert response.status == 200, await response.text()
+
+    assert await looker.work_once() == 0
+
+    stored = await comment(client, site, "c1")
+    assert (stored["state"], stored["decided_by"]) == ("approved", site["moderator_id"])
+    assert stored["second_look"]["state"] == "skipped"
+
+
+@pytest.fixture
+def switched_off(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, second_look=SecondLookSettings(enabled=False))
+
+
+async def test_with_the_second_look_off_intake_queues_nothing(
+    aiohttp_client: AiohttpClient,
+    switched_off: Settings,
+    redis_client: aioredis.Redis,
+    admin: dict[str, str],
+    raised: Pick,
+) -> None:
+    client = await aiohttp_client(create_app(switched_off))
+    response = await client.post(
+        "/v1/sites",
+        json={"id": "news", "name": "News", "policy": {"flood_seconds_per_author": 0}},
+        headers=admin,
+    )
+    created = await response.json()
+    site: SiteAccess = {"id": "news", "webhook_secret": created["webhook_secret"]}
+    raw = json.dumps(comment_body("c1", raised.text)).encode()
+    response = await client.post(
+        "/v1/sites/news/comments",
+        data=raw,
+        headers={
+            "Content-Type": "application/json",
+            signatures.HEADER: signatures.sign(site["webhook_secret"], raw),
+        },
+    )
+    assert response.status == 202, await response.text()
+    assert "second_look" not in await response.json()
+    assert await redis_client.zcard(KEYS.second_look_queue("news")) == 0
