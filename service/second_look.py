@@ -32,6 +32,7 @@ from service.transitions import EVENT_TYPES, Event, sources_argument
 log = logging.getLogger(__name__)
 
 REDIS_DOWN_PAUSE_SECONDS = 1.0
+FAILED_PAUSE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,11 @@ class SecondLookWorker:
             except StoreUnavailable:
                 log.warning("second look: Redis is unavailable, trying again")
                 pause = REDIS_DOWN_PAUSE_SECONDS
+            except Exception:
+                # The model did not load or its process died: the comments taken come back when
+                # their lease ends, and the deliveries beside this loop go on meanwhile.
+                log.exception("second look failed, trying again in %g s", FAILED_PAUSE_SECONDS)
+                pause = FAILED_PAUSE_SECONDS
             if pause:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), pause)

@@ -12,6 +12,7 @@ import os
 import signal
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from classifier.model import Model, active_stem, load_active
@@ -58,9 +59,13 @@ class PoolBlendScorer:
             )
             self._stem = stem
         loop = asyncio.get_running_loop()
-        scores, version, thresholds = await loop.run_in_executor(
-            self._executor, _blend, list(texts)
-        )
+        try:
+            scores, version, thresholds = await loop.run_in_executor(
+                self._executor, _blend, list(texts)
+            )
+        except BrokenProcessPool:
+            await self.close()  # the next batch starts a new process
+            raise
         return Blended(scores, version, thresholds)
 
     async def close(self) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import RedisTarget, Settings, SettingsError
+from service.settings import RedisTarget, SecondLookSettings, Settings, SettingsError
 
 
 def test_defaults_describe_a_local_development_service() -> None:
@@ -84,6 +84,8 @@ def test_production_refuses_a_short_admin_token() -> None:
         ("REDIS_URL", "redis+sentinel://a:26379/main?db=1", "takes no query"),
         ("CIVILITY_REDIS_PREFIX", "civ:{x}", "CIVILITY_REDIS_PREFIX must be 1-32 letters"),
         ("CIVILITY_REDIS_WAIT_REPLICAS", "-1", "CIVILITY_REDIS_WAIT_REPLICAS must be between"),
+        ("CIVILITY_SECOND_LOOK", "yes", "CIVILITY_SECOND_LOOK must be one of on, off"),
+        ("CIVILITY_SECOND_LOOK_THREADS", "0", "CIVILITY_SECOND_LOOK_THREADS must be between"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
@@ -136,3 +138,21 @@ def test_waiting_for_replicas_is_refused_on_a_cluster() -> None:
     environ = {"REDIS_URL": "redis+cluster://a:7000", "CIVILITY_REDIS_WAIT_REPLICAS": "1"}
     with pytest.raises(SettingsError, match="needs a single server or Sentinel, not a cluster"):
         Settings.from_env(environ)
+
+
+def test_the_second_look_is_on_unless_switched_off() -> None:
+    assert Settings.from_env({}).second_look == SecondLookSettings()
+    assert SecondLookSettings().enabled
+    read = Settings.from_env(
+        {
+            "CIVILITY_SECOND_LOOK": "off",
+            "CIVILITY_SECOND_LOOK_THREADS": "2",
+            "CIVILITY_SECOND_LOOK_BATCH": "64",
+            "CIVILITY_SECOND_LOOK_LEASE_SECONDS": "30",
+            "CIVILITY_SECOND_LOOK_POLL_SECONDS": "0.5",
+        }
+    ).second_look
+    assert read == SecondLookSettings(
+        enabled=False, batch_size=64, lease_seconds=30.0, poll_seconds=0.5, threads=2
+    )
+    assert "CIVILITY_SECOND_LOOK" in Settings.variables()
