@@ -209,7 +209,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         return _missing_datasets("evaluate", args.data)
     try:
-        model = Model.load(args.model) if args.model else load_active(args.models)
+        model = (
+            Model.load(args.model, semantic_threads=args.jobs)
+            if args.model
+            else load_active(args.models, semantic_threads=args.jobs)
+        )
     except ModelError as error:
         return _fail("evaluate", model_problem(error, args.models))
     try:

@@ -148,8 +148,8 @@ class Encoder:
         files = self.files
         tokenizer = Tokenizer.from_file(str(verified(files.tokenizer, files.tokenizer_sha256)))
         tokenizer.enable_truncation(max_length=self.max_length)
-        # Pad to the longest text of each run, not to a fixed length (the file's default).
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        # Each run is padded here to its longest text, not to the file's fixed length.
+        tokenizer.no_padding()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
@@ -182,9 +182,16 @@ class Encoder:
         return result
 
     def _run(self, tokenizer: Any, session: Any, texts: list[str]) -> FloatMatrix:
-        encodings = tokenizer.encode_batch(texts)
-        ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
-        mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
+        # One text at a time: ``encode_batch`` would start a thread per core (a fraction of a
+        # millisecond per comment is not worth processes fighting over cores, nor a fork after
+        # those threads started).
+        encodings = [tokenizer.encode(text) for text in texts]
+        longest = max(len(encoding.ids) for encoding in encodings)
+        ids = np.zeros((len(texts), longest), dtype=np.int64)
+        mask = np.zeros((len(texts), longest), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         hidden = session.run(None, feeds)[0]
         weights = mask[..., None].astype(np.float32)

@@ -23,6 +23,7 @@ from classifier.labels import SOURCES, SPAM_SOURCE, TRAIN_SOURCES
 from classifier.model import Model
 from classifier.pipeline import build_pipeline
 from classifier.progress import QUIET, Progress
+from classifier.semantic_eval import format_semantic, semantic_comparison
 from classifier.training_data import load_sources, training_keys, training_rows
 from classifier.video_weight import SPAM, SpamRows, choose_video_weight
 
@@ -261,19 +262,20 @@ def evaluate(
     )
     exclude = training_keys(fitted_rows)
     peer = _load_peer()
+    measured = list(evaluation_sets(sources, exclude, limit_per_set))
     report: dict[str, Any] = {
         "evaluated": datetime.now(UTC).isoformat(timespec="seconds"),
         "peer": "alt-profanity-check" if peer is not None else None,
         "sets": [
             score_set(model, evaluated, peer)
-            for evaluated in progress.over(
-                list(evaluation_sets(sources, exclude, limit_per_set)), "scoring sets", unit="set"
-            )
+            for evaluated in progress.over(measured, "scoring sets", unit="set")
         ],
         "evidence": evidence_quality(sources, model, limit_per_set),
         "spam_on_news": spam_on_news_comments(sources, model, exclude, limit_per_set),
         "limit_per_set": limit_per_set,
     }
+    if model.semantic is not None:
+        report["semantic"] = semantic_comparison(model, measured, progress=progress)
     if spam_folds:
         with progress.step("spam: refitting without each video"):
             report["spam_leave_one_video_out"] = spam_leave_one_video_out(
@@ -366,4 +368,5 @@ def format_table(report: Mapping[str, Any]) -> str:
         f"evidence spans vs human spans ({evidence['source']}/{evidence['split']}, "
         f"{evidence['posts']} posts): character F1 {evidence['char_f1']:.3f}"
     )
+    lines.extend(format_semantic(report))
     return "\n".join(lines)

@@ -2,7 +2,9 @@
 
 Input lines are ``{"id": ..., "text": ...}``; output lines come in input order as
 ``{"id": ..., "scores": {label: probability}}`` (plus ``"evidence": {label: [[start, end], ...]}``
-with ``--evidence``, character offsets into the input text). Lines are scored in batches, so any
+with ``--evidence``, character offsets into the input text). ``scores`` are the lexical stage's;
+a model with a semantic stage adds ``"blended": {label: probability}``, both stages blended
+(``--no-semantic`` leaves it out and never loads the encoder). Lines are scored in batches, so any
 number of lines streams through in constant memory. A line that cannot be scored gets
 ``{"id": <id or null>, "line": <n>, "error": {"code": ..., "message": ...}}`` and the others
 still score. Blank lines are skipped.
@@ -81,6 +83,11 @@ def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         action="store_true",
         help="add the spans of each text that raised each label most",
     )
+    parser.add_argument(
+        "--no-semantic",
+        action="store_true",
+        help="lexical scores only, even when the model has a semantic stage",
+    )
     add_quiet(parser)
     parser.set_defaults(handler=score_command)
 
@@ -97,7 +104,7 @@ def _batch_size(value: str) -> int:
 
 def score_command(args: argparse.Namespace) -> int:
     try:
-        model = _load_model(args.model)
+        model = _load_model(args.model, semantic=not args.no_semantic)
     except ModelError as error:
         print(f"civility score: {error}", file=sys.stderr)
         return 2
@@ -117,10 +124,10 @@ def score_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(artifact: Path | None) -> Model:
+def _load_model(artifact: Path | None, semantic: bool = True) -> Model:
     if artifact is not None:
-        return Model.load(artifact)
-    return load_active(Path(os.environ.get(MODELS_DIR_VARIABLE, "models")))
+        return Model.load(artifact, semantic=semantic)
+    return load_active(Path(os.environ.get(MODELS_DIR_VARIABLE, "models")), semantic=semantic)
 
 
 def score_stream(
@@ -146,12 +153,21 @@ def _write_batch(
     model: Model, pending: list[Comment | LineError], sink: TextIO, evidence: bool
 ) -> None:
     comments = [item for item in pending if isinstance(item, Comment)]
-    scores = iter(model.score([comment.text for comment in comments]))
+    texts = [comment.text for comment in comments]
+    lexical = model.predict_matrix(texts)
+    scores = iter(_as_dicts(model.labels, lexical))
+    blended = iter(
+        _as_dicts(model.labels, model.semantic.blend(texts, lexical))
+        if model.semantic is not None and texts
+        else []
+    )
     for item in pending:
         if isinstance(item, LineError):
             record = item.to_json()
         else:
             record = {"id": item.id, "scores": next(scores)}
+            if model.semantic is not None:
+                record["blended"] = next(blended)
             if evidence:
                 spans = model.explain(item.text, max_spans=MAX_EVIDENCE_SPANS)
                 record["evidence"] = {
@@ -159,6 +175,10 @@ def _write_batch(
                 }
         sink.write(json.dumps(record) + "\n")
     sink.flush()
+
+
+def _as_dicts(labels: tuple[str, ...], matrix: Any) -> list[dict[str, float]]:
+    return [dict(zip(labels, map(float, row), strict=True)) for row in matrix]
 
 
 def parse_lines(source: BinaryIO) -> Iterator[Comment | LineError]:

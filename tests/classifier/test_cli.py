@@ -37,6 +37,8 @@ def test_train_writes_artifact_card_and_active_marker(datasets_dir: Path, tmp_pa
     assert kaggle["sha256"] == file_sha256(datasets_dir / kaggle["path"])
     assert all(entry["role"] == "train" for entry in card["inputs"])
     assert card["training"]["limit_per_source"] == 150
+    assert "semantic" not in card  # --no-semantic
+    assert not (tmp_path / "civility-0.0.1.semantic.joblib").exists()
 
 
 def test_train_without_datasets_folder_fails_clearly(

@@ -214,3 +214,22 @@ def test_parse_line(raw: bytes, expected: Comment | LineError) -> None:
         assert parsed.message
     else:
         assert parsed == expected
+
+
+def test_a_model_with_a_semantic_stage_prints_lexical_and_blended_scores(
+    tiny_semantic_model_path: Path, tiny_semantic_model: Model
+) -> None:
+    texts = [CIVIL, INSULT, "Go back where you came from."]
+    lines = [comment(index, text) for index, text in enumerate(texts)]
+    records = output_records(run_score(lines, "--model", str(tiny_semantic_model_path)))
+    assert [record["scores"] for record in records] == tiny_semantic_model.score(texts)
+    assert [record["blended"] for record in records] == tiny_semantic_model.score_blended(texts)
+    lexical_only = output_records(
+        run_score(lines, "--model", str(tiny_semantic_model_path), "--no-semantic")
+    )
+    assert lexical_only == [{"id": record["id"], "scores": record["scores"]} for record in records]
+
+
+def test_a_model_without_a_stage_prints_no_blended_scores(tiny_model_path: Path) -> None:
+    records = output_records(run_score([comment(1, CIVIL)], "--model", str(tiny_model_path)))
+    assert set(records[0]) == {"id", "scores"}

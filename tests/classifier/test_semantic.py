@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from classifier.card import file_sha256
+from classifier.datasets import load_source
 from classifier.embedding_cache import EmbeddingCache
 from classifier.encoder import (
     MODEL_FILE,
@@ -16,9 +18,11 @@ from classifier.encoder import (
     EncoderChecksumError,
     EncoderFiles,
 )
+from classifier.evaluate import EvalSet
 from classifier.labels import LABELS
 from classifier.model import ChecksumMismatchError, InvalidCardError, Model
 from classifier.semantic import SemanticStage, semantic_artifact_path
+from classifier.semantic_eval import format_semantic, semantic_comparison
 from classifier.semantic_fit import BLEND_GRID
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -210,3 +214,35 @@ def test_a_stage_trained_on_another_encoder_is_refused(semantic_copy: Path) -> N
     card_file.write_text(json.dumps(card))
     with pytest.raises(InvalidCardError, match="trained on another encoder"):
         Model.load(semantic_copy)
+
+
+def test_evaluation_reports_each_set_lexical_and_blended(
+    tiny_semantic_model: Model, datasets_dir: Path, tmp_path: Path
+) -> None:
+    records = load_source(datasets_dir, "kaggle-insults-social-commentary").splits["test"][:80]
+    texts = [record.text for record in records]
+    target = np.array([record.values["Insult"] for record in records], dtype=np.float64)
+    measured = [
+        EvalSet("kaggle-insults-social-commentary", "test", label, texts, target)
+        for label in ("insult", "spam")
+    ]
+    semantic = semantic_comparison(tiny_semantic_model, measured, cache_dir=tmp_path)
+    stage = tiny_semantic_model.semantic
+    assert stage is not None
+    assert semantic["weights"] == dict(stage.weights)
+    lexical = tiny_semantic_model.predict_matrix(texts)
+    blended = tiny_semantic_model.predict_blended(texts)
+    for entry in semantic["sets"]:
+        column = stage.labels.index(entry["label"])
+        assert entry["rows"] == len(texts)
+        assert entry["lexical_roc_auc"] == round(roc_auc_score(target, lexical[:, column]), 4)
+        assert entry["blended_roc_auc"] == round(roc_auc_score(target, blended[:, column]), 4)
+        assert 0.0 <= entry["semantic_roc_auc"] <= 1.0
+    # The source's texts were embedded once, into its cache file.
+    assert [path.name for path in tmp_path.iterdir()] == [
+        EmbeddingCache(tmp_path, stage.encoder).path("kaggle-insults-social-commentary").name
+    ]
+    table = "\n".join(format_semantic({"semantic": semantic}))
+    assert "semantic stage, ROC-AUC (w: the label's blend weight):" in table
+    assert f"{semantic['sets'][0]['blended_roc_auc']:>8.3f}" in table
+    assert format_semantic({"sets": []}) == []
