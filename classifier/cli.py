@@ -120,6 +120,13 @@ def _register_train(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         help="folder of embeddings kept between runs (default: $CIVILITY_CACHE/embeddings or "
         "~/.cache/civility/embeddings)",
     )
+    parser.add_argument(
+        "--identity-swaps",
+        action="store_true",
+        help="also train on a copy of each row naming an identity (gay, muslim, black, ...) with "
+        "that identity swapped for another of its kind, same label: the term stops predicting "
+        "the label; the card records it",
+    )
     add_quiet(parser)
     parser.set_defaults(handler=_run_train)
 
@@ -144,6 +151,7 @@ def _run_train(args: argparse.Namespace) -> int:
         semantic=not args.no_semantic,
         semantic_rows_per_source=args.semantic_rows_per_source,
         embedding_cache=args.embedding_cache,
+        identity_swaps=args.identity_swaps,
     )
     if not args.data.is_dir():
         return _missing_datasets("train", args.data)

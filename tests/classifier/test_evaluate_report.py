@@ -19,23 +19,22 @@ def _identity_rows() -> tuple[list[str], np.ndarray]:
     return texts, np.array(target)
 
 
-def test_the_identity_set_reports_the_peers_subgroups_on_the_same_rows(tiny_model: Model) -> None:
+def test_the_identity_set_keeps_its_subgroups_but_is_not_compared_with_the_peer(
+    tiny_model: Model,
+) -> None:
+    """The peer was fitted on the Wikipedia identity set's texts: a figure there is not held out."""
     texts, target = _identity_rows()
+    asked: list[list[str]] = []
 
-    def peer_that_only_sees_gay_insults(batch: list[str]) -> np.ndarray:
-        return np.array([float("stupid gay" in text) for text in batch])
+    def peer(batch: list[str]) -> np.ndarray:
+        asked.append(batch)
+        return np.zeros(len(batch))
 
-    entry = score_set(
-        tiny_model,
-        EvalSet(IDENTITY_SOURCE, "all", "toxicity", texts, target),
-        peer_that_only_sees_gay_insults,
-    )
-    assert set(entry["subgroups"]) == set(entry["peer_subgroups"]) == {"gay", "muslim"}
-    assert entry["peer_subgroups"] == {"gay": 1.0, "muslim": 0.5}
-    assert entry["peer_roc_auc"] == 0.75
-    assert entry["peer_largest_subgroup_gap"] == 0.25
-    low, high = entry["peer_difference_interval"]
-    assert low <= entry["roc_auc"] - entry["peer_roc_auc"] <= high
+    entry = score_set(tiny_model, EvalSet(IDENTITY_SOURCE, "all", "toxicity", texts, target), peer)
+    assert set(entry["subgroups"]) == {"gay", "muslim"}
+    assert entry["peer_trained_on_it"] is True
+    assert not asked
+    assert not {key for key in entry if key.startswith("peer_")} - {"peer_trained_on_it"}
 
 
 def test_other_sets_carry_no_subgroups(tiny_model: Model) -> None:

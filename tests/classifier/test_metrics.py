@@ -5,8 +5,10 @@ import numpy as np
 from classifier.metrics import (
     MIN_SUBGROUP_ROWS,
     auc_difference_interval,
+    bias_aucs,
     bootstrap_auc_interval,
     subgroup_aucs,
+    term_members,
 )
 
 
@@ -78,3 +80,57 @@ def test_two_scorers_of_equal_skill_get_an_interval_that_holds_zero() -> None:
     target, first, second = _two_scorers(6, 0.5, 0.5)
     low, high = auc_difference_interval(target, first, second)
     assert low < 0.0 < high
+
+
+def _bias_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eight rows, the first four naming the identity; scores built so each AUC is known.
+
+    Background: negatives 0.1, 0.2; positives 0.8, 0.9 (perfectly ranked).
+    Subgroup: negatives 0.85, 0.3; positives 0.95, 0.4.
+    """
+    members = np.array([True, True, True, True, False, False, False, False])
+    target = np.array([0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0])
+    probability = np.array([0.85, 0.3, 0.95, 0.4, 0.1, 0.2, 0.8, 0.9])
+    return target, probability, members
+
+
+def test_bias_aucs_match_pairs_counted_by_hand() -> None:
+    target, probability, members = _bias_case()
+    aucs = bias_aucs(target, probability, members)
+    # Subgroup: positives {0.95, 0.4} over negatives {0.85, 0.3}: 3 of 4 pairs in order.
+    assert aucs["subgroup_auc"] == 0.75
+    # BPSN: background positives {0.8, 0.9} over subgroup negatives {0.85, 0.3}: 3 of 4.
+    assert aucs["bpsn_auc"] == 0.75
+    # BNSP: subgroup positives {0.95, 0.4} over background negatives {0.1, 0.2}: 4 of 4.
+    assert aucs["bnsp_auc"] == 1.0
+
+
+def test_a_model_that_reads_the_term_as_toxic_fails_bpsn_only() -> None:
+    """Scores = a perfect ranking plus a constant for naming the term: the subgroup's own
+    ranking is perfect, civil mentions outrank toxic background rows, toxic mentions stay high."""
+    generator = np.random.default_rng(3)
+    members = np.arange(400) % 4 == 0
+    target = (generator.random(400) < 0.5).astype(float)
+    probability = 0.1 + 0.4 * target + 0.5 * members
+    aucs = bias_aucs(target, probability, members)
+    assert aucs == {"subgroup_auc": 1.0, "bpsn_auc": 0.0, "bnsp_auc": 1.0}
+    # Taking the term's share away gives every measure back.
+    fair = bias_aucs(target, probability - 0.5 * members, members)
+    assert fair == {"subgroup_auc": 1.0, "bpsn_auc": 1.0, "bnsp_auc": 1.0}
+
+
+def test_a_bias_auc_without_both_classes_is_none() -> None:
+    target = np.array([1.0, 1.0, 0.0, 1.0])
+    members = np.array([True, True, False, False])
+    aucs = bias_aucs(target, np.array([0.9, 0.8, 0.1, 0.7]), members)
+    assert aucs["subgroup_auc"] is None
+    assert aucs["bpsn_auc"] is None  # no civil row names the identity
+    assert aucs["bnsp_auc"] == 1.0
+
+
+def test_terms_match_whole_words_and_phrases_in_any_case() -> None:
+    texts = ["Trans people", "transgender", "an African American", "african", "middle-aged"]
+    assert term_members(texts, "trans").tolist() == [True, False, False, False, False]
+    assert term_members(texts, "african").tolist() == [False, False, True, True, False]
+    assert term_members(texts, "african american").tolist() == [False, False, True, False, False]
+    assert not term_members(texts, "middle aged").any()

@@ -1,0 +1,290 @@
+"""Focused checks beside the per-set table: identity-term bias, implicit hate, threat recall.
+
+- Identity-term bias on ``identity-madlibs`` (Dixon et al. 2018): for each identity term, the
+  subgroup, BPSN and BNSP AUCs of Borkan et al. 2019 (``classifier.metrics.bias_aucs``) on the
+  toxicity label, ours and the peer's. No public model is known to have been fitted on these
+  templates, so unlike the Wikipedia identity set they compare the two fairly.
+- Implicit hate on ``toxigen-implicit``: ROC-AUC of the score the policy acts on, overall and per
+  identity group.
+- Threat recall: the share of threat-labelled rows of every held-out set with a threat label
+  that reach the threat label's suggested hold threshold, i.e. that a moderator would see.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.metrics import roc_auc_score
+
+from classifier import metrics
+from classifier.datasets import Record, SourceData, overlap_key
+from classifier.labels import MADLIBS_SOURCE, SOURCES, TOXIGEN_SOURCE
+from classifier.model import Model
+
+FloatArray = npt.NDArray[np.float64]
+Peer = Callable[[list[str]], FloatArray]
+
+BIAS_LABEL = "toxicity"
+THREAT_LABEL = "threat"
+SPAM_LABEL = "spam"
+BIAS_MEASURES = ("subgroup_auc", "bpsn_auc", "bnsp_auc")
+
+
+def policy_score(model: Model, texts: Sequence[str]) -> FloatArray:
+    """The score the moderation policy acts on: the highest of every label but spam.
+
+    The policy holds a comment when any label other than spam reaches its hold threshold (every
+    label's suggested hold is the same floor), so for ranking the comments it would hold first
+    this maximum is the score; profanity counts as the policy counts it.
+    """
+    columns = [index for index, label in enumerate(model.labels) if label != SPAM_LABEL]
+    result: FloatArray = model.predict_matrix(texts)[:, columns].max(axis=1)
+    return result
+
+
+def _every_nth(items: Sequence[int], limit: int) -> list[int]:
+    if len(items) <= limit:
+        return list(items)
+    step = len(items) / limit
+    return [items[int(index * step)] for index in range(limit)]
+
+
+def _unseen(data: SourceData, exclude: set[str]) -> list[Record]:
+    return [r for r in data.splits["all"] if overlap_key(r.text) not in exclude]
+
+
+def sample_by_term(texts: Sequence[str], terms: Sequence[str], limit: int | None) -> list[int]:
+    """Row indices to measure: all of them, or at most ``limit`` rows naming each term and
+    ``limit`` naming none, spread over the file (it is sorted by template)."""
+    if limit is None:
+        return list(range(len(texts)))
+    chosen: set[int] = set()
+    named = np.zeros(len(texts), dtype=bool)
+    for term in terms:
+        members = metrics.term_members(texts, term)
+        named |= members
+        chosen.update(_every_nth(np.flatnonzero(members).tolist(), limit))
+    chosen.update(_every_nth(np.flatnonzero(~named).tolist(), limit))
+    return sorted(chosen)
+
+
+def _lowest(terms: Mapping[str, Mapping[str, Any]], scorer: str, measures: Sequence[str]) -> Any:
+    found = [
+        (entry[scorer][measure], term, measure)
+        for term, entry in terms.items()
+        for measure in measures
+        if entry[scorer][measure] is not None
+    ]
+    if not found:
+        return None
+    value, term, measure = min(found)
+    return {"term": term, "measure": measure, "value": value}
+
+
+def _mean_bpsn(terms: Mapping[str, Mapping[str, Any]], scorer: str) -> float | None:
+    values = [e[scorer]["bpsn_auc"] for e in terms.values() if e[scorer]["bpsn_auc"] is not None]
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def identity_term_bias(
+    model: Model,
+    data: SourceData,
+    terms: Sequence[str],
+    exclude: set[str],
+    peer: Peer | None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Per identity term, the three bias AUCs of ours and the peer's; mean BPSN; the lowest."""
+    records = _unseen(data, exclude)
+    all_texts = [record.text for record in records]
+    chosen = sample_by_term(all_texts, terms, limit)
+    texts = [all_texts[index] for index in chosen]
+    rule = SOURCES[MADLIBS_SOURCE].rules[BIAS_LABEL]
+    target = np.array([rule.target(records[index].values) for index in chosen])
+    scores = {"ours": model.predict_matrix(texts)[:, model.labels.index(BIAS_LABEL)]}
+    if peer is not None:
+        scores["peer"] = peer(texts)
+    measured: dict[str, dict[str, Any]] = {}
+    for term in terms:
+        members = metrics.term_members(texts, term)
+        if not members.any():
+            continue
+        measured[term] = {
+            "rows": int(members.sum()),
+            "positives": int(target[members].sum()),
+            **{name: metrics.bias_aucs(target, score, members) for name, score in scores.items()},
+        }
+    return {
+        "source": MADLIBS_SOURCE,
+        "label": BIAS_LABEL,
+        "rows": len(texts),
+        "positives": int(target.sum()),
+        "terms": measured,
+        "terms_absent": [term for term in terms if term not in measured],
+        "mean_bpsn": {name: _mean_bpsn(measured, name) for name in scores},
+        "lowest_bpsn": {name: _lowest(measured, name, ("bpsn_auc",)) for name in scores},
+        "lowest": {name: _lowest(measured, name, BIAS_MEASURES) for name in scores},
+    }
+
+
+def _auc_entry(target: FloatArray, ours: FloatArray, theirs: FloatArray | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "rows": int(target.size),
+        "positives": int(target.sum()),
+        "roc_auc": round(float(roc_auc_score(target, ours)), 4),
+    }
+    if theirs is not None:
+        entry["peer_roc_auc"] = round(float(roc_auc_score(target, theirs)), 4)
+    return entry
+
+
+def implicit_hate(
+    model: Model,
+    data: SourceData,
+    exclude: set[str],
+    peer: Peer | None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """ROC-AUC of the policy's score on implicit hate, overall and per group with both classes."""
+    records = _unseen(data, exclude)
+    records = [records[index] for index in _every_nth(range(len(records)), limit or len(records))]
+    texts = [record.text for record in records]
+    rule = SOURCES[TOXIGEN_SOURCE].rules[BIAS_LABEL]
+    target = np.array([rule.target(record.values) for record in records])
+    ours = policy_score(model, texts)
+    theirs = peer(texts) if peer is not None else None
+    groups = np.array([record.group for record in records])
+    per_group = {}
+    for group in sorted(set(groups.tolist())):
+        members = groups == group
+        if len(np.unique(target[members])) == 2:
+            per_group[group] = _auc_entry(
+                target[members], ours[members], None if theirs is None else theirs[members]
+            )
+    return {
+        "source": TOXIGEN_SOURCE,
+        "score": "policy (highest label but spam)",
+        "overall": _auc_entry(target, ours, theirs),
+        "groups": per_group,
+    }
+
+
+def threat_rows(
+    sources: Mapping[str, SourceData], exclude: set[str]
+) -> list[tuple[str, str, list[str]]]:
+    """(source, split, texts) of the threat-labelled rows of every held-out split.
+
+    Every such row, whatever ``--limit-per-set`` says: they are few (a few dozen), and a sample
+    of a set rarely holds any.
+    """
+    found = []
+    for name, data in sources.items():
+        use = SOURCES[name]
+        rule = use.rules.get(THREAT_LABEL)
+        if rule is None or not rule.columns:
+            continue
+        for split in use.eval_splits:
+            if split in use.train_splits:
+                continue
+            texts = [
+                record.text
+                for record in data.splits[split]
+                if rule.target(record.values) == 1.0 and overlap_key(record.text) not in exclude
+            ]
+            if texts:
+                found.append((name, split, texts))
+    return found
+
+
+def threat_recall(
+    model: Model, threat_sets: Sequence[tuple[str, str, list[str]]]
+) -> dict[str, Any]:
+    """Recall of threat-labelled rows at the threat label's hold threshold, per set and pooled."""
+    threshold = float(model.thresholds[THREAT_LABEL]["hold"])
+    column = model.labels.index(THREAT_LABEL)
+    per_set: list[dict[str, Any]] = []
+    for source, split, texts in threat_sets:
+        probability = model.predict_matrix(texts)[:, column]
+        found = int((probability >= threshold).sum())
+        per_set.append(
+            {
+                "source": source,
+                "split": split,
+                "positives": len(texts),
+                "found": found,
+                "recall": round(found / len(texts), 4),
+            }
+        )
+    positives = sum(entry["positives"] for entry in per_set)
+    found = sum(entry["found"] for entry in per_set)
+    return {
+        "threshold": threshold,
+        "sets": per_set,
+        "pooled": {
+            "positives": positives,
+            "found": found,
+            "recall": round(found / max(positives, 1), 4),
+        },
+    }
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _lowest_text(lowest: Mapping[str, Any] | None) -> str:
+    if lowest is None:
+        return "-"
+    return f"{lowest['value']:.3f} ({lowest['term']}, {lowest['measure'].removesuffix('_auc')})"
+
+
+def format_checks(report: Mapping[str, Any]) -> list[str]:
+    """The focused checks as plain-text lines (empty when the report has none)."""
+    lines: list[str] = []
+    if bias := report.get("identity_bias"):
+        scorers = list(bias["mean_bpsn"])
+        lines += [
+            "",
+            f"identity-term bias ({bias['source']}, {bias['label']}, {bias['rows']} rows): "
+            "subgroup / BPSN / BNSP AUC per term, " + " | ".join(scorers),
+        ]
+        for scorer in scorers:
+            lines.append(
+                f"  {scorer}: mean BPSN {_figure(bias['mean_bpsn'][scorer])}, "
+                f"lowest BPSN {_lowest_text(bias['lowest_bpsn'][scorer])}, "
+                f"lowest of the three {_lowest_text(bias['lowest'][scorer])}"
+            )
+        ordered = sorted(bias["terms"].items(), key=lambda item: item[1]["ours"]["bpsn_auc"] or 0.0)
+        for term, entry in ordered:
+            figures = " | ".join(
+                " ".join(_figure(entry[scorer][measure]) for measure in BIAS_MEASURES)
+                for scorer in scorers
+            )
+            lines.append(f"  {term:18} rows {entry['rows']:>5}  {figures}")
+    if implicit := report.get("implicit_hate"):
+        overall = implicit["overall"]
+        lines += [
+            "",
+            f"implicit hate ({implicit['source']}, ROC-AUC of the {implicit['score']}; "
+            f"peer in brackets):",
+        ]
+        for name, entry in [("overall", overall), *implicit["groups"].items()]:
+            peer = entry.get("peer_roc_auc")
+            lines.append(
+                f"  {name:18} rows {entry['rows']:>4} pos {entry['positives']:>4}  "
+                f"ROC {entry['roc_auc']:.3f}" + ("" if peer is None else f" ({peer:.3f})")
+            )
+    if threats := report.get("threat_recall"):
+        pooled = threats["pooled"]
+        lines += [
+            "",
+            f"threat recall at the threat hold threshold {threats['threshold']}: "
+            f"{pooled['found']} of {pooled['positives']} ({pooled['recall']:.3f})",
+        ]
+        for entry in threats["sets"]:
+            lines.append(
+                f"  {entry['source']:36} {entry['split']:6} {entry['found']:>4} of "
+                f"{entry['positives']:>4}  recall {entry['recall']:.3f}"
+            )
+    return lines

@@ -1,0 +1,64 @@
+"""The focused checks' row choices: identity-term samples and the threat rows measured."""
+
+import numpy as np
+
+from classifier.checks import policy_score, sample_by_term, threat_recall, threat_rows
+from classifier.datasets import Record, SourceData
+from classifier.model import Model
+
+
+def test_a_limited_sample_takes_up_to_the_limit_per_term_and_of_rows_naming_none() -> None:
+    texts = [f"a gay person {i}" for i in range(50)]
+    texts += [f"a muslim person {i}" for i in range(7)]
+    texts += [f"a person {i}" for i in range(30)]
+    chosen = sample_by_term(texts, ["gay", "muslim", "deaf"], 10)
+    picked = [texts[index] for index in chosen]
+    assert sum("gay" in text for text in picked) == 10
+    assert sum("muslim" in text for text in picked) == 7
+    assert sum(text.startswith("a person") for text in picked) == 10
+    # Spread over the rows, in file order, and the same every time.
+    assert chosen == sorted(chosen)
+    assert {"a gay person 0", "a gay person 45"} <= set(picked)
+    assert sample_by_term(texts, ["gay", "muslim", "deaf"], 10) == chosen
+    assert sample_by_term(texts, ["gay"], None) == list(range(len(texts)))
+
+
+def test_threat_rows_are_every_threat_labelled_row_of_the_held_out_splits() -> None:
+    gab = SourceData(
+        "gab-hate-corpus",
+        (),
+        {
+            "train": [Record("trained threat", {"hd": 0, "cv": 1, "vo": 0})],
+            "test": [
+                Record("i will hurt you", {"hd": 0, "cv": 1, "vo": 0}),
+                Record("a calm post", {"hd": 0, "cv": 0, "vo": 0}),
+                Record("seen in training", {"hd": 0, "cv": 1, "vo": 0}),
+            ],
+        },
+    )
+    kaggle = SourceData(
+        "kaggle-insults-social-commentary", (), {"test": [Record("idiot", {"Insult": 1})]}
+    )
+    found = threat_rows(
+        {"gab-hate-corpus": gab, "kaggle-insults-social-commentary": kaggle}, {"seenintraining"}
+    )
+    assert found == [("gab-hate-corpus", "test", ["i will hurt you"])]
+
+
+def test_threat_recall_counts_the_rows_at_the_hold_threshold(tiny_model: Model) -> None:
+    texts = ["i will find you and kill you", "i am going to hurt you badly", "nice weather"]
+    threshold = tiny_model.thresholds["threat"]["hold"]
+    held = int(
+        (tiny_model.predict_matrix(texts)[:, tiny_model.labels.index("threat")] >= threshold).sum()
+    )
+    report = threat_recall(tiny_model, [("gab-hate-corpus", "test", texts)])
+    assert report["threshold"] == threshold
+    assert report["sets"][0]["found"] == report["pooled"]["found"] == held
+    assert report["pooled"]["recall"] == round(held / 3, 4)
+
+
+def test_the_policy_score_is_the_highest_label_but_spam(tiny_model: Model) -> None:
+    texts = ["buy cheap pills at my site", "you stupid idiot", "thanks for the article"]
+    matrix = tiny_model.predict_matrix(texts)
+    without_spam = np.delete(matrix, tiny_model.labels.index("spam"), axis=1)
+    assert np.array_equal(policy_score(tiny_model, texts), without_spam.max(axis=1))
