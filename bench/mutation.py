@@ -39,6 +39,7 @@ LUA_TESTS = {
         "tests/service/api/test_api_moderation.py",
         "tests/service/api/test_api_reports.py",
         "tests/service/api/test_api_retention.py",
+        "tests/service/api/test_api_idempotency.py",
     ),
 }
 
@@ -105,6 +106,11 @@ LUA_MUTANTS = (
         "decide.lua", 'retain(prefix, id, target == "pending" and 0 or tonumber(ARGV[14]))\n', ""
     ),
     LuaMutant("decide.lua", 'if target == "approved" then', 'if target == "rejected" then'),
+    LuaMutant(
+        "decide.lua",
+        'if ARGV[7] == "" and previous == target and stored[9] == actor',
+        'if ARGV[7] == "" and previous ~= target and stored[9] == actor',
+    ),
 )
 
 

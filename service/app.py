@@ -16,6 +16,7 @@ from service.appkeys import (
     CORAL,
     DELIVERIES,
     HTTP,
+    IDEMPOTENCY,
     LABELS,
     METRICS,
     MODERATION,
@@ -34,6 +35,7 @@ from service.compat.coral_desk import CoralDesk
 from service.compat.coral_links import CoralLinks
 from service.connection import connect
 from service.deliveries import DeliveryLog
+from service.idempotency import IdempotencyStore
 from service.labels import LabelLog
 from service.metrics import Metrics
 from service.middleware import errors_and_metrics
@@ -190,6 +192,7 @@ async def _coral(app: web.Application) -> AsyncIterator[None]:
 async def _deliveries(app: web.Application) -> AsyncIterator[None]:
     app[DELIVERIES] = DeliveryLog(app[REDIS], prefix=app[SETTINGS].redis_prefix)
     app[SECOND_LOOKS] = SecondLookLog(app[REDIS], prefix=app[SETTINGS].redis_prefix)
+    app[IDEMPOTENCY] = IdempotencyStore(app[REDIS], prefix=app[SETTINGS].redis_prefix)
     yield
 
 

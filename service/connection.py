@@ -15,8 +15,6 @@ from service.settings import RedisTarget, Settings, SettingsError
 from service.store import RedisClient
 
 CONNECT_TIMEOUT_SECONDS = 2.0
-# Fail fast while Redis is down: the caller gets a 503 now rather than a hung request.
-SOCKET_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +37,18 @@ def connect(settings: Settings) -> Connection:
     target = settings.redis_target
     if target is None:
         raise SettingsError("REDIS_URL is required")
+    # Fail fast while Redis is down: the caller gets a 503 now rather than a hung request.
+    socket_timeout = settings.redis_socket_timeout_seconds
     if target.topology == "cluster":
-        return Connection(_cluster(target), settings.redis_prefix)
+        return Connection(_cluster(target, socket_timeout), settings.redis_prefix)
     if target.topology == "sentinel":
         sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
             list(target.nodes),
             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_timeout=socket_timeout,
             sentinel_kwargs={
                 "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
-                "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+                "socket_timeout": socket_timeout,
                 "ssl": target.tls,
             },
             ssl=target.tls,
@@ -65,12 +65,12 @@ def connect(settings: Settings) -> Connection:
         target.url,
         decode_responses=True,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        socket_timeout=socket_timeout,
     )
     return Connection(single, settings.redis_prefix)
 
 
-def _cluster(target: RedisTarget) -> RedisCluster:
+def _cluster(target: RedisTarget, socket_timeout: float) -> RedisCluster:
     return RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
         username=target.username,
@@ -78,5 +78,5 @@ def _cluster(target: RedisTarget) -> RedisCluster:
         ssl=target.tls,
         decode_responses=True,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        socket_timeout=socket_timeout,
     )

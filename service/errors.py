@@ -98,6 +98,13 @@ class InvalidTransition(Conflict):
     default_message = "this change is not allowed from the comment's current state"
 
 
+class IdempotencyInProgress(Conflict):
+    """A request with this Idempotency-Key is still running; retry once it has answered."""
+
+    code = "idempotency_in_progress"
+    default_message = "a request with this Idempotency-Key is still in progress, retry later"
+
+
 class PayloadTooLarge(CivilityError):
     status = 413
     code = "payload_too_large"
@@ -130,6 +137,14 @@ class ValidationFailed(CivilityError):
             field = f"{prefix}.{path}" if prefix and path else (prefix or path)
             fields.append((field or "body", item["msg"]))
         return cls(fields)
+
+
+class IdempotencyKeyReused(CivilityError):
+    """The Idempotency-Key was first sent with another body: a key names one request."""
+
+    status = 422
+    code = "idempotency_key_reused"
+    default_message = "this Idempotency-Key was used with another request body"
 
 
 class RateLimited(CivilityError):

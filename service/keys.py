@@ -40,6 +40,14 @@ class KeySpace:
         """Hash: deleted site id -> SCAN cursor of its purge (removed when the purge is done)."""
         return f"{self.prefix}:purges"
 
+    def idempotency(self, site: str | None, digest: str) -> str:
+        """Hash {body_hash, state, status, answer, content_type, expires_at, running_until}: a
+        request sent with an Idempotency-Key, by sha256 of the principal, method, path and key;
+        in the site's hash tag when the path names a site, else global."""
+        if site is None:
+            return f"{self.prefix}:idempotency:{digest}"
+        return f"{self.site_prefix(site)}idempotency:{digest}"
+
     def model_reloads(self) -> str:
         """Pub/sub channel: an API process that reloaded the model tells the others to follow."""
         return f"{self.prefix}:model:reloads"

@@ -63,6 +63,7 @@ from service.errors import (
     ValidationFailed,
 )
 from service.events import LiveEvent, live_event
+from service.idempotency import event_id
 from service.labels import LabelLog
 from service.path_ids import checked_id, same_target
 from service.scorer import ReloadableScorer, Scored, Scorer, SiteRef, Spans
@@ -500,12 +501,21 @@ class Moderation:
         return await self.store.release(site_id, moderator_id, ids, self._now_ms())
 
     async def decide(
-        self, site_id: str, comment_id: str, decision: Decision, actor: str, *, learn: bool = True
+        self,
+        site_id: str,
+        comment_id: str,
+        decision: Decision,
+        actor: str,
+        *,
+        learn: bool = True,
+        event_seed: str | None = None,
     ) -> Comment:
         """Apply a moderator's decision; raises VersionConflict, ClaimConflict or NotFound.
 
         The decision is then kept as a training label (when this object has a label log and
-        ``learn``: a ban's rejections judge the author, not each text)."""
+        ``learn``: a ban's rejections judge the author, not each text). ``event_seed`` (a
+        request's idempotency seed) makes the event id the same on every retry of the request,
+        so a retry after an unknown outcome finds its change made and sends no second event."""
         policy = (await self._site_record(site_id)).site.policy
         event = event_for(decision.action)
         target = decided_state(event)
@@ -518,7 +528,7 @@ class Moderation:
             reasons=[decision.reason] if decision.reason else [],
             note=decision.note,
             now_ms=self._now_ms(),
-            event_id=new_event_id(),
+            event_id=new_event_id() if event_seed is None else event_id(event_seed, comment_id),
             event_type=EVENT_TYPES[target],
             sources=sources_argument(event),
             rules=SiteRules.of(policy),
@@ -566,7 +576,7 @@ class Moderation:
             log.warning("decision on %s/%s kept, its training label lost", site_id, comment.id)
 
     async def decide_many(
-        self, site_id: str, decisions: BulkDecision, actor: str
+        self, site_id: str, decisions: BulkDecision, actor: str, *, event_seed: str | None = None
     ) -> list[DecisionOutcome]:
         """Each decision on its own: one failing item (conflict, unknown id) spares the others."""
         await self._site_record(site_id)
@@ -576,7 +586,9 @@ class Moderation:
                 action=item.action, reason=item.reason, note=item.note, version=item.version
             )
             try:
-                comment = await self.decide(site_id, item.id, decision, actor)
+                comment = await self.decide(
+                    site_id, item.id, decision, actor, event_seed=event_seed
+                )
             except CivilityError as error:
                 outcomes.append(
                     DecisionOutcome(id=item.id, ok=False, error=error.to_json()["error"])

@@ -5,7 +5,7 @@ so a route added without a declaration is missing from it and the completeness t
 """
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from aiohttp import web
@@ -76,9 +76,21 @@ class Operation:
     error_schema: dict[str, Any] | None = None
     """The errors' own shape, for routes that speak another protocol (``@error_shape``)."""
     error_type: str = "application/json"
+    idempotent: bool = False
+    """The handler honours an Idempotency-Key header (``service/routes/idempotent.py``)."""
 
 
 _OPERATIONS: dict[Handler, Operation] = {}
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "A key of the caller's choosing (1-255 printable ASCII characters): the "
+    "first answer is kept for 24 hours and a retry with the same key and body gets it again "
+    "(with Idempotent-Replayed: true); the same key with another body is 422 "
+    "idempotency_key_reused, a retry while the first still runs is 409 idempotency_in_progress",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
 
 
 def operation(**declaration: Any) -> Callable[[Handler], Handler]:
@@ -86,7 +98,8 @@ def operation(**declaration: Any) -> Callable[[Handler], Handler]:
     described = Operation(**declaration)
 
     def register(handler: Handler) -> Handler:
-        _OPERATIONS[handler] = described
+        idempotent = bool(getattr(handler, "__idempotent__", False))
+        _OPERATIONS[handler] = replace(described, idempotent=idempotent)
         return handler
 
     return register
@@ -161,6 +174,17 @@ def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> 
     parameters = _path_parameters(path)
     if op.query is not None:
         parameters += _query_parameters(op.query, refs, schemas)
+    if op.idempotent:
+        parameters.append(IDEMPOTENCY_KEY)
+        for status, code in ((409, "idempotency_in_progress"), (422, "idempotency_key_reused")):
+            responses.setdefault(
+                str(status),
+                {
+                    "description": ERROR_MEANINGS[status],
+                    "content": {op.error_type: {"schema": error_schema}},
+                },
+            )
+            responses[str(status)]["description"] += f"; {code}"
     described: dict[str, Any] = {
         "summary": op.summary,
         "tags": [op.tag],

@@ -179,6 +179,8 @@ class Settings:
     # Sentinel failover loses no acknowledged comment; 0 answers once the primary has it.
     redis_wait_replicas: int = 0
     redis_wait_ms: int = 1000
+    # A Redis call that gets no answer within this fails (503) instead of hanging the request.
+    redis_socket_timeout_seconds: float = 5.0
     # None: the first free port from 16379 up.
     valkey_port: int | None = None
     admin_token: str | None = None
@@ -220,6 +222,9 @@ class Settings:
             redis_prefix=reader.text("CIVILITY_REDIS_PREFIX", DEFAULT_PREFIX),
             redis_wait_replicas=reader.integer("CIVILITY_REDIS_WAIT_REPLICAS", 0, low=0, high=16),
             redis_wait_ms=reader.integer("CIVILITY_REDIS_WAIT_MS", 1000, low=1, high=60_000),
+            redis_socket_timeout_seconds=reader.number(
+                "CIVILITY_REDIS_SOCKET_TIMEOUT_SECONDS", 5.0, low=0.05, high=60.0
+            ),
             valkey_port=reader.optional_integer("CIVILITY_VALKEY_PORT", low=1, high=65535),
             admin_token=reader.optional("CIVILITY_ADMIN_TOKEN"),
             metrics_token=reader.optional("CIVILITY_METRICS_TOKEN"),

@@ -30,7 +30,8 @@ and the comment's reports (civ:{site}:reports:<id>), which approving clears: the
 the comment, so readers' reports start again from none.
 
 A retried call (same event id, for example after a client timeout) finds its own change already
-made and returns it again instead of applying it twice.
+made and returns it again instead of applying it twice; so does a call without a version that
+asks for the decision the comment already carries from the same actor with the same reasons.
 
 Returns {"ok", fields}; {"not_found"}; {"version_conflict", current version};
 {"claim_conflict", holder, remaining lease ms}; or {"invalid_transition", state}.
@@ -40,12 +41,19 @@ local prefix, site, id, target, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV
 local now = ARGV[10]
 
 local stored = redis.call("HMGET", KEYS[1], "state", "version", "article_id", "author_id", "model",
-  "last_event_id", "priority", "created_at")
+  "last_event_id", "priority", "created_at", "decided_by", "reasons")
 local previous = stored[1]
 if not previous then
   return {"not_found"}
 end
 if stored[6] == ARGV[11] then
+  return {"ok", redis.call("HGETALL", KEYS[1])}
+end
+-- The decision the comment already carries (same state, same moderator, same reasons), sent
+-- again without a version: a retry whose first answer was lost. It changes nothing, so no
+-- second event and no second history entry; a moderator who means to decide again sends the
+-- version.
+if ARGV[7] == "" and previous == target and stored[9] == actor and stored[10] == ARGV[8] then
   return {"ok", redis.call("HGETALL", KEYS[1])}
 end
 if ARGV[7] ~= "" and ARGV[7] ~= stored[2] then

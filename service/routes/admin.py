@@ -9,6 +9,7 @@ from service.auth import require_admin
 from service.domain import ModeratorSpec, Site, SitePatch, SiteSpec
 from service.openapi import operation
 from service.routes.body import read_json
+from service.routes.idempotent import by_admin, idempotent
 
 routes = web.RouteTableDef()
 
@@ -67,6 +68,7 @@ ADMIN_ERRORS = (400, 401, 404, 413, 415, 422, 503)
     response=CREATED_SITE,
     errors=(*ADMIN_ERRORS, 409),
 )
+@idempotent(by_admin)
 async def create_site(request: web.Request) -> web.Response:
     require_admin(request)
     spec = await read_json(request, SiteSpec)
@@ -97,6 +99,7 @@ async def get_site(request: web.Request) -> web.Response:
     response=Site,
     errors=ADMIN_ERRORS,
 )
+@idempotent(by_admin)
 async def update_site(request: web.Request) -> web.Response:
     require_admin(request)
     patch = await read_json(request, SitePatch)
@@ -112,6 +115,7 @@ async def update_site(request: web.Request) -> web.Response:
     response=ROTATED_SECRET,
     errors=(401, 404, 503),
 )
+@idempotent(by_admin)
 async def rotate_secret(request: web.Request) -> web.Response:
     require_admin(request)
     rotation = await request.app[MODERATION].rotate_secret(
@@ -130,6 +134,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
     response=CREATED_MODERATOR,
     errors=ADMIN_ERRORS,
 )
+@idempotent(by_admin)
 async def create_moderator(request: web.Request) -> web.Response:
     require_admin(request)
     spec = await read_json(request, ModeratorSpec)

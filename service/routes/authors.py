@@ -7,6 +7,7 @@ from service.auth import require_moderator
 from service.domain import AuthorStatusChange, AuthorStatusOutcome, AuthorView
 from service.openapi import operation
 from service.routes.body import read_json
+from service.routes.idempotent import by_site_moderator, idempotent
 from service.routes.moderation import READ_ERRORS, WRITE_ERRORS
 
 routes = web.RouteTableDef()
@@ -37,6 +38,7 @@ async def get_author(request: web.Request) -> web.Response:
     response=AuthorStatusOutcome,
     errors=WRITE_ERRORS,
 )
+@idempotent(by_site_moderator)
 async def set_author_status(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     actor = await require_moderator(request, site)

@@ -19,6 +19,7 @@ from service.domain import (
 )
 from service.openapi import operation
 from service.routes.body import read_json
+from service.routes.idempotent import by_site_moderator, idempotent, seed
 
 routes = web.RouteTableDef()
 
@@ -167,12 +168,14 @@ async def release(request: web.Request) -> web.Response:
     response=Comment,
     errors=WRITE_ERRORS,
 )
+@idempotent(by_site_moderator)
 async def decide(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     actor = await require_moderator(request, site)
     decision = await read_json(request, Decision)
+    # A retry with the same Idempotency-Key writes the same event, which the script finds made.
     comment = await request.app[MODERATION].decide(
-        site, request.match_info["comment"], decision, actor
+        site, request.match_info["comment"], decision, actor, event_seed=seed(request)
     )
     return web.json_response(comment.to_json())
 
@@ -186,11 +189,14 @@ async def decide(request: web.Request) -> web.Response:
     response=OUTCOMES,
     errors=WRITE_ERRORS,
 )
+@idempotent(by_site_moderator)
 async def decide_many(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     actor = await require_moderator(request, site)
     decisions = await read_json(request, BulkDecision)
-    outcomes = await request.app[MODERATION].decide_many(site, decisions, actor)
+    outcomes = await request.app[MODERATION].decide_many(
+        site, decisions, actor, event_seed=seed(request)
+    )
     return web.json_response({"results": [outcome.to_json() for outcome in outcomes]})
 
 

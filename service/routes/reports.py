@@ -9,6 +9,7 @@ from service.auth import require_signature
 from service.domain import ReportSpec
 from service.openapi import operation
 from service.routes.body import parse, read_raw
+from service.routes.idempotent import by_site_signature, idempotent
 from service.routes.intake import INTAKE_ERRORS
 
 routes = web.RouteTableDef()
@@ -39,6 +40,7 @@ REPORT_OUTCOME: dict[str, Any] = {
     also={200: "This reader reported the comment before: the standing, nothing counted"},
     errors=(*INTAKE_ERRORS, 409),
 )
+@idempotent(by_site_signature)
 async def report_comment(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     raw = await read_raw(request)

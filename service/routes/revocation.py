@@ -7,6 +7,7 @@ from service.appkeys import ADMINISTRATION, SETTINGS
 from service.auth import require_admin
 from service.openapi import operation
 from service.path_ids import checked_id
+from service.routes.idempotent import by_admin, idempotent
 
 routes = web.RouteTableDef()
 
@@ -36,6 +37,7 @@ async def list_moderators(request: web.Request) -> web.Response:
     status=204,
     errors=ERRORS,
 )
+@idempotent(by_admin)
 async def revoke_moderator(request: web.Request) -> web.Response:
     require_admin(request)
     moderator = checked_id(request.match_info["moderator"], "moderator")
@@ -51,6 +53,7 @@ async def revoke_moderator(request: web.Request) -> web.Response:
     response=ApiKeyRotation,
     errors=(401, 404, 503),
 )
+@idempotent(by_admin)
 async def rotate_api_key(request: web.Request) -> web.Response:
     require_admin(request)
     rotation = await request.app[ADMINISTRATION].rotate_api_key(
@@ -83,6 +86,7 @@ async def delete_site(request: web.Request) -> web.Response:
     response=Erasure,
     errors=ERRORS,
 )
+@idempotent(by_admin)
 async def erase_author(request: web.Request) -> web.Response:
     require_admin(request)
     erasure = await request.app[ADMINISTRATION].erase_author(

@@ -1,0 +1,97 @@
+"""Idempotency keys: the first answer to a request sent with an ``Idempotency-Key`` is kept for
+a day, and a retry with the same key gets it again instead of acting twice.
+
+A record is keyed by the principal, method, path and key (a key names one request of one
+caller) and holds the sha256 of the body, so the same key with another body is refused. Its
+three steps are scripts on one key: ``begin`` takes the key (or finds the answer kept),
+``finish`` keeps the answer, ``release`` gives the key back when Redis failed the request and
+its outcome is unknown. A retry then runs the request again; writes that can be retried this way
+derive their outbox event ids from the key (``event_id``), so the state-change script finds its
+own change already made and emits no second event.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+from service.keys import DEFAULT_PREFIX, KeySpace
+from service.store import LuaScripts, RedisClient
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+KEEP_MS = 24 * 3600 * 1000
+"""How long an answer is kept for retries: a day from the first request."""
+RUNNING_MS = 60_000
+"""How long a started request holds its key: longer than any request lives (a Redis call fails
+within its socket timeout), short enough that a retry after a crash is not refused for long."""
+SCRIPTS = ("idempotency_begin", "idempotency_finish", "idempotency_release")
+
+
+@dataclass(frozen=True, slots=True)
+class KeptAnswer:
+    status: int
+    body: bytes
+    content_type: str
+
+
+Outcome = Literal["started", "reused", "running"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One request's hold on its key: where the record is and the body it was sent with."""
+
+    record: str
+    body_hash: str
+    seed: str
+    """Unique to principal, method, path, key and body: what retried writes derive ids from."""
+
+
+def digest(principal: str, method: str, path: str, key: str) -> str:
+    named = "\0".join((principal, method, path, key))
+    return hashlib.sha256(named.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def event_id(seed: str, item: str = "") -> str:
+    """The outbox event id of the write ``seed`` names (``item`` for one of a bulk request's)."""
+    named = hashlib.sha256("\0".join((seed, item)).encode("utf-8", "surrogateescape"))
+    return f"evt_{named.hexdigest()[:32]}"
+
+
+class IdempotencyStore:
+    def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
+        self.keys = KeySpace(prefix)
+        self._run = LuaScripts(redis, SCRIPTS, with_library=False).run
+
+    def claim(self, site: str | None, key_digest: str, body: bytes) -> Claim:
+        body_hash = hashlib.sha256(body).hexdigest()
+        # The seed names the request, body included: a key used again after its day with
+        # another body is another write, with ids of its own.
+        seed = hashlib.sha256(f"{key_digest}:{body_hash}".encode()).hexdigest()
+        return Claim(self.keys.idempotency(site, key_digest), body_hash, seed)
+
+    async def begin(self, claim: Claim, now_ms: int) -> Outcome | KeptAnswer:
+        reply = await self._run(
+            "idempotency_begin", [claim.record], [claim.body_hash, now_ms, RUNNING_MS, KEEP_MS]
+        )
+        if reply[0] == "done":
+            return KeptAnswer(int(reply[1]), reply[2].encode("utf-8", "surrogateescape"), reply[3])
+        outcome: Outcome = reply[0]
+        return outcome
+
+    async def finish(self, claim: Claim, answer: KeptAnswer) -> bool:
+        kept = await self._run(
+            "idempotency_finish",
+            [claim.record],
+            [
+                claim.body_hash,
+                answer.status,
+                answer.body.decode("utf-8", "surrogateescape"),
+                answer.content_type,
+            ],
+        )
+        return bool(kept)
+
+    async def release(self, claim: Claim) -> None:
+        await self._run("idempotency_release", [claim.record], [claim.body_hash])

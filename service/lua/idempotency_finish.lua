@@ -1,0 +1,20 @@
+--[[
+Keep the answer of a request sent with an Idempotency-Key, for its retries.
+
+KEYS[1]  the record hash            civ:{site}:idempotency:<digest>
+
+ARGV[1]  sha256 of the request body        ARGV[2]  HTTP status
+ARGV[3]  the answer's body                 ARGV[4]  its content type
+
+Returns 1, or 0 when the record is no longer this request's (expired, or taken by a retry with
+another body after it expired): the answer is then not kept.
+]]
+
+local record = redis.call("HMGET", KEYS[1], "body_hash", "state")
+if record[1] ~= ARGV[1] or record[2] ~= "running" then
+  return 0
+end
+redis.call("HSET", KEYS[1], "state", "done", "status", ARGV[2], "answer", ARGV[3],
+  "content_type", ARGV[4])
+redis.call("HDEL", KEYS[1], "running_until")
+return 1

@@ -1,0 +1,134 @@
+"""``@idempotent``: a write that honours the ``Idempotency-Key`` header (see
+``service/idempotency.py``). Without the header the handler runs as before."""
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from service.appkeys import CLOCK, IDEMPOTENCY
+from service.auth import require_admin, require_moderator, require_signature
+from service.errors import (
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    StoreUnavailable,
+    ValidationFailed,
+)
+from service.idempotency import (
+    HEADER,
+    MAX_KEY_LENGTH,
+    REPLAYED_HEADER,
+    Claim,
+    IdempotencyStore,
+    KeptAnswer,
+    digest,
+)
+from service.middleware import as_civility_error, error_response
+from service.routes.body import read_raw
+
+log = logging.getLogger(__name__)
+
+Principal = Callable[[web.Request], Awaitable[str]]
+"""Authenticates the request and names who sent it: a key is private to its principal."""
+SEED = web.RequestKey("idempotency_seed", str)
+# Keeping the answer is retried this often before the request is answered 503: an answer given
+# without its record would let a retry act a second time.
+FINISH_ATTEMPTS = 3
+
+
+async def by_site_moderator(request: web.Request) -> str:
+    return f"moderator:{await require_moderator(request, request.match_info['site'])}"
+
+
+async def by_admin(request: web.Request) -> str:
+    require_admin(request)
+    return "admin"
+
+
+async def by_site_signature(request: web.Request) -> str:
+    site = request.match_info["site"]
+    await require_signature(request, site, await read_raw(request))
+    return f"site:{site}"
+
+
+def seed(request: web.Request) -> str | None:
+    """The request's idempotency seed when it came with a key: writes derive their ids from it."""
+    return request.get(SEED)
+
+
+def _checked_key(key: str) -> str:
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+        raise ValidationFailed([(HEADER, f"must be 1-{MAX_KEY_LENGTH} printable ASCII characters")])
+    return key
+
+
+def idempotent(principal: Principal) -> Callable[[Handler], Handler]:
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def run(request: web.Request) -> web.StreamResponse:
+            sent = request.headers.get(HEADER)
+            if sent is None:
+                return await handler(request)
+            key = _checked_key(sent)
+            who = await principal(request)
+            store = request.app[IDEMPOTENCY]
+            claim = store.claim(
+                request.match_info.get("site"),
+                digest(who, request.method, request.path, key),
+                await read_raw(request),
+            )
+            begun = await store.begin(claim, int(request.app[CLOCK]() * 1000))
+            if isinstance(begun, KeptAnswer):
+                replay = web.Response(status=begun.status)
+                if begun.body:
+                    replay.body = begun.body
+                    replay.content_type = begun.content_type
+                replay.headers[REPLAYED_HEADER] = "true"
+                return replay
+            if begun == "reused":
+                raise IdempotencyKeyReused()
+            if begun == "running":
+                raise IdempotencyInProgress()
+            request[SEED] = claim.seed
+            return await _answer(request, handler, store, claim)
+
+        setattr(run, "__idempotent__", True)  # noqa: B010  # read by service.openapi
+        return run
+
+    return wrap
+
+
+async def _answer(
+    request: web.Request, handler: Handler, store: IdempotencyStore, claim: Claim
+) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except Exception as error:
+        known = as_civility_error(error)
+        if known is None or known.status >= 500:
+            await _release(store, claim)
+            raise
+        response = error_response(known)
+    if not isinstance(response, web.Response) or response.status >= 500:
+        await _release(store, claim)
+        return response
+    body = response.body if isinstance(response.body, bytes) else b""
+    answer = KeptAnswer(response.status, body, response.content_type)
+    for attempt in range(FINISH_ATTEMPTS):
+        try:
+            await store.finish(claim, answer)
+            return response
+        except StoreUnavailable:
+            if attempt == FINISH_ATTEMPTS - 1:
+                raise
+    return response
+
+
+async def _release(store: IdempotencyStore, claim: Claim) -> None:
+    try:
+        await store.release(claim)
+    except StoreUnavailable:
+        # The key stays held until its running lease ends; a retry then runs the request again.
+        log.warning("idempotency key left held after a store failure")

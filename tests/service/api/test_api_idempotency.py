@@ -1,0 +1,226 @@
+"""Idempotency keys on decisions, bulk decisions, reports and admin writes: a retry gets the
+first answer, the same key with another body is refused, and the record ends after a day."""
+
+from collections.abc import Callable
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from service.appkeys import IDEMPOTENCY
+from service.idempotency import KEEP_MS, RUNNING_MS, digest
+from service.keys import KeySpace
+from tests.service.api.conftest import Clock
+
+Client = TestClient[web.Request, web.Application]
+Headers = Callable[[dict[str, str]], dict[str, str]]
+KEYS = KeySpace()
+TEXT = "I disagree with the minister, but the summary of the talks is fair."
+
+
+async def held_comment(create_site: Any, post_signed: Any, comment_id: str = "c1") -> Any:
+    site = await create_site("news", mode="pre")
+    for number in range(2):
+        body = {
+            "id": f"{comment_id}-{number}" if number else comment_id,
+            "article": {"id": "a1"},
+            "author": {"id": "reader"},
+            "text": TEXT if not number else "The photo caption names the wrong city.",
+        }
+        response = await post_signed(site, body)
+        assert (await response.json())["state"] == "pending"
+    return site
+
+
+async def events_of(redis_client: aioredis.Redis, comment_id: str) -> list[str]:
+    entries = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(KEYS.outbox("news")))
+    return [fields["type"] for _, fields in entries if fields["comment_id"] == comment_id]
+
+
+def keyed(headers: dict[str, str], key: str) -> dict[str, str]:
+    return {**headers, "Idempotency-Key": key}
+
+
+async def test_a_keyed_decision_retried_gets_the_first_answer_and_one_event(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    path = "/v1/sites/news/comments/c1/decision"
+    headers = keyed(moderator(site), "decide-c1-once")
+    first = await client.post(path, json={"action": "reject", "reason": "TOXIC"}, headers=headers)
+    assert first.status == 200, await first.text()
+    assert "Idempotent-Replayed" not in first.headers
+    # Someone else reopens it meanwhile: the retry still gets the first answer, not a new write.
+    reopened = await client.post(path, json={"action": "reopen"}, headers=moderator(site))
+    assert reopened.status == 200
+    again = await client.post(path, json={"action": "reject", "reason": "TOXIC"}, headers=headers)
+    assert again.status == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await again.read() == await first.read()
+    assert (await again.json())["state"] == "rejected"
+    events = ["comment.held", "comment.rejected", "comment.held"]
+    assert await events_of(redis_client, "c1") == events
+
+
+async def test_a_key_sent_with_another_body_is_refused(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    path = "/v1/sites/news/comments/c1/decision"
+    headers = keyed(moderator(site), "k-1")
+    first = await client.post(path, json={"action": "reject"}, headers=headers)
+    assert first.status == 200
+    other = await client.post(path, json={"action": "approve"}, headers=headers)
+    assert other.status == 422
+    assert await other.json() == {
+        "error": {
+            "code": "idempotency_key_reused",
+            "message": "this Idempotency-Key was used with another request body",
+            "details": None,
+        }
+    }
+    view = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert (await view.json())["state"] == "rejected"
+
+
+async def test_a_retry_while_the_first_runs_is_409_until_its_hold_ends(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers, clock: Clock
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    path = "/v1/sites/news/comments/c1/decision"
+    body = b'{"action": "approve"}'
+    # The first request took the key and has not answered yet (its process may have died).
+    store = client.app[IDEMPOTENCY]
+    claim = store.claim(
+        "news", digest(f"moderator:{site['moderator_id']}", "POST", path, "k-run"), body
+    )
+    assert await store.begin(claim, int(clock() * 1000)) == "started"
+    headers = {**keyed(moderator(site), "k-run"), "Content-Type": "application/json"}
+    busy = await client.post(path, data=body, headers=headers)
+    assert busy.status == 409
+    assert (await busy.json())["error"]["code"] == "idempotency_in_progress"
+    clock.advance(RUNNING_MS / 1000 + 1)
+    retried = await client.post(path, data=body, headers=headers)
+    assert retried.status == 200
+    assert (await retried.json())["state"] == "approved"
+
+
+async def test_the_answer_is_kept_for_a_day_then_the_key_is_free(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    path = "/v1/sites/news/comments/c1/decision"
+    headers = keyed(moderator(site), "daily")
+    first = await client.post(path, json={"action": "reject"}, headers=headers)
+    assert first.status == 200
+    [record] = [key async for key in redis_client.scan_iter(KEYS.idempotency("news", "*"))]
+    assert KEEP_MS - 60_000 < await redis_client.pttl(record) <= KEEP_MS
+    clock.advance(KEEP_MS / 1000 - 60)
+    kept = await client.post(path, json={"action": "approve"}, headers=headers)
+    assert kept.status == 422
+    clock.advance(61)
+    fresh = await client.post(path, json={"action": "approve"}, headers=headers)
+    assert fresh.status == 200
+    assert "Idempotent-Replayed" not in fresh.headers
+    assert (await fresh.json())["state"] == "approved"
+
+
+async def test_a_decision_repeated_without_key_or_version_sends_no_second_event(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    path = "/v1/sites/news/comments/c1/decision"
+    body = {"action": "reject", "reason": "TOXIC"}
+    view = "/v1/sites/news/comments/c1"
+    first = await (await client.post(path, json=body, headers=moderator(site))).json()
+    decided = await (await client.get(view, headers=moderator(site))).json()
+    second = await (await client.post(path, json=body, headers=moderator(site))).json()
+    assert second["version"] == first["version"]
+    again = await (await client.get(view, headers=moderator(site))).json()
+    assert len(again["history"]) == len(decided["history"])
+    # With its version, or another reason, it is a decision of its own.
+    versioned = {**body, "version": first["version"]}
+    third = await (await client.post(path, json=versioned, headers=moderator(site))).json()
+    assert third["version"] == first["version"] + 1
+    events = ["comment.held", "comment.rejected", "comment.rejected"]
+    assert await events_of(redis_client, "c1") == events
+
+
+async def test_bulk_decisions_and_reports_replay_their_first_answer(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    bulk = {"decisions": [{"id": "c1", "action": "approve"}, {"id": "c1-1", "action": "spam"}]}
+    headers = keyed(moderator(site), "bulk-1")
+    first = await client.post("/v1/sites/news/decisions", json=bulk, headers=headers)
+    assert first.status == 200
+    again = await client.post("/v1/sites/news/decisions", json=bulk, headers=headers)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await again.read() == await first.read()
+    assert await events_of(redis_client, "c1") == ["comment.held", "comment.approved"]
+    report_path = "/v1/sites/news/comments/c1/reports"
+    report = {"comment_id": "c1", "reporter_id": "r1", "reason": "abusive"}
+    answers = [
+        await post_signed(site, report, path=report_path, headers={"Idempotency-Key": "rep-1"})
+        for _ in range(2)
+    ]
+    assert [answer.status for answer in answers] == [202, 202]
+    assert answers[1].headers["Idempotent-Replayed"] == "true"
+    assert await answers[1].json() == await answers[0].json()
+
+
+async def test_admin_writes_replay_and_keys_are_private_to_their_principal(
+    client: Client, admin: dict[str, str], create_site: Any, moderator: Headers
+) -> None:
+    spec = {"id": "blog", "name": "The blog"}
+    headers = keyed(admin, "create-blog")
+    first = await client.post("/v1/sites", json=spec, headers=headers)
+    assert first.status == 201
+    again = await client.post("/v1/sites", json=spec, headers=headers)
+    assert again.status == 201
+    assert await again.json() == await first.json()
+    # Without the key the same request is a second create.
+    assert (await client.post("/v1/sites", json=spec, headers=admin)).status == 409
+    # A key names one caller's request: another principal with the same key acts for itself.
+    news = await create_site("news")
+    path = "/v1/sites/news/authors/someone/status"
+    change = {"status": "trusted"}
+    by_admin = await client.post(path, json=change, headers=keyed(admin, "same"))
+    by_moderator = await client.post(path, json=change, headers=keyed(moderator(news), "same"))
+    assert "Idempotent-Replayed" not in by_moderator.headers
+    assert (by_admin.status, by_moderator.status) == (200, 200)
+
+
+async def test_a_malformed_key_is_refused_before_anything_runs(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    path = "/v1/sites/news/comments/c1/decision"
+    for bad in ("x" * 256, ""):
+        response = await client.post(
+            path, json={"action": "approve"}, headers=keyed(moderator(site), bad)
+        )
+        assert response.status == 422
+        assert (await response.json())["error"]["details"] == [
+            {"field": "Idempotency-Key", "message": "must be 1-255 printable ASCII characters"}
+        ]
+    view = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert (await view.json())["state"] == "pending"

