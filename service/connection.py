@@ -40,7 +40,10 @@ def connect(settings: Settings) -> Connection:
     # Fail fast while Redis is down: the caller gets a 503 now rather than a hung request.
     socket_timeout = settings.redis_socket_timeout_seconds
     if target.topology == "cluster":
-        return Connection(_cluster(target, socket_timeout), settings.redis_prefix)
+        # redis-py's cluster client has no waiting pool: a node's connections are sized here,
+        # and a request that finds them all busy fails at once.
+        cluster = _cluster(target, socket_timeout, settings.redis_max_connections)
+        return Connection(cluster, settings.redis_prefix)
     if target.topology == "sentinel":
         sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
             list(target.nodes),
@@ -59,18 +62,24 @@ def connect(settings: Settings) -> Connection:
             username=target.username,
             password=target.password,
             decode_responses=True,
+            max_connections=settings.redis_max_connections,
         )
         return Connection(primary, settings.redis_prefix, tuple(sentinel.sentinels))
-    single: aioredis.Redis = aioredis.Redis.from_url(
+    # A burst that finds every connection busy waits (bounded) for one, rather than failing at
+    # once as redis-py's default pool does: only a real outage answers 503.
+    pool = aioredis.BlockingConnectionPool.from_url(
         target.url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_seconds,
         decode_responses=True,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=socket_timeout,
     )
+    single: aioredis.Redis = aioredis.Redis.from_pool(pool)
     return Connection(single, settings.redis_prefix)
 
 
-def _cluster(target: RedisTarget, socket_timeout: float) -> RedisCluster:
+def _cluster(target: RedisTarget, socket_timeout: float, max_connections: int) -> RedisCluster:
     return RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
         username=target.username,
@@ -79,4 +88,5 @@ def _cluster(target: RedisTarget, socket_timeout: float) -> RedisCluster:
         decode_responses=True,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=socket_timeout,
+        max_connections=max_connections,
     )

@@ -181,6 +181,10 @@ class Settings:
     redis_wait_ms: int = 1000
     # A Redis call that gets no answer within this fails (503) instead of hanging the request.
     redis_socket_timeout_seconds: float = 5.0
+    # Connections each process may open; a request finding them all busy waits this long for one
+    # (a burst queues instead of failing: only a real outage answers 503).
+    redis_max_connections: int = 256
+    redis_pool_timeout_seconds: float = 5.0
     # None: the first free port from 16379 up.
     valkey_port: int | None = None
     admin_token: str | None = None
@@ -224,6 +228,12 @@ class Settings:
             redis_wait_ms=reader.integer("CIVILITY_REDIS_WAIT_MS", 1000, low=1, high=60_000),
             redis_socket_timeout_seconds=reader.number(
                 "CIVILITY_REDIS_SOCKET_TIMEOUT_SECONDS", 5.0, low=0.05, high=60.0
+            ),
+            redis_max_connections=reader.integer(
+                "CIVILITY_REDIS_MAX_CONNECTIONS", 256, low=4, high=65_536
+            ),
+            redis_pool_timeout_seconds=reader.number(
+                "CIVILITY_REDIS_POOL_TIMEOUT_SECONDS", 5.0, low=0.01, high=60.0
             ),
             valkey_port=reader.optional_integer("CIVILITY_VALKEY_PORT", low=1, high=65535),
             admin_token=reader.optional("CIVILITY_ADMIN_TOKEN"),

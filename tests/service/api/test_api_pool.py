@@ -1,0 +1,77 @@
+"""The Redis connection pool: a request that finds every connection busy waits for one, up to
+CIVILITY_REDIS_POOL_TIMEOUT_SECONDS, and only then answers 503."""
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from redis.asyncio.connection import Connection
+
+from service.appkeys import REDIS
+from service.settings import Settings
+from tests.service.api.conftest import api_settings
+
+Client = TestClient[web.Request, web.Application]
+Headers = Callable[[dict[str, str]], dict[str, str]]
+POOL_SIZE = 4
+POOL_WAIT_SECONDS = 0.5
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return dataclasses.replace(
+        api_settings(redis_url),
+        redis_max_connections=POOL_SIZE,
+        redis_pool_timeout_seconds=POOL_WAIT_SECONDS,
+    )
+
+
+async def take_every_connection(
+    client: Client,
+) -> tuple[aioredis.BlockingConnectionPool, list[Any]]:
+    redis = client.app[REDIS]
+    assert isinstance(redis, aioredis.Redis)
+    pool = redis.connection_pool
+    assert isinstance(pool, aioredis.BlockingConnectionPool)
+    assert pool.max_connections == POOL_SIZE
+    taken: list[Connection] = []
+    while pool.can_get_connection():
+        taken.append(await pool.get_connection())  # type: ignore[no-untyped-call]
+    return pool, taken
+
+
+async def test_a_pool_busy_past_the_bound_answers_503(
+    client: Client, site: dict[str, str], moderator: Headers
+) -> None:
+    pool, taken = await take_every_connection(client)
+    try:
+        response = await client.get("/v1/sites/news/queue", headers=moderator(site))
+        assert response.status == 503
+        assert (await response.json())["error"]["code"] == "store_unavailable"
+    finally:
+        for connection in taken:
+            await pool.release(connection)
+    response = await client.get("/v1/sites/news/queue", headers=moderator(site))
+    assert response.status == 200
+
+
+async def test_a_request_waits_for_a_connection_freed_within_the_bound(
+    client: Client, site: dict[str, str], moderator: Headers
+) -> None:
+    pool, taken = await take_every_connection(client)
+
+    async def give_back() -> None:
+        # Given back once the request is waiting: a tenth of the bound later.
+        await asyncio.sleep(POOL_WAIT_SECONDS / 10)
+        for connection in taken:
+            await pool.release(connection)
+
+    released = asyncio.create_task(give_back())
+    response = await client.get("/v1/sites/news/queue", headers=moderator(site))
+    await released
+    assert response.status == 200
