@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # noqa: E402
 
 from classifier.datasets import load_source  # noqa: E402
-from classifier.encoder import BATCH_SIZE, Encoder  # noqa: E402
+from classifier.encoder import BATCH_SIZE, MAX_RUN_TOKENS, Encoder  # noqa: E402
 from classifier.model import Model, active_stem  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "lexical_model": artifact.stem,
         "batch_size": BATCH_SIZE,
+        "max_run_tokens": MAX_RUN_TOKENS,
         "machine": {
             "cpu": _cpu_model(),
             "cpus": os.cpu_count(),
@@ -170,23 +171,33 @@ def _child(threads: int, max_length: int) -> int:
     report the load time and the peak RSS."""
     with threadpool_limits(limits=1):
         texts = json.loads(sys.stdin.read())
-        baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before_load = _peak_rss_mb()
         encoder = Encoder(threads=threads, max_length=max_length)
         began = time.perf_counter()
         encoder.load()
         load_seconds = time.perf_counter() - began
+        after_load = _peak_rss_mb()
         encoder.embed(texts)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
             {
                 "load_seconds": round(load_seconds, 3),
-                "peak_rss_mb": round(peak_kib / 1024, 1),
-                "rss_before_load_mb": round(baseline_kib / 1024, 1),
+                "peak_rss_mb": _peak_rss_mb(),
+                "peak_rss_before_load_mb": before_load,
+                "peak_rss_after_load_mb": after_load,
             }
         )
     )
     return 0
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS. ``getrusage``'s survives ``exec`` and would start at the
+    parent's; the kernel's high-water mark of this process's own memory does not."""
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def token_lengths(texts: list[str]) -> dict[str, float]:

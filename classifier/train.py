@@ -40,7 +40,7 @@ from classifier.training_data import (
 DEFAULT_NAME = "civility"
 DEFAULT_VERSION = "1.4.0"
 # Rows per source the semantic stage is fitted on: embedding them is most of its training time.
-DEFAULT_SEMANTIC_ROWS_PER_SOURCE = 3000
+DEFAULT_SEMANTIC_ROWS_PER_SOURCE = 2000
 
 
 @dataclass(frozen=True)

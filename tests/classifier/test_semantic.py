@@ -86,9 +86,21 @@ def test_similar_sentences_are_closer_than_unrelated_ones(encoder: Encoder) -> N
 
 def test_a_batch_gives_each_text_the_vector_it_gets_alone(encoder: Encoder) -> None:
     # Texts of very different lengths, so the batch is padded.
-    batch = Encoder(batch_size=3).embed(TEXTS)
+    batch = Encoder(batch_size=3, max_run_tokens=10_000).embed(TEXTS)
     alone = np.stack([encoder.embed([text])[0] for text in TEXTS])
     np.testing.assert_allclose(batch, alone, atol=1e-5)
+
+
+def test_runs_keep_to_the_batch_and_token_caps() -> None:
+    encoder = Encoder(batch_size=3, max_run_tokens=20)
+    lengths = [5, 1, 30, 4, 4, 2, 6]
+    runs = encoder._runs([[0] * length for length in lengths])
+    assert sorted(index for run in runs for index in run) == list(range(len(lengths)))
+    for run in runs:
+        padded = len(run) * max(lengths[index] for index in run)
+        assert len(run) <= 3
+        assert padded <= 20 or len(run) == 1
+    assert [2] in runs  # longer than the budget alone: a run of its own
 
 
 def test_the_cache_returns_stored_vectors_without_the_encoder(
