@@ -12,13 +12,19 @@ taught that an identity is toxic or civil: no label is added or changed.
 
 A row and its copy share the row's weight half and half, so a source counts as much as before.
 Swaps stay within a group (orientation for orientation, religion for religion) so the copy
-stays a sentence someone could write; the replacement is chosen by a hash of the text, so a
+stays a sentence someone could write. The replacement is drawn in proportion to how often each
+identity is named in the training rows: drawn evenly, a rarely named identity ("bisexual", named
+a dozen times) received as many copies as the commonest ("gay", a thousand, mostly in insults)
+and learned their contexts in place of its own. The draw is fixed by a hash of the text, so a
 training run is repeatable.
 """
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
 
 from classifier.datasets import stable_fraction
 from classifier.training_data import LabeledRows
@@ -58,15 +64,31 @@ def _same_case(replacement: str, original: str) -> str:
     return replacement
 
 
-def swap_identities(text: str) -> str | None:
-    """``text`` with every identity term swapped for another of its group; None if it names none."""
+def term_counts(texts: Iterable[str]) -> Counter[str]:
+    """How many times each identity term is named in ``texts``."""
+    return Counter(match.group(1).lower() for text in texts for match in _TERMS.finditer(text))
+
+
+def _pick(others: Sequence[str], counts: Mapping[str, int], fraction: float) -> str:
+    """One of ``others``, each as likely as it is frequent (plus one): a rare identity then
+    receives few copies, instead of as many as the commonest (whose contexts would swamp its own).
+    """
+    shares = np.cumsum([counts.get(other, 0) + 1.0 for other in others])
+    return others[
+        min(int(np.searchsorted(shares, fraction * shares[-1], side="right")), len(others) - 1)
+    ]
+
+
+def swap_identities(text: str, counts: Mapping[str, int] | None = None) -> str | None:
+    """``text`` with every identity term swapped for another of its group (chosen by how often
+    each is named, ``counts``; evenly without them); None if it names none."""
     swapped = False
 
     def replace(match: re.Match[str]) -> str:
         nonlocal swapped
         term, plural = match.group(1), match.group(2)
         others = [other for other in _GROUP_OF[term.lower()] if other != term.lower()]
-        choice = others[int(stable_fraction(f"{text}\x00{match.start()}") * len(others))]
+        choice = _pick(others, counts or {}, stable_fraction(f"{text}\x00{match.start()}"))
         swapped = True
         return _same_case(choice, term) + plural
 
@@ -78,13 +100,14 @@ def with_identity_swaps(rows: LabeledRows, labels: Sequence[str]) -> tuple[Label
     """``rows`` (columns ``labels``) plus a swapped copy of each row that names an identity and
     says something about a label other than spam; how many copies were added."""
     abuse = [index for index, label in enumerate(labels) if label != SPAM_LABEL]
+    counts = term_counts(rows.texts)
     augmented = LabeledRows()
     copies = 0
     for text, target, weight, source, group in zip(
         rows.texts, rows.targets, rows.weights, rows.sources, rows.groups, strict=True
     ):
         about_abuse = any(not math.isnan(target[index]) for index in abuse)
-        swapped = swap_identities(text) if about_abuse else None
+        swapped = swap_identities(text, counts) if about_abuse else None
         shares = [(text, 1.0)] if swapped is None else [(text, 0.5), (swapped, 0.5)]
         for shown, share in shares:
             augmented.texts.append(shown)

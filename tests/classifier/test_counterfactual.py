@@ -67,3 +67,16 @@ def test_rows_naming_an_identity_get_a_copy_with_the_same_label_and_half_the_wei
     assert augmented.texts[2:] == rows.texts[1:]
     assert augmented.weights[2:] == rows.weights[1:]
     assert augmented.groups[3] == "video"
+
+
+def test_replacements_follow_how_often_each_identity_is_named() -> None:
+    """A rarely named identity receives few copies: the commonest would swamp its contexts."""
+    counts = {"gay": 1000, "lesbian": 100}
+    chosen = [
+        swap_identities(f"a bisexual person wrote comment {day}", counts) for day in range(300)
+    ]
+    named = [text.split()[1] for text in chosen if text is not None]
+    assert len(named) == 300
+    assert named.count("gay") > 200
+    assert named.count("lesbian") > named.count("queer")
+    assert "bisexual" not in named
