@@ -1,7 +1,7 @@
 """The second look: what it costs intake, how fast it reads, how soon, and how it catches up.
 
     .venv/bin/python bench/second_look.py --models <folder with a model that has a semantic
-        stage> [--rounds 3] [--round-seconds 15] [--rate 20] [--burst 2000]
+        stage> [--rounds 3] [--round-seconds 15] [--rate 5] [--burst 2000]
 
 Starts two ``civility serve`` processes against one Redis (``REDIS_URL``, default database 14 of
 127.0.0.1:6379, flushed first), one with ``CIVILITY_SECOND_LOOK=on`` and one with ``off``, and
@@ -58,6 +58,7 @@ SITE = "bench"
 KEYS = KeySpace("civ")
 MAX_TEXT = 20_000
 BURST_CONCURRENCY = 32
+WORKER_EXITED = threading.Event()
 
 
 def _free_port() -> int:
@@ -212,6 +213,8 @@ async def until_drained(client: redis.Redis, within: float) -> float:
     """Seconds until the site's second-look backlog is empty."""
     started = time.perf_counter()
     while client.zcard(KEYS.second_look_queue(SITE)):
+        if WORKER_EXITED.is_set():
+            raise SystemExit("the worker exited")
         if time.perf_counter() - started > within:
             raise SystemExit(f"the second-look backlog did not drain within {within} s")
         await asyncio.sleep(0.05)
@@ -233,8 +236,9 @@ def looks(client: redis.Redis, ids: Sequence[str]) -> list[tuple[int, int, str]]
 class MemoryWatch:
     """Peak resident memory of a process and its children, sampled twice a second."""
 
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
+    def __init__(self, worker: subprocess.Popen[bytes]) -> None:
+        self.worker = worker
+        self.process = psutil.Process(worker.pid)
         self.peak_mb = 0.0
         self.last_mb = 0.0
         self.peak_look_process_mb = 0.0
@@ -251,12 +255,15 @@ class MemoryWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
+            if self.worker.poll() is not None:
+                WORKER_EXITED.set()
+                return
             try:
                 children = self.process.children(recursive=True)
                 sizes = [child.memory_info().rss for child in children]
                 total = self.process.memory_info().rss + sum(sizes)
             except psutil.Error:
-                continue
+                continue  # a child ended between the listing and the reading
             self.last_mb = total / 2**20
             self.peak_mb = max(self.peak_mb, self.last_mb)
             self.peak_look_process_mb = max(
@@ -359,7 +366,7 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--round-seconds", type=float, default=15.0)
-    parser.add_argument("--rate", type=float, default=20.0, help="comments per second")
+    parser.add_argument("--rate", type=float, default=5.0, help="comments per second")
     parser.add_argument("--burst", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1, help="CIVILITY_SECOND_LOOK_THREADS")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -389,14 +396,15 @@ def main() -> None:
     serve = [sys.executable, "-m", "service", "serve"]
     worker = [sys.executable, "-m", "service", "worker"]
 
-    def env(mode: str, port: int = 0) -> dict[str, str]:
-        return {**common, "CIVILITY_SECOND_LOOK": mode, "CIVILITY_PORT": str(port)}
+    def env(mode: str, port: int | None = None) -> dict[str, str]:
+        where = {} if port is None else {"CIVILITY_PORT": str(port)}
+        return {**common, "CIVILITY_SECOND_LOOK": mode, **where}
 
     with (
         _process(serve, env("on", ports["on"]), f"http://127.0.0.1:{ports['on']}/readyz"),
         _process(serve, env("off", ports["off"]), f"http://127.0.0.1:{ports['off']}/readyz"),
         _process(worker, env("on")) as worker_process,
-        MemoryWatch(worker_process.pid) as watch,
+        MemoryWatch(worker_process) as watch,
     ):
         secret = _create_site(f"http://127.0.0.1:{ports['on']}", admin_token)
         results = asyncio.run(measure(args, urls, secret, client, watch))

@@ -116,16 +116,20 @@ class SecondLookWorker:
         taken = [item for _, items in claims for item in items]
         if not taken:
             return 0
-        blended = await self.scorer.blend([item.text for item in taken])
         policies: dict[str, Policy | None] = {}
-        for item, scores in zip(taken, blended.scores, strict=True):
-            if item.site not in policies:
-                record = await self.store.load_site(item.site)
-                policies[item.site] = record.site.policy if record is not None else None
-            site_policy = policies[item.site]
-            if site_policy is None:
-                continue  # the site is being deleted; its purge removes the queue
-            await self.log.apply(self._look(item, scores, blended, site_policy))
+        size = self.settings.batch_size
+        # More sites than the batch has room for take one comment each: still scored a batch
+        # at a time, since the encoder's memory grows with the batch.
+        for chunk in (taken[start : start + size] for start in range(0, len(taken), size)):
+            blended = await self.scorer.blend([item.text for item in chunk])
+            for item, scores in zip(chunk, blended.scores, strict=True):
+                if item.site not in policies:
+                    record = await self.store.load_site(item.site)
+                    policies[item.site] = record.site.policy if record is not None else None
+                site_policy = policies[item.site]
+                if site_policy is None:
+                    continue  # the site is being deleted; its purge removes the queue
+                await self.log.apply(self._look(item, scores, blended, site_policy))
         return len(taken)
 
     def _look(

@@ -20,11 +20,16 @@ from service.second_look import Blended
 
 _model: Model | None = None
 
+NICENESS = 10
+"""How much lower the scoring process's CPU priority is than the worker's: on a machine whose
+cores intake needs, the verdicts come first and the looks take what is left."""
+
 
 def _start(models_dir: Path, threads: int) -> None:
     global _model
     # Ctrl-C reaches the whole process group; the worker alone decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(NICENESS)
     # The BLAS libraries of the lexical stage read it when their thread pools start; the
     # encoder's onnxruntime session takes ``threads`` itself.
     os.environ["OMP_NUM_THREADS"] = str(threads)

@@ -92,10 +92,11 @@ def publish(store: Store, clock: Clock) -> Publish:
         state: State = State.APPROVED,
         author: str = "reader-1",
         author_status: AuthorStatus = AuthorStatus.ACTIVE,
+        site: str = SITE,
     ) -> None:
         now = int(clock() * 1000)
         await store.write_intake(
-            SITE,
+            site,
             IntakeWrite(
                 comment_id=comment_id,
                 text_hash=f"hash:{text}",
@@ -117,7 +118,7 @@ def publish(store: Store, clock: Clock) -> Publish:
                 edit_sources=sources_argument(Event.EDIT),
                 windows=(),
                 assumed=Observation(
-                    edit=bool(await store.redis.exists(KEYS.comment(SITE, comment_id))),
+                    edit=bool(await store.redis.exists(KEYS.comment(site, comment_id))),
                     author_status=author_status,
                 ),
                 min_approved=0,
@@ -381,3 +382,32 @@ async def test_a_backlog_is_shared_between_sites_in_batches(
 
     assert taken == [8, 8, 4, 0]
     assert await backlog(redis_client) == 0
+
+
+async def test_many_sites_each_get_a_turn_and_the_stage_still_reads_a_batch_at_a_time(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    clock: Clock,
+) -> None:
+    sites = ("alpha", "beta", "gamma")
+    for site in sites:
+        await create_site(None, site_id=site)
+        for index in range(2):
+            await publish(f"{site}-{index}", f"A remark {index} on {site}.", site=site)
+    small = SecondLookWorker(
+        redis_client,
+        blend,
+        SecondLookSettings(batch_size=2, lease_seconds=LEASE_SECONDS),
+        prefix="civ",
+        clock=clock,
+    )
+
+    assert await small.work_once() == 3
+
+    assert [len(batch) for batch in blend.batches] == [2, 1]
+    firsts = {text.rsplit(" ", 1)[1] for batch in blend.batches for text in batch}
+    assert firsts == {"alpha.", "beta.", "gamma."}
+    assert await small.work_once() == 3
+    assert await small.work_once() == 0
