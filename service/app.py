@@ -15,6 +15,7 @@ from service.appkeys import (
     CLOCK,
     CORAL,
     DELIVERIES,
+    GAUGES,
     HTTP,
     IDEMPOTENCY,
     LABELS,
@@ -35,6 +36,7 @@ from service.compat.coral_desk import CoralDesk
 from service.compat.coral_links import CoralLinks
 from service.connection import connect
 from service.deliveries import DeliveryLog
+from service.gauges import SiteGauges
 from service.idempotency import IdempotencyStore
 from service.labels import LabelLog
 from service.metrics import Metrics
@@ -106,6 +108,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> web.Applicati
     app.cleanup_ctx.append(_akismet)
     app.cleanup_ctx.append(_coral)
     app.cleanup_ctx.append(_deliveries)
+    app.cleanup_ctx.append(_gauges)
     app.cleanup_ctx.append(follow_reloads)
     for area in ROUTE_AREAS:
         app.router.add_routes(area.routes)
@@ -193,6 +196,13 @@ async def _deliveries(app: web.Application) -> AsyncIterator[None]:
     app[DELIVERIES] = DeliveryLog(app[REDIS], prefix=app[SETTINGS].redis_prefix)
     app[SECOND_LOOKS] = SecondLookLog(app[REDIS], prefix=app[SETTINGS].redis_prefix)
     app[IDEMPOTENCY] = IdempotencyStore(app[REDIS], prefix=app[SETTINGS].redis_prefix)
+    yield
+
+
+async def _gauges(app: web.Application) -> AsyncIterator[None]:
+    app[GAUGES] = SiteGauges(
+        app[REDIS], app[SITE_MODELS], app[SECOND_LOOKS], prefix=app[SETTINGS].redis_prefix
+    )
     yield
 
 

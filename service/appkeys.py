@@ -14,6 +14,7 @@ from service.administration import Administration
 from service.compat.akismet_desk import AkismetDesk
 from service.compat.coral_desk import CoralDesk
 from service.deliveries import DeliveryLog
+from service.gauges import SiteGauges
 from service.idempotency import IdempotencyStore
 from service.labels import LabelLog
 from service.metrics import Metrics
@@ -46,3 +47,4 @@ SITE_MODELS = web.AppKey("site_models", SiteModels)
 SITE_VERSIONS = web.AppKey("site_versions", ActiveVersions)
 SECOND_LOOKS = web.AppKey("second_looks", SecondLookLog)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
+GAUGES = web.AppKey("gauges", SiteGauges)

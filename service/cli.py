@@ -34,6 +34,7 @@ from service.embedded import (
     embedded_valkey,
 )
 from service.errors import NotFound, StoreUnavailable
+from service.gauges import background_gauges
 from service.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.moderation import Moderation
 from service.refit_process import background_refits
@@ -305,6 +306,7 @@ async def _serve_until_stopped(
                 await worker.enter_async_context(background_worker(settings))
                 await worker.enter_async_context(background_refits(settings))
                 await worker.enter_async_context(background_second_look(settings))
+                await worker.enter_async_context(background_gauges(settings))
             await stop.wait()
     finally:
         loop.remove_signal_handler(signal.SIGHUP)

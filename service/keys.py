@@ -40,6 +40,15 @@ class KeySpace:
         """Hash: deleted site id -> SCAN cursor of its purge (removed when the purge is done)."""
         return f"{self.prefix}:purges"
 
+    def gauges(self) -> str:
+        """Hash: site id -> JSON of its figures for /metrics (queue depths, refits, second look),
+        kept current by the API processes so a scrape reads one key whatever the sites."""
+        return f"{self.prefix}:gauges"
+
+    def gauges_changed(self) -> str:
+        """Set of site ids whose figures a write may have moved since the last scrape."""
+        return f"{self.prefix}:gauges:changed"
+
     def idempotency(self, site: str | None, digest: str) -> str:
         """Hash {body_hash, state, status, answer, content_type, expires_at, running_until}: a
         request sent with an Idempotency-Key, by sha256 of the principal, method, path and key;

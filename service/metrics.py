@@ -15,6 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from service.gauges import SiteFigures
 from service.second_look_store import Totals
 
 # Read by prometheus-client when it is imported: set it before the API processes start.
@@ -120,6 +121,25 @@ class Metrics:
         self.second_look_held.labels(site).set(totals.held)
         self.second_look_skipped.labels(site).set(totals.skipped)
         self._second_look_delay.totals[site] = totals
+
+    def show(self, figures: dict[str, SiteFigures]) -> None:
+        """Every site's figures as the gauges hash holds them; a deleted site's go."""
+        for gauge in (
+            self.queue_depth,
+            self.site_model_refits,
+            self.second_look_backlog,
+            self.second_look_processed,
+            self.second_look_held,
+            self.second_look_skipped,
+        ):
+            gauge.clear()
+        self._second_look_delay.totals.clear()
+        for site, site_figures in figures.items():
+            for queue, depth in site_figures.queue_depths.items():
+                self.set_queue_depth(site, queue, depth)
+            for outcome, count in site_figures.refits.items():
+                self.set_site_model_refits(site, outcome, count)
+            self.set_second_look(site, site_figures.second_look)
 
     def render(self) -> bytes:
         folder = os.environ.get(MULTIPROCESS_DIR_VARIABLE)

@@ -5,6 +5,7 @@ middleware still decides what a failure means (the ``CivilityError``), and the s
 how that route says it.
 """
 
+import contextlib
 import json
 import logging
 import time
@@ -14,7 +15,7 @@ import redis.exceptions
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from service.appkeys import METRICS
+from service.appkeys import GAUGES, METRICS
 from service.error_shapes import ErrorShape, shape_for
 from service.errors import BadRequest, CivilityError, StoreUnavailable, ValidationFailed
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 # A path we do not serve is counted under one label, not one per URL someone tried.
 UNMATCHED_ROUTE = "unmatched"
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def as_civility_error(error: Exception) -> CivilityError | None:
@@ -75,4 +77,10 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     request.app[METRICS].observe_request(
         _route(request), request.method, response.status, time.perf_counter() - started
     )
+    site = request.match_info.get("site")
+    if site is not None and request.method not in READS and response.status < 400:
+        # Its queue depths may have moved: the next scrape reads them again. The write is done
+        # and answered as such; a lost mark only waits for the worker's sweep.
+        with contextlib.suppress(StoreUnavailable):
+            await request.app[GAUGES].mark(site)
     return response

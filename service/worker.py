@@ -31,6 +31,7 @@ from service.connection import connect
 from service.deliveries import DeliveryLog, Settle
 from service.egress import guarded_socket_factory
 from service.errors import StoreUnavailable
+from service.gauges import background_gauges
 from service.keys import DEFAULT_PREFIX
 from service.refit_process import background_refits
 from service.retry import RetryPolicy
@@ -327,6 +328,7 @@ async def run_until_signalled(settings: Settings) -> None:
         async with contextlib.AsyncExitStack() as refits:
             await refits.enter_async_context(background_refits(settings))
             await refits.enter_async_context(background_second_look(settings))
+            await refits.enter_async_context(background_gauges(settings))
             await worker.run()
     finally:
         await connection.aclose()

@@ -6,15 +6,7 @@ from typing import Any
 from aiohttp import web
 
 from service import openapi
-from service.appkeys import (
-    DELIVERIES,
-    METRICS,
-    MODERATION,
-    REDIS,
-    SCORER,
-    SECOND_LOOKS,
-    SITE_MODELS,
-)
+from service.appkeys import GAUGES, METRICS, REDIS, SCORER
 from service.auth import require_metrics_access
 from service.errors import CivilityError
 from service.metrics import CONTENT_TYPE
@@ -62,25 +54,13 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     require_metrics_access(request)
     registry = request.app[METRICS]
-    moderation = request.app[MODERATION]
-    # Every stored site, not only those this process has seen since it started: a queue-depth
-    # alert must hold right after a restart.
+    gauges = request.app[GAUGES]
+    # One read of the figures the writes keep current, whatever the number of sites.
     try:
-        sites = await request.app[DELIVERIES].sites()
+        await gauges.refresh_changed()
+        registry.show(await gauges.figures())
     except CivilityError:
-        sites = []  # a scrape must not fail because Redis blinked
-    for site in sites:
-        try:
-            site_stats = await moderation.stats(site)
-            refits = await request.app[SITE_MODELS].refit_counts(site)
-            second_look = await request.app[SECOND_LOOKS].totals(site)
-        except CivilityError:
-            continue  # nor because one site vanished
-        for queue, depth in site_stats.queue_depths.items():
-            registry.set_queue_depth(site, queue, depth)
-        for outcome, count in refits.items():
-            registry.set_site_model_refits(site, outcome, count)
-        registry.set_second_look(site, second_look)
+        pass  # a scrape must not fail because Redis blinked
     response = web.Response(body=registry.render())
     response.headers["Content-Type"] = CONTENT_TYPE
     return response
