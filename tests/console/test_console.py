@@ -1,10 +1,12 @@
 """A moderator's work in the console, in a real Chromium against the real service."""
 
+import json
 import re
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Request, expect
 
+from service.keys import KeySpace
 from tests.console.support import Service, Site, screenshot, sign_in
 
 # The first test waits for `civility serve` to load the model, which on a busy machine takes
@@ -209,6 +211,33 @@ HOSTILE = {
     "rtl": "Normal start \u202eevil reversed text\u202c and the end",
     "long": "word " * 4_000,
 }
+
+
+def test_a_second_look_hold_shows_its_reason_and_the_blended_scores(
+    page: Page, service: Service, site: Site
+) -> None:
+    (held,) = hold(site, 1)
+    # What the second look's script stores when the blend holds a comment intake published.
+    service.redis.hset(
+        KeySpace().comment(site.id, held),
+        mapping={
+            "reasons": json.dumps(["SECOND_LOOK", "TOXIC"]),
+            "look_state": "held",
+            "look_queued_at": 1_800_000_000_000,
+            "look_at": 1_800_000_001_500,
+            "look_scores": json.dumps({"toxicity": 0.81, "identity_attack": 0.64, "spam": 0.02}),
+            "look_model": "1.5.0",
+        },
+    )
+    signed_in(page, site)
+
+    item = page.locator(f'#items > li[data-id="{held}"]')
+    expect(item.get_by_role("list", name="Reasons")).to_have_text("SECOND_LOOKTOXIC")
+    blended = item.get_by_role("list", name="Second look scores")
+    expect(blended.locator("li").first).to_have_text("toxicity81%")
+    expect(blended.locator("li")).to_have_count(3)
+    # The lexical scores stay where they were.
+    expect(item.get_by_role("list", name="Scores", exact=True)).to_be_visible()
 
 
 def test_hostile_comments_are_shown_as_inert_text(
