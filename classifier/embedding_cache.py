@@ -10,6 +10,7 @@ another encoder are never mixed in. The folder is ``$CIVILITY_CACHE/embeddings``
 import hashlib
 import os
 import re
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,9 +51,9 @@ class EmbeddingCache:
 
     def _read(self, path: Path) -> dict[bytes, FloatMatrix]:
         try:
-            with np.load(path) as stored:
+            with path.open("rb") as stream, np.load(stream) as stored:
                 keys, vectors = stored["keys"], stored["vectors"]
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return {}  # missing or unreadable: computed again
         if vectors.ndim != 2 or vectors.shape[1] != DIMENSION or len(keys) != len(vectors):
             return {}
@@ -62,7 +63,9 @@ class EmbeddingCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         keys = np.frombuffer(b"".join(known), dtype=np.uint8).reshape(len(known), 32)
         vectors = np.stack(list(known.values())).astype(np.float32)
-        partial = path.with_name(path.name + ".partial")
+        # A name of this process's own: two runs (training and evaluation) may write the same
+        # set at once; each file is whole, and the last one written stays.
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
         with partial.open("wb") as stream:
             np.savez(stream, keys=keys, vectors=vectors)
         partial.replace(path)

@@ -258,3 +258,12 @@ def test_evaluation_reports_each_set_lexical_and_blended(
     assert "semantic stage, ROC-AUC (w: the label's blend weight):" in table
     assert f"{semantic['sets'][0]['blended_roc_auc']:>8.3f}" in table
     assert format_semantic({"sets": []}) == []
+
+
+def test_an_unreadable_cache_file_is_computed_again(encoder: Encoder, tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path, encoder)
+    cache.path("broken").write_bytes(b"PK\x03\x04 half a file")
+    vectors = cache.embed("broken", TEXTS[:1])
+    assert np.array_equal(vectors, encoder.embed(TEXTS[:1]))
+    assert np.array_equal(EmbeddingCache(tmp_path, encoder).embed("broken", TEXTS[:1]), vectors)
+    assert [path.name for path in tmp_path.iterdir()] == [cache.path("broken").name]
