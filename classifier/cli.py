@@ -181,6 +181,12 @@ def _register_evaluate(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     parser.add_argument(
         "--skip-spam-folds", action="store_true", help="skip the leave-one-video-out refits"
     )
+    parser.add_argument(
+        "--no-semantic",
+        action="store_true",
+        help="measure the lexical stage alone (the first run with the semantic stage embeds "
+        "every set, which takes a while; later runs re-use the embedding cache)",
+    )
     parser.add_argument("--jobs", type=_positive_int, default=2, help="labels fitted in parallel")
     parser.add_argument(
         "--limit-per-set",
@@ -218,9 +224,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         return _missing_datasets("evaluate", args.data)
     try:
         model = (
-            Model.load(args.model, semantic_threads=args.jobs)
+            Model.load(args.model, not args.no_semantic, semantic_threads=args.jobs)
             if args.model
-            else load_active(args.models, semantic_threads=args.jobs)
+            else load_active(args.models, not args.no_semantic, semantic_threads=args.jobs)
         )
     except ModelError as error:
         return _fail("evaluate", model_problem(error, args.models))
