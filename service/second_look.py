@@ -67,6 +67,7 @@ class SecondLookWorker:
         prefix: str = DEFAULT_PREFIX,
         clock: Callable[[], float] = time.time,
         new_event_id: Callable[[], str] = new_event_id,
+        failure_pause_seconds: float = FAILED_PAUSE_SECONDS,
     ) -> None:
         self.log = SecondLookLog(redis, prefix)
         self.store = Store(redis, prefix)
@@ -74,6 +75,7 @@ class SecondLookWorker:
         self.settings = settings
         self._clock = clock
         self._new_event_id = new_event_id
+        self._failure_pause_seconds = failure_pause_seconds
         self._stopping = asyncio.Event()
         self._passes = 0
 
@@ -94,8 +96,8 @@ class SecondLookWorker:
             except Exception:
                 # The model did not load or its process died: the comments taken come back when
                 # their lease ends, and the deliveries beside this loop go on meanwhile.
-                log.exception("second look failed, trying again in %g s", FAILED_PAUSE_SECONDS)
-                pause = FAILED_PAUSE_SECONDS
+                pause = self._failure_pause_seconds
+                log.exception("second look failed, trying again in %g s", pause)
             if pause:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), pause)

@@ -5,6 +5,7 @@ scorer that returns the scores a test gives each text (the real semantic stage r
 end-to-end tests of ``tests/service/api/test_api_second_look.py``), and time is a clock the
 test moves."""
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -411,3 +412,43 @@ async def test_many_sites_each_get_a_turn_and_the_stage_still_reads_a_batch_at_a
     assert firsts == {"alpha.", "beta.", "gamma."}
     assert await small.work_once() == 3
     assert await small.work_once() == 0
+
+
+async def test_a_failing_pass_does_not_end_the_loop_and_its_comments_come_back(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    clock: Clock,
+) -> None:
+    await create_site(None)
+    blend.scores["Hostile words."] = HOSTILE
+    await publish("c1", "Hostile words.")
+
+    async def process_dies() -> None:
+        raise RuntimeError("the scoring process died")
+
+    blend.during = process_dies
+    looker = SecondLookWorker(
+        redis_client, blend, SETTINGS, prefix="civ", clock=clock, failure_pause_seconds=0.01
+    )
+    running = asyncio.create_task(looker.run())
+    try:
+
+        async def failed_once() -> bool:
+            return len(blend.batches) == 1
+
+        await eventually(failed_once, what="the failing pass")
+        # Leased to the pass that failed, then taken again once the lease ends.
+        assert await backlog(redis_client) == 1
+        clock.now += LEASE_SECONDS
+
+        async def held() -> bool:
+            return (await comment(redis_client, "c1"))["state"] == "pending"
+
+        await eventually(held, what="the second look after the failure")
+        assert not running.done()
+    finally:
+        looker.stop()
+        await running
+    assert len(blend.batches) == 2
