@@ -13,12 +13,13 @@ from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
-from service.domain import Author, AuthorStatus, Order, Queue, State
+from service.domain import Author, AuthorStatus, Order, Policy, Queue, Site, State
 from service.second_look import Blended, SecondLookWorker
 from service.second_look_store import SecondLookLog
 from service.settings import SecondLookSettings
-from service.store import IntakeWrite, Observation, Store
+from service.store import IntakeWrite, Observation, SiteRecord, Store, from_ms
 from service.transitions import EVENT_TYPES, Event, sources_argument
 
 from .support import KEYS, SITE, CreateSite, Events, Receiver, StartWorker, eventually
@@ -84,7 +85,10 @@ Publish = Callable[..., Awaitable[None]]
 @pytest.fixture
 def publish(store: Store, clock: Clock) -> Publish:
     """A comment the lexical verdict published, as intake writes it."""
+    return publisher(store, clock)
 
+
+def publisher(store: Store, clock: Clock) -> Publish:
     async def write(
         comment_id: str,
         text: str,
@@ -452,3 +456,33 @@ async def test_a_failing_pass_does_not_end_the_loop_and_its_comments_come_back(
         looker.stop()
         await running
     assert len(blend.batches) == 2
+
+
+async def test_on_a_cluster_each_site_is_looked_at_in_its_own_slot(
+    cluster: RedisCluster, blend: ScriptedBlend, clock: Clock
+) -> None:
+    store = Store(cluster)
+    publish = publisher(store, clock)
+    sites = ("news", "blog", "forum", "shop")
+    moment = from_ms(int(clock() * 1000))
+    for site_id in sites:
+        site = Site(
+            id=site_id,
+            name=site_id,
+            callback_url=None,
+            policy=Policy(),
+            created_at=moment,
+            updated_at=moment,
+        )
+        await store.create_site(SiteRecord(site, "whsec_cluster_tests", None, 0, f"k-{site_id}"))
+        await publish("c1", f"Hostile words on {site_id}.", site=site_id)
+        blend.scores[f"Hostile words on {site_id}."] = HOSTILE
+    slots = {cluster.keyslot(KEYS.second_look_queue(site_id)) for site_id in sites}
+    assert len(slots) > 1
+
+    looker = SecondLookWorker(cluster, blend, SETTINGS, prefix="civ", clock=clock)
+    assert await looker.work_once() == 4
+
+    for site_id in sites:
+        stored = await cluster.hgetall(KEYS.comment(site_id, "c1"))
+        assert (stored["state"], stored["look_state"]) == ("pending", "held")
