@@ -10,6 +10,7 @@ import multiprocessing
 from collections.abc import AsyncIterator
 from multiprocessing.synchronize import Event as EventType
 
+from service.child_process import follow_parent
 from service.settings import Settings
 
 
@@ -33,18 +34,18 @@ async def background_refits(settings: Settings) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        # A refit cut short loses nothing: rows are stored before the cursor moves past them and
+        # a fit is stored in one write at its end, so the next run redoes what was cut.
         stopping.set()
-        await asyncio.to_thread(process.join, STOP_SECONDS)
+        await asyncio.to_thread(process.join, settings.delivery.drain_seconds)
         if process.is_alive():
             process.terminate()
             await asyncio.to_thread(process.join)
 
 
-STOP_SECONDS = 30.0
-"""How long a refit in progress may take to end when the worker stops."""
-
-
 def _main(settings: Settings, stopping: EventType) -> None:
+    # Before the slow imports and the model's load: a worker killed meanwhile takes this along.
+    follow_parent()
     # Imported here, in the refit process only: it loads scikit-learn and the model.
     from service.refits import refit_process
 

@@ -14,7 +14,6 @@ import base64
 import contextlib
 import logging
 import multiprocessing
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -214,8 +213,6 @@ class Refits:
 
 
 def refit_process(settings: Settings, stopping: EventType) -> None:
-    # Ctrl-C reaches the whole process group; the worker alone decides how to stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     asyncio.run(_refit_until_stopped(settings, stopping))
 

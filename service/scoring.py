@@ -13,9 +13,6 @@ import asyncio
 import json
 import multiprocessing
 import multiprocessing.connection
-import os
-import signal
-import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +24,7 @@ import sklearn
 
 from classifier.model import Model, ModelError, load_active
 from classifier.site_model import LabelModel, adapt_matrix, decode
+from service.child_process import follow_parent
 from service.keys import KeySpace
 from service.scorer import Scored, SiteRef, Spans
 from service.settings import Settings
@@ -47,9 +45,7 @@ SITE_MODELS_KEPT = 256
 
 def _start_worker(models_dir: Path, redis_url: str | None = None, prefix: str = "civ") -> None:
     global _model, _load_error, _site_store
-    # Ctrl-C reaches the whole process group; the serving process alone decides how to stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_server()
+    follow_parent()
     # The model was validated when it was trained and its inputs are texts: scikit-learn's per-call
     # argument and finiteness checks cost ~1 ms of every pool call, a third of a small batch.
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
@@ -61,23 +57,6 @@ def _start_worker(models_dir: Path, redis_url: str | None = None, prefix: str = 
         # The serving process loads the same model and says what is wrong in one line; a raise
         # here would print the pool's own traceback first.
         _load_error = error
-
-
-def _exit_with_server() -> None:
-    """End this worker when the process that started it ends, however it ended.
-
-    A worker waits for its next task on a queue whose writing end it holds itself, so a serving
-    process killed without its shutdown (SIGKILL, the OOM killer) would leave it waiting forever.
-    """
-    server = multiprocessing.parent_process()
-    if server is None:
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait([server.sentinel])
-        os._exit(0)
-
-    threading.Thread(target=watch, name="exit-with-server", daemon=True).start()
 
 
 def _active_model() -> Model:

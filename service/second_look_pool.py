@@ -9,13 +9,13 @@ a batch after the active model changed is scored by a new process with the new m
 import asyncio
 import multiprocessing
 import os
-import signal
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from classifier.model import Model, active_stem, load_active
+from service.child_process import follow_parent
 from service.second_look import Blended
 
 _model: Model | None = None
@@ -27,8 +27,7 @@ cores intake needs, the verdicts come first and the looks take what is left."""
 
 def _start(models_dir: Path, threads: int) -> None:
     global _model
-    # Ctrl-C reaches the whole process group; the worker alone decides how to stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    follow_parent()
     os.nice(NICENESS)
     # The BLAS libraries of the lexical stage read it when their thread pools start; the
     # encoder's onnxruntime session takes ``threads`` itself.
