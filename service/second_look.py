@@ -112,14 +112,23 @@ class SecondLookWorker:
         start = self._passes % len(sites)
         self._passes += 1
         sites = sites[start:] + sites[:start]
-        per_site = max(1, self.settings.batch_size // len(sites))
+        size = self.settings.batch_size
+        per_site = max(1, size // len(sites))
         lease_ms = int(self.settings.lease_seconds * 1000)
         claims = await self.log.claim_all(sites, per_site, lease_ms, self._now_ms())
         taken = [item for _, items in claims for item in items]
+        # Room the quiet sites left goes to those that filled their share: one busy site among
+        # idle ones still gets a whole batch per pass.
+        busy = [
+            site for site, (_, items) in zip(sites, claims, strict=True) if len(items) == per_site
+        ]
+        if busy and len(taken) < size:
+            share = max(1, (size - len(taken)) // len(busy))
+            more = await self.log.claim_all(busy, share, lease_ms, self._now_ms())
+            taken += [item for _, items in more for item in items]
         if not taken:
             return 0
         policies: dict[str, Policy | None] = {}
-        size = self.settings.batch_size
         # More sites than the batch has room for take one comment each: still scored a batch
         # at a time, since the encoder's memory grows with the batch.
         for chunk in (taken[start : start + size] for start in range(0, len(taken), size)):

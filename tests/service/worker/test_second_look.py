@@ -486,3 +486,19 @@ async def test_on_a_cluster_each_site_is_looked_at_in_its_own_slot(
     for site_id in sites:
         stored = await cluster.hgetall(KEYS.comment(site_id, "c1"))
         assert (stored["state"], stored["look_state"]) == ("pending", "held")
+
+
+async def test_one_busy_site_among_quiet_ones_gets_a_whole_batch(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+) -> None:
+    for site in ("alpha", "beta", "gamma", SITE):
+        await create_site(None, site_id=site)
+    for index in range(10):
+        await publish(f"c{index}", f"Comment number {index}.")
+
+    assert [await looker.work_once() for _ in range(3)] == [8, 2, 0]
+    assert [len(batch) for batch in blend.batches] == [8, 2]
