@@ -52,8 +52,10 @@ end
 -- The decision the comment already carries (same state, same moderator, same reasons), sent
 -- again without a version: a retry whose first answer was lost. It changes nothing, so no
 -- second event and no second history entry; a moderator who means to decide again sends the
--- version.
-if ARGV[7] == "" and previous == target and stored[9] == actor and stored[10] == ARGV[8] then
+-- version. Only a change the table allows from where the comment stands can be such a retry:
+-- a reopen of a comment already back in the queue is refused as any reopen of a held one is.
+if ARGV[7] == "" and previous == target and stored[9] == actor and stored[10] == ARGV[8]
+    and listed(ARGV[13], previous) then
   return {"ok", redis.call("HGETALL", KEYS[1])}
 end
 if ARGV[7] ~= "" and ARGV[7] ~= stored[2] then
