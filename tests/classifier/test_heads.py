@@ -122,3 +122,14 @@ def test_a_partner_that_is_not_a_label_is_refused() -> None:
     orphan = HeadSettings(blend=(("missing", 0.5),))
     with pytest.raises(ValueError, match="blends with 'missing'"):
         LinearHeads(labels=("a", "b"), settings={"b": orphan}).fit(features, targets)
+
+
+def test_the_threat_hold_may_sit_below_the_other_labels_floor() -> None:
+    """Scores where F1 is best at 0.12: a threat is held there, any other label at the floor."""
+    target = np.array([0.0] * 90 + [1.0] * 10)
+    probability = np.concatenate([np.linspace(0.0, 0.1, 90), np.full(10, 0.12)])
+    assert thresholds.suggest("threat", target, probability)["hold"] == 0.12
+    assert thresholds.suggest("insult", target, probability)["hold"] == thresholds.LOWEST_HOLD
+    # Never below the threat's own floor.
+    low = thresholds.suggest("threat", target, probability * 0.5)["hold"]
+    assert low == thresholds.lowest_hold("threat") == 0.1
