@@ -1,0 +1,197 @@
+"""Redis memory per stored comment, at real comment lengths.
+
+    .venv/bin/python -m bench.memory [--comments 50000] [--seed 7]
+
+Writes ``--comments`` comments drawn (fixed seed, with replacement) from the C3 and Civil
+Comments texts, so their length distribution is the datasets', through ``Store.write_intake``
+(the ingest script the API runs) into ``REDIS_URL`` (default: database 13 of the Redis at
+127.0.0.1:6379, flushed first; another ``REDIS_URL`` must name an empty database). About 5 % are
+held with evidence spans, as on a news site. Bytes per comment is the ``used_memory`` delta of
+``INFO memory`` divided by the count; ``MEMORY USAGE`` of a sample of keys splits it by kind (the
+delta also moves with other clients of a shared server, the split does not). Flood and duplicate
+windows are left out: they expire within minutes. Prints the result and writes
+bench/results/memory.json. Run on purpose; pytest never runs it.
+"""
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from classifier.labels import LABELS
+from service.domain import Author, Policy, Site, State
+from service.store import IntakeWrite, Observation, SiteRecord, Store, from_ms
+from service.transitions import EVENT_TYPES, Event, sources_argument
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RESULTS = PROJECT_ROOT / "bench" / "results" / "memory.json"
+DATASETS = Path(os.environ.get("CIVILITY_DATASETS", PROJECT_ROOT.parent / "shared" / "datasets"))
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
+SITE = "bench"
+HELD_SHARE = 0.05
+AUTHORS = 8_000
+ARTICLES = 600
+BATCH = 16
+SAMPLED_COMMENTS = 500
+
+
+def real_texts(datasets: Path) -> list[str]:
+    """Every non-empty comment of C3 and the Civil Comments sample, as written."""
+    csv.field_size_limit(sys.maxsize)
+    sources = (
+        (datasets / "c3-constructive-comments-corpus" / "C3_anonymized.dedup.csv", "comment_text"),
+        (datasets / "civil-comments-sample" / "civil_comments_10k.csv", "text"),
+    )
+    texts: list[str] = []
+    for path, column in sources:
+        with path.open(encoding="utf-8", newline="") as handle:
+            texts.extend(row[column] for row in csv.DictReader(handle) if row[column].strip())
+    return texts
+
+
+def intake_write(number: int, text: str, rng: random.Random, now_ms: int) -> IntakeWrite:
+    """A comment as the intake path writes it: every label scored, a few held with evidence."""
+    held = rng.random() < HELD_SHARE
+    state = State.PENDING if held else State.APPROVED
+    scores = {label: rng.random() * (0.9 if held else 0.2) for label in LABELS}
+    start = rng.randrange(max(1, len(text) - 20))
+    evidence = {"toxicity": [(start, min(len(text), start + 12))]} if held else {}
+    comment_id = f"c{number:07d}"
+    return IntakeWrite(
+        comment_id=comment_id,
+        text_hash=f"{rng.getrandbits(256):064x}",
+        article_id=f"article-{rng.randrange(ARTICLES)}",
+        parent_id=None,
+        author=Author(id=f"author-{rng.randrange(AUTHORS)}", name="A Reader"),
+        text=text,
+        lang="en",
+        state=state,
+        reasons=["TOXICITY"] if held else [],
+        scores=scores,
+        evidence=evidence,
+        model="model-2026.12",
+        priority=max(scores.values()),
+        created_at_ms=now_ms,
+        now_ms=now_ms,
+        event_id=f"evt_{rng.getrandbits(96):024x}",
+        event_type=EVENT_TYPES[state],
+        edit_sources=sources_argument(Event.EDIT),
+        windows=(),
+        assumed=Observation(),
+        min_approved=0,
+    )
+
+
+async def used_memory(client: aioredis.Redis) -> int:
+    info = await client.info("memory")
+    return int(info["used_memory"])
+
+
+async def usage_by_kind(client: aioredis.Redis, store: Store, ids: Sequence[str]) -> dict[str, Any]:
+    """Mean ``MEMORY USAGE`` of a sample of comments' own keys, and the shared streams' total."""
+    keys = store.keys
+    per_comment = {"comment hash": keys.comment, "history list": keys.history}
+    result: dict[str, Any] = {}
+    for kind, key_of in per_comment.items():
+        async with client.pipeline(transaction=False) as pipe:
+            for comment_id in ids:
+                pipe.memory_usage(key_of(SITE, comment_id), samples=0)
+            sizes = [size or 0 for size in await pipe.execute()]
+        result[kind] = round(statistics.fmean(sizes), 1)
+    for kind, key in (("audit stream", keys.audit(SITE)), ("outbox stream", keys.outbox(SITE))):
+        result[f"{kind} (total)"] = await client.memory_usage(key, samples=0) or 0
+    async with client.pipeline(transaction=False) as pipe:
+        for comment_id in ids:
+            pipe.hgetall(keys.comment(SITE, comment_id))
+        hashes = await pipe.execute()
+    value_bytes = [sum(len(value.encode()) for value in fields.values()) for fields in hashes]
+    result["comment hash values (mean bytes)"] = round(statistics.fmean(value_bytes), 1)
+    return result
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    client: aioredis.Redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    if redis_url == DEFAULT_REDIS_URL:
+        await client.flushdb()
+    elif await client.dbsize():
+        raise SystemExit(f"{redis_url} is not empty; point REDIS_URL at an empty database")
+    store = Store(client)
+    texts = real_texts(Path(args.datasets))
+    rng = random.Random(args.seed)
+    drawn = [rng.choice(texts) for _ in range(args.comments)]
+    now_ms = int(time.time() * 1000)
+    await store.create_site(
+        SiteRecord(
+            site=Site(
+                id=SITE,
+                name="Bench",
+                callback_url=None,
+                policy=Policy(),
+                created_at=from_ms(now_ms),
+                updated_at=from_ms(now_ms),
+            ),
+            webhook_secret="s" * 32,
+            previous_secret=None,
+            previous_valid_until_ms=0,
+            api_key_hash="k" * 64,
+        )
+    )
+    before = await used_memory(client)
+    started = time.perf_counter()
+    for first in range(0, len(drawn), BATCH):
+        await asyncio.gather(
+            *(
+                store.write_intake(SITE, intake_write(number, text, rng, now_ms))
+                for number, text in enumerate(drawn[first : first + BATCH], start=first)
+            )
+        )
+    elapsed = time.perf_counter() - started
+    after = await used_memory(client)
+    step = max(1, args.comments // SAMPLED_COMMENTS)
+    sample = [f"c{number:07d}" for number in range(0, args.comments, step)]
+    lengths = sorted(len(text) for text in drawn)
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "comments": args.comments,
+        "seed": args.seed,
+        "text_chars": {
+            "mean": round(statistics.fmean(lengths), 1),
+            "p50": lengths[len(lengths) // 2],
+            "p99": lengths[int(len(lengths) * 0.99)],
+        },
+        "bytes_per_comment": round((after - before) / args.comments, 1),
+        "target_bytes_per_comment": 2000,
+        "by_kind_bytes": await usage_by_kind(client, store, sample),
+        "write_seconds": round(elapsed, 1),
+    }
+    if redis_url == DEFAULT_REDIS_URL:
+        await client.flushdb()
+    await client.aclose()
+    return results
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--comments", type=int, default=50_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--datasets", default=str(DATASETS))
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    outcome = asyncio.run(main(parse()))
+    RESULTS.write_text(json.dumps(outcome, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(outcome, indent=2))
