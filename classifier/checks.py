@@ -31,15 +31,17 @@ SPAM_LABEL = "spam"
 BIAS_MEASURES = ("subgroup_auc", "bpsn_auc", "bnsp_auc")
 
 
-def policy_score(model: Model, texts: Sequence[str]) -> FloatArray:
-    """The score the moderation policy acts on: the highest of every label but spam.
+def policy_score(model: Model, texts: Sequence[str], *, blended: bool = False) -> FloatArray:
+    """The score the moderation policy acts on: the highest of every label but spam (with the
+    semantic stage blended in when ``blended``).
 
-    The policy holds a comment when any label other than spam reaches its hold threshold (every
-    label's suggested hold is the same floor), so for ranking the comments it would hold first
-    this maximum is the score; profanity counts as the policy counts it.
+    The policy holds a comment when any label other than spam reaches its hold threshold, so for
+    ranking the comments it would hold first this maximum is the score; profanity counts as the
+    policy counts it.
     """
     columns = [index for index, label in enumerate(model.labels) if label != SPAM_LABEL]
-    result: FloatArray = model.predict_matrix(texts)[:, columns].max(axis=1)
+    matrix = model.predict_blended(texts) if blended else model.predict_matrix(texts)
+    result: FloatArray = matrix[:, columns].max(axis=1)
     return result
 
 
@@ -128,12 +130,16 @@ def identity_term_bias(
     }
 
 
-def _auc_entry(target: FloatArray, ours: FloatArray, theirs: FloatArray | None) -> dict[str, Any]:
+def _auc_entry(
+    target: FloatArray, ours: FloatArray, theirs: FloatArray | None, blended: FloatArray | None
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "rows": int(target.size),
         "positives": int(target.sum()),
         "roc_auc": round(float(roc_auc_score(target, ours)), 4),
     }
+    if blended is not None:
+        entry["blended_roc_auc"] = round(float(roc_auc_score(target, blended)), 4)
     if theirs is not None:
         entry["peer_roc_auc"] = round(float(roc_auc_score(target, theirs)), 4)
     return entry
@@ -153,6 +159,9 @@ def implicit_hate(
     rule = SOURCES[TOXIGEN_SOURCE].rules[BIAS_LABEL]
     target = np.array([rule.target(record.values) for record in records])
     ours = policy_score(model, texts)
+    # With a semantic stage, also the blend (what the second look acts on): implicit hate is
+    # what the lexical stage cannot see.
+    blended = policy_score(model, texts, blended=True) if model.semantic is not None else None
     theirs = peer(texts) if peer is not None else None
     groups = np.array([record.group for record in records])
     per_group = {}
@@ -160,12 +169,15 @@ def implicit_hate(
         members = groups == group
         if len(np.unique(target[members])) == 2:
             per_group[group] = _auc_entry(
-                target[members], ours[members], None if theirs is None else theirs[members]
+                target[members],
+                ours[members],
+                None if theirs is None else theirs[members],
+                None if blended is None else blended[members],
             )
     return {
         "source": TOXIGEN_SOURCE,
         "score": "policy (highest label but spam)",
-        "overall": _auc_entry(target, ours, theirs),
+        "overall": _auc_entry(target, ours, theirs, blended),
         "groups": per_group,
     }
 
@@ -271,9 +283,12 @@ def format_checks(report: Mapping[str, Any]) -> list[str]:
         ]
         for name, entry in [("overall", overall), *implicit["groups"].items()]:
             peer = entry.get("peer_roc_auc")
+            blended = entry.get("blended_roc_auc")
             lines.append(
                 f"  {name:18} rows {entry['rows']:>4} pos {entry['positives']:>4}  "
-                f"ROC {entry['roc_auc']:.3f}" + ("" if peer is None else f" ({peer:.3f})")
+                f"ROC {entry['roc_auc']:.3f}"
+                + ("" if blended is None else f", blended {blended:.3f}")
+                + ("" if peer is None else f" ({peer:.3f})")
             )
     if threats := report.get("threat_recall"):
         pooled = threats["pooled"]

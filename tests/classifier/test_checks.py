@@ -2,7 +2,13 @@
 
 import numpy as np
 
-from classifier.checks import policy_score, sample_by_term, threat_recall, threat_rows
+from classifier.checks import (
+    implicit_hate,
+    policy_score,
+    sample_by_term,
+    threat_recall,
+    threat_rows,
+)
 from classifier.datasets import Record, SourceData
 from classifier.model import Model
 
@@ -62,3 +68,28 @@ def test_the_policy_score_is_the_highest_label_but_spam(tiny_model: Model) -> No
     matrix = tiny_model.predict_matrix(texts)
     without_spam = np.delete(matrix, tiny_model.labels.index("spam"), axis=1)
     assert np.array_equal(policy_score(tiny_model, texts), without_spam.max(axis=1))
+
+
+def _statements() -> SourceData:
+    rows = [
+        ("women are too emotional to lead", 1, "women"), ("women lead many companies", 0, "women"),
+        ("they should all go back home", 1, "immigrant"), ("immigrants open shops", 0, "immigrant"),
+        ("muslims are all the same", 1, "muslim"),
+    ]  # fmt: skip
+    records = [Record(text, {"label": float(label)}, group=group) for text, label, group in rows]
+    return SourceData("toxigen-implicit", (), {"all": records})
+
+
+def test_implicit_hate_adds_the_blend_when_the_model_has_a_semantic_stage(
+    tiny_model: Model, tiny_semantic_model: Model
+) -> None:
+    lexical = implicit_hate(tiny_model, _statements(), set(), None)
+    assert set(lexical["groups"]) == {"women", "immigrant"}  # muslim has one class only
+    assert "blended_roc_auc" not in lexical["overall"]
+    both = implicit_hate(tiny_semantic_model, _statements(), set(), lambda b: np.zeros(len(b)))
+    texts = [record.text for record in _statements().splits["all"]]
+    blended = policy_score(tiny_semantic_model, texts, blended=True)
+    assert not np.array_equal(blended, policy_score(tiny_semantic_model, texts))
+    assert 0.0 <= both["overall"]["blended_roc_auc"] <= 1.0
+    assert both["overall"]["peer_roc_auc"] == 0.5
+    assert both["groups"]["women"]["rows"] == 2
