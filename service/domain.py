@@ -614,6 +614,10 @@ class SiteCredentials(_Model):
     api_key: str
 
 
+class CreatedSite(Site, SiteCredentials):
+    """A new site with its credentials: the one answer that shows them."""
+
+
 class SecretRotation(_Model):
     """The new webhook secret (shown once) and until when the previous one still verifies."""
 

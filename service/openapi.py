@@ -76,6 +76,8 @@ class Operation:
     error_schema: dict[str, Any] | None = None
     """The errors' own shape, for routes that speak another protocol (``@error_shape``)."""
     error_type: str = "application/json"
+    also_types: dict[str, Schema] = field(default_factory=dict)
+    """Other media types the main answer may come in, with their schemas."""
     idempotent: bool = False
     """The handler honours an Idempotency-Key header (``service/routes/idempotent.py``)."""
 
@@ -161,6 +163,13 @@ def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> 
             }
         }
     )
+    if op.also_types:
+        answer.setdefault("content", {}).update(
+            {
+                kind: {"schema": _schema_ref(schema, "serialization", refs)}
+                for kind, schema in op.also_types.items()
+            }
+        )
     responses: dict[str, Any] = {str(op.status): {"description": op.summary, **answer}}
     for status, description in op.also.items():
         # 204 is "No Content" by definition, whatever the main answer carries.

@@ -6,23 +6,13 @@ from aiohttp import web
 
 from service.appkeys import MODERATION, SCORER, SETTINGS
 from service.auth import require_admin
-from service.domain import ModeratorSpec, Site, SitePatch, SiteSpec
+from service.domain import CreatedSite, ModeratorSpec, Site, SitePatch, SiteSpec
 from service.openapi import operation
 from service.routes.body import read_json
 from service.routes.idempotent import by_admin, idempotent
 
 routes = web.RouteTableDef()
 
-CREATED_SITE: dict[str, Any] = {
-    "allOf": [
-        {"$ref": "#/components/schemas/Site"},
-        {
-            "type": "object",
-            "required": ["webhook_secret", "api_key"],
-            "properties": {"webhook_secret": {"type": "string"}, "api_key": {"type": "string"}},
-        },
-    ]
-}
 CREATED_MODERATOR: dict[str, Any] = {
     "type": "object",
     "required": ["id", "site_id", "name", "created_at", "token"],
@@ -65,7 +55,7 @@ ADMIN_ERRORS = (400, 401, 404, 413, 415, 422, 503)
     auth="admin",
     status=201,
     body=SiteSpec,
-    response=CREATED_SITE,
+    response=CreatedSite,
     errors=(*ADMIN_ERRORS, 409),
 )
 @idempotent(by_admin)

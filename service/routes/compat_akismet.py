@@ -190,9 +190,14 @@ async def submit_ham(request: web.Request) -> web.Response:
 
 
 def _json_operation(
-    summary: str, response: Mapping[str, Any], *, form: bool = True
+    summary: str,
+    response: Mapping[str, Any],
+    *,
+    form: bool = True,
+    also_types: Mapping[str, Any] | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Akismet's JSON calls: a form (or only the query string) in, JSON out, errors as text."""
+    """Akismet's JSON calls: a form (or only the query string) in, JSON out, errors as text
+    (a bad key or request answers 200 with the text, as Akismet does)."""
     return operation(
         summary=summary,
         tag="compatibility",
@@ -203,6 +208,7 @@ def _json_operation(
         errors=(413, 503),
         error_schema=PLAIN,
         error_type=TEXT,
+        also_types={TEXT: PLAIN, **(also_types or {})},
     )
 
 
@@ -223,6 +229,7 @@ async def usage_limit(request: web.Request) -> web.Response:
     "with the month's calls and corrections; format=csv for CSV",
     KEY_SITES,
     form=False,
+    also_types={"text/csv": {"type": "string"}},
 )
 @error_shape(akismet_error)
 async def key_sites(request: web.Request) -> web.Response:

@@ -58,7 +58,7 @@ async def page(request: web.Request) -> web.Response:
     tag="console",
     auth="none",
     response=PAGE,
-    response_type="text/javascript",
+    response_type="text/*",
     errors=(404,),
 )
 async def asset(request: web.Request) -> web.Response:

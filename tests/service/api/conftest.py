@@ -19,6 +19,7 @@ from service import signatures
 from service.app import create_app
 from service.embedded import PERSISTENCE
 from service.settings import Settings
+from tests.service.api.openapi_check import validating
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 ADMIN_TOKEN = "admin-token-for-the-api-tests"
@@ -67,7 +68,9 @@ async def client(
     aiohttp_client: AiohttpClient, settings: Settings, redis_client: aioredis.Redis, clock: Clock
 ) -> Client:
     # redis_client flushes this test's database before and after the test.
-    return await aiohttp_client(create_app(settings, clock=clock))
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    validating(client)
+    return client
 
 
 @pytest.fixture

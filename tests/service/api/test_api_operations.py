@@ -5,6 +5,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
@@ -14,6 +15,7 @@ from service import signatures
 from service.app import create_app
 from service.openapi import documented_routes
 from service.settings import Settings
+from tests.service.api.openapi_check import check
 
 Client = TestClient[web.Request, web.Application]
 ISSUE_ROUTES = {
@@ -194,3 +196,24 @@ async def test_a_redis_outage_answers_503_and_the_service_recovers_without_resta
     assert retried.status == 202
     stored = await (await client.get("/v1/sites/news/comments/during", headers=read)).json()
     assert len(stored["history"]) == 1
+
+
+def test_an_answer_the_document_does_not_describe_fails_the_check(client: Client) -> None:
+    json_type = {"Content-Type": "application/json"}
+    site: dict[str, Any] = {
+        "id": "news",
+        "name": "News",
+        "callback_url": None,
+        "policy": {},
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+    }
+    # A new site without its credentials, a status never answered, Coral's answer misshapen.
+    wrong = [
+        ("POST", "/v1/sites", 201, json_type, json.dumps(site).encode()),
+        ("GET", "/v1/model", 418, json_type, b"{}"),
+        ("POST", "/v1/integrations/coral/news", 200, json_type, b'{"status": 5}'),
+    ]
+    for method, path, status, headers, body in wrong:
+        with pytest.raises(AssertionError, match="does not describe"):
+            check(client.app, method, path, status, headers, body)

@@ -1,0 +1,81 @@
+"""Every answer the API tests receive is checked against the app's own /openapi.json with
+openapi-core: an answer the document does not describe (status, media type or body) fails the
+test that got it. The document is built and parsed once per session."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient
+from openapi_core import Config, OpenAPI
+from openapi_core.deserializing.media_types.util import plain_loads
+from openapi_core.exceptions import OpenAPIError
+from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
+from openapi_core.testing import MockRequest, MockResponse
+
+from service import openapi
+
+_SPEC: list[OpenAPI] = []
+
+
+def _spec(app: web.Application) -> OpenAPI:
+    if not _SPEC:
+        # Text the library does not read by itself (the console's scripts and styles, CSV).
+        text: dict[str, Any] = {
+            kind: plain_loads for kind in ("text/*", "text/javascript", "text/css", "text/csv")
+        }
+        config = Config(extra_media_type_deserializers=text)
+        _SPEC.append(OpenAPI.from_dict(openapi.build_document(app, "test"), config=config))
+    return _SPEC[0]
+
+
+def check(
+    app: web.Application,
+    method: str,
+    path: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> None:
+    request = MockRequest("http://localhost", method, path)
+    answer = MockResponse(
+        body,
+        status_code=status,
+        headers=dict(headers),
+        content_type=headers.get("Content-Type", ""),
+    )
+    try:
+        _spec(app).validate_response(request, answer)
+    except (PathNotFound, OperationNotFound):
+        return  # a path or method we do not serve: its answer is aiohttp's own 404 or 405
+    except OpenAPIError as error:
+        detail = "; ".join(str(cause) for cause in _causes(error))
+        raise AssertionError(
+            f"{method} {path} answered {status}, which /openapi.json "
+            f"does not describe: {type(error).__name__}: {detail}"
+        ) from error
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    for inner in getattr(error, "schema_errors", None) or []:
+        found.append(inner)
+    if error.__cause__ is not None:
+        found.append(error.__cause__)
+        found.extend(_causes(error.__cause__))
+    return found
+
+
+def validating(client: TestClient[web.Request, web.Application]) -> None:
+    """Check every answer ``client`` receives from now on."""
+    send = client._request
+
+    async def checked(method: str, path: Any, **kwargs: Any) -> ClientResponse:
+        response = await send(method, path, **kwargs)
+        if response.headers.get("Content-Type", "").startswith("text/event-stream"):
+            return response  # a stream that stays open; its shape is tested on its own
+        body = await response.read()
+        check(client.app, method, response.url.path, response.status, response.headers, body)
+        return response
+
+    client._request = checked  # type: ignore[method-assign]
