@@ -101,7 +101,11 @@ async def used_memory(client: aioredis.Redis) -> int:
 async def usage_by_kind(client: aioredis.Redis, store: Store, ids: Sequence[str]) -> dict[str, Any]:
     """Mean ``MEMORY USAGE`` of a sample of comments' own keys, and the shared streams' total."""
     keys = store.keys
-    per_comment = {"comment hash": keys.comment, "history list": keys.history}
+    per_comment = {
+        "comment hash": keys.comment,
+        "text string": keys.comment_text,
+        "history list": keys.history,
+    }
     result: dict[str, Any] = {}
     for kind, key_of in per_comment.items():
         async with client.pipeline(transaction=False) as pipe:

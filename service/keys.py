@@ -80,8 +80,13 @@ class KeySpace:
         return f"{self.site_prefix(site)}moderators:last_used"
 
     def comment(self, site: str, comment_id: str) -> str:
-        """Hash: the comment's fields (state, version, scores, reasons, ...)."""
+        """Hash: the comment's fields (state, version, ``score:<label>``, reasons, ...)."""
         return f"{self.site_prefix(site)}comment:{comment_id}"
+
+    def comment_text(self, site: str, comment_id: str) -> str:
+        """String: the comment's text, kept out of its hash so the hash stays a compact listpack
+        (a comment stored before that keeps a ``text`` field in its hash instead)."""
+        return f"{self.site_prefix(site)}text:{comment_id}"
 
     def history(self, site: str, comment_id: str) -> str:
         """List: one JSON entry per change of the comment, oldest first."""

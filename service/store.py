@@ -593,7 +593,7 @@ class Store:
             write.lang or "",
             write.state.value,
             json.dumps(list(write.reasons)),
-            json.dumps(dict(write.scores)),
+            encode_scores(write.scores),
             json.dumps(
                 {label: [list(span) for span in spans] for label, spans in write.evidence.items()}
             ),
@@ -899,13 +899,16 @@ class Store:
         with store_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(self.keys.comment(site_id, comment_id))
+                pipe.get(self.keys.comment_text(site_id, comment_id))
                 pipe.lrange(self.keys.history(site_id, comment_id), 0, -1)
                 pipe.get(self.keys.lease(site_id, comment_id))
                 pipe.pttl(self.keys.lease(site_id, comment_id))
                 pipe.hgetall(self.keys.reports(site_id, comment_id))
-                fields, history, holder, ttl, reports = await pipe.execute()
+                fields, text, history, holder, ttl, reports = await pipe.execute()
         if not fields:
             raise NotFound(f"comment {comment_id!r} not found")
+        if text is not None:
+            fields["text"] = text
         return comment_from_fields(
             fields,
             history=tuple(history_entry(json.loads(entry)) for entry in history),
@@ -987,6 +990,32 @@ def decode_cursor(cursor: str, scope: Mapping[str, str | None]) -> tuple[str, st
     return score, comment_id
 
 
+SCORE_FIELD = "score:"
+"""Each score is a field of its own (``score:toxicity``): one JSON of every label would exceed
+Redis's ``hash-max-listpack-value`` and turn the whole hash into a far larger hashtable."""
+
+
+def encode_scores(scores: Mapping[str, float]) -> str:
+    """The ingest script's form, ``label=score;`` each; ``repr`` is JSON's exact float text."""
+    for label in scores:
+        if "=" in label or ";" in label:
+            raise ValueError(f"score label {label!r} cannot be stored")
+    return "".join(f"{label}={float(score)!r};" for label, score in scores.items())
+
+
+def decode_scores(fields: Mapping[str, str]) -> dict[str, float]:
+    """The scores of either layout: ``score:<label>`` fields, or the JSON of a comment stored
+    before them."""
+    stored = fields.get("scores")
+    if stored is not None:
+        return cast(dict[str, float], json.loads(stored))
+    return {
+        name[len(SCORE_FIELD) :]: float(value)
+        for name, value in fields.items()
+        if name.startswith(SCORE_FIELD)
+    }
+
+
 def comment_from_fields(
     fields: Mapping[str, str],
     *,
@@ -1004,7 +1033,7 @@ def comment_from_fields(
         text=fields["text"],
         state=State(fields["state"]),
         reasons=tuple(json.loads(fields["reasons"])),
-        scores=json.loads(fields["scores"]),
+        scores=decode_scores(fields),
         evidence={label: tuple(tuple(span) for span in spans) for label, spans in evidence.items()},
         model=fields.get("model") or None,
         version=int(fields["version"]),

@@ -122,12 +122,35 @@ local function record_lease(audit_key, id, action, actor, now, lease_until)
 end
 
 --[[
-Retention: a decided comment, its history and its reports expire `keep_ms` after its last change;
+A comment's text lives in its own string (civ:{site}:text:<id>) so the comment hash keeps only
+short values and Redis stores it as a compact listpack; a comment written before that keeps its
+text in the hash. These read either layout; `comment_fields` answers as the hash once did.
+]]
+local function text_key(prefix, id)
+  return prefix .. "text:" .. id
+end
+
+local function comment_text(prefix, id)
+  return redis.call("GET", text_key(prefix, id)) or redis.call("HGET", prefix .. "comment:" .. id, "text")
+end
+
+local function comment_fields(prefix, id)
+  local fields = redis.call("HGETALL", prefix .. "comment:" .. id)
+  local text = redis.call("GET", text_key(prefix, id))
+  if text and #fields > 0 then
+    fields[#fields + 1] = "text"
+    fields[#fields + 1] = text
+  end
+  return fields
+end
+
+--[[
+Retention: a decided comment, its text, its history and its reports expire `keep_ms` after its last change;
 a comment waiting for a moderator (pending, or in the reported queue) is kept until decided, so
 `keep_ms` 0 removes any expiry.
 ]]
 local function retain(prefix, id, keep_ms)
-  for _, kind in ipairs({"comment:", "history:", "reports:"}) do
+  for _, kind in ipairs({"comment:", "text:", "history:", "reports:"}) do
     local key = prefix .. kind .. id
     if keep_ms > 0 then
       redis.call("PEXPIRE", key, keep_ms)

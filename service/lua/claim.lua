@@ -38,7 +38,7 @@ while #claimed < wanted do
     if redis.call("SET", prefix .. "lease:" .. id, moderator, "NX", "PX", lease_ms) then
       redis.call("ZADD", KEYS[2], now + lease_ms, id)
       record_lease(KEYS[3], id, "claim", moderator, now, now + lease_ms)
-      claimed[#claimed + 1] = {id, redis.call("HGETALL", prefix .. "comment:" .. id)}
+      claimed[#claimed + 1] = {id, comment_fields(prefix, id)}
       if #claimed == wanted then
         break
       end

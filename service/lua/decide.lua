@@ -47,7 +47,7 @@ if not previous then
   return {"not_found"}
 end
 if stored[6] == ARGV[11] then
-  return {"ok", redis.call("HGETALL", KEYS[1])}
+  return {"ok", comment_fields(prefix, id)}
 end
 -- The decision the comment already carries (same state, same moderator, same reasons), sent
 -- again without a version: a retry whose first answer was lost. It changes nothing, so no
@@ -56,7 +56,7 @@ end
 -- a reopen of a comment already back in the queue is refused as any reopen of a held one is.
 if ARGV[7] == "" and previous == target and stored[9] == actor and stored[10] == ARGV[8]
     and listed(ARGV[13], previous) then
-  return {"ok", redis.call("HGETALL", KEYS[1])}
+  return {"ok", comment_fields(prefix, id)}
 end
 if ARGV[7] ~= "" and ARGV[7] ~= stored[2] then
   return {"version_conflict", stored[2]}
@@ -100,4 +100,4 @@ record(KEYS[2], KEYS[3], KEYS[4], {
 })
 -- A comment back in the queue is kept until decided, like any held comment.
 retain(prefix, id, target == "pending" and 0 or tonumber(ARGV[14]))
-return {"ok", redis.call("HGETALL", KEYS[1])}
+return {"ok", comment_fields(prefix, id)}

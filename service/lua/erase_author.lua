@@ -1,7 +1,8 @@
 --[[
 Erase what one author wrote and who they are from their comments (data-protection erasure):
 text, evidence, text hash and every author field but the id, and the text an edit replaced from
-the comment's history (civ:{site}:history:<id>, derived from the comment's key). States,
+the comment's history (civ:{site}:text:<id> and civ:{site}:history:<id>, derived from the
+comment's key). States,
 versions, the rest of the history, counts and the audit stream keep what was decided, which
 holds no personal data.
 
@@ -17,9 +18,14 @@ local erased = {}
 for _, key in ipairs(KEYS) do
   local stored = redis.call("HMGET", key, "author_id", "id")
   if stored[1] == ARGV[1] then
-    redis.call("HSET", key, "text", "", "author", ARGV[2], "evidence", "{}", "text_hash", "",
+    local site_prefix = string.sub(key, 1, #key - #("comment:" .. stored[2]))
+    redis.call("HSET", key, "author", ARGV[2], "evidence", "{}", "text_hash", "",
       "erased_at", ARGV[3])
-    local history = string.sub(key, 1, #key - #("comment:" .. stored[2])) .. "history:" .. stored[2]
+    -- The text is a string of its own, or a field of a comment stored before that (ingest).
+    if not redis.call("SET", site_prefix .. "text:" .. stored[2], "", "KEEPTTL", "XX") then
+      redis.call("HSET", key, "text", "")
+    end
+    local history = site_prefix .. "history:" .. stored[2]
     local entries = redis.call("LRANGE", history, 0, -1)
     for index, entry in ipairs(entries) do
       -- previous_text is an edit entry's last field (lib's record), so cutting it keeps the JSON.

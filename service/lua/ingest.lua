@@ -26,7 +26,7 @@ ARGV[5]  article id                        ARGV[6]  parent id ("" for none)
 ARGV[7]  author id                         ARGV[8]  author JSON
 ARGV[9]  text                              ARGV[10] lang ("" for none)
 ARGV[11] state of the verdict              ARGV[12] reasons JSON
-ARGV[13] scores JSON                       ARGV[14] evidence JSON
+ARGV[13] scores, "label=score;" each      ARGV[14] evidence JSON
 ARGV[15] model version                     ARGV[16] priority (queue score)
 ARGV[17] created_at (ms)                   ARGV[18] now (ms)
 ARGV[19] outbox event id                   ARGV[20] outbox event type
@@ -41,7 +41,7 @@ ARGV[28] recent decisions needed before that rate counts
 ARGV[29] "1" when a published verdict is to get a second look (the semantic stage is on)
 ARGV[30..] expiry (ms) of each window key (0: observe only)
 
-Derived keys: the pending and reported queue indexes of the comment's article and author, the
+Derived keys: the comment's text (civ:{site}:text:<id>), the pending and reported queue indexes of the comment's article and author, the
 browse indexes of its state (civ:{site}:comments:<state>[:article:<a>|:author:<u>]), the
 comment's reports (civ:{site}:reports:<id>), the author's recent decisions
 (civ:{site}:recent:<author>) and the second-look queue (civ:{site}:secondlook:queue). The author's standing in the observed context is the status a
@@ -76,7 +76,7 @@ if previous then
     return moved
   end
   if stored[2] == text_hash then
-    return {"unchanged", redis.call("HGETALL", KEYS[1])}
+    return {"unchanged", comment_fields(prefix, id)}
   end
 end
 
@@ -107,7 +107,7 @@ if previous then
   end
   outcome = "edited"
   version = redis.call("HINCRBY", KEYS[1], "version", 1)
-  previous_text = redis.call("HGET", KEYS[1], "text")
+  previous_text = comment_text(prefix, id)
   dequeue(prefix, "pending", id, article, author)
   -- Readers reported the old text; the new one is judged afresh.
   dequeue(prefix, "reported", id, article, author)
@@ -121,11 +121,26 @@ else
   redis.call("HSETNX", KEYS[6], "id", article)
 end
 
+-- The text in its own string and one field per score keep every value of the hash short
+-- (`comment_text` above). An edit of a comment stored whole moves it to this layout.
+if previous then
+  local stale = {"text", "scores"}
+  for _, field in ipairs(redis.call("HKEYS", KEYS[1])) do
+    if string.sub(field, 1, 6) == "score:" then
+      stale[#stale + 1] = field
+    end
+  end
+  redis.call("HDEL", KEYS[1], unpack(stale))
+end
+redis.call("SET", text_key(prefix, id), ARGV[9])
 redis.call("HSET", KEYS[1],
-  "author", ARGV[8], "text", ARGV[9], "text_hash", text_hash, "lang", ARGV[10],
-  "state", state, "reasons", ARGV[12], "scores", ARGV[13], "evidence", ARGV[14],
+  "author", ARGV[8], "text_hash", text_hash, "lang", ARGV[10],
+  "state", state, "reasons", ARGV[12], "evidence", ARGV[14],
   "model", ARGV[15], "priority", ARGV[16], "decided_by", decided_by, "decided_at", now,
   "updated_at", now, "last_event_id", ARGV[19])
+for label, score in string.gmatch(ARGV[13], "([^=;]+)=([^;]+)") do
+  redis.call("HSET", KEYS[1], "score:" .. label, score)
+end
 
 local created_at = redis.call("HGET", KEYS[1], "created_at")
 if state == "pending" then

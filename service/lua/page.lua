@@ -88,7 +88,7 @@ end
 
 local page = {}
 for _, item in ipairs(picked) do
-  local fields = redis.call("HGETALL", prefix .. "comment:" .. item[1])
+  local fields = comment_fields(prefix, item[1])
   if #fields == 0 then
     redis.call("ZREM", KEYS[1], item[1])
   end

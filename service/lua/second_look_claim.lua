@@ -30,7 +30,9 @@ for _, id in ipairs(due) do
   if fields[1] == "approved" and by_model and fields[3] then
     redis.call("ZADD", KEYS[1], lease_until, id)
     local status = redis.call("HGET", prefix .. "author:" .. fields[6], "status") or "active"
-    taken[#taken + 1] = {id, fields[3], fields[4], fields[5], status}
+    -- The text is a string of its own, or a field of a comment stored before that (ingest).
+    local text = redis.call("GET", prefix .. "text:" .. id) or fields[4]
+    taken[#taken + 1] = {id, fields[3], text, fields[5], status}
   else
     redis.call("ZREM", KEYS[1], id)
     if fields[1] then

@@ -252,6 +252,8 @@ async def test_every_key_a_script_writes_is_named_by_keys_py(
         KEYS.api_key("hash-of-news"),
         KEYS.comment(SITE, "c1"),
         KEYS.comment(SITE, "c2"),
+        KEYS.comment_text(SITE, "c1"),
+        KEYS.comment_text(SITE, "c2"),
         KEYS.history(SITE, "c1"),
         KEYS.history(SITE, "c2"),
         KEYS.article(SITE, "a1"),
@@ -831,7 +833,7 @@ async def test_an_edit_assumed_new_is_sent_back_as_an_edit(
     with pytest.raises(StaleContextError) as stale:
         await store.write_intake(SITE, intake("c1", text="v2"))
     assert stale.value.observed.edit
-    assert await redis_client.hget(KEYS.comment(SITE, "c1"), "text") == "v1"
+    assert await redis_client.get(KEYS.comment_text(SITE, "c1")) == "v1"
     assert len(await history(redis_client, "c1")) == 1
 
 
