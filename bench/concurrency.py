@@ -32,6 +32,7 @@ from bench.intake import (
     _free_port,
     _process,
 )
+from bench.memory import DATASETS, real_texts
 from service import signatures
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "concurrency.json"
@@ -104,7 +105,8 @@ def _run(redis_url: str, pool_size: int, args: argparse.Namespace) -> dict[str, 
     }
     with _process([sys.executable, "-m", "service", "serve"], env, f"{base}/readyz"):
         secret = _create_site(base, admin_token)
-        bodies = _bodies(args.requests, secret, seed=pool_size, doubtful_share=0.05)
+        texts = real_texts(DATASETS)
+        bodies = _bodies(args.requests, secret, seed=pool_size, texts=texts)
         result = asyncio.run(_burst(f"{base}/v1/sites/{SITE}/comments", bodies, args.clients))
     if redis_url == DEFAULT_REDIS_URL:
         store.flushdb()

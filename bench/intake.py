@@ -1,14 +1,19 @@
-"""Intake throughput: signed, scored, stored comments per second, against a bare aiohttp ceiling.
+"""Intake at real comment lengths: civility beside bare aiohttp and bare aiohttp + one XADD.
 
-    .venv/bin/python bench/intake.py [--seconds 20] [--concurrency 32] [--api-processes 1]
+    .venv/bin/python -m bench.intake [--seconds 20] [--rounds 3] [--api-processes 2]
 
-Starts ``civility serve`` as its own process against ``REDIS_URL`` (default: database 14 of the
-Redis at 127.0.0.1:6379, flushed first; another ``REDIS_URL`` must name an empty database),
-creates a site, then drives signed webhooks with unique ids from another process at a fixed
-concurrency for a bounded time. The same driver then runs against bench/bare.py, an aiohttp
-endpoint that only reads the body. Prints accepted comments/s, p50/p99/p999 latency, errors and
-CPU per request of each process, and writes bench/results/intake.json. Run on purpose; pytest
-never runs it.
+Starts three servers as their own processes: ``civility serve`` against ``REDIS_URL`` (default:
+database 14 of the Redis at 127.0.0.1:6379, flushed first; another ``REDIS_URL`` must name an
+empty database), and bench/bare.py twice, on uvloop as civility runs: once answering at once,
+once after one XADD of the body. Each round drives every server in turn (the order rotates each
+round) from another process at a fixed concurrency for a bounded time, with signed webhooks
+carrying real comments drawn with a fixed seed from the C3 and Civil Comments texts, so their
+length distribution is the datasets'. Per server it reports the median and range over the rounds
+of accepted requests/s, p50/p99 latency, non-2xx answers and CPU ms per request of each process
+(API, scoring workers, Redis; from /proc through psutil and Redis's INFO cpu), the ratios to the
+bare servers, and the issue's targets met or missed; it writes bench/results/intake.json. The
+machine is shared: read the ratios and CPU figures, not the absolute rates. Run on purpose;
+pytest never runs it.
 """
 
 import argparse
@@ -20,13 +25,14 @@ import platform
 import random
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,7 @@ import aiohttp
 import psutil  # type: ignore[import-untyped]
 import redis
 
+from bench.memory import DATASETS, real_texts
 from service import signatures
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -41,23 +48,13 @@ RESULTS = PROJECT_ROOT / "bench" / "results" / "intake.json"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 SITE = "bench"
 WARM_UP_SECONDS = 3.0
-
-# Most comments on a news site are unremarkable; a few are spam or abuse and get evidence spans.
-CIVIL = (
-    "I think the minister has a point about the budget, but the timing is odd.",
-    "Thanks for the clear summary of the talks. Is there a transcript anywhere?",
-    "My town had the same problem with the bridge last year; it took months to fix.",
-    "The second chart is hard to read on a phone, could you add the numbers?",
-    "Good piece. I would like to see a follow-up on what happens to the workers.",
-    "I disagree with the conclusion, the data from 2019 points the other way.",
-    "Does anyone know whether the new rules apply to small businesses as well?",
-    "Interesting interview, the part about the harbour was new to me.",
-)
-DOUBTFUL = (
-    "Buy cheap watches now at http://cheap-watches.example and win a prize!!!",
-    "You are an idiot and everyone who agrees with you is a moron.",
-)
-DOUBTFUL_SHARE = 0.05
+SERVERS = ("bare_aiohttp", "bare_aiohttp_xadd", "civility")
+TARGETS = {
+    "cpu_ms_per_request_at_most": 0.8,
+    "fraction_of_bare_xadd_at_least": 0.4,
+    "p99_ms_below": 50.0,
+    "non_2xx": 0,
+}
 
 
 def _free_port() -> int:
@@ -107,19 +104,18 @@ def _create_site(base: str, admin_token: str) -> str:
     return str(created["webhook_secret"])
 
 
-def _bodies(count: int, secret: str, seed: int, doubtful_share: float) -> list[tuple[bytes, str]]:
-    """Signed bodies with unique ids, made before the clock starts so the driver only sends."""
+def _bodies(count: int, secret: str, seed: int, texts: Sequence[str]) -> list[tuple[bytes, str]]:
+    """Signed bodies with unique ids and real texts, made before the clock starts so the driver
+    only sends."""
     chooser = random.Random(seed)
     made = []
     for number in range(count):
-        doubtful = chooser.random() < doubtful_share
-        text = chooser.choice(DOUBTFUL if doubtful else CIVIL)
         body = json.dumps(
             {
                 "id": f"bench-{seed}-{number}",
                 "article": {"id": f"article-{number % 50}"},
-                "author": {"id": f"author-{number % 5000}", "ip": f"10.0.{number % 250}.1"},
-                "text": f"{text} ({number})",
+                "author": {"id": f"author-{seed}-{number % 5000}", "ip": f"10.0.{number % 250}.1"},
+                "text": chooser.choice(texts),
             }
         ).encode()
         made.append((body, signatures.sign(secret, body)))
@@ -155,7 +151,7 @@ async def _drive(
             if sent >= measure_from and answered <= stop_at:
                 latencies.append(answered - sent)
                 statuses[str(status)] = statuses.get(str(status), 0) + 1
-                if status != 202:
+                if not 200 <= status < 300:
                     errors += 1
 
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -178,7 +174,7 @@ async def _drive(
         "p50_ms": quantile(0.50),
         "p99_ms": quantile(0.99),
         "p999_ms": quantile(0.999),
-        "errors": errors,
+        "non_2xx": errors,
         "statuses": statuses,
         "sent_in_total": cursor,
         "driver_cpu_ms_per_request": round(driver_cpu * 1000 / max(cursor, 1), 3),
@@ -191,16 +187,17 @@ BODIES_PER_SECOND = 16000
 def drive_command(args: argparse.Namespace) -> None:
     """The driver process: prepare bodies, send them, print the figures as JSON."""
     count = int(BODIES_PER_SECOND * (args.seconds + WARM_UP_SECONDS))
-    bodies = _bodies(count, args.secret, seed=args.seed, doubtful_share=args.doubtful_share)
+    texts = real_texts(Path(args.datasets))
+    bodies = _bodies(count, args.secret, seed=args.seed, texts=texts)
     result = asyncio.run(_drive(args.url, bodies, args.concurrency, args.seconds))
     print(json.dumps(result))
 
 
 def _run_driver(url: str, secret: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     command = [
-        sys.executable, __file__, "drive", "--url", url, "--secret", secret,
+        sys.executable, "-m", "bench.intake", "drive", "--url", url, "--secret", secret,
         "--concurrency", str(args.concurrency), "--seconds", str(args.seconds),
-        "--seed", str(seed), "--doubtful-share", str(args.doubtful_share),
+        "--seed", str(seed), "--datasets", args.datasets,
     ]  # fmt: skip
     output = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
     if output.returncode != 0:
@@ -210,7 +207,7 @@ def _run_driver(url: str, secret: str, args: argparse.Namespace, seed: int) -> d
 
 
 def _cpu_seconds(process: psutil.Process) -> dict[str, float]:
-    """CPU used so far by the API processes and, separately, by their scoring workers."""
+    """CPU used so far by a server's API processes and, separately, by its scoring workers."""
     own = process.cpu_times()
     api, workers = own.user + own.system, 0.0
     for child in process.children(recursive=True):
@@ -229,6 +226,45 @@ def _redis_cpu_seconds(client: redis.Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def _summary(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def _measured(
+    url: str, secret: str, args: argparse.Namespace, seed: int, server: psutil.Process,
+    store: redis.Redis,
+) -> dict[str, Any]:  # fmt: skip
+    cpu_before, redis_before = _cpu_seconds(server), _redis_cpu_seconds(store)
+    run = _run_driver(url, secret, args, seed)
+    cpu_after, redis_after = _cpu_seconds(server), _redis_cpu_seconds(store)
+    sent = max(run["sent_in_total"], 1)
+    cpu = {
+        "api": (cpu_after["api"] - cpu_before["api"]) * 1000 / sent,
+        "scoring": (cpu_after["scoring"] - cpu_before["scoring"]) * 1000 / sent,
+        "redis": (redis_after - redis_before) * 1000 / sent,
+    }
+    cpu["total"] = cpu["api"] + cpu["scoring"] + cpu["redis"]
+    run["cpu_ms_per_request"] = {name: round(value, 3) for name, value in cpu.items()}
+    return run
+
+
+def _server_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "accepted_per_second": _summary([run["accepted_per_second"] for run in runs]),
+        "p50_ms": _summary([run["p50_ms"] for run in runs]),
+        "p99_ms": _summary([run["p99_ms"] for run in runs]),
+        "non_2xx": sum(run["non_2xx"] for run in runs),
+        "cpu_ms_per_request": {
+            part: _summary([run["cpu_ms_per_request"][part] for run in runs])
+            for part in ("api", "scoring", "redis", "total")
+        },
+    }
+
+
 def bench_command(args: argparse.Namespace) -> None:
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     if redis_url == DEFAULT_REDIS_URL:
@@ -239,44 +275,90 @@ def bench_command(args: argparse.Namespace) -> None:
     # Other work on the machine takes cores from every process measured here; it is recorded.
     load_before = os.getloadavg()[0]
     admin_token = secrets.token_urlsafe(24)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
+    ports = {name: _free_port() for name in SERVERS}
+    bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
         "CIVILITY_ENV": "production",
         "CIVILITY_ADMIN_TOKEN": admin_token,
-        "CIVILITY_PORT": str(port),
+        "CIVILITY_PORT": str(ports["civility"]),
         "CIVILITY_API_PROCESSES": str(args.api_processes),
     }
-    serve = [sys.executable, "-m", "service", "serve"]
-    store = redis.Redis.from_url(redis_url)
-    with _process(serve, env, f"{base}/readyz") as served:
-        secret = _create_site(base, admin_token)
-        serving = psutil.Process(served.pid)
-        cpu_before, redis_before = _cpu_seconds(serving), _redis_cpu_seconds(store)
-        service = _run_driver(f"{base}/v1/sites/{SITE}/comments", secret, args, seed=1)
-        cpu_after, redis_after = _cpu_seconds(serving), _redis_cpu_seconds(store)
-    sent = max(service["sent_in_total"], 1)
-    service["cpu_ms_per_request"] = {
-        "api_process": round((cpu_after["api"] - cpu_before["api"]) * 1000 / sent, 3),
-        "scoring_workers": round((cpu_after["scoring"] - cpu_before["scoring"]) * 1000 / sent, 3),
-        "redis": round((redis_after - redis_before) * 1000 / sent, 3),
-        "driver": service.pop("driver_cpu_ms_per_request"),
+    bare = [sys.executable, str(PROJECT_ROOT / "bench" / "bare.py")]
+    commands = {
+        "civility": ([sys.executable, "-m", "service", "serve"], env, "/readyz"),
+        "bare_aiohttp": ([*bare, str(ports["bare_aiohttp"])], dict(os.environ), "/healthz"),
+        "bare_aiohttp_xadd": (
+            [*bare, str(ports["bare_aiohttp_xadd"]), redis_url],
+            dict(os.environ),
+            "/healthz",
+        ),
     }
-    bare_port = _free_port()
-    bare = [sys.executable, str(PROJECT_ROOT / "bench" / "bare.py"), str(bare_port)]
-    bare_base = f"http://127.0.0.1:{bare_port}"
-    with _process(bare, dict(os.environ), f"{bare_base}/healthz"):
-        ceiling = _run_driver(f"{bare_base}/v1/sites/{SITE}/comments", secret, args, seed=2)
-    fraction = service["accepted_per_second"] / max(ceiling["accepted_per_second"], 1e-9)
+    store = redis.Redis.from_url(redis_url)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SERVERS}
+    with ExitStack() as servers:
+        processes = {
+            name: psutil.Process(
+                servers.enter_context(_process(command, environ, bases[name] + ready)).pid
+            )
+            for name, (command, environ, ready) in commands.items()
+        }
+        secret = _create_site(bases["civility"], admin_token)
+        for round_number in range(args.rounds):
+            shift = round_number % len(SERVERS)
+            for index, name in enumerate(SERVERS[shift:] + SERVERS[:shift]):
+                url = f"{bases[name]}/v1/sites/{SITE}/comments"
+                seed = 100 * round_number + index
+                runs[name].append(_measured(url, secret, args, seed, processes[name], store))
+    servers_summary = {name: _server_summary(runs[name]) for name in SERVERS}
+    civility = servers_summary["civility"]
+
+    def fraction(of: str) -> float:
+        rate = float(servers_summary[of]["accepted_per_second"]["median"])
+        return round(float(civility["accepted_per_second"]["median"]) / max(rate, 1e-9), 3)
+
+    fractions = {
+        "of_bare_aiohttp": fraction("bare_aiohttp"),
+        "of_bare_xadd": fraction("bare_aiohttp_xadd"),
+    }
+    targets = {
+        "cpu_ms_per_request": {
+            "measured": civility["cpu_ms_per_request"]["total"]["median"],
+            "target": TARGETS["cpu_ms_per_request_at_most"],
+        },
+        "fraction_of_bare_xadd": {
+            "measured": fractions["of_bare_xadd"],
+            "target": TARGETS["fraction_of_bare_xadd_at_least"],
+        },
+        "p99_ms": {"measured": civility["p99_ms"]["median"], "target": TARGETS["p99_ms_below"]},
+        "non_2xx": {"measured": civility["non_2xx"], "target": TARGETS["non_2xx"]},
+    }
+    met = {
+        "cpu_ms_per_request": targets["cpu_ms_per_request"]["measured"] <= 0.8,
+        "fraction_of_bare_xadd": targets["fraction_of_bare_xadd"]["measured"] >= 0.4,
+        "p99_ms": targets["p99_ms"]["measured"] < 50.0,
+        "non_2xx": targets["non_2xx"]["measured"] == 0,
+    }
+    for name, target in targets.items():
+        target["met"] = met[name]
+    lengths = sorted(len(text) for text in real_texts(Path(args.datasets)))
     report = {
-        "service": service,
-        "bare_aiohttp": ceiling,
-        "fraction_of_bare": round(fraction, 3),
+        "servers": servers_summary,
+        "civility_fraction": fractions,
+        "targets": targets,
+        "runs": runs,
+        "rounds": args.rounds,
+        "seconds_per_run": args.seconds,
         "concurrency": args.concurrency,
         "api_processes": args.api_processes,
-        "doubtful_share": args.doubtful_share,
+        "texts": {
+            "sources": ["c3-constructive-comments-corpus", "civil-comments-sample"],
+            "count": len(lengths),
+            "mean_chars": round(statistics.fmean(lengths), 1),
+            "p50_chars": lengths[len(lengths) // 2],
+            "p99_chars": lengths[int(len(lengths) * 0.99)],
+        },
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_1m_before": round(load_before, 2),
@@ -291,35 +373,34 @@ def bench_command(args: argparse.Namespace) -> None:
         },
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    print(
-        f"service: {service['accepted_per_second']} accepted comments/s, "
-        f"p50 {service['p50_ms']} ms, p99 {service['p99_ms']} ms, p999 {service['p999_ms']} ms, "
-        f"errors {service['errors']}\n"
-        f"CPU ms per request: {service['cpu_ms_per_request']}\n"
-        f"bare aiohttp: {ceiling['accepted_per_second']} requests/s, p99 {ceiling['p99_ms']} ms\n"
-        f"fraction of bare: {fraction:.1%}"
-    )
+    for name in SERVERS:
+        summary = servers_summary[name]
+        print(
+            f"{name}: {summary['accepted_per_second']['median']} req/s "
+            f"({summary['accepted_per_second']['min']}-{summary['accepted_per_second']['max']}), "
+            f"p50 {summary['p50_ms']['median']} ms, p99 {summary['p99_ms']['median']} ms, "
+            f"non-2xx {summary['non_2xx']}, CPU ms/request "
+            f"{ {part: value['median'] for part, value in summary['cpu_ms_per_request'].items()} }"
+        )
+    print(f"civility / bare: {fractions}")
+    print(f"targets: {json.dumps(targets)}")
     if not args.no_write:
         RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"written to {RESULTS.relative_to(PROJECT_ROOT)}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--datasets", default=str(DATASETS))
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument(
         "--api-processes",
         type=int,
-        default=1,
+        default=2,
         help="API processes the service runs (CIVILITY_API_PROCESSES)",
-    )
-    parser.add_argument(
-        "--doubtful-share",
-        type=float,
-        default=DOUBTFUL_SHARE,
-        help="share of spam or abusive comments, which are held and explained",
     )
     commands = parser.add_subparsers(dest="command")
     drive = commands.add_parser("drive", help="(internal) the load-generating process")
@@ -328,7 +409,7 @@ def main() -> None:
     drive.add_argument("--concurrency", type=int, required=True)
     drive.add_argument("--seconds", type=float, required=True)
     drive.add_argument("--seed", type=int, required=True)
-    drive.add_argument("--doubtful-share", type=float, required=True)
+    drive.add_argument("--datasets", required=True)
     args = parser.parse_args()
     if args.command == "drive":
         drive_command(args)
