@@ -8,12 +8,24 @@ three steps are scripts on one key: ``begin`` takes the key (or finds the answer
 its outcome is unknown. A retry then runs the request again; writes that can be retried this way
 derive their outbox event ids from the key (``event_id``), so the state-change script finds its
 own change already made and emits no second event.
+
+A kept answer may carry a credential (a new site's secret, a moderator's token), which civility
+otherwise never stores in the clear. So it is sealed (AES-GCM) under a key derived from the
+Idempotency-Key itself, which is never stored: only the caller who sent that key can read the
+answer back, and Redis alone reveals nothing.
 """
 
+import base64
 import hashlib
+import hmac
+import os
 from dataclasses import dataclass
 from typing import Literal
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from service.errors import IdempotencyKeyReused
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store import LuaScripts, RedisClient
 
@@ -46,6 +58,8 @@ class Claim:
     body_hash: str
     seed: str
     """Unique to principal, method, path, key and body: what retried writes derive ids from."""
+    sealing_key: bytes
+    """Seals the kept answer; derived from the Idempotency-Key, which no record holds."""
 
 
 def digest(principal: str, method: str, path: str, key: str) -> str:
@@ -64,19 +78,20 @@ class IdempotencyStore:
         self.keys = KeySpace(prefix)
         self._run = LuaScripts(redis, SCRIPTS, with_library=False).run
 
-    def claim(self, site: str | None, key_digest: str, body: bytes) -> Claim:
+    def claim(self, site: str | None, key_digest: str, key: str, body: bytes) -> Claim:
         body_hash = hashlib.sha256(body).hexdigest()
         # The seed names the request, body included: a key used again after its day with
         # another body is another write, with ids of its own.
         seed = hashlib.sha256(f"{key_digest}:{body_hash}".encode()).hexdigest()
-        return Claim(self.keys.idempotency(site, key_digest), body_hash, seed)
+        sealing_key = hmac.digest(key.encode(), f"civility answer:{key_digest}".encode(), "sha256")
+        return Claim(self.keys.idempotency(site, key_digest), body_hash, seed, sealing_key)
 
     async def begin(self, claim: Claim, now_ms: int) -> Outcome | KeptAnswer:
         reply = await self._run(
             "idempotency_begin", [claim.record], [claim.body_hash, now_ms, RUNNING_MS, KEEP_MS]
         )
         if reply[0] == "done":
-            return KeptAnswer(int(reply[1]), reply[2].encode("utf-8", "surrogateescape"), reply[3])
+            return KeptAnswer(int(reply[1]), _unseal(claim, reply[2]), reply[3])
         outcome: Outcome = reply[0]
         return outcome
 
@@ -87,7 +102,7 @@ class IdempotencyStore:
             [
                 claim.body_hash,
                 answer.status,
-                answer.body.decode("utf-8", "surrogateescape"),
+                _seal(claim, answer.body),
                 answer.content_type,
             ],
         )
@@ -95,3 +110,26 @@ class IdempotencyStore:
 
     async def release(self, claim: Claim) -> None:
         await self._run("idempotency_release", [claim.record], [claim.body_hash])
+
+
+NONCE_BYTES = 12
+
+
+def _seal(claim: Claim, body: bytes) -> str:
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(claim.sealing_key).encrypt(nonce, body, claim.record.encode())
+    return base64.b64encode(nonce + sealed).decode()
+
+
+def _unseal(claim: Claim, stored: str) -> bytes:
+    raw = base64.b64decode(stored)
+    try:
+        return AESGCM(claim.sealing_key).decrypt(
+            raw[:NONCE_BYTES], raw[NONCE_BYTES:], claim.record.encode()
+        )
+    except InvalidTag:
+        # Only a record kept before answers were sealed gets here (its key matched): the client
+        # is told to use a new key rather than given an answer nobody can read.
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key's first answer cannot be replayed; send a new key"
+        ) from None

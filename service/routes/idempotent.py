@@ -77,6 +77,7 @@ def idempotent(principal: Principal) -> Callable[[Handler], Handler]:
             claim = store.claim(
                 request.match_info.get("site"),
                 digest(who, request.method, request.path, key),
+                key,
                 await read_raw(request),
             )
             begun = await store.begin(claim, int(request.app[CLOCK]() * 1000))

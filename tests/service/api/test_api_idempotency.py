@@ -97,7 +97,7 @@ async def test_a_retry_while_the_first_runs_is_409_until_its_hold_ends(
     # The first request took the key and has not answered yet (its process may have died).
     store = client.app[IDEMPOTENCY]
     claim = store.claim(
-        "news", digest(f"moderator:{site['moderator_id']}", "POST", path, "k-run"), body
+        "news", digest(f"moderator:{site['moderator_id']}", "POST", path, "k-run"), "k-run", body
     )
     assert await store.begin(claim, int(clock() * 1000)) == "started"
     headers = {**keyed(moderator(site), "k-run"), "Content-Type": "application/json"}
@@ -224,3 +224,19 @@ async def test_a_malformed_key_is_refused_before_anything_runs(
         ]
     view = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
     assert (await view.json())["state"] == "pending"
+
+
+async def test_a_kept_answer_with_credentials_is_sealed_in_redis(
+    client: Client, admin: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    spec = {"id": "blog", "name": "The blog"}
+    first = await client.post("/v1/sites", json=spec, headers=keyed(admin, "create-blog"))
+    created = await first.json()
+    secrets = [created["webhook_secret"], created["api_key"]]
+    [record] = [key async for key in redis_client.scan_iter(KEYS.idempotency(None, "*"))]
+    stored = " ".join(map(str, (await redis_client.hgetall(record)).values()))
+    # Nothing in the record, in any field, names a credential the answer carried.
+    assert all(secret and secret not in stored for secret in secrets)
+    replayed = await client.post("/v1/sites", json=spec, headers=keyed(admin, "create-blog"))
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert await replayed.json() == created
