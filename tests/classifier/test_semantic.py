@@ -25,7 +25,6 @@ from classifier.semantic import SemanticStage, semantic_artifact_path
 from classifier.semantic_eval import format_semantic, semantic_comparison
 from classifier.semantic_fit import BLEND_GRID
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEXTS = [
     "Go back where you came from.",
     "The council should publish the traffic study before it votes on the new parking rules.",
@@ -180,11 +179,6 @@ def test_a_model_without_a_stage_loads_lexical_only(tiny_model_path: Path) -> No
     assert model.semantic is None
     assert model.score_blended(TEXTS) == model.score(TEXTS)
     assert np.array_equal(model.predict_blended(TEXTS), model.predict_matrix(TEXTS))
-
-
-def test_the_committed_model_has_no_stage_and_loads_unchanged() -> None:
-    model = Model.load(PROJECT_ROOT / "models" / "civility-1.4.0.joblib")
-    assert model.semantic is None
 
 
 def test_semantic_false_skips_the_stage(tiny_semantic_model_path: Path) -> None:
