@@ -2,7 +2,9 @@
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -80,3 +82,41 @@ def test_civil_comments_about_weapons_and_wars_stay_below_hold(
             if value >= committed_model.thresholds[label]["hold"]
         }
         assert not held, f"{row['id']} would be held: {held} ({stage})"
+
+
+def _set_auc(metrics: dict[str, Any], source: str, label: str) -> float:
+    (entry,) = (e for e in metrics["sets"] if (e["source"], e["label"]) == (source, label))
+    return float(entry["roc_auc"])
+
+
+# The floors the README's quality section states for the committed card, by the words it uses.
+TARGETS: dict[str, Callable[[dict[str, Any]], float]] = {
+    "YouTube spam leave-one-video-out ROC-AUC": lambda m: m["spam_leave_one_video_out"][
+        "mean_roc_auc"
+    ],
+    "YouTube spam precision at reject": lambda m: m["spam_leave_one_video_out"]["pooled_at_reject"][
+        "precision"
+    ],
+    "kaggle-insults toxicity ROC-AUC": lambda m: _set_auc(
+        m, "kaggle-insults-social-commentary", "toxicity"
+    ),
+    "jigsaw toxicity ROC-AUC": lambda m: _set_auc(m, "jigsaw-toxic-predibase-sample", "toxicity"),
+    "C3 toxicity ROC-AUC": lambda m: _set_auc(m, "c3-constructive-comments-corpus", "toxicity"),
+    "madlibs mean BPSN": lambda m: m["identity_bias"]["mean_bpsn"]["ours"],
+    "evidence character F1": lambda m: m["evidence"]["char_f1"],
+}
+
+
+def test_the_card_meets_every_target_the_readme_states(committed_model: Model) -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = " ".join(readme.split("Targets held by")[1].split("\n\n")[0].split())
+    listed = paragraph.split(": ", 1)[1].removesuffix(".").split("; ")
+    stated = {name: floor for name, _, floor in (item.rpartition(" ≥ ") for item in listed)}
+    assert set(stated) == set(TARGETS), "the README's target list and this test name the same"
+    metrics = committed_model.card["metrics"]
+    missed = {
+        name: (TARGETS[name](metrics), float(floor))
+        for name, floor in stated.items()
+        if TARGETS[name](metrics) < float(floor)
+    }
+    assert not missed, f"the committed card misses the README's targets: {missed}"
