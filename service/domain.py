@@ -458,6 +458,15 @@ class Report(_Model):
     at: datetime
 
 
+class CommentArticle(_Model):
+    """The article a comment belongs to, as the host last described it (title and url only when
+    an intake or ``PUT`` gave them)."""
+
+    id: str
+    title: str | None = None
+    url: str | None = None
+
+
 class Comment(_Model):
     id: str
     article_id: str
@@ -489,12 +498,18 @@ class Comment(_Model):
     second_look: SecondLook | None = None
     """The semantic stage's look at a comment the lexical verdict published (none: never
     queued for one)."""
+    article: CommentArticle | None = None
+    """The article's id with its title and url (always set on answers; ``article_id`` stays
+    for callers that read only the id)."""
 
     def to_json(self) -> dict[str, Any]:
         """The one comment shape; history only in the single view, lease fields when claimed."""
         body: dict[str, Any] = {
             "id": self.id,
             "article_id": self.article_id,
+            "article": (self.article or CommentArticle(id=self.article_id)).model_dump(
+                mode="json", exclude_none=True
+            ),
             "parent_id": self.parent_id,
             "author": self.author.model_dump(mode="json", exclude_none=True),
             "text": self.text,

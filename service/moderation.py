@@ -366,6 +366,8 @@ class Moderation:
                 rules=SiteRules.of(policy),
                 # A text in a language the model does not read is not scored by either stage.
                 second_look=self.second_look and scored.semantic and detected.supported,
+                article_title=submission.article.title,
+                article_url=submission.article.url,
             )
             try:
                 outcome, comment = await self.store.write_intake(site_id, write)

@@ -29,6 +29,7 @@ from service.domain import (
     Author,
     AuthorStatus,
     Comment,
+    CommentArticle,
     CommentQuery,
     HistoryEntry,
     HourlyDecisions,
@@ -261,6 +262,9 @@ class IntakeWrite:
     rules: SiteRules = SiteRules()
     second_look: bool = False
     """Queue the comment for the semantic stage if the verdict publishes it."""
+    article_title: str | None = None
+    article_url: str | None = None
+    """The article's title and url as this intake gives them (none: keep the stored ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -612,6 +616,8 @@ class Store:
             repr(write.rules.premod_rejection_rate),
             write.rules.premod_min_decisions,
             "1" if write.second_look else "0",
+            write.article_title or "",
+            write.article_url or "",
             *(window.ttl_ms for window in write.windows),
         ]
         reply = await self._run("ingest", keys, args)
@@ -628,6 +634,9 @@ class Store:
         return outcome, Comment(
             id=write.comment_id,
             article_id=write.article_id,
+            article=CommentArticle(
+                id=write.article_id, title=reply[3] or None, url=reply[4] or None
+            ),
             parent_id=write.parent_id,
             author=write.author,
             text=write.text,
@@ -909,6 +918,17 @@ class Store:
             raise NotFound(f"comment {comment_id!r} not found")
         if text is not None:
             fields["text"] = text
+        with store_errors():
+            title, url = await self.redis.hmget(
+                self.keys.article(site_id, fields["article_id"]), ["title", "url"]
+            )
+        fields.update(
+            {
+                name: value
+                for name, value in (("article_title", title), ("article_url", url))
+                if value
+            }
+        )
         return comment_from_fields(
             fields,
             history=tuple(history_entry(json.loads(entry)) for entry in history),
@@ -1028,6 +1048,11 @@ def comment_from_fields(
     return Comment(
         id=fields["id"],
         article_id=fields["article_id"],
+        article=CommentArticle(
+            id=fields["article_id"],
+            title=fields.get("article_title"),
+            url=fields.get("article_url"),
+        ),
         parent_id=fields.get("parent_id") or None,
         author=Author.model_validate_json(fields["author"]),
         text=fields["text"],

@@ -2,7 +2,7 @@
 // Everything here goes through the public API (api.js); nothing is rendered as markup.
 
 import { ApiError, follow, get, post, query, session, whenSignedOut } from "./api.js";
-import { age, chips, countdown, el, evidenceText, scoreBars, when } from "./render.js";
+import { age, articleLink, chips, countdown, el, evidenceText, scoreBars, when } from "./render.js";
 import { showAdmin } from "./admin.js";
 
 // The reasons the API accepts when the site publishes no list of its own.
@@ -207,7 +207,7 @@ function card(item, index) {
     checked: state.selected.has(item.id),
     onchange: (event) => toggleSelect(item.id, event.target.checked),
   });
-  const article = el("p", { class: "meta" }, "Article ", el("code", { text: item.article_id }), " · ", when(item.created_at), item.lang ? ` · ${item.lang}` : "");
+  const article = el("p", { class: "meta" }, "Article ", articleLink(item.article, item.article_id), " · ", when(item.created_at), item.lang ? ` · ${item.lang}` : "");
   const author = item.author || {};
   const authorButton = el("button", { type: "button", class: "link", onclick: (event) => toggleAuthor(event.target.closest("li"), item) },
     author.name ? `${author.name} (${author.id})` : author.id);

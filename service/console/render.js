@@ -87,3 +87,23 @@ export function countdown(untilIso, now = Date.now()) {
   const left = Math.max(0, Math.round((new Date(untilIso).getTime() - now) / 1000));
   return `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
 }
+
+// An article link only for http(s) URLs: a javascript: or data: URL stays text, never a link.
+export function safeHref(url) {
+  if (typeof url !== "string") return null;
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+// The comment's article: its title (or id) as a link opening in a new tab when its URL is http(s).
+export function articleLink(article, fallbackId) {
+  const id = (article && article.id) || fallbackId;
+  const name = (article && article.title) || id;
+  const href = safeHref(article && article.url);
+  if (!href) return el("span", { class: "article", title: id, text: name });
+  return el("a", { class: "article", href, target: "_blank", rel: "noopener noreferrer", title: id, text: name });
+}

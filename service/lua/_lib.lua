@@ -124,7 +124,9 @@ end
 --[[
 A comment's text lives in its own string (civ:{site}:text:<id>) so the comment hash keeps only
 short values and Redis stores it as a compact listpack; a comment written before that keeps its
-text in the hash. These read either layout; `comment_fields` answers as the hash once did.
+text in the hash. These read either layout; `comment_fields` answers as the hash once did, plus
+the title and url of the comment's article (civ:{site}:article:<article>) as `article_title` and
+`article_url` when the article has them, so every view of a comment can name its article.
 ]]
 local function text_key(prefix, id)
   return prefix .. "text:" .. id
@@ -140,6 +142,21 @@ local function comment_fields(prefix, id)
   if text and #fields > 0 then
     fields[#fields + 1] = "text"
     fields[#fields + 1] = text
+  end
+  for index = 1, #fields, 2 do
+    if fields[index] == "article_id" then
+      local title, url = unpack(redis.call("HMGET", prefix .. "article:" .. fields[index + 1],
+        "title", "url"))
+      if title then
+        fields[#fields + 1] = "article_title"
+        fields[#fields + 1] = title
+      end
+      if url then
+        fields[#fields + 1] = "article_url"
+        fields[#fields + 1] = url
+      end
+      break
+    end
   end
   return fields
 end

@@ -39,7 +39,8 @@ ARGV[26] the author's recent window (ms)
 ARGV[27] recent rejection rate that puts an active author on pre-moderation (0: never)
 ARGV[28] recent decisions needed before that rate counts
 ARGV[29] "1" when a published verdict is to get a second look (the semantic stage is on)
-ARGV[30..] expiry (ms) of each window key (0: observe only)
+ARGV[30] the article's title ("" for none given)   ARGV[31] the article's url ("" for none given)
+ARGV[32..] expiry (ms) of each window key (0: observe only)
 
 Derived keys: the comment's text (civ:{site}:text:<id>), the pending and reported queue indexes of the comment's article and author, the
 browse indexes of its state (civ:{site}:comments:<state>[:article:<a>|:author:<u>]), the
@@ -47,8 +48,11 @@ comment's reports (civ:{site}:reports:<id>), the author's recent decisions
 (civ:{site}:recent:<author>) and the second-look queue (civ:{site}:secondlook:queue). The author's standing in the observed context is the status a
 moderator set, or "premod" when the recent rejection rate reached ARGV[27].
 
-Returns {"created" or "edited", version, created_at} (the caller knows every other field it just
-wrote); {"unchanged", fields} with the stored hash as a flat field/value list; {"context",
+A title or url given replaces the article's (the host's latest word on its article); one not
+given leaves the stored one.
+
+Returns {"created" or "edited", version, created_at, article title or false, article url or
+false} (the caller knows every other field it just wrote); {"unchanged", fields} with the stored hash as a flat field/value list; {"context",
 signature, approved count} when the context is not the assumed one; {"immutable", fields...}
 naming "article.id" and/or "author.id" when a resend or edit changes them; or {"invalid_transition",
 state}.
@@ -120,6 +124,15 @@ else
     "parent_id", ARGV[6], "created_at", ARGV[17], "version", 1)
   redis.call("HSETNX", KEYS[6], "id", article)
 end
+if ARGV[30] ~= "" or ARGV[31] ~= "" then
+  redis.call("HSETNX", KEYS[6], "id", article)
+  if ARGV[30] ~= "" then
+    redis.call("HSET", KEYS[6], "title", ARGV[30])
+  end
+  if ARGV[31] ~= "" then
+    redis.call("HSET", KEYS[6], "url", ARGV[31])
+  end
+end
 
 -- The text in its own string and one field per score keep every value of the hash short
 -- (`comment_text` above). An edit of a comment stored whole moves it to this layout.
@@ -152,7 +165,7 @@ remember_decision(prefix, author, id, state, now, recent_ms)
 file_state(prefix, id, article, author, previous, state, now)
 
 for index = 10, #KEYS do
-  local ttl = tonumber(ARGV[20 + index])
+  local ttl = tonumber(ARGV[22 + index])
   local when = string.sub(ARGV[24], index - 9, index - 9)
   if ttl > 0 and (when == "a" or not previous) then
     redis.call("SET", KEYS[index], id, "PX", ttl)
@@ -183,4 +196,5 @@ record(KEYS[2], KEYS[3], KEYS[4], {
   event_id = ARGV[19], event_type = ARGV[20], previous_text = previous_text,
 })
 retain(prefix, id, state == "pending" and 0 or retention_ms)
-return {outcome, version, created_at}
+local article_title, article_url = unpack(redis.call("HMGET", KEYS[6], "title", "url"))
+return {outcome, version, created_at, article_title, article_url}

@@ -64,7 +64,7 @@ class Site:
     def post_comment(self, comment_id: str, text: str, **extra: Any) -> dict[str, Any]:
         body = {
             "id": comment_id,
-            "article": {"id": extra.pop("article", "a1")},
+            "article": extra.pop("article", {"id": "a1"}),
             "author": {"id": extra.pop("author", f"reader-{comment_id}"), "name": "A reader"},
             "text": text,
             **extra,

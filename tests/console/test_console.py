@@ -240,6 +240,22 @@ def test_a_second_look_hold_shows_its_reason_and_the_blended_scores(
     expect(item.get_by_role("list", name="Scores", exact=True)).to_be_visible()
 
 
+def test_an_item_links_its_article_by_title_in_a_new_tab(page: Page, site: Site) -> None:
+    titled = {"id": "talks", "title": "<b>Talks</b> & more", "url": "https://news.example/talks"}
+    site.post_comment("linked", CALM[0], article=titled)
+    site.post_comment("plain", CALM[1], article={"id": "untitled"})
+    signed_in(page, site)
+
+    link = page.locator('#items > li[data-id="linked"] a.article')
+    expect(link).to_have_text("<b>Talks</b> & more")
+    expect(link).to_have_attribute("href", "https://news.example/talks")
+    expect(link).to_have_attribute("target", "_blank")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    plain = page.locator('#items > li[data-id="plain"]')
+    expect(plain.locator(".article")).to_have_text("untitled")
+    assert plain.locator("a.article").count() == 0
+
+
 def test_hostile_comments_are_shown_as_inert_text(
     context: BrowserContext, service: Service, site: Site
 ) -> None:
