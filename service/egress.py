@@ -66,8 +66,9 @@ def guarded_socket_factory(allowed: Sequence[Network]) -> SocketFactoryType:
 
     def open_socket(addr_info: AddrInfoType) -> socket.socket:
         family, kind, proto, _, sockaddr = addr_info
-        # An IPv6 socket address may carry a zone ("fe80::1%eth0"); the zone is not the address.
-        check(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]), allowed)
+        # An IPv6 socket address may carry a zone ("fe80::1%eth0"); ip_address keeps it as the
+        # scope id, which neither the range tests nor the ipv4_mapped unwrapping look at.
+        check(ipaddress.ip_address(sockaddr[0]), allowed)
         return socket.socket(family=family, type=kind, proto=proto)
 
     return open_socket

@@ -2,12 +2,15 @@
 check is made on the address the worker connects to, after DNS resolution."""
 
 import dataclasses
+import errno
 import ipaddress
+import socket
 
 import pytest
 import redis.asyncio as aioredis
+from aiohappyeyeballs import AddrInfoType
 
-from service.egress import RefusedAddressError, check, parse_allowed
+from service.egress import RefusedAddressError, check, guarded_socket_factory, parse_allowed
 from service.settings import Settings, SettingsError
 
 from .support import FAST, CreateSite, Events, Receiver, StartWorker, eventually, in_state, record
@@ -112,3 +115,47 @@ def test_a_bad_allowed_range_stops_the_start() -> None:
         "CIVILITY_CALLBACK_ALLOW: 'intranet' is neither a range name "
         "(loopback, private, link-local, unique-local) nor a CIDR"
     )
+
+
+def test_the_refusal_carries_an_errno_so_the_connection_error_names_it() -> None:
+    with pytest.raises(RefusedAddressError) as raised:
+        check(ipaddress.ip_address("10.1.2.3"), ())
+    assert raised.value.errno == errno.EACCES
+    assert raised.value.strerror == "refused to connect to 10.1.2.3: not a public address"
+
+
+def test_empty_items_between_commas_are_skipped() -> None:
+    allowed = parse_allowed("loopback,, ,private,")
+    check(ipaddress.ip_address("127.0.0.1"), allowed)
+    check(ipaddress.ip_address("192.168.1.1"), allowed)
+
+
+def _address_info(family: socket.AddressFamily, host: str) -> AddrInfoType:
+    sockaddr: tuple[str, int] | tuple[str, int, int, int] = (
+        (host, 443) if family == socket.AF_INET else (host, 443, 0, 0)
+    )
+    return (family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)
+
+
+@pytest.mark.parametrize(
+    ("family", "host"),
+    [(socket.AF_INET, "93.184.215.14"), (socket.AF_INET6, "2606:4700::1111")],
+)
+def test_the_factory_opens_the_socket_the_resolver_described(
+    family: socket.AddressFamily, host: str
+) -> None:
+    opened = guarded_socket_factory(())(_address_info(family, host))
+    with opened:
+        assert (opened.family, opened.type, opened.proto) == (
+            family,
+            socket.SOCK_STREAM,
+            socket.IPPROTO_TCP,
+        )
+
+
+def test_a_zoned_link_local_address_is_refused_unless_its_range_is_allowed() -> None:
+    zoned = _address_info(socket.AF_INET6, "fe80::1%lo")
+    with pytest.raises(RefusedAddressError):
+        guarded_socket_factory(())(zoned)
+    with guarded_socket_factory(parse_allowed("link-local"))(zoned) as opened:
+        assert opened.family == socket.AF_INET6
