@@ -365,14 +365,18 @@ class QueueQuery(_Model):
     order: Order = Order.PRIORITY
     article: ExternalId | None = None
     author: ExternalId | None = None
+    reason: Reason | None = Field(
+        default=None, description="Only comments held or reported with this reason code"
+    )
     limit: int = Field(default=20, ge=1, le=MAX_PAGE)
     cursor: Cursor | None = None
 
     @model_validator(mode="after")
     def _one_filter(self) -> Self:
         # Each filter is its own index; silently applying one of two would list wrong comments.
-        if self.article is not None and self.author is not None:
-            raise ValueError("filter by article or by author, not both")
+        given = [self.article, self.author, self.reason]
+        if sum(value is not None for value in given) > 1:
+            raise ValueError("filter by one of article, author or reason, not several")
         return self
 
 

@@ -112,14 +112,17 @@ class KeySpace:
         *,
         article: str | None = None,
         author: str | None = None,
+        reason: str | None = None,
     ) -> str:
         """Sorted set of comment ids in ``queue``: by risk (priority) or by creation time (oldest);
-        optionally restricted to one article or one author."""
+        optionally restricted to one article, one author or one reason the comments carry."""
         base = f"{self.site_prefix(site)}queue:{queue.value}:{order.value}"
         if article is not None:
             return f"{base}:article:{article}"
         if author is not None:
             return f"{base}:author:{author}"
+        if reason is not None:
+            return f"{base}:reason:{reason}"
         return base
 
     def comments(

@@ -818,13 +818,20 @@ class Store:
 
     async def page(self, site_id: str, query: QueueQuery, now_ms: int) -> QueuePage:
         key = self.keys.queue_index(
-            site_id, query.queue, query.order, article=query.article, author=query.author
+            site_id,
+            query.queue,
+            query.order,
+            article=query.article,
+            author=query.author,
+            reason=query.reason.value if query.reason else None,
         )
         scope = {
             "q": query.queue.value,
             "o": query.order.value,
             "a": query.article,
             "u": query.author,
+            # Absent unless filtered, so cursors handed out before the filter existed still hold.
+            **({"r": query.reason.value} if query.reason else {}),
         }
         return await self._page(
             site_id,

@@ -7,6 +7,8 @@ import { showAdmin } from "./admin.js";
 
 // The reasons the API accepts when the site publishes no list of its own.
 const FALLBACK_REASONS = ["TOXIC", "SPAM", "OFF_TOPIC", "INSULT", "THREAT", "IDENTITY_ATTACK", "PERSONAL_INFO", "OTHER"];
+// The reasons held comments carry, which the queue filters by, when the API does not list them.
+const FALLBACK_HOLDS = ["TOXIC", "SPAM", "LINKS", "SUSPECT_WORD", "NEW_AUTHOR", "AUTHOR_PREMOD", "PREMOD", "REPORTED"];
 const ACTION_WORDS = { approve: "Approved", reject: "Rejected", spam: "Marked as spam", reopen: "Reopened" };
 const STATE_ACTIONS = { approved: "approve", rejected: "reject", spam: "spam", pending: "reopen" };
 const PAGE = 50;
@@ -25,6 +27,7 @@ const state = {
   selected: new Set(),
   undo: null,
   reasons: FALLBACK_REASONS,
+  holds: FALLBACK_HOLDS,
   stopLive: null,
   browse: { filters: { state: "approved" }, items: [], cursor: null },
 };
@@ -106,7 +109,7 @@ async function openSite(id) {
   state.site = id;
   $("#site-picker").value = id;
   show("queue");
-  state.reasons = await siteReasons();
+  Object.assign(state, await siteReasons());
   fillReasonPickers();
   await reloadQueue();
   startLive();
@@ -116,17 +119,18 @@ async function siteReasons() {
   try {
     const body = await get(`/v1/sites/${site()}/reasons`);
     const codes = (body.reasons || []).map((reason) => reason.code);
-    return codes.length ? codes : FALLBACK_REASONS;
+    const holds = body.holds || [];
+    return { reasons: codes.length ? codes : FALLBACK_REASONS, holds: holds.length ? holds : FALLBACK_HOLDS };
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) throw error;
-    return FALLBACK_REASONS;
+    return { reasons: FALLBACK_REASONS, holds: FALLBACK_HOLDS };
   }
 }
 
 function fillReasonPickers() {
   $("#reason").replaceChildren(...state.reasons.map((code) => el("option", { value: code, text: code })));
   const filter = $("#queue-filters").elements.reason;
-  filter.replaceChildren(el("option", { value: "", text: "Any" }), ...state.reasons.map((code) => el("option", { value: code, text: code })));
+  filter.replaceChildren(el("option", { value: "", text: "Any" }), ...state.holds.map((code) => el("option", { value: code, text: code })));
 }
 
 function show(view) {
@@ -152,7 +156,10 @@ async function reloadQueue() {
 
 async function loadQueue() {
   const { order, article, author } = state.filters;
-  const path = `/v1/sites/${site()}/queue${query({ queue: state.queue, order, article, author, limit: PAGE, cursor: state.cursor })}`;
+  // The API filters by one index at a time: the reason alone goes to it, and beside an article or
+  // author it is applied to the page here (visibleItems).
+  const reason = article || author ? "" : state.filters.reason;
+  const path = `/v1/sites/${site()}/queue${query({ queue: state.queue, order, article, author, reason, limit: PAGE, cursor: state.cursor })}`;
   try {
     const page = await get(path);
     // A live event may have added one of these meanwhile.
@@ -180,6 +187,7 @@ async function loadCounts() {
   }
 }
 
+// Also keeps out items a live event adds that the reason filter would not list.
 function visibleItems() {
   const reason = state.filters.reason;
   return state.items.filter((item) => !reason || item.reasons.includes(reason));

@@ -1,8 +1,8 @@
 --[[
 Helpers shared by the scripts; the store prepends this file to each of them.
 
-Keys that depend on a comment's stored article or author (the per-article and per-author queue
-indexes, the author's counters) cannot be named by the caller before the script reads the
+Keys that depend on a comment's stored article, author or reasons (the per-article, per-author
+and per-reason queue indexes, the author's counters) cannot be named by the caller before the script reads the
 comment, so they are derived here from the site prefix ARGV[1] (for example "civ:{news}:"),
 exactly as service/keys.py names them. Being under the same prefix they share its hash tag and
 hash slot, so the scripts stay valid on Redis Cluster.
@@ -12,24 +12,33 @@ local ORDERS = {"priority", "oldest"}
 local HOURLY_TTL_SECONDS = 8 * 24 * 3600
 local AUDIT_MAXLEN = 100000
 
-local function queue_indexes(prefix, queue, order, article, author)
+-- `reasons` is the comment's reasons as stored (a JSON array): one index per reason, so the
+-- queue filters by reason as it does by article and author.
+local function queue_indexes(prefix, queue, order, article, author, reasons)
   local base = prefix .. "queue:" .. queue .. ":" .. order
-  return {base, base .. ":article:" .. article, base .. ":author:" .. author}
+  local keys = {base, base .. ":article:" .. article, base .. ":author:" .. author}
+  for _, reason in ipairs(cjson.decode(reasons or "[]")) do
+    keys[#keys + 1] = base .. ":reason:" .. reason
+  end
+  return keys
 end
 
--- Put a comment into every index of a queue: by priority and by creation time.
-local function enqueue(prefix, queue, id, article, author, priority, created_at)
+-- Put a comment into every index of a queue: by priority and by creation time, with the reasons
+-- it is queued for.
+local function enqueue(prefix, queue, id, article, author, priority, created_at, reasons)
   for _, order in ipairs(ORDERS) do
     local score = order == "priority" and priority or created_at
-    for _, key in ipairs(queue_indexes(prefix, queue, order, article, author)) do
+    for _, key in ipairs(queue_indexes(prefix, queue, order, article, author, reasons)) do
       redis.call("ZADD", key, score, id)
     end
   end
 end
 
-local function dequeue(prefix, queue, id, article, author)
+-- Take a comment out of a queue: `reasons` must be those it was queued with (the stored ones
+-- before a change replaces them).
+local function dequeue(prefix, queue, id, article, author, reasons)
   for _, order in ipairs(ORDERS) do
-    for _, key in ipairs(queue_indexes(prefix, queue, order, article, author)) do
+    for _, key in ipairs(queue_indexes(prefix, queue, order, article, author, reasons)) do
       redis.call("ZREM", key, id)
     end
   end

@@ -22,7 +22,7 @@ ARGV[12] outbox event type                 ARGV[13] allowed source states (comma
 ARGV[14] retention (ms) of the decided comment and its history
 ARGV[15] the author's recent window (ms)
 
-Derived keys: the pending and reported queue indexes of the comment's article and author, the
+Derived keys: the pending and reported queue indexes of the comment's article, author and reasons, the
 browse indexes of its old and new state (civ:{site}:comments:<state>[:article:<a>|:author:<u>]),
 the
 author's counters (civ:{site}:author:<author>) and recent decisions (civ:{site}:recent:<author>),
@@ -73,10 +73,10 @@ local article, author = stored[3], stored[4]
 local version = redis.call("HINCRBY", KEYS[1], "version", 1)
 redis.call("HSET", KEYS[1], "state", target, "reasons", ARGV[8], "decided_by", actor,
   "decided_at", now, "updated_at", now, "last_event_id", ARGV[11])
-dequeue(prefix, "pending", id, article, author)
-dequeue(prefix, "reported", id, article, author)
+dequeue(prefix, "pending", id, article, author, stored[10])
+dequeue(prefix, "reported", id, article, author, stored[10])
 if target == "pending" then
-  enqueue(prefix, "pending", id, article, author, stored[7] or 0, stored[8])
+  enqueue(prefix, "pending", id, article, author, stored[7] or 0, stored[8], ARGV[8])
 end
 file_state(prefix, id, article, author, previous, target, now)
 if target == "approved" then

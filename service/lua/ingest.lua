@@ -42,7 +42,7 @@ ARGV[29] "1" when a published verdict is to get a second look (the semantic stag
 ARGV[30] the article's title ("" for none given)   ARGV[31] the article's url ("" for none given)
 ARGV[32..] expiry (ms) of each window key (0: observe only)
 
-Derived keys: the comment's text (civ:{site}:text:<id>), the pending and reported queue indexes of the comment's article and author, the
+Derived keys: the comment's text (civ:{site}:text:<id>), the pending and reported queue indexes of the comment's article, author and reasons, the
 browse indexes of its state (civ:{site}:comments:<state>[:article:<a>|:author:<u>]), the
 comment's reports (civ:{site}:reports:<id>), the author's recent decisions
 (civ:{site}:recent:<author>) and the second-look queue (civ:{site}:secondlook:queue). The author's standing in the observed context is the status a
@@ -64,7 +64,8 @@ local state, now = ARGV[11], ARGV[18]
 local decided_by = "auto:" .. ARGV[15]
 local retention_ms, recent_ms = tonumber(ARGV[25]), tonumber(ARGV[26])
 
-local stored = redis.call("HMGET", KEYS[1], "state", "text_hash", "article_id", "author_id")
+local stored = redis.call("HMGET", KEYS[1], "state", "text_hash", "article_id", "author_id",
+  "reasons")
 local previous = stored[1]
 if previous then
   -- Before the redelivery check: the same text under another author or article is not a
@@ -112,9 +113,9 @@ if previous then
   outcome = "edited"
   version = redis.call("HINCRBY", KEYS[1], "version", 1)
   previous_text = comment_text(prefix, id)
-  dequeue(prefix, "pending", id, article, author)
+  dequeue(prefix, "pending", id, article, author, stored[5])
   -- Readers reported the old text; the new one is judged afresh.
-  dequeue(prefix, "reported", id, article, author)
+  dequeue(prefix, "reported", id, article, author, stored[5])
   redis.call("DEL", prefix .. "reports:" .. id)
   redis.call("HDEL", KEYS[1], "reports")
 else
@@ -157,7 +158,7 @@ end
 
 local created_at = redis.call("HGET", KEYS[1], "created_at")
 if state == "pending" then
-  enqueue(prefix, "pending", id, article, author, ARGV[16], created_at)
+  enqueue(prefix, "pending", id, article, author, ARGV[16], created_at, ARGV[12])
 else
   redis.call("DEL", KEYS[9])
 end

@@ -18,7 +18,7 @@ ARGV[5]  report JSON {reason, note, at}    ARGV[6]  the site's report threshold
 ARGV[7]  now (ms)                          ARGV[8]  outbox event id
 ARGV[9]  outbox event type                 ARGV[10] states a report may find (comma separated)
 
-Derived keys: the reported queue indexes of the comment's article and author.
+Derived keys: the reported queue indexes of the comment's article, author and reasons.
 
 Returns {"counted" or "repeat", state, reports, in the reported queue (1/0)}; {"not_found"};
 or {"invalid_transition", state}.
@@ -52,7 +52,7 @@ if queued == 0 and count >= threshold then
   local version = redis.call("HINCRBY", KEYS[1], "version", 1)
   redis.call("HSET", KEYS[1], "reasons", reasons_json, "updated_at", now,
     "last_event_id", ARGV[8])
-  enqueue(prefix, "reported", id, stored[2], stored[3], stored[4], stored[5])
+  enqueue(prefix, "reported", id, stored[2], stored[3], stored[4], stored[5], reasons_json)
   record(KEYS[3], KEYS[4], KEYS[5], {
     id = id, site = site, version = version, now = now, actor = "readers", action = "report",
     from = state, to = state, reasons = reasons_json, note = "null",

@@ -22,7 +22,7 @@ ARGV[13] priority in the pending queue     ARGV[14] the author's recent window (
 ARGV[15] delay from intake to this look (ms)
 ARGV[16] the delay's histogram field in the stats hash ("le:<seconds>")
 
-Derived keys: the pending and reported queue indexes of the comment's article and author, the
+Derived keys: the pending and reported queue indexes of the comment's article, author and reasons, the
 browse indexes of its old and new state, the author's counters (civ:{site}:author:<author>) and
 recent decisions (civ:{site}:recent:<author>).
 
@@ -33,7 +33,7 @@ published); {"stale"} (edited since: a newer look is queued); or {"gone"}.
 local prefix, site, id, now = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 
 local stored = redis.call("HMGET", KEYS[1], "state", "decided_by", "look_version", "article_id",
-  "author_id", "created_at")
+  "author_id", "created_at", "reasons")
 local state = stored[1]
 if not state then
   redis.call("ZREM", KEYS[5], id)
@@ -66,8 +66,8 @@ redis.call("HSET", KEYS[1], "state", "pending", "reasons", ARGV[9], "decided_by"
   "decided_at", now, "updated_at", now, "last_event_id", ARGV[10], "priority", ARGV[13],
   "look_state", "held")
 -- Taken down: the reported queue holds published comments only.
-dequeue(prefix, "reported", id, article, author)
-enqueue(prefix, "pending", id, article, author, ARGV[13], stored[6])
+dequeue(prefix, "reported", id, article, author, stored[7])
+enqueue(prefix, "pending", id, article, author, ARGV[13], stored[6], ARGV[9])
 file_state(prefix, id, article, author, state, "pending", now)
 count_author(prefix .. "author:" .. author, state, "pending", now, false)
 remember_decision(prefix, author, id, "pending", now, tonumber(ARGV[14]))

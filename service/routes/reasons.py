@@ -1,4 +1,5 @@
-"""The reasons a moderator may give, and what each teaches the site's model."""
+"""The reasons a moderator may give, and what each teaches the site's model; and the reasons
+automatic verdicts give, which the queue filters by."""
 
 from typing import Any
 
@@ -6,6 +7,7 @@ from aiohttp import web
 
 from service.appkeys import MODERATION
 from service.auth import require_moderator
+from service.domain import Reason
 from service.openapi import operation
 from service.reasons import REASONS
 
@@ -13,8 +15,14 @@ routes = web.RouteTableDef()
 
 REASON_LIST: dict[str, Any] = {
     "type": "object",
-    "required": ["reasons"],
+    "required": ["reasons", "holds"],
     "properties": {
+        "holds": {
+            "type": "array",
+            "description": "The reason codes of automatic verdicts (what a held or reported "
+            "comment carries): the values `GET .../queue?reason=` accepts",
+            "items": {"type": "string"},
+        },
         "reasons": {
             "type": "array",
             "items": {
@@ -31,14 +39,15 @@ REASON_LIST: dict[str, Any] = {
                     },
                 },
             },
-        }
+        },
     },
 }
 
 
 @routes.get("/v1/sites/{site}/reasons")
 @operation(
-    summary="The reasons a moderator may give for a rejection, with the labels each teaches",
+    summary="The reasons a moderator may give for a rejection, with the labels each teaches, "
+    "and the reason codes of automatic verdicts",
     tag="moderation",
     auth="moderator",
     response=REASON_LIST,
@@ -49,4 +58,9 @@ async def list_reasons(request: web.Request) -> web.Response:
     await require_moderator(request, site)
     # The admin's token passes for any site id: the site must still exist.
     await request.app[MODERATION].get_site(site)
-    return web.json_response({"reasons": [reason.to_json() for reason in REASONS]})
+    return web.json_response(
+        {
+            "reasons": [reason.to_json() for reason in REASONS],
+            "holds": [reason.value for reason in Reason],
+        }
+    )

@@ -256,6 +256,32 @@ def test_an_item_links_its_article_by_title_in_a_new_tab(page: Page, site: Site)
     assert plain.locator("a.article").count() == 0
 
 
+def test_the_reason_filter_asks_the_api_for_that_reasons_queue(
+    page: Page, service: Service, site: Site
+) -> None:
+    ids = hold(site, 3)
+    # Reopened with a reason: back in the queue under that reason alone.
+    for action, extra in (("approve", {}), ("reopen", {"reason": "TOXIC"})):
+        status, body = service.call(
+            "POST", f"/v1/sites/{site.id}/comments/{ids[1]}/decision", {"action": action, **extra}
+        )
+        assert status == 200, body
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+
+    filters = page.get_by_role("form", name="Queue filters")
+    filters.get_by_label("Reason").select_option("TOXIC")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.locator("#items > li")).to_have_count(1)
+    assert items(page) == [ids[1]]
+    assert any("/queue?" in url and "reason=TOXIC" in url for url in asked)
+    filters.get_by_label("Reason").select_option("PREMOD")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.locator("#items > li")).to_have_count(2)
+
+
 def test_hostile_comments_are_shown_as_inert_text(
     context: BrowserContext, service: Service, site: Site
 ) -> None:

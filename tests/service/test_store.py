@@ -156,12 +156,13 @@ def decision(
     )
 
 
-def queue_keys(site: str, queue: Queue, article: str, author: str) -> set[str]:
-    return {
-        KEYS.queue_index(site, queue, order, **scope)
-        for order in Order
-        for scope in ({}, {"article": article}, {"author": author})
-    }
+def queue_keys(
+    site: str, queue: Queue, article: str, author: str, reasons: tuple[str, ...] = ("SPAM",)
+) -> set[str]:
+    """Every index a comment queued with ``reasons`` (the ``intake`` helper's) is filed under."""
+    scopes: list[dict[str, str]] = [{}, {"article": article}, {"author": author}]
+    scopes += [{"reason": reason} for reason in reasons]
+    return {KEYS.queue_index(site, queue, order, **scope) for order in Order for scope in scopes}
 
 
 async def history(

@@ -75,3 +75,71 @@ async def test_an_article_url_that_is_not_http_is_refused_and_stores_nothing(
     assert [field["field"] for field in body["error"]["details"]] == ["article.url"]
     page = await (await client.get("/v1/sites/held/queue", headers=moderator(site))).json()
     assert page["items"] == []
+
+
+async def queue_ids(client: Client, site: dict[str, str], search: str) -> tuple[list[str], int]:
+    response = await client.get(f"/v1/sites/held/queue?order=oldest&{search}", headers=_mod(site))
+    assert response.status == 200, await response.text()
+    page = await response.json()
+    return [item["id"] for item in page["items"]], page["total"]
+
+
+def _mod(site: dict[str, str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {site['moderator_token']}"}
+
+
+async def test_the_queue_filters_by_reason_and_follows_every_change_of_reasons(
+    client: Client, create_site: Any, post_signed: Any
+) -> None:
+    site = await create_site("held", suspect_words=["bridge"], max_links=0)
+    texts = {
+        "c0": "The bridge plan is fine",
+        "c1": "The plan is at https://news.example/plan",
+        "c2": "The bridge plan is at https://news.example/plan",
+    }
+    for comment_id, text in texts.items():
+        verdict = await (await post_signed(site, comment(comment_id, {"id": "a1"}, text))).json()
+        assert verdict["state"] == "pending", verdict
+    assert await queue_ids(client, site, "reason=SUSPECT_WORD") == (["c0", "c2"], 2)
+    assert await queue_ids(client, site, "reason=LINKS") == (["c1", "c2"], 2)
+    first, total = await queue_ids(client, site, "reason=LINKS&limit=1")
+    assert (first, total) == (["c1"], 2)
+
+    # Decided: out of every reason's index. Edited: filed under its new reasons only.
+    decided = await client.post(
+        "/v1/sites/held/comments/c2/decision", json={"action": "approve"}, headers=_mod(site)
+    )
+    assert decided.status == 200, await decided.text()
+    edited = comment("c0", {"id": "a1"}, "The plan is at https://news.example/plan")
+    assert (await (await post_signed(site, edited)).json())["state"] == "pending"
+    assert await queue_ids(client, site, "reason=SUSPECT_WORD") == ([], 0)
+    assert await queue_ids(client, site, "reason=LINKS") == (["c0", "c1"], 2)
+
+    # Reopened: back under the reasons the moderator gave.
+    reopened = await client.post(
+        "/v1/sites/held/comments/c2/decision",
+        json={"action": "reopen", "reason": "TOXIC"},
+        headers=_mod(site),
+    )
+    assert reopened.status == 200, await reopened.text()
+    assert (await reopened.json())["reasons"] == ["TOXIC"]
+    assert await queue_ids(client, site, "reason=TOXIC") == (["c2"], 1)
+    assert await queue_ids(client, site, "reason=LINKS") == (["c0", "c1"], 2)
+
+
+async def test_an_unknown_reason_or_two_filters_answer_422(
+    client: Client, create_site: Any
+) -> None:
+    site = await create_site("held", mode="pre")
+    unknown = await client.get("/v1/sites/held/queue?reason=RUDE", headers=_mod(site))
+    assert unknown.status == 422
+    [detail] = (await unknown.json())["error"]["details"]
+    assert detail["field"] == "reason"
+    assert "TOXIC" in detail["message"]
+    both = await client.get("/v1/sites/held/queue?reason=TOXIC&author=u1", headers=_mod(site))
+    assert both.status == 422
+    [detail] = (await both.json())["error"]["details"]
+    assert "filter by one of article, author or reason" in detail["message"]
+    listed = await (await client.get("/v1/sites/held/reasons", headers=_mod(site))).json()
+    assert "TOXIC" in listed["holds"]
+    assert "REPORTED" in listed["holds"]
