@@ -5,6 +5,7 @@ from pathlib import Path
 
 from classifier.card import ARTIFACT_SUFFIX, card_path, read_card, write_card
 from classifier.model import active_stem
+from classifier.semantic import semantic_artifact_path
 
 
 def copy_model(source_dir: Path, target_dir: Path, version: str) -> str:
@@ -14,5 +15,7 @@ def copy_model(source_dir: Path, target_dir: Path, version: str) -> str:
     stem = f"{card['name']}-{version}"
     copy = target_dir / f"{stem}{ARTIFACT_SUFFIX}"
     shutil.copyfile(artifact, copy)
+    if "semantic" in card:
+        shutil.copyfile(semantic_artifact_path(artifact), semantic_artifact_path(copy))
     write_card(card_path(copy), {**card, "version": version})
     return stem
