@@ -348,6 +348,12 @@ class ClaimRequest(_Model):
     order: Order = Order.PRIORITY
 
 
+class CommentClaimRequest(_Model):
+    """The lease of one chosen comment (the body may be empty)."""
+
+    lease_seconds: int = Field(default=300, ge=1, le=MAX_LEASE_SECONDS)
+
+
 class ReleaseRequest(_Model):
     """Ids to release; none means every lease the caller holds."""
 

@@ -33,6 +33,7 @@ from service.domain import (
     BulkDecision,
     ClaimRequest,
     Comment,
+    CommentClaimRequest,
     CommentQuery,
     Decision,
     DecisionOutcome,
@@ -498,6 +499,27 @@ class Moderation:
         )
         return list(await self._named(site_id, claimed))
 
+    async def claim_comment(
+        self, site_id: str, moderator_id: str, comment_id: str, request: CommentClaimRequest
+    ) -> Comment:
+        """Lease one chosen queued comment to the caller; ClaimConflict names who holds it."""
+        await self._site_record(site_id)
+        try:
+            claimed = await self.store.claim_comment(
+                site_id, moderator_id, comment_id, request.lease_seconds * 1000, self._now_ms()
+            )
+        except ClaimConflict as conflict:
+            await self._name_holder(site_id, conflict)
+            raise
+        [named] = await self._named(site_id, [claimed])
+        return named
+
+    async def _name_holder(self, site_id: str, conflict: ClaimConflict) -> None:
+        # Whoever meets the conflict should read who holds the comment, not an id.
+        holder = conflict.details["claimed_by"]
+        names = {ADMIN_ACTOR: ADMIN_ACTOR, **await self.store.moderator_names(site_id)}
+        conflict.details = {**conflict.details, "claimed_by_name": names.get(holder)}
+
     async def release(self, site_id: str, moderator_id: str, ids: list[str] | None) -> list[str]:
         await self._site_record(site_id)
         return await self.store.release(site_id, moderator_id, ids, self._now_ms())
@@ -538,10 +560,7 @@ class Moderation:
         try:
             comment = await self.store.decide(site_id, write)
         except ClaimConflict as conflict:
-            # Whoever meets the conflict should read who holds the comment, not an id.
-            holder = conflict.details["claimed_by"]
-            names = {ADMIN_ACTOR: ADMIN_ACTOR, **await self.store.moderator_names(site_id)}
-            conflict.details = {**conflict.details, "claimed_by_name": names.get(holder)}
+            await self._name_holder(site_id, conflict)
             raise
         if learn:
             await self._record_label(site_id, comment, decision, policy)

@@ -63,6 +63,7 @@ SCRIPTS = (
     "ingest",
     "decide",
     "claim",
+    "claim_comment",
     "release",
     "page",
     "rotate_secret",
@@ -805,6 +806,44 @@ class Store:
             for _, fields in reply
             if fields
         ]
+
+    async def claim_comment(
+        self, site_id: str, moderator_id: str, comment_id: str, lease_ms: int, now_ms: int
+    ) -> Comment:
+        """Lease one queued comment to the moderator (renewing a lease it holds); raises
+        NotFound, ClaimConflict, or InvalidTransition for a comment in no queue."""
+        keys = [
+            self.keys.comment(site_id, comment_id),
+            self.keys.lease(site_id, comment_id),
+            self.keys.claims(site_id, moderator_id),
+            self.keys.audit(site_id),
+            self.keys.queue_index(site_id, Queue.PENDING, Order.OLDEST),
+            self.keys.queue_index(site_id, Queue.REPORTED, Order.OLDEST),
+        ]
+        args: list[str | int] = [
+            self.keys.site_prefix(site_id),
+            moderator_id,
+            comment_id,
+            lease_ms,
+            now_ms,
+        ]
+        reply = await self._run("claim_comment", keys, args)
+        outcome = reply[0]
+        if outcome == "not_found":
+            raise NotFound(f"comment {comment_id!r} not found")
+        if outcome == "not_queued":
+            raise InvalidTransition(
+                f"comment {comment_id!r} is {reply[1]} and in no queue: only a queued comment "
+                "can be claimed"
+            )
+        if outcome == "claim_conflict":
+            raise ClaimConflict(
+                f"comment {comment_id!r} is claimed by another moderator",
+                {"claimed_by": reply[1], "lease_until": _iso(now_ms + int(reply[2]))},
+            )
+        return comment_from_fields(
+            pairs(reply[1]), claimed_by=moderator_id, lease_until=from_ms(now_ms + lease_ms)
+        )
 
     async def release(
         self, site_id: str, moderator_id: str, ids: Sequence[str] | None, now_ms: int

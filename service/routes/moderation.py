@@ -10,6 +10,7 @@ from service.domain import (
     BulkDecision,
     ClaimRequest,
     Comment,
+    CommentClaimRequest,
     CommentQuery,
     Decision,
     QueuePage,
@@ -136,6 +137,26 @@ async def claim(request: web.Request) -> web.Response:
     claim_request = await read_json(request, ClaimRequest)
     items = await request.app[MODERATION].claim(site, actor, claim_request)
     return web.json_response({"items": [item.to_json() for item in items]})
+
+
+@routes.post("/v1/sites/{site}/comments/{comment}/claim")
+@operation(
+    summary="Lease one chosen queued comment to the caller (a lease the caller holds is renewed); "
+    "409 claim_conflict while another moderator holds it",
+    tag="moderation",
+    auth="moderator",
+    body=CommentClaimRequest,
+    response=Comment,
+    errors=WRITE_ERRORS,
+)
+async def claim_comment(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    actor = await require_moderator(request, site)
+    claim_request = await read_json(request, CommentClaimRequest)
+    comment = await request.app[MODERATION].claim_comment(
+        site, actor, request.match_info["comment"], claim_request
+    )
+    return web.json_response(comment.to_json())
 
 
 @routes.post("/v1/sites/{site}/queue/release")

@@ -30,6 +30,7 @@ ISSUE_ROUTES = {
     ("GET", "/v1/sites/{site}/queue"),
     ("POST", "/v1/sites/{site}/queue/claim"),
     ("POST", "/v1/sites/{site}/queue/release"),
+    ("POST", "/v1/sites/{site}/comments/{comment}/claim"),
     ("POST", "/v1/sites/{site}/comments/{comment}/decision"),
     ("POST", "/v1/sites/{site}/decisions"),
     ("GET", "/v1/sites/{site}/comments/{comment}"),

@@ -1,6 +1,8 @@
-"""What a queue item tells a moderator beyond the comment: its article's title and link."""
+"""The queue as the console works it: each item's article (title and link), the reason filter,
+and claiming the one comment a moderator opens."""
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -143,3 +145,76 @@ async def test_an_unknown_reason_or_two_filters_answer_422(
     listed = await (await client.get("/v1/sites/held/reasons", headers=_mod(site))).json()
     assert "TOXIC" in listed["holds"]
     assert "REPORTED" in listed["holds"]
+
+
+async def claim_one(
+    client: Client, headers: dict[str, str], comment_id: str, body: Any = None
+) -> tuple[int, Any]:
+    response = await client.post(
+        f"/v1/sites/held/comments/{comment_id}/claim", json=body, headers=headers
+    )
+    return response.status, await response.json()
+
+
+async def test_one_chosen_comment_is_claimed_by_its_opener_and_refused_to_others(
+    client: Client, create_site: Any, post_signed: Any, admin: dict[str, str]
+) -> None:
+    site = await create_site("held", mode="pre")
+    for number in range(3):
+        await post_signed(site, comment(f"c{number}", {"id": "a1"}))
+    created = await client.post("/v1/sites/held/moderators", json={"name": "Sam"}, headers=admin)
+    sam = {"Authorization": f"Bearer {(await created.json())['token']}"}
+
+    status, claimed = await claim_one(client, _mod(site), "c1")
+    assert status == 200, claimed
+    assert (claimed["id"], claimed["claimed_by"]) == ("c1", site["moderator_id"])
+    assert claimed["claimed_by_name"] == "Mo"
+    assert claimed["article"] == {"id": "a1"}
+
+    status, refused = await claim_one(client, sam, "c1")
+    assert status == 409
+    assert refused["error"]["code"] == "claim_conflict"
+    assert refused["error"]["details"]["claimed_by_name"] == "Mo"
+    # The lease's end as Redis counts it down: the same instant, give or take the round trip.
+    held_until = datetime.fromisoformat(claimed["lease_until"])
+    conflict_until = datetime.fromisoformat(refused["error"]["details"]["lease_until"])
+    assert abs((conflict_until - held_until).total_seconds()) < 1
+    decided = await client.post(
+        "/v1/sites/held/comments/c1/decision", json={"action": "approve"}, headers=sam
+    )
+    assert decided.status == 409
+    # The queue claim passes over it; its holder renews it.
+    taken = await client.post("/v1/sites/held/queue/claim", json={"limit": 10}, headers=sam)
+    assert sorted(item["id"] for item in (await taken.json())["items"]) == ["c0", "c2"]
+    status, renewed = await claim_one(client, _mod(site), "c1", {"lease_seconds": 30})
+    assert status == 200, renewed
+    assert renewed["lease_until"] < claimed["lease_until"]
+
+    # Given back, it is anyone's to claim.
+    released = await client.post(
+        "/v1/sites/held/queue/release", json={"ids": ["c1"]}, headers=_mod(site)
+    )
+    assert (await released.json())["released"] == ["c1"]
+    status, claimed = await claim_one(client, sam, "c1")
+    assert status == 200, claimed
+    assert claimed["claimed_by_name"] == "Sam"
+
+
+async def test_claiming_an_unknown_or_decided_comment_or_a_long_lease_is_refused(
+    client: Client, create_site: Any, post_signed: Any
+) -> None:
+    site = await create_site("held", mode="pre")
+    await post_signed(site, comment("c0", {"id": "a1"}))
+    status, missing = await claim_one(client, _mod(site), "nope")
+    assert (status, missing["error"]["code"]) == (404, "not_found")
+    status, too_long = await claim_one(client, _mod(site), "c0", {"lease_seconds": 10**6})
+    assert (status, too_long["error"]["code"]) == (422, "validation_failed")
+    decided = await client.post(
+        "/v1/sites/held/comments/c0/decision", json={"action": "reject"}, headers=_mod(site)
+    )
+    assert decided.status == 200
+    status, refused = await claim_one(client, _mod(site), "c0")
+    assert (status, refused["error"]["code"]) == (409, "invalid_transition")
+    assert "in no queue" in refused["error"]["message"]
+    fields = await client.get("/v1/sites/held/comments/c0", headers=_mod(site))
+    assert "claimed_by" not in await fields.json()
