@@ -220,6 +220,7 @@ function card(item, index) {
   const authorButton = el("button", { type: "button", class: "link", onclick: (event) => toggleAuthor(event.target.closest("li"), item) },
     author.name ? `${author.name} (${author.id})` : author.id);
   const actions = el("div", { class: "row", role: "group", "aria-label": "Decide" },
+    mine ? null : el("button", { type: "button", class: "open", onclick: () => openItem(item.id), "aria-keyshortcuts": "o" }, "Open"),
     el("button", { type: "button", class: "approve", onclick: () => decideFocused("approve", item.id), "aria-keyshortcuts": "a" }, "Approve"),
     el("button", { type: "button", class: "reject", onclick: () => decideFocused("reject", item.id), "aria-keyshortcuts": "r" }, "Reject"),
     el("button", { type: "button", class: "spam", onclick: () => decideFocused("spam", item.id), "aria-keyshortcuts": "s" }, "Spam"));
@@ -438,6 +439,24 @@ async function claim() {
   }
 }
 
+// Opening a comment claims it for the one who opens it, so nobody decides it meanwhile; a
+// comment someone else holds says who, with a Reload.
+async function openItem(id) {
+  const item = id ? state.items.find((entry) => entry.id === id) : focusedItem();
+  if (!item) return;
+  const node = () => document.querySelector(`#items > li[data-id="${CSS.escape(item.id)}"] .item-message`);
+  try {
+    const claimed = await post(`/v1/sites/${site()}/comments/${encodeURIComponent(item.id)}/claim`, {});
+    state.items = state.items.map((entry) => (entry.id === claimed.id ? claimed : entry));
+    renderQueue();
+    const shown = node();
+    if (shown) say(shown, "Yours while the lease lasts: nobody else can decide it.");
+  } catch (error) {
+    const shown = node();
+    say(shown || "#queue-message", explain(error), { error: true, reload: error.status === 409 });
+  }
+}
+
 async function release() {
   try {
     const { released } = await post(`/v1/sites/${site()}/queue/release`, {});
@@ -612,6 +631,7 @@ const KEYS = {
     if (item) toggleSelect(item.id, !state.selected.has(item.id));
   },
   c: () => claim(),
+  o: () => openItem(),
   "?": () => $("#keys-dialog").showModal(),
 };
 

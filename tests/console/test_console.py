@@ -177,6 +177,39 @@ def test_a_comment_claimed_by_another_moderator_is_a_conflict_in_words(
         bob_context.close()
 
 
+def test_opening_a_comment_claims_it_and_another_opener_is_told_who_has_it(
+    browser: Browser, service: Service, site: Site
+) -> None:
+    ids = hold(site, 2)
+    site.add_moderator("Alice")
+    site.add_moderator("Bob")
+    alice_context, bob_context = browser.new_context(), browser.new_context()
+    try:
+        alice, bob = alice_context.new_page(), bob_context.new_page()
+        for page, name in [(alice, "Alice"), (bob, "Bob")]:
+            page.goto(f"{service.url}/console")
+            signed_in(page, site, name)
+            expect(page.locator("#items > li")).to_have_count(2)
+        opened = alice.locator(f'#items > li[data-id="{ids[1]}"]')
+        opened.get_by_role("button", name="Open").click()
+        expect(opened.locator(".claim.mine")).to_contain_text(re.compile(r"\d:\d\d left"))
+        assert site.comment(ids[1])["claimed_by_name"] == "Alice"
+        # Bob opens the same comment before his page heard of the claim: refused, in words.
+        bob.locator(f'#items > li[data-id="{ids[1]}"]').get_by_role("button", name="Open").click()
+        message = bob.locator(f'#items > li[data-id="{ids[1]}"] .item-message')
+        expect(message).to_contain_text("Someone else is on it: Alice holds this comment until")
+        expect(message.get_by_role("button", name="Reload")).to_be_visible()
+        # By keyboard: the focused comment opens with `o`.
+        for _ in range(items(bob).index(ids[0])):
+            bob.keyboard.press("j")
+        bob.keyboard.press("o")
+        expect(bob.locator(f'#items > li[data-id="{ids[0]}"] .claim.mine')).to_be_visible()
+        assert site.comment(ids[0])["claimed_by_name"] == "Bob"
+    finally:
+        alice_context.close()
+        bob_context.close()
+
+
 def test_a_revoked_token_is_signed_out_at_its_next_request(
     page: Page, service: Service, site: Site
 ) -> None:
