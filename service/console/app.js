@@ -151,6 +151,8 @@ async function reloadQueue() {
   state.items = [];
   state.selected.clear();
   state.focus = 0;
+  // A reload starts afresh: no item keeps a message from before it.
+  for (const node of document.querySelectorAll("#items .item-message")) node.replaceChildren();
   await Promise.all([loadQueue(), loadCounts()]);
 }
 
@@ -196,7 +198,14 @@ function visibleItems() {
 function renderQueue() {
   const items = visibleItems();
   state.focus = Math.min(state.focus, Math.max(0, items.length - 1));
-  $("#items").replaceChildren(...items.map((item, index) => card(item, index)));
+  // A message an item shows (a conflict, a claim) outlives the redraw a live event causes.
+  const messages = new Map([...document.querySelectorAll("#items > li")].map((node) => [node.dataset.id, node.querySelector(".item-message")]));
+  const cards = items.map((item, index) => card(item, index));
+  for (const node of cards) {
+    const kept = messages.get(node.dataset.id);
+    if (kept && kept.childNodes.length) node.querySelector(".item-message").replaceWith(kept);
+  }
+  $("#items").replaceChildren(...cards);
   updateSelection();
   if (items.length) markFocus(false);
 }

@@ -194,11 +194,16 @@ def test_opening_a_comment_claims_it_and_another_opener_is_told_who_has_it(
         opened.get_by_role("button", name="Open").click()
         expect(opened.locator(".claim.mine")).to_contain_text(re.compile(r"\d:\d\d left"))
         assert site.comment(ids[1])["claimed_by_name"] == "Alice"
-        # Bob opens the same comment before his page heard of the claim: refused, in words.
-        bob.locator(f'#items > li[data-id="{ids[1]}"]').get_by_role("button", name="Open").click()
+        # Bob's page hears of the claim; opening the comment anyway is refused, in words.
+        taken = bob.locator(f'#items > li[data-id="{ids[1]}"]')
+        expect(taken.locator(".claim.theirs")).to_contain_text("Claimed by Alice")
+        taken.get_by_role("button", name="Open").click()
         message = bob.locator(f'#items > li[data-id="{ids[1]}"] .item-message')
         expect(message).to_contain_text("Someone else is on it: Alice holds this comment until")
         expect(message.get_by_role("button", name="Reload")).to_be_visible()
+        message.get_by_role("button", name="Reload").click()
+        expect(message).to_be_empty()
+        expect(taken.locator(".claim.theirs")).to_be_visible()
         # By keyboard: the focused comment opens with `o`.
         for _ in range(items(bob).index(ids[0])):
             bob.keyboard.press("j")
