@@ -552,7 +552,7 @@ function browseCard(item) {
   const by = item.decided_by_name || (item.decided_by.startsWith("auto") ? "the model" : item.decided_by);
   const history = el("ol", { class: "history", "aria-label": "History" });
   const li = el("li", { class: "item", "data-id": item.id },
-    el("div", { class: "item-head" }, el("strong", { text: item.state }), ` · by ${by} · ${when(item.decided_at)} · `, el("span", { text: `${item.author.name || item.author.id}` }), chips(item.reasons)),
+    el("div", { class: "item-head" }, el("strong", { text: item.state }), ` · by ${by} · ${when(item.decided_at)} · `, el("span", { text: `${item.author.name || item.author.id}` }), " · ", articleLink(item.article, item.article_id), chips(item.reasons)),
     evidenceText(item.text, item.evidence, item.scores),
     el("div", { class: "row" },
       el("button", { type: "button", onclick: () => loadHistory(item, history) }, "History"),

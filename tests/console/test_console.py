@@ -393,6 +393,7 @@ def test_browse_shows_history_with_the_old_text_and_reopens(page: Page, site: Si
     page.get_by_role("button", name="Browse").click()
     expect(page.locator("#browse-message")).to_have_text("1 approved comments.")
     approved = page.locator('#browse-items > li[data-id="c01"]')
+    expect(approved.locator(".article")).to_have_text("a1")
     approved.get_by_role("button", name="History").click()
     expect(approved.locator(".history li")).to_have_count(3)
     expect(approved.locator(".old-text")).to_contain_text(CALM[1])
