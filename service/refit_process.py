@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import multiprocessing
 from collections.abc import AsyncIterator
-from multiprocessing.synchronize import Event as EventType
 
 from service.child_process import follow_parent
 from service.settings import Settings
@@ -23,10 +22,9 @@ async def background_refits(settings: Settings) -> AsyncIterator[None]:
         yield
         return
     context = multiprocessing.get_context("spawn")
-    stopping = context.Event()
     process = context.Process(
         target=_main,
-        args=(settings, stopping),
+        args=(settings,),
         name="civility-refits",
         daemon=True,
     )
@@ -34,19 +32,20 @@ async def background_refits(settings: Settings) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        # A refit cut short loses nothing: rows are stored before the cursor moves past them and
-        # a fit is stored in one write at its end, so the next run redoes what was cut.
-        stopping.set()
+        # SIGTERM lets the refit in hand finish within the drain time. A refit cut short loses
+        # nothing: rows are stored before the cursor moves past them and a fit is stored in one
+        # write at its end, so the next run redoes what was cut.
+        process.terminate()
         await asyncio.to_thread(process.join, settings.delivery.drain_seconds)
         if process.is_alive():
-            process.terminate()
+            process.kill()
             await asyncio.to_thread(process.join)
 
 
-def _main(settings: Settings, stopping: EventType) -> None:
+def _main(settings: Settings) -> None:
     # Before the slow imports and the model's load: a worker killed meanwhile takes this along.
     follow_parent()
     # Imported here, in the refit process only: it loads scikit-learn and the model.
     from service.refits import refit_process
 
-    refit_process(settings, stopping)
+    refit_process(settings)

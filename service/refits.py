@@ -13,12 +13,10 @@ import asyncio
 import base64
 import contextlib
 import logging
-import multiprocessing
-import threading
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any, cast
 
@@ -212,16 +210,23 @@ class Refits:
                 await asyncio.wait_for(stopping.wait(), self.settings.poll_seconds)
 
 
-def refit_process(settings: Settings, stopping: EventType) -> None:
+def refit_process(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(_refit_until_stopped(settings, stopping))
+    asyncio.run(_refit_until_stopped(settings))
 
 
-async def _refit_until_stopped(settings: Settings, stopping: EventType) -> None:
+async def _refit_until_stopped(settings: Settings) -> None:
+    # The worker asks this process to stop with SIGTERM: it ends after the refit in hand. (A
+    # multiprocessing Event would deadlock the worker's set() if this process died waiting on it,
+    # as it does when a whole process group is sent SIGTERM.)
+    stopped = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
     try:
         model = await asyncio.to_thread(load_active, settings.models_dir)
     except ModelError as error:
         log.error("site model refits are off: %s", error)
+        return
+    if stopped.is_set():
         return
     connection = connect(settings)
     refits = Refits(
@@ -231,18 +236,6 @@ async def _refit_until_stopped(settings: Settings, stopping: EventType) -> None:
         prefix=connection.prefix,
         models_dir=settings.models_dir,
     )
-    stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    parent = multiprocessing.parent_process()
-
-    def watch() -> None:
-        # Stop on the worker's word, or when the worker is gone however it ended.
-        while not stopping.wait(1.0):
-            if parent is not None and not parent.is_alive():
-                break
-        loop.call_soon_threadsafe(stopped.set)
-
-    threading.Thread(target=watch, name="refits-stop", daemon=True).start()
     try:
         await refits.run(stopped)
     finally:
