@@ -223,6 +223,14 @@ PYTHON_EQUIVALENT: dict[str, str] = {
     '+            matched |= hmac.compare_digest(expected, candidate.encode("UTF-8", "replace"))': (
         "codec names are case-insensitive"
     ),
+    '-    payload = str(timestamp).encode("ascii") + b"." + body\n'
+    '+    payload = str(timestamp).encode("ASCII") + b"." + body': (
+        "codec names are case-insensitive"
+    ),
+    '-    return hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).hexdigest()\n'
+    '+    return hmac.new(secret.encode("UTF-8"), payload, hashlib.sha256).hexdigest()': (
+        "codec names are case-insensitive"
+    ),
     # The worker's TCPConnector only resolves stream addresses, and SOCK_STREAM is the default.
     "-        return socket.socket(family=family, type=kind, proto=proto)\n"
     "+        return socket.socket(family=family, proto=proto)": (

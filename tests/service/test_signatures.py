@@ -1,5 +1,8 @@
 """The Stripe-style webhook signature: what it accepts and, above all, what it refuses."""
 
+import hashlib
+import hmac
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -152,3 +155,27 @@ def test_the_tolerance_given_is_the_one_applied() -> None:
     assert signatures.verify(header, b"{}", ["k"], tolerance_seconds=100, now=NOW) == NOW - 100
     with pytest.raises(SignatureError, match="outside the 99 s tolerance"):
         signatures.verify(header, b"{}", ["k"], tolerance_seconds=99, now=NOW)
+
+
+def test_the_signature_is_the_documented_hmac_so_any_sender_can_compute_it() -> None:
+    # Computed apart from the module: HMAC-SHA256 of b"<t>." + body, as the README documents.
+    body = '{"comment": "café"}'.encode()
+    expected = hmac.new(b"whsec-\xc3\xa9", str(NOW).encode() + b"." + body, hashlib.sha256)
+    assert signatures.compute("whsec-é", NOW, body) == expected.hexdigest()
+    assert signatures.sign("whsec-é", body, timestamp=NOW) == f"t={NOW},v1={expected.hexdigest()}"
+
+
+def test_a_value_runs_from_the_first_equals_sign() -> None:
+    # "v1=ab=cd" is a v1 signature that matches nothing, not an unknown "v1=ab" scheme.
+    with pytest.raises(SignatureError, match="does not match"):
+        signatures.verify(f"t={NOW},v1=ab=cd", b"{}", ["k"], now=NOW)
+    with pytest.raises(SignatureError, match="malformed timestamp"):
+        signatures.verify(f"t=={NOW},v1=ab", b"{}", ["k"], now=NOW)
+
+
+def test_the_default_tolerance_is_five_minutes_either_way() -> None:
+    for skew in (300, -300):
+        signatures.check_timestamp(signatures.SignatureHeader(NOW + skew, ("00",)), now=NOW)
+    for skew in (301, -301):
+        with pytest.raises(SignatureError, match="outside the 300 s tolerance"):
+            signatures.check_timestamp(signatures.SignatureHeader(NOW + skew, ("00",)), now=NOW)
