@@ -236,6 +236,7 @@ async def _refit_until_stopped(settings: Settings) -> None:
         prefix=connection.prefix,
         models_dir=settings.models_dir,
     )
+    log.info("site model refits running on model %s", model.stem)
     try:
         await refits.run(stopped)
     finally:

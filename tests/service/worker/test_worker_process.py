@@ -1,6 +1,7 @@
 """``civility worker`` processes: one killed mid-delivery loses nothing, SIGTERM drains."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -170,3 +171,38 @@ async def test_sigterm_gives_up_on_a_hanging_delivery_after_the_drain_time(
     stored = await record(redis_client, held)
     assert (stored["state"], stored["attempts"]) == ("pending", "1")
     assert stored["lease"]
+
+
+async def test_sigterm_to_the_whole_process_group_stops_the_worker_and_its_children(
+    redis_url: str,
+) -> None:
+    # docker stop, systemd and timeout signal every process of the group at once: the worker's
+    # children die first, and the worker must still stop without waiting on them.
+    env = {**os.environ, **WORKER_ENV, "REDIS_URL": redis_url}
+    env.pop("CIVILITY_ENV", None)
+    process = await asyncio.create_subprocess_exec(
+        CIVILITY,
+        "worker",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    worker = WorkerProcess(process)
+    try:
+        # Once the refit process runs, it waits for the worker's word to stop.
+        await worker.line_containing("site model refits running", within=90)
+        os.killpg(process.pid, signal.SIGTERM)
+        assert await worker.exit_code(30) == 0
+        await eventually(lambda: _group_is_empty(process.pid), 10, "the group's children")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+async def _group_is_empty(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return True
+    return False
