@@ -23,7 +23,7 @@ SCRIPTS = ("revoke_moderator", "rotate_api_key", "delete_site", "erase_author")
 SCAN_COUNT = 1_000
 """Keys one SCAN call looks at: it bounds the work of one purge or erasure step."""
 ERASE_BATCH = 200
-"""Comment hashes one erasure script call looks at."""
+"""Comment hashes one erasure (or reindex) script call looks at."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,7 @@ class AdminStore:
         self.redis = redis
         self.keys = KeySpace(prefix)
         self._run = LuaScripts(redis, SCRIPTS, with_library=False).run
+        self._run_with_library = LuaScripts(redis, ("reindex",), with_library=True).run
 
     # ------------------------------------------------------------------ moderators
 
@@ -180,3 +181,23 @@ class AdminStore:
         self, keys: Sequence[str], author_id: str, remains: str, now_ms: int
     ) -> list[str]:
         return cast(list[str], await self._run("erase_author", keys, [author_id, remains, now_ms]))
+
+    # ------------------------------------------------------------------ reindexing
+
+    async def reindex(self, site_id: str) -> int:
+        """Add the site's stored comments to the browse and reason indexes they are missing from
+        (comments stored before those indexes existed); returns how many comments were looked
+        at. Scanned in bounded batches, one script call each; safe to run again."""
+        looked = 0
+        batch: list[str] = []
+        pattern = f"{self.keys.site_prefix(site_id)}comment:*"
+        prefix = self.keys.site_prefix(site_id)
+        with store_errors():
+            async for key in self.redis.scan_iter(match=pattern, count=SCAN_COUNT):
+                batch.append(key)
+                if len(batch) == ERASE_BATCH:
+                    looked += int(await self._run_with_library("reindex", batch, [prefix]))
+                    batch = []
+            if batch:
+                looked += int(await self._run_with_library("reindex", batch, [prefix]))
+        return looked

@@ -109,6 +109,12 @@ class Administration:
     async def purge_step(self, site_id: str) -> PurgeStep:
         return await self.store.purge_step(site_id)
 
+    async def reindex(self, site_id: str) -> int:
+        """File the site's stored comments into the browse and reason indexes that came after
+        them; how many comments were looked at."""
+        await self.moderation.get_site(site_id)
+        return await self.store.reindex(site_id)
+
     async def erase_author(self, site_id: str, author_id: str) -> Erasure:
         await self.moderation.get_site(site_id)
         checked_id(author_id, "author")

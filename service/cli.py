@@ -104,6 +104,7 @@ def _environment() -> dict[str, tuple[str, ...]]:
         "sites show": store,
         "sites update": store,
         "sites delete": store,
+        "sites reindex": store,
         "moderators list": store,
         "moderators revoke": store,
         "moderators add": store,

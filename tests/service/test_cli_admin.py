@@ -114,6 +114,10 @@ def test_site_mistakes_get_one_line_each(store: str, capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         main(["sites", "update", "news", "--policy", "[1]"])
     assert "--policy: must be a JSON object" in capsys.readouterr().err
+    assert civility(capsys, "sites", "reindex", "nope") == (
+        2, "", "civility sites reindex: site 'nope' not found\n",
+    )  # fmt: skip
+    assert civility(capsys, "sites", "reindex", "news") == (0, {"site": "news", "comments": 0}, "")
 
 
 def test_moderators_add_gives_a_working_token(
