@@ -6,6 +6,7 @@ from service.appkeys import CLOCK, DELIVERIES
 from service.auth import require_moderator, site_not_found
 from service.deliveries import Delivery, DeliveryLog, DeliveryPage, DeliveryQuery
 from service.openapi import operation
+from service.routes.idempotent import by_site_moderator, idempotent
 
 routes = web.RouteTableDef()
 
@@ -47,6 +48,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     response=Delivery,
     errors=(401, 404, 409, 503),
 )
+@idempotent(by_site_moderator)
 async def redeliver(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     log = await _require_site(request, site)

@@ -7,6 +7,7 @@ from aiohttp import web
 from service.auth import require_admin
 from service.openapi import operation
 from service.reload import reload_model
+from service.routes.idempotent import by_admin, idempotent
 
 routes = web.RouteTableDef()
 
@@ -31,6 +32,7 @@ RELOADED: dict[str, Any] = {
     response=RELOADED,
     errors=(401, 409, 503),
 )
+@idempotent(by_admin)
 async def reload(request: web.Request) -> web.Response:
     require_admin(request)
     reloaded = await reload_model(request.app)

@@ -7,6 +7,7 @@ from aiohttp import web
 from service.appkeys import MODERATION, SITE_MODELS, SITE_VERSIONS
 from service.auth import require_admin, require_moderator
 from service.openapi import operation
+from service.routes.idempotent import by_admin, idempotent
 
 routes = web.RouteTableDef()
 
@@ -95,6 +96,7 @@ async def show(request: web.Request) -> web.Response:
     response=REFIT,
     errors=(401, 404, 503),
 )
+@idempotent(by_admin)
 async def refit(request: web.Request) -> web.Response:
     require_admin(request)
     site = request.match_info["site"]
@@ -111,6 +113,7 @@ async def refit(request: web.Request) -> web.Response:
     response=SITE_MODEL,
     errors=(401, 404, 409, 503),
 )
+@idempotent(by_admin)
 async def rollback(request: web.Request) -> web.Response:
     require_admin(request)
     site = request.match_info["site"]

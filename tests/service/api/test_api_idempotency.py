@@ -240,3 +240,19 @@ async def test_a_kept_answer_with_credentials_is_sealed_in_redis(
     replayed = await client.post("/v1/sites", json=spec, headers=keyed(admin, "create-blog"))
     assert replayed.headers["Idempotent-Replayed"] == "true"
     assert await replayed.json() == created
+
+
+async def test_model_work_replays_its_first_answer(
+    client: Client, admin: dict[str, str], create_site: Any
+) -> None:
+    await create_site("news")
+    for path, status in (
+        ("/v1/sites/news/model:refit", 202),
+        ("/v1/model:reload", 200),
+    ):
+        first = await client.post(path, headers=keyed(admin, f"once-{path}"))
+        again = await client.post(path, headers=keyed(admin, f"once-{path}"))
+        assert (first.status, again.status) == (status, status)
+        assert "Idempotent-Replayed" not in first.headers
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert await again.json() == await first.json()

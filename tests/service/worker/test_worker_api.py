@@ -123,11 +123,14 @@ async def test_a_dead_letter_is_listed_and_redelivered_after_the_host_is_fixed(
     patch = {"callback_url": receiver.url}
     response = await client.patch("/v1/sites/news", json=patch, headers=ADMIN)
     assert response.status == 200, await response.text()
-    response = await client.post(
-        f"/v1/sites/news/deliveries/{event_id}:redeliver", headers={"Authorization": site["auth"]}
-    )
+    keyed = {"Authorization": site["auth"], "Idempotency-Key": "fixed-host"}
+    response = await client.post(f"/v1/sites/news/deliveries/{event_id}:redeliver", headers=keyed)
     assert response.status == 202, await response.text()
     redelivered = await response.json()
+    # The moderator's retry (an answer lost on the way) gets the same answer, not a second run.
+    retried = await client.post(f"/v1/sites/news/deliveries/{event_id}:redeliver", headers=keyed)
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    assert await retried.json() == redelivered
     assert (redelivered["id"], redelivered["state"], redelivered["attempts"]) == (
         event_id,
         "pending",
