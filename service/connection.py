@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 from service.settings import RedisTarget, Settings, SettingsError
 from service.store import RedisClient
@@ -58,11 +58,13 @@ def connect(settings: Settings) -> Connection:
         )
         primary: aioredis.Redis = sentinel.master_for(
             target.service,
+            connection_pool_class=WaitingSentinelPool,
             db=target.db,
             username=target.username,
             password=target.password,
             decode_responses=True,
             max_connections=settings.redis_max_connections,
+            timeout=settings.redis_pool_timeout_seconds,
         )
         return Connection(primary, settings.redis_prefix, tuple(sentinel.sentinels))
     # A burst that finds every connection busy waits (bounded) for one, rather than failing at
@@ -77,6 +79,11 @@ def connect(settings: Settings) -> Connection:
     )
     single: aioredis.Redis = aioredis.Redis.from_pool(pool)
     return Connection(single, settings.redis_prefix)
+
+
+class WaitingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """The Sentinel primary's pool, waiting (bounded) for a free connection like the single
+    server's: Sentinel finds the primary, the blocking pool hands out its connections."""
 
 
 def _cluster(target: RedisTarget, socket_timeout: float, max_connections: int) -> RedisCluster:

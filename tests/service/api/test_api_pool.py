@@ -7,13 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio.connection import Connection
 
 from service.appkeys import REDIS
+from service.connection import connect
 from service.settings import Settings
+from tests.sentinel import SentinelSetup
 from tests.service.api.conftest import api_settings
 
 Client = TestClient[web.Request, web.Application]
@@ -75,3 +78,31 @@ async def test_a_request_waits_for_a_connection_freed_within_the_bound(
     response = await client.get("/v1/sites/news/queue", headers=moderator(site))
     await released
     assert response.status == 200
+
+
+async def test_the_sentinel_primarys_pool_waits_within_the_bound_too(
+    redis_sentinel: SentinelSetup,
+) -> None:
+    settings = Settings(
+        redis_url=redis_sentinel.url,
+        redis_max_connections=2,
+        redis_pool_timeout_seconds=POOL_WAIT_SECONDS,
+    )
+    connection = connect(settings)
+    try:
+        assert isinstance(connection.client, aioredis.Redis)
+        pool = connection.client.connection_pool
+        assert isinstance(pool, aioredis.BlockingConnectionPool)
+        assert pool.max_connections == 2
+        taken = [await pool.get_connection() for _ in range(2)]  # type: ignore[no-untyped-call]
+        with pytest.raises(redis.exceptions.ConnectionError, match="No connection available"):
+            await connection.client.ping()
+        freed = asyncio.get_running_loop().call_later(
+            POOL_WAIT_SECONDS / 10, lambda: asyncio.ensure_future(pool.release(taken.pop()))
+        )
+        assert await connection.client.ping() is True
+        freed.cancel()
+        for held in taken:
+            await pool.release(held)
+    finally:
+        await connection.aclose()
