@@ -10,7 +10,6 @@ fp32 row by row, so a text's vector does not depend on the batch it is scored in
 Nothing loads until the first text is embedded.
 """
 
-import hashlib
 import importlib.util
 import threading
 from collections.abc import Sequence
@@ -20,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from classifier.card import file_sha256
 
 DIMENSION = 384
 # Comments rarely need more; 128 tokens costs about half of the model's own 256.
@@ -79,17 +80,9 @@ class EncoderChecksumError(EncoderError):
     """An encoder file's sha256 differs from the pinned one."""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verified(path: Path, expected: str) -> Path:
     """``path`` if its sha256 is ``expected``; otherwise a clear refusal."""
-    actual = sha256_of(path)
+    actual = file_sha256(path)
     if actual != expected:
         raise EncoderChecksumError(
             f"{path.name} has sha256 {actual} but {expected} is pinned; refusing to run "
