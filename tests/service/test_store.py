@@ -799,6 +799,21 @@ async def test_a_retried_decision_is_applied_once(
     assert len(await outbox(redis_client)) == 2
 
 
+async def test_a_retried_decision_sent_with_its_version_is_found_made(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.write_intake(SITE, intake("c1"))
+    write = decision("c1", State.SPAM, version=1)
+
+    first = await store.decide(SITE, write)
+    # The retry still names version 1, which the first call moved past: only its event id tells
+    # that the change asked for is the one already made, not a decision on a stale view.
+    retried = await store.decide(SITE, write)
+
+    assert retried == first
+    assert len(await outbox(redis_client)) == 2
+
+
 async def test_a_verdict_for_another_context_is_not_written(
     store: Store, redis_client: aioredis.Redis
 ) -> None:
