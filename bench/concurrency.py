@@ -29,8 +29,8 @@ from bench.intake import (
     SITE,
     _bodies,
     _create_site,
-    _free_port,
     _process,
+    free_port,
 )
 from bench.memory import DATASETS, real_texts
 from service import signatures
@@ -93,7 +93,7 @@ def _run(redis_url: str, pool_size: int, args: argparse.Namespace) -> dict[str, 
     elif store.dbsize():
         raise SystemExit(f"{redis_url} is not empty; point REDIS_URL at an empty database")
     admin_token = secrets.token_urlsafe(24)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,

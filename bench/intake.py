@@ -57,14 +57,14 @@ TARGETS = {
 }
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
 
 
-def _wait_until_answers(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+def wait_until_answers(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -84,7 +84,7 @@ def _process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
     try:
-        _wait_until_answers(ready_url, process, 120)
+        wait_until_answers(ready_url, process, 120)
         yield process
     finally:
         process.terminate()
@@ -275,7 +275,7 @@ def bench_command(args: argparse.Namespace) -> None:
     # Other work on the machine takes cores from every process measured here; it is recorded.
     load_before = os.getloadavg()[0]
     admin_token = secrets.token_urlsafe(24)
-    ports = {name: _free_port() for name in SERVERS}
+    ports = {name: free_port() for name in SERVERS}
     bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     env = {
         **os.environ,

@@ -1,6 +1,6 @@
 """The second look: what it costs intake, how fast it reads, how soon, and how it catches up.
 
-    .venv/bin/python bench/second_look.py --models <folder with a model that has a semantic
+    .venv/bin/python -m bench.second_look --models <folder with a model that has a semantic
         stage> [--rounds 3] [--round-seconds 15] [--rate 5] [--burst 2000]
 
 Starts two ``civility serve`` processes against one Redis (``REDIS_URL``, default database 14 of
@@ -30,7 +30,6 @@ import os
 import platform
 import random
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -46,6 +45,7 @@ import aiohttp
 import psutil  # type: ignore[import-untyped]
 import redis
 
+from bench.intake import free_port, wait_until_answers
 from service import signatures
 from service.keys import KeySpace
 
@@ -61,27 +61,6 @@ BURST_CONCURRENCY = 32
 WORKER_EXITED = threading.Event()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait_until_answers(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url} exited with {process.returncode} before answering")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within {seconds} s")
-
-
 @contextmanager
 def _process(
     command: list[str], env: dict[str, str], ready_url: str | None = None
@@ -89,7 +68,7 @@ def _process(
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL)
     try:
         if ready_url is not None:
-            _wait_until_answers(ready_url, process, 120)
+            wait_until_answers(ready_url, process, 120)
         yield process
     finally:
         process.terminate()
@@ -389,7 +368,7 @@ def main() -> None:
         "CIVILITY_SITE_MODELS": "off",
         "CIVILITY_SECOND_LOOK_THREADS": str(args.threads),
     }
-    ports = {"on": _free_port(), "off": _free_port()}
+    ports = {"on": free_port(), "off": free_port()}
     urls = {
         mode: f"http://127.0.0.1:{port}/v1/sites/{SITE}/comments" for mode, port in ports.items()
     }
