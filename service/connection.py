@@ -8,9 +8,10 @@ every multi-key script stays inside one site's hash slot.
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
+from service.cluster_pool import WaitingCluster
 from service.settings import RedisTarget, Settings, SettingsError
 from service.store import RedisClient
 
@@ -40,9 +41,7 @@ def connect(settings: Settings) -> Connection:
     # Fail fast while Redis is down: the caller gets a 503 now rather than a hung request.
     socket_timeout = settings.redis_socket_timeout_seconds
     if target.topology == "cluster":
-        # redis-py's cluster client has no waiting pool: a node's connections are sized here,
-        # and a request that finds them all busy fails at once.
-        cluster = _cluster(target, socket_timeout, settings.redis_max_connections)
+        cluster = _cluster(target, socket_timeout, settings)
         return Connection(cluster, settings.redis_prefix)
     if target.topology == "sentinel":
         sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
@@ -86,8 +85,10 @@ class WaitingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPoo
     server's: Sentinel finds the primary, the blocking pool hands out its connections."""
 
 
-def _cluster(target: RedisTarget, socket_timeout: float, max_connections: int) -> RedisCluster:
-    return RedisCluster(
+def _cluster(target: RedisTarget, socket_timeout: float, settings: Settings) -> WaitingCluster:
+    # redis-py's cluster client has no waiting pool: WaitingCluster makes a burst wait for a
+    # free connection, as the single server's pool does.
+    return WaitingCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
         username=target.username,
         password=target.password,
@@ -95,5 +96,6 @@ def _cluster(target: RedisTarget, socket_timeout: float, max_connections: int) -
         decode_responses=True,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=socket_timeout,
-        max_connections=max_connections,
+        max_connections=settings.redis_max_connections,
+        pool_timeout=settings.redis_pool_timeout_seconds,
     )

@@ -3,7 +3,7 @@ CIVILITY_REDIS_POOL_TIMEOUT_SECONDS, and only then answers 503."""
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -11,11 +11,15 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
 
 from service.appkeys import REDIS
+from service.cluster_pool import HELD_OUTSIDE_PLACES, ConnectionPlaces, WaitingCluster
 from service.connection import connect
+from service.errors import StoreUnavailable
 from service.settings import Settings
+from service.store import store_errors
 from tests.sentinel import SentinelSetup
 from tests.service.api.conftest import api_settings
 
@@ -106,3 +110,75 @@ async def test_the_sentinel_primarys_pool_waits_within_the_bound_too(
             await pool.release(held)
     finally:
         await connection.aclose()
+
+
+@pytest.fixture
+async def waiting_cluster(redis_cluster_port: int) -> AsyncIterator[WaitingCluster]:
+    """The cluster client ``connect`` makes, with two connections per process."""
+    settings = Settings(
+        redis_url=f"redis+cluster://127.0.0.1:{redis_cluster_port}",
+        redis_max_connections=2,
+        redis_pool_timeout_seconds=POOL_WAIT_SECONDS,
+    )
+    connection = connect(settings)
+    assert isinstance(connection.client, WaitingCluster)
+    try:
+        yield connection.client
+    finally:
+        await connection.aclose()
+
+
+async def test_on_a_cluster_more_commands_and_pipelines_than_connections_all_succeed(
+    cluster: RedisCluster, waiting_cluster: WaitingCluster
+) -> None:
+    async def pipelined(number: int) -> list[Any]:
+        async with waiting_cluster.pipeline(transaction=number % 2 == 0) as pipe:
+            pipe.incr("{burst}:pipelined")
+            pipe.sadd("{burst}:numbers", number)
+            return await pipe.execute()
+
+    # All sent at once, to the one node that holds the slot: 80 users of 2 connections.
+    await asyncio.gather(
+        *(waiting_cluster.incr("{burst}:commands") for _ in range(40)),
+        *(pipelined(number) for number in range(40)),
+    )
+    node = waiting_cluster.get_node_from_key("{burst}:commands")
+    assert node is not None
+    assert len(node._connections) <= 2 + HELD_OUTSIDE_PLACES
+    assert await cluster.get("{burst}:commands") == "40"
+    assert await cluster.get("{burst}:pipelined") == "40"
+    assert await cluster.scard("{burst}:numbers") == 40
+
+
+async def occupy(places: ConnectionPlaces, taken: asyncio.Event, freed: asyncio.Event) -> None:
+    async with places.place():
+        taken.set()
+        await freed.wait()
+
+
+async def set_in_a_pipeline(client: RedisCluster, key: str, value: str) -> None:
+    async with client.pipeline() as pipe:
+        pipe.set(key, value)
+        await pipe.execute()
+
+
+async def test_on_a_cluster_a_wait_past_the_bound_is_the_store_being_unavailable(
+    cluster: RedisCluster, waiting_cluster: WaitingCluster
+) -> None:
+    places = waiting_cluster.places
+    freed = asyncio.Event()
+    taken = [asyncio.Event() for _ in range(places.size)]
+    holders = [asyncio.create_task(occupy(places, event, freed)) for event in taken]
+    try:
+        await asyncio.gather(*(event.wait() for event in taken))
+        with pytest.raises(StoreUnavailable), store_errors():
+            await waiting_cluster.set("{busy}:key", "lost")
+        with pytest.raises(StoreUnavailable), store_errors():
+            await set_in_a_pipeline(waiting_cluster, "{busy}:key", "lost")
+        # Given back once the command is waiting: a tenth of the bound later.
+        asyncio.get_running_loop().call_later(POOL_WAIT_SECONDS / 10, freed.set)
+        assert await waiting_cluster.set("{busy}:key", "kept") is True
+        await asyncio.gather(*holders)
+    finally:
+        freed.set()
+    assert await cluster.get("{busy}:key") == "kept"
