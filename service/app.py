@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from service import language
 from service.admin_store import AdminStore
 from service.administration import Administration
 from service.appkeys import (
@@ -128,6 +129,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 async def _scorer(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    # Loaded while the scoring workers start, so the first comment does not wait for it.
+    detector = asyncio.create_task(asyncio.to_thread(language.load))
     scorer = await start_scorer(
         settings.models_dir,
         workers=settings.scoring_workers,
@@ -139,6 +142,7 @@ async def _scorer(app: web.Application) -> AsyncIterator[None]:
         prefix=settings.redis_prefix,
     )
     app[SCORER] = scorer
+    await detector
     try:
         yield
     finally:

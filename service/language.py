@@ -11,7 +11,10 @@ the ones ``bench/language.py`` measured (README, "Languages").
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 MODEL_LANGUAGES = frozenset({"en"})
@@ -47,9 +50,59 @@ class Detected:
         )
 
 
+LONGEST_NGRAM_BYTES = 6
+"""The deepest state of the shipped model's n-gram automaton (a test walks it to check)."""
+
+
+class _VectorisedIdentifier(LanguageIdentifier):  # type: ignore[misc]
+    """py3langid's identifier with its byte-by-byte Python walk of the n-gram automaton done
+    by numpy over every byte at once: the same features in the same order, so the same scores.
+
+    The automaton (Aho-Corasick) is in the state of the longest n-gram prefix that ends at the
+    current byte, which the last ``LONGEST_NGRAM_BYTES`` bytes alone decide; so each byte's state
+    is found by walking from the start state over just those bytes, for all bytes together.
+    The Python walk cost ~0.2 ms of API CPU per comment at real lengths, a fifth of intake's."""
+
+    __slots__ = ("_moves", "_outputs", "_row_offsets")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A view of the library's table (~40 MB), not a copy.
+        self._moves = np.frombuffer(self.tk_nextmove, dtype=np.uint32)
+        self._row_offsets = np.asarray(self.tk_row, dtype=np.intp) << 8
+        self._outputs = np.asarray(self.tk_output, dtype=np.intp)
+
+    def _raw_score(self, text: bytes) -> npt.NDArray[np.float32]:
+        codes = np.frombuffer(text, dtype=np.uint8).astype(np.intp)
+        states = np.zeros(codes.size, dtype=np.intp)
+        moves, rows = self._moves, self._row_offsets
+        for back in range(min(LONGEST_NGRAM_BYTES, codes.size) - 1, -1, -1):
+            # Byte i - back moves the walk that ends at byte i; walks that would start before
+            # the text start later, in the start state, which is the same.
+            states[back:] = moves[rows[states[back:]] + codes[: codes.size - back]]
+        found = self._outputs[states]
+        found = found[found >= 0]
+        if found.size == 0:
+            # The library's answer for a text without features.
+            empty: npt.NDArray[np.float32] = super()._raw_score(b"")
+            return empty
+        features, first, counts = np.unique(found, return_index=True, return_counts=True)
+        # The library sums features in the order they first occur; float32 sums in another
+        # order could differ in the last bit.
+        order = np.argsort(first, kind="stable")
+        weights = np.log1p(counts[order].astype(np.float32))
+        scores: npt.NDArray[np.float32] = weights @ self.nb_ptc[features[order]] + self.nb_pc
+        return scores
+
+
 @lru_cache(maxsize=1)
 def _identifier() -> LanguageIdentifier:
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    return _VectorisedIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def load() -> None:
+    """Load the detector now (~0.5 s), so the first comment does not wait for it."""
+    _identifier()
 
 
 def detect(text: str) -> Detected:
