@@ -27,7 +27,7 @@ from classifier.encoder import EncoderError
 from classifier.evidence import ExplainablePipeline, Span, evidence_spans_many
 from classifier.fast_features import CompiledParts
 from classifier.semantic import SemanticArtifactError, SemanticStage, semantic_artifact_path
-from classifier.site_model import LEXICAL, Features, LabelModel, adapt_matrix
+from classifier.site_model import EMBEDDING, LEXICAL, Features, LabelModel, adapt_matrix
 
 ACTIVE_FILE = "ACTIVE"
 _STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -154,12 +154,25 @@ class Model:
         return self._parts.predict_proba(list(texts))
 
     def predict_with_features(
-        self, texts: Sequence[str]
+        self, texts: Sequence[str], *, embeddings: bool = False
     ) -> tuple[npt.NDArray[np.float64], dict[str, Features]]:
         """``predict_matrix`` and the features it was computed from, by kind (``lexical``: the
-        word, character and signal columns), for the site models that reuse them."""
+        word, character and signal columns), for the site models that reuse them. With
+        ``embeddings`` and a semantic stage, the texts' sentence embeddings too (``embedding``)."""
         lexical = self._parts.features(list(texts))
-        return self._parts.heads.predict_proba(lexical), {LEXICAL: lexical}
+        features: dict[str, Features] = {LEXICAL: lexical}
+        if embeddings and self.semantic is not None:
+            features[EMBEDDING] = np.asarray(self.semantic.embed(texts), dtype=np.float64)
+        return self._parts.heads.predict_proba(lexical), features
+
+    def blend_features(
+        self, lexical: npt.NDArray[np.float64], features: Mapping[str, Features]
+    ) -> npt.NDArray[np.float64]:
+        """``predict_blended`` from what ``predict_with_features`` returned with embeddings: the
+        lexical matrix when there is no stage."""
+        if self.semantic is None or EMBEDDING not in features:
+            return lexical.copy()
+        return self.semantic.blend_vectors(np.asarray(features[EMBEDDING]), lexical)
 
     def score_adapted(
         self, texts: Sequence[str], site: Mapping[str, LabelModel]

@@ -2,13 +2,15 @@
 
 Moderators of one site hold and reject by their own standard. A site head is a logistic regression
 fitted on that site's labelled comments, one per feature kind (the global model's lexical
-features; sentence embeddings when the model has them), its logit calibrated on the site's
-labels. The adapted score of a label is the sigmoid of a weighted sum of the global logit and
-each head's calibrated logit, the weights chosen on a grid by out-of-fold ROC-AUC on the site's
-labels. The heads go into use only with enough labels and positives, and only when out-of-fold
-they rank the site's labels better than the global model alone; once in use, a head stays in use
-while it does not rank worse (hysteresis), so a refit on labels a moderator keeps undoing does not
-switch the site back and forth.
+features; the semantic stage's sentence embeddings when the model has one), its logit calibrated
+on the site's labels. The adapted score of a label is the sigmoid of a weighted sum of the global
+logit and each head's calibrated logit, the weights chosen on a grid by out-of-fold ROC-AUC on the
+site's labels; the kinds that get a weight are the site's choice of features (lexical, embedding
+or both). The heads go into use only with enough labels and positives, and only when out of fold
+they rank the site's labels better than the global model by more than a minimum gain and by more
+than their noise (the lower bound of a paired bootstrap of the gain over the out-of-fold scores is
+above zero); once in use, a head stays in use while it does not rank worse (hysteresis), so a
+refit on labels a moderator keeps undoing does not switch the site back and forth.
 """
 
 import base64
@@ -34,6 +36,8 @@ ADAPTED_LABELS: tuple[str, ...] = ("toxicity", "spam")
 
 LEXICAL = "lexical"
 """The global model's word, character and signal features, the kind every model has."""
+EMBEDDING = "embedding"
+"""The semantic stage's sentence embeddings, a kind only a model with a stage has."""
 
 _EPSILON = 1e-6
 
@@ -47,6 +51,10 @@ class FitSettings:
     # Out-of-fold ROC-AUC a head must add over the global model to go into use, and to stay.
     switch_on_gain: float = 0.005
     keep_gain: float = 0.0
+    # To go into use, the gain's lower quantile over paired bootstrap resamples of the site's
+    # out-of-fold scores must be above zero too: a gain within its noise is no gain.
+    bootstraps: int = 200
+    lower_quantile: float = 0.05
     folds: int = 5
     c: float = 1.0
     weight_step: float = 0.1
@@ -86,6 +94,11 @@ class LabelModel:
     global_weight: float
     heads: tuple[tuple[Head, float], ...]
 
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The feature kinds scoring with this model needs."""
+        return frozenset(head.kind for head, weight in self.heads if weight)
+
     def adapt(self, global_probability: FloatArray, features: Mapping[str, Features]) -> FloatArray:
         logit = self.global_weight * _logit(global_probability)
         for head, weight in self.heads:
@@ -107,6 +120,11 @@ class LabelOutcome:
     auc_adapted: float | None = None
     weights: Mapping[str, float] = field(default_factory=dict)
     model: LabelModel | None = None
+    # The kinds the blend chose ("lexical", "embedding", "embedding+lexical"), each candidate's
+    # out-of-fold ROC-AUC, and the bootstrap lower bound of the chosen blend's gain.
+    features: str | None = None
+    candidates: Mapping[str, float] = field(default_factory=dict)
+    gain_lower_bound: float | None = None
 
     def card(self) -> dict[str, Any]:
         return {
@@ -117,6 +135,9 @@ class LabelOutcome:
             "auc_global": _rounded(self.auc_global),
             "auc_adapted": _rounded(self.auc_adapted),
             "weights": {kind: round(weight, 3) for kind, weight in self.weights.items()},
+            "features": self.features,
+            "candidates": {name: _rounded(auc) for name, auc in self.candidates.items()},
+            "gain_lower_bound": _rounded(self.gain_lower_bound),
         }
 
 
@@ -135,20 +156,10 @@ def adapt_matrix(
     return adapted
 
 
-def fit_label(
-    label: str,
-    targets: npt.NDArray[np.int8],
-    global_probability: FloatArray,
-    features: Mapping[str, Features],
-    settings: FitSettings,
-    *,
-    in_use: bool = False,
-) -> LabelOutcome:
-    """Fit the site heads of ``label`` and decide whether they go into use.
-
-    ``targets`` are the site's 0/1 labels, ``global_probability`` the global model's score of the
-    same rows and ``features`` each kind's rows; ``in_use`` says whether the label's previous fit
-    was in use (it then stays with a smaller gain)."""
+def too_few(
+    label: str, targets: npt.NDArray[np.int8], settings: FitSettings
+) -> LabelOutcome | None:
+    """The outcome of a label with too few labels or positives to fit; ``None`` when enough."""
     count, positives = int(targets.size), int(targets.sum())
     if count < settings.min_labels:
         why = f"{count} labels, needs {settings.min_labels}"
@@ -159,39 +170,180 @@ def fit_label(
             f"needs {settings.min_positives} of each"
         )
         return LabelOutcome(label, False, why, count, positives)
-    global_logit = _logit(global_probability)
-    auc_global = float(roc_auc_score(targets, global_logit))
-    folds = StratifiedKFold(settings.folds, shuffle=True, random_state=settings.seed)
-    splits = list(folds.split(np.zeros(count), targets))
-    kinds = sorted(features)
-    out_of_fold = {kind: _out_of_fold(features[kind], targets, splits, settings) for kind in kinds}
-    calibrations = {kind: _platt(out_of_fold[kind], targets) for kind in kinds}
-    calibrated = {
-        kind: calibrations[kind][0] * out_of_fold[kind] + calibrations[kind][1] for kind in kinds
-    }
-    best_auc, best = auc_global, (1.0,) + (0.0,) * len(kinds)
-    for weights in _simplex(len(kinds) + 1, settings.weight_step):
-        if weights[0] == 1.0:
-            continue
-        blended = weights[0] * global_logit
-        for kind, weight in zip(kinds, weights[1:], strict=True):
-            blended = blended + weight * calibrated[kind]
-        auc = float(roc_auc_score(targets, blended))
-        if auc > best_auc + 1e-9:
-            best_auc, best = auc, weights
-    gain = best_auc - auc_global
-    needed = settings.keep_gain if in_use else settings.switch_on_gain
-    named = dict(zip(kinds, best[1:], strict=True))
-    if best[0] == 1.0 or gain <= needed:
-        why = f"out of fold the site model adds {gain:+.4f} ROC-AUC, needs more than {needed:+.4f}"
-        return LabelOutcome(label, False, why, count, positives, auc_global, best_auc, named)
-    heads = tuple(
-        (_head(kind, features[kind], targets, calibrations[kind], settings), named[kind])
-        for kind in kinds
-    )
-    model = LabelModel(label=label, global_weight=best[0], heads=heads)
-    why = f"out of fold the site model adds {gain:+.4f} ROC-AUC"
-    return LabelOutcome(label, True, why, count, positives, auc_global, best_auc, named, model)
+    return None
+
+
+def fit_label(
+    label: str,
+    targets: npt.NDArray[np.int8],
+    global_probability: FloatArray,
+    features: Mapping[str, Features],
+    settings: FitSettings,
+    *,
+    in_use: bool = False,
+) -> LabelOutcome:
+    """Fit the site heads of ``label`` on every kind of ``features`` and decide whether they go
+    into use.
+
+    ``targets`` are the site's 0/1 labels, ``global_probability`` the global model's score of the
+    same rows and ``features`` each kind's rows; ``in_use`` says whether the label's previous fit
+    was in use (it then stays with a smaller gain)."""
+    refused = too_few(label, targets, settings)
+    if refused is not None:
+        return refused
+    site = SiteLabels(label, targets, features, settings)
+    return site.fit(global_probability, tuple(features), in_use=in_use)
+
+
+class SiteLabels:
+    """One label's site labels and each feature kind's head on them: the heads' calibrated
+    out-of-fold logits are computed once per kind and shared by every blend fitted on them (the
+    verdict's on lexical features, the second look's on lexical features and embeddings)."""
+
+    def __init__(
+        self,
+        label: str,
+        targets: npt.NDArray[np.int8],
+        features: Mapping[str, Features],
+        settings: FitSettings,
+    ) -> None:
+        self.label = label
+        self.targets = targets
+        self.features = features
+        self.settings = settings
+        folds = StratifiedKFold(settings.folds, shuffle=True, random_state=settings.seed)
+        self.splits = list(folds.split(np.zeros(targets.size), targets))
+        self._calibrated: dict[str, tuple[FloatArray, tuple[float, float]]] = {}
+        self._heads: dict[str, Head] = {}
+
+    def calibrated(self, kind: str) -> tuple[FloatArray, tuple[float, float]]:
+        """The kind's calibrated out-of-fold logits and its Platt scaling."""
+        if kind not in self._calibrated:
+            raw = _out_of_fold(self.features[kind], self.targets, self.splits, self.settings)
+            scale, offset = _platt(raw, self.targets)
+            self._calibrated[kind] = (scale * raw + offset, (scale, offset))
+        return self._calibrated[kind]
+
+    def head(self, kind: str) -> Head:
+        if kind not in self._heads:
+            calibration = self.calibrated(kind)[1]
+            self._heads[kind] = _head(
+                kind, self.features[kind], self.targets, calibration, self.settings
+            )
+        return self._heads[kind]
+
+    def fit(
+        self, global_probability: FloatArray, kinds: Sequence[str], *, in_use: bool = False
+    ) -> LabelOutcome:
+        """The best blend of ``global_probability`` with heads of ``kinds``, and whether it goes
+        into use."""
+        targets, settings = self.targets, self.settings
+        count, positives = int(targets.size), int(targets.sum())
+        global_logit = _logit(global_probability)
+        auc_global = float(roc_auc_score(targets, global_logit))
+        # A kind whose head ranks the labels no better than chance out of fold is no candidate:
+        # its constant score would "beat" a global model that happens to rank them backwards.
+        kinds = sorted(kind for kind in kinds if self.calibrated(kind)[1][0] > 0)
+        if not kinds:
+            why = "out of fold no site head ranks the labels better than chance"
+            return LabelOutcome(self.label, False, why, count, positives, auc_global)
+        calibrated = {kind: self.calibrated(kind)[0] for kind in kinds}
+        # The best blend of each set of kinds that get a weight: the candidates.
+        best: dict[tuple[str, ...], tuple[float, tuple[float, ...], FloatArray]] = {}
+        for weights in _simplex(len(kinds) + 1, settings.weight_step):
+            if weights[0] == 1.0:
+                continue
+            support = tuple(kind for kind, w in zip(kinds, weights[1:], strict=True) if w)
+            blended = weights[0] * global_logit
+            for kind, weight in zip(kinds, weights[1:], strict=True):
+                blended = blended + weight * calibrated[kind]
+            auc = float(roc_auc_score(targets, blended))
+            if support not in best or auc > best[support][0] + 1e-9:
+                best[support] = (auc, weights, blended)
+        # Fewer kinds first: more kinds are chosen only when they rank better.
+        chosen = min(best, key=lambda support: (-round(best[support][0], 9), len(support)))
+        best_auc, weights, blended = best[chosen]
+        features = "+".join(chosen)
+        candidates = {"+".join(support): found[0] for support, found in sorted(best.items())}
+        named = dict(zip(kinds, weights[1:], strict=True))
+        gain = best_auc - auc_global
+        low = _gain_lower_bound(targets, global_logit, blended, settings)
+        figures = f"out of fold the site model ({features}) adds {gain:+.4f} ROC-AUC"
+        needed = settings.keep_gain if in_use else settings.switch_on_gain
+        off = None
+        if gain <= needed:
+            off = f"{figures}, needs more than {needed:+.4f}"
+        elif not in_use and low <= 0:
+            off = f"{figures}, within its noise (bootstrap lower bound {low:+.4f})"
+        if off is not None:
+            return LabelOutcome(
+                self.label,
+                False,
+                off,
+                count,
+                positives,
+                auc_global,
+                best_auc,
+                named,
+                features=features,
+                candidates=candidates,
+                gain_lower_bound=low,
+            )
+        model = LabelModel(
+            label=self.label,
+            global_weight=weights[0],
+            heads=tuple((self.head(kind), named[kind]) for kind in chosen),
+        )
+        why = f"{figures} (bootstrap lower bound {low:+.4f})"
+        return LabelOutcome(
+            self.label,
+            True,
+            why,
+            count,
+            positives,
+            auc_global,
+            best_auc,
+            named,
+            model,
+            features=features,
+            candidates=candidates,
+            gain_lower_bound=low,
+        )
+
+
+def _gain_lower_bound(
+    targets: npt.NDArray[np.int8], base: FloatArray, adapted: FloatArray, settings: FitSettings
+) -> float:
+    """The ``lower_quantile`` of the ROC-AUC gain of ``adapted`` over ``base`` across paired
+    bootstrap resamples of the rows (each resample counts every row some number of times)."""
+    generator = np.random.default_rng(settings.seed)
+    counts = generator.multinomial(
+        targets.size, np.full(targets.size, 1 / targets.size), size=settings.bootstraps
+    ).astype(np.float64)
+    gains = _weighted_auc(targets, adapted, counts) - _weighted_auc(targets, base, counts)
+    return float(np.quantile(gains, settings.lower_quantile))
+
+
+def _weighted_auc(
+    targets: npt.NDArray[np.int8], scores: FloatArray, counts: FloatArray
+) -> FloatArray:
+    """ROC-AUC of ``scores`` under each row of ``counts`` (resamples x rows), ties counted half:
+    one sort for every resample."""
+    order = np.argsort(scores, kind="stable")
+    ordered, positive = scores[order], targets[order].astype(bool)
+    weights = counts[:, order]
+    negatives = np.where(positive, 0.0, weights)
+    below = np.cumsum(negatives, axis=1)
+    # Each row's tie group: negatives before it and in its group, read at the group's ends.
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    group = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]]) - 1
+    ends = np.r_[starts[1:], ordered.size] - 1
+    before = np.where(starts[group] > 0, below[:, np.maximum(starts[group] - 1, 0)], 0.0)
+    tied = below[:, ends[group]] - before
+    credit = (before + 0.5 * tied)[:, positive] * weights[:, positive]
+    pairs = weights[:, positive].sum(axis=1) * negatives.sum(axis=1)
+    result: FloatArray = credit.sum(axis=1) / np.maximum(pairs, _EPSILON)
+    return result
 
 
 def _classifier(settings: FitSettings) -> LogisticRegression:
@@ -216,7 +368,12 @@ def _out_of_fold(
 
 def _platt(logits: FloatArray, targets: npt.NDArray[np.int8]) -> tuple[float, float]:
     fitted = LogisticRegression(C=1e4).fit(logits.reshape(-1, 1), targets)
-    return float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
+    # A head whose out-of-fold logits rank the labels backwards has learnt nothing: a negative
+    # scale fitted on those same rows would turn its chance ranking into a gain.
+    scale = max(float(fitted.coef_[0, 0]), 0.0)
+    if scale == 0.0:
+        return 0.0, float(_logit(np.array([targets.mean()]))[0])
+    return scale, float(fitted.intercept_[0])
 
 
 def _head(

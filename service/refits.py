@@ -10,26 +10,23 @@ process.
 """
 
 import asyncio
-import base64
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
-import numpy.typing as npt
-from scipy import sparse
-
 from classifier.model import Model, ModelError, active_stem, load_active
-from classifier.site_model import ADAPTED_LABELS, Features, FitSettings, encode, fit_label
+from classifier.site_model import ADAPTED_LABELS, FitSettings
 from service.connection import connect
 from service.keys import KeySpace
 from service.labels import LabelLog
 from service.settings import Settings, SiteModelSettings
+from service.site_fit import encode_rows, fit_rows, in_use, stale
 from service.site_models import Fitted, SiteModels
 from service.store import RedisClient, store_errors
 
@@ -91,7 +88,7 @@ class Refits:
         for start in range(0, len(keys), 256):
             batch = keys[start : start + 256]
             texts = [entries[key]["text"] for key in batch]
-            for key, text, scored in zip(batch, texts, self._encode(texts), strict=True):
+            for key, text, scored in zip(batch, texts, encode_rows(self.model, texts), strict=True):
                 rows[key] = {
                     "labels": taught[key],
                     "author": entries[key]["author"],
@@ -100,72 +97,40 @@ class Refits:
                 }
         return rows
 
-    def _encode(self, texts: Sequence[str]) -> list[dict[str, Any]]:
-        matrix, features = self.model.predict_with_features(texts)
-        columns = {label: self.model.labels.index(label) for label in ADAPTED_LABELS}
-        return [
-            {
-                "model": self.model.version,
-                "global": {label: float(matrix[row, column]) for label, column in columns.items()},
-                "features": {kind: _pack(values, row) for kind, values in features.items()},
-            }
-            for row in range(len(texts))
-        ]
-
     async def refit(self, site: str) -> int:
         """Fit the site's model on its rows and store the outcome; returns the active version."""
         rows = await self.models.rows(site)
         active = await self.models.active(site)
-        in_use: set[str] = set()
+        used: dict[str, set[str]] = {}
         if active:
-            card = (await self.models.version(site, active) or {}).get("card", {})
-            in_use = {label for label, fit in card.get("labels", {}).items() if fit.get("used")}
+            used = in_use((await self.models.version(site, active) or {}).get("card", {}))
         try:
-            fitted = await asyncio.to_thread(self._fit, rows, in_use)
+            fitted = await asyncio.to_thread(self._fit, rows, used)
         except Exception:
             log.exception("site %s: the site model refit failed", site)
             await self.models.count_failure(site)
             raise
-        outcome = "adapted" if fitted.weights is not None else "global"
+        outcome = "adapted" if fitted.adapted else "global"
         return await self.models.store_fit(site, fitted, outcome)
 
-    def _fit(self, rows: Mapping[str, dict[str, Any]], in_use: set[str]) -> Fitted:
+    def _fit(self, rows: Mapping[str, dict[str, Any]], used: Mapping[str, set[str]]) -> Fitted:
         started = time.perf_counter()
-        stale = [key for key, row in rows.items() if row.get("model") != self.model.version]
-        if stale:
+        outdated = [key for key, row in rows.items() if stale(self.model, row)]
+        if outdated:
             # Features of another global model mean other columns: encode those texts again.
-            fresh = self._encode([rows[key]["text"] for key in stale])
+            fresh = encode_rows(self.model, [rows[key]["text"] for key in outdated])
             rows = {
                 **rows,
-                **{key: {**rows[key], **row} for key, row in zip(stale, fresh, strict=True)},
+                **{key: {**rows[key], **row} for key, row in zip(outdated, fresh, strict=True)},
             }
-        widths = self._widths()
-        outcomes = {}
-        for label in ADAPTED_LABELS:
-            labelled = [row for row in rows.values() if label in row["labels"]]
-            targets = np.array([row["labels"][label] for row in labelled], dtype=np.int8)
-            probabilities = np.array([row["global"][label] for row in labelled])
-            features = {
-                kind: _stack([row["features"][kind] for row in labelled], width)
-                for kind, width in widths.items()
-            }
-            outcomes[label] = fit_label(
-                label, targets, probabilities, features, self.fit_settings, in_use=label in in_use
-            )
-        used = {label: o.model for label, o in outcomes.items() if o.model is not None}
+        fitted = fit_rows(self.model, rows, self.fit_settings, used)
+        created = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds")
         card = {
-            "created_at": datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds"),
-            "global_model": self.model.version,
-            "rows": len(rows),
+            "created_at": created,
+            **fitted.card,
             "fit_seconds": round(time.perf_counter() - started, 3),
-            "why": "; ".join(f"{label}: {o.why}" for label, o in outcomes.items()),
-            "labels": {label: o.card() for label, o in outcomes.items()},
         }
-        return Fitted(card=card, weights=encode(used) if used else None)
-
-    def _widths(self) -> dict[str, int]:
-        _, features = self.model.predict_with_features(["width"])
-        return {kind: int(values.shape[1]) for kind, values in features.items()}
+        return dataclasses.replace(fitted, card=card)
 
     async def sites(self) -> list[str]:
         with store_errors():
@@ -241,37 +206,3 @@ async def _refit_until_stopped(settings: Settings) -> None:
         await refits.run(stopped)
     finally:
         await connection.aclose()
-
-
-def _pack(values: Features, row: int) -> dict[str, str]:
-    if not isinstance(values, np.ndarray):
-        start, end = values.indptr[row], values.indptr[row + 1]
-        return {
-            "i": _b64(np.asarray(values.indices[start:end], dtype="<i4")),
-            "v": _b64(np.asarray(values.data[start:end], dtype="<f2")),
-        }
-    return {"d": _b64(np.asarray(values[row], dtype="<f2"))}
-
-
-def _stack(packed: Sequence[dict[str, str]], width: int) -> Features:
-    if packed and "d" in packed[0]:
-        dense: npt.NDArray[np.float64] = np.vstack(
-            [np.frombuffer(base64.b64decode(p["d"]), dtype="<f2") for p in packed]
-        ).astype(np.float64)
-        return dense
-    indices = [np.frombuffer(base64.b64decode(p["i"]), dtype="<i4") for p in packed]
-    values = [np.frombuffer(base64.b64decode(p["v"]), dtype="<f2") for p in packed]
-    indptr = np.zeros(len(packed) + 1, dtype=np.int64)
-    np.cumsum([part.size for part in indices], out=indptr[1:])
-    return sparse.csr_matrix(
-        (
-            np.concatenate(values).astype(np.float64) if values else np.zeros(0),
-            np.concatenate(indices).astype(np.int32) if indices else np.zeros(0, dtype=np.int32),
-            indptr,
-        ),
-        shape=(len(packed), width),
-    )
-
-
-def _b64(array: npt.NDArray[Any]) -> str:
-    return base64.b64encode(array.tobytes()).decode("ascii")

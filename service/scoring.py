@@ -114,6 +114,8 @@ def _site_model(site: SiteRef) -> dict[str, LabelModel] | None:
             document["card"]["global_model"] == _active_model().version
         )
         models = decode(document["weights"]) if usable and document is not None else None
+        # A version whose site model scores only the second look leaves the verdict global.
+        models = models or None
     except (redis.RedisError, ValueError, KeyError, TypeError):
         return None  # not remembered: Redis may answer the next batch
     if len(_site_models) >= SITE_MODELS_KEPT:

@@ -1,8 +1,9 @@
 """Each site's model in Redis: its versions, which one is active, rollback, and its rows.
 
-A version is a JSON document (``card`` and ``weights``, see ``classifier.site_model.encode``)
-under its own key; the site's history is a stack of activations, newest first, where 0 stands
-for "the global model alone". A refit that changes what the site runs on pushes onto it; a
+A version is a JSON document (``card``; the label models of the verdict in ``weights`` and of the
+second look in ``second_look``, see ``classifier.site_model.encode``) under its own key; the
+site's history is a stack of activations, newest first, where 0 stands for "the global model
+alone". A refit that changes what the site runs on pushes onto it; a
 rollback pops the head, so the site runs on what it ran on before the last change. API processes
 read the active version at most a second old (``ActiveVersions``) and score with it; a verdict
 names it in its model version, ``1.4.0+site.3``.
@@ -24,6 +25,8 @@ from service.errors import Conflict
 from service.keys import KeySpace
 from service.store import RedisClient, store_errors
 
+VERDICT_WEIGHTS = "weights"
+"""A version's field with the verdict's label models (the second look's is ``second_look``)."""
 HISTORY = 10
 """Activations a site keeps: as many rollbacks in a row as it may need."""
 GLOBAL = 0
@@ -40,12 +43,23 @@ def verdict_version(global_version: str, site_version: int) -> str:
     return f"{global_version}{SITE_MODEL_TAG}{site_version}" if site_version else global_version
 
 
+VERDICT = "verdict"
+SECOND_LOOK = "second_look"
+"""Where a site model scores: intake's verdict (lexical features) and the second look's blend."""
+
+
 @dataclass(frozen=True, slots=True)
 class Fitted:
-    """A refit's result, ready to store: the card, and the weights when the site model is on."""
+    """A refit's result, ready to store: the card, and the label models of each place that
+    uses a site model (JSON, ``classifier.site_model.encode``); ``None`` where none is used."""
 
     card: dict[str, Any]
     weights: str | None
+    second_look: str | None = None
+
+    @property
+    def adapted(self) -> bool:
+        return self.weights is not None or self.second_look is not None
 
 
 class SiteModels:
@@ -112,10 +126,16 @@ class SiteModels:
         with store_errors():
             active = await self.active(site)
             target = GLOBAL
-            if fitted.weights is not None:
+            if fitted.adapted:
                 target = int(await self.redis.hincrby(state, "next", 1))
                 card["version"] = target
-                document = json.dumps({"card": card, "weights": fitted.weights})
+                document = json.dumps(
+                    {
+                        "card": card,
+                        VERDICT_WEIGHTS: fitted.weights or "{}",
+                        SECOND_LOOK: fitted.second_look or "{}",
+                    }
+                )
                 await self.redis.set(keys.site_model(site, target), document)
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(

@@ -10,7 +10,7 @@ from scipy import sparse
 
 from classifier.datasets import load_source
 from classifier.model import Model, load_active
-from classifier.site_model import LEXICAL, FitSettings, decode, encode, fit_label
+from classifier.site_model import EMBEDDING, LEXICAL, FitSettings, decode, encode, fit_label
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ROWS = 300
@@ -46,6 +46,9 @@ def test_a_head_that_ranks_better_goes_into_use_and_survives_its_encoding(
     assert outcome.auc_global is not None
     assert outcome.auc_adapted > outcome.auc_global + 0.1
     assert outcome.card()["labels"] == ROWS
+    assert outcome.card()["features"] == LEXICAL
+    assert outcome.gain_lower_bound is not None
+    assert outcome.gain_lower_bound > 0
     adapted = outcome.model.adapt(probability, {LEXICAL: features})
     assert adapted[targets == 1].mean() > probability[targets == 1].mean()
     restored = decode(encode({"toxicity": outcome.model}))["toxicity"]
@@ -66,6 +69,76 @@ def test_a_head_in_use_stays_with_a_smaller_gain_than_switching_on_needs(
     assert off.why.endswith("needs more than +0.9900")
     kept = fit_label("toxicity", targets, probability, {LEXICAL: features}, demanding, in_use=True)
     assert kept.used
+
+
+def test_a_gain_within_its_noise_does_not_switch_the_site_model_on(
+    site: tuple[list[str], npt.NDArray[np.int8], npt.NDArray[np.float64], sparse.csr_matrix],
+) -> None:
+    _, _, probability, features = site
+    # Labels no text explains: what the best blend adds out of fold is chance, here more than
+    # the minimum gain.
+    targets = (np.random.default_rng(5).random(ROWS) < 0.3).astype(np.int8)
+    outcome = fit_label("toxicity", targets, probability, {LEXICAL: features}, SETTINGS)
+    assert outcome.auc_adapted is not None
+    assert outcome.auc_global is not None
+    assert outcome.auc_adapted - outcome.auc_global > SETTINGS.switch_on_gain
+    assert outcome.gain_lower_bound is not None
+    assert outcome.gain_lower_bound <= 0
+    assert not outcome.used
+    assert "within its noise (bootstrap lower bound -" in outcome.why
+    assert outcome.model is None
+
+
+def test_a_head_that_learnt_nothing_does_not_beat_a_global_model_that_ranks_backwards(
+    site: tuple[list[str], npt.NDArray[np.int8], npt.NDArray[np.float64], sparse.csr_matrix],
+) -> None:
+    _, _, probability, features = site
+    # Chance labels the global model happens to rank below 0.5 and the head cannot rank at all.
+    targets = (np.random.default_rng(1).random(ROWS) < 0.3).astype(np.int8)
+    lenient = FitSettings(min_labels=100, min_positives=10, switch_on_gain=-1.0)
+    outcome = fit_label("toxicity", targets, probability, {LEXICAL: features}, lenient)
+    assert outcome.auc_global is not None
+    assert outcome.auc_global < 0.5
+    assert not outcome.used
+    assert outcome.why == "out of fold no site head ranks the labels better than chance"
+
+
+def test_the_kind_that_ranks_the_site_labels_better_is_chosen_and_recorded(
+    site: tuple[list[str], npt.NDArray[np.int8], npt.NDArray[np.float64], sparse.csr_matrix],
+) -> None:
+    _, targets, probability, features = site
+    generator = np.random.default_rng(3)
+    # An embedding-like kind: dense columns of noise, and one that carries the site's labels.
+    noise = generator.normal(size=(ROWS, 16))
+    telling = noise.copy()
+    telling[:, 0] = targets + generator.normal(scale=0.2, size=ROWS)
+    chosen = fit_label(
+        "toxicity", targets, probability, {LEXICAL: features, EMBEDDING: telling}, SETTINGS
+    )
+    assert chosen.used
+    assert chosen.model is not None
+    assert EMBEDDING in chosen.model.kinds
+    assert chosen.features is not None
+    assert EMBEDDING in chosen.features.split("+")
+    assert set(chosen.candidates) == {LEXICAL, EMBEDDING, f"{EMBEDDING}+{LEXICAL}"}
+    assert chosen.candidates[chosen.features] == max(chosen.candidates.values())
+    card = chosen.card()
+    assert card["features"] == chosen.features
+    assert card["weights"][EMBEDDING] > 0
+    restored = decode(encode({"toxicity": chosen.model}))["toxicity"]
+    kinds = {LEXICAL: features, EMBEDDING: telling}
+    np.testing.assert_allclose(
+        restored.adapt(probability, kinds), chosen.model.adapt(probability, kinds), rtol=1e-5
+    )
+
+    ignored = fit_label(
+        "toxicity", targets, probability, {LEXICAL: features, EMBEDDING: noise}, SETTINGS
+    )
+    assert ignored.used
+    assert ignored.model is not None
+    assert ignored.features == LEXICAL
+    assert ignored.model.kinds == {LEXICAL}
+    assert ignored.weights.get(EMBEDDING, 0.0) == 0.0
 
 
 def test_too_few_labels_or_positives_keep_the_global_model(

@@ -92,6 +92,7 @@ async def test_decisions_feed_a_refit_that_scores_only_that_site_until_rolled_ba
     admin: dict[str, str],
     refits: Refits,
     stream: list[str],
+    redis_client: aioredis.Redis,
 ) -> None:
     news = await create_site("news", mode="pre")
     blog = await create_site("blog", mode="pre")
@@ -112,6 +113,14 @@ async def test_decisions_feed_a_refit_that_scores_only_that_site_until_rolled_ba
     assert toxicity["auc_adapted"] > toxicity["auc_global"]
     assert state["active"]["labels"]["spam"]["used"] is False
     assert state["active"]["version"] == 1
+    # The verdict's site model reads lexical features; the second look's chose among those, the
+    # semantic stage's embeddings, or both, kept in each row so that no refit encodes again.
+    assert toxicity["features"] == "lexical"
+    look = toxicity["second_look"]
+    assert set(look["candidates"]) == {"lexical", "embedding", "embedding+lexical"}
+    assert look["candidates"][look["features"]] == max(look["candidates"].values())
+    rows = await SiteModels(redis_client).rows("news")
+    assert all({"lexical", "embedding"} <= set(row["features"]) for row in rows.values())
     assert (await site_model(client, "blog", moderator(blog)))["adapted"] is False
 
     text = next(text for text in stream[COMMENTS:] if TOPIC in text)
@@ -177,9 +186,9 @@ async def test_a_site_model_that_does_not_beat_the_global_model_stays_off(
     fit = state["last_fit"]["labels"]["toxicity"]
     assert fit["used"] is False
     assert fit["auc_global"] == 1.0
-    assert fit["why"].startswith("out of fold the site model adds ")
+    assert fit["why"].startswith("out of fold the site model (lexical) adds ")
     assert fit["why"].endswith(", needs more than +0.0050")
-    assert state["why"].startswith("toxicity: out of fold the site model adds ")
+    assert state["why"].startswith("toxicity: out of fold the site model (lexical) adds ")
     assert state["refits"] == {"adapted": 0, "global": 1, "failed": 0}
     metrics = await (await client.get("/metrics")).text()
     assert 'civility_site_model_refits{outcome="global",site="news"} 1.0' in metrics
