@@ -33,7 +33,9 @@ from aiohttp import web
 from service import signatures
 from service.domain import Author, Policy, Site, State
 from service.settings import DeliverySettings
-from service.store import DecisionWrite, IntakeWrite, Observation, SiteRecord, Store, from_ms
+from service.store import Store
+from service.store.records import DecisionWrite, IntakeWrite, Observation, SiteRecord
+from service.times import from_ms
 from service.transitions import EVENT_TYPES, Event, sources_argument
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -31,7 +31,9 @@ import redis.asyncio as aioredis
 
 from classifier.labels import LABELS
 from service.domain import Author, Policy, Site, State
-from service.store import IntakeWrite, Observation, SiteRecord, Store, from_ms
+from service.store import Store
+from service.store.records import IntakeWrite, Observation, SiteRecord
+from service.times import from_ms
 from service.transitions import EVENT_TYPES, Event, sources_argument
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,8 @@ from redis.asyncio.cluster import RedisCluster
 from service.domain import Moderator
 from service.errors import NotFound
 from service.keys import DEFAULT_PREFIX, KeySpace
-from service.store import LuaScripts, RedisClient, from_ms, store_errors
+from service.store.scripts import LuaScripts, RedisClient, store_errors
+from service.times import from_ms
 
 SCRIPTS = ("revoke_moderator", "rotate_api_key", "delete_site", "erase_author")
 SCAN_COUNT = 1_000

@@ -13,7 +13,7 @@ from service.labels import LabelLog
 from service.moderation import API_KEY_DRAWS, Moderation, new_api_key, sha256_hex
 from service.path_ids import checked_id
 from service.site_models import SiteModels
-from service.store import from_ms
+from service.times import from_ms
 
 
 class _Answer(BaseModel):

@@ -23,7 +23,7 @@ from service.scoring import PoolScorer
 from service.second_look_store import SecondLookLog
 from service.settings import Settings
 from service.site_models import ActiveVersions, SiteModels
-from service.store import RedisClient
+from service.store.scripts import RedisClient
 
 Clock = Callable[[], float]
 """Seconds since the epoch, as ``time.time`` gives them."""

@@ -13,7 +13,7 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 from service.cluster_pool import WaitingCluster
 from service.settings import RedisTarget, Settings, SettingsError
-from service.store import RedisClient
+from service.store.scripts import RedisClient
 
 CONNECT_TIMEOUT_SECONDS = 2.0
 

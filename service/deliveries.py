@@ -24,7 +24,8 @@ from service.cursors import decode_cursor, encode_cursor
 from service.delivery import iso_ms
 from service.errors import BadRequest, Conflict, NotFound
 from service.keys import DEFAULT_PREFIX, KeySpace
-from service.store import LuaScripts, RedisClient, pairs, store_errors
+from service.store.rows import pairs
+from service.store.scripts import LuaScripts, RedisClient, store_errors
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ a console reads the comment through the API, which checks the token for that sit
 from collections.abc import Mapping
 from typing import Any
 
-from service.store import from_ms
+from service.times import from_ms
 
 LiveEvent = dict[str, Any]
 

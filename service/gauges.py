@@ -26,7 +26,7 @@ from service.keys import DEFAULT_PREFIX, KeySpace
 from service.second_look_store import SecondLookLog, Totals
 from service.settings import Settings
 from service.site_models import SiteModels
-from service.store import RedisClient, store_errors
+from service.store.scripts import RedisClient, store_errors
 
 STEP_SECONDS = 1.0
 SITES_PER_STEP = 100

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from service.errors import IdempotencyKeyReused
 from service.keys import DEFAULT_PREFIX, KeySpace
-from service.store import LuaScripts, RedisClient
+from service.store.scripts import LuaScripts, RedisClient
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

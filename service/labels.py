@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from service.domain import MAX_ID, MAX_TEXT
 from service.keys import DEFAULT_PREFIX, KeySpace
-from service.store import RedisClient, store_errors
+from service.store.scripts import RedisClient, store_errors
 
 DEFAULT_MAX_ENTRIES = 100_000
 """Per site: about a retrain's worth of feedback, a few tens of megabytes at most."""

@@ -69,7 +69,8 @@ from service.labels import LabelLog
 from service.path_ids import checked_id, same_target
 from service.scorer import ReloadableScorer, Scored, Scorer, SiteRef, Spans
 from service.site_models import ActiveVersions
-from service.store import (
+from service.store import Store
+from service.store.records import (
     DAY_MS,
     ApiKeyTakenError,
     DecisionWrite,
@@ -79,11 +80,9 @@ from service.store import (
     SiteRecord,
     SiteRules,
     StaleContextError,
-    Store,
     Window,
-    from_ms,
-    to_ms,
 )
+from service.times import from_ms, to_ms
 from service.transitions import (
     EVENT_TYPES,
     REPORTED_EVENT_TYPE,

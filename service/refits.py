@@ -28,7 +28,7 @@ from service.labels import LabelLog
 from service.settings import Settings, SiteModelSettings
 from service.site_fit import encode_rows, fit_rows, in_use, stale
 from service.site_models import Fitted, SiteModels
-from service.store import RedisClient, store_errors
+from service.store.scripts import RedisClient, store_errors
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,9 @@ from service.moderation import new_event_id
 from service.policy import Thresholds
 from service.second_look_store import Look, SecondLookLog, Taken
 from service.settings import SecondLookSettings, Settings
-from service.store import RedisClient, SiteRules, Store
+from service.store import Store
+from service.store.records import SiteRules
+from service.store.scripts import RedisClient
 from service.transitions import EVENT_TYPES, Event, sources_argument
 
 log = logging.getLogger(__name__)

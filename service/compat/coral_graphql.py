@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from service.delivery import ERROR_TEXT_LIMIT, USER_AGENT, Outcome, retry_after_seconds
-from service.store import SiteRecord
+from service.store.records import SiteRecord
 
 TIMEOUT_SECONDS = 5.0
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from service.compat.ids import digest
 from service.keys import DEFAULT_PREFIX, KeySpace
-from service.store import RedisClient, store_errors
+from service.store.scripts import RedisClient, store_errors
 
 LATEST_SECONDS = 86_400
 """How long an author's latest comment in a thread can still be edited by id-less EDITs: far

@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 
 from service.admin_store import AdminStore
 from service.domain import Comment, Order, Queue, QueueQuery
-from service.store import Observation, Store
+from service.store import Store
+from service.store.records import Observation
 from tests.service.test_store import KEYS, NOW, SITE, decision, intake, site_record
 
 LONG_TEXT = "A long and considered reply about the harbour budget, line after line. " * 30

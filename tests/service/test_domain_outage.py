@@ -22,7 +22,9 @@ from redis.backoff import NoBackoff
 from service.domain import Author, Order, Policy, Queue, QueueQuery, Site, State
 from service.errors import StoreUnavailable
 from service.keys import KeySpace
-from service.store import DecisionWrite, IntakeWrite, Observation, SiteRecord, Store, from_ms
+from service.store import Store
+from service.store.records import DecisionWrite, IntakeWrite, Observation, SiteRecord
+from service.times import from_ms
 from service.transitions import EVENT_TYPES, Event, sources_argument
 
 SITE = "news"

@@ -27,7 +27,8 @@ from service.domain import (
 from service.errors import ClaimConflict, Conflict, NotFound, ValidationFailed, VersionConflict
 from service.keys import KeySpace
 from service.moderation import Moderation
-from service.store import IntakeWrite, Store
+from service.store import Store
+from service.store.records import IntakeWrite
 
 SITE = "news"
 KEYS = KeySpace("civ")

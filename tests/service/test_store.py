@@ -37,19 +37,18 @@ from service.errors import (
 )
 from service.keys import KeySpace
 from service.settings import Settings
-from service.store import (
+from service.store import Store
+from service.store.records import (
     ApiKeyTakenError,
     DecisionWrite,
     IntakeWrite,
     Observation,
-    RedisClient,
     SiteRecord,
     StaleContextError,
-    Store,
     Window,
-    from_ms,
-    hour_bucket,
 )
+from service.store.scripts import RedisClient
+from service.times import from_ms, hour_bucket
 from service.transitions import EVENT_TYPES, Event, sources_argument
 from tests.sentinel import SentinelSetup
 

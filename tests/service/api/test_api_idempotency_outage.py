@@ -19,7 +19,7 @@ from service.appkeys import IDEMPOTENCY, MODERATION
 from service.idempotency import RUNNING_MS, Claim, KeptAnswer
 from service.keys import KeySpace
 from service.settings import Settings
-from service.store import DecisionWrite
+from service.store.records import DecisionWrite
 from tests.service.api.conftest import Clock, api_settings
 
 Client = TestClient[web.Request, web.Application]

@@ -19,7 +19,7 @@ from service.cluster_pool import HELD_OUTSIDE_PLACES, ConnectionPlaces, WaitingC
 from service.connection import connect
 from service.errors import StoreUnavailable
 from service.settings import Settings
-from service.store import store_errors
+from service.store.scripts import store_errors
 from tests.sentinel import SentinelSetup
 from tests.service.api.conftest import api_settings
 

@@ -14,7 +14,9 @@ from aiohttp import web
 from service.deliveries import DeliveryLog
 from service.domain import Policy, Site
 from service.settings import DeliverySettings
-from service.store import SiteRecord, Store, from_ms
+from service.store import Store
+from service.store.records import SiteRecord
+from service.times import from_ms
 from service.worker import Worker
 
 from .support import FAST, KEYS, SECRET, SITE, CreateSite, Events, Receiver, StartWorker, now_ms

@@ -16,7 +16,8 @@ from service.domain import Author, State
 from service.egress import parse_allowed
 from service.keys import KeySpace
 from service.settings import DeliverySettings
-from service.store import DecisionWrite, IntakeWrite, Observation, Store
+from service.store import Store
+from service.store.records import DecisionWrite, IntakeWrite, Observation
 from service.transitions import EVENT_TYPES, Event, sources_argument
 from service.worker import Worker
 

@@ -19,7 +19,9 @@ from service.domain import Author, AuthorStatus, Order, Policy, Queue, Site, Sta
 from service.second_look import Blended, SecondLookWorker
 from service.second_look_store import SecondLookLog
 from service.settings import SecondLookSettings
-from service.store import IntakeWrite, Observation, SiteRecord, Store, from_ms
+from service.store import Store
+from service.store.records import IntakeWrite, Observation, SiteRecord
+from service.times import from_ms
 from service.transitions import EVENT_TYPES, Event, sources_argument
 
 from .support import KEYS, SITE, CreateSite, Events, Receiver, StartWorker, eventually

@@ -7,7 +7,9 @@ from redis.asyncio.cluster import RedisCluster
 
 from service.deliveries import DeliveryLog, DeliveryQuery, DeliveryState
 from service.domain import Policy, Site, State
-from service.store import SiteRecord, Store, from_ms
+from service.store import Store
+from service.store.records import SiteRecord
+from service.times import from_ms
 from service.worker import Worker
 
 from .support import FAST, SECRET, Events, Receiver, eventually, now_ms

@@ -1,0 +1,194 @@
+"""The store's own records: a site with its secrets, the rules its scripts apply, the writes."""
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from service.domain import Author, AuthorStatus, Policy, Report, Site, State
+
+DAY_MS = 86_400_000
+_DEFAULT_POLICY = Policy()
+
+
+class ApiKeyTakenError(Exception):
+    """A new site's api key is already another site's (a new key must be drawn)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRecord:
+    """A site as stored, secrets included; only the domain layer sees this."""
+
+    site: Site
+    webhook_secret: str
+    previous_secret: str | None
+    previous_valid_until_ms: int
+    api_key_hash: str
+    coral_signing_secret: str | None = None
+    coral_webhook_secret: str | None = None
+    coral_graphql_url: str | None = None
+    coral_access_token: str | None = None
+    stored_policy: str = ""
+    """The policy exactly as stored, which a policy update must still find to write."""
+    previous_api_key_hash: str | None = None
+    previous_api_key_valid_until_ms: int = 0
+    previous_secrets: tuple[tuple[str, int], ...] = ()
+    """Every rotated-out secret still in its grace period, oldest first, with its deadline."""
+
+    def api_key_matches(self, key_hash: str, now_ms: int) -> bool:
+        """``key_hash`` is the site's api key, or the one it replaced while its grace lasts."""
+        current = secrets.compare_digest(self.api_key_hash, key_hash)
+        previous = self.previous_api_key_hash is not None and secrets.compare_digest(
+            self.previous_api_key_hash, key_hash
+        )
+        return current or (previous and now_ms < self.previous_api_key_valid_until_ms)
+
+    def valid_secrets(self, now_ms: int) -> list[str]:
+        """The current secret, then the previous ones whose own grace has not ended, newest
+        first."""
+        previous = self.previous_secrets or (
+            ((self.previous_secret, self.previous_valid_until_ms),) if self.previous_secret else ()
+        )
+        return [self.webhook_secret] + [
+            secret for secret, until_ms in reversed(previous) if now_ms < until_ms
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRules:
+    """The parts of a site's policy the state-change scripts apply themselves: how long decided
+    comments are kept, and the recent-rejection rule for authors."""
+
+    retention_ms: int = _DEFAULT_POLICY.retention_days * DAY_MS
+    recent_window_ms: int = _DEFAULT_POLICY.author_recent_days * DAY_MS
+    premod_rejection_rate: float = _DEFAULT_POLICY.author_premod_rejection_rate
+    premod_min_decisions: int = _DEFAULT_POLICY.author_premod_min_decisions
+
+    @classmethod
+    def of(cls, policy: Policy) -> "SiteRules":
+        return cls(
+            retention_ms=policy.retention_days * DAY_MS,
+            recent_window_ms=policy.author_recent_days * DAY_MS,
+            premod_rejection_rate=policy.author_premod_rejection_rate,
+            premod_min_decisions=policy.author_premod_min_decisions,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorRecord:
+    """An author's stored counters and status, and its decisions within the recent window."""
+
+    fields: Mapping[str, str]
+    recent_decided: int
+    recent_rejected: int
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """The context a verdict is decided for: the ingest script checks it before it writes.
+
+    ``windows_taken`` has one flag per window key of the write, in order: whether another
+    comment holds it (the author or address posted within the flood interval, or the same text
+    within the duplicate window)."""
+
+    edit: bool = False
+    author_status: AuthorStatus = AuthorStatus.ACTIVE
+    author_approved: int = 0
+    article_closed: bool = False
+    article_premod: bool = False
+    windows_taken: tuple[bool, ...] = ()
+
+    def signature(self, min_approved: int) -> str:
+        """The form the ingest script observes; the new-author rule only needs the threshold."""
+        flags = [self.author_approved >= min_approved, self.article_closed, self.article_premod]
+        flags += self.windows_taken
+        kind = "edit" if self.edit else "new"
+        return ",".join([kind, self.author_status.value, *("1" if flag else "0" for flag in flags)])
+
+    @classmethod
+    def observed(cls, signature: str, approved: str) -> "Observation":
+        kind, status, _, closed, premod, *windows = signature.split(",")
+        return cls(
+            edit=kind == "edit",
+            author_status=AuthorStatus(status),
+            author_approved=int(approved),
+            article_closed=closed == "1",
+            article_premod=premod == "1",
+            windows_taken=tuple(flag == "1" for flag in windows),
+        )
+
+
+class StaleContextError(Exception):
+    """The ingest script found another context than the verdict assumed, and wrote nothing."""
+
+    def __init__(self, observed: Observation) -> None:
+        super().__init__("intake context changed")
+        self.observed = observed
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A key set to the comment id for ``ttl_ms`` (flood intervals, duplicate windows).
+
+    ``new_only`` windows are set for a new comment but not for an edit."""
+
+    key: str
+    ttl_ms: int
+    new_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeWrite:
+    comment_id: str
+    text_hash: str
+    article_id: str
+    parent_id: str | None
+    author: Author
+    text: str
+    lang: str | None
+    state: State
+    reasons: Sequence[str]
+    scores: Mapping[str, float]
+    evidence: Mapping[str, Sequence[tuple[int, int]]]
+    model: str
+    priority: float
+    created_at_ms: int
+    now_ms: int
+    event_id: str
+    event_type: str
+    edit_sources: str
+    windows: Sequence[Window]
+    assumed: Observation
+    min_approved: int
+    rules: SiteRules = SiteRules()
+    second_look: bool = False
+    """Queue the comment for the semantic stage if the verdict publishes it."""
+    article_title: str | None = None
+    article_url: str | None = None
+    """The article's title and url as this intake gives them (none: keep the stored ones)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionWrite:
+    comment_id: str
+    target: State
+    action: str
+    actor: str
+    expected_version: int | None
+    reasons: Sequence[str]
+    note: str | None
+    now_ms: int
+    event_id: str
+    event_type: str
+    sources: str
+    rules: SiteRules = SiteRules()
+
+
+@dataclass(frozen=True, slots=True)
+class ReportWrite:
+    comment_id: str
+    report: Report
+    threshold: int
+    now_ms: int
+    event_id: str
+    event_type: str
+    sources: str

@@ -1,0 +1,93 @@
+"""The Lua scripts of ``service/lua`` run by sha on one Redis client, its failures as 503s."""
+
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.errors import StoreUnavailable
+from service.keys import KeySpace
+
+RedisClient = aioredis.Redis | RedisCluster
+"""A single server (or Sentinel-managed primary) or a Redis Cluster: the scripts run on both."""
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn Redis connection failures into ``StoreUnavailable`` (503)."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as error:
+        raise StoreUnavailable() from error
+
+
+class LuaScripts:
+    """Scripts of ``service/lua`` registered once and called by sha (redis-py loads a script
+    again on NOSCRIPT, so they survive a Redis restart); connection failures become 503s."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        names: Sequence[str],
+        *,
+        with_library: bool,
+        replicas: int = 0,
+        replica_wait_ms: int = 1000,
+    ) -> None:
+        self._redis = redis
+        self._replicas = replicas
+        self._replica_wait_ms = replica_wait_ms
+        if isinstance(redis, RedisCluster):
+            decodes = redis.get_connection_kwargs().get("decode_responses")
+        else:
+            decodes = redis.connection_pool.connection_kwargs.get("decode_responses")
+        if not decodes:
+            raise ValueError("civility needs a Redis client created with decode_responses=True")
+        lua = resources.files("service") / "lua"
+        prelude = (lua / "_lib.lua").read_text(encoding="utf-8") + "\n" if with_library else ""
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(prelude + (lua / f"{name}.lua").read_text(encoding="utf-8"))
+            for name in names
+        }
+
+    def __getitem__(self, name: str) -> AsyncScript:
+        return self._scripts[name]
+
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+        with store_errors():
+            if not self._replicas:
+                return await self._scripts[name](keys=keys, args=args)
+            return await self._run_replicated(self._scripts[name], keys, args)
+
+    async def _run_replicated(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]
+    ) -> Any:
+        # WAIT counts the replicas holding the writes of its own connection, so the script and
+        # the WAIT travel down one connection as a pipeline.
+        assert isinstance(self._redis, aioredis.Redis)  # settings refuse WAIT on a cluster
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await script(keys=keys, args=args, client=pipe)
+            pipe.wait(self._replicas, self._replica_wait_ms)
+            result, replicated = await pipe.execute()
+        if replicated < self._replicas:
+            # Written on the primary only: a failover now could lose it, so it is not
+            # acknowledged; the caller retries and the store's idempotency absorbs the repeat.
+            raise StoreUnavailable(
+                f"the write reached {replicated} of {self._replicas} replicas in "
+                f"{self._replica_wait_ms} ms, retry later"
+            )
+        return result
+
+
+class ScriptedStore:
+    """What each part of the store works with: the client, its key space and its scripts."""
+
+    redis: RedisClient
+    keys: KeySpace
+    _run: Callable[[str, Sequence[str], Sequence[str | int | float]], Awaitable[Any]]

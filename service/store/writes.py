@@ -1,0 +1,338 @@
+"""The store's state changes of comments: intake, decisions, reports, claims."""
+
+import json
+from collections.abc import Sequence
+
+from service.domain import (
+    Article,
+    ArticleSpec,
+    AuthorStatus,
+    Comment,
+    CommentArticle,
+    Order,
+    Queue,
+    ReportOutcome,
+    State,
+)
+from service.errors import (
+    ClaimConflict,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+    VersionConflict,
+)
+from service.store.records import (
+    DecisionWrite,
+    IntakeWrite,
+    Observation,
+    ReportWrite,
+    StaleContextError,
+)
+from service.store.rows import comment_from_fields, encode_scores, flatten, pairs
+from service.store.scripts import ScriptedStore
+from service.times import from_ms, hour_bucket, iso_from_ms
+
+_IMMUTABLE = {
+    "article.id": "an existing comment cannot move to another article",
+    "author.id": "an existing comment cannot change its author",
+}
+
+
+class CommentWrites(ScriptedStore):
+    """Each state change one script call: articles, intake, decisions, reports, author
+    statuses and claims."""
+
+    # ------------------------------------------------------------------ articles
+
+    async def put_article(
+        self, site_id: str, article_id: str, spec: ArticleSpec, now_ms: int
+    ) -> Article:
+        fields: dict[str, str | int] = {"id": article_id}
+        if spec.url is not None:
+            fields["url"] = spec.url
+        if spec.title is not None:
+            fields["title"] = spec.title
+        fields |= {"closed": int(spec.closed), "premod": int(spec.premod), "updated_at": now_ms}
+        await self._run("put_article", [self.keys.article(site_id, article_id)], flatten(fields))
+        return Article(
+            id=article_id,
+            url=spec.url,
+            title=spec.title,
+            closed=spec.closed,
+            premod=spec.premod,
+            updated_at=from_ms(now_ms),
+        )
+
+    # ------------------------------------------------------------------ intake
+
+    async def write_intake(self, site_id: str, write: IntakeWrite) -> tuple[str, Comment]:
+        """Run the ingest script; the outcome is ``created``, ``edited`` or ``unchanged``.
+
+        Raises ``StaleContextError`` (nothing written) when the comment, author, article or windows
+        are not as ``write.assumed`` says."""
+        keys = [
+            self.keys.comment(site_id, write.comment_id),
+            self.keys.history(site_id, write.comment_id),
+            self.keys.audit(site_id),
+            self.keys.outbox(site_id),
+            self.keys.author(site_id, write.author.id),
+            self.keys.article(site_id, write.article_id),
+            self.keys.stats(site_id),
+            self.keys.hourly_stats(site_id, hour_bucket(write.now_ms)),
+            self.keys.lease(site_id, write.comment_id),
+            *(window.key for window in write.windows),
+        ]
+        args: list[str | int | float] = [
+            self.keys.site_prefix(site_id),
+            site_id,
+            write.comment_id,
+            write.text_hash,
+            write.article_id,
+            write.parent_id or "",
+            write.author.id,
+            write.author.model_dump_json(exclude_none=True),
+            write.text,
+            write.lang or "",
+            write.state.value,
+            json.dumps(list(write.reasons)),
+            encode_scores(write.scores),
+            json.dumps(
+                {label: [list(span) for span in spans] for label, spans in write.evidence.items()}
+            ),
+            write.model,
+            repr(write.priority),
+            write.created_at_ms,
+            write.now_ms,
+            write.event_id,
+            write.event_type,
+            write.edit_sources,
+            write.assumed.signature(write.min_approved),
+            write.min_approved,
+            "".join("n" if window.new_only else "a" for window in write.windows),
+            write.rules.retention_ms,
+            write.rules.recent_window_ms,
+            repr(write.rules.premod_rejection_rate),
+            write.rules.premod_min_decisions,
+            "1" if write.second_look else "0",
+            write.article_title or "",
+            write.article_url or "",
+            *(window.ttl_ms for window in write.windows),
+        ]
+        reply = await self._run("ingest", keys, args)
+        outcome = reply[0]
+        if outcome == "immutable":
+            raise ValidationFailed((field, _IMMUTABLE[field]) for field in reply[1:])
+        if outcome == "invalid_transition":
+            raise InvalidTransition(f"a comment in state {reply[1]} cannot be edited")
+        if outcome == "context":
+            raise StaleContextError(Observation.observed(reply[1], reply[2]))
+        if outcome == "unchanged":
+            return outcome, comment_from_fields(pairs(reply[1]))
+        now = from_ms(write.now_ms)
+        return outcome, Comment(
+            id=write.comment_id,
+            article_id=write.article_id,
+            article=CommentArticle(
+                id=write.article_id, title=reply[3] or None, url=reply[4] or None
+            ),
+            parent_id=write.parent_id,
+            author=write.author,
+            text=write.text,
+            state=write.state,
+            reasons=tuple(write.reasons),
+            scores=dict(write.scores),
+            evidence={label: tuple(spans) for label, spans in write.evidence.items()},
+            model=write.model,
+            version=int(reply[1]),
+            decided_by=f"auto:{write.model}",
+            decided_at=now,
+            created_at=from_ms(reply[2]),
+            updated_at=now,
+            lang=write.lang,
+            priority=write.priority,
+        )
+
+    # ------------------------------------------------------------------ moderation
+
+    async def decide(self, site_id: str, write: DecisionWrite) -> Comment:
+        keys = [
+            self.keys.comment(site_id, write.comment_id),
+            self.keys.history(site_id, write.comment_id),
+            self.keys.audit(site_id),
+            self.keys.outbox(site_id),
+            self.keys.lease(site_id, write.comment_id),
+            self.keys.stats(site_id),
+            self.keys.hourly_stats(site_id, hour_bucket(write.now_ms)),
+            self.keys.claims(site_id, write.actor),
+        ]
+        args: list[str | int] = [
+            self.keys.site_prefix(site_id),
+            site_id,
+            write.comment_id,
+            write.target.value,
+            write.action,
+            write.actor,
+            "" if write.expected_version is None else write.expected_version,
+            json.dumps(list(write.reasons)),
+            json.dumps(write.note),
+            write.now_ms,
+            write.event_id,
+            write.event_type,
+            write.sources,
+            write.rules.retention_ms,
+            write.rules.recent_window_ms,
+        ]
+        reply = await self._run("decide", keys, args)
+        outcome = reply[0]
+        if outcome == "not_found":
+            raise NotFound(f"comment {write.comment_id!r} not found")
+        if outcome == "version_conflict":
+            raise VersionConflict(
+                f"comment {write.comment_id!r} is at version {reply[1]}",
+                {"current_version": int(reply[1])},
+            )
+        if outcome == "claim_conflict":
+            raise ClaimConflict(
+                f"comment {write.comment_id!r} is claimed by another moderator",
+                {"claimed_by": reply[1], "lease_until": iso_from_ms(write.now_ms + int(reply[2]))},
+            )
+        if outcome == "invalid_transition":
+            raise InvalidTransition(f"cannot {write.action} a comment in state {reply[1]}")
+        return comment_from_fields(pairs(reply[1]))
+
+    async def report(self, site_id: str, write: ReportWrite) -> ReportOutcome:
+        """Store a reader's report; the report reaching the threshold queues the comment."""
+        keys = [
+            self.keys.comment(site_id, write.comment_id),
+            self.keys.reports(site_id, write.comment_id),
+            self.keys.history(site_id, write.comment_id),
+            self.keys.audit(site_id),
+            self.keys.outbox(site_id),
+            self.keys.queue_index(site_id, Queue.REPORTED, Order.OLDEST),
+        ]
+        stored = write.report.model_dump_json(include={"reason", "note", "at"})
+        args: list[str | int] = [
+            self.keys.site_prefix(site_id),
+            site_id,
+            write.comment_id,
+            write.report.reporter_id,
+            stored,
+            write.threshold,
+            write.now_ms,
+            write.event_id,
+            write.event_type,
+            write.sources,
+        ]
+        reply = await self._run("report", keys, args)
+        outcome = reply[0]
+        if outcome == "not_found":
+            raise NotFound(f"comment {write.comment_id!r} not found")
+        if outcome == "invalid_transition":
+            raise InvalidTransition(
+                f"only published comments can be reported; this one is {reply[1]}",
+                {"state": reply[1]},
+            )
+        return ReportOutcome(
+            comment_id=write.comment_id,
+            state=State(reply[1]),
+            reports=int(reply[2]),
+            threshold=write.threshold,
+            reported=reply[3] == 1,
+            counted=outcome == "counted",
+        )
+
+    # ------------------------------------------------------------------ authors
+
+    async def set_author_status(
+        self,
+        site_id: str,
+        author_id: str,
+        status: AuthorStatus,
+        reason: str | None,
+        actor: str,
+        now_ms: int,
+    ) -> None:
+        keys = [self.keys.author(site_id, author_id), self.keys.audit(site_id)]
+        args = [author_id, status.value, reason or "", actor, now_ms]
+        await self._run("author_status", keys, args)
+
+    # ------------------------------------------------------------------ claims
+
+    async def claim(
+        self,
+        site_id: str,
+        moderator_id: str,
+        queue: Queue,
+        order: Order,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+    ) -> list[Comment]:
+        keys = [
+            self.keys.queue_index(site_id, queue, order),
+            self.keys.claims(site_id, moderator_id),
+            self.keys.audit(site_id),
+        ]
+        args: list[str | int] = [
+            self.keys.site_prefix(site_id),
+            moderator_id,
+            limit,
+            lease_ms,
+            now_ms,
+            int(order is Order.PRIORITY),
+        ]
+        reply = await self._run("claim", keys, args)
+        lease_until = from_ms(now_ms + lease_ms)
+        return [
+            comment_from_fields(pairs(fields), claimed_by=moderator_id, lease_until=lease_until)
+            for _, fields in reply
+            if fields
+        ]
+
+    async def claim_comment(
+        self, site_id: str, moderator_id: str, comment_id: str, lease_ms: int, now_ms: int
+    ) -> Comment:
+        """Lease one queued comment to the moderator (renewing a lease it holds); raises
+        NotFound, ClaimConflict, or InvalidTransition for a comment in no queue."""
+        keys = [
+            self.keys.comment(site_id, comment_id),
+            self.keys.lease(site_id, comment_id),
+            self.keys.claims(site_id, moderator_id),
+            self.keys.audit(site_id),
+            self.keys.queue_index(site_id, Queue.PENDING, Order.OLDEST),
+            self.keys.queue_index(site_id, Queue.REPORTED, Order.OLDEST),
+        ]
+        args: list[str | int] = [
+            self.keys.site_prefix(site_id),
+            moderator_id,
+            comment_id,
+            lease_ms,
+            now_ms,
+        ]
+        reply = await self._run("claim_comment", keys, args)
+        outcome = reply[0]
+        if outcome == "not_found":
+            raise NotFound(f"comment {comment_id!r} not found")
+        if outcome == "not_queued":
+            raise InvalidTransition(
+                f"comment {comment_id!r} is {reply[1]} and in no queue: only a queued comment "
+                "can be claimed"
+            )
+        if outcome == "claim_conflict":
+            raise ClaimConflict(
+                f"comment {comment_id!r} is claimed by another moderator",
+                {"claimed_by": reply[1], "lease_until": iso_from_ms(now_ms + int(reply[2]))},
+            )
+        return comment_from_fields(
+            pairs(reply[1]), claimed_by=moderator_id, lease_until=from_ms(now_ms + lease_ms)
+        )
+
+    async def release(
+        self, site_id: str, moderator_id: str, ids: Sequence[str] | None, now_ms: int
+    ) -> list[str]:
+        keys = [self.keys.claims(site_id, moderator_id), self.keys.audit(site_id)]
+        args: list[str | int] = [self.keys.site_prefix(site_id), moderator_id, now_ms, *(ids or ())]
+        if ids is not None and not ids:
+            return []
+        released: list[str] = await self._run("release", keys, args)
+        return released
