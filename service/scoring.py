@@ -10,7 +10,6 @@ loaded, and batches already sent to the old pool finish there and name its model
 """
 
 import asyncio
-import json
 import multiprocessing
 import multiprocessing.connection
 from collections.abc import Sequence
@@ -19,16 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis
 import sklearn
 
 from classifier.model import Model, ModelError, load_active
-from classifier.site_model import LabelModel, adapt_matrix, decode
 from service.child_process import follow_parent
-from service.keys import KeySpace
 from service.scorer import Scored, SiteRef, Spans
 from service.settings import Settings
-from service.site_models import verdict_version
+from service.site_model_reader import SiteModelReader, adapt_by_site
+from service.site_models import VERDICT_WEIGHTS, verdict_version
 
 Scores = dict[str, float]
 
@@ -36,20 +33,19 @@ Scores = dict[str, float]
 _model: Model | None = None
 # Why it could not be loaded, if it could not.
 _load_error: ModelError | None = None
-# Where this worker reads site models, and the ones it has read, by (site, version).
-_site_store: tuple[str, KeySpace] | None = None
-_site_client: "redis.Redis | None" = None
-_site_models: dict[SiteRef, dict[str, LabelModel] | None] = {}
-SITE_MODELS_KEPT = 256
+# Where this worker reads site models, when it does.
+_site_reader: SiteModelReader | None = None
 
 
 def _start_worker(models_dir: Path, redis_url: str | None = None, prefix: str = "civ") -> None:
-    global _model, _load_error, _site_store
+    global _model, _load_error, _site_reader
     follow_parent()
     # The model was validated when it was trained and its inputs are texts: scikit-learn's per-call
     # argument and finiteness checks cost ~1 ms of every pool call, a third of a small batch.
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
-    _site_store = (redis_url, KeySpace(prefix)) if redis_url else None
+    _site_reader = (
+        SiteModelReader(redis_url, prefix, VERDICT_WEIGHTS, _model_version) if redis_url else None
+    )
     try:
         # Intake scores with the lexical stage alone; the second look runs the semantic one.
         _model = load_active(models_dir, semantic=False)
@@ -72,18 +68,15 @@ def _score_batch(texts: Sequence[str], sites: Sequence[SiteRef | None]) -> list[
     wanted = {site for site in sites if site is not None and site[1]}
     if not wanted:
         return [(scores, 0) for scores in model.score(texts)]
-    found = {site: _site_model(site) for site in wanted}
+    found = _site_reader.models_of(wanted) if _site_reader else {}
+    if not any(found.values()):
+        return [(scores, 0) for scores in model.score(texts)]
     matrix, features = model.predict_with_features(texts)
-    results: list[tuple[Scores, int]] = []
-    for row, site in enumerate(sites):
-        adapted = found.get(site) if site is not None else None
-        values = matrix[row : row + 1]
-        if adapted is not None:
-            picked = {kind: part[row : row + 1] for kind, part in features.items()}
-            values = adapt_matrix(values, model.labels, adapted, picked)
-        scores = dict(zip(model.labels, map(float, values[0]), strict=True))
-        results.append((scores, site[1] if adapted is not None and site is not None else 0))
-    return results
+    adapted, versions = adapt_by_site(matrix, model.labels, sites, found, features)
+    return [
+        (dict(zip(model.labels, map(float, row), strict=True)), version)
+        for row, version in zip(adapted, versions, strict=True)
+    ]
 
 
 def single_server_url(settings: Settings) -> str | None:
@@ -92,36 +85,6 @@ def single_server_url(settings: Settings) -> str | None:
     if target is None or target.topology in ("cluster", "sentinel"):
         return None
     return target.url
-
-
-def _site_model(site: SiteRef) -> dict[str, LabelModel] | None:
-    """The site model version, read from Redis once per worker; None when it cannot be read
-    (the text is then scored by the global model, and its verdict says so)."""
-    global _site_client
-    if site in _site_models:
-        return _site_models[site]
-    if _site_store is None:
-        return None
-    try:
-        if _site_client is None:
-            _site_client = redis.Redis.from_url(
-                _site_store[0], decode_responses=True, socket_timeout=2.0
-            )
-        stored = _site_client.get(_site_store[1].site_model(*site))
-        document = json.loads(stored) if stored else None
-        # Fitted on another global model's features, its weights would read other columns.
-        usable = document is not None and (
-            document["card"]["global_model"] == _active_model().version
-        )
-        models = decode(document["weights"]) if usable and document is not None else None
-        # A version whose site model scores only the second look leaves the verdict global.
-        models = models or None
-    except (redis.RedisError, ValueError, KeyError, TypeError):
-        return None  # not remembered: Redis may answer the next batch
-    if len(_site_models) >= SITE_MODELS_KEPT:
-        _site_models.clear()
-    _site_models[site] = models
-    return models
 
 
 def _explain(text: str, labels: Sequence[str]) -> Spans:

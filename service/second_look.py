@@ -24,8 +24,10 @@ from service.errors import StoreUnavailable
 from service.keys import DEFAULT_PREFIX
 from service.moderation import new_event_id
 from service.policy import Thresholds
+from service.scorer import SiteRef
 from service.second_look_store import Look, SecondLookLog, Taken
 from service.settings import SecondLookSettings, Settings
+from service.site_models import SiteModels, verdict_version
 from service.store import Store
 from service.store.records import SiteRules
 from service.store.scripts import RedisClient
@@ -39,17 +41,22 @@ FAILED_PAUSE_SECONDS = 10.0
 
 @dataclass(frozen=True, slots=True)
 class Blended:
-    """One batch's blended scores and the model (and its suggested thresholds) that made them."""
+    """One batch's blended scores and the model (and its suggested thresholds) that made them;
+    ``site_versions``: the site model version each text was scored with (0 or none: global)."""
 
     scores: list[dict[str, float]]
     model_version: str
     thresholds: Thresholds
+    site_versions: list[int] | None = None
 
 
 class BlendScorer(Protocol):
-    """Scores texts with both stages blended (``Model.score_blended``)."""
+    """Scores texts with both stages blended (``Model.score_blended``), each text with its
+    site's second-look model when ``sites`` names one (site id, active version)."""
 
-    async def blend(self, texts: Sequence[str]) -> Blended: ...
+    async def blend(
+        self, texts: Sequence[str], sites: Sequence[SiteRef | None] | None = None
+    ) -> Blended: ...
 
     async def close(self) -> None: ...
 
@@ -70,8 +77,11 @@ class SecondLookWorker:
         clock: Callable[[], float] = time.time,
         new_event_id: Callable[[], str] = new_event_id,
         failure_pause_seconds: float = FAILED_PAUSE_SECONDS,
+        site_models: SiteModels | None = None,
     ) -> None:
+        """``site_models``: score each site's texts with its active second-look model."""
         self.log = SecondLookLog(redis, prefix)
+        self.site_models = site_models
         self.store = Store(redis, prefix)
         self.scorer = scorer
         self.settings = settings
@@ -131,22 +141,39 @@ class SecondLookWorker:
         if not taken:
             return 0
         policies: dict[str, Policy | None] = {}
+        versions = await self._site_versions({item.site for item in taken})
         # More sites than the batch has room for take one comment each: still scored a batch
         # at a time, since the encoder's memory grows with the batch.
         for chunk in (taken[start : start + size] for start in range(0, len(taken), size)):
-            blended = await self.scorer.blend([item.text for item in chunk])
-            for item, scores in zip(chunk, blended.scores, strict=True):
+            refs: list[SiteRef | None] = [
+                (item.site, versions[item.site]) if versions.get(item.site) else None
+                for item in chunk
+            ]
+            blended = await self.scorer.blend([item.text for item in chunk], refs)
+            used = blended.site_versions or [0] * len(chunk)
+            for item, scores, site_version in zip(chunk, blended.scores, used, strict=True):
                 if item.site not in policies:
                     record = await self.store.load_site(item.site)
                     policies[item.site] = record.site.policy if record is not None else None
                 site_policy = policies[item.site]
                 if site_policy is None:
                     continue  # the site is being deleted; its purge removes the queue
-                await self.log.apply(self._look(item, scores, blended, site_policy))
+                model = verdict_version(blended.model_version, site_version)
+                await self.log.apply(self._look(item, scores, model, blended, site_policy))
         return len(taken)
 
+    async def _site_versions(self, sites: set[str]) -> dict[str, int]:
+        if self.site_models is None:
+            return {}
+        return {site: await self.site_models.active(site) for site in sorted(sites)}
+
     def _look(
-        self, item: Taken, scores: Mapping[str, float], blended: Blended, site_policy: Policy
+        self,
+        item: Taken,
+        scores: Mapping[str, float],
+        model: str,
+        blended: Blended,
+        site_policy: Policy,
     ) -> Look:
         reasons = rules.second_look_reasons(
             scores, blended.thresholds, site_policy, item.author_status
@@ -154,7 +181,7 @@ class SecondLookWorker:
         return Look(
             taken=item,
             scores=dict(scores),
-            model=blended.model_version,
+            model=model,
             reasons=[reason.value for reason in reasons],
             priority=rules.priority(scores),
             now_ms=self._now_ms(),
@@ -172,12 +199,23 @@ async def background_second_look(settings: Settings) -> AsyncIterator[SecondLook
     if not settings.second_look.enabled:
         yield None
         return
+    from service.scoring import single_server_url
     from service.second_look_pool import PoolBlendScorer
 
     connection = connect(settings)
-    scorer = PoolBlendScorer(settings.models_dir, settings.second_look.threads)
+    adapting = settings.site_models.enabled
+    scorer = PoolBlendScorer(
+        settings.models_dir,
+        settings.second_look.threads,
+        redis_url=single_server_url(settings) if adapting else None,
+        prefix=connection.prefix,
+    )
     worker = SecondLookWorker(
-        connection.client, scorer, settings.second_look, prefix=connection.prefix
+        connection.client,
+        scorer,
+        settings.second_look,
+        prefix=connection.prefix,
+        site_models=SiteModels(connection.client, connection.prefix) if adapting else None,
     )
     task = asyncio.create_task(worker.run())
     try:

@@ -16,7 +16,11 @@ from pathlib import Path
 
 from classifier.model import Model, active_stem, load_active
 from service.child_process import follow_parent
+from service.keys import DEFAULT_PREFIX
+from service.scorer import SiteRef
 from service.second_look import Blended
+from service.site_model_reader import SiteModelReader, adapt_by_site
+from service.site_models import SECOND_LOOK
 
 _model: Model | None = None
 
@@ -25,31 +29,67 @@ NICENESS = 10
 cores intake needs, the verdicts come first and the looks take what is left."""
 
 
-def _start(models_dir: Path, threads: int) -> None:
-    global _model
+# Where this process reads the sites' second-look models, when it does.
+_site_reader: SiteModelReader | None = None
+
+
+def _start(models_dir: Path, threads: int, redis_url: str | None, prefix: str) -> None:
+    global _model, _site_reader
     follow_parent()
     os.nice(NICENESS)
     # The BLAS libraries of the lexical stage read it when their thread pools start; the
     # encoder's onnxruntime session takes ``threads`` itself.
     os.environ["OMP_NUM_THREADS"] = str(threads)
     _model = load_active(models_dir, semantic=True, semantic_threads=threads)
+    if redis_url is not None:
+        _site_reader = SiteModelReader(redis_url, prefix, SECOND_LOOK, lambda: _loaded().version)
 
 
-def _blend(texts: Sequence[str]) -> tuple[list[dict[str, float]], str, dict[str, dict[str, float]]]:
+def _loaded() -> Model:
     assert _model is not None, "second-look process started without a model"
-    return _model.score_blended(texts), _model.version, _model.thresholds
+    return _model
+
+
+def _blend(
+    texts: Sequence[str], sites: Sequence[SiteRef | None]
+) -> tuple[list[dict[str, float]], list[int], str, dict[str, dict[str, float]]]:
+    """The blended scores of ``texts``, each with its site's second-look model where it has one,
+    and the site model version each was scored with (0: none)."""
+    model = _loaded()
+    wanted = {site for site in sites if site is not None and site[1]}
+    found = _site_reader.models_of(wanted) if _site_reader is not None else {}
+    if not any(found.values()):
+        return model.score_blended(texts), [0] * len(texts), model.version, model.thresholds
+    # The site models read the embeddings the blend is made of: the texts are encoded once.
+    lexical, features = model.predict_with_features(texts, embeddings=True)
+    blended = model.blend_features(lexical, features)
+    adapted, versions = adapt_by_site(blended, model.labels, sites, found, features)
+    scores = [dict(zip(model.labels, map(float, row), strict=True)) for row in adapted]
+    return scores, versions, model.version, model.thresholds
 
 
 class PoolBlendScorer:
     """``BlendScorer`` over one process that loaded the active model and its stage."""
 
-    def __init__(self, models_dir: Path, threads: int) -> None:
+    def __init__(
+        self,
+        models_dir: Path,
+        threads: int,
+        *,
+        redis_url: str | None = None,
+        prefix: str = DEFAULT_PREFIX,
+    ) -> None:
+        """With ``redis_url``, the process reads the sites' second-look models from there."""
         self._models_dir = models_dir
         self._threads = threads
+        self._redis_url = redis_url
+        self._prefix = prefix
         self._executor: ProcessPoolExecutor | None = None
         self._stem: str | None = None
 
-    async def blend(self, texts: Sequence[str]) -> Blended:
+    async def blend(
+        self, texts: Sequence[str], sites: Sequence[SiteRef | None] | None = None
+    ) -> Blended:
         stem = await asyncio.to_thread(active_stem, self._models_dir)
         if self._executor is None or stem != self._stem:
             await self.close()
@@ -59,18 +99,18 @@ class PoolBlendScorer:
                 max_workers=1,
                 mp_context=context,
                 initializer=_start,
-                initargs=(self._models_dir, self._threads),
+                initargs=(self._models_dir, self._threads, self._redis_url, self._prefix),
             )
             self._stem = stem
         loop = asyncio.get_running_loop()
         try:
-            scores, version, thresholds = await loop.run_in_executor(
-                self._executor, _blend, list(texts)
+            scores, versions, version, thresholds = await loop.run_in_executor(
+                self._executor, _blend, list(texts), list(sites or [None] * len(texts))
             )
         except BrokenProcessPool:
             await self.close()  # the next batch starts a new process
             raise
-        return Blended(scores, version, thresholds)
+        return Blended(scores, version, thresholds, versions)
 
     async def close(self) -> None:
         if self._executor is not None:

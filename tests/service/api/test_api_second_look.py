@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from classifier.model import Model, load_active
+from classifier.site_model import EMBEDDING, Head, LabelModel, encode
 from classifier.train import TrainOptions, train
 from service import signatures
 from service.app import create_app
@@ -24,6 +26,7 @@ from service.keys import KeySpace
 from service.second_look import SecondLookWorker
 from service.second_look_pool import PoolBlendScorer
 from service.settings import SecondLookSettings, Settings
+from service.site_models import Fitted, SiteModels
 from service.worker import Worker
 from tests.service.worker.support import FAST, Receiver, eventually
 
@@ -210,6 +213,74 @@ async def test_the_real_stage_holds_what_the_lexical_verdict_published(
     assert event["comment"]["id"] == "c1"
     assert event["comment"]["reasons"] == held["reasons"]
     assert event["comment"]["state"] == "pending"
+
+
+def site_raising(model: Model, text: str) -> LabelModel:
+    """A second-look site model for toxicity whose embedding head fires on ``text`` alone: the
+    site's moderators reject what the global model finds civil."""
+    assert model.semantic is not None
+    vector = np.asarray(model.semantic.embed([text])[0], dtype=np.float32)
+    head = Head(
+        kind=EMBEDDING,
+        columns=np.arange(vector.size, dtype=np.int32),
+        weights=vector * 20,
+        intercept=-10.0,
+        width=vector.size,
+        scale=1.0,
+        offset=0.0,
+    )
+    return LabelModel(label="toxicity", global_weight=0.5, heads=((head, 0.5),))
+
+
+async def test_the_second_look_holds_by_the_sites_own_model(
+    client: Client,
+    create_site: CreateSite,
+    post_signed: PostSigned,
+    redis_client: aioredis.Redis,
+    redis_url: str,
+    settings: Settings,
+    semantic_model: Model,
+    clock: Clock,
+) -> None:
+    news = await create_site("news", hold={"toxicity": 0.5})
+    blog = await create_site("blog", hold={"toxicity": 0.5})
+    site_model = site_raising(semantic_model, CIVIL)
+    # A version whose site model scores only the second look: intake's verdict stays global.
+    card = {"global_model": semantic_model.version, "why": "fitted for this test", "labels": {}}
+    fitted = Fitted(card=card, weights=None, second_look=encode({"toxicity": site_model}))
+    assert await SiteModels(redis_client).store_fit("news", fitted, "adapted") == 1
+    for site, comment_id in ((news, "c1"), (blog, "b1")):
+        response = await post_signed(site, comment_body(comment_id, CIVIL))
+        assert response.status == 202, await response.text()
+        verdict = await response.json()
+        assert (verdict["state"], verdict["model"]) == ("approved", semantic_model.version)
+
+    scorer = PoolBlendScorer(settings.models_dir, threads=1, redis_url=redis_url, prefix="civ")
+    looker = SecondLookWorker(
+        redis_client, scorer, LOOK, prefix="civ", clock=clock, site_models=SiteModels(redis_client)
+    )
+    try:
+        clock.advance(2.0)
+        assert await looker.work_once() == 2
+    finally:
+        await scorer.close()
+
+    assert semantic_model.semantic is not None
+    blended = semantic_model.score_blended([CIVIL])[0]
+    vectors = {EMBEDDING: np.asarray(semantic_model.semantic.embed([CIVIL]), dtype=np.float64)}
+    adapted = float(site_model.adapt(np.array([blended["toxicity"]]), vectors)[0])
+    assert blended["toxicity"] < 0.5 < adapted
+    held, kept = await comment(client, news, "c1"), await comment(client, blog, "b1")
+    assert held["state"] == "pending"
+    assert held["reasons"] == ["SECOND_LOOK", "TOXIC"]
+    assert held["second_look"]["state"] == "held"
+    assert held["second_look"]["model"] == f"{semantic_model.version}+site.1"
+    assert held["second_look"]["scores"]["toxicity"] == pytest.approx(adapted, rel=1e-4)
+    assert held["second_look"]["scores"]["spam"] == pytest.approx(blended["spam"])
+    assert kept["state"] == "approved"
+    assert kept["second_look"]["state"] == "done"
+    assert kept["second_look"]["model"] == semantic_model.version
+    assert kept["second_look"]["scores"] == pytest.approx(blended)
 
 
 async def delivery_pass_until(worker: Worker, receiver: Receiver) -> None:

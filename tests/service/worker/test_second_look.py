@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from service.domain import Author, AuthorStatus, Order, Policy, Queue, Site, State
+from service.scorer import SiteRef
 from service.second_look import Blended, SecondLookWorker
 from service.second_look_store import SecondLookLog
 from service.settings import SecondLookSettings
@@ -53,7 +54,9 @@ class ScriptedBlend:
     during: Callable[[], Awaitable[None]] | None = None
     batches: list[list[str]] = field(default_factory=list)
 
-    async def blend(self, texts: Sequence[str]) -> Blended:
+    async def blend(
+        self, texts: Sequence[str], sites: Sequence[SiteRef | None] | None = None
+    ) -> Blended:
         self.batches.append(list(texts))
         if self.during is not None:
             hook, self.during = self.during, None
