@@ -8,12 +8,16 @@ One site's comments arrive in order and moderators decide each: for
 ``c3-constructive-comments-corpus`` a comment is rejected when its crowd toxicity level is 2 or more
 (8.8 % of the Globe and Mail comments), for ``civil-comments-sample`` when its label is toxic. The
 last 4,000 comments of the stream are the fixed test tail. After the first N decisions (N = 250,
-500, 1,000, 2,000, 4,000) the site model is fitted exactly as a refit does (switch-on rule
-included) and both scores are measured on the tail: ROC-AUC of the global model alone and of what
-the site would be scored with (the global model when the site model stays off). Draw 0 is the
-stream in its own order; draws 1 and 2 are the same rows shuffled. It also times a refit on
-10,000 labels on one core and the cost of one verdict's scoring with and without a site model
-(interleaved, same texts). It prints a table and writes ``bench/results/adaptation.json``.
+500, 1,000, 2,000, 4,000) both site models are fitted exactly as a refit does (switch-on rule
+included): the verdict's on lexical features over the global lexical score, and the second
+look's, which chooses lexical features, sentence embeddings or both, over the global blended
+score. Each is measured on the tail against its own global score: ROC-AUC of the global score
+alone and of what the site would be scored with (the global score when the site model stays off).
+Draw 0 is the stream in its own order; draws 1 and 2 are the same rows shuffled. It also times a
+refit of 10,000 labels on one core as the worker runs it (rows decoded from JSON, both fits)
+against the verdict's fit alone, and the cost of one verdict's scoring with and without a site
+model (interleaved, same texts). It prints a table and writes ``bench/results/adaptation.json``.
+Embeddings come from the embedding cache (computed once per stream).
 
 The shipped global model is never trained on C3; this benchmark only measures on it.
 """
@@ -29,6 +33,7 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _H
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import platform  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
@@ -46,8 +51,18 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # noqa: E402
 
 from classifier.datasets import load_source  # noqa: E402
+from classifier.embedding_cache import EmbeddingCache, default_cache_dir  # noqa: E402
 from classifier.model import Model, load_active  # noqa: E402
-from classifier.site_model import LEXICAL, FitSettings, LabelModel, fit_label  # noqa: E402
+from classifier.site_model import (  # noqa: E402
+    EMBEDDING,
+    LEXICAL,
+    FitSettings,
+    LabelModel,
+    LabelOutcome,
+    SiteLabels,
+    too_few,
+)
+from service.site_fit import fit_rows, pack_features  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT_ROOT / "bench" / "results" / "adaptation.json"
@@ -59,7 +74,9 @@ C3_REJECTED_AT = 2.0
 LABEL = "toxicity"
 VERDICT_ROUNDS = 5
 VERDICT_TEXTS = 300
-WIDTHS = (7, 7, 8, 6, 7, 3, 6)
+PLACES = ("verdict", "second_look")
+COLUMNS = ("labels", "global", "adapted", "±", "gain", "on", "min", "features")
+WIDTHS = (7, 7, 8, 6, 7, 3, 7, 18)
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,18 @@ class Stream:
     name: str
     texts: list[str]
     targets: npt.NDArray[np.int8]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A stream's global scores (lexical and blended) and its features by kind."""
+
+    lexical: npt.NDArray[np.float64]
+    blended: npt.NDArray[np.float64]
+    features: dict[str, Any]
+
+    def rows(self, taken: npt.NDArray[np.intp]) -> dict[str, Any]:
+        return {kind: values[taken] for kind, values in self.features.items()}
 
 
 def c3_stream(datasets: Path) -> Stream:
@@ -90,103 +119,153 @@ def civil_stream(datasets: Path) -> Stream:
     )
 
 
-def featurise(model: Model, texts: Sequence[str]) -> tuple[npt.NDArray[np.float64], Any]:
+def featurise(model: Model, stream: Stream, cache: EmbeddingCache) -> Scored:
+    assert model.semantic is not None, "the benchmark needs a model with a semantic stage"
     column = model.labels.index(LABEL)
-    probabilities, features = [], []
-    for start in range(0, len(texts), 512):
-        matrix, kinds = model.predict_with_features(texts[start : start + 512])
-        probabilities.append(matrix[:, column])
-        features.append(kinds[LEXICAL])
-    return np.concatenate(probabilities), sparse.vstack(features, format="csr")
+    matrices, lexical = [], []
+    for start in range(0, len(stream.texts), 512):
+        matrix, kinds = model.predict_with_features(stream.texts[start : start + 512])
+        matrices.append(matrix)
+        lexical.append(kinds[LEXICAL])
+    matrix = np.vstack(matrices)
+    vectors = cache.embed(stream.name, stream.texts)
+    blended = model.semantic.blend_vectors(vectors, matrix)
+    embeddings = np.asarray(vectors, dtype=np.float64)
+    return Scored(
+        lexical=matrix[:, column],
+        blended=blended[:, column],
+        features={LEXICAL: sparse.vstack(lexical, format="csr"), EMBEDDING: embeddings},
+    )
 
 
-def replay(
-    stream: Stream,
-    global_probability: npt.NDArray[np.float64],
-    features: Any,
+def fit_both(
+    targets: npt.NDArray[np.int8],
+    scored: Scored,
+    taken: npt.NDArray[np.intp],
     settings: FitSettings,
-    draws: int,
-) -> dict[str, Any]:
+) -> dict[str, LabelOutcome]:
+    """The verdict's and the second look's fits, as ``service.site_fit.fit_rows`` makes them."""
+    refused = too_few(LABEL, targets[taken], settings)
+    if refused is not None:
+        return {place: refused for place in PLACES}
+    site = SiteLabels(LABEL, targets[taken], scored.rows(taken), settings)
+    return {
+        "verdict": site.fit(scored.lexical[taken], (LEXICAL,)),
+        "second_look": site.fit(scored.blended[taken], (LEXICAL, EMBEDDING)),
+    }
+
+
+def replay(stream: Stream, scored: Scored, settings: FitSettings, draws: int) -> dict[str, Any]:
     tail = np.arange(len(stream.texts) - TAIL, len(stream.texts))
     head = np.arange(len(stream.texts) - TAIL)
     tail_targets = stream.targets[tail]
-    auc_global = float(roc_auc_score(tail_targets, global_probability[tail]))
-    rows: list[dict[str, Any]] = []
+    bases = {"verdict": scored.lexical[tail], "second_look": scored.blended[tail]}
+    auc_global = {place: float(roc_auc_score(tail_targets, bases[place])) for place in PLACES}
+    places: dict[str, list[dict[str, Any]]] = {place: [] for place in PLACES}
     for size in SIZES:
-        runs: list[dict[str, Any]] = []
+        runs: dict[str, list[dict[str, Any]]] = {place: [] for place in PLACES}
         for draw in range(draws):
             order = head.copy()
             if draw:
                 random.Random(draw).shuffle(order)  # type: ignore[arg-type]
             taken = order[:size]
             started = time.perf_counter()
-            outcome = fit_label(
-                LABEL,
-                stream.targets[taken],
-                global_probability[taken],
-                {LEXICAL: features[taken]},
-                settings,
-            )
+            outcomes = fit_both(stream.targets, scored, taken, settings)
             seconds = time.perf_counter() - started
-            print(f"{stream.name} N={size} draw {draw}: {outcome.why}", flush=True)
-            scored = global_probability[tail]
-            if outcome.model is not None:
-                scored = outcome.model.adapt(scored, {LEXICAL: features[tail]})
-            runs.append(
+            for place, outcome in outcomes.items():
+                print(f"{stream.name} N={size} draw {draw} {place}: {outcome.why}", flush=True)
+                adapted = bases[place]
+                if outcome.model is not None:
+                    adapted = outcome.model.adapt(adapted, scored.rows(tail))
+                runs[place].append(
+                    {
+                        "used": outcome.used,
+                        "why": outcome.why,
+                        "features": outcome.features,
+                        "candidates": dict(outcome.candidates),
+                        "positives": outcome.positives,
+                        "oof_auc_global": outcome.auc_global,
+                        "oof_auc_adapted": outcome.auc_adapted,
+                        "oof_gain_lower_bound": outcome.gain_lower_bound,
+                        "tail_auc_adapted": float(roc_auc_score(tail_targets, adapted)),
+                        "refit_seconds_both": seconds,
+                    }
+                )
+        for place in PLACES:
+            aucs = [float(draw["tail_auc_adapted"]) for draw in runs[place]]
+            places[place].append(
                 {
-                    "used": outcome.used,
-                    "why": outcome.why,
-                    "positives": outcome.positives,
-                    "oof_auc_global": outcome.auc_global,
-                    "oof_auc_adapted": outcome.auc_adapted,
-                    "tail_auc_adapted": float(roc_auc_score(tail_targets, scored)),
-                    "refit_seconds": seconds,
+                    "labels": size,
+                    "tail_auc_global": auc_global[place],
+                    "tail_auc_adapted_mean": statistics.fmean(aucs),
+                    "tail_auc_adapted_stdev": statistics.stdev(aucs) if len(aucs) > 1 else 0,
+                    "tail_auc_adapted_min": min(aucs),
+                    "gain_mean": statistics.fmean(aucs) - auc_global[place],
+                    "gain_min": min(aucs) - auc_global[place],
+                    "used": sum(draw["used"] for draw in runs[place]),
+                    "features": sorted({d["features"] for d in runs[place] if d["used"]}),
+                    # The outside measurement's comparison: embedding heads against n-gram heads.
+                    "oof_embedding_minus_lexical_mean": _mean_difference(runs[place]),
+                    "draws": runs[place],
                 }
             )
-        adapted = [float(draw["tail_auc_adapted"]) for draw in runs]
-        rows.append(
-            {
-                "labels": size,
-                "tail_auc_global": auc_global,
-                "tail_auc_adapted_mean": statistics.fmean(adapted),
-                "tail_auc_adapted_stdev": statistics.stdev(adapted) if len(adapted) > 1 else 0.0,
-                "gain_mean": statistics.fmean(adapted) - auc_global,
-                "used": sum(draw["used"] for draw in runs),
-                "refit_seconds_mean": statistics.fmean(d["refit_seconds"] for d in runs),
-                "draws": runs,
-            }
-        )
     return {
         "stream": stream.name,
         "comments": len(stream.texts),
         "tail": TAIL,
         "tail_positives": int(tail_targets.sum()),
-        "sizes": rows,
+        "places": places,
     }
+
+
+def _mean_difference(runs: Sequence[dict[str, Any]]) -> float | None:
+    pairs = [
+        run["candidates"][EMBEDDING] - run["candidates"][LEXICAL]
+        for run in runs
+        if {EMBEDDING, LEXICAL} <= set(run["candidates"])
+    ]
+    return statistics.fmean(pairs) if pairs else None
 
 
 def refit_time(
-    stream: Stream,
-    global_probability: npt.NDArray[np.float64],
-    features: Any,
-    settings: FitSettings,
-) -> dict[str, Any]:
-    """One refit on the stream's first 10,000 labels (their features already encoded, as the
-    worker keeps them)."""
+    model: Model, stream: Stream, scored: Scored, settings: FitSettings
+) -> tuple[dict[str, Any], LabelModel | None]:
+    """A refit of the stream's first 10,000 labels as the worker runs it (rows decoded from the
+    JSON Redis keeps, both fits), against the verdict's fit alone on the same features."""
+    taken = np.arange(REFIT_LABELS)
+    rows = {
+        f"c{row}": json.dumps(
+            {
+                "labels": {LABEL: int(stream.targets[row])},
+                "author": f"a{row % 500}",
+                "text": stream.texts[row],
+                "model": model.version,
+                "global": {LABEL: float(scored.lexical[row])},
+                "blended": {LABEL: float(scored.blended[row])},
+                "features": {
+                    kind: pack_features(values, row) for kind, values in scored.features.items()
+                },
+            }
+        )
+        for row in range(REFIT_LABELS)
+    }
     started = time.perf_counter()
-    outcome = fit_label(
-        LABEL,
-        stream.targets[:REFIT_LABELS],
-        global_probability[:REFIT_LABELS],
-        {LEXICAL: features[:REFIT_LABELS]},
-        settings,
+    fitted = fit_rows(model, {key: json.loads(row) for key, row in rows.items()}, settings, {})
+    seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    verdict = SiteLabels(LABEL, stream.targets[taken], scored.rows(taken), settings).fit(
+        scored.lexical[taken], (LEXICAL,)
     )
+    baseline = time.perf_counter() - started
+    labels = fitted.card["labels"][LABEL]
     return {
         "labels": REFIT_LABELS,
-        "seconds": time.perf_counter() - started,
-        "used": outcome.used,
-        "model": outcome.model,
-    }
+        "seconds": seconds,
+        "verdict_fit_alone_seconds": baseline,
+        "ratio_to_verdict_fit_alone": seconds / baseline,
+        "verdict": {key: labels[key] for key in ("used", "why", "features")},
+        "second_look": {key: labels["second_look"][key] for key in ("used", "why", "features")},
+    }, verdict.model
 
 
 def verdict_cost(model: Model, texts: Sequence[str], site: LabelModel) -> dict[str, Any]:
@@ -216,6 +295,21 @@ def verdict_cost(model: Model, texts: Sequence[str], site: LabelModel) -> dict[s
     }
 
 
+def print_stream(result: dict[str, Any]) -> None:
+    for place in PLACES:
+        print(
+            f"\n{result['stream']}, {place}: tail of {TAIL} ({result['tail_positives']} rejected)"
+        )
+        print(" ".join(f"{name:>{width}}" for name, width in zip(COLUMNS, WIDTHS, strict=True)))
+        for row in result["places"][place]:
+            print(
+                f"{row['labels']:>7} {row['tail_auc_global']:7.4f} "
+                f"{row['tail_auc_adapted_mean']:8.4f} {row['tail_auc_adapted_stdev']:6.4f} "
+                f"{row['gain_mean']:+7.4f} {row['used']:>3} {row['gain_min']:+7.4f} "
+                f"{','.join(row['features']) or '-':>18}"
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", type=Path, default=PROJECT_ROOT.parent / "shared/datasets")
@@ -225,26 +319,23 @@ def main() -> int:
     )
     args = parser.parse_args()
     settings = FitSettings()
+    load_before = os.getloadavg()
     with threadpool_limits(1):
         model = load_active(args.models)
+        assert model.semantic is not None, "the benchmark needs a model with a semantic stage"
+        cache = EmbeddingCache(default_cache_dir(), model.semantic.encoder)
         c3, civil = c3_stream(args.datasets), civil_stream(args.datasets)
-        c3_scored = featurise(model, c3.texts)
-        streams = [replay(c3, *c3_scored, settings, args.draws)]
-        streams.append(replay(civil, *featurise(model, civil.texts), settings, args.draws))
-        refit = refit_time(c3, *c3_scored, settings)
-        site = refit.pop("model")
+        c3_scored = featurise(model, c3, cache)
+        streams = [replay(c3, c3_scored, settings, args.draws)]
+        streams.append(replay(civil, featurise(model, civil, cache), settings, args.draws))
+        refit, site = refit_time(model, c3, c3_scored, settings)
         cost = verdict_cost(model, c3.texts[-VERDICT_TEXTS:], site) if site else None
     for result in streams:
-        print(f"\n{result['stream']}: tail of {TAIL} ({result['tail_positives']} rejected)")
-        columns = ("labels", "global", "adapted", "±", "gain", "on", "fit s")
-        print(" ".join(f"{name:>{width}}" for name, width in zip(columns, WIDTHS, strict=True)))
-        for row in result["sizes"]:
-            print(
-                f"{row['labels']:>7} {row['tail_auc_global']:7.4f} "
-                f"{row['tail_auc_adapted_mean']:8.4f} {row['tail_auc_adapted_stdev']:6.4f} "
-                f"{row['gain_mean']:+7.4f} {row['used']:>3} {row['refit_seconds_mean']:6.2f}"
-            )
-    print(f"\nrefit on {refit['labels']} labels, one core: {refit['seconds']:.2f} s")
+        print_stream(result)
+    print(
+        f"\nrefit on {refit['labels']} labels, one core: {refit['seconds']:.2f} s "
+        f"(the verdict's fit alone {refit['verdict_fit_alone_seconds']:.2f} s)"
+    )
     if cost:
         print(
             f"verdict scoring, one comment: {cost['ms_per_comment_global']:.3f} ms global, "
@@ -258,12 +349,18 @@ def main() -> int:
                 "benchmark": "adaptation",
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "model": model.stem,
-                "machine": {"python": platform.python_version(), "cpu": platform.processor()},
+                "machine": {
+                    "python": platform.python_version(),
+                    "cpu": platform.processor(),
+                    "load_average_before_after": [load_before[0], os.getloadavg()[0]],
+                },
                 "scikit-learn": sklearn.__version__,
                 "settings": {
                     "min_labels": settings.min_labels,
                     "min_positives": settings.min_positives,
                     "switch_on_gain": settings.switch_on_gain,
+                    "bootstraps": settings.bootstraps,
+                    "lower_quantile": settings.lower_quantile,
                 },
                 "c3_rejected_at_crowd_toxicity_level": C3_REJECTED_AT,
                 "draws": args.draws,

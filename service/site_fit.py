@@ -47,7 +47,7 @@ def encode_rows(model: Model, texts: Sequence[str]) -> list[dict[str, Any]]:
                 if blended is not None
                 else {}
             ),
-            "features": {kind: _pack(values, row) for kind, values in features.items()},
+            "features": {kind: pack_features(values, row) for kind, values in features.items()},
         }
         for row in range(len(texts))
     ]
@@ -131,7 +131,8 @@ def _widths(model: Model) -> dict[str, int]:
     return {kind: int(values.shape[1]) for kind, values in features.items()}
 
 
-def _pack(values: Features, row: int) -> dict[str, str]:
+def pack_features(values: Features, row: int) -> dict[str, str]:
+    """One row of a kind's features as a row keeps it (half precision, base64)."""
     if not isinstance(values, np.ndarray):
         start, end = values.indptr[row], values.indptr[row + 1]
         return {

@@ -79,14 +79,21 @@ def test_a_gain_within_its_noise_does_not_switch_the_site_model_on(
     # the minimum gain.
     targets = (np.random.default_rng(5).random(ROWS) < 0.3).astype(np.int8)
     outcome = fit_label("toxicity", targets, probability, {LEXICAL: features}, SETTINGS)
-    assert outcome.auc_adapted is not None
     assert outcome.auc_global is not None
-    assert outcome.auc_adapted - outcome.auc_global > SETTINGS.switch_on_gain
-    assert outcome.gain_lower_bound is not None
-    assert outcome.gain_lower_bound <= 0
+    assert outcome.candidates[LEXICAL] - outcome.auc_global > SETTINGS.switch_on_gain
+    # Within a standard error of that best blend is one with more global weight, which adds
+    # less: it is the one taken, and it stays off.
+    assert outcome.auc_adapted is not None
+    assert outcome.auc_adapted < outcome.candidates[LEXICAL]
     assert not outcome.used
-    assert "within its noise (bootstrap lower bound -" in outcome.why
     assert outcome.model is None
+    # Without a minimum gain, the bootstrap alone keeps it off.
+    lenient = FitSettings(min_labels=100, min_positives=10, switch_on_gain=-1.0)
+    noisy = fit_label("toxicity", targets, probability, {LEXICAL: features}, lenient)
+    assert noisy.gain_lower_bound is not None
+    assert noisy.gain_lower_bound <= 0
+    assert not noisy.used
+    assert "within its noise (bootstrap lower bound -" in noisy.why
 
 
 def test_a_head_that_learnt_nothing_does_not_beat_a_global_model_that_ranks_backwards(
@@ -121,7 +128,8 @@ def test_the_kind_that_ranks_the_site_labels_better_is_chosen_and_recorded(
     assert chosen.features is not None
     assert EMBEDDING in chosen.features.split("+")
     assert set(chosen.candidates) == {LEXICAL, EMBEDDING, f"{EMBEDDING}+{LEXICAL}"}
-    assert chosen.candidates[chosen.features] == max(chosen.candidates.values())
+    assert chosen.auc_adapted is not None
+    assert chosen.auc_adapted <= chosen.candidates[chosen.features]
     card = chosen.card()
     assert card["features"] == chosen.features
     assert card["weights"][EMBEDDING] > 0

@@ -118,7 +118,8 @@ async def test_decisions_feed_a_refit_that_scores_only_that_site_until_rolled_ba
     assert toxicity["features"] == "lexical"
     look = toxicity["second_look"]
     assert set(look["candidates"]) == {"lexical", "embedding", "embedding+lexical"}
-    assert look["candidates"][look["features"]] == max(look["candidates"].values())
+    # The blend taken is the boldest's or a more cautious one within its standard error.
+    assert look["auc_adapted"] <= look["candidates"][look["features"]]
     rows = await SiteModels(redis_client).rows("news")
     assert all({"lexical", "embedding"} <= set(row["features"]) for row in rows.values())
     assert (await site_model(client, "blog", moderator(blog)))["adapted"] is False
