@@ -75,8 +75,8 @@ LABEL = "toxicity"
 VERDICT_ROUNDS = 5
 VERDICT_TEXTS = 300
 PLACES = ("verdict", "second_look")
-COLUMNS = ("labels", "global", "adapted", "±", "gain", "on", "min", "features")
-WIDTHS = (7, 7, 8, 6, 7, 3, 7, 18)
+COLUMNS = ("labels", "global", "adapted", "±", "gain", "on", "min", "emb-lex", "features")
+WIDTHS = (7, 7, 8, 6, 7, 3, 7, 7, 18)
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,7 @@ def replay(stream: Stream, scored: Scored, settings: FitSettings, draws: int) ->
                         "why": outcome.why,
                         "features": outcome.features,
                         "candidates": dict(outcome.candidates),
+                        "oof_auc_heads_alone": dict(outcome.heads),
                         "positives": outcome.positives,
                         "oof_auc_global": outcome.auc_global,
                         "oof_auc_adapted": outcome.auc_adapted,
@@ -204,8 +205,14 @@ def replay(stream: Stream, scored: Scored, settings: FitSettings, draws: int) ->
                     "gain_min": min(aucs) - auc_global[place],
                     "used": sum(draw["used"] for draw in runs[place]),
                     "features": sorted({d["features"] for d in runs[place] if d["used"]}),
-                    # The outside measurement's comparison: embedding heads against n-gram heads.
-                    "oof_embedding_minus_lexical_mean": _mean_difference(runs[place]),
+                    # The outside measurement's comparison: embedding heads against n-gram heads,
+                    # each alone and each blended with the global score.
+                    "oof_heads_alone_embedding_minus_lexical": _mean_difference(
+                        runs[place], "oof_auc_heads_alone"
+                    ),
+                    "oof_blends_embedding_minus_lexical": _mean_difference(
+                        runs[place], "candidates"
+                    ),
                     "draws": runs[place],
                 }
             )
@@ -218,11 +225,11 @@ def replay(stream: Stream, scored: Scored, settings: FitSettings, draws: int) ->
     }
 
 
-def _mean_difference(runs: Sequence[dict[str, Any]]) -> float | None:
+def _mean_difference(runs: Sequence[dict[str, Any]], field: str) -> float | None:
     pairs = [
-        run["candidates"][EMBEDDING] - run["candidates"][LEXICAL]
+        run[field][EMBEDDING] - run[field][LEXICAL]
         for run in runs
-        if {EMBEDDING, LEXICAL} <= set(run["candidates"])
+        if {EMBEDDING, LEXICAL} <= set(run[field])
     ]
     return statistics.fmean(pairs) if pairs else None
 
@@ -306,8 +313,13 @@ def print_stream(result: dict[str, Any]) -> None:
                 f"{row['labels']:>7} {row['tail_auc_global']:7.4f} "
                 f"{row['tail_auc_adapted_mean']:8.4f} {row['tail_auc_adapted_stdev']:6.4f} "
                 f"{row['gain_mean']:+7.4f} {row['used']:>3} {row['gain_min']:+7.4f} "
+                f"{_signed(row['oof_heads_alone_embedding_minus_lexical']):>7} "
                 f"{','.join(row['features']) or '-':>18}"
             )
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.4f}"
 
 
 def main() -> int:

@@ -136,6 +136,8 @@ class LabelOutcome:
     features: str | None = None
     candidates: Mapping[str, float] = field(default_factory=dict)
     gain_lower_bound: float | None = None
+    # Each kind's head alone, out of fold: how well the site's labels are learnt from it.
+    heads: Mapping[str, float] = field(default_factory=dict)
 
     def card(self) -> dict[str, Any]:
         return {
@@ -149,6 +151,7 @@ class LabelOutcome:
             "features": self.features,
             "candidates": {name: _rounded(auc) for name, auc in self.candidates.items()},
             "gain_lower_bound": _rounded(self.gain_lower_bound),
+            "heads": {kind: _rounded(auc) for kind, auc in self.heads.items()},
         }
 
 
@@ -253,12 +256,15 @@ class SiteLabels:
         count, positives = int(targets.size), int(targets.sum())
         global_logit = _logit(global_probability)
         auc_global = float(roc_auc_score(targets, global_logit))
+        heads = {
+            kind: float(roc_auc_score(targets, self.calibrated(kind)[0])) for kind in sorted(kinds)
+        }
         # A kind whose head ranks the labels no better than chance out of fold is no candidate:
         # its constant score would "beat" a global model that happens to rank them backwards.
         kinds = sorted(kind for kind in kinds if self.calibrated(kind)[1][0] > 0)
         if not kinds:
             why = "out of fold no site head ranks the labels better than chance"
-            return LabelOutcome(self.label, False, why, count, positives, auc_global)
+            return LabelOutcome(self.label, False, why, count, positives, auc_global, heads=heads)
         calibrated = {kind: self.calibrated(kind)[0] for kind in kinds}
         blends: list[_Blend] = []
         for weights in _simplex(len(kinds) + 1, settings.weight_step):
@@ -312,6 +318,7 @@ class SiteLabels:
                 features=features,
                 candidates=candidates,
                 gain_lower_bound=low,
+                heads=heads,
             )
         model = LabelModel(
             label=self.label,
@@ -332,6 +339,7 @@ class SiteLabels:
             features=features,
             candidates=candidates,
             gain_lower_bound=low,
+            heads=heads,
         )
 
 

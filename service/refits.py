@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -105,6 +105,15 @@ class Refits:
         if active:
             used = in_use((await self.models.version(site, active) or {}).get("card", {}))
         try:
+            outdated = [key for key, row in rows.items() if stale(self.model, row)]
+            if outdated:
+                # Features of another global model mean other columns, and rows kept before the
+                # model had a semantic stage have no embedding: encode those texts again, once.
+                fresh = await asyncio.to_thread(self._encode_again, rows, outdated)
+                await self.models.refresh_rows(
+                    site, {key: (rows[key], row) for key, row in fresh.items()}
+                )
+                rows = {**rows, **fresh}
             fitted = await asyncio.to_thread(self._fit, rows, used)
         except Exception:
             log.exception("site %s: the site model refit failed", site)
@@ -113,16 +122,20 @@ class Refits:
         outcome = "adapted" if fitted.adapted else "global"
         return await self.models.store_fit(site, fitted, outcome)
 
+    def _encode_again(
+        self, rows: Mapping[str, dict[str, Any]], keys: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        fresh: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 256):
+            batch = keys[start : start + 256]
+            encoded = encode_rows(self.model, [rows[key]["text"] for key in batch])
+            fresh.update(
+                (key, {**rows[key], **row}) for key, row in zip(batch, encoded, strict=True)
+            )
+        return fresh
+
     def _fit(self, rows: Mapping[str, dict[str, Any]], used: Mapping[str, set[str]]) -> Fitted:
         started = time.perf_counter()
-        outdated = [key for key, row in rows.items() if stale(self.model, row)]
-        if outdated:
-            # Features of another global model mean other columns: encode those texts again.
-            fresh = encode_rows(self.model, [rows[key]["text"] for key in outdated])
-            rows = {
-                **rows,
-                **{key: {**rows[key], **row} for key, row in zip(outdated, fresh, strict=True)},
-            }
         fitted = fit_rows(self.model, rows, self.fit_settings, used)
         created = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds")
         card = {

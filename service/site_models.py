@@ -15,6 +15,7 @@ deletes them too.
 """
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -23,10 +24,12 @@ from typing import Any, cast
 
 from service.errors import Conflict
 from service.keys import KeySpace
-from service.store.scripts import RedisClient, store_errors
+from service.store.scripts import LuaScripts, RedisClient, store_errors
 
 VERDICT_WEIGHTS = "weights"
 """A version's field with the verdict's label models (the second look's is ``second_look``)."""
+REFRESH_BATCH = 200
+"""Rows written back per script call: a call holds Redis for as long as it runs."""
 HISTORY = 10
 """Activations a site keeps: as many rollbacks in a row as it may need."""
 GLOBAL = 0
@@ -66,6 +69,7 @@ class SiteModels:
     def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
         self.redis = redis
         self.keys = KeySpace(prefix)
+        self._scripts = LuaScripts(redis, ("site_model_rows_refresh",), with_library=False)
 
     async def active(self, site: str) -> int:
         with store_errors():
@@ -212,6 +216,23 @@ class SiteModels:
             ):
                 found[key] = json.loads(value)
         return found
+
+    async def refresh_rows(
+        self, site: str, rows: Mapping[str, tuple[dict[str, Any], dict[str, Any]]]
+    ) -> int:
+        """Write back rows a refit encoded again, by key (the row as read, the row now), each
+        only while it is still the row that was read; returns how many were written."""
+        written = 0
+        keys = [self.keys.site_model_rows(site)]
+        pending = list(rows.items())
+        for start in range(0, len(pending), REFRESH_BATCH):
+            args: list[str | int | float] = []
+            for key, (read, fresh) in pending[start : start + REFRESH_BATCH]:
+                # ``rows`` decoded what ``put_rows`` encoded: encoding it again gives that text.
+                digest = hashlib.sha1(json.dumps(read).encode(), usedforsecurity=False)
+                args += [key, digest.hexdigest(), json.dumps(fresh)]
+            written += int(await self._scripts.run("site_model_rows_refresh", keys, args))
+        return written
 
     async def forget_author(self, site: str, author_id: str) -> int:
         """Drop the author's rows from the site's next fit; returns how many there were."""

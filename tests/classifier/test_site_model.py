@@ -132,6 +132,9 @@ def test_the_kind_that_ranks_the_site_labels_better_is_chosen_and_recorded(
     assert chosen.auc_adapted <= chosen.candidates[chosen.features]
     card = chosen.card()
     assert card["features"] == chosen.features
+    # Each head alone, out of fold: the telling column ranks the labels better than the words.
+    assert set(card["heads"]) == {LEXICAL, EMBEDDING}
+    assert card["heads"][EMBEDDING] > card["heads"][LEXICAL]
     assert card["weights"][EMBEDDING] > 0
     restored = decode(encode({"toxicity": chosen.model}))["toxicity"]
     kinds = {LEXICAL: features, EMBEDDING: telling}

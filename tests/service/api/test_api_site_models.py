@@ -34,9 +34,12 @@ COMMENTS = 100
 REFITS = SiteModelSettings(min_labels=60, min_positives=10, refit_every=50)
 
 
+MODELS_DIR = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
+
+
 @pytest.fixture(scope="module")
 def model() -> Model:
-    return load_active(Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models")))
+    return load_active(MODELS_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -342,3 +345,52 @@ async def test_a_process_sees_a_new_version_within_a_second(
     assert await versions.of("news") == 0
     now[0] += 0.002
     assert await versions.of("news") == 1
+
+
+async def test_rows_kept_before_the_semantic_stage_are_encoded_again_and_kept(
+    client: Client,
+    create_site: Any,
+    moderator: Any,
+    redis_client: aioredis.Redis,
+    refits: Refits,
+    stream: list[str],
+) -> None:
+    news = await create_site("news", mode="pre")
+    await moderate(client, moderator, news, stream[:COMMENTS])
+    lexical_only = Refits(redis_client, load_active(MODELS_DIR, semantic=False), REFITS)
+    assert await lexical_only.run_once() == ["news"]
+    models = SiteModels(redis_client)
+    kept = await models.rows("news")
+    assert all(set(row["features"]) == {"lexical"} for row in kept.values())
+    state = await site_model(client, "news", moderator(news))
+    assert "second_look" not in state["active"]["labels"]["toxicity"]
+
+    # The model has its semantic stage now: the refit embeds the texts, and keeps what it made.
+    await models.request_refit("news")
+    assert await refits.run_once() == ["news"]
+    state = await site_model(client, "news", moderator(news))
+    assert "second_look" in state["active"]["labels"]["toxicity"]
+    refreshed = await models.rows("news")
+    assert all({"lexical", "embedding"} <= set(row["features"]) for row in refreshed.values())
+    assert all(set(row["blended"]) == {"toxicity", "spam"} for row in refreshed.values())
+    assert {key: row["labels"] for key, row in refreshed.items()} == {
+        key: row["labels"] for key, row in kept.items()
+    }
+
+
+async def test_a_row_changed_after_a_refit_read_it_is_not_written_back(
+    redis_client: aioredis.Redis,
+) -> None:
+    models = SiteModels(redis_client)
+    rows: dict[str, dict[str, Any]] = {
+        f"c{n}": {"labels": {"toxicity": 0}, "author": f"a{n}", "text": f"t{n}", "features": {}}
+        for n in range(3)
+    }
+    await models.put_rows("news", dict(rows))
+    read = await models.rows("news")
+    # While the refit encodes: a newer label replaces one row, an erasure deletes another.
+    newer = {**rows["c0"], "labels": {"toxicity": 1}}
+    await models.put_rows("news", {"c0": newer, "c1": None})
+    again = {key: (row, {**row, "model": "again"}) for key, row in read.items()}
+    assert await models.refresh_rows("news", again) == 1
+    assert await models.rows("news") == {"c0": newer, "c2": {**rows["c2"], "model": "again"}}
