@@ -209,35 +209,50 @@ def threat_rows(
     return found
 
 
+def _recall_entry(positives: int, found: int, with_second_look: int | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "positives": positives,
+        "found": found,
+        "recall": round(found / max(positives, 1), 4),
+    }
+    if with_second_look is not None:
+        entry["found_with_second_look"] = with_second_look
+        entry["recall_with_second_look"] = round(with_second_look / max(positives, 1), 4)
+    return entry
+
+
 def threat_recall(
     model: Model, threat_sets: Sequence[tuple[str, str, list[str]]]
 ) -> dict[str, Any]:
-    """Recall of threat-labelled rows at the threat label's hold threshold, per set and pooled."""
+    """Recall of threat-labelled rows at the threat label's hold threshold, per set and pooled.
+
+    With a semantic stage, also the rows held by intake or by the second look (the blend at the
+    same threshold, on what intake let through): what a moderator gets to see.
+    """
     threshold = float(model.thresholds[THREAT_LABEL]["hold"])
     column = model.labels.index(THREAT_LABEL)
     per_set: list[dict[str, Any]] = []
     for source, split, texts in threat_sets:
-        probability = model.predict_matrix(texts)[:, column]
-        found = int((probability >= threshold).sum())
+        held = model.predict_matrix(texts)[:, column] >= threshold
+        looked = None
+        if model.semantic is not None:
+            looked = int((held | (model.predict_blended(texts)[:, column] >= threshold)).sum())
         per_set.append(
-            {
-                "source": source,
-                "split": split,
-                "positives": len(texts),
-                "found": found,
-                "recall": round(found / len(texts), 4),
-            }
+            {"source": source, "split": split, **_recall_entry(len(texts), int(held.sum()), looked)}
         )
-    positives = sum(entry["positives"] for entry in per_set)
-    found = sum(entry["found"] for entry in per_set)
+    looked_total = (
+        sum(entry["found_with_second_look"] for entry in per_set)
+        if model.semantic is not None
+        else None
+    )
     return {
         "threshold": threshold,
         "sets": per_set,
-        "pooled": {
-            "positives": positives,
-            "found": found,
-            "recall": round(found / max(positives, 1), 4),
-        },
+        "pooled": _recall_entry(
+            sum(entry["positives"] for entry in per_set),
+            sum(entry["found"] for entry in per_set),
+            looked_total,
+        ),
     }
 
 
@@ -249,6 +264,15 @@ def _lowest_text(lowest: Mapping[str, Any] | None) -> str:
     if lowest is None:
         return "-"
     return f"{lowest['value']:.3f} ({lowest['term']}, {lowest['measure'].removesuffix('_auc')})"
+
+
+def _with_second_look(entry: Mapping[str, Any]) -> str:
+    if "found_with_second_look" not in entry:
+        return ""
+    return (
+        f", with the second look {entry['found_with_second_look']} "
+        f"({entry['recall_with_second_look']:.3f})"
+    )
 
 
 def format_checks(report: Mapping[str, Any]) -> list[str]:
@@ -295,11 +319,12 @@ def format_checks(report: Mapping[str, Any]) -> list[str]:
         lines += [
             "",
             f"threat recall at the threat hold threshold {threats['threshold']}: "
-            f"{pooled['found']} of {pooled['positives']} ({pooled['recall']:.3f})",
+            f"{pooled['found']} of {pooled['positives']} ({pooled['recall']:.3f})"
+            + _with_second_look(pooled),
         ]
         for entry in threats["sets"]:
             lines.append(
                 f"  {entry['source']:36} {entry['split']:6} {entry['found']:>4} of "
-                f"{entry['positives']:>4}  recall {entry['recall']:.3f}"
+                f"{entry['positives']:>4}  recall {entry['recall']:.3f}" + _with_second_look(entry)
             )
     return lines

@@ -63,6 +63,26 @@ def test_threat_recall_counts_the_rows_at_the_hold_threshold(tiny_model: Model) 
     assert report["pooled"]["recall"] == round(held / 3, 4)
 
 
+def test_threat_recall_with_a_stage_counts_what_intake_or_the_second_look_holds(
+    tiny_semantic_model: Model,
+) -> None:
+    texts = ["i will find you and kill you", "your family will regret this", "nice weather"]
+    model = tiny_semantic_model
+    threshold = model.thresholds["threat"]["hold"]
+    column = model.labels.index("threat")
+    held = model.predict_matrix(texts)[:, column] >= threshold
+    looked = held | (model.predict_blended(texts)[:, column] >= threshold)
+    report = threat_recall(model, [("gab-hate-corpus", "test", texts)])
+    assert report["pooled"]["found"] == int(held.sum())
+    assert report["sets"][0]["found_with_second_look"] == int(looked.sum())
+    assert report["pooled"]["recall_with_second_look"] == round(int(looked.sum()) / 3, 4)
+
+
+def test_threat_recall_without_a_stage_reports_intake_alone(tiny_model: Model) -> None:
+    report = threat_recall(tiny_model, [("gab-hate-corpus", "test", ["i will hurt you"])])
+    assert "found_with_second_look" not in report["pooled"]
+
+
 def test_the_policy_score_is_the_highest_label_but_spam(tiny_model: Model) -> None:
     texts = ["buy cheap pills at my site", "you stupid idiot", "thanks for the article"]
     matrix = tiny_model.predict_matrix(texts)
