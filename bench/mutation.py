@@ -11,6 +11,10 @@ Run on purpose with ``make mutate`` (never by ``make test``). Two parts:
 A mutant that survives is either a gap in the tests or equivalent (no test could tell it apart,
 because the behaviour is the same). ``EQUIVALENT`` holds the second kind, each with its reason;
 any other survivor makes the command exit 1. The report goes to ``bench/results/mutation.json``.
+
+``--python service.idempotency ...`` and ``--lua revoke_moderator.lua ...`` run only those
+modules and scripts (a full run takes a quarter of an hour); the report keeps the other modules'
+figures from the last run that covered them and replaces only those run.
 """
 
 import argparse
@@ -22,9 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "mutation.json"
@@ -40,6 +46,29 @@ LUA_TESTS = {
         "tests/service/api/test_api_reports.py",
         "tests/service/api/test_api_retention.py",
         "tests/service/api/test_api_idempotency.py",
+    ),
+    **dict.fromkeys(
+        ("revoke_moderator.lua", "rotate_api_key.lua", "delete_site.lua"),
+        ("tests/service/api/test_api_revocation.py",),
+    ),
+    "erase_author.lua": (
+        "tests/service/test_comment_layout.py",
+        "tests/service/api/test_api_revocation.py",
+    ),
+    **dict.fromkeys(
+        ("add_moderator.lua", "touch_moderator.lua"),
+        ("tests/service/test_store.py", "tests/service/api/test_api_revocation.py"),
+    ),
+    "release.lua": ("tests/service/test_store.py", "tests/service/api/test_api_moderation.py"),
+    "rotate_secret.lua": ("tests/service/test_store.py", "tests/service/api/test_api_rotation.py"),
+    "report.lua": ("tests/service/test_store.py", "tests/service/api/test_api_reports.py"),
+    **dict.fromkeys(
+        ("idempotency_begin.lua", "idempotency_finish.lua", "idempotency_release.lua"),
+        (
+            "tests/service/test_idempotency_store.py",
+            "tests/service/api/test_api_idempotency.py",
+            "tests/service/api/test_api_idempotency_outage.py",
+        ),
     ),
 }
 
@@ -111,13 +140,216 @@ LUA_MUTANTS = (
         'if ARGV[7] == "" and previous == target and stored[9] == actor',
         'if ARGV[7] == "" and previous ~= target and stored[9] == actor',
     ),
+    # Revocation: a revoked or deleted credential must fail at once and leave nothing behind.
+    LuaMutant("revoke_moderator.lua", "if not stored then", "if stored then"),
+    LuaMutant("revoke_moderator.lua", 'redis.call("HDEL", KEYS[1], ARGV[1])\n', ""),
+    LuaMutant("revoke_moderator.lua", 'redis.call("HDEL", KEYS[2], ARGV[1])\n', ""),
+    LuaMutant("revoke_moderator.lua", "return stored", "return false"),
+    LuaMutant("revoke_moderator.lua", "return stored", 'return "{}"'),
+    LuaMutant("rotate_api_key.lua", "if not current then", "if current then"),
+    LuaMutant(
+        "rotate_api_key.lua",
+        '"previous_api_key_hash", current,',
+        '"previous_api_key_hash", ARGV[1],',
+    ),
+    LuaMutant(
+        "rotate_api_key.lua",
+        '"previous_api_key_valid_until", ARGV[3],',
+        '"previous_api_key_valid_until", ARGV[2],',
+    ),
+    LuaMutant("rotate_api_key.lua", '"updated_at", ARGV[2])', '"updated_at", ARGV[3])'),
+    LuaMutant("rotate_api_key.lua", "return current", "return ARGV[1]"),
+    LuaMutant("delete_site.lua", "if not keys[1] then", "if keys[1] then"),
+    LuaMutant("delete_site.lua", 'if keys[2] and keys[2] ~= "" then', "if false then"),
+    LuaMutant("delete_site.lua", 'reply[#reply + 1] = ""\n', ""),
+    LuaMutant(
+        "delete_site.lua",
+        'ipairs(redis.call("HVALS", KEYS[2]))',
+        "ipairs({})",
+    ),
+    LuaMutant(
+        "delete_site.lua", 'redis.call("DEL", KEYS[1], KEYS[2])', 'redis.call("DEL", KEYS[2])'
+    ),
+    LuaMutant(
+        "delete_site.lua", 'redis.call("DEL", KEYS[1], KEYS[2])', 'redis.call("DEL", KEYS[1])'
+    ),
+    LuaMutant("erase_author.lua", "if stored[1] == ARGV[1] then", "if stored[1] ~= ARGV[1] then"),
+    LuaMutant("erase_author.lua", '"evidence", "{}", ', ""),
+    LuaMutant("erase_author.lua", '"text_hash", "",', ""),
+    LuaMutant(
+        "erase_author.lua",
+        'if not redis.call("SET", site_prefix .. "text:" .. stored[2], "", "KEEPTTL", "XX") then',
+        "if true then",
+    ),
+    LuaMutant("erase_author.lua", '      redis.call("HSET", key, "text", "")\n', ""),
+    LuaMutant(
+        "erase_author.lua",
+        'redis.call("LSET", history, index - 1, string.sub(entry, 1, at - 1) .. "}")',
+        'redis.call("LSET", history, index - 1, entry)',
+    ),
+    LuaMutant("erase_author.lua", "erased[#erased + 1] = stored[2]", "erased[#erased + 1] = key"),
+    LuaMutant("add_moderator.lua", 'if redis.call("EXISTS", KEYS[1]) == 0 then', "if false then"),
+    LuaMutant("add_moderator.lua", 'redis.call("HSET", KEYS[2], ARGV[1], ARGV[2])\n', ""),
+    LuaMutant("add_moderator.lua", "  return 0", "  return 1"),
+    LuaMutant(
+        "touch_moderator.lua",
+        'if redis.call("HEXISTS", KEYS[1], ARGV[1]) == 0 then',
+        "if false then",
+    ),
+    LuaMutant("touch_moderator.lua", 'redis.call("HSET", KEYS[2], ARGV[1], ARGV[2])\n', ""),
+    LuaMutant("touch_moderator.lua", "  return 0", "  return 1"),
+    # Idempotency: a retry gets the first answer, never another request's, and never acts twice.
+    LuaMutant(
+        "idempotency_begin.lua",
+        "if record[1] and tonumber(record[6]) > now then",
+        "if record[1] and tonumber(record[6]) >= now then",
+    ),
+    LuaMutant(
+        "idempotency_begin.lua",
+        "if record[1] and tonumber(record[6]) > now then",
+        "if false then",
+    ),
+    LuaMutant("idempotency_begin.lua", "if record[1] ~= ARGV[1] then", "if false then"),
+    LuaMutant("idempotency_begin.lua", 'if record[2] == "done" then', "if false then"),
+    LuaMutant(
+        "idempotency_begin.lua",
+        "if tonumber(record[7]) > now then",
+        "if tonumber(record[7]) >= now then",
+    ),
+    LuaMutant("idempotency_begin.lua", "if tonumber(record[7]) > now then", "if false then"),
+    LuaMutant("idempotency_begin.lua", "  expires_at = tonumber(record[6])\n", ""),
+    LuaMutant(
+        "idempotency_begin.lua",
+        'redis.call("DEL", KEYS[1])\n',
+        "",
+        equivalent="what the HSET after it leaves of an expired record (status, answer, content "
+        "type) is read only in state done, and finish writes all three when it sets done",
+    ),
+    LuaMutant(
+        "idempotency_begin.lua",
+        '"running_until", string.format("%d", now + tonumber(ARGV[3])))',
+        '"running_until", string.format("%d", now))',
+    ),
+    LuaMutant(
+        "idempotency_begin.lua",
+        'redis.call("PEXPIRE", KEYS[1], math.max(1, expires_at - now))\n',
+        "",
+    ),
+    LuaMutant(
+        "idempotency_begin.lua",
+        "local expires_at = now + tonumber(ARGV[4])",
+        "local expires_at = now + tonumber(ARGV[3])",
+    ),
+    LuaMutant("idempotency_begin.lua", 'return {"started"}', 'return {"running"}'),
+    LuaMutant(
+        "idempotency_finish.lua",
+        'if record[1] ~= ARGV[1] or record[2] ~= "running" then',
+        "if record[1] ~= ARGV[1] then",
+    ),
+    LuaMutant(
+        "idempotency_finish.lua",
+        'if record[1] ~= ARGV[1] or record[2] ~= "running" then',
+        'if record[2] ~= "running" then',
+    ),
+    LuaMutant(
+        "idempotency_finish.lua",
+        'redis.call("HSET", KEYS[1], "state", "done",',
+        'redis.call("HSET", KEYS[1], "state", "running",',
+    ),
+    LuaMutant(
+        "idempotency_finish.lua",
+        'redis.call("HDEL", KEYS[1], "running_until")\n',
+        "",
+        equivalent="running_until is read only while the state is running, and this sets done",
+    ),
+    LuaMutant("idempotency_finish.lua", "return 1", "return 0"),
+    LuaMutant(
+        "idempotency_release.lua",
+        'if record[1] ~= ARGV[1] or record[2] ~= "running" then',
+        "if record[1] ~= ARGV[1] then",
+    ),
+    LuaMutant(
+        "idempotency_release.lua",
+        'if record[1] ~= ARGV[1] or record[2] ~= "running" then',
+        'if record[2] ~= "running" then',
+    ),
+    LuaMutant("idempotency_release.lua", 'return redis.call("DEL", KEYS[1])', "return 1"),
+    # Leases, webhook secrets and reports: only the holder releases, a secret's grace is kept and
+    # bounded, a reader counts once and the threshold queues a comment once.
+    LuaMutant("release.lua", "if #ARGV > 3 then", "if #ARGV > 4 then"),
+    LuaMutant("release.lua", "for index = 4, #ARGV do", "for index = 5, #ARGV do"),
+    LuaMutant("release.lua", 'ids = redis.call("ZRANGE", KEYS[1], 0, -1)', "ids = {}"),
+    LuaMutant("release.lua", 'if redis.call("GET", lease) == moderator then', "if true then"),
+    LuaMutant("release.lua", '    redis.call("DEL", lease)\n', ""),
+    LuaMutant(
+        "release.lua", '    record_lease(KEYS[2], id, "release", moderator, ARGV[3], ARGV[3])\n', ""
+    ),
+    LuaMutant("release.lua", "released[#released + 1] = id", "released[#released + 1] = nil"),
+    LuaMutant("release.lua", '  redis.call("ZREM", KEYS[1], id)\n', ""),
+    LuaMutant("rotate_secret.lua", "if not current then", "if current then"),
+    LuaMutant(
+        "rotate_secret.lua", "if tonumber(entry[2]) > now then", "if tonumber(entry[2]) >= now then"
+    ),
+    LuaMutant("rotate_secret.lua", "if tonumber(entry[2]) > now then", "if true then"),
+    LuaMutant(
+        "rotate_secret.lua", 'elseif stored[2] and stored[2] ~= "" then', "elseif false then"
+    ),
+    LuaMutant(
+        "rotate_secret.lua",
+        "fresh[#fresh + 1] = {current, tonumber(ARGV[3])}",
+        "fresh[#fresh + 1] = {current, tonumber(ARGV[2])}",
+    ),
+    LuaMutant(
+        "rotate_secret.lua",
+        "while #fresh > tonumber(ARGV[4]) do",
+        "while #fresh > tonumber(ARGV[4]) + 1 do",
+    ),
+    LuaMutant("rotate_secret.lua", "table.remove(fresh, 1)", "table.remove(fresh)"),
+    LuaMutant("rotate_secret.lua", '"previous_secret", current,', '"previous_secret", ARGV[1],'),
+    LuaMutant("rotate_secret.lua", '"updated_at", ARGV[2])', '"updated_at", ARGV[3])'),
+    LuaMutant("report.lua", "if not state then", "if false then"),
+    LuaMutant(
+        "report.lua",
+        'if redis.call("HEXISTS", KEYS[2], reporter) == 1 then',
+        'if redis.call("HEXISTS", KEYS[2], reporter) == 2 then',
+    ),
+    LuaMutant("report.lua", "if not listed(ARGV[10], state) then", "if false then"),
+    LuaMutant(
+        "report.lua",
+        "if queued == 0 and count >= threshold then",
+        "if queued == 0 and count > threshold then",
+    ),
+    LuaMutant(
+        "report.lua", "if queued == 0 and count >= threshold then", "if count >= threshold then"
+    ),
+    LuaMutant("report.lua", '  reasons[#reasons + 1] = "REPORTED"\n', ""),
+    LuaMutant("report.lua", 'redis.call("HSET", KEYS[1], "reports", count)\n', ""),
+    LuaMutant(
+        "report.lua",
+        'local version = redis.call("HINCRBY", KEYS[1], "version", 1)',
+        'local version = redis.call("HINCRBY", KEYS[1], "version", 0)',
+    ),
+    LuaMutant("report.lua", "  retain(prefix, id, 0)\n", ""),
+    LuaMutant("report.lua", '    redis.call("PEXPIRE", KEYS[2], ttl)\n', ""),
 )
 
 
-def _python_part(max_children: int) -> list[dict[str, str]]:
+def _module(mutant: str) -> str:
+    """``service.admin_store`` of ``service.admin_store.x_f__mutmut_1`` and of a method's
+    ``service.admin_store.xǁAdminStoreǁf__mutmut_1``."""
+    return re.split(r"\.x[_ǁ]", mutant, maxsplit=1)[0]
+
+
+def _python_part(max_children: int, modules: list[str]) -> list[dict[str, str]]:
     shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     subprocess.run(
-        [BIN / "mutmut", "run", "--max-children", str(max_children)],
+        [
+            BIN / "mutmut",
+            "run",
+            "--max-children",
+            str(max_children),
+            *(f"{module}.*" for module in modules),
+        ],
         cwd=ROOT,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -134,7 +366,10 @@ def _python_part(max_children: int) -> list[dict[str, str]]:
         name, _, status = line.strip().rpartition(": ")
         if not name:
             continue
-        row = {"module": name.split(".x_")[0], "mutant": name, "status": status}
+        module = _module(name)
+        if module not in modules:
+            continue
+        row = {"module": module, "mutant": name, "status": status}
         if status != "killed":
             row["change"] = _python_change(name)
         rows.append(row)
@@ -202,6 +437,8 @@ def _lua_part(scripts: set[str]) -> list[dict[str, str]]:
                     **({"equivalent": mutant.equivalent} if mutant.equivalent else {}),
                 }
             )
+            # A run of many scripts takes a while: say how each mutant went as it goes.
+            print(f"{rows[-1]['status']:>8} {mutant.script}: {rows[-1]['mutant']}", flush=True)
     return rows
 
 
@@ -257,11 +494,41 @@ def _summary(rows: list[dict[str, str]]) -> dict[str, dict[str, float]]:
     return table
 
 
+def _python_modules() -> list[str]:
+    """The modules ``[tool.mutmut] only_mutate`` names, as mutmut names them."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    paths = config["tool"]["mutmut"]["only_mutate"]
+    return [path.removesuffix(".py").replace("/", ".") for path in paths]
+
+
+def _merged(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` over the last one: the modules it ran replace theirs, the others are kept."""
+    try:
+        previous = json.loads(RESULTS.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return report
+    ran = set(report["modules"])
+    modules = {
+        **{name: line for name, line in previous["modules"].items() if name not in ran},
+        **report["modules"],
+    }
+    kept = [row for row in previous["survivors"] if row["module"] not in ran]
+    return {
+        **report,
+        "parts": sorted(set(previous.get("parts", [])) | set(report["parts"])),
+        "ran": sorted(ran),
+        "modules": dict(sorted(modules.items())),
+        "survivors": kept + report["survivors"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-python", action="store_true", help="only the Lua mutants")
     parser.add_argument("--skip-lua", action="store_true", help="only the Python mutants")
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutmut workers")
+    modules = _python_modules()
+    parser.add_argument("--python", nargs="+", choices=modules, default=modules, help="modules")
     parser.add_argument(
         "--lua", nargs="+", choices=sorted(LUA_TESTS), default=sorted(LUA_TESTS), help="scripts"
     )
@@ -270,7 +537,7 @@ def main() -> None:
     started = time.monotonic()
     rows: list[dict[str, str]] = []
     if not args.skip_python:
-        python_rows = _python_part(args.max_children)
+        python_rows = _python_part(args.max_children, args.python)
         _mark_python_equivalents(python_rows)
         rows += python_rows
     if not args.skip_lua:
@@ -279,7 +546,7 @@ def main() -> None:
     gaps = [row for row in rows if row["status"] != "killed" and "equivalent" not in row]
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        # A run of one part only is not a complete report; say which parts it holds.
+        # Which parts the report holds: those of this run and of the runs it was merged over.
         "parts": [
             part
             for part, skipped in (("python", args.skip_python), ("lua", args.skip_lua))
@@ -290,12 +557,12 @@ def main() -> None:
         "survivors": [row for row in rows if row["status"] != "killed"],
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    RESULTS.write_text(json.dumps(_merged(report), indent=2) + "\n", encoding="utf-8")
 
-    print(f"{'module':<32} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'survived':>8} {'score':>6}")
+    print(f"{'module':<40} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'survived':>8} {'score':>6}")
     for module, line in summary.items():
         print(
-            f"{module:<32} {line['mutants']:>7} {line['killed']:>7} {line['equivalent']:>7} "
+            f"{module:<40} {line['mutants']:>7} {line['killed']:>7} {line['equivalent']:>7} "
             f"{line['survived']:>8} {line['score']:>6.1%}"
         )
     for row in gaps:

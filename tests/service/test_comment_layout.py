@@ -10,7 +10,7 @@ from typing import cast
 import pytest
 import redis.asyncio as aioredis
 
-from service.admin_store import AdminStore
+from service.admin_store import ERASE_BATCH, AdminStore
 from service.domain import Comment, Order, Queue, QueueQuery
 from service.store import Store
 from service.store.records import Observation
@@ -131,3 +131,39 @@ async def test_erasure_empties_the_text_of_either_layout(
     assert sorted(erased) == ["new", "old"]
     for comment_id in ("new", "old"):
         assert (await store.comment(SITE, comment_id, NOW)).text == ""
+
+
+async def test_erasure_leaves_no_text_hash_no_text_field_and_no_replaced_text(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await write(store, "edited")
+    await write(store, "edited", text="A shorter second thought.", edit=True)
+    erased = await AdminStore(redis_client, prefix="civ").erase_author(SITE, "u1", NOW)
+    assert erased == ["edited"]
+    key = KEYS.comment(SITE, "edited")
+    assert await redis_client.hget(key, "text_hash") == ""
+    # The text is emptied where it lives, its own key; the hash gains no text field.
+    assert not await redis_client.hexists(key, "text")
+    read = await store.comment(SITE, "edited", NOW)
+    assert read.text == ""
+    assert read.history is not None
+    assert [entry.previous_text for entry in read.history] == [None, None]
+    assert read.version == 2
+
+
+async def test_erasure_and_reindexing_reach_every_comment_past_one_batch(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    count = 2 * ERASE_BATCH + 3
+    for number in range(count):
+        await write(store, f"c{number}", text=f"Comment number {number}.")
+    # Half of them by another author, whom the erasure must not touch.
+    async with redis_client.pipeline(transaction=False) as pipe:
+        for number in range(1, count, 2):
+            pipe.hset(KEYS.comment(SITE, f"c{number}"), "author_id", "u2")
+        await pipe.execute()
+    admin = AdminStore(redis_client, prefix="civ")
+    erased = await admin.erase_author(SITE, "u1", NOW)
+    assert sorted(erased) == sorted(f"c{number}" for number in range(0, count, 2))
+    assert (await store.comment(SITE, "c1", NOW)).text == "Comment number 1."
+    assert await admin.reindex(SITE) == count

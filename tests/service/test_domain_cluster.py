@@ -8,6 +8,7 @@ import asyncio
 
 from redis.asyncio.cluster import RedisCluster
 
+from service.admin_store import SCAN_COUNT, AdminStore, PurgeStep
 from service.domain import (
     Action,
     ArticleSpec,
@@ -27,6 +28,7 @@ from service.domain import (
 from service.labels import LabelLog
 from service.moderation import Moderation
 from service.store import Store
+from tests.service.test_store import site_record
 
 THRESHOLDS = {"spam": {"hold": 0.5, "reject": 0.9}, "toxicity": {"hold": 0.6, "reject": 0.95}}
 
@@ -135,3 +137,27 @@ async def test_reports_authors_and_labels_run_on_a_cluster_in_the_sites_slot(
     assert "civ:{news}:reports:c1" not in keys
     assert {"civ:{news}:recent:u1", "civ:{news}:author:u2", "civ:{news}:labels"} <= set(keys)
     assert len({cluster.keyslot(key) for key in keys}) == 1
+
+
+async def test_a_deleted_sites_keys_are_purged_from_its_slot_in_bounded_steps(
+    cluster: RedisCluster,
+) -> None:
+    store, admin = Store(cluster), AdminStore(cluster)
+    for site_id in ("doomed", "kept"):
+        await store.create_site(site_record(site_id))
+    async with cluster.pipeline(transaction=False) as pipe:
+        for number in range(SCAN_COUNT + 5):
+            pipe.hset(f"civ:{{doomed}}:comment:c{number}", mapping={"id": f"c{number}"})
+        await pipe.execute()
+    kept_slot = cluster.keyslot("civ:{kept}:site")
+    kept_before = await cluster.cluster_countkeysinslot(kept_slot)
+
+    await admin.delete_site("doomed")
+    assert await admin.purging() == ["doomed"]
+    # The slot's listing gives at most SCAN_COUNT keys a step; a full step means more may follow.
+    assert await admin.purge_step("doomed") == PurgeStep(SCAN_COUNT, False)
+    assert await admin.purge_step("doomed") == PurgeStep(5, True)
+    assert await admin.purging() == []
+    assert await admin.purge_step("doomed") == PurgeStep(0, True)
+    assert await cluster.cluster_countkeysinslot(cluster.keyslot("civ:{doomed}:site")) == 0
+    assert await cluster.cluster_countkeysinslot(kept_slot) == kept_before

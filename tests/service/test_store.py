@@ -758,6 +758,19 @@ async def test_writes_to_a_missing_site_create_nothing(
     assert await store.moderator_by_token_hash("token-hash", 0) is None
 
 
+async def test_a_token_left_indexed_after_its_moderator_is_unlisted_authenticates_no_one(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    moderator = Moderator(id="mod_1", site_id=SITE, name="M", created_at=from_ms(NOW))
+    await store.add_moderator(moderator, "token-hash")
+    assert await store.moderator_by_token_hash("token-hash", NOW) == moderator
+    # Revocation unlists first; were the token's index then left behind, the listing decides.
+    await redis_client.hdel(KEYS.moderators(SITE), "mod_1")
+    assert await redis_client.exists(KEYS.moderator_token("token-hash")) == 1
+    assert await store.moderator_by_token_hash("token-hash", NOW + 1) is None
+    assert await redis_client.hgetall(KEYS.moderators_last_used(SITE)) == {"mod_1": str(NOW)}
+
+
 async def test_put_article_replaces_its_settings(
     store: Store, redis_client: aioredis.Redis
 ) -> None:

@@ -10,6 +10,7 @@ from pytest_aiohttp import AiohttpClient
 
 from service.admin_store import SCAN_COUNT
 from service.app import create_app
+from service.moderation import sha256_hex
 from service.settings import DeliverySettings, Settings
 from service.worker import Worker
 
@@ -94,6 +95,21 @@ async def test_a_revoked_token_fails_at_once_on_every_api_process(
     }
 
 
+async def test_a_revoked_moderator_leaves_no_last_use_and_no_token_index(
+    client: Client, site: dict[str, str], admin: Headers, redis_client: aioredis.Redis
+) -> None:
+    last_used = "civ:{news}:moderators:last_used"
+    token_index = f"civ:token:{sha256_hex(site['moderator_token'])}"
+    used = await client.get("/v1/sites/news/queue", headers=bearer(site["moderator_token"]))
+    assert used.status == 200
+    assert await redis_client.hexists(last_used, site["moderator_id"])
+    assert await redis_client.exists(token_index) == 1
+    path = f"/v1/sites/news/moderators/{site['moderator_id']}"
+    assert (await client.delete(path, headers=admin)).status == 204
+    assert not await redis_client.hexists(last_used, site["moderator_id"])
+    assert await redis_client.exists(token_index) == 0
+
+
 async def test_revoking_releases_the_moderators_claims(
     client: Client, create_site: Any, post_signed: Any, admin: Headers
 ) -> None:
@@ -157,6 +173,35 @@ async def test_a_rotated_api_key_keeps_working_for_the_grace_period(
     assert await verify(client, site["api_key"]) == "invalid"
     missing = await client.post("/v1/sites/gone/api-key:rotate", headers=admin)
     assert missing.status == 404
+
+
+async def test_a_rotation_dates_the_site_and_ends_only_the_old_keys_index(
+    client: Client, site: dict[str, str], admin: Headers, redis_client: aioredis.Redis
+) -> None:
+    rotation = await (await client.post("/v1/sites/news/api-key:rotate", headers=admin)).json()
+    record = await redis_client.hgetall("civ:{news}:site")
+    # Rotated now, with 60 s of grace in these settings.
+    assert int(record["previous_api_key_valid_until"]) - int(record["updated_at"]) == 60_000
+    assert await redis_client.pttl(f"civ:apikey:{sha256_hex(rotation['api_key'])}") == -1
+    old_index_ttl = await redis_client.pttl(f"civ:apikey:{sha256_hex(site['api_key'])}")
+    assert 0 < old_index_ttl <= 60_000
+
+
+async def test_a_deleted_site_leaves_no_key_token_or_moderator_behind(
+    client: Client, create_site: Any, admin: Headers, redis_client: aioredis.Redis
+) -> None:
+    doomed = await create_site("doomed")
+    rotated = await (await client.post("/v1/sites/doomed/api-key:rotate", headers=admin)).json()
+    indexes = [
+        f"civ:apikey:{sha256_hex(doomed['api_key'])}",
+        f"civ:apikey:{sha256_hex(rotated['api_key'])}",
+        f"civ:token:{sha256_hex(doomed['moderator_token'])}",
+    ]
+    assert await redis_client.exists(*indexes) == 3
+    assert (await client.delete("/v1/sites/doomed", headers=admin)).status == 202
+    # At once, before any purge step: the site's record, moderators and global indexes.
+    site_keys = ["civ:{doomed}:site", "civ:{doomed}:moderators"]
+    assert await redis_client.exists(*indexes, *site_keys) == 0
 
 
 async def counted_keys(redis: aioredis.Redis, site_id: str) -> int:
