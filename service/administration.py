@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict
 
 from service.admin_store import AdminStore, PurgeStep
 from service.labels import LabelLog
-from service.moderation import API_KEY_DRAWS, Moderation, new_api_key, sha256_hex
+from service.moderation import Moderation
+from service.moderation.tokens import API_KEY_DRAWS, new_api_key, sha256_hex
 from service.path_ids import checked_id
 from service.site_models import SiteModels
 from service.times import from_ms

@@ -22,7 +22,7 @@ from service.connection import connect
 from service.domain import Policy, State
 from service.errors import StoreUnavailable
 from service.keys import DEFAULT_PREFIX
-from service.moderation import new_event_id
+from service.moderation.tokens import new_event_id
 from service.policy import Thresholds
 from service.scorer import SiteRef
 from service.second_look_store import Look, SecondLookLog, Taken

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from service.cli import main
 from service.embedded import data_dir_lock, embedded_valkey
-from service.moderation import sha256_hex
+from service.moderation.tokens import sha256_hex
 from service.store import Store
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service import moderation
+from service.moderation import sites as moderation_sites
 
 Client = TestClient[web.Request, web.Application]
 
@@ -63,7 +63,7 @@ async def test_api_keys_have_akismets_format_and_never_repeat(
     client: Client, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     drawn = iter(["0123456789ab", "0123456789ab", "ba9876543210"])
-    monkeypatch.setattr(moderation, "new_api_key", lambda: next(drawn))
+    monkeypatch.setattr(moderation_sites, "new_api_key", lambda: next(drawn))
     keys = []
     for site_id in ("one", "two"):
         response = await client.post(

@@ -1,0 +1,150 @@
+"""Decisions of moderators (each kept as a training label) and readers' reports."""
+
+import logging
+
+from service import policy as rules
+from service import reasons
+from service.domain import (
+    BulkDecision,
+    Comment,
+    Decision,
+    DecisionOutcome,
+    Policy,
+    Report,
+    ReportOutcome,
+    ReportSpec,
+)
+from service.errors import CivilityError, ClaimConflict, StoreUnavailable
+from service.idempotency import event_id
+from service.moderation.base import ModerationBase
+from service.moderation.tokens import new_event_id
+from service.path_ids import same_target
+from service.store.records import DecisionWrite, ReportWrite, SiteRules
+from service.times import from_ms
+from service.transitions import (
+    EVENT_TYPES,
+    REPORTED_EVENT_TYPE,
+    Event,
+    decided_state,
+    event_for,
+    sources_argument,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Decisions(ModerationBase):
+    """A decision or a report is one script call; a decision's label is kept after it."""
+
+    async def decide(
+        self,
+        site_id: str,
+        comment_id: str,
+        decision: Decision,
+        actor: str,
+        *,
+        learn: bool = True,
+        event_seed: str | None = None,
+    ) -> Comment:
+        """Apply a moderator's decision; raises VersionConflict, ClaimConflict or NotFound.
+
+        The decision is then kept as a training label (when this object has a label log and
+        ``learn``: a ban's rejections judge the author, not each text). ``event_seed`` (a
+        request's idempotency seed) makes the event id the same on every retry of the request,
+        so a retry after an unknown outcome finds its change made and sends no second event."""
+        policy = (await self._site_record(site_id)).site.policy
+        event = event_for(decision.action)
+        target = decided_state(event)
+        write = DecisionWrite(
+            comment_id=comment_id,
+            target=target,
+            action=decision.action.value,
+            actor=actor,
+            expected_version=decision.version,
+            reasons=[decision.reason] if decision.reason else [],
+            note=decision.note,
+            now_ms=self._now_ms(),
+            event_id=new_event_id() if event_seed is None else event_id(event_seed, comment_id),
+            event_type=EVENT_TYPES[target],
+            sources=sources_argument(event),
+            rules=SiteRules.of(policy),
+        )
+        try:
+            comment = await self.store.decide(site_id, write)
+        except ClaimConflict as conflict:
+            await self._name_holder(site_id, conflict)
+            raise
+        if learn:
+            await self._record_label(site_id, comment, decision, policy)
+        [named] = await self._named(site_id, [comment])
+        return named
+
+    async def _record_label(
+        self, site_id: str, comment: Comment, decision: Decision, policy: Policy
+    ) -> None:
+        if self.labels is None:
+            return
+        # Kept even when it teaches nothing: an undo must withdraw what the first decision taught.
+        labels = reasons.teaches(decision.action, decision.reason)
+        confirmed = all(
+            rules.flagged(comment.scores, self.thresholds, policy, spam=label == rules.SPAM_LABEL)
+            == bool(value)
+            for label, value in labels.items()
+        )
+        try:
+            await self.labels.record(
+                site_id,
+                comment.text,
+                labels,
+                "moderator.confirmed" if confirmed else "moderator.corrected",
+                comment.model,
+                comment_id=comment.id,
+                reason=decision.reason,
+                author_id=comment.author.id,
+                at=comment.decided_at,
+            )
+        except StoreUnavailable:
+            # The decision is stored and must be answered as such: a 503 would invite a retry
+            # that decides again. A lost label costs one training row.
+            log.warning("decision on %s/%s kept, its training label lost", site_id, comment.id)
+
+    async def decide_many(
+        self, site_id: str, decisions: BulkDecision, actor: str, *, event_seed: str | None = None
+    ) -> list[DecisionOutcome]:
+        """Each decision on its own: one failing item (conflict, unknown id) spares the others."""
+        await self._site_record(site_id)
+        outcomes = []
+        for item in decisions.decisions:
+            decision = Decision(
+                action=item.action, reason=item.reason, note=item.note, version=item.version
+            )
+            try:
+                comment = await self.decide(
+                    site_id, item.id, decision, actor, event_seed=event_seed
+                )
+            except CivilityError as error:
+                outcomes.append(
+                    DecisionOutcome(id=item.id, ok=False, error=error.to_json()["error"])
+                )
+            else:
+                outcomes.append(DecisionOutcome(id=item.id, ok=True, comment=comment))
+        return outcomes
+
+    async def report(self, site_id: str, comment_id: str, spec: ReportSpec) -> ReportOutcome:
+        """Count a reader's report (once per reader); at the site's threshold the published
+        comment enters the ``reported`` queue and a ``comment.reported`` event goes out."""
+        same_target(comment_id, "comment", spec.comment_id, "comment_id")
+        policy = (await self._site_record(site_id)).site.policy
+        now = self._now_ms()
+        write = ReportWrite(
+            comment_id=comment_id,
+            report=Report(
+                reporter_id=spec.reporter_id, reason=spec.reason, note=spec.note, at=from_ms(now)
+            ),
+            threshold=policy.report_threshold,
+            now_ms=now,
+            event_id=new_event_id(),
+            event_type=REPORTED_EVENT_TYPE,
+            sources=sources_argument(Event.REPORT),
+        )
+        return await self.store.report(site_id, write)

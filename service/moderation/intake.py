@@ -1,0 +1,179 @@
+"""Intake: a new or edited comment scored, decided by the policy and written by one script."""
+
+import re
+from typing import Literal
+
+from service import language
+from service import policy as rules
+from service.domain import Article, ArticleSpec, IngestResult, Policy, State, Submission
+from service.errors import Conflict
+from service.moderation.base import ModerationBase
+from service.moderation.tokens import new_event_id, sha256_hex
+from service.path_ids import same_target
+from service.scorer import Scored, SiteRef, Spans
+from service.store.records import IntakeWrite, Observation, SiteRules, StaleContextError, Window
+from service.times import to_ms
+from service.transitions import EVENT_TYPES, Event, sources_argument
+
+WindowKind = Literal["author_flood", "ip_flood", "duplicate"]
+
+MAX_INTAKE_ATTEMPTS = 3
+"""Decide-and-write rounds before intake gives up on a context that keeps changing."""
+
+_SPACES = re.compile(r"\s+")
+
+
+class Intake(ModerationBase):
+    """Scoring and deciding comments as they arrive, and the articles they belong to."""
+
+    async def ingest(self, site_id: str, submission: Submission) -> IngestResult:
+        """Moderate a new or edited comment; a redelivery returns the stored one unchanged.
+
+        The verdict is decided for the likeliest context (a new comment, an author in good
+        standing, an open article, no flood or duplicate) and written by one script call that
+        checks that context; when it differs, the script writes nothing and reports what it
+        found, and the verdict is decided again for that. The scorer runs once, and is asked
+        for evidence only when the comment is not published."""
+        record = await self._site_record(site_id)
+        policy = record.site.policy
+        windows = self._windows(site_id, submission, policy)
+        detected = language.detect(submission.text)
+        scored = await self._score_if_readable(submission.text, detected, site_id)
+        scores = scored.scores
+        text_hash = sha256_hex(submission.text)
+        observation = Observation(windows_taken=tuple(False for _ in windows))
+        explained: Spans | None = None
+        for _ in range(MAX_INTAKE_ATTEMPTS):
+            verdict = rules.decide(
+                scores,
+                _policy_context(submission.text, observation, windows, detected),
+                policy,
+                scored.thresholds,
+            )
+            evidence: Spans = {name: list(spans) for name, spans in verdict.evidence.items()}
+            if verdict.state is not State.APPROVED and detected.supported:
+                if explained is None:
+                    explained = await self.scorer.explain(submission.text)
+                evidence = {**explained, **evidence}
+            now = self._now_ms()
+            write = IntakeWrite(
+                comment_id=submission.id,
+                text_hash=text_hash,
+                article_id=submission.article.id,
+                parent_id=submission.parent_id,
+                author=submission.author,
+                text=submission.text,
+                lang=submission.lang or detected.language,
+                state=verdict.state,
+                reasons=[reason.value for reason in verdict.reasons],
+                scores=scores,
+                evidence=evidence,
+                model=scored.model_version,
+                priority=rules.priority(scores),
+                created_at_ms=to_ms(submission.created_at) if submission.created_at else now,
+                now_ms=now,
+                event_id=new_event_id(),
+                event_type=EVENT_TYPES[verdict.state],
+                edit_sources=sources_argument(Event.EDIT),
+                windows=[window for _, window in windows],
+                assumed=observation,
+                min_approved=policy.new_author_min_approved,
+                rules=SiteRules.of(policy),
+                # A text in a language the model does not read is not scored by either stage.
+                second_look=self.second_look and scored.semantic and detected.supported,
+                article_title=submission.article.title,
+                article_url=submission.article.url,
+            )
+            try:
+                outcome, comment = await self.store.write_intake(site_id, write)
+            except StaleContextError as stale:
+                observation = stale.observed
+                continue
+            return IngestResult(
+                comment=comment, created=outcome != "unchanged", edited=outcome == "edited"
+            )
+        raise Conflict("the comment's context kept changing while it was moderated; retry")
+
+    async def assess(self, site_id: str, text: str) -> tuple[rules.Verdict, Scored]:
+        """The verdict the site's policy would give ``text`` as a new comment of an author in
+        good standing, scored like intake but written nowhere (Akismet's ``is_test`` checks)."""
+        policy = (await self._site_record(site_id)).site.policy
+        detected = language.detect(text)
+        scored = await self._score_if_readable(text, detected, site_id)
+        context = rules.PolicyContext(text=text, language_supported=detected.supported)
+        return rules.decide(scored.scores, context, policy, scored.thresholds), scored
+
+    async def _score_if_readable(
+        self, text: str, detected: language.Detected, site_id: str
+    ) -> Scored:
+        """The model's scores, or none for a text in a language it does not read: scoring
+        German as English gives confident nonsense (0.69 toxicity for a civil remark)."""
+        if detected.supported:
+            return await self._score(text, await self._site_model(site_id))
+        return Scored({}, self.scorer.model_version, self.thresholds)
+
+    async def _site_model(self, site_id: str) -> SiteRef | None:
+        if self.site_models is None:
+            return None
+        return site_id, await self.site_models.of(site_id)
+
+    async def _score_naming_active_model(self, text: str, site: SiteRef | None) -> Scored:
+        scores = await self.scorer.score(text)
+        return Scored(scores, self.scorer.model_version, self.thresholds)
+
+    def _windows(
+        self, site_id: str, submission: Submission, policy: Policy
+    ) -> list[tuple[WindowKind, Window]]:
+        """The flood and duplicate windows the site's policy turns on, each with its key."""
+        keys = self.store.keys
+        author_id = submission.author.id
+        windows: list[tuple[WindowKind, Window]] = []
+        if policy.flood_seconds_per_author:
+            key = keys.author_flood(site_id, author_id)
+            windows.append(
+                ("author_flood", Window(key, policy.flood_seconds_per_author * 1000, True))
+            )
+        if submission.author.ip is not None and policy.flood_seconds_per_ip:
+            key = keys.ip_flood(site_id, str(submission.author.ip))
+            windows.append(("ip_flood", Window(key, policy.flood_seconds_per_ip * 1000, True)))
+        if policy.duplicate_window_seconds:
+            text_key = sha256_hex(_duplicate_form(submission.text))
+            key = keys.duplicate(site_id, author_id, text_key)
+            windows.append(
+                ("duplicate", Window(key, policy.duplicate_window_seconds * 1000, False))
+            )
+        return windows
+
+    async def put_article(self, site_id: str, article_id: str, spec: ArticleSpec) -> Article:
+        same_target(article_id, "article", spec.id, "id")
+        await self._site_record(site_id)
+        return await self.store.put_article(site_id, article_id, spec, self._now_ms())
+
+
+def _policy_context(
+    text: str,
+    observation: Observation,
+    windows: list[tuple[WindowKind, Window]],
+    detected: language.Detected,
+) -> rules.PolicyContext:
+    taken = {
+        kind for (kind, _), flag in zip(windows, observation.windows_taken, strict=True) if flag
+    }
+    # Flood intervals count postings; an edit is not another posting.
+    flood = not observation.edit
+    return rules.PolicyContext(
+        text=text,
+        author_status=observation.author_status,
+        author_approved=observation.author_approved,
+        article_closed=observation.article_closed,
+        article_premod=observation.article_premod,
+        duplicate="duplicate" in taken,
+        author_flood=flood and "author_flood" in taken,
+        ip_flood=flood and "ip_flood" in taken,
+        language_supported=detected.supported,
+    )
+
+
+def _duplicate_form(text: str) -> str:
+    """Texts that differ only in case or spacing count as the same text."""
+    return _SPACES.sub(" ", text).strip().casefold()

@@ -1,0 +1,138 @@
+"""Sites, their secrets and api keys, and moderators with their tokens."""
+
+import secrets
+
+from pydantic import ValidationError
+
+from service.domain import Moderator, SecretRotation, Site, SiteCredentials, SitePatch, SiteSpec
+from service.errors import Conflict, NotFound, ValidationFailed
+from service.moderation.base import ModerationBase
+from service.moderation.tokens import API_KEY_DRAWS, new_api_key, sha256_hex
+from service.store.records import ApiKeyTakenError, SiteRecord
+from service.times import from_ms, to_ms
+
+# Each round of racing patches lets at least one write, so this bounds the patches in flight.
+MAX_SITE_UPDATE_ATTEMPTS = 32
+
+
+class Sites(ModerationBase):
+    """Creating and changing sites and moderators; secrets shown once, stored hashed."""
+
+    async def create_site(self, spec: SiteSpec) -> tuple[Site, SiteCredentials]:
+        """The new site and its credentials, which are shown only in this answer."""
+        for _ in range(API_KEY_DRAWS - 1):
+            try:
+                return await self._create_site(spec, new_api_key())
+            except ApiKeyTakenError:
+                continue
+        return await self._create_site(spec, new_api_key())
+
+    async def _create_site(self, spec: SiteSpec, api_key: str) -> tuple[Site, SiteCredentials]:
+        now = from_ms(self._now_ms())
+        credentials = SiteCredentials(
+            webhook_secret=f"whsec_{secrets.token_urlsafe(32)}", api_key=api_key
+        )
+        site = Site(
+            id=spec.id,
+            name=spec.name,
+            callback_url=spec.callback_url,
+            policy=spec.policy,
+            created_at=now,
+            updated_at=now,
+        )
+        record = SiteRecord(
+            site=site,
+            webhook_secret=credentials.webhook_secret,
+            previous_secret=None,
+            previous_valid_until_ms=0,
+            api_key_hash=sha256_hex(credentials.api_key),
+        )
+        await self.store.create_site(record)
+        self._remember(record)
+        return site, credentials
+
+    async def get_site(self, site_id: str) -> Site:
+        return (await self._site_record(site_id)).site
+
+    async def update_site(self, site_id: str, patch: SitePatch) -> Site:
+        # The policy is merged here, so a concurrent patch may land between read and write; the
+        # write then refuses and the patch is merged again onto what that one wrote.
+        for _ in range(MAX_SITE_UPDATE_ATTEMPTS):
+            record = await self.store.load_site(site_id)
+            if record is None:
+                raise NotFound(f"site {site_id!r} not found")
+            updated = self._patched(record.site, patch)
+            if await self.store.update_site(updated, read_policy=record.stored_policy):
+                break
+        else:
+            raise Conflict(f"site {site_id!r} kept changing; send the patch again")
+        if patch.coral is not None and patch.coral.model_fields_set:
+            settings = patch.coral.model_dump(include=patch.coral.model_fields_set)
+            await self.store.set_coral_settings(site_id, settings)
+        self._sites.pop(site_id, None)
+        return updated
+
+    def _patched(self, site: Site, patch: SitePatch) -> Site:
+        changes: dict[str, object] = {"updated_at": from_ms(self._now_ms())}
+        if patch.name is not None:
+            changes["name"] = patch.name
+        if "callback_url" in patch.model_fields_set:
+            changes["callback_url"] = patch.callback_url
+        if patch.policy is not None:
+            try:
+                changes["policy"] = patch.policy.apply(site.policy)
+            except ValueError as error:  # pydantic's ValidationError of the merged policy
+                raise _policy_error(error) from None
+        return site.model_copy(update=changes)
+
+    async def rotate_secret(self, site_id: str, grace_seconds: int) -> SecretRotation:
+        now = self._now_ms()
+        rotation = SecretRotation(
+            webhook_secret=f"whsec_{secrets.token_urlsafe(32)}",
+            previous_valid_until=from_ms(now + grace_seconds * 1000),
+        )
+        valid_until = to_ms(rotation.previous_valid_until)
+        await self.store.rotate_secret(site_id, rotation.webhook_secret, now, valid_until)
+        self._sites.pop(site_id, None)
+        return rotation
+
+    async def webhook_secrets(self, site_id: str) -> list[str]:
+        """The secrets a signature may currently be made with; ``NotFound`` for no such site."""
+        return (await self._site_record(site_id)).valid_secrets(self._now_ms())
+
+    async def site_record(self, site_id: str) -> SiteRecord:
+        """The site with its secrets (for the integrations that sign or call out); ``NotFound``
+        for no such site."""
+        return await self._site_record(site_id)
+
+    async def site_for_api_key(self, api_key: str) -> Site | None:
+        key_hash = sha256_hex(api_key)
+        site_id = await self.store.site_id_for_api_key(key_hash)
+        if site_id is None:
+            return None
+        record = await self.store.load_site(site_id)
+        # The index is written before the site; only a key the site itself names counts.
+        if record is None or not record.api_key_matches(key_hash, self._now_ms()):
+            return None
+        return record.site
+
+    async def create_moderator(self, site_id: str, name: str) -> tuple[Moderator, str]:
+        """The moderator and its bearer token (shown only here; stored as a sha256 hash)."""
+        token = f"cmt_{secrets.token_urlsafe(32)}"
+        moderator = Moderator(
+            id=f"mod_{secrets.token_hex(8)}",
+            site_id=site_id,
+            name=name,
+            created_at=from_ms(self._now_ms()),
+        )
+        await self.store.add_moderator(moderator, sha256_hex(token))
+        return moderator, token
+
+    async def moderator_for_token(self, token: str) -> Moderator | None:
+        return await self.store.moderator_by_token_hash(sha256_hex(token), self._now_ms())
+
+
+def _policy_error(error: ValueError) -> ValidationFailed:
+    if isinstance(error, ValidationError):
+        return ValidationFailed.from_pydantic(error, prefix="policy")
+    return ValidationFailed([("policy", str(error))])

@@ -1,0 +1,25 @@
+"""Keys, tokens and ids drawn at random, and the sha256 form secrets are stored in."""
+
+import hashlib
+import secrets
+import uuid
+
+API_KEY_DRAWS = 3
+"""New keys tried when a drawn one is already another site's."""
+
+
+def new_api_key() -> str:
+    # Akismet's key format, 12 lowercase hex digits: WordPress's Akismet plugin strips anything
+    # else from a key and refuses one of another length. Keys are checked by hash, never listed,
+    # and a guess has one chance in 2**48 per request.
+    return secrets.token_hex(6)
+
+
+def sha256_hex(value: str) -> str:
+    # aiohttp keeps header bytes that are not UTF-8 as surrogate escapes: a key sent that way
+    # hashes to its raw bytes and matches nothing, instead of failing to encode.
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def new_event_id() -> str:
+    return f"evt_{uuid.uuid4().hex}"
