@@ -1,0 +1,93 @@
+"""The bounds and field types the models are built from, and the frozen base they share."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from yarl import URL
+
+MAX_ID = 128
+MAX_TEXT = 20_000
+MAX_NAME = 200
+MAX_URL = 2_048
+MAX_TITLE = 500
+MAX_ARTICLE_TEXT = 100_000
+MAX_NOTE = 2_000
+MAX_BULK = 100
+MAX_PAGE = 100
+MAX_CLAIM = 100
+MAX_LEASE_SECONDS = 3_600
+MAX_WORDS = 1_000
+
+ADMIN_ACTOR = "admin"
+"""The actor recorded for what the admin token does (it is also the admin's name)."""
+
+SiteId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+]
+"""Lower-case letters, digits, ``_`` and ``-``: it is part of URLs and of the Redis hash tag."""
+
+ExternalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[\x21-\x7e]+$")
+]
+"""An id chosen by the host site: printable ASCII without spaces."""
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
+Url = Annotated[str, StringConstraints(max_length=MAX_URL, pattern=r"^https?://[^\s]+$")]
+Title = Annotated[str, StringConstraints(max_length=MAX_TITLE)]
+CommentText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ModeratorReason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)
+]
+Note = Annotated[str, StringConstraints(max_length=MAX_NOTE)]
+Cursor = Annotated[str, StringConstraints(min_length=1, max_length=1_024)]
+
+# Times are stored as epoch milliseconds and read back as UTC datetimes, which end at year 9999;
+# a comment written before 1970 is a client's bug, not history.
+EARLIEST_CREATED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_CREATED_AT = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _storable_moment(moment: datetime) -> datetime:
+    if not EARLIEST_CREATED_AT <= moment < LATEST_CREATED_AT:
+        raise ValueError(
+            f"must be from {EARLIEST_CREATED_AT.date()} to before {LATEST_CREATED_AT.date()} (UTC)"
+        )
+    return moment
+
+
+CreatedAt = Annotated[AwareDatetime, AfterValidator(_storable_moment)]
+
+
+def _reachable_host(url: str) -> str:
+    # Checked here so a typo fails when the site is configured, not at every delivery attempt.
+    parsed = URL(url)
+    host = parsed.raw_host
+    if not host:
+        raise ValueError("has no host")
+    if parsed.raw_user is not None or parsed.raw_password is not None:
+        # They would be sent with every webhook and shown to whoever reads the site.
+        raise ValueError("must not carry a user name or password")
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise ValueError(f"host {host!r} is not a valid host name") from None
+    return url
+
+
+CallbackUrl = Annotated[Url, AfterValidator(_reachable_host)]
+SigningSecret = Annotated[
+    str, StringConstraints(min_length=16, max_length=256, pattern=r"^[\x21-\x7e]+$")
+]
+CoralToken = Annotated[
+    str, StringConstraints(min_length=16, max_length=4_096, pattern=r"^[\x21-\x7e]+$")
+]
+
+
+class FrozenModel(BaseModel):
+    """Every model: immutable, and a field it does not know is an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")

@@ -1,0 +1,266 @@
+"""The request bodies and queries the API accepts, validated with hard bounds."""
+
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, IPvAnyAddress, StringConstraints, model_validator
+
+from service.domain.enums import Action, AuthorStatus, Order, Queue, Reason, ReportReason, State
+from service.domain.fields import (
+    MAX_ARTICLE_TEXT,
+    MAX_BULK,
+    MAX_CLAIM,
+    MAX_LEASE_SECONDS,
+    MAX_PAGE,
+    MAX_WORDS,
+    CallbackUrl,
+    CommentText,
+    CoralToken,
+    CreatedAt,
+    Cursor,
+    ExternalId,
+    FrozenModel,
+    Label,
+    ModeratorReason,
+    Name,
+    Note,
+    Probability,
+    SigningSecret,
+    SiteId,
+    Title,
+    Url,
+    Word,
+)
+
+
+class ArticleRef(FrozenModel):
+    id: ExternalId
+    url: Url | None = None
+    title: Title | None = None
+    text: Annotated[str, StringConstraints(max_length=MAX_ARTICLE_TEXT)] | None = None
+
+
+class Author(FrozenModel):
+    id: ExternalId
+    name: Name | None = None
+    email: (
+        Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None
+    ) = None
+    ip: IPvAnyAddress | None = None
+    user_agent: Annotated[str, StringConstraints(max_length=512)] | None = None
+    role: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class Submission(FrozenModel):
+    """The intake body: one new or edited comment from the host site."""
+
+    id: ExternalId
+    article: ArticleRef
+    parent_id: ExternalId | None = None
+    author: Author
+    text: CommentText
+    created_at: CreatedAt | None = None
+    # BCP 47 subtags may hold digits ("es-419", "pt-PT-ao90").
+    lang: Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z0-9-]+$")] | None = None
+
+
+class Policy(FrozenModel):
+    """A site's moderation rules. Thresholds here override the model's suggested ones per label."""
+
+    mode: Literal["post", "pre"] = "post"
+    hold: dict[Label, Probability] = Field(default_factory=dict, max_length=32)
+    reject: dict[Label, Probability] = Field(default_factory=dict, max_length=32)
+    max_links: int = Field(default=2, ge=0, le=100)
+    banned_words: tuple[Word, ...] = Field(default=(), max_length=MAX_WORDS)
+    suspect_words: tuple[Word, ...] = Field(default=(), max_length=MAX_WORDS)
+    flood_seconds_per_author: int = Field(default=10, ge=0, le=86_400)
+    flood_seconds_per_ip: int = Field(default=0, ge=0, le=86_400)
+    duplicate_window_seconds: int = Field(default=3_600, ge=0, le=30 * 86_400)
+    new_author_min_approved: int = Field(default=0, ge=0, le=1_000)
+    report_threshold: int = Field(default=3, ge=1, le=1_000)
+    """Distinct readers' reports that send a published comment to the ``reported`` queue."""
+    author_recent_days: int = Field(default=7, ge=1, le=90)
+    """The window of an author's recent decisions (Coral Talk's "recent comment history")."""
+    author_premod_rejection_rate: float = Field(default=0.3, ge=0.0, le=1.0)
+    """Share of rejected (or spam) among an author's recent decisions that puts the author on
+    pre-moderation (``AUTHOR_PREMOD``); 0 turns the rule off."""
+    author_premod_min_decisions: int = Field(default=3, ge=1, le=1_000)
+    """Recent decisions needed before the rejection rate counts, so one rejection is no verdict."""
+    retention_days: int = Field(default=90, ge=1, le=3_650)
+    """Days a decided comment and its history are kept after its last change."""
+    other_languages: Literal["hold", "publish"] = "hold"
+    """A comment in a language the model does not read is held (``LANGUAGE``) or published;
+    either way it is not scored."""
+
+    @model_validator(mode="after")
+    def _hold_not_above_reject(self) -> Self:
+        for label, hold in self.hold.items():
+            reject = self.reject.get(label)
+            if reject is not None and hold > reject:
+                raise ValueError(f"hold threshold of {label!r} is above its reject threshold")
+        return self
+
+
+class PolicyPatch(FrozenModel):
+    """A partial policy: only the fields given replace the site's current ones."""
+
+    mode: Literal["post", "pre"] | None = None
+    hold: dict[Label, Probability] | None = Field(default=None, max_length=32)
+    reject: dict[Label, Probability] | None = Field(default=None, max_length=32)
+    max_links: int | None = Field(default=None, ge=0, le=100)
+    banned_words: tuple[Word, ...] | None = Field(default=None, max_length=MAX_WORDS)
+    suspect_words: tuple[Word, ...] | None = Field(default=None, max_length=MAX_WORDS)
+    flood_seconds_per_author: int | None = Field(default=None, ge=0, le=86_400)
+    flood_seconds_per_ip: int | None = Field(default=None, ge=0, le=86_400)
+    duplicate_window_seconds: int | None = Field(default=None, ge=0, le=30 * 86_400)
+    new_author_min_approved: int | None = Field(default=None, ge=0, le=1_000)
+    report_threshold: int | None = Field(default=None, ge=1, le=1_000)
+    author_recent_days: int | None = Field(default=None, ge=1, le=90)
+    author_premod_rejection_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    author_premod_min_decisions: int | None = Field(default=None, ge=1, le=1_000)
+    retention_days: int | None = Field(default=None, ge=1, le=3_650)
+    other_languages: Literal["hold", "publish"] | None = None
+
+    def apply(self, policy: Policy) -> Policy:
+        """The merged policy, validated as a whole (raises pydantic's ValidationError)."""
+        changes = self.model_dump(exclude_unset=True, exclude_none=True)
+        return Policy.model_validate({**policy.model_dump(), **changes})
+
+
+class SiteSpec(FrozenModel):
+    id: SiteId
+    name: Name
+    callback_url: CallbackUrl | None = None
+    policy: Policy = Field(default_factory=Policy)
+
+
+class CoralSettings(FrozenModel):
+    """Coral Talk, both ways: the secrets Coral signs its phase requests and its webhooks with,
+    and the GraphQL endpoint and access token civility applies its moderators' decisions with.
+
+    Write-only: none is ever shown again. Fields given replace the stored ones; ``null``
+    removes one (a phase or webhook request is then refused, decisions stay in civility)."""
+
+    signing_secret: SigningSecret | None = None
+    webhook_secret: SigningSecret | None = None
+    graphql_url: CallbackUrl | None = None
+    access_token: CoralToken | None = None
+
+
+class SitePatch(FrozenModel):
+    """Fields given replace the site's; ``callback_url: null`` removes the callback."""
+
+    name: Name | None = None
+    callback_url: CallbackUrl | None = None
+    policy: PolicyPatch | None = None
+    coral: CoralSettings | None = None
+
+
+class ArticleSpec(FrozenModel):
+    """Article metadata and per-article settings (``PUT`` replaces them all)."""
+
+    id: ExternalId = Field(description="The article of the path: a signed body names its target")
+    url: Url | None = None
+    title: Title | None = None
+    closed: bool = False
+    premod: bool = False
+
+
+class Decision(FrozenModel):
+    action: Action
+    reason: ModeratorReason | None = None
+    note: Note | None = None
+    version: int | None = Field(default=None, ge=1)
+
+
+class ReportSpec(FrozenModel):
+    """A reader's report of a published comment, sent by the host site (signed like intake)."""
+
+    comment_id: ExternalId = Field(
+        description="The comment of the path: a signed body names its target"
+    )
+    reporter_id: ExternalId
+    reason: ReportReason
+    note: Note | None = None
+
+
+class AuthorStatusChange(FrozenModel):
+    """A moderator sets an author's standing; banning may reject the author's held comments."""
+
+    status: AuthorStatus
+    reason: ModeratorReason | None = None
+    reject_pending: bool = False
+
+
+class BulkDecisionItem(Decision):
+    id: ExternalId
+
+
+class BulkDecision(FrozenModel):
+    decisions: tuple[BulkDecisionItem, ...] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class ClaimRequest(FrozenModel):
+    limit: int = Field(default=10, ge=1, le=MAX_CLAIM)
+    lease_seconds: int = Field(default=300, ge=1, le=MAX_LEASE_SECONDS)
+    queue: Queue = Queue.PENDING
+    order: Order = Order.PRIORITY
+
+
+class CommentClaimRequest(FrozenModel):
+    """The lease of one chosen comment (the body may be empty)."""
+
+    lease_seconds: int = Field(default=300, ge=1, le=MAX_LEASE_SECONDS)
+
+
+class ReleaseRequest(FrozenModel):
+    """Ids to release; none means every lease the caller holds."""
+
+    ids: tuple[ExternalId, ...] | None = Field(default=None, max_length=MAX_CLAIM)
+
+
+class ModeratorSpec(FrozenModel):
+    name: Name
+
+
+class QueueQuery(FrozenModel):
+    """The queue listing's query string (values arrive as strings; pydantic coerces them)."""
+
+    queue: Queue = Queue.PENDING
+    order: Order = Order.PRIORITY
+    article: ExternalId | None = None
+    author: ExternalId | None = None
+    reason: Reason | None = Field(
+        default=None, description="Only comments held or reported with this reason code"
+    )
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    cursor: Cursor | None = None
+
+    @model_validator(mode="after")
+    def _one_filter(self) -> Self:
+        # Each filter is its own index; silently applying one of two would list wrong comments.
+        given = [self.article, self.author, self.reason]
+        if sum(value is not None for value in given) > 1:
+            raise ValueError("filter by one of article, author or reason, not several")
+        return self
+
+
+class CommentQuery(FrozenModel):
+    """The comment listing's query string: one state, newest decision first, optionally one
+    article or one author and a range of decision times (``since`` inclusive, ``until``
+    exclusive)."""
+
+    state: State
+    article: ExternalId | None = None
+    author: ExternalId | None = None
+    since: CreatedAt | None = None
+    until: CreatedAt | None = None
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    cursor: Cursor | None = None
+
+    @model_validator(mode="after")
+    def _one_filter_and_a_range(self) -> Self:
+        if self.article is not None and self.author is not None:
+            raise ValueError("filter by article or by author, not both")
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("since must be before until")
+        return self
