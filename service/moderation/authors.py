@@ -17,7 +17,7 @@ from service.domain import (
 from service.errors import CivilityError, NotFound, ValidationFailed
 from service.moderation.decisions import Decisions
 from service.path_ids import checked_id
-from service.store.records import DAY_MS
+from service.store.records import SiteRules
 from service.times import from_ms
 
 MAX_BAN_REJECTIONS = 1_000
@@ -31,9 +31,7 @@ class Authors(Decisions):
         """Counts, status and standing of an author the site has seen (or set a status for)."""
         policy = (await self._site_record(site_id)).site.policy
         now = self._now_ms()
-        stored = await self.store.author(
-            site_id, author_id, now - policy.author_recent_days * DAY_MS
-        )
+        stored = await self.store.author(site_id, author_id, now, SiteRules.of(policy))
         fields = stored.fields
         if not fields:
             raise NotFound(f"author {author_id!r} not found")
@@ -58,7 +56,7 @@ class Authors(Decisions):
             status_reason=fields.get("status_reason") or None,
             status_by=fields.get("status_by") or None,
             status_at=from_ms(fields["status_at"]) if fields.get("status_at") else None,
-            trust=_trust(status, counts, recent, policy),
+            trust=_trust(stored.standing, counts, policy),
             counts=counts,
             recent=recent,
             first_seen=from_ms(fields["first_seen"]) if fields.get("first_seen") else None,
@@ -103,24 +101,20 @@ class Authors(Decisions):
         )
 
 
+_SET_OR_EARNED: dict[AuthorStatus, Literal["banned", "trusted", "premod"]] = {
+    AuthorStatus.BANNED: "banned",
+    AuthorStatus.TRUSTED: "trusted",
+    AuthorStatus.PREMOD: "premod",
+}
+
+
 def _trust(
-    status: AuthorStatus, counts: AuthorCounts, recent: RecentDecisions, policy: Policy
+    standing: AuthorStatus, counts: AuthorCounts, policy: Policy
 ) -> Literal["banned", "trusted", "premod", "new", "regular"]:
-    """The rule the author's next comment meets, in the order the policy applies them."""
-    if status is AuthorStatus.BANNED:
-        return "banned"
-    if status is AuthorStatus.TRUSTED:
-        return "trusted"
-    if status is AuthorStatus.PREMOD:
-        return "premod"
-    rate = policy.author_premod_rejection_rate
-    if (
-        rate > 0
-        and recent.rejection_rate is not None
-        and recent.decided >= policy.author_premod_min_decisions
-        and recent.rejection_rate >= rate
-    ):
-        return "premod"
+    """The rule the author's next comment meets, in the order the policy applies them: its
+    standing (decided by the store's script, as intake decides it), then the new-author rule."""
+    if standing is not AuthorStatus.ACTIVE:
+        return _SET_OR_EARNED[standing]
     if counts.approved < policy.new_author_min_approved:
         return "new"
     return "regular"

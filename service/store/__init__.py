@@ -25,6 +25,7 @@ SCRIPTS = (
     "put_article",
     "report",
     "author_status",
+    "author_view",
     "touch_moderator",
 )
 

@@ -9,6 +9,7 @@ from typing import cast
 
 from service import cursors
 from service.domain import (
+    AuthorStatus,
     Comment,
     CommentQuery,
     HourlyDecisions,
@@ -21,8 +22,8 @@ from service.domain import (
     State,
 )
 from service.errors import BadRequest, NotFound
-from service.store.records import AuthorRecord
-from service.store.rows import comment_from_fields, history_entry, pairs, text_fields
+from service.store.records import AuthorRecord, SiteRules
+from service.store.rows import comment_from_fields, history_entry, pairs
 from service.store.scripts import ScriptedStore, store_errors
 from service.times import from_ms, hour_bucket, to_ms
 
@@ -30,7 +31,8 @@ HOURS_OF_STATS = 24
 
 
 class CommentReads(ScriptedStore):
-    """Reads in pipelines (or the page script, which also trims expired entries)."""
+    """Reads in pipelines, or by a script where one must apply a rule the scripts apply (an
+    author's standing) or trim what expired (pages)."""
 
     # ------------------------------------------------------------------ events
 
@@ -53,15 +55,22 @@ class CommentReads(ScriptedStore):
 
     # ------------------------------------------------------------------ authors
 
-    async def author(self, site_id: str, author_id: str, since_ms: int) -> AuthorRecord:
-        """The author's hash and its decisions since ``since_ms`` (fields empty: never seen)."""
-        with store_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(self.keys.author(site_id, author_id))
-                pipe.zrangebyscore(self.keys.author_recent(site_id, author_id), since_ms, "+inf")
-                fields, recent = await pipe.execute()
-        rejected = sum(1 for member in recent if member.startswith("r:"))
-        return AuthorRecord(text_fields(fields), len(recent), rejected)
+    async def author(
+        self, site_id: str, author_id: str, now_ms: int, rules: SiteRules
+    ) -> AuthorRecord:
+        """The author's hash, its decisions within the recent window and its standing, read by
+        one script with the rule intake applies (fields empty: never seen)."""
+        keys = [self.keys.author(site_id, author_id)]
+        args: list[str | int] = [
+            self.keys.site_prefix(site_id),
+            author_id,
+            now_ms,
+            rules.recent_window_ms,
+            repr(rules.premod_rejection_rate),
+            rules.premod_min_decisions,
+        ]
+        fields, decided, rejected, standing = await self._run("author_view", keys, args)
+        return AuthorRecord(pairs(fields), int(decided), int(rejected), AuthorStatus(standing))
 
     async def pending_of_author(self, site_id: str, author_id: str) -> list[str]:
         """Ids of the author's held comments, oldest first."""

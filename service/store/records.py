@@ -75,11 +75,13 @@ class SiteRules:
 
 @dataclass(frozen=True, slots=True)
 class AuthorRecord:
-    """An author's stored counters and status, and its decisions within the recent window."""
+    """An author's stored counters and status, its decisions within the recent window, and the
+    standing its next comment meets (the status, or premod by the recent-rejection rule)."""
 
     fields: Mapping[str, str]
     recent_decided: int
     recent_rejected: int
+    standing: AuthorStatus
 
 
 @dataclass(frozen=True, slots=True)
