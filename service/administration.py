@@ -4,7 +4,6 @@ site's api key, delete a site, erase one author's data. The admin API and the CL
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
@@ -14,7 +13,7 @@ from service.moderation import Moderation
 from service.moderation.tokens import API_KEY_DRAWS, new_api_key, sha256_hex
 from service.path_ids import checked_id
 from service.site_models import SiteModels
-from service.times import from_ms
+from service.times import Moment, from_ms
 
 
 class _Answer(BaseModel):
@@ -24,8 +23,8 @@ class _Answer(BaseModel):
 class ModeratorEntry(_Answer):
     id: str
     name: str
-    created_at: datetime
-    last_used_at: datetime | None
+    created_at: Moment
+    last_used_at: Moment | None
 
 
 class ModeratorList(_Answer):
@@ -36,7 +35,7 @@ class ApiKeyRotation(_Answer):
     """The new api key (shown once) and until when the previous one still works."""
 
     api_key: str
-    previous_valid_until: datetime
+    previous_valid_until: Moment
 
 
 class Erasure(_Answer):

@@ -21,11 +21,11 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from service.cursors import decode_cursor, encode_cursor
-from service.delivery import iso_ms
 from service.errors import BadRequest, Conflict, NotFound
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.rows import pairs
 from service.store.scripts import LuaScripts, RedisClient, store_errors
+from service.times import iso_from_ms
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Delivery(BaseModel):
     def from_record(cls, record: Mapping[str, str]) -> Self:
         def moment(name: str) -> str | None:
             value = record.get(name)
-            return iso_ms(int(value)) if value else None
+            return iso_from_ms(int(value)) if value else None
 
         return cls(
             id=record["id"],
@@ -95,8 +95,8 @@ class Delivery(BaseModel):
             comment_version=int(record["version"]),
             state=DeliveryState(record["state"]),
             attempts=int(record["attempts"]),
-            created_at=iso_ms(int(record["created_at"])),
-            updated_at=iso_ms(int(record["updated_at"])),
+            created_at=iso_from_ms(int(record["created_at"])),
+            updated_at=iso_from_ms(int(record["updated_at"])),
             next_attempt_at=moment("next_attempt_at"),
             delivered_at=moment("delivered_at"),
             failed_at=moment("failed_at"),

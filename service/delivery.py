@@ -8,13 +8,13 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
 import aiohttp
 
 from service import signatures
+from service.times import iso_from_ms
 from service.transitions import EVENT_TYPES, REPORTED_EVENT_TYPE
 
 USER_AGENT = "civility-webhooks/1"
@@ -57,11 +57,6 @@ class Outcome:
     retry_after: float | None = None
 
 
-def iso_ms(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def payload(site: str, record: Mapping[str, str]) -> bytes:
     """The event's JSON body, built from its delivery record (the same bytes on every attempt)."""
     body = {
@@ -76,7 +71,7 @@ def payload(site: str, record: Mapping[str, str]) -> bytes:
             "decided_by": record["decided_by"],
             "version": int(record["version"]),
         },
-        "created_at": iso_ms(int(record["created_at"])),
+        "created_at": iso_from_ms(int(record["created_at"])),
     }
     return json.dumps(body, separators=(",", ":")).encode()
 

@@ -5,7 +5,7 @@ a console reads the comment through the API, which checks the token for that sit
 from collections.abc import Mapping
 from typing import Any
 
-from service.times import from_ms
+from service.times import iso_from_ms
 
 LiveEvent = dict[str, Any]
 
@@ -35,4 +35,4 @@ def live_event(entry_id: str, fields: Mapping[str, str], names: Mapping[str, str
 
 
 def _iso(ms: str | None) -> str | None:
-    return from_ms(ms).isoformat().replace("+00:00", "Z") if ms else None
+    return iso_from_ms(ms) if ms else None

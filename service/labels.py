@@ -26,6 +26,7 @@ from typing import Any, cast
 from service.domain import MAX_ID, MAX_TEXT
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.scripts import RedisClient, store_errors
+from service.times import iso_from_ms
 
 DEFAULT_MAX_ENTRIES = 100_000
 """Per site: about a retrain's worth of feedback, a few tens of megabytes at most."""
@@ -137,7 +138,6 @@ def _check(text: str, labels: Mapping[str, int], source: str, comment_id: str | 
 
 
 def _entry(site: str, entry_id: str, fields: Mapping[str, str]) -> dict[str, Any]:
-    at = datetime.fromtimestamp(int(fields["at"]) / 1000, tz=UTC)
     return {
         "id": entry_id,
         "site": site,
@@ -148,5 +148,5 @@ def _entry(site: str, entry_id: str, fields: Mapping[str, str]) -> dict[str, Any
         "comment_id": fields["comment_id"] or None,
         "reason": fields.get("reason") or None,
         "author": fields.get("author") or None,
-        "at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "at": iso_from_ms(fields["at"]),
     }

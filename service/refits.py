@@ -29,6 +29,7 @@ from service.settings import Settings, SiteModelSettings
 from service.site_fit import encode_rows, fit_rows, in_use, stale
 from service.site_models import Fitted, SiteModels
 from service.store.scripts import RedisClient, store_errors
+from service.times import iso
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class Refits:
     def _fit(self, rows: Mapping[str, dict[str, Any]], used: Mapping[str, set[str]]) -> Fitted:
         started = time.perf_counter()
         fitted = fit_rows(self.model, rows, self.fit_settings, used)
-        created = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds")
+        created = iso(datetime.fromtimestamp(self._clock(), UTC))
         card = {
             "created_at": created,
             **fitted.card,

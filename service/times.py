@@ -1,6 +1,9 @@
-"""Moments as Redis keeps them (epoch milliseconds) and as the API writes them."""
+"""Moments as Redis keeps them (epoch milliseconds) and as the API writes them (ISO 8601)."""
 
 from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import PlainSerializer, WithJsonSchema
 
 
 def to_ms(moment: datetime) -> int:
@@ -15,5 +18,19 @@ def hour_bucket(now_ms: int) -> str:
     return from_ms(now_ms).strftime("%Y%m%d%H")
 
 
-def iso_from_ms(ms: int) -> str:
-    return from_ms(ms).isoformat().replace("+00:00", "Z")
+def iso(moment: datetime) -> str:
+    """The one form of a moment in every answer, event and export: UTC to the millisecond the
+    store keeps, ``2026-12-05T20:25:12.345Z`` (fixed width, so the strings sort as the moments)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_from_ms(ms: str | int) -> str:
+    return iso(from_ms(ms))
+
+
+Moment = Annotated[
+    datetime,
+    PlainSerializer(iso, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
+"""A datetime field of an answer: JSON has it in ``iso``'s form."""

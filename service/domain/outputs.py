@@ -1,17 +1,17 @@
 """The objects the API returns, each with the one JSON shape it is answered in."""
 
-from datetime import datetime
 from typing import Any, Literal
 
 from service.domain.enums import AuthorStatus, ReportReason, SecondLookState, State
 from service.domain.fields import FrozenModel
 from service.domain.inputs import Author, Policy
+from service.times import Moment, iso
 
 
 class SecondLook(FrozenModel):
     state: SecondLookState
-    queued_at: datetime | None
-    looked_at: datetime | None = None
+    queued_at: Moment | None
+    looked_at: Moment | None = None
     scores: dict[str, float] | None = None
     """The blended (lexical and semantic) scores the look decided on."""
     model: str | None = None
@@ -19,8 +19,8 @@ class SecondLook(FrozenModel):
     def to_json(self) -> dict[str, Any]:
         return {
             "state": self.state.value,
-            "queued_at": _iso(self.queued_at) if self.queued_at else None,
-            "looked_at": _iso(self.looked_at) if self.looked_at else None,
+            "queued_at": iso(self.queued_at) if self.queued_at else None,
+            "looked_at": iso(self.looked_at) if self.looked_at else None,
             "scores": self.scores,
             "model": self.model,
         }
@@ -30,7 +30,7 @@ class HistoryEntry(FrozenModel):
     """One change of a comment; a comment's history keeps every one, undo included."""
 
     version: int
-    at: datetime
+    at: Moment
     actor: str
     action: str
     from_state: State | None
@@ -50,7 +50,7 @@ class Report(FrozenModel):
     reporter_id: str
     reason: ReportReason
     note: str | None = None
-    at: datetime
+    at: Moment
 
 
 class CommentArticle(FrozenModel):
@@ -75,9 +75,9 @@ class Comment(FrozenModel):
     model: str | None
     version: int
     decided_by: str
-    decided_at: datetime
-    created_at: datetime
-    updated_at: datetime
+    decided_at: Moment
+    created_at: Moment
+    updated_at: Moment
     lang: str | None = None
     priority: float = 0.0
     history: tuple[HistoryEntry, ...] | None = None
@@ -85,7 +85,7 @@ class Comment(FrozenModel):
     report_count: int = 0
     """Readers who reported the comment (since a moderator last kept it)."""
     claimed_by: str | None = None
-    lease_until: datetime | None = None
+    lease_until: Moment | None = None
     decided_by_name: str | None = None
     """Who ``decided_by`` is, for people to read: a moderator's name, ``admin``; none for the
     model's own verdicts."""
@@ -118,9 +118,9 @@ class Comment(FrozenModel):
             "version": self.version,
             "decided_by": self.decided_by,
             "decided_by_name": self.decided_by_name,
-            "decided_at": _iso(self.decided_at),
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
+            "decided_at": iso(self.decided_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
         }
         if self.history is not None:
             body["history"] = [
@@ -138,7 +138,7 @@ class Comment(FrozenModel):
         if self.claimed_by is not None and self.lease_until is not None:
             body["claimed_by"] = self.claimed_by
             body["claimed_by_name"] = self.claimed_by_name
-            body["lease_until"] = _iso(self.lease_until)
+            body["lease_until"] = iso(self.lease_until)
         return body
 
 
@@ -194,12 +194,12 @@ class AuthorView(FrozenModel):
     status: AuthorStatus
     status_reason: str | None
     status_by: str | None
-    status_at: datetime | None
+    status_at: Moment | None
     trust: Literal["banned", "trusted", "premod", "new", "regular"]
     counts: AuthorCounts
     recent: RecentDecisions
-    first_seen: datetime | None
-    last_seen: datetime | None
+    first_seen: Moment | None
+    last_seen: Moment | None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -210,8 +210,8 @@ class Site(FrozenModel):
     name: str
     callback_url: str | None
     policy: Policy
-    created_at: datetime
-    updated_at: datetime
+    created_at: Moment
+    updated_at: Moment
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -232,14 +232,14 @@ class SecretRotation(FrozenModel):
     """The new webhook secret (shown once) and until when the previous one still verifies."""
 
     webhook_secret: str
-    previous_valid_until: datetime
+    previous_valid_until: Moment
 
 
 class Moderator(FrozenModel):
     id: str
     site_id: str
     name: str
-    created_at: datetime
+    created_at: Moment
 
 
 class Article(FrozenModel):
@@ -248,7 +248,7 @@ class Article(FrozenModel):
     title: str | None
     closed: bool
     premod: bool
-    updated_at: datetime | None
+    updated_at: Moment | None
 
 
 class QueuePage(FrozenModel):
@@ -267,7 +267,7 @@ class QueuePage(FrozenModel):
 
 
 class HourlyDecisions(FrozenModel):
-    hour: datetime
+    hour: Moment
     auto: int
     moderator: int
 
@@ -317,7 +317,3 @@ class AuthorStatusOutcome(FrozenModel):
             "failed": [outcome.to_json() for outcome in self.failed],
             "remaining": self.remaining,
         }
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

@@ -19,7 +19,7 @@ _FIT: dict[str, Any] = {
     "blend weights, whether it is used and why",
     "properties": {
         "version": {"type": "integer"},
-        "created_at": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
         "global_model": {"type": "string"},
         "rows": {"type": "integer"},
         "fit_seconds": {"type": "number"},

@@ -1,0 +1,58 @@
+"""Every moment the API writes has one form, UTC to the millisecond with a Z, whether a model
+answers it through pydantic or a ``to_json`` writes it by hand."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from service.domain import Author, Comment, CommentArticle, SecretRotation, State
+from service.times import from_ms, iso, iso_from_ms
+
+MOMENT_MS = 1_800_000_000_345
+
+
+def test_a_whole_second_keeps_its_milliseconds() -> None:
+    assert iso(datetime(2026, 12, 5, 20, 25, 12, tzinfo=UTC)) == "2026-12-05T20:25:12.000Z"
+    assert iso_from_ms(MOMENT_MS) == "2027-01-15T08:00:00.345Z"
+
+
+def test_a_moment_in_another_zone_is_written_in_utc() -> None:
+    moment = datetime(2026, 12, 5, 22, 25, tzinfo=timezone(timedelta(hours=2)))
+    assert iso(moment) == "2026-12-05T20:25:00.000Z"
+
+
+def test_pydantic_and_hand_written_answers_agree() -> None:
+    moment = from_ms(MOMENT_MS)
+    comment = Comment(
+        id="c1",
+        article_id="a1",
+        article=CommentArticle(id="a1"),
+        parent_id=None,
+        author=Author(id="u1"),
+        text="hello",
+        state=State.APPROVED,
+        reasons=(),
+        scores={},
+        evidence={},
+        model=None,
+        version=1,
+        decided_by="auto:test",
+        decided_at=moment,
+        created_at=moment,
+        updated_at=moment,
+        claimed_by="mod_x",
+        lease_until=from_ms(MOMENT_MS - 345),
+    )
+    by_hand = comment.to_json()
+    assert by_hand["created_at"] == comment.model_dump(mode="json")["created_at"]
+    assert by_hand["created_at"] == "2027-01-15T08:00:00.345Z"
+    assert by_hand["lease_until"] == "2027-01-15T08:00:00.000Z"
+    rotation = SecretRotation(webhook_secret="whsec_x", previous_valid_until=moment)
+    assert rotation.model_dump(mode="json")["previous_valid_until"] == "2027-01-15T08:00:00.345Z"
+
+
+def test_the_document_still_calls_an_answers_moment_a_date_time() -> None:
+    schema = SecretRotation.model_json_schema(mode="serialization")
+    assert schema["properties"]["previous_valid_until"] == {
+        "format": "date-time",
+        "title": "Previous Valid Until",
+        "type": "string",
+    }
