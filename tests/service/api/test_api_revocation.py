@@ -10,7 +10,7 @@ from pytest_aiohttp import AiohttpClient
 
 from service.admin_store import SCAN_COUNT
 from service.app import create_app
-from service.moderation import sha256_hex
+from service.moderation.tokens import sha256_hex
 from service.settings import DeliverySettings, Settings
 from service.worker import Worker
 
