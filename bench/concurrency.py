@@ -23,19 +23,18 @@ import time
 from typing import Any
 
 import aiohttp
-import redis
-from redis.cluster import RedisCluster
 
-from bench.intake import (
-    DEFAULT_REDIS_URL,
+from bench.intake import DEFAULT_REDIS_URL, _bodies
+from bench.memory import DATASETS, real_texts
+from bench.servers import (
     PROJECT_ROOT,
     SITE,
-    _bodies,
-    _create_site,
-    _process,
+    create_site,
+    empty_database,
     free_port,
+    on_redis,
+    started,
 )
-from bench.memory import DATASETS, real_texts
 from service import signatures
 from service.settings import parse_redis_url
 
@@ -91,20 +90,8 @@ async def _burst(url: str, bodies: list[tuple[bytes, str]], clients: int) -> dic
     }
 
 
-def _store(redis_url: str) -> redis.Redis | RedisCluster:
-    target = parse_redis_url(redis_url)
-    if target.topology == "cluster":
-        host, port = target.nodes[0]  # the client finds the other nodes from one
-        return RedisCluster(host, port, username=target.username, password=target.password)
-    return redis.Redis.from_url(redis_url)
-
-
 def _run(redis_url: str, pool_size: int, args: argparse.Namespace) -> dict[str, Any]:
-    store = _store(redis_url)
-    if redis_url == DEFAULT_REDIS_URL:
-        store.flushdb()
-    elif store.dbsize():
-        raise SystemExit(f"{redis_url} is not empty; point REDIS_URL at an empty database")
+    on_redis(redis_url, lambda client: empty_database(client, redis_url, DEFAULT_REDIS_URL))
     admin_token = secrets.token_urlsafe(24)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -116,14 +103,13 @@ def _run(redis_url: str, pool_size: int, args: argparse.Namespace) -> dict[str, 
         "CIVILITY_PORT": str(port),
         "CIVILITY_REDIS_MAX_CONNECTIONS": str(pool_size),
     }
-    with _process([sys.executable, "-m", "service", "serve"], env, f"{base}/readyz"):
-        secret = _create_site(base, admin_token)
+    with started([sys.executable, "-m", "service", "serve"], env, f"{base}/readyz"):
+        secret = create_site(base, admin_token)
         texts = real_texts(DATASETS)
         bodies = _bodies(args.requests, secret, seed=pool_size, texts=texts)
         result = asyncio.run(_burst(f"{base}/v1/sites/{SITE}/comments", bodies, args.clients))
     # Found empty (or the benchmark's own database): what is there now is this run's.
-    store.flushdb()
-    store.close()
+    on_redis(redis_url, lambda client: client.flushdb())
     return {"redis_max_connections": pool_size, **result}
 
 

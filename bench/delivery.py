@@ -1,6 +1,6 @@
 """Webhook delivery: events per second by 1 and 2 worker processes, and decision-to-delivery time.
 
-    .venv/bin/python bench/delivery.py [--events 4000] [--rate 200] [--seconds 10]
+    .venv/bin/python -m bench.delivery [--events 4000] [--rate 200] [--seconds 10]
 
 Uses ``REDIS_URL`` (default: database 15 of the Redis at 127.0.0.1:6379, flushed first) and an
 aiohttp receiver in this process on a loopback port that checks every signature. Throughput:
@@ -27,14 +27,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
+from bench.servers import redis_client
 from service import signatures
 from service.domain import Author, Policy, Site, State
 from service.settings import DeliverySettings
 from service.store import Store
 from service.store.records import DecisionWrite, IntakeWrite, Observation, SiteRecord
+from service.store.scripts import RedisClient
 from service.times import from_ms
 from service.transitions import EVENT_TYPES, Event, sources_argument
 
@@ -194,7 +195,7 @@ class BenchSite:
         )
 
 
-async def fresh_site(client: aioredis.Redis, receiver: Receiver) -> BenchSite:
+async def fresh_site(client: RedisClient, receiver: Receiver) -> BenchSite:
     await client.flushdb()
     receiver.reset()
     site = BenchSite(Store(client))
@@ -203,7 +204,7 @@ async def fresh_site(client: aioredis.Redis, receiver: Receiver) -> BenchSite:
 
 
 async def throughput(
-    client: aioredis.Redis, receiver: Receiver, redis_url: str, count: int, events: int
+    client: RedisClient, receiver: Receiver, redis_url: str, count: int, events: int
 ) -> dict[str, Any]:
     site = await fresh_site(client, receiver)
     comments = [f"c{index}" for index in range(events // 2)]
@@ -226,7 +227,7 @@ async def throughput(
 
 
 async def latency(
-    client: aioredis.Redis,
+    client: RedisClient,
     receiver: Receiver,
     redis_url: str,
     count: int,
@@ -279,8 +280,7 @@ def out_of_order(receiver: Receiver) -> int:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
-    client: aioredis.Redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    try:
+    async with redis_client(redis_url) as client:
         async with receiving() as receiver:
             rates = [
                 await throughput(client, receiver, redis_url, count, args.events)
@@ -292,8 +292,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             ]
             bad_signatures = receiver.bad_signatures
         await client.flushdb()
-    finally:
-        await client.aclose()
     defaults = DeliverySettings()
     return {
         "benchmark": "delivery",

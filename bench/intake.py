@@ -24,29 +24,33 @@ import os
 import platform
 import random
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psutil  # type: ignore[import-untyped]
-import redis
 
 from bench.memory import DATASETS, real_texts
+from bench.servers import (
+    PROJECT_ROOT,
+    SITE,
+    create_site,
+    empty_database,
+    free_port,
+    on_redis,
+    started,
+)
 from service import signatures
+from service.store.scripts import RedisClient
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT_ROOT / "bench" / "results" / "intake.json"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
-SITE = "bench"
 WARM_UP_SECONDS = 3.0
 SERVERS = ("bare_aiohttp", "bare_aiohttp_xadd", "civility")
 TARGETS = {
@@ -55,53 +59,6 @@ TARGETS = {
     "p99_ms_below": 50.0,
     "non_2xx": 0,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until_answers(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url} exited with {process.returncode} before answering")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within {seconds} s")
-
-
-@contextmanager
-def _process(
-    command: list[str], env: dict[str, str], ready_url: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
-    try:
-        wait_until_answers(ready_url, process, 120)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _create_site(base: str, admin_token: str) -> str:
-    spec = {"id": SITE, "name": "Benchmark", "policy": {"flood_seconds_per_author": 0}}
-    request = urllib.request.Request(
-        f"{base}/v1/sites",
-        data=json.dumps(spec).encode(),
-        headers={"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        created: dict[str, Any] = json.loads(response.read())
-    return str(created["webhook_secret"])
 
 
 def _bodies(count: int, secret: str, seed: int, texts: Sequence[str]) -> list[tuple[bytes, str]]:
@@ -221,8 +178,8 @@ def _cpu_seconds(process: psutil.Process) -> dict[str, float]:
     return {"api": api, "scoring": workers}
 
 
-def _redis_cpu_seconds(client: redis.Redis) -> float:
-    info = client.info("cpu")
+async def _redis_cpu_seconds(client: RedisClient) -> float:
+    info = await client.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
@@ -236,11 +193,11 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
 
 def _measured(
     url: str, secret: str, args: argparse.Namespace, seed: int, server: psutil.Process,
-    store: redis.Redis,
+    redis_url: str,
 ) -> dict[str, Any]:  # fmt: skip
-    cpu_before, redis_before = _cpu_seconds(server), _redis_cpu_seconds(store)
+    cpu_before, redis_before = _cpu_seconds(server), on_redis(redis_url, _redis_cpu_seconds)
     run = _run_driver(url, secret, args, seed)
-    cpu_after, redis_after = _cpu_seconds(server), _redis_cpu_seconds(store)
+    cpu_after, redis_after = _cpu_seconds(server), on_redis(redis_url, _redis_cpu_seconds)
     sent = max(run["sent_in_total"], 1)
     cpu = {
         "api": (cpu_after["api"] - cpu_before["api"]) * 1000 / sent,
@@ -267,11 +224,7 @@ def _server_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def bench_command(args: argparse.Namespace) -> None:
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
-    if redis_url == DEFAULT_REDIS_URL:
-        redis.Redis.from_url(redis_url).flushdb()
-    elif redis.Redis.from_url(redis_url).dbsize():
-        # Someone else's data: the benchmark would add thousands of comments to it.
-        raise SystemExit(f"{redis_url} is not empty; point REDIS_URL at an empty database")
+    on_redis(redis_url, lambda client: empty_database(client, redis_url, DEFAULT_REDIS_URL))
     # Other work on the machine takes cores from every process measured here; it is recorded.
     load_before = os.getloadavg()[0]
     admin_token = secrets.token_urlsafe(24)
@@ -295,22 +248,21 @@ def bench_command(args: argparse.Namespace) -> None:
             "/healthz",
         ),
     }
-    store = redis.Redis.from_url(redis_url)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SERVERS}
     with ExitStack() as servers:
         processes = {
             name: psutil.Process(
-                servers.enter_context(_process(command, environ, bases[name] + ready)).pid
+                servers.enter_context(started(command, environ, bases[name] + ready)).pid
             )
             for name, (command, environ, ready) in commands.items()
         }
-        secret = _create_site(bases["civility"], admin_token)
+        secret = create_site(bases["civility"], admin_token)
         for round_number in range(args.rounds):
             shift = round_number % len(SERVERS)
             for index, name in enumerate(SERVERS[shift:] + SERVERS[:shift]):
                 url = f"{bases[name]}/v1/sites/{SITE}/comments"
                 seed = 100 * round_number + index
-                runs[name].append(_measured(url, secret, args, seed, processes[name], store))
+                runs[name].append(_measured(url, secret, args, seed, processes[name], redis_url))
     servers_summary = {name: _server_summary(runs[name]) for name in SERVERS}
     civility = servers_summary["civility"]
 

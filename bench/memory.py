@@ -27,12 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from bench.servers import empty_database, redis_client
 from classifier.labels import LABELS
 from service.domain import Author, Policy, Site, State
 from service.store import Store
 from service.store.records import IntakeWrite, Observation, SiteRecord
+from service.store.scripts import RedisClient
 from service.times import from_ms
 from service.transitions import EVENT_TYPES, Event, sources_argument
 
@@ -95,12 +95,12 @@ def intake_write(number: int, text: str, rng: random.Random, now_ms: int) -> Int
     )
 
 
-async def used_memory(client: aioredis.Redis) -> int:
+async def used_memory(client: RedisClient) -> int:
     info = await client.info("memory")
     return int(info["used_memory"])
 
 
-async def usage_by_kind(client: aioredis.Redis, store: Store, ids: Sequence[str]) -> dict[str, Any]:
+async def usage_by_kind(client: RedisClient, store: Store, ids: Sequence[str]) -> dict[str, Any]:
     """Mean ``MEMORY USAGE`` of a sample of comments' own keys, and the shared streams' total."""
     keys = store.keys
     per_comment = {
@@ -128,11 +128,12 @@ async def usage_by_kind(client: aioredis.Redis, store: Store, ids: Sequence[str]
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
-    client: aioredis.Redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    if redis_url == DEFAULT_REDIS_URL:
-        await client.flushdb()
-    elif await client.dbsize():
-        raise SystemExit(f"{redis_url} is not empty; point REDIS_URL at an empty database")
+    async with redis_client(redis_url) as client:
+        await empty_database(client, redis_url, DEFAULT_REDIS_URL)
+        return await _measure(args, client, redis_url)
+
+
+async def _measure(args: argparse.Namespace, client: RedisClient, redis_url: str) -> dict[str, Any]:
     store = Store(client)
     texts = real_texts(Path(args.datasets))
     rng = random.Random(args.seed)
@@ -185,7 +186,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     }
     if redis_url == DEFAULT_REDIS_URL:
         await client.flushdb()
-    await client.aclose()
     return results
 
 

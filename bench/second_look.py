@@ -34,58 +34,35 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psutil  # type: ignore[import-untyped]
-import redis
 
-from bench.intake import free_port, wait_until_answers
+from bench.servers import (
+    PROJECT_ROOT,
+    SITE,
+    create_site,
+    empty_database,
+    free_port,
+    on_redis,
+    redis_client,
+    started,
+)
 from service import signatures
 from service.keys import KeySpace
+from service.store.scripts import RedisClient
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT_ROOT / "bench" / "results" / "second_look.json"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 COMMENTS = Path("civil-comments-sample") / "civil_comments_10k.csv"
-SITE = "bench"
 KEYS = KeySpace("civ")
 MAX_TEXT = 20_000
 BURST_CONCURRENCY = 32
 WORKER_EXITED = threading.Event()
-
-
-@contextmanager
-def _process(
-    command: list[str], env: dict[str, str], ready_url: str | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL)
-    try:
-        if ready_url is not None:
-            wait_until_answers(ready_url, process, 120)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-
-
-def _create_site(base: str, admin_token: str) -> str:
-    spec = {"id": SITE, "name": "Benchmark", "policy": {"flood_seconds_per_author": 0}}
-    request = urllib.request.Request(
-        f"{base}/v1/sites",
-        data=json.dumps(spec).encode(),
-        headers={"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        created: dict[str, Any] = json.loads(response.read())
-    return str(created["webhook_secret"])
 
 
 def news_comments(datasets: Path) -> list[str]:
@@ -188,10 +165,10 @@ def quantiles(values: Sequence[float], scale: float = 1000.0) -> dict[str, float
     return {"count": len(ordered), "p50": at(0.5), "p99": at(0.99), "max": at(1.0)}
 
 
-async def until_drained(client: redis.Redis, within: float) -> float:
+async def until_drained(client: RedisClient, within: float) -> float:
     """Seconds until the site's second-look backlog is empty."""
     started = time.perf_counter()
-    while client.zcard(KEYS.second_look_queue(SITE)):
+    while await client.zcard(KEYS.second_look_queue(SITE)):
         if WORKER_EXITED.is_set():
             raise SystemExit("the worker exited")
         if time.perf_counter() - started > within:
@@ -200,15 +177,16 @@ async def until_drained(client: redis.Redis, within: float) -> float:
     return time.perf_counter() - started
 
 
-def looks(client: redis.Redis, ids: Sequence[str]) -> list[tuple[int, int, str]]:
+async def looks(client: RedisClient, ids: Sequence[str]) -> list[tuple[int, int, str]]:
     """(queued at, looked at, look state) of each comment that was queued, in ms."""
-    pipe = client.pipeline(transaction=False)
-    for comment_id in ids:
-        pipe.hmget(KEYS.comment(SITE, comment_id), "look_queued_at", "look_at", "look_state")
+    async with client.pipeline(transaction=False) as pipe:
+        for comment_id in ids:
+            pipe.hmget(KEYS.comment(SITE, comment_id), "look_queued_at", "look_at", "look_state")
+        replies = await pipe.execute()
     found = []
-    for queued, looked, state in pipe.execute():
+    for queued, looked, state in replies:
         if queued is not None and looked is not None:
-            found.append((int(queued), int(looked), state.decode()))
+            found.append((int(queued), int(looked), str(state)))
     return found
 
 
@@ -254,7 +232,18 @@ async def measure(
     args: argparse.Namespace,
     urls: dict[str, str],
     secret: str,
-    client: redis.Redis,
+    redis_url: str,
+    watch: MemoryWatch,
+) -> dict[str, Any]:
+    async with redis_client(redis_url) as client:
+        return await _measure(args, urls, secret, client, watch)
+
+
+async def _measure(
+    args: argparse.Namespace,
+    urls: dict[str, str],
+    secret: str,
+    client: RedisClient,
     watch: MemoryWatch,
 ) -> dict[str, Any]:
     texts = news_comments(args.datasets)
@@ -280,7 +269,9 @@ async def measure(
                 errors[mode] += failed
                 if mode == "on":
                     await until_drained(client, 600)
-                    delays += [(looked - queued) / 1000 for queued, looked, _ in looks(client, ids)]
+                    delays += [
+                        (looked - queued) / 1000 for queued, looked, _ in await looks(client, ids)
+                    ]
             print(f"round {number + 1}/{args.rounds} done", flush=True)
         on, off = quantiles(rounds["on"]), quantiles(rounds["off"])
 
@@ -297,7 +288,7 @@ async def measure(
         drained_seconds = time.perf_counter() - burst_started
         stop.set()
         probe_latencies, _, probe_errors = await probe
-    burst_looks = looks(client, burst_ids)
+    burst_looks = await looks(client, burst_ids)
     first = min(queued for queued, _, _ in burst_looks)
     last = max(looked for _, looked, _ in burst_looks)
     held = sum(1 for _, _, state in burst_looks if state == "held")
@@ -352,11 +343,7 @@ def main() -> None:
     args = parser.parse_args()
 
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
-    client = redis.Redis.from_url(redis_url)
-    if redis_url == DEFAULT_REDIS_URL:
-        client.flushdb()
-    elif client.dbsize():
-        raise SystemExit(f"{redis_url} is not empty; point REDIS_URL at an empty database")
+    on_redis(redis_url, lambda client: empty_database(client, redis_url, DEFAULT_REDIS_URL))
     load_before = os.getloadavg()[0]
     admin_token = secrets.token_urlsafe(24)
     common = {
@@ -380,13 +367,17 @@ def main() -> None:
         return {**common, "CIVILITY_SECOND_LOOK": mode, **where}
 
     with (
-        _process(serve, env("on", ports["on"]), f"http://127.0.0.1:{ports['on']}/readyz"),
-        _process(serve, env("off", ports["off"]), f"http://127.0.0.1:{ports['off']}/readyz"),
-        _process(worker, env("on")) as worker_process,
+        started(
+            serve, env("on", ports["on"]), f"http://127.0.0.1:{ports['on']}/readyz", quiet=True
+        ),
+        started(
+            serve, env("off", ports["off"]), f"http://127.0.0.1:{ports['off']}/readyz", quiet=True
+        ),
+        started(worker, env("on"), quiet=True) as worker_process,
         MemoryWatch(worker_process) as watch,
     ):
-        secret = _create_site(f"http://127.0.0.1:{ports['on']}", admin_token)
-        results = asyncio.run(measure(args, urls, secret, client, watch))
+        secret = create_site(f"http://127.0.0.1:{ports['on']}", admin_token)
+        results = asyncio.run(measure(args, urls, secret, redis_url, watch))
     results["model"] = (args.models / "ACTIVE").read_text(encoding="utf-8").strip()
     results["threads"] = args.threads
     results["machine"] = {
