@@ -224,17 +224,22 @@ def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentine
 TOPOLOGIES = ("single", "cluster", "sentinel")
 
 
-@pytest.fixture(params=TOPOLOGIES)
-def topology_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+def url_of_topology(request: pytest.FixtureRequest, topology: str, redis_url: str) -> str:
     """REDIS_URL of one server (this run's database), the session's cluster or its Sentinel
-    service: the suites that take it run on each."""
-    if request.param == "cluster":
+    service."""
+    if topology == "cluster":
         port = request.getfixturevalue("redis_cluster_port")
         return f"redis+cluster://127.0.0.1:{port}"
-    if request.param == "sentinel":
+    if topology == "sentinel":
         setup: SentinelSetup = request.getfixturevalue("redis_sentinel")
         return setup.url
     return redis_url
+
+
+@pytest.fixture(params=TOPOLOGIES)
+def topology_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """The suites that take it run on one server, a cluster and a Sentinel service."""
+    return url_of_topology(request, request.param, redis_url)
 
 
 @pytest.fixture

@@ -16,8 +16,10 @@ from service.domain import Policy, Site
 from service.settings import DeliverySettings
 from service.store import Store
 from service.store.records import SiteRecord
+from service.store.scripts import RedisClient
 from service.times import from_ms
 from service.worker import Worker
+from tests.conftest import url_of_topology
 
 from .support import FAST, KEYS, SECRET, SITE, CreateSite, Events, Receiver, StartWorker, now_ms
 
@@ -39,6 +41,18 @@ async def receiver() -> AsyncIterator[Receiver]:
         if target.hang is not None:
             target.hang.set()
         await runner.cleanup()
+
+
+@pytest.fixture(params=("single", "sentinel"))
+def topology_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """The worker suite runs on one server and behind Sentinel (a failover moves the primary
+    it reads the outbox from); test_worker_cluster runs it on a cluster."""
+    return url_of_topology(request, request.param, redis_url)
+
+
+@pytest.fixture
+def redis_client(topology_client: RedisClient) -> RedisClient:
+    return topology_client
 
 
 @pytest.fixture

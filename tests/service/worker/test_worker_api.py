@@ -40,10 +40,10 @@ Client = TestClient[web.Request, web.Application]
 
 @pytest.fixture
 async def client(
-    aiohttp_client: AiohttpClient, redis_url: str, redis_client: aioredis.Redis
+    aiohttp_client: AiohttpClient, topology_url: str, redis_client: aioredis.Redis
 ) -> Client:
     settings = Settings(
-        redis_url=redis_url,
+        redis_url=topology_url,
         admin_token=ADMIN_TOKEN,
         models_dir=Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models")),
     )

@@ -55,6 +55,13 @@ SpawnWorker = Callable[..., Awaitable[WorkerProcess]]
 
 
 @pytest.fixture
+def topology_url(redis_url: str) -> str:
+    """Signals and crashes are the process's own business: these run on one server only, which
+    keeps the Sentinel round of the worker suite short."""
+    return redis_url
+
+
+@pytest.fixture
 async def spawn_worker(redis_url: str) -> AsyncIterator[SpawnWorker]:
     started: list[WorkerProcess] = []
 

@@ -29,14 +29,14 @@ def free_port() -> int:
 
 
 async def test_run_starts_a_worker_beside_the_api(
-    redis_url: str, redis_client: aioredis.Redis, receiver: Receiver, tmp_path: Path
+    topology_url: str, redis_client: aioredis.Redis, receiver: Receiver, tmp_path: Path
 ) -> None:
     port = free_port()
     env = {
         **os.environ,
         "CIVILITY_ENV": "production",
         "CIVILITY_ADMIN_TOKEN": ADMIN_TOKEN,
-        "REDIS_URL": redis_url,
+        "REDIS_URL": topology_url,
         "CIVILITY_PORT": str(port),
         "CIVILITY_DATA_DIR": str(tmp_path),
         "CIVILITY_MODELS_DIR": os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
