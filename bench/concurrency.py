@@ -24,9 +24,10 @@ from typing import Any
 
 import aiohttp
 
-from bench.intake import DEFAULT_REDIS_URL, _bodies
+from bench.intake import _bodies
 from bench.memory import DATASETS, real_texts
 from bench.servers import (
+    DEFAULT_REDIS_URL,
     PROJECT_ROOT,
     SITE,
     create_site,

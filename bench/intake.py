@@ -38,6 +38,7 @@ import psutil  # type: ignore[import-untyped]
 
 from bench.memory import DATASETS, real_texts
 from bench.servers import (
+    DEFAULT_REDIS_URL,
     PROJECT_ROOT,
     SITE,
     create_site,
@@ -50,7 +51,6 @@ from service import signatures
 from service.store.scripts import RedisClient
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "intake.json"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 WARM_UP_SECONDS = 3.0
 SERVERS = ("bare_aiohttp", "bare_aiohttp_xadd", "civility")
 TARGETS = {

@@ -4,7 +4,7 @@
 
 Writes ``--comments`` comments drawn (fixed seed, with replacement) from the C3 and Civil
 Comments texts, so their length distribution is the datasets', through ``Store.write_intake``
-(the ingest script the API runs) into ``REDIS_URL`` (default: database 13 of the Redis at
+(the ingest script the API runs) into ``REDIS_URL`` (default: database 14 of the Redis at
 127.0.0.1:6379, flushed first; another ``REDIS_URL`` must name an empty database). About 5 % are
 held with evidence spans, as on a news site. Bytes per comment is the ``used_memory`` delta of
 ``INFO memory`` divided by the count; ``MEMORY USAGE`` of a sample of keys splits it by kind (the
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.servers import empty_database, redis_client
+from bench.servers import DEFAULT_REDIS_URL, empty_database, redis_client
 from classifier.labels import LABELS
 from service.domain import Author, Policy, Site, State
 from service.store import Store
@@ -39,7 +39,6 @@ from service.transitions import EVENT_TYPES, Event, sources_argument
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT_ROOT / "bench" / "results" / "memory.json"
 DATASETS = Path(os.environ.get("CIVILITY_DATASETS", PROJECT_ROOT.parent / "shared" / "datasets"))
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 SITE = "bench"
 HELD_SHARE = 0.05
 AUTHORS = 8_000

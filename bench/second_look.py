@@ -42,6 +42,7 @@ import aiohttp
 import psutil  # type: ignore[import-untyped]
 
 from bench.servers import (
+    DEFAULT_REDIS_URL,
     PROJECT_ROOT,
     SITE,
     create_site,
@@ -56,7 +57,6 @@ from service.keys import KeySpace
 from service.store.scripts import RedisClient
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "second_look.json"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 COMMENTS = Path("civil-comments-sample") / "civil_comments_10k.csv"
 KEYS = KeySpace("civ")

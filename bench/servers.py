@@ -19,6 +19,9 @@ from service.store.scripts import RedisClient
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SITE = "bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+"""The database a benchmark flushes and fills unless ``REDIS_URL`` names another: outside 1-13,
+which test runs lease (``tests/conftest.py``); bench.delivery keeps 15 to itself."""
 T = TypeVar("T")
 
 
