@@ -378,17 +378,38 @@ def _entity_passes_tracked(tracked: Tracked, passes: EntityPasses) -> Tracked:
 
 
 def _fold_characters_tracked(text: str) -> Tracked:
-    tracked = _map_chars_tracked((text, list(range(len(text)))), _table_mapper(_REMOVAL))
+    tracked = _translate_tracked((text, list(range(len(text)))), _REMOVAL, _REMOVAL_RESIZING)
     if tracked[0].isascii():
-        return _map_chars_tracked(tracked, str.lower)
+        # ASCII lowercases one character to one: the offsets stay.
+        return tracked[0].lower(), tracked[1]
     for _ in range(_MAX_FOLD_ROUNDS):
         folded = _nfkc_tracked(tracked)
         folded = _map_chars_tracked(folded, str.casefold)
-        folded = _map_chars_tracked(folded, _table_mapper(_FOLD))
+        folded = _translate_tracked(folded, _FOLD, _FOLD_RESIZING)
         if folded[0] == tracked[0] or folded[0].isascii():
             return folded
         tracked = folded
     return tracked
+
+
+def _resizing(table: dict[int, str | None]) -> frozenset[str]:
+    """The characters ``table`` removes or replaces by more than one."""
+    return frozenset(chr(code) for code, value in table.items() if value is None or len(value) != 1)
+
+
+_REMOVAL_RESIZING = _resizing(_REMOVAL)
+_FOLD_RESIZING = _resizing(_FOLD)
+
+
+def _translate_tracked(
+    tracked: Tracked, table: dict[int, str | None], resizing: frozenset[str]
+) -> Tracked:
+    """``str.translate`` with offsets: one call for the whole text when none of its characters
+    changes length (most texts), else character by character."""
+    text, offsets = tracked
+    if resizing.isdisjoint(text):
+        return text.translate(table), offsets
+    return _map_chars_tracked(tracked, _table_mapper(table))
 
 
 def _table_mapper(table: dict[int, str | None]) -> Callable[[str], str]:
