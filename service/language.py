@@ -23,6 +23,11 @@ MODEL_LANGUAGES = frozenset({"en"})
 MIN_LETTERS = 20
 """Fewer letters than this say too little about a language to hold a comment for it."""
 
+DETECT_MAX_CHARS = 2_000
+"""Only a comment's first characters are read: they tell its language as well as the rest (99 % of
+the benchmark's real comments are shorter), and a 20,000-character comment cost ~30 ms of the
+event loop read whole."""
+
 MIN_CONFIDENCE = 0.95
 """A language other than the model's counts only when the detector is at least this sure."""
 
@@ -106,7 +111,7 @@ def load() -> None:
 
 
 def detect(text: str) -> Detected:
-    words = _NOT_WORDS.sub(" ", text)
+    words = _NOT_WORDS.sub(" ", text[:DETECT_MAX_CHARS])
     if sum(char.isalpha() for char in words) < MIN_LETTERS:
         return Detected(None, 0.0)
     language, confidence = _identifier().classify(words)

@@ -1,4 +1,5 @@
-"""The vectorised walk of the language detector's automaton gives py3langid's own scores."""
+"""The vectorised walk of the language detector's automaton gives py3langid's own scores, and
+detection reads a comment's first DETECT_MAX_CHARS characters."""
 
 import csv
 import sys
@@ -75,3 +76,12 @@ def test_no_state_of_the_automaton_is_deeper_than_the_walk_reads() -> None:
         depth[frontier] = level
     assert depth.min() == 0
     assert depth.max() == language.LONGEST_NGRAM_BYTES
+
+
+def test_a_long_comment_is_judged_by_its_first_characters() -> None:
+    english = "The council approved the new bridge after a long debate about its cost. "
+    french = "Le conseil a approuvé le nouveau pont après un long débat sur son coût. "
+    text = english * (language.DETECT_MAX_CHARS // len(english) + 1) + french * 300
+
+    assert _library().classify(text)[0] == "fr"
+    assert language.detect(text).language == "en"
