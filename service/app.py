@@ -168,6 +168,9 @@ async def _moderation(app: web.Application) -> AsyncIterator[None]:
         second_look=app[SETTINGS].second_look.enabled,
     )
     yield
+    # Held comments answered before their evidence was worked out get it stored before the
+    # scorer stops.
+    await app[MODERATION].evidence.settled()
 
 
 async def _administration(app: web.Application) -> AsyncIterator[None]:

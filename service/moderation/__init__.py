@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from service.labels import LabelLog
+from service.late_evidence import LateEvidence
 from service.moderation.authors import Authors
 from service.moderation.base import CachedSite
 from service.moderation.intake import Intake
@@ -49,6 +50,7 @@ class Moderation(Sites, Intake, QueueDesk, Authors):
         self.labels = labels
         self.site_models = site_models
         self.second_look = second_look
+        self.evidence = LateEvidence(store, scorer)
         self._clock = clock
         self._site_cache_seconds = site_cache_seconds
         self._sites: dict[str, CachedSite] = {}

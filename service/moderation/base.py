@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from service.domain import ADMIN_ACTOR, Comment
 from service.errors import ClaimConflict, NotFound
 from service.labels import LabelLog
+from service.late_evidence import LateEvidence
 from service.scorer import Scored, Scorer, SiteRef
 from service.site_models import ActiveVersions
 from service.store import Store
@@ -28,6 +29,7 @@ class ModerationBase:
     labels: LabelLog | None
     site_models: ActiveVersions | None
     second_look: bool
+    evidence: LateEvidence
     _clock: Callable[[], float]
     _site_cache_seconds: float
     _sites: dict[str, CachedSite]

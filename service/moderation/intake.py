@@ -32,8 +32,8 @@ class Intake(ModerationBase):
         The verdict is decided for the likeliest context (a new comment, an author in good
         standing, an open article, no flood or duplicate) and written by one script call that
         checks that context; when it differs, the script writes nothing and reports what it
-        found, and the verdict is decided again for that. The scorer runs once, and is asked
-        for evidence only when the comment is not published."""
+        found, and the verdict is decided again for that. The scorer runs once; a comment not
+        published is explained after the answer (``LateEvidence``), not before."""
         record = await self._site_record(site_id)
         policy = record.site.policy
         windows = self._windows(site_id, submission, policy)
@@ -42,7 +42,6 @@ class Intake(ModerationBase):
         scores = scored.scores
         text_hash = sha256_hex(submission.text)
         observation = Observation(windows_taken=tuple(False for _ in windows))
-        explained: Spans | None = None
         for _ in range(MAX_INTAKE_ATTEMPTS):
             verdict = rules.decide(
                 scores,
@@ -51,10 +50,6 @@ class Intake(ModerationBase):
                 scored.thresholds,
             )
             evidence: Spans = {name: list(spans) for name, spans in verdict.evidence.items()}
-            if verdict.state is not State.APPROVED and detected.supported:
-                if explained is None:
-                    explained = await self.scorer.explain(submission.text)
-                evidence = {**explained, **evidence}
             now = self._now_ms()
             write = IntakeWrite(
                 comment_id=submission.id,
@@ -89,6 +84,14 @@ class Intake(ModerationBase):
             except StaleContextError as stale:
                 observation = stale.observed
                 continue
+            if (
+                outcome != "unchanged"
+                and verdict.state is not State.APPROVED
+                and detected.supported
+            ):
+                self.evidence.explain(
+                    site_id, comment.id, comment.version, submission.text, text_hash, evidence
+                )
             return IngestResult(
                 comment=comment, created=outcome != "unchanged", edited=outcome == "edited"
             )
@@ -112,9 +115,9 @@ class Intake(ModerationBase):
             return await self._score(text, await self._site_model(site_id))
         return Scored({}, self.scorer.model_version, self.thresholds)
 
-    async def _site_model(self, site_id: str) -> SiteRef | None:
+    async def _site_model(self, site_id: str) -> SiteRef:
         if self.site_models is None:
-            return None
+            return site_id, 0  # the global model; the site still names whose turn it is
         return site_id, await self.site_models.of(site_id)
 
     async def _score_naming_active_model(self, text: str, site: SiteRef | None) -> Scored:

@@ -13,6 +13,7 @@ from service.store.writes import CommentWrites
 
 SCRIPTS = (
     "ingest",
+    "attach_evidence",
     "decide",
     "claim",
     "claim_comment",

@@ -30,6 +30,10 @@ def encode_scores(scores: Mapping[str, float]) -> str:
     return "".join(f"{label}={float(score)!r};" for label, score in scores.items())
 
 
+def encode_evidence(evidence: Mapping[str, Sequence[tuple[int, int]]]) -> str:
+    return json.dumps({label: [list(span) for span in spans] for label, spans in evidence.items()})
+
+
 def decode_scores(fields: Mapping[str, str]) -> dict[str, float]:
     """The scores of either layout: ``score:<label>`` fields, or the JSON of a comment stored
     before them."""

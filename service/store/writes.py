@@ -1,7 +1,7 @@
 """The store's state changes of comments: intake, decisions, reports, claims."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from service.domain import (
     Article,
@@ -28,7 +28,13 @@ from service.store.records import (
     ReportWrite,
     StaleContextError,
 )
-from service.store.rows import comment_from_fields, encode_scores, flatten, pairs
+from service.store.rows import (
+    comment_from_fields,
+    encode_evidence,
+    encode_scores,
+    flatten,
+    pairs,
+)
 from service.store.scripts import ScriptedStore
 from service.times import from_ms, hour_bucket, iso_from_ms
 
@@ -96,9 +102,7 @@ class CommentWrites(ScriptedStore):
             write.state.value,
             json.dumps(list(write.reasons)),
             encode_scores(write.scores),
-            json.dumps(
-                {label: [list(span) for span in spans] for label, spans in write.evidence.items()}
-            ),
+            encode_evidence(write.evidence),
             write.model,
             repr(write.priority),
             write.created_at_ms,
@@ -151,6 +155,20 @@ class CommentWrites(ScriptedStore):
             lang=write.lang,
             priority=write.priority,
         )
+
+    async def attach_evidence(
+        self,
+        site_id: str,
+        comment_id: str,
+        version: int,
+        text_hash: str,
+        evidence: Mapping[str, Sequence[tuple[int, int]]],
+    ) -> bool:
+        """Store evidence worked out after the verdict; False (nothing written) when the comment
+        is no longer that version of that text."""
+        keys = [self.keys.comment(site_id, comment_id)]
+        args: list[str | int | float] = [version, text_hash, encode_evidence(evidence)]
+        return bool(await self._run("attach_evidence", keys, args))
 
     # ------------------------------------------------------------------ moderation
 

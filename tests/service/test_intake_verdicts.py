@@ -19,7 +19,7 @@ from classifier.datasets import load_source
 from classifier.model import Model, load_active
 from service import policy as rules
 from service.domain import Policy
-from service.scoring import PoolScorer, start_scorer
+from service.scoring import EVIDENCE_MAX_CHARS, PoolScorer, start_scorer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
@@ -71,3 +71,24 @@ async def test_intake_scores_and_states_equal_the_reference_model(
     assert states["intake"] == states["reference"]
     # Real comments reach more than one verdict, so the comparison covers a held path too.
     assert len(set(states["reference"])) > 1
+
+
+async def test_explanations_are_the_models_and_read_the_first_characters_only(
+    scorer: PoolScorer,
+) -> None:
+    abuse = "You are an idiot and a moron. "
+    short = abuse * 3
+    long = abuse + "A calm and reasonable remark about the bridge. " * 80 + abuse * 10
+    assert long.rindex(abuse) > EVIDENCE_MAX_CHARS
+    model = await asyncio.to_thread(load_active, MODELS_DIR, semantic=False)
+
+    spans = await asyncio.gather(*(scorer.explain(text) for text in (short, long)))
+    scores = await asyncio.gather(*(scorer.score(text) for text in (short, long)))
+
+    assert spans[0] == model.explain(short, labels=model.labels)
+    assert spans[1] == model.explain(long[:EVIDENCE_MAX_CHARS], labels=model.labels)
+    assert spans[1]["toxicity"]
+    assert max(end for found in spans[1].values() for _, end in found) <= EVIDENCE_MAX_CHARS
+    whole = model.explain(long, labels=model.labels)
+    assert max(end for found in whole.values() for _, end in found) > EVIDENCE_MAX_CHARS
+    assert scores == [model.score([text])[0] for text in (short, long)]

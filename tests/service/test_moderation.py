@@ -1,8 +1,10 @@
 """The domain functions end to end on a real Redis, with a scorer double that scores by keyword."""
 
 import asyncio
+import hashlib
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +68,14 @@ def scorer() -> KeywordScorer:
 
 
 @pytest.fixture
-async def moderation(redis_client: aioredis.Redis, scorer: KeywordScorer) -> Moderation:
+async def moderation(
+    redis_client: aioredis.Redis, scorer: KeywordScorer
+) -> AsyncIterator[Moderation]:
     moderation = Moderation(Store(redis_client), scorer, THRESHOLDS)
     await moderation.create_site(SiteSpec(id=SITE, name="News"))
-    return moderation
+    yield moderation
+    # Evidence of held comments is stored after intake answers: done before Redis is flushed.
+    await moderation.evidence.settled()
 
 
 def submission(
@@ -120,12 +126,89 @@ async def test_obvious_spam_and_abuse_are_stopped_with_reasons_and_evidence(
     moderation: Moderation, scorer: KeywordScorer, text: str, state: State, reasons: tuple[str, ...]
 ) -> None:
     comment = (await moderation.ingest(SITE, submission("c1", text))).comment
+    await moderation.evidence.settled()
 
     assert (comment.state, comment.reasons) == (state, reasons)
-    assert comment.evidence == {"spam": ((0, 4),)}
+    assert (await moderation.get_comment(SITE, "c1")).evidence == {"spam": ((0, 4),)}
     assert comment.model == "test-1.0"
     assert comment.decided_by == "auto:test-1.0"
     assert scorer.explained == 1
+
+
+class GatedScorer(KeywordScorer):
+    """Explains a text in ``gated`` only once the test opens its gate; the spans are the whole
+    text, as toxicity."""
+
+    def __init__(self, gated: str) -> None:
+        super().__init__()
+        self.gated = gated
+        self.gate = asyncio.Event()
+
+    async def explain(self, text: str) -> dict[str, list[tuple[int, int]]]:
+        self.explained += 1
+        if text == self.gated:
+            await self.gate.wait()
+        return {"toxicity": [(0, len(text))]}
+
+
+async def gated_moderation(redis_client: aioredis.Redis, gated: str) -> Moderation:
+    moderation = Moderation(Store(redis_client), GatedScorer(gated), THRESHOLDS)
+    await moderation.create_site(SiteSpec(id=SITE, name="News"))
+    return moderation
+
+
+async def test_a_held_verdict_does_not_wait_for_its_evidence(
+    redis_client: aioredis.Redis,
+) -> None:
+    moderation = await gated_moderation(redis_client, "A stupid idea")
+    scorer = moderation.scorer
+    assert isinstance(scorer, GatedScorer)
+
+    held = await moderation.ingest(SITE, submission("c1", "A stupid idea"))
+
+    assert held.comment.state is State.PENDING
+    assert (await moderation.get_comment(SITE, "c1")).evidence == {}
+    scorer.gate.set()
+    await moderation.evidence.settled()
+    assert (await moderation.get_comment(SITE, "c1")).evidence == {"toxicity": ((0, 13),)}
+
+
+async def test_evidence_of_a_text_edited_meanwhile_is_not_stored(
+    redis_client: aioredis.Redis,
+) -> None:
+    first, edit = "A stupid idea", "A stupid idea, truly stupid"
+    moderation = await gated_moderation(redis_client, first)
+    scorer = moderation.scorer
+    assert isinstance(scorer, GatedScorer)
+    await moderation.ingest(SITE, submission("c1", first))
+    await moderation.ingest(SITE, submission("c1", edit))
+    edit_spans = {"toxicity": ((0, len(edit)),)}
+    # The edit's spans are stored first (its explanation is not held back) ...
+    for _ in range(10_000):
+        if (await moderation.get_comment(SITE, "c1")).evidence == edit_spans:
+            break
+    # ... and the first text's, which arrive later, must not replace them.
+    scorer.gate.set()
+    await moderation.evidence.settled()
+
+    stored = await moderation.get_comment(SITE, "c1")
+    assert (stored.version, stored.evidence) == (2, edit_spans)
+
+
+async def test_evidence_is_stored_only_on_the_version_and_text_it_explains(
+    moderation: Moderation,
+) -> None:
+    await moderation.ingest(SITE, submission("c1", "Special offer inside"))
+    await moderation.evidence.settled()
+    store, spans = moderation.store, {"spam": [(8, 13)]}
+    text_hash = hashlib.sha256(b"Special offer inside").hexdigest()
+
+    assert not await store.attach_evidence(SITE, "c1", 2, text_hash, spans)
+    assert not await store.attach_evidence(SITE, "c1", 1, "", spans)  # erased since
+    assert not await store.attach_evidence(SITE, "gone", 1, text_hash, spans)
+    assert (await moderation.get_comment(SITE, "c1")).evidence == {"spam": ((0, 4),)}
+    assert await store.attach_evidence(SITE, "c1", 1, text_hash, spans)
+    assert (await moderation.get_comment(SITE, "c1")).evidence == {"spam": ((8, 13),)}
 
 
 async def test_redelivery_returns_the_stored_comment_unchanged(
