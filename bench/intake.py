@@ -11,7 +11,9 @@ carrying real comments drawn with a fixed seed from the C3 and Civil Comments te
 length distribution is the datasets'. Per server it reports the median and range over the rounds
 of accepted requests/s, p50/p99 latency, non-2xx answers and CPU ms per request of each process
 (API, scoring workers, Redis; from /proc through psutil and Redis's INFO cpu), the ratios to the
-bare servers, and the issue's targets met or missed; it writes bench/results/intake.json. The
+bare servers, and the targets met or missed. Then, unless ``--no-cases``, it runs the two cases
+of bench/intake_cases.py on the same servers (held against approved comments; one site's flood
+of long abusive comments against another site's latency). It writes bench/results/intake.json. The
 machine is shared: read the ratios and CPU figures, not the absolute rates. Run on purpose;
 pytest never runs it.
 """
@@ -30,6 +32,7 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,24 +146,53 @@ BODIES_PER_SECOND = 16000
 
 def drive_command(args: argparse.Namespace) -> None:
     """The driver process: prepare bodies, send them, print the figures as JSON."""
-    count = int(BODIES_PER_SECOND * (args.seconds + WARM_UP_SECONDS))
-    texts = real_texts(Path(args.datasets))
+    count = int(args.bodies_per_second * (args.seconds + WARM_UP_SECONDS))
+    if args.texts:
+        texts = json.loads(Path(args.texts).read_text(encoding="utf-8"))
+    else:
+        texts = real_texts(Path(args.datasets))
     bodies = _bodies(count, args.secret, seed=args.seed, texts=texts)
     result = asyncio.run(_drive(args.url, bodies, args.concurrency, args.seconds))
     print(json.dumps(result))
 
 
-def _run_driver(url: str, secret: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Load:
+    """What one driver sends: how many at once, which texts (the datasets' when None), and how
+    many bodies per second it prepares (it must not run out)."""
+
+    concurrency: int
+    texts: Path | None = None
+    bodies_per_second: int = BODIES_PER_SECOND
+
+
+def _start_driver(
+    url: str, secret: str, args: argparse.Namespace, seed: int, load: Load
+) -> "subprocess.Popen[str]":
     command = [
         sys.executable, "-m", "bench.intake", "drive", "--url", url, "--secret", secret,
-        "--concurrency", str(args.concurrency), "--seconds", str(args.seconds),
+        "--concurrency", str(load.concurrency), "--seconds", str(args.seconds),
         "--seed", str(seed), "--datasets", args.datasets,
+        "--bodies-per-second", str(load.bodies_per_second),
+        *(["--texts", str(load.texts)] if load.texts else []),
     ]  # fmt: skip
-    output = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
-    if output.returncode != 0:
-        raise SystemExit(f"the driver failed:\n{output.stderr}")
-    result: dict[str, Any] = json.loads(output.stdout)
+    return subprocess.Popen(
+        command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _driver_result(driver: "subprocess.Popen[str]") -> dict[str, Any]:
+    stdout, stderr = driver.communicate()
+    if driver.returncode != 0:
+        raise SystemExit(f"the driver failed:\n{stderr}")
+    result: dict[str, Any] = json.loads(stdout)
     return result
+
+
+def _run_driver(
+    url: str, secret: str, args: argparse.Namespace, seed: int, load: Load | None = None
+) -> dict[str, Any]:
+    return _driver_result(_start_driver(url, secret, args, seed, load or Load(args.concurrency)))
 
 
 def _cpu_seconds(process: psutil.Process) -> dict[str, float]:
@@ -191,13 +223,28 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def _settled_cpu_seconds(server: psutil.Process) -> dict[str, float]:
+    """CPU used so far, once the scoring workers have finished what the requests left them
+    (evidence is worked out after the answer): they are idle for a quarter of a second."""
+    cpu = _cpu_seconds(server)
+    for _ in range(240):
+        time.sleep(0.25)
+        later = _cpu_seconds(server)
+        if later["scoring"] - cpu["scoring"] < 0.005:
+            return later
+        cpu = later
+    return cpu
+
+
 def _measured(
     url: str, secret: str, args: argparse.Namespace, seed: int, server: psutil.Process,
-    redis_url: str,
+    redis_url: str, load: Load | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    cpu_before, redis_before = _cpu_seconds(server), on_redis(redis_url, _redis_cpu_seconds)
-    run = _run_driver(url, secret, args, seed)
-    cpu_after, redis_after = _cpu_seconds(server), on_redis(redis_url, _redis_cpu_seconds)
+    cpu_before = _settled_cpu_seconds(server)
+    redis_before = on_redis(redis_url, _redis_cpu_seconds)
+    run = _run_driver(url, secret, args, seed, load)
+    cpu_after = _settled_cpu_seconds(server)
+    redis_after = on_redis(redis_url, _redis_cpu_seconds)
     sent = max(run["sent_in_total"], 1)
     cpu = {
         "api": (cpu_after["api"] - cpu_before["api"]) * 1000 / sent,
@@ -263,6 +310,14 @@ def bench_command(args: argparse.Namespace) -> None:
                 url = f"{bases[name]}/v1/sites/{SITE}/comments"
                 seed = 100 * round_number + index
                 runs[name].append(_measured(url, secret, args, seed, processes[name], redis_url))
+        cases: dict[str, Any] = {}
+        if not args.no_cases:
+            # Imported here: the cases module imports this one.
+            from bench.intake_cases import run_cases
+
+            cases = run_cases(
+                bases["civility"], admin_token, args, processes["civility"], redis_url, secret
+            )
     servers_summary = {name: _server_summary(runs[name]) for name in SERVERS}
     civility = servers_summary["civility"]
 
@@ -300,6 +355,7 @@ def bench_command(args: argparse.Namespace) -> None:
         "civility_fraction": fractions,
         "targets": targets,
         "runs": runs,
+        "cases": cases,
         "rounds": args.rounds,
         "seconds_per_run": args.seconds,
         "concurrency": args.concurrency,
@@ -336,6 +392,16 @@ def bench_command(args: argparse.Namespace) -> None:
         )
     print(f"civility / bare: {fractions}")
     print(f"targets: {json.dumps(targets)}")
+    if cases:
+        held = cases["held_vs_approved"]
+        print(f"held / approved: {held['held_over_approved']} (texts {held['texts']})")
+        fairness = cases["fairness"]
+        print(
+            "fairness: other site p99 "
+            f"{fairness['other_site_alone']['p99_ms']['median']} ms alone, "
+            f"{fairness['other_site_beside_flood']['p99_ms']['median']} ms beside the flood "
+            f"({fairness['flood']['accepted_per_second']['median']} long comments/s accepted)"
+        )
     if not args.no_write:
         RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"written to {RESULTS.relative_to(PROJECT_ROOT)}")
@@ -348,6 +414,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--datasets", default=str(DATASETS))
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--no-cases", action="store_true", help="main rounds only (no held or fairness case)"
+    )
     parser.add_argument(
         "--api-processes",
         type=int,
@@ -362,6 +431,8 @@ def main() -> None:
     drive.add_argument("--seconds", type=float, required=True)
     drive.add_argument("--seed", type=int, required=True)
     drive.add_argument("--datasets", required=True)
+    drive.add_argument("--texts", help="a JSON list of texts to send instead of the datasets'")
+    drive.add_argument("--bodies-per-second", type=int, default=BODIES_PER_SECOND)
     args = parser.parse_args()
     if args.command == "drive":
         drive_command(args)

@@ -62,9 +62,12 @@ def started(
         process.wait(timeout=60)
 
 
-def create_site(base: str, admin_token: str) -> str:
-    """The benchmark site (no flood interval: the drivers post fast), its webhook secret."""
-    spec = {"id": SITE, "name": "Benchmark", "policy": {"flood_seconds_per_author": 0}}
+def create_site(
+    base: str, admin_token: str, site: str = SITE, policy: dict[str, Any] | None = None
+) -> str:
+    """A benchmark site (by default no flood interval: the drivers post fast), its webhook
+    secret."""
+    spec = {"id": site, "name": "Benchmark", "policy": policy or {"flood_seconds_per_author": 0}}
     request = urllib.request.Request(
         f"{base}/v1/sites",
         data=json.dumps(spec).encode(),
