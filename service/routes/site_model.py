@@ -12,11 +12,40 @@ from service.routes.idempotent import by_admin, idempotent
 routes = web.RouteTableDef()
 
 _NUMBER = {"type": ["number", "null"]}
+_BY_NAME = {"type": "object", "additionalProperties": _NUMBER}
+_LABEL_FIT: dict[str, Any] = {
+    "type": "object",
+    "required": ["used", "why", "labels", "positives"],
+    "properties": {
+        "used": {"type": "boolean"},
+        "why": {"type": "string"},
+        "labels": {"type": "integer"},
+        "positives": {"type": "integer"},
+        "auc_global": _NUMBER,
+        "auc_adapted": _NUMBER,
+        "weights": {"type": "object", "additionalProperties": {"type": "number"}},
+        "features": {
+            "type": ["string", "null"],
+            "description": "The feature kinds the blend reads: lexical, embedding or "
+            "embedding+lexical",
+        },
+        "candidates": {
+            **_BY_NAME,
+            "description": "Out-of-fold ROC-AUC of the best blend of each set of kinds",
+        },
+        "gain_lower_bound": {
+            **_NUMBER,
+            "description": "5th percentile of the gain over paired bootstrap resamples",
+        },
+        "heads": {**_BY_NAME, "description": "Out-of-fold ROC-AUC of each kind's head alone"},
+    },
+}
 _FIT: dict[str, Any] = {
     "type": "object",
     "description": "A fit's card: when, on which global model, the rows used, per label the "
     "labels and positives, out-of-fold ROC-AUC of the global model and of the blend, the "
-    "blend weights, whether it is used and why",
+    "blend weights and feature kinds, whether it is used and why; with a semantic stage, the "
+    "same of the second look's site model under second_look",
     "properties": {
         "version": {"type": "integer"},
         "created_at": {"type": "string", "format": "date-time"},
@@ -27,17 +56,8 @@ _FIT: dict[str, Any] = {
         "labels": {
             "type": "object",
             "additionalProperties": {
-                "type": "object",
-                "required": ["used", "why", "labels", "positives"],
-                "properties": {
-                    "used": {"type": "boolean"},
-                    "why": {"type": "string"},
-                    "labels": {"type": "integer"},
-                    "positives": {"type": "integer"},
-                    "auc_global": _NUMBER,
-                    "auc_adapted": _NUMBER,
-                    "weights": {"type": "object", "additionalProperties": {"type": "number"}},
-                },
+                **_LABEL_FIT,
+                "properties": {**_LABEL_FIT["properties"], "second_look": _LABEL_FIT},
             },
         },
     },
