@@ -20,6 +20,7 @@ from service.scorer import SiteRef
 from service.second_look import Blended, SecondLookWorker
 from service.second_look_store import SecondLookLog
 from service.settings import SecondLookSettings
+from service.site_models import Fitted, SiteModels
 from service.store import Store
 from service.store.records import IntakeWrite, Observation, SiteRecord
 from service.times import from_ms
@@ -48,22 +49,31 @@ class Clock:
 
 @dataclass
 class ScriptedBlend:
-    """Blended scores by text (calm unless told), and a hook that runs while a batch scores."""
+    """Blended scores by text (calm unless told; ``adapted`` for a text whose site model is
+    named), and a hook that runs while a batch scores."""
 
     scores: dict[str, Mapping[str, float]] = field(default_factory=dict)
+    adapted: dict[str, Mapping[str, float]] = field(default_factory=dict)
     during: Callable[[], Awaitable[None]] | None = None
     batches: list[list[str]] = field(default_factory=list)
+    sites: list[list[SiteRef | None]] = field(default_factory=list)
 
     async def blend(
         self, texts: Sequence[str], sites: Sequence[SiteRef | None] | None = None
     ) -> Blended:
         self.batches.append(list(texts))
+        refs = list(sites or [None] * len(texts))
+        self.sites.append(refs)
         if self.during is not None:
             hook, self.during = self.during, None
             await hook()
-        return Blended(
-            [dict(self.scores.get(text, CALM)) for text in texts], "blend-test-1", THRESHOLDS
-        )
+        scores: list[dict[str, float]] = []
+        versions: list[int] = []
+        for text, ref in zip(texts, refs, strict=True):
+            own = ref is not None and text in self.adapted
+            scores.append(dict(self.adapted[text] if own else self.scores.get(text, CALM)))
+            versions.append(ref[1] if own and ref is not None else 0)
+        return Blended(scores, "blend-test-1", THRESHOLDS, versions)
 
     async def close(self) -> None:
         return None
@@ -507,3 +517,37 @@ async def test_one_busy_site_among_quiet_ones_gets_a_whole_batch(
 
     assert [await looker.work_once() for _ in range(3)] == [8, 2, 0]
     assert [len(batch) for batch in blend.batches] == [8, 2]
+
+
+async def test_a_site_with_its_own_second_look_model_is_looked_at_with_it(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    receiver: Receiver,
+    publish: Publish,
+    blend: ScriptedBlend,
+    clock: Clock,
+) -> None:
+    await create_site(receiver.url)
+    models = SiteModels(redis_client)
+    looker = SecondLookWorker(
+        redis_client, blend, SETTINGS, prefix="civ", clock=clock, site_models=models
+    )
+    # The site's moderators reject what the global blend finds calm.
+    blend.adapted["Fine words about the mayor."] = HOSTILE
+    await publish("c1", "Fine words about the mayor.")
+    clock.now += 1.5
+    assert await looker.work_once() == 1
+    assert blend.sites[-1] == [None]
+    assert (await comment(redis_client, "c1"))["look_state"] == "done"
+
+    card = {"global_model": "blend-test-1", "why": "a test fit", "labels": {}}
+    fitted = Fitted(card=card, weights=None, second_look="{}")
+    assert await models.store_fit(SITE, fitted, "adapted") == 1
+    await publish("c2", "Fine words about the mayor.")
+    clock.now += 1.5
+    assert await looker.work_once() == 1
+    assert blend.sites[-1] == [(SITE, 1)]
+    held = await comment(redis_client, "c2")
+    assert (held["state"], held["look_state"]) == ("pending", "held")
+    assert held["decided_by"] == "auto:blend-test-1+site.1"
+    assert json.loads(held["look_scores"]) == HOSTILE
