@@ -39,7 +39,7 @@ from service.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.moderation import Moderation
 from service.refit_process import background_refits
 from service.reload import reload_on_signal
-from service.second_look import background_second_look
+from service.second_look_process import background_second_look
 from service.settings import Settings, SettingsError
 from service.worker import background_worker, run_until_signalled
 

@@ -13,12 +13,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from service import policy as rules
-from service.connection import connect
 from service.domain import Policy, State
 from service.errors import StoreUnavailable
 from service.keys import DEFAULT_PREFIX
@@ -26,7 +25,7 @@ from service.moderation.tokens import new_event_id
 from service.policy import Thresholds
 from service.scorer import SiteRef
 from service.second_look_store import Look, SecondLookLog, Taken
-from service.settings import SecondLookSettings, Settings
+from service.settings import SecondLookSettings
 from service.site_models import SiteModels, verdict_version
 from service.store import Store
 from service.store.records import SiteRules
@@ -190,38 +189,3 @@ class SecondLookWorker:
             sources=sources_argument(Event.SECOND_LOOK),
             recent_window_ms=SiteRules.of(site_policy).recent_window_ms,
         )
-
-
-@contextlib.asynccontextmanager
-async def background_second_look(settings: Settings) -> AsyncIterator[SecondLookWorker | None]:
-    """The second look running in this event loop until the block ends; nothing when it is
-    switched off. Its scoring process starts when the first comment is due."""
-    if not settings.second_look.enabled:
-        yield None
-        return
-    from service.scoring import single_server_url
-    from service.second_look_pool import PoolBlendScorer
-
-    connection = connect(settings)
-    adapting = settings.site_models.enabled
-    scorer = PoolBlendScorer(
-        settings.models_dir,
-        settings.second_look.threads,
-        redis_url=single_server_url(settings) if adapting else None,
-        prefix=connection.prefix,
-    )
-    worker = SecondLookWorker(
-        connection.client,
-        scorer,
-        settings.second_look,
-        prefix=connection.prefix,
-        site_models=SiteModels(connection.client, connection.prefix) if adapting else None,
-    )
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await task
-        await scorer.close()
-        await connection.aclose()

@@ -35,7 +35,7 @@ from service.gauges import background_gauges
 from service.keys import DEFAULT_PREFIX
 from service.refit_process import background_refits
 from service.retry import RetryPolicy
-from service.second_look import background_second_look
+from service.second_look_process import background_second_look
 from service.settings import DeliverySettings, Settings
 from service.store import Store
 from service.store.records import SiteRecord
