@@ -41,6 +41,8 @@ EMBEDDING = "embedding"
 """The semantic stage's sentence embeddings, a kind only a model with a stage has."""
 
 _EPSILON = 1e-6
+_BOOTSTRAP_CELLS = 2_000_000
+"""Resampled rows held at once (16 MB an array): 200 resamples of 10,000 labels."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,9 +285,9 @@ class SiteLabels:
             name = "+".join(blend.support)
             candidates[name] = max(candidates.get(name, 0.0), blend.auc)
         candidates = dict(sorted(candidates.items()))
-        counts = _resamples(targets.size, settings)
         top = max(blends, key=lambda blend: blend.auc)
-        spread = float(np.std(_weighted_auc(targets, top.logits, counts)))
+        (resampled,) = _bootstrap_aucs(targets, [top.logits], settings)
+        spread = float(np.std(resampled))
         # The blend with the most global weight (then the fewest kinds) within one bootstrap
         # standard error of the best: the site's labels do not tell a bolder one from it, and a
         # bolder one loses more where the site's next comments differ from its labelled ones.
@@ -297,8 +299,9 @@ class SiteLabels:
         features = "+".join(chosen.support)
         named = dict(zip(kinds, weights[1:], strict=True))
         gain = best_auc - auc_global
-        gains = _weighted_auc(targets, blended, counts)
-        gains -= _weighted_auc(targets, global_logit, counts)
+        # The same resamples again (the same seed): the gain is paired row by row.
+        adapted, base = _bootstrap_aucs(targets, [blended, global_logit], settings)
+        gains = adapted - base
         low = float(np.quantile(gains, settings.lower_quantile))
         figures = f"out of fold the site model ({features}) adds {gain:+.4f} ROC-AUC"
         needed = settings.keep_gain if in_use else settings.switch_on_gain
@@ -354,13 +357,22 @@ class _Blend(NamedTuple):
     logits: FloatArray
 
 
-def _resamples(rows: int, settings: FitSettings) -> FloatArray:
-    """How many times each row counts in each bootstrap resample (resamples x rows)."""
+def _bootstrap_aucs(
+    targets: npt.NDArray[np.int8], scores: Sequence[FloatArray], settings: FitSettings
+) -> list[FloatArray]:
+    """Each of ``scores``' ROC-AUC on the same ``settings.bootstraps`` resamples of the rows
+    (each resample counts every row some number of times), drawn a chunk at a time so that the
+    memory stays bounded however many labels a site has."""
     generator = np.random.default_rng(settings.seed)
-    counts: FloatArray = generator.multinomial(
-        rows, np.full(rows, 1 / rows), size=settings.bootstraps
-    ).astype(np.float64)
-    return counts
+    rows = targets.size
+    chunk = max(1, _BOOTSTRAP_CELLS // rows)
+    found: list[list[FloatArray]] = [[] for _ in scores]
+    for start in range(0, settings.bootstraps, chunk):
+        size = min(chunk, settings.bootstraps - start)
+        counts = generator.multinomial(rows, np.full(rows, 1 / rows), size=size).astype(np.float64)
+        for aucs, score in zip(found, scores, strict=True):
+            aucs.append(_weighted_auc(targets, score, counts))
+    return [np.concatenate(aucs) for aucs in found]
 
 
 def _weighted_auc(
