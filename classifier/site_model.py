@@ -5,12 +5,14 @@ fitted on that site's labelled comments, one per feature kind (the global model'
 features; the semantic stage's sentence embeddings when the model has one), its logit calibrated
 on the site's labels. The adapted score of a label is the sigmoid of a weighted sum of the global
 logit and each head's calibrated logit, the weights chosen on a grid by out-of-fold ROC-AUC on the
-site's labels; the kinds that get a weight are the site's choice of features (lexical, embedding
-or both). The heads go into use only with enough labels and positives, and only when out of fold
-they rank the site's labels better than the global model by more than a minimum gain and by more
-than their noise (the lower bound of a paired bootstrap of the gain over the out-of-fold scores is
-above zero); once in use, a head stays in use while it does not rank worse (hysteresis), so a
-refit on labels a moderator keeps undoing does not switch the site back and forth.
+site's labels: the most cautious weights (most on the global logit) within one bootstrap standard
+error of the best. The kinds that get a weight are the site's choice of features (lexical,
+embedding or both). The heads go into use only with enough labels and positives, and only when
+out of fold they rank the site's labels better than the global model by more than a minimum gain
+and by more than their noise (the lower bound of a paired bootstrap of the gain over the
+out-of-fold scores is above zero); once in use, a head stays in use while it does not rank
+worse (hysteresis), so a refit on labels a moderator keeps undoing does not switch the site back
+and forth.
 """
 
 import base64

@@ -2,8 +2,10 @@
 
 ``Refits.absorb`` reads a site's new training labels (after its cursor), keeps each comment's
 latest label as a row with the global model's scores and features of its text (so a refit
-re-encodes nothing), and drops a row whose latest decision teaches nothing. ``Refits.refit`` fits
-the site's heads on its rows (``classifier.site_model``) and stores the outcome. A site is refit
+re-encodes nothing; ``service.site_fit``), and drops a row whose latest decision teaches nothing.
+``Refits.refit`` fits the site's heads on its rows (the verdict's and, with a semantic stage, the
+second look's) and stores the outcome; rows of another global model, or kept before the model had
+a stage, are encoded again and kept. A site is refit
 when enough labels arrived since its last fit or when ``POST .../model:refit`` asked for one.
 It all runs in a process the worker starts for it (``background_refits``), never in an API
 process.
