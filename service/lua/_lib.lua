@@ -111,7 +111,10 @@ local function record(history_key, audit_key, outbox_key, change)
     .. ',"model":' .. change.model
     .. (change.previous_text and (',"previous_text":' .. cjson.encode(change.previous_text)) or "")
     .. "}"
-  redis.call("RPUSH", history_key, entry)
+  -- A creation stays in the comment hash until the first change (keep_creation).
+  if change.action ~= "create" then
+    redis.call("RPUSH", history_key, entry)
+  end
   redis.call("XADD", audit_key, "MAXLEN", "~", AUDIT_MAXLEN, "*",
     "comment_id", change.id, "action", change.action, "actor", change.actor,
     "from_state", change.from or "", "to_state", change.to, "version", change.version,
@@ -121,6 +124,34 @@ local function record(history_key, audit_key, outbox_key, change)
     "comment_id", change.id, "state", change.to, "previous_state", change.from or "",
     "version", change.version, "reasons", change.reasons, "decided_by", change.actor,
     "at", change.now)
+end
+
+--[[
+A comment's creation is not written to its history list while it is the comment's only change:
+until another change, the comment hash holds all the entry would (version, decided_at,
+decided_by, state, reasons, model), and the store builds the entry from it for a comment whose
+list is empty. Most comments never change, so this keeps a list of ~340 bytes out of Redis for
+each. Every script that changes a comment's version calls keep_creation first, while the hash
+still says how it was created; comments stored before this keep the entry in their list.
+]]
+local function keep_creation(comment_key, history_key)
+  if redis.call("EXISTS", history_key) == 1 then
+    return
+  end
+  local created = redis.call("HMGET", comment_key, "version", "decided_at", "decided_by", "state",
+    "reasons", "model")
+  if not created[1] then
+    return
+  end
+  redis.call("RPUSH", history_key, '{"version":' .. created[1]
+    .. ',"at":' .. created[2]
+    .. ',"actor":' .. cjson.encode(created[3])
+    .. ',"action":"create","from_state":null'
+    .. ',"to_state":' .. cjson.encode(created[4])
+    .. ',"reasons":' .. created[5]
+    .. ',"note":null'
+    .. ',"model":' .. (created[6] and cjson.encode(created[6]) or "null")
+    .. "}")
 end
 
 -- A claim or release in the audit stream: no state changes, but other moderators' consoles

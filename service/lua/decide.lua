@@ -70,6 +70,7 @@ if not listed(ARGV[13], previous) then
 end
 
 local article, author = stored[3], stored[4]
+keep_creation(KEYS[1], KEYS[2])
 local version = redis.call("HINCRBY", KEYS[1], "version", 1)
 redis.call("HSET", KEYS[1], "state", target, "reasons", ARGV[8], "decided_by", actor,
   "decided_at", now, "updated_at", now, "last_event_id", ARGV[11])

@@ -9,7 +9,7 @@ what it observed, and the caller decides again. So an intake usually costs one r
 verdict is never stored for a context it was not decided for.
 
 KEYS[1]  comment hash               civ:{site}:comment:<id>
-KEYS[2]  history list               civ:{site}:history:<id>
+KEYS[2]  history list               civ:{site}:history:<id> (none for a new comment: keep_creation)
 KEYS[3]  audit stream               civ:{site}:audit
 KEYS[4]  outbox stream              civ:{site}:outbox
 KEYS[5]  author hash                civ:{site}:author:<author>
@@ -111,6 +111,7 @@ if previous then
     return {"invalid_transition", previous}
   end
   outcome = "edited"
+  keep_creation(KEYS[1], KEYS[2])
   version = redis.call("HINCRBY", KEYS[1], "version", 1)
   previous_text = comment_text(prefix, id)
   dequeue(prefix, "pending", id, article, author, stored[5])
@@ -122,7 +123,11 @@ else
   outcome = "created"
   version = 1
   redis.call("HSET", KEYS[1], "id", id, "article_id", article, "author_id", author,
-    "parent_id", ARGV[6], "created_at", ARGV[17], "version", 1)
+    "created_at", ARGV[17], "version", 1)
+  -- Empty fields are left out (readers take them as empty): bytes in every comment hash.
+  if ARGV[6] ~= "" then
+    redis.call("HSET", KEYS[1], "parent_id", ARGV[6])
+  end
   redis.call("HSETNX", KEYS[6], "id", article)
 end
 if ARGV[30] ~= "" or ARGV[31] ~= "" then
@@ -149,9 +154,14 @@ end
 redis.call("SET", text_key(prefix, id), ARGV[9])
 redis.call("HSET", KEYS[1],
   "author", ARGV[8], "text_hash", text_hash, "lang", ARGV[10],
-  "state", state, "reasons", ARGV[12], "evidence", ARGV[14],
+  "state", state, "reasons", ARGV[12],
   "model", ARGV[15], "priority", ARGV[16], "decided_by", decided_by, "decided_at", now,
   "updated_at", now, "last_event_id", ARGV[19])
+if ARGV[14] == "{}" then
+  redis.call("HDEL", KEYS[1], "evidence")
+else
+  redis.call("HSET", KEYS[1], "evidence", ARGV[14])
+end
 for label, score in string.gmatch(ARGV[13], "([^=;]+)=([^;]+)") do
   redis.call("HSET", KEYS[1], "score:" .. label, score)
 end

@@ -49,6 +49,7 @@ if queued == 0 and count >= threshold then
   local reasons = cjson.decode(stored[7])
   reasons[#reasons + 1] = "REPORTED"
   local reasons_json = cjson.encode(reasons)
+  keep_creation(KEYS[1], KEYS[3])
   local version = redis.call("HINCRBY", KEYS[1], "version", 1)
   redis.call("HSET", KEYS[1], "reasons", reasons_json, "updated_at", now,
     "last_event_id", ARGV[8])

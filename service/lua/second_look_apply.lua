@@ -61,6 +61,7 @@ end
 
 local article, author = stored[4], stored[5]
 local actor = "auto:" .. ARGV[7]
+keep_creation(KEYS[1], KEYS[2])
 local version = redis.call("HINCRBY", KEYS[1], "version", 1)
 redis.call("HSET", KEYS[1], "state", "pending", "reasons", ARGV[9], "decided_by", actor,
   "decided_at", now, "updated_at", now, "last_event_id", ARGV[10], "priority", ARGV[13],

@@ -23,7 +23,7 @@ from service.domain import (
 )
 from service.errors import BadRequest, NotFound
 from service.store.records import AuthorRecord, SiteRules
-from service.store.rows import comment_from_fields, history_entry, pairs
+from service.store.rows import comment_from_fields, creation_entry, history_entry, pairs
 from service.store.scripts import ScriptedStore, store_errors
 from service.times import from_ms, hour_bucket, to_ms
 
@@ -203,7 +203,8 @@ class CommentReads(ScriptedStore):
         )
         return comment_from_fields(
             fields,
-            history=tuple(history_entry(json.loads(entry)) for entry in history),
+            history=tuple(history_entry(json.loads(entry)) for entry in history)
+            or (creation_entry(fields),),
             reports=tuple(
                 sorted(
                     (

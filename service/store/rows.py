@@ -119,6 +119,24 @@ def history_entry(entry: Mapping[str, Any]) -> HistoryEntry:
     )
 
 
+def creation_entry(fields: Mapping[str, str]) -> HistoryEntry:
+    """The creation of a comment that has not changed since: the scripts leave it to the comment
+    hash, not the history list, until the first change (``keep_creation`` in the Lua library)."""
+    return history_entry(
+        {
+            "version": int(fields["version"]),
+            "at": fields["decided_at"],
+            "actor": fields["decided_by"],
+            "action": "create",
+            "from_state": None,
+            "to_state": fields["state"],
+            "reasons": json.loads(fields["reasons"]),
+            "note": None,
+            "model": fields.get("model"),
+        }
+    )
+
+
 def text_fields(fields: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
     # The store's client always decodes responses (checked in Store.__init__).
     return cast(dict[str, str], fields)
