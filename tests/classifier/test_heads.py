@@ -131,5 +131,15 @@ def test_the_threat_hold_may_sit_below_the_other_labels_floor() -> None:
     assert thresholds.suggest("threat", target, probability)["hold"] == 0.12
     assert thresholds.suggest("insult", target, probability)["hold"] == thresholds.LOWEST_HOLD
     # Never below the threat's own floor.
-    low = thresholds.suggest("threat", target, probability * 0.5)["hold"]
-    assert low == thresholds.lowest_hold("threat") == 0.1
+    low = thresholds.suggest("threat", target, probability * 0.3)["hold"]
+    assert low == thresholds.lowest_hold("threat") == 0.05
+
+
+def test_the_threat_hold_favours_recall_where_the_other_labels_favour_precision() -> None:
+    """Half the positives score 0.5 beside 2 negatives, half 0.08 beside 25: F1 is best at 0.5
+    (0.63 against 0.60), F2 (recall counts twice) at 0.08, which holds every positive."""
+    negatives = np.concatenate([np.linspace(0.0, 0.07, 75), np.full(25, 0.08), np.full(2, 0.5)])
+    target = np.array([0.0] * 102 + [1.0] * 20)
+    probability = np.concatenate([negatives, np.full(10, 0.5), np.full(10, 0.08)])
+    assert thresholds.suggest("insult", target, probability)["hold"] == 0.5
+    assert thresholds.suggest("threat", target, probability)["hold"] == 0.08
