@@ -340,8 +340,12 @@ def _module(mutant: str) -> str:
     return re.split(r"\.x[_ǁ]", mutant, maxsplit=1)[0]
 
 
-def _python_part(max_children: int, modules: list[str]) -> list[dict[str, str]]:
-    shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+def _python_part(max_children: int, modules: list[str], every: bool) -> list[dict[str, str]]:
+    # A run of some modules keeps mutmut's folder: its statistics of which tests reach which
+    # function (a run of the whole selection) are reused while the code they cover is unchanged,
+    # and the mutants named are run again whatever their last result.
+    if every:
+        shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     subprocess.run(
         [
             BIN / "mutmut",
@@ -537,7 +541,7 @@ def main() -> None:
     started = time.monotonic()
     rows: list[dict[str, str]] = []
     if not args.skip_python:
-        python_rows = _python_part(args.max_children, args.python)
+        python_rows = _python_part(args.max_children, args.python, args.python == modules)
         _mark_python_equivalents(python_rows)
         rows += python_rows
     if not args.skip_lua:

@@ -2,8 +2,13 @@
 reach: the exact end of a hold and of a day, the record's own expiry in Redis, and a request
 whose record another request has taken."""
 
+import base64
+import hashlib
+import hmac
+
 import pytest
 import redis.asyncio as aioredis
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from service.idempotency import (
     KEEP_MS,
@@ -12,6 +17,7 @@ from service.idempotency import (
     IdempotencyStore,
     KeptAnswer,
     digest,
+    event_id,
 )
 
 T0 = 1_700_000_000_000
@@ -86,3 +92,42 @@ async def test_a_late_first_request_neither_replaces_nor_frees_its_retrys_answer
     assert await store.finish(first, OTHER_ANSWER) is False
     await store.release(first)
     assert await store.begin(first, T0 + RUNNING_MS + 1) == ANSWER
+
+
+def test_the_derived_names_are_pinned_so_a_retry_after_an_upgrade_finds_its_own_write(
+    store: IdempotencyStore,
+) -> None:
+    # Record keys, event ids and sealing keys must come out the same on every process and
+    # version: a retry served by a newer process still finds the record and the write it made.
+    named = hashlib.sha256(b"admin\0POST\0/v1/sites\0key-\xff").hexdigest()
+    assert digest("admin", "POST", "/v1/sites", "key-\udcff") == named
+    item = hashlib.sha256(b"seed\0c1").hexdigest()[:32]
+    assert event_id("seed", "c1") == f"evt_{item}"
+    assert event_id("seed") == f"evt_{hashlib.sha256(b'seed' + bytes(1)).hexdigest()[:32]}"
+    body = b'{"name": "News"}'
+    claimed = store.claim("news", named, "key-1", body)
+    body_hash = hashlib.sha256(body).hexdigest()
+    assert claimed.record == f"civ:{{news}}:idempotency:{named}"
+    assert claimed.body_hash == body_hash
+    assert claimed.seed == hashlib.sha256(f"{named}:{body_hash}".encode()).hexdigest()
+    sealing = hmac.digest(b"key-1", f"civility answer:{named}".encode(), "sha256")
+    assert claimed.sealing_key == sealing
+
+
+def test_a_day_is_24_hours_and_a_hold_a_minute() -> None:
+    assert (KEEP_MS, RUNNING_MS) == (86_400_000, 60_000)
+
+
+async def test_a_kept_answer_is_a_fresh_nonce_and_the_sealed_body_bound_to_its_record(
+    store: IdempotencyStore, redis_client: aioredis.Redis
+) -> None:
+    first = claim(store, b"{}")
+    assert await store.begin(first, T0) == "started"
+    assert await store.finish(first, ANSWER) is True
+    stored = await redis_client.hgetall(first.record)
+    raw = base64.b64decode(stored["answer"])
+    nonce, sealed = raw[:12], raw[12:]
+    assert len(sealed) == len(ANSWER.body) + 16
+    opened = AESGCM(first.sealing_key).decrypt(nonce, sealed, first.record.encode())
+    assert opened == ANSWER.body
+    assert (stored["status"], stored["content_type"]) == ("201", "application/json")
