@@ -149,10 +149,18 @@ def _spread(
     _, inverse, counts = np.unique(features, return_inverse=True, return_counts=True)
     shares = present_values[position[known]] / counts[inverse] / np.maximum(ends - starts, 1)
     weights = shares[:, None] * coef[np.ix_(features, columns)]
-    size = changes.shape[0]
-    for column in range(changes.shape[1]):
-        changes[:, column] += np.bincount(starts, weights[:, column], minlength=size)
-        changes[:, column] -= np.bincount(ends, weights[:, column], minlength=size)
+    # One bincount for every column at once: bin (position, column) of the flattened array gets
+    # the same weights in the same order as a bincount per column would, so the same sums.
+    width = changes.shape[1]
+    cells = changes.size
+    lanes = np.arange(width)
+    weights = weights.ravel()
+    changes += np.bincount((starts[:, None] * width + lanes).ravel(), weights, cells).reshape(
+        changes.shape
+    )
+    changes -= np.bincount((ends[:, None] * width + lanes).ravel(), weights, cells).reshape(
+        changes.shape
+    )
 
 
 def _words(text: str) -> Iterator[Span]:
