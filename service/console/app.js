@@ -24,6 +24,13 @@ const state = {
   items: [],
   cursor: null,
   focus: 0,
+  // The focused comment's id: a redraw (a reload landing, a live event adding or dropping a
+  // comment) between two key presses keeps the focus on it rather than on its old position.
+  focusId: null,
+  focusMoved: false,
+  // The reload in flight (or the last one): what opening or deciding learns waits for it, so a
+  // page read before the claim or decision cannot land after it and undo it on screen.
+  reloading: Promise.resolve(),
   selected: new Set(),
   undo: null,
   reasons: FALLBACK_REASONS,
@@ -148,15 +155,19 @@ function show(view) {
 
 async function reloadQueue() {
   state.cursor = null;
-  state.items = [];
   state.selected.clear();
-  state.focus = 0;
+  state.focusMoved = false;
   // A reload starts afresh: no item keeps a message from before it.
   for (const node of document.querySelectorAll("#items .item-message")) node.replaceChildren();
-  await Promise.all([loadQueue(), loadCounts()]);
+  // The comments on screen stay, and the keys act on them, until the new page replaces them.
+  const shown = new Set(state.items.map((item) => item.id));
+  state.reloading = Promise.all([loadQueue(shown), loadCounts()]);
+  await state.reloading;
 }
 
-async function loadQueue() {
+// `replacing`: the ids of a reload's old list, dropped when its first page lands (what a live
+// event added meanwhile stays).
+async function loadQueue(replacing = null) {
   const { order, article, author } = state.filters;
   // The API filters by one index at a time: the reason alone goes to it, and beside an article or
   // author it is applied to the page here (visibleItems).
@@ -164,6 +175,14 @@ async function loadQueue() {
   const path = `/v1/sites/${site()}/queue${query({ queue: state.queue, order, article, author, reason, limit: PAGE, cursor: state.cursor })}`;
   try {
     const page = await get(path);
+    if (replacing) {
+      state.items = state.items.filter((item) => !replacing.has(item.id));
+      // A reload starts at the top, unless a key moved the focus while it loaded.
+      if (!state.focusMoved) {
+        state.focus = 0;
+        state.focusId = null;
+      }
+    }
     // A live event may have added one of these meanwhile.
     const shown = new Set(state.items.map((item) => item.id));
     state.items.push(...page.items.filter((item) => !shown.has(item.id)));
@@ -197,7 +216,10 @@ function visibleItems() {
 
 function renderQueue() {
   const items = visibleItems();
-  state.focus = Math.min(state.focus, Math.max(0, items.length - 1));
+  // The focused comment keeps the focus wherever it now is; gone, the one taking its place has it.
+  const kept = items.findIndex((item) => item.id === state.focusId);
+  state.focus = kept >= 0 ? kept : Math.min(state.focus, Math.max(0, items.length - 1));
+  state.focusId = items.length ? items[state.focus].id : null;
   // A message an item shows (a conflict, a claim) outlives the redraw a live event causes.
   const messages = new Map([...document.querySelectorAll("#items > li")].map((node) => [node.dataset.id, node.querySelector(".item-message")]));
   const cards = items.map((item, index) => card(item, index));
@@ -323,6 +345,8 @@ function move(step) {
   const count = visibleItems().length;
   if (!count) return;
   state.focus = Math.max(0, Math.min(count - 1, state.focus + step));
+  state.focusId = visibleItems()[state.focus].id;
+  state.focusMoved = true;
   markFocus();
 }
 
@@ -368,6 +392,7 @@ async function decideFocused(action, id) {
   const node = document.querySelector(`#items > li[data-id="${CSS.escape(item.id)}"] .item-message`);
   try {
     const decided = await post(`/v1/sites/${site()}/comments/${encodeURIComponent(item.id)}/decision`, { action, version: item.version, ...extra });
+    await state.reloading;
     remember(action, [{ id: item.id, from: item.state, version: decided.version }]);
     dropItems([item.id]);
   } catch (error) {
@@ -386,6 +411,7 @@ async function decideMany(action, ids) {
   const decisions = ids.map((id) => ({ id, action, version: byId.get(id)?.version, ...extra }));
   try {
     const { results } = await post(`/v1/sites/${site()}/decisions`, { decisions });
+    await state.reloading;
     const done = results.filter((result) => result.ok);
     const failed = results.filter((result) => !result.ok);
     remember(action, done.map((result) => ({ id: result.id, from: byId.get(result.id)?.state || "pending", version: result.comment.version })));
@@ -456,6 +482,7 @@ async function openItem(id) {
   const node = () => document.querySelector(`#items > li[data-id="${CSS.escape(item.id)}"] .item-message`);
   try {
     const claimed = await post(`/v1/sites/${site()}/comments/${encodeURIComponent(item.id)}/claim`, {});
+    await state.reloading;
     state.items = state.items.map((entry) => (entry.id === claimed.id ? claimed : entry));
     renderQueue();
     const shown = node();

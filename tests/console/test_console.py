@@ -4,7 +4,7 @@ import json
 import re
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Request, expect
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Request, Route, expect
 
 from service.keys import KeySpace
 from tests.console.support import Service, Site, screenshot, sign_in
@@ -213,6 +213,29 @@ def test_opening_a_comment_claims_it_and_another_opener_is_told_who_has_it(
     finally:
         alice_context.close()
         bob_context.close()
+
+
+def test_keys_pressed_while_a_reload_loads_act_on_the_comments_shown(
+    page: Page, site: Site
+) -> None:
+    hold(site, 3)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    shown = items(page)
+    # The reload's page is held back until the keys are pressed: what a slow answer does.
+    held: list[Route] = []
+    page.route(re.compile(r"/queue\?"), lambda route: held.append(route))
+    with page.expect_request(re.compile(r"/queue\?")):
+        page.locator("#queue-filters").get_by_role("button", name="Apply").click()
+    page.keyboard.press("j")
+    expect(page.locator("#items > li.focused")).to_have_attribute("data-id", shown[1])
+    page.keyboard.press("o")
+    held[0].continue_()
+    expect(page.locator(f'#items > li[data-id="{shown[1]}"] .claim.mine')).to_be_visible()
+    expect(page.locator("#items > li.focused")).to_have_attribute("data-id", shown[1])
+    assert items(page) == shown
+    assert site.comment(shown[1])["claimed_by_name"] == "Mo"
+    assert site.comment(shown[0]).get("claimed_by") is None
 
 
 def test_a_revoked_token_is_signed_out_at_its_next_request(
