@@ -485,12 +485,23 @@ async def test_release_gives_back_only_the_callers_leases(
     await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 2, 60_000, NOW)
     await store.claim(SITE, "mod_y", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW)
 
-    assert await store.release(SITE, "mod_x", ["c0", "c2"], NOW) == ["c2"]
+    # One id given releases that one only; the others stay claimed.
+    assert await store.release(SITE, "mod_x", ["c2"], NOW) == ["c2"]
+    assert await store.release(SITE, "mod_x", ["c0", "c2"], NOW) == []
     assert await redis_client.get(KEYS.lease(SITE, "c0")) == "mod_y"
     assert await store.release(SITE, "mod_x", None, NOW) == ["c1"]
     assert await store.release(SITE, "mod_x", None, NOW) == []
     assert await store.release(SITE, "mod_x", [], NOW) == []
     assert await redis_client.get(KEYS.lease(SITE, "c0")) == "mod_y"
+    # Nothing is left in the moderator's claims, and each lease given back is in the audit.
+    assert await redis_client.zrange(KEYS.claims(SITE, "mod_x"), 0, -1) == []
+    audit = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(KEYS.audit(SITE)))
+    released = [fields for _, fields in audit if fields.get("action") == "release"]
+    assert [(entry["comment_id"], entry["actor"]) for entry in released] == [
+        ("c2", "mod_x"),
+        ("c1", "mod_x"),
+    ]
+    assert {entry["at"] for entry in released} == {str(NOW)}
 
 
 async def test_a_claim_on_a_queue_longer_than_one_page_takes_exactly_what_was_asked(
@@ -732,6 +743,34 @@ async def test_rotation_keeps_the_previous_secret_until_the_deadline(store: Stor
     assert record.valid_secrets(NOW + 1_000) == ["whsec_new"]
     with pytest.raises(NotFound):
         await store.rotate_secret("nosuch", "x", NOW, NOW)
+
+
+async def test_a_rotation_records_its_time_and_drops_a_secret_whose_grace_ends_then(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.rotate_secret(SITE, "whsec_second", NOW, NOW + 1_000)
+    await store.rotate_secret(SITE, "whsec_third", NOW + 1_000, NOW + 2_000)
+    fields = await redis_client.hgetall(KEYS.site(SITE))
+    # whsec_test's grace ended at the second rotation: it is not kept, even for the count.
+    assert json.loads(fields["previous_secrets"]) == [["whsec_second", NOW + 2_000]]
+    assert (fields["previous_secret"], fields["previous_valid_until"]) == (
+        "whsec_second",
+        str(NOW + 2_000),
+    )
+    assert fields["updated_at"] == str(NOW + 1_000)
+
+
+async def test_a_rotation_keeps_a_previous_secret_stored_before_the_list_existed(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await redis_client.hset(
+        KEYS.site(SITE), mapping={"previous_secret": "whsec_old", "previous_valid_until": NOW + 500}
+    )
+    await redis_client.hdel(KEYS.site(SITE), "previous_secrets")
+    await store.rotate_secret(SITE, "whsec_new", NOW, NOW + 1_000)
+    record = await store.load_site(SITE)
+    assert record is not None
+    assert record.valid_secrets(NOW + 499) == ["whsec_new", "whsec_test", "whsec_old"]
 
 
 async def test_a_second_rotation_keeps_the_first_secret_until_its_own_deadline(

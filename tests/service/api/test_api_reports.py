@@ -108,6 +108,20 @@ async def test_the_report_reaching_the_threshold_queues_the_comment_once(
     assert await redis_client.pttl(KEYS.comment("news", "c1")) == -1
 
 
+async def test_reports_below_the_threshold_expire_with_their_comment(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    await published_comment(client, site, post_signed, moderator, "c1")
+    assert (await report(post_signed, site, "c1", "r1")).status == 202
+    comment_ttl = await redis_client.pttl(KEYS.comment("news", "c1"))
+    assert comment_ttl > 0
+    assert 0 < await redis_client.pttl(KEYS.reports("news", "c1")) <= comment_ttl
+
+
 async def test_a_readers_second_report_is_answered_with_the_standing_and_not_counted(
     client: Client, site: dict[str, str], post_signed: Any, moderator: Headers
 ) -> None:
