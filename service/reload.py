@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -95,7 +96,12 @@ async def follow_reloads(app: web.Application) -> AsyncIterator[None]:
 async def _follow(app: web.Application, subscribed: asyncio.Event) -> None:
     while True:
         try:
-            async with app[REDIS].pubsub() as pubsub:
+            redis = app[REDIS]
+            if isinstance(redis, RedisCluster):
+                # A cluster client picks the channel's node from the slot table it learns on its
+                # first command: subscribing first finds that table empty.
+                await redis.initialize()
+            async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(app[MODERATION].store.keys.model_reloads())
                 subscribed.set()
                 async for message in pubsub.listen():

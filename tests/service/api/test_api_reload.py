@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
+from redis.asyncio.cluster import RedisCluster
 
 from classifier.card import ARTIFACT_SUFFIX
 from classifier.model import ACTIVE_FILE, activate, active_stem
@@ -253,3 +254,25 @@ async def test_civility_model_activate_switches_only_to_a_model_that_loads(
     code, out, err = await run_activate("civility-9.9.9", "--models", models)
     assert code == 2
     assert "civility-9.9.9.joblib does not exist" in err
+
+
+async def test_on_a_cluster_other_api_processes_follow_a_reload_from_the_start(
+    aiohttp_client: AiohttpClient,
+    admin: dict[str, str],
+    settings: Settings,
+    cluster: RedisCluster,
+    redis_cluster_port: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    on_cluster = dataclasses.replace(
+        settings, redis_url=f"redis+cluster://127.0.0.1:{redis_cluster_port}"
+    )
+    first: Client = await aiohttp_client(create_app(on_cluster))
+    other: Client = await aiohttp_client(create_app(on_cluster))
+    # Both processes subscribed while starting, before any command taught their clients the
+    # cluster's slots.
+    assert not [r for r in caplog.records if "model reloads failed" in r.getMessage()]
+    activate(settings.models_dir, f"civility-{NEW}")
+    response = await first.post("/v1/model:reload", headers=admin)
+    assert (await response.json())["version"] == NEW
+    await wait_for_version(other, admin, NEW)
