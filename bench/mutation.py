@@ -62,6 +62,11 @@ LUA_TESTS = {
     "release.lua": ("tests/service/test_store.py",),
     "rotate_secret.lua": ("tests/service/test_store.py", "tests/service/api/test_api_rotation.py"),
     "report.lua": ("tests/service/test_store.py", "tests/service/api/test_api_reports.py"),
+    "ingest.lua": ("tests/service/test_store.py", "tests/service/test_intake_verdicts.py"),
+    "second_look_apply.lua": (
+        "tests/service/worker/test_second_look.py",
+        "tests/service/api/test_api_second_look.py",
+    ),
     **dict.fromkeys(
         ("idempotency_begin.lua", "idempotency_finish.lua", "idempotency_release.lua"),
         (
@@ -331,6 +336,108 @@ LUA_MUTANTS = (
     ),
     LuaMutant("report.lua", "  retain(prefix, id, 0)\n", ""),
     LuaMutant("report.lua", '    redis.call("PEXPIRE", KEYS[2], ttl)\n', ""),
+    # Intake and the second look: a verdict is stored only for the context it was decided for, a
+    # redelivery changes nothing, and a look moves only a published, unedited, model-decided text.
+    LuaMutant(
+        "ingest.lua",
+        "if stored[3] ~= article or stored[4] ~= author then",
+        "if stored[3] ~= article then",
+    ),
+    LuaMutant(
+        "ingest.lua",
+        "if stored[3] ~= article or stored[4] ~= author then",
+        "if stored[4] ~= author then",
+    ),
+    LuaMutant("ingest.lua", "if stored[2] == text_hash then", "if false then"),
+    LuaMutant(
+        "ingest.lua",
+        'tonumber(approved or "0") >= tonumber(ARGV[23])',
+        'tonumber(approved or "0") > tonumber(ARGV[23])',
+    ),
+    LuaMutant("ingest.lua", 'closed == "1" and "1" or "0"', '"0"'),
+    LuaMutant("ingest.lua", 'premod == "1" and "1" or "0"', '"0"'),
+    LuaMutant(
+        "ingest.lua",
+        'observed[#observed + 1] = (holder and holder ~= id) and "1" or "0"',
+        'observed[#observed + 1] = holder and "1" or "0"',
+    ),
+    LuaMutant("ingest.lua", "if signature ~= ARGV[22] then", "if false then"),
+    LuaMutant("ingest.lua", "if not listed(ARGV[21], previous) then", "if false then"),
+    LuaMutant(
+        "ingest.lua",
+        'version = redis.call("HINCRBY", KEYS[1], "version", 1)',
+        'version = redis.call("HINCRBY", KEYS[1], "version", 0)',
+    ),
+    LuaMutant("ingest.lua", '  dequeue(prefix, "pending", id, article, author, stored[5])\n', ""),
+    LuaMutant("ingest.lua", '  dequeue(prefix, "reported", id, article, author, stored[5])\n', ""),
+    LuaMutant("ingest.lua", '  redis.call("DEL", prefix .. "reports:" .. id)\n', ""),
+    LuaMutant("ingest.lua", '  redis.call("HDEL", KEYS[1], "reports")\n', ""),
+    LuaMutant("ingest.lua", '  redis.call("HDEL", KEYS[1], unpack(stale))\n', ""),
+    LuaMutant("ingest.lua", '  redis.call("HDEL", KEYS[1], "evidence")\n', ""),
+    LuaMutant("ingest.lua", '  redis.call("DEL", KEYS[9])\n', ""),
+    LuaMutant(
+        "ingest.lua",
+        'if ttl > 0 and (when == "a" or not previous) then',
+        "if ttl > 0 then",
+    ),
+    LuaMutant(
+        "ingest.lua",
+        'if state == "approved" and ARGV[29] == "1" then',
+        'if state == "approved" then',
+    ),
+    LuaMutant("ingest.lua", 'retain(prefix, id, state == "pending" and 0 or retention_ms)\n', ""),
+    LuaMutant("second_look_apply.lua", "if not state then", "if false then"),
+    LuaMutant("second_look_apply.lua", "if stored[3] ~= ARGV[4] then", "if false then"),
+    LuaMutant(
+        "second_look_apply.lua",
+        'local by_model = stored[2] and string.sub(stored[2], 1, 5) == "auto:"',
+        "local by_model = true",
+    ),
+    LuaMutant(
+        "second_look_apply.lua",
+        "if not by_model or not listed(ARGV[12], state) then",
+        "if not by_model then",
+    ),
+    LuaMutant(
+        "second_look_apply.lua",
+        "if not by_model or not listed(ARGV[12], state) then",
+        "if not listed(ARGV[12], state) then",
+    ),
+    LuaMutant(
+        "second_look_apply.lua",
+        '"auto:"\nredis.call("ZREM", KEYS[5], id)\n',
+        '"auto:"\n',
+    ),
+    LuaMutant(
+        "second_look_apply.lua", 'redis.call("HSET", KEYS[1], "look_state", "skipped")\n', ""
+    ),
+    LuaMutant("second_look_apply.lua", 'if ARGV[8] ~= "1" then', 'if ARGV[8] == "1" then'),
+    LuaMutant(
+        "second_look_apply.lua",
+        'local version = redis.call("HINCRBY", KEYS[1], "version", 1)',
+        'local version = redis.call("HINCRBY", KEYS[1], "version", 0)',
+    ),
+    LuaMutant("second_look_apply.lua", "keep_creation(KEYS[1], KEYS[2])\n", ""),
+    LuaMutant(
+        "second_look_apply.lua", 'dequeue(prefix, "reported", id, article, author, stored[7])\n', ""
+    ),
+    LuaMutant(
+        "second_look_apply.lua",
+        'enqueue(prefix, "pending", id, article, author, ARGV[13], stored[6], ARGV[9])\n',
+        "",
+    ),
+    LuaMutant(
+        "second_look_apply.lua",
+        'count_author(prefix .. "author:" .. author, state, "pending", now, false)\n',
+        "",
+    ),
+    LuaMutant(
+        "second_look_apply.lua",
+        'remember_decision(prefix, author, id, "pending", now, tonumber(ARGV[14]))\n',
+        "",
+    ),
+    LuaMutant("second_look_apply.lua", 'redis.call("HINCRBY", KEYS[6], "held", 1)\n', ""),
+    LuaMutant("second_look_apply.lua", "retain(prefix, id, 0)\n", ""),
 )
 
 

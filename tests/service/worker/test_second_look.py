@@ -15,16 +15,26 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
-from service.domain import Author, AuthorStatus, Order, Policy, Queue, Site, State
+from service.domain import (
+    Author,
+    AuthorStatus,
+    Order,
+    Policy,
+    Queue,
+    Report,
+    ReportReason,
+    Site,
+    State,
+)
 from service.scorer import SiteRef
 from service.second_look import Blended, SecondLookWorker
 from service.second_look_store import SecondLookLog
 from service.settings import SecondLookSettings
 from service.site_models import Fitted, SiteModels
 from service.store import Store
-from service.store.records import IntakeWrite, Observation, SiteRecord
+from service.store.records import IntakeWrite, Observation, ReportWrite, SiteRecord
 from service.times import from_ms
-from service.transitions import EVENT_TYPES, Event, sources_argument
+from service.transitions import EVENT_TYPES, REPORTED_EVENT_TYPE, Event, sources_argument
 
 from .support import KEYS, SITE, CreateSite, Events, Receiver, StartWorker, eventually
 
@@ -551,3 +561,96 @@ async def test_a_site_with_its_own_second_look_model_is_looked_at_with_it(
     assert (held["state"], held["look_state"]) == ("pending", "held")
     assert held["decided_by"] == "auto:blend-test-1+site.1"
     assert json.loads(held["look_scores"]) == HOSTILE
+
+
+async def test_a_held_comment_leaves_the_reported_queue_and_its_authors_approvals(
+    redis_client: aioredis.Redis,
+    store: Store,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+    clock: Clock,
+) -> None:
+    await create_site(None)
+    blend.scores["Hostile words."] = HOSTILE
+    await publish("c1", "Hostile words.")
+    now = int(clock() * 1000)
+    report = Report(reporter_id="reader-2", reason=ReportReason.ABUSIVE, at=from_ms(now))
+    await store.report(
+        SITE,
+        ReportWrite(
+            comment_id="c1",
+            report=report,
+            threshold=1,
+            now_ms=now,
+            event_id="evt_report_c1",
+            event_type=REPORTED_EVENT_TYPE,
+            sources=sources_argument(Event.REPORT),
+        ),
+    )
+    reported = KEYS.queue_index(SITE, Queue.REPORTED, Order.OLDEST)
+    assert await redis_client.zrange(reported, 0, -1) == ["c1"]
+    recent = KEYS.author_recent(SITE, "reader-1")
+    assert await redis_client.zrange(recent, 0, -1) == ["a:c1"]
+
+    assert await looker.work_once() == 1
+
+    assert (await comment(redis_client, "c1"))["state"] == "pending"
+    # Taken down: not a published comment readers report any more.
+    assert await redis_client.zrange(reported, 0, -1) == []
+    author = await redis_client.hgetall(KEYS.author(SITE, "reader-1"))
+    assert (author["approved"], author["pending"]) == ("0", "1")
+    assert await redis_client.zrange(recent, 0, -1) == []
+
+
+async def test_a_look_at_a_comment_gone_while_the_stage_reads_leaves_the_queue(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+) -> None:
+    await create_site(None)
+    blend.scores["Hostile words."] = HOSTILE
+    await publish("c1", "Hostile words.")
+
+    async def comment_expires() -> None:
+        await redis_client.delete(KEYS.comment(SITE, "c1"))
+
+    blend.during = comment_expires
+    assert await looker.work_once() == 1
+
+    assert await backlog(redis_client) == 0
+    assert not await redis_client.exists(KEYS.comment(SITE, "c1"))
+
+
+async def test_a_look_finished_after_its_lease_ended_does_not_hold_the_comment_again(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+    clock: Clock,
+) -> None:
+    await create_site(None)
+    blend.scores["Hostile words."] = HOSTILE
+    await publish("c1", "Hostile words.")
+    assert await redis_client.pttl(KEYS.comment(SITE, "c1")) > 0
+    other = SecondLookWorker(redis_client, blend, SETTINGS, prefix="civ", clock=clock)
+
+    async def lease_ends_and_another_worker_holds_it() -> None:
+        clock.now += LEASE_SECONDS
+        assert await other.work_once() == 1
+
+    blend.during = lease_ends_and_another_worker_holds_it
+    assert await looker.work_once() == 1
+
+    stored = await comment(redis_client, "c1")
+    assert (stored["state"], stored["version"]) == ("pending", "2")
+    history = await redis_client.lrange(KEYS.history(SITE, "c1"), 0, -1)
+    assert [json.loads(entry)["action"] for entry in history] == ["create", "second_look"]
+    stats = await redis_client.hgetall(KEYS.second_look_stats(SITE))
+    assert (stats["held"], stats["skipped"]) == ("1", "1")
+    # Held comments are kept until a moderator decides them.
+    assert await redis_client.pttl(KEYS.comment(SITE, "c1")) == -1
