@@ -576,9 +576,10 @@ async def test_a_claimed_comment_is_decided_only_by_its_holder_until_the_lease_e
     assert conflict.value.details["claimed_by"] == "mod_x"
     assert await redis_client.hget(KEYS.comment(SITE, "c1"), "version") == "1"
 
-    # The lease is a native expiry: once Redis drops it, the comment is free again.
-    await redis_client.pexpire(KEYS.lease(SITE, "c1"), 1)
-    await asyncio.sleep(0.01)
+    # The lease is a native expiry: once Redis drops it, the comment is free again. An expiry
+    # time already past (1 ms after the epoch) makes Redis expire the key at once.
+    assert await redis_client.pexpireat(KEYS.lease(SITE, "c1"), 1)
+    assert not await redis_client.exists(KEYS.lease(SITE, "c1"))
     [reclaimed] = await store.claim(SITE, "mod_y", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW)
     assert reclaimed.id == "c1"
     with pytest.raises(ClaimConflict):

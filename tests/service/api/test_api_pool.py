@@ -2,6 +2,7 @@
 CIVILITY_REDIS_POOL_TIMEOUT_SECONDS, and only then answers 503."""
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -27,6 +28,7 @@ Client = TestClient[web.Request, web.Application]
 Headers = Callable[[dict[str, str]], dict[str, str]]
 POOL_SIZE = 4
 POOL_WAIT_SECONDS = 0.5
+BURST_WAIT_SECONDS = 30.0
 
 
 @pytest.fixture
@@ -52,6 +54,25 @@ async def take_every_connection(
     return pool, taken
 
 
+def waiting_for_a_connection(
+    pool: aioredis.BlockingConnectionPool, monkeypatch: pytest.MonkeyPatch
+) -> asyncio.Event:
+    """An event set once a caller finds no free connection: the pool's condition checks
+    ``can_get_connection`` and, on False, registers the caller as its waiter in the same step,
+    so a connection given back after the event wakes that caller."""
+    waiting = asyncio.Event()
+    can_get_connection = pool.can_get_connection
+
+    def checked() -> bool:
+        free = bool(can_get_connection())
+        if not free:
+            waiting.set()
+        return free
+
+    monkeypatch.setattr(pool, "can_get_connection", checked)
+    return waiting
+
+
 async def test_a_pool_busy_past_the_bound_answers_503(
     client: Client, site: dict[str, str], moderator: Headers
 ) -> None:
@@ -68,24 +89,26 @@ async def test_a_pool_busy_past_the_bound_answers_503(
 
 
 async def test_a_request_waits_for_a_connection_freed_within_the_bound(
-    client: Client, site: dict[str, str], moderator: Headers
+    client: Client, site: dict[str, str], moderator: Headers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pool, taken = await take_every_connection(client)
+    waiting = waiting_for_a_connection(pool, monkeypatch)
 
     async def give_back() -> None:
-        # Given back once the request is waiting: a tenth of the bound later.
-        await asyncio.sleep(POOL_WAIT_SECONDS / 10)
+        # Given back once the request waits for a connection, not before.
+        await waiting.wait()
         for connection in taken:
             await pool.release(connection)
 
     released = asyncio.create_task(give_back())
     response = await client.get("/v1/sites/news/queue", headers=moderator(site))
+    assert waiting.is_set()  # else the connections are never given back
     await released
     assert response.status == 200
 
 
 async def test_the_sentinel_primarys_pool_waits_within_the_bound_too(
-    redis_sentinel: SentinelSetup,
+    redis_sentinel: SentinelSetup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(
         redis_url=redis_sentinel.url,
@@ -101,24 +124,29 @@ async def test_the_sentinel_primarys_pool_waits_within_the_bound_too(
         taken = [await pool.get_connection() for _ in range(2)]  # type: ignore[no-untyped-call]
         with pytest.raises(redis.exceptions.ConnectionError, match="No connection available"):
             await connection.client.ping()
-        freed = asyncio.get_running_loop().call_later(
-            POOL_WAIT_SECONDS / 10, lambda: asyncio.ensure_future(pool.release(taken.pop()))
-        )
+        waiting = waiting_for_a_connection(pool, monkeypatch)
+
+        async def give_one_back() -> None:
+            await waiting.wait()
+            await pool.release(taken.pop())
+
+        freed = asyncio.create_task(give_one_back())
         assert await connection.client.ping() is True
-        freed.cancel()
+        assert waiting.is_set()
+        await freed
         for held in taken:
             await pool.release(held)
     finally:
         await connection.aclose()
 
 
-@pytest.fixture
-async def waiting_cluster(redis_cluster_port: int) -> AsyncIterator[WaitingCluster]:
+@contextlib.asynccontextmanager
+async def cluster_client(port: int, pool_timeout: float) -> AsyncIterator[WaitingCluster]:
     """The cluster client ``connect`` makes, with two connections per process."""
     settings = Settings(
-        redis_url=f"redis+cluster://127.0.0.1:{redis_cluster_port}",
+        redis_url=f"redis+cluster://127.0.0.1:{port}",
         redis_max_connections=2,
-        redis_pool_timeout_seconds=POOL_WAIT_SECONDS,
+        redis_pool_timeout_seconds=pool_timeout,
     )
     connection = connect(settings)
     assert isinstance(connection.client, WaitingCluster)
@@ -128,21 +156,34 @@ async def waiting_cluster(redis_cluster_port: int) -> AsyncIterator[WaitingClust
         await connection.aclose()
 
 
+@pytest.fixture
+async def waiting_cluster(redis_cluster_port: int) -> AsyncIterator[WaitingCluster]:
+    async with cluster_client(redis_cluster_port, POOL_WAIT_SECONDS) as client:
+        yield client
+
+
+@pytest.fixture
+async def patient_cluster(redis_cluster_port: int) -> AsyncIterator[WaitingCluster]:
+    """A bound no burst reaches, even on a loaded machine: the burst must queue, not time out."""
+    async with cluster_client(redis_cluster_port, BURST_WAIT_SECONDS) as client:
+        yield client
+
+
 async def test_on_a_cluster_more_commands_and_pipelines_than_connections_all_succeed(
-    cluster: RedisCluster, waiting_cluster: WaitingCluster
+    cluster: RedisCluster, patient_cluster: WaitingCluster
 ) -> None:
     async def pipelined(number: int) -> list[Any]:
-        async with waiting_cluster.pipeline(transaction=number % 2 == 0) as pipe:
+        async with patient_cluster.pipeline(transaction=number % 2 == 0) as pipe:
             pipe.incr("{burst}:pipelined")
             pipe.sadd("{burst}:numbers", number)
             return await pipe.execute()
 
     # All sent at once, to the one node that holds the slot: 80 users of 2 connections.
     await asyncio.gather(
-        *(waiting_cluster.incr("{burst}:commands") for _ in range(40)),
+        *(patient_cluster.incr("{burst}:commands") for _ in range(40)),
         *(pipelined(number) for number in range(40)),
     )
-    node = waiting_cluster.get_node_from_key("{burst}:commands")
+    node = patient_cluster.get_node_from_key("{burst}:commands")
     assert node is not None
     assert len(node._connections) <= 2 + HELD_OUTSIDE_PLACES
     assert await cluster.get("{burst}:commands") == "40"
@@ -162,8 +203,24 @@ async def set_in_a_pipeline(client: RedisCluster, key: str, value: str) -> None:
         await pipe.execute()
 
 
+def waiting_for_a_place(places: ConnectionPlaces, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """An event set once a command finds every place taken: the semaphore registers it as a
+    waiter in the same step, so a place given back after the event goes to that command."""
+    waiting = asyncio.Event()
+    semaphore = places._places
+    acquire = semaphore.acquire
+
+    async def acquire_noting_the_wait() -> bool:
+        if semaphore.locked():
+            waiting.set()
+        return await acquire()
+
+    monkeypatch.setattr(semaphore, "acquire", acquire_noting_the_wait)
+    return waiting
+
+
 async def test_on_a_cluster_a_wait_past_the_bound_is_the_store_being_unavailable(
-    cluster: RedisCluster, waiting_cluster: WaitingCluster
+    cluster: RedisCluster, waiting_cluster: WaitingCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     places = waiting_cluster.places
     freed = asyncio.Event()
@@ -175,9 +232,17 @@ async def test_on_a_cluster_a_wait_past_the_bound_is_the_store_being_unavailable
             await waiting_cluster.set("{busy}:key", "lost")
         with pytest.raises(StoreUnavailable), store_errors():
             await set_in_a_pipeline(waiting_cluster, "{busy}:key", "lost")
-        # Given back once the command is waiting: a tenth of the bound later.
-        asyncio.get_running_loop().call_later(POOL_WAIT_SECONDS / 10, freed.set)
+        # Given back once the command waits for a place, not before.
+        waiting = waiting_for_a_place(places, monkeypatch)
+
+        async def give_back() -> None:
+            await waiting.wait()
+            freed.set()
+
+        giving_back = asyncio.create_task(give_back())
         assert await waiting_cluster.set("{busy}:key", "kept") is True
+        assert waiting.is_set()
+        await giving_back
         await asyncio.gather(*holders)
     finally:
         freed.set()
