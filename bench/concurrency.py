@@ -37,7 +37,7 @@ from bench.servers import (
     started,
 )
 from service import signatures
-from service.settings import parse_redis_url
+from service.redis_url import parse_redis_url
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "concurrency.json"
 CLUSTER_RESULTS = PROJECT_ROOT / "bench" / "results" / "concurrency_cluster.json"

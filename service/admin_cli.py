@@ -23,12 +23,13 @@ from service.administration import Administration
 from service.connection import connect
 from service.domain import ModeratorSpec, SitePatch, SiteSpec
 from service.embedded import running_url
+from service.env_reader import SettingsError
 from service.errors import CivilityError, ValidationFailed
 from service.labels import LabelLog
 from service.moderation import Moderation
 from service.path_ids import checked_id
 from service.scorer import Spans
-from service.settings import Settings, SettingsError
+from service.settings import Settings
 from service.store import Store
 
 SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()

@@ -37,6 +37,7 @@ from service.compat.coral_desk import CoralDesk
 from service.compat.coral_links import CoralLinks
 from service.connection import connect
 from service.deliveries import DeliveryLog
+from service.env_reader import SettingsError
 from service.gauges import SiteGauges
 from service.idempotency import IdempotencyStore
 from service.labels import LabelLog
@@ -64,7 +65,7 @@ from service.routes import (
 from service.routes import deliveries as delivery_routes
 from service.scoring import single_server_url, start_scorer
 from service.second_look_store import SecondLookLog
-from service.settings import Settings, SettingsError
+from service.settings import Settings
 from service.site_models import ActiveVersions, SiteModels
 from service.store import Store
 

@@ -1,7 +1,7 @@
 """The one way every civility process reaches Redis: ``connect(settings)``.
 
 ``REDIS_URL`` names one server, the seed nodes of a Redis Cluster or a Sentinel service
-(``service.settings.parse_redis_url``); the same store, scripts and worker run on each, because
+(``service.redis_url.parse_redis_url``); the same store, scripts and worker run on each, because
 every multi-key script stays inside one site's hash slot.
 """
 
@@ -12,7 +12,9 @@ from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 from service.cluster_pool import WaitingCluster
-from service.settings import RedisTarget, Settings, SettingsError
+from service.env_reader import SettingsError
+from service.redis_url import RedisTarget
+from service.settings import Settings
 from service.store.scripts import RedisClient
 
 CONNECT_TIMEOUT_SECONDS = 2.0

@@ -24,9 +24,10 @@ from classifier.progress import Progress, add_quiet
 from classifier.versions import model_problem, stored_models
 from service.admin_cli import StoreNotFoundError, store_url
 from service.connection import connect
+from service.env_reader import SettingsError
 from service.errors import StoreUnavailable
 from service.labels import LabelLog
-from service.settings import Settings, SettingsError
+from service.settings import Settings
 from service.store import Store
 
 SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()

@@ -1,44 +1,19 @@
 """Runtime settings: one frozen object read from the environment and validated at start."""
 
-import dataclasses
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
-from urllib.parse import unquote, urlsplit
+from typing import Literal
 
-from service.egress import Network, parse_allowed
+from service.egress import Network
+from service.env_reader import EnvReader, RecordingEnviron, SettingsError
 from service.keys import DEFAULT_PREFIX
+from service.redis_url import RedisTarget, parse_redis_url
 
 Environment = Literal["development", "production"]
-_Choice = TypeVar("_Choice", bound=str)
-
-
-class SettingsError(ValueError):
-    """The environment does not describe a runnable service; the message says what to fix."""
-
-
-RedisTopology = Literal["single", "cluster", "sentinel"]
-SINGLE_SCHEMES = ("redis://", "rediss://", "unix://")
-CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
-SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
-
-
-@dataclass(frozen=True, slots=True)
-class RedisTarget:
-    """Where ``REDIS_URL`` points: one server (``url`` as redis-py reads it), the seed nodes of
-    a Redis Cluster, or the sentinels watching ``service``."""
-
-    topology: RedisTopology
-    url: str
-    nodes: tuple[tuple[str, int], ...] = ()
-    service: str = ""
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
+_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +36,7 @@ class DeliverySettings:
     """Non-public ranges webhooks may still go to (tests and development need loopback)."""
 
     @classmethod
-    def from_reader(cls, reader: "_Reader") -> "DeliverySettings":
+    def from_reader(cls, reader: EnvReader) -> "DeliverySettings":
         settings = cls(
             timeout_seconds=reader.number(
                 "CIVILITY_DELIVERY_TIMEOUT_SECONDS", 5.0, low=0.01, high=120.0
@@ -119,7 +94,7 @@ class SiteModelSettings:
     poll_seconds: float = 5.0
 
     @classmethod
-    def from_reader(cls, reader: "_Reader") -> "SiteModelSettings":
+    def from_reader(cls, reader: EnvReader) -> "SiteModelSettings":
         return cls(
             enabled=reader.choice("CIVILITY_SITE_MODELS", ("on", "off"), "on") == "on",
             min_labels=reader.integer(
@@ -156,7 +131,7 @@ class SecondLookSettings:
     """onnxruntime threads of the one scoring process (the intake pool keeps the other core)."""
 
     @classmethod
-    def from_reader(cls, reader: "_Reader") -> "SecondLookSettings":
+    def from_reader(cls, reader: EnvReader) -> "SecondLookSettings":
         return cls(
             enabled=reader.choice("CIVILITY_SECOND_LOOK", ("on", "off"), "on") == "on",
             batch_size=reader.integer("CIVILITY_SECOND_LOOK_BATCH", 8, low=1, high=256),
@@ -219,7 +194,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         """Read ``CIVILITY_*`` and ``REDIS_URL``; a ``SettingsError`` names the bad variable."""
         env = os.environ if environ is None else environ
-        reader = _Reader(env)
+        reader = EnvReader(env)
         settings = cls(
             env=reader.choice("CIVILITY_ENV", ("development", "production"), "development"),
             host=reader.text("CIVILITY_HOST", "127.0.0.1"),
@@ -265,7 +240,7 @@ class Settings:
     @classmethod
     def variables(cls) -> tuple[str, ...]:
         """Every environment variable ``from_env`` reads, in that order (for ``--help``)."""
-        recording = _RecordingEnviron()
+        recording = RecordingEnviron()
         cls.from_env(recording)
         return tuple(dict.fromkeys(recording.read))
 
@@ -289,139 +264,3 @@ class Settings:
                 )
             if len(self.admin_token) < 16:
                 raise SettingsError("CIVILITY_ADMIN_TOKEN must be at least 16 characters long")
-
-
-class _RecordingEnviron(dict[str, str]):
-    """An empty environment that notes each name looked up in it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.read: list[str] = []
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.read.append(key)
-        return super().get(key, default)
-
-
-class _Reader:
-    """Parses one variable at a time so every error names the variable at fault."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def optional(self, name: str) -> str | None:
-        value = self._environ.get(name, "").strip()
-        return value or None
-
-    def text(self, name: str, default: str) -> str:
-        return self.optional(name) or default
-
-    def choice(self, name: str, allowed: tuple[_Choice, ...], default: _Choice) -> _Choice:
-        value = self.optional(name)
-        if value is None:
-            return default
-        for option in allowed:
-            if value == option:
-                return option
-        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-
-    def networks(self, name: str) -> tuple[Network, ...]:
-        try:
-            return parse_allowed(self.optional(name) or "")
-        except ValueError as error:
-            raise SettingsError(f"{name}: {error}") from None
-
-    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
-        number = self.optional_integer(name, low=low, high=high)
-        return default if number is None else number
-
-    def optional_integer(self, name: str, *, low: int, high: int) -> int | None:
-        value = self.optional(name)
-        if value is None:
-            return None
-        try:
-            number = int(value)
-        except ValueError:
-            raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
-        if not low <= number <= high:
-            raise SettingsError(f"{name} must be between {low} and {high}, not {number}")
-        return number
-
-    def number(self, name: str, default: float, *, low: float, high: float) -> float:
-        value = self.optional(name)
-        if value is None:
-            return default
-        try:
-            number = float(value)
-        except ValueError:
-            raise SettingsError(f"{name} must be a number, not {value!r}") from None
-        if not low <= number <= high:
-            raise SettingsError(f"{name} must be between {low} and {high}, not {number}")
-        return number
-
-
-_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,32}")
-
-
-def parse_redis_url(url: str) -> RedisTarget:
-    """Read ``REDIS_URL``: ``redis://``, ``rediss://`` or ``unix://`` for one server,
-    ``redis+cluster://host:port,host:port`` for a cluster's seed nodes,
-    ``redis+sentinel://host:port,host:port/service[/db]`` for a Sentinel service (the
-    ``rediss+`` forms use TLS). A ``SettingsError`` says what is wrong."""
-    if url.startswith("unix://"):
-        return RedisTarget("single", url)
-    if url.startswith(SINGLE_SCHEMES):
-        parts = urlsplit(url)
-        try:
-            parts.port  # noqa: B018 - reading it checks the range
-        except ValueError:
-            raise SettingsError(f"REDIS_URL has a port out of range: {url}") from None
-        return RedisTarget("single", url, db=_database(parts.path.lstrip("/")))
-    if url.startswith(CLUSTER_SCHEMES + SENTINEL_SCHEMES):
-        scheme, _, rest = url.partition("://")
-        credentials, _, rest = rest.rpartition("@")
-        netloc, _, path = rest.partition("/")
-        path, _, query = path.partition("?")
-        if query:
-            raise SettingsError(f"REDIS_URL takes no query for {scheme}: {url}")
-        nodes = tuple(_node(url, node) for node in netloc.split(","))
-        username, _, password = credentials.partition(":")
-        target = RedisTarget(
-            "cluster",
-            url,
-            nodes=nodes,
-            username=unquote(username) or None,
-            password=unquote(password) or None,
-            tls=scheme.startswith("rediss"),
-        )
-        if scheme.endswith("cluster"):
-            if path.strip("/"):
-                raise SettingsError(f"REDIS_URL: a cluster has only database 0, not /{path}")
-            return target
-        service, _, database = path.partition("/")
-        if not service:
-            raise SettingsError(
-                "REDIS_URL names no Sentinel service: use "
-                f"redis+sentinel://host:port,host:port/<service>[/<db>], not {url}"
-            )
-        return dataclasses.replace(
-            target, topology="sentinel", service=unquote(service), db=_database(database)
-        )
-    raise SettingsError(
-        "REDIS_URL must start with redis://, rediss://, unix://, redis+cluster://, "
-        "rediss+cluster://, redis+sentinel:// or rediss+sentinel://"
-    )
-
-
-def _node(url: str, node: str) -> tuple[str, int]:
-    host, _, port = node.rpartition(":")
-    if not host or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise SettingsError(f"REDIS_URL: each node must be host:port with a port 1-65535: {url}")
-    return host, int(port)
-
-
-def _database(database: str) -> int:
-    # redis-py would silently read /abc as database 0.
-    if database and not (database.isascii() and database.isdigit()):
-        raise SettingsError(f"REDIS_URL names database {database!r}; it must be a number")
-    return int(database or 0)

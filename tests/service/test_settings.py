@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import RedisTarget, SecondLookSettings, Settings, SettingsError
+from service.env_reader import SettingsError
+from service.redis_url import RedisTarget
+from service.settings import SecondLookSettings, Settings
 
 
 def test_defaults_describe_a_local_development_service() -> None:

@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 from aiohappyeyeballs import AddrInfoType
 
 from service.egress import RefusedAddressError, check, guarded_socket_factory, parse_allowed
-from service.settings import Settings, SettingsError
+from service.env_reader import SettingsError
+from service.settings import Settings
 
 from .support import FAST, CreateSite, Events, Receiver, StartWorker, eventually, in_state, record
 

@@ -12,8 +12,9 @@ from service import delivery
 from service.connection import connect
 from service.deliveries import Admission, DeliveryLog
 from service.domain import State
+from service.env_reader import SettingsError
 from service.retry import RetryPolicy
-from service.settings import DeliverySettings, Settings, SettingsError
+from service.settings import DeliverySettings, Settings
 from service.store import Store
 from service.worker import Worker
 

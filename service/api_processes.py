@@ -1,0 +1,61 @@
+"""``civility serve`` with several API processes: each a whole app sharing the one port, and
+every signal the parent gets forwarded to them all."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+from service.metrics import MULTIPROCESS_DIR_VARIABLE
+
+# Set in the environment of the API processes `civility serve` starts, so they serve themselves.
+API_PROCESS_MARKER = "CIVILITY_API_PROCESS_OF"
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def serve_in_processes(count: int) -> int:
+    """Start ``count`` API processes sharing the port; signals reach them all.
+
+    Returns when every one has stopped: 0 if each stopped cleanly, 1 if one failed (the others are
+    then told to stop, since a partly running service would hide the failure).
+    """
+    with tempfile.TemporaryDirectory(prefix="civility-metrics-") as metrics_folder:
+        env = {
+            **os.environ,
+            API_PROCESS_MARKER: str(os.getpid()),
+            MULTIPROCESS_DIR_VARIABLE: metrics_folder,
+        }
+        return _run_api_processes(count, env)
+
+
+def _run_api_processes(count: int, env: dict[str, str]) -> int:
+    command = [sys.executable, "-m", "service", "serve"]
+    children: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, forward)
+    try:
+        children.extend(subprocess.Popen(command, env=env) for _ in range(count))
+        failed = False
+        while children:
+            pid, status = os.wait()
+            stopped = [child for child in children if child.pid == pid]
+            if not stopped:
+                continue
+            children.remove(stopped[0])
+            if os.waitstatus_to_exitcode(status) != 0 and not failed:
+                failed = True
+                print(f"civility: API process {pid} failed; stopping the others", file=sys.stderr)
+                forward(signal.SIGTERM, None)
+            # Popen must not wait for a pid os.wait already reaped.
+            stopped[0].returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        for signum in FORWARDED_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+    return 1 if failed else 0

@@ -1,0 +1,93 @@
+"""``REDIS_URL``: the Redis topology it names (one server, a cluster, a Sentinel service) and
+where that topology's servers are."""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from service.env_reader import SettingsError
+
+RedisTopology = Literal["single", "cluster", "sentinel"]
+SINGLE_SCHEMES = ("redis://", "rediss://", "unix://")
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """Where ``REDIS_URL`` points: one server (``url`` as redis-py reads it), the seed nodes of
+    a Redis Cluster, or the sentinels watching ``service``."""
+
+    topology: RedisTopology
+    url: str
+    nodes: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Read ``REDIS_URL``: ``redis://``, ``rediss://`` or ``unix://`` for one server,
+    ``redis+cluster://host:port,host:port`` for a cluster's seed nodes,
+    ``redis+sentinel://host:port,host:port/service[/db]`` for a Sentinel service (the
+    ``rediss+`` forms use TLS). A ``SettingsError`` says what is wrong."""
+    if url.startswith("unix://"):
+        return RedisTarget("single", url)
+    if url.startswith(SINGLE_SCHEMES):
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - reading it checks the range
+        except ValueError:
+            raise SettingsError(f"REDIS_URL has a port out of range: {url}") from None
+        return RedisTarget("single", url, db=_database(parts.path.lstrip("/")))
+    if url.startswith(CLUSTER_SCHEMES + SENTINEL_SCHEMES):
+        scheme, _, rest = url.partition("://")
+        credentials, _, rest = rest.rpartition("@")
+        netloc, _, path = rest.partition("/")
+        path, _, query = path.partition("?")
+        if query:
+            raise SettingsError(f"REDIS_URL takes no query for {scheme}: {url}")
+        nodes = tuple(_node(url, node) for node in netloc.split(","))
+        username, _, password = credentials.partition(":")
+        target = RedisTarget(
+            "cluster",
+            url,
+            nodes=nodes,
+            username=unquote(username) or None,
+            password=unquote(password) or None,
+            tls=scheme.startswith("rediss"),
+        )
+        if scheme.endswith("cluster"):
+            if path.strip("/"):
+                raise SettingsError(f"REDIS_URL: a cluster has only database 0, not /{path}")
+            return target
+        service, _, database = path.partition("/")
+        if not service:
+            raise SettingsError(
+                "REDIS_URL names no Sentinel service: use "
+                f"redis+sentinel://host:port,host:port/<service>[/<db>], not {url}"
+            )
+        return dataclasses.replace(
+            target, topology="sentinel", service=unquote(service), db=_database(database)
+        )
+    raise SettingsError(
+        "REDIS_URL must start with redis://, rediss://, unix://, redis+cluster://, "
+        "rediss+cluster://, redis+sentinel:// or rediss+sentinel://"
+    )
+
+
+def _node(url: str, node: str) -> tuple[str, int]:
+    host, _, port = node.rpartition(":")
+    if not host or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise SettingsError(f"REDIS_URL: each node must be host:port with a port 1-65535: {url}")
+    return host, int(port)
+
+
+def _database(database: str) -> int:
+    # redis-py would silently read /abc as database 0.
+    if database and not (database.isascii() and database.isdigit()):
+        raise SettingsError(f"REDIS_URL names database {database!r}; it must be a number")
+    return int(database or 0)
