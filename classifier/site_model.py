@@ -12,7 +12,7 @@ out of fold they rank the site's labels better than the global model by more tha
 and by more than their noise (the lower bound of a paired bootstrap of the gain over the
 out-of-fold scores is above zero); once in use, a head stays in use while it does not rank
 worse (hysteresis), so a refit on labels a moderator keeps undoing does not switch the site back
-and forth.
+and forth. That rule is ``classifier.switch_on``'s, on the figures this module measures.
 """
 
 import base64
@@ -30,6 +30,8 @@ from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
+
+from classifier.switch_on import decide, short_of_labels
 
 FloatArray = npt.NDArray[np.float64]
 Features: TypeAlias = sparse.csr_matrix | FloatArray
@@ -181,16 +183,8 @@ def too_few(
 ) -> LabelOutcome | None:
     """The outcome of a label with too few labels or positives to fit; ``None`` when enough."""
     count, positives = int(targets.size), int(targets.sum())
-    if count < settings.min_labels:
-        why = f"{count} labels, needs {settings.min_labels}"
-        return LabelOutcome(label, False, why, count, positives)
-    if positives < settings.min_positives or count - positives < settings.min_positives:
-        why = (
-            f"{positives} positive and {count - positives} negative labels, "
-            f"needs {settings.min_positives} of each"
-        )
-        return LabelOutcome(label, False, why, count, positives)
-    return None
+    why = short_of_labels(count, positives, settings)
+    return None if why is None else LabelOutcome(label, False, why, count, positives)
 
 
 def fit_label(
@@ -300,23 +294,25 @@ class SiteLabels:
         best_auc, weights, blended = chosen.auc, chosen.weights, chosen.logits
         features = "+".join(chosen.support)
         named = dict(zip(kinds, weights[1:], strict=True))
-        gain = best_auc - auc_global
         # The same resamples again (the same seed): the gain is paired row by row.
         adapted, base = _bootstrap_aucs(targets, [blended, global_logit], settings)
         gains = adapted - base
         low = float(np.quantile(gains, settings.lower_quantile))
-        figures = f"out of fold the site model ({features}) adds {gain:+.4f} ROC-AUC"
-        needed = settings.keep_gain if in_use else settings.switch_on_gain
-        off = None
-        if gain <= needed:
-            off = f"{figures}, needs more than {needed:+.4f}"
-        elif not in_use and low <= 0:
-            off = f"{figures}, within its noise (bootstrap lower bound {low:+.4f})"
-        if off is not None:
+        decision = decide(
+            count=count,
+            positives=positives,
+            auc_global=auc_global,
+            auc_adapted=best_auc,
+            lower_bound=low,
+            features=features,
+            thresholds=settings,
+            in_use=in_use,
+        )
+        if not decision.used:
             return LabelOutcome(
                 self.label,
                 False,
-                off,
+                decision.why,
                 count,
                 positives,
                 auc_global,
@@ -332,11 +328,10 @@ class SiteLabels:
             global_weight=weights[0],
             heads=tuple((self.head(kind), named[kind]) for kind in chosen.support),
         )
-        why = f"{figures} (bootstrap lower bound {low:+.4f})"
         return LabelOutcome(
             self.label,
             True,
-            why,
+            decision.why,
             count,
             positives,
             auc_global,
