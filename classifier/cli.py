@@ -127,6 +127,12 @@ def _register_train(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         "that identity swapped for another of its kind, same label: the term stops predicting "
         "the label; the card records it",
     )
+    parser.add_argument(
+        "--identity-reweigh",
+        action="store_true",
+        help="weight each identity term's rows so that they are toxic as often as the training "
+        "rows are overall (after any swaps); the card records each term's factors",
+    )
     add_quiet(parser)
     parser.set_defaults(handler=_run_train)
 
@@ -152,6 +158,7 @@ def _run_train(args: argparse.Namespace) -> int:
         semantic_rows_per_source=args.semantic_rows_per_source,
         embedding_cache=args.embedding_cache,
         identity_swaps=args.identity_swaps,
+        identity_reweigh=args.identity_reweigh,
     )
     if not args.data.is_dir():
         return _missing_datasets("train", args.data)

@@ -69,6 +69,11 @@ def term_counts(texts: Iterable[str]) -> Counter[str]:
     return Counter(match.group(1).lower() for text in texts for match in _TERMS.finditer(text))
 
 
+def terms_named(text: str) -> set[str]:
+    """The identity terms ``text`` names (lower case, singular)."""
+    return {match.group(1).lower() for match in _TERMS.finditer(text)}
+
+
 def _pick(others: Sequence[str], counts: Mapping[str, int], fraction: float) -> str:
     """One of ``others``, each as likely as it is frequent (plus one): a rare identity then
     receives few copies, instead of as many as the commonest (whose contexts would swamp its own).

@@ -27,6 +27,7 @@ from classifier.labels import LABELS, TRAIN_SOURCES
 from classifier.model import activate
 from classifier.pipeline import build_pipeline
 from classifier.progress import QUIET, Progress
+from classifier.reweigh import reweigh_identity_rows
 from classifier.semantic import semantic_artifact_path
 from classifier.semantic_fit import fit_semantic_stage, stage_rows
 from classifier.training_data import (
@@ -63,6 +64,8 @@ class TrainOptions:
     """Where embeddings are kept between runs; ``None`` is ``default_cache_dir()``."""
     identity_swaps: bool = False
     """Add a copy of each row naming an identity with the identity swapped (same label)."""
+    identity_reweigh: bool = False
+    """Weight each identity term's rows to the mix's toxic rate (``classifier.reweigh``)."""
 
 
 class TrainingError(Exception):
@@ -278,11 +281,14 @@ def encoder_versions() -> dict[str, str]:
 
 
 def augment_rows(rows: LabeledRows, options: TrainOptions) -> tuple[LabeledRows, dict[str, Any]]:
-    """The rows to fit, with counterfactual identity swaps if asked; what the card records."""
-    if not options.identity_swaps:
-        return rows, {"identity_swaps": False}
-    augmented, copies = with_identity_swaps(rows, LABELS)
-    return augmented, {"identity_swaps": True, "swapped_copies": copies}
+    """The rows to fit, with counterfactual identity swaps and identity-term reweighing if asked
+    (reweighing after the swaps, on the rows the model sees); what the card records."""
+    record: dict[str, Any] = {"identity_swaps": options.identity_swaps}
+    if options.identity_swaps:
+        rows, record["swapped_copies"] = with_identity_swaps(rows, LABELS)
+    if options.identity_reweigh:
+        record["identity_reweigh"] = reweigh_identity_rows(rows, LABELS)
+    return rows, record
 
 
 def feedback_entries(rows: LabeledRows, feedback: Path | None) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ def test_train_writes_artifact_card_and_active_marker(datasets_dir: Path, tmp_pa
     status = run_cli(
         "train", "--data", str(datasets_dir), "--out", str(tmp_path), "--version", "0.0.1",
         "--limit-per-source", "150", "--jobs", "1", "--no-semantic", "--identity-swaps",
+        "--identity-reweigh",
     )  # fmt: skip
     assert status == 0
     artifact = tmp_path / "civility-0.0.1.joblib"
@@ -42,6 +43,11 @@ def test_train_writes_artifact_card_and_active_marker(datasets_dir: Path, tmp_pa
     augmentation = card["training"]["augmentation"]
     assert augmentation["identity_swaps"] is True
     assert augmentation["swapped_copies"] > 0
+    reweighed = augmentation["identity_reweigh"]["toxicity"]
+    assert 0 < reweighed["base_rate"] < 1
+    assert all(
+        factors["toxic"] > 0 and factors["civil"] > 0 for factors in reweighed["factors"].values()
+    )
 
 
 def test_train_without_datasets_folder_fails_clearly(
