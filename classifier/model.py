@@ -257,9 +257,12 @@ def active_stem(models_dir: Path) -> str:
     return stem
 
 
-def load_active(models_dir: Path, semantic: bool = True, semantic_threads: int = 1) -> Model:
-    """Load the model that ``models_dir / "ACTIVE"`` names (``Model.load``'s options)."""
-    stem = active_stem(models_dir)
+def load_active(
+    models_dir: Path, semantic: bool = True, semantic_threads: int = 1, stem: str | None = None
+) -> Model:
+    """Load the model that ``models_dir / "ACTIVE"`` names, or model ``stem`` of ``models_dir``
+    (``Model.load``'s options)."""
+    stem = stem or active_stem(models_dir)
     artifact = _artifact_for(models_dir, stem)
     if not artifact.is_file():
         raise NoActiveModelError(f"active model {stem} has no artifact {artifact}")

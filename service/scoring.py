@@ -1,8 +1,10 @@
-"""Scoring off the event loop: the active model in a worker pool, concurrent requests micro-batched.
+"""Scoring off the event loop: the active model in worker processes, concurrent requests
+micro-batched.
 
-Each worker loads the active model once, in the pool's initializer. Requests that arrive within
+Each worker loads the active model once, when it starts. Requests that arrive within
 ``batch_wait`` of each other (or until ``batch_max_items`` are waiting) are scored as one batch in
-one pool call, which pays the vectoriser's per-call overhead and the inter-process round trip once.
+one worker call, which pays the vectoriser's per-call overhead and the inter-process round trip
+once.
 
 ``reload`` switches to the model ``models/ACTIVE`` names without dropping a request: a new pool
 loads it while the old one keeps scoring, the scorer swaps pools only once every new worker has
@@ -10,23 +12,20 @@ loaded, and batches already sent to the old pool finish there and name its model
 """
 
 import asyncio
-import multiprocessing
-import multiprocessing.connection
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sklearn
 
-from classifier.model import Model, ModelError, load_active
-from service.child_process import follow_parent
+from classifier.model import Model, active_stem, load_active
 from service.scorer import Scored, SiteRef, Spans
 from service.settings import Settings
 from service.site_model_reader import SiteModelReader, adapt_by_site
 from service.site_models import VERDICT_WEIGHTS, verdict_version
+from service.worker_processes import Workers, WorkerSet
 
 Scores = dict[str, float]
 Waiting = tuple[str, SiteRef | None, "asyncio.Future[Scored]"]
@@ -40,35 +39,32 @@ real comments are shorter)."""
 EXPLAIN_BATCH_CHARS = 3_000
 """Characters one evidence batch holds at most (at least one text), between scoring batches."""
 
-# The model of this worker process, loaded once by the pool's initializer.
+# The model of this worker process, loaded once when it starts.
 _model: Model | None = None
-# Why it could not be loaded, if it could not.
-_load_error: ModelError | None = None
 # Where this worker reads site models, when it does.
 _site_reader: SiteModelReader | None = None
 
 
-def _start_worker(models_dir: Path, redis_url: str | None = None, prefix: str = "civ") -> None:
-    global _model, _load_error, _site_reader
-    follow_parent()
+def _start_worker(
+    models_dir: Path, stem: str, redis_url: str | None = None, prefix: str = "civ"
+) -> str:
+    """Load model ``stem`` (the one active when the set started, so a worker started later to
+    replace one that died loads the same) and return its version."""
+    global _model, _site_reader
     # The model was validated when it was trained and its inputs are texts: scikit-learn's per-call
-    # argument and finiteness checks cost ~1 ms of every pool call, a third of a small batch.
+    # argument and finiteness checks cost ~1 ms of every worker call, a third of a small batch.
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
     _site_reader = (
         SiteModelReader(redis_url, prefix, VERDICT_WEIGHTS, _model_version) if redis_url else None
     )
-    try:
-        # Intake scores with the lexical stage alone; the second look runs the semantic one.
-        _model = load_active(models_dir, semantic=False)
-    except ModelError as error:
-        # The serving process loads the same model and says what is wrong in one line; a raise
-        # here would print the pool's own traceback first.
-        _load_error = error
+    # Intake scores with the lexical stage alone; the second look runs the semantic one.
+    _model = load_active(models_dir, semantic=False, stem=stem)
+    return _model.version
 
 
 def _active_model() -> Model:
     if _model is None:
-        raise _load_error or RuntimeError("scoring worker started without a model")
+        raise RuntimeError("scoring worker started without a model")
     return _model
 
 
@@ -134,32 +130,11 @@ class ModelInfo:
         )
 
 
-def create_executor(
-    workers: int, models_dir: Path, redis_url: str | None = None, prefix: str = "civ"
-) -> ProcessPoolExecutor:
-    """Worker processes that each load the active model once.
-
-    Measured with bench/intake.py on 2 cores: a process pool accepted 558 comments/s (p99 150 ms)
-    where one scoring thread in the serving process accepted 493/s (p99 220 ms); the vectoriser
-    is Python code that holds the GIL, so a thread takes its time from the event loop.
-    """
-    # forkserver: children start from a clean process that already imported the classifier, so
-    # they neither inherit the event loop's sockets nor pay scikit-learn's import time each.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["classifier.model"])
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(models_dir, redis_url, prefix),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _Pool:
     """Worker processes and the model every one of them loaded: swapped together."""
 
-    executor: Executor
+    workers: Workers
     info: ModelInfo
 
 
@@ -227,7 +202,7 @@ class PoolScorer:
 
     def __init__(
         self,
-        executor: Executor,
+        pool: Workers,
         info: ModelInfo,
         *,
         workers: int,
@@ -236,7 +211,7 @@ class PoolScorer:
         redis_url: str | None = None,
         prefix: str = "civ",
     ) -> None:
-        self._pool = _Pool(executor, info)
+        self._pool = _Pool(pool, info)
         self._redis_url = redis_url
         self._prefix = prefix
         self._workers = workers
@@ -253,6 +228,11 @@ class PoolScorer:
     @property
     def info(self) -> ModelInfo:
         return self._pool.info
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The scoring workers' process ids (they change when one dies or the model reloads)."""
+        return self._pool.workers.pids
 
     @property
     def model_version(self) -> str:
@@ -288,13 +268,13 @@ class PoolScorer:
         Raises ``ModelError`` (and keeps serving the current model) when the active model does
         not load. One reload at a time; a second waits and then loads whatever is active."""
         async with self._reloading:
-            executor, model = await _start_pool(
+            workers, model = await _start_pool(
                 models_dir, self._workers, self._redis_url, self._prefix
             )
             previous = self._pool
-            self._pool = _Pool(executor, ModelInfo.of(model))
+            self._pool = _Pool(workers, ModelInfo.of(model))
             # Batches already sent to the old pool finish there; only then do its workers stop.
-            await asyncio.to_thread(previous.executor.shutdown, wait=True)
+            await previous.workers.close()
             return self._pool.info
 
     async def close(self) -> None:
@@ -302,7 +282,7 @@ class PoolScorer:
         while self._waiting or self._explaining or self._running:
             self._dispatch(force=True)
             await asyncio.gather(*self._running, return_exceptions=True)
-        await asyncio.to_thread(self._pool.executor.shutdown, wait=True, cancel_futures=True)
+        await self._pool.workers.close()
 
     def _dispatch(self, *, force: bool = False) -> None:
         if self._timer is not None:
@@ -338,9 +318,7 @@ class PoolScorer:
         pool = self._pool
         texts = [text for text, _ in batch]
         try:
-            results = await asyncio.get_running_loop().run_in_executor(
-                pool.executor, _explain_batch, texts, pool.info.labels
-            )
+            results = await pool.workers.run(_explain_batch, texts, pool.info.labels)
         except Exception as error:
             for _, future in batch:
                 if not future.done():
@@ -351,14 +329,10 @@ class PoolScorer:
                 future.set_result(spans)
 
     async def _score_batch(self, batch: list[Waiting]) -> None:
-        loop = asyncio.get_running_loop()
         pool = self._pool
         try:
-            results = await loop.run_in_executor(
-                pool.executor,
-                _score_batch,
-                [text for text, _, _ in batch],
-                [site for _, site, _ in batch],
+            results = await pool.workers.run(
+                _score_batch, [text for text, _, _ in batch], [site for _, site, _ in batch]
             )
         except Exception as error:  # the pool or the model failed: every waiter learns why
             for _, _, future in batch:
@@ -383,9 +357,9 @@ async def start_scorer(
     """Start the workers and wait until each has loaded the active model, so /readyz tells true.
 
     With ``redis_url``, the workers read site models from there."""
-    executor, model = await _start_pool(models_dir, workers, redis_url, prefix)
+    pool, model = await _start_pool(models_dir, workers, redis_url, prefix)
     return PoolScorer(
-        executor,
+        pool,
         ModelInfo.of(model),
         workers=workers,
         batch_max_items=batch_max_items,
@@ -397,26 +371,36 @@ async def start_scorer(
 
 async def _start_pool(
     models_dir: Path, workers: int, redis_url: str | None = None, prefix: str = "civ"
-) -> tuple[ProcessPoolExecutor, Model]:
-    """A pool whose every worker loaded the active model, and that model.
+) -> tuple[WorkerSet, Model]:
+    """Worker processes that each loaded the active model, and that model.
 
     The serving process loads the model too, at the same time: that check of card, checksum and
     scikit-learn version gives a clear error, and its card answers ``GET /v1/model``.
+
+    Measured with bench/intake.py on 2 cores: worker processes accepted 558 comments/s (p99 150 ms)
+    where one scoring thread in the serving process accepted 493/s (p99 220 ms); the vectoriser
+    is Python code that holds the GIL, so a thread takes its time from the event loop.
     """
-    executor = create_executor(workers, models_dir, redis_url, prefix)
-    loop = asyncio.get_running_loop()
-    started = asyncio.gather(
-        *(loop.run_in_executor(executor, _model_version) for _ in range(workers))
+    stem = await asyncio.to_thread(active_stem, models_dir)
+    started = asyncio.create_task(
+        WorkerSet.start(
+            workers,
+            _start_worker,
+            (models_dir, stem, redis_url, prefix),
+            name="scoring",
+            preload=["classifier.model"],
+        )
     )
     try:
-        model = await asyncio.to_thread(load_active, models_dir, semantic=False)
-        versions = await started
+        model = await asyncio.to_thread(load_active, models_dir, semantic=False, stem=stem)
     except BaseException:
-        started.cancel()
-        await asyncio.gather(started, return_exceptions=True)
-        await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        # The workers fail the same way or start: either way they are stopped before raising.
+        done = await asyncio.gather(started, return_exceptions=True)
+        if isinstance(done[0], tuple):
+            await done[0][0].close()
         raise
+    pool, versions = await started
     if any(version != model.version for version in versions):
-        await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        await pool.close()
         raise RuntimeError(f"scoring workers loaded {set(versions)}, not {model.version}")
-    return executor, model
+    return pool, model

@@ -7,20 +7,17 @@ a batch after the active model changed is scored by a new process with the new m
 """
 
 import asyncio
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from classifier.model import Model, active_stem, load_active
-from service.child_process import follow_parent
 from service.keys import DEFAULT_PREFIX
 from service.scorer import SiteRef
 from service.second_look import Blended
 from service.site_model_reader import SiteModelReader, adapt_by_site
 from service.site_models import SECOND_LOOK
+from service.worker_processes import WorkerSet
 
 _model: Model | None = None
 
@@ -33,14 +30,13 @@ cores intake needs, the verdicts come first and the looks take what is left."""
 _site_reader: SiteModelReader | None = None
 
 
-def _start(models_dir: Path, threads: int, redis_url: str | None, prefix: str) -> None:
+def _start(models_dir: Path, stem: str, threads: int, redis_url: str | None, prefix: str) -> None:
     global _model, _site_reader
-    follow_parent()
     os.nice(NICENESS)
     # The BLAS libraries of the lexical stage read it when their thread pools start; the
     # encoder's onnxruntime session takes ``threads`` itself.
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    _model = load_active(models_dir, semantic=True, semantic_threads=threads)
+    _model = load_active(models_dir, semantic=True, semantic_threads=threads, stem=stem)
     if redis_url is not None:
         _site_reader = SiteModelReader(redis_url, prefix, SECOND_LOOK, lambda: _loaded().version)
 
@@ -84,35 +80,30 @@ class PoolBlendScorer:
         self._threads = threads
         self._redis_url = redis_url
         self._prefix = prefix
-        self._executor: ProcessPoolExecutor | None = None
+        self._workers: WorkerSet | None = None
         self._stem: str | None = None
 
     async def blend(
         self, texts: Sequence[str], sites: Sequence[SiteRef | None] | None = None
     ) -> Blended:
         stem = await asyncio.to_thread(active_stem, self._models_dir)
-        if self._executor is None or stem != self._stem:
+        if self._workers is None or stem != self._stem:
             await self.close()
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["classifier.model"])
-            self._executor = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=context,
-                initializer=_start,
-                initargs=(self._models_dir, self._threads, self._redis_url, self._prefix),
+            self._workers, _ = await WorkerSet.start(
+                1,
+                _start,
+                (self._models_dir, stem, self._threads, self._redis_url, self._prefix),
+                name="second-look",
+                preload=["classifier.model"],
             )
             self._stem = stem
-        loop = asyncio.get_running_loop()
-        try:
-            scores, versions, version, thresholds = await loop.run_in_executor(
-                self._executor, _blend, list(texts), list(sites or [None] * len(texts))
-            )
-        except BrokenProcessPool:
-            await self.close()  # the next batch starts a new process
-            raise
+        # A process that dies is replaced (with the same model) and the batch sent once more.
+        scores, versions, version, thresholds = await self._workers.run(
+            _blend, list(texts), list(sites or [None] * len(texts))
+        )
         return Blended(scores, version, thresholds, versions)
 
     async def close(self) -> None:
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        if self._workers is not None:
+            workers, self._workers = self._workers, None
+            await workers.close()

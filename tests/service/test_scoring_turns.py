@@ -3,7 +3,6 @@ and explanations take turns with scoring."""
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
 from typing import Any
 
 from service.scorer import Scored, SiteRef
@@ -53,16 +52,23 @@ async def test_a_batch_holds_at_most_its_characters_but_always_one_text() -> Non
     assert texts(rest) == [long]
 
 
-class RecordingPool(Executor):
+class RecordingPool:
     """Stands in for the worker processes: records each call and answers when the test says."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, list[str], Future[Any]]] = []
+        self.calls: list[tuple[str, list[str], asyncio.Future[Any]]] = []
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
+    async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.calls.append((fn.__name__, list(args[0]), future))
-        return future
+        return await future
+
+    @property
+    def pids(self) -> list[int]:
+        return []
+
+    async def close(self) -> None:
+        pass
 
     def answer(self, index: int) -> None:
         name, texts, future = self.calls[index]

@@ -1,0 +1,172 @@
+"""Worker processes talked to over their own sockets: a worker that dies mid-call is replaced and
+the call answered (retried once, then a clear error), an initializer's error is raised as it was,
+a reload under load loses nothing, and stopping leaves no process behind."""
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+import pytest
+
+from classifier.model import Model, load_active
+from service.scoring import PoolScorer, start_scorer
+from service.worker_processes import WorkerDiedError, WorkerSet
+from tests.service import worker_calls
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
+TEXTS = [
+    "Thanks for the thoughtful article, I learned a lot.",
+    "You are an idiot and everyone here knows it.",
+    "The council should publish the budget before the vote.",
+]
+
+
+async def start(setup: str = "") -> tuple[WorkerSet, list[Any]]:
+    """Two workers that run ``setup`` first; they find this module's functions, which pytest
+    imports without putting the project on ``sys.path``."""
+    code = f"import sys\nsys.path.insert(0, {str(PROJECT_ROOT)!r})\n{setup}"
+    return await WorkerSet.start(2, exec, (code,), name="test")
+
+
+def gone(pids: list[int]) -> bool:
+    return not any(psutil.pid_exists(pid) for pid in pids)
+
+
+@pytest.fixture
+async def workers() -> AsyncIterator[WorkerSet]:
+    pool, ready = await start()
+    assert ready == [None, None]
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def test_calls_go_to_idle_workers_and_their_errors_come_back_as_raised(
+    workers: WorkerSet,
+) -> None:
+    answers = await asyncio.gather(*(workers.run(worker_calls.echo, str(n)) for n in range(10)))
+    assert [value for value, _ in answers] == [str(n) for n in range(10)]
+    assert {pid for _, pid in answers} <= set(workers.pids)
+    with pytest.raises(ValueError, match="not this one"):
+        await workers.run(worker_calls.refuse, "not this one")
+    # The worker that raised answered: it serves the next call.
+    assert (await workers.run(worker_calls.echo, "after"))[0] == "after"
+
+
+async def test_a_worker_killed_mid_call_is_replaced_and_the_call_answered_by_another(
+    workers: WorkerSet, tmp_path: Path
+) -> None:
+    before = set(workers.pids)
+
+    answered_by = await workers.run(worker_calls.die_once, str(tmp_path / "killed"))
+
+    assert (tmp_path / "killed").exists()  # the first attempt did run, and died
+    await workers.replaced()
+    assert len(workers.pids) == 2
+    assert len(before - set(workers.pids)) == 1  # the dead one was replaced
+    assert answered_by in workers.pids
+
+
+async def test_a_call_that_kills_every_worker_it_reaches_fails_clearly_and_the_next_work(
+    workers: WorkerSet,
+) -> None:
+    with pytest.raises(WorkerDiedError, match=r"test process \d+ was killed by signal 9"):
+        await workers.run(worker_calls.die)
+
+    answers = await asyncio.gather(*(workers.run(worker_calls.echo, str(n)) for n in range(4)))
+    assert [value for value, _ in answers] == ["0", "1", "2", "3"]
+    await workers.replaced()
+    assert len(workers.pids) == 2
+
+
+async def test_an_initializers_error_is_raised_and_no_worker_is_left() -> None:
+    children = {child.pid for child in psutil.Process().children(recursive=True)}
+    with pytest.raises(ValueError, match="no model here"):
+        await start("raise ValueError('no model here')")
+    after = {child.pid for child in psutil.Process().children(recursive=True)}
+    # The fork server may have started; no worker stays beside it.
+    assert len(after - children) <= 1
+
+
+async def test_closing_stops_every_worker_after_the_calls_made_finish() -> None:
+    pool, _ = await start()
+    pids = pool.pids
+    running = [asyncio.create_task(pool.run(worker_calls.echo, str(n))) for n in range(6)]
+    await asyncio.sleep(0)  # the calls are made before the close
+
+    await pool.close()
+
+    assert [value for value, _ in await asyncio.gather(*running)] == [str(n) for n in range(6)]
+    assert gone(pids)
+    with pytest.raises(WorkerDiedError, match="stopped"):
+        await pool.run(worker_calls.echo, "late")
+
+
+@pytest.fixture(scope="module")
+def reference() -> Model:
+    return load_active(MODELS_DIR, semantic=False)
+
+
+@pytest.fixture
+async def scorer() -> AsyncIterator[PoolScorer]:
+    pool = await start_scorer(MODELS_DIR, workers=1, batch_max_items=1, batch_wait_seconds=0.0)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def test_a_scoring_worker_killed_mid_batch_still_answers_and_the_next_batches_work(
+    scorer: PoolScorer, reference: Model
+) -> None:
+    (pid,) = scorer.worker_pids
+    batch = asyncio.create_task(scorer.score_with_model(TEXTS[1]))
+    await asyncio.sleep(0)  # the batch is sent to the only worker
+    os.kill(pid, signal.SIGKILL)
+
+    scored = await batch
+    rest = await asyncio.gather(*(scorer.score(text) for text in TEXTS))
+
+    assert scored.scores == pytest.approx(reference.score([TEXTS[1]])[0], abs=1e-9)
+    assert rest == [pytest.approx(scores, abs=1e-9) for scores in reference.score(TEXTS)]
+    assert scorer.worker_pids != [pid]
+    assert gone([pid])
+
+
+async def test_a_reload_under_load_answers_every_text_and_stops_the_old_workers(
+    scorer: PoolScorer, reference: Model
+) -> None:
+    old = scorer.worker_pids
+    burst = [asyncio.create_task(scorer.score_with_model(text)) for text in TEXTS * 20]
+    await asyncio.sleep(0)
+
+    info = await scorer.reload(MODELS_DIR)
+    burst += [asyncio.create_task(scorer.score_with_model(text)) for text in TEXTS * 20]
+    scored = await asyncio.gather(*burst)
+
+    assert info.version == reference.version
+    assert {result.model_version for result in scored} == {reference.version}
+    expected = reference.score(TEXTS) * 40
+    assert [result.scores for result in scored] == [pytest.approx(e, abs=1e-9) for e in expected]
+    assert gone(old)
+    assert not set(old) & set(scorer.worker_pids)
+
+
+async def test_closing_the_scorer_leaves_no_worker_process() -> None:
+    pool = await start_scorer(MODELS_DIR, workers=2, batch_max_items=8, batch_wait_seconds=0.0)
+    pids = pool.worker_pids
+    assert len(pids) == 2
+    assert not gone(pids)
+    waiting = [asyncio.create_task(pool.score(text)) for text in TEXTS]
+    await asyncio.sleep(0)
+
+    await pool.close()
+
+    assert len(await asyncio.gather(*waiting)) == len(TEXTS)
+    assert gone(pids)
