@@ -167,6 +167,8 @@ async def _moderation(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
         site_models=app[SITE_VERSIONS] if app[SETTINGS].site_models.enabled else None,
         second_look=app[SETTINGS].second_look.enabled,
+        evidence_limit=settings.evidence_pending_max,
+        on_evidence_dropped=app[METRICS].evidence_dropped.inc,
     )
     yield
     # Held comments answered before their evidence was worked out get it stored before the

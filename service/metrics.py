@@ -50,6 +50,12 @@ class Metrics:
             ("state",),
             registry=self.registry,
         )
+        self.evidence_dropped = Counter(
+            "civility_evidence_dropped",
+            "Held comments whose model evidence was not worked out because too many waited for "
+            "theirs (CIVILITY_EVIDENCE_PENDING_MAX); their verdicts and the rules' evidence stand.",
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "civility_queue_depth",
             "Comments waiting in a site's moderation queue, as of the last scrape.",

@@ -178,6 +178,8 @@ class Settings:
     api_processes: int = 1
     batch_max_items: int = 64
     batch_wait_ms: float = 2.0
+    # Held comments waiting for their model evidence in one API process, at most.
+    evidence_pending_max: int = 256
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     site_models: SiteModelSettings = field(default_factory=SiteModelSettings)
     second_look: SecondLookSettings = field(default_factory=SecondLookSettings)
@@ -230,6 +232,9 @@ class Settings:
             api_processes=reader.integer("CIVILITY_API_PROCESSES", 1, low=1, high=64),
             batch_max_items=reader.integer("CIVILITY_BATCH_MAX_ITEMS", 64, low=1, high=1024),
             batch_wait_ms=reader.number("CIVILITY_BATCH_WAIT_MS", 2.0, low=0.0, high=100.0),
+            evidence_pending_max=reader.integer(
+                "CIVILITY_EVIDENCE_PENDING_MAX", 256, low=0, high=100_000
+            ),
             delivery=DeliverySettings.from_reader(reader),
             site_models=SiteModelSettings.from_reader(reader),
             second_look=SecondLookSettings.from_reader(reader),

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from service.labels import LabelLog
-from service.late_evidence import LateEvidence
+from service.late_evidence import PENDING_LIMIT, LateEvidence
 from service.moderation.authors import Authors
 from service.moderation.base import CachedSite
 from service.moderation.intake import Intake
@@ -35,6 +35,8 @@ class Moderation(Sites, Intake, QueueDesk, Authors):
         labels: LabelLog | None = None,
         site_models: ActiveVersions | None = None,
         second_look: bool = False,
+        evidence_limit: int = PENDING_LIMIT,
+        on_evidence_dropped: Callable[[], None] | None = None,
     ) -> None:
         """``thresholds`` are the model's suggested ones; a site's policy may override them.
 
@@ -43,14 +45,18 @@ class Moderation(Sites, Intake, QueueDesk, Authors):
         With ``labels``, every moderator decision is kept there as a training label; with
         ``site_models``, each site's texts are scored with its active site model. With
         ``second_look``, a comment published on the lexical verdict is queued for the semantic
-        stage when the model that scored it has one."""
+        stage when the model that scored it has one. At most ``evidence_limit`` held comments
+        wait for their model evidence; beyond, theirs is dropped and ``on_evidence_dropped``
+        called."""
         self.store = store
         self.scorer = scorer
         self.thresholds = thresholds
         self.labels = labels
         self.site_models = site_models
         self.second_look = second_look
-        self.evidence = LateEvidence(store, scorer)
+        self.evidence = LateEvidence(
+            store, scorer, limit=evidence_limit, on_dropped=on_evidence_dropped
+        )
         self._clock = clock
         self._site_cache_seconds = site_cache_seconds
         self._sites: dict[str, CachedSite] = {}

@@ -173,6 +173,58 @@ async def test_a_held_verdict_does_not_wait_for_its_evidence(
     assert (await moderation.get_comment(SITE, "c1")).evidence == {"toxicity": ((0, 13),)}
 
 
+class ClosedGateScorer(GatedScorer):
+    """Explains no text until the test opens the gate."""
+
+    async def explain(self, text: str) -> dict[str, list[tuple[int, int]]]:
+        self.explained += 1
+        await self.gate.wait()
+        return {"toxicity": [(0, len(text))]}
+
+
+async def test_evidence_past_the_bound_is_dropped_and_counted_and_nothing_else_is_lost(
+    redis_client: aioredis.Redis,
+) -> None:
+    scorer = ClosedGateScorer("")
+    dropped: list[None] = []
+    moderation = Moderation(
+        Store(redis_client),
+        scorer,
+        THRESHOLDS,
+        evidence_limit=2,
+        on_evidence_dropped=lambda: dropped.append(None),
+    )
+    await moderation.create_site(SiteSpec(id=SITE, name="News"))
+    texts = [f"A stupid idea number {n}" for n in range(5)]
+
+    held = [
+        (await moderation.ingest(SITE, submission(f"c{n}", text, author=f"u{n}"))).comment
+        for n, text in enumerate(texts)
+    ]
+    await asyncio.sleep(0)  # the two explanations under way reach the scorer
+
+    assert [(c.state, c.reasons) for c in held] == [(State.PENDING, ("TOXIC",))] * 5
+    assert (scorer.explained, len(dropped)) == (2, 3)
+    scorer.gate.set()
+    await moderation.evidence.settled()
+    stored = [await moderation.get_comment(SITE, f"c{n}") for n in range(5)]
+    assert [c.evidence for c in stored] == [
+        {"toxicity": ((0, len(texts[0])),)},
+        {"toxicity": ((0, len(texts[1])),)},
+        {},
+        {},
+        {},
+    ]
+    assert [(c.state, c.reasons, c.text) for c in stored] == [
+        (State.PENDING, ("TOXIC",), text) for text in texts
+    ]
+    # Once the waiting ones are stored, the next held comment is explained again.
+    await moderation.ingest(SITE, submission("c5", "Another stupid idea", author="u5"))
+    await moderation.evidence.settled()
+    assert (await moderation.get_comment(SITE, "c5")).evidence == {"toxicity": ((0, 19),)}
+    assert len(dropped) == 3
+
+
 async def test_evidence_of_a_text_edited_meanwhile_is_not_stored(
     redis_client: aioredis.Redis,
 ) -> None:
