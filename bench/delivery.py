@@ -31,13 +31,13 @@ from aiohttp import web
 
 from bench.servers import redis_client
 from service import signatures
-from service.domain import Author, Policy, Site, State
+from service.domain import Author, Policy, Site
 from service.settings import DeliverySettings
 from service.store import Store
-from service.store.records import DecisionWrite, IntakeWrite, Observation, SiteRecord
+from service.store.records import SiteRecord
 from service.store.scripts import RedisClient
 from service.times import from_ms
-from service.transitions import EVENT_TYPES, Event, sources_argument
+from tests import records
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT_ROOT / "bench" / "results" / "delivery.json"
@@ -148,51 +148,25 @@ class BenchSite:
         return f"evt_bench_{self.events:07d}"
 
     async def held(self, comment_id: str) -> None:
-        moment = now_ms()
-        await self.store.write_intake(
-            SITE,
-            IntakeWrite(
-                comment_id=comment_id,
-                text_hash=f"hash:{comment_id}",
-                article_id="article-1",
-                parent_id=None,
-                author=Author(id=f"reader-{comment_id}"),
-                text="A remark a moderator will look at.",
-                lang="en",
-                state=State.PENDING,
-                reasons=["NEW_AUTHOR"],
-                scores={"spam": 0.1, "toxicity": 0.3},
-                evidence={},
-                model="bench",
-                priority=0.3,
-                created_at_ms=moment,
-                now_ms=moment,
-                event_id=self._event_id(),
-                event_type=EVENT_TYPES[State.PENDING],
-                edit_sources=sources_argument(Event.EDIT),
-                windows=(),
-                assumed=Observation(),
-                min_approved=0,
-            ),
+        write = records.intake_write(
+            comment_id,
+            now_ms(),
+            text_hash=f"hash:{comment_id}",
+            article_id="article-1",
+            author=Author(id=f"reader-{comment_id}"),
+            text="A remark a moderator will look at.",
+            scores={"spam": 0.1, "toxicity": 0.3},
+            model="bench",
+            priority=0.3,
+            event_id=self._event_id(),
         )
+        await self.store.write_intake(SITE, write)
 
     async def approve(self, comment_id: str) -> None:
-        await self.store.decide(
-            SITE,
-            DecisionWrite(
-                comment_id=comment_id,
-                target=State.APPROVED,
-                action="approve",
-                actor="mod_bench",
-                expected_version=None,
-                reasons=[],
-                note=None,
-                now_ms=now_ms(),
-                event_id=self._event_id(),
-                event_type=EVENT_TYPES[State.APPROVED],
-                sources=sources_argument(Event.APPROVE),
-            ),
+        write = records.decision_write(
+            comment_id, now_ms(), actor="mod_bench", event_id=self._event_id()
         )
+        await self.store.decide(SITE, write)
 
 
 async def fresh_site(client: RedisClient, receiver: Receiver) -> BenchSite:

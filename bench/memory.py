@@ -31,10 +31,10 @@ from bench.servers import DEFAULT_REDIS_URL, empty_database, redis_client
 from classifier.labels import LABELS
 from service.domain import Author, Policy, Site, State
 from service.store import Store
-from service.store.records import IntakeWrite, Observation, SiteRecord
+from service.store.records import IntakeWrite, SiteRecord
 from service.store.scripts import RedisClient
 from service.times import from_ms
-from service.transitions import EVENT_TYPES, Event, sources_argument
+from tests import records
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT_ROOT / "bench" / "results" / "memory.json"
@@ -69,28 +69,20 @@ def intake_write(number: int, text: str, rng: random.Random, now_ms: int) -> Int
     start = rng.randrange(max(1, len(text) - 20))
     evidence = {"toxicity": [(start, min(len(text), start + 12))]} if held else {}
     comment_id = f"c{number:07d}"
-    return IntakeWrite(
-        comment_id=comment_id,
+    return records.intake_write(
+        comment_id,
+        now_ms,
+        state,
         text_hash=f"{rng.getrandbits(256):064x}",
         article_id=f"article-{rng.randrange(ARTICLES)}",
-        parent_id=None,
         author=Author(id=f"author-{rng.randrange(AUTHORS)}", name="A Reader"),
         text=text,
-        lang="en",
-        state=state,
         reasons=["TOXICITY"] if held else [],
         scores=scores,
         evidence=evidence,
         model="model-2026.12",
         priority=max(scores.values()),
-        created_at_ms=now_ms,
-        now_ms=now_ms,
         event_id=f"evt_{rng.getrandbits(96):024x}",
-        event_type=EVENT_TYPES[state],
-        edit_sources=sources_argument(Event.EDIT),
-        windows=(),
-        assumed=Observation(),
-        min_approved=0,
     )
 
 

@@ -23,9 +23,9 @@ from service.domain import Author, Order, Policy, Queue, QueueQuery, Site, State
 from service.errors import StoreUnavailable
 from service.keys import KeySpace
 from service.store import Store
-from service.store.records import DecisionWrite, IntakeWrite, Observation, SiteRecord
+from service.store.records import DecisionWrite, IntakeWrite, SiteRecord
 from service.times import from_ms
-from service.transitions import EVENT_TYPES, Event, sources_argument
+from tests.records import decision_write, intake_write
 
 SITE = "news"
 NOW = 1_800_000_000_000
@@ -121,45 +121,22 @@ def site_record() -> SiteRecord:
 
 
 def intake(comment_id: str) -> IntakeWrite:
-    return IntakeWrite(
-        comment_id=comment_id,
+    return intake_write(
+        comment_id,
+        NOW,
         text_hash=f"hash-{comment_id}",
-        article_id="a1",
-        parent_id=None,
         author=Author(id="u1"),
         text=f"text of {comment_id}",
         lang=None,
-        state=State.PENDING,
         reasons=["PREMOD"],
         scores={"spam": 0.1},
-        evidence={},
         model="test-1",
         priority=0.1,
-        created_at_ms=NOW,
-        now_ms=NOW,
-        event_id=f"evt-{comment_id}",
-        event_type=EVENT_TYPES[State.PENDING],
-        edit_sources=sources_argument(Event.EDIT),
-        windows=[],
-        assumed=Observation(),
-        min_approved=0,
     )
 
 
 def approve(comment_id: str) -> DecisionWrite:
-    return DecisionWrite(
-        comment_id=comment_id,
-        target=State.APPROVED,
-        action="approve",
-        actor="mod_x",
-        expected_version=None,
-        reasons=[],
-        note=None,
-        now_ms=NOW,
-        event_id=f"evt-approve-{comment_id}",
-        event_type=EVENT_TYPES[State.APPROVED],
-        sources=sources_argument(Event.APPROVE),
-    )
+    return decision_write(comment_id, NOW, actor="mod_x")
 
 
 async def test_a_dead_redis_answers_store_unavailable_and_a_restart_recovers_in_place(

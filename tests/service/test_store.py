@@ -55,7 +55,8 @@ from service.store.records import (
 )
 from service.store.scripts import RedisClient
 from service.times import from_ms, hour_bucket
-from service.transitions import EVENT_TYPES, REPORTED_EVENT_TYPE, Event, sources_argument
+from service.transitions import REPORTED_EVENT_TYPE, Event, sources_argument
+from tests.records import ACTIONS, decision_write, intake_write
 from tests.sentinel import SentinelSetup
 
 SITE = "news"
@@ -112,28 +113,22 @@ def intake(
     windows: Sequence[Window] = (),
     assumed: Observation | None = None,
 ) -> IntakeWrite:
-    return IntakeWrite(
-        comment_id=comment_id,
-        text_hash=f"hash:{text}",
-        article_id=article,
-        parent_id=None,
-        author=Author(id=author, name="Reader"),
+    return intake_write(
+        comment_id,
+        now,
+        state,
         text=text,
-        lang="en",
-        state=state,
+        article_id=article,
+        author=Author(id=author, name="Reader"),
         reasons=["SPAM"] if state is State.PENDING else [],
         scores={"spam": priority, "toxicity": 0.01},
         evidence={"spam": [(0, 2)]} if state is State.PENDING else {},
         model="test-1",
         priority=priority,
         created_at_ms=created_at,
-        now_ms=now,
         event_id=f"evt-{comment_id}-{text}",
-        event_type=EVENT_TYPES[state],
-        edit_sources=sources_argument(Event.EDIT),
         windows=windows,
         assumed=assumed or Observation(windows_taken=tuple(False for _ in windows)),
-        min_approved=0,
     )
 
 
@@ -145,19 +140,15 @@ def decision(
     version: int | None = None,
     now: int = NOW + 1_000,
 ) -> DecisionWrite:
-    action = {State.APPROVED: "approve", State.REJECTED: "reject", State.SPAM: "spam"}[target]
-    return DecisionWrite(
-        comment_id=comment_id,
-        target=target,
-        action=action,
+    action = ACTIONS[target]
+    return decision_write(
+        comment_id,
+        now,
+        target,
         actor=actor,
         expected_version=version,
-        reasons=["OFF_TOPIC"] if target is State.REJECTED else [],
         note="checked",
-        now_ms=now,
         event_id=f"evt-{comment_id}-{action}-{actor}-{now}",
-        event_type=EVENT_TYPES[target],
-        sources=sources_argument(Event(action)),
     )
 
 

@@ -12,14 +12,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from service import signatures
-from service.domain import Author, State
+from service.domain import State
 from service.egress import parse_allowed
 from service.keys import KeySpace
 from service.settings import DeliverySettings
 from service.store import Store
-from service.store.records import DecisionWrite, IntakeWrite, Observation
-from service.transitions import EVENT_TYPES, Event, sources_argument
 from service.worker import Worker
+from tests.records import decision_write, intake_write
 
 SITE = "news"
 SECRET = "whsec_worker_tests"
@@ -119,53 +118,20 @@ class Events:
 
     async def held(self, comment_id: str, article: str = "a1") -> str:
         event_id = self._event_id()
-        await self.store.write_intake(
-            self.site,
-            IntakeWrite(
-                comment_id=comment_id,
-                text_hash=f"hash:{comment_id}",
-                article_id=article,
-                parent_id=None,
-                author=Author(id="reader-1"),
-                text="A civil remark about the article.",
-                lang="en",
-                state=State.PENDING,
-                reasons=["NEW_AUTHOR"],
-                scores={"spam": 0.1, "toxicity": 0.2},
-                evidence={},
-                model="test-model-1",
-                priority=0.2,
-                created_at_ms=now_ms(),
-                now_ms=now_ms(),
-                event_id=event_id,
-                event_type=EVENT_TYPES[State.PENDING],
-                edit_sources=sources_argument(Event.EDIT),
-                windows=(),
-                assumed=Observation(),
-                min_approved=0,
-            ),
+        write = intake_write(
+            comment_id,
+            now_ms(),
+            text_hash=f"hash:{comment_id}",
+            article_id=article,
+            event_id=event_id,
         )
+        await self.store.write_intake(self.site, write)
         return event_id
 
     async def decide(self, comment_id: str, target: State, actor: str = "mod_1") -> str:
         event_id = self._event_id()
-        action = {State.APPROVED: "approve", State.REJECTED: "reject", State.SPAM: "spam"}
-        await self.store.decide(
-            self.site,
-            DecisionWrite(
-                comment_id=comment_id,
-                target=target,
-                action=action[target],
-                actor=actor,
-                expected_version=None,
-                reasons=["OFF_TOPIC"] if target is State.REJECTED else [],
-                note=None,
-                now_ms=now_ms(),
-                event_id=event_id,
-                event_type=EVENT_TYPES[target],
-                sources=sources_argument(Event(action[target])),
-            ),
-        )
+        write = decision_write(comment_id, now_ms(), target, actor=actor, event_id=event_id)
+        await self.store.decide(self.site, write)
         return event_id
 
 

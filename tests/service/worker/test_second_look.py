@@ -32,9 +32,10 @@ from service.second_look_store import SecondLookLog
 from service.settings import SecondLookSettings
 from service.site_models import Fitted, SiteModels
 from service.store import Store
-from service.store.records import IntakeWrite, Observation, ReportWrite, SiteRecord
+from service.store.records import Observation, ReportWrite, SiteRecord
 from service.times import from_ms
-from service.transitions import EVENT_TYPES, REPORTED_EVENT_TYPE, Event, sources_argument
+from service.transitions import REPORTED_EVENT_TYPE, Event, sources_argument
+from tests.records import intake_write
 
 from .support import KEYS, SITE, CreateSite, Events, Receiver, StartWorker, eventually
 
@@ -127,31 +128,19 @@ def publisher(store: Store, clock: Clock) -> Publish:
         now = int(clock() * 1000)
         await store.write_intake(
             site,
-            IntakeWrite(
-                comment_id=comment_id,
-                text_hash=f"hash:{text}",
-                article_id="a1",
-                parent_id=None,
-                author=Author(id=author),
+            intake_write(
+                comment_id,
+                now,
+                state,
                 text=text,
-                lang="en",
-                state=state,
-                reasons=[] if state is State.APPROVED else ["NEW_AUTHOR"],
+                author=Author(id=author),
                 scores={"spam": 0.05, "toxicity": 0.2},
-                evidence={},
                 model="lexical-test-1",
-                priority=0.2,
-                created_at_ms=now,
-                now_ms=now,
                 event_id=f"evt_intake_{comment_id}_{now}_{text_hash(text)}",
-                event_type=EVENT_TYPES[state],
-                edit_sources=sources_argument(Event.EDIT),
-                windows=(),
                 assumed=Observation(
                     edit=bool(await store.redis.exists(KEYS.comment(site, comment_id))),
                     author_status=author_status,
                 ),
-                min_approved=0,
                 second_look=second_look,
             ),
         )
