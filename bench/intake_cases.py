@@ -24,7 +24,15 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from bench import intake
+from bench.intake_load import (
+    Load,
+    driver_result,
+    measured,
+    run_driver,
+    server_summary,
+    spread,
+    start_driver,
+)
 from bench.memory import real_texts
 from bench.servers import PROJECT_ROOT, SITE, create_site
 from classifier.model import load_active
@@ -104,10 +112,10 @@ def held_case(
     for round_number in range(args.rounds):
         kinds = ("approved", "held") if round_number % 2 == 0 else ("held", "approved")
         for index, kind in enumerate(kinds):
-            load = intake.Load(args.concurrency, files[kind])
+            load = Load(args.concurrency, files[kind])
             seed = 1000 + 100 * round_number + index
-            runs[kind].append(intake._measured(url, secret, args, seed, server, redis_url, load))
-    summary = {kind: intake._server_summary(found) for kind, found in runs.items()}
+            runs[kind].append(measured(url, secret, args, seed, server, redis_url, load))
+    summary = {kind: server_summary(found) for kind, found in runs.items()}
 
     def median(kind: str, *path: str) -> float:
         value: Any = summary[kind]
@@ -144,23 +152,23 @@ def fairness_case(
     flood_file = _write_texts(folder, "abusive", abusive_texts(Path(args.datasets), 64))
     url = f"{base}/v1/sites/{SITE}/comments"
     flood_url = f"{base}/v1/sites/{FLOOD_SITE}/comments"
-    other = intake.Load(OTHER_SITE_CONNECTIONS, bodies_per_second=4000)
-    flood = intake.Load(FLOOD_CONNECTIONS, flood_file, bodies_per_second=400)
+    other = Load(OTHER_SITE_CONNECTIONS, bodies_per_second=4000)
+    flood = Load(FLOOD_CONNECTIONS, flood_file, bodies_per_second=400)
     alone: list[dict[str, Any]] = []
     beside: list[dict[str, Any]] = []
     flooding: list[dict[str, Any]] = []
     for round_number in range(args.rounds):
         seed = 2000 + 100 * round_number
-        alone.append(intake._run_driver(url, secret, args, seed, other))
-        flooder = intake._start_driver(flood_url, flood_secret, args, seed + 1, flood)
-        beside.append(intake._run_driver(url, secret, args, seed + 2, other))
-        flooding.append(intake._driver_result(flooder))
+        alone.append(run_driver(url, secret, args, seed, other))
+        flooder = start_driver(flood_url, flood_secret, args, seed + 1, flood)
+        beside.append(run_driver(url, secret, args, seed + 2, other))
+        flooding.append(driver_result(flooder))
 
     def summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return {
-            "accepted_per_second": intake._summary([run["accepted_per_second"] for run in runs]),
-            "p50_ms": intake._summary([run["p50_ms"] for run in runs]),
-            "p99_ms": intake._summary([run["p99_ms"] for run in runs]),
+            "accepted_per_second": spread([run["accepted_per_second"] for run in runs]),
+            "p50_ms": spread([run["p50_ms"] for run in runs]),
+            "p99_ms": spread([run["p99_ms"] for run in runs]),
             "non_2xx": sum(run["non_2xx"] for run in runs),
         }
 
