@@ -26,7 +26,7 @@ from service.keys import KeySpace
 from service.settings import DeliverySettings
 from service.worker import Worker
 
-from ..worker.support import eventually
+from ..worker.support import Retries, WorkerClock
 from .test_compat_coral import NEW_COMMENT, SECRET, coral_body, coral_signature, our_id, send
 
 Client = TestClient[web.Request, web.Application]
@@ -40,9 +40,10 @@ REVISION_ID = "4f3e2d1c-0b9a-4887-a665-544332211000"
 FAST = DeliverySettings(
     timeout_seconds=2.0,
     max_attempts=5,
-    backoff_base_seconds=0.01,
-    backoff_cap_seconds=0.02,
-    lease_seconds=5.0,
+    # A retry is due when the test moves the worker's clock on (``Retries``), never before.
+    backoff_base_seconds=30.0,
+    backoff_cap_seconds=60.0,
+    lease_seconds=3600.0,
     concurrency=4,
     poll_ms=10.0,
     drain_seconds=5.0,
@@ -153,10 +154,12 @@ async def deliver_until(
     redis_client: aioredis.Redis, condition: Callable[[], Awaitable[bool]], what: str
 ) -> None:
     """Runs civility's worker until ``condition`` holds, then stops it (in-flight work drains)."""
-    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test")
+    retries = Retries(WorkerClock())
+    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=retries.clock)
+    retries.workers.append(worker)
     running = asyncio.create_task(worker.run())
     try:
-        await eventually(condition, what=what)
+        await retries.until(condition, what=what)
     finally:
         worker.stop()
         await running

@@ -21,7 +21,19 @@ from service.times import from_ms
 from service.worker import Worker
 from tests.conftest import url_of_topology
 
-from .support import FAST, KEYS, SECRET, SITE, CreateSite, Events, Receiver, StartWorker, now_ms
+from .support import (
+    FAST,
+    KEYS,
+    SECRET,
+    SITE,
+    CreateSite,
+    Events,
+    Receiver,
+    Retries,
+    StartWorker,
+    WorkerClock,
+    now_ms,
+)
 
 
 @pytest.fixture
@@ -89,11 +101,19 @@ def events(store: Store) -> Events:
 
 
 @pytest.fixture
-async def start_worker(redis_client: aioredis.Redis) -> AsyncIterator[StartWorker]:
+def retries() -> Retries:
+    return Retries(WorkerClock())
+
+
+@pytest.fixture
+async def start_worker(
+    redis_client: aioredis.Redis, retries: Retries
+) -> AsyncIterator[StartWorker]:
     running: list[tuple[Worker, asyncio.Task[None]]] = []
 
     async def start(settings: DeliverySettings = FAST, name: str | None = None) -> Worker:
-        worker = Worker(redis_client, settings, prefix="civ", name=name)
+        worker = Worker(redis_client, settings, prefix="civ", name=name, clock=retries.clock)
+        retries.workers.append(worker)
         running.append((worker, asyncio.create_task(worker.run())))
         return worker
 

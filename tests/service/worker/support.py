@@ -23,13 +23,14 @@ from tests.records import decision_write, intake_write
 SITE = "news"
 SECRET = "whsec_worker_tests"
 KEYS = KeySpace("civ")
-# Short enough that retries and leases play out within a test.
+# Backoffs and leases of minutes: a retry is due when a test moves the workers' clock on
+# (``Retries``), never because the wall clock went on; no lease ends within a test.
 FAST = DeliverySettings(
     timeout_seconds=0.5,
     max_attempts=4,
-    backoff_base_seconds=0.02,
-    backoff_cap_seconds=0.1,
-    lease_seconds=2.0,
+    backoff_base_seconds=30.0,
+    backoff_cap_seconds=60.0,
+    lease_seconds=3600.0,
     concurrency=8,
     poll_ms=10.0,
     drain_seconds=5.0,
@@ -51,6 +52,38 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+class WorkerClock:
+    """The workers' clock: real time plus what the test moved it on by."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass
+class Retries:
+    """Drives the workers' retries: while a condition is awaited, the clock moves past the
+    longest backoff whenever no attempt is in flight, so the next retry is due at once."""
+
+    clock: WorkerClock
+    workers: list[Worker] = field(default_factory=list)
+
+    async def until(self, condition: Callable[[], Awaitable[bool]], what: str) -> None:
+        async def moved_on() -> bool:
+            if await condition():
+                return True
+            if all(worker.in_flight == 0 for worker in self.workers):
+                self.clock.advance(max(w.settings.backoff_cap_seconds for w in self.workers))
+            return False
+
+        await eventually(moved_on, what=what)
 
 
 @dataclass

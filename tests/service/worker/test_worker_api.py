@@ -24,6 +24,7 @@ from .support import (
     FAST,
     KEYS,
     Receiver,
+    Retries,
     StartWorker,
     closed_port_url,
     eventually,
@@ -105,12 +106,13 @@ async def test_a_dead_letter_is_listed_and_redelivered_after_the_host_is_fixed(
     redis_client: aioredis.Redis,
     receiver: Receiver,
     start_worker: StartWorker,
+    retries: Retries,
 ) -> None:
     site = await create_site(client, "news", closed_port_url())
     receiver.secret = site["secret"]
     event_id = await post_comment(client, site, "c1")
     await start_worker(dataclasses.replace(FAST, max_attempts=2))
-    await eventually(in_state(redis_client, event_id, "failed"), what="the dead letter")
+    await retries.until(in_state(redis_client, event_id, "failed"), what="the dead letter")
 
     failed = await listing(client, site, "state=failed")
     [item] = failed["items"]

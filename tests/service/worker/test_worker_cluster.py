@@ -12,7 +12,7 @@ from service.store.records import SiteRecord
 from service.times import from_ms
 from service.worker import Worker
 
-from .support import FAST, SECRET, Events, Receiver, eventually, now_ms
+from .support import FAST, SECRET, Events, Receiver, Retries, WorkerClock, now_ms
 
 SITES = ("news", "blog", "forum", "shop")
 
@@ -44,14 +44,16 @@ async def test_sites_in_different_slots_are_delivered_in_order(
             expected.append(await events.decide(comment, State.APPROVED))
     receiver.failures = 3
 
-    worker = Worker(cluster, FAST)
+    retries = Retries(WorkerClock())
+    worker = Worker(cluster, FAST, clock=retries.clock)
+    retries.workers.append(worker)
     running = asyncio.create_task(worker.run())
     try:
 
         async def all_delivered() -> bool:
             return {event["id"] for event in receiver.delivered()} == set(expected)
 
-        await eventually(all_delivered, what="every site's events")
+        await retries.until(all_delivered, what="every site's events")
     finally:
         worker.stop()
         await running

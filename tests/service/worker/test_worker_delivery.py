@@ -18,6 +18,7 @@ from .support import (
     CreateSite,
     Events,
     Receiver,
+    Retries,
     StartWorker,
     closed_port_url,
     eventually,
@@ -33,13 +34,14 @@ async def test_a_failing_receiver_gets_retries_then_exactly_one_success(
     events: Events,
     receiver: Receiver,
     start_worker: StartWorker,
+    retries: Retries,
 ) -> None:
     receiver.failures = 2
     await create_site(receiver.url)
     held = await events.held("c1")
     await start_worker()
 
-    await eventually(in_state(redis_client, held, "delivered"), what="delivery")
+    await retries.until(in_state(redis_client, held, "delivered"), what="delivery")
 
     assert [arrival.status for arrival in receiver.arrivals] == [500, 500, 200]
     assert all(arrival.signature_ok for arrival in receiver.arrivals)
@@ -109,6 +111,7 @@ async def test_a_hanging_receiver_times_out_and_is_retried(
     events: Events,
     receiver: Receiver,
     start_worker: StartWorker,
+    retries: Retries,
 ) -> None:
     receiver.hang = asyncio.Event()
     await create_site(receiver.url)
@@ -122,7 +125,7 @@ async def test_a_hanging_receiver_times_out_and_is_retried(
     assert (await record(redis_client, held))["state"] == "pending"
     receiver.hang.set()
 
-    await eventually(in_state(redis_client, held, "delivered"), what="delivery")
+    await retries.until(in_state(redis_client, held, "delivered"), what="delivery")
     assert int((await record(redis_client, held))["attempts"]) >= 2
 
 
@@ -132,12 +135,13 @@ async def test_a_receiver_that_is_down_ends_in_the_dead_letter(
     create_site: CreateSite,
     events: Events,
     start_worker: StartWorker,
+    retries: Retries,
 ) -> None:
     await create_site(closed_port_url())
     held = await events.held("c1")
     await start_worker(dataclasses.replace(FAST, max_attempts=3))
 
-    await eventually(in_state(redis_client, held, "failed"), what="the dead letter")
+    await retries.until(in_state(redis_client, held, "failed"), what="the dead letter")
 
     stored = await record(redis_client, held)
     assert stored["attempts"] == "3"
@@ -151,14 +155,18 @@ async def test_a_receiver_that_is_down_ends_in_the_dead_letter(
 
 
 async def test_a_callback_url_that_cannot_be_encoded_backs_off_into_the_dead_letter(
-    redis_client: aioredis.Redis, create_site: CreateSite, events: Events, start_worker: StartWorker
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    start_worker: StartWorker,
+    retries: Retries,
 ) -> None:
     # The API refuses such a URL now; one stored before that must still end, not loop.
     await create_site("http://hooks..example.com/civility")
     held = await events.held("c1")
     await start_worker(dataclasses.replace(FAST, max_attempts=3))
 
-    await eventually(in_state(redis_client, held, "failed"), what="the dead letter")
+    await retries.until(in_state(redis_client, held, "failed"), what="the dead letter")
 
     stored = await record(redis_client, held)
     assert stored["attempts"] == "3"

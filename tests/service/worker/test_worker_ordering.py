@@ -18,6 +18,7 @@ from .support import (
     CreateSite,
     Events,
     Receiver,
+    Retries,
     StartWorker,
     closed_port_url,
     eventually,
@@ -37,6 +38,7 @@ async def test_a_later_event_waits_while_the_earlier_one_is_retried(
     events: Events,
     receiver: Receiver,
     start_worker: StartWorker,
+    retries: Retries,
 ) -> None:
     receiver.failures = 3
     await create_site(receiver.url)
@@ -45,7 +47,7 @@ async def test_a_later_event_waits_while_the_earlier_one_is_retried(
     other = await events.held("c2")
     await start_worker(dataclasses.replace(FAST, concurrency=1))
 
-    await eventually(in_state(redis_client, approved, "delivered"), what="both deliveries")
+    await retries.until(in_state(redis_client, approved, "delivered"), what="both deliveries")
 
     ids = [arrival.event["id"] for arrival in receiver.arrivals]
     # c1's first event takes the failures; c2 is not held up behind it.
@@ -62,6 +64,7 @@ async def test_many_comments_arrive_in_order_per_comment(
     events: Events,
     receiver: Receiver,
     start_worker: StartWorker,
+    retries: Retries,
 ) -> None:
     receiver.failures = 15
     await create_site(receiver.url)
@@ -77,7 +80,7 @@ async def test_many_comments_arrive_in_order_per_comment(
     async def all_delivered() -> bool:
         return len(receiver.delivered()) >= 50
 
-    await eventually(all_delivered, what="50 deliveries")
+    await retries.until(all_delivered, what="50 deliveries")
     await eventually(in_state(redis_client, last, "delivered"))
 
     versions: dict[str, list[int]] = defaultdict(list)
@@ -93,13 +96,14 @@ async def test_a_dead_letter_holds_back_its_comment_until_redelivered(
     events: Events,
     receiver: Receiver,
     start_worker: StartWorker,
+    retries: Retries,
 ) -> None:
     await create_site(closed_port_url())
     held = await events.held("c1")
     approved = await events.decide("c1", State.APPROVED)
     await start_worker(dataclasses.replace(FAST, max_attempts=2))
 
-    await eventually(in_state(redis_client, held, "failed"), what="the dead letter")
+    await retries.until(in_state(redis_client, held, "failed"), what="the dead letter")
     waiting = await record(redis_client, approved)
     assert (waiting["state"], waiting["attempts"]) == ("pending", "0")
     assert waiting["next_attempt_at"] == ""
