@@ -63,7 +63,7 @@ from service.routes import (
     site_model,
 )
 from service.routes import deliveries as delivery_routes
-from service.scoring import single_server_url, start_scorer
+from service.scoring import start_scorer
 from service.second_look_store import SecondLookLog
 from service.settings import Settings
 from service.site_models import ActiveVersions, SiteModels
@@ -137,9 +137,8 @@ async def _scorer(app: web.Application) -> AsyncIterator[None]:
         workers=settings.scoring_workers,
         batch_max_items=settings.batch_max_items,
         batch_wait_seconds=settings.batch_wait_ms / 1000,
-        # Scoring workers read site models from one server; behind Cluster or Sentinel they
-        # score with the global model alone (and verdicts say so).
-        redis_url=single_server_url(settings),
+        # Scoring workers read site models over a blocking client of their own.
+        redis_url=settings.redis_url,
         prefix=settings.redis_prefix,
     )
     app[SCORER] = scorer

@@ -6,18 +6,24 @@ every multi-key script stays inside one site's hash slot.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
+import redis
 import redis.asyncio as aioredis
+import redis.cluster
+import redis.sentinel
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 from service.cluster_pool import WaitingCluster
 from service.env_reader import SettingsError
-from service.redis_url import RedisTarget
+from service.redis_url import RedisTarget, parse_redis_url
 from service.settings import Settings
 from service.store.scripts import RedisClient
 
 CONNECT_TIMEOUT_SECONDS = 2.0
+
+BlockingClient = redis.Redis | redis.cluster.RedisCluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +53,7 @@ def connect(settings: Settings) -> Connection:
         return Connection(cluster, settings.redis_prefix)
     if target.topology == "sentinel":
         sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-            list(target.nodes),
-            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            socket_timeout=socket_timeout,
-            sentinel_kwargs={
-                "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
-                "socket_timeout": socket_timeout,
-                "ssl": target.tls,
-            },
-            ssl=target.tls,
+            list(target.nodes), **_sentinel_options(target, socket_timeout)
         )
         primary: aioredis.Redis = sentinel.master_for(
             target.service,
@@ -92,12 +90,58 @@ def _cluster(target: RedisTarget, socket_timeout: float, settings: Settings) -> 
     # free connection, as the single server's pool does.
     return WaitingCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
-        username=target.username,
-        password=target.password,
-        ssl=target.tls,
+        max_connections=settings.redis_max_connections,
+        pool_timeout=settings.redis_pool_timeout_seconds,
+        **_cluster_options(target, socket_timeout),
+    )
+
+
+def connect_blocking(url: str, socket_timeout: float) -> BlockingClient:
+    """A blocking client of the Redis ``url`` names, on the same topologies as ``connect``, for
+    the processes that run no event loop (the scoring processes reading site models). A cluster
+    client reaches its nodes at once and raises if none answers."""
+    target = parse_redis_url(url)
+    if target.topology == "cluster":
+        return redis.cluster.RedisCluster(
+            startup_nodes=[
+                redis.cluster.ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                for host, port in target.nodes
+            ],
+            **_cluster_options(target, socket_timeout),
+        )
+    if target.topology == "sentinel":
+        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(target.nodes), **_sentinel_options(target, socket_timeout)
+        )
+        primary: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            target.service,
+            db=target.db,
+            username=target.username,
+            password=target.password,
+            decode_responses=True,
+        )
+        return primary
+    return redis.Redis.from_url(
+        target.url,
         decode_responses=True,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=socket_timeout,
-        max_connections=settings.redis_max_connections,
-        pool_timeout=settings.redis_pool_timeout_seconds,
     )
+
+
+def _cluster_options(target: RedisTarget, socket_timeout: float) -> dict[str, Any]:
+    """What a cluster client of either kind needs besides its seed nodes."""
+    return {
+        "username": target.username,
+        "password": target.password,
+        "ssl": target.tls,
+        "decode_responses": True,
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": socket_timeout,
+    }
+
+
+def _sentinel_options(target: RedisTarget, socket_timeout: float) -> dict[str, Any]:
+    """How a Sentinel client of either kind reaches the sentinels, then the primary."""
+    timeouts = {"socket_connect_timeout": CONNECT_TIMEOUT_SECONDS, "socket_timeout": socket_timeout}
+    return {"sentinel_kwargs": {**timeouts, "ssl": target.tls}, **timeouts, "ssl": target.tls}

@@ -25,7 +25,7 @@ from typing import Any, cast
 from classifier.model import Model, ModelError, active_stem, load_active
 from classifier.site_model import ADAPTED_LABELS, FitSettings
 from service.connection import connect
-from service.keys import KeySpace
+from service.keys import DEFAULT_PREFIX, KeySpace
 from service.labels import LabelLog
 from service.settings import Settings, SiteModelSettings
 from service.site_fit import encode_rows, fit_rows, in_use, stale
@@ -43,7 +43,7 @@ class Refits:
         model: Model,
         settings: SiteModelSettings,
         *,
-        prefix: str = "civ",
+        prefix: str = DEFAULT_PREFIX,
         clock: Callable[[], float] = time.time,
         models_dir: Path | None = None,
     ) -> None:

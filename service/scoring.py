@@ -21,8 +21,8 @@ from typing import Any
 import sklearn
 
 from classifier.model import Model, active_stem, load_active
+from service.keys import DEFAULT_PREFIX
 from service.scorer import Scored, SiteRef, Spans
-from service.settings import Settings
 from service.site_model_reader import SiteModelReader, adapt_by_site
 from service.site_models import VERDICT_WEIGHTS, verdict_version
 from service.worker_processes import Workers, WorkerSet
@@ -46,7 +46,7 @@ _site_reader: SiteModelReader | None = None
 
 
 def _start_worker(
-    models_dir: Path, stem: str, redis_url: str | None = None, prefix: str = "civ"
+    models_dir: Path, stem: str, redis_url: str | None = None, prefix: str = DEFAULT_PREFIX
 ) -> str:
     """Load model ``stem`` (the one active when the set started, so a worker started later to
     replace one that died loads the same) and return its version."""
@@ -84,14 +84,6 @@ def _score_batch(texts: Sequence[str], sites: Sequence[SiteRef | None]) -> list[
         (dict(zip(model.labels, map(float, row), strict=True)), version)
         for row, version in zip(adapted, versions, strict=True)
     ]
-
-
-def single_server_url(settings: Settings) -> str | None:
-    """The URL the scoring workers read site models from: one server's, or none."""
-    target = settings.redis_target
-    if target is None or target.topology in ("cluster", "sentinel"):
-        return None
-    return target.url
 
 
 def _explain_batch(texts: Sequence[str], labels: Sequence[str]) -> list[Spans]:
@@ -209,7 +201,7 @@ class PoolScorer:
         batch_max_items: int,
         batch_wait_seconds: float,
         redis_url: str | None = None,
-        prefix: str = "civ",
+        prefix: str = DEFAULT_PREFIX,
     ) -> None:
         self._pool = _Pool(pool, info)
         self._redis_url = redis_url
@@ -352,7 +344,7 @@ async def start_scorer(
     batch_max_items: int,
     batch_wait_seconds: float,
     redis_url: str | None = None,
-    prefix: str = "civ",
+    prefix: str = DEFAULT_PREFIX,
 ) -> PoolScorer:
     """Start the workers and wait until each has loaded the active model, so /readyz tells true.
 
@@ -370,7 +362,7 @@ async def start_scorer(
 
 
 async def _start_pool(
-    models_dir: Path, workers: int, redis_url: str | None = None, prefix: str = "civ"
+    models_dir: Path, workers: int, redis_url: str | None = None, prefix: str = DEFAULT_PREFIX
 ) -> tuple[WorkerSet, Model]:
     """Worker processes that each loaded the active model, and that model.
 

@@ -21,7 +21,6 @@ async def background_second_look(settings: Settings) -> AsyncIterator[SecondLook
     if not settings.second_look.enabled:
         yield None
         return
-    from service.scoring import single_server_url
     from service.second_look_pool import PoolBlendScorer
 
     connection = connect(settings)
@@ -29,7 +28,7 @@ async def background_second_look(settings: Settings) -> AsyncIterator[SecondLook
     scorer = PoolBlendScorer(
         settings.models_dir,
         settings.second_look.threads,
-        redis_url=single_server_url(settings) if adapting else None,
+        redis_url=settings.redis_url if adapting else None,
         prefix=connection.prefix,
     )
     worker = SecondLookWorker(

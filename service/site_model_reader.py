@@ -1,8 +1,9 @@
 """Site model versions as a scoring process reads them: from Redis, once per version.
 
 The intake scoring workers and the second look's scoring process run no event loop; each reads a
-site's version over a plain connection of its own the first time a text of that site comes with
-it, and keeps it (versions never change, only which one is active).
+site's version over a blocking connection of its own (one server, a cluster or the primary
+Sentinel names, as ``REDIS_URL`` says) the first time a text of that site comes with it, and
+keeps it (versions never change, only which one is active).
 """
 
 import json
@@ -11,8 +12,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 import redis
+from redis.exceptions import RedisClusterException
 
 from classifier.site_model import Features, LabelModel, adapt_matrix, decode
+from service.connection import BlockingClient, connect_blocking
 from service.keys import KeySpace
 from service.scorer import SiteRef
 
@@ -31,7 +34,7 @@ class SiteModelReader:
         self.keys = KeySpace(prefix)
         self.place = place
         self.global_version = global_version
-        self._client: redis.Redis | None = None
+        self._client: BlockingClient | None = None
         self._read: dict[SiteRef, dict[str, LabelModel] | None] = {}
 
     def models_of(self, sites: Iterable[SiteRef]) -> dict[SiteRef, dict[str, LabelModel] | None]:
@@ -45,9 +48,7 @@ class SiteModelReader:
             return self._read[site]
         try:
             if self._client is None:
-                self._client = redis.Redis.from_url(
-                    self.url, decode_responses=True, socket_timeout=2.0
-                )
+                self._client = connect_blocking(self.url, socket_timeout=2.0)
             stored = self._client.get(self.keys.site_model(*site))
             document = json.loads(stored) if stored else None
             # Fitted on another global model's features, its weights would read other columns.
@@ -57,7 +58,14 @@ class SiteModelReader:
             text = document.get(self.place) if usable and document is not None else None
             # A version whose site model scores only the other place leaves this one global.
             models = (decode(text) if text else None) or None
-        except (redis.RedisError, ValueError, KeyError, TypeError, AttributeError):
+        except (
+            redis.RedisError,
+            RedisClusterException,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+        ):
             return None  # not remembered: Redis may answer the next batch
         if len(self._read) >= KEPT:
             self._read.clear()

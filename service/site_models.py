@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from service.errors import Conflict
-from service.keys import KeySpace
+from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.scripts import LuaScripts, RedisClient, store_errors
 
 VERDICT_WEIGHTS = "weights"
@@ -66,7 +66,7 @@ class Fitted:
 
 
 class SiteModels:
-    def __init__(self, redis: RedisClient, prefix: str = "civ") -> None:
+    def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.keys = KeySpace(prefix)
         self._scripts = LuaScripts(redis, ("site_model_rows_refresh",), with_library=False)

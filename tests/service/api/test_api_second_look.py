@@ -32,6 +32,9 @@ from tests.service.worker.support import FAST, Receiver, eventually
 
 from .conftest import Client, Clock, CreateSite, PostSigned, SiteAccess, api_settings
 
+# The first test here trains the session's small model with its semantic stage (a minute alone,
+# several on a loaded machine): the default two minutes would fail it there.
+pytestmark = pytest.mark.timeout(600)
 KEYS = KeySpace("civ")
 LOOK = SecondLookSettings(batch_size=16, lease_seconds=30.0, poll_seconds=0.01)
 # Texts whose hostility is in their meaning more than in their words.
