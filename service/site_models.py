@@ -147,10 +147,13 @@ class SiteModels:
                     mapping={"active": str(target), "last_fit": json.dumps(card), "new_labels": 0},
                 )
                 pipe.hincrby(state, f"refits:{outcome}", 1)
-                pipe.srem(keys.site_models_refit(), site)
                 if target != active:
                     pipe.lpush(keys.site_model_history(site), str(target))
                 await pipe.execute()
+            # Outside the transaction: the set of sites asking for a refit is not in the site's
+            # hash slot (one transaction cannot span slots on a Cluster). Once the fit is
+            # stored, a crash here only leaves a refit asked for again.
+            await self.redis.srem(keys.site_models_refit(), site)
             await self._trim_history(site)
         return target
 

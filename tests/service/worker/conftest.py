@@ -19,7 +19,7 @@ from service.store.records import SiteRecord
 from service.store.scripts import RedisClient
 from service.times import from_ms
 from service.worker import Worker
-from tests.conftest import url_of_topology
+from tests.conftest import TOPOLOGIES, url_of_topology
 
 from .support import (
     FAST,
@@ -55,10 +55,10 @@ async def receiver() -> AsyncIterator[Receiver]:
         await runner.cleanup()
 
 
-@pytest.fixture(params=("single", "sentinel"))
+@pytest.fixture(params=TOPOLOGIES)
 def topology_url(request: pytest.FixtureRequest, redis_url: str) -> str:
-    """The worker suite runs on one server and behind Sentinel (a failover moves the primary
-    it reads the outbox from); test_worker_cluster runs it on a cluster."""
+    """The worker suite runs on one server, on the three-node cluster and behind Sentinel (a
+    failover moves the primary it reads the outbox from)."""
     return url_of_topology(request, request.param, redis_url)
 
 
