@@ -190,9 +190,14 @@ async def test_a_site_model_that_does_not_beat_the_global_model_stays_off(
     fit = state["last_fit"]["labels"]["toxicity"]
     assert fit["used"] is False
     assert fit["auc_global"] == 1.0
-    assert fit["why"].startswith("out of fold the site model (lexical) adds ")
-    assert fit["why"].endswith(", needs more than +0.0050")
-    assert state["why"].startswith("toxicity: out of fold the site model (lexical) adds ")
+    # On 100 mostly civil comments a lexical head learns the median split near chance: out of
+    # fold it ranks a little better or a little worse than chance depending on the machine's
+    # floating point, and either way it must stay off with the reason said.
+    not_better = "out of fold no site head ranks the labels better than chance"
+    if fit["why"] != not_better:
+        assert fit["why"].startswith("out of fold the site model (lexical) adds ")
+        assert fit["why"].endswith(", needs more than +0.0050")
+    assert state["why"].startswith(f"toxicity: {fit['why']};")
     assert state["refits"] == {"adapted": 0, "global": 1, "failed": 0}
     metrics = await (await client.get("/metrics")).text()
     assert 'civility_site_model_refits{outcome="global",site="news"} 1.0' in metrics
