@@ -9,15 +9,19 @@ One site's comments arrive in order and moderators decide each: for
 (8.8 % of the Globe and Mail comments), for ``civil-comments-sample`` when its label is toxic. The
 last 4,000 comments of the stream are the fixed test tail. After the first N decisions (N = 250,
 500, 1,000, 2,000, 4,000) both site models are fitted exactly as a refit does (switch-on rule
-included): the verdict's on lexical features over the global lexical score, and the second
-look's, which chooses lexical features, sentence embeddings or both, over the global blended
-score. Each is measured on the tail against its own global score: ROC-AUC of the global score
-alone and of what the site would be scored with (the global score when the site model stays off).
-Draw 0 is the stream in its own order; draws 1 and 2 are the same rows shuffled. It also times a
-refit of 10,000 labels on one core as the worker runs it (rows decoded from JSON, both fits)
-against the verdict's fit alone, and the cost of one verdict's scoring with and without a site
-model (interleaved, same texts). It prints a table and writes ``bench/results/adaptation.json``.
-Embeddings come from the embedding cache (computed once per stream).
+included): the verdict's, which chooses lexical features, the global model's per-label scores or
+both, over the global lexical score, and the second look's, which may read sentence embeddings too,
+over the global blended score. Each is measured on the tail against its own global score: ROC-AUC of
+the global score alone and of what the site would be scored with (the global score when the site
+model stays off). Draw 0 is the stream in its own order; draws 1 and 2 are the same rows shuffled.
+For the headroom, each draw also reports the tail ROC-AUC of the same heads blended with the weights
+that are best on the tail itself (no site can choose so), and the 90 % interval of the adapted
+score's gain over paired bootstrap resamples of the tail; each stream reports the 95 % interval of
+the global score's tail ROC-AUC. It also times a refit of 10,000 labels on one core as the worker
+runs it (rows decoded from JSON, both fits) against the verdict's fit alone, and the cost of one
+verdict's scoring with and without a site model (interleaved, same texts). It prints a table and
+writes ``bench/results/adaptation.json``. Embeddings come from the embedding cache (computed once
+per stream).
 
 The shipped global model is never trained on C3; this benchmark only measures on it.
 """
@@ -56,14 +60,23 @@ from classifier.model import Model, load_active  # noqa: E402
 from classifier.site_model import (  # noqa: E402
     EMBEDDING,
     LEXICAL,
+    SCORES,
     FitSettings,
     LabelModel,
     LabelOutcome,
     SiteLabels,
     adapt_matrix,
+    score_features,
+    simplex,
     too_few,
 )
-from service.site_fit import fit_rows, pack_features  # noqa: E402
+from service.site_fit import (  # noqa: E402
+    KEPT,
+    SECOND_LOOK_KINDS,
+    VERDICT_KINDS,
+    fit_rows,
+    pack_features,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT_ROOT / "bench" / "results" / "adaptation.json"
@@ -75,9 +88,21 @@ C3_REJECTED_AT = 2.0
 LABEL = "toxicity"
 VERDICT_ROUNDS = 16
 VERDICT_TEXTS = 300
+BOOTSTRAPS = 500
 PLACES = ("verdict", "second_look")
-COLUMNS = ("labels", "global", "adapted", "±", "gain", "on", "min", "emb-lex", "features")
-WIDTHS = (7, 7, 8, 6, 7, 3, 7, 7, 18)
+COLUMNS = (
+    "labels",
+    "global",
+    "adapted",
+    "±",
+    "gain",
+    "on",
+    "min",
+    "best-on-tail",
+    "emb-lex",
+    "features",
+)
+WIDTHS = (7, 7, 8, 6, 7, 3, 7, 12, 7, 26)
 
 
 @dataclass(frozen=True)
@@ -135,8 +160,15 @@ def featurise(model: Model, stream: Stream, cache: EmbeddingCache) -> Scored:
     return Scored(
         lexical=matrix[:, column],
         blended=blended[:, column],
-        features={LEXICAL: sparse.vstack(lexical, format="csr"), EMBEDDING: embeddings},
+        features={
+            LEXICAL: sparse.vstack(lexical, format="csr"),
+            SCORES: score_features(matrix),
+            EMBEDDING: embeddings,
+        },
     )
+
+
+PLACE_KINDS = {"verdict": VERDICT_KINDS, "second_look": SECOND_LOOK_KINDS}
 
 
 def fit_both(
@@ -144,16 +176,47 @@ def fit_both(
     scored: Scored,
     taken: npt.NDArray[np.intp],
     settings: FitSettings,
-) -> dict[str, LabelOutcome]:
-    """The verdict's and the second look's fits, as ``service.site_fit.fit_rows`` makes them."""
+) -> tuple[dict[str, LabelOutcome], SiteLabels | None]:
+    """The verdict's and the second look's fits, as ``service.site_fit.fit_rows`` makes them,
+    and the heads they were chosen from (``None`` with too few labels)."""
     refused = too_few(LABEL, targets[taken], settings)
     if refused is not None:
-        return {place: refused for place in PLACES}
+        return {place: refused for place in PLACES}, None
     site = SiteLabels(LABEL, targets[taken], scored.rows(taken), settings)
     return {
-        "verdict": site.fit(scored.lexical[taken], (LEXICAL,)),
-        "second_look": site.fit(scored.blended[taken], (LEXICAL, EMBEDDING)),
-    }
+        "verdict": site.fit(scored.lexical[taken], VERDICT_KINDS),
+        "second_look": site.fit(scored.blended[taken], SECOND_LOOK_KINDS),
+    }, site
+
+
+def oracle_blend(
+    site: SiteLabels,
+    kinds: Sequence[str],
+    base: npt.NDArray[np.float64],
+    features: dict[str, Any],
+    targets: npt.NDArray[np.int8],
+    step: float,
+) -> float:
+    """The tail ROC-AUC of the global score and the heads of ``kinds`` blended with the grid's
+    weights that are best on the tail itself: more than any site's own labels can choose."""
+    logits = [score_features(base)] + [site.head(kind).logit(features[kind]) for kind in kinds]
+    return max(
+        float(roc_auc_score(targets, sum(w * part for w, part in zip(ws, logits, strict=True))))
+        for ws in simplex(len(logits), step)
+    )
+
+
+def resampled_aucs(
+    targets: npt.NDArray[np.int8], scores: Sequence[npt.NDArray[np.float64]], seed: int
+) -> npt.NDArray[np.float64]:
+    """Each of ``scores``' tail ROC-AUC (columns) on the same bootstrap resamples (rows)."""
+    generator = np.random.default_rng(seed)
+    found = []
+    for _ in range(BOOTSTRAPS):
+        rows = generator.integers(0, targets.size, targets.size)
+        if 0 < targets[rows].sum() < rows.size:
+            found.append([float(roc_auc_score(targets[rows], score[rows])) for score in scores])
+    return np.array(found)
 
 
 def replay(stream: Stream, scored: Scored, settings: FitSettings, draws: int) -> dict[str, Any]:
@@ -171,13 +234,30 @@ def replay(stream: Stream, scored: Scored, settings: FitSettings, draws: int) ->
                 random.Random(draw).shuffle(order)  # type: ignore[arg-type]
             taken = order[:size]
             started = time.perf_counter()
-            outcomes = fit_both(stream.targets, scored, taken, settings)
+            outcomes, site = fit_both(stream.targets, scored, taken, settings)
             seconds = time.perf_counter() - started
             for place, outcome in outcomes.items():
                 print(f"{stream.name} N={size} draw {draw} {place}: {outcome.why}", flush=True)
                 adapted = bases[place]
                 if outcome.model is not None:
                     adapted = outcome.model.adapt(adapted, scored.rows(tail))
+                oracle = (
+                    oracle_blend(
+                        site,
+                        PLACE_KINDS[place],
+                        bases[place],
+                        scored.rows(tail),
+                        tail_targets,
+                        settings.weight_step,
+                    )
+                    if site is not None
+                    else None
+                )
+                interval = None
+                if outcome.model is not None:
+                    paired = resampled_aucs(tail_targets, [adapted, bases[place]], draw)
+                    gains = paired[:, 0] - paired[:, 1]
+                    interval = [float(np.quantile(gains, q)) for q in (0.05, 0.95)]
                 runs[place].append(
                     {
                         "used": outcome.used,
@@ -190,6 +270,8 @@ def replay(stream: Stream, scored: Scored, settings: FitSettings, draws: int) ->
                         "oof_auc_adapted": outcome.auc_adapted,
                         "oof_gain_lower_bound": outcome.gain_lower_bound,
                         "tail_auc_adapted": float(roc_auc_score(tail_targets, adapted)),
+                        "tail_gain_interval_90": interval,
+                        "tail_auc_blend_best_on_tail": oracle,
                         "refit_seconds_both": seconds,
                     }
                 )
@@ -204,6 +286,9 @@ def replay(stream: Stream, scored: Scored, settings: FitSettings, draws: int) ->
                     "tail_auc_adapted_min": min(aucs),
                     "gain_mean": statistics.fmean(aucs) - auc_global[place],
                     "gain_min": min(aucs) - auc_global[place],
+                    "tail_auc_blend_best_on_tail_mean": _mean_of(
+                        runs[place], "tail_auc_blend_best_on_tail"
+                    ),
                     "used": sum(draw["used"] for draw in runs[place]),
                     "features": sorted({d["features"] for d in runs[place] if d["used"]}),
                     # The outside measurement's comparison: embedding heads against n-gram heads,
@@ -222,8 +307,20 @@ def replay(stream: Stream, scored: Scored, settings: FitSettings, draws: int) ->
         "comments": len(stream.texts),
         "tail": TAIL,
         "tail_positives": int(tail_targets.sum()),
+        "tail_auc_global_interval_95": {
+            place: [
+                float(np.quantile(resampled_aucs(tail_targets, [bases[place]], 0), q))
+                for q in (0.025, 0.975)
+            ]
+            for place in PLACES
+        },
         "places": places,
     }
+
+
+def _mean_of(runs: Sequence[dict[str, Any]], field: str) -> float | None:
+    values = [run[field] for run in runs if run[field] is not None]
+    return statistics.fmean(values) if values else None
 
 
 def _mean_difference(runs: Sequence[dict[str, Any]], field: str) -> float | None:
@@ -251,7 +348,9 @@ def refit_time(
                 "global": {LABEL: float(scored.lexical[row])},
                 "blended": {LABEL: float(scored.blended[row])},
                 "features": {
-                    kind: pack_features(values, row) for kind, values in scored.features.items()
+                    kind: pack_features(values, row)
+                    for kind, values in scored.features.items()
+                    if kind in KEPT
                 },
             }
         )
@@ -264,7 +363,7 @@ def refit_time(
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     started, cpu = time.perf_counter(), time.process_time()
     verdict = SiteLabels(LABEL, stream.targets[taken], scored.rows(taken), settings).fit(
-        scored.lexical[taken], (LEXICAL,)
+        scored.lexical[taken], VERDICT_KINDS
     )
     baseline, baseline_cpu = time.perf_counter() - started, time.process_time() - cpu
     labels = fitted.card["labels"][LABEL]
@@ -330,8 +429,10 @@ def verdict_cost(model: Model, texts: Sequence[str], site: LabelModel) -> dict[s
 
 def print_stream(result: dict[str, Any]) -> None:
     for place in PLACES:
+        low, high = result["tail_auc_global_interval_95"][place]
         print(
-            f"\n{result['stream']}, {place}: tail of {TAIL} ({result['tail_positives']} rejected)"
+            f"\n{result['stream']}, {place}: tail of {TAIL} ({result['tail_positives']} rejected; "
+            f"global ROC-AUC 95 % interval {low:.3f}-{high:.3f})"
         )
         print(" ".join(f"{name:>{width}}" for name, width in zip(COLUMNS, WIDTHS, strict=True)))
         for row in result["places"][place]:
@@ -339,9 +440,14 @@ def print_stream(result: dict[str, Any]) -> None:
                 f"{row['labels']:>7} {row['tail_auc_global']:7.4f} "
                 f"{row['tail_auc_adapted_mean']:8.4f} {row['tail_auc_adapted_stdev']:6.4f} "
                 f"{row['gain_mean']:+7.4f} {row['used']:>3} {row['gain_min']:+7.4f} "
+                f"{_plain(row['tail_auc_blend_best_on_tail_mean']):>12} "
                 f"{_signed(row['oof_heads_alone_embedding_minus_lexical']):>7} "
-                f"{','.join(row['features']) or '-':>18}"
+                f"{','.join(row['features']) or '-':>26}"
             )
+
+
+def _plain(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _signed(value: float | None) -> str:

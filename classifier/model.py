@@ -27,7 +27,15 @@ from classifier.encoder import EncoderError
 from classifier.evidence import ExplainablePipeline, Span, evidence_spans_many
 from classifier.fast_features import CompiledParts
 from classifier.semantic import SemanticArtifactError, SemanticStage, semantic_artifact_path
-from classifier.site_model import EMBEDDING, LEXICAL, Features, LabelModel, adapt_matrix
+from classifier.site_model import (
+    EMBEDDING,
+    LEXICAL,
+    SCORES,
+    Features,
+    LabelModel,
+    adapt_matrix,
+    score_features,
+)
 
 ACTIVE_FILE = "ACTIVE"
 _STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -157,13 +165,20 @@ class Model:
         self, texts: Sequence[str], *, embeddings: bool = False
     ) -> tuple[npt.NDArray[np.float64], dict[str, Features]]:
         """``predict_matrix`` and the features it was computed from, by kind (``lexical``: the
-        word, character and signal columns), for the site models that reuse them. With
-        ``embeddings`` and a semantic stage, the texts' sentence embeddings too (``embedding``)."""
+        word, character and signal columns; ``scores``: every label's logit), for the site models
+        that reuse them. With ``embeddings`` and a semantic stage, the texts' sentence embeddings
+        too (``embedding``)."""
         lexical = self._parts.features(list(texts))
-        features: dict[str, Features] = {LEXICAL: lexical}
+        matrix = self._parts.heads.predict_proba(lexical)
+        features: dict[str, Features] = {LEXICAL: lexical, SCORES: score_features(matrix)}
         if embeddings and self.semantic is not None:
             features[EMBEDDING] = np.asarray(self.semantic.embed(texts), dtype=np.float64)
-        return self._parts.heads.predict_proba(lexical), features
+        return matrix, features
+
+    def predict_lexical_features(self, lexical: Features) -> npt.NDArray[np.float64]:
+        """``predict_matrix`` from the ``lexical`` features ``predict_with_features`` returned
+        (a refit rebuilds the ``scores`` kind from the features a row keeps)."""
+        return self._parts.heads.predict_proba(lexical)
 
     def blend_features(
         self, lexical: npt.NDArray[np.float64], features: Mapping[str, Features]

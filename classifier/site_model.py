@@ -1,18 +1,18 @@
 """A site's own model: small heads on the global model's features, blended with its score.
 
 Moderators of one site hold and reject by their own standard. A site head is a logistic regression
-fitted on that site's labelled comments, one per feature kind (the global model's lexical
-features; the semantic stage's sentence embeddings when the model has one), its logit calibrated
-on the site's labels. The adapted score of a label is the sigmoid of a weighted sum of the global
-logit and each head's calibrated logit, the weights chosen on a grid by out-of-fold ROC-AUC on the
-site's labels: the most cautious weights (most on the global logit) within one bootstrap standard
-error of the best. The kinds that get a weight are the site's choice of features (lexical,
-embedding or both). The heads go into use only with enough labels and positives, and only when
-out of fold they rank the site's labels better than the global model by more than a minimum gain
-and by more than their noise (the lower bound of a paired bootstrap of the gain over the
-out-of-fold scores is above zero); once in use, a head stays in use while it does not rank
-worse (hysteresis), so a refit on labels a moderator keeps undoing does not switch the site back
-and forth. That rule is ``classifier.switch_on``'s, on the figures this module measures.
+fitted on that site's labelled comments, one per feature kind (the global model's lexical features;
+its per-label scores; the semantic stage's sentence embeddings when the model has one), its logit
+calibrated on the site's labels. The adapted score of a label is the sigmoid of a weighted sum of
+the global logit and each head's calibrated logit, the weights chosen on a grid by out-of-fold
+ROC-AUC on the site's labels: the most cautious weights (most on the global logit) within one
+bootstrap standard error of the best. The kinds that get a weight are the site's choice of features
+(any of lexical, scores and embedding). The heads go into use only with enough labels and positives,
+and only when out of fold they rank the site's labels better than the global model by more than a
+minimum gain and by more than their noise (the lower bound of a paired bootstrap of the gain over
+the out-of-fold scores is above zero); once in use, a head stays in use while it does not rank worse
+(hysteresis), so a refit on labels a moderator keeps undoing does not switch the site back and
+forth. That rule is ``classifier.switch_on``'s, on the figures this module measures.
 """
 
 import base64
@@ -43,6 +43,10 @@ LEXICAL = "lexical"
 """The global model's word, character and signal features, the kind every model has."""
 EMBEDDING = "embedding"
 """The semantic stage's sentence embeddings, a kind only a model with a stage has."""
+SCORES = "scores"
+"""The global model's logit of every label it scores: a site whose standard weighs the global
+labels otherwise (insults more than profanity, say) is learnt from a few columns, and the verdict
+has them already."""
 
 _EPSILON = 1e-6
 _BOOTSTRAP_CELLS = 2_000_000
@@ -63,7 +67,12 @@ class FitSettings:
     bootstraps: int = 200
     lower_quantile: float = 0.05
     folds: int = 5
+    # The lexical heads' inverse regularisation. A dense kind's is the one of ``dense_cs`` whose
+    # head ranks the site's labels best out of fold: its few columns fit in a few milliseconds,
+    # and the embeddings want ten times more regularisation than the scores at a few hundred
+    # labels.
     c: float = 1.0
+    dense_cs: tuple[float, ...] = (0.1, 1.0)
     weight_step: float = 0.1
     seed: int = 0
 
@@ -139,8 +148,8 @@ class LabelOutcome:
     auc_adapted: float | None = None
     weights: Mapping[str, float] = field(default_factory=dict)
     model: LabelModel | None = None
-    # The kinds the blend chose ("lexical", "embedding", "embedding+lexical"), each candidate's
-    # out-of-fold ROC-AUC, and the bootstrap lower bound of the chosen blend's gain.
+    # The kinds the blend chose ("lexical", "scores", "embedding+lexical+scores", ...), each
+    # candidate's out-of-fold ROC-AUC, and the bootstrap lower bound of the chosen blend's gain.
     features: str | None = None
     candidates: Mapping[str, float] = field(default_factory=dict)
     gain_lower_bound: float | None = None
@@ -267,7 +276,7 @@ class SiteLabels:
             return LabelOutcome(self.label, False, why, count, positives, auc_global, heads=heads)
         calibrated = {kind: self.calibrated(kind)[0] for kind in kinds}
         blends: list[_Blend] = []
-        for weights in _simplex(len(kinds) + 1, settings.weight_step):
+        for weights in simplex(len(kinds) + 1, settings.weight_step):
             if weights[0] == 1.0:
                 continue
             support = tuple(kind for kind, w in zip(kinds, weights[1:], strict=True) if w)
@@ -394,16 +403,16 @@ def _weighted_auc(
     return result
 
 
-def _classifier(settings: FitSettings, features: Features) -> LogisticRegression:
+def _classifier(settings: FitSettings, features: Features, c: float) -> LogisticRegression:
     # Balanced: a site's rejections are rare, and the rank of the few matters most. The lexical
     # kind has far more columns than a site has labels, where liblinear's dual solver reaches
-    # the same optimum a few times faster; the embeddings' few dense columns suit L-BFGS.
+    # the same optimum a few times faster; the dense kinds' few columns suit L-BFGS.
     if isinstance(features, np.ndarray):
         return LogisticRegression(
-            C=settings.c, class_weight="balanced", max_iter=300, tol=1e-3, solver="lbfgs"
+            C=c, class_weight="balanced", max_iter=300, tol=1e-3, solver="lbfgs"
         )
     return LogisticRegression(
-        C=settings.c,
+        C=c,
         class_weight="balanced",
         max_iter=300,
         # The same out-of-fold ranking as 1e-3 on a site's labels, in three quarters the time.
@@ -423,12 +432,29 @@ def _out_of_fold(
     settings: FitSettings,
 ) -> tuple[FloatArray, Head]:
     """Each row's logit by the fold that did not see it, and the folds' mean regression as an
-    uncalibrated head."""
+    uncalibrated head: of a dense kind, the one of the regularisations ``settings.dense_cs``
+    whose logits rank the labels best."""
+    if not isinstance(features, np.ndarray):
+        return _folds(kind, features, targets, splits, settings, settings.c)
+    tried = [_folds(kind, features, targets, splits, settings, c) for c in settings.dense_cs]
+    # Ties go to the first, the most regularised: the site's labels do not tell them apart.
+    ranks = [float(roc_auc_score(targets, logits)) for logits, _ in tried]
+    return tried[int(np.argmax(ranks))]
+
+
+def _folds(
+    kind: str,
+    features: Features,
+    targets: npt.NDArray[np.int8],
+    splits: Sequence[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]],
+    settings: FitSettings,
+    c: float,
+) -> tuple[FloatArray, Head]:
     logits = np.zeros(targets.size)
     coefficients = np.zeros(features.shape[1])
     intercept = 0.0
     for train, held in splits:
-        fitted = _classifier(settings, features).fit(features[train], targets[train])
+        fitted = _classifier(settings, features, c).fit(features[train], targets[train])
         logits[held] = fitted.decision_function(features[held])
         coefficients += fitted.coef_[0] / len(splits)
         intercept += float(fitted.intercept_[0]) / len(splits)
@@ -456,7 +482,7 @@ def _platt(logits: FloatArray, targets: npt.NDArray[np.int8]) -> tuple[float, fl
     return scale, float(fitted.intercept_[0])
 
 
-def _simplex(size: int, step: float) -> list[tuple[float, ...]]:
+def simplex(size: int, step: float) -> list[tuple[float, ...]]:
     """Every weight vector of ``size`` non-negative multiples of ``step`` that sum to 1."""
     units = round(1 / step)
     return [
@@ -464,6 +490,11 @@ def _simplex(size: int, step: float) -> list[tuple[float, ...]]:
         for parts in itertools.product(range(units + 1), repeat=size - 1)
         if sum(parts) <= units
     ]
+
+
+def score_features(matrix: FloatArray) -> FloatArray:
+    """The ``scores`` kind of a (texts x labels) matrix of the global model's probabilities."""
+    return _logit(matrix)
 
 
 def _logit(probability: FloatArray) -> FloatArray:

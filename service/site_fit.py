@@ -3,10 +3,12 @@ on a site's rows.
 
 A row keeps what a refit needs so that it encodes nothing again: the comment's labels, author and
 text, the global model's scores of it and its features by kind (lexical; with a semantic stage,
-the sentence embedding and the blended scores the second look compares). Each label gets two
-fits on the same heads (``classifier.site_model.SiteLabels``): the verdict's, on the lexical
-features intake has, and, with a semantic stage, the second look's on the blended score, choosing
-lexical features, embeddings or both.
+the sentence embedding and the blended scores the second look compares). The ``scores`` kind,
+every label's global logit, is not kept: a refit computes it again from the lexical features, a
+product of the rows with the global model's heads. Each label gets two fits on the same heads
+(``classifier.site_model.SiteLabels``): the verdict's, choosing among the lexical features and
+scores intake has, and, with a semantic stage, the second look's on the blended score, which may
+read the embeddings too.
 """
 
 import base64
@@ -23,14 +25,22 @@ from classifier.site_model import (
     ADAPTED_LABELS,
     EMBEDDING,
     LEXICAL,
+    SCORES,
     Features,
     FitSettings,
     LabelOutcome,
     SiteLabels,
     encode,
+    score_features,
     too_few,
 )
 from service.site_models import SECOND_LOOK, VERDICT, Fitted
+
+KEPT = (LEXICAL, EMBEDDING)
+"""The kinds a row keeps; the others are computed from them."""
+VERDICT_KINDS = (LEXICAL, SCORES)
+"""The kinds intake's verdict has without waiting for the encoder."""
+SECOND_LOOK_KINDS = (LEXICAL, SCORES, EMBEDDING)
 
 
 def encode_rows(model: Model, texts: Sequence[str]) -> list[dict[str, Any]]:
@@ -47,7 +57,11 @@ def encode_rows(model: Model, texts: Sequence[str]) -> list[dict[str, Any]]:
                 if blended is not None
                 else {}
             ),
-            "features": {kind: pack_features(values, row) for kind, values in features.items()},
+            "features": {
+                kind: pack_features(values, row)
+                for kind, values in features.items()
+                if kind in KEPT
+            },
         }
         for row in range(len(texts))
     ]
@@ -84,13 +98,16 @@ def fit_rows(
             kind: _stack([row["features"][kind] for row in labelled], width)
             for kind, width in widths.items()
         }
+        features[SCORES] = score_features(model.predict_lexical_features(features[LEXICAL]))
         site = SiteLabels(label, targets, features, settings)
         lexical = np.array([row["global"][label] for row in labelled])
-        verdicts[label] = site.fit(lexical, (LEXICAL,), in_use=label in in_use.get(VERDICT, set()))
+        verdicts[label] = site.fit(
+            lexical, VERDICT_KINDS, in_use=label in in_use.get(VERDICT, set())
+        )
         if look:
             blended = np.array([row["blended"][label] for row in labelled])
             looks[label] = site.fit(
-                blended, (LEXICAL, EMBEDDING), in_use=label in in_use.get(SECOND_LOOK, set())
+                blended, SECOND_LOOK_KINDS, in_use=label in in_use.get(SECOND_LOOK, set())
             )
     why = [f"{label}: {outcome.why}" for label, outcome in verdicts.items()]
     why += [f"second look {label}: {outcome.why}" for label, outcome in looks.items()]
@@ -128,7 +145,7 @@ def _used(outcomes: Mapping[str, LabelOutcome]) -> str | None:
 
 def _widths(model: Model) -> dict[str, int]:
     _, features = model.predict_with_features(["width"], embeddings=True)
-    return {kind: int(values.shape[1]) for kind, values in features.items()}
+    return {kind: int(values.shape[1]) for kind, values in features.items() if kind in KEPT}
 
 
 def pack_features(values: Features, row: int) -> dict[str, str]:

@@ -26,8 +26,9 @@ _LABEL_FIT: dict[str, Any] = {
         "weights": {"type": "object", "additionalProperties": {"type": "number"}},
         "features": {
             "type": ["string", "null"],
-            "description": "The feature kinds the blend reads: lexical, embedding or "
-            "embedding+lexical",
+            "description": "The feature kinds the blend reads, joined by +: lexical (the "
+            "global model's word and character features), scores (its logit of every label), "
+            "embedding (the semantic stage's, second look only)",
         },
         "candidates": {
             **_BY_NAME,

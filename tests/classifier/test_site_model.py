@@ -10,7 +10,16 @@ from scipy import sparse
 
 from classifier.datasets import load_source
 from classifier.model import Model, load_active
-from classifier.site_model import EMBEDDING, LEXICAL, FitSettings, decode, encode, fit_label
+from classifier.site_model import (
+    EMBEDDING,
+    LEXICAL,
+    SCORES,
+    FitSettings,
+    decode,
+    encode,
+    fit_label,
+    score_features,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ROWS = 300
@@ -150,6 +159,62 @@ def test_the_kind_that_ranks_the_site_labels_better_is_chosen_and_recorded(
     assert ignored.features == LEXICAL
     assert ignored.model.kinds == {LEXICAL}
     assert ignored.weights.get(EMBEDDING, 0.0) == 0.0
+
+
+def test_a_site_that_weighs_the_global_labels_otherwise_is_learnt_from_their_scores(
+    model: Model,
+    site: tuple[list[str], npt.NDArray[np.int8], npt.NDArray[np.float64], sparse.csr_matrix],
+) -> None:
+    texts, _, probability, _ = site
+    matrix, features = model.predict_with_features(texts)
+    np.testing.assert_allclose(features[SCORES], score_features(matrix))
+    assert features[SCORES].shape == (ROWS, len(model.labels))
+    # The site rejects what the global model takes for an identity attack, toxic or not.
+    attack = matrix[:, model.labels.index("identity_attack")]
+    targets = (attack >= np.quantile(attack, 0.8)).astype(np.int8)
+    outcome = fit_label("toxicity", targets, probability, features, SETTINGS)
+    assert outcome.used
+    assert outcome.model is not None
+    assert outcome.features is not None
+    assert SCORES in outcome.features.split("+")
+    assert set(outcome.heads) == {LEXICAL, SCORES}
+    assert outcome.heads[SCORES] > outcome.heads[LEXICAL]
+    assert outcome.heads[SCORES] > 0.95
+    assert outcome.auc_adapted is not None
+    assert outcome.auc_global is not None
+    assert outcome.auc_adapted > outcome.auc_global + 0.1
+    # The head keeps a weight of each label's logit, and is stored and read back as it was.
+    (head,) = [head for head, _ in outcome.model.heads if head.kind == SCORES]
+    assert head.width == len(model.labels)
+    restored = decode(encode({"toxicity": outcome.model}))["toxicity"]
+    adapted = outcome.model.adapt(probability, features)
+    np.testing.assert_allclose(restored.adapt(probability, features), adapted, rtol=1e-6)
+    # Scoring a text with the site model computes the kind as the fit read it.
+    scored = model.score_adapted(texts[:5], {"toxicity": restored})
+    assert [s["toxicity"] for s in scored] == pytest.approx(list(adapted[:5]), rel=1e-6)
+
+
+def test_a_dense_kind_takes_the_regularisation_that_ranks_the_site_labels_best(
+    site: tuple[list[str], npt.NDArray[np.int8], npt.NDArray[np.float64], sparse.csr_matrix],
+) -> None:
+    _, targets, probability, _ = site
+    generator = np.random.default_rng(4)
+    # One telling column among many of noise: strong regularisation keeps the noise out.
+    dense = generator.normal(size=(ROWS, 200))
+    dense[:, 0] = targets + generator.normal(scale=1.0, size=ROWS)
+    kinds = {EMBEDDING: dense}
+    heads = {
+        cs: fit_label(
+            "toxicity",
+            targets,
+            probability,
+            kinds,
+            FitSettings(min_labels=100, min_positives=10, dense_cs=cs),
+        ).heads[EMBEDDING]
+        for cs in ((0.01,), (10.0,), (10.0, 0.01))
+    }
+    assert heads[(0.01,)] > heads[(10.0,)]
+    assert heads[(10.0, 0.01)] == heads[(0.01,)]
 
 
 def test_too_few_labels_or_positives_keep_the_global_model(

@@ -18,6 +18,7 @@ from pytest_aiohttp import AiohttpClient
 
 from classifier.datasets import load_source
 from classifier.model import Model, load_active
+from classifier.site_model import decode
 from service import signatures
 from service.app import create_app
 from service.appkeys import SITE_VERSIONS
@@ -120,11 +121,16 @@ async def test_decisions_feed_a_refit_that_scores_only_that_site_until_rolled_ba
     # semantic stage's embeddings, or both, kept in each row so that no refit encodes again.
     assert toxicity["features"] == "lexical"
     look = toxicity["second_look"]
-    assert set(look["candidates"]) == {"lexical", "embedding", "embedding+lexical"}
+    # Each kind's head is fitted; one that ranks the labels no better than chance out of fold (the
+    # global scores know nothing of a politician) is no candidate.
+    assert set(look["heads"]) == {"lexical", "scores", "embedding"}
+    assert set(toxicity["heads"]) == {"lexical", "scores"}
+    assert {"lexical", "embedding", "embedding+lexical"} <= set(look["candidates"])
     # The blend taken is the boldest's or a more cautious one within its standard error.
     assert look["auc_adapted"] <= look["candidates"][look["features"]]
     rows = await SiteModels(redis_client).rows("news")
-    assert all({"lexical", "embedding"} <= set(row["features"]) for row in rows.values())
+    # Every label's score is computed again from the lexical features: a row does not keep it.
+    assert all(set(row["features"]) == {"lexical", "embedding"} for row in rows.values())
     assert (await site_model(client, "blog", moderator(blog)))["adapted"] is False
 
     text = next(text for text in stream[COMMENTS:] if TOPIC in text)
@@ -190,18 +196,65 @@ async def test_a_site_model_that_does_not_beat_the_global_model_stays_off(
     fit = state["last_fit"]["labels"]["toxicity"]
     assert fit["used"] is False
     assert fit["auc_global"] == 1.0
-    # On 100 mostly civil comments a lexical head learns the median split near chance: out of
-    # fold it ranks a little better or a little worse than chance depending on the machine's
-    # floating point, and either way it must stay off with the reason said.
+    # On 100 mostly civil comments a head learns the median split near chance: out of fold it
+    # ranks a little better or a little worse than chance depending on the machine's floating
+    # point, and either way it must stay off with the reason said.
     not_better = "out of fold no site head ranks the labels better than chance"
     if fit["why"] != not_better:
-        assert fit["why"].startswith("out of fold the site model (lexical) adds ")
+        assert fit["features"] in {"lexical", "scores", "lexical+scores"}
+        assert fit["why"].startswith(f"out of fold the site model ({fit['features']}) adds ")
         assert fit["why"].endswith(", needs more than +0.0050")
     assert state["why"].startswith(f"toxicity: {fit['why']};")
     assert state["refits"] == {"adapted": 0, "global": 1, "failed": 0}
     metrics = await (await client.get("/metrics")).text()
     assert 'civility_site_model_refits{outcome="global",site="news"} 1.0' in metrics
     assert 'civility_site_model_refits{outcome="adapted",site="news"} 0.0' in metrics
+
+
+async def test_a_site_model_on_the_global_scores_reaches_every_api_process(
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+    client: Client,
+    create_site: Any,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+    refits: Refits,
+    model: Model,
+    stream: list[str],
+) -> None:
+    news = await create_site("news", mode="pre")
+    blog = await create_site("blog", mode="pre")
+    # The site rejects what the global model takes for an identity attack, toxic or not: a
+    # weighing of the global labels a head on their scores learns from a hundred labels.
+    attack = [scores["identity_attack"] for scores in model.score(stream)]
+    cut = sorted(attack)[int(len(attack) * 0.8)]
+    log = LabelLog(redis_client)
+    for number, (text, value) in enumerate(zip(stream, attack, strict=True)):
+        labels = {"toxicity": int(value >= cut)}
+        await log.record("news", text, labels, "moderator", None, comment_id=f"c{number}")
+    await SiteModels(redis_client).request_refit("news")
+    assert await refits.run_once() == ["news"]
+    state = await site_model(client, "news", admin)
+    toxicity = state["active"]["labels"]["toxicity"]
+    assert toxicity["used"] is True
+    assert "scores" in toxicity["features"].split("+")
+    assert toxicity["heads"]["scores"] > toxicity["heads"]["lexical"]
+    assert toxicity["weights"]["scores"] > 0
+    stored = await SiteModels(redis_client).version("news", 1)
+    assert stored is not None
+    expected = model.score_adapted(stream[:3], decode(stored["weights"]))
+
+    # This process and another one, each with scoring workers of its own, score with it.
+    client.app[SITE_VERSIONS].forget("news")
+    second = await aiohttp_client(create_app(settings))
+    for number, text in enumerate(stream[:3]):
+        here = await post(client, news, f"n{number}", text)
+        there = await post(second, news, f"m{number}", text)
+        elsewhere = await post(client, blog, f"b{number}", text)
+        assert here["model"].endswith("+site.1")
+        assert here["scores"] == there["scores"]
+        assert here["scores"]["toxicity"] == pytest.approx(expected[number]["toxicity"], rel=1e-6)
+        assert here["scores"]["toxicity"] != elsewhere["scores"]["toxicity"]
 
 
 async def test_too_few_labels_say_so_and_routes_check_who_asks(
