@@ -18,7 +18,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from classifier.model import Model, load_active
-from classifier.site_model import EMBEDDING, Head, LabelModel, encode
+from classifier.site_model import EMBEDDING, SCORES, Head, LabelModel, encode, score_features
 from classifier.train import TrainOptions, train
 from service import signatures
 from service.app import create_app
@@ -219,7 +219,8 @@ async def test_the_real_stage_holds_what_the_lexical_verdict_published(
 
 
 def site_raising(model: Model, text: str) -> LabelModel:
-    """A second-look site model for toxicity whose embedding head fires on ``text`` alone: the
+    """A second-look site model for toxicity whose embedding head fires on ``text`` alone, and
+    whose head on the global scores weighs identity attacks (two logits above ``text``'s): the
     site's moderators reject what the global model finds civil."""
     assert model.semantic is not None
     vector = np.asarray(model.semantic.embed([text])[0], dtype=np.float32)
@@ -232,7 +233,18 @@ def site_raising(model: Model, text: str) -> LabelModel:
         scale=1.0,
         offset=0.0,
     )
-    return LabelModel(label="toxicity", global_weight=0.5, heads=((head, 0.5),))
+    attack = model.labels.index("identity_attack")
+    logits = score_features(model.predict_matrix([text]))[0]
+    scores = Head(
+        kind=SCORES,
+        columns=np.array([attack], dtype=np.int32),
+        weights=np.array([1.0], dtype=np.float32),
+        intercept=2.0 - float(logits[attack]),
+        width=len(model.labels),
+        scale=1.0,
+        offset=0.0,
+    )
+    return LabelModel(label="toxicity", global_weight=0.4, heads=((head, 0.4), (scores, 0.2)))
 
 
 async def test_the_second_look_holds_by_the_sites_own_model(
@@ -270,7 +282,10 @@ async def test_the_second_look_holds_by_the_sites_own_model(
 
     assert semantic_model.semantic is not None
     blended = semantic_model.score_blended([CIVIL])[0]
-    vectors = {EMBEDDING: np.asarray(semantic_model.semantic.embed([CIVIL]), dtype=np.float64)}
+    vectors = {
+        EMBEDDING: np.asarray(semantic_model.semantic.embed([CIVIL]), dtype=np.float64),
+        SCORES: score_features(semantic_model.predict_matrix([CIVIL])),
+    }
     adapted = float(site_model.adapt(np.array([blended["toxicity"]]), vectors)[0])
     assert blended["toxicity"] < 0.5 < adapted
     held, kept = await comment(client, news, "c1"), await comment(client, blog, "b1")
