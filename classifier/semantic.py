@@ -38,7 +38,7 @@ class SemanticArtifactError(Exception):
 
 
 def semantic_artifact_path(artifact: Path) -> Path:
-    """``models/civility-1.6.0.joblib`` → ``models/civility-1.6.0.semantic.joblib``."""
+    """``models/civility-1.7.0.joblib`` → ``models/civility-1.7.0.semantic.joblib``."""
     return artifact.with_name(artifact.name.removesuffix(ARTIFACT_SUFFIX) + SEMANTIC_SUFFIX)
 
 

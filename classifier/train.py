@@ -39,7 +39,7 @@ from classifier.training_data import (
 )
 
 DEFAULT_NAME = "civility"
-DEFAULT_VERSION = "1.6.0"
+DEFAULT_VERSION = "1.7.0"
 # Rows per source the semantic stage is fitted on: embedding them is most of its training time.
 DEFAULT_SEMANTIC_ROWS_PER_SOURCE = 2000
 

@@ -103,6 +103,9 @@ TARGETS: dict[str, Callable[[dict[str, Any]], float]] = {
     "jigsaw toxicity ROC-AUC": lambda m: _set_auc(m, "jigsaw-toxic-predibase-sample", "toxicity"),
     "C3 toxicity ROC-AUC": lambda m: _set_auc(m, "c3-constructive-comments-corpus", "toxicity"),
     "madlibs mean BPSN": lambda m: m["identity_bias"]["mean_bpsn"]["ours"],
+    "madlibs lowest subgroup, BPSN or BNSP AUC": lambda m: m["identity_bias"]["lowest"]["ours"][
+        "value"
+    ],
     "evidence character F1": lambda m: m["evidence"]["char_f1"],
 }
 
