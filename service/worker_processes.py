@@ -326,7 +326,14 @@ class WorkerSet:
             self._replace()  # the last replacement failed: try again rather than wait forever
         waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        return await waiter
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # Handed a worker, then cancelled before it resumed: the worker goes to the next
+            # caller, or it would never be idle again.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release(waiter.result())
+            raise
 
     def _release(self, worker: _Worker) -> None:
         if worker not in self._alive:

@@ -94,6 +94,33 @@ async def test_an_initializers_error_is_raised_and_no_worker_is_left() -> None:
     assert len(after - children) <= 1
 
 
+async def test_a_caller_cancelled_once_handed_a_worker_gives_it_back(
+    workers: WorkerSet,
+) -> None:
+    waiting: asyncio.Task[Any] | None = None
+
+    async def busy(value: str) -> Any:
+        answer = await workers.run(worker_calls.echo, value)
+        # The same step in which this call's worker was handed to the waiting caller.
+        assert waiting is not None
+        waiting.cancel()
+        return answer
+
+    running = [asyncio.create_task(busy(value)) for value in ("a", "b")]
+    await asyncio.sleep(0)  # both workers are busy
+    waiting = asyncio.create_task(workers.run(worker_calls.echo, "c"))
+    await asyncio.sleep(0)  # and a third caller waits for one
+    await asyncio.gather(*running)
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    async with asyncio.timeout(30):
+        answers = await asyncio.gather(*(workers.run(worker_calls.echo, v) for v in "de"))
+    # Both workers are idle again: two calls at once go to two processes.
+    assert {pid for _, pid in answers} == set(workers.pids)
+    assert len(set(workers.pids)) == 2
+
+
 async def test_closing_stops_every_worker_after_the_calls_made_finish() -> None:
     pool, _ = await start()
     pids = pool.pids
