@@ -3,7 +3,6 @@
 import json
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from service import signatures
 from service.app import create_app
 from service.embedded import PERSISTENCE
 from service.settings import Settings
+from tests.clocks import Clock
 from tests.service.api.openapi_check import validating
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -43,19 +43,6 @@ def api_settings(redis_url: str) -> Settings:
 @pytest.fixture
 def settings(redis_url: str) -> Settings:
     return api_settings(redis_url)
-
-
-class Clock:
-    """The app's clock: real time until a test moves it on."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from service.appkeys import IDEMPOTENCY
 from service.idempotency import KEEP_MS, RUNNING_MS, digest
 from service.keys import KeySpace
-from tests.service.api.conftest import Clock
+from tests.clocks import Clock
 
 Client = TestClient[web.Request, web.Application]
 Headers = Callable[[dict[str, str]], dict[str, str]]

@@ -20,7 +20,8 @@ from service.idempotency import RUNNING_MS, Claim, KeptAnswer
 from service.keys import KeySpace
 from service.settings import Settings
 from service.store.records import DecisionWrite
-from tests.service.api.conftest import Clock, api_settings
+from tests.clocks import Clock
+from tests.service.api.conftest import api_settings
 
 Client = TestClient[web.Request, web.Application]
 Headers = Callable[[dict[str, str]], dict[str, str]]

@@ -9,8 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service.settings import Settings
-
-from .conftest import Clock
+from tests.clocks import Clock
 
 Client = TestClient[web.Request, web.Application]
 GRACE_SECONDS = 60

@@ -28,9 +28,10 @@ from service.second_look_pool import PoolBlendScorer
 from service.settings import SecondLookSettings, Settings
 from service.site_models import Fitted, SiteModels
 from service.worker import Worker
+from tests.clocks import Clock
 from tests.service.worker.support import FAST, Receiver, eventually
 
-from .conftest import Client, Clock, CreateSite, PostSigned, SiteAccess, api_settings
+from .conftest import Client, CreateSite, PostSigned, SiteAccess, api_settings
 
 # The first test here trains the session's small model with its semantic stage (a minute alone,
 # several on a loaded machine): the default two minutes would fail it there.

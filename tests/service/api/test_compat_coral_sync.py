@@ -25,8 +25,9 @@ from service.egress import parse_allowed
 from service.keys import KeySpace
 from service.settings import DeliverySettings
 from service.worker import Worker
+from tests.clocks import Clock
 
-from ..worker.support import Retries, WorkerClock
+from ..worker.support import Retries
 from .test_compat_coral import NEW_COMMENT, SECRET, coral_body, coral_signature, our_id, send
 
 Client = TestClient[web.Request, web.Application]
@@ -154,7 +155,7 @@ async def deliver_until(
     redis_client: aioredis.Redis, condition: Callable[[], Awaitable[bool]], what: str
 ) -> None:
     """Runs civility's worker until ``condition`` holds, then stops it (in-flight work drains)."""
-    retries = Retries(WorkerClock())
+    retries = Retries(Clock())
     worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=retries.clock)
     retries.workers.append(worker)
     running = asyncio.create_task(worker.run())

@@ -19,6 +19,7 @@ from service.store.records import SiteRecord
 from service.store.scripts import RedisClient
 from service.times import from_ms
 from service.worker import Worker
+from tests.clocks import Clock
 from tests.conftest import TOPOLOGIES, url_of_topology
 
 from .support import (
@@ -31,7 +32,6 @@ from .support import (
     Receiver,
     Retries,
     StartWorker,
-    WorkerClock,
     now_ms,
 )
 
@@ -102,7 +102,7 @@ def events(store: Store) -> Events:
 
 @pytest.fixture
 def retries() -> Retries:
-    return Retries(WorkerClock())
+    return Retries(Clock())
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from service.keys import KeySpace
 from service.settings import DeliverySettings
 from service.store import Store
 from service.worker import Worker
+from tests.clocks import Clock
 from tests.records import decision_write, intake_write
 
 SITE = "news"
@@ -54,25 +55,12 @@ async def eventually(
         await asyncio.sleep(0.01)
 
 
-class WorkerClock:
-    """The workers' clock: real time plus what the test moved it on by."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-
 @dataclass
 class Retries:
     """Drives the workers' retries: while a condition is awaited, the clock moves past the
     longest backoff whenever no attempt is in flight, so the next retry is due at once."""
 
-    clock: WorkerClock
+    clock: Clock
     workers: list[Worker] = field(default_factory=list)
 
     async def until(self, condition: Callable[[], Awaitable[bool]], what: str) -> None:

@@ -11,8 +11,9 @@ from service.store import Store
 from service.store.records import SiteRecord
 from service.times import from_ms
 from service.worker import Worker
+from tests.clocks import Clock
 
-from .support import FAST, SECRET, Events, Receiver, Retries, WorkerClock, now_ms
+from .support import FAST, SECRET, Events, Receiver, Retries, now_ms
 
 SITES = ("news", "blog", "forum", "shop")
 
@@ -44,7 +45,7 @@ async def test_sites_in_different_slots_are_delivered_in_order(
             expected.append(await events.decide(comment, State.APPROVED))
     receiver.failures = 3
 
-    retries = Retries(WorkerClock())
+    retries = Retries(Clock())
     worker = Worker(cluster, FAST, clock=retries.clock)
     retries.workers.append(worker)
     running = asyncio.create_task(worker.run())
