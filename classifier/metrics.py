@@ -161,13 +161,39 @@ def _bootstrap_interval(
     return round(float(low), 4), round(float(high), 4)
 
 
+def resampled_auc(
+    target: FloatArray, score: FloatArray
+) -> Callable[[npt.NDArray[np.int64]], float]:
+    """ROC-AUC of ``score`` on a resample of the rows (row numbers, repeats allowed), equal to
+    ``roc_auc_score(target[rows], score[rows])`` (ties count half) from one sort of the scores.
+
+    A resample is the original rows weighted by how often each was drawn, so each one costs a
+    few passes over the rows instead of a sort and sklearn's checks: an evaluation's thousands
+    of resamples took most of its time.
+    """
+    order = np.argsort(score, kind="stable")
+    ordered = score[order]
+    # The first position of each run of equal scores: pairs within a run are ties.
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    positive = target[order] == 1
+    size = target.size
+
+    def auc(rows: npt.NDArray[np.int64]) -> float:
+        drawn = np.bincount(rows, minlength=size)[order].astype(np.float64)
+        positives = np.add.reduceat(np.where(positive, drawn, 0.0), starts)
+        negatives = np.add.reduceat(np.where(positive, 0.0, drawn), starts)
+        below = np.cumsum(negatives) - negatives
+        pairs = positives.sum() * negatives.sum()
+        return float((positives * (below + 0.5 * negatives)).sum() / pairs)
+
+    return auc
+
+
 def bootstrap_auc_interval(
     target: FloatArray, probability: FloatArray, seed: int = 0
 ) -> tuple[float, float]:
     """The central ``INTERVAL`` of ROC-AUC over resamples of the rows."""
-    return _bootstrap_interval(
-        target, lambda rows: float(roc_auc_score(target[rows], probability[rows])), seed
-    )
+    return _bootstrap_interval(target, resampled_auc(target, probability), seed)
 
 
 def auc_difference_interval(
@@ -179,10 +205,10 @@ def auc_difference_interval(
     that holds 0 means the two cannot be told apart on this set.
     """
 
+    ours_auc, theirs_auc = resampled_auc(target, ours), resampled_auc(target, theirs)
+
     def difference(rows: npt.NDArray[np.int64]) -> float:
-        return float(
-            roc_auc_score(target[rows], ours[rows]) - roc_auc_score(target[rows], theirs[rows])
-        )
+        return ours_auc(rows) - theirs_auc(rows)
 
     return _bootstrap_interval(target, difference, seed)
 

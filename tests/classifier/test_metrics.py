@@ -1,12 +1,17 @@
 """Identity subgroup AUCs, bootstrap intervals, and the paired comparison with the peer."""
 
 import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score
 
 from classifier.metrics import (
     MIN_SUBGROUP_ROWS,
     auc_difference_interval,
     bias_aucs,
     bootstrap_auc_interval,
+    resampled_auc,
     subgroup_aucs,
     term_members,
 )
@@ -134,3 +139,20 @@ def test_terms_match_whole_words_and_phrases_in_any_case() -> None:
     assert term_members(texts, "african").tolist() == [False, False, True, True, False]
     assert term_members(texts, "african american").tolist() == [False, False, True, False, False]
     assert not term_members(texts, "middle aged").any()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), min_size=2, max_size=40),
+    st.integers(0, 2**32 - 1),
+)
+def test_a_resampled_auc_is_sklearns_on_the_resampled_rows(
+    rows_and_scores: list[tuple[int, int]], seed: int
+) -> None:
+    # Few distinct scores, so ties within and across the classes are common.
+    target = np.array([label for label, _ in rows_and_scores], dtype=np.float64)
+    score = np.array([value / 6 for _, value in rows_and_scores])
+    rows = np.random.default_rng(seed).integers(0, target.size, target.size)
+    assume(0 < target[rows].sum() < rows.size)
+    expected = roc_auc_score(target[rows], score[rows])
+    assert resampled_auc(target, score)(rows) == pytest.approx(expected, abs=1e-12)
