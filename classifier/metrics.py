@@ -161,30 +161,37 @@ def _bootstrap_interval(
     return round(float(low), 4), round(float(high), 4)
 
 
+def weighted_auc(target: npt.NDArray[Any], score: FloatArray, counts: FloatArray) -> FloatArray:
+    """ROC-AUC of ``score`` under each row of ``counts`` (resamples x rows: how often each row
+    was drawn), ties counted half, as ``roc_auc_score`` of the rows repeated that often gives it:
+    one sort for every resample, where sklearn sorts and checks each one."""
+    order = np.argsort(score, kind="stable")
+    ordered, positive = score[order], target[order].astype(bool)
+    weights = counts[:, order]
+    negatives = np.where(positive, 0.0, weights)
+    below = np.cumsum(negatives, axis=1)
+    # Each row's tie group: negatives before it and in its group, read at the group's ends.
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    group = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]]) - 1
+    ends = np.r_[starts[1:], ordered.size] - 1
+    before = np.where(starts[group] > 0, below[:, np.maximum(starts[group] - 1, 0)], 0.0)
+    tied = below[:, ends[group]] - before
+    credit = (before + 0.5 * tied)[:, positive] * weights[:, positive]
+    pairs = weights[:, positive].sum(axis=1) * negatives.sum(axis=1)
+    result: FloatArray = credit.sum(axis=1) / np.maximum(pairs, 1e-6)
+    return result
+
+
 def resampled_auc(
     target: FloatArray, score: FloatArray
 ) -> Callable[[npt.NDArray[np.int64]], float]:
     """ROC-AUC of ``score`` on a resample of the rows (row numbers, repeats allowed), equal to
-    ``roc_auc_score(target[rows], score[rows])`` (ties count half) from one sort of the scores.
-
-    A resample is the original rows weighted by how often each was drawn, so each one costs a
-    few passes over the rows instead of a sort and sklearn's checks: an evaluation's thousands
-    of resamples took most of its time.
-    """
-    order = np.argsort(score, kind="stable")
-    ordered = score[order]
-    # The first position of each run of equal scores: pairs within a run are ties.
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    positive = target[order] == 1
-    size = target.size
+    ``roc_auc_score(target[rows], score[rows])``: an evaluation's thousands of resamples
+    scored by sklearn took most of its time."""
 
     def auc(rows: npt.NDArray[np.int64]) -> float:
-        drawn = np.bincount(rows, minlength=size)[order].astype(np.float64)
-        positives = np.add.reduceat(np.where(positive, drawn, 0.0), starts)
-        negatives = np.add.reduceat(np.where(positive, 0.0, drawn), starts)
-        below = np.cumsum(negatives) - negatives
-        pairs = positives.sum() * negatives.sum()
-        return float((positives * (below + 0.5 * negatives)).sum() / pairs)
+        drawn = np.bincount(rows, minlength=target.size).astype(np.float64)
+        return float(weighted_auc(target, score, drawn[np.newaxis, :])[0])
 
     return auc
 

@@ -31,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from classifier.metrics import weighted_auc
 from classifier.switch_on import decide, short_of_labels
 
 FloatArray = npt.NDArray[np.float64]
@@ -377,30 +378,8 @@ def _bootstrap_aucs(
         size = min(chunk, settings.bootstraps - start)
         counts = generator.multinomial(rows, np.full(rows, 1 / rows), size=size).astype(np.float64)
         for aucs, score in zip(found, scores, strict=True):
-            aucs.append(_weighted_auc(targets, score, counts))
+            aucs.append(weighted_auc(targets, score, counts))
     return [np.concatenate(aucs) for aucs in found]
-
-
-def _weighted_auc(
-    targets: npt.NDArray[np.int8], scores: FloatArray, counts: FloatArray
-) -> FloatArray:
-    """ROC-AUC of ``scores`` under each row of ``counts`` (resamples x rows), ties counted half:
-    one sort for every resample."""
-    order = np.argsort(scores, kind="stable")
-    ordered, positive = scores[order], targets[order].astype(bool)
-    weights = counts[:, order]
-    negatives = np.where(positive, 0.0, weights)
-    below = np.cumsum(negatives, axis=1)
-    # Each row's tie group: negatives before it and in its group, read at the group's ends.
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    group = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]]) - 1
-    ends = np.r_[starts[1:], ordered.size] - 1
-    before = np.where(starts[group] > 0, below[:, np.maximum(starts[group] - 1, 0)], 0.0)
-    tied = below[:, ends[group]] - before
-    credit = (before + 0.5 * tied)[:, positive] * weights[:, positive]
-    pairs = weights[:, positive].sum(axis=1) * negatives.sum(axis=1)
-    result: FloatArray = credit.sum(axis=1) / np.maximum(pairs, _EPSILON)
-    return result
 
 
 def _classifier(settings: FitSettings, features: Features, c: float) -> LogisticRegression:
