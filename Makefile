@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/classifier.py
 
 mutate: $(STAMP)
-	$(BIN)/python bench/mutation.py
+	$(BIN)/python -m bench.mutation
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis mutants

@@ -1,0 +1,413 @@
+"""The hand-made Lua mutants of ``make mutate``: each script's tests, and its faults.
+
+mutmut cannot read Lua, so each fault here (a flipped comparison, a dropped call, an altered
+constant) is applied alone to a scratch copy of the project by ``bench/mutation.py`` and the tests
+``LUA_TESTS`` names for its script run against it.
+"""
+
+from dataclasses import dataclass
+
+# The tests that reach each script: the store's, plus the API suites whose behaviour
+# (reports, retention, moderation) the decision script carries.
+LUA_TESTS = {
+    "claim.lua": ("tests/service/test_store.py",),
+    "decide.lua": (
+        "tests/service/test_store.py",
+        "tests/service/api/test_api_browse.py",
+        "tests/service/api/test_api_moderation.py",
+        "tests/service/api/test_api_reports.py",
+        "tests/service/api/test_api_retention.py",
+        "tests/service/api/test_api_idempotency.py",
+    ),
+    **dict.fromkeys(
+        ("revoke_moderator.lua", "rotate_api_key.lua", "delete_site.lua"),
+        ("tests/service/api/test_api_revocation.py",),
+    ),
+    "erase_author.lua": (
+        "tests/service/test_comment_layout.py",
+        "tests/service/api/test_api_revocation.py",
+    ),
+    **dict.fromkeys(
+        ("add_moderator.lua", "touch_moderator.lua"),
+        ("tests/service/test_store.py", "tests/service/api/test_api_revocation.py"),
+    ),
+    "release.lua": ("tests/service/test_store.py",),
+    "rotate_secret.lua": ("tests/service/test_store.py", "tests/service/api/test_api_rotation.py"),
+    "report.lua": ("tests/service/test_store.py", "tests/service/api/test_api_reports.py"),
+    "ingest.lua": ("tests/service/test_store.py", "tests/service/test_intake_verdicts.py"),
+    "second_look_apply.lua": (
+        "tests/service/worker/test_second_look.py",
+        "tests/service/api/test_api_second_look.py",
+    ),
+    **dict.fromkeys(
+        ("idempotency_begin.lua", "idempotency_finish.lua", "idempotency_release.lua"),
+        (
+            "tests/service/test_idempotency_store.py",
+            "tests/service/api/test_api_idempotency.py",
+            "tests/service/api/test_api_idempotency_outage.py",
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class LuaMutant:
+    script: str
+    original: str
+    mutated: str
+    equivalent: str | None = None
+    """Why no test can tell this mutant from the original, when that is so."""
+
+
+LUA_MUTANTS = (
+    LuaMutant("claim.lua", "while #claimed < wanted do", "while #claimed <= wanted do"),
+    LuaMutant("claim.lua", "KEYS[2], now + lease_ms, id)", "KEYS[2], now, id)"),
+    LuaMutant("claim.lua", 'redis.call("ZREMRANGEBYSCORE", KEYS[2], "-inf", now)\n', ""),
+    LuaMutant("claim.lua", 'moderator, "NX", "PX", lease_ms)', 'moderator, "PX", lease_ms)'),
+    LuaMutant("claim.lua", "      if #claimed == wanted then\n        break\n      end\n", ""),
+    LuaMutant(
+        "claim.lua", 'local descending = ARGV[6] == "1"', 'local descending = ARGV[6] ~= "1"'
+    ),
+    LuaMutant("claim.lua", "return claimed", "return {}"),
+    LuaMutant(
+        "claim.lua",
+        "local batch = 100",
+        "local batch = 1",
+        equivalent="the page size changes how many ids one ZRANGE reads, not which are claimed",
+    ),
+    LuaMutant(
+        "claim.lua",
+        "offset = offset + batch",
+        "offset = offset + batch - 1",
+        equivalent="re-reading the last id of a page tries a lease this call already holds; "
+        "SET NX refuses it, so the same ids are claimed",
+    ),
+    LuaMutant("decide.lua", "if stored[6] == ARGV[11] then", "if false then"),
+    LuaMutant(
+        "decide.lua",
+        'if ARGV[7] ~= "" and ARGV[7] ~= stored[2] then',
+        'if ARGV[7] ~= "" and ARGV[7] == stored[2] then',
+    ),
+    LuaMutant(
+        "decide.lua", "if holder and holder ~= actor then", "if holder and holder == actor then"
+    ),
+    LuaMutant("decide.lua", "if not listed(ARGV[13], previous) then", "if false then"),
+    LuaMutant(
+        "decide.lua",
+        'redis.call("HINCRBY", KEYS[1], "version", 1)',
+        'redis.call("HINCRBY", KEYS[1], "version", 2)',
+    ),
+    LuaMutant("decide.lua", 'dequeue(prefix, "pending", id, article, author, stored[10])\n', ""),
+    LuaMutant("decide.lua", 'dequeue(prefix, "reported", id, article, author, stored[10])\n', ""),
+    LuaMutant("decide.lua", 'redis.call("DEL", prefix .. "reports:" .. id)\n', ""),
+    LuaMutant("decide.lua", 'redis.call("DEL", KEYS[5])\n', ""),
+    LuaMutant("decide.lua", 'redis.call("ZREM", KEYS[8], id)\n', ""),
+    LuaMutant(
+        "decide.lua",
+        'count_author(prefix .. "author:" .. author, previous, target, now, false)',
+        'count_author(prefix .. "author:" .. author, target, previous, now, false)',
+    ),
+    LuaMutant("decide.lua", 'count_decision(KEYS[6], KEYS[7], "moderator", target)\n', ""),
+    LuaMutant(
+        "decide.lua", 'retain(prefix, id, target == "pending" and 0 or tonumber(ARGV[14]))\n', ""
+    ),
+    LuaMutant("decide.lua", 'if target == "approved" then', 'if target == "rejected" then'),
+    LuaMutant(
+        "decide.lua",
+        'if ARGV[7] == "" and previous == target and stored[9] == actor',
+        'if ARGV[7] == "" and previous ~= target and stored[9] == actor',
+    ),
+    # Revocation: a revoked or deleted credential must fail at once and leave nothing behind.
+    LuaMutant("revoke_moderator.lua", "if not stored then", "if stored then"),
+    LuaMutant("revoke_moderator.lua", 'redis.call("HDEL", KEYS[1], ARGV[1])\n', ""),
+    LuaMutant("revoke_moderator.lua", 'redis.call("HDEL", KEYS[2], ARGV[1])\n', ""),
+    LuaMutant("revoke_moderator.lua", "return stored", "return false"),
+    LuaMutant("revoke_moderator.lua", "return stored", 'return "{}"'),
+    LuaMutant("rotate_api_key.lua", "if not current then", "if current then"),
+    LuaMutant(
+        "rotate_api_key.lua",
+        '"previous_api_key_hash", current,',
+        '"previous_api_key_hash", ARGV[1],',
+    ),
+    LuaMutant(
+        "rotate_api_key.lua",
+        '"previous_api_key_valid_until", ARGV[3],',
+        '"previous_api_key_valid_until", ARGV[2],',
+    ),
+    LuaMutant("rotate_api_key.lua", '"updated_at", ARGV[2])', '"updated_at", ARGV[3])'),
+    LuaMutant("rotate_api_key.lua", "return current", "return ARGV[1]"),
+    LuaMutant("delete_site.lua", "if not keys[1] then", "if keys[1] then"),
+    LuaMutant("delete_site.lua", 'if keys[2] and keys[2] ~= "" then', "if false then"),
+    LuaMutant("delete_site.lua", 'reply[#reply + 1] = ""\n', ""),
+    LuaMutant(
+        "delete_site.lua",
+        'ipairs(redis.call("HVALS", KEYS[2]))',
+        "ipairs({})",
+    ),
+    LuaMutant(
+        "delete_site.lua", 'redis.call("DEL", KEYS[1], KEYS[2])', 'redis.call("DEL", KEYS[2])'
+    ),
+    LuaMutant(
+        "delete_site.lua", 'redis.call("DEL", KEYS[1], KEYS[2])', 'redis.call("DEL", KEYS[1])'
+    ),
+    LuaMutant("erase_author.lua", "if stored[1] == ARGV[1] then", "if stored[1] ~= ARGV[1] then"),
+    LuaMutant("erase_author.lua", '"evidence", "{}", ', ""),
+    LuaMutant("erase_author.lua", '"text_hash", "",', ""),
+    LuaMutant(
+        "erase_author.lua",
+        'if not redis.call("SET", site_prefix .. "text:" .. stored[2], "", "KEEPTTL", "XX") then',
+        "if true then",
+    ),
+    LuaMutant("erase_author.lua", '      redis.call("HSET", key, "text", "")\n', ""),
+    LuaMutant(
+        "erase_author.lua",
+        'redis.call("LSET", history, index - 1, string.sub(entry, 1, at - 1) .. "}")',
+        'redis.call("LSET", history, index - 1, entry)',
+    ),
+    LuaMutant("erase_author.lua", "erased[#erased + 1] = stored[2]", "erased[#erased + 1] = key"),
+    LuaMutant("add_moderator.lua", 'if redis.call("EXISTS", KEYS[1]) == 0 then', "if false then"),
+    LuaMutant("add_moderator.lua", 'redis.call("HSET", KEYS[2], ARGV[1], ARGV[2])\n', ""),
+    LuaMutant("add_moderator.lua", "  return 0", "  return 1"),
+    LuaMutant(
+        "touch_moderator.lua",
+        'if redis.call("HEXISTS", KEYS[1], ARGV[1]) == 0 then',
+        "if false then",
+    ),
+    LuaMutant("touch_moderator.lua", 'redis.call("HSET", KEYS[2], ARGV[1], ARGV[2])\n', ""),
+    LuaMutant("touch_moderator.lua", "  return 0", "  return 1"),
+    # Idempotency: a retry gets the first answer, never another request's, and never acts twice.
+    LuaMutant(
+        "idempotency_begin.lua",
+        "if record[1] and tonumber(record[6]) > now then",
+        "if record[1] and tonumber(record[6]) >= now then",
+    ),
+    LuaMutant(
+        "idempotency_begin.lua",
+        "if record[1] and tonumber(record[6]) > now then",
+        "if false then",
+    ),
+    LuaMutant("idempotency_begin.lua", "if record[1] ~= ARGV[1] then", "if false then"),
+    LuaMutant("idempotency_begin.lua", 'if record[2] == "done" then', "if false then"),
+    LuaMutant(
+        "idempotency_begin.lua",
+        "if tonumber(record[7]) > now then",
+        "if tonumber(record[7]) >= now then",
+    ),
+    LuaMutant("idempotency_begin.lua", "if tonumber(record[7]) > now then", "if false then"),
+    LuaMutant("idempotency_begin.lua", "  expires_at = tonumber(record[6])\n", ""),
+    LuaMutant(
+        "idempotency_begin.lua",
+        'redis.call("DEL", KEYS[1])\n',
+        "",
+        equivalent="what the HSET after it leaves of an expired record (status, answer, content "
+        "type) is read only in state done, and finish writes all three when it sets done",
+    ),
+    LuaMutant(
+        "idempotency_begin.lua",
+        '"running_until", string.format("%d", now + tonumber(ARGV[3])))',
+        '"running_until", string.format("%d", now))',
+    ),
+    LuaMutant(
+        "idempotency_begin.lua",
+        'redis.call("PEXPIRE", KEYS[1], math.max(1, expires_at - now))\n',
+        "",
+    ),
+    LuaMutant(
+        "idempotency_begin.lua",
+        "local expires_at = now + tonumber(ARGV[4])",
+        "local expires_at = now + tonumber(ARGV[3])",
+    ),
+    LuaMutant("idempotency_begin.lua", 'return {"started"}', 'return {"running"}'),
+    LuaMutant(
+        "idempotency_finish.lua",
+        'if record[1] ~= ARGV[1] or record[2] ~= "running" then',
+        "if record[1] ~= ARGV[1] then",
+    ),
+    LuaMutant(
+        "idempotency_finish.lua",
+        'if record[1] ~= ARGV[1] or record[2] ~= "running" then',
+        'if record[2] ~= "running" then',
+    ),
+    LuaMutant(
+        "idempotency_finish.lua",
+        'redis.call("HSET", KEYS[1], "state", "done",',
+        'redis.call("HSET", KEYS[1], "state", "running",',
+    ),
+    LuaMutant(
+        "idempotency_finish.lua",
+        'redis.call("HDEL", KEYS[1], "running_until")\n',
+        "",
+        equivalent="running_until is read only while the state is running, and this sets done",
+    ),
+    LuaMutant("idempotency_finish.lua", "return 1", "return 0"),
+    LuaMutant(
+        "idempotency_release.lua",
+        'if record[1] ~= ARGV[1] or record[2] ~= "running" then',
+        "if record[1] ~= ARGV[1] then",
+    ),
+    LuaMutant(
+        "idempotency_release.lua",
+        'if record[1] ~= ARGV[1] or record[2] ~= "running" then',
+        'if record[2] ~= "running" then',
+    ),
+    LuaMutant("idempotency_release.lua", 'return redis.call("DEL", KEYS[1])', "return 1"),
+    # Leases, webhook secrets and reports: only the holder releases, a secret's grace is kept and
+    # bounded, a reader counts once and the threshold queues a comment once.
+    LuaMutant("release.lua", "if #ARGV > 3 then", "if #ARGV > 4 then"),
+    LuaMutant("release.lua", "for index = 4, #ARGV do", "for index = 5, #ARGV do"),
+    LuaMutant("release.lua", 'ids = redis.call("ZRANGE", KEYS[1], 0, -1)', "ids = {}"),
+    LuaMutant("release.lua", 'if redis.call("GET", lease) == moderator then', "if true then"),
+    LuaMutant("release.lua", '    redis.call("DEL", lease)\n', ""),
+    LuaMutant(
+        "release.lua", '    record_lease(KEYS[2], id, "release", moderator, ARGV[3], ARGV[3])\n', ""
+    ),
+    LuaMutant("release.lua", "released[#released + 1] = id", "released[#released + 1] = nil"),
+    LuaMutant("release.lua", '  redis.call("ZREM", KEYS[1], id)\n', ""),
+    LuaMutant("rotate_secret.lua", "if not current then", "if current then"),
+    LuaMutant(
+        "rotate_secret.lua", "if tonumber(entry[2]) > now then", "if tonumber(entry[2]) >= now then"
+    ),
+    LuaMutant("rotate_secret.lua", "if tonumber(entry[2]) > now then", "if true then"),
+    LuaMutant(
+        "rotate_secret.lua", 'elseif stored[2] and stored[2] ~= "" then', "elseif false then"
+    ),
+    LuaMutant(
+        "rotate_secret.lua",
+        "fresh[#fresh + 1] = {current, tonumber(ARGV[3])}",
+        "fresh[#fresh + 1] = {current, tonumber(ARGV[2])}",
+    ),
+    LuaMutant(
+        "rotate_secret.lua",
+        "while #fresh > tonumber(ARGV[4]) do",
+        "while #fresh > tonumber(ARGV[4]) + 1 do",
+    ),
+    LuaMutant("rotate_secret.lua", "table.remove(fresh, 1)", "table.remove(fresh)"),
+    LuaMutant("rotate_secret.lua", '"previous_secret", current,', '"previous_secret", ARGV[1],'),
+    LuaMutant("rotate_secret.lua", '"updated_at", ARGV[2])', '"updated_at", ARGV[3])'),
+    LuaMutant("report.lua", "if not state then", "if false then"),
+    LuaMutant(
+        "report.lua",
+        'if redis.call("HEXISTS", KEYS[2], reporter) == 1 then',
+        'if redis.call("HEXISTS", KEYS[2], reporter) == 2 then',
+    ),
+    LuaMutant("report.lua", "if not listed(ARGV[10], state) then", "if false then"),
+    LuaMutant(
+        "report.lua",
+        "if queued == 0 and count >= threshold then",
+        "if queued == 0 and count > threshold then",
+    ),
+    LuaMutant(
+        "report.lua", "if queued == 0 and count >= threshold then", "if count >= threshold then"
+    ),
+    LuaMutant("report.lua", '  reasons[#reasons + 1] = "REPORTED"\n', ""),
+    LuaMutant("report.lua", 'redis.call("HSET", KEYS[1], "reports", count)\n', ""),
+    LuaMutant(
+        "report.lua",
+        'local version = redis.call("HINCRBY", KEYS[1], "version", 1)',
+        'local version = redis.call("HINCRBY", KEYS[1], "version", 0)',
+    ),
+    LuaMutant("report.lua", "  retain(prefix, id, 0)\n", ""),
+    LuaMutant("report.lua", '    redis.call("PEXPIRE", KEYS[2], ttl)\n', ""),
+    # Intake and the second look: a verdict is stored only for the context it was decided for, a
+    # redelivery changes nothing, and a look moves only a published, unedited, model-decided text.
+    LuaMutant(
+        "ingest.lua",
+        "if stored[3] ~= article or stored[4] ~= author then",
+        "if stored[3] ~= article then",
+    ),
+    LuaMutant(
+        "ingest.lua",
+        "if stored[3] ~= article or stored[4] ~= author then",
+        "if stored[4] ~= author then",
+    ),
+    LuaMutant("ingest.lua", "if stored[2] == text_hash then", "if false then"),
+    LuaMutant(
+        "ingest.lua",
+        'tonumber(approved or "0") >= tonumber(ARGV[23])',
+        'tonumber(approved or "0") > tonumber(ARGV[23])',
+    ),
+    LuaMutant("ingest.lua", 'closed == "1" and "1" or "0"', '"0"'),
+    LuaMutant("ingest.lua", 'premod == "1" and "1" or "0"', '"0"'),
+    LuaMutant(
+        "ingest.lua",
+        'observed[#observed + 1] = (holder and holder ~= id) and "1" or "0"',
+        'observed[#observed + 1] = holder and "1" or "0"',
+    ),
+    LuaMutant("ingest.lua", "if signature ~= ARGV[22] then", "if false then"),
+    LuaMutant("ingest.lua", "if not listed(ARGV[21], previous) then", "if false then"),
+    LuaMutant(
+        "ingest.lua",
+        'version = redis.call("HINCRBY", KEYS[1], "version", 1)',
+        'version = redis.call("HINCRBY", KEYS[1], "version", 0)',
+    ),
+    LuaMutant("ingest.lua", '  dequeue(prefix, "pending", id, article, author, stored[5])\n', ""),
+    LuaMutant("ingest.lua", '  dequeue(prefix, "reported", id, article, author, stored[5])\n', ""),
+    LuaMutant("ingest.lua", '  redis.call("DEL", prefix .. "reports:" .. id)\n', ""),
+    LuaMutant("ingest.lua", '  redis.call("HDEL", KEYS[1], "reports")\n', ""),
+    LuaMutant("ingest.lua", '  redis.call("HDEL", KEYS[1], unpack(stale))\n', ""),
+    LuaMutant("ingest.lua", '  redis.call("HDEL", KEYS[1], "evidence")\n', ""),
+    LuaMutant("ingest.lua", '  redis.call("DEL", KEYS[9])\n', ""),
+    LuaMutant(
+        "ingest.lua",
+        'if ttl > 0 and (when == "a" or not previous) then',
+        "if ttl > 0 then",
+    ),
+    LuaMutant(
+        "ingest.lua",
+        'if state == "approved" and ARGV[29] == "1" then',
+        'if state == "approved" then',
+    ),
+    LuaMutant("ingest.lua", 'retain(prefix, id, state == "pending" and 0 or retention_ms)\n', ""),
+    LuaMutant("second_look_apply.lua", "if not state then", "if false then"),
+    LuaMutant("second_look_apply.lua", "if stored[3] ~= ARGV[4] then", "if false then"),
+    LuaMutant(
+        "second_look_apply.lua",
+        'local by_model = stored[2] and string.sub(stored[2], 1, 5) == "auto:"',
+        "local by_model = true",
+    ),
+    LuaMutant(
+        "second_look_apply.lua",
+        "if not by_model or not listed(ARGV[12], state) then",
+        "if not by_model then",
+    ),
+    LuaMutant(
+        "second_look_apply.lua",
+        "if not by_model or not listed(ARGV[12], state) then",
+        "if not listed(ARGV[12], state) then",
+    ),
+    LuaMutant(
+        "second_look_apply.lua",
+        '"auto:"\nredis.call("ZREM", KEYS[5], id)\n',
+        '"auto:"\n',
+    ),
+    LuaMutant(
+        "second_look_apply.lua", 'redis.call("HSET", KEYS[1], "look_state", "skipped")\n', ""
+    ),
+    LuaMutant("second_look_apply.lua", 'if ARGV[8] ~= "1" then', 'if ARGV[8] == "1" then'),
+    LuaMutant(
+        "second_look_apply.lua",
+        'local version = redis.call("HINCRBY", KEYS[1], "version", 1)',
+        'local version = redis.call("HINCRBY", KEYS[1], "version", 0)',
+    ),
+    LuaMutant("second_look_apply.lua", "keep_creation(KEYS[1], KEYS[2])\n", ""),
+    LuaMutant(
+        "second_look_apply.lua", 'dequeue(prefix, "reported", id, article, author, stored[7])\n', ""
+    ),
+    LuaMutant(
+        "second_look_apply.lua",
+        'enqueue(prefix, "pending", id, article, author, ARGV[13], stored[6], ARGV[9])\n',
+        "",
+    ),
+    LuaMutant(
+        "second_look_apply.lua",
+        'count_author(prefix .. "author:" .. author, state, "pending", now, false)\n',
+        "",
+    ),
+    LuaMutant(
+        "second_look_apply.lua",
+        'remember_decision(prefix, author, id, "pending", now, tonumber(ARGV[14]))\n',
+        "",
+    ),
+    LuaMutant("second_look_apply.lua", 'redis.call("HINCRBY", KEYS[6], "held", 1)\n', ""),
+    LuaMutant("second_look_apply.lua", "retain(prefix, id, 0)\n", ""),
+)
