@@ -15,10 +15,8 @@ the out-of-fold scores is above zero); once in use, a head stays in use while it
 forth. That rule is ``classifier.switch_on``'s, on the figures this module measures.
 """
 
-import base64
 import dataclasses
 import itertools
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -489,71 +487,3 @@ def _sigmoid(logit: FloatArray) -> FloatArray:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else round(value, 4)
-
-
-def encode(models: Mapping[str, LabelModel]) -> str:
-    """The label models as one JSON text (arrays in base64), for a store that keeps text."""
-    return json.dumps(
-        {
-            label: {
-                "global_weight": model.global_weight,
-                "heads": [
-                    {
-                        "kind": head.kind,
-                        "columns": _pack(head.columns),
-                        "weights": _pack(head.weights),
-                        "intercept": head.intercept,
-                        "width": head.width,
-                        "scale": head.scale,
-                        "offset": head.offset,
-                        "weight": weight,
-                    }
-                    for head, weight in model.heads
-                ],
-            }
-            for label, model in models.items()
-        },
-        sort_keys=True,
-    )
-
-
-def decode(text: str) -> dict[str, LabelModel]:
-    """The label models ``encode`` wrote; raises ``ValueError`` for anything else."""
-    try:
-        stored = json.loads(text)
-        return {
-            label: LabelModel(
-                label=label,
-                global_weight=float(entry["global_weight"]),
-                heads=tuple(
-                    (
-                        Head(
-                            kind=str(head["kind"]),
-                            columns=_unpack(head["columns"], np.int32),
-                            weights=_unpack(head["weights"], np.float32),
-                            intercept=float(head["intercept"]),
-                            width=int(head["width"]),
-                            scale=float(head["scale"]),
-                            offset=float(head["offset"]),
-                        ),
-                        float(head["weight"]),
-                    )
-                    for head in entry["heads"]
-                ),
-            )
-            for label, entry in stored.items()
-        }
-    except (KeyError, TypeError, AttributeError, ValueError) as error:
-        raise ValueError(f"not a site model: {error}") from None
-
-
-def _pack(array: npt.NDArray[Any]) -> str:
-    return base64.b64encode(
-        np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
-    ).decode("ascii")
-
-
-def _unpack(text: str, dtype: type[np.generic]) -> npt.NDArray[Any]:
-    return np.frombuffer(
-        base64.b64decode(text, validate=True), dtype=np.dtype(dtype).newbyteorder("<")
-    ).astype(dtype)

@@ -30,10 +30,10 @@ from classifier.site_model import (
     FitSettings,
     LabelOutcome,
     SiteLabels,
-    encode,
     score_features,
     too_few,
 )
+from classifier.site_model_codec import encode
 from service.site_models import SECOND_LOOK, VERDICT, Fitted
 
 KEPT = (LEXICAL, EMBEDDING)

@@ -14,7 +14,8 @@ import numpy.typing as npt
 import redis
 from redis.exceptions import RedisClusterException
 
-from classifier.site_model import Features, LabelModel, adapt_matrix, decode
+from classifier.site_model import Features, LabelModel, adapt_matrix
+from classifier.site_model_codec import decode
 from service.connection import BlockingClient, connect_blocking
 from service.keys import KeySpace
 from service.scorer import SiteRef

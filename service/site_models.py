@@ -1,7 +1,7 @@
 """Each site's model in Redis: its versions, which one is active, rollback, and its rows.
 
 A version is a JSON document (``card``; the label models of the verdict in ``weights`` and of the
-second look in ``second_look``, see ``classifier.site_model.encode``) under its own key; the
+second look in ``second_look``, see ``classifier.site_model_codec.encode``) under its own key; the
 site's history is a stack of activations, newest first, where 0 stands for "the global model
 alone". A refit that changes what the site runs on pushes onto it; a
 rollback pops the head, so the site runs on what it ran on before the last change. API processes
@@ -54,7 +54,8 @@ SECOND_LOOK = "second_look"
 @dataclass(frozen=True, slots=True)
 class Fitted:
     """A refit's result, ready to store: the card, and the label models of each place that
-    uses a site model (JSON, ``classifier.site_model.encode``); ``None`` where none is used."""
+    uses a site model (JSON, ``classifier.site_model_codec.encode``); ``None`` where none is
+    used."""
 
     card: dict[str, Any]
     weights: str | None

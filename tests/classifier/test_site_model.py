@@ -15,11 +15,10 @@ from classifier.site_model import (
     LEXICAL,
     SCORES,
     FitSettings,
-    decode,
-    encode,
     fit_label,
     score_features,
 )
+from classifier.site_model_codec import decode, encode
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ROWS = 300

@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 
-from classifier.site_model import Head, LabelModel, encode
+from classifier.site_model import Head, LabelModel
+from classifier.site_model_codec import encode
 from service.keys import KeySpace
 from service.site_model_reader import SiteModelReader
 from service.site_models import SECOND_LOOK, VERDICT_WEIGHTS

@@ -18,7 +18,8 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from classifier.model import Model, load_active
-from classifier.site_model import EMBEDDING, SCORES, Head, LabelModel, encode, score_features
+from classifier.site_model import EMBEDDING, SCORES, Head, LabelModel, score_features
+from classifier.site_model_codec import encode
 from classifier.train import TrainOptions, train
 from service import signatures
 from service.app import create_app

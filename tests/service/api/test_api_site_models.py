@@ -18,7 +18,7 @@ from pytest_aiohttp import AiohttpClient
 
 from classifier.datasets import load_source
 from classifier.model import Model, load_active
-from classifier.site_model import decode
+from classifier.site_model_codec import decode
 from service import signatures
 from service.app import create_app
 from service.appkeys import SITE_VERSIONS
