@@ -11,6 +11,7 @@ the ones ``bench/language.py`` measured (README, "Languages").
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -112,12 +113,18 @@ def load() -> None:
 
 def detect(text: str) -> Detected:
     words = _NOT_WORDS.sub(" ", text[:DETECT_MAX_CHARS])
-    if sum(char.isalpha() for char in words) < MIN_LETTERS:
+    if not _has_letters(words, MIN_LETTERS):
         return Detected(None, 0.0)
     language, confidence = _identifier().classify(words)
     if language == NO_LANGUAGE:
         return Detected(None, 0.0)
     return Detected(str(language), float(confidence))
+
+
+def _has_letters(words: str, count: int) -> bool:
+    """Whether ``words`` holds at least ``count`` letters: it stops at the last one needed,
+    where counting every letter in Python cost ~8 µs of a real comment."""
+    return next(islice(filter(str.isalpha, words), count - 1, None), None) is not None
 
 
 def primary(code: str) -> str:

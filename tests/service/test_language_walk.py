@@ -85,3 +85,19 @@ def test_a_long_comment_is_judged_by_its_first_characters() -> None:
 
     assert _library().classify(text)[0] == "fr"
     assert language.detect(text).language == "en"
+
+
+def test_a_text_is_judged_from_exactly_min_letters_letters_on() -> None:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    short = " 1 2 ".join(letters[: language.MIN_LETTERS - 1])
+    enough = " 1 2 ".join(letters[: language.MIN_LETTERS])
+    assert language.detect(short) == language.Detected(None, 0.0)
+    assert language.detect(enough).language is not None
+    assert language.detect("é" * (language.MIN_LETTERS - 1) + "42" * 30).language is None
+
+
+def test_the_letter_check_counts_as_a_full_count_does(datasets_dir: Path) -> None:
+    for text in [*_comments(datasets_dir)[::5], *EDGE_CASES]:
+        for count in (1, language.MIN_LETTERS, 200):
+            full = sum(char.isalpha() for char in text) >= count
+            assert language._has_letters(text, count) == full, text[:80]
