@@ -239,7 +239,8 @@ local function remember_decision(prefix, author, id, state, now, window_ms)
   end
   redis.call("ZREMRANGEBYSCORE", key, "-inf", "(" .. (tonumber(now) - window_ms))
   redis.call("ZREMRANGEBYRANK", key, 0, -(RECENT_MAX + 1))
-  if redis.call("EXISTS", key) == 1 then
+  -- The member just added is the newest, so neither trim removes it and the key exists.
+  if mark or redis.call("EXISTS", key) == 1 then
     redis.call("PEXPIRE", key, window_ms)
   end
 end

@@ -65,7 +65,7 @@ local decided_by = "auto:" .. ARGV[15]
 local retention_ms, recent_ms = tonumber(ARGV[25]), tonumber(ARGV[26])
 
 local stored = redis.call("HMGET", KEYS[1], "state", "text_hash", "article_id", "author_id",
-  "reasons")
+  "reasons", "created_at")
 local previous = stored[1]
 if previous then
   -- Before the redelivery check: the same text under another author or article is not a
@@ -88,7 +88,8 @@ end
 -- The observed context, in the caller's signature format: kind,status,seasoned,closed,premod,
 -- then one flag per window key ("1" when another comment holds it).
 local approved, status = unpack(redis.call("HMGET", KEYS[5], "approved", "status"))
-local closed, premod = unpack(redis.call("HMGET", KEYS[6], "closed", "premod"))
+local closed, premod, article_title, article_url = unpack(redis.call("HMGET", KEYS[6], "closed",
+  "premod", "title", "url"))
 local observed = {
   previous and "edit" or "new",
   standing(prefix, author, status, now, recent_ms, tonumber(ARGV[27]), tonumber(ARGV[28])),
@@ -132,12 +133,18 @@ else
 end
 if ARGV[30] ~= "" or ARGV[31] ~= "" then
   redis.call("HSETNX", KEYS[6], "id", article)
+  local given = {}
   if ARGV[30] ~= "" then
-    redis.call("HSET", KEYS[6], "title", ARGV[30])
+    article_title = ARGV[30]
+    given[#given + 1] = "title"
+    given[#given + 1] = ARGV[30]
   end
   if ARGV[31] ~= "" then
-    redis.call("HSET", KEYS[6], "url", ARGV[31])
+    article_url = ARGV[31]
+    given[#given + 1] = "url"
+    given[#given + 1] = ARGV[31]
   end
+  redis.call("HSET", KEYS[6], unpack(given))
 end
 
 -- The text in its own string and one field per score keep every value of the hash short
@@ -152,21 +159,37 @@ if previous then
   redis.call("HDEL", KEYS[1], unpack(stale))
 end
 redis.call("SET", text_key(prefix, id), ARGV[9])
-redis.call("HSET", KEYS[1],
+-- Every field of the verdict in one HSET, in the order separate calls once wrote them: each
+-- call from a script costs Redis about as much as the write it makes.
+local fields = {
   "author", ARGV[8], "text_hash", text_hash, "lang", ARGV[10],
   "state", state, "reasons", ARGV[12],
   "model", ARGV[15], "priority", ARGV[16], "decided_by", decided_by, "decided_at", now,
-  "updated_at", now, "last_event_id", ARGV[19])
-if ARGV[14] == "{}" then
+  "updated_at", now, "last_event_id", ARGV[19],
+}
+if ARGV[14] ~= "{}" then
+  fields[#fields + 1] = "evidence"
+  fields[#fields + 1] = ARGV[14]
+elseif previous then
   redis.call("HDEL", KEYS[1], "evidence")
-else
-  redis.call("HSET", KEYS[1], "evidence", ARGV[14])
 end
 for label, score in string.gmatch(ARGV[13], "([^=;]+)=([^;]+)") do
-  redis.call("HSET", KEYS[1], "score:" .. label, score)
+  fields[#fields + 1] = "score:" .. label
+  fields[#fields + 1] = score
 end
+-- A published verdict waits for the semantic stage; an edit queues the new text again (the
+-- version it was queued at tells a look at the old text apart). Any other verdict, or the stage
+-- switched off, leaves nothing to look at, and an old look describes a text that is gone.
+local looked_at = state == "approved" and ARGV[29] == "1"
+if looked_at then
+  for _, value in ipairs({"look_state", "queued", "look_version", version,
+    "look_queued_at", now}) do
+    fields[#fields + 1] = value
+  end
+end
+redis.call("HSET", KEYS[1], unpack(fields))
 
-local created_at = redis.call("HGET", KEYS[1], "created_at")
+local created_at = stored[6] or ARGV[17]
 if state == "pending" then
   enqueue(prefix, "pending", id, article, author, ARGV[16], created_at, ARGV[12])
 else
@@ -183,19 +206,18 @@ for index = 10, #KEYS do
   end
 end
 
--- A published verdict waits for the semantic stage; an edit queues the new text again (the
--- version it was queued at tells a look at the old text apart). Any other verdict, or the stage
--- switched off, leaves nothing to look at, and an old look describes a text that is gone.
 local look_queue = prefix .. "secondlook:queue"
-if state == "approved" and ARGV[29] == "1" then
+if looked_at then
   redis.call("ZADD", look_queue, now, id)
-  redis.call("HSET", KEYS[1], "look_state", "queued", "look_version", version,
-    "look_queued_at", now)
-  redis.call("HDEL", KEYS[1], "look_scores", "look_at", "look_model")
+  if previous then
+    redis.call("HDEL", KEYS[1], "look_scores", "look_at", "look_model")
+  end
 else
   redis.call("ZREM", look_queue, id)
-  redis.call("HDEL", KEYS[1], "look_state", "look_version", "look_queued_at", "look_scores",
-    "look_at", "look_model")
+  if previous then
+    redis.call("HDEL", KEYS[1], "look_state", "look_version", "look_queued_at", "look_scores",
+      "look_at", "look_model")
+  end
 end
 
 count_author(KEYS[5], previous, state, now, true)
@@ -207,5 +229,4 @@ record(KEYS[2], KEYS[3], KEYS[4], {
   event_id = ARGV[19], event_type = ARGV[20], previous_text = previous_text,
 })
 retain(prefix, id, state == "pending" and 0 or retention_ms)
-local article_title, article_url = unpack(redis.call("HMGET", KEYS[6], "title", "url"))
 return {outcome, version, created_at, article_title, article_url}
