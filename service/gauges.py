@@ -2,12 +2,12 @@
 whatever the number of sites.
 
 Two writers keep the hash current. After every write to a site the API marks the site in a set
-(the middleware, one SADD), and a scrape, on any API process, refreshes the marked sites first,
-at most ``SITES_PER_STEP`` of them: figures are right after intake and decisions, also after a
-restart. The worker sweeps every site in the same bounded steps, one every ``STEP_SECONDS``: it
-catches what the worker itself (second look, refits) changed, and drops deleted sites. The hash
-is global, outside every site's hash tag, so it is written beside the scripts, not by them (a
-script touches one site's slot only).
+(the middleware; marks asked for together share one SADD), and a scrape, on any API process,
+refreshes the marked sites first, at most ``SITES_PER_STEP`` of them: figures are right after
+intake and decisions, also after a restart. The worker sweeps every site in the same bounded
+steps, one every ``STEP_SECONDS``: it catches what the worker itself (second look, refits)
+changed, and drops deleted sites. The hash is global, outside every site's hash tag, so it is
+written beside the scripts, not by them (a script touches one site's slot only).
 """
 
 import asyncio
@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from service.batched_adds import BatchedAdds
 from service.connection import connect
 from service.domain import Order, Queue
 from service.errors import CivilityError
@@ -67,11 +68,16 @@ class SiteGauges:
         self.site_models = site_models
         self.second_looks = second_looks
         self._sweep: list[str] = []
+        self._marks = BatchedAdds(self._add_changed)
 
     async def mark(self, site: str) -> None:
-        """``site`` changed: the next scrape refreshes its figures."""
+        """``site`` changed: the next scrape refreshes its figures. Marks asked for together
+        share one SADD."""
+        await self._marks.add(site)
+
+    async def _add_changed(self, sites: Sequence[str]) -> None:
         with store_errors():
-            await self.redis.sadd(self.keys.gauges_changed(), site)
+            await self.redis.sadd(self.keys.gauges_changed(), *sites)
 
     async def figures(self) -> dict[str, SiteFigures]:
         """Every site's figures as last refreshed: one read."""
