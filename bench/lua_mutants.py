@@ -354,8 +354,8 @@ LUA_MUTANTS = (
     ),
     LuaMutant(
         "ingest.lua",
-        'if state == "approved" and ARGV[29] == "1" then',
-        'if state == "approved" then',
+        'local looked_at = state == "approved" and ARGV[29] == "1"',
+        'local looked_at = state == "approved"',
     ),
     LuaMutant("ingest.lua", 'retain(prefix, id, state == "pending" and 0 or retention_ms)\n', ""),
     LuaMutant("second_look_apply.lua", "if not state then", "if false then"),
