@@ -5,6 +5,7 @@ than the counting, and character n-grams are cut and looked up anew for every wo
 ``HashedCharNgrams``, they depend on the word alone. ``compile_tfidf`` turns
 a fitted vectorizer into a function that returns the same matrix: same columns, and values
 computed by the same float operations in the same order, so they are equal to the last bit.
+Word n-grams are looked up by their tokens' ids, each token once, rather than as joined strings.
 Character n-gram columns are worked out once per distinct word and kept in a bounded cache that
 belongs to the process.
 """
@@ -31,30 +32,77 @@ Transform = Callable[[Sequence[str]], sparse.csr_matrix]
 WORD_CACHE_SIZE = 100_000
 
 _UNKNOWN = -1
+# Token patterns whose tokens never hold a space: scikit-learn's default and the pipeline's own.
+_SPACELESS_TOKEN_PATTERNS = frozenset({r"(?u)\b\w\w+\b", r"(?u)\b\w+\b"})
 
 
 class _WordNgrams:
-    """Columns of a text's word n-grams as ``analyzer="word"`` cuts them (``_UNKNOWN``: none)."""
+    """Columns of a text's word n-grams as ``analyzer="word"`` cuts them.
+
+    Each token is looked up once, as the id of a word that the vocabulary's terms are made of; an
+    n-gram's column is then found from its tokens' ids with array operations. Joining every pair
+    of tokens into a string and hashing it cost more than the rest of a comment's features.
+    """
 
     def __init__(self, vectorizer: TfidfVectorizer) -> None:
         self._tokenize: Callable[[str], list[str]] = vectorizer.build_tokenizer()
-        self._column_of = vectorizer.vocabulary_.get
-        self._sizes = range(vectorizer.ngram_range[0], vectorizer.ngram_range[1] + 1)
+        # Tokens never hold a space (``_is_covered``): a term's tokens are its space-split parts.
+        terms = [(term.split(" "), column) for term, column in vectorizer.vocabulary_.items()]
+        self._token_ids: dict[str, int] = {}
+        for parts, _ in terms:
+            for part in parts:
+                self._token_ids.setdefault(part, len(self._token_ids))
+        # An n-gram's key: its tokens' ids as the digits of a number in this base.
+        self._base = max(len(self._token_ids), 1)
+        keys_of: dict[int, list[int]] = {}
+        columns_of: dict[int, list[int]] = {}
+        for parts, column in terms:
+            key = 0
+            for part in parts:
+                key = key * self._base + self._token_ids[part]
+            keys_of.setdefault(len(parts), []).append(key)
+            columns_of.setdefault(len(parts), []).append(column)
+        # Per n-gram size, its terms' keys sorted, and their columns in the same order.
+        self._terms: list[tuple[int, IntArray, IntArray]] = []
+        for size in range(vectorizer.ngram_range[0], vectorizer.ngram_range[1] + 1):
+            keys = np.array(keys_of.get(size, []), dtype=np.int64)
+            order = np.argsort(keys)
+            columns = np.array(columns_of.get(size, []), dtype=np.int64)
+            self._terms.append((size, keys[order], columns[order]))
 
-    def columns(self, texts: Sequence[str]) -> tuple[IntArray, list[int]]:
-        """Every n-gram's column (with repeats) and how many of them each text has."""
-        column_of = self._column_of
+    def columns(self, texts: Sequence[str]) -> tuple[IntArray, IntArray]:
+        """The row and column of every known n-gram occurrence (with repeats)."""
+        token_id = self._token_ids.get
         found: list[int] = []
         lengths: list[int] = []
         for text in texts:
-            before = len(found)
             tokens = self._tokenize(text)
-            for size in self._sizes:
-                shifted = (tokens[k:] for k in range(size))
-                grams = tokens if size == 1 else map(" ".join, zip(*shifted, strict=False))
-                found.extend(map(column_of, grams, repeat(_UNKNOWN)))
-            lengths.append(len(found) - before)
-        return np.array(found, dtype=np.int64), lengths
+            found.extend(map(token_id, tokens, repeat(_UNKNOWN)))
+            lengths.append(len(tokens))
+        ids = np.array(found, dtype=np.int64)
+        rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        known = ids != _UNKNOWN
+        found_rows: list[IntArray] = []
+        found_columns: list[IntArray] = []
+        for size, keys, columns in self._terms:
+            count = ids.size - size + 1
+            if count <= 0 or keys.size == 0:
+                continue
+            # A window counts when it lies inside one text and every token of it is known.
+            valid = rows[:count] == rows[size - 1 :]
+            window = ids[:count].copy()
+            valid &= known[:count]
+            for shift in range(1, size):
+                valid &= known[shift : shift + count]
+                window = window * self._base + ids[shift : shift + count]
+            candidates = window[valid]
+            at = np.minimum(np.searchsorted(keys, candidates), keys.size - 1)
+            hit = keys[at] == candidates
+            found_rows.append(rows[:count][valid][hit])
+            found_columns.append(columns[at[hit]])
+        if not found_rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(found_rows), np.concatenate(found_columns)
 
 
 class _HashedNgrams:
@@ -91,8 +139,8 @@ class _HashedNgrams:
         self.cache.update(table)
         return self.cache
 
-    def columns(self, texts: Sequence[str]) -> tuple[IntArray, list[int]]:
-        """Every known n-gram's column (with repeats) and how many of them each text has."""
+    def columns(self, texts: Sequence[str]) -> tuple[IntArray, IntArray]:
+        """The row and column of every known n-gram occurrence (with repeats)."""
         words_of = [text.split(" ") for text in texts]
         lookup = self._table({word for words in words_of for word in words}).__getitem__
         pieces: list[ColumnArray] = []
@@ -102,7 +150,8 @@ class _HashedNgrams:
             pieces.extend(found)
             lengths.append(sum(map(len, found)))
         columns = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
-        return columns.astype(np.int64), lengths
+        rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        return rows, columns.astype(np.int64)
 
 
 class CompiledTfidf:
@@ -130,13 +179,11 @@ class CompiledTfidf:
 
     def __call__(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """The TF-IDF matrix of ``texts``; an empty batch gives an empty matrix."""
-        columns, lengths = self._ngrams.columns(texts)
-        height = len(lengths)
-        rows = np.repeat(np.arange(height), lengths)
-        known = columns != _UNKNOWN
+        rows, columns = self._ngrams.columns(texts)
+        height = len(texts)
         # One sort of (row, column) keys gives each row's columns in order; runs of equal keys
         # are the counts.
-        keys = np.sort(rows[known] * self._width + columns[known])
+        keys = np.sort(rows * self._width + columns)
         boundary = np.ones(keys.size + 1, dtype=bool)
         np.not_equal(keys[1:], keys[:-1], out=boundary[1:-1])
         bounds = np.flatnonzero(boundary)
@@ -203,6 +250,11 @@ def _is_covered(vectorizer: TfidfVectorizer | HashedCharNgrams) -> bool:
         and vectorizer.input == "content"
         and vectorizer.preprocessor is None
         and vectorizer.tokenizer is None
+        and vectorizer.token_pattern in _SPACELESS_TOKEN_PATTERNS
+        # An n-gram's key (``_WordNgrams``) fits in 63 bits.
+        and (len(vectorizer.vocabulary_) * vectorizer.ngram_range[1] + 1)
+        ** vectorizer.ngram_range[1]
+        < 2**63
         and vectorizer.stop_words is None
         and vectorizer.strip_accents is None
         and not vectorizer.lowercase

@@ -54,11 +54,17 @@ texts = st.one_of(
 batches = st.lists(texts, min_size=1, max_size=8)
 
 
-def _vectorizer(*, sublinear_tf: bool, dtype: type) -> TfidfVectorizer:
+def _vectorizer(
+    *,
+    sublinear_tf: bool,
+    dtype: type,
+    ngram_range: tuple[int, int] = WORD_NGRAMS,
+    token_pattern: str = WORD_TOKEN_PATTERN,
+) -> TfidfVectorizer:
     vectorizer = TfidfVectorizer(
         analyzer="word",
-        token_pattern=WORD_TOKEN_PATTERN,
-        ngram_range=WORD_NGRAMS,
+        token_pattern=token_pattern,
+        ngram_range=ngram_range,
         lowercase=False,
         sublinear_tf=sublinear_tf,
         dtype=dtype,
@@ -66,14 +72,23 @@ def _vectorizer(*, sublinear_tf: bool, dtype: type) -> TfidfVectorizer:
     return vectorizer.fit(CORPUS)
 
 
-VECTORIZERS: list[TfidfVectorizer | HashedCharNgrams] = [
-    _vectorizer(sublinear_tf=sublinear, dtype=dtype)
-    for sublinear in (True, False)
-    for dtype in (np.float32, np.float64)
-] + [
-    HashedCharNgrams(ngram_range=CHAR_NGRAMS, min_df=1, sublinear_tf=sublinear).fit(CORPUS)
-    for sublinear in (True, False)
-]
+VECTORIZERS: list[TfidfVectorizer | HashedCharNgrams] = (
+    [
+        _vectorizer(sublinear_tf=sublinear, dtype=dtype)
+        for sublinear in (True, False)
+        for dtype in (np.float32, np.float64)
+    ]
+    + [
+        # Other n-gram sizes and scikit-learn's default tokens (n-grams looked up by token ids).
+        _vectorizer(sublinear_tf=True, dtype=np.float32, ngram_range=(1, 3)),
+        _vectorizer(sublinear_tf=True, dtype=np.float64, ngram_range=(2, 3)),
+        _vectorizer(sublinear_tf=True, dtype=np.float32, token_pattern=r"(?u)\b\w\w+\b"),
+    ]
+    + [
+        HashedCharNgrams(ngram_range=CHAR_NGRAMS, min_df=1, sublinear_tf=sublinear).fit(CORPUS)
+        for sublinear in (True, False)
+    ]
+)
 CHARACTER_VECTORIZERS = VECTORIZERS[-2:]
 
 
@@ -122,7 +137,11 @@ def test_an_empty_batch_gives_an_empty_matrix() -> None:
 def test_settings_it_does_not_reproduce_keep_scikit_learns_transform() -> None:
     lowercasing = TfidfVectorizer(analyzer="char_wb", lowercase=True).fit(CORPUS)
     plain_chars = TfidfVectorizer(analyzer="char").fit(CORPUS)
-    for vectorizer in (lowercasing, plain_chars):
+    # Tokens that may hold a space cannot be told apart from the n-grams joined by one.
+    spaced_tokens = TfidfVectorizer(
+        token_pattern=r"\w+(?: \w+)?", ngram_range=(1, 2), lowercase=False
+    ).fit(CORPUS)
+    for vectorizer in (lowercasing, plain_chars, spaced_tokens):
         assert compile_tfidf(vectorizer) == vectorizer.transform
 
 
