@@ -21,11 +21,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
 from classifier.char_ngrams import HashedCharNgrams, Windows
-from classifier.pipeline import FittedParts
+from classifier.pipeline import FittedParts, FloatArray, normalize_all
 
 IntArray = npt.NDArray[np.int64]
 ColumnArray = npt.NDArray[np.int32]
 Transform = Callable[[Sequence[str]], sparse.csr_matrix]
+Block = tuple[npt.NDArray[np.floating[Any]], IntArray, IntArray]
+"""A CSR matrix's values, column indices and row pointers."""
 
 # Distinct words whose character n-gram columns are kept. A comment section's vocabulary repeats
 # (Zipf): this many cover tens of thousands of comments in about 30 MB.
@@ -177,8 +179,21 @@ class CompiledTfidf:
         """How many distinct words' character n-grams are cached now (0 for word n-grams)."""
         return 0 if isinstance(self._ngrams, _WordNgrams) else len(self._ngrams.cache)
 
+    @property
+    def width(self) -> int:
+        return self._width
+
     def __call__(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """The TF-IDF matrix of ``texts``; an empty batch gives an empty matrix."""
+        values, indices, indptr = self.arrays(texts)
+        index_type = np.int32 if indices.size < 2**31 else np.int64
+        return sparse.csr_matrix(
+            (values, indices.astype(index_type), indptr.astype(index_type)),
+            shape=(len(texts), self._width),
+        )
+
+    def arrays(self, texts: Sequence[str]) -> Block:
+        """The values, column indices and row pointers of ``__call__``'s matrix."""
         rows, columns = self._ngrams.columns(texts)
         height = len(texts)
         # One sort of (row, column) keys gives each row's columns in order; runs of equal keys
@@ -195,12 +210,7 @@ class CompiledTfidf:
         weighted = (
             self._hashed_weighted if isinstance(self._ngrams, _HashedNgrams) else self._weighted
         )
-        values = weighted(counts, indices, unique_rows, height, indptr)
-        index_type = np.int32 if indices.size < 2**31 else np.int64
-        return sparse.csr_matrix(
-            (values, indices.astype(index_type), indptr.astype(index_type)),
-            shape=(height, self._width),
-        )
+        return weighted(counts, indices, unique_rows, height, indptr), indices, indptr
 
     def _weighted(
         self, counts: IntArray, columns: IntArray, rows: IntArray, height: int, _: IntArray
@@ -275,9 +285,68 @@ def compile_tfidf(
 
 
 class CompiledParts(FittedParts):
-    """``FittedParts`` whose word and character features come from ``compile_tfidf``."""
+    """``FittedParts`` whose word and character features come from ``compile_tfidf``.
+
+    The word, character and signal blocks are laid side by side in one pass over their arrays,
+    the matrix that ``sparse.hstack`` makes; for predictions, straight in the coefficients'
+    precision, which the heads would otherwise convert it to. For a batch of a few comments,
+    building and checking the intermediate matrices cost as much as a comment's features.
+    """
 
     def __init__(self, pipeline: Pipeline) -> None:
         super().__init__(pipeline)
         self.word_features = compile_tfidf(self.words)
         self.char_features = compile_tfidf(self.chars)
+
+    def features(self, texts: list[str]) -> sparse.csr_matrix:
+        return self._stacked(texts, np.dtype(np.float64))
+
+    def predict_proba(self, texts: list[str]) -> FloatArray:
+        return self.heads.predict_proba(self._stacked(texts, np.dtype(self.heads.coef_.dtype)))
+
+    def _stacked(self, texts: list[str], dtype: np.dtype[Any]) -> sparse.csr_matrix:
+        words, chars = self.word_features, self.char_features
+        if not isinstance(words, CompiledTfidf) or not isinstance(chars, CompiledTfidf):
+            return super().features(texts).astype(dtype)
+        normalised = normalize_all(texts)
+        signals = self.signals.values(texts)
+        height, signal_width = signals.shape
+        blocks = [
+            words.arrays(normalised),
+            chars.arrays(normalised),
+            _dense_block(signals),
+        ]
+        widths = [words.width, chars.width, signal_width]
+        return _side_by_side(blocks, widths, height, dtype)
+
+
+def _dense_block(values: FloatArray) -> Block:
+    """A dense (rows x columns) array as CSR arrays, zeros stored like ``SignalFeatures``."""
+    height, width = values.shape
+    columns = np.tile(np.arange(width, dtype=np.int64), height)
+    return values.reshape(-1), columns, np.arange(0, values.size + 1, max(width, 1))
+
+
+def _side_by_side(
+    blocks: list[Block], widths: list[int], height: int, dtype: np.dtype[Any]
+) -> sparse.csr_matrix:
+    """The CSR matrix of ``blocks`` (of ``height`` rows each) laid left to right."""
+    sizes = [np.diff(indptr) for _, _, indptr in blocks]
+    indptr = np.zeros(height + 1, dtype=np.int64)
+    np.cumsum(np.sum(sizes, axis=0), out=indptr[1:])
+    total = int(indptr[-1])
+    index_type = np.int32 if max(total, sum(widths)) < 2**31 else np.int64
+    data = np.empty(total, dtype=dtype)
+    indices = np.empty(total, dtype=index_type)
+    # Where each row's next entry goes: after the entries of the blocks to its left.
+    free = indptr[:-1].copy()
+    offset = 0
+    for (values, columns, starts), size, width in zip(blocks, sizes, widths, strict=True):
+        target = np.arange(values.size) + np.repeat(free - starts[:-1], size)
+        data[target] = values
+        indices[target] = columns + offset
+        free += size
+        offset += width
+    return sparse.csr_matrix(
+        (data, indices, indptr.astype(index_type)), shape=(height, offset), copy=False
+    )

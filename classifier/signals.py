@@ -147,15 +147,20 @@ class SignalFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
     def fit(self, texts: Iterable[str], y: Any = None) -> Self:
         return self
 
-    def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
+    def values(self, texts: Iterable[str]) -> npt.NDArray[np.float64]:
+        """The scaled signals as a dense (texts x ``SIGNAL_NAMES``) array."""
         rows = [extract_signals(text).as_features() for text in texts]
-        width = len(SIGNAL_NAMES)
-        values: npt.NDArray[np.float64] = np.array(rows, dtype=np.float64).reshape(-1)
+        values: npt.NDArray[np.float64] = np.array(rows, dtype=np.float64)
+        return values.reshape(-1, len(SIGNAL_NAMES))
+
+    def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
+        values = self.values(texts)
+        height, width = values.shape
         # Every row is stored in full; building the CSR arrays directly skips the scan for
         # zeros that converting a dense array costs.
-        columns = np.tile(np.arange(width, dtype=np.int32), len(rows))
+        columns = np.tile(np.arange(width, dtype=np.int32), height)
         row_starts = np.arange(0, values.size + 1, width, dtype=np.int32)
-        return sp.csr_matrix((values, columns, row_starts), shape=(len(rows), width))
+        return sp.csr_matrix((values.reshape(-1), columns, row_starts), shape=(height, width))
 
     def get_feature_names_out(
         self, input_features: Sequence[str] | None = None
