@@ -11,7 +11,7 @@ belongs to the process.
 """
 
 from collections.abc import Callable, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,9 @@ class _WordNgrams:
             order = np.argsort(keys)
             columns = np.array(columns_of.get(size, []), dtype=np.int64)
             self._terms.append((size, keys[order], columns[order]))
+        # A single token's key is its id: its column is read from a table, not searched for.
+        self._unigrams = np.full(self._base, _UNKNOWN, dtype=np.int64)
+        self._unigrams[np.array(keys_of.get(1, []), dtype=np.int64)] = columns_of.get(1, [])
 
     def columns(self, texts: Sequence[str]) -> tuple[IntArray, IntArray]:
         """The row and column of every known n-gram occurrence (with repeats)."""
@@ -89,6 +92,12 @@ class _WordNgrams:
         for size, keys, columns in self._terms:
             count = ids.size - size + 1
             if count <= 0 or keys.size == 0:
+                continue
+            if size == 1:
+                unigrams = self._unigrams[ids[known]]
+                hit = unigrams != _UNKNOWN
+                found_rows.append(rows[known][hit])
+                found_columns.append(unigrams[hit])
                 continue
             # A window counts when it lies inside one text and every token of it is known.
             valid = rows[:count] == rows[size - 1 :]
@@ -121,7 +130,7 @@ class _HashedNgrams:
 
     def _table(self, words: set[str]) -> dict[str, ColumnArray]:
         """The columns of every word of ``words``: the cache, unless they do not all fit in it."""
-        missing = [word for word in words if word not in self.cache]
+        missing = list(words.difference(self.cache))
         if not missing:
             return self.cache
         windows = Windows(missing, self._ngrams.ngram_range)
@@ -144,16 +153,12 @@ class _HashedNgrams:
     def columns(self, texts: Sequence[str]) -> tuple[IntArray, IntArray]:
         """The row and column of every known n-gram occurrence (with repeats)."""
         words_of = [text.split(" ") for text in texts]
-        lookup = self._table({word for words in words_of for word in words}).__getitem__
-        pieces: list[ColumnArray] = []
-        lengths: list[int] = []
-        for words in words_of:
-            found = list(map(lookup, words))
-            pieces.extend(found)
-            lengths.append(sum(map(len, found)))
+        words = list(chain.from_iterable(words_of))
+        pieces = list(map(self._table(set(words)).__getitem__, words))
+        sizes = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        owners = np.repeat(np.arange(len(texts), dtype=np.int64), list(map(len, words_of)))
         columns = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
-        rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-        return rows, columns.astype(np.int64)
+        return np.repeat(owners, sizes), columns.astype(np.int64)
 
 
 class CompiledTfidf:
