@@ -201,15 +201,30 @@ _UNPUNCTUATED_PHONE_DIGITS = 10
 _LOCAL_PHONE = re.compile(r"\d{3}[-.]\d{4}", re.ASCII)
 _ISO_DATE = re.compile(r"(?:19|20)\d\d-\d\d-\d\d", re.ASCII)
 # Cheap tests without which a pattern cannot match: most comments skip the costly URL pattern.
-_EMAIL_HINT = re.compile("@")
-_URL_HINT = re.compile(rf"\.(?:{_LINK_TLDS})\b|://|www\.|\s\.\s*(?:{_SPACED_DOT_TLDS})\b", re.ASCII)
-_ANYTHING = re.compile("")
+# The URL hint's dotted forms share their leading dot, so the engine scans for dots alone (a spaced
+# dot is taken with or without a space before it); a scheme and "www." are substring searches. As
+# one alternation of all four, the hint cost 3.9 µs of a real comment, now about 1 µs.
+_URL_DOT_HINT = re.compile(rf"\.(?:(?:{_LINK_TLDS})\b|\s*(?:{_SPACED_DOT_TLDS})\b)", re.ASCII)
+
+
+def _email_hint(text: str) -> bool:
+    return "@" in text
+
+
+def _url_hint(text: str) -> bool:
+    return "://" in text or "www." in text or _URL_DOT_HINT.search(text) is not None
+
+
+def _anything(text: str) -> bool:
+    return True
+
+
 # (kind, pattern, hint); e-mails go first so their domains are not taken for links.
-EntityPasses = tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...]
+EntityPasses = tuple[tuple[str, re.Pattern[str], Callable[[str], bool]], ...]
 _ENTITY_PASSES: EntityPasses = (
-    ("email", EMAIL_PATTERN, _EMAIL_HINT),
-    ("url", URL_PATTERN, _URL_HINT),
-    ("phone", PHONE_PATTERN, _ANYTHING),
+    ("email", EMAIL_PATTERN, _email_hint),
+    ("url", URL_PATTERN, _url_hint),
+    ("phone", PHONE_PATTERN, _anything),
 )
 _PLACEHOLDERS = {"email": EMAIL_PLACEHOLDER, "url": URL_PLACEHOLDER, "phone": PHONE_PLACEHOLDER}
 Entities = dict[str, list[str]]
@@ -296,7 +311,7 @@ def _replace_entity_passes(text: str, passes: EntityPasses, found: Entities | No
     for _ in range(_MAX_ENTITY_ROUNDS):
         before = text
         for kind, pattern, hint in passes:
-            if hint.search(text):
+            if hint(text):
                 collected = [] if found is None else found[kind]
                 text = pattern.sub(_EntityReplacer(kind, collected), text)
         if text == before:
@@ -370,7 +385,7 @@ def _entity_passes_tracked(tracked: Tracked, passes: EntityPasses) -> Tracked:
     for _ in range(_MAX_ENTITY_ROUNDS):
         before = tracked[0]
         for kind, pattern, hint in passes:
-            if hint.search(tracked[0]):
+            if hint(tracked[0]):
                 tracked = _sub_tracked(pattern, _EntityTracker(kind), tracked)
         if tracked[0] == before:
             break

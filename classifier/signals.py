@@ -33,10 +33,11 @@ LINK_SHORTENERS = frozenset(
 _SCHEME = re.compile(r"^(?:https?://)?(?:www\.)?", re.ASCII)
 _HOST_END = re.compile(r"[/?#:]", re.ASCII)
 _REPEATED_RUN = re.compile(r"(.)\1\1+", re.DOTALL)
-# Counting by deletion keeps ASCII text (most comments) on str.translate's fast C path.
-_DELETE_LETTERS = dict.fromkeys(map(ord, string.ascii_letters))
-_DELETE_CAPITALS = dict.fromkeys(map(ord, string.ascii_uppercase))
-_DELETE_DIGITS = dict.fromkeys(map(ord, string.digits))
+# ASCII text (most comments) is counted by deleting bytes, a table lookup per byte in C;
+# str.translate with a dict took 6 µs of a real comment for the three counts.
+_LETTERS = string.ascii_letters.encode("ascii")
+_CAPITALS = string.ascii_uppercase.encode("ascii")
+_DIGITS = string.digits.encode("ascii")
 
 # Counts are squashed with log1p and divided by log1p of a count that is already extreme for a
 # comment, then capped at 1, so every feature lies in [0, 1] like the TF-IDF columns beside it.
@@ -123,11 +124,12 @@ def is_link_shortener(url: str) -> bool:
 
 def _count_letters_capitals_digits(text: str) -> tuple[int, int, int]:
     if text.isascii():
-        length = len(text)
+        data = text.encode("ascii")
+        length = len(data)
         return (
-            length - len(text.translate(_DELETE_LETTERS)),
-            length - len(text.translate(_DELETE_CAPITALS)),
-            length - len(text.translate(_DELETE_DIGITS)),
+            length - len(data.translate(None, _LETTERS)),
+            length - len(data.translate(None, _CAPITALS)),
+            length - len(data.translate(None, _DIGITS)),
         )
     return (
         sum(map(str.isalpha, text)),

@@ -16,6 +16,7 @@ from classifier.signals import (
     SIGNAL_NAMES,
     SignalFeatures,
     Signals,
+    _count_letters_capitals_digits,
     extract_signals,
     is_link_shortener,
 )
@@ -125,3 +126,14 @@ def test_signals_are_immutable() -> None:
     assert isinstance(signals, Signals)
     with pytest.raises(AttributeError):
         signals.length = 3  # type: ignore[misc]
+
+
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=80))
+@settings(deadline=None)
+def test_ascii_text_counts_letters_capitals_and_digits_as_unicode_text_does(text: str) -> None:
+    expected = (
+        sum(map(str.isalpha, text)),
+        sum(map(str.isupper, text)),
+        sum(map(str.isdigit, text)),
+    )
+    assert _count_letters_capitals_digits(text) == expected
