@@ -243,8 +243,11 @@ class LinearHeads(BaseEstimator):  # type: ignore[misc]
 
     def decision_function(self, features: Any) -> FloatArray:
         """Raw linear scores, one column per label."""
-        # Same dtype as the coefficients, or scipy would copy them to float64 on every call.
-        product = sparse.csr_matrix(features, dtype=self.coef_.dtype) @ self.coef_
+        # Same dtype as the coefficients, or scipy would copy them to float64 on every call. A
+        # matrix already in that form is used as it is: wrapping it again costs a format check.
+        if not (sparse.isspmatrix_csr(features) and features.dtype == self.coef_.dtype):
+            features = sparse.csr_matrix(features, dtype=self.coef_.dtype)
+        product = features @ self.coef_
         scores: FloatArray = np.asarray(product, dtype=np.float64) + self.intercept_
         return scores
 
