@@ -13,7 +13,9 @@ of accepted requests/s, p50/p99 latency, non-2xx answers and CPU ms per request 
 (API, scoring workers, Redis; from /proc through psutil and Redis's INFO cpu), the ratios to the
 bare servers, and the targets met or missed. Then, unless ``--no-cases``, it runs the two cases
 of bench/intake_cases.py on the same servers (held against approved comments; one site's flood
-of long abusive comments against another site's latency). It writes bench/results/intake.json. The
+of long abusive comments against another site's latency). It writes bench/results/intake.json.
+``--case fairness`` (or ``held_vs_approved``, repeatable) runs only that case, on civility
+alone, and replaces only that case's figures in the results. The
 machine is shared: read the ratios and CPU figures, not the absolute rates. Run on purpose;
 pytest never runs it.
 """
@@ -36,7 +38,7 @@ from typing import Any
 import aiohttp
 import psutil  # type: ignore[import-untyped]
 
-from bench.intake_cases import run_cases
+from bench.intake_cases import CASES, run_cases
 from bench.intake_load import BODIES_PER_SECOND, measured, server_summary
 from bench.memory import DATASETS, real_texts
 from bench.servers import (
@@ -151,6 +153,66 @@ def drive_command(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def _civility_env(
+    args: argparse.Namespace, redis_url: str, admin_token: str, port: int
+) -> dict[str, str]:
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CIVILITY_ENV": "production",
+        "CIVILITY_ADMIN_TOKEN": admin_token,
+        "CIVILITY_PORT": str(port),
+        "CIVILITY_API_PROCESSES": str(args.api_processes),
+    }
+
+
+def _print_cases(cases: dict[str, Any]) -> None:
+    if "held_vs_approved" in cases:
+        held = cases["held_vs_approved"]
+        print(f"held / approved: {held['held_over_approved']} (texts {held['texts']})")
+    if "fairness" in cases:
+        fairness = cases["fairness"]
+        print(
+            "fairness: other site p99 "
+            f"{fairness['other_site_alone']['p99_ms']['median']} ms alone, "
+            f"{fairness['other_site_beside_flood']['p99_ms']['median']} ms beside the flood "
+            f"({fairness['flood']['accepted_per_second']['median']} long comments/s accepted)"
+        )
+
+
+def cases_command(args: argparse.Namespace) -> None:
+    """Only the cases ``--case`` names, on civility alone: their figures replace those cases'
+    in bench/results/intake.json, each with the run's date, rounds and load."""
+    redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    on_redis(redis_url, lambda client: empty_database(client, redis_url, DEFAULT_REDIS_URL))
+    load_before = os.getloadavg()[0]
+    admin_token = secrets.token_urlsafe(24)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = _civility_env(args, redis_url, admin_token, port)
+    command = [sys.executable, "-m", "service", "serve"]
+    with started(command, env, base + "/readyz") as civility:
+        secret = create_site(base, admin_token)
+        cases = run_cases(
+            base, admin_token, args, psutil.Process(civility.pid), redis_url, secret, args.case
+        )
+    run = {
+        "rounds": args.rounds,
+        "seconds_per_run": args.seconds,
+        "api_processes": args.api_processes,
+        "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _print_cases(cases)
+    if not args.no_write:
+        report = json.loads(RESULTS.read_text(encoding="utf-8"))
+        for name, found in cases.items():
+            report["cases"][name] = {**found, "run": run}
+        RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"{', '.join(cases)} written to {RESULTS.relative_to(PROJECT_ROOT)}")
+
+
 def bench_command(args: argparse.Namespace) -> None:
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     on_redis(redis_url, lambda client: empty_database(client, redis_url, DEFAULT_REDIS_URL))
@@ -159,14 +221,7 @@ def bench_command(args: argparse.Namespace) -> None:
     admin_token = secrets.token_urlsafe(24)
     ports = {name: free_port() for name in SERVERS}
     bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "CIVILITY_ENV": "production",
-        "CIVILITY_ADMIN_TOKEN": admin_token,
-        "CIVILITY_PORT": str(ports["civility"]),
-        "CIVILITY_API_PROCESSES": str(args.api_processes),
-    }
+    env = _civility_env(args, redis_url, admin_token, ports["civility"])
     bare = [sys.executable, str(PROJECT_ROOT / "bench" / "bare.py")]
     commands = {
         "civility": ([sys.executable, "-m", "service", "serve"], env, "/readyz"),
@@ -271,16 +326,7 @@ def bench_command(args: argparse.Namespace) -> None:
         )
     print(f"civility / bare: {fractions}")
     print(f"targets: {json.dumps(targets)}")
-    if cases:
-        held = cases["held_vs_approved"]
-        print(f"held / approved: {held['held_over_approved']} (texts {held['texts']})")
-        fairness = cases["fairness"]
-        print(
-            "fairness: other site p99 "
-            f"{fairness['other_site_alone']['p99_ms']['median']} ms alone, "
-            f"{fairness['other_site_beside_flood']['p99_ms']['median']} ms beside the flood "
-            f"({fairness['flood']['accepted_per_second']['median']} long comments/s accepted)"
-        )
+    _print_cases(cases)
     if not args.no_write:
         RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"written to {RESULTS.relative_to(PROJECT_ROOT)}")
@@ -295,6 +341,13 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument(
         "--no-cases", action="store_true", help="main rounds only (no held or fairness case)"
+    )
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=CASES,
+        help="run only this case (repeatable), on civility alone; its figures replace that "
+        "case's in the results",
     )
     parser.add_argument(
         "--api-processes",
@@ -315,6 +368,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "drive":
         drive_command(args)
+    elif args.case:
+        cases_command(args)
     else:
         bench_command(args)
 

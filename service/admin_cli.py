@@ -71,7 +71,7 @@ class _NoScoring:
     async def score(self, text: str) -> dict[str, float]:
         raise RuntimeError("admin commands do not score comments")
 
-    async def explain(self, text: str) -> Spans:
+    async def explain(self, text: str, site: str | None = None) -> Spans:
         raise RuntimeError("admin commands do not explain comments")
 
 

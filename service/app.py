@@ -135,6 +135,7 @@ async def _scorer(app: web.Application) -> AsyncIterator[None]:
     scorer = await start_scorer(
         settings.models_dir,
         workers=settings.scoring_workers,
+        long_workers=settings.scoring_long_workers,
         batch_max_items=settings.batch_max_items,
         batch_wait_seconds=settings.batch_wait_ms / 1000,
         # Scoring workers read site models over a blocking client of their own.

@@ -7,9 +7,10 @@ them; the moderator view shows them from then on. They are stored only while the
 still the version of the text that was explained.
 
 At most ``limit`` explanations wait in one process: under a burst of held comments each pending
-one holds its text and a task, and the scorer could not catch up with more anyway. Beyond the
-bound a comment's model evidence is dropped (counted through ``on_dropped``); its verdict and the
-rules' evidence stand.
+one holds its text and a task, and the scorer could not catch up with more anyway. One site holds
+at most ``site_limit`` of them (a quarter by default), so a site whose comments are all held
+cannot take every place from the others' held comments. Beyond either bound a comment's model
+evidence is dropped (counted through ``on_dropped``); its verdict and the rules' evidence stand.
 """
 
 import asyncio
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 PENDING_LIMIT = 256
 """Explanations waiting at most in one process, by default: a few seconds of the scorer's work."""
+SITE_SHARE = 4
+"""By default one site holds at most 1 / ``SITE_SHARE`` of the places (and at least one)."""
 
 
 class LateEvidence:
@@ -33,14 +36,17 @@ class LateEvidence:
         scorer: Scorer,
         *,
         limit: int = PENDING_LIMIT,
+        site_limit: int | None = None,
         on_dropped: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._scorer = scorer
         self._limit = limit
+        self._site_limit = max(1, limit // SITE_SHARE) if site_limit is None else site_limit
         self._on_dropped = on_dropped
         # The loop keeps only weak references to tasks; this set keeps each one alive.
         self._pending: set[asyncio.Task[None]] = set()
+        self._pending_of: dict[str, int] = {}
 
     def explain(
         self,
@@ -52,15 +58,17 @@ class LateEvidence:
         rule_evidence: Mapping[str, Sequence[tuple[int, int]]],
     ) -> None:
         """Explain ``text`` and store its spans beside the rules' (which win for a label both
-        name), unless the comment has moved on by then, or ``limit`` explanations wait already."""
-        if len(self._pending) >= self._limit:
+        name), unless the comment has moved on by then, or ``limit`` explanations (or
+        ``site_limit`` of this site's) wait already."""
+        waiting = self._pending_of.get(site_id, 0)
+        if len(self._pending) >= self._limit or waiting >= self._site_limit:
             if self._on_dropped is not None:
                 self._on_dropped()
             return
 
         async def attach() -> None:
             try:
-                explained: Spans = await self._scorer.explain(text)
+                explained: Spans = await self._scorer.explain(text, site_id)
                 evidence = {**explained, **rule_evidence}
                 await self._store.attach_evidence(site_id, comment_id, version, text_hash, evidence)
             except Exception:
@@ -74,7 +82,16 @@ class LateEvidence:
 
         task = asyncio.get_running_loop().create_task(attach())
         self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._pending_of[site_id] = waiting + 1
+        task.add_done_callback(lambda done: self._finished(site_id, done))
+
+    def _finished(self, site_id: str, task: "asyncio.Task[None]") -> None:
+        self._pending.discard(task)
+        left = self._pending_of[site_id] - 1
+        if left:
+            self._pending_of[site_id] = left
+        else:
+            del self._pending_of[site_id]
 
     async def settled(self) -> None:
         """Wait until every explanation asked for so far is stored (or has failed)."""

@@ -18,7 +18,10 @@ class Scorer(Protocol):
 
     async def score(self, text: str) -> dict[str, float]: ...
 
-    async def explain(self, text: str) -> Spans: ...
+    async def explain(self, text: str, site: str | None = None) -> Spans:
+        """Each label's evidence spans in ``text``; ``site``, the site that sent it, takes
+        turns with the others."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

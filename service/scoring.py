@@ -4,7 +4,9 @@ micro-batched.
 Each worker loads the active model once, when it starts. Requests that arrive within
 ``batch_wait`` of each other (or until ``batch_max_items`` are waiting) are scored as one batch in
 one worker call, which pays the vectoriser's per-call overhead and the inter-process round trip
-once.
+once. Comments longer than ``LONG_TEXT_CHARS`` and the evidence of held ones go to workers of
+their own (``service.scoring_lanes``), so a site sending them in a flood does not hold up the
+others' verdicts.
 
 ``reload`` switches to the model ``models/ACTIVE`` names without dropping a request: a new pool
 loads it while the old one keeps scoring, the scorer swaps pools only once every new worker has
@@ -12,9 +14,9 @@ loaded, and batches already sent to the old pool finish there and name its model
 """
 
 import asyncio
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +25,12 @@ import sklearn
 from classifier.model import Model, active_stem, load_active
 from service.keys import DEFAULT_PREFIX
 from service.scorer import Scored, SiteRef, Spans
+from service.scoring_lanes import EVIDENCE_MAX_CHARS, LONG_TEXT_CHARS, Explaining, Lane, Waiting
 from service.site_model_reader import SiteModelReader, adapt_by_site
 from service.site_models import VERDICT_WEIGHTS, verdict_version
 from service.worker_processes import Workers, WorkerSet
 
 Scores = dict[str, float]
-Waiting = tuple[str, SiteRef | None, "asyncio.Future[Scored]"]
-
-BATCH_MAX_CHARS = 16_000
-"""Characters of text one scoring batch holds at most (at least one text): scoring costs about
-1 ms per 1,000, so a batch of long comments cannot keep the workers from others for long."""
-EVIDENCE_MAX_CHARS = 2_000
-"""Evidence spans are worked out on a comment's first characters only (99.3 % of the benchmark's
-real comments are shorter)."""
-EXPLAIN_BATCH_CHARS = 3_000
-"""Characters one evidence batch holds at most (at least one text), between scoring batches."""
 
 # The model of this worker process, loaded once when it starts.
 _model: Model | None = None
@@ -87,10 +80,7 @@ def _score_batch(texts: Sequence[str], sites: Sequence[SiteRef | None]) -> list[
 
 
 def _explain_batch(texts: Sequence[str], labels: Sequence[str]) -> list[Spans]:
-    # Explaining costs ~15 ms per 1,000 characters: the cut bounds what one comment can take
-    # from the workers that score everyone's comments.
-    cut = [text[:EVIDENCE_MAX_CHARS] for text in texts]
-    return _active_model().explain_many(cut, labels=labels)
+    return _active_model().explain_many(texts, labels=labels)
 
 
 def _model_version() -> str:
@@ -127,66 +117,24 @@ class _Pool:
     """Worker processes and the model every one of them loaded: swapped together."""
 
     workers: Workers
+    long: Workers | None
+    """The long lane's workers, when it has its own."""
     info: ModelInfo
-
-
-def fair_batch(
-    waiting: Sequence[Waiting], max_items: int, max_chars: int, turn: int = 0
-) -> tuple[list[Waiting], list[Waiting]]:
-    """The next batch and what stays waiting: one text of each site in turn (each site's in the
-    order they came; ``turn`` rotates which site goes first), up to ``max_items`` texts and
-    ``max_chars`` characters, at least one text. A site whose next text does not fit sits out
-    the rest of the batch.
-
-    So a site sending many long comments at once delays another site's by about one batch, not
-    by all of its own."""
-    lanes: dict[str, deque[Waiting]] = {}
-    for item in waiting:
-        lanes.setdefault(item[1][0] if item[1] is not None else "", deque()).append(item)
-    order = list(lanes.values())
-    shift = turn % len(order) if order else 0
-    open_lanes = order[shift:] + order[:shift]
-    batch: list[Waiting] = []
-    chars = 0
-    while open_lanes and len(batch) < max_items:
-        for lane in list(open_lanes):
-            size = len(lane[0][0])
-            if batch and (len(batch) >= max_items or chars + size > max_chars):
-                open_lanes.remove(lane)
-                continue
-            batch.append(lane.popleft())
-            chars += size
-            if not lane:
-                open_lanes.remove(lane)
-    taken = {id(item) for item in batch}
-    return batch, [item for item in waiting if id(item) not in taken]
-
-
-def _bounded(items: Sequence[tuple[str, Any]], max_chars: int) -> int:
-    """How many of ``items`` (texts first) one batch takes: at least one, then up to
-    ``max_chars`` characters."""
-    count, chars = 0, 0
-    for text, _ in items:
-        if count and chars + len(text) > max_chars:
-            break
-        count, chars = count + 1, chars + len(text)
-    return count
 
 
 class PoolScorer:
     """The ``Scorer`` the domain uses: ``score`` one text, micro-batched; ``explain`` one text.
 
-    A batch goes to the pool when a worker is free: after ``batch_wait`` when the service is idle
+    A batch goes to a lane's workers when one is free: after ``batch_wait`` when the lane is idle
     (to gather requests arriving together), at once when ``batch_max_items`` are waiting. While
     every worker is busy, texts accumulate and go as one batch as soon as one is free, so batches
     grow with the load instead of queueing in the pool. One text alone costs ~4.5 ms to score;
     in a batch of 64, ~0.3 ms each. A batch takes the sites' texts in turn and holds at most
-    ``BATCH_MAX_CHARS`` characters (``fair_batch``).
+    ``BATCH_MAX_CHARS`` characters (``service.scoring_lanes``).
 
-    Explanations wait behind scoring: they go to the pool, batched up to
-    ``EXPLAIN_BATCH_CHARS`` characters, when no text waits to be scored or, under a steady load,
-    after every scoring batch, so they neither starve nor hold up a verdict by more than one
-    small batch.
+    With ``long_pool``, texts longer than ``LONG_TEXT_CHARS`` and every explanation go to those
+    workers instead, so neither a flood of long comments nor the evidence of held ones holds up
+    an ordinary comment's verdict.
 
     Implements ``ReloadableScorer``: ``score_with_model`` names the model of the pool that
     scored the text, and ``reload`` swaps pools.
@@ -200,21 +148,20 @@ class PoolScorer:
         workers: int,
         batch_max_items: int,
         batch_wait_seconds: float,
+        long_pool: Workers | None = None,
+        long_workers: int = 1,
         redis_url: str | None = None,
         prefix: str = DEFAULT_PREFIX,
     ) -> None:
-        self._pool = _Pool(pool, info)
+        self._pool = _Pool(pool, long_pool, info)
         self._redis_url = redis_url
         self._prefix = prefix
         self._workers = workers
+        self._long_workers = long_workers if long_pool is not None else 0
         self._batch_max_items = batch_max_items
         self._batch_wait_seconds = batch_wait_seconds
-        self._waiting: list[Waiting] = []
-        self._explaining: list[tuple[str, asyncio.Future[Spans]]] = []
-        self._explain_next = False
-        self._turn = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._running: set[asyncio.Task[None]] = set()
+        self._short = Lane(workers, batch_max_items)
+        self._long = Lane(long_workers, batch_max_items) if long_pool is not None else self._short
         self._reloading = asyncio.Lock()
 
     @property
@@ -223,8 +170,14 @@ class PoolScorer:
 
     @property
     def worker_pids(self) -> list[int]:
-        """The scoring workers' process ids (they change when one dies or the model reloads)."""
-        return self._pool.workers.pids
+        """The scoring workers' process ids, the long lane's last (they change when one dies or
+        the model reloads)."""
+        return self._pool.workers.pids + self.long_worker_pids
+
+    @property
+    def long_worker_pids(self) -> list[int]:
+        """The long lane's own workers' process ids (none when it shares the others)."""
+        return self._pool.long.pids if self._pool.long is not None else []
 
     @property
     def model_version(self) -> str:
@@ -237,21 +190,26 @@ class PoolScorer:
         """Scores of ``text`` by the model that made them; with ``site`` (site id and its
         active site model version), by that site model where the worker can read it."""
         future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
-        self._waiting.append((text, site, future))
-        if len(self._waiting) >= self._batch_max_items:
-            self._dispatch()
-        elif self._timer is None and len(self._running) < self._workers:
-            self._timer = asyncio.get_running_loop().call_later(
-                self._batch_wait_seconds, self._dispatch
+        lane = self._long if len(text) > LONG_TEXT_CHARS else self._short
+        lane.waiting.append((text, site, future))
+        if len(lane.waiting) >= self._batch_max_items:
+            self._dispatch(lane)
+        elif lane.timer is None and not lane.busy:
+            lane.timer = asyncio.get_running_loop().call_later(
+                self._batch_wait_seconds, self._dispatch, lane
             )
         return await future
 
-    async def explain(self, text: str) -> Spans:
-        """Each label's evidence spans in ``text`` (its first ``EVIDENCE_MAX_CHARS``)."""
+    async def explain(self, text: str, site: str | None = None) -> Spans:
+        """Each label's evidence spans in ``text`` (its first ``EVIDENCE_MAX_CHARS``); ``site``
+        takes its turn with the other sites' explanations."""
         future: asyncio.Future[Spans] = asyncio.get_running_loop().create_future()
-        self._explaining.append((text, future))
-        if self._timer is None and len(self._running) < self._workers:
-            self._dispatch()
+        # Explaining costs ~1.5 ms per 1,000 characters: the cut bounds what one comment can
+        # take from the workers (and what goes through the socket).
+        cut: Explaining = (text[:EVIDENCE_MAX_CHARS], None if site is None else (site, 0), future)
+        self._long.explaining.append(cut)
+        if self._long.timer is None and not self._long.busy:
+            self._dispatch(self._long)
         return await future
 
     async def reload(self, models_dir: Path) -> ModelInfo:
@@ -260,70 +218,75 @@ class PoolScorer:
         Raises ``ModelError`` (and keeps serving the current model) when the active model does
         not load. One reload at a time; a second waits and then loads whatever is active."""
         async with self._reloading:
-            workers, model = await _start_pool(
-                models_dir, self._workers, self._redis_url, self._prefix
+            workers, long, model = await _start_pool(
+                models_dir, self._workers, self._long_workers, self._redis_url, self._prefix
             )
             previous = self._pool
-            self._pool = _Pool(workers, ModelInfo.of(model))
+            self._pool = _Pool(workers, long, ModelInfo.of(model))
             # Batches already sent to the old pool finish there; only then do its workers stop.
             await previous.workers.close()
+            if previous.long is not None:
+                await previous.long.close()
             return self._pool.info
 
     async def close(self) -> None:
         """Score what is still waiting, let running batches finish, then stop the workers."""
-        while self._waiting or self._explaining or self._running:
-            self._dispatch(force=True)
-            await asyncio.gather(*self._running, return_exceptions=True)
+        lanes = [self._short] if self._long is self._short else [self._short, self._long]
+        while any(lane.queued or lane.running for lane in lanes):
+            for lane in lanes:
+                if lane.queued:
+                    self._dispatch(lane, force=True)
+            running = [task for lane in lanes for task in lane.running]
+            await asyncio.gather(*running, return_exceptions=True)
         await self._pool.workers.close()
+        if self._pool.long is not None:
+            await self._pool.long.close()
 
-    def _dispatch(self, *, force: bool = False) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if len(self._running) >= self._workers and not force:
+    def _dispatch(self, lane: Lane, *, force: bool = False) -> None:
+        if lane.timer is not None:
+            lane.timer.cancel()
+            lane.timer = None
+        if lane.busy and not force:
             return  # the batch that finishes next takes everything waiting by then
+        scoring, explaining = lane.take()
         task: asyncio.Task[None]
-        if self._explaining and (self._explain_next or not self._waiting):
-            count = _bounded(self._explaining, EXPLAIN_BATCH_CHARS)
-            explains = self._explaining[:count]
-            del self._explaining[:count]
-            self._explain_next = False
-            task = asyncio.get_running_loop().create_task(self._explain_batch(explains))
-        elif self._waiting:
-            batch, self._waiting = fair_batch(
-                self._waiting, self._batch_max_items, BATCH_MAX_CHARS, self._turn
-            )
-            self._turn += 1
-            self._explain_next = True
-            task = asyncio.get_running_loop().create_task(self._score_batch(batch))
+        if explaining:
+            task = asyncio.get_running_loop().create_task(self._explain_batch(lane, explaining))
+        elif scoring:
+            task = asyncio.get_running_loop().create_task(self._score_batch(lane, scoring))
         else:
             return
         # The loop keeps only weak references to tasks; this set keeps each batch alive.
-        self._running.add(task)
-        task.add_done_callback(self._batch_done)
+        lane.running.add(task)
+        task.add_done_callback(partial(self._batch_done, lane))
 
-    def _batch_done(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        self._dispatch()
+    def _batch_done(self, lane: Lane, task: asyncio.Task[None]) -> None:
+        lane.running.discard(task)
+        self._dispatch(lane)
 
-    async def _explain_batch(self, batch: list[tuple[str, asyncio.Future[Spans]]]) -> None:
+    def _workers_of(self, pool: _Pool, lane: Lane) -> Workers:
+        return pool.long if lane is self._long and pool.long is not None else pool.workers
+
+    async def _explain_batch(self, lane: Lane, batch: list[Explaining]) -> None:
         pool = self._pool
-        texts = [text for text, _ in batch]
+        texts = [text for text, _, _ in batch]
         try:
-            results = await pool.workers.run(_explain_batch, texts, pool.info.labels)
+            results = await self._workers_of(pool, lane).run(
+                _explain_batch, texts, pool.info.labels
+            )
         except Exception as error:
-            for _, future in batch:
+            for _, _, future in batch:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (_, future), spans in zip(batch, results, strict=True):
+        for (_, _, future), spans in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(spans)
 
-    async def _score_batch(self, batch: list[Waiting]) -> None:
+    async def _score_batch(self, lane: Lane, batch: list[Waiting]) -> None:
         pool = self._pool
         try:
-            results = await pool.workers.run(
+            results = await self._workers_of(pool, lane).run(
                 _score_batch, [text for text, _, _ in batch], [site for _, site, _ in batch]
             )
         except Exception as error:  # the pool or the model failed: every waiter learns why
@@ -343,28 +306,37 @@ async def start_scorer(
     workers: int,
     batch_max_items: int,
     batch_wait_seconds: float,
+    long_workers: int = 0,
     redis_url: str | None = None,
     prefix: str = DEFAULT_PREFIX,
 ) -> PoolScorer:
     """Start the workers and wait until each has loaded the active model, so /readyz tells true.
 
-    With ``redis_url``, the workers read site models from there."""
-    pool, model = await _start_pool(models_dir, workers, redis_url, prefix)
+    With ``long_workers``, that many more workers take the long texts and the explanations. With
+    ``redis_url``, the workers read site models from there."""
+    pool, long, model = await _start_pool(models_dir, workers, long_workers, redis_url, prefix)
     return PoolScorer(
         pool,
         ModelInfo.of(model),
         workers=workers,
         batch_max_items=batch_max_items,
         batch_wait_seconds=batch_wait_seconds,
+        long_pool=long,
+        long_workers=long_workers,
         redis_url=redis_url,
         prefix=prefix,
     )
 
 
 async def _start_pool(
-    models_dir: Path, workers: int, redis_url: str | None = None, prefix: str = DEFAULT_PREFIX
-) -> tuple[WorkerSet, Model]:
-    """Worker processes that each loaded the active model, and that model.
+    models_dir: Path,
+    workers: int,
+    long_workers: int = 0,
+    redis_url: str | None = None,
+    prefix: str = DEFAULT_PREFIX,
+) -> tuple[WorkerSet, WorkerSet | None, Model]:
+    """Worker processes that each loaded the active model (the long lane's apart, when it has
+    any), and that model.
 
     The serving process loads the model too, at the same time: that check of card, checksum and
     scikit-learn version gives a clear error, and its card answers ``GET /v1/model``.
@@ -374,25 +346,48 @@ async def _start_pool(
     is Python code that holds the GIL, so a thread takes its time from the event loop.
     """
     stem = await asyncio.to_thread(active_stem, models_dir)
+    initargs = (models_dir, stem, redis_url, prefix)
+    sizes = {"scoring": workers, "scoring-long": long_workers}
     started = asyncio.create_task(
-        WorkerSet.start(
-            workers,
-            _start_worker,
-            (models_dir, stem, redis_url, prefix),
-            name="scoring",
-            preload=["classifier.model"],
-        )
+        _start_sets({name: size for name, size in sizes.items() if size}, initargs)
     )
     try:
         model = await asyncio.to_thread(load_active, models_dir, semantic=False, stem=stem)
     except BaseException:
         # The workers fail the same way or start: either way they are stopped before raising.
         done = await asyncio.gather(started, return_exceptions=True)
-        if isinstance(done[0], tuple):
-            await done[0][0].close()
+        if isinstance(done[0], dict):
+            await asyncio.gather(*(found.close() for found, _ in done[0].values()))
         raise
-    pool, versions = await started
-    if any(version != model.version for version in versions):
-        await pool.close()
-        raise RuntimeError(f"scoring workers loaded {set(versions)}, not {model.version}")
-    return pool, model
+    sets = await started
+    versions = {version for _, loaded in sets.values() for version in loaded}
+    if versions != {model.version}:
+        await asyncio.gather(*(found.close() for found, _ in sets.values()))
+        raise RuntimeError(f"scoring workers loaded {versions}, not {model.version}")
+    long = sets.get("scoring-long")
+    return sets["scoring"][0], None if long is None else long[0], model
+
+
+async def _start_sets(
+    sizes: dict[str, int], initargs: tuple[Any, ...]
+) -> dict[str, tuple[WorkerSet, list[str]]]:
+    """A started set of ``size`` workers per name, with the model version each loaded; raises
+    the first error, with every set stopped."""
+    started = await asyncio.gather(
+        *(
+            WorkerSet.start(size, _start_worker, initargs, name=name, preload=["classifier.model"])
+            for name, size in sizes.items()
+        ),
+        return_exceptions=True,
+    )
+    failed = [result for result in started if isinstance(result, BaseException)]
+    if failed:
+        await asyncio.gather(
+            *(result[0].close() for result in started if not isinstance(result, BaseException))
+        )
+        raise failed[0]
+    return {
+        name: result
+        for name, result in zip(sizes, started, strict=True)
+        if not isinstance(result, BaseException)
+    }

@@ -173,6 +173,9 @@ class Settings:
     secret_grace_seconds: int = 24 * 3600
     metrics_token: str | None = None
     scoring_workers: int = 1
+    # Scoring workers of their own for comments longer than 4,000 characters and for evidence,
+    # so neither holds up ordinary comments' verdicts (0: they share the scoring workers).
+    scoring_long_workers: int = 1
     # Each API process is a whole app with its own Redis client and scoring pool; /metrics sums
     # the counters of all of them (prometheus-client's multiprocess mode).
     api_processes: int = 1
@@ -229,6 +232,7 @@ class Settings:
                 "CIVILITY_SECRET_GRACE_SECONDS", 24 * 3600, low=0, high=30 * 24 * 3600
             ),
             scoring_workers=reader.integer("CIVILITY_SCORING_WORKERS", 1, low=1, high=64),
+            scoring_long_workers=reader.integer("CIVILITY_SCORING_LONG_WORKERS", 1, low=0, high=64),
             api_processes=reader.integer("CIVILITY_API_PROCESSES", 1, low=1, high=64),
             batch_max_items=reader.integer("CIVILITY_BATCH_MAX_ITEMS", 64, low=1, high=1024),
             batch_wait_ms=reader.number("CIVILITY_BATCH_WAIT_MS", 2.0, low=0.0, high=100.0),

@@ -39,7 +39,7 @@ class OfferScorer:
     async def score(self, text: str) -> dict[str, float]:
         return {"spam": 0.7 if "offer" in text else 0.01, "toxicity": 0.01}
 
-    async def explain(self, text: str) -> dict[str, list[tuple[int, int]]]:
+    async def explain(self, text: str, site: str | None = None) -> dict[str, list[tuple[int, int]]]:
         return {}
 
 

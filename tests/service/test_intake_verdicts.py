@@ -19,7 +19,8 @@ from classifier.datasets import load_source
 from classifier.model import Model, load_active
 from service import policy as rules
 from service.domain import Policy
-from service.scoring import EVIDENCE_MAX_CHARS, PoolScorer, start_scorer
+from service.scoring import PoolScorer, start_scorer
+from service.scoring_lanes import EVIDENCE_MAX_CHARS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))

@@ -57,7 +57,7 @@ class KeywordScorer:
             "toxicity": 0.99 if "idiot" in lowered else 0.7 if "stupid" in lowered else 0.03,
         }
 
-    async def explain(self, text: str) -> dict[str, list[tuple[int, int]]]:
+    async def explain(self, text: str, site: str | None = None) -> dict[str, list[tuple[int, int]]]:
         self.explained += 1
         return {"spam": [(0, min(len(text), 4))]}
 
@@ -144,7 +144,7 @@ class GatedScorer(KeywordScorer):
         self.gated = gated
         self.gate = asyncio.Event()
 
-    async def explain(self, text: str) -> dict[str, list[tuple[int, int]]]:
+    async def explain(self, text: str, site: str | None = None) -> dict[str, list[tuple[int, int]]]:
         self.explained += 1
         if text == self.gated:
             await self.gate.wait()
@@ -176,7 +176,7 @@ async def test_a_held_verdict_does_not_wait_for_its_evidence(
 class ClosedGateScorer(GatedScorer):
     """Explains no text until the test opens the gate."""
 
-    async def explain(self, text: str) -> dict[str, list[tuple[int, int]]]:
+    async def explain(self, text: str, site: str | None = None) -> dict[str, list[tuple[int, int]]]:
         self.explained += 1
         await self.gate.wait()
         return {"toxicity": [(0, len(text))]}
@@ -191,7 +191,7 @@ async def test_evidence_past_the_bound_is_dropped_and_counted_and_nothing_else_i
         Store(redis_client),
         scorer,
         THRESHOLDS,
-        evidence_limit=2,
+        evidence_limit=8,  # one site may hold a quarter of them: 2
         on_evidence_dropped=lambda: dropped.append(None),
     )
     await moderation.create_site(SiteSpec(id=SITE, name="News"))
@@ -223,6 +223,36 @@ async def test_evidence_past_the_bound_is_dropped_and_counted_and_nothing_else_i
     await moderation.evidence.settled()
     assert (await moderation.get_comment(SITE, "c5")).evidence == {"toxicity": ((0, 19),)}
     assert len(dropped) == 3
+
+
+async def test_a_site_whose_comments_are_all_held_leaves_room_for_another_sites_evidence(
+    redis_client: aioredis.Redis,
+) -> None:
+    scorer = ClosedGateScorer("")
+    dropped: list[None] = []
+    moderation = Moderation(
+        Store(redis_client),
+        scorer,
+        THRESHOLDS,
+        evidence_limit=8,
+        on_evidence_dropped=lambda: dropped.append(None),
+    )
+    for site in ("loud", "quiet"):
+        await moderation.create_site(SiteSpec(id=site, name=site))
+
+    for n in range(4):
+        await moderation.ingest("loud", submission(f"c{n}", f"A stupid idea {n}", author=f"u{n}"))
+    await moderation.ingest("quiet", submission("c0", "A stupid reply", author="u0"))
+    await asyncio.sleep(0)  # the explanations under way reach the scorer
+
+    # Two of the loud site's four wait (a quarter of the places); the quiet site's still gets one.
+    assert (scorer.explained, len(dropped)) == (3, 2)
+    scorer.gate.set()
+    await moderation.evidence.settled()
+    loud = [(await moderation.get_comment("loud", f"c{n}")).evidence for n in range(4)]
+    assert [bool(evidence) for evidence in loud] == [True, True, False, False]
+    quiet = await moderation.get_comment("quiet", "c0")
+    assert quiet.evidence == {"toxicity": ((0, 14),)}
 
 
 async def test_evidence_of_a_text_edited_meanwhile_is_not_stored(

@@ -1,15 +1,17 @@
 """The scoring pool's turns: sites take turns within a batch, batches are bounded in characters,
-and explanations take turns with scoring."""
+explanations take turns with scoring and between sites, and long texts and explanations go to
+the long lane's workers when it has its own."""
 
 import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from service.scorer import Scored, SiteRef
-from service.scoring import (
+from service.scoring import ModelInfo, PoolScorer
+from service.scoring_lanes import (
     BATCH_MAX_CHARS,
-    ModelInfo,
-    PoolScorer,
+    EVIDENCE_MAX_CHARS,
+    LONG_TEXT_CHARS,
     Waiting,
     fair_batch,
 )
@@ -108,3 +110,58 @@ async def test_explanations_take_turns_with_scoring_under_a_steady_load() -> Non
         ("_score_batch", ["second"]),
         ("_score_batch", ["third"]),
     ]
+
+
+def calls(pool: RecordingPool) -> list[tuple[str, list[str]]]:
+    return [(name, texts) for name, texts, _ in pool.calls]
+
+
+async def test_long_texts_and_explanations_leave_the_verdict_workers_to_the_others() -> None:
+    short_pool, long_pool = RecordingPool(), RecordingPool()
+    info = ModelInfo("m", "1.0.0", ("toxicity",), {"toxicity": {"hold": 0.5}}, {})
+    scorer = PoolScorer(
+        short_pool, info, workers=1, long_pool=long_pool, batch_max_items=8, batch_wait_seconds=0
+    )
+    long = "x" * max(LONG_TEXT_CHARS + 1, BATCH_MAX_CHARS // 2 + 1)  # one to a batch
+    flood = [asyncio.create_task(scorer.score_with_model(long, ("flood", 0))) for _ in range(2)]
+    evidence = asyncio.create_task(scorer.explain("held", "flood"))
+    await turns()
+    other = asyncio.create_task(scorer.score_with_model("short", ("other", 0)))
+    await turns()
+
+    # The long lane's worker has the first long text; the other site's text went to the verdict
+    # worker at once, not behind the long texts and the explanation.
+    assert calls(long_pool) == [("_score_batch", [long])]
+    assert calls(short_pool) == [("_score_batch", ["short"])]
+    short_pool.answer(0)
+    await turns()
+    assert other.done()
+    assert not any(task.done() for task in [*flood, evidence])
+
+    for index in range(3):
+        long_pool.answer(index)
+        await turns()
+    await asyncio.gather(*flood, evidence)
+    assert calls(long_pool) == [
+        ("_score_batch", [long]),
+        ("_explain_batch", ["held"]),
+        ("_score_batch", [long]),
+    ]
+
+
+async def test_explanations_take_turns_between_sites() -> None:
+    pool = RecordingPool()
+    info = ModelInfo("m", "1.0.0", ("toxicity",), {"toxicity": {"hold": 0.5}}, {})
+    scorer = PoolScorer(pool, info, workers=1, batch_max_items=8, batch_wait_seconds=0.0)
+    # Each as long as the evidence reads, so one explanation fills a batch.
+    texts = {name: name.ljust(EVIDENCE_MAX_CHARS, ".") for name in ("a1", "a2", "a3", "b1")}
+    tasks = [asyncio.create_task(scorer.explain(texts[name], name[0])) for name in texts]
+    await turns()
+
+    for index in range(4):
+        pool.answer(index)
+        await turns()
+    await asyncio.gather(*tasks)
+
+    # The first went at once; then b's went before a's others, not after them.
+    assert [texts[0][:2] for _, texts in calls(pool)] == ["a1", "b1", "a2", "a3"]

@@ -33,6 +33,7 @@ def test_every_variable_is_read() -> None:
             "CIVILITY_SIGNATURE_TOLERANCE_SECONDS": "120",
             "CIVILITY_SECRET_GRACE_SECONDS": "60",
             "CIVILITY_SCORING_WORKERS": "3",
+            "CIVILITY_SCORING_LONG_WORKERS": "0",
             "CIVILITY_BATCH_MAX_ITEMS": "16",
             "CIVILITY_BATCH_WAIT_MS": "0.5",
         }
@@ -49,6 +50,7 @@ def test_every_variable_is_read() -> None:
         signature_tolerance_seconds=120,
         secret_grace_seconds=60,
         scoring_workers=3,
+        scoring_long_workers=0,
         batch_max_items=16,
         batch_wait_ms=0.5,
     )
@@ -73,6 +75,7 @@ def test_production_refuses_a_short_admin_token() -> None:
         # Port 0 would bind somewhere the start-up line could not name.
         ("CIVILITY_PORT", "0", "CIVILITY_PORT must be between 1 and 65535"),
         ("CIVILITY_SCORING_WORKERS", "0", "CIVILITY_SCORING_WORKERS must be between"),
+        ("CIVILITY_SCORING_LONG_WORKERS", "-1", "CIVILITY_SCORING_LONG_WORKERS must be between"),
         ("CIVILITY_BATCH_WAIT_MS", "soon", "CIVILITY_BATCH_WAIT_MS must be a number"),
         ("REDIS_URL", "localhost:6379", "REDIS_URL must start with"),
         ("REDIS_URL", "redis://127.0.0.1:99999/0", "REDIS_URL has a port out of range"),
