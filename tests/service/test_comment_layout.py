@@ -4,8 +4,9 @@ read, list, claim, decide, edit and erase exactly as before."""
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -163,7 +164,19 @@ async def test_erasure_and_reindexing_reach_every_comment_past_one_batch(
             pipe.hset(KEYS.comment(SITE, f"c{number}"), "author_id", "u2")
         await pipe.execute()
     admin = AdminStore(redis_client, prefix="civ")
+    # Each script call is handed one full batch of comment hashes, the rest in a last call.
+    batches: list[tuple[str, int]] = []
+    run, run_with_library = admin._run, admin._run_with_library
+
+    async def counted(name: str, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+        batches.append((name, len(keys)))
+        return await (run_with_library if name == "reindex" else run)(name, keys, args)
+
+    admin._run = admin._run_with_library = counted
     erased = await admin.erase_author(SITE, "u1", NOW)
     assert sorted(erased) == sorted(f"c{number}" for number in range(0, count, 2))
     assert (await store.comment(SITE, "c1", NOW)).text == "Comment number 1."
     assert await admin.reindex(SITE) == count
+    for name in ("erase_author", "reindex"):
+        sizes = [size for called, size in batches if called == name]
+        assert sizes == [ERASE_BATCH, ERASE_BATCH, 3]

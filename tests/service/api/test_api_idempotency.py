@@ -1,6 +1,7 @@
 """Idempotency keys on decisions, bulk decisions, reports and admin writes: a retry gets the
 first answer, the same key with another body is refused, and the record ends after a day."""
 
+import base64
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -256,3 +257,23 @@ async def test_model_work_replays_its_first_answer(
         assert "Idempotent-Replayed" not in first.headers
         assert again.headers["Idempotent-Replayed"] == "true"
         assert await again.json() == await first.json()
+
+
+async def test_a_kept_answer_that_cannot_be_unsealed_tells_the_client_to_use_a_new_key(
+    client: Client, admin: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    spec = {"id": "blog", "name": "The blog"}
+    first = await client.post("/v1/sites", json=spec, headers=keyed(admin, "create-blog"))
+    assert first.status == 201, await first.text()
+    [record] = [key async for key in redis_client.scan_iter(KEYS.idempotency(None, "*"))]
+    # An answer no key opens, as one kept before answers were sealed reads.
+    await redis_client.hset(record, "answer", base64.b64encode(bytes(64)).decode())
+    replayed = await client.post("/v1/sites", json=spec, headers=keyed(admin, "create-blog"))
+    assert replayed.status == 422
+    assert await replayed.json() == {
+        "error": {
+            "code": "idempotency_key_reused",
+            "message": "this Idempotency-Key's first answer cannot be replayed; send a new key",
+            "details": None,
+        }
+    }
