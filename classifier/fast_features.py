@@ -48,20 +48,18 @@ class _WordNgrams:
 
     def __init__(self, vectorizer: TfidfVectorizer) -> None:
         self._tokenize: Callable[[str], list[str]] = vectorizer.build_tokenizer()
-        # Tokens never hold a space (``_is_covered``): a term's tokens are its space-split parts.
-        terms = [(term.split(" "), column) for term, column in vectorizer.vocabulary_.items()]
+        # An n-gram's key: its tokens' ids as the digits of a number in this base, which exceeds
+        # every id (a term has at most ``ngram_range[1]`` tokens), so keys are made in one pass.
+        self._base = len(vectorizer.vocabulary_) * vectorizer.ngram_range[1] + 1
         self._token_ids: dict[str, int] = {}
-        for parts, _ in terms:
-            for part in parts:
-                self._token_ids.setdefault(part, len(self._token_ids))
-        # An n-gram's key: its tokens' ids as the digits of a number in this base.
-        self._base = max(len(self._token_ids), 1)
         keys_of: dict[int, list[int]] = {}
         columns_of: dict[int, list[int]] = {}
-        for parts, column in terms:
+        for term, column in vectorizer.vocabulary_.items():
+            # Tokens never hold a space (``_is_covered``): a term's tokens are its parts.
+            parts = term.split(" ")
             key = 0
             for part in parts:
-                key = key * self._base + self._token_ids[part]
+                key = key * self._base + self._token_ids.setdefault(part, len(self._token_ids))
             keys_of.setdefault(len(parts), []).append(key)
             columns_of.setdefault(len(parts), []).append(column)
         # Per n-gram size, its terms' keys sorted, and their columns in the same order.
@@ -72,7 +70,7 @@ class _WordNgrams:
             columns = np.array(columns_of.get(size, []), dtype=np.int64)
             self._terms.append((size, keys[order], columns[order]))
         # A single token's key is its id: its column is read from a table, not searched for.
-        self._unigrams = np.full(self._base, _UNKNOWN, dtype=np.int64)
+        self._unigrams = np.full(len(self._token_ids), _UNKNOWN, dtype=np.int64)
         self._unigrams[np.array(keys_of.get(1, []), dtype=np.int64)] = columns_of.get(1, [])
 
     def columns(self, texts: Sequence[str]) -> tuple[IntArray, IntArray]:
