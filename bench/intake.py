@@ -10,8 +10,9 @@ round) from another process at a fixed concurrency for a bounded time, with sign
 carrying real comments drawn with a fixed seed from the C3 and Civil Comments texts, so their
 length distribution is the datasets'. Per server it reports the median and range over the rounds
 of accepted requests/s, p50/p99 latency, non-2xx answers and CPU ms per request of each process
-(API, scoring workers, Redis; from /proc through psutil and Redis's INFO cpu), the ratios to the
-bare servers, and the targets met or missed. Then, unless ``--no-cases``, it runs the two cases
+(API, scoring workers of both lanes, the rest such as fork servers, Redis; from /proc through
+psutil and Redis's INFO cpu; and per kind of process), the ratios to the bare servers, and the
+targets met or missed. Then, unless ``--no-cases``, it runs the two cases
 of bench/intake_cases.py on the same servers (held against approved comments; one site's flood
 of long abusive comments against another site's latency). It writes bench/results/intake.json.
 ``--case fairness`` (or ``held_vs_approved``, repeatable) runs only that case, on civility

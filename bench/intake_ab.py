@@ -10,7 +10,9 @@ from them; default the Redis at 127.0.0.1:6379), and drives them in turn with
 bench/intake.py's driver (real comments, concurrency 32), the order alternating each round. On
 a shared machine the load moves between rounds; a change shows in each round's pair, so the
 figure is the median over rounds of this checkout's CPU per request over the other's, per
-process (API, scoring workers, Redis). It writes nothing; run on purpose, never by pytest.
+process (API, scoring workers of both lanes, the rest, Redis), with each kind of process's own
+CPU per request (``bench.intake_load.process_kind``). It writes nothing; run on purpose, never
+by pytest.
 """
 
 import argparse
@@ -35,7 +37,7 @@ from service.store.scripts import RedisClient
 DEFAULT_REDIS = "redis://127.0.0.1:6379"
 DATABASES = (14, 15)
 """Outside the databases test runs lease (1-13)."""
-PARTS = ("api", "scoring", "redis", "total")
+PARTS = ("api", "scoring", "other", "redis", "total")
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,17 @@ def main() -> None:
             for part in PARTS
         }
         print(f"{name}: median CPU ms/request {cpu}")
+        kinds = sorted({kind for run in own for kind in run["cpu_ms_per_request_by_process"]})
+        by_kind = {
+            kind: round(
+                statistics.median(
+                    run["cpu_ms_per_request_by_process"].get(kind, 0.0) for run in own
+                ),
+                3,
+            )
+            for kind in kinds
+        }
+        print(f"{name}: median CPU ms/request by process kind {by_kind}")
     ratios = {
         part: round(
             statistics.median(

@@ -61,19 +61,57 @@ def run_driver(
     return driver_result(start_driver(url, secret, args, seed, load or Load(args.concurrency)))
 
 
-def _cpu_seconds(process: psutil.Process) -> dict[str, float]:
-    """CPU used so far by a server's API processes and, separately, by its scoring workers."""
+SCORING_KINDS = ("scoring", "scoring-long", "forked worker")
+"""The processes that score comments: the verdict lane's workers, the long lane's (long texts
+and held comments' evidence), and a fork server's child that does not name itself (a checkout
+from before the workers did)."""
+
+
+def process_kind(process: psutil.Process) -> str:
+    """What a process of a civility server is: "api", the name a worker gave itself
+    ("scoring", "scoring-long", "second-look", ...), "fork server", "resource tracker",
+    "forked worker" (a fork server's child without a name of its own), or its command name."""
+    command = process.cmdline()
+    if command[-1:] == ["serve"]:
+        return "api"
+    name: str = process.name()
+    if name != "python" and not name.startswith("python3"):
+        return name
+    joined = " ".join(command)
+    if "multiprocessing.resource_tracker" in joined:
+        return "resource tracker"
+    if "multiprocessing.forkserver" in joined:
+        # The fork server's children keep its command line.
+        parent = process.parent()
+        forked = parent is not None and "multiprocessing.forkserver" in " ".join(parent.cmdline())
+        return "forked worker" if forked else "fork server"
+    return name
+
+
+def cpu_seconds_by_kind(process: psutil.Process) -> dict[str, float]:
+    """CPU used so far by a server and its children, summed per ``process_kind``. With several
+    API processes the first one only starts and waits for the others: it counts as "api"."""
     own = process.cpu_times()
-    api, workers = own.user + own.system, 0.0
+    kinds = {"api": own.user + own.system}
     for child in process.children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
             times = child.cpu_times()
-            # With several API processes the first one only starts and waits for the others.
-            if child.cmdline()[-1:] == ["serve"]:
-                api += times.user + times.system
-            else:
-                workers += times.user + times.system
-    return {"api": api, "scoring": workers}
+            kind = process_kind(child)
+            kinds[kind] = kinds.get(kind, 0.0) + times.user + times.system
+    return kinds
+
+
+def _cpu_seconds(process: psutil.Process) -> dict[str, float]:
+    """CPU used so far by a server's API processes, by its scoring workers (both lanes) and by
+    the rest (fork servers, resource trackers, the second look), and per process kind."""
+    kinds = cpu_seconds_by_kind(process)
+    scoring = sum(kinds.get(kind, 0.0) for kind in SCORING_KINDS)
+    other = sum(
+        value for kind, value in kinds.items() if kind != "api" and kind not in SCORING_KINDS
+    )
+    cpu = {f"kind:{kind}": value for kind, value in kinds.items()}
+    cpu.update(api=kinds["api"], scoring=scoring, other=other)
+    return cpu
 
 
 async def _redis_cpu_seconds(client: RedisClient) -> float:
@@ -112,13 +150,16 @@ def measured(
     cpu_after = _settled_cpu_seconds(server)
     redis_after = on_redis(redis_url, _redis_cpu_seconds)
     sent = max(run["sent_in_total"], 1)
-    cpu = {
-        "api": (cpu_after["api"] - cpu_before["api"]) * 1000 / sent,
-        "scoring": (cpu_after["scoring"] - cpu_before["scoring"]) * 1000 / sent,
-        "redis": (redis_after - redis_before) * 1000 / sent,
-    }
-    cpu["total"] = cpu["api"] + cpu["scoring"] + cpu["redis"]
+    used = {part: (cpu_after[part] - cpu_before.get(part, 0.0)) * 1000 / sent for part in cpu_after}
+    cpu = {part: used[part] for part in ("api", "scoring", "other")}
+    cpu["redis"] = (redis_after - redis_before) * 1000 / sent
+    cpu["total"] = sum(cpu.values())
     run["cpu_ms_per_request"] = {name: round(value, 3) for name, value in cpu.items()}
+    run["cpu_ms_per_request_by_process"] = {
+        part.removeprefix("kind:"): round(value, 3)
+        for part, value in used.items()
+        if part.startswith("kind:")
+    }
     return run
 
 
@@ -130,6 +171,6 @@ def server_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "non_2xx": sum(run["non_2xx"] for run in runs),
         "cpu_ms_per_request": {
             part: spread([run["cpu_ms_per_request"][part] for run in runs])
-            for part in ("api", "scoring", "redis", "total")
+            for part in ("api", "scoring", "other", "redis", "total")
         },
     }

@@ -197,3 +197,15 @@ async def test_closing_the_scorer_leaves_no_worker_process() -> None:
 
     assert len(await asyncio.gather(*waiting)) == len(TEXTS)
     assert gone(pids)
+
+
+async def test_workers_carry_their_sets_name_where_ps_and_top_show_it(
+    workers: WorkerSet,
+) -> None:
+    # They are the fork server's children and keep its command line: the name tells them
+    # apart from it (and the intake benchmark counts their CPU by it).
+    for pid in workers.pids:
+        worker = psutil.Process(pid)
+        assert worker.name() == "test"
+        assert "multiprocessing.forkserver" in " ".join(worker.cmdline())
+        assert psutil.Process(worker.ppid()).name() != "test"
