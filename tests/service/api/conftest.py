@@ -37,6 +37,10 @@ def api_settings(redis_url: str) -> Settings:
         models_dir=Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models")),
         max_body_bytes=64 * 1024,
         secret_grace_seconds=60,
+        # One scoring process per app instead of two: the long lane has tests of its own
+        # (test_api_long_lane.py, tests/service/test_scoring_lanes.py), and starting it for every
+        # API test would cost the suite about a sixth of its time.
+        scoring_long_workers=0,
     )
 
 
