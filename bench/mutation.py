@@ -14,8 +14,9 @@ because the behaviour is the same). ``PYTHON_EQUIVALENT`` below and each Lua mut
 exit 1. The report goes to ``bench/results/mutation.json``.
 
 ``--python service.idempotency ...`` and ``--lua revoke_moderator.lua ...`` run only those
-modules and scripts (a full run takes a quarter of an hour); the report keeps the other modules'
-figures from the last run that covered them and replaces only those run.
+modules and scripts (a full run takes about two hours on a shared 2-core machine); the report
+keeps the other modules' figures from the last run that covered them and replaces only those
+run.
 """
 
 import argparse
