@@ -182,18 +182,28 @@ class ClosedGateScorer(GatedScorer):
         return {"toxicity": [(0, len(text))]}
 
 
-async def test_evidence_past_the_bound_is_dropped_and_counted_and_nothing_else_is_lost(
+def bounded_evidence(
     redis_client: aioredis.Redis,
-) -> None:
+) -> tuple[Moderation, ClosedGateScorer, list[None]]:
+    """Moderation with eight places for evidence, a scorer that explains nothing until its gate
+    opens, and the list each dropped explanation is counted in."""
     scorer = ClosedGateScorer("")
     dropped: list[None] = []
     moderation = Moderation(
         Store(redis_client),
         scorer,
         THRESHOLDS,
-        evidence_limit=8,  # one site may hold a quarter of them: 2
+        evidence_limit=8,
         on_evidence_dropped=lambda: dropped.append(None),
     )
+    return moderation, scorer, dropped
+
+
+async def test_evidence_past_the_bound_is_dropped_and_counted_and_nothing_else_is_lost(
+    redis_client: aioredis.Redis,
+) -> None:
+    # Eight places for evidence: one site may hold a quarter of them, 2.
+    moderation, scorer, dropped = bounded_evidence(redis_client)
     await moderation.create_site(SiteSpec(id=SITE, name="News"))
     texts = [f"A stupid idea number {n}" for n in range(5)]
 
@@ -228,15 +238,7 @@ async def test_evidence_past_the_bound_is_dropped_and_counted_and_nothing_else_i
 async def test_a_site_whose_comments_are_all_held_leaves_room_for_another_sites_evidence(
     redis_client: aioredis.Redis,
 ) -> None:
-    scorer = ClosedGateScorer("")
-    dropped: list[None] = []
-    moderation = Moderation(
-        Store(redis_client),
-        scorer,
-        THRESHOLDS,
-        evidence_limit=8,
-        on_evidence_dropped=lambda: dropped.append(None),
-    )
+    moderation, scorer, dropped = bounded_evidence(redis_client)
     for site in ("loud", "quiet"):
         await moderation.create_site(SiteSpec(id=site, name=site))
 
