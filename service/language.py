@@ -8,7 +8,9 @@ answer counts; anything else is taken to be in a language the model covers. The 
 the ones ``bench/language.py`` measured (README, "Languages").
 """
 
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
@@ -103,10 +105,73 @@ class _VectorisedIdentifier(LanguageIdentifier):  # type: ignore[misc]
         scores: npt.NDArray[np.float32] = weights @ self.nb_ptc[features[order]] + self.nb_pc
         return scores
 
+    def classify_many(self, texts: Sequence[bytes]) -> list[tuple[str, float]]:
+        """``classify`` of each encoded text, with one numpy pass over the whole batch: numpy's
+        per-call overhead is paid once per batch, not once per comment (a scoring batch holds
+        6-7; in batches of 7 real comments, 0.73x the CPU per comment of one at a time, the
+        rest the automaton's and the weights' table lookups). The language and confidence are
+        ``classify``'s own, bit for bit (a test compares them on every dataset text)."""
+        scores = self._raw_scores(texts)
+        # As ``_decide``: scaled by each text's length (a float32 factor, as numpy casts the
+        # library's Python float), then normalised row by row.
+        scores *= np.array([1.0 / math.sqrt(len(text) or 1) for text in texts], np.float32)[:, None]
+        np.exp(scores - scores.max(axis=1, keepdims=True), out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
+        for first, alias in self._alias_pairs:
+            scores[:, first] += scores[:, alias]
+            scores[:, alias] = 0.0
+        best = scores.argmax(axis=1)
+        confidences = scores[np.arange(len(texts)), best].tolist()
+        classes = self.nb_classes
+        return [
+            (classes[index], confidence)
+            for index, confidence in zip(best.tolist(), confidences, strict=True)
+        ]
+
+    def _raw_scores(self, texts: Sequence[bytes]) -> npt.NDArray[np.float32]:
+        """``_raw_score`` of each text, one row each: the walk runs over the texts' bytes end to
+        end, each byte's walk stopped at its own text's start."""
+        sizes = np.fromiter(map(len, texts), dtype=np.intp, count=len(texts))
+        codes = np.frombuffer(b"".join(texts), dtype=np.uint8).astype(np.intp)
+        owners = np.repeat(np.arange(len(texts)), sizes)
+        offsets = np.arange(codes.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        near_start = np.flatnonzero(offsets < LONGEST_NGRAM_BYTES - 1)
+        states = np.zeros(codes.size, dtype=np.intp)
+        moves, rows = self._moves, self._row_offsets
+        for back in range(min(LONGEST_NGRAM_BYTES, codes.size) - 1, -1, -1):
+            states[back:] = moves[rows[states[back:]] + codes[: codes.size - back]]
+            # A walk that would start before its text does starts later, in the start state,
+            # as in the text alone: the bytes of the text before it do not move it.
+            states[near_start[offsets[near_start] < back]] = 0
+        found = self._outputs[states]
+        kept = found >= 0
+        features_count = self.nb_ptc.shape[0]
+        keys, first, counts = np.unique(
+            owners[kept] * features_count + found[kept], return_index=True, return_counts=True
+        )
+        # Each text's features in the order they first occur, as the library sums them; the
+        # texts stay in their order, since a text's bytes all come before the next one's.
+        order = np.argsort(first, kind="stable")
+        keys = keys[order]
+        owned, features = np.divmod(keys, features_count)
+        weights = np.log1p(counts[order].astype(np.float32))
+        selected = self.nb_ptc[features]
+        ends = np.searchsorted(owned, np.arange(len(texts)), side="right").tolist()
+        # A text without features scores as the library scores one: zeros before normalising.
+        scores = np.zeros((len(texts), self.nb_pc.shape[0]), dtype=np.float32)
+        start = 0
+        for index, end in enumerate(ends):
+            if end > start:
+                # One product per text, as the library's: a product over the whole batch would
+                # sum in another order and could differ in the last bit.
+                scores[index] = weights[start:end] @ selected[start:end] + self.nb_pc
+            start = end
+        return scores
+
 
 @lru_cache(maxsize=1)
-def _identifier() -> LanguageIdentifier:
-    return _VectorisedIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+def _identifier() -> _VectorisedIdentifier:
+    return _VectorisedIdentifier.from_model_file(MODEL_FILE, norm_probs=True)  # type: ignore[no-any-return]
 
 
 def load() -> None:
@@ -115,10 +180,38 @@ def load() -> None:
 
 
 def detect(text: str) -> Detected:
-    words = _NOT_WORDS.sub(" ", text[:DETECT_MAX_CHARS])
-    if not _has_letters(words, MIN_LETTERS):
+    words = _words(text)
+    if words is None:
         return Detected(None, 0.0)
-    language, confidence = _identifier().classify(words)
+    return _detected(*_identifier().classify(words))
+
+
+def detect_many(texts: Sequence[str]) -> list[Detected]:
+    """``detect`` of each text, the detector's numpy work done once for them all (what a
+    scoring worker does with its batch)."""
+    found = [Detected(None, 0.0)] * len(texts)
+    judged: list[int] = []
+    encoded: list[bytes] = []
+    encode = _identifier()._encode
+    for index, text in enumerate(texts):
+        words = _words(text)
+        if words is not None:
+            judged.append(index)
+            encoded.append(encode(words))
+    if encoded:
+        classified = _identifier().classify_many(encoded)
+        for index, (language, confidence) in zip(judged, classified, strict=True):
+            found[index] = _detected(language, confidence)
+    return found
+
+
+def _words(text: str) -> str | None:
+    """The words of ``text`` the detector reads, or None when too few letters to judge."""
+    words = _NOT_WORDS.sub(" ", text[:DETECT_MAX_CHARS])
+    return words if _has_letters(words, MIN_LETTERS) else None
+
+
+def _detected(language: str, confidence: float) -> Detected:
     if language == NO_LANGUAGE:
         return Detected(None, 0.0)
     return Detected(str(language), float(confidence))
