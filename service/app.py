@@ -130,7 +130,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 async def _scorer(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    # Loaded while the scoring workers start, so the first comment does not wait for it.
+    # Loaded while the scoring workers start, so the first Perspective analysis does not wait
+    # for it (intake's comments have their language detected in the scoring workers).
     detector = asyncio.create_task(asyncio.to_thread(language.load))
     scorer = await start_scorer(
         settings.models_dir,

@@ -23,14 +23,25 @@ from typing import Any
 import sklearn
 
 from classifier.model import Model, active_stem, load_active
+from service import language
 from service.keys import DEFAULT_PREFIX
+from service.language import Detected
 from service.scorer import Scored, SiteRef, Spans
-from service.scoring_lanes import EVIDENCE_MAX_CHARS, LONG_TEXT_CHARS, Explaining, Lane, Waiting
+from service.scoring_lanes import (
+    EVIDENCE_MAX_CHARS,
+    LONG_TEXT_CHARS,
+    Explaining,
+    Lane,
+    Read,
+    Waiting,
+)
 from service.site_model_reader import SiteModelReader, adapt_by_site
 from service.site_models import VERDICT_WEIGHTS, verdict_version
 from service.worker_processes import Workers, WorkerSet
 
 Scores = dict[str, float]
+Language = tuple[str | None, float]
+"""A ``Detected`` as it crosses from a worker: a plain tuple pickles in a fraction of the time."""
 
 # The model of this worker process, loaded once when it starts.
 _model: Model | None = None
@@ -52,6 +63,9 @@ def _start_worker(
     )
     # Intake scores with the lexical stage alone; the second look runs the semantic one.
     _model = load_active(models_dir, semantic=False, stem=stem)
+    # Intake's texts have their language detected here, with their batch: loaded already when
+    # the fork server preloaded it (``service.language_preload``), else now.
+    language.load()
     return _model.version
 
 
@@ -77,6 +91,28 @@ def _score_batch(texts: Sequence[str], sites: Sequence[SiteRef | None]) -> list[
         (dict(zip(model.labels, map(float, row), strict=True)), version)
         for row, version in zip(adapted, versions, strict=True)
     ]
+
+
+def _read_batch(
+    texts: Sequence[str], sites: Sequence[SiteRef | None], detect: Sequence[bool]
+) -> list[tuple[Language | None, tuple[Scores, int] | None]]:
+    """``_score_batch``, each text that ``detect`` names having its language detected first
+    (all of them in one pass): such a text is scored only when the model reads its language,
+    as the serving process did when it detected."""
+    asked = [text for text, ask in zip(texts, detect, strict=True) if ask]
+    detected = iter(language.detect_many(asked))
+    languages = [next(detected) if ask else None for ask in detect]
+    readable = [index for index, found in enumerate(languages) if found is None or found.supported]
+    results: list[tuple[Language | None, tuple[Scores, int] | None]] = [
+        (None if found is None else (found.language, found.confidence), None) for found in languages
+    ]
+    if readable:
+        scored = _score_batch(
+            [texts[index] for index in readable], [sites[index] for index in readable]
+        )
+        for index, scores in zip(readable, scored, strict=True):
+            results[index] = (results[index][0], scores)
+    return results
 
 
 def _explain_batch(texts: Sequence[str], labels: Sequence[str]) -> list[Spans]:
@@ -189,9 +225,25 @@ class PoolScorer:
     async def score_with_model(self, text: str, site: SiteRef | None = None) -> Scored:
         """Scores of ``text`` by the model that made them; with ``site`` (site id and its
         active site model version), by that site model where the worker can read it."""
-        future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
+        _, scored = await self._queue(text, site, detect=False)
+        if scored is None:
+            raise RuntimeError("a text whose language was not asked for came back unscored")
+        return scored
+
+    async def detect_and_score(
+        self, text: str, site: SiteRef | None = None
+    ) -> tuple[Detected, Scored | None]:
+        """``text``'s language, detected in the worker with the rest of its batch, and its
+        scores (as ``score_with_model``) when the model reads that language; None otherwise."""
+        detected, scored = await self._queue(text, site, detect=True)
+        if detected is None:
+            raise RuntimeError("a text came back without the language asked for")
+        return detected, scored
+
+    async def _queue(self, text: str, site: SiteRef | None, *, detect: bool) -> Read:
+        future: asyncio.Future[Read] = asyncio.get_running_loop().create_future()
         lane = self._long if len(text) > LONG_TEXT_CHARS else self._short
-        lane.waiting.append((text, site, future))
+        lane.waiting.append((text, site, future, detect))
         if len(lane.waiting) >= self._batch_max_items:
             self._dispatch(lane)
         elif lane.timer is None and not lane.busy:
@@ -285,19 +337,35 @@ class PoolScorer:
 
     async def _score_batch(self, lane: Lane, batch: list[Waiting]) -> None:
         pool = self._pool
+        texts = [text for text, _, _, _ in batch]
+        sites = [site for _, site, _, _ in batch]
+        detect = [ask for _, _, _, ask in batch]
+        results: list[tuple[Language | None, tuple[Scores, int] | None]]
         try:
-            results = await self._workers_of(pool, lane).run(
-                _score_batch, [text for text, _, _ in batch], [site for _, site, _ in batch]
-            )
+            workers = self._workers_of(pool, lane)
+            if any(detect):
+                results = await workers.run(_read_batch, texts, sites, detect)
+            else:
+                results = [
+                    (None, scored) for scored in await workers.run(_score_batch, texts, sites)
+                ]
         except Exception as error:  # the pool or the model failed: every waiter learns why
-            for _, _, future in batch:
+            for _, _, future, _ in batch:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (_, _, future), (scores, site_version) in zip(batch, results, strict=True):
-            if not future.done():
-                version = verdict_version(pool.info.version, site_version)
-                future.set_result(Scored(scores, version, pool.info.thresholds, pool.info.semantic))
+        for (_, _, future, _), (found, scored) in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            detected = None if found is None else Detected(*found)
+            if scored is None:
+                future.set_result((detected, None))
+                continue
+            scores, site_version = scored
+            version = verdict_version(pool.info.version, site_version)
+            future.set_result(
+                (detected, Scored(scores, version, pool.info.thresholds, pool.info.semantic))
+            )
 
 
 async def start_scorer(
@@ -375,7 +443,13 @@ async def _start_sets(
     the first error, with every set stopped."""
     started = await asyncio.gather(
         *(
-            WorkerSet.start(size, _start_worker, initargs, name=name, preload=["classifier.model"])
+            WorkerSet.start(
+                size,
+                _start_worker,
+                initargs,
+                name=name,
+                preload=["classifier.model", "service.language_preload"],
+            )
             for name, size in sizes.items()
         ),
         return_exceptions=True,

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from service.language import Detected
 from service.scorer import Scored, SiteRef, Spans
 
 LONG_TEXT_CHARS = 4_000
@@ -30,9 +31,13 @@ real comments are shorter)."""
 EXPLAIN_BATCH_CHARS = 3_000
 """Characters one evidence batch holds at most (at least one text), between scoring batches."""
 
-Waiting = tuple[str, SiteRef | None, "asyncio.Future[Scored]"]
+Read = tuple[Detected | None, Scored | None]
+"""A text's language when it was asked for, and its scores unless that language is one the model
+does not read."""
+Waiting = tuple[str, SiteRef | None, "asyncio.Future[Read]", bool]
+"""A text to score, its site, its answer, and whether its language is detected first."""
 Explaining = tuple[str, SiteRef | None, "asyncio.Future[Spans]"]
-Queued = TypeVar("Queued", bound=tuple[str, SiteRef | None, Any])
+Queued = TypeVar("Queued", bound=tuple[str, SiteRef | None, *tuple[Any, ...]])
 
 
 def fair_batch(

@@ -10,13 +10,14 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from service.labels import LabelLog
+from service.language import Detected
 from service.late_evidence import PENDING_LIMIT, LateEvidence
 from service.moderation.authors import Authors
 from service.moderation.base import CachedSite
 from service.moderation.intake import Intake
 from service.moderation.queue import QueueDesk
 from service.moderation.sites import Sites
-from service.scorer import ReloadableScorer, Scored, Scorer, SiteRef
+from service.scorer import DetectingScorer, ReloadableScorer, Scored, Scorer, SiteRef
 from service.site_models import ActiveVersions
 from service.store import Store
 
@@ -65,4 +66,10 @@ class Moderation(Sites, Intake, QueueDesk, Authors):
             scorer.score_with_model
             if isinstance(scorer, ReloadableScorer)
             else self._score_naming_active_model
+        )
+        # A scorer that detects languages with its batches spares this process the detector.
+        self._read: Callable[[str, SiteRef | None], Awaitable[tuple[Detected, Scored | None]]] = (
+            scorer.detect_and_score
+            if isinstance(scorer, DetectingScorer)
+            else self._detect_then_score
         )

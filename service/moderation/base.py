@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from service.domain import ADMIN_ACTOR, Comment
 from service.errors import ClaimConflict, NotFound
 from service.labels import LabelLog
+from service.language import Detected
 from service.late_evidence import LateEvidence
 from service.scorer import Scored, Scorer, SiteRef
 from service.site_models import ActiveVersions
@@ -34,6 +35,7 @@ class ModerationBase:
     _site_cache_seconds: float
     _sites: dict[str, CachedSite]
     _score: Callable[[str, SiteRef | None], Awaitable[Scored]]
+    _read: Callable[[str, SiteRef | None], Awaitable[tuple[Detected, Scored | None]]]
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

@@ -34,8 +34,7 @@ class Intake(ModerationBase):
         record = await self._site_record(site_id)
         policy = record.site.policy
         windows = self._windows(site_id, submission, policy)
-        detected = language.detect(submission.text)
-        scored = await self._score_if_readable(submission.text, detected, site_id)
+        detected, scored = await self._detect_and_score(submission.text, site_id)
         scores = scored.scores
         text_hash = sha256_hex(submission.text)
         observation = Observation(windows_taken=tuple(False for _ in windows))
@@ -98,19 +97,27 @@ class Intake(ModerationBase):
         """The verdict the site's policy would give ``text`` as a new comment of an author in
         good standing, scored like intake but written nowhere (Akismet's ``is_test`` checks)."""
         policy = (await self._site_record(site_id)).site.policy
-        detected = language.detect(text)
-        scored = await self._score_if_readable(text, detected, site_id)
+        detected, scored = await self._detect_and_score(text, site_id)
         context = rules.PolicyContext(text=text, language_supported=detected.supported)
         return rules.decide(scored.scores, context, policy, scored.thresholds), scored
 
-    async def _score_if_readable(
-        self, text: str, detected: language.Detected, site_id: str
-    ) -> Scored:
-        """The model's scores, or none for a text in a language it does not read: scoring
-        German as English gives confident nonsense (0.69 toxicity for a civil remark)."""
-        if detected.supported:
-            return await self._score(text, await self._site_model(site_id))
-        return Scored({}, self.scorer.model_version, self.thresholds)
+    async def _detect_and_score(self, text: str, site_id: str) -> tuple[language.Detected, Scored]:
+        """The text's language and the model's scores, or none for a text in a language it does
+        not read: scoring German as English gives confident nonsense (0.69 toxicity for a civil
+        remark)."""
+        detected, scored = await self._read(text, await self._site_model(site_id))
+        if scored is None:
+            return detected, Scored({}, self.scorer.model_version, self.thresholds)
+        return detected, scored
+
+    async def _detect_then_score(
+        self, text: str, site: SiteRef | None
+    ) -> tuple[language.Detected, Scored | None]:
+        """For a scorer that does not detect languages: detected here, then scored if readable."""
+        detected = language.detect(text)
+        if not detected.supported:
+            return detected, None
+        return detected, await self._score(text, site)
 
     async def _site_model(self, site_id: str) -> SiteRef:
         if self.site_models is None:

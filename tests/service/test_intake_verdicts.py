@@ -5,6 +5,9 @@ scikit-learn's input checks switched off; the reference is ``Model.score`` on on
 in this process. Every fast path of the intake (batching, the workers' settings, vectorised
 features) must leave each comment's scores within 1e-9 and its state under the default policy
 the same.
+
+Languages are detected in the workers too, a batch at a time: each text's must be what this
+process detects, and a text in a language the model does not read must come back unscored.
 """
 
 import asyncio
@@ -17,6 +20,7 @@ import pytest
 
 from classifier.datasets import load_source
 from classifier.model import Model, load_active
+from service import language
 from service import policy as rules
 from service.domain import Policy
 from service.scoring import PoolScorer, start_scorer
@@ -93,3 +97,37 @@ async def test_explanations_are_the_models_and_read_the_first_characters_only(
     whole = model.explain(long, labels=model.labels)
     assert max(end for found in whole.values() for _, end in found) > EVIDENCE_MAX_CHARS
     assert scores == [model.score([text])[0] for text in (short, long)]
+
+
+OTHER_LANGUAGES = (
+    "Die Regierung sollte die Brücke über den Fluss endlich reparieren, bevor der Winter kommt.",
+    "Le conseil municipal doit enfin réparer le pont avant l'arrivée de l'hiver, disent-ils.",
+    "Правительство должно наконец отремонтировать мост через реку до начала зимы, потому что"
+    " иначе его закроют и людям придётся ездить в объезд.",
+)
+
+
+async def test_languages_detected_with_the_batch_are_this_process_and_only_readable_texts_scored(
+    scorer: PoolScorer, texts: list[str]
+) -> None:
+    everything = [*texts, *OTHER_LANGUAGES]
+    # Asked in turn, so batches hold texts whose language is asked and texts whose is not.
+    asked, not_asked = [], []
+    for text in everything:
+        asked.append(asyncio.create_task(scorer.detect_and_score(text)))
+        not_asked.append(asyncio.create_task(scorer.score_with_model(text)))
+    read = await asyncio.gather(*asked)
+    plain = await asyncio.gather(*not_asked)
+    unscored = 0
+    for text, (detected, scored), alone in zip(everything, read, plain, strict=True):
+        assert detected == language.detect(text), text[:80]
+        if not detected.supported:
+            assert scored is None, text[:80]
+            unscored += 1
+            continue
+        assert scored is not None, text[:80]
+        assert (scored.model_version, scored.thresholds) == (alone.model_version, alone.thresholds)
+        assert scored.scores.keys() == alone.scores.keys()
+        for label, value in alone.scores.items():
+            assert scored.scores[label] == pytest.approx(value, abs=1e-9, rel=0), (label, text)
+    assert unscored >= len(OTHER_LANGUAGES)

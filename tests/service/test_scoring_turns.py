@@ -6,12 +6,13 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from service.scorer import Scored, SiteRef
+from service.scorer import SiteRef
 from service.scoring import ModelInfo, PoolScorer
 from service.scoring_lanes import (
     BATCH_MAX_CHARS,
     EVIDENCE_MAX_CHARS,
     LONG_TEXT_CHARS,
+    Read,
     Waiting,
     fair_batch,
 )
@@ -22,13 +23,13 @@ async def waiting(texts_and_sites: list[tuple[str, str | None]]) -> list[Waiting
     items: list[Waiting] = []
     for text, site in texts_and_sites:
         ref: SiteRef | None = (site, 0) if site is not None else None
-        future: asyncio.Future[Scored] = loop.create_future()
-        items.append((text, ref, future))
+        future: asyncio.Future[Read] = loop.create_future()
+        items.append((text, ref, future, False))
     return items
 
 
 def texts(items: list[Waiting]) -> list[str]:
-    return [text for text, _, _ in items]
+    return [text for text, _, _, _ in items]
 
 
 async def test_sites_take_turns_and_keep_their_own_order() -> None:
