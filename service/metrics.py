@@ -107,13 +107,29 @@ class Metrics:
         )
         self._second_look_delay = SecondLookDelay()
         self.registry.register(self._second_look_delay)
+        # Every request looks its children up by labels: prometheus-client checks and joins
+        # the labels under a lock each time, so each child is looked up once and kept (these
+        # metrics are never cleared, so a kept child stays the registry's own).
+        self._served: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._verdict_counts: dict[str, Counter] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        children = self._served.get((route, method, status))
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._served[(route, method, status)] = children
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)
 
     def observe_verdict(self, state: str) -> None:
-        self.verdicts.labels(state).inc()
+        count = self._verdict_counts.get(state)
+        if count is None:
+            count = self._verdict_counts[state] = self.verdicts.labels(state)
+        count.inc()
 
     def set_queue_depth(self, site: str, queue: str, depth: int) -> None:
         self.queue_depth.labels(site, queue).set(depth)
