@@ -1,6 +1,7 @@
 """Moments as Redis keeps them (epoch milliseconds) and as the API writes them (ISO 8601)."""
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import PlainSerializer, WithJsonSchema
@@ -14,8 +15,17 @@ def from_ms(value: str | int | float) -> datetime:
     return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
 
 
+HOUR_MS = 3_600_000
+
+
 def hour_bucket(now_ms: int) -> str:
-    return from_ms(now_ms).strftime("%Y%m%d%H")
+    # Every intake names its hour: the name is worked out once per hour, not once per comment.
+    return _hour_name(now_ms // HOUR_MS)
+
+
+@lru_cache(maxsize=64)
+def _hour_name(hour: int) -> str:
+    return from_ms(hour * HOUR_MS).strftime("%Y%m%d%H")
 
 
 def iso(moment: datetime) -> str:

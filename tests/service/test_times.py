@@ -3,8 +3,11 @@ answers it through pydantic or a ``to_json`` writes it by hand."""
 
 from datetime import UTC, datetime, timedelta, timezone
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from service.domain import Author, Comment, CommentArticle, SecretRotation, State
-from service.times import from_ms, iso, iso_from_ms
+from service.times import HOUR_MS, from_ms, hour_bucket, iso, iso_from_ms
 
 MOMENT_MS = 1_800_000_000_345
 
@@ -56,3 +59,15 @@ def test_the_document_still_calls_an_answers_moment_a_date_time() -> None:
         "title": "Previous Valid Until",
         "type": "string",
     }
+
+
+@given(st.integers(min_value=-(10**13), max_value=10**13))
+def test_an_hour_is_named_as_its_moment_formats(ms: int) -> None:
+    assert hour_bucket(ms) == from_ms(ms).strftime("%Y%m%d%H")
+
+
+def test_the_hour_changes_at_its_first_millisecond() -> None:
+    start = 490_000 * HOUR_MS
+    assert hour_bucket(start - 1) == "2025112415"
+    assert hour_bucket(start) == hour_bucket(start + HOUR_MS - 1) == "2025112416"
+    assert hour_bucket(-1) == "1969123123"
