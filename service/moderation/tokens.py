@@ -1,8 +1,8 @@
 """Keys, tokens and ids drawn at random, and the sha256 form secrets are stored in."""
 
 import hashlib
+import os
 import secrets
-import uuid
 
 API_KEY_DRAWS = 3
 """New keys tried when a drawn one is already another site's."""
@@ -21,5 +21,17 @@ def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+"""The variant (RFC 4122) and version (4) bits ``uuid.uuid4`` sets in its 128 random bits."""
+
+
 def new_event_id() -> str:
-    return f"evt_{uuid.uuid4().hex}"
+    return f"evt_{uuid4_hex(os.urandom(16))}"
+
+
+def uuid4_hex(random: bytes) -> str:
+    """``uuid.UUID(bytes=random, version=4).hex``, without building a UUID (half of an event
+    id's cost, and every intake draws one)."""
+    value = (int.from_bytes(random, "big") & _UUID4_CLEAR) | _UUID4_SET
+    return f"{value:032x}"
