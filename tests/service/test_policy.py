@@ -11,7 +11,10 @@ from pydantic import ValidationError
 
 from service.domain import AuthorStatus, Policy, PolicyPatch, Reason, State
 from service.policy import (
+    _LINK,
+    LIMITS_KEPT,
     PolicyContext,
+    _limits,
     count_links,
     decide,
     effective_thresholds,
@@ -206,6 +209,28 @@ def test_effective_thresholds_merge() -> None:
     assert merged["toxicity"] == THRESHOLDS["toxicity"]
 
 
+def test_kept_limits_are_each_pair_s_own_merge() -> None:
+    # More pairs than are kept, each asked for twice: a kept merge is never another pair's.
+    pairs = [
+        (
+            {**THRESHOLDS, "spam": {"hold": 0.5, "reject": 0.9 - n / 1000}},
+            Policy(hold={"spam": n / 1000}),
+        )
+        for n in range(LIMITS_KEPT + 5)
+    ]
+    for _ in range(2):
+        for thresholds, policy in pairs:
+            assert _limits(thresholds, policy) == effective_thresholds(thresholds, policy)
+
+
+def test_a_changed_policy_decides_with_its_own_thresholds() -> None:
+    held = Policy(hold={"spam": 0.3})
+    assert verdict_for(scores={"spam": 0.4}, policy=held) == (State.PENDING, (Reason.SPAM,))
+    loosened = held.model_copy(update={"hold": {}})
+    assert verdict_for(scores={"spam": 0.4}, policy=loosened) == (State.APPROVED, ())
+    assert verdict_for(scores={"spam": 0.4}, policy=held) == (State.PENDING, (Reason.SPAM,))
+
+
 def test_new_author_rule_counts_approved_comments_and_spares_trusted_authors() -> None:
     policy = Policy(new_author_min_approved=2)
     assert verdict_for(policy=policy, author_approved=1)[1] == (Reason.NEW_AUTHOR,)
@@ -219,6 +244,16 @@ def test_links_over_the_limit() -> None:
     assert count_links(text) == 3
     assert verdict_for(text, policy=Policy(max_links=3)) == (State.APPROVED, ())
     assert verdict_for(text, policy=Policy(max_links=2)) == (State.PENDING, (Reason.LINKS,))
+
+
+@given(st.text(alphabet="wW.:/hHtTpPsS\u017f \u212a<>'\"x\u00e9", max_size=24))
+def test_the_quick_no_link_answer_agrees_with_the_pattern(text: str) -> None:
+    assert count_links(text) == len(_LINK.findall(text))
+
+
+def test_links_in_any_case_are_counted() -> None:
+    assert count_links("WWW.a.example HTTPS://b.example Http://c.example wWw.d") == 4
+    assert count_links("a www and a http: and a : // apart") == 0
 
 
 def test_words_match_whole_words_and_phrases_case_insensitively() -> None:
