@@ -100,7 +100,8 @@ class CommentWrites(ScriptedStore):
             write.text,
             write.lang or "",
             write.state.value,
-            json.dumps(list(write.reasons)),
+            # Most comments are published without a reason: their list needs no encoder.
+            json.dumps(list(write.reasons)) if write.reasons else "[]",
             encode_scores(write.scores),
             encode_evidence(write.evidence),
             write.model,
