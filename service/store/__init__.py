@@ -1,8 +1,9 @@
 """The Redis store: reads in pipelines, and every state change as one Lua script.
 
-Scripts are registered once and called by sha; redis-py reloads one transparently when the server
-answers NOSCRIPT (after a restart), so the store recovers without a new client. A script either
-runs whole or not at all, and Redis connection errors surface as ``StoreUnavailable``.
+Scripts are registered once and called by sha, and loaded again when the server answers NOSCRIPT
+(after a restart), so the store recovers without a new client. On a single server, script calls
+made together go as one pipeline (``service.store.script_batches``). A script either runs whole or
+not at all, and Redis connection errors surface as ``StoreUnavailable``.
 """
 
 from service.keys import DEFAULT_PREFIX, KeySpace

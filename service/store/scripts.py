@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.errors import StoreUnavailable
 from service.keys import KeySpace
+from service.store.script_batches import ScriptBatches
 
 RedisClient = aioredis.Redis | RedisCluster
 """A single server (or Sentinel-managed primary) or a Redis Cluster: the scripts run on both."""
@@ -28,8 +29,11 @@ def store_errors() -> Iterator[None]:
 
 
 class LuaScripts:
-    """Scripts of ``service/lua`` registered once and called by sha (redis-py loads a script
-    again on NOSCRIPT, so they survive a Redis restart); connection failures become 503s."""
+    """Scripts of ``service/lua`` registered once and called by sha (loaded again on NOSCRIPT,
+    so they survive a Redis restart); connection failures become 503s. On a single server,
+    concurrent calls go together as one pipeline (``ScriptBatches``); a Cluster spreads them
+    over its nodes and the replica WAIT needs each write's own connection, so those call one by
+    one."""
 
     def __init__(
         self,
@@ -55,12 +59,17 @@ class LuaScripts:
             name: redis.register_script(prelude + (lua / f"{name}.lua").read_text(encoding="utf-8"))
             for name in names
         }
+        self._batches = (
+            ScriptBatches(redis) if isinstance(redis, aioredis.Redis) and not replicas else None
+        )
 
     def __getitem__(self, name: str) -> AsyncScript:
         return self._scripts[name]
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         with store_errors():
+            if self._batches is not None:
+                return await self._batches.call(self._scripts[name], keys, args)
             if not self._replicas:
                 return await self._scripts[name](keys=keys, args=args)
             return await self._run_replicated(self._scripts[name], keys, args)
