@@ -3,11 +3,27 @@ plain defaults, so each caller names only what it is about (the benchmarks impor
 
 from typing import Any
 
-from service.domain import Author, State
-from service.store.records import DecisionWrite, IntakeWrite, Observation
+from service.domain import Author, Policy, Site, State
+from service.store.records import DecisionWrite, IntakeWrite, Observation, SiteRecord
+from service.times import from_ms
 from service.transitions import EVENT_TYPES, Event, sources_argument
 
 ACTIONS = {State.APPROVED: "approve", State.REJECTED: "reject", State.SPAM: "spam"}
+
+
+def site_record(site_id: str, now_ms: int, secret: str = "whsec_test") -> SiteRecord:
+    """A site with the default policy, created at ``now_ms``; its API key's hash is
+    ``hash-of-<site_id>``."""
+    moment = from_ms(now_ms)
+    site = Site(
+        id=site_id,
+        name=site_id.title(),
+        callback_url=None,
+        policy=Policy(),
+        created_at=moment,
+        updated_at=moment,
+    )
+    return SiteRecord(site, secret, None, 0, f"hash-of-{site_id}")
 
 
 def intake_write(

@@ -19,13 +19,12 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from service.domain import Author, Order, Policy, Queue, QueueQuery, Site, State
+from service.domain import Author, Order, Queue, QueueQuery, State
 from service.errors import StoreUnavailable
 from service.keys import KeySpace
 from service.store import Store
-from service.store.records import DecisionWrite, IntakeWrite, SiteRecord
-from service.times import from_ms
-from tests.records import decision_write, intake_write
+from service.store.records import DecisionWrite, IntakeWrite
+from tests.records import decision_write, intake_write, site_record
 
 SITE = "news"
 NOW = 1_800_000_000_000
@@ -107,19 +106,6 @@ async def client(own_redis: OwnRedis) -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
-def site_record() -> SiteRecord:
-    moment = from_ms(NOW)
-    site = Site(
-        id=SITE,
-        name="News",
-        callback_url=None,
-        policy=Policy(),
-        created_at=moment,
-        updated_at=moment,
-    )
-    return SiteRecord(site, "whsec_test", None, 0, "api-key-hash")
-
-
 def intake(comment_id: str) -> IntakeWrite:
     return intake_write(
         comment_id,
@@ -143,7 +129,7 @@ async def test_a_dead_redis_answers_store_unavailable_and_a_restart_recovers_in_
     own_redis: OwnRedis, client: aioredis.Redis
 ) -> None:
     store = Store(client)
-    await store.create_site(site_record())
+    await store.create_site(site_record(SITE, NOW))
     await store.write_intake(SITE, intake("c1"))
 
     own_redis.kill()
@@ -163,7 +149,7 @@ async def test_a_dead_redis_answers_store_unavailable_and_a_restart_recovers_in_
     own_redis.start()  # same port, empty: no data and no cached scripts
     [known] = await client.script_exists(store._scripts["ingest"].sha)
     assert not known
-    await store.create_site(site_record())
+    await store.create_site(site_record(SITE, NOW))
     outcome, comment = await store.write_intake(SITE, intake("c3"))
     assert (outcome, comment.state) == ("created", State.PENDING)
     assert (await store.decide(SITE, approve("c3"))).state is State.APPROVED
@@ -175,7 +161,7 @@ async def test_writes_cut_off_by_an_outage_are_whole_or_absent(
     own_redis: OwnRedis, client: aioredis.Redis
 ) -> None:
     store = Store(client)
-    await store.create_site(site_record())
+    await store.create_site(site_record(SITE, NOW))
     await store.write_intake(SITE, intake("before"))  # the script is cached from here on
     ids = [f"c{index}" for index in range(20)]
     await asyncio.gather(*(client.ping() for _ in ids))  # open connections stay in the pool

@@ -14,14 +14,13 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from service.domain import Author, Policy, Site, State
+from service.domain import Author, State
 from service.errors import StoreUnavailable, ValidationFailed
 from service.keys import KeySpace
 from service.store import Store
-from service.store.records import IntakeWrite, SiteRecord, StaleContextError
+from service.store.records import IntakeWrite, StaleContextError
 from service.store.script_batches import ScriptBatches
-from service.times import from_ms
-from tests.records import intake_write
+from tests.records import intake_write, site_record
 
 SITE = "news"
 NOW = 1_800_000_000_000
@@ -61,16 +60,7 @@ def pipelines(redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.fixture
 async def store(redis_client: aioredis.Redis) -> Store:
     store = Store(redis_client, prefix="civ")
-    moment = from_ms(NOW)
-    site = Site(
-        id=SITE,
-        name="News",
-        callback_url=None,
-        policy=Policy(),
-        created_at=moment,
-        updated_at=moment,
-    )
-    await store.create_site(SiteRecord(site, "whsec_test", None, 0, "hash-of-news"))
+    await store.create_site(site_record(SITE, NOW))
     return store
 
 

@@ -26,7 +26,6 @@ from service.domain import (
     QueueQuery,
     Report,
     ReportReason,
-    Site,
     State,
 )
 from service.errors import (
@@ -56,7 +55,7 @@ from service.store.records import (
 from service.store.scripts import RedisClient
 from service.times import from_ms, hour_bucket
 from service.transitions import REPORTED_EVENT_TYPE, Event, sources_argument
-from tests.records import ACTIONS, decision_write, intake_write
+from tests.records import ACTIONS, decision_write, intake_write, site_record
 from tests.sentinel import SentinelSetup
 
 SITE = "news"
@@ -73,7 +72,7 @@ def redis_client(topology_client: RedisClient) -> RedisClient:
 @pytest.fixture
 async def store(redis_client: aioredis.Redis) -> Store:
     store = Store(redis_client, prefix="civ")
-    await store.create_site(site_record(SITE))
+    await store.create_site(site_record(SITE, NOW))
     return store
 
 
@@ -85,19 +84,6 @@ async def all_keys(client: RedisClient, pattern: str) -> list[str]:
             found += cast(list[str], await client.keys(pattern, target_nodes=node))
         return found
     return cast(list[str], await client.keys(pattern))
-
-
-def site_record(site_id: str, secret: str = "whsec_test") -> SiteRecord:
-    moment = from_ms(NOW)
-    site = Site(
-        id=site_id,
-        name=site_id.title(),
-        callback_url=None,
-        policy=Policy(),
-        created_at=moment,
-        updated_at=moment,
-    )
-    return SiteRecord(site, secret, None, 0, f"hash-of-{site_id}")
 
 
 def intake(
@@ -708,7 +694,7 @@ async def test_deciding_an_unknown_comment_is_not_found_and_writes_nothing(
 
 
 async def test_sites_are_isolated(store: Store, redis_client: aioredis.Redis) -> None:
-    await store.create_site(site_record("blog"))
+    await store.create_site(site_record("blog", NOW))
     await store.write_intake(SITE, intake("c1", text="news text"))
     await store.write_intake("blog", intake("c1", text="blog text"))
     await store.decide("blog", decision("c1", State.SPAM))
@@ -823,7 +809,7 @@ async def test_stats_report_depths_oldest_age_and_decisions(store: Store) -> Non
 
 async def test_a_site_id_is_taken_once(store: Store, redis_client: aioredis.Redis) -> None:
     with pytest.raises(AlreadyExists):
-        await store.create_site(site_record(SITE, secret="other"))
+        await store.create_site(site_record(SITE, NOW, secret="other"))
     record = await store.load_site(SITE)
     assert record is not None
     assert record.webhook_secret == "whsec_test"
@@ -831,7 +817,7 @@ async def test_a_site_id_is_taken_once(store: Store, redis_client: aioredis.Redi
 
 
 async def test_an_api_key_is_one_sites_only(store: Store, redis_client: aioredis.Redis) -> None:
-    taken = SiteRecord(site_record("blog").site, "whsec_blog", None, 0, "hash-of-news")
+    taken = SiteRecord(site_record("blog", NOW).site, "whsec_blog", None, 0, "hash-of-news")
     with pytest.raises(ApiKeyTakenError):
         await store.create_site(taken)
     assert await store.load_site("blog") is None
@@ -918,7 +904,7 @@ async def test_a_site_update_writes_only_over_the_policy_it_was_merged_from(stor
 async def test_writes_to_a_missing_site_create_nothing(
     store: Store, redis_client: aioredis.Redis
 ) -> None:
-    missing = site_record("nosuch").site
+    missing = site_record("nosuch", NOW).site
     with pytest.raises(NotFound):
         await store.update_site(missing, read_policy=missing.policy.model_dump_json())
     moderator = Moderator(id="mod_1", site_id="nosuch", name="M", created_at=from_ms(NOW))
@@ -1083,7 +1069,7 @@ async def test_a_sentinel_failover_mid_run_loses_no_acknowledged_comment(
 
     try:
         await connection.client.flushdb()
-        await store.create_site(site_record(SITE))
+        await store.create_site(site_record(SITE, NOW))
         before = redis_sentinel.primary_port()
         writer = asyncio.create_task(write_until_failed_over())
         await asyncio.to_thread(redis_sentinel.failover)
@@ -1108,7 +1094,7 @@ async def test_a_write_fewer_replicas_hold_than_required_is_not_acknowledged(
     store = Store(connection.client, connection.prefix, replicas=2, replica_wait_ms=50)
     try:
         await connection.client.flushdb()
-        await Store(connection.client).create_site(site_record(SITE))
+        await Store(connection.client).create_site(site_record(SITE, NOW))
         with pytest.raises(StoreUnavailable) as refused:
             await store.write_intake(SITE, intake("c1"))
         assert refused.value.message == "the write reached 1 of 2 replicas in 50 ms, retry later"
