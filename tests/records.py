@@ -11,14 +11,16 @@ from service.transitions import EVENT_TYPES, Event, sources_argument
 ACTIONS = {State.APPROVED: "approve", State.REJECTED: "reject", State.SPAM: "spam"}
 
 
-def site_record(site_id: str, now_ms: int, secret: str = "whsec_test") -> SiteRecord:
+def site_record(
+    site_id: str, now_ms: int, secret: str = "whsec_test", callback_url: str | None = None
+) -> SiteRecord:
     """A site with the default policy, created at ``now_ms``; its API key's hash is
     ``hash-of-<site_id>``."""
     moment = from_ms(now_ms)
     site = Site(
         id=site_id,
         name=site_id.title(),
-        callback_url=None,
+        callback_url=callback_url,
         policy=Policy(),
         created_at=moment,
         updated_at=moment,

@@ -12,15 +12,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from service.deliveries import DeliveryLog
-from service.domain import Policy, Site
 from service.settings import DeliverySettings
 from service.store import Store
-from service.store.records import SiteRecord
 from service.store.scripts import RedisClient
-from service.times import from_ms
 from service.worker import Worker
 from tests.clocks import Clock
 from tests.conftest import TOPOLOGIES, url_of_topology
+from tests.records import site_record
 
 from .support import (
     FAST,
@@ -80,16 +78,7 @@ def log(redis_client: aioredis.Redis) -> DeliveryLog:
 @pytest.fixture
 def create_site(store: Store, redis_client: aioredis.Redis) -> CreateSite:
     async def create(callback_url: str | None, site_id: str = SITE, secret: str = SECRET) -> None:
-        moment = from_ms(now_ms())
-        site = Site(
-            id=site_id,
-            name=site_id.title(),
-            callback_url=callback_url,
-            policy=Policy(),
-            created_at=moment,
-            updated_at=moment,
-        )
-        await store.create_site(SiteRecord(site, secret, None, 0, f"hash-of-{site_id}"))
+        await store.create_site(site_record(site_id, now_ms(), secret, callback_url))
         assert await redis_client.sismember(KEYS.sites(), site_id)
 
     return create
