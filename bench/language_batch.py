@@ -5,19 +5,25 @@
 
 Draws ``--batches`` batches of ``--batch`` real comments (C3 and the Civil Comments sample, as
 written) and detects them both ways in turn, round after round, so a load that moves between
-rounds moves both; prints each round's CPU microseconds per text and the median ratio. It
-writes nothing; run on purpose, never by pytest.
+rounds moves both; prints each round's CPU microseconds per text and the median ratio, and
+writes them to ``bench/results/language_batch.json``. Run on purpose, never by pytest.
 """
 
 import argparse
+import json
+import os
 import random
 import statistics
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.memory import DATASETS, real_texts
+from bench.servers import PROJECT_ROOT
 from service import language
+
+RESULTS = PROJECT_ROOT / "bench" / "results" / "language_batch.json"
 
 
 def _per_text(batches: list[list[str]], detect: Callable[[list[str]], object]) -> float:
@@ -43,17 +49,37 @@ def main() -> None:
     batches = [chooser.sample(texts, args.batch) for _ in range(args.batches)]
     language.load()
     _per_text(batches[:10], language.detect_many)  # the first calls warm the caches
+    load_before = os.getloadavg()[0]
     ratios = []
+    rounds = []
     for round_number in range(args.rounds):
         alone = _per_text(batches, _alone)
         batched = _per_text(batches, language.detect_many)
         ratios.append(batched / alone)
+        rounds.append(
+            {"detect_us_per_text": round(alone, 1), "detect_many_us_per_text": round(batched, 1)}
+        )
         print(
             f"round {round_number}: detect {alone:.1f} µs/text, "
             f"detect_many (batches of {args.batch}) {batched:.1f} µs/text",
             flush=True,
         )
-    print(f"detect_many / detect, median of the rounds: {statistics.median(ratios):.2f}")
+    ratio = round(statistics.median(ratios), 3)
+    print(f"detect_many / detect, median of the rounds: {ratio:.2f}")
+    result = {
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "batch": args.batch,
+        "batches": args.batches,
+        "rounds": rounds,
+        "detect_many_over_detect": ratio,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_1m_before": round(load_before, 2),
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
+        },
+    }
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"written to {RESULTS.relative_to(PROJECT_ROOT)}")
 
 
 if __name__ == "__main__":
