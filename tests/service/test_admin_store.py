@@ -11,12 +11,13 @@ import redis.asyncio as aioredis
 from service.admin_store import AdminStore
 from service.errors import NotFound
 from service.store import Store
-from tests.service.test_store import KEYS, NOW, site_record
+from tests.records import site_record
+from tests.service.test_store import KEYS, NOW
 
 
 @pytest.fixture
 async def admin(redis_client: aioredis.Redis) -> AdminStore:
-    await Store(redis_client, prefix="civ").create_site(site_record("news"))
+    await Store(redis_client, prefix="civ").create_site(site_record("news", NOW))
     return AdminStore(redis_client, prefix="civ")
 
 

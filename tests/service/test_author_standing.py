@@ -9,7 +9,8 @@ import redis.asyncio as aioredis
 from service.domain import AuthorStatus, State
 from service.store import Store
 from service.store.records import SiteRules, StaleContextError
-from tests.service.test_store import NOW, SITE, decision, intake, site_record
+from tests.records import site_record
+from tests.service.test_store import NOW, SITE, decision, intake
 
 WINDOW_MS = 3_600_000
 DECIDED_AT = NOW + 1_000
@@ -18,7 +19,7 @@ DECIDED_AT = NOW + 1_000
 @pytest.fixture
 async def store(redis_client: aioredis.Redis) -> Store:
     store = Store(redis_client, prefix="civ")
-    await store.create_site(site_record(SITE))
+    await store.create_site(site_record(SITE, NOW))
     return store
 
 

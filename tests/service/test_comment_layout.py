@@ -15,7 +15,8 @@ from service.admin_store import ERASE_BATCH, AdminStore
 from service.domain import Comment, Order, Queue, QueueQuery
 from service.store import Store
 from service.store.records import Observation
-from tests.service.test_store import KEYS, NOW, SITE, decision, intake, site_record
+from tests.records import site_record
+from tests.service.test_store import KEYS, NOW, SITE, decision, intake
 
 LONG_TEXT = "A long and considered reply about the harbour budget, line after line. " * 30
 SCORES = {
@@ -32,7 +33,7 @@ SCORES = {
 @pytest.fixture
 async def store(redis_client: aioredis.Redis) -> Store:
     store = Store(redis_client, prefix="civ")
-    await store.create_site(site_record(SITE))
+    await store.create_site(site_record(SITE, NOW))
     return store
 
 

@@ -28,7 +28,8 @@ from service.domain import (
 from service.labels import LabelLog
 from service.moderation import Moderation
 from service.store import Store
-from tests.service.test_store import site_record
+from tests.records import site_record
+from tests.service.test_store import NOW
 
 THRESHOLDS = {"spam": {"hold": 0.5, "reject": 0.9}, "toxicity": {"hold": 0.6, "reject": 0.95}}
 
@@ -144,7 +145,7 @@ async def test_a_deleted_sites_keys_are_purged_from_its_slot_in_bounded_steps(
 ) -> None:
     store, admin = Store(cluster), AdminStore(cluster)
     for site_id in ("doomed", "kept"):
-        await store.create_site(site_record(site_id))
+        await store.create_site(site_record(site_id, NOW))
     async with cluster.pipeline(transaction=False) as pipe:
         for number in range(SCAN_COUNT + 5):
             pipe.hset(f"civ:{{doomed}}:comment:c{number}", mapping={"id": f"c{number}"})
