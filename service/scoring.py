@@ -342,13 +342,7 @@ class PoolScorer:
         detect = [ask for _, _, _, ask in batch]
         results: list[tuple[Language | None, tuple[Scores, int] | None]]
         try:
-            workers = self._workers_of(pool, lane)
-            if any(detect):
-                results = await workers.run(_read_batch, texts, sites, detect)
-            else:
-                results = [
-                    (None, scored) for scored in await workers.run(_score_batch, texts, sites)
-                ]
+            results = await self._workers_of(pool, lane).run(_read_batch, texts, sites, detect)
         except Exception as error:  # the pool or the model failed: every waiter learns why
             for _, _, future, _ in batch:
                 if not future.done():

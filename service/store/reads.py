@@ -25,7 +25,7 @@ from service.errors import BadRequest, NotFound
 from service.store.records import AuthorRecord, SiteRules
 from service.store.rows import comment_from_fields, creation_entry, history_entry, pairs
 from service.store.scripts import ScriptedStore, store_errors
-from service.times import from_ms, hour_bucket, to_ms
+from service.times import HOUR_MS, from_ms, hour_bucket, to_ms
 
 HOURS_OF_STATS = 24
 
@@ -219,7 +219,7 @@ class CommentReads(ScriptedStore):
         )
 
     async def stats(self, site_id: str, now_ms: int) -> SiteStats:
-        hours = [now_ms - index * 3_600_000 for index in range(HOURS_OF_STATS)]
+        hours = [now_ms - index * HOUR_MS for index in range(HOURS_OF_STATS)]
         with store_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
                 for queue in Queue:

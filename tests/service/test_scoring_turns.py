@@ -75,8 +75,8 @@ class RecordingPool:
 
     def answer(self, index: int) -> None:
         name, texts, future = self.calls[index]
-        if name == "_score_batch":
-            future.set_result([({"toxicity": 0.1}, 0) for _ in texts])
+        if name == "_read_batch":
+            future.set_result([(None, ({"toxicity": 0.1}, 0)) for _ in texts])
         else:
             future.set_result([{"toxicity": []} for _ in texts])
 
@@ -106,10 +106,10 @@ async def test_explanations_take_turns_with_scoring_under_a_steady_load() -> Non
     # The explanation waited for the batch running when it came, then went before the texts
     # that were waiting with it, which went after it one by one.
     assert [(name, texts) for name, texts, _ in pool.calls] == [
-        ("_score_batch", ["first"]),
+        ("_read_batch", ["first"]),
         ("_explain_batch", ["held"]),
-        ("_score_batch", ["second"]),
-        ("_score_batch", ["third"]),
+        ("_read_batch", ["second"]),
+        ("_read_batch", ["third"]),
     ]
 
 
@@ -132,8 +132,8 @@ async def test_long_texts_and_explanations_leave_the_verdict_workers_to_the_othe
 
     # The long lane's worker has the first long text; the other site's text went to the verdict
     # worker at once, not behind the long texts and the explanation.
-    assert calls(long_pool) == [("_score_batch", [long])]
-    assert calls(short_pool) == [("_score_batch", ["short"])]
+    assert calls(long_pool) == [("_read_batch", [long])]
+    assert calls(short_pool) == [("_read_batch", ["short"])]
     short_pool.answer(0)
     await turns()
     assert other.done()
@@ -144,9 +144,9 @@ async def test_long_texts_and_explanations_leave_the_verdict_workers_to_the_othe
         await turns()
     await asyncio.gather(*flood, evidence)
     assert calls(long_pool) == [
-        ("_score_batch", [long]),
+        ("_read_batch", [long]),
         ("_explain_batch", ["held"]),
-        ("_score_batch", [long]),
+        ("_read_batch", [long]),
     ]
 
 
