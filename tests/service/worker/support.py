@@ -27,7 +27,9 @@ KEYS = KeySpace("civ")
 # Backoffs and leases of minutes: a retry is due when a test moves the workers' clock on
 # (``Retries``), never because the wall clock went on; no lease ends within a test.
 FAST = DeliverySettings(
-    timeout_seconds=0.5,
+    # Long, so that a stalled machine cannot turn an answered delivery into a timeout and a
+    # second, duplicate delivery; the tests of timeouts set their own.
+    timeout_seconds=10.0,
     max_attempts=4,
     backoff_base_seconds=30.0,
     backoff_cap_seconds=60.0,
