@@ -104,7 +104,9 @@ def _renew_lease(redis_server_url: str, key: str, owner: str, stop: threading.Ev
 def redis_test_db(redis_server_url: str) -> Iterator[int]:
     """A database number this run holds alone: leased in database 0 until the run ends."""
     if forced := os.environ.get("CIVILITY_TEST_REDIS_DB"):
-        yield int(forced)
+        # pytest-xdist runs one test process per core ("gw0", "gw1", ...): each takes the next.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        yield int(forced) + int(worker.removeprefix("gw"))
         return
     owner = f"{os.getpid()}-{uuid.uuid4().hex}"
     leases = redis.Redis.from_url(f"{redis_server_url}/0")
