@@ -2,6 +2,7 @@
 
     git worktree add ../civility-before <commit>
     .venv/bin/python -m bench.intake_ab ../civility-before [--rounds 4] [--seconds 8]
+    .venv/bin/python -m bench.intake_ab . --env CIVILITY_SCORING_WORKERS=0   # a setting
 
 Runs ``civility serve`` from each checkout (two API processes each, this venv's packages, each
 checkout's own code and models) against its own database of the Redis ``REDIS_URL`` names
@@ -54,7 +55,7 @@ async def _flush(client: RedisClient) -> None:
 
 
 @contextmanager
-def _serve(name: str, checkout: Path, redis_url: str) -> Iterator[Served]:
+def _serve(name: str, checkout: Path, redis_url: str, settings: dict[str, str]) -> Iterator[Served]:
     on_redis(redis_url, _flush)
     token, port = secrets.token_urlsafe(24), free_port()
     env = {
@@ -64,6 +65,7 @@ def _serve(name: str, checkout: Path, redis_url: str) -> Iterator[Served]:
         "CIVILITY_ADMIN_TOKEN": token,
         "CIVILITY_PORT": str(port),
         "CIVILITY_API_PROCESSES": "2",
+        **settings,
     }
     # Run from the checkout, so its own ``service`` package is the one imported.
     process = subprocess.Popen(
@@ -91,7 +93,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--datasets", default=str(DATASETS))
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for this checkout's server only (repeatable); with the other checkout "
+        "this one, it compares a setting",
+    )
     args = parser.parse_args()
+    settings = dict(pair.split("=", 1) for pair in args.env)
     if not (args.other / "service" / "__init__.py").is_file():
         raise SystemExit(f"{args.other} is not a civility checkout")
     redis = os.environ.get("REDIS_URL", DEFAULT_REDIS).rsplit("/", 1)
@@ -99,9 +110,13 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {"this": [], "other": []}
     with ExitStack() as stack:
         servers = [
-            stack.enter_context(_serve(name, checkout, f"{base_url}/{database}"))
-            for name, checkout, database in zip(
-                ("this", "other"), (PROJECT_ROOT, args.other.resolve()), DATABASES, strict=True
+            stack.enter_context(_serve(name, checkout, f"{base_url}/{database}", own))
+            for name, checkout, database, own in zip(
+                ("this", "other"),
+                (PROJECT_ROOT, args.other.resolve()),
+                DATABASES,
+                (settings, {}),
+                strict=True,
             )
         ]
         for round_number in range(args.rounds):
@@ -123,7 +138,11 @@ def main() -> None:
             part: round(statistics.median(run["cpu_ms_per_request"][part] for run in own), 3)
             for part in PARTS
         }
-        print(f"{name}: median CPU ms/request {cpu}")
+        print(
+            f"{name}: median CPU ms/request {cpu}, "
+            f"{statistics.median(run['accepted_per_second'] for run in own)} req/s, "
+            f"p99 {statistics.median(run['p99_ms'] for run in own)} ms"
+        )
         kinds = sorted({kind for run in own for kind in run["cpu_ms_per_request_by_process"]})
         by_kind = {
             kind: round(
