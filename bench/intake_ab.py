@@ -2,7 +2,7 @@
 
     git worktree add ../civility-before <commit>
     .venv/bin/python -m bench.intake_ab ../civility-before [--rounds 4] [--seconds 8]
-    .venv/bin/python -m bench.intake_ab . --env CIVILITY_SCORING_WORKERS=0   # a setting
+    .venv/bin/python -m bench.intake_ab . --env CIVILITY_BATCH_WAIT_MS=5   # a setting, same code
 
 Runs ``civility serve`` from each checkout (two API processes each, this venv's packages, each
 checkout's own code and models) against its own database of the Redis ``REDIS_URL`` names
@@ -98,10 +98,12 @@ def main() -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a setting for this checkout's server only (repeatable); with the other checkout "
-        "this one, it compares a setting",
+        help="a setting for this checkout's server only (repeatable); with `.` as the other "
+        "checkout, it compares the setting with the default on the same code",
     )
     args = parser.parse_args()
+    if malformed := [pair for pair in args.env if "=" not in pair]:
+        raise SystemExit(f"--env takes NAME=VALUE, not {malformed[0]!r}")
     settings = dict(pair.split("=", 1) for pair in args.env)
     if not (args.other / "service" / "__init__.py").is_file():
         raise SystemExit(f"{args.other} is not a civility checkout")
