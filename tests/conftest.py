@@ -52,6 +52,13 @@ NODE_OPTIONS = (
 )
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def _port_answers(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -70,7 +77,8 @@ def redis_server_url() -> Iterator[str]:
         yield "redis://127.0.0.1:6379"
         return
     with tempfile.TemporaryDirectory() as data_dir:
-        server = ValkeyServer(data_dir=Path(data_dir))
+        # Each test process starts its own: probing from 16379 for a free port, they would race.
+        server = ValkeyServer(port=_free_port(), data_dir=Path(data_dir))
         server.start()
         try:
             yield f"redis://127.0.0.1:{server.port}"

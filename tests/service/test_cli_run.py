@@ -121,6 +121,8 @@ def _run_env(tmp_path: Path, port: int) -> dict[str, str]:
     env.update(
         CIVILITY_DATA_DIR=str(tmp_path / "data"),
         CIVILITY_PORT=str(port),
+        # Test processes running side by side would race for the first free port from 16379.
+        CIVILITY_VALKEY_PORT=str(_free_port()),
         CIVILITY_MODELS_DIR=os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
     )
     return env
@@ -311,10 +313,13 @@ def test_a_valkey_left_by_a_killed_run_is_stopped_before_a_new_one_starts(tmp_pa
     valkey_dir = tmp_path / "data" / "valkey"
     # What a killed run leaves: its Valkey, still running on the folder, with its pid file.
     config = {**PERSISTENCE, "pidfile": str(valkey_dir / PID_FILE)}
-    orphan = ValkeyServer(data_dir=valkey_dir, persist=True, config=config)
+    orphan = ValkeyServer(port=_free_port(), data_dir=valkey_dir, persist=True, config=config)
     orphan.start()
     try:
-        with data_dir_lock(tmp_path / "data"), embedded_valkey(tmp_path / "data") as second:
+        with (
+            data_dir_lock(tmp_path / "data"),
+            embedded_valkey(tmp_path / "data", _free_port()) as second,
+        ):
             assert not orphan.is_running()
             assert second.alive()
     finally:
