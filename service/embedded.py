@@ -93,7 +93,8 @@ def embedded_valkey(data_dir: Path, port: int | None = None) -> Iterator[Embedde
     server = ValkeyServer(port=port, data_dir=valkey_dir, persist=True, config=config)
     if port is not None and not is_port_bindable(server.host, port):
         raise EmbeddedStartError(f"CIVILITY_VALKEY_PORT {port} is in use on {server.host}")
-    server.start()
+    with _interrupts_held():
+        server.start()
     url_file = data_dir / URL_FILE
     try:
         url_file.write_text(server.connection_url + "\n", encoding="utf-8")
@@ -101,6 +102,19 @@ def embedded_valkey(data_dir: Path, port: int | None = None) -> Iterator[Embedde
     finally:
         url_file.unlink(missing_ok=True)
         server.stop(timeout=10.0)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT blocked while the server starts, so that it starts with SIGINT blocked (a blocked
+    signal stays blocked across fork and exec). A terminal's Ctrl-C reaches the whole process
+    group: Valkey would stop at once, under an API and a worker still finishing their work; so
+    it waits for the SIGTERM this process sends once they have stopped."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _stop_orphan(pid_file: Path) -> None:
