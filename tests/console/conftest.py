@@ -7,7 +7,6 @@ without it the tests skip with the command that installs it.
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +19,12 @@ import redis
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.console.support import PROJECT_ROOT, Service, Site, new_site
+from tests.ports import free_port
 
 CHROMIUM = Path(os.environ.get("CIVILITY_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
 STARTUP_SECONDS = 180
 UI_TIMEOUT_MS = 10_000
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +43,7 @@ def service(
 ) -> Iterator[Service]:
     """``civility serve`` on a free loopback port, on this run's own Redis database."""
     redis_url = f"{redis_server_url}/{redis_test_db}"
-    port = _free_port()
+    port = free_port()
     token = secrets.token_urlsafe(24)
     env = {
         **os.environ,

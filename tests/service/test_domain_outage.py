@@ -24,19 +24,13 @@ from service.errors import StoreUnavailable
 from service.keys import KeySpace
 from service.store import Store
 from service.store.records import DecisionWrite, IntakeWrite
+from tests.ports import free_port
 from tests.records import decision_write, intake_write, site_record
 
 SITE = "news"
 NOW = 1_800_000_000_000
 KEYS = KeySpace("civ")
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class OwnRedis:

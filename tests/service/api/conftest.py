@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from service.app import create_app
 from service.embedded import PERSISTENCE
 from service.settings import Settings
 from tests.clocks import Clock
+from tests.ports import free_port
 from tests.service.api.openapi_check import validating
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -132,18 +132,11 @@ def moderator() -> Callable[[SiteAccess], dict[str, str]]:
     return headers
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[ValkeyServer]:
     """A server of this test's own, so the test may stop and restart it."""
     server = ValkeyServer(
-        port=_free_port(), data_dir=tmp_path, persist=True, config=dict(PERSISTENCE)
+        port=free_port(), data_dir=tmp_path, persist=True, config=dict(PERSISTENCE)
     )
     server.start()
     try:

@@ -6,7 +6,6 @@ import dataclasses
 import os
 import shutil
 import signal
-import socket
 import sys
 from collections.abc import Awaitable
 from pathlib import Path
@@ -26,6 +25,7 @@ from service.app import create_app
 from service.keys import KeySpace
 from service.reload import reload_on_signal
 from service.settings import Settings
+from tests.ports import free_port
 
 from ..model_copies import copy_model
 
@@ -159,13 +159,6 @@ async def test_other_api_processes_follow_a_reload(
     response = await client.post("/v1/model:reload", headers=admin)
     assert (await response.json())["version"] == NEW
     await wait_for_version(other, admin, NEW)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def test_civility_serve_reloads_the_model_on_sighup(

@@ -5,7 +5,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -13,19 +12,13 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from service import signatures
+from tests.ports import free_port
 
 from .support import Receiver, eventually
 
 CIVILITY = str(Path(sys.executable).with_name("civility"))
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 ADMIN_TOKEN = "admin-token-for-the-run-test"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 async def test_run_starts_a_worker_beside_the_api(
