@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n auto --dist worksteal
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist worksteal
 
 tune: $(STAMP)
 	$(BIN)/civility tune --data ../shared/datasets --source-weights
