@@ -145,8 +145,9 @@ def start_run() -> Iterator[Callable[[dict[str, str]], Running]]:
 def test_run_starts_everything_and_keeps_data_across_restarts(
     tmp_path: Path, start_run: Callable[[dict[str, str]], Running]
 ) -> None:
-    port, valkey_port = free_port(), free_port()
-    env = {**_run_env(tmp_path, port), "CIVILITY_VALKEY_PORT": str(valkey_port)}
+    port = free_port()
+    env = _run_env(tmp_path, port)
+    valkey_port = env["CIVILITY_VALKEY_PORT"]
     base = f"http://127.0.0.1:{port}"
 
     first = start_run(env)
