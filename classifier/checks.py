@@ -5,7 +5,8 @@
   toxicity label, ours and the peer's. No public model is known to have been fitted on these
   templates, so unlike the Wikipedia identity set they compare the two fairly.
 - Implicit hate on ``toxigen-implicit``: ROC-AUC of the score the policy acts on, overall and per
-  identity group.
+  identity group; with a semantic stage also of the blend the second look acts on and of the stage
+  alone (the far end of the blend weights: what the encoder itself sees).
 - Threat recall: the share of threat-labelled rows of every held-out set with a threat label
   that reach the threat label's suggested hold threshold, i.e. that a moderator would see.
 """
@@ -39,10 +40,33 @@ def policy_score(model: Model, texts: Sequence[str], *, blended: bool = False) -
     ranking the comments it would hold first this maximum is the score; profanity counts as the
     policy counts it.
     """
-    columns = [index for index, label in enumerate(model.labels) if label != SPAM_LABEL]
     matrix = model.predict_blended(texts) if blended else model.predict_matrix(texts)
+    return _highest_but_spam(model.labels, matrix)
+
+
+def _highest_but_spam(labels: Sequence[str], matrix: FloatArray) -> FloatArray:
+    columns = [index for index, label in enumerate(labels) if label != SPAM_LABEL]
     result: FloatArray = matrix[:, columns].max(axis=1)
     return result
+
+
+def semantic_policy_scores(model: Model, texts: Sequence[str]) -> dict[str, FloatArray]:
+    """The policy's score with the semantic stage blended in (``blended``) and from the stage's
+    heads alone (``alone``), the texts embedded once; empty without a stage. A label whose head
+    was never fitted (too few rows of a class) scores every text alike and is left out of
+    ``alone``, where its constant would flatten the maximum."""
+    stage = model.semantic
+    if stage is None:
+        return {}
+    vectors = stage.embed(texts)
+    fitted = [label for label, coef in zip(stage.labels, stage.coef, strict=True) if coef.any()]
+    alone = stage.semantic_proba(vectors)[:, [stage.labels.index(label) for label in fitted]]
+    return {
+        "blended": _highest_but_spam(
+            model.labels, stage.blend_vectors(vectors, model.predict_matrix(texts))
+        ),
+        "alone": _highest_but_spam(fitted, alone),
+    }
 
 
 def _every_nth(items: Sequence[int], limit: int) -> list[int]:
@@ -131,17 +155,15 @@ def identity_term_bias(
 
 
 def _auc_entry(
-    target: FloatArray, ours: FloatArray, theirs: FloatArray | None, blended: FloatArray | None
+    target: FloatArray, scores: Mapping[str, FloatArray], members: npt.NDArray[np.bool_]
 ) -> dict[str, Any]:
+    """Rows, positives and each score's ROC-AUC (named by its key) over the ``members`` rows."""
     entry: dict[str, Any] = {
-        "rows": int(target.size),
-        "positives": int(target.sum()),
-        "roc_auc": round(float(roc_auc_score(target, ours)), 4),
+        "rows": int(members.sum()),
+        "positives": int(target[members].sum()),
     }
-    if blended is not None:
-        entry["blended_roc_auc"] = round(float(roc_auc_score(target, blended)), 4)
-    if theirs is not None:
-        entry["peer_roc_auc"] = round(float(roc_auc_score(target, theirs)), 4)
+    for name, score in scores.items():
+        entry[name] = round(float(roc_auc_score(target[members], score[members])), 4)
     return entry
 
 
@@ -158,26 +180,23 @@ def implicit_hate(
     texts = [record.text for record in records]
     rule = SOURCES[TOXIGEN_SOURCE].rules[BIAS_LABEL]
     target = np.array([rule.target(record.values) for record in records])
-    ours = policy_score(model, texts)
-    # With a semantic stage, also the blend (what the second look acts on): implicit hate is
-    # what the lexical stage cannot see.
-    blended = policy_score(model, texts, blended=True) if model.semantic is not None else None
-    theirs = peer(texts) if peer is not None else None
+    # With a semantic stage, also the blend and the stage alone: implicit hate is what the
+    # lexical stage cannot see.
+    scores = {"roc_auc": policy_score(model, texts)}
+    for name, score in semantic_policy_scores(model, texts).items():
+        scores[f"{name}_roc_auc"] = score
+    if peer is not None:
+        scores["peer_roc_auc"] = peer(texts)
     groups = np.array([record.group for record in records])
     per_group = {}
     for group in sorted(set(groups.tolist())):
         members = groups == group
         if len(np.unique(target[members])) == 2:
-            per_group[group] = _auc_entry(
-                target[members],
-                ours[members],
-                None if theirs is None else theirs[members],
-                None if blended is None else blended[members],
-            )
+            per_group[group] = _auc_entry(target, scores, members)
     return {
         "source": TOXIGEN_SOURCE,
         "score": "policy (highest label but spam)",
-        "overall": _auc_entry(target, ours, theirs, blended),
+        "overall": _auc_entry(target, scores, np.ones(target.size, dtype=bool)),
         "groups": per_group,
     }
 
@@ -308,10 +327,12 @@ def format_checks(report: Mapping[str, Any]) -> list[str]:
         for name, entry in [("overall", overall), *implicit["groups"].items()]:
             peer = entry.get("peer_roc_auc")
             blended = entry.get("blended_roc_auc")
+            alone = entry.get("alone_roc_auc")
             lines.append(
                 f"  {name:18} rows {entry['rows']:>4} pos {entry['positives']:>4}  "
                 f"ROC {entry['roc_auc']:.3f}"
                 + ("" if blended is None else f", blended {blended:.3f}")
+                + ("" if alone is None else f", stage alone {alone:.3f}")
                 + ("" if peer is None else f" ({peer:.3f})")
             )
     if threats := report.get("threat_recall"):

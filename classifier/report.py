@@ -251,13 +251,16 @@ def _checks_tables(report: Mapping[str, Any]) -> str:
     if implicit := report.get("implicit_hate"):
         rows = [
             [name, str(entry["rows"]), str(entry["positives"]), _figure(entry["roc_auc"]),
-             _figure(entry.get("blended_roc_auc")), _figure(entry.get("peer_roc_auc"))]
+             _figure(entry.get("blended_roc_auc")), _figure(entry.get("alone_roc_auc")),
+             _figure(entry.get("peer_roc_auc"))]
             for name, entry in [("overall", implicit["overall"]), *implicit["groups"].items()]
         ]  # fmt: skip
         parts.append(
             f"<h2>Implicit hate ({html.escape(implicit['source'])})</h2>"
             f"<p>ROC-AUC of the {html.escape(implicit['score'])}, per identity group.</p>"
-            + _table(["group", "rows", "positives", "ROC-AUC", "blended", "peer"], rows)
+            + _table(
+                ["group", "rows", "positives", "ROC-AUC", "blended", "stage alone", "peer"], rows
+            )
         )
     if threats := report.get("threat_recall"):
         pooled = threats["pooled"]

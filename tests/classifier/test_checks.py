@@ -1,11 +1,15 @@
 """The focused checks' row choices: identity-term samples and the threat rows measured."""
 
+from pathlib import Path
+
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from classifier.checks import (
     implicit_hate,
     policy_score,
     sample_by_term,
+    semantic_policy_scores,
     threat_recall,
     threat_rows,
 )
@@ -106,10 +110,56 @@ def test_implicit_hate_adds_the_blend_when_the_model_has_a_semantic_stage(
     lexical = implicit_hate(tiny_model, _statements(), set(), None)
     assert set(lexical["groups"]) == {"women", "immigrant"}  # muslim has one class only
     assert "blended_roc_auc" not in lexical["overall"]
+    assert "alone_roc_auc" not in lexical["overall"]
     both = implicit_hate(tiny_semantic_model, _statements(), set(), lambda b: np.zeros(len(b)))
-    texts = [record.text for record in _statements().splits["all"]]
+    records = _statements().splits["all"]
+    texts = [record.text for record in records]
+    target = np.array([record.values["label"] for record in records])
     blended = policy_score(tiny_semantic_model, texts, blended=True)
     assert not np.array_equal(blended, policy_score(tiny_semantic_model, texts))
-    assert 0.0 <= both["overall"]["blended_roc_auc"] <= 1.0
+    assert both["overall"]["blended_roc_auc"] == round(roc_auc_score(target, blended), 4)
     assert both["overall"]["peer_roc_auc"] == 0.5
     assert both["groups"]["women"]["rows"] == 2
+
+
+def test_the_stage_alone_is_the_highest_fitted_semantic_head_but_spam(
+    tiny_semantic_model: Model,
+) -> None:
+    stage = tiny_semantic_model.semantic
+    assert stage is not None
+    records = _statements().splits["all"]
+    texts = [record.text for record in records]
+    target = np.array([record.values["label"] for record in records])
+    heads = stage.semantic_proba(stage.embed(texts))
+    columns = [i for i, label in enumerate(stage.labels) if label != "spam" and stage.coef[i].any()]
+    expected = heads[:, columns].max(axis=1)
+    scores = semantic_policy_scores(tiny_semantic_model, texts)
+    np.testing.assert_array_equal(scores["alone"], expected)
+    report = implicit_hate(tiny_semantic_model, _statements(), set(), None)
+    assert report["overall"]["alone_roc_auc"] == round(roc_auc_score(target, expected), 4)
+    women = [i for i, record in enumerate(records) if record.group == "women"]
+    assert report["groups"]["women"]["alone_roc_auc"] == round(
+        roc_auc_score(target[women], expected[women]), 4
+    )
+
+
+def test_a_head_never_fitted_is_left_out_of_the_stage_alone(
+    tiny_semantic_model_path: Path,
+) -> None:
+    model = Model.load(tiny_semantic_model_path)  # a copy of its own: the stage is changed
+    stage = model.semantic
+    assert stage is not None
+    texts = [record.text for record in _statements().splits["all"]]
+    column = stage.labels.index("threat")
+    others = [
+        i
+        for i, label in enumerate(stage.labels)
+        if label not in ("spam", "threat") and stage.coef[i].any()
+    ]
+    # A head that was never fitted, calibrated to a high constant: counted, it would top every row.
+    stage.coef[column] = 0.0
+    stage.platt[column] = (1.0, 5.0)
+    alone = semantic_policy_scores(model, texts)["alone"]
+    expected = stage.semantic_proba(stage.embed(texts))[:, others].max(axis=1)
+    np.testing.assert_array_equal(alone, expected)
+    assert alone.max() < 1.0 / (1.0 + np.exp(-5.0))
