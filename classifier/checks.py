@@ -32,16 +32,14 @@ SPAM_LABEL = "spam"
 BIAS_MEASURES = ("subgroup_auc", "bpsn_auc", "bnsp_auc")
 
 
-def policy_score(model: Model, texts: Sequence[str], *, blended: bool = False) -> FloatArray:
-    """The score the moderation policy acts on: the highest of every label but spam (with the
-    semantic stage blended in when ``blended``).
+def policy_score(model: Model, texts: Sequence[str]) -> FloatArray:
+    """The score the moderation policy acts on at intake: the highest of every label but spam.
 
     The policy holds a comment when any label other than spam reaches its hold threshold, so for
     ranking the comments it would hold first this maximum is the score; profanity counts as the
     policy counts it.
     """
-    matrix = model.predict_blended(texts) if blended else model.predict_matrix(texts)
-    return _highest_but_spam(model.labels, matrix)
+    return _highest_but_spam(model.labels, model.predict_matrix(texts))
 
 
 def _highest_but_spam(labels: Sequence[str], matrix: FloatArray) -> FloatArray:
