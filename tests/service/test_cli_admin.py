@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import socket
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from service.cli import main
 from service.embedded import data_dir_lock, embedded_valkey
 from service.moderation.tokens import sha256_hex
 from service.store import Store
+from tests.ports import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODELS = PROJECT_ROOT / "models"
@@ -196,9 +196,7 @@ def test_without_redis_url_the_running_embedded_store_is_found(
     data = tmp_path / "data"
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.setenv("CIVILITY_DATA_DIR", str(data))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with data_dir_lock(data), embedded_valkey(data, port) as valkey:
         assert valkey.url == f"redis://127.0.0.1:{port}"
         status, created, err = civility(capsys, "sites", "create", "blog", "--name", "Blog")

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from service.settings import DeliverySettings
 from service.store import Store
 from service.worker import Worker
 from tests.clocks import Clock
+from tests.ports import free_port
 from tests.records import decision_write, intake_write
 
 SITE = "news"
@@ -118,10 +118,7 @@ class Receiver:
 
 def closed_port_url() -> str:
     """A loopback URL nothing listens on: connecting is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hooks"
+    return f"http://127.0.0.1:{free_port()}/hooks"
 
 
 CreateSite = Callable[..., Awaitable[None]]
