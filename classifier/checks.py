@@ -48,11 +48,14 @@ def _highest_but_spam(labels: Sequence[str], matrix: FloatArray) -> FloatArray:
     return result
 
 
-def semantic_policy_scores(model: Model, texts: Sequence[str]) -> dict[str, FloatArray]:
-    """The policy's score with the semantic stage blended in (``blended``) and from the stage's
-    heads alone (``alone``), the texts embedded once; empty without a stage. A label whose head
-    was never fitted (too few rows of a class) scores every text alike and is left out of
-    ``alone``, where its constant would flatten the maximum."""
+def semantic_policy_scores(
+    model: Model, texts: Sequence[str], lexical: FloatArray
+) -> dict[str, FloatArray]:
+    """The policy's score with the semantic stage blended into ``lexical`` (the texts'
+    ``predict_matrix``) as ``blended``, and from the stage's heads alone as ``alone``, the texts
+    embedded once; empty without a stage. A label whose head was never fitted (too few rows of
+    a class) scores every text alike and is left out of ``alone``, where its constant would
+    flatten the maximum."""
     stage = model.semantic
     if stage is None:
         return {}
@@ -60,9 +63,7 @@ def semantic_policy_scores(model: Model, texts: Sequence[str]) -> dict[str, Floa
     fitted = [label for label, coef in zip(stage.labels, stage.coef, strict=True) if coef.any()]
     alone = stage.semantic_proba(vectors)[:, [stage.labels.index(label) for label in fitted]]
     return {
-        "blended": _highest_but_spam(
-            model.labels, stage.blend_vectors(vectors, model.predict_matrix(texts))
-        ),
+        "blended": _highest_but_spam(model.labels, stage.blend_vectors(vectors, lexical)),
         "alone": _highest_but_spam(fitted, alone),
     }
 
@@ -180,8 +181,9 @@ def implicit_hate(
     target = np.array([rule.target(record.values) for record in records])
     # With a semantic stage, also the blend and the stage alone: implicit hate is what the
     # lexical stage cannot see.
-    scores = {"roc_auc": policy_score(model, texts)}
-    for name, score in semantic_policy_scores(model, texts).items():
+    lexical = model.predict_matrix(texts)
+    scores = {"roc_auc": _highest_but_spam(model.labels, lexical)}
+    for name, score in semantic_policy_scores(model, texts, lexical).items():
         scores[f"{name}_roc_auc"] = score
     if peer is not None:
         scores["peer_roc_auc"] = peer(texts)

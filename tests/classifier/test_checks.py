@@ -118,7 +118,10 @@ def test_implicit_hate_adds_the_blend_when_the_model_has_a_semantic_stage(
     blended = tiny_semantic_model.predict_blended(texts)[:, 1:].max(axis=1)  # every label but spam
     assert tiny_semantic_model.labels[0] == "spam"
     np.testing.assert_array_equal(
-        semantic_policy_scores(tiny_semantic_model, texts)["blended"], blended
+        semantic_policy_scores(
+            tiny_semantic_model, texts, tiny_semantic_model.predict_matrix(texts)
+        )["blended"],
+        blended,
     )
     assert not np.array_equal(blended, policy_score(tiny_semantic_model, texts))
     assert both["overall"]["blended_roc_auc"] == round(roc_auc_score(target, blended), 4)
@@ -137,7 +140,9 @@ def test_the_stage_alone_is_the_highest_fitted_semantic_head_but_spam(
     heads = stage.semantic_proba(stage.embed(texts))
     columns = [i for i, label in enumerate(stage.labels) if label != "spam" and stage.coef[i].any()]
     expected = heads[:, columns].max(axis=1)
-    scores = semantic_policy_scores(tiny_semantic_model, texts)
+    scores = semantic_policy_scores(
+        tiny_semantic_model, texts, tiny_semantic_model.predict_matrix(texts)
+    )
     np.testing.assert_array_equal(scores["alone"], expected)
     report = implicit_hate(tiny_semantic_model, _statements(), set(), None)
     assert report["overall"]["alone_roc_auc"] == round(roc_auc_score(target, expected), 4)
@@ -163,7 +168,7 @@ def test_a_head_never_fitted_is_left_out_of_the_stage_alone(
     # A head that was never fitted, calibrated to a high constant: counted, it would top every row.
     stage.coef[column] = 0.0
     stage.platt[column] = (1.0, 5.0)
-    alone = semantic_policy_scores(model, texts)["alone"]
+    alone = semantic_policy_scores(model, texts, model.predict_matrix(texts))["alone"]
     expected = stage.semantic_proba(stage.embed(texts))[:, others].max(axis=1)
     np.testing.assert_array_equal(alone, expected)
     assert alone.max() < 1.0 / (1.0 + np.exp(-5.0))
