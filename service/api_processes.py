@@ -8,6 +8,7 @@ import sys
 import tempfile
 
 from service.metrics import MULTIPROCESS_DIR_VARIABLE
+from service.shared_scoring import PROCESS_INDEX_VARIABLE, SHARE_DIR_VARIABLE
 
 # Set in the environment of the API processes `civility serve` starts, so they serve themselves.
 API_PROCESS_MARKER = "CIVILITY_API_PROCESS_OF"
@@ -20,11 +21,17 @@ def serve_in_processes(count: int) -> int:
     Returns when every one has stopped: 0 if each stopped cleanly, 1 if one failed (the others are
     then told to stop, since a partly running service would hide the failure).
     """
-    with tempfile.TemporaryDirectory(prefix="civility-metrics-") as metrics_folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="civility-metrics-") as metrics_folder,
+        tempfile.TemporaryDirectory(prefix="civility-scoring-") as scoring_folder,
+    ):
         env = {
             **os.environ,
             API_PROCESS_MARKER: str(os.getpid()),
             MULTIPROCESS_DIR_VARIABLE: metrics_folder,
+            # The first API process's verdict workers score the others' batches with its own
+            # (``service.shared_scoring``).
+            SHARE_DIR_VARIABLE: scoring_folder,
         }
         return _run_api_processes(count, env)
 
@@ -41,7 +48,10 @@ def _run_api_processes(count: int, env: dict[str, str]) -> int:
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
     try:
-        children.extend(subprocess.Popen(command, env=env) for _ in range(count))
+        children.extend(
+            subprocess.Popen(command, env={**env, PROCESS_INDEX_VARIABLE: str(index)})
+            for index in range(count)
+        )
         failed = False
         while children:
             pid, status = os.wait()

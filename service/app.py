@@ -66,6 +66,7 @@ from service.routes import deliveries as delivery_routes
 from service.scoring import start_scorer
 from service.second_look_store import SecondLookLog
 from service.settings import Settings
+from service.shared_scoring import sharing_from_environment
 from service.site_models import ActiveVersions, SiteModels
 from service.store import Store
 
@@ -142,6 +143,7 @@ async def _scorer(app: web.Application) -> AsyncIterator[None]:
         # Scoring workers read site models over a blocking client of their own.
         redis_url=settings.redis_url,
         prefix=settings.redis_prefix,
+        sharing=sharing_from_environment(),
     )
     app[SCORER] = scorer
     await detector

@@ -8,6 +8,9 @@ once. Comments longer than ``LONG_TEXT_CHARS`` and the evidence of held ones go 
 their own (``service.scoring_lanes``), so a site sending them in a flood does not hold up the
 others' verdicts.
 
+With several API processes, the first one's verdict workers also score the others' batches,
+those waiting together as one call (``service.shared_scoring``).
+
 ``reload`` switches to the model ``models/ACTIVE`` names without dropping a request: a new pool
 loads it while the old one keeps scoring, the scorer swaps pools only once every new worker has
 loaded, and batches already sent to the old pool finish there and name its model.
@@ -35,9 +38,13 @@ from service.scoring_lanes import (
     Read,
     Waiting,
 )
+from service.shared_scoring import SharedFirst, Sharing
 from service.site_model_reader import SiteModelReader, adapt_by_site
 from service.site_models import VERDICT_WEIGHTS, verdict_version
-from service.worker_processes import Workers, WorkerSet
+from service.worker_processes import Workers, WorkerSet, batchable
+
+VERDICT_SET = "scoring"
+"""The verdict workers' name (what ``ps`` shows, and their sockets' prefix when shared)."""
 
 Scores = dict[str, float]
 Language = tuple[str | None, float]
@@ -93,12 +100,23 @@ def _score_batch(texts: Sequence[str], sites: Sequence[SiteRef | None]) -> list[
     ]
 
 
+class OtherModelError(RuntimeError):
+    """A worker was asked to score with a model version it does not hold."""
+
+
+@batchable(3)
 def _read_batch(
-    texts: Sequence[str], sites: Sequence[SiteRef | None], detect: Sequence[bool]
+    texts: Sequence[str],
+    sites: Sequence[SiteRef | None],
+    detect: Sequence[bool],
+    version: str | None = None,
 ) -> list[tuple[Language | None, tuple[Scores, int] | None]]:
     """``_score_batch``, each text that ``detect`` names having its language detected first
     (all of them in one pass): such a text is scored only when the model reads its language,
-    as the serving process did when it detected."""
+    as the serving process did when it detected. With ``version``, only by that model: a shared
+    worker may hold another one than the process asking (``service.shared_scoring``)."""
+    if version is not None and version != _active_model().version:
+        raise OtherModelError(f"this worker scores with {_active_model().version}, not {version}")
     asked = [text for text, ask in zip(texts, detect, strict=True) if ask]
     detected = iter(language.detect_many(asked))
     languages = [next(detected) if ask else None for ask in detect]
@@ -188,8 +206,10 @@ class PoolScorer:
         long_workers: int = 1,
         redis_url: str | None = None,
         prefix: str = DEFAULT_PREFIX,
+        sharing: Sharing | None = None,
     ) -> None:
-        self._pool = _Pool(pool, long_pool, info)
+        self._sharing = sharing
+        self._pool = _Pool(self._verdict_workers(pool), long_pool, info)
         self._redis_url = redis_url
         self._prefix = prefix
         self._workers = workers
@@ -271,10 +291,15 @@ class PoolScorer:
         not load. One reload at a time; a second waits and then loads whatever is active."""
         async with self._reloading:
             workers, long, model = await _start_pool(
-                models_dir, self._workers, self._long_workers, self._redis_url, self._prefix
+                models_dir,
+                self._workers,
+                self._long_workers,
+                self._redis_url,
+                self._prefix,
+                self._sharing,
             )
             previous = self._pool
-            self._pool = _Pool(workers, long, ModelInfo.of(model))
+            self._pool = _Pool(self._verdict_workers(workers), long, ModelInfo.of(model))
             # Batches already sent to the old pool finish there; only then do its workers stop.
             await previous.workers.close()
             if previous.long is not None:
@@ -316,6 +341,12 @@ class PoolScorer:
         lane.running.discard(task)
         self._dispatch(lane)
 
+    def _verdict_workers(self, own: Workers) -> Workers:
+        """A peer's verdict batches go to the shared worker first, its own workers otherwise."""
+        if self._sharing is None or self._sharing.owner:
+            return own
+        return SharedFirst(self._sharing.folder, VERDICT_SET, own)
+
     def _workers_of(self, pool: _Pool, lane: Lane) -> Workers:
         return pool.long if lane is self._long and pool.long is not None else pool.workers
 
@@ -342,7 +373,9 @@ class PoolScorer:
         detect = [ask for _, _, _, ask in batch]
         results: list[tuple[Language | None, tuple[Scores, int] | None]]
         try:
-            results = await self._workers_of(pool, lane).run(_read_batch, texts, sites, detect)
+            results = await self._workers_of(pool, lane).run(
+                _read_batch, texts, sites, detect, pool.info.version
+            )
         except Exception as error:  # the pool or the model failed: every waiter learns why
             for _, _, future, _ in batch:
                 if not future.done():
@@ -371,12 +404,16 @@ async def start_scorer(
     long_workers: int = 0,
     redis_url: str | None = None,
     prefix: str = DEFAULT_PREFIX,
+    sharing: Sharing | None = None,
 ) -> PoolScorer:
     """Start the workers and wait until each has loaded the active model, so /readyz tells true.
 
     With ``long_workers``, that many more workers take the long texts and the explanations. With
-    ``redis_url``, the workers read site models from there."""
-    pool, long, model = await _start_pool(models_dir, workers, long_workers, redis_url, prefix)
+    ``redis_url``, the workers read site models from there. With ``sharing``, the verdict
+    workers are shared with the other API processes (owner) or tried first (peer)."""
+    pool, long, model = await _start_pool(
+        models_dir, workers, long_workers, redis_url, prefix, sharing
+    )
     return PoolScorer(
         pool,
         ModelInfo.of(model),
@@ -387,6 +424,7 @@ async def start_scorer(
         long_workers=long_workers,
         redis_url=redis_url,
         prefix=prefix,
+        sharing=sharing,
     )
 
 
@@ -396,6 +434,7 @@ async def _start_pool(
     long_workers: int = 0,
     redis_url: str | None = None,
     prefix: str = DEFAULT_PREFIX,
+    sharing: Sharing | None = None,
 ) -> tuple[WorkerSet, WorkerSet | None, Model]:
     """Worker processes that each loaded the active model (the long lane's apart, when it has
     any), and that model.
@@ -409,9 +448,10 @@ async def _start_pool(
     """
     stem = await asyncio.to_thread(active_stem, models_dir)
     initargs = (models_dir, stem, redis_url, prefix)
-    sizes = {"scoring": workers, "scoring-long": long_workers}
+    sizes = {VERDICT_SET: workers, "scoring-long": long_workers}
+    shared = {VERDICT_SET: sharing.folder} if sharing is not None and sharing.owner else {}
     started = asyncio.create_task(
-        _start_sets({name: size for name, size in sizes.items() if size}, initargs)
+        _start_sets({name: size for name, size in sizes.items() if size}, initargs, shared)
     )
     try:
         model = await asyncio.to_thread(load_active, models_dir, semantic=False, stem=stem)
@@ -427,14 +467,15 @@ async def _start_pool(
         await asyncio.gather(*(found.close() for found, _ in sets.values()))
         raise RuntimeError(f"scoring workers loaded {versions}, not {model.version}")
     long = sets.get("scoring-long")
-    return sets["scoring"][0], None if long is None else long[0], model
+    return sets[VERDICT_SET][0], None if long is None else long[0], model
 
 
 async def _start_sets(
-    sizes: dict[str, int], initargs: tuple[Any, ...]
+    sizes: dict[str, int], initargs: tuple[Any, ...], shared: dict[str, Path]
 ) -> dict[str, tuple[WorkerSet, list[str]]]:
-    """A started set of ``size`` workers per name, with the model version each loaded; raises
-    the first error, with every set stopped."""
+    """A started set of ``size`` workers per name (those in ``shared`` serving peers in that
+    folder), with the model version each loaded; raises the first error, with every set
+    stopped."""
     started = await asyncio.gather(
         *(
             WorkerSet.start(
@@ -443,6 +484,7 @@ async def _start_sets(
                 initargs,
                 name=name,
                 preload=["classifier.model", "service.language_preload"],
+                share_dir=shared.get(name),
             )
             for name, size in sizes.items()
         ),

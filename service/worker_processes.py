@@ -9,18 +9,29 @@ so pickle is safe.
 A worker that dies (the OOM killer, a crash in native code) is replaced; the call it was running
 is sent once more, to another worker or to its replacement, and fails with ``WorkerDiedError``
 if that one dies too, so a text that kills every worker cannot take the set down with it.
+
+A set started with ``share_dir`` also serves other processes: each of its workers listens on a
+unix socket there, and the calls of a ``batchable`` function that wait together, from its owner
+and from those peers (``service.shared_scoring``), run as one call. That is how several API
+processes score in one batch what each would have scored in a small one of its own.
 """
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import os
 import pickle
+import secrets
+import selectors
 import socket
 import struct
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
 from multiprocessing.context import ForkServerContext, ForkServerProcess
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from service.child_process import follow_parent
 
@@ -28,12 +39,46 @@ log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!Q")
 _PROTOCOL = 5
+MAX_SOCKET_PATH_BYTES = 100
+"""The longest unix socket path every platform binds (Linux allows 107 bytes, macOS 103)."""
 STOP_SECONDS = 10.0
 """How long a worker has to exit once its socket is closed before it is killed."""
 
 
 class WorkerDiedError(RuntimeError):
     """The worker process running a call ended before answering it."""
+
+
+Call = TypeVar("Call", bound=Callable[..., Any])
+_BATCHED_COLUMNS = "_batched_columns"
+
+
+def batchable(columns: int) -> Callable[[Call], Call]:
+    """Mark a worker function whose first ``columns`` arguments are parallel sequences (one item
+    per text) and whose answer is a list with one item per text: calls of it that wait together
+    in a shared worker, with equal other arguments, run as one call on the sequences joined."""
+
+    def mark(fn: Call) -> Call:
+        setattr(fn, _BATCHED_COLUMNS, columns)
+        return fn
+
+    return mark
+
+
+def batched_columns(fn: Callable[..., Any]) -> int | None:
+    """The ``columns`` ``batchable`` gave ``fn``; None when it was not marked."""
+    columns: int | None = getattr(fn, _BATCHED_COLUMNS, None)
+    return columns
+
+
+def share_socket_paths(share_dir: Path, name: str) -> list[Path]:
+    """The sockets of a set's shared workers in ``share_dir``, the newest first (a reload's
+    workers come after the ones they replace)."""
+    found = []
+    for path in share_dir.glob(f"{name}-*.sock"):
+        with contextlib.suppress(OSError):  # a worker removing its socket as we look
+            found.append((path.stat().st_mtime_ns, path))
+    return [path for _, path in sorted(found, reverse=True)]
 
 
 class Workers(Protocol):
@@ -71,6 +116,20 @@ def _receive(channel: socket.socket) -> Any:
     return None if payload is None else pickle.loads(payload)
 
 
+def encode_call(fn: Callable[..., Any], args: Sequence[Any]) -> bytes:
+    """A call as the worker reads it: its length, then the pickle of the function and its
+    arguments."""
+    payload = pickle.dumps((fn, tuple(args)), protocol=_PROTOCOL)
+    return _HEADER.pack(len(payload)) + payload
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[bool, Any]:
+    """A worker's answer: whether the call returned, and what it returned or raised."""
+    (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+    answer: tuple[bool, Any] = pickle.loads(await reader.readexactly(size))
+    return answer
+
+
 def _send(channel: socket.socket, answer: tuple[bool, Any]) -> None:
     try:
         payload = pickle.dumps(answer, protocol=_PROTOCOL)
@@ -80,7 +139,10 @@ def _send(channel: socket.socket, answer: tuple[bool, Any]) -> None:
 
 
 def _serve(
-    channel: socket.socket, initializer: Callable[..., Any], initargs: Sequence[Any]
+    channel: socket.socket,
+    initializer: Callable[..., Any],
+    initargs: Sequence[Any],
+    share_path: str | None = None,
 ) -> None:
     """The child's whole life: start, say so (or why not), then answer calls until EOF."""
     follow_parent()
@@ -90,14 +152,106 @@ def _serve(
         # The parent raises it in one line; a traceback here would come first and say less.
         _send(channel, (False, error))
         return
+    if share_path is not None:
+        # Listening before it says it is ready: a peer looking once it is finds the socket.
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(share_path)
+        listener.listen()
+        _send(channel, (True, ready))
+        _serve_shared(channel, listener, share_path)
+        return
     _send(channel, (True, ready))
     while (request := _receive(channel)) is not None:
         fn, args = request
-        try:
-            answer: tuple[bool, Any] = (True, fn(*args))
-        except Exception as error:
-            answer = (False, error)
-        _send(channel, answer)
+        _send(channel, _answer(fn, args))
+
+
+def _answer(fn: Callable[..., Any], args: Sequence[Any]) -> tuple[bool, Any]:
+    try:
+        return True, fn(*args)
+    except Exception as error:
+        return False, error
+
+
+def _serve_shared(owner: socket.socket, listener: socket.socket, path: str) -> None:
+    """Answer the owner and the peers that connect to ``listener`` (at ``path``) until the owner
+    closes its end; the peers are then let go (they score on their own workers)."""
+    selector = selectors.DefaultSelector()
+    selector.register(owner, selectors.EVENT_READ)
+    selector.register(listener, selectors.EVENT_READ)
+    peers: list[socket.socket] = []
+    try:
+        while True:
+            waiting: list[tuple[socket.socket, Any]] = []
+            for key, _ in selector.select():
+                connection: socket.socket = key.fileobj  # type: ignore[assignment]
+                if connection is listener:
+                    peer, _ = listener.accept()
+                    peers.append(peer)
+                    selector.register(peer, selectors.EVENT_READ)
+                    continue
+                try:
+                    request = _receive(connection)
+                except Exception:
+                    # A peer's broken message or connection ends that peer, not the worker.
+                    if connection is owner:
+                        raise
+                    request = None
+                if request is not None:
+                    waiting.append((connection, request))
+                elif connection is owner:
+                    return
+                else:
+                    selector.unregister(connection)
+                    peers.remove(connection)
+                    connection.close()
+            for group in _together(waiting):
+                for connection, answer in _run_together(group):
+                    # A peer gone meanwhile: the next select finds its end closed and drops it.
+                    with contextlib.suppress(OSError):
+                        _send(connection, answer)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        for connection in [listener, *peers]:
+            connection.close()
+
+
+def _together(
+    waiting: Sequence[tuple[socket.socket, Any]],
+) -> Iterator[list[tuple[socket.socket, Any]]]:
+    """The waiting calls in groups that run as one: the calls of one ``batchable`` function with
+    equal other arguments together, every other call alone; in the order they came."""
+    groups: dict[Any, list[tuple[socket.socket, Any]]] = {}
+    for index, (connection, (fn, args)) in enumerate(waiting):
+        columns = batched_columns(fn)
+        key: Any = index if columns is None else (fn, tuple(args[columns:]))
+        groups.setdefault(key, []).append((connection, (fn, args)))
+    yield from groups.values()
+
+
+def _run_together(
+    group: list[tuple[socket.socket, Any]],
+) -> list[tuple[socket.socket, tuple[bool, Any]]]:
+    fn, first_args = group[0][1]
+    if len(group) == 1:
+        return [(group[0][0], _answer(fn, first_args))]
+    columns = batched_columns(fn)
+    assert columns is not None, "only batchable calls are grouped"
+    joined = [
+        list(chain.from_iterable(args[column] for _, (_, args) in group))
+        for column in range(columns)
+    ]
+    ok, value = _answer(fn, [*joined, *first_args[columns:]])
+    if not ok:
+        return [(connection, (False, value)) for connection, _ in group]
+    answers = []
+    start = 0
+    for connection, (_, args) in group:
+        end = start + len(args[0])
+        answers.append((connection, (True, value[start:end])))
+        start = end
+    return answers
 
 
 # In the parent.
@@ -109,10 +263,12 @@ class _Worker:
         process: ForkServerProcess,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        share_path: str | None = None,
     ) -> None:
         self.process = process
         self._reader = reader
         self._writer = writer
+        self._share_path = share_path
 
     @classmethod
     async def start(
@@ -121,11 +277,22 @@ class _Worker:
         name: str,
         initializer: Callable[..., Any],
         initargs: Sequence[Any],
+        share_dir: Path | None = None,
     ) -> tuple["_Worker", Any]:
-        """A started worker and what its initializer returned; raises what it raised."""
+        """A started worker and what its initializer returned; raises what it raised. With
+        ``share_dir``, it also serves peers on a socket of its own there."""
         parent_end, child_end = socket.socketpair()
+        share_path = (
+            None if share_dir is None else str(share_dir / f"{name}-{secrets.token_hex(6)}.sock")
+        )
+        if share_path is not None and len(share_path.encode()) > MAX_SOCKET_PATH_BYTES:
+            log.warning("%s is too long a socket path: this worker is not shared", share_path)
+            share_path = None
         process = context.Process(
-            target=_serve, args=(child_end, initializer, tuple(initargs)), name=name, daemon=True
+            target=_serve,
+            args=(child_end, initializer, tuple(initargs), share_path),
+            name=name,
+            daemon=True,
         )
         try:
             # Starting the fork server the first time imports the preloaded modules: not on
@@ -134,7 +301,7 @@ class _Worker:
         finally:
             child_end.close()
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)
-        worker = cls(process, reader, writer)
+        worker = cls(process, reader, writer, share_path)
         try:
             ok, value = await worker._answer()
         except BaseException:
@@ -146,9 +313,9 @@ class _Worker:
         return worker, value
 
     async def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        payload = pickle.dumps((fn, args), protocol=_PROTOCOL)
+        message = encode_call(fn, args)
         try:
-            self._writer.write(_HEADER.pack(len(payload)) + payload)
+            self._writer.write(message)
             await self._writer.drain()
         except ConnectionError as error:
             raise await self._died() from error
@@ -159,14 +326,16 @@ class _Worker:
 
     async def _answer(self) -> tuple[bool, Any]:
         try:
-            (size,) = _HEADER.unpack(await self._reader.readexactly(_HEADER.size))
-            answer: tuple[bool, Any] = pickle.loads(await self._reader.readexactly(size))
+            return await read_answer(self._reader)
         except (asyncio.IncompleteReadError, ConnectionError) as error:
             raise await self._died() from error
-        return answer
 
     async def _died(self) -> WorkerDiedError:
         await self._exited()
+        if self._share_path is not None:
+            # A killed worker could not remove its socket: peers would find it and be refused.
+            with contextlib.suppress(OSError):
+                os.unlink(self._share_path)
         code = self.process.exitcode
         how = (
             f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
@@ -211,7 +380,8 @@ class _Worker:
 
 class WorkerSet:
     """``size`` worker processes, each started by ``initializer(*initargs)``; ``run`` sends a
-    call to an idle one (waiting for one when all are busy)."""
+    call to an idle one (waiting for one when all are busy). With ``share_dir``, each worker
+    (a replacement too) also serves peers there."""
 
     def __init__(
         self,
@@ -219,11 +389,13 @@ class WorkerSet:
         name: str,
         initializer: Callable[..., Any],
         initargs: Sequence[Any],
+        share_dir: Path | None = None,
     ) -> None:
         self._context = context
         self._name = name
         self._initializer = initializer
         self._initargs = tuple(initargs)
+        self._share_dir = share_dir
         self._idle: deque[_Worker] = deque()
         self._waiters: deque[asyncio.Future[_Worker]] = deque()
         self._alive: set[_Worker] = set()
@@ -242,6 +414,7 @@ class WorkerSet:
         *,
         name: str,
         preload: Sequence[str] = (),
+        share_dir: Path | None = None,
     ) -> tuple["WorkerSet", list[Any]]:
         """Started workers and what each one's initializer returned; raises the first error
         (with every worker stopped)."""
@@ -249,9 +422,9 @@ class WorkerSet:
         # so they neither inherit the event loop's sockets nor pay those imports each.
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(list(preload))
-        workers = cls(context, name, initializer, initargs)
+        workers = cls(context, name, initializer, initargs, share_dir)
         started = await asyncio.gather(
-            *(_Worker.start(context, name, initializer, initargs) for _ in range(size)),
+            *(_Worker.start(context, name, initializer, initargs, share_dir) for _ in range(size)),
             return_exceptions=True,
         )
         failed = [result for result in started if isinstance(result, BaseException)]
@@ -355,7 +528,7 @@ class WorkerSet:
     async def _start_replacement(self) -> None:
         try:
             worker, _ = await _Worker.start(
-                self._context, self._name, self._initializer, self._initargs
+                self._context, self._name, self._initializer, self._initargs, self._share_dir
             )
         except Exception as error:
             log.error("a %s worker could not be started: %s", self._name, error)

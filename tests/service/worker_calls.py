@@ -2,7 +2,10 @@
 
 import os
 import signal
+import time
 from pathlib import Path
+
+from service.worker_processes import batchable
 
 
 def refuse(reason: str) -> None:
@@ -23,3 +26,19 @@ def die_once(marker: str) -> int:
 
 def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def nap(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@batchable(1)
+def sizes(items: list[str], tag: str) -> list[tuple[str, int, str]]:
+    """Each item with the size of the call it ran in."""
+    return [(item, len(items), tag) for item in items]
+
+
+@batchable(1)
+def refuse_all(items: list[str]) -> list[str]:
+    raise ValueError("not this model")
