@@ -226,6 +226,10 @@ def _together(
     for index, (connection, (fn, args)) in enumerate(waiting):
         columns = batched_columns(fn)
         key: Any = index if columns is None else (fn, tuple(args[columns:]))
+        try:
+            hash(key)
+        except TypeError:  # other arguments that cannot be compared: the call goes alone
+            key = index
         groups.setdefault(key, []).append((connection, (fn, args)))
     yield from groups.values()
 

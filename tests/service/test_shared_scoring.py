@@ -12,7 +12,7 @@ import pytest
 
 from service import scoring
 from service.shared_scoring import RETRY_SECONDS, SharedFirst, Sharing, sharing_from_environment
-from service.worker_processes import MAX_SOCKET_PATH_BYTES, WorkerSet
+from service.worker_processes import MAX_SOCKET_PATH_BYTES, WorkerSet, _together
 from tests.service import worker_calls
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -233,3 +233,18 @@ def test_the_process_index_decides_who_owns_the_shared_workers(
     assert sharing_from_environment() == Sharing(tmp_path, owner=True)
     monkeypatch.setenv("CIVILITY_API_PROCESS_INDEX", "1")
     assert sharing_from_environment() == Sharing(tmp_path, owner=False)
+
+
+def test_only_calls_of_one_batchable_function_with_equal_other_arguments_run_together() -> None:
+    calls: list[tuple[Any, Any]] = [
+        ("a", (worker_calls.sizes, (["1"], "t"))),
+        ("b", (worker_calls.echo, ("x",))),
+        ("c", (worker_calls.sizes, (["2", "3"], "t"))),
+        ("d", (worker_calls.sizes, (["4"], "u"))),
+        ("e", (worker_calls.sizes, (["5"], ["not", "hashable"]))),
+        ("f", (worker_calls.echo, ("y",))),
+    ]
+
+    groups: list[list[Any]] = [[who for who, _ in group] for group in _together(calls)]
+
+    assert groups == [["a", "c"], ["b"], ["d"], ["e"], ["f"]]
