@@ -83,23 +83,25 @@ class SharedFirst:
 
     async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         if batched_columns(fn) is not None and not self._busy:
-            connection = await self._connect()
-            if connection is not None:
-                self._busy = True
-                try:
-                    value = await _call(connection, fn, args)
-                except Exception:
-                    # Broken, or refused (another model): this call goes to our own workers.
-                    self._drop()
-                except BaseException:
-                    # Cancelled mid-call: its answer would reach the next call.
-                    self._drop()
-                    raise
-                else:
-                    self.shared_calls += 1
-                    return value
-                finally:
-                    self._busy = False
+            # Busy from the first await: a second call meanwhile must not connect or send too.
+            self._busy = True
+            try:
+                connection = await self._connect()
+                if connection is not None:
+                    try:
+                        value = await _call(connection, fn, args)
+                    except Exception:
+                        # Broken, or refused (another model): this call goes to our own workers.
+                        self._drop()
+                    except BaseException:
+                        # Cancelled mid-call: its answer would reach the next call.
+                        self._drop()
+                        raise
+                    else:
+                        self.shared_calls += 1
+                        return value
+            finally:
+                self._busy = False
         return await self._own.run(fn, *args)
 
     async def close(self) -> None:

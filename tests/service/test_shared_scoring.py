@@ -132,6 +132,19 @@ async def test_a_peer_scores_on_its_own_workers_while_no_shared_worker_listens(
     assert own.closed
 
 
+async def test_a_peers_second_call_meanwhile_goes_to_its_own_workers(
+    shared: WorkerSet, tmp_path: Path, peer: Peer
+) -> None:
+    busy_peer, own = peer(tmp_path)
+
+    answers = await asyncio.gather(
+        busy_peer.run(worker_calls.sizes, ["a"], "t"), busy_peer.run(worker_calls.sizes, ["b"], "t")
+    )
+
+    assert list(answers) == [[("a", 1, "t")], "own"]
+    assert own.calls == ["sizes"]
+
+
 async def test_a_refused_call_goes_to_the_peers_own_workers(
     shared: WorkerSet, tmp_path: Path, peer: Peer
 ) -> None:
