@@ -23,7 +23,8 @@ def serve_in_processes(count: int) -> int:
     """
     with (
         tempfile.TemporaryDirectory(prefix="civility-metrics-") as metrics_folder,
-        tempfile.TemporaryDirectory(prefix="civility-scoring-") as scoring_folder,
+        # Short: the shared workers' socket paths in it must stay under 100 bytes.
+        tempfile.TemporaryDirectory(prefix="civ-scoring-") as scoring_folder,
     ):
         env = {
             **os.environ,

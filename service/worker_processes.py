@@ -287,7 +287,7 @@ class _Worker:
         ``share_dir``, it also serves peers on a socket of its own there."""
         parent_end, child_end = socket.socketpair()
         share_path = (
-            None if share_dir is None else str(share_dir / f"{name}-{secrets.token_hex(6)}.sock")
+            None if share_dir is None else str(share_dir / f"{name}-{secrets.token_hex(4)}.sock")
         )
         if share_path is not None and len(share_path.encode()) > MAX_SOCKET_PATH_BYTES:
             log.warning("%s is too long a socket path: this worker is not shared", share_path)

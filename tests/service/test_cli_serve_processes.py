@@ -1,22 +1,28 @@
 """``civility serve`` with CIVILITY_API_PROCESSES=2: both processes answer, count each other's
-requests in ``/metrics``, follow one reload and stop on signals."""
+requests in ``/metrics``, score comments alike with the first one's verdict worker shared, follow
+one reload and stop on signals."""
 
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 import pytest
 
-from classifier.model import activate
+from classifier.model import activate, load_active
+from service.signatures import HEADER, sign
 from tests.ports import free_port
 
 from .model_copies import copy_model
@@ -34,6 +40,8 @@ class Served:
     port: int
     admin: dict[str, str]
     models_dir: Path
+    temporary: Path
+    """Where ``serve`` makes its temporary folders (the shared workers' sockets among them)."""
 
 
 def _api_processes(parent: subprocess.Popen[str]) -> list[psutil.Process]:
@@ -76,6 +84,8 @@ def served(redis_url: str, tmp_path: Path) -> Iterator[Served]:
     """Two API processes on one port, serving the old of two versions of the model."""
     models = tmp_path / "models"
     models.mkdir()
+    # Not under tmp_path: socket paths there would be too long for the shared worker's.
+    temporary = Path(tempfile.mkdtemp(prefix="civ-test-"))
     source = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
     activate(models, copy_model(source, models, OLD))
     copy_model(source, models, NEW)
@@ -91,6 +101,7 @@ def served(redis_url: str, tmp_path: Path) -> Iterator[Served]:
         "CIVILITY_PORT": str(port),
         "CIVILITY_API_PROCESSES": "2",
         "CIVILITY_MODELS_DIR": str(models),
+        "TMPDIR": str(temporary),
     }
     # A file, not a pipe: scoring workers of a killed API process may hold a pipe open.
     log = tmp_path / "serve.log"
@@ -113,7 +124,7 @@ def served(redis_url: str, tmp_path: Path) -> Iterator[Served]:
             time.sleep(0.2)
         else:
             pytest.fail(f"two API processes did not listen on {port} within {STARTUP_SECONDS} s")
-        yield Served(process, log, port, {"Authorization": f"Bearer {token}"}, models)
+        yield Served(process, log, port, {"Authorization": f"Bearer {token}"}, models, temporary)
     finally:
         # Nothing may outlive the test, whatever happened in it.
         if process.poll() is None:
@@ -121,6 +132,7 @@ def served(redis_url: str, tmp_path: Path) -> Iterator[Served]:
                 child.kill()
             process.kill()
             process.wait(timeout=30)
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def test_two_api_processes_share_the_port_and_stop_on_sigterm(served: Served) -> None:
@@ -138,6 +150,60 @@ def test_two_api_processes_share_the_port_and_stop_on_sigterm(served: Served) ->
     output = log.read_text()
     assert output.count("civility stopped") == 2, output
     assert not any(child.is_running() for child in children)
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_both_processes_score_comments_as_the_model_does_with_one_worker_shared(
+    served: Served,
+) -> None:
+    base = f"http://127.0.0.1:{served.port}"
+    _, site = _post(
+        f"{base}/v1/sites",
+        json.dumps({"id": "news", "name": "News"}).encode(),
+        {**served.admin, "Content-Type": "application/json"},
+    )
+    texts = [
+        f"Comment {n}: the council's plan is {'idiotic' if n % 3 else 'sensible'}."
+        for n in range(40)
+    ]
+    bodies = [
+        json.dumps(
+            {"id": f"c{n}", "article": {"id": "a1"}, "author": {"id": f"u{n}"}, "text": text}
+        ).encode()
+        for n, text in enumerate(texts)
+    ]
+    # Concurrent posts spread over both processes' connections and meet in the shared worker.
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda body: _post(
+                    f"{base}/v1/sites/news/comments",
+                    body,
+                    {
+                        "Content-Type": "application/json",
+                        HEADER: sign(site["webhook_secret"], body),
+                    },
+                ),
+                bodies,
+            )
+        )
+
+    model = load_active(served.models_dir, semantic=False)
+    for (status, verdict), expected in zip(answers, model.score(texts), strict=True):
+        assert status == 202, verdict
+        assert verdict["model"] == model.version
+        assert verdict["scores"] == pytest.approx(expected, abs=1e-9)
+    # The first process's verdict worker listens for the other's batches while they serve ...
+    assert list(served.temporary.glob("civ-scoring-*/scoring-*.sock"))
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=30) == 0, served.log.read_text()
+    # ... and nothing of it is left once they stop.
+    assert list(served.temporary.glob("civ-scoring-*")) == []
 
 
 def test_a_reload_sent_to_one_process_switches_both(served: Served) -> None:
