@@ -190,20 +190,16 @@ async def test_a_shared_worker_that_dies_or_stops_leaves_the_peer_its_own_worker
 async def test_a_verdict_worker_refuses_to_score_for_another_model_version(
     tmp_path: Path,
 ) -> None:
-    owner = await scoring.start_scorer(
-        MODELS_DIR,
-        workers=1,
-        batch_max_items=8,
-        batch_wait_seconds=0.0,
-        sharing=Sharing(tmp_path, owner=True),
-    )
-    other = await scoring.start_scorer(
-        MODELS_DIR,
-        workers=1,
-        batch_max_items=8,
-        batch_wait_seconds=0.0,
-        sharing=Sharing(tmp_path, owner=False),
-    )
+    owner, other = [
+        await scoring.start_scorer(
+            MODELS_DIR,
+            workers=1,
+            batch_max_items=8,
+            batch_wait_seconds=0.0,
+            sharing=Sharing(tmp_path, owner=owns),
+        )
+        for owns in (True, False)  # the owner first: the peer finds its worker at once
+    ]
     try:
         text = "You are an idiot and everyone here knows it."
         expected = (await owner.score_with_model(text)).scores
