@@ -10,7 +10,7 @@ The strongest positive words are mapped back to the original text through the of
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from classifier.char_ngrams import HashedCharNgrams, Windows
+from classifier.fast_features import CompiledTfidf, compile_tfidf
 from classifier.normalize import normalize_with_offsets
 from classifier.pipeline import FittedParts
 
@@ -37,14 +38,13 @@ PUSH_DECIMALS = 9
 
 @dataclass(frozen=True, slots=True)
 class Occurrences:
-    """Where each known n-gram of a text occurs: feature index, start and end (exclusive)."""
+    """Where the known n-grams of a batch occur: text (row), feature index, start and end
+    (exclusive) in that text."""
 
+    rows: IntArray
     features: IntArray
     starts: IntArray
     ends: IntArray
-
-
-_NO_OCCURRENCES = Occurrences(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 class ExplainablePipeline:
@@ -54,14 +54,13 @@ class ExplainablePipeline:
         self.words: TfidfVectorizer = parts.words
         self.chars: HashedCharNgrams = parts.chars
         self.labels = parts.labels
-        self.word_features = parts.word_features
-        self.char_features = parts.char_features
+        self.word_tfidf = _compiled(parts.word_features, parts.words)
+        self.char_tfidf = _compiled(parts.char_features, parts.chars)
         word_count = len(self.words.vocabulary_)
         char_count = self.chars.hashes_.size
         coef = np.asarray(parts.heads.coef_, dtype=np.float64)
         self.word_coef = coef[:word_count]
         self.char_coef = coef[word_count : word_count + char_count]
-        self.word_pattern = re.compile(self.words.token_pattern)
 
     def character_scores(self, normalised: str, columns: Sequence[int]) -> FloatArray:
         """Each normalised character's share of each label's raw score (chars x columns)."""
@@ -70,97 +69,81 @@ class ExplainablePipeline:
     def character_scores_many(
         self, normalised: Sequence[str], columns: Sequence[int]
     ) -> list[FloatArray]:
-        """``character_scores`` of a batch: the vectorisers run once for all texts."""
+        """``character_scores`` of a batch, worked out for all its texts at once."""
         texts = list(normalised)
-        word_values = self.word_features(texts).tocsr()
-        char_values = self.char_features(texts).tocsr()
-        char_occurrences = self._char_occurrences(texts)
-        result = []
-        for row, text in enumerate(texts):
-            # A difference array: each occurrence adds its share where it starts and takes it
-            # back where it ends, so one cumulative sum gives every character's total.
-            changes = np.zeros((len(text) + 1, len(columns)))
-            _spread(
-                changes, self._word_occurrences(text), word_values[row], self.word_coef, columns
-            )
-            _spread(changes, char_occurrences[row], char_values[row], self.char_coef, columns)
-            result.append(np.cumsum(changes, axis=0)[:-1])
-        return result
-
-    def _word_occurrences(self, text: str) -> Occurrences:
-        """Known word n-grams as (feature index, start, end) in ``text``."""
-        vocabulary: dict[str, int] = self.words.vocabulary_
-        matches = list(self.word_pattern.finditer(text))
-        tokens = [match.group() for match in matches]
-        starts = [match.start() for match in matches]
-        ends = [match.end() for match in matches]
-        low, high = self.words.ngram_range
-        found: list[tuple[int, int, int]] = []
-        for n in range(low, high + 1):
-            grams = (
-                tokens
-                if n == 1
-                else map(" ".join, zip(*(tokens[k:] for k in range(n)), strict=False))
-            )
-            for first, gram in enumerate(grams):
-                index = vocabulary.get(gram)
-                if index is not None:
-                    found.append((index, starts[first], ends[first + n - 1]))
-        if not found:
-            return _NO_OCCURRENCES
-        columns = np.array(found, dtype=np.int64)
-        return Occurrences(columns[:, 0], columns[:, 1], columns[:, 2])
-
-    def _char_occurrences(self, texts: list[str]) -> list[Occurrences]:
-        """Per text, known character n-grams as (feature index, start, end), padding left out."""
-        windows = Windows(texts, self.chars.ngram_range)
-        index, known = self.chars.feature_indices(windows.hashes)
-        owners = windows.texts[known]
-        lengths = np.array([len(text) for text in texts], dtype=np.int64)
-        starts = np.maximum(windows.starts[known], 0)
-        ends = np.minimum(windows.starts[known] + windows.sizes[known], lengths[owners])
-        # Windows come grouped by n-gram size, not by text: a stable sort groups them by text.
-        order = np.argsort(owners, kind="stable")
-        bounds = np.searchsorted(owners[order], np.arange(len(texts) + 1))
-        features, starts, ends = index[known][order], starts[order], ends[order]
+        # Every text's characters in one array, each followed by a row where its occurrences
+        # may end. It holds changes of the running score: each occurrence adds its share where
+        # it starts and takes it back where it ends, so a cumulative sum gives every total.
+        bounds = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum([len(text) + 1 for text in texts], out=bounds[1:])
+        chosen = np.asarray(columns, dtype=np.int64)
+        width = chosen.size
+        lanes = np.arange(width)
+        cells: list[IntArray] = []
+        weights: list[FloatArray] = []
+        kinds = (
+            (self._word_occurrences(texts), self.word_tfidf, self.word_coef),
+            (self._char_occurrences(texts), self.char_tfidf, self.char_coef),
+        )
+        for occurrences, tfidf, coef in kinds:
+            shares = _shares(occurrences, tfidf, len(texts))
+            weight = shares[:, None] * coef[np.ix_(occurrences.features, chosen)]
+            first = bounds[occurrences.rows]
+            cells += [first + occurrences.starts, first + occurrences.ends]
+            weights += [weight, -weight]
+        # One bincount for every column at once: bin (position, column) of the flattened array.
+        positions = np.concatenate(cells)[:, None] * width + lanes
+        changes = np.bincount(
+            positions.ravel(), np.concatenate(weights).ravel(), int(bounds[-1]) * width
+        ).reshape(int(bounds[-1]), width)
         return [
-            Occurrences(features[low:high], starts[low:high], ends[low:high])
-            for low, high in itertools.pairwise(bounds.tolist())
+            np.cumsum(changes[low:high], axis=0, dtype=np.float64)[:-1]
+            for low, high in itertools.pairwise(bounds)
         ]
 
+    def _word_occurrences(self, texts: list[str]) -> Occurrences:
+        return Occurrences(*self.word_tfidf.word_occurrences(texts))
 
-def _spread(
-    changes: FloatArray,
-    occurrences: Occurrences,
-    values: sparse.csr_matrix,
-    coef: FloatArray,
-    columns: Sequence[int],
-) -> None:
-    """Share each feature's value evenly over its occurrences and their characters, written as
-    changes of the running per-character score (``changes`` has one row more than the text)."""
-    if occurrences.features.size == 0 or values.nnz == 0:
-        return
-    order = np.argsort(values.indices)
-    present, present_values = values.indices[order], values.data[order].astype(np.float64)
-    position = np.minimum(np.searchsorted(present, occurrences.features), present.size - 1)
-    known = present[position] == occurrences.features
-    features = occurrences.features[known]
-    starts, ends = occurrences.starts[known], occurrences.ends[known]
-    _, inverse, counts = np.unique(features, return_inverse=True, return_counts=True)
-    shares = present_values[position[known]] / counts[inverse] / np.maximum(ends - starts, 1)
-    weights = shares[:, None] * coef[np.ix_(features, columns)]
-    # One bincount for every column at once: bin (position, column) of the flattened array gets
-    # the same weights in the same order as a bincount per column would, so the same sums.
-    width = changes.shape[1]
-    cells = changes.size
-    lanes = np.arange(width)
-    weights = weights.ravel()
-    changes += np.bincount((starts[:, None] * width + lanes).ravel(), weights, cells).reshape(
-        changes.shape
+    def _char_occurrences(self, texts: list[str]) -> Occurrences:
+        """Known character n-grams; a window's padding spaces lie outside the text."""
+        windows = Windows(texts, self.chars.ngram_range)
+        index, known = self.chars.feature_indices(windows.hashes)
+        rows = windows.texts[known]
+        lengths = np.array([len(text) for text in texts], dtype=np.int64)
+        starts = windows.starts[known]
+        ends = np.minimum(starts + windows.sizes[known], lengths[rows])
+        return Occurrences(rows, index[known], np.maximum(starts, 0), ends)
+
+
+def _compiled(
+    transform: Callable[[list[str]], sparse.csr_matrix],
+    vectorizer: TfidfVectorizer | HashedCharNgrams,
+) -> CompiledTfidf:
+    """The fast form of a fitted vectorizer, whose n-gram occurrences evidence is made of."""
+    if isinstance(transform, CompiledTfidf):
+        return transform
+    compiled = compile_tfidf(vectorizer)
+    if not isinstance(compiled, CompiledTfidf):
+        raise ValueError(f"evidence cannot be worked out for this {type(vectorizer).__name__}")
+    return compiled
+
+
+def _shares(occurrences: Occurrences, tfidf: CompiledTfidf, height: int) -> FloatArray:
+    """Each occurrence's share per character: its feature's TF-IDF value split evenly over the
+    feature's occurrences in that text and over the characters the occurrence covers."""
+    values, indices, indptr = tfidf.counted(occurrences.rows, occurrences.features, height)
+    # The matrix's entries are sorted by (row, column): each occurrence finds its entry.
+    entry_rows = np.repeat(np.arange(height, dtype=np.int64), np.diff(indptr))
+    entry = np.searchsorted(
+        entry_rows * tfidf.width + indices, occurrences.rows * tfidf.width + occurrences.features
     )
-    changes -= np.bincount((ends[:, None] * width + lanes).ravel(), weights, cells).reshape(
-        changes.shape
+    counts = np.bincount(entry, minlength=values.size)
+    spread: FloatArray = (
+        values.astype(np.float64)[entry]
+        / counts[entry]
+        / np.maximum(occurrences.ends - occurrences.starts, 1)
     )
+    return spread
 
 
 def _words(text: str) -> Iterator[Span]:

@@ -10,7 +10,8 @@ Character n-gram columns are worked out once per distinct word and kept in a bou
 belongs to the process.
 """
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain, repeat
 from typing import Any
 
@@ -28,6 +29,8 @@ ColumnArray = npt.NDArray[np.int32]
 Transform = Callable[[Sequence[str]], sparse.csr_matrix]
 Block = tuple[npt.NDArray[np.floating[Any]], IntArray, IntArray]
 """A CSR matrix's values, column indices and row pointers."""
+Located = tuple[IntArray, IntArray, IntArray, IntArray]
+"""N-gram occurrences: row, column, and start and end (exclusive) in the row's text."""
 
 # Distinct words whose character n-gram columns are kept. A comment section's vocabulary repeats
 # (Zipf): this many cover tens of thousands of comments in about 30 MB.
@@ -48,6 +51,7 @@ class _WordNgrams:
 
     def __init__(self, vectorizer: TfidfVectorizer) -> None:
         self._tokenize: Callable[[str], list[str]] = vectorizer.build_tokenizer()
+        self._pattern = re.compile(vectorizer.token_pattern)
         # An n-gram's key: its tokens' ids as the digits of a number in this base, which exceeds
         # every id (a term has at most ``ngram_range[1]`` tokens), so keys are made in one pass.
         self._base = len(vectorizer.vocabulary_) * vectorizer.ngram_range[1] + 1
@@ -84,18 +88,56 @@ class _WordNgrams:
             lengths.append(len(tokens))
         ids = np.array(found, dtype=np.int64)
         rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        hits = list(self._known_ngrams(ids, rows))
+        if not hits:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return (
+            np.concatenate([rows[first] for _, first, _ in hits]),
+            np.concatenate([columns for _, _, columns in hits]),
+        )
+
+    def occurrences(self, texts: Sequence[str]) -> Located:
+        """Every known n-gram occurrence as its row, column, and start and end (exclusive) in
+        its text, grouped by n-gram size."""
+        token_id = self._token_ids.get
+        found: list[int] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        lengths: list[int] = []
+        for text in texts:
+            matches = list(self._pattern.finditer(text))
+            found.extend(token_id(match.group(), _UNKNOWN) for match in matches)
+            starts.extend(match.start() for match in matches)
+            ends.extend(match.end() for match in matches)
+            lengths.append(len(matches))
+        ids = np.array(found, dtype=np.int64)
+        rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        token_starts = np.array(starts, dtype=np.int64)
+        token_ends = np.array(ends, dtype=np.int64)
+        parts = [
+            (rows[first], columns, token_starts[first], token_ends[first + size - 1])
+            for size, first, columns in self._known_ngrams(ids, rows)
+        ]
+        if not parts:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty, empty
+        row, column, start, end = (np.concatenate(part) for part in zip(*parts, strict=True))
+        return row, column, start, end
+
+    def _known_ngrams(
+        self, ids: IntArray, rows: IntArray
+    ) -> Iterator[tuple[int, IntArray, IntArray]]:
+        """Per n-gram size, the position of each known n-gram's first token and its column."""
         known = ids != _UNKNOWN
-        found_rows: list[IntArray] = []
-        found_columns: list[IntArray] = []
         for size, keys, columns in self._terms:
             count = ids.size - size + 1
             if count <= 0 or keys.size == 0:
                 continue
             if size == 1:
-                unigrams = self._unigrams[ids[known]]
+                first = np.flatnonzero(known)
+                unigrams = self._unigrams[ids[first]]
                 hit = unigrams != _UNKNOWN
-                found_rows.append(rows[known][hit])
-                found_columns.append(unigrams[hit])
+                yield size, first[hit], unigrams[hit]
                 continue
             # A window counts when it lies inside one text and every token of it is known.
             valid = rows[:count] == rows[size - 1 :]
@@ -107,11 +149,7 @@ class _WordNgrams:
             candidates = window[valid]
             at = np.minimum(np.searchsorted(keys, candidates), keys.size - 1)
             hit = keys[at] == candidates
-            found_rows.append(rows[:count][valid][hit])
-            found_columns.append(columns[at[hit]])
-        if not found_rows:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate(found_rows), np.concatenate(found_columns)
+            yield size, np.flatnonzero(valid)[hit], columns[at[hit]]
 
 
 class _HashedNgrams:
@@ -198,7 +236,17 @@ class CompiledTfidf:
     def arrays(self, texts: Sequence[str]) -> Block:
         """The values, column indices and row pointers of ``__call__``'s matrix."""
         rows, columns = self._ngrams.columns(texts)
-        height = len(texts)
+        return self.counted(rows, columns, len(texts))
+
+    def word_occurrences(self, texts: Sequence[str]) -> Located:
+        """Every known word n-gram occurrence: its row, column, and start and end in its text."""
+        if not isinstance(self._ngrams, _WordNgrams):
+            raise TypeError("character n-grams are located by classifier.char_ngrams.Windows")
+        return self._ngrams.occurrences(texts)
+
+    def counted(self, rows: IntArray, columns: IntArray, height: int) -> Block:
+        """The matrix of ``height`` rows whose n-gram occurrences are at ``rows``, ``columns``
+        (with repeats), as ``arrays`` gives it."""
         # One sort of (row, column) keys gives each row's columns in order; runs of equal keys
         # are the counts.
         keys = np.sort(rows * self._width + columns)

@@ -6,11 +6,14 @@ characters. The fast path must give the same per-character scores and the same s
 """
 
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from classifier.char_ngrams import Windows
 from classifier.datasets import load_source
@@ -36,12 +39,12 @@ def _reference_scores(
     scores = np.zeros((len(normalised), len(columns)))
     parts = [
         (
-            explainable.word_features([normalised]).tocsr(),
+            explainable.words.transform([normalised]).tocsr(),
             _reference_word_occurrences(explainable, normalised),
             explainable.word_coef,
         ),
         (
-            explainable.char_features([normalised]).tocsr(),
+            explainable.chars.transform([normalised]).tocsr(),
             _reference_char_occurrences(explainable, normalised),
             explainable.char_coef,
         ),
@@ -61,7 +64,8 @@ def _reference_word_occurrences(
     explainable: ExplainablePipeline, text: str
 ) -> list[tuple[int, int, int]]:
     vocabulary = explainable.words.vocabulary_
-    tokens = [(m.group(), m.start(), m.end()) for m in explainable.word_pattern.finditer(text)]
+    pattern = re.compile(explainable.words.token_pattern)
+    tokens = [(m.group(), m.start(), m.end()) for m in pattern.finditer(text)]
     low, high = explainable.words.ngram_range
     found = []
     for n in range(low, high + 1):
@@ -152,3 +156,24 @@ def test_a_batch_explains_each_text_as_if_alone(tiny_model: Model) -> None:
     texts = ["", "you are an idiot", "   ", "buy cheap watches http://x.example now"]
     assert tiny_model.explain_many(texts) == [tiny_model.explain(text) for text in texts]
     assert tiny_model.explain_many([]) == []
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    texts=st.lists(
+        st.text(alphabet=st.sampled_from("abcdeilostu !.$1@ \u0301\u00e9\t"), max_size=80),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_a_text_gets_the_same_character_scores_in_any_batch(
+    tiny_model: Model, texts: list[str]
+) -> None:
+    """Each character's total sums the same occurrences in the same order alone or batched."""
+    explainable = tiny_model._explainable
+    columns = list(range(len(explainable.labels)))
+    batched = explainable.character_scores_many(texts, columns)
+    for text, scores in zip(texts, batched, strict=True):
+        assert np.array_equal(scores, explainable.character_scores(text, columns))
