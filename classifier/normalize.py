@@ -399,7 +399,7 @@ def _fold_characters_tracked(text: str) -> Tracked:
         return tracked[0].lower(), tracked[1]
     for _ in range(_MAX_FOLD_ROUNDS):
         folded = _nfkc_tracked(tracked)
-        folded = _map_chars_tracked(folded, str.casefold)
+        folded = _casefold_tracked(folded)
         folded = _translate_tracked(folded, _FOLD, _FOLD_RESIZING)
         if folded[0] == tracked[0] or folded[0].isascii():
             return folded
@@ -407,9 +407,10 @@ def _fold_characters_tracked(text: str) -> Tracked:
     return tracked
 
 
-def _resizing(table: dict[int, str | None]) -> frozenset[str]:
-    """The characters ``table`` removes or replaces by more than one."""
-    return frozenset(chr(code) for code, value in table.items() if value is None or len(value) != 1)
+def _resizing(table: dict[int, str | None]) -> re.Pattern[str]:
+    """A pattern of the characters ``table`` removes or replaces by more than one."""
+    chars = sorted(chr(code) for code, value in table.items() if value is None or len(value) != 1)
+    return re.compile(f"[{''.join(map(re.escape, chars))}]" if chars else "(?!)")
 
 
 _REMOVAL_RESIZING = _resizing(_REMOVAL)
@@ -417,21 +418,37 @@ _FOLD_RESIZING = _resizing(_FOLD)
 
 
 def _translate_tracked(
-    tracked: Tracked, table: dict[int, str | None], resizing: frozenset[str]
+    tracked: Tracked, table: dict[int, str | None], resizing: re.Pattern[str]
 ) -> Tracked:
-    """``str.translate`` with offsets: one call for the whole text when none of its characters
-    changes length (most texts), else character by character."""
+    """``str.translate`` with offsets: the runs of characters that keep their length are
+    translated whole, the (rare) characters that change it one at a time."""
     text, offsets = tracked
-    if resizing.isdisjoint(text):
+    pieces: list[str] = []
+    new_offsets: list[int] = []
+    position = 0
+    for match in resizing.finditer(text):
+        start = match.start()
+        pieces.append(text[position:start].translate(table))
+        new_offsets.extend(offsets[position:start])
+        replacement = match.group().translate(table)
+        pieces.append(replacement)
+        new_offsets.extend([offsets[start]] * len(replacement))
+        position = match.end()
+    if position == 0:
         return text.translate(table), offsets
-    return _map_chars_tracked(tracked, _table_mapper(table))
+    pieces.append(text[position:].translate(table))
+    new_offsets.extend(offsets[position:])
+    return "".join(pieces), new_offsets
 
 
-def _table_mapper(table: dict[int, str | None]) -> Callable[[str], str]:
-    def mapped(char: str) -> str:
-        return char.translate(table)
-
-    return mapped
+def _casefold_tracked(tracked: Tracked) -> Tracked:
+    text, offsets = tracked
+    folded = text.casefold()
+    if len(folded) == len(text):
+        # Case folding works character by character and never folds one to nothing, so equal
+        # lengths mean every character folded to one: the offsets stay.
+        return folded, offsets
+    return _map_chars_tracked(tracked, str.casefold)
 
 
 def _map_chars_tracked(tracked: Tracked, mapping: Callable[[str], str]) -> Tracked:

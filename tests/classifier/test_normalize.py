@@ -8,11 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from classifier.normalize import (
+    _FOLD,
+    _FOLD_RESIZING,
     _LINK_TLDS,
+    _REMOVAL,
+    _REMOVAL_RESIZING,
     _SPACED_DOT_TLDS,
     EMAIL_PLACEHOLDER,
     PHONE_PLACEHOLDER,
     URL_PLACEHOLDER,
+    _casefold_tracked,
+    _map_chars_tracked,
+    _translate_tracked,
     _url_hint,
     fold_characters,
     normalize,
@@ -187,7 +194,25 @@ def test_obfuscated_variants_fold_to_the_plain_word(case: tuple[str, str]) -> No
 def comment_text() -> st.SearchStrategy[str]:
     """Any Unicode, plus the characters the normaliser treats specially, often enough to matter."""
     special = st.sampled_from(
-        [*ZERO_WIDTH, " ", ".", "-", "@", "$", "!", "1", "0", "3", "\n", "ɪ", "і", "ﬁ", "é"]
+        [
+            *ZERO_WIDTH,
+            " ",
+            ".",
+            "-",
+            "@",
+            "$",
+            "!",
+            "1",
+            "0",
+            "3",
+            "\n",
+            "ɪ",
+            "і",
+            "ﬁ",
+            "é",
+            "ß",
+            "İ",
+        ]
     )
     fragments = st.sampled_from(
         ["http://bit.ly/x", "www.a.com", "a@b.co", "+1 555 123 4567", "i.d.i.o.t", "1d10t"]
@@ -200,6 +225,18 @@ def comment_text() -> st.SearchStrategy[str]:
 @settings(max_examples=500, deadline=None)
 def test_both_paths_give_the_same_string(text: str) -> None:
     assert normalize_with_offsets(text)[0] == normalize(text)
+
+
+@given(comment_text())
+@settings(max_examples=500, deadline=None)
+def test_whole_text_folding_steps_equal_their_per_character_definition(text: str) -> None:
+    """Translating and case folding run over whole runs of text; each character must still get
+    what mapping it alone gives, and keep its offset for every character it becomes."""
+    tracked = (text, [7 * index for index in range(len(text))])
+    for table, resizing in ((_REMOVAL, _REMOVAL_RESIZING), (_FOLD, _FOLD_RESIZING)):
+        expected = _map_chars_tracked(tracked, lambda char, table=table: char.translate(table))
+        assert _translate_tracked(tracked, table, resizing) == expected
+    assert _casefold_tracked(tracked) == _map_chars_tracked(tracked, str.casefold)
 
 
 @given(comment_text())
