@@ -9,8 +9,14 @@ Comments texts, so their length distribution is the datasets', through ``Store.w
 held with evidence spans, as on a news site. Bytes per comment is the ``used_memory`` delta of
 ``INFO memory`` divided by the count; ``MEMORY USAGE`` of a sample of keys splits it by kind (the
 delta also moves with other clients of a shared server, the split does not). Flood and duplicate
-windows are left out: they expire within minutes. Prints the result and writes
-bench/results/memory.json. Run on purpose; pytest never runs it.
+windows are left out: they expire within minutes.
+
+Every comment also leaves events in the site's outbox, which the worker trims once it has
+admitted them, down to ``CIVILITY_OUTBOX_KEEP`` (10,000) per site: a bound per site, not a cost
+per comment. So the figure is given twice: right after the writes, with all 50,000 events still
+in the outbox (no worker ran), and after the worker's own admission and trim ran on them (the
+bench site has no callback, so its events are acknowledged when admitted, as the worker does).
+Prints the result and writes bench/results/memory.json. Run on purpose; pytest never runs it.
 """
 
 import argparse
@@ -29,11 +35,14 @@ from typing import Any
 
 from bench.servers import DEFAULT_REDIS_URL, empty_database, redis_client
 from classifier.labels import LABELS
+from service.deliveries import DeliveryLog
 from service.domain import Author, Policy, Site, State
+from service.settings import DeliverySettings
 from service.store import Store
 from service.store.records import IntakeWrite, SiteRecord
 from service.store.scripts import RedisClient
 from service.times import from_ms
+from service.worker import ADMIT_BATCH
 from tests import records
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -157,8 +166,9 @@ async def _measure(args: argparse.Namespace, client: RedisClient, redis_url: str
         )
     elapsed = time.perf_counter() - started
     after = await used_memory(client)
-    step = max(1, args.comments // SAMPLED_COMMENTS)
-    sample = [f"c{number:07d}" for number in range(0, args.comments, step)]
+    by_kind = await usage_by_kind(client, store, sample_ids(args.comments))
+    trimmed = await deliver_and_trim(client, now_ms)
+    after_trim = await used_memory(client)
     lengths = sorted(len(text) for text in drawn)
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
@@ -170,14 +180,31 @@ async def _measure(args: argparse.Namespace, client: RedisClient, redis_url: str
             "p50": lengths[len(lengths) // 2],
             "p99": lengths[int(len(lengths) * 0.99)],
         },
-        "bytes_per_comment": round((after - before) / args.comments, 1),
+        "bytes_per_comment": round((after_trim - before) / args.comments, 1),
+        "bytes_per_comment_before_the_worker": round((after - before) / args.comments, 1),
+        "outbox_entries_trimmed": trimmed,
+        "outbox_keep": DeliverySettings().outbox_keep,
         "target_bytes_per_comment": 2000,
-        "by_kind_bytes": await usage_by_kind(client, store, sample),
+        "by_kind_bytes": by_kind,
         "write_seconds": round(elapsed, 1),
     }
     if redis_url == DEFAULT_REDIS_URL:
         await client.flushdb()
     return results
+
+
+def sample_ids(comments: int) -> list[str]:
+    step = max(1, comments // SAMPLED_COMMENTS)
+    return [f"c{number:07d}" for number in range(0, comments, step)]
+
+
+async def deliver_and_trim(client: RedisClient, now_ms: int) -> int:
+    """The worker's admission of every outbox event, then its trim to the default keep: the
+    outbox entries removed."""
+    deliveries = DeliveryLog(client)
+    while (await deliveries.admit(SITE, ADMIT_BATCH, now_ms)).read:
+        pass
+    return await deliveries.trim_outbox(SITE, DeliverySettings().outbox_keep)
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
