@@ -2,6 +2,7 @@
 
 import re
 import unicodedata
+from operator import methodcaller
 
 import pytest
 from hypothesis import given, settings
@@ -234,7 +235,7 @@ def test_whole_text_folding_steps_equal_their_per_character_definition(text: str
     what mapping it alone gives, and keep its offset for every character it becomes."""
     tracked = (text, [7 * index for index in range(len(text))])
     for table, resizing in ((_REMOVAL, _REMOVAL_RESIZING), (_FOLD, _FOLD_RESIZING)):
-        expected = _map_chars_tracked(tracked, lambda char, table=table: char.translate(table))
+        expected = _map_chars_tracked(tracked, methodcaller("translate", table))
         assert _translate_tracked(tracked, table, resizing) == expected
     assert _casefold_tracked(tracked) == _map_chars_tracked(tracked, str.casefold)
 
