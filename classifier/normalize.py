@@ -229,7 +229,8 @@ _ENTITY_PASSES: EntityPasses = (
 _PLACEHOLDERS = {"email": EMAIL_PLACEHOLDER, "url": URL_PLACEHOLDER, "phone": PHONE_PLACEHOLDER}
 Entities = dict[str, list[str]]
 
-_WHITESPACE = re.compile(r"\s+")
+# A whitespace run other than a single space: only these change when runs become one space.
+_ODD_WHITESPACE = re.compile(r"\s{2,}|[^\S ]")
 
 _UNIT = r"[a-z0-9@$]"
 _SPACED_LETTERS = re.compile(
@@ -370,7 +371,7 @@ def _leet_text(match: re.Match[str]) -> str:
 def normalize_with_offsets(text: str) -> Tracked:
     """``normalize(text)`` plus, per output character, its index in the original ``text``."""
     tracked = _fold_characters_tracked(text)
-    tracked = _sub_tracked(_WHITESPACE, _whitespace_tracked, tracked)
+    tracked = _sub_tracked(_ODD_WHITESPACE, _whitespace_tracked, tracked)
     tracked = _strip_tracked(tracked)
     entities_replaced = tracked = _entity_passes_tracked(tracked, _ENTITY_PASSES)
     tracked = _sub_tracked(_SPACED_LETTERS, _joined_tracked, tracked)
@@ -393,14 +394,16 @@ def _entity_passes_tracked(tracked: Tracked, passes: EntityPasses) -> Tracked:
 
 
 def _fold_characters_tracked(text: str) -> Tracked:
-    tracked = _translate_tracked((text, list(range(len(text)))), _REMOVAL, _REMOVAL_RESIZING)
+    tracked = _translate_tracked(
+        (text, list(range(len(text)))), _REMOVAL, _REMOVABLE, _REMOVAL_RESIZING
+    )
     if tracked[0].isascii():
         # ASCII lowercases one character to one: the offsets stay.
         return tracked[0].lower(), tracked[1]
     for _ in range(_MAX_FOLD_ROUNDS):
         folded = _nfkc_tracked(tracked)
         folded = _casefold_tracked(folded)
-        folded = _translate_tracked(folded, _FOLD, _FOLD_RESIZING)
+        folded = _translate_tracked(folded, _FOLD, _NON_ASCII, _FOLD_RESIZING)
         if folded[0] == tracked[0] or folded[0].isascii():
             return folded
         tracked = folded
@@ -418,27 +421,23 @@ _FOLD_RESIZING = _resizing(_FOLD)
 
 
 def _translate_tracked(
-    tracked: Tracked, table: dict[int, str | None], resizing: re.Pattern[str]
+    tracked: Tracked,
+    table: dict[int, str | None],
+    changeable: re.Pattern[str],
+    resizing: re.Pattern[str],
 ) -> Tracked:
-    """``str.translate`` with offsets: the runs of characters that keep their length are
-    translated whole, the (rare) characters that change it one at a time."""
-    text, offsets = tracked
-    pieces: list[str] = []
-    new_offsets: list[int] = []
-    position = 0
-    for match in resizing.finditer(text):
-        start = match.start()
-        pieces.append(text[position:start].translate(table))
-        new_offsets.extend(offsets[position:start])
-        replacement = match.group().translate(table)
-        pieces.append(replacement)
-        new_offsets.extend([offsets[start]] * len(replacement))
-        position = match.end()
-    if position == 0:
-        return text.translate(table), offsets
-    pieces.append(text[position:].translate(table))
-    new_offsets.extend(offsets[position:])
-    return "".join(pieces), new_offsets
+    """``str.translate`` with offsets, applied to the runs ``changeable`` finds (the fast path's:
+    a large table is slow on the rest of a non-ASCII text), each run whole unless it holds a
+    character that changes length."""
+
+    def translated(match: re.Match[str]) -> tuple[str, list[int]]:
+        run = match.group()
+        if resizing.search(run) is None:
+            return run.translate(table), list(range(len(run)))
+        chars = [char.translate(table) for char in run]
+        return "".join(chars), [index for index, char in enumerate(chars) for _ in char]
+
+    return _sub_tracked(changeable, translated, tracked)
 
 
 def _casefold_tracked(tracked: Tracked) -> Tracked:

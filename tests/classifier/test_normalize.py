@@ -12,6 +12,8 @@ from classifier.normalize import (
     _FOLD,
     _FOLD_RESIZING,
     _LINK_TLDS,
+    _NON_ASCII,
+    _REMOVABLE,
     _REMOVAL,
     _REMOVAL_RESIZING,
     _SPACED_DOT_TLDS,
@@ -228,15 +230,21 @@ def test_both_paths_give_the_same_string(text: str) -> None:
     assert normalize_with_offsets(text)[0] == normalize(text)
 
 
+def test_every_character_a_table_changes_lies_in_the_runs_translated() -> None:
+    for table, changeable in ((_REMOVAL, _REMOVABLE), (_FOLD, _NON_ASCII)):
+        assert all(changeable.fullmatch(chr(code)) for code in table)
+
+
 @given(comment_text())
 @settings(max_examples=500, deadline=None)
 def test_whole_text_folding_steps_equal_their_per_character_definition(text: str) -> None:
     """Translating and case folding run over whole runs of text; each character must still get
     what mapping it alone gives, and keep its offset for every character it becomes."""
     tracked = (text, [7 * index for index in range(len(text))])
-    for table, resizing in ((_REMOVAL, _REMOVAL_RESIZING), (_FOLD, _FOLD_RESIZING)):
+    steps = ((_REMOVAL, _REMOVABLE, _REMOVAL_RESIZING), (_FOLD, _NON_ASCII, _FOLD_RESIZING))
+    for table, changeable, resizing in steps:
         expected = _map_chars_tracked(tracked, methodcaller("translate", table))
-        assert _translate_tracked(tracked, table, resizing) == expected
+        assert _translate_tracked(tracked, table, changeable, resizing) == expected
     assert _casefold_tracked(tracked) == _map_chars_tracked(tracked, str.casefold)
 
 
