@@ -225,7 +225,7 @@ class Model:
     def explain_many(
         self, texts: Sequence[str], labels: Sequence[str] | None = None, max_spans: int = 5
     ) -> list[dict[str, list[Span]]]:
-        """``explain`` for each text of a batch, which shares the vectorisers' per-call cost."""
+        """``explain`` for each text of a batch, worked out for all its texts at once."""
         wanted = tuple(self.labels if labels is None else labels)
         unknown = [label for label in wanted if label not in self.labels]
         if unknown:
