@@ -131,16 +131,15 @@ def _compiled(
 def _shares(occurrences: Occurrences, tfidf: CompiledTfidf, height: int) -> FloatArray:
     """Each occurrence's share per character: its feature's TF-IDF value split evenly over the
     feature's occurrences in that text and over the characters the occurrence covers."""
-    values, indices, indptr = tfidf.counted(occurrences.rows, occurrences.features, height)
-    # The matrix's entries are sorted by (row, column): each occurrence finds its entry.
-    entry_rows = np.repeat(np.arange(height, dtype=np.int64), np.diff(indptr))
-    entry = np.searchsorted(
-        entry_rows * tfidf.width + indices, occurrences.rows * tfidf.width + occurrences.features
+    keys, inverse, counts = np.unique(
+        occurrences.rows * tfidf.width + occurrences.features,
+        return_inverse=True,
+        return_counts=True,
     )
-    counts = np.bincount(entry, minlength=values.size)
+    values, _, _ = tfidf.counted(keys, counts, height)
     spread: FloatArray = (
-        values.astype(np.float64)[entry]
-        / counts[entry]
+        values.astype(np.float64)[inverse]
+        / counts[inverse]
         / np.maximum(occurrences.ends - occurrences.starts, 1)
     )
     return spread

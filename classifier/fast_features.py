@@ -236,17 +236,6 @@ class CompiledTfidf:
     def arrays(self, texts: Sequence[str]) -> Block:
         """The values, column indices and row pointers of ``__call__``'s matrix."""
         rows, columns = self._ngrams.columns(texts)
-        return self.counted(rows, columns, len(texts))
-
-    def word_occurrences(self, texts: Sequence[str]) -> Located:
-        """Every known word n-gram occurrence: its row, column, and start and end in its text."""
-        if not isinstance(self._ngrams, _WordNgrams):
-            raise TypeError("character n-grams are located by classifier.char_ngrams.Windows")
-        return self._ngrams.occurrences(texts)
-
-    def counted(self, rows: IntArray, columns: IntArray, height: int) -> Block:
-        """The matrix of ``height`` rows whose n-gram occurrences are at ``rows``, ``columns``
-        (with repeats), as ``arrays`` gives it."""
         # One sort of (row, column) keys gives each row's columns in order; runs of equal keys
         # are the counts.
         keys = np.sort(rows * self._width + columns)
@@ -254,8 +243,18 @@ class CompiledTfidf:
         np.not_equal(keys[1:], keys[:-1], out=boundary[1:-1])
         bounds = np.flatnonzero(boundary)
         starts = bounds[:-1]
-        counts = bounds[1:] - starts
-        unique_rows, indices = np.divmod(keys[starts], self._width)
+        return self.counted(keys[starts], bounds[1:] - starts, len(texts))
+
+    def word_occurrences(self, texts: Sequence[str]) -> Located:
+        """Every known word n-gram occurrence: its row, column, and start and end in its text."""
+        if not isinstance(self._ngrams, _WordNgrams):
+            raise TypeError("character n-grams are located by classifier.char_ngrams.Windows")
+        return self._ngrams.occurrences(texts)
+
+    def counted(self, keys: IntArray, counts: IntArray, height: int) -> Block:
+        """The matrix of ``height`` rows whose entries, at the distinct ``row * width + column``
+        ``keys`` in increasing order, count ``counts`` n-gram occurrences each."""
+        unique_rows, indices = np.divmod(keys, self._width)
         indptr = np.zeros(height + 1, dtype=np.int64)
         np.cumsum(np.bincount(unique_rows, minlength=height), out=indptr[1:])
         weighted = (
