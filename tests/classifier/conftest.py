@@ -1,4 +1,5 @@
-"""Fixtures for classifier tests: a real model trained in seconds on small slices of the data."""
+"""Fixtures for classifier tests: the small real models of ``tests/conftest.py``, loaded once, and
+the sentence encoder."""
 
 from pathlib import Path
 
@@ -6,37 +7,6 @@ import pytest
 
 from classifier.encoder import Encoder
 from classifier.model import Model
-from classifier.train import TrainOptions, train
-
-# Enough rows per source for every label to have positives, few enough to train in seconds.
-TINY_ROWS_PER_SOURCE = 400
-# Rows per source the tiny semantic stage embeds: a few hundred texts in all, a few seconds.
-TINY_SEMANTIC_ROWS_PER_SOURCE = 60
-
-
-@pytest.fixture(scope="session")
-def tiny_model_path(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Artifact of a small real model, saved with its card (and ACTIVE) in a temporary folder."""
-    models_dir = tmp_path_factory.mktemp("tiny-models")
-    options = TrainOptions(
-        version="0.0.0-test", limit_per_source=TINY_ROWS_PER_SOURCE, n_jobs=1, semantic=False
-    )
-    return train(datasets_dir, models_dir, options)
-
-
-@pytest.fixture(scope="session")
-def tiny_semantic_model_path(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Artifact of a small real model with a semantic stage (``<stem>.semantic.joblib``), saved
-    with its card (and ACTIVE) in a temporary folder."""
-    models_dir = tmp_path_factory.mktemp("tiny-semantic-models")
-    options = TrainOptions(
-        version="0.0.0-semantic-test",
-        limit_per_source=TINY_ROWS_PER_SOURCE,
-        n_jobs=1,
-        semantic_rows_per_source=TINY_SEMANTIC_ROWS_PER_SOURCE,
-        embedding_cache=tmp_path_factory.mktemp("embeddings"),
-    )
-    return train(datasets_dir, models_dir, options)
 
 
 @pytest.fixture(scope="session")

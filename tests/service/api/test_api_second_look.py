@@ -6,6 +6,7 @@ verdict publishes it and the real blend holds it; the worker is driven pass by p
 
 import dataclasses
 import json
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from pytest_aiohttp import AiohttpClient
 from classifier.model import Model, load_active
 from classifier.site_model import EMBEDDING, SCORES, Head, LabelModel, score_features
 from classifier.site_model_codec import encode
-from classifier.train import TrainOptions, train
 from service import signatures
 from service.app import create_app
 from service.keys import KeySpace
@@ -34,8 +34,9 @@ from tests.service.worker.support import FAST, Receiver, eventually
 
 from .conftest import Client, CreateSite, PostSigned, SiteAccess, api_settings
 
-# The first test here trains the session's small model with its semantic stage (a minute alone,
-# several on a loaded machine): the default two minutes would fail it there.
+# The first test here may train the run's small model with its semantic stage, or wait for the
+# test process training it (a minute alone, several on a loaded machine): the default two minutes
+# would fail it there.
 pytestmark = pytest.mark.timeout(600)
 KEYS = KeySpace("civ")
 LOOK = SecondLookSettings(batch_size=16, lease_seconds=30.0, poll_seconds=0.01)
@@ -51,17 +52,12 @@ CIVIL = "The council should publish the figures before the vote on the budget."
 
 
 @pytest.fixture(scope="session")
-def semantic_models_dir(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def semantic_models_dir(
+    tiny_semantic_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A small real model with its semantic stage, active in a folder of its own."""
     models_dir = tmp_path_factory.mktemp("second-look-models")
-    options = TrainOptions(
-        version="0.0.0-second-look",
-        limit_per_source=400,
-        n_jobs=1,
-        semantic_rows_per_source=60,
-        embedding_cache=tmp_path_factory.mktemp("second-look-embeddings"),
-    )
-    train(datasets_dir, models_dir, options)
+    shutil.copytree(tiny_semantic_model_path.parent, models_dir, dirs_exist_ok=True)
     return models_dir
 
 
