@@ -65,11 +65,11 @@ from classifier.site_model import (  # noqa: E402
     LabelModel,
     LabelOutcome,
     SiteLabels,
-    adapt_matrix,
     score_features,
     simplex,
     too_few,
 )
+from service.scorer import SiteRef  # noqa: E402
 from service.site_fit import (  # noqa: E402
     KEPT,
     SECOND_LOOK_KINDS,
@@ -77,6 +77,7 @@ from service.site_fit import (  # noqa: E402
     fit_rows,
     pack_features,
 )
+from service.site_model_reader import adapt_by_site, score_by_site  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT_ROOT / "bench" / "results" / "adaptation.json"
@@ -386,21 +387,24 @@ def refit_time(
 
 
 def verdict_cost(model: Model, texts: Sequence[str], site: LabelModel) -> dict[str, Any]:
-    """Seconds per comment scored one at a time, as intake does, global alone and with the site
-    model: each text scored both ways back to back (which goes first alternates by round), so
-    both see the same machine state however the load of the machine's other jobs moves."""
+    """Seconds per comment scored one at a time by a verdict worker's own scoring
+    (``score_by_site``), without a site model and with one: each text scored both ways back to
+    back (which goes first alternates by round), so both see the same machine state however the
+    load of the machine's other jobs moves."""
     models = {LABEL: site}
-    model.score(texts[:50])
-    model.score_adapted(texts[:50], models)
+    ref: SiteRef = ("bench", 1)
+    found = {ref: models}
+    score_by_site(model, texts[:50], [None] * 50, {})
+    score_by_site(model, texts[:50], [ref] * 50, found)
     plain: list[float] = []
     adapted: list[float] = []
 
     def timed(name: str, text: str) -> float:
         started = time.perf_counter()
         if name == "adapted":
-            model.score_adapted([text], models)
+            score_by_site(model, [text], [ref], found)
         else:
-            model.score([text])
+            score_by_site(model, [text], [None], {})
         return time.perf_counter() - started
 
     # The site model's own step, right after the global scoring it follows (as in intake, with
@@ -414,7 +418,7 @@ def verdict_cost(model: Model, texts: Sequence[str], site: LabelModel) -> dict[s
                 spent[name] += timed(name, text)
             matrix, features = model.predict_with_features([text])
             started = time.perf_counter()
-            adapt_matrix(matrix, model.labels, models, features)
+            adapt_by_site(matrix, model.labels, [ref], found, features)
             step += time.perf_counter() - started
         plain.append(spent["plain"] / len(texts))
         adapted.append(spent["adapted"] / len(texts))

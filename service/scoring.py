@@ -39,7 +39,7 @@ from service.scoring_lanes import (
     Waiting,
 )
 from service.shared_scoring import SharedFirst, Sharing
-from service.site_model_reader import SiteModelReader, adapt_by_site
+from service.site_model_reader import SiteModelReader, score_by_site
 from service.site_models import VERDICT_WEIGHTS, verdict_version
 from service.worker_processes import Workers, WorkerSet, batchable
 
@@ -85,19 +85,9 @@ def _active_model() -> Model:
 def _score_batch(texts: Sequence[str], sites: Sequence[SiteRef | None]) -> list[tuple[Scores, int]]:
     """Each text's scores, with its site's model where it has one, and that model's version
     (0: the global model alone)."""
-    model = _active_model()
     wanted = {site for site in sites if site is not None and site[1]}
-    if not wanted:
-        return [(scores, 0) for scores in model.score(texts)]
-    found = _site_reader.models_of(wanted) if _site_reader else {}
-    if not any(found.values()):
-        return [(scores, 0) for scores in model.score(texts)]
-    matrix, features = model.predict_with_features(texts)
-    adapted, versions = adapt_by_site(matrix, model.labels, sites, found, features)
-    return [
-        (dict(zip(model.labels, map(float, row), strict=True)), version)
-        for row, version in zip(adapted, versions, strict=True)
-    ]
+    found = _site_reader.models_of(wanted) if wanted and _site_reader else {}
+    return score_by_site(_active_model(), texts, sites, found)
 
 
 class OtherModelError(RuntimeError):

@@ -14,6 +14,7 @@ import numpy.typing as npt
 import redis
 from redis.exceptions import RedisClusterException
 
+from classifier.model import Model
 from classifier.site_model import Features, LabelModel, adapt_matrix
 from classifier.site_model_codec import decode
 from service.connection import BlockingClient, connect_blocking
@@ -91,8 +92,32 @@ def adapt_by_site(
         rows = [row for row, of in enumerate(sites) if of == site]
         if not rows:
             continue
+        if len(rows) == len(sites):
+            # The whole batch is this site's (always so for a batch of one): picking its rows
+            # out of the sparse features would cost scipy twice what the site model does.
+            adapted = adapt_matrix(matrix, labels, models, features)
+            versions = [site[1]] * len(sites)
+            break
         picked = {kind: part[rows] for kind, part in features.items()}
         adapted[rows] = adapt_matrix(matrix[rows], labels, models, picked)
         for row in rows:
             versions[row] = site[1]
     return adapted, versions
+
+
+def score_by_site(
+    model: Model,
+    texts: Sequence[str],
+    sites: Sequence[SiteRef | None],
+    found: Mapping[SiteRef, Mapping[str, LabelModel] | None],
+) -> list[tuple[dict[str, float], int]]:
+    """Each text's scores by ``model`` with its site's model put in where ``found`` has one, and
+    the site model version that made them (0: the global model alone): a verdict's scoring."""
+    if not any(found.values()):
+        return [(scores, 0) for scores in model.score(texts)]
+    matrix, features = model.predict_with_features(texts)
+    adapted, versions = adapt_by_site(matrix, model.labels, sites, found, features)
+    return [
+        (dict(zip(model.labels, map(float, row), strict=True)), version)
+        for row, version in zip(adapted, versions, strict=True)
+    ]
