@@ -20,8 +20,9 @@ can choose so), and the 90 % interval of the adapted score's gain over paired bo
 the tail; each stream reports the 95 % interval of the global score's tail ROC-AUC. It also times a
 refit of 10,000 labels on one core as the worker runs it (rows decoded from JSON, both fits) against
 the verdict's fit alone, and the cost of one verdict's scoring with and without a site model
-(two fresh copies of the model, each scoring every text of the tail once, interleaved). It prints a table and writes ``bench/results/adaptation.json``.
-Embeddings come from the embedding cache (computed once per stream).
+(two fresh copies of the model, each scoring every text of the tail once, interleaved). It prints
+a table and writes ``bench/results/adaptation.json``. Embeddings come from the embedding cache
+(computed once per stream).
 
 The shipped global model is never trained on C3; this benchmark only measures on it.
 """
