@@ -92,13 +92,13 @@ def adapt_by_site(
         rows = [row for row, of in enumerate(sites) if of == site]
         if not rows:
             continue
-        if len(rows) == len(sites):
-            # The whole batch is this site's (always so for a batch of one): picking its rows
-            # out of the sparse features would cost scipy twice what the site model does.
-            adapted = adapt_matrix(matrix, labels, models, features)
-            versions = [site[1]] * len(sites)
-            break
-        picked = {kind: part[rows] for kind, part in features.items()}
+        # A batch wholly this site's (a batch of one always is) keeps its features as they
+        # are: picking rows out of the sparse ones costs scipy more than the site model does.
+        picked = (
+            features
+            if len(rows) == len(sites)
+            else {kind: part[rows] for kind, part in features.items()}
+        )
         adapted[rows] = adapt_matrix(matrix[rows], labels, models, picked)
         for row in rows:
             versions[row] = site[1]
