@@ -3,9 +3,11 @@
     git worktree add ../civility-before <commit>
     .venv/bin/python -m bench.intake_ab ../civility-before [--rounds 4] [--seconds 8]
     .venv/bin/python -m bench.intake_ab . --env CIVILITY_BATCH_WAIT_MS=5   # a setting, same code
+    .venv/bin/python -m bench.intake_ab . --python VENV/bin/python   # another build of Python
 
-Runs ``civility serve`` from each checkout (two API processes each, this venv's packages, each
-checkout's own code and models) against its own database of the Redis ``REDIS_URL`` names
+Runs ``civility serve`` from each checkout (two API processes each, under this interpreter and
+its venv's packages unless ``--python`` names another for this checkout, each checkout's own code
+and models) against its own database of the Redis ``REDIS_URL`` names
 (databases 14 and 15, flushed first: those of bench.intake and bench.delivery, so run it apart
 from them; default the Redis at 127.0.0.1:6379), and drives them in turn with
 bench/intake.py's driver (real comments, concurrency 32), the order alternating each round. On
@@ -55,7 +57,9 @@ async def _flush(client: RedisClient) -> None:
 
 
 @contextmanager
-def _serve(name: str, checkout: Path, redis_url: str, settings: dict[str, str]) -> Iterator[Served]:
+def _serve(
+    name: str, checkout: Path, redis_url: str, settings: dict[str, str], python: str
+) -> Iterator[Served]:
     on_redis(redis_url, _flush)
     token, port = secrets.token_urlsafe(24), free_port()
     env = {
@@ -69,7 +73,7 @@ def _serve(name: str, checkout: Path, redis_url: str, settings: dict[str, str]) 
     }
     # Run from the checkout, so its own ``service`` package is the one imported.
     process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"], cwd=checkout, env=env, stdout=subprocess.DEVNULL
+        [python, "-m", "service", "serve"], cwd=checkout, env=env, stdout=subprocess.DEVNULL
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -101,6 +105,12 @@ def main() -> None:
         help="a setting for this checkout's server only (repeatable); with `.` as the other "
         "checkout, it compares the setting with the default on the same code",
     )
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter of this checkout's server (default: this one), for instance another "
+        "build of Python 3.11 in a venv of its own with the same packages",
+    )
     args = parser.parse_args()
     if malformed := [pair for pair in args.env if "=" not in pair]:
         raise SystemExit(f"--env takes NAME=VALUE, not {malformed[0]!r}")
@@ -112,12 +122,13 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {"this": [], "other": []}
     with ExitStack() as stack:
         servers = [
-            stack.enter_context(_serve(name, checkout, f"{base_url}/{database}", own))
-            for name, checkout, database, own in zip(
+            stack.enter_context(_serve(name, checkout, f"{base_url}/{database}", own, python))
+            for name, checkout, database, own, python in zip(
                 ("this", "other"),
                 (PROJECT_ROOT, args.other.resolve()),
                 DATABASES,
                 (settings, {}),
+                (args.python, sys.executable),
                 strict=True,
             )
         ]
