@@ -21,6 +21,7 @@ by pytest.
 import argparse
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -115,6 +116,8 @@ def main() -> None:
     if malformed := [pair for pair in args.env if "=" not in pair]:
         raise SystemExit(f"--env takes NAME=VALUE, not {malformed[0]!r}")
     settings = dict(pair.split("=", 1) for pair in args.env)
+    if shutil.which(args.python) is None:
+        raise SystemExit(f"--python: {args.python} is not an interpreter that can be run")
     if not (args.other / "service" / "__init__.py").is_file():
         raise SystemExit(f"{args.other} is not a civility checkout")
     redis = os.environ.get("REDIS_URL", DEFAULT_REDIS).rsplit("/", 1)
