@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service.cli import build_parser
+from service.commands import build_parser
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def test_serving_never_loads_matplotlib() -> None:
     check = (
-        "import sys, service.cli, service.app, service.scoring\n"
-        "service.cli.build_parser()\n"
+        "import sys, service.commands, service.app, service.scoring\n"
+        "service.commands.build_parser()\n"
         "loaded = sorted(name for name in sys.modules if name.split('.')[0] == 'matplotlib')\n"
         "print(loaded)\n"
     )

@@ -1,0 +1,72 @@
+"""The ``civility`` command's subcommands, from the packages that own them."""
+
+import argparse
+from collections.abc import Sequence
+
+from classifier import cli as classifier_cli
+from service import admin_cli, learning_cli, serve_cli
+from service.settings import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="civility", description="Self-hosted comment moderation service."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    classifier_cli.register(commands)
+    learning_cli.register(commands)
+    admin_cli.register(commands)
+    serve_cli.register(commands)
+    _document_environment(parser)
+    return parser
+
+
+def _environment() -> dict[str, tuple[str, ...]]:
+    """The environment variables each command reads, for its ``--help``."""
+    store = ("REDIS_URL", "CIVILITY_DATA_DIR")
+    models = ("CIVILITY_MODELS_DIR",)
+    service = Settings.variables()
+    return {
+        "train": (),
+        "evaluate": (),
+        "tune": (),
+        "score": models,
+        "labels export": store,
+        "model activate": models,
+        "model list": models,
+        "model show": models,
+        "sites create": store,
+        "sites show": store,
+        "sites update": store,
+        "sites delete": store,
+        "sites reindex": store,
+        "moderators list": store,
+        "moderators revoke": store,
+        "moderators add": store,
+        "secrets rotate": (*store, "CIVILITY_SECRET_GRACE_SECONDS"),
+        "run": service,
+        "serve": service,
+        "worker": service,
+    }
+
+
+def _document_environment(
+    parser: argparse.ArgumentParser,
+    environment: dict[str, tuple[str, ...]] | None = None,
+    command: str = "",
+) -> None:
+    """End every command's ``--help`` with the variables it reads (a command missing from
+    ``_environment`` fails here, so a new one cannot forget it)."""
+    environment = _environment() if environment is None else environment
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                _document_environment(child, environment, f"{command} {name}".strip())
+            return
+    names = environment[command]
+    parser.epilog = f"environment: {', '.join(names) if names else 'none read'}"
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
