@@ -473,7 +473,7 @@ async def _start_sets(
                 _start_worker,
                 initargs,
                 name=name,
-                preload=["classifier.model", "service.language_preload"],
+                preload=["service.language_preload"],
                 share_dir=shared.get(name),
             )
             for name, size in sizes.items()

@@ -94,7 +94,6 @@ class PoolBlendScorer:
                 _start,
                 (self._models_dir, stem, self._threads, self._redis_url, self._prefix),
                 name="second-look",
-                preload=["classifier.model"],
             )
             self._stem = stem
         # A process that dies is replaced (with the same model) and the batch sent once more.

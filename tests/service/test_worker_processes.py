@@ -3,8 +3,11 @@ the call answered (retried once, then a clear error), an initializer's error is 
 a reload under load loses nothing, and stopping leaves no process behind."""
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -209,3 +212,37 @@ async def test_workers_carry_their_sets_name_where_ps_and_top_show_it(
         assert worker.name() == "test"
         assert "multiprocessing.forkserver" in " ".join(worker.cmdline())
         assert psutil.Process(worker.ppid()).name() != "test"
+
+
+def test_workers_find_their_initializers_module_imported_by_the_fork_server(
+    tmp_path: Path,
+) -> None:
+    # In a process of its own: the fork server is started once per process, with the modules
+    # named by the first set started there.
+    log = tmp_path / "imports"
+    script = (
+        "import asyncio, json, os\n"
+        "from service.worker_processes import WorkerSet\n"
+        "from tests.service.import_probe import start\n"
+        "async def main():\n"
+        "    workers, pids = await WorkerSet.start(2, start, (), name='test')\n"
+        "    await workers.close()\n"
+        "    print(json.dumps({'parent': os.getpid(), 'workers': pids}))\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "CIVILITY_TEST_IMPORT_LOG": str(log)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    pids = json.loads(done.stdout)
+    importers = [int(line) for line in log.read_text().split()]
+    # The parent, then the fork server; never a worker, which inherits it.
+    assert len(importers) == 2
+    assert importers[0] == pids["parent"]
+    assert not set(importers) & set(pids["workers"])
+    assert len(set(pids["workers"])) == 2
