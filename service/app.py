@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from service import language
 from service.admin_store import AdminStore
 from service.administration import Administration
 from service.appkeys import (
@@ -131,9 +130,6 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 async def _scorer(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    # Loaded while the scoring workers start, so the first Perspective analysis does not wait
-    # for it (intake's comments have their language detected in the scoring workers).
-    detector = asyncio.create_task(asyncio.to_thread(language.load))
     scorer = await start_scorer(
         settings.models_dir,
         workers=settings.scoring_workers,
@@ -146,7 +142,6 @@ async def _scorer(app: web.Application) -> AsyncIterator[None]:
         sharing=sharing_from_environment(),
     )
     app[SCORER] = scorer
-    await detector
     try:
         yield
     finally:

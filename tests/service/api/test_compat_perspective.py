@@ -15,6 +15,8 @@ import redis.asyncio as aioredis
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
+from service import language
+from service.appkeys import SCORER
 from service.compat.perspective import ATTRIBUTES, MAX_SPANS
 from service.labels import LabelLog
 
@@ -318,15 +320,57 @@ async def test_a_language_the_model_cannot_score_gets_googles_language_error(
     assert (response.status, await response.json()) == (400, expected)
 
 
-async def test_english_on_a_coral_of_another_locale_is_scored_with_its_detected_language(
-    client: Client, site: dict[str, str]
+@pytest.mark.parametrize(
+    ("text", "requested", "detected"),
+    [
+        # Coral sends its site's locale: English text on a German Coral is scored in English.
+        (CIVIL, "de", "en"),
+        # A language the request names and the model reads is the one scored in.
+        (GERMAN, "en", "de"),
+    ],
+)
+async def test_a_text_is_scored_in_a_language_the_model_reads_that_it_or_the_request_has(
+    client: Client, site: dict[str, str], text: str, requested: str, detected: str
 ) -> None:
     response = await post(
-        client, analyze_url(site["api_key"]), coral_analyze_body(CIVIL, language="de")
+        client, analyze_url(site["api_key"]), coral_analyze_body(text, language=requested)
     )
     data = await response.json()
-    assert (data["languages"], data["detectedLanguages"]) == (["en"], ["en"])
+    assert (response.status, data["languages"], data["detectedLanguages"]) == (
+        200,
+        ["en"],
+        [detected],
+    )
     assert set(data["attributeScores"]) == {"TOXICITY"}
+    expected = await client.app[SCORER].score(text)
+    value = data["attributeScores"]["TOXICITY"]["summaryScore"]["value"]
+    assert value == pytest.approx(expected["toxicity"], abs=1e-6)
+
+
+@pytest.fixture
+def detector_forgotten() -> None:
+    """This test process without the language detector, whatever an earlier test loaded (the
+    fixture comes before the app's, so the app starts without it too)."""
+    language._identifier.cache_clear()
+
+
+async def test_the_api_process_leaves_language_detection_to_the_scoring_workers(
+    detector_forgotten: None, client: Client, site: dict[str, str], post_signed: Any
+) -> None:
+    english = await post(client, analyze_url(site["api_key"]), coral_analyze_body(CIVIL))
+    german = await post(
+        client, analyze_url(site["api_key"]), coral_analyze_body(GERMAN, "INSULT", "de")
+    )
+    intake = {"id": "c1", "article": {"id": "a1"}, "author": {"id": "u1"}, "text": GERMAN}
+    verdict = await (await post_signed(site, intake)).json()
+    assert (english.status, await german.json()) == (200, language_error("INSULT", "de", ["de"]))
+    assert (verdict["state"], verdict["reasons"], verdict["scores"]) == (
+        "pending",
+        ["LANGUAGE"],
+        {},
+    )
+    # The detector (~110 MB) was never loaded here: the scoring workers detected every text.
+    assert language._identifier.cache_info().currsize == 0
 
 
 async def test_an_experimental_attribute_is_scored_like_its_production_one(
