@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from typing import NoReturn
 
 from service.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.shared_scoring import PROCESS_INDEX_VARIABLE, SHARE_DIR_VARIABLE
@@ -13,6 +14,17 @@ from service.shared_scoring import PROCESS_INDEX_VARIABLE, SHARE_DIR_VARIABLE
 # Set in the environment of the API processes `civility serve` starts, so they serve themselves.
 API_PROCESS_MARKER = "CIVILITY_API_PROCESS_OF"
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def become_supervisor(count: int) -> NoReturn:
+    """Replace this process with a fresh interpreter that runs ``serve_in_processes(count)``.
+
+    Its pid stays, so the signals a terminal or a container manager sends it still reach every
+    API process; it imports this module alone, and the ~120 MB of private memory that every
+    command's modules (the model's and the web stack's among them) took in it are given back."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", __name__, str(count)])
 
 
 def serve_in_processes(count: int) -> int:
@@ -70,3 +82,7 @@ def _run_api_processes(count: int, env: dict[str, str]) -> int:
         for signum in FORWARDED_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
     return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve_in_processes(int(sys.argv[1])))

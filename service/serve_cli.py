@@ -14,7 +14,7 @@ import uvloop
 from aiohttp import web
 
 from classifier.model import ModelError
-from service.api_processes import API_PROCESS_MARKER, serve_in_processes
+from service.api_processes import API_PROCESS_MARKER, become_supervisor
 from service.app import create_app
 from service.demo_credentials import DEMO_CREDENTIALS, DemoFile
 from service.embedded import (
@@ -70,7 +70,7 @@ def serve_command(args: argparse.Namespace) -> int:
         if settings.redis_url is None:
             raise SettingsError("REDIS_URL is required by `civility serve` (or use `civility run`)")
         if settings.api_processes > 1 and API_PROCESS_MARKER not in os.environ:
-            return serve_in_processes(settings.api_processes)
+            become_supervisor(settings.api_processes)
         return _serve(settings, _announce, with_worker=False)
     except (SettingsError, ModelError) as error:
         return _fail(str(error))

@@ -152,6 +152,18 @@ def test_two_api_processes_share_the_port_and_stop_on_sigterm(served: Served) ->
     assert not any(child.is_running() for child in children)
 
 
+def test_the_parent_holds_neither_the_model_nor_the_web_stack(served: Served) -> None:
+    # It only starts the API processes and forwards signals to them: the same pid, a fresh
+    # interpreter of the supervising module, none of the compiled code of numpy, scikit-learn or
+    # aiohttp mapped (the whole command line's modules were while it ran as `civility serve`).
+    parent = psutil.Process(served.process.pid)
+    assert parent.cmdline()[-3:] == ["-m", "service.api_processes", "2"]
+    mapped = {Path(region.path).name for region in parent.memory_maps()}
+    heavy = [name for name in mapped if name.startswith(("_multiarray_umath", "_http_parser"))]
+    assert not heavy, heavy
+    assert len(_api_processes(served.process)) == 2
+
+
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=30) as response:
