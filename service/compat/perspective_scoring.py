@@ -21,8 +21,8 @@ async def analyze(scorer: Scorer, analysis: perspective.AnalyzeRequest) -> dict[
     attributes = perspective.checked_attributes(list(analysis.requested_attributes))
     detected, scored = await _detected_and_scored(scorer, text)
     languages = perspective.checked_languages(analysis.languages, attributes, detected)
-    # Not scored with its language: a text detected in another one that the request names a
-    # language the model reads for.
+    # Unscored when detected in a language the model does not read: a request naming one it
+    # does has it scored all the same, as Perspective scores in the languages a request names.
     scores = scored.scores if scored is not None else await scorer.score(text)
     summary = perspective.label_scores(attributes, scores)
     spans = None
