@@ -82,7 +82,9 @@ class Decisions(ModerationBase):
     async def _record_label(
         self, site_id: str, comment: Comment, decision: Decision, policy: Policy
     ) -> None:
-        if self.labels is None:
+        # An erased author's comment has no text left: nothing to learn from, and nothing of
+        # theirs may go back into the training data.
+        if self.labels is None or not comment.text:
             return
         # Kept even when it teaches nothing: an undo must withdraw what the first decision taught.
         labels = reasons.teaches(decision.action, decision.reason)

@@ -10,6 +10,7 @@ from pytest_aiohttp import AiohttpClient
 
 from service.admin_store import SCAN_COUNT
 from service.app import create_app
+from service.labels import LabelLog
 from service.moderation.tokens import sha256_hex
 from service.settings import DeliverySettings, Settings
 from service.worker import Worker
@@ -304,3 +305,32 @@ async def test_erasing_an_author_removes_their_text_and_details_but_keeps_decisi
     missing = await client.post("/v1/sites/gone/authors/ada:erase", headers=admin)
     assert missing.status == 404
     assert (await client.post("/v1/sites/held/authors/ada:erase", headers=token)).status == 401
+
+
+async def test_an_erased_authors_held_comments_are_decided_and_teach_nothing(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("held", mode="pre")
+    token = bearer(site["moderator_token"])
+    for comment_id, author in (("c1", "ada"), ("c2", "ada"), ("c3", "bob")):
+        assert (await post_signed(site, comment(comment_id, author))).status == 202
+    assert (await client.post("/v1/sites/held/authors/ada:erase", headers=admin)).status == 200
+
+    one = await client.post(
+        "/v1/sites/held/comments/c1/decision", json={"action": "reject"}, headers=token
+    )
+    assert (one.status, (await one.json())["state"]) == (200, "rejected")
+    bulk = await client.post(
+        "/v1/sites/held/decisions",
+        json={"decisions": [{"id": "c2", "action": "spam"}, {"id": "c3", "action": "reject"}]},
+        headers=token,
+    )
+    results = (await bulk.json())["results"]
+    assert [(result["id"], result["ok"]) for result in results] == [("c2", True), ("c3", True)]
+    # Only bob's comment became a training label.
+    entries = [entry async for entry in LabelLog(redis_client).export("held")]
+    assert [entry["comment_id"] for entry in entries] == ["c3"]
