@@ -127,6 +127,8 @@ class AkismetDesk:
                 source,
                 self.moderation.scorer.model_version,
                 comment_id=submission.id,
+                # So that erasing the author erases the label too.
+                author_id=submission.author.id,
             )
         return Answer(akismet.THANKS)
 

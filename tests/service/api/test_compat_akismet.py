@@ -359,6 +359,33 @@ async def test_a_correction_leaves_a_claimed_comment_to_its_moderator(
     assert [item["state"] for item in queue["items"]] == ["pending"]
 
 
+async def test_erasing_an_author_erases_the_label_a_correction_kept(
+    akismet_for: Callable[..., Clients],
+    create_site: Any,
+    client: Client,
+    moderator: Any,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("news", mode="pre")
+    clients = akismet_for(site["api_key"])
+    await clients.call("comment_check", "203.0.113.7", comment_content=CIVIL, **VISITOR)
+    claim = await client.post(
+        "/v1/sites/news/queue/claim", json={"limit": 1}, headers=moderator(site)
+    )
+    [held] = (await claim.json())["items"]
+    # Claimed, so the correction is kept as a label only; and one of a comment never checked.
+    assert await clients.call("submit_spam", "203.0.113.7", comment_content=CIVIL, **VISITOR)
+    assert await clients.call("submit_ham", "203.0.113.7", comment_content=SPAMMY, **VISITOR)
+    entries = await labels_of(redis_client)
+    assert [entry["author"] for entry in entries] == [held["author"]["id"]] * 2
+    erased = await client.post(
+        f"/v1/sites/news/authors/{held['author']['id']}:erase", headers=admin
+    )
+    assert (await erased.json())["labels_erased"] == 2
+    assert await labels_of(redis_client) == []
+
+
 async def test_a_german_comment_is_held_for_its_language_and_stays_unpublished(
     client: Client, site: dict[str, str]
 ) -> None:
