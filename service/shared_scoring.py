@@ -73,7 +73,9 @@ class SharedFirst:
         self._clock = clock
         self._connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._next_look = 0.0
-        self._busy = False
+        # Set while no call is at the shared worker: closing waits for one that is.
+        self._shared_idle = asyncio.Event()
+        self._shared_idle.set()
         self.shared_calls = 0
         """Calls the shared worker answered (the rest went to this process's own workers)."""
 
@@ -82,9 +84,9 @@ class SharedFirst:
         return self._own.pids
 
     async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
-        if batched_columns(fn) is not None and not self._busy:
+        if batched_columns(fn) is not None and self._shared_idle.is_set():
             # Busy from the first await: a second call meanwhile must not connect or send too.
-            self._busy = True
+            self._shared_idle.clear()
             try:
                 connection = await self._connect()
                 if connection is not None:
@@ -101,10 +103,12 @@ class SharedFirst:
                         self.shared_calls += 1
                         return value
             finally:
-                self._busy = False
+                self._shared_idle.set()
         return await self._own.run(fn, *args)
 
     async def close(self) -> None:
+        """Let a call at the shared worker finish (a reload drops no request), then stop."""
+        await self._shared_idle.wait()
         self._drop()
         await self._own.close()
 

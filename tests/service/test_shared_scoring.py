@@ -12,7 +12,7 @@ import pytest
 
 from service import scoring
 from service.shared_scoring import RETRY_SECONDS, SharedFirst, Sharing, sharing_from_environment
-from service.worker_processes import MAX_SOCKET_PATH_BYTES, WorkerSet, _together
+from service.worker_processes import MAX_SOCKET_PATH_BYTES, WorkerDiedError, WorkerSet, _together
 from tests.service import worker_calls
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +32,8 @@ class OwnWorkers:
         return [os.getpid()]
 
     async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        if self.closed:  # as a closed WorkerSet answers
+            raise WorkerDiedError("own workers stopped")
         self.calls.append(fn.__name__)
         return "own"
 
@@ -143,6 +145,20 @@ async def test_a_peers_second_call_meanwhile_goes_to_its_own_workers(
 
     assert list(answers) == [[("a", 1, "t")], "own"]
     assert own.calls == ["sizes"]
+
+
+async def test_a_peer_closed_while_its_batch_is_at_the_shared_worker_gets_its_answer_first(
+    shared: WorkerSet, tmp_path: Path, peer: Peer
+) -> None:
+    # What a reload does to the pool it replaces: the batch already sent must not be dropped.
+    closing, own = peer(tmp_path)
+    batch = asyncio.create_task(closing.run(worker_calls.slow_sizes, ["a", "b"], 0.5))
+    await asyncio.sleep(0.1)
+
+    await closing.close()
+
+    assert await batch == [("a", 2), ("b", 2)]
+    assert (own.calls, own.closed) == ([], True)
 
 
 async def test_a_refused_call_goes_to_the_peers_own_workers(

@@ -40,5 +40,11 @@ def sizes(items: list[str], tag: str) -> list[tuple[str, int, str]]:
 
 
 @batchable(1)
+def slow_sizes(items: list[str], seconds: float) -> list[tuple[str, int]]:
+    time.sleep(seconds)
+    return [(item, len(items)) for item in items]
+
+
+@batchable(1)
 def refuse_all(items: list[str]) -> list[str]:
     raise ValueError("not this model")
