@@ -4,6 +4,7 @@ What each call does is ``AkismetDesk``'s (service/compat/akismet_desk.py); these
 and shape the answer.
 """
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -116,15 +117,20 @@ def _akismet_operation(
     )
 
 
+# aiohttp refuses to send a header value holding one, and drops the connection instead.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def akismet_error(error: CivilityError) -> web.Response:
     status, text = akismet.error_text(error)
-    response = web.Response(text=text, status=status, content_type=TEXT)
-    response.headers[akismet.DEBUG_HELP] = error.message
-    return response
+    return _text(text, {akismet.DEBUG_HELP: error.message}, status=status)
 
 
-def _text(body: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(text=body, content_type=TEXT, headers=headers)
+def _text(body: str, headers: Mapping[str, str] | None = None, status: int = 200) -> web.Response:
+    """A plain-text answer; control characters in its headers (a moderator's reason may hold a
+    line break, an error message a field's name) become spaces."""
+    safe = {name: _CONTROL_CHARACTERS.sub(" ", value) for name, value in (headers or {}).items()}
+    return web.Response(text=body, status=status, content_type=TEXT, headers=safe)
 
 
 async def _fields(request: web.Request) -> dict[str, str]:
@@ -136,6 +142,8 @@ async def _fields(request: web.Request) -> dict[str, str]:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes") from None
     except UnicodeDecodeError:
         raise BadRequest("the form is not valid UTF-8 (or the charset it names)") from None
+    except LookupError:
+        raise BadRequest(f"the form names an unknown charset: {request.charset}") from None
     except ValueError as error:
         # aiohttp's answer to a multipart body without a boundary, among other broken forms.
         raise BadRequest(f"the form cannot be read: {error}") from None

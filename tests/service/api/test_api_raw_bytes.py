@@ -69,6 +69,11 @@ async def test_a_perspective_key_that_is_not_utf8_is_refused(client: Client) -> 
             b"the form is not valid UTF-8",
         ),
         (b"multipart/form-data", b"blog=x", b"the form cannot be read"),
+        (
+            b"application/x-www-form-urlencoded; charset=bogus",
+            b"blog=x&user_ip=1.2.3.4",
+            b"the form names an unknown charset: bogus",
+        ),
     ],
 )
 async def test_an_akismet_form_that_cannot_be_read_is_answered_as_akismet_does(

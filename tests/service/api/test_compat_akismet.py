@@ -359,6 +359,24 @@ async def test_a_correction_leaves_a_claimed_comment_to_its_moderator(
     assert [item["state"] for item in queue["items"]] == ["pending"]
 
 
+async def test_a_moderators_reason_on_two_lines_reaches_the_client_on_one(
+    client: Client, create_site: Any, moderator: Any
+) -> None:
+    site = await create_site("news", mode="pre")
+    fields = check_fields(site, comment_content=CIVIL, **VISITOR)
+    held = await form(client, "/1.1/comment-check", fields)
+    guid = held.headers["X-akismet-guid"]
+    decided = await client.post(
+        f"/v1/sites/news/comments/{guid}/decision",
+        json={"action": "reject", "reason": "Off topic\r\nsee the rules"},
+        headers=moderator(site),
+    )
+    assert decided.status == 200, await decided.text()
+    again = await form(client, "/1.1/comment-check", fields)
+    assert (again.status, await again.text()) == (200, "true")
+    assert again.headers["X-Civility-Reasons"] == "Off topic  see the rules"
+
+
 async def test_erasing_an_author_erases_the_label_a_correction_kept(
     akismet_for: Callable[..., Clients],
     create_site: Any,
