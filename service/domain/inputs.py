@@ -1,5 +1,6 @@
 """The request bodies and queries the API accepts, validated with hard bounds."""
 
+from collections import Counter
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, IPvAnyAddress, StringConstraints, model_validator
@@ -197,6 +198,16 @@ class BulkDecisionItem(Decision):
 
 class BulkDecision(FrozenModel):
     decisions: tuple[BulkDecisionItem, ...] = Field(min_length=1, max_length=MAX_BULK)
+
+    @model_validator(mode="after")
+    def _each_comment_once(self) -> Self:
+        # A decision's event is named by its request and its comment: a second decision on one
+        # comment in a request would be taken for a retry of the first, and silently dropped.
+        counts = Counter(item.id for item in self.decisions)
+        repeated = sorted(comment_id for comment_id, count in counts.items() if count > 1)
+        if repeated:
+            raise ValueError(f"a request decides each comment once; repeated: {repeated}")
+        return self
 
 
 class ClaimRequest(FrozenModel):

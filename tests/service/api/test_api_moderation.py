@@ -236,6 +236,23 @@ async def test_bulk_decisions_answer_per_item(
     assert results[2]["error"]["code"] == "not_found"
 
 
+async def test_a_bulk_decision_naming_a_comment_twice_is_refused_whole(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    twice = [{"id": "c0", "action": "approve"}, {"id": "c0", "action": "spam"}]
+    for headers in ({}, {"Idempotency-Key": "bulk-1"}):
+        response = await client.post(
+            "/v1/sites/held/decisions",
+            json={"decisions": [*twice, {"id": "c1", "action": "reject"}]},
+            headers={**moderator(site), **headers},
+        )
+        assert response.status == 422
+        assert "repeated: ['c0']" in (await response.json())["error"]["details"][0]["message"]
+    queue = await (await client.get("/v1/sites/held/queue", headers=moderator(site))).json()
+    assert {"c0", "c1"} <= {item["id"] for item in queue["items"]}
+
+
 async def test_a_comment_shows_scores_reasons_and_history(
     client: Client, create_site: Any, post_signed: Any, moderator: Headers
 ) -> None:
