@@ -6,9 +6,10 @@ from service.appkeys import MODERATION
 from service.auth import require_moderator
 from service.domain import AuthorStatusChange, AuthorStatusOutcome, AuthorView
 from service.openapi import operation
+from service.path_ids import checked_id
 from service.routes.body import read_json
 from service.routes.idempotent import by_site_moderator, idempotent
-from service.routes.moderation import READ_ERRORS, WRITE_ERRORS
+from service.routes.moderation import ID_READ_ERRORS, WRITE_ERRORS
 
 routes = web.RouteTableDef()
 
@@ -19,12 +20,14 @@ routes = web.RouteTableDef()
     tag="moderation",
     auth="moderator",
     response=AuthorView,
-    errors=READ_ERRORS,
+    errors=ID_READ_ERRORS,
 )
 async def get_author(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     await require_moderator(request, site)
-    author = await request.app[MODERATION].author(site, request.match_info["author"])
+    author = await request.app[MODERATION].author(
+        site, checked_id(request.match_info["author"], "author")
+    )
     return web.json_response(author.to_json())
 
 
@@ -44,6 +47,6 @@ async def set_author_status(request: web.Request) -> web.Response:
     actor = await require_moderator(request, site)
     change = await read_json(request, AuthorStatusChange)
     outcome = await request.app[MODERATION].set_author_status(
-        site, request.match_info["author"], change, actor
+        site, checked_id(request.match_info["author"], "author"), change, actor
     )
     return web.json_response(outcome.to_json())

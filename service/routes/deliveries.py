@@ -6,6 +6,7 @@ from service.appkeys import CLOCK, DELIVERIES
 from service.auth import require_moderator, site_not_found
 from service.deliveries import Delivery, DeliveryLog, DeliveryPage, DeliveryQuery
 from service.openapi import operation
+from service.path_ids import checked_id
 from service.routes.idempotent import by_site_moderator, idempotent
 
 routes = web.RouteTableDef()
@@ -53,6 +54,6 @@ async def redeliver(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     log = await _require_site(request, site)
     delivery = await log.redeliver(
-        site, request.match_info["event"], int(request.app[CLOCK]() * 1000)
+        site, checked_id(request.match_info["event"], "event"), int(request.app[CLOCK]() * 1000)
     )
     return web.json_response(delivery.to_json(), status=202)

@@ -19,6 +19,7 @@ from service.domain import (
     SiteStats,
 )
 from service.openapi import operation
+from service.path_ids import checked_id
 from service.routes.body import read_json
 from service.routes.idempotent import by_site_moderator, idempotent, seed
 
@@ -64,6 +65,8 @@ IDENTITY: dict[str, Any] = {
     },
 }
 READ_ERRORS = (401, 404, 503)
+# A read of one comment or author: a malformed id in its path answers 422.
+ID_READ_ERRORS = (401, 404, 422, 503)
 
 
 @routes.get("/v1/me")
@@ -154,7 +157,7 @@ async def claim_comment(request: web.Request) -> web.Response:
     actor = await require_moderator(request, site)
     claim_request = await read_json(request, CommentClaimRequest)
     comment = await request.app[MODERATION].claim_comment(
-        site, actor, request.match_info["comment"], claim_request
+        site, actor, checked_id(request.match_info["comment"], "comment"), claim_request
     )
     return web.json_response(comment.to_json())
 
@@ -196,7 +199,11 @@ async def decide(request: web.Request) -> web.Response:
     decision = await read_json(request, Decision)
     # A retry with the same Idempotency-Key writes the same event, which the script finds made.
     comment = await request.app[MODERATION].decide(
-        site, request.match_info["comment"], decision, actor, event_seed=seed(request)
+        site,
+        checked_id(request.match_info["comment"], "comment"),
+        decision,
+        actor,
+        event_seed=seed(request),
     )
     return web.json_response(comment.to_json())
 
@@ -227,12 +234,14 @@ async def decide_many(request: web.Request) -> web.Response:
     tag="moderation",
     auth="moderator",
     response=Comment,
-    errors=READ_ERRORS,
+    errors=ID_READ_ERRORS,
 )
 async def get_comment(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     await require_moderator(request, site)
-    comment = await request.app[MODERATION].get_comment(site, request.match_info["comment"])
+    comment = await request.app[MODERATION].get_comment(
+        site, checked_id(request.match_info["comment"], "comment")
+    )
     return web.json_response(comment.to_json())
 
 
