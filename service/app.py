@@ -36,6 +36,7 @@ from service.compat.coral_desk import CoralDesk
 from service.compat.coral_links import CoralLinks
 from service.connection import connect
 from service.deliveries import DeliveryLog
+from service.egress import guarded_socket_factory
 from service.env_reader import SettingsError
 from service.gauges import SiteGauges
 from service.idempotency import IdempotencyStore
@@ -189,7 +190,11 @@ async def _akismet(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _http(app: web.Application) -> AsyncIterator[None]:
-    async with aiohttp.ClientSession() as session:
+    # Coral's GraphQL is called from here as webhooks are from the worker, so under the same
+    # guard: no private or loopback address unless CIVILITY_CALLBACK_ALLOW names its range.
+    allowed = app[SETTINGS].delivery.callback_allow
+    connector = aiohttp.TCPConnector(socket_factory=guarded_socket_factory(allowed))
+    async with aiohttp.ClientSession(connector=connector) as session:
         app[HTTP] = session
         yield
 

@@ -9,6 +9,7 @@ by pass until the fake Coral has the call.
 
 import asyncio
 import copy
+import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,14 +21,17 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
+from service.app import create_app
 from service.egress import parse_allowed
 from service.keys import KeySpace
-from service.settings import DeliverySettings
+from service.settings import DeliverySettings, Settings
 from service.worker import Worker
 from tests.clocks import Clock
 
 from ..worker.support import Retries
+from .conftest import ADMIN_TOKEN, api_settings
 from .test_compat_coral import NEW_COMMENT, SECRET, coral_body, coral_signature, our_id, send
 
 Client = TestClient[web.Request, web.Application]
@@ -98,6 +102,12 @@ class FakeCoral:
 
     def mutations(self) -> list[dict[str, Any]]:
         return [call for call in self.calls if call["field"] != "comment"]
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    # The API looks comments up in Coral under the worker's egress guard: loopback allowed too.
+    return dataclasses.replace(api_settings(redis_url), delivery=FAST)
 
 
 @pytest.fixture
@@ -333,3 +343,27 @@ async def test_webhooks_are_refused_until_a_webhook_secret_is_set(
         "no Coral webhook secret is set for this site: set coral.webhook_secret "
         "with PATCH /v1/sites/{site}"
     )
+
+
+async def test_the_api_looks_nothing_up_in_a_coral_on_a_private_address_unless_allowed(
+    aiohttp_client: AiohttpClient,
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    fake_coral: FakeCoral,
+) -> None:
+    guarded = await aiohttp_client(create_app(api_settings(redis_url), clock=Clock()))
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    created = await guarded.post("/v1/sites", json={"id": "news", "name": "N"}, headers=admin)
+    assert created.status == 201, await created.text()
+    coral = {
+        "signing_secret": SECRET,
+        "webhook_secret": WEBHOOK_SECRET,
+        "graphql_url": fake_coral.url,
+        "access_token": TOKEN,
+    }
+    assert (
+        await guarded.patch("/v1/sites/news", json={"coral": coral}, headers=admin)
+    ).status == 200
+    await send(guarded, NEW_COMMENT)
+    answer = await (await webhook(guarded, fixture("webhook_left_moderation_queue.json"))).json()
+    assert (answer["applied"], fake_coral.calls) == (False, [])
