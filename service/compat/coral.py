@@ -134,6 +134,7 @@ _FLAG_CODES = {reason.value for reason in FLAGS}
 
 class WebhookData(_Part):
     comment_id: str | None = Field(default=None, alias="commentID", max_length=1_024)
+    site_id: str | None = Field(default=None, alias="siteID", max_length=1_024)
     status: str | None = Field(default=None, max_length=64)
     queue: str | None = Field(default=None, max_length=64)
 
@@ -144,6 +145,7 @@ class WebhookEvent(_Part):
     id: str = Field(min_length=1, max_length=1_024)
     type: str = Field(min_length=1, max_length=128)
     data: WebhookData
+    tenant_id: str | None = Field(default=None, alias="tenantID", max_length=1_024)
 
 
 def thread_of(request: ModerationRequest) -> tuple[str, str, str | None]:
@@ -155,15 +157,22 @@ def comment_id(request: ModerationRequest) -> str:
     """Coral's comment id when it sends one, else one derived from its other ids and the text."""
     if request.comment.id:
         return external_id(request.comment.id, "coral")
-    parts = (
+    return derived_comment_id(
         request.tenant_id,
         request.site.id,
         request.story.id,
         request.author.id,
-        request.comment.parent_id or "",
+        request.comment.parent_id,
         request.comment.body,
     )
-    return f"coral-{digest(*parts)[:40]}"
+
+
+def derived_comment_id(
+    tenant: str, site: str, story: str, author: str, parent: str | None, body: str
+) -> str:
+    """The id of a comment whose phase request named no id of its own: from where it was
+    written, by whom, and its text (which a webhook's event and Coral's GraphQL also give)."""
+    return f"coral-{digest(tenant, site, story, author, parent or '', body)[:40]}"
 
 
 def too_long(request: ModerationRequest) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ import aiohttp
 
 from service.compat import coral, coral_graphql
 from service.compat.coral_links import CoralIds, CoralLinks
+from service.compat.ids import external_id
 from service.domain import Action, Comment, Decision
 from service.errors import ClaimConflict, NotFound
 from service.metrics import Metrics
@@ -75,7 +76,7 @@ class CoralDesk:
         if event.type not in coral.WEBHOOK_EVENTS or not event.data.comment_id:
             return {"event": event.id, "applied": False, "reason": "not about a comment"}
         record = await self.moderation.site_record(site_id)
-        comment_id = await self._linked(site_id, record, event.data.comment_id)
+        comment_id = await self._linked(site_id, record, event.data.comment_id, event)
         if comment_id is None:
             return {"event": event.id, "applied": False, "reason": "not a comment civility has"}
         answer: dict[str, Any] = {"event": event.id, "comment_id": comment_id, "applied": False}
@@ -86,7 +87,9 @@ class CoralDesk:
                 answer.update(applied=True, state=decided.state.value)
         return answer
 
-    async def _linked(self, site_id: str, record: SiteRecord, coral_id: str) -> str | None:
+    async def _linked(
+        self, site_id: str, record: SiteRecord, coral_id: str, event: coral.WebhookEvent
+    ) -> str | None:
         """Civility's comment for Coral's id, linked (with the current revision) on the way."""
         endpoint = coral_graphql.endpoint_of(record)
         known = await self.links.comment_of(site_id, coral_id)
@@ -95,13 +98,42 @@ class CoralDesk:
         found = await coral_graphql.comment(self._http(), endpoint, coral_id)
         if found is None:
             return known
-        comment_id = known or await self.links.latest(
-            site_id, found.story_id, found.author_id, found.parent_id
+        comment_id = (
+            known
+            or await self._moderated(site_id, event, found)
+            or await self.links.latest(site_id, found.story_id, found.author_id, found.parent_id)
         )
         if comment_id is not None and found.revision_id:
             ids = CoralIds(found.id, found.revision_id)
             await self.links.link(site_id, comment_id, ids, _keep_seconds(record))
         return comment_id
+
+    async def _moderated(
+        self, site_id: str, event: coral.WebhookEvent, found: coral_graphql.CoralComment
+    ) -> str | None:
+        """The comment Coral's phase sent here for ``found``: named by Coral's id when the phase
+        carried it, else by what its id was derived from. The author's latest comment in the
+        thread alone linked a second comment instead, when its phase came before the first
+        one's webhook."""
+        candidates = [external_id(found.id, "coral")]
+        if event.tenant_id and event.data.site_id:
+            candidates.append(
+                coral.derived_comment_id(
+                    event.tenant_id,
+                    event.data.site_id,
+                    found.story_id,
+                    found.author_id,
+                    found.parent_id,
+                    found.body,
+                )
+            )
+        for candidate in candidates:
+            try:
+                await self.moderation.get_comment(site_id, candidate)
+            except NotFound:
+                continue
+            return candidate
+        return None
 
     async def _decide(self, site_id: str, comment_id: str, action: Action) -> Comment | None:
         try:

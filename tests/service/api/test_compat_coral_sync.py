@@ -345,6 +345,20 @@ async def test_webhooks_are_refused_until_a_webhook_secret_is_set(
     )
 
 
+async def test_a_coral_decision_reaches_its_own_comment_when_the_author_wrote_again_meanwhile(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
+) -> None:
+    # The same author, story and parent: the second comment's phase comes before the first
+    # one's webhook, whose comment Coral's GraphQL names (with the first one's text).
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    await send(client, NEW_COMMENT)
+    await send(client, second)
+    answer = await (await webhook(client, fixture("webhook_left_moderation_queue.json"))).json()
+    assert (answer["comment_id"], answer["applied"]) == (our_id(NEW_COMMENT), True)
+    assert (await comment(client, coral_site, our_id(NEW_COMMENT)))["state"] == "rejected"
+    assert (await comment(client, coral_site, our_id(second)))["state"] == "pending"
+
+
 async def test_the_api_looks_nothing_up_in_a_coral_on_a_private_address_unless_allowed(
     aiohttp_client: AiohttpClient,
     redis_url: str,
