@@ -102,6 +102,7 @@ class Refits:
 
     async def refit(self, site: str) -> int:
         """Fit the site's model on its rows and store the outcome; returns the active version."""
+        await self.models.take_request(site)
         rows = await self.models.rows(site)
         active = await self.models.active(site)
         used: dict[str, set[str]] = {}
@@ -119,7 +120,6 @@ class Refits:
                 rows = {**rows, **fresh}
             fitted = await asyncio.to_thread(self._fit, rows, used)
         except Exception:
-            log.exception("site %s: the site model refit failed", site)
             await self.models.count_failure(site)
             raise
         outcome = "adapted" if fitted.adapted else "global"
@@ -158,10 +158,14 @@ class Refits:
         wanted = await self.models.wanted()
         refitted = []
         for site in await self.sites():
-            since = await self.absorb(site)
-            if since >= self.settings.refit_every or site in wanted:
-                await self.refit(site)
-                refitted.append(site)
+            try:
+                since = await self.absorb(site)
+                if since >= self.settings.refit_every or site in wanted:
+                    await self.refit(site)
+                    refitted.append(site)
+            except Exception:
+                # One site's failure (counted by ``refit``) must not hold up the sites after it.
+                log.exception("site %s: its site model refit failed; the other sites go on", site)
         return refitted
 
     async def _follow_active_model(self) -> None:

@@ -151,10 +151,6 @@ class SiteModels:
                 if target != active:
                     pipe.lpush(keys.site_model_history(site), str(target))
                 await pipe.execute()
-            # Outside the transaction: the set of sites asking for a refit is not in the site's
-            # hash slot (one transaction cannot span slots on a Cluster). Once the fit is
-            # stored, a crash here only leaves a refit asked for again.
-            await self.redis.srem(keys.site_models_refit(), site)
             await self._trim_history(site)
         return target
 
@@ -162,6 +158,11 @@ class SiteModels:
         state = self.keys.site_model_state(site)
         with store_errors():
             await self.redis.hincrby(state, "refits:failed", 1)
+
+    async def take_request(self, site: str) -> None:
+        """A refit of the site begins: its request is answered. Taken before the fit reads the
+        rows, so a request made meanwhile (an erasure's, a moderator's) stays for the next."""
+        with store_errors():
             await self.redis.srem(self.keys.site_models_refit(), site)
 
     async def rollback(self, site: str) -> int:

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -346,6 +347,75 @@ async def test_erasing_an_author_drops_their_rows_from_the_next_fit(
     assert set(await models.rows("news")) == {"c1"}
     assert [entry["author"] async for entry in log.export("news")] == ["ann"]
     assert await models.wanted() == {"news"}
+
+
+class PausedRefits(Refits):
+    """Refits whose fit waits, in its thread, until the test lets it go on."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fitting = threading.Event()
+        self.go_on = threading.Event()
+
+    def _fit(self, rows: Any, used: Any) -> Fitted:
+        self.fitting.set()
+        self.go_on.wait(60)
+        return super()._fit(rows, used)
+
+
+async def test_an_erasure_during_a_refit_asks_for_the_next_one(
+    client: Client,
+    create_site: Any,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+    model: Model,
+) -> None:
+    await create_site("news")
+    log = LabelLog(redis_client)
+    for number, author in enumerate(("ann", "bob")):
+        await log.record(
+            "news",
+            f"Text {number}.",
+            {"toxicity": number},
+            "moderator",
+            None,
+            comment_id=f"c{number}",
+            author_id=author,
+        )
+    refits = PausedRefits(redis_client, model, REFITS)
+    await refits.absorb("news")
+    models = SiteModels(redis_client)
+    await models.request_refit("news")
+    fitting = asyncio.create_task(refits.refit("news"))
+    assert await asyncio.to_thread(refits.fitting.wait, 60)
+    # The fit has read bob's row; his erasure asks for a fit without it.
+    erased = await client.post("/v1/sites/news/authors/bob:erase", headers=admin)
+    assert erased.status == 200, await erased.text()
+    refits.go_on.set()
+    await fitting
+    assert await models.wanted() == {"news"}
+
+
+class FailingRefits(Refits):
+    def _fit(self, rows: Any, used: Any) -> Fitted:
+        if "bad" in {row["text"] for row in rows.values()}:
+            raise ValueError("this site's fit fails")
+        return super()._fit(rows, used)
+
+
+async def test_a_site_whose_refit_fails_does_not_hold_up_the_others(
+    create_site: Any, redis_client: aioredis.Redis, model: Model
+) -> None:
+    log = LabelLog(redis_client)
+    models = SiteModels(redis_client)
+    for site, text in (("aaa", "bad"), ("bbb", "Fine.")):
+        await create_site(site)
+        await log.record(site, text, {"toxicity": 0}, "moderator", None, comment_id="c1")
+        await models.request_refit(site)
+    refits = FailingRefits(redis_client, model, REFITS)
+    assert await refits.run_once() == ["bbb"]
+    assert (await models.refit_counts("aaa"))["failed"] == 1
+    assert (await models.refit_counts("bbb"))["global"] == 1
 
 
 # A worker process of its own, whose refit process loads the model before it fits anything.
