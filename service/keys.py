@@ -237,8 +237,9 @@ class KeySpace:
 
     # -- site models (service/site_models.py)
     def site_model_state(self, site: str) -> str:
-        """Hash: active version, next version number, label cursor, labels since the last fit,
-        the last fit's outcome (JSON), a refit request, refit counters by outcome."""
+        """Hash: active version, the last version number (``site_model_numbers`` gives them out
+        now), label cursor, labels since the last fit, the last fit's outcome (JSON), refit
+        counters by outcome."""
         return f"{self.site_prefix(site)}sitemodel:state"
 
     def site_model(self, site: str, version: int) -> str:
@@ -257,6 +258,13 @@ class KeySpace:
     def site_model_author_rows(self, site: str, author_id: str) -> str:
         """Set: the rows of one author, so erasing the author drops them from the next fit."""
         return f"{self.site_prefix(site)}sitemodel:author:{author_id}"
+
+    def site_model_numbers(self) -> str:
+        """Hash: site id -> the last site model version number it was given. Outside the site's
+        keys, so deleting a site keeps it: a site created again under the same id numbers its
+        versions on, and a scoring process, which keeps the versions it read by their number,
+        never takes a new one for an old one."""
+        return f"{self.prefix}:sitemodel:numbers"
 
     def site_models_refit(self) -> str:
         """Set of site ids waiting for a refit (a request, or enough new labels)."""

@@ -132,7 +132,7 @@ class SiteModels:
             active = await self.active(site)
             target = GLOBAL
             if fitted.adapted:
-                target = int(await self.redis.hincrby(state, "next", 1))
+                target = await self._next_number(site)
                 card["version"] = target
                 document = json.dumps(
                     {
@@ -153,6 +153,16 @@ class SiteModels:
                 await pipe.execute()
             await self._trim_history(site)
         return target
+
+    async def _next_number(self, site: str) -> int:
+        # Sites fitted before the numbers were kept apart counted in their state hash.
+        counted = int(await self.redis.hget(self.keys.site_model_state(site), "next") or 0)
+        number = int(await self.redis.hincrby(self.keys.site_model_numbers(), site, 1))
+        if number <= counted:
+            number = counted + 1
+            await self.redis.hset(self.keys.site_model_numbers(), site, str(number))
+        await self.redis.hset(self.keys.site_model_state(site), "next", str(number))
+        return number
 
     async def count_failure(self, site: str) -> None:
         state = self.keys.site_model_state(site)

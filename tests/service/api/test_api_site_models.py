@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -19,14 +20,17 @@ from pytest_aiohttp import AiohttpClient
 
 from classifier.datasets import load_source
 from classifier.model import Model, load_active
-from classifier.site_model_codec import decode
+from classifier.site_model import Head, LabelModel
+from classifier.site_model_codec import decode, encode
 from service import signatures
 from service.app import create_app
 from service.appkeys import SITE_VERSIONS
 from service.labels import LabelLog
 from service.refits import Refits
-from service.settings import Settings, SiteModelSettings
-from service.site_models import ActiveVersions, Fitted, SiteModels
+from service.settings import DeliverySettings, Settings, SiteModelSettings
+from service.site_model_reader import SiteModelReader
+from service.site_models import VERDICT_WEIGHTS, ActiveVersions, Fitted, SiteModels
+from service.worker import Worker
 from tests.service.api.conftest import PROJECT_ROOT
 
 Client = TestClient[web.Request, web.Application]
@@ -416,6 +420,38 @@ async def test_a_site_whose_refit_fails_does_not_hold_up_the_others(
     assert await refits.run_once() == ["bbb"]
     assert (await models.refit_counts("aaa"))["failed"] == 1
     assert (await models.refit_counts("bbb"))["global"] == 1
+
+
+async def test_a_site_created_again_never_reuses_a_site_model_version_number(
+    client: Client,
+    create_site: Any,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+    redis_url: str,
+) -> None:
+    models = SiteModels(redis_client)
+    # A scoring process, which keeps the versions it read by their number.
+    reader = SiteModelReader(redis_url, "civ", VERDICT_WEIGHTS, lambda: "1.7.0")
+    versions = []
+    for weight in (0.4, -0.4):
+        await create_site("news")
+        head = Head("scores", np.array([0], np.int32), np.array([weight], np.float32), 0, 7, 1, 0)
+        fitted = Fitted(
+            {"global_model": "1.7.0"},
+            encode({"toxicity": LabelModel("toxicity", 0.5, ((head, 1.0),))}),
+        )
+        version = await models.store_fit("news", fitted, "adapted")
+        read = await asyncio.to_thread(reader.models, ("news", version))
+        [(read_head, _)] = (read or {})["toxicity"].heads
+        # This site's model, not the one of the site deleted before under the same id.
+        assert read_head.weights.tolist() == pytest.approx([weight])
+        versions.append(version)
+        deleted = await client.delete("/v1/sites/news", headers=admin)
+        assert deleted.status == 202, await deleted.text()
+        worker = Worker(redis_client, DeliverySettings())
+        while await worker.purge_once():
+            pass
+    assert versions == [1, 2]
 
 
 # A worker process of its own, whose refit process loads the model before it fits anything.
