@@ -159,10 +159,16 @@ class Refits:
         refitted = []
         for site in await self.sites():
             try:
+                born = await self.models.born(site)
+                if born is None:
+                    continue  # deleted since the round began
                 since = await self.absorb(site)
                 if since >= self.settings.refit_every or site in wanted:
                     await self.refit(site)
                     refitted.append(site)
+                if await self.models.born(site) != born:
+                    # Deleted meanwhile: the purge may have passed before these writes.
+                    await self.models.drop(site)
             except Exception:
                 # One site's failure (counted by ``refit``) must not hold up the sites after it.
                 log.exception("site %s: its site model refit failed; the other sites go on", site)

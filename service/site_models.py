@@ -205,6 +205,30 @@ class SiteModels:
         if doomed:
             await self.redis.delete(*doomed)
 
+    async def born(self, site: str) -> str | None:
+        """When the site was created; None when it does not exist. A refit that finds it changed
+        after writing knows the site was deleted (and perhaps created again) meanwhile."""
+        with store_errors():
+            return cast(str | None, await self.redis.hget(self.keys.site(site), "created_at"))
+
+    async def drop(self, site: str) -> None:
+        """Delete the site's model keys: what a refit wrote for a site deleted meanwhile, which
+        must neither outlive the purge nor pass to a site created again under its id."""
+        keys = self.keys
+        with store_errors():
+            numbers = await self.redis.lrange(keys.site_model_history(site), 0, -1)
+            last = await self.redis.hget(keys.site_model_state(site), "next")
+            rows = await self.redis.hvals(keys.site_model_rows(site))
+            authors = {json.loads(row).get("author") for row in rows}
+            doomed = [
+                keys.site_model_state(site),
+                keys.site_model_history(site),
+                keys.site_model_rows(site),
+            ]
+            doomed += [keys.site_model(site, int(n)) for n in {*numbers, last or "0"} if int(n)]
+            doomed += [keys.site_model_author_rows(site, author) for author in authors if author]
+            await self.redis.delete(*doomed)
+
     # -- rows
     async def put_rows(self, site: str, rows: Mapping[str, dict[str, Any] | None]) -> None:
         """Write (or, for ``None``, delete) labelled rows by their key."""

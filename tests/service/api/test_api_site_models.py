@@ -400,6 +400,32 @@ async def test_an_erasure_during_a_refit_asks_for_the_next_one(
     assert await models.wanted() == {"news"}
 
 
+async def test_a_site_deleted_during_its_refit_keeps_nothing_of_it(
+    client: Client,
+    create_site: Any,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+    model: Model,
+) -> None:
+    await create_site("news")
+    log = LabelLog(redis_client)
+    await log.record(
+        "news", "A text.", {"toxicity": 1}, "moderator", None, comment_id="c1", author_id="ann"
+    )
+    await SiteModels(redis_client).request_refit("news")
+    refits = PausedRefits(redis_client, model, REFITS)
+    round_ = asyncio.create_task(refits.run_once())
+    assert await asyncio.to_thread(refits.fitting.wait, 60)
+    # Deleted and purged while the fit runs, which then stores its outcome.
+    assert (await client.delete("/v1/sites/news", headers=admin)).status == 202
+    worker = Worker(redis_client, DeliverySettings())
+    while await worker.purge_once():
+        pass
+    refits.go_on.set()
+    await round_
+    assert [key async for key in redis_client.scan_iter(match="civ:{news}:*")] == []
+
+
 class FailingRefits(Refits):
     def _fit(self, rows: Any, used: Any) -> Fitted:
         if "bad" in {row["text"] for row in rows.values()}:
