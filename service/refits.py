@@ -73,7 +73,7 @@ class Refits:
             latest.pop(key, None)
             latest[key] = entry
         rows = await asyncio.to_thread(self._rows, latest)
-        await self.models.put_rows(site, rows)
+        await self.models.put_rows(site, rows, {key: entry["id"] for key, entry in latest.items()})
         return await self.models.advance(site, entries[-1]["id"], len(entries))
 
     def _rows(self, entries: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any] | None]:

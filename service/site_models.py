@@ -29,7 +29,7 @@ from service.store.scripts import LuaScripts, RedisClient, store_errors
 VERDICT_WEIGHTS = "weights"
 """A version's field with the verdict's label models (the second look's is ``second_look``)."""
 REFRESH_BATCH = 200
-"""Rows written back per script call: a call holds Redis for as long as it runs."""
+"""Rows written per script call: a call holds Redis for as long as it runs."""
 HISTORY = 10
 """Activations a site keeps: as many rollbacks in a row as it may need."""
 GLOBAL = 0
@@ -70,7 +70,9 @@ class SiteModels:
     def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.keys = KeySpace(prefix)
-        self._scripts = LuaScripts(redis, ("site_model_rows_refresh",), with_library=False)
+        self._scripts = LuaScripts(
+            redis, ("site_model_rows_refresh", "site_model_rows_put"), with_library=False
+        )
 
     async def active(self, site: str) -> int:
         with store_errors():
@@ -230,22 +232,28 @@ class SiteModels:
             await self.redis.delete(*doomed)
 
     # -- rows
-    async def put_rows(self, site: str, rows: Mapping[str, dict[str, Any] | None]) -> None:
-        """Write (or, for ``None``, delete) labelled rows by their key."""
+    async def put_rows(
+        self,
+        site: str,
+        rows: Mapping[str, dict[str, Any] | None],
+        entries: Mapping[str, str] | None = None,
+    ) -> None:
+        """Write (or, for ``None``, delete) labelled rows by their key; with ``entries`` (row
+        key -> the label entry it was made from), a row only while its entry is in the log."""
         keys = self.keys
-        written = {key: row for key, row in rows.items() if row is not None}
         removed = [key for key, row in rows.items() if row is None]
+        written = [(key, row) for key, row in rows.items() if row is not None]
         with store_errors():
             if removed:
                 await self.redis.hdel(keys.site_model_rows(site), *removed)
-            if written:
-                await self.redis.hset(
-                    keys.site_model_rows(site),
-                    mapping={key: json.dumps(row) for key, row in written.items()},
-                )
-            for key, row in written.items():
-                if row.get("author"):
-                    await self.redis.sadd(keys.site_model_author_rows(site, row["author"]), key)
+        script_keys = [keys.site_model_rows(site), keys.labels(site)]
+        authors = keys.site_model_author_rows(site, "")
+        for start in range(0, len(written), REFRESH_BATCH):
+            args: list[str | int | float] = [authors]
+            for key, row in written[start : start + REFRESH_BATCH]:
+                entry = (entries or {}).get(key, "")
+                args += [key, entry, row.get("author") or "", json.dumps(row)]
+            await self._scripts.run("site_model_rows_put", script_keys, args)
 
     async def rows(self, site: str) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}

@@ -366,6 +366,11 @@ class PausedRefits(Refits):
         self.go_on.wait(60)
         return super()._fit(rows, used)
 
+    def _rows(self, entries: Any) -> Any:
+        self.fitting.set()
+        self.go_on.wait(60)
+        return super()._rows(entries)
+
 
 async def test_an_erasure_during_a_refit_asks_for_the_next_one(
     client: Client,
@@ -398,6 +403,37 @@ async def test_an_erasure_during_a_refit_asks_for_the_next_one(
     refits.go_on.set()
     await fitting
     assert await models.wanted() == {"news"}
+
+
+async def test_an_author_erased_while_their_labels_become_rows_leaves_no_row(
+    client: Client,
+    create_site: Any,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+    model: Model,
+) -> None:
+    await create_site("news")
+    log = LabelLog(redis_client)
+    for number, author in enumerate(("ann", "bob")):
+        await log.record(
+            "news",
+            f"Text {number}.",
+            {"toxicity": number},
+            "moderator",
+            None,
+            comment_id=f"c{number}",
+            author_id=author,
+        )
+    refits = PausedRefits(redis_client, model, REFITS)
+    absorbing = asyncio.create_task(refits.absorb("news"))
+    assert await asyncio.to_thread(refits.fitting.wait, 60)
+    # The labels are read and being encoded: bob's erasure finds no row of his yet.
+    erased = await client.post("/v1/sites/news/authors/bob:erase", headers=admin)
+    assert erased.status == 200, await erased.text()
+    refits.go_on.set()
+    await absorbing
+    assert set(await SiteModels(redis_client).rows("news")) == {"c0"}
+    assert not await redis_client.exists("civ:{news}:sitemodel:author:bob")
 
 
 async def test_a_site_deleted_during_its_refit_keeps_nothing_of_it(
