@@ -119,11 +119,16 @@ class SecondLookWorker:
         sites = await self.log.sites()
         if not sites:
             return 0
-        # Each pass starts at another site, so a site with a backlog cannot starve the others.
-        start = self._passes % len(sites)
-        self._passes += 1
-        sites = sites[start:] + sites[:start]
         size = self.settings.batch_size
+        # Each pass starts at another site, so a site with a backlog cannot starve the others.
+        # A pass takes at most a batch, so every comment it takes is looked at well inside its
+        # lease; with more sites than a batch holds, one comment from each of the next ``size``.
+        # (Taking one from every site outlasted the lease with a few hundred sites due, and
+        # another worker then looked at the same comments again.)
+        step = size if len(sites) > size else 1
+        start = self._passes * step % len(sites)
+        self._passes += 1
+        sites = (sites[start:] + sites[:start])[:size]
         per_site = max(1, size // len(sites))
         lease_ms = int(self.settings.lease_seconds * 1000)
         claims = await self.log.claim_all(sites, per_site, lease_ms, self._now_ms())
@@ -133,32 +138,30 @@ class SecondLookWorker:
         busy = [
             site for site, (_, items) in zip(sites, claims, strict=True) if len(items) == per_site
         ]
-        if busy and len(taken) < size:
-            share = max(1, (size - len(taken)) // len(busy))
-            more = await self.log.claim_all(busy, share, lease_ms, self._now_ms())
+        room = size - len(taken)
+        if busy and room > 0:
+            busy = busy[:room]
+            more = await self.log.claim_all(busy, room // len(busy), lease_ms, self._now_ms())
             taken += [item for _, items in more for item in items]
         if not taken:
             return 0
         policies: dict[str, Policy | None] = {}
         versions = await self._site_versions({item.site for item in taken})
-        # More sites than the batch has room for take one comment each: still scored a batch
-        # at a time, since the encoder's memory grows with the batch.
-        for chunk in (taken[start : start + size] for start in range(0, len(taken), size)):
-            refs: list[SiteRef | None] = [
-                (item.site, versions[item.site]) if versions.get(item.site) else None
-                for item in chunk
-            ]
-            blended = await self.scorer.blend([item.text for item in chunk], refs)
-            used = blended.site_versions or [0] * len(chunk)
-            for item, scores, site_version in zip(chunk, blended.scores, used, strict=True):
-                if item.site not in policies:
-                    record = await self.store.load_site(item.site)
-                    policies[item.site] = record.site.policy if record is not None else None
-                site_policy = policies[item.site]
-                if site_policy is None:
-                    continue  # the site is being deleted; its purge removes the queue
-                model = verdict_version(blended.model_version, site_version)
-                await self.log.apply(self._look(item, scores, model, blended, site_policy))
+        refs: list[SiteRef | None] = [
+            (item.site, versions[item.site]) if versions.get(item.site) else None
+            for item in taken
+        ]
+        blended = await self.scorer.blend([item.text for item in taken], refs)
+        used = blended.site_versions or [0] * len(taken)
+        for item, scores, site_version in zip(taken, blended.scores, used, strict=True):
+            if item.site not in policies:
+                record = await self.store.load_site(item.site)
+                policies[item.site] = record.site.policy if record is not None else None
+            site_policy = policies[item.site]
+            if site_policy is None:
+                continue  # the site is being deleted; its purge removes the queue
+            model = verdict_version(blended.model_version, site_version)
+            await self.log.apply(self._look(item, scores, model, blended, site_policy))
         return len(taken)
 
     async def _site_versions(self, sites: set[str]) -> dict[str, int]:
