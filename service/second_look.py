@@ -148,8 +148,7 @@ class SecondLookWorker:
         policies: dict[str, Policy | None] = {}
         versions = await self._site_versions({item.site for item in taken})
         refs: list[SiteRef | None] = [
-            (item.site, versions[item.site]) if versions.get(item.site) else None
-            for item in taken
+            (item.site, versions[item.site]) if versions.get(item.site) else None for item in taken
         ]
         blended = await self.scorer.blend([item.text for item in taken], refs)
         used = blended.site_versions or [0] * len(taken)
