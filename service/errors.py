@@ -159,3 +159,12 @@ class StoreUnavailable(CivilityError):
     status = 503
     code = "store_unavailable"
     default_message = "the store is unavailable, retry later"
+
+
+class UpstreamUnavailable(CivilityError):
+    """A service civility asks on the request's behalf (a site's Coral) did not answer; nothing
+    was changed, and the sender should try again."""
+
+    status = 503
+    code = "upstream_unavailable"
+    default_message = "a service this request needs did not answer, retry later"

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from service.delivery import ERROR_TEXT_LIMIT, USER_AGENT, Outcome, retry_after_seconds
+from service.errors import UpstreamUnavailable
 from service.store.records import SiteRecord
 
 TIMEOUT_SECONDS = 5.0
@@ -123,10 +124,13 @@ async def decide(
 async def comment(
     session: aiohttp.ClientSession, endpoint: Endpoint, comment_id: str
 ) -> CoralComment | None:
-    """The comment as Coral has it; None when Coral cannot say (unknown, or unreachable)."""
+    """The comment as Coral has it; None when Coral does not know it. Raises
+    ``UpstreamUnavailable`` when Coral did not answer (unreachable, refused, an error)."""
     outcome, data = await execute(session, endpoint, COMMENT_QUERY, {"id": comment_id})
+    if not outcome.delivered:
+        raise UpstreamUnavailable(f"Coral's GraphQL API did not answer: {outcome.error}")
     found = (data or {}).get("comment")
-    if not outcome.delivered or not isinstance(found, dict):
+    if not isinstance(found, dict):
         return None
     parent = found.get("parent") or {}
     return CoralComment(

@@ -70,6 +70,7 @@ class FakeCoral:
     url: str = ""
     calls: list[dict[str, Any]] = field(default_factory=list)
     failures: int = 0
+    query_failures: int = 0
 
     async def handle(self, request: web.Request) -> web.Response:
         assert request.headers["Authorization"] == f"Bearer {TOKEN}"
@@ -83,6 +84,9 @@ class FakeCoral:
         if kind == "query":
             assert (field_name, variable, type_, argument) == ("comment", "id", "ID!", "id")
             assert body["variables"] == {"id": CORAL_ID}
+            if self.query_failures:
+                self.query_failures -= 1
+                return web.json_response(fixture("graphql_error.json"))
             return web.json_response(fixture("graphql_comment.json"))
         expected_input = {"approveComment": "ApproveCommentInput!"}.get(
             field_name, "RejectCommentInput!"
@@ -359,6 +363,19 @@ async def test_a_coral_decision_reaches_its_own_comment_when_the_author_wrote_ag
     assert (await comment(client, coral_site, our_id(second)))["state"] == "pending"
 
 
+async def test_a_webhook_whose_comment_coral_cannot_describe_is_answered_503_until_it_can(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
+) -> None:
+    await send(client, NEW_COMMENT)
+    fake_coral.query_failures = 1
+    failed = await webhook(client, fixture("webhook_left_moderation_queue.json"))
+    assert failed.status == 503
+    assert (await comment(client, coral_site, our_id(NEW_COMMENT)))["state"] == "pending"
+    # Coral sends it again: now linked and decided.
+    answer = await (await webhook(client, fixture("webhook_left_moderation_queue.json"))).json()
+    assert (answer["applied"], answer["state"]) == (True, "rejected")
+
+
 async def test_the_api_looks_nothing_up_in_a_coral_on_a_private_address_unless_allowed(
     aiohttp_client: AiohttpClient,
     redis_url: str,
@@ -379,5 +396,7 @@ async def test_the_api_looks_nothing_up_in_a_coral_on_a_private_address_unless_a
         await guarded.patch("/v1/sites/news", json={"coral": coral}, headers=admin)
     ).status == 200
     await send(guarded, NEW_COMMENT)
-    answer = await (await webhook(guarded, fixture("webhook_left_moderation_queue.json"))).json()
-    assert (answer["applied"], fake_coral.calls) == (False, [])
+    refused = await webhook(guarded, fixture("webhook_left_moderation_queue.json"))
+    # Refused before it connected; a 503, so Coral sends the event again.
+    assert (refused.status, fake_coral.calls) == (503, [])
+    assert (await refused.json())["error"]["code"] == "upstream_unavailable"
