@@ -25,6 +25,7 @@ from typing import Any, cast
 from classifier.model import Model, ModelError, active_stem, load_active
 from classifier.site_model import ADAPTED_LABELS, FitSettings
 from service.connection import connect
+from service.errors import StoreUnavailable
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.labels import LabelLog
 from service.settings import Settings, SiteModelSettings
@@ -169,6 +170,8 @@ class Refits:
                 if await self.models.born(site) != born:
                     # Deleted meanwhile: the purge may have passed before these writes.
                     await self.models.drop(site)
+            except StoreUnavailable:
+                raise  # every site's would fail: the round ends, and is tried again
             except Exception:
                 # One site's failure (counted by ``refit``) must not hold up the sites after it.
                 log.exception("site %s: its site model refit failed; the other sites go on", site)
