@@ -6,7 +6,7 @@ from typing import Any
 
 from service import language
 from service.compat import perspective
-from service.compat.ids import external_id
+from service.compat.ids import digest, external_id
 from service.labels import LabelLog
 from service.language import Detected
 from service.scorer import DetectingScorer, Scored, Scorer
@@ -61,6 +61,9 @@ async def suggest(
             suggested,
             LABEL_SOURCE,
             model_version,
-            comment_id=external_id(token, "token") if token else None,
+            # One label per token and text: a later suggestion for the same comment (Coral's
+            # moderator changing their mind) replaces the earlier, while a client that sends one
+            # token for every comment does not have each new suggestion replace the last.
+            comment_id=external_id(f"{token}#{digest(text)[:12]}", "token") if token else None,
         )
     return perspective.suggest_response(suggestion)

@@ -431,12 +431,23 @@ async def test_corals_suggestscore_stores_a_training_label(
     assert await response.json() == {"clientToken": "comment:c-9"}
     [entry] = [entry async for entry in LabelLog(redis_client).export("news")]
     assert entry["labels"] == {"toxicity": label}
-    assert (entry["text"], entry["source"], entry["comment_id"]) == (
-        "You absolute clown.",
-        "perspective.suggestscore",
-        "comment:c-9",
-    )
+    assert (entry["text"], entry["source"]) == ("You absolute clown.", "perspective.suggestscore")
+    assert entry["comment_id"].startswith("comment:c-9#")
     assert entry["model"]
+
+
+async def test_a_suggestion_replaces_the_one_for_the_same_token_and_text_only(
+    client: Client, site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    url = coral_url("http://civility.test/v1alpha1", "comments:suggestscore", site["api_key"])
+    # Coral's moderator changes their mind; a client sends one token for every comment.
+    for text, approved in (("You clown.", True), ("You clown.", False), ("Nice work.", True)):
+        body = json.loads(coral_suggest_body(text, "c-9", approved))
+        body["clientToken"] = "my-app"
+        assert (await post(client, url, json.dumps(body))).status == 200
+    entries = [entry async for entry in LabelLog(redis_client).export("news")]
+    ids = [entry["comment_id"] for entry in entries]
+    assert ids[0] == ids[1] != ids[2]
 
 
 async def test_a_suggestion_without_token_answers_an_empty_object(
