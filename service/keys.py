@@ -237,9 +237,9 @@ class KeySpace:
 
     # -- site models (service/site_models.py)
     def site_model_state(self, site: str) -> str:
-        """Hash: active version, the last version number (``site_model_numbers`` gives them out
-        now), label cursor, labels since the last fit, the last fit's outcome (JSON), refit
-        counters by outcome."""
+        """Hash: active version, label cursor, labels since the last fit, the last fit's outcome
+        (JSON), refit counters by outcome; and, for a site fitted before ``site_model_numbers``
+        gave the numbers out, its last version number."""
         return f"{self.site_prefix(site)}sitemodel:state"
 
     def site_model(self, site: str, version: int) -> str:

@@ -163,7 +163,6 @@ class SiteModels:
         if number <= counted:
             number = counted + 1
             await self.redis.hset(self.keys.site_model_numbers(), site, str(number))
-        await self.redis.hset(self.keys.site_model_state(site), "next", str(number))
         return number
 
     async def count_failure(self, site: str) -> None:
@@ -218,8 +217,8 @@ class SiteModels:
         must neither outlive the purge nor pass to a site created again under its id."""
         keys = self.keys
         with store_errors():
+            # Every version a fit stores goes onto the history (trimming deletes the rest).
             numbers = await self.redis.lrange(keys.site_model_history(site), 0, -1)
-            last = await self.redis.hget(keys.site_model_state(site), "next")
             rows = await self.redis.hvals(keys.site_model_rows(site))
             authors = {json.loads(row).get("author") for row in rows}
             doomed = [
@@ -227,7 +226,7 @@ class SiteModels:
                 keys.site_model_history(site),
                 keys.site_model_rows(site),
             ]
-            doomed += [keys.site_model(site, int(n)) for n in {*numbers, last or "0"} if int(n)]
+            doomed += [keys.site_model(site, int(n)) for n in set(numbers) if int(n)]
             doomed += [keys.site_model_author_rows(site, author) for author in authors if author]
             await self.redis.delete(*doomed)
 
