@@ -265,16 +265,22 @@ async def test_a_deleted_site_ends_at_once_and_its_data_is_purged_in_bounded_ste
     assert (await client.delete("/v1/sites/nothing", headers=admin)).status == 404
 
 
+async def held_comments_of_ada_and_bob(create_site: Any, post_signed: Any) -> Headers:
+    """Site "held" with comments c1 and c2 by ada, c3 by bob, all pending; its moderator's
+    headers."""
+    site = await create_site("held", mode="pre")
+    for comment_id, author in (("c1", "ada"), ("c2", "ada"), ("c3", "bob")):
+        assert (await post_signed(site, comment(comment_id, author))).status == 202
+    return bearer(site["moderator_token"])
+
+
 async def test_erasing_an_author_removes_their_text_and_details_but_keeps_decisions(
     client: Client,
     create_site: Any,
     post_signed: Any,
     admin: Headers,
 ) -> None:
-    site = await create_site("held", mode="pre")
-    token = bearer(site["moderator_token"])
-    for comment_id, author in (("c1", "ada"), ("c2", "ada"), ("c3", "bob")):
-        assert (await post_signed(site, comment(comment_id, author))).status == 202
+    token = await held_comments_of_ada_and_bob(create_site, post_signed)
     decided = await client.post(
         "/v1/sites/held/comments/c1/decision", json={"action": "approve"}, headers=token
     )
@@ -314,10 +320,7 @@ async def test_an_erased_authors_held_comments_are_decided_and_teach_nothing(
     admin: Headers,
     redis_client: aioredis.Redis,
 ) -> None:
-    site = await create_site("held", mode="pre")
-    token = bearer(site["moderator_token"])
-    for comment_id, author in (("c1", "ada"), ("c2", "ada"), ("c3", "bob")):
-        assert (await post_signed(site, comment(comment_id, author))).status == 202
+    token = await held_comments_of_ada_and_bob(create_site, post_signed)
     assert (await client.post("/v1/sites/held/authors/ada:erase", headers=admin)).status == 200
 
     one = await client.post(

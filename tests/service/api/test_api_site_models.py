@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -361,25 +362,33 @@ class PausedRefits(Refits):
         self.fitting = threading.Event()
         self.go_on = threading.Event()
 
-    def _fit(self, rows: Any, used: Any) -> Fitted:
+    def _pause(self) -> None:
         self.fitting.set()
         self.go_on.wait(60)
+
+    def _fit(self, rows: Any, used: Any) -> Fitted:
+        self._pause()
         return super()._fit(rows, used)
 
     def _rows(self, entries: Any) -> Any:
-        self.fitting.set()
-        self.go_on.wait(60)
+        self._pause()
         return super()._rows(entries)
 
+    async def paused(self, work: Awaitable[Any], meanwhile: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` until it pauses in its thread, do ``meanwhile``, then let it finish."""
+        running = asyncio.ensure_future(work)
+        assert await asyncio.to_thread(self.fitting.wait, 60)
+        await meanwhile()
+        self.go_on.set()
+        await running
 
-async def test_an_erasure_during_a_refit_asks_for_the_next_one(
-    client: Client,
-    create_site: Any,
-    admin: dict[str, str],
-    redis_client: aioredis.Redis,
-    model: Model,
-) -> None:
-    await create_site("news")
+
+async def erase_bob(client: Client, admin: dict[str, str]) -> None:
+    erased = await client.post("/v1/sites/news/authors/bob:erase", headers=admin)
+    assert erased.status == 200, await erased.text()
+
+
+async def labels_of_ann_and_bob(redis_client: aioredis.Redis) -> None:
     log = LabelLog(redis_client)
     for number, author in enumerate(("ann", "bob")):
         await log.record(
@@ -391,17 +400,32 @@ async def test_an_erasure_during_a_refit_asks_for_the_next_one(
             comment_id=f"c{number}",
             author_id=author,
         )
+
+
+async def delete_and_purge(
+    client: Client, admin: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    assert (await client.delete("/v1/sites/news", headers=admin)).status == 202
+    worker = Worker(redis_client, DeliverySettings())
+    while await worker.purge_once():
+        pass
+
+
+async def test_an_erasure_during_a_refit_asks_for_the_next_one(
+    client: Client,
+    create_site: Any,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+    model: Model,
+) -> None:
+    await create_site("news")
+    await labels_of_ann_and_bob(redis_client)
     refits = PausedRefits(redis_client, model, REFITS)
     await refits.absorb("news")
     models = SiteModels(redis_client)
     await models.request_refit("news")
-    fitting = asyncio.create_task(refits.refit("news"))
-    assert await asyncio.to_thread(refits.fitting.wait, 60)
     # The fit has read bob's row; his erasure asks for a fit without it.
-    erased = await client.post("/v1/sites/news/authors/bob:erase", headers=admin)
-    assert erased.status == 200, await erased.text()
-    refits.go_on.set()
-    await fitting
+    await refits.paused(refits.refit("news"), lambda: erase_bob(client, admin))
     assert await models.wanted() == {"news"}
 
 
@@ -413,25 +437,10 @@ async def test_an_author_erased_while_their_labels_become_rows_leaves_no_row(
     model: Model,
 ) -> None:
     await create_site("news")
-    log = LabelLog(redis_client)
-    for number, author in enumerate(("ann", "bob")):
-        await log.record(
-            "news",
-            f"Text {number}.",
-            {"toxicity": number},
-            "moderator",
-            None,
-            comment_id=f"c{number}",
-            author_id=author,
-        )
+    await labels_of_ann_and_bob(redis_client)
     refits = PausedRefits(redis_client, model, REFITS)
-    absorbing = asyncio.create_task(refits.absorb("news"))
-    assert await asyncio.to_thread(refits.fitting.wait, 60)
     # The labels are read and being encoded: bob's erasure finds no row of his yet.
-    erased = await client.post("/v1/sites/news/authors/bob:erase", headers=admin)
-    assert erased.status == 200, await erased.text()
-    refits.go_on.set()
-    await absorbing
+    await refits.paused(refits.absorb("news"), lambda: erase_bob(client, admin))
     assert set(await SiteModels(redis_client).rows("news")) == {"c0"}
     assert not await redis_client.exists("civ:{news}:sitemodel:author:bob")
 
@@ -450,15 +459,8 @@ async def test_a_site_deleted_during_its_refit_keeps_nothing_of_it(
     )
     await SiteModels(redis_client).request_refit("news")
     refits = PausedRefits(redis_client, model, REFITS)
-    round_ = asyncio.create_task(refits.run_once())
-    assert await asyncio.to_thread(refits.fitting.wait, 60)
     # Deleted and purged while the fit runs, which then stores its outcome.
-    assert (await client.delete("/v1/sites/news", headers=admin)).status == 202
-    worker = Worker(redis_client, DeliverySettings())
-    while await worker.purge_once():
-        pass
-    refits.go_on.set()
-    await round_
+    await refits.paused(refits.run_once(), lambda: delete_and_purge(client, admin, redis_client))
     assert [key async for key in redis_client.scan_iter(match="civ:{news}:*")] == []
 
 
@@ -508,11 +510,7 @@ async def test_a_site_created_again_never_reuses_a_site_model_version_number(
         # This site's model, not the one of the site deleted before under the same id.
         assert read_head.weights.tolist() == pytest.approx([weight])
         versions.append(version)
-        deleted = await client.delete("/v1/sites/news", headers=admin)
-        assert deleted.status == 202, await deleted.text()
-        worker = Worker(redis_client, DeliverySettings())
-        while await worker.purge_once():
-            pass
+        await delete_and_purge(client, admin, redis_client)
     assert versions == [1, 2]
 
 

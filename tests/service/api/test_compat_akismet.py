@@ -344,16 +344,24 @@ async def test_a_clients_correction_decides_the_held_comment(
     assert await outbox_types(redis_client, "news") == ["comment.held", event]
 
 
+async def checked_and_claimed(
+    clients: Clients, client: Client, headers: dict[str, str]
+) -> dict[str, Any]:
+    """A visitor's comment checked (and held: the site pre-moderates), then claimed by a
+    moderator; the claimed queue item."""
+    await clients.call("comment_check", "203.0.113.7", comment_content=CIVIL, **VISITOR)
+    claim = await client.post("/v1/sites/news/queue/claim", json={"limit": 1}, headers=headers)
+    assert claim.status == 200, await claim.text()
+    [held] = (await claim.json())["items"]
+    return cast(dict[str, Any], held)
+
+
 async def test_a_correction_leaves_a_claimed_comment_to_its_moderator(
     akismet_for: Callable[..., Clients], create_site: Any, client: Client, moderator: Any
 ) -> None:
     site = await create_site("news", mode="pre")
     clients = akismet_for(site["api_key"])
-    await clients.call("comment_check", "203.0.113.7", comment_content=CIVIL, **VISITOR)
-    claim = await client.post(
-        "/v1/sites/news/queue/claim", json={"limit": 1}, headers=moderator(site)
-    )
-    assert claim.status == 200, await claim.text()
+    await checked_and_claimed(clients, client, moderator(site))
     assert await clients.call("submit_ham", "203.0.113.7", comment_content=CIVIL, **VISITOR)
     queue = await (await client.get("/v1/sites/news/queue", headers=moderator(site))).json()
     assert [item["state"] for item in queue["items"]] == ["pending"]
@@ -387,11 +395,7 @@ async def test_erasing_an_author_erases_the_label_a_correction_kept(
 ) -> None:
     site = await create_site("news", mode="pre")
     clients = akismet_for(site["api_key"])
-    await clients.call("comment_check", "203.0.113.7", comment_content=CIVIL, **VISITOR)
-    claim = await client.post(
-        "/v1/sites/news/queue/claim", json={"limit": 1}, headers=moderator(site)
-    )
-    [held] = (await claim.json())["items"]
+    held = await checked_and_claimed(clients, client, moderator(site))
     # Claimed, so the correction is kept as a label only; and one of a comment never checked.
     assert await clients.call("submit_spam", "203.0.113.7", comment_content=CIVIL, **VISITOR)
     assert await clients.call("submit_ham", "203.0.113.7", comment_content=SPAMMY, **VISITOR)
