@@ -105,6 +105,14 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="mostrecent",
         )
+        self.second_look_failed = Gauge(
+            "civility_second_look_failed",
+            "Queued comments given up after the stage failed on their text alone, as of the "
+            "last scrape.",
+            ("site",),
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
         self._second_look_delay = SecondLookDelay()
         self.registry.register(self._second_look_delay)
         # Every request looks its children up by labels: prometheus-client checks and joins
@@ -142,6 +150,7 @@ class Metrics:
         self.second_look_processed.labels(site).set(totals.looked)
         self.second_look_held.labels(site).set(totals.held)
         self.second_look_skipped.labels(site).set(totals.skipped)
+        self.second_look_failed.labels(site).set(totals.failed)
         self._second_look_delay.totals[site] = totals
 
     def show(self, figures: dict[str, SiteFigures]) -> None:
@@ -153,6 +162,7 @@ class Metrics:
             self.second_look_processed,
             self.second_look_held,
             self.second_look_skipped,
+            self.second_look_failed,
         ):
             gauge.clear()
         self._second_look_delay.totals.clear()

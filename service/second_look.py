@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 REDIS_DOWN_PAUSE_SECONDS = 1.0
 FAILED_PAUSE_SECONDS = 10.0
+FAILURES_BEFORE_GIVING_UP = 3
+"""Times the stage may fail on a comment's text alone before the comment is not looked at (it
+keeps its lexical verdict): a text that breaks the stage is tried again, but not for ever."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,18 +153,54 @@ class SecondLookWorker:
         refs: list[SiteRef | None] = [
             (item.site, versions[item.site]) if versions.get(item.site) else None for item in taken
         ]
-        blended = await self.scorer.blend([item.text for item in taken], refs)
-        used = blended.site_versions or [0] * len(taken)
-        for item, scores, site_version in zip(taken, blended.scores, used, strict=True):
-            if item.site not in policies:
-                record = await self.store.load_site(item.site)
-                policies[item.site] = record.site.policy if record is not None else None
-            site_policy = policies[item.site]
-            if site_policy is None:
-                continue  # the site is being deleted; its purge removes the queue
-            model = verdict_version(blended.model_version, site_version)
-            await self.log.apply(self._look(item, scores, model, blended, site_policy))
+        scored, failed = await self._blend_apart(taken, refs)
+        for item in failed:
+            outcome = await self.log.fail(item, FAILURES_BEFORE_GIVING_UP)
+            log.warning(
+                "second look of comment %r of site %r failed on its text alone (%s)",
+                item.comment_id,
+                item.site,
+                "given up: it stays published" if outcome == "failed" else outcome,
+            )
+        for part, blended in scored:
+            used = blended.site_versions or [0] * len(part)
+            for item, scores, site_version in zip(part, blended.scores, used, strict=True):
+                if item.site not in policies:
+                    record = await self.store.load_site(item.site)
+                    policies[item.site] = record.site.policy if record is not None else None
+                site_policy = policies[item.site]
+                if site_policy is None:
+                    continue  # the site is being deleted; its purge removes the queue
+                model = verdict_version(blended.model_version, site_version)
+                await self.log.apply(self._look(item, scores, model, blended, site_policy))
         return len(taken)
+
+    async def _blend_apart(
+        self, taken: list[Taken], refs: list[SiteRef | None]
+    ) -> tuple[list[tuple[list[Taken], Blended]], list[Taken]]:
+        """The batch blended, in parts, and the texts that failed alone.
+
+        When the batch fails, each text is blended by itself, so one text the stage cannot read
+        does not keep the rest of every batch it lands in from their look: the texts that fail
+        alone while another is scored are that text's failures. When none is scored, the
+        failure is not a text's (the model or its process) and is raised: the batch comes back
+        when its lease ends and nothing is counted against its comments."""
+        try:
+            return [(taken, await self.scorer.blend([item.text for item in taken], refs))], []
+        except Exception as error:
+            if len(taken) == 1:
+                raise
+            batch_error = error
+        scored: list[tuple[list[Taken], Blended]] = []
+        failed: list[Taken] = []
+        for item, ref in zip(taken, refs, strict=True):
+            try:
+                scored.append(([item], await self.scorer.blend([item.text], [ref])))
+            except Exception:
+                failed.append(item)
+        if not scored:
+            raise batch_error
+        return scored, failed
 
     async def _site_versions(self, sites: set[str]) -> dict[str, int]:
         if self.site_models is None:

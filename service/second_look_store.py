@@ -70,6 +70,9 @@ class Totals:
     delay_seconds_sum: float
     delay_buckets: tuple[tuple[str, int], ...]
     """Cumulative counts per upper bound (seconds, then ``+Inf``), as Prometheus reads them."""
+    failed: int = 0
+    """Given up (the stage failed on the text alone); figures stored before it was counted
+    lack it."""
 
 
 def delay_bucket(delay_ms: int) -> str:
@@ -84,7 +87,9 @@ class SecondLookLog:
     def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.keys = KeySpace(prefix)
-        self._scripts = LuaScripts(redis, ("second_look_claim",), with_library=False)
+        self._scripts = LuaScripts(
+            redis, ("second_look_claim", "second_look_fail"), with_library=False
+        )
         self._apply = LuaScripts(redis, ("second_look_apply",), with_library=True)
 
     async def sites(self) -> list[str]:
@@ -173,6 +178,19 @@ class SecondLookLog:
         reply = await self._apply.run("second_look_apply", keys, args)
         return str(reply[0])
 
+    async def fail(self, taken: Taken, give_up_after: int) -> str:
+        """Count a failure of the stage on ``taken``'s text alone; the outcome: ``failed`` (the
+        ``give_up_after``-th: it leaves the queue), ``again``, ``stale`` or ``gone``."""
+        site = taken.site
+        keys = [
+            self.keys.comment(site, taken.comment_id),
+            self.keys.second_look_queue(site),
+            self.keys.second_look_stats(site),
+        ]
+        args: list[str | int] = [taken.comment_id, taken.version, give_up_after]
+        reply = await self._scripts.run("second_look_fail", keys, args)
+        return str(reply[0])
+
     async def totals(self, site: str) -> Totals:
         with store_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -192,6 +210,7 @@ class SecondLookLog:
             looked=int(counts.get("looked", 0)),
             held=int(counts.get("held", 0)),
             skipped=int(counts.get("skipped", 0)),
+            failed=int(counts.get("failed", 0)),
             delay_seconds_sum=int(counts.get("delay_ms", 0)) / 1000,
             delay_buckets=tuple(buckets),
         )

@@ -78,3 +78,5 @@ class SecondLookState(StrEnum):
     """Looked at: the blend moved it to pending (reason ``SECOND_LOOK``)."""
     SKIPPED = "skipped"
     """Not looked at: a moderator decided it first."""
+    FAILED = "failed"
+    """Not looked at: the stage failed on its text alone, each time it was tried."""

@@ -210,13 +210,13 @@ local look_queue = prefix .. "secondlook:queue"
 if looked_at then
   redis.call("ZADD", look_queue, now, id)
   if previous then
-    redis.call("HDEL", KEYS[1], "look_scores", "look_at", "look_model")
+    redis.call("HDEL", KEYS[1], "look_scores", "look_at", "look_model", "look_failures")
   end
 else
   redis.call("ZREM", look_queue, id)
   if previous then
     redis.call("HDEL", KEYS[1], "look_state", "look_version", "look_queued_at", "look_scores",
-      "look_at", "look_model")
+      "look_at", "look_model", "look_failures")
   end
 end
 

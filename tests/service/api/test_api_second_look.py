@@ -7,7 +7,7 @@ verdict publishes it and the real blend holds it; the worker is driven pass by p
 import dataclasses
 import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from classifier.site_model_codec import encode
 from service import signatures
 from service.app import create_app
 from service.keys import KeySpace
-from service.second_look import SecondLookWorker
+from service.scorer import SiteRef
+from service.second_look import FAILURES_BEFORE_GIVING_UP, Blended, SecondLookWorker
 from service.second_look_pool import PoolBlendScorer
 from service.settings import SecondLookSettings, Settings
 from service.site_models import Fitted, SiteModels
@@ -329,6 +330,59 @@ async def test_a_comment_a_moderator_approved_first_is_left_alone(
     stored = await comment(client, site, "c1")
     assert (stored["state"], stored["decided_by"]) == ("approved", site["moderator_id"])
     assert stored["second_look"]["state"] == "skipped"
+
+
+@dataclasses.dataclass
+class BrokenOn:
+    """The real stage, except that a batch holding ``text`` fails, as a text that breaks the
+    encoder would."""
+
+    scorer: PoolBlendScorer
+    text: str
+
+    async def blend(
+        self, texts: Sequence[str], sites: Sequence[SiteRef | None] | None = None
+    ) -> Blended:
+        if self.text in texts:
+            raise RuntimeError("the encoder failed on this text")
+        return await self.scorer.blend(texts, sites)
+
+    async def close(self) -> None:
+        await self.scorer.close()
+
+
+async def test_a_comment_whose_text_breaks_the_stage_is_given_up_and_shows_it(
+    client: Client,
+    create_site: CreateSite,
+    post_signed: PostSigned,
+    redis_client: aioredis.Redis,
+    settings: Settings,
+    clock: Clock,
+) -> None:
+    site = await create_site("news")
+    broken = "A text the encoder cannot read."
+    scorer = BrokenOn(PoolBlendScorer(settings.models_dir, threads=1), broken)
+    looker = SecondLookWorker(redis_client, scorer, LOOK, prefix="civ", clock=clock)
+    await post_signed(site, comment_body("bad", broken))
+    try:
+        for attempt in range(FAILURES_BEFORE_GIVING_UP):
+            # Each pass has a text of its own beside the broken one (a repeated text is held).
+            text = f"{CIVIL} Point {attempt + 1} of the agenda."
+            response = await post_signed(site, comment_body(f"c{attempt}", text))
+            assert (await response.json())["state"] == "approved"
+            assert await looker.work_once() == 2
+            clock.advance(LOOK.lease_seconds)
+    finally:
+        await scorer.close()
+
+    stored = await comment(client, site, "bad")
+    assert (stored["state"], stored["second_look"]["state"]) == ("approved", "failed")
+    assert stored["second_look"]["scores"] is None
+    for attempt in range(FAILURES_BEFORE_GIVING_UP):
+        assert (await comment(client, site, f"c{attempt}"))["second_look"]["state"] == "done"
+    metrics = await (await client.get("/metrics")).text()
+    assert 'civility_second_look_failed{site="news"} 1.0' in metrics
+    assert 'civility_second_look_backlog{site="news"} 0.0' in metrics
 
 
 @pytest.fixture

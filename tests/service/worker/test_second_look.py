@@ -27,7 +27,7 @@ from service.domain import (
     State,
 )
 from service.scorer import SiteRef
-from service.second_look import Blended, SecondLookWorker
+from service.second_look import FAILURES_BEFORE_GIVING_UP, Blended, SecondLookWorker
 from service.second_look_store import SecondLookLog
 from service.settings import SecondLookSettings
 from service.site_models import Fitted, SiteModels
@@ -61,13 +61,14 @@ class Clock:
 @dataclass
 class ScriptedBlend:
     """Blended scores by text (calm unless told; ``adapted`` for a text whose site model is
-    named), and a hook that runs while a batch scores."""
+    named), a hook that runs while a batch scores, and texts that fail any batch they are in."""
 
     scores: dict[str, Mapping[str, float]] = field(default_factory=dict)
     adapted: dict[str, Mapping[str, float]] = field(default_factory=dict)
     during: Callable[[], Awaitable[None]] | None = None
     batches: list[list[str]] = field(default_factory=list)
     sites: list[list[SiteRef | None]] = field(default_factory=list)
+    unreadable: set[str] = field(default_factory=set)
 
     async def blend(
         self, texts: Sequence[str], sites: Sequence[SiteRef | None] | None = None
@@ -78,6 +79,8 @@ class ScriptedBlend:
         if self.during is not None:
             hook, self.during = self.during, None
             await hook()
+        if self.unreadable.intersection(texts):
+            raise ValueError("the encoder cannot read this text")
         scores: list[dict[str, float]] = []
         versions: list[int] = []
         for text, ref in zip(texts, refs, strict=True):
@@ -471,6 +474,84 @@ async def test_a_failing_pass_does_not_end_the_loop_and_its_comments_come_back(
         looker.stop()
         await running
     assert len(blend.batches) == 2
+
+
+async def test_a_text_the_stage_cannot_read_is_given_up_and_its_batch_is_looked_at(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+    clock: Clock,
+) -> None:
+    await create_site(None)
+    blend.unreadable.add("Unreadable words.")
+    blend.scores["Hostile words."] = HOSTILE
+    await publish("bad", "Unreadable words.")
+    await publish("c1", "Hostile words.")
+
+    assert await looker.work_once() == 2
+    # The batch failed; each text alone then: the hostile one is held, the other counted.
+    assert blend.batches[1:] == [["Unreadable words."], ["Hostile words."]]
+    assert (await comment(redis_client, "c1"))["state"] == "pending"
+    stored = await comment(redis_client, "bad")
+    assert (stored["look_state"], stored["look_failures"]) == ("queued", "1")
+
+    for attempt in range(2, FAILURES_BEFORE_GIVING_UP + 1):
+        clock.now += LEASE_SECONDS
+        await publish(f"c{attempt}", f"Calm words {attempt}.")
+        assert await looker.work_once() == 2
+        assert (await comment(redis_client, f"c{attempt}"))["look_state"] == "done"
+
+    stored = await comment(redis_client, "bad")
+    # Given up: it keeps the lexical verdict and leaves the queue.
+    assert (stored["state"], stored["look_state"]) == ("approved", "failed")
+    assert await backlog(redis_client) == 0
+    totals = await SecondLookLog(redis_client, "civ").totals(SITE)
+    assert (totals.failed, totals.looked, totals.held) == (1, 3, 1)
+
+
+async def test_a_failure_of_every_text_alone_is_counted_against_none(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+) -> None:
+    await create_site(None)
+    blend.unreadable.update({"First words.", "Second words."})
+    await publish("c1", "First words.")
+    await publish("c2", "Second words.")
+
+    with pytest.raises(ValueError, match="cannot read"):
+        await looker.work_once()
+    # The model or its process, not a text: both come back after the lease, uncounted.
+    assert len(blend.batches) == 3
+    assert await backlog(redis_client) == 2
+    for comment_id in ("c1", "c2"):
+        stored = await comment(redis_client, comment_id)
+        assert stored["look_state"] == "queued"
+        assert "look_failures" not in stored
+
+
+async def test_an_edit_starts_the_count_of_failures_again(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+) -> None:
+    await create_site(None)
+    blend.unreadable.add("Unreadable words.")
+    await publish("bad", "Unreadable words.")
+    await publish("c1", "Calm words.")
+    await looker.work_once()
+    assert (await comment(redis_client, "bad"))["look_failures"] == "1"
+
+    await publish("bad", "Readable words now.")
+
+    stored = await comment(redis_client, "bad")
+    assert (stored["look_state"], "look_failures" in stored) == ("queued", False)
 
 
 async def test_on_a_cluster_each_site_is_looked_at_in_its_own_slot(
