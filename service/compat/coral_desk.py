@@ -76,28 +76,35 @@ class CoralDesk:
         if event.type not in coral.WEBHOOK_EVENTS or not event.data.comment_id:
             return {"event": event.id, "applied": False, "reason": "not about a comment"}
         record = await self.moderation.site_record(site_id)
-        comment_id = await self._linked(site_id, record, event.data.comment_id, event)
+        comment_id, found = await self._linked(site_id, record, event.data.comment_id, event)
         if comment_id is None:
             return {"event": event.id, "applied": False, "reason": "not a comment civility has"}
         answer: dict[str, Any] = {"event": event.id, "comment_id": comment_id, "applied": False}
         action = DECISIONS.get(event.data.status or "")
-        if event.type == coral.LEFT_QUEUE and action is not None:
-            decided = await self._decide(site_id, comment_id, action)
-            if decided is not None:
-                answer.update(applied=True, state=decided.state.value)
+        if event.type != coral.LEFT_QUEUE or action is None:
+            return answer
+        if found is not None and found.status != event.data.status:
+            # Coral sends a webhook again until it is answered: a retried decision may come
+            # after a later one (civility's, already carried into Coral) and must not undo it.
+            answer["reason"] = f"Coral's comment is {found.status} now: a later decision"
+            return answer
+        decided = await self._decide(site_id, comment_id, action)
+        if decided is not None:
+            answer.update(applied=True, state=decided.state.value)
         return answer
 
     async def _linked(
         self, site_id: str, record: SiteRecord, coral_id: str, event: coral.WebhookEvent
-    ) -> str | None:
-        """Civility's comment for Coral's id, linked (with the current revision) on the way."""
+    ) -> tuple[str | None, coral_graphql.CoralComment | None]:
+        """Civility's comment for Coral's id, linked (with the current revision) on the way, and
+        the comment as Coral's GraphQL API has it now (when the site has set it up)."""
         endpoint = coral_graphql.endpoint_of(record)
         known = await self.links.comment_of(site_id, coral_id)
         if endpoint is None:
-            return known
+            return known, None
         found = await coral_graphql.comment(self._http(), endpoint, coral_id)
         if found is None:
-            return known
+            return known, None
         comment_id = (
             known
             or await self._moderated(site_id, event, found)
@@ -106,7 +113,7 @@ class CoralDesk:
         if comment_id is not None and found.revision_id:
             ids = CoralIds(found.id, found.revision_id)
             await self.links.link(site_id, comment_id, ids, _keep_seconds(record))
-        return comment_id
+        return comment_id, found
 
     async def _moderated(
         self, site_id: str, event: coral.WebhookEvent, found: coral_graphql.CoralComment

@@ -50,6 +50,8 @@ class CoralComment:
     author_id: str
     story_id: str
     parent_id: str | None
+    status: str
+    """Coral's status of the comment now (``APPROVED``, ``REJECTED``, ``PREMOD``, ...)."""
 
 
 async def execute(
@@ -140,6 +142,7 @@ async def comment(
         author_id=str((found.get("author") or {}).get("id") or ""),
         story_id=str((found.get("story") or {}).get("id") or ""),
         parent_id=str(parent["id"]) if parent.get("id") else None,
+        status=str(found.get("status") or ""),
     )
 
 

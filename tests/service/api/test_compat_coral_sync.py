@@ -65,12 +65,19 @@ def fixture(name: str) -> dict[str, Any]:
 
 @dataclass
 class FakeCoral:
-    """Coral's GraphQL endpoint: checks every operation's shape, answers as Coral does."""
+    """Coral's GraphQL endpoint: checks every operation's shape, answers as Coral does, and
+    keeps the comment's status as its moderators (or civility's mutations) last set it."""
 
     url: str = ""
     calls: list[dict[str, Any]] = field(default_factory=list)
     failures: int = 0
     query_failures: int = 0
+    status: str = "PREMOD"
+
+    def moderator_rejects(self) -> dict[str, Any]:
+        """A moderator rejects the comment in Coral: its webhook, as Coral sends it."""
+        self.status = "REJECTED"
+        return fixture("webhook_left_moderation_queue.json")
 
     async def handle(self, request: web.Request) -> web.Response:
         assert request.headers["Authorization"] == f"Bearer {TOKEN}"
@@ -87,7 +94,9 @@ class FakeCoral:
             if self.query_failures:
                 self.query_failures -= 1
                 return web.json_response(fixture("graphql_error.json"))
-            return web.json_response(fixture("graphql_comment.json"))
+            described = fixture("graphql_comment.json")
+            described["data"]["comment"]["status"] = self.status
+            return web.json_response(described)
         expected_input = {"approveComment": "ApproveCommentInput!"}.get(
             field_name, "RejectCommentInput!"
         )
@@ -102,6 +111,7 @@ class FakeCoral:
         name = "graphql_approve_comment.json"
         answer = fixture(name if field_name == "approveComment" else "graphql_reject_comment.json")
         answer["data"][field_name]["clientMutationId"] = given["clientMutationId"]
+        self.status = answer["data"][field_name]["comment"]["status"]
         return web.json_response(answer)
 
     def mutations(self) -> list[dict[str, Any]]:
@@ -244,7 +254,7 @@ async def test_a_decision_in_coral_reaches_civility_and_goes_nowhere_else(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
 ) -> None:
     await send(client, NEW_COMMENT)
-    answer = await (await webhook(client, fixture("webhook_left_moderation_queue.json"))).json()
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
     ours = our_id(NEW_COMMENT)
     assert answer == {
         "event": "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b",
@@ -259,6 +269,34 @@ async def test_a_decision_in_coral_reaches_civility_and_goes_nowhere_else(
     await deliver_until(redis_client, settled(redis_client, 2), "both events settled")
     assert fake_coral.mutations() == []
     assert set((await delivery_states(redis_client)).values()) == {"delivered"}
+
+
+async def test_a_coral_decision_sent_again_after_a_later_one_in_civility_changes_nothing(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    ours = our_id(NEW_COMMENT)
+    rejected = fake_coral.moderator_rejects()
+    assert (await (await webhook(client, rejected)).json())["applied"] is True
+    # A moderator in civility approves it after all, and Coral is told.
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "approve"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+    await deliver_until(redis_client, settled(redis_client, 3), "the approval in Coral")
+    assert fake_coral.status == "APPROVED"
+
+    # Coral's rejection webhook again (its answer was lost on the way, so Coral retries it).
+    answer = await (await webhook(client, rejected)).json()
+
+    assert (answer["applied"], answer["reason"]) == (
+        False,
+        "Coral's comment is APPROVED now: a later decision",
+    )
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("approved", coral_site["moderator_id"])
+    assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
 
 
 async def test_a_decision_before_coral_named_the_comment_waits_for_the_link(
@@ -357,7 +395,7 @@ async def test_a_coral_decision_reaches_its_own_comment_when_the_author_wrote_ag
     second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
     await send(client, NEW_COMMENT)
     await send(client, second)
-    answer = await (await webhook(client, fixture("webhook_left_moderation_queue.json"))).json()
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
     assert (answer["comment_id"], answer["applied"]) == (our_id(NEW_COMMENT), True)
     assert (await comment(client, coral_site, our_id(NEW_COMMENT)))["state"] == "rejected"
     assert (await comment(client, coral_site, our_id(second)))["state"] == "pending"
@@ -368,11 +406,11 @@ async def test_a_webhook_whose_comment_coral_cannot_describe_is_answered_503_unt
 ) -> None:
     await send(client, NEW_COMMENT)
     fake_coral.query_failures = 1
-    failed = await webhook(client, fixture("webhook_left_moderation_queue.json"))
+    failed = await webhook(client, fake_coral.moderator_rejects())
     assert failed.status == 503
     assert (await comment(client, coral_site, our_id(NEW_COMMENT)))["state"] == "pending"
     # Coral sends it again: now linked and decided.
-    answer = await (await webhook(client, fixture("webhook_left_moderation_queue.json"))).json()
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
     assert (answer["applied"], answer["state"]) == (True, "rejected")
 
 
