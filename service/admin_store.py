@@ -140,14 +140,19 @@ class AdminStore:
             cursor = await self.redis.hget(purges, site_id)
             if cursor is None:
                 return PurgeStep(0, True)
+            pattern = f"{self.keys.site_prefix(site_id)}*"
             if isinstance(self.redis, RedisCluster):
-                # Every key of the site is in one slot; the slot's own listing needs no cursor.
-                slot = self.redis.keyslot(self.keys.site(site_id))
-                found = await self.redis.cluster_get_keys_in_slot(slot, SCAN_COUNT)
-                next_cursor = 0 if len(found) < SCAN_COUNT else 1
+                # Every key of the site is in one slot, so on one node: its SCAN, matched to
+                # the site. (The slot's listing would name other sites' keys too: sites share
+                # slots, 16,384 of them.)
+                node = self.redis.get_node_from_key(self.keys.site(site_id))
+                cursors, found = await self.redis.scan(
+                    int(cursor), match=pattern, count=SCAN_COUNT, target_nodes=node
+                )
+                next_cursor = int(cursors[node.name])
             else:
                 next_cursor, found = await self.redis.scan(
-                    int(cursor), match=f"{self.keys.site_prefix(site_id)}*", count=SCAN_COUNT
+                    int(cursor), match=pattern, count=SCAN_COUNT
                 )
             if found:
                 await self.redis.unlink(*found)
