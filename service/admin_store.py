@@ -15,7 +15,7 @@ from typing import cast
 from redis.asyncio.cluster import RedisCluster
 
 from service.domain import Moderator
-from service.errors import NotFound
+from service.errors import NotFound, StoreUnavailable
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.scripts import LuaScripts, RedisClient, store_errors
 from service.times import from_ms
@@ -146,9 +146,13 @@ class AdminStore:
                 # the site. (The slot's listing would name other sites' keys too: sites share
                 # slots, 16,384 of them.)
                 node = self.redis.get_node_from_key(self.keys.site(site_id))
-                cursors, found = await self.redis.scan(
+                if node is None:
+                    raise StoreUnavailable(f"no Cluster node serves site {site_id!r}'s slot")
+                reply = await self.redis.scan(
                     int(cursor), match=pattern, count=SCAN_COUNT, target_nodes=node
                 )
+                # A cluster's SCAN answers with each node's cursor.
+                cursors, found = cast(tuple[dict[str, int], list[bytes | str]], reply)
                 next_cursor = int(cursors[node.name])
             else:
                 next_cursor, found = await self.redis.scan(
