@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 ADMIT_BATCH = 100
 TRIM_INTERVAL_SECONDS = 30.0
 REDIS_DOWN_PAUSE_SECONDS = 1.0
+FAILED_PASS_PAUSE_SECONDS = 5.0
 
 
 def worker_name() -> str:
@@ -61,8 +62,10 @@ class Worker:
         prefix: str = DEFAULT_PREFIX,
         name: str | None = None,
         clock: Callable[[], float] = time.time,
+        failure_pause_seconds: float = FAILED_PASS_PAUSE_SECONDS,
     ) -> None:
         self.settings = settings
+        self._failure_pause_seconds = failure_pause_seconds
         self.deliveries = DeliveryLog(redis, prefix)
         self.store = Store(redis, prefix)
         self.removals = AdminStore(redis, prefix)
@@ -108,6 +111,12 @@ class Worker:
                     except StoreUnavailable:
                         log.warning("worker %s: Redis is unavailable, trying again", self.name)
                         pause = REDIS_DOWN_PAUSE_SECONDS
+                    except Exception:
+                        # Whatever one pass met, the attempts in flight and the next passes go
+                        # on: a loop that ended here would stop every webhook while the API
+                        # kept taking comments.
+                        log.exception("worker %s: the pass failed, trying again", self.name)
+                        pause = self._failure_pause_seconds
                     if self.in_flight >= self.settings.concurrency:
                         await self._until_slots_free()
                     elif pause:

@@ -8,6 +8,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import ClusterError, ReadOnlyError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -19,12 +20,26 @@ RedisClient = aioredis.Redis | RedisCluster
 """A single server (or Sentinel-managed primary) or a Redis Cluster: the scripts run on both."""
 
 
+UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    # A failover under way: a Cluster with a slot unserved or a primary down, a key migrating,
+    # a Sentinel-named primary demoted to replica before the client follows.
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+    ReadOnlyError,
+)
+"""Redis errors that pass: the request may succeed when sent again."""
+
+
 @contextmanager
 def store_errors() -> Iterator[None]:
-    """Turn Redis connection failures into ``StoreUnavailable`` (503)."""
+    """Turn Redis being unavailable (down, unreachable, failing over) into ``StoreUnavailable``
+    (503)."""
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError) as error:
+    except UNAVAILABLE as error:
         raise StoreUnavailable() from error
 
 

@@ -7,18 +7,38 @@ from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import (
+    ClusterDownError,
+    ReadOnlyError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from service import delivery
 from service.connection import connect
 from service.deliveries import Admission, DeliveryLog
 from service.domain import State
 from service.env_reader import SettingsError
+from service.errors import StoreUnavailable
 from service.retry import RetryPolicy
 from service.settings import DeliverySettings, Settings
 from service.store import Store
+from service.store.scripts import store_errors
 from service.worker import Worker
 
-from .support import FAST, KEYS, SITE, CreateSite, Events, closed_port_url, eventually, now_ms
+from .support import (
+    FAST,
+    KEYS,
+    SITE,
+    CreateSite,
+    Events,
+    Receiver,
+    closed_port_url,
+    eventually,
+    in_state,
+    now_ms,
+)
 
 
 def test_waits_are_full_jitter_under_a_doubling_capped_ceiling() -> None:
@@ -199,6 +219,51 @@ async def test_a_worker_outlives_an_unreachable_redis_and_still_stops_on_request
         worker.stop()
         await asyncio.wait_for(running, 5)
         await connection.aclose()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ClusterDownError("CLUSTERDOWN The cluster is down"),
+        TryAgainError("TRYAGAIN Multiple keys request during rehashing of slot"),
+        ReadOnlyError("READONLY You can't write against a read only replica."),
+        SlotNotCoveredError("slot 5161 is not covered by the cluster"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_redis_failing_over_is_redis_unavailable(failure: Exception) -> None:
+    with pytest.raises(StoreUnavailable), store_errors():
+        raise failure
+
+
+async def test_a_pass_that_fails_does_not_end_the_worker(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await create_site(receiver.url)
+    real_sites = DeliveryLog.sites
+    failures = [ResponseError("ERR an error no pass expects")]
+
+    async def sites(self: DeliveryLog) -> list[str]:
+        if failures:
+            raise failures.pop()
+        return await real_sites(self)
+
+    monkeypatch.setattr(DeliveryLog, "sites", sites)
+    worker = Worker(redis_client, FAST, prefix="civ", failure_pause_seconds=0.01)
+    running = asyncio.create_task(worker.run())
+    try:
+        held = await events.held("c1")
+        await eventually(in_state(redis_client, held, "delivered"), what="the delivery")
+        assert not failures
+        assert "the pass failed, trying again" in caplog.text
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, 5)
 
 
 async def test_admitting_every_site_at_once_reports_each_sites_work(
