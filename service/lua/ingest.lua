@@ -42,7 +42,7 @@ ARGV[29] "1" when a published verdict is to get a second look (the semantic stag
 ARGV[30] the article's title ("" for none given)   ARGV[31] the article's url ("" for none given)
 ARGV[32..] expiry (ms) of each window key (0: observe only)
 
-Derived keys: the comment's text (civ:{site}:text:<id>), the pending and reported queue indexes of the comment's article, author and reasons, the
+Derived keys: the site's record (civ:{site}:site), which must exist; the comment's text (civ:{site}:text:<id>), the pending and reported queue indexes of the comment's article, author and reasons, the
 browse indexes of its state (civ:{site}:comments:<state>[:article:<a>|:author:<u>]), the
 comment's reports (civ:{site}:reports:<id>), the author's recent decisions
 (civ:{site}:recent:<author>) and the second-look queue (civ:{site}:secondlook:queue). The author's standing in the observed context is the status a
@@ -54,8 +54,8 @@ given leaves the stored one.
 Returns {"created" or "edited", version, created_at, article title or false, article url or
 false} (the caller knows every other field it just wrote); {"unchanged", fields} with the stored hash as a flat field/value list; {"context",
 signature, approved count} when the context is not the assumed one; {"immutable", fields...}
-naming "article.id" and/or "author.id" when a resend or edit changes them; or {"invalid_transition",
-state}.
+naming "article.id" and/or "author.id" when a resend or edit changes them; {"invalid_transition",
+state}; or {"gone"} when the site was deleted.
 ]]
 
 local prefix, site, id, text_hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -63,6 +63,12 @@ local article, author = ARGV[5], ARGV[7]
 local state, now = ARGV[11], ARGV[18]
 local decided_by = "auto:" .. ARGV[15]
 local retention_ms, recent_ms = tonumber(ARGV[25]), tonumber(ARGV[26])
+
+-- A site deleted since the caller read its record (kept a second in each API process) takes
+-- nothing more: what it wrote after the purge would be left for a new site of that id.
+if redis.call("EXISTS", prefix .. "site") == 0 then
+  return {"gone"}
+end
 
 local stored = redis.call("HMGET", KEYS[1], "state", "text_hash", "article_id", "author_id",
   "reasons", "created_at")

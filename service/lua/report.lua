@@ -11,6 +11,7 @@ KEYS[3]  history list               civ:{site}:history:<id>
 KEYS[4]  audit stream               civ:{site}:audit
 KEYS[5]  outbox stream              civ:{site}:outbox
 KEYS[6]  reported queue by age      civ:{site}:queue:reported:oldest
+KEYS[7]  site record                civ:{site}:site
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  site id
 ARGV[3]  comment id                        ARGV[4]  reporter id
@@ -21,12 +22,16 @@ ARGV[9]  outbox event type                 ARGV[10] states a report may find (co
 Derived keys: the reported queue indexes of the comment's article, author and reasons.
 
 Returns {"counted" or "repeat", state, reports, in the reported queue (1/0)}; {"not_found"};
-or {"invalid_transition", state}.
+{"invalid_transition", state}; or {"gone"} when the site was deleted (since the caller read its
+record: its purge may not have reached the comment yet).
 ]]
 
 local prefix, site, id, reporter = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local threshold, now = tonumber(ARGV[6]), ARGV[7]
 
+if redis.call("EXISTS", KEYS[7]) == 0 then
+  return {"gone"}
+end
 local stored = redis.call("HMGET", KEYS[1], "state", "article_id", "author_id", "priority",
   "created_at", "model", "reasons")
 local state = stored[1]

@@ -59,7 +59,9 @@ class CommentWrites(ScriptedStore):
         if spec.title is not None:
             fields["title"] = spec.title
         fields |= {"closed": int(spec.closed), "premod": int(spec.premod), "updated_at": now_ms}
-        await self._run("put_article", [self.keys.article(site_id, article_id)], flatten(fields))
+        keys = [self.keys.article(site_id, article_id), self.keys.site(site_id)]
+        if not await self._run("put_article", keys, flatten(fields)):
+            raise NotFound(f"site {site_id!r} not found")
         return Article(
             id=article_id,
             url=spec.url,
@@ -125,6 +127,8 @@ class CommentWrites(ScriptedStore):
         ]
         reply = await self._run("ingest", keys, args)
         outcome = reply[0]
+        if outcome == "gone":
+            raise NotFound(f"site {site_id!r} not found")
         if outcome == "immutable":
             raise ValidationFailed((field, _IMMUTABLE[field]) for field in reply[1:])
         if outcome == "invalid_transition":
@@ -203,6 +207,8 @@ class CommentWrites(ScriptedStore):
         ]
         reply = await self._run("decide", keys, args)
         outcome = reply[0]
+        if outcome == "gone":
+            raise NotFound(f"site {site_id!r} not found")
         if outcome == "not_found":
             raise NotFound(f"comment {write.comment_id!r} not found")
         if outcome == "version_conflict":
@@ -228,6 +234,7 @@ class CommentWrites(ScriptedStore):
             self.keys.audit(site_id),
             self.keys.outbox(site_id),
             self.keys.queue_index(site_id, Queue.REPORTED, Order.OLDEST),
+            self.keys.site(site_id),
         ]
         stored = write.report.model_dump_json(include={"reason", "note", "at"})
         args: list[str | int] = [
@@ -244,6 +251,8 @@ class CommentWrites(ScriptedStore):
         ]
         reply = await self._run("report", keys, args)
         outcome = reply[0]
+        if outcome == "gone":
+            raise NotFound(f"site {site_id!r} not found")
         if outcome == "not_found":
             raise NotFound(f"comment {write.comment_id!r} not found")
         if outcome == "invalid_transition":

@@ -1,6 +1,7 @@
 """Taking access away and data out, end to end: moderators listed and revoked, api keys rotated,
 sites deleted and purged in bounded steps, one author's data erased."""
 
+import json
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -8,6 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from service import signatures
 from service.admin_store import SCAN_COUNT
 from service.app import create_app
 from service.labels import LabelLog
@@ -263,6 +265,57 @@ async def test_a_deleted_site_ends_at_once_and_its_data_is_purged_in_bounded_ste
         await client.post("/v1/sites", json={"id": "doomed", "name": "D"}, headers=admin)
     ).status == 201
     assert (await client.delete("/v1/sites/nothing", headers=admin)).status == 404
+
+
+async def test_a_deleted_site_takes_nothing_from_a_process_that_still_knows_it(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+    redis_client: aioredis.Redis,
+) -> None:
+    # Another API process keeps the site's record (a second) after reading it for an intake.
+    other = await aiohttp_client(create_app(settings))
+    doomed = await create_site("doomed", mode="pre")
+
+    async def send(body: Any, path: str = "/v1/sites/doomed/comments", method: str = "POST") -> int:
+        raw = json.dumps(body).encode()
+        headers = {
+            "Content-Type": "application/json",
+            signatures.HEADER: signatures.sign(doomed["webhook_secret"], raw),
+        }
+        return (await other.request(method, path, data=raw, headers=headers)).status
+
+    assert await send(comment("c0", "ada")) == 202
+    assert (await post_signed(doomed, comment("c1", "ada"))).status == 202
+    approved = await client.post(
+        "/v1/sites/doomed/comments/c1/decision",
+        json={"action": "approve"},
+        headers=bearer(doomed["moderator_token"]),
+    )
+    assert approved.status == 200, await approved.text()
+    assert (await client.delete("/v1/sites/doomed", headers=admin)).status == 202
+    worker = Worker(redis_client, DeliverySettings())
+    while await worker.purge_once():
+        pass
+
+    late = [
+        await send(comment("late", "ada", "Written after the deletion.")),
+        await send({"id": "a2", "closed": True}, "/v1/sites/doomed/articles/a2", "PUT"),
+        await send(
+            {"comment_id": "c1", "reporter_id": "r1", "reason": "abusive"},
+            "/v1/sites/doomed/comments/c1/reports",
+        ),
+    ]
+
+    assert late == [404, 404, 404]
+    assert await site_keys(redis_client, "doomed") == set()
+    # So a new site of that id starts empty.
+    reborn = await create_site("doomed", mode="pre")
+    queue = await client.get("/v1/sites/doomed/queue", headers=bearer(reborn["moderator_token"]))
+    assert (await queue.json())["items"] == []
 
 
 async def held_comments_of_ada_and_bob(create_site: Any, post_signed: Any) -> Headers:
