@@ -76,6 +76,15 @@ def payload(site: str, record: Mapping[str, str]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def failure_text(error: Exception) -> str:
+    """What ``last_error`` says of a request that got no HTTP answer."""
+    if isinstance(error, aiohttp.ClientResponseError):
+        # What aiohttp could not parse is quoted in its message: the receiver's bytes, which
+        # last_error never shows (as for a body).
+        return f"{type(error).__name__}: not a valid HTTP response"
+    return f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT]
+
+
 def retry_after_seconds(value: str | None) -> float | None:
     """``Retry-After`` in seconds; the HTTP-date form is rare for webhooks and is ignored."""
     if value is None or not _SECONDS.fullmatch(value.strip()):
@@ -123,4 +132,4 @@ async def post(
     except (aiohttp.ClientError, ValueError) as error:
         # ValueError: a URL or header aiohttp cannot encode fails like a refused connection, so
         # the attempt is counted and backs off instead of being retried at every lease expiry.
-        return Outcome(delivered=False, error=f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT])
+        return Outcome(delivered=False, error=failure_text(error))

@@ -47,11 +47,28 @@ def parse_allowed(value: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+"""The well-known NAT64 prefix (RFC 6052): its last 32 bits are the IPv4 address reached."""
+NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+"""The local-use NAT64 prefix (RFC 8215): the translator is the operator's own."""
+
+
+def _ipv4_behind(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one reaches through mapping, NAT64 or 6to4, if it names one."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address.sixtofour
+
+
 def check(address: Address, allowed: Sequence[Network]) -> None:
     """Raise ``RefusedAddressError`` for a non-public address outside every allowed range."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_global and not address.is_multicast:
+    if isinstance(address, ipaddress.IPv6Address):
+        # On an IPv6-only host with a translator, these reach the IPv4 address inside them.
+        address = _ipv4_behind(address) or address
+    public = address.is_global and not address.is_multicast
+    if public and not (isinstance(address, ipaddress.IPv6Address) and address in NAT64_LOCAL):
         return
     if any(address.version == network.version and address in network for network in allowed):
         return

@@ -13,7 +13,13 @@ from typing import Any
 
 import aiohttp
 
-from service.delivery import ERROR_TEXT_LIMIT, USER_AGENT, Outcome, retry_after_seconds
+from service.delivery import (
+    ERROR_TEXT_LIMIT,
+    USER_AGENT,
+    Outcome,
+    failure_text,
+    retry_after_seconds,
+)
 from service.errors import UpstreamUnavailable
 from service.store.records import SiteRecord
 
@@ -85,9 +91,7 @@ async def execute(
             delivered=False, error=f"timed out after {endpoint.timeout_seconds:g} s"
         ), None
     except (aiohttp.ClientError, ValueError) as error:
-        return Outcome(
-            delivered=False, error=f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT]
-        ), None
+        return Outcome(delivered=False, error=failure_text(error)), None
     try:
         answer = json.loads(text)
     except ValueError:

@@ -1,6 +1,7 @@
 """Webhooks never reach the service's own network unless the operator allows a range: the
 check is made on the address the worker connects to, after DNS resolution."""
 
+import asyncio
 import dataclasses
 import errno
 import ipaddress
@@ -75,6 +76,32 @@ async def test_last_error_shows_the_status_never_the_body(
     )
 
 
+async def test_last_error_never_shows_what_a_receiver_that_is_no_http_server_sent(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    start_worker: StartWorker,
+) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"db_password=hunter2\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        await create_site(f"http://127.0.0.1:{port}/hooks")
+        held = await events.held("c1")
+        await start_worker(dataclasses.replace(FAST, max_attempts=1))
+        await eventually(in_state(redis_client, held, "failed"), what="the dead letter")
+    finally:
+        server.close()
+        await server.wait_closed()
+    stored = await record(redis_client, held)
+    assert stored["last_error"] == "ClientResponseError: not a valid HTTP response"
+
+
 @pytest.mark.parametrize(
     "address",
     [
@@ -91,6 +118,12 @@ async def test_last_error_shows_the_status_never_the_body(
         "::ffff:127.0.0.1",
         "::ffff:169.254.169.254",
         "224.0.0.1",
+        # IPv4 inside IPv6 translation prefixes: NAT64 (RFC 6052, 8215) and 6to4.
+        "64:ff9b::a00:1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b:1::a00:1",
+        "2002:a9fe:a9fe::1",
+        "2002:7f00:1::",
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
@@ -98,7 +131,9 @@ def test_non_public_addresses_are_refused(address: str) -> None:
         check(ipaddress.ip_address(address), ())
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "2606:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "2606:4700::1111", "64:ff9b::5db8:d70e", "2002:5db8:d70e::1"]
+)
 def test_public_addresses_pass(address: str) -> None:
     check(ipaddress.ip_address(address), ())
 
