@@ -82,14 +82,18 @@ async def _admin(settings: Settings) -> AsyncIterator[Admin]:
     try:
         # No site cache: each command is one short process and must see the stored state.
         labels = LabelLog(client, prefix=prefix)
+        waits = {
+            "replicas": settings.redis_wait_replicas,
+            "replica_wait_ms": settings.redis_wait_ms,
+        }
         moderation = Moderation(
-            Store(client, prefix=prefix),
+            Store(client, prefix=prefix, **waits),
             _NoScoring(),
             thresholds={},
             site_cache_seconds=0,
             labels=labels,
         )
-        store = AdminStore(client, prefix=prefix)
+        store = AdminStore(client, prefix=prefix, **waits)
         yield Admin(moderation, Administration(store, moderation, labels))
     finally:
         await connection.aclose()

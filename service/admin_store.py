@@ -40,11 +40,22 @@ class PurgeStep:
 
 
 class AdminStore:
-    def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        prefix: str = DEFAULT_PREFIX,
+        *,
+        replicas: int = 0,
+        replica_wait_ms: int = 1000,
+    ) -> None:
+        """``replicas``: as for ``Store``, each change acknowledged once that many replicas
+        hold it (a revocation, a rotation, a deletion or an erasure a failover undid would come
+        back)."""
         self.redis = redis
         self.keys = KeySpace(prefix)
-        self._run = LuaScripts(redis, SCRIPTS, with_library=False).run
-        self._run_with_library = LuaScripts(redis, ("reindex",), with_library=True).run
+        waits = {"replicas": replicas, "replica_wait_ms": replica_wait_ms}
+        self._run = LuaScripts(redis, SCRIPTS, with_library=False, **waits).run
+        self._run_with_library = LuaScripts(redis, ("reindex",), with_library=True, **waits).run
 
     # ------------------------------------------------------------------ moderators
 

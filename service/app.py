@@ -176,7 +176,13 @@ async def _moderation(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _administration(app: web.Application) -> AsyncIterator[None]:
-    store = AdminStore(app[REDIS], prefix=app[SETTINGS].redis_prefix)
+    settings = app[SETTINGS]
+    store = AdminStore(
+        app[REDIS],
+        prefix=settings.redis_prefix,
+        replicas=settings.redis_wait_replicas,
+        replica_wait_ms=settings.redis_wait_ms,
+    )
     app[ADMINISTRATION] = Administration(
         store, app[MODERATION], app[LABELS], clock=app[CLOCK], site_models=app[SITE_MODELS]
     )

@@ -1,6 +1,7 @@
 """Taking access away and data out, end to end: moderators listed and revoked, api keys rotated,
 sites deleted and purged in bounded steps, one author's data erased."""
 
+import dataclasses
 import json
 from typing import Any
 
@@ -96,6 +97,34 @@ async def test_a_revoked_token_fails_at_once_on_every_api_process(
             "details": None,
         }
     }
+
+
+async def test_revocation_rotation_deletion_and_erasure_wait_for_the_replicas_asked_for(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+    redis_client: aioredis.Redis,
+) -> None:
+    assert (await post_signed(site, comment("c1", "ada"))).status == 202
+    # One replica more than the server has: no change can be acknowledged by enough of them.
+    replication = await redis_client.info("replication")
+    wanted = int(replication["connected_slaves"]) + 1
+    waiting = dataclasses.replace(settings, redis_wait_replicas=wanted, redis_wait_ms=50)
+    strict = await aiohttp_client(create_app(waiting))
+    admin = {"Authorization": f"Bearer {settings.admin_token}"}
+    moderator = f"/v1/sites/news/moderators/{site['moderator_id']}"
+
+    answers = [
+        (await strict.post("/v1/sites/news/api-key:rotate", headers=admin)).status,
+        (await strict.post("/v1/sites/news/authors/ada:erase", headers=admin)).status,
+        (await strict.delete(moderator, headers=admin)).status,
+        (await strict.delete("/v1/sites/news", headers=admin)).status,
+    ]
+
+    # Each change may be made on the primary, but none is acknowledged: the caller retries.
+    assert answers == [503, 503, 503, 503]
 
 
 async def test_a_revoked_moderator_leaves_no_last_use_and_no_token_index(
