@@ -14,7 +14,7 @@ from service.routes.moderation import ID_READ_ERRORS, WRITE_ERRORS
 routes = web.RouteTableDef()
 
 
-@routes.get("/v1/sites/{site}/authors/{author}")
+@routes.get("/v1/sites/{site}/authors/{author:[^/]+}")
 @operation(
     summary="An author's counts, status, trust and recent rejection rate",
     tag="moderation",
@@ -31,7 +31,7 @@ async def get_author(request: web.Request) -> web.Response:
     return web.json_response(author.to_json())
 
 
-@routes.post("/v1/sites/{site}/authors/{author}/status")
+@routes.post("/v1/sites/{site}/authors/{author:[^/]+}/status")
 @operation(
     summary="Set an author's status (active, premod, banned, trusted); a ban with "
     "reject_pending also rejects the author's held comments",

@@ -60,7 +60,7 @@ async def submit_comment(request: web.Request) -> web.Response:
     return web.json_response(verdict(result.comment), status=202 if result.created else 200)
 
 
-@routes.put("/v1/sites/{site}/articles/{article}")
+@routes.put("/v1/sites/{site}/articles/{article:[^/]+}")
 @operation(
     summary="Set an article's metadata and settings (closed, pre-moderate every comment)",
     tag="intake",

@@ -142,7 +142,7 @@ async def claim(request: web.Request) -> web.Response:
     return web.json_response({"items": [item.to_json() for item in items]})
 
 
-@routes.post("/v1/sites/{site}/comments/{comment}/claim")
+@routes.post("/v1/sites/{site}/comments/{comment:[^/]+}/claim")
 @operation(
     summary="Lease one chosen queued comment to the caller (a lease the caller holds is renewed); "
     "409 claim_conflict while another moderator holds it",
@@ -182,7 +182,7 @@ async def release(request: web.Request) -> web.Response:
     return web.json_response({"released": released})
 
 
-@routes.post("/v1/sites/{site}/comments/{comment}/decision")
+@routes.post("/v1/sites/{site}/comments/{comment:[^/]+}/decision")
 @operation(
     summary="Approve, reject, mark as spam or reopen (back to pending); deciding again is the "
     "undo, kept in the history",
@@ -228,7 +228,7 @@ async def decide_many(request: web.Request) -> web.Response:
     return web.json_response({"results": [outcome.to_json() for outcome in outcomes]})
 
 
-@routes.get("/v1/sites/{site}/comments/{comment}")
+@routes.get("/v1/sites/{site}/comments/{comment:[^/]+}")
 @operation(
     summary="A comment with its scores, reasons, evidence spans and full history",
     tag="moderation",

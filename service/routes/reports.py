@@ -28,7 +28,7 @@ REPORT_OUTCOME: dict[str, Any] = {
 }
 
 
-@routes.post("/v1/sites/{site}/comments/{comment}/reports")
+@routes.post("/v1/sites/{site}/comments/{comment:[^/]+}/reports")
 @operation(
     summary="A reader reports a published comment (202); at the site's threshold it enters the "
     "reported queue and a comment.reported event goes out. A reader's repeat answers 200",

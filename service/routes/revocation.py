@@ -77,7 +77,7 @@ async def delete_site(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
-@routes.post("/v1/sites/{site}/authors/{author}:erase")
+@routes.post("/v1/sites/{site}/authors/{author:[^/]+}:erase")
 @operation(
     summary="Erase an author's data: the text and author fields of their comments and the "
     "training labels taken from them; states, counts and the decisions' audit stay",
