@@ -27,6 +27,7 @@ from service.connection import connect
 from service.env_reader import SettingsError
 from service.errors import StoreUnavailable
 from service.labels import LabelLog
+from service.redis_url import without_credentials
 from service.settings import Settings
 from service.store import Store
 
@@ -91,7 +92,8 @@ def export_command(args: argparse.Namespace) -> int:
         return asyncio.run(_export(settings, args.site, sys.stdout, Progress(quiet=args.quiet)))
     except StoreUnavailable:
         print(
-            f"civility labels export: Redis at {settings.redis_url} does not answer",
+            "civility labels export: Redis at "
+            f"{without_credentials(settings.redis_url or '')} does not answer",
             file=sys.stderr,
         )
         return 1

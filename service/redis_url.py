@@ -36,12 +36,13 @@ def parse_redis_url(url: str) -> RedisTarget:
     ``rediss+`` forms use TLS). A ``SettingsError`` says what is wrong."""
     if url.startswith("unix://"):
         return RedisTarget("single", url)
+    shown = without_credentials(url)
     if url.startswith(SINGLE_SCHEMES):
         parts = urlsplit(url)
         try:
             parts.port  # noqa: B018 - reading it checks the range
         except ValueError:
-            raise SettingsError(f"REDIS_URL has a port out of range: {url}") from None
+            raise SettingsError(f"REDIS_URL has a port out of range: {shown}") from None
         return RedisTarget("single", url, db=_database(parts.path.lstrip("/")))
     if url.startswith(CLUSTER_SCHEMES + SENTINEL_SCHEMES):
         scheme, _, rest = url.partition("://")
@@ -49,8 +50,8 @@ def parse_redis_url(url: str) -> RedisTarget:
         netloc, _, path = rest.partition("/")
         path, _, query = path.partition("?")
         if query:
-            raise SettingsError(f"REDIS_URL takes no query for {scheme}: {url}")
-        nodes = tuple(_node(url, node) for node in netloc.split(","))
+            raise SettingsError(f"REDIS_URL takes no query for {scheme}: {shown}")
+        nodes = tuple(_node(shown, node) for node in netloc.split(","))
         username, _, password = credentials.partition(":")
         target = RedisTarget(
             "cluster",
@@ -68,7 +69,7 @@ def parse_redis_url(url: str) -> RedisTarget:
         if not service:
             raise SettingsError(
                 "REDIS_URL names no Sentinel service: use "
-                f"redis+sentinel://host:port,host:port/<service>[/<db>], not {url}"
+                f"redis+sentinel://host:port,host:port/<service>[/<db>], not {shown}"
             )
         return dataclasses.replace(
             target, topology="sentinel", service=unquote(service), db=_database(database)
@@ -79,10 +80,17 @@ def parse_redis_url(url: str) -> RedisTarget:
     )
 
 
-def _node(url: str, node: str) -> tuple[str, int]:
+def without_credentials(url: str) -> str:
+    """``url`` as an error message may quote it: without its credentials."""
+    scheme, separator, rest = url.partition("://")
+    credentials, at, hosts = rest.rpartition("@")
+    return f"{scheme}{separator}***@{hosts}" if at and credentials else url
+
+
+def _node(shown: str, node: str) -> tuple[str, int]:
     host, _, port = node.rpartition(":")
     if not host or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise SettingsError(f"REDIS_URL: each node must be host:port with a port 1-65535: {url}")
+        raise SettingsError(f"REDIS_URL: each node must be host:port with a port 1-65535: {shown}")
     return host, int(port)
 
 

@@ -98,6 +98,22 @@ def test_bad_values_name_the_variable(name: str, value: str, message: str) -> No
         Settings.from_env({name: value})
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:hunter2@localhost:99999/0",
+        "rediss+cluster://ada:hunter2@a:7000,b/",
+        "redis+sentinel://:hunter2@a:26379/main?db=1",
+        "redis+sentinel://:hunter2@a:26379",
+    ],
+)
+def test_a_refused_redis_url_is_shown_without_its_credentials(url: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"REDIS_URL": url})
+    assert "hunter2" not in str(refused.value)
+    assert "***@" in str(refused.value)
+
+
 def test_settings_are_frozen() -> None:
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):

@@ -102,6 +102,25 @@ async def test_coral_reads_the_toxicity_score_of_the_same_model_as_intake(
     assert score == pytest.approx(verdict["scores"]["toxicity"], abs=1e-6)
 
 
+async def test_a_field_sent_as_null_takes_its_default_as_googles_json_parser_does(
+    client: Client, site: dict[str, str]
+) -> None:
+    body = {
+        "comment": {"text": CIVIL, "type": None},
+        "requestedAttributes": {"TOXICITY": {"scoreThreshold": None}},
+        "spanAnnotations": None,
+        "doNotStore": None,
+        "languages": None,
+        "clientToken": None,
+    }
+    response = await post(client, analyze_url(site["api_key"]), json.dumps(body))
+    assert response.status == 200, await response.text()
+    data = await response.json()
+    assert set(data["attributeScores"]) == {"TOXICITY"}
+    assert "spanScores" not in data["attributeScores"]["TOXICITY"]
+    assert "clientToken" not in data
+
+
 async def test_every_attribute_maps_to_its_label(
     client: Client, site: dict[str, str], admin: dict[str, str]
 ) -> None:
