@@ -15,6 +15,7 @@ from service.appkeys import (
     CLOCK,
     CORAL,
     DELIVERIES,
+    EVENT_STREAMS,
     GAUGES,
     HTTP,
     IDEMPOTENCY,
@@ -38,6 +39,7 @@ from service.connection import connect
 from service.deliveries import DeliveryLog
 from service.egress import guarded_socket_factory
 from service.env_reader import SettingsError
+from service.event_streams import StreamPlaces
 from service.gauges import SiteGauges
 from service.idempotency import IdempotencyStore
 from service.labels import LabelLog
@@ -100,6 +102,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> web.Applicati
     app[CLOCK] = clock
     app[METRICS] = Metrics()
     app[STOPPING] = asyncio.Event()
+    app[EVENT_STREAMS] = StreamPlaces(settings.event_streams_limit)
     app.on_shutdown.append(_stop_streams)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_scorer)

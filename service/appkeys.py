@@ -14,6 +14,7 @@ from service.administration import Administration
 from service.compat.akismet_desk import AkismetDesk
 from service.compat.coral_desk import CoralDesk
 from service.deliveries import DeliveryLog
+from service.event_streams import StreamPlaces
 from service.gauges import SiteGauges
 from service.idempotency import IdempotencyStore
 from service.labels import LabelLog
@@ -43,6 +44,8 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 """The process's one HTTP client for outbound calls (Coral's GraphQL API)."""
 STOPPING = web.AppKey("stopping", asyncio.Event)
 """Set when the server shuts down, so long-lived responses (event streams) end."""
+EVENT_STREAMS = web.AppKey("event_streams", StreamPlaces)
+"""The places for event streams this process keeps open at once (CIVILITY_EVENT_STREAMS_MAX)."""
 SITE_MODELS = web.AppKey("site_models", SiteModels)
 SITE_VERSIONS = web.AppKey("site_versions", ActiveVersions)
 SECOND_LOOKS = web.AppKey("second_looks", SecondLookLog)

@@ -5,7 +5,8 @@
 Every failure a caller can act on is a ``CivilityError`` carrying its HTTP ``status``, a stable
 machine-readable ``code``, a human ``message`` and optional structured ``details``. The web layer
 turns any of them into ``{"error": {"code", "message", "details"}}`` in one place, so domain code
-raises these and never builds responses.
+raises these and never builds responses. An error that knows when trying again makes sense sets
+``retry_after_seconds``, which that one place sends as the ``Retry-After`` header.
 """
 
 from collections.abc import Iterable
@@ -20,6 +21,7 @@ class CivilityError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "internal error"
+    retry_after_seconds: ClassVar[int | None] = None
 
     def __init__(self, message: str | None = None, details: Any = None) -> None:
         self.message = message or self.default_message
@@ -168,3 +170,15 @@ class UpstreamUnavailable(CivilityError):
     status = 503
     code = "upstream_unavailable"
     default_message = "a service this request needs did not answer, retry later"
+
+
+class StreamsBusy(CivilityError):
+    """This API process holds as many event streams open as it may (CIVILITY_EVENT_STREAMS_MAX):
+    each keeps a Redis connection, and the rest are for every other request."""
+
+    status = 503
+    code = "streams_busy"
+    default_message = "too many event streams are open on this server, retry later"
+    # Places free as consoles close: soon enough to try again, not so soon that refused consoles
+    # keep the process busy answering them.
+    retry_after_seconds = 5

@@ -56,8 +56,12 @@ def error_response(error: Exception, shape: ErrorShape | None = None) -> web.Str
         log.error("unhandled error", exc_info=error)
         known = CivilityError()
     if shape is not None:
-        return shape(known)
-    return web.json_response(known.to_json(), status=known.status)
+        answer = shape(known)
+    else:
+        answer = web.json_response(known.to_json(), status=known.status)
+    if known.retry_after_seconds is not None:
+        answer.headers["Retry-After"] = str(known.retry_after_seconds)
+    return answer
 
 
 def _route(request: web.Request) -> str:

@@ -47,6 +47,11 @@ ERROR_MEANINGS = {
     422: "Field errors: details lists every failing field",
     503: "Redis is unavailable; nothing was written",
 }
+RETRY_AFTER: dict[str, Any] = {
+    "description": "Seconds to wait before trying again, sent when the refusal knows",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1},
+}
 SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
     "admin": [{"admin": []}],
     "moderator": [{"moderator": []}, {"admin": []}],
@@ -78,6 +83,8 @@ class Operation:
     error_type: str = "application/json"
     also_types: dict[str, Schema] = field(default_factory=dict)
     """Other media types the main answer may come in, with their schemas."""
+    error_notes: dict[int, str] = field(default_factory=dict)
+    """What an error status also means for this operation, beyond ``ERROR_MEANINGS``."""
     idempotent: bool = False
     """The handler honours an Idempotency-Key header (``service/routes/idempotent.py``)."""
 
@@ -176,10 +183,13 @@ def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> 
         responses[str(status)] = {"description": description, **({} if status == 204 else answer)}
     error_schema = op.error_schema or {"$ref": "#/components/schemas/Error"}
     for status in op.errors:
+        note = op.error_notes.get(status)
         responses[str(status)] = {
-            "description": ERROR_MEANINGS[status],
+            "description": ERROR_MEANINGS[status] + (f"; {note}" if note else ""),
             "content": {op.error_type: {"schema": error_schema}},
         }
+        if status == 503:
+            responses[str(status)]["headers"] = {"Retry-After": RETRY_AFTER}
     parameters = _path_parameters(path)
     if op.query is not None:
         parameters += _query_parameters(op.query, refs, schemas)

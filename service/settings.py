@@ -164,6 +164,10 @@ class Settings:
     # (a burst queues instead of failing: only a real outage answers 503).
     redis_max_connections: int = 256
     redis_pool_timeout_seconds: float = 5.0
+    # Event streams one process keeps open at once: each holds a Redis connection almost all the
+    # time (XREAD BLOCK), so unbounded they would leave other requests none. None: a quarter of
+    # redis_max_connections (``event_streams_limit``).
+    event_streams_max: int | None = None
     # None: the first free port from 16379 up.
     valkey_port: int | None = None
     admin_token: str | None = None
@@ -192,6 +196,12 @@ class Settings:
         return self.env == "production"
 
     @property
+    def event_streams_limit(self) -> int:
+        if self.event_streams_max is not None:
+            return self.event_streams_max
+        return max(1, self.redis_max_connections // 4)
+
+    @property
     def redis_target(self) -> RedisTarget | None:
         return None if self.redis_url is None else parse_redis_url(self.redis_url)
 
@@ -218,6 +228,9 @@ class Settings:
             ),
             redis_pool_timeout_seconds=reader.number(
                 "CIVILITY_REDIS_POOL_TIMEOUT_SECONDS", 5.0, low=0.01, high=60.0
+            ),
+            event_streams_max=reader.optional_integer(
+                "CIVILITY_EVENT_STREAMS_MAX", low=1, high=32_768
             ),
             valkey_port=reader.optional_integer("CIVILITY_VALKEY_PORT", low=1, high=65535),
             admin_token=reader.optional("CIVILITY_ADMIN_TOKEN"),
@@ -259,6 +272,13 @@ class Settings:
             raise SettingsError(
                 "CIVILITY_REDIS_PREFIX must be 1-32 letters, digits, '_' or '-', "
                 f"not {self.redis_prefix!r}"
+            )
+        if self.event_streams_limit > self.redis_max_connections // 2:
+            # Each stream holds a connection: the other half stays for every other request.
+            raise SettingsError(
+                "CIVILITY_EVENT_STREAMS_MAX must be at most half of "
+                f"CIVILITY_REDIS_MAX_CONNECTIONS ({self.redis_max_connections // 2}), "
+                f"not {self.event_streams_limit}"
             )
         if self.redis_wait_replicas and target is not None and target.topology == "cluster":
             # WAIT goes to the node that took the write; a cluster client cannot pin it there.

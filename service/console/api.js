@@ -90,7 +90,12 @@ export function follow(path, onEvent, onState) {
           onSignedOut(new ApiError(401, await response.json().catch(() => null)));
           return;
         }
-        if (!response.ok || !response.body) throw new Error(String(response.status));
+        if (!response.ok || !response.body) {
+          // A server holding all the streams it may (503 streams_busy) says when to come back.
+          const after = Number(response.headers.get("Retry-After"));
+          if (after > 0) retry = Math.max(retry, after * 1000);
+          throw new Error(String(response.status));
+        }
         onState(true);
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";

@@ -2,7 +2,9 @@
 
 The stream follows the site's audit stream, so a browser's EventSource that reconnects by itself
 (sending ``Last-Event-ID``) resumes where it stopped. The token is checked again between reads:
-a revoked token's stream ends with an ``error`` event within a read's wait.
+a revoked token's stream ends with an ``error`` event within a read's wait. Each open stream holds
+a Redis connection, so a process keeps at most CIVILITY_EVENT_STREAMS_MAX open and refuses more
+with 503 and Retry-After (``service/event_streams.py``).
 """
 
 import json
@@ -12,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.appkeys import MODERATION, STOPPING
+from service.appkeys import EVENT_STREAMS, MODERATION, STOPPING
 from service.auth import require_moderator
 from service.errors import CivilityError
 from service.openapi import operation
@@ -45,10 +47,21 @@ EVENT_STREAM: dict[str, Any] = {
     response=EVENT_STREAM,
     response_type="text/event-stream",
     errors=(401, 404, 503),
+    error_notes={503: "or streams_busy: this server holds as many event streams as it may"},
 )
 async def events(request: web.Request) -> web.StreamResponse:
     site = request.match_info["site"]
     await require_moderator(request, site)
+    places = request.app[EVENT_STREAMS]
+    places.take()
+    try:
+        return await _stream(request, site)
+    finally:
+        # Also when the handler is cancelled because the client went away.
+        places.give_back()
+
+
+async def _stream(request: web.Request, site: str) -> web.StreamResponse:
     moderation = request.app[MODERATION]
     resume = request.headers.get("Last-Event-ID", "")
     if _EVENT_ID.fullmatch(resume):
@@ -63,7 +76,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         await response.write(f"retry: {RETRY_MS}\n\n".encode())
         quiet = 0
-        while not stopping.is_set():
+        while not stopping.is_set() and not _client_gone(request):
             after, news = await moderation.events_after(site, after, block_ms=WAIT_MS)
             for event in news:
                 await response.write(_frame(event["type"], event, event["id"]))
@@ -79,6 +92,13 @@ async def events(request: web.Request) -> web.StreamResponse:
     except ConnectionResetError:
         pass  # the browser went away
     return response
+
+
+def _client_gone(request: web.Request) -> bool:
+    """The connection closed: without news to write, nothing else would notice, and the stream
+    would keep its place and its Redis connection until the next keep-alive failed."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _frame(kind: str, data: dict[str, Any], event_id: str | None) -> bytes:

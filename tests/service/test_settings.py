@@ -177,3 +177,32 @@ def test_the_second_look_is_on_unless_switched_off() -> None:
         enabled=False, batch_size=64, lease_seconds=30.0, poll_seconds=0.5, threads=2
     )
     assert "CIVILITY_SECOND_LOOK" in Settings.variables()
+
+
+def test_event_streams_take_at_most_a_quarter_of_the_connections_unless_told() -> None:
+    assert Settings.from_env({}).event_streams_limit == 64
+    fewer = Settings.from_env({"CIVILITY_REDIS_MAX_CONNECTIONS": "10"})
+    assert fewer.event_streams_limit == 2
+    told = {"CIVILITY_REDIS_MAX_CONNECTIONS": "10", "CIVILITY_EVENT_STREAMS_MAX": "5"}
+    assert Settings.from_env(told).event_streams_limit == 5
+    assert "CIVILITY_EVENT_STREAMS_MAX" in Settings.variables()
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"CIVILITY_EVENT_STREAMS_MAX": "0"}, "CIVILITY_EVENT_STREAMS_MAX must be between 1"),
+        ({"CIVILITY_EVENT_STREAMS_MAX": "many"}, "CIVILITY_EVENT_STREAMS_MAX must be a whole"),
+        # Streams holding more than half the connections would starve every other request.
+        (
+            {"CIVILITY_REDIS_MAX_CONNECTIONS": "10", "CIVILITY_EVENT_STREAMS_MAX": "6"},
+            r"CIVILITY_EVENT_STREAMS_MAX must be at most half of CIVILITY_REDIS_MAX_CONNECTIONS "
+            r"\(5\), not 6",
+        ),
+    ],
+)
+def test_event_streams_bound_is_refused_when_it_would_starve_requests(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(environ)

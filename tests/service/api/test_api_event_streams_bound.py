@@ -1,0 +1,146 @@
+"""Each open event stream holds a Redis connection, so an API process keeps at most
+CIVILITY_EVENT_STREAMS_MAX open: one more is refused at once (503 streams_busy, Retry-After),
+other requests go on being answered, and a stream gives its place back however it ends.
+
+The server here runs as ``civility serve`` runs it: a client going away does not cancel the
+handler (aiohttp's test server would), so the stream has to notice by itself."""
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
+
+from service.app import create_app
+from service.appkeys import EVENT_STREAMS
+from service.event_streams import StreamPlaces
+from service.settings import Settings
+from tests.clocks import Clock
+from tests.service.api.conftest import api_settings
+from tests.service.api.openapi_check import validating
+from tests.service.api.test_api_events import next_frame, open_stream
+from tests.service.api.test_api_moderation import held_site
+
+Client = TestClient[web.Request, web.Application]
+Headers = Callable[[dict[str, str]], dict[str, str]]
+STREAMS_MAX = 2
+
+
+class ServedServer(TestServer):
+    """The test server without handler cancellation, as ``civility serve`` runs the app."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        kwargs["handler_cancellation"] = False
+        return await super()._make_runner(**kwargs)
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return dataclasses.replace(api_settings(redis_url), event_streams_max=STREAMS_MAX)
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, redis_client: aioredis.Redis, clock: Clock
+) -> AsyncIterator[Client]:
+    # redis_client flushes this test's database before and after the test.
+    client = Client(ServedServer(create_app(settings, clock=clock)))
+    await client.start_server()
+    validating(client)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def given_back(places: StreamPlaces, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """An event set once a stream gives its place back."""
+    freed = asyncio.Event()
+    give_back = places.give_back
+
+    def noted() -> None:
+        give_back()
+        freed.set()
+
+    monkeypatch.setattr(places, "give_back", noted)
+    return freed
+
+
+async def test_a_stream_past_the_bound_is_refused_and_a_closed_one_frees_its_place(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    places = client.app[EVENT_STREAMS]
+    streams = [await open_stream(client, mo) for _ in range(STREAMS_MAX)]
+    assert places.taken == STREAMS_MAX
+
+    refused = await client.get("/v1/sites/held/events", headers=mo)
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "5"
+    assert (await refused.json())["error"]["code"] == "streams_busy"
+    assert places.taken == STREAMS_MAX
+
+    # The streams leave the rest of the connections to every other request.
+    queue = await client.get("/v1/sites/held/queue", headers=mo)
+    assert queue.status == 200
+    claim = {"limit": 1, "order": "oldest"}
+    assert (await client.post("/v1/sites/held/queue/claim", json=claim, headers=mo)).status == 200
+    for stream in streams:
+        assert (await next_frame(stream))["event"] == "comment.claimed"
+
+    # The client goes away without a word; its stream notices within a read's wait.
+    freed = given_back(places, monkeypatch)
+    streams[0].close()
+    async with asyncio.timeout(10):
+        await freed.wait()
+    assert places.taken == STREAMS_MAX - 1
+    streams[0] = await open_stream(client, mo)
+    assert places.taken == STREAMS_MAX
+    for stream in streams:
+        stream.close()
+
+
+async def test_a_stream_ended_by_revocation_gives_its_place_back(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    admin: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await held_site(create_site, post_signed)
+    places = client.app[EVENT_STREAMS]
+    revoked_stream = await open_stream(client, moderator(site))
+    admin_stream = await open_stream(client, admin)
+    refused = await client.get("/v1/sites/held/events", headers=admin)
+    assert refused.status == 503
+
+    freed = given_back(places, monkeypatch)
+    revoked = await client.delete(
+        f"/v1/sites/held/moderators/{site['moderator_id']}", headers=admin
+    )
+    assert revoked.status == 204
+    assert (await next_frame(revoked_stream))["event"] == "error"
+    async with asyncio.timeout(10):
+        await freed.wait()
+    assert places.taken == STREAMS_MAX - 1
+    another = await open_stream(client, admin)
+    for stream in (revoked_stream, admin_stream, another):
+        stream.close()
+
+
+async def test_a_refused_stream_says_when_to_retry_in_the_document(client: Client) -> None:
+    document = await (await client.get("/openapi.json")).json()
+    busy = document["paths"]["/v1/sites/{site}/events"]["get"]["responses"]["503"]
+    assert "streams_busy" in busy["description"]
+    assert "Retry-After" in busy["headers"]
