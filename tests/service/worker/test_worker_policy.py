@@ -17,7 +17,7 @@ from redis.exceptions import (
 
 from service import delivery
 from service.connection import connect
-from service.deliveries import Admission, DeliveryLog
+from service.deliveries import GROUP, Admission, DeliveryLog
 from service.domain import State
 from service.env_reader import SettingsError
 from service.errors import StoreUnavailable
@@ -175,6 +175,63 @@ async def test_the_outbox_is_trimmed_only_below_what_was_admitted(
     assert await redis_client.xlen(outbox) == 1
     assert await log.trim_outbox(SITE, keep=5) == 0
     assert len(await redis_client.keys(KEYS.delivery(SITE, "*"))) == 6
+
+
+OUTBOX_ENTRIES = 12
+ADMITTED = 8
+
+
+async def outbox_partly_admitted(
+    redis_client: aioredis.Redis,
+    log: DeliveryLog,
+    create_site: CreateSite,
+    admitted: int = ADMITTED,
+) -> list[str]:
+    """An outbox of 12 entries, the oldest ``admitted`` admitted; its entry ids, oldest first."""
+    await create_site("http://127.0.0.1:9/hooks")
+    for _ in range(OUTBOX_ENTRIES):
+        # Entries naming no event are admitted (the group's cursor moves on) without a record.
+        await redis_client.xadd(KEYS.outbox(SITE), {"type": "comment.approved", "site": SITE})
+    assert (await log.admit(SITE, admitted, now_ms())).read == admitted
+    return await entry_ids(redis_client, KEYS.outbox(SITE))
+
+
+@pytest.mark.parametrize("keep", [1, 3, 4, 5, 6, 7, 11, 12, 13])
+async def test_the_trim_keeps_the_newest_entries_and_every_one_not_admitted(
+    redis_client: aioredis.Redis, log: DeliveryLog, create_site: CreateSite, keep: int
+) -> None:
+    before = await outbox_partly_admitted(redis_client, log, create_site)
+    waiting = OUTBOX_ENTRIES - ADMITTED
+    removed = await log.trim_outbox(SITE, keep)
+    # The newest `keep`, and never an entry not admitted yet (nor the last admitted one).
+    kept = min(OUTBOX_ENTRIES, max(keep, waiting + 1))
+    assert await entry_ids(redis_client, KEYS.outbox(SITE)) == before[-kept:]
+    assert removed == OUTBOX_ENTRIES - kept
+
+
+async def test_the_trim_keeps_entries_not_admitted_when_redis_cannot_tell_the_lag(
+    redis_client: aioredis.Redis, log: DeliveryLog, create_site: CreateSite
+) -> None:
+    before = await outbox_partly_admitted(redis_client, log, create_site)
+    outbox = KEYS.outbox(SITE)
+    # An entry deleted after the group's position leaves Redis unable to count what waits.
+    await redis_client.xdel(outbox, before[-1])
+    assert (await redis_client.xinfo_groups(outbox))[0]["lag"] is None
+    assert await log.trim_outbox(SITE, 2) == ADMITTED - 1
+    assert await entry_ids(redis_client, outbox) == before[ADMITTED - 1 : -1]
+    assert await log.trim_outbox(SITE, 2) == 0
+
+
+async def test_an_understated_lag_never_costs_an_entry_not_admitted(
+    redis_client: aioredis.Redis, log: DeliveryLog, create_site: CreateSite
+) -> None:
+    before = await outbox_partly_admitted(redis_client, log, create_site, admitted=2)
+    outbox = KEYS.outbox(SITE)
+    # Redis says one entry waits where ten do; trusted, MAXLEN 6 would remove four of them.
+    await redis_client.xgroup_setid(outbox, GROUP, before[1], entries_read=OUTBOX_ENTRIES - 1)
+    assert (await redis_client.xinfo_groups(outbox))[0]["lag"] == 1
+    assert await log.trim_outbox(SITE, 6) == 1
+    assert await entry_ids(redis_client, outbox) == before[1:]
 
 
 async def entry_ids(redis_client: aioredis.Redis, stream: str) -> list[str]:
