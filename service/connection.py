@@ -13,7 +13,10 @@ import redis.asyncio as aioredis
 import redis.cluster
 import redis.sentinel
 from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.cluster_pool import WaitingCluster
 from service.env_reader import SettingsError
@@ -64,6 +67,7 @@ def connect(settings: Settings) -> Connection:
             decode_responses=True,
             max_connections=settings.redis_max_connections,
             timeout=settings.redis_pool_timeout_seconds,
+            retry=_once_on_a_closed_connection(),
         )
         return Connection(primary, settings.redis_prefix, tuple(sentinel.sentinels))
     # A burst that finds every connection busy waits (bounded) for one, rather than failing at
@@ -75,9 +79,17 @@ def connect(settings: Settings) -> Connection:
         decode_responses=True,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=socket_timeout,
+        retry=_once_on_a_closed_connection(),
     )
     single: aioredis.Redis = aioredis.Redis.from_pool(pool)
     return Connection(single, settings.redis_prefix)
+
+
+def _once_on_a_closed_connection() -> Retry:
+    """A command is sent once more, on a new connection, when its pooled connection turns out
+    closed (Redis restarted, failed over, or dropped idle clients): without it each of the pool's
+    connections answers one request 503 first. Not on a timeout: the command may still run."""
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
 class WaitingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):

@@ -107,6 +107,30 @@ async def test_a_request_waits_for_a_connection_freed_within_the_bound(
     assert response.status == 200
 
 
+async def test_connections_redis_closed_are_replaced_without_a_failed_request(
+    client: Client, site: dict[str, str], moderator: Headers, redis_client: aioredis.Redis
+) -> None:
+    for _ in range(POOL_SIZE):
+        assert (await client.get("/v1/sites/news/queue", headers=moderator(site))).status == 200
+    # Redis drops the app's pooled connections (a restart, a failover, idle clients dropped);
+    # only this test's database: other runs share the server.
+    own = await redis_client.client_id()
+    database = redis_client.connection_pool.connection_kwargs.get("db", 0)
+    closed = 0
+    for listed in await redis_client.client_list():
+        if int(listed["db"]) == database and int(listed["id"]) != own:
+            await redis_client.client_kill_filter(_id=listed["id"])
+            closed += 1
+    assert closed >= 1
+
+    answers = [
+        (await client.get("/v1/sites/news/queue", headers=moderator(site))).status
+        for _ in range(POOL_SIZE)
+    ]
+
+    assert answers == [200] * POOL_SIZE
+
+
 async def test_the_sentinel_primarys_pool_waits_within_the_bound_too(
     redis_sentinel: SentinelSetup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
