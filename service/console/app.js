@@ -11,6 +11,7 @@ const FALLBACK_REASONS = ["TOXIC", "SPAM", "OFF_TOPIC", "INSULT", "THREAT", "IDE
 const FALLBACK_HOLDS = ["TOXIC", "SPAM", "LINKS", "SUSPECT_WORD", "NEW_AUTHOR", "AUTHOR_PREMOD", "PREMOD", "REPORTED"];
 const ACTION_WORDS = { approve: "Approved", reject: "Rejected", spam: "Marked as spam", reopen: "Reopened" };
 const STATE_ACTIONS = { approved: "approve", rejected: "reject", spam: "spam", pending: "reopen" };
+const DECISIONS = new Set(["approve", "reject", "spam", "reopen"]);
 const PAGE = 50;
 const CLAIM = 10;
 
@@ -103,6 +104,7 @@ function signOut(message = "") {
   state.stopLive = null;
   state.me = null;
   state.items = [];
+  forgetUndo();
   for (const id of ["queue", "browse", "admin", "nav", "who"]) $(`#${id}`).hidden = true;
   $("#items").replaceChildren();
   $("#sign-in").hidden = false;
@@ -114,12 +116,15 @@ whenSignedOut(() => signOut("Your token is no longer valid (it was revoked or ch
 
 async function openSite(id) {
   state.site = id;
+  // An undo names comment ids, which another site (or the next moderator) has too.
+  forgetUndo();
   $("#site-picker").value = id;
   show("queue");
   Object.assign(state, await siteReasons());
   fillReasonPickers();
+  // Following first, then reading: a comment held between the two is in one or the other.
+  await startLive();
   await reloadQueue();
-  startLive();
 }
 
 async function siteReasons() {
@@ -208,10 +213,11 @@ async function loadCounts() {
   }
 }
 
-// Also keeps out items a live event adds that the reason filter would not list.
+// Also keeps out items a live event adds that the filters would not list.
 function visibleItems() {
-  const reason = state.filters.reason;
-  return state.items.filter((item) => !reason || item.reasons.includes(reason));
+  const { reason, article, author } = state.filters;
+  return state.items.filter((item) => (!reason || item.reasons.includes(reason))
+    && (!article || item.article_id === article) && (!author || item.author?.id === author));
 }
 
 function renderQueue() {
@@ -379,9 +385,10 @@ async function askReason() {
   return { reason: $("#reason").value, note: $("#note").value || undefined };
 }
 
-// Decide the selection if there is one, else the comment the action belongs to.
+// A key decides the selection if there is one, else the focused comment; a card's button
+// decides its own comment.
 async function decideFocused(action, id) {
-  if (state.selected.size) return decideMany(action, [...state.selected]);
+  if (!id && state.selected.size) return decideMany(action, [...state.selected]);
   const item = id ? state.items.find((entry) => entry.id === id) : focusedItem();
   if (!item) return;
   let extra = {};
@@ -442,23 +449,30 @@ function dropItems(ids) {
 // The toast's Undo (and the u key) decides each comment back to the state it came from.
 function remember(action, changes) {
   if (!changes.length) return;
-  state.undo = changes;
+  state.undo = { changes, queue: state.queue };
   const noun = changes.length === 1 ? `comment ${changes[0].id}` : `${changes.length} comments`;
   $("#toast-text").textContent = `${ACTION_WORDS[action]} ${noun}.`;
   $("#toast").hidden = false;
 }
 
-async function undo() {
-  const changes = state.undo;
-  if (!changes) return;
+function forgetUndo() {
   state.undo = null;
   $("#toast").hidden = true;
+}
+
+async function undo() {
+  if (!state.undo) return;
+  const { changes, queue } = state.undo;
+  forgetUndo();
   const decisions = changes.map((change) => ({ id: change.id, action: STATE_ACTIONS[change.from] || "reopen", version: change.version }));
   try {
     const { results } = await post(`/v1/sites/${site()}/decisions`, { decisions });
     const failed = results.filter((result) => !result.ok);
     await reloadQueue();
-    say("#queue-message", failed.length ? `Undo failed for ${failed.map((result) => result.id).join(", ")}: ${failed[0].error.message}` : "Undone.", { error: failed.length > 0 });
+    // Approving again is what undoes a decision on a reported comment, and approving clears
+    // its readers' reports: it does not go back to the reported queue.
+    const done = queue === "reported" ? "Undone: approved again, and its reports are cleared." : "Undone.";
+    say("#queue-message", failed.length ? `Undo failed for ${failed.map((result) => result.id).join(", ")}: ${failed[0].error.message}` : done, { error: failed.length > 0 });
   } catch (error) {
     say("#queue-message", explain(error), { error: true, reload: true });
   }
@@ -509,11 +523,16 @@ setInterval(() => {
 
 // ---------------------------------------------------------------- live
 
+// Settles once the stream first answers (or fails to), when it has its starting point.
 function startLive() {
   if (state.stopLive) state.stopLive();
+  let started;
+  const answered = new Promise((resolve) => { started = resolve; });
   state.stopLive = follow(`/v1/sites/${site()}/events`, onLive, (up) => {
     $("#live").textContent = up ? "live" : "reconnecting…";
+    started();
   });
+  return answered;
 }
 
 let countsSoon = null;
@@ -542,13 +561,19 @@ async function onLive(kind, event) {
     } catch {
       // Decided again meanwhile, or expired: nothing to show.
     }
-  } else if (index >= 0 && event.state !== "pending" && state.queue === "pending" && !mine) {
+  } else if (index >= 0 && !mine && (state.queue === "pending" ? event.state !== "pending" : DECISIONS.has(event.action))) {
     dropItems([event.comment_id]);
     say("#queue-message", `${event.actor_name || event.actor} decided ${event.comment_id} (${event.state}).`);
   }
 }
 
 // ---------------------------------------------------------------- browse
+
+// The local midnight after a "YYYY-MM-DD" day: a day is 23 or 25 hours long where clocks change.
+function nextMidnight(day) {
+  const [year, month, date] = day.split("-").map(Number);
+  return new Date(year, month - 1, date + 1);
+}
 
 async function loadBrowse(reset) {
   const browse = state.browse;
@@ -561,7 +586,7 @@ async function loadBrowse(reset) {
   const path = `/v1/sites/${site()}/comments${query({
     state: wanted, article, author, limit: PAGE, cursor: browse.cursor,
     since: since ? new Date(`${since}T00:00:00`).toISOString() : "",
-    until: until ? new Date(new Date(`${until}T00:00:00`).getTime() + 86400000).toISOString() : "",
+    until: until ? nextMidnight(until).toISOString() : "",
   })}`;
   try {
     const page = await get(path);

@@ -74,7 +74,9 @@ async def _stream(request: web.Request, site: str) -> web.StreamResponse:
     await response.prepare(request)
     stopping = request.app[STOPPING]
     try:
-        await response.write(f"retry: {RETRY_MS}\n\n".encode())
+        # The stream's starting point, so a reconnect before any event resumes from it instead
+        # of from whatever is newest then (and loses what happened between).
+        await response.write(f"id: {after}\nretry: {RETRY_MS}\n\n".encode())
         quiet = 0
         while not stopping.is_set() and not _client_gone(request):
             after, news = await moderation.events_after(site, after, block_ms=WAIT_MS)

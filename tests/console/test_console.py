@@ -2,12 +2,14 @@
 
 import json
 import re
+import time
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Request, Route, expect
 
 from service.keys import KeySpace
-from tests.console.support import Service, Site, screenshot, sign_in
+from tests.console.conftest import UI_TIMEOUT_MS
+from tests.console.support import Service, Site, new_site, screenshot, sign_in
 
 # The first test waits for `civility serve` to load the model, which on a busy machine takes
 # longer than the suite's usual per-test limit.
@@ -487,3 +489,154 @@ def test_the_admin_adds_a_moderator_and_sees_policy_errors_in_words(
     expect(page.locator("#policy-message li")).to_have_count(2)
     page.get_by_role("button", name="Rotate webhook secret").click()
     expect(page.locator("#secrets-message")).to_contain_text("New webhook secret (shown once)")
+
+
+def test_a_comment_held_while_the_event_stream_connects_appears(page: Page, site: Site) -> None:
+    hold(site, 1)
+    waiting: list[Route] = []
+    page.route(re.compile(r"/events$"), lambda route: waiting.append(route))
+    signed_in(page, site)
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not waiting:
+        assert time.monotonic() < deadline, "the console never asked for its event stream"
+        page.wait_for_timeout(20)
+    # Held while the stream's request is on its way (a slow network).
+    site.post_comment("late", "A late reader asks whether the talks will be streamed.")
+    waiting[0].continue_()
+    expect(page.locator("#live")).to_have_text("live")
+    expect(page.locator('#items > li[data-id="late"]')).to_be_visible()
+    expect(page.locator("#items > li")).to_have_count(2)
+
+
+def test_a_live_comment_outside_the_filters_stays_out_of_the_queue(page: Page, site: Site) -> None:
+    site.post_comment("spam1", CALM[0], author="spammer")
+    signed_in(page, site)
+    expect(page.locator("#live")).to_have_text("live")
+    filters = page.get_by_role("form", name="Queue filters")
+    filters.locator("input[name=author]").fill("spammer")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.locator("#items > li")).to_have_count(1)
+    site.post_comment("innocent", CALM[1], author="regular")
+    site.post_comment("spam2", CALM[2], author="spammer")
+    # Events come in order: once the later one is shown, the earlier one was handled.
+    expect(page.locator('#items > li[data-id="spam2"]')).to_be_visible()
+    assert items(page) == ["spam1", "spam2"]
+
+
+def test_a_cards_button_decides_that_card_whatever_is_selected(page: Page, site: Site) -> None:
+    hold(site, 3)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    first, _, third = items(page)
+    page.locator("#items > li").nth(0).get_by_role("checkbox").check()
+    page.locator("#items > li").nth(2).get_by_role("button", name="Spam").click()
+    expect(page.locator(f'#items > li[data-id="{third}"]')).to_have_count(0)
+    assert (site.comment(first)["state"], site.comment(third)["state"]) == ("pending", "spam")
+    # The keys still decide the selection.
+    page.keyboard.press("a")
+    expect(page.locator(f'#items > li[data-id="{first}"]')).to_have_count(0)
+    assert site.comment(first)["state"] == "approved"
+
+
+def test_undo_is_forgotten_on_another_site_and_on_sign_out(
+    page: Page, service: Service, site: Site
+) -> None:
+    other = new_site(service)
+    hold(site, 1)
+    # Hosts number comments per site: the other site has a c00 too, approved.
+    hold(other, 1)
+    status, _ = service.call(
+        "POST", f"/v1/sites/{other.id}/comments/c00/decision", {"action": "approve"}
+    )
+    assert status == 200
+    decisions: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            decisions.append(request.url)
+            if request.method == "POST" and "/decision" in request.url
+            else None
+        ),
+    )
+    sign_in(page, service.admin_token)
+    expect(page.locator("#who-name")).to_have_text("admin")
+    page.get_by_label("Site", exact=True).select_option(site.id)
+    expect(page.locator("#items > li")).to_have_count(1)
+    page.keyboard.press("a")
+    expect(page.locator("#toast-text")).to_have_text("Approved comment c00.")
+    page.get_by_label("Site", exact=True).select_option(other.id)
+    expect(page.locator("#toast")).to_be_hidden()
+    page.keyboard.press("u")
+    # A request sent after the key: an undo would have gone before it.
+    with page.expect_response(re.compile(r"/comments\?")):
+        page.get_by_role("button", name="Browse").click()
+    assert [url for url in decisions if "/decisions" in url] == []
+    assert other.comment("c00")["state"] == "approved"
+
+
+def reported(site: Site) -> str:
+    """A published comment its readers reported into the reported queue."""
+    (comment_id,) = hold(site, 1)
+    status, _ = site.service.call(
+        "POST", f"/v1/sites/{site.id}/comments/{comment_id}/decision", {"action": "approve"}
+    )
+    assert status == 200
+    for reader in range(3):  # the default report threshold
+        site.report(comment_id, f"reader-{reader}")
+    assert site.comment(comment_id)["reasons"] == ["REPORTED"]
+    return comment_id
+
+
+def test_the_reported_tab_drops_a_comment_another_moderator_decided(
+    page: Page, service: Service, site: Site
+) -> None:
+    comment_id = reported(site)
+    site.add_moderator("Alice")
+    signed_in(page, site)
+    page.get_by_role("tab", name=re.compile("Reported")).click()
+    expect(page.locator("#items > li")).to_have_count(1)
+    expect(page.locator("#live")).to_have_text("live")
+    status, _ = service.call(
+        "POST",
+        f"/v1/sites/{site.id}/comments/{comment_id}/decision",
+        {"action": "reject"},
+        token=site.tokens["Alice"],
+    )
+    assert status == 200
+    expect(page.locator("#items > li")).to_have_count(0)
+    expect(page.locator("#queue-message")).to_have_text(f"Alice decided {comment_id} (rejected).")
+
+
+def test_undo_in_the_reported_tab_says_the_reports_are_cleared(page: Page, site: Site) -> None:
+    comment_id = reported(site)
+    signed_in(page, site)
+    page.get_by_role("tab", name=re.compile("Reported")).click()
+    expect(page.locator("#items > li")).to_have_count(1)
+    page.keyboard.press("s")
+    expect(page.locator("#items > li")).to_have_count(0)
+    page.keyboard.press("u")
+    expect(page.locator("#queue-message")).to_have_text(
+        "Undone: approved again, and its reports are cleared."
+    )
+    assert site.comment(comment_id)["state"] == "approved"
+
+
+def test_browse_until_a_day_ends_at_its_local_midnight_across_a_clock_change(
+    browser: Browser, service: Service, site: Site
+) -> None:
+    berlin = browser.new_context(timezone_id="Europe/Berlin")
+    try:
+        page = berlin.new_page()
+        page.goto(f"{service.url}/console")
+        signed_in(page, site)
+        page.get_by_role("button", name="Browse").click()
+        form = page.locator("#browse-filters")
+        form.locator("input[name=since]").fill("2025-10-26")
+        form.locator("input[name=until]").fill("2025-10-26")
+        with page.expect_request(re.compile(r"/comments\?")) as asked:
+            form.get_by_role("button", name="Show").click()
+        # 26 October 2025 in Berlin is 25 hours long: 22:00Z the day before to 23:00Z.
+        assert "since=2025-10-25T22%3A00%3A00.000Z" in asked.value.url
+        assert "until=2025-10-26T23%3A00%3A00.000Z" in asked.value.url
+    finally:
+        berlin.close()

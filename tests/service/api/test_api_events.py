@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,10 @@ async def open_stream(
     response = await client.get("/v1/sites/held/events", headers=sent)
     assert response.status == 200, await response.text()
     assert response.headers["Content-Type"] == "text/event-stream"
-    assert await next_frame(response) == {"retry": "2000"}
+    first = await next_frame(response)
+    assert first["retry"] == "2000"
+    # Where the stream starts: a reconnect before any event resumes there.
+    assert first["id"] == last_event_id if last_event_id else re.fullmatch(r"\d+-\d+", first["id"])
     return response
 
 
@@ -86,6 +90,26 @@ async def test_claims_and_decisions_stream_live_without_comment_text(
     created = await next_frame(resumed)
     assert (created["data"]["action"], created["data"]["state"]) == ("create", "pending")
     assert created["data"]["actor_name"] is None
+    resumed.close()
+
+
+async def test_a_stream_reconnected_before_its_first_event_misses_nothing(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    quiet = await client.get("/v1/sites/held/events", headers=mo)
+    start = (await next_frame(quiet))["id"]
+    quiet.close()
+    # While the browser reconnects (a failover, a proxy), a moderator decides.
+    decision = {"action": "approve"}
+    response = await client.post("/v1/sites/held/comments/c0/decision", json=decision, headers=mo)
+    assert response.status == 200
+
+    resumed = await open_stream(client, mo, last_event_id=start)
+
+    changed = await next_frame(resumed)
+    assert (changed["data"]["comment_id"], changed["data"]["action"]) == ("c0", "approve")
     resumed.close()
 
 
