@@ -82,7 +82,13 @@ LUA_MUTANTS = (
         equivalent="re-reading the last id of a page tries a lease this call already holds; "
         "SET NX refuses it, so the same ids are claimed",
     ),
-    LuaMutant("decide.lua", "if stored[6] == ARGV[11] then", "if false then"),
+    LuaMutant("decide.lua", "if stored[6] == ARGV[11] or (", "if false or ("),
+    LuaMutant(
+        "decide.lua",
+        'or (remember_ms > 0 and redis.call("EXISTS", decided) == 1) then',
+        "then",
+    ),
+    LuaMutant("decide.lua", '  redis.call("SET", decided, id, "PX", remember_ms)\n', ""),
     LuaMutant(
         "decide.lua",
         'if ARGV[7] ~= "" and ARGV[7] ~= stored[2] then',

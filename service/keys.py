@@ -171,6 +171,12 @@ class KeySpace:
         """Stream: one event per state change, for the webhook worker (never trimmed here)."""
         return f"{self.site_prefix(site)}outbox"
 
+    def decided(self, site: str, event_id: str) -> str:
+        """String with expiry (the idempotency window): the comment id a decision sent with an
+        Idempotency-Key was made on, by its event id, so a retry finds it made even after the
+        comment changed again."""
+        return f"{self.site_prefix(site)}decided:{event_id}"
+
     def stats(self, site: str) -> str:
         """Hash: decision counters (auto, moderator)."""
         return f"{self.site_prefix(site)}stats"

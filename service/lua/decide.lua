@@ -21,17 +21,22 @@ ARGV[10] now (ms)                          ARGV[11] outbox event id
 ARGV[12] outbox event type                 ARGV[13] allowed source states (comma separated)
 ARGV[14] retention (ms) of the decided comment and its history
 ARGV[15] the author's recent window (ms)
+ARGV[16] how long (ms) the event id is remembered as made, when it came from an Idempotency-Key
+         (0: a fresh id, nothing remembered)
 
 Derived keys: the pending and reported queue indexes of the comment's article, author and reasons, the
 browse indexes of its old and new state (civ:{site}:comments:<state>[:article:<a>|:author:<u>]),
 the
 author's counters (civ:{site}:author:<author>) and recent decisions (civ:{site}:recent:<author>),
-and the comment's reports (civ:{site}:reports:<id>), which approving clears: the moderator kept
-the comment, so readers' reports start again from none.
+the comment's reports (civ:{site}:reports:<id>), which approving clears (the moderator kept
+the comment, so readers' reports start again from none), and, when ARGV[16] is set, the decision
+remembered under its event id (civ:{site}:decided:<event id>, the comment id, for ARGV[16] ms).
 
 A retried call (same event id, for example after a client timeout) finds its own change already
-made and returns it again instead of applying it twice; so does a call without a version that
-asks for the decision the comment already carries from the same actor with the same reasons.
+made and returns the comment as it stands instead of applying it twice: by the comment's last
+event id, or, once the comment changed again (another moderator's decision, the host's edit), by
+the decision remembered under the event id. So does a call without a version that asks for the
+decision the comment already carries from the same actor with the same reasons.
 
 Returns {"ok", fields}; {"not_found"}; {"version_conflict", current version};
 {"claim_conflict", holder, remaining lease ms}; or {"invalid_transition", state}.
@@ -39,6 +44,8 @@ Returns {"ok", fields}; {"not_found"}; {"version_conflict", current version};
 
 local prefix, site, id, target, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 local now = ARGV[10]
+local remember_ms = tonumber(ARGV[16])
+local decided = prefix .. "decided:" .. ARGV[11]
 
 local stored = redis.call("HMGET", KEYS[1], "state", "version", "article_id", "author_id", "model",
   "last_event_id", "priority", "created_at", "decided_by", "reasons")
@@ -46,7 +53,9 @@ local previous = stored[1]
 if not previous then
   return {"not_found"}
 end
-if stored[6] == ARGV[11] then
+-- This request's change, already made: the comment may have moved on since (the last event id
+-- is then another's), and applying it again would undo that and send an event of a reused id.
+if stored[6] == ARGV[11] or (remember_ms > 0 and redis.call("EXISTS", decided) == 1) then
   return {"ok", comment_fields(prefix, id)}
 end
 -- The decision the comment already carries (same state, same moderator, same reasons), sent
@@ -99,6 +108,9 @@ record(KEYS[2], KEYS[3], KEYS[4], {
   model = stored[5] and cjson.encode(stored[5]) or "null",
   event_id = ARGV[11], event_type = ARGV[12],
 })
+if remember_ms > 0 then
+  redis.call("SET", decided, id, "PX", remember_ms)
+end
 -- A comment back in the queue is kept until decided, like any held comment.
 retain(prefix, id, target == "pending" and 0 or tonumber(ARGV[14]))
 return {"ok", comment_fields(prefix, id)}

@@ -15,7 +15,7 @@ from service.domain import (
     ReportSpec,
 )
 from service.errors import CivilityError, ClaimConflict, StoreUnavailable
-from service.idempotency import event_id
+from service.idempotency import KEEP_MS, event_id
 from service.moderation.base import ModerationBase
 from service.moderation.tokens import new_event_id
 from service.path_ids import same_target
@@ -51,7 +51,9 @@ class Decisions(ModerationBase):
         The decision is then kept as a training label (when this object has a label log and
         ``learn``: a ban's rejections judge the author, not each text). ``event_seed`` (a
         request's idempotency seed) makes the event id the same on every retry of the request,
-        so a retry after an unknown outcome finds its change made and sends no second event."""
+        so a retry after an unknown outcome finds its change made, even once the comment changed
+        again (decided by another, edited), and neither applies it again nor sends a second
+        event."""
         policy = (await self._site_record(site_id)).site.policy
         event = event_for(decision.action)
         target = decided_state(event)
@@ -68,13 +70,17 @@ class Decisions(ModerationBase):
             event_type=EVENT_TYPES[target],
             sources=sources_argument(event),
             rules=SiteRules.of(policy),
+            remember_ms=0 if event_seed is None else KEEP_MS,
         )
         try:
             comment = await self.store.decide(site_id, write)
         except ClaimConflict as conflict:
             await self._name_holder(site_id, conflict)
             raise
-        if learn:
+        # A retry that found its decision made after the comment moved on (another moderator's
+        # decision, the host's edit) teaches nothing: the label would undo the later one's, or
+        # judge a text the moderator never saw.
+        if learn and _carries(comment, write):
             await self._record_label(site_id, comment, decision, policy)
         [named] = await self._named(site_id, [comment])
         return named
@@ -150,3 +156,12 @@ class Decisions(ModerationBase):
             sources=sources_argument(Event.REPORT),
         )
         return await self.store.report(site_id, write)
+
+
+def _carries(comment: Comment, write: DecisionWrite) -> bool:
+    """The comment stands as ``write`` decides it: same state, moderator and reasons."""
+    return (
+        comment.state is write.target
+        and comment.decided_by == write.actor
+        and comment.reasons == tuple(write.reasons)
+    )

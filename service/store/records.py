@@ -183,6 +183,10 @@ class DecisionWrite:
     event_type: str
     sources: str
     rules: SiteRules = SiteRules()
+    remember_ms: int = 0
+    """How long the script remembers ``event_id`` as made: the idempotency window when the id
+    came from an Idempotency-Key (a retry finds the decision made after the comment moved on),
+    0 for a fresh id."""
 
 
 @dataclass(frozen=True, slots=True)

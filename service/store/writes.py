@@ -204,6 +204,7 @@ class CommentWrites(ScriptedStore):
             write.sources,
             write.rules.retention_ms,
             write.rules.recent_window_ms,
+            write.remember_ms,
         ]
         reply = await self._run("decide", keys, args)
         outcome = reply[0]

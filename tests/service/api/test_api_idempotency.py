@@ -5,14 +5,17 @@ import base64
 from collections.abc import Callable
 from typing import Any, cast
 
+import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.appkeys import IDEMPOTENCY
+from service.appkeys import IDEMPOTENCY, MODERATION
 from service.idempotency import KEEP_MS, RUNNING_MS, digest
 from service.keys import KeySpace
+from service.labels import LabelLog
 from tests.clocks import Clock
+from tests.service.api.conftest import failing_on
 
 Client = TestClient[web.Request, web.Application]
 Headers = Callable[[dict[str, str]], dict[str, str]]
@@ -66,6 +69,71 @@ async def test_a_keyed_decision_retried_gets_the_first_answer_and_one_event(
     assert (await again.json())["state"] == "rejected"
     events = ["comment.held", "comment.rejected", "comment.held"]
     assert await events_of(redis_client, "c1") == events
+
+
+async def test_a_retry_after_a_lost_answer_leaves_a_later_decision_standing(
+    client: Client,
+    admin: dict[str, str],
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    path = "/v1/sites/news/comments/c1/decision"
+    reject = {"action": "reject", "reason": "TOXIC"}
+    headers = keyed(moderator(site), "mod-1-rejects")
+    store = client.app[MODERATION].store
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "decide", failing_on(store.decide, "c1", written=True))
+        lost = await client.post(path, json=reject, headers=headers)
+    assert lost.status == 503  # rejected, but the answer never came: the key is given back
+    created = await client.post("/v1/sites/news/moderators", json={"name": "Bo"}, headers=admin)
+    second = {"Authorization": f"Bearer {(await created.json())['token']}"}
+    approved = await client.post(path, json={"action": "approve"}, headers=second)
+    assert approved.status == 200
+
+    retried = await client.post(path, json=reject, headers=headers)
+    # The reject is found made: the later approval stands, taught last, and was the last word.
+    assert retried.status == 200
+    answer = await retried.json()
+    assert (answer["state"], answer["version"]) == ("approved", 3)
+    events = ["comment.held", "comment.rejected", "comment.approved"]
+    assert await events_of(redis_client, "c1") == events
+    labels = [entry async for entry in LabelLog(redis_client).export("news")]
+    assert [entry["labels"] for entry in labels] == [{"spam": 0, "toxicity": 0}]
+
+
+async def test_a_retry_after_a_lost_answer_does_not_decide_the_hosts_edit(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    path = "/v1/sites/news/comments/c1/decision"
+    headers = keyed(moderator(site), "approve-c1")
+    store = client.app[MODERATION].store
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "decide", failing_on(store.decide, "c1", written=True))
+        lost = await client.post(path, json={"action": "approve"}, headers=headers)
+    assert lost.status == 503
+    edit = {"id": "c1", "article": {"id": "a1"}, "author": {"id": "reader"}, "text": "Edited."}
+    assert (await post_signed(site, edit)).status == 202
+
+    retried = await client.post(path, json={"action": "approve"}, headers=headers)
+    # The moderator approved the first text, never this one: it waits for a moderator again.
+    assert retried.status == 200
+    answer = await retried.json()
+    assert (answer["text"], answer["state"]) == ("Edited.", "pending")
+    events = ["comment.held", "comment.approved", "comment.held"]
+    assert await events_of(redis_client, "c1") == events
+    decided = KEYS.decided("news", "*")
+    [remembered] = [key async for key in redis_client.scan_iter(decided)]
+    assert KEEP_MS - 60_000 < await redis_client.pttl(remembered) <= KEEP_MS
 
 
 async def test_a_key_sent_with_another_body_is_refused(
