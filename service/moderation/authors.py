@@ -15,7 +15,7 @@ from service.domain import (
     RecentDecisions,
 )
 from service.errors import CivilityError, NotFound, ValidationFailed
-from service.moderation.decisions import Decisions
+from service.moderation.decisions import Decisions, unavailable
 from service.path_ids import checked_id
 from service.store.records import SiteRules
 from service.times import from_ms
@@ -88,6 +88,10 @@ class Authors(Decisions):
                 try:
                     await self.decide(site_id, comment_id, decision, actor, learn=False)
                 except CivilityError as error:
+                    # Redis unavailable fails the ban (503, its key given back): its retry
+                    # rejects the comments still held, instead of replaying this one failed.
+                    if unavailable(error):
+                        raise
                     failed.append(
                         DecisionOutcome(id=comment_id, ok=False, error=error.to_json()["error"])
                     )

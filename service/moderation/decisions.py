@@ -119,7 +119,12 @@ class Decisions(ModerationBase):
     async def decide_many(
         self, site_id: str, decisions: BulkDecision, actor: str, *, event_seed: str | None = None
     ) -> list[DecisionOutcome]:
-        """Each decision on its own: one failing item (conflict, unknown id) spares the others."""
+        """Each decision on its own: one failing item (conflict, unknown id) spares the others.
+
+        Redis unavailable fails the whole request (503) instead: an item's outcome is then
+        unknown, and an answer naming it failed would be kept for the request's Idempotency-Key
+        and replayed to every retry. The retry runs each item again, and finds made (by its
+        event id) those that were."""
         await self._site_record(site_id)
         outcomes = []
         for item in decisions.decisions:
@@ -131,6 +136,8 @@ class Decisions(ModerationBase):
                     site_id, item.id, decision, actor, event_seed=event_seed
                 )
             except CivilityError as error:
+                if unavailable(error):
+                    raise
                 outcomes.append(
                     DecisionOutcome(id=item.id, ok=False, error=error.to_json()["error"])
                 )
@@ -156,6 +163,12 @@ class Decisions(ModerationBase):
             sources=sources_argument(Event.REPORT),
         )
         return await self.store.report(site_id, write)
+
+
+def unavailable(error: CivilityError) -> bool:
+    """A failure of the service (Redis unavailable), not of the item: whether the item was
+    written is unknown, so the whole request fails and its retry runs it again."""
+    return error.status >= 500
 
 
 def _carries(comment: Comment, write: DecisionWrite) -> bool:

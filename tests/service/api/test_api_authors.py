@@ -9,7 +9,9 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from service.appkeys import MODERATION
 from service.keys import KeySpace
+from tests.service.api.conftest import failing_on
 
 Client = TestClient[web.Request, web.Application]
 Headers = Callable[[dict[str, str]], dict[str, str]]
@@ -250,6 +252,39 @@ async def test_a_ban_rejects_the_authors_held_comments_through_the_decision_path
     assert rejected == ["c0", "c1", "c2"]
     queue = await (await client.get("/v1/sites/held/queue", headers=moderator(site))).json()
     assert [item["id"] for item in queue["items"]] == ["d1"]
+
+
+async def test_a_ban_redis_fails_half_way_answers_503_and_its_retry_rejects_the_rest(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await create_site("held", mode="pre")
+    for number in range(3):
+        await post(post_signed, site, comment(f"c{number}"))
+    path = "/v1/sites/held/authors/ann/status"
+    ban = {"status": "banned", "reject_pending": True}
+    headers = {**moderator(site), "Idempotency-Key": "ban-ann"}
+    store = client.app[MODERATION].store
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "decide", failing_on(store.decide, "c1", written=False))
+        failed = await client.post(path, json=ban, headers=headers)
+    # Not an answer naming c1 failed, kept for the key and replayed to every retry.
+    assert failed.status == 503
+    assert (await failed.json())["error"]["code"] == "store_unavailable"
+
+    retried = await client.post(path, json=ban, headers=headers)
+    assert retried.status == 200
+    assert "Idempotent-Replayed" not in retried.headers
+    outcome = await retried.json()
+    assert (outcome["rejected"], outcome["failed"]) == (["c1", "c2"], [])
+    assert outcome["author"]["counts"]["rejected"] == 3
+    entries = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(KEYS.outbox("held")))
+    rejected = [f["comment_id"] for _, f in entries if f["type"] == "comment.rejected"]
+    assert rejected == ["c0", "c1", "c2"]
 
 
 async def test_a_ban_leaves_a_comment_another_moderator_claimed(

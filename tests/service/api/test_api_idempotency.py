@@ -256,6 +256,37 @@ async def test_bulk_decisions_and_reports_replay_their_first_answer(
     assert await answers[1].json() == await answers[0].json()
 
 
+async def test_a_bulk_decision_redis_fails_half_way_answers_503_and_its_retry_finishes_it(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    bulk = {"decisions": [{"id": "c1", "action": "approve"}, {"id": "c1-1", "action": "spam"}]}
+    headers = keyed(moderator(site), "bulk-lost")
+    store = client.app[MODERATION].store
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "decide", failing_on(store.decide, "c1-1", written=True))
+        failed = await client.post("/v1/sites/news/decisions", json=bulk, headers=headers)
+    # Not a result naming c1-1 failed, kept for the key and replayed to every retry.
+    assert failed.status == 503
+    assert (await failed.json())["error"]["code"] == "store_unavailable"
+
+    retried = await client.post("/v1/sites/news/decisions", json=bulk, headers=headers)
+    assert retried.status == 200
+    results = (await retried.json())["results"]
+    assert [(result["ok"], result["comment"]["state"]) for result in results] == [
+        (True, "approved"),
+        (True, "spam"),
+    ]
+    # Both were written by the first request: the retry finds them made and sends nothing.
+    assert await events_of(redis_client, "c1") == ["comment.held", "comment.approved"]
+    assert await events_of(redis_client, "c1-1") == ["comment.held", "comment.spam"]
+
+
 async def test_admin_writes_replay_and_keys_are_private_to_their_principal(
     client: Client, admin: dict[str, str], create_site: Any, moderator: Headers
 ) -> None:
