@@ -27,6 +27,7 @@ LUA_TESTS = {
         "tests/service/test_comment_layout.py",
         "tests/service/api/test_api_revocation.py",
     ),
+    "erase_answers.lua": ("tests/service/api/test_api_revocation.py",),
     **dict.fromkeys(
         ("add_moderator.lua", "touch_moderator.lua"),
         ("tests/service/test_store.py", "tests/service/api/test_api_revocation.py"),
@@ -171,6 +172,8 @@ LUA_MUTANTS = (
         'redis.call("LSET", history, index - 1, entry)',
     ),
     LuaMutant("erase_author.lua", "erased[#erased + 1] = stored[2]", "erased[#erased + 1] = key"),
+    LuaMutant("erase_answers.lua", "if author == ARGV[1] then", "if author ~= ARGV[1] then"),
+    LuaMutant("erase_answers.lua", '        redis.call("DEL", key)\n', ""),
     LuaMutant("add_moderator.lua", 'if redis.call("EXISTS", KEYS[1]) == 0 then', "if false then"),
     LuaMutant("add_moderator.lua", 'redis.call("HSET", KEYS[2], ARGV[1], ARGV[2])\n', ""),
     LuaMutant("add_moderator.lua", "  return 0", "  return 1"),
@@ -244,6 +247,11 @@ LUA_MUTANTS = (
         'redis.call("HDEL", KEYS[1], "running_until")\n',
         "",
         equivalent="running_until is read only while the state is running, and this sets done",
+    ),
+    LuaMutant(
+        "idempotency_finish.lua",
+        '  redis.call("HSET", KEYS[1], "authors", ARGV[5])\n',
+        "",
     ),
     LuaMutant("idempotency_finish.lua", "return 1", "return 0"),
     LuaMutant(

@@ -1,5 +1,6 @@
 """Redis side of revocation and removal: moderators' listing and revocation, api-key rotation,
-a site's deletion with its purge in bounded steps, and one author's erasure.
+a site's deletion with its purge in bounded steps, and one author's erasure (their comments, and
+the kept idempotent answers carrying them).
 
 Writes to a site's own keys are Lua scripts in its hash slot; the global indexes (api keys,
 tokens, the purge list) are plain commands outside it, ordered so that a failure half-way leaves
@@ -7,7 +8,7 @@ nothing usable: a deleted site is listed for purging before anything of it is re
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -20,11 +21,11 @@ from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.scripts import LuaScripts, RedisClient, store_errors
 from service.times import from_ms
 
-SCRIPTS = ("revoke_moderator", "rotate_api_key", "delete_site", "erase_author")
+SCRIPTS = ("revoke_moderator", "rotate_api_key", "delete_site", "erase_author", "erase_answers")
 SCAN_COUNT = 1_000
 """Keys one SCAN call looks at: it bounds the work of one purge or erasure step."""
 ERASE_BATCH = 200
-"""Comment hashes one erasure (or reindex) script call looks at."""
+"""Comment hashes (or idempotency records) one erasure or reindex script call looks at."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,23 +181,32 @@ class AdminStore:
     # ------------------------------------------------------------------ erasure
 
     async def erase_author(self, site_id: str, author_id: str, now_ms: int) -> list[str]:
-        """Erase the author's text and details from every stored comment of theirs; their ids.
+        """Erase the author's text and details from every stored comment of theirs, then forget
+        the kept idempotent answers carrying their comments; the erased comments' ids.
 
-        No index lists all of an author's comments (decided ones expire on their own), so the
-        site's comment hashes are scanned, one bounded batch per script call."""
+        No index lists all of an author's comments (decided ones expire on their own), nor the
+        answers naming them, so the site's comment hashes and idempotency records are scanned,
+        one bounded batch per script call. The answers go after the comments: a retry in
+        between replays its answer, which is then forgotten, or runs again on erased data."""
         erased: list[str] = []
         remains = json.dumps({"id": author_id})
+        async for batch in self._scanned(f"{self.keys.site_prefix(site_id)}comment:*"):
+            erased += await self._erase(batch, author_id, remains, now_ms)
+        async for batch in self._scanned(self.keys.idempotency(site_id, "*")):
+            await self._run("erase_answers", batch, [author_id])
+        return erased
+
+    async def _scanned(self, pattern: str) -> AsyncIterator[list[str]]:
+        """The keys matching ``pattern``, ERASE_BATCH at a time."""
         batch: list[str] = []
-        pattern = f"{self.keys.site_prefix(site_id)}comment:*"
         with store_errors():
             async for key in self.redis.scan_iter(match=pattern, count=SCAN_COUNT):
                 batch.append(key)
                 if len(batch) == ERASE_BATCH:
-                    erased += await self._erase(batch, author_id, remains, now_ms)
+                    yield batch
                     batch = []
         if batch:
-            erased += await self._erase(batch, author_id, remains, now_ms)
-        return erased
+            yield batch
 
     async def _erase(
         self, keys: Sequence[str], author_id: str, remains: str, now_ms: int

@@ -12,13 +12,16 @@ own change already made and emits no second event.
 A kept answer may carry a credential (a new site's secret, a moderator's token), which civility
 otherwise never stores in the clear. So it is sealed (AES-GCM) under a key derived from the
 Idempotency-Key itself, which is never stored: only the caller who sent that key can read the
-answer back, and Redis alone reveals nothing.
+answer back, and Redis alone reveals nothing. An answer carrying comments names their authors
+in its record, in the clear, so that erasing an author forgets the answers holding their data.
 """
 
 import base64
 import hashlib
 import hmac
+import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -95,7 +98,11 @@ class IdempotencyStore:
         outcome: Outcome = reply[0]
         return outcome
 
-    async def finish(self, claim: Claim, answer: KeptAnswer) -> bool:
+    async def finish(
+        self, claim: Claim, answer: KeptAnswer, *, authors: Collection[str] = ()
+    ) -> bool:
+        """Keep the answer; ``authors`` (whose comments it carries) are recorded unsealed, so
+        that erasing one of them finds the answer and forgets it."""
         kept = await self._run(
             "idempotency_finish",
             [claim.record],
@@ -104,6 +111,7 @@ class IdempotencyStore:
                 answer.status,
                 _seal(claim, answer.body),
                 answer.content_type,
+                json.dumps(sorted(authors)) if authors else "",
             ],
         )
         return bool(kept)

@@ -50,9 +50,10 @@ class KeySpace:
         return f"{self.prefix}:gauges:changed"
 
     def idempotency(self, site: str | None, digest: str) -> str:
-        """Hash {body_hash, state, status, answer, content_type, expires_at, running_until}: a
-        request sent with an Idempotency-Key, by sha256 of the principal, method, path and key;
-        in the site's hash tag when the path names a site, else global."""
+        """Hash {body_hash, state, status, answer, content_type, expires_at, running_until,
+        authors}: a request sent with an Idempotency-Key, by sha256 of the principal, method,
+        path and key; in the site's hash tag when the path names a site, else global. ``authors``
+        (JSON list) names whose comments the answer carries, for their erasure."""
         if site is None:
             return f"{self.prefix}:idempotency:{digest}"
         return f"{self.site_prefix(site)}idempotency:{digest}"

@@ -5,6 +5,8 @@ KEYS[1]  the record hash            civ:{site}:idempotency:<digest>
 
 ARGV[1]  sha256 of the request body        ARGV[2]  HTTP status
 ARGV[3]  the answer's body                 ARGV[4]  its content type
+ARGV[5]  JSON list of the authors whose comments the answer carries ("" for none), kept
+         unsealed in "authors" so that erasing one of them finds the answer (erase_answers.lua)
 
 Returns 1, or 0 when the record is no longer this request's (expired, or taken by a retry with
 another body after it expired): the answer is then not kept.
@@ -17,4 +19,7 @@ end
 redis.call("HSET", KEYS[1], "state", "done", "status", ARGV[2], "answer", ARGV[3],
   "content_type", ARGV[4])
 redis.call("HDEL", KEYS[1], "running_until")
+if ARGV[5] ~= "" then
+  redis.call("HSET", KEYS[1], "authors", ARGV[5])
+end
 return 1

@@ -3,7 +3,7 @@
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 Principal = Callable[[web.Request], Awaitable[str]]
 """Authenticates the request and names who sent it: a key is private to its principal."""
 SEED = web.RequestKey("idempotency_seed", str)
+AUTHORS = web.RequestKey[frozenset[str]]("idempotency_authors")
 # Keeping the answer is retried this often before the request is answered 503: an answer given
 # without its record would let a retry act a second time.
 FINISH_ATTEMPTS = 3
@@ -56,6 +57,12 @@ async def by_site_signature(request: web.Request) -> str:
 def seed(request: web.Request) -> str | None:
     """The request's idempotency seed when it came with a key: writes derive their ids from it."""
     return request.get(SEED)
+
+
+def holds_authors(request: web.Request, author_ids: Iterable[str]) -> None:
+    """Name the authors whose comments the answer carries: erasing one of them forgets the kept
+    answer (a retry then runs the request again) rather than leave their data replayable."""
+    request[AUTHORS] = request.get(AUTHORS, frozenset()) | frozenset(author_ids)
 
 
 def _checked_key(key: str) -> str:
@@ -119,7 +126,7 @@ async def _answer(
     answer = KeptAnswer(response.status, body, response.content_type)
     for attempt in range(FINISH_ATTEMPTS):
         try:
-            await store.finish(claim, answer)
+            await store.finish(claim, answer, authors=request.get(AUTHORS, frozenset()))
             return response
         except StoreUnavailable:
             if attempt == FINISH_ATTEMPTS - 1:

@@ -21,7 +21,7 @@ from service.domain import (
 from service.openapi import operation
 from service.path_ids import checked_id
 from service.routes.body import read_json
-from service.routes.idempotent import by_site_moderator, idempotent, seed
+from service.routes.idempotent import by_site_moderator, holds_authors, idempotent, seed
 
 routes = web.RouteTableDef()
 
@@ -205,6 +205,7 @@ async def decide(request: web.Request) -> web.Response:
         actor,
         event_seed=seed(request),
     )
+    holds_authors(request, [comment.author.id])
     return web.json_response(comment.to_json())
 
 
@@ -225,6 +226,7 @@ async def decide_many(request: web.Request) -> web.Response:
     outcomes = await request.app[MODERATION].decide_many(
         site, decisions, actor, event_seed=seed(request)
     )
+    holds_authors(request, [item.comment.author.id for item in outcomes if item.comment])
     return web.json_response({"results": [outcome.to_json() for outcome in outcomes]})
 
 

@@ -79,8 +79,9 @@ async def delete_site(request: web.Request) -> web.Response:
 
 @routes.post("/v1/sites/{site}/authors/{author:[^/]+}:erase")
 @operation(
-    summary="Erase an author's data: the text and author fields of their comments and the "
-    "training labels taken from them; states, counts and the decisions' audit stay",
+    summary="Erase an author's data: the text and author fields of their comments, the "
+    "training labels taken from them and the kept idempotent answers carrying their comments; "
+    "states, counts and the decisions' audit stay",
     tag="admin",
     auth="admin",
     response=Erasure,

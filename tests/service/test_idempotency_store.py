@@ -131,3 +131,17 @@ async def test_a_kept_answer_is_a_fresh_nonce_and_the_sealed_body_bound_to_its_r
     opened = AESGCM(first.sealing_key).decrypt(nonce, sealed, first.record.encode())
     assert opened == ANSWER.body
     assert (stored["status"], stored["content_type"]) == ("201", "application/json")
+
+
+async def test_the_authors_an_answer_carries_are_kept_in_the_clear_beside_it(
+    store: IdempotencyStore, redis_client: aioredis.Redis
+) -> None:
+    carrying = store.claim("news", digest("mod", "POST", "/v1/x", "k-1"), "k-1", b"{}")
+    bare = store.claim("news", digest("mod", "POST", "/v1/x", "k-2"), "k-2", b"{}")
+    for each in (carrying, bare):
+        assert await store.begin(each, T0) == "started"
+    assert await store.finish(carrying, ANSWER, authors={"bob", "ada"}) is True
+    assert await store.finish(bare, ANSWER) is True
+    # Erasing an author reads this field; an answer that carries no one's comments has none.
+    assert await redis_client.hget(carrying.record, "authors") == '["ada", "bob"]'
+    assert not await redis_client.hexists(bare.record, "authors")

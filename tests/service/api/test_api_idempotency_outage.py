@@ -64,10 +64,10 @@ def frozen_during(pid: int, call: Callable[..., Awaitable[Any]]) -> Callable[...
     """``call`` sent while the server is stopped: its reply does not come within the socket
     timeout, and the server runs the command it holds once thawed."""
 
-    async def run(*args: Any) -> Any:
+    async def run(*args: Any, **kwargs: Any) -> Any:
         os.kill(pid, signal.SIGSTOP)
         try:
-            return await call(*args)
+            return await call(*args, **kwargs)
         finally:
             os.kill(pid, signal.SIGCONT)
 

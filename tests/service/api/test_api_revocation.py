@@ -13,6 +13,7 @@ from pytest_aiohttp import AiohttpClient
 from service import signatures
 from service.admin_store import SCAN_COUNT
 from service.app import create_app
+from service.keys import KeySpace
 from service.labels import LabelLog
 from service.moderation.tokens import sha256_hex
 from service.settings import DeliverySettings, Settings
@@ -20,6 +21,7 @@ from service.worker import Worker
 
 Client = TestClient[web.Request, web.Application]
 Headers = dict[str, str]
+KEYS = KeySpace()
 
 
 def comment(comment_id: str, author: str, text: str = "A calm remark about the harbour.") -> Any:
@@ -393,6 +395,55 @@ async def test_erasing_an_author_removes_their_text_and_details_but_keeps_decisi
     missing = await client.post("/v1/sites/gone/authors/ada:erase", headers=admin)
     assert missing.status == 404
     assert (await client.post("/v1/sites/held/authors/ada:erase", headers=token)).status == 401
+
+
+async def test_erasing_an_author_forgets_the_kept_answers_that_carry_their_comments(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("held", mode="pre")
+    for comment_id, author in (("c1", "ada"), ("c2", "ada"), ("c3", "bob"), ("c4", "bob")):
+        assert (await post_signed(site, comment(comment_id, author))).status == 202
+    token = bearer(site["moderator_token"])
+    requests: dict[str, tuple[str, Any, Headers]] = {
+        "ada's": ("/v1/sites/held/comments/c1/decision", {"action": "approve"}, token),
+        "ada's and bob's": (
+            "/v1/sites/held/decisions",
+            {"decisions": [{"id": "c2", "action": "reject"}, {"id": "c3", "action": "approve"}]},
+            token,
+        ),
+        "bob's": ("/v1/sites/held/comments/c4/decision", {"action": "spam"}, token),
+        "no one's": ("/v1/sites/held/moderators", {"name": "Bo"}, admin),
+    }
+
+    async def send(name: str) -> Any:
+        path, body, headers = requests[name]
+        return await client.post(path, json=body, headers={**headers, "Idempotency-Key": name})
+
+    first = {name: await (await send(name)).json() for name in requests}
+    outbox = await redis_client.xlen(KEYS.outbox("held"))
+    assert (await client.post("/v1/sites/held/authors/ada:erase", headers=admin)).status == 200
+
+    again = {name: await send(name) for name in requests}
+    # What carries none of ada's data is still replayed, a new moderator's token included.
+    for name in ("bob's", "no one's"):
+        assert again[name].headers["Idempotent-Replayed"] == "true"
+        assert await again[name].json() == first[name]
+    # What carried ada's text and details runs again: on the erased comments, deciding nothing.
+    for name in ("ada's", "ada's and bob's"):
+        assert "Idempotent-Replayed" not in again[name].headers
+    single = await again["ada's"].json()
+    assert (single["text"], single["author"], single["state"]) == ("", {"id": "ada"}, "approved")
+    assert single["version"] == first["ada's"]["version"]
+    results = (await again["ada's and bob's"].json())["results"]
+    assert [(item["comment"]["text"], item["comment"]["state"]) for item in results] == [
+        ("", "rejected"),
+        ("A calm remark about the harbour.", "approved"),
+    ]
+    assert await redis_client.xlen(KEYS.outbox("held")) == outbox
 
 
 async def test_an_erased_authors_held_comments_are_decided_and_teach_nothing(
