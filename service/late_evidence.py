@@ -3,8 +3,8 @@
 Explaining a comment costs several times scoring it (its spans need every character's share of
 each label's score, mapped back through normalisation), so intake stores the verdict with the
 rules' own evidence (links, banned words) and this adds the model's spans once the scorer has
-them; the moderator view shows them from then on. They are stored only while the comment is
-still the version of the text that was explained.
+them; the moderator view shows them from then on. They are stored only while the comment still
+holds the text that was explained: a moderator's decision meanwhile keeps them, an edit does not.
 
 At most ``limit`` explanations wait in one process: under a burst of held comments each pending
 one holds its text and a task, and the scorer could not catch up with more anyway. One site holds
@@ -52,13 +52,12 @@ class LateEvidence:
         self,
         site_id: str,
         comment_id: str,
-        version: int,
         text: str,
         text_hash: str,
         rule_evidence: Mapping[str, Sequence[tuple[int, int]]],
     ) -> None:
         """Explain ``text`` and store its spans beside the rules' (which win for a label both
-        name), unless the comment has moved on by then, or ``limit`` explanations (or
+        name), unless the comment's text has changed by then, or ``limit`` explanations (or
         ``site_limit`` of this site's) wait already."""
         waiting = self._pending_of.get(site_id, 0)
         if len(self._pending) >= self._limit or waiting >= self._site_limit:
@@ -70,7 +69,7 @@ class LateEvidence:
             try:
                 explained: Spans = await self._scorer.explain(text, site_id)
                 evidence = {**explained, **rule_evidence}
-                await self._store.attach_evidence(site_id, comment_id, version, text_hash, evidence)
+                await self._store.attach_evidence(site_id, comment_id, text_hash, evidence)
             except Exception:
                 # The verdict stands, and the moderator still sees the rules' evidence.
                 log.warning(

@@ -85,9 +85,7 @@ class Intake(ModerationBase):
                 and verdict.state is not State.APPROVED
                 and detected.supported
             ):
-                self.evidence.explain(
-                    site_id, comment.id, comment.version, submission.text, text_hash, evidence
-                )
+                self.evidence.explain(site_id, comment.id, submission.text, text_hash, evidence)
             return IngestResult(
                 comment=comment, created=outcome != "unchanged", edited=outcome == "edited"
             )

@@ -165,14 +165,14 @@ class CommentWrites(ScriptedStore):
         self,
         site_id: str,
         comment_id: str,
-        version: int,
         text_hash: str,
         evidence: Mapping[str, Sequence[tuple[int, int]]],
     ) -> bool:
-        """Store evidence worked out after the verdict; False (nothing written) when the comment
-        is no longer that version of that text."""
+        """Store evidence worked out after the verdict on the text of sha256 ``text_hash``;
+        False (nothing written) when the comment no longer holds that text. A decision made
+        meanwhile leaves the text, so the evidence is stored."""
         keys = [self.keys.comment(site_id, comment_id)]
-        args: list[str | int | float] = [version, text_hash, encode_evidence(evidence)]
+        args: list[str | int | float] = [text_hash, encode_evidence(evidence)]
         return bool(await self._run("attach_evidence", keys, args))
 
     # ------------------------------------------------------------------ moderation

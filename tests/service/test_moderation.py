@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from service.admin_store import AdminStore
 from service.domain import (
     Action,
     ArticleSpec,
     AuthorStatus,
+    AuthorStatusChange,
     BulkDecision,
     ClaimRequest,
     Decision,
@@ -279,20 +281,60 @@ async def test_evidence_of_a_text_edited_meanwhile_is_not_stored(
     assert (stored.version, stored.evidence) == (2, edit_spans)
 
 
-async def test_evidence_is_stored_only_on_the_version_and_text_it_explains(
-    moderation: Moderation,
+async def quick_decision(moderation: Moderation, how: str) -> None:
+    """Decide the held comment c1 of author u1 the way ``how`` names."""
+    if how == "decision":
+        await moderation.decide(SITE, "c1", Decision(action=Action.APPROVE), "mod_1")
+    elif how == "bulk":
+        bulk = BulkDecision.model_validate({"decisions": [{"id": "c1", "action": "approve"}]})
+        assert [outcome.ok for outcome in await moderation.decide_many(SITE, bulk, "mod_1")] == [
+            True
+        ]
+    else:
+        ban = AuthorStatusChange(status=AuthorStatus.BANNED, reject_pending=True)
+        outcome = await moderation.set_author_status(SITE, "u1", ban, "mod_1")
+        assert outcome.rejected == ("c1",)
+
+
+@pytest.mark.parametrize("how", ["decision", "bulk", "ban"])
+async def test_evidence_arriving_after_a_quick_decision_is_stored(
+    redis_client: aioredis.Redis, how: str
+) -> None:
+    text = "A stupid idea"
+    moderation = await gated_moderation(redis_client, text)
+    scorer = moderation.scorer
+    assert isinstance(scorer, GatedScorer)
+    await moderation.ingest(SITE, submission("c1", text))
+
+    # The moderator decides before the spans are worked out: the text they explain is unchanged.
+    await quick_decision(moderation, how)
+    scorer.gate.set()
+    await moderation.evidence.settled()
+
+    stored = await moderation.get_comment(SITE, "c1")
+    assert (stored.version, stored.evidence) == (2, {"toxicity": ((0, len(text)),)})
+
+
+async def test_evidence_is_stored_only_on_the_text_it_explains(
+    moderation: Moderation, redis_client: aioredis.Redis
 ) -> None:
     await moderation.ingest(SITE, submission("c1", "Special offer inside"))
     await moderation.evidence.settled()
     store, spans = moderation.store, {"spam": [(8, 13)]}
     text_hash = hashlib.sha256(b"Special offer inside").hexdigest()
+    edited_hash = hashlib.sha256(b"Special offer inside, edited").hexdigest()
 
-    assert not await store.attach_evidence(SITE, "c1", 2, text_hash, spans)
-    assert not await store.attach_evidence(SITE, "c1", 1, "", spans)  # erased since
-    assert not await store.attach_evidence(SITE, "gone", 1, text_hash, spans)
+    assert not await store.attach_evidence(SITE, "c1", edited_hash, spans)
+    assert not await store.attach_evidence(SITE, "gone", text_hash, spans)
     assert (await moderation.get_comment(SITE, "c1")).evidence == {"spam": ((0, 4),)}
-    assert await store.attach_evidence(SITE, "c1", 1, text_hash, spans)
+    # A decision changes the version, not the text the spans describe.
+    await moderation.decide(SITE, "c1", Decision(action=Action.REJECT), "mod_1")
+    assert await store.attach_evidence(SITE, "c1", text_hash, spans)
     assert (await moderation.get_comment(SITE, "c1")).evidence == {"spam": ((8, 13),)}
+    # An erased comment has no text left to mark.
+    await AdminStore(redis_client).erase_author(SITE, "u1", 0)
+    assert not await store.attach_evidence(SITE, "c1", text_hash, spans)
+    assert (await moderation.get_comment(SITE, "c1")).evidence == {}
 
 
 async def test_redelivery_returns_the_stored_comment_unchanged(
