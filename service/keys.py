@@ -130,7 +130,10 @@ class KeySpace:
         self, site: str, state: State, *, article: str | None = None, author: str | None = None
     ) -> str:
         """Sorted set of comment ids in ``state``, by the time of their last decision (ms);
-        optionally restricted to one article or one author (the browse listing's index)."""
+        optionally restricted to one article or one author (the browse listing's index). A
+        decided state's expires with the site's retention after its last change (not while a
+        comment of it is in the reported queue) and loses expired comments as comments are filed
+        into it (``file_state`` in service/lua/_lib.lua); a pending one never expires."""
         base = f"{self.site_prefix(site)}comments:{state.value}"
         if article is not None:
             return f"{base}:article:{article}"

@@ -218,6 +218,7 @@ class SecondLookWorker:
         reasons = rules.second_look_reasons(
             scores, blended.thresholds, site_policy, item.author_status
         )
+        site_rules = SiteRules.of(site_policy)
         return Look(
             taken=item,
             scores=dict(scores),
@@ -228,5 +229,6 @@ class SecondLookWorker:
             event_id=self._new_event_id(),
             event_type=EVENT_TYPES[State.PENDING],
             sources=sources_argument(Event.SECOND_LOOK),
-            recent_window_ms=SiteRules.of(site_policy).recent_window_ms,
+            recent_window_ms=site_rules.recent_window_ms,
+            retention_ms=site_rules.retention_ms,
         )

@@ -57,6 +57,7 @@ class Look:
     event_type: str
     sources: str
     recent_window_ms: int
+    retention_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,7 @@ class SecondLookLog:
             look.recent_window_ms,
             delay_ms,
             delay_bucket(delay_ms),
+            look.retention_ms,
         ]
         reply = await self._apply.run("second_look_apply", keys, args)
         return str(reply[0])

@@ -51,14 +51,67 @@ local function state_indexes(prefix, state, article, author)
   return {base, base .. ":article:" .. article, base .. ":author:" .. author}
 end
 
-local function file_state(prefix, id, article, author, from, to, now)
-  if from then
-    for _, key in ipairs(state_indexes(prefix, from, article, author)) do
+-- The reported queue's indexes of the same scopes, in the same order.
+local function reported_indexes(prefix, article, author)
+  local base = prefix .. "queue:reported:oldest"
+  return {base, base .. ":article:" .. article, base .. ":author:" .. author}
+end
+
+--[[
+A browse index of a decided state names comments that expire (retain below), so it is kept
+bounded: filing a comment drops up to PRUNE_STEP entries decided before `cutoff` (now less the
+retention) whose comment is gone, the latest first so the ones expiring now always go, and the
+index expires with the retention after its last change. A comment in the reported queue stays
+"approved" and is kept until decided whatever its decision time, so an entry is dropped only once
+its hash is gone, and an approved index whose scope's reported queue index (`held`) names a
+comment does not expire. Pending comments never expire: their indexes neither.
+]]
+local PRUNE_STEP = 16
+
+-- Looks at `most` entries at most: a script's work stays bounded however many expired.
+local function prune_index(prefix, key, cutoff, most)
+  local old = redis.call("ZREVRANGEBYSCORE", key, "(" .. cutoff, "-inf", "LIMIT", 0, most)
+  for _, id in ipairs(old) do
+    if redis.call("EXISTS", prefix .. "comment:" .. id) == 0 then
       redis.call("ZREM", key, id)
     end
   end
-  for _, key in ipairs(state_indexes(prefix, to, article, author)) do
+end
+
+-- GT never shortens an expiry (comments filed under a longer retention than the site's now keep
+-- theirs) and leaves an index without one to the check below: new, or kept for a reported comment.
+local function keep_index(key, held, keep_ms)
+  if redis.call("PEXPIRE", key, keep_ms, "GT") == 1 or redis.call("PTTL", key) ~= -1 then
+    return
+  end
+  if held and redis.call("EXISTS", held) == 1 then
+    return
+  end
+  redis.call("PEXPIRE", key, keep_ms)
+end
+
+-- Move a comment's browse entries from state `from` (false for a new comment) to `to`, keeping
+-- the decided indexes it enters bounded for the site's retention `keep_ms`.
+local function file_state(prefix, id, article, author, from, to, now, keep_ms)
+  local held = false
+  if from == "approved" or to == "approved" then
+    held = reported_indexes(prefix, article, author)
+  end
+  if from then
+    for number, key in ipairs(state_indexes(prefix, from, article, author)) do
+      redis.call("ZREM", key, id)
+      -- Its scope's last reported comment may just have left: the index expires again.
+      if from == "approved" then
+        keep_index(key, held[number], keep_ms)
+      end
+    end
+  end
+  for number, key in ipairs(state_indexes(prefix, to, article, author)) do
     redis.call("ZADD", key, now, id)
+    if to ~= "pending" then
+      prune_index(prefix, key, tonumber(now) - keep_ms, PRUNE_STEP)
+      keep_index(key, to == "approved" and held[number], keep_ms)
+    end
   end
 end
 

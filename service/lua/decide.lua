@@ -88,7 +88,7 @@ dequeue(prefix, "reported", id, article, author, stored[10])
 if target == "pending" then
   enqueue(prefix, "pending", id, article, author, stored[7] or 0, stored[8], ARGV[8])
 end
-file_state(prefix, id, article, author, previous, target, now)
+file_state(prefix, id, article, author, previous, target, now, tonumber(ARGV[14]))
 if target == "approved" then
   redis.call("DEL", prefix .. "reports:" .. id)
   redis.call("HDEL", KEYS[1], "reports")

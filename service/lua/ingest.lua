@@ -202,7 +202,7 @@ else
   redis.call("DEL", KEYS[9])
 end
 remember_decision(prefix, author, id, state, now, recent_ms)
-file_state(prefix, id, article, author, previous, state, now)
+file_state(prefix, id, article, author, previous, state, now, retention_ms)
 
 for index = 10, #KEYS do
   local ttl = tonumber(ARGV[22 + index])

@@ -11,8 +11,9 @@ ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  "1" for highest score first
 ARGV[3]  how many                          ARGV[4]  cursor score ("" for the first page)
 ARGV[5]  cursor id
 ARGV[6]  lowest score listed ("-inf")      ARGV[7]  highest score listed ("+inf")
-ARGV[8]  drop members scored below this first ("" to keep all): decided comments past the
-         site's retention, whose hashes have expired
+ARGV[8]  members scored below this ("" for none) are looked at first, up to PAGE_PRUNE of them,
+         and those whose comment is gone are dropped: decided comments past the site's
+         retention, whose hashes have expired (one kept longer, in the reported queue, stays)
 
 Derived keys: civ:{site}:comment:<id> and civ:{site}:lease:<id> of each item.
 
@@ -24,11 +25,16 @@ Returns {members within the bounds, {{id, score, fields, lease holder or false, 
 ...}}.
 ]]
 
+-- Filing keeps a browse index nearly free of expired comments (lib's file_state); a page looks at
+-- more, bounded all the same: after a retention cut, the comments kept under the longer one would
+-- be looked at again on every page.
+local PAGE_PRUNE = 1000
+
 local prefix, descending, wanted = ARGV[1], ARGV[2] == "1", tonumber(ARGV[3])
 local cursor_score, cursor_id = ARGV[4], ARGV[5]
 local low, high = ARGV[6], ARGV[7]
 if ARGV[8] ~= "" then
-  redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", "(" .. ARGV[8])
+  prune_index(prefix, KEYS[1], ARGV[8], PAGE_PRUNE)
 end
 
 -- Byte order, as Redis sorts equal scores (Lua's "<" on strings follows the server's locale).

@@ -9,7 +9,8 @@ ARGV[1]  site key prefix "civ:{site}:"
 
 Only adds what is missing (ZADD NX), with the score the comment would have had: the time of its
 last decision for a browse index, and its score in the queue's own index for a reason index. So
-running it again, or on comments indexed already, changes nothing.
+running it again, or on comments indexed already, changes nothing. A browse index of a decided
+state lives at least as long as each comment put in it (file_state's keep_index).
 
 Returns the number of comments looked at.
 ]]
@@ -23,8 +24,16 @@ for _, key in ipairs(KEYS) do
   if id and state and article and author then
     looked = looked + 1
     local when = f[5] or f[6] or f[7] or 0
-    for _, index in ipairs(state_indexes(prefix, state, article, author)) do
+    -- What is left of the comment's retention (-1 while kept until decided).
+    local kept = redis.call("PTTL", key)
+    local held = reported_indexes(prefix, article, author)
+    for number, index in ipairs(state_indexes(prefix, state, article, author)) do
       redis.call("ZADD", index, "NX", when, id)
+      if state ~= "pending" and kept < 0 then
+        redis.call("PERSIST", index)
+      elseif state ~= "pending" then
+        keep_index(index, state == "approved" and held[number], kept)
+      end
     end
     for _, queue in ipairs({"pending", "reported"}) do
       for _, order in ipairs(ORDERS) do

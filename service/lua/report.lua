@@ -19,7 +19,9 @@ ARGV[5]  report JSON {reason, note, at}    ARGV[6]  the site's report threshold
 ARGV[7]  now (ms)                          ARGV[8]  outbox event id
 ARGV[9]  outbox event type                 ARGV[10] states a report may find (comma separated)
 
-Derived keys: the reported queue indexes of the comment's article, author and reasons.
+Derived keys: the reported queue indexes of the comment's article, author and reasons, and the
+browse indexes of "approved" (civ:{site}:comments:approved[:article:<a>|:author:<u>]), which
+stop expiring while the comment is kept (file_state gives them their expiry back).
 
 Returns {"counted" or "repeat", state, reports, in the reported queue (1/0)}; {"not_found"};
 {"invalid_transition", state}; or {"gone"} when the site was deleted (since the caller read its
@@ -66,6 +68,10 @@ if queued == 0 and count >= threshold then
     event_id = ARGV[8], event_type = ARGV[9],
   })
   retain(prefix, id, 0)
+  -- Its browse entries keep its decision time, so only their indexes' expiry could lose it.
+  for _, key in ipairs(state_indexes(prefix, "approved", stored[2], stored[3])) do
+    redis.call("PERSIST", key)
+  end
   queued = 1
 else
   -- Reports live exactly as long as the comment they are about.

@@ -21,6 +21,7 @@ ARGV[11] outbox event type                 ARGV[12] allowed source states (comma
 ARGV[13] priority in the pending queue     ARGV[14] the author's recent window (ms)
 ARGV[15] delay from intake to this look (ms)
 ARGV[16] the delay's histogram field in the stats hash ("le:<seconds>")
+ARGV[17] retention (ms) of a decided comment (the browse index it leaves keeps to it)
 
 Derived keys: the pending and reported queue indexes of the comment's article, author and reasons, the
 browse indexes of its old and new state, the author's counters (civ:{site}:author:<author>) and
@@ -69,7 +70,7 @@ redis.call("HSET", KEYS[1], "state", "pending", "reasons", ARGV[9], "decided_by"
 -- Taken down: the reported queue holds published comments only.
 dequeue(prefix, "reported", id, article, author, stored[7])
 enqueue(prefix, "pending", id, article, author, ARGV[13], stored[6], ARGV[9])
-file_state(prefix, id, article, author, state, "pending", now)
+file_state(prefix, id, article, author, state, "pending", now, tonumber(ARGV[17]))
 count_author(prefix .. "author:" .. author, state, "pending", now, false)
 remember_decision(prefix, author, id, "pending", now, tonumber(ARGV[14]))
 redis.call("HINCRBY", KEYS[6], "held", 1)

@@ -112,7 +112,8 @@ class CommentReads(ScriptedStore):
         self, site_id: str, query: CommentQuery, now_ms: int, retention_ms: int
     ) -> QueuePage:
         """A page of the comments in one state, the latest decision first. Decided comments
-        decided longer than ``retention_ms`` ago have expired and leave the index here."""
+        decided longer than ``retention_ms`` ago whose hashes have expired leave the index here;
+        one kept meanwhile (in the reported queue) is listed."""
         key = self.keys.comments(site_id, query.state, article=query.article, author=query.author)
         scope = {
             "state": query.state.value,

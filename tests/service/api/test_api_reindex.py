@@ -71,6 +71,15 @@ async def test_a_reindex_files_older_comments_where_the_listing_and_filters_find
         "c2"
     ]
     assert await listing(client, "/v1/sites/held/queue?reason=PREMOD", mo) == queued
+    # The decided comment's indexes expire with it; the pending ones never do.
+    kept = await redis_client.pttl(keys.comment("held", "c0"))
+    for index in (
+        keys.comments("held", State.APPROVED),
+        keys.comments("held", State.APPROVED, article="a1"),
+        keys.comments("held", State.APPROVED, author="reader-c0"),
+    ):
+        assert abs(kept - await redis_client.pttl(index)) < 5_000
+    assert await redis_client.pttl(keys.comments("held", State.PENDING, article="a1")) == -1
     # The scores are those the comments had: the listing's order and the queue's are unchanged.
     for index, entries in before.items():
         assert await redis_client.zrange(index, 0, -1, withscores=True) == entries
