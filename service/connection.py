@@ -67,7 +67,6 @@ def connect(settings: Settings) -> Connection:
             decode_responses=True,
             max_connections=settings.redis_max_connections,
             timeout=settings.redis_pool_timeout_seconds,
-            retry=_once_on_a_closed_connection(),
         )
         return Connection(primary, settings.redis_prefix, tuple(sentinel.sentinels))
     # A burst that finds every connection busy waits (bounded) for one, rather than failing at
@@ -87,8 +86,10 @@ def connect(settings: Settings) -> Connection:
 
 def _once_on_a_closed_connection() -> Retry:
     """A command is sent once more, on a new connection, when its pooled connection turns out
-    closed (Redis restarted, failed over, or dropped idle clients): without it each of the pool's
-    connections answers one request 503 first. Not on a timeout: the command may still run."""
+    closed (Redis restarted or dropped idle clients): without it each of the pool's connections
+    answers one request 503 first. Not on a timeout: the command may still run. (Not for
+    Sentinel's primary either: its connections find the new primary themselves after a failover,
+    and a retry there sent the command to the demoted one again.)"""
     return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 

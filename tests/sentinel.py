@@ -78,20 +78,32 @@ class SentinelSetup:
             )
         )
 
-    def primary_port(self) -> int:
-        with redis.Redis(port=self.sentinel_ports[0], decode_responses=True) as sentinel:
+    def primary_port(self, sentinel_port: int | None = None) -> int:
+        """The primary's port as one sentinel (the first, unless named) sees it."""
+        asked = self.sentinel_ports[0] if sentinel_port is None else sentinel_port
+        with redis.Redis(port=asked, decode_responses=True) as sentinel:
             _, port = sentinel.sentinel_get_master_addr_by_name(SERVICE)
             return int(port)
 
     def failover(self) -> None:
-        """A forced failover, returning once the replica serves as primary and the old primary
-        follows it."""
+        """A forced failover, returning once every sentinel names the replica as primary and the
+        old primary follows it."""
         old = self.primary_port()
         (new,) = (port for port in self.data_ports if port != old)
+        # Under write load the replica may not count as promotable yet (NOGOODSLAVE): the
+        # request is made again until a sentinel takes it.
+        until(self._failover_taken, "a sentinel to take the failover")
+        # A client asks whichever sentinel answers first: all of them must know.
+        until(
+            lambda: all(self.primary_port(port) == new for port in self.sentinel_ports),
+            "every sentinel to name the new primary",
+        )
+        until(lambda: self._replica_linked(new), "the old primary to follow the new one")
+
+    def _failover_taken(self) -> bool:
         with redis.Redis(port=self.sentinel_ports[0], decode_responses=True) as sentinel:
             sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
-        until(lambda: self.primary_port() == new, "the sentinels to name the new primary")
-        until(lambda: self._replica_linked(new), "the old primary to follow the new one")
+        return True
 
     def _replica_linked(self, primary: int) -> bool:
         with redis.Redis(port=primary, decode_responses=True) as client:
