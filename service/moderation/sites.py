@@ -1,6 +1,7 @@
 """Sites, their secrets and api keys, and moderators with their tokens."""
 
 import secrets
+from collections.abc import Mapping
 
 from pydantic import ValidationError
 
@@ -28,6 +29,7 @@ class Sites(ModerationBase):
         return await self._create_site(spec, new_api_key())
 
     async def _create_site(self, spec: SiteSpec, api_key: str) -> tuple[Site, SiteCredentials]:
+        self._check_labels(spec.policy.hold, spec.policy.reject)
         now = from_ms(self._now_ms())
         credentials = SiteCredentials(
             webhook_secret=f"whsec_{secrets.token_urlsafe(32)}", api_key=api_key
@@ -79,11 +81,29 @@ class Sites(ModerationBase):
         if "callback_url" in patch.model_fields_set:
             changes["callback_url"] = patch.callback_url
         if patch.policy is not None:
+            self._check_labels(patch.policy.hold or {}, patch.policy.reject or {})
             try:
                 changes["policy"] = patch.policy.apply(site.policy)
             except ValueError as error:  # pydantic's ValidationError of the merged policy
                 raise _policy_error(error) from None
         return site.model_copy(update=changes)
+
+    def _check_labels(self, hold: Mapping[str, float], reject: Mapping[str, float]) -> None:
+        """A threshold for a label the model does not score would never apply: a typo said
+        nothing and the site ran on the model's threshold. (Without a model's labels, as in
+        the admin commands, there is nothing to check against.)"""
+        known = set(self.thresholds)
+        if not known:
+            return
+        scored = ", ".join(sorted(known))
+        unknown = [
+            (f"policy.{kind}.{label}", f"the model scores no {label!r}; it scores {scored}")
+            for kind, given in (("hold", hold), ("reject", reject))
+            for label in given
+            if label not in known
+        ]
+        if unknown:
+            raise ValidationFailed(unknown)
 
     async def rotate_secret(self, site_id: str, grace_seconds: int) -> SecretRotation:
         now = self._now_ms()

@@ -139,6 +139,30 @@ async def test_a_policy_patch_changes_only_the_fields_given(
     assert policy["flood_seconds_per_author"] == 0  # set at creation, untouched
 
 
+async def test_a_threshold_for_a_label_the_model_does_not_score_is_refused(
+    client: Client, site: dict[str, str], admin: dict[str, str]
+) -> None:
+    model = await (await client.get("/v1/model", headers=admin)).json()
+    typo = {"hold": {"toxcity": 0.4}, "reject": {"toxicity": 0.9, "spamm": 0.99}}
+
+    created = await client.post(
+        "/v1/sites", json={"id": "blog", "name": "Blog", "policy": typo}, headers=admin
+    )
+    patched = await client.patch("/v1/sites/news", json={"policy": typo}, headers=admin)
+
+    for response in (created, patched):
+        assert response.status == 422
+        details = (await response.json())["error"]["details"]
+        assert sorted(item["field"] for item in details) == [
+            "policy.hold.toxcity",
+            "policy.reject.spamm",
+        ]
+        assert ", ".join(sorted(model["thresholds"])) in details[0]["message"]
+    assert (await client.get("/v1/sites/blog", headers=admin)).status == 404
+    shown = await (await client.get("/v1/sites/news", headers=admin)).json()
+    assert "toxicity" not in shown["policy"]["reject"]
+
+
 async def test_concurrent_policy_patches_each_keep_their_change(
     client: Client, site: dict[str, str], admin: dict[str, str]
 ) -> None:
