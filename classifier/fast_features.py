@@ -35,6 +35,10 @@ Located = tuple[IntArray, IntArray, IntArray, IntArray]
 # Distinct words whose character n-gram columns are kept. A comment section's vocabulary repeats
 # (Zipf): this many cover tens of thousands of comments in about 30 MB.
 WORD_CACHE_SIZE = 100_000
+# Longer words are worked out each time, never kept. A word's entry grows with its length (one of
+# 4,000 characters takes 30 KB), and anyone may post distinct long ones: kept, they would grow
+# each scoring process by gigabytes; at this length the cache stays under about 100 MB.
+MAX_CACHED_WORD_CHARS = 64
 
 _UNKNOWN = -1
 # Token patterns whose tokens never hold a space: scikit-learn's default and the pipeline's own.
@@ -165,7 +169,8 @@ class _HashedNgrams:
         self._cache_size = cache_size
 
     def _table(self, words: set[str]) -> dict[str, ColumnArray]:
-        """The columns of every word of ``words``: the cache, unless they do not all fit in it."""
+        """The columns of every word of ``words``: the cache, unless they are not all kept in it
+        (too many of them, or too long)."""
         missing = list(words.difference(self.cache))
         if not missing:
             return self.cache
@@ -176,15 +181,22 @@ class _HashedNgrams:
         ends = np.cumsum(np.bincount(owners, minlength=len(missing)))
         pieces = np.split(index[known][order].astype(np.int32), ends[:-1])
         table = dict(zip(missing, pieces, strict=True))
-        if len(words) > self._cache_size:
-            table.update((word, self.cache[word]) for word in words if word not in table)
-            return table
-        if len(self.cache) + len(missing) > self._cache_size:
+        new = {word: table[word] for word in missing if len(word) <= MAX_CACHED_WORD_CHARS}
+        # Cached only if the batch's words it would hold (those it holds, new short ones) all fit.
+        if len(words) - len(missing) + len(new) <= self._cache_size:
+            self._keep(words, new)
+            if len(new) == len(missing):
+                return self.cache
+        table.update((word, self.cache[word]) for word in words if word not in table)
+        return table
+
+    def _keep(self, words: set[str], new: dict[str, ColumnArray]) -> None:
+        """Cache ``new``, first dropping every cached word but those of ``words`` if it is full."""
+        if len(self.cache) + len(new) > self._cache_size:
             kept = {word: self.cache[word] for word in words if word in self.cache}
             self.cache.clear()
             self.cache.update(kept)
-        self.cache.update(table)
-        return self.cache
+        self.cache.update(new)
 
     def columns(self, texts: Sequence[str]) -> tuple[IntArray, IntArray]:
         """The row and column of every known n-gram occurrence (with repeats)."""

@@ -13,7 +13,12 @@ from sklearn.pipeline import Pipeline
 
 from classifier.char_ngrams import HashedCharNgrams
 from classifier.datasets import load_source
-from classifier.fast_features import CompiledParts, CompiledTfidf, compile_tfidf
+from classifier.fast_features import (
+    MAX_CACHED_WORD_CHARS,
+    CompiledParts,
+    CompiledTfidf,
+    compile_tfidf,
+)
 from classifier.model import Model, load_active
 from classifier.pipeline import (
     CHAR_NGRAMS,
@@ -126,6 +131,22 @@ def test_a_tiny_word_cache_changes_nothing_and_stays_bounded(
     for part in [batch, *([text] for text in batch), batch[::-1]]:
         assert_same_matrix(vectorizer.transform(part), compiled(part))
         assert compiled.cached_words <= 3
+
+
+@pytest.mark.parametrize("vectorizer", CHARACTER_VECTORIZERS, ids=repr)
+def test_long_words_are_worked_out_each_time_and_never_cached(
+    vectorizer: TfidfVectorizer | HashedCharNgrams,
+) -> None:
+    compiled = CompiledTfidf(vectorizer, cache_size=100)
+    letters = "idiot" * MAX_CACHED_WORD_CHARS
+    longest_kept = letters[:MAX_CACHED_WORD_CHARS]
+    # Comments of distinct long words, as anyone may post: a word's cached columns grow with its
+    # length, so caching them would grow the process by gigabytes.
+    for length in range(MAX_CACHED_WORD_CHARS + 1, MAX_CACHED_WORD_CHARS + 21):
+        long_word = letters[:length]
+        for batch in ([f"you {long_word} {longest_kept}"], [long_word], [f"{long_word} you"]):
+            assert_same_matrix(vectorizer.transform(batch), compiled(batch))
+    assert compiled.cached_words == len({"you", longest_kept})
 
 
 def test_an_empty_batch_gives_an_empty_matrix() -> None:
