@@ -8,7 +8,8 @@ so pickle is safe.
 
 A worker that dies (the OOM killer, a crash in native code) is replaced; the call it was running
 is sent once more, to another worker or to its replacement, and fails with ``WorkerDiedError``
-if that one dies too, so a text that kills every worker cannot take the set down with it.
+if that one dies too, so a text that kills every worker cannot take the set down with it. One
+that died while idle is replaced before a call is sent to it.
 
 A set started with ``share_dir`` also serves other processes: each of its workers listens on a
 unix socket there, and the calls of a ``batchable`` function that wait together, from its owner
@@ -336,17 +337,23 @@ class _Worker:
 
     async def _died(self) -> WorkerDiedError:
         await self._exited()
+        self.clear_away()
+        return WorkerDiedError(
+            f"{self.process.name} process {self.process.pid} {self.how_it_ended()} before answering"
+        )
+
+    def clear_away(self) -> None:
+        """Once it has exited: close our end, and remove its socket if it was shared."""
         if self._share_path is not None:
             # A killed worker could not remove its socket: peers would find it and be refused.
             with contextlib.suppress(OSError):
                 os.unlink(self._share_path)
-        code = self.process.exitcode
-        how = (
-            f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
-        )
         self._writer.close()
-        return WorkerDiedError(
-            f"{self.process.name} process {self.process.pid} {how} before answering"
+
+    def how_it_ended(self) -> str:
+        code = self.process.exitcode
+        return (
+            f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
         )
 
     def kill(self) -> None:
@@ -497,8 +504,18 @@ class WorkerSet:
         await asyncio.gather(*self._starting, return_exceptions=True)
 
     async def _acquire(self) -> _Worker:
-        if self._idle:
-            return self._idle.popleft()
+        while self._idle:
+            worker = self._idle.popleft()
+            if worker.process.is_alive():
+                return worker
+            # Killed while idle (the OOM killer): not the call's doing, so it is replaced here
+            # rather than use up the call's one retry, or two such workers would fail the call.
+            log.warning(
+                "%s process %s %s while idle", self._name, worker.process.pid, worker.how_it_ended()
+            )
+            self._alive.discard(worker)
+            worker.clear_away()
+            self._replace()
         if self._closed:
             raise WorkerDiedError(f"{self._name} workers stopped")
         if not self._alive and not self._starting:

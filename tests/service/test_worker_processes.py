@@ -1,6 +1,7 @@
 """Worker processes talked to over their own sockets: a worker that dies mid-call is replaced and
-the call answered (retried once, then a clear error), an initializer's error is raised as it was,
-a reload under load loses nothing, and stopping leaves no process behind."""
+the call answered (retried once, then a clear error), one that died while idle is replaced before a
+call reaches it, an initializer's error is raised as it was, a reload under load loses nothing,
+and stopping leaves no process behind."""
 
 import asyncio
 import json
@@ -86,6 +87,26 @@ async def test_a_call_that_kills_every_worker_it_reaches_fails_clearly_and_the_n
     assert [value for value, _ in answers] == ["0", "1", "2", "3"]
     await workers.replaced()
     assert len(workers.pids) == 2
+
+
+async def test_workers_killed_while_idle_are_replaced_before_a_call_reaches_them(
+    workers: WorkerSet,
+) -> None:
+    pids = workers.pids
+    processes = [psutil.Process(pid) for pid in pids]
+    for process in processes:  # the OOM killer, between two calls
+        process.kill()
+    _, alive = psutil.wait_procs(processes, timeout=10)
+    assert not alive
+
+    # Two dead workers would have taken the call's first attempt and its one retry.
+    value, answered_by = await workers.run(worker_calls.echo, "after")
+
+    assert value == "after"
+    assert answered_by not in pids
+    await workers.replaced()
+    assert len(workers.pids) == 2
+    assert not set(pids) & set(workers.pids)
 
 
 async def test_an_initializers_error_is_raised_and_no_worker_is_left() -> None:
