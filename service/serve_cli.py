@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
@@ -70,6 +71,7 @@ def serve_command(args: argparse.Namespace) -> int:
         if settings.redis_url is None:
             raise SettingsError("REDIS_URL is required by `civility serve` (or use `civility run`)")
         if settings.api_processes > 1 and API_PROCESS_MARKER not in os.environ:
+            _refuse_a_taken_address(settings)
             become_supervisor(settings.api_processes)
         return _serve(settings, _announce, with_worker=False)
     except (SettingsError, ModelError) as error:
@@ -77,6 +79,35 @@ def serve_command(args: argparse.Namespace) -> int:
     except BrokenProcessPool:
         # Ctrl-C during start-up reaches the scoring workers before they can ignore it.
         return _fail("the scoring workers stopped while starting; nothing was served")
+
+
+def _refuse_a_taken_address(settings: Settings) -> None:
+    """Bind CIVILITY_HOST:CIVILITY_PORT once as a lone server would, then let it go.
+
+    The API processes share the port through SO_REUSEPORT, which would as gladly share it with
+    another service bound the same way (another `civility serve`, or its orphans): the kernel
+    would split the connections between the two, and nothing would say so."""
+    try:
+        addresses = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        for family, kind, protocol, _, address in addresses:
+            with socket.socket(family, kind, protocol) as probe:
+                # As asyncio binds: connections of an earlier run lingering in TIME_WAIT are no
+                # reason to refuse.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+    except OSError as error:
+        raise _cannot_listen(settings, error) from None
+
+
+def _cannot_listen(settings: Settings, error: OSError) -> SettingsError:
+    return SettingsError(
+        f"cannot listen on CIVILITY_HOST:CIVILITY_PORT {settings.host}:{settings.port}: "
+        f"{error.strerror or error}"
+    )
 
 
 def worker_command(args: argparse.Namespace) -> int:
@@ -162,17 +193,14 @@ async def _serve_until_stopped(
     store_lost = asyncio.Event()
     watch: asyncio.Task[None] | None = None
     try:
-        # Several API processes bind the same port; the kernel spreads connections over them.
-        site = web.TCPSite(
-            runner, settings.host, settings.port, reuse_port=settings.api_processes > 1
-        )
+        # The API processes of one supervisor bind the same port; the kernel spreads connections
+        # over them. Anything else binds it alone, so a port in use is refused.
+        reuse_port = API_PROCESS_MARKER in os.environ
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
         try:
             await site.start()
         except OSError as error:
-            raise SettingsError(
-                f"cannot listen on CIVILITY_HOST:CIVILITY_PORT {settings.host}:{settings.port}: "
-                f"{error.strerror or error}"
-            ) from None
+            raise _cannot_listen(settings, error) from None
         await on_started(runner.app, f"http://{settings.host}:{settings.port}")
         if store_alive is not None:
             watch = asyncio.create_task(_watch_store(store_alive, stop, store_lost))

@@ -280,6 +280,29 @@ def test_a_port_in_use_is_named_and_nothing_is_left_running(tmp_path: Path) -> N
     assert not pid_file.exists()  # the embedded Valkey was stopped, so it removed its pid file
 
 
+def test_a_port_shared_by_another_services_api_processes_is_refused(
+    tmp_path: Path, start_run: Callable[[dict[str, str]], Running]
+) -> None:
+    # `run` serves from one process whatever CIVILITY_API_PROCESSES says: it must not join a
+    # port bound with SO_REUSEPORT, as the API processes of a `civility serve` bind it.
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        running = start_run({**_run_env(tmp_path, port), "CIVILITY_API_PROCESSES": "2"})
+        try:
+            code = running.process.wait(timeout=STARTUP_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(running.process.pid, signal.SIGKILL)  # its embedded Valkey too
+            pytest.fail(f"run shared port {port} with another service instead of refusing it")
+    running.close()
+    output = "".join(running.lines.get() for _ in range(running.lines.qsize()))
+    assert code == 2, output
+    assert f"cannot listen on CIVILITY_HOST:CIVILITY_PORT 127.0.0.1:{port}" in output
+    assert not (tmp_path / "data" / "valkey" / PID_FILE).exists()
+
+
 def test_an_embedded_valkey_port_in_use_is_named(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

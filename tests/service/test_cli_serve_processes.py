@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -133,6 +134,50 @@ def served(redis_url: str, tmp_path: Path) -> Iterator[Served]:
             process.kill()
             process.wait(timeout=30)
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+def test_a_port_another_service_shares_is_refused_before_any_api_process_starts(
+    redis_url: str,
+) -> None:
+    # Bound as the API processes of another `civility serve` bind it: their own SO_REUSEPORT
+    # binds would join it, and the kernel would split the connections between the two services.
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "CIVILITY_ENV": "production",
+            "CIVILITY_ADMIN_TOKEN": secrets.token_urlsafe(24),
+            "CIVILITY_PORT": str(port),
+            "CIVILITY_API_PROCESSES": "2",
+            "CIVILITY_MODELS_DIR": os.environ.get(
+                "CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")
+            ),
+        }
+        # A group of its own: if it served anyway, every process it started is stopped below.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            process_group=0,
+        )
+        try:
+            output, errors = process.communicate(timeout=STARTUP_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            pytest.fail(f"serve shared port {port} with another service instead of refusing it")
+    assert (process.returncode, output) == (2, "")
+    assert errors == (
+        f"civility: cannot listen on CIVILITY_HOST:CIVILITY_PORT 127.0.0.1:{port}: "
+        "Address already in use\n"
+    )
 
 
 def test_two_api_processes_share_the_port_and_stop_on_sigterm(served: Served) -> None:
