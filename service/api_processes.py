@@ -1,11 +1,14 @@
 """``civility serve`` with several API processes: each a whole app sharing the one port, and
 every signal the parent gets forwarded to them all."""
 
+import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 from typing import NoReturn
 
 from service.metrics import MULTIPROCESS_DIR_VARIABLE
@@ -25,6 +28,44 @@ def become_supervisor(count: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", __name__, str(count)])
+
+
+def supervisor_gone() -> bool:
+    """True in an API process whose supervisor has ended: it then has another parent (init, or
+    the nearest subreaper)."""
+    return os.getppid() != int(os.environ[API_PROCESS_MARKER])
+
+
+class SupervisorFolders:
+    """The temporary folders the supervisor made for its API processes, as one of them sees them.
+
+    Each API process holds a shared lock on the first folder while it runs. A supervisor killed
+    outright removes nothing, so its API processes do: the last of them to leave finds no other
+    lock, and removes the folders."""
+
+    def __init__(self) -> None:
+        self._folders = [
+            Path(os.environ[MULTIPROCESS_DIR_VARIABLE]),
+            Path(os.environ[SHARE_DIR_VARIABLE]),
+        ]
+        # Not inherited: the scoring processes, started through exec, never hold it.
+        self._lock = os.open(self._folders[0], os.O_RDONLY)
+        fcntl.flock(self._lock, fcntl.LOCK_SH)
+
+    def leave(self) -> None:
+        """Let the folders go; remove them if the supervisor is gone and no API process runs."""
+        try:
+            if not supervisor_gone():
+                return  # it removes them once every API process has stopped
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # another API process still runs: the last one removes them
+            for folder in self._folders:
+                shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(self._lock)
 
 
 def serve_in_processes(count: int) -> int:

@@ -15,7 +15,12 @@ import uvloop
 from aiohttp import web
 
 from classifier.model import ModelError
-from service.api_processes import API_PROCESS_MARKER, become_supervisor
+from service.api_processes import (
+    API_PROCESS_MARKER,
+    SupervisorFolders,
+    become_supervisor,
+    supervisor_gone,
+)
 from service.app import create_app
 from service.demo_credentials import DEMO_CREDENTIALS, DemoFile
 from service.embedded import (
@@ -37,6 +42,7 @@ Started = Callable[[web.Application, str], Awaitable[None]]
 StoreAlive = Callable[[], bool]
 STORE_CHECK_SECONDS = 1.0
 STORE_CHECK_MISSES = 3
+SUPERVISOR_CHECK_SECONDS = 1.0
 
 
 def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
@@ -191,19 +197,23 @@ async def _serve_until_stopped(
     # SIGHUP loads the newly activated model, as POST /v1/model:reload does.
     loop.add_signal_handler(signal.SIGHUP, reload_on_signal(runner.app))
     store_lost = asyncio.Event()
-    watch: asyncio.Task[None] | None = None
+    watches: list[asyncio.Task[None]] = []
+    # One of the API processes of `serve`'s supervisor, or a service on its own.
+    supervised = API_PROCESS_MARKER in os.environ
+    folders = SupervisorFolders() if supervised else None
     try:
+        if supervised:
+            watches.append(asyncio.create_task(_follow_supervisor(stop)))
         # The API processes of one supervisor bind the same port; the kernel spreads connections
         # over them. Anything else binds it alone, so a port in use is refused.
-        reuse_port = API_PROCESS_MARKER in os.environ
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=supervised)
         try:
             await site.start()
         except OSError as error:
             raise _cannot_listen(settings, error) from None
         await on_started(runner.app, f"http://{settings.host}:{settings.port}")
         if store_alive is not None:
-            watch = asyncio.create_task(_watch_store(store_alive, stop, store_lost))
+            watches.append(asyncio.create_task(_watch_store(store_alive, stop, store_lost)))
         async with contextlib.AsyncExitStack() as worker:
             if with_worker:
                 assert settings.redis_url is not None  # run_command resolved it
@@ -215,8 +225,11 @@ async def _serve_until_stopped(
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
         await runner.cleanup()
-        if watch is not None:
+        for watch in watches:
             watch.cancel()
+        if folders is not None:
+            # After the cleanup: this process's scoring workers no longer listen there.
+            folders.leave()
     return store_lost.is_set()
 
 
@@ -230,6 +243,20 @@ async def _watch_store(alive: StoreAlive, stop: asyncio.Event, lost: asyncio.Eve
         if misses >= STORE_CHECK_MISSES:
             lost.set()
             stop.set()
+
+
+async def _follow_supervisor(stop: asyncio.Event) -> None:
+    """Stop this API process, as SIGTERM would, once the supervisor that started it is gone.
+
+    A supervisor killed outright (SIGKILL, the OOM killer) forwards no signal: its API processes
+    would go on serving the port, orphaned, beside whatever starts there next."""
+    while not stop.is_set():
+        if supervisor_gone():
+            with contextlib.suppress(OSError):  # its standard error may have gone with it
+                print("civility: the serve supervisor is gone; stopping", file=sys.stderr)
+            stop.set()
+            return
+        await asyncio.sleep(SUPERVISOR_CHECK_SECONDS)
 
 
 async def _announce(app: web.Application, url: str) -> None:

@@ -197,6 +197,29 @@ def test_two_api_processes_share_the_port_and_stop_on_sigterm(served: Served) ->
     assert not any(child.is_running() for child in children)
 
 
+def test_api_processes_stop_when_their_supervisor_is_killed(served: Served) -> None:
+    process, log = served.process, served.log
+    children = _api_processes(process)
+    # Their scoring workers and the forkservers that started them as well.
+    everything = [c for child in children for c in [child, *child.children(recursive=True)]]
+    process.kill()  # SIGKILL (`kill -9`, the OOM killer): the supervisor forwards no signal
+    process.wait(timeout=30)
+    try:
+        _, alive = psutil.wait_procs(everything, timeout=15)
+        assert not alive, f"still running without their supervisor: {alive}"
+    finally:
+        # The fixture stops only what its live supervisor started.
+        for leftover in everything:
+            if leftover.is_running():
+                leftover.kill()
+    output = log.read_text()
+    assert output.count("civility: the serve supervisor is gone; stopping") == 2, output
+    assert output.count("civility stopped") == 2, output
+    # The last of them removed the folders the supervisor would have.
+    assert list(served.temporary.glob("civility-metrics-*")) == []
+    assert list(served.temporary.glob("civ-scoring-*")) == []
+
+
 def test_the_parent_holds_neither_the_model_nor_the_web_stack(served: Served) -> None:
     # It only starts the API processes and forwards signals to them: the same pid, a fresh
     # interpreter of the supervising module, none of the compiled code of numpy, scikit-learn or
