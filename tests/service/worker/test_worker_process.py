@@ -1,23 +1,29 @@
-"""``civility worker`` processes: one killed mid-delivery loses nothing, SIGTERM drains."""
+"""``civility worker`` processes: one killed mid-delivery loses nothing, SIGTERM drains, a refit
+process that dies is started again."""
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import signal
 import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from service.domain import State
+from service.refit_process import background_refits
+from service.settings import Settings
 
 from .support import CreateSite, Events, Receiver, eventually, in_state, record
 
 CIVILITY = str(Path(sys.executable).with_name("civility"))
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 WORKER_ENV = {
     "CIVILITY_DELIVERY_TIMEOUT_SECONDS": "3",
     "CIVILITY_DELIVERY_LEASE_SECONDS": "4",
@@ -213,3 +219,26 @@ async def _group_is_empty(group: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+def _refit_processes() -> list[BaseProcess]:
+    return [p for p in multiprocessing.active_children() if p.name == "civility-refits"]
+
+
+async def test_a_refit_process_that_dies_is_logged_and_started_again(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    models = os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models"))
+    settings = Settings.from_env({"REDIS_URL": redis_url, "CIVILITY_MODELS_DIR": models})
+    async with background_refits(settings, restart_pause=0):
+        [first] = _refit_processes()
+        first.kill()  # the OOM killer during a large fit
+
+        async def started_again() -> bool:
+            return any(p.pid != first.pid and p.is_alive() for p in _refit_processes())
+
+        await eventually(started_again, 30, "a new refit process")
+    assert (
+        f"site model refit process {first.pid} was killed by SIGKILL; starting it again in 0 s"
+        in caplog.text
+    )
