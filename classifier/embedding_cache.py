@@ -22,10 +22,11 @@ from classifier.progress import QUIET, Progress
 # Texts embedded per progress step (and per save of nothing: the file is written once at the end).
 CHUNK = 256
 _SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+CACHE_VARIABLE = "CIVILITY_CACHE"
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("CIVILITY_CACHE")
+    root = os.environ.get(CACHE_VARIABLE)
     base = Path(root) if root else Path.home() / ".cache" / "civility"
     return base / "embeddings"
 

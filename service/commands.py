@@ -4,6 +4,8 @@ import argparse
 from collections.abc import Sequence
 
 from classifier import cli as classifier_cli
+from classifier.embedding_cache import CACHE_VARIABLE
+from classifier.score_cli import MODELS_DIR_VARIABLE
 from service import admin_cli, learning_cli, serve_cli
 from service.settings import Settings
 
@@ -23,27 +25,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _environment() -> dict[str, tuple[str, ...]]:
     """The environment variables each command reads, for its ``--help``."""
-    store = ("REDIS_URL", "CIVILITY_DATA_DIR")
-    models = ("CIVILITY_MODELS_DIR",)
+    models = (MODELS_DIR_VARIABLE,)
+    # The embeddings kept between runs, read by training and by measuring a semantic stage.
+    cache = (CACHE_VARIABLE,)
+    # Every command that reaches the store reads the whole of the service's settings, and
+    # refuses to run when any of them is wrong, as `serve` would.
     service = Settings.variables()
     return {
-        "train": (),
-        "evaluate": (),
+        "train": cache,
+        "evaluate": cache,
         "tune": (),
         "score": models,
-        "labels export": store,
+        "labels export": service,
         "model activate": models,
         "model list": models,
         "model show": models,
-        "sites create": store,
-        "sites show": store,
-        "sites update": store,
-        "sites delete": store,
-        "sites reindex": store,
-        "moderators list": store,
-        "moderators revoke": store,
-        "moderators add": store,
-        "secrets rotate": (*store, "CIVILITY_SECRET_GRACE_SECONDS"),
+        "sites create": service,
+        "sites show": service,
+        "sites update": service,
+        "sites delete": service,
+        "sites reindex": service,
+        "moderators list": service,
+        "moderators revoke": service,
+        "moderators add": service,
+        "secrets rotate": service,
         "run": service,
         "serve": service,
         "worker": service,

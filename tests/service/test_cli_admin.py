@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from service.cli import main
 from service.embedded import data_dir_lock, embedded_valkey
 from service.moderation.tokens import sha256_hex
+from service.settings import Settings
 from service.store import Store
 from tests.ports import free_port
 
@@ -241,10 +242,10 @@ def test_model_list_show_and_activate(
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        (["sites", "create"], "environment: REDIS_URL, CIVILITY_DATA_DIR"),
         (["model", "list"], "environment: CIVILITY_MODELS_DIR"),
-        (["train"], "environment: none read"),
-        (["run"], "CIVILITY_VALKEY_PORT"),
+        (["train"], "environment: CIVILITY_CACHE"),
+        (["evaluate"], "environment: CIVILITY_CACHE"),
+        (["tune"], "environment: none read"),
     ],
 )
 def test_every_help_names_the_environment_it_reads(
@@ -253,3 +254,25 @@ def test_every_help_names_the_environment_it_reads(
     with pytest.raises(SystemExit):
         main([*command, "--help"])
     assert expected in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run"],
+        ["worker"],
+        ["labels", "export"],
+        ["sites", "create"],
+        ["moderators", "add"],
+        ["secrets", "rotate"],
+    ],
+    ids=" ".join,
+)
+def test_commands_that_read_the_service_settings_name_every_variable_in_their_help(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # They read and check all of them: a wrong CIVILITY_API_PROCESSES stops `sites create` too.
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"environment: {', '.join(Settings.variables())}" in shown
