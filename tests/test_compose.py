@@ -14,6 +14,7 @@ from service.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 APP_SERVICES = {"api": ["civility", "serve"], "worker": ["civility", "worker"]}
 REQUIRED = re.compile(r"^\$\{(?P<name>[A-Z_]+):\?.+\}$")
+SHELL_BLOCK = re.compile(r"^```sh\n(?P<lines>.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,7 @@ def test_the_image_installs_the_project_and_runs_as_a_user() -> None:
     assert users[-1] not in {"root", "0"}
     assert lines[-1] == 'CMD ["civility", "serve"]'
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert {".venv", ".git", "tests"} <= set(ignored)
+    assert {".venv", ".git", "tests", ".env"} <= set(ignored)
 
 
 def test_the_cluster_profile_runs_both_processes_on_three_durable_nodes(
@@ -155,3 +156,27 @@ def test_the_cluster_profile_runs_both_processes_on_three_durable_nodes(
         assert target.topology == "cluster"
         assert {host for host, _ in target.nodes} == nodes
     assert services["cluster-api"]["ports"] == ["${CIVILITY_CLUSTER_PUBLISH_PORT:-8081}:8080"]
+
+
+def readme_commands() -> list[str]:
+    """The shell lines of the README's ``sh`` blocks, in order, without their comments."""
+    blocks = SHELL_BLOCK.finditer((ROOT / "README.md").read_text())
+    lines = [
+        line.split("  #")[0].strip() for block in blocks for line in block["lines"].split("\n")
+    ]
+    return [line for line in lines if line]
+
+
+def test_the_readme_keeps_the_admin_token_in_a_private_env_file_for_every_compose_command() -> None:
+    # Compose refuses every command without CIVILITY_ADMIN_TOKEN: given on the first command line
+    # alone, it would be missing from the next (scale, logs, down).
+    commands = readme_commands()
+    compose = [index for index, line in enumerate(commands) if "docker compose" in line]
+    assert compose
+    assert all(commands[index].startswith("docker compose ") for index in compose)
+    [token] = [index for index, line in enumerate(commands) if "CIVILITY_ADMIN_TOKEN=" in line]
+    assert commands[token].endswith(" >> .env")
+    # The file is made private before the token goes in, and both before compose runs.
+    private = commands.index("touch .env && chmod 600 .env")
+    assert private < token < compose[0]
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
