@@ -62,6 +62,12 @@ class KeySpace:
         """Pub/sub channel: an API process that reloaded the model tells the others to follow."""
         return f"{self.prefix}:model:reloads"
 
+    def model_reloaded(self) -> str:
+        """String: the model (``<name>-<version>``) the last reload announced, kept for the API
+        processes that were not listening when it was published (one starting, or whose
+        subscription was down)."""
+        return f"{self.prefix}:model:reloaded"
+
     # -- per site
     def site_prefix(self, site: str) -> str:
         """What every key of ``site`` starts with; the scripts build derived keys from it."""

@@ -2,9 +2,12 @@
 
 ``civility model activate <version>`` only moves ``models/ACTIVE``; a process loads the model it
 names when told to: ``POST /v1/model:reload`` (admin) or SIGHUP. Either reloads the process that
-received it and announces the reload on a Redis channel; every other API process of the same
-Redis follows (a process whose model is already the active one ignores the announcement), so one
-request switches them all.
+received it and announces the reload: it keeps the model's stem in a Redis key and publishes it
+on a channel. Every other API process of the same Redis follows (a process whose model is already
+the active one ignores the announcement), so one request switches them all. A process that was
+not listening when it was published (starting, or its subscription down while Redis restarted or
+failed over) reads the key whenever it subscribes, and follows it the same way. An announcement
+Redis does not take is tried again in the background: the reload itself has already happened.
 """
 
 import asyncio
@@ -14,6 +17,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 from redis.asyncio.cluster import RedisCluster
@@ -23,12 +27,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from classifier.model import ModelError, active_stem
 from service.appkeys import MODERATION, REDIS, SCORER, SETTINGS
 from service.errors import Conflict
+from service.keys import KeySpace
 from service.scoring import ModelInfo
+from service.store.scripts import UNAVAILABLE, RedisClient
 
 log = logging.getLogger(__name__)
 
 RESUBSCRIBE_SECONDS = 1.0
 SUBSCRIBE_WAIT_SECONDS = 5.0
+ANNOUNCE_AGAIN_SECONDS = 1.0
 SENDER = web.AppKey("reload_sender", str)
 """Names this application on the reload channel, so it skips its own announcements."""
 
@@ -54,9 +61,60 @@ async def reload_model(app: web.Application, *, announce: bool = True) -> Reload
     app[MODERATION].thresholds = info.thresholds
     log.info("model reloaded: %s -> %s", previous, info.version)
     if announce:
-        channel = app[MODERATION].store.keys.model_reloads()
-        await app[REDIS].publish(channel, f"{app[SENDER]} {info.name}-{info.version}")
+        app[ANNOUNCER].announce(f"{info.name}-{info.version}")
     return Reloaded(previous, info)
+
+
+class Announcer:
+    """Tells the other API processes which model this one reloaded, trying again in the
+    background until Redis takes it: the reload has happened, a Redis that is down meanwhile must
+    not make it look failed."""
+
+    def __init__(self, redis: RedisClient, keys: KeySpace, sender: str, models_dir: Path) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._sender = sender
+        self._models_dir = models_dir
+        self._task: asyncio.Task[None] | None = None
+
+    def announce(self, stem: str) -> None:
+        if self._task is not None:
+            self._task.cancel()  # a later reload's announcement replaces one still being tried
+        self._task = asyncio.get_running_loop().create_task(self._until_taken(stem))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _until_taken(self, stem: str) -> None:
+        while True:
+            try:
+                # The key first: a process that subscribes after the publish reads it.
+                await self._redis.set(self._keys.model_reloaded(), stem)
+                await self._redis.publish(self._keys.model_reloads(), f"{self._sender} {stem}")
+                return
+            except UNAVAILABLE as error:
+                log.warning("announcing the reload to %s failed, trying again: %s", stem, error)
+            except Exception:
+                log.exception("announcing the reload to %s failed; not announced", stem)
+                return
+            await asyncio.sleep(ANNOUNCE_AGAIN_SECONDS)
+            if not await asyncio.to_thread(_still_active, self._models_dir, stem):
+                # Activated again since: the followers would ignore this one, and the key must
+                # not go back from the newer model another process's reload put there.
+                return
+
+
+ANNOUNCER = web.AppKey("reload_announcer", Announcer)
+
+
+def _still_active(models_dir: Path, stem: str) -> bool:
+    try:
+        return active_stem(models_dir) == stem
+    except ModelError:
+        return False
 
 
 def reload_on_signal(app: web.Application) -> Callable[[], None]:
@@ -81,6 +139,8 @@ def reload_on_signal(app: web.Application) -> Callable[[], None]:
 async def follow_reloads(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: follow the reloads other API processes announce, while serving."""
     app[SENDER] = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    keys = app[MODERATION].store.keys
+    app[ANNOUNCER] = Announcer(app[REDIS], keys, app[SENDER], app[SETTINGS].models_dir)
     subscribed = asyncio.Event()
     task = asyncio.get_running_loop().create_task(_follow(app, subscribed))
     # Serve once listening, so a reload announced right after start is not missed; a Redis
@@ -91,6 +151,7 @@ async def follow_reloads(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await app[ANNOUNCER].close()
 
 
 async def _follow(app: web.Application, subscribed: asyncio.Event) -> None:
@@ -105,8 +166,14 @@ async def _follow(app: web.Application, subscribed: asyncio.Event) -> None:
                 await pubsub.subscribe(app[MODERATION].store.keys.model_reloads())
                 subscribed.set()
                 async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        await _follow_one(app, str(message["data"]))
+                    if message["type"] == "subscribe":
+                        # Subscribed, first or again after the connection dropped (redis-py
+                        # subscribes again by itself): what was published before reached no one.
+                        await _follow_announced(app)
+                    elif message["type"] == "message":
+                        sender, _, stem = str(message["data"]).partition(" ")
+                        if sender != app[SENDER]:
+                            await _follow_one(app, stem)
         except (RedisConnectionError, RedisTimeoutError):
             await asyncio.sleep(RESUBSCRIBE_SECONDS)
         except Exception:
@@ -115,10 +182,15 @@ async def _follow(app: web.Application, subscribed: asyncio.Event) -> None:
             await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
 
-async def _follow_one(app: web.Application, announcement: str) -> None:
-    sender, _, stem = announcement.partition(" ")
+async def _follow_announced(app: web.Application) -> None:
+    stem = await app[REDIS].get(app[MODERATION].store.keys.model_reloaded())
+    if stem:
+        await _follow_one(app, str(stem))
+
+
+async def _follow_one(app: web.Application, stem: str) -> None:
     loaded = app[SCORER].info
-    if sender == app[SENDER] or stem == f"{loaded.name}-{loaded.version}":
+    if stem == f"{loaded.name}-{loaded.version}":
         return
     try:
         if active_stem(app[SETTINGS].models_dir) != stem:

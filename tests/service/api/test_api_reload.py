@@ -1,5 +1,6 @@
 """Model reload end to end: a burst of intake while the model changes loses no request, and each
-verdict keeps the version that made it; SIGHUP and other API processes reload too."""
+verdict keeps the version that made it; SIGHUP and other API processes reload too, also those
+that were not listening when it was announced."""
 
 import asyncio
 import dataclasses
@@ -18,12 +19,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from classifier.card import ARTIFACT_SUFFIX
 from classifier.model import ACTIVE_FILE, activate, active_stem
 from service.app import create_app
+from service.appkeys import REDIS
 from service.keys import KeySpace
 from service.reload import reload_on_signal
+from service.scoring import start_scorer
 from service.settings import Settings
 from tests.ports import free_port
 
@@ -159,6 +163,91 @@ async def test_other_api_processes_follow_a_reload(
     response = await client.post("/v1/model:reload", headers=admin)
     assert (await response.json())["version"] == NEW
     await wait_for_version(other, admin, NEW)
+
+
+async def test_a_process_listening_again_follows_the_reload_announced_while_it_was_not(
+    client: Client,
+    aiohttp_client: AiohttpClient,
+    admin: dict[str, str],
+    settings: Settings,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other: Client = await aiohttp_client(create_app(settings))
+    announced = asyncio.Event()
+
+    async def to_no_one(channel: str, message: str) -> int:
+        # Redis restarted: the announcement comes before any process has subscribed again.
+        announced.set()
+        return 0
+
+    monkeypatch.setattr(client.app[REDIS], "publish", to_no_one)
+    activate(settings.models_dir, f"civility-{NEW}")
+    response = await client.post("/v1/model:reload", headers=admin)
+    assert (await response.json())["version"] == NEW
+    await asyncio.wait_for(announced.wait(), FOLLOW_SECONDS)
+    await drop_subscriptions(redis_client)
+    await wait_for_version(other, admin, NEW)
+
+
+async def drop_subscriptions(redis_client: aioredis.Redis) -> None:
+    """Close the subscriptions Redis holds for this test's database (other runs share the
+    server), as a restart or a failover does."""
+    database = redis_client.connection_pool.connection_kwargs.get("db", 0)
+    dropped = 0
+    for listed in await redis_client.client_list(_type="pubsub"):
+        if int(listed["db"]) == database:
+            await redis_client.client_kill_filter(_id=listed["id"])
+            dropped += 1
+    assert dropped >= 1
+
+
+async def test_a_process_starting_follows_a_reload_announced_before_it_listened(
+    client: Client,
+    aiohttp_client: AiohttpClient,
+    admin: dict[str, str],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def reloaded_elsewhere_once_loaded(*args: Any, **kwargs: Any) -> Any:
+        scorer = await start_scorer(*args, **kwargs)
+        # Between loading its model and subscribing, another process reloads.
+        activate(settings.models_dir, f"civility-{NEW}")
+        response = await client.post("/v1/model:reload", headers=admin)
+        assert (await response.json())["version"] == NEW
+        return scorer
+
+    monkeypatch.setattr("service.app.start_scorer", reloaded_elsewhere_once_loaded)
+    starting: Client = await aiohttp_client(create_app(settings))
+    await wait_for_version(starting, admin, NEW)
+
+
+async def test_a_reload_redis_cannot_announce_succeeds_and_is_announced_once_redis_answers(
+    client: Client,
+    aiohttp_client: AiohttpClient,
+    admin: dict[str, str],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other: Client = await aiohttp_client(create_app(settings))
+    publish = client.app[REDIS].publish
+    failures = 2
+
+    async def down_at_first(channel: str, message: str) -> int:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise RedisConnectionError("Redis is restarting")
+        return await publish(channel, message)
+
+    monkeypatch.setattr(client.app[REDIS], "publish", down_at_first)
+    activate(settings.models_dir, f"civility-{NEW}")
+    response = await client.post("/v1/model:reload", headers=admin)
+    # This process switched: the answer says so, not 503.
+    assert response.status == 200
+    assert (await response.json())["version"] == NEW
+    await wait_for_version(other, admin, NEW)
+    assert failures == 0
 
 
 async def test_civility_serve_reloads_the_model_on_sighup(
