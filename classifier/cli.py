@@ -77,7 +77,9 @@ def _register_train(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         f"number plus one, or {DEFAULT_VERSION} in an empty folder)",
     )
     parser.add_argument(
-        "--force", action="store_true", help="replace an existing model of that name and version"
+        "--force",
+        action="store_true",
+        help="replace an existing model of that name and version (not the active one)",
     )
     parser.add_argument(
         "--limit-per-source",

@@ -24,7 +24,7 @@ from classifier.embedding_cache import EmbeddingCache, default_cache_dir
 from classifier.encoder import DIMENSION, MODEL_FILE, TOKENIZER_FILE, Encoder
 from classifier.feedback import FEEDBACK_SOURCE, fold_feedback, read_feedback
 from classifier.labels import LABELS, TRAIN_SOURCES
-from classifier.model import activate
+from classifier.model import ModelError, activate, active_stem
 from classifier.pipeline import build_pipeline
 from classifier.progress import QUIET, Progress
 from classifier.reweigh import reweigh_identity_rows
@@ -56,7 +56,7 @@ class TrainOptions:
     weight_factors: tuple[WeightFactor, ...] = ()
     """Changes to ``classifier.labels``' source weights, for experiments with another mix."""
     force: bool = False
-    """Replace an existing ``<name>-<version>`` in the output folder."""
+    """Replace an existing ``<name>-<version>`` in the output folder (never the active one)."""
     semantic: bool = True
     """Fit the semantic stage (``classifier.semantic``) after the lexical model."""
     semantic_rows_per_source: int | None = DEFAULT_SEMANTIC_ROWS_PER_SOURCE
@@ -89,6 +89,25 @@ def require_enough_rows(rows: LabeledRows, labels: tuple[str, ...]) -> None:
         raise TrainingError(
             f"too few rows to train {', '.join(short)}; each label needs at least "
             f"{MIN_ROWS_PER_CLASS} of each: raise --limit-per-source or add the missing sets"
+        )
+
+
+def refuse_replacing(artifact: Path, stem: str, force: bool) -> None:
+    """Refuse to train over an existing model unless forced, and over the active one at all: its
+    artifact is replaced minutes before its card (the semantic stage comes between), and every
+    load of the active model fails its checksum meanwhile, or for good if the run is cut short."""
+    if not force:
+        raise TrainingError(
+            f"{artifact} already exists; choose another --version, or --force to replace it"
+        )
+    try:
+        active = active_stem(artifact.parent)
+    except ModelError:
+        return  # nothing is active there
+    if active == stem:
+        raise TrainingError(
+            f"{stem} is the active model in {artifact.parent}, which --force would leave "
+            "unloadable while it trains: train another --version and activate it"
         )
 
 
@@ -158,10 +177,8 @@ def train(
     started = time.perf_counter()
     stem = f"{options.name}-{options.version}"
     artifact = out_dir / f"{stem}{ARTIFACT_SUFFIX}"
-    if artifact.exists() and not options.force:
-        raise TrainingError(
-            f"{artifact} already exists; choose another --version, or --force to replace it"
-        )
+    if artifact.exists():
+        refuse_replacing(artifact, stem, options.force)
     sources = load_sources(datasets_dir, TRAIN_SOURCES, progress)
     rows = training_rows(sources, LABELS, options.limit_per_source)
     for weight_factor in options.weight_factors:

@@ -10,6 +10,7 @@ import pytest
 from classifier.card import file_sha256
 from classifier.evaluate import PEER_TRAINED_ON
 from classifier.labels import LABELS, TRAIN_SOURCES
+from classifier.model import active_stem, load_active
 from classifier.versions import next_version
 from classifier.video_weight import WEIGHT_CANDIDATES
 
@@ -226,6 +227,27 @@ def test_an_existing_version_is_refused_unless_forced(
     )
     assert [path.name for path in tmp_path.iterdir()] == [existing.name]
     assert existing.read_bytes() == b"a model someone relies on"
+
+
+def test_forcing_the_active_version_is_refused_before_any_fitting(
+    datasets_dir: Path, tiny_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model_path.parent, models)
+    before = {path.name: file_sha256(path) for path in models.iterdir()}
+    active = active_stem(models)
+    # Two rows per source: a run let through would stop at too few rows, never fitting.
+    status = run_cli(
+        "train", "--data", str(datasets_dir), "--out", str(models),
+        "--version", active.removeprefix("civility-"), "--force", "--limit-per-source", "2",
+    )  # fmt: skip
+    assert status == 2
+    assert capsys.readouterr().err == (
+        f"civility train: {active} is the active model in {models}, which --force would leave "
+        "unloadable while it trains: train another --version and activate it\n"
+    )
+    assert {path.name: file_sha256(path) for path in models.iterdir()} == before
+    assert load_active(models, semantic=False).stem == active
 
 
 def test_a_run_without_version_takes_the_next_free_one(tmp_path: Path) -> None:
