@@ -65,7 +65,7 @@ class KeySpace:
     def model_reloaded(self) -> str:
         """String: the model (``<name>-<version>``) the last reload announced, kept for the API
         processes that were not listening when it was published (one starting, or whose
-        subscription was down)."""
+        subscription was down) and for the refit process, which fits on what they serve."""
         return f"{self.prefix}:model:reloaded"
 
     # -- per site

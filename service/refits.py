@@ -8,7 +8,8 @@ second look's) and stores the outcome; rows of another global model, or kept bef
 a stage, are encoded again and kept. A site is refit
 when enough labels arrived since its last fit or when ``POST .../model:refit`` asked for one.
 It all runs in a process the worker starts for it (``background_refits``), never in an API
-process.
+process. It fits on the model the API processes serve: the one the last reload announced
+(``civility model activate`` alone switches nothing), or ``ACTIVE``'s while none was announced.
 """
 
 import asyncio
@@ -24,7 +25,7 @@ from typing import Any, cast
 
 from classifier.model import Model, ModelError, active_stem, load_active
 from classifier.site_model import ADAPTED_LABELS, FitSettings
-from service.connection import connect
+from service.connection import Connection, connect
 from service.errors import StoreUnavailable
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.labels import LabelLog
@@ -48,7 +49,7 @@ class Refits:
         clock: Callable[[], float] = time.time,
         models_dir: Path | None = None,
     ) -> None:
-        """``models_dir``: follow the model its ``ACTIVE`` names, as the API processes do."""
+        """``models_dir``: follow the API processes to the model of its that they reload."""
         self.redis = redis
         self.models_dir = models_dir
         self.model = model
@@ -155,7 +156,7 @@ class Refits:
 
     async def run_once(self) -> list[str]:
         """Absorb every site's new labels and refit the sites that are due; returns those."""
-        await self._follow_active_model()
+        await self._follow_served_model()
         wanted = await self.models.wanted()
         refitted = []
         for site in await self.sites():
@@ -177,15 +178,17 @@ class Refits:
                 log.exception("site %s: its site model refit failed; the other sites go on", site)
         return refitted
 
-    async def _follow_active_model(self) -> None:
-        # The API processes switch on a reload; rows then carry the old model's features and a
-        # refit encodes their texts again with the new one.
+    async def _follow_served_model(self) -> None:
+        # The API processes switch on a reload, not when ACTIVE moves: a site model fitted on
+        # a model they do not serve yet would be dropped by every verdict. Rows then carry the
+        # old model's features and a refit encodes their texts again with the new one.
         if self.models_dir is None:
             return
         try:
-            if active_stem(self.models_dir) == self.model.stem:
+            stem = await served_stem(self.redis, self.keys, self.models_dir)
+            if stem == self.model.stem:
                 return
-            self.model = await asyncio.to_thread(load_active, self.models_dir)
+            self.model = await asyncio.to_thread(load_active, self.models_dir, stem=stem)
         except ModelError as error:
             log.warning("site model refits keep model %s: %s", self.model.stem, error)
             return
@@ -204,6 +207,26 @@ class Refits:
                 await asyncio.wait_for(stopping.wait(), self.settings.poll_seconds)
 
 
+async def served_stem(redis: RedisClient, keys: KeySpace, models_dir: Path) -> str:
+    """The model the API processes serve: the one the last reload announced, or, while none was
+    ever announced, the one ``models_dir``'s ``ACTIVE`` names (what they loaded at start)."""
+    with store_errors():
+        announced = await redis.get(keys.model_reloaded())
+    if announced:
+        return str(announced)
+    return await asyncio.to_thread(active_stem, models_dir)
+
+
+async def _starting_model(connection: Connection, settings: Settings) -> Model:
+    try:
+        stem = await served_stem(
+            connection.client, KeySpace(connection.prefix), settings.models_dir
+        )
+    except StoreUnavailable:
+        stem = None  # ACTIVE's until Redis answers; the first round then follows the served one
+    return await asyncio.to_thread(load_active, settings.models_dir, stem=stem)
+
+
 def refit_process(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     asyncio.run(_refit_until_stopped(settings))
@@ -215,14 +238,21 @@ async def _refit_until_stopped(settings: Settings) -> None:
     # as it does when a whole process group is sent SIGTERM.)
     stopped = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+    connection = connect(settings)
     try:
-        model = await asyncio.to_thread(load_active, settings.models_dir)
+        await _refit_with(connection, settings, stopped)
+    finally:
+        await connection.aclose()
+
+
+async def _refit_with(connection: Connection, settings: Settings, stopped: asyncio.Event) -> None:
+    try:
+        model = await _starting_model(connection, settings)
     except ModelError as error:
         log.error("site model refits are off: %s", error)
         return
     if stopped.is_set():
         return
-    connection = connect(settings)
     refits = Refits(
         connection.client,
         model,
@@ -231,7 +261,4 @@ async def _refit_until_stopped(settings: Settings) -> None:
         models_dir=settings.models_dir,
     )
     log.info("site model refits running on model %s", model.stem)
-    try:
-        await refits.run(stopped)
-    finally:
-        await connection.aclose()
+    await refits.run(stopped)

@@ -3,6 +3,7 @@ site model switches on only when it beats the global model out of fold, verdicts
 sites never see it, and a rollback restores the verdicts before it."""
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from classifier.datasets import load_source
-from classifier.model import Model, load_active
+from classifier.model import Model, activate, load_active
 from classifier.site_model import Head, LabelModel
 from classifier.site_model_codec import decode, encode
 from service import signatures
@@ -33,6 +34,7 @@ from service.site_model_reader import SiteModelReader
 from service.site_models import VERDICT_WEIGHTS, ActiveVersions, Fitted, SiteModels
 from service.worker import Worker
 from tests.service.api.conftest import PROJECT_ROOT
+from tests.service.model_copies import copy_model
 
 Client = TestClient[web.Request, web.Application]
 TOPIC = "Harper"
@@ -42,6 +44,7 @@ REFITS = SiteModelSettings(min_labels=60, min_positives=10, refit_every=50)
 
 
 MODELS_DIR = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
+OLD, NEW = "refit-a", "refit-b"
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +264,56 @@ async def test_a_site_model_on_the_global_scores_reaches_every_api_process(
         assert here["scores"] == there["scores"]
         assert here["scores"]["toxicity"] == pytest.approx(expected[number]["toxicity"], rel=1e-6)
         assert here["scores"]["toxicity"] != elsewhere["scores"]["toxicity"]
+
+
+@pytest.fixture
+def two_models(settings: Settings, tmp_path: Path) -> Settings:
+    """Settings of an API process on two versions of the model in a folder of this test's own,
+    the old one active."""
+    models = tmp_path / "models"
+    models.mkdir()
+    activate(models, copy_model(settings.models_dir, models, OLD))
+    copy_model(settings.models_dir, models, NEW)
+    return dataclasses.replace(settings, models_dir=models, scoring_workers=1)
+
+
+# A hundred comments through intake and a moderator, two refits and an API process of its own.
+@pytest.mark.timeout(300)
+async def test_refits_follow_the_model_the_api_processes_reload_not_the_one_activated(
+    aiohttp_client: AiohttpClient,
+    client: Client,
+    create_site: Any,
+    moderator: Any,
+    admin: dict[str, str],
+    two_models: Settings,
+    redis_client: aioredis.Redis,
+    stream: list[str],
+) -> None:
+    serving = await aiohttp_client(create_app(two_models))
+    assert (await serving.post("/v1/model:reload", headers=admin)).status == 200
+    news = await create_site("news", mode="pre")
+    await moderate(client, moderator, news, stream[:COMMENTS])
+    models_dir = two_models.models_dir
+    refits = Refits(redis_client, load_active(models_dir), REFITS, models_dir=models_dir)
+    assert await refits.run_once() == ["news"]
+    text = next(text for text in stream[COMMENTS:] if TOPIC in text)
+    assert (await post(serving, news, "n1", text))["model"] == f"{OLD}+site.1"
+
+    # Activated, not reloaded: the API processes serve the old model, and so do its site models.
+    activate(models_dir, f"civility-{NEW}")
+    assert await refits.run_once() == []
+    serving.app[SITE_VERSIONS].forget("news")
+    assert (await post(serving, news, "n2", text))["model"] == f"{OLD}+site.1"
+
+    # Reloaded: the refits follow once the announcement reaches Redis.
+    response = await serving.post("/v1/model:reload", headers=admin)
+    assert (await response.json())["version"] == NEW
+    deadline = asyncio.get_running_loop().time() + 30
+    while await refits.run_once() != ["news"]:
+        assert asyncio.get_running_loop().time() < deadline, "the refits never followed"
+        await asyncio.sleep(0.1)
+    serving.app[SITE_VERSIONS].forget("news")
+    assert (await post(serving, news, "n3", text))["model"] == f"{NEW}+site.2"
 
 
 async def test_too_few_labels_say_so_and_routes_check_who_asks(
