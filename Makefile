@@ -27,7 +27,7 @@ tune: $(STAMP)
 	$(BIN)/civility tune --data ../shared/datasets --source-weights
 
 train: $(STAMP)
-	$(BIN)/civility train --data ../shared/datasets --out models/
+	$(BIN)/civility train --data ../shared/datasets --out models/ --identity-swaps --identity-reweigh
 
 evaluate: $(STAMP)
 	$(BIN)/civility evaluate --data ../shared/datasets

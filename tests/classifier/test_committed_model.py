@@ -1,7 +1,10 @@
-"""The committed default model: the seed article's comments pass, and abuse ranks above civility."""
+"""The committed default model: the seed article's comments pass, abuse ranks above civility, and
+``make train`` trains it again."""
 
+import dataclasses
 import json
 import os
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,7 +12,10 @@ from typing import Any
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from classifier.feedback import FEEDBACK_SOURCE
 from classifier.model import Model, load_active
+
+from .support import parse_cli
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HAND_WRITTEN = PROJECT_ROOT / "tests" / "data" / "civil_and_abuse.jsonl"
@@ -123,3 +129,28 @@ def test_the_card_meets_every_target_the_readme_states(committed_model: Model) -
         if TARGETS[name](metrics) < float(floor)
     }
     assert not missed, f"the committed card misses the README's targets: {missed}"
+
+
+def make_recipe(target: str) -> list[str]:
+    """The command line of a one-line Makefile target, split as the shell would."""
+    lines = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    at = next(number for number, line in enumerate(lines) if line.startswith(f"{target}:"))
+    return shlex.split(lines[at + 1])
+
+
+def test_make_train_trains_with_the_options_the_committed_card_records(
+    committed_model: Model,
+) -> None:
+    command = make_recipe("train")
+    args = parse_cli(*command[command.index("train") :])
+    card = committed_model.card
+    training = card["training"]
+    augmentation = training["augmentation"]
+    assert args.identity_swaps == augmentation["identity_swaps"]
+    assert args.identity_reweigh == ("identity_reweigh" in augmentation)
+    assert args.limit_per_source == training["limit_per_source"]
+    assert [dataclasses.asdict(factor) for factor in args.weight] == training["weight_factors"]
+    assert args.feedback is None
+    assert all(entry["source"] != FEEDBACK_SOURCE for entry in card["inputs"])
+    assert not args.no_semantic
+    assert args.semantic_rows_per_source == card["semantic"]["rows_per_source"]
