@@ -23,12 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from classifier.model import Model, ModelError, active_stem, load_active
+from classifier.model import Model, ModelError, load_active
 from classifier.site_model import ADAPTED_LABELS, FitSettings
 from service.connection import Connection, connect
 from service.errors import StoreUnavailable
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.labels import LabelLog
+from service.served_model import served_stem
 from service.settings import Settings, SiteModelSettings
 from service.site_fit import encode_rows, fit_rows, in_use, stale
 from service.site_models import Fitted, SiteModels
@@ -205,16 +206,6 @@ class Refits:
                 log.exception("site model refits failed; trying again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self.settings.poll_seconds)
-
-
-async def served_stem(redis: RedisClient, keys: KeySpace, models_dir: Path) -> str:
-    """The model the API processes serve: the one the last reload announced, or, while none was
-    ever announced, the one ``models_dir``'s ``ACTIVE`` names (what they loaded at start)."""
-    with store_errors():
-        announced = await redis.get(keys.model_reloaded())
-    if announced:
-        return str(announced)
-    return await asyncio.to_thread(active_stem, models_dir)
 
 
 async def _starting_model(connection: Connection, settings: Settings) -> Model:

@@ -2,13 +2,14 @@
 
 One process, apart from the intake scoring pool: the encoder costs ~40 times the lexical score,
 and on its own process (with onnxruntime capped at ``threads``) it queues behind nothing and
-nothing queues behind it. It starts when the first comment is due and follows ``models/ACTIVE``:
-a batch after the active model changed is scored by a new process with the new model.
+nothing queues behind it. It starts when the first comment is due and follows the model the API
+processes serve (``service/served_model.py``): a batch after a reload is scored by a new process
+with the reloaded model.
 """
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from classifier.model import Model, active_stem, load_active
@@ -74,9 +75,12 @@ class PoolBlendScorer:
         *,
         redis_url: str | None = None,
         prefix: str = DEFAULT_PREFIX,
+        served: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
-        """With ``redis_url``, the process reads the sites' second-look models from there."""
+        """With ``redis_url``, the process reads the sites' second-look models from there;
+        ``served`` names the model to score with (else ``ACTIVE``'s)."""
         self._models_dir = models_dir
+        self._served = served
         self._threads = threads
         self._redis_url = redis_url
         self._prefix = prefix
@@ -86,7 +90,10 @@ class PoolBlendScorer:
     async def blend(
         self, texts: Sequence[str], sites: Sequence[SiteRef | None] | None = None
     ) -> Blended:
-        stem = await asyncio.to_thread(active_stem, self._models_dir)
+        if self._served is not None:
+            stem = await self._served()
+        else:
+            stem = await asyncio.to_thread(active_stem, self._models_dir)
         if self._workers is None or stem != self._stem:
             await self.close()
             self._workers, _ = await WorkerSet.start(

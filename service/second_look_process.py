@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from service.connection import connect
+from service.keys import KeySpace
 from service.second_look import SecondLookWorker
 from service.settings import Settings
 from service.site_models import SiteModels
@@ -22,14 +23,17 @@ async def background_second_look(settings: Settings) -> AsyncIterator[SecondLook
         yield None
         return
     from service.second_look_pool import PoolBlendScorer
+    from service.served_model import served_stem
 
     connection = connect(settings)
     adapting = settings.site_models.enabled
+    keys = KeySpace(connection.prefix)
     scorer = PoolBlendScorer(
         settings.models_dir,
         settings.second_look.threads,
         redis_url=settings.redis_url if adapting else None,
         prefix=connection.prefix,
+        served=lambda: served_stem(connection.client, keys, settings.models_dir),
     )
     worker = SecondLookWorker(
         connection.client,

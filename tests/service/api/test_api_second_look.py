@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
-from classifier.model import Model, load_active
+from classifier.model import Model, activate, active_stem, load_active
 from classifier.site_model import EMBEDDING, SCORES, Head, LabelModel, score_features
 from classifier.site_model_codec import encode
 from service import signatures
@@ -27,10 +27,12 @@ from service.keys import KeySpace
 from service.scorer import SiteRef
 from service.second_look import FAILURES_BEFORE_GIVING_UP, Blended, SecondLookWorker
 from service.second_look_pool import PoolBlendScorer
+from service.served_model import served_stem
 from service.settings import SecondLookSettings, Settings
 from service.site_models import Fitted, SiteModels
 from service.worker import Worker
 from tests.clocks import Clock
+from tests.service.model_copies import copy_model
 from tests.service.worker.support import FAST, Receiver, eventually
 
 from .conftest import Client, CreateSite, PostSigned, SiteAccess, api_settings
@@ -330,6 +332,28 @@ async def test_a_comment_a_moderator_approved_first_is_left_alone(
     stored = await comment(client, site, "c1")
     assert (stored["state"], stored["decided_by"]) == ("approved", site["moderator_id"])
     assert stored["second_look"]["state"] == "skipped"
+
+
+async def test_the_second_look_scores_with_the_model_reloaded_not_the_one_activated(
+    semantic_models_dir: Path, semantic_model: Model, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    shutil.copytree(semantic_models_dir, tmp_path, dirs_exist_ok=True)
+    newer = copy_model(tmp_path, tmp_path, "9.0.0")
+    keys = KeySpace("civ")
+    scorer = PoolBlendScorer(
+        tmp_path, threads=1, served=lambda: served_stem(redis_client, keys, tmp_path)
+    )
+    await redis_client.set(keys.model_reloaded(), active_stem(tmp_path))
+    try:
+        # Activated, not reloaded: the API processes still serve the model reloaded last.
+        activate(tmp_path, newer)
+        before = await scorer.blend([CIVIL])
+        await redis_client.set(keys.model_reloaded(), newer)
+        after = await scorer.blend([CIVIL])
+    finally:
+        await scorer.close()
+
+    assert (before.model_version, after.model_version) == (semantic_model.version, "9.0.0")
 
 
 @dataclasses.dataclass
