@@ -30,7 +30,7 @@ UNAVAILABLE = (
     TryAgainError,
     ReadOnlyError,
 )
-"""Redis errors that pass: the request may succeed when sent again."""
+"""Redis errors of a store that is away for now: the request may succeed when sent again."""
 
 
 @contextmanager
