@@ -148,10 +148,19 @@ async def follow_reloads(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(subscribed.wait(), SUBSCRIBE_WAIT_SECONDS)
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await _cancelled(task)
     await app[ANNOUNCER].close()
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` until it ends. redis-py may swallow a cancellation that lands while a
+    command's own read timeout expires (the command then ends as usual), and the follower would
+    then wait on the channel for ever, holding the application's shutdown."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 async def _follow(app: web.Application, subscribed: asyncio.Event) -> None:
