@@ -76,8 +76,10 @@ def serve_command(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         if settings.redis_url is None:
             raise SettingsError("REDIS_URL is required by `civility serve` (or use `civility run`)")
-        if settings.api_processes > 1 and API_PROCESS_MARKER not in os.environ:
+        if API_PROCESS_MARKER not in os.environ:
+            # At once, not after the model loaded: a taken port is said in a second.
             _refuse_a_taken_address(settings)
+        if settings.api_processes > 1 and API_PROCESS_MARKER not in os.environ:
             become_supervisor(settings.api_processes)
         return _serve(settings, _announce, with_worker=False)
     except (SettingsError, ModelError) as error:
@@ -88,7 +90,8 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def _refuse_a_taken_address(settings: Settings) -> None:
-    """Bind CIVILITY_HOST:CIVILITY_PORT once as a lone server would, then let it go.
+    """Bind CIVILITY_HOST:CIVILITY_PORT once as a lone server would, then let it go: a taken
+    port is refused before the model loads, not a minute later.
 
     The API processes share the port through SO_REUSEPORT, which would as gladly share it with
     another service bound the same way (another `civility serve`, or its orphans): the kernel
@@ -133,6 +136,7 @@ def run_command(args: argparse.Namespace) -> int:
     except SettingsError as error:
         return _fail(str(error))
     try:
+        _refuse_a_taken_address(settings)
         with data_dir_lock(settings.data_dir):
             demo = DemoFile(settings.data_dir / DEMO_CREDENTIALS)
             if not settings.is_production and settings.admin_token is None:
