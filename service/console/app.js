@@ -120,10 +120,14 @@ async function openSite(id) {
   forgetUndo();
   $("#site-picker").value = id;
   show("queue");
-  Object.assign(state, await siteReasons());
+  const reasons = await siteReasons();
+  // Another site picked meanwhile: its own opening goes on, this one stops here.
+  if (state.site !== id) return;
+  Object.assign(state, reasons);
   fillReasonPickers();
   // Following first, then reading: a comment held between the two is in one or the other.
   await startLive();
+  if (state.site !== id) return;
   await reloadQueue();
 }
 
@@ -177,9 +181,12 @@ async function loadQueue(replacing = null) {
   // The API filters by one index at a time: the reason alone goes to it, and beside an article or
   // author it is applied to the page here (visibleItems).
   const reason = article || author ? "" : state.filters.reason;
-  const path = `/v1/sites/${site()}/queue${query({ queue: state.queue, order, article, author, reason, limit: PAGE, cursor: state.cursor })}`;
+  const asked = site();
+  const path = `/v1/sites/${asked}/queue${query({ queue: state.queue, order, article, author, reason, limit: PAGE, cursor: state.cursor })}`;
   try {
     const page = await get(path);
+    // A page of a site no longer shown (another one was picked while it loaded).
+    if (site() !== asked) return;
     if (replacing) {
       state.items = state.items.filter((item) => !replacing.has(item.id));
       // A reload starts at the top, unless a key moved the focus while it loaded.
@@ -201,8 +208,10 @@ async function loadQueue(replacing = null) {
 }
 
 async function loadCounts() {
+  const asked = site();
   try {
-    const stats = await get(`/v1/sites/${site()}/stats`);
+    const stats = await get(`/v1/sites/${asked}/stats`);
+    if (site() !== asked) return;
     for (const name of ["pending", "reported"]) {
       document.querySelector(`[data-count="${name}"]`).textContent = String(stats.queue_depths[name] ?? 0);
       const oldest = (stats.oldest_ages_seconds || {})[name];

@@ -640,3 +640,34 @@ def test_browse_until_a_day_ends_at_its_local_midnight_across_a_clock_change(
         assert "until=2025-10-26T23%3A00%3A00.000Z" in asked.value.url
     finally:
         berlin.close()
+
+
+def test_a_site_picked_while_another_loads_shows_its_own_queue(
+    page: Page, service: Service, site: Site
+) -> None:
+    other = new_site(service)
+    hold(site, 1)
+    hold(other, 2, prefix="o")
+    held: list[Route] = []
+
+    def hold_first(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/queue\?"), hold_first)
+    sign_in(page, service.admin_token)
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not held:
+        assert time.monotonic() < deadline, "the console never read a queue"
+        page.wait_for_timeout(20)
+    # The first site's queue is still loading when the moderator picks another site.
+    picked = other if site.id in held[0].request.url else site
+    page.get_by_label("Site", exact=True).select_option(picked.id)
+    expect(page.locator("#items > li")).to_have_count(len(picked.queue_ids()))
+    with page.expect_response(held[0].request.url):
+        held[0].continue_()
+    # The late page lands after its response: a stale one would have replaced the list by now.
+    page.wait_for_timeout(300)
+    assert sorted(items(page)) == sorted(picked.queue_ids())
