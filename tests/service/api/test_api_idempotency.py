@@ -10,12 +10,12 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.appkeys import IDEMPOTENCY, MODERATION
+from service.appkeys import IDEMPOTENCY
 from service.idempotency import KEEP_MS, RUNNING_MS, digest
 from service.keys import KeySpace
 from service.labels import LabelLog
 from tests.clocks import Clock
-from tests.service.api.conftest import failing_on
+from tests.service.api.conftest import fail_decide_once
 
 Client = TestClient[web.Request, web.Application]
 Headers = Callable[[dict[str, str]], dict[str, str]]
@@ -84,10 +84,8 @@ async def test_a_retry_after_a_lost_answer_leaves_a_later_decision_standing(
     path = "/v1/sites/news/comments/c1/decision"
     reject = {"action": "reject", "reason": "TOXIC"}
     headers = keyed(moderator(site), "mod-1-rejects")
-    store = client.app[MODERATION].store
-    with monkeypatch.context() as patched:
-        patched.setattr(store, "decide", failing_on(store.decide, "c1", written=True))
-        lost = await client.post(path, json=reject, headers=headers)
+    fail_decide_once(client, monkeypatch, "c1", written=True)
+    lost = await client.post(path, json=reject, headers=headers)
     assert lost.status == 503  # rejected, but the answer never came: the key is given back
     created = await client.post("/v1/sites/news/moderators", json={"name": "Bo"}, headers=admin)
     second = {"Authorization": f"Bearer {(await created.json())['token']}"}
@@ -116,10 +114,8 @@ async def test_a_retry_after_a_lost_answer_does_not_decide_the_hosts_edit(
     site = await held_comment(create_site, post_signed)
     path = "/v1/sites/news/comments/c1/decision"
     headers = keyed(moderator(site), "approve-c1")
-    store = client.app[MODERATION].store
-    with monkeypatch.context() as patched:
-        patched.setattr(store, "decide", failing_on(store.decide, "c1", written=True))
-        lost = await client.post(path, json={"action": "approve"}, headers=headers)
+    fail_decide_once(client, monkeypatch, "c1", written=True)
+    lost = await client.post(path, json={"action": "approve"}, headers=headers)
     assert lost.status == 503
     edit = {"id": "c1", "article": {"id": "a1"}, "author": {"id": "reader"}, "text": "Edited."}
     assert (await post_signed(site, edit)).status == 202
@@ -267,10 +263,8 @@ async def test_a_bulk_decision_redis_fails_half_way_answers_503_and_its_retry_fi
     site = await held_comment(create_site, post_signed)
     bulk = {"decisions": [{"id": "c1", "action": "approve"}, {"id": "c1-1", "action": "spam"}]}
     headers = keyed(moderator(site), "bulk-lost")
-    store = client.app[MODERATION].store
-    with monkeypatch.context() as patched:
-        patched.setattr(store, "decide", failing_on(store.decide, "c1-1", written=True))
-        failed = await client.post("/v1/sites/news/decisions", json=bulk, headers=headers)
+    fail_decide_once(client, monkeypatch, "c1-1", written=True)
+    failed = await client.post("/v1/sites/news/decisions", json=bulk, headers=headers)
     # Not a result naming c1-1 failed, kept for the key and replayed to every retry.
     assert failed.status == 503
     assert (await failed.json())["error"]["code"] == "store_unavailable"
