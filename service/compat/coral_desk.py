@@ -17,16 +17,17 @@ import aiohttp
 from service.compat import coral, coral_graphql
 from service.compat.coral_links import CoralIds, CoralLinks
 from service.compat.ids import external_id
-from service.domain import Action, Comment, Decision
+from service.domain import Action, Comment, Decision, State
 from service.errors import ClaimConflict, NotFound
 from service.metrics import Metrics
 from service.moderation import Moderation
 from service.store.records import DAY_MS, SiteRecord
-from service.transitions import decided_state, event_for
 
 log = logging.getLogger(__name__)
 
 DECISIONS = {coral.APPROVED: Action.APPROVE, coral.REJECTED: Action.REJECT}
+# Coral has no spam status: civility's spam reaches it as a rejection and comes back as one.
+_ALREADY = {Action.APPROVE: {State.APPROVED}, Action.REJECT: {State.REJECTED, State.SPAM}}
 
 
 class CoralDesk:
@@ -147,7 +148,7 @@ class CoralDesk:
             comment = await self.moderation.get_comment(site_id, comment_id)
         except NotFound:
             return None
-        if comment.state is decided_state(event_for(action)):
+        if comment.state in _ALREADY[action]:
             return None  # civility's own decision coming back from Coral
         # Coral's webhook says what was decided, not why: no reason, so a rejection teaches what
         # a moderator's rejection without one does.

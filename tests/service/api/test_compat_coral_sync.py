@@ -250,6 +250,31 @@ async def test_a_decision_in_civility_reaches_coral(
     assert (answer["applied"], (await comment(client, coral_site, ours))["version"]) == (False, 2)
 
 
+async def test_coral_echoing_a_spam_decision_as_rejected_leaves_it_spam(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "spam"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+    await deliver_until(redis_client, settled(redis_client, 2), "the rejection in Coral")
+    assert fake_coral.status == "REJECTED"
+    # Coral has no spam status: the comment leaves its queue rejected, and Coral says so.
+    echo = fixture("webhook_left_moderation_queue.json")
+    answer = await (await webhook(client, echo)).json()
+    stored = await comment(client, coral_site, ours)
+    assert answer["applied"] is False
+    assert (stored["state"], stored["decided_by"], stored["version"]) == (
+        "spam",
+        coral_site["moderator_id"],
+        2,
+    )
+
+
 async def test_a_decision_in_coral_reaches_civility_and_goes_nowhere_else(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
 ) -> None:
