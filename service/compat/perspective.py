@@ -124,6 +124,7 @@ class AnalyzeRequest(_Message):
     span_annotations: bool = False
     languages: list[str] | None = Field(default=None, max_length=16)
     do_not_store: bool = False
+    drop_unsupported_attributes: bool = False
     client_token: str | None = Field(default=None, max_length=1_024)
     session_id: str | None = Field(default=None, max_length=1_024)
     community_id: str | None = Field(default=None, max_length=1_024)
@@ -199,14 +200,20 @@ def checked_attributes(names: Sequence[str], field: str = "requestedAttributes")
 
 
 def checked_languages(
-    requested: Sequence[str] | None, attributes: Sequence[str], detected: Detected
-) -> list[str]:
-    """The languages the comment is scored in, as the answer reports them.
+    requested: Sequence[str] | None,
+    attributes: Sequence[str],
+    detected: Detected,
+    *,
+    drop: bool = False,
+) -> tuple[list[str], list[str]]:
+    """The languages the comment is scored in, as the answer reports them, and the attributes
+    scored in them.
 
     Those requested (``en-US`` counts as ``en``), else the detected one. A request naming only
     languages the model does not read is still scored when the text is confidently in one it
     does (Coral sends its site's locale, not the comment's); an attribute civility has no label
-    for is refused in every language."""
+    for is refused in every language, or left out when the request says
+    ``dropUnsupportedAttributes``."""
     seen = [detected.language] if detected.language else []
     languages = [language.primary(code) for code in requested or ()]
     if not languages:
@@ -215,18 +222,27 @@ def checked_languages(
     readable = any(language.model_reads(code) for code in languages) or (
         detected.language is not None and detected.language in language.MODEL_LANGUAGES
     )
-    for name in attributes:
-        if label_of(name) is None or not readable:
-            raise LanguageNotSupported(name, languages, seen)
-    return [code for code in languages if language.model_reads(code)] or ["en"]
+    supported = [name for name in attributes if readable and label_of(name) is not None]
+    if not drop:
+        for name in attributes:
+            if name not in supported:
+                raise LanguageNotSupported(name, languages, seen)
+    if not readable:
+        return languages, supported
+    return [code for code in languages if language.model_reads(code)] or ["en"], supported
 
 
-def label_scores(attributes: Sequence[str], scores: Mapping[str, float]) -> dict[str, float]:
-    """Per attribute, the model's score; an attribute the active model lacks is refused."""
+def label_scores(
+    attributes: Sequence[str], scores: Mapping[str, float], *, drop: bool = False
+) -> dict[str, float]:
+    """Per attribute, the model's score; an attribute the active model lacks is refused (left
+    out with ``drop``)."""
     found = {}
     for name in attributes:
         label = label_of(name)
         if label is None or label not in scores:
+            if drop:
+                continue
             raise BadRequest(f"Attribute {name} is not scored by the active model.")
         found[name] = scores[label]
     return found
@@ -264,18 +280,18 @@ def _score(value: float) -> dict[str, Any]:
 
 def analyze_response(
     request: AnalyzeRequest,
-    attributes: Sequence[str],
     summary: Mapping[str, float],
     spans: Sequence[tuple[int, int, Mapping[str, float]]] | None,
     languages: Sequence[str],
     detected: Sequence[str],
 ) -> dict[str, Any]:
-    """Perspective's AnalyzeCommentResponse; ``spans`` are ``(begin, end, label scores)``.
+    """Perspective's AnalyzeCommentResponse for the attributes of ``summary``; ``spans`` are
+    ``(begin, end, label scores)``.
 
     An attribute whose ``scoreThreshold`` its score does not reach is left out, as Perspective
     does."""
     scores: dict[str, Any] = {}
-    for name in attributes:
+    for name in summary:
         threshold = request.requested_attributes[name].score_threshold
         if threshold is not None and summary[name] < threshold:
             continue

@@ -20,21 +20,26 @@ async def analyze(scorer: Scorer, analysis: perspective.AnalyzeRequest) -> dict[
     text = perspective.checked_text(analysis.comment)
     attributes = perspective.checked_attributes(list(analysis.requested_attributes))
     detected, scored = await _detected_and_scored(scorer, text)
-    languages = perspective.checked_languages(analysis.languages, attributes, detected)
+    drop = analysis.drop_unsupported_attributes
+    languages, attributes = perspective.checked_languages(
+        analysis.languages, attributes, detected, drop=drop
+    )
+    seen = [detected.language] if detected.language else []
+    if not attributes:
+        return perspective.analyze_response(analysis, {}, None, languages, seen)
     # Unscored when detected in a language the model does not read: a request naming one it
     # does has it scored all the same, as Perspective scores in the languages a request names.
     scores = scored.scores if scored is not None else await scorer.score(text)
-    summary = perspective.label_scores(attributes, scores)
+    summary = perspective.label_scores(attributes, scores, drop=drop)
     spans = None
-    if analysis.span_annotations:
+    if analysis.span_annotations and summary:
         parts = perspective.segments(text)
         by_part = await asyncio.gather(*(scorer.score(text[begin:end]) for begin, end in parts))
         spans = [
             (perspective.utf16_offset(text, begin), perspective.utf16_offset(text, end), part)
             for (begin, end), part in zip(parts, by_part, strict=True)
         ]
-    seen = [detected.language] if detected.language else []
-    return perspective.analyze_response(analysis, attributes, summary, spans, languages, seen)
+    return perspective.analyze_response(analysis, summary, spans, languages, seen)
 
 
 async def _detected_and_scored(scorer: Scorer, text: str) -> tuple[Detected, Scored | None]:

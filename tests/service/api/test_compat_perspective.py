@@ -340,6 +340,29 @@ async def test_a_language_the_model_cannot_score_gets_googles_language_error(
 
 
 @pytest.mark.parametrize(
+    ("text", "scored", "languages"),
+    [
+        # An attribute civility has no model for is left out; the others are scored.
+        (CIVIL, {"TOXICITY"}, ["en"]),
+        # A language the model cannot read leaves nothing to score: no scores, no error.
+        (GERMAN, set(), ["de"]),
+    ],
+)
+async def test_drop_unsupported_attributes_leaves_them_out_instead_of_failing(
+    client: Client, site: dict[str, str], text: str, scored: set[str], languages: list[str]
+) -> None:
+    body = {
+        "comment": {"text": text},
+        "requestedAttributes": {"TOXICITY": {}, "SEXUALLY_EXPLICIT": {}},
+        "dropUnsupportedAttributes": True,
+    }
+    response = await post(client, analyze_url(site["api_key"]), json.dumps(body))
+    assert response.status == 200, await response.text()
+    data = await response.json()
+    assert (set(data["attributeScores"]), data["languages"]) == (scored, languages)
+
+
+@pytest.mark.parametrize(
     ("text", "requested", "detected"),
     [
         # Coral sends its site's locale: English text on a German Coral is scored in English.
