@@ -18,7 +18,7 @@ from service.compat import coral, coral_graphql
 from service.compat.coral_links import CoralIds, CoralLinks
 from service.compat.ids import external_id
 from service.domain import Action, Comment, Decision, State
-from service.errors import ClaimConflict, NotFound
+from service.errors import ClaimConflict, NotFound, UpstreamUnavailable
 from service.metrics import Metrics
 from service.moderation import Moderation
 from service.store.records import DAY_MS, SiteRecord
@@ -77,7 +77,16 @@ class CoralDesk:
         if event.type not in coral.WEBHOOK_EVENTS or not event.data.comment_id:
             return {"event": event.id, "applied": False, "reason": "not about a comment"}
         record = await self.moderation.site_record(site_id)
-        comment_id, found = await self._linked(site_id, record, event.data.comment_id, event)
+        try:
+            comment_id, found = await self._linked(site_id, record, event.data.comment_id, event)
+        except UpstreamUnavailable as error:
+            # Coral never sends a webhook again for an error status (only when it could not
+            # reach us), and disables an endpoint after ten error answers in a row: a comment
+            # linked before is decided all the same, any other one cannot be, and says why.
+            log.warning("Coral webhook %s on %s: %s", event.id, site_id, error.message)
+            comment_id, found = await self.links.comment_of(site_id, event.data.comment_id), None
+            if comment_id is None:
+                return {"event": event.id, "applied": False, "reason": error.message}
         if comment_id is None:
             return {"event": event.id, "applied": False, "reason": "not a comment civility has"}
         answer: dict[str, Any] = {"event": event.id, "comment_id": comment_id, "applied": False}
@@ -85,7 +94,7 @@ class CoralDesk:
         if event.type != coral.LEFT_QUEUE or action is None:
             return answer
         if found is not None and found.status != event.data.status:
-            # Coral sends a webhook again until it is answered: a retried decision may come
+            # Coral sends a webhook again when its attempt timed out: a retried decision may come
             # after a later one (civility's, already carried into Coral) and must not undo it.
             answer["reason"] = f"Coral's comment is {found.status} now: a later decision"
             return answer
