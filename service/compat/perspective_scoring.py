@@ -4,22 +4,23 @@
 import asyncio
 from typing import Any
 
-from service import language
 from service.compat import perspective
 from service.compat.ids import digest, external_id
 from service.labels import LabelLog
-from service.language import Detected
-from service.scorer import DetectingScorer, Scored, Scorer
+from service.moderation import Moderation
 
 LABEL_SOURCE = "perspective.suggestscore"
 
 
-async def analyze(scorer: Scorer, analysis: perspective.AnalyzeRequest) -> dict[str, Any]:
+async def analyze(
+    moderation: Moderation, site_id: str, analysis: perspective.AnalyzeRequest
+) -> dict[str, Any]:
     """Perspective's AnalyzeCommentResponse: the text's language detected first, so a comment
-    the model cannot read gets Google's language error instead of an English score."""
+    the model cannot read gets Google's language error instead of an English score; scored as
+    intake scores the site's comments, by its own model when one is in use."""
     text = perspective.checked_text(analysis.comment)
     attributes = perspective.checked_attributes(list(analysis.requested_attributes))
-    detected, scored = await _detected_and_scored(scorer, text)
+    detected, scored = await moderation.read(site_id, text)
     drop = analysis.drop_unsupported_attributes
     languages, attributes = perspective.checked_languages(
         analysis.languages, attributes, detected, drop=drop
@@ -29,26 +30,24 @@ async def analyze(scorer: Scorer, analysis: perspective.AnalyzeRequest) -> dict[
         return perspective.analyze_response(analysis, {}, None, languages, seen)
     # Unscored when detected in a language the model does not read: a request naming one it
     # does has it scored all the same, as Perspective scores in the languages a request names.
-    scores = scored.scores if scored is not None else await scorer.score(text)
-    summary = perspective.label_scores(attributes, scores, drop=drop)
+    if scored is None:
+        scored = await moderation.score_for(site_id, text)
+    summary = perspective.label_scores(attributes, scored.scores, drop=drop)
     spans = None
     if analysis.span_annotations and summary:
         parts = perspective.segments(text)
-        by_part = await asyncio.gather(*(scorer.score(text[begin:end]) for begin, end in parts))
+        by_part = await asyncio.gather(
+            *(moderation.score_for(site_id, text[begin:end]) for begin, end in parts)
+        )
         spans = [
-            (perspective.utf16_offset(text, begin), perspective.utf16_offset(text, end), part)
+            (
+                perspective.utf16_offset(text, begin),
+                perspective.utf16_offset(text, end),
+                part.scores,
+            )
             for (begin, end), part in zip(parts, by_part, strict=True)
         ]
     return perspective.analyze_response(analysis, summary, spans, languages, seen)
-
-
-async def _detected_and_scored(scorer: Scorer, text: str) -> tuple[Detected, Scored | None]:
-    """The text's language and, when the model reads it, its scores. A scorer that detects in its
-    worker processes does both in one call, and this process never loads the detector (~110 MB
-    of memory in each API process)."""
-    if isinstance(scorer, DetectingScorer):
-        return await scorer.detect_and_score(text)
-    return language.detect(text), None
 
 
 async def suggest(

@@ -99,6 +99,15 @@ class Intake(ModerationBase):
         context = rules.PolicyContext(text=text, language_supported=detected.supported)
         return rules.decide(scored.scores, context, policy, scored.thresholds), scored
 
+    async def read(self, site_id: str, text: str) -> tuple[language.Detected, Scored | None]:
+        """The text's language and, when the model reads it, its scores as intake has them for
+        the site (by its own model when one is in use); nothing is written."""
+        return await self._read(text, await self._site_model(site_id))
+
+    async def score_for(self, site_id: str, text: str) -> Scored:
+        """The text's scores as intake has them for the site, whatever its language."""
+        return await self._score(text, await self._site_model(site_id))
+
     async def _detect_and_score(self, text: str, site_id: str) -> tuple[language.Detected, Scored]:
         """The text's language and the model's scores, or none for a text in a language it does
         not read: scoring German as English gives confident nonsense (0.69 toxicity for a civil

@@ -95,10 +95,10 @@ async def _site(request: web.Request) -> Site:
 )
 @error_shape(perspective_error)
 async def analyze(request: web.Request) -> web.Response:
-    await _site(request)
+    site = await _site(request)
     analysis = parse(perspective.AnalyzeRequest, await read_raw(request))
-    scorer = request.app[MODERATION].scorer
-    return web.json_response(await perspective_scoring.analyze(scorer, analysis))
+    moderation = request.app[MODERATION]
+    return web.json_response(await perspective_scoring.analyze(moderation, site.id, analysis))
 
 
 @routes.post("/v1alpha1/comments:suggestscore")

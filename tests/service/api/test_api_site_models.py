@@ -220,6 +220,21 @@ async def test_a_site_model_that_does_not_beat_the_global_model_stays_off(
     assert 'civility_site_model_refits{outcome="adapted",site="news"} 0.0' in metrics
 
 
+async def fit_on_identity_attacks(
+    redis_client: aioredis.Redis, refits: Refits, model: Model, stream: list[str]
+) -> None:
+    """``news`` rejects what the global model takes for an identity attack, toxic or not: a
+    weighing of the global labels a head on their scores learns from a hundred labels."""
+    attack = [scores["identity_attack"] for scores in model.score(stream)]
+    cut = sorted(attack)[int(len(attack) * 0.8)]
+    log = LabelLog(redis_client)
+    for number, (text, value) in enumerate(zip(stream, attack, strict=True)):
+        labels = {"toxicity": int(value >= cut)}
+        await log.record("news", text, labels, "moderator", None, comment_id=f"c{number}")
+    await SiteModels(redis_client).request_refit("news")
+    assert await refits.run_once() == ["news"]
+
+
 async def test_a_site_model_on_the_global_scores_reaches_every_api_process(
     aiohttp_client: AiohttpClient,
     settings: Settings,
@@ -233,16 +248,7 @@ async def test_a_site_model_on_the_global_scores_reaches_every_api_process(
 ) -> None:
     news = await create_site("news", mode="pre")
     blog = await create_site("blog", mode="pre")
-    # The site rejects what the global model takes for an identity attack, toxic or not: a
-    # weighing of the global labels a head on their scores learns from a hundred labels.
-    attack = [scores["identity_attack"] for scores in model.score(stream)]
-    cut = sorted(attack)[int(len(attack) * 0.8)]
-    log = LabelLog(redis_client)
-    for number, (text, value) in enumerate(zip(stream, attack, strict=True)):
-        labels = {"toxicity": int(value >= cut)}
-        await log.record("news", text, labels, "moderator", None, comment_id=f"c{number}")
-    await SiteModels(redis_client).request_refit("news")
-    assert await refits.run_once() == ["news"]
+    await fit_on_identity_attacks(redis_client, refits, model, stream)
     state = await site_model(client, "news", admin)
     toxicity = state["active"]["labels"]["toxicity"]
     assert toxicity["used"] is True
@@ -264,6 +270,27 @@ async def test_a_site_model_on_the_global_scores_reaches_every_api_process(
         assert here["scores"] == there["scores"]
         assert here["scores"]["toxicity"] == pytest.approx(expected[number]["toxicity"], rel=1e-6)
         assert here["scores"]["toxicity"] != elsewhere["scores"]["toxicity"]
+
+
+async def test_perspectives_analyze_scores_with_the_site_model_as_intake_does(
+    client: Client,
+    create_site: Any,
+    redis_client: aioredis.Redis,
+    refits: Refits,
+    model: Model,
+    stream: list[str],
+) -> None:
+    news = await create_site("news", mode="pre")
+    await fit_on_identity_attacks(redis_client, refits, model, stream)
+    client.app[SITE_VERSIONS].forget("news")
+    text = stream[0]
+    verdict = await post(client, news, "n0", text)
+    assert verdict["model"].endswith("+site.1")
+    body = {"comment": {"text": text}, "requestedAttributes": {"TOXICITY": {}}}
+    analyzed = await client.post(f"/v1alpha1/comments:analyze?key={news['api_key']}", json=body)
+    assert analyzed.status == 200, await analyzed.text()
+    score = (await analyzed.json())["attributeScores"]["TOXICITY"]["summaryScore"]["value"]
+    assert score == pytest.approx(verdict["scores"]["toxicity"], abs=1e-6)
 
 
 @pytest.fixture
