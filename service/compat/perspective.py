@@ -109,11 +109,12 @@ class _Message(BaseModel):
 
 class TextEntry(_Message):
     text: str
-    type: Literal["PLAIN_TEXT"] | None = None
+    # Each enum's zero value (``*_UNSPECIFIED``) means its default, as in Google's protos.
+    type: Literal["PLAIN_TEXT", "TEXT_TYPE_UNSPECIFIED"] | None = None
 
 
 class AttributeParameters(_Message):
-    score_type: Literal["PROBABILITY"] | None = None
+    score_type: Literal["PROBABILITY", "SCORE_TYPE_UNSPECIFIED"] | None = None
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
@@ -132,7 +133,7 @@ class AnalyzeRequest(_Message):
 
 class SummaryScore(_Message):
     value: float = Field(ge=0.0, le=1.0)
-    type: Literal["PROBABILITY"] | None = None
+    type: Literal["PROBABILITY", "SCORE_TYPE_UNSPECIFIED"] | None = None
 
 
 class SuggestedScore(_Message):

@@ -121,6 +121,29 @@ async def test_a_field_sent_as_null_takes_its_default_as_googles_json_parser_doe
     assert "clientToken" not in data
 
 
+async def test_an_enums_unspecified_value_takes_its_default_as_in_googles_protos(
+    client: Client, site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    analysis = {
+        "comment": {"text": CIVIL, "type": "TEXT_TYPE_UNSPECIFIED"},
+        "requestedAttributes": {"TOXICITY": {"scoreType": "SCORE_TYPE_UNSPECIFIED"}},
+    }
+    analyzed = await post(client, analyze_url(site["api_key"]), json.dumps(analysis))
+    assert analyzed.status == 200, await analyzed.text()
+    assert set((await analyzed.json())["attributeScores"]) == {"TOXICITY"}
+    suggestion = {
+        "comment": {"text": CIVIL, "type": "TEXT_TYPE_UNSPECIFIED"},
+        "attributeScores": {
+            "TOXICITY": {"summaryScore": {"value": 0, "type": "SCORE_TYPE_UNSPECIFIED"}}
+        },
+    }
+    url = coral_url("http://civility.test/v1alpha1", "comments:suggestscore", site["api_key"])
+    suggested = await post(client, url, json.dumps(suggestion))
+    assert suggested.status == 200, await suggested.text()
+    [label] = [entry async for entry in LabelLog(redis_client).export(site["id"])]
+    assert label["labels"] == {"toxicity": 0}
+
+
 async def test_every_attribute_maps_to_its_label(
     client: Client, site: dict[str, str], admin: dict[str, str]
 ) -> None:
