@@ -105,7 +105,9 @@ def test_trigger(checked: Call) -> str | None:
     email = checked.fields.get("comment_author_email", "").strip().lower()
     if author == SPAM_TRIGGER_AUTHOR or email == SPAM_TRIGGER_EMAIL:
         return SPAM
-    if checked.fields.get("user_role", "").strip().lower() == HAM_TRIGGER_ROLE:
+    # WordPress sends all of the user's roles, comma-separated ("administrator,super_admin").
+    roles = checked.fields.get("user_role", "").lower().split(",")
+    if HAM_TRIGGER_ROLE in (role.strip() for role in roles):
         return HAM
     return None
 
