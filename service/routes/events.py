@@ -1,8 +1,9 @@
 """A site's live events as Server-Sent Events: what changed or was claimed, never comment text.
 
 The stream follows the site's audit stream, so a browser's EventSource that reconnects by itself
-(sending ``Last-Event-ID``) resumes where it stopped. The token is checked again between reads:
-a revoked token's stream ends with an ``error`` event within a read's wait. Each open stream holds
+(sending ``Last-Event-ID``) resumes where it stopped. The token is checked again after each read,
+before what it brought is written: a revoked token's stream ends with an ``error`` event within a
+read's wait, and tells nothing that happened after the revocation. Each open stream holds
 a Redis connection, so a process keeps at most CIVILITY_EVENT_STREAMS_MAX open and refuses more
 with 503 and Retry-After (``service/event_streams.py``).
 """
@@ -80,13 +81,15 @@ async def _stream(request: web.Request, site: str) -> web.StreamResponse:
         quiet = 0
         while not stopping.is_set() and not _client_gone(request):
             after, news = await moderation.events_after(site, after, block_ms=WAIT_MS)
+            # Checked between the read and the write: what happened after a revocation (the
+            # release of the moderator's claims, to begin with) never reaches its stream.
+            await require_moderator(request, site)
             for event in news:
                 await response.write(_frame(event["type"], event, event["id"]))
             quiet = 0 if news else quiet + 1
             if quiet >= KEEPALIVE_EVERY:
                 await response.write(b": keep-alive\n\n")
                 quiet = 0
-            await require_moderator(request, site)
     except CivilityError as error:
         # The status line is sent already: the error travels as the stream's last event.
         with suppress(ConnectionResetError):

@@ -156,3 +156,28 @@ async def test_the_stream_refuses_other_sites_and_missing_tokens(
             "details": None,
         }
     }
+
+
+async def test_a_revoked_token_is_sent_nothing_that_happened_after_its_revocation(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers, admin: Any
+) -> None:
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    stream = await open_stream(client, mo)
+    claim = {"limit": 1, "order": "oldest"}
+    assert (await client.post("/v1/sites/held/queue/claim", json=claim, headers=mo)).status == 200
+    assert (await next_frame(stream))["event"] == "comment.claimed"
+    # Revoking gives the moderator's claims back, and then the admin decides: both happen after
+    # the token stopped being valid, so its stream must not tell of them.
+    revoked = await client.delete(
+        f"/v1/sites/held/moderators/{site['moderator_id']}", headers=admin
+    )
+    assert revoked.status == 204
+    decision = {"action": "approve"}
+    decided = await client.post("/v1/sites/held/comments/c1/decision", json=decision, headers=admin)
+    assert decided.status == 200
+    frame = await next_frame(stream)
+    assert frame["event"] == "error", frame
+    assert frame["data"]["error"]["code"] == "unauthorized"
+    async with asyncio.timeout(10):
+        assert await stream.content.read() == b""
