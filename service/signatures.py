@@ -99,6 +99,8 @@ def check_signature(header: SignatureHeader, body: bytes, secrets: Iterable[str]
         expected = compute(secret, header.timestamp, body).encode("ascii")
         for candidate in header.signatures:
             # No early exit: the time taken must not tell which secret or signature matched.
-            matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
+            # Hex has no case; some libraries spell it in upper case.
+            sent = candidate.encode("utf-8", "replace").lower()
+            matched |= hmac.compare_digest(expected, sent)
     if not matched:
         raise SignatureError(f"{HEADER} does not match any valid secret for this site")

@@ -179,3 +179,8 @@ def test_the_default_tolerance_is_five_minutes_either_way() -> None:
     for skew in (301, -301):
         with pytest.raises(SignatureError, match="outside the 300 s tolerance"):
             signatures.check_timestamp(signatures.SignatureHeader(NOW + skew, ("00",)), now=NOW)
+
+
+def test_a_v1_in_upper_case_hex_matches() -> None:
+    upper = signatures.compute("k", NOW, b"{}").upper()
+    assert signatures.verify(f"t={NOW},v1={upper}", b"{}", ["k"], now=NOW) == NOW

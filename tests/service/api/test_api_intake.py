@@ -87,6 +87,22 @@ async def test_a_body_changed_after_signing_is_refused(
     )
 
 
+async def test_a_signature_in_upper_case_hex_is_the_same_signature(
+    client: Client, site: dict[str, str]
+) -> None:
+    # Hex digits have no case: senders whose HMAC library spells them in upper case (Java's
+    # DatatypeConverter, .NET's Convert.ToHexString, RFC 4648's base16) sign just as well.
+    raw = json.dumps(comment()).encode()
+    now = int(time.time())
+    upper = signatures.compute(site["webhook_secret"], now, raw).upper()
+    response = await client.post(
+        "/v1/sites/news/comments",
+        data=raw,
+        headers={"Content-Type": "application/json", signatures.HEADER: f"t={now},v1={upper}"},
+    )
+    assert response.status == 202, await response.text()
+
+
 @pytest.mark.parametrize("age", [301, -301, 3600])
 async def test_a_stale_signature_is_refused(
     site: dict[str, str], post_signed: Any, age: int
