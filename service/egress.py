@@ -51,14 +51,22 @@ NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 """The well-known NAT64 prefix (RFC 6052): its last 32 bits are the IPv4 address reached."""
 NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
 """The local-use NAT64 prefix (RFC 8215): the translator is the operator's own."""
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+"""The deprecated IPv4-compatible form (RFC 4291): where Linux's sit tunnel is up, a
+connection to ``::127.0.0.1`` reaches 127.0.0.1. ``::`` and ``::1`` are IPv6's own."""
+IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
+"""SIIT's IPv4-translated form (RFC 2765): its last 32 bits are the IPv4 address reached."""
 
 
 def _ipv4_behind(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one reaches through mapping, NAT64 or 6to4, if it names one."""
+    """The IPv4 address an IPv6 one reaches through mapping, translation, NAT64, 6to4 or the
+    IPv4-compatible form, if it names one."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
-    if address in NAT64:
+    if address in NAT64 or address in IPV4_TRANSLATED:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in IPV4_COMPATIBLE and int(address) > 1:
+        return ipaddress.IPv4Address(int(address))
     return address.sixtofour
 
 

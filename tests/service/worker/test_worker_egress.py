@@ -22,7 +22,9 @@ from .support import FAST, CreateSite, Events, Receiver, StartWorker, eventually
 STRICT = dataclasses.replace(FAST, callback_allow=(), max_attempts=1, timeout_seconds=10.0)
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0x7f000001", "[::ffff:127.0.0.1]"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "0x7f000001", "[::ffff:127.0.0.1]", "[::127.0.0.1]"]
+)
 async def test_a_callback_on_loopback_is_refused_after_resolution(
     redis_client: aioredis.Redis,
     receiver: Receiver,
@@ -124,6 +126,11 @@ async def test_last_error_never_shows_what_a_receiver_that_is_no_http_server_sen
         "64:ff9b:1::a00:1",
         "2002:a9fe:a9fe::1",
         "2002:7f00:1::",
+        # The deprecated IPv4-compatible form (RFC 4291), which Linux's sit tunnel carries to the
+        # IPv4 address inside, and SIIT's IPv4-translated form (RFC 2765).
+        "::127.0.0.1",
+        "::169.254.169.254",
+        "::ffff:0:a00:1",
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
