@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 DECISIONS = {coral.APPROVED: Action.APPROVE, coral.REJECTED: Action.REJECT}
 # Coral has no spam status: civility's spam reaches it as a rejection and comes back as one.
 _ALREADY = {Action.APPROVE: {State.APPROVED}, Action.REJECT: {State.REJECTED, State.SPAM}}
+SUGGESTION_TOKEN = "comment:"
+"""What Coral's Perspective client puts before its comment id in a suggestion's clientToken."""
 
 
 class CoralDesk:
@@ -50,6 +52,27 @@ class CoralDesk:
     async def verify_webhook(self, site_id: str, header: str | None, raw: bytes) -> None:
         secret = (await self.moderation.site_record(site_id)).coral_webhook_secret
         coral.verify(header, raw, secret, "webhook_secret")
+
+    async def suggested(self, site_id: str, client_token: str | None) -> Comment | None:
+        """The comment a Perspective suggestion from Coral is about, when civility has it: Coral
+        names its comment in the clientToken (``comment:<its id>``), which its webhooks linked
+        to ours or its phase stored ours under."""
+        if not client_token or not client_token.startswith(SUGGESTION_TOKEN):
+            return None
+        coral_id = client_token[len(SUGGESTION_TOKEN) :]
+        if not coral_id:
+            return None
+        for candidate in (
+            await self.links.comment_of(site_id, coral_id),
+            external_id(coral_id, "coral"),
+        ):
+            if candidate is None:
+                continue
+            try:
+                return await self.moderation.get_comment(site_id, candidate)
+            except NotFound:
+                continue
+        return None
 
     async def moderate(
         self, site_id: str, request: coral.ModerationRequest

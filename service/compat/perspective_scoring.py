@@ -6,6 +6,7 @@ from typing import Any
 
 from service.compat import perspective
 from service.compat.ids import digest, external_id
+from service.domain import Comment
 from service.labels import LabelLog
 from service.moderation import Moderation
 
@@ -51,14 +52,21 @@ async def analyze(
 
 
 async def suggest(
-    labels: LabelLog, model_version: str, site_id: str, suggestion: perspective.SuggestScoreRequest
+    labels: LabelLog,
+    model_version: str,
+    site_id: str,
+    suggestion: perspective.SuggestScoreRequest,
+    about: Comment | None = None,
 ) -> dict[str, Any]:
     """A client's suggested scores become a training label of the site (attributes civility has
-    no label for teach nothing and are left out)."""
+    no label for teach nothing and are left out). ``about`` is the stored comment the suggestion
+    names: the label carries its author, so that erasing the author erases it too, and an erased
+    author's comment teaches nothing."""
     text = perspective.checked_text(suggestion.comment)
     suggested = perspective.suggested_labels(suggestion)
     token = suggestion.client_token
-    if suggested:
+    erased = about is not None and not about.text
+    if suggested and not erased:
         await labels.record(
             site_id,
             text,
@@ -69,5 +77,6 @@ async def suggest(
             # moderator changing their mind) replaces the earlier, while a client that sends one
             # token for every comment does not have each new suggestion replace the last.
             comment_id=external_id(f"{token}#{digest(text)[:12]}", "token") if token else None,
+            author_id=about.author.id if about is not None else None,
         )
     return perspective.suggest_response(suggestion)

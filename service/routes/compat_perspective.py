@@ -4,7 +4,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.appkeys import LABELS, MODERATION
+from service.appkeys import CORAL, LABELS, MODERATION
 from service.compat import perspective, perspective_scoring
 from service.domain import Site
 from service.error_shapes import error_shape
@@ -117,5 +117,8 @@ async def suggest_score(request: web.Request) -> web.Response:
     site = await _site(request)
     suggestion = parse(perspective.SuggestScoreRequest, await read_raw(request))
     version = request.app[MODERATION].scorer.model_version
-    body = await perspective_scoring.suggest(request.app[LABELS], version, site.id, suggestion)
+    about = await request.app[CORAL].suggested(site.id, suggestion.client_token)
+    body = await perspective_scoring.suggest(
+        request.app[LABELS], version, site.id, suggestion, about
+    )
     return web.json_response(body)

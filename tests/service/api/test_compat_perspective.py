@@ -5,10 +5,11 @@ Coral's perspective service joins its configured endpoint's path with ``/comment
 below; it reads ``attributeScores[model].summaryScore.value``.
 """
 
+import copy
 import json
 import re
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import pytest
 import redis.asyncio as aioredis
@@ -19,6 +20,7 @@ from service import language
 from service.appkeys import SCORER
 from service.compat.perspective import ATTRIBUTES, MAX_SPANS
 from service.labels import LabelLog
+from tests.service.api import test_compat_coral as coral
 
 Client = TestClient[web.Request, web.Application]
 
@@ -572,4 +574,28 @@ async def test_a_bad_suggestion_stores_nothing(
     response = await post(client, url, json.dumps(body))
     assert response.status == 400
     assert await response.json() == google_error(400, "INVALID_ARGUMENT", message)
+    assert [entry async for entry in LabelLog(redis_client).export("news")] == []
+
+
+async def test_corals_suggestions_are_erased_with_the_author_of_the_comment_they_name(
+    client: Client, site: dict[str, str], admin: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    # Coral sends its comments through the phase and, with its toxic filter on civility too,
+    # each of its moderators' decisions as a suggestion naming Coral's comment in clientToken.
+    assert (await coral.set_secret(client, admin, coral.SECRET)).status == 200
+    phased = copy.deepcopy(coral.NEW_COMMENT)
+    phased["comment"].update(id="c-9", body="You absolute clown.")
+    assert (await coral.send(client, phased)).status in (200, 204)
+    stored = await (await client.get("/v1/sites/news/comments/c-9", headers=admin)).json()
+    url = coral_url("http://civility.test/v1alpha1", "comments:suggestscore", site["api_key"])
+    body = coral_suggest_body("You absolute clown.", "c-9", approved=False)
+    assert (await post(client, url, body)).status == 200
+
+    author = quote(stored["author"]["id"], safe="")
+    erased = await client.post(f"/v1/sites/news/authors/{author}:erase", headers=admin)
+    assert erased.status == 200
+    assert (await erased.json())["labels_erased"] == 1
+    assert [entry async for entry in LabelLog(redis_client).export("news")] == []
+    # A suggestion arriving after the erasure brings nothing of theirs back.
+    assert (await post(client, url, body)).status == 200
     assert [entry async for entry in LabelLog(redis_client).export("news")] == []
