@@ -27,6 +27,8 @@ class Event(StrEnum):
     ``reported`` queue, for a moderator to keep (approve) or take down (reject, spam)."""
     SECOND_LOOK = "second_look"
     """The semantic stage's blend holds a comment the lexical verdict published."""
+    BAN = "ban"
+    """A ban rejects the author's held comments (recorded as a moderator's ``reject``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,9 @@ TRANSITIONS: Mapping[Event, Transition] = {
     # Only what the model published is looked at again, and a second look never rejects: a
     # person decides. (Its script also refuses a comment a moderator decided.)
     Event.SECOND_LOOK: Transition(frozenset({State.APPROVED.value}), frozenset({State.PENDING})),
+    # The ban lists the held comments before it rejects them one by one: one a moderator decided
+    # in between keeps that decision.
+    Event.BAN: Transition(frozenset({State.PENDING.value}), frozenset({State.REJECTED})),
 }
 
 EVENT_TYPES: Mapping[State, str] = {

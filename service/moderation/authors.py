@@ -14,11 +14,12 @@ from service.domain import (
     Policy,
     RecentDecisions,
 )
-from service.errors import CivilityError, NotFound, ValidationFailed
+from service.errors import CivilityError, InvalidTransition, NotFound, ValidationFailed
 from service.moderation.decisions import Decisions, unavailable
 from service.path_ids import checked_id
 from service.store.records import SiteRules
 from service.times import from_ms
+from service.transitions import Event
 
 MAX_BAN_REJECTIONS = 1_000
 """Held comments one ban rejects at most; more (a flood) are left for the queue's bulk actions."""
@@ -86,7 +87,11 @@ class Authors(Decisions):
             decision = Decision(action=Action.REJECT, reason=change.reason or "AUTHOR_BANNED")
             for comment_id in held[:MAX_BAN_REJECTIONS]:
                 try:
-                    await self.decide(site_id, comment_id, decision, actor, learn=False)
+                    await self.decide(
+                        site_id, comment_id, decision, actor, learn=False, transition=Event.BAN
+                    )
+                except InvalidTransition:
+                    continue  # decided since it was listed: no longer the ban's to reject
                 except CivilityError as error:
                     # Redis unavailable fails the ban (503, its key given back): its retry
                     # rejects the comments still held, instead of replaying this one failed.

@@ -45,6 +45,7 @@ class Decisions(ModerationBase):
         *,
         learn: bool = True,
         event_seed: str | None = None,
+        transition: Event | None = None,
     ) -> Comment:
         """Apply a moderator's decision; raises VersionConflict, ClaimConflict or NotFound.
 
@@ -53,9 +54,9 @@ class Decisions(ModerationBase):
         request's idempotency seed) makes the event id the same on every retry of the request,
         so a retry after an unknown outcome finds its change made, even once the comment changed
         again (decided by another, edited), and neither applies it again nor sends a second
-        event."""
+        event. ``transition`` narrows the states the decision may start from (a ban's)."""
         policy = (await self._site_record(site_id)).site.policy
-        event = event_for(decision.action)
+        event = transition or event_for(decision.action)
         target = decided_state(event)
         write = DecisionWrite(
             comment_id=comment_id,

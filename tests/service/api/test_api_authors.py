@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from service.appkeys import MODERATION
 from service.keys import KeySpace
 from tests.service.api.conftest import fail_decide_once
 
@@ -306,6 +307,44 @@ async def test_a_ban_leaves_a_comment_another_moderator_claimed(
     assert outcome["rejected"] == ["c1"]
     assert [(item["id"], item["error"]["code"]) for item in outcome["failed"]] == [
         ("c0", "claim_conflict")
+    ]
+
+
+async def test_a_ban_leaves_a_comment_a_moderator_decided_after_the_ban_listed_it(
+    client: Client,
+    admin: dict[str, str],
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await create_site("held", mode="pre")
+    for number in range(2):
+        await post(post_signed, site, comment(f"c{number}"))
+    created = await client.post("/v1/sites/held/moderators", json={"name": "Second"}, headers=admin)
+    second = {"Authorization": f"Bearer {(await created.json())['token']}"}
+    store = client.app[MODERATION].store
+    pending_of_author = store.pending_of_author
+
+    async def listed_then_published(site_id: str, author_id: str) -> list[str]:
+        held = await pending_of_author(site_id, author_id)
+        # The second moderator publishes c0 between the ban's listing and its rejections.
+        await decide(client, site, lambda _: second, "c0", "approve")
+        return held
+
+    monkeypatch.setattr(store, "pending_of_author", listed_then_published)
+    outcome = await (
+        await set_status(client, site, moderator, "ann", status="banned", reject_pending=True)
+    ).json()
+    assert (outcome["rejected"], outcome["failed"]) == (["c1"], [])
+    assert outcome["author"]["counts"]["approved"] == 1
+    view = await (await client.get("/v1/sites/held/comments/c0", headers=second)).json()
+    assert (view["state"], view["decided_by_name"]) == ("approved", "Second")
+    entries = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(KEYS.outbox("held")))
+    assert [f["type"] for _, f in entries if f["comment_id"] == "c0"] == [
+        "comment.held",
+        "comment.approved",
     ]
 
 
