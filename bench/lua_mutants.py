@@ -18,6 +18,7 @@ LUA_TESTS = {
         "tests/service/api/test_api_reports.py",
         "tests/service/api/test_api_retention.py",
         "tests/service/api/test_api_idempotency.py",
+        "tests/service/api/test_api_revocation.py",
     ),
     **dict.fromkeys(
         ("revoke_moderator.lua", "rotate_api_key.lua", "delete_site.lua"),

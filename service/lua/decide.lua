@@ -39,13 +39,21 @@ the decision remembered under the event id. So does a call without a version tha
 decision the comment already carries from the same actor with the same reasons.
 
 Returns {"ok", fields}; {"not_found"}; {"version_conflict", current version};
-{"claim_conflict", holder, remaining lease ms}; or {"invalid_transition", state}.
+{"claim_conflict", holder, remaining lease ms}; {"invalid_transition", state}; or {"gone"} when
+the site was deleted (civ:{site}:site, read like ingest's: its purge may not have reached the
+comment yet).
 ]]
 
 local prefix, site, id, target, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 local now = ARGV[10]
 local remember_ms = tonumber(ARGV[16])
 local decided = prefix .. "decided:" .. ARGV[11]
+
+-- A process may keep a deleted site's record a second: what it decided now could land behind
+-- the purge, for a new site of that id to inherit.
+if redis.call("EXISTS", prefix .. "site") == 0 then
+  return {"gone"}
+end
 
 local stored = redis.call("HMGET", KEYS[1], "state", "version", "article_id", "author_id", "model",
   "last_event_id", "priority", "created_at", "decided_by", "reasons")

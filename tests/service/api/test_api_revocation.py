@@ -349,6 +349,33 @@ async def test_a_deleted_site_takes_nothing_from_a_process_that_still_knows_it(
     assert (await queue.json())["items"] == []
 
 
+async def test_a_deleted_site_takes_no_decision_from_a_process_that_still_knows_it(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+    redis_client: aioredis.Redis,
+) -> None:
+    other = await aiohttp_client(create_app(settings))
+    doomed = await create_site("doomed", mode="pre")
+    assert (await post_signed(doomed, comment("c1", "ada"))).status == 202
+    # The other process reads the site's record, and keeps it a second.
+    assert (await other.get("/v1/sites/doomed/queue", headers=admin)).status == 200
+    assert (await client.delete("/v1/sites/doomed", headers=admin)).status == 202
+    outbox = await redis_client.xlen(KEYS.outbox("doomed"))
+
+    # Before the purge reaches the comment: what the decision wrote, the purge may have passed.
+    late = await other.post(
+        "/v1/sites/doomed/comments/c1/decision", json={"action": "approve"}, headers=admin
+    )
+
+    assert late.status == 404, await late.text()
+    assert await redis_client.xlen(KEYS.outbox("doomed")) == outbox
+    assert await redis_client.hget(KEYS.comment("doomed", "c1"), "state") == "pending"
+
+
 async def held_comments_of_ada_and_bob(create_site: Any, post_signed: Any) -> Headers:
     """Site "held" with comments c1 and c2 by ada, c3 by bob, all pending; its moderator's
     headers."""
