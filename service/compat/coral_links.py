@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from service.compat.ids import digest
 from service.keys import DEFAULT_PREFIX, KeySpace
-from service.store.scripts import RedisClient, store_errors
+from service.store.scripts import LuaScripts, RedisClient, store_errors
 
 LATEST_SECONDS = 86_400
 """How long an author's latest comment in a thread can still be edited by id-less EDITs: far
@@ -35,6 +35,7 @@ class CoralLinks:
     def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.keys = KeySpace(prefix)
+        self._run = LuaScripts(redis, ("coral_link",), with_library=False).run
 
     def _latest_key(self, site: str, story: str, author: str, parent: str | None) -> str:
         return self.keys.coral_latest(site, digest(story, author, parent or "")[:40])
@@ -53,30 +54,18 @@ class CoralLinks:
 
     async def mark(self, site: str, comment_id: str, keep_seconds: int) -> None:
         """The comment came from Coral: its decisions go back to Coral, not to a webhook."""
-        key = self.keys.coral_link(site, comment_id)
-        with store_errors():
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, "origin", "coral")
-                pipe.expire(key, keep_seconds)
-                await pipe.execute()
+        keys = [self.keys.coral_link(site, comment_id), self.keys.comment(site, comment_id)]
+        await self._run("coral_link", keys, [keep_seconds * 1000, comment_id, "origin", "coral"])
 
     async def link(self, site: str, comment_id: str, coral: CoralIds, keep_seconds: int) -> None:
-        """Both directions at once (one hash slot, one transaction)."""
-        link_key = self.keys.coral_link(site, comment_id)
-        back_key = self.keys.coral_comment(site, coral.comment_id)
-        with store_errors():
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(
-                    link_key,
-                    mapping={
-                        "origin": "coral",
-                        "coral_id": coral.comment_id,
-                        "revision_id": coral.revision_id,
-                    },
-                )
-                pipe.expire(link_key, keep_seconds)
-                pipe.set(back_key, comment_id, ex=keep_seconds)
-                await pipe.execute()
+        """Both directions at once (one hash slot, one script)."""
+        keys = [
+            self.keys.coral_link(site, comment_id),
+            self.keys.comment(site, comment_id),
+            self.keys.coral_comment(site, coral.comment_id),
+        ]
+        fields = ["origin", "coral", "coral_id", coral.comment_id, "revision_id", coral.revision_id]
+        await self._run("coral_link", keys, [keep_seconds * 1000, comment_id, *fields])
 
     async def of(self, site: str, comment_id: str) -> CoralLink | None:
         """None for a comment that did not come from Coral."""

@@ -255,12 +255,12 @@ local function comment_fields(prefix, id)
 end
 
 --[[
-Retention: a decided comment, its text, its history and its reports expire `keep_ms` after its last change;
-a comment waiting for a moderator (pending, or in the reported queue) is kept until decided, so
-`keep_ms` 0 removes any expiry.
+Retention: a decided comment, its text, its history, its reports and its link to Coral
+(coral_link.lua) expire `keep_ms` after its last change; a comment waiting for a moderator
+(pending, or in the reported queue) is kept until decided, so `keep_ms` 0 removes any expiry.
 ]]
 local function retain(prefix, id, keep_ms)
-  for _, kind in ipairs({"comment:", "text:", "history:", "reports:"}) do
+  for _, kind in ipairs({"comment:", "text:", "history:", "reports:", "coral:link:"}) do
     local key = prefix .. kind .. id
     if keep_ms > 0 then
       redis.call("PEXPIRE", key, keep_ms)

@@ -324,6 +324,35 @@ async def test_a_coral_decision_sent_again_after_a_later_one_in_civility_changes
     assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
 
 
+async def test_a_comment_held_past_the_retention_still_reaches_coral_when_decided(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+) -> None:
+    policy = {"policy": {"retention_days": 1}}
+    assert (await client.patch("/v1/sites/news", json=policy, headers=admin)).status == 200
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    link = KEYS.coral_link("news", ours)
+    # Held, the comment is kept until decided, and so is what names it in Coral: a link that
+    # expired after a day would send the decision nowhere.
+    assert await redis_client.pttl(KEYS.comment("news", ours)) == -1
+    assert await redis_client.pttl(link) == -1
+
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "approve"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+    # Decided, the link expires with the comment.
+    assert abs(await redis_client.pttl(link) - 86_400_000) < 60_000
+    await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
+    assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
+
+
 async def test_a_decision_before_coral_named_the_comment_waits_for_the_link(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
 ) -> None:
