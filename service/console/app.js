@@ -11,7 +11,7 @@ const FALLBACK_REASONS = ["TOXIC", "SPAM", "OFF_TOPIC", "INSULT", "THREAT", "IDE
 const FALLBACK_HOLDS = ["TOXIC", "SPAM", "LINKS", "SUSPECT_WORD", "NEW_AUTHOR", "AUTHOR_PREMOD", "PREMOD", "REPORTED"];
 const ACTION_WORDS = { approve: "Approved", reject: "Rejected", spam: "Marked as spam", reopen: "Reopened" };
 const STATE_ACTIONS = { approved: "approve", rejected: "reject", spam: "spam", pending: "reopen" };
-const DECISIONS = new Set(["approve", "reject", "spam", "reopen"]);
+const LEFT_WORDS = { edit: "was edited on the site", second_look: "was held by the second look" };
 const PAGE = 50;
 const CLAIM = 10;
 
@@ -559,21 +559,32 @@ async function onLive(kind, event) {
     renderQueue();
     return;
   }
-  if (event.state === "pending" && state.queue === "pending" && index < 0 && !mine) {
+  // A comment enters the reported queue by its readers' report alone, and any other change
+  // (a decision, the site's edit, a second look's hold) takes it out.
+  const queued = state.queue === "pending" ? event.state === "pending" : event.action === "report";
+  if (queued && index < 0 && !mine) {
     try {
       const item = await get(`/v1/sites/${site()}/comments/${encodeURIComponent(event.comment_id)}`);
-      if (item.state === "pending" && !state.items.some((entry) => entry.id === item.id)) {
+      if (inQueue(item) && !state.items.some((entry) => entry.id === item.id)) {
         state.items.push(item);
         renderQueue();
-        say("#queue-message", `New comment ${item.id} arrived.`);
+        say("#queue-message", state.queue === "pending" ? `New comment ${item.id} arrived.` : `Comment ${item.id} was reported.`);
       }
     } catch {
       // Decided again meanwhile, or expired: nothing to show.
     }
-  } else if (index >= 0 && !mine && (state.queue === "pending" ? event.state !== "pending" : DECISIONS.has(event.action))) {
+  } else if (index >= 0 && !mine && !queued) {
     dropItems([event.comment_id]);
-    say("#queue-message", `${event.actor_name || event.actor} decided ${event.comment_id} (${event.state}).`);
+    const left = LEFT_WORDS[event.action];
+    say("#queue-message", left
+      ? `Comment ${event.comment_id} ${left} and left this queue (now ${event.state}).`
+      : `${event.actor_name || event.actor} decided ${event.comment_id} (${event.state}).`);
   }
+}
+
+function inQueue(item) {
+  if (state.queue === "pending") return item.state === "pending";
+  return item.state === "approved" && item.reasons.includes("REPORTED");
 }
 
 // ---------------------------------------------------------------- browse

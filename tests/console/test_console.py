@@ -607,6 +607,36 @@ def test_the_reported_tab_drops_a_comment_another_moderator_decided(
     expect(page.locator("#queue-message")).to_have_text(f"Alice decided {comment_id} (rejected).")
 
 
+def test_the_reported_tab_follows_comments_entering_and_leaving_it_without_a_decision(
+    page: Page, site: Site
+) -> None:
+    comment_id = reported(site)
+    signed_in(page, site)
+    page.get_by_role("tab", name=re.compile("Reported")).click()
+    expect(page.locator("#items > li")).to_have_count(1)
+    expect(page.locator("#live")).to_have_text("live")
+
+    # The site edits it: moderated afresh, it leaves the reported queue (held, on this site).
+    site.post_comment(comment_id, f"{CALM[1]} (edited)")
+    expect(page.locator("#items > li")).to_have_count(0)
+    expect(page.locator("#queue-message")).to_have_text(
+        f"Comment {comment_id} was edited on the site and left this queue (now pending)."
+    )
+    expect(page.locator('[data-count="reported"]')).to_have_text("0")
+
+    # Another one reaches the report threshold: listed as the count shows it.
+    (other,) = hold(site, 1, prefix="d")
+    status, _ = site.service.call(
+        "POST", f"/v1/sites/{site.id}/comments/{other}/decision", {"action": "approve"}
+    )
+    assert status == 200
+    for reader in range(3):
+        site.report(other, f"reader-{reader}")
+    expect(page.locator("#items > li")).to_have_count(1)
+    assert items(page) == [other]
+    expect(page.locator('[data-count="reported"]')).to_have_text("1")
+
+
 def test_undo_in_the_reported_tab_says_the_reports_are_cleared(page: Page, site: Site) -> None:
     comment_id = reported(site)
     signed_in(page, site)
