@@ -28,10 +28,16 @@ browse indexes of its old and new state, the author's counters (civ:{site}:autho
 recent decisions (civ:{site}:recent:<author>).
 
 Returns {"held", version}; {"looked"}; {"skipped", state} (a moderator decided it, or it is not
-published); {"stale"} (edited since: a newer look is queued); or {"gone"}.
+published); {"stale"} (edited since: a newer look is queued); or {"gone"} (the comment, or its
+site: civ:{site}:site, deleted since the worker read its policy and not yet purged).
 ]]
 
 local prefix, site, id, now = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+
+-- What a look wrote behind the purge would be left for a new site of that id.
+if redis.call("EXISTS", prefix .. "site") == 0 then
+  return {"gone"}
+end
 
 local stored = redis.call("HMGET", KEYS[1], "state", "decided_by", "look_version", "article_id",
   "author_id", "created_at", "reasons")

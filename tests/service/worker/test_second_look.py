@@ -696,6 +696,35 @@ async def test_a_look_at_a_comment_gone_while_the_stage_reads_leaves_the_queue(
     assert not await redis_client.exists(KEYS.comment(SITE, "c1"))
 
 
+async def test_a_look_at_a_site_deleted_once_its_policy_was_read_writes_nothing(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await create_site(None)
+    blend.scores["Hostile words."] = HOSTILE
+    await publish("c1", "Hostile words.")
+    load_site = looker.store.load_site
+
+    async def loaded_then_deleted(site_id: str) -> SiteRecord | None:
+        record = await load_site(site_id)
+        # The site goes (its purge under way) between reading its policy and applying the look.
+        await redis_client.delete(KEYS.site(SITE))
+        return record
+
+    monkeypatch.setattr(looker.store, "load_site", loaded_then_deleted)
+    outbox = await redis_client.xlen(KEYS.outbox(SITE))
+    assert await looker.work_once() == 1
+
+    stored = await comment(redis_client, "c1")
+    assert (stored["state"], stored["version"]) == ("approved", "1")
+    assert await redis_client.xlen(KEYS.outbox(SITE)) == outbox
+    assert not await redis_client.exists(KEYS.history(SITE, "c1"))
+
+
 async def test_a_look_finished_after_its_lease_ended_does_not_hold_the_comment_again(
     redis_client: aioredis.Redis,
     create_site: CreateSite,
