@@ -16,7 +16,7 @@ from typing import cast
 from redis.asyncio.cluster import RedisCluster
 
 from service.domain import Moderator
-from service.errors import NotFound, StoreUnavailable
+from service.errors import NotFound, SiteNotFound, StoreUnavailable
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.scripts import LuaScripts, RedisClient, store_errors
 from service.times import from_ms
@@ -112,7 +112,7 @@ class AdminStore:
         with store_errors():
             if not replaced:
                 await self.redis.delete(self.keys.api_key(key_hash))
-                raise NotFound(f"site {site_id!r} not found")
+                raise SiteNotFound(site_id)
             old_index = self.keys.api_key(replaced)
             if previous_valid_until_ms > now_ms:
                 await self.redis.pexpireat(old_index, previous_valid_until_ms)
@@ -125,12 +125,12 @@ class AdminStore:
         """Remove the site's record, moderators, tokens and api keys now; list it for purging."""
         with store_errors():
             if not await self.redis.exists(self.keys.site(site_id)):
-                raise NotFound(f"site {site_id!r} not found")
+                raise SiteNotFound(site_id)
             await self.redis.hsetnx(self.keys.purges(), site_id, "0")
         keys = [self.keys.site(site_id), self.keys.moderators(site_id)]
         reply = await self._run("delete_site", keys, [])
         if not reply:
-            raise NotFound(f"site {site_id!r} not found")
+            raise SiteNotFound(site_id)
         split = reply.index("")
         api_keys, moderators = reply[:split], reply[split + 1 :]
         tokens = [json.loads(stored).get("token_hash") for stored in moderators]

@@ -7,7 +7,7 @@ from aiohttp import web
 from service import signatures
 from service.appkeys import MODERATION, SETTINGS
 from service.domain import ADMIN_ACTOR, Moderator
-from service.errors import NotFound, Unauthorized
+from service.errors import SiteNotFound, Unauthorized
 
 _BEARER = "bearer "
 
@@ -47,9 +47,9 @@ def require_metrics_access(request: web.Request) -> None:
         raise Unauthorized("invalid metrics token")
 
 
-def site_not_found(site_id: str) -> NotFound:
+def site_not_found(site_id: str) -> SiteNotFound:
     # The same answer whether the site does not exist or belongs to someone else (DESIGN §7).
-    return NotFound(f"site {site_id!r} not found")
+    return SiteNotFound(site_id)
 
 
 async def identify(request: web.Request) -> Moderator | None:

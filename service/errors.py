@@ -64,6 +64,13 @@ class NotFound(CivilityError):
     default_message = "not found"
 
 
+class SiteNotFound(NotFound):
+    """The site named in the path does not exist (or is not the caller's)."""
+
+    def __init__(self, site_id: str) -> None:
+        super().__init__(f"site {site_id!r} not found")
+
+
 class Conflict(CivilityError):
     """The request conflicts with the current state of the resource."""
 

@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from service.domain import ADMIN_ACTOR, Comment
-from service.errors import ClaimConflict, NotFound
+from service.errors import ClaimConflict, SiteNotFound
 from service.labels import LabelLog
 from service.language import Detected
 from service.late_evidence import LateEvidence
@@ -46,7 +46,7 @@ class ModerationBase:
             return cached.record
         record = await self.store.load_site(site_id)
         if record is None:
-            raise NotFound(f"site {site_id!r} not found")
+            raise SiteNotFound(site_id)
         self._remember(record)
         return record
 

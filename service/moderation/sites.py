@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 
 from service.domain import Moderator, SecretRotation, Site, SiteCredentials, SitePatch, SiteSpec
-from service.errors import Conflict, NotFound, ValidationFailed
+from service.errors import Conflict, SiteNotFound, ValidationFailed
 from service.moderation.base import ModerationBase
 from service.moderation.tokens import API_KEY_DRAWS, new_api_key, sha256_hex
 from service.store.records import ApiKeyTakenError, SiteRecord
@@ -62,7 +62,7 @@ class Sites(ModerationBase):
         for _ in range(MAX_SITE_UPDATE_ATTEMPTS):
             record = await self.store.load_site(site_id)
             if record is None:
-                raise NotFound(f"site {site_id!r} not found")
+                raise SiteNotFound(site_id)
             updated = self._patched(record.site, patch)
             if await self.store.update_site(updated, read_policy=record.stored_policy):
                 break

@@ -13,6 +13,7 @@ from service.auth import require_admin, require_moderator, require_signature
 from service.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
+    SiteNotFound,
     StoreUnavailable,
     ValidationFailed,
 )
@@ -115,7 +116,9 @@ async def _answer(
         response = await handler(request)
     except Exception as error:
         known = as_civility_error(error)
-        if known is None or known.status >= 500:
+        # A site that does not exist may be created next: a retry then acts rather than being
+        # answered the 404 again for the rest of the key's day.
+        if known is None or known.status >= 500 or isinstance(known, SiteNotFound):
             await _release(store, claim)
             raise
         response = error_response(known)

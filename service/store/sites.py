@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import cast
 
 from service.domain import Moderator, Policy, Site
-from service.errors import AlreadyExists, NotFound
+from service.errors import AlreadyExists, SiteNotFound
 from service.store.records import ApiKeyTakenError, SiteRecord
 from service.store.rows import flatten, text_fields
 from service.store.scripts import ScriptedStore, store_errors
@@ -99,7 +99,7 @@ class SiteQueries(ScriptedStore):
             "update_existing", [self.keys.site(site.id)], [*guard, *flatten(fields)]
         )
         if written == 0:
-            raise NotFound(f"site {site.id!r} not found")
+            raise SiteNotFound(site.id)
         return bool(written == 1)
 
     async def set_coral_settings(self, site_id: str, settings: Mapping[str, str | None]) -> None:
@@ -108,7 +108,7 @@ class SiteQueries(ScriptedStore):
         for name, value in settings.items():
             fields += [f"coral_{name}", value or ""]
         if not await self._run("update_existing", [self.keys.site(site_id)], fields):
-            raise NotFound(f"site {site_id!r} not found")
+            raise SiteNotFound(site_id)
 
     async def rotate_secret(
         self, site_id: str, new_secret: str, now_ms: int, previous_valid_until_ms: int
@@ -116,7 +116,7 @@ class SiteQueries(ScriptedStore):
         keys = [self.keys.site(site_id)]
         args: list[str | int] = [new_secret, now_ms, previous_valid_until_ms, MAX_PREVIOUS_SECRETS]
         if not await self._run("rotate_secret", keys, args):
-            raise NotFound(f"site {site_id!r} not found")
+            raise SiteNotFound(site_id)
 
     async def site_id_for_api_key(self, api_key_hash: str) -> str | None:
         with store_errors():
@@ -141,7 +141,7 @@ class SiteQueries(ScriptedStore):
         if not await self._run("add_moderator", keys, [moderator.id, listed]):
             with store_errors():
                 await self.redis.delete(token_key)
-            raise NotFound(f"site {moderator.site_id!r} not found")
+            raise SiteNotFound(moderator.site_id)
 
     async def moderator_by_token_hash(self, token_hash: str, now_ms: int) -> Moderator | None:
         """The token's moderator while it is listed on its site (noting the use), else None.

@@ -18,6 +18,7 @@ from service.errors import (
     ClaimConflict,
     InvalidTransition,
     NotFound,
+    SiteNotFound,
     ValidationFailed,
     VersionConflict,
 )
@@ -61,7 +62,7 @@ class CommentWrites(ScriptedStore):
         fields |= {"closed": int(spec.closed), "premod": int(spec.premod), "updated_at": now_ms}
         keys = [self.keys.article(site_id, article_id), self.keys.site(site_id)]
         if not await self._run("put_article", keys, flatten(fields)):
-            raise NotFound(f"site {site_id!r} not found")
+            raise SiteNotFound(site_id)
         return Article(
             id=article_id,
             url=spec.url,
@@ -128,7 +129,7 @@ class CommentWrites(ScriptedStore):
         reply = await self._run("ingest", keys, args)
         outcome = reply[0]
         if outcome == "gone":
-            raise NotFound(f"site {site_id!r} not found")
+            raise SiteNotFound(site_id)
         if outcome == "immutable":
             raise ValidationFailed((field, _IMMUTABLE[field]) for field in reply[1:])
         if outcome == "invalid_transition":
@@ -209,7 +210,7 @@ class CommentWrites(ScriptedStore):
         reply = await self._run("decide", keys, args)
         outcome = reply[0]
         if outcome == "gone":
-            raise NotFound(f"site {site_id!r} not found")
+            raise SiteNotFound(site_id)
         if outcome == "not_found":
             raise NotFound(f"comment {write.comment_id!r} not found")
         if outcome == "version_conflict":
@@ -253,7 +254,7 @@ class CommentWrites(ScriptedStore):
         reply = await self._run("report", keys, args)
         outcome = reply[0]
         if outcome == "gone":
-            raise NotFound(f"site {site_id!r} not found")
+            raise SiteNotFound(site_id)
         if outcome == "not_found":
             raise NotFound(f"comment {write.comment_id!r} not found")
         if outcome == "invalid_transition":

@@ -370,3 +370,20 @@ async def test_a_kept_answer_that_cannot_be_unsealed_tells_the_client_to_use_a_n
             "details": None,
         }
     }
+
+
+async def test_an_answer_about_a_site_that_does_not_exist_is_not_kept(
+    client: Client, admin: dict[str, str], create_site: Any, redis_client: aioredis.Redis
+) -> None:
+    path, body, headers = "/v1/sites/late/moderators", {"name": "Mo"}, keyed(admin, "mo")
+    missing = await client.post(path, json=body, headers=headers)
+    assert missing.status == 404
+    # Nothing of a site that does not exist stays in Redis, and the retry once it exists acts.
+    assert [key async for key in redis_client.scan_iter(match="civ:{late}:*")] == []
+    await create_site("late")
+    retried = await client.post(path, json=body, headers=headers)
+    assert "Idempotent-Replayed" not in retried.headers
+    assert retried.status == 201
+    again = await client.post(path, json=body, headers=headers)
+    assert (again.status, again.headers["Idempotent-Replayed"]) == (201, "true")
+    assert await again.json() == await retried.json()
