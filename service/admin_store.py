@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from service.domain import Moderator
 from service.errors import NotFound, SiteNotFound, StoreUnavailable
+from service.idempotency import RUNNING_MS
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.scripts import LuaScripts, RedisClient, store_errors
 from service.times import from_ms
@@ -190,11 +191,21 @@ class AdminStore:
         between replays its answer, which is then forgotten, or runs again on erased data."""
         erased: list[str] = []
         remains = json.dumps({"id": author_id})
+        await self.hold_erasure(site_id, author_id)
         async for batch in self._scanned(f"{self.keys.site_prefix(site_id)}comment:*"):
             erased += await self._erase(batch, author_id, remains, now_ms)
+            await self.hold_erasure(site_id, author_id)
         async for batch in self._scanned(self.keys.idempotency(site_id, "*")):
             await self._run("erase_answers", batch, [author_id])
         return erased
+
+    async def hold_erasure(self, site_id: str, author_id: str) -> None:
+        """Mark the author's erasure running for a request's lifetime from now. A request that
+        read their data before it was erased (a decision) may write it back after the erasure
+        looked (its kept answer, its training label): while the mark lasts, those writes are
+        refused."""
+        with store_errors():
+            await self.redis.set(self.keys.erasure(site_id, author_id), "1", px=RUNNING_MS)
 
     async def _scanned(self, pattern: str) -> AsyncIterator[list[str]]:
         """The keys matching ``pattern``, ERASE_BATCH at a time."""

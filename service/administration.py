@@ -123,4 +123,6 @@ class Administration:
         if self.site_models is not None:
             # Their rows leave the site model's training data, and its next fit goes without.
             await self.site_models.forget_author(site_id, author_id)
+        # Requests that began before the end, and may hold what was erased, end within this.
+        await self.store.hold_erasure(site_id, author_id)
         return Erasure(author_id=author_id, comments_erased=len(erased), labels_erased=labels)

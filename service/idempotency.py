@@ -58,6 +58,8 @@ class Claim:
     """One request's hold on its key: where the record is and the body it was sent with."""
 
     record: str
+    site: str | None
+    """The site the path names, if any: its authors' erasures forget the answers of theirs."""
     body_hash: str
     seed: str
     """Unique to principal, method, path, key and body: what retried writes derive ids from."""
@@ -87,7 +89,7 @@ class IdempotencyStore:
         # another body is another write, with ids of its own.
         seed = hashlib.sha256(f"{key_digest}:{body_hash}".encode()).hexdigest()
         sealing_key = hmac.digest(key.encode(), f"civility answer:{key_digest}".encode(), "sha256")
-        return Claim(self.keys.idempotency(site, key_digest), body_hash, seed, sealing_key)
+        return Claim(self.keys.idempotency(site, key_digest), site, body_hash, seed, sealing_key)
 
     async def begin(self, claim: Claim, now_ms: int) -> Outcome | KeptAnswer:
         reply = await self._run(
@@ -102,10 +104,13 @@ class IdempotencyStore:
         self, claim: Claim, answer: KeptAnswer, *, authors: Collection[str] = ()
     ) -> bool:
         """Keep the answer; ``authors`` (whose comments it carries) are recorded unsealed, so
-        that erasing one of them finds the answer and forgets it."""
+        that erasing one of them finds the answer and forgets it. An answer carrying an author
+        whose erasure is running (or just ended) is not kept, as it may hold what the erasure
+        removed: the key is given back."""
+        erasures = [self.keys.erasure(claim.site, author) for author in authors if claim.site]
         kept = await self._run(
             "idempotency_finish",
-            [claim.record],
+            [claim.record, *erasures],
             [
                 claim.body_hash,
                 answer.status,

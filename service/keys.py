@@ -155,6 +155,12 @@ class KeySpace:
         """Hash: per-state comment counts, status, first_seen, last_seen."""
         return f"{self.site_prefix(site)}author:{author_id}"
 
+    def erasure(self, site: str, author_id: str) -> str:
+        """String with expiry: the author's erasure is running or ended within a request's
+        lifetime, so what a request racing it still holds (a decision's answer or training
+        label) is not written back (``service/admin_store.py``)."""
+        return f"{self.site_prefix(site)}erasure:{author_id}"
+
     def author_recent(self, site: str, author_id: str) -> str:
         """Sorted set with expiry: the author's decided comments within the site's recent window
         as ``a:<id>`` (approved) or ``r:<id>`` (rejected or spam), by decision time (ms); capped."""

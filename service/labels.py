@@ -25,15 +25,13 @@ from typing import Any, cast
 
 from service.domain import MAX_ID, MAX_TEXT
 from service.keys import DEFAULT_PREFIX, KeySpace
-from service.store.scripts import RedisClient, store_errors
+from service.store.scripts import LuaScripts, RedisClient, store_errors
 from service.times import iso_from_ms
 
 DEFAULT_MAX_ENTRIES = 100_000
 """Per site: about a retrain's worth of feedback, a few tens of megabytes at most."""
 
 EXPORT_PAGE = 500
-
-FieldValue = bytes | bytearray | memoryview | str | int | float
 
 _LABEL = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _SOURCE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
@@ -52,6 +50,7 @@ class LabelLog:
         self.redis = redis
         self.keys = KeySpace(prefix)
         self.max_entries = max_entries
+        self._run = LuaScripts(redis, ("label_record",), with_library=False).run
 
     async def record(
         self,
@@ -71,12 +70,14 @@ class LabelLog:
         ``source`` says who gave the label (``perspective.suggestscore``, ``akismet.submit-ham``,
         ``moderator``, ...); ``comment_id`` is the comment's id when the caller knows one, and
         ``reason`` the moderator's reason (``service.reasons`` made ``labels`` from it) and
-        ``author_id`` the comment's author (so erasing an author can find the entry).
+        ``author_id`` the comment's author (so erasing an author can find the entry; while the
+        erasure runs, and a request's lifetime after it, their labels are not written: "" is
+        returned).
         Raises ``ValueError`` for an entry that could not train anything (no text, no labels,
         a value other than 0 or 1) before anything is written."""
         _check(text, labels, source, comment_id)
         moment = at or datetime.now(UTC)
-        fields: dict[FieldValue, FieldValue] = {
+        fields = {
             "text": text,
             "labels": json.dumps(dict(labels), sort_keys=True),
             "source": source,
@@ -86,11 +87,11 @@ class LabelLog:
             "author": author_id or "",
             "at": str(int(moment.timestamp() * 1000)),
         }
-        with store_errors():
-            entry_id = await self.redis.xadd(
-                self.keys.labels(site), fields, maxlen=self.max_entries, approximate=True
-            )
-        return str(entry_id)
+        keys = [self.keys.labels(site)]
+        if author_id:
+            keys.append(self.keys.erasure(site, author_id))
+        flat = [value for pair in fields.items() for value in pair]
+        return str(await self._run("label_record", keys, [self.max_entries, *flat]))
 
     async def export(self, site: str, after: str | None = None) -> AsyncIterator[dict[str, Any]]:
         """Every entry of the site's log (after the entry id ``after``), oldest first, read in

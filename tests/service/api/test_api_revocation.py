@@ -5,6 +5,7 @@ import dataclasses
 import json
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -13,10 +14,13 @@ from pytest_aiohttp import AiohttpClient
 from service import signatures
 from service.admin_store import SCAN_COUNT
 from service.app import create_app
+from service.appkeys import MODERATION
+from service.domain import Comment
 from service.keys import KeySpace
 from service.labels import LabelLog
 from service.moderation.tokens import sha256_hex
 from service.settings import DeliverySettings, Settings
+from service.store.records import DecisionWrite
 from service.worker import Worker
 
 Client = TestClient[web.Request, web.Application]
@@ -497,3 +501,36 @@ async def test_an_erased_authors_held_comments_are_decided_and_teach_nothing(
     # Only bob's comment became a training label.
     entries = [entry async for entry in LabelLog(redis_client).export("held")]
     assert [entry["comment_id"] for entry in entries] == ["c3"]
+
+
+async def test_a_decision_racing_an_erasure_keeps_neither_answer_nor_label_of_the_author(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = await held_comments_of_ada_and_bob(create_site, post_signed)
+    store = client.app[MODERATION].store
+    decide = store.decide
+
+    async def erased_meanwhile(site_id: str, write: DecisionWrite) -> Comment:
+        # The decision has read ada's comment, text and details; the erasure runs before the
+        # decision keeps its answer and teaches its label.
+        decided = await decide(site_id, write)
+        erasure = await client.post("/v1/sites/held/authors/ada:erase", headers=admin)
+        assert erasure.status == 200
+        return decided
+
+    monkeypatch.setattr(store, "decide", erased_meanwhile)
+    keyed = {**token, "Idempotency-Key": "approve-c1"}
+    path = "/v1/sites/held/comments/c1/decision"
+    first = await client.post(path, json={"action": "approve"}, headers=keyed)
+    assert (await first.json())["text"] == "A calm remark about the harbour."
+    monkeypatch.setattr(store, "decide", decide)
+
+    again = await client.post(path, json={"action": "approve"}, headers=keyed)
+    assert "Idempotent-Replayed" not in again.headers
+    assert ((await again.json())["text"], (await again.json())["author"]) == ("", {"id": "ada"})
+    assert [entry async for entry in LabelLog(redis_client).export("held")] == []
