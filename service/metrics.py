@@ -9,14 +9,13 @@ the sum over all of them.
 import os
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from service.gauges import SiteFigures
-from service.second_look_store import Totals
 
 # Read by prometheus-client when it is imported: set it before the API processes start.
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -56,65 +55,8 @@ class Metrics:
             "theirs (CIVILITY_EVIDENCE_PENDING_MAX); their verdicts and the rules' evidence stand.",
             registry=self.registry,
         )
-        self.queue_depth = Gauge(
-            "civility_queue_depth",
-            "Comments waiting in a site's moderation queue, as of the last scrape.",
-            ("site", "queue"),
-            registry=self.registry,
-            # Every process reads the same depths from Redis; the latest scrape's are current.
-            multiprocess_mode="mostrecent",
-        )
-
-        self.site_model_refits = Gauge(
-            "civility_site_model_refits",
-            "Refits of a site's own model by outcome (adapted, global, failed), as of the last "
-            "scrape.",
-            ("site", "outcome"),
-            registry=self.registry,
-            # The worker counts them in Redis; every API process reads the same totals.
-            multiprocess_mode="mostrecent",
-        )
-
-        self.second_look_backlog = Gauge(
-            "civility_second_look_backlog",
-            "Published comments waiting for the semantic stage's second look, as of the last "
-            "scrape.",
-            ("site",),
-            registry=self.registry,
-            multiprocess_mode="mostrecent",
-        )
-        self.second_look_processed = Gauge(
-            "civility_second_look_processed",
-            "Second looks done (the blend read the comment), as of the last scrape.",
-            ("site",),
-            registry=self.registry,
-            # The worker counts them in Redis; every API process reads the same totals.
-            multiprocess_mode="mostrecent",
-        )
-        self.second_look_held = Gauge(
-            "civility_second_look_held",
-            "Published comments a second look moved to pending, as of the last scrape.",
-            ("site",),
-            registry=self.registry,
-            multiprocess_mode="mostrecent",
-        )
-        self.second_look_skipped = Gauge(
-            "civility_second_look_skipped",
-            "Queued comments a moderator decided before the second look, as of the last scrape.",
-            ("site",),
-            registry=self.registry,
-            multiprocess_mode="mostrecent",
-        )
-        self.second_look_failed = Gauge(
-            "civility_second_look_failed",
-            "Queued comments given up after the stage failed on their text alone, as of the "
-            "last scrape.",
-            ("site",),
-            registry=self.registry,
-            multiprocess_mode="mostrecent",
-        )
-        self._second_look_delay = SecondLookDelay()
-        self.registry.register(self._second_look_delay)
+        self._site_figures = SiteFigureGauges()
+        self.registry.register(self._site_figures)
         # Every request looks its children up by labels: prometheus-client checks and joins
         # the labels under a lock each time, so each child is looked up once and kept (these
         # metrics are never cleared, so a kept child stays the registry's own).
@@ -139,39 +81,9 @@ class Metrics:
             count = self._verdict_counts[state] = self.verdicts.labels(state)
         count.inc()
 
-    def set_queue_depth(self, site: str, queue: str, depth: int) -> None:
-        self.queue_depth.labels(site, queue).set(depth)
-
-    def set_site_model_refits(self, site: str, outcome: str, count: int) -> None:
-        self.site_model_refits.labels(site, outcome).set(count)
-
-    def set_second_look(self, site: str, totals: Totals) -> None:
-        self.second_look_backlog.labels(site).set(totals.backlog)
-        self.second_look_processed.labels(site).set(totals.looked)
-        self.second_look_held.labels(site).set(totals.held)
-        self.second_look_skipped.labels(site).set(totals.skipped)
-        self.second_look_failed.labels(site).set(totals.failed)
-        self._second_look_delay.totals[site] = totals
-
     def show(self, figures: dict[str, SiteFigures]) -> None:
         """Every site's figures as the gauges hash holds them; a deleted site's go."""
-        for gauge in (
-            self.queue_depth,
-            self.site_model_refits,
-            self.second_look_backlog,
-            self.second_look_processed,
-            self.second_look_held,
-            self.second_look_skipped,
-            self.second_look_failed,
-        ):
-            gauge.clear()
-        self._second_look_delay.totals.clear()
-        for site, site_figures in figures.items():
-            for queue, depth in site_figures.queue_depths.items():
-                self.set_queue_depth(site, queue, depth)
-            for outcome, count in site_figures.refits.items():
-                self.set_site_model_refits(site, outcome, count)
-            self.set_second_look(site, site_figures.second_look)
+        self._site_figures.figures = dict(figures)
 
     def render(self) -> bytes:
         folder = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
@@ -179,29 +91,71 @@ class Metrics:
             return generate_latest(self.registry)
         every_process = CollectorRegistry()
         MultiProcessCollector(every_process, path=folder)  # type: ignore[no-untyped-call]
-        # Read from Redis at this scrape, the same in every process: this process's copy.
-        every_process.register(self._second_look_delay)
+        # Read from Redis at this scrape, the same in every process: this process's copy. Kept
+        # out of the shared files, which would show a deleted site's figures until a restart.
+        every_process.register(self._site_figures)
         return generate_latest(every_process)
 
 
-class SecondLookDelay(Collector):
-    """The delay from intake to the second look, a histogram the worker keeps in Redis (its
-    buckets are counted by the script that records each look) and a scrape reads."""
+class SiteFigureGauges(Collector):
+    """Each site's figures (queue depths, site-model refits, the second look, its delay
+    histogram) as the last scrape read them from Redis."""
 
     def __init__(self) -> None:
-        self.totals: dict[str, Totals] = {}
+        self.figures: dict[str, SiteFigures] = {}
 
     def collect(self) -> Iterable[Metric]:
-        family = HistogramMetricFamily(
+        depth = GaugeMetricFamily(
+            "civility_queue_depth",
+            "Comments waiting in a site's moderation queue, as of the last scrape.",
+            labels=("queue", "site"),
+        )
+        refits = GaugeMetricFamily(
+            "civility_site_model_refits",
+            "Refits of a site's own model by outcome (adapted, global, failed), as of the last "
+            "scrape.",
+            labels=("outcome", "site"),
+        )
+        looks = {
+            name: GaugeMetricFamily(f"civility_second_look_{name}", text, labels=("site",))
+            for name, text in SECOND_LOOK_GAUGES.items()
+        }
+        delay = HistogramMetricFamily(
             "civility_second_look_delay_seconds",
             "Time from intake to the second look of a published comment.",
             labels=("site",),
         )
-        for site, totals in sorted(self.totals.items()):
-            family.add_metric(
-                [site], _buckets(totals.delay_buckets), sum_value=totals.delay_seconds_sum
-            )
-        yield family
+        for site, figures in sorted(self.figures.items()):
+            for queue, count in figures.queue_depths.items():
+                depth.add_metric([queue, site], count)
+            for outcome, count in figures.refits.items():
+                refits.add_metric([outcome, site], count)
+            look = figures.second_look
+            values = {
+                "backlog": look.backlog,
+                "processed": look.looked,
+                "held": look.held,
+                "skipped": look.skipped,
+                "failed": look.failed,
+            }
+            for name, family in looks.items():
+                family.add_metric([site], values[name])
+            delay.add_metric([site], _buckets(look.delay_buckets), sum_value=look.delay_seconds_sum)
+        yield depth
+        yield refits
+        yield from looks.values()
+        yield delay
+
+
+SECOND_LOOK_GAUGES = {
+    "backlog": "Published comments waiting for the semantic stage's second look, as of the last "
+    "scrape.",
+    "processed": "Second looks done (the blend read the comment), as of the last scrape.",
+    "held": "Published comments a second look moved to pending, as of the last scrape.",
+    "skipped": "Queued comments a moderator decided before the second look, as of the last scrape.",
+    "failed": "Queued comments given up after the stage failed on their text alone, as of the "
+    "last scrape.",
+}
 
 
 def _buckets(buckets: Iterable[tuple[str, int]]) -> list[tuple[str, float]]:
