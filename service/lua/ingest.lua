@@ -52,7 +52,8 @@ A title or url given replaces the article's (the host's latest word on its artic
 given leaves the stored one.
 
 Returns {"created" or "edited", version, created_at, article title or false, article url or
-false} (the caller knows every other field it just wrote); {"unchanged", fields} with the stored hash as a flat field/value list; {"context",
+false} (the caller knows every other field it just wrote); {"unchanged", fields} with the stored hash as a flat field/value list (a
+redelivery, or any delivery of an erased comment); {"context",
 signature, approved count} when the context is not the assumed one; {"immutable", fields...}
 naming "article.id" and/or "author.id" when a resend or edit changes them; {"invalid_transition",
 state}; or {"gone"} when the site was deleted.
@@ -71,7 +72,7 @@ if redis.call("EXISTS", prefix .. "site") == 0 then
 end
 
 local stored = redis.call("HMGET", KEYS[1], "state", "text_hash", "article_id", "author_id",
-  "reasons", "created_at")
+  "reasons", "created_at", "erased_at")
 local previous = stored[1]
 if previous then
   -- Before the redelivery check: the same text under another author or article is not a
@@ -86,7 +87,9 @@ if previous then
     end
     return moved
   end
-  if stored[2] == text_hash then
+  -- An erased comment takes no text again: its erased hash cannot tell the host's retry of the
+  -- first delivery from an edit, and either would bring back what the author had erased.
+  if stored[2] == text_hash or stored[7] then
     return {"unchanged", comment_fields(prefix, id)}
   end
 end

@@ -534,3 +534,32 @@ async def test_a_decision_racing_an_erasure_keeps_neither_answer_nor_label_of_th
     assert "Idempotent-Replayed" not in again.headers
     assert ((await again.json())["text"], (await again.json())["author"]) == ("", {"id": "ada"})
     assert [entry async for entry in LabelLog(redis_client).export("held")] == []
+
+
+async def test_a_comment_delivered_again_after_its_authors_erasure_stays_erased(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("held", mode="pre")
+    assert (await post_signed(site, comment("c1", "ada"))).status == 202
+    token = bearer(site["moderator_token"])
+    path = "/v1/sites/held/comments/c1/decision"
+    assert (await client.post(path, json={"action": "approve"}, headers=token)).status == 200
+    assert (await client.post("/v1/sites/held/authors/ada:erase", headers=admin)).status == 200
+    outbox = await redis_client.xlen(KEYS.outbox("held"))
+
+    # The host's retry of a delivery it saw fail, or a later edit: the comment is gone for good.
+    again = await post_signed(site, comment("c1", "ada", "A calm remark about the harbour."))
+    edited = await post_signed(site, comment("c1", "ada", "An edit after the erasure."))
+
+    for answer in (again, edited):
+        assert answer.status == 200
+        shown = await answer.json()
+        assert (shown["state"], shown["version"]) == ("approved", 2)
+    stored = await (await client.get("/v1/sites/held/comments/c1", headers=token)).json()
+    assert (stored["text"], stored["author"], stored["state"]) == ("", {"id": "ada"}, "approved")
+    assert [entry["action"] for entry in stored["history"]] == ["create", "approve"]
+    assert await redis_client.xlen(KEYS.outbox("held")) == outbox
