@@ -2,7 +2,7 @@
 Erase what one author wrote and who they are from their comments (data-protection erasure):
 text, evidence, text hash and every author field but the id, and the text an edit replaced from
 the comment's history (civ:{site}:text:<id> and civ:{site}:history:<id>, derived from the
-comment's key). States,
+comment's key), and the second look a comment still awaited. States,
 versions, the rest of the history, counts and the audit stream keep what was decided, which
 holds no personal data.
 
@@ -21,6 +21,9 @@ for _, key in ipairs(KEYS) do
     local site_prefix = string.sub(key, 1, #key - #("comment:" .. stored[2]))
     redis.call("HSET", key, "author", ARGV[2], "evidence", "{}", "text_hash", "",
       "erased_at", ARGV[3])
+    -- A second look still to come, or reading the text now, would judge a text that is gone:
+    -- without the version it was queued at, the queue drops it and a look running is stale.
+    redis.call("HDEL", key, "look_version")
     -- The text is a string of its own, or a field of a comment stored before that (ingest).
     if not redis.call("SET", site_prefix .. "text:" .. stored[2], "", "KEEPTTL", "XX") then
       redis.call("HSET", key, "text", "")

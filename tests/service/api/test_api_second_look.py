@@ -441,3 +441,31 @@ async def test_with_the_second_look_off_intake_queues_nothing(
     assert response.status == 202, await response.text()
     assert "second_look" not in await response.json()
     assert await redis_client.zcard(KEYS.second_look_queue("news")) == 0
+
+
+async def test_a_look_at_a_text_its_author_had_erased_meanwhile_changes_nothing(
+    client: Client,
+    admin: dict[str, str],
+    create_site: CreateSite,
+    post_signed: PostSigned,
+    looker: SecondLookWorker,
+    raised: Pick,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await create_site("news", hold={raised.label: raised.between})
+    assert (await post_signed(site, comment_body("c1", raised.text))).status == 202
+    blend = looker._blend_apart
+
+    async def erased_while_scoring(*args: Any) -> Any:
+        # The look has read the text; the author's erasure runs before it is applied.
+        outcome = await blend(*args)
+        erased = await client.post("/v1/sites/news/authors/reader-1:erase", headers=admin)
+        assert erased.status == 200
+        return outcome
+
+    monkeypatch.setattr(looker, "_blend_apart", erased_while_scoring)
+    await looker.work_once()
+
+    stored = await comment(client, site, "c1")
+    assert (stored["state"], stored["text"]) == ("approved", "")
+    assert [entry["action"] for entry in stored["history"]] == ["create"]
