@@ -102,7 +102,9 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> web.Applicati
     app[CLOCK] = clock
     app[METRICS] = Metrics()
     app[STOPPING] = asyncio.Event()
-    app[EVENT_STREAMS] = StreamPlaces(settings.event_streams_limit)
+    app[EVENT_STREAMS] = StreamPlaces(
+        settings.event_streams_limit, settings.event_streams_site_limit
+    )
     app.on_shutdown.append(_stop_streams)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_scorer)

@@ -168,6 +168,10 @@ class Settings:
     # time (XREAD BLOCK), so unbounded they would leave other requests none. None: a quarter of
     # redis_max_connections (``event_streams_limit``).
     event_streams_max: int | None = None
+    # Of those, the most one site may hold, so one site's consoles never take every place and
+    # leave the other sites' consoles without live events. None: a quarter of the limit
+    # (``event_streams_site_limit``).
+    event_streams_per_site: int | None = None
     # None: the first free port from 16379 up.
     valkey_port: int | None = None
     admin_token: str | None = None
@@ -202,6 +206,12 @@ class Settings:
         return max(1, self.redis_max_connections // 4)
 
     @property
+    def event_streams_site_limit(self) -> int:
+        if self.event_streams_per_site is not None:
+            return self.event_streams_per_site
+        return max(1, self.event_streams_limit // 4)
+
+    @property
     def redis_target(self) -> RedisTarget | None:
         return None if self.redis_url is None else parse_redis_url(self.redis_url)
 
@@ -231,6 +241,9 @@ class Settings:
             ),
             event_streams_max=reader.optional_integer(
                 "CIVILITY_EVENT_STREAMS_MAX", low=1, high=32_768
+            ),
+            event_streams_per_site=reader.optional_integer(
+                "CIVILITY_EVENT_STREAMS_PER_SITE", low=1, high=32_768
             ),
             valkey_port=reader.optional_integer("CIVILITY_VALKEY_PORT", low=1, high=65535),
             admin_token=reader.optional("CIVILITY_ADMIN_TOKEN"),
@@ -279,6 +292,11 @@ class Settings:
                 "CIVILITY_EVENT_STREAMS_MAX must be at most half of "
                 f"CIVILITY_REDIS_MAX_CONNECTIONS ({self.redis_max_connections // 2}), "
                 f"not {self.event_streams_limit}"
+            )
+        if self.event_streams_site_limit > self.event_streams_limit:
+            raise SettingsError(
+                "CIVILITY_EVENT_STREAMS_PER_SITE must be at most CIVILITY_EVENT_STREAMS_MAX "
+                f"({self.event_streams_limit}), not {self.event_streams_site_limit}"
             )
         if self.redis_wait_replicas and target is not None and target.topology == "cluster":
             # WAIT goes to the node that took the write; a cluster client cannot pin it there.

@@ -4,8 +4,9 @@ The stream follows the site's audit stream, so a browser's EventSource that reco
 (sending ``Last-Event-ID``) resumes where it stopped. The token is checked again after each read,
 before what it brought is written: a revoked token's stream ends with an ``error`` event within a
 read's wait, and tells nothing that happened after the revocation. Each open stream holds
-a Redis connection, so a process keeps at most CIVILITY_EVENT_STREAMS_MAX open and refuses more
-with 503 and Retry-After (``service/event_streams.py``).
+a Redis connection, so a process keeps at most CIVILITY_EVENT_STREAMS_MAX open, at most
+CIVILITY_EVENT_STREAMS_PER_SITE of them for one site, and refuses more with 503 and Retry-After
+(``service/event_streams.py``).
 """
 
 import json
@@ -48,18 +49,21 @@ EVENT_STREAM: dict[str, Any] = {
     response=EVENT_STREAM,
     response_type="text/event-stream",
     errors=(401, 404, 503),
-    error_notes={503: "or streams_busy: this server holds as many event streams as it may"},
+    error_notes={
+        503: "or streams_busy: this server holds as many event streams as it may, or as many "
+        "for this site as one site may (the message says which)"
+    },
 )
 async def events(request: web.Request) -> web.StreamResponse:
     site = request.match_info["site"]
     await require_moderator(request, site)
     places = request.app[EVENT_STREAMS]
-    places.take()
+    places.take(site)
     try:
         return await _stream(request, site)
     finally:
         # Also when the handler is cancelled because the client went away.
-        places.give_back()
+        places.give_back(site)
 
 
 async def _stream(request: web.Request, site: str) -> web.StreamResponse:

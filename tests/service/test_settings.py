@@ -188,6 +188,15 @@ def test_event_streams_take_at_most_a_quarter_of_the_connections_unless_told() -
     assert "CIVILITY_EVENT_STREAMS_MAX" in Settings.variables()
 
 
+def test_one_site_takes_at_most_a_quarter_of_the_event_streams_unless_told() -> None:
+    assert Settings.from_env({}).event_streams_site_limit == 16
+    few = Settings.from_env({"CIVILITY_EVENT_STREAMS_MAX": "3"})
+    assert few.event_streams_site_limit == 1
+    told = {"CIVILITY_EVENT_STREAMS_MAX": "8", "CIVILITY_EVENT_STREAMS_PER_SITE": "8"}
+    assert Settings.from_env(told).event_streams_site_limit == 8
+    assert "CIVILITY_EVENT_STREAMS_PER_SITE" in Settings.variables()
+
+
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
@@ -198,6 +207,20 @@ def test_event_streams_take_at_most_a_quarter_of_the_connections_unless_told() -
             {"CIVILITY_REDIS_MAX_CONNECTIONS": "10", "CIVILITY_EVENT_STREAMS_MAX": "6"},
             r"CIVILITY_EVENT_STREAMS_MAX must be at most half of CIVILITY_REDIS_MAX_CONNECTIONS "
             r"\(5\), not 6",
+        ),
+        (
+            {"CIVILITY_EVENT_STREAMS_PER_SITE": "0"},
+            "CIVILITY_EVENT_STREAMS_PER_SITE must be between 1",
+        ),
+        (
+            {"CIVILITY_EVENT_STREAMS_PER_SITE": "half"},
+            "CIVILITY_EVENT_STREAMS_PER_SITE must be a whole",
+        ),
+        # A share above the whole is no share: the setting is mistaken.
+        (
+            {"CIVILITY_EVENT_STREAMS_MAX": "8", "CIVILITY_EVENT_STREAMS_PER_SITE": "9"},
+            r"CIVILITY_EVENT_STREAMS_PER_SITE must be at most CIVILITY_EVENT_STREAMS_MAX "
+            r"\(8\), not 9",
         ),
     ],
 )

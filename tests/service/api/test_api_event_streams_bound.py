@@ -1,6 +1,7 @@
 """Each open event stream holds a Redis connection, so an API process keeps at most
-CIVILITY_EVENT_STREAMS_MAX open: one more is refused at once (503 streams_busy, Retry-After),
-other requests go on being answered, and a stream gives its place back however it ends.
+CIVILITY_EVENT_STREAMS_MAX open, at most CIVILITY_EVENT_STREAMS_PER_SITE of them for one site:
+one more is refused at once (503 streams_busy, Retry-After), other requests and other sites'
+streams go on being answered, and a stream gives its place back however it ends.
 
 The server here runs as ``civility serve`` runs it: a client going away does not cancel the
 handler (aiohttp's test server would), so the stream has to notice by itself."""
@@ -28,7 +29,8 @@ from tests.service.api.test_api_moderation import held_site
 
 Client = TestClient[web.Request, web.Application]
 Headers = Callable[[dict[str, str]], dict[str, str]]
-STREAMS_MAX = 2
+STREAMS_MAX = 3
+PER_SITE = 2
 
 
 class ServedServer(TestServer):
@@ -41,7 +43,9 @@ class ServedServer(TestServer):
 
 @pytest.fixture
 def settings(redis_url: str) -> Settings:
-    return dataclasses.replace(api_settings(redis_url), event_streams_max=STREAMS_MAX)
+    return dataclasses.replace(
+        api_settings(redis_url), event_streams_max=STREAMS_MAX, event_streams_per_site=PER_SITE
+    )
 
 
 @pytest.fixture
@@ -63,12 +67,23 @@ def given_back(places: StreamPlaces, monkeypatch: pytest.MonkeyPatch) -> asyncio
     freed = asyncio.Event()
     give_back = places.give_back
 
-    def noted() -> None:
-        give_back()
+    def noted(site: str) -> None:
+        give_back(site)
         freed.set()
 
     monkeypatch.setattr(places, "give_back", noted)
     return freed
+
+
+async def refused(client: Client, site_id: str, headers: dict[str, str]) -> str:
+    """The message of a stream refused with 503 streams_busy and Retry-After."""
+    response = await client.get(f"/v1/sites/{site_id}/events", headers=headers)
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "5"
+    error = (await response.json())["error"]
+    assert error["code"] == "streams_busy"
+    message: str = error["message"]
+    return message
 
 
 async def test_a_stream_past_the_bound_is_refused_and_a_closed_one_frees_its_place(
@@ -79,16 +94,17 @@ async def test_a_stream_past_the_bound_is_refused_and_a_closed_one_frees_its_pla
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     site = await held_site(create_site, post_signed)
+    other = await create_site("other", mode="pre")
     mo = moderator(site)
     places = client.app[EVENT_STREAMS]
-    streams = [await open_stream(client, mo) for _ in range(STREAMS_MAX)]
+    streams = [await open_stream(client, mo) for _ in range(PER_SITE)]
+    others = [await open_stream(client, moderator(other), site_id="other")]
     assert places.taken == STREAMS_MAX
 
-    refused = await client.get("/v1/sites/held/events", headers=mo)
-    assert refused.status == 503
-    assert refused.headers["Retry-After"] == "5"
-    assert (await refused.json())["error"]["code"] == "streams_busy"
+    # The other site is within its share: the process's bound refuses it.
+    assert "CIVILITY_EVENT_STREAMS_MAX" in await refused(client, "other", moderator(other))
     assert places.taken == STREAMS_MAX
+    assert places.by_site == {"held": PER_SITE, "other": 1}
 
     # The streams leave the rest of the connections to every other request.
     queue = await client.get("/v1/sites/held/queue", headers=mo)
@@ -100,12 +116,63 @@ async def test_a_stream_past_the_bound_is_refused_and_a_closed_one_frees_its_pla
 
     # The client goes away without a word; its stream notices within a read's wait.
     freed = given_back(places, monkeypatch)
-    streams[0].close()
+    others[0].close()
     async with asyncio.timeout(10):
         await freed.wait()
     assert places.taken == STREAMS_MAX - 1
-    streams[0] = await open_stream(client, mo)
+    assert places.by_site == {"held": PER_SITE}
+    others[0] = await open_stream(client, moderator(other), site_id="other")
     assert places.taken == STREAMS_MAX
+    for stream in streams + others:
+        stream.close()
+
+
+async def test_one_site_holds_at_most_its_share_and_the_others_still_go_live(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    admin: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await held_site(create_site, post_signed)
+    other = await create_site("other", mode="pre")
+    places = client.app[EVENT_STREAMS]
+    # One moderator's tabs and the admin's console together: the site's share, not the process's.
+    streams = [await open_stream(client, moderator(site)), await open_stream(client, admin)]
+    for headers in (moderator(site), admin):
+        assert "CIVILITY_EVENT_STREAMS_PER_SITE" in await refused(client, "held", headers)
+    assert places.taken == PER_SITE < STREAMS_MAX
+
+    # A place is still free for another site's console.
+    live = await open_stream(client, moderator(other), site_id="other")
+    assert places.by_site == {"held": PER_SITE, "other": 1}
+
+    # Closing one of the site's streams gives the site its place back.
+    freed = given_back(places, monkeypatch)
+    streams[0].close()
+    async with asyncio.timeout(10):
+        await freed.wait()
+    assert places.by_site == {"held": PER_SITE - 1, "other": 1}
+    streams[0] = await open_stream(client, moderator(site))
+    assert places.by_site == {"held": PER_SITE, "other": 1}
+    for stream in [*streams, live]:
+        stream.close()
+
+
+async def test_streams_stopped_by_the_server_shutting_down_give_their_places_back(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    other = await create_site("other", mode="pre")
+    places = client.app[EVENT_STREAMS]
+    streams = [await open_stream(client, moderator(site)) for _ in range(PER_SITE)]
+    streams.append(await open_stream(client, moderator(other), site_id="other"))
+    assert places.taken == STREAMS_MAX
+
+    await client.close()
+    assert places.taken == 0
+    assert places.by_site == {}
     for stream in streams:
         stream.close()
 
@@ -122,8 +189,7 @@ async def test_a_stream_ended_by_revocation_gives_its_place_back(
     places = client.app[EVENT_STREAMS]
     revoked_stream = await open_stream(client, moderator(site))
     admin_stream = await open_stream(client, admin)
-    refused = await client.get("/v1/sites/held/events", headers=admin)
-    assert refused.status == 503
+    await refused(client, "held", admin)
 
     freed = given_back(places, monkeypatch)
     revoked = await client.delete(
@@ -133,7 +199,8 @@ async def test_a_stream_ended_by_revocation_gives_its_place_back(
     assert (await next_frame(revoked_stream))["event"] == "error"
     async with asyncio.timeout(10):
         await freed.wait()
-    assert places.taken == STREAMS_MAX - 1
+    assert places.taken == PER_SITE - 1
+    assert places.by_site == {"held": PER_SITE - 1}
     another = await open_stream(client, admin)
     for stream in (revoked_stream, admin_stream, another):
         stream.close()

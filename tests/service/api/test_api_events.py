@@ -33,12 +33,16 @@ async def next_frame(response: ClientResponse) -> Frame:
 
 
 async def open_stream(
-    client: Client, headers: dict[str, str], last_event_id: str | None = None
+    client: Client,
+    headers: dict[str, str],
+    last_event_id: str | None = None,
+    *,
+    site_id: str = "held",
 ) -> ClientResponse:
     sent = dict(headers)
     if last_event_id is not None:
         sent["Last-Event-ID"] = last_event_id
-    response = await client.get("/v1/sites/held/events", headers=sent)
+    response = await client.get(f"/v1/sites/{site_id}/events", headers=sent)
     assert response.status == 200, await response.text()
     assert response.headers["Content-Type"] == "text/event-stream"
     first = await next_frame(response)
