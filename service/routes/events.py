@@ -69,10 +69,10 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def _stream(request: web.Request, site: str) -> web.StreamResponse:
     moderation = request.app[MODERATION]
     resume = request.headers.get("Last-Event-ID", "")
-    if _EVENT_ID.fullmatch(resume):
-        after = resume
-    else:
-        after = await moderation.latest_event_id(site)
+    # Read also when resuming: it answers 404 for a site that does not exist, which the admin's
+    # token, good for every site, does not.
+    latest = await moderation.latest_event_id(site)
+    after = resume if _EVENT_ID.fullmatch(resume) else latest
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )

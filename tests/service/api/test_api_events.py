@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
+from service.appkeys import EVENT_STREAMS
 from tests.service.api.test_api_moderation import TEXTS, held_site
 
 Client = TestClient[web.Request, web.Application]
@@ -160,6 +161,20 @@ async def test_the_stream_refuses_other_sites_and_missing_tokens(
             "details": None,
         }
     }
+
+
+async def test_a_resumed_stream_of_an_unknown_site_is_refused(
+    client: Client, admin: dict[str, str]
+) -> None:
+    # The admin's token fits every site, so only the site's record tells a deleted or mistyped
+    # one; a browser reconnecting sends Last-Event-ID and must hear 404, not an endless stream.
+    for resume in ({}, {"Last-Event-ID": "0-0"}):
+        response = await client.get("/v1/sites/nope/events", headers={**admin, **resume})
+        assert response.status == 404
+        assert await response.json() == {
+            "error": {"code": "not_found", "message": "site 'nope' not found", "details": None}
+        }
+    assert client.app[EVENT_STREAMS].taken == 0
 
 
 async def test_a_revoked_token_is_sent_nothing_that_happened_after_its_revocation(
