@@ -103,7 +103,9 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> web.Applicati
     app[METRICS] = Metrics()
     app[STOPPING] = asyncio.Event()
     app[EVENT_STREAMS] = StreamPlaces(
-        settings.event_streams_limit, settings.event_streams_site_limit
+        settings.event_streams_limit,
+        settings.event_streams_site_limit,
+        settings.event_streams_moderator_limit,
     )
     app.on_shutdown.append(_stop_streams)
     app.cleanup_ctx.append(_redis)

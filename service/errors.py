@@ -181,8 +181,9 @@ class UpstreamUnavailable(CivilityError):
 
 class StreamsBusy(CivilityError):
     """This API process holds as many event streams open as it may (CIVILITY_EVENT_STREAMS_MAX),
-    or as many for the stream's site as one site may (CIVILITY_EVENT_STREAMS_PER_SITE): each
-    keeps a Redis connection, and the rest are for every other request and every other site."""
+    as many for the stream's site as one site may (CIVILITY_EVENT_STREAMS_PER_SITE) or as many
+    for its moderator as one moderator may (CIVILITY_EVENT_STREAMS_PER_MODERATOR): each keeps a
+    Redis connection, and the rest are for every other request, site and moderator."""
 
     status = 503
     code = "streams_busy"

@@ -172,6 +172,9 @@ class Settings:
     # leave the other sites' consoles without live events. None: a quarter of the limit
     # (``event_streams_site_limit``).
     event_streams_per_site: int | None = None
+    # Of a site's, the most one moderator (or the admin) may hold, so one moderator's console
+    # tabs never take the whole share of the site. None: half the site's share.
+    event_streams_per_moderator: int | None = None
     # None: the first free port from 16379 up.
     valkey_port: int | None = None
     admin_token: str | None = None
@@ -212,6 +215,12 @@ class Settings:
         return max(1, self.event_streams_limit // 4)
 
     @property
+    def event_streams_moderator_limit(self) -> int:
+        if self.event_streams_per_moderator is not None:
+            return self.event_streams_per_moderator
+        return max(1, self.event_streams_site_limit // 2)
+
+    @property
     def redis_target(self) -> RedisTarget | None:
         return None if self.redis_url is None else parse_redis_url(self.redis_url)
 
@@ -244,6 +253,9 @@ class Settings:
             ),
             event_streams_per_site=reader.optional_integer(
                 "CIVILITY_EVENT_STREAMS_PER_SITE", low=1, high=32_768
+            ),
+            event_streams_per_moderator=reader.optional_integer(
+                "CIVILITY_EVENT_STREAMS_PER_MODERATOR", low=1, high=32_768
             ),
             valkey_port=reader.optional_integer("CIVILITY_VALKEY_PORT", low=1, high=65535),
             admin_token=reader.optional("CIVILITY_ADMIN_TOKEN"),
@@ -297,6 +309,12 @@ class Settings:
             raise SettingsError(
                 "CIVILITY_EVENT_STREAMS_PER_SITE must be at most CIVILITY_EVENT_STREAMS_MAX "
                 f"({self.event_streams_limit}), not {self.event_streams_site_limit}"
+            )
+        if self.event_streams_moderator_limit > self.event_streams_site_limit:
+            raise SettingsError(
+                "CIVILITY_EVENT_STREAMS_PER_MODERATOR must be at most "
+                f"CIVILITY_EVENT_STREAMS_PER_SITE ({self.event_streams_site_limit}), "
+                f"not {self.event_streams_moderator_limit}"
             )
         if self.redis_wait_replicas and target is not None and target.topology == "cluster":
             # WAIT goes to the node that took the write; a cluster client cannot pin it there.

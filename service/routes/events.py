@@ -5,8 +5,8 @@ The stream follows the site's audit stream, so a browser's EventSource that reco
 before what it brought is written: a revoked token's stream ends with an ``error`` event within a
 read's wait, and tells nothing that happened after the revocation. Each open stream holds
 a Redis connection, so a process keeps at most CIVILITY_EVENT_STREAMS_MAX open, at most
-CIVILITY_EVENT_STREAMS_PER_SITE of them for one site, and refuses more with 503 and Retry-After
-(``service/event_streams.py``).
+CIVILITY_EVENT_STREAMS_PER_SITE of them for one site and CIVILITY_EVENT_STREAMS_PER_MODERATOR for
+one moderator of it, and refuses more with 503 and Retry-After (``service/event_streams.py``).
 """
 
 import json
@@ -51,19 +51,20 @@ EVENT_STREAM: dict[str, Any] = {
     errors=(401, 404, 503),
     error_notes={
         503: "or streams_busy: this server holds as many event streams as it may, or as many "
-        "for this site as one site may (the message says which)"
+        "for this site as one site may, or for this moderator as one moderator may (the "
+        "message says which)"
     },
 )
 async def events(request: web.Request) -> web.StreamResponse:
     site = request.match_info["site"]
-    await require_moderator(request, site)
+    moderator = await require_moderator(request, site)
     places = request.app[EVENT_STREAMS]
-    places.take(site)
+    places.take(site, moderator)
     try:
         return await _stream(request, site)
     finally:
         # Also when the handler is cancelled because the client went away.
-        places.give_back(site)
+        places.give_back(site, moderator)
 
 
 async def _stream(request: web.Request, site: str) -> web.StreamResponse:

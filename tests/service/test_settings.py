@@ -197,6 +197,15 @@ def test_one_site_takes_at_most_a_quarter_of_the_event_streams_unless_told() -> 
     assert "CIVILITY_EVENT_STREAMS_PER_SITE" in Settings.variables()
 
 
+def test_one_moderator_takes_at_most_half_the_site_share_of_event_streams_unless_told() -> None:
+    assert Settings.from_env({}).event_streams_moderator_limit == 8
+    one = Settings.from_env({"CIVILITY_EVENT_STREAMS_MAX": "4"})
+    assert one.event_streams_moderator_limit == 1
+    told = {"CIVILITY_EVENT_STREAMS_PER_SITE": "6", "CIVILITY_EVENT_STREAMS_PER_MODERATOR": "6"}
+    assert Settings.from_env(told).event_streams_moderator_limit == 6
+    assert "CIVILITY_EVENT_STREAMS_PER_MODERATOR" in Settings.variables()
+
+
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
@@ -221,6 +230,15 @@ def test_one_site_takes_at_most_a_quarter_of_the_event_streams_unless_told() -> 
             {"CIVILITY_EVENT_STREAMS_MAX": "8", "CIVILITY_EVENT_STREAMS_PER_SITE": "9"},
             r"CIVILITY_EVENT_STREAMS_PER_SITE must be at most CIVILITY_EVENT_STREAMS_MAX "
             r"\(8\), not 9",
+        ),
+        (
+            {"CIVILITY_EVENT_STREAMS_PER_MODERATOR": "0"},
+            "CIVILITY_EVENT_STREAMS_PER_MODERATOR must be between 1",
+        ),
+        (
+            {"CIVILITY_EVENT_STREAMS_PER_SITE": "4", "CIVILITY_EVENT_STREAMS_PER_MODERATOR": "5"},
+            r"CIVILITY_EVENT_STREAMS_PER_MODERATOR must be at most "
+            r"CIVILITY_EVENT_STREAMS_PER_SITE \(4\), not 5",
         ),
     ],
 )

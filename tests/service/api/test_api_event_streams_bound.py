@@ -1,7 +1,8 @@
 """Each open event stream holds a Redis connection, so an API process keeps at most
-CIVILITY_EVENT_STREAMS_MAX open, at most CIVILITY_EVENT_STREAMS_PER_SITE of them for one site:
-one more is refused at once (503 streams_busy, Retry-After), other requests and other sites'
-streams go on being answered, and a stream gives its place back however it ends.
+CIVILITY_EVENT_STREAMS_MAX open, at most CIVILITY_EVENT_STREAMS_PER_SITE of them for one site and
+CIVILITY_EVENT_STREAMS_PER_MODERATOR for one moderator of it: one more is refused at once (503
+streams_busy, Retry-After), other requests and other sites' and moderators' streams go on being
+answered, and a stream gives its place back however it ends.
 
 The server here runs as ``civility serve`` runs it: a client going away does not cancel the
 handler (aiohttp's test server would), so the stream has to notice by itself."""
@@ -25,12 +26,13 @@ from tests.clocks import Clock
 from tests.service.api.conftest import api_settings
 from tests.service.api.openapi_check import validating
 from tests.service.api.test_api_events import next_frame, open_stream
-from tests.service.api.test_api_moderation import held_site
+from tests.service.api.test_api_moderation import held_site, second_moderator
 
 Client = TestClient[web.Request, web.Application]
 Headers = Callable[[dict[str, str]], dict[str, str]]
 STREAMS_MAX = 3
 PER_SITE = 2
+PER_MODERATOR = 1
 
 
 class ServedServer(TestServer):
@@ -44,7 +46,10 @@ class ServedServer(TestServer):
 @pytest.fixture
 def settings(redis_url: str) -> Settings:
     return dataclasses.replace(
-        api_settings(redis_url), event_streams_max=STREAMS_MAX, event_streams_per_site=PER_SITE
+        api_settings(redis_url),
+        event_streams_max=STREAMS_MAX,
+        event_streams_per_site=PER_SITE,
+        event_streams_per_moderator=PER_MODERATOR,
     )
 
 
@@ -67,8 +72,8 @@ def given_back(places: StreamPlaces, monkeypatch: pytest.MonkeyPatch) -> asyncio
     freed = asyncio.Event()
     give_back = places.give_back
 
-    def noted(site: str) -> None:
-        give_back(site)
+    def noted(site: str, moderator: str) -> None:
+        give_back(site, moderator)
         freed.set()
 
     monkeypatch.setattr(places, "give_back", noted)
@@ -91,18 +96,19 @@ async def test_a_stream_past_the_bound_is_refused_and_a_closed_one_frees_its_pla
     create_site: Any,
     post_signed: Any,
     moderator: Headers,
+    admin: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     site = await held_site(create_site, post_signed)
     other = await create_site("other", mode="pre")
     mo = moderator(site)
     places = client.app[EVENT_STREAMS]
-    streams = [await open_stream(client, mo) for _ in range(PER_SITE)]
+    streams = [await open_stream(client, mo), await open_stream(client, admin)]
     others = [await open_stream(client, moderator(other), site_id="other")]
     assert places.taken == STREAMS_MAX
 
-    # The other site is within its share: the process's bound refuses it.
-    assert "CIVILITY_EVENT_STREAMS_MAX" in await refused(client, "other", moderator(other))
+    # The other site and the admin are within their shares: the process's bound refuses them.
+    assert "CIVILITY_EVENT_STREAMS_MAX" in await refused(client, "other", admin)
     assert places.taken == STREAMS_MAX
     assert places.by_site == {"held": PER_SITE, "other": 1}
 
@@ -138,10 +144,10 @@ async def test_one_site_holds_at_most_its_share_and_the_others_still_go_live(
     site = await held_site(create_site, post_signed)
     other = await create_site("other", mode="pre")
     places = client.app[EVENT_STREAMS]
-    # One moderator's tabs and the admin's console together: the site's share, not the process's.
+    second = await second_moderator(client, admin, "held")
+    # A moderator's console and the admin's together: the site's share, not the process's.
     streams = [await open_stream(client, moderator(site)), await open_stream(client, admin)]
-    for headers in (moderator(site), admin):
-        assert "CIVILITY_EVENT_STREAMS_PER_SITE" in await refused(client, "held", headers)
+    assert "CIVILITY_EVENT_STREAMS_PER_SITE" in await refused(client, "held", second)
     assert places.taken == PER_SITE < STREAMS_MAX
 
     # A place is still free for another site's console.
@@ -154,25 +160,67 @@ async def test_one_site_holds_at_most_its_share_and_the_others_still_go_live(
     async with asyncio.timeout(10):
         await freed.wait()
     assert places.by_site == {"held": PER_SITE - 1, "other": 1}
-    streams[0] = await open_stream(client, moderator(site))
+    streams[0] = await open_stream(client, second)
     assert places.by_site == {"held": PER_SITE, "other": 1}
     for stream in [*streams, live]:
         stream.close()
 
 
+async def test_one_moderator_holds_at_most_their_share_and_the_others_still_go_live(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    admin: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await held_site(create_site, post_signed)
+    second = await second_moderator(client, admin, "held")
+    places = client.app[EVENT_STREAMS]
+    tabs = [await open_stream(client, moderator(site)) for _ in range(PER_MODERATOR)]
+    # One more console tab of the same moderator: the site has room, the moderator has not.
+    message = await refused(client, "held", moderator(site))
+    assert "CIVILITY_EVENT_STREAMS_PER_MODERATOR" in message
+    assert places.by_site == {"held": PER_MODERATOR}
+    assert PER_MODERATOR < PER_SITE
+
+    # The site's other moderator still goes live.
+    colleague = await open_stream(client, second)
+    assert places.by_site == {"held": PER_MODERATOR + 1}
+
+    # Closing the moderator's tab gives the moderator their place back.
+    mine = ("held", site["moderator_id"])
+    assert places.by_moderator[mine] == PER_MODERATOR
+    freed = given_back(places, monkeypatch)
+    tabs[0].close()
+    async with asyncio.timeout(10):
+        await freed.wait()
+    assert mine not in places.by_moderator
+    assert sum(places.by_moderator.values()) == 1
+    tabs[0] = await open_stream(client, moderator(site))
+    assert places.by_moderator[mine] == PER_MODERATOR
+    for stream in [*tabs, colleague]:
+        stream.close()
+
+
 async def test_streams_stopped_by_the_server_shutting_down_give_their_places_back(
-    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    admin: dict[str, str],
 ) -> None:
     site = await held_site(create_site, post_signed)
     other = await create_site("other", mode="pre")
     places = client.app[EVENT_STREAMS]
-    streams = [await open_stream(client, moderator(site)) for _ in range(PER_SITE)]
+    streams = [await open_stream(client, moderator(site)), await open_stream(client, admin)]
     streams.append(await open_stream(client, moderator(other), site_id="other"))
     assert places.taken == STREAMS_MAX
 
     await client.close()
     assert places.taken == 0
     assert places.by_site == {}
+    assert places.by_moderator == {}
     for stream in streams:
         stream.close()
 
@@ -187,9 +235,10 @@ async def test_a_stream_ended_by_revocation_gives_its_place_back(
 ) -> None:
     site = await held_site(create_site, post_signed)
     places = client.app[EVENT_STREAMS]
+    second = await second_moderator(client, admin, "held")
     revoked_stream = await open_stream(client, moderator(site))
     admin_stream = await open_stream(client, admin)
-    await refused(client, "held", admin)
+    await refused(client, "held", second)
 
     freed = given_back(places, monkeypatch)
     revoked = await client.delete(
@@ -201,7 +250,7 @@ async def test_a_stream_ended_by_revocation_gives_its_place_back(
         await freed.wait()
     assert places.taken == PER_SITE - 1
     assert places.by_site == {"held": PER_SITE - 1}
-    another = await open_stream(client, admin)
+    another = await open_stream(client, second)
     for stream in (revoked_stream, admin_stream, another):
         stream.close()
 
