@@ -48,6 +48,10 @@ class QueueDesk(ModerationBase):
         await self._site_record(site_id)
         return await self.store.latest_event_id(site_id)
 
+    async def require_site(self, site_id: str) -> None:
+        """``NotFound`` once the site is gone (cached like every other read of the site)."""
+        await self._site_record(site_id)
+
     async def events_after(
         self, site_id: str, after_id: str, *, block_ms: int
     ) -> tuple[str, list[LiveEvent]]:

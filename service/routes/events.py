@@ -18,6 +18,7 @@ from aiohttp import web
 
 from service.appkeys import EVENT_STREAMS, MODERATION, STOPPING
 from service.auth import require_moderator
+from service.domain import ADMIN_ACTOR
 from service.errors import CivilityError
 from service.openapi import operation
 
@@ -88,7 +89,10 @@ async def _stream(request: web.Request, site: str) -> web.StreamResponse:
             after, news = await moderation.events_after(site, after, block_ms=WAIT_MS)
             # Checked between the read and the write: what happened after a revocation (the
             # release of the moderator's claims, to begin with) never reaches its stream.
-            await require_moderator(request, site)
+            if await require_moderator(request, site) == ADMIN_ACTOR:
+                # The admin's token outlives any site: only the site's record ends the admin's
+                # stream of a deleted site, which would otherwise stay open and silent.
+                await moderation.require_site(site)
             for event in news:
                 await response.write(_frame(event["type"], event, event["id"]))
             quiet = 0 if news else quiet + 1

@@ -177,6 +177,25 @@ async def test_a_resumed_stream_of_an_unknown_site_is_refused(
     assert client.app[EVENT_STREAMS].taken == 0
 
 
+async def test_the_admins_stream_ends_with_an_error_event_once_its_site_is_deleted(
+    client: Client, create_site: Any, post_signed: Any, admin: dict[str, str]
+) -> None:
+    await held_site(create_site, post_signed)
+    stream = await open_stream(client, admin)
+    assert (await client.delete("/v1/sites/held", headers=admin)).status == 202
+    frame = await next_frame(stream)
+    assert frame == {
+        "event": "error",
+        "data": {
+            "error": {"code": "not_found", "message": "site 'held' not found", "details": None}
+        },
+    }
+    async with asyncio.timeout(10):
+        assert await stream.content.read() == b""
+    # The ended stream's place is free again (the handler's finally ran before the body ended).
+    assert client.app[EVENT_STREAMS].taken == 0
+
+
 async def test_a_revoked_token_is_sent_nothing_that_happened_after_its_revocation(
     client: Client, create_site: Any, post_signed: Any, moderator: Headers, admin: Any
 ) -> None:
