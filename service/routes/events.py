@@ -74,7 +74,7 @@ async def _stream(request: web.Request, site: str) -> web.StreamResponse:
     # Read also when resuming: it answers 404 for a site that does not exist, which the admin's
     # token, good for every site, does not.
     latest = await moderation.latest_event_id(site)
-    after = resume if _EVENT_ID.fullmatch(resume) else latest
+    after = resume if _is_event_id(resume) else latest
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
@@ -106,6 +106,14 @@ async def _stream(request: web.Request, site: str) -> web.StreamResponse:
     except ConnectionResetError:
         pass  # the browser went away
     return response
+
+
+def _is_event_id(value: str) -> bool:
+    """A stream id Redis takes: a header of the right form but past 2**64 - 1 on either side
+    would fail every read, and the browser would reconnect with it again and again."""
+    return _EVENT_ID.fullmatch(value) is not None and all(
+        int(part) < 2**64 for part in value.split("-")
+    )
 
 
 def _client_gone(request: web.Request) -> bool:

@@ -118,6 +118,26 @@ async def test_a_stream_reconnected_before_its_first_event_misses_nothing(
     resumed.close()
 
 
+async def test_a_resume_point_past_what_a_stream_id_can_be_starts_from_the_newest(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    # Twenty digits fit the header's form but not a stream id (at most 2**64 - 1 each side).
+    impossible = {**mo, "Last-Event-ID": f"{2**64}-0"}
+    stream = await client.get("/v1/sites/held/events", headers=impossible)
+    assert stream.status == 200
+    start = await next_frame(stream)
+    assert re.fullmatch(r"\d+-\d+", start["id"])
+    assert start["id"] != f"{2**64}-0"
+    decision = {"action": "approve"}
+    response = await client.post("/v1/sites/held/comments/c0/decision", json=decision, headers=mo)
+    assert response.status == 200
+    changed = await next_frame(stream)
+    assert (changed["event"], changed["data"]["comment_id"]) == ("comment.changed", "c0")
+    stream.close()
+
+
 async def test_the_stream_ends_with_an_error_event_once_the_token_is_revoked(
     client: Client, create_site: Any, post_signed: Any, moderator: Headers, admin: Any
 ) -> None:
