@@ -5,13 +5,19 @@ record holding only the status, so an id can be banned before it posts.
 
 KEYS[1]  author hash                civ:{site}:author:<author>
 KEYS[2]  audit stream               civ:{site}:audit
+KEYS[3]  site record                civ:{site}:site
 
 ARGV[1]  author id                         ARGV[2]  status
 ARGV[3]  reason ("" for none)              ARGV[4]  actor (moderator id or "admin")
 ARGV[5]  now (ms)
 
-Returns the previous status ("" when none was set).
+Returns the previous status ("" when none was set); false when the site was deleted (since the
+caller read its record: a status written behind its purge would be a new site's of that id).
 ]]
+
+if redis.call("EXISTS", KEYS[3]) == 0 then
+  return false
+end
 
 local previous = redis.call("HGET", KEYS[1], "status") or ""
 redis.call("HSET", KEYS[1], "status", ARGV[2], "status_reason", ARGV[3],

@@ -282,9 +282,14 @@ class CommentWrites(ScriptedStore):
         actor: str,
         now_ms: int,
     ) -> None:
-        keys = [self.keys.author(site_id, author_id), self.keys.audit(site_id)]
+        keys = [
+            self.keys.author(site_id, author_id),
+            self.keys.audit(site_id),
+            self.keys.site(site_id),
+        ]
         args = [author_id, status.value, reason or "", actor, now_ms]
-        await self._run("author_status", keys, args)
+        if await self._run("author_status", keys, args) is None:
+            raise NotFound(f"site {site_id!r} not found")
 
     # ------------------------------------------------------------------ claims
 

@@ -380,6 +380,33 @@ async def test_a_deleted_site_takes_no_decision_from_a_process_that_still_knows_
     assert await redis_client.hget(KEYS.comment("doomed", "c1"), "state") == "pending"
 
 
+async def test_a_deleted_site_takes_no_author_status_from_a_process_that_still_knows_it(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+    redis_client: aioredis.Redis,
+) -> None:
+    other = await aiohttp_client(create_app(settings))
+    doomed = await create_site("doomed")
+    assert (await post_signed(doomed, comment("c1", "ada"))).status == 202
+    assert (await other.get("/v1/sites/doomed/authors/ada", headers=admin)).status == 200
+    assert (await client.delete("/v1/sites/doomed", headers=admin)).status == 202
+    worker = Worker(redis_client, DeliverySettings())
+    while await worker.purge_once():
+        pass
+
+    late = await other.post(
+        "/v1/sites/doomed/authors/ada/status", json={"status": "banned"}, headers=admin
+    )
+
+    assert late.status == 404, await late.text()
+    # A new site of that id would find ada banned.
+    assert await site_keys(redis_client, "doomed") == set()
+
+
 async def held_comments_of_ada_and_bob(create_site: Any, post_signed: Any) -> Headers:
     """Site "held" with comments c1 and c2 by ada, c3 by bob, all pending; its moderator's
     headers."""
