@@ -10,7 +10,11 @@ from dataclasses import dataclass
 # The tests that reach each script: the store's, plus the API suites whose behaviour
 # (reports, retention, moderation) the decision script carries.
 LUA_TESTS = {
-    "claim.lua": ("tests/service/test_store.py",),
+    "claim.lua": ("tests/service/test_store.py", "tests/service/api/test_api_revocation.py"),
+    "claim_comment.lua": (
+        "tests/service/api/test_api_queue_items.py",
+        "tests/service/api/test_api_revocation.py",
+    ),
     "decide.lua": (
         "tests/service/test_store.py",
         "tests/service/api/test_api_browse.py",
@@ -33,7 +37,7 @@ LUA_TESTS = {
         ("add_moderator.lua", "touch_moderator.lua"),
         ("tests/service/test_store.py", "tests/service/api/test_api_revocation.py"),
     ),
-    "release.lua": ("tests/service/test_store.py",),
+    "release.lua": ("tests/service/test_store.py", "tests/service/api/test_api_revocation.py"),
     "author_status.lua": (
         "tests/service/test_author_standing.py",
         "tests/service/api/test_api_authors.py",
@@ -76,6 +80,13 @@ LUA_MUTANTS = (
         "claim.lua", 'local descending = ARGV[6] == "1"', 'local descending = ARGV[6] ~= "1"'
     ),
     LuaMutant("claim.lua", "return claimed", "return {}"),
+    LuaMutant("claim.lua", 'if redis.call("EXISTS", prefix .. "site") == 0 then', "if false then"),
+    LuaMutant(
+        "claim_comment.lua", 'if redis.call("EXISTS", prefix .. "site") == 0 then', "if false then"
+    ),
+    LuaMutant(
+        "release.lua", 'if redis.call("EXISTS", prefix .. "site") == 0 then', "if false then"
+    ),
     LuaMutant(
         "claim.lua",
         "local batch = 100",

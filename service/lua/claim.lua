@@ -13,13 +13,20 @@ ARGV[5]  now (ms)                          ARGV[6]  "1" to walk the index highes
 
 Derived keys: civ:{site}:lease:<id> and civ:{site}:comment:<id> of each comment walked.
 
-Returns a list of {id, fields} with each claimed comment's hash as a flat field/value list.
+Returns a list of {id, fields} with each claimed comment's hash as a flat field/value list; false
+when the site was deleted (civ:{site}:site, since the caller read its record).
 ]]
 
 local prefix, moderator = ARGV[1], ARGV[2]
 local wanted, lease_ms, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local descending = ARGV[6] == "1"
 local batch = 100
+
+-- A process may keep a deleted site's record a second: what it wrote now could land behind the
+-- purge, for a new site of that id to inherit.
+if redis.call("EXISTS", prefix .. "site") == 0 then
+  return false
+end
 
 redis.call("ZREMRANGEBYSCORE", KEYS[2], "-inf", now)
 local claimed = {}

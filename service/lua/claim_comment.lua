@@ -16,11 +16,18 @@ ARGV[3]  comment id                        ARGV[4]  lease length (ms)
 ARGV[5]  now (ms)
 
 Returns {"ok", fields} with the comment's hash as a flat field/value list; {"not_found"};
-{"not_queued", state}; or {"claim_conflict", holder, remaining lease ms}.
+{"not_queued", state}; {"claim_conflict", holder, remaining lease ms}; or {"gone"} when the site
+was deleted (civ:{site}:site, since the caller read its record).
 ]]
 
 local prefix, moderator, id = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, now = tonumber(ARGV[4]), tonumber(ARGV[5])
+
+-- A process may keep a deleted site's record a second: what it wrote now could land behind the
+-- purge, for a new site of that id to inherit.
+if redis.call("EXISTS", prefix .. "site") == 0 then
+  return {"gone"}
+end
 
 local state = redis.call("HGET", KEYS[1], "state")
 if not state then

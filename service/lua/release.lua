@@ -11,10 +11,17 @@ ARGV[4..] comment ids (none: every id in the moderator's claims)
 
 Derived keys: civ:{site}:lease:<id> of each id.
 
-Returns the ids whose lease was released.
+Returns the ids whose lease was released; false when the site was deleted (civ:{site}:site,
+since the caller read its record).
 ]]
 
 local prefix, moderator = ARGV[1], ARGV[2]
+
+-- A process may keep a deleted site's record a second: what it wrote now could land behind the
+-- purge, for a new site of that id to inherit.
+if redis.call("EXISTS", prefix .. "site") == 0 then
+  return false
+end
 local ids = {}
 if #ARGV > 3 then
   for index = 4, #ARGV do

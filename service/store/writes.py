@@ -317,6 +317,8 @@ class CommentWrites(ScriptedStore):
             int(order is Order.PRIORITY),
         ]
         reply = await self._run("claim", keys, args)
+        if reply is None:
+            raise NotFound(f"site {site_id!r} not found")
         lease_until = from_ms(now_ms + lease_ms)
         return [
             comment_from_fields(pairs(fields), claimed_by=moderator_id, lease_until=lease_until)
@@ -346,6 +348,8 @@ class CommentWrites(ScriptedStore):
         ]
         reply = await self._run("claim_comment", keys, args)
         outcome = reply[0]
+        if outcome == "gone":
+            raise NotFound(f"site {site_id!r} not found")
         if outcome == "not_found":
             raise NotFound(f"comment {comment_id!r} not found")
         if outcome == "not_queued":
@@ -369,5 +373,7 @@ class CommentWrites(ScriptedStore):
         args: list[str | int] = [self.keys.site_prefix(site_id), moderator_id, now_ms, *(ids or ())]
         if ids is not None and not ids:
             return []
-        released: list[str] = await self._run("release", keys, args)
+        released: list[str] | None = await self._run("release", keys, args)
+        if released is None:
+            raise NotFound(f"site {site_id!r} not found")
         return released

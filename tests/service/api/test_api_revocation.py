@@ -407,6 +407,37 @@ async def test_a_deleted_site_takes_no_author_status_from_a_process_that_still_k
     assert await site_keys(redis_client, "doomed") == set()
 
 
+async def test_a_deleted_site_takes_no_claim_from_a_process_that_still_knows_it(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+    redis_client: aioredis.Redis,
+) -> None:
+    other = await aiohttp_client(create_app(settings))
+    doomed = await create_site("doomed", mode="pre")
+    for comment_id in ("c1", "c2", "c3"):
+        assert (await post_signed(doomed, comment(comment_id, "ada"))).status == 202
+    claim = "/v1/sites/doomed/comments/c3/claim"
+    assert (await other.post(claim, json={}, headers=admin)).status == 200
+    assert (await client.delete("/v1/sites/doomed", headers=admin)).status == 202
+    audit = await redis_client.xlen(KEYS.audit("doomed"))
+
+    # Before the purge reaches the comments: what the leases wrote, the purge may have passed.
+    late = [
+        await other.post("/v1/sites/doomed/queue/claim", json={"limit": 1}, headers=admin),
+        await other.post("/v1/sites/doomed/comments/c2/claim", json={}, headers=admin),
+        await other.post("/v1/sites/doomed/queue/release", json={}, headers=admin),
+    ]
+
+    assert [response.status for response in late] == [404, 404, 404]
+    assert await redis_client.xlen(KEYS.audit("doomed")) == audit
+    assert not await redis_client.exists(KEYS.lease("doomed", "c1"), KEYS.lease("doomed", "c2"))
+    assert await redis_client.exists(KEYS.lease("doomed", "c3"))
+
+
 async def held_comments_of_ada_and_bob(create_site: Any, post_signed: Any) -> Headers:
     """Site "held" with comments c1 and c2 by ada, c3 by bob, all pending; its moderator's
     headers."""
