@@ -46,6 +46,10 @@ LUA_TESTS = {
     "rotate_secret.lua": ("tests/service/test_store.py", "tests/service/api/test_api_rotation.py"),
     "report.lua": ("tests/service/test_store.py", "tests/service/api/test_api_reports.py"),
     "ingest.lua": ("tests/service/test_store.py", "tests/service/test_intake_verdicts.py"),
+    **dict.fromkeys(
+        ("second_look_claim.lua", "second_look_fail.lua"),
+        ("tests/service/worker/test_second_look.py",),
+    ),
     "second_look_apply.lua": (
         "tests/service/worker/test_second_look.py",
         "tests/service/api/test_api_second_look.py",
@@ -390,6 +394,14 @@ LUA_MUTANTS = (
         'local looked_at = state == "approved"',
     ),
     LuaMutant("ingest.lua", 'retain(prefix, id, state == "pending" and 0 or retention_ms)\n', ""),
+    LuaMutant(
+        "second_look_claim.lua",
+        'if redis.call("EXISTS", prefix .. "site") == 0 then',
+        "if false then",
+    ),
+    LuaMutant(
+        "second_look_fail.lua", 'if redis.call("EXISTS", KEYS[4]) == 0 then', "if false then"
+    ),
     LuaMutant("second_look_apply.lua", "if not state then", "if false then"),
     LuaMutant("second_look_apply.lua", "if stored[3] ~= ARGV[4] then", "if false then"),
     LuaMutant(

@@ -188,6 +188,7 @@ class SecondLookLog:
             self.keys.comment(site, taken.comment_id),
             self.keys.second_look_queue(site),
             self.keys.second_look_stats(site),
+            self.keys.site(site),
         ]
         args: list[str | int] = [taken.comment_id, taken.version, give_up_after]
         reply = await self._scripts.run("second_look_fail", keys, args)

@@ -15,11 +15,15 @@ Derived keys: each comment's hash (civ:{site}:comment:<id>) and its author's has
 status.
 
 Returns {backlog, {{id, queued version, text, queued at (ms), author status}, ...}}, the backlog
-counting what was taken.
+counting what was taken; {0, {}} for a site deleted since the worker listed it (civ:{site}:site).
 ]]
 
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local lease_until = now + tonumber(ARGV[4])
+-- What the skips counted behind the site's purge would be left for a new site of that id.
+if redis.call("EXISTS", prefix .. "site") == 0 then
+  return {0, {}}
+end
 local due = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now, "LIMIT", 0, tonumber(ARGV[3]))
 local taken = {}
 for _, id in ipairs(due) do

@@ -7,13 +7,19 @@ never holds a worker's batches back for good.
 KEYS[1]  comment hash               civ:{site}:comment:<id>
 KEYS[2]  second-look queue zset     civ:{site}:secondlook:queue
 KEYS[3]  second-look stats hash     civ:{site}:secondlook:stats
+KEYS[4]  site record                civ:{site}:site
 
 ARGV[1]  comment id                        ARGV[2]  the version the look was queued at
 ARGV[3]  failures before the comment is given up
 
 Returns {"failed"} (given up), {"again", failures so far}, {"stale"} (edited since: the new
-text is queued afresh) or {"gone"}.
+text is queued afresh) or {"gone"} (the comment, or its site, deleted since it was taken).
 ]]
+
+-- What a failure counted behind the site's purge would be left for a new site of that id.
+if redis.call("EXISTS", KEYS[4]) == 0 then
+  return {"gone"}
+end
 
 local id = ARGV[1]
 local stored = redis.call("HMGET", KEYS[1], "state", "look_version")

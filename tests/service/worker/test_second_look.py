@@ -725,6 +725,49 @@ async def test_a_look_at_a_site_deleted_once_its_policy_was_read_writes_nothing(
     assert not await redis_client.exists(KEYS.history(SITE, "c1"))
 
 
+async def test_a_site_deleted_once_listed_counts_no_skipped_look(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    publish: Publish,
+    looker: SecondLookWorker,
+) -> None:
+    await create_site(None)
+    await publish("c1", "Calm words.")
+    await events.decide("c1", State.APPROVED, actor="mod_1")
+    # The site goes after the worker listed it, its purge past the stats already.
+    await redis_client.delete(KEYS.site(SITE), KEYS.second_look_stats(SITE))
+
+    assert await looker.work_once() == 0
+
+    assert not await redis_client.exists(KEYS.second_look_stats(SITE))
+
+
+async def test_a_text_given_up_after_its_site_was_deleted_counts_no_failure(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+) -> None:
+    await create_site(None)
+    blend.unreadable.add("Unreadable words.")
+    await publish("bad", "Unreadable words.")
+    await publish("c1", "Calm words.")
+    await redis_client.hset(
+        KEYS.comment(SITE, "bad"), "look_failures", FAILURES_BEFORE_GIVING_UP - 1
+    )
+
+    async def deleted() -> None:
+        # The site goes while the stage reads, its purge past the stats already.
+        await redis_client.delete(KEYS.site(SITE), KEYS.second_look_stats(SITE))
+
+    blend.during = deleted
+    assert await looker.work_once() == 2
+
+    assert not await redis_client.exists(KEYS.second_look_stats(SITE))
+
+
 async def test_a_look_finished_after_its_lease_ended_does_not_hold_the_comment_again(
     redis_client: aioredis.Redis,
     create_site: CreateSite,
