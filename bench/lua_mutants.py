@@ -110,7 +110,10 @@ LUA_MUTANTS = (
         'or (remember_ms > 0 and redis.call("EXISTS", decided) == 1) then',
         "then",
     ),
-    LuaMutant("decide.lua", '  redis.call("SET", decided, id, "PX", remember_ms)\n', ""),
+    LuaMutant(
+        "decide.lua", 'then\n  redis.call("SET", decided, id, "PX", remember_ms)\n', "then\n"
+    ),
+    LuaMutant("decide.lua", '    redis.call("SET", decided, id, "PX", remember_ms)\n', ""),
     LuaMutant(
         "decide.lua",
         'if ARGV[7] ~= "" and ARGV[7] ~= stored[2] then',

@@ -73,6 +73,11 @@ end
 -- a reopen of a comment already back in the queue is refused as any reopen of a held one is.
 if ARGV[7] == "" and previous == target and stored[9] == actor and stored[10] == ARGV[8]
     and listed(ARGV[13], previous) then
+  -- Remembered as made all the same: a retry of this request whose answer was lost would
+  -- otherwise find another moderator's later decision and overturn it.
+  if remember_ms > 0 then
+    redis.call("SET", decided, id, "PX", remember_ms)
+  end
   return {"ok", comment_fields(prefix, id)}
 end
 if ARGV[7] ~= "" and ARGV[7] ~= stored[2] then

@@ -103,6 +103,36 @@ async def test_a_retry_after_a_lost_answer_leaves_a_later_decision_standing(
     assert [entry["labels"] for entry in labels] == [{"spam": 0, "toxicity": 0}]
 
 
+async def test_a_retry_of_a_decision_already_made_leaves_a_later_decision_standing(
+    client: Client,
+    admin: dict[str, str],
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    path = "/v1/sites/news/comments/c1/decision"
+    reject = {"action": "reject", "reason": "TOXIC"}
+    assert (await client.post(path, json=reject, headers=moderator(site))).status == 200
+    # The same rejection sent again (the first answer seemed lost), and its answer lost too.
+    headers = keyed(moderator(site), "mod-1-rejects-again")
+    fail_decide_once(client, monkeypatch, "c1", written=True)
+    lost = await client.post(path, json=reject, headers=headers)
+    assert lost.status == 503
+    created = await client.post("/v1/sites/news/moderators", json={"name": "Bo"}, headers=admin)
+    second = {"Authorization": f"Bearer {(await created.json())['token']}"}
+    assert (await client.post(path, json={"action": "approve"}, headers=second)).status == 200
+
+    retried = await client.post(path, json=reject, headers=headers)
+    assert retried.status == 200
+    answer = await retried.json()
+    assert (answer["state"], answer["version"]) == ("approved", 3)
+    events = ["comment.held", "comment.rejected", "comment.approved"]
+    assert await events_of(redis_client, "c1") == events
+
+
 async def test_a_retry_after_a_lost_answer_does_not_decide_the_hosts_edit(
     client: Client,
     create_site: Any,
