@@ -50,6 +50,10 @@ LUA_TESTS = {
         ("second_look_claim.lua", "second_look_fail.lua"),
         ("tests/service/worker/test_second_look.py",),
     ),
+    **dict.fromkeys(
+        ("delivery_settle.lua", "delivery_redeliver.lua"),
+        ("tests/service/worker/test_worker_ordering.py",),
+    ),
     "second_look_apply.lua": (
         "tests/service/worker/test_second_look.py",
         "tests/service/api/test_api_second_look.py",
@@ -404,6 +408,16 @@ LUA_MUTANTS = (
     ),
     LuaMutant(
         "second_look_fail.lua", 'if redis.call("EXISTS", KEYS[4]) == 0 then', "if false then"
+    ),
+    LuaMutant(
+        "delivery_settle.lua",
+        'if redis.call("EXISTS", prefix .. "site") == 0 then',
+        "if false then",
+    ),
+    LuaMutant(
+        "delivery_redeliver.lua",
+        'if redis.call("EXISTS", prefix .. "site") == 0 then',
+        "if false then",
     ),
     LuaMutant("second_look_apply.lua", "if not state then", "if false then"),
     LuaMutant("second_look_apply.lua", "if stored[3] ~= ARGV[4] then", "if false then"),

@@ -203,7 +203,8 @@ class DeliveryLog:
         delivered_ttl_ms: int,
         delivered_keep: int,
     ) -> bool:
-        """Record an attempt's outcome; False when the lease was lost to another worker."""
+        """Record an attempt's outcome; False when the lease was lost to another worker, or the
+        site deleted meanwhile."""
         event_id = record["id"]
         keys = [
             self.keys.deliveries_due(site),

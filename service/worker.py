@@ -259,7 +259,9 @@ class Worker:
         )
         if not settled:
             log.info(
-                "worker %s: lease of %s ran out before it was settled", self.name, record["id"]
+                "worker %s: %s was not settled: its lease ran out or its site is gone",
+                self.name,
+                record["id"],
             )
         elif result is not Settle.DELIVERED:
             log.info(

@@ -14,10 +14,15 @@ Derived key: the comment's line civ:{site}:deliveries:line:<comment id>. A faile
 at the head of its line and becomes due at once. A delivered event had left the line; it joins
 its end, so it is sent again after any event of the comment already waiting, never before one.
 
-Returns {"ok", fields}; {"not_found"}; or {"pending", fields} when it is already scheduled.
+Returns {"ok", fields}; {"not_found"} (also when the site was deleted since the caller read its
+record: civ:{site}:site); or {"pending", fields} when it is already scheduled.
 ]]
 
 local prefix, event_id, now = ARGV[1], ARGV[2], ARGV[3]
+-- What this scheduled behind the site's purge would be left for a new site of that id.
+if redis.call("EXISTS", prefix .. "site") == 0 then
+  return {"not_found"}
+end
 local stored = redis.call("HMGET", KEYS[5], "state", "comment_id", "created_at")
 if not stored[1] then
   return {"not_found"}

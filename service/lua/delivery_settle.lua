@@ -21,10 +21,16 @@ Delivered: the event leaves its comment's line and the next event of that commen
 Failed (dead letter): the event keeps its place at the head of the line, so later events of the
 same comment wait behind it until it is redelivered; per-comment order is never broken.
 
-Returns "ok", or "stale" when the lease was lost (it ran out and another worker took over).
+Returns "ok"; "stale" when the lease was lost (it ran out and another worker took over); or
+"gone" when the site was deleted during the attempt (civ:{site}:site).
 ]]
 
 local prefix, event_id, now = ARGV[1], ARGV[2], ARGV[5]
+-- The purge may have passed the indexes and the next event's record: what this wrote there would
+-- be left for a new site of that id.
+if redis.call("EXISTS", prefix .. "site") == 0 then
+  return "gone"
+end
 local stored = redis.call("HMGET", KEYS[5], "state", "lease")
 if stored[1] ~= "pending" or stored[2] ~= ARGV[3] then
   return "stale"

@@ -148,6 +148,34 @@ async def test_a_redelivered_event_rejoins_the_end_of_its_comments_line(
     assert conflict.value.details == {"next_attempt_at": None, "attempts": 0}
 
 
+async def test_a_delivery_settled_or_redelivered_after_its_site_was_deleted_writes_nothing(
+    redis_client: aioredis.Redis,
+    log: DeliveryLog,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+) -> None:
+    await create_site(receiver.url)
+    failed = await events.held("c1")
+    await events.held("c2")
+    start = now_ms()
+    assert (await log.admit(SITE, 10, start)).read == 2
+    leased = {entry["id"]: entry for entry in await log.lease(SITE, 10, 5_000, "w:1", start)}
+    assert await log.settle(SITE, leased.pop(failed), Settle.FAILED, **retention(start + 1))
+    [sent] = leased.values()
+    # The site goes while an event is sent, its purge past the indexes already.
+    pending = KEYS.deliveries(SITE, DeliveryState.PENDING)
+    delivered = KEYS.deliveries(SITE, DeliveryState.DELIVERED)
+    await redis_client.delete(KEYS.site(SITE), pending, delivered)
+
+    settled = await log.settle(SITE, sent, Settle.DELIVERED, status=200, **retention(start + 2))
+    with pytest.raises(NotFound):
+        await log.redeliver(SITE, failed, start + 3)
+
+    assert not settled
+    assert not await redis_client.exists(pending, delivered)
+
+
 async def test_redelivering_an_unknown_event_is_not_found(log: DeliveryLog) -> None:
     with pytest.raises(NotFound) as missing:
         await log.redeliver(SITE, "evt_missing", now_ms())
