@@ -54,6 +54,7 @@ LUA_TESTS = {
         ("delivery_settle.lua", "delivery_redeliver.lua"),
         ("tests/service/worker/test_worker_ordering.py",),
     ),
+    "reindex.lua": ("tests/service/api/test_api_reindex.py",),
     "second_look_apply.lua": (
         "tests/service/worker/test_second_look.py",
         "tests/service/api/test_api_second_look.py",
@@ -418,6 +419,9 @@ LUA_MUTANTS = (
         "delivery_redeliver.lua",
         'if redis.call("EXISTS", prefix .. "site") == 0 then',
         "if false then",
+    ),
+    LuaMutant(
+        "reindex.lua", 'if redis.call("EXISTS", prefix .. "site") == 0 then', "if false then"
     ),
     LuaMutant("second_look_apply.lua", "if not state then", "if false then"),
     LuaMutant("second_look_apply.lua", "if stored[3] ~= ARGV[4] then", "if false then"),

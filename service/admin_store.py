@@ -234,12 +234,19 @@ class AdminStore:
         batch: list[str] = []
         pattern = f"{self.keys.site_prefix(site_id)}comment:*"
         prefix = self.keys.site_prefix(site_id)
+
+        async def filed() -> int:
+            reply = await self._run_with_library("reindex", batch, [prefix])
+            if reply is None:
+                raise NotFound(f"site {site_id!r} not found")
+            return int(reply)
+
         with store_errors():
             async for key in self.redis.scan_iter(match=pattern, count=SCAN_COUNT):
                 batch.append(key)
                 if len(batch) == ERASE_BATCH:
-                    looked += int(await self._run_with_library("reindex", batch, [prefix]))
+                    looked += await filed()
                     batch = []
             if batch:
-                looked += int(await self._run_with_library("reindex", batch, [prefix]))
+                looked += await filed()
         return looked

@@ -12,10 +12,15 @@ last decision for a browse index, and its score in the queue's own index for a r
 running it again, or on comments indexed already, changes nothing. A browse index of a decided
 state lives at least as long as each comment put in it (file_state's keep_index).
 
-Returns the number of comments looked at.
+Returns the number of comments looked at; false when the site was deleted (civ:{site}:site)
+since the reindex began.
 ]]
 
 local prefix = ARGV[1]
+-- What this filed behind the site's purge would be left for a new site of that id.
+if redis.call("EXISTS", prefix .. "site") == 0 then
+  return false
+end
 local looked = 0
 for _, key in ipairs(KEYS) do
   local f = redis.call("HMGET", key, "id", "state", "article_id", "author_id", "decided_at",

@@ -89,6 +89,21 @@ async def test_a_reindex_files_older_comments_where_the_listing_and_filters_find
         assert await redis_client.zrange(index, 0, -1, withscores=True) == entries
 
 
+async def test_a_reindex_of_a_site_deleted_meanwhile_files_nothing(
+    create_site: Any, post_signed: Any, redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    await held_site(create_site, post_signed)
+    keys = KeySpace(settings.redis_prefix)
+    pending = keys.comments("held", State.PENDING)
+    # The site goes once the reindex began, its purge past the indexes already.
+    await redis_client.delete(keys.site("held"), pending)
+
+    with pytest.raises(NotFound, match="held"):
+        await AdminStore(redis_client, settings.redis_prefix).reindex("held")
+
+    assert not await redis_client.exists(pending)
+
+
 async def test_reindexing_an_unknown_site_names_it(client: Client) -> None:
     with pytest.raises(NotFound, match="nowhere"):
         await client.app[ADMINISTRATION].reindex("nowhere")
