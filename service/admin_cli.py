@@ -14,10 +14,13 @@ import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from classifier.card import ARTIFACT_SUFFIX, card_path, read_card
+from classifier.model import ModelError, active_stem
 from service.admin_store import AdminStore
 from service.administration import Administration
 from service.connection import connect
@@ -75,6 +78,20 @@ class _NoScoring:
         raise RuntimeError("admin commands do not explain comments")
 
 
+def model_thresholds(models_dir: Path) -> dict[str, dict[str, float]]:
+    """The active model's thresholds by label, read from its card alone: a policy may name only
+    labels the model scores, as the admin routes check, and loading the model would take
+    seconds. Without a readable card there is nothing to check a policy against."""
+    try:
+        card = read_card(card_path(models_dir / f"{active_stem(models_dir)}{ARTIFACT_SUFFIX}"))
+        return {
+            str(label): {str(kind): float(value) for kind, value in levels.items()}
+            for label, levels in card["thresholds"].items()
+        }
+    except (ModelError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 @contextlib.asynccontextmanager
 async def _admin(settings: Settings) -> AsyncIterator[Admin]:
     connection = connect(settings)
@@ -89,7 +106,7 @@ async def _admin(settings: Settings) -> AsyncIterator[Admin]:
         moderation = Moderation(
             Store(client, prefix=prefix, **waits),
             _NoScoring(),
-            thresholds={},
+            thresholds=model_thresholds(settings.models_dir),
             site_cache_seconds=0,
             labels=labels,
         )

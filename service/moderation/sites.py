@@ -90,8 +90,8 @@ class Sites(ModerationBase):
 
     def _check_labels(self, hold: Mapping[str, float], reject: Mapping[str, float]) -> None:
         """A threshold for a label the model does not score would never apply: a typo said
-        nothing and the site ran on the model's threshold. (Without a model's labels, as in
-        the admin commands, there is nothing to check against.)"""
+        nothing and the site ran on the model's threshold. (Without a model's labels, as in an
+        admin command that finds no active model's card, there is nothing to check against.)"""
         known = set(self.thresholds)
         if not known:
             return

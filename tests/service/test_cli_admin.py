@@ -121,6 +121,31 @@ def test_site_mistakes_get_one_line_each(store: str, capsys: pytest.CaptureFixtu
     assert civility(capsys, "sites", "reindex", "news") == (0, {"site": "news", "comments": 0}, "")
 
 
+def test_a_policy_threshold_for_a_label_the_model_does_not_score_is_refused(
+    store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As POST and PATCH /v1/sites refuse it: a typo would otherwise leave the site on the
+    # model's threshold without a word.
+    monkeypatch.setenv("CIVILITY_MODELS_DIR", str(MODELS))
+    scored = "identity_attack, insult, profanity, severe_toxicity, spam, threat, toxicity"
+    assert civility(capsys, "sites", "create", "news", "--name", "News", "--policy",
+                    '{"hold": {"toxicty": 0.5}}') == (
+        2, "", "civility sites create: request validation failed: policy.hold.toxicty: the "
+        f"model scores no 'toxicty'; it scores {scored}\n",
+    )  # fmt: skip
+    assert stored(store, lambda kept: kept.load_site("news")) is None
+    assert civility(capsys, "sites", "create", "news", "--name", "News")[0] == 0
+    assert civility(capsys, "sites", "update", "news", "--policy",
+                    '{"reject": {"threats": 0.9}}') == (
+        2, "", "civility sites update: request validation failed: policy.reject.threats: the "
+        f"model scores no 'threats'; it scores {scored}\n",
+    )  # fmt: skip
+    status, updated, err = civility(
+        capsys, "sites", "update", "news", "--policy", '{"reject": {"threat": 0.9}}'
+    )
+    assert (status, updated["policy"]["reject"], err) == (0, {"threat": 0.9}, "")
+
+
 def test_moderators_add_gives_a_working_token(
     store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
