@@ -22,7 +22,7 @@ from classifier.train import (
     train,
 )
 from classifier.training_data import WeightFactor
-from classifier.tune import format_report, tune
+from classifier.tune import TuningError, format_report, tune
 from classifier.versions import model_problem, next_version
 
 SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
@@ -329,6 +329,8 @@ def _run_tune(args: argparse.Namespace) -> int:
             n_jobs=args.jobs,
             progress=Progress(quiet=args.quiet),
         )
+    except TuningError as error:
+        return _fail("tune", str(error))
     except DatasetError as error:
         return _fail("tune", f"{error}; {DATASETS_HELP}")
     print(format_report(report))

@@ -39,7 +39,7 @@ from classifier.labels import HEADS, LABELS, SOURCES, TRAIN_SOURCES, YOUTUBE_SPA
 from classifier.pipeline import build_pipeline
 from classifier.progress import QUIET, Progress
 from classifier.training_data import LabeledRows, load_sources, training_rows
-from classifier.video_weight import SPAM, SpamRows, choose_video_weight
+from classifier.video_weight import SPAM, SpamRows, choose_video_weight, held_out
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -56,6 +56,14 @@ PARTNERS: Mapping[str, tuple[str, ...]] = {
     "profanity": (TOXICITY,),
 }
 C_CANDIDATES = (1.0, 4.0)
+# As for training: the fewest rows of each class a head is fitted on.
+MIN_ROWS_PER_CLASS = 2
+
+
+class TuningError(Exception):
+    """The rows cannot tune the heads; the message says what to change."""
+
+
 BLEND_WEIGHT_CANDIDATES = (0.1, 0.25, 0.5, 1.0)
 WEIGHT_FACTORS = (0.5, 2.0)
 SEED = 0
@@ -89,6 +97,42 @@ def prepare(rows: LabeledRows) -> Split:
         sources=np.asarray(rows.sources),
         validation=validation,
     )
+
+
+def _both_classes(target: FloatArray) -> bool:
+    return len(np.unique(target[~np.isnan(target)])) == 2
+
+
+def require_enough_rows(split: Split, labels: Sequence[str], spam_rows: SpamRows | None) -> None:
+    """Refuse before fitting when a label cannot be tuned: each candidate is fitted on the fit
+    rows and measured within the sources whose validation rows hold both classes, and YouTube's
+    spam weight on each video held out."""
+    short = []
+    for label in labels:
+        column = LABELS.index(label)
+        target = split.targets[:, column]
+        fit = target[~split.validation & (split.weights[:, column] > 0)]
+        positives, negatives = int(np.sum(fit == 1)), int(np.sum(fit == 0))
+        held = target[split.validation]
+        held_sources = split.sources[split.validation]
+        measured = any(
+            _both_classes(held[held_sources == source]) for source in set(held_sources.tolist())
+        )
+        if min(positives, negatives) < MIN_ROWS_PER_CLASS or not measured:
+            where = "" if measured else ", no source with both among its validation rows"
+            short.append(f"{label} ({positives} positive, {negatives} negative to fit{where})")
+    if spam_rows is not None:
+        videos = spam_rows.video_names()
+        if len(videos) < 2 or not all(
+            _both_classes(spam_rows.target[held_out(spam_rows, video)]) for video in videos
+        ):
+            short.append(f"YouTube's spam weight ({len(videos)} videos, each needs spam and ham)")
+    if short:
+        raise TuningError(
+            f"too few rows to tune {', '.join(short)}; each label needs at least "
+            f"{MIN_ROWS_PER_CLASS} of each class to fit and a source with both among its "
+            "validation rows: raise --limit-per-source or add the missing sets"
+        )
 
 
 def _validation_scores(
@@ -233,6 +277,8 @@ def tune(
     rows = training_rows(sources, LABELS, limit_per_source)
     with progress.step("features"):
         split = prepare(rows)
+    spam_rows = SpamRows.of(rows, split.features, LABELS) if SPAM in labels else None
+    require_enough_rows(split, labels, spam_rows)
     with progress.step(f"head candidates of {len(labels)} labels"):
         heads = tune_heads(split, labels, n_jobs)
     report: dict[str, Any] = {
@@ -243,8 +289,7 @@ def tune(
         **heads,
         "current": _as_json({label: asdict(HEADS[label]) for label in labels if label in HEADS}),
     }
-    if SPAM in labels:
-        spam_rows = SpamRows.of(rows, split.features, LABELS)
+    if spam_rows is not None:
         with progress.step("YouTube's spam weight, one video out"):
             video_weight = choose_video_weight(spam_rows, n_jobs=n_jobs)
         report["youtube_spam_weight"] = {**video_weight, "current": YOUTUBE_SPAM_WEIGHT}

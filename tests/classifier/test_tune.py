@@ -83,3 +83,21 @@ def test_tune_without_datasets_folder_fails_clearly(
     assert run_cli("tune", "--data", str(tmp_path / "absent"), "--out", str(out)) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_tune_with_too_few_rows_names_the_labels_in_one_line(
+    datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 25 rows a source leave threat and severe toxicity without positives among the fit rows.
+    out = tmp_path / "tuning.json"
+    status = run_cli(
+        "tune", "--data", str(datasets_dir), "--out", str(out), "--limit-per-source", "25",
+        "--jobs", "1",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("civility tune: too few rows to tune severe_toxicity (0 positive, ")
+    assert "threat (0 positive, " in err
+    assert err.endswith(": raise --limit-per-source or add the missing sets\n")
+    assert err.count("\n") == 1
+    assert not out.exists()
