@@ -37,6 +37,11 @@ def as_civility_error(error: Exception) -> CivilityError | None:
         return ValidationFailed.from_pydantic(error)
     if isinstance(error, json.JSONDecodeError | UnicodeDecodeError):
         return BadRequest("request body is not valid JSON")
+    if isinstance(error, web.RequestPayloadError):
+        # aiohttp could not take the body as sent: not the Content-Encoding it names, or a
+        # broken chunked framing. The client's mistake, whichever route read it.
+        detail = getattr(error.__cause__, "message", None) or str(error)
+        return BadRequest(f"request body cannot be read: {detail}")
     if isinstance(error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
         return StoreUnavailable()
     return None

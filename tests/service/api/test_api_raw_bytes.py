@@ -85,3 +85,30 @@ async def test_an_akismet_form_that_cannot_be_read_is_answered_as_akismet_does(
     )
     assert status == 200
     assert body.startswith(message)
+
+
+@pytest.mark.parametrize("encoding", [b"deflate", b"gzip"])
+async def test_a_body_that_does_not_decode_as_its_content_encoding_is_refused(
+    client: Client, site: dict[str, str], admin: dict[str, str], encoding: bytes
+) -> None:
+    head = (
+        b"PATCH /v1/sites/news HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: " + admin["Authorization"].encode() + b"\r\n"
+        b"Content-Encoding: " + encoding + b"\r\n"
+    )
+    status, body = await raw_request(client, head, b'{"name": "not compressed"}')
+    assert status == 400
+    assert b'"bad_request"' in body
+    assert b"request body cannot be read" in body
+
+
+async def test_an_akismet_form_that_does_not_decode_is_answered_as_akismet_does(
+    client: Client, site: dict[str, str]
+) -> None:
+    head = (
+        b"POST /1.1/comment-check HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Encoding: deflate\r\n"
+    )
+    status, body = await raw_request(client, head, b"api_key=" + site["api_key"].encode())
+    assert status == 200
+    assert body.startswith(b"request body cannot be read")
