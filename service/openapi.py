@@ -204,6 +204,16 @@ def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> 
                 },
             )
             responses[str(status)]["description"] += f"; {code}"
+        # The key's record holds the body's hash, so the body is read (and may be refused) even
+        # where the operation itself takes none.
+        for status in (400, 413, 415):
+            responses.setdefault(
+                str(status),
+                {
+                    "description": ERROR_MEANINGS[status],
+                    "content": {op.error_type: {"schema": error_schema}},
+                },
+            )
     described: dict[str, Any] = {
         "summary": op.summary,
         "tags": [op.tag],

@@ -333,6 +333,28 @@ async def test_admin_writes_replay_and_keys_are_private_to_their_principal(
     assert (by_admin.status, by_moderator.status) == (200, 200)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/sites/news/secrets:rotate",
+        "/v1/sites/news/api-key:rotate",
+        "/v1/sites/news/model:refit",
+        "/v1/model:reload",
+    ],
+)
+async def test_a_keyed_write_without_a_body_refuses_a_body_it_cannot_take_as_documented(
+    client: Client, admin: dict[str, str], create_site: Any, path: str
+) -> None:
+    # The key's record holds the body's hash, so the body is read even where the route takes
+    # none: each refusal must be one the document lists for the route.
+    await create_site("news")
+    text = {**keyed(admin, "plain"), "Content-Type": "text/plain"}
+    assert (await client.post(path, data=b"hello", headers=text)).status == 415
+    large = b"[" + b" " * 300_000 + b"]"
+    big = {**keyed(admin, "big"), "Content-Type": "application/json"}
+    assert (await client.post(path, data=large, headers=big)).status == 413
+
+
 async def test_a_malformed_key_is_refused_before_anything_runs(
     client: Client, create_site: Any, post_signed: Any, moderator: Headers
 ) -> None:
