@@ -42,7 +42,7 @@ def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         "export",
         help="write a site's labels as JSON Lines to stdout",
         description="Write every training label of the site, oldest first, one JSON object a "
-        "line: id, site, text, labels, source, model, comment_id, reason, at.",
+        "line: id, site, text, labels, source, model, comment_id, reason, author, at.",
     )
     export.add_argument("--site", required=True, help="the site id")
     add_quiet(export)
