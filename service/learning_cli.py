@@ -167,6 +167,14 @@ def activate_command(args: argparse.Namespace) -> int:
     except ModelError as error:
         print(f"civility model activate: {model_problem(error, models)}", file=sys.stderr)
         return 2
+    except OSError as error:
+        # A models folder the user cannot write, such as the image's under its service user.
+        problem = error.strerror or str(error)
+        print(
+            f"civility model activate: cannot mark {stem} active in {models}: {problem}",
+            file=sys.stderr,
+        )
+        return 2
     print(
         f"{stem} is active in {models}; running API processes switch on "
         "POST /v1/model:reload or SIGHUP"

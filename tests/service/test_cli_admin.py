@@ -264,6 +264,22 @@ def test_model_list_show_and_activate(
     )  # fmt: skip
 
 
+def test_model_activate_in_a_folder_it_cannot_write_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As in the image, whose models folder the service's user cannot write.
+    active = (MODELS / "ACTIVE").read_text().strip()
+    for path in MODELS.glob(f"{active}.*"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "ACTIVE").write_text(f"{active}\n")
+    (tmp_path / "ACTIVE.partial").mkdir()
+    status, out, err = civility(capsys, "model", "activate", active, "--models", str(tmp_path))
+    assert (status, out) == (2, "")
+    assert err.startswith(f"civility model activate: cannot mark {active} active in {tmp_path}: ")
+    assert err.count("\n") == 1
+    assert (tmp_path / "ACTIVE").read_text() == f"{active}\n"
+
+
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
