@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -146,6 +147,18 @@ def _weight_factor(text: str) -> WeightFactor:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _unwritable(folder: Path) -> str | None:
+    """Why ``folder`` could not be created or written, or None; it is not created here."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
 def _run_train(args: argparse.Namespace) -> int:
     options = TrainOptions(
         name=args.name,
@@ -166,6 +179,9 @@ def _run_train(args: argparse.Namespace) -> int:
         return _missing_datasets("train", args.data)
     if args.feedback is not None and not args.feedback.is_file():
         return _fail("train", f"feedback file {args.feedback} does not exist")
+    if (problem := _unwritable(args.out)) is not None:
+        # Said before minutes of fitting, not after them.
+        return _fail("train", f"cannot write models into {args.out}: {problem}")
     try:
         artifact = train(args.data, args.out, options, Progress(quiet=args.quiet))
     except (FeedbackError, TrainingError) as error:

@@ -276,3 +276,20 @@ def test_evaluate_names_the_models_there_when_one_is_missing(
         f"civility evaluate: model artifact {missing} does not exist "
         f"(models in {tmp_path}: civility-1.0.0)\n"
     )
+
+
+def test_train_into_a_folder_it_cannot_write_says_so_before_fitting(
+    datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = tmp_path / "models"
+    taken.write_text("a file where the models folder should be\n")
+    for out in (taken, taken / "nested"):
+        status = run_cli(
+            "train", "--data", str(datasets_dir), "--out", str(out), "--limit-per-source", "40",
+            "--no-semantic", "--quiet",
+        )  # fmt: skip
+        assert status == 2
+        assert capsys.readouterr() == (
+            "",
+            f"civility train: cannot write models into {out}: {taken} is not a folder\n",
+        )
