@@ -255,6 +255,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         )
     except ModelError as error:
         return _fail("evaluate", model_problem(error, args.models))
+    folder = model.artifact.parent
+    if not args.no_write and (problem := _unwritable(folder)) is not None:
+        # The report goes into the card and beside it: said before the evaluation, not after.
+        return _fail("evaluate", f"cannot write the report into {folder}: {problem}; or --no-write")
     try:
         if args.compare:
             return _run_compare(model, args)
@@ -337,6 +341,8 @@ def _register_tune(commands: "SubParsers[argparse.ArgumentParser]") -> None:
 def _run_tune(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         return _missing_datasets("tune", args.data)
+    if (problem := _unwritable(args.out.parent)) is not None:
+        return _fail("tune", f"cannot write {args.out}: {problem}")
     try:
         report = tune(
             args.data,

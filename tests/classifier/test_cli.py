@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -293,3 +294,36 @@ def test_train_into_a_folder_it_cannot_write_says_so_before_fitting(
             "",
             f"civility train: cannot write models into {out}: {taken} is not a folder\n",
         )
+
+
+def test_tune_into_a_folder_it_cannot_write_says_so_before_tuning(
+    datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("a file where a folder should be\n")
+    out = taken / "tuning.json"
+    assert run_cli("tune", "--data", str(datasets_dir), "--out", str(out), "--quiet") == 2
+    assert capsys.readouterr() == (
+        "",
+        f"civility tune: cannot write {out}: {taken} is not a folder\n",
+    )
+
+
+def test_evaluate_with_a_models_folder_it_cannot_write_says_so_before_evaluating(
+    datasets_dir: Path,
+    tiny_model_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The image's models folder belongs to root while the service's user runs the command.
+    models = tiny_model_path.parent
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: Path(path) != models and real_access(path, mode)
+    )
+    argv = ["evaluate", "--data", str(datasets_dir), "--model", str(tiny_model_path)]
+    assert run_cli(*argv, "--no-semantic", "--quiet") == 2
+    assert capsys.readouterr() == (
+        "", f"civility evaluate: cannot write the report into {models}: {models} is not "
+        "writable; or --no-write\n",
+    )  # fmt: skip
