@@ -90,6 +90,11 @@ def export_command(args: argparse.Namespace) -> int:
         return 2
     try:
         return asyncio.run(_export(settings, args.site, sys.stdout, Progress(quiet=args.quiet)))
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, and keep Python from complaining
+        # again when it flushes stdout at exit.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
     except StoreUnavailable:
         print(
             "civility labels export: Redis at "

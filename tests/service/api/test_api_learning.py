@@ -174,6 +174,28 @@ async def test_civility_labels_export_writes_json_lines(
     assert (code, out) == (0, "")
 
 
+async def test_civility_labels_export_into_a_reader_that_stops_early_ends_quietly(
+    create_site: Any, redis_client: aioredis.Redis, redis_url: str
+) -> None:
+    # `| head`: the reader leaves long before the export ends, with more than a pipe holds.
+    await create_site("news")
+    labels = LabelLog(redis_client, prefix="civ")
+    for number in range(2000):
+        text = f"Label {number}, long enough that the export overflows the pipe buffer soon."
+        await labels.record("news", text, {"spam": 0}, "moderator", "1.7.0")
+    export = f"{sys.executable} -m service labels export --site news"
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        "-c",
+        f"{export} | head -1 >/dev/null; exit ${{PIPESTATUS[0]}}",
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "REDIS_URL": redis_url},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    assert (process.returncode, err.decode()) == (0, "")
+
+
 async def test_civility_labels_export_refuses_without_redis_or_site(
     redis_url: str, tmp_path: Path
 ) -> None:
