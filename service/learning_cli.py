@@ -160,7 +160,11 @@ def show_command(args: argparse.Namespace) -> int:
     if found[0].card is None:
         print(f"civility model show: {stem} has no readable card", file=sys.stderr)
         return 2
-    print(json.dumps(found[0].card, indent=2, ensure_ascii=False))
+    try:
+        print(json.dumps(found[0].card, indent=2, ensure_ascii=False))
+    except BrokenPipeError:
+        # A card is larger than a pipe holds: `| head` leaves before the end.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     return 0
 
 

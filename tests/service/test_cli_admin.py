@@ -2,6 +2,9 @@
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -262,6 +265,24 @@ def test_model_list_show_and_activate(
     assert civility(capsys, "model", "list", "--models", str(empty)) == (
         2, "", f"civility model list: no models in {empty}\n",
     )  # fmt: skip
+
+
+def test_model_show_into_a_reader_that_stops_early_ends_quietly() -> None:
+    # The card is larger than a pipe holds, so `| head` leaves before it is written.
+    assert (MODELS / f"{(MODELS / 'ACTIVE').read_text().strip()}.json").stat().st_size > 65_536
+    shown = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"{sys.executable} -m service model show | head -1; exit ${{PIPESTATUS[0]}}",
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "CIVILITY_MODELS_DIR": str(MODELS)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (shown.returncode, shown.stdout, shown.stderr) == (0, "{\n", "")
 
 
 def test_model_activate_in_a_folder_it_cannot_write_says_so_in_one_line(
