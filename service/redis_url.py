@@ -2,9 +2,12 @@
 where that topology's servers are."""
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlsplit
+
+from redis.asyncio.connection import AbstractConnection, Connection, parse_url
 
 from service.env_reader import SettingsError
 
@@ -34,16 +37,18 @@ def parse_redis_url(url: str) -> RedisTarget:
     ``redis+cluster://host:port,host:port`` for a cluster's seed nodes,
     ``redis+sentinel://host:port,host:port/service[/db]`` for a Sentinel service (the
     ``rediss+`` forms use TLS). A ``SettingsError`` says what is wrong."""
-    if url.startswith("unix://"):
-        return RedisTarget("single", url)
     shown = without_credentials(url)
+    if url.startswith("unix://"):
+        _check_options(url, shown)
+        return RedisTarget("single", url)
     if url.startswith(SINGLE_SCHEMES):
-        parts = urlsplit(url)
         try:
-            parts.port  # noqa: B018 - reading it checks the range
-        except ValueError:
-            raise SettingsError(f"REDIS_URL has a port out of range: {shown}") from None
-        return RedisTarget("single", url, db=_database(parts.path.lstrip("/")))
+            urlsplit(url).port  # noqa: B018 - reading it checks the range
+        except ValueError as error:
+            if "range" in str(error):
+                raise SettingsError(f"REDIS_URL has a port out of range: {shown}") from None
+        _check_options(url, shown)
+        return RedisTarget("single", url, db=_database(urlsplit(url).path.lstrip("/")))
     if url.startswith(CLUSTER_SCHEMES + SENTINEL_SCHEMES):
         scheme, _, rest = url.partition("://")
         credentials, _, rest = rest.rpartition("@")
@@ -85,6 +90,31 @@ def without_credentials(url: str) -> str:
     scheme, separator, rest = url.partition("://")
     credentials, at, hosts = rest.rpartition("@")
     return f"{scheme}{separator}***@{hosts}" if at and credentials else url
+
+
+def _check_options(url: str, shown: str) -> None:
+    """redis-py reads a server's URL only when it first connects, and an address or a query
+    option it cannot take then ends the process in a traceback: say it at start instead."""
+    try:
+        options = parse_url(url)
+    except ValueError as error:
+        raise SettingsError(f"REDIS_URL cannot be read ({error}): {shown}") from None
+    connection: type[AbstractConnection] = options.get("connection_class", Connection)
+    # The pool takes these two itself; every other option goes to the connection.
+    known = _keywords(connection) | {"connection_class", "path", "max_connections", "timeout"}
+    if unknown := sorted(set(options) - known):
+        raise SettingsError(f"REDIS_URL has unknown options {', '.join(unknown)}: {shown}")
+
+
+def _keywords(connection: type[AbstractConnection]) -> set[str]:
+    """The keyword arguments ``connection`` and the classes it hands its others to accept."""
+    return {
+        name
+        for cls in connection.__mro__
+        if "__init__" in vars(cls)
+        for name, parameter in inspect.signature(vars(cls)["__init__"]).parameters.items()
+        if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+    }
 
 
 def _node(shown: str, node: str) -> tuple[str, int]:

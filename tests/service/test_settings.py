@@ -81,6 +81,11 @@ def test_production_refuses_a_short_admin_token() -> None:
         ("REDIS_URL", "redis://127.0.0.1:99999/0", "REDIS_URL has a port out of range"),
         # redis-py would read this as database 0.
         ("REDIS_URL", "redis://127.0.0.1:6379/abc", "REDIS_URL names database 'abc'"),
+        # redis-py would read these only when it first connects, and end in a traceback.
+        ("REDIS_URL", "redis://[::1/0", r"REDIS_URL cannot be read \(Invalid IPv6 URL\)"),
+        ("REDIS_URL", "redis://h:6379/0?socket_timeout=soon", "REDIS_URL cannot be read"),
+        ("REDIS_URL", "unix:///run/redis.sock?db=two", "REDIS_URL cannot be read"),
+        ("REDIS_URL", "redis://h:6379/0?sockettimeout=1", "REDIS_URL has unknown options"),
         ("REDIS_URL", "redis+cluster://a:7000,b/", "each node must be host:port"),
         ("REDIS_URL", "redis+cluster://a:7000,b:0", "each node must be host:port"),
         ("REDIS_URL", "redis+cluster://a:7000/3", "a cluster has only database 0"),
