@@ -215,7 +215,9 @@ async def _serve_until_stopped(
             await site.start()
         except OSError as error:
             raise _cannot_listen(settings, error) from None
-        await on_started(runner.app, f"http://{settings.host}:{settings.port}")
+        # An IPv6 address goes in brackets, or the printed address opens nothing.
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        await on_started(runner.app, f"http://{host}:{settings.port}")
         if store_alive is not None:
             watches.append(asyncio.create_task(_watch_store(store_alive, stop, store_lost)))
         async with contextlib.AsyncExitStack() as worker:

@@ -388,3 +388,18 @@ def test_serve_without_a_model_says_so_in_one_line(tmp_path: Path, redis_url: st
     assert result.returncode == 2
     # The scoring workers fail to load it too, but only the serving process reports it.
     assert result.stderr == f"civility: no active model: {tmp_path / 'ACTIVE'} does not exist\n"
+
+
+def test_an_ipv6_host_is_announced_as_an_address_a_browser_opens(
+    tmp_path: Path, start_run: Callable[[dict[str, str]], Running], redis_url: str
+) -> None:
+    port = free_port()
+    env = {**_run_env(tmp_path, port), "CIVILITY_HOST": "::1", "REDIS_URL": redis_url}
+    running = start_run(env)
+    labels = running.wait_for("moderator token")
+    base = f"http://[::1]:{port}"
+    assert any(f"civility is running at {base} " in line for line in running.output)
+    assert labels["console"] == f"{base}/console"
+    with urllib.request.urlopen(labels["console"], timeout=10) as console:
+        assert console.status == 200
+    running.stop(signal.SIGTERM)
