@@ -238,7 +238,7 @@ class AdminStore:
         async def filed() -> int:
             reply = await self._run_with_library("reindex", batch, [prefix])
             if reply is None:
-                raise NotFound(f"site {site_id!r} not found")
+                raise SiteNotFound(site_id)
             return int(reply)
 
         with store_errors():

@@ -289,7 +289,7 @@ class CommentWrites(ScriptedStore):
         ]
         args = [author_id, status.value, reason or "", actor, now_ms]
         if await self._run("author_status", keys, args) is None:
-            raise NotFound(f"site {site_id!r} not found")
+            raise SiteNotFound(site_id)
 
     # ------------------------------------------------------------------ claims
 
@@ -318,7 +318,7 @@ class CommentWrites(ScriptedStore):
         ]
         reply = await self._run("claim", keys, args)
         if reply is None:
-            raise NotFound(f"site {site_id!r} not found")
+            raise SiteNotFound(site_id)
         lease_until = from_ms(now_ms + lease_ms)
         return [
             comment_from_fields(pairs(fields), claimed_by=moderator_id, lease_until=lease_until)
@@ -349,7 +349,7 @@ class CommentWrites(ScriptedStore):
         reply = await self._run("claim_comment", keys, args)
         outcome = reply[0]
         if outcome == "gone":
-            raise NotFound(f"site {site_id!r} not found")
+            raise SiteNotFound(site_id)
         if outcome == "not_found":
             raise NotFound(f"comment {comment_id!r} not found")
         if outcome == "not_queued":
@@ -375,5 +375,5 @@ class CommentWrites(ScriptedStore):
             return []
         released: list[str] | None = await self._run("release", keys, args)
         if released is None:
-            raise NotFound(f"site {site_id!r} not found")
+            raise SiteNotFound(site_id)
         return released
