@@ -24,6 +24,10 @@ from service.errors import UpstreamUnavailable
 from service.store.records import SiteRecord
 
 TIMEOUT_SECONDS = 5.0
+MAX_ANSWER_BYTES = 1 << 20
+"""Coral answers these operations in a few hundred bytes. Read whole, an answer that never ends
+would fill the worker's memory for as long as the timeout lets it run."""
+TOO_LONG = "the answer is longer than 1 MiB"
 
 COMMENT_QUERY = (
     "query CivilityComment($id: ID!) { comment(id: $id) { id body status "
@@ -78,7 +82,10 @@ async def execute(
         async with session.post(
             endpoint.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
         ) as response:
-            text = await response.text(errors="replace")
+            raw = await _bounded_body(response)
+            if raw is None:
+                return Outcome(delivered=False, status=response.status, error=TOO_LONG), None
+            text = raw.decode("utf-8", errors="replace")
             if not 200 <= response.status < 300:
                 return Outcome(
                     delivered=False,
@@ -104,6 +111,16 @@ async def execute(
         )
         return Outcome(False, response.status, f"GraphQL: {messages}"[:ERROR_TEXT_LIMIT]), None
     return Outcome(delivered=True, status=response.status), answer["data"]
+
+
+async def _bounded_body(response: aiohttp.ClientResponse) -> bytes | None:
+    """The answer's body; None once it passes ``MAX_ANSWER_BYTES`` (the rest is never read)."""
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            return None
+    return bytes(body)
 
 
 async def decide(

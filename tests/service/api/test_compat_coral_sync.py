@@ -8,6 +8,7 @@ by pass until the fake Coral has the call.
 """
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import json
@@ -73,13 +74,15 @@ class FakeCoral:
     failures: int = 0
     query_failures: int = 0
     status: str = "PREMOD"
+    endless: bool = False
+    """Answer mutations with a 200 whose body never ends."""
 
     def moderator_rejects(self) -> dict[str, Any]:
         """A moderator rejects the comment in Coral: its webhook, as Coral sends it."""
         self.status = "REJECTED"
         return fixture("webhook_left_moderation_queue.json")
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         assert request.headers["Authorization"] == f"Bearer {TOKEN}"
         assert request.content_type == "application/json"
         body = await request.json()
@@ -108,6 +111,8 @@ class FakeCoral:
         if self.failures:
             self.failures -= 1
             return web.json_response(fixture("graphql_error.json"))
+        if self.endless:
+            return await endless_answer(request)
         name = "graphql_approve_comment.json"
         answer = fixture(name if field_name == "approveComment" else "graphql_reject_comment.json")
         answer["data"][field_name]["clientMutationId"] = given["clientMutationId"]
@@ -116,6 +121,16 @@ class FakeCoral:
 
     def mutations(self) -> list[dict[str, Any]]:
         return [call for call in self.calls if call["field"] != "comment"]
+
+
+async def endless_answer(request: web.Request) -> web.StreamResponse:
+    answer = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await answer.prepare(request)
+    await answer.write(b'{"data": {"approveComment": "')
+    with contextlib.suppress(ConnectionError):
+        while True:
+            await answer.write(b"x" * 65536)
+    return answer
 
 
 @pytest.fixture
@@ -509,3 +524,25 @@ async def test_the_api_looks_nothing_up_in_a_coral_on_a_private_address_unless_a
     # Refused before it connected, and said so without an error status Coral would count.
     assert (refused.status, fake_coral.calls) == (200, [])
     assert (await refused.json())["applied"] is False
+
+
+async def test_an_answer_that_never_ends_is_cut_off_and_retried(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    fake_coral.endless = True
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "approve"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+
+    async def cut_off() -> bool:
+        return any(record.get("last_error") for record in await records_of(redis_client))
+
+    # Read to its end, the answer would fill the worker's memory until the timeout ended it.
+    await deliver_until(redis_client, cut_off, "the cut-off attempt")
+    errors = [record["last_error"] for record in await records_of(redis_client)]
+    assert errors.count("the answer is longer than 1 MiB") == 1
