@@ -92,11 +92,14 @@ def retry_after_seconds(value: str | None) -> float | None:
     return float(value.strip())
 
 
-def _phrase(status: int) -> str:
+def status_text(status: int) -> str:
+    """What ``last_error`` says of a non-2xx answer: the status and its standard phrase only.
+    The body of whatever the URL points at is no business of the moderators who read it."""
     try:
-        return HTTPStatus(status).phrase
+        phrase = HTTPStatus(status).phrase
     except ValueError:
-        return ""
+        phrase = ""
+    return f"HTTP {status} {phrase}".strip()
 
 
 async def post(
@@ -119,12 +122,10 @@ async def post(
         ) as response:
             if 200 <= response.status < 300:
                 return Outcome(delivered=True, status=response.status)
-            # The status and its standard phrase only: the body of whatever the callback URL
-            # points at is no business of the moderators who read last_error.
             return Outcome(
                 delivered=False,
                 status=response.status,
-                error=f"HTTP {response.status} {_phrase(response.status)}".strip(),
+                error=status_text(response.status),
                 retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
     except TimeoutError:

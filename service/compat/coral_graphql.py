@@ -19,6 +19,7 @@ from service.delivery import (
     Outcome,
     failure_text,
     retry_after_seconds,
+    status_text,
 )
 from service.errors import UpstreamUnavailable
 from service.store.records import SiteRecord
@@ -28,6 +29,8 @@ MAX_ANSWER_BYTES = 1 << 20
 """Coral answers these operations in a few hundred bytes. Read whole, an answer that never ends
 would fill the worker's memory for as long as the timeout lets it run."""
 TOO_LONG = "the answer is longer than 1 MiB"
+NOT_JSON = "the answer is not JSON"
+NO_DATA = "the answer is neither GraphQL data nor GraphQL errors"
 
 COMMENT_QUERY = (
     "query CivilityComment($id: ID!) { comment(id: $id) { id body status "
@@ -82,17 +85,16 @@ async def execute(
         async with session.post(
             endpoint.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
         ) as response:
-            raw = await _bounded_body(response)
-            if raw is None:
-                return Outcome(delivered=False, status=response.status, error=TOO_LONG), None
-            text = raw.decode("utf-8", errors="replace")
             if not 200 <= response.status < 300:
                 return Outcome(
                     delivered=False,
                     status=response.status,
-                    error=f"HTTP {response.status}: {text[:ERROR_TEXT_LIMIT]}".strip(),
+                    error=status_text(response.status),
                     retry_after=retry_after_seconds(response.headers.get("Retry-After")),
                 ), None
+            raw = await _bounded_body(response)
+            if raw is None:
+                return Outcome(delivered=False, status=response.status, error=TOO_LONG), None
     except TimeoutError:
         return Outcome(
             delivered=False, error=f"timed out after {endpoint.timeout_seconds:g} s"
@@ -100,14 +102,17 @@ async def execute(
     except (aiohttp.ClientError, ValueError) as error:
         return Outcome(delivered=False, error=failure_text(error)), None
     try:
-        answer = json.loads(text)
+        answer = json.loads(raw)
     except ValueError:
-        return Outcome(False, response.status, f"not JSON: {text[:100]}"), None
+        return Outcome(False, response.status, NOT_JSON), None
     if not isinstance(answer, dict) or answer.get("errors") or not answer.get("data"):
         errors = answer.get("errors") if isinstance(answer, dict) else None
+        if not isinstance(errors, list):
+            # Whatever else the URL answered is not shown: only GraphQL's own error messages.
+            return Outcome(False, response.status, NO_DATA), None
         messages = "; ".join(
             str(item.get("message", item)) if isinstance(item, dict) else str(item)
-            for item in (errors if isinstance(errors, list) else [answer])
+            for item in errors
         )
         return Outcome(False, response.status, f"GraphQL: {messages}"[:ERROR_TEXT_LIMIT]), None
     return Outcome(delivered=True, status=response.status), answer["data"]

@@ -76,6 +76,8 @@ class FakeCoral:
     status: str = "PREMOD"
     endless: bool = False
     """Answer mutations with a 200 whose body never ends."""
+    odd_answer: web.Response | None = None
+    """Answer mutations with this instead of Coral's answer."""
 
     def moderator_rejects(self) -> dict[str, Any]:
         """A moderator rejects the comment in Coral: its webhook, as Coral sends it."""
@@ -113,6 +115,8 @@ class FakeCoral:
             return web.json_response(fixture("graphql_error.json"))
         if self.endless:
             return await endless_answer(request)
+        if self.odd_answer is not None:
+            return self.odd_answer
         name = "graphql_approve_comment.json"
         answer = fixture(name if field_name == "approveComment" else "graphql_reject_comment.json")
         answer["data"][field_name]["clientMutationId"] = given["clientMutationId"]
@@ -546,3 +550,43 @@ async def test_an_answer_that_never_ends_is_cut_off_and_retried(
     await deliver_until(redis_client, cut_off, "the cut-off attempt")
     errors = [record["last_error"] for record in await records_of(redis_client)]
     assert errors.count("the answer is longer than 1 MiB") == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "shown"),
+    [
+        (
+            web.Response(status=500, text="db01.internal: pool exhausted"),
+            "HTTP 500 Internal Server Error",
+        ),
+        (web.Response(status=200, text="<p>db01.internal</p>"), "the answer is not JSON"),
+        (
+            web.json_response({"host": "db01.internal"}),
+            "the answer is neither GraphQL data nor GraphQL errors",
+        ),
+    ],
+)
+async def test_last_error_never_shows_what_corals_endpoint_answered(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    answer: web.Response,
+    shown: str,
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    fake_coral.odd_answer = answer
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "approve"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+
+    async def failed_once() -> bool:
+        return any(record.get("last_error") for record in await records_of(redis_client))
+
+    await deliver_until(redis_client, failed_once, "the failed attempt")
+    errors = [record["last_error"] for record in await records_of(redis_client)]
+    assert sorted(errors) == ["", shown]
