@@ -218,7 +218,13 @@ class Worker:
         site_record: SiteRecord | None,
         record: Mapping[str, str],
     ) -> None:
-        coral = coral_graphql.endpoint_of(site_record) if site_record is not None else None
+        # The delivery timeout, which the settings keep below the lease: an attempt that outlived
+        # its lease would run beside another worker's, and a later decision could overtake it.
+        coral = (
+            coral_graphql.endpoint_of(site_record, self.settings.timeout_seconds)
+            if site_record is not None
+            else None
+        )
         link = await self.coral_links.of(site, record["comment_id"]) if coral else None
         if coral is not None and link is not None:
             # A comment from Coral: its decisions go back to Coral, not to a callback URL.

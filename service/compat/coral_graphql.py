@@ -172,8 +172,8 @@ async def comment(
     )
 
 
-def endpoint_of(record: SiteRecord) -> Endpoint | None:
+def endpoint_of(record: SiteRecord, timeout_seconds: float = TIMEOUT_SECONDS) -> Endpoint | None:
     """The site's Coral GraphQL endpoint, when both its URL and access token are set."""
     if record.coral_graphql_url is None or record.coral_access_token is None:
         return None
-    return Endpoint(record.coral_graphql_url, record.coral_access_token, TIMEOUT_SECONDS)
+    return Endpoint(record.coral_graphql_url, record.coral_access_token, timeout_seconds)

@@ -78,6 +78,8 @@ class FakeCoral:
     """Answer mutations with a 200 whose body never ends."""
     odd_answer: web.Response | None = None
     """Answer mutations with this instead of Coral's answer."""
+    hang: asyncio.Event | None = None
+    """Answer mutations only once this is set."""
 
     def moderator_rejects(self) -> dict[str, Any]:
         """A moderator rejects the comment in Coral: its webhook, as Coral sends it."""
@@ -115,6 +117,8 @@ class FakeCoral:
             return web.json_response(fixture("graphql_error.json"))
         if self.endless:
             return await endless_answer(request)
+        if self.hang is not None:
+            await self.hang.wait()
         if self.odd_answer is not None:
             return self.odd_answer
         name = "graphql_approve_comment.json"
@@ -195,11 +199,14 @@ async def comment(client: Client, site: dict[str, str], comment_id: str) -> dict
 
 
 async def deliver_until(
-    redis_client: aioredis.Redis, condition: Callable[[], Awaitable[bool]], what: str
+    redis_client: aioredis.Redis,
+    condition: Callable[[], Awaitable[bool]],
+    what: str,
+    settings: DeliverySettings = FAST,
 ) -> None:
     """Runs civility's worker until ``condition`` holds, then stops it (in-flight work drains)."""
     retries = Retries(Clock())
-    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=retries.clock)
+    worker = Worker(redis_client, settings, prefix="civ", name="coral-test", clock=retries.clock)
     retries.workers.append(worker)
     running = asyncio.create_task(worker.run())
     try:
@@ -590,3 +597,30 @@ async def test_last_error_never_shows_what_corals_endpoint_answered(
     await deliver_until(redis_client, failed_once, "the failed attempt")
     errors = [record["last_error"] for record in await records_of(redis_client)]
     assert sorted(errors) == ["", shown]
+
+
+async def test_a_decision_into_coral_gives_up_within_the_delivery_timeout(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    fake_coral.hang = asyncio.Event()
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "approve"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+
+    async def failed_once() -> bool:
+        return any(record.get("last_error") for record in await records_of(redis_client))
+
+    # A lease only just longer than the timeout is a valid setting: an attempt that outlived it
+    # would run beside another worker's, and the comment's next decision could overtake it.
+    quick = dataclasses.replace(FAST, timeout_seconds=0.2, lease_seconds=0.3)
+    try:
+        await deliver_until(redis_client, failed_once, "the timed-out attempt", quick)
+    finally:
+        fake_coral.hang.set()
+    errors = [record["last_error"] for record in await records_of(redis_client)]
+    assert sorted(errors) == ["", "timed out after 0.2 s"]
