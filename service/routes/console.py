@@ -1,8 +1,8 @@
 """The moderator console: static HTML, CSS and JavaScript modules shipped in the package.
 
 The console speaks only the public API, so these routes serve files and nothing else. Every
-file served carries a strict Content-Security-Policy (no inline script, nothing from another origin),
-refuses framing and sends no referrer, so a comment's text or links cannot act in the page.
+file served carries a strict Content-Security-Policy (no inline script, nothing from another
+origin), refuses framing and sends no referrer, so a comment's text or links cannot act in the page.
 """
 
 from importlib import resources
