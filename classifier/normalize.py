@@ -47,6 +47,7 @@ __all__ = [
     "URL_PLACEHOLDER",
     "Entities",
     "fold_characters",
+    "fold_characters_with_offsets",
     "normalize",
     "normalize_with_offsets",
     "replace_entities",
@@ -275,6 +276,12 @@ def fold_characters(text: str) -> str:
             return folded
         text = folded
     return text
+
+
+def fold_characters_with_offsets(text: str) -> Tracked:
+    """``fold_characters`` with, for each character of its result, the index of the original
+    character it came from."""
+    return _fold_characters_tracked(text)
 
 
 def _translate_removal(match: re.Match[str]) -> str:

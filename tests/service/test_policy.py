@@ -263,6 +263,24 @@ def test_words_match_whole_words_and_phrases_case_insensitively() -> None:
     assert find_words("anything", ()) == ()
 
 
+@given(
+    st.lists(st.sampled_from(["\u200b", "\u200d", "\u00ad", "\u2060", "\ufeff"]), max_size=3),
+    st.integers(min_value=1, max_value=4),
+)
+def test_invisible_characters_inside_a_word_do_not_hide_it(hidden: list[str], at: int) -> None:
+    written = "idiot"[:at] + "".join(hidden) + "idiot"[at:]
+    text = f"You {written.upper()}!"
+    assert find_words(text, ("idiot",)) == ((4, 4 + len(written)),)
+
+
+def test_words_and_text_compare_in_one_folded_form() -> None:
+    assert find_words("nice ｃａｆｅ\u0301 here", ("café",)) == ((5, 10),)
+    assert find_words("cafe\u0301", ("CAFE\u0301",)) == ((0, 5),)
+    assert find_words("a calm remark", ("\u200b",)) == ()
+    # An invisible space between words still parts them.
+    assert find_words("you\u200bidiot, idiot", ("idiot",)) == ((4, 9), (11, 16))
+
+
 def test_a_banned_phrase_wins_over_a_banned_word_it_starts_with() -> None:
     # Alternation tries the phrase first; the other way round "cheap" alone would match.
     policy = Policy(banned_words=("cheap", "cheap pills"))

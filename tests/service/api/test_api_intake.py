@@ -347,6 +347,34 @@ async def test_policy_reasons_are_returned_with_the_verdict(
     assert "LINKS" in linked["reasons"]
 
 
+async def test_a_banned_word_hidden_by_invisible_or_look_alike_characters_is_still_banned(
+    client: Client, create_site: Any, post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    never = dict.fromkeys(("spam", "toxicity", "severe_toxicity", "insult", "threat"), 1.0)
+    strict = await create_site(
+        "strict",
+        banned_words=["grobble", "café"],
+        suspect_words=["moonbeam"],
+        reject={**never, "identity_attack": 1.0, "profanity": 1.0},
+        duplicate_window_seconds=0,
+    )
+    written = {
+        "zero-width": ("You gro\u200bbble, all of you.", "gro\u200bbble", "BANNED_WORD"),
+        "fullwidth": ("You ｇｒｏｂｂｌｅ, all of you.", "ｇｒｏｂｂｌｅ", "BANNED_WORD"),
+        "decomposed": ("Meet me at the cafe\u0301 tonight.", "cafe\u0301", "BANNED_WORD"),
+        "soft-hyphen": ("A moon\u00adbeam over the harbour.", "moon\u00adbeam", "SUSPECT_WORD"),
+    }
+    for name, (text, word, reason) in written.items():
+        verdict = await (await post_signed(strict, comment(name, text))).json()
+        assert reason in verdict["reasons"], name
+        stored = await (
+            await client.get(f"/v1/sites/strict/comments/{name}", headers=moderator(strict))
+        ).json()
+        assert stored["text"] == text
+        [(start, end)] = stored["evidence"][reason.lower()]
+        assert text[start:end] == word
+
+
 async def test_a_closed_article_rejects_new_comments(
     client: Client, site: dict[str, str], post_signed: Any
 ) -> None:
