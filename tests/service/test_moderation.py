@@ -407,6 +407,22 @@ async def test_flood_and_duplicate_windows(
     assert later.comment.state is State.APPROVED
 
 
+async def test_a_copy_hidden_by_invisible_or_look_alike_characters_is_a_duplicate(
+    moderation: Moderation,
+) -> None:
+    await moderation.update_site(SITE, SitePatch(policy=PolicyPatch(flood_seconds_per_author=0)))
+    await moderation.ingest(SITE, submission("c1", "Buy my book today"))
+    copies = [
+        "Buy my\u200b book today\ufeff",
+        "Ｂｕｙ ｍｙ ｂｏｏｋ ｔｏｄａｙ",
+        "Buy my book\u00a0today",
+    ]
+    for number, text in enumerate(copies, start=2):
+        copy = await moderation.ingest(SITE, submission(f"c{number}", text))
+        assert copy.comment.reasons == ("DUPLICATE",), text
+        assert copy.comment.text == text
+
+
 async def test_flood_per_address(moderation: Moderation) -> None:
     await moderation.update_site(SITE, SitePatch(policy=PolicyPatch(flood_seconds_per_ip=30)))
     await moderation.ingest(SITE, submission("c1", "One", author="u1", ip="192.0.2.7"))
