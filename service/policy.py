@@ -30,7 +30,13 @@ Thresholds = Mapping[str, Mapping[str, float]]
 
 Span = tuple[int, int]
 
-_LINK = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
+# A link ends where another begins, not only at a space: "https://a.example,https://b.example"
+# and "https://a.example|www.b.example" are two links each. A "www." where a link's host, path
+# or query may hold one ("//www.", ".www.", "-www.", "=www.") is part of the link it is in.
+_LINK = re.compile(
+    r"(?:https?://|www\.)(?:(?!https?://|(?<![\w/.=?&%#~+:@-])www\.)[^\s<>\"'])+",
+    re.IGNORECASE,
+)
 _REJECTING = (Reason.BANNED_WORD, Reason.ARTICLE_CLOSED, Reason.AUTHOR_BANNED)
 
 LIMITS_KEPT = 64

@@ -251,6 +251,18 @@ def test_the_quick_no_link_answer_agrees_with_the_pattern(text: str) -> None:
     assert count_links(text) == len(_LINK.findall(text))
 
 
+def test_links_written_without_spaces_between_them_are_each_counted() -> None:
+    assert count_links("https://a.example,https://b.example,https://c.example") == 3
+    assert count_links("(http://a.example)(HTTPS://b.example/x)") == 2
+    assert count_links("see https://a.example|www.b.example|WWW.c.example") == 3
+    # One link, whatever it holds.
+    assert count_links("https://www.a.example/www.b/?q=1") == 1
+    assert count_links("http://sub.www.example/page") == 1
+    assert count_links("https://a.example/go?to=www.b.example&x=-www.c") == 1
+    verdict = verdict_for("https://a.example;https://b.example;https://c.example")
+    assert verdict == (State.PENDING, (Reason.LINKS,))
+
+
 def test_links_in_any_case_are_counted() -> None:
     assert count_links("WWW.a.example HTTPS://b.example Http://c.example wWw.d") == 4
     assert count_links("a www and a http: and a : // apart") == 0

@@ -347,6 +347,19 @@ async def test_policy_reasons_are_returned_with_the_verdict(
     assert "LINKS" in linked["reasons"]
 
 
+async def test_links_joined_by_punctuation_count_one_by_one(
+    create_site: Any, post_signed: Any
+) -> None:
+    never = dict.fromkeys(("spam", "toxicity", "severe_toxicity", "insult", "threat"), 1.0)
+    linked = await create_site(
+        "linked", max_links=2, reject={**never, "identity_attack": 1.0, "profanity": 1.0}
+    )
+    text = "Sources: https://a.example/1,https://b.example/2,https://c.example/3"
+    verdict = await (await post_signed(linked, comment("l", text))).json()
+    assert verdict["state"] == "pending"
+    assert "LINKS" in verdict["reasons"]
+
+
 async def test_a_banned_word_hidden_by_invisible_or_look_alike_characters_is_still_banned(
     client: Client, create_site: Any, post_signed: Any, moderator: Callable[..., Any]
 ) -> None:
