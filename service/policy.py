@@ -256,5 +256,6 @@ def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
         return None
     # Longest first so a phrase wins over a word inside it; \w boundaries keep "ass" out of "class".
     ordered = sorted(forms, key=lambda word: (-len(word), word))
-    alternatives = "|".join(re.escape(word) for word in ordered)
+    # A phrase's words may be apart by any run of spaces or line breaks, as a reader sees them.
+    alternatives = "|".join(r"\s+".join(map(re.escape, word.split())) for word in ordered)
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)

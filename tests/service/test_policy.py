@@ -293,6 +293,13 @@ def test_words_and_text_compare_in_one_folded_form() -> None:
     assert find_words("you\u200bidiot, idiot", ("idiot",)) == ((4, 9), (11, 16))
 
 
+def test_a_phrase_is_found_whatever_spacing_parts_its_words() -> None:
+    assert find_words("buy cheap  pills now", ("cheap pills",)) == ((4, 16),)
+    assert find_words("buy cheap\n\tpills now", ("cheap pills",)) == ((4, 16),)
+    assert find_words("buy cheap\u00a0pills now", ("cheap pills",)) == ((4, 15),)
+    assert find_words("cheappills", ("cheap pills",)) == ()
+
+
 def test_a_banned_phrase_wins_over_a_banned_word_it_starts_with() -> None:
     # Alternation tries the phrase first; the other way round "cheap" alone would match.
     policy = Policy(banned_words=("cheap", "cheap pills"))
