@@ -47,7 +47,8 @@ def verdict(comment: Comment) -> dict[str, Any]:
     body=Submission,
     response=VERDICT,
     also={200: "The same id and text were delivered before: the stored verdict"},
-    errors=INTAKE_ERRORS,
+    # 409: the author's standing, the article or a window kept changing under the decision.
+    errors=(*INTAKE_ERRORS, 409),
 )
 async def submit_comment(request: web.Request) -> web.Response:
     site = request.match_info["site"]

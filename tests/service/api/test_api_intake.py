@@ -12,6 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service import signatures
+from service.appkeys import MODERATION
+from service.domain import AuthorStatus
+from service.store.records import IntakeWrite, Observation, StaleContextError
 
 Client = TestClient[web.Request, web.Application]
 SEED = Path(__file__).resolve().parents[4] / "shared" / "seed" / "seed-article.json"
@@ -386,6 +389,24 @@ async def test_a_banned_word_hidden_by_invisible_or_look_alike_characters_is_sti
         assert stored["text"] == text
         [(start, end)] = stored["evidence"][reason.lower()]
         assert text[start:end] == word
+
+
+async def test_a_context_that_keeps_changing_answers_409_as_documented(
+    client: Client, site: dict[str, str], post_signed: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = client.app[MODERATION].store
+
+    async def stale(site_id: str, write: IntakeWrite) -> Any:
+        # Each attempt finds the author's standing moved again by another request.
+        flip = write.assumed.author_status is AuthorStatus.ACTIVE
+        status = AuthorStatus.PREMOD if flip else AuthorStatus.ACTIVE
+        windows = write.assumed.windows_taken
+        raise StaleContextError(Observation(author_status=status, windows_taken=windows))
+
+    monkeypatch.setattr(store, "write_intake", stale)
+    response = await post_signed(site, comment())
+    assert response.status == 409
+    assert (await response.json())["error"]["code"] == "conflict"
 
 
 async def test_a_closed_article_rejects_new_comments(
