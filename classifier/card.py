@@ -41,7 +41,10 @@ def card_path(artifact: Path) -> Path:
 
 
 def read_card(path: Path) -> dict[str, Any]:
-    card: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    """The card at ``path``; ``ValueError`` when it is no JSON object."""
+    card = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(card, dict):
+        raise ValueError(f"a model card is a JSON object, not {type(card).__name__}")
     return card
 
 

@@ -301,6 +301,27 @@ def test_model_activate_in_a_folder_it_cannot_write_says_so_in_one_line(
     assert (tmp_path / "ACTIVE").read_text() == f"{active}\n"
 
 
+@pytest.mark.parametrize("card", ["[1]", '"civility"', "null"])
+def test_a_card_that_is_no_json_object_is_reported_not_a_traceback(
+    card: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    active = (MODELS / "ACTIVE").read_text().strip()
+    for path in (MODELS / f"{active}.joblib", MODELS / "ACTIVE"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / f"{active}.json").write_text(card)
+    models = ("--models", str(tmp_path))
+    status, listed, err = civility(capsys, "model", "list", *models)
+    assert (status, err) == (0, "")
+    assert listed.split() == ["*", active, "?", "(card", "missing", "or", "unreadable)"]
+    assert civility(capsys, "model", "show", *models) == (
+        2, "", f"civility model show: {active} has no readable card\n",
+    )  # fmt: skip
+    status, _, err = civility(capsys, "model", "activate", active, *models)
+    assert status == 2
+    assert err.startswith(f"civility model activate: model card {tmp_path}/{active}.json cannot")
+    assert (tmp_path / "ACTIVE").read_text().strip() == active
+
+
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
