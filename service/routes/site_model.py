@@ -4,7 +4,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.appkeys import MODERATION, SITE_MODELS, SITE_VERSIONS
+from service.appkeys import MODERATION, SCORER, SETTINGS, SITE_MODELS, SITE_VERSIONS
 from service.auth import require_admin, require_moderator
 from service.openapi import operation
 from service.routes.idempotent import by_admin, idempotent
@@ -105,7 +105,26 @@ async def show(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     await require_moderator(request, site)
     await request.app[MODERATION].get_site(site)
-    return web.json_response(await request.app[SITE_MODELS].state(site))
+    return web.json_response(_as_served(request.app, await request.app[SITE_MODELS].state(site)))
+
+
+def _as_served(app: web.Application, state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with ``adapted`` saying what scores the site's verdicts now: not a version fitted
+    on another global model than this process serves (until the worker refits it on this one),
+    nor any with site models switched off."""
+    card = state["active"]
+    if card is None:
+        return state
+    if not app[SETTINGS].site_models.enabled:
+        return {**state, "adapted": False, "why": "site models are switched off"}
+    served = app[SCORER].model_version
+    if card.get("global_model") != served:
+        why = (
+            f"version {card.get('version')} was fitted on global model "
+            f"{card.get('global_model')}, not {served}, the one served: the worker refits it"
+        )
+        return {**state, "adapted": False, "why": why}
+    return state
 
 
 @routes.post("/v1/sites/{site}/model:refit")
@@ -142,4 +161,4 @@ async def rollback(request: web.Request) -> web.Response:
     models = request.app[SITE_MODELS]
     await models.rollback(site)
     request.app[SITE_VERSIONS].forget(site)
-    return web.json_response(await models.state(site))
+    return web.json_response(_as_served(request.app, await models.state(site)))

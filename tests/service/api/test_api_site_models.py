@@ -698,3 +698,26 @@ async def test_a_row_changed_after_a_refit_read_it_is_not_written_back(
     again = {key: (row, {**row, "model": "again"}) for key, row in read.items()}
     assert await models.refresh_rows("news", again) == 1
     assert await models.rows("news") == {"c0": newer, "c2": {**rows["c2"], "model": "again"}}
+
+
+async def test_a_site_model_of_another_global_model_is_not_shown_as_scoring(
+    client: Client,
+    create_site: Any,
+    moderator: Any,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+    stream: list[str],
+) -> None:
+    news = await create_site("news", mode="pre")
+    served = (await (await client.get("/v1/model", headers=admin)).json())["version"]
+    # What the site ran on before a reload to the model served now; the worker has not refit it.
+    card = {"global_model": "0.0.1", "why": "toxicity: out of fold it adds +0.0500 ROC-AUC"}
+    await SiteModels(redis_client).store_fit("news", Fitted(card=card, weights="{}"), "adapted")
+    assert (await post(client, news, "n1", stream[0]))["model"] == served
+    state = await site_model(client, "news", moderator(news))
+    assert state["adapted"] is False
+    assert state["why"] == (
+        f"version 1 was fitted on global model 0.0.1, not {served}, the one served: the worker "
+        "refits it"
+    )
+    assert state["active"]["version"] == 1
