@@ -71,7 +71,9 @@ class SiteModels:
         self.redis = redis
         self.keys = KeySpace(prefix)
         self._scripts = LuaScripts(
-            redis, ("site_model_rows_refresh", "site_model_rows_put"), with_library=False
+            redis,
+            ("site_model_rows_refresh", "site_model_rows_put", "site_model_rollback"),
+            with_library=False,
         )
 
     async def active(self, site: str) -> int:
@@ -180,19 +182,11 @@ class SiteModels:
         """Return the site to what it ran on before its last change; returns the version now
         active (0: the global model). Raises ``Conflict`` when there is nothing to go back to."""
         keys = self.keys
-        with store_errors():
-            history = [
-                int(v) for v in await self.redis.lrange(keys.site_model_history(site), 0, -1)
-            ]
-            if not history:
-                raise Conflict("the site has no site model change to roll back")
-            restored = history[1] if len(history) > 1 else GLOBAL
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.lpop(keys.site_model_history(site))
-                pipe.hset(keys.site_model_state(site), "active", str(restored))
-                await pipe.execute()
-            if history[0] != GLOBAL and history[0] not in history[1:]:
-                await self.redis.delete(keys.site_model(site, history[0]))
+        script_keys = [keys.site_model_history(site), keys.site_model_state(site)]
+        versions = keys.site_model(site, 0).removesuffix("0")
+        restored = int(await self._scripts.run("site_model_rollback", script_keys, [versions]))
+        if restored < 0:
+            raise Conflict("the site has no site model change to roll back")
         return restored
 
     async def _trim_history(self, site: str) -> None:

@@ -27,6 +27,7 @@ from classifier.site_model_codec import decode, encode
 from service import signatures
 from service.app import create_app
 from service.appkeys import SITE_VERSIONS
+from service.errors import Conflict
 from service.labels import LabelLog
 from service.refits import Refits
 from service.settings import DeliverySettings, Settings, SiteModelSettings
@@ -721,3 +722,30 @@ async def test_a_site_model_of_another_global_model_is_not_shown_as_scoring(
         "refits it"
     )
     assert state["active"]["version"] == 1
+
+
+async def test_two_rollbacks_at_once_go_back_two_changes(
+    client: Client,
+    create_site: Any,
+    moderator: Any,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+) -> None:
+    await create_site("news")
+    models = SiteModels(redis_client)
+    for _ in range(3):
+        await models.store_fit("news", Fitted(card={"why": "a test fit"}, weights="{}"), "adapted")
+    assert (await models.state("news"))["history"] == [3, 2, 1]
+    # An admin's two clicks, or two admins: each rollback undoes one change.
+    rolled = await asyncio.gather(
+        *(client.post("/v1/sites/news/model:rollback", headers=admin) for _ in range(2))
+    )
+    assert [response.status for response in rolled] == [200, 200]
+    state = await models.state("news")
+    assert (state["active"]["version"], state["history"]) == (1, [1])
+    assert await models.version("news", 2) is None
+    assert await models.version("news", 3) is None
+    assert await models.rollback("news") == 0
+    assert (await models.state("news"))["history"] == []
+    with pytest.raises(Conflict):
+        await models.rollback("news")
