@@ -114,6 +114,12 @@ class Model:
     def stem(self) -> str:
         return f"{self.name}-{self.version}"
 
+    @property
+    def checksum(self) -> str | None:
+        """The artifact's sha256 its card records: two models may share a version (another
+        name, a version trained again with ``--force``) and still compute other features."""
+        return artifact_checksum(self.card)
+
     @classmethod
     def load(cls, artifact: Path, semantic: bool = True, semantic_threads: int = 1) -> "Model":
         """Load ``artifact`` after checking its card, checksum and scikit-learn version; with
@@ -251,6 +257,13 @@ def _load_semantic(artifact: Path, card: dict[str, Any], threads: int) -> Semant
         return SemanticStage.read(path, threads=threads)
     except (SemanticArtifactError, EncoderError) as error:
         raise InvalidCardError(f"semantic stage cannot be used: {error}") from None
+
+
+def artifact_checksum(card: Mapping[str, Any]) -> str | None:
+    """The artifact sha256 a model card records, if it records one."""
+    artifact = card.get("artifact")
+    checksum = artifact.get("sha256") if isinstance(artifact, Mapping) else None
+    return str(checksum) if checksum else None
 
 
 def _artifact_for(models_dir: Path, stem: str) -> Path:

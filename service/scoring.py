@@ -66,7 +66,9 @@ def _start_worker(
     # argument and finiteness checks cost ~1 ms of every worker call, a third of a small batch.
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
     _site_reader = (
-        SiteModelReader(redis_url, prefix, VERDICT_WEIGHTS, _model_version) if redis_url else None
+        SiteModelReader(redis_url, prefix, VERDICT_WEIGHTS, _model_version, _model_checksum)
+        if redis_url
+        else None
     )
     # Intake scores with the lexical stage alone; the second look runs the semantic one.
     _model = load_active(models_dir, semantic=False, stem=stem)
@@ -131,6 +133,10 @@ def _model_version() -> str:
     return _active_model().version
 
 
+def _model_checksum() -> str | None:
+    return _active_model().checksum
+
+
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
     """What the web layer shows about the active model, read in the serving process."""
@@ -142,6 +148,8 @@ class ModelInfo:
     card: dict[str, Any]
     semantic: bool = False
     """The model has a semantic stage (which the second look runs, not intake)."""
+    checksum: str | None = None
+    """The artifact's sha256 the card records."""
 
     @classmethod
     def of(cls, model: Model) -> "ModelInfo":
@@ -153,6 +161,7 @@ class ModelInfo:
             card=dict(model.card),
             # Read from the card: intake never runs the stage, so it need not load its encoder.
             semantic="semantic" in model.card,
+            checksum=model.checksum,
         )
 
 

@@ -39,7 +39,13 @@ def _start(models_dir: Path, stem: str, threads: int, redis_url: str | None, pre
     os.environ["OMP_NUM_THREADS"] = str(threads)
     _model = load_active(models_dir, semantic=True, semantic_threads=threads, stem=stem)
     if redis_url is not None:
-        _site_reader = SiteModelReader(redis_url, prefix, SECOND_LOOK, lambda: _loaded().version)
+        _site_reader = SiteModelReader(
+            redis_url,
+            prefix,
+            SECOND_LOOK,
+            lambda: _loaded().version,
+            lambda: _loaded().checksum,
+        )
 
 
 def _loaded() -> Model:

@@ -34,7 +34,7 @@ from classifier.site_model import (
     too_few,
 )
 from classifier.site_model_codec import encode
-from service.site_models import SECOND_LOOK, VERDICT, Fitted
+from service.site_models import GLOBAL_ARTIFACT, SECOND_LOOK, VERDICT, Fitted, fitted_on
 
 KEPT = (LEXICAL, EMBEDDING)
 """The kinds a row keeps; the others are computed from them."""
@@ -51,6 +51,7 @@ def encode_rows(model: Model, texts: Sequence[str]) -> list[dict[str, Any]]:
     return [
         {
             "model": model.version,
+            "artifact": model.checksum,
             "global": {label: float(matrix[row, column]) for label, column in columns.items()},
             **(
                 {"blended": {label: float(blended[row, c]) for label, c in columns.items()}}
@@ -70,7 +71,11 @@ def encode_rows(model: Model, texts: Sequence[str]) -> list[dict[str, Any]]:
 def stale(model: Model, row: Mapping[str, Any]) -> bool:
     """Whether a row's features are not the model's: another global model's columns, or no
     embedding where the model has a stage."""
-    if row.get("model") != model.version:
+    if not fitted_on(
+        {"global_model": row.get("model"), GLOBAL_ARTIFACT: row.get("artifact")},
+        model.version,
+        model.checksum,
+    ):
         return True
     return model.semantic is not None and EMBEDDING not in row["features"]
 
@@ -113,6 +118,7 @@ def fit_rows(
     why += [f"second look {label}: {outcome.why}" for label, outcome in looks.items()]
     card = {
         "global_model": model.version,
+        GLOBAL_ARTIFACT: model.checksum,
         "rows": len(rows),
         "why": "; ".join(why),
         "labels": {

@@ -20,6 +20,7 @@ from classifier.site_model_codec import decode
 from service.connection import BlockingClient, connect_blocking
 from service.keys import KeySpace
 from service.scorer import SiteRef
+from service.site_models import fitted_on
 
 KEPT = 256
 """Versions a process keeps before it reads them anew."""
@@ -30,12 +31,20 @@ class SiteModelReader:
     site model version, for the global model ``global_version()`` names."""
 
     def __init__(
-        self, url: str, prefix: str, place: str, global_version: Callable[[], str]
+        self,
+        url: str,
+        prefix: str,
+        place: str,
+        global_version: Callable[[], str],
+        global_checksum: Callable[[], str | None] = lambda: None,
     ) -> None:
+        """``global_checksum``: the global model's artifact sha256, told apart from another
+        model of the same version by it."""
         self.url = url
         self.keys = KeySpace(prefix)
         self.place = place
         self.global_version = global_version
+        self.global_checksum = global_checksum
         self._client: BlockingClient | None = None
         self._read: dict[SiteRef, dict[str, LabelModel] | None] = {}
 
@@ -54,8 +63,8 @@ class SiteModelReader:
             stored = self._client.get(self.keys.site_model(*site))
             document = json.loads(stored) if stored else None
             # Fitted on another global model's features, its weights would read other columns.
-            usable = document is not None and (
-                document["card"]["global_model"] == self.global_version()
+            usable = document is not None and fitted_on(
+                document["card"], self.global_version(), self.global_checksum()
             )
             text = document.get(self.place) if usable and document is not None else None
             # A version whose site model scores only the other place leaves this one global.

@@ -41,6 +41,20 @@ OUTCOMES = ("adapted", "global", "failed")
 """How a refit ends: the site model in use, the site left on the global model, an error."""
 
 
+GLOBAL_ARTIFACT = "global_artifact"
+"""A card's field with the checksum of the global model's artifact it was fitted on."""
+
+
+def fitted_on(card: Mapping[str, Any], version: str, checksum: str | None) -> bool:
+    """Whether a site model card was fitted on the global model of ``version`` and artifact
+    ``checksum``: its weights read that model's feature columns and no other's. A card from
+    before the checksum was recorded is taken at its version."""
+    if card.get("global_model") != version:
+        return False
+    fitted = card.get(GLOBAL_ARTIFACT)
+    return fitted is None or checksum is None or fitted == checksum
+
+
 def verdict_version(global_version: str, site_version: int) -> str:
     """The model version a verdict records: the global one, and the site's when one was used."""
     return f"{global_version}{SITE_MODEL_TAG}{site_version}" if site_version else global_version

@@ -8,6 +8,7 @@ from service.appkeys import MODERATION, SCORER, SETTINGS, SITE_MODELS, SITE_VERS
 from service.auth import require_admin, require_moderator
 from service.openapi import operation
 from service.routes.idempotent import by_admin, idempotent
+from service.site_models import fitted_on
 
 routes = web.RouteTableDef()
 
@@ -51,6 +52,11 @@ _FIT: dict[str, Any] = {
         "version": {"type": "integer"},
         "created_at": {"type": "string", "format": "date-time"},
         "global_model": {"type": "string"},
+        "global_artifact": {
+            "type": ["string", "null"],
+            "description": "The sha256 of the global model's artifact it was fitted on: a site "
+            "model is used only with that artifact, not another of the same version",
+        },
         "rows": {"type": "integer"},
         "fit_seconds": {"type": "number"},
         "why": {"type": "string"},
@@ -117,11 +123,17 @@ def _as_served(app: web.Application, state: dict[str, Any]) -> dict[str, Any]:
         return state
     if not app[SETTINGS].site_models.enabled:
         return {**state, "adapted": False, "why": "site models are switched off"}
-    served = app[SCORER].model_version
-    if card.get("global_model") != served:
+    served = app[SCORER].info
+    if not fitted_on(card, served.version, served.checksum):
+        fitted = card.get("global_model")
+        other = (
+            f"another artifact of global model {fitted}"
+            if fitted == served.version
+            else f"global model {fitted}"
+        )
         why = (
-            f"version {card.get('version')} was fitted on global model "
-            f"{card.get('global_model')}, not {served}, the one served: the worker refits it"
+            f"version {card.get('version')} was fitted on {other}, not the one served "
+            f"({served.version}): the worker refits it"
         )
         return {**state, "adapted": False, "why": why}
     return state

@@ -718,7 +718,7 @@ async def test_a_site_model_of_another_global_model_is_not_shown_as_scoring(
     state = await site_model(client, "news", moderator(news))
     assert state["adapted"] is False
     assert state["why"] == (
-        f"version 1 was fitted on global model 0.0.1, not {served}, the one served: the worker "
+        f"version 1 was fitted on global model 0.0.1, not the one served ({served}): the worker "
         "refits it"
     )
     assert state["active"]["version"] == 1
@@ -749,3 +749,49 @@ async def test_two_rollbacks_at_once_go_back_two_changes(
     assert (await models.state("news"))["history"] == []
     with pytest.raises(Conflict):
         await models.rollback("news")
+
+
+# A hundred comments through intake and a moderator, and two refits.
+@pytest.mark.timeout(300)
+async def test_a_site_model_is_used_only_with_the_artifact_it_was_fitted_on(
+    client: Client,
+    create_site: Any,
+    moderator: Any,
+    admin: dict[str, str],
+    refits: Refits,
+    model: Model,
+    redis_client: aioredis.Redis,
+    redis_url: str,
+    stream: list[str],
+) -> None:
+    news = await create_site("news", mode="pre")
+    await moderate(client, moderator, news, stream[:COMMENTS])
+    assert await refits.run_once() == ["news"]
+    # The same version trained again (``--force``), or another name's: other feature columns.
+    retrained = load_active(MODELS_DIR)
+    retrained.card = {**retrained.card, "artifact": {"sha256": "0" * 64}}
+    assert retrained.version == model.version
+    fitted_on = SiteModelReader(
+        redis_url, "civ", VERDICT_WEIGHTS, lambda: model.version, lambda: model.checksum
+    )
+    other = SiteModelReader(
+        redis_url, "civ", VERDICT_WEIGHTS, lambda: model.version, lambda: retrained.checksum
+    )
+    assert await asyncio.to_thread(fitted_on.models, ("news", 1))
+    assert await asyncio.to_thread(other.models, ("news", 1)) is None
+
+    # Refit on the retrained model: the rows' texts are encoded again, not read as its columns.
+    await SiteModels(redis_client).request_refit("news")
+    assert await Refits(redis_client, retrained, REFITS).run_once() == ["news"]
+    rows = await SiteModels(redis_client).rows("news")
+    assert {row["artifact"] for row in rows.values()} == {retrained.checksum}
+    # The API process serves the first model: the verdicts and the site's state say it is global.
+    text = next(text for text in stream[COMMENTS:] if TOPIC in text)
+    client.app[SITE_VERSIONS].forget("news")
+    assert (await post(client, news, "n1", text))["model"] == model.version
+    state = await site_model(client, "news", moderator(news))
+    assert (state["adapted"], state["active"]["version"]) == (False, 2)
+    assert state["why"] == (
+        f"version 2 was fitted on another artifact of global model {model.version}, not the one "
+        f"served ({model.version}): the worker refits it"
+    )
