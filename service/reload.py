@@ -24,7 +24,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from classifier.model import ModelError, active_stem
+from classifier.card import ARTIFACT_SUFFIX, card_path, read_card
+from classifier.model import ModelError, active_stem, artifact_checksum
 from service.appkeys import MODERATION, REDIS, SCORER, SETTINGS
 from service.errors import Conflict
 from service.keys import KeySpace
@@ -117,6 +118,17 @@ def _still_active(models_dir: Path, stem: str) -> bool:
         return False
 
 
+def _trained_again(models_dir: Path, stem: str, checksum: str | None) -> bool:
+    """Whether the artifact of ``stem`` is no longer the one loaded (``checksum``): the version
+    was trained again (``--force``) and the process that reloaded it serves the new one."""
+    try:
+        card = read_card(card_path(models_dir / f"{stem}{ARTIFACT_SUFFIX}"))
+    except (OSError, ValueError):
+        return False  # nothing to switch to that the announcing process could have loaded
+    on_disk = artifact_checksum(card)
+    return on_disk is not None and checksum is not None and on_disk != checksum
+
+
 def reload_on_signal(app: web.Application) -> Callable[[], None]:
     """A signal handler (for SIGHUP) that reloads in the background and logs the outcome."""
     running: set[asyncio.Task[None]] = set()
@@ -199,10 +211,13 @@ async def _follow_announced(app: web.Application) -> None:
 
 async def _follow_one(app: web.Application, stem: str) -> None:
     loaded = app[SCORER].info
-    if stem == f"{loaded.name}-{loaded.version}":
+    models_dir = app[SETTINGS].models_dir
+    if stem == f"{loaded.name}-{loaded.version}" and not await asyncio.to_thread(
+        _trained_again, models_dir, stem, loaded.checksum
+    ):
         return
     try:
-        if active_stem(app[SETTINGS].models_dir) != stem:
+        if active_stem(models_dir) != stem:
             return  # activated again since; the announcement of that one follows
         await reload_model(app, announce=False)
     except (ModelError, Conflict) as error:

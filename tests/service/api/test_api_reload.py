@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import joblib
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -21,10 +22,10 @@ from pytest_aiohttp import AiohttpClient
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from classifier.card import ARTIFACT_SUFFIX
+from classifier.card import ARTIFACT_SUFFIX, card_path, file_sha256, read_card, write_card
 from classifier.model import ACTIVE_FILE, activate, active_stem
 from service.app import create_app
-from service.appkeys import REDIS
+from service.appkeys import REDIS, SCORER
 from service.keys import KeySpace
 from service.reload import reload_on_signal
 from service.scoring import start_scorer
@@ -163,6 +164,37 @@ async def test_other_api_processes_follow_a_reload(
     response = await client.post("/v1/model:reload", headers=admin)
     assert (await response.json())["version"] == NEW
     await wait_for_version(other, admin, NEW)
+
+
+def train_again(artifact: Path) -> str:
+    """``civility train --force`` of the artifact's version: another file of the same name;
+    returns its sha256."""
+    partial = artifact.with_suffix(".partial")
+    joblib.dump(joblib.load(artifact), partial, compress=1)
+    partial.replace(artifact)
+    card = read_card(card_path(artifact))
+    checksum = file_sha256(artifact)
+    write_card(card_path(artifact), {**card, "artifact": {**card["artifact"], "sha256": checksum}})
+    return checksum
+
+
+async def test_other_api_processes_follow_a_reload_of_a_version_trained_again(
+    client: Client,
+    aiohttp_client: AiohttpClient,
+    admin: dict[str, str],
+    settings: Settings,
+) -> None:
+    other: Client = await aiohttp_client(create_app(settings))
+    before = other.app[SCORER].info.checksum
+    checksum = await asyncio.to_thread(train_again, settings.models_dir / f"civility-{OLD}.joblib")
+    assert checksum != before
+    response = await client.post("/v1/model:reload", headers=admin)
+    assert (await response.json())["version"] == OLD
+    assert client.app[SCORER].info.checksum == checksum
+    deadline = asyncio.get_running_loop().time() + FOLLOW_SECONDS
+    while other.app[SCORER].info.checksum != checksum:
+        assert asyncio.get_running_loop().time() < deadline, "never switched to the new artifact"
+        await asyncio.sleep(0.2)
 
 
 async def test_a_process_listening_again_follows_the_reload_announced_while_it_was_not(
