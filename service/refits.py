@@ -29,7 +29,7 @@ from service.connection import Connection, connect
 from service.errors import StoreUnavailable
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.labels import LabelLog
-from service.served_model import served_stem
+from service.served_model import served_stem, trained_again
 from service.settings import Settings, SiteModelSettings
 from service.site_fit import encode_rows, fit_rows, in_use, stale
 from service.site_models import Fitted, SiteModels
@@ -187,7 +187,9 @@ class Refits:
             return
         try:
             stem = await served_stem(self.redis, self.keys, self.models_dir)
-            if stem == self.model.stem:
+            if stem == self.model.stem and not await asyncio.to_thread(
+                trained_again, self.models_dir, stem, self.model.checksum
+            ):
                 return
             self.model = await asyncio.to_thread(load_active, self.models_dir, stem=stem)
         except ModelError as error:

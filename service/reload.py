@@ -24,12 +24,12 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from classifier.card import ARTIFACT_SUFFIX, card_path, read_card
-from classifier.model import ModelError, active_stem, artifact_checksum
+from classifier.model import ModelError, active_stem
 from service.appkeys import MODERATION, REDIS, SCORER, SETTINGS
 from service.errors import Conflict
 from service.keys import KeySpace
 from service.scoring import ModelInfo
+from service.served_model import trained_again
 from service.store.scripts import UNAVAILABLE, RedisClient
 
 log = logging.getLogger(__name__)
@@ -118,17 +118,6 @@ def _still_active(models_dir: Path, stem: str) -> bool:
         return False
 
 
-def _trained_again(models_dir: Path, stem: str, checksum: str | None) -> bool:
-    """Whether the artifact of ``stem`` is no longer the one loaded (``checksum``): the version
-    was trained again (``--force``) and the process that reloaded it serves the new one."""
-    try:
-        card = read_card(card_path(models_dir / f"{stem}{ARTIFACT_SUFFIX}"))
-    except (OSError, ValueError):
-        return False  # nothing to switch to that the announcing process could have loaded
-    on_disk = artifact_checksum(card)
-    return on_disk is not None and checksum is not None and on_disk != checksum
-
-
 def reload_on_signal(app: web.Application) -> Callable[[], None]:
     """A signal handler (for SIGHUP) that reloads in the background and logs the outcome."""
     running: set[asyncio.Task[None]] = set()
@@ -213,7 +202,7 @@ async def _follow_one(app: web.Application, stem: str) -> None:
     loaded = app[SCORER].info
     models_dir = app[SETTINGS].models_dir
     if stem == f"{loaded.name}-{loaded.version}" and not await asyncio.to_thread(
-        _trained_again, models_dir, stem, loaded.checksum
+        trained_again, models_dir, stem, loaded.checksum
     ):
         return
     try:

@@ -10,7 +10,8 @@ loaded at start).
 import asyncio
 from pathlib import Path
 
-from classifier.model import active_stem
+from classifier.card import ARTIFACT_SUFFIX, card_path, read_card
+from classifier.model import active_stem, artifact_checksum
 from service.keys import KeySpace
 from service.store.scripts import RedisClient, store_errors
 
@@ -22,3 +23,14 @@ async def served_stem(redis: RedisClient, keys: KeySpace, models_dir: Path) -> s
     if announced:
         return str(announced)
     return await asyncio.to_thread(active_stem, models_dir)
+
+
+def trained_again(models_dir: Path, stem: str, checksum: str | None) -> bool:
+    """Whether the artifact of ``stem`` is no longer the one loaded (``checksum``): the version
+    was trained again (``--force``), and a reload to it serves the new one."""
+    try:
+        card = read_card(card_path(models_dir / f"{stem}{ARTIFACT_SUFFIX}"))
+    except (OSError, ValueError):
+        return False  # nothing to switch to that a reload could have loaded
+    on_disk = artifact_checksum(card)
+    return on_disk is not None and checksum is not None and on_disk != checksum

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import joblib
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -22,7 +21,7 @@ from pytest_aiohttp import AiohttpClient
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from classifier.card import ARTIFACT_SUFFIX, card_path, file_sha256, read_card, write_card
+from classifier.card import ARTIFACT_SUFFIX
 from classifier.model import ACTIVE_FILE, activate, active_stem
 from service.app import create_app
 from service.appkeys import REDIS, SCORER
@@ -32,7 +31,7 @@ from service.scoring import start_scorer
 from service.settings import Settings
 from tests.ports import free_port
 
-from ..model_copies import copy_model
+from ..model_copies import copy_model, train_again
 
 Client = TestClient[web.Request, web.Application]
 KEYS = KeySpace("civ")
@@ -164,18 +163,6 @@ async def test_other_api_processes_follow_a_reload(
     response = await client.post("/v1/model:reload", headers=admin)
     assert (await response.json())["version"] == NEW
     await wait_for_version(other, admin, NEW)
-
-
-def train_again(artifact: Path) -> str:
-    """``civility train --force`` of the artifact's version: another file of the same name;
-    returns its sha256."""
-    partial = artifact.with_suffix(".partial")
-    joblib.dump(joblib.load(artifact), partial, compress=1)
-    partial.replace(artifact)
-    card = read_card(card_path(artifact))
-    checksum = file_sha256(artifact)
-    write_card(card_path(artifact), {**card, "artifact": {**card["artifact"], "sha256": checksum}})
-    return checksum
 
 
 async def test_other_api_processes_follow_a_reload_of_a_version_trained_again(

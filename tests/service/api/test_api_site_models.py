@@ -35,7 +35,7 @@ from service.site_model_reader import SiteModelReader
 from service.site_models import VERDICT_WEIGHTS, ActiveVersions, Fitted, SiteModels
 from service.worker import Worker
 from tests.service.api.conftest import PROJECT_ROOT
-from tests.service.model_copies import copy_model
+from tests.service.model_copies import copy_model, train_again
 
 Client = TestClient[web.Request, web.Application]
 TOPIC = "Harper"
@@ -795,3 +795,32 @@ async def test_a_site_model_is_used_only_with_the_artifact_it_was_fitted_on(
         f"version 2 was fitted on another artifact of global model {model.version}, not the one "
         f"served ({model.version}): the worker refits it"
     )
+
+
+# A hundred comments through intake and a moderator, and two refits.
+@pytest.mark.timeout(300)
+async def test_refits_follow_a_reload_of_a_version_trained_again(
+    aiohttp_client: AiohttpClient,
+    client: Client,
+    create_site: Any,
+    moderator: Any,
+    admin: dict[str, str],
+    two_models: Settings,
+    redis_client: aioredis.Redis,
+    stream: list[str],
+) -> None:
+    serving = await aiohttp_client(create_app(two_models))
+    assert (await serving.post("/v1/model:reload", headers=admin)).status == 200
+    news = await create_site("news", mode="pre")
+    await moderate(client, moderator, news, stream[:COMMENTS])
+    models_dir = two_models.models_dir
+    refits = Refits(redis_client, load_active(models_dir), REFITS, models_dir=models_dir)
+    assert await refits.run_once() == ["news"]
+
+    # `civility train --version refit-a --force`, then a reload: the same name, another artifact.
+    checksum = await asyncio.to_thread(train_again, models_dir / f"civility-{OLD}.joblib")
+    response = await serving.post("/v1/model:reload", headers=admin)
+    assert (await response.json())["version"] == OLD
+    assert await refits.run_once() == ["news"]
+    state = await site_model(client, "news", moderator(news))
+    assert (state["active"]["version"], state["active"]["global_artifact"]) == (2, checksum)
