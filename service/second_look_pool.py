@@ -16,6 +16,7 @@ from classifier.model import Model, active_stem, load_active
 from service.keys import DEFAULT_PREFIX
 from service.scorer import SiteRef
 from service.second_look import Blended
+from service.served_model import served_checksum, trained_again
 from service.site_model_reader import SiteModelReader, adapt_by_site
 from service.site_models import SECOND_LOOK
 from service.worker_processes import WorkerSet
@@ -92,6 +93,7 @@ class PoolBlendScorer:
         self._prefix = prefix
         self._workers: WorkerSet | None = None
         self._stem: str | None = None
+        self._checksum: str | None = None
 
     async def blend(
         self, texts: Sequence[str], sites: Sequence[SiteRef | None] | None = None
@@ -100,8 +102,13 @@ class PoolBlendScorer:
             stem = await self._served()
         else:
             stem = await asyncio.to_thread(active_stem, self._models_dir)
-        if self._workers is None or stem != self._stem:
+        if (
+            self._workers is None
+            or stem != self._stem
+            or await asyncio.to_thread(trained_again, self._models_dir, stem, self._checksum)
+        ):
             await self.close()
+            self._checksum = await asyncio.to_thread(served_checksum, self._models_dir, stem)
             self._workers, _ = await WorkerSet.start(
                 1,
                 _start,
@@ -114,6 +121,11 @@ class PoolBlendScorer:
             _blend, list(texts), list(sites or [None] * len(texts))
         )
         return Blended(scores, version, thresholds, versions)
+
+    @property
+    def pids(self) -> list[int]:
+        """The scoring process's id (another once the model changes); none before a batch."""
+        return self._workers.pids if self._workers is not None else []
 
     async def close(self) -> None:
         if self._workers is not None:

@@ -25,12 +25,16 @@ async def served_stem(redis: RedisClient, keys: KeySpace, models_dir: Path) -> s
     return await asyncio.to_thread(active_stem, models_dir)
 
 
+def served_checksum(models_dir: Path, stem: str) -> str | None:
+    """The artifact sha256 the card of ``stem`` records now; ``None`` when it cannot be read."""
+    try:
+        return artifact_checksum(read_card(card_path(models_dir / f"{stem}{ARTIFACT_SUFFIX}")))
+    except (OSError, ValueError):
+        return None
+
+
 def trained_again(models_dir: Path, stem: str, checksum: str | None) -> bool:
     """Whether the artifact of ``stem`` is no longer the one loaded (``checksum``): the version
     was trained again (``--force``), and a reload to it serves the new one."""
-    try:
-        card = read_card(card_path(models_dir / f"{stem}{ARTIFACT_SUFFIX}"))
-    except (OSError, ValueError):
-        return False  # nothing to switch to that a reload could have loaded
-    on_disk = artifact_checksum(card)
+    on_disk = served_checksum(models_dir, stem)
     return on_disk is not None and checksum is not None and on_disk != checksum

@@ -4,6 +4,7 @@ semantic stage, the worker's own scoring process, and a real receiver for the we
 The site's hold threshold is set between a text's lexical and blended scores, so the lexical
 verdict publishes it and the real blend holds it; the worker is driven pass by pass."""
 
+import asyncio
 import dataclasses
 import json
 import shutil
@@ -18,6 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
+from classifier.card import ARTIFACT_SUFFIX
 from classifier.model import Model, activate, active_stem, load_active
 from classifier.site_model import EMBEDDING, SCORES, Head, LabelModel, score_features
 from classifier.site_model_codec import encode
@@ -32,7 +34,7 @@ from service.settings import SecondLookSettings, Settings
 from service.site_models import Fitted, SiteModels
 from service.worker import Worker
 from tests.clocks import Clock
-from tests.service.model_copies import copy_model
+from tests.service.model_copies import copy_model, train_again
 from tests.service.worker.support import FAST, Receiver, eventually
 
 from .conftest import Client, CreateSite, PostSigned, SiteAccess, api_settings
@@ -354,6 +356,30 @@ async def test_the_second_look_scores_with_the_model_reloaded_not_the_one_activa
         await scorer.close()
 
     assert (before.model_version, after.model_version) == (semantic_model.version, "9.0.0")
+
+
+async def test_the_second_look_follows_a_reload_of_a_version_trained_again(
+    semantic_models_dir: Path, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    shutil.copytree(semantic_models_dir, tmp_path, dirs_exist_ok=True)
+    keys = KeySpace("civ")
+    stem = active_stem(tmp_path)
+    scorer = PoolBlendScorer(
+        tmp_path, threads=1, served=lambda: served_stem(redis_client, keys, tmp_path)
+    )
+    await redis_client.set(keys.model_reloaded(), stem)
+    try:
+        await scorer.blend([CIVIL])
+        before = scorer.pids
+        # `civility train --force` of the version served, and its reload: the same name.
+        await asyncio.to_thread(train_again, tmp_path / f"{stem}{ARTIFACT_SUFFIX}")
+        await scorer.blend([CIVIL])
+        after = scorer.pids
+    finally:
+        await scorer.close()
+
+    assert len(before) == len(after) == 1
+    assert before != after
 
 
 @dataclasses.dataclass
