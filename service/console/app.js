@@ -346,11 +346,18 @@ async function toggleAuthor(li, item) {
   }
 }
 
+// A moderator typing in a filter or a dialog keeps the caret there when a live event redraws the
+// list: otherwise the next letters typed would reach the keys and decide comments.
+function typingElsewhere() {
+  const active = document.activeElement;
+  return Boolean(active && !active.closest("#items") && active.closest("input, textarea, select, dialog[open]"));
+}
+
 function markFocus(scroll = true) {
   const nodes = [...document.querySelectorAll("#items > li")];
   nodes.forEach((node, index) => node.classList.toggle("focused", index === state.focus));
   const node = nodes[state.focus];
-  if (node && scroll) {
+  if (node && scroll && !typingElsewhere()) {
     node.focus({ preventScroll: true });
     node.scrollIntoView({ block: "nearest" });
   }

@@ -701,3 +701,29 @@ def test_a_site_picked_while_another_loads_shows_its_own_queue(
     # The late page lands after its response: a stale one would have replaced the list by now.
     page.wait_for_timeout(300)
     assert sorted(items(page)) == sorted(picked.queue_ids())
+
+
+def test_typing_in_a_filter_while_another_moderator_decides_stays_in_the_filter(
+    page: Page, service: Service, site: Site
+) -> None:
+    shown = hold(site, 3)
+    site.add_moderator("Alice")
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    expect(page.locator("#live")).to_have_text("live")
+    author = page.locator("#queue-filters").get_by_role("textbox", name="Author")
+    author.click()
+    page.keyboard.type("reader-")
+    status, _ = service.call(
+        "POST",
+        f"/v1/sites/{site.id}/comments/{shown[0]}/decision",
+        {"action": "approve"},
+        token=site.tokens["Alice"],
+    )
+    assert status == 200
+    expect(page.locator("#items > li")).to_have_count(2)
+    # The rest of the name goes on into the filter: none of its letters is a shortcut now.
+    page.keyboard.type("sara")
+    expect(author).to_be_focused()
+    expect(author).to_have_value("reader-sara")
+    assert site.queue_ids() == shown[1:]
