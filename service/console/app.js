@@ -118,6 +118,14 @@ async function openSite(id) {
   state.site = id;
   // An undo names comment ids, which another site (or the next moderator) has too.
   forgetUndo();
+  // So do the comments on screen and the old site's events: left until the new queue lands, a
+  // key would decide the new site's comment of the same id, unseen.
+  if (state.stopLive) state.stopLive();
+  state.stopLive = null;
+  state.items = [];
+  state.selected.clear();
+  state.cursor = null;
+  renderQueue();
   $("#site-picker").value = id;
   show("queue");
   const reasons = await siteReasons();

@@ -727,3 +727,29 @@ def test_typing_in_a_filter_while_another_moderator_decides_stays_in_the_filter(
     expect(author).to_be_focused()
     expect(author).to_have_value("reader-sara")
     assert site.queue_ids() == shown[1:]
+
+
+def test_a_key_pressed_while_another_site_opens_never_decides_the_old_sites_comment_there(
+    page: Page, service: Service, site: Site
+) -> None:
+    other = new_site(service)
+    hold(site, 1)
+    hold(other, 1)
+    sign_in(page, service.admin_token)
+    first, second = site, other
+    expect(page.locator("#live")).to_have_text("live")
+    page.get_by_label("Site", exact=True).select_option(first.id)
+    expect(page.locator("#items > li")).to_have_count(1)
+    expect(page.locator("#items > li")).to_have_attribute("data-id", "c00")
+    # The second site's opening is held back, as a slow answer would: the first site's comment
+    # (the same id as one of the second's) must not stay on screen for the keys meanwhile.
+    held: list[Route] = []
+    page.route(re.compile(rf"/v1/sites/{second.id}/reasons"), lambda route: held.append(route))
+    with page.expect_request(re.compile(rf"/v1/sites/{second.id}/reasons")):
+        page.get_by_label("Site", exact=True).select_option(second.id)
+    page.keyboard.press("a")
+    page.wait_for_timeout(300)
+    held[0].continue_()
+    expect(page.locator("#items > li")).to_have_count(1)
+    assert second.queue_ids() == ["c00"]
+    assert first.queue_ids() == ["c00"]
