@@ -588,6 +588,20 @@ async function onLive(kind, event) {
     } catch {
       // Decided again meanwhile, or expired: nothing to show.
     }
+  } else if (index >= 0 && !mine && queued && event.version > state.items[index].version) {
+    // Still in this queue but changed (the site edited it): the card shows what a decision now
+    // applies to, which otherwise would meet a version conflict on a text nobody sees.
+    try {
+      const item = await get(`/v1/sites/${site()}/comments/${encodeURIComponent(event.comment_id)}`);
+      const at = state.items.findIndex((entry) => entry.id === item.id);
+      if (at < 0 || item.version <= state.items[at].version) return;
+      if (!inQueue(item)) return dropItems([item.id]);
+      state.items[at] = item;
+      renderQueue();
+      if (event.action === "edit") say("#queue-message", `Comment ${item.id} was edited on the site.`);
+    } catch {
+      // Gone meanwhile: its own event takes it out.
+    }
   } else if (index >= 0 && !mine && !queued) {
     dropItems([event.comment_id]);
     const left = LEFT_WORDS[event.action];

@@ -753,3 +753,22 @@ def test_a_key_pressed_while_another_site_opens_never_decides_the_old_sites_comm
     expect(page.locator("#items > li")).to_have_count(1)
     assert second.queue_ids() == ["c00"]
     assert first.queue_ids() == ["c00"]
+
+
+def test_a_comment_the_site_edits_shows_its_new_text_and_is_decided_as_edited(
+    page: Page, site: Site
+) -> None:
+    hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    expect(page.locator("#live")).to_have_text("live")
+    edited = "The photo caption names the right city after all, sorry."
+    site.post_comment("c00", edited, author="reader-c00")
+    card = page.locator('#items > li[data-id="c00"]')
+    expect(card.locator(".text")).to_have_text(edited)
+    expect(page.locator("#queue-message")).to_have_text("Comment c00 was edited on the site.")
+    version = site.comment("c00")["version"]
+    card.get_by_role("button", name="Approve").click()
+    expect(card).to_have_count(0)
+    decided = site.comment("c00")
+    assert (decided["state"], decided["version"]) == ("approved", version + 1)
