@@ -420,16 +420,48 @@ async function decideFocused(action, id) {
     extra = await askReason();
     if (!extra) return;
   }
-  const node = document.querySelector(`#items > li[data-id="${CSS.escape(item.id)}"] .item-message`);
+  const node = () => document.querySelector(`#items > li[data-id="${CSS.escape(item.id)}"] .item-message`);
   try {
     const decided = await post(`/v1/sites/${site()}/comments/${encodeURIComponent(item.id)}/decision`, { action, version: item.version, ...extra });
     await state.reloading;
     remember(action, [{ id: item.id, from: item.state, version: decided.version }]);
     dropItems([item.id]);
   } catch (error) {
-    if (node) say(node, explain(error), { error: true, reload: error.status === 409 });
-    else say("#queue-message", explain(error), { error: true, reload: error.status === 409 });
+    // Off the list already: a second press on a comment whose first decision just landed.
+    if (!state.items.some((entry) => entry.id === item.id)) return;
+    let words = explain(error);
+    if (error.code === "version_conflict" || error.code === "invalid_transition") {
+      const now = await correct(item.id);
+      if (now && !inQueue(now)) {
+        // Decided by this moderator: the first of two quick presses, its answer still on the way.
+        if (state.me && now.decided_by === state.me.id) return;
+        say("#queue-message", `Not decided: ${now.id} is ${now.state} now (by ${now.decided_by_name || "the model"}).`, { error: true });
+        return;
+      }
+      if (now) words = "This comment changed while you looked at it: it now shows its current version. Decide again.";
+    }
+    say(node() || "#queue-message", words, { error: true, reload: error.status === 409 });
   }
+}
+
+// A conflict means the card is out of date (the live event saying why was missed): the comment
+// read again leaves the list when it left the queue, else replaces its card.
+async function correct(id) {
+  let item;
+  try {
+    item = await get(`/v1/sites/${site()}/comments/${encodeURIComponent(id)}`);
+  } catch {
+    return null;
+  }
+  const at = state.items.findIndex((entry) => entry.id === id);
+  if (at < 0) return item;
+  if (!inQueue(item)) {
+    dropItems([id]);
+  } else {
+    state.items[at] = item;
+    renderQueue();
+  }
+  return item;
 }
 
 async function decideMany(action, ids) {

@@ -5,7 +5,16 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Request, Route, expect
+from playwright.sync_api import (
+    APIResponse,
+    Browser,
+    BrowserContext,
+    Dialog,
+    Page,
+    Request,
+    Route,
+    expect,
+)
 
 from service.keys import KeySpace
 from tests.console.conftest import UI_TIMEOUT_MS
@@ -772,3 +781,60 @@ def test_a_comment_the_site_edits_shows_its_new_text_and_is_decided_as_edited(
     expect(card).to_have_count(0)
     decided = site.comment("c00")
     assert (decided["state"], decided["version"]) == ("approved", version + 1)
+
+
+def test_a_decision_on_a_comment_decided_meanwhile_says_so_and_takes_it_off_the_list(
+    page: Page, service: Service, site: Site
+) -> None:
+    shown = hold(site, 2)
+    site.add_moderator("Alice")
+    # The event stream is down (a network hiccup): Alice's decision reaches the console only
+    # through the conflict its own decision meets.
+    page.route(re.compile(r"/events$"), lambda route: route.abort())
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    status, _ = service.call(
+        "POST",
+        f"/v1/sites/{site.id}/comments/{shown[0]}/decision",
+        {"action": "reject", "reason": "TOXIC"},
+        token=site.tokens["Alice"],
+    )
+    assert status == 200
+    page.locator(f'#items > li[data-id="{shown[0]}"]').get_by_role("button", name="Approve").click()
+    expect(page.locator("#queue-message")).to_contain_text(f"{shown[0]} is rejected now")
+    assert items(page) == [shown[1]]
+    expect(page.locator("#items > li.focused")).to_have_attribute("data-id", shown[1])
+    assert site.comment(shown[0])["state"] == "rejected"
+
+
+def test_a_second_press_while_the_first_decision_lands_says_nothing_of_a_conflict(
+    page: Page, site: Site
+) -> None:
+    hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    first = items(page)[0]
+    # The first decision is made, but its answer is slow to come back.
+    held: list[tuple[Route, APIResponse]] = []
+
+    def answer_first_late(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    page.route(re.compile(r"/decision$"), answer_first_late)
+    page.keyboard.press("a")
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not held:
+        assert time.monotonic() < deadline, "the first decision was never sent"
+        page.wait_for_timeout(20)
+    with page.expect_response(re.compile(r"/decision$")) as second:
+        page.keyboard.press("a")
+    assert second.value.status == 409
+    route, answer = held[0]
+    route.fulfill(response=answer)
+    expect(page.locator("#items > li")).to_have_count(1)
+    page.wait_for_timeout(300)
+    expect(page.locator("#queue-message")).to_have_text("")
+    assert site.comment(first)["state"] == "approved"
