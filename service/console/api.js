@@ -73,8 +73,9 @@ export function query(params) {
 }
 
 // Server-Sent Events read with fetch, because EventSource cannot send the Authorization header
-// (and the token must not travel in a URL). Reconnects by itself, resuming with Last-Event-ID.
-export function follow(path, onEvent, onState) {
+// (and the token must not travel in a URL). Reconnects by itself, resuming with Last-Event-ID,
+// except to a site that no longer exists (`onGone`): that stream can never open again.
+export function follow(path, onEvent, onState, onGone = () => {}) {
   let lastId = "";
   let stopped = false;
   let controller = null;
@@ -88,6 +89,10 @@ export function follow(path, onEvent, onState) {
         const response = await fetch(path, { headers, signal: controller.signal, cache: "no-store" });
         if (response.status === 401) {
           onSignedOut(new ApiError(401, await response.json().catch(() => null)));
+          return;
+        }
+        if (response.status === 404) {
+          onGone();
           return;
         }
         if (!response.ok || !response.body) {
@@ -114,6 +119,10 @@ export function follow(path, onEvent, onState) {
               // (Redis away) ends the stream and the loop reconnects.
               if (frame.data?.error?.code === "unauthorized") {
                 onSignedOut(new ApiError(401, frame.data));
+                return;
+              }
+              if (frame.data?.error?.code === "not_found") {
+                onGone();
                 return;
               }
             } else if (frame.event && frame.data) {

@@ -584,9 +584,17 @@ function startLive() {
   if (state.stopLive) state.stopLive();
   let started;
   const answered = new Promise((resolve) => { started = resolve; });
+  const id = state.site;
   state.stopLive = follow(`/v1/sites/${site()}/events`, onLive, (up) => {
     $("#live").textContent = up ? "live" : "reconnecting…";
     started();
+  }, () => {
+    started();
+    if (state.site !== id) return;
+    $("#live").textContent = "";
+    state.items = [];
+    renderQueue();
+    say("#queue-message", `Site ${id} no longer exists: it was deleted. Pick another site or reload the page.`, { error: true });
   });
   return answered;
 }

@@ -838,3 +838,34 @@ def test_a_second_press_while_the_first_decision_lands_says_nothing_of_a_conflic
     page.wait_for_timeout(300)
     expect(page.locator("#queue-message")).to_have_text("")
     assert site.comment(first)["state"] == "approved"
+
+
+def test_a_site_deleted_under_the_admins_console_says_so_and_stops_reconnecting(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 1)
+    page.clock.install()
+    page.reload()
+    streams: list[Request] = []
+    page.on(
+        "request", lambda request: streams.append(request) if "/events" in request.url else None
+    )
+    sign_in(page, service.admin_token)
+    expect(page.locator("#live")).to_have_text("live")
+    # Sites of the module's other tests share the service: the picker shows when there are any.
+    if page.get_by_label("Site", exact=True).is_visible():
+        page.get_by_label("Site", exact=True).select_option(site.id)
+    expect(page.locator("#items > li")).to_have_count(1)
+    expect(page.locator("#live")).to_have_text("live")
+    opened = len(streams)
+    assert service.call("DELETE", f"/v1/sites/{site.id}")[0] == 202
+    expect(page.locator("#queue-message")).to_have_text(
+        f"Site {site.id} no longer exists: it was deleted. Pick another site or reload the page."
+    )
+    expect(page.locator("#live")).not_to_have_text("live")
+    # A minute of the page's time: a stream that can never open again is not asked for again.
+    for _ in range(6):
+        page.clock.run_for(10_000)
+        page.wait_for_timeout(100)
+    assert len(streams) == opened
+    expect(page.locator("#items > li")).to_have_count(0)
