@@ -2,6 +2,9 @@
 // (never a URL, never a cookie). Failures become ApiError with words a moderator can act on.
 
 const TOKEN_KEY = "civility.token";
+// The service writes to an open stream at least every 15 s (a keep-alive when nothing happens):
+// three times as long without a byte is a connection that died without saying so.
+const SILENCE_MS = 45_000;
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -82,7 +85,14 @@ export function follow(path, onEvent, onState, onGone = () => {}) {
   const run = async () => {
     while (!stopped) {
       controller = new AbortController();
+      const aborted = controller;
+      let silence = null;
+      const listen = () => {
+        clearTimeout(silence);
+        silence = setTimeout(() => aborted.abort(), SILENCE_MS);
+      };
       let retry = 2000;
+      listen();
       try {
         const headers = { Authorization: `Bearer ${session.token}`, Accept: "text/event-stream" };
         if (lastId) headers["Last-Event-ID"] = lastId;
@@ -107,6 +117,7 @@ export function follow(path, onEvent, onState, onGone = () => {}) {
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
+          listen();
           buffer += value;
           let end;
           while ((end = buffer.indexOf("\n\n")) >= 0) {
@@ -132,6 +143,8 @@ export function follow(path, onEvent, onState, onGone = () => {}) {
         }
       } catch {
         if (stopped) return;
+      } finally {
+        clearTimeout(silence);
       }
       onState(false);
       await new Promise((resolve) => setTimeout(resolve, retry));

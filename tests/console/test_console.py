@@ -869,3 +869,33 @@ def test_a_site_deleted_under_the_admins_console_says_so_and_stops_reconnecting(
         page.wait_for_timeout(100)
     assert len(streams) == opened
     expect(page.locator("#items > li")).to_have_count(0)
+
+
+def test_an_event_stream_that_never_answers_is_given_up_and_the_queue_shows(
+    page: Page, site: Site
+) -> None:
+    hold(site, 1)
+    page.clock.install()
+    page.reload()
+    # The first stream's connection hangs without a byte (a half-open connection after the
+    # laptop slept, a proxy holding the response): the console must not wait on it forever.
+    held: list[Route] = []
+
+    def hang_first(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/events$"), hang_first)
+    signed_in(page, site)
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not held:
+        assert time.monotonic() < deadline, "the console never opened the event stream"
+        page.wait_for_timeout(20)
+    page.clock.run_for(60_000)
+    expect(page.locator("#items > li")).to_have_count(1)
+    page.clock.run_for(5_000)
+    expect(page.locator("#live")).to_have_text("live")
+    site.post_comment("late", "A late reader asks whether the talks will be streamed.")
+    expect(page.locator('#items > li[data-id="late"]')).to_be_visible()
