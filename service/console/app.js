@@ -256,8 +256,10 @@ function renderQueue() {
 }
 
 function card(item, index) {
-  const mine = item.claimed_by && state.me && item.claimed_by === state.me.id;
-  const claim = item.claimed_by
+  // A lease that ran out ends without an event: the comment is free again.
+  const held = item.claimed_by && !(Date.parse(item.lease_until) <= Date.now());
+  const mine = held && state.me && item.claimed_by === state.me.id;
+  const claim = held
     ? el("p", { class: mine ? "claim mine" : "claim theirs" },
         mine ? "Claimed by you · " : `Claimed by ${item.claimed_by_name || item.claimed_by} · `,
         el("span", { "data-lease": item.lease_until, text: countdown(item.lease_until) }),
@@ -574,7 +576,12 @@ async function release() {
 }
 
 setInterval(() => {
-  for (const node of document.querySelectorAll("[data-lease]")) node.textContent = countdown(node.dataset.lease);
+  let lapsed = false;
+  for (const node of document.querySelectorAll("[data-lease]")) {
+    node.textContent = countdown(node.dataset.lease);
+    if (Date.parse(node.dataset.lease) <= Date.now()) lapsed = true;
+  }
+  if (lapsed && state.view === "queue") renderQueue();
 }, 1000);
 
 // ---------------------------------------------------------------- live

@@ -899,3 +899,26 @@ def test_an_event_stream_that_never_answers_is_given_up_and_the_queue_shows(
     expect(page.locator("#live")).to_have_text("live")
     site.post_comment("late", "A late reader asks whether the talks will be streamed.")
     expect(page.locator('#items > li[data-id="late"]')).to_be_visible()
+
+
+def test_a_claim_whose_lease_ran_out_shows_the_comment_free_to_open(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 1)
+    site.add_moderator("Alice")
+    status, claimed = service.call(
+        "POST",
+        f"/v1/sites/{site.id}/queue/claim",
+        {"limit": 1, "lease_seconds": 120},
+        token=site.tokens["Alice"],
+    )
+    assert status == 200, claimed
+    assert len(claimed["items"]) == 1, claimed
+    page.clock.install()
+    page.reload()
+    signed_in(page, site)
+    card = page.locator("#items > li").first
+    expect(card.locator(".claim.theirs")).to_contain_text("Claimed by Alice")
+    # Alice went away: her lease ends without an event (nothing releases it).
+    page.clock.run_for(121_000)
+    expect(card.locator(".claim")).to_have_count(0)
