@@ -28,6 +28,15 @@ export const session = {
   },
 };
 
+// How far the service's clock is ahead of the browser's, from its answers' Date header: leases end
+// by the service's clock, and a browser's may be minutes off.
+let clockOffset = 0;
+export const serviceNow = () => Date.now() + clockOffset;
+function noteClock(response) {
+  const date = Date.parse(response.headers.get("Date") || "");
+  if (!Number.isNaN(date)) clockOffset = date - Date.now();
+}
+
 // Called with the ApiError when the token stops working (revoked, or the admin token changed).
 let onSignedOut = () => {};
 export function whenSignedOut(handler) {
@@ -47,6 +56,7 @@ export async function api(method, path, body) {
   } catch {
     throw new ApiError(0, { error: { code: "offline", message: "the service cannot be reached" } });
   }
+  noteClock(response);
   if (response.status === 204) return null;
   const text = await response.text();
   let parsed = null;

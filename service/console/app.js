@@ -1,7 +1,7 @@
 // The moderator console: sign in, clear the queue, browse decided comments, administer a site.
 // Everything here goes through the public API (api.js); nothing is rendered as markup.
 
-import { ApiError, follow, get, post, query, session, whenSignedOut } from "./api.js";
+import { ApiError, follow, get, post, query, serviceNow, session, whenSignedOut } from "./api.js";
 import { age, articleLink, chips, countdown, el, evidenceText, scoreBars, when } from "./render.js";
 import { showAdmin } from "./admin.js";
 
@@ -257,12 +257,12 @@ function renderQueue() {
 
 function card(item, index) {
   // A lease that ran out ends without an event: the comment is free again.
-  const held = item.claimed_by && !(Date.parse(item.lease_until) <= Date.now());
+  const held = item.claimed_by && !(Date.parse(item.lease_until) <= serviceNow());
   const mine = held && state.me && item.claimed_by === state.me.id;
   const claim = held
     ? el("p", { class: mine ? "claim mine" : "claim theirs" },
         mine ? "Claimed by you · " : `Claimed by ${item.claimed_by_name || item.claimed_by} · `,
-        el("span", { "data-lease": item.lease_until, text: countdown(item.lease_until) }),
+        el("span", { "data-lease": item.lease_until, text: countdown(item.lease_until, serviceNow()) }),
         " left")
     : null;
   const select = el("input", {
@@ -578,8 +578,8 @@ async function release() {
 setInterval(() => {
   let lapsed = false;
   for (const node of document.querySelectorAll("[data-lease]")) {
-    node.textContent = countdown(node.dataset.lease);
-    if (Date.parse(node.dataset.lease) <= Date.now()) lapsed = true;
+    node.textContent = countdown(node.dataset.lease, serviceNow());
+    if (Date.parse(node.dataset.lease) <= serviceNow()) lapsed = true;
   }
   if (lapsed && state.view === "queue") renderQueue();
 }, 1000);

@@ -922,3 +922,24 @@ def test_a_claim_whose_lease_ran_out_shows_the_comment_free_to_open(
     # Alice went away: her lease ends without an event (nothing releases it).
     page.clock.run_for(121_000)
     expect(card.locator(".claim")).to_have_count(0)
+
+
+def test_a_lease_counts_down_by_the_services_clock_on_a_computer_whose_clock_is_off(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 1)
+    site.add_moderator("Alice")
+    status, claimed = service.call(
+        "POST",
+        f"/v1/sites/{site.id}/queue/claim",
+        {"limit": 1, "lease_seconds": 300},
+        token=site.tokens["Alice"],
+    )
+    assert status == 200, claimed
+    assert len(claimed["items"]) == 1, claimed
+    # The moderator's computer runs ten minutes fast.
+    page.clock.install(time=time.time() + 600)
+    page.reload()
+    signed_in(page, site)
+    claim = page.locator("#items > li").first.locator(".claim.theirs")
+    expect(claim).to_contain_text(re.compile(r"Claimed by Alice · 4:[0-5]\d left"))
