@@ -649,8 +649,11 @@ async function onLive(kind, event) {
     } catch {
       // Gone meanwhile: its own event takes it out.
     }
-  } else if (index >= 0 && !mine && !queued) {
+  } else if (index >= 0 && !queued) {
     dropItems([event.comment_id]);
+    // Decided with this token elsewhere (another tab, a script), or this tab's own decision
+    // whose answer is still on the way: off the list, with nothing to tell.
+    if (mine) return;
     const left = LEFT_WORDS[event.action];
     say("#queue-message", left
       ? `Comment ${event.comment_id} ${left} and left this queue (now ${event.state}).`

@@ -811,6 +811,8 @@ def test_a_second_press_while_the_first_decision_lands_says_nothing_of_a_conflic
     page: Page, site: Site
 ) -> None:
     hold(site, 2)
+    # No live event tells of the first decision before the second press: the stream is down.
+    page.route(re.compile(r"/events$"), lambda route: route.abort())
     signed_in(page, site)
     expect(page.locator("#items > li")).to_have_count(2)
     first = items(page)[0]
@@ -943,3 +945,22 @@ def test_a_lease_counts_down_by_the_services_clock_on_a_computer_whose_clock_is_
     signed_in(page, site)
     claim = page.locator("#items > li").first.locator(".claim.theirs")
     expect(claim).to_contain_text(re.compile(r"Claimed by Alice · 4:[0-5]\d left"))
+
+
+def test_a_decision_made_with_the_same_token_elsewhere_takes_the_comment_off_the_list(
+    page: Page, service: Service, site: Site
+) -> None:
+    shown = hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    expect(page.locator("#live")).to_have_text("live")
+    # The same moderator in another tab (or a script with the same token) decides one.
+    status, _ = service.call(
+        "POST",
+        f"/v1/sites/{site.id}/comments/{shown[0]}/decision",
+        {"action": "approve"},
+        token=site.tokens["Mo"],
+    )
+    assert status == 200
+    expect(page.locator("#items > li")).to_have_count(1)
+    assert items(page) == [shown[1]]
