@@ -326,7 +326,7 @@ async function toggleAuthor(li, item) {
   const render = (view, note = "") => {
     const rate = view.recent.rejection_rate;
     panel.replaceChildren(
-      el("p", {}, el("strong", { text: item.author.name || view.id }), ` · ${view.status} (${view.trust})`),
+      el("p", {}, el("strong", { dir: "auto", text: item.author.name || view.id }), ` · ${view.status} (${view.trust})`),
       el("p", { class: "meta", text: `approved ${view.counts.approved} · rejected ${view.counts.rejected} · spam ${view.counts.spam} · pending ${view.counts.pending}` }),
       el("p", { class: "meta", text: `last ${view.recent.days} days: ${rate === null ? "nothing decided" : `${Math.round(rate * 100)}% rejected of ${view.recent.decided}`} · first seen ${when(view.first_seen)}` }),
       el("div", { class: "row" },
@@ -703,7 +703,7 @@ function browseCard(item) {
   const by = item.decided_by_name || (item.decided_by.startsWith("auto") ? "the model" : item.decided_by);
   const history = el("ol", { class: "history", "aria-label": "History" });
   const li = el("li", { class: "item", "data-id": item.id },
-    el("div", { class: "item-head" }, el("strong", { text: item.state }), ` · by ${by} · ${when(item.decided_at)} · `, el("span", { text: `${item.author.name || item.author.id}` }), " · ", articleLink(item.article, item.article_id), chips(item.reasons)),
+    el("div", { class: "item-head" }, el("strong", { text: item.state }), ` · by ${by} · ${when(item.decided_at)} · `, el("span", { dir: "auto", text: `${item.author.name || item.author.id}` }), " · ", articleLink(item.article, item.article_id), chips(item.reasons)),
     evidenceText(item.text, item.evidence, item.scores),
     el("div", { class: "row" },
       el("button", { type: "button", onclick: () => loadHistory(item, history) }, "History"),

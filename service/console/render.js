@@ -100,10 +100,12 @@ export function safeHref(url) {
 }
 
 // The comment's article: its title (or id) as a link opening in a new tab when its URL is http(s).
+// `dir="auto"` isolates the title: a right-to-left one would otherwise pull the date after it
+// to its left.
 export function articleLink(article, fallbackId) {
   const id = (article && article.id) || fallbackId;
   const name = (article && article.title) || id;
   const href = safeHref(article && article.url);
-  if (!href) return el("span", { class: "article", title: id, text: name });
-  return el("a", { class: "article", href, target: "_blank", rel: "noopener noreferrer", title: id, text: name });
+  if (!href) return el("span", { class: "article", dir: "auto", title: id, text: name });
+  return el("a", { class: "article", dir: "auto", href, target: "_blank", rel: "noopener noreferrer", title: id, text: name });
 }

@@ -964,3 +964,26 @@ def test_a_decision_made_with_the_same_token_elsewhere_takes_the_comment_off_the
     assert status == 200
     expect(page.locator("#items > li")).to_have_count(1)
     assert items(page) == [shown[1]]
+
+
+def test_a_right_to_left_article_title_leaves_the_date_after_it(page: Page, site: Site) -> None:
+    title = "\u05d4\u05e9\u05d9\u05d7\u05d5\u05ea \u05d1\u05e7\u05d4\u05d9\u05e8"
+    site.post_comment("rtl", CALM[0], article={"id": "a-he", "title": title})
+    signed_in(page, site)
+    meta = page.locator('#items > li[data-id="rtl"] p.meta')
+    expect(meta.locator(".article")).to_have_text(title)
+    # Where the text after the title starts on screen: in a left-to-right line it must be to the
+    # right of the title, not pulled to its left by the title's direction.
+    right, *lefts = page.evaluate(
+        """(meta) => {
+            const title = meta.querySelector('.article');
+            const range = document.createRange();
+            range.setStart(title.nextSibling, 0);
+            range.setEnd(title.nextSibling.nextSibling, 4);
+            const lefts = [...range.getClientRects()].map((rect) => rect.left);
+            return [title.getBoundingClientRect().right, ...lefts];
+        }""",
+        meta.element_handle(),
+    )
+    assert lefts, right
+    assert all(left >= right - 1 for left in lefts), (right, lefts)
