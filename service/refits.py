@@ -111,20 +111,16 @@ class Refits:
         used: dict[str, set[str]] = {}
         if active:
             used = in_use((await self.models.version(site, active) or {}).get("card", {}))
-        try:
-            outdated = [key for key, row in rows.items() if stale(self.model, row)]
-            if outdated:
-                # Features of another global model mean other columns, and rows kept before the
-                # model had a semantic stage have no embedding: encode those texts again, once.
-                fresh = await asyncio.to_thread(self._encode_again, rows, outdated)
-                await self.models.refresh_rows(
-                    site, {key: (rows[key], row) for key, row in fresh.items()}
-                )
-                rows = {**rows, **fresh}
-            fitted = await asyncio.to_thread(self._fit, rows, used)
-        except Exception:
-            await self.models.count_failure(site)
-            raise
+        outdated = [key for key, row in rows.items() if stale(self.model, row)]
+        if outdated:
+            # Features of another global model mean other columns, and rows kept before the
+            # model had a semantic stage have no embedding: encode those texts again, once.
+            fresh = await asyncio.to_thread(self._encode_again, rows, outdated)
+            await self.models.refresh_rows(
+                site, {key: (rows[key], row) for key, row in fresh.items()}
+            )
+            rows = {**rows, **fresh}
+        fitted = await asyncio.to_thread(self._fit, rows, used)
         outcome = "adapted" if fitted.adapted else "global"
         return await self.models.store_fit(site, fitted, outcome)
 
@@ -175,8 +171,10 @@ class Refits:
             except StoreUnavailable:
                 raise  # every site's would fail: the round ends, and is tried again
             except Exception:
-                # One site's failure (counted by ``refit``) must not hold up the sites after it.
+                # One site's failure, whether its labels were being made rows or its model fitted,
+                # is counted and must not hold up the sites after it.
                 log.exception("site %s: its site model refit failed; the other sites go on", site)
+                await self.models.count_failure(site)
         return refitted
 
     async def _follow_served_model(self) -> None:

@@ -567,6 +567,29 @@ async def test_a_site_whose_refit_fails_does_not_hold_up_the_others(
     assert (await models.refit_counts("bbb"))["global"] == 1
 
 
+class FailingRows(Refits):
+    def _rows(self, entries: Any) -> dict[str, dict[str, Any] | None]:
+        if "bad" in {entry["text"] for entry in entries.values()}:
+            raise ValueError("this site's labels cannot be made rows")
+        return super()._rows(entries)
+
+
+async def test_a_refit_failing_while_its_labels_become_rows_is_counted_failed(
+    create_site: Any, redis_client: aioredis.Redis, model: Model
+) -> None:
+    log = LabelLog(redis_client)
+    models = SiteModels(redis_client)
+    for site, text in (("aaa", "bad"), ("bbb", "Fine.")):
+        await create_site(site)
+        await log.record(site, text, {"toxicity": 0}, "moderator", None, comment_id="c1")
+        await models.request_refit(site)
+    refits = FailingRows(redis_client, model, REFITS)
+    assert await refits.run_once() == ["bbb"]
+    # Counted as a failed refit (``/metrics``), like a fit that fails.
+    assert (await models.refit_counts("aaa"))["failed"] == 1
+    assert (await models.refit_counts("bbb"))["failed"] == 0
+
+
 async def test_a_site_created_again_never_reuses_a_site_model_version_number(
     client: Client,
     create_site: Any,
