@@ -33,6 +33,9 @@ const state = {
   // page read before the claim or decision cannot land after it and undo it on screen.
   reloading: Promise.resolve(),
   selected: new Set(),
+  // Comments this tab is deciding: their own live events come before the answer, which takes
+  // them off the list and offers the undo.
+  deciding: new Set(),
   undo: null,
   reasons: FALLBACK_REASONS,
   holds: FALLBACK_HOLDS,
@@ -423,6 +426,7 @@ async function decideFocused(action, id) {
     if (!extra) return;
   }
   const node = () => document.querySelector(`#items > li[data-id="${CSS.escape(item.id)}"] .item-message`);
+  state.deciding.add(item.id);
   try {
     const decided = await post(`/v1/sites/${site()}/comments/${encodeURIComponent(item.id)}/decision`, { action, version: item.version, ...extra });
     await state.reloading;
@@ -443,6 +447,8 @@ async function decideFocused(action, id) {
       if (now) words = "This comment changed while you looked at it: it now shows its current version. Decide again.";
     }
     say(node() || "#queue-message", words, { error: true, reload: error.status === 409 });
+  } finally {
+    state.deciding.delete(item.id);
   }
 }
 
@@ -474,6 +480,7 @@ async function decideMany(action, ids) {
   }
   const byId = new Map(state.items.map((item) => [item.id, item]));
   const decisions = ids.map((id) => ({ id, action, version: byId.get(id)?.version, ...extra }));
+  for (const id of ids) state.deciding.add(id);
   try {
     const { results } = await post(`/v1/sites/${site()}/decisions`, { decisions });
     await state.reloading;
@@ -488,6 +495,8 @@ async function decideMany(action, ids) {
     }
   } catch (error) {
     say("#queue-message", explain(error), { error: true, reload: error.status === 409 });
+  } finally {
+    for (const id of ids) state.deciding.delete(id);
   }
 }
 
@@ -650,9 +659,10 @@ async function onLive(kind, event) {
       // Gone meanwhile: its own event takes it out.
     }
   } else if (index >= 0 && !queued) {
+    // This tab's own decision: its answer, still on the way, drops it and offers the undo.
+    if (mine && state.deciding.has(event.comment_id)) return;
     dropItems([event.comment_id]);
-    // Decided with this token elsewhere (another tab, a script), or this tab's own decision
-    // whose answer is still on the way: off the list, with nothing to tell.
+    // Decided with this token elsewhere (another tab, a script): off the list, nothing to tell.
     if (mine) return;
     const left = LEFT_WORDS[event.action];
     say("#queue-message", left

@@ -646,6 +646,30 @@ def test_the_reported_tab_follows_comments_entering_and_leaving_it_without_a_dec
     expect(page.locator('[data-count="reported"]')).to_have_text("1")
 
 
+def test_a_decisions_own_live_event_before_its_answer_leaves_the_undo_to_the_answer(
+    page: Page, site: Site
+) -> None:
+    comment_id = reported(site)
+    signed_in(page, site)
+    page.get_by_role("tab", name=re.compile("Reported")).click()
+    expect(page.locator("#items > li")).to_have_count(1)
+    # The decision reaches the service, whose answer is held back: its live event comes first.
+    held: list[tuple[Route, APIResponse]] = []
+    page.route(re.compile(r"/decision$"), lambda route: held.append((route, route.fetch())))
+    page.keyboard.press("s")
+    # The live event read: the counts it asks for say the reported queue is empty.
+    expect(page.locator('[data-count="reported"]')).to_have_text("0")
+    assert page.locator("#items > li").count() == 1
+    route, answer = held[0]
+    route.fulfill(response=answer)
+    expect(page.locator("#items > li")).to_have_count(0)
+    page.keyboard.press("u")
+    expect(page.locator("#queue-message")).to_have_text(
+        "Undone: approved again, and its reports are cleared."
+    )
+    assert site.comment(comment_id)["state"] == "approved"
+
+
 def test_undo_in_the_reported_tab_says_the_reports_are_cleared(page: Page, site: Site) -> None:
     comment_id = reported(site)
     signed_in(page, site)
