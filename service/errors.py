@@ -21,7 +21,7 @@ class CivilityError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "internal error"
-    retry_after_seconds: ClassVar[int | None] = None
+    retry_after_seconds: int | None = None
 
     def __init__(self, message: str | None = None, details: Any = None) -> None:
         self.message = message or self.default_message
@@ -177,6 +177,21 @@ class UpstreamUnavailable(CivilityError):
     status = 503
     code = "upstream_unavailable"
     default_message = "a service this request needs did not answer, retry later"
+
+
+class ErasureRunning(CivilityError):
+    """The author's erasure is running, or ended less than a minute ago (its marker, which
+    ``service/admin_store.py`` keeps): a comment of theirs stored now could land where the
+    erasure has already looked and outlive it, so nothing is written. Sent again once the marker
+    is gone, it is new data and kept."""
+
+    status = 503
+    code = "erasure_running"
+    default_message = "the author's data is being erased; send this again after Retry-After"
+
+    def __init__(self, remaining_ms: int) -> None:
+        super().__init__()
+        self.retry_after_seconds = max(1, -(-remaining_ms // 1000))
 
 
 class StreamsBusy(CivilityError):

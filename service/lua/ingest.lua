@@ -42,7 +42,8 @@ ARGV[29] "1" when a published verdict is to get a second look (the semantic stag
 ARGV[30] the article's title ("" for none given)   ARGV[31] the article's url ("" for none given)
 ARGV[32..] expiry (ms) of each window key (0: observe only)
 
-Derived keys: the site's record (civ:{site}:site), which must exist; the comment's text (civ:{site}:text:<id>), the pending and reported queue indexes of the comment's article, author and reasons, the
+Derived keys: the site's record (civ:{site}:site), which must exist; the author's erasure marker
+(civ:{site}:erasure:<author>), which a new comment must not find; the comment's text (civ:{site}:text:<id>), the pending and reported queue indexes of the comment's article, author and reasons, the
 browse indexes of its state (civ:{site}:comments:<state>[:article:<a>|:author:<u>]), the
 comment's reports (civ:{site}:reports:<id>), the author's recent decisions
 (civ:{site}:recent:<author>) and the second-look queue (civ:{site}:secondlook:queue). The author's standing in the observed context is the status a
@@ -55,7 +56,8 @@ Returns {"created" or "edited", version, created_at, article title or false, art
 false} (the caller knows every other field it just wrote); {"unchanged", fields} with the stored hash as a flat field/value list (a
 redelivery, or any delivery of an erased comment); {"context",
 signature, approved count} when the context is not the assumed one; {"immutable", fields...}
-naming "article.id" and/or "author.id" when a resend or edit changes them; {"invalid_transition",
+naming "article.id" and/or "author.id" when a resend or edit changes them; {"erasing", the
+marker's remaining ms} for a new comment of an author being erased; {"invalid_transition",
 state}; or {"gone"} when the site was deleted.
 ]]
 
@@ -91,6 +93,15 @@ if previous then
   -- first delivery from an edit, and either would bring back what the author had erased.
   if stored[2] == text_hash or stored[7] then
     return {"unchanged", comment_fields(prefix, id)}
+  end
+else
+  -- A new comment of an author whose erasure is running, or ended within the minute its marker
+  -- outlives it, could be stored where the erasure has already looked, and keep what it was to
+  -- erase: it is refused with nothing written, and sent again after the marker it is new data.
+  -- (A stored comment not reached yet is erased when it is; one reached takes no text again.)
+  local erasing = redis.call("PTTL", prefix .. "erasure:" .. author)
+  if erasing ~= -2 then
+    return {"erasing", erasing}
   end
 end
 

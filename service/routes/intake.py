@@ -25,6 +25,10 @@ VERDICT: dict[str, Any] = {
     },
 }
 INTAKE_ERRORS = (400, 401, 404, 413, 415, 422, 503)
+ERASURE_NOTE = {
+    503: "or erasure_running: a new comment of an author whose erasure is running, or ended "
+    "less than a minute ago; nothing was written, send it again after Retry-After"
+}
 
 
 def verdict(comment: Comment) -> dict[str, Any]:
@@ -49,6 +53,7 @@ def verdict(comment: Comment) -> dict[str, Any]:
     also={200: "The same id and text were delivered before: the stored verdict"},
     # 409: the author's standing, the article or a window kept changing under the decision.
     errors=(*INTAKE_ERRORS, 409),
+    error_notes=ERASURE_NOTE,
 )
 async def submit_comment(request: web.Request) -> web.Response:
     site = request.match_info["site"]

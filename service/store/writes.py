@@ -16,6 +16,7 @@ from service.domain import (
 )
 from service.errors import (
     ClaimConflict,
+    ErasureRunning,
     InvalidTransition,
     NotFound,
     SiteNotFound,
@@ -78,7 +79,8 @@ class CommentWrites(ScriptedStore):
         """Run the ingest script; the outcome is ``created``, ``edited`` or ``unchanged``.
 
         Raises ``StaleContextError`` (nothing written) when the comment, author, article or windows
-        are not as ``write.assumed`` says."""
+        are not as ``write.assumed`` says, ``ErasureRunning`` (nothing written) for a new comment
+        of an author being erased."""
         keys = [
             self.keys.comment(site_id, write.comment_id),
             self.keys.history(site_id, write.comment_id),
@@ -132,6 +134,8 @@ class CommentWrites(ScriptedStore):
             raise SiteNotFound(site_id)
         if outcome == "immutable":
             raise ValidationFailed((field, _IMMUTABLE[field]) for field in reply[1:])
+        if outcome == "erasing":
+            raise ErasureRunning(int(reply[1]))
         if outcome == "invalid_transition":
             raise InvalidTransition(f"a comment in state {reply[1]} cannot be edited")
         if outcome == "context":

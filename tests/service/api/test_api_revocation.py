@@ -14,7 +14,7 @@ from pytest_aiohttp import AiohttpClient
 from service import signatures
 from service.admin_store import SCAN_COUNT
 from service.app import create_app
-from service.appkeys import MODERATION
+from service.appkeys import ADMINISTRATION, MODERATION
 from service.domain import Comment
 from service.keys import KeySpace
 from service.labels import LabelLog
@@ -594,6 +594,65 @@ async def test_a_decision_racing_an_erasure_keeps_neither_answer_nor_label_of_th
     assert "Idempotent-Replayed" not in again.headers
     assert ((await again.json())["text"], (await again.json())["author"]) == ("", {"id": "ada"})
     assert [entry async for entry in LabelLog(redis_client).export("held")] == []
+
+
+async def test_a_new_comment_racing_its_authors_erasure_is_refused_and_kept_once_it_is_over(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await create_site("held", flood_seconds_per_author=10, flood_seconds_per_ip=10)
+    assert (await post_signed(site, comment("c1", "ada"))).status == 202
+    token = bearer(site["moderator_token"])
+    store = client.app[ADMINISTRATION].store
+    erase = store._erase
+    late = comment("c2", "ada", "Another calm remark, sent as the erasure runs.")
+    arrived: list[Any] = []
+
+    async def arriving_meanwhile(
+        keys: list[str], author_id: str, remains: str, now_ms: int
+    ) -> list[str]:
+        # The erasure found every comment it will erase; ada's next one arrives now.
+        erased = await erase(keys, author_id, remains, now_ms)
+        arrived.append(await post_signed(site, late))
+        return erased
+
+    monkeypatch.setattr(store, "_erase", arriving_meanwhile)
+    outbox = await redis_client.xlen(KEYS.outbox("held"))
+    before = await (await client.get("/v1/sites/held/authors/ada", headers=token)).json()
+    erasure = await client.post("/v1/sites/held/authors/ada:erase", headers=admin)
+    assert (await erasure.json())["comments_erased"] == 1
+    monkeypatch.setattr(store, "_erase", erase)
+
+    # Until the erasure's marker is gone (a minute after it ends), the host is told to wait.
+    [refused] = arrived
+    again = await post_signed(site, late)
+    for answer in (refused, again):
+        assert answer.status == 503
+        assert (await answer.json())["error"]["code"] == "erasure_running"
+        assert 1 <= int(answer.headers["Retry-After"]) <= 60
+    # Nothing of it was written: no comment, event, count or window holding it.
+    assert (await client.get("/v1/sites/held/comments/c2", headers=token)).status == 404
+    assert await redis_client.xlen(KEYS.outbox("held")) == outbox
+    after = await (await client.get("/v1/sites/held/authors/ada", headers=token)).json()
+    assert after["counts"] == before["counts"]
+    windows = [
+        key
+        async for key in redis_client.scan_iter(match=f"{KEYS.site_prefix('held')}*")
+        if ":flood:" in key or ":duplicate:" in key
+    ]
+    assert "c2" not in [await redis_client.get(key) for key in windows]
+
+    # Sent once the marker has lapsed, it is new data, kept as any comment.
+    await redis_client.delete(KEYS.erasure("held", "ada"))
+    kept = await post_signed(site, late)
+    assert kept.status == 202
+    stored = await (await client.get("/v1/sites/held/comments/c2", headers=token)).json()
+    assert stored["text"] == late["text"]
+    assert stored["author"]["email"] == "ada@example.org"
 
 
 async def test_a_comment_delivered_again_after_its_authors_erasure_stays_erased(
