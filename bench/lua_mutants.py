@@ -32,7 +32,9 @@ LUA_TESTS = {
         "tests/service/test_comment_layout.py",
         "tests/service/api/test_api_revocation.py",
     ),
-    "erase_answers.lua": ("tests/service/api/test_api_revocation.py",),
+    **dict.fromkeys(
+        ("erase_windows.lua", "erase_answers.lua"), ("tests/service/api/test_api_revocation.py",)
+    ),
     **dict.fromkeys(
         ("add_moderator.lua", "touch_moderator.lua"),
         ("tests/service/test_store.py", "tests/service/api/test_api_revocation.py"),
@@ -201,6 +203,9 @@ LUA_MUTANTS = (
         'redis.call("LSET", history, index - 1, entry)',
     ),
     LuaMutant("erase_author.lua", "erased[#erased + 1] = stored[2]", "erased[#erased + 1] = key"),
+    LuaMutant("erase_windows.lua", "if owner == author then", "if owner ~= author then"),
+    LuaMutant("erase_windows.lua", "#duplicates + 66", "#duplicates + 65"),
+    LuaMutant("erase_windows.lua", '"HGET", prefix .. "comment:" .. holder', '"HGET", holder'),
     LuaMutant("erase_answers.lua", "if author == ARGV[1] then", "if author ~= ARGV[1] then"),
     LuaMutant("erase_answers.lua", '        redis.call("DEL", key)\n', ""),
     LuaMutant("author_status.lua", 'if redis.call("EXISTS", KEYS[3]) == 0 then', "if false then"),

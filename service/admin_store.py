@@ -1,6 +1,6 @@
 """Redis side of revocation and removal: moderators' listing and revocation, api-key rotation,
-a site's deletion with its purge in bounded steps, and one author's erasure (their comments, and
-the kept idempotent answers carrying them).
+a site's deletion with its purge in bounded steps, and one author's erasure (their comments, the
+flood and duplicate windows their comments hold, and the kept idempotent answers carrying them).
 
 Writes to a site's own keys are Lua scripts in its hash slot; the global indexes (api keys,
 tokens, the purge list) are plain commands outside it, ordered so that a failure half-way leaves
@@ -8,6 +8,7 @@ nothing usable: a deleted site is listed for purging before anything of it is re
 """
 
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,14 @@ from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.scripts import LuaScripts, RedisClient, store_errors
 from service.times import from_ms
 
-SCRIPTS = ("revoke_moderator", "rotate_api_key", "delete_site", "erase_author", "erase_answers")
+SCRIPTS = (
+    "revoke_moderator",
+    "rotate_api_key",
+    "delete_site",
+    "erase_author",
+    "erase_windows",
+    "erase_answers",
+)
 SCAN_COUNT = 1_000
 """Keys one SCAN call looks at: it bounds the work of one purge or erasure step."""
 ERASE_BATCH = 200
@@ -183,18 +191,31 @@ class AdminStore:
 
     async def erase_author(self, site_id: str, author_id: str, now_ms: int) -> list[str]:
         """Erase the author's text and details from every stored comment of theirs, then forget
-        the kept idempotent answers carrying their comments; the erased comments' ids.
+        the windows their comments hold and the kept idempotent answers carrying their comments;
+        the erased comments' ids.
 
         No index lists all of an author's comments (decided ones expire on their own), nor the
-        answers naming them, so the site's comment hashes and idempotency records are scanned,
-        one bounded batch per script call. The answers go after the comments: a retry in
-        between replays its answer, which is then forgotten, or runs again on erased data."""
+        windows and answers naming them, so the site's comment hashes, flood and duplicate
+        windows and idempotency records are scanned, one bounded batch per script call. The
+        answers go after the comments: a retry in between replays its answer, which is then
+        forgotten, or runs again on erased data."""
         erased: list[str] = []
         remains = json.dumps({"id": author_id})
+        prefix = self.keys.site_prefix(site_id)
         await self.hold_erasure(site_id, author_id)
-        async for batch in self._scanned(f"{self.keys.site_prefix(site_id)}comment:*"):
+        async for batch in self._scanned(f"{prefix}comment:*"):
             erased += await self._erase(batch, author_id, remains, now_ms)
             await self.hold_erasure(site_id, author_id)
+        # A duplicate window names its author (and a hash of the text), an address's flood
+        # window only the address: the comment it holds tells whose it is.
+        windows = (
+            self.keys.duplicate(site_id, _glob_escaped(author_id), "*"),
+            self.keys.ip_flood(site_id, "*"),
+        )
+        for pattern in windows:
+            async for batch in self._scanned(pattern):
+                await self._run("erase_windows", batch, [prefix, author_id])
+                await self.hold_erasure(site_id, author_id)
         async for batch in self._scanned(self.keys.idempotency(site_id, "*")):
             await self._run("erase_answers", batch, [author_id])
         return erased
@@ -250,3 +271,8 @@ class AdminStore:
             if batch:
                 looked += await filed()
         return looked
+
+
+def _glob_escaped(text: str) -> str:
+    """``text`` matched literally in a SCAN pattern (an author id may hold ``*?[]\\``)."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)

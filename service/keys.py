@@ -171,11 +171,13 @@ class KeySpace:
         return f"{self.site_prefix(site)}flood:author:{author_id}"
 
     def ip_flood(self, site: str, ip: str) -> str:
-        """String with expiry: the address's last comment id during the flood interval."""
+        """String with expiry: the address's last comment id during the flood interval (gone
+        when that comment's author is erased)."""
         return f"{self.site_prefix(site)}flood:ip:{ip}"
 
     def duplicate(self, site: str, author_id: str, text_hash: str) -> str:
-        """String with expiry: the comment id that first carried this text from this author."""
+        """String with expiry: the comment id that first carried this text from this author
+        (gone when the author is erased)."""
         return f"{self.site_prefix(site)}duplicate:{text_hash}:{author_id}"
 
     def audit(self, site: str) -> str:

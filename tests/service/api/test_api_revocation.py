@@ -655,6 +655,43 @@ async def test_a_new_comment_racing_its_authors_erasure_is_refused_and_kept_once
     assert stored["author"]["email"] == "ada@example.org"
 
 
+async def site_windows(redis: aioredis.Redis, site_id: str) -> dict[str, str]:
+    """The site's flood and duplicate windows, each with the comment holding it."""
+    prefix = KEYS.site_prefix(site_id)
+    keys = [
+        key
+        async for key in redis.scan_iter(match=f"{prefix}*")
+        if key.startswith((f"{prefix}flood:", f"{prefix}duplicate:"))
+    ]
+    return {key: str(await redis.get(key)) for key in keys}
+
+
+async def test_erasing_an_author_forgets_the_address_and_text_windows_their_comments_hold(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("held", flood_seconds_per_ip=60)
+    # An id that reads as a pattern to SCAN ("ada1" would match it) is found all the same.
+    assert (await post_signed(site, comment("c1", "ada[1]"))).status == 202
+    bobs = comment("c2", "bob", "Bob writes from home.")
+    bobs["author"]["ip"] = "10.9.9.9"
+    assert (await post_signed(site, bobs)).status == 202
+    before = await site_windows(redis_client, "held")
+    # ada's address, and a hash of her text beside her id, name windows her comment holds.
+    assert before[KEYS.ip_flood("held", "10.1.2.3")] == "c1"
+    assert [holder for key, holder in before.items() if key.endswith(":ada[1]")] == ["c1"]
+
+    erased = await client.post("/v1/sites/held/authors/ada%5B1%5D:erase", headers=admin)
+    assert (await erased.json())["comments_erased"] == 1
+
+    after = await site_windows(redis_client, "held")
+    assert after == {key: holder for key, holder in before.items() if holder == "c2"}
+    assert len(after) == 2  # bob's address and text windows stay
+
+
 async def test_a_comment_delivered_again_after_its_authors_erasure_stays_erased(
     client: Client,
     create_site: Any,
