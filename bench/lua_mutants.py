@@ -46,7 +46,11 @@ LUA_TESTS = {
         "tests/service/api/test_api_revocation.py",
     ),
     "rotate_secret.lua": ("tests/service/test_store.py", "tests/service/api/test_api_rotation.py"),
-    "report.lua": ("tests/service/test_store.py", "tests/service/api/test_api_reports.py"),
+    "report.lua": (
+        "tests/service/test_store.py",
+        "tests/service/api/test_api_reports.py",
+        "tests/service/api/test_api_revocation.py",
+    ),
     "ingest.lua": ("tests/service/test_store.py", "tests/service/test_intake_verdicts.py"),
     **dict.fromkeys(
         ("second_look_claim.lua", "second_look_fail.lua"),
@@ -203,6 +207,12 @@ LUA_MUTANTS = (
         'redis.call("LSET", history, index - 1, entry)',
     ),
     LuaMutant("erase_author.lua", "erased[#erased + 1] = stored[2]", "erased[#erased + 1] = key"),
+    LuaMutant(
+        "erase_author.lua",
+        '    keep_anonymous(site_prefix .. "reports:" .. stored[2], ARGV[1])\n',
+        "",
+    ),
+    LuaMutant("erase_author.lua", '  redis.call("HDEL", reports, author)\n', ""),
     LuaMutant("erase_windows.lua", "if owner == author then", "if owner ~= author then"),
     LuaMutant("erase_windows.lua", "#duplicates + 66", "#duplicates + 65"),
     LuaMutant("erase_windows.lua", '"HGET", prefix .. "comment:" .. holder', '"HGET", holder'),
@@ -333,6 +343,7 @@ LUA_MUTANTS = (
     LuaMutant("rotate_secret.lua", "table.remove(fresh, 1)", "table.remove(fresh)"),
     LuaMutant("rotate_secret.lua", '"previous_secret", current,', '"previous_secret", ARGV[1],'),
     LuaMutant("rotate_secret.lua", '"updated_at", ARGV[2])', '"updated_at", ARGV[3])'),
+    LuaMutant("report.lua", "if erasing ~= -2 then", "if false then"),
     LuaMutant("report.lua", "if not state then", "if false then"),
     LuaMutant(
         "report.lua",

@@ -181,9 +181,9 @@ class UpstreamUnavailable(CivilityError):
 
 class ErasureRunning(CivilityError):
     """The author's erasure is running, or ended less than a minute ago (its marker, which
-    ``service/admin_store.py`` keeps): a comment of theirs stored now could land where the
-    erasure has already looked and outlive it, so nothing is written. Sent again once the marker
-    is gone, it is new data and kept."""
+    ``service/admin_store.py`` keeps): a comment or report of theirs stored now could land where
+    the erasure has already looked and outlive it, so nothing is written. Sent again once the
+    marker is gone, it is new data and kept."""
 
     status = 503
     code = "erasure_running"

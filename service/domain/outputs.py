@@ -2,6 +2,8 @@
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from service.domain.enums import AuthorStatus, ReportReason, SecondLookState, State
 from service.domain.fields import FrozenModel
 from service.domain.inputs import Author, Policy
@@ -47,7 +49,9 @@ class HistoryEntry(FrozenModel):
 class Report(FrozenModel):
     """One reader's report of a comment."""
 
-    reporter_id: str
+    reporter_id: str | None = Field(
+        description="null once the reader's data was erased (the report still counts)"
+    )
     reason: ReportReason
     note: str | None = None
     at: Moment

@@ -19,11 +19,13 @@ ARGV[5]  report JSON {reason, note, at}    ARGV[6]  the site's report threshold
 ARGV[7]  now (ms)                          ARGV[8]  outbox event id
 ARGV[9]  outbox event type                 ARGV[10] states a report may find (comma separated)
 
-Derived keys: the reported queue indexes of the comment's article, author and reasons, and the
+Derived keys: the reporter's erasure marker (civ:{site}:erasure:<reporter>), which a report
+must not find; the reported queue indexes of the comment's article, author and reasons, and the
 browse indexes of "approved" (civ:{site}:comments:approved[:article:<a>|:author:<u>]), which
 stop expiring while the comment is kept (file_state gives them their expiry back).
 
 Returns {"counted" or "repeat", state, reports, in the reported queue (1/0)}; {"not_found"};
+{"erasing", the marker's remaining ms} while the reporter's erasure runs;
 {"invalid_transition", state}; or {"gone"} when the site was deleted (since the caller read its
 record: its purge may not have reached the comment yet).
 ]]
@@ -33,6 +35,13 @@ local threshold, now = tonumber(ARGV[6]), ARGV[7]
 
 if redis.call("EXISTS", KEYS[7]) == 0 then
   return {"gone"}
+end
+-- A reader whose erasure is running, or ended within the minute its marker outlives it, could
+-- report where the erasure has already looked: nothing is written, and sent again after the
+-- marker the report is new data.
+local erasing = redis.call("PTTL", prefix .. "erasure:" .. reporter)
+if erasing ~= -2 then
+  return {"erasing", erasing}
 end
 local stored = redis.call("HMGET", KEYS[1], "state", "article_id", "author_id", "priority",
   "created_at", "model", "reasons")

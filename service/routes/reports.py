@@ -39,6 +39,10 @@ REPORT_OUTCOME: dict[str, Any] = {
     response=REPORT_OUTCOME,
     also={200: "This reader reported the comment before: the standing, nothing counted"},
     errors=(*INTAKE_ERRORS, 409),
+    error_notes={
+        503: "or erasure_running: the reader's erasure is running, or ended less than a "
+        "minute ago; nothing was written, send it again after Retry-After"
+    },
 )
 @idempotent(by_site_signature)
 async def report_comment(request: web.Request) -> web.Response:

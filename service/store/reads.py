@@ -209,10 +209,12 @@ class CommentReads(ScriptedStore):
             reports=tuple(
                 sorted(
                     (
-                        Report.model_validate({**json.loads(stored), "reporter_id": reporter})
+                        Report.model_validate(
+                            {**json.loads(stored), "reporter_id": _reporter_id(reporter)}
+                        )
                         for reporter, stored in reports.items()
                     ),
-                    key=lambda report: (report.at, report.reporter_id),
+                    key=lambda report: (report.at, report.reporter_id or ""),
                 )
             ),
             claimed_by=holder,
@@ -282,3 +284,9 @@ def decode_cursor(cursor: str, scope: Mapping[str, str | None]) -> tuple[str, st
     if not matches:
         raise BadRequest("the cursor belongs to a different queue, order or filter")
     return score, comment_id
+
+
+def _reporter_id(field: str) -> str | None:
+    """The reader a report's field names; none for an erased reader's report, kept as
+    ``erased <n>`` (erase_author.lua), which no reader's id can be: ids hold no space."""
+    return None if " " in field else field

@@ -232,7 +232,8 @@ class CommentWrites(ScriptedStore):
         return comment_from_fields(pairs(reply[1]))
 
     async def report(self, site_id: str, write: ReportWrite) -> ReportOutcome:
-        """Store a reader's report; the report reaching the threshold queues the comment."""
+        """Store a reader's report; the report reaching the threshold queues the comment.
+        Raises ``ErasureRunning`` (nothing written) while the reader's erasure runs."""
         keys = [
             self.keys.comment(site_id, write.comment_id),
             self.keys.reports(site_id, write.comment_id),
@@ -243,6 +244,7 @@ class CommentWrites(ScriptedStore):
             self.keys.site(site_id),
         ]
         stored = write.report.model_dump_json(include={"reason", "note", "at"})
+        assert write.report.reporter_id is not None, "a new report names its reader"
         args: list[str | int] = [
             self.keys.site_prefix(site_id),
             site_id,
@@ -259,6 +261,8 @@ class CommentWrites(ScriptedStore):
         outcome = reply[0]
         if outcome == "gone":
             raise SiteNotFound(site_id)
+        if outcome == "erasing":
+            raise ErasureRunning(int(reply[1]))
         if outcome == "not_found":
             raise NotFound(f"comment {write.comment_id!r} not found")
         if outcome == "invalid_transition":

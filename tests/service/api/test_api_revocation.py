@@ -692,6 +692,89 @@ async def test_erasing_an_author_forgets_the_address_and_text_windows_their_comm
     assert len(after) == 2  # bob's address and text windows stay
 
 
+def report(reporter: str, reason: str, note: str | None = None) -> Any:
+    return {"comment_id": "c1", "reporter_id": reporter, "reason": reason, "note": note}
+
+
+async def test_an_erased_authors_reports_still_count_without_who_made_them_or_their_note(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("held", report_threshold=2)
+    token = bearer(site["moderator_token"])
+    assert (await post_signed(site, comment("c1", "bob"))).status == 202
+    path = "/v1/sites/held/comments/c1/reports"
+    for sent in (report("ada", "abusive", "Ada knows him"), report("r2", "spam", "by r2")):
+        assert (await post_signed(site, sent, path=path)).status == 202
+    before = await (await client.get("/v1/sites/held/comments/c1", headers=token)).json()
+
+    assert (await client.post("/v1/sites/held/authors/ada:erase", headers=admin)).status == 200
+
+    view = await (await client.get("/v1/sites/held/comments/c1", headers=token)).json()
+    assert [(r["reporter_id"], r["reason"], r["note"]) for r in view["reports"]] == [
+        (None, "abusive", None),
+        ("r2", "spam", "by r2"),
+    ]
+    assert [r["at"] for r in view["reports"]] == [r["at"] for r in before["reports"]]
+    kept = await redis_client.hgetall(KEYS.reports("held", "c1"))
+    assert "ada" not in json.dumps(kept).lower()
+    # The comment stays where its two reports brought it, with both counted.
+    queue = await client.get("/v1/sites/held/queue?queue=reported", headers=token)
+    assert [(item["id"], item["report_count"]) for item in (await queue.json())["items"]] == [
+        ("c1", 2)
+    ]
+    # Once the erasure's marker is gone, a report from ada is new data, counted on its own.
+    await redis_client.delete(KEYS.erasure("held", "ada"))
+    again = await post_signed(site, report("ada", "abusive"), path=path)
+    assert (again.status, (await again.json())["reports"]) == (202, 3)
+
+
+async def test_a_report_racing_its_readers_erasure_is_refused_and_its_key_not_kept(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await create_site("held")
+    assert (await post_signed(site, comment("c1", "bob"))).status == 202
+    store = client.app[ADMINISTRATION].store
+    erase = store._erase
+    path = "/v1/sites/held/comments/c1/reports"
+    keyed = {"Idempotency-Key": "ada-reports-c1"}
+    arrived: list[Any] = []
+
+    async def reported_meanwhile(
+        keys: list[str], author_id: str, remains: str, now_ms: int
+    ) -> list[str]:
+        # The erasure has looked at every report; ada's next one arrives now.
+        erased = await erase(keys, author_id, remains, now_ms)
+        sent = report("ada", "abusive", "Ada knows him")
+        arrived.append(await post_signed(site, sent, path=path, headers=keyed))
+        return erased
+
+    monkeypatch.setattr(store, "_erase", reported_meanwhile)
+    assert (await client.post("/v1/sites/held/authors/ada:erase", headers=admin)).status == 200
+    monkeypatch.setattr(store, "_erase", erase)
+
+    [refused] = arrived
+    assert refused.status == 503
+    assert (await refused.json())["error"]["code"] == "erasure_running"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert await redis_client.hgetall(KEYS.reports("held", "c1")) == {}
+    # The key was given back: sent again after the marker, the report runs and counts.
+    await redis_client.delete(KEYS.erasure("held", "ada"))
+    sent = report("ada", "abusive", "Ada knows him")
+    again = await post_signed(site, sent, path=path, headers=keyed)
+    assert again.status == 202
+    assert "Idempotent-Replayed" not in again.headers
+    assert list(await redis_client.hgetall(KEYS.reports("held", "c1"))) == ["ada"]
+
+
 async def test_a_comment_delivered_again_after_its_authors_erasure_stays_erased(
     client: Client,
     create_site: Any,
