@@ -380,7 +380,7 @@ LUA_MUTANTS = (
         "if stored[3] ~= article or stored[4] ~= author then",
         "if stored[4] ~= author then",
     ),
-    LuaMutant("ingest.lua", "if stored[2] == text_hash then", "if false then"),
+    LuaMutant("ingest.lua", "if stored[2] == text_hash or stored[7] then", "if stored[7] then"),
     LuaMutant(
         "ingest.lua",
         'tonumber(approved or "0") >= tonumber(ARGV[23])',
