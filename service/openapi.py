@@ -37,7 +37,7 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 ERROR_MEANINGS = {
-    400: "Malformed request (invalid JSON, bad cursor)",
+    400: "Malformed request (invalid JSON, bad cursor, a setting without its pair)",
     401: "Missing or invalid credentials, or a bad or stale signature",
     403: "Credentials missing where the protocol asks for them",
     404: "Unknown (or another site's) resource",

@@ -139,7 +139,9 @@ class CoralSettings(FrozenModel):
     and the GraphQL endpoint and access token civility applies its moderators' decisions with.
 
     Write-only: none is ever shown again. Fields given replace the stored ones; ``null``
-    removes one (a phase or webhook request is then refused, decisions stay in civility)."""
+    removes one (a phase or webhook request is then refused, decisions stay in civility). The
+    GraphQL URL and access token go together: a patch that would leave a site with one but not
+    the other is refused (400) and changes nothing."""
 
     signing_secret: SigningSecret | None = None
     webhook_secret: SigningSecret | None = None

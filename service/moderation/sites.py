@@ -58,19 +58,20 @@ class Sites(ModerationBase):
 
     async def update_site(self, site_id: str, patch: SitePatch) -> Site:
         # The policy is merged here, so a concurrent patch may land between read and write; the
-        # write then refuses and the patch is merged again onto what that one wrote.
+        # write then refuses and the patch is merged again onto what that one wrote. The Coral
+        # settings given are written with it, at once.
+        coral = None
+        if patch.coral is not None and patch.coral.model_fields_set:
+            coral = patch.coral.model_dump(include=patch.coral.model_fields_set)
         for _ in range(MAX_SITE_UPDATE_ATTEMPTS):
             record = await self.store.load_site(site_id)
             if record is None:
                 raise SiteNotFound(site_id)
             updated = self._patched(record.site, patch)
-            if await self.store.update_site(updated, read_policy=record.stored_policy):
+            if await self.store.update_site(updated, record.stored_policy, coral):
                 break
         else:
             raise Conflict(f"site {site_id!r} kept changing; send the patch again")
-        if patch.coral is not None and patch.coral.model_fields_set:
-            settings = patch.coral.model_dump(include=patch.coral.model_fields_set)
-            await self.store.set_coral_settings(site_id, settings)
         self._sites.pop(site_id, None)
         return updated
 

@@ -22,7 +22,7 @@ SCRIPTS = (
     "page",
     "rotate_secret",
     "create_site",
-    "update_existing",
+    "update_site",
     "add_moderator",
     "put_article",
     "report",

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import cast
 
 from service.domain import Moderator, Policy, Site
-from service.errors import AlreadyExists, SiteNotFound
+from service.errors import AlreadyExists, BadRequest, SiteNotFound
 from service.store.records import ApiKeyTakenError, SiteRecord
 from service.store.rows import flatten, text_fields
 from service.store.scripts import ScriptedStore, store_errors
@@ -84,31 +84,37 @@ class SiteQueries(ScriptedStore):
             ),
         )
 
-    async def update_site(self, site: Site, read_policy: str) -> bool:
-        """Write ``site``'s settings if its stored policy is still ``read_policy`` (as stored,
-        the one the new policy was merged from); False when another update changed it
-        meanwhile."""
+    async def update_site(
+        self, site: Site, read_policy: str, coral: Mapping[str, str | None] | None = None
+    ) -> bool:
+        """Write ``site``'s settings, and the Coral Talk settings given (``coral_<name>`` fields,
+        ``None`` removes one), if its stored policy is still ``read_policy`` (as stored, the one
+        the new policy was merged from); False when another update changed it meanwhile.
+        ``BadRequest``, writing nothing, when Coral's GraphQL URL or access token would be left
+        without the other."""
         fields: dict[str, str | int] = {
             "name": site.name,
             "callback_url": site.callback_url or "",
             "policy": site.policy.model_dump_json(),
             "updated_at": to_ms(site.updated_at),
         }
+        for name, value in (coral or {}).items():
+            fields[f"coral_{name}"] = value or ""
         guard = ["policy", read_policy]
         written = await self._run(
-            "update_existing", [self.keys.site(site.id)], [*guard, *flatten(fields)]
+            "update_site", [self.keys.site(site.id)], [*guard, *flatten(fields)]
         )
         if written == 0:
             raise SiteNotFound(site.id)
+        if isinstance(written, str):
+            # Alone, either one would send each decision towards Coral and fail it for a day.
+            missing = written.removeprefix("coral_")
+            given = "access_token" if missing == "graphql_url" else "graphql_url"
+            raise BadRequest(
+                f"coral.{missing} is required with coral.{given}: civility needs both to apply "
+                "its decisions in Coral"
+            )
         return bool(written == 1)
-
-    async def set_coral_settings(self, site_id: str, settings: Mapping[str, str | None]) -> None:
-        """Set (or with ``None`` remove) Coral Talk settings (``coral_<name>`` fields)."""
-        fields = ["", ""]
-        for name, value in settings.items():
-            fields += [f"coral_{name}", value or ""]
-        if not await self._run("update_existing", [self.keys.site(site_id)], fields):
-            raise SiteNotFound(site_id)
 
     async def rotate_secret(
         self, site_id: str, new_secret: str, now_ms: int, previous_valid_until_ms: int

@@ -624,3 +624,55 @@ async def test_a_decision_into_coral_gives_up_within_the_delivery_timeout(
         fake_coral.hang.set()
     errors = [record["last_error"] for record in await records_of(redis_client)]
     assert sorted(errors) == ["", "timed out after 0.2 s"]
+
+
+@pytest.mark.parametrize(
+    ("given", "missing", "other"),
+    [
+        ({"graphql_url": "https://coral.example.org/api/graphql"}, "access_token", "graphql_url"),
+        ({"access_token": TOKEN}, "graphql_url", "access_token"),
+    ],
+)
+async def test_a_graphql_url_or_access_token_alone_is_refused_and_nothing_is_written(
+    client: Client,
+    create_site: Any,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+    given: dict[str, str],
+    missing: str,
+    other: str,
+) -> None:
+    # Alone, neither carries a decision into Coral: each event would be retried for a day.
+    await create_site("news")
+    patch = {"name": "Renamed", "coral": {"signing_secret": SECRET, **given}}
+    refused = await client.patch("/v1/sites/news", json=patch, headers=admin)
+    assert refused.status == 400, await refused.text()
+    error = (await refused.json())["error"]
+    assert error["code"] == "bad_request"
+    assert error["message"] == (
+        f"coral.{missing} is required with coral.{other}: civility needs both to apply its "
+        "decisions in Coral"
+    )
+    stored = await redis_client.hgetall(KEYS.site("news"))
+    assert stored["name"] == "The news site"
+    assert [name for name in stored if str(name).startswith("coral_")] == []
+
+
+async def test_removing_one_of_the_graphql_url_and_access_token_is_refused(
+    client: Client, coral_site: dict[str, str], admin: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    alone = {"coral": {"access_token": None}}
+    refused = await client.patch("/v1/sites/news", json=alone, headers=admin)
+    assert refused.status == 400, await refused.text()
+    assert "coral.access_token is required" in (await refused.json())["error"]["message"]
+    assert (await redis_client.hget(KEYS.site("news"), "coral_access_token")) == TOKEN
+    both = {"coral": {"graphql_url": None, "access_token": None}}
+    assert (await client.patch("/v1/sites/news", json=both, headers=admin)).status == 200
+    stored = await redis_client.hmget(KEYS.site("news"), "coral_graphql_url", "coral_access_token")
+    assert stored == ["", ""]
+    # A site without them takes a new pair at once, and a name change leaves the pair alone.
+    pair = {
+        "coral": {"graphql_url": "https://coral.example.org/api/graphql", "access_token": TOKEN}
+    }
+    assert (await client.patch("/v1/sites/news", json=pair, headers=admin)).status == 200
+    assert (await client.patch("/v1/sites/news", json={"name": "N"}, headers=admin)).status == 200
