@@ -4,10 +4,12 @@ Only a 2xx answer counts as delivered. Any other status (redirects are not follo
 or a connection error is a failure the caller may retry; nothing here raises for those.
 """
 
+import email.utils
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from http import HTTPStatus
 from typing import Any
 
@@ -54,7 +56,9 @@ class Outcome:
     delivered: bool
     status: int | None = None
     error: str | None = None
-    retry_after: float | None = None
+    retry_after: str | None = None
+    """The answer's ``Retry-After`` as sent: ``retry_after_seconds`` reads it by the caller's
+    clock."""
 
 
 def payload(site: str, record: Mapping[str, str]) -> bytes:
@@ -85,11 +89,23 @@ def failure_text(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT]
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` in seconds; the HTTP-date form is rare for webhooks and is ignored."""
-    if value is None or not _SECONDS.fullmatch(value.strip()):
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """``Retry-After`` in seconds from ``now`` (seconds since the epoch): its seconds form, or
+    its HTTP-date form (RFC 9110 section 10.2.3, any of the three date formats) counted from
+    ``now``. None when there is none to honour: absent, unreadable, or a date not after ``now``."""
+    if value is None:
         return None
-    return float(value.strip())
+    value = value.strip()
+    if _SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # asctime's form, and -0000: both are GMT in HTTP
+        when = when.replace(tzinfo=UTC)
+    ahead = when.timestamp() - now
+    return ahead if ahead > 0 else None
 
 
 def status_text(status: int) -> str:
@@ -126,7 +142,7 @@ async def post(
                 delivered=False,
                 status=response.status,
                 error=status_text(response.status),
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                retry_after=response.headers.get("Retry-After"),
             )
     except TimeoutError:
         return Outcome(delivered=False, error=f"timed out after {timeout_seconds:g} s")

@@ -250,7 +250,8 @@ class Worker:
             result = Settle.FAILED
         else:
             result = Settle.RETRY
-            wait = self.policy.delay(attempts, outcome.retry_after)
+            retry_after = delivery.retry_after_seconds(outcome.retry_after, now_ms / 1000)
+            wait = self.policy.delay(attempts, retry_after)
             next_attempt_ms = now_ms + int(wait * 1000)
         settled = await self.deliveries.settle(
             site,

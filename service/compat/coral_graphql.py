@@ -18,7 +18,6 @@ from service.delivery import (
     USER_AGENT,
     Outcome,
     failure_text,
-    retry_after_seconds,
     status_text,
 )
 from service.errors import UpstreamUnavailable
@@ -90,7 +89,7 @@ async def execute(
                     delivered=False,
                     status=response.status,
                     error=status_text(response.status),
-                    retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                    retry_after=response.headers.get("Retry-After"),
                 ), None
             raw = await _bounded_body(response)
             if raw is None:

@@ -85,8 +85,9 @@ class Arrival:
 
 @dataclass
 class Receiver:
-    """A host's webhook endpoint: answers ``failures`` with 500 (or hangs while ``hang`` is
-    set), then 200. Every request's signature is checked against the site's secret."""
+    """A host's webhook endpoint: answers ``failures`` with 500 (with ``retry_after`` as its
+    ``Retry-After``, if set), or hangs while ``hang`` is set, then 200. Every request's
+    signature is checked against the site's secret."""
 
     secret: str = SECRET
     failures: int = 0
@@ -94,6 +95,7 @@ class Receiver:
     arrivals: list[Arrival] = field(default_factory=list)
     url: str = ""
     entered: asyncio.Event = field(default_factory=asyncio.Event)
+    retry_after: str | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -110,7 +112,8 @@ class Receiver:
             self.failures -= 1
             status = 500
         self.arrivals.append(Arrival(json.loads(body), status, signature_ok))
-        return web.json_response({"ok": status == 200}, status=status)
+        headers = {"Retry-After": self.retry_after} if status == 500 and self.retry_after else {}
+        return web.json_response({"ok": status == 200}, status=status, headers=headers)
 
     def delivered(self) -> list[dict[str, Any]]:
         return [arrival.event for arrival in self.arrivals if arrival.status == 200]

@@ -2,8 +2,11 @@
 
 import asyncio
 import dataclasses
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from service.deliveries import DeliveryLog, DeliveryQuery, DeliveryState
@@ -48,6 +51,41 @@ async def test_a_failing_receiver_gets_retries_then_exactly_one_success(
     assert [arrival.event["id"] for arrival in receiver.arrivals] == [held] * 3
     stored = await record(redis_client, held)
     assert (stored["attempts"], stored["last_status"], stored["last_error"]) == ("3", "200", "")
+
+
+@pytest.mark.parametrize(
+    ("ahead_seconds", "least", "most"),
+    # FAST's first backoff draws at most 30 s, and a Retry-After counts up to its 60 s cap.
+    [(45, 45_000, 45_000), (-45, 0, 30_000), (3600, 60_000, 60_000)],
+)
+async def test_a_retry_after_date_is_waited_for_by_the_workers_clock(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+    start_worker: StartWorker,
+    retries: Retries,
+    ahead_seconds: int,
+    least: int,
+    most: int,
+) -> None:
+    # The workers' clock is a day behind the wall clock: only it says when the date comes.
+    retries.clock.advance(-86_400)
+    when = datetime.fromtimestamp(int(retries.clock()) + ahead_seconds, UTC)
+    receiver.retry_after = format_datetime(when, usegmt=True)
+    receiver.failures = 1
+    await create_site(receiver.url)
+    held = await events.held("c1")
+    await start_worker()
+
+    async def retried() -> bool:
+        return (await record(redis_client, held)).get("attempts") == "1"
+
+    await eventually(retried, what="a failed attempt")
+    stored = await record(redis_client, held)
+    # Whole seconds in the date: the wait ends at the date's second, up to a second early.
+    wait = int(stored["next_attempt_at"]) - int(stored["updated_at"])
+    assert least - 1_000 <= wait <= most, (receiver.retry_after, wait)
 
 
 async def test_during_a_rotation_events_are_signed_with_the_old_secret_too(

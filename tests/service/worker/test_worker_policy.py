@@ -60,11 +60,20 @@ def test_retry_after_is_a_lower_bound_up_to_the_cap() -> None:
 
     assert all(policy.delay(1, retry_after=12.0, rng=rng) >= 12.0 for _ in range(50))
     assert all(policy.delay(1, retry_after=500.0, rng=rng) == 30.0 for _ in range(50))
-    assert delivery.retry_after_seconds("120") == 120.0
-    assert delivery.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") is None
-    assert delivery.retry_after_seconds(None) is None
-    assert delivery.retry_after_seconds("\u00b2") is None  # str.isdigit() says yes; float() no
-    assert delivery.retry_after_seconds(" 7 ") == 7.0
+    now = 1_792_567_680.0  # Wed, 21 Oct 2026 07:28:00 GMT
+    assert delivery.retry_after_seconds("120", now) == 120.0
+    assert delivery.retry_after_seconds(None, now) is None
+    assert delivery.retry_after_seconds("\u00b2", now) is None  # str.isdigit() says yes; float() no
+    assert delivery.retry_after_seconds(" 7 ", now) == 7.0
+    # The HTTP-date form, in each of the three formats HTTP allows, counts from now.
+    assert delivery.retry_after_seconds("Wed, 21 Oct 2026 07:29:30 GMT", now) == 90.0
+    assert delivery.retry_after_seconds("Wednesday, 21-Oct-26 07:29:30 GMT", now) == 90.0
+    assert delivery.retry_after_seconds("Wed Oct 21 07:29:30 2026", now) == 90.0
+    # A date that has come, or is no date: the backoff alone decides.
+    assert delivery.retry_after_seconds("Wed, 21 Oct 2026 07:28:00 GMT", now) is None
+    assert delivery.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now) is None
+    assert delivery.retry_after_seconds("Wed, 32 Oct 2026 07:28:00 GMT", now) is None
+    assert delivery.retry_after_seconds("soon", now) is None
 
 
 def test_the_default_schedule_spans_about_a_day() -> None:
