@@ -25,8 +25,12 @@ LUA_TESTS = {
         "tests/service/api/test_api_revocation.py",
     ),
     **dict.fromkeys(
-        ("revoke_moderator.lua", "rotate_api_key.lua", "delete_site.lua"),
+        ("revoke_moderator.lua", "delete_site.lua"),
         ("tests/service/api/test_api_revocation.py",),
+    ),
+    "rotate_api_key.lua": (
+        "tests/service/test_admin_store.py",
+        "tests/service/api/test_api_revocation.py",
     ),
     "erase_author.lua": (
         "tests/service/test_comment_layout.py",
@@ -177,9 +181,35 @@ LUA_MUTANTS = (
         '"previous_api_key_valid_until", ARGV[2],',
     ),
     LuaMutant("rotate_api_key.lua", '"updated_at", ARGV[2])', '"updated_at", ARGV[3])'),
-    LuaMutant("rotate_api_key.lua", "return current", "return ARGV[1]"),
+    LuaMutant(
+        "rotate_api_key.lua",
+        "if tonumber(entry[2]) > now then",
+        "if tonumber(entry[2]) >= now then",
+    ),
+    LuaMutant("rotate_api_key.lua", "if tonumber(entry[2]) > now then", "if true then"),
+    LuaMutant(
+        "rotate_api_key.lua", 'elseif stored[2] and stored[2] ~= "" then', "elseif false then"
+    ),
+    LuaMutant(
+        "rotate_api_key.lua",
+        "fresh[#fresh + 1] = {current, tonumber(ARGV[3])}",
+        "fresh[#fresh + 1] = {current, tonumber(ARGV[2])}",
+    ),
+    LuaMutant(
+        "rotate_api_key.lua",
+        "while #fresh > tonumber(ARGV[4]) do",
+        "while #fresh > tonumber(ARGV[4]) + 1 do",
+    ),
+    LuaMutant("rotate_api_key.lua", "table.remove(fresh, 1)", "table.remove(fresh)"),
+    LuaMutant("rotate_api_key.lua", "local reply = {current}", "local reply = {ARGV[1]}"),
+    LuaMutant(
+        "rotate_api_key.lua",
+        "reply[#reply + 1] = table.remove(fresh, 1)[1]",
+        "table.remove(fresh, 1)",
+    ),
     LuaMutant("delete_site.lua", "if not keys[1] then", "if keys[1] then"),
     LuaMutant("delete_site.lua", 'if keys[2] and keys[2] ~= "" then', "if false then"),
+    LuaMutant("delete_site.lua", 'if keys[3] and keys[3] ~= "" then', "if false then"),
     LuaMutant("delete_site.lua", 'reply[#reply + 1] = ""\n', ""),
     LuaMutant(
         "delete_site.lua",

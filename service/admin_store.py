@@ -31,6 +31,9 @@ SCRIPTS = (
     "erase_windows",
     "erase_answers",
 )
+MAX_PREVIOUS_API_KEYS = 4
+"""Rotated-out api keys kept in their grace at once, as webhook secrets are; a fifth rotation
+within one grace period ends the oldest early."""
 SCAN_COUNT = 1_000
 """Keys one SCAN call looks at: it bounds the work of one purge or erasure step."""
 ERASE_BATCH = 200
@@ -113,20 +116,24 @@ class AdminStore:
     async def rotate_api_key(
         self, site_id: str, key_hash: str, now_ms: int, previous_valid_until_ms: int
     ) -> None:
-        """Make ``key_hash`` (claimed) the site's key; the old key's index ends with its grace."""
+        """Make ``key_hash`` (claimed) the site's key; the old key's index ends with its grace,
+        and the index of a key ended early (beyond ``MAX_PREVIOUS_API_KEYS``) at once."""
         keys = [self.keys.site(site_id)]
-        replaced = await self._run(
-            "rotate_api_key", keys, [key_hash, now_ms, previous_valid_until_ms]
-        )
+        args: list[str | int] = [key_hash, now_ms, previous_valid_until_ms, MAX_PREVIOUS_API_KEYS]
+        reply = await self._run("rotate_api_key", keys, args)
         with store_errors():
-            if not replaced:
+            if not reply:
                 await self.redis.delete(self.keys.api_key(key_hash))
                 raise SiteNotFound(site_id)
+            replaced, *ended = reply
             old_index = self.keys.api_key(replaced)
             if previous_valid_until_ms > now_ms:
                 await self.redis.pexpireat(old_index, previous_valid_until_ms)
             else:
                 await self.redis.delete(old_index)
+            for ended_hash in ended:
+                # One at a time: each index may live in another cluster slot.
+                await self.redis.delete(self.keys.api_key(ended_hash))
 
     # ------------------------------------------------------------------ deletion
 

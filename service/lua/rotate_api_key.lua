@@ -1,18 +1,47 @@
 --[[
-Give a site a new api key; the current one stays valid until the grace deadline.
+Give a site a new api key. The current one joins the previous keys, each valid until its own
+grace deadline; expired ones are dropped, and beyond ARGV[4] kept the oldest goes first.
 
 KEYS[1]  site hash                  civ:{site}:site
 
 ARGV[1]  sha256 of the new key      ARGV[2]  now (ms)
-ARGV[3]  previous key valid until (ms)
+ARGV[3]  current key valid until (ms)
+ARGV[4]  previous keys kept at most
 
-Returns the sha256 of the key it replaced, or false when the site does not exist.
+The list is stored as previous_api_keys, JSON [[sha256, valid until ms], ...] oldest first;
+previous_api_key_hash and previous_api_key_valid_until keep naming the newest of them.
+
+Returns the sha256 of the key it replaced, then those of keys it ended before their deadline
+(their indexes go now), or false when the site does not exist.
 ]]
 
 local current = redis.call("HGET", KEYS[1], "api_key_hash")
 if not current then
   return false
 end
-redis.call("HSET", KEYS[1], "api_key_hash", ARGV[1], "previous_api_key_hash", current,
-  "previous_api_key_valid_until", ARGV[3], "updated_at", ARGV[2])
-return current
+local now = tonumber(ARGV[2])
+local stored = redis.call("HMGET", KEYS[1], "previous_api_keys", "previous_api_key_hash",
+  "previous_api_key_valid_until")
+local kept
+if stored[1] and stored[1] ~= "" then
+  kept = cjson.decode(stored[1])
+elseif stored[2] and stored[2] ~= "" then
+  kept = {{stored[2], tonumber(stored[3] or "0")}}
+else
+  kept = {}
+end
+local fresh = {}
+for _, entry in ipairs(kept) do
+  if tonumber(entry[2]) > now then
+    fresh[#fresh + 1] = entry
+  end
+end
+fresh[#fresh + 1] = {current, tonumber(ARGV[3])}
+local reply = {current}
+while #fresh > tonumber(ARGV[4]) do
+  reply[#reply + 1] = table.remove(fresh, 1)[1]
+end
+redis.call("HSET", KEYS[1], "api_key_hash", ARGV[1], "previous_api_keys", cjson.encode(fresh),
+  "previous_api_key_hash", current, "previous_api_key_valid_until", ARGV[3],
+  "updated_at", ARGV[2])
+return reply

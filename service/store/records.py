@@ -33,14 +33,24 @@ class SiteRecord:
     previous_api_key_valid_until_ms: int = 0
     previous_secrets: tuple[tuple[str, int], ...] = ()
     """Every rotated-out secret still in its grace period, oldest first, with its deadline."""
+    previous_api_keys: tuple[tuple[str, int], ...] = ()
+    """Every rotated-out api key's sha256 still in its grace period, oldest first, with its
+    deadline."""
 
     def api_key_matches(self, key_hash: str, now_ms: int) -> bool:
-        """``key_hash`` is the site's api key, or the one it replaced while its grace lasts."""
-        current = secrets.compare_digest(self.api_key_hash, key_hash)
-        previous = self.previous_api_key_hash is not None and secrets.compare_digest(
-            self.previous_api_key_hash, key_hash
+        """``key_hash`` is the site's api key, or one it replaced while that one's own grace
+        lasts."""
+        previous = self.previous_api_keys or (
+            ((self.previous_api_key_hash, self.previous_api_key_valid_until_ms),)
+            if self.previous_api_key_hash
+            else ()
         )
-        return current or (previous and now_ms < self.previous_api_key_valid_until_ms)
+        # Every candidate is compared, so the time taken says nothing of which one matched.
+        matches = [secrets.compare_digest(self.api_key_hash, key_hash)] + [
+            secrets.compare_digest(old_hash, key_hash) and now_ms < until_ms
+            for old_hash, until_ms in previous
+        ]
+        return any(matches)
 
     def valid_secrets(self, now_ms: int) -> list[str]:
         """The current secret, then the previous ones whose own grace has not ended, newest

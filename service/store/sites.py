@@ -82,6 +82,10 @@ class SiteQueries(ScriptedStore):
                 (str(secret), int(until_ms))
                 for secret, until_ms in json.loads(fields.get("previous_secrets") or "[]")
             ),
+            previous_api_keys=tuple(
+                (str(key_hash), int(until_ms))
+                for key_hash, until_ms in json.loads(fields.get("previous_api_keys") or "[]")
+            ),
         )
 
     async def update_site(

@@ -2,6 +2,7 @@
 another, a rotation's old key lives exactly as long as its grace, a missing site is named in
 the 404, and a purge follows SCAN's cursor through a site too large for one step."""
 
+import json
 from collections.abc import Awaitable
 from typing import cast
 
@@ -45,6 +46,49 @@ async def test_the_old_key_ends_with_its_grace_and_at_once_when_the_grace_is_now
     await admin.rotate_api_key("news", "fourth", NOW, NOW - 1)
     assert await redis_client.exists(KEYS.api_key("third")) == 0
     assert await redis_client.get(KEYS.api_key("fourth")) == "news"
+
+
+async def test_each_rotated_out_key_keeps_its_own_deadline_and_one_stored_before_the_list(
+    admin: AdminStore, redis_client: aioredis.Redis
+) -> None:
+    # A key rotated out before previous_api_keys existed is known by the single fields alone.
+    await redis_client.hset(
+        KEYS.site("news"),
+        mapping={"previous_api_key_hash": "older", "previous_api_key_valid_until": NOW + 500},
+    )
+    await admin.claim_api_key("news", "second")
+    await admin.rotate_api_key("news", "second", NOW, NOW + 1_000)
+    await admin.claim_api_key("news", "third")
+    await admin.rotate_api_key("news", "third", NOW + 100, NOW + 2_000)
+    record = await Store(redis_client, prefix="civ").load_site("news")
+    assert record is not None
+    assert record.previous_api_keys == (
+        ("older", NOW + 500),
+        ("hash-of-news", NOW + 1_000),
+        ("second", NOW + 2_000),
+    )
+    assert [record.api_key_matches(key, NOW + 499) for key in ("older", "hash-of-news")] == [
+        True,
+        True,
+    ]
+    assert record.api_key_matches("older", NOW + 500) is False
+    assert record.api_key_matches("hash-of-news", NOW + 999) is True
+    assert record.api_key_matches("hash-of-news", NOW + 1_000) is False
+    assert record.api_key_matches("second", NOW + 1_999) is True
+    assert record.api_key_matches("third", NOW + 10**9) is True
+    assert record.api_key_matches("other", NOW) is False
+    # A rotation after a key's deadline drops it, even from the count.
+    await admin.claim_api_key("news", "fourth")
+    await admin.rotate_api_key("news", "fourth", NOW + 1_000, NOW + 3_000)
+    fields = await redis_client.hgetall(KEYS.site("news"))
+    assert json.loads(fields["previous_api_keys"]) == [
+        ["second", NOW + 2_000],
+        ["third", NOW + 3_000],
+    ]
+    assert (fields["previous_api_key_hash"], fields["previous_api_key_valid_until"]) == (
+        "third",
+        str(NOW + 3_000),
+    )
 
 
 async def test_rotating_a_missing_sites_key_frees_the_claimed_hash_and_names_the_site(

@@ -22,6 +22,7 @@ from service.moderation.tokens import sha256_hex
 from service.settings import DeliverySettings, Settings
 from service.store.records import DecisionWrite
 from service.worker import Worker
+from tests.clocks import Clock
 
 Client = TestClient[web.Request, web.Application]
 Headers = dict[str, str]
@@ -193,8 +194,8 @@ async def verify(client: Client, key: str) -> str:
     return await response.text()
 
 
-async def test_a_rotated_api_key_keeps_working_for_the_grace_period(
-    client: Client, site: dict[str, str], admin: Headers
+async def test_a_rotated_api_key_keeps_working_for_its_own_grace_period(
+    client: Client, site: dict[str, str], admin: Headers, clock: Clock
 ) -> None:
     response = await client.post("/v1/sites/news/api-key:rotate", headers=admin)
     assert response.status == 200
@@ -204,13 +205,32 @@ async def test_a_rotated_api_key_keeps_working_for_the_grace_period(
     assert await verify(client, rotation["api_key"]) == "valid"
     # Within the grace period (60 s in these settings) the old key still works.
     assert await verify(client, site["api_key"]) == "valid"
+    clock.advance(30)
     again = await (await client.post("/v1/sites/news/api-key:rotate", headers=admin)).json()
     assert await verify(client, again["api_key"]) == "valid"
     assert await verify(client, rotation["api_key"]) == "valid"
-    # A key two rotations old has no grace left.
+    # A key two rotations old keeps the grace its own rotation gave it, no more.
+    assert await verify(client, site["api_key"]) == "valid"
+    clock.advance(30)
     assert await verify(client, site["api_key"]) == "invalid"
+    assert await verify(client, rotation["api_key"]) == "valid"
+    clock.advance(30)
+    assert await verify(client, rotation["api_key"]) == "invalid"
+    assert await verify(client, again["api_key"]) == "valid"
     missing = await client.post("/v1/sites/gone/api-key:rotate", headers=admin)
     assert missing.status == 404
+
+
+async def test_beyond_four_keys_in_their_grace_a_rotation_ends_the_oldest_and_its_index(
+    client: Client, site: dict[str, str], admin: Headers, redis_client: aioredis.Redis
+) -> None:
+    keys = [site["api_key"]]
+    for _ in range(5):
+        rotated = await (await client.post("/v1/sites/news/api-key:rotate", headers=admin)).json()
+        keys.append(rotated["api_key"])
+    assert [await verify(client, key) for key in keys] == ["invalid"] + ["valid"] * 5
+    assert await redis_client.exists(f"civ:apikey:{sha256_hex(keys[0])}") == 0
+    assert await redis_client.exists(*(f"civ:apikey:{sha256_hex(key)}" for key in keys)) == 5
 
 
 async def test_a_rotation_dates_the_site_and_ends_only_the_old_keys_index(
@@ -230,12 +250,15 @@ async def test_a_deleted_site_leaves_no_key_token_or_moderator_behind(
 ) -> None:
     doomed = await create_site("doomed")
     rotated = await (await client.post("/v1/sites/doomed/api-key:rotate", headers=admin)).json()
+    # Two keys in their grace at once: each one's index ends with the site.
+    again = await (await client.post("/v1/sites/doomed/api-key:rotate", headers=admin)).json()
     indexes = [
         f"civ:apikey:{sha256_hex(doomed['api_key'])}",
         f"civ:apikey:{sha256_hex(rotated['api_key'])}",
+        f"civ:apikey:{sha256_hex(again['api_key'])}",
         f"civ:token:{sha256_hex(doomed['moderator_token'])}",
     ]
-    assert await redis_client.exists(*indexes) == 3
+    assert await redis_client.exists(*indexes) == 4
     assert (await client.delete("/v1/sites/doomed", headers=admin)).status == 202
     # At once, before any purge step: the site's record, moderators and global indexes.
     site_keys = ["civ:{doomed}:site", "civ:{doomed}:moderators"]
