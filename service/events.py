@@ -1,6 +1,7 @@
 """What a site's live event stream says about each audit entry: which comment changed or was
-claimed, by whom, and its new state and version. Never the comment's text or a moderator's note:
-a console reads the comment through the API, which checks the token for that site."""
+claimed, by whom, and its new state and version, or that the model's evidence spans of a comment
+were stored after its verdict. Never the comment's text, its spans or a moderator's note: a
+console reads the comment through the API, which checks the token for that site."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +12,7 @@ LiveEvent = dict[str, Any]
 
 LEASE_ACTIONS = {"claim": "comment.claimed", "release": "comment.released"}
 CHANGED = "comment.changed"
+EVIDENCE = "comment.evidence"
 
 
 def live_event(entry_id: str, fields: Mapping[str, str], names: Mapping[str, str]) -> LiveEvent:
@@ -19,7 +21,7 @@ def live_event(entry_id: str, fields: Mapping[str, str], names: Mapping[str, str
     actor = fields.get("actor", "")
     event: LiveEvent = {
         "id": entry_id,
-        "type": LEASE_ACTIONS.get(action, CHANGED),
+        "type": EVIDENCE if action == "evidence" else LEASE_ACTIONS.get(action, CHANGED),
         "comment_id": fields.get("comment_id", ""),
         "action": action,
         "actor": actor,
@@ -28,7 +30,7 @@ def live_event(entry_id: str, fields: Mapping[str, str], names: Mapping[str, str
     }
     if action in LEASE_ACTIONS:
         event["lease_until"] = _iso(fields.get("lease_until"))
-    else:
+    elif action != "evidence":
         event["state"] = fields.get("to_state") or None
         event["version"] = int(fields["version"]) if fields.get("version") else None
     return event

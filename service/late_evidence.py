@@ -3,8 +3,9 @@
 Explaining a comment costs several times scoring it (its spans need every character's share of
 each label's score, mapped back through normalisation), so intake stores the verdict with the
 rules' own evidence (links, banned words) and this adds the model's spans once the scorer has
-them; the moderator view shows them from then on. They are stored only while the comment still
-holds the text that was explained: a moderator's decision meanwhile keeps them, an edit does not.
+them; the moderator view shows them from then on, and the site's live events say so (the
+consoles showing the comment mark them). They are stored only while the comment still holds the
+text that was explained: a moderator's decision meanwhile keeps them, an edit does not.
 
 At most ``limit`` explanations wait in one process: under a burst of held comments each pending
 one holds its text and a task, and the scorer could not catch up with more anyway. One site holds
@@ -34,6 +35,7 @@ class LateEvidence:
         self,
         store: Store,
         scorer: Scorer,
+        now_ms: Callable[[], int],
         *,
         limit: int = PENDING_LIMIT,
         site_limit: int | None = None,
@@ -41,6 +43,7 @@ class LateEvidence:
     ) -> None:
         self._store = store
         self._scorer = scorer
+        self._now_ms = now_ms
         self._limit = limit
         self._site_limit = max(1, limit // SITE_SHARE) if site_limit is None else site_limit
         self._on_dropped = on_dropped
@@ -69,7 +72,9 @@ class LateEvidence:
             try:
                 explained: Spans = await self._scorer.explain(text, site_id)
                 evidence = {**explained, **rule_evidence}
-                await self._store.attach_evidence(site_id, comment_id, text_hash, evidence)
+                await self._store.attach_evidence(
+                    site_id, comment_id, text_hash, evidence, self._now_ms()
+                )
             except Exception:
                 # The verdict stands, and the moderator still sees the rules' evidence.
                 log.warning(

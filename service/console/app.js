@@ -617,6 +617,7 @@ function startLive() {
 
 let countsSoon = null;
 async function onLive(kind, event) {
+  if (kind === "comment.evidence") return showEvidence(event.comment_id);
   clearTimeout(countsSoon);
   countsSoon = setTimeout(loadCounts, 300);
   const index = state.items.findIndex((item) => item.id === event.comment_id);
@@ -669,6 +670,24 @@ async function onLive(kind, event) {
       ? `Comment ${event.comment_id} ${left} and left this queue (now ${event.state}).`
       : `${event.actor_name || event.actor} decided ${event.comment_id} (${event.state}).`);
   }
+}
+
+// The model's evidence is worked out after the verdict: a card shown before it arrived marks it
+// now. Only the spans change, and only on the text they explain (an edit has its own event).
+async function showEvidence(id) {
+  if (!state.items.some((item) => item.id === id)) return;
+  const asked = site();
+  let fresh;
+  try {
+    fresh = await get(`/v1/sites/${asked}/comments/${encodeURIComponent(id)}`);
+  } catch {
+    return;
+  }
+  if (site() !== asked) return;
+  const at = state.items.findIndex((item) => item.id === id);
+  if (at < 0 || state.items[at].text !== fresh.text) return;
+  state.items[at] = { ...state.items[at], evidence: fresh.evidence };
+  renderQueue();
 }
 
 function inQueue(item) {

@@ -55,10 +55,10 @@ class Moderation(Sites, Intake, QueueDesk, Authors):
         self.labels = labels
         self.site_models = site_models
         self.second_look = second_look
-        self.evidence = LateEvidence(
-            store, scorer, limit=evidence_limit, on_dropped=on_evidence_dropped
-        )
         self._clock = clock
+        self.evidence = LateEvidence(
+            store, scorer, self._now_ms, limit=evidence_limit, on_dropped=on_evidence_dropped
+        )
         self._site_cache_seconds = site_cache_seconds
         self._sites: dict[str, CachedSite] = {}
         # Decided once: a Protocol isinstance check costs ~0.09 ms, on every comment.

@@ -37,8 +37,10 @@ EVENT_STREAM: dict[str, Any] = {
     "type": "string",
     "description": "text/event-stream: events `comment.changed` (data: comment_id, action, "
     "state, version, actor, actor_name, at), `comment.claimed` and `comment.released` (data: "
-    "comment_id, actor, actor_name, at, lease_until), and `error` (data: the error body) before "
-    "the stream ends because the token stopped being valid.",
+    "comment_id, actor, actor_name, at, lease_until), `comment.evidence` when the model's "
+    "evidence spans of a held comment are stored after its verdict (data: comment_id, action, "
+    "actor, actor_name, at; read the comment for the spans), and `error` (data: the error body) "
+    "before the stream ends because the token stopped being valid.",
 }
 
 

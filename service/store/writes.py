@@ -172,12 +172,18 @@ class CommentWrites(ScriptedStore):
         comment_id: str,
         text_hash: str,
         evidence: Mapping[str, Sequence[tuple[int, int]]],
+        now_ms: int,
     ) -> bool:
-        """Store evidence worked out after the verdict on the text of sha256 ``text_hash``;
-        False (nothing written) when the comment no longer holds that text. A decision made
-        meanwhile leaves the text, so the evidence is stored."""
-        keys = [self.keys.comment(site_id, comment_id)]
-        args: list[str | int | float] = [text_hash, encode_evidence(evidence)]
+        """Store evidence worked out after the verdict on the text of sha256 ``text_hash``,
+        and tell the site's live events when it changes what the comment had; False (nothing
+        written) when the comment no longer holds that text or its site was deleted. A decision
+        made meanwhile leaves the text, so the evidence is stored."""
+        keys = [
+            self.keys.comment(site_id, comment_id),
+            self.keys.audit(site_id),
+            self.keys.site(site_id),
+        ]
+        args: list[str | int | float] = [text_hash, encode_evidence(evidence), comment_id, now_ms]
         return bool(await self._run("attach_evidence", keys, args))
 
     # ------------------------------------------------------------------ moderation

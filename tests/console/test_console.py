@@ -1,10 +1,14 @@
 """A moderator's work in the console, in a real Chromium against the real service."""
 
+import asyncio
+import hashlib
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis.asyncio as aioredis
 from playwright.sync_api import (
     APIResponse,
     Browser,
@@ -17,6 +21,7 @@ from playwright.sync_api import (
 )
 
 from service.keys import KeySpace
+from service.store import Store
 from tests.console.conftest import UI_TIMEOUT_MS
 from tests.console.support import Service, Site, new_site, screenshot, sign_in
 
@@ -1011,3 +1016,53 @@ def test_a_right_to_left_article_title_leaves_the_date_after_it(page: Page, site
     )
     assert lefts, right
     assert all(left >= right - 1 for left in lefts), (right, lefts)
+
+
+def attach_evidence(
+    service: Service,
+    site: Site,
+    comment_id: str,
+    text: str,
+    evidence: dict[str, list[tuple[int, int]]],
+) -> bool:
+    """The model's spans of ``text`` stored as the service stores them once worked out (on a
+    thread of its own: Playwright's loop holds this one)."""
+    kwargs = service.redis.connection_pool.connection_kwargs
+
+    async def attach() -> bool:
+        client = aioredis.Redis(
+            host=kwargs["host"], port=kwargs["port"], db=kwargs["db"], decode_responses=True
+        )
+        try:
+            text_hash = hashlib.sha256(text.encode()).hexdigest()
+            now_ms = int(time.time() * 1000)
+            return await Store(client).attach_evidence(
+                site.id, comment_id, text_hash, evidence, now_ms
+            )
+        finally:
+            await client.aclose()
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, attach()).result()
+
+
+def test_evidence_worked_out_after_the_console_read_the_comment_is_marked_live(
+    page: Page, service: Service, site: Site
+) -> None:
+    text = "You are a stupid idiot and everyone laughs at you."
+    site.post_comment("rude", text)
+    # Its evidence is worked out after the verdict: once it is stored, take it back out, as if
+    # the console read the comment before the scorer had explained it.
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not site.comment("rude")["evidence"]:
+        assert time.monotonic() < deadline, "the comment's evidence was never stored"
+        page.wait_for_timeout(50)
+    service.redis.hset(KeySpace().comment(site.id, "rude"), "evidence", "")
+    signed_in(page, site)
+    card = page.locator('#items > li[data-id="rude"]')
+    expect(card.locator(".text")).to_have_text(text)
+    expect(page.locator("#live")).to_have_text("live")
+    expect(card.locator("mark")).to_have_count(0)
+    assert attach_evidence(service, site, "rude", text, {"insult": [(10, 16)]})
+    expect(card.locator("mark")).to_have_text("stupid")
+    expect(card.locator("mark")).to_have_attribute("title", re.compile(r"^insult \d+%$"))

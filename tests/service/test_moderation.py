@@ -324,16 +324,16 @@ async def test_evidence_is_stored_only_on_the_text_it_explains(
     text_hash = hashlib.sha256(b"Special offer inside").hexdigest()
     edited_hash = hashlib.sha256(b"Special offer inside, edited").hexdigest()
 
-    assert not await store.attach_evidence(SITE, "c1", edited_hash, spans)
-    assert not await store.attach_evidence(SITE, "gone", text_hash, spans)
+    assert not await store.attach_evidence(SITE, "c1", edited_hash, spans, 0)
+    assert not await store.attach_evidence(SITE, "gone", text_hash, spans, 0)
     assert (await moderation.get_comment(SITE, "c1")).evidence == {"spam": ((0, 4),)}
     # A decision changes the version, not the text the spans describe.
     await moderation.decide(SITE, "c1", Decision(action=Action.REJECT), "mod_1")
-    assert await store.attach_evidence(SITE, "c1", text_hash, spans)
+    assert await store.attach_evidence(SITE, "c1", text_hash, spans, 0)
     assert (await moderation.get_comment(SITE, "c1")).evidence == {"spam": ((8, 13),)}
     # An erased comment has no text left to mark.
     await AdminStore(redis_client).erase_author(SITE, "u1", 0)
-    assert not await store.attach_evidence(SITE, "c1", text_hash, spans)
+    assert not await store.attach_evidence(SITE, "c1", text_hash, spans, 0)
     assert (await moderation.get_comment(SITE, "c1")).evidence == {}
 
 

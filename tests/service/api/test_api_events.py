@@ -4,12 +4,16 @@ import asyncio
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+import redis.asyncio as aioredis
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from service.appkeys import EVENT_STREAMS
+from service.appkeys import EVENT_STREAMS, MODERATION
+from service.domain import State
+from service.keys import KeySpace
+from service.transitions import EVENT_TYPES
 from tests.service.api.test_api_moderation import TEXTS, held_site
 
 Client = TestClient[web.Request, web.Application]
@@ -40,6 +44,8 @@ async def open_stream(
     *,
     site_id: str = "held",
 ) -> ClientResponse:
+    # The held comments' evidence is stored first: its events are not the ones a test awaits.
+    await client.app[MODERATION].evidence.settled()
     sent = dict(headers)
     if last_event_id is not None:
         sent["Last-Event-ID"] = last_event_id
@@ -98,11 +104,48 @@ async def test_claims_and_decisions_stream_live_without_comment_text(
     resumed.close()
 
 
+async def test_evidence_stored_after_the_verdict_is_a_live_event_and_no_webhook(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    stream = await open_stream(client, mo)
+    rude = {"id": "rude", "article": {"id": "a1"}, "author": {"id": "r"}, "text": "You idiot."}
+    verdict = await (await post_signed(site, rude)).json()
+    await client.app[MODERATION].evidence.settled()
+
+    created = await next_frame(stream)
+    assert (created["event"], created["data"]["action"]) == ("comment.changed", "create")
+    explained = await next_frame(stream)
+    assert explained["event"] == "comment.evidence"
+    assert explained["id"] == explained["data"]["id"]
+    data = explained["data"]
+    assert (data["comment_id"], data["action"]) == ("rude", "evidence")
+    assert data["actor"] == f"auto:{verdict['model']}"
+    assert data["at"].endswith("Z")
+    assert set(data) == {"id", "type", "comment_id", "action", "actor", "actor_name", "at"}
+    stored = await (await client.get("/v1/sites/held/comments/rude", headers=mo)).json()
+    assert stored["evidence"]
+    # The host hears of the comment once, for its verdict: evidence is the moderators' own.
+    outbox = cast(
+        list[tuple[str, dict[str, str]]], await redis_client.xrange(KeySpace().outbox("held"))
+    )
+    assert [fields["type"] for _, fields in outbox if fields["comment_id"] == "rude"] == [
+        EVENT_TYPES[State(verdict["state"])]
+    ]
+    stream.close()
+
+
 async def test_a_stream_reconnected_before_its_first_event_misses_nothing(
     client: Client, create_site: Any, post_signed: Any, moderator: Headers
 ) -> None:
     site = await held_site(create_site, post_signed)
     mo = moderator(site)
+    await client.app[MODERATION].evidence.settled()
     quiet = await client.get("/v1/sites/held/events", headers=mo)
     start = (await next_frame(quiet))["id"]
     quiet.close()
