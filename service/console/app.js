@@ -246,14 +246,25 @@ function renderQueue() {
   const kept = items.findIndex((item) => item.id === state.focusId);
   state.focus = kept >= 0 ? kept : Math.min(state.focus, Math.max(0, items.length - 1));
   state.focusId = items.length ? items[state.focus].id : null;
-  // A message an item shows (a conflict, a claim) outlives the redraw a live event causes.
-  const messages = new Map([...document.querySelectorAll("#items > li")].map((node) => [node.dataset.id, node.querySelector(".item-message")]));
+  // What an item shows beyond its data outlives the redraw a live event causes: its message (a
+  // conflict, a claim), its author's panel and the comment it answers, once opened, and the
+  // keyboard's place in them.
+  const before = new Map([...document.querySelectorAll("#items > li")].map((node) => [node.dataset.id, node]));
+  const active = document.activeElement;
   const cards = items.map((item, index) => card(item, index));
   for (const node of cards) {
-    const kept = messages.get(node.dataset.id);
+    const old = before.get(node.dataset.id);
+    if (!old) continue;
+    const kept = old.querySelector(".item-message");
     if (kept && kept.childNodes.length) node.querySelector(".item-message").replaceWith(kept);
+    const author = old.querySelector(".author");
+    if (author) node.querySelector(".item-head").after(author);
+    const parent = old.querySelector("blockquote.parent");
+    const link = node.querySelector(".parent-link");
+    if (parent && link) link.replaceWith(parent);
   }
   $("#items").replaceChildren(...cards);
+  if (active && active.isConnected && active !== document.activeElement) active.focus({ preventScroll: true });
   updateSelection();
   if (items.length) markFocus(false);
 }
@@ -284,7 +295,7 @@ function card(item, index) {
     el("button", { type: "button", class: "reject", onclick: () => decideFocused("reject", item.id), "aria-keyshortcuts": "r" }, "Reject"),
     el("button", { type: "button", class: "spam", onclick: () => decideFocused("spam", item.id), "aria-keyshortcuts": "s" }, "Spam"));
   const parent = item.parent_id
-    ? el("button", { type: "button", class: "link", onclick: (event) => showParent(event.target, item.parent_id) }, "Show the comment it answers")
+    ? el("button", { type: "button", class: "link parent-link", onclick: (event) => showParent(event.target, item.parent_id) }, "Show the comment it answers")
     : null;
   return el("li", { class: "item", "data-id": item.id, "data-index": index, tabindex: -1, "aria-label": `Comment ${item.id} by ${author.name || author.id}` },
     el("div", { class: "item-head" }, select, el("span", { class: "by" }, "By ", authorButton), chips(item.reasons)),

@@ -1066,3 +1066,37 @@ def test_evidence_worked_out_after_the_console_read_the_comment_is_marked_live(
     assert attach_evidence(service, site, "rude", text, {"insult": [(10, 16)]})
     expect(card.locator("mark")).to_have_text("stupid")
     expect(card.locator("mark")).to_have_attribute("title", re.compile(r"^insult \d+%$"))
+
+
+def test_an_open_author_panel_and_quoted_parent_stay_open_while_another_moderator_works(
+    browser: Browser, service: Service, site: Site
+) -> None:
+    hold(site, 2)
+    site.post_comment("reply", CALM[2], parent_id="c00")
+    site.add_moderator("Alice")
+    alice_context = browser.new_context()
+    mo_context = browser.new_context()
+    try:
+        alice, mo = alice_context.new_page(), mo_context.new_page()
+        for page, name in [(alice, "Alice"), (mo, "Mo")]:
+            page.goto(f"{service.url}/console")
+            signed_in(page, site, name)
+            expect(page.locator("#items > li")).to_have_count(3)
+            expect(page.locator("#live")).to_have_text("live")
+        card = mo.locator('#items > li[data-id="reply"]')
+        card.get_by_role("button", name="Show the comment it answers").click()
+        expect(card.locator("blockquote.parent")).to_contain_text(CALM[0])
+        card.get_by_role("button", name="A reader (reader-reply)").click()
+        panel = card.get_by_role("region", name="Author")
+        expect(panel.get_by_role("button", name="Ban")).to_be_visible()
+        panel.get_by_role("button", name="Ban").focus()
+        # Alice claims another comment: Mo's list is redrawn by the live event.
+        other = alice.locator('#items > li[data-id="c01"]')
+        other.get_by_role("button", name="Open").click()
+        expect(mo.locator('#items > li[data-id="c01"] .claim.theirs')).to_contain_text("Alice")
+        expect(panel.get_by_role("button", name="Ban")).to_be_visible()
+        expect(panel.get_by_role("button", name="Ban")).to_be_focused()
+        expect(card.locator("blockquote.parent")).to_contain_text(CALM[0])
+    finally:
+        alice_context.close()
+        mo_context.close()
