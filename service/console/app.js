@@ -645,13 +645,15 @@ async function onLive(kind, event) {
   // A comment enters the reported queue by its readers' report alone, and any other change
   // (a decision, the site's edit, a second look's hold) takes it out.
   const queued = state.queue === "pending" ? event.state === "pending" : event.action === "report";
-  if (queued && index < 0 && !mine) {
+  if (queued && index < 0) {
+    // Sent back by this moderator too: an undo in another tab, Back to pending in Browse.
     try {
       const item = await get(`/v1/sites/${site()}/comments/${encodeURIComponent(event.comment_id)}`);
       if (inQueue(item) && !state.items.some((entry) => entry.id === item.id)) {
         state.items.push(item);
         renderQueue();
-        say("#queue-message", state.queue === "pending" ? `New comment ${item.id} arrived.` : `Comment ${item.id} was reported.`);
+        if (!mine) say("#queue-message", state.queue === "pending" ? `New comment ${item.id} arrived.` : `Comment ${item.id} was reported.`);
+        else if (visibleItems().length === 1) say("#queue-message", "");
       }
     } catch {
       // Decided again meanwhile, or expired: nothing to show.

@@ -1100,3 +1100,36 @@ def test_an_open_author_panel_and_quoted_parent_stay_open_while_another_moderato
     finally:
         alice_context.close()
         mo_context.close()
+
+
+def test_a_comment_the_moderator_sends_back_to_pending_elsewhere_returns_to_the_queue(
+    context: BrowserContext, service: Service, site: Site
+) -> None:
+    hold(site, 2)
+    one, two = context.new_page(), context.new_page()
+    for page in (one, two):
+        page.goto(f"{service.url}/console")
+        signed_in(page, site)
+        expect(page.locator("#items > li")).to_have_count(2)
+        expect(page.locator("#live")).to_have_text("live")
+    first = items(one)[0]
+    one.keyboard.press("a")
+    expect(one.locator("#toast-text")).to_have_text(f"Approved comment {first}.")
+    expect(two.locator("#items > li")).to_have_count(1)
+    # Undone in the first tab: the second shows the comment again.
+    one.keyboard.press("u")
+    expect(one.locator("#queue-message")).to_have_text("Undone.")
+    expect(two.locator(f'#items > li[data-id="{first}"]')).to_have_count(1)
+    # Decided again, then sent back to pending from Browse in the second tab: its queue has it.
+    one.keyboard.press("a")
+    expect(one.locator("#toast-text")).to_have_text(f"Approved comment {first}.")
+    expect(two.locator("#items > li")).to_have_count(1)
+    two.get_by_role("button", name="Browse").click()
+    reopened = two.locator(f'#browse-items > li[data-id="{first}"]')
+    reopened.get_by_role("button", name="Back to pending").click()
+    expect(reopened.locator(".item-message")).to_have_text("Back in the pending queue.")
+    two.get_by_role("button", name="Queue").click()
+    for page in (one, two):
+        expect(page.locator(f'#items > li[data-id="{first}"]')).to_have_count(1)
+        expect(page.locator("#items > li")).to_have_count(2)
+    expect(two.locator("#queue-message")).to_have_text("")
