@@ -36,6 +36,9 @@ const state = {
   // Comments this tab is deciding: their own live events come before the answer, which takes
   // them off the list and offers the undo.
   deciding: new Set(),
+  // Decisions whose answers are on their way: an undo pressed meanwhile waits for them, so it
+  // takes back the latest decision rather than the one before it.
+  landing: new Set(),
   undo: null,
   reasons: FALLBACK_REASONS,
   holds: FALLBACK_HOLDS,
@@ -438,6 +441,7 @@ async function decideFocused(action, id) {
   }
   const node = () => document.querySelector(`#items > li[data-id="${CSS.escape(item.id)}"] .item-message`);
   state.deciding.add(item.id);
+  const landed = onItsWay();
   try {
     const decided = await post(`/v1/sites/${site()}/comments/${encodeURIComponent(item.id)}/decision`, { action, version: item.version, ...extra });
     await state.reloading;
@@ -460,7 +464,19 @@ async function decideFocused(action, id) {
     say(node() || "#queue-message", words, { error: true, reload: error.status === 409 });
   } finally {
     state.deciding.delete(item.id);
+    landed();
   }
+}
+
+// Marks a decision on its way until its answer is handled; call the function it returns then.
+function onItsWay() {
+  let done;
+  const landed = new Promise((resolve) => { done = resolve; });
+  state.landing.add(landed);
+  return () => {
+    state.landing.delete(landed);
+    done();
+  };
 }
 
 // A conflict means the card is out of date (the live event saying why was missed): the comment
@@ -492,6 +508,7 @@ async function decideMany(action, ids) {
   const byId = new Map(state.items.map((item) => [item.id, item]));
   const decisions = ids.map((id) => ({ id, action, version: byId.get(id)?.version, ...extra }));
   for (const id of ids) state.deciding.add(id);
+  const landed = onItsWay();
   try {
     const { results } = await post(`/v1/sites/${site()}/decisions`, { decisions });
     await state.reloading;
@@ -508,6 +525,7 @@ async function decideMany(action, ids) {
     say("#queue-message", explain(error), { error: true, reload: error.status === 409 });
   } finally {
     for (const id of ids) state.deciding.delete(id);
+    landed();
   }
 }
 
@@ -539,6 +557,8 @@ function forgetUndo() {
 }
 
 async function undo() {
+  // A decision still on its way is the latest: its answer is what the undo takes back.
+  while (state.landing.size) await Promise.all([...state.landing]);
   if (!state.undo) return;
   const { changes, queue } = state.undo;
   forgetUndo();

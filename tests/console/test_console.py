@@ -1133,3 +1133,32 @@ def test_a_comment_the_moderator_sends_back_to_pending_elsewhere_returns_to_the_
         expect(page.locator(f'#items > li[data-id="{first}"]')).to_have_count(1)
         expect(page.locator("#items > li")).to_have_count(2)
     expect(two.locator("#queue-message")).to_have_text("")
+
+
+def test_undo_pressed_while_a_decision_is_on_its_way_undoes_that_decision(
+    page: Page, site: Site
+) -> None:
+    hold(site, 3)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    first, second, _ = items(page)
+    page.keyboard.press("a")
+    expect(page.locator("#toast-text")).to_have_text(f"Approved comment {first}.")
+    # The next decision is made, but its answer is slow to come back.
+    held: list[tuple[Route, APIResponse]] = []
+    page.route(re.compile(r"/decision$"), lambda route: held.append((route, route.fetch())))
+    page.keyboard.press("a")
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not held:
+        assert time.monotonic() < deadline, "the decision was never sent"
+        page.wait_for_timeout(20)
+    # The moderator takes it back at once: the undo is of this decision, not the one before.
+    page.keyboard.press("u")
+    route, answer = held[0]
+    route.fulfill(response=answer)
+    expect(page.locator("#queue-message")).to_have_text("Undone.")
+    expect(page.locator(f'#items > li[data-id="{second}"]')).to_have_count(1)
+    expect(page.locator("#items > li")).to_have_count(2)
+    assert site.comment(second)["state"] == "pending"
+    assert site.comment(first)["state"] == "approved"
+    expect(page.locator("#toast")).to_be_hidden()
