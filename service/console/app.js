@@ -32,6 +32,9 @@ const state = {
   // The reload in flight (or the last one): what opening or deciding learns waits for it, so a
   // page read before the claim or decision cannot land after it and undo it on screen.
   reloading: Promise.resolve(),
+  // Counts the reloads: a page asked for before the latest one (another tab, order or filter
+  // picked meanwhile) is of a list no longer shown, and is dropped.
+  reloads: 0,
   selected: new Set(),
   // Comments this tab is deciding: their own live events come before the answer, which takes
   // them off the list and offers the undo.
@@ -184,6 +187,7 @@ async function reloadQueue() {
   for (const node of document.querySelectorAll("#items .item-message")) node.replaceChildren();
   // The comments on screen stay, and the keys act on them, until the new page replaces them.
   const shown = new Set(state.items.map((item) => item.id));
+  state.reloads += 1;
   state.reloading = Promise.all([loadQueue(shown), loadCounts()]);
   await state.reloading;
 }
@@ -196,11 +200,12 @@ async function loadQueue(replacing = null) {
   // author it is applied to the page here (visibleItems).
   const reason = article || author ? "" : state.filters.reason;
   const asked = site();
+  const reload = state.reloads;
   const path = `/v1/sites/${asked}/queue${query({ queue: state.queue, order, article, author, reason, limit: PAGE, cursor: state.cursor })}`;
   try {
     const page = await get(path);
-    // A page of a site no longer shown (another one was picked while it loaded).
-    if (site() !== asked) return;
+    // A page of a site, a queue or filters no longer shown (others were picked while it loaded).
+    if (site() !== asked || state.reloads !== reload) return;
     if (replacing) {
       state.items = state.items.filter((item) => !replacing.has(item.id));
       // A reload starts at the top, unless a key moved the focus while it loaded.
@@ -217,7 +222,7 @@ async function loadQueue(replacing = null) {
     renderQueue();
     say("#queue-message", visibleItems().length ? "" : `Nothing to moderate in ${state.queue}. Well done.`);
   } catch (error) {
-    say("#queue-message", explain(error), { error: true });
+    if (site() === asked && state.reloads === reload) say("#queue-message", explain(error), { error: true });
   }
 }
 

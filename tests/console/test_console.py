@@ -1162,3 +1162,30 @@ def test_undo_pressed_while_a_decision_is_on_its_way_undoes_that_decision(
     assert site.comment(second)["state"] == "pending"
     assert site.comment(first)["state"] == "approved"
     expect(page.locator("#toast")).to_be_hidden()
+
+
+def test_the_reported_tabs_page_landing_after_the_pending_tab_was_picked_again_stays_out(
+    page: Page, site: Site
+) -> None:
+    comment_id = reported(site)
+    held_ids = hold(site, 2, prefix="h")
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    # The reported queue is slow to answer, and the moderator goes back to the pending tab.
+    slow: list[Route] = []
+    page.route(re.compile(r"/queue\?queue=reported"), lambda route: slow.append(route))
+    page.get_by_role("tab", name=re.compile("Reported")).click()
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not slow:
+        assert time.monotonic() < deadline, "the reported queue was never asked for"
+        page.wait_for_timeout(20)
+    with page.expect_response(re.compile(r"/queue\?queue=pending")):
+        page.get_by_role("tab", name=re.compile("Pending")).click()
+    with page.expect_response(re.compile(r"/queue\?queue=reported")):
+        slow[0].continue_()
+    expect(page.locator("#items > li")).to_have_count(2)
+    assert sorted(items(page)) == sorted(held_ids)
+    # A key decides a comment of the pending tab, never the reported one.
+    page.keyboard.press("a")
+    expect(page.locator("#items > li")).to_have_count(1)
+    assert site.comment(comment_id)["reasons"] == ["REPORTED"]
