@@ -836,6 +836,16 @@ $("#browse-filters").addEventListener("submit", (event) => {
   state.browse.filters = { state: form.state.value, article: form.article.value.trim(), author: form.author.value.trim(), since: form.since.value, until: form.until.value };
   loadBrowse(true);
 });
+// A comment clicked or tabbed into is the one the keys act on, as if `j`/`k` had moved there.
+$("#items").addEventListener("focusin", (event) => {
+  const node = event.target.closest("#items > li");
+  const index = node ? visibleItems().findIndex((item) => item.id === node.dataset.id) : -1;
+  if (index < 0 || index === state.focus) return;
+  state.focus = index;
+  state.focusId = node.dataset.id;
+  state.focusMoved = true;
+  markFocus(false);
+});
 $("#queue-more").addEventListener("click", () => loadQueue());
 $("#browse-more").addEventListener("click", () => loadBrowse(false));
 $("#claim").addEventListener("click", claim);

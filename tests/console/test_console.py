@@ -1189,3 +1189,26 @@ def test_the_reported_tabs_page_landing_after_the_pending_tab_was_picked_again_s
     page.keyboard.press("a")
     expect(page.locator("#items > li")).to_have_count(1)
     assert site.comment(comment_id)["reasons"] == ["REPORTED"]
+
+
+def test_a_comment_clicked_or_tabbed_into_is_the_one_the_keys_decide(
+    page: Page, site: Site
+) -> None:
+    hold(site, 3)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    top, middle, bottom = items(page)
+    # Clicked to read it: the keys act on it, not on the comment marked before.
+    page.locator(f'#items > li[data-id="{bottom}"] .text').click()
+    expect(page.locator("#items > li.focused")).to_have_attribute("data-id", bottom)
+    page.keyboard.press("a")
+    expect(page.locator("#items > li")).to_have_count(2)
+    assert site.comment(bottom)["state"] == "approved"
+    assert site.comment(top)["state"] == "pending"
+    # Tabbed to one of its buttons: likewise.
+    page.locator(f'#items > li[data-id="{middle}"]').get_by_role("button", name="Reject").focus()
+    expect(page.locator("#items > li.focused")).to_have_attribute("data-id", middle)
+    page.keyboard.press("s")
+    expect(page.locator("#items > li")).to_have_count(1)
+    assert site.comment(middle)["state"] == "spam"
+    assert site.comment(top)["state"] == "pending"
