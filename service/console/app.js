@@ -874,7 +874,8 @@ const KEYS = {
 
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
-  if (event.target.closest("input, textarea, select, dialog[open]")) return;
+  // Keys are letters typed in a field; a checkbox (a comment's own) takes no letters.
+  if (event.target.closest("input:not([type=checkbox]), textarea, select, dialog[open]")) return;
   if (document.querySelector("dialog[open]")) return;
   const handler = KEYS[event.key];
   if (!handler || !state.me) return;

@@ -1212,3 +1212,19 @@ def test_a_comment_clicked_or_tabbed_into_is_the_one_the_keys_decide(
     expect(page.locator("#items > li")).to_have_count(1)
     assert site.comment(middle)["state"] == "spam"
     assert site.comment(top)["state"] == "pending"
+
+
+def test_the_keys_work_on_a_comments_checkbox_reached_with_tab(page: Page, site: Site) -> None:
+    hold(site, 3)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    top, middle, _ = items(page)
+    page.locator(f'#items > li[data-id="{top}"]').get_by_role("button", name="Spam").focus()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("checkbox", name=f"Select comment {middle}")).to_be_focused()
+    page.keyboard.press("x")
+    expect(page.locator("#selection")).to_have_text("1 selected")
+    page.keyboard.press("s")
+    expect(page.locator("#items > li")).to_have_count(2)
+    assert site.comment(middle)["state"] == "spam"
+    assert site.comment(top)["state"] == "pending"
