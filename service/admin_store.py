@@ -138,7 +138,8 @@ class AdminStore:
     # ------------------------------------------------------------------ deletion
 
     async def delete_site(self, site_id: str) -> None:
-        """Remove the site's record, moderators, tokens and api keys now; list it for purging."""
+        """Remove the site's record, moderators, tokens, api keys and its creation's kept answer
+        now; list it for purging."""
         with store_errors():
             if not await self.redis.exists(self.keys.site(site_id)):
                 raise SiteNotFound(site_id)
@@ -148,10 +149,13 @@ class AdminStore:
         if not reply:
             raise SiteNotFound(site_id)
         split = reply.index("")
-        api_keys, moderators = reply[:split], reply[split + 1 :]
+        api_keys, creation, moderators = reply[:split], reply[split + 1], reply[split + 2 :]
         tokens = [json.loads(stored).get("token_hash") for stored in moderators]
         globals_ = [self.keys.api_key(key) for key in api_keys]
         globals_ += [self.keys.moderator_token(token) for token in tokens if token]
+        # The creation's kept answer holds the site's first credentials: a retry of it after
+        # the deletion must not replay them (nor stop the site being created anew).
+        globals_ += [self.keys.idempotency(None, creation)] if creation else []
         with store_errors():
             await self.redis.srem(self.keys.sites(), site_id)
             await self.redis.delete(*globals_)

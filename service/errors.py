@@ -86,6 +86,13 @@ class AlreadyExists(Conflict):
     default_message = "already exists"
 
 
+class SiteBeingDeleted(AlreadyExists):
+    """A site of this id was deleted and its data is still being purged."""
+
+    def __init__(self, site_id: str) -> None:
+        super().__init__(f"site {site_id!r} is still being deleted; try again later")
+
+
 class VersionConflict(Conflict):
     """An optimistic version check failed: someone changed the comment since it was read."""
 

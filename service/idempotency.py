@@ -58,6 +58,8 @@ class Claim:
     """One request's hold on its key: where the record is and the body it was sent with."""
 
     record: str
+    digest: str
+    """Names the record: a site created by the request keeps it, and its deletion ends it."""
     site: str | None
     """The site the path names, if any: its authors' erasures forget the answers of theirs."""
     body_hash: str
@@ -89,7 +91,8 @@ class IdempotencyStore:
         # another body is another write, with ids of its own.
         seed = hashlib.sha256(f"{key_digest}:{body_hash}".encode()).hexdigest()
         sealing_key = hmac.digest(key.encode(), f"civility answer:{key_digest}".encode(), "sha256")
-        return Claim(self.keys.idempotency(site, key_digest), site, body_hash, seed, sealing_key)
+        record = self.keys.idempotency(site, key_digest)
+        return Claim(record, key_digest, site, body_hash, seed, sealing_key)
 
     async def begin(self, claim: Claim, now_ms: int) -> Outcome | KeptAnswer:
         reply = await self._run(

@@ -74,7 +74,9 @@ class KeySpace:
         return f"{self.prefix}:{{{site}}}:"
 
     def site(self, site: str) -> str:
-        """Hash: name, callback_url, policy (JSON), secrets, api key hash, timestamps."""
+        """Hash: name, callback_url, policy (JSON), secrets, api key hash, timestamps; and the
+        digest of the keyed request that created it, whose global idempotency record its
+        deletion removes."""
         return f"{self.site_prefix(site)}site"
 
     def moderators(self, site: str) -> str:

@@ -6,11 +6,12 @@ KEYS[1]  site hash                  civ:{site}:site
 KEYS[2]  moderators hash            civ:{site}:moderators
 
 Returns {api key hashes...} (the current one, then every previous one) followed by "", then the
-moderators' stored JSON; false when the site does not exist.
+digest of the keyed request that created the site ("" for none), then the moderators' stored
+JSON; false when the site does not exist.
 ]]
 
 local keys = redis.call("HMGET", KEYS[1], "api_key_hash", "previous_api_key_hash",
-  "previous_api_keys")
+  "previous_api_keys", "created_by_request")
 if not keys[1] then
   return false
 end
@@ -26,6 +27,7 @@ if keys[3] and keys[3] ~= "" then
   end
 end
 reply[#reply + 1] = ""
+reply[#reply + 1] = keys[4] or ""
 for _, stored in ipairs(redis.call("HVALS", KEYS[2])) do
   reply[#reply + 1] = stored
 end

@@ -19,16 +19,22 @@ MAX_SITE_UPDATE_ATTEMPTS = 32
 class Sites(ModerationBase):
     """Creating and changing sites and moderators; secrets shown once, stored hashed."""
 
-    async def create_site(self, spec: SiteSpec) -> tuple[Site, SiteCredentials]:
-        """The new site and its credentials, which are shown only in this answer."""
+    async def create_site(
+        self, spec: SiteSpec, *, created_by_request: str | None = None
+    ) -> tuple[Site, SiteCredentials]:
+        """The new site and its credentials, which are shown only in this answer.
+        ``created_by_request``: the digest of the keyed request creating it, whose kept answer
+        the site's deletion ends."""
         for _ in range(API_KEY_DRAWS - 1):
             try:
-                return await self._create_site(spec, new_api_key())
+                return await self._create_site(spec, new_api_key(), created_by_request)
             except ApiKeyTakenError:
                 continue
-        return await self._create_site(spec, new_api_key())
+        return await self._create_site(spec, new_api_key(), created_by_request)
 
-    async def _create_site(self, spec: SiteSpec, api_key: str) -> tuple[Site, SiteCredentials]:
+    async def _create_site(
+        self, spec: SiteSpec, api_key: str, created_by_request: str | None
+    ) -> tuple[Site, SiteCredentials]:
         self._check_labels(spec.policy.hold, spec.policy.reject)
         now = from_ms(self._now_ms())
         credentials = SiteCredentials(
@@ -48,6 +54,7 @@ class Sites(ModerationBase):
             previous_secret=None,
             previous_valid_until_ms=0,
             api_key_hash=sha256_hex(credentials.api_key),
+            created_by_request=created_by_request,
         )
         await self.store.create_site(record)
         self._remember(record)

@@ -9,7 +9,7 @@ from service.auth import require_admin
 from service.domain import CreatedSite, ModeratorSpec, Site, SitePatch, SiteSpec
 from service.openapi import operation
 from service.routes.body import read_json
-from service.routes.idempotent import by_admin, idempotent
+from service.routes.idempotent import by_admin, idempotent, record_digest
 
 routes = web.RouteTableDef()
 
@@ -62,7 +62,9 @@ ADMIN_ERRORS = (400, 401, 404, 413, 415, 422, 503)
 async def create_site(request: web.Request) -> web.Response:
     require_admin(request)
     spec = await read_json(request, SiteSpec)
-    site, credentials = await request.app[MODERATION].create_site(spec)
+    site, credentials = await request.app[MODERATION].create_site(
+        spec, created_by_request=record_digest(request)
+    )
     return web.json_response({**site.to_json(), **credentials.model_dump()}, status=201)
 
 

@@ -13,6 +13,7 @@ from service.auth import require_admin, require_moderator, require_signature
 from service.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
+    SiteBeingDeleted,
     SiteNotFound,
     StoreUnavailable,
     ValidationFailed,
@@ -34,10 +35,14 @@ log = logging.getLogger(__name__)
 Principal = Callable[[web.Request], Awaitable[str]]
 """Authenticates the request and names who sent it: a key is private to its principal."""
 SEED = web.RequestKey("idempotency_seed", str)
+DIGEST = web.RequestKey("idempotency_digest", str)
 AUTHORS = web.RequestKey[frozenset[str]]("idempotency_authors")
 # Keeping the answer is retried this often before the request is answered 503: an answer given
 # without its record would let a retry act a second time.
 FINISH_ATTEMPTS = 3
+# A site that does not exist may be created next, and one being deleted created anew once
+# purged: a retry then acts rather than being answered the 404 (409) again for the key's day.
+NOT_KEPT = (SiteNotFound, SiteBeingDeleted)
 
 
 async def by_site_moderator(request: web.Request) -> str:
@@ -58,6 +63,12 @@ async def by_site_signature(request: web.Request) -> str:
 def seed(request: web.Request) -> str | None:
     """The request's idempotency seed when it came with a key: writes derive their ids from it."""
     return request.get(SEED)
+
+
+def record_digest(request: web.Request) -> str | None:
+    """What names the request's record when it came with a key: a site the request creates
+    keeps it, so that deleting the site ends the kept answer with it."""
+    return request.get(DIGEST)
 
 
 def holds_authors(request: web.Request, author_ids: Iterable[str]) -> None:
@@ -101,6 +112,7 @@ def idempotent(principal: Principal) -> Callable[[Handler], Handler]:
             if begun == "running":
                 raise IdempotencyInProgress()
             request[SEED] = claim.seed
+            request[DIGEST] = claim.digest
             return await _answer(request, handler, store, claim)
 
         setattr(run, "__idempotent__", True)  # noqa: B010  # read by service.openapi
@@ -116,9 +128,7 @@ async def _answer(
         response = await handler(request)
     except Exception as error:
         known = as_civility_error(error)
-        # A site that does not exist may be created next: a retry then acts rather than being
-        # answered the 404 again for the rest of the key's day.
-        if known is None or known.status >= 500 or isinstance(known, SiteNotFound):
+        if known is None or known.status >= 500 or isinstance(known, NOT_KEPT):
             await _release(store, claim)
             raise
         response = error_response(known)

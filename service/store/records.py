@@ -36,6 +36,9 @@ class SiteRecord:
     previous_api_keys: tuple[tuple[str, int], ...] = ()
     """Every rotated-out api key's sha256 still in its grace period, oldest first, with its
     deadline."""
+    created_by_request: str | None = None
+    """The digest of the keyed request that created the site: its kept answer (which holds the
+    site's first credentials) ends with the site."""
 
     def api_key_matches(self, key_hash: str, now_ms: int) -> bool:
         """``key_hash`` is the site's api key, or one it replaced while that one's own grace

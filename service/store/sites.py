@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import cast
 
 from service.domain import Moderator, Policy, Site
-from service.errors import AlreadyExists, BadRequest, SiteNotFound
+from service.errors import AlreadyExists, BadRequest, SiteBeingDeleted, SiteNotFound
 from service.store.records import ApiKeyTakenError, SiteRecord
 from service.store.rows import flatten, text_fields
 from service.store.scripts import ScriptedStore, store_errors
@@ -30,7 +30,7 @@ class SiteQueries(ScriptedStore):
             if await self.redis.exists(self.keys.site(site.id)):
                 raise AlreadyExists(f"site {site.id!r} already exists")
             if await self.redis.hexists(self.keys.purges(), site.id):
-                raise AlreadyExists(f"site {site.id!r} is still being deleted; try again later")
+                raise SiteBeingDeleted(site.id)
             if not await self.redis.set(self.keys.api_key(record.api_key_hash), site.id, nx=True):
                 raise ApiKeyTakenError("another site has this api key")
             # The site list (also outside every slot) is how webhook workers find sites.
@@ -47,6 +47,8 @@ class SiteQueries(ScriptedStore):
             "created_at": to_ms(site.created_at),
             "updated_at": to_ms(site.updated_at),
         }
+        if record.created_by_request:
+            fields["created_by_request"] = record.created_by_request
         created = await self._run("create_site", [self.keys.site(site.id)], flatten(fields))
         if not created:
             with store_errors():

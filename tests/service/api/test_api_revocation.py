@@ -325,6 +325,31 @@ async def test_a_deleted_site_ends_at_once_and_its_data_is_purged_in_bounded_ste
     assert (await client.delete("/v1/sites/nothing", headers=admin)).status == 404
 
 
+async def test_a_site_deleted_then_created_again_with_its_first_key_is_created_anew(
+    client: Client, admin: Headers, redis_client: aioredis.Redis
+) -> None:
+    spec, keyed = {"id": "blog", "name": "The blog"}, {**admin, "Idempotency-Key": "create-blog"}
+    first = await client.post("/v1/sites", json=spec, headers=keyed)
+    assert first.status == 201, await first.text()
+    assert (await client.delete("/v1/sites/blog", headers=admin)).status == 202
+    # The creation's kept answer goes with the site; a retry while the purge runs is not kept.
+    assert [key async for key in redis_client.scan_iter(KEYS.idempotency(None, "*"))] == []
+    assert (await client.post("/v1/sites", json=spec, headers=keyed)).status == 409
+    worker = Worker(redis_client, DeliverySettings())
+    while await worker.purge_once():
+        pass
+
+    created = await client.post("/v1/sites", json=spec, headers=keyed)
+    assert created.status == 201, await created.text()
+    assert "Idempotent-Replayed" not in created.headers
+    credentials = await created.json()
+    assert credentials["api_key"] != (await first.json())["api_key"]
+    assert await verify(client, credentials["api_key"]) == "valid"
+    again = await client.post("/v1/sites", json=spec, headers=keyed)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await again.json() == credentials
+
+
 async def test_a_deleted_site_takes_nothing_from_a_process_that_still_knows_it(
     client: Client,
     create_site: Any,
