@@ -91,8 +91,8 @@ class CoralDesk:
         if result.created:
             self.metrics.observe_verdict(result.comment.state.value)
         record = await self.moderation.site_record(site_id)
-        await self.links.remember_latest(site_id, story, author, parent, result.comment.id)
         await self.links.mark(site_id, result.comment.id, _keep_seconds(record))
+        await self.links.remember_latest(site_id, story, author, parent, result.comment.id)
         return coral.response(result.comment)
 
     async def webhook(self, site_id: str, event: coral.WebhookEvent) -> dict[str, Any]:

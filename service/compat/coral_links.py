@@ -10,6 +10,7 @@ Coral's comment id and revision to civility's comment both ways.
 from dataclasses import dataclass
 
 from service.compat.ids import digest
+from service.errors import SiteNotFound
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.scripts import LuaScripts, RedisClient, store_errors
 
@@ -52,20 +53,26 @@ class CoralLinks:
             value = await self.redis.get(self._latest_key(site, story, author, parent))
         return str(value) if value else None
 
+    def _link_keys(self, site: str, comment_id: str) -> list[str]:
+        comment = self.keys.comment(site, comment_id)
+        return [self.keys.site(site), self.keys.coral_link(site, comment_id), comment]
+
+    async def _write(self, site: str, keys: list[str], args: list[str | int]) -> None:
+        # Nothing is written for a site deleted since its record was read (a process keeps it a
+        # second): the caller answers 404, as for any other write.
+        if not await self._run("coral_link", keys, args):
+            raise SiteNotFound(site)
+
     async def mark(self, site: str, comment_id: str, keep_seconds: int) -> None:
         """The comment came from Coral: its decisions go back to Coral, not to a webhook."""
-        keys = [self.keys.coral_link(site, comment_id), self.keys.comment(site, comment_id)]
-        await self._run("coral_link", keys, [keep_seconds * 1000, comment_id, "origin", "coral"])
+        keys = self._link_keys(site, comment_id)
+        await self._write(site, keys, [keep_seconds * 1000, comment_id, "origin", "coral"])
 
     async def link(self, site: str, comment_id: str, coral: CoralIds, keep_seconds: int) -> None:
         """Both directions at once (one hash slot, one script)."""
-        keys = [
-            self.keys.coral_link(site, comment_id),
-            self.keys.comment(site, comment_id),
-            self.keys.coral_comment(site, coral.comment_id),
-        ]
+        keys = [*self._link_keys(site, comment_id), self.keys.coral_comment(site, coral.comment_id)]
         fields = ["origin", "coral", "coral_id", coral.comment_id, "revision_id", coral.revision_id]
-        await self._run("coral_link", keys, [keep_seconds * 1000, comment_id, *fields])
+        await self._write(site, keys, [keep_seconds * 1000, comment_id, *fields])
 
     async def of(self, site: str, comment_id: str) -> CoralLink | None:
         """None for a comment that did not come from Coral."""

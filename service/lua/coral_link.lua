@@ -4,25 +4,31 @@ for as long as the comment is kept: without expiry while it waits for a moderato
 left of its retention once decided. From then on each change of the comment keeps the link with
 it (the scripts' `retain`), so a comment held past the retention still reaches Coral when decided.
 
-KEYS[1]  link hash                  civ:{site}:coral:link:<id>
-KEYS[2]  comment hash               civ:{site}:comment:<id>
-KEYS[3]  (optional) Coral's id      civ:{site}:coral:comment:<coral id>: the comment id, for
+KEYS[1]  site hash                  civ:{site}:site
+KEYS[2]  link hash                  civ:{site}:coral:link:<id>
+KEYS[3]  comment hash               civ:{site}:comment:<id>
+KEYS[4]  (optional) Coral's id      civ:{site}:coral:comment:<coral id>: the comment id, for
          ARGV[1] ms (a webhook that finds it gone asks Coral's GraphQL API again)
 
 ARGV[1]  the retention (ms): the link's expiry when its comment is gone meanwhile
 ARGV[2]  comment id                 ARGV[3..] field, value, ... of the link
 
-Returns 1.
+Returns 1; 0 when the site was deleted (since the caller read its record), writing nothing.
 ]]
 
-redis.call("HSET", KEYS[1], unpack(ARGV, 3))
-local kept = redis.call("PTTL", KEYS[2])
-if kept == -1 then
-  redis.call("PERSIST", KEYS[1])
-else
-  redis.call("PEXPIRE", KEYS[1], kept > 0 and kept or ARGV[1])
+-- A process may keep a deleted site's record a second: a link written now could land behind the
+-- purge, for a new site of that id to inherit.
+if redis.call("EXISTS", KEYS[1]) == 0 then
+  return 0
 end
-if KEYS[3] then
-  redis.call("SET", KEYS[3], ARGV[2], "PX", ARGV[1])
+redis.call("HSET", KEYS[2], unpack(ARGV, 3))
+local kept = redis.call("PTTL", KEYS[3])
+if kept == -1 then
+  redis.call("PERSIST", KEYS[2])
+else
+  redis.call("PEXPIRE", KEYS[2], kept > 0 and kept or ARGV[1])
+end
+if KEYS[4] then
+  redis.call("SET", KEYS[4], ARGV[2], "PX", ARGV[1])
 end
 return 1

@@ -467,6 +467,30 @@ async def test_webhooks_are_refused_until_a_webhook_secret_is_set(
     )
 
 
+async def test_a_deleted_site_takes_no_coral_link_from_a_process_that_still_knows_it(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    admin: dict[str, str],
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+    redis_client: aioredis.Redis,
+) -> None:
+    other = await aiohttp_client(create_app(settings))
+    await send(client, NEW_COMMENT)
+    # The other process reads the site's record, and keeps it a second.
+    assert (await other.get("/v1/sites/news/queue", headers=admin)).status == 200
+    assert (await client.delete("/v1/sites/news", headers=admin)).status == 202
+    left = {key async for key in redis_client.scan_iter(match="civ:{news}:*")}
+
+    # Before the purge reaches the comment: a link written now could outlive it.
+    late = await webhook(other, fixture("webhook_entered_moderation_queue.json"))
+
+    assert late.status == 404, await late.text()
+    assert {key async for key in redis_client.scan_iter(match="civ:{news}:*")} == left
+    assert not await redis_client.exists(KEYS.coral_comment("news", CORAL_ID))
+
+
 async def test_a_coral_decision_reaches_its_own_comment_when_the_author_wrote_again_meanwhile(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
 ) -> None:
