@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.cluster_pool import WaitingCluster
 from service.env_reader import SettingsError
-from service.redis_url import RedisTarget, parse_redis_url
+from service.redis_url import RedisTarget, parse_redis_url, without_credentials
 from service.settings import Settings
 from service.store.scripts import RedisClient
 
@@ -107,6 +107,30 @@ def _cluster(target: RedisTarget, socket_timeout: float, settings: Settings) -> 
         pool_timeout=settings.redis_pool_timeout_seconds,
         **_cluster_options(target, socket_timeout),
     )
+
+
+def refuse_a_missing_database(settings: Settings) -> None:
+    """Raise ``SettingsError`` when ``REDIS_URL`` names a database its server does not have.
+
+    redis-py selects the database on every new connection, so such a URL would end each command,
+    request and delivery in Redis's refusal: said once, at start, instead. Only a database other
+    than 0 is asked about; a Redis that does not answer is not refused here (a command says so
+    itself, and the API answers 503 until it is back)."""
+    target = settings.redis_target
+    if target is None or target.db == 0 or settings.redis_url is None:
+        return
+    client = connect_blocking(settings.redis_url, settings.redis_socket_timeout_seconds)
+    try:
+        client.ping()
+    except redis.ResponseError as error:
+        raise SettingsError(
+            f"REDIS_URL names database {target.db}, which its Redis does not have ({error}): "
+            f"{without_credentials(settings.redis_url)}"
+        ) from None
+    except (redis.ConnectionError, redis.TimeoutError):
+        return
+    finally:
+        client.close()
 
 
 def connect_blocking(url: str, socket_timeout: float) -> BlockingClient:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from redis.asyncio.connection import AbstractConnection, Connection, parse_url
+from redis.asyncio.connection import AbstractConnection, Connection, ConnectKwargs, parse_url
 
 from service.env_reader import SettingsError
 
@@ -39,16 +39,18 @@ def parse_redis_url(url: str) -> RedisTarget:
     ``rediss+`` forms use TLS). A ``SettingsError`` says what is wrong."""
     shown = without_credentials(url)
     if url.startswith("unix://"):
-        _check_options(url, shown)
-        return RedisTarget("single", url)
+        options = _check_options(url, shown)
+        return RedisTarget("single", url, db=options.get("db", 0))
     if url.startswith(SINGLE_SCHEMES):
         try:
             urlsplit(url).port  # noqa: B018 - reading it checks the range
         except ValueError as error:
             if "range" in str(error):
                 raise SettingsError(f"REDIS_URL has a port out of range: {shown}") from None
-        _check_options(url, shown)
-        return RedisTarget("single", url, db=_database(urlsplit(url).path.lstrip("/")))
+        options = _check_options(url, shown)
+        # A ?db= query names the database before the path does, as redis-py reads it.
+        path_db = _database(urlsplit(url).path.lstrip("/"))
+        return RedisTarget("single", url, db=options.get("db", path_db))
     if url.startswith(CLUSTER_SCHEMES + SENTINEL_SCHEMES):
         scheme, _, rest = url.partition("://")
         credentials, _, rest = rest.rpartition("@")
@@ -92,9 +94,10 @@ def without_credentials(url: str) -> str:
     return f"{scheme}{separator}***@{hosts}" if at and credentials else url
 
 
-def _check_options(url: str, shown: str) -> None:
+def _check_options(url: str, shown: str) -> ConnectKwargs:
     """redis-py reads a server's URL only when it first connects, and an address or a query
-    option it cannot take then ends the process in a traceback: say it at start instead."""
+    option it cannot take then ends the process in a traceback: say it at start instead. The
+    options as redis-py reads them."""
     try:
         options = parse_url(url)
     except ValueError as error:
@@ -104,6 +107,7 @@ def _check_options(url: str, shown: str) -> None:
     known = _keywords(connection) | {"connection_class", "path", "max_connections", "timeout"}
     if unknown := sorted(set(options) - known):
         raise SettingsError(f"REDIS_URL has unknown options {', '.join(unknown)}: {shown}")
+    return options
 
 
 def _keywords(connection: type[AbstractConnection]) -> set[str]:

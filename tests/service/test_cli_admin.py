@@ -8,7 +8,8 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -237,6 +238,42 @@ def test_without_redis_url_the_running_embedded_store_is_found(
         f"CIVILITY_DATA_DIR {data}: set REDIS_URL, or start `civility run` (or run this from "
         "the folder it runs in)\n",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "said_by"),
+    [
+        (("sites", "show", "news"), "civility sites show"),
+        (("labels", "export", "--site", "news"), "civility labels export"),
+        (("serve",), "civility"),
+        (("worker",), "civility"),
+        (("run",), "civility"),
+    ],
+)
+def test_a_database_the_server_does_not_have_is_said_in_one_line(
+    store: str, argv: tuple[str, ...], said_by: str
+) -> None:
+    client = redis.Redis.from_url(store, decode_responses=True)
+    try:
+        databases = int(cast(dict[str, str], client.config_get("databases"))["databases"])
+    finally:
+        client.close()
+    missing = urlsplit(store)._replace(path=f"/{databases}").geturl()
+    env = {**os.environ, "REDIS_URL": missing, "CIVILITY_PORT": str(free_port())}
+    # A process of its own: one that did not stop would serve (or deliver) on.
+    ended = subprocess.run(
+        [sys.executable, "-m", "service", *argv],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (ended.returncode, ended.stdout) == (2, "")
+    assert ended.stderr == (
+        f"{said_by}: REDIS_URL names database {databases}, which its Redis does not have "
+        f"(DB index is out of range): {missing}\n"
+    )
 
 
 def test_model_list_show_and_activate(

@@ -128,8 +128,10 @@ def test_settings_are_frozen() -> None:
 @pytest.mark.parametrize(
     ("url", "target"),
     [
-        ("unix:///run/redis.sock?db=2", RedisTarget("single", "unix:///run/redis.sock?db=2")),
+        ("unix:///run/redis.sock?db=2", RedisTarget("single", "unix:///run/redis.sock?db=2", db=2)),
         ("rediss://h:6380/4", RedisTarget("single", "rediss://h:6380/4", db=4)),
+        # The query names the database before the path, as redis-py reads it.
+        ("redis://h/4?db=5", RedisTarget("single", "redis://h/4?db=5", db=5)),
         (
             "redis+cluster://app:s%40cret@n1:7000,n2:7001",
             RedisTarget(
