@@ -12,6 +12,7 @@ lexical (the verdict at intake), ``score_blended`` adds the semantic stage where
 """
 
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -300,6 +301,12 @@ def load_active(
 def activate(models_dir: Path, stem: str) -> None:
     """Mark ``stem`` active after checking that it loads; the switch itself is atomic."""
     Model.load(_artifact_for(models_dir, stem))
-    partial = models_dir / f"{ACTIVE_FILE}.partial"
-    partial.write_text(stem + "\n", encoding="utf-8")
-    partial.replace(models_dir / ACTIVE_FILE)
+    # A temporary file of this writer's own, in the same folder (so the rename is atomic): two
+    # activations at once each put a whole marker in place, and the last one stays.
+    partial = models_dir / f"{ACTIVE_FILE}.{secrets.token_hex(8)}.partial"
+    try:
+        partial.write_text(stem + "\n", encoding="utf-8")
+        partial.replace(models_dir / ACTIVE_FILE)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

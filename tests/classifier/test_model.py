@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import joblib
@@ -171,3 +172,50 @@ def test_vocabulary_survives_the_compact_pickle(tiny_model_path: Path, tmp_path:
     vectorizer = FittedParts(joblib.load(tiny_model_path)).words
     joblib.dump(vectorizer, tmp_path / "words.joblib")
     assert joblib.load(tmp_path / "words.joblib").vocabulary_ == vectorizer.vocabulary_
+
+
+def test_two_activations_at_once_each_write_a_file_of_their_own(
+    model_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models_dir = model_copy.parent
+    other = models_dir / "civility-0.0.2.joblib"
+    shutil.copy(model_copy, other)
+    shutil.copy(model_copy.with_suffix(".json"), other.with_suffix(".json"))
+    # Both write their marker before either puts it in place; the first then switches first.
+    both_written = threading.Barrier(2, timeout=30)
+    first_switched = threading.Event()
+    arrivals: list[str] = []
+    replace = Path.replace
+
+    def replace_in_turn(self: Path, target: Path) -> Path:
+        arrivals.append(threading.current_thread().name)
+        both_written.wait()
+        if threading.current_thread().name != arrivals[0]:
+            assert first_switched.wait(timeout=30)
+        try:
+            return replace(self, target)
+        finally:
+            first_switched.set()
+
+    monkeypatch.setattr(Path, "replace", replace_in_turn)
+    errors: list[BaseException] = []
+
+    def activating(stem: str) -> None:
+        try:
+            activate(models_dir, stem)
+        except BaseException as error:  # what each one raised is reported below
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=activating, args=(stem,), name=stem)
+        for stem in (model_copy.stem, other.stem)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    # The activation that switched last is the one in force, and no temporary file is left.
+    assert (models_dir / ACTIVE_FILE).read_text().strip() == arrivals[1]
+    assert sorted(path.name for path in models_dir.iterdir() if "partial" in path.name) == []

@@ -325,17 +325,19 @@ def test_model_show_into_a_reader_that_stops_early_ends_quietly() -> None:
 def test_model_activate_in_a_folder_it_cannot_write_says_so_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # As in the image, whose models folder the service's user cannot write.
+    # As in the image, whose models folder the service's user cannot write (the tests run as
+    # root, whom no permission stops: a marker that cannot be replaced fails the same way).
     active = (MODELS / "ACTIVE").read_text().strip()
     for path in MODELS.glob(f"{active}.*"):
         (tmp_path / path.name).write_bytes(path.read_bytes())
-    (tmp_path / "ACTIVE").write_text(f"{active}\n")
-    (tmp_path / "ACTIVE.partial").mkdir()
+    (tmp_path / "ACTIVE").mkdir()
+    (tmp_path / "ACTIVE" / "kept").write_text(f"{active}\n")
     status, out, err = civility(capsys, "model", "activate", active, "--models", str(tmp_path))
     assert (status, out) == (2, "")
     assert err.startswith(f"civility model activate: cannot mark {active} active in {tmp_path}: ")
     assert err.count("\n") == 1
-    assert (tmp_path / "ACTIVE").read_text() == f"{active}\n"
+    # Nothing is left behind: the marker written for the switch is removed.
+    assert sorted(path.name for path in tmp_path.iterdir() if "partial" in path.name) == []
 
 
 @pytest.mark.parametrize("card", ["[1]", '"civility"', "null"])
