@@ -211,7 +211,7 @@ LUA_MUTANTS = (
     LuaMutant("delete_site.lua", 'if keys[2] and keys[2] ~= "" then', "if false then"),
     LuaMutant("delete_site.lua", 'if keys[3] and keys[3] ~= "" then', "if false then"),
     LuaMutant("delete_site.lua", 'reply[#reply + 1] = ""\n', ""),
-    LuaMutant("delete_site.lua", 'reply[#reply + 1] = keys[3] or ""', 'reply[#reply + 1] = ""'),
+    LuaMutant("delete_site.lua", 'reply[#reply + 1] = keys[4] or ""', 'reply[#reply + 1] = ""'),
     LuaMutant(
         "delete_site.lua",
         'ipairs(redis.call("HVALS", KEYS[2]))',
