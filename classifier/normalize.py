@@ -48,6 +48,7 @@ __all__ = [
     "Entities",
     "fold_characters",
     "fold_characters_with_offsets",
+    "is_blank",
     "normalize",
     "normalize_with_offsets",
     "replace_entities",
@@ -108,6 +109,24 @@ _REMOVAL = _removal_table()
 # ``str.translate`` with a large table is slow on non-ASCII text, so only the runs that can change
 # are translated (ASCII text keeps C's fast path).
 _REMOVABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]|[^\x00-\x7f]+")
+
+
+# A character that is neither whitespace nor one that the removal table takes out.
+_VISIBLE = re.compile(
+    "[^\\s"
+    + "".join(
+        f"\\U{first:08x}-\\U{last:08x}"
+        for first, last in ((0x00, 0x1F), (0x7F, 0x9F), *_INVISIBLE_RANGES)
+    )
+    + "]"
+)
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` holds nothing to read: only whitespace (Unicode spaces and line breaks
+    included), control and invisible characters (zero-width, bidi marks, soft hyphen, Hangul
+    fillers), the characters step 1 removes."""
+    return _VISIBLE.search(text) is None
 
 
 # --- 2. look-alike folding --------------------------------------------------------------------

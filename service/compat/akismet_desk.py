@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from classifier.normalize import is_blank
 from service import policy
 from service.compat import akismet
 from service.compat.akismet_usage import AkismetUsage, Counter, month_of
@@ -90,7 +91,7 @@ class AkismetDesk:
             return Answer(trigger, {akismet.GUID: guid})
         if akismet.honeypot_filled(checked):
             return Answer(akismet.SPAM, {akismet.GUID: guid, akismet.PRO_TIP: akismet.DISCARD})
-        if not checked.content.strip():
+        if is_blank(checked.content):
             return Answer(akismet.HAM, {akismet.GUID: guid})  # no text, nothing to judge
         submission = akismet.submission(checked)
         if checked.is_test:
@@ -113,7 +114,7 @@ class AkismetDesk:
         a training label."""
         checked = akismet.call(fields)
         site = await self.site(checked.api_key)
-        if checked.is_test or not checked.content.strip():
+        if checked.is_test or is_blank(checked.content):
             return Answer(akismet.THANKS)
         source, label, counter = _SUBMITS[action]
         submission = akismet.submission(checked)

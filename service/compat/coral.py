@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from classifier.normalize import is_blank
 from service.compat.ids import digest, external_id
 from service.domain import MAX_TEXT, MAX_URL, Comment, Reason, State, Submission
 from service.errors import Unauthorized
@@ -185,7 +186,7 @@ def too_long(request: ModerationRequest) -> dict[str, Any] | None:
 def submission(request: ModerationRequest, known_id: str | None = None) -> Submission | None:
     """The intake body for Coral's comment (``known_id``: the comment an EDIT changes); None
     when there is no text to moderate."""
-    if not request.comment.body.strip():
+    if is_blank(request.comment.body):
         return None
     url = request.story.url
     body: dict[str, Any] = {

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from classifier.normalize import is_blank
 from service import language
 from service.domain import MAX_TEXT
 from service.errors import BadRequest, CivilityError, Forbidden, ValidationFailed
@@ -161,7 +162,7 @@ def api_key(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
 
 
 def checked_text(comment: TextEntry) -> str:
-    if not comment.text.strip():
+    if is_blank(comment.text):
         raise BadRequest("Comment must be non-empty.")
     size = len(comment.text.encode("utf-8"))
     if size > MAX_TEXT_BYTES or len(comment.text) > MAX_TEXT:

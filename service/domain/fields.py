@@ -6,6 +6,8 @@ from typing import Annotated
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from yarl import URL
 
+from classifier.normalize import is_blank
+
 MAX_ID = 128
 MAX_TEXT = 20_000
 MAX_NAME = 200
@@ -35,7 +37,21 @@ ExternalId = Annotated[
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
 Url = Annotated[str, StringConstraints(max_length=MAX_URL, pattern=r"^https?://[^\s]+$")]
 Title = Annotated[str, StringConstraints(max_length=MAX_TITLE)]
-CommentText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+
+
+def _something_to_read(text: str) -> str:
+    # Spaces and invisible characters alone would be published as an empty comment, scored as
+    # nothing the model has ever read.
+    if is_blank(text):
+        raise ValueError("must hold a visible character, not only spaces or invisible ones")
+    return text
+
+
+CommentText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TEXT),
+    AfterValidator(_something_to_read),
+]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

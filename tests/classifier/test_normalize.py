@@ -1,6 +1,7 @@
 """Normalisation: worked examples and properties that must hold for any text."""
 
 import re
+import sys
 import unicodedata
 from operator import methodcaller
 
@@ -25,6 +26,7 @@ from classifier.normalize import (
     _translate_tracked,
     _url_hint,
     fold_characters,
+    is_blank,
     normalize,
     normalize_with_offsets,
     replace_entities,
@@ -344,3 +346,12 @@ _URLISH = st.lists(
 def test_the_url_hint_says_yes_wherever_the_full_hint_matched(text: str) -> None:
     if _URL_HINT_AS_WRITTEN.search(text):
         assert _url_hint(text)
+
+
+def test_a_blank_text_holds_only_whitespace_and_what_the_removal_step_takes_out() -> None:
+    every = [chr(code) for code in range(sys.maxunicode + 1)]
+    hidden = [char for char in every if char.isspace() or ord(char) in _REMOVAL]
+    assert [char for char in every if is_blank(char)] == hidden
+    assert is_blank("")
+    assert is_blank(" \u200b\u2060\u00ad\ufeff\u3000\u3164\n")
+    assert not any(is_blank(f"{char} \u200b") for char in ("a", "\u4e2d", "\u0301", "\u2800"))

@@ -281,6 +281,38 @@ async def test_every_failing_field_is_listed_with_422(
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        " ",
+        "\n\t \r\n",
+        "\u00a0\u2003\u3000\u2028",  # no-break, em and ideographic spaces, a line separator
+        "\u200b\u200d\u2060\ufeff",  # zero-width space, joiner, word joiner, BOM
+        " \u200b\u00ad\u200e \u3164",  # soft hyphen, a direction mark, the Hangul filler
+    ],
+)
+async def test_a_text_with_nothing_visible_is_refused_and_stores_nothing(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    text: str,
+) -> None:
+    response = await post_signed(site, comment(text=text))
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["code"] == "validation_failed"
+    assert [item["field"] for item in error["details"]] == ["text"]
+    assert "visible" in error["details"][0]["message"]
+    stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert stored.status == 404
+    # Nor does an edit blank out a comment already stored.
+    assert (await post_signed(site, comment())).status == 202
+    assert (await post_signed(site, comment(text=text))).status == 422
+    stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert ((await stored.json())["text"], (await stored.json())["version"]) == (CIVIL, 1)
+
+
+@pytest.mark.parametrize(
     "created_at", ["0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59-14:00"]
 )
 async def test_a_creation_time_that_cannot_be_stored_is_refused_and_stores_nothing(

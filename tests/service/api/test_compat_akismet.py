@@ -532,11 +532,16 @@ async def test_a_filled_honeypot_is_discarded_unstored(
     assert await empty_pot.text() == "false"
 
 
+@pytest.mark.parametrize("content", [None, " \n", "\u200b\u2060\ufeff"])
 async def test_a_check_without_text_is_ham_and_stores_nothing(
-    client: Client, site: dict[str, str], redis_client: aioredis.Redis
+    client: Client, site: dict[str, str], redis_client: aioredis.Redis, content: str | None
 ) -> None:
+    # A signup check sends no comment; a text of spaces or invisible characters is none either.
     before = await keys_of(redis_client)
-    response = await form(client, "/1.1/comment-check", check_fields(site, comment_type="signup"))
+    fields = check_fields(site, comment_type="signup")
+    if content is not None:
+        fields["comment_content"] = content
+    response = await form(client, "/1.1/comment-check", fields)
     assert await response.text() == "false"
     assert await keys_of(redis_client) == before
 

@@ -390,12 +390,13 @@ async def test_a_comment_id_sent_by_coral_is_used(
     assert response.status == 200
 
 
+@pytest.mark.parametrize("body", ["  ", "\u200b\u200c\u00a0"])
 async def test_a_comment_without_text_is_a_204_and_stores_nothing(
-    client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis
+    client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis, body: str
 ) -> None:
     before = await keys_of(redis_client)
     empty = copy.deepcopy(NEW_COMMENT)
-    empty["comment"]["body"] = "  "
+    empty["comment"]["body"] = body
     response = await send(client, empty)
     assert (response.status, await response.read()) == (204, b"")
     assert await keys_of(redis_client) == before
