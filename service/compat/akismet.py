@@ -119,10 +119,13 @@ def honeypot_filled(checked: Call) -> bool:
 
 
 def comment_id(checked: Call) -> str:
-    """The same comment from the same person on the same page always gets the same id.
+    """The same comment from the same person on the same page, answering the same comment,
+    always gets the same id.
 
     Not the date: WordPress leaves it out of the first check and sends it on a recheck of the
-    stored comment, which must find the same comment rather than a duplicate of it."""
+    stored comment, which must find the same comment rather than a duplicate of it. The parent
+    only when there is one, so a top-level comment keeps the id it had before replies had theirs:
+    the same words answering two comments are two comments (one cannot change its parent)."""
     fields = checked.fields
     parts = [
         checked.blog,
@@ -133,6 +136,9 @@ def comment_id(checked: Call) -> str:
         checked.user_ip,
         checked.content,
     ]
+    parent = fields.get("comment_parent", "").strip()
+    if parent not in _NO_PARENT:
+        parts.append(parent)
     return f"akismet-{digest(*parts)[:32]}"
 
 

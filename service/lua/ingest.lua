@@ -56,8 +56,9 @@ Returns {"created" or "edited", version, created_at, article title or false, art
 false} (the caller knows every other field it just wrote); {"unchanged", fields} with the stored hash as a flat field/value list (a
 redelivery, or any delivery of an erased comment); {"context",
 signature, approved count} when the context is not the assumed one; {"immutable", fields...}
-naming "article.id" and/or "author.id" when a resend or edit changes them; {"erasing", the
-marker's remaining ms} for a new comment of an author being erased; {"invalid_transition",
+naming "article.id", "author.id" and/or "parent_id" when a resend or edit changes them (a parent
+given or left out counts as a change); {"erasing", the marker's remaining ms} for a new comment of
+an author being erased; {"invalid_transition",
 state}; or {"gone"} when the site was deleted.
 ]]
 
@@ -74,18 +75,22 @@ if redis.call("EXISTS", prefix .. "site") == 0 then
 end
 
 local stored = redis.call("HMGET", KEYS[1], "state", "text_hash", "article_id", "author_id",
-  "reasons", "created_at", "erased_at")
+  "reasons", "created_at", "erased_at", "parent_id")
 local previous = stored[1]
 if previous then
-  -- Before the redelivery check: the same text under another author or article is not a
+  -- Before the redelivery check: the same text under another author, article or parent is not a
   -- redelivery, and answering 200 would tell the host its change was taken.
-  if stored[3] ~= article or stored[4] ~= author then
+  local reparented = (stored[8] or "") ~= ARGV[6]
+  if stored[3] ~= article or stored[4] ~= author or reparented then
     local moved = {"immutable"}
     if stored[3] ~= article then
       moved[#moved + 1] = "article.id"
     end
     if stored[4] ~= author then
       moved[#moved + 1] = "author.id"
+    end
+    if reparented then
+      moved[#moved + 1] = "parent_id"
     end
     return moved
   end

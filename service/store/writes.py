@@ -43,6 +43,7 @@ from service.times import from_ms, hour_bucket, iso_from_ms
 _IMMUTABLE = {
     "article.id": "an existing comment cannot move to another article",
     "author.id": "an existing comment cannot change its author",
+    "parent_id": "an existing comment cannot answer another comment",
 }
 
 

@@ -358,6 +358,36 @@ async def test_a_resend_that_changes_author_or_article_is_refused_even_with_the_
     )
 
 
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [("p1", "p2"), (None, "p2"), ("p1", None)],
+    ids=["another parent", "a parent given later", "the parent left out"],
+)
+@pytest.mark.parametrize("text", [CIVIL, "Edited: the third paragraph answered it too."])
+async def test_a_resend_or_edit_that_changes_the_parent_is_refused_naming_it(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    first: str | None,
+    then: str | None,
+    text: str,
+) -> None:
+    assert (await post_signed(site, comment(parent_id=first))).status == 202
+    response = await post_signed(site, comment(text=text, parent_id=then))
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["code"] == "validation_failed"
+    assert error["details"] == [
+        {"field": "parent_id", "message": "an existing comment cannot answer another comment"}
+    ]
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert (stored["parent_id"], stored["text"], stored["version"]) == (first, CIVIL, 1)
+    # The comment as first sent is still a redelivery, and an edit of its text alone still one.
+    assert (await post_signed(site, comment(parent_id=first))).status == 200
+    assert (await post_signed(site, comment(text="Edited.", parent_id=first))).status == 202
+
+
 async def test_policy_reasons_are_returned_with_the_verdict(
     client: Client, create_site: Any, post_signed: Any
 ) -> None:

@@ -516,6 +516,32 @@ async def test_a_repeated_check_is_the_stored_comment_with_its_guid(
     assert (await stored.json())["version"] == 1
 
 
+async def test_the_same_words_answering_two_comments_are_two_comments(
+    client: Client, site: dict[str, str], moderator: Any
+) -> None:
+    # "Agreed." under two comments of one post, by one reader: a comment never changes its
+    # parent, so each reply is its own comment, and a top-level one keeps its id of before.
+    fields = check_fields(site, comment_content=CIVIL, comment_post_ID="7", **VISITOR)
+    answers = [
+        await form(client, "/1.1/comment-check", {**fields, "comment_parent": parent})
+        for parent in ("0", "41", "42", "41")
+    ]
+    # Moderated each (the later ones held as the same reader's flood and duplicate), not refused.
+    assert [await answer.text() for answer in answers] == ["false", "true", "true", "true"]
+    assert all("X-Civility-State" in answer.headers for answer in answers)
+    guids = [answer.headers["X-akismet-guid"] for answer in answers]
+    assert len(set(guids)) == 3
+    assert guids[1] == guids[3]
+    top = await form(client, "/1.1/comment-check", fields)
+    assert top.headers["X-akismet-guid"] == guids[0]
+    parents = []
+    for guid in guids[:3]:
+        stored = await client.get(f"/v1/sites/news/comments/{guid}", headers=moderator(site))
+        parents.append((await stored.json())["parent_id"])
+    assert parents[0] is None
+    assert parents[1] != parents[2]
+
+
 async def test_a_filled_honeypot_is_discarded_unstored(
     client: Client, site: dict[str, str], redis_client: aioredis.Redis
 ) -> None:
