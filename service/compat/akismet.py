@@ -45,7 +45,15 @@ _NO_PARENT = ("", "0")
 UNKNOWN_ARTICLE = "unknown"
 # Fields that describe a comment without being needed to moderate it.
 _DESCRIPTIVE = frozenset(
-    {"article.url", "author.ip", "author.user_agent", "author.role", "created_at", "lang"}
+    {
+        "article.url",
+        "author.name",
+        "author.ip",
+        "author.user_agent",
+        "author.role",
+        "created_at",
+        "lang",
+    }
 )
 
 

@@ -3,7 +3,15 @@
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+)
 from yarl import URL
 
 from classifier.normalize import is_blank
@@ -34,7 +42,6 @@ ExternalId = Annotated[
 ]
 """An id chosen by the host site: printable ASCII without spaces."""
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
 Url = Annotated[str, StringConstraints(max_length=MAX_URL, pattern=r"^https?://[^\s]+$")]
 Title = Annotated[str, StringConstraints(max_length=MAX_TITLE)]
 
@@ -51,6 +58,23 @@ CommentText = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_TEXT),
     AfterValidator(_something_to_read),
+]
+STORED = {"stored": True}
+"""The validation context of what the store gives back: a rule added since it was written does
+not make it unreadable."""
+
+
+def _visible_name(name: str, info: ValidationInfo) -> str:
+    # A name of invisible characters would be shown as nobody, where no name shows the id.
+    if info.context != STORED:
+        _something_to_read(name)
+    return name
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME),
+    AfterValidator(_visible_name),
 ]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from service.domain import (
+    STORED,
     Author,
     Comment,
     CommentArticle,
@@ -67,7 +68,7 @@ def comment_from_fields(
             url=fields.get("article_url"),
         ),
         parent_id=fields.get("parent_id") or None,
-        author=Author.model_validate_json(fields["author"]),
+        author=Author.model_validate_json(fields["author"], context=STORED),
         text=fields["text"],
         state=State(fields["state"]),
         reasons=tuple(json.loads(fields["reasons"])),

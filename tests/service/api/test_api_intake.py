@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service import signatures
 from service.appkeys import MODERATION
 from service.domain import AuthorStatus
+from service.keys import KeySpace
+from service.settings import Settings
 from service.store.records import IntakeWrite, Observation, StaleContextError
 
 Client = TestClient[web.Request, web.Application]
@@ -310,6 +313,46 @@ async def test_a_text_with_nothing_visible_is_refused_and_stores_nothing(
     assert (await post_signed(site, comment(text=text))).status == 422
     stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
     assert ((await stored.json())["text"], (await stored.json())["version"]) == (CIVIL, 1)
+
+
+@pytest.mark.parametrize("name", ["\u200b", "\u2060\u200d\u00ad", " \u200e\u3164 "])
+async def test_an_author_name_with_nothing_visible_is_refused_and_stores_nothing(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    name: str,
+) -> None:
+    # Shown, it would be no name at all: the console would show the author as nobody rather
+    # than by id, as it does an author without a name.
+    body = comment()
+    body["author"]["name"] = name
+    response = await post_signed(site, body)
+    assert response.status == 422
+    [detail] = (await response.json())["error"]["details"]
+    assert detail["field"] == "author.name"
+    assert "visible" in detail["message"]
+    stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert stored.status == 404
+
+
+async def test_a_comment_whose_author_name_was_stored_invisible_is_still_read(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    redis_client: aioredis.Redis,
+    settings: Settings,
+) -> None:
+    # Stored before such names were refused: a rule for what arrives, not for what is kept.
+    assert (await post_signed(site, comment())).status == 202
+    stored_author = json.dumps({"id": "reader-1", "name": "\u200b"})
+    await redis_client.hset(
+        KeySpace(settings.redis_prefix).comment("news", "c1"), "author", stored_author
+    )
+    response = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert response.status == 200
+    assert (await response.json())["author"] == {"id": "reader-1", "name": "\u200b"}
 
 
 @pytest.mark.parametrize(

@@ -542,6 +542,17 @@ async def test_the_same_words_answering_two_comments_are_two_comments(
     assert parents[1] != parents[2]
 
 
+async def test_an_author_name_with_nothing_visible_is_left_out(
+    client: Client, site: dict[str, str], moderator: Any
+) -> None:
+    fields = check_fields(site, comment_content=CIVIL, **{**VISITOR, "comment_author": "\u200b"})
+    response = await form(client, "/1.1/comment-check", fields)
+    assert await response.text() == "false"
+    guid = response.headers["X-akismet-guid"]
+    stored = await client.get(f"/v1/sites/news/comments/{guid}", headers=moderator(site))
+    assert "name" not in (await stored.json())["author"]
+
+
 async def test_a_filled_honeypot_is_discarded_unstored(
     client: Client, site: dict[str, str], redis_client: aioredis.Redis
 ) -> None:
