@@ -8,6 +8,7 @@ how that route says it.
 import contextlib
 import json
 import logging
+import re
 import time
 
 import pydantic
@@ -26,17 +27,48 @@ UNMATCHED_ROUTE = "unmatched"
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+NOT_JSON = "request body is not valid JSON"
+_WHERE = re.compile(r"at (line \d+ column \d+)$")
+
+
+def _not_json(body: object, reason: str) -> BadRequest:
+    """What keeps ``body`` (which the JSON parser refused for ``reason``) from being JSON, and
+    where: bytes that are not UTF-8 (Latin-1, a surrogate encoded as a character), or a ``\\u``
+    escape of half a UTF-16 surrogate pair, which no UTF-8 text can hold."""
+    if isinstance(body, bytes):
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            byte = body[error.start]
+            return BadRequest(
+                f"request body is not valid UTF-8: byte 0x{byte:02x} at offset {error.start}"
+            )
+        try:
+            # Python's parser takes half a surrogate pair; the text it gives cannot be UTF-8.
+            json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            where = _WHERE.search(reason)
+            return BadRequest(
+                f"{NOT_JSON}: a \\u escape{' near ' + where.group(1) if where else ''} is half a "
+                "UTF-16 surrogate pair, not a character"
+            )
+        except (ValueError, RecursionError):
+            pass  # not JSON to Python either (or nested too deep): the parser's reason says why
+    return BadRequest(f"{NOT_JSON}: {reason}")
+
+
 def as_civility_error(error: Exception) -> CivilityError | None:
     """The error a failure means to the caller, or None when it is a bug."""
     if isinstance(error, CivilityError):
         return error
     if isinstance(error, pydantic.ValidationError):
         # Pydantic parses the JSON itself, so a syntax error arrives as a "json_invalid" error.
-        if any(item["type"] == "json_invalid" for item in error.errors(include_url=False)):
-            return BadRequest("request body is not valid JSON")
+        for item in error.errors(include_url=False):
+            if item["type"] == "json_invalid":
+                return _not_json(item["input"], item["msg"].removeprefix("Invalid JSON: "))
         return ValidationFailed.from_pydantic(error)
     if isinstance(error, json.JSONDecodeError | UnicodeDecodeError):
-        return BadRequest("request body is not valid JSON")
+        return BadRequest(NOT_JSON)
     if isinstance(error, web.RequestPayloadError):
         # aiohttp could not take the body as sent: not the Content-Encoding it names, or a
         # broken chunked framing. The client's mistake, whichever route read it.

@@ -258,10 +258,50 @@ async def test_invalid_json_answers_400(site: dict[str, str], post_signed: Any) 
     assert await response.json() == {
         "error": {
             "code": "bad_request",
-            "message": "request body is not valid JSON",
+            "message": "request body is not valid JSON: EOF while parsing a value at line 1 "
+            "column 21",
             "details": None,
         }
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Latin-1, and a surrogate encoded as if it were a character (CESU-8, Java's "modified").
+        (b"caf\xe9", "request body is not valid UTF-8: byte 0xe9 at offset 123"),
+        (b"\xed\xa0\xbd\xed\xb8\x80", "request body is not valid UTF-8: byte 0xed at offset 120"),
+        # Half an emoji, as a UTF-16 string cut in two writes it.
+        (
+            b"\\ud83d",
+            "request body is not valid JSON: a \\u escape near line 1 column 127 is half a "
+            "UTF-16 surrogate pair, not a character",
+        ),
+        (
+            b"\\ude00 smile",
+            "request body is not valid JSON: a \\u escape near line 1 column 126 is half a "
+            "UTF-16 surrogate pair, not a character",
+        ),
+    ],
+    ids=["latin-1", "cesu-8", "lone high surrogate", "lone low surrogate"],
+)
+async def test_a_body_that_is_no_text_says_what_and_where_and_stores_nothing(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    text: bytes,
+    message: str,
+) -> None:
+    raw = json.dumps(comment(text="")).encode()
+    raw = raw.replace(b'"text": ""', b'"text": "' + text + b'"')
+    response = await post_signed(site, raw)
+    assert response.status == 400
+    assert await response.json() == {
+        "error": {"code": "bad_request", "message": message, "details": None}
+    }
+    stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert stored.status == 404
 
 
 async def test_every_failing_field_is_listed_with_422(

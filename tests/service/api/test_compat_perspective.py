@@ -296,7 +296,10 @@ async def test_a_missing_or_wrong_key_gets_googles_answer(client: Client, path: 
             json.dumps({"comment": {"text": CIVIL}, "requestedAttributes": {}}),
             "requestedAttributes must name at least one attribute.",
         ),
-        ("{not json", "request body is not valid JSON"),
+        (
+            "{not json",
+            "request body is not valid JSON: key must be a string at line 1 column 2",
+        ),
         (
             json.dumps(
                 {"comment": {"text": CIVIL}, "requestedAttributes": {"TOXICITY": {}}, "x": 1}
