@@ -403,13 +403,13 @@ LUA_MUTANTS = (
     # redelivery changes nothing, and a look moves only a published, unedited, model-decided text.
     LuaMutant(
         "ingest.lua",
-        "if stored[3] ~= article or stored[4] ~= author then",
-        "if stored[3] ~= article then",
+        "if stored[3] ~= article or stored[4] ~= author or reparented then",
+        "if stored[3] ~= article or reparented then",
     ),
     LuaMutant(
         "ingest.lua",
-        "if stored[3] ~= article or stored[4] ~= author then",
-        "if stored[4] ~= author then",
+        "if stored[3] ~= article or stored[4] ~= author or reparented then",
+        "if stored[4] ~= author or reparented then",
     ),
     LuaMutant("ingest.lua", "if stored[2] == text_hash or stored[7] then", "if stored[7] then"),
     LuaMutant(
