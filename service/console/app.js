@@ -194,14 +194,19 @@ async function reloadQueue() {
 
 // `replacing`: the ids of a reload's old list, dropped when its first page lands (what a live
 // event added meanwhile stays).
-async function loadQueue(replacing = null) {
+// What the queue is asked for, by the listing and by Claim 10 alike: the tab, the order and the
+// filters shown. The API filters by one index at a time: the reason alone goes to it, and beside
+// an article or author it is applied to the page here (visibleItems).
+function shownQueue() {
   const { order, article, author } = state.filters;
-  // The API filters by one index at a time: the reason alone goes to it, and beside an article or
-  // author it is applied to the page here (visibleItems).
   const reason = article || author ? "" : state.filters.reason;
+  return { queue: state.queue, order, article, author, reason };
+}
+
+async function loadQueue(replacing = null) {
   const asked = site();
   const reload = state.reloads;
-  const path = `/v1/sites/${asked}/queue${query({ queue: state.queue, order, article, author, reason, limit: PAGE, cursor: state.cursor })}`;
+  const path = `/v1/sites/${asked}/queue${query({ ...shownQueue(), limit: PAGE, cursor: state.cursor })}`;
   try {
     const page = await get(path);
     // A page of a site, a queue or filters no longer shown (others were picked while it loaded).
@@ -581,9 +586,11 @@ async function undo() {
   }
 }
 
+// Claims from the list shown, never from comments the filters hide.
 async function claim() {
+  const wanted = Object.fromEntries(Object.entries(shownQueue()).filter(([, value]) => value));
   try {
-    const { items } = await post(`/v1/sites/${site()}/queue/claim`, { limit: CLAIM, queue: state.queue, order: state.filters.order });
+    const { items } = await post(`/v1/sites/${site()}/queue/claim`, { limit: CLAIM, ...wanted });
     say("#queue-message", items.length ? `You hold ${items.length} comments; nobody else can decide them until the lease ends.` : "Nothing left to claim: everything is taken or decided.");
     await reloadQueue();
   } catch (error) {

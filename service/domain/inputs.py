@@ -212,13 +212,6 @@ class BulkDecision(FrozenModel):
         return self
 
 
-class ClaimRequest(FrozenModel):
-    limit: int = Field(default=10, ge=1, le=MAX_CLAIM)
-    lease_seconds: int = Field(default=300, ge=1, le=MAX_LEASE_SECONDS)
-    queue: Queue = Queue.PENDING
-    order: Order = Order.PRIORITY
-
-
 class CommentClaimRequest(FrozenModel):
     """The lease of one chosen comment (the body may be empty)."""
 
@@ -235,8 +228,9 @@ class ModeratorSpec(FrozenModel):
     name: Name
 
 
-class QueueQuery(FrozenModel):
-    """The queue listing's query string (values arrive as strings; pydantic coerces them)."""
+class QueueFilter(FrozenModel):
+    """One queue, in one order, optionally narrowed to one article, author or reason: what the
+    listing shows and what a claim takes from."""
 
     queue: Queue = Queue.PENDING
     order: Order = Order.PRIORITY
@@ -245,8 +239,6 @@ class QueueQuery(FrozenModel):
     reason: Reason | None = Field(
         default=None, description="Only comments held or reported with this reason code"
     )
-    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
-    cursor: Cursor | None = None
 
     @model_validator(mode="after")
     def _one_filter(self) -> Self:
@@ -255,6 +247,20 @@ class QueueQuery(FrozenModel):
         if sum(value is not None for value in given) > 1:
             raise ValueError("filter by one of article, author or reason, not several")
         return self
+
+
+class QueueQuery(QueueFilter):
+    """The queue listing's query string (values arrive as strings; pydantic coerces them)."""
+
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    cursor: Cursor | None = None
+
+
+class ClaimRequest(QueueFilter):
+    """The next ``limit`` unclaimed comments of the queue as the same filter lists it."""
+
+    limit: int = Field(default=10, ge=1, le=MAX_CLAIM)
+    lease_seconds: int = Field(default=300, ge=1, le=MAX_LEASE_SECONDS)
 
 
 class CommentQuery(FrozenModel):

@@ -64,7 +64,8 @@ class QueueDesk(ModerationBase):
         return entries[-1][0], [live_event(entry_id, fields, names) for entry_id, fields in entries]
 
     async def claim(self, site_id: str, moderator_id: str, request: ClaimRequest) -> list[Comment]:
-        """Up to ``request.limit`` unclaimed comments in queue order, leased to the caller."""
+        """Up to ``request.limit`` unclaimed comments in queue order, of one article, author or
+        reason when the request names one, leased to the caller."""
         await self._site_record(site_id)
         claimed = await self.store.claim(
             site_id,
@@ -74,6 +75,9 @@ class QueueDesk(ModerationBase):
             request.limit,
             request.lease_seconds * 1000,
             self._now_ms(),
+            article=request.article,
+            author=request.author,
+            reason=request.reason.value if request.reason else None,
         )
         return list(await self._named(site_id, claimed))
 

@@ -127,7 +127,8 @@ async def list_comments(request: web.Request) -> web.Response:
 
 @routes.post("/v1/sites/{site}/queue/claim")
 @operation(
-    summary="Lease up to `limit` comments to the caller; no one else can decide them meanwhile",
+    summary="Lease up to `limit` comments of the queue, or of one article, author or reason "
+    "as the listing filters it, to the caller; no one else can decide them meanwhile",
     tag="moderation",
     auth="moderator",
     body=ClaimRequest,

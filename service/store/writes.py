@@ -317,9 +317,17 @@ class CommentWrites(ScriptedStore):
         limit: int,
         lease_ms: int,
         now_ms: int,
+        *,
+        article: str | None = None,
+        author: str | None = None,
+        reason: str | None = None,
     ) -> list[Comment]:
+        """Up to ``limit`` unclaimed comments of the queue's index, narrowed to one article,
+        author or reason as the listing's is, leased to the moderator."""
         keys = [
-            self.keys.queue_index(site_id, queue, order),
+            self.keys.queue_index(
+                site_id, queue, order, article=article, author=author, reason=reason
+            ),
             self.keys.claims(site_id, moderator_id),
             self.keys.audit(site_id),
         ]

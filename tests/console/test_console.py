@@ -359,6 +359,23 @@ def test_the_reason_filter_asks_the_api_for_that_reasons_queue(
     expect(page.locator("#items > li")).to_have_count(2)
 
 
+def test_claim_ten_takes_only_the_comments_the_filters_show(page: Page, site: Site) -> None:
+    elsewhere = hold(site, 3)
+    for number in range(2):
+        site.post_comment(f"b{number}", CALM[number], article={"id": "a2"})
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(5)
+    filters = page.get_by_role("form", name="Queue filters")
+    filters.get_by_role("textbox", name="Article").fill("a2")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.locator("#items > li")).to_have_count(2)
+    page.get_by_role("button", name="Claim 10").click()
+    expect(page.locator(".claim.mine")).to_have_count(2)
+    assert [site.comment(f"b{number}")["claimed_by_name"] for number in range(2)] == ["Mo"] * 2
+    # The other article's comments, not shown, are left for the other moderators.
+    assert [site.comment(comment_id).get("claimed_by") for comment_id in elsewhere] == [None] * 3
+
+
 def test_hostile_comments_are_shown_as_inert_text(
     context: BrowserContext, service: Service, site: Site
 ) -> None:

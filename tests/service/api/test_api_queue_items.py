@@ -218,3 +218,47 @@ async def test_claiming_an_unknown_or_decided_comment_or_a_long_lease_is_refused
     assert "in no queue" in refused["error"]["message"]
     fields = await client.get("/v1/sites/held/comments/c0", headers=_mod(site))
     assert "claimed_by" not in await fields.json()
+
+
+async def claim_ids(client: Client, site: dict[str, str], body: Any) -> list[str]:
+    response = await client.post("/v1/sites/held/queue/claim", json=body, headers=_mod(site))
+    assert response.status == 200, await response.text()
+    return sorted(item["id"] for item in (await response.json())["items"])
+
+
+async def test_the_queue_claim_takes_the_listings_filter_and_leaves_the_rest_free(
+    client: Client, create_site: Any, post_signed: Any
+) -> None:
+    site = await create_site("held", suspect_words=["bridge"], max_links=0)
+    texts = {
+        "c0": ("a1", "The bridge plan is fine"),
+        "c1": ("a2", "The plan is at https://news.example/plan"),
+        "c2": ("a2", "The bridge plan is at https://news.example/plan"),
+        "c3": ("a1", "The plan is at https://news.example/other"),
+    }
+    for comment_id, (article, text) in texts.items():
+        verdict = await (await post_signed(site, comment(comment_id, {"id": article}, text))).json()
+        assert verdict["state"] == "pending", verdict
+
+    assert await claim_ids(client, site, {"article": "a2", "order": "oldest"}) == ["c1", "c2"]
+    assert await claim_ids(client, site, {"author": "reader-c3"}) == ["c3"]
+    # What another filter would take is already held: only c0 is left for SUSPECT_WORD.
+    assert await claim_ids(client, site, {"reason": "SUSPECT_WORD"}) == ["c0"]
+    assert await claim_ids(client, site, {"article": "a1"}) == []
+    held = await client.get("/v1/sites/held/queue?order=oldest", headers=_mod(site))
+    assert [item["claimed_by"] for item in (await held.json())["items"]] == [
+        site["moderator_id"]
+    ] * 4
+
+    # Refused as the listing refuses them, and nothing is claimed.
+    await client.post("/v1/sites/held/queue/release", json={}, headers=_mod(site))
+    for body, words in [
+        ({"reason": "RUDE"}, "TOXIC"),
+        ({"article": "a1", "reason": "LINKS"}, "filter by one of article, author or reason"),
+    ]:
+        refused = await client.post("/v1/sites/held/queue/claim", json=body, headers=_mod(site))
+        assert refused.status == 422, await refused.text()
+        [detail] = (await refused.json())["error"]["details"]
+        assert words in detail["message"]
+    free = await client.get("/v1/sites/held/queue", headers=_mod(site))
+    assert all("claimed_by" not in item for item in (await free.json())["items"])
