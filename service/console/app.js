@@ -666,7 +666,9 @@ async function onLive(kind, event) {
   const index = state.items.findIndex((item) => item.id === event.comment_id);
   const mine = state.me && event.actor === state.me.id;
   if (kind === "comment.claimed" || kind === "comment.released") {
-    if (index < 0 || mine) return;
+    // The moderator's own too: a claim or release made in another tab (or by a script with the
+    // same token) shows here as theirs, or free; this tab's own agrees with its answer.
+    if (index < 0) return;
     const item = state.items[index];
     item.claimed_by = kind === "comment.claimed" ? event.actor : null;
     item.claimed_by_name = kind === "comment.claimed" ? event.actor_name : null;

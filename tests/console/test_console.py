@@ -1012,6 +1012,32 @@ def test_a_decision_made_with_the_same_token_elsewhere_takes_the_comment_off_the
     assert items(page) == [shown[1]]
 
 
+def test_a_claim_and_release_made_with_the_same_token_elsewhere_show_on_the_list(
+    page: Page, service: Service, site: Site
+) -> None:
+    shown = hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    expect(page.locator("#live")).to_have_text("live")
+    card = page.locator(f'#items > li[data-id="{shown[0]}"]')
+    # The same moderator opens a comment in another tab: here it is theirs, not free.
+    status, claimed = service.call(
+        "POST", f"/v1/sites/{site.id}/comments/{shown[0]}/claim", {}, token=site.tokens["Mo"]
+    )
+    assert status == 200, claimed
+    expect(card.locator(".claim.mine")).to_contain_text(
+        re.compile(r"Claimed by you · \d:\d\d left")
+    )
+    expect(card.get_by_role("button", name="Open")).to_have_count(0)
+    # And gives it back there: free here too.
+    status, released = service.call(
+        "POST", f"/v1/sites/{site.id}/queue/release", {}, token=site.tokens["Mo"]
+    )
+    assert (status, released["released"]) == (200, [shown[0]])
+    expect(card.locator(".claim")).to_have_count(0)
+    expect(card.get_by_role("button", name="Open")).to_be_visible()
+
+
 def test_a_right_to_left_article_title_leaves_the_date_after_it(page: Page, site: Site) -> None:
     title = "\u05d4\u05e9\u05d9\u05d7\u05d5\u05ea \u05d1\u05e7\u05d4\u05d9\u05e8"
     site.post_comment("rtl", CALM[0], article={"id": "a-he", "title": title})
