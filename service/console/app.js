@@ -586,13 +586,19 @@ async function undo() {
   }
 }
 
+// A reload words the queue message for the list it shows: what an action says goes after it,
+// unless the reload failed and says so.
+function sayAfterReload(text) {
+  if (!$("#queue-message").classList.contains("error")) say("#queue-message", text);
+}
+
 // Claims from the list shown, never from comments the filters hide.
 async function claim() {
   const wanted = Object.fromEntries(Object.entries(shownQueue()).filter(([, value]) => value));
   try {
     const { items } = await post(`/v1/sites/${site()}/queue/claim`, { limit: CLAIM, ...wanted });
-    say("#queue-message", items.length ? `You hold ${items.length} comments; nobody else can decide them until the lease ends.` : "Nothing left to claim: everything is taken or decided.");
     await reloadQueue();
+    sayAfterReload(items.length ? `You hold ${items.length} comments; nobody else can decide them until the lease ends.` : "Nothing left to claim: everything is taken or decided.");
   } catch (error) {
     say("#queue-message", explain(error), { error: true });
   }
@@ -620,8 +626,8 @@ async function openItem(id) {
 async function release() {
   try {
     const { released } = await post(`/v1/sites/${site()}/queue/release`, {});
-    say("#queue-message", `Released ${released.length} comments.`);
     await reloadQueue();
+    sayAfterReload(`Released ${released.length} comments.`);
   } catch (error) {
     say("#queue-message", explain(error), { error: true });
   }

@@ -371,9 +371,16 @@ def test_claim_ten_takes_only_the_comments_the_filters_show(page: Page, site: Si
     expect(page.locator("#items > li")).to_have_count(2)
     page.get_by_role("button", name="Claim 10").click()
     expect(page.locator(".claim.mine")).to_have_count(2)
+    # Said after the list is read again, which would otherwise clear the words.
+    expect(page.locator("#queue-message")).to_have_text(
+        "You hold 2 comments; nobody else can decide them until the lease ends."
+    )
     assert [site.comment(f"b{number}")["claimed_by_name"] for number in range(2)] == ["Mo"] * 2
     # The other article's comments, not shown, are left for the other moderators.
     assert [site.comment(comment_id).get("claimed_by") for comment_id in elsewhere] == [None] * 3
+    page.get_by_role("button", name="Release mine").click()
+    expect(page.locator(".claim.mine")).to_have_count(0)
+    expect(page.locator("#queue-message")).to_have_text("Released 2 comments.")
 
 
 def test_hostile_comments_are_shown_as_inert_text(
