@@ -411,7 +411,17 @@ LUA_MUTANTS = (
         "if stored[3] ~= article or stored[4] ~= author or reparented then",
         "if stored[4] ~= author or reparented then",
     ),
-    LuaMutant("ingest.lua", "if stored[2] == text_hash or stored[7] then", "if stored[7] then"),
+    LuaMutant(
+        "ingest.lua",
+        "if stored[2] == text_hash or stored[7] or superseded then",
+        "if stored[7] or superseded then",
+    ),
+    LuaMutant(
+        "ingest.lua",
+        "tonumber(ARGV[32]) <= tonumber(stored[9])",
+        "tonumber(ARGV[32]) < tonumber(stored[9])",
+    ),
+    LuaMutant("ingest.lua", '(ARGV[32] == "" or tonumber', '(ARGV[32] ~= "" and tonumber'),
     LuaMutant(
         "ingest.lua",
         'tonumber(approved or "0") >= tonumber(ARGV[23])',

@@ -60,6 +60,9 @@ class Submission(FrozenModel):
     author: Author
     text: CommentText
     created_at: CreatedAt | None = None
+    edited_at: CreatedAt | None = None
+    """When the host last edited the text: a delivery dated no later than the stored text is a
+    late retry and changes nothing (none: the text as first written)."""
     # BCP 47 subtags may hold digits ("es-419", "pt-PT-ao90").
     lang: Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z0-9-]+$")] | None = None
 

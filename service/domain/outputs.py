@@ -82,6 +82,8 @@ class Comment(FrozenModel):
     decided_at: Moment
     created_at: Moment
     updated_at: Moment
+    edited_at: Moment | None = None
+    """When the host last edited the text, as it dated the edit (none: never dated)."""
     lang: str | None = None
     priority: float = 0.0
     history: tuple[HistoryEntry, ...] | None = None
@@ -125,6 +127,7 @@ class Comment(FrozenModel):
             "decided_at": iso(self.decided_at),
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
+            "edited_at": iso(self.edited_at) if self.edited_at else None,
         }
         if self.history is not None:
             body["history"] = [

@@ -18,7 +18,7 @@ KEYS[7]  site stats hash            civ:{site}:stats
 KEYS[8]  this hour's stats hash     civ:{site}:stats:hour:<YYYYMMDDHH>
 KEYS[9]  lease string               civ:{site}:lease:<id>
 KEYS[10..] window keys (flood per author, per address, duplicate text): observed, then set to the
-           comment id with the expiry given for each in ARGV[29..]
+           comment id with the expiry given for each in ARGV[33..]
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  site id
 ARGV[3]  comment id                        ARGV[4]  sha256 of the text
@@ -40,7 +40,8 @@ ARGV[27] recent rejection rate that puts an active author on pre-moderation (0: 
 ARGV[28] recent decisions needed before that rate counts
 ARGV[29] "1" when a published verdict is to get a second look (the semantic stage is on)
 ARGV[30] the article's title ("" for none given)   ARGV[31] the article's url ("" for none given)
-ARGV[32..] expiry (ms) of each window key (0: observe only)
+ARGV[32] when the host last edited the text (ms; "" for not dated)
+ARGV[33..] expiry (ms) of each window key (0: observe only)
 
 Derived keys: the site's record (civ:{site}:site), which must exist; the author's erasure marker
 (civ:{site}:erasure:<author>), which a new comment must not find; the comment's text (civ:{site}:text:<id>), the pending and reported queue indexes of the comment's article, author and reasons, the
@@ -52,9 +53,13 @@ moderator set, or "premod" when the recent rejection rate reached ARGV[27].
 A title or url given replaces the article's (the host's latest word on its article); one not
 given leaves the stored one.
 
+A comment stores the edit time it was last given. Once it has one, a delivery of another text
+dated no later (or not dated: the text as first written) is a host's retry arriving after its
+edit, and changes nothing; without edit times, every other text is an edit.
+
 Returns {"created" or "edited", version, created_at, article title or false, article url or
 false} (the caller knows every other field it just wrote); {"unchanged", fields} with the stored hash as a flat field/value list (a
-redelivery, or any delivery of an erased comment); {"context",
+redelivery, a delivery older than the stored text, or any delivery of an erased comment); {"context",
 signature, approved count} when the context is not the assumed one; {"immutable", fields...}
 naming "article.id", "author.id" and/or "parent_id" when a resend or edit changes them (a parent
 given or left out counts as a change); {"erasing", the marker's remaining ms} for a new comment of
@@ -75,7 +80,7 @@ if redis.call("EXISTS", prefix .. "site") == 0 then
 end
 
 local stored = redis.call("HMGET", KEYS[1], "state", "text_hash", "article_id", "author_id",
-  "reasons", "created_at", "erased_at", "parent_id")
+  "reasons", "created_at", "erased_at", "parent_id", "edited_at")
 local previous = stored[1]
 if previous then
   -- Before the redelivery check: the same text under another author, article or parent is not a
@@ -95,8 +100,12 @@ if previous then
     return moved
   end
   -- An erased comment takes no text again: its erased hash cannot tell the host's retry of the
-  -- first delivery from an edit, and either would bring back what the author had erased.
-  if stored[2] == text_hash or stored[7] then
+  -- first delivery from an edit, and either would bring back what the author had erased. Nor
+  -- does a text dated no later than the stored one (an undated one is the first text): a
+  -- webhook retried after the edit it came before would put the old text back.
+  local superseded = stored[9]
+    and (ARGV[32] == "" or tonumber(ARGV[32]) <= tonumber(stored[9]))
+  if stored[2] == text_hash or stored[7] or superseded then
     return {"unchanged", comment_fields(prefix, id)}
   end
 else
@@ -192,6 +201,10 @@ local fields = {
   "model", ARGV[15], "priority", ARGV[16], "decided_by", decided_by, "decided_at", now,
   "updated_at", now, "last_event_id", ARGV[19],
 }
+if ARGV[32] ~= "" then
+  fields[#fields + 1] = "edited_at"
+  fields[#fields + 1] = ARGV[32]
+end
 if ARGV[14] ~= "{}" then
   fields[#fields + 1] = "evidence"
   fields[#fields + 1] = ARGV[14]
@@ -224,7 +237,7 @@ remember_decision(prefix, author, id, state, now, recent_ms)
 file_state(prefix, id, article, author, previous, state, now, retention_ms)
 
 for index = 10, #KEYS do
-  local ttl = tonumber(ARGV[22 + index])
+  local ttl = tonumber(ARGV[23 + index])
   local when = string.sub(ARGV[24], index - 9, index - 9)
   if ttl > 0 and (when == "a" or not previous) then
     redis.call("SET", KEYS[index], id, "PX", ttl)

@@ -74,6 +74,7 @@ class Intake(ModerationBase):
                 second_look=self.second_look and scored.semantic and detected.supported,
                 article_title=submission.article.title,
                 article_url=submission.article.url,
+                edited_at_ms=to_ms(submission.edited_at) if submission.edited_at else None,
             )
             try:
                 outcome, comment = await self.store.write_intake(site_id, write)

@@ -180,6 +180,8 @@ class IntakeWrite:
     article_title: str | None = None
     article_url: str | None = None
     """The article's title and url as this intake gives them (none: keep the stored ones)."""
+    edited_at_ms: int | None = None
+    """When the host last edited the text (none: not dated)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,7 @@ def comment_from_fields(
         decided_at=from_ms(fields["decided_at"]),
         created_at=from_ms(fields["created_at"]),
         updated_at=from_ms(fields["updated_at"]),
+        edited_at=from_ms(fields["edited_at"]) if fields.get("edited_at") else None,
         lang=fields.get("lang") or None,
         priority=float(fields.get("priority") or 0.0),
         history=history,

@@ -127,6 +127,7 @@ class CommentWrites(ScriptedStore):
             "1" if write.second_look else "0",
             write.article_title or "",
             write.article_url or "",
+            "" if write.edited_at_ms is None else write.edited_at_ms,
             *(window.ttl_ms for window in write.windows),
         ]
         reply = await self._run("ingest", keys, args)
@@ -163,6 +164,7 @@ class CommentWrites(ScriptedStore):
             decided_at=now,
             created_at=from_ms(reply[2]),
             updated_at=now,
+            edited_at=None if write.edited_at_ms is None else from_ms(write.edited_at_ms),
             lang=write.lang,
             priority=write.priority,
         )

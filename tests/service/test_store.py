@@ -98,6 +98,7 @@ def intake(
     now: int = NOW,
     windows: Sequence[Window] = (),
     assumed: Observation | None = None,
+    edited_at: int | None = None,
 ) -> IntakeWrite:
     return intake_write(
         comment_id,
@@ -115,6 +116,7 @@ def intake(
         event_id=f"evt-{comment_id}-{text}",
         windows=windows,
         assumed=assumed or Observation(windows_taken=tuple(False for _ in windows)),
+        edited_at_ms=edited_at,
     )
 
 
@@ -302,6 +304,35 @@ async def test_redelivery_with_the_same_text_changes_nothing(
     assert await entries(store, "c1") == 1
     assert len(await outbox(redis_client)) == 1
     assert await redis_client.hget(KEYS.author(SITE, "u1"), "pending") == "1"
+
+
+@pytest.mark.parametrize(
+    ("text", "edited_at"),
+    [("v1", None), ("v1", NOW), ("v0", NOW + 999), ("v3", NOW + 1_000)],
+    ids=["the first text", "the first text dated", "an older edit", "an edit of the same time"],
+)
+async def test_a_text_dated_no_later_than_the_stored_edit_changes_nothing(
+    store: Store, redis_client: aioredis.Redis, text: str, edited_at: int | None
+) -> None:
+    await store.write_intake(SITE, intake("c1", text="v1"))
+    edit = intake(
+        "c1", text="v2", now=NOW + 2_000, edited_at=NOW + 1_000, assumed=Observation(edit=True)
+    )
+    _, edited = await store.write_intake(SITE, edit)
+    late = intake(
+        "c1", text=text, now=NOW + 3_000, edited_at=edited_at, assumed=Observation(edit=True)
+    )
+    outcome, stored = await store.write_intake(SITE, late)
+
+    assert outcome == "unchanged"
+    assert stored == edited
+    assert (stored.text, stored.version, stored.edited_at) == ("v2", 2, from_ms(NOW + 1_000))
+    assert len(await outbox(redis_client)) == 2
+    newer = intake(
+        "c1", text="v3", now=NOW + 4_000, edited_at=NOW + 1_001, assumed=Observation(edit=True)
+    )
+    outcome, stored = await store.write_intake(SITE, newer)
+    assert (outcome, stored.text, stored.edited_at) == ("edited", "v3", from_ms(NOW + 1_001))
 
 
 async def test_twenty_concurrent_deliveries_of_one_id_create_one_comment(

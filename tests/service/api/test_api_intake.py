@@ -192,6 +192,100 @@ async def test_the_same_id_with_new_text_is_moderated_again_as_an_edit(
     assert await again.json() == verdict
 
 
+FIRST_WRITTEN = "2026-11-27T09:00:00Z"
+EDIT = "Edited: the third paragraph answered it too."
+EDITED_AT = "2026-11-27T09:05:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("text", "dated"),
+    [
+        (CIVIL, {}),
+        (CIVIL, {"edited_at": "2026-11-27T09:00:00Z"}),
+        ("Edited: an earlier try at it.", {"edited_at": "2026-11-27T09:04:59.999Z"}),
+        ("Edited: another text of that moment.", {"edited_at": "2026-11-27T10:05:00+01:00"}),
+    ],
+    ids=["the first text", "the first text dated", "an older edit", "an edit of the same time"],
+)
+async def test_a_delivery_dated_before_the_stored_edit_is_a_late_retry_and_changes_nothing(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    text: str,
+    dated: dict[str, str],
+) -> None:
+    assert (await post_signed(site, comment(created_at=FIRST_WRITTEN))).status == 202
+    edited = await post_signed(
+        site, comment(text=EDIT, created_at=FIRST_WRITTEN, edited_at=EDITED_AT)
+    )
+    assert edited.status == 202
+    before = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    late = await post_signed(site, comment(text=text, created_at=FIRST_WRITTEN, **dated))
+    assert late.status == 200
+    assert await late.json() == await edited.json()
+    after = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert after == before
+    assert (after["text"], after["version"], after["edited_at"]) == (EDIT, 2, EDITED_AT)
+    assert len(after["history"]) == 2
+
+
+async def test_an_edit_dated_after_the_stored_one_is_moderated_as_an_edit(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    assert (await post_signed(site, comment(created_at=FIRST_WRITTEN))).status == 202
+    assert (await post_signed(site, comment(text=EDIT, edited_at=EDITED_AT))).status == 202
+    later = await post_signed(
+        site,
+        comment(
+            text="Edited again: buy cheap viagra at spam.example",
+            edited_at="2026-11-27T09:05:00.001Z",
+        ),
+    )
+    assert later.status == 202
+    assert (await later.json())["version"] == 3
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert stored["text"] == "Edited again: buy cheap viagra at spam.example"
+    assert stored["edited_at"] == "2026-11-27T09:05:00.001Z"
+    assert stored["created_at"] == "2026-11-27T09:00:00.000Z"
+    assert [entry.get("previous_text") for entry in stored["history"]][1:] == [CIVIL, EDIT]
+    # The first text sent back now, dated when it was written, is stale too.
+    assert (await post_signed(site, comment(edited_at=FIRST_WRITTEN))).status == 200
+
+
+async def test_a_comment_first_delivered_with_an_edit_time_keeps_it(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    assert (await post_signed(site, comment(text=EDIT, edited_at=EDITED_AT))).status == 202
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert (stored["text"], stored["edited_at"]) == (EDIT, EDITED_AT)
+    # The text as first written, arriving after its edit, is stale.
+    assert (await post_signed(site, comment())).status == 200
+
+
+async def test_without_edit_times_the_first_text_sent_again_after_an_edit_is_an_edit(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    assert (await post_signed(site, comment())).status == 202
+    assert (await post_signed(site, comment(text=EDIT))).status == 202
+    again = await post_signed(site, comment())
+    assert again.status == 202
+    assert (await again.json())["version"] == 3
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert (stored["text"], stored["edited_at"]) == (CIVIL, None)
+
+
+async def test_an_edit_time_that_cannot_be_stored_is_refused_and_stores_nothing(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    response = await post_signed(site, comment(edited_at="1969-12-31T23:59:59Z"))
+    assert response.status == 422
+    [detail] = (await response.json())["error"]["details"]
+    assert detail["field"] == "edited_at"
+    stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert stored.status == 404
+
+
 async def test_an_unknown_site_answers_404(client: Client, post_signed: Any) -> None:
     ghost = {"id": "ghost", "webhook_secret": "whatever"}
     response = await post_signed(ghost, comment())
