@@ -3,7 +3,6 @@
 
 import dataclasses
 import json
-import os
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from classifier.feedback import FEEDBACK_SOURCE
 from classifier.model import Model, load_active
+from tests.seed import seed_article
 
 from .support import parse_cli
 
@@ -29,12 +29,7 @@ def committed_model() -> Model:
 
 @pytest.fixture(scope="module")
 def seed_comments() -> list[str]:
-    default = PROJECT_ROOT.parent / "shared" / "seed"
-    seed_dir = Path(os.environ.get("CIVILITY_SEED", default))
-    article = seed_dir / "seed-article.json"
-    if not article.is_file():
-        pytest.skip(f"seed article not found at {article} (set CIVILITY_SEED)")
-    return [comment["text"] for comment in json.loads(article.read_text())["comments"]]
+    return [comment["text"] for comment in seed_article()["comments"]]
 
 
 def _hand_written() -> list[dict[str, str]]:

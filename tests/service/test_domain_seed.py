@@ -3,7 +3,6 @@
 Skipped while no model is active in the models folder (``CIVILITY_MODELS_DIR`` or ``models/``).
 """
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from classifier.model import Model, ModelError, load_active
 from service.domain import Policy, State
 from service.policy import PolicyContext, decide
+from tests.seed import seed_article
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,12 +28,7 @@ def model() -> Model:
 
 @pytest.fixture(scope="module")
 def seed() -> dict[str, Any]:
-    default = PROJECT_ROOT.parent / "shared" / "seed"
-    path = Path(os.environ.get("CIVILITY_SEED", default)) / "seed-article.json"
-    if not path.is_file():
-        pytest.skip(f"seed article not found at {path} (set CIVILITY_SEED)")
-    article: dict[str, Any] = json.loads(path.read_text())
-    return article
+    return seed_article()
 
 
 def test_the_default_policy_publishes_both_seed_comments(

@@ -3,9 +3,7 @@
 import asyncio
 import hashlib
 import json
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +31,7 @@ from service.keys import KeySpace
 from service.moderation import Moderation
 from service.store import Store
 from service.store.records import IntakeWrite
+from tests.seed import seed_article
 
 SITE = "news"
 KEYS = KeySpace("civ")
@@ -94,11 +93,7 @@ def submission(
 
 
 def seed_comments() -> list[dict[str, Any]]:
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "seed"
-    seed = Path(os.environ.get("CIVILITY_SEED", default)) / "seed-article.json"
-    if not seed.is_file():
-        pytest.skip(f"seed article not found at {seed} (set CIVILITY_SEED)")
-    comments: list[dict[str, Any]] = json.loads(seed.read_text())["comments"]
+    comments: list[dict[str, Any]] = seed_article()["comments"]
     return comments
 
 

@@ -1,9 +1,5 @@
 """The policy alone: every rule, every reason code, their order and the state each one leads to."""
 
-import json
-import os
-from pathlib import Path
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,6 +19,7 @@ from service.policy import (
     priority,
     second_look_reasons,
 )
+from tests.seed import seed_article
 
 THRESHOLDS = {
     "spam": {"hold": 0.5, "reject": 0.9},
@@ -345,11 +342,7 @@ def test_policy_bounds_and_consistency() -> None:
 
 
 def _seed_comments() -> list[str]:
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "seed"
-    seed = Path(os.environ.get("CIVILITY_SEED", default)) / "seed-article.json"
-    if not seed.is_file():
-        pytest.skip(f"seed article not found at {seed} (set CIVILITY_SEED)")
-    return [comment["text"] for comment in json.loads(seed.read_text())["comments"]]
+    return [comment["text"] for comment in seed_article()["comments"]]
 
 
 def test_default_policy_publishes_the_seed_comments_given_low_scores() -> None:

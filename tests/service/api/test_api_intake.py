@@ -4,7 +4,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +17,9 @@ from service.domain import AuthorStatus
 from service.keys import KeySpace
 from service.settings import Settings
 from service.store.records import IntakeWrite, Observation, StaleContextError
+from tests.seed import seed_article
 
 Client = TestClient[web.Request, web.Application]
-SEED = Path(__file__).resolve().parents[4] / "shared" / "seed" / "seed-article.json"
 CIVIL = "Thanks for the careful reporting, the second paragraph answered my question."
 
 
@@ -676,9 +675,7 @@ async def test_an_article_update_must_be_signed(client: Client, site: dict[str, 
 async def test_the_seed_article_comments_are_published(
     client: Client, site: dict[str, str], post_signed: Any
 ) -> None:
-    if not SEED.is_file():
-        pytest.skip(f"seed article not found at {SEED}")
-    seed = json.loads(SEED.read_text(encoding="utf-8"))
+    seed = seed_article()
     for item in seed["comments"]:
         body = {
             "id": item["id"],
