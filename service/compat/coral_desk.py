@@ -80,10 +80,10 @@ class CoralDesk:
         """Coral's phase result for the comment; None means "nothing to say" (204)."""
         if (withheld := coral.too_long(request)) is not None:
             return withheld
-        story, author, parent = coral.thread_of(request)
+        thread = coral.thread_of(request)
         known = None
         if request.action == "EDIT" and not request.comment.id:
-            known = await self.links.latest(site_id, story, author, parent)
+            known = await self.links.latest(site_id, *thread)
         submission = coral.submission(request, known)
         if submission is None:
             return None
@@ -91,8 +91,7 @@ class CoralDesk:
         if result.created:
             self.metrics.observe_verdict(result.comment.state.value)
         record = await self.moderation.site_record(site_id)
-        await self.links.mark(site_id, result.comment.id, _keep_seconds(record))
-        await self.links.remember_latest(site_id, story, author, parent, result.comment.id)
+        await self.links.mark(site_id, result.comment.id, thread, _keep_seconds(record))
         return coral.response(result.comment)
 
     async def webhook(self, site_id: str, event: coral.WebhookEvent) -> dict[str, Any]:

@@ -41,13 +41,6 @@ class CoralLinks:
     def _latest_key(self, site: str, story: str, author: str, parent: str | None) -> str:
         return self.keys.coral_latest(site, digest(story, author, parent or "")[:40])
 
-    async def remember_latest(
-        self, site: str, story: str, author: str, parent: str | None, comment_id: str
-    ) -> None:
-        key = self._latest_key(site, story, author, parent)
-        with store_errors():
-            await self.redis.set(key, comment_id, ex=LATEST_SECONDS)
-
     async def latest(self, site: str, story: str, author: str, parent: str | None) -> str | None:
         with store_errors():
             value = await self.redis.get(self._latest_key(site, story, author, parent))
@@ -63,16 +56,26 @@ class CoralLinks:
         if not await self._run("coral_link", keys, args):
             raise SiteNotFound(site)
 
-    async def mark(self, site: str, comment_id: str, keep_seconds: int) -> None:
-        """The comment came from Coral: its decisions go back to Coral, not to a webhook."""
-        keys = self._link_keys(site, comment_id)
-        await self._write(site, keys, [keep_seconds * 1000, comment_id, "origin", "coral"])
+    async def mark(
+        self,
+        site: str,
+        comment_id: str,
+        thread: tuple[str, str, str | None],
+        keep_seconds: int,
+    ) -> None:
+        """The comment came from Coral: its decisions go back to Coral, not to a webhook; and it
+        is its author's latest in the thread (story, author, parent), in the same script, so a
+        site deleted meanwhile gets neither."""
+        keys = [*self._link_keys(site, comment_id), self._latest_key(site, *thread)]
+        args: list[str | int] = [keep_seconds * 1000, comment_id, LATEST_SECONDS * 1000]
+        await self._write(site, keys, [*args, "origin", "coral"])
 
     async def link(self, site: str, comment_id: str, coral: CoralIds, keep_seconds: int) -> None:
         """Both directions at once (one hash slot, one script)."""
         keys = [*self._link_keys(site, comment_id), self.keys.coral_comment(site, coral.comment_id)]
         fields = ["origin", "coral", "coral_id", coral.comment_id, "revision_id", coral.revision_id]
-        await self._write(site, keys, [keep_seconds * 1000, comment_id, *fields])
+        keep_ms = keep_seconds * 1000
+        await self._write(site, keys, [keep_ms, comment_id, keep_ms, *fields])
 
     async def of(self, site: str, comment_id: str) -> CoralLink | None:
         """None for a comment that did not come from Coral."""

@@ -7,21 +7,25 @@ it (the scripts' `retain`), so a comment held past the retention still reaches C
 KEYS[1]  site hash                  civ:{site}:site
 KEYS[2]  link hash                  civ:{site}:coral:link:<id>
 KEYS[3]  comment hash               civ:{site}:comment:<id>
-KEYS[4]  (optional) Coral's id      civ:{site}:coral:comment:<coral id>: the comment id, for
-         ARGV[1] ms (a webhook that finds it gone asks Coral's GraphQL API again)
+KEYS[4]  (optional) another name of the comment, set to its id for ARGV[3] ms: Coral's id
+         civ:{site}:coral:comment:<coral id> (a webhook's link, for the retention: a webhook
+         that finds it gone asks Coral's GraphQL API again), or the author's latest comment in
+         a thread civ:{site}:coral:latest:<hash> (the phase's mark, for a day: an EDIT without
+         ids finds it there)
 
 ARGV[1]  the retention (ms): the link's expiry when its comment is gone meanwhile
-ARGV[2]  comment id                 ARGV[3..] field, value, ... of the link
+ARGV[2]  comment id                 ARGV[3] KEYS[4]'s lifetime (ms)
+ARGV[4..] field, value, ... of the link
 
 Returns 1; 0 when the site was deleted (since the caller read its record), writing nothing.
 ]]
 
--- A process may keep a deleted site's record a second: a link written now could land behind the
--- purge, for a new site of that id to inherit.
+-- A process may keep a deleted site's record a second: a link (or a latest comment) written now
+-- could land behind the purge, for a new site of that id to inherit.
 if redis.call("EXISTS", KEYS[1]) == 0 then
   return 0
 end
-redis.call("HSET", KEYS[2], unpack(ARGV, 3))
+redis.call("HSET", KEYS[2], unpack(ARGV, 4))
 local kept = redis.call("PTTL", KEYS[3])
 if kept == -1 then
   redis.call("PERSIST", KEYS[2])
@@ -29,6 +33,6 @@ else
   redis.call("PEXPIRE", KEYS[2], kept > 0 and kept or ARGV[1])
 end
 if KEYS[4] then
-  redis.call("SET", KEYS[4], ARGV[2], "PX", ARGV[1])
+  redis.call("SET", KEYS[4], ARGV[2], "PX", ARGV[3])
 end
 return 1

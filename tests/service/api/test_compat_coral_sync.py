@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +25,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from service.app import create_app
+from service.appkeys import CORAL
 from service.egress import parse_allowed
 from service.keys import KeySpace
 from service.settings import DeliverySettings, Settings
@@ -489,6 +490,32 @@ async def test_a_deleted_site_takes_no_coral_link_from_a_process_that_still_know
     assert late.status == 404, await late.text()
     assert {key async for key in redis_client.scan_iter(match="civ:{news}:*")} == left
     assert not await redis_client.exists(KEYS.coral_comment("news", CORAL_ID))
+
+
+async def test_a_site_deleted_right_after_its_phase_checked_it_takes_no_key_from_that_phase(
+    client: Client,
+    coral_site: dict[str, str],
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    links = client.app[CORAL].links
+    run = links._run
+    left: set[str] = set()
+
+    async def then_deleted(name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        done = await run(name, keys, args)
+        # The site's deletion lands right after the script that found it there.
+        assert (await client.delete("/v1/sites/news", headers=admin)).status == 202
+        left.update({key async for key in redis_client.scan_iter(match="civ:{news}:*")})
+        return done
+
+    monkeypatch.setattr(links, "_run", then_deleted)
+    await send(client, NEW_COMMENT)
+
+    assert left, "the phase never reached its script"
+    # Nothing lands behind the deletion for the purge to miss, or a new site of that id to read.
+    assert {key async for key in redis_client.scan_iter(match="civ:{news}:*")} == left
 
 
 async def test_a_coral_decision_reaches_its_own_comment_when_the_author_wrote_again_meanwhile(
