@@ -11,6 +11,8 @@ request finds the stored comment. The answer is Coral's ``ExternalModerationResp
 
 import hashlib
 import hmac
+import html
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -174,6 +176,21 @@ def derived_comment_id(
     """The id of a comment whose phase request named no id of its own: from where it was
     written, by whom, and its text (which a webhook's event and Coral's GraphQL also give)."""
     return f"coral-{digest(tenant, site, story, author, parent or '', body)[:40]}"
+
+
+# Coral's getHTMLPlainText: a line break before each closing list item, list or quote, before a
+# closing paragraph or division another element follows, and before a <br> that does not end one.
+_LINE_BREAK_BEFORE = re.compile(
+    r"(</(?:ul|li|blockquote)>|</(?:div|p)>\s*<[^/]|<br>(?!\s*</(?:div|p|li|blockquote)))"
+)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def plain_text(body: str) -> str:
+    """A comment's stored HTML (what Coral's GraphQL API gives) as the text Coral sends a phase
+    whose format is Text: tags dropped, entities decoded, trimmed."""
+    marked = _LINE_BREAK_BEFORE.sub(lambda found: "\n" + found.group(1), body)
+    return html.unescape(_TAG.sub("", marked)).strip()
 
 
 def too_long(request: ModerationRequest) -> dict[str, Any] | None:

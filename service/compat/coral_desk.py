@@ -151,20 +151,22 @@ class CoralDesk:
         self, site_id: str, event: coral.WebhookEvent, found: coral_graphql.CoralComment
     ) -> str | None:
         """The comment Coral's phase sent here for ``found``: named by Coral's id when the phase
-        carried it, else by what its id was derived from. The author's latest comment in the
-        thread alone linked a second comment instead, when its phase came before the first
-        one's webhook."""
+        carried it, else by what its id was derived from (the text a phase in Text format reads
+        in Coral's HTML, or that HTML as a phase in HTML format has it). The author's latest
+        comment in the thread alone linked a second comment instead, when its phase came before
+        the first one's webhook."""
         candidates = [external_id(found.id, "coral")]
         if event.tenant_id and event.data.site_id:
-            candidates.append(
+            candidates.extend(
                 coral.derived_comment_id(
                     event.tenant_id,
                     event.data.site_id,
                     found.story_id,
                     found.author_id,
                     found.parent_id,
-                    found.body,
+                    body,
                 )
+                for body in dict.fromkeys((coral.plain_text(found.body), found.body))
             )
         for candidate in candidates:
             try:

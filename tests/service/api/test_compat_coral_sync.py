@@ -81,6 +81,8 @@ class FakeCoral:
     """Answer mutations with this instead of Coral's answer."""
     hang: asyncio.Event | None = None
     """Answer mutations only once this is set."""
+    body: str | None = None
+    """The comment's body as Coral stores it (HTML), instead of the recorded one."""
 
     def moderator_rejects(self) -> dict[str, Any]:
         """A moderator rejects the comment in Coral: its webhook, as Coral sends it."""
@@ -104,6 +106,8 @@ class FakeCoral:
                 return web.json_response(fixture("graphql_error.json"))
             described = fixture("graphql_comment.json")
             described["data"]["comment"]["status"] = self.status
+            if self.body is not None:
+                described["data"]["comment"]["body"] = self.body
             return web.json_response(described)
         expected_input = {"approveComment": "ApproveCommentInput!"}.get(
             field_name, "RejectCommentInput!"
@@ -529,6 +533,22 @@ async def test_a_coral_decision_reaches_its_own_comment_when_the_author_wrote_ag
     answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
     assert (answer["comment_id"], answer["applied"]) == (our_id(NEW_COMMENT), True)
     assert (await comment(client, coral_site, our_id(NEW_COMMENT)))["state"] == "rejected"
+    assert (await comment(client, coral_site, our_id(second)))["state"] == "pending"
+
+
+async def test_a_coral_decision_finds_its_comment_by_the_text_its_html_body_reads(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
+) -> None:
+    # A phase in Text format is sent the comment's text; Coral's GraphQL API gives its stored
+    # HTML (entities, a line break as <br>). The author wrote again before the webhook came.
+    first = {**NEW_COMMENT, "comment": {"body": "Tom & Jerry <3\nAgain.", "parentID": None}}
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    fake_coral.body = "Tom &amp; Jerry &lt;3<br>Again."
+    await send(client, first)
+    await send(client, second)
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
+    assert (answer["comment_id"], answer["applied"]) == (our_id(first), True)
+    assert (await comment(client, coral_site, our_id(first)))["state"] == "rejected"
     assert (await comment(client, coral_site, our_id(second)))["state"] == "pending"
 
 
