@@ -243,7 +243,10 @@ _DECISION_WEBHOOK: dict[str, Any] = {
     "post": {
         "summary": "A comment's state changed; sent to the site's callback URL by the worker",
         "description": "Signed with the site's current webhook secret in the Civility-Signature "
-        "header. Delivered at least once (drop duplicates by id) and, per comment, in order. "
+        "header, and within a rotation's grace with each previous one too (one v1 each, the "
+        "current one's first: accept the request when any matches). Each attempt is signed when "
+        "it is sent: refuse a t more than 300 s from your clock. "
+        "Delivered at least once (drop duplicates by id) and, per comment, in order. "
         "Answer 2xx; anything else, a timeout or a refused connection is retried with "
         "exponential backoff and jitter, then kept as a failed delivery to redeliver.",
         "security": [{"signature": []}],

@@ -1,0 +1,250 @@
+"""The decision webhooks as a host site receives them, checked by the README's words alone.
+
+The receiver here verifies each request as a host reading the README's Webhooks section would
+write it, without the service's own signature code: the header's ``t`` and every ``v1``, the
+HMAC-SHA256 in hex of ``"<t>." + raw body`` under the site's webhook secret, and the timestamp's
+tolerance. Events come from the real application (intake, decisions, a rotation) and a real
+worker posting to a loopback port.
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+
+from service.app import create_app
+from service.settings import Settings
+
+from .support import Retries, StartWorker, eventually
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+ADMIN_TOKEN = "admin-token-for-the-host-side-tests"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+GRACE_SECONDS = 3600
+# The README's tolerance for a signed request, which a host applies to the webhooks too.
+TOLERANCE_SECONDS = 300
+
+Client = TestClient[web.Request, web.Application]
+
+
+def readme_signatures(header: str) -> tuple[int, list[str]]:
+    """``t=<unix seconds>,v1=<hex>[,v1=<hex>...]``: the timestamp and every v1 signature."""
+    timestamp = None
+    signed: list[str] = []
+    for item in header.split(","):
+        key, _, value = item.partition("=")
+        if key == "t":
+            timestamp = int(value)
+        elif key == "v1":
+            signed.append(value)
+    assert timestamp is not None, header
+    return timestamp, signed
+
+
+def readme_verifies(header: str, body: bytes, secret: str, now: float) -> bool:
+    """A host's check: some v1 is the hex HMAC-SHA256 of "<t>.<raw body>" under its secret, and
+    ``t`` is within the tolerance of the host's own clock."""
+    timestamp, signed = readme_signatures(header)
+    expected = hmac.new(
+        secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
+    ).hexdigest()
+    matches = [hmac.compare_digest(expected, candidate.lower()) for candidate in signed]
+    return any(matches) and abs(now - timestamp) <= TOLERANCE_SECONDS
+
+
+@dataclass
+class Request:
+    header: str
+    body: bytes
+    received_at: float
+
+    @property
+    def event(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class HostReceiver:
+    """A host's endpoint that keeps every request as it came and answers 200."""
+
+    url: str = ""
+    requests: list[Request] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(
+            Request(
+                request.headers.get("Civility-Signature", ""), await request.read(), time.time()
+            )
+        )
+        return web.json_response({"ok": True})
+
+    async def arrival(self, count: int) -> list[Request]:
+        async def arrived() -> bool:
+            return len(self.requests) >= count
+
+        await eventually(arrived, what=f"{count} webhooks")
+        return self.requests
+
+
+@pytest.fixture
+def topology_url(redis_url: str) -> str:
+    """What a host receives does not depend on how Redis is deployed: one server."""
+    return redis_url
+
+
+@pytest.fixture
+async def host() -> AsyncIterator[HostReceiver]:
+    target = HostReceiver()
+    app = web.Application()
+    app.router.add_post("/hooks", target.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    target.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    try:
+        yield target
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: AiohttpClient, redis_url: str, redis_client: aioredis.Redis, retries: Retries
+) -> Client:
+    settings = Settings(
+        redis_url=redis_url,
+        admin_token=ADMIN_TOKEN,
+        models_dir=Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models")),
+        secret_grace_seconds=GRACE_SECONDS,
+        scoring_long_workers=0,
+    )
+    # The API and the worker read one clock, which the test moves past the grace period.
+    return await aiohttp_client(create_app(settings, clock=retries.clock))
+
+
+async def create_site(client: Client, host: HostReceiver, **policy: Any) -> dict[str, str]:
+    spec = {
+        "id": "news",
+        "name": "The News",
+        "callback_url": host.url,
+        "policy": {"flood_seconds_per_author": 0, **policy},
+    }
+    response = await client.post("/v1/sites", json=spec, headers=ADMIN)
+    assert response.status == 201, await response.text()
+    created = await response.json()
+    response = await client.post("/v1/sites/news/moderators", json={"name": "Mo"}, headers=ADMIN)
+    assert response.status == 201, await response.text()
+    moderator = await response.json()
+    return {
+        "secret": created["webhook_secret"],
+        "moderator": f"Bearer {moderator['token']}",
+        "moderator_id": moderator["id"],
+    }
+
+
+async def send_comment(
+    client: Client, secret: str, comment_id: str, text: str, **fields: Any
+) -> dict[str, Any]:
+    body = json.dumps(
+        {
+            "id": comment_id,
+            "article": {"id": "a-42", "title": "The new bridge"},
+            "author": {"id": fields.pop("author", "u-7"), "name": "Ann"},
+            "text": text,
+            **fields,
+        }
+    ).encode()
+    headers = {"Content-Type": "application/json", "Civility-Signature": signed(secret, body)}
+    response = await client.post("/v1/sites/news/comments", data=body, headers=headers)
+    assert response.status in (200, 202), await response.text()
+    answer: dict[str, Any] = await response.json()
+    return answer
+
+
+def signed(secret: str, body: bytes) -> str:
+    """The intake signature as the README's Quick start makes it with openssl."""
+    timestamp = int(time.time())
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+CIVIL = "Finally! The old bridge was a real problem for cyclists."
+
+
+async def test_a_host_following_the_readme_verifies_every_webhook_through_a_rotation(
+    client: Client, host: HostReceiver, start_worker: StartWorker, retries: Retries
+) -> None:
+    site = await create_site(client, host)
+    old = site["secret"]
+    await start_worker()
+    await send_comment(client, old, "c-1", CIVIL)
+    [before] = await host.arrival(1)
+    assert len(readme_signatures(before.header)[1]) == 1
+    assert readme_verifies(before.header, before.body, old, before.received_at)
+
+    response = await client.post("/v1/sites/news/secrets:rotate", headers=ADMIN)
+    assert response.status == 200, await response.text()
+    new = (await response.json())["webhook_secret"]
+    await send_comment(client, new, "c-2", CIVIL)
+    during = (await host.arrival(2))[1]
+    # Within the grace both secrets sign: a host that has not switched yet, and one that has,
+    # each accept the event.
+    assert len(readme_signatures(during.header)[1]) == 2
+    assert readme_verifies(during.header, during.body, old, during.received_at)
+    assert readme_verifies(during.header, during.body, new, during.received_at)
+    assert not readme_verifies(during.header, during.body, "whsec_another", during.received_at)
+    # A body changed on the way, or a request kept and sent again later, fails the check.
+    tampered = during.body.replace(b'"c-2"', b'"c-3"')
+    assert not readme_verifies(during.header, tampered, new, during.received_at)
+    later = during.received_at + TOLERANCE_SECONDS + 1
+    assert not readme_verifies(during.header, during.body, new, later)
+
+    retries.clock.advance(GRACE_SECONDS + 1)
+    await send_comment(client, new, "c-3", CIVIL)
+    after = (await host.arrival(3))[2]
+    assert len(readme_signatures(after.header)[1]) == 1
+    assert readme_verifies(after.header, after.body, new, after.received_at)
+    assert not readme_verifies(after.header, after.body, old, after.received_at)
+    assert [request.event["comment"]["id"] for request in host.requests] == ["c-1", "c-2", "c-3"]
+
+
+async def test_intake_is_signed_on_the_bytes_sent_within_five_minutes_either_way(
+    client: Client, host: HostReceiver
+) -> None:
+    secret = (await create_site(client, host))["secret"]
+    # Spaces, key order and escapes as the host's own serialiser wrote them: the bytes sent are
+    # the bytes signed, never a re-serialised form of the JSON.
+    body = (
+        b'{ "text" : "Caf\\u00e9 talk about the bridge, nothing more.",\n'
+        b'  "author": {"name": "Ann", "id": "u-7"}, "id": "c-1",'
+        b' "article": {"id": "a-42"} }'
+    )
+    compact = json.dumps(json.loads(body), separators=(",", ":")).encode()
+    now = int(time.time())
+
+    async def post(header: str) -> int:
+        headers = {"Content-Type": "application/json", "Civility-Signature": header}
+        response = await client.post("/v1/sites/news/comments", data=body, headers=headers)
+        return response.status
+
+    def header(signed_bytes: bytes, timestamp: int) -> str:
+        payload = f"{timestamp}.".encode() + signed_bytes
+        return f"t={timestamp},v1={hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()}"
+
+    assert await post(header(compact, now)) == 401
+    assert await post(header(body, now - TOLERANCE_SECONDS - 60)) == 401
+    assert await post(header(body, now + TOLERANCE_SECONDS + 60)) == 401
+    assert await post(header(body, now + TOLERANCE_SECONDS - 60)) == 202
+    assert await post(header(body, now - TOLERANCE_SECONDS + 60)) == 200
