@@ -42,7 +42,11 @@ EVENT_SCHEMA: dict[str, Any] = {
                 "article_id": {"type": "string"},
                 "state": {"type": "string"},
                 "reasons": {"type": "array", "items": {"type": "string"}},
-                "decided_by": {"type": "string", "description": "auto:<model> or a moderator"},
+                "decided_by": {
+                    "type": "string",
+                    "description": "Who made the change: auto:<model>, a moderator's id, admin, "
+                    "or readers (comment.reported)",
+                },
                 "version": {"type": "integer", "description": "Higher is newer"},
             },
         },

@@ -26,7 +26,7 @@ from pytest_aiohttp import AiohttpClient
 from service.app import create_app
 from service.settings import Settings
 
-from .support import Retries, StartWorker, eventually
+from .support import KEYS, Retries, StartWorker, eventually
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 ADMIN_TOKEN = "admin-token-for-the-host-side-tests"
@@ -34,6 +34,16 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 GRACE_SECONDS = 3600
 # The README's tolerance for a signed request, which a host applies to the webhooks too.
 TOLERANCE_SECONDS = 300
+# The event types the README names, and the state each one's comment is in.
+README_TYPES = {
+    "comment.approved": "approved",
+    "comment.rejected": "rejected",
+    "comment.spam": "spam",
+    "comment.held": "pending",
+    "comment.reported": "approved",
+}
+README_EVENT_FIELDS = {"id", "type", "site", "comment", "created_at"}
+README_COMMENT_FIELDS = {"id", "article_id", "state", "reasons", "decided_by", "version"}
 
 Client = TestClient[web.Request, web.Application]
 
@@ -218,6 +228,82 @@ async def test_a_host_following_the_readme_verifies_every_webhook_through_a_rota
     assert readme_verifies(after.header, after.body, new, after.received_at)
     assert not readme_verifies(after.header, after.body, old, after.received_at)
     assert [request.event["comment"]["id"] for request in host.requests] == ["c-1", "c-2", "c-3"]
+
+
+async def test_every_event_carries_exactly_the_fields_the_readme_lists(
+    client: Client, host: HostReceiver, start_worker: StartWorker, redis_client: aioredis.Redis
+) -> None:
+    site = await create_site(client, host, report_threshold=1)
+    secret, moderator_id = site["secret"], site["moderator_id"]
+    moderator = {"Authorization": site["moderator"]}
+    await start_worker()
+
+    async def decide(comment_id: str, action: str) -> None:
+        path = f"/v1/sites/news/comments/{comment_id}/decision"
+        response = await client.post(path, json={"action": action}, headers=moderator)
+        assert response.status == 200, await response.text()
+
+    auto = "auto:" + (await send_comment(client, secret, "c-1", CIVIL))["model"]
+    await send_comment(client, secret, "c-1", CIVIL + " Edited.", edited_at="2026-12-01T10:00:00Z")
+    await send_comment(
+        client, secret, "c-2", "Cheap pills http://a.example http://b.example", author="u-8"
+    )
+    await send_comment(
+        client, secret, "c-3", "You are an idiot and everyone who agrees is a moron.", author="u-9"
+    )
+    await decide("c-2", "reopen")
+    report = json.dumps({"comment_id": "c-1", "reporter_id": "r-1", "reason": "spam"}).encode()
+    response = await client.post(
+        "/v1/sites/news/comments/c-1/reports",
+        data=report,
+        headers={"Content-Type": "application/json", "Civility-Signature": signed(secret, report)},
+    )
+    assert response.status == 202, await response.text()
+    # A ban that rejects the author's held comment decides it as the moderator.
+    response = await client.post(
+        "/v1/sites/news/authors/u-8/status",
+        json={"status": "banned", "reject_pending": True},
+        headers=moderator,
+    )
+    assert response.status == 200, await response.text()
+    # An erasure changes no comment's state: the host hears nothing of it.
+    response = await client.post("/v1/sites/news/authors/u-7:erase", headers=ADMIN)
+    assert response.status == 200, await response.text()
+    await send_comment(
+        client, secret, "c-4", "The council should have asked the cyclists.", author="u-10"
+    )
+
+    # Every event written, erasure or not: the outbox the worker delivers from holds eight.
+    assert await redis_client.xlen(KEYS.outbox("news")) == 8
+    requests = await host.arrival(8)
+    for request in requests:
+        event = request.event
+        assert set(event) == README_EVENT_FIELDS, event
+        assert set(event["comment"]) == README_COMMENT_FIELDS, event
+        assert README_TYPES[event["type"]] == event["comment"]["state"], event
+        assert event["site"] == "news"
+        assert event["created_at"].endswith("Z")
+    seen = sorted(
+        (
+            request.event["comment"]["id"],
+            request.event["comment"]["version"],
+            request.event["type"],
+            request.event["comment"]["reasons"],
+            request.event["comment"]["decided_by"],
+        )
+        for request in requests
+    )
+    assert seen == [
+        ("c-1", 1, "comment.approved", [], auto),
+        ("c-1", 2, "comment.approved", [], auto),  # the edit
+        ("c-1", 3, "comment.reported", ["REPORTED"], "readers"),
+        ("c-2", 1, "comment.spam", ["SPAM"], auto),
+        ("c-2", 2, "comment.held", [], moderator_id),  # reopened
+        ("c-2", 3, "comment.rejected", ["AUTHOR_BANNED"], moderator_id),  # the ban
+        ("c-3", 1, "comment.rejected", ["TOXIC"], auto),
+        ("c-4", 1, "comment.approved", [], auto),
+    ]
+    assert len({request.event["id"] for request in requests}) == 8
 
 
 async def test_intake_is_signed_on_the_bytes_sent_within_five_minutes_either_way(
