@@ -7,11 +7,13 @@ when the site's policy publishes the comment: Akismet's answer has no "held", an
 publishes a ``false`` at once, so a held comment is answered ``true`` like a rejected or spam one.
 """
 
+import codecs
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from pydantic import ValidationError
 
@@ -42,6 +44,7 @@ _MAX_FIELD = 65_536
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _TRUTHY = ("1", "true", "yes")
 _NO_PARENT = ("", "0")
+_ASCII_FORM = "blog_charset=%E9&comment_content=a+b"
 UNKNOWN_ARTICLE = "unknown"
 # Fields that describe a comment without being needed to moderate it.
 _DESCRIPTIVE = frozenset(
@@ -77,6 +80,23 @@ class Call:
     @property
     def content(self) -> str:
         return self.fields.get("comment_content", "")
+
+
+def form_charset(body: bytes) -> str | None:
+    """The charset a form's ``blog_charset`` names, which Akismet reads its fields in, when it
+    is not UTF-8; None for UTF-8, none named, one Python does not know (left out, as any detail
+    that cannot be used) or one that does not write ASCII as ASCII (the form's names, ``=``,
+    ``&`` and percent escapes would not read)."""
+    # Latin-1 maps every byte to one character, so the names read whatever the charset.
+    pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+    named = next((value.strip() for name, value in pairs if name == "blog_charset"), "")
+    try:
+        charset = codecs.lookup(named).name if named else "utf-8"
+    except LookupError:
+        return None
+    if charset == "utf-8" or _ASCII_FORM.encode(charset, "replace") != _ASCII_FORM.encode():
+        return None
+    return charset
 
 
 def key_of(fields: Mapping[str, str], *names: str) -> str:

@@ -68,6 +68,11 @@ async def test_a_perspective_key_that_is_not_utf8_is_refused(client: Client) -> 
             b"blog=x&user_ip=1.2.3.4&comment_content=caf\xe9",
             b"the form is not valid UTF-8",
         ),
+        (
+            b"application/x-www-form-urlencoded",
+            b"blog=x&user_ip=1.2.3.4&blog_charset=windows-1252&comment_content=%81",
+            b"the form is not valid UTF-8 (or the charset it names)",
+        ),
         (b"multipart/form-data", b"blog=x", b"the form cannot be read"),
         (
             b"application/x-www-form-urlencoded; charset=bogus",

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
+from urllib.parse import urlencode
 
 import akismet
 import httpx
@@ -540,6 +541,33 @@ async def test_the_same_words_answering_two_comments_are_two_comments(
         parents.append((await stored.json())["parent_id"])
     assert parents[0] is None
     assert parents[1] != parents[2]
+
+
+@pytest.mark.parametrize(
+    ("charset", "text"),
+    [
+        ("ISO-8859-1", "Un café très agréable au bord du port, où l'on mange des crêpes."),
+        ("EUC-JP", "港の眺めはとても穏やかで、船がゆっくり行き来しています。"),
+    ],
+)
+async def test_a_form_in_the_blog_charset_is_read_in_it(
+    client: Client, site: dict[str, str], moderator: Any, charset: str, text: str
+) -> None:
+    # A blog not in UTF-8 sends its comments in its own charset, named by blog_charset (its
+    # Content-Type need not name it), each byte percent-encoded as PHP's http_build_query does.
+    fields = check_fields(
+        site, comment_content=text, **{**VISITOR, "comment_author": "Zoë", "blog_charset": charset}
+    )
+    response = await client.post(
+        "/1.1/comment-check",
+        data=urlencode(fields, encoding=charset).encode("ascii"),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status == 200
+    guid = response.headers["X-akismet-guid"]
+    stored = await client.get(f"/v1/sites/news/comments/{guid}", headers=moderator(site))
+    comment = await stored.json()
+    assert (comment["text"], comment["author"]["name"]) == (text, "Zoë")
 
 
 async def test_an_author_name_with_nothing_visible_is_left_out(
