@@ -251,14 +251,17 @@ def label_scores(
 
 
 def segments(text: str) -> list[tuple[int, int]]:
-    """Sentence-like parts of ``text`` as ``[begin, end)`` offsets, leading space left out; at
-    most ``MAX_SPANS`` (neighbours merged evenly beyond that)."""
+    """Sentence-like parts of ``text`` as ``[begin, end)`` offsets, the spaces and line breaks
+    around each left out, and the invisible characters before it (after it they may end an
+    emoji's sequence); at most ``MAX_SPANS`` (neighbours merged evenly beyond that)."""
     parts = []
     for match in _SENTENCE.finditer(text):
         begin, end = match.span()
-        while begin < end and text[begin].isspace():
+        while begin < end and is_blank(text[begin]):
             begin += 1
-        if begin < end:
+        while begin < end and text[end - 1].isspace():
+            end -= 1
+        if not is_blank(text[begin:end]):
             parts.append((begin, end))
     if len(parts) <= MAX_SPANS:
         return parts

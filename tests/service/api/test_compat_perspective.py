@@ -214,6 +214,26 @@ async def test_span_offsets_count_utf16_code_units_as_perspective_does(
     assert pieces == ["\U0001f600\U0001f600 Great.", "You are here."]
 
 
+async def test_spans_leave_out_line_breaks_and_invisible_characters_around_a_sentence(
+    client: Client, site: dict[str, str]
+) -> None:
+    # Lines from a Windows form (CR LF), a zero-width space after a stop, a blank last line.
+    text = "First calm line\r\nSecond calm line\r\nThird one.\u200b Fourth one.\u200b\r\n \u200b"
+    body = {
+        "comment": {"text": text},
+        "requestedAttributes": {"TOXICITY": {}},
+        "spanAnnotations": True,
+    }
+    data = await (await post(client, analyze_url(site["api_key"]), json.dumps(body))).json()
+    spans = data["attributeScores"]["TOXICITY"]["spanScores"]
+    assert [text[span["begin"] : span["end"]] for span in spans] == [
+        "First calm line",
+        "Second calm line",
+        "Third one.",
+        "Fourth one.",
+    ]
+
+
 async def test_span_annotations_are_bounded(client: Client, site: dict[str, str]) -> None:
     text = " ".join(f"Sentence {number}." for number in range(MAX_SPANS * 3))
     body = {
