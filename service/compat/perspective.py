@@ -294,7 +294,8 @@ def analyze_response(
     ``(begin, end, label scores)``.
 
     An attribute whose ``scoreThreshold`` its score does not reach is left out, as Perspective
-    does."""
+    does, and so is each span score below it ("Don't return scores for this attribute that are
+    below this threshold")."""
     scores: dict[str, Any] = {}
     for name in summary:
         threshold = request.requested_attributes[name].score_threshold
@@ -303,10 +304,14 @@ def analyze_response(
         entry: dict[str, Any] = {"summaryScore": _score(summary[name])}
         if spans is not None:
             label = ATTRIBUTES[name.removesuffix(EXPERIMENTAL)]
-            entry["spanScores"] = [
+            kept = [
                 {"begin": begin, "end": end, "score": _score(part[label])}
                 for begin, end, part in spans
+                if threshold is None or part[label] >= threshold
             ]
+            # Protobuf's JSON leaves an empty list out.
+            if kept:
+                entry["spanScores"] = kept
         scores[name] = entry
     body: dict[str, Any] = {
         "attributeScores": scores,

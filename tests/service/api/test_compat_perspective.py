@@ -261,6 +261,26 @@ async def test_a_score_threshold_leaves_lower_scores_out(
     assert set(data["attributeScores"]) == {"SPAM"}
 
 
+async def test_a_score_threshold_leaves_lower_span_scores_out_too(
+    client: Client, site: dict[str, str]
+) -> None:
+    text = "What a calm harbour this is. You are a stupid idiot and a moron."
+    body: dict[str, Any] = {
+        "comment": {"text": text},
+        "requestedAttributes": {"INSULT": {}},
+        "spanAnnotations": True,
+    }
+    data = await (await post(client, analyze_url(site["api_key"]), json.dumps(body))).json()
+    calm, rude = data["attributeScores"]["INSULT"]["spanScores"]
+    threshold = (calm["score"]["value"] + rude["score"]["value"]) / 2
+    summary = data["attributeScores"]["INSULT"]["summaryScore"]["value"]
+    assert calm["score"]["value"] < threshold <= min(rude["score"]["value"], summary)
+    body["requestedAttributes"] = {"INSULT": {"scoreThreshold": threshold}}
+    data = await (await post(client, analyze_url(site["api_key"]), json.dumps(body))).json()
+    # "Don't return scores for this attribute that are below this threshold": spans' too.
+    assert data["attributeScores"]["INSULT"]["spanScores"] == [rude]
+
+
 @pytest.mark.parametrize("do_not_store", [True, False, None])
 async def test_analyze_stores_nothing_and_queues_nothing(
     client: Client,
