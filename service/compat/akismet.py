@@ -36,6 +36,8 @@ DISCARD = "discard"
 SPAM_TRIGGER_AUTHOR = "akismet-guaranteed-spam"
 SPAM_TRIGGER_EMAIL = "akismet-guaranteed-spam@example.com"
 HAM_TRIGGER_ROLE = "administrator"
+DOCUMENTED_HONEYPOT = "hidden_honeypot_field"
+WORDPRESS_HONEYPOT = "POST_ak_hp_textarea"
 
 BLATANT_SPAM_SCORE = 0.98
 """A ``spam`` verdict at least this sure is answered with ``X-akismet-pro-tip: discard``."""
@@ -141,9 +143,15 @@ def test_trigger(checked: Call) -> str | None:
 
 
 def honeypot_filled(checked: Call) -> bool:
-    """The form's hidden field (named by ``honeypot_field_name``) has a value: only bots fill it."""
-    name = checked.fields.get("honeypot_field_name", "").strip()
-    return bool(name) and bool(checked.fields.get(name, "").strip())
+    """The form's hidden field has a value: only bots fill it. Its value comes under the name
+    ``honeypot_field_name`` gives, or under ``hidden_honeypot_field`` (the name in Akismet's
+    documented example, which many clients send whatever their field is called); WordPress's
+    comment form sends its own hidden textarea as ``POST_ak_hp_textarea``."""
+    fields = checked.fields
+    names = [WORDPRESS_HONEYPOT]
+    if name := fields.get("honeypot_field_name", "").strip():
+        names += [name, DOCUMENTED_HONEYPOT]
+    return any(fields.get(name, "").strip() for name in names)
 
 
 def comment_id(checked: Call) -> str:

@@ -50,6 +50,7 @@ FIELDS = {
             "is_test",
             "recheck_reason",
             "honeypot_field_name",
+            "hidden_honeypot_field",
         )
     },
 }

@@ -597,6 +597,30 @@ async def test_a_filled_honeypot_is_discarded_unstored(
     assert await empty_pot.text() == "false"
 
 
+@pytest.mark.parametrize(
+    "trap",
+    [
+        # What Akismet's documentation shows, and many clients send: the value under the
+        # documented example's name, whatever the form's field is called.
+        {"honeypot_field_name": "contact_me_by_fax", "hidden_honeypot_field": "http://bot"},
+        # WordPress's own comment form: its hidden textarea, sent as every posted field is.
+        {"POST_ak_hp_textarea": "http://bot", "POST_ak_js": "1764000000000"},
+    ],
+)
+async def test_a_honeypot_filled_as_clients_send_it_is_discarded_unstored(
+    client: Client, site: dict[str, str], redis_client: aioredis.Redis, trap: dict[str, str]
+) -> None:
+    before = await keys_of(redis_client)
+    fields = check_fields(site, comment_content=CIVIL, **VISITOR, **trap)
+    response = await form(client, "/1.1/comment-check", fields)
+    assert (await response.text(), response.headers["X-akismet-pro-tip"]) == ("true", "discard")
+    assert await keys_of(redis_client) == before
+    # A person leaves it empty, and WordPress sends it empty all the same.
+    empty = {**fields, **{name: "" for name in trap if name.endswith(("_field", "textarea"))}}
+    published = await form(client, "/1.1/comment-check", {**empty, "is_test": "1"})
+    assert await published.text() == "false"
+
+
 @pytest.mark.parametrize("content", [None, " \n", "\u200b\u2060\ufeff"])
 async def test_a_check_without_text_is_ham_and_stores_nothing(
     client: Client, site: dict[str, str], redis_client: aioredis.Redis, content: str | None
