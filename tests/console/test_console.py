@@ -1118,6 +1118,27 @@ def test_evidence_worked_out_after_the_console_read_the_comment_is_marked_live(
     expect(card.locator("mark")).to_have_attribute("title", re.compile(r"^insult \d+%$"))
 
 
+def test_evidence_after_emoji_and_combining_marks_marks_the_words_written(
+    page: Page, service: Service, site: Site
+) -> None:
+    # The service counts code points; a JavaScript string counts UTF-16 units, in which each of
+    # these emoji is two.
+    text = "\U0001f600\U0001f44d\U0001f3fd You are a stupid idiot, cafe\u0301 people."
+    site.post_comment("rude", text)
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not site.comment("rude")["evidence"]:
+        assert time.monotonic() < deadline, "the comment's evidence was never stored"
+        page.wait_for_timeout(50)
+    stupid = text.index("stupid")
+    cafe = text.index("cafe")
+    spans = {"insult": [(stupid, stupid + 6)], "toxicity": [(cafe, cafe + 5)]}
+    assert attach_evidence(service, site, "rude", text, spans)
+    signed_in(page, site)
+    card = page.locator('#items > li[data-id="rude"]')
+    expect(card.locator(".text")).to_have_text(text)
+    expect(card.locator("mark")).to_have_text(["stupid", "cafe\u0301"])
+
+
 def test_an_open_author_panel_and_quoted_parent_stay_open_while_another_moderator_works(
     browser: Browser, service: Service, site: Site
 ) -> None:

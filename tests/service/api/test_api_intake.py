@@ -617,6 +617,8 @@ async def test_a_banned_word_hidden_by_invisible_or_look_alike_characters_is_sti
         "fullwidth": ("You ｇｒｏｂｂｌｅ, all of you.", "ｇｒｏｂｂｌｅ", "BANNED_WORD"),
         "decomposed": ("Meet me at the cafe\u0301 tonight.", "cafe\u0301", "BANNED_WORD"),
         "soft-hyphen": ("A moon\u00adbeam over the harbour.", "moon\u00adbeam", "SUSPECT_WORD"),
+        # Offsets count code points: each emoji before the word is one, not two UTF-16 units.
+        "emoji": ("\U0001f600\U0001f44d\U0001f3fd You grobble, all.", "grobble", "BANNED_WORD"),
     }
     for name, (text, word, reason) in written.items():
         verdict = await (await post_signed(strict, comment(name, text))).json()
