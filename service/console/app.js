@@ -331,8 +331,11 @@ function secondLook(item) {
 }
 
 async function showParent(button, parentId) {
-  const holder = el("blockquote", { class: "parent" });
+  // The button leaves the page: the keyboard it had goes to the quote, not the page's top.
+  const holder = el("blockquote", { class: "parent", tabindex: -1 });
+  const focused = document.activeElement === button;
   button.replaceWith(holder);
+  if (focused) holder.focus();
   try {
     const parent = await get(`/v1/sites/${site()}/comments/${encodeURIComponent(parentId)}`);
     holder.append(el("p", { class: "meta", text: `In reply to ${parent.author.name || parent.author.id}:` }), evidenceText(parent.text, {}, {}));

@@ -1299,3 +1299,21 @@ def test_the_keys_work_on_a_comments_checkbox_reached_with_tab(page: Page, site:
     expect(page.locator("#items > li")).to_have_count(2)
     assert site.comment(middle)["state"] == "spam"
     assert site.comment(top)["state"] == "pending"
+
+
+def test_the_comment_it_answers_opened_by_keyboard_keeps_the_focus_on_its_card(
+    page: Page, site: Site
+) -> None:
+    hold(site, 1)
+    site.post_comment("reply", CALM[2], parent_id="c00")
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    card = page.locator('#items > li[data-id="reply"]')
+    card.get_by_role("button", name="Show the comment it answers").focus()
+    page.keyboard.press("Enter")
+    quote = card.locator("blockquote.parent")
+    expect(quote).to_contain_text(CALM[0])
+    # The button it replaced had the focus: the quote takes it, not the top of the page.
+    expect(quote).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(card.get_by_role("button", name="Open")).to_be_focused()
