@@ -271,7 +271,10 @@ function renderQueue() {
     const kept = old.querySelector(".item-message");
     if (kept && kept.childNodes.length) node.querySelector(".item-message").replaceWith(kept);
     const author = old.querySelector(".author");
-    if (author) node.querySelector(".item-head").after(author);
+    if (author) {
+      node.querySelector(".item-head").after(author);
+      node.querySelector(".by button").setAttribute("aria-expanded", "true");
+    }
     const parent = old.querySelector("blockquote.parent");
     const link = node.querySelector(".parent-link");
     if (parent && link) link.replaceWith(parent);
@@ -300,7 +303,7 @@ function card(item, index) {
   });
   const article = el("p", { class: "meta" }, "Article ", articleLink(item.article, item.article_id), " · ", when(item.created_at), item.lang ? ` · ${item.lang}` : "");
   const author = item.author || {};
-  const authorButton = el("button", { type: "button", class: "link", onclick: (event) => toggleAuthor(event.target.closest("li"), item) },
+  const authorButton = el("button", { type: "button", class: "link", "aria-expanded": "false", onclick: (event) => toggleAuthor(event.target, item) },
     author.name ? `${author.name} (${author.id})` : author.id);
   const actions = el("div", { class: "row", role: "group", "aria-label": "Decide" },
     mine ? null : el("button", { type: "button", class: "open", onclick: () => openItem(item.id), "aria-keyshortcuts": "o" }, "Open"),
@@ -344,8 +347,11 @@ async function showParent(button, parentId) {
   }
 }
 
-async function toggleAuthor(li, item) {
+// The author's button says whether its panel is open (aria-expanded), as a screen reader tells.
+async function toggleAuthor(button, item) {
+  const li = button.closest("li");
   const open = li.querySelector(".author");
+  button.setAttribute("aria-expanded", String(!open));
   if (open) {
     open.remove();
     return;

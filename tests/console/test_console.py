@@ -1317,3 +1317,24 @@ def test_the_comment_it_answers_opened_by_keyboard_keeps_the_focus_on_its_card(
     expect(quote).to_be_focused()
     page.keyboard.press("Tab")
     expect(card.get_by_role("button", name="Open")).to_be_focused()
+
+
+def test_the_author_button_says_whether_its_panel_is_open(page: Page, site: Site) -> None:
+    hold(site, 1)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(1)
+    expect(page.locator("#live")).to_have_text("live")
+    card = page.locator('#items > li[data-id="c00"]')
+    name = "A reader (reader-c00)"
+    expect(card.get_by_role("button", name=name, expanded=False)).to_be_visible()
+    card.get_by_role("button", name=name).click()
+    panel = card.get_by_role("region", name="Author")
+    expect(panel.get_by_role("button", name="Ban")).to_be_visible()
+    expect(card.get_by_role("button", name=name, expanded=True)).to_be_visible()
+    # A live event redraws the list: the panel stays open, and the button still says so.
+    site.post_comment("c01", CALM[1])
+    expect(page.locator("#items > li")).to_have_count(2)
+    expect(card.get_by_role("button", name=name, expanded=True)).to_be_visible()
+    card.get_by_role("button", name=name).click()
+    expect(card.get_by_role("region", name="Author")).to_have_count(0)
+    expect(card.get_by_role("button", name=name, expanded=False)).to_be_visible()
