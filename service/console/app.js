@@ -99,6 +99,8 @@ async function signIn(token) {
   $("#sign-in").hidden = true;
   $("#nav").hidden = false;
   $("#who").hidden = false;
+  // The token field just hidden had the keyboard: it goes on at the page's main part.
+  $("#main").focus();
   if (!state.me.sites.length) {
     show("queue");
     say("#queue-message", "No sites yet: create one with the admin API first.");

@@ -1338,3 +1338,15 @@ def test_the_author_button_says_whether_its_panel_is_open(page: Page, site: Site
     card.get_by_role("button", name=name).click()
     expect(card.get_by_role("region", name="Author")).to_have_count(0)
     expect(card.get_by_role("button", name=name, expanded=False)).to_be_visible()
+
+
+def test_signing_in_by_keyboard_puts_the_keyboard_on_the_queue(page: Page, site: Site) -> None:
+    hold(site, 1)
+    page.get_by_label("Token").focus()
+    page.keyboard.type(site.tokens["Mo"])
+    page.keyboard.press("Enter")
+    expect(page.locator("#items > li")).to_have_count(1)
+    # The token field is hidden: the keyboard goes on at the page's main part, not its top.
+    expect(page.get_by_role("main")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("tab", name=re.compile("^Pending"))).to_be_focused()
