@@ -1350,3 +1350,33 @@ def test_signing_in_by_keyboard_puts_the_keyboard_on_the_queue(page: Page, site:
     expect(page.get_by_role("main")).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.get_by_role("tab", name=re.compile("^Pending"))).to_be_focused()
+
+
+def test_the_undo_toast_never_hides_the_control_tabbed_to_at_twice_the_zoom(
+    page: Page, site: Site
+) -> None:
+    hold(site, 5)
+    # 1100 by 900 pixels at 200%: 550 by 450 CSS pixels.
+    page.set_viewport_size({"width": 550, "height": 450})
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(5)
+    page.keyboard.press("a")
+    expect(page.locator("#items > li")).to_have_count(4)
+    expect(page.get_by_role("button", name="Undo")).to_be_visible()
+    covered = """() => {
+        const shown = document.activeElement.getBoundingClientRect();
+        const toast = document.getElementById("toast").getBoundingClientRect();
+        return shown.bottom > toast.top && shown.top < toast.bottom
+            && shown.right > toast.left && shown.left < toast.right;
+    }"""
+    page.get_by_role("checkbox", name=re.compile("^Select comment")).first.focus()
+    tabbed = []
+    while not page.evaluate("document.activeElement.closest('#toast') !== null"):
+        label = page.evaluate(
+            "(node => node.textContent || node.ariaLabel)(document.activeElement)"
+        )
+        assert not page.evaluate(covered), f"{label} is under the toast"
+        tabbed.append(label)
+        page.keyboard.press("Tab")
+    assert tabbed.count("Spam") == 4
+    expect(page.get_by_role("button", name="Undo")).to_be_focused()
