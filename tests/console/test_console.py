@@ -6,6 +6,7 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 import pytest
 import redis.asyncio as aioredis
@@ -1380,3 +1381,43 @@ def test_the_undo_toast_never_hides_the_control_tabbed_to_at_twice_the_zoom(
         page.keyboard.press("Tab")
     assert tabbed.count("Spam") == 4
     expect(page.get_by_role("button", name="Undo")).to_be_focused()
+
+
+CONTRAST = """([node, surface]) => {
+    const luminance = (colour) => {
+        const [r, g, b] = colour.match(/[\\d.]+/g).slice(0, 3).map((value) => {
+            const channel = Number(value) / 255;
+            return channel <= 0.03928 ? channel / 12.92 : ((channel + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const [light, dark] = [
+        luminance(getComputedStyle(node).borderTopColor),
+        luminance(getComputedStyle(surface).backgroundColor),
+    ].sort((a, b) => b - a);
+    return (light + 0.05) / (dark + 0.05);
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_edges_of_fields_and_buttons_stand_out_from_the_page(
+    page: Page, site: Site, scheme: Literal["light", "dark"]
+) -> None:
+    hold(site, 1)
+    page.emulate_media(color_scheme=scheme)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(1)
+    body = page.locator("body").element_handle()
+    bar = page.get_by_role("banner").element_handle()
+    filters = page.get_by_role("form", name="Queue filters")
+    card = page.locator("#items > li").first
+    # A field's or a button's edge is all that shows where it is: 3:1 against what it sits on.
+    for control, surface in [
+        (filters.get_by_role("textbox", name="Article", exact=True), body),
+        (filters.get_by_role("combobox", name="Order"), body),
+        (page.get_by_role("button", name="Claim 10"), body),
+        (card.get_by_role("button", name="Open"), body),
+        (page.get_by_role("button", name="Sign out"), bar),
+    ]:
+        ratio = page.evaluate(CONTRAST, [control.element_handle(), surface])
+        assert ratio >= 3, f"{control} edge {ratio:.2f}:1 in {scheme}"
