@@ -843,13 +843,26 @@ $("#site-picker").addEventListener("change", (event) => openSite(event.target.va
 for (const button of document.querySelectorAll("#nav button")) {
   button.addEventListener("click", () => show(button.dataset.view));
 }
-for (const tab of document.querySelectorAll("[role=tab]")) {
-  tab.addEventListener("click", () => {
-    state.queue = tab.dataset.queue;
-    for (const other of document.querySelectorAll("[role=tab]")) other.setAttribute("aria-selected", String(other === tab));
-    reloadQueue();
-  });
+// The queue tabs are one stop for Tab, the picked one; the arrow keys (Home, End) pick another.
+const tabs = [...document.querySelectorAll("[role=tab]")];
+function pickTab(tab) {
+  state.queue = tab.dataset.queue;
+  for (const other of tabs) {
+    other.setAttribute("aria-selected", String(other === tab));
+    other.tabIndex = other === tab ? 0 : -1;
+  }
+  reloadQueue();
 }
+for (const tab of tabs) tab.addEventListener("click", () => pickTab(tab));
+$("[role=tablist]").addEventListener("keydown", (event) => {
+  const at = tabs.indexOf(event.target);
+  const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[event.key];
+  if (at < 0 || to === undefined || event.ctrlKey || event.metaKey || event.altKey) return;
+  event.preventDefault();
+  const tab = tabs[(to + tabs.length) % tabs.length];
+  tab.focus();
+  if (tab !== event.target) pickTab(tab);
+});
 $("#queue-filters").addEventListener("submit", (event) => {
   event.preventDefault();
   const form = event.target.elements;

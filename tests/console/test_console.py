@@ -1421,3 +1421,35 @@ def test_the_edges_of_fields_and_buttons_stand_out_from_the_page(
     ]:
         ratio = page.evaluate(CONTRAST, [control.element_handle(), surface])
         assert ratio >= 3, f"{control} edge {ratio:.2f}:1 in {scheme}"
+
+
+def test_the_queue_tabs_move_with_the_arrow_keys_and_take_one_tab_stop(
+    page: Page, site: Site
+) -> None:
+    hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    pending = page.get_by_role("tab", name=re.compile("^Pending"))
+    reported = page.get_by_role("tab", name=re.compile("^Reported"))
+    # One stop for the tab list: Tab goes from the picked tab to the filters.
+    page.get_by_role("button", name="Sign out").focus()
+    page.keyboard.press("Tab")
+    expect(pending).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("combobox", name="Order")).to_be_focused()
+    pending.focus()
+    page.keyboard.press("ArrowRight")
+    expect(reported).to_be_focused()
+    expect(reported).to_have_attribute("aria-selected", "true")
+    expect(pending).to_have_attribute("aria-selected", "false")
+    expect(page.locator("#queue-message")).to_have_text(
+        "Nothing to moderate in reported. Well done."
+    )
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_role("button", name="Sign out")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(reported).to_be_focused()
+    page.keyboard.press("ArrowLeft")
+    expect(pending).to_be_focused()
+    expect(pending).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#items > li")).to_have_count(2)
