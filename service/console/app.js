@@ -266,6 +266,7 @@ function renderQueue() {
   // keyboard's place in them.
   const before = new Map([...document.querySelectorAll("#items > li")].map((node) => [node.dataset.id, node]));
   const active = document.activeElement;
+  const activeCard = active ? active.closest("#items > li") : null;
   const cards = items.map((item, index) => card(item, index));
   for (const node of cards) {
     const old = before.get(node.dataset.id);
@@ -283,8 +284,23 @@ function renderQueue() {
   }
   $("#items").replaceChildren(...cards);
   if (active && active.isConnected && active !== document.activeElement) active.focus({ preventScroll: true });
+  else if (activeCard && !active.isConnected && cards.length) {
+    // The keyboard was on a card drawn again: it goes to the same control on the new card, or
+    // to the comment the keys now act on when that is another (a reload starts at the top).
+    const node = cards[state.focus];
+    const target = node.dataset.id === activeCard.dataset.id ? sameControl(node, activeCard, active) : node;
+    target.focus({ preventScroll: true });
+  }
   updateSelection();
   if (items.length) markFocus(false);
+}
+
+// On a card drawn again, the control matching one of the old card's (the card itself if none).
+function sameControl(node, old, control) {
+  if (control === old) return node;
+  const twin = [...node.querySelectorAll(control.tagName)].find((candidate) => candidate.className === control.className
+    && candidate.textContent === control.textContent && candidate.getAttribute("aria-label") === control.getAttribute("aria-label"));
+  return twin || node;
 }
 
 function card(item, index) {

@@ -1453,3 +1453,23 @@ def test_the_queue_tabs_move_with_the_arrow_keys_and_take_one_tab_stop(
     expect(pending).to_be_focused()
     expect(pending).to_have_attribute("aria-selected", "true")
     expect(page.locator("#items > li")).to_have_count(2)
+
+
+def test_a_button_tabbed_to_keeps_the_keyboard_when_a_live_event_redraws_the_list(
+    page: Page, site: Site
+) -> None:
+    hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    expect(page.locator("#live")).to_have_text("live")
+    card = page.locator('#items > li[data-id="c01"]')
+    card.get_by_role("button", name="Reject").focus()
+    site.post_comment("late", "A late reader asks whether the talks will be streamed.")
+    expect(page.locator('#items > li[data-id="late"]')).to_be_visible()
+    # The card is drawn again: its Reject button has the keyboard still, and Tab goes on from it.
+    expect(card.get_by_role("button", name="Reject")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(card.get_by_role("button", name="Spam")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#items > li")).to_have_count(2)
+    assert site.comment("c01")["state"] == "spam"
