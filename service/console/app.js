@@ -284,7 +284,10 @@ function renderQueue() {
   }
   $("#items").replaceChildren(...cards);
   if (active && active.isConnected && active !== document.activeElement) active.focus({ preventScroll: true });
-  else if (activeCard && !active.isConnected && cards.length) {
+  else if (activeCard && !active.isConnected && !cards.length) {
+    // The keyboard was on the last card: it stays in the page's main part.
+    $("#main").focus({ preventScroll: true });
+  } else if (activeCard && !active.isConnected) {
     // The keyboard was on a card drawn again: it goes to the same control on the new card, or
     // to the comment the keys now act on when that is another (a reload starts at the top).
     const node = cards[state.focus];

@@ -1473,3 +1473,20 @@ def test_a_button_tabbed_to_keeps_the_keyboard_when_a_live_event_redraws_the_lis
     page.keyboard.press("Enter")
     expect(page.locator("#items > li")).to_have_count(2)
     assert site.comment("c01")["state"] == "spam"
+
+
+def test_the_last_comment_decided_from_its_button_leaves_the_keyboard_on_the_queue(
+    page: Page, site: Site
+) -> None:
+    hold(site, 1)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(1)
+    page.locator("#items > li").first.get_by_role("button", name="Approve").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#queue-message")).to_have_text(
+        "Nothing to moderate in pending. Well done."
+    )
+    # Its card, and the button with it, are gone: the keyboard stays in the page's main part.
+    expect(page.get_by_role("main")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("tab", name=re.compile("^Pending"))).to_be_focused()
