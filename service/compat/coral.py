@@ -26,6 +26,12 @@ SIGNATURE_HEADER = "X-Coral-Signature"
 ACTOR = "coral"
 """Who decided, in a comment's history, when a moderator decided in Coral."""
 SCHEME = "sha256"
+PHASE_MAX_BODY_BYTES = 1024 * 1024
+"""The phase reads bodies up to this (or ``CIVILITY_MAX_BODY_BYTES`` when larger): a comment
+longer than intake takes must still be answered, held, once its signature is checked on every
+byte, since Coral publishes a comment whose phase fails. Coral's own API reads a new comment's
+request up to 100 KB (express's default), and its HTML at most five times that (``&amp;``);
+a body past the bound cannot be verified without reading it all, so it is refused with 413."""
 
 # Coral's COMMENT_STATUS values and the flag reasons its response schema accepts.
 APPROVED = "APPROVED"

@@ -14,13 +14,16 @@ EMPTY_OBJECT = b"{}"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-async def read_raw(request: web.Request) -> bytes:
-    """The raw body (signatures are checked on these bytes), refused unless JSON and small."""
-    limit = request.app[SETTINGS].max_body_bytes
+async def read_raw(request: web.Request, at_least: int = 0) -> bytes:
+    """The raw body (signatures are checked on these bytes), refused unless JSON and small:
+    at most ``CIVILITY_MAX_BODY_BYTES``, or ``at_least`` when a route reads further."""
+    limit = max(request.app[SETTINGS].max_body_bytes, at_least)
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
     if request.body_exists and request.content_type != JSON:
         raise UnsupportedMediaType(f"request body must be {JSON}, not {request.content_type}")
+    if limit != request.client_max_size:
+        request = request.clone(client_max_size=limit)
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:

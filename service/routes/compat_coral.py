@@ -65,7 +65,9 @@ WEBHOOK_RESULT: dict[str, Any] = {
 )
 async def moderate(request: web.Request) -> web.Response:
     site = request.match_info["site"]
-    raw = await read_raw(request)
+    # Read past the usual limit, so a comment too long to moderate is held, not refused (Coral
+    # would publish it); the signature is checked on every byte before anything is answered.
+    raw = await read_raw(request, coral.PHASE_MAX_BODY_BYTES)
     desk = request.app[CORAL]
     await desk.verify_phase(site, request.headers.get(coral.SIGNATURE_HEADER), raw)
     body = await desk.moderate(site, parse(coral.ModerationRequest, raw))

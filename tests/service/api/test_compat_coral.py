@@ -9,7 +9,9 @@ checked against the response schema Coral validates phase results with.
 import copy
 import hashlib
 import hmac
+import io
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from service.compat.coral import ModerationRequest, comment_id
+from service.compat.coral import PHASE_MAX_BODY_BYTES, ModerationRequest, comment_id
 
 Client = TestClient[web.Request, web.Application]
 
@@ -414,6 +416,74 @@ async def test_a_comment_too_long_to_moderate_is_withheld_not_left_to_coral(
     body = await response.json()
     assert body == {"status": "SYSTEM_WITHHELD"}
     assert_coral_accepts(body)
+    assert await keys_of(redis_client) == before
+
+
+async def test_a_signed_comment_longer_than_the_body_limit_is_withheld_not_refused(
+    client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    # A 413 would be an error too, and Coral would publish the comment unmoderated: the phase
+    # reads further than intake, checks the signature on every byte and holds the comment.
+    before = await keys_of(redis_client)
+    long = copy.deepcopy(NEW_COMMENT)
+    long["comment"]["body"] = "Ты идиот, и все это знают. " * 6_000
+    body = coral_body(long)
+    assert 256 * 1024 < len(body) < PHASE_MAX_BODY_BYTES
+    response = await send(client, body)
+    assert response.status == 200
+    answer = await response.json()
+    assert answer == {"status": "SYSTEM_WITHHELD"}
+    assert_coral_accepts(answer)
+    assert await keys_of(redis_client) == before
+
+
+async def test_a_long_body_signed_only_in_part_is_refused_without_an_answer(
+    client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    before = await keys_of(redis_client)
+    long = copy.deepcopy(NEW_COMMENT)
+    long["comment"]["body"] = "Ты идиот. " * 20_000
+    body = coral_body(long)
+    response = await send(client, body, signature=coral_signature(body[:65_536], SECRET))
+    assert response.status == 401
+    assert (await response.json())["error"]["message"] == (
+        "X-Coral-Signature does not match the body"
+    )
+    assert await keys_of(redis_client) == before
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_phase_body_too_large_to_verify_is_refused_not_answered(
+    client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis, chunked: bool
+) -> None:
+    # No signature can be checked without reading every byte, so past the bound nothing is
+    # answered but the 413, signed or not: not even a hold.
+    before = await keys_of(redis_client)
+    long = copy.deepcopy(NEW_COMMENT)
+    long["comment"]["body"] = "x" * PHASE_MAX_BODY_BYTES
+    body = coral_body(long)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Coral-Signature": coral_signature(body, SECRET),
+    }
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 65_536):
+            yield body[start : start + 65_536]
+
+    response = await client.post(
+        "/v1/integrations/coral/news",
+        data=chunks() if chunked else io.BytesIO(body),
+        headers=headers,
+    )
+    assert response.status == 413
+    assert await response.json() == {
+        "error": {
+            "code": "payload_too_large",
+            "message": f"request body is larger than {PHASE_MAX_BODY_BYTES} bytes",
+            "details": None,
+        }
+    }
     assert await keys_of(redis_client) == before
 
 
