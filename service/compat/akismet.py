@@ -27,6 +27,11 @@ HAM = "false"
 VALID = "valid"
 INVALID = "invalid"
 THANKS = "Thanks for making the web a better place."
+MAX_FORM_BYTES = 512 * 1024
+"""Akismet's routes read forms up to this (or ``CIVILITY_MAX_BODY_BYTES`` when larger): WordPress
+sends the comment twice (``comment_content`` and ``POST_comment``) and its server variables, each
+byte of a letter outside ASCII written as ``%XX``, so a comment as long as intake takes (20,000
+characters, up to four bytes each) needs up to 480,000 bytes and the rest a few thousand."""
 
 DEBUG_HELP = "X-akismet-debug-help"
 PRO_TIP = "X-akismet-pro-tip"

@@ -136,11 +136,12 @@ def _text(body: str, headers: Mapping[str, str] | None = None, status: int = 200
 
 
 async def _fields(request: web.Request) -> dict[str, str]:
-    """The form's fields (query parameters too, as Akismet reads both; the form wins)."""
+    """The form's fields (query parameters too, as Akismet reads both; the form wins), read up
+    to ``akismet.MAX_FORM_BYTES``: WordPress sends the comment twice."""
+    limit = max(request.app[SETTINGS].max_body_bytes, akismet.MAX_FORM_BYTES)
     try:
-        form = await _form(request)
+        form = await _form(request.clone(client_max_size=limit))
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[SETTINGS].max_body_bytes
         raise PayloadTooLarge(f"request body is larger than {limit} bytes") from None
     except UnicodeDecodeError:
         raise BadRequest("the form is not valid UTF-8 (or the charset it names)") from None
