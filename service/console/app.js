@@ -16,6 +16,12 @@ const PAGE = 50;
 const CLAIM = 10;
 
 const $ = (selector) => document.querySelector(selector);
+// Single-key shortcuts are on unless turned off in this browser (localStorage): a speech-input
+// user's spoken words would otherwise reach them as letters and decide comments.
+const SHORTCUTS_KEY = "civility.shortcuts";
+const shortcutsOn = () => localStorage.getItem(SHORTCUTS_KEY) !== "off";
+// A control's aria-keyshortcuts names its key only while the key works.
+const keyShortcut = (key) => (shortcutsOn() ? key : null);
 const state = {
   me: null,
   site: null,
@@ -327,10 +333,10 @@ function card(item, index) {
   const authorButton = el("button", { type: "button", class: "link", "aria-expanded": "false", onclick: (event) => toggleAuthor(event.target, item) },
     author.name ? `${author.name} (${author.id})` : author.id);
   const actions = el("div", { class: "row", role: "group", "aria-label": "Decide" },
-    mine ? null : el("button", { type: "button", class: "open", onclick: () => openItem(item.id), "aria-keyshortcuts": "o" }, "Open"),
-    el("button", { type: "button", class: "approve", onclick: () => decideFocused("approve", item.id), "aria-keyshortcuts": "a" }, "Approve"),
-    el("button", { type: "button", class: "reject", onclick: () => decideFocused("reject", item.id), "aria-keyshortcuts": "r" }, "Reject"),
-    el("button", { type: "button", class: "spam", onclick: () => decideFocused("spam", item.id), "aria-keyshortcuts": "s" }, "Spam"));
+    mine ? null : el("button", { type: "button", class: "open", onclick: () => openItem(item.id), "aria-keyshortcuts": keyShortcut("o") }, "Open"),
+    el("button", { type: "button", class: "approve", onclick: () => decideFocused("approve", item.id), "aria-keyshortcuts": keyShortcut("a") }, "Approve"),
+    el("button", { type: "button", class: "reject", onclick: () => decideFocused("reject", item.id), "aria-keyshortcuts": keyShortcut("r") }, "Reject"),
+    el("button", { type: "button", class: "spam", onclick: () => decideFocused("spam", item.id), "aria-keyshortcuts": keyShortcut("s") }, "Spam"));
   const parent = item.parent_id
     ? el("button", { type: "button", class: "link parent-link", onclick: (event) => showParent(event.target, item.parent_id) }, "Show the comment it answers")
     : null;
@@ -910,6 +916,18 @@ $("#claim").addEventListener("click", claim);
 $("#release").addEventListener("click", release);
 $("#toast-undo").addEventListener("click", undo);
 $("#keys-button").addEventListener("click", () => $("#keys-dialog").showModal());
+function showShortcuts() {
+  $("#shortcuts").checked = shortcutsOn();
+  const help = keyShortcut("?");
+  if (help) $("#keys-button").setAttribute("aria-keyshortcuts", help);
+  else $("#keys-button").removeAttribute("aria-keyshortcuts");
+}
+$("#shortcuts").addEventListener("change", (event) => {
+  localStorage.setItem(SHORTCUTS_KEY, event.target.checked ? "on" : "off");
+  showShortcuts();
+  if (state.me) renderQueue();
+});
+showShortcuts();
 for (const button of document.querySelectorAll("[data-bulk]")) {
   button.addEventListener("click", () => decideMany(button.dataset.bulk, [...state.selected]));
 }
@@ -931,7 +949,7 @@ const KEYS = {
 };
 
 document.addEventListener("keydown", (event) => {
-  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.ctrlKey || event.metaKey || event.altKey || !shortcutsOn()) return;
   // Keys are letters typed in a field; a checkbox (a comment's own) takes no letters.
   if (event.target.closest("input:not([type=checkbox]), textarea, select, dialog[open]")) return;
   if (document.querySelector("dialog[open]")) return;

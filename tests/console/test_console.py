@@ -1490,3 +1490,57 @@ def test_the_last_comment_decided_from_its_button_leaves_the_keyboard_on_the_que
     expect(page.get_by_role("main")).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.get_by_role("tab", name=re.compile("^Pending"))).to_be_focused()
+
+
+def test_single_key_shortcuts_can_be_turned_off_and_the_choice_is_remembered(
+    page: Page, site: Site
+) -> None:
+    hold(site, 3)
+    decided: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            decided.append(request.url.split("/")[-2])
+            if request.method == "POST" and request.url.endswith("/decision")
+            else None
+        ),
+    )
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    top, middle, _ = items(page)
+    shortcuts = page.get_by_role("checkbox", name="Single-key shortcuts")
+    expect(shortcuts).to_be_checked()
+    approve = page.locator(f'#items > li[data-id="{middle}"]').get_by_role("button", name="Approve")
+    expect(approve).to_have_attribute("aria-keyshortcuts", "a")
+    # Reached with Tab and turned off with Space.
+    page.get_by_role("button", name="Keys").focus()
+    page.keyboard.press("Tab")
+    expect(shortcuts).to_be_focused()
+    page.keyboard.press("Space")
+    expect(shortcuts).not_to_be_checked()
+    expect(approve).not_to_have_attribute("aria-keyshortcuts", "a")
+    # The letters do nothing now; a card's own buttons still work from the keyboard.
+    page.locator(f'#items > li[data-id="{top}"] .text').click()
+    page.keyboard.press("x")
+    page.keyboard.press("a")
+    expect(page.locator("#selection")).to_have_text("")
+    approve.focus()
+    with page.expect_response(lambda response: response.url.endswith(f"{middle}/decision")):
+        page.keyboard.press("Enter")
+    expect(page.locator("#items > li")).to_have_count(2)
+    # Requests are seen in the order sent: the `a` pressed before would have come first.
+    assert decided == [middle]
+    assert site.comment(top)["state"] == "pending"
+    # The choice is this browser's: a reload keeps it.
+    page.reload()
+    expect(page.locator("#items > li")).to_have_count(2)
+    expect(shortcuts).not_to_be_checked()
+    page.keyboard.press("a")
+    expect(page.locator("#toast")).to_be_hidden()
+    # Turned on again: `a` approves the comment marked.
+    shortcuts.click()
+    expect(shortcuts).to_be_checked()
+    page.keyboard.press("a")
+    expect(page.locator("#items > li")).to_have_count(1)
+    assert decided == [middle, top]
+    assert site.comment(top)["state"] == "approved"
