@@ -277,8 +277,9 @@ function renderQueue() {
   for (const node of cards) {
     const old = before.get(node.dataset.id);
     if (!old) continue;
-    const kept = old.querySelector(".item-message");
-    if (kept && kept.childNodes.length) node.querySelector(".item-message").replaceWith(kept);
+    // The message area is a live region: the same element stays, said or empty, as a region
+    // drawn anew with its words may not be read.
+    node.querySelector(".item-message").replaceWith(old.querySelector(".item-message"));
     const author = old.querySelector(".author");
     if (author) {
       node.querySelector(".item-head").after(author);
@@ -383,12 +384,16 @@ async function toggleAuthor(button, item) {
     open.remove();
     return;
   }
-  const panel = el("section", { class: "author", "aria-label": "Author" });
+  // Its status region is there, empty, before anything is said in it; what is shown above it
+  // is drawn anew.
+  const shown = el("div");
+  const said = el("p", { class: "meta", role: "status" });
+  const panel = el("section", { class: "author", "aria-label": "Author" }, shown, said);
   li.querySelector(".item-head").after(panel);
   const authorId = item.author.id;
   const render = (view, note = "") => {
     const rate = view.recent.rejection_rate;
-    panel.replaceChildren(
+    shown.replaceChildren(
       el("p", {}, el("strong", { dir: "auto", text: item.author.name || view.id }), ` · ${view.status} (${view.trust})`),
       el("p", { class: "meta", text: `approved ${view.counts.approved} · rejected ${view.counts.rejected} · spam ${view.counts.spam} · pending ${view.counts.pending}` }),
       el("p", { class: "meta", text: `last ${view.recent.days} days: ${rate === null ? "nothing decided" : `${Math.round(rate * 100)}% rejected of ${view.recent.decided}`} · first seen ${when(view.first_seen)}` }),
@@ -397,8 +402,8 @@ async function toggleAuthor(button, item) {
         el("button", { type: "button", onclick: () => setStatus("trusted") }, "Trust"),
         el("button", { type: "button", onclick: () => setStatus("active") }, "Active"),
         el("label", {}, el("input", { type: "checkbox", class: "reject-held" }), " reject held comments"),
-        el("button", { type: "button", class: "reject", onclick: () => setStatus("banned") }, "Ban")),
-      el("p", { class: "meta", role: "status", text: note }));
+        el("button", { type: "button", class: "reject", onclick: () => setStatus("banned") }, "Ban")));
+    say(said, note);
   };
   const setStatus = async (status) => {
     const body = { status };
@@ -409,13 +414,13 @@ async function toggleAuthor(button, item) {
       render(outcome.author, `Status set to ${status}${rejected}.`);
       if (outcome.rejected.length) await reloadQueue();
     } catch (error) {
-      panel.append(el("p", { class: "error", text: explain(error) }));
+      say(said, explain(error), { error: true });
     }
   };
   try {
     render(await get(`/v1/sites/${site()}/authors/${encodeURIComponent(authorId)}`));
   } catch (error) {
-    panel.textContent = explain(error);
+    say(said, explain(error), { error: true });
   }
 }
 
@@ -594,12 +599,13 @@ function remember(action, changes) {
   state.undo = { changes, queue: state.queue };
   const noun = changes.length === 1 ? `comment ${changes[0].id}` : `${changes.length} comments`;
   $("#toast-text").textContent = `${ACTION_WORDS[action]} ${noun}.`;
-  $("#toast").hidden = false;
+  $("#toast-undo").hidden = false;
 }
 
 function forgetUndo() {
   state.undo = null;
-  $("#toast").hidden = true;
+  $("#toast-text").textContent = "";
+  $("#toast-undo").hidden = true;
 }
 
 async function undo() {

@@ -1544,3 +1544,48 @@ def test_single_key_shortcuts_can_be_turned_off_and_the_choice_is_remembered(
     expect(page.locator("#items > li")).to_have_count(1)
     assert decided == [middle, top]
     assert site.comment(top)["state"] == "approved"
+
+
+def test_the_toast_and_a_cards_message_are_live_regions_there_before_their_words(
+    page: Page, site: Site
+) -> None:
+    hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    expect(page.locator("#live")).to_have_text("live")
+    # Both are in the page, empty, and announced as status regions before anything is said.
+    toast = page.get_by_role("status").and_(page.locator("#toast-text"))
+    message = page.get_by_role("status").and_(
+        page.locator('#items > li[data-id="c00"] .item-message')
+    )
+    for region in (toast, message):
+        expect(region).to_have_count(1)
+        expect(region).to_have_text("")
+        expect(region).to_have_attribute("aria-live", "polite")
+    toast_node = toast.element_handle()
+    message_node = message.element_handle()
+    same = "([node, selector]) => node.isConnected && node === document.querySelector(selector)"
+    # A live event redraws the list: the card's message area is the same element still.
+    site.post_comment("late", CALM[2])
+    expect(page.locator('#items > li[data-id="late"]')).to_be_visible()
+    assert page.evaluate(same, [message_node, '#items > li[data-id="c00"] .item-message'])
+    # Words are written into the regions that were there.
+    page.locator('#items > li[data-id="c00"]').get_by_role("button", name="Open").click()
+    expect(message).to_have_text("Yours while the lease lasts: nobody else can decide it.")
+    assert page.evaluate(same, [message_node, '#items > li[data-id="c00"] .item-message'])
+    page.locator('#items > li[data-id="c01"]').get_by_role("button", name="Approve").click()
+    expect(toast).to_have_text("Approved comment c01.")
+    assert page.evaluate(same, [toast_node, "#toast-text"])
+    assert page.evaluate(same, [message_node, '#items > li[data-id="c00"] .item-message'])
+    expect(message).to_have_text("Yours while the lease lasts: nobody else can decide it.")
+    # The author's panel says what its buttons did in its own status region, there before.
+    card = page.locator('#items > li[data-id="c00"]')
+    card.get_by_role("button", name="A reader (reader-c00)").click()
+    panel = card.get_by_role("region", name="Author")
+    expect(panel.get_by_role("button", name="Trust")).to_be_visible()
+    said = panel.get_by_role("status")
+    expect(said).to_have_text("")
+    said_node = said.element_handle()
+    panel.get_by_role("button", name="Trust").click()
+    expect(said).to_have_text("Status set to trusted.")
+    assert page.evaluate(same, [said_node, '#items > li[data-id="c00"] .author [role=status]'])
