@@ -224,6 +224,11 @@ LUA_MUTANTS = (
         "delete_site.lua", 'redis.call("DEL", KEYS[1], KEYS[2])', 'redis.call("DEL", KEYS[1])'
     ),
     LuaMutant("erase_author.lua", "if stored[1] == ARGV[1] then", "if stored[1] ~= ARGV[1] then"),
+    LuaMutant(
+        "erase_author.lua",
+        "if kept.note ~= nil and kept.note ~= cjson.null then",
+        "if false then",
+    ),
     LuaMutant("erase_author.lua", '"evidence", "{}", ', ""),
     LuaMutant("erase_author.lua", '"text_hash", "",', ""),
     LuaMutant(

@@ -7,6 +7,7 @@ versions, the rest of the history, counts and the audit stream keep what was dec
 holds no personal data. The author's reports of any comment (civ:{site}:reports:<id>) lose who
 made them and their note: each stays as "erased <n>" (no reporter id holds a space) with its
 reason and time, so the comment's count, and the reported queue it brought it to, still hold.
+Readers' reports of the author's comments lose their note, which may quote the erased text.
 
 KEYS[1..]  comment hashes           civ:{site}:comment:<id> (any comments; only the author's are
                                     erased, the author's reports of any are kept anonymous)
@@ -49,6 +50,17 @@ for _, key in ipairs(KEYS) do
     -- The text is a string of its own, or a field of a comment stored before that (ingest).
     if not redis.call("SET", site_prefix .. "text:" .. stored[2], "", "KEEPTTL", "XX") then
       redis.call("HSET", key, "text", "")
+    end
+    -- Readers' notes on the comment may quote what it said: each of its reports keeps its
+    -- reader, reason and time, without the note.
+    local reports = site_prefix .. "reports:" .. stored[2]
+    local each = redis.call("HGETALL", reports)
+    for index = 1, #each, 2 do
+      local kept = cjson.decode(each[index + 1])
+      if kept.note ~= nil and kept.note ~= cjson.null then
+        redis.call("HSET", reports, each[index],
+          cjson.encode({reason = kept.reason, at = kept.at}))
+      end
     end
     local history = site_prefix .. "history:" .. stored[2]
     local entries = redis.call("LRANGE", history, 0, -1)

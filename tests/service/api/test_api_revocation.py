@@ -780,6 +780,34 @@ async def test_an_erased_authors_reports_still_count_without_who_made_them_or_th
     assert (again.status, (await again.json())["reports"]) == (202, 3)
 
 
+async def test_readers_notes_on_an_erased_comment_go_with_its_text(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+) -> None:
+    site = await create_site("held", report_threshold=5)
+    token = bearer(site["moderator_token"])
+    assert (await post_signed(site, comment("c1", "bob", "Bob's words to forget."))).status == 202
+    assert (await post_signed(site, comment("c2", "cat"))).status == 202
+    path = "/v1/sites/held/comments/{}/reports"
+    quoting = report("r1", "abusive", "He wrote: Bob's words to forget.")
+    assert (await post_signed(site, quoting, path=path.format("c1"))).status == 202
+    elsewhere = {**report("r1", "spam", "a note on cat's comment"), "comment_id": "c2"}
+    assert (await post_signed(site, elsewhere, path=path.format("c2"))).status == 202
+
+    assert (await client.post("/v1/sites/held/authors/bob:erase", headers=admin)).status == 200
+
+    # A reader's note may quote what the erased comment said: it goes, the report stays whole
+    # otherwise (the reader's own id, reason and time, and its count).
+    view = await (await client.get("/v1/sites/held/comments/c1", headers=token)).json()
+    assert [(r["reporter_id"], r["reason"], r["note"]) for r in view["reports"]] == [
+        ("r1", "abusive", None)
+    ]
+    other = await (await client.get("/v1/sites/held/comments/c2", headers=token)).json()
+    assert [r["note"] for r in other["reports"]] == ["a note on cat's comment"]
+
+
 async def test_a_report_racing_its_readers_erasure_is_refused_and_its_key_not_kept(
     client: Client,
     create_site: Any,
