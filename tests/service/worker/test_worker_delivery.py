@@ -79,7 +79,9 @@ async def test_a_retry_after_date_is_waited_for_by_the_workers_clock(
     await start_worker()
 
     async def retried() -> bool:
-        return (await record(redis_client, held)).get("attempts") == "1"
+        # Settled, not only taken: a claim counts the attempt before the receiver answers.
+        stored = await record(redis_client, held)
+        return (stored.get("attempts"), stored.get("last_status")) == ("1", "500")
 
     await eventually(retried, what="a failed attempt")
     stored = await record(redis_client, held)
