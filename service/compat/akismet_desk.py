@@ -25,6 +25,7 @@ from service.errors import BadRequest, ClaimConflict, NotFound
 from service.labels import LabelLog
 from service.metrics import Metrics
 from service.moderation import Moderation
+from service.times import from_ms
 from service.transitions import decided_state, event_for
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,10 @@ class AkismetDesk:
         if is_blank(checked.content):
             return Answer(akismet.HAM, {akismet.GUID: guid})  # no text, nothing to judge
         submission = akismet.submission(checked)
+        # Akismet refuses no comment for its date: a date the intake would refuse is left out.
+        ahead = submission.dated_ahead(from_ms(self._now_ms()))
+        if ahead:
+            submission = submission.model_copy(update={name: None for name, _ in ahead})
         if checked.is_test:
             verdict, scored = await self.moderation.assess(site.id, submission.text)
             reasons = tuple(reason.value for reason in verdict.reasons)

@@ -1,6 +1,6 @@
 """The bounds and field types the models are built from, and the frozen base they share."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import (
@@ -100,6 +100,12 @@ def _storable_moment(moment: datetime) -> datetime:
 
 
 CreatedAt = Annotated[AwareDatetime, AfterValidator(_storable_moment)]
+
+# Hosts import old comments, so any storable past is theirs to give; a comment or an edit dated
+# ahead of the server's clock by more than any clock drift or time zone mistake is a host's bug
+# (dated next year, it would sort as the newest for a year, and an edit time there would make
+# every later edit look older than it).
+MAX_AHEAD = timedelta(days=1)
 
 
 def _reachable_host(url: str) -> str:

@@ -1,12 +1,14 @@
 """The request bodies and queries the API accepts, validated with hard bounds."""
 
 from collections import Counter
+from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, IPvAnyAddress, StringConstraints, model_validator
 
 from service.domain.enums import Action, AuthorStatus, Order, Queue, Reason, ReportReason, State
 from service.domain.fields import (
+    MAX_AHEAD,
     MAX_ARTICLE_TEXT,
     MAX_BULK,
     MAX_CLAIM,
@@ -31,6 +33,7 @@ from service.domain.fields import (
     Url,
     Word,
 )
+from service.times import iso
 
 
 class ArticleRef(FrozenModel):
@@ -65,6 +68,17 @@ class Submission(FrozenModel):
     late retry and changes nothing (none: the text as first written)."""
     # BCP 47 subtags may hold digits ("es-419", "pt-PT-ao90").
     lang: Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z0-9-]+$")] | None = None
+
+    def dated_ahead(self, now: datetime) -> list[tuple[str, str]]:
+        """Each time given (``created_at``, ``edited_at``) more than ``MAX_AHEAD`` after ``now``,
+        the server's clock, with what is wrong with it: intake refuses such a comment (422),
+        Akismet's check leaves the time out."""
+        latest = now + MAX_AHEAD
+        return [
+            (name, f"is more than a day ahead of the server's clock ({iso(now)})")
+            for name, moment in (("created_at", self.created_at), ("edited_at", self.edited_at))
+            if moment is not None and moment > latest
+        ]
 
 
 class Policy(FrozenModel):

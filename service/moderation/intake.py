@@ -5,13 +5,13 @@ from typing import Literal
 from service import language
 from service import policy as rules
 from service.domain import Article, ArticleSpec, IngestResult, Policy, State, Submission
-from service.errors import Conflict
+from service.errors import Conflict, ValidationFailed
 from service.moderation.base import ModerationBase
 from service.moderation.tokens import new_event_id, sha256_hex
 from service.path_ids import same_target
 from service.scorer import Scored, SiteRef, Spans
 from service.store.records import IntakeWrite, Observation, SiteRules, StaleContextError, Window
-from service.times import to_ms
+from service.times import from_ms, to_ms
 from service.transitions import EVENT_TYPES, Event, sources_argument
 
 WindowKind = Literal["author_flood", "ip_flood", "duplicate"]
@@ -30,7 +30,11 @@ class Intake(ModerationBase):
         standing, an open article, no flood or duplicate) and written by one script call that
         checks that context; when it differs, the script writes nothing and reports what it
         found, and the verdict is decided again for that. The scorer runs once; a comment not
-        published is explained after the answer (``LateEvidence``), not before."""
+        published is explained after the answer (``LateEvidence``), not before. A time more
+        than a day ahead of the clock is refused (``Submission.dated_ahead``)."""
+        dated_ahead = submission.dated_ahead(from_ms(self._now_ms()))
+        if dated_ahead:
+            raise ValidationFailed(dated_ahead)
         record = await self._site_record(site_id)
         policy = record.site.policy
         windows = self._windows(site_id, submission, policy)

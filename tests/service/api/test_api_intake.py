@@ -4,6 +4,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from service.domain import AuthorStatus
 from service.keys import KeySpace
 from service.settings import Settings
 from service.store.records import IntakeWrite, Observation, StaleContextError
+from service.times import iso
+from tests.clocks import Clock
 from tests.seed import seed_article
 
 Client = TestClient[web.Request, web.Application]
@@ -507,6 +510,36 @@ async def test_a_creation_time_that_cannot_be_stored_is_refused_and_stores_nothi
     assert stored.status == 404
     queue = await (await client.get("/v1/sites/news/queue", headers=moderator(site))).json()
     assert queue["items"] == []
+
+
+def seconds_ahead(clock: Clock, seconds: float) -> str:
+    """The moment ``seconds`` after the app's clock, as intake takes it."""
+    return iso(datetime.fromtimestamp(clock() + seconds, UTC))
+
+
+@pytest.mark.parametrize("field", ["created_at", "edited_at"])
+async def test_a_time_more_than_a_day_ahead_of_the_clock_is_refused_and_stores_nothing(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    clock: Clock,
+    field: str,
+) -> None:
+    ahead = seconds_ahead(clock, 86_400 + 60)
+    response = await post_signed(site, comment(**{field: ahead}))
+    assert response.status == 422
+    [detail] = (await response.json())["error"]["details"]
+    assert detail["field"] == field
+    assert "more than a day ahead of the server's clock" in detail["message"]
+    stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert stored.status == 404
+    # The same time once the server's clock is within a day of it: a host a day ahead is taken.
+    clock.advance(60)
+    response = await post_signed(site, comment(**{field: ahead}))
+    assert response.status == 202, await response.text()
+    stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert (await stored.json())[field] == ahead
 
 
 async def test_the_earliest_storable_creation_time_is_kept(

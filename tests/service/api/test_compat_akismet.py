@@ -22,6 +22,7 @@ from service.compat.akismet import BLATANT_SPAM_SCORE, MAX_FORM_BYTES, THANKS
 from service.domain import MAX_TEXT
 from service.keys import KeySpace
 from service.labels import LabelLog
+from tests.clocks import Clock
 
 Client = TestClient[web.Request, web.Application]
 KEYS = KeySpace()
@@ -690,6 +691,25 @@ async def test_odd_details_a_form_sends_are_left_out_not_refused(
     ).json()
     assert stored["text"] == CIVIL
     assert "ip" not in stored["author"]
+
+
+async def test_a_date_more_than_a_day_ahead_of_the_clock_is_left_out_not_refused(
+    client: Client, site: dict[str, str], moderator: Callable[..., Any], clock: Clock
+) -> None:
+    checked_ms = int(clock() * 1000)
+    ahead = datetime.fromtimestamp(checked_ms / 1000 + 86_400 + 60, UTC)
+    fields = check_fields(
+        site, comment_content=CIVIL, comment_date_gmt=ahead.strftime("%Y-%m-%d %H:%M:%S")
+    )
+    response = await form(client, "/1.1/comment-check", fields)
+    assert (response.status, await response.text()) == (200, "false")
+    guid = response.headers["X-akismet-guid"]
+    stored = await (
+        await client.get(f"/v1/sites/news/comments/{guid}", headers=moderator(site))
+    ).json()
+    # Dated when it was checked instead.
+    created_ms = round(datetime.fromisoformat(stored["created_at"]).timestamp() * 1000)
+    assert checked_ms <= created_ms <= clock() * 1000
 
 
 async def test_a_recheck_with_the_date_finds_the_same_comment(
