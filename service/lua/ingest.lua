@@ -53,7 +53,8 @@ moderator set, or "premod" when the recent rejection rate reached ARGV[27].
 A title or url given replaces the article's (the host's latest word on its article); one not
 given leaves the stored one.
 
-A comment stores the edit time it was last given. Once it has one, a delivery of another text
+A comment stores the latest edit time it was given (a redelivery of its text dated later moves
+it, and is otherwise unchanged). Once it has one, a delivery of another text
 dated no later (or not dated: the text as first written) is a host's retry arriving after its
 edit, and changes nothing; without edit times, every other text is an edit.
 
@@ -106,6 +107,12 @@ if previous then
   local superseded = stored[9]
     and (ARGV[32] == "" or tonumber(ARGV[32]) <= tonumber(stored[9]))
   if stored[2] == text_hash or stored[7] or superseded then
+    -- The same text dated later is the host saving it again: the stored edit time follows it,
+    -- so a text the host had in between, arriving late, is not taken for the newest.
+    if stored[2] == text_hash and not stored[7] and ARGV[32] ~= ""
+      and (not stored[9] or tonumber(ARGV[32]) > tonumber(stored[9])) then
+      redis.call("HSET", KEYS[1], "edited_at", ARGV[32])
+    end
     return {"unchanged", comment_fields(prefix, id)}
   end
 else

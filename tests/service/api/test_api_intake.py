@@ -255,6 +255,28 @@ async def test_an_edit_dated_after_the_stored_one_is_moderated_as_an_edit(
     assert (await post_signed(site, comment(edited_at=FIRST_WRITTEN))).status == 200
 
 
+async def test_the_same_text_dated_later_moves_the_edit_time_past_a_late_edit(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    # The host edits the text at 09:05, again at 09:06 (that webhook is retried later) and
+    # back to its 09:05 text at 09:07.
+    assert (await post_signed(site, comment(created_at=FIRST_WRITTEN))).status == 202
+    edited = await post_signed(site, comment(text=EDIT, edited_at=EDITED_AT))
+    assert edited.status == 202
+    saved_again = await post_signed(site, comment(text=EDIT, edited_at="2026-11-27T09:07:00Z"))
+    assert saved_again.status == 200
+    assert await saved_again.json() == await edited.json()
+    late = await post_signed(site, comment(text="Edited twice.", edited_at="2026-11-27T09:06:00Z"))
+    assert late.status == 200
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert (stored["text"], stored["version"]) == (EDIT, 2)
+    assert stored["edited_at"] == "2026-11-27T09:07:00.000Z"
+    # An older date of the same text leaves it.
+    assert (await post_signed(site, comment(text=EDIT, edited_at=EDITED_AT))).status == 200
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert stored["edited_at"] == "2026-11-27T09:07:00.000Z"
+
+
 async def test_a_comment_first_delivered_with_an_edit_time_keeps_it(
     client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
 ) -> None:
