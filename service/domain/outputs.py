@@ -42,6 +42,8 @@ class HistoryEntry(FrozenModel):
     model: str | None = None
     previous_text: str | None = None
     """The text an edit replaced (edits only)."""
+    edited_at: Moment | None = None
+    """When the host dated the edit (edits delivered with ``edited_at`` only)."""
     actor_name: str | None = None
     """The moderator's name beside ``actor`` (``admin`` for the admin; none for automatic)."""
 
@@ -132,7 +134,12 @@ class Comment(FrozenModel):
         if self.history is not None:
             body["history"] = [
                 entry.model_dump(
-                    mode="json", exclude=set() if entry.previous_text else {"previous_text"}
+                    mode="json",
+                    exclude={
+                        name
+                        for name in ("previous_text", "edited_at")
+                        if getattr(entry, name) is None
+                    },
                 )
                 for entry in self.history
             ]

@@ -150,7 +150,8 @@ end
 Record one change everywhere it must appear: the comment's history (every change, forever), the
 site's audit stream (which the console's event stream follows) and the outbox stream the webhook
 worker delivers from. `change` holds strings; reasons, note and model arrive already JSON-encoded
-so empty lists stay lists; an edit's history entry keeps the text it replaced (`previous_text`).
+so empty lists stay lists; an edit's history entry keeps the time the host dated it (`edited_at`,
+when it gave one) and the text it replaced (`previous_text`).
 ]]
 local function record(history_key, audit_key, outbox_key, change)
   local entry = '{"version":' .. change.version
@@ -162,6 +163,8 @@ local function record(history_key, audit_key, outbox_key, change)
     .. ',"reasons":' .. change.reasons
     .. ',"note":' .. change.note
     .. ',"model":' .. change.model
+    .. (change.edited_at and (',"edited_at":' .. change.edited_at) or "")
+    -- Last: an erasure cuts it off the entry (erase_author.lua).
     .. (change.previous_text and (',"previous_text":' .. cjson.encode(change.previous_text)) or "")
     .. "}"
   -- A creation stays in the comment hash until the first change (keep_creation).

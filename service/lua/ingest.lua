@@ -272,6 +272,7 @@ record(KEYS[2], KEYS[3], KEYS[4], {
   action = outcome == "created" and "create" or "edit", from = previous, to = state,
   reasons = ARGV[12], note = "null", model = cjson.encode(ARGV[15]),
   event_id = ARGV[19], event_type = ARGV[20], previous_text = previous_text,
+  edited_at = previous and ARGV[32] ~= "" and ARGV[32] or nil,
 })
 retain(prefix, id, state == "pending" and 0 or retention_ms)
 return {outcome, version, created_at, article_title, article_url}

@@ -120,6 +120,7 @@ def history_entry(entry: Mapping[str, Any]) -> HistoryEntry:
         note=entry["note"],
         model=entry["model"],
         previous_text=entry.get("previous_text"),
+        edited_at=from_ms(entry["edited_at"]) if "edited_at" in entry else None,
     )
 
 

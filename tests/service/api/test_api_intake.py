@@ -277,6 +277,33 @@ async def test_the_same_text_dated_later_moves_the_edit_time_past_a_late_edit(
     assert stored["edited_at"] == "2026-11-27T09:07:00.000Z"
 
 
+async def test_each_edit_in_the_history_keeps_the_time_the_host_dated_it(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    admin: dict[str, str],
+) -> None:
+    assert (await post_signed(site, comment(created_at=FIRST_WRITTEN))).status == 202
+    assert (await post_signed(site, comment(text="Edited, undated."))).status == 202
+    assert (await post_signed(site, comment(text=EDIT, edited_at=EDITED_AT))).status == 202
+    again = comment(
+        text="Edited again: the fourth one too.", edited_at="2026-11-27T10:06:30.5+01:00"
+    )
+    assert (await post_signed(site, again)).status == 202
+    path = "/v1/sites/news/comments/c1"
+    stored = await (await client.get(path, headers=moderator(site))).json()
+    assert [entry["action"] for entry in stored["history"]] == ["create", "edit", "edit", "edit"]
+    dated = [None, None, EDITED_AT, "2026-11-27T09:06:30.500Z"]
+    assert [entry.get("edited_at") for entry in stored["history"]] == dated
+    # Erasing the author takes the old texts out of the history, not the edits' times.
+    erased = await client.post("/v1/sites/news/authors/reader-1:erase", headers=admin)
+    assert erased.status == 200, await erased.text()
+    stored = await (await client.get(path, headers=moderator(site))).json()
+    assert [entry.get("previous_text") for entry in stored["history"]] == [None] * 4
+    assert [entry.get("edited_at") for entry in stored["history"]] == dated
+
+
 async def test_a_comment_first_delivered_with_an_edit_time_keeps_it(
     client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
 ) -> None:
