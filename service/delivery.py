@@ -128,12 +128,14 @@ async def post(
     secrets: Sequence[str],
     body: bytes,
     timeout_seconds: float,
+    now: float,
 ) -> Outcome:
-    """POST ``body`` to ``url`` signed with each of ``secrets``; classify what happened."""
+    """POST ``body`` to ``url`` signed with each of ``secrets`` at ``now`` (seconds since the
+    epoch, by the caller's clock); classify what happened."""
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        signatures.HEADER: signatures.sign(secrets, body),
+        signatures.HEADER: signatures.sign(secrets, body, int(now)),
     }
     timeout = aiohttp.ClientTimeout(total=timeout_seconds)
     try:

@@ -240,6 +240,8 @@ class Worker:
                 site_record.valid_secrets(self._now_ms()),
                 delivery.payload(site, record),
                 self.settings.timeout_seconds,
+                # Each attempt is signed when it is sent, by the clock every schedule reads.
+                self._clock(),
             )
         attempts = int(record["attempts"])
         now_ms = self._now_ms()

@@ -35,8 +35,9 @@ from .support import (
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    target = Receiver()
+async def receiver(retries: Retries) -> AsyncIterator[Receiver]:
+    # The host's clock is the workers': a test moving it on moves both.
+    target = Receiver(clock=retries.clock)
     app = web.Application()
     app.router.add_post("/hooks", target.handle)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)

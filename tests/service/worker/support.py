@@ -81,13 +81,18 @@ class Arrival:
     event: dict[str, Any]
     status: int
     signature_ok: bool
+    signed_at: int | None
+    """The ``t`` of the request's signature (none when it had none to read)."""
+    received_at: float
+    """When it arrived, by the receiver's clock."""
 
 
 @dataclass
 class Receiver:
     """A host's webhook endpoint: answers ``failures`` with 500 (with ``retry_after`` as its
     ``Retry-After``, if set), or hangs while ``hang`` is set, then 200. Every request's
-    signature is checked against the site's secret."""
+    signature is checked against the site's secret, and its time against ``clock`` (the
+    workers' clock, when a test moves it)."""
 
     secret: str = SECRET
     failures: int = 0
@@ -96,11 +101,18 @@ class Receiver:
     url: str = ""
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     retry_after: str | None = None
+    clock: Callable[[], float] = time.time
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        received_at = self.clock()
+        header = request.headers.get(signatures.HEADER)
         try:
-            signatures.verify(request.headers.get(signatures.HEADER), body, [self.secret])
+            signed_at: int | None = signatures.parse(header).timestamp
+        except signatures.SignatureError:
+            signed_at = None
+        try:
+            signatures.verify(header, body, [self.secret], now=received_at)
             signature_ok = True
         except signatures.SignatureError:
             signature_ok = False
@@ -111,7 +123,9 @@ class Receiver:
         if signature_ok and self.failures > 0:
             self.failures -= 1
             status = 500
-        self.arrivals.append(Arrival(json.loads(body), status, signature_ok))
+        self.arrivals.append(
+            Arrival(json.loads(body), status, signature_ok, signed_at, received_at)
+        )
         headers = {"Retry-After": self.retry_after} if status == 500 and self.retry_after else {}
         return web.json_response({"ok": status == 200}, status=status, headers=headers)
 

@@ -90,6 +90,35 @@ async def test_a_retry_after_date_is_waited_for_by_the_workers_clock(
     assert least - 1_000 <= wait <= most, (receiver.retry_after, wait)
 
 
+async def test_each_attempt_is_signed_with_the_time_it_is_sent_by_the_workers_clock(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+    start_worker: StartWorker,
+    retries: Retries,
+) -> None:
+    # The workers' clock (the receiver's too) is a day behind the wall clock, and the retry is
+    # asked to wait an hour: it is due a minute later (FAST's cap), when the test moves it on.
+    retries.clock.advance(-86_400)
+    receiver.retry_after = "3600"
+    receiver.failures = 1
+    await create_site(receiver.url)
+    held = await events.held("c1")
+    await start_worker()
+
+    await retries.until(in_state(redis_client, held, "delivered"), what="delivery")
+
+    first, retry = receiver.arrivals
+    assert (first.status, retry.status) == (500, 200)
+    assert first.signed_at is not None
+    assert retry.signed_at is not None
+    # Each signed in the whole second it was sent, by the receiver's clock, not the wall's.
+    assert first.received_at - 10 < first.signed_at <= first.received_at
+    assert retry.received_at - 10 < retry.signed_at <= retry.received_at
+    assert retry.signed_at - first.signed_at >= 59
+
+
 async def test_during_a_rotation_events_are_signed_with_the_old_secret_too(
     redis_client: aioredis.Redis,
     store: Store,

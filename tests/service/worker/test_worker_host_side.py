@@ -12,7 +12,7 @@ import hmac
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,15 +86,17 @@ class Request:
 
 @dataclass
 class HostReceiver:
-    """A host's endpoint that keeps every request as it came and answers 200."""
+    """A host's endpoint that keeps every request as it came, with when it came by ``clock``,
+    and answers 200."""
 
     url: str = ""
     requests: list[Request] = field(default_factory=list)
+    clock: Callable[[], float] = time.time
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append(
             Request(
-                request.headers.get("Civility-Signature", ""), await request.read(), time.time()
+                request.headers.get("Civility-Signature", ""), await request.read(), self.clock()
             )
         )
         return web.json_response({"ok": True})
@@ -114,8 +116,9 @@ def topology_url(redis_url: str) -> str:
 
 
 @pytest.fixture
-async def host() -> AsyncIterator[HostReceiver]:
-    target = HostReceiver()
+async def host(retries: Retries) -> AsyncIterator[HostReceiver]:
+    # The host's clock is the service's: the test moves it past the grace period.
+    target = HostReceiver(clock=retries.clock)
     app = web.Application()
     app.router.add_post("/hooks", target.handle)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
