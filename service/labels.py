@@ -26,7 +26,7 @@ from typing import Any, cast
 from service.domain import MAX_ID, MAX_TEXT
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.scripts import LuaScripts, RedisClient, store_errors
-from service.times import iso_from_ms
+from service.times import iso_from_ms, to_ms
 
 DEFAULT_MAX_ENTRIES = 100_000
 """Per site: about a retrain's worth of feedback, a few tens of megabytes at most."""
@@ -85,7 +85,7 @@ class LabelLog:
             "comment_id": comment_id or "",
             "reason": reason or "",
             "author": author_id or "",
-            "at": str(int(moment.timestamp() * 1000)),
+            "at": str(to_ms(moment)),
         }
         keys = [self.keys.labels(site)]
         if author_id:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.domain import Author, Comment, CommentArticle, SecretRotation, State
-from service.times import HOUR_MS, from_ms, hour_bucket, iso, iso_from_ms
+from service.times import HOUR_MS, from_ms, hour_bucket, iso, iso_from_ms, to_ms
 
 MOMENT_MS = 1_800_000_000_345
 
@@ -71,3 +71,11 @@ def test_the_hour_changes_at_its_first_millisecond() -> None:
     assert hour_bucket(start - 1) == "2025112415"
     assert hour_bucket(start) == hour_bucket(start + HOUR_MS - 1) == "2025112416"
     assert hour_bucket(-1) == "1969123123"
+
+
+# From 1970 to the last storable millisecond (service.domain.LATEST_CREATED_AT).
+@given(st.integers(min_value=0, max_value=253_402_214_399_999))
+def test_every_millisecond_is_stored_as_itself(ms: int) -> None:
+    moment = from_ms(ms)
+    assert to_ms(moment) == ms
+    assert to_ms(datetime.fromisoformat(iso(moment))) == ms

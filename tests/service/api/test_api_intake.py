@@ -591,6 +591,22 @@ async def test_a_time_more_than_a_day_ahead_of_the_clock_is_refused_and_stores_n
     assert (await stored.json())[field] == ahead
 
 
+@pytest.mark.parametrize(
+    "created_at", ["2004-08-09T21:35:34.567Z", "1978-09-17T02:04:49.905+02:00"]
+)
+async def test_a_creation_time_keeps_its_millisecond(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    created_at: str,
+) -> None:
+    # Imported comments: their times were once read a millisecond short.
+    assert (await post_signed(site, comment(created_at=created_at))).status == 202
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert stored["created_at"] == iso(datetime.fromisoformat(created_at))
+
+
 async def test_the_earliest_storable_creation_time_is_kept(
     client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
 ) -> None:
