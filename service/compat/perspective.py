@@ -333,8 +333,16 @@ def suggested_labels(request: SuggestScoreRequest) -> dict[str, int]:
     }
 
 
-def suggest_response(request: SuggestScoreRequest) -> dict[str, Any]:
-    return {"clientToken": request.client_token} if request.client_token is not None else {}
+def suggest_response(request: SuggestScoreRequest, detected: Sequence[str]) -> dict[str, Any]:
+    """Perspective's SuggestCommentScoreResponse: the languages detected in the comment, those
+    the request named (as it named them), and its ``clientToken``."""
+    body: dict[str, Any] = {
+        "detectedLanguages": list(detected),
+        "requestedLanguages": list(request.languages or ()),
+    }
+    if request.client_token is not None:
+        body["clientToken"] = request.client_token
+    return body
 
 
 def error_body(error: CivilityError) -> tuple[int, dict[str, Any]]:

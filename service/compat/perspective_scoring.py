@@ -52,8 +52,8 @@ async def analyze(
 
 
 async def suggest(
+    moderation: Moderation,
     labels: LabelLog,
-    model_version: str,
     site_id: str,
     suggestion: perspective.SuggestScoreRequest,
     about: Comment | None = None,
@@ -61,9 +61,12 @@ async def suggest(
     """A client's suggested scores become a training label of the site (attributes civility has
     no label for teach nothing and are left out). ``about`` is the stored comment the suggestion
     names: the label carries its author, so that erasing the author erases it too, and an erased
-    author's comment teaches nothing."""
+    author's comment teaches nothing. The answer names the comment's detected language, as
+    Google's does."""
     text = perspective.checked_text(suggestion.comment)
     suggested = perspective.suggested_labels(suggestion)
+    detected, _ = await moderation.read(site_id, text)
+    seen = [detected.language] if detected.language else []
     token = suggestion.client_token
     erased = about is not None and not about.text
     if suggested and not erased:
@@ -72,11 +75,11 @@ async def suggest(
             text,
             suggested,
             LABEL_SOURCE,
-            model_version,
+            moderation.scorer.model_version,
             # One label per token and text: a later suggestion for the same comment (Coral's
             # moderator changing their mind) replaces the earlier, while a client that sends one
             # token for every comment does not have each new suggestion replace the last.
             comment_id=external_id(f"{token}#{digest(text)[:12]}", "token") if token else None,
             author_id=about.author.id if about is not None else None,
         )
-    return perspective.suggest_response(suggestion)
+    return perspective.suggest_response(suggestion, seen)

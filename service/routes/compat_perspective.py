@@ -65,7 +65,15 @@ ANALYSIS: dict[str, Any] = {
         "clientToken": {"type": "string"},
     },
 }
-SUGGESTED: dict[str, Any] = {"type": "object", "properties": {"clientToken": {"type": "string"}}}
+SUGGESTED: dict[str, Any] = {
+    "type": "object",
+    "required": ["detectedLanguages", "requestedLanguages"],
+    "properties": {
+        "detectedLanguages": {"type": "array", "items": {"type": "string"}},
+        "requestedLanguages": {"type": "array", "items": {"type": "string"}},
+        "clientToken": {"type": "string"},
+    },
+}
 ERRORS = (400, 403, 503)
 
 
@@ -116,9 +124,8 @@ async def analyze(request: web.Request) -> web.Response:
 async def suggest_score(request: web.Request) -> web.Response:
     site = await _site(request)
     suggestion = parse(perspective.SuggestScoreRequest, await read_raw(request))
-    version = request.app[MODERATION].scorer.model_version
     about = await request.app[CORAL].suggested(site.id, suggestion.client_token)
     body = await perspective_scoring.suggest(
-        request.app[LABELS], version, site.id, suggestion, about
+        request.app[MODERATION], request.app[LABELS], site.id, suggestion, about
     )
     return web.json_response(body)

@@ -506,7 +506,8 @@ async def test_a_suggestion_of_attributes_civility_has_no_label_for_teaches_noth
     }
     url = f"/v1alpha1/comments:suggestscore?key={site['api_key']}"
     response = await post(client, url, json.dumps(body))
-    assert (response.status, await response.json()) == (200, {"clientToken": "comment:1"})
+    assert response.status == 200
+    assert (await response.json())["clientToken"] == "comment:1"
     assert [entry async for entry in LabelLog(redis_client).export("news")] == []
 
 
@@ -539,7 +540,11 @@ async def test_corals_suggestscore_stores_a_training_label(
     body = coral_suggest_body("You absolute clown.", "c-9", approved, parent_id="c-1")
     response = await post(client, url, body)
     assert response.status == 200
-    assert await response.json() == {"clientToken": "comment:c-9"}
+    assert await response.json() == {
+        "detectedLanguages": [],  # too short to tell
+        "requestedLanguages": ["en"],
+        "clientToken": "comment:c-9",
+    }
     [entry] = [entry async for entry in LabelLog(redis_client).export("news")]
     assert entry["labels"] == {"toxicity": label}
     assert (entry["text"], entry["source"]) == ("You absolute clown.", "perspective.suggestscore")
@@ -561,7 +566,7 @@ async def test_a_suggestion_replaces_the_one_for_the_same_token_and_text_only(
     assert ids[0] == ids[1] != ids[2]
 
 
-async def test_a_suggestion_without_token_answers_an_empty_object(
+async def test_a_suggestion_without_token_answers_without_one(
     client: Client, site: dict[str, str], redis_client: aioredis.Redis
 ) -> None:
     body = {
@@ -570,9 +575,47 @@ async def test_a_suggestion_without_token_answers_an_empty_object(
     }
     url = f"/v1alpha1/comments:suggestscore?key={site['api_key']}"
     response = await post(client, url, json.dumps(body))
-    assert (response.status, await response.json()) == (200, {})
+    assert response.status == 200
+    assert "clientToken" not in await response.json()
     [entry] = [entry async for entry in LabelLog(redis_client).export("news")]
     assert (entry["labels"], entry["comment_id"]) == ({"spam": 1}, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "languages", "detected"),
+    [
+        (CIVIL, None, ["en"]),
+        # Coral sends its site's locale, answered as it was sent.
+        (GERMAN, ["de-DE"], ["de"]),
+        (CIVIL, ["en", "fr"], ["en"]),
+    ],
+    ids=["none-named", "corals-locale", "two-named"],
+)
+async def test_a_suggestion_is_answered_with_the_detected_and_requested_languages(
+    client: Client,
+    site: dict[str, str],
+    text: str,
+    languages: list[str] | None,
+    detected: list[str],
+) -> None:
+    # Google's SuggestCommentScoreResponse: detectedLanguages, requestedLanguages, clientToken.
+    body: dict[str, Any] = {
+        "comment": {"text": text},
+        "attributeScores": {"TOXICITY": {"summaryScore": {"value": 0}}},
+        "clientToken": "t-1",
+    }
+    if languages is not None:
+        body["languages"] = languages
+    url = f"/v1alpha1/comments:suggestscore?key={site['api_key']}"
+    response = await post(client, url, json.dumps(body))
+    assert (response.status, await response.json()) == (
+        200,
+        {
+            "detectedLanguages": detected,
+            "requestedLanguages": languages or [],
+            "clientToken": "t-1",
+        },
+    )
 
 
 @pytest.mark.parametrize(
