@@ -137,9 +137,30 @@ class SummaryScore(_Message):
     type: Literal["PROBABILITY", "SCORE_TYPE_UNSPECIFIED"] | None = None
 
 
+class SpanScore(_Message):
+    begin: int = Field(default=0, ge=0)
+    end: int = Field(default=0, ge=0)
+    score: SummaryScore
+
+
 class SuggestedScore(_Message):
-    summary_score: SummaryScore
-    span_scores: list[dict[str, Any]] | None = None
+    summary_score: SummaryScore | None = None
+    span_scores: list[SpanScore] | None = None
+
+    @model_validator(mode="after")
+    def _scored(self) -> "SuggestedScore":
+        # Google takes a suggestion of the whole comment's score, of its parts' scores, or both.
+        if self.summary_score is None and not self.span_scores:
+            raise ValueError("a suggestion needs a summaryScore or spanScores")
+        return self
+
+    @property
+    def value(self) -> float:
+        """The suggested score of the whole comment: its summary score, else its highest span
+        score (a comment is what its worst part is)."""
+        if self.summary_score is not None:
+            return self.summary_score.value
+        return max(span.score.value for span in self.span_scores or ())
 
 
 class SuggestScoreRequest(_Message):
@@ -327,7 +348,7 @@ def suggested_labels(request: SuggestScoreRequest) -> dict[str, int]:
     """The labels a suggestion states: a suggested probability of at least 0.5 means "it is"."""
     names = checked_attributes(list(request.attribute_scores), "attributeScores")
     return {
-        label: int(request.attribute_scores[name].summary_score.value >= 0.5)
+        label: int(request.attribute_scores[name].value >= 0.5)
         for name in names
         if (label := label_of(name)) is not None
     }

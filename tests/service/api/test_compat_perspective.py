@@ -618,6 +618,30 @@ async def test_a_suggestion_is_answered_with_the_detected_and_requested_language
     )
 
 
+def span_score(begin: int, end: int, value: float) -> dict[str, Any]:
+    return {"begin": begin, "end": end, "score": {"value": value, "type": "PROBABILITY"}}
+
+
+@pytest.mark.parametrize(("rude", "label"), [(0.9, 1), (0.2, 0)])
+async def test_a_suggestion_of_span_scores_alone_is_labelled_by_its_worst_span(
+    client: Client, site: dict[str, str], redis_client: aioredis.Redis, rude: float, label: int
+) -> None:
+    # Google accepts a suggestion of a comment's parts without one of the whole.
+    text = "What a calm harbour this is. You are a stupid idiot."
+    body = {
+        "comment": {"text": text},
+        "attributeScores": {
+            "TOXICITY": {"spanScores": [span_score(0, 28, 0.1), span_score(29, 51, rude)]}
+        },
+        "clientToken": "comment:c-5",
+    }
+    url = f"/v1alpha1/comments:suggestscore?key={site['api_key']}"
+    response = await post(client, url, json.dumps(body))
+    assert response.status == 200, await response.text()
+    [entry] = [entry async for entry in LabelLog(redis_client).export("news")]
+    assert (entry["text"], entry["labels"]) == (text, {"toxicity": label})
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -639,6 +663,19 @@ async def test_a_suggestion_is_answered_with_the_detected_and_requested_language
         (
             {"comment": {"text": "x"}, "attributeScores": {}},
             "attributeScores must name at least one attribute.",
+        ),
+        (
+            {"comment": {"text": "x"}, "attributeScores": {"TOXICITY": {"spanScores": []}}},
+            "Invalid JSON payload received. at 'attributeScores.TOXICITY': "
+            "Value error, a suggestion needs a summaryScore or spanScores",
+        ),
+        (
+            {
+                "comment": {"text": "x"},
+                "attributeScores": {"TOXICITY": {"spanScores": [{"begin": 0, "end": 1}]}},
+            },
+            "Invalid JSON payload received. at 'attributeScores.TOXICITY.spanScores.0.score': "
+            "Field required",
         ),
         (
             {
