@@ -90,7 +90,25 @@ KEY_HEADER = "X-Goog-Api-Key"
 MISSING_KEY = "The request is missing a valid API key."
 INVALID_KEY = "API key not valid. Please pass a valid API key."
 
-_SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
+# A run of stops and the closing quotes and brackets after it, or a line break.
+_STOP = re.compile(
+    "[.!?\u2026\u203c\u203d\u2047-\u2049]+[\"'\u2019\u201d\u00bb\u203a)\\]]*|[\n\r\u2028\u2029\x85]"
+)
+_LINE_BREAKS = "\n\r\u2028\u2029\x85"
+_EXCLAIMS = "!?\u203c\u203d\u2047\u2048\u2049"
+_CLOSING = "\"'\u2019\u201d\u00bb\u203a)]"
+_QUOTES = "\"'\u2019\u201d\u00bb\u203a"
+_OPENING = "\"'\u2018\u201c\u00ab\u2039(["
+_NEVER_ENDS = frozenset(
+    {"mr", "mrs", "ms", "mx", "dr", "prof", "rev", "hon", "st", "sgt", "capt", "col", "gen"}
+    | {"lt", "gov", "sen", "rep", "e.g", "i.e", "cf", "viz", "vs", "approx", "fig", "vol"}
+)
+"""Words whose full stop is an abbreviation's: a title before a name, ``e.g.`` before an
+example."""
+_MAY_END = frozenset({"etc", "inc", "ltd", "co", "corp", "jr", "sr", "al"})
+"""Abbreviations that often end a sentence too: they end one when a capital follows."""
+_INITIALS = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
+"""``U.S``, ``a.m``: letters each followed by a stop (the last stop is the one being read)."""
 
 
 class _Message(BaseModel):
@@ -274,20 +292,76 @@ def label_scores(
 def segments(text: str) -> list[tuple[int, int]]:
     """Sentence-like parts of ``text`` as ``[begin, end)`` offsets, the spaces and line breaks
     around each left out, and the invisible characters before it (after it they may end an
-    emoji's sequence); at most ``MAX_SPANS`` (neighbours merged evenly beyond that)."""
+    emoji's sequence); at most ``MAX_SPANS`` (neighbours merged evenly beyond that). A line
+    break always ends one; a stop only where ``_ends_sentence`` says it does."""
     parts = []
-    for match in _SENTENCE.finditer(text):
-        begin, end = match.span()
-        while begin < end and is_blank(text[begin]):
-            begin += 1
-        while begin < end and text[end - 1].isspace():
-            end -= 1
-        if not is_blank(text[begin:end]):
-            parts.append((begin, end))
+    begin = 0
+    for end in [*_sentence_ends(text), len(text)]:
+        start, stop = begin, end
+        begin = end
+        while start < stop and is_blank(text[start]):
+            start += 1
+        while start < stop and text[stop - 1].isspace():
+            stop -= 1
+        if not is_blank(text[start:stop]):
+            parts.append((start, stop))
     if len(parts) <= MAX_SPANS:
         return parts
     size = -(-len(parts) // MAX_SPANS)
     return [(group[0][0], group[-1][1]) for group in _chunks(parts, size)]
+
+
+def _sentence_ends(text: str) -> list[int]:
+    ends: list[int] = []
+    for match in _STOP.finditer(text):
+        start = ends[-1] if ends else 0
+        if match.group() in _LINE_BREAKS or _ends_sentence(text, start, match):
+            ends.append(match.end())
+    return ends
+
+
+def _ends_sentence(text: str, start: int, match: re.Match[str]) -> bool:
+    """Whether the stops of ``match``, in the sentence begun at ``start``, end it.
+
+    Only before a space or the end: ``3.5``, ``e.g.x`` and ``example.com`` go on. ``!`` and
+    ``?`` end one, and so does a full stop, except after a title (``Mr.``), ``e.g.``, an initial
+    (``J.``) or a list's number (``1.``), after ``etc.`` or ``U.S.`` unless a capital follows,
+    and an ellipsis that a small letter follows; nor does a quote closed by any of them that a
+    small letter follows (``"Stop!" she said``)."""
+    after = match.end()
+    while after < len(text) and is_blank(text[after]) and not text[after].isspace():
+        after += 1  # invisible characters (a zero-width space) between the stop and the space
+    if after < len(text) and not text[after].isspace():
+        return False
+    following = _next_visible(text, after)
+    small = following.islower()
+    stops = match.group().rstrip(_CLOSING)
+    if small and any(char in _QUOTES for char in match.group()[len(stops) :]):
+        return False
+    if any(char in _EXCLAIMS for char in stops):
+        return True
+    if len(stops) > 1 or "\u2026" in stops:
+        return not small
+    first = match.start()
+    while first > start and not is_blank(text[first - 1]):
+        first -= 1
+    word = text[first : match.start()].lstrip(_OPENING).lower()
+    if word in _NEVER_ENDS or (len(word) == 1 and word.isalpha()):
+        return False
+    if word.isascii() and word.isdigit() and is_blank(text[start:first]):
+        return False  # a numbered list's "1."
+    if word in _MAY_END or _INITIALS.fullmatch(word):
+        return following.isupper()
+    return True
+
+
+def _next_visible(text: str, index: int) -> str:
+    """The first character from ``index`` on that is not blank or an opening quote or bracket
+    ("" at the end)."""
+    for char in text[index : index + 64]:
+        if not is_blank(char) and char not in _OPENING:
+            return char
+    return ""
 
 
 def utf16_offset(text: str, index: int) -> int:

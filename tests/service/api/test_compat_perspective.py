@@ -196,6 +196,27 @@ async def test_span_annotations_score_each_sentence(client: Client, site: dict[s
         assert all(span["score"]["type"] == "PROBABILITY" for span in spans)
 
 
+async def test_span_annotations_cut_at_sentence_ends_not_at_every_stop(
+    client: Client, site: dict[str, str]
+) -> None:
+    text = (
+        'Mr. Okafor said "We sail at 3.5 knots." Then he left... and came back, e.g. twice. '
+        "The U.S. coast guard agreed."
+    )
+    body = {
+        "comment": {"text": text},
+        "requestedAttributes": {"TOXICITY": {}},
+        "spanAnnotations": True,
+    }
+    data = await (await post(client, analyze_url(site["api_key"]), json.dumps(body))).json()
+    spans = data["attributeScores"]["TOXICITY"]["spanScores"]
+    assert [text[span["begin"] : span["end"]] for span in spans] == [
+        'Mr. Okafor said "We sail at 3.5 knots."',
+        "Then he left... and came back, e.g. twice.",
+        "The U.S. coast guard agreed.",
+    ]
+
+
 async def test_span_offsets_count_utf16_code_units_as_perspective_does(
     client: Client, site: dict[str, str]
 ) -> None:
