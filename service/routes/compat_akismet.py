@@ -137,37 +137,40 @@ def _text(body: str, headers: Mapping[str, str] | None = None, status: int = 200
 
 async def _fields(request: web.Request) -> dict[str, str]:
     """The form's fields (query parameters too, as Akismet reads both; the form wins), read up
-    to ``akismet.MAX_FORM_BYTES``: WordPress sends the comment twice."""
+    to ``akismet.MAX_FORM_BYTES``: WordPress sends the comment twice. A form is read in the
+    charset its Content-Type names, else in the one its ``blog_charset`` names (Akismet's
+    clients send the blog's own), else in UTF-8; bytes that are not valid in it are refused,
+    never read as replacement characters."""
     limit = max(request.app[SETTINGS].max_body_bytes, akismet.MAX_FORM_BYTES)
     try:
-        form = await _form(request.clone(client_max_size=limit))
+        query = request.rel_url.raw_query_string.encode("utf-8", "surrogateescape")
+        if request.content_type == FORM:
+            body = await request.clone(client_max_size=limit).read()
+            charset = request.charset or akismet.form_charset(body + b"&" + query) or "utf-8"
+            form: Mapping[str, Any] = _decoded(body.rstrip(), charset)
+        else:
+            form = await request.clone(client_max_size=limit).post()
+            charset = akismet.form_charset(query) or "utf-8"
+        fields = _decoded(query, charset)
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes") from None
-    except UnicodeDecodeError:
+    except UnicodeError:
         raise BadRequest("the form is not valid UTF-8 (or the charset it names)") from None
     except LookupError:
         raise BadRequest(f"the form names an unknown charset: {request.charset}") from None
     except ValueError as error:
         # aiohttp's answer to a multipart body without a boundary, among other broken forms.
         raise BadRequest(f"the form cannot be read: {error}") from None
-    fields = dict(request.query)
     fields.update({name: value for name, value in form.items() if isinstance(value, str)})
     return fields
 
 
-async def _form(request: web.Request) -> Mapping[str, Any]:
-    """The form's fields, in the charset its Content-Type names, else in the one its
-    ``blog_charset`` names (Akismet's clients send the blog's own), else in UTF-8."""
-    if request.content_type == FORM and request.charset is None:
-        body = await request.read()
-        charset = akismet.form_charset(body)
-        if charset is not None:
-            return dict(
-                parse_qsl(
-                    body.decode(charset), keep_blank_values=True, encoding=charset, errors="strict"
-                )
-            )
-    return await request.post()
+def _decoded(raw: bytes, charset: str) -> dict[str, str]:
+    """A urlencoded form's fields, its raw bytes and its percent escapes read in ``charset``
+    (a ``UnicodeDecodeError`` where they are not valid in it)."""
+    return dict(
+        parse_qsl(raw.decode(charset), keep_blank_values=True, encoding=charset, errors="strict")
+    )
 
 
 def _answer(answer: AkismetAnswer) -> web.Response:

@@ -9,7 +9,7 @@ import io
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
-from urllib.parse import urlencode
+from urllib.parse import quote_from_bytes, urlencode
 
 import akismet
 import httpx
@@ -571,6 +571,38 @@ async def test_a_form_in_the_blog_charset_is_read_in_it(
     stored = await client.get(f"/v1/sites/news/comments/{guid}", headers=moderator(site))
     comment = await stored.json()
     assert (comment["text"], comment["author"]["name"]) == (text, "Zoë")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "extra", "where"),
+    [
+        ("application/x-www-form-urlencoded", "", "body"),
+        ("application/x-www-form-urlencoded", "&blog_charset=UTF-8", "body"),
+        ("application/x-www-form-urlencoded; charset=UTF-8", "&blog_charset=ISO-8859-1", "body"),
+        ("application/x-www-form-urlencoded", "", "query"),
+    ],
+    ids=["no-charset", "utf8-blog-charset", "utf8-content-type", "in-the-query"],
+)
+async def test_a_form_not_in_the_charset_it_is_read_in_is_refused_not_mangled(
+    client: Client,
+    site: dict[str, str],
+    redis_client: aioredis.Redis,
+    content_type: str,
+    extra: str,
+    where: str,
+) -> None:
+    # A Latin-1 blog that does not say so: "café" comes as caf%E9, which UTF-8 cannot read.
+    fields = urlencode(check_fields(site, **VISITOR)).replace("blog_charset=UTF-8", "")
+    latin1 = "comment_content=" + quote_from_bytes("Un café très agréable.".encode("latin-1"))
+    body = f"{fields}{extra}&{latin1}" if where == "body" else f"{fields}{extra}"
+    path = "/1.1/comment-check" if where == "body" else f"/1.1/comment-check?{latin1}"
+    before = await keys_of(redis_client)
+    response = await client.post(path, data=body.encode(), headers={"Content-Type": content_type})
+    assert (response.status, await response.text()) == (
+        200,
+        "the form is not valid UTF-8 (or the charset it names)",
+    )
+    assert await keys_of(redis_client) == before
 
 
 async def test_an_author_name_with_nothing_visible_is_left_out(
