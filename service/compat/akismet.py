@@ -47,6 +47,10 @@ WORDPRESS_HONEYPOT = "POST_ak_hp_textarea"
 BLATANT_SPAM_SCORE = 0.98
 """A ``spam`` verdict at least this sure is answered with ``X-akismet-pro-tip: discard``."""
 
+PUBLISHING_NOTHING = frozenset({"signup", "contact-form", "message"})
+"""Akismet's ``comment_type`` values of what a site does not publish: a check of one without
+text (a signup has none) has nothing the comment policy is about."""
+
 _MAX_FIELD = 65_536
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _TRUTHY = ("1", "true", "yes")
@@ -83,6 +87,10 @@ class Call:
     @property
     def is_test(self) -> bool:
         return self.fields.get("is_test", "").strip().lower() in _TRUTHY
+
+    @property
+    def publishes_nothing(self) -> bool:
+        return self.fields.get("comment_type", "").strip().lower() in PUBLISHING_NOTHING
 
     @property
     def content(self) -> str:
@@ -183,29 +191,41 @@ def comment_id(checked: Call) -> str:
     return f"akismet-{digest(*parts)[:32]}"
 
 
+def article_id(checked: Call) -> str:
+    """The article's id: from the post's id, else its permalink (``unknown`` without either)."""
+    fields = checked.fields
+    article = fields.get("comment_post_ID", "").strip() or fields.get("permalink", "").strip()
+    return external_id(article, "article") if article else UNKNOWN_ARTICLE
+
+
+def author_id(checked: Call) -> str:
+    """The author's id on the blog: by e-mail, else name, else address."""
+    fields = checked.fields
+    identity = (
+        fields.get("comment_author_email", "").strip().lower()
+        or fields.get("comment_author", "").strip()
+        or checked.user_ip
+    )
+    return f"akismet-{digest(checked.blog, identity)[:32]}"
+
+
 def submission(checked: Call) -> Submission:
     """The intake body a comment-check stands for; bad fields are a ``BadRequest`` naming them."""
     fields = checked.fields
     text = checked.content
     if len(text) > MAX_TEXT:
         raise BadRequest(f"comment_content is longer than {MAX_TEXT} characters.")
-    article_id = fields.get("comment_post_ID", "").strip() or fields.get("permalink", "").strip()
     permalink = fields.get("permalink", "").strip()
     parent = fields.get("comment_parent", "").strip()
-    author_identity = (
-        fields.get("comment_author_email", "").strip().lower()
-        or fields.get("comment_author", "").strip()
-        or checked.user_ip
-    )
     body: dict[str, Any] = {
         "id": comment_id(checked),
         "article": {
-            "id": external_id(article_id, "article") if article_id else UNKNOWN_ARTICLE,
+            "id": article_id(checked),
             "url": permalink if permalink.startswith(("http://", "https://")) else None,
         },
         "parent_id": None if parent in _NO_PARENT else external_id(parent, "comment"),
         "author": {
-            "id": f"akismet-{digest(checked.blog, author_identity)[:32]}",
+            "id": author_id(checked),
             "name": fields.get("comment_author", "").strip()[:200] or None,
             "email": _email(fields.get("comment_author_email", "")),
             "ip": checked.user_ip,

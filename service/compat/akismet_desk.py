@@ -93,7 +93,15 @@ class AkismetDesk:
         if akismet.honeypot_filled(checked):
             return Answer(akismet.SPAM, {akismet.GUID: guid, akismet.PRO_TIP: akismet.DISCARD})
         if is_blank(checked.content):
-            return Answer(akismet.HAM, {akismet.GUID: guid})  # no text, nothing to judge
+            if checked.publishes_nothing:
+                return Answer(akismet.HAM, {akismet.GUID: guid})  # a signup: nothing to judge
+            # Nothing to read or store (only spaces or invisible characters): the rules that
+            # read no text still apply, so a pre-moderated site does not publish it.
+            verdict = await self.moderation.assess_without_text(
+                site.id, akismet.article_id(checked), akismet.author_id(checked)
+            )
+            reasons = tuple(reason.value for reason in verdict.reasons)
+            return _answer(verdict.state, reasons, {}, guid)
         submission = akismet.submission(checked)
         # Akismet refuses no comment for its date: a date the intake would refuse is left out.
         ahead = submission.dated_ahead(from_ms(self._now_ms()))

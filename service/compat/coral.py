@@ -215,7 +215,7 @@ def submission(request: ModerationRequest, known_id: str | None = None) -> Submi
     body: dict[str, Any] = {
         "id": known_id or comment_id(request),
         "article": {
-            "id": external_id(request.story.id, "story"),
+            "id": article_id(request),
             "url": url
             if url and len(url) <= MAX_URL and url.startswith(("http://", "https://"))
             else None,
@@ -223,7 +223,7 @@ def submission(request: ModerationRequest, known_id: str | None = None) -> Submi
         "parent_id": (
             external_id(request.comment.parent_id, "coral") if request.comment.parent_id else None
         ),
-        "author": {"id": external_id(request.author.id, "user"), "role": request.author.role},
+        "author": {"id": author_id(request), "role": request.author.role},
         "text": request.comment.body,
     }
     try:
@@ -234,18 +234,31 @@ def submission(request: ModerationRequest, known_id: str | None = None) -> Submi
         return Submission.model_validate(body)
 
 
+def article_id(request: ModerationRequest) -> str:
+    return external_id(request.story.id, "story")
+
+
+def author_id(request: ModerationRequest) -> str:
+    return external_id(request.author.id, "user")
+
+
 def response(comment: Comment) -> dict[str, Any] | None:
     """Coral's ExternalModerationResponse for our verdict; None means answer 204."""
-    if comment.state is State.APPROVED:
+    return verdict_response(comment.state, comment.reasons)
+
+
+def verdict_response(state: State, reasons: tuple[str, ...]) -> dict[str, Any] | None:
+    """Coral's ExternalModerationResponse for a state and its reasons; None means answer 204."""
+    if state is State.APPROVED:
         return None
-    flagged = {FLAGS[Reason(code)] for code in comment.reasons if code in _FLAG_CODES}
+    flagged = {FLAGS[Reason(code)] for code in reasons if code in _FLAG_CODES}
     actions = [
         {"actionType": FLAG, "reason": reason}
         for reason in (DETECTED_TOXIC, DETECTED_SPAM)
         if reason in flagged
     ]
-    if comment.state is State.PENDING:
-        status = PREMOD if set(comment.reasons) <= _PREMOD_REASONS else SYSTEM_WITHHELD
+    if state is State.PENDING:
+        status = PREMOD if set(reasons) <= _PREMOD_REASONS else SYSTEM_WITHHELD
     else:
         status = REJECTED
     body: dict[str, Any] = {"status": status}

@@ -86,7 +86,12 @@ class CoralDesk:
             known = await self.links.latest(site_id, *thread)
         submission = coral.submission(request, known)
         if submission is None:
-            return None
+            # Nothing to read or store (only spaces or invisible characters): the rules that
+            # read no text still apply, so a pre-moderated site does not publish it.
+            verdict = await self.moderation.assess_without_text(
+                site_id, coral.article_id(request), coral.author_id(request)
+            )
+            return coral.verdict_response(verdict.state, tuple(r.value for r in verdict.reasons))
         result = await self.moderation.ingest(site_id, submission)
         if result.created:
             self.metrics.observe_verdict(result.comment.state.value)

@@ -104,6 +104,25 @@ class Intake(ModerationBase):
         context = rules.PolicyContext(text=text, language_supported=detected.supported)
         return rules.decide(scored.scores, context, policy, scored.thresholds), scored
 
+    async def assess_without_text(
+        self, site_id: str, article_id: str, author_id: str
+    ) -> rules.Verdict:
+        """The verdict the site's policy gives a comment with nothing to read (only spaces or
+        invisible characters), which intake refuses and the platforms' protocols cannot: by the
+        rules that do not read a text (the site's or the article's pre-moderation, a closed
+        article, the author's standing), written nowhere."""
+        policy = (await self._site_record(site_id)).site.policy
+        author = await self.store.author(site_id, author_id, self._now_ms(), SiteRules.of(policy))
+        closed, premod = await self.store.article_rules(site_id, article_id)
+        context = rules.PolicyContext(
+            text="",
+            author_status=author.standing,
+            author_approved=int(author.fields.get("approved", 0)),
+            article_closed=closed,
+            article_premod=premod,
+        )
+        return rules.decide({}, context, policy, self.thresholds)
+
     async def read(self, site_id: str, text: str) -> tuple[language.Detected, Scored | None]:
         """The text's language and, when the model reads it, its scores as intake has them for
         the site (by its own model when one is in use); nothing is written."""

@@ -72,6 +72,15 @@ class CommentReads(ScriptedStore):
         fields, decided, rejected, standing = await self._run("author_view", keys, args)
         return AuthorRecord(pairs(fields), int(decided), int(rejected), AuthorStatus(standing))
 
+    async def article_rules(self, site_id: str, article_id: str) -> tuple[bool, bool]:
+        """Whether the article is closed, and whether it is pre-moderated (False, False for an
+        article never put)."""
+        with store_errors():
+            closed, premod = await self.redis.hmget(
+                self.keys.article(site_id, article_id), ["closed", "premod"]
+            )
+        return closed == "1", premod == "1"
+
     async def pending_of_author(self, site_id: str, author_id: str) -> list[str]:
         """Ids of the author's held comments, oldest first."""
         key = self.keys.queue_index(site_id, Queue.PENDING, Order.OLDEST, author=author_id)

@@ -670,6 +670,57 @@ async def test_a_check_without_text_is_ham_and_stores_nothing(
     assert await keys_of(redis_client) == before
 
 
+@pytest.mark.parametrize("content", [" \n", "\u200b\u2060\ufeff"])
+@pytest.mark.parametrize(
+    ("rule", "state", "reason"),
+    [
+        ("site premod", "pending", "PREMOD"),
+        ("article closed", "rejected", "ARTICLE_CLOSED"),
+        ("author banned", "rejected", "AUTHOR_BANNED"),
+    ],
+)
+async def test_a_check_without_text_meets_the_rules_that_read_none(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Any,
+    redis_client: aioredis.Redis,
+    content: str,
+    rule: str,
+    state: str,
+    reason: str,
+) -> None:
+    # Nothing to read or store, but a pre-moderated site, a closed article or a banned author
+    # decide it as they decide any comment: WordPress must not publish it.
+    site = await create_site("news", mode="pre" if rule == "site premod" else "post")
+    fields = check_fields(site, comment_post_ID="42", **VISITOR)
+    if rule == "article closed":
+        spec = {"id": "42", "closed": True}
+        put = await post_signed(site, spec, path="/v1/sites/news/articles/42", method="PUT")
+        assert put.status == 200
+    if rule == "author banned":
+        first = await form(client, "/1.1/comment-check", {**fields, "comment_content": CIVIL})
+        guid = first.headers["X-akismet-guid"]
+        stored = await client.get(f"/v1/sites/news/comments/{guid}", headers=moderator(site))
+        author = (await stored.json())["author"]["id"]
+        ban = await client.post(
+            f"/v1/sites/news/authors/{author}/status",
+            json={"status": "banned"},
+            headers=moderator(site),
+        )
+        assert ban.status == 200, await ban.text()
+    before = await keys_of(redis_client)
+    response = await form(client, "/1.1/comment-check", {**fields, "comment_content": content})
+    assert await response.text() == "true"
+    assert response.headers["X-Civility-State"] == state
+    assert response.headers["X-Civility-Reasons"] == reason
+    assert await keys_of(redis_client) == before
+    # A signup publishes nothing: the comment policy is not about it.
+    signup = {**fields, "comment_type": "signup", "comment_content": content}
+    assert await (await form(client, "/1.1/comment-check", signup)).text() == "false"
+    assert await keys_of(redis_client) == before
+
+
 @pytest.mark.parametrize("path", ["/1.1/comment-check", "/1.1/submit-spam", "/1.1/submit-ham"])
 @pytest.mark.parametrize(
     ("change", "body", "help_text"),

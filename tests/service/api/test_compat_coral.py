@@ -404,6 +404,43 @@ async def test_a_comment_without_text_is_a_204_and_stores_nothing(
     assert await keys_of(redis_client) == before
 
 
+@pytest.mark.parametrize(
+    ("rule", "status"),
+    [("site premod", "PREMOD"), ("story closed", "REJECTED"), ("author banned", "REJECTED")],
+)
+async def test_a_comment_without_text_meets_the_rules_that_read_none(
+    client: Client,
+    make_coral_site: Any,
+    post_signed: Any,
+    moderator: Any,
+    redis_client: aioredis.Redis,
+    rule: str,
+    status: str,
+) -> None:
+    # Nothing to read or store, but a pre-moderated site, a closed story or a banned author
+    # decide it as they decide any comment: Coral must not publish it.
+    site = await make_coral_site(mode="pre" if rule == "site premod" else "post")
+    story, author = NEW_COMMENT["story"]["id"], NEW_COMMENT["author"]["id"]
+    if rule == "story closed":
+        spec = {"id": story, "closed": True}
+        put = await post_signed(site, spec, path=f"/v1/sites/news/articles/{story}", method="PUT")
+        assert put.status == 200
+    if rule == "author banned":
+        ban = await client.post(
+            f"/v1/sites/news/authors/{author}/status",
+            json={"status": "banned"},
+            headers=moderator(site),
+        )
+        assert ban.status == 200, await ban.text()
+    before = await keys_of(redis_client)
+    empty = copy.deepcopy(NEW_COMMENT)
+    empty["comment"]["body"] = "\u200b\u00a0"
+    response = await send(client, empty)
+    assert (response.status, await response.json()) == (200, {"status": status})
+    assert_coral_accepts(await response.json())
+    assert await keys_of(redis_client) == before
+
+
 async def test_a_comment_too_long_to_moderate_is_withheld_not_left_to_coral(
     client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis
 ) -> None:
