@@ -26,11 +26,11 @@ from redis.exceptions import ResponseError
 from service import delivery
 from service.admin_store import AdminStore
 from service.compat import coral_graphql, coral_sync
-from service.compat.coral_links import CoralLinks
+from service.compat.coral_links import CoralLinks, keep_seconds
 from service.connection import connect
 from service.deliveries import DeliveryLog, Settle
 from service.egress import guarded_socket_factory
-from service.errors import StoreUnavailable
+from service.errors import SiteNotFound, StoreUnavailable
 from service.gauges import background_gauges
 from service.keys import DEFAULT_PREFIX
 from service.refit_process import background_refits
@@ -229,6 +229,15 @@ class Worker:
         if coral is not None and link is not None:
             # A comment from Coral: its decisions go back to Coral, not to a callback URL.
             outcome = await coral_sync.deliver(session, coral, record, link)
+            if outcome.delivered and coral_sync.needs_coral(record) and site_record is not None:
+                # Coral's webhooks about decisions made before this one are echoes from now on.
+                with contextlib.suppress(SiteNotFound):
+                    await self.coral_links.sent(
+                        site,
+                        record["comment_id"],
+                        int(record["created_at"]),
+                        keep_seconds(site_record),
+                    )
         elif site_record is None or not site_record.site.callback_url:
             outcome = delivery.Outcome(delivered=False, error="the site has no callback URL")
         else:

@@ -14,20 +14,23 @@ from typing import Any
 
 import aiohttp
 
-from service.compat import coral, coral_graphql
-from service.compat.coral_links import CoralIds, CoralLinks
+from service.compat import coral, coral_graphql, coral_sync
+from service.compat.coral_links import CoralIds, CoralLinks, keep_seconds
 from service.compat.ids import external_id
 from service.domain import Action, Comment, Decision, State
-from service.errors import ClaimConflict, NotFound, UpstreamUnavailable
+from service.errors import ClaimConflict, NotFound, UpstreamUnavailable, VersionConflict
 from service.metrics import Metrics
 from service.moderation import Moderation
-from service.store.records import DAY_MS, SiteRecord
+from service.store.records import SiteRecord
+from service.times import to_ms
 
 log = logging.getLogger(__name__)
 
 DECISIONS = {coral.APPROVED: Action.APPROVE, coral.REJECTED: Action.REJECT}
 # Coral has no spam status: civility's spam reaches it as a rejection and comes back as one.
 _ALREADY = {Action.APPROVE: {State.APPROVED}, Action.REJECT: {State.REJECTED, State.SPAM}}
+_SENT_STATES = {State.APPROVED, State.REJECTED, State.SPAM}
+"""The states a decision made in civility is carried into Coral for."""
 SUGGESTION_TOKEN = "comment:"
 """What Coral's Perspective client puts before its comment id in a suggestion's clientToken."""
 
@@ -96,7 +99,7 @@ class CoralDesk:
         if result.created:
             self.metrics.observe_verdict(result.comment.state.value)
         record = await self.moderation.site_record(site_id)
-        await self.links.mark(site_id, result.comment.id, thread, _keep_seconds(record))
+        await self.links.mark(site_id, result.comment.id, thread, keep_seconds(record))
         return coral.response(result.comment)
 
     async def webhook(self, site_id: str, event: coral.WebhookEvent) -> dict[str, Any]:
@@ -125,10 +128,28 @@ class CoralDesk:
             # after a later one (civility's, already carried into Coral) and must not undo it.
             answer["reason"] = f"Coral's comment is {found.status} now: a later decision"
             return answer
-        decided = await self._decide(site_id, comment_id, action)
+        try:
+            comment = await self.moderation.get_comment(site_id, comment_id)
+        except NotFound:
+            return answer
+        if comment.state in _ALREADY[action]:
+            return answer  # civility's own decision coming back from Coral
+        if await self._on_its_way(site_id, comment):
+            # Coral does not have civility's latest decision yet: this one of Coral's (or the
+            # echo of an earlier one of civility's) is older, and civility's replaces it there.
+            answer["reason"] = "a later decision made in civility is on its way to Coral"
+            return answer
+        decided = await self._decide(site_id, comment, action)
         if decided is not None:
             answer.update(applied=True, state=decided.state.value)
         return answer
+
+    async def _on_its_way(self, site_id: str, comment: Comment) -> bool:
+        """The comment's latest decision was made in civility and has not reached Coral yet."""
+        if comment.state not in _SENT_STATES or not coral_sync.made_in_civility(comment.decided_by):
+            return False
+        link = await self.links.of(site_id, comment.id)
+        return link is not None and link.sent_at < to_ms(comment.decided_at)
 
     async def _linked(
         self, site_id: str, record: SiteRecord, coral_id: str, event: coral.WebhookEvent
@@ -149,7 +170,7 @@ class CoralDesk:
         )
         if comment_id is not None and found.revision_id:
             ids = CoralIds(found.id, found.revision_id)
-            await self.links.link(site_id, comment_id, ids, _keep_seconds(record))
+            await self.links.link(site_id, comment_id, ids, keep_seconds(record))
         return comment_id, found
 
     async def _moderated(
@@ -181,26 +202,18 @@ class CoralDesk:
             return candidate
         return None
 
-    async def _decide(self, site_id: str, comment_id: str, action: Action) -> Comment | None:
-        try:
-            comment = await self.moderation.get_comment(site_id, comment_id)
-        except NotFound:
-            return None
-        if comment.state in _ALREADY[action]:
-            return None  # civility's own decision coming back from Coral
+    async def _decide(self, site_id: str, comment: Comment, action: Action) -> Comment | None:
         # Coral's webhook says what was decided, not why: no reason, so a rejection teaches what
         # a moderator's rejection without one does.
         try:
-            return await self.moderation.decide(
-                site_id, comment_id, Decision(action=action), coral.ACTOR
-            )
+            # On the version read: a decision made in civility meanwhile is the later one.
+            decision = Decision(action=action, version=comment.version)
+            return await self.moderation.decide(site_id, comment.id, decision, coral.ACTOR)
         except ClaimConflict:
             log.info(
-                "Coral's decision on %s/%s left to the moderator holding it", site_id, comment_id
+                "Coral's decision on %s/%s left to the moderator holding it", site_id, comment.id
             )
             return None
-
-
-def _keep_seconds(record: SiteRecord) -> int:
-    # Links live as long as a decided comment does.
-    return record.site.policy.retention_days * DAY_MS // 1000
+        except VersionConflict:
+            log.info("Coral's decision on %s/%s came before a later one", site_id, comment.id)
+            return None

@@ -12,11 +12,17 @@ from dataclasses import dataclass
 from service.compat.ids import digest
 from service.errors import SiteNotFound
 from service.keys import DEFAULT_PREFIX, KeySpace
+from service.store.records import DAY_MS, SiteRecord
 from service.store.scripts import LuaScripts, RedisClient, store_errors
 
 LATEST_SECONDS = 86_400
 """How long an author's latest comment in a thread can still be edited by id-less EDITs: far
 beyond Coral's edit window (30 s by default, at most a few minutes in practice)."""
+
+
+def keep_seconds(record: SiteRecord) -> int:
+    """How long a link is kept once its comment is gone: as long as a decided comment is."""
+    return record.site.policy.retention_days * DAY_MS // 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,8 @@ class CoralLink:
     """A comment that came through Coral's phase, and Coral's ids once a webhook named them."""
 
     ids: CoralIds | None
+    sent_at: int = 0
+    """When civility's latest decision carried into Coral was made (ms; 0: none yet)."""
 
 
 class CoralLinks:
@@ -83,9 +91,16 @@ class CoralLinks:
             stored = await self.redis.hgetall(self.keys.coral_link(site, comment_id))
         if not stored:
             return None
+        sent_at = int(stored.get("sent_at") or 0)
         if stored.get("coral_id") and stored.get("revision_id"):
-            return CoralLink(CoralIds(str(stored["coral_id"]), str(stored["revision_id"])))
-        return CoralLink(None)
+            ids = CoralIds(str(stored["coral_id"]), str(stored["revision_id"]))
+            return CoralLink(ids, sent_at)
+        return CoralLink(None, sent_at)
+
+    async def sent(self, site: str, comment_id: str, decided_at_ms: int, keep_seconds: int) -> None:
+        """Coral has civility's decision made at ``decided_at_ms`` (see ``CoralDesk.webhook``)."""
+        args: list[str | int] = [keep_seconds * 1000, comment_id, 0, "sent_at", decided_at_ms]
+        await self._write(site, self._link_keys(site, comment_id), args)
 
     async def comment_of(self, site: str, coral_id: str) -> str | None:
         with store_errors():

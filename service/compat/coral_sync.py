@@ -21,11 +21,15 @@ REJECTING = frozenset({EVENT_TYPES[State.REJECTED], EVENT_TYPES[State.SPAM]})
 NOT_YET_LINKED = "Coral has not named this comment yet (its webhooks link it); will retry"
 
 
+def made_in_civility(decided_by: str) -> bool:
+    """Decided by a moderator in civility: not the automatic verdict, not Coral's own."""
+    return not decided_by.startswith("auto") and decided_by != coral.ACTOR
+
+
 def needs_coral(record: Mapping[str, str]) -> bool:
     """A moderator's decision made in civility (not the automatic verdict, not Coral's own)."""
-    decided_by = record.get("decided_by", "")
     is_decision = record["type"] == APPROVING or record["type"] in REJECTING
-    return is_decision and not decided_by.startswith("auto") and decided_by != coral.ACTOR
+    return is_decision and made_in_civility(record.get("decided_by", ""))
 
 
 async def deliver(

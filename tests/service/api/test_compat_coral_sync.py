@@ -355,6 +355,46 @@ async def test_a_coral_decision_sent_again_after_a_later_one_in_civility_changes
     assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
 
 
+async def test_corals_echo_of_an_earlier_decision_never_undoes_a_later_one_on_its_way(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
+    assert fake_coral.status == "APPROVED"
+    # The moderator changes their mind a second later; Coral has not been told yet when its
+    # webhook about the approval (civility's own) arrives, its GraphQL API still saying so.
+    clock.advance(1)
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+    echo = fixture("webhook_left_moderation_queue.json")
+    echo["data"]["status"] = "APPROVED"
+
+    answer = await (await webhook(client, echo)).json()
+
+    assert (answer["applied"], answer["reason"]) == (
+        False,
+        "a later decision made in civility is on its way to Coral",
+    )
+    await deliver_until(redis_client, settled(redis_client, 3), "the rejection in Coral")
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", coral_site["moderator_id"])
+    assert [call["field"] for call in fake_coral.mutations()] == ["approveComment", "rejectComment"]
+    assert fake_coral.status == "REJECTED"
+    # Once Coral has the rejection, a decision made there is Coral's later one again.
+    clock.advance(1)
+    fake_coral.status = "APPROVED"
+    answer = await (await webhook(client, echo)).json()
+    assert (answer["applied"], answer["state"]) == (True, "approved")
+
+
 async def test_a_comment_held_past_the_retention_still_reaches_coral_when_decided(
     client: Client,
     coral_site: dict[str, str],
