@@ -26,7 +26,7 @@ from redis.exceptions import ResponseError
 from service import delivery
 from service.admin_store import AdminStore
 from service.compat import coral_graphql, coral_sync
-from service.compat.coral_links import CoralLinks, keep_seconds
+from service.compat.coral_links import CoralIds, CoralLinks, keep_seconds
 from service.connection import connect
 from service.deliveries import DeliveryLog, Settle
 from service.egress import guarded_socket_factory
@@ -228,15 +228,18 @@ class Worker:
         link = await self.coral_links.of(site, record["comment_id"]) if coral else None
         if coral is not None and link is not None:
             # A comment from Coral: its decisions go back to Coral, not to a callback URL.
-            outcome = await coral_sync.deliver(session, coral, record, link)
-            if outcome.delivered and coral_sync.needs_coral(record) and site_record is not None:
+            keep = keep_seconds(site_record) if site_record is not None else 0
+
+            async def relink(ids: CoralIds) -> None:
+                with contextlib.suppress(SiteNotFound):
+                    await self.coral_links.link(site, record["comment_id"], ids, keep)
+
+            outcome = await coral_sync.deliver(session, coral, record, link, relink)
+            if outcome.delivered and coral_sync.needs_coral(record):
                 # Coral's webhooks about decisions made before this one are echoes from now on.
                 with contextlib.suppress(SiteNotFound):
                     await self.coral_links.sent(
-                        site,
-                        record["comment_id"],
-                        int(record["created_at"]),
-                        keep_seconds(site_record),
+                        site, record["comment_id"], int(record["created_at"]), keep
                     )
         elif site_record is None or not site_record.site.callback_url:
             outcome = delivery.Outcome(delivered=False, error="the site has no callback URL")

@@ -199,6 +199,17 @@ def plain_text(body: str) -> str:
     return html.unescape(_TAG.sub("", marked)).strip()
 
 
+def text_digest(text: str) -> str:
+    """What a link keeps of the text Coral's phase sent: enough to know its revision again."""
+    return digest(text)[:40]
+
+
+def reads_as(text: str | None, body: str) -> bool:
+    """Whether Coral's stored HTML ``body`` is the text whose digest is ``text`` (as a phase in
+    Text format reads it, or in HTML format); an unknown text matches any."""
+    return text is None or text in {text_digest(plain_text(body)), text_digest(body)}
+
+
 def too_long(request: ModerationRequest) -> dict[str, Any] | None:
     """Coral's answer for a comment longer than civility moderates: withheld for a human."""
     if len(request.comment.body) > MAX_TEXT:

@@ -99,7 +99,10 @@ class CoralDesk:
         if result.created:
             self.metrics.observe_verdict(result.comment.state.value)
         record = await self.moderation.site_record(site_id)
-        await self.links.mark(site_id, result.comment.id, thread, keep_seconds(record))
+        edited = result.comment.version if result.edited else None
+        await self.links.mark(
+            site_id, result.comment.id, thread, keep_seconds(record), request.comment.body, edited
+        )
         return coral.response(result.comment)
 
     async def webhook(self, site_id: str, event: coral.WebhookEvent) -> dict[str, Any]:
@@ -169,7 +172,11 @@ class CoralDesk:
             or await self.links.latest(site_id, found.story_id, found.author_id, found.parent_id)
         )
         if comment_id is not None and found.revision_id:
-            ids = CoralIds(found.id, found.revision_id)
+            # Decisions go to the revision of the text civility moderated: after an edit, while
+            # Coral still has another (its phase comes before Coral stores it), that one waits.
+            link = await self.links.of(site_id, comment_id)
+            same = link is None or not link.edited_version or coral.reads_as(link.text, found.body)
+            ids = CoralIds(found.id, found.revision_id if same else "")
             await self.links.link(site_id, comment_id, ids, keep_seconds(record))
         return comment_id, found
 

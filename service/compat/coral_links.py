@@ -9,6 +9,7 @@ Coral's comment id and revision to civility's comment both ways.
 
 from dataclasses import dataclass
 
+from service.compat import coral
 from service.compat.ids import digest
 from service.errors import SiteNotFound
 from service.keys import DEFAULT_PREFIX, KeySpace
@@ -36,8 +37,16 @@ class CoralLink:
     """A comment that came through Coral's phase, and Coral's ids once a webhook named them."""
 
     ids: CoralIds | None
+    """Coral's comment and the revision of the text civility moderated (none until a webhook
+    named them, or while Coral has not stored the text of an edit civility moderated)."""
     sent_at: int = 0
     """When civility's latest decision carried into Coral was made (ms; 0: none yet)."""
+    coral_id: str | None = None
+    """Coral's comment id, once a webhook named it (also while ``ids`` waits for a revision)."""
+    text: str | None = None
+    """A digest of the text Coral's phase last sent (``coral.text_digest``)."""
+    edited_version: int = 0
+    """The comment's version when an edit from Coral last changed its text."""
 
 
 class CoralLinks:
@@ -70,13 +79,19 @@ class CoralLinks:
         comment_id: str,
         thread: tuple[str, str, str | None],
         keep_seconds: int,
+        text: str,
+        edited_version: int | None = None,
     ) -> None:
         """The comment came from Coral: its decisions go back to Coral, not to a webhook; and it
         is its author's latest in the thread (story, author, parent), in the same script, so a
-        site deleted meanwhile gets neither."""
+        site deleted meanwhile gets neither. ``text`` is what Coral's phase sent; after an edit
+        (``edited_version``) the revision decisions go to waits for Coral's revision of it."""
         keys = [*self._link_keys(site, comment_id), self._latest_key(site, *thread)]
         args: list[str | int] = [keep_seconds * 1000, comment_id, LATEST_SECONDS * 1000]
-        await self._write(site, keys, [*args, "origin", "coral"])
+        fields: list[str | int] = ["origin", "coral", "text", coral.text_digest(text)]
+        if edited_version is not None:
+            fields += ["revision_id", "", "edited_version", edited_version]
+        await self._write(site, keys, [*args, *fields])
 
     async def link(self, site: str, comment_id: str, coral: CoralIds, keep_seconds: int) -> None:
         """Both directions at once (one hash slot, one script)."""
@@ -91,11 +106,15 @@ class CoralLinks:
             stored = await self.redis.hgetall(self.keys.coral_link(site, comment_id))
         if not stored:
             return None
-        sent_at = int(stored.get("sent_at") or 0)
-        if stored.get("coral_id") and stored.get("revision_id"):
-            ids = CoralIds(str(stored["coral_id"]), str(stored["revision_id"]))
-            return CoralLink(ids, sent_at)
-        return CoralLink(None, sent_at)
+        coral_id = str(stored["coral_id"]) if stored.get("coral_id") else None
+        revision = str(stored.get("revision_id") or "")
+        return CoralLink(
+            CoralIds(coral_id, revision) if coral_id and revision else None,
+            sent_at=int(stored.get("sent_at") or 0),
+            coral_id=coral_id,
+            text=str(stored["text"]) if stored.get("text") else None,
+            edited_version=int(stored.get("edited_version") or 0),
+        )
 
     async def sent(self, site: str, comment_id: str, decided_at_ms: int, keep_seconds: int) -> None:
         """Coral has civility's decision made at ``decided_at_ms`` (see ``CoralDesk.webhook``)."""

@@ -6,19 +6,21 @@ letter after the last try). Every other event needs nothing from Coral: the phas
 Coral the automatic verdict, and a decision made in Coral is already Coral's.
 """
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 
 from service.compat import coral, coral_graphql
-from service.compat.coral_links import CoralLink
+from service.compat.coral_links import CoralIds, CoralLink
 from service.delivery import Outcome
 from service.domain import State
+from service.errors import UpstreamUnavailable
 from service.transitions import EVENT_TYPES
 
 APPROVING = EVENT_TYPES[State.APPROVED]
 REJECTING = frozenset({EVENT_TYPES[State.REJECTED], EVENT_TYPES[State.SPAM]})
 NOT_YET_LINKED = "Coral has not named this comment yet (its webhooks link it); will retry"
+NOT_YET_STORED = "Coral's comment does not have the text civility moderated yet; will retry"
 
 
 def made_in_civility(decided_by: str) -> bool:
@@ -37,16 +39,33 @@ async def deliver(
     endpoint: coral_graphql.Endpoint,
     record: Mapping[str, str],
     link: CoralLink,
+    relink: Callable[[CoralIds], Awaitable[None]],
 ) -> Outcome:
+    """``relink`` keeps the revision found for an edited comment."""
     if not needs_coral(record):
         return Outcome(delivered=True)
-    if link.ids is None:
+    if int(record.get("version") or 0) < link.edited_version:
+        # Decided on a text the author has since edited: the edit's phase answer gave Coral
+        # civility's verdict on the new text, which this decision must not overturn.
+        return Outcome(delivered=True)
+    ids = link.ids
+    if ids is None and link.coral_id is not None:
+        # Edited: the revision of the text civility moderated, once Coral has stored it.
+        try:
+            found = await coral_graphql.comment(session, endpoint, link.coral_id)
+        except UpstreamUnavailable as error:
+            return Outcome(delivered=False, error=error.message)
+        if found is None or not found.revision_id or not coral.reads_as(link.text, found.body):
+            return Outcome(delivered=False, error=NOT_YET_STORED)
+        ids = CoralIds(found.id, found.revision_id)
+        await relink(ids)
+    if ids is None:
         return Outcome(delivered=False, error=NOT_YET_LINKED)
     return await coral_graphql.decide(
         session,
         endpoint,
         approve=record["type"] == APPROVING,
-        comment_id=link.ids.comment_id,
-        revision_id=link.ids.revision_id,
+        comment_id=ids.comment_id,
+        revision_id=ids.revision_id,
         mutation_id=record["id"],
     )

@@ -44,6 +44,7 @@ TOKEN = "coral-personal-access-token-0123456789"
 KEYS = KeySpace("civ")
 CORAL_ID = "0c5e8a7b-1d2f-4e3a-9b6c-7d8e9f0a1b2c"
 REVISION_ID = "4f3e2d1c-0b9a-4887-a665-544332211000"
+EDITED_REVISION_ID = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 FAST = DeliverySettings(
     timeout_seconds=2.0,
     max_attempts=5,
@@ -83,6 +84,8 @@ class FakeCoral:
     """Answer mutations only once this is set."""
     body: str | None = None
     """The comment's body as Coral stores it (HTML), instead of the recorded one."""
+    revision: str = REVISION_ID
+    """The comment's latest revision (an edit adds one; Coral still takes decisions on older)."""
 
     def moderator_rejects(self) -> dict[str, Any]:
         """A moderator rejects the comment in Coral: its webhook, as Coral sends it."""
@@ -108,6 +111,7 @@ class FakeCoral:
             described["data"]["comment"]["status"] = self.status
             if self.body is not None:
                 described["data"]["comment"]["body"] = self.body
+            described["data"]["comment"]["revision"]["id"] = self.revision
             return web.json_response(described)
         expected_input = {"approveComment": "ApproveCommentInput!"}.get(
             field_name, "RejectCommentInput!"
@@ -116,7 +120,8 @@ class FakeCoral:
         assert (variable, type_, argument) == ("input", expected_input, "input")
         given = body["variables"]["input"]
         assert set(given) == {"commentID", "commentRevisionID", "clientMutationId"}
-        assert (given["commentID"], given["commentRevisionID"]) == (CORAL_ID, REVISION_ID)
+        assert given["commentID"] == CORAL_ID
+        assert given["commentRevisionID"] in (REVISION_ID, self.revision)
         if self.failures:
             self.failures -= 1
             return web.json_response(fixture("graphql_error.json"))
@@ -465,6 +470,93 @@ async def test_a_coral_edit_updates_its_comment_and_is_not_flood(
     headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
     queue = await (await client.get("/v1/sites/news/queue", headers=headers)).json()
     assert [item["id"] for item in queue["items"]] == [our_id(NEW_COMMENT)]
+
+
+def edited(text: str) -> dict[str, Any]:
+    edit = copy.deepcopy(NEW_COMMENT)
+    edit["action"] = "EDIT"
+    edit["comment"]["body"] = text
+    return edit
+
+
+async def test_a_decision_after_a_coral_edit_goes_to_the_edited_revision(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    edit = edited("Here's a comment, edited to say more about the harbour.")
+    assert (await send(client, edit)).status == 200
+    # Coral stores the edit as a new revision once its phase has answered, and sends no webhook
+    # when it keeps the comment where it was.
+    fake_coral.body, fake_coral.revision = edit["comment"]["body"], EDITED_REVISION_ID
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "approve"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+
+    await deliver_until(redis_client, called(fake_coral), "the approval in Coral")
+
+    [mutation] = fake_coral.mutations()
+    assert mutation["variables"]["input"]["commentRevisionID"] == EDITED_REVISION_ID
+    assert (await redis_client.hget(KEYS.coral_link("news", ours), "revision_id")) == (
+        EDITED_REVISION_ID
+    )
+
+
+async def test_a_decision_waits_for_coral_to_store_the_edited_text_it_was_made_on(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    edit = edited("Here's a comment, edited to say more about the harbour.")
+    await send(client, edit)
+    # Coral's webhook comes while Coral still has the text before the edit.
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "reject"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+
+    async def waiting() -> bool:
+        return any(
+            record.get("last_error", "").startswith("Coral's comment does not have the text")
+            for record in await records_of(redis_client)
+        )
+
+    await deliver_until(redis_client, waiting, "an attempt that waits for the edited revision")
+    assert fake_coral.mutations() == []
+    fake_coral.body, fake_coral.revision = edit["comment"]["body"], EDITED_REVISION_ID
+    await deliver_until(redis_client, called(fake_coral), "the rejection in Coral")
+    [mutation] = fake_coral.mutations()
+    assert mutation["variables"]["input"]["commentRevisionID"] == EDITED_REVISION_ID
+
+
+async def test_a_decision_on_the_text_before_a_coral_edit_is_not_carried_onto_the_edit(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "approve"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+    # The author edits before the worker carried the approval into Coral: the edit is held
+    # again (pre-moderation), in civility and by its phase answer in Coral.
+    edit = edited("Here's a comment, edited to say more about the harbour.")
+    assert await (await send(client, edit)).json() == {"status": "PREMOD"}
+    fake_coral.body, fake_coral.revision = edit["comment"]["body"], EDITED_REVISION_ID
+
+    await deliver_until(redis_client, settled(redis_client, 3), "every event settled")
+
+    assert fake_coral.mutations() == []
+    assert set((await delivery_states(redis_client)).values()) == {"delivered"}
+    assert (await comment(client, coral_site, ours))["state"] == "pending"
 
 
 async def test_a_german_comment_from_coral_is_withheld_for_its_language(
