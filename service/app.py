@@ -214,7 +214,9 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
 
 async def _coral(app: web.Application) -> AsyncIterator[None]:
     links = CoralLinks(app[REDIS], prefix=app[SETTINGS].redis_prefix)
-    app[CORAL] = CoralDesk(app[MODERATION], links, app[METRICS], lambda: app[HTTP])
+    app[CORAL] = CoralDesk(
+        app[MODERATION], links, app[METRICS], lambda: app[HTTP], clock=app[CLOCK]
+    )
     yield
 
 

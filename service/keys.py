@@ -243,10 +243,11 @@ class KeySpace:
         """String: the comment id of a Coral comment id."""
         return f"{self.site_prefix(site)}coral:comment:{coral_id}"
 
-    def coral_latest(self, site: str, thread_hash: str) -> str:
-        """String with expiry: the comment an author last wrote in one Coral thread (story and
-        parent, hashed with the author), which a Coral EDIT without ids updates."""
-        return f"{self.site_prefix(site)}coral:latest:{thread_hash}"
+    def coral_thread(self, site: str, thread_hash: str) -> str:
+        """Sorted set with expiry: the comments an author wrote in one Coral thread (story and
+        parent, hashed with the author) by when first seen, where a Coral EDIT without ids
+        looks for the comment it edits."""
+        return f"{self.site_prefix(site)}coral:thread:{thread_hash}"
 
     # -- the second look (service/second_look_store.py; second_look_apply.lua derives the
     # stats key from the site prefix exactly as named here)

@@ -1,21 +1,23 @@
 """Coral Talk, both ways, as civility carries it out.
 
 The external moderation phase moderates a Coral comment like intake; an EDIT updates the
-comment it edits (by Coral's id when a Coral sends one, else the author's latest comment in the
-thread), so it is moderated again instead of queued twice or taken for flood. Coral's webhooks
-link Coral's comment id and revision to civility's comment (Coral's GraphQL API says whose it
-is) and apply what Coral's moderators decided through the same decision path as civility's own
-moderators. The way back, civility's decisions into Coral, is the worker's (``coral_sync``).
+comment it edits (by Coral's id when a Coral sends one, else the author's one comment in the
+thread still within Coral's edit window, never a guess among several), so it is moderated again
+instead of queued twice or taken for flood. Coral's webhooks link Coral's comment id and
+revision to civility's comment (Coral's GraphQL API says whose it is) and apply what Coral's
+moderators decided through the same decision path as civility's own moderators. The way back,
+civility's decisions into Coral, is the worker's (``coral_sync``).
 """
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
 from service.compat import coral, coral_graphql, coral_sync
-from service.compat.coral_links import CoralIds, CoralLinks, keep_seconds
+from service.compat.coral_links import EDIT_WINDOW_SECONDS, CoralIds, CoralLinks, keep_seconds
 from service.compat.ids import external_id
 from service.domain import Action, Comment, Decision, State
 from service.errors import ClaimConflict, NotFound, UpstreamUnavailable, VersionConflict
@@ -42,11 +44,13 @@ class CoralDesk:
         links: CoralLinks,
         metrics: Metrics,
         http: Callable[[], aiohttp.ClientSession],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.moderation = moderation
         self.links = links
         self.metrics = metrics
         self._http = http
+        self._clock = clock
 
     async def verify_phase(self, site_id: str, header: str | None, raw: bytes) -> None:
         secret = (await self.moderation.site_record(site_id)).coral_signing_secret
@@ -84,9 +88,10 @@ class CoralDesk:
         if (withheld := coral.too_long(request)) is not None:
             return withheld
         thread = coral.thread_of(request)
-        known = None
+        now_ms = int(self._clock() * 1000)
+        known, ambiguous = None, False
         if request.action == "EDIT" and not request.comment.id:
-            known = await self.links.latest(site_id, *thread)
+            known, ambiguous = _edited(await self.links.recent(site_id, *thread), now_ms)
         submission = coral.submission(request, known)
         if submission is None:
             # Nothing to read or store (only spaces or invisible characters): the rules that
@@ -95,13 +100,24 @@ class CoralDesk:
                 site_id, coral.article_id(request), coral.author_id(request)
             )
             return coral.verdict_response(verdict.state, tuple(r.value for r in verdict.reasons))
+        if ambiguous:
+            # Coral's EDIT names no comment, and the author may edit any of these: updating the
+            # wrong one would leave the other's text unmoderated and this one's replaced.
+            log.info("Coral EDIT on %s matches several recent comments: withheld", site_id)
+            return {"status": coral.SYSTEM_WITHHELD}
         result = await self.moderation.ingest(site_id, submission)
         if result.created:
             self.metrics.observe_verdict(result.comment.state.value)
         record = await self.moderation.site_record(site_id)
         edited = result.comment.version if result.edited else None
         await self.links.mark(
-            site_id, result.comment.id, thread, keep_seconds(record), request.comment.body, edited
+            site_id,
+            result.comment.id,
+            thread,
+            keep_seconds(record),
+            now_ms,
+            request.comment.body,
+            edited,
         )
         return coral.response(result.comment)
 
@@ -224,3 +240,17 @@ class CoralDesk:
         except VersionConflict:
             log.info("Coral's decision on %s/%s came before a later one", site_id, comment.id)
             return None
+
+
+def _edited(recent: list[tuple[str, int]], now_ms: int) -> tuple[str | None, bool]:
+    """The comment an id-less EDIT changes, of the author's ``recent`` ones in its thread
+    (newest first, with when each was written): the only one, or the only one still within
+    Coral's edit window; ``True`` when several could be it."""
+    if len(recent) <= 1:
+        return (recent[0][0] if recent else None), False
+    editable = [
+        comment_id for comment_id, at in recent if at >= now_ms - EDIT_WINDOW_SECONDS * 1000
+    ]
+    if len(editable) == 1:
+        return editable[0], False
+    return None, True

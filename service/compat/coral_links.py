@@ -1,13 +1,14 @@
 """Which civility comment is which Coral comment.
 
 Coral's external moderation phase names no comment, and its webhooks name nothing else: the two
-meet here. A phase request records the comment as its author's latest in the thread (story and
-parent), which an EDIT without ids updates (Coral lets an author edit only for a short while
-after posting); a webhook, once Coral's GraphQL API has said whose comment it is, links
-Coral's comment id and revision to civility's comment both ways.
+meet here. A phase request records the comment among its author's in the thread (story and
+parent), where an EDIT without ids finds the comment it updates (Coral lets an author edit only
+for a short while after posting); a webhook, once Coral's GraphQL API has said whose comment it
+is, links Coral's comment id and revision to civility's comment both ways.
 """
 
 from dataclasses import dataclass
+from typing import cast
 
 from service.compat import coral
 from service.compat.ids import digest
@@ -17,8 +18,12 @@ from service.store.records import DAY_MS, SiteRecord
 from service.store.scripts import LuaScripts, RedisClient, store_errors
 
 LATEST_SECONDS = 86_400
-"""How long an author's latest comment in a thread can still be edited by id-less EDITs: far
-beyond Coral's edit window (30 s by default, at most a few minutes in practice)."""
+"""How long an author's comments in a thread are kept for id-less EDITs to find: far beyond
+Coral's edit window (30 s by default, at most a few minutes in practice)."""
+EDIT_WINDOW_SECONDS = 300
+"""How long after its author wrote it a comment is taken to be still editable in Coral (its
+edit window, 30 s by default): of an author's several comments in a thread, an id-less EDIT is
+of the one written within this, and when several were, it is not guessed."""
 
 
 def keep_seconds(record: SiteRecord) -> int:
@@ -55,13 +60,25 @@ class CoralLinks:
         self.keys = KeySpace(prefix)
         self._run = LuaScripts(redis, ("coral_link",), with_library=False).run
 
-    def _latest_key(self, site: str, story: str, author: str, parent: str | None) -> str:
-        return self.keys.coral_latest(site, digest(story, author, parent or "")[:40])
+    def _thread_key(self, site: str, story: str, author: str, parent: str | None) -> str:
+        return self.keys.coral_thread(site, digest(story, author, parent or "")[:40])
+
+    async def recent(
+        self, site: str, story: str, author: str, parent: str | None
+    ) -> list[tuple[str, int]]:
+        """The author's comments in the thread in the last day, newest first, each with when
+        the phase first saw it (ms)."""
+        key = self._thread_key(site, story, author, parent)
+        with store_errors():
+            found = cast(
+                list[tuple[str, float]],
+                await self.redis.zrange(key, 0, -1, desc=True, withscores=True),
+            )
+        return [(str(member), int(score)) for member, score in found]
 
     async def latest(self, site: str, story: str, author: str, parent: str | None) -> str | None:
-        with store_errors():
-            value = await self.redis.get(self._latest_key(site, story, author, parent))
-        return str(value) if value else None
+        recent = await self.recent(site, story, author, parent)
+        return recent[0][0] if recent else None
 
     def _link_keys(self, site: str, comment_id: str) -> list[str]:
         comment = self.keys.comment(site, comment_id)
@@ -79,15 +96,17 @@ class CoralLinks:
         comment_id: str,
         thread: tuple[str, str, str | None],
         keep_seconds: int,
+        now_ms: int,
         text: str,
         edited_version: int | None = None,
     ) -> None:
         """The comment came from Coral: its decisions go back to Coral, not to a webhook; and it
-        is its author's latest in the thread (story, author, parent), in the same script, so a
-        site deleted meanwhile gets neither. ``text`` is what Coral's phase sent; after an edit
-        (``edited_version``) the revision decisions go to waits for Coral's revision of it."""
-        keys = [*self._link_keys(site, comment_id), self._latest_key(site, *thread)]
-        args: list[str | int] = [keep_seconds * 1000, comment_id, LATEST_SECONDS * 1000]
+        is among its author's comments in the thread (story, author, parent) from ``now_ms`` on,
+        in the same script, so a site deleted meanwhile gets neither. ``text`` is what Coral's
+        phase sent; after an edit (``edited_version``) the revision decisions go to waits for
+        Coral's revision of it."""
+        keys = [*self._link_keys(site, comment_id), self._thread_key(site, *thread)]
+        args: list[str | int] = [keep_seconds * 1000, comment_id, LATEST_SECONDS * 1000, now_ms]
         fields: list[str | int] = ["origin", "coral", "text", coral.text_digest(text)]
         if edited_version is not None:
             fields += ["revision_id", "", "edited_version", edited_version]
@@ -98,7 +117,7 @@ class CoralLinks:
         keys = [*self._link_keys(site, comment_id), self.keys.coral_comment(site, coral.comment_id)]
         fields = ["origin", "coral", "coral_id", coral.comment_id, "revision_id", coral.revision_id]
         keep_ms = keep_seconds * 1000
-        await self._write(site, keys, [keep_ms, comment_id, keep_ms, *fields])
+        await self._write(site, keys, [keep_ms, comment_id, keep_ms, "", *fields])
 
     async def of(self, site: str, comment_id: str) -> CoralLink | None:
         """None for a comment that did not come from Coral."""
@@ -118,7 +137,7 @@ class CoralLinks:
 
     async def sent(self, site: str, comment_id: str, decided_at_ms: int, keep_seconds: int) -> None:
         """Coral has civility's decision made at ``decided_at_ms`` (see ``CoralDesk.webhook``)."""
-        args: list[str | int] = [keep_seconds * 1000, comment_id, 0, "sent_at", decided_at_ms]
+        args: list[str | int] = [keep_seconds * 1000, comment_id, 0, "", "sent_at", decided_at_ms]
         await self._write(site, self._link_keys(site, comment_id), args)
 
     async def comment_of(self, site: str, coral_id: str) -> str | None:

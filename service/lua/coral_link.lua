@@ -7,15 +7,17 @@ it (the scripts' `retain`), so a comment held past the retention still reaches C
 KEYS[1]  site hash                  civ:{site}:site
 KEYS[2]  link hash                  civ:{site}:coral:link:<id>
 KEYS[3]  comment hash               civ:{site}:comment:<id>
-KEYS[4]  (optional) another name of the comment, set to its id for ARGV[3] ms: Coral's id
-         civ:{site}:coral:comment:<coral id> (a webhook's link, for the retention: a webhook
-         that finds it gone asks Coral's GraphQL API again), or the author's latest comment in
-         a thread civ:{site}:coral:latest:<hash> (the phase's mark, for a day: an EDIT without
-         ids finds it there)
+KEYS[4]  (optional) another name of the comment, kept for ARGV[3] ms: Coral's id
+         civ:{site}:coral:comment:<coral id>, set to the comment's id (a webhook's link, for
+         the retention: a webhook that finds it gone asks Coral's GraphQL API again), or the
+         author's comments in a thread civ:{site}:coral:thread:<hash>, a sorted set of ids by
+         when the phase first saw each (the phase's mark, for a day: an EDIT without ids looks
+         for the comment it edits there)
 
 ARGV[1]  the retention (ms): the link's expiry when its comment is gone meanwhile
 ARGV[2]  comment id                 ARGV[3] KEYS[4]'s lifetime (ms)
-ARGV[4..] field, value, ... of the link
+ARGV[4]  "" when KEYS[4] is Coral's id; now (ms) when it is a thread
+ARGV[5..] field, value, ... of the link
 
 Returns 1; 0 when the site was deleted (since the caller read its record), writing nothing.
 ]]
@@ -25,14 +27,19 @@ Returns 1; 0 when the site was deleted (since the caller read its record), writi
 if redis.call("EXISTS", KEYS[1]) == 0 then
   return 0
 end
-redis.call("HSET", KEYS[2], unpack(ARGV, 4))
+redis.call("HSET", KEYS[2], unpack(ARGV, 5))
 local kept = redis.call("PTTL", KEYS[3])
 if kept == -1 then
   redis.call("PERSIST", KEYS[2])
 else
   redis.call("PEXPIRE", KEYS[2], kept > 0 and kept or ARGV[1])
 end
-if KEYS[4] then
+if KEYS[4] and ARGV[4] == "" then
   redis.call("SET", KEYS[4], ARGV[2], "PX", ARGV[3])
+elseif KEYS[4] then
+  -- First seen is kept: an edit does not make a comment newer than the author's next one.
+  redis.call("ZADD", KEYS[4], "NX", ARGV[4], ARGV[2])
+  redis.call("ZREMRANGEBYSCORE", KEYS[4], "-inf", "(" .. (tonumber(ARGV[4]) - tonumber(ARGV[3])))
+  redis.call("PEXPIRE", KEYS[4], ARGV[3])
 end
 return 1

@@ -559,6 +559,45 @@ async def test_a_decision_on_the_text_before_a_coral_edit_is_not_carried_onto_th
     assert (await comment(client, coral_site, ours))["state"] == "pending"
 
 
+async def test_an_edit_that_could_be_of_either_of_two_recent_comments_is_withheld_unguessed(
+    client: Client, coral_site: dict[str, str]
+) -> None:
+    # The author writes twice in the thread, then edits the first, still within Coral's edit
+    # window: Coral's EDIT names no comment, and the latest is not the one edited.
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    await send(client, NEW_COMMENT)
+    await send(client, second)
+
+    answer = await send(client, edited("Here's a comment, edited to say more about the harbour."))
+
+    assert (answer.status, await answer.json()) == (200, {"status": "SYSTEM_WITHHELD"})
+    first = await comment(client, coral_site, our_id(NEW_COMMENT))
+    latest = await comment(client, coral_site, our_id(second))
+    assert (first["text"], first["version"]) == (NEW_COMMENT["comment"]["body"], 1)
+    assert (latest["text"], latest["version"]) == ("And a second thought.", 1)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    queue = await (await client.get("/v1/sites/news/queue", headers=headers)).json()
+    assert len(queue["items"]) == 2
+
+
+async def test_an_edit_updates_the_one_comment_still_within_corals_edit_window(
+    client: Client, coral_site: dict[str, str], clock: Clock
+) -> None:
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    await send(client, NEW_COMMENT)
+    clock.advance(3600)  # the first can no longer be edited in Coral
+    await send(client, second)
+    edit = edited("And a second thought, edited.")
+
+    answer = await send(client, edit)
+
+    assert (answer.status, await answer.json()) == (200, {"status": "PREMOD"})
+    latest = await comment(client, coral_site, our_id(second))
+    assert (latest["text"], latest["version"]) == (edit["comment"]["body"], 2)
+    first = await comment(client, coral_site, our_id(NEW_COMMENT))
+    assert first["version"] == 1
+
+
 async def test_a_german_comment_from_coral_is_withheld_for_its_language(
     client: Client, coral_site: dict[str, str], admin: dict[str, str]
 ) -> None:
