@@ -234,12 +234,13 @@ class Worker:
                 with contextlib.suppress(SiteNotFound):
                     await self.coral_links.link(site, record["comment_id"], ids, keep)
 
+            started_ms = self._now_ms()
             outcome = await coral_sync.deliver(session, coral, record, link, relink)
             if outcome.delivered and coral_sync.needs_coral(record):
                 # Coral's webhooks about decisions made before this one are echoes from now on.
                 with contextlib.suppress(SiteNotFound):
                     await self.coral_links.sent(
-                        site, record["comment_id"], int(record["created_at"]), keep
+                        site, record["comment_id"], int(record["created_at"]), started_ms, keep
                     )
         elif site_record is None or not site_record.site.callback_url:
             outcome = delivery.Outcome(delivered=False, error="the site has no callback URL")

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import html
 import re
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -155,6 +156,19 @@ class WebhookEvent(_Part):
     type: str = Field(min_length=1, max_length=128)
     data: WebhookData
     tenant_id: str | None = Field(default=None, alias="tenantID", max_length=1_024)
+    created_at: str | None = Field(default=None, alias="createdAt", max_length=64)
+
+    def created_ms(self) -> int | None:
+        """When Coral made the change (by Coral's clock); None when it does not say."""
+        if not self.created_at:
+            return None
+        try:
+            moment = datetime.fromisoformat(self.created_at)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
 
 
 def thread_of(request: ModerationRequest) -> tuple[str, str, str | None]:

@@ -17,7 +17,13 @@ from typing import Any
 import aiohttp
 
 from service.compat import coral, coral_graphql, coral_sync
-from service.compat.coral_links import EDIT_WINDOW_SECONDS, CoralIds, CoralLinks, keep_seconds
+from service.compat.coral_links import (
+    EDIT_WINDOW_SECONDS,
+    CoralIds,
+    CoralLink,
+    CoralLinks,
+    keep_seconds,
+)
 from service.compat.ids import external_id
 from service.domain import Action, Comment, Decision, State
 from service.errors import ClaimConflict, NotFound, UpstreamUnavailable, VersionConflict
@@ -153,7 +159,15 @@ class CoralDesk:
             return answer
         if comment.state in _ALREADY[action]:
             return answer  # civility's own decision coming back from Coral
-        if await self._on_its_way(site_id, comment):
+        link = await self.links.of(site_id, comment_id)
+        created_ms = event.created_ms()
+        if found is None and link and created_ms is not None and created_ms < link.reached_at:
+            # Coral's status could not be read: a decision Coral dates before civility's latest
+            # one went there is older (the echo of an earlier one of civility's, or Coral's own
+            # overtaken by civility's), and must not undo it.
+            answer["reason"] = "civility's later decision reached Coral after this one"
+            return answer
+        if link is not None and _on_its_way(comment, link):
             # Coral does not have civility's latest decision yet: this one of Coral's (or the
             # echo of an earlier one of civility's) is older, and civility's replaces it there.
             answer["reason"] = "a later decision made in civility is on its way to Coral"
@@ -162,13 +176,6 @@ class CoralDesk:
         if decided is not None:
             answer.update(applied=True, state=decided.state.value)
         return answer
-
-    async def _on_its_way(self, site_id: str, comment: Comment) -> bool:
-        """The comment's latest decision was made in civility and has not reached Coral yet."""
-        if comment.state not in _SENT_STATES or not coral_sync.made_in_civility(comment.decided_by):
-            return False
-        link = await self.links.of(site_id, comment.id)
-        return link is not None and link.sent_at < to_ms(comment.decided_at)
 
     async def _linked(
         self, site_id: str, record: SiteRecord, coral_id: str, event: coral.WebhookEvent
@@ -254,3 +261,10 @@ def _edited(recent: list[tuple[str, int]], now_ms: int) -> tuple[str | None, boo
     if len(editable) == 1:
         return editable[0], False
     return None, True
+
+
+def _on_its_way(comment: Comment, link: CoralLink) -> bool:
+    """The comment's latest decision was made in civility and has not reached Coral yet."""
+    if comment.state not in _SENT_STATES or not coral_sync.made_in_civility(comment.decided_by):
+        return False
+    return link.sent_at < to_ms(comment.decided_at)

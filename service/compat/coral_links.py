@@ -46,6 +46,8 @@ class CoralLink:
     named them, or while Coral has not stored the text of an edit civility moderated)."""
     sent_at: int = 0
     """When civility's latest decision carried into Coral was made (ms; 0: none yet)."""
+    reached_at: int = 0
+    """When the worker began carrying that decision into Coral (ms, the worker's clock)."""
     coral_id: str | None = None
     """Coral's comment id, once a webhook named it (also while ``ids`` waits for a revision)."""
     text: str | None = None
@@ -130,14 +132,19 @@ class CoralLinks:
         return CoralLink(
             CoralIds(coral_id, revision) if coral_id and revision else None,
             sent_at=int(stored.get("sent_at") or 0),
+            reached_at=int(stored.get("reached_at") or 0),
             coral_id=coral_id,
             text=str(stored["text"]) if stored.get("text") else None,
             edited_version=int(stored.get("edited_version") or 0),
         )
 
-    async def sent(self, site: str, comment_id: str, decided_at_ms: int, keep_seconds: int) -> None:
-        """Coral has civility's decision made at ``decided_at_ms`` (see ``CoralDesk.webhook``)."""
-        args: list[str | int] = [keep_seconds * 1000, comment_id, 0, "", "sent_at", decided_at_ms]
+    async def sent(
+        self, site: str, comment_id: str, decided_at_ms: int, reached_at_ms: int, keep_seconds: int
+    ) -> None:
+        """Coral has civility's decision made at ``decided_at_ms``, sent at ``reached_at_ms``
+        (see ``CoralDesk.webhook``)."""
+        fields: list[str | int] = ["sent_at", decided_at_ms, "reached_at", reached_at_ms]
+        args: list[str | int] = [keep_seconds * 1000, comment_id, 0, "", *fields]
         await self._write(site, self._link_keys(site, comment_id), args)
 
     async def comment_of(self, site: str, coral_id: str) -> str | None:

@@ -13,8 +13,10 @@ import copy
 import dataclasses
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,6 +44,7 @@ FIXTURES = Path(__file__).resolve().parents[2] / "data" / "coral"
 WEBHOOK_SECRET = "whsec_coral_endpoint_0123456789"
 TOKEN = "coral-personal-access-token-0123456789"
 KEYS = KeySpace("civ")
+DAY_MS = 86_400_000
 CORAL_ID = "0c5e8a7b-1d2f-4e3a-9b6c-7d8e9f0a1b2c"
 REVISION_ID = "4f3e2d1c-0b9a-4887-a665-544332211000"
 EDITED_REVISION_ID = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
@@ -397,6 +400,49 @@ async def test_corals_echo_of_an_earlier_decision_never_undoes_a_later_one_on_it
     clock.advance(1)
     fake_coral.status = "APPROVED"
     answer = await (await webhook(client, echo)).json()
+    assert (answer["applied"], answer["state"]) == (True, "approved")
+
+
+async def test_corals_echo_of_an_earlier_decision_is_not_applied_while_its_status_is_unknown(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
+    # Coral made the approval here, before the rejection was sent (the worker's clock only
+    # moves on from the real time).
+    approved_ms = int(time.time() * 1000)
+    clock.advance(1)
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+    await deliver_until(redis_client, settled(redis_client, 3), "the rejection in Coral")
+
+    def dated(status: str, at_ms: int) -> dict[str, Any]:
+        event = fixture("webhook_left_moderation_queue.json")
+        event["data"]["status"] = status
+        event["createdAt"] = datetime.fromtimestamp(at_ms / 1000, UTC).isoformat()
+        return event
+
+    # Coral's webhook about the approval comes late, while its GraphQL API does not answer.
+    fake_coral.query_failures = 1
+    answer = await (await webhook(client, dated("APPROVED", approved_ms))).json()
+
+    assert (answer["applied"], answer["reason"]) == (
+        False,
+        "civility's later decision reached Coral after this one",
+    )
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", coral_site["moderator_id"])
+    # A decision Coral made after civility's reached it is applied all the same.
+    fake_coral.query_failures = 1
+    answer = await (await webhook(client, dated("APPROVED", approved_ms + DAY_MS))).json()
     assert (answer["applied"], answer["state"]) == (True, "approved")
 
 
