@@ -236,11 +236,18 @@ class Worker:
 
             started_ms = self._now_ms()
             outcome = await coral_sync.deliver(session, coral, record, link, relink)
-            if outcome.delivered and coral_sync.needs_coral(record):
-                # Coral's webhooks about decisions made before this one are echoes from now on.
+            last_try = self.policy.exhausted(int(record["attempts"]))
+            if coral_sync.needs_coral(record) and (outcome.delivered or last_try):
+                # Coral's webhooks about decisions made before this one are echoes from now on;
+                # or it is given up (dead-lettered), and Coral's own decisions count again.
+                called = outcome.delivered and outcome.status is not None
                 with contextlib.suppress(SiteNotFound):
                     await self.coral_links.sent(
-                        site, record["comment_id"], int(record["created_at"]), started_ms, keep
+                        site,
+                        record["comment_id"],
+                        int(record["created_at"]),
+                        started_ms if called else link.reached_at,
+                        keep,
                     )
         elif site_record is None or not site_record.site.callback_url:
             outcome = delivery.Outcome(delivered=False, error="the site has no callback URL")

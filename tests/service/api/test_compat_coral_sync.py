@@ -446,6 +446,28 @@ async def test_corals_echo_of_an_earlier_decision_is_not_applied_while_its_statu
     assert (answer["applied"], answer["state"]) == (True, "approved")
 
 
+async def test_a_decision_in_coral_counts_again_once_civilitys_was_dead_lettered(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+    fake_coral.failures = FAST.max_attempts
+    await deliver_until(redis_client, settled(redis_client, 2), "the rejection dead-lettered")
+    assert "failed" in (await delivery_states(redis_client)).values()
+    # Civility's decision will not reach Coral (until redelivered): Coral's moderator decides.
+    fake_coral.status = "APPROVED"
+    echo = fixture("webhook_left_moderation_queue.json")
+    echo["data"]["status"] = "APPROVED"
+
+    answer = await (await webhook(client, echo)).json()
+
+    assert (answer["applied"], answer["state"]) == (True, "approved")
+
+
 async def test_a_comment_held_past_the_retention_still_reaches_coral_when_decided(
     client: Client,
     coral_site: dict[str, str],
