@@ -267,4 +267,8 @@ def _on_its_way(comment: Comment, link: CoralLink) -> bool:
     """The comment's latest decision was made in civility and has not reached Coral yet."""
     if comment.state not in _SENT_STATES or not coral_sync.made_in_civility(comment.decided_by):
         return False
+    if link.text is None and not link.sent_at:
+        # Linked by a release that did not note what reached Coral: a decision delivered then
+        # would otherwise seem to be on its way for ever, refusing every one of Coral's.
+        return False
     return link.sent_at < to_ms(comment.decided_at)

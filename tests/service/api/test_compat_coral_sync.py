@@ -468,6 +468,24 @@ async def test_a_decision_in_coral_counts_again_once_civilitys_was_dead_lettered
     assert (answer["applied"], answer["state"]) == (True, "approved")
 
 
+async def test_a_decision_in_coral_applies_to_a_comment_linked_and_decided_before_the_upgrade(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
+    # The link as the release before noted it: Coral's ids, nothing of what reached Coral.
+    await redis_client.hdel(KEYS.coral_link("news", ours), "text", "sent_at", "reached_at")
+
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
+
+    assert (answer["applied"], answer["state"]) == (True, "rejected")
+
+
 async def test_a_comment_held_past_the_retention_still_reaches_coral_when_decided(
     client: Client,
     coral_site: dict[str, str],
