@@ -236,7 +236,8 @@ class KeySpace:
 
     # -- Coral Talk (service/compat/coral_links.py)
     def coral_link(self, site: str, comment_id: str) -> str:
-        """Hash {coral_id, revision_id}: the Coral comment (and its revision) a comment is."""
+        """Hash {coral_id, revision_id, ...}: the Coral comment (and the revision of the text
+        civility moderated) a comment is, with what keeps the two in step (``CoralLink``)."""
         return f"{self.site_prefix(site)}coral:link:{comment_id}"
 
     def coral_comment(self, site: str, coral_id: str) -> str:

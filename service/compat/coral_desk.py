@@ -95,7 +95,8 @@ class CoralDesk:
             return withheld
         thread = coral.thread_of(request)
         now_ms = int(self._clock() * 1000)
-        known, ambiguous = None, False
+        known: str | None = None
+        ambiguous: list[str] = []
         if request.action == "EDIT" and not request.comment.id:
             known, ambiguous = _edited(await self.links.recent(site_id, *thread), now_ms)
         submission = coral.submission(request, known)
@@ -108,8 +109,11 @@ class CoralDesk:
             return coral.verdict_response(verdict.state, tuple(r.value for r in verdict.reasons))
         if ambiguous:
             # Coral's EDIT names no comment, and the author may edit any of these: updating the
-            # wrong one would leave the other's text unmoderated and this one's replaced.
+            # wrong one would leave the other's text unmoderated and this one's replaced. Nor
+            # may a decision on the text civility has go to the edited text in Coral.
             log.info("Coral EDIT on %s matches several recent comments: withheld", site_id)
+            record = await self.moderation.site_record(site_id)
+            await self.links.unsure(site_id, ambiguous, keep_seconds(record))
             return {"status": coral.SYSTEM_WITHHELD}
         result = await self.moderation.ingest(site_id, submission)
         if result.created:
@@ -198,7 +202,7 @@ class CoralDesk:
             # Decisions go to the revision of the text civility moderated: after an edit, while
             # Coral still has another (its phase comes before Coral stores it), that one waits.
             link = await self.links.of(site_id, comment_id)
-            same = link is None or not link.edited_version or coral.reads_as(link.text, found.body)
+            same = link is None or not link.check_text or coral.reads_as(link.text, found.body)
             ids = CoralIds(found.id, found.revision_id if same else "")
             await self.links.link(site_id, comment_id, ids, keep_seconds(record))
         return comment_id, found
@@ -249,18 +253,17 @@ class CoralDesk:
             return None
 
 
-def _edited(recent: list[tuple[str, int]], now_ms: int) -> tuple[str | None, bool]:
+def _edited(recent: list[tuple[str, int]], now_ms: int) -> tuple[str | None, list[str]]:
     """The comment an id-less EDIT changes, of the author's ``recent`` ones in its thread
     (newest first, with when each was written): the only one, or the only one still within
-    Coral's edit window; ``True`` when several could be it."""
+    Coral's edit window; else none, and the comments it could be."""
     if len(recent) <= 1:
-        return (recent[0][0] if recent else None), False
-    editable = [
-        comment_id for comment_id, at in recent if at >= now_ms - EDIT_WINDOW_SECONDS * 1000
-    ]
+        return (recent[0][0] if recent else None), []
+    since = now_ms - EDIT_WINDOW_SECONDS * 1000
+    editable = [comment_id for comment_id, at in recent if at >= since]
     if len(editable) == 1:
-        return editable[0], False
-    return None, True
+        return editable[0], []
+    return None, editable or [comment_id for comment_id, _ in recent]
 
 
 def _on_its_way(comment: Comment, link: CoralLink) -> bool:

@@ -54,6 +54,9 @@ class CoralLink:
     """A digest of the text Coral's phase last sent (``coral.text_digest``)."""
     edited_version: int = 0
     """The comment's version when an edit from Coral last changed its text."""
+    check_text: bool = False
+    """Coral's revision is taken only when its text is the one civility moderated: after an
+    edit, or an edit civility could not tell was of this comment."""
 
 
 class CoralLinks:
@@ -136,7 +139,16 @@ class CoralLinks:
             coral_id=coral_id,
             text=str(stored["text"]) if stored.get("text") else None,
             edited_version=int(stored.get("edited_version") or 0),
+            check_text=bool(stored.get("edited_version") or stored.get("check_text")),
         )
+
+    async def unsure(self, site: str, comment_ids: list[str], keep_seconds: int) -> None:
+        """Coral may have edited any of these comments (civility could not tell which): each
+        one's decisions wait for a revision whose text is the one civility moderated."""
+        for comment_id in comment_ids:
+            args: list[str | int] = [keep_seconds * 1000, comment_id, 0, ""]
+            fields: list[str | int] = ["revision_id", "", "check_text", 1]
+            await self._write(site, self._link_keys(site, comment_id), [*args, *fields])
 
     async def sent(
         self, site: str, comment_id: str, decided_at_ms: int, reached_at_ms: int, keep_seconds: int

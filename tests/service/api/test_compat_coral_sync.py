@@ -666,6 +666,36 @@ async def test_an_edit_that_could_be_of_either_of_two_recent_comments_is_withhel
     assert len(queue["items"]) == 2
 
 
+async def test_a_decision_never_reaches_a_text_coral_took_from_an_edit_civility_withheld(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    await send(client, second)
+    edit = edited("Here's a comment, edited to say something else entirely.")
+    assert await (await send(client, edit)).json() == {"status": "SYSTEM_WITHHELD"}
+    # Coral stores the edit of the first comment, holds it, and says so.
+    fake_coral.body, fake_coral.revision = edit["comment"]["body"], EDITED_REVISION_ID
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    # A moderator in civility approves the text civility has, the one before the edit.
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "approve"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+
+    async def waiting() -> bool:
+        return any(
+            record.get("last_error", "").startswith("Coral's comment does not have the text")
+            for record in await records_of(redis_client)
+        )
+
+    await deliver_until(redis_client, waiting, "an attempt that waits for the moderated text")
+    assert fake_coral.mutations() == []
+
+
 async def test_an_edit_updates_the_one_comment_still_within_corals_edit_window(
     client: Client, coral_site: dict[str, str], clock: Clock
 ) -> None:
