@@ -24,6 +24,9 @@ must not find; the reported queue indexes of the comment's article, author and r
 browse indexes of "approved" (civ:{site}:comments:approved[:article:<a>|:author:<u>]), which
 stop expiring while the comment is kept (file_state gives them their expiry back).
 
+A report of an erased comment keeps no note: the host, not told of the erasure, may still show
+the text, and a note may quote it.
+
 Returns {"counted" or "repeat", state, reports, in the reported queue (1/0)}; {"not_found"};
 {"erasing", the marker's remaining ms} while the reporter's erasure runs;
 {"invalid_transition", state}; or {"gone"} when the site was deleted (since the caller read its
@@ -44,7 +47,7 @@ if erasing ~= -2 then
   return {"erasing", erasing}
 end
 local stored = redis.call("HMGET", KEYS[1], "state", "article_id", "author_id", "priority",
-  "created_at", "model", "reasons")
+  "created_at", "model", "reasons", "erased_at")
 local state = stored[1]
 if not state then
   return {"not_found"}
@@ -57,7 +60,14 @@ if not listed(ARGV[10], state) then
   return {"invalid_transition", state}
 end
 
-redis.call("HSET", KEYS[2], reporter, ARGV[5])
+local kept = ARGV[5]
+if stored[8] then
+  -- The comment's author was erased, and the host, not told, may still show its text: a note
+  -- may quote it, so the report keeps its reason and time only, as the erasure left those before.
+  local report = cjson.decode(kept)
+  kept = cjson.encode({reason = report.reason, at = report.at})
+end
+redis.call("HSET", KEYS[2], reporter, kept)
 local count = redis.call("HLEN", KEYS[2])
 -- The count travels with the comment, so every listing shows it without reading the reports.
 redis.call("HSET", KEYS[1], "reports", count)

@@ -808,6 +808,32 @@ async def test_readers_notes_on_an_erased_comment_go_with_its_text(
     assert [r["note"] for r in other["reports"]] == ["a note on cat's comment"]
 
 
+async def test_a_readers_note_on_a_comment_already_erased_is_not_kept(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("held", report_threshold=5)
+    token = bearer(site["moderator_token"])
+    assert (await post_signed(site, comment("c1", "bob", "Bob's words to forget."))).status == 202
+    assert (await client.post("/v1/sites/held/authors/bob:erase", headers=admin)).status == 200
+
+    # The host is not told of the erasure and may still show the text: a reader reporting it
+    # afterwards may quote it, as one reporting it before might have.
+    quoting = report("r1", "abusive", "He wrote: Bob's words to forget.")
+    sent = await post_signed(site, quoting, path="/v1/sites/held/comments/c1/reports")
+    assert (sent.status, (await sent.json())["reports"]) == (202, 1)
+
+    view = await (await client.get("/v1/sites/held/comments/c1", headers=token)).json()
+    assert [(r["reporter_id"], r["reason"], r["note"]) for r in view["reports"]] == [
+        ("r1", "abusive", None)
+    ]
+    kept = await redis_client.hgetall(KEYS.reports("held", "c1"))
+    assert "forget" not in json.dumps(kept)
+
+
 async def test_a_report_racing_its_readers_erasure_is_refused_and_its_key_not_kept(
     client: Client,
     create_site: Any,
