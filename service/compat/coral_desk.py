@@ -26,7 +26,13 @@ from service.compat.coral_links import (
 )
 from service.compat.ids import external_id
 from service.domain import Action, Comment, Decision, State
-from service.errors import ClaimConflict, NotFound, UpstreamUnavailable, VersionConflict
+from service.errors import (
+    ClaimConflict,
+    ErasureRunning,
+    NotFound,
+    UpstreamUnavailable,
+    VersionConflict,
+)
 from service.metrics import Metrics
 from service.moderation import Moderation
 from service.store.records import SiteRecord
@@ -115,7 +121,12 @@ class CoralDesk:
             record = await self.moderation.site_record(site_id)
             await self.links.unsure(site_id, ambiguous, keep_seconds(record))
             return {"status": coral.SYSTEM_WITHHELD}
-        result = await self.moderation.ingest(site_id, submission)
+        try:
+            result = await self.moderation.ingest(site_id, submission)
+        except ErasureRunning:
+            # Nothing of the author is stored while their erasure runs, and Coral, which sends a
+            # phase once, publishes a comment whose phase fails: it waits for Coral's moderators.
+            return {"status": coral.SYSTEM_WITHHELD}
         if result.created:
             self.metrics.observe_verdict(result.comment.state.value)
         record = await self.moderation.site_record(site_id)

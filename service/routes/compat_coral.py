@@ -13,7 +13,6 @@ from service.appkeys import CORAL
 from service.compat import coral
 from service.openapi import operation
 from service.routes.body import parse, read_raw
-from service.routes.intake import ERASURE_NOTE
 
 routes = web.RouteTableDef()
 
@@ -61,7 +60,6 @@ WEBHOOK_RESULT: dict[str, Any] = {
     response=PHASE_RESULT,
     also={204: "Nothing to say: Coral goes on with its own settings"},
     errors=(400, 401, 404, 413, 415, 422, 503),
-    error_notes=ERASURE_NOTE,
 )
 async def moderate(request: web.Request) -> web.Response:
     site = request.match_info["site"]

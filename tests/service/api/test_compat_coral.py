@@ -456,6 +456,30 @@ async def test_a_comment_too_long_to_moderate_is_withheld_not_left_to_coral(
     assert await keys_of(redis_client) == before
 
 
+async def test_a_comment_of_an_author_being_erased_is_withheld_not_left_to_coral(
+    client: Client,
+    coral_site: dict[str, str],
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+) -> None:
+    assert (await send(client, NEW_COMMENT)).status == 204
+    author = NEW_COMMENT["author"]["id"]
+    erased = await client.post(f"/v1/sites/news/authors/{author}:erase", headers=admin)
+    assert erased.status == 200
+    # Until a minute after the erasure, a new comment of the author is stored nowhere; an
+    # error would let Coral publish it unmoderated, so it is held for Coral's moderators.
+    before = await keys_of(redis_client)
+    late = copy.deepcopy(NEW_COMMENT)
+    late["comment"]["body"] = "You are an idiot, and you know it."
+    response = await send(client, late)
+    assert response.status == 200
+    body = await response.json()
+    assert body == {"status": "SYSTEM_WITHHELD"}
+    assert_coral_accepts(body)
+    assert await keys_of(redis_client) == before
+    assert (await stored(client, coral_site, late)).status == 404
+
+
 async def test_a_signed_comment_longer_than_the_body_limit_is_withheld_not_refused(
     client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis
 ) -> None:
