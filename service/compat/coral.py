@@ -207,10 +207,21 @@ _TAG = re.compile(r"<[^>]*>")
 
 
 def plain_text(body: str) -> str:
-    """A comment's stored HTML (what Coral's GraphQL API gives) as the text Coral sends a phase
-    whose format is Text: tags dropped, entities decoded, trimmed."""
+    """A comment's stored HTML (what Coral's GraphQL API gives) as a browser's getHTMLPlainText
+    reads it: tags dropped, entities decoded, trimmed."""
     marked = _LINE_BREAK_BEFORE.sub(lambda found: "\n" + found.group(1), body)
     return html.unescape(_TAG.sub("", marked)).strip()
+
+
+def phase_texts(body: str) -> list[str]:
+    """The texts a phase may have been sent for a comment whose stored HTML is ``body``, each
+    once: in Text format, Coral's server strips the tags with striptags, which leaves the
+    entities as they are, after getHTMLPlainText's line breaks and with the end trimmed (or, in
+    Coral versions before getHTMLPlainText, alone); in HTML format, the HTML itself; and the
+    text with its entities decoded."""
+    marked = _LINE_BREAK_BEFORE.sub(lambda found: "\n" + found.group(1), body)
+    stripped = (_TAG.sub("", marked).rstrip(), _TAG.sub("", body), body, plain_text(body))
+    return list(dict.fromkeys(stripped))
 
 
 def text_digest(text: str) -> str:
@@ -219,9 +230,9 @@ def text_digest(text: str) -> str:
 
 
 def reads_as(text: str | None, body: str) -> bool:
-    """Whether Coral's stored HTML ``body`` is the text whose digest is ``text`` (as a phase in
-    Text format reads it, or in HTML format); an unknown text matches any."""
-    return text is None or text in {text_digest(plain_text(body)), text_digest(body)}
+    """Whether Coral's stored HTML ``body`` is the text whose digest is ``text`` (any text a
+    phase may have been sent for it, ``phase_texts``); an unknown text matches any."""
+    return text is None or text in {text_digest(sent) for sent in phase_texts(body)}
 
 
 def too_long(request: ModerationRequest) -> dict[str, Any] | None:

@@ -222,8 +222,8 @@ class CoralDesk:
         self, site_id: str, event: coral.WebhookEvent, found: coral_graphql.CoralComment
     ) -> str | None:
         """The comment Coral's phase sent here for ``found``: named by Coral's id when the phase
-        carried it, else by what its id was derived from (the text a phase in Text format reads
-        in Coral's HTML, or that HTML as a phase in HTML format has it). The author's latest
+        carried it, else by what its id was derived from (any text Coral may have sent the phase
+        for its HTML, as ``coral.phase_texts`` lists them). The author's latest
         comment in the thread alone linked a second comment instead, when its phase came before
         the first one's webhook."""
         candidates = [external_id(found.id, "coral")]
@@ -237,7 +237,7 @@ class CoralDesk:
                     found.parent_id,
                     body,
                 )
-                for body in dict.fromkeys((coral.plain_text(found.body), found.body))
+                for body in coral.phase_texts(found.body)
             )
         for candidate in candidates:
             try:

@@ -839,6 +839,32 @@ async def test_a_coral_decision_finds_its_comment_by_the_text_its_html_body_read
     assert (await comment(client, coral_site, our_id(second)))["state"] == "pending"
 
 
+@pytest.mark.parametrize(
+    "phase_text",
+    [
+        # getHTMLPlainText on Coral's server: a line break before <br>, then striptags, which
+        # leaves the entities as they are.
+        "Tom &amp; Jerry &lt;3\nAgain.",
+        # Coral versions before it: striptags alone.
+        "Tom &amp; Jerry &lt;3Again.",
+    ],
+)
+async def test_a_coral_decision_finds_its_comment_by_the_text_corals_server_sent(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, phase_text: str
+) -> None:
+    # Coral's server strips the tags of the stored HTML for a phase in Text format, and keeps
+    # its entities. The author wrote again before the webhook came.
+    first = {**NEW_COMMENT, "comment": {"body": phase_text, "parentID": None}}
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    fake_coral.body = "Tom &amp; Jerry &lt;3<br>Again."
+    await send(client, first)
+    await send(client, second)
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
+    assert (answer["comment_id"], answer["applied"]) == (our_id(first), True)
+    assert (await comment(client, coral_site, our_id(first)))["state"] == "rejected"
+    assert (await comment(client, coral_site, our_id(second)))["state"] == "pending"
+
+
 async def test_a_webhook_coral_cannot_describe_is_answered_without_an_error_status(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
 ) -> None:
