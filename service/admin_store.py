@@ -229,6 +229,7 @@ class AdminStore:
                 await self.hold_erasure(site_id, author_id)
         async for batch in self._scanned(self.keys.idempotency(site_id, "*")):
             await self._run("erase_answers", batch, [author_id])
+            await self.hold_erasure(site_id, author_id)
         return erased
 
     async def hold_erasure(self, site_id: str, author_id: str) -> None:

@@ -118,8 +118,10 @@ class Administration:
     async def erase_author(self, site_id: str, author_id: str) -> Erasure:
         await self.moderation.get_site(site_id)
         checked_id(author_id, "author")
+        # The erasure's mark is held anew after each step: one may outlast it.
         erased = await self.store.erase_author(site_id, author_id, self._now_ms())
         labels = await self.labels.forget_author(site_id, author_id)
+        await self.store.hold_erasure(site_id, author_id)
         if self.site_models is not None:
             # Their rows leave the site model's training data, and its next fit goes without.
             await self.site_models.forget_author(site_id, author_id)

@@ -703,6 +703,67 @@ async def test_a_new_comment_racing_its_authors_erasure_is_refused_and_kept_once
     assert stored["author"]["email"] == "ada@example.org"
 
 
+async def test_the_erasure_mark_lasts_through_its_last_steps_however_long_they_take(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await create_site("held")
+    assert (await post_signed(site, comment("c1", "ada"))).status == 202
+    keyed = {"Idempotency-Key": "r1-reports-c1"}
+    path = "/v1/sites/held/comments/c1/reports"
+    assert (await post_signed(site, report("r1", "spam"), path=path, headers=keyed)).status == 202
+    administration = client.app[ADMINISTRATION]
+    store, labels, rows = administration.store, administration.labels, administration.site_models
+    assert rows is not None
+    run, forget_labels, forget_rows = store._run, labels.forget_author, rows.forget_author
+    marker = KEYS.erasure("held", "ada")
+    arrived: list[Any] = []
+
+    async def took_its_minute() -> None:
+        # The step's scan took as long as the mark lasts: it is about to lapse.
+        await redis_client.pexpire(marker, 1)
+
+    async def arriving() -> None:
+        # ada's next comment arrives as the erasure ends, long after her comments were looked at.
+        late = comment(f"c{len(arrived) + 2}", "ada", f"Sent as the erasure ends, {len(arrived)}.")
+        arrived.append(await post_signed(site, late))
+
+    async def answers_slowly(name: str, keys: list[str], args: list[Any]) -> Any:
+        if name == "erase_answers":
+            await took_its_minute()
+        return await run(name, keys, args)
+
+    async def labels_slowly(site_id: str, author_id: str) -> int:
+        await arriving()
+        await took_its_minute()
+        return await forget_labels(site_id, author_id)
+
+    async def rows_slowly(site_id: str, author_id: str) -> Any:
+        await arriving()
+        return await forget_rows(site_id, author_id)
+
+    monkeypatch.setattr(store, "_run", answers_slowly)
+    monkeypatch.setattr(labels, "forget_author", labels_slowly)
+    monkeypatch.setattr(rows, "forget_author", rows_slowly)
+    assert (await client.post("/v1/sites/held/authors/ada:erase", headers=admin)).status == 200
+    monkeypatch.setattr(store, "_run", run)
+    monkeypatch.setattr(labels, "forget_author", forget_labels)
+    monkeypatch.setattr(rows, "forget_author", forget_rows)
+
+    assert len(arrived) == 2
+    for refused in arrived:
+        assert refused.status == 503
+        assert (await refused.json())["error"]["code"] == "erasure_running"
+    # And the mark lasts a minute from the erasure's end.
+    assert await redis_client.pttl(marker) > 50_000
+    again = await post_signed(site, comment("c9", "ada", "Sent just after."))
+    assert again.status == 503
+
+
 async def site_windows(redis: aioredis.Redis, site_id: str) -> dict[str, str]:
     """The site's flood and duplicate windows, each with the comment holding it."""
     prefix = KEYS.site_prefix(site_id)
