@@ -97,9 +97,10 @@ class CoralDesk:
         self, site_id: str, request: coral.ModerationRequest
     ) -> dict[str, Any] | None:
         """Coral's phase result for the comment; None means "nothing to say" (204)."""
-        if (withheld := coral.too_long(request)) is not None:
-            return withheld
         thread = coral.thread_of(request)
+        if (withheld := coral.too_long(request)) is not None:
+            await self._unstored(site_id, request, thread)
+            return withheld
         now_ms = int(self._clock() * 1000)
         known: str | None = None
         ambiguous: list[str] = []
@@ -126,6 +127,7 @@ class CoralDesk:
         except ErasureRunning:
             # Nothing of the author is stored while their erasure runs, and Coral, which sends a
             # phase once, publishes a comment whose phase fails: it waits for Coral's moderators.
+            await self._unstored(site_id, request, thread)
             return {"status": coral.SYSTEM_WITHHELD}
         if result.created:
             self.metrics.observe_verdict(result.comment.state.value)
@@ -141,6 +143,15 @@ class CoralDesk:
             edited,
         )
         return coral.response(result.comment)
+
+    async def _unstored(
+        self, site_id: str, request: coral.ModerationRequest, thread: tuple[str, str, str | None]
+    ) -> None:
+        """A new comment withheld in Coral without being stored is the author's latest in the
+        thread now: the one before is no longer, so that a webhook about this one, which names
+        no comment civility has, is not taken for it."""
+        if request.action == "NEW":
+            await self.links.forget_thread(site_id, *thread)
 
     async def webhook(self, site_id: str, event: coral.WebhookEvent) -> dict[str, Any]:
         """What the event changed: the comment it links, and the decision it applied."""

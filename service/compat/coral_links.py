@@ -85,6 +85,12 @@ class CoralLinks:
         recent = await self.recent(site, story, author, parent)
         return recent[0][0] if recent else None
 
+    async def forget_thread(self, site: str, story: str, author: str, parent: str | None) -> None:
+        """The author's latest comment in the thread is none civility has: no comment of theirs
+        there is a webhook's or an id-less EDIT's to take."""
+        with store_errors():
+            await self.redis.delete(self._thread_key(site, story, author, parent))
+
     def _link_keys(self, site: str, comment_id: str) -> list[str]:
         comment = self.keys.comment(site, comment_id)
         return [self.keys.site(site), self.keys.coral_link(site, comment_id), comment]

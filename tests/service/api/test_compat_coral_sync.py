@@ -823,6 +823,25 @@ async def test_a_coral_decision_reaches_its_own_comment_when_the_author_wrote_ag
     assert (await comment(client, coral_site, our_id(second)))["state"] == "pending"
 
 
+async def test_a_coral_decision_on_a_comment_withheld_unstored_decides_no_other_one(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
+) -> None:
+    # The author's earlier comment in the thread is stored; the next one, too long to moderate,
+    # is withheld in Coral and stored nowhere. A decision on it in Coral is not the earlier one's.
+    earlier = {**NEW_COMMENT, "comment": {"body": "An earlier remark.", "parentID": None}}
+    long = {**NEW_COMMENT, "comment": {"body": "You are an idiot. " * 1_200, "parentID": None}}
+    fake_coral.body = long["comment"]["body"]
+    await send(client, earlier)
+    before = await comment(client, coral_site, our_id(earlier))
+    assert await (await send(client, long)).json() == {"status": "SYSTEM_WITHHELD"}
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
+    assert answer["applied"] is False
+    assert "comment_id" not in answer
+    after = await comment(client, coral_site, our_id(earlier))
+    assert (after["state"], after["version"]) == (before["state"], before["version"])
+    assert fake_coral.mutations() == []
+
+
 async def test_a_coral_decision_finds_its_comment_by_the_text_its_html_body_reads(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
 ) -> None:
