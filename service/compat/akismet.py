@@ -55,7 +55,9 @@ _MAX_FIELD = 65_536
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _TRUTHY = ("1", "true", "yes")
 _NO_PARENT = ("", "0")
-_ASCII_FORM = "blog_charset=%E9&comment_content=a+b"
+# A form's ASCII as a charset must read it, a byte for each character: names, "=", "&",
+# percent escapes, and backslashes (no escape codec), in a run longer than a domain's label.
+_ASCII_FORM = "blog_charset=%E9&comment_content=a+b&path=C%3A%5C" + "\\u0041\\x41\\" + "x" * 64
 UNKNOWN_ARTICLE = "unknown"
 # Fields that describe a comment without being needed to moderate it.
 _DESCRIPTIVE = frozenset(
@@ -100,16 +102,21 @@ class Call:
 def form_charset(body: bytes) -> str | None:
     """The charset a form's ``blog_charset`` names, which Akismet reads its fields in, when it
     is not UTF-8; None for UTF-8, none named, one Python does not know (left out, as any detail
-    that cannot be used) or one that does not write ASCII as ASCII (the form's names, ``=``,
-    ``&`` and percent escapes would not read)."""
+    that cannot be used), a codec that is no charset, or one that does not write ASCII as ASCII
+    (the form's names, ``=``, ``&`` and percent escapes would not read)."""
     # Latin-1 maps every byte to one character, so the names read whatever the charset.
     pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
     named = next((value.strip() for name, value in pairs if name == "blog_charset"), "")
     try:
         charset = codecs.lookup(named).name if named else "utf-8"
-    except LookupError:
+        # A codec of another kind (rot13, hex, unicode_escape, idna) is no charset either.
+        ascii_as_ascii = (
+            _ASCII_FORM.encode(charset) == _ASCII_FORM.encode()
+            and _ASCII_FORM.encode().decode(charset) == _ASCII_FORM
+        )
+    except (LookupError, ValueError):
         return None
-    if charset == "utf-8" or _ASCII_FORM.encode(charset, "replace") != _ASCII_FORM.encode():
+    if charset == "utf-8" or not ascii_as_ascii:
         return None
     return charset
 

@@ -605,6 +605,24 @@ async def test_a_form_not_in_the_charset_it_is_read_in_is_refused_not_mangled(
     assert await keys_of(redis_client) == before
 
 
+@pytest.mark.parametrize("named", ["rot13", "hex", "unicode_escape", "idna"])
+async def test_a_blog_charset_that_is_no_charset_is_left_out_for_utf_8(
+    client: Client, site: dict[str, str], moderator: Any, named: str
+) -> None:
+    # Python has codecs of these names, but none reads text as a charset does.
+    text = "Un café au port, vu de C:\\nouveau\\dossier."
+    fields = check_fields(site, comment_content=text, **{**VISITOR, "blog_charset": named})
+    response = await client.post(
+        "/1.1/comment-check",
+        data=urlencode(fields).encode("ascii"),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (response.status, await response.text()) == (200, "false")
+    guid = response.headers["X-akismet-guid"]
+    stored = await client.get(f"/v1/sites/news/comments/{guid}", headers=moderator(site))
+    assert (await stored.json())["text"] == text
+
+
 async def test_an_author_name_with_nothing_visible_is_left_out(
     client: Client, site: dict[str, str], moderator: Any
 ) -> None:
