@@ -304,6 +304,22 @@ async def test_each_edit_in_the_history_keeps_the_time_the_host_dated_it(
     assert [entry.get("edited_at") for entry in stored["history"]] == dated
 
 
+async def test_an_edit_back_to_the_stored_text_keeps_its_time_for_the_edit_it_overtook(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    assert (await post_signed(site, comment(created_at=FIRST_WRITTEN))).status == 202
+    # The host edited the text at 09:05, then back to the first one at 09:10; the second
+    # edit's delivery came first, and changes nothing but the time of the text.
+    back = await post_signed(site, comment(edited_at="2026-11-27T09:10:00Z"))
+    assert (back.status, (await back.json())["version"]) == (200, 1)
+    # The 09:05 edit, arriving now, is older than the text stored.
+    overtaken = await post_signed(site, comment(text=EDIT, edited_at=EDITED_AT))
+    assert (overtaken.status, (await overtaken.json())["version"]) == (200, 1)
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert (stored["text"], stored["version"]) == (CIVIL, 1)
+    assert stored["edited_at"] == "2026-11-27T09:10:00.000Z"
+
+
 async def test_a_comment_first_delivered_with_an_edit_time_keeps_it(
     client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
 ) -> None:
