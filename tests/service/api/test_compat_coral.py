@@ -477,7 +477,7 @@ async def test_a_comment_of_an_author_being_erased_is_withheld_not_left_to_coral
     assert body == {"status": "SYSTEM_WITHHELD"}
     assert_coral_accepts(body)
     # Nothing is written; the author's earlier comment is no longer their latest in the thread.
-    assert await keys_of(redis_client) == {key for key in before if ":coral:latest:" not in key}
+    assert await keys_of(redis_client) == {key for key in before if ":coral:thread:" not in key}
     assert (await stored(client, coral_site, late)).status == 404
 
 
