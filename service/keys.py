@@ -124,14 +124,15 @@ class KeySpace:
         reason: str | None = None,
     ) -> str:
         """Sorted set of comment ids in ``queue``: by risk (priority) or by creation time (oldest);
-        optionally restricted to one article, one author or one reason the comments carry."""
+        optionally restricted to one reason the comments carry, to one article or one author, or
+        to one reason within one article or one author (the id comes last, after the reason)."""
         base = f"{self.site_prefix(site)}queue:{queue.value}:{order.value}"
+        if reason is not None:
+            base = f"{base}:reason:{reason}"
         if article is not None:
             return f"{base}:article:{article}"
         if author is not None:
             return f"{base}:author:{author}"
-        if reason is not None:
-            return f"{base}:reason:{reason}"
         return base
 
     def comments(

@@ -203,11 +203,9 @@ async function reloadQueue() {
 // `replacing`: the ids of a reload's old list, dropped when its first page lands (what a live
 // event added meanwhile stays).
 // What the queue is asked for, by the listing and by Claim 10 alike: the tab, the order and the
-// filters shown. The API filters by one index at a time: the reason alone goes to it, and beside
-// an article or author it is applied to the page here (visibleItems).
+// filters shown (a reason within an article or author too).
 function shownQueue() {
-  const { order, article, author } = state.filters;
-  const reason = article || author ? "" : state.filters.reason;
+  const { order, article, author, reason } = state.filters;
   return { queue: state.queue, order, article, author, reason };
 }
 

@@ -246,8 +246,9 @@ class ModeratorSpec(FrozenModel):
 
 
 class QueueFilter(FrozenModel):
-    """One queue, in one order, optionally narrowed to one article, author or reason: what the
-    listing shows and what a claim takes from."""
+    """One queue, in one order, optionally narrowed to one article or one author, to one reason,
+    or to one reason within one article or author: what the listing shows and what a claim takes
+    from."""
 
     queue: Queue = Queue.PENDING
     order: Order = Order.PRIORITY
@@ -258,11 +259,11 @@ class QueueFilter(FrozenModel):
     )
 
     @model_validator(mode="after")
-    def _one_filter(self) -> Self:
-        # Each filter is its own index; silently applying one of two would list wrong comments.
-        given = [self.article, self.author, self.reason]
-        if sum(value is not None for value in given) > 1:
-            raise ValueError("filter by one of article, author or reason, not several")
+    def _one_scope(self) -> Self:
+        # Each scope is its own index (a reason's too, per article and per author); silently
+        # applying one of two would list wrong comments.
+        if self.article is not None and self.author is not None:
+            raise ValueError("filter by article or by author, not both (a reason goes with either)")
         return self
 
 

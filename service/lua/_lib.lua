@@ -12,13 +12,17 @@ local ORDERS = {"priority", "oldest"}
 local HOURLY_TTL_SECONDS = 8 * 24 * 3600
 local AUDIT_MAXLEN = 100000
 
--- `reasons` is the comment's reasons as stored (a JSON array): one index per reason, so the
--- queue filters by reason as it does by article and author.
+-- `reasons` is the comment's reasons as stored (a JSON array): one index per reason, whole and
+-- per article and per author, so the queue filters by reason as it does by article and author,
+-- and by a reason within an article or an author.
 local function queue_indexes(prefix, queue, order, article, author, reasons)
   local base = prefix .. "queue:" .. queue .. ":" .. order
   local keys = {base, base .. ":article:" .. article, base .. ":author:" .. author}
   for _, reason in ipairs(cjson.decode(reasons or "[]")) do
-    keys[#keys + 1] = base .. ":reason:" .. reason
+    local scoped = base .. ":reason:" .. reason
+    keys[#keys + 1] = scoped
+    keys[#keys + 1] = scoped .. ":article:" .. article
+    keys[#keys + 1] = scoped .. ":author:" .. author
   end
   return keys
 end

@@ -3,7 +3,7 @@ Lease up to N unclaimed comments of a queue to one moderator, in queue order, at
 moderators claiming at once never get the same comment. A lease is a string key with a native
 expiry, so an abandoned claim frees itself.
 
-KEYS[1]  queue index zset           civ:{site}:queue:<queue>:<order>[:article:<a>|:author:<u>|:reason:<r>]
+KEYS[1]  queue index zset           civ:{site}:queue:<queue>:<order>[:reason:<r>][:article:<a>|:author:<u>]
 KEYS[2]  the moderator's claims     civ:{site}:claims:<moderator>
 KEYS[3]  audit stream               civ:{site}:audit (one "claim" entry per comment leased)
 

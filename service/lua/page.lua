@@ -4,7 +4,7 @@ is by the last item's (score, id), not by offset, so comments added or removed m
 shift a page: nothing is skipped or repeated. Within one score Redis orders members by id, which
 breaks ties.
 
-KEYS[1]  queue index zset           civ:{site}:queue:<queue>:<order>[:article:<a>|:author:<u>]
+KEYS[1]  queue index zset           civ:{site}:queue:<queue>:<order>[:reason:<r>][:article:<a>|:author:<u>]
          or browse index zset       civ:{site}:comments:<state>[:article:<a>|:author:<u>]
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  "1" for highest score first

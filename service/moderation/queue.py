@@ -64,8 +64,8 @@ class QueueDesk(ModerationBase):
         return entries[-1][0], [live_event(entry_id, fields, names) for entry_id, fields in entries]
 
     async def claim(self, site_id: str, moderator_id: str, request: ClaimRequest) -> list[Comment]:
-        """Up to ``request.limit`` unclaimed comments in queue order, of one article, author or
-        reason when the request names one, leased to the caller."""
+        """Up to ``request.limit`` unclaimed comments in queue order, of one article or author
+        and of one reason when the request names them, leased to the caller."""
         await self._site_record(site_id)
         claimed = await self.store.claim(
             site_id,

@@ -324,8 +324,8 @@ class CommentWrites(ScriptedStore):
         author: str | None = None,
         reason: str | None = None,
     ) -> list[Comment]:
-        """Up to ``limit`` unclaimed comments of the queue's index, narrowed to one article,
-        author or reason as the listing's is, leased to the moderator."""
+        """Up to ``limit`` unclaimed comments of the queue's index, narrowed to one article or
+        author, one reason, or both as the listing's is, leased to the moderator."""
         keys = [
             self.keys.queue_index(
                 site_id, queue, order, article=article, author=author, reason=reason

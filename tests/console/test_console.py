@@ -384,6 +384,42 @@ def test_claim_ten_takes_only_the_comments_the_filters_show(page: Page, site: Si
     expect(page.locator("#queue-message")).to_have_text("Released 2 comments.")
 
 
+def test_claim_ten_with_an_article_and_a_reason_takes_that_articles_comments_of_that_reason(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 2)
+    ids = [f"b{number}" for number in range(3)]
+    for number, comment_id in enumerate(ids):
+        site.post_comment(comment_id, CALM[number], article={"id": "a2"})
+    # Reopened with a reason: held for TOXIC alone, its article's other comments for PREMOD.
+    for action, extra in (("approve", {}), ("reopen", {"reason": "TOXIC"})):
+        status, body = service.call(
+            "POST", f"/v1/sites/{site.id}/comments/b1/decision", {"action": action, **extra}
+        )
+        assert status == 200, body
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(5)
+    filters = page.get_by_role("form", name="Queue filters")
+    filters.get_by_role("textbox", name="Article").fill("a2")
+    filters.get_by_label("Reason").select_option("TOXIC")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.locator("#items > li")).to_have_count(1)
+    page.get_by_role("button", name="Claim 10").click()
+    expect(page.locator(".claim.mine")).to_have_count(1)
+    expect(page.locator("#queue-message")).to_have_text(
+        "You hold 1 comments; nobody else can decide them until the lease ends."
+    )
+    assert [site.comment(comment_id).get("claimed_by_name") for comment_id in ids] == [
+        None,
+        "Mo",
+        None,
+    ]
+    # The listing is asked for both filters, not one filtered here.
+    assert any("/queue?" in url and "article=a2" in url and "reason=TOXIC" in url for url in asked)
+
+
 def test_hostile_comments_are_shown_as_inert_text(
     context: BrowserContext, service: Service, site: Site
 ) -> None:

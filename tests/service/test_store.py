@@ -144,8 +144,8 @@ def queue_keys(
     site: str, queue: Queue, article: str, author: str, reasons: tuple[str, ...] = ("SPAM",)
 ) -> set[str]:
     """Every index a comment queued with ``reasons`` (the ``intake`` helper's) is filed under."""
-    scopes: list[dict[str, str]] = [{}, {"article": article}, {"author": author}]
-    scopes += [{"reason": reason} for reason in reasons]
+    places: list[dict[str, str]] = [{}, {"article": article}, {"author": author}]
+    scopes = places + [{"reason": reason, **place} for reason in reasons for place in places]
     return {KEYS.queue_index(site, queue, order, **scope) for order in Order for scope in scopes}
 
 

@@ -103,7 +103,9 @@ async def test_the_queue_filters_by_article_or_by_author_not_both(
     )
     assert response.status == 422
     [detail] = (await response.json())["error"]["details"]
-    assert detail["message"].endswith("filter by one of article, author or reason, not several")
+    assert detail["message"].endswith(
+        "filter by article or by author, not both (a reason goes with either)"
+    )
 
 
 async def test_claimed_comments_are_leased_to_the_claimer_until_the_lease_ends(

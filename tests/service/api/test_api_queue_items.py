@@ -129,7 +129,7 @@ async def test_the_queue_filters_by_reason_and_follows_every_change_of_reasons(
     assert await queue_ids(client, site, "reason=LINKS") == (["c0", "c1"], 2)
 
 
-async def test_an_unknown_reason_or_two_filters_answer_422(
+async def test_an_unknown_reason_or_an_article_and_an_author_answer_422(
     client: Client, create_site: Any
 ) -> None:
     site = await create_site("held", mode="pre")
@@ -138,10 +138,12 @@ async def test_an_unknown_reason_or_two_filters_answer_422(
     [detail] = (await unknown.json())["error"]["details"]
     assert detail["field"] == "reason"
     assert "TOXIC" in detail["message"]
-    both = await client.get("/v1/sites/held/queue?reason=TOXIC&author=u1", headers=_mod(site))
+    both = await client.get(
+        "/v1/sites/held/queue?reason=TOXIC&article=a1&author=u1", headers=_mod(site)
+    )
     assert both.status == 422
     [detail] = (await both.json())["error"]["details"]
-    assert "filter by one of article, author or reason" in detail["message"]
+    assert "filter by article or by author, not both" in detail["message"]
     listed = await (await client.get("/v1/sites/held/reasons", headers=_mod(site))).json()
     assert "TOXIC" in listed["holds"]
     assert "REPORTED" in listed["holds"]
@@ -254,7 +256,7 @@ async def test_the_queue_claim_takes_the_listings_filter_and_leaves_the_rest_fre
     await client.post("/v1/sites/held/queue/release", json={}, headers=_mod(site))
     for body, words in [
         ({"reason": "RUDE"}, "TOXIC"),
-        ({"article": "a1", "reason": "LINKS"}, "filter by one of article, author or reason"),
+        ({"article": "a1", "author": "reader-c0"}, "filter by article or by author, not both"),
     ]:
         refused = await client.post("/v1/sites/held/queue/claim", json=body, headers=_mod(site))
         assert refused.status == 422, await refused.text()
@@ -262,3 +264,56 @@ async def test_the_queue_claim_takes_the_listings_filter_and_leaves_the_rest_fre
         assert words in detail["message"]
     free = await client.get("/v1/sites/held/queue", headers=_mod(site))
     assert all("claimed_by" not in item for item in (await free.json())["items"])
+
+
+async def test_the_listing_and_the_claim_take_an_article_or_author_with_a_reason(
+    client: Client, create_site: Any, post_signed: Any
+) -> None:
+    site = await create_site("held", suspect_words=["bridge"], max_links=0)
+    link = "The plan is at https://news.example/plan"
+    texts = {
+        "c0": ("a1", "u1", "The bridge plan is fine"),
+        "c1": ("a2", "u1", link),
+        "c2": ("a2", "u2", "The bridge plan is at https://news.example/plan"),
+        "c3": ("a2", "u2", "The bridge plan is fine"),
+        "c4": ("a1", "u2", link),
+    }
+    for comment_id, (article, author, text) in texts.items():
+        body = {**comment(comment_id, {"id": article}, text), "author": {"id": author}}
+        verdict = await (await post_signed(site, body)).json()
+        assert verdict["state"] == "pending", verdict
+
+    assert await queue_ids(client, site, "article=a2&reason=SUSPECT_WORD") == (["c2", "c3"], 2)
+    assert await queue_ids(client, site, "author=u1&reason=LINKS") == (["c1"], 1)
+    first = await client.get(
+        "/v1/sites/held/queue?order=oldest&article=a2&reason=SUSPECT_WORD&limit=1",
+        headers=_mod(site),
+    )
+    cursor = (await first.json())["next_cursor"]
+    assert await queue_ids(
+        client, site, f"article=a2&reason=SUSPECT_WORD&limit=1&cursor={cursor}"
+    ) == (["c3"], 2)
+
+    # The site's edit files c3 under its new reason, in its article's and author's scopes too.
+    edited = {**comment("c3", {"id": "a2"}, link), "author": {"id": "u2"}}
+    assert (await (await post_signed(site, edited)).json())["state"] == "pending"
+    assert await queue_ids(client, site, "article=a2&reason=SUSPECT_WORD") == (["c2"], 1)
+    assert await queue_ids(client, site, "article=a2&reason=LINKS") == (["c1", "c2", "c3"], 3)
+
+    # The claim takes what the listing of both filters shows, nothing of another reason.
+    both = {"article": "a2", "reason": "LINKS", "order": "oldest", "limit": 2}
+    assert await claim_ids(client, site, both) == ["c1", "c2"]
+    assert await claim_ids(client, site, {"author": "u2", "reason": "LINKS"}) == ["c3", "c4"]
+    assert await claim_ids(client, site, {"article": "a1", "reason": "LINKS"}) == []
+    free = await client.get("/v1/sites/held/queue?order=oldest", headers=_mod(site))
+    assert [item["id"] for item in (await free.json())["items"] if "claimed_by" not in item] == [
+        "c0"
+    ]
+
+    # Decided: out of the combined indexes as well.
+    decided = await client.post(
+        "/v1/sites/held/comments/c2/decision", json={"action": "approve"}, headers=_mod(site)
+    )
+    assert decided.status == 200, await decided.text()
+    assert await queue_ids(client, site, "article=a2&reason=SUSPECT_WORD") == ([], 0)
+    assert await queue_ids(client, site, "author=u2&reason=LINKS") == (["c3", "c4"], 2)
