@@ -591,18 +591,34 @@ function dropItems(ids) {
   }
 }
 
+// A screen reader reads a live region when its words change: the same words written again (two
+// bulk decisions of as many comments) would go unsaid. The toast is emptied first, and its words
+// are written once a frame has been drawn without them (the frame after the next: what the first
+// frame's callbacks write is drawn in that same frame).
+let toastFrame = 0;
+function toast(text) {
+  cancelAnimationFrame(toastFrame);
+  $("#toast-text").textContent = "";
+  if (!text) return;
+  toastFrame = requestAnimationFrame(() => {
+    toastFrame = requestAnimationFrame(() => {
+      $("#toast-text").textContent = text;
+    });
+  });
+}
+
 // The toast's Undo (and the u key) decides each comment back to the state it came from.
 function remember(action, changes) {
   if (!changes.length) return;
   state.undo = { changes, queue: state.queue };
   const noun = changes.length === 1 ? `comment ${changes[0].id}` : `${changes.length} comments`;
-  $("#toast-text").textContent = `${ACTION_WORDS[action]} ${noun}.`;
+  toast(`${ACTION_WORDS[action]} ${noun}.`);
   $("#toast-undo").hidden = false;
 }
 
 function forgetUndo() {
   state.undo = null;
-  $("#toast-text").textContent = "";
+  toast("");
   $("#toast-undo").hidden = true;
 }
 

@@ -136,6 +136,49 @@ def test_bulk_select_and_approve(page: Page, site: Site) -> None:
     expect(page.locator("#toast-text")).to_have_text("Approved 3 comments.")
 
 
+# Samples the toast after each frame is drawn (a message posted from a frame's callback is
+# handled once that frame is done), keeping each change of its words in the body's
+# data-drawn-toast (JSON), where the test waits for them.
+DRAWN_TOAST = """() => {
+    const node = document.getElementById("toast-text");
+    const drawn = [];
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+        if (drawn.at(-1) === node.textContent) return;
+        drawn.push(node.textContent);
+        document.body.dataset.drawnToast = JSON.stringify(drawn);
+    };
+    const frame = () => {
+        channel.port2.postMessage(null);
+        requestAnimationFrame(frame);
+    };
+    requestAnimationFrame(frame);
+}"""
+
+
+def test_a_second_bulk_decision_with_the_same_words_is_announced_again(
+    page: Page, site: Site
+) -> None:
+    hold(site, 4)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(4)
+    page.evaluate(DRAWN_TOAST)
+    for left in (2, 0):
+        page.keyboard.press("k")
+        page.keyboard.press("x")
+        page.keyboard.press("j")
+        page.keyboard.press("x")
+        expect(page.locator("#selection")).to_have_text("2 selected")
+        page.get_by_role("button", name="Approve selected").click()
+        expect(page.locator("#items > li")).to_have_count(left)
+        expect(page.locator("#toast-text")).to_have_text("Approved 2 comments.")
+    # The live region is drawn empty between the two, so its words are new to a screen reader.
+    drawn = ["", "Approved 2 comments.", "", "Approved 2 comments."]
+    expect(page.locator("body")).to_have_attribute(
+        "data-drawn-toast", json.dumps(drawn, separators=(",", ":"))
+    )
+
+
 def test_undo_from_the_toast_and_by_key(page: Page, site: Site) -> None:
     hold(site, 2)
     signed_in(page, site)
