@@ -610,9 +610,13 @@ function toast(text) {
 // The toast's Undo (and the u key) decides each comment back to the state it came from.
 function remember(action, changes) {
   if (!changes.length) return;
-  state.undo = { changes, queue: state.queue };
   const noun = changes.length === 1 ? `comment ${changes[0].id}` : `${changes.length} comments`;
-  toast(`${ACTION_WORDS[action]} ${noun}.`);
+  offerUndo({ changes, queue: state.queue, words: `${ACTION_WORDS[action]} ${noun}.` });
+}
+
+function offerUndo(undoing) {
+  state.undo = undoing;
+  toast(undoing.words);
   $("#toast-undo").hidden = false;
 }
 
@@ -626,7 +630,9 @@ async function undo() {
   // A decision still on its way is the latest: its answer is what the undo takes back.
   while (state.landing.size) await Promise.all([...state.landing]);
   if (!state.undo) return;
-  const { changes, queue } = state.undo;
+  const undoing = state.undo;
+  const { changes, queue } = undoing;
+  const { me, site: shown } = state;
   forgetUndo();
   const decisions = changes.map((change) => ({ id: change.id, action: STATE_ACTIONS[change.from] || "reopen", version: change.version }));
   try {
@@ -639,6 +645,9 @@ async function undo() {
     say("#queue-message", failed.length ? `Undo failed for ${failed.map((result) => result.id).join(", ")}: ${failed[0].error.message}` : done, { error: failed.length > 0 });
   } catch (error) {
     say("#queue-message", explain(error), { error: true, reload: true });
+    // Nothing was undone (the service unreachable, or failing the whole request): the undo is
+    // offered again, unless another decision, site or moderator has come since.
+    if (!state.undo && state.me === me && state.site === shown) offerUndo(undoing);
   }
 }
 

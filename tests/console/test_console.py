@@ -179,6 +179,30 @@ def test_a_second_bulk_decision_with_the_same_words_is_announced_again(
     )
 
 
+def test_an_undo_the_service_could_not_take_is_offered_again(page: Page, site: Site) -> None:
+    hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    first = items(page)[0]
+    page.keyboard.press("a")
+    expect(page.locator("#toast-text")).to_have_text(f"Approved comment {first}.")
+    # Redis away: the service answers 503 for the whole request, and nothing is undone.
+    unavailable = {"error": {"code": "unavailable", "message": "Redis unavailable"}}
+    page.route(
+        re.compile(r"/decisions$"),
+        lambda route: route.fulfill(status=503, json=unavailable),
+    )
+    page.keyboard.press("u")
+    expect(page.locator("#queue-message")).to_have_text("Redis unavailable (503) Reload")
+    assert site.comment(first)["state"] == "approved"
+    expect(page.locator("#toast-text")).to_have_text(f"Approved comment {first}.")
+    page.unroute(re.compile(r"/decisions$"))
+    page.get_by_role("button", name="Undo").click()
+    expect(page.locator("#items > li")).to_have_count(2)
+    expect(page.locator("#queue-message")).to_have_text("Undone.")
+    assert site.comment(first)["state"] == "pending"
+
+
 def test_undo_from_the_toast_and_by_key(page: Page, site: Site) -> None:
     hold(site, 2)
     signed_in(page, site)
