@@ -252,11 +252,15 @@ async function loadCounts() {
   }
 }
 
-// Also keeps out items a live event adds that the filters would not list.
-function visibleItems() {
+// Whether the filters shown list the comment.
+function filtered(item) {
   const { reason, article, author } = state.filters;
-  return state.items.filter((item) => (!reason || item.reasons.includes(reason))
-    && (!article || item.article_id === article) && (!author || item.author?.id === author));
+  return (!reason || item.reasons.includes(reason))
+    && (!article || item.article_id === article) && (!author || item.author?.id === author);
+}
+
+function visibleItems() {
+  return state.items.filter(filtered);
 }
 
 function renderQueue() {
@@ -754,7 +758,8 @@ async function onLive(kind, event) {
     // Sent back by this moderator too: an undo in another tab, Back to pending in Browse.
     try {
       const item = await get(`/v1/sites/${site()}/comments/${encodeURIComponent(event.comment_id)}`);
-      if (inQueue(item) && !state.items.some((entry) => entry.id === item.id)) {
+      // One the filters would not list is neither shown nor said.
+      if (inQueue(item) && filtered(item) && !state.items.some((entry) => entry.id === item.id)) {
         state.items.push(item);
         renderQueue();
         if (!mine) say("#queue-message", state.queue === "pending" ? `New comment ${item.id} arrived.` : `Comment ${item.id} was reported.`);
