@@ -2,14 +2,14 @@
 // Secrets and new tokens are shown once, in the page only, as the API returns them.
 
 import { ApiError, api, get, post } from "./api.js";
-import { el, when } from "./render.js";
+import { announce, el, when } from "./render.js";
 
 const $ = (selector) => document.querySelector(selector);
 let current = null;
 let explainError = String;
 
 function say(selector, ...parts) {
-  $(selector).replaceChildren(...parts);
+  announce($(selector), ...parts);
 }
 
 export async function showAdmin(site, explain) {

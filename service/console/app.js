@@ -2,7 +2,7 @@
 // Everything here goes through the public API (api.js); nothing is rendered as markup.
 
 import { ApiError, follow, get, post, query, serviceNow, session, whenSignedOut } from "./api.js";
-import { age, articleLink, chips, countdown, el, evidenceText, scoreBars, when } from "./render.js";
+import { age, announce, articleLink, chips, countdown, el, evidenceText, scoreBars, when } from "./render.js";
 import { showAdmin } from "./admin.js";
 
 // The reasons the API accepts when the site publishes no list of its own.
@@ -57,11 +57,12 @@ const state = {
 
 const site = () => encodeURIComponent(state.site);
 
+// Every status region is written through announce, so words said twice are said again.
 function say(target, text, { error = false, reload = false } = {}) {
   const node = typeof target === "string" ? $(target) : target;
-  node.replaceChildren(text);
   node.classList.toggle("error", error);
-  if (reload) node.append(" ", el("button", { type: "button", onclick: () => reloadQueue() }, "Reload"));
+  const button = reload && text ? [" ", el("button", { type: "button", onclick: () => reloadQueue() }, "Reload")] : [];
+  announce(node, text, ...button);
 }
 
 // A failure in words: conflicts say who and what, never overwrite silently.
@@ -595,22 +596,6 @@ function dropItems(ids) {
   }
 }
 
-// A screen reader reads a live region when its words change: the same words written again (two
-// bulk decisions of as many comments) would go unsaid. The toast is emptied first, and its words
-// are written once a frame has been drawn without them (the frame after the next: what the first
-// frame's callbacks write is drawn in that same frame).
-let toastFrame = 0;
-function toast(text) {
-  cancelAnimationFrame(toastFrame);
-  $("#toast-text").textContent = "";
-  if (!text) return;
-  toastFrame = requestAnimationFrame(() => {
-    toastFrame = requestAnimationFrame(() => {
-      $("#toast-text").textContent = text;
-    });
-  });
-}
-
 // The toast's Undo (and the u key) decides each comment back to the state it came from.
 function remember(action, changes) {
   if (!changes.length) return;
@@ -620,13 +605,13 @@ function remember(action, changes) {
 
 function offerUndo(undoing) {
   state.undo = undoing;
-  toast(undoing.words);
+  announce($("#toast-text"), undoing.words);
   $("#toast-undo").hidden = false;
 }
 
 function forgetUndo() {
   state.undo = null;
-  toast("");
+  announce($("#toast-text"));
   $("#toast-undo").hidden = true;
 }
 

@@ -109,3 +109,17 @@ export function articleLink(article, fallbackId) {
   if (!href) return el("span", { class: "article", dir: "auto", title: id, text: name });
   return el("a", { class: "article", dir: "auto", href, target: "_blank", rel: "noopener noreferrer", title: id, text: name });
 }
+
+// A screen reader reads a live region when its words change: the same words written again (a
+// second conflict on one comment, two bulk decisions of as many comments) would go unsaid. The
+// region is emptied at once, and its new content written once a frame has been drawn without it
+// (the frame after the next: what the first frame's callbacks write is drawn in that same frame).
+const writing = new WeakMap();
+export function announce(node, ...content) {
+  cancelAnimationFrame(writing.get(node));
+  node.replaceChildren();
+  if (content.every((part) => part === "" || part === null || part === undefined)) return;
+  writing.set(node, requestAnimationFrame(() => {
+    writing.set(node, requestAnimationFrame(() => node.replaceChildren(...content)));
+  }));
+}

@@ -136,17 +136,17 @@ def test_bulk_select_and_approve(page: Page, site: Site) -> None:
     expect(page.locator("#toast-text")).to_have_text("Approved 3 comments.")
 
 
-# Samples the toast after each frame is drawn (a message posted from a frame's callback is
-# handled once that frame is done), keeping each change of its words in the body's
-# data-drawn-toast (JSON), where the test waits for them.
-DRAWN_TOAST = """() => {
-    const node = document.getElementById("toast-text");
+# Samples a live region after each frame is drawn (a message posted from a frame's callback is
+# handled once that frame is done), keeping each change of its words in the body's data-drawn
+# (JSON), where the test waits for them.
+DRAWN = """(selector) => {
+    const node = document.querySelector(selector);
     const drawn = [];
     const channel = new MessageChannel();
     channel.port1.onmessage = () => {
         if (drawn.at(-1) === node.textContent) return;
         drawn.push(node.textContent);
-        document.body.dataset.drawnToast = JSON.stringify(drawn);
+        document.body.dataset.drawn = JSON.stringify(drawn);
     };
     const frame = () => {
         channel.port2.postMessage(null);
@@ -162,7 +162,7 @@ def test_a_second_bulk_decision_with_the_same_words_is_announced_again(
     hold(site, 4)
     signed_in(page, site)
     expect(page.locator("#items > li")).to_have_count(4)
-    page.evaluate(DRAWN_TOAST)
+    page.evaluate(DRAWN, "#toast-text")
     for left in (2, 0):
         page.keyboard.press("k")
         page.keyboard.press("x")
@@ -175,7 +175,32 @@ def test_a_second_bulk_decision_with_the_same_words_is_announced_again(
     # The live region is drawn empty between the two, so its words are new to a screen reader.
     drawn = ["", "Approved 2 comments.", "", "Approved 2 comments."]
     expect(page.locator("body")).to_have_attribute(
-        "data-drawn-toast", json.dumps(drawn, separators=(",", ":"))
+        "data-drawn", json.dumps(drawn, separators=(",", ":"))
+    )
+
+
+def test_a_cards_message_said_twice_in_the_same_words_is_announced_again(
+    page: Page, site: Site
+) -> None:
+    hold(site, 1)
+    sam = site.add_moderator("Sam")
+    status, body = site.service.call(
+        "POST", f"/v1/sites/{site.id}/comments/c00/claim", {}, token=sam
+    )
+    assert status == 200, body
+    signed_in(page, site)
+    card = page.locator('#items > li[data-id="c00"]')
+    expect(card.locator(".claim.theirs")).to_be_visible()
+    page.evaluate(DRAWN, '#items > li[data-id="c00"] .item-message')
+    card.get_by_role("button", name="Open").click()
+    message = card.locator(".item-message")
+    expect(message).to_contain_text("Someone else is on it: Sam holds this comment")
+    words = message.text_content()
+    card.get_by_role("button", name="Open").click()
+    # Emptied for a drawn frame, the same words are new to a screen reader.
+    drawn = ["", words, "", words]
+    expect(page.locator("body")).to_have_attribute(
+        "data-drawn", json.dumps(drawn, separators=(",", ":"))
     )
 
 
