@@ -52,7 +52,9 @@ const state = {
   reasons: FALLBACK_REASONS,
   holds: FALLBACK_HOLDS,
   stopLive: null,
-  browse: { filters: { state: "approved" }, items: [], cursor: null },
+  // `loads` counts the lists asked for (a state, filters or site picked): a page of an earlier one
+  // is dropped; `loading` is the page on its way, which More does not ask for again.
+  browse: { filters: { state: "approved" }, items: [], cursor: null, loads: 0, loading: null },
 };
 
 const site = () => encodeURIComponent(state.site);
@@ -814,25 +816,35 @@ function nextMidnight(day) {
 async function loadBrowse(reset) {
   const browse = state.browse;
   if (reset) {
+    browse.loads += 1;
     browse.items = [];
     browse.cursor = null;
     $("#browse-items").replaceChildren();
+  } else if (browse.loading) {
+    return;
   }
+  const load = browse.loads;
+  const asked = site();
   const { state: wanted, article, author, since, until } = browse.filters;
   const path = `/v1/sites/${site()}/comments${query({
     state: wanted, article, author, limit: PAGE, cursor: browse.cursor,
     since: since ? new Date(`${since}T00:00:00`).toISOString() : "",
     until: until ? nextMidnight(until).toISOString() : "",
   })}`;
+  const loading = get(path);
+  browse.loading = loading;
   try {
-    const page = await get(path);
+    const page = await loading;
+    if (browse.loads !== load || site() !== asked) return;
     browse.items.push(...page.items);
     browse.cursor = page.next_cursor;
     $("#browse-more").hidden = !page.next_cursor;
     $("#browse-items").append(...page.items.map(browseCard));
     say("#browse-message", `${page.total} ${wanted} comments.`);
   } catch (error) {
-    say("#browse-message", explain(error), { error: true });
+    if (browse.loads === load && site() === asked) say("#browse-message", explain(error), { error: true });
+  } finally {
+    if (browse.loading === loading) browse.loading = null;
   }
 }
 

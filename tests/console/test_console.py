@@ -860,6 +860,59 @@ def test_undo_in_the_reported_tab_says_the_reports_are_cleared(page: Page, site:
     assert site.comment(comment_id)["state"] == "approved"
 
 
+def test_browse_shows_only_the_list_asked_for_last_and_each_page_once(
+    page: Page, site: Site
+) -> None:
+    hold(site, 52)
+    status, body = site.service.call(
+        "POST", f"/v1/sites/{site.id}/comments/c51/decision", {"action": "approve"}
+    )
+    assert status == 200, body
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(50)
+    listing = re.compile(r"/comments\?")
+    late: list[Route] = []
+
+    def hold_first(route: Route) -> None:
+        if late:
+            route.continue_()
+        else:
+            late.append(route)
+
+    page.route(listing, hold_first)
+    # Approved asked for, then Pending before its answer came: the approved page is dropped.
+    with page.expect_request(listing):
+        page.get_by_role("button", name="Browse").click()
+    filters = page.get_by_role("form", name="Browse filters")
+    filters.get_by_label("State").select_option("pending")
+    filters.get_by_role("button", name="Show").click()
+    expect(page.locator("#browse-message")).to_have_text("51 pending comments.")
+    shown = page.locator("#browse-items > li")
+    expect(shown).to_have_count(50)
+    with page.expect_response(listing) as answered:
+        late[0].continue_()
+    answered.value.finished()
+    page.unroute(listing)
+
+    # More pressed twice before its page came asks for it once.
+    held: list[Route] = []
+    page.route(listing, lambda route: held.append(route))
+    more = page.get_by_role("button", name="More")
+    with page.expect_request(listing):
+        more.click()
+    more.click()
+    with page.expect_response(listing) as answered:
+        held[0].continue_()
+    answered.value.finished()
+    assert len(held) == 1
+    expect(more).to_be_hidden()
+    expect(shown).to_have_count(51)
+    # Neither the approved c51 nor a page twice.
+    ids = [str(node.get_attribute("data-id")) for node in shown.all()]
+    assert sorted(ids) == [f"c{number:02d}" for number in range(51)]
+    expect(page.locator("#browse-message")).to_have_text("51 pending comments.")
+
+
 def test_browse_until_a_day_ends_at_its_local_midnight_across_a_clock_change(
     browser: Browser, service: Service, site: Site
 ) -> None:
