@@ -80,6 +80,11 @@ function explain(error) {
     return "This comment changed while you looked at it. Reload to see its current version before deciding.";
   }
   if (error.code === "invalid_transition") return `Not possible now: ${error.message}.`;
+  if (error.code === "validation_failed" && Array.isArray(error.details) && error.details.length) {
+    // What was refused, in the service's words: the field (none for a rule of the whole request).
+    const refused = error.details.map((detail) => `${!detail.field || detail.field === "body" ? "" : `${detail.field}: `}${String(detail.message).replace(/^Value error, /, "")}`);
+    return `Refused: ${refused.join("; ")}.`;
+  }
   if (error.status === 0) return "The service cannot be reached. Check your connection and try again.";
   return `${error.message} (${error.status})`;
 }

@@ -452,6 +452,24 @@ def test_the_reason_filter_asks_the_api_for_that_reasons_queue(
     expect(page.locator("#items > li")).to_have_count(2)
 
 
+def test_filters_the_service_refuses_are_said_in_its_words(page: Page, site: Site) -> None:
+    hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    filters = page.get_by_role("form", name="Queue filters")
+    filters.get_by_role("textbox", name="Article").fill("a1")
+    filters.get_by_role("textbox", name="Author").fill("reader-c00")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.locator("#queue-message")).to_have_text(
+        "Refused: filter by article or by author, not both (a reason goes with either)."
+    )
+    # A field the service refuses is named.
+    filters.get_by_role("textbox", name="Author").fill("")
+    filters.get_by_role("textbox", name="Article").fill("a1\u00e9")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.locator("#queue-message")).to_contain_text("Refused: article: ")
+
+
 def test_claim_ten_takes_only_the_comments_the_filters_show(page: Page, site: Site) -> None:
     elsewhere = hold(site, 3)
     for number in range(2):
