@@ -963,6 +963,12 @@ $("#shortcuts").addEventListener("change", (event) => {
   showShortcuts();
   if (state.me) renderQueue();
 });
+// Turned on or off in another tab of this browser: this one shows it too (its keys already follow).
+window.addEventListener("storage", (event) => {
+  if (event.key !== SHORTCUTS_KEY && event.key !== null) return;
+  showShortcuts();
+  if (state.me) renderQueue();
+});
 showShortcuts();
 for (const button of document.querySelectorAll("[data-bulk]")) {
   button.addEventListener("click", () => decideMany(button.dataset.bulk, [...state.selected]));

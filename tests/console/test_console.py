@@ -1763,6 +1763,29 @@ def test_single_key_shortcuts_can_be_turned_off_and_the_choice_is_remembered(
     assert site.comment(top)["state"] == "approved"
 
 
+def test_single_key_shortcuts_turned_off_in_one_tab_show_off_in_the_others(
+    page: Page, context: BrowserContext, service: Service, site: Site
+) -> None:
+    hold(site, 1)
+    other = context.new_page()
+    other.goto(f"{service.url}/console")
+    for tab in (page, other):
+        signed_in(tab, site)
+        expect(tab.locator("#items > li")).to_have_count(1)
+    shortcuts = [tab.get_by_role("checkbox", name="Single-key shortcuts") for tab in (page, other)]
+    approve = other.locator("#items > li").get_by_role("button", name="Approve")
+    expect(approve).to_have_attribute("aria-keyshortcuts", "a")
+    shortcuts[0].click()
+    # The other tab's keys stop at once (the choice is the browser's): it says so too.
+    expect(shortcuts[1]).not_to_be_checked()
+    expect(approve).not_to_have_attribute("aria-keyshortcuts", "a")
+    shortcuts[1].click()
+    expect(shortcuts[0]).to_be_checked()
+    expect(page.locator("#items > li").get_by_role("button", name="Approve")).to_have_attribute(
+        "aria-keyshortcuts", "a"
+    )
+
+
 def test_the_toast_and_a_cards_message_are_live_regions_there_before_their_words(
     page: Page, site: Site
 ) -> None:
