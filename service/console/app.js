@@ -2,7 +2,7 @@
 // Everything here goes through the public API (api.js); nothing is rendered as markup.
 
 import { ApiError, follow, get, post, query, serviceNow, session, whenSignedOut } from "./api.js";
-import { age, announce, articleLink, chips, countdown, el, evidenceText, scoreBars, when } from "./render.js";
+import { age, announce, articleLink, chips, countdown, counted, el, evidenceText, scoreBars, when } from "./render.js";
 import { showAdmin } from "./admin.js";
 
 // The reasons the API accepts when the site publishes no list of its own.
@@ -420,7 +420,7 @@ async function toggleAuthor(button, item) {
     if (status === "banned") body.reject_pending = panel.querySelector(".reject-held").checked;
     try {
       const outcome = await post(`/v1/sites/${site()}/authors/${encodeURIComponent(authorId)}/status`, body);
-      const rejected = outcome.rejected.length ? `; ${outcome.rejected.length} held comments rejected` : "";
+      const rejected = outcome.rejected.length ? `; ${counted(outcome.rejected.length, "held comment")} rejected` : "";
       render(outcome.author, `Status set to ${status}${rejected}.`);
       if (outcome.rejected.length) await reloadQueue();
     } catch (error) {
@@ -659,7 +659,7 @@ async function claim() {
   try {
     const { items } = await post(`/v1/sites/${site()}/queue/claim`, { limit: CLAIM, ...wanted });
     await reloadQueue();
-    sayAfterReload(items.length ? `You hold ${items.length} comments; nobody else can decide them until the lease ends.` : "Nothing left to claim: everything is taken or decided.");
+    sayAfterReload(items.length ? `You hold ${counted(items.length, "comment")}; nobody else can decide ${items.length === 1 ? "it" : "them"} until the lease ends.` : "Nothing left to claim: everything is taken or decided.");
   } catch (error) {
     say("#queue-message", explain(error), { error: true });
   }
@@ -688,7 +688,7 @@ async function release() {
   try {
     const { released } = await post(`/v1/sites/${site()}/queue/release`, {});
     await reloadQueue();
-    sayAfterReload(`Released ${released.length} comments.`);
+    sayAfterReload(`Released ${counted(released.length, "comment")}.`);
   } catch (error) {
     say("#queue-message", explain(error), { error: true });
   }
@@ -845,7 +845,7 @@ async function loadBrowse(reset) {
     browse.cursor = page.next_cursor;
     $("#browse-more").hidden = !page.next_cursor;
     $("#browse-items").append(...page.items.map(browseCard));
-    say("#browse-message", `${page.total} ${wanted} comments.`);
+    say("#browse-message", `${counted(page.total, `${wanted} comment`)}.`);
   } catch (error) {
     if (browse.loads === load && site() === asked) say("#browse-message", explain(error), { error: true });
   } finally {

@@ -75,6 +75,9 @@ export function when(iso) {
   return Number.isNaN(date.getTime()) ? "" : date.toLocaleString();
 }
 
+/** "1 comment", "2 comments": a count and its noun, agreeing. */
+export const counted = (count, noun) => `${count} ${noun}${count === 1 ? "" : "s"}`;
+
 export function age(seconds) {
   if (seconds === null || seconds === undefined) return "";
   if (seconds < 90) return `${Math.round(seconds)}s`;

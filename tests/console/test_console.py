@@ -519,7 +519,7 @@ def test_claim_ten_with_an_article_and_a_reason_takes_that_articles_comments_of_
     page.get_by_role("button", name="Claim 10").click()
     expect(page.locator(".claim.mine")).to_have_count(1)
     expect(page.locator("#queue-message")).to_have_text(
-        "You hold 1 comments; nobody else can decide them until the lease ends."
+        "You hold 1 comment; nobody else can decide it until the lease ends."
     )
     assert [site.comment(comment_id).get("claimed_by_name") for comment_id in ids] == [
         None,
@@ -601,7 +601,7 @@ def test_browse_shows_history_with_the_old_text_and_reopens(page: Page, site: Si
     site.service.call("POST", f"/v1/sites/{site.id}/comments/c01/decision", {"action": "approve"})
     signed_in(page, site)
     page.get_by_role("button", name="Browse").click()
-    expect(page.locator("#browse-message")).to_have_text("1 approved comments.")
+    expect(page.locator("#browse-message")).to_have_text("1 approved comment.")
     approved = page.locator('#browse-items > li[data-id="c01"]')
     expect(approved.locator(".article")).to_have_text("a1")
     approved.get_by_role("button", name="History").click()
