@@ -202,6 +202,9 @@ class Refits:
         while not stopping.is_set():
             try:
                 await self.run_once()
+            except StoreUnavailable:
+                # An outage is one line a round, as the worker says it, not a traceback.
+                log.warning("site model refits: Redis is unavailable, trying again")
             except Exception:
                 log.exception("site model refits failed; trying again")
             with contextlib.suppress(TimeoutError):

@@ -5,6 +5,7 @@ sites never see it, and a rollback restores the verdicts before it."""
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
@@ -27,6 +28,7 @@ from classifier.site_model_codec import decode, encode
 from service import signatures
 from service.app import create_app
 from service.appkeys import SITE_VERSIONS
+from service.connection import connect
 from service.errors import Conflict
 from service.labels import LabelLog
 from service.refits import Refits
@@ -34,8 +36,10 @@ from service.settings import DeliverySettings, Settings, SiteModelSettings
 from service.site_model_reader import SiteModelReader
 from service.site_models import VERDICT_WEIGHTS, ActiveVersions, Fitted, SiteModels
 from service.worker import Worker
+from tests.ports import free_port
 from tests.service.api.conftest import PROJECT_ROOT
 from tests.service.model_copies import copy_model, train_again
+from tests.service.worker.support import eventually
 
 Client = TestClient[web.Request, web.Application]
 TOPIC = "Harper"
@@ -848,3 +852,32 @@ async def test_refits_follow_a_reload_of_a_version_trained_again(
     assert await refits.run_once() == ["news"]
     state = await site_model(client, "news", moderator(news))
     assert (state["active"]["version"], state["active"]["global_artifact"]) == (2, checksum)
+
+
+async def test_refits_outliving_an_unreachable_redis_say_so_in_one_line(
+    model: Model, caplog: pytest.LogCaptureFixture
+) -> None:
+    connection = connect(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    quick = dataclasses.replace(REFITS, poll_seconds=0.01)
+    refits = Refits(connection.client, model, quick, models_dir=MODELS_DIR)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(refits.run(stopping))
+
+    def said() -> list[logging.LogRecord]:
+        return [record for record in caplog.records if record.name == "service.refits"]
+
+    async def rounds_failed() -> bool:
+        return len(said()) >= 2
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="service.refits"):
+            await eventually(rounds_failed, what="two rounds to meet the outage")
+        assert not running.done()
+    finally:
+        stopping.set()
+        await asyncio.wait_for(running, 5)
+        await connection.aclose()
+    # As the worker and the second look say it: one line a round, no traceback.
+    assert {(record.levelname, record.getMessage(), record.exc_info) for record in said()} == {
+        ("WARNING", "site model refits: Redis is unavailable, trying again", None)
+    }
