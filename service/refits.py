@@ -29,6 +29,7 @@ from service.connection import Connection, connect
 from service.errors import StoreUnavailable
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.labels import LabelLog
+from service.logs import log_events
 from service.served_model import served_stem, trained_again
 from service.settings import Settings, SiteModelSettings
 from service.site_fit import encode_rows, fit_rows, in_use, stale
@@ -222,7 +223,7 @@ async def _starting_model(connection: Connection, settings: Settings) -> Model:
 
 
 def refit_process(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_events()
     asyncio.run(_refit_until_stopped(settings))
 
 

@@ -32,6 +32,7 @@ from service.embedded import (
 )
 from service.env_reader import SettingsError
 from service.gauges import background_gauges
+from service.logs import log_events
 from service.refit_process import background_refits
 from service.reload import reload_on_signal
 from service.second_look_process import background_second_look
@@ -179,6 +180,8 @@ def _serve(
     with_worker: bool,
     store_alive: StoreAlive | None = None,
 ) -> int:
+    # Reloads, webhook retries, failures: the events an operator follows in the service's log.
+    log_events()
     # uvloop's event loop measured 8-10% less CPU per request in the serving process.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         store_lost = runner.run(

@@ -33,6 +33,7 @@ from service.egress import guarded_socket_factory
 from service.errors import SiteNotFound, StoreUnavailable
 from service.gauges import background_gauges
 from service.keys import DEFAULT_PREFIX
+from service.logs import log_events
 from service.refit_process import background_refits
 from service.retry import RetryPolicy
 from service.second_look_process import background_second_look
@@ -348,7 +349,7 @@ async def background_worker(settings: Settings) -> AsyncIterator[Worker]:
 
 async def run_until_signalled(settings: Settings) -> None:
     """``civility worker``: deliver until SIGTERM or SIGINT, then drain and stop."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_events()
     connection = connect(settings)
     worker = Worker(connection.client, settings.delivery, prefix=connection.prefix)
     drain_seconds = settings.delivery.drain_seconds

@@ -4,6 +4,7 @@ one reload and stop on signals."""
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -304,6 +305,20 @@ def test_a_reload_sent_to_one_process_switches_both(served: Served) -> None:
         if versions == {NEW}:
             break
         assert time.monotonic() < deadline, f"still serving {versions}"
+        time.sleep(0.2)
+
+
+def test_a_reload_on_sighup_is_logged_by_each_process_with_its_time(served: Served) -> None:
+    activate(served.models_dir, f"civility-{NEW}")
+    served.process.send_signal(signal.SIGHUP)
+    logged = re.compile(
+        rf"^\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d,\d{{3}} INFO model reloaded: {OLD} -> {NEW}$",
+        re.MULTILINE,
+    )
+    deadline = time.monotonic() + STARTUP_SECONDS
+    # Each API process got the signal, or followed the other's announcement: both say so.
+    while len(logged.findall(served.log.read_text())) < 2:
+        assert time.monotonic() < deadline, served.log.read_text()
         time.sleep(0.2)
 
 
