@@ -8,7 +8,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import ClusterError, ReadOnlyError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import (
+    ClusterError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -29,6 +35,9 @@ UNAVAILABLE = (
     SlotNotCoveredError,
     TryAgainError,
     ReadOnlyError,
+    # At its maxmemory (with noeviction, as the store needs), Redis refuses every write until
+    # the worker's trims or the operator give it room.
+    OutOfMemoryError,
 )
 """Redis errors of a store that is away for now: the request may succeed when sent again."""
 

@@ -2,10 +2,12 @@
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
@@ -197,6 +199,43 @@ async def test_a_redis_outage_answers_503_and_the_service_recovers_without_resta
     assert retried.status == 202
     stored = await (await client.get("/v1/sites/news/comments/during", headers=read)).json()
     assert len(stored["history"]) == 1
+
+
+async def test_a_redis_out_of_memory_answers_503_and_writes_resume_once_it_has_room(
+    aiohttp_client: AiohttpClient,
+    own_redis: ValkeyServer,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+    admin = {"Authorization": f"Bearer {settings.admin_token}"}
+    created = await (
+        await client.post("/v1/sites", json={"id": "news", "name": "News"}, headers=admin)
+    ).json()
+
+    async def post(body: dict[str, Any]) -> Any:
+        raw = json.dumps(body).encode()
+        headers = {
+            "Content-Type": "application/json",
+            signatures.HEADER: signatures.sign(created["webhook_secret"], raw),
+        }
+        return await client.post("/v1/sites/news/comments", data=raw, headers=headers)
+
+    direct = aioredis.Redis(port=own_redis.port)
+    try:
+        # A Redis at its maxmemory with noeviction refuses every write until it has room.
+        await direct.config_set("maxmemory", "1")
+        full = await post(comment("full"))
+        assert full.status == 503
+        assert (await full.json())["error"]["code"] == "store_unavailable"
+        new_site = {"id": "other", "name": "Other"}
+        assert (await client.post("/v1/sites", json=new_site, headers=admin)).status == 503
+        await direct.config_set("maxmemory", "0")
+    finally:
+        await direct.aclose()
+    assert (await post(comment("full"))).status == 202
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
 def test_an_answer_the_document_does_not_describe_fails_the_check(client: Client) -> None:
