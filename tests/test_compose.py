@@ -97,6 +97,47 @@ def test_each_process_has_a_valid_production_environment(
     assert unknown == []
 
 
+INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z_]+)(?::(?P<kind>[?-])(?P<default>[^}]*))?\}")
+
+
+def container_environment(service: dict[str, Any], dotenv: dict[str, str]) -> dict[str, str]:
+    """The environment compose gives the service's container when ``.env`` holds ``dotenv``:
+    its ``env_file`` entries, then its ``environment`` (which wins), interpolated from ``.env``."""
+
+    def value(match: re.Match[str]) -> str:
+        if match["name"] in dotenv:
+            return dotenv[match["name"]]
+        assert match["kind"] == "-", f"compose refuses to start without {match['name']}"
+        return str(match["default"])
+
+    environment: dict[str, str] = {}
+    for entry in service.get("env_file", []):
+        assert (entry["path"] if isinstance(entry, dict) else entry) == ".env"
+        environment.update(dotenv)
+    for name, setting in service["environment"].items():
+        environment[name] = INTERPOLATION.sub(value, str(setting))
+    return environment
+
+
+@pytest.mark.parametrize("service", sorted({*APP_SERVICES, "cluster-api", "cluster-worker"}))
+def test_settings_written_into_the_env_file_reach_every_civility_process(
+    compose: dict[str, Any], service: str
+) -> None:
+    # The README sends the operator to .env for the admin token, and a production /metrics
+    # needs its own token, and two cores want two API processes: written there, they apply.
+    dotenv = {
+        "CIVILITY_ADMIN_TOKEN": "a" * 32,
+        "CIVILITY_METRICS_TOKEN": "m" * 32,
+        "CIVILITY_API_PROCESSES": "2",
+        "CIVILITY_ENV": "development",
+    }
+    environment = container_environment(compose["services"][service], dotenv)
+    settings = Settings.from_env(environment)
+    assert (settings.metrics_token, settings.api_processes) == ("m" * 32, 2)
+    # What the compose file sets itself still wins.
+    assert settings.is_production
+
+
 def test_the_worker_may_drain_before_it_is_killed(compose: dict[str, Any]) -> None:
     worker = compose["services"]["worker"]
     environment = {name: str(value) for name, value in worker["environment"].items()}
