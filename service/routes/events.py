@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.appkeys import EVENT_STREAMS, MODERATION, STOPPING
+from service.appkeys import EVENT_STREAMS, MODERATION, SETTINGS, STOPPING
 from service.auth import require_moderator
 from service.domain import ADMIN_ACTOR
 from service.errors import CivilityError
@@ -25,8 +25,8 @@ from service.openapi import operation
 routes = web.RouteTableDef()
 
 WAIT_MS = 1_000
-"""How long one read waits for news: well inside the Redis client's socket timeout, and how soon
-a revoked token or a stopping server ends the stream."""
+"""How long one read waits for news at most: how soon a revoked token or a stopping server ends
+the stream. Never more than half the Redis client's socket timeout (``_wait_ms``)."""
 KEEPALIVE_EVERY = 15
 """Reads without news between two comment lines, which keep proxies from closing the stream."""
 RETRY_MS = 2_000
@@ -87,8 +87,9 @@ async def _stream(request: web.Request, site: str) -> web.StreamResponse:
         # of from whatever is newest then (and loses what happened between).
         await response.write(f"id: {after}\nretry: {RETRY_MS}\n\n".encode())
         quiet = 0
+        wait_ms = _wait_ms(request.app[SETTINGS].redis_socket_timeout_seconds)
         while not stopping.is_set() and not _client_gone(request):
-            after, news = await moderation.events_after(site, after, block_ms=WAIT_MS)
+            after, news = await moderation.events_after(site, after, block_ms=wait_ms)
             # Checked between the read and the write: what happened after a revocation (the
             # release of the moderator's claims, to begin with) never reaches its stream.
             if await require_moderator(request, site) == ADMIN_ACTOR:
@@ -108,6 +109,12 @@ async def _stream(request: web.Request, site: str) -> web.StreamResponse:
     except ConnectionResetError:
         pass  # the browser went away
     return response
+
+
+def _wait_ms(socket_timeout_seconds: float) -> int:
+    """``WAIT_MS``, or half the socket timeout when that is shorter: a read still waiting when
+    the client gives up on the socket would end every quiet stream as if Redis were down."""
+    return max(1, min(WAIT_MS, int(socket_timeout_seconds * 1000 / 2)))
 
 
 def _is_event_id(value: str) -> bool:
