@@ -23,7 +23,7 @@ from classifier.card import ARTIFACT_SUFFIX, card_path, read_card
 from classifier.model import ModelError, active_stem
 from service.admin_store import AdminStore
 from service.administration import Administration
-from service.connection import connect, refuse_a_missing_database
+from service.connection import connect, refuse_a_refused_redis_url
 from service.domain import ModeratorSpec, SitePatch, SiteSpec
 from service.embedded import running_url
 from service.env_reader import SettingsError
@@ -145,7 +145,7 @@ def run_action(name: str, action: Action, args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
         settings = dataclasses.replace(settings, redis_url=store_url(settings))
-        refuse_a_missing_database(settings)
+        refuse_a_refused_redis_url(settings)
     except (SettingsError, StoreNotFoundError) as error:
         print(f"civility {name}: {error}", file=sys.stderr)
         return 2

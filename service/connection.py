@@ -17,6 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
 from service.cluster_pool import WaitingCluster
 from service.env_reader import SettingsError
@@ -109,28 +110,38 @@ def _cluster(target: RedisTarget, socket_timeout: float, settings: Settings) -> 
     )
 
 
-def refuse_a_missing_database(settings: Settings) -> None:
-    """Raise ``SettingsError`` when ``REDIS_URL`` names a database its server does not have.
+def refuse_a_refused_redis_url(settings: Settings) -> None:
+    """Raise ``SettingsError`` when ``REDIS_URL``'s Redis refuses its credentials (or asks for
+    some it does not give), or the URL names a database the server does not have.
 
-    redis-py selects the database on every new connection, so such a URL would end each command,
-    request and delivery in Redis's refusal: said once, at start, instead. Only a database other
-    than 0 is asked about; a Redis that does not answer is not refused here (a command says so
-    itself, and the API answers 503 until it is back)."""
+    redis-py authenticates and selects the database on every new connection, so such a URL would
+    end each command, request and delivery in Redis's refusal (a refused password even looks
+    like Redis being down: 503s and "unavailable" for ever): said once, at start, instead. A
+    Redis that does not answer is not refused here (a command says so itself, and the API
+    answers 503 until it is back)."""
     target = settings.redis_target
-    if target is None or target.db == 0 or settings.redis_url is None:
+    if target is None or settings.redis_url is None:
         return
-    client = connect_blocking(settings.redis_url, settings.redis_socket_timeout_seconds)
+    shown = without_credentials(settings.redis_url)
     try:
-        client.ping()
+        client = connect_blocking(settings.redis_url, settings.redis_socket_timeout_seconds)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except redis.AuthenticationError as error:
+        given = shown != settings.redis_url  # credentials were taken out
+        refusal = "refuses its credentials" if given else "asks for credentials it does not give"
+        raise SettingsError(f"REDIS_URL's Redis {refusal} ({error}): {shown}") from None
     except redis.ResponseError as error:
+        if target.db == 0:
+            return  # refused for another reason: the commands say which
         raise SettingsError(
             f"REDIS_URL names database {target.db}, which its Redis does not have ({error}): "
-            f"{without_credentials(settings.redis_url)}"
+            f"{shown}"
         ) from None
-    except (redis.ConnectionError, redis.TimeoutError):
+    except (redis.RedisError, RedisClusterException):
         return
-    finally:
-        client.close()
 
 
 def connect_blocking(url: str, socket_timeout: float) -> BlockingClient:

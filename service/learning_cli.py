@@ -23,7 +23,7 @@ from classifier.model import ArtifactMissingError, ModelError, activate, active_
 from classifier.progress import Progress, add_quiet
 from classifier.versions import model_problem, stored_models
 from service.admin_cli import StoreNotFoundError, store_url
-from service.connection import connect, refuse_a_missing_database
+from service.connection import connect, refuse_a_refused_redis_url
 from service.env_reader import SettingsError
 from service.errors import StoreUnavailable
 from service.labels import LabelLog
@@ -85,7 +85,7 @@ def export_command(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
         settings = dataclasses.replace(settings, redis_url=store_url(settings))
-        refuse_a_missing_database(settings)
+        refuse_a_refused_redis_url(settings)
     except (SettingsError, StoreNotFoundError) as error:
         print(f"civility labels export: {error}", file=sys.stderr)
         return 2

