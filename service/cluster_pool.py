@@ -15,7 +15,9 @@ from contextvars import ContextVar
 from typing import Any
 
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, RedisClusterException
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Connections a node keeps beyond the places: a pub/sub subscription holds one outside them.
 HELD_OUTSIDE_PLACES = 1
@@ -61,6 +63,17 @@ class WaitingCluster(RedisCluster):
     def __init__(self, *, max_connections: int, pool_timeout: float, **kwargs: Any) -> None:
         super().__init__(max_connections=max_connections + HELD_OUTSIDE_PLACES, **kwargs)
         self.places = ConnectionPlaces(max_connections, pool_timeout)
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
+        """redis-py's, but with no node answering raised as a ``ConnectionError``, as a single
+        server that does not answer is: the store's 503 and the worker's "unavailable", not an
+        internal error with a traceback, while a cluster this client never reached is down."""
+        try:
+            return await super().initialize(*args, **kwargs)
+        except RedisClusterException as error:
+            if isinstance(error.__cause__, RedisConnectionError | RedisTimeoutError):
+                raise RedisConnectionError(str(error)) from error
+            raise
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self.places.place():

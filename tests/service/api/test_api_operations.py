@@ -17,6 +17,7 @@ from service import signatures
 from service.app import create_app
 from service.openapi import documented_routes
 from service.settings import Settings
+from tests.ports import free_port
 from tests.service.api.openapi_check import check
 
 Client = TestClient[web.Request, web.Application]
@@ -235,6 +236,20 @@ async def test_a_redis_out_of_memory_answers_503_and_writes_resume_once_it_has_r
     finally:
         await direct.aclose()
     assert (await post(comment("full"))).status == 202
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def test_an_api_on_a_cluster_no_node_of_which_answers_says_503_not_500(
+    aiohttp_client: AiohttpClient, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Started (or restarted) while the cluster is down: the client has never reached a node.
+    url = f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+    admin = {"Authorization": f"Bearer {settings.admin_token}"}
+    ready = await client.get("/readyz")
+    assert (ready.status, (await ready.json())["error"]["code"]) == (503, "store_unavailable")
+    new_site = {"id": "news", "name": "News"}
+    assert (await client.post("/v1/sites", json=new_site, headers=admin)).status == 503
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
