@@ -12,6 +12,7 @@ from redis.exceptions import (
     ClusterError,
     OutOfMemoryError,
     ReadOnlyError,
+    ResponseError,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -40,6 +41,9 @@ UNAVAILABLE = (
     OutOfMemoryError,
 )
 """Redis errors of a store that is away for now: the request may succeed when sent again."""
+CANNOT_PERSIST = "MISCONF"
+"""What Redis's refusal of writes starts with while it cannot persist (a full or failing disk, a
+snapshot that failed): it takes them again once it can. redis-py has no class of its own for it."""
 
 
 @contextmanager
@@ -50,6 +54,10 @@ def store_errors() -> Iterator[None]:
         yield
     except UNAVAILABLE as error:
         raise StoreUnavailable() from error
+    except ResponseError as error:
+        if str(error).startswith(CANNOT_PERSIST):
+            raise StoreUnavailable() from error
+        raise
 
 
 class LuaScripts:

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from service.openapi import documented_routes
 from service.settings import Settings
 from tests.ports import free_port
 from tests.service.api.openapi_check import check
+from tests.service.worker.support import eventually
 
 Client = TestClient[web.Request, web.Application]
 ISSUE_ROUTES = {
@@ -236,6 +238,58 @@ async def test_a_redis_out_of_memory_answers_503_and_writes_resume_once_it_has_r
     finally:
         await direct.aclose()
     assert (await post(comment("full"))).status == 202
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def test_a_redis_that_cannot_persist_answers_503_and_writes_resume_once_it_can(
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Its snapshots fail (a full or broken disk): Redis refuses writes with MISCONF until one
+    # succeeds. Its folder may be moved here only with the protected settings opened.
+    folder = tmp_path / "failing"
+    refusing = {"enable-protected-configs": "yes", "save": "3600 1"}
+    server = ValkeyServer(port=free_port(), data_dir=folder, config=refusing)
+    server.start()
+    direct = aioredis.Redis(port=server.port, decode_responses=True)
+    url = f"redis://127.0.0.1:{server.port}/0"
+    try:
+        client = await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+        admin = {"Authorization": f"Bearer {settings.admin_token}"}
+        created = await client.post("/v1/sites", json={"id": "news", "name": "N"}, headers=admin)
+        secret = (await created.json())["webhook_secret"]
+
+        async def post(body: dict[str, Any]) -> Any:
+            raw = json.dumps(body).encode()
+            headers = {
+                "Content-Type": "application/json",
+                signatures.HEADER: signatures.sign(secret, raw),
+            }
+            return await client.post("/v1/sites/news/comments", data=raw, headers=headers)
+
+        async def snapshot(into: str, status: str) -> None:
+            await direct.config_set("dir", into)
+            await direct.bgsave()
+
+            async def saved() -> bool:
+                return not (await direct.info("persistence"))["rdb_bgsave_in_progress"]
+
+            await eventually(saved, what="the snapshot to end")
+            assert (await direct.info("persistence"))["rdb_last_bgsave_status"] == status
+
+        await snapshot("/proc", "err")
+        refused = await post(comment("c1"))
+        assert (refused.status, (await refused.json())["error"]["code"]) == (
+            503,
+            "store_unavailable",
+        )
+        await snapshot(str(folder), "ok")
+        assert (await post(comment("c1"))).status == 202
+    finally:
+        await direct.aclose()
+        server.stop()
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
