@@ -291,11 +291,18 @@ def load_active(
 ) -> Model:
     """Load the model that ``models_dir / "ACTIVE"`` names, or model ``stem`` of ``models_dir``
     (``Model.load``'s options)."""
+    artifact = active_artifact(models_dir, stem)
+    return Model.load(artifact, semantic=semantic, semantic_threads=semantic_threads)
+
+
+def active_artifact(models_dir: Path, stem: str | None = None) -> Path:
+    """The artifact file of the model ``models_dir / "ACTIVE"`` names (or of model ``stem``),
+    without loading it; ``NoActiveModelError`` when there is none."""
     stem = stem or active_stem(models_dir)
     artifact = _artifact_for(models_dir, stem)
     if not artifact.is_file():
         raise NoActiveModelError(f"active model {stem} has no artifact {artifact}")
-    return Model.load(artifact, semantic=semantic, semantic_threads=semantic_threads)
+    return artifact
 
 
 def activate(models_dir: Path, stem: str) -> None:

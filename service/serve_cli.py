@@ -14,7 +14,7 @@ from concurrent.futures.process import BrokenProcessPool
 import uvloop
 from aiohttp import web
 
-from classifier.model import ModelError
+from classifier.model import ModelError, active_artifact
 from service.api_processes import (
     API_PROCESS_MARKER,
     SupervisorFolders,
@@ -83,6 +83,8 @@ def serve_command(args: argparse.Namespace) -> int:
             # At once, not after the model loaded: a taken port is said in a second.
             _refuse_a_taken_address(settings)
         if settings.api_processes > 1 and API_PROCESS_MARKER not in os.environ:
+            # Here, once: each API process would say it again, and serve would end as failed.
+            active_artifact(settings.models_dir)
             become_supervisor(settings.api_processes)
         return _serve(settings, _announce, with_worker=False)
     except (SettingsError, ModelError) as error:

@@ -381,9 +381,14 @@ def test_a_valkey_named_by_a_copied_data_folder_is_left_to_the_run_it_serves(
         original.stop()
 
 
-def test_serve_without_a_model_says_so_in_one_line(tmp_path: Path, redis_url: str) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_serve_without_a_model_says_so_in_one_line(
+    tmp_path: Path, redis_url: str, processes: str
+) -> None:
     env = {**os.environ, "REDIS_URL": redis_url, "CIVILITY_MODELS_DIR": str(tmp_path)}
     env["CIVILITY_PORT"] = str(free_port())
+    # Several API processes: said once, as a mistake, not by each of them as a failure.
+    env["CIVILITY_API_PROCESSES"] = processes
     result = _run_to_end(env, "serve")
     assert result.returncode == 2
     # The scoring workers fail to load it too, but only the serving process reports it.
