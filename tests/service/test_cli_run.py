@@ -238,6 +238,26 @@ def _run_to_end(env: dict[str, str], command: str = "run") -> subprocess.Complet
     )
 
 
+def test_a_malformed_request_is_one_log_line_that_quotes_none_of_its_bytes(
+    tmp_path: Path, start_run: Callable[[dict[str, str]], Running], redis_url: str
+) -> None:
+    port = free_port()
+    operator_token = "operator-chosen-admin-token-0123456789"
+    env = {**_run_env(tmp_path, port), "CIVILITY_ADMIN_TOKEN": operator_token}
+    running = start_run({**env, "REDIS_URL": redis_url})
+    running.wait_for("moderator token")
+    # The right token with a stray byte after it, as a careless paste may send it.
+    request = f"GET /v1/sites HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {operator_token}"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request.encode() + b"\x01\r\n\r\n")
+        assert connection.recv(64).startswith(b"HTTP/1.0 400 ")
+    output = running.stop(signal.SIGTERM)
+    assert operator_token not in output
+    assert "Traceback" not in output
+    [said] = [line for line in output.splitlines() if "bad HTTP request" in line]
+    assert said.endswith(" WARNING bad HTTP request from 127.0.0.1: Invalid header value char")
+
+
 def test_production_without_an_admin_token_refuses_to_start(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "CIVILITY_ADMIN_TOKEN"}
     env.update(CIVILITY_ENV="production", CIVILITY_DATA_DIR=str(tmp_path))
