@@ -176,6 +176,12 @@ class StoreUnavailable(CivilityError):
     code = "store_unavailable"
     default_message = "the store is unavailable, retry later"
 
+    @property
+    def why(self) -> str:
+        """What the Redis client met (down, full, unable to persist, failing over), for the log;
+        the caller is told no more than the code."""
+        return str(self.__cause__) if self.__cause__ is not None else "no cause given"
+
 
 class UpstreamUnavailable(CivilityError):
     """A service civility asks on the request's behalf (a site's Coral) did not answer; nothing

@@ -203,9 +203,9 @@ class Refits:
         while not stopping.is_set():
             try:
                 await self.run_once()
-            except StoreUnavailable:
+            except StoreUnavailable as error:
                 # An outage is one line a round, as the worker says it, not a traceback.
-                log.warning("site model refits: Redis is unavailable, trying again")
+                log.warning("site model refits: Redis is unavailable (%s), trying again", error.why)
             except Exception:
                 log.exception("site model refits failed; trying again")
             with contextlib.suppress(TimeoutError):

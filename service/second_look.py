@@ -104,8 +104,8 @@ class SecondLookWorker:
             try:
                 taken = await self.work_once()
                 pause = 0.0 if taken >= self.settings.batch_size else self.settings.poll_seconds
-            except StoreUnavailable:
-                log.warning("second look: Redis is unavailable, trying again")
+            except StoreUnavailable as error:
+                log.warning("second look: Redis is unavailable (%s), trying again", error.why)
                 pause = REDIS_DOWN_PAUSE_SECONDS
             except Exception:
                 # The model did not load or its process died: the comments taken come back when

@@ -109,8 +109,12 @@ class Worker:
                     try:
                         busy = await self.work_once(session)
                         pause = 0.0 if busy else self.settings.poll_ms / 1000
-                    except StoreUnavailable:
-                        log.warning("worker %s: Redis is unavailable, trying again", self.name)
+                    except StoreUnavailable as error:
+                        log.warning(
+                            "worker %s: Redis is unavailable (%s), trying again",
+                            self.name,
+                            error.why,
+                        )
                         pause = REDIS_DOWN_PAUSE_SECONDS
                     except Exception:
                         # Whatever one pass met, the attempts in flight and the next passes go

@@ -857,7 +857,8 @@ async def test_refits_follow_a_reload_of_a_version_trained_again(
 async def test_refits_outliving_an_unreachable_redis_say_so_in_one_line(
     model: Model, caplog: pytest.LogCaptureFixture
 ) -> None:
-    connection = connect(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    port = free_port()
+    connection = connect(Settings(redis_url=f"redis://127.0.0.1:{port}/0"))
     quick = dataclasses.replace(REFITS, poll_seconds=0.01)
     refits = Refits(connection.client, model, quick, models_dir=MODELS_DIR)
     stopping = asyncio.Event()
@@ -878,6 +879,7 @@ async def test_refits_outliving_an_unreachable_redis_say_so_in_one_line(
         await asyncio.wait_for(running, 5)
         await connection.aclose()
     # As the worker and the second look say it: one line a round, no traceback.
+    why = f"Error 111 connecting to 127.0.0.1:{port}. Connect call failed ('127.0.0.1', {port})."
     assert {(record.levelname, record.getMessage(), record.exc_info) for record in said()} == {
-        ("WARNING", "site model refits: Redis is unavailable, trying again", None)
+        ("WARNING", f"site model refits: Redis is unavailable ({why}), trying again", None)
     }

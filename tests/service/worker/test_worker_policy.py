@@ -26,6 +26,7 @@ from service.settings import DeliverySettings, Settings
 from service.store import Store
 from service.store.scripts import store_errors
 from service.worker import Worker
+from tests.ports import free_port
 
 from .support import (
     FAST,
@@ -285,6 +286,30 @@ async def test_a_worker_outlives_an_unreachable_redis_and_still_stops_on_request
         worker.stop()
         await asyncio.wait_for(running, 5)
         await connection.aclose()
+
+
+async def test_a_worker_says_why_redis_is_unavailable(caplog: pytest.LogCaptureFixture) -> None:
+    # Redis down, full (maxmemory) or unable to persist (MISCONF) each stop the worker: the log
+    # line says which, so the operator need not guess.
+    port = free_port()
+    connection = connect(Settings(redis_url=f"redis://127.0.0.1:{port}/0"))
+    worker = Worker(connection.client, FAST)
+    running = asyncio.create_task(worker.run())
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "Redis is unavailable" in r.getMessage()]
+
+    async def warned() -> bool:
+        return bool(said())
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="service.worker"):
+            await eventually(warned, what="the outage to be logged")
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, 5)
+        await connection.aclose()
+    assert f"Redis is unavailable (Error 111 connecting to 127.0.0.1:{port}." in said()[0]
 
 
 @pytest.mark.parametrize(
