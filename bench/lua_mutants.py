@@ -103,6 +103,8 @@ LUA_MUTANTS = (
     LuaMutant(
         "claim_comment.lua", 'if redis.call("EXISTS", prefix .. "site") == 0 then', "if false then"
     ),
+    LuaMutant("claim.lua", "if revoked(prefix, moderator) then", "if false then"),
+    LuaMutant("claim_comment.lua", "if revoked(prefix, moderator) then", "if false then"),
     LuaMutant(
         "release.lua", 'if redis.call("EXISTS", prefix .. "site") == 0 then', "if false then"
     ),

@@ -3,7 +3,8 @@ plain defaults, so each caller names only what it is about (the benchmarks impor
 
 from typing import Any
 
-from service.domain import Author, Policy, Site, State
+from service.domain import Author, Moderator, Policy, Site, State
+from service.store import Store
 from service.store.records import DecisionWrite, IntakeWrite, Observation, SiteRecord
 from service.times import from_ms
 from service.transitions import EVENT_TYPES, Event, sources_argument
@@ -82,3 +83,13 @@ def decision_write(
         sources=sources_argument(Event(action)),
         **{**defaults, **fields},
     )
+
+
+async def list_moderators(store: Store, site_id: str, *moderator_ids: str) -> None:
+    """List moderators of these ids on the site, as the admin API adds them: a claim takes
+    leases only for a moderator its site lists."""
+    for moderator_id in moderator_ids:
+        moderator = Moderator(
+            id=moderator_id, site_id=site_id, name=moderator_id, created_at=from_ms(0)
+        )
+        await store.add_moderator(moderator, f"token-of-{site_id}-{moderator_id}")

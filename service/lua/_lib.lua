@@ -214,6 +214,13 @@ local function keep_creation(comment_key, history_key)
     .. "}")
 end
 
+-- A moderator revoked after its request was authenticated is no longer listed: a lease taken for
+-- it now would outlive the release of its claims, and hold the comment from everyone else. The
+-- admin (actor "admin") is no listed moderator.
+local function revoked(prefix, actor)
+  return actor ~= "admin" and redis.call("HEXISTS", prefix .. "moderators", actor) == 0
+end
+
 -- A claim or release in the audit stream: no state changes, but other moderators' consoles
 -- follow the stream and must see who holds which comment.
 local function record_lease(audit_key, id, action, actor, now, lease_until)

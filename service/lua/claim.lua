@@ -11,10 +11,12 @@ ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  moderator id
 ARGV[3]  how many (N)                      ARGV[4]  lease length (ms)
 ARGV[5]  now (ms)                          ARGV[6]  "1" to walk the index highest score first
 
-Derived keys: civ:{site}:lease:<id> and civ:{site}:comment:<id> of each comment walked.
+Derived keys: civ:{site}:lease:<id> and civ:{site}:comment:<id> of each comment walked, and the
+moderators hash (civ:{site}:moderators), which must still list the moderator.
 
 Returns a list of {id, fields} with each claimed comment's hash as a flat field/value list; false
-when the site was deleted (civ:{site}:site, since the caller read its record).
+when the site was deleted (civ:{site}:site, since the caller read its record); "revoked" when the
+moderator was revoked since its token was checked (nothing leased).
 ]]
 
 local prefix, moderator = ARGV[1], ARGV[2]
@@ -26,6 +28,9 @@ local batch = 100
 -- purge, for a new site of that id to inherit.
 if redis.call("EXISTS", prefix .. "site") == 0 then
   return false
+end
+if revoked(prefix, moderator) then
+  return "revoked"
 end
 
 redis.call("ZREMRANGEBYSCORE", KEYS[2], "-inf", now)

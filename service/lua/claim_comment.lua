@@ -15,9 +15,12 @@ ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  moderator id
 ARGV[3]  comment id                        ARGV[4]  lease length (ms)
 ARGV[5]  now (ms)
 
+Derived key: the moderators hash (civ:{site}:moderators), which must still list the moderator.
+
 Returns {"ok", fields} with the comment's hash as a flat field/value list; {"not_found"};
-{"not_queued", state}; {"claim_conflict", holder, remaining lease ms}; or {"gone"} when the site
-was deleted (civ:{site}:site, since the caller read its record).
+{"not_queued", state}; {"claim_conflict", holder, remaining lease ms}; {"revoked"} when the
+moderator was revoked since its token was checked; or {"gone"} when the site was deleted
+(civ:{site}:site, since the caller read its record).
 ]]
 
 local prefix, moderator, id = ARGV[1], ARGV[2], ARGV[3]
@@ -27,6 +30,9 @@ local lease_ms, now = tonumber(ARGV[4]), tonumber(ARGV[5])
 -- purge, for a new site of that id to inherit.
 if redis.call("EXISTS", prefix .. "site") == 0 then
   return {"gone"}
+end
+if revoked(prefix, moderator) then
+  return {"revoked"}
 end
 
 local state = redis.call("HGET", KEYS[1], "state")

@@ -20,6 +20,7 @@ from service.errors import (
     InvalidTransition,
     NotFound,
     SiteNotFound,
+    Unauthorized,
     ValidationFailed,
     VersionConflict,
 )
@@ -39,6 +40,11 @@ from service.store.rows import (
 )
 from service.store.scripts import ScriptedStore
 from service.times import from_ms, hour_bucket, iso_from_ms
+
+REVOKED = "revoked"
+"""A claim script's answer for a moderator revoked since its token was checked: nothing leased."""
+REVOKED_MESSAGE = "invalid moderator token"
+"""What the token check answers it: the revocation is what a later request would meet."""
 
 _IMMUTABLE = {
     "article.id": "an existing comment cannot move to another article",
@@ -344,6 +350,8 @@ class CommentWrites(ScriptedStore):
         reply = await self._run("claim", keys, args)
         if reply is None:
             raise SiteNotFound(site_id)
+        if reply == REVOKED:
+            raise Unauthorized(REVOKED_MESSAGE)
         lease_until = from_ms(now_ms + lease_ms)
         return [
             comment_from_fields(pairs(fields), claimed_by=moderator_id, lease_until=lease_until)
@@ -375,6 +383,8 @@ class CommentWrites(ScriptedStore):
         outcome = reply[0]
         if outcome == "gone":
             raise SiteNotFound(site_id)
+        if outcome == REVOKED:
+            raise Unauthorized(REVOKED_MESSAGE)
         if outcome == "not_found":
             raise NotFound(f"comment {comment_id!r} not found")
         if outcome == "not_queued":

@@ -31,6 +31,7 @@ from service.keys import KeySpace
 from service.moderation import Moderation
 from service.store import Store
 from service.store.records import IntakeWrite
+from tests.records import list_moderators
 from tests.seed import seed_article
 
 SITE = "news"
@@ -74,6 +75,7 @@ async def moderation(
 ) -> AsyncIterator[Moderation]:
     moderation = Moderation(Store(redis_client), scorer, THRESHOLDS)
     await moderation.create_site(SiteSpec(id=SITE, name="News"))
+    await list_moderators(moderation.store, SITE, "mod_1")
     yield moderation
     # Evidence of held comments is stored after intake answers: done before Redis is flushed.
     await moderation.evidence.settled()
@@ -619,6 +621,7 @@ async def test_stats_count_queue_and_decisions(moderation: Moderation) -> None:
 
 async def test_comments_of_one_site_are_invisible_to_another(moderation: Moderation) -> None:
     await moderation.create_site(SiteSpec(id="blog", name="Blog"))
+    await list_moderators(moderation.store, "blog", "mod_1")
     await moderation.ingest(SITE, submission("c1", "Special offer"))
 
     with pytest.raises(NotFound):

@@ -55,7 +55,7 @@ from service.store.records import (
 from service.store.scripts import RedisClient
 from service.times import from_ms, hour_bucket
 from service.transitions import REPORTED_EVENT_TYPE, Event, sources_argument
-from tests.records import ACTIONS, decision_write, intake_write, site_record
+from tests.records import ACTIONS, decision_write, intake_write, list_moderators, site_record
 from tests.sentinel import SentinelSetup
 
 SITE = "news"
@@ -73,6 +73,7 @@ def redis_client(topology_client: RedisClient) -> RedisClient:
 async def store(redis_client: aioredis.Redis) -> Store:
     store = Store(redis_client, prefix="civ")
     await store.create_site(site_record(SITE, NOW))
+    await list_moderators(store, SITE, "mod_x", "mod_y", "mod_z")
     return store
 
 
@@ -281,6 +282,9 @@ async def test_every_key_a_script_writes_is_named_by_keys_py(
         KEYS.stats(SITE),
         KEYS.hourly_stats(SITE, hour_bucket(NOW)),
         KEYS.decided(SITE, keyed.event_id),
+        # The moderators the fixture lists, and their tokens' index.
+        KEYS.moderators(SITE),
+        *(KEYS.moderator_token(f"token-of-{SITE}-{name}") for name in ("mod_x", "mod_y", "mod_z")),
         *queue_keys(SITE, Queue.PENDING, "a1", "u1"),
         *(
             KEYS.comments(SITE, state, **scope)
@@ -289,7 +293,10 @@ async def test_every_key_a_script_writes_is_named_by_keys_py(
         ),
     }
     assert set(await all_keys(redis_client, "*")) == expected
-    site_keys = expected - {KEYS.sites(), KEYS.api_key("hash-of-news")}
+    site_keys = {key for key in expected if not key.startswith("civ:token:")} - {
+        KEYS.sites(),
+        KEYS.api_key("hash-of-news"),
+    }
     assert all(key.startswith("civ:{news}:") for key in site_keys)
 
 

@@ -164,6 +164,42 @@ async def test_revoking_releases_the_moderators_claims(
     assert [item["id"] for item in (await reclaimed.json())["items"]] == ["c1"]
 
 
+@pytest.mark.parametrize("path", ["queue/claim", "comments/c1/claim"])
+async def test_a_claim_authenticated_before_its_moderators_revocation_takes_nothing(
+    client: Client, create_site: Any, post_signed: Any, admin: Headers, path: str
+) -> None:
+    site = await create_site("held", mode="pre")
+    assert (await post_signed(site, comment("c1", "ada"))).status == 202
+    store = client.app[MODERATION].store
+    revoked: list[int] = []
+
+    async def revoke_first(name: str) -> Any:
+        run = getattr(store, name)
+
+        async def revoking(*args: Any, **kwargs: Any) -> Any:
+            # The token was good when the request began; the admin revokes it before the lease.
+            url = f"/v1/sites/held/moderators/{site['moderator_id']}"
+            revoked.append((await client.delete(url, headers=admin)).status)
+            return await run(*args, **kwargs)
+
+        return revoking
+
+    for name in ("claim", "claim_comment"):
+        setattr(store, name, await revoke_first(name))
+    response = await client.post(
+        f"/v1/sites/held/{path}", json={}, headers=bearer(site["moderator_token"])
+    )
+
+    assert revoked == [204]
+    assert response.status == 401, await response.text()
+    other = await client.post("/v1/sites/held/moderators", json={"name": "Bo"}, headers=admin)
+    bo = bearer((await other.json())["token"])
+    decided = await client.post(
+        "/v1/sites/held/comments/c1/decision", json={"action": "approve"}, headers=bo
+    )
+    assert decided.status == 200, await decided.text()
+
+
 async def test_moderator_routes_are_admin_only_and_check_ids(
     client: Client, site: dict[str, str], admin: Headers
 ) -> None:
