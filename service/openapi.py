@@ -97,7 +97,8 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
     "description": "A key of the caller's choosing (1-255 printable ASCII characters): the "
     "first answer is kept for 24 hours and a retry with the same key and body gets it again "
     "(with Idempotent-Replayed: true); the same key with another body is 422 "
-    "idempotency_key_reused, a retry while the first still runs is 409 idempotency_in_progress",
+    "idempotency_key_reused, a retry while the first still runs is 409 idempotency_in_progress; "
+    "a 409 claim_conflict is not kept (it ends with the other moderator's lease)",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 

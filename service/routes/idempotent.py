@@ -11,6 +11,7 @@ from aiohttp.typedefs import Handler
 from service.appkeys import CLOCK, IDEMPOTENCY
 from service.auth import require_admin, require_moderator, require_signature
 from service.errors import (
+    ClaimConflict,
     IdempotencyInProgress,
     IdempotencyKeyReused,
     SiteBeingDeleted,
@@ -41,8 +42,9 @@ AUTHORS = web.RequestKey[frozenset[str]]("idempotency_authors")
 # without its record would let a retry act a second time.
 FINISH_ATTEMPTS = 3
 # A site that does not exist may be created next, and one being deleted created anew once
-# purged: a retry then acts rather than being answered the 404 (409) again for the key's day.
-NOT_KEPT = (SiteNotFound, SiteBeingDeleted)
+# purged; another moderator's claim ends with its lease: a retry then acts rather than being
+# answered the 404 (409) again for the key's day.
+NOT_KEPT = (SiteNotFound, SiteBeingDeleted, ClaimConflict)
 
 
 async def by_site_moderator(request: web.Request) -> str:

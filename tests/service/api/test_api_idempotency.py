@@ -439,3 +439,34 @@ async def test_an_answer_about_a_site_that_does_not_exist_is_not_kept(
     again = await client.post(path, json=body, headers=headers)
     assert (again.status, again.headers["Idempotent-Replayed"]) == (201, "true")
     assert await again.json() == await retried.json()
+
+
+async def test_a_keyed_decision_refused_for_another_moderators_claim_runs_again_once_it_ends(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    created = await client.post("/v1/sites/news/moderators", json={"name": "Bo"}, headers=admin)
+    bo = {"Authorization": f"Bearer {(await created.json())['token']}"}
+    claimed = await client.post("/v1/sites/news/comments/c1/claim", json={}, headers=bo)
+    assert claimed.status == 200
+    path, body = "/v1/sites/news/comments/c1/decision", {"action": "reject", "reason": "TOXIC"}
+    headers = keyed(moderator(site), "reject-c1")
+    refused = await client.post(path, json=body, headers=headers)
+    assert refused.status == 409
+    assert (await refused.json())["error"]["code"] == "claim_conflict"
+    # The conflict ends with the lease (Bo gives it back): the same request, retried with its
+    # key as a client does, decides, where a kept 409 would be replayed for the key's day.
+    released = await client.post("/v1/sites/news/queue/release", json={}, headers=bo)
+    assert (await released.json())["released"] == ["c1"]
+    retried = await client.post(path, json=body, headers=headers)
+    assert retried.status == 200, await retried.text()
+    assert "Idempotent-Replayed" not in retried.headers
+    assert (await retried.json())["state"] == "rejected"
+    again = await client.post(path, json=body, headers=headers)
+    assert (again.status, again.headers["Idempotent-Replayed"]) == (200, "true")
+    assert await events_of(redis_client, "c1") == ["comment.held", "comment.rejected"]
