@@ -38,7 +38,7 @@ event id, or, once the comment changed again (another moderator's decision, the 
 the decision remembered under the event id. So does a call without a version that asks for the
 decision the comment already carries from the same actor with the same reasons.
 
-Returns {"ok", fields}; {"not_found"}; {"version_conflict", current version};
+Returns {"ok", fields}; {"not_found"}; {"version_conflict", current version, current state};
 {"claim_conflict", holder, remaining lease ms}; {"invalid_transition", state}; or {"gone"} when
 the site was deleted (civ:{site}:site, read like ingest's: its purge may not have reached the
 comment yet).
@@ -81,7 +81,7 @@ if ARGV[7] == "" and previous == target and stored[9] == actor and stored[10] ==
   return {"ok", comment_fields(prefix, id)}
 end
 if ARGV[7] ~= "" and ARGV[7] ~= stored[2] then
-  return {"version_conflict", stored[2]}
+  return {"version_conflict", stored[2], previous}
 end
 local holder = redis.call("GET", KEYS[5])
 if holder and holder ~= actor then

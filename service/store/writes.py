@@ -234,14 +234,13 @@ class CommentWrites(ScriptedStore):
             raise NotFound(f"comment {write.comment_id!r} not found")
         if outcome == "version_conflict":
             raise VersionConflict(
-                f"comment {write.comment_id!r} is at version {reply[1]}",
-                {"current_version": int(reply[1])},
+                f"comment {write.comment_id!r} changed since version {write.expected_version}: "
+                f"it is at version {reply[1]}, now {reply[2]}; read it again, and send version "
+                f"{reply[1]} to decide it as it stands",
+                {"current_version": int(reply[1]), "state": reply[2]},
             )
         if outcome == "claim_conflict":
-            raise ClaimConflict(
-                f"comment {write.comment_id!r} is claimed by another moderator",
-                {"claimed_by": reply[1], "lease_until": iso_from_ms(write.now_ms + int(reply[2]))},
-            )
+            raise _claim_conflict(write.comment_id, reply[1], write.now_ms + int(reply[2]))
         if outcome == "invalid_transition":
             raise InvalidTransition(f"cannot {write.action} a comment in state {reply[1]}")
         return comment_from_fields(pairs(reply[1]))
@@ -393,10 +392,7 @@ class CommentWrites(ScriptedStore):
                 "can be claimed"
             )
         if outcome == "claim_conflict":
-            raise ClaimConflict(
-                f"comment {comment_id!r} is claimed by another moderator",
-                {"claimed_by": reply[1], "lease_until": iso_from_ms(now_ms + int(reply[2]))},
-            )
+            raise _claim_conflict(comment_id, reply[1], now_ms + int(reply[2]))
         return comment_from_fields(
             pairs(reply[1]), claimed_by=moderator_id, lease_until=from_ms(now_ms + lease_ms)
         )
@@ -412,3 +408,13 @@ class CommentWrites(ScriptedStore):
         if released is None:
             raise SiteNotFound(site_id)
         return released
+
+
+def _claim_conflict(comment_id: str, holder: str, lease_until_ms: int) -> ClaimConflict:
+    """Who holds the comment, and until when: what the caller waits for before deciding it."""
+    lease_until = iso_from_ms(lease_until_ms)
+    return ClaimConflict(
+        f"comment {comment_id!r} is claimed by another moderator until {lease_until}: it can be "
+        "decided once they release it or their lease ends",
+        {"claimed_by": holder, "lease_until": lease_until},
+    )

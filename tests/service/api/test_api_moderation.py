@@ -192,6 +192,47 @@ async def test_concurrent_conflicting_decisions_let_exactly_one_win(
     assert len(stored["history"]) == 2
 
 
+async def test_a_conflict_says_what_the_comment_became_and_what_to_do(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers, admin: dict[str, str]
+) -> None:
+    site = await held_site(create_site, post_signed)
+    other = await second_moderator(client, admin, "held")
+    url = "/v1/sites/held/comments/c2/decision"
+    taken = await client.post(url, json={"action": "reject", "version": 1}, headers=other)
+    assert taken.status == 200
+    stale = await client.post(
+        url, json={"action": "approve", "version": 1}, headers=moderator(site)
+    )
+    assert stale.status == 409
+    # A script learns where the comment went and which version to send to decide it still.
+    assert (await stale.json())["error"] == {
+        "code": "version_conflict",
+        "message": "comment 'c2' changed since version 1: it is at version 2, now rejected; "
+        "read it again, and send version 2 to decide it as it stands",
+        "details": {"current_version": 2, "state": "rejected"},
+    }
+
+    claimed = await client.post(
+        "/v1/sites/held/comments/c3/claim", json={"lease_seconds": 60}, headers=other
+    )
+    assert claimed.status == 200
+    for refused in (
+        await client.post(
+            "/v1/sites/held/comments/c3/decision",
+            json={"action": "approve"},
+            headers=moderator(site),
+        ),
+        await client.post("/v1/sites/held/comments/c3/claim", json={}, headers=moderator(site)),
+    ):
+        assert refused.status == 409
+        error = (await refused.json())["error"]
+        assert error["code"] == "claim_conflict"
+        assert error["message"] == (
+            f"comment 'c3' is claimed by another moderator until {error['details']['lease_until']}"
+            ": it can be decided once they release it or their lease ends"
+        )
+
+
 async def test_a_decision_can_be_undone_and_both_are_in_the_history(
     client: Client, create_site: Any, post_signed: Any, moderator: Headers
 ) -> None:
