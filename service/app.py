@@ -235,7 +235,7 @@ async def _gauges(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _labels(app: web.Application) -> AsyncIterator[None]:
-    app[LABELS] = LabelLog(app[REDIS], prefix=app[SETTINGS].redis_prefix)
+    app[LABELS] = LabelLog(app[REDIS], prefix=app[SETTINGS].redis_prefix, clock=app[CLOCK])
     yield
 
 

@@ -19,14 +19,15 @@ the label arrived, so a retrain can tell which model's mistakes it corrects.
 
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime
 from typing import Any, cast
 
 from service.domain import MAX_ID, MAX_TEXT
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.scripts import LuaScripts, RedisClient, store_errors
-from service.times import iso_from_ms, to_ms
+from service.times import from_ms, iso_from_ms, to_ms
 
 DEFAULT_MAX_ENTRIES = 100_000
 """Per site: about a retrain's worth of feedback, a few tens of megabytes at most."""
@@ -44,12 +45,15 @@ class LabelLog:
         prefix: str = DEFAULT_PREFIX,
         *,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` (seconds since the epoch) dates an entry recorded without ``at``."""
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self.redis = redis
         self.keys = KeySpace(prefix)
         self.max_entries = max_entries
+        self._clock = clock
         self._run = LuaScripts(redis, ("label_record",), with_library=False).run
 
     async def record(
@@ -76,7 +80,7 @@ class LabelLog:
         Raises ``ValueError`` for an entry that could not train anything (no text, no labels,
         a value other than 0 or 1) before anything is written."""
         _check(text, labels, source, comment_id)
-        moment = at or datetime.now(UTC)
+        moment = at or from_ms(int(self._clock() * 1000))
         fields = {
             "text": text,
             "labels": json.dumps(dict(labels), sort_keys=True),

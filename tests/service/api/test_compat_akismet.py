@@ -22,6 +22,7 @@ from service.compat.akismet import BLATANT_SPAM_SCORE, MAX_FORM_BYTES, THANKS
 from service.domain import MAX_TEXT
 from service.keys import KeySpace
 from service.labels import LabelLog
+from service.times import to_ms
 from tests.clocks import Clock
 
 Client = TestClient[web.Request, web.Application]
@@ -274,6 +275,23 @@ async def test_submit_spam_and_ham_keep_training_labels(
         (CIVIL, {"spam": 0}, "akismet.submit-ham"),
     ]
     assert all(entry["model"] and entry["comment_id"].startswith("akismet-") for entry in entries)
+
+
+async def test_a_submission_is_dated_by_the_services_clock(
+    akismet_for: Callable[..., Clients],
+    site: dict[str, str],
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    clock.advance(30 * 24 * 3600)
+    clients = akismet_for(site["api_key"])
+    before_ms = int(clock() * 1000)
+    assert await clients.call("submit_spam", "198.51.100.2", comment_content=SPAMMY) is True
+    assert await clients.call("submit_ham", "203.0.113.7", comment_content=CIVIL, **VISITOR)
+    entries = await labels_of(redis_client)
+    assert len(entries) == 2
+    for entry in entries:
+        assert before_ms <= to_ms(datetime.fromisoformat(entry["at"])) <= clock() * 1000
 
 
 async def test_a_wrong_key_raises_the_clients_key_error(

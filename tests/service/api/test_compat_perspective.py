@@ -20,6 +20,8 @@ from service import language
 from service.appkeys import SCORER
 from service.compat.perspective import ATTRIBUTES, MAX_SPANS
 from service.labels import LabelLog
+from service.times import iso_from_ms
+from tests.clocks import Clock
 from tests.service.api import test_compat_coral as coral
 
 Client = TestClient[web.Request, web.Application]
@@ -571,6 +573,18 @@ async def test_corals_suggestscore_stores_a_training_label(
     assert (entry["text"], entry["source"]) == ("You absolute clown.", "perspective.suggestscore")
     assert entry["comment_id"].startswith("comment:c-9#")
     assert entry["model"]
+
+
+async def test_a_suggestion_is_dated_by_the_services_clock(
+    client: Client, site: dict[str, str], redis_client: aioredis.Redis, clock: Clock
+) -> None:
+    clock.advance(30 * 24 * 3600)
+    before_ms = int(clock() * 1000)
+    url = coral_url("http://civility.test/v1alpha1", "comments:suggestscore", site["api_key"])
+    response = await post(client, url, coral_suggest_body("You absolute clown.", "c-9", False))
+    assert response.status == 200
+    [entry] = [entry async for entry in LabelLog(redis_client).export("news")]
+    assert iso_from_ms(before_ms) <= entry["at"] <= iso_from_ms(int(clock() * 1000))
 
 
 async def test_a_suggestion_replaces_the_one_for_the_same_token_and_text_only(
