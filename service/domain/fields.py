@@ -1,5 +1,6 @@
 """The bounds and field types the models are built from, and the frozen base they share."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -7,6 +8,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -99,7 +101,19 @@ def _storable_moment(moment: datetime) -> datetime:
     return moment
 
 
-CreatedAt = Annotated[AwareDatetime, AfterValidator(_storable_moment)]
+# A date, then a time: what ISO 8601 (and RFC 3339) write and pydantic reads as such.
+_ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_8601(value: object) -> object:
+    # Pydantic would read a number, or a string of digits, as seconds or milliseconds since
+    # 1970: a host sending one most likely meant another unit, or another field.
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_8601.match(value)):
+        return value
+    raise ValueError("must be an ISO 8601 date and time with its offset, like 2026-12-07T09:30:00Z")
+
+
+CreatedAt = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_storable_moment)]
 
 # Hosts import old comments, so any storable past is theirs to give; a comment or an edit dated
 # ahead of the server's clock by more than any clock drift or time zone mistake is a host's bug

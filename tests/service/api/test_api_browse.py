@@ -126,6 +126,20 @@ async def test_the_listing_refuses_bad_queries_with_every_field_named(
     assert anonymous.status == 401
 
 
+async def test_a_decision_time_bound_given_as_a_number_is_refused(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    for bound in ("since", "until"):
+        response = await client.get(
+            f"/v1/sites/held/comments?state=approved&{bound}=1764234000", headers=moderator(site)
+        )
+        assert response.status == 422
+        [detail] = (await response.json())["error"]["details"]
+        assert detail["field"] == bound
+        assert "ISO 8601" in detail["message"]
+
+
 async def test_a_token_of_another_site_cannot_list_its_comments(
     client: Client, create_site: Any, post_signed: Any, moderator: Headers
 ) -> None:

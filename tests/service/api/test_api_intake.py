@@ -577,6 +577,26 @@ async def test_a_creation_time_that_cannot_be_stored_is_refused_and_stores_nothi
     assert queue["items"] == []
 
 
+@pytest.mark.parametrize("field", ["created_at", "edited_at"])
+@pytest.mark.parametrize("value", [1764234000, "1764234000", 1764234000000, "1764234000000"])
+async def test_a_time_given_as_a_number_is_refused_and_stores_nothing(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    field: str,
+    value: int | str,
+) -> None:
+    dated: dict[str, Any] = {field: value}
+    response = await post_signed(site, comment(**dated))
+    assert response.status == 422
+    [detail] = (await response.json())["error"]["details"]
+    assert detail["field"] == field
+    assert "ISO 8601" in detail["message"]
+    stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert stored.status == 404
+
+
 def seconds_ahead(clock: Clock, seconds: float) -> str:
     """The moment ``seconds`` after the app's clock, as intake takes it."""
     return iso(datetime.fromtimestamp(clock() + seconds, UTC))
