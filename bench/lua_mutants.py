@@ -19,6 +19,7 @@ LUA_TESTS = {
         "tests/service/test_store.py",
         "tests/service/api/test_api_browse.py",
         "tests/service/api/test_api_moderation.py",
+        "tests/service/api/test_api_queue_ages.py",
         "tests/service/api/test_api_reports.py",
         "tests/service/api/test_api_retention.py",
         "tests/service/api/test_api_idempotency.py",
@@ -52,10 +53,15 @@ LUA_TESTS = {
     "rotate_secret.lua": ("tests/service/test_store.py", "tests/service/api/test_api_rotation.py"),
     "report.lua": (
         "tests/service/test_store.py",
+        "tests/service/api/test_api_queue_ages.py",
         "tests/service/api/test_api_reports.py",
         "tests/service/api/test_api_revocation.py",
     ),
-    "ingest.lua": ("tests/service/test_store.py", "tests/service/test_intake_verdicts.py"),
+    "ingest.lua": (
+        "tests/service/test_store.py",
+        "tests/service/test_intake_verdicts.py",
+        "tests/service/api/test_api_queue_ages.py",
+    ),
     **dict.fromkeys(
         ("second_look_claim.lua", "second_look_fail.lua"),
         ("tests/service/worker/test_second_look.py",),
@@ -145,8 +151,8 @@ LUA_MUTANTS = (
         'redis.call("HINCRBY", KEYS[1], "version", 1)',
         'redis.call("HINCRBY", KEYS[1], "version", 2)',
     ),
-    LuaMutant("decide.lua", 'dequeue(prefix, "pending", id, article, author, stored[10])\n', ""),
-    LuaMutant("decide.lua", 'dequeue(prefix, "reported", id, article, author, stored[10])\n', ""),
+    LuaMutant("decide.lua", 'dequeue(prefix, "pending", id, article, author, stored[9])\n', ""),
+    LuaMutant("decide.lua", 'dequeue(prefix, "reported", id, article, author, stored[9])\n', ""),
     LuaMutant("decide.lua", 'redis.call("DEL", prefix .. "reports:" .. id)\n', ""),
     LuaMutant("decide.lua", 'redis.call("DEL", KEYS[5])\n', ""),
     LuaMutant("decide.lua", 'redis.call("ZREM", KEYS[8], id)\n', ""),
@@ -162,8 +168,8 @@ LUA_MUTANTS = (
     LuaMutant("decide.lua", 'if target == "approved" then', 'if target == "rejected" then'),
     LuaMutant(
         "decide.lua",
-        'if ARGV[7] == "" and previous == target and stored[9] == actor',
-        'if ARGV[7] == "" and previous ~= target and stored[9] == actor',
+        'if ARGV[7] == "" and previous == target and stored[8] == actor',
+        'if ARGV[7] == "" and previous ~= target and stored[8] == actor',
     ),
     # Revocation: a revoked or deleted credential must fail at once and leave nothing behind.
     LuaMutant("revoke_moderator.lua", "if not stored then", "if stored then"),
@@ -448,6 +454,11 @@ LUA_MUTANTS = (
         'version = redis.call("HINCRBY", KEYS[1], "version", 1)',
         'version = redis.call("HINCRBY", KEYS[1], "version", 0)',
     ),
+    LuaMutant(
+        "ingest.lua",
+        '  if previous == "pending" then\n    queued_at',
+        "  if false then\n    queued_at",
+    ),
     LuaMutant("ingest.lua", '  dequeue(prefix, "pending", id, article, author, stored[5])\n', ""),
     LuaMutant("ingest.lua", '  dequeue(prefix, "reported", id, article, author, stored[5])\n', ""),
     LuaMutant("ingest.lua", '  redis.call("DEL", prefix .. "reports:" .. id)\n', ""),
@@ -520,11 +531,11 @@ LUA_MUTANTS = (
     ),
     LuaMutant("second_look_apply.lua", "keep_creation(KEYS[1], KEYS[2])\n", ""),
     LuaMutant(
-        "second_look_apply.lua", 'dequeue(prefix, "reported", id, article, author, stored[7])\n', ""
+        "second_look_apply.lua", 'dequeue(prefix, "reported", id, article, author, stored[6])\n', ""
     ),
     LuaMutant(
         "second_look_apply.lua",
-        'enqueue(prefix, "pending", id, article, author, ARGV[13], stored[6], ARGV[9])\n',
+        'enqueue(prefix, "pending", id, article, author, ARGV[13], now, ARGV[9])\n',
         "",
     ),
     LuaMutant(

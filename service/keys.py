@@ -123,9 +123,10 @@ class KeySpace:
         author: str | None = None,
         reason: str | None = None,
     ) -> str:
-        """Sorted set of comment ids in ``queue``: by risk (priority) or by creation time (oldest);
-        optionally restricted to one reason the comments carry, to one article or one author, or
-        to one reason within one article or one author (the id comes last, after the reason)."""
+        """Sorted set of comment ids in ``queue``: by risk (priority) or by when each entered the
+        queue (oldest; one queued before that was kept: by its creation time); optionally
+        restricted to one reason the comments carry, to one article or one author, or to one
+        reason within one article or one author (the id comes last, after the reason)."""
         base = f"{self.site_prefix(site)}queue:{queue.value}:{order.value}"
         if reason is not None:
             base = f"{base}:reason:{reason}"

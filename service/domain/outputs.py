@@ -290,7 +290,8 @@ class SiteStats(FrozenModel):
     queue_depths: dict[str, int]
     oldest_pending_age_seconds: float | None
     oldest_ages_seconds: dict[str, float | None]
-    """Per queue, how long its oldest comment has waited (by its creation time)."""
+    """Per queue, how long its longest waiting comment has waited: since it entered the queue
+    (held, reopened, edited into it, reported), not since it was written."""
     decisions: dict[str, int]
     decisions_per_hour: tuple[HourlyDecisions, ...]
 

@@ -27,11 +27,12 @@ local function queue_indexes(prefix, queue, order, article, author, reasons)
   return keys
 end
 
--- Put a comment into every index of a queue: by priority and by creation time, with the reasons
--- it is queued for.
-local function enqueue(prefix, queue, id, article, author, priority, created_at, reasons)
+-- Put a comment into every index of a queue: by priority and by the time it entered the queue
+-- (`queued_at`: a comment imported, edited, reopened or reported ages in the queue from then, not
+-- from its creation), with the reasons it is queued for.
+local function enqueue(prefix, queue, id, article, author, priority, queued_at, reasons)
   for _, order in ipairs(ORDERS) do
-    local score = order == "priority" and priority or created_at
+    local score = order == "priority" and priority or queued_at
     for _, key in ipairs(queue_indexes(prefix, queue, order, article, author, reasons)) do
       redis.call("ZADD", key, score, id)
     end

@@ -56,7 +56,7 @@ if redis.call("EXISTS", prefix .. "site") == 0 then
 end
 
 local stored = redis.call("HMGET", KEYS[1], "state", "version", "article_id", "author_id", "model",
-  "last_event_id", "priority", "created_at", "decided_by", "reasons")
+  "last_event_id", "priority", "decided_by", "reasons")
 local previous = stored[1]
 if not previous then
   return {"not_found"}
@@ -71,7 +71,7 @@ end
 -- second event and no second history entry; a moderator who means to decide again sends the
 -- version. Only a change the table allows from where the comment stands can be such a retry:
 -- a reopen of a comment already back in the queue is refused as any reopen of a held one is.
-if ARGV[7] == "" and previous == target and stored[9] == actor and stored[10] == ARGV[8]
+if ARGV[7] == "" and previous == target and stored[8] == actor and stored[9] == ARGV[8]
     and listed(ARGV[13], previous) then
   -- Remembered as made all the same: a retry of this request whose answer was lost would
   -- otherwise find another moderator's later decision and overturn it.
@@ -96,10 +96,11 @@ keep_creation(KEYS[1], KEYS[2])
 local version = redis.call("HINCRBY", KEYS[1], "version", 1)
 redis.call("HSET", KEYS[1], "state", target, "reasons", ARGV[8], "decided_by", actor,
   "decided_at", now, "updated_at", now, "last_event_id", ARGV[11])
-dequeue(prefix, "pending", id, article, author, stored[10])
-dequeue(prefix, "reported", id, article, author, stored[10])
+dequeue(prefix, "pending", id, article, author, stored[9])
+dequeue(prefix, "reported", id, article, author, stored[9])
 if target == "pending" then
-  enqueue(prefix, "pending", id, article, author, stored[7] or 0, stored[8], ARGV[8])
+  -- Reopened: it waits in the queue from now.
+  enqueue(prefix, "pending", id, article, author, stored[7] or 0, now, ARGV[8])
 end
 file_state(prefix, id, article, author, previous, target, now, tonumber(ARGV[14]))
 if target == "approved" then

@@ -148,6 +148,8 @@ if signature ~= ARGV[22] then
 end
 
 local outcome, version, previous_text
+-- A comment enters the pending queue now; one edited while it waits there keeps its place.
+local queued_at = now
 if previous then
   if not listed(ARGV[21], previous) then
     return {"invalid_transition", previous}
@@ -156,6 +158,9 @@ if previous then
   keep_creation(KEYS[1], KEYS[2])
   version = redis.call("HINCRBY", KEYS[1], "version", 1)
   previous_text = comment_text(prefix, id)
+  if previous == "pending" then
+    queued_at = redis.call("ZSCORE", prefix .. "queue:pending:oldest", id) or now
+  end
   dequeue(prefix, "pending", id, article, author, stored[5])
   -- Readers reported the old text; the new one is judged afresh.
   dequeue(prefix, "reported", id, article, author, stored[5])
@@ -236,7 +241,7 @@ redis.call("HSET", KEYS[1], unpack(fields))
 
 local created_at = stored[6] or ARGV[17]
 if state == "pending" then
-  enqueue(prefix, "pending", id, article, author, ARGV[16], created_at, ARGV[12])
+  enqueue(prefix, "pending", id, article, author, ARGV[16], queued_at, ARGV[12])
 else
   redis.call("DEL", KEYS[9])
 end

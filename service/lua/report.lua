@@ -47,7 +47,7 @@ if erasing ~= -2 then
   return {"erasing", erasing}
 end
 local stored = redis.call("HMGET", KEYS[1], "state", "article_id", "author_id", "priority",
-  "created_at", "model", "reasons", "erased_at")
+  "model", "reasons", "erased_at")
 local state = stored[1]
 if not state then
   return {"not_found"}
@@ -61,7 +61,7 @@ if not listed(ARGV[10], state) then
 end
 
 local kept = ARGV[5]
-if stored[8] then
+if stored[7] then
   -- The comment's author was erased, and the host, not told, may still show its text: a note
   -- may quote it, so the report keeps its reason and time only, as the erasure left those before.
   local report = cjson.decode(kept)
@@ -72,18 +72,19 @@ local count = redis.call("HLEN", KEYS[2])
 -- The count travels with the comment, so every listing shows it without reading the reports.
 redis.call("HSET", KEYS[1], "reports", count)
 if queued == 0 and count >= threshold then
-  local reasons = cjson.decode(stored[7])
+  local reasons = cjson.decode(stored[6])
   reasons[#reasons + 1] = "REPORTED"
   local reasons_json = cjson.encode(reasons)
   keep_creation(KEYS[1], KEYS[3])
   local version = redis.call("HINCRBY", KEYS[1], "version", 1)
   redis.call("HSET", KEYS[1], "reasons", reasons_json, "updated_at", now,
     "last_event_id", ARGV[8])
-  enqueue(prefix, "reported", id, stored[2], stored[3], stored[4], stored[5], reasons_json)
+  -- It ages in the reported queue from this report, not from when it was written.
+  enqueue(prefix, "reported", id, stored[2], stored[3], stored[4], now, reasons_json)
   record(KEYS[3], KEYS[4], KEYS[5], {
     id = id, site = site, version = version, now = now, actor = "readers", action = "report",
     from = state, to = state, reasons = reasons_json, note = "null",
-    model = stored[6] and cjson.encode(stored[6]) or "null",
+    model = stored[5] and cjson.encode(stored[5]) or "null",
     event_id = ARGV[8], event_type = ARGV[9],
   })
   retain(prefix, id, 0)

@@ -40,7 +40,7 @@ if redis.call("EXISTS", prefix .. "site") == 0 then
 end
 
 local stored = redis.call("HMGET", KEYS[1], "state", "decided_by", "look_version", "article_id",
-  "author_id", "created_at", "reasons")
+  "author_id", "reasons")
 local state = stored[1]
 if not state then
   redis.call("ZREM", KEYS[5], id)
@@ -74,8 +74,8 @@ redis.call("HSET", KEYS[1], "state", "pending", "reasons", ARGV[9], "decided_by"
   "decided_at", now, "updated_at", now, "last_event_id", ARGV[10], "priority", ARGV[13],
   "look_state", "held")
 -- Taken down: the reported queue holds published comments only.
-dequeue(prefix, "reported", id, article, author, stored[7])
-enqueue(prefix, "pending", id, article, author, ARGV[13], stored[6], ARGV[9])
+dequeue(prefix, "reported", id, article, author, stored[6])
+enqueue(prefix, "pending", id, article, author, ARGV[13], now, ARGV[9])
 file_state(prefix, id, article, author, state, "pending", now, tonumber(ARGV[17]))
 count_author(prefix .. "author:" .. author, state, "pending", now, false)
 remember_decision(prefix, author, id, "pending", now, tonumber(ARGV[14]))

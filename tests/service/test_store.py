@@ -574,8 +574,8 @@ async def test_claims_are_disjoint_in_queue_order_and_atomic(store: Store) -> No
 
 
 async def test_claims_follow_the_oldest_order_too(store: Store) -> None:
-    for index, created in enumerate([30, 10, 20]):
-        await store.write_intake(SITE, intake(f"c{index}", created_at=NOW + created))
+    for index, queued in enumerate([30, 10, 20]):
+        await store.write_intake(SITE, intake(f"c{index}", now=NOW + queued))
 
     claimed = await store.claim(SITE, "mod_x", Queue.PENDING, Order.OLDEST, 2, 60_000, NOW)
 
@@ -765,9 +765,7 @@ async def collect(store: Store, query: QueueQuery) -> list[str]:
 async def test_queue_pages_follow_priority_then_id_and_oldest_order(store: Store) -> None:
     priorities = {"c1": 0.5, "c2": 0.9, "c3": 0.5, "c4": 0.1, "c5": 0.5, "c6": 0.7}
     for index, (comment_id, priority) in enumerate(priorities.items()):
-        await store.write_intake(
-            SITE, intake(comment_id, priority=priority, created_at=NOW - index)
-        )
+        await store.write_intake(SITE, intake(comment_id, priority=priority, now=NOW - index))
 
     by_priority = await collect(store, QueueQuery(limit=2))
     assert by_priority == ["c2", "c6", "c5", "c3", "c1", "c4"]
@@ -830,12 +828,13 @@ async def test_page_shows_who_holds_a_claim(store: Store) -> None:
 
 
 async def test_stats_report_depths_oldest_age_and_decisions(store: Store) -> None:
-    await store.write_intake(SITE, intake("c1", created_at=NOW - 60_000))
+    # Written long before, c1 waits from its intake at NOW: a minute by the stats' time.
+    await store.write_intake(SITE, intake("c1", created_at=NOW - 3_600_000))
     await store.write_intake(SITE, intake("c2", created_at=NOW - 5_000))
     await store.write_intake(SITE, intake("c3", state=State.APPROVED))
     await store.decide(SITE, decision("c2", State.SPAM))
 
-    stats = await store.stats(SITE, NOW)
+    stats = await store.stats(SITE, NOW + 60_000)
 
     assert stats.queue_depths == {"pending": 1, "reported": 0}
     assert stats.oldest_pending_age_seconds == 60.0

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import shutil
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from service.second_look_pool import PoolBlendScorer
 from service.served_model import served_stem
 from service.settings import SecondLookSettings, Settings
 from service.site_models import Fitted, SiteModels
+from service.times import iso
 from service.worker import Worker
 from tests.clocks import Clock
 from tests.service.model_copies import copy_model, train_again
@@ -219,6 +221,28 @@ async def test_the_real_stage_holds_what_the_lexical_verdict_published(
     assert event["comment"]["id"] == "c1"
     assert event["comment"]["reasons"] == held["reasons"]
     assert event["comment"]["state"] == "pending"
+
+
+async def test_a_comment_the_second_look_holds_ages_in_the_queue_from_the_hold(
+    client: Client,
+    create_site: CreateSite,
+    post_signed: PostSigned,
+    looker: SecondLookWorker,
+    raised: Pick,
+    clock: Clock,
+) -> None:
+    site = await create_site("news", hold={raised.label: raised.between})
+    month_ago = iso(datetime.fromtimestamp(clock() - 30 * 86_400, UTC))
+    body = {**comment_body("c1", raised.text), "created_at": month_ago}
+    assert (await (await post_signed(site, body)).json())["state"] == "approved"
+    clock.advance(60)
+    assert await looker.work_once() == 1
+    assert (await comment(client, site, "c1"))["state"] == "pending"
+    clock.advance(30)
+    headers = {"Authorization": f"Bearer {site['moderator_token']}"}
+    stats = await (await client.get("/v1/sites/news/stats", headers=headers)).json()
+    # Held a moment ago, not waiting since the comment was written a month back.
+    assert 30 <= stats["oldest_ages_seconds"]["pending"] < 90
 
 
 def site_raising(model: Model, text: str) -> LabelModel:
