@@ -1,11 +1,19 @@
 """Reading the environment one variable at a time, so every error names the variable at fault."""
 
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from service.egress import Network, parse_allowed
 
 _Choice = TypeVar("_Choice", bound=str)
+
+# Plain ASCII digits only: int() and float() would also take "1_000", "１０" or "٨٠٨٠", and
+# float() "1e3", "inf" or "nan", none of which an operator means as a setting.
+# A leading minus is read, so that a value below the range is told so; past 18 digits int()
+# would refuse (or take long over) what no setting needs.
+_WHOLE = re.compile(r"-?[0-9]{1,18}")
+_DECIMAL = re.compile(r"-?(?:[0-9]{1,18}(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 class SettingsError(ValueError):
@@ -38,9 +46,12 @@ class EnvReader:
         return self.optional(name) or default
 
     def choice(self, name: str, allowed: tuple[_Choice, ...], default: _Choice) -> _Choice:
-        value = self.optional(name)
-        if value is None:
+        raw = self._environ.get(name)
+        if raw is None:
             return default
+        # Set but empty is refused like any other value: it is more likely a variable that was
+        # meant to be filled in (``CIVILITY_ENV=${ENV}``) than a wish for the default.
+        value = raw.strip()
         for option in allowed:
             if value == option:
                 return option
@@ -60,10 +71,9 @@ class EnvReader:
         value = self.optional(name)
         if value is None:
             return None
-        try:
-            number = int(value)
-        except ValueError:
-            raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
+        if not _WHOLE.fullmatch(value):
+            raise SettingsError(f"{name} must be a whole number, not {value!r}")
+        number = int(value)
         if not low <= number <= high:
             raise SettingsError(f"{name} must be between {low} and {high}, not {number}")
         return number
@@ -72,10 +82,9 @@ class EnvReader:
         value = self.optional(name)
         if value is None:
             return default
-        try:
-            number = float(value)
-        except ValueError:
-            raise SettingsError(f"{name} must be a number, not {value!r}") from None
+        if not _DECIMAL.fullmatch(value):
+            raise SettingsError(f"{name} must be a number, not {value!r}")
+        number = float(value)
         if not low <= number <= high:
             raise SettingsError(f"{name} must be between {low} and {high}, not {number}")
         return number

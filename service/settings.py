@@ -329,3 +329,5 @@ class Settings:
                 )
             if len(self.admin_token) < 16:
                 raise SettingsError("CIVILITY_ADMIN_TOKEN must be at least 16 characters long")
+            if self.metrics_token is not None and len(self.metrics_token) < 16:
+                raise SettingsError("CIVILITY_METRICS_TOKEN must be at least 16 characters long")

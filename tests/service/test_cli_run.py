@@ -266,6 +266,29 @@ def test_production_without_an_admin_token_refuses_to_start(tmp_path: Path) -> N
     assert "CIVILITY_ADMIN_TOKEN is required when CIVILITY_ENV=production" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("CIVILITY_PORT", "1_000", "CIVILITY_PORT must be a whole number, not '1_000'"),
+        (
+            "CIVILITY_PORT",
+            "\u0668\u0660",
+            "CIVILITY_PORT must be a whole number, not '\u0668\u0660'",
+        ),
+        ("CIVILITY_ENV", "", "CIVILITY_ENV must be one of development, production, not ''"),
+    ],
+)
+def test_a_setting_that_is_not_plainly_written_refuses_to_start(
+    tmp_path: Path, name: str, value: str, said: str
+) -> None:
+    env = _run_env(tmp_path, free_port())
+    env[name] = value
+    result = _run_to_end(env, "serve")
+    assert result.returncode == 2
+    assert said in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_data_folder_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
     env = _run_env(tmp_path, free_port())
     with data_dir_lock(Path(env["CIVILITY_DATA_DIR"])):

@@ -66,6 +66,34 @@ def test_production_refuses_a_short_admin_token() -> None:
         Settings.from_env({"CIVILITY_ENV": "production", "CIVILITY_ADMIN_TOKEN": "short"})
 
 
+def test_production_refuses_a_short_metrics_token() -> None:
+    with pytest.raises(
+        SettingsError, match="CIVILITY_METRICS_TOKEN must be at least 16 characters"
+    ):
+        Settings.from_env(
+            {
+                "CIVILITY_ENV": "production",
+                "CIVILITY_ADMIN_TOKEN": "a" * 32,
+                "CIVILITY_METRICS_TOKEN": "short",
+            }
+        )
+
+
+def test_plain_digits_decimals_and_a_long_metrics_token_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "CIVILITY_ENV": " production ",
+            "CIVILITY_ADMIN_TOKEN": "a" * 32,
+            "CIVILITY_METRICS_TOKEN": "m" * 16,
+            "CIVILITY_PORT": " 08080 ",
+            "CIVILITY_BATCH_WAIT_MS": ".5",
+            "CIVILITY_REDIS_SOCKET_TIMEOUT_SECONDS": "2.",
+        }
+    )
+    assert (settings.env, settings.port, settings.batch_wait_ms) == ("production", 8080, 0.5)
+    assert settings.metrics_token == "m" * 16
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
@@ -77,6 +105,19 @@ def test_production_refuses_a_short_admin_token() -> None:
         ("CIVILITY_SCORING_WORKERS", "0", "CIVILITY_SCORING_WORKERS must be between"),
         ("CIVILITY_SCORING_LONG_WORKERS", "-1", "CIVILITY_SCORING_LONG_WORKERS must be between"),
         ("CIVILITY_BATCH_WAIT_MS", "soon", "CIVILITY_BATCH_WAIT_MS must be a number"),
+        # int() and float() take these; an operator never means them as a setting.
+        ("CIVILITY_PORT", "1_000", "CIVILITY_PORT must be a whole number, not '1_000'"),
+        ("CIVILITY_PORT", "\u0668\u0660\u0668\u0660", "CIVILITY_PORT must be a whole number"),
+        ("CIVILITY_PORT", "\uff18\uff10", "CIVILITY_PORT must be a whole number"),
+        ("CIVILITY_PORT", "+80", "CIVILITY_PORT must be a whole number"),
+        ("CIVILITY_PORT", "9" * 5000, "CIVILITY_PORT must be a whole number"),
+        ("CIVILITY_BATCH_WAIT_MS", "1_0", "CIVILITY_BATCH_WAIT_MS must be a number"),
+        ("CIVILITY_BATCH_WAIT_MS", "\u0661.5", "CIVILITY_BATCH_WAIT_MS must be a number"),
+        ("CIVILITY_BATCH_WAIT_MS", "1e1", "CIVILITY_BATCH_WAIT_MS must be a number"),
+        ("CIVILITY_BATCH_WAIT_MS", "nan", "CIVILITY_BATCH_WAIT_MS must be a number"),
+        # Set but empty is most likely a variable meant to be filled in, not development.
+        ("CIVILITY_ENV", "", "CIVILITY_ENV must be one of development, production, not ''"),
+        ("CIVILITY_ENV", "  ", "CIVILITY_ENV must be one of development, production, not ''"),
         ("REDIS_URL", "localhost:6379", "REDIS_URL must start with"),
         ("REDIS_URL", "redis://127.0.0.1:99999/0", "REDIS_URL has a port out of range"),
         # redis-py would read this as database 0.
