@@ -12,13 +12,13 @@ import re
 import time
 
 import pydantic
-import redis.exceptions
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from service.appkeys import GAUGES, METRICS
 from service.error_shapes import ErrorShape, shape_for
 from service.errors import BadRequest, CivilityError, StoreUnavailable, ValidationFailed
+from service.store.scripts import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,12 @@ def as_civility_error(error: Exception) -> CivilityError | None:
         # broken chunked framing. The client's mistake, whichever route read it.
         detail = getattr(error.__cause__, "message", None) or str(error)
         return BadRequest(f"request body cannot be read: {detail}")
-    if isinstance(error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        return StoreUnavailable()
+    if is_unavailable(error):
+        # A Redis call outside the store's own mapping (the readiness PING): the same refusals
+        # are the store being unavailable, never a bug.
+        unavailable = StoreUnavailable()
+        unavailable.__cause__ = error
+        return unavailable
     return None
 
 

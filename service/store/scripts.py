@@ -44,6 +44,18 @@ UNAVAILABLE = (
 CANNOT_PERSIST = "MISCONF"
 """What Redis's refusal of writes starts with while it cannot persist (a full or failing disk, a
 snapshot that failed): it takes them again once it can. redis-py has no class of its own for it."""
+NO_REPLICAS = "NOREPLICAS"
+"""What a primary set to write only with replicas behind it (``min-replicas-to-write``) answers
+while too few are connected (one lost in a failover): it takes writes again once they are back.
+No class of its own either."""
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether a Redis error is the store being away for now (down, unreachable, failing over,
+    full or unable to persist) rather than a bug."""
+    if isinstance(error, UNAVAILABLE):
+        return True
+    return isinstance(error, ResponseError) and str(error).startswith((CANNOT_PERSIST, NO_REPLICAS))
 
 
 @contextmanager
@@ -52,10 +64,8 @@ def store_errors() -> Iterator[None]:
     (503)."""
     try:
         yield
-    except UNAVAILABLE as error:
-        raise StoreUnavailable() from error
-    except ResponseError as error:
-        if str(error).startswith(CANNOT_PERSIST):
+    except Exception as error:
+        if is_unavailable(error):
             raise StoreUnavailable() from error
         raise
 

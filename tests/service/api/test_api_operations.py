@@ -241,6 +241,33 @@ async def test_a_redis_out_of_memory_answers_503_and_writes_resume_once_it_has_r
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
+async def test_a_redis_short_of_replicas_answers_503_and_writes_resume_once_it_has_them(
+    aiohttp_client: AiohttpClient,
+    own_redis: ValkeyServer,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+    admin = {"Authorization": f"Bearer {settings.admin_token}"}
+    site = {"id": "news", "name": "News"}
+    direct = aioredis.Redis(port=own_redis.port)
+    try:
+        # A primary set to write only with a replica behind it (its replica lost in a failover)
+        # refuses every write with NOREPLICAS until one is back.
+        await direct.config_set("min-replicas-to-write", "1")
+        refused = await client.post("/v1/sites", json=site, headers=admin)
+        assert (refused.status, (await refused.json())["error"]["code"]) == (
+            503,
+            "store_unavailable",
+        )
+        await direct.config_set("min-replicas-to-write", "0")
+    finally:
+        await direct.aclose()
+    assert (await client.post("/v1/sites", json=site, headers=admin)).status == 201
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
 async def test_a_redis_that_cannot_persist_answers_503_and_writes_resume_once_it_can(
     aiohttp_client: AiohttpClient,
     settings: Settings,
@@ -285,8 +312,15 @@ async def test_a_redis_that_cannot_persist_answers_503_and_writes_resume_once_it
             503,
             "store_unavailable",
         )
+        # Its PING says MISCONF too, outside any store call: not ready, rather than a 500.
+        unready = await client.get("/readyz")
+        assert (unready.status, (await unready.json())["error"]["code"]) == (
+            503,
+            "store_unavailable",
+        )
         await snapshot(str(folder), "ok")
         assert (await post(comment("c1"))).status == 202
+        assert (await client.get("/readyz")).status == 200
     finally:
         await direct.aclose()
         server.stop()
