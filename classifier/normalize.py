@@ -111,12 +111,26 @@ _REMOVAL = _removal_table()
 _REMOVABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]|[^\x00-\x7f]+")
 
 
-# A character that is neither whitespace nor one that the removal table takes out.
+# Characters that show nothing either, but that step 1 keeps so that the model reads what it was
+# trained on: the rest of Unicode's default-ignorable code points (the combining grapheme joiner,
+# Khmer inherent vowels, Mongolian and other variation selectors, the unassigned ranges kept
+# for more of them) and the Braille pattern blank, a well-known way to post a blank name.
+_BLANK_TOO_RANGES = (
+    (0x034F, 0x034F),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x2800, 0x2800),
+    (0xFE00, 0xFE0F),
+    (0xFFF0, 0xFFF8),
+    (0xE0000, 0xE0FFF),
+)
+
+# A character that is neither whitespace, one that the removal table takes out nor one of those.
 _VISIBLE = re.compile(
     "[^\\s"
     + "".join(
         f"\\U{first:08x}-\\U{last:08x}"
-        for first, last in ((0x00, 0x1F), (0x7F, 0x9F), *_INVISIBLE_RANGES)
+        for first, last in ((0x00, 0x1F), (0x7F, 0x9F), *_INVISIBLE_RANGES, *_BLANK_TOO_RANGES)
     )
     + "]"
 )
@@ -125,7 +139,9 @@ _VISIBLE = re.compile(
 def is_blank(text: str) -> bool:
     """True when ``text`` holds nothing to read: only whitespace (Unicode spaces and line breaks
     included), control and invisible characters (zero-width, bidi marks, soft hyphen, Hangul
-    fillers), the characters step 1 removes."""
+    fillers), the characters step 1 removes, and the other characters that show nothing
+    (variation selectors, the combining grapheme joiner, the Braille pattern blank), which it
+    keeps."""
     return _VISIBLE.search(text) is None
 
 

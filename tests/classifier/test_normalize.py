@@ -348,10 +348,56 @@ def test_the_url_hint_says_yes_wherever_the_full_hint_matched(text: str) -> None
         assert _url_hint(text)
 
 
-def test_a_blank_text_holds_only_whitespace_and_what_the_removal_step_takes_out() -> None:
+# Characters that show nothing though the removal step keeps them (the model reads them as it
+# always has): Unicode's other default-ignorable code points and the Braille pattern blank.
+SHOWS_NOTHING = frozenset(
+    {0x034F, 0x17B4, 0x17B5, 0x2800}
+    | set(range(0x180B, 0x1810))
+    | set(range(0xFE00, 0xFE10))
+    | set(range(0xFFF0, 0xFFF9))
+    | set(range(0xE0000, 0xE1000))
+)
+_HIDDEN = [
+    chr(code)
+    for code in range(sys.maxunicode + 1)
+    if chr(code).isspace() or code in _REMOVAL or code in SHOWS_NOTHING
+]
+
+
+def test_a_blank_text_holds_only_whitespace_removed_characters_and_ones_that_show_nothing() -> None:
     every = [chr(code) for code in range(sys.maxunicode + 1)]
-    hidden = [char for char in every if char.isspace() or ord(char) in _REMOVAL]
-    assert [char for char in every if is_blank(char)] == hidden
+    assert [char for char in every if is_blank(char)] == _HIDDEN
     assert is_blank("")
     assert is_blank(" \u200b\u2060\u00ad\ufeff\u3000\u3164\n")
-    assert not any(is_blank(f"{char} \u200b") for char in ("a", "\u4e2d", "\u0301", "\u2800"))
+    # A blank name or comment as posted to get past a "must not be empty" check.
+    assert is_blank("\u2800\u2800")
+    assert is_blank("\u115f\u1160\uffa0\u3164")
+    assert is_blank("\ufe0f\u034f\U000e0100\u180b")
+    assert not any(is_blank(f"{char} \u200b\u2800") for char in ("a", "\u4e2d", "\u0301", "\u2764"))
+
+
+def test_what_shows_nothing_is_kept_for_the_model() -> None:
+    # The blank check widened, not the normalisation: the model reads these texts as before.
+    assert normalize("calm\u2800words here") == "calm\u2800words here"
+
+
+_HIDDEN_SET = frozenset(_HIDDEN)
+_BLANK_TEXT = st.text(st.sampled_from(_HIDDEN), max_size=30)
+
+
+@given(_BLANK_TEXT)
+@settings(deadline=None)
+def test_any_mix_of_hidden_characters_is_blank(text: str) -> None:
+    assert is_blank(text)
+
+
+@given(
+    _BLANK_TEXT,
+    st.characters(categories=("L", "N", "P", "S")).filter(lambda char: char not in _HIDDEN_SET),
+    _BLANK_TEXT,
+)
+@settings(deadline=None)
+def test_one_visible_character_among_hidden_ones_is_not_blank(
+    before: str, visible: str, after: str
+) -> None:
+    assert not is_blank(before + visible + after)

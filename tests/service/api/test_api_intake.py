@@ -492,6 +492,8 @@ async def test_every_failing_field_is_listed_with_422(
         "\u00a0\u2003\u3000\u2028",  # no-break, em and ideographic spaces, a line separator
         "\u200b\u200d\u2060\ufeff",  # zero-width space, joiner, word joiner, BOM
         " \u200b\u00ad\u200e \u3164",  # soft hyphen, a direction mark, the Hangul filler
+        "\u2800\u2800\u2800",  # Braille pattern blanks, which the model's normalisation keeps
+        "\u115f\u1160\uffa0 \ufe0f\u034f\U000e0100",  # fillers, selectors, grapheme joiner
     ],
 )
 async def test_a_text_with_nothing_visible_is_refused_and_stores_nothing(
@@ -516,7 +518,9 @@ async def test_a_text_with_nothing_visible_is_refused_and_stores_nothing(
     assert ((await stored.json())["text"], (await stored.json())["version"]) == (CIVIL, 1)
 
 
-@pytest.mark.parametrize("name", ["\u200b", "\u2060\u200d\u00ad", " \u200e\u3164 "])
+@pytest.mark.parametrize(
+    "name", ["\u200b", "\u2060\u200d\u00ad", " \u200e\u3164 ", "\u2800", "\ufe0f\u034f\u180b"]
+)
 async def test_an_author_name_with_nothing_visible_is_refused_and_stores_nothing(
     client: Client,
     site: dict[str, str],

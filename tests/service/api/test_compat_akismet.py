@@ -692,7 +692,7 @@ async def test_a_honeypot_filled_as_clients_send_it_is_discarded_unstored(
     assert await published.text() == "false"
 
 
-@pytest.mark.parametrize("content", [None, " \n", "\u200b\u2060\ufeff"])
+@pytest.mark.parametrize("content", [None, " \n", "\u200b\u2060\ufeff", "\u2800\ufe0f"])
 async def test_a_check_without_text_is_ham_and_stores_nothing(
     client: Client, site: dict[str, str], redis_client: aioredis.Redis, content: str | None
 ) -> None:

@@ -392,7 +392,7 @@ async def test_a_comment_id_sent_by_coral_is_used(
     assert response.status == 200
 
 
-@pytest.mark.parametrize("body", ["  ", "\u200b\u200c\u00a0"])
+@pytest.mark.parametrize("body", ["  ", "\u200b\u200c\u00a0", "\u2800\u034f\ufe0f"])
 async def test_a_comment_without_text_is_a_204_and_stores_nothing(
     client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis, body: str
 ) -> None:

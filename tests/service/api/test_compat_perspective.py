@@ -351,6 +351,7 @@ async def test_a_missing_or_wrong_key_gets_googles_answer(client: Client, path: 
         ),
         (coral_analyze_body("   "), "Comment must be non-empty."),
         (coral_analyze_body("\u200b\u2060 \u3000"), "Comment must be non-empty."),
+        (coral_analyze_body("\u2800 \ufe0f\u034f"), "Comment must be non-empty."),
         (
             coral_analyze_body("é" * 10_241),
             "Comment text too long: 20482 bytes; the limit is 20480 bytes and 20000 characters.",
