@@ -45,6 +45,8 @@ class Settle(StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"
     FAILED = "failed"
+    HAND_BACK = "hand_back"
+    """The attempt was cut short: due again at once, and not counted."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,9 @@ Any number of worker processes share the work through Redis alone. Admission rea
 outbox through one consumer group inside a script, so every event is recorded exactly once and
 in order; attempts are leased, so an event whose worker died is attempted again when its lease
 runs out. ``stop()`` (SIGTERM) stops taking work and lets the attempts in flight finish for up to
-``drain_seconds``; any still running then are cancelled and their leases let another worker
-finish them. Delivery is therefore at least once: hosts drop duplicates by event id.
+``drain_seconds``; any still running then are cancelled and handed back, due at once for another
+worker and the cut attempt not counted. Delivery is therefore at least once: hosts drop
+duplicates by event id.
 """
 
 import asyncio
@@ -80,7 +81,8 @@ class Worker:
         self._clock = clock
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
+        # Each attempt's site and leased record: what a drain hands back if it is cut short.
+        self._in_flight: dict[asyncio.Task[None], tuple[str, Mapping[str, str]]] = {}
         self._batches = itertools.count()
         self._passes = itertools.count()
         self._trimmed_at = 0.0
@@ -189,16 +191,18 @@ class Worker:
             # applies to the very next attempt (a redelivery right after a fix succeeds).
             target = await self.store.load_site(site)
             for record in leased:
-                self._start(self._attempt(session, site, target, record))
+                self._start(site, record, self._attempt(session, site, target, record))
         return len(leased) == free
 
-    def _start(self, attempt: Coroutine[Any, Any, None]) -> None:
+    def _start(
+        self, site: str, record: Mapping[str, str], attempt: Coroutine[Any, Any, None]
+    ) -> None:
         task = asyncio.create_task(attempt)
-        self._in_flight.add(task)
+        self._in_flight[task] = (site, record)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         self._wake.set()
 
     async def _attempt(
@@ -321,19 +325,41 @@ class Worker:
         if not self._in_flight:
             return
         log.info("worker %s: draining %d deliveries", self.name, len(self._in_flight))
-        _, unfinished = await asyncio.wait(
-            set(self._in_flight), timeout=self.settings.drain_seconds
-        )
+        in_flight = dict(self._in_flight)
+        _, unfinished = await asyncio.wait(set(in_flight), timeout=self.settings.drain_seconds)
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
-        if unfinished:
+        if not unfinished:
+            return
+        log.warning(
+            "worker %s: %d deliveries still running after %g s were cancelled; "
+            "they are handed back to be attempted again at once",
+            self.name,
+            len(unfinished),
+            self.settings.drain_seconds,
+        )
+        # Not left to their leases: a rolling restart would delay each of them by one.
+        await asyncio.gather(*(self._hand_back(*in_flight[task]) for task in unfinished))
+
+    async def _hand_back(self, site: str, record: Mapping[str, str]) -> None:
+        """Make a delivery cut short due at once, its attempt not counted; a settle that won the
+        race (or a lease already lost) leaves it as it is."""
+        try:
+            await self.deliveries.settle(
+                site,
+                record,
+                Settle.HAND_BACK,
+                now_ms=self._now_ms(),
+                delivered_ttl_ms=self.settings.delivered_retention_seconds * 1000,
+                delivered_keep=self.settings.delivered_keep,
+            )
+        except Exception as error:
             log.warning(
-                "worker %s: %d deliveries still running after %g s were cancelled; "
-                "their leases let another worker retry them",
+                "worker %s: could not hand %s back (%s); its lease lets another worker retry it",
                 self.name,
-                len(unfinished),
-                self.settings.drain_seconds,
+                record["id"],
+                error,
             )
 
 

@@ -9,7 +9,7 @@ KEYS[5]  the delivery record        civ:{site}:delivery:<event id>
 KEYS[6]  the comment's line         civ:{site}:deliveries:line:<comment id>
 
 ARGV[1]  site key prefix "civ:{site}:"   ARGV[2]  event id
-ARGV[3]  lease token of the attempt     ARGV[4]  outcome: delivered, retry or failed
+ARGV[3]  lease token of the attempt     ARGV[4]  outcome: delivered, retry, failed or hand_back
 ARGV[5]  now (ms)                       ARGV[6]  next attempt (ms, for retry)
 ARGV[7]  HTTP status ("" when none)     ARGV[8]  error text ("" when none)
 ARGV[9]  how long a delivered record is kept (ms)
@@ -20,6 +20,8 @@ Derived keys: the record of the comment's next event, civ:{site}:delivery:<event
 Delivered: the event leaves its comment's line and the next event of that comment becomes due.
 Failed (dead letter): the event keeps its place at the head of the line, so later events of the
 same comment wait behind it until it is redelivered; per-comment order is never broken.
+Handed back (a stopping worker cut the attempt short): the lease ends and the event is due at
+once, still at the head of its line, and the attempt it was leased for is not counted.
 
 Returns "ok"; "stale" when the lease was lost (it ran out and another worker took over); or
 "gone" when the site was deleted during the attempt (civ:{site}:site).
@@ -35,9 +37,16 @@ local stored = redis.call("HMGET", KEYS[5], "state", "lease")
 if stored[1] ~= "pending" or stored[2] ~= ARGV[3] then
   return "stale"
 end
+local outcome = ARGV[4]
+if outcome == "hand_back" then
+  -- No outcome to record: what the last finished attempt met stays.
+  redis.call("HINCRBY", KEYS[5], "attempts", -1)
+  redis.call("HSET", KEYS[5], "updated_at", now, "lease", "", "next_attempt_at", now)
+  redis.call("ZADD", KEYS[1], now, event_id)
+  return "ok"
+end
 redis.call("HSET", KEYS[5], "last_status", ARGV[7], "last_error", ARGV[8], "updated_at", now,
   "lease", "")
-local outcome = ARGV[4]
 if outcome == "retry" then
   redis.call("HSET", KEYS[5], "next_attempt_at", ARGV[6])
   redis.call("ZADD", KEYS[1], ARGV[6], event_id)

@@ -1,5 +1,6 @@
 """Per-comment order: a later event of a comment waits while an earlier one is retried or dead."""
 
+import asyncio
 import dataclasses
 from collections import defaultdict
 from typing import Any
@@ -10,6 +11,7 @@ import redis.asyncio as aioredis
 from service.deliveries import DeliveryLog, DeliveryQuery, DeliveryState, Settle
 from service.domain import State
 from service.errors import Conflict, NotFound
+from service.worker import Worker
 
 from .support import (
     FAST,
@@ -204,3 +206,41 @@ async def test_a_lost_lease_cannot_settle(
     assert await log.settle(SITE, second, Settle.DELIVERED, status=200, **settle)
     assert (await record(redis_client, held))["state"] == "delivered"
     assert await redis_client.pttl(KEYS.delivery(SITE, held)) > 0
+
+
+async def test_a_delivery_cut_short_by_a_stop_is_handed_back_due_at_once_and_in_order(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+    start_worker: StartWorker,
+    retries: Retries,
+) -> None:
+    receiver.hang = asyncio.Event()
+    await create_site(receiver.url)
+    held = await events.held("c1")
+    approved = await events.decide("c1", State.APPROVED)
+    settings = dataclasses.replace(FAST, drain_seconds=0.2)
+    stopping = Worker(redis_client, settings, prefix="civ", clock=retries.clock)
+    running = asyncio.create_task(stopping.run())
+    await asyncio.wait_for(receiver.entered.wait(), 30)
+
+    stopping.stop()  # a rolling restart: the receiver is still answering
+    await asyncio.wait_for(running, 30)
+
+    stored = await record(redis_client, held)
+    assert (stored["state"], stored["attempts"], stored["lease"]) == ("pending", "0", "")
+    # Due now by the workers' clock, not once the hour-long lease has run out.
+    due = await redis_client.zscore(KEYS.deliveries_due(SITE), held)
+    assert due is not None
+    assert due <= retries.clock() * 1000
+    assert await redis_client.zscore(KEYS.deliveries_due(SITE), approved) is None
+
+    receiver.hang.set()
+    await start_worker()  # the clock stays where it is
+    await eventually(in_state(redis_client, approved, "delivered"), what="both deliveries")
+    stored = await record(redis_client, held)
+    assert (stored["state"], stored["attempts"]) == ("delivered", "1")
+    ids = [arrival.event["id"] for arrival in receiver.arrivals]
+    assert ids.index(held) < ids.index(approved)
+    assert ids.count(approved) == 1

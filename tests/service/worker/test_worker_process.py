@@ -20,7 +20,7 @@ from service.domain import State
 from service.refit_process import background_refits
 from service.settings import Settings
 
-from .support import CreateSite, Events, Receiver, eventually, in_state, record
+from .support import KEYS, SITE, CreateSite, Events, Receiver, eventually, in_state, record
 
 CIVILITY = str(Path(sys.executable).with_name("civility"))
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -180,10 +180,12 @@ async def test_sigterm_gives_up_on_a_hanging_delivery_after_the_drain_time(
     assert await worker.exit_code(10) == 0
     assert time.monotonic() - started < 5
 
-    # Not settled: its lease lets another worker deliver it later.
+    # Handed back: due again at once for another worker, the cut attempt not counted.
     stored = await record(redis_client, held)
-    assert (stored["state"], stored["attempts"]) == ("pending", "1")
-    assert stored["lease"]
+    assert (stored["state"], stored["attempts"], stored["lease"]) == ("pending", "0", "")
+    due = await redis_client.zscore(KEYS.deliveries_due(SITE), held)
+    assert due is not None
+    assert due <= time.time() * 1000
 
 
 async def test_sigterm_to_the_whole_process_group_stops_the_worker_and_its_children(
