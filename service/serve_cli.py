@@ -31,11 +31,8 @@ from service.embedded import (
     embedded_valkey,
 )
 from service.env_reader import SettingsError
-from service.gauges import background_gauges
 from service.logs import log_events
-from service.refit_process import background_refits
 from service.reload import reload_on_signal
-from service.second_look_process import background_second_look
 from service.settings import Settings
 from service.worker import background_worker, run_until_signalled
 
@@ -232,10 +229,8 @@ async def _serve_until_stopped(
         async with contextlib.AsyncExitStack() as worker:
             if with_worker:
                 assert settings.redis_url is not None  # run_command resolved it
+                # With its refits, second look and gauges, all stopped at once.
                 await worker.enter_async_context(background_worker(settings))
-                await worker.enter_async_context(background_refits(settings))
-                await worker.enter_async_context(background_second_look(settings))
-                await worker.enter_async_context(background_gauges(settings))
             await stop.wait()
     finally:
         loop.remove_signal_handler(signal.SIGHUP)

@@ -99,6 +99,10 @@ class Worker:
         self._stopping.set()
         self._wake.set()
 
+    async def stopping(self) -> None:
+        """Wait until ``stop`` is called."""
+        await self._stopping.wait()
+
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(
             limit=self.settings.concurrency,
@@ -364,16 +368,40 @@ class Worker:
 
 
 @contextlib.asynccontextmanager
+async def delivering(settings: Settings, worker: Worker) -> AsyncIterator[None]:
+    """``worker`` delivering, with what runs beside it (site model refits, the second look, the
+    gauges), until the block ends. Then all of them stop at once: the deliveries in flight and
+    the refit in hand each get the drain time side by side, not one after the other."""
+    async with contextlib.AsyncExitStack() as started:
+        beside = []
+        for context in (
+            background_refits(settings),
+            background_second_look(settings),
+            background_gauges(settings),
+        ):
+            stop = contextlib.AsyncExitStack()
+            # Stopped by the block below; by this one only if a later start fails.
+            started.push_async_callback(stop.aclose)
+            await stop.enter_async_context(context)
+            beside.append(stop)
+        running = asyncio.create_task(worker.run())
+        try:
+            yield
+        finally:
+            worker.stop()
+            await asyncio.gather(running, *(stop.aclose() for stop in reversed(beside)))
+
+
+@contextlib.asynccontextmanager
 async def background_worker(settings: Settings) -> AsyncIterator[Worker]:
-    """A worker running in this event loop until the block ends (then it drains and stops)."""
+    """A worker, and what runs beside it, in this event loop until the block ends (then it
+    drains and stops)."""
     connection = connect(settings)
     worker = Worker(connection.client, settings.delivery, prefix=connection.prefix)
-    task = asyncio.create_task(worker.run())
     try:
-        yield worker
+        async with delivering(settings, worker):
+            yield worker
     finally:
-        worker.stop()
-        await task
         await connection.aclose()
 
 
@@ -398,11 +426,8 @@ async def run_until_signalled(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop, signum)
     print(f"civility worker {worker.name} delivering webhooks", flush=True)
     try:
-        async with contextlib.AsyncExitStack() as refits:
-            await refits.enter_async_context(background_refits(settings))
-            await refits.enter_async_context(background_second_look(settings))
-            await refits.enter_async_context(background_gauges(settings))
-            await worker.run()
+        async with delivering(settings, worker):
+            await worker.stopping()
     finally:
         await connection.aclose()
     print(f"civility worker {worker.name} stopped", flush=True)

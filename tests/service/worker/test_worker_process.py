@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 import redis.asyncio as aioredis
 
@@ -186,6 +187,59 @@ async def test_sigterm_gives_up_on_a_hanging_delivery_after_the_drain_time(
     due = await redis_client.zscore(KEYS.deliveries_due(SITE), held)
     assert due is not None
     assert due <= time.time() * 1000
+
+
+async def test_sigterm_stops_the_refit_process_while_the_deliveries_drain(
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    events: Events,
+    receiver: Receiver,
+) -> None:
+    # Side by side, so a worker stops within one drain time, not one for the deliveries and
+    # then another for the refit in hand.
+    receiver.hang = asyncio.Event()
+    await create_site(receiver.url)
+    held = await events.held("c1")
+    env = {
+        **os.environ,
+        **WORKER_ENV,
+        "REDIS_URL": redis_url,
+        "CIVILITY_WORKER_DRAIN_SECONDS": "120",
+        "CIVILITY_DELIVERY_TIMEOUT_SECONDS": "100",
+        "CIVILITY_DELIVERY_LEASE_SECONDS": "110",
+    }
+    env.pop("CIVILITY_ENV", None)
+    process = await asyncio.create_subprocess_exec(
+        CIVILITY,
+        "worker",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    worker = WorkerProcess(process)
+    try:
+        await worker.line_containing("site model refits running", within=90)
+        await asyncio.wait_for(receiver.entered.wait(), 60)
+        [refits] = [
+            child
+            for child in psutil.Process(process.pid).children()
+            if child.name() == "civility-refits"
+        ]
+
+        process.send_signal(signal.SIGTERM)
+        await worker.line_containing("finishing 1 deliveries in flight")
+        _, alive = await asyncio.to_thread(psutil.wait_procs, [refits], 30)
+        assert not alive, "the refit process waited for the deliveries' drain"
+        assert process.returncode is None  # still draining the delivery in flight
+
+        receiver.hang.set()
+        assert await worker.exit_code(30) == 0
+        assert (await record(redis_client, held))["state"] == "delivered"
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def test_sigterm_to_the_whole_process_group_stops_the_worker_and_its_children(
