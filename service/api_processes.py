@@ -17,6 +17,7 @@ from service.shared_scoring import PROCESS_INDEX_VARIABLE, SHARE_DIR_VARIABLE
 # Set in the environment of the API processes `civility serve` starts, so they serve themselves.
 API_PROCESS_MARKER = "CIVILITY_API_PROCESS_OF"
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def become_supervisor(count: int) -> NoReturn:
@@ -93,19 +94,37 @@ def serve_in_processes(count: int) -> int:
 def _run_api_processes(count: int, env: dict[str, str]) -> int:
     command = [sys.executable, "-m", "service", "serve"]
     children: list[subprocess.Popen[bytes]] = []
+    received: list[int] = []
 
     def forward(signum: int, frame: object) -> None:
+        received.append(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
+    def told_to_stop(code: int) -> bool:
+        """True for the exit code of a process ended by a stop signal passed on to it."""
+        return -code in STOP_SIGNALS and -code in received
+
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
     try:
-        children.extend(
-            subprocess.Popen(command, env={**env, PROCESS_INDEX_VARIABLE: str(index)})
-            for index in range(count)
-        )
+        for index in range(count):
+            if any(signum in STOP_SIGNALS for signum in received):
+                break  # told to stop while starting them: start no more
+            seen = len(received)
+            child = subprocess.Popen(command, env={**env, PROCESS_INDEX_VARIABLE: str(index)})
+            # A stop that came while it started reached only the others: it is passed on here
+            # (a reload need not be: it loads the active model as it starts). Signals blocked
+            # meanwhile, none comes between the two steps, so none is lost nor sent twice.
+            before = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+            try:
+                children.append(child)
+                stops = [signum for signum in received[seen:] if signum in STOP_SIGNALS]
+                if stops:
+                    child.send_signal(stops[0])
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, before)
         failed = False
         while children:
             pid, status = os.wait()
@@ -113,12 +132,14 @@ def _run_api_processes(count: int, env: dict[str, str]) -> int:
             if not stopped:
                 continue
             children.remove(stopped[0])
-            if os.waitstatus_to_exitcode(status) != 0 and not failed:
+            code = os.waitstatus_to_exitcode(status)
+            # One ended by the stop it was passed (before it could stop cleanly) did as told.
+            if code != 0 and not told_to_stop(code) and not failed:
                 failed = True
                 print(f"civility: API process {pid} failed; stopping the others", file=sys.stderr)
                 forward(signal.SIGTERM, None)
             # Popen must not wait for a pid os.wait already reaped.
-            stopped[0].returncode = os.waitstatus_to_exitcode(status)
+            stopped[0].returncode = code
     finally:
         for signum in FORWARDED_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)

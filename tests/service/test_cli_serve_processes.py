@@ -2,6 +2,7 @@
 requests in ``/metrics``, score comments alike with the first one's verdict worker shared, follow
 one reload and stop on signals."""
 
+import contextlib
 import json
 import os
 import re
@@ -79,6 +80,58 @@ def _scrape(url: str, headers: dict[str, str]) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             samples[name] = float(value)
     return samples
+
+
+# `serve`'s supervisor, run as a script with a SIGTERM arriving the moment its first API process
+# exists, before the supervisor has recorded it.
+SIGTERM_WHILE_STARTING = """
+import os, signal, subprocess, sys
+from service import api_processes
+
+popen = subprocess.Popen
+started = []
+
+def start(*args, **kwargs):
+    child = popen(*args, **kwargs)
+    started.append(child)
+    print("API process started", flush=True)
+    if len(started) == 1:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return child
+
+subprocess.Popen = start
+sys.exit(api_processes.serve_in_processes(2))
+"""
+
+
+def test_a_sigterm_while_the_api_processes_start_stops_them_and_starts_no_more(
+    redis_url: str,
+) -> None:
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CIVILITY_PORT": str(free_port()),
+        "CIVILITY_MODELS_DIR": os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
+    }
+    env.pop("CIVILITY_ENV", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_WHILE_STARTING],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=STARTUP_SECONDS)
+    finally:
+        # Nothing may outlive the test: a lost stop leaves the API processes serving.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, output
+    assert output.count("API process started") == 1, output
+    assert "failed" not in output
 
 
 @pytest.fixture
