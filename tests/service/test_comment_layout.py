@@ -15,7 +15,7 @@ from service.admin_store import ERASE_BATCH, AdminStore
 from service.domain import Comment, Order, Queue, QueueQuery
 from service.store import Store
 from service.store.records import Observation
-from tests.records import site_record
+from tests.records import list_moderators, site_record
 from tests.service.test_store import KEYS, NOW, SITE, decision, intake
 
 LONG_TEXT = "A long and considered reply about the harbour budget, line after line. " * 30
@@ -34,6 +34,7 @@ SCORES = {
 async def store(redis_client: aioredis.Redis) -> Store:
     store = Store(redis_client, prefix="civ")
     await store.create_site(site_record(SITE, NOW))
+    await list_moderators(store, SITE, "mod_x")
     return store
 
 

@@ -28,7 +28,7 @@ from service.domain import (
 from service.labels import LabelLog
 from service.moderation import Moderation
 from service.store import Store
-from tests.records import site_record
+from tests.records import list_moderators, site_record
 from tests.service.test_store import NOW
 
 THRESHOLDS = {"spam": {"hold": 0.5, "reject": 0.9}, "toxicity": {"hold": 0.6, "reject": 0.95}}
@@ -58,6 +58,7 @@ async def test_the_whole_flow_runs_on_a_cluster_with_each_site_in_one_slot(
     sites = ["news", "blog", "forum", "shop"]
     for site in sites:
         await moderation.create_site(SiteSpec(id=site, name=site))
+        await list_moderators(store, site, "mod_1")
         await moderation.put_article(site, "a1", ArticleSpec(id="a1", title="First"))
         held = await moderation.ingest(site, submission("c1", "A special offer"))
         await moderation.ingest(site, submission("c2", "Plain words", author="u2"))
