@@ -9,10 +9,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from service import delivery
+from service.domain import ExternalId, SiteId
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Auth = Literal[
@@ -133,10 +134,26 @@ def _schema_models(operations: list[Operation]) -> list[tuple[type[BaseModel], J
     return wanted
 
 
+# The ids a path names: a site's (unknown when it is not one, 404), and the host's or civility's
+# own, which ``service/path_ids.py`` checks as a body's (422 naming the parameter).
+PATH_IDS: dict[str, dict[str, Any]] = {
+    "site": TypeAdapter(SiteId).json_schema(),
+    **dict.fromkeys(
+        ("article", "author", "comment", "event", "moderator"),
+        TypeAdapter(ExternalId).json_schema(),
+    ),
+}
+
+
 def _path_parameters(path: str) -> list[dict[str, Any]]:
     names = [part[1 : part.index("}")] for part in path.split("/") if part.startswith("{")]
     return [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": PATH_IDS.get(name, {"type": "string"}),
+        }
         for name in names
     ]
 

