@@ -241,7 +241,9 @@ def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> 
     }
     if op.body is not None:
         described["requestBody"] = {
-            "required": True,
+            # A body of none but optional fields may be left out: it reads as {} (``parse``).
+            "required": not isinstance(op.body, type)
+            or any(field.is_required() for field in op.body.model_fields.values()),
             "content": {op.body_type: {"schema": _schema_ref(op.body, "validation", refs)}},
         }
     return described

@@ -12,7 +12,10 @@ from openapi_core.deserializing.media_types.util import plain_loads
 from openapi_core.exceptions import OpenAPIError
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
 from openapi_core.testing import MockRequest, MockResponse
-from openapi_core.validation.request.exceptions import ParameterValidationError
+from openapi_core.validation.request.exceptions import (
+    MissingRequiredRequestBody,
+    ParameterValidationError,
+)
 
 from service import openapi
 
@@ -67,6 +70,15 @@ def refused_parameters(
         for error in _spec(app).iter_request_errors(request)
         if isinstance(error, ParameterValidationError)
     }
+
+
+def refuses_no_body(
+    app: web.Application, method: str, path: str, headers: Mapping[str, str]
+) -> bool:
+    """Whether /openapi.json refuses this request for coming without a body."""
+    request = MockRequest("http://localhost", method, path, headers=dict(headers))
+    errors = _spec(app).iter_request_errors(request)
+    return any(isinstance(error, MissingRequiredRequestBody) for error in errors)
 
 
 def _causes(error: BaseException) -> list[BaseException]:

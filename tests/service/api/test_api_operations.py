@@ -21,7 +21,7 @@ from service.domain import MAX_ID
 from service.openapi import documented_routes
 from service.settings import Settings
 from tests.ports import free_port
-from tests.service.api.openapi_check import check, refused_parameters
+from tests.service.api.openapi_check import check, refused_parameters, refuses_no_body
 from tests.service.worker.support import eventually
 
 Client = TestClient[web.Request, web.Application]
@@ -187,6 +187,28 @@ async def test_the_document_takes_the_path_ids_the_api_takes(
         ("DELETE", "/v1/sites/{site}/moderators/{moderator}", "moderator"),
         ("POST", "/v1/sites/{site}/deliveries/{event}:redeliver", "event"),
     } <= named_by_the_api
+
+
+async def test_the_document_asks_a_body_only_where_the_api_needs_one(
+    client: Client, admin: dict[str, str], create_site: Any, post_signed: Any
+) -> None:
+    site = await create_site("news", mode="pre")
+    assert (await post_signed(site, comment("c1"))).status == 202
+    document = await (await client.get("/openapi.json")).json()
+    answered = {}
+    for route, methods in document["paths"].items():
+        for method, described in methods.items():
+            if "requestBody" not in described or {"admin": []} not in described["security"]:
+                continue
+            path = route.format(site="news", comment="c1", author="author-c1")
+            response = await client.request(method, path, headers=admin)
+            # A body with no field required may be left out: it reads as {}.
+            refused = refuses_no_body(client.app, method.upper(), path, admin)
+            assert refused == (response.status == 422), f"{method} {path}: {response.status}"
+            answered[method.upper(), route] = response.status
+    assert answered["POST", "/v1/sites/{site}/comments/{comment}/claim"] == 200
+    assert answered["POST", "/v1/sites/{site}/queue/release"] == 200
+    assert answered["POST", "/v1/sites/{site}/comments/{comment}/decision"] == 422
 
 
 async def test_a_redis_outage_answers_503_and_the_service_recovers_without_restart(
