@@ -100,7 +100,7 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
     "(with Idempotent-Replayed: true); the same key with another body is 422 "
     "idempotency_key_reused, a retry while the first still runs is 409 idempotency_in_progress; "
     "a 409 claim_conflict is not kept (it ends with the other moderator's lease)",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
 }
 
 

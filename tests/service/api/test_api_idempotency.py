@@ -16,6 +16,7 @@ from service.keys import KeySpace
 from service.labels import LabelLog
 from tests.clocks import Clock
 from tests.service.api.conftest import fail_decide_once
+from tests.service.api.openapi_check import refused_parameters
 
 Client = TestClient[web.Request, web.Application]
 Headers = Callable[[dict[str, str]], dict[str, str]]
@@ -370,6 +371,19 @@ async def test_a_malformed_key_is_refused_before_anything_runs(
         ]
     view = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
     assert (await view.json())["state"] == "pending"
+
+
+async def test_the_document_refuses_the_keys_the_api_refuses(
+    client: Client, admin: dict[str, str]
+) -> None:
+    path = "/v1/model:reload"
+    for key in ("x" * 256, "", "tab\there", "reload-1", "with space ~ and: colon"):
+        headers = keyed(admin, key)
+        response = await client.post(path, headers=headers)
+        refused = ("header", "Idempotency-Key") in refused_parameters(
+            client.app, "POST", path, headers
+        )
+        assert refused == (response.status == 422), f"{key!r}: {response.status}"
 
 
 async def test_a_kept_answer_with_credentials_is_sealed_in_redis(
