@@ -86,6 +86,8 @@ class Operation:
     """Other media types the main answer may come in, with their schemas."""
     error_notes: dict[int, str] = field(default_factory=dict)
     """What an error status also means for this operation, beyond ``ERROR_MEANINGS``."""
+    headers: tuple[dict[str, Any], ...] = ()
+    """Request headers the operation reads, as OpenAPI header parameters."""
     idempotent: bool = False
     """The handler honours an Idempotency-Key header (``service/routes/idempotent.py``)."""
 
@@ -211,6 +213,7 @@ def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> 
     parameters = _path_parameters(path)
     if op.query is not None:
         parameters += _query_parameters(op.query, refs, schemas)
+    parameters += op.headers
     if op.idempotent:
         parameters.append(IDEMPOTENCY_KEY)
         for status, code in ((409, "idempotency_in_progress"), (422, "idempotency_key_reused")):

@@ -44,6 +44,17 @@ EVENT_STREAM: dict[str, Any] = {
 }
 
 
+LAST_EVENT_ID: dict[str, Any] = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "description": "The id of the last event received (a browser's EventSource sends it when it "
+    "reconnects): the stream goes on after it, starting with a frame of that id; a value that "
+    "is no stream id starts from the newest",
+    "schema": {"type": "string"},
+}
+
+
 @routes.get("/v1/sites/{site}/events")
 @operation(
     summary="Live changes and claims of the site's comments (Server-Sent Events, resumable)",
@@ -52,6 +63,7 @@ EVENT_STREAM: dict[str, Any] = {
     response=EVENT_STREAM,
     response_type="text/event-stream",
     errors=(401, 404, 503),
+    headers=(LAST_EVENT_ID,),
     error_notes={
         503: "or streams_busy: this server holds as many event streams as it may, or as many "
         "for this site as one site may, or for this moderator as one moderator may (the "

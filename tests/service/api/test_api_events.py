@@ -104,6 +104,28 @@ async def test_claims_and_decisions_stream_live_without_comment_text(
     resumed.close()
 
 
+async def test_a_stream_resumes_from_the_header_the_document_names(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    document = await (await client.get("/openapi.json")).json()
+    described = document["paths"]["/v1/sites/{site}/events"]["get"]["parameters"]
+    [header] = [param["name"] for param in described if param["in"] == "header"]
+    stream = await open_stream(client, mo)
+    for _ in range(2):
+        claim = {"limit": 1, "order": "oldest"}
+        response = await client.post("/v1/sites/held/queue/claim", json=claim, headers=mo)
+        assert response.status == 200
+    first, second = await next_frame(stream), await next_frame(stream)
+    stream.close()
+    await client.app[MODERATION].evidence.settled()
+    resumed = await client.get("/v1/sites/held/events", headers={**mo, header: first["id"]})
+    assert (await next_frame(resumed))["id"] == first["id"]
+    assert (await next_frame(resumed))["id"] == second["id"]
+    resumed.close()
+
+
 async def test_evidence_stored_after_the_verdict_is_a_live_event_and_no_webhook(
     client: Client,
     create_site: Any,
