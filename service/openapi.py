@@ -93,6 +93,11 @@ class Operation:
 
 
 _OPERATIONS: dict[Handler, Operation] = {}
+REPLAYED: dict[str, Any] = {
+    "description": "Sent on an answer given again to a retry with the same Idempotency-Key",
+    "required": False,
+    "schema": {"const": "true"},
+}
 IDEMPOTENCY_KEY: dict[str, Any] = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -235,6 +240,13 @@ def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> 
                     "content": {op.error_type: {"schema": error_schema}},
                 },
             )
+        # Any answer but a 5xx is kept, and a retry gets it again, marked.
+        for code, response in responses.items():
+            if int(code) < 500:
+                response["headers"] = {
+                    **response.get("headers", {}),
+                    "Idempotent-Replayed": REPLAYED,
+                }
     described: dict[str, Any] = {
         "summary": op.summary,
         "tags": [op.tag],

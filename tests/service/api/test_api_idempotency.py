@@ -386,6 +386,23 @@ async def test_the_document_refuses_the_keys_the_api_refuses(
         assert refused == (response.status == 422), f"{key!r}: {response.status}"
 
 
+async def test_a_replay_says_so_in_a_header_the_document_names(
+    client: Client, admin: dict[str, str], create_site: Any
+) -> None:
+    await create_site("news")
+    document = await (await client.get("/openapi.json")).json()
+    # A refusal is kept and replayed as well: a rollback with nothing to go back to is 409.
+    for path, status in (("/v1/model:reload", 200), ("/v1/sites/news/model:rollback", 409)):
+        headers = keyed(admin, f"replayed-{status}")
+        first = await client.post(path, headers=headers)
+        again = await client.post(path, headers=headers)
+        assert (first.status, again.status) == (status, status)
+        assert "Idempotent-Replayed" not in first.headers
+        assert again.headers["Idempotent-Replayed"] == "true"
+        answer = document["paths"][path.replace("news", "{site}")]["post"]["responses"]
+        assert "Idempotent-Replayed" in answer[str(status)].get("headers", {}), path
+
+
 async def test_a_kept_answer_with_credentials_is_sealed_in_redis(
     client: Client, admin: dict[str, str], redis_client: aioredis.Redis
 ) -> None:
