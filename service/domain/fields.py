@@ -56,10 +56,15 @@ def _something_to_read(text: str) -> str:
     return text
 
 
+# A text of spaces alone is refused (after stripping them, or as nothing to read): the schema
+# says so with a pattern asking for one character that is not a space.
+VISIBLE = r"\S"
+
 CommentText = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_TEXT),
     AfterValidator(_something_to_read),
+    Field(json_schema_extra={"pattern": VISIBLE}),
 ]
 STORED = {"stored": True}
 """The validation context of what the store gives back: a rule added since it was written does
@@ -75,14 +80,17 @@ def _visible_name(name: str, info: ValidationInfo) -> str:
 
 Name = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME, pattern=VISIBLE),
     AfterValidator(_visible_name),
 ]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Word = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=VISIBLE)
+]
 ModeratorReason = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME, pattern=VISIBLE),
 ]
 Note = Annotated[str, StringConstraints(max_length=MAX_NOTE)]
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=1_024)]

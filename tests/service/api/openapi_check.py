@@ -15,6 +15,7 @@ from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.request.exceptions import (
     MissingRequiredRequestBody,
     ParameterValidationError,
+    RequestBodyValidationError,
 )
 
 from service import openapi
@@ -79,6 +80,15 @@ def refuses_no_body(
     request = MockRequest("http://localhost", method, path, headers=dict(headers))
     errors = _spec(app).iter_request_errors(request)
     return any(isinstance(error, MissingRequiredRequestBody) for error in errors)
+
+
+def refuses_body(
+    app: web.Application, method: str, path: str, headers: Mapping[str, str], body: bytes
+) -> bool:
+    """Whether /openapi.json refuses this request's JSON body."""
+    request = MockRequest("http://localhost", method, path, headers=dict(headers), data=body)
+    errors = _spec(app).iter_request_errors(request)
+    return any(isinstance(error, RequestBodyValidationError) for error in errors)
 
 
 def _causes(error: BaseException) -> list[BaseException]:

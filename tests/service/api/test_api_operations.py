@@ -21,7 +21,12 @@ from service.domain import MAX_ID
 from service.openapi import documented_routes
 from service.settings import Settings
 from tests.ports import free_port
-from tests.service.api.openapi_check import check, refused_parameters, refuses_no_body
+from tests.service.api.openapi_check import (
+    check,
+    refused_parameters,
+    refuses_body,
+    refuses_no_body,
+)
 from tests.service.worker.support import eventually
 
 Client = TestClient[web.Request, web.Application]
@@ -209,6 +214,41 @@ async def test_the_document_asks_a_body_only_where_the_api_needs_one(
     assert answered["POST", "/v1/sites/{site}/comments/{comment}/claim"] == 200
     assert answered["POST", "/v1/sites/{site}/queue/release"] == 200
     assert answered["POST", "/v1/sites/{site}/comments/{comment}/decision"] == 422
+
+
+async def test_the_document_refuses_the_blank_texts_the_api_refuses(
+    client: Client, admin: dict[str, str], create_site: Any
+) -> None:
+    site = await create_site("news", mode="pre")
+    mo = {"Authorization": f"Bearer {site['moderator_token']}"}
+    intake = comment("c1")
+    for blank in ("   ", " \t\n "):
+        sent = [
+            ("POST", "/v1/sites/news/moderators", admin, {"name": blank}),
+            ("PATCH", "/v1/sites/news", admin, {"name": blank}),
+            ("PATCH", "/v1/sites/news", admin, {"policy": {"banned_words": ["ok", blank]}}),
+            ("POST", "/v1/sites/news/comments", {}, {**intake, "text": blank}),
+            (
+                "POST",
+                "/v1/sites/news/comments",
+                {},
+                {**intake, "author": {"id": "u", "name": blank}},
+            ),
+            (
+                "POST",
+                "/v1/sites/news/comments/c1/decision",
+                mo,
+                {"action": "approve", "reason": blank},
+            ),
+        ]
+        for method, path, headers, body in sent:
+            raw = json.dumps(body).encode()
+            if not headers:
+                headers = {signatures.HEADER: signatures.sign(site["webhook_secret"], raw)}
+            headers = {**headers, "Content-Type": "application/json"}
+            assert refuses_body(client.app, method, path, headers, raw), f"{method} {path} {body}"
+            response = await client.request(method, path, data=raw, headers=headers)
+            assert response.status == 422, f"{method} {path} {body}: {response.status}"
 
 
 async def test_a_redis_outage_answers_503_and_the_service_recovers_without_restart(
