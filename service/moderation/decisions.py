@@ -14,7 +14,7 @@ from service.domain import (
     ReportOutcome,
     ReportSpec,
 )
-from service.errors import CivilityError, ClaimConflict, StoreUnavailable
+from service.errors import CivilityError, ClaimConflict, SiteNotFound, StoreUnavailable
 from service.idempotency import KEEP_MS, event_id
 from service.moderation.base import ModerationBase
 from service.moderation.tokens import new_event_id
@@ -125,7 +125,8 @@ class Decisions(ModerationBase):
         Redis unavailable fails the whole request (503) instead: an item's outcome is then
         unknown, and an answer naming it failed would be kept for the request's Idempotency-Key
         and replayed to every retry. The retry runs each item again, and finds made (by its
-        event id) those that were."""
+        event id) those that were. So does the site deleted meanwhile (404, as a single decision
+        answers): every later item would meet it, and its answer is not kept."""
         await self._site_record(site_id)
         outcomes = []
         for item in decisions.decisions:
@@ -137,7 +138,7 @@ class Decisions(ModerationBase):
                     site_id, item.id, decision, actor, event_seed=event_seed
                 )
             except CivilityError as error:
-                if unavailable(error):
+                if unavailable(error) or isinstance(error, SiteNotFound):
                     raise
                 outcomes.append(
                     DecisionOutcome(id=item.id, ok=False, error=error.to_json()["error"])

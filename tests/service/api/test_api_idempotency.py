@@ -10,10 +10,12 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.appkeys import IDEMPOTENCY
+from service.appkeys import IDEMPOTENCY, MODERATION
+from service.domain import Comment
 from service.idempotency import KEEP_MS, RUNNING_MS, digest
 from service.keys import KeySpace
 from service.labels import LabelLog
+from service.store.records import DecisionWrite
 from tests.clocks import Clock
 from tests.service.api.conftest import fail_decide_once
 from tests.service.api.openapi_check import refused_parameters
@@ -501,3 +503,32 @@ async def test_a_keyed_decision_refused_for_another_moderators_claim_runs_again_
     again = await client.post(path, json=body, headers=headers)
     assert (again.status, again.headers["Idempotent-Replayed"]) == (200, "true")
     assert await events_of(redis_client, "c1") == ["comment.held", "comment.rejected"]
+
+
+async def test_a_bulk_decision_whose_site_is_deleted_part_way_answers_404_and_keeps_nothing(
+    client: Client,
+    admin: dict[str, str],
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    store = client.app[MODERATION].store
+    decide = store.decide
+
+    async def deleted_before_second(site_id: str, write: DecisionWrite) -> Comment:
+        if write.comment_id == "c1-1":
+            assert (await client.delete("/v1/sites/news", headers=admin)).status == 202
+        return await decide(site_id, write)
+
+    monkeypatch.setattr(store, "decide", deleted_before_second)
+    bulk = {"decisions": [{"id": "c1", "action": "approve"}, {"id": "c1-1", "action": "spam"}]}
+    answer = await client.post(
+        "/v1/sites/news/decisions", json=bulk, headers=keyed(moderator(site), "bulk-gone")
+    )
+    # The site ended the request as it ends a single decision: not a 200 naming c1-1 not found.
+    assert answer.status == 404, await answer.text()
+    assert (await answer.json())["error"]["code"] == "not_found"
+    assert [key async for key in redis_client.scan_iter(KEYS.idempotency("news", "*"))] == []
