@@ -38,6 +38,7 @@ Principal = Callable[[web.Request], Awaitable[str]]
 SEED = web.RequestKey("idempotency_seed", str)
 DIGEST = web.RequestKey("idempotency_digest", str)
 AUTHORS = web.RequestKey[frozenset[str]]("idempotency_authors")
+UNKEPT = web.RequestKey("idempotency_unkept", bool)
 # Keeping the answer is retried this often before the request is answered 503: an answer given
 # without its record would let a retry act a second time.
 FINISH_ATTEMPTS = 3
@@ -77,6 +78,13 @@ def holds_authors(request: web.Request, author_ids: Iterable[str]) -> None:
     """Name the authors whose comments the answer carries: erasing one of them forgets the kept
     answer (a retry then runs the request again) rather than leave their data replayable."""
     request[AUTHORS] = request.get(AUTHORS, frozenset()) | frozenset(author_ids)
+
+
+def not_kept(request: web.Request) -> None:
+    """The answer is not kept for the key: a part of it is a failure that ends by itself (a bulk
+    item refused for another moderator's claim, which ends with their lease), so the retry runs
+    the request again, as it would after a single decision's ``NOT_KEPT`` error."""
+    request[UNKEPT] = True
 
 
 def _checked_key(key: str) -> str:
@@ -134,7 +142,7 @@ async def _answer(
             await _release(store, claim)
             raise
         response = error_response(known)
-    if not isinstance(response, web.Response) or response.status >= 500:
+    if not isinstance(response, web.Response) or response.status >= 500 or request.get(UNKEPT):
         await _release(store, claim)
         return response
     body = response.body if isinstance(response.body, bytes) else b""

@@ -18,10 +18,17 @@ from service.domain import (
     ReleaseRequest,
     SiteStats,
 )
+from service.errors import ClaimConflict
 from service.openapi import operation
 from service.path_ids import checked_id
 from service.routes.body import read_json
-from service.routes.idempotent import by_site_moderator, holds_authors, idempotent, seed
+from service.routes.idempotent import (
+    by_site_moderator,
+    holds_authors,
+    idempotent,
+    not_kept,
+    seed,
+)
 
 routes = web.RouteTableDef()
 
@@ -229,6 +236,10 @@ async def decide_many(request: web.Request) -> web.Response:
         site, decisions, actor, event_seed=seed(request)
     )
     holds_authors(request, [item.comment.author.id for item in outcomes if item.comment])
+    # Kept, an item's claim conflict would be replayed for the key's day; not kept, the retry
+    # finds the items this request decided made (by their event ids) and decides the rest.
+    if any(item.error and item.error["code"] == ClaimConflict.code for item in outcomes):
+        not_kept(request)
     return web.json_response({"results": [outcome.to_json() for outcome in outcomes]})
 
 

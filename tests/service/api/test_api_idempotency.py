@@ -532,3 +532,46 @@ async def test_a_bulk_decision_whose_site_is_deleted_part_way_answers_404_and_ke
     assert answer.status == 404, await answer.text()
     assert (await answer.json())["error"]["code"] == "not_found"
     assert [key async for key in redis_client.scan_iter(KEYS.idempotency("news", "*"))] == []
+
+
+async def test_a_keyed_bulk_decision_with_an_item_claimed_by_another_runs_again_once_it_ends(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    created = await client.post("/v1/sites/news/moderators", json={"name": "Bo"}, headers=admin)
+    bo = {"Authorization": f"Bearer {(await created.json())['token']}"}
+    claimed = await client.post("/v1/sites/news/comments/c1-1/claim", json={}, headers=bo)
+    assert claimed.status == 200
+    path = "/v1/sites/news/decisions"
+    bulk = {"decisions": [{"id": "c1", "action": "approve"}, {"id": "c1-1", "action": "spam"}]}
+    headers = keyed(moderator(site), "bulk-claimed")
+    first = await client.post(path, json=bulk, headers=headers)
+    assert first.status == 200
+    results = (await first.json())["results"]
+    assert [(result["ok"], result.get("error", {}).get("code")) for result in results] == [
+        (True, None),
+        (False, "claim_conflict"),
+    ]
+    # Bo gives it back: the retry with the key decides it, where a kept answer would replay the
+    # conflict for the key's day; c1, decided by the first request, is found made, not decided
+    # again.
+    released = await client.post("/v1/sites/news/queue/release", json={}, headers=bo)
+    assert (await released.json())["released"] == ["c1-1"]
+    retried = await client.post(path, json=bulk, headers=headers)
+    assert retried.status == 200, await retried.text()
+    assert "Idempotent-Replayed" not in retried.headers
+    results = (await retried.json())["results"]
+    assert [(result["ok"], result["comment"]["state"]) for result in results] == [
+        (True, "approved"),
+        (True, "spam"),
+    ]
+    again = await client.post(path, json=bulk, headers=headers)
+    assert (again.status, again.headers["Idempotent-Replayed"]) == (200, "true")
+    assert await again.read() == await retried.read()
+    assert await events_of(redis_client, "c1") == ["comment.held", "comment.approved"]
+    assert await events_of(redis_client, "c1-1") == ["comment.held", "comment.spam"]
