@@ -229,6 +229,16 @@ local function record_lease(audit_key, id, action, actor, now, lease_until)
     "comment_id", id, "action", action, "actor", actor, "lease_until", lease_until, "at", now)
 end
 
+-- A moderator's claims (a sorted set of comment ids by lease end) expire with the longest lease
+-- they hold: an entry whose lease ran out is dropped at their next claim, and one who never
+-- claims, releases or is revoked again leaves nothing behind. Called once the claims changed.
+local function keep_claims(claims_key, now)
+  local longest = redis.call("ZRANGE", claims_key, -1, -1, "WITHSCORES")[2]
+  if longest then
+    redis.call("PEXPIRE", claims_key, math.max(1, tonumber(longest) - tonumber(now)))
+  end
+end
+
 --[[
 A comment's text lives in its own string (civ:{site}:text:<id>) so the comment hash keeps only
 short values and Redis stores it as a compact listpack; a comment written before that keeps its

@@ -4,7 +4,7 @@ moderators claiming at once never get the same comment. A lease is a string key 
 expiry, so an abandoned claim frees itself.
 
 KEYS[1]  queue index zset           civ:{site}:queue:<queue>:<order>[:reason:<r>][:article:<a>|:author:<u>]
-KEYS[2]  the moderator's claims     civ:{site}:claims:<moderator>
+KEYS[2]  the moderator's claims     civ:{site}:claims:<moderator> (expires with its longest lease)
 KEYS[3]  audit stream               civ:{site}:audit (one "claim" entry per comment leased)
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  moderator id
@@ -58,4 +58,5 @@ while #claimed < wanted do
   end
   offset = offset + batch
 end
+keep_claims(KEYS[2], now)
 return claimed

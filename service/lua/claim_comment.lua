@@ -6,7 +6,7 @@ caller already holds is renewed for the new length.
 
 KEYS[1]  comment hash               civ:{site}:comment:<id>
 KEYS[2]  lease string               civ:{site}:lease:<id>
-KEYS[3]  the moderator's claims     civ:{site}:claims:<moderator>
+KEYS[3]  the moderator's claims     civ:{site}:claims:<moderator> (expires with its longest lease)
 KEYS[4]  audit stream               civ:{site}:audit (one "claim" entry)
 KEYS[5]  pending queue index        civ:{site}:queue:pending:oldest
 KEYS[6]  reported queue index       civ:{site}:queue:reported:oldest
@@ -50,5 +50,6 @@ end
 redis.call("SET", KEYS[2], moderator, "PX", lease_ms)
 redis.call("ZREMRANGEBYSCORE", KEYS[3], "-inf", now)
 redis.call("ZADD", KEYS[3], now + lease_ms, id)
+keep_claims(KEYS[3], now)
 record_lease(KEYS[4], id, "claim", moderator, now, now + lease_ms)
 return {"ok", comment_fields(prefix, id)}

@@ -165,6 +165,43 @@ async def test_released_comments_can_be_claimed_by_others(
     assert [item["id"] for item in (await claimed.json())["items"]] == ["c1"]
 
 
+async def test_a_moderators_claims_expire_with_the_longest_lease_they_hold(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    settings: Settings,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await held_site(create_site, post_signed)
+    headers = moderator(site)
+    claims = KeySpace(settings.redis_prefix).claims("held", site["moderator_id"])
+
+    async def claim(lease_seconds: int, comment_id: str | None = None) -> None:
+        path = "/v1/sites/held/queue/claim"
+        body: dict[str, Any] = {"limit": 1, "lease_seconds": lease_seconds, "order": "oldest"}
+        if comment_id is not None:
+            path = f"/v1/sites/held/comments/{comment_id}/claim"
+            body = {"lease_seconds": lease_seconds}
+        response = await client.post(path, json=body, headers=headers)
+        assert response.status == 200, await response.text()
+
+    async def expiry() -> int:
+        return int(await redis_client.pttl(claims))
+
+    await claim(60)  # c0
+    assert 59_000 < await expiry() <= 60_000
+    await claim(600, "c3")
+    assert 599_000 < await expiry() <= 600_000
+    await claim(30)  # c1: a shorter lease leaves the longest held
+    assert 599_000 < await expiry() <= 600_000
+    await claim(10, "c3")  # renewed shorter: c0's lease is now the longest
+    assert 59_000 < await expiry() <= 60_000
+    released = await client.post("/v1/sites/held/queue/release", json={}, headers=headers)
+    assert sorted((await released.json())["released"]) == ["c0", "c1", "c3"]
+    assert await redis_client.exists(claims) == 0
+
+
 async def test_concurrent_conflicting_decisions_let_exactly_one_win(
     client: Client, create_site: Any, post_signed: Any, moderator: Headers, admin: dict[str, str]
 ) -> None:
