@@ -119,6 +119,8 @@ class IdempotencyInProgress(Conflict):
 
     code = "idempotency_in_progress"
     default_message = "a request with this Idempotency-Key is still in progress, retry later"
+    # Most requests answer within a second; a client told when tries again then, not at once.
+    retry_after_seconds = 1
 
 
 class PayloadTooLarge(CivilityError):

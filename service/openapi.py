@@ -105,7 +105,8 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
     "description": "A key of the caller's choosing (1-255 printable ASCII characters): the "
     "first answer is kept for 24 hours and a retry with the same key and body gets it again "
     "(with Idempotent-Replayed: true); the same key with another body is 422 "
-    "idempotency_key_reused, a retry while the first still runs is 409 idempotency_in_progress; "
+    "idempotency_key_reused, a retry while the first still runs is 409 idempotency_in_progress "
+    "(with Retry-After); "
     "a 409 claim_conflict is not kept (it ends with the other moderator's lease)",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
 }
@@ -230,6 +231,8 @@ def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> 
                 },
             )
             responses[str(status)]["description"] += f"; {code}"
+            if code == "idempotency_in_progress":
+                responses[str(status)]["headers"] = {"Retry-After": RETRY_AFTER}
         # The key's record holds the body's hash, so the body is read (and may be refused) even
         # where the operation itself takes none.
         for status in (400, 413, 415):

@@ -186,7 +186,7 @@ async def test_a_key_sent_with_another_body_is_refused(
     assert (await view.json())["state"] == "rejected"
 
 
-async def test_a_retry_while_the_first_runs_is_409_until_its_hold_ends(
+async def test_a_retry_while_the_first_runs_is_409_with_retry_after_until_its_hold_ends(
     client: Client, create_site: Any, post_signed: Any, moderator: Headers, clock: Clock
 ) -> None:
     site = await held_comment(create_site, post_signed)
@@ -202,6 +202,13 @@ async def test_a_retry_while_the_first_runs_is_409_until_its_hold_ends(
     busy = await client.post(path, data=body, headers=headers)
     assert busy.status == 409
     assert (await busy.json())["error"]["code"] == "idempotency_in_progress"
+    # Told when to try again, as the document says.
+    assert busy.headers["Retry-After"] == "1"
+    document = await (await client.get("/openapi.json")).json()
+    decision = document["paths"]["/v1/sites/{site}/comments/{comment}/decision"]
+    described = decision["post"]["responses"]["409"]
+    assert "idempotency_in_progress" in described["description"]
+    assert "Retry-After" in described["headers"]
     clock.advance(RUNNING_MS / 1000 + 1)
     retried = await client.post(path, data=body, headers=headers)
     assert retried.status == 200
