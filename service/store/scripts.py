@@ -48,14 +48,20 @@ NO_REPLICAS = "NOREPLICAS"
 """What a primary set to write only with replicas behind it (``min-replicas-to-write``) answers
 while too few are connected (one lost in a failover): it takes writes again once they are back.
 No class of its own either."""
+SCRIPT_BUSY = "BUSY "
+"""What Redis answers every command while a script runs past ``busy-reply-threshold`` (one of
+ours on a slow server, or another client's): it answers again once the script ends or is killed.
+The space keeps out BUSYGROUP and BUSYKEY, which are answers about a key, not Redis being away."""
 
 
 def is_unavailable(error: BaseException) -> bool:
     """Whether a Redis error is the store being away for now (down, unreachable, failing over,
-    full or unable to persist) rather than a bug."""
+    full, unable to persist or busy running a script) rather than a bug."""
     if isinstance(error, UNAVAILABLE):
         return True
-    return isinstance(error, ResponseError) and str(error).startswith((CANNOT_PERSIST, NO_REPLICAS))
+    return isinstance(error, ResponseError) and str(error).startswith(
+        (CANNOT_PERSIST, NO_REPLICAS, SCRIPT_BUSY)
+    )
 
 
 @contextmanager

