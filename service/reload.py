@@ -186,9 +186,16 @@ async def _follow(app: web.Application, subscribed: asyncio.Event) -> None:
                             await _follow_one(app, stem)
         except (RedisConnectionError, RedisTimeoutError):
             await asyncio.sleep(RESUBSCRIBE_SECONDS)
-        except Exception:
-            # Following reloads must outlive any one bad message or reply.
-            log.exception("following model reloads failed; subscribing again")
+        except Exception as error:
+            if is_unavailable(error):
+                # Redis refusing for now (busy, failing over): no bug, so no traceback.
+                log.warning(
+                    "following model reloads failed, Redis is unavailable (%s); subscribing again",
+                    error,
+                )
+            else:
+                # Following reloads must outlive any one bad message or reply.
+                log.exception("following model reloads failed; subscribing again")
             await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
 

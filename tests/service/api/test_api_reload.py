@@ -310,6 +310,46 @@ async def test_a_reload_announced_while_redis_refuses_writes_is_announced_once_i
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
+async def test_a_redis_refusing_the_subscription_is_one_warning_line_while_it_is_tried_again(
+    aiohttp_client: AiohttpClient,
+    own_redis: ValkeyServer,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+    direct = aioredis.Redis(port=own_redis.port, decode_responses=True)
+    await direct.config_set("busy-reply-threshold", "50")
+    caplog.set_level(logging.WARNING, logger="service.reload")
+
+    def refusals() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "following model reloads" in r.getMessage()]
+
+    async def refused() -> bool:
+        return bool(refusals())
+
+    # The subscription dropped (Redis restarting, failing over) and, as the process subscribes
+    # again, Redis answers BUSY: another client's script runs past the threshold. Sent together,
+    # the script starts before the process is back.
+    async with direct.pipeline(transaction=False) as pipe:
+        pipe.client_kill_filter(_type="pubsub")
+        pipe.eval("while true do end", 0)
+        running = asyncio.create_task(pipe.execute(raise_on_error=False))
+        try:
+            await eventually(refused, within=FOLLOW_SECONDS, what="the refusal to be logged")
+        finally:
+            killer = aioredis.Redis(port=own_redis.port)
+            await killer.script_kill()
+            await killer.aclose()
+            await running
+    await direct.aclose()
+    [first, *_] = refusals()
+    assert first.levelno == logging.WARNING
+    assert first.exc_info is None
+    assert "BUSY" in first.getMessage()
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
 async def test_civility_serve_reloads_the_model_on_sighup(
     settings: Settings, redis_client: aioredis.Redis, redis_url: str
 ) -> None:
