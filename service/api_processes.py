@@ -108,17 +108,24 @@ def _run_api_processes(count: int, env: dict[str, str]) -> int:
 
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
+    # Held by `civility serve` until it could be forwarded (one that came meanwhile is not: the
+    # API processes load the active model as they start).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     try:
         for index in range(count):
             if any(signum in STOP_SIGNALS for signum in received):
                 break  # told to stop while starting them: start no more
             seen = len(received)
-            child = subprocess.Popen(command, env={**env, PROCESS_INDEX_VARIABLE: str(index)})
-            # A stop that came while it started reached only the others: it is passed on here
-            # (a reload need not be: it loads the active model as it starts). Signals blocked
-            # meanwhile, none comes between the two steps, so none is lost nor sent twice.
-            before = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+            # Started with SIGHUP blocked (the mask outlives exec), it holds a reload until it
+            # can act on it rather than end; it unblocks it itself.
+            before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
             try:
+                child = subprocess.Popen(command, env={**env, PROCESS_INDEX_VARIABLE: str(index)})
+                # A stop that came while it started reached only the others: it is passed on
+                # here (a reload need not be: it loads the active model as it starts). Signals
+                # blocked meanwhile, none comes between the two steps, so none is lost nor sent
+                # twice.
+                signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
                 children.append(child)
                 stops = [signum for signum in received[seen:] if signum in STOP_SIGNALS]
                 if stops:

@@ -71,6 +71,9 @@ def _fail(message: str) -> int:
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    # A reload asked before this process (or the supervisor and API processes it becomes: the
+    # mask outlives exec) can act on it is held, not its end: see ``_serve_until_stopped``.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     try:
         settings = Settings.from_env()
         if settings.redis_url is None:
@@ -202,10 +205,18 @@ async def _serve_until_stopped(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    # A SIGHUP while the model loads (or held until now) would end the process: it is noted, and
+    # acted on once ready, since a model activated meanwhile may not be the one loading.
+    held: list[int] = []
+    signal.signal(signal.SIGHUP, lambda signum, frame: held.append(signum))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
     await runner.setup()
     # SIGHUP loads the newly activated model, as POST /v1/model:reload does.
-    loop.add_signal_handler(signal.SIGHUP, reload_on_signal(runner.app))
+    reload = reload_on_signal(runner.app)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    if held:
+        reload()
     store_lost = asyncio.Event()
     watches: list[asyncio.Task[None]] = []
     # One of the API processes of `serve`'s supervisor, or a service on its own.

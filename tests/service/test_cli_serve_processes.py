@@ -134,6 +134,84 @@ def test_a_sigterm_while_the_api_processes_start_stops_them_and_starts_no_more(
     assert "failed" not in output
 
 
+# `serve`'s supervisor, run as a script with a SIGHUP sent to each API process the moment it
+# exists, long before it has loaded the model.
+SIGHUP_WHILE_STARTING = """
+import signal, subprocess, sys
+from service import api_processes
+
+popen = subprocess.Popen
+
+def start(*args, **kwargs):
+    child = popen(*args, **kwargs)
+    child.send_signal(signal.SIGHUP)
+    return child
+
+subprocess.Popen = start
+sys.exit(api_processes.serve_in_processes(2))
+"""
+# A lone `civility serve` sent SIGHUP while it loads the model.
+SIGHUP_WHILE_LOADING = """
+import os, signal, sys
+from service import app, cli
+
+start_scorer = app.start_scorer
+
+async def reload_asked_first(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGHUP)
+    return await start_scorer(*args, **kwargs)
+
+app.start_scorer = reload_asked_first
+sys.exit(cli.main(["serve"]))
+"""
+RELOADED = re.compile(r" INFO model reloaded: (\S+) -> \1$", re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    ("script", "processes"), [(SIGHUP_WHILE_STARTING, 2), (SIGHUP_WHILE_LOADING, 1)]
+)
+def test_a_sighup_while_an_api_process_starts_reloads_once_it_serves(
+    redis_url: str, tmp_path: Path, script: str, processes: int
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CIVILITY_PORT": str(port),
+        "CIVILITY_MODELS_DIR": os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
+    }
+    env.pop("CIVILITY_ENV", None)
+    # A file, not a pipe: scoring workers of a killed API process may hold a pipe open.
+    log = tmp_path / "serve.log"
+    with log.open("w") as written:
+        process = subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=written,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        # Held while it started, the reload is done once it serves: each process logs it.
+        while len(RELOADED.findall(log.read_text())) < processes:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert _ready_status(f"http://127.0.0.1:{port}/readyz") == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        # Nothing may outlive the test: a lost stop leaves the API processes serving.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    said = log.read_text()
+    assert "failed" not in said, said
+    assert said.count("civility stopped") == processes, said
+
+
 @pytest.fixture
 def served(redis_url: str, tmp_path: Path) -> Iterator[Served]:
     """Two API processes on one port, serving the old of two versions of the model."""
