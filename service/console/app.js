@@ -239,7 +239,7 @@ async function loadQueue(replacing = null) {
     state.cursor = page.next_cursor;
     $("#queue-more").hidden = !page.next_cursor;
     renderQueue();
-    say("#queue-message", visibleItems().length ? "" : `Nothing to moderate in ${state.queue}. Well done.`);
+    say("#queue-message", visibleItems().length ? "" : nothingShown());
   } catch (error) {
     if (site() === asked && state.reloads === reload) say("#queue-message", explain(error), { error: true });
   }
@@ -265,6 +265,13 @@ function filtered(item) {
   const { reason, article, author } = state.filters;
   return (!reason || item.reasons.includes(reason))
     && (!article || item.article_id === article) && (!author || item.author?.id === author);
+}
+
+// What an empty list says: a queue cleared, or filters that match none of its comments.
+function nothingShown() {
+  const { article, author, reason } = state.filters;
+  if (article || author || reason) return `No comment in ${state.queue} matches the filters.`;
+  return `Nothing to moderate in ${state.queue}. Well done.`;
 }
 
 function visibleItems() {
@@ -599,7 +606,7 @@ function dropItems(ids) {
   loadCounts();
   if (!visibleItems().length) {
     if (state.cursor) loadQueue();
-    else say("#queue-message", `Nothing to moderate in ${state.queue}. Well done.`);
+    else say("#queue-message", nothingShown());
   }
 }
 

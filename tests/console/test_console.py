@@ -470,6 +470,25 @@ def test_filters_the_service_refuses_are_said_in_its_words(page: Page, site: Sit
     expect(page.locator("#queue-message")).to_contain_text("Refused: article: ")
 
 
+def test_filters_that_match_no_comment_say_so_rather_than_the_queue_is_clear(
+    page: Page, site: Site
+) -> None:
+    hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    filters = page.get_by_role("form", name="Queue filters")
+    filters.get_by_role("textbox", name="Author").fill("nobody-here")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.locator("#items > li")).to_have_count(0)
+    expect(page.locator("#queue-message")).to_have_text(
+        "No comment in pending matches the filters."
+    )
+    filters.get_by_role("textbox", name="Author").fill("")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.locator("#items > li")).to_have_count(2)
+    expect(page.locator("#queue-message")).to_have_text("")
+
+
 def test_claim_ten_takes_only_the_comments_the_filters_show(page: Page, site: Site) -> None:
     elsewhere = hold(site, 3)
     for number in range(2):
