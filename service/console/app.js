@@ -204,8 +204,13 @@ async function reloadQueue() {
   // The comments on screen stay, and the keys act on them, until the new page replaces them.
   const shown = new Set(state.items.map((item) => item.id));
   state.reloads += 1;
+  const reload = state.reloads;
+  // More would add the next page of the list being replaced, or the new list's first page twice:
+  // it waits for the reload (aria-disabled keeps the keyboard on it meanwhile).
+  $("#queue-more").setAttribute("aria-disabled", "true");
   state.reloading = Promise.all([loadQueue(shown), loadCounts()]);
   await state.reloading;
+  if (state.reloads === reload) $("#queue-more").removeAttribute("aria-disabled");
 }
 
 // `replacing`: the ids of a reload's old list, dropped when its first page lands (what a live
@@ -953,7 +958,9 @@ $("#items").addEventListener("focusin", (event) => {
   state.focusMoved = true;
   markFocus(false);
 });
-$("#queue-more").addEventListener("click", () => loadQueue());
+$("#queue-more").addEventListener("click", (event) => {
+  if (event.currentTarget.getAttribute("aria-disabled") !== "true") loadQueue();
+});
 $("#browse-more").addEventListener("click", () => loadBrowse(false));
 $("#claim").addEventListener("click", claim);
 $("#release").addEventListener("click", release);

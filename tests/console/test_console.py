@@ -950,6 +950,49 @@ def test_browse_shows_only_the_list_asked_for_last_and_each_page_once(
     expect(page.locator("#browse-message")).to_have_text("51 pending comments.")
 
 
+def test_more_pressed_while_a_filter_reload_loads_waits_for_it_and_never_mixes_the_lists(
+    page: Page, site: Site
+) -> None:
+    hold(site, 52)
+    other = [f"b{number}" for number in range(3)]
+    for comment_id in other:
+        site.post_comment(comment_id, CALM[1], article={"id": "a2"})
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(50)
+    more = page.locator("#queue-more")
+    expect(more).to_be_visible()
+    asked: list[str] = []
+    held: list[Route] = []
+
+    def hold_first(route: Route) -> None:
+        asked.append(route.request.url)
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    listing = re.compile(r"/queue\?")
+    page.route(listing, hold_first)
+    filters = page.get_by_role("form", name="Queue filters")
+    filters.get_by_role("textbox", name="Article").fill("a2")
+    with page.expect_request(listing):
+        filters.get_by_role("button", name="Apply").click()
+    # More of the old list, pressed while the article's list is on its way.
+    more.click(force=True)
+    with page.expect_response(listing):
+        held[0].continue_()
+    expect(page.locator("#items > li")).to_have_count(3)
+    assert sorted(items(page)) == other
+    assert len(asked) == 1, asked
+    expect(more).to_be_hidden()
+    # Once the reload has landed, More works again.
+    filters.get_by_role("textbox", name="Article").fill("")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.locator("#items > li")).to_have_count(50)
+    more.click()
+    expect(page.locator("#items > li")).to_have_count(55)
+
+
 def test_browse_until_a_day_ends_at_its_local_midnight_across_a_clock_change(
     browser: Browser, service: Service, site: Site
 ) -> None:
