@@ -18,15 +18,21 @@ export async function showAdmin(site, explain) {
   say("#moderators-message");
   say("#secrets-message");
   say("#policy-message");
+  // Nothing of the site shown before stays while this one's loads.
+  $("#moderators tbody").replaceChildren();
+  $("#policy").value = "";
   await Promise.all([loadModerators(), loadPolicy()]);
 }
 
 const base = () => `/v1/sites/${encodeURIComponent(current)}`;
 
+// A list or policy asked for a site no longer shown (another picked while it loaded) is dropped.
 async function loadModerators() {
   const body = $("#moderators tbody");
+  const asked = current;
   try {
     const { moderators } = await get(`${base()}/moderators`);
+    if (current !== asked) return;
     body.replaceChildren(...moderators.map((moderator) => el("tr", {},
       el("td", { text: moderator.name }),
       el("td", {}, el("code", { text: moderator.id })),
@@ -34,6 +40,7 @@ async function loadModerators() {
       el("td", { text: moderator.last_used_at ? when(moderator.last_used_at) : "never" }),
       el("td", {}, el("button", { type: "button", onclick: () => revoke(moderator) }, `Revoke ${moderator.name}`)))));
   } catch (error) {
+    if (current !== asked) return;
     // Said in the table, so a message above it (a new token) stays readable.
     body.replaceChildren(el("tr", {}, el("td", { colspan: 5, text: `The list could not be read: ${explainError(error)}` })));
   }
@@ -81,10 +88,13 @@ $("#rotate-key").addEventListener("click", async () => {
 });
 
 async function loadPolicy() {
+  const asked = current;
   try {
     const siteBody = await get(base());
+    if (current !== asked) return;
     $("#policy").value = JSON.stringify(siteBody.policy, null, 2);
   } catch (error) {
+    if (current !== asked) return;
     say("#policy-message", explainError(error));
   }
 }

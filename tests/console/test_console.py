@@ -695,6 +695,45 @@ def test_the_admin_adds_a_moderator_and_sees_policy_errors_in_words(
     expect(page.locator("#secrets-message")).to_contain_text("New webhook secret (shown once)")
 
 
+def test_the_admin_view_drops_a_list_and_policy_of_the_site_shown_before(
+    page: Page, service: Service, site: Site
+) -> None:
+    other = new_site(service)
+    site.add_moderator("Zed")
+    status, body = service.call("PATCH", f"/v1/sites/{site.id}", {"policy": {"max_links": 7}})
+    assert status == 200, body
+    sign_in(page, service.admin_token)
+    expect(page.locator("#who-name")).to_have_text("admin")
+    picker = page.get_by_label("Site", exact=True)
+    picker.select_option(site.id)
+    expect(page.locator("#live")).to_have_text("live")
+    # The first site's moderators and policy are slow to answer.
+    held: list[Route] = []
+    page.route(
+        re.compile(rf"/v1/sites/{re.escape(site.id)}(/moderators)?$"),
+        lambda route: held.append(route),
+    )
+    page.get_by_role("button", name="Site admin").click()
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while len(held) < 2:
+        assert time.monotonic() < deadline, "the admin view never asked for the site"
+        page.wait_for_timeout(20)
+    picker.select_option(other.id)
+    expect(page.locator("#live")).to_have_text("live")
+    page.get_by_role("button", name="Site admin").click()
+    rows = page.locator("#moderators tbody tr")
+    expect(rows).to_have_count(1)
+    expect(page.locator("#policy")).to_have_value(re.compile('"max_links": 2'))
+    for route in held:
+        with page.expect_response(route.request.url):
+            route.continue_()
+    # The late answers land after their responses: shown, they would have replaced these by now.
+    page.wait_for_timeout(300)
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Mo")
+    assert '"max_links": 7' not in page.locator("#policy").input_value()
+
+
 def test_a_comment_held_while_the_event_stream_connects_appears(page: Page, site: Site) -> None:
     hold(site, 1)
     waiting: list[Route] = []
