@@ -351,7 +351,8 @@ function card(item, index) {
     checked: state.selected.has(item.id),
     onchange: (event) => toggleSelect(item.id, event.target.checked),
   });
-  const article = el("p", { class: "meta" }, "Article ", articleLink(item.article, item.article_id), " · ", when(item.created_at), item.lang ? ` · ${item.lang}` : "");
+  const queued = item.queued_at ? [" · ", el("span", { class: "waiting", "data-queued": item.queued_at, text: waiting(item.queued_at) })] : [];
+  const article = el("p", { class: "meta" }, "Article ", articleLink(item.article, item.article_id), " · ", when(item.created_at), ...queued, item.lang ? ` · ${item.lang}` : "");
   const author = item.author || {};
   const authorButton = el("button", { type: "button", class: "link", "aria-expanded": "false", onclick: (event) => toggleAuthor(event.target, item) },
     author.name ? `${author.name} (${author.id})` : author.id);
@@ -372,6 +373,11 @@ function card(item, index) {
     secondLook(item),
     actions,
     el("p", { class: "item-message", role: "status", "aria-live": "polite" }));
+}
+
+// How long the comment has waited since it entered the queue, by the service's clock.
+function waiting(queuedAt) {
+  return `waiting ${age(Math.max(0, (serviceNow() - Date.parse(queuedAt)) / 1000))}`;
 }
 
 // The semantic stage's blended scores, when it has read the comment (a SECOND_LOOK hold shows
@@ -707,6 +713,7 @@ async function release() {
 }
 
 setInterval(() => {
+  for (const node of document.querySelectorAll("[data-queued]")) node.textContent = waiting(node.dataset.queued);
   let lapsed = false;
   for (const node of document.querySelectorAll("[data-lease]")) {
     node.textContent = countdown(node.dataset.lease, serviceNow());

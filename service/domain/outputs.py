@@ -88,6 +88,11 @@ class Comment(FrozenModel):
     """When the host last edited the text, as it dated the edit (none: never dated)."""
     lang: str | None = None
     priority: float = 0.0
+    queued_at: Moment | None = Field(
+        default=None,
+        description="When the comment entered the pending or reported queue it waits in (the "
+        "time `order=oldest` sorts by); absent for a comment in no queue.",
+    )
     history: tuple[HistoryEntry, ...] | None = None
     reports: tuple[Report, ...] | None = None
     report_count: int = 0
@@ -145,6 +150,8 @@ class Comment(FrozenModel):
             ]
         if self.reports is not None:
             body["reports"] = [report.model_dump(mode="json") for report in self.reports]
+        if self.queued_at is not None:
+            body["queued_at"] = iso(self.queued_at)
         if self.report_count:
             body["report_count"] = self.report_count
         if self.second_look is not None:

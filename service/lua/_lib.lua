@@ -244,7 +244,8 @@ A comment's text lives in its own string (civ:{site}:text:<id>) so the comment h
 short values and Redis stores it as a compact listpack; a comment written before that keeps its
 text in the hash. These read either layout; `comment_fields` answers as the hash once did, plus
 the title and url of the comment's article (civ:{site}:article:<article>) as `article_title` and
-`article_url` when the article has them, so every view of a comment can name its article.
+`article_url` when the article has them, so every view of a comment can name its article, and
+`queued_at` for a comment waiting in the pending or the reported queue.
 ]]
 local function text_key(prefix, id)
   return prefix .. "text:" .. id
@@ -274,6 +275,15 @@ local function comment_fields(prefix, id)
         fields[#fields + 1] = url
       end
       break
+    end
+  end
+  -- When a comment waiting in a queue entered it (its score in that queue's oldest index), ms.
+  if #fields > 0 then
+    local queued_at = redis.call("ZSCORE", prefix .. "queue:pending:oldest", id)
+      or redis.call("ZSCORE", prefix .. "queue:reported:oldest", id)
+    if queued_at then
+      fields[#fields + 1] = "queued_at"
+      fields[#fields + 1] = queued_at
     end
   end
   return fields

@@ -59,7 +59,7 @@ dated no later (or not dated: the text as first written) is a host's retry arriv
 edit, and changes nothing; without edit times, every other text is an edit.
 
 Returns {"created" or "edited", version, created_at, article title or false, article url or
-false} (the caller knows every other field it just wrote); {"unchanged", fields} with the stored hash as a flat field/value list (a
+false, when it entered the pending queue or false} (the caller knows every other field it just wrote); {"unchanged", fields} with the stored hash as a flat field/value list (a
 redelivery, a delivery older than the stored text, or any delivery of an erased comment); {"context",
 signature, approved count} when the context is not the assumed one; {"immutable", fields...}
 naming "article.id", "author.id" and/or "parent_id" when a resend or edit changes them (a parent
@@ -280,4 +280,5 @@ record(KEYS[2], KEYS[3], KEYS[4], {
   edited_at = previous and ARGV[32] ~= "" and ARGV[32] or nil,
 })
 retain(prefix, id, state == "pending" and 0 or retention_ms)
-return {outcome, version, created_at, article_title, article_url}
+return {outcome, version, created_at, article_title, article_url,
+  state == "pending" and queued_at or false}

@@ -195,11 +195,17 @@ class CommentReads(ScriptedStore):
                 pipe.get(self.keys.lease(site_id, comment_id))
                 pipe.pttl(self.keys.lease(site_id, comment_id))
                 pipe.hgetall(self.keys.reports(site_id, comment_id))
-                fields, text, history, holder, ttl, reports = await pipe.execute()
+                for queue in (Queue.PENDING, Queue.REPORTED):
+                    pipe.zscore(self.keys.queue_index(site_id, queue, Order.OLDEST), comment_id)
+                fields, text, history, holder, ttl, reports, *queued = await pipe.execute()
         if not fields:
             raise NotFound(f"comment {comment_id!r} not found")
         if text is not None:
             fields["text"] = text
+        # As the scripts' comment_fields name it: when the comment entered the queue it waits in.
+        queued_at = next((score for score in queued if score is not None), None)
+        if queued_at is not None:
+            fields["queued_at"] = str(int(queued_at))
         with store_errors():
             title, url = await self.redis.hmget(
                 self.keys.article(site_id, fields["article_id"]), ["title", "url"]

@@ -83,6 +83,7 @@ def comment_from_fields(
         edited_at=from_ms(fields["edited_at"]) if fields.get("edited_at") else None,
         lang=fields.get("lang") or None,
         priority=float(fields.get("priority") or 0.0),
+        queued_at=from_ms(float(fields["queued_at"])) if fields.get("queued_at") else None,
         history=history,
         report_count=int(fields.get("reports") or 0),
         reports=reports,

@@ -173,6 +173,7 @@ class CommentWrites(ScriptedStore):
             edited_at=None if write.edited_at_ms is None else from_ms(write.edited_at_ms),
             lang=write.lang,
             priority=write.priority,
+            queued_at=from_ms(float(reply[5])) if reply[5] else None,
         )
 
     async def attach_evidence(

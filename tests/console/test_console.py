@@ -21,6 +21,7 @@ from playwright.sync_api import (
     expect,
 )
 
+from service.domain import Order, Queue
 from service.keys import KeySpace
 from service.store import Store
 from tests.console.conftest import UI_TIMEOUT_MS
@@ -381,6 +382,22 @@ HOSTILE = {
     "rtl": "Normal start \u202eevil reversed text\u202c and the end",
     "long": "word " * 4_000,
 }
+
+
+def test_each_card_says_how_long_its_comment_has_waited_in_the_queue(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 2)
+    # c00 entered the queue two hours ago, whenever it was written.
+    oldest = KeySpace().queue_index(site.id, Queue.PENDING, Order.OLDEST)
+    score = service.redis.zscore(oldest, "c00")
+    assert score is not None
+    service.redis.zadd(oldest, {"c00": score - 2 * 3_600_000})
+    signed_in(page, site)
+    expect(page.locator('#items > li[data-id="c00"] .meta')).to_contain_text("waiting 2h")
+    expect(page.locator('#items > li[data-id="c01"] .meta')).to_contain_text(
+        re.compile(r"waiting \d+s")
+    )
 
 
 def test_a_second_look_hold_shows_its_reason_and_the_blended_scores(

@@ -114,3 +114,50 @@ async def test_a_reported_comment_ages_from_the_report_that_queued_it(
         clock.advance(60)
     assert await oldest_first(client, site, moderator, "reported") == ["c1", "c0"]
     assert 120 <= await oldest_age(client, site, moderator, "reported") < 180
+
+
+async def test_queue_items_say_when_they_entered_the_queue_in_every_view_of_them(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers, clock: Clock
+) -> None:
+    site = await create_site("held", mode="pre")
+
+    async def queued_while(body: dict[str, Any]) -> tuple[float, float]:
+        before = clock()
+        assert (await post_signed(site, body)).status == 202
+        return before, clock()
+
+    c0 = await queued_while(comment("c0", created_at=days_ago(clock, 30)))
+    clock.advance(60)
+    c1 = await queued_while(comment("c1"))
+    clock.advance(60)
+
+    def within(value: str, bounds: tuple[float, float]) -> bool:
+        at = datetime.fromisoformat(value).timestamp()
+        return int(bounds[0] * 1000) / 1000 <= at <= bounds[1]
+
+    for order in ("oldest", "priority"):
+        response = await client.get(f"/v1/sites/held/queue?order={order}", headers=moderator(site))
+        assert response.status == 200, await response.text()
+        queued = {item["id"]: item["queued_at"] for item in (await response.json())["items"]}
+        assert queued.keys() == {"c0", "c1"}
+        assert within(queued["c0"], c0), queued
+        assert within(queued["c1"], c1), queued
+    single = await (await client.get("/v1/sites/held/comments/c0", headers=moderator(site))).json()
+    assert single["queued_at"] == queued["c0"]
+    claimed = await client.post(
+        "/v1/sites/held/comments/c0/claim", json={}, headers=moderator(site)
+    )
+    assert claimed.status == 200, await claimed.text()
+    assert (await claimed.json())["queued_at"] == queued["c0"]
+    # Decided, it waits in no queue; reopened, it waits from then.
+    decided = await client.post(
+        "/v1/sites/held/comments/c0/decision", json={"action": "approve"}, headers=moderator(site)
+    )
+    assert decided.status == 200, await decided.text()
+    assert "queued_at" not in await decided.json()
+    clock.advance(60)
+    before = clock()
+    reopened = await client.post(
+        "/v1/sites/held/comments/c0/decision", json={"action": "reopen"}, headers=moderator(site)
+    )
+    assert within((await reopened.json())["queued_at"], (before, clock()))
