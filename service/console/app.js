@@ -770,8 +770,7 @@ async function onLive(kind, event) {
     try {
       const item = await get(`/v1/sites/${site()}/comments/${encodeURIComponent(event.comment_id)}`);
       // One the filters would not list is neither shown nor said.
-      if (inQueue(item) && filtered(item) && !state.items.some((entry) => entry.id === item.id)) {
-        state.items.push(item);
+      if (inQueue(item) && filtered(item) && !state.items.some((entry) => entry.id === item.id) && place(item)) {
         renderQueue();
         if (!mine) say("#queue-message", state.queue === "pending" ? `New comment ${item.id} arrived.` : `Comment ${item.id} was reported.`);
         else if (visibleItems().length === 1) say("#queue-message", "");
@@ -787,7 +786,9 @@ async function onLive(kind, event) {
       const at = state.items.findIndex((entry) => entry.id === item.id);
       if (at < 0 || item.version <= state.items[at].version) return;
       if (!inQueue(item)) return dropItems([item.id]);
-      state.items[at] = item;
+      // An edit is scored again: its risk, and so its place in that order, may change.
+      state.items.splice(at, 1);
+      if (!place(item)) return dropItems([item.id]);
       renderQueue();
       if (event.action === "edit") say("#queue-message", `Comment ${item.id} was edited on the site.`);
     } catch {
@@ -822,6 +823,26 @@ async function showEvidence(id) {
   if (at < 0 || state.items[at].text !== fresh.text) return;
   state.items[at] = { ...state.items[at], evidence: fresh.evidence };
   renderQueue();
+}
+
+// Whether `a` comes before `b` in the order shown, as the listing sorts: the highest risk first
+// (equal risks by id, the last first), or the longest waiting (equal times by id).
+function sortsBefore(a, b) {
+  if (state.filters.order === "oldest") {
+    const [first, second] = [Date.parse(a.queued_at), Date.parse(b.queued_at)];
+    return first !== second ? first < second : a.id < b.id;
+  }
+  return a.priority !== b.priority ? a.priority > b.priority : a.id > b.id;
+}
+
+// Puts a comment arriving live where the order shown has it; one after the last comment shown
+// while more pages are left comes with More instead (false: not shown).
+function place(item) {
+  const at = state.items.findIndex((entry) => sortsBefore(item, entry));
+  if (at >= 0) state.items.splice(at, 0, item);
+  else if (state.cursor) return false;
+  else state.items.push(item);
+  return true;
 }
 
 function inQueue(item) {

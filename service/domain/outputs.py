@@ -87,7 +87,11 @@ class Comment(FrozenModel):
     edited_at: Moment | None = None
     """When the host last edited the text, as it dated the edit (none: never dated)."""
     lang: str | None = None
-    priority: float = 0.0
+    priority: float = Field(
+        default=0.0,
+        description="The risk `order=priority` sorts by (the highest label score), given with "
+        "`queued_at` while the comment waits in a queue.",
+    )
     queued_at: Moment | None = Field(
         default=None,
         description="When the comment entered the pending or reported queue it waits in (the "
@@ -152,6 +156,7 @@ class Comment(FrozenModel):
             body["reports"] = [report.model_dump(mode="json") for report in self.reports]
         if self.queued_at is not None:
             body["queued_at"] = iso(self.queued_at)
+            body["priority"] = self.priority
         if self.report_count:
             body["report_count"] = self.report_count
         if self.second_look is not None:

@@ -375,6 +375,24 @@ def test_a_new_comment_appears_live(page: Page, site: Site) -> None:
     expect(page.locator("[data-count=pending]")).to_have_text("2")
 
 
+def test_a_comment_arriving_live_takes_its_place_in_the_order_shown(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 3)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    expect(page.locator("#live")).to_have_text("live")
+    site.post_comment("rude", "You are a stupid idiot and everyone laughs at you.")
+    expect(page.locator('#items > li[data-id="rude"]')).to_be_visible()
+    status, listed = service.call("GET", f"/v1/sites/{site.id}/queue?order=priority")
+    assert status == 200, listed
+    riskiest_first = [item["id"] for item in listed["items"]]
+    # The riskiest comment arrived last, and goes first, as a reload would show it.
+    assert riskiest_first[0] == "rude"
+    assert items(page) == riskiest_first
+    expect(page.locator("#items > li").first).to_have_attribute("data-id", "rude")
+
+
 HOSTILE = {
     "script": "<script>alert('script')</script> hello",
     "img": "<img src=x onerror=alert('img')> look",
@@ -794,7 +812,10 @@ def test_a_live_comment_outside_the_filters_stays_out_of_the_queue_unsaid(
     site.post_comment("spam2", CALM[2], author="spammer")
     # The earlier comment was read before the later one was posted, and handled with its answer.
     expect(page.locator('#items > li[data-id="spam2"]')).to_be_visible()
-    assert items(page) == ["spam1", "spam2"]
+    status, listed = site.service.call("GET", f"/v1/sites/{site.id}/queue?author=spammer")
+    assert status == 200, listed
+    assert sorted(items(page)) == ["spam1", "spam2"]
+    assert items(page) == [item["id"] for item in listed["items"]]
     # Only what the moderator is shown is said: a busy site's other comments would otherwise
     # talk over every other notice.
     expect(page.locator("#queue-message")).to_have_text("New comment spam2 arrived.")

@@ -161,3 +161,24 @@ async def test_queue_items_say_when_they_entered_the_queue_in_every_view_of_them
         "/v1/sites/held/comments/c0/decision", json={"action": "reopen"}, headers=moderator(site)
     )
     assert within((await reopened.json())["queued_at"], (before, clock()))
+
+
+async def test_queue_items_carry_the_priority_the_risk_order_sorts_by(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await create_site("held", mode="pre")
+    for comment_id in TEXTS:
+        assert (await post_signed(site, comment(comment_id))).status == 202
+    response = await client.get("/v1/sites/held/queue?order=priority", headers=moderator(site))
+    assert response.status == 200, await response.text()
+    listed = (await response.json())["items"]
+    assert [item["priority"] for item in listed] == [
+        max(item["scores"].values()) for item in listed
+    ]
+    assert [item["priority"] for item in listed] == sorted(
+        (item["priority"] for item in listed), reverse=True
+    )
+    single = await (
+        await client.get(f"/v1/sites/held/comments/{listed[0]['id']}", headers=moderator(site))
+    ).json()
+    assert single["priority"] == listed[0]["priority"]
