@@ -14,7 +14,13 @@ from service.domain import (
     Policy,
     RecentDecisions,
 )
-from service.errors import CivilityError, InvalidTransition, NotFound, ValidationFailed
+from service.errors import (
+    CivilityError,
+    InvalidTransition,
+    NotFound,
+    SiteNotFound,
+    ValidationFailed,
+)
 from service.moderation.decisions import Decisions, unavailable
 from service.path_ids import checked_id
 from service.store.records import SiteRules
@@ -95,7 +101,9 @@ class Authors(Decisions):
                 except CivilityError as error:
                     # Redis unavailable fails the ban (503, its key given back): its retry
                     # rejects the comments still held, instead of replaying this one failed.
-                    if unavailable(error):
+                    # So does the site deleted meanwhile (404, its answer not kept): every
+                    # later comment would meet it.
+                    if unavailable(error) or isinstance(error, SiteNotFound):
                         raise
                     failed.append(
                         DecisionOutcome(id=comment_id, ok=False, error=error.to_json()["error"])

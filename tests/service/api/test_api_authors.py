@@ -9,8 +9,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.appkeys import MODERATION
+from service.appkeys import ADMINISTRATION, MODERATION
+from service.domain import Comment
 from service.keys import KeySpace
+from service.store.records import DecisionWrite
 from tests.service.api.conftest import fail_decide_once
 
 Client = TestClient[web.Request, web.Application]
@@ -402,3 +404,35 @@ async def test_authors_are_private_to_their_site(
     unauthenticated = await client.get("/v1/sites/news/authors/ann")
     assert unauthenticated.status == 401
     assert (await author_view(client, news, moderator, "ann"))["status"] == "active"
+
+
+async def test_a_ban_whose_site_is_deleted_part_way_answers_404_and_keeps_nothing(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = await create_site("held", mode="pre")
+    for number in range(2):
+        await post(post_signed, site, comment(f"c{number}"))
+    store = client.app[MODERATION].store
+    decide = store.decide
+
+    async def deleted_before_second(site_id: str, write: DecisionWrite) -> Comment:
+        if write.comment_id == "c1":
+            # Deleted by another process: this one still has the site cached.
+            await client.app[ADMINISTRATION].store.delete_site("held")
+        return await decide(site_id, write)
+
+    monkeypatch.setattr(store, "decide", deleted_before_second)
+    answer = await client.post(
+        "/v1/sites/held/authors/ann/status",
+        json={"status": "banned", "reject_pending": True},
+        headers={**moderator(site), "Idempotency-Key": "ban-gone"},
+    )
+    # The site ended the ban as it ends a single decision: not a 200 naming c1 not found.
+    assert answer.status == 404, await answer.text()
+    assert (await answer.json())["error"]["code"] == "not_found"
+    assert [key async for key in redis_client.scan_iter(KEYS.idempotency("held", "*"))] == []
