@@ -9,7 +9,7 @@ from service.openapi import operation
 from service.path_ids import checked_id
 from service.routes.body import read_json
 from service.routes.idempotent import by_site_moderator, idempotent
-from service.routes.moderation import ID_READ_ERRORS, WRITE_ERRORS
+from service.routes.moderation import ID_READ_ERRORS, WRITE_ERRORS, unkept_if_claimed
 
 routes = web.RouteTableDef()
 
@@ -49,4 +49,5 @@ async def set_author_status(request: web.Request) -> web.Response:
     outcome = await request.app[MODERATION].set_author_status(
         site, checked_id(request.match_info["author"], "author"), change, actor
     )
+    unkept_if_claimed(request, outcome.failed)
     return web.json_response(outcome.to_json())

@@ -1,5 +1,6 @@
 """Moderator routes, each scoped to one site: the queue, claims, decisions, comments, stats."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from service.domain import (
     CommentClaimRequest,
     CommentQuery,
     Decision,
+    DecisionOutcome,
     QueuePage,
     QueueQuery,
     ReleaseRequest,
@@ -31,6 +33,15 @@ from service.routes.idempotent import (
 )
 
 routes = web.RouteTableDef()
+
+
+def unkept_if_claimed(request: web.Request, outcomes: Iterable[DecisionOutcome]) -> None:
+    """Kept, an item's claim conflict would be replayed for the key's day; not kept, the retry
+    finds the items this request decided made (a bulk decision's by their event ids, a ban's no
+    longer held) and decides the rest."""
+    if any(item.error and item.error["code"] == ClaimConflict.code for item in outcomes):
+        not_kept(request)
+
 
 COMMENTS: dict[str, Any] = {
     "type": "object",
@@ -236,10 +247,7 @@ async def decide_many(request: web.Request) -> web.Response:
         site, decisions, actor, event_seed=seed(request)
     )
     holds_authors(request, [item.comment.author.id for item in outcomes if item.comment])
-    # Kept, an item's claim conflict would be replayed for the key's day; not kept, the retry
-    # finds the items this request decided made (by their event ids) and decides the rest.
-    if any(item.error and item.error["code"] == ClaimConflict.code for item in outcomes):
-        not_kept(request)
+    unkept_if_claimed(request, outcomes)
     return web.json_response({"results": [outcome.to_json() for outcome in outcomes]})
 
 

@@ -436,3 +436,46 @@ async def test_a_ban_whose_site_is_deleted_part_way_answers_404_and_keeps_nothin
     assert answer.status == 404, await answer.text()
     assert (await answer.json())["error"]["code"] == "not_found"
     assert [key async for key in redis_client.scan_iter(KEYS.idempotency("held", "*"))] == []
+
+
+async def test_a_keyed_ban_leaving_a_claimed_comment_runs_again_once_the_claim_ends(
+    client: Client,
+    admin: dict[str, str],
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await create_site("held", mode="pre")
+    for number in range(2):
+        await post(post_signed, site, comment(f"c{number}"))
+    created = await client.post("/v1/sites/held/moderators", json={"name": "Second"}, headers=admin)
+    second = {"Authorization": f"Bearer {(await created.json())['token']}"}
+    claimed = await client.post(
+        "/v1/sites/held/queue/claim", json={"limit": 1, "order": "oldest"}, headers=second
+    )
+    assert [item["id"] for item in (await claimed.json())["items"]] == ["c0"]
+    path = "/v1/sites/held/authors/ann/status"
+    ban = {"status": "banned", "reject_pending": True}
+    headers = {**moderator(site), "Idempotency-Key": "ban-claimed"}
+    first = await (await client.post(path, json=ban, headers=headers)).json()
+    assert first["rejected"] == ["c1"]
+    assert [(item["id"], item["error"]["code"]) for item in first["failed"]] == [
+        ("c0", "claim_conflict")
+    ]
+    # The second moderator gives c0 back: the retry with the key rejects it, where a kept answer
+    # would replay the conflict for the key's day; c1, rejected by the first, is not again.
+    released = await client.post("/v1/sites/held/queue/release", json={}, headers=second)
+    assert (await released.json())["released"] == ["c0"]
+    retried = await client.post(path, json=ban, headers=headers)
+    assert retried.status == 200, await retried.text()
+    assert "Idempotent-Replayed" not in retried.headers
+    outcome = await retried.json()
+    assert (outcome["rejected"], outcome["failed"]) == (["c0"], [])
+    assert outcome["author"]["counts"]["rejected"] == 2
+    again = await client.post(path, json=ban, headers=headers)
+    assert (again.status, again.headers["Idempotent-Replayed"]) == (200, "true")
+    assert await again.read() == await retried.read()
+    entries = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(KEYS.outbox("held")))
+    rejected = [f["comment_id"] for _, f in entries if f["type"] == "comment.rejected"]
+    assert rejected == ["c1", "c0"]
