@@ -109,16 +109,21 @@ def _storable_moment(moment: datetime) -> datetime:
     return moment
 
 
-# A date, then a time: what ISO 8601 (and RFC 3339) write and pydantic reads as such.
-_ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+# An RFC 3339 date-time, the form the OpenAPI document names (``format: date-time``) and its
+# validators check: "T" (or "t"), seconds and an offset with its colon; pydantic checks the values.
+_RFC_3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def _iso_8601(value: object) -> object:
     # Pydantic would read a number, or a string of digits, as seconds or milliseconds since
-    # 1970: a host sending one most likely meant another unit, or another field.
-    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_8601.match(value)):
+    # 1970 (a host sending one most likely meant another unit, or another field), and would take
+    # a space for the "T" or a time without seconds, which a client checking the document refuses.
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC_3339.match(value)):
         return value
-    raise ValueError("must be an ISO 8601 date and time with its offset, like 2026-12-07T09:30:00Z")
+    raise ValueError(
+        "must be an ISO 8601 date and time in RFC 3339's form, with seconds and its offset, "
+        "like 2026-12-07T09:30:00Z"
+    )
 
 
 CreatedAt = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_storable_moment)]

@@ -62,10 +62,16 @@ def check(
 
 
 def refused_parameters(
-    app: web.Application, method: str, path: str, headers: Mapping[str, str]
+    app: web.Application,
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    query: Mapping[str, str] | None = None,
 ) -> set[tuple[str, str]]:
     """The (location, name) of each parameter of this request that /openapi.json refuses."""
-    request = MockRequest("http://localhost", method, path, headers=dict(headers))
+    request = MockRequest(
+        "http://localhost", method, path, headers=dict(headers), args=dict(query or {})
+    )
     return {
         (error.location, error.name)
         for error in _spec(app).iter_request_errors(request)

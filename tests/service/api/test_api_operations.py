@@ -253,6 +253,53 @@ async def test_the_document_refuses_the_blank_texts_the_api_refuses(
             assert response.status == 422, f"{method} {path} {body}: {response.status}"
 
 
+# RFC 3339 date-times, which the document names, and near misses an ISO 8601 reader might take.
+DATE_TIMES = {
+    "2026-01-01T10:00:00Z": True,
+    "2026-01-01T10:00:00.250+01:00": True,
+    "2026-01-01T10:00:00-05:30": True,
+    "2026-01-01 10:00:00Z": False,
+    "2026-01-01T10:00Z": False,
+    "2026-01-01t10:00:00z": True,
+    "2026-01-01T10:00:00+0100": False,
+    "2026-01-01T10:00:00,5Z": False,
+    "2026-01-01T10:00:00": False,
+    "2026-02-30T10:00:00Z": False,
+    "1767261600": False,
+}
+
+
+async def test_the_document_and_the_api_take_the_same_times(
+    client: Client, site: dict[str, str], moderator: Any
+) -> None:
+    mo = moderator(site)
+    taken: dict[tuple[str, str], bool] = {}
+    for number, moment in enumerate(DATE_TIMES):
+        for field in ("created_at", "edited_at"):
+            raw = json.dumps({**comment(f"c{number}-{field}"), field: moment}).encode()
+            headers = {
+                signatures.HEADER: signatures.sign(site["webhook_secret"], raw),
+                "Content-Type": "application/json",
+            }
+            path = "/v1/sites/news/comments"
+            refused = refuses_body(client.app, "POST", path, headers, raw)
+            response = await client.post(path, data=raw, headers=headers)
+            assert refused == (response.status == 422), f"{field} {moment}: {response.status}"
+            taken[field, moment] = response.status == 202
+        for bound in ("since", "until"):
+            path = "/v1/sites/news/comments"
+            query = {"state": "approved", bound: moment}
+            refused = ("query", bound) in refused_parameters(client.app, "GET", path, mo, query)
+            response = await client.get(path, params=query, headers=mo)
+            assert refused == (response.status == 422), f"{bound} {moment}: {response.status}"
+            taken[bound, moment] = response.status == 200
+    assert taken == {
+        (field, moment): valid
+        for moment, valid in DATE_TIMES.items()
+        for field in ("created_at", "edited_at", "since", "until")
+    }
+
+
 async def test_a_redis_outage_answers_503_and_the_service_recovers_without_restart(
     aiohttp_client: AiohttpClient, own_redis: ValkeyServer, settings: Settings
 ) -> None:
