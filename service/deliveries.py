@@ -21,6 +21,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from service.cursors import decode_cursor, encode_cursor
+from service.domain import Cursor
 from service.errors import BadRequest, Conflict, NotFound
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.rows import pairs
@@ -62,7 +63,7 @@ class DeliveryQuery(BaseModel):
 
     state: DeliveryState = DeliveryState.FAILED
     limit: int = Field(default=20, ge=1, le=MAX_PAGE)
-    cursor: str | None = Field(default=None, max_length=512)
+    cursor: Cursor | None = None
 
 
 class Delivery(BaseModel):

@@ -300,6 +300,26 @@ async def test_the_document_and_the_api_take_the_same_times(
     }
 
 
+async def test_the_document_and_the_api_take_the_same_cursors(
+    client: Client, site: dict[str, str], moderator: Any
+) -> None:
+    mo = moderator(site)
+    listings = {
+        "/v1/sites/news/queue": {},
+        "/v1/sites/news/comments": {"state": "approved"},
+        "/v1/sites/news/deliveries": {},
+    }
+    refusals = {}
+    for path, query in listings.items():
+        for cursor in ("", "x" * 2_000):
+            sent = {**query, "cursor": cursor}
+            refused = ("query", "cursor") in refused_parameters(client.app, "GET", path, mo, sent)
+            response = await client.get(path, params=sent, headers=mo)
+            assert refused == (response.status == 422), f"{path} {len(cursor)}: {response.status}"
+            refusals[path, len(cursor)] = refused
+    assert all(refusals.values()), refusals
+
+
 async def test_a_redis_outage_answers_503_and_the_service_recovers_without_restart(
     aiohttp_client: AiohttpClient, own_redis: ValkeyServer, settings: Settings
 ) -> None:
