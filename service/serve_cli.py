@@ -70,10 +70,24 @@ def _fail(message: str) -> int:
     return 2
 
 
-def serve_command(args: argparse.Namespace) -> int:
-    # A reload asked before this process (or the supervisor and API processes it becomes: the
-    # mask outlives exec) can act on it is held, not its end: see ``_serve_until_stopped``.
+# The SIGHUPs that came before the service could reload: see ``_serve_until_stopped``.
+_held_reloads: list[int] = []
+
+
+def _hold_reload(signum: int, frame: object) -> None:
+    _held_reloads.append(signum)
+
+
+def _hold_reloads() -> None:
+    """Hold a reload asked before this process (or the supervisor and API processes it becomes:
+    the mask outlives exec) can act on it, rather than end. Blocking it is not enough alone: the
+    threads native libraries started on import have it unblocked, and would take it."""
+    signal.signal(signal.SIGHUP, _hold_reload)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    _hold_reloads()
     try:
         settings = Settings.from_env()
         if settings.redis_url is None:
@@ -137,6 +151,9 @@ def worker_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    # A reload asked while the embedded Valkey starts is not the end of `run` either (Valkey
+    # inherits the mask, and ignores SIGHUP anyway).
+    _hold_reloads()
     try:
         settings = Settings.from_env()
         refuse_a_refused_redis_url(settings)
@@ -207,15 +224,15 @@ async def _serve_until_stopped(
         loop.add_signal_handler(signum, stop.set)
     # A SIGHUP while the model loads (or held until now) would end the process: it is noted, and
     # acted on once ready, since a model activated meanwhile may not be the one loading.
-    held: list[int] = []
-    signal.signal(signal.SIGHUP, lambda signum, frame: held.append(signum))
+    signal.signal(signal.SIGHUP, _hold_reload)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
     await runner.setup()
     # SIGHUP loads the newly activated model, as POST /v1/model:reload does.
     reload = reload_on_signal(runner.app)
     loop.add_signal_handler(signal.SIGHUP, reload)
-    if held:
+    if _held_reloads:
+        _held_reloads.clear()
         reload()
     store_lost = asyncio.Event()
     watches: list[asyncio.Task[None]] = []

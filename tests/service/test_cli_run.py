@@ -30,10 +30,10 @@ STARTUP_SECONDS = 60
 class Running:
     """One ``civility run`` process and the lines it printed so far."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], script: str | None = None) -> None:
         # A process group of its own, as a terminal gives each command it runs.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "run"],
+            [sys.executable, *(["-c", script] if script else ["-m", "service", "run"])],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -224,6 +224,36 @@ def test_run_with_an_operator_admin_token_never_prints_it(
     )
     assert (status, site["id"]) == (200, "demo")
     assert "civility stopped" in running.stop(signal.SIGTERM)
+
+
+# `civility run` sent SIGHUP while it starts the embedded Valkey, before the API exists.
+SIGHUP_WHILE_VALKEY_STARTS = """
+import os, signal, sys
+from service import cli, embedded
+
+start = embedded._start
+
+def reload_asked_first(server):
+    os.kill(os.getpid(), signal.SIGHUP)
+    start(server)
+
+embedded._start = reload_asked_first
+sys.exit(cli.main(["run"]))
+"""
+
+
+def test_a_sighup_while_the_embedded_valkey_starts_does_not_end_run(tmp_path: Path) -> None:
+    port = free_port()
+    running = Running(_run_env(tmp_path, port), SIGHUP_WHILE_VALKEY_STARTS)
+    try:
+        running.wait_for(f"civility is running at http://127.0.0.1:{port}")
+        status, _ = _request(f"http://127.0.0.1:{port}/readyz", "GET", None, {})
+        assert status == 200
+        output = running.stop(signal.SIGTERM)
+    finally:
+        running.close()
+    assert "civility stopped" in output
+    assert "failed" not in output
 
 
 def _run_to_end(env: dict[str, str], command: str = "run") -> subprocess.CompletedProcess[str]:
