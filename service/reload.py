@@ -205,12 +205,26 @@ async def _follow_announced(app: web.Application) -> None:
         await _follow_one(app, str(stem))
 
 
-async def _follow_one(app: web.Application, stem: str) -> None:
+async def active_is_loaded(app: web.Application) -> bool:
+    """Whether the model this process serves is still the active one, as it loaded it: a reload
+    would load it a second time for nothing."""
+    try:
+        stem = await asyncio.to_thread(active_stem, app[SETTINGS].models_dir)
+    except ModelError:
+        return False  # a reload says why
+    return await _is_loaded(app, stem)
+
+
+async def _is_loaded(app: web.Application, stem: str) -> bool:
     loaded = app[SCORER].info
+    return stem == f"{loaded.name}-{loaded.version}" and not await asyncio.to_thread(
+        trained_again, app[SETTINGS].models_dir, stem, loaded.checksum
+    )
+
+
+async def _follow_one(app: web.Application, stem: str) -> None:
     models_dir = app[SETTINGS].models_dir
-    if stem == f"{loaded.name}-{loaded.version}" and not await asyncio.to_thread(
-        trained_again, models_dir, stem, loaded.checksum
-    ):
+    if await _is_loaded(app, stem):
         return
     try:
         if active_stem(models_dir) != stem:

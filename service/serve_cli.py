@@ -32,7 +32,7 @@ from service.embedded import (
 )
 from service.env_reader import SettingsError
 from service.logs import log_events
-from service.reload import reload_on_signal
+from service.reload import active_is_loaded, reload_on_signal
 from service.settings import Settings
 from service.worker import background_worker, run_until_signalled
 
@@ -233,7 +233,10 @@ async def _serve_until_stopped(
     loop.add_signal_handler(signal.SIGHUP, reload)
     if _held_reloads:
         _held_reloads.clear()
-        reload()
+        # Not when the model loaded is still the active one, as a follower checks: it would be
+        # loaded a second time, doubling the start-up.
+        if not await active_is_loaded(runner.app):
+            reload()
     store_lost = asyncio.Event()
     watches: list[asyncio.Task[None]] = []
     # One of the API processes of `serve`'s supervisor, or a service on its own.

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,28 +164,54 @@ async def reload_asked_first(*args, **kwargs):
 app.start_scorer = reload_asked_first
 sys.exit(cli.main(["serve"]))
 """
-RELOADED = re.compile(r" INFO model reloaded: (\S+) -> \1$", re.MULTILINE)
+# The same, with the model given as argument activated once the one active before has loaded.
+ACTIVATED_WHILE_LOADING = """
+import os, signal, sys
+from pathlib import Path
+from classifier.model import activate
+from service import app, cli
+
+start_scorer = app.start_scorer
+
+async def activated_meanwhile(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGHUP)
+    started = await start_scorer(*args, **kwargs)
+    activate(Path(os.environ["CIVILITY_MODELS_DIR"]), sys.argv[1])
+    return started
+
+app.start_scorer = activated_meanwhile
+sys.exit(cli.main(["serve"]))
+"""
+RELOADED = re.compile(r" INFO model reloaded: (\S+ -> \S+)$", re.MULTILINE)
 
 
 @pytest.mark.parametrize(
-    ("script", "processes"), [(SIGHUP_WHILE_STARTING, 2), (SIGHUP_WHILE_LOADING, 1)]
+    ("script", "processes"),
+    [(SIGHUP_WHILE_STARTING, 2), (SIGHUP_WHILE_LOADING, 1), (ACTIVATED_WHILE_LOADING, 1)],
 )
-def test_a_sighup_while_an_api_process_starts_reloads_once_it_serves(
+def test_a_sighup_while_an_api_process_starts_reloads_once_it_serves_if_the_model_changed(
     redis_url: str, tmp_path: Path, script: str, processes: int
 ) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    source = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
+    activate(models, copy_model(source, models, OLD))
+    new = copy_model(source, models, NEW)
     port = free_port()
+    token = secrets.token_urlsafe(24)
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
+        "CIVILITY_ADMIN_TOKEN": token,
         "CIVILITY_PORT": str(port),
-        "CIVILITY_MODELS_DIR": os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
+        "CIVILITY_MODELS_DIR": str(models),
     }
     env.pop("CIVILITY_ENV", None)
     # A file, not a pipe: scoring workers of a killed API process may hold a pipe open.
     log = tmp_path / "serve.log"
     with log.open("w") as written:
         process = subprocess.Popen(
-            [sys.executable, "-c", script],
+            [sys.executable, "-c", script, new],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=written,
@@ -193,13 +219,28 @@ def test_a_sighup_while_an_api_process_starts_reloads_once_it_serves(
             text=True,
             start_new_session=True,
         )
-    try:
+
+    def wait_until(done: Callable[[str], bool]) -> None:
         deadline = time.monotonic() + STARTUP_SECONDS
-        # Held while it started, the reload is done once it serves: each process logs it.
-        while len(RELOADED.findall(log.read_text())) < processes:
+        while not done(log.read_text()):
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+
+    try:
+        wait_until(lambda said: said.count("civility is running at") == processes)
+        if script is not ACTIVATED_WHILE_LOADING:
+            # Nothing changed while they loaded: the reload they held loaded nothing again.
+            # The one asked now is the first, and each process logs it once.
+            activate(models, new)
+            reload = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/model:reload",
+                method="POST",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            with urllib.request.urlopen(reload, timeout=30) as response:
+                assert json.load(response)["version"] == NEW
+        wait_until(lambda said: len(RELOADED.findall(said)) >= processes)
         assert _ready_status(f"http://127.0.0.1:{port}/readyz") == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, log.read_text()
@@ -208,6 +249,7 @@ def test_a_sighup_while_an_api_process_starts_reloads_once_it_serves(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
     said = log.read_text()
+    assert RELOADED.findall(said) == [f"{OLD} -> {NEW}"] * processes, said
     assert "failed" not in said, said
     assert said.count("civility stopped") == processes, said
 
