@@ -19,7 +19,7 @@ import psutil  # type: ignore[import-untyped]
 from bench.servers import PROJECT_ROOT, on_redis
 from service.store.scripts import RedisClient
 
-BODIES_PER_SECOND = 16000
+BODIES_PER_SECOND = 32000
 
 
 @dataclass(frozen=True)
