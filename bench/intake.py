@@ -65,6 +65,9 @@ TARGETS = {
 }
 
 
+_NOT_SETTINGS = frozenset({"CIVILITY_ADMIN_TOKEN", "CIVILITY_DATASETS", "CIVILITY_SEED"})
+
+
 def _bodies(count: int, secret: str, seed: int, texts: Sequence[str]) -> list[tuple[bytes, str]]:
     """Signed bodies with unique ids and real texts, made before the clock starts so the driver
     only sends."""
@@ -312,7 +315,8 @@ def bench_command(args: argparse.Namespace) -> None:
         "settings": {
             key: value
             for key, value in os.environ.items()
-            if key.startswith("CIVILITY_") and key != "CIVILITY_ADMIN_TOKEN"
+            # The service's settings: not its secret, nor where this machine keeps the data.
+            if key.startswith("CIVILITY_") and key not in _NOT_SETTINGS
         },
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
