@@ -320,12 +320,17 @@ async def test_the_document_and_the_api_take_the_same_cursors(
     assert all(refusals.values()), refusals
 
 
+async def api_on(aiohttp_client: AiohttpClient, settings: Settings, port: int) -> Client:
+    """The API on the Redis at ``port``: a private server these tests refuse writes on."""
+    url = f"redis://127.0.0.1:{port}/0"
+    return await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+
+
 async def test_a_redis_outage_answers_503_and_the_service_recovers_without_restart(
     aiohttp_client: AiohttpClient, own_redis: ValkeyServer, settings: Settings
 ) -> None:
     port = own_redis.port
-    app = create_app(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0"))
-    client = await aiohttp_client(app)
+    client = await api_on(aiohttp_client, settings, port)
     admin = {"Authorization": f"Bearer {settings.admin_token}"}
     created = await (
         await client.post("/v1/sites", json={"id": "news", "name": "News"}, headers=admin)
@@ -377,8 +382,7 @@ async def test_a_redis_out_of_memory_answers_503_and_writes_resume_once_it_has_r
     settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    url = f"redis://127.0.0.1:{own_redis.port}/0"
-    client = await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+    client = await api_on(aiohttp_client, settings, own_redis.port)
     admin = {"Authorization": f"Bearer {settings.admin_token}"}
     created = await (
         await client.post("/v1/sites", json={"id": "news", "name": "News"}, headers=admin)
@@ -414,8 +418,7 @@ async def test_a_redis_short_of_replicas_answers_503_and_writes_resume_once_it_h
     settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    url = f"redis://127.0.0.1:{own_redis.port}/0"
-    client = await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+    client = await api_on(aiohttp_client, settings, own_redis.port)
     admin = {"Authorization": f"Bearer {settings.admin_token}"}
     site = {"id": "news", "name": "News"}
     direct = aioredis.Redis(port=own_redis.port)
@@ -441,8 +444,7 @@ async def test_a_redis_busy_running_a_script_answers_503_and_writes_resume_once_
     settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    url = f"redis://127.0.0.1:{own_redis.port}/0"
-    client = await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+    client = await api_on(aiohttp_client, settings, own_redis.port)
     admin = {"Authorization": f"Bearer {settings.admin_token}"}
     site = {"id": "news", "name": "News"}
     direct = aioredis.Redis(port=own_redis.port)
@@ -499,9 +501,8 @@ async def test_a_redis_that_cannot_persist_answers_503_and_writes_resume_once_it
     server = ValkeyServer(port=free_port(), data_dir=folder, config=refusing)
     server.start()
     direct = aioredis.Redis(port=server.port, decode_responses=True)
-    url = f"redis://127.0.0.1:{server.port}/0"
     try:
-        client = await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+        client = await api_on(aiohttp_client, settings, server.port)
         admin = {"Authorization": f"Bearer {settings.admin_token}"}
         created = await client.post("/v1/sites", json={"id": "news", "name": "N"}, headers=admin)
         secret = (await created.json())["webhook_secret"]
