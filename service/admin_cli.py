@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,9 @@ class _NoScoring:
     async def score(self, text: str) -> dict[str, float]:
         raise RuntimeError("admin commands do not score comments")
 
-    async def explain(self, text: str, site: str | None = None) -> Spans:
+    async def explain(
+        self, text: str, site: str | None = None, labels: Sequence[str] | None = None
+    ) -> Spans:
         raise RuntimeError("admin commands do not explain comments")
 
 

@@ -58,10 +58,11 @@ class LateEvidence:
         text: str,
         text_hash: str,
         rule_evidence: Mapping[str, Sequence[tuple[int, int]]],
+        labels: Sequence[str],
     ) -> None:
-        """Explain ``text`` and store its spans beside the rules' (which win for a label both
-        name), unless the comment's text has changed by then, or ``limit`` explanations (or
-        ``site_limit`` of this site's) wait already."""
+        """Explain ``labels`` in ``text`` and store their spans beside the rules' (which win
+        for a label both name), unless the comment's text has changed by then, or ``limit``
+        explanations (or ``site_limit`` of this site's) wait already."""
         waiting = self._pending_of.get(site_id, 0)
         if len(self._pending) >= self._limit or waiting >= self._site_limit:
             if self._on_dropped is not None:
@@ -70,7 +71,7 @@ class LateEvidence:
 
         async def attach() -> None:
             try:
-                explained: Spans = await self._scorer.explain(text, site_id)
+                explained: Spans = await self._scorer.explain(text, site_id, labels)
                 evidence = {**explained, **rule_evidence}
                 await self._store.attach_evidence(
                     site_id, comment_id, text_hash, evidence, self._now_ms()

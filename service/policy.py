@@ -147,6 +147,23 @@ def flagged(
     return _over(scores, limits, HOLD, spam=spam) or _over(scores, limits, REJECT, spam=spam)
 
 
+def flagged_labels(
+    scores: Mapping[str, float], thresholds: Thresholds, policy: Policy
+) -> tuple[str, ...]:
+    """The labels at or over their hold (or reject) threshold, the site's overrides applied:
+    what a held or rejected comment's model evidence explains (a label under its limits did not
+    make the verdict, and its strongest words would mark what a moderator need not look at)."""
+    limits = _limits(thresholds, policy)
+    return tuple(
+        label
+        for label, score in scores.items()
+        if any(
+            limit is not None and score >= limit
+            for limit in (limits.get(label, {}).get(HOLD), limits.get(label, {}).get(REJECT))
+        )
+    )
+
+
 def second_look_reasons(
     scores: Mapping[str, float],
     thresholds: Thresholds,

@@ -3,7 +3,7 @@
 ``service.scoring.PoolScorer`` implements it; the domain and tests depend only on this.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -20,9 +20,11 @@ class Scorer(Protocol):
 
     async def score(self, text: str) -> dict[str, float]: ...
 
-    async def explain(self, text: str, site: str | None = None) -> Spans:
-        """Each label's evidence spans in ``text``; ``site``, the site that sent it, takes
-        turns with the others."""
+    async def explain(
+        self, text: str, site: str | None = None, labels: Sequence[str] | None = None
+    ) -> Spans:
+        """The evidence spans in ``text`` of each of ``labels`` (every label: None); ``site``,
+        the site that sent it, takes turns with the others."""
         ...
 
 

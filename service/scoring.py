@@ -271,13 +271,20 @@ class PoolScorer:
             )
         return await future
 
-    async def explain(self, text: str, site: str | None = None) -> Spans:
-        """Each label's evidence spans in ``text`` (its first ``EVIDENCE_MAX_CHARS``); ``site``
-        takes its turn with the other sites' explanations."""
+    async def explain(
+        self, text: str, site: str | None = None, labels: Sequence[str] | None = None
+    ) -> Spans:
+        """The evidence spans of ``labels`` (every label: None) in ``text`` (its first
+        ``EVIDENCE_MAX_CHARS``); ``site`` takes its turn with the other sites' explanations."""
         future: asyncio.Future[Spans] = asyncio.get_running_loop().create_future()
         # Explaining costs ~1.5 ms per 1,000 characters: the cut bounds what one comment can
         # take from the workers (and what goes through the socket).
-        cut: Explaining = (text[:EVIDENCE_MAX_CHARS], None if site is None else (site, 0), future)
+        cut: Explaining = (
+            text[:EVIDENCE_MAX_CHARS],
+            None if site is None else (site, 0),
+            future,
+            None if labels is None else tuple(labels),
+        )
         self._long.explaining.append(cut)
         if self._long.timer is None and not self._long.busy:
             self._dispatch(self._long)
@@ -351,19 +358,23 @@ class PoolScorer:
 
     async def _explain_batch(self, lane: Lane, batch: list[Explaining]) -> None:
         pool = self._pool
-        texts = [text for text, _, _ in batch]
+        texts = [text for text, _, _, _ in batch]
+        # A label's spans do not depend on the others explained with it: the batch explains
+        # the labels any of its texts asks for, and each text keeps its own.
+        asked = {label for *_, labels in batch for label in labels or pool.info.labels}
         try:
             results = await self._workers_of(pool, lane).run(
-                _explain_batch, texts, pool.info.labels
+                _explain_batch, texts, [label for label in pool.info.labels if label in asked]
             )
         except Exception as error:
-            for _, _, future in batch:
+            for _, _, future, _ in batch:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (_, _, future), spans in zip(batch, results, strict=True):
+        for (_, _, future, labels), spans in zip(batch, results, strict=True):
             if not future.done():
-                future.set_result(spans)
+                kept = spans if labels is None else {k: v for k, v in spans.items() if k in labels}
+                future.set_result(kept)
 
     async def _score_batch(self, lane: Lane, batch: list[Waiting]) -> None:
         pool = self._pool

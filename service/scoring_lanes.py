@@ -36,7 +36,8 @@ Read = tuple[Detected | None, Scored | None]
 does not read."""
 Waiting = tuple[str, SiteRef | None, "asyncio.Future[Read]", bool]
 """A text to score, its site, its answer, and whether its language is detected first."""
-Explaining = tuple[str, SiteRef | None, "asyncio.Future[Spans]"]
+Explaining = tuple[str, SiteRef | None, "asyncio.Future[Spans]", tuple[str, ...] | None]
+"""A text to explain, its site, who waits for its spans, and the labels to explain (None: all)."""
 Queued = TypeVar("Queued", bound=tuple[str, SiteRef | None, *tuple[Any, ...]])
 
 

@@ -89,8 +89,11 @@ class Intake(ModerationBase):
                 outcome != "unchanged"
                 and verdict.state is not State.APPROVED
                 and detected.supported
+                and (flagged := rules.flagged_labels(scores, scored.thresholds, policy))
             ):
-                self.evidence.explain(site_id, comment.id, submission.text, text_hash, evidence)
+                self.evidence.explain(
+                    site_id, comment.id, submission.text, text_hash, evidence, flagged
+                )
             return IngestResult(
                 comment=comment, created=outcome != "unchanged", edited=outcome == "edited"
             )

@@ -5,6 +5,7 @@ processes without persistence, and torn down after it.
 """
 
 import asyncio
+from collections.abc import Sequence
 
 from redis.asyncio.cluster import RedisCluster
 
@@ -40,7 +41,9 @@ class OfferScorer:
     async def score(self, text: str) -> dict[str, float]:
         return {"spam": 0.7 if "offer" in text else 0.01, "toxicity": 0.01}
 
-    async def explain(self, text: str, site: str | None = None) -> dict[str, list[tuple[int, int]]]:
+    async def explain(
+        self, text: str, site: str | None = None, labels: Sequence[str] | None = None
+    ) -> dict[str, list[tuple[int, int]]]:
         return {}
 
 

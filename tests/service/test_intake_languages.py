@@ -2,7 +2,7 @@
 it in this process for a scorer that does not; either way a comment in a language the model
 does not read is held unscored and its language stored."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 import redis.asyncio as aioredis
@@ -34,7 +34,9 @@ class PlainScorer:
         self.scored.append(text)
         return {"toxicity": 0.99 if "idiot" in text else 0.01}
 
-    async def explain(self, text: str, site: str | None = None) -> dict[str, list[tuple[int, int]]]:
+    async def explain(
+        self, text: str, site: str | None = None, labels: Sequence[str] | None = None
+    ) -> dict[str, list[tuple[int, int]]]:
         return {"toxicity": []}
 
 

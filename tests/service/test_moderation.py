@@ -3,7 +3,7 @@
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -59,7 +59,9 @@ class KeywordScorer:
             "toxicity": 0.99 if "idiot" in lowered else 0.7 if "stupid" in lowered else 0.03,
         }
 
-    async def explain(self, text: str, site: str | None = None) -> dict[str, list[tuple[int, int]]]:
+    async def explain(
+        self, text: str, site: str | None = None, labels: Sequence[str] | None = None
+    ) -> dict[str, list[tuple[int, int]]]:
         self.explained += 1
         return {"spam": [(0, min(len(text), 4))]}
 
@@ -143,7 +145,9 @@ class GatedScorer(KeywordScorer):
         self.gated = gated
         self.gate = asyncio.Event()
 
-    async def explain(self, text: str, site: str | None = None) -> dict[str, list[tuple[int, int]]]:
+    async def explain(
+        self, text: str, site: str | None = None, labels: Sequence[str] | None = None
+    ) -> dict[str, list[tuple[int, int]]]:
         self.explained += 1
         if text == self.gated:
             await self.gate.wait()
@@ -175,7 +179,9 @@ async def test_a_held_verdict_does_not_wait_for_its_evidence(
 class ClosedGateScorer(GatedScorer):
     """Explains no text until the test opens the gate."""
 
-    async def explain(self, text: str, site: str | None = None) -> dict[str, list[tuple[int, int]]]:
+    async def explain(
+        self, text: str, site: str | None = None, labels: Sequence[str] | None = None
+    ) -> dict[str, list[tuple[int, int]]]:
         self.explained += 1
         await self.gate.wait()
         return {"toxicity": [(0, len(text))]}

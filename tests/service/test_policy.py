@@ -16,6 +16,7 @@ from service.policy import (
     effective_thresholds,
     find_words,
     flagged,
+    flagged_labels,
     priority,
     second_look_reasons,
 )
@@ -417,3 +418,11 @@ def test_a_language_the_model_cannot_read_holds_unless_the_site_publishes_it() -
     assert (state, reasons) == (State.REJECTED, (Reason.BANNED_WORD, Reason.LANGUAGE))
     trusted = verdict_for(scores={}, language_supported=False, author_status=AuthorStatus.TRUSTED)
     assert trusted == (State.APPROVED, ())
+
+
+def test_flagged_labels_are_those_at_or_over_the_sites_hold_limit() -> None:
+    scores = {"spam": 0.5, "toxicity": 0.59, "insult": 0.8, "threat": 0.99}
+    assert flagged_labels(scores, THRESHOLDS, Policy()) == ("spam", "insult")
+    site = Policy(hold={"toxicity": 0.5, "insult": 0.9}, reject={"threat": 0.9})
+    assert flagged_labels(scores, THRESHOLDS, site) == ("spam", "toxicity", "threat")
+    assert flagged_labels(LOW, THRESHOLDS, Policy()) == ()

@@ -166,3 +166,37 @@ async def test_explanations_take_turns_between_sites() -> None:
 
     # The first went at once; then b's went before a's others, not after them.
     assert [texts[0][:2] for _, texts in calls(pool)] == ["a1", "b1", "a2", "a3"]
+
+
+class LabelledPool(RecordingPool):
+    """Records the labels each explanation batch asks for and gives each label a span of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.labels: list[list[str]] = []
+
+    async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        self.labels.append(list(args[1]))
+        return [{label: [(0, index + 1)] for label in args[1]} for index, _ in enumerate(args[0])]
+
+
+async def test_a_batch_explains_the_labels_its_texts_ask_for_and_each_text_gets_its_own() -> None:
+    pool = LabelledPool()
+    labels = ("spam", "toxicity", "insult", "threat")
+    info = ModelInfo("m", "1.0.0", labels, {}, {})
+    scorer = PoolScorer(pool, info, workers=1, batch_max_items=8, batch_wait_seconds=0.0)
+    # The first goes alone at once; the other three wait for it and go together.
+    first = asyncio.create_task(scorer.explain("a", "s1", ["toxicity"]))
+    rest = [
+        asyncio.create_task(scorer.explain(text, "s1", asked))
+        for text, asked in (("b", ["insult", "toxicity"]), ("c", None), ("d", ["spam"]))
+    ]
+    results = await asyncio.gather(first, *rest)
+
+    assert pool.labels == [["toxicity"], list(labels)]
+    assert results == [
+        {"toxicity": [(0, 1)]},
+        {"insult": [(0, 1)], "toxicity": [(0, 1)]},
+        {label: [(0, 2)] for label in labels},
+        {"spam": [(0, 3)]},
+    ]

@@ -61,3 +61,28 @@ async def test_long_comments_and_evidence_take_the_long_lane_with_the_models_res
     assert labels, shown["evidence"]  # the model's spans, not only the rules'
     for label in labels:
         assert shown["evidence"][label] == [list(span) for span in explained[label]]
+
+
+async def test_evidence_explains_the_labels_that_reached_their_hold_limit_and_only_those(
+    client: Client, create_site: Any, post_signed: Any, moderator: Any, model: Model
+) -> None:
+    site = await create_site("news", mode="pre")
+    (scores,) = model.score([ABUSE])
+    flagged = {label for label, score in scores.items() if score >= model.thresholds[label]["hold"]}
+    assert flagged
+    assert flagged != set(model.labels)
+
+    assert (await post_signed(site, comment("abuse", ABUSE))).status == 202
+    assert (await post_signed(site, comment("civil", CIVIL))).status == 202
+    await client.app[MODERATION].evidence.settled()
+
+    def evidence(comment_id: str) -> Any:
+        return client.get(f"/v1/sites/news/comments/{comment_id}", headers=moderator(site))
+
+    shown = (await (await evidence("abuse")).json())["evidence"]
+    explained = model.explain(ABUSE, labels=sorted(flagged))
+    assert set(shown) == flagged
+    assert shown == {label: [list(span) for span in spans] for label, spans in explained.items()}
+    # Held for the pre-moderation alone, every score under its limit: no model evidence.
+    civil = await (await evidence("civil")).json()
+    assert (civil["state"], civil["evidence"]) == ("pending", {})
