@@ -165,6 +165,12 @@ class KeySpace:
         label) is not written back (``service/admin_store.py``)."""
         return f"{self.site_prefix(site)}erasure:{author_id}"
 
+    def ban_rejections(self, site: str, author_id: str) -> str:
+        """List: the held comments the author's standing ban rejected, in the order it rejected
+        them, across every call that set or repeated it; a new status ends it. A retry of the
+        ban after a lost answer lists the first call's rejections from here."""
+        return f"{self.site_prefix(site)}ban:rejected:{author_id}"
+
     def author_recent(self, site: str, author_id: str) -> str:
         """Sorted set with expiry: the author's decided comments within the site's recent window
         as ``a:<id>`` (approved) or ``r:<id>`` (rejected or spam), by decision time (ms); capped."""

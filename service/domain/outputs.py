@@ -332,7 +332,12 @@ class AuthorStatusOutcome(FrozenModel):
     """The author after a status change, and the held comments a ban rejected (or could not)."""
 
     author: AuthorView
+    already_set: bool = False
+    """The author already had this status with this reason: nothing was set again (a retry,
+    or another moderator's same change), and the standing is as first set."""
     rejected: tuple[str, ...] = ()
+    """A ban's: every held comment the standing ban rejected, by this call or an earlier one
+    that set or repeated it (a retry after a lost answer gets the first call's too)."""
     failed: tuple[DecisionOutcome, ...] = ()
     remaining: int = 0
     """Held comments beyond what one ban rejects; the queue's bulk decisions take them."""
@@ -340,6 +345,7 @@ class AuthorStatusOutcome(FrozenModel):
     def to_json(self) -> dict[str, Any]:
         return {
             "author": self.author.to_json(),
+            "already_set": self.already_set,
             "rejected": list(self.rejected),
             "failed": [outcome.to_json() for outcome in self.failed],
             "remaining": self.remaining,

@@ -11,6 +11,7 @@ KEYS[5]  lease string               civ:{site}:lease:<id>
 KEYS[6]  site stats hash            civ:{site}:stats
 KEYS[7]  this hour's stats hash     civ:{site}:stats:hour:<YYYYMMDDHH>
 KEYS[8]  the actor's claims zset    civ:{site}:claims:<actor>
+KEYS[9]  (a ban's rejection only) the ban's rejections list   civ:{site}:ban:rejected:<author>
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  site id
 ARGV[3]  comment id                        ARGV[4]  target state
@@ -125,6 +126,10 @@ record(KEYS[2], KEYS[3], KEYS[4], {
 })
 if remember_ms > 0 then
   redis.call("SET", decided, id, "PX", remember_ms)
+end
+if KEYS[9] then
+  -- In the same step as the rejection: a retry of the ban after a lost answer finds it listed.
+  redis.call("RPUSH", KEYS[9], id)
 end
 -- A comment back in the queue is kept until decided, like any held comment.
 retain(prefix, id, target == "pending" and 0 or tonumber(ARGV[14]))

@@ -81,10 +81,9 @@ class Authors(Decisions):
             raise ValidationFailed(
                 [("reject_pending", "only a ban can reject the author's held comments")]
             )
-        await self.store.set_author_status(
+        changed = await self.store.set_author_status(
             site_id, author_id, change.status, change.reason, actor, self._now_ms()
         )
-        rejected: list[str] = []
         failed: list[DecisionOutcome] = []
         remaining = 0
         if change.reject_pending:
@@ -94,7 +93,13 @@ class Authors(Decisions):
             for comment_id in held[:MAX_BAN_REJECTIONS]:
                 try:
                     await self.decide(
-                        site_id, comment_id, decision, actor, learn=False, transition=Event.BAN
+                        site_id,
+                        comment_id,
+                        decision,
+                        actor,
+                        learn=False,
+                        transition=Event.BAN,
+                        ban_of=author_id,
                     )
                 except InvalidTransition:
                     continue  # decided since it was listed: no longer the ban's to reject
@@ -108,10 +113,15 @@ class Authors(Decisions):
                     failed.append(
                         DecisionOutcome(id=comment_id, ok=False, error=error.to_json()["error"])
                     )
-                else:
-                    rejected.append(comment_id)
+        # Every comment the standing ban rejected, not only this call's: a retry after a lost
+        # answer finds the author banned and their held comments already rejected, and its
+        # client must still learn which.
+        rejected: list[str] = []
+        if change.status is AuthorStatus.BANNED:
+            rejected = await self.store.ban_rejections(site_id, author_id)
         return AuthorStatusOutcome(
             author=await self.author(site_id, author_id),
+            already_set=not changed,
             rejected=tuple(rejected),
             failed=tuple(failed),
             remaining=remaining,

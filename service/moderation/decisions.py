@@ -46,6 +46,7 @@ class Decisions(ModerationBase):
         learn: bool = True,
         event_seed: str | None = None,
         transition: Event | None = None,
+        ban_of: str | None = None,
     ) -> Comment:
         """Apply a moderator's decision; raises VersionConflict, ClaimConflict or NotFound.
 
@@ -54,7 +55,8 @@ class Decisions(ModerationBase):
         request's idempotency seed) makes the event id the same on every retry of the request,
         so a retry after an unknown outcome finds its change made, even once the comment changed
         again (decided by another, edited), and neither applies it again nor sends a second
-        event. ``transition`` narrows the states the decision may start from (a ban's)."""
+        event. ``transition`` narrows the states the decision may start from (a ban's), and
+        ``ban_of`` names the banned author whose ban's rejections list the comment."""
         policy = (await self._site_record(site_id)).site.policy
         event = transition or event_for(decision.action)
         target = decided_state(event)
@@ -72,6 +74,7 @@ class Decisions(ModerationBase):
             sources=sources_argument(event),
             rules=SiteRules.of(policy),
             remember_ms=0 if event_seed is None else KEEP_MS,
+            ban_of=ban_of,
         )
         try:
             decided = await self.store.decision(site_id, write)

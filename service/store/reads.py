@@ -88,6 +88,12 @@ class CommentReads(ScriptedStore):
             ids = await self.redis.zrange(key, 0, -1)
         return cast(list[str], ids)
 
+    async def ban_rejections(self, site_id: str, author_id: str) -> list[str]:
+        """The held comments the author's standing ban rejected, in the order it did."""
+        with store_errors():
+            ids = await self.redis.lrange(self.keys.ban_rejections(site_id, author_id), 0, -1)
+        return cast(list[str], ids)
+
     # ------------------------------------------------------------------ comments
 
     async def page(self, site_id: str, query: QueueQuery, now_ms: int) -> QueuePage:

@@ -202,6 +202,9 @@ class DecisionWrite:
     """How long the script remembers ``event_id`` as made: the idempotency window when the id
     came from an Idempotency-Key (a retry finds the decision made after the comment moved on),
     0 for a fresh id."""
+    ban_of: str | None = None
+    """The banned author, when a ban rejects their held comment: listed among the ban's
+    rejections with it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,6 +215,8 @@ class CommentWrites(ScriptedStore):
             self.keys.hourly_stats(site_id, hour_bucket(write.now_ms)),
             self.keys.claims(site_id, write.actor),
         ]
+        if write.ban_of is not None:
+            keys.append(self.keys.ban_rejections(site_id, write.ban_of))
         args: list[str | int] = [
             self.keys.site_prefix(site_id),
             site_id,
@@ -310,15 +312,20 @@ class CommentWrites(ScriptedStore):
         reason: str | None,
         actor: str,
         now_ms: int,
-    ) -> None:
+    ) -> bool:
+        """Set the author's status; False (nothing written) when they already had it, with the
+        same reason."""
         keys = [
             self.keys.author(site_id, author_id),
             self.keys.audit(site_id),
             self.keys.site(site_id),
+            self.keys.ban_rejections(site_id, author_id),
         ]
         args = [author_id, status.value, reason or "", actor, now_ms]
-        if await self._run("author_status", keys, args) is None:
+        reply = await self._run("author_status", keys, args)
+        if reply is None:
             raise SiteNotFound(site_id)
+        return bool(reply[1])
 
     # ------------------------------------------------------------------ claims
 

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 from service.appkeys import ADMINISTRATION, MODERATION
 from service.keys import KeySpace
 from service.store.records import Decided, DecisionWrite
+from tests.clocks import Clock
 from tests.service.api.conftest import fail_decide_once
 
 Client = TestClient[web.Request, web.Application]
@@ -279,11 +280,46 @@ async def test_a_ban_redis_fails_half_way_answers_503_and_its_retry_rejects_the_
     assert retried.status == 200
     assert "Idempotent-Replayed" not in retried.headers
     outcome = await retried.json()
-    assert (outcome["rejected"], outcome["failed"]) == (["c1", "c2"], [])
+    # Every comment the ban rejected, c0 by the failed first call included.
+    assert (outcome["rejected"], outcome["failed"]) == (["c0", "c1", "c2"], [])
+    assert outcome["already_set"] is True
     assert outcome["author"]["counts"]["rejected"] == 3
     entries = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(KEYS.outbox("held")))
     rejected = [f["comment_id"] for _, f in entries if f["type"] == "comment.rejected"]
     assert rejected == ["c0", "c1", "c2"]
+
+
+async def test_a_ban_sent_again_changes_nothing_and_names_what_the_first_rejected(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    site = await create_site("held", mode="pre")
+    for number in range(2):
+        await post(post_signed, site, comment(f"c{number}"))
+    ban = {"status": "banned", "reason": "spam run", "reject_pending": True}
+    first = await (await set_status(client, site, moderator, "ann", **ban)).json()
+    assert (first["rejected"], first["already_set"]) == (["c0", "c1"], False)
+    audit = await redis_client.xlen(KEYS.audit("held"))
+    clock.advance(60)
+
+    # The first answer was lost: the same ban again, without a key.
+    again = await set_status(client, site, moderator, "ann", **ban)
+    assert again.status == 200
+    outcome = await again.json()
+    assert outcome["already_set"] is True
+    assert outcome["author"]["status_at"] == first["author"]["status_at"]
+    assert outcome["rejected"] == ["c0", "c1"]
+    assert outcome["author"]["counts"]["rejected"] == 2
+    assert await redis_client.xlen(KEYS.audit("held")) == audit
+
+    # A new status is a change again, and ends the ban's list.
+    active = await (await set_status(client, site, moderator, "ann", status="active")).json()
+    assert (active["already_set"], active["rejected"]) == (False, [])
+    assert active["author"]["status_at"] != first["author"]["status_at"]
 
 
 async def test_a_ban_leaves_a_comment_another_moderator_claimed(
@@ -463,14 +499,15 @@ async def test_a_keyed_ban_leaving_a_claimed_comment_runs_again_once_the_claim_e
         ("c0", "claim_conflict")
     ]
     # The second moderator gives c0 back: the retry with the key rejects it, where a kept answer
-    # would replay the conflict for the key's day; c1, rejected by the first, is not again.
+    # would replay the conflict for the key's day; c1, rejected by the first, is not again, but
+    # is listed among the ban's rejections.
     released = await client.post("/v1/sites/held/queue/release", json={}, headers=second)
     assert (await released.json())["released"] == ["c0"]
     retried = await client.post(path, json=ban, headers=headers)
     assert retried.status == 200, await retried.text()
     assert "Idempotent-Replayed" not in retried.headers
     outcome = await retried.json()
-    assert (outcome["rejected"], outcome["failed"]) == (["c0"], [])
+    assert (outcome["rejected"], outcome["failed"]) == (["c1", "c0"], [])
     assert outcome["author"]["counts"]["rejected"] == 2
     again = await client.post(path, json=ban, headers=headers)
     assert (again.status, again.headers["Idempotent-Replayed"]) == (200, "true")
