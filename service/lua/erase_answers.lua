@@ -1,7 +1,8 @@
 --[[
 Forget the kept answers that carry an author's data (their erasure): a decision's answer holds
-its comment, text and author fields included, sealed but readable by whoever holds its key. An
-answer names the authors whose comments it carries in its record's "authors" field
+its comment, text and author fields included, and a status change's the author's counts and
+standing, sealed but readable by whoever holds its key. An answer names the authors whose data
+it carries in its record's "authors" field
 (idempotency_finish.lua); a retry of a forgotten request runs it again, and a decision finds
 itself made (decide.lua) rather than acting twice.
 

@@ -8,7 +8,7 @@ from service.domain import AuthorStatusChange, AuthorStatusOutcome, AuthorView
 from service.openapi import operation
 from service.path_ids import checked_id
 from service.routes.body import read_json
-from service.routes.idempotent import by_site_moderator, idempotent
+from service.routes.idempotent import by_site_moderator, holds_authors, idempotent
 from service.routes.moderation import ID_READ_ERRORS, WRITE_ERRORS, unkept_if_claimed
 
 routes = web.RouteTableDef()
@@ -46,8 +46,9 @@ async def set_author_status(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     actor = await require_moderator(request, site)
     change = await read_json(request, AuthorStatusChange)
-    outcome = await request.app[MODERATION].set_author_status(
-        site, checked_id(request.match_info["author"], "author"), change, actor
-    )
+    author = checked_id(request.match_info["author"], "author")
+    outcome = await request.app[MODERATION].set_author_status(site, author, change, actor)
+    # The answer holds the author's counts and standing: erasing them forgets it.
+    holds_authors(request, [author])
     unkept_if_claimed(request, outcome.failed)
     return web.json_response(outcome.to_json())

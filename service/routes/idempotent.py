@@ -75,8 +75,9 @@ def record_digest(request: web.Request) -> str | None:
 
 
 def holds_authors(request: web.Request, author_ids: Iterable[str]) -> None:
-    """Name the authors whose comments the answer carries: erasing one of them forgets the kept
-    answer (a retry then runs the request again) rather than leave their data replayable."""
+    """Name the authors whose data (comments, counts) the answer carries: erasing one of them
+    forgets the kept answer (a retry then runs the request again) rather than leave their data
+    replayable."""
     request[AUTHORS] = request.get(AUTHORS, frozenset()) | frozenset(author_ids)
 
 

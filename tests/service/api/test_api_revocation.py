@@ -620,6 +620,38 @@ async def test_erasing_an_author_forgets_the_kept_answers_that_carry_their_comme
     assert await redis_client.xlen(KEYS.outbox("held")) == outbox
 
 
+async def test_erasing_an_author_forgets_the_kept_answers_of_their_status(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    admin: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    token = await held_comments_of_ada_and_bob(create_site, post_signed)
+    ban = {"status": "banned", "reason": "SPAM", "reject_pending": True}
+
+    async def send(author: str) -> Any:
+        headers = {**token, "Idempotency-Key": f"ban-{author}"}
+        return await client.post(
+            f"/v1/sites/held/authors/{author}/status", json=ban, headers=headers
+        )
+
+    first = {author: await (await send(author)).json() for author in ("ada", "bob")}
+    assert first["ada"]["author"]["counts"]["rejected"] == 2
+    records = [key async for key in redis_client.scan_iter(match=KEYS.idempotency("held", "*"))]
+    assert len(records) == 2
+    assert (await client.post("/v1/sites/held/authors/ada:erase", headers=admin)).status == 200
+
+    # Nothing kept names ada or her counts any more: her ban's retry runs again.
+    left = [key async for key in redis_client.scan_iter(match=KEYS.idempotency("held", "*"))]
+    assert [await redis_client.hget(key, "authors") for key in left] == ['["bob"]']
+    again = {author: await send(author) for author in ("ada", "bob")}
+    assert "Idempotent-Replayed" not in again["ada"].headers
+    assert (await again["ada"].json())["author"]["status"] == "banned"
+    assert again["bob"].headers["Idempotent-Replayed"] == "true"
+    assert await again["bob"].json() == first["bob"]
+
+
 async def test_an_erased_authors_held_comments_are_decided_and_teach_nothing(
     client: Client,
     create_site: Any,
