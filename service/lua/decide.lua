@@ -39,8 +39,7 @@ event id, or, once the comment changed again (another moderator's decision, the 
 the decision remembered under the event id. So does a call without a version that asks for the
 decision the comment already carries from the same actor with the same reasons.
 
-Returns {"ok", fields, changed} (changed 1 when this call applied the decision, 0 when it found
-it already made and changed nothing); {"not_found"}; {"version_conflict", current version, current state};
+Returns {"ok", fields}; {"not_found"}; {"version_conflict", current version, current state};
 {"claim_conflict", holder, remaining lease ms}; {"invalid_transition", state}; or {"gone"} when
 the site was deleted (civ:{site}:site, read like ingest's: its purge may not have reached the
 comment yet).
@@ -66,7 +65,7 @@ end
 -- This request's change, already made: the comment may have moved on since (the last event id
 -- is then another's), and applying it again would undo that and send an event of a reused id.
 if stored[6] == ARGV[11] or (remember_ms > 0 and redis.call("EXISTS", decided) == 1) then
-  return {"ok", comment_fields(prefix, id), 0}
+  return {"ok", comment_fields(prefix, id)}
 end
 -- The decision the comment already carries (same state, same moderator, same reasons), sent
 -- again without a version: a retry whose first answer was lost. It changes nothing, so no
@@ -80,7 +79,7 @@ if ARGV[7] == "" and previous == target and stored[8] == actor and stored[9] == 
   if remember_ms > 0 then
     redis.call("SET", decided, id, "PX", remember_ms)
   end
-  return {"ok", comment_fields(prefix, id), 0}
+  return {"ok", comment_fields(prefix, id)}
 end
 if ARGV[7] ~= "" and ARGV[7] ~= stored[2] then
   return {"version_conflict", stored[2], previous}
@@ -133,4 +132,4 @@ if KEYS[9] then
 end
 -- A comment back in the queue is kept until decided, like any held comment.
 retain(prefix, id, target == "pending" and 0 or tonumber(ARGV[14]))
-return {"ok", comment_fields(prefix, id), 1}
+return {"ok", comment_fields(prefix, id)}

@@ -77,16 +77,16 @@ class Decisions(ModerationBase):
             ban_of=ban_of,
         )
         try:
-            decided = await self.store.decision(site_id, write)
+            comment = await self.store.decide(site_id, write)
         except ClaimConflict as conflict:
             await self._name_holder(site_id, conflict)
             raise
-        comment = decided.comment
-        # A retry that found its decision made teaches nothing: its first call taught it (a
-        # second label would count the comment twice), or the comment moved on since (another
-        # moderator's decision, the host's edit), and the label would undo the later one's or
-        # judge a text the moderator never saw.
-        if learn and decided.changed:
+        # A retry that finds its decision standing teaches again: the first call's label may
+        # have been lost with its answer (a write an outage hid), and training counts a comment
+        # once, by its latest label. One that finds the comment moved on since (another
+        # moderator's decision, the host's edit) teaches nothing: the label would undo the later
+        # one's, or judge a text the moderator never saw.
+        if learn and _carries(comment, write):
             await self._record_label(site_id, comment, decision, policy)
         [named] = await self._named(site_id, [comment])
         return named
@@ -176,3 +176,12 @@ def unavailable(error: CivilityError) -> bool:
     """A failure of the service (Redis unavailable), not of the item: whether the item was
     written is unknown, so the whole request fails and its retry runs it again."""
     return error.status >= 500
+
+
+def _carries(comment: Comment, write: DecisionWrite) -> bool:
+    """The comment stands as ``write`` decides it: same state, moderator and reasons."""
+    return (
+        comment.state is write.target
+        and comment.decided_by == write.actor
+        and comment.reasons == tuple(write.reasons)
+    )

@@ -4,7 +4,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from service.domain import Author, AuthorStatus, Comment, Policy, Report, Site, State
+from service.domain import Author, AuthorStatus, Policy, Report, Site, State
 
 DAY_MS = 86_400_000
 _DEFAULT_POLICY = Policy()
@@ -205,15 +205,6 @@ class DecisionWrite:
     ban_of: str | None = None
     """The banned author, when a ban rejects their held comment: listed among the ban's
     rejections with it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Decided:
-    """A decision's comment as it stands, and whether this call changed it: a retry that found
-    its decision already made changed nothing, and must not act on it again (teach its label)."""
-
-    comment: Comment
-    changed: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ from service.errors import (
     VersionConflict,
 )
 from service.store.records import (
-    Decided,
     DecisionWrite,
     IntakeWrite,
     Observation,
@@ -200,11 +199,6 @@ class CommentWrites(ScriptedStore):
     # ------------------------------------------------------------------ moderation
 
     async def decide(self, site_id: str, write: DecisionWrite) -> Comment:
-        return (await self.decision(site_id, write)).comment
-
-    async def decision(self, site_id: str, write: DecisionWrite) -> Decided:
-        """Apply ``write``; raises VersionConflict, ClaimConflict, InvalidTransition, NotFound
-        or SiteNotFound. ``changed`` is false when the decision was found already made."""
         keys = [
             self.keys.comment(site_id, write.comment_id),
             self.keys.history(site_id, write.comment_id),
@@ -252,7 +246,7 @@ class CommentWrites(ScriptedStore):
             raise _claim_conflict(write.comment_id, reply[1], write.now_ms + int(reply[2]))
         if outcome == "invalid_transition":
             raise InvalidTransition(f"cannot {write.action} a comment in state {reply[1]}")
-        return Decided(comment_from_fields(pairs(reply[1])), changed=reply[2] == 1)
+        return comment_from_fields(pairs(reply[1]))
 
     async def report(self, site_id: str, write: ReportWrite) -> ReportOutcome:
         """Store a reader's report; the report reaching the threshold queues the comment.

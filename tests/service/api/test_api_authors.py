@@ -10,8 +10,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service.appkeys import ADMINISTRATION, MODERATION
+from service.domain import Comment
 from service.keys import KeySpace
-from service.store.records import Decided, DecisionWrite
+from service.store.records import DecisionWrite
 from tests.clocks import Clock
 from tests.service.api.conftest import fail_decide_once
 
@@ -453,15 +454,15 @@ async def test_a_ban_whose_site_is_deleted_part_way_answers_404_and_keeps_nothin
     for number in range(2):
         await post(post_signed, site, comment(f"c{number}"))
     store = client.app[MODERATION].store
-    decide = store.decision
+    decide = store.decide
 
-    async def deleted_before_second(site_id: str, write: DecisionWrite) -> Decided:
+    async def deleted_before_second(site_id: str, write: DecisionWrite) -> Comment:
         if write.comment_id == "c1":
             # Deleted by another process: this one still has the site cached.
             await client.app[ADMINISTRATION].store.delete_site("held")
         return await decide(site_id, write)
 
-    monkeypatch.setattr(store, "decision", deleted_before_second)
+    monkeypatch.setattr(store, "decide", deleted_before_second)
     answer = await client.post(
         "/v1/sites/held/authors/ann/status",
         json={"status": "banned", "reject_pending": True},

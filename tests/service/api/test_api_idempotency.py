@@ -11,10 +11,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service.appkeys import IDEMPOTENCY, MODERATION
+from service.domain import Comment
 from service.idempotency import KEEP_MS, RUNNING_MS, digest
 from service.keys import KeySpace
 from service.labels import LabelLog
-from service.store.records import Decided, DecisionWrite
+from service.store.records import DecisionWrite
 from tests.clocks import Clock
 from tests.service.api.conftest import fail_decide_once
 from tests.service.api.openapi_check import refused_parameters
@@ -522,14 +523,14 @@ async def test_a_bulk_decision_whose_site_is_deleted_part_way_answers_404_and_ke
 ) -> None:
     site = await held_comment(create_site, post_signed)
     store = client.app[MODERATION].store
-    decide = store.decision
+    decide = store.decide
 
-    async def deleted_before_second(site_id: str, write: DecisionWrite) -> Decided:
+    async def deleted_before_second(site_id: str, write: DecisionWrite) -> Comment:
         if write.comment_id == "c1-1":
             assert (await client.delete("/v1/sites/news", headers=admin)).status == 202
         return await decide(site_id, write)
 
-    monkeypatch.setattr(store, "decision", deleted_before_second)
+    monkeypatch.setattr(store, "decide", deleted_before_second)
     bulk = {"decisions": [{"id": "c1", "action": "approve"}, {"id": "c1-1", "action": "spam"}]}
     answer = await client.post(
         "/v1/sites/news/decisions", json=bulk, headers=keyed(moderator(site), "bulk-gone")

@@ -136,32 +136,6 @@ async def test_an_undo_is_a_new_label_and_a_bans_rejections_are_none(
     ]
 
 
-async def test_a_decision_sent_again_teaches_once_and_a_change_teaches_anew(
-    client: Client,
-    admin: dict[str, str],
-    create_site: Any,
-    post_signed: Any,
-    moderator: Headers,
-    redis_client: aioredis.Redis,
-) -> None:
-    site = await site_with_hold(client, admin, create_site, "news", hold=1.0)
-    await post_and_decide(client, site, post_signed, moderator)
-    path = "/v1/sites/news/comments/c1/decision"
-    # Its first answer seemed lost: the same rejection again, without a key, finds it made.
-    again = await client.post(path, json={"action": "reject"}, headers=moderator(site))
-    assert again.status == 200
-    assert (await again.json())["version"] == 2
-    changed = await client.post(path, json={"action": "approve"}, headers=moderator(site))
-    assert (await changed.json())["version"] == 3
-    entries = await exported(redis_client, "news")
-    assert [(e["comment_id"], e["labels"]) for e in entries] == [
-        ("c0", {"spam": 0, "toxicity": 0}),
-        ("c1", {"toxicity": 1}),
-        ("c2", {"spam": 1}),
-        ("c1", {"spam": 0, "toxicity": 0}),
-    ]
-
-
 async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,

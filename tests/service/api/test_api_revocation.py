@@ -15,11 +15,12 @@ from service import signatures
 from service.admin_store import SCAN_COUNT
 from service.app import create_app
 from service.appkeys import ADMINISTRATION, MODERATION
+from service.domain import Comment
 from service.keys import KeySpace
 from service.labels import LabelLog
 from service.moderation.tokens import sha256_hex
 from service.settings import DeliverySettings, Settings
-from service.store.records import Decided, DecisionWrite
+from service.store.records import DecisionWrite
 from service.worker import Worker
 from tests.clocks import Clock
 
@@ -688,9 +689,9 @@ async def test_a_decision_racing_an_erasure_keeps_neither_answer_nor_label_of_th
 ) -> None:
     token = await held_comments_of_ada_and_bob(create_site, post_signed)
     store = client.app[MODERATION].store
-    decide = store.decision
+    decide = store.decide
 
-    async def erased_meanwhile(site_id: str, write: DecisionWrite) -> Decided:
+    async def erased_meanwhile(site_id: str, write: DecisionWrite) -> Comment:
         # The decision has read ada's comment, text and details; the erasure runs before the
         # decision keeps its answer and teaches its label.
         decided = await decide(site_id, write)
@@ -698,12 +699,12 @@ async def test_a_decision_racing_an_erasure_keeps_neither_answer_nor_label_of_th
         assert erasure.status == 200
         return decided
 
-    monkeypatch.setattr(store, "decision", erased_meanwhile)
+    monkeypatch.setattr(store, "decide", erased_meanwhile)
     keyed = {**token, "Idempotency-Key": "approve-c1"}
     path = "/v1/sites/held/comments/c1/decision"
     first = await client.post(path, json={"action": "approve"}, headers=keyed)
     assert (await first.json())["text"] == "A calm remark about the harbour."
-    monkeypatch.setattr(store, "decision", decide)
+    monkeypatch.setattr(store, "decide", decide)
 
     again = await client.post(path, json={"action": "approve"}, headers=keyed)
     assert "Idempotent-Replayed" not in again.headers
