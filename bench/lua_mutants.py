@@ -51,6 +51,13 @@ LUA_TESTS = {
         "tests/service/api/test_api_revocation.py",
     ),
     "rotate_secret.lua": ("tests/service/test_store.py", "tests/service/api/test_api_rotation.py"),
+    # Its only mutants are in the grace list of the two rotations.
+    "_lib.lua": (
+        "tests/service/test_store.py",
+        "tests/service/test_admin_store.py",
+        "tests/service/api/test_api_rotation.py",
+        "tests/service/api/test_api_revocation.py",
+    ),
     "report.lua": (
         "tests/service/test_store.py",
         "tests/service/api/test_api_queue_ages.py",
@@ -191,30 +198,12 @@ LUA_MUTANTS = (
     LuaMutant("rotate_api_key.lua", '"updated_at", ARGV[2])', '"updated_at", ARGV[3])'),
     LuaMutant(
         "rotate_api_key.lua",
-        "if tonumber(entry[2]) > now then",
-        "if tonumber(entry[2]) >= now then",
+        "tonumber(ARGV[2]), tonumber(ARGV[3]),",
+        "tonumber(ARGV[2]), tonumber(ARGV[2]),",
     ),
-    LuaMutant("rotate_api_key.lua", "if tonumber(entry[2]) > now then", "if true then"),
-    LuaMutant(
-        "rotate_api_key.lua", 'elseif stored[2] and stored[2] ~= "" then', "elseif false then"
-    ),
-    LuaMutant(
-        "rotate_api_key.lua",
-        "fresh[#fresh + 1] = {current, tonumber(ARGV[3])}",
-        "fresh[#fresh + 1] = {current, tonumber(ARGV[2])}",
-    ),
-    LuaMutant(
-        "rotate_api_key.lua",
-        "while #fresh > tonumber(ARGV[4]) do",
-        "while #fresh > tonumber(ARGV[4]) + 1 do",
-    ),
-    LuaMutant("rotate_api_key.lua", "table.remove(fresh, 1)", "table.remove(fresh)"),
+    LuaMutant("rotate_api_key.lua", "tonumber(ARGV[4]))", "tonumber(ARGV[4]) + 1)"),
     LuaMutant("rotate_api_key.lua", "local reply = {current}", "local reply = {ARGV[1]}"),
-    LuaMutant(
-        "rotate_api_key.lua",
-        "reply[#reply + 1] = table.remove(fresh, 1)[1]",
-        "table.remove(fresh, 1)",
-    ),
+    LuaMutant("rotate_api_key.lua", "  reply[#reply + 1] = hash\n", ""),
     LuaMutant("delete_site.lua", "if not keys[1] then", "if keys[1] then"),
     LuaMutant("delete_site.lua", 'if keys[2] and keys[2] ~= "" then', "if false then"),
     LuaMutant("delete_site.lua", 'if keys[3] and keys[3] ~= "" then', "if false then"),
@@ -368,23 +357,22 @@ LUA_MUTANTS = (
     LuaMutant("release.lua", '  redis.call("ZREM", KEYS[1], id)\n', ""),
     LuaMutant("rotate_secret.lua", "if not current then", "if current then"),
     LuaMutant(
-        "rotate_secret.lua", "if tonumber(entry[2]) > now then", "if tonumber(entry[2]) >= now then"
-    ),
-    LuaMutant("rotate_secret.lua", "if tonumber(entry[2]) > now then", "if true then"),
-    LuaMutant(
-        "rotate_secret.lua", 'elseif stored[2] and stored[2] ~= "" then', "elseif false then"
-    ),
-    LuaMutant(
         "rotate_secret.lua",
-        "fresh[#fresh + 1] = {current, tonumber(ARGV[3])}",
-        "fresh[#fresh + 1] = {current, tonumber(ARGV[2])}",
+        "tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))",
+        "tonumber(ARGV[2]), tonumber(ARGV[2]), tonumber(ARGV[4]))",
     ),
+    LuaMutant("rotate_secret.lua", "tonumber(ARGV[4]))", "tonumber(ARGV[4]) + 1)"),
+    # The grace list both rotations keep.
+    LuaMutant("_lib.lua", "if tonumber(entry[2]) > now then", "if tonumber(entry[2]) >= now then"),
+    LuaMutant("_lib.lua", "if tonumber(entry[2]) > now then", "if true then"),
+    LuaMutant("_lib.lua", 'elseif stored[2] and stored[2] ~= "" then', "elseif false then"),
     LuaMutant(
-        "rotate_secret.lua",
-        "while #fresh > tonumber(ARGV[4]) do",
-        "while #fresh > tonumber(ARGV[4]) + 1 do",
+        "_lib.lua",
+        "fresh[#fresh + 1] = {current, until_ms}",
+        "fresh[#fresh + 1] = {current, now}",
     ),
-    LuaMutant("rotate_secret.lua", "table.remove(fresh, 1)", "table.remove(fresh)"),
+    LuaMutant("_lib.lua", "while #fresh > most do", "while #fresh > most + 1 do"),
+    LuaMutant("_lib.lua", "table.remove(fresh, 1)", "table.remove(fresh)"),
     LuaMutant("rotate_secret.lua", '"previous_secret", current,', '"previous_secret", ARGV[1],'),
     LuaMutant("rotate_secret.lua", '"updated_at", ARGV[2])', '"updated_at", ARGV[3])'),
     LuaMutant("report.lua", "if erasing ~= -2 then", "if false then"),

@@ -25,7 +25,6 @@ from service.times import from_ms
 
 SCRIPTS = (
     "revoke_moderator",
-    "rotate_api_key",
     "delete_site",
     "erase_author",
     "erase_windows",
@@ -68,7 +67,9 @@ class AdminStore:
         self.keys = KeySpace(prefix)
         waits = {"replicas": replicas, "replica_wait_ms": replica_wait_ms}
         self._run = LuaScripts(redis, SCRIPTS, with_library=False, **waits).run
-        self._run_with_library = LuaScripts(redis, ("reindex",), with_library=True, **waits).run
+        self._run_with_library = LuaScripts(
+            redis, ("reindex", "rotate_api_key"), with_library=True, **waits
+        ).run
 
     # ------------------------------------------------------------------ moderators
 
@@ -120,7 +121,7 @@ class AdminStore:
         and the index of a key ended early (beyond ``MAX_PREVIOUS_API_KEYS``) at once."""
         keys = [self.keys.site(site_id)]
         args: list[str | int] = [key_hash, now_ms, previous_valid_until_ms, MAX_PREVIOUS_API_KEYS]
-        reply = await self._run("rotate_api_key", keys, args)
+        reply = await self._run_with_library("rotate_api_key", keys, args)
         with store_errors():
             if not reply:
                 await self.redis.delete(self.keys.api_key(key_hash))

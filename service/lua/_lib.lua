@@ -358,3 +358,33 @@ local function standing(prefix, author, status, now, window_ms, rate, min_decisi
   end
   return current
 end
+
+-- A rotation's grace list (webhook secrets, api keys): the previous values stored under
+-- `list_field` as JSON [[value, valid until ms], ...] oldest first (a site rotated before the list
+-- existed has its one previous value in `value_field` and `until_field`), less those expired at
+-- `now`, plus `current` valid until `until_ms`; beyond `most` kept the oldest go first. Returns
+-- the new list and the values it ended before their deadline.
+local function grace_list(site_key, list_field, value_field, until_field, current, now, until_ms,
+  most)
+  local stored = redis.call("HMGET", site_key, list_field, value_field, until_field)
+  local kept
+  if stored[1] and stored[1] ~= "" then
+    kept = cjson.decode(stored[1])
+  elseif stored[2] and stored[2] ~= "" then
+    kept = {{stored[2], tonumber(stored[3] or "0")}}
+  else
+    kept = {}
+  end
+  local fresh = {}
+  for _, entry in ipairs(kept) do
+    if tonumber(entry[2]) > now then
+      fresh[#fresh + 1] = entry
+    end
+  end
+  fresh[#fresh + 1] = {current, until_ms}
+  local ended = {}
+  while #fresh > most do
+    ended[#ended + 1] = table.remove(fresh, 1)[1]
+  end
+  return fresh, ended
+end

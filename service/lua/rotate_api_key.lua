@@ -19,27 +19,12 @@ local current = redis.call("HGET", KEYS[1], "api_key_hash")
 if not current then
   return false
 end
-local now = tonumber(ARGV[2])
-local stored = redis.call("HMGET", KEYS[1], "previous_api_keys", "previous_api_key_hash",
-  "previous_api_key_valid_until")
-local kept
-if stored[1] and stored[1] ~= "" then
-  kept = cjson.decode(stored[1])
-elseif stored[2] and stored[2] ~= "" then
-  kept = {{stored[2], tonumber(stored[3] or "0")}}
-else
-  kept = {}
-end
-local fresh = {}
-for _, entry in ipairs(kept) do
-  if tonumber(entry[2]) > now then
-    fresh[#fresh + 1] = entry
-  end
-end
-fresh[#fresh + 1] = {current, tonumber(ARGV[3])}
+local fresh, ended = grace_list(KEYS[1], "previous_api_keys", "previous_api_key_hash",
+  "previous_api_key_valid_until", current, tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4]))
 local reply = {current}
-while #fresh > tonumber(ARGV[4]) do
-  reply[#reply + 1] = table.remove(fresh, 1)[1]
+for _, hash in ipairs(ended) do
+  reply[#reply + 1] = hash
 end
 redis.call("HSET", KEYS[1], "api_key_hash", ARGV[1], "previous_api_keys", cjson.encode(fresh),
   "previous_api_key_hash", current, "previous_api_key_valid_until", ARGV[3],

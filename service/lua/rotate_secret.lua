@@ -19,27 +19,8 @@ local current = redis.call("HGET", KEYS[1], "webhook_secret")
 if not current then
   return 0
 end
-local now = tonumber(ARGV[2])
-local stored = redis.call("HMGET", KEYS[1], "previous_secrets", "previous_secret",
-  "previous_valid_until")
-local kept
-if stored[1] and stored[1] ~= "" then
-  kept = cjson.decode(stored[1])
-elseif stored[2] and stored[2] ~= "" then
-  kept = {{stored[2], tonumber(stored[3] or "0")}}
-else
-  kept = {}
-end
-local fresh = {}
-for _, entry in ipairs(kept) do
-  if tonumber(entry[2]) > now then
-    fresh[#fresh + 1] = entry
-  end
-end
-fresh[#fresh + 1] = {current, tonumber(ARGV[3])}
-while #fresh > tonumber(ARGV[4]) do
-  table.remove(fresh, 1)
-end
+local fresh = grace_list(KEYS[1], "previous_secrets", "previous_secret", "previous_valid_until",
+  current, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
 redis.call("HSET", KEYS[1], "webhook_secret", ARGV[1], "previous_secrets", cjson.encode(fresh),
   "previous_secret", current, "previous_valid_until", ARGV[3], "updated_at", ARGV[2])
 return 1
