@@ -117,12 +117,31 @@ export function articleLink(article, fallbackId) {
 // second conflict on one comment, two bulk decisions of as many comments) would go unsaid. The
 // region is emptied at once, and its new content written once a frame has been drawn without it
 // (the frame after the next: what the first frame's callbacks write is drawn in that same frame).
-const writing = new WeakMap();
+// A hidden tab draws no frames, so there the words are written at once, as new nodes (a region's
+// nodes added are what it announces, whatever their words); words still waiting for a frame when
+// the tab is hidden are written then, not when it is shown again.
+const writing = new Map();
+function write(node) {
+  const { frame, content } = writing.get(node);
+  cancelAnimationFrame(frame);
+  writing.delete(node);
+  node.replaceChildren(...content);
+}
 export function announce(node, ...content) {
-  cancelAnimationFrame(writing.get(node));
+  if (writing.has(node)) cancelAnimationFrame(writing.get(node).frame);
+  writing.delete(node);
   node.replaceChildren();
   if (content.every((part) => part === "" || part === null || part === undefined)) return;
-  writing.set(node, requestAnimationFrame(() => {
-    writing.set(node, requestAnimationFrame(() => node.replaceChildren(...content)));
-  }));
+  if (document.visibilityState === "hidden") {
+    node.replaceChildren(...content);
+    return;
+  }
+  const pending = { content, frame: 0 };
+  pending.frame = requestAnimationFrame(() => {
+    pending.frame = requestAnimationFrame(() => write(node));
+  });
+  writing.set(node, pending);
 }
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") for (const node of [...writing.keys()]) write(node);
+});

@@ -205,6 +205,73 @@ def test_a_cards_message_said_twice_in_the_same_words_is_announced_again(
     )
 
 
+# What a background tab is to the page: hidden, and its frames never drawn (the frame callbacks
+# asked for are kept, never run). Each addition to the toast's words is kept in the body's
+# data-added (JSON), as a live region announces what is added to it.
+HIDE = """() => {
+    Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+    Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+    document.dispatchEvent(new Event("visibilitychange"));
+}"""
+PAUSE_FRAMES = """() => {
+    window.requestAnimationFrame = () => 1;
+    const node = document.getElementById("toast-text");
+    const added = [];
+    new MutationObserver((records) => {
+        for (const record of records) {
+            const words = [...record.addedNodes].map((part) => part.textContent).join("");
+            if (words) added.push(words);
+        }
+        document.body.dataset.added = JSON.stringify(added);
+    }).observe(node, { childList: true, subtree: true, characterData: true });
+}"""
+
+
+def test_messages_said_in_a_background_tab_are_there_at_once_and_again_when_repeated(
+    page: Page, site: Site
+) -> None:
+    hold(site, 5)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(5)
+    first = items(page)[0]
+    page.evaluate(PAUSE_FRAMES)
+    page.evaluate(HIDE)
+    page.keyboard.press("a")
+    expect(page.locator("#items > li")).to_have_count(4)
+    toast = page.get_by_role("status").and_(page.locator("#toast-text"))
+    expect(toast).to_have_text(f"Approved comment {first}.")
+    for left in (2, 0):
+        page.keyboard.press("k")
+        page.keyboard.press("x")
+        page.keyboard.press("j")
+        page.keyboard.press("x")
+        expect(page.locator("#selection")).to_have_text("2 selected")
+        page.get_by_role("button", name="Approve selected").click()
+        expect(page.locator("#items > li")).to_have_count(left)
+        expect(toast).to_have_text("Approved 2 comments.")
+    # The same words twice are added twice: new to the region, so said again.
+    added = [f"Approved comment {first}.", "Approved 2 comments.", "Approved 2 comments."]
+    expect(page.locator("body")).to_have_attribute(
+        "data-added", json.dumps(added, separators=(",", ":"))
+    )
+
+
+def test_a_message_waiting_for_a_frame_is_written_when_the_tab_is_hidden(
+    page: Page, site: Site
+) -> None:
+    hold(site, 2)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    first = items(page)[0]
+    # The tab goes to the background after the decision, before a frame could draw its words.
+    page.evaluate(PAUSE_FRAMES)
+    page.keyboard.press("a")
+    expect(page.locator("#items > li")).to_have_count(1)
+    expect(page.locator("#toast-text")).to_have_text("")
+    page.evaluate(HIDE)
+    expect(page.locator("#toast-text")).to_have_text(f"Approved comment {first}.")
+
+
 def test_an_undo_the_service_could_not_take_is_offered_again(page: Page, site: Site) -> None:
     hold(site, 2)
     signed_in(page, site)
