@@ -136,6 +136,26 @@ class KeySpace:
             return f"{base}:author:{author}"
         return base
 
+    def queue_scope(
+        self,
+        site: str,
+        queue: Queue,
+        order: Order,
+        *,
+        article: str | None = None,
+        author: str | None = None,
+        reason: str | None = None,
+    ) -> list[str]:
+        """The queue indexes a filter reads: its own, or with an article and an author both, the
+        article's and the author's (of the reason, if any), whose intersection it lists; no index
+        of an article and an author together is kept, so intake adds no index for it."""
+        if article is not None and author is not None:
+            return [
+                self.queue_index(site, queue, order, article=article, reason=reason),
+                self.queue_index(site, queue, order, author=author, reason=reason),
+            ]
+        return [self.queue_index(site, queue, order, article=article, author=author, reason=reason)]
+
     def comments(
         self, site: str, state: State, *, article: str | None = None, author: str | None = None
     ) -> str:

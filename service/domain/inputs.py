@@ -246,25 +246,21 @@ class ModeratorSpec(FrozenModel):
 
 
 class QueueFilter(FrozenModel):
-    """One queue, in one order, optionally narrowed to one article or one author, to one reason,
-    or to one reason within one article or author: what the listing shows and what a claim takes
-    from."""
+    """One queue, in one order, optionally narrowed to one article, one author or both (the
+    author's comments in that article), and to one reason: what the listing shows and what a
+    claim takes from."""
 
     queue: Queue = Queue.PENDING
     order: Order = Order.PRIORITY
-    article: ExternalId | None = None
-    author: ExternalId | None = None
+    article: ExternalId | None = Field(
+        default=None, description="Only comments of this article (of this author too, if given)"
+    )
+    author: ExternalId | None = Field(
+        default=None, description="Only comments of this author (in this article too, if given)"
+    )
     reason: Reason | None = Field(
         default=None, description="Only comments held or reported with this reason code"
     )
-
-    @model_validator(mode="after")
-    def _one_scope(self) -> Self:
-        # Each scope is its own index (a reason's too, per article and per author); silently
-        # applying one of two would list wrong comments.
-        if self.article is not None and self.author is not None:
-            raise ValueError("filter by article or by author, not both (a reason goes with either)")
-        return self
 
 
 class QueueQuery(QueueFilter):

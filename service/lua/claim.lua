@@ -6,6 +6,8 @@ expiry, so an abandoned claim frees itself.
 KEYS[1]  queue index zset           civ:{site}:queue:<queue>:<order>[:reason:<r>][:article:<a>|:author:<u>]
 KEYS[2]  the moderator's claims     civ:{site}:claims:<moderator> (expires with its longest lease)
 KEYS[3]  audit stream               civ:{site}:audit (one "claim" entry per comment leased)
+KEYS[4]  optional: a second index of the same queue, order and reason (the author's, KEYS[1]
+         being the article's); only comments in both are claimed, walking the smaller one
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  moderator id
 ARGV[3]  how many (N)                      ARGV[4]  lease length (ms)
@@ -23,6 +25,12 @@ local prefix, moderator = ARGV[1], ARGV[2]
 local wanted, lease_ms, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local descending = ARGV[6] == "1"
 local batch = 100
+-- As the listing walks an article and an author together (page.lua): the smaller index, each id
+-- kept only when the other holds it too.
+local walked, other = KEYS[1], KEYS[4]
+if other and redis.call("ZCARD", other) < redis.call("ZCARD", walked) then
+  walked, other = other, walked
+end
 
 -- A process may keep a deleted site's record a second: what it wrote now could land behind the
 -- purge, for a new site of that id to inherit.
@@ -39,15 +47,16 @@ local offset = 0
 while #claimed < wanted do
   local ids
   if descending then
-    ids = redis.call("ZREVRANGE", KEYS[1], offset, offset + batch - 1)
+    ids = redis.call("ZREVRANGE", walked, offset, offset + batch - 1)
   else
-    ids = redis.call("ZRANGE", KEYS[1], offset, offset + batch - 1)
+    ids = redis.call("ZRANGE", walked, offset, offset + batch - 1)
   end
   if #ids == 0 then
     break
   end
   for _, id in ipairs(ids) do
-    if redis.call("SET", prefix .. "lease:" .. id, moderator, "NX", "PX", lease_ms) then
+    local in_both = not other or redis.call("ZSCORE", other, id)
+    if in_both and redis.call("SET", prefix .. "lease:" .. id, moderator, "NX", "PX", lease_ms) then
       redis.call("ZADD", KEYS[2], now + lease_ms, id)
       record_lease(KEYS[3], id, "claim", moderator, now, now + lease_ms)
       claimed[#claimed + 1] = {id, comment_fields(prefix, id)}

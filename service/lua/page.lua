@@ -7,6 +7,10 @@ breaks ties.
 KEYS[1]  queue index zset           civ:{site}:queue:<queue>:<order>[:reason:<r>][:article:<a>|:author:<u>]
          or browse index zset       civ:{site}:comments:<state>[:article:<a>|:author:<u>]
 
+KEYS[2]  optional, queue listings only: a second index of the same queue, order and reason (the
+         author's, KEYS[1] being the article's): only ids in both are listed, walking the smaller
+         one, and counted with ZINTERCARD (the bounds must be -inf and +inf)
+
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  "1" for highest score first
 ARGV[3]  how many                          ARGV[4]  cursor score ("" for the first page)
 ARGV[5]  cursor id
@@ -48,24 +52,51 @@ local function before(a, b)
   return #a < #b
 end
 
+-- An article and an author together: the smaller of their indexes is walked (an author's queued
+-- comments are usually few), each id kept only when the other holds it too; the scores are the
+-- same in both, so a cursor of one is a cursor of the other.
+local walked, other = KEYS[1], KEYS[2]
+if other and redis.call("ZCARD", other) < redis.call("ZCARD", walked) then
+  walked, other = other, walked
+end
+local batch = other and math.max(wanted, 100) or wanted
+
 local picked = {}
 local function take(id, score)
-  picked[#picked + 1] = {id, score}
+  if #picked < wanted and (not other or redis.call("ZSCORE", other, id)) then
+    picked[#picked + 1] = {id, score}
+  end
+end
+
+-- Takes the ids from `from` towards `to` (walking order) until the page is full.
+local function walk(from, to)
+  local offset = 0
+  while #picked < wanted do
+    local items
+    if descending then
+      items = redis.call("ZREVRANGEBYSCORE", walked, from, to, "WITHSCORES", "LIMIT", offset, batch)
+    else
+      items = redis.call("ZRANGEBYSCORE", walked, from, to, "WITHSCORES", "LIMIT", offset, batch)
+    end
+    for index = 1, #items, 2 do
+      take(items[index], items[index + 1])
+    end
+    if #items < 2 * batch then
+      break
+    end
+    offset = offset + batch
+  end
 end
 
 if cursor_score == "" then
-  local items
   if descending then
-    items = redis.call("ZREVRANGEBYSCORE", KEYS[1], high, low, "WITHSCORES", "LIMIT", 0, wanted)
+    walk(high, low)
   else
-    items = redis.call("ZRANGEBYSCORE", KEYS[1], low, high, "WITHSCORES", "LIMIT", 0, wanted)
-  end
-  for index = 1, #items, 2 do
-    take(items[index], items[index + 1])
+    walk(low, high)
   end
 else
   -- Members sharing the cursor's score: those after the cursor id in walking order come first.
-  local ties = redis.call("ZRANGEBYSCORE", KEYS[1], cursor_score, cursor_score)
+  local ties = redis.call("ZRANGEBYSCORE", walked, cursor_score, cursor_score)
   local from, to, step = 1, #ties, 1
   if descending then
     from, to, step = #ties, 1, -1
@@ -73,22 +104,14 @@ else
   for index = from, to, step do
     local id = ties[index]
     local after = descending and before(id, cursor_id) or (not descending and before(cursor_id, id))
-    if #picked < wanted and after then
+    if after then
       take(id, cursor_score)
     end
   end
-  if #picked < wanted then
-    local items
-    if descending then
-      items = redis.call("ZREVRANGEBYSCORE", KEYS[1], "(" .. cursor_score, low,
-        "WITHSCORES", "LIMIT", 0, wanted - #picked)
-    else
-      items = redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. cursor_score, high,
-        "WITHSCORES", "LIMIT", 0, wanted - #picked)
-    end
-    for index = 1, #items, 2 do
-      take(items[index], items[index + 1])
-    end
+  if descending then
+    walk("(" .. cursor_score, low)
+  else
+    walk("(" .. cursor_score, high)
   end
 end
 
@@ -96,12 +119,15 @@ local page = {}
 for _, item in ipairs(picked) do
   local fields = comment_fields(prefix, item[1])
   if #fields == 0 then
-    redis.call("ZREM", KEYS[1], item[1])
+    redis.call("ZREM", walked, item[1])
   end
   local lease = prefix .. "lease:" .. item[1]
   local holder = redis.call("GET", lease)
   page[#page + 1] = {
     item[1], item[2], fields, holder, holder and redis.call("PTTL", lease) or 0,
   }
+end
+if other then
+  return {redis.call("ZINTERCARD", 2, walked, other), page}
 end
 return {redis.call("ZCOUNT", KEYS[1], low, high), page}

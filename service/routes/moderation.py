@@ -110,8 +110,8 @@ WRITE_ERRORS = (400, 401, 404, 409, 413, 415, 422, 503)
 
 @routes.get("/v1/sites/{site}/queue")
 @operation(
-    summary="List a queue by priority or age, filtered by article or author and by reason, "
-    "cursor paged",
+    summary="List a queue by priority or age, filtered by article, author or both and by "
+    "reason, cursor paged",
     tag="moderation",
     auth="moderator",
     query=QueueQuery,
@@ -146,7 +146,7 @@ async def list_comments(request: web.Request) -> web.Response:
 
 @routes.post("/v1/sites/{site}/queue/claim")
 @operation(
-    summary="Lease up to `limit` comments of the queue, or of one article or author and one "
+    summary="Lease up to `limit` comments of the queue, or of one article, author or both and one "
     "reason as the listing filters it, to the caller; no one else can decide them meanwhile",
     tag="moderation",
     auth="moderator",

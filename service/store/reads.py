@@ -97,7 +97,7 @@ class CommentReads(ScriptedStore):
     # ------------------------------------------------------------------ comments
 
     async def page(self, site_id: str, query: QueueQuery, now_ms: int) -> QueuePage:
-        key = self.keys.queue_index(
+        keys = self.keys.queue_scope(
             site_id,
             query.queue,
             query.order,
@@ -115,7 +115,7 @@ class CommentReads(ScriptedStore):
         }
         return await self._page(
             site_id,
-            key,
+            keys,
             scope,
             query.cursor,
             query.limit,
@@ -139,7 +139,7 @@ class CommentReads(ScriptedStore):
         }
         return await self._page(
             site_id,
-            key,
+            [key],
             scope,
             query.cursor,
             query.limit,
@@ -153,7 +153,7 @@ class CommentReads(ScriptedStore):
     async def _page(
         self,
         site_id: str,
-        key: str,
+        keys: list[str],
         scope: Mapping[str, str | None],
         cursor: str | None,
         limit: int,
@@ -175,7 +175,8 @@ class CommentReads(ScriptedStore):
             high,
             "" if trim_below is None else trim_below,
         ]
-        total, reply = await self._run("page", [key], args)
+        # Two keys (an article's and an author's index) list their intersection, unbounded.
+        total, reply = await self._run("page", keys, args)
         items = [
             comment_from_fields(
                 pairs(fields),

@@ -337,15 +337,12 @@ class CommentWrites(ScriptedStore):
         author: str | None = None,
         reason: str | None = None,
     ) -> list[Comment]:
-        """Up to ``limit`` unclaimed comments of the queue's index, narrowed to one article or
-        author, one reason, or both as the listing's is, leased to the moderator."""
-        keys = [
-            self.keys.queue_index(
-                site_id, queue, order, article=article, author=author, reason=reason
-            ),
-            self.keys.claims(site_id, moderator_id),
-            self.keys.audit(site_id),
-        ]
+        """Up to ``limit`` unclaimed comments of the queue's index, narrowed to one article, one
+        author or both, and to one reason, as the listing's is, leased to the moderator."""
+        walked, *other = self.keys.queue_scope(
+            site_id, queue, order, article=article, author=author, reason=reason
+        )
+        keys = [walked, self.keys.claims(site_id, moderator_id), self.keys.audit(site_id), *other]
         args: list[str | int] = [
             self.keys.site_prefix(site_id),
             moderator_id,

@@ -95,19 +95,6 @@ async def test_a_bad_queue_query_lists_every_bad_parameter(
     assert sorted(item["field"] for item in error["details"]) == ["limit", "order"]
 
 
-async def test_the_queue_filters_by_article_or_by_author_not_both(
-    client: Client, site: dict[str, str], moderator: Headers
-) -> None:
-    response = await client.get(
-        "/v1/sites/news/queue?article=a1&author=reader-1", headers=moderator(site)
-    )
-    assert response.status == 422
-    [detail] = (await response.json())["error"]["details"]
-    assert detail["message"].endswith(
-        "filter by article or by author, not both (a reason goes with either)"
-    )
-
-
 async def test_claimed_comments_are_leased_to_the_claimer_until_the_lease_ends(
     client: Client,
     create_site: Any,
