@@ -215,7 +215,12 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
 async def _coral(app: web.Application) -> AsyncIterator[None]:
     links = CoralLinks(app[REDIS], prefix=app[SETTINGS].redis_prefix)
     app[CORAL] = CoralDesk(
-        app[MODERATION], links, app[METRICS], lambda: app[HTTP], clock=app[CLOCK]
+        app[MODERATION],
+        links,
+        app[METRICS],
+        lambda: app[HTTP],
+        clock=app[CLOCK],
+        edit_window_seconds=app[SETTINGS].coral_edit_window_seconds,
     )
     yield
 

@@ -194,6 +194,9 @@ class Settings:
     batch_wait_ms: float = 2.0
     # Held comments waiting for their model evidence in one API process, at most.
     evidence_pending_max: int = 256
+    # Coral's edit window as the site sets it in Coral (30 s by default there): of an author's
+    # several comments in a thread, an EDIT naming none is of the one written within it.
+    coral_edit_window_seconds: int = 300
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     site_models: SiteModelSettings = field(default_factory=SiteModelSettings)
     second_look: SecondLookSettings = field(default_factory=SecondLookSettings)
@@ -276,6 +279,11 @@ class Settings:
             batch_wait_ms=reader.number("CIVILITY_BATCH_WAIT_MS", 2.0, low=0.0, high=100.0),
             evidence_pending_max=reader.integer(
                 "CIVILITY_EVIDENCE_PENDING_MAX", 256, low=0, high=100_000
+            ),
+            # An author's comments in a thread are kept a day for EDITs to find (coral_links'
+            # LATEST_SECONDS): the window cannot reach further back.
+            coral_edit_window_seconds=reader.integer(
+                "CIVILITY_CORAL_EDIT_WINDOW_SECONDS", 300, low=1, high=86_400
             ),
             delivery=DeliverySettings.from_reader(reader),
             site_models=SiteModelSettings.from_reader(reader),

@@ -17,13 +17,7 @@ from typing import Any
 import aiohttp
 
 from service.compat import coral, coral_graphql, coral_sync
-from service.compat.coral_links import (
-    EDIT_WINDOW_SECONDS,
-    CoralIds,
-    CoralLink,
-    CoralLinks,
-    keep_seconds,
-)
+from service.compat.coral_links import CoralIds, CoralLink, CoralLinks, keep_seconds
 from service.compat.ids import external_id
 from service.domain import Action, Comment, Decision, State
 from service.errors import (
@@ -57,12 +51,16 @@ class CoralDesk:
         metrics: Metrics,
         http: Callable[[], aiohttp.ClientSession],
         clock: Callable[[], float] = time.time,
+        edit_window_seconds: int = 300,
     ) -> None:
+        """``edit_window_seconds``: how long after its author wrote it a comment is taken to be
+        still editable in Coral (``CIVILITY_CORAL_EDIT_WINDOW_SECONDS``)."""
         self.moderation = moderation
         self.links = links
         self.metrics = metrics
         self._http = http
         self._clock = clock
+        self._edit_window_ms = edit_window_seconds * 1000
 
     async def verify_phase(self, site_id: str, header: str | None, raw: bytes) -> None:
         secret = (await self.moderation.site_record(site_id)).coral_signing_secret
@@ -105,7 +103,8 @@ class CoralDesk:
         known: str | None = None
         ambiguous: list[str] = []
         if request.action == "EDIT" and not request.comment.id:
-            known, ambiguous = _edited(await self.links.recent(site_id, *thread), now_ms)
+            recent = await self.links.recent(site_id, *thread)
+            known, ambiguous = _edited(recent, now_ms - self._edit_window_ms)
         submission = coral.submission(request, known)
         if submission is None:
             # Nothing to read or store (only spaces or invisible characters): the rules that
@@ -275,13 +274,12 @@ class CoralDesk:
             return None
 
 
-def _edited(recent: list[tuple[str, int]], now_ms: int) -> tuple[str | None, list[str]]:
+def _edited(recent: list[tuple[str, int]], since: int) -> tuple[str | None, list[str]]:
     """The comment an id-less EDIT changes, of the author's ``recent`` ones in its thread
-    (newest first, with when each was written): the only one, or the only one still within
-    Coral's edit window; else none, and the comments it could be."""
+    (newest first, with when each was written): the only one, or the only one written since
+    ``since`` (ms), within Coral's edit window; else none, and the comments it could be."""
     if len(recent) <= 1:
         return (recent[0][0] if recent else None), []
-    since = now_ms - EDIT_WINDOW_SECONDS * 1000
     editable = [comment_id for comment_id, at in recent if at >= since]
     if len(editable) == 1:
         return editable[0], []

@@ -18,12 +18,8 @@ from service.store.records import DAY_MS, SiteRecord
 from service.store.scripts import LuaScripts, RedisClient, store_errors
 
 LATEST_SECONDS = 86_400
-"""How long an author's comments in a thread are kept for id-less EDITs to find: far beyond
-Coral's edit window (30 s by default, at most a few minutes in practice)."""
-EDIT_WINDOW_SECONDS = 300
-"""How long after its author wrote it a comment is taken to be still editable in Coral (its
-edit window, 30 s by default): of an author's several comments in a thread, an id-less EDIT is
-of the one written within this, and when several were, it is not guessed."""
+"""How long an author's comments in a thread are kept for id-less EDITs to find: the longest
+edit window ``CIVILITY_CORAL_EDIT_WINDOW_SECONDS`` takes."""
 
 
 def keep_seconds(record: SiteRecord) -> int:

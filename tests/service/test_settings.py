@@ -17,6 +17,7 @@ def test_defaults_describe_a_local_development_service() -> None:
     assert settings.redis_url is None
     assert settings.admin_token is None
     assert settings.signature_tolerance_seconds == 300
+    assert settings.coral_edit_window_seconds == 300
 
 
 def test_every_variable_is_read() -> None:
@@ -36,6 +37,7 @@ def test_every_variable_is_read() -> None:
             "CIVILITY_SCORING_LONG_WORKERS": "0",
             "CIVILITY_BATCH_MAX_ITEMS": "16",
             "CIVILITY_BATCH_WAIT_MS": "0.5",
+            "CIVILITY_CORAL_EDIT_WINDOW_SECONDS": "30",
         }
     )
     assert settings == Settings(
@@ -53,6 +55,7 @@ def test_every_variable_is_read() -> None:
         scoring_long_workers=0,
         batch_max_items=16,
         batch_wait_ms=0.5,
+        coral_edit_window_seconds=30,
     )
 
 
@@ -137,6 +140,13 @@ def test_plain_digits_decimals_and_a_long_metrics_token_are_read() -> None:
         ("CIVILITY_REDIS_WAIT_REPLICAS", "-1", "CIVILITY_REDIS_WAIT_REPLICAS must be between"),
         ("CIVILITY_SECOND_LOOK", "yes", "CIVILITY_SECOND_LOOK must be one of on, off"),
         ("CIVILITY_SECOND_LOOK_THREADS", "0", "CIVILITY_SECOND_LOOK_THREADS must be between"),
+        # An author's comments in a thread are kept a day: a window beyond would find none.
+        (
+            "CIVILITY_CORAL_EDIT_WINDOW_SECONDS",
+            "86401",
+            "CIVILITY_CORAL_EDIT_WINDOW_SECONDS must be between 1 and 86400",
+        ),
+        ("CIVILITY_CORAL_EDIT_WINDOW_SECONDS", "0", "CIVILITY_CORAL_EDIT_WINDOW_SECONDS must be"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:

@@ -155,9 +155,17 @@ async def endless_answer(request: web.Request) -> web.StreamResponse:
 
 
 @pytest.fixture
-def settings(redis_url: str) -> Settings:
+def edit_window_seconds() -> int:
+    """``CIVILITY_CORAL_EDIT_WINDOW_SECONDS``: a test about the window sets its own."""
+    return Settings().coral_edit_window_seconds
+
+
+@pytest.fixture
+def settings(redis_url: str, edit_window_seconds: int) -> Settings:
     # The API looks comments up in Coral under the worker's egress guard: loopback allowed too.
-    return dataclasses.replace(api_settings(redis_url), delivery=FAST)
+    return dataclasses.replace(
+        api_settings(redis_url), delivery=FAST, coral_edit_window_seconds=edit_window_seconds
+    )
 
 
 @pytest.fixture
@@ -712,6 +720,46 @@ async def test_an_edit_updates_the_one_comment_still_within_corals_edit_window(
     assert (latest["text"], latest["version"]) == (edit["comment"]["body"], 2)
     first = await comment(client, coral_site, our_id(NEW_COMMENT))
     assert first["version"] == 1
+
+
+@pytest.mark.parametrize("edit_window_seconds", [3600])
+async def test_an_edit_within_a_longer_edit_window_set_in_coral_is_not_taken_for_the_newer(
+    client: Client, coral_site: dict[str, str], clock: Clock
+) -> None:
+    # Coral lets this site's authors edit for an hour: twenty minutes on, the first comment may
+    # still be the one edited, so the second (the only recent one by a shorter window) is not.
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    await send(client, NEW_COMMENT)
+    clock.advance(1200)
+    await send(client, second)
+    clock.advance(10)
+
+    answer = await send(client, edited("Here's a comment, edited to say more about the harbour."))
+
+    assert (answer.status, await answer.json()) == (200, {"status": "SYSTEM_WITHHELD"})
+    for request in (NEW_COMMENT, second):
+        kept = await comment(client, coral_site, our_id(request))
+        assert (kept["text"], kept["version"]) == (request["comment"]["body"], 1)
+
+
+@pytest.mark.parametrize("edit_window_seconds", [30])
+async def test_an_edit_after_a_shorter_edit_window_set_in_coral_is_of_the_newer(
+    client: Client, coral_site: dict[str, str], clock: Clock
+) -> None:
+    # Coral's default window: two minutes on, the first comment can no longer be edited there.
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    await send(client, NEW_COMMENT)
+    clock.advance(120)
+    await send(client, second)
+    clock.advance(10)
+    edit = edited("And a second thought, edited.")
+
+    answer = await send(client, edit)
+
+    assert (answer.status, await answer.json()) == (200, {"status": "PREMOD"})
+    latest = await comment(client, coral_site, our_id(second))
+    assert (latest["text"], latest["version"]) == (edit["comment"]["body"], 2)
+    assert (await comment(client, coral_site, our_id(NEW_COMMENT)))["version"] == 1
 
 
 async def test_a_german_comment_from_coral_is_withheld_for_its_language(
