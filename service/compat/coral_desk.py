@@ -107,6 +107,15 @@ class CoralDesk:
             known, ambiguous = _edited(recent, now_ms - self._edit_window_ms)
         submission = coral.submission(request, known)
         if submission is None:
+            if blanked := await self._blanked(site_id, request, [known] if known else ambiguous):
+                # An edit that leaves a stored comment without text: civility cannot store it,
+                # and its verdict on the text it has does not hold for none. Coral applies a
+                # REJECTED phase answer to the edit (the comment is not published), and no
+                # decision made in civility on the text it has may reach the blank one there.
+                log.info("Coral EDIT on %s leaves a comment without text: rejected", site_id)
+                record = await self.moderation.site_record(site_id)
+                await self.links.unsure(site_id, blanked, keep_seconds(record))
+                return {"status": coral.REJECTED}
             # Nothing to read or store (only spaces or invisible characters): the rules that
             # read no text still apply, so a pre-moderated site does not publish it.
             verdict = await self.moderation.assess_without_text(
@@ -142,6 +151,22 @@ class CoralDesk:
             edited,
         )
         return coral.response(result.comment)
+
+    async def _blanked(
+        self, site_id: str, request: coral.ModerationRequest, matched: list[str]
+    ) -> list[str]:
+        """The stored comments an EDIT without text may change: the one it names, else those it
+        was matched to; none for a new comment."""
+        if request.action != "EDIT":
+            return []
+        stored: list[str] = []
+        for candidate in [coral.comment_id(request)] if request.comment.id else matched:
+            try:
+                await self.moderation.get_comment(site_id, candidate)
+            except NotFound:
+                continue
+            stored.append(candidate)
+        return stored
 
     async def _unstored(
         self, site_id: str, request: coral.ModerationRequest, thread: tuple[str, str, str | None]

@@ -722,6 +722,42 @@ async def test_an_edit_updates_the_one_comment_still_within_corals_edit_window(
     assert first["version"] == 1
 
 
+@pytest.mark.parametrize("blank", ["  ", "\u200b\u00a0"])
+async def test_an_edit_that_blanks_a_published_comment_is_rejected_not_published(
+    client: Client, coral_site: dict[str, str], admin: dict[str, str], blank: str
+) -> None:
+    await client.patch("/v1/sites/news", json={"policy": {"mode": "post"}}, headers=admin)
+    assert (await send(client, NEW_COMMENT)).status == 204
+
+    answer = await send(client, edited(blank))
+
+    # Coral rejects the edited comment: neither the blank text nor the one before is shown.
+    assert (answer.status, await answer.json()) == (200, {"status": "REJECTED"})
+    kept = await comment(client, coral_site, our_id(NEW_COMMENT))
+    assert (kept["text"], kept["state"], kept["version"]) == (
+        NEW_COMMENT["comment"]["body"],
+        "approved",
+        1,
+    )
+
+
+async def test_a_held_comment_blanked_in_coral_ends_rejected_on_both_ends(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+
+    answer = await send(client, edited("\u200b"))
+
+    assert (answer.status, await answer.json()) == (200, {"status": "REJECTED"})
+    # Coral stores the blank revision rejected, which takes the comment out of its queue.
+    fake_coral.body, fake_coral.revision = "<p>\u200b</p>", EDITED_REVISION_ID
+    left = await (await webhook(client, fake_coral.moderator_rejects())).json()
+    assert (left["applied"], left["state"]) == (True, "rejected")
+    kept = await comment(client, coral_site, our_id(NEW_COMMENT))
+    assert (kept["text"], kept["state"]) == (NEW_COMMENT["comment"]["body"], "rejected")
+
+
 @pytest.mark.parametrize("edit_window_seconds", [3600])
 async def test_an_edit_within_a_longer_edit_window_set_in_coral_is_not_taken_for_the_newer(
     client: Client, coral_site: dict[str, str], clock: Clock
