@@ -46,6 +46,8 @@ class Settle(StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"
     FAILED = "failed"
+    GIVEN_UP = "given_up"
+    """Failed for a reason no attempt can change: the comment's later events are not held back."""
     HAND_BACK = "hand_back"
     """The attempt was cut short: due again at once, and not counted."""
 

@@ -63,6 +63,10 @@ class Outcome:
     retry_after: str | None = None
     """The answer's ``Retry-After`` as sent: ``retry_after_seconds`` reads it by the caller's
     clock."""
+    final: bool = False
+    """Not delivered, and no later attempt can be: dead-lettered at once with ``error``, rather
+    than retried for a day to the same end, and holding back none of the comment's later
+    events, which would otherwise wait behind it for ever."""
 
 
 def payload(site: str, record: Mapping[str, str]) -> bytes:

@@ -249,7 +249,7 @@ class Worker:
 
             started_ms = self._now_ms()
             outcome = await coral_sync.deliver(session, coral, record, link, relink)
-            last_try = self.policy.exhausted(int(record["attempts"]))
+            last_try = outcome.final or self.policy.exhausted(int(record["attempts"]))
             if coral_sync.needs_coral(record) and (outcome.delivered or last_try):
                 # Coral's webhooks about decisions made before this one are echoes from now on;
                 # or it is given up (dead-lettered), and Coral's own decisions count again.
@@ -281,6 +281,8 @@ class Worker:
         next_attempt_ms = None
         if outcome.delivered:
             result = Settle.DELIVERED
+        elif outcome.final:
+            result = Settle.GIVEN_UP
         elif self.policy.exhausted(attempts):
             result = Settle.FAILED
         else:
@@ -309,7 +311,7 @@ class Worker:
             log.info(
                 "worker %s: %s %s (attempt %d): %s",
                 self.name,
-                "dead-lettered" if result is Settle.FAILED else "will retry",
+                "will retry" if result is Settle.RETRY else "dead-lettered",
                 record["id"],
                 attempts,
                 outcome.error,

@@ -53,6 +53,10 @@ class CoralLink:
     check_text: bool = False
     """Coral's revision is taken only when its text is the one civility moderated: after an
     edit, or an edit civility could not tell was of this comment."""
+    withheld: bool = False
+    """Coral's phase was last sent an edit that may be of this comment and civility did not
+    take (it could not tell which comment it edited, or it left the text blank): a text of
+    Coral's other than civility's is that edit, not one Coral has yet to store."""
 
 
 class CoralLinks:
@@ -116,7 +120,8 @@ class CoralLinks:
         args: list[str | int] = [keep_seconds * 1000, comment_id, LATEST_SECONDS * 1000, now_ms]
         fields: list[str | int] = ["origin", "coral", "text", coral.text_digest(text)]
         if edited_version is not None:
-            fields += ["revision_id", "", "edited_version", edited_version]
+            # The edit taken is the text Coral stores next: one withheld before is replaced.
+            fields += ["revision_id", "", "edited_version", edited_version, "withheld", ""]
         await self._write(site, keys, [*args, *fields])
 
     async def link(self, site: str, comment_id: str, coral: CoralIds, keep_seconds: int) -> None:
@@ -142,6 +147,7 @@ class CoralLinks:
             text=str(stored["text"]) if stored.get("text") else None,
             edited_version=int(stored.get("edited_version") or 0),
             check_text=bool(stored.get("edited_version") or stored.get("check_text")),
+            withheld=bool(stored.get("withheld")),
         )
 
     async def unsure(self, site: str, comment_ids: list[str], keep_seconds: int) -> None:
@@ -149,7 +155,7 @@ class CoralLinks:
         one's decisions wait for a revision whose text is the one civility moderated."""
         for comment_id in comment_ids:
             args: list[str | int] = [keep_seconds * 1000, comment_id, 0, ""]
-            fields: list[str | int] = ["revision_id", "", "check_text", 1]
+            fields: list[str | int] = ["revision_id", "", "check_text", 1, "withheld", 1]
             await self._write(site, self._link_keys(site, comment_id), [*args, *fields])
 
     async def sent(

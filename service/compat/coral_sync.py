@@ -21,6 +21,10 @@ APPROVING = EVENT_TYPES[State.APPROVED]
 REJECTING = frozenset({EVENT_TYPES[State.REJECTED], EVENT_TYPES[State.SPAM]})
 NOT_YET_LINKED = "Coral has not named this comment yet (its webhooks link it); will retry"
 NOT_YET_STORED = "Coral's comment does not have the text civility moderated yet; will retry"
+NOT_DELIVERABLE = (
+    "not carried into Coral: its comment has an edit civility did not take (which comment it "
+    "edited was unclear, or it left no text); decide the comment in Coral"
+)
 
 
 def made_in_civility(decided_by: str) -> bool:
@@ -56,6 +60,10 @@ async def deliver(
         except UpstreamUnavailable as error:
             return Outcome(delivered=False, error=error.message)
         if found is None or not found.revision_id or not coral.reads_as(link.text, found.body):
+            if found is not None and found.revision_id and link.withheld:
+                # Coral stored the edit civility withheld: its text will not turn back into
+                # civility's unless the author edits again, which the phase answers anew.
+                return Outcome(delivered=False, error=NOT_DELIVERABLE, final=True)
             return Outcome(delivered=False, error=NOT_YET_STORED)
         ids = CoralIds(found.id, found.revision_id)
         await relink(ids)

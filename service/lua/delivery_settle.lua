@@ -9,7 +9,8 @@ KEYS[5]  the delivery record        civ:{site}:delivery:<event id>
 KEYS[6]  the comment's line         civ:{site}:deliveries:line:<comment id>
 
 ARGV[1]  site key prefix "civ:{site}:"   ARGV[2]  event id
-ARGV[3]  lease token of the attempt     ARGV[4]  outcome: delivered, retry, failed or hand_back
+ARGV[3]  lease token of the attempt     ARGV[4]  outcome: delivered, retry, failed, given_up or
+                                                 hand_back
 ARGV[5]  now (ms)                       ARGV[6]  next attempt (ms, for retry)
 ARGV[7]  HTTP status ("" when none)     ARGV[8]  error text ("" when none)
 ARGV[9]  how long a delivered record is kept (ms)
@@ -20,6 +21,9 @@ Derived keys: the record of the comment's next event, civ:{site}:delivery:<event
 Delivered: the event leaves its comment's line and the next event of that comment becomes due.
 Failed (dead letter): the event keeps its place at the head of the line, so later events of the
 same comment wait behind it until it is redelivered; per-comment order is never broken.
+Given up (failed for a reason no attempt can change): failed, and it leaves its line as a
+delivered event does, since later events waiting behind it would wait for ever; a redelivery puts
+it at the end of its line.
 Handed back (a stopping worker cut the attempt short): the lease ends and the event is due at
 once, still at the head of its line, and the attempt it was leased for is not counted.
 
@@ -55,18 +59,21 @@ end
 redis.call("ZREM", KEYS[1], event_id)
 redis.call("ZREM", KEYS[2], event_id)
 redis.call("HSET", KEYS[5], "next_attempt_at", "")
-if outcome == "failed" then
+if outcome == "failed" or outcome == "given_up" then
   redis.call("HSET", KEYS[5], "state", "failed", "failed_at", now)
   redis.call("ZADD", KEYS[4], now, event_id)
-  return "ok"
-end
-redis.call("HSET", KEYS[5], "state", "delivered", "delivered_at", now)
-redis.call("PEXPIRE", KEYS[5], ARGV[9])
-redis.call("ZADD", KEYS[3], now, event_id)
-local kept = tonumber(ARGV[10])
-local count = redis.call("ZCARD", KEYS[3])
-if count > kept then
-  redis.call("ZREMRANGEBYRANK", KEYS[3], 0, count - kept - 1)
+  if outcome == "failed" then
+    return "ok"
+  end
+else
+  redis.call("HSET", KEYS[5], "state", "delivered", "delivered_at", now)
+  redis.call("PEXPIRE", KEYS[5], ARGV[9])
+  redis.call("ZADD", KEYS[3], now, event_id)
+  local kept = tonumber(ARGV[10])
+  local count = redis.call("ZCARD", KEYS[3])
+  if count > kept then
+    redis.call("ZREMRANGEBYRANK", KEYS[3], 0, count - kept - 1)
+  end
 end
 redis.call("LREM", KEYS[6], 1, event_id)
 local next_event = redis.call("LINDEX", KEYS[6], 0)

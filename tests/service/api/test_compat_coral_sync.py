@@ -674,7 +674,21 @@ async def test_an_edit_that_could_be_of_either_of_two_recent_comments_is_withhel
     assert len(queue["items"]) == 2
 
 
-async def test_a_decision_never_reaches_a_text_coral_took_from_an_edit_civility_withheld(
+async def failed_at_once(
+    client: Client, site: dict[str, str], redis_client: aioredis.Redis, events: int
+) -> dict[str, Any]:
+    """Runs the worker until the ``events`` events are settled; the one failed, as a moderator
+    lists it, after its first and only attempt."""
+    await deliver_until(redis_client, settled(redis_client, events), "every event settled")
+    headers = {"Authorization": f"Bearer {site['moderator_token']}"}
+    listed = await client.get("/v1/sites/news/deliveries?state=failed", headers=headers)
+    assert listed.status == 200, await listed.text()
+    [failed] = (await listed.json())["items"]
+    assert failed["attempts"] == 1
+    return cast(dict[str, Any], failed)
+
+
+async def test_a_decision_on_a_comment_whose_coral_edit_civility_withheld_is_reported_not_sent(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
 ) -> None:
     await send(client, NEW_COMMENT)
@@ -694,13 +708,41 @@ async def test_a_decision_never_reaches_a_text_coral_took_from_an_edit_civility_
     )
     assert decided.status == 200, await decided.text()
 
-    async def waiting() -> bool:
-        return any(
-            record.get("last_error", "").startswith("Coral's comment does not have the text")
-            for record in await records_of(redis_client)
-        )
+    # Coral's text will not be civility's again: the approval is not retried for a day but
+    # dead-lettered at once, saying why, and never reaches the edit Coral holds.
+    failed = await failed_at_once(client, coral_site, redis_client, 3)
 
-    await deliver_until(redis_client, waiting, "an attempt that waits for the moderated text")
+    assert (failed["type"], failed["comment_id"]) == ("comment.approved", ours)
+    assert failed["last_error"].startswith("not carried into Coral: its comment has an edit")
+    assert "decide the comment in Coral" in failed["last_error"]
+    assert fake_coral.mutations() == []
+    # Coral's moderator decides the held edit, and civility follows; the comment's events after
+    # the one given up are not held back behind it.
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
+    assert (answer["applied"], answer["state"]) == (True, "rejected")
+    await deliver_until(redis_client, settled(redis_client, 4), "the later event settled")
+    states = await delivery_states(redis_client)
+    assert sorted(states.values()) == ["delivered", "delivered", "delivered", "failed"]
+    assert fake_coral.mutations() == []
+
+
+async def test_a_decision_on_a_comment_blanked_in_coral_is_reported_not_sent(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    assert await (await send(client, edited("\u200b"))).json() == {"status": "REJECTED"}
+    fake_coral.body, fake_coral.revision = "<p>\u200b</p>", EDITED_REVISION_ID
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "approve"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+
+    failed = await failed_at_once(client, coral_site, redis_client, 2)
+
+    assert failed["last_error"].startswith("not carried into Coral")
     assert fake_coral.mutations() == []
 
 
@@ -720,6 +762,40 @@ async def test_an_edit_updates_the_one_comment_still_within_corals_edit_window(
     assert (latest["text"], latest["version"]) == (edit["comment"]["body"], 2)
     first = await comment(client, coral_site, our_id(NEW_COMMENT))
     assert first["version"] == 1
+
+
+async def test_an_edit_taken_after_a_blank_one_waits_for_coral_to_store_it_again(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    assert await (await send(client, edited("\u200b"))).json() == {"status": "REJECTED"}
+    fake_coral.body, fake_coral.revision = "<p>\u200b</p>", EDITED_REVISION_ID
+    # The author writes a text again: civility takes this edit, which Coral has yet to store.
+    edit = edited("Here's a comment, written again after all.")
+    assert await (await send(client, edit)).json() == {"status": "PREMOD"}
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    decided = await client.post(
+        f"/v1/sites/news/comments/{ours}/decision", json={"action": "approve"}, headers=headers
+    )
+    assert decided.status == 200, await decided.text()
+
+    async def waiting() -> bool:
+        return any(
+            record.get("last_error", "").startswith("Coral's comment does not have the text")
+            for record in await records_of(redis_client)
+        )
+
+    await deliver_until(redis_client, waiting, "an attempt that waits for the edited revision")
+    assert "failed" not in (await delivery_states(redis_client)).values()
+    fake_coral.body, fake_coral.revision = (
+        edit["comment"]["body"],
+        "7e6d5c4b-3a29-4817-a6f5-e4d3c2b1a090",
+    )
+    await deliver_until(redis_client, called(fake_coral), "the approval in Coral")
+    [mutation] = fake_coral.mutations()
+    assert mutation["variables"]["input"]["commentRevisionID"] == fake_coral.revision
 
 
 @pytest.mark.parametrize("blank", ["  ", "\u200b\u00a0"])
