@@ -20,6 +20,15 @@ Auth = Literal[
     "admin", "moderator", "signature", "api_key", "akismet_key", "coral", "metrics", "none"
 ]
 Schema = type[BaseModel] | dict[str, Any]
+NATIVE: frozenset[Auth] = frozenset({"admin", "moderator", "signature"})
+"""The native API's callers; the others speak a platform's protocol (Perspective, Akismet, Coral),
+whose bodies are read as leniently as the platform reads them."""
+JSON_TYPES = (
+    "Each value in JSON's own type, as the schema names it: an integer written without a "
+    'fraction or exponent (not "5", 5.0 or 5e0), a boolean as true or false (not "true" or 1), a '
+    "string in quotes (not a number); another type is 422 naming the field. A number may be "
+    "written as an integer; enumerations and times are strings."
+)
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 ERROR_SCHEMA: dict[str, Any] = {
@@ -264,6 +273,9 @@ def _describe(path: str, op: Operation, refs: Refs, schemas: dict[str, Any]) -> 
             or any(field.is_required() for field in op.body.model_fields.values()),
             "content": {op.body_type: {"schema": _schema_ref(op.body, "validation", refs)}},
         }
+        if op.auth in NATIVE:
+            # JSON Schema takes 5.0 for an integer, which the API does not.
+            described["requestBody"]["description"] = JSON_TYPES
     return described
 
 

@@ -4,7 +4,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, IPvAnyAddress, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from service.domain.enums import Action, AuthorStatus, Order, Queue, Reason, ReportReason, State
 from service.domain.fields import (
@@ -15,6 +15,7 @@ from service.domain.fields import (
     MAX_LEASE_SECONDS,
     MAX_PAGE,
     MAX_WORDS,
+    Boolean,
     CallbackUrl,
     CommentText,
     CoralToken,
@@ -22,10 +23,13 @@ from service.domain.fields import (
     Cursor,
     ExternalId,
     FrozenModel,
+    Integer,
+    IpAddress,
     Label,
     ModeratorReason,
     Name,
     Note,
+    Number,
     Probability,
     SigningSecret,
     SiteId,
@@ -49,7 +53,7 @@ class Author(FrozenModel):
     email: (
         Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None
     ) = None
-    ip: IPvAnyAddress | None = None
+    ip: IpAddress | None = None
     user_agent: Annotated[str, StringConstraints(max_length=512)] | None = None
     role: Annotated[str, StringConstraints(max_length=64)] | None = None
 
@@ -87,23 +91,23 @@ class Policy(FrozenModel):
     mode: Literal["post", "pre"] = "post"
     hold: dict[Label, Probability] = Field(default_factory=dict, max_length=32)
     reject: dict[Label, Probability] = Field(default_factory=dict, max_length=32)
-    max_links: int = Field(default=2, ge=0, le=100)
+    max_links: Integer = Field(default=2, ge=0, le=100)
     banned_words: tuple[Word, ...] = Field(default=(), max_length=MAX_WORDS)
     suspect_words: tuple[Word, ...] = Field(default=(), max_length=MAX_WORDS)
-    flood_seconds_per_author: int = Field(default=10, ge=0, le=86_400)
-    flood_seconds_per_ip: int = Field(default=0, ge=0, le=86_400)
-    duplicate_window_seconds: int = Field(default=3_600, ge=0, le=30 * 86_400)
-    new_author_min_approved: int = Field(default=0, ge=0, le=1_000)
-    report_threshold: int = Field(default=3, ge=1, le=1_000)
+    flood_seconds_per_author: Integer = Field(default=10, ge=0, le=86_400)
+    flood_seconds_per_ip: Integer = Field(default=0, ge=0, le=86_400)
+    duplicate_window_seconds: Integer = Field(default=3_600, ge=0, le=30 * 86_400)
+    new_author_min_approved: Integer = Field(default=0, ge=0, le=1_000)
+    report_threshold: Integer = Field(default=3, ge=1, le=1_000)
     """Distinct readers' reports that send a published comment to the ``reported`` queue."""
-    author_recent_days: int = Field(default=7, ge=1, le=90)
+    author_recent_days: Integer = Field(default=7, ge=1, le=90)
     """The window of an author's recent decisions (Coral Talk's "recent comment history")."""
-    author_premod_rejection_rate: float = Field(default=0.3, ge=0.0, le=1.0)
+    author_premod_rejection_rate: Number = Field(default=0.3, ge=0.0, le=1.0)
     """Share of rejected (or spam) among an author's recent decisions that puts the author on
     pre-moderation (``AUTHOR_PREMOD``); 0 turns the rule off."""
-    author_premod_min_decisions: int = Field(default=3, ge=1, le=1_000)
+    author_premod_min_decisions: Integer = Field(default=3, ge=1, le=1_000)
     """Recent decisions needed before the rejection rate counts, so one rejection is no verdict."""
-    retention_days: int = Field(default=90, ge=1, le=3_650)
+    retention_days: Integer = Field(default=90, ge=1, le=3_650)
     """Days a decided comment and its history are kept after its last change."""
     other_languages: Literal["hold", "publish"] = "hold"
     """A comment in a language the model does not read is held (``LANGUAGE``) or published;
@@ -124,18 +128,18 @@ class PolicyPatch(FrozenModel):
     mode: Literal["post", "pre"] | None = None
     hold: dict[Label, Probability] | None = Field(default=None, max_length=32)
     reject: dict[Label, Probability] | None = Field(default=None, max_length=32)
-    max_links: int | None = Field(default=None, ge=0, le=100)
+    max_links: Integer | None = Field(default=None, ge=0, le=100)
     banned_words: tuple[Word, ...] | None = Field(default=None, max_length=MAX_WORDS)
     suspect_words: tuple[Word, ...] | None = Field(default=None, max_length=MAX_WORDS)
-    flood_seconds_per_author: int | None = Field(default=None, ge=0, le=86_400)
-    flood_seconds_per_ip: int | None = Field(default=None, ge=0, le=86_400)
-    duplicate_window_seconds: int | None = Field(default=None, ge=0, le=30 * 86_400)
-    new_author_min_approved: int | None = Field(default=None, ge=0, le=1_000)
-    report_threshold: int | None = Field(default=None, ge=1, le=1_000)
-    author_recent_days: int | None = Field(default=None, ge=1, le=90)
-    author_premod_rejection_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-    author_premod_min_decisions: int | None = Field(default=None, ge=1, le=1_000)
-    retention_days: int | None = Field(default=None, ge=1, le=3_650)
+    flood_seconds_per_author: Integer | None = Field(default=None, ge=0, le=86_400)
+    flood_seconds_per_ip: Integer | None = Field(default=None, ge=0, le=86_400)
+    duplicate_window_seconds: Integer | None = Field(default=None, ge=0, le=30 * 86_400)
+    new_author_min_approved: Integer | None = Field(default=None, ge=0, le=1_000)
+    report_threshold: Integer | None = Field(default=None, ge=1, le=1_000)
+    author_recent_days: Integer | None = Field(default=None, ge=1, le=90)
+    author_premod_rejection_rate: Number | None = Field(default=None, ge=0.0, le=1.0)
+    author_premod_min_decisions: Integer | None = Field(default=None, ge=1, le=1_000)
+    retention_days: Integer | None = Field(default=None, ge=1, le=3_650)
     other_languages: Literal["hold", "publish"] | None = None
 
     def apply(self, policy: Policy) -> Policy:
@@ -181,15 +185,15 @@ class ArticleSpec(FrozenModel):
     id: ExternalId = Field(description="The article of the path: a signed body names its target")
     url: Url | None = None
     title: Title | None = None
-    closed: bool = False
-    premod: bool = False
+    closed: Boolean = False
+    premod: Boolean = False
 
 
 class Decision(FrozenModel):
     action: Action
     reason: ModeratorReason | None = None
     note: Note | None = None
-    version: int | None = Field(default=None, ge=1)
+    version: Integer | None = Field(default=None, ge=1)
 
 
 class ReportSpec(FrozenModel):
@@ -208,7 +212,7 @@ class AuthorStatusChange(FrozenModel):
 
     status: AuthorStatus
     reason: ModeratorReason | None = None
-    reject_pending: bool = False
+    reject_pending: Boolean = False
 
 
 class BulkDecisionItem(Decision):
@@ -232,7 +236,7 @@ class BulkDecision(FrozenModel):
 class CommentClaimRequest(FrozenModel):
     """The lease of one chosen comment (the body may be empty)."""
 
-    lease_seconds: int = Field(default=300, ge=1, le=MAX_LEASE_SECONDS)
+    lease_seconds: Integer = Field(default=300, ge=1, le=MAX_LEASE_SECONDS)
 
 
 class ReleaseRequest(FrozenModel):
@@ -273,8 +277,8 @@ class QueueQuery(QueueFilter):
 class ClaimRequest(QueueFilter):
     """The next ``limit`` unclaimed comments of the queue as the same filter lists it."""
 
-    limit: int = Field(default=10, ge=1, le=MAX_CLAIM)
-    lease_seconds: int = Field(default=300, ge=1, le=MAX_LEASE_SECONDS)
+    limit: Integer = Field(default=10, ge=1, le=MAX_CLAIM)
+    lease_seconds: Integer = Field(default=300, ge=1, le=MAX_LEASE_SECONDS)
 
 
 class CommentQuery(FrozenModel):

@@ -395,10 +395,7 @@ async def test_bad_status_requests_are_refused_and_change_nothing(
     assert unknown.status == 422
     assert (await unknown.json())["error"]["details"] == [
         {"field": "status", "message": "Input should be 'active', 'premod', 'banned' or 'trusted'"},
-        {
-            "field": "reject_pending",
-            "message": "Input should be a valid boolean, unable to interpret input",
-        },
+        {"field": "reject_pending", "message": "Input should be a valid boolean"},
     ]
     not_a_ban = await set_status(
         client, site, moderator, "ann", status="premod", reject_pending=True
