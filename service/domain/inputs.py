@@ -4,7 +4,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from service.domain.enums import Action, AuthorStatus, Order, Queue, Reason, ReportReason, State
 from service.domain.fields import (
@@ -220,7 +220,18 @@ class BulkDecisionItem(Decision):
 
 
 class BulkDecision(FrozenModel):
-    decisions: tuple[BulkDecisionItem, ...] = Field(min_length=1, max_length=MAX_BULK)
+    decisions: tuple[BulkDecisionItem, ...] = Field(
+        max_length=MAX_BULK, json_schema_extra={"minItems": 1}
+    )
+
+    @field_validator("decisions")
+    @classmethod
+    def _at_least_one(cls, decisions: tuple[BulkDecisionItem, ...]) -> tuple[BulkDecisionItem, ...]:
+        # Checked once every item is read: pydantic's own minimum counts only the items that
+        # passed, so a request of one refused item would also be told it holds none.
+        if not decisions:
+            raise ValueError("a request decides at least one comment")
+        return decisions
 
     @model_validator(mode="after")
     def _each_comment_once(self) -> Self:
