@@ -107,8 +107,23 @@ _NEVER_ENDS = frozenset(
 example."""
 _MAY_END = frozenset({"etc", "inc", "ltd", "co", "corp", "jr", "sr", "al"})
 """Abbreviations that often end a sentence too: they end one when a capital follows."""
-_INITIALS = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
-"""``U.S``, ``a.m``: letters each followed by a stop (the last stop is the one being read)."""
+_INITIALS = re.compile(r"(?:[^\W\d_]\.)*[^\W\d_]")
+"""``B``, ``U.S``, ``a.m``: a lone letter, or letters each followed by a stop (the last stop is
+the one being read)."""
+_OPENERS = frozenset(
+    {"i", "it", "he", "she", "we", "you", "they", "this", "that", "these", "those", "there"}
+    | {"here", "its", "my", "our", "your", "his", "her", "their", "the", "a", "an", "some"}
+    | {"many", "most", "all", "every", "each", "no", "any", "both", "and", "but", "or", "so"}
+    | {"yet", "if", "when", "then", "now", "also", "because", "although", "though", "however"}
+    | {"after", "before", "once", "while", "since", "maybe", "perhaps", "what", "why", "how"}
+    | {"who", "where", "which", "in", "on", "at", "for", "with", "to", "from", "of", "by"}
+    | {"is", "was", "are", "were", "do", "does", "did", "can", "could", "would", "should"}
+    | {"has", "have", "had", "let", "please", "yes", "not", "nothing", "nobody", "everyone"}
+    | {"someone", "none", "thanks", "oh", "ok", "okay"}
+)
+"""Words that start sentences and are not names: pronouns, articles, conjunctions, question
+words, prepositions and auxiliaries."""
+_WORD = re.compile(r"[^\W\d_]+")
 
 
 class _Message(BaseModel):
@@ -324,9 +339,10 @@ def _ends_sentence(text: str, start: int, match: re.Match[str]) -> bool:
     """Whether the stops of ``match``, in the sentence begun at ``start``, end it.
 
     Only before a space or the end: ``3.5``, ``e.g.x`` and ``example.com`` go on. ``!`` and
-    ``?`` end one, and so does a full stop, except after a title (``Mr.``), ``e.g.``, an initial
-    (``J.``) or a list's number (``1.``), after ``etc.`` or ``U.S.`` unless a capital follows,
-    and an ellipsis that a small letter follows; nor does a quote closed by any of them that a
+    ``?`` end one, and so does a full stop, except after a title (``Mr.``), ``e.g.`` or a list's
+    number (``1.``), after ``etc.`` unless a capital follows, after a lone letter (``B.``) or an
+    initialism (``U.S.``) unless a word of ``_OPENERS`` follows, and an ellipsis that a small
+    letter follows; nor does a quote closed by any of them that a
     small letter follows (``"Stop!" she said``)."""
     after = match.end()
     while after < len(text) and is_blank(text[after]) and not text[after].isspace():
@@ -346,13 +362,31 @@ def _ends_sentence(text: str, start: int, match: re.Match[str]) -> bool:
     while first > start and not is_blank(text[first - 1]):
         first -= 1
     word = text[first : match.start()].lstrip(_OPENING).lower()
-    if word in _NEVER_ENDS or (len(word) == 1 and word.isalpha()):
+    if word in _NEVER_ENDS:
         return False
     if word.isascii() and word.isdigit() and is_blank(text[start:first]):
         return False  # a numbered list's "1."
-    if word in _MAY_END or _INITIALS.fullmatch(word):
+    if word in _MAY_END:
         return following.isupper()
+    if _INITIALS.fullmatch(word):
+        # A lone letter or an initialism is as often inside a name (J. R. R. Tolkien, the U.S.
+        # Army) as at a sentence's end (Plan B, the U.S.), and a capital after it says nothing;
+        # the word after it does: a name goes on, one that cannot be a name opens a sentence.
+        return _opens_sentence(text, after)
     return True
+
+
+def _opens_sentence(text: str, index: int) -> bool:
+    """Whether the first word from ``index`` on is a capitalised one of ``_OPENERS`` (``A.`` and
+    ``I.`` there are initials, not words)."""
+    while index < len(text) and (is_blank(text[index]) or text[index] in _OPENING):
+        index += 1
+    match = _WORD.match(text, index)
+    if match is None or not match.group()[0].isupper():
+        return False
+    if len(match.group()) == 1 and text[match.end() : match.end() + 1] == ".":
+        return False
+    return match.group().lower() in _OPENERS
 
 
 def _next_visible(text: str, index: int) -> str:

@@ -44,6 +44,16 @@ def pieces(text: str) -> list[str]:
         ("no capitals here. none at all! ok", ["no capitals here.", "none at all!", "ok"]),
         ("Really?! Yes!!! Fine.", ["Really?!", "Yes!!!", "Fine."]),
         ("A line\r\nAnother\u2028A third", ["A line", "Another", "A third"]),
+        ("I have a Plan B. It works.", ["I have a Plan B.", "It works."]),
+        ("Take vitamin C. The rest is rest.", ["Take vitamin C.", "The rest is rest."]),
+        ("Pick option a. Then wait.", ["Pick option a.", "Then wait."]),
+        ('Plan B. "It works," he said.', ["Plan B.", '"It works," he said.']),
+        ("The U.S. Army agreed. It helped.", ["The U.S. Army agreed.", "It helped."]),
+        ("We moved to the U.S. It was cold.", ["We moved to the U.S.", "It was cold."]),
+        ("P.S. I wrote back.", ["P.S.", "I wrote back."]),
+        ("John F. Kennedy spoke. Then he left.", ["John F. Kennedy spoke.", "Then he left."]),
+        ("J. A. Smith came. I met him.", ["J. A. Smith came.", "I met him."]),
+        ("Washington D.C. United won. We cheered.", ["Washington D.C. United won.", "We cheered."]),
     ],
 )
 def test_sentences_end_where_a_reader_ends_them(text: str, expected: list[str]) -> None:
@@ -92,6 +102,9 @@ _INNER = st.sampled_from(
         "(quietly)",
         "\U0001f600",
         "caf\u00e9",
+        "John F. Kennedy",
+        "J. A. Smith",
+        "the U.S. Army",
     ]
 )
 _FIRST = st.sampled_from(["The", "A", "Boats", "It", "\u00c9mile", "Mr. Brown", "\U0001f600 Fun"])
@@ -127,6 +140,28 @@ _ANY = st.text(
     ),
     max_size=200,
 )
+
+
+# A sentence's first word that is never a name, and last words that are a lone letter or an
+# initialism: the sentence ends at their stop when such a word follows.
+_OPENER = st.sampled_from(["It", "The", "A", "We", "Then", "I", "But", '"It', "\u201cWhat"])
+_LETTER_LAST = st.sampled_from(["Plan B", "vitamin C", "option a", "the U.S", "at 5 p.m", "P.S"])
+
+
+@given(
+    st.lists(
+        st.tuples(_OPENER, st.lists(_INNER, max_size=4), _LETTER_LAST),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from([" ", "  ", " \u200b", "\t"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_lone_letter_or_initialism_ends_its_sentence_before_a_word_that_opens_one(
+    parts: list[tuple[str, list[str], str]], gap: str
+) -> None:
+    sentences = [" ".join([first, *words, last]) + "." for first, words, last in parts]
+    assert pieces(gap.join(sentences)) == sentences
 
 
 @given(_ANY)

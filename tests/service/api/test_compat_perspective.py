@@ -219,6 +219,25 @@ async def test_span_annotations_cut_at_sentence_ends_not_at_every_stop(
     ]
 
 
+async def test_a_sentence_ends_after_a_lone_letter_but_not_inside_an_initialism(
+    client: Client, site: dict[str, str]
+) -> None:
+    text = "I have a Plan B. It works. The U.S. Army agreed, e.g. twice."
+    body = {
+        "comment": {"text": text},
+        "requestedAttributes": {"TOXICITY": {}},
+        "spanAnnotations": True,
+    }
+    data = await (await post(client, analyze_url(site["api_key"]), json.dumps(body))).json()
+    spans = data["attributeScores"]["TOXICITY"]["spanScores"]
+    assert [(span["begin"], span["end"]) for span in spans] == [(0, 16), (17, 26), (27, 60)]
+    assert [text[span["begin"] : span["end"]] for span in spans] == [
+        "I have a Plan B.",
+        "It works.",
+        "The U.S. Army agreed, e.g. twice.",
+    ]
+
+
 async def test_span_offsets_count_utf16_code_units_as_perspective_does(
     client: Client, site: dict[str, str]
 ) -> None:
