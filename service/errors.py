@@ -177,6 +177,9 @@ class StoreUnavailable(CivilityError):
     status = 503
     code = "store_unavailable"
     default_message = "the store is unavailable, retry later"
+    # A restart or a failover ends in seconds, and the service's own processes try Redis again
+    # after a second: a caller told so neither waits longer nor hammers at once.
+    retry_after_seconds = 1
 
     @property
     def why(self) -> str:

@@ -52,6 +52,9 @@ SCRIPT_BUSY = "BUSY "
 """What Redis answers every command while a script runs past ``busy-reply-threshold`` (one of
 ours on a slow server, or another client's): it answers again once the script ends or is killed.
 The space keeps out BUSYGROUP and BUSYKEY, which are answers about a key, not Redis being away."""
+UNBLOCKED = "UNBLOCKED "
+"""What Redis answers a blocking read (the event stream's XREAD) that it ends on becoming a
+replica, a primary demoted in a failover: the read succeeds again on the new primary."""
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -60,7 +63,7 @@ def is_unavailable(error: BaseException) -> bool:
     if isinstance(error, UNAVAILABLE):
         return True
     return isinstance(error, ResponseError) and str(error).startswith(
-        (CANNOT_PERSIST, NO_REPLICAS, SCRIPT_BUSY)
+        (CANNOT_PERSIST, NO_REPLICAS, SCRIPT_BUSY, UNBLOCKED)
     )
 
 

@@ -29,6 +29,7 @@ from tests.service.api.openapi_check import (
     refuses_body,
     refuses_no_body,
 )
+from tests.service.api.test_api_events import next_frame, open_stream
 from tests.service.worker.support import eventually
 
 Client = TestClient[web.Request, web.Application]
@@ -557,6 +558,50 @@ async def test_an_api_on_a_cluster_no_node_of_which_answers_says_503_not_500(
     assert (ready.status, (await ready.json())["error"]["code"]) == (503, "store_unavailable")
     new_site = {"id": "news", "name": "News"}
     assert (await client.post("/v1/sites", json=new_site, headers=admin)).status == 503
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def test_a_failover_answers_503_with_retry_after_and_ends_event_streams_with_an_error(
+    aiohttp_client: AiohttpClient,
+    own_redis: ValkeyServer,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = await api_on(aiohttp_client, settings, own_redis.port)
+    admin = {"Authorization": f"Bearer {settings.admin_token}"}
+    site = {"id": "news", "name": "News"}
+    assert (await client.post("/v1/sites", json=site, headers=admin)).status == 201
+    stream = await open_stream(client, admin, site_id="news")
+    direct = aioredis.Redis(port=own_redis.port, decode_responses=True)
+
+    async def stream_waiting() -> bool:
+        listed = await direct.client_list()
+        return any(entry["cmd"] == "xread" and "b" in entry["flags"] for entry in listed)
+
+    try:
+        await eventually(stream_waiting, what="the stream's read to wait for news")
+        # A failover demotes the primary: Redis ends the waiting read (UNBLOCKED) and refuses
+        # writes (READONLY) until the client reaches the new primary.
+        await direct.replicaof("127.0.0.1", str(free_port()))
+        ended = await next_frame(stream)
+        assert (ended["event"], ended["data"]["error"]["code"]) == ("error", "store_unavailable")
+        async with asyncio.timeout(10):
+            assert await stream.content.read() == b""
+        other = {"id": "other", "name": "Other"}
+        refused = await client.post("/v1/sites", json=other, headers=admin)
+        assert (refused.status, (await refused.json())["error"]["code"]) == (
+            503,
+            "store_unavailable",
+        )
+        assert refused.headers["Retry-After"] == "1"
+        await direct.replicaof("NO", "ONE")
+        assert (await client.post("/v1/sites", json=other, headers=admin)).status == 201
+    finally:
+        await direct.aclose()
+    own_redis.stop()
+    # The readiness PING calls Redis itself, outside the store: the same answer.
+    unready = await client.get("/readyz")
+    assert (unready.status, unready.headers["Retry-After"]) == (503, "1")
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
