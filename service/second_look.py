@@ -60,6 +60,9 @@ class BlendScorer(Protocol):
         self, texts: Sequence[str], sites: Sequence[SiteRef | None] | None = None
     ) -> Blended: ...
 
+    def closing(self) -> None:
+        """``close`` is coming: a batch cut short meanwhile needs no new scoring process."""
+
     async def close(self) -> None: ...
 
 
@@ -98,6 +101,20 @@ class SecondLookWorker:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def stopped(self, running: "asyncio.Task[None]", drain_seconds: float) -> None:
+        """Stop ``running`` (this worker's ``run``) within ``drain_seconds``, the time the
+        deliveries beside it get: the pass in hand finishes by then or is cut short. A pass cut
+        short records nothing more, and what it took but did not record stays in its site's
+        queue, taken again (by the next start or another worker) once its lease ends."""
+        self.stop()
+        done, _ = await asyncio.wait({running}, timeout=drain_seconds)
+        if done:
+            return
+        self.scorer.closing()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
     async def run(self) -> None:
         while not self._stopping.is_set():

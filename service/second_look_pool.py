@@ -127,6 +127,10 @@ class PoolBlendScorer:
         """The scoring process's id (another once the model changes); none before a batch."""
         return self._workers.pids if self._workers is not None else []
 
+    def closing(self) -> None:
+        if self._workers is not None:
+            self._workers.closing()
+
     async def close(self) -> None:
         if self._workers is not None:
             workers, self._workers = self._workers, None

@@ -46,7 +46,6 @@ async def background_second_look(settings: Settings) -> AsyncIterator[SecondLook
     try:
         yield worker
     finally:
-        worker.stop()
-        await task
+        await worker.stopped(task, settings.delivery.drain_seconds)
         await scorer.close()
         await connection.aclose()

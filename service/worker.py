@@ -372,8 +372,9 @@ class Worker:
 @contextlib.asynccontextmanager
 async def delivering(settings: Settings, worker: Worker) -> AsyncIterator[None]:
     """``worker`` delivering, with what runs beside it (site model refits, the second look, the
-    gauges), until the block ends. Then all of them stop at once: the deliveries in flight and
-    the refit in hand each get the drain time side by side, not one after the other."""
+    gauges), until the block ends. Then all of them stop at once: the deliveries in flight, the
+    refit in hand and the second look's batch in hand each get the drain time side by side, not
+    one after the other."""
     async with contextlib.AsyncExitStack() as started:
         beside = []
         for context in (

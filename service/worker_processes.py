@@ -487,6 +487,12 @@ class WorkerSet:
             if not self._calls:
                 self._quiet.set()
 
+    def closing(self) -> None:
+        """Take no call and replace no worker from now on, ahead of ``close``: a call cut short
+        meanwhile (its worker killed) needs no replacement, which ``close`` would wait for while
+        it loads."""
+        self._closed = True
+
     async def close(self) -> None:
         """Let calls already made finish, then stop every worker."""
         await self._quiet.wait()

@@ -159,6 +159,27 @@ async def test_closing_stops_every_worker_after_the_calls_made_finish() -> None:
         await pool.run(worker_calls.echo, "late")
 
 
+async def test_a_call_cut_short_once_the_set_is_closing_leaves_no_replacement_to_wait_for(
+    tmp_path: Path,
+) -> None:
+    # Workers started from now on take ten minutes to start: a replacement would hold up the
+    # close that long.
+    marker = tmp_path / "slow-start"
+    pool, _ = await start(f"import os, time\nif os.path.exists({str(marker)!r}): time.sleep(600)")
+    pids = pool.pids
+    marker.touch()
+    napping = asyncio.create_task(pool.run(worker_calls.nap, 600.0))
+    await asyncio.sleep(0)  # the call is made
+    pool.closing()
+    napping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await napping
+    async with asyncio.timeout(30):
+        await pool.close()
+    assert gone(pids)
+    assert pool.pids == []
+
+
 @pytest.fixture(scope="module")
 def reference() -> Model:
     return load_active(MODELS_DIR, semantic=False)

@@ -421,6 +421,9 @@ class BrokenOn:
             raise RuntimeError("the encoder failed on this text")
         return await self.scorer.blend(texts, sites)
 
+    def closing(self) -> None:
+        self.scorer.closing()
+
     async def close(self) -> None:
         await self.scorer.close()
 

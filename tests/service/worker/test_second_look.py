@@ -89,8 +89,13 @@ class ScriptedBlend:
             versions.append(ref[1] if own and ref is not None else 0)
         return Blended(scores, "blend-test-1", THRESHOLDS, versions)
 
+    def closing(self) -> None:
+        self.closed = True
+
     async def close(self) -> None:
         return None
+
+    closed: bool = False
 
 
 @pytest.fixture
@@ -474,6 +479,78 @@ async def test_a_failing_pass_does_not_end_the_loop_and_its_comments_come_back(
         looker.stop()
         await running
     assert len(blend.batches) == 2
+
+
+async def test_a_stop_cuts_the_pass_in_hand_short_at_the_drain_time_and_loses_nothing(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+    clock: Clock,
+) -> None:
+    await create_site(None)
+    blend.scores["Hostile words."] = HOSTILE
+    await publish("c1", "Hostile words.")
+    reading = asyncio.Event()
+    never = asyncio.Event()
+
+    async def reads_for_ever() -> None:
+        reading.set()
+        await never.wait()
+
+    blend.during = reads_for_ever
+    running = asyncio.create_task(looker.run())
+    await reading.wait()
+    # No drain time: the stop does not wait for the batch the stage is reading.
+    async with asyncio.timeout(10):
+        await looker.stopped(running, drain_seconds=0.0)
+    assert running.cancelled()
+    assert blend.closed
+    stored = await comment(redis_client, "c1")
+    assert (stored["state"], stored["look_state"]) == ("approved", "queued")
+    assert await backlog(redis_client) == 1
+
+    # The next start takes it once the lease of the pass cut short ends, and holds it.
+    clock.now += LEASE_SECONDS
+    again = SecondLookWorker(redis_client, blend, SETTINGS, prefix="civ", clock=clock)
+    assert await again.work_once() == 1
+    stored = await comment(redis_client, "c1")
+    assert (stored["state"], stored["look_state"]) == ("pending", "held")
+
+
+async def test_a_stop_lets_the_pass_in_hand_finish_within_the_drain_time(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+) -> None:
+    await create_site(None)
+    blend.scores["Hostile words."] = HOSTILE
+    await publish("c1", "Hostile words.")
+    reading = asyncio.Event()
+    finish = asyncio.Event()
+
+    async def reads_until_told() -> None:
+        reading.set()
+        await finish.wait()
+
+    blend.during = reads_until_told
+    running = asyncio.create_task(looker.run())
+    await reading.wait()
+    stopping = asyncio.create_task(looker.stopped(running, drain_seconds=600.0))
+    await asyncio.sleep(0)  # one turn of the loop: the stop has begun, the stage still reads
+    assert not stopping.done()
+    finish.set()
+    async with asyncio.timeout(10):
+        await stopping
+    assert running.done()
+    assert not running.cancelled()
+    assert not blend.closed
+    stored = await comment(redis_client, "c1")
+    assert (stored["state"], stored["look_state"]) == ("pending", "held")
+    assert await backlog(redis_client) == 0
 
 
 async def test_a_text_the_stage_cannot_read_is_given_up_and_its_batch_is_looked_at(
