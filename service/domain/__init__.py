@@ -51,6 +51,7 @@ from service.domain.fields import (
     Word,
 )
 from service.domain.inputs import (
+    EDITED_BEFORE_CREATED,
     ArticleRef,
     ArticleSpec,
     Author,
@@ -99,6 +100,7 @@ from service.domain.outputs import (
 __all__ = [
     "ADMIN_ACTOR",
     "EARLIEST_CREATED_AT",
+    "EDITED_BEFORE_CREATED",
     "LATEST_CREATED_AT",
     "MAX_ARTICLE_TEXT",
     "MAX_BULK",

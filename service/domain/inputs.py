@@ -4,7 +4,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from service.domain.enums import Action, AuthorStatus, Order, Queue, Reason, ReportReason, State
 from service.domain.fields import (
@@ -58,6 +58,12 @@ class Author(FrozenModel):
     role: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
+EDITED_BEFORE_CREATED = (
+    "is before the comment's created_at ({created_at}): a text is edited after it is written"
+)
+"""Why an edit time is refused, naming the creation time it precedes."""
+
+
 class Submission(FrozenModel):
     """The intake body: one new or edited comment from the host site."""
 
@@ -72,6 +78,18 @@ class Submission(FrozenModel):
     late retry and changes nothing (none: the text as first written)."""
     # BCP 47 subtags may hold digits ("es-419", "pt-PT-ao90").
     lang: Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z0-9-]+$")] | None = None
+
+    @field_validator("edited_at")
+    @classmethod
+    def _not_edited_before_created(
+        cls, edited_at: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        # Stored, such a pair would date the text before the comment existed, and every later
+        # edit of it would be compared with a time that never was.
+        created_at = info.data.get("created_at")
+        if edited_at is not None and created_at is not None and edited_at < created_at:
+            raise ValueError(EDITED_BEFORE_CREATED.format(created_at=iso(created_at)))
+        return edited_at
 
     def dated_ahead(self, now: datetime) -> list[tuple[str, str]]:
         """Each time given (``created_at``, ``edited_at``) more than ``MAX_AHEAD`` after ``now``,

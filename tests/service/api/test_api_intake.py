@@ -342,6 +342,66 @@ async def test_without_edit_times_the_first_text_sent_again_after_an_edit_is_an_
     assert (stored["text"], stored["edited_at"]) == (CIVIL, None)
 
 
+async def test_an_edit_time_before_the_creation_time_given_with_it_is_refused(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    response = await post_signed(
+        site, comment(created_at=FIRST_WRITTEN, edited_at="2026-11-27T09:59:59.999+01:00")
+    )
+    assert response.status == 422
+    [detail] = (await response.json())["error"]["details"]
+    assert detail["field"] == "edited_at"
+    assert "is before the comment's created_at (2026-11-27T09:00:00.000Z)" in detail["message"]
+    stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
+    assert stored.status == 404
+    # The same moment is a text edited as it was written.
+    same = await post_signed(site, comment(created_at=FIRST_WRITTEN, edited_at=FIRST_WRITTEN))
+    assert same.status == 202, await same.text()
+
+
+@pytest.mark.parametrize("text", [EDIT, CIVIL], ids=["an edit", "the stored text"])
+async def test_an_edit_time_before_the_stored_creation_time_is_refused_and_changes_nothing(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    text: str,
+) -> None:
+    assert (await post_signed(site, comment(created_at=FIRST_WRITTEN))).status == 202
+    path = "/v1/sites/news/comments/c1"
+    before = await (await client.get(path, headers=moderator(site))).json()
+    # The creation time the edit carries does not count: a comment keeps its first.
+    for dated in ({}, {"created_at": "2026-11-27T08:00:00Z"}):
+        response = await post_signed(
+            site, comment(text=text, edited_at="2026-11-27T08:59:59.999Z", **dated)
+        )
+        assert response.status == 422
+        [detail] = (await response.json())["error"]["details"]
+        assert detail["field"] == "edited_at"
+        assert "is before the comment's created_at (2026-11-27T09:00:00.000Z)" in detail["message"]
+    assert await (await client.get(path, headers=moderator(site))).json() == before
+
+
+async def test_a_comment_first_delivered_edited_without_a_creation_time_is_created_by_then(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    clock: Clock,
+) -> None:
+    edited_at = seconds_ahead(clock, -3_600)
+    response = await post_signed(site, comment(text=EDIT, edited_at=edited_at))
+    assert response.status == 202, await response.text()
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert (stored["created_at"], stored["edited_at"]) == (edited_at, edited_at)
+    # Dated ahead of the server's clock, the edit leaves the creation time at the clock's.
+    ahead = seconds_ahead(clock, 3_600)
+    response = await post_signed(site, comment("c2", EDIT, edited_at=ahead))
+    assert response.status == 202, await response.text()
+    stored = await (await client.get("/v1/sites/news/comments/c2", headers=moderator(site))).json()
+    assert stored["created_at"] < ahead == stored["edited_at"]
+
+
 async def test_an_edit_time_that_cannot_be_stored_is_refused_and_stores_nothing(
     client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
 ) -> None:

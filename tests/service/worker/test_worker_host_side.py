@@ -246,7 +246,8 @@ async def test_every_event_carries_exactly_the_fields_the_readme_lists(
         response = await client.post(path, json={"action": action}, headers=moderator)
         assert response.status == 200, await response.text()
 
-    auto = "auto:" + (await send_comment(client, secret, "c-1", CIVIL))["model"]
+    first = await send_comment(client, secret, "c-1", CIVIL, created_at="2026-12-01T09:00:00Z")
+    auto = "auto:" + first["model"]
     await send_comment(client, secret, "c-1", CIVIL + " Edited.", edited_at="2026-12-01T10:00:00Z")
     await send_comment(
         client, secret, "c-2", "Cheap pills http://a.example http://b.example", author="u-8"
