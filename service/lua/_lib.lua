@@ -190,17 +190,19 @@ end
 --[[
 A comment's creation is not written to its history list while it is the comment's only change:
 until another change, the comment hash holds all the entry would (version, decided_at,
-decided_by, state, reasons, model), and the store builds the entry from it for a comment whose
-list is empty. Most comments never change, so this keeps a list of ~340 bytes out of Redis for
-each. Every script that changes a comment's version calls keep_creation first, while the hash
-still says how it was created; comments stored before this keep the entry in their list.
+decided_by, state, reasons, model, the edit time it was first delivered with), and the store
+builds the entry from it for a comment whose list is empty. Most comments never change, so this
+keeps a list of ~340 bytes out of Redis for each. Every script that changes a comment's version
+calls keep_creation first, while the hash still says how it was created (as intake does before it
+moves the edit time of a text delivered again); comments stored before this keep the entry in
+their list.
 ]]
 local function keep_creation(comment_key, history_key)
   if redis.call("EXISTS", history_key) == 1 then
     return
   end
   local created = redis.call("HMGET", comment_key, "version", "decided_at", "decided_by", "state",
-    "reasons", "model")
+    "reasons", "model", "edited_at")
   if not created[1] then
     return
   end
@@ -212,6 +214,7 @@ local function keep_creation(comment_key, history_key)
     .. ',"reasons":' .. created[5]
     .. ',"note":null'
     .. ',"model":' .. (created[6] and cjson.encode(created[6]) or "null")
+    .. (created[7] and (',"edited_at":' .. created[7]) or "")
     .. "}")
 end
 

@@ -116,6 +116,9 @@ if previous then
     -- so a text the host had in between, arriving late, is not taken for the newest.
     if stored[2] == text_hash and not stored[7] and ARGV[32] ~= ""
       and (not stored[9] or tonumber(ARGV[32]) > tonumber(stored[9])) then
+      -- The creation's entry is built from the hash until the first change: it is kept first,
+      -- with the edit time the comment was created with.
+      keep_creation(KEYS[1], KEYS[2])
       redis.call("HSET", KEYS[1], "edited_at", ARGV[32])
     end
     return {"unchanged", comment_fields(prefix, id)}
@@ -282,7 +285,7 @@ record(KEYS[2], KEYS[3], KEYS[4], {
   action = outcome == "created" and "create" or "edit", from = previous, to = state,
   reasons = ARGV[12], note = "null", model = cjson.encode(ARGV[15]),
   event_id = ARGV[19], event_type = ARGV[20], previous_text = previous_text,
-  edited_at = previous and ARGV[32] ~= "" and ARGV[32] or nil,
+  edited_at = ARGV[32] ~= "" and ARGV[32] or nil,
 })
 retain(prefix, id, state == "pending" and 0 or retention_ms)
 return {outcome, version, created_at, article_title, article_url,

@@ -139,6 +139,9 @@ def creation_entry(fields: Mapping[str, str]) -> HistoryEntry:
             "reasons": json.loads(fields["reasons"]),
             "note": None,
             "model": fields.get("model"),
+            # Until the first change (or a later date of the same text) the hash's edit time is
+            # the one the comment was created with.
+            **({"edited_at": fields["edited_at"]} if "edited_at" in fields else {}),
         }
     )
 

@@ -320,6 +320,35 @@ async def test_an_edit_back_to_the_stored_text_keeps_its_time_for_the_edit_it_ov
     assert stored["edited_at"] == "2026-11-27T09:10:00.000Z"
 
 
+@pytest.mark.parametrize(
+    "first_dated", [EDITED_AT, None], ids=["delivered edited", "delivered undated"]
+)
+async def test_the_creation_entry_keeps_the_edit_time_the_comment_was_first_delivered_with(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    first_dated: str | None,
+) -> None:
+    dated = {"edited_at": first_dated} if first_dated else {}
+    first = comment(text=EDIT, created_at=FIRST_WRITTEN, **dated)
+    assert (await post_signed(site, first)).status == 202
+    path = "/v1/sites/news/comments/c1"
+
+    async def history() -> list[tuple[str, str | None]]:
+        stored = await (await client.get(path, headers=moderator(site))).json()
+        return [(entry["action"], entry.get("edited_at")) for entry in stored["history"]]
+
+    assert await history() == [("create", first_dated)]
+    # The host saving the same text again moves the comment's edit time, not the creation's.
+    saved_again = comment(text=EDIT, edited_at="2026-11-27T09:07:00.000Z")
+    assert (await post_signed(site, saved_again)).status == 200
+    assert await history() == [("create", first_dated)]
+    edit = comment(text="Edited once more.", edited_at="2026-11-27T09:08:00.000Z")
+    assert (await post_signed(site, edit)).status == 202
+    assert await history() == [("create", first_dated), ("edit", "2026-11-27T09:08:00.000Z")]
+
+
 async def test_a_comment_first_delivered_with_an_edit_time_keeps_it(
     client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
 ) -> None:
