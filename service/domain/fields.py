@@ -2,7 +2,7 @@
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -15,6 +15,7 @@ from pydantic import (
     Strict,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
 from yarl import URL
@@ -134,22 +135,50 @@ def _storable_moment(moment: datetime) -> datetime:
 
 # An RFC 3339 date-time, the form the OpenAPI document names (``format: date-time``) and its
 # validators check: "T" (or "t"), seconds and an offset with its colon; pydantic checks the values.
-_RFC_3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+# RFC 3339 (section 5.6) lets an application take a space for the "T", as Python's str(datetime)
+# and SQL write it: one space is taken, nothing else loosened.
+_RFC_3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+# The document's ``format: date-time`` refuses the space: the forms it takes beside it are a
+# pattern exact to the day (Feb 29 only in leap years), so the document refuses what the API does.
+_DAY = (
+    r"(\d{4}-(0[13578]|1[02])-(0[1-9]|[12]\d|3[01])"
+    r"|\d{4}-(0[469]|11)-(0[1-9]|[12]\d|30)"
+    r"|\d{4}-02-(0[1-9]|1\d|2[0-8])"
+    r"|(\d{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)"
+)
+_OFFSET = r"([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)"
+_SPACED = rf"^{_DAY} ([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?{_OFFSET}$"
+DATE_TIME_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "anyOf": [{"format": "date-time"}, {"pattern": _SPACED}],
+    "description": (
+        "An RFC 3339 date-time with seconds and the offset with its colon "
+        "(2026-11-27T09:00:00Z, 2026-11-27T10:00:00.250+01:00); a single space may stand for "
+        "the T (2026-11-27 09:00:00+00:00), as RFC 3339 section 5.6 allows."
+    ),
+}
+"""The JSON schema of every time the API reads (``CreatedAt``)."""
 
 
 def _iso_8601(value: object) -> object:
     # Pydantic would read a number, or a string of digits, as seconds or milliseconds since
     # 1970 (a host sending one most likely meant another unit, or another field), and would take
-    # a space for the "T" or a time without seconds, which a client checking the document refuses.
+    # a time without seconds, which a client checking the document refuses.
     if isinstance(value, datetime) or (isinstance(value, str) and _RFC_3339.match(value)):
         return value
     raise ValueError(
         "must be an ISO 8601 date and time in RFC 3339's form, with seconds and its offset, "
-        "like 2026-12-07T09:30:00Z"
+        "like 2026-12-07T09:30:00Z (or a space for the T)"
     )
 
 
-CreatedAt = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_storable_moment)]
+CreatedAt = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_8601),
+    AfterValidator(_storable_moment),
+    WithJsonSchema(DATE_TIME_SCHEMA, mode="validation"),
+]
 
 # Hosts import old comments, so any storable past is theirs to give; a comment or an edit dated
 # ahead of the server's clock by more than any clock drift or time zone mistake is a host's bug

@@ -4,7 +4,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -718,6 +718,22 @@ async def test_a_time_more_than_a_day_ahead_of_the_clock_is_refused_and_stores_n
     assert response.status == 202, await response.text()
     stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
     assert (await stored.json())[field] == ahead
+
+
+async def test_a_space_for_the_t_is_read_as_the_same_moment(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    # The form Python's str(datetime) writes.
+    created_at = str(datetime(2026, 11, 27, 10, 0, 0, 250_000, tzinfo=timezone(timedelta(hours=1))))
+    assert created_at == "2026-11-27 10:00:00.250000+01:00"
+    spaced = comment(created_at=created_at, edited_at="2026-11-27 09:05:00Z")
+    response = await post_signed(site, spaced)
+    assert response.status == 202, await response.text()
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert (stored["created_at"], stored["edited_at"]) == (
+        "2026-11-27T09:00:00.250Z",
+        "2026-11-27T09:05:00.000Z",
+    )
 
 
 @pytest.mark.parametrize(
