@@ -137,10 +137,16 @@ def _storable_moment(moment: datetime) -> datetime:
 # validators check: "T" (or "t"), seconds and an offset with its colon; pydantic checks the values.
 # RFC 3339 (section 5.6) lets an application take a space for the "T", as Python's str(datetime)
 # and SQL write it: one space is taken, nothing else loosened.
-_RFC_3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+# A leap second (second 60, which RFC 3339 allows and pydantic does not) is read as the last
+# millisecond the store keeps of the second before it, so it sorts after that second and
+# before the next minute.
+_RFC_3339 = re.compile(
+    r"^(?P<minute>\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}):(?P<second>\d{2})(\.\d+)?"
+    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})$"
+)
 
-# The document's ``format: date-time`` refuses the space: the forms it takes beside it are a
-# pattern exact to the day (Feb 29 only in leap years), so the document refuses what the API does.
+# The document's ``format: date-time`` refuses the space and second 60: the forms it takes beside
+# it are a pattern exact to the day (Feb 29 only in leap years), so it refuses what the API does.
 _DAY = (
     r"(\d{4}-(0[13578]|1[02])-(0[1-9]|[12]\d|3[01])"
     r"|\d{4}-(0[469]|11)-(0[1-9]|[12]\d|30)"
@@ -148,14 +154,17 @@ _DAY = (
     r"|(\d{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)"
 )
 _OFFSET = r"([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)"
-_SPACED = rf"^{_DAY} ([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?{_OFFSET}$"
+_HOUR_MINUTE = r"([01]\d|2[0-3]):[0-5]\d"
+_READABLE = rf"^{_DAY}( {_HOUR_MINUTE}:([0-5]\d|60)|[Tt]{_HOUR_MINUTE}:60)(\.\d+)?{_OFFSET}$"
 DATE_TIME_SCHEMA: dict[str, Any] = {
     "type": "string",
-    "anyOf": [{"format": "date-time"}, {"pattern": _SPACED}],
+    "anyOf": [{"format": "date-time"}, {"pattern": _READABLE}],
     "description": (
         "An RFC 3339 date-time with seconds and the offset with its colon "
         "(2026-11-27T09:00:00Z, 2026-11-27T10:00:00.250+01:00); a single space may stand for "
-        "the T (2026-11-27 09:00:00+00:00), as RFC 3339 section 5.6 allows."
+        "the T (2026-11-27 09:00:00+00:00), as RFC 3339 section 5.6 allows; a leap second "
+        "(2016-12-31T23:59:60Z) is read as the last millisecond before the next minute "
+        "(2016-12-31T23:59:59.999Z)."
     ),
 }
 """The JSON schema of every time the API reads (``CreatedAt``)."""
@@ -165,7 +174,12 @@ def _iso_8601(value: object) -> object:
     # Pydantic would read a number, or a string of digits, as seconds or milliseconds since
     # 1970 (a host sending one most likely meant another unit, or another field), and would take
     # a time without seconds, which a client checking the document refuses.
-    if isinstance(value, datetime) or (isinstance(value, str) and _RFC_3339.match(value)):
+    if isinstance(value, datetime):
+        return value
+    parts = _RFC_3339.match(value) if isinstance(value, str) else None
+    if parts and parts["second"] == "60":
+        return f"{parts['minute']}:59.999{parts['offset']}"
+    if parts:
         return value
     raise ValueError(
         "must be an ISO 8601 date and time in RFC 3339's form, with seconds and its offset, "

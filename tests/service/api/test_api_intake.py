@@ -736,6 +736,27 @@ async def test_a_space_for_the_t_is_read_as_the_same_moment(
     )
 
 
+async def test_a_leap_second_is_read_as_the_last_millisecond_before_the_next_minute(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    path = "/v1/sites/news/comments/c1"
+    created = comment(created_at="2016-12-31T23:59:59.500Z", edited_at="2016-12-31T18:59:60-05:00")
+    response = await post_signed(site, created)
+    assert response.status == 202, await response.text()
+    stored = await (await client.get(path, headers=moderator(site))).json()
+    assert (stored["created_at"], stored["edited_at"]) == (
+        "2016-12-31T23:59:59.500Z",
+        "2016-12-31T23:59:59.999Z",
+    )
+    # Later within the leap second is no later than the stored text; the next minute is.
+    late = await post_signed(site, comment(text=EDIT, edited_at="2016-12-31 23:59:60.750Z"))
+    assert late.status == 200
+    later = await post_signed(site, comment(text=EDIT, edited_at="2017-01-01T00:00:00Z"))
+    assert later.status == 202
+    stored = await (await client.get(path, headers=moderator(site))).json()
+    assert (stored["text"], stored["edited_at"]) == (EDIT, "2017-01-01T00:00:00.000Z")
+
+
 @pytest.mark.parametrize(
     "created_at", ["2004-08-09T21:35:34.567Z", "1978-09-17T02:04:49.905+02:00"]
 )
