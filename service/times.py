@@ -16,6 +16,12 @@ def to_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _MS
 
 
+def ceil_ms(moment: datetime) -> int:
+    """The first stored millisecond not before ``moment``: a bound finer than the store keeps
+    must not take in the millisecond it falls within."""
+    return -((_EPOCH - moment) // _MS)
+
+
 def from_ms(value: str | int | float) -> datetime:
     return _EPOCH + int(value) * _MS
 

@@ -25,7 +25,7 @@ from service.errors import BadRequest, NotFound
 from service.store.records import AuthorRecord, SiteRules
 from service.store.rows import comment_from_fields, creation_entry, history_entry, pairs
 from service.store.scripts import ScriptedStore, store_errors
-from service.times import HOUR_MS, from_ms, hour_bucket, to_ms
+from service.times import HOUR_MS, ceil_ms, from_ms, hour_bucket
 
 HOURS_OF_STATS = 24
 
@@ -145,8 +145,10 @@ class CommentReads(ScriptedStore):
             query.limit,
             now_ms,
             descending=True,
-            low=str(to_ms(query.since)) if query.since else "-inf",
-            high=f"({to_ms(query.until)}" if query.until else "+inf",
+            # Decision times are whole milliseconds: one at or after ``since`` is at or after
+            # its next whole millisecond, and one before ``until`` is before that too.
+            low=str(ceil_ms(query.since)) if query.since else "-inf",
+            high=f"({ceil_ms(query.until)}" if query.until else "+inf",
             trim_below=None if query.state is State.PENDING else now_ms - retention_ms,
         )
 

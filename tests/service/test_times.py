@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.domain import Author, Comment, CommentArticle, SecretRotation, State
-from service.times import HOUR_MS, from_ms, hour_bucket, iso, iso_from_ms, to_ms
+from service.times import HOUR_MS, ceil_ms, from_ms, hour_bucket, iso, iso_from_ms, to_ms
 
 MOMENT_MS = 1_800_000_000_345
 
@@ -79,3 +79,10 @@ def test_every_millisecond_is_stored_as_itself(ms: int) -> None:
     moment = from_ms(ms)
     assert to_ms(moment) == ms
     assert to_ms(datetime.fromisoformat(iso(moment))) == ms
+
+
+def test_a_moment_within_a_millisecond_rounds_up_to_the_next_one() -> None:
+    moment = from_ms(MOMENT_MS)
+    assert ceil_ms(moment) == MOMENT_MS
+    assert ceil_ms(moment + timedelta(microseconds=1)) == MOMENT_MS + 1
+    assert ceil_ms(moment - timedelta(microseconds=1)) == MOMENT_MS

@@ -2,6 +2,7 @@
 names beside moderator ids, totals and the oldest age of each queue, an edit's old text."""
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -138,6 +139,33 @@ async def test_a_decision_time_bound_given_as_a_number_is_refused(
         [detail] = (await response.json())["error"]["details"]
         assert detail["field"] == bound
         assert "ISO 8601" in detail["message"]
+
+
+async def test_decision_time_bounds_finer_than_a_millisecond_are_exact(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    decided = datetime.fromisoformat((await decide(client, mo, "c1", "approve"))["decided_at"])
+
+    async def found(**bounds: timedelta) -> list[str]:
+        query = {"state": "approved"}
+        for bound, shift in bounds.items():
+            query[bound] = (decided + shift).isoformat().replace("+00:00", "Z")
+        response = await client.get("/v1/sites/held/comments", params=query, headers=mo)
+        assert response.status == 200, await response.text()
+        return [item["id"] for item in (await response.json())["items"]]
+
+    half = timedelta(microseconds=500)
+    # since <= decision time: a bound half a millisecond after it leaves it out.
+    assert await found(since=timedelta()) == ["c1"]
+    assert await found(since=half) == []
+    assert await found(since=-half) == ["c1"]
+    # decision time < until: half a millisecond after it takes it in, at it or before leaves it.
+    assert await found(until=half) == ["c1"]
+    assert await found(until=timedelta()) == []
+    assert await found(until=-half) == []
+    assert await found(since=-half, until=half) == ["c1"]
 
 
 async def test_a_token_of_another_site_cannot_list_its_comments(
