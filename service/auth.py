@@ -5,7 +5,7 @@ import hmac
 from aiohttp import web
 
 from service import signatures
-from service.appkeys import MODERATION, SETTINGS
+from service.appkeys import CLOCK, MODERATION, SETTINGS
 from service.domain import ADMIN_ACTOR, Moderator
 from service.errors import SiteNotFound, Unauthorized
 
@@ -78,8 +78,11 @@ async def require_signature(request: web.Request, site_id: str, raw_body: bytes)
     try:
         header = signatures.parse(request.headers.get(signatures.HEADER))
         # Malformed and stale headers are refused before the secrets are looked up.
+        # The app's clock, which the secrets' rotation windows and outbound signatures read too.
         signatures.check_timestamp(
-            header, tolerance_seconds=request.app[SETTINGS].signature_tolerance_seconds
+            header,
+            tolerance_seconds=request.app[SETTINGS].signature_tolerance_seconds,
+            now=request.app[CLOCK](),
         )
         secrets = await request.app[MODERATION].webhook_secrets(site_id)
         signatures.check_signature(header, raw_body, secrets)

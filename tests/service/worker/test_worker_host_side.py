@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from service.app import create_app
+from service.appkeys import CLOCK
 from service.settings import Settings
 
 from .support import KEYS, Retries, StartWorker, eventually
@@ -179,16 +180,20 @@ async def send_comment(
             **fields,
         }
     ).encode()
-    headers = {"Content-Type": "application/json", "Civility-Signature": signed(secret, body)}
+    headers = {
+        "Content-Type": "application/json",
+        "Civility-Signature": signed(client, secret, body),
+    }
     response = await client.post("/v1/sites/news/comments", data=body, headers=headers)
     assert response.status in (200, 202), await response.text()
     answer: dict[str, Any] = await response.json()
     return answer
 
 
-def signed(secret: str, body: bytes) -> str:
-    """The intake signature as the README's Quick start makes it with openssl."""
-    timestamp = int(time.time())
+def signed(client: Client, secret: str, body: bytes) -> str:
+    """The intake signature as the README's Quick start makes it with openssl, at the time of
+    the host's clock, which is the service's."""
+    timestamp = int(client.app[CLOCK]())
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={digest.hexdigest()}"
 
@@ -260,7 +265,10 @@ async def test_every_event_carries_exactly_the_fields_the_readme_lists(
     response = await client.post(
         "/v1/sites/news/comments/c-1/reports",
         data=report,
-        headers={"Content-Type": "application/json", "Civility-Signature": signed(secret, report)},
+        headers={
+            "Content-Type": "application/json",
+            "Civility-Signature": signed(client, secret, report),
+        },
     )
     assert response.status == 202, await response.text()
     # A ban that rejects the author's held comment decides it as the moderator.
@@ -322,7 +330,7 @@ async def test_intake_is_signed_on_the_bytes_sent_within_five_minutes_either_way
         b' "article": {"id": "a-42"} }'
     )
     compact = json.dumps(json.loads(body), separators=(",", ":")).encode()
-    now = int(time.time())
+    now = int(client.app[CLOCK]())
 
     async def post(header: str) -> int:
         headers = {"Content-Type": "application/json", "Civility-Signature": header}
