@@ -171,6 +171,18 @@ class KeySpace:
             return f"{base}:author:{author}"
         return base
 
+    def comments_scope(
+        self, site: str, state: State, *, article: str | None = None, author: str | None = None
+    ) -> list[str]:
+        """The browse indexes a listing reads: its own, or with an article and an author both,
+        the article's and the author's, whose intersection it lists (as ``queue_scope``)."""
+        if article is not None and author is not None:
+            return [
+                self.comments(site, state, article=article),
+                self.comments(site, state, author=author),
+            ]
+        return [self.comments(site, state, article=article, author=author)]
+
     def article(self, site: str, article_id: str) -> str:
         """Hash: url, title, closed, premod, updated_at."""
         return f"{self.site_prefix(site)}article:{article_id}"

@@ -312,21 +312,23 @@ class ClaimRequest(QueueFilter):
 
 class CommentQuery(FrozenModel):
     """The comment listing's query string: one state, newest decision first, optionally one
-    article or one author and a range of decision times (``since`` inclusive, ``until``
-    exclusive)."""
+    article, one author or both (the author's comments in that article) and a range of decision
+    times (``since`` inclusive, ``until`` exclusive)."""
 
     state: State
-    article: ExternalId | None = None
-    author: ExternalId | None = None
+    article: ExternalId | None = Field(
+        default=None, description="Only comments of this article (of this author too, if given)"
+    )
+    author: ExternalId | None = Field(
+        default=None, description="Only comments of this author (in this article too, if given)"
+    )
     since: CreatedAt | None = None
     until: CreatedAt | None = None
     limit: int = Field(default=20, ge=1, le=MAX_PAGE)
     cursor: Cursor | None = None
 
     @model_validator(mode="after")
-    def _one_filter_and_a_range(self) -> Self:
-        if self.article is not None and self.author is not None:
-            raise ValueError("filter by article or by author, not both")
+    def _a_range(self) -> Self:
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise ValueError("since must be before until")
         return self

@@ -7,9 +7,9 @@ breaks ties.
 KEYS[1]  queue index zset           civ:{site}:queue:<queue>:<order>[:reason:<r>][:article:<a>|:author:<u>]
          or browse index zset       civ:{site}:comments:<state>[:article:<a>|:author:<u>]
 
-KEYS[2]  optional, queue listings only: a second index of the same queue, order and reason (the
-         author's, KEYS[1] being the article's): only ids in both are listed, walking the smaller
-         one, and counted with ZINTERCARD (the bounds must be -inf and +inf)
+KEYS[2]  optional: a second index of the same queue, order and reason or of the same state (the
+         author's, KEYS[1] being the article's): only ids in both are listed and counted, walking
+         the smaller one
 
 ARGV[1]  site key prefix "civ:{site}:"     ARGV[2]  "1" for highest score first
 ARGV[3]  how many                          ARGV[4]  cursor score ("" for the first page)
@@ -33,12 +33,15 @@ Returns {members within the bounds, {{id, score, fields, lease holder or false, 
 -- more, bounded all the same: after a retention cut, the comments kept under the longer one would
 -- be looked at again on every page.
 local PAGE_PRUNE = 1000
+local COUNT_BATCH = 1000
 
 local prefix, descending, wanted = ARGV[1], ARGV[2] == "1", tonumber(ARGV[3])
 local cursor_score, cursor_id = ARGV[4], ARGV[5]
 local low, high = ARGV[6], ARGV[7]
 if ARGV[8] ~= "" then
-  prune_index(prefix, KEYS[1], ARGV[8], PAGE_PRUNE)
+  for _, key in ipairs(KEYS) do
+    prune_index(prefix, key, ARGV[8], PAGE_PRUNE)
+  end
 end
 
 -- Byte order, as Redis sorts equal scores (Lua's "<" on strings follows the server's locale).
@@ -119,7 +122,9 @@ local page = {}
 for _, item in ipairs(picked) do
   local fields = comment_fields(prefix, item[1])
   if #fields == 0 then
-    redis.call("ZREM", walked, item[1])
+    for _, key in ipairs(KEYS) do
+      redis.call("ZREM", key, item[1])
+    end
   end
   local lease = prefix .. "lease:" .. item[1]
   local holder = redis.call("GET", lease)
@@ -127,7 +132,25 @@ for _, item in ipairs(picked) do
     item[1], item[2], fields, holder, holder and redis.call("PTTL", lease) or 0,
   }
 end
-if other then
+if other and low == "-inf" and high == "+inf" then
   return {redis.call("ZINTERCARD", 2, walked, other), page}
+end
+if other then
+  -- ZINTERCARD takes no score bounds (a browse listing's decision times): the smaller index is
+  -- walked within them, as for the page, so the count costs what ZINTERCARD would.
+  local count, offset = 0, 0
+  while true do
+    local ids = redis.call("ZRANGEBYSCORE", walked, low, high, "LIMIT", offset, COUNT_BATCH)
+    for _, id in ipairs(ids) do
+      if redis.call("ZSCORE", other, id) then
+        count = count + 1
+      end
+    end
+    if #ids < COUNT_BATCH then
+      break
+    end
+    offset = offset + COUNT_BATCH
+  end
+  return {count, page}
 end
 return {redis.call("ZCOUNT", KEYS[1], low, high), page}

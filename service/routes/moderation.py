@@ -128,7 +128,7 @@ async def list_queue(request: web.Request) -> web.Response:
 
 @routes.get("/v1/sites/{site}/comments")
 @operation(
-    summary="List comments in one state, latest decision first, by article or author and "
+    summary="List comments in one state, latest decision first, by article, author or both and "
     "decision time, cursor paged",
     tag="moderation",
     auth="moderator",

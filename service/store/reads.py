@@ -129,7 +129,9 @@ class CommentReads(ScriptedStore):
         """A page of the comments in one state, the latest decision first. Decided comments
         decided longer than ``retention_ms`` ago whose hashes have expired leave the index here;
         one kept meanwhile (in the reported queue) is listed."""
-        key = self.keys.comments(site_id, query.state, article=query.article, author=query.author)
+        keys = self.keys.comments_scope(
+            site_id, query.state, article=query.article, author=query.author
+        )
         scope = {
             "state": query.state.value,
             "a": query.article,
@@ -139,7 +141,7 @@ class CommentReads(ScriptedStore):
         }
         return await self._page(
             site_id,
-            [key],
+            keys,
             scope,
             query.cursor,
             query.limit,
@@ -177,7 +179,7 @@ class CommentReads(ScriptedStore):
             high,
             "" if trim_below is None else trim_below,
         ]
-        # Two keys (an article's and an author's index) list their intersection, unbounded.
+        # Two keys (an article's and an author's index) list their intersection.
         total, reply = await self._run("page", keys, args)
         items = [
             comment_from_fields(
