@@ -419,7 +419,10 @@ async function toggleAuthor(button, item) {
   const panel = el("section", { class: "author", "aria-label": "Author" }, shown, said);
   li.querySelector(".item-head").after(panel);
   const authorId = item.author.id;
+  // The author as the panel last showed them: what a repeated ban's answer is compared with.
+  let known = null;
   const render = (view, note = "") => {
+    known = view;
     const rate = view.recent.rejection_rate;
     shown.replaceChildren(
       el("p", {}, el("strong", { dir: "auto", text: item.author.name || view.id }), ` · ${view.status} (${view.trust})`),
@@ -436,11 +439,20 @@ async function toggleAuthor(button, item) {
   const setStatus = async (status) => {
     const body = { status };
     if (status === "banned") body.reject_pending = panel.querySelector(".reject-held").checked;
+    const before = known;
+    const heldShown = new Set(state.items.filter((shown) => shown.author.id === authorId && shown.state === "pending").map((shown) => shown.id));
     try {
       const outcome = await post(`/v1/sites/${site()}/authors/${encodeURIComponent(authorId)}/status`, body);
-      const rejected = outcome.rejected.length ? `; ${counted(outcome.rejected.length, "held comment")} rejected` : "";
-      render(outcome.author, `Status set to ${status}${rejected}.`);
-      if (outcome.rejected.length) await reloadQueue();
+      const note = statusNote(status, outcome, Boolean(body.reject_pending), heldShown, before);
+      if (!body.reject_pending || !outcome.rejected.length) {
+        render(outcome.author, note);
+        return;
+      }
+      render(outcome.author);
+      await reloadQueue();
+      // The rejected comment's card, this panel with it, may have left the list with the reload.
+      if (panel.isConnected) say(said, note);
+      else sayAfterReload(note);
     } catch (error) {
       say(said, explain(error), { error: true });
     }
@@ -450,6 +462,26 @@ async function toggleAuthor(button, item) {
   } catch (error) {
     say(said, explain(error), { error: true });
   }
+}
+
+// What a status press did. Sent again for an author who has it, it set nothing, and a ban's answer
+// lists every held comment the standing ban rejected, earlier presses' and other moderators'
+// too: this press rejected only held comments the page knew of (shown, or counted in the panel).
+function statusNote(status, outcome, rejecting, heldShown, before) {
+  const all = new Set(outcome.rejected);
+  if (!outcome.already_set) {
+    return `Status set to ${status}${all.size ? `; ${counted(all.size, "held comment")} rejected` : ""}.`;
+  }
+  if (status !== "banned") return `Already ${status}: nothing changed.`;
+  if (!all.size) return "Already banned; no held comment rejected.";
+  let now = 0;
+  if (rejecting) {
+    const shown = [...all].filter((id) => heldShown.has(id)).length;
+    const left = before ? before.counts.pending - outcome.author.counts.pending : 0;
+    now = Math.max(shown, Math.min(all.size, left));
+  }
+  if (!now) return `Already banned; none rejected now (the ban had rejected ${counted(all.size, "held comment")}).`;
+  return `Already banned; ${counted(now, "held comment")} rejected now, ${all.size} by the ban in all.`;
 }
 
 // A moderator typing in a filter or a dialog keeps the caret there when a live event redraws the

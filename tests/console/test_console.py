@@ -2036,3 +2036,49 @@ def test_the_toast_and_a_cards_message_are_live_regions_there_before_their_words
     panel.get_by_role("button", name="Trust").click()
     expect(said).to_have_text("Status set to trusted.")
     assert page.evaluate(same, [said_node, '#items > li[data-id="c00"] .author [role=status]'])
+
+
+def test_a_ban_of_an_author_already_banned_says_so_and_what_this_press_rejected(
+    page: Page, site: Site
+) -> None:
+    for comment_id, text in [("c00", CALM[0]), ("c01", CALM[1])]:
+        site.post_comment(comment_id, text, author="troll")
+    site.post_comment("c02", CALM[2])
+    # Another moderator banned the author, rejecting both held comments; one came back since.
+    status, banned = site.service.call(
+        "POST",
+        f"/v1/sites/{site.id}/authors/troll/status",
+        {"status": "banned", "reject_pending": True},
+    )
+    assert status == 200, banned
+    assert sorted(banned["rejected"]) == ["c00", "c01"]
+    reopen = {"action": "reopen"}
+    status, _ = site.service.call("POST", f"/v1/sites/{site.id}/comments/c01/decision", reopen)
+    assert status == 200
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+
+    def ban(reject_held: bool) -> None:
+        card = page.locator('#items > li[data-id="c01"]')
+        card.get_by_role("button", name="A reader (troll)").click()
+        panel = card.get_by_role("region", name="Author")
+        panel.get_by_role("checkbox", name="reject held comments").set_checked(reject_held)
+        panel.get_by_role("button", name="Ban").click()
+
+    # This press rejects the one held comment; the answer lists the earlier one too.
+    ban(reject_held=True)
+    expect(page.locator("#items > li")).to_have_count(1)
+    expect(page.get_by_role("status").and_(page.locator("#queue-message"))).to_have_text(
+        "Already banned; 1 held comment rejected now, 2 by the ban in all."
+    )
+
+    # Not asked to reject: nothing is, whatever the standing ban rejected before.
+    status, _ = site.service.call("POST", f"/v1/sites/{site.id}/comments/c01/decision", reopen)
+    assert status == 200
+    expect(page.locator("#items > li")).to_have_count(2)
+    ban(reject_held=False)
+    said = page.locator('#items > li[data-id="c01"] .author').get_by_role("status")
+    expect(said).to_have_text(
+        "Already banned; none rejected now (the ban had rejected 2 held comments)."
+    )
+    expect(page.locator("#items > li")).to_have_count(2)
