@@ -136,13 +136,22 @@ _VISIBLE = re.compile(
 )
 
 
+# Combining marks that take no room of their own, nonspacing (Mn) and enclosing (Me): they are
+# drawn on the character before them, and with no letter to sit on (marks alone, or stacked on
+# spaces as a "Zalgo" text of marks is) there is nothing to read. Spacing marks (Mc) take their
+# own room on the line and show as written.
+_ON_A_BASE = frozenset({"Mn", "Me"})
+
+
 def is_blank(text: str) -> bool:
     """True when ``text`` holds nothing to read: only whitespace (Unicode spaces and line breaks
     included), control and invisible characters (zero-width, bidi marks, soft hyphen, Hangul
-    fillers), the characters step 1 removes, and the other characters that show nothing
+    fillers), the characters step 1 removes, the other characters that show nothing
     (variation selectors, the combining grapheme joiner, the Braille pattern blank), which it
-    keeps."""
-    return _VISIBLE.search(text) is None
+    keeps, and nonspacing or enclosing combining marks, which show only on a letter."""
+    return all(
+        unicodedata.category(match.group()) in _ON_A_BASE for match in _VISIBLE.finditer(text)
+    )
 
 
 # --- 2. look-alike folding --------------------------------------------------------------------

@@ -76,7 +76,9 @@ def _something_to_read(text: str) -> str:
     # Spaces and invisible characters alone would be published as an empty comment, scored as
     # nothing the model has ever read.
     if is_blank(text):
-        raise ValueError("must hold a visible character, not only spaces or invisible ones")
+        raise ValueError(
+            "must hold a visible character, not only spaces, invisible ones or combining marks"
+        )
     return text
 
 

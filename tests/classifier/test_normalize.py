@@ -357,10 +357,15 @@ SHOWS_NOTHING = frozenset(
     | set(range(0xFFF0, 0xFFF9))
     | set(range(0xE0000, 0xE1000))
 )
+# Marks drawn on the character before them (nonspacing and enclosing): alone, nothing to read.
+ON_A_BASE = ("Mn", "Me")
 _HIDDEN = [
     chr(code)
     for code in range(sys.maxunicode + 1)
-    if chr(code).isspace() or code in _REMOVAL or code in SHOWS_NOTHING
+    if chr(code).isspace()
+    or code in _REMOVAL
+    or code in SHOWS_NOTHING
+    or unicodedata.category(chr(code)) in ON_A_BASE
 ]
 
 
@@ -373,7 +378,14 @@ def test_a_blank_text_holds_only_whitespace_removed_characters_and_ones_that_sho
     assert is_blank("\u2800\u2800")
     assert is_blank("\u115f\u1160\uffa0\u3164")
     assert is_blank("\ufe0f\u034f\U000e0100\u180b")
-    assert not any(is_blank(f"{char} \u200b\u2800") for char in ("a", "\u4e2d", "\u0301", "\u2764"))
+    assert not any(is_blank(f"{char} \u200b\u2800") for char in ("a", "\u4e2d", "\u2764"))
+    # Marks with no letter to sit on: an accent alone, a "Zalgo" text of marks, on spaces too.
+    assert is_blank("\u0301\u0301\u0301")
+    assert is_blank("\u0336\u0334\u0321\u035c \u0489\u20dd\n\u0300\u200b\u0489")
+    # The same marks on a letter are read, and so are spacing marks, which take their own room.
+    assert not is_blank("\u0301\u0301e\u0301\u0301")
+    assert not is_blank(" \u0336Z\u0334\u0321a\u035cl\u0489g\u20ddo")
+    assert not is_blank("\u093e\u0903")
 
 
 def test_what_shows_nothing_is_kept_for_the_model() -> None:
@@ -401,3 +413,23 @@ def test_one_visible_character_among_hidden_ones_is_not_blank(
     before: str, visible: str, after: str
 ) -> None:
     assert not is_blank(before + visible + after)
+
+
+_MARK = st.characters(categories=("Mn", "Me"))
+_BASE = st.characters(categories=("L", "N", "P", "S", "Mc")).filter(
+    lambda char: char not in _HIDDEN_SET
+)
+
+
+@given(st.lists(st.one_of(_MARK, st.sampled_from(_HIDDEN)), max_size=40).map("".join))
+@settings(deadline=None)
+def test_combining_marks_with_no_letter_among_hidden_characters_are_blank(text: str) -> None:
+    assert is_blank(text)
+
+
+@given(_BLANK_TEXT, _BASE, st.text(_MARK, max_size=20), _BLANK_TEXT)
+@settings(deadline=None)
+def test_a_letter_under_any_marks_is_not_blank(
+    before: str, base: str, marks: str, after: str
+) -> None:
+    assert not is_blank(before + base + marks + after)

@@ -607,6 +607,8 @@ async def test_every_failing_field_is_listed_with_422(
         " \u200b\u00ad\u200e \u3164",  # soft hyphen, a direction mark, the Hangul filler
         "\u2800\u2800\u2800",  # Braille pattern blanks, which the model's normalisation keeps
         "\u115f\u1160\uffa0 \ufe0f\u034f\U000e0100",  # fillers, selectors, grapheme joiner
+        "\u0301\u0301\u0301",  # accents with no letter to sit on
+        "\u0336\u0334\u0321 \u035c\u0489\n\u20dd\u200b",  # a "Zalgo" text of marks alone
     ],
 )
 async def test_a_text_with_nothing_visible_is_refused_and_stores_nothing(
@@ -632,7 +634,15 @@ async def test_a_text_with_nothing_visible_is_refused_and_stores_nothing(
 
 
 @pytest.mark.parametrize(
-    "name", ["\u200b", "\u2060\u200d\u00ad", " \u200e\u3164 ", "\u2800", "\ufe0f\u034f\u180b"]
+    "name",
+    [
+        "\u200b",
+        "\u2060\u200d\u00ad",
+        " \u200e\u3164 ",
+        "\u2800",
+        "\ufe0f\u034f\u180b",
+        "\u0301 \u0489",
+    ],
 )
 async def test_an_author_name_with_nothing_visible_is_refused_and_stores_nothing(
     client: Client,
@@ -652,6 +662,17 @@ async def test_an_author_name_with_nothing_visible_is_refused_and_stores_nothing
     assert "visible" in detail["message"]
     stored = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
     assert stored.status == 404
+
+
+async def test_letters_under_combining_marks_are_read_and_stored(
+    client: Client, site: dict[str, str], post_signed: Any, moderator: Callable[..., Any]
+) -> None:
+    text = "Z\u0336a\u0334l\u0321g\u035co\u0489 says hi\u0301\u0301"
+    body = comment(text=text)
+    body["author"]["name"] = "Rene\u0301e"
+    assert (await post_signed(site, body)).status == 202
+    stored = await (await client.get("/v1/sites/news/comments/c1", headers=moderator(site))).json()
+    assert (stored["text"], stored["author"]["name"]) == (text, "Rene\u0301e")
 
 
 async def test_a_comment_whose_author_name_was_stored_invisible_is_still_read(
