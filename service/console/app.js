@@ -419,10 +419,7 @@ async function toggleAuthor(button, item) {
   const panel = el("section", { class: "author", "aria-label": "Author" }, shown, said);
   li.querySelector(".item-head").after(panel);
   const authorId = item.author.id;
-  // The author as the panel last showed them: what a repeated ban's answer is compared with.
-  let known = null;
   const render = (view, note = "") => {
-    known = view;
     const rate = view.recent.rejection_rate;
     shown.replaceChildren(
       el("p", {}, el("strong", { dir: "auto", text: item.author.name || view.id }), ` · ${view.status} (${view.trust})`),
@@ -439,12 +436,10 @@ async function toggleAuthor(button, item) {
   const setStatus = async (status) => {
     const body = { status };
     if (status === "banned") body.reject_pending = panel.querySelector(".reject-held").checked;
-    const before = known;
-    const heldShown = new Set(state.items.filter((shown) => shown.author.id === authorId && shown.state === "pending").map((shown) => shown.id));
     try {
       const outcome = await post(`/v1/sites/${site()}/authors/${encodeURIComponent(authorId)}/status`, body);
-      const note = statusNote(status, outcome, Boolean(body.reject_pending), heldShown, before);
-      if (!body.reject_pending || !outcome.rejected.length) {
+      const note = statusNote(status, outcome);
+      if (!outcome.rejected_now.length) {
         render(outcome.author, note);
         return;
       }
@@ -465,23 +460,18 @@ async function toggleAuthor(button, item) {
 }
 
 // What a status press did. Sent again for an author who has it, it set nothing, and a ban's answer
-// lists every held comment the standing ban rejected, earlier presses' and other moderators'
-// too: this press rejected only held comments the page knew of (shown, or counted in the panel).
-function statusNote(status, outcome, rejecting, heldShown, before) {
-  const all = new Set(outcome.rejected);
+// lists every held comment the standing ban rejected, earlier presses' and other moderators' too,
+// apart from those this press rejected.
+function statusNote(status, outcome) {
+  const all = outcome.rejected.length;
+  const now = outcome.rejected_now.length;
   if (!outcome.already_set) {
-    return `Status set to ${status}${all.size ? `; ${counted(all.size, "held comment")} rejected` : ""}.`;
+    return `Status set to ${status}${now ? `; ${counted(now, "held comment")} rejected` : ""}.`;
   }
   if (status !== "banned") return `Already ${status}: nothing changed.`;
-  if (!all.size) return "Already banned; no held comment rejected.";
-  let now = 0;
-  if (rejecting) {
-    const shown = [...all].filter((id) => heldShown.has(id)).length;
-    const left = before ? before.counts.pending - outcome.author.counts.pending : 0;
-    now = Math.max(shown, Math.min(all.size, left));
-  }
-  if (!now) return `Already banned; none rejected now (the ban had rejected ${counted(all.size, "held comment")}).`;
-  return `Already banned; ${counted(now, "held comment")} rejected now, ${all.size} by the ban in all.`;
+  if (!all) return "Already banned; no held comment rejected.";
+  if (!now) return `Already banned; none rejected now (the ban had rejected ${counted(all, "held comment")}).`;
+  return `Already banned; ${counted(now, "held comment")} rejected now, ${all} by the ban in all.`;
 }
 
 // A moderator typing in a filter or a dialog keeps the caret there when a live event redraws the

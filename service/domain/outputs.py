@@ -338,6 +338,8 @@ class AuthorStatusOutcome(FrozenModel):
     rejected: tuple[str, ...] = ()
     """A ban's: every held comment the standing ban rejected, by this call or an earlier one
     that set or repeated it (a retry after a lost answer gets the first call's too)."""
+    rejected_now: tuple[str, ...] = ()
+    """Those of ``rejected`` that this call rejected."""
     failed: tuple[DecisionOutcome, ...] = ()
     remaining: int = 0
     """Held comments beyond what one ban rejects; the queue's bulk decisions take them."""
@@ -347,6 +349,7 @@ class AuthorStatusOutcome(FrozenModel):
             "author": self.author.to_json(),
             "already_set": self.already_set,
             "rejected": list(self.rejected),
+            "rejected_now": list(self.rejected_now),
             "failed": [outcome.to_json() for outcome in self.failed],
             "remaining": self.remaining,
         }

@@ -85,6 +85,7 @@ class Authors(Decisions):
             site_id, author_id, change.status, change.reason, actor, self._now_ms()
         )
         failed: list[DecisionOutcome] = []
+        rejected_now: list[str] = []
         remaining = 0
         if change.reject_pending:
             held = await self.store.pending_of_author(site_id, author_id)
@@ -101,6 +102,7 @@ class Authors(Decisions):
                         transition=Event.BAN,
                         ban_of=author_id,
                     )
+                    rejected_now.append(comment_id)
                 except InvalidTransition:
                     continue  # decided since it was listed: no longer the ban's to reject
                 except CivilityError as error:
@@ -123,6 +125,7 @@ class Authors(Decisions):
             author=await self.author(site_id, author_id),
             already_set=not changed,
             rejected=tuple(rejected),
+            rejected_now=tuple(rejected_now),
             failed=tuple(failed),
             remaining=remaining,
         )

@@ -89,10 +89,11 @@ class CommentReads(ScriptedStore):
         return cast(list[str], ids)
 
     async def ban_rejections(self, site_id: str, author_id: str) -> list[str]:
-        """The held comments the author's standing ban rejected, in the order it did."""
+        """The held comments the author's standing ban rejected, in the order it first did (a
+        comment reopened and rejected again by a repeated ban is listed once)."""
         with store_errors():
             ids = await self.redis.lrange(self.keys.ban_rejections(site_id, author_id), 0, -1)
-        return cast(list[str], ids)
+        return list(dict.fromkeys(cast(list[str], ids)))
 
     # ------------------------------------------------------------------ comments
 

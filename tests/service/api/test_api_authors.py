@@ -303,7 +303,8 @@ async def test_a_ban_sent_again_changes_nothing_and_names_what_the_first_rejecte
         await post(post_signed, site, comment(f"c{number}"))
     ban = {"status": "banned", "reason": "spam run", "reject_pending": True}
     first = await (await set_status(client, site, moderator, "ann", **ban)).json()
-    assert (first["rejected"], first["already_set"]) == (["c0", "c1"], False)
+    assert (first["rejected"], first["rejected_now"]) == (["c0", "c1"], ["c0", "c1"])
+    assert first["already_set"] is False
     audit = await redis_client.xlen(KEYS.audit("held"))
     clock.advance(60)
 
@@ -313,13 +314,21 @@ async def test_a_ban_sent_again_changes_nothing_and_names_what_the_first_rejecte
     outcome = await again.json()
     assert outcome["already_set"] is True
     assert outcome["author"]["status_at"] == first["author"]["status_at"]
-    assert outcome["rejected"] == ["c0", "c1"]
+    assert (outcome["rejected"], outcome["rejected_now"]) == (["c0", "c1"], [])
     assert outcome["author"]["counts"]["rejected"] == 2
     assert await redis_client.xlen(KEYS.audit("held")) == audit
 
+    # A comment reopened meanwhile is rejected by the next repeat, and listed once.
+    reopened = await client.post(
+        "/v1/sites/held/comments/c1/decision", json={"action": "reopen"}, headers=moderator(site)
+    )
+    assert reopened.status == 200
+    repeat = await (await set_status(client, site, moderator, "ann", **ban)).json()
+    assert (repeat["rejected"], repeat["rejected_now"]) == (["c0", "c1"], ["c1"])
+
     # A new status is a change again, and ends the ban's list.
     active = await (await set_status(client, site, moderator, "ann", status="active")).json()
-    assert (active["already_set"], active["rejected"]) == (False, [])
+    assert (active["already_set"], active["rejected"], active["rejected_now"]) == (False, [], [])
     assert active["author"]["status_at"] != first["author"]["status_at"]
 
 
