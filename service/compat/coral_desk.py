@@ -39,6 +39,10 @@ DECISIONS = {coral.APPROVED: Action.APPROVE, coral.REJECTED: Action.REJECT}
 _ALREADY = {Action.APPROVE: {State.APPROVED}, Action.REJECT: {State.REJECTED, State.SPAM}}
 _SENT_STATES = {State.APPROVED, State.REJECTED, State.SPAM}
 """The states a decision made in civility is carried into Coral for."""
+UNSURE = (
+    "Coral's comment reads as none of the author's comments civility has in the thread (or as "
+    "several): civility cannot tell which it is, and decides none"
+)
 SUGGESTION_TOKEN = "comment:"
 """What Coral's Perspective client puts before its comment id in a suggestion's clientToken."""
 
@@ -182,18 +186,21 @@ class CoralDesk:
         if event.type not in coral.WEBHOOK_EVENTS or not event.data.comment_id:
             return {"event": event.id, "applied": False, "reason": "not about a comment"}
         record = await self.moderation.site_record(site_id)
+        unknown = "not a comment civility has"
         try:
-            comment_id, found = await self._linked(site_id, record, event.data.comment_id, event)
+            comment_id, found, unsure = await self._linked(
+                site_id, record, event.data.comment_id, event
+            )
         except UpstreamUnavailable as error:
             # Coral never sends a webhook again for an error status (only when it could not
             # reach us), and disables an endpoint after ten error answers in a row: a comment
             # linked before is decided all the same, any other one cannot be, and says why.
             log.warning("Coral webhook %s on %s: %s", event.id, site_id, error.message)
             comment_id, found = await self.links.comment_of(site_id, event.data.comment_id), None
-            if comment_id is None:
-                return {"event": event.id, "applied": False, "reason": error.message}
+            unknown, unsure = error.message, False
         if comment_id is None:
-            return {"event": event.id, "applied": False, "reason": "not a comment civility has"}
+            reason = UNSURE if unsure else unknown
+            return {"event": event.id, "applied": False, "reason": reason}
         answer: dict[str, Any] = {"event": event.id, "comment_id": comment_id, "applied": False}
         action = DECISIONS.get(event.data.status or "")
         if event.type != coral.LEFT_QUEUE or action is None:
@@ -229,21 +236,21 @@ class CoralDesk:
 
     async def _linked(
         self, site_id: str, record: SiteRecord, coral_id: str, event: coral.WebhookEvent
-    ) -> tuple[str | None, coral_graphql.CoralComment | None]:
-        """Civility's comment for Coral's id, linked (with the current revision) on the way, and
-        the comment as Coral's GraphQL API has it now (when the site has set it up)."""
+    ) -> tuple[str | None, coral_graphql.CoralComment | None, bool]:
+        """Civility's comment for Coral's id, linked (with the current revision) on the way, the
+        comment as Coral's GraphQL API has it now (when the site has set it up), and whether
+        civility has comments it could be but cannot tell which (``_in_thread``)."""
         endpoint = coral_graphql.endpoint_of(record)
         known = await self.links.comment_of(site_id, coral_id)
         if endpoint is None:
-            return known, None
+            return known, None, False
         found = await coral_graphql.comment(self._http(), endpoint, coral_id)
         if found is None:
-            return known, None
-        comment_id = (
-            known
-            or await self._moderated(site_id, event, found)
-            or await self.links.latest(site_id, found.story_id, found.author_id, found.parent_id)
-        )
+            return known, None, False
+        comment_id = known or await self._moderated(site_id, event, found)
+        unsure = False
+        if comment_id is None:
+            comment_id, unsure = await self._in_thread(site_id, found)
         if comment_id is not None and found.revision_id:
             # Decisions go to the revision of the text civility moderated: after an edit, while
             # Coral still has another (its phase comes before Coral stores it), that one waits.
@@ -251,7 +258,29 @@ class CoralDesk:
             same = link is None or not link.check_text or coral.reads_as(link.text, found.body)
             ids = CoralIds(found.id, found.revision_id if same else "")
             await self.links.link(site_id, comment_id, ids, keep_seconds(record))
-        return comment_id, found
+        return comment_id, found, unsure
+
+    async def _in_thread(
+        self, site_id: str, found: coral_graphql.CoralComment
+    ) -> tuple[str | None, bool]:
+        """The author's comment in the thread that ``found`` is, when no id named it: the only
+        one civility has there, else the only one whose text, as Coral's phase last sent it,
+        Coral's reads as (an edit civility took changed it since its id was derived). Of
+        several, the latest alone is no answer: Coral's may be another one, whose edit civility
+        withheld or which it took before the author wrote again, and a decision on it must not
+        decide this one; the flag says civility cannot tell."""
+        recent = await self.links.recent(site_id, found.story_id, found.author_id, found.parent_id)
+        if len(recent) <= 1:
+            return (recent[0][0] if recent else None), False
+        reading = [
+            comment_id
+            for comment_id, _ in recent
+            if (link := await self.links.of(site_id, comment_id)) is not None
+            and coral.reads_as(link.text, found.body)
+        ]
+        if len(reading) == 1:
+            return reading[0], False
+        return None, True
 
     async def _moderated(
         self, site_id: str, event: coral.WebhookEvent, found: coral_graphql.CoralComment

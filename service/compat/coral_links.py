@@ -81,10 +81,6 @@ class CoralLinks:
             )
         return [(str(member), int(score)) for member, score in found]
 
-    async def latest(self, site: str, story: str, author: str, parent: str | None) -> str | None:
-        recent = await self.recent(site, story, author, parent)
-        return recent[0][0] if recent else None
-
     async def forget_thread(self, site: str, story: str, author: str, parent: str | None) -> None:
         """The author's latest comment in the thread is none civility has: no comment of theirs
         there is a webhook's or an id-less EDIT's to take."""

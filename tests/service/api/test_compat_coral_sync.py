@@ -726,6 +726,56 @@ async def test_a_decision_on_a_comment_whose_coral_edit_civility_withheld_is_rep
     assert fake_coral.mutations() == []
 
 
+async def test_a_coral_decision_on_an_edit_civility_withheld_decides_neither_comment(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    # No webhook has named either comment yet when the author edits the first one, and the
+    # edit could be of either: civility withholds it, and Coral stores it and holds it.
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    await send(client, NEW_COMMENT)
+    await send(client, second)
+    edit = edited("Here's a comment, edited to say something else entirely.")
+    assert await (await send(client, edit)).json() == {"status": "SYSTEM_WITHHELD"}
+    fake_coral.body, fake_coral.revision = edit["comment"]["body"], EDITED_REVISION_ID
+    before = {
+        request["comment"]["body"]: await comment(client, coral_site, our_id(request))
+        for request in (NEW_COMMENT, second)
+    }
+
+    # Coral's moderator rejects the edited comment: its text is neither comment's in civility.
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
+
+    assert answer["applied"] is False
+    assert "comment_id" not in answer
+    assert answer["reason"].startswith("Coral's comment reads as none of the author's")
+    for request in (NEW_COMMENT, second):
+        kept = await comment(client, coral_site, our_id(request))
+        earlier = before[request["comment"]["body"]]
+        assert (kept["state"], kept["version"]) == (earlier["state"], earlier["version"])
+    # Neither comment is taken for Coral's: a decision on the second one is not sent to it.
+    assert await redis_client.get(KEYS.coral_comment("news", CORAL_ID)) is None
+    assert await redis_client.hget(KEYS.coral_link("news", our_id(second)), "coral_id") is None
+
+
+async def test_a_coral_decision_finds_its_edited_comment_when_the_author_wrote_again_after(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
+) -> None:
+    # The author edits their only comment (civility takes the edit), then writes another, before
+    # any webhook named the first: Coral's text is the edit, which no comment's id derives from.
+    await send(client, NEW_COMMENT)
+    edit = edited("Here's a comment, edited to say more about the harbour.")
+    assert await (await send(client, edit)).json() == {"status": "PREMOD"}
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    await send(client, second)
+    fake_coral.body, fake_coral.revision = edit["comment"]["body"], EDITED_REVISION_ID
+
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
+
+    assert (answer["comment_id"], answer["applied"]) == (our_id(NEW_COMMENT), True)
+    assert (await comment(client, coral_site, our_id(NEW_COMMENT)))["state"] == "rejected"
+    assert (await comment(client, coral_site, our_id(second)))["state"] == "pending"
+
+
 async def test_a_decision_on_a_comment_blanked_in_coral_is_reported_not_sent(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
 ) -> None:
