@@ -206,11 +206,27 @@ _LINE_BREAK_BEFORE = re.compile(
 _TAG = re.compile(r"<[^>]*>")
 
 
+def _without_tags(text: str) -> str:
+    """``text`` with ``_TAG``'s matches dropped. Each ends at a ">": past the last one, every "<"
+    would be searched to the end of the text in vain, and a long run of them take minutes."""
+    end = text.rfind(">") + 1
+    return _TAG.sub("", text[:end]) + text[end:]
+
+
 def plain_text(body: str) -> str:
     """A comment's stored HTML (what Coral's GraphQL API gives) as a browser's getHTMLPlainText
     reads it: tags dropped, entities decoded, trimmed."""
     marked = _LINE_BREAK_BEFORE.sub(lambda found: "\n" + found.group(1), body)
-    return html.unescape(_TAG.sub("", marked)).strip()
+    return html.unescape(_without_tags(marked)).strip()
+
+
+def text_of(request: ModerationRequest) -> str:
+    """The comment's text as civility stores and scores it: what Coral's phase sent read as the
+    HTML it is or was stripped from (its tags, left in HTML format, dropped with their line
+    breaks; its entities, left in Text format too, decoded once), as ``plain_text`` reads
+    Coral's HTML. Its id and its link keep the body as sent, which is what a webhook's text
+    is compared with."""
+    return plain_text(request.comment.body)
 
 
 def phase_texts(body: str) -> list[str]:
@@ -220,7 +236,7 @@ def phase_texts(body: str) -> list[str]:
     Coral versions before getHTMLPlainText, alone); in HTML format, the HTML itself; and the
     text with its entities decoded."""
     marked = _LINE_BREAK_BEFORE.sub(lambda found: "\n" + found.group(1), body)
-    stripped = (_TAG.sub("", marked).rstrip(), _TAG.sub("", body), body, plain_text(body))
+    stripped = (_without_tags(marked).rstrip(), _without_tags(body), body, plain_text(body))
     return list(dict.fromkeys(stripped))
 
 
@@ -237,7 +253,8 @@ def reads_as(text: str | None, body: str) -> bool:
 
 def too_long(request: ModerationRequest) -> dict[str, Any] | None:
     """Coral's answer for a comment longer than civility moderates: withheld for a human."""
-    if len(request.comment.body) > MAX_TEXT:
+    # The text is never longer than the body it is read from: most bodies need no reading here.
+    if len(request.comment.body) > MAX_TEXT and len(text_of(request)) > MAX_TEXT:
         return {"status": SYSTEM_WITHHELD}
     return None
 
@@ -245,7 +262,8 @@ def too_long(request: ModerationRequest) -> dict[str, Any] | None:
 def submission(request: ModerationRequest, known_id: str | None = None) -> Submission | None:
     """The intake body for Coral's comment (``known_id``: the comment an EDIT changes); None
     when there is no text to moderate."""
-    if is_blank(request.comment.body):
+    text = text_of(request)
+    if is_blank(text):
         return None
     url = request.story.url
     body: dict[str, Any] = {
@@ -260,7 +278,7 @@ def submission(request: ModerationRequest, known_id: str | None = None) -> Submi
             external_id(request.comment.parent_id, "coral") if request.comment.parent_id else None
         ),
         "author": {"id": author_id(request), "role": request.author.role},
-        "text": request.comment.body,
+        "text": text,
     }
     try:
         return Submission.model_validate(body)

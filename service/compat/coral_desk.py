@@ -19,7 +19,7 @@ import aiohttp
 from service.compat import coral, coral_graphql, coral_sync
 from service.compat.coral_links import CoralIds, CoralLink, CoralLinks, keep_seconds
 from service.compat.ids import external_id
-from service.domain import Action, Comment, Decision, State
+from service.domain import Action, Comment, Decision, State, Submission
 from service.errors import (
     ClaimConflict,
     ErasureRunning,
@@ -134,6 +134,7 @@ class CoralDesk:
             record = await self.moderation.site_record(site_id)
             await self.links.unsure(site_id, ambiguous, keep_seconds(record))
             return {"status": coral.SYSTEM_WITHHELD}
+        submission = await self._as_stored(site_id, submission, request.comment.body)
         try:
             result = await self.moderation.ingest(site_id, submission)
         except ErasureRunning:
@@ -155,6 +156,19 @@ class CoralDesk:
             edited,
         )
         return coral.response(result.comment)
+
+    async def _as_stored(self, site_id: str, submission: Submission, body: str) -> Submission:
+        """A comment stored before civility read Coral's tags and entities as text has the body
+        as the phase sent it: that body sent again is the same text, not an edit of it."""
+        if submission.text == body:
+            return submission
+        try:
+            stored = await self.moderation.get_comment(site_id, submission.id)
+        except NotFound:
+            return submission
+        if stored.text != body:
+            return submission
+        return submission.model_copy(update={"text": body})
 
     async def _blanked(
         self, site_id: str, request: coral.ModerationRequest, matched: list[str]

@@ -19,7 +19,14 @@ import redis.asyncio as aioredis
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from service.compat.coral import PHASE_MAX_BODY_BYTES, ModerationRequest, comment_id
+from service.compat.coral import (
+    PHASE_MAX_BODY_BYTES,
+    ModerationRequest,
+    article_id,
+    author_id,
+    comment_id,
+)
+from service.domain import MAX_TEXT
 
 Client = TestClient[web.Request, web.Application]
 
@@ -380,6 +387,58 @@ async def test_an_edit_is_moderated_too(client: Client, coral_site: dict[str, st
     ]
 
 
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        # Text format: Coral's server strips the tags of the comment's HTML and keeps its
+        # entities as they are.
+        ("Tom &amp; Jerry &lt;3 &#39;em, don&#39;t they?", "Tom & Jerry <3 'em, don't they?"),
+        # HTML format: the comment's HTML as Coral's sanitizer wrote it.
+        (
+            "<p>Tom &amp; Jerry &lt;3 &#39;em,</p><p>don&#39;t they?</p>",
+            "Tom & Jerry <3 'em,\ndon't they?",
+        ),
+        # An entity is decoded once: the author typed "&lt;" themselves.
+        ("Write &amp;lt; for &lt; in HTML.", "Write &lt; for < in HTML."),
+    ],
+)
+async def test_a_comment_is_stored_and_scored_as_the_text_its_body_reads(
+    client: Client, coral_site: dict[str, str], post_signed: Any, body: str, text: str
+) -> None:
+    request = copy.deepcopy(NEW_COMMENT)
+    request["comment"]["body"] = body
+
+    assert (await send(client, request)).status in (200, 204)
+
+    kept = await (await stored(client, coral_site, request)).json()
+    assert kept["text"] == text
+    # Scored as the same text written through intake is.
+    written = {"id": "written", "article": {"id": "a1"}, "author": {"id": "r1"}, "text": text}
+    native = await (await post_signed(coral_site, written)).json()
+    assert kept["scores"] == pytest.approx(native["scores"], abs=1e-9)
+
+
+async def test_a_repeated_request_keeps_a_comment_stored_with_corals_entities_unchanged(
+    client: Client, coral_site: dict[str, str], post_signed: Any
+) -> None:
+    # Stored as the phase sent it, entities and all, before civility read them as text.
+    request = copy.deepcopy(NEW_COMMENT)
+    request["comment"]["body"] = "Tom &amp; Jerry, again."
+    parsed = ModerationRequest.model_validate(request)
+    earlier = {
+        "id": our_id(request),
+        "article": {"id": article_id(parsed), "url": request["story"]["url"]},
+        "author": {"id": author_id(parsed), "role": request["author"]["role"]},
+        "text": request["comment"]["body"],
+    }
+    assert (await post_signed(coral_site, earlier)).status == 202
+
+    assert (await send(client, request)).status == 204
+
+    kept = await (await stored(client, coral_site, request)).json()
+    assert (kept["text"], kept["version"]) == (request["comment"]["body"], 1)
+
+
 async def test_a_comment_id_sent_by_coral_is_used(
     client: Client, coral_site: dict[str, str], admin: dict[str, str]
 ) -> None:
@@ -392,7 +451,11 @@ async def test_a_comment_id_sent_by_coral_is_used(
     assert response.status == 200
 
 
-@pytest.mark.parametrize("body", ["  ", "\u200b\u200c\u00a0", "\u2800\u034f\ufe0f"])
+@pytest.mark.parametrize(
+    "body",
+    # The last two as Coral sends a blank line: its HTML, or in Text format its entities.
+    ["  ", "\u200b\u200c\u00a0", "\u2800\u034f\ufe0f", "<p>&nbsp;</p>", "&nbsp;&#8203;"],
+)
 async def test_a_comment_without_text_is_a_204_and_stores_nothing(
     client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis, body: str
 ) -> None:
@@ -454,6 +517,33 @@ async def test_a_comment_too_long_to_moderate_is_withheld_not_left_to_coral(
     assert body == {"status": "SYSTEM_WITHHELD"}
     assert_coral_accepts(body)
     assert await keys_of(redis_client) == before
+
+
+async def test_a_comment_whose_entities_make_its_body_longer_than_its_text_is_moderated(
+    client: Client, coral_site: dict[str, str]
+) -> None:
+    # 22,100 characters as Coral sends them, 16,900 as the text reads: within what civility
+    # moderates.
+    request = copy.deepcopy(NEW_COMMENT)
+    request["comment"]["body"] = "Tom &amp; Jerry. " * 1_300
+    assert len(request["comment"]["body"]) > MAX_TEXT
+
+    assert (await send(client, request)).status == 204
+
+    kept = await (await stored(client, coral_site, request)).json()
+    assert kept["text"] == ("Tom & Jerry. " * 1_300).strip()
+
+
+async def test_a_long_run_of_angle_brackets_is_read_at_once(
+    client: Client, coral_site: dict[str, str]
+) -> None:
+    # Read as tags are, each "<" searched for its ">" to the end, it took minutes.
+    request = copy.deepcopy(NEW_COMMENT)
+    request["comment"]["body"] = "<" * 300_000
+
+    response = await send(client, request)
+
+    assert (response.status, await response.json()) == (200, {"status": "SYSTEM_WITHHELD"})
 
 
 async def test_a_comment_of_an_author_being_erased_is_withheld_not_left_to_coral(
