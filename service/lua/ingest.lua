@@ -63,8 +63,7 @@ false, when it entered the pending queue or false} (the caller knows every other
 redelivery, a delivery older than the stored text, or any delivery of an erased comment); {"context",
 signature, approved count} when the context is not the assumed one; {"immutable", fields...}
 naming "article.id", "author.id" and/or "parent_id" when a resend or edit changes them (a parent
-given or left out counts as a change); {"edited_before_created", stored created_at} when a delivery's edit time
-is before the comment's creation time; {"erasing", the marker's remaining ms} for a new comment of
+given or left out counts as a change); {"erasing", the marker's remaining ms} for a new comment of
 an author being erased; {"invalid_transition",
 state}; or {"gone"} when the site was deleted.
 ]]
@@ -100,10 +99,6 @@ if previous then
       moved[#moved + 1] = "parent_id"
     end
     return moved
-  end
-  -- A comment keeps its first creation time: an edit dated before it never happened.
-  if ARGV[32] ~= "" and stored[6] and tonumber(ARGV[32]) < tonumber(stored[6]) then
-    return {"edited_before_created", stored[6]}
   end
   -- An erased comment takes no text again: its erased hash cannot tell the host's retry of the
   -- first delivery from an edit, and either would bring back what the author had erased. Nor

@@ -4,7 +4,6 @@ import json
 from collections.abc import Mapping, Sequence
 
 from service.domain import (
-    EDITED_BEFORE_CREATED,
     Article,
     ArticleSpec,
     AuthorStatus,
@@ -143,9 +142,6 @@ class CommentWrites(ScriptedStore):
             raise SiteNotFound(site_id)
         if outcome == "immutable":
             raise ValidationFailed((field, _IMMUTABLE[field]) for field in reply[1:])
-        if outcome == "edited_before_created":
-            why = EDITED_BEFORE_CREATED.format(created_at=iso_from_ms(int(reply[1])))
-            raise ValidationFailed([("edited_at", why)])
         if outcome == "erasing":
             raise ErasureRunning(int(reply[1]))
         if outcome == "invalid_transition":
