@@ -68,6 +68,12 @@ class KeySpace:
         subscription was down) and for the refit process, which fits on what they serve."""
         return f"{self.prefix}:model:reloaded"
 
+    def readiness(self) -> str:
+        """Never written: ``/readyz`` deletes it, a write that changes nothing (so nothing reaches
+        the replicas or the append-only file) and that Redis refuses as it would intake's while
+        it takes no writes (a replica, unable to persist, short of replicas)."""
+        return f"{self.prefix}:readiness"
+
     # -- per site
     def site_prefix(self, site: str) -> str:
         """What every key of ``site`` starts with; the scripts build derived keys from it."""

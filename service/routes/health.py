@@ -4,11 +4,13 @@ from importlib.metadata import version
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import ReadOnlyError
 
 from service import openapi
-from service.appkeys import GAUGES, METRICS, REDIS, SCORER
+from service.appkeys import GAUGES, METRICS, REDIS, SCORER, SETTINGS
 from service.auth import require_metrics_access
-from service.errors import CivilityError
+from service.errors import CivilityError, StoreUnavailable
+from service.keys import KeySpace
 from service.metrics import CONTENT_TYPE
 from service.openapi import operation
 
@@ -31,14 +33,23 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 @operation(
-    summary="Redis answers and a model is loaded",
+    summary="Redis takes writes and a model is loaded",
     tag="operations",
     auth="none",
     response=STATUS,
     errors=(503,),
 )
 async def readyz(request: web.Request) -> web.Response:
-    await request.app[REDIS].ping()
+    # A PING is answered by a primary a failover demoted, which refuses every write: a write is
+    # asked instead, one as cheap as a PING (a load balancer asks every few seconds) that changes
+    # nothing. On the primary the client writes to: Sentinel's follows the new one after this
+    # refusal, Cluster's sends it to the key's slot.
+    try:
+        await request.app[REDIS].delete(KeySpace(request.app[SETTINGS].redis_prefix).readiness())
+    except ReadOnlyError as error:
+        raise StoreUnavailable(
+            "not ready: Redis is a replica and refuses writes (a failover under way), retry later"
+        ) from error
     return web.json_response({"status": "ready", "model": request.app[SCORER].model_version})
 
 

@@ -444,10 +444,12 @@ async def test_a_redis_short_of_replicas_answers_503_and_writes_resume_once_it_h
             503,
             "store_unavailable",
         )
+        assert (await client.get("/readyz")).status == 503
         await direct.config_set("min-replicas-to-write", "0")
     finally:
         await direct.aclose()
     assert (await client.post("/v1/sites", json=site, headers=admin)).status == 201
+    assert (await client.get("/readyz")).status == 200
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
@@ -614,6 +616,38 @@ async def test_a_failover_answers_503_with_retry_after_and_ends_event_streams_wi
     # The readiness PING calls Redis itself, outside the store: the same answer.
     unready = await client.get("/readyz")
     assert (unready.status, unready.headers["Retry-After"]) == (503, "1")
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def test_readiness_on_a_primary_demoted_to_replica_is_503_until_it_is_primary_again(
+    aiohttp_client: AiohttpClient,
+    own_redis: ValkeyServer,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = await api_on(aiohttp_client, settings, own_redis.port)
+    assert (await client.get("/readyz")).status == 200
+    direct = aioredis.Redis(port=own_redis.port, decode_responses=True)
+    try:
+        # A failover demotes it: it still answers PING, but refuses every write (READONLY), so
+        # a load balancer must send intake elsewhere.
+        await direct.replicaof("127.0.0.1", str(free_port()))
+        assert (await direct.ping()) is True
+        unready = await client.get("/readyz")
+        error = (await unready.json())["error"]
+        assert (unready.status, unready.headers["Retry-After"], error["code"]) == (
+            503,
+            "1",
+            "store_unavailable",
+        )
+        assert "replica" in error["message"]
+        await direct.replicaof("NO", "ONE")
+        ready = await client.get("/readyz")
+        assert (ready.status, (await ready.json())["status"]) == (200, "ready")
+        # The check wrote nothing a replica would be sent.
+        assert await direct.dbsize() == 0
+    finally:
+        await direct.aclose()
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
