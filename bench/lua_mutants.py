@@ -70,7 +70,7 @@ LUA_TESTS = {
         "tests/service/api/test_api_queue_ages.py",
     ),
     **dict.fromkeys(
-        ("second_look_claim.lua", "second_look_fail.lua"),
+        ("second_look_claim.lua", "second_look_fail.lua", "second_look_hand_back.lua"),
         ("tests/service/worker/test_second_look.py",),
     ),
     **dict.fromkeys(
@@ -485,6 +485,24 @@ LUA_MUTANTS = (
     ),
     LuaMutant(
         "reindex.lua", 'if redis.call("EXISTS", prefix .. "site") == 0 then', "if false then"
+    ),
+    LuaMutant(
+        "second_look_hand_back.lua",
+        'if tonumber(redis.call("ZSCORE", KEYS[1], id)) == lease_until then',
+        "if true then",
+    ),
+    LuaMutant(
+        "second_look_hand_back.lua",
+        'redis.call("ZADD", KEYS[1], "XX", ARGV[index + 1], id)\n',
+        "",
+    ),
+    LuaMutant("second_look_hand_back.lua", '"XX", ARGV[index + 1]', '"XX", ARGV[1]'),
+    LuaMutant(
+        "second_look_hand_back.lua",
+        '"ZADD", KEYS[1], "XX",',
+        '"ZADD", KEYS[1],',
+        equivalent="a comment is handed back only while the queue holds it under the lease, so "
+        "ZADD always updates one already there",
     ),
     LuaMutant("second_look_apply.lua", "if not state then", "if false then"),
     LuaMutant("second_look_apply.lua", "if stored[3] ~= ARGV[4] then", "if false then"),

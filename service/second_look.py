@@ -105,8 +105,9 @@ class SecondLookWorker:
     async def stopped(self, running: "asyncio.Task[None]", drain_seconds: float) -> None:
         """Stop ``running`` (this worker's ``run``) within ``drain_seconds``, the time the
         deliveries beside it get: the pass in hand finishes by then or is cut short. A pass cut
-        short records nothing more, and what it took but did not record stays in its site's
-        queue, taken again (by the next start or another worker) once its lease ends."""
+        short records nothing more, and hands what it took but did not record back to its
+        site's queue, due at once for the next start or another worker (when Redis cannot be
+        reached for that, it is taken again once its lease ends)."""
         self.stop()
         done, _ = await asyncio.wait({running}, timeout=drain_seconds)
         if done:
@@ -165,6 +166,34 @@ class SecondLookWorker:
             taken += [item for _, items in more for item in items]
         if not taken:
             return 0
+        unrecorded = list(taken)
+        try:
+            await self._look_at(taken, unrecorded)
+        except asyncio.CancelledError:
+            await self._hand_back(unrecorded)
+            raise
+        return len(taken)
+
+    async def _hand_back(self, unrecorded: list[Taken]) -> None:
+        """A pass cut short by a stop gives back what it did not record, so the next worker
+        takes it at once rather than when the lease ends (a minute by default)."""
+        if not unrecorded:
+            return
+        try:
+            handed_back = await self.log.hand_back(unrecorded)
+        except StoreUnavailable as error:
+            log.warning(
+                "second look: %d comments taken but not looked at could not be handed back "
+                "(%s); they are taken again when their lease ends",
+                len(unrecorded),
+                error.why,
+            )
+            return
+        log.info("second look: %d comments taken but not looked at handed back", handed_back)
+
+    async def _look_at(self, taken: list[Taken], unrecorded: list[Taken]) -> None:
+        """Blend ``taken``'s scores and record each look, taking each recorded comment (or its
+        counted failure) out of ``unrecorded``."""
         policies: dict[str, Policy | None] = {}
         versions = await self._site_versions({item.site for item in taken})
         refs: list[SiteRef | None] = [
@@ -173,6 +202,7 @@ class SecondLookWorker:
         scored, failed = await self._blend_apart(taken, refs)
         for item in failed:
             outcome = await self.log.fail(item, FAILURES_BEFORE_GIVING_UP)
+            unrecorded.remove(item)
             log.warning(
                 "second look of comment %r of site %r failed on its text alone (%s)",
                 item.comment_id,
@@ -187,10 +217,11 @@ class SecondLookWorker:
                     policies[item.site] = record.site.policy if record is not None else None
                 site_policy = policies[item.site]
                 if site_policy is None:
+                    unrecorded.remove(item)
                     continue  # the site is being deleted; its purge removes the queue
                 model = verdict_version(blended.model_version, site_version)
                 await self.log.apply(self._look(item, scores, model, blended, site_policy))
-        return len(taken)
+                unrecorded.remove(item)
 
     async def _blend_apart(
         self, taken: list[Taken], refs: list[SiteRef | None]

@@ -40,6 +40,9 @@ class Taken:
     text: str
     queued_at_ms: int
     author_status: AuthorStatus
+    leased_until_ms: int
+    """The end of the lease it was taken under, which is its due time in the queue until then:
+    a hand-back finds by it that the comment is still this taker's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,9 @@ class SecondLookLog:
         self.redis = redis
         self.keys = KeySpace(prefix)
         self._scripts = LuaScripts(
-            redis, ("second_look_claim", "second_look_fail"), with_library=False
+            redis,
+            ("second_look_claim", "second_look_fail", "second_look_hand_back"),
+            with_library=False,
         )
         self._apply = LuaScripts(redis, ("second_look_apply",), with_library=True)
 
@@ -138,7 +143,15 @@ class SecondLookLog:
                 (
                     int(backlog),
                     [
-                        Taken(site, row[0], row[1], row[2], int(row[3]), AuthorStatus(row[4]))
+                        Taken(
+                            site,
+                            row[0],
+                            row[1],
+                            row[2],
+                            int(row[3]),
+                            AuthorStatus(row[4]),
+                            now_ms + lease_ms,
+                        )
                         for row in rows
                     ],
                 )
@@ -193,6 +206,21 @@ class SecondLookLog:
         args: list[str | int] = [taken.comment_id, taken.version, give_up_after]
         reply = await self._scripts.run("second_look_fail", keys, args)
         return str(reply[0])
+
+    async def hand_back(self, items: Sequence[Taken]) -> int:
+        """Make ``items``, taken but not looked at, due again at once where they were queued,
+        each still under the lease it was taken with; how many were handed back."""
+        leases: dict[tuple[str, int], list[str | int]] = {}
+        for item in items:
+            pairs = leases.setdefault((item.site, item.leased_until_ms), [])
+            pairs += [item.comment_id, item.queued_at_ms]
+        handed_back = 0
+        for (site, leased_until_ms), pairs in leases.items():
+            keys = [self.keys.second_look_queue(site)]
+            args = [leased_until_ms, *pairs]
+            reply = await self._scripts.run("second_look_hand_back", keys, args)
+            handed_back += int(reply)
+        return handed_back
 
     async def totals(self, site: str) -> Totals:
         with store_errors():

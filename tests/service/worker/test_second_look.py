@@ -510,13 +510,51 @@ async def test_a_stop_cuts_the_pass_in_hand_short_at_the_drain_time_and_loses_no
     stored = await comment(redis_client, "c1")
     assert (stored["state"], stored["look_state"]) == ("approved", "queued")
     assert await backlog(redis_client) == 1
+    # Handed back to its place in the queue, not left leased.
+    queued_at = await redis_client.zscore(KEYS.second_look_queue(SITE), "c1")
+    assert queued_at == int(stored["look_queued_at"])
 
-    # The next start takes it once the lease of the pass cut short ends, and holds it.
-    clock.now += LEASE_SECONDS
+    # The next start takes it at once, the clock still inside the lease it was taken under.
     again = SecondLookWorker(redis_client, blend, SETTINGS, prefix="civ", clock=clock)
     assert await again.work_once() == 1
     stored = await comment(redis_client, "c1")
     assert (stored["state"], stored["look_state"]) == ("pending", "held")
+
+
+async def test_a_stop_hands_back_no_comment_another_worker_took_once_its_lease_ended(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+    clock: Clock,
+) -> None:
+    await create_site(None)
+    await publish("c1", "Calm words.")
+    reading = asyncio.Event()
+    never = asyncio.Event()
+
+    async def reads_for_ever() -> None:
+        reading.set()
+        await never.wait()
+
+    blend.during = reads_for_ever
+    running = asyncio.create_task(looker.run())
+    await reading.wait()
+    # The stalled pass outlives its lease: another worker takes the comment.
+    clock.now += LEASE_SECONDS
+    other = SecondLookLog(redis_client, "civ")
+    lease_ms = int(LEASE_SECONDS * 1000)
+    now_ms = int(clock() * 1000)
+    [(_, taken)] = await other.claim_all([SITE], 8, lease_ms, now_ms)
+    assert [item.comment_id for item in taken] == ["c1"]
+    async with asyncio.timeout(10):
+        await looker.stopped(running, drain_seconds=0.0)
+    assert running.cancelled()
+    # Still the other worker's: nothing is due for a third until that lease ends.
+    assert await other.claim_all([SITE], 8, lease_ms, now_ms) == [(1, [])]
+    score = await redis_client.zscore(KEYS.second_look_queue(SITE), "c1")
+    assert score == now_ms + lease_ms
 
 
 async def test_a_stop_lets_the_pass_in_hand_finish_within_the_drain_time(
