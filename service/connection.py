@@ -110,18 +110,19 @@ def _cluster(target: RedisTarget, socket_timeout: float, settings: Settings) -> 
     )
 
 
-def refuse_a_refused_redis_url(settings: Settings) -> None:
+def refuse_a_refused_redis_url(settings: Settings) -> str | None:
     """Raise ``SettingsError`` when ``REDIS_URL``'s Redis refuses its credentials (or asks for
-    some it does not give), or the URL names a database the server does not have.
+    some it does not give), or the URL names a database the server does not have; for a Redis
+    that does not answer, what the check met, naming the URL without its credentials.
 
     redis-py authenticates and selects the database on every new connection, so such a URL would
     end each command, request and delivery in Redis's refusal (a refused password even looks
     like Redis being down: 503s and "unavailable" for ever): said once, at start, instead. A
-    Redis that does not answer is not refused here (a command says so itself, and the API
-    answers 503 until it is back)."""
+    Redis that does not answer is not refused here: it may come up after the service, which
+    answers 503 until it does; the caller says so."""
     target = settings.redis_target
     if target is None or settings.redis_url is None:
-        return
+        return None
     shown = without_credentials(settings.redis_url)
     try:
         client = connect_blocking(settings.redis_url, settings.redis_socket_timeout_seconds)
@@ -135,13 +136,14 @@ def refuse_a_refused_redis_url(settings: Settings) -> None:
         raise SettingsError(f"REDIS_URL's Redis {refusal} ({error}): {shown}") from None
     except redis.ResponseError as error:
         if target.db == 0:
-            return  # refused for another reason: the commands say which
+            return None  # refused for another reason: the commands say which
         raise SettingsError(
             f"REDIS_URL names database {target.db}, which its Redis does not have ({error}): "
             f"{shown}"
         ) from None
-    except (redis.RedisError, RedisClusterException):
-        return
+    except (redis.RedisError, RedisClusterException) as error:
+        return f"REDIS_URL's Redis does not answer ({error}): {shown}"
+    return None
 
 
 def connect_blocking(url: str, socket_timeout: float) -> BlockingClient:

@@ -70,6 +70,25 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _check_redis(settings: Settings, *, say: bool = True, demo: bool = False) -> None:
+    """Refuse a ``REDIS_URL`` its Redis refuses; a Redis that does not answer is said (``say``)
+    and started against all the same, as it may come up after the service: otherwise an API
+    would start and answer 503 to every request with nothing telling the operator why. Not with
+    ``demo`` (`run` in development), which makes its demo site there before it serves."""
+    unanswered = refuse_a_refused_redis_url(settings)
+    if unanswered is None:
+        return
+    if demo:
+        raise SettingsError(f"{unanswered}; `civility run` makes its demo site there at start")
+    if say:
+        print(
+            f"civility: {unanswered}; starting all the same, trying it again until it answers "
+            "(the API answers 503 store_unavailable meanwhile)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 # The SIGHUPs that came before the service could reload: see ``_serve_until_stopped``.
 _held_reloads: list[int] = []
 
@@ -92,7 +111,8 @@ def serve_command(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         if settings.redis_url is None:
             raise SettingsError("REDIS_URL is required by `civility serve` (or use `civility run`)")
-        refuse_a_refused_redis_url(settings)
+        # Said by `serve` once, not again by each API process it starts.
+        _check_redis(settings, say=API_PROCESS_MARKER not in os.environ)
         if API_PROCESS_MARKER not in os.environ:
             # At once, not after the model loaded: a taken port is said in a second.
             _refuse_a_taken_address(settings)
@@ -143,7 +163,7 @@ def worker_command(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         if settings.redis_url is None:
             raise SettingsError("REDIS_URL is required by `civility worker`")
-        refuse_a_refused_redis_url(settings)
+        _check_redis(settings)
     except SettingsError as error:
         return _fail(str(error))
     asyncio.run(run_until_signalled(settings))
@@ -156,7 +176,7 @@ def run_command(args: argparse.Namespace) -> int:
     _hold_reloads()
     try:
         settings = Settings.from_env()
-        refuse_a_refused_redis_url(settings)
+        _check_redis(settings, demo=not settings.is_production)
     except SettingsError as error:
         return _fail(str(error))
     try:

@@ -481,3 +481,51 @@ def test_an_ipv6_host_is_announced_as_an_address_a_browser_opens(
     with urllib.request.urlopen(labels["console"], timeout=10) as console:
         assert console.status == 200
     running.stop(signal.SIGTERM)
+
+
+UNANSWERED = "REDIS_URL's Redis does not answer"
+OPERATOR_TOKEN = "operator-chosen-admin-token-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("command", "environment"),
+    [("serve", "development"), ("worker", "development"), ("run", "production")],
+)
+def test_a_redis_that_does_not_answer_at_start_is_said_in_one_line_and_the_service_starts(
+    tmp_path: Path, command: str, environment: str
+) -> None:
+    # Nothing listens there: refused at once. Redis may well come up after the service (its
+    # container started later), so the service starts and answers 503 until it does.
+    url = f"redis://:the-password@127.0.0.1:{free_port()}/0"
+    env = {
+        **_run_env(tmp_path, free_port()),
+        "REDIS_URL": url,
+        "CIVILITY_ENV": environment,
+        "CIVILITY_ADMIN_TOKEN": OPERATOR_TOKEN,
+    }
+    running = Running(env, f"from service.cli import main; raise SystemExit(main([{command!r}]))")
+    try:
+        running.wait_for(UNANSWERED)
+        [line] = [line for line in running.output if UNANSWERED in line]
+        shown = url.replace(":the-password@", "***@")
+        assert line.startswith(f"civility: {UNANSWERED} (")
+        assert f"): {shown}; starting all the same" in line
+        assert "the-password" not in line
+        running.wait_for("delivering webhooks" if command == "worker" else "civility is running")
+        output = running.stop(signal.SIGTERM)
+    finally:
+        running.close()
+    assert output.count(UNANSWERED) == 1
+
+
+def test_run_in_development_refuses_a_redis_that_does_not_answer_in_one_line(
+    tmp_path: Path,
+) -> None:
+    # It makes its demo site there before it serves: it cannot start without it.
+    url = f"redis://:the-password@127.0.0.1:{free_port()}/0"
+    result = _run_to_end({**_run_env(tmp_path, free_port()), "REDIS_URL": url})
+    shown = url.replace(":the-password@", "***@")
+    assert (result.returncode, result.stdout) == (2, "")
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"civility: {UNANSWERED} (")
+    assert line.endswith(f"): {shown}; `civility run` makes its demo site there at start")
