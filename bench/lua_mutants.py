@@ -10,7 +10,12 @@ from dataclasses import dataclass
 # The tests that reach each script: the store's, plus the API suites whose behaviour
 # (reports, retention, moderation) the decision script carries.
 LUA_TESTS = {
-    "claim.lua": ("tests/service/test_store.py", "tests/service/api/test_api_revocation.py"),
+    "claim.lua": (
+        "tests/service/test_store.py",
+        "tests/service/api/test_api_revocation.py",
+        "tests/service/api/test_api_idempotency.py",
+        "tests/service/api/test_api_idempotency_outage.py",
+    ),
     "claim_comment.lua": (
         "tests/service/api/test_api_queue_items.py",
         "tests/service/api/test_api_revocation.py",
@@ -117,6 +122,19 @@ LUA_MUTANTS = (
         "claim_comment.lua", 'if redis.call("EXISTS", prefix .. "site") == 0 then', "if false then"
     ),
     LuaMutant("claim.lua", "if revoked(prefix, moderator) then", "if false then"),
+    LuaMutant("claim.lua", 'local made = ARGV[7] ~= "" and', 'local made = ARGV[7] == "" and'),
+    LuaMutant("claim.lua", "if kept then", "if false then"),
+    LuaMutant("claim.lua", 'if redis.call("GET", lease) == moderator then', "if true then"),
+    LuaMutant("claim.lua", 'redis.call("PTTL", lease)}', "0}"),
+    LuaMutant("claim.lua", "return held", "return {}"),
+    LuaMutant(
+        "claim.lua", "comment_fields(prefix, id), lease_ms}", "comment_fields(prefix, id), 0}"
+    ),
+    LuaMutant("claim.lua", "      ids_leased[#ids_leased + 1] = id\n", ""),
+    LuaMutant(
+        "claim.lua", 'redis.call("SET", made, cjson.encode(ids_leased), "PX", ARGV[8])\n', ""
+    ),
+    LuaMutant("claim.lua", '"PX", ARGV[8])', '"PX", 60000)'),
     LuaMutant("claim_comment.lua", "if revoked(prefix, moderator) then", "if false then"),
     LuaMutant(
         "release.lua", 'if redis.call("EXISTS", prefix .. "site") == 0 then', "if false then"

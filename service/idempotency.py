@@ -7,7 +7,8 @@ three steps are scripts on one key: ``begin`` takes the key (or finds the answer
 ``finish`` keeps the answer, ``release`` gives the key back when Redis failed the request and
 its outcome is unknown. A retry then runs the request again; writes that can be retried this way
 derive their outbox event ids from the key (``event_id``), so the state-change script finds its
-own change already made and emits no second event.
+own change already made and emits no second event; a queue claim derives the id of the batch it
+leased (``batch_id``), so its retry answers that batch rather than leasing another.
 
 A kept answer may carry a credential (a new site's secret, a moderator's token), which civility
 otherwise never stores in the clear. So it is sealed (AES-GCM) under a key derived from the
@@ -78,6 +79,13 @@ def event_id(seed: str, item: str = "") -> str:
     """The outbox event id of the write ``seed`` names (``item`` for one of a bulk request's)."""
     named = hashlib.sha256("\0".join((seed, item)).encode("utf-8", "surrogateescape"))
     return f"evt_{named.hexdigest()[:32]}"
+
+
+def batch_id(seed: str) -> str:
+    """What the queue claim ``seed`` names records the comments it leased under, so that its
+    retry answers that batch instead of leasing another."""
+    named = hashlib.sha256(f"{seed}\0claim".encode())
+    return f"clm_{named.hexdigest()[:32]}"
 
 
 class IdempotencyStore:

@@ -243,6 +243,12 @@ class KeySpace:
         comment changed again."""
         return f"{self.site_prefix(site)}decided:{event_id}"
 
+    def claimed(self, site: str, batch_id: str) -> str:
+        """String with expiry (the idempotency window): JSON list of the comment ids a queue
+        claim sent with an Idempotency-Key leased, by the batch id derived from its key, so a
+        retry after a 503 that hid the claim answers that batch rather than leasing another."""
+        return f"{self.site_prefix(site)}claimed:{batch_id}"
+
     def stats(self, site: str) -> str:
         """Hash: decision counters (auto, moderator)."""
         return f"{self.site_prefix(site)}stats"

@@ -12,6 +12,7 @@ from service.domain import (
 )
 from service.errors import ClaimConflict
 from service.events import LiveEvent, live_event
+from service.idempotency import KEEP_MS, batch_id
 from service.moderation.base import ModerationBase
 from service.store.records import DAY_MS
 
@@ -63,9 +64,20 @@ class QueueDesk(ModerationBase):
         names = {ADMIN_ACTOR: ADMIN_ACTOR, **await self.store.moderator_names(site_id)}
         return entries[-1][0], [live_event(entry_id, fields, names) for entry_id, fields in entries]
 
-    async def claim(self, site_id: str, moderator_id: str, request: ClaimRequest) -> list[Comment]:
+    async def claim(
+        self,
+        site_id: str,
+        moderator_id: str,
+        request: ClaimRequest,
+        *,
+        batch_seed: str | None = None,
+    ) -> list[Comment]:
         """Up to ``request.limit`` unclaimed comments in queue order, of one article or author
-        and of one reason when the request names them, leased to the caller."""
+        and of one reason when the request names them, leased to the caller.
+
+        ``batch_seed`` (a request's idempotency seed) names the batch on every retry of the
+        request, so a retry after an unknown outcome answers the comments the first call leased
+        that the caller still holds, and leases no second batch."""
         await self._site_record(site_id)
         claimed = await self.store.claim(
             site_id,
@@ -78,6 +90,8 @@ class QueueDesk(ModerationBase):
             article=request.article,
             author=request.author,
             reason=request.reason.value if request.reason else None,
+            batch_id="" if batch_seed is None else batch_id(batch_seed),
+            remember_ms=0 if batch_seed is None else KEEP_MS,
         )
         return list(await self._named(site_id, claimed))
 

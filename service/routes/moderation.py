@@ -147,18 +147,25 @@ async def list_comments(request: web.Request) -> web.Response:
 @routes.post("/v1/sites/{site}/queue/claim")
 @operation(
     summary="Lease up to `limit` comments of the queue, or of one article, author or both and one "
-    "reason as the listing filters it, to the caller; no one else can decide them meanwhile",
+    "reason as the listing filters it, to the caller; no one else can decide them meanwhile; a "
+    "retry with the Idempotency-Key of a claim whose answer was lost answers the comments that "
+    "claim leased which the caller still holds, and leases no others",
     tag="moderation",
     auth="moderator",
     body=ClaimRequest,
     response=COMMENTS,
     errors=WRITE_ERRORS,
 )
+@idempotent(by_site_moderator)
 async def claim(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     actor = await require_moderator(request, site)
     claim_request = await read_json(request, ClaimRequest)
-    items = await request.app[MODERATION].claim(site, actor, claim_request)
+    # A retry with the same Idempotency-Key names the same batch, which the script finds made.
+    items = await request.app[MODERATION].claim(
+        site, actor, claim_request, batch_seed=seed(request)
+    )
+    holds_authors(request, [item.author.id for item in items])
     return web.json_response({"items": [item.to_json() for item in items]})
 
 

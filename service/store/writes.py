@@ -336,9 +336,15 @@ class CommentWrites(ScriptedStore):
         article: str | None = None,
         author: str | None = None,
         reason: str | None = None,
+        batch_id: str = "",
+        remember_ms: int = 0,
     ) -> list[Comment]:
         """Up to ``limit`` unclaimed comments of the queue's index, narrowed to one article, one
-        author or both, and to one reason, as the listing's is, leased to the moderator."""
+        author or both, and to one reason, as the listing's is, leased to the moderator.
+
+        With a ``batch_id`` the ids leased are remembered under it for ``remember_ms``, and a
+        call with the same id leases nothing more: it answers the comments of that batch the
+        moderator still holds, each with its own lease end."""
         walked, *other = self.keys.queue_scope(
             site_id, queue, order, article=article, author=author, reason=reason
         )
@@ -350,16 +356,19 @@ class CommentWrites(ScriptedStore):
             lease_ms,
             now_ms,
             int(order is Order.PRIORITY),
+            batch_id,
+            remember_ms,
         ]
         reply = await self._run("claim", keys, args)
         if reply is None:
             raise SiteNotFound(site_id)
         if reply == REVOKED:
             raise Unauthorized(REVOKED_MESSAGE)
-        lease_until = from_ms(now_ms + lease_ms)
         return [
-            comment_from_fields(pairs(fields), claimed_by=moderator_id, lease_until=lease_until)
-            for _, fields in reply
+            comment_from_fields(
+                pairs(fields), claimed_by=moderator_id, lease_until=from_ms(now_ms + int(left))
+            )
+            for _, fields, left in reply
             if fields
         ]
 

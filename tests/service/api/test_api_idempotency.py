@@ -1,5 +1,6 @@
-"""Idempotency keys on decisions, bulk decisions, reports and admin writes: a retry gets the
-first answer, the same key with another body is refused, and the record ends after a day."""
+"""Idempotency keys on decisions, bulk decisions, queue claims, reports and admin writes: a retry
+gets the first answer, the same key with another body is refused, and the record ends after a
+day."""
 
 import base64
 from collections.abc import Callable
@@ -582,3 +583,65 @@ async def test_a_keyed_bulk_decision_with_an_item_claimed_by_another_runs_again_
     assert await again.read() == await retried.read()
     assert await events_of(redis_client, "c1") == ["comment.held", "comment.approved"]
     assert await events_of(redis_client, "c1-1") == ["comment.held", "comment.spam"]
+
+
+async def test_a_keyed_claim_replays_its_batch_and_leases_no_second_one(
+    client: Client,
+    create_site: Any,
+    post_signed: Any,
+    moderator: Headers,
+    redis_client: aioredis.Redis,
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    other = {"id": "c2", "article": {"id": "a1"}, "author": {"id": "writer"}, "text": TEXT}
+    assert (await (await post_signed(site, other)).json())["state"] == "pending"
+    path, body = "/v1/sites/news/queue/claim", {"limit": 2, "order": "oldest"}
+    headers = keyed(moderator(site), "claim-two")
+    first = await client.post(path, json=body, headers=headers)
+    assert first.status == 200, await first.text()
+    assert "Idempotent-Replayed" not in first.headers
+    batch = [item["id"] for item in (await first.json())["items"]]
+    assert batch == ["c1", "c1-1"]
+    # The caller decides one of them meanwhile: the replay is still the first answer as sent.
+    decided = await client.post(
+        "/v1/sites/news/comments/c1/decision", json={"action": "approve"}, headers=moderator(site)
+    )
+    assert decided.status == 200
+    again = await client.post(path, json=body, headers=headers)
+    assert again.status == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await again.read() == await first.read()
+    # The replay leased nothing: the third comment is free, for this caller's next claim too.
+    assert await redis_client.get(KEYS.lease("news", "c2")) is None
+    reused = await client.post(path, json={"limit": 3}, headers=headers)
+    assert reused.status == 422
+    assert (await reused.json())["error"]["code"] == "idempotency_key_reused"
+    assert await redis_client.get(KEYS.lease("news", "c2")) is None
+    # The kept answer names the author of its comments, whose erasure forgets it.
+    [record] = [key async for key in redis_client.scan_iter(KEYS.idempotency("news", "*"))]
+    assert await redis_client.hget(record, "authors") == '["reader"]'
+    document = await (await client.get("/openapi.json")).json()
+    described = document["paths"]["/v1/sites/{site}/queue/claim"]["post"]
+    assert "Idempotency-Key" in [parameter["name"] for parameter in described["parameters"]]
+    assert "Idempotent-Replayed" in described["responses"]["200"]["headers"]
+
+
+async def test_a_claim_retried_while_the_first_runs_is_409_with_retry_after(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers, clock: Clock
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    path, body = "/v1/sites/news/queue/claim", b'{"limit": 1, "order": "oldest"}'
+    store = client.app[IDEMPOTENCY]
+    claim = store.claim(
+        "news", digest(f"moderator:{site['moderator_id']}", "POST", path, "c-run"), "c-run", body
+    )
+    assert await store.begin(claim, int(clock() * 1000)) == "started"
+    headers = {**keyed(moderator(site), "c-run"), "Content-Type": "application/json"}
+    busy = await client.post(path, data=body, headers=headers)
+    assert busy.status == 409
+    assert (await busy.json())["error"]["code"] == "idempotency_in_progress"
+    assert busy.headers["Retry-After"] == "1"
+    clock.advance(RUNNING_MS / 1000 + 1)
+    retried = await client.post(path, data=body, headers=headers)
+    assert retried.status == 200
+    assert [item["id"] for item in (await retried.json())["items"]] == ["c1"]
