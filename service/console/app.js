@@ -461,8 +461,13 @@ async function toggleAuthor(button, item) {
 
 // What a status press did. Sent again for an author who has it, it set nothing, and a ban's answer
 // lists every held comment the standing ban rejected, earlier presses' and other moderators' too,
-// apart from those this press rejected.
+// apart from those this press rejected. The held comments it left (another moderator's claim, or
+// more than one ban rejects) are said too: they still wait in the queue, under a ban.
 function statusNote(status, outcome) {
+  return [pressNote(status, outcome), leftHeld(outcome)].filter(Boolean).join(" ");
+}
+
+function pressNote(status, outcome) {
   const all = outcome.rejected.length;
   const now = outcome.rejected_now.length;
   if (!outcome.already_set) {
@@ -472,6 +477,22 @@ function statusNote(status, outcome) {
   if (!all) return "Already banned; no held comment rejected.";
   if (!now) return `Already banned; none rejected now (the ban had rejected ${counted(all, "held comment")}).`;
   return `Already banned; ${counted(now, "held comment")} rejected now, ${all} by the ban in all.`;
+}
+
+function leftHeld(outcome) {
+  const words = [];
+  const failed = outcome.failed || [];
+  if (failed.length) {
+    const holders = [...new Set(failed.map(({ error }) => error?.details?.claimed_by_name || error?.details?.claimed_by).filter(Boolean))];
+    const why = failed.every(({ error }) => error?.code === "claim_conflict") && holders.length
+      ? `claimed by ${holders.join(", ")}`
+      : failed[0].error?.message || "refused";
+    words.push(`${counted(failed.length, "held comment")} not rejected (${why}): still in the queue.`);
+  }
+  if (outcome.remaining) {
+    words.push(`${counted(outcome.remaining, "more held comment")} left: press Ban again to reject ${outcome.remaining === 1 ? "it" : "them"}.`);
+  }
+  return words.join(" ");
 }
 
 // A moderator typing in a filter or a dialog keeps the caret there when a live event redraws the

@@ -2082,3 +2082,28 @@ def test_a_ban_of_an_author_already_banned_says_so_and_what_this_press_rejected(
         "Already banned; none rejected now (the ban had rejected 2 held comments)."
     )
     expect(page.locator("#items > li")).to_have_count(2)
+
+
+def test_a_ban_says_which_held_comments_it_left_as_another_moderator_holds_them(
+    page: Page, site: Site
+) -> None:
+    for number in range(3):
+        site.post_comment(f"c0{number}", CALM[number], author="troll")
+    bob = site.add_moderator("Bob")
+    claimed = site.service.call("POST", f"/v1/sites/{site.id}/comments/c01/claim", {}, token=bob)
+    assert claimed[0] == 200, claimed
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    card = page.locator('#items > li[data-id="c01"]')
+    card.get_by_role("button", name="A reader (troll)").click()
+    panel = card.get_by_role("region", name="Author")
+    panel.get_by_role("checkbox", name="reject held comments").check()
+    panel.get_by_role("button", name="Ban").click()
+    # The ban rejects the two comments nobody holds; Bob's stays held, and the moderator is told.
+    expect(page.locator("#items > li")).to_have_count(1)
+    expect(panel.get_by_role("status")).to_have_text(
+        "Status set to banned; 2 held comments rejected. "
+        "1 held comment not rejected (claimed by Bob): still in the queue."
+    )
+    assert site.comment("c01")["state"] == "pending"
+    assert site.comment("c00")["state"] == "rejected"
