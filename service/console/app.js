@@ -230,8 +230,11 @@ async function loadQueue(replacing = null) {
     const page = await get(path);
     // A page of a site, a queue or filters no longer shown (others were picked while it loaded).
     if (site() !== asked || state.reloads !== reload) return;
+    // What a live event added while a reload's page loaded stays, where the order shown puts it
+    // among the page's comments, not above them all.
+    const arrived = replacing ? state.items.filter((item) => !replacing.has(item.id)) : [];
     if (replacing) {
-      state.items = state.items.filter((item) => !replacing.has(item.id));
+      state.items = [];
       // A reload starts at the top, unless a key moved the focus while it loaded.
       if (!state.focusMoved) {
         state.focus = 0;
@@ -242,6 +245,11 @@ async function loadQueue(replacing = null) {
     const shown = new Set(state.items.map((item) => item.id));
     state.items.push(...page.items.filter((item) => !shown.has(item.id)));
     state.cursor = page.next_cursor;
+    for (const item of arrived) {
+      const at = state.items.findIndex((entry) => entry.id === item.id);
+      if (at < 0) place(item);
+      else if (item.version > state.items[at].version) state.items[at] = item;
+    }
     $("#queue-more").hidden = !page.next_cursor;
     renderQueue();
     say("#queue-message", visibleItems().length ? "" : nothingShown());

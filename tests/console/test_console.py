@@ -2107,3 +2107,26 @@ def test_a_ban_says_which_held_comments_it_left_as_another_moderator_holds_them(
     )
     assert site.comment("c01")["state"] == "pending"
     assert site.comment("c00")["state"] == "rejected"
+
+
+def test_a_comment_arriving_live_while_a_reload_loads_keeps_its_place_in_the_order(
+    page: Page, site: Site
+) -> None:
+    hold(site, 3)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    expect(page.locator("#live")).to_have_text("live")
+    # The reload for the longest waiting first is held back until the new comment is shown.
+    held: list[Route] = []
+    page.route(re.compile(r"/queue\?"), lambda route: held.append(route))
+    page.locator("#queue-filters").get_by_label("Order").select_option("oldest")
+    with page.expect_request(re.compile(r"/queue\?")):
+        page.locator("#queue-filters").get_by_role("button", name="Apply").click()
+    site.post_comment("late", "A late reader asks whether the talks will be streamed.")
+    expect(page.locator('#items > li[data-id="late"]')).to_be_visible()
+    held[0].continue_()
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    # The newest comment waits least: last, as the listing has it, not above the page.
+    assert site.queue_ids() == ["c00", "c01", "c02", "late"]
+    expect(page.locator("#items > li")).to_have_count(4)
+    assert items(page) == ["c00", "c01", "c02", "late"]
