@@ -266,11 +266,19 @@ async function loadCounts() {
     for (const name of ["pending", "reported"]) {
       document.querySelector(`[data-count="${name}"]`).textContent = String(stats.queue_depths[name] ?? 0);
       const oldest = (stats.oldest_ages_seconds || {})[name];
-      document.querySelector(`[data-age="${name}"]`).textContent = oldest === null || oldest === undefined ? "" : ` · oldest ${age(oldest)}`;
+      // Kept as the moment it entered the queue, by the service's clock: the age grows between
+      // two reads of the counts, as each card's does.
+      const node = document.querySelector(`[data-age="${name}"]`);
+      node.dataset.since = oldest === null || oldest === undefined ? "" : new Date(serviceNow() - oldest * 1000).toISOString();
+      node.textContent = oldestAge(node.dataset.since);
     }
   } catch {
     // Counts are a nicety; the queue itself says what went wrong.
   }
+}
+
+function oldestAge(since) {
+  return since ? ` · oldest ${age(Math.max(0, (serviceNow() - Date.parse(since)) / 1000))}` : "";
 }
 
 // Whether the filters shown list the comment.
@@ -765,6 +773,7 @@ async function release() {
 
 setInterval(() => {
   for (const node of document.querySelectorAll("[data-queued]")) node.textContent = waiting(node.dataset.queued);
+  for (const node of document.querySelectorAll("[data-age]")) node.textContent = oldestAge(node.dataset.since);
   let lapsed = false;
   for (const node of document.querySelectorAll("[data-lease]")) {
     node.textContent = countdown(node.dataset.lease, serviceNow());

@@ -2130,3 +2130,17 @@ def test_a_comment_arriving_live_while_a_reload_loads_keeps_its_place_in_the_ord
     assert site.queue_ids() == ["c00", "c01", "c02", "late"]
     expect(page.locator("#items > li")).to_have_count(4)
     assert items(page) == ["c00", "c01", "c02", "late"]
+
+
+def test_the_tabs_oldest_age_grows_as_the_cards_waiting_time_does(page: Page, site: Site) -> None:
+    hold(site, 1)
+    page.clock.install()
+    page.reload()
+    signed_in(page, site)
+    tab = page.locator("[data-age=pending]")
+    waited = page.locator("#items > li").first.locator(".waiting")
+    expect(tab).to_have_text(re.compile(r"^ · oldest \d+s$"))
+    # Nothing happens in the queue for three minutes: its oldest comment still ages.
+    page.clock.run_for(180_000)
+    expect(waited).to_have_text("waiting 3m")
+    expect(tab).to_have_text(" · oldest 3m")
