@@ -32,6 +32,7 @@ KEEPALIVE_EVERY = 15
 RETRY_MS = 2_000
 """How long a browser waits before it reconnects a dropped stream."""
 _EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
 
 EVENT_STREAM: dict[str, Any] = {
     "type": "string",
@@ -73,6 +74,12 @@ LAST_EVENT_ID: dict[str, Any] = {
 async def events(request: web.Request) -> web.StreamResponse:
     site = request.match_info["site"]
     moderator = await require_moderator(request, site)
+    if request.method == "HEAD":
+        # A stream's frames follow its headers at once, and a HEAD answer has no body: written,
+        # they would be read as the next answer on the connection, and the stream would hold a
+        # place and a Redis connection for a client that reads nothing.
+        await request.app[MODERATION].require_site(site)
+        return web.Response(headers=STREAM_HEADERS)
     places = request.app[EVENT_STREAMS]
     places.take(site, moderator)
     try:
@@ -89,9 +96,7 @@ async def _stream(request: web.Request, site: str) -> web.StreamResponse:
     # token, good for every site, does not.
     latest = await moderation.latest_event_id(site)
     after = resume if _is_event_id(resume) else latest
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
-    )
+    response = web.StreamResponse(headers=STREAM_HEADERS)
     await response.prepare(request)
     stopping = request.app[STOPPING]
     try:

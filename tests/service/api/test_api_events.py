@@ -304,3 +304,26 @@ async def test_a_revoked_token_is_sent_nothing_that_happened_after_its_revocatio
     assert frame["data"]["error"]["code"] == "unauthorized"
     async with asyncio.timeout(10):
         assert await stream.content.read() == b""
+
+
+async def test_a_head_of_the_stream_answers_its_headers_alone_and_opens_no_stream(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers, admin: Any
+) -> None:
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    head = await client.head("/v1/sites/held/events", headers=mo)
+    assert head.status == 200
+    assert head.headers["Content-Type"] == "text/event-stream"
+    assert head.headers["Cache-Control"] == "no-store"
+    assert await head.read() == b""
+    assert client.app[EVENT_STREAMS].taken == 0
+    # The connection carries the next request as it should: no frame was written after the
+    # headers for the client to read as the next answer's status line.
+    for _ in range(3):
+        queue = await client.get("/v1/sites/held/queue", headers=mo)
+        assert queue.status == 200
+        assert (await queue.json())["total"] == len(TEXTS)
+    # Refused as the stream is: a site it may not see, no token.
+    assert (await client.head("/v1/sites/nope/events", headers=admin)).status == 404
+    assert (await client.head("/v1/sites/held/events")).status == 401
+    assert client.app[EVENT_STREAMS].taken == 0
