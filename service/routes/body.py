@@ -1,12 +1,14 @@
-"""Reading a JSON request body: the media type, the size limit, then the model's validation."""
+"""Reading a JSON request body (the media type, the size limit, then the model's validation)
+and a query string."""
 
 from typing import TypeVar
 
+import pydantic
 from aiohttp import web
 from pydantic import BaseModel
 
 from service.appkeys import SETTINGS
-from service.errors import PayloadTooLarge, UnsupportedMediaType
+from service.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 JSON = "application/json"
 EMPTY_OBJECT = b"{}"
@@ -38,3 +40,28 @@ def parse(model: type[ModelT], raw: bytes) -> ModelT:
 
 async def read_json(request: web.Request, model: type[ModelT]) -> ModelT:
     return parse(model, await read_raw(request))
+
+
+def read_query(request: web.Request, model: type[ModelT]) -> ModelT:
+    """The query string as ``model``. A parameter given again with another value is refused
+    with the others' errors: read as its first value alone, a listing asked for two states or
+    two articles would answer the first one's, its total too, as if it were both."""
+    repeated = [
+        (name, "is given more than once, with different values: it takes one")
+        for name in dict.fromkeys(request.query)
+        if len(set(request.query.getall(name))) > 1
+    ]
+    try:
+        parsed = model.model_validate(dict(request.query))
+    except pydantic.ValidationError as error:
+        if not repeated:
+            raise
+        invalid = _fields(ValidationFailed.from_pydantic(error))
+        raise ValidationFailed([*repeated, *invalid]) from None
+    if repeated:
+        raise ValidationFailed(repeated)
+    return parsed
+
+
+def _fields(error: ValidationFailed) -> list[tuple[str, str]]:
+    return [(detail["field"], detail["message"]) for detail in error.details]

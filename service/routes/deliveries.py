@@ -7,6 +7,7 @@ from service.auth import require_moderator, site_not_found
 from service.deliveries import Delivery, DeliveryLog, DeliveryPage, DeliveryQuery
 from service.openapi import operation
 from service.path_ids import checked_id
+from service.routes.body import read_query
 from service.routes.idempotent import by_site_moderator, idempotent
 
 routes = web.RouteTableDef()
@@ -34,7 +35,7 @@ async def _require_site(request: web.Request, site: str) -> DeliveryLog:
 async def list_deliveries(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     log = await _require_site(request, site)
-    query = DeliveryQuery.model_validate(dict(request.query))
+    query = read_query(request, DeliveryQuery)
     page = await log.page(site, query)
     return web.json_response(page.model_dump(mode="json"))
 

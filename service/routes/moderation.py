@@ -23,7 +23,7 @@ from service.domain import (
 from service.errors import ClaimConflict
 from service.openapi import operation
 from service.path_ids import checked_id
-from service.routes.body import read_json
+from service.routes.body import read_json, read_query
 from service.routes.idempotent import (
     by_site_moderator,
     holds_authors,
@@ -121,7 +121,7 @@ WRITE_ERRORS = (400, 401, 404, 409, 413, 415, 422, 503)
 async def list_queue(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     await require_moderator(request, site)
-    query = QueueQuery.model_validate(dict(request.query))
+    query = read_query(request, QueueQuery)
     page = await request.app[MODERATION].list_queue(site, query)
     return web.json_response(page.to_json())
 
@@ -139,7 +139,7 @@ async def list_queue(request: web.Request) -> web.Response:
 async def list_comments(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     await require_moderator(request, site)
-    query = CommentQuery.model_validate(dict(request.query))
+    query = read_query(request, CommentQuery)
     page = await request.app[MODERATION].list_comments(site, query)
     return web.json_response(page.to_json())
 

@@ -196,6 +196,33 @@ async def test_the_listing_refuses_bad_queries_with_every_field_named(
     assert anonymous.status == 401
 
 
+async def test_a_listing_refuses_a_parameter_given_twice_rather_than_read_one_of_them(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    # A client asking for two states (or two articles) at once would otherwise get the list of
+    # the first alone, its total too, and take it for both.
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    for comment_id, action in [("c0", "approve"), ("c1", "reject")]:
+        await decide(client, mo, comment_id, action)
+    twice_message = "is given more than once, with different values: it takes one"
+    for path in (
+        "comments?state=approved&state=rejected&limit=0",
+        "queue?article=a1&article=a2&limit=0",
+        "deliveries?state=failed&state=delivered&limit=0",
+    ):
+        response = await client.get(f"/v1/sites/held/{path}", headers=mo)
+        assert response.status == 422, path
+        details = (await response.json())["error"]["details"]
+        twice = "state" if "state=" in path else "article"
+        assert details == [
+            {"field": twice, "message": twice_message},
+            {"field": "limit", "message": "Input should be greater than or equal to 1"},
+        ]
+    once = await listing(client, mo, "state=approved&state=approved")
+    assert [item["id"] for item in once["items"]] == ["c0"]
+
+
 async def test_a_decision_time_bound_given_as_a_number_is_refused(
     client: Client, create_site: Any, post_signed: Any, moderator: Headers
 ) -> None:
