@@ -327,8 +327,15 @@ class CommentQuery(FrozenModel):
     limit: int = Field(default=20, ge=1, le=MAX_PAGE)
     cursor: Cursor | None = None
 
-    @model_validator(mode="after")
-    def _a_range(self) -> Self:
-        if self.since is not None and self.until is not None and self.since >= self.until:
-            raise ValueError("since must be before until")
-        return self
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, until: datetime | None, info: ValidationInfo) -> datetime | None:
+        # On the field, so the error names the parameter: a whole-model error has no field to
+        # name, and a query string has no body.
+        since = info.data.get("since")
+        if until is not None and since is not None and until <= since:
+            raise ValueError(
+                f"must be after since ({iso(since)}): the listing takes decision times from "
+                "since up to, not including, until"
+            )
+        return until
