@@ -32,6 +32,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-cache",
 }
 PAGE: dict[str, Any] = {"type": "string", "description": "The console's page or one of its files"}
+ICON: dict[str, Any] = {"type": "string", "description": "The console's icon, an SVG drawing"}
 
 
 @routes.get("/")
@@ -54,11 +55,12 @@ async def page(request: web.Request) -> web.Response:
 
 @routes.get("/console/{name}")
 @operation(
-    summary="A file of the console (its scripts and styles)",
+    summary="A file of the console (its scripts, styles and icon)",
     tag="console",
     auth="none",
     response=PAGE,
     response_type="text/*",
+    also_types={"image/svg+xml": ICON},
     errors=(404,),
 )
 async def asset(request: web.Request) -> web.Response:

@@ -2144,3 +2144,44 @@ def test_the_tabs_oldest_age_grows_as_the_cards_waiting_time_does(page: Page, si
     page.clock.run_for(180_000)
     expect(waited).to_have_text("waiting 3m")
     expect(tab).to_have_text(" · oldest 3m")
+
+
+def test_a_page_load_logs_no_error_and_asks_for_nothing_it_does_not_get(
+    context: BrowserContext, service: Service, site: Site
+) -> None:
+    hold(site, 1)
+    page = context.new_page()
+    errors: list[str] = []
+    failed: list[str] = []
+    page.on(
+        "console",
+        lambda message: errors.append(message.text) if message.type == "error" else None,
+    )
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.on(
+        "response",
+        lambda response: (
+            failed.append(f"{response.status} {response.url}") if response.status >= 400 else None
+        ),
+    )
+    icons: list[str] = []
+    page.on(
+        "response",
+        lambda response: (
+            icons.append(f"{response.status} {response.headers['content-type']}")
+            if response.url.endswith("/console/icon.svg")
+            else None
+        ),
+    )
+    page.goto(f"{service.url}/console")
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(1)
+    expect(page.locator("#live")).to_have_text("live")
+    # A request sent after the page's own: anything the load asked for has been answered.
+    with page.expect_response(re.compile(r"/comments\?")):
+        page.get_by_role("button", name="Browse").click()
+    assert errors == []
+    assert failed == []
+    # The page's own icon, allowed by its Content-Security-Policy as it stands.
+    assert icons == ["200 image/svg+xml"]

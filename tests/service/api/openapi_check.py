@@ -25,10 +25,10 @@ _SPEC: list[OpenAPI] = []
 
 def _spec(app: web.Application) -> OpenAPI:
     if not _SPEC:
-        # Text the library does not read by itself (the console's scripts and styles, CSV).
-        text: dict[str, Any] = {
-            kind: plain_loads for kind in ("text/*", "text/javascript", "text/css", "text/csv")
-        }
+        # Text the library does not read by itself (the console's scripts, styles and SVG icon,
+        # CSV).
+        kinds = ("text/*", "text/javascript", "text/css", "text/csv", "image/svg+xml")
+        text: dict[str, Any] = dict.fromkeys(kinds, plain_loads)
         config = Config(extra_media_type_deserializers=text)
         _SPEC.append(OpenAPI.from_dict(openapi.build_document(app, "test"), config=config))
     return _SPEC[0]

@@ -36,7 +36,8 @@ async def test_the_console_page_is_served_with_strict_security_headers(client: C
 
 async def test_every_console_file_is_served_with_its_type(client: Client) -> None:
     names = sorted(entry.name for entry in CONSOLE.iterdir() if entry.is_file())
-    assert {"index.html", "app.js", "api.js", "render.js", "admin.js", "console.css"} <= set(names)
+    shipped = {"index.html", "app.js", "api.js", "render.js", "admin.js", "console.css", "icon.svg"}
+    assert shipped <= set(names)
     for name in names:
         response = await client.get(f"/console/{name}")
         assert response.status == 200, name
@@ -46,6 +47,9 @@ async def test_every_console_file_is_served_with_its_type(client: Client) -> Non
     assert script.headers["Content-Type"] == "text/javascript; charset=utf-8"
     style = await client.get("/console/console.css")
     assert style.headers["Content-Type"] == "text/css; charset=utf-8"
+    icon = await client.get("/console/icon.svg")
+    assert icon.headers["Content-Type"] == "image/svg+xml"
+    assert icon.headers["Content-Security-Policy"] == STRICT
 
 
 @pytest.mark.parametrize(
