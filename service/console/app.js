@@ -11,7 +11,7 @@ const FALLBACK_REASONS = ["TOXIC", "SPAM", "OFF_TOPIC", "INSULT", "THREAT", "IDE
 const FALLBACK_HOLDS = ["TOXIC", "SPAM", "LINKS", "SUSPECT_WORD", "NEW_AUTHOR", "AUTHOR_PREMOD", "PREMOD", "REPORTED"];
 const ACTION_WORDS = { approve: "Approved", reject: "Rejected", spam: "Marked as spam", reopen: "Reopened" };
 const STATE_ACTIONS = { approved: "approve", rejected: "reject", spam: "spam", pending: "reopen" };
-const LEFT_WORDS = { edit: "was edited on the site", second_look: "was held by the second look" };
+const LEFT_WORDS = { edit: "edited on the site", second_look: "held by the second look" };
 const PAGE = 50;
 const CLAIM = 10;
 
@@ -59,13 +59,56 @@ const state = {
 
 const site = () => encodeURIComponent(state.site);
 
-// Every status region is written through announce, so words said twice are said again.
-function say(target, text, { error = false, reload = false } = {}) {
+// Every status region is written through announce, so words said twice are said again. What
+// the queue's notice says now replaces the news of live events still being gathered (`live`: said
+// for a live event, which leaves them), as it would have replaced their words said at once.
+function say(target, text, { error = false, reload = false, live = false } = {}) {
   const node = typeof target === "string" ? $(target) : target;
+  if (node.id === "queue-message" && !live) dropGathered();
   node.classList.toggle("error", error);
   const button = reload && text ? [" ", el("button", { type: "button", onclick: () => reloadQueue() }, "Reload")] : [];
   announce(node, text, ...button);
 }
+
+// Live events come in bursts (a bulk decision is an event per comment, a few milliseconds
+// apart): said one by one, each would replace the last before it is heard. Their news is
+// gathered until the events pause (or for GATHER_MAX_MS at most, on a site that never pauses)
+// and said once, a sentence for each kind, in the order each kind first came.
+const GATHER_MS = 500;
+const GATHER_MAX_MS = 3000;
+const NAMED = 3;
+const gathered = { news: new Map(), quiet: 0, longest: 0 };
+
+// `words` says the news for the comments gathered under `key`, given their ids.
+function sayLive(key, id, words) {
+  const news = gathered.news.get(key) || { ids: [], words };
+  if (!news.ids.includes(id)) news.ids.push(id);
+  gathered.news.set(key, news);
+  clearTimeout(gathered.quiet);
+  gathered.quiet = setTimeout(sayGathered, GATHER_MS);
+  if (!gathered.longest) gathered.longest = setTimeout(sayGathered, GATHER_MAX_MS);
+}
+
+function sayGathered() {
+  const text = [...gathered.news.values()].map((news) => news.words(news.ids)).join(" ");
+  dropGathered();
+  say("#queue-message", text, { live: true });
+}
+
+function dropGathered() {
+  clearTimeout(gathered.quiet);
+  clearTimeout(gathered.longest);
+  gathered.news.clear();
+  gathered.quiet = 0;
+  gathered.longest = 0;
+}
+
+// "c1", "c1 and c2", "c1, c2 and c3".
+const listed = (ids) => (ids.length === 1 ? ids[0] : `${ids.slice(0, -1).join(", ")} and ${ids.at(-1)}`);
+// "comment c1", "comments c1 and c2", "4 comments": named while they are few, else counted.
+const comments = (ids) => (ids.length > NAMED ? counted(ids.length, "comment") : `${ids.length === 1 ? "comment" : "comments"} ${listed(ids)}`);
+const capital = (text) => text[0].toUpperCase() + text.slice(1);
+const were = (ids) => (ids.length === 1 ? "was" : "were");
 
 // A failure in words: conflicts say who and what, never overwrite silently.
 function explain(error) {
@@ -125,6 +168,7 @@ async function signIn(token) {
 
 function signOut(message = "") {
   session.clear();
+  dropGathered();
   if (state.stopLive) state.stopLive();
   state.stopLive = null;
   state.me = null;
@@ -141,6 +185,7 @@ whenSignedOut(() => signOut("Your token is no longer valid (it was revoked or ch
 
 async function openSite(id) {
   state.site = id;
+  dropGathered();
   // An undo names comment ids, which another site (or the next moderator) has too.
   forgetUndo();
   // So do the comments on screen and the old site's events: left until the new queue lands, a
@@ -667,7 +712,8 @@ async function decideMany(action, ids) {
   }
 }
 
-function dropItems(ids) {
+// `quiet`: the caller says why they left, so an emptied list does not say it is clear first.
+function dropItems(ids, { quiet = false } = {}) {
   const gone = new Set(ids);
   state.items = state.items.filter((item) => !gone.has(item.id));
   for (const id of ids) state.selected.delete(id);
@@ -676,7 +722,7 @@ function dropItems(ids) {
   loadCounts();
   if (!visibleItems().length) {
     if (state.cursor) loadQueue();
-    else say("#queue-message", nothingShown());
+    else if (!quiet) say("#queue-message", nothingShown());
   }
 }
 
@@ -832,8 +878,9 @@ async function onLive(kind, event) {
       // One the filters would not list is neither shown nor said.
       if (inQueue(item) && filtered(item) && !state.items.some((entry) => entry.id === item.id) && place(item)) {
         renderQueue();
-        if (!mine) say("#queue-message", state.queue === "pending" ? `New comment ${item.id} arrived.` : `Comment ${item.id} was reported.`);
-        else if (visibleItems().length === 1) say("#queue-message", "");
+        if (!mine && state.queue === "pending") sayLive("arrived", item.id, (ids) => (ids.length > NAMED ? `${ids.length} new comments arrived.` : `New ${comments(ids)} arrived.`));
+        else if (!mine) sayLive("reported", item.id, (ids) => `${capital(comments(ids))} ${were(ids)} reported.`);
+        else if (visibleItems().length === 1) say("#queue-message", "", { live: true });
       }
     } catch {
       // Decided again meanwhile, or expired: nothing to show.
@@ -850,20 +897,25 @@ async function onLive(kind, event) {
       state.items.splice(at, 1);
       if (!place(item)) return dropItems([item.id]);
       renderQueue();
-      if (event.action === "edit") say("#queue-message", `Comment ${item.id} was edited on the site.`);
+      if (event.action === "edit") sayLive("edited", item.id, (ids) => `${capital(comments(ids))} ${were(ids)} edited on the site.`);
     } catch {
       // Gone meanwhile: its own event takes it out.
     }
   } else if (index >= 0 && !queued) {
     // This tab's own decision: its answer, still on the way, drops it and offers the undo.
     if (mine && state.deciding.has(event.comment_id)) return;
-    dropItems([event.comment_id]);
     // Decided with this token elsewhere (another tab, a script): off the list, nothing to tell.
+    // Another's decision is told below, so a list it empties does not first say it is clear.
+    dropItems([event.comment_id], { quiet: !mine });
     if (mine) return;
     const left = LEFT_WORDS[event.action];
-    say("#queue-message", left
-      ? `Comment ${event.comment_id} ${left} and left this queue (now ${event.state}).`
-      : `${event.actor_name || event.actor} decided ${event.comment_id} (${event.state}).`);
+    const { state: now, actor } = event;
+    if (left) {
+      sayLive(`left ${event.action} ${now}`, event.comment_id, (ids) => `${capital(comments(ids))} ${were(ids)} ${left} and left this queue (now ${now}).`);
+    } else {
+      const name = event.actor_name || actor;
+      sayLive(`decided ${actor} ${now}`, event.comment_id, (ids) => `${name} decided ${ids.length > NAMED ? counted(ids.length, "comment") : listed(ids)} (${now}).`);
+    }
   }
 }
 

@@ -2185,3 +2185,37 @@ def test_a_page_load_logs_no_error_and_asks_for_nothing_it_does_not_get(
     assert failed == []
     # The page's own icon, allowed by its Content-Security-Policy as it stands.
     assert icons == ["200 image/svg+xml"]
+
+
+def test_another_moderators_bulk_decision_is_said_once_for_all_its_comments(
+    page: Page, context: BrowserContext, service: Service, site: Site
+) -> None:
+    hold(site, 6)
+    site.add_moderator("Alice")
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(6)
+    expect(page.locator("#live")).to_have_text("live")
+    page.evaluate(QUEUE_SAID)
+    alice = context.new_page()
+    alice.goto(f"{service.url}/console")
+    signed_in(alice, site, "Alice")
+    expect(alice.locator("#items > li")).to_have_count(6)
+    shown = items(alice)
+    for comment_id in shown[:4]:
+        alice.locator(f'#items > li[data-id="{comment_id}"]').get_by_role("checkbox").check()
+    alice.get_by_role("button", name="Approve selected").click()
+    expect(alice.locator("#items > li")).to_have_count(2)
+    # Four events, one notice: each would otherwise replace the last, leaving only the fourth.
+    expect(page.locator("#items > li")).to_have_count(2)
+    expect(page.locator("#queue-message")).to_have_text("Alice decided 4 comments (approved).")
+    # A few are named, in the order they were decided.
+    for comment_id in shown[4:]:
+        alice.locator(f'#items > li[data-id="{comment_id}"]').get_by_role("checkbox").check()
+    alice.get_by_role("button", name="Spam selected").click()
+    expect(page.locator("#items > li")).to_have_count(0)
+    named = f"Alice decided {shown[4]} and {shown[5]} (spam)."
+    expect(page.locator("#queue-message")).to_have_text(named)
+    assert page.evaluate("window.said") == ["Alice decided 4 comments (approved).", named]
+    assert [site.comment(comment_id)["state"] for comment_id in shown] == ["approved"] * 4 + [
+        "spam"
+    ] * 2
