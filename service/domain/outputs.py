@@ -86,7 +86,11 @@ class Comment(FrozenModel):
     updated_at: Moment
     edited_at: Moment | None = None
     """When the host last edited the text, as it dated the edit (none: never dated)."""
-    lang: str | None = None
+    lang: str | None = Field(
+        default=None,
+        description="The text's language: the tag the host gave at intake, else the ISO 639-1 "
+        "code detected in the text; null when neither (a text too short to tell).",
+    )
     priority: float = Field(
         default=0.0,
         description="The risk `order=priority` sorts by (the highest label score), given with "
@@ -139,6 +143,7 @@ class Comment(FrozenModel):
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
             "edited_at": iso(self.edited_at) if self.edited_at else None,
+            "lang": self.lang,
         }
         if self.history is not None:
             body["history"] = [

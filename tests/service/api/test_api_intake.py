@@ -1024,3 +1024,17 @@ async def test_a_comment_in_a_language_the_model_cannot_read_is_held_unscored(
     english = await (await post_signed(site, comment("en1", lang="de", author="r3"))).json()
     assert english["state"] == "approved"
     assert english["scores"]
+
+
+async def test_a_comment_shows_the_language_given_or_else_the_one_detected(
+    client: Client, site: dict[str, str], post_signed: Any, admin: dict[str, str]
+) -> None:
+    given = await post_signed(site, comment("c1", lang="pt-PT"))
+    assert given.status == 202, await given.text()
+    detected = await post_signed(site, comment("c2"))
+    assert detected.status == 202, await detected.text()
+    views = [
+        await (await client.get(f"/v1/sites/news/comments/{id_}", headers=admin)).json()
+        for id_ in ("c1", "c2")
+    ]
+    assert [view["lang"] for view in views] == ["pt-PT", "en"]
