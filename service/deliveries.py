@@ -21,7 +21,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from service.cursors import decode_cursor, encode_cursor
-from service.domain import Cursor
+from service.domain import Cursor, QueryInteger
 from service.errors import BadRequest, Conflict, NotFound
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.rows import pairs
@@ -64,7 +64,7 @@ class DeliveryQuery(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     state: DeliveryState = DeliveryState.FAILED
-    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    limit: QueryInteger = Field(default=20, ge=1, le=MAX_PAGE)
     cursor: Cursor | None = None
 
 

@@ -31,6 +31,7 @@ from service.domain.fields import (
     Note,
     Number,
     Probability,
+    QueryInteger,
     SigningSecret,
     SiteId,
     Title,
@@ -299,7 +300,7 @@ class QueueFilter(FrozenModel):
 class QueueQuery(QueueFilter):
     """The queue listing's query string (values arrive as strings; pydantic coerces them)."""
 
-    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    limit: QueryInteger = Field(default=20, ge=1, le=MAX_PAGE)
     cursor: Cursor | None = None
 
 
@@ -324,7 +325,7 @@ class CommentQuery(FrozenModel):
     )
     since: CreatedAt | None = None
     until: CreatedAt | None = None
-    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    limit: QueryInteger = Field(default=20, ge=1, le=MAX_PAGE)
     cursor: Cursor | None = None
 
     @field_validator("until")

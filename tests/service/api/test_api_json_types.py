@@ -210,3 +210,28 @@ async def test_every_native_body_reads_numbers_and_booleans_strictly(client: Cli
         if leaves := _lax_leaves(body.__pydantic_core_schema__):
             lax[body.__name__] = leaves
     assert lax == {}
+
+
+async def test_a_query_strings_integer_is_written_in_digits(
+    client: Client, create_site: Any, moderator: Headers
+) -> None:
+    site = await create_site("held", mode="pre")
+    mo = moderator(site)
+    listings = (
+        "/v1/sites/held/queue?",
+        "/v1/sites/held/comments?state=approved&",
+        "/v1/sites/held/deliveries?",
+    )
+    for listing in listings:
+        for limit in ("5.0", "5e0", "5.5", "0x5"):
+            response = await client.get(f"{listing}limit={limit}", headers=mo)
+            assert response.status == 422, f"{listing} {limit}: {await response.text()}"
+            details = (await response.json())["error"]["details"]
+            assert [detail["field"] for detail in details] == ["limit"]
+            assert "digits" in details[0]["message"]
+        response = await client.get(f"{listing}limit=5", headers=mo)
+        assert response.status == 200, f"{listing}: {await response.text()}"
+        response = await client.get(f"{listing}limit=0", headers=mo)
+        assert response.status == 422
+        details = (await response.json())["error"]["details"]
+        assert "greater than or equal to 1" in details[0]["message"]
