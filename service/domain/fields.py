@@ -201,10 +201,13 @@ def _iso_8601(value: object) -> object:
         return f"{parts['minute']}:59.999{parts['offset']}"
     if parts:
         return value
-    raise ValueError(
-        "must be an ISO 8601 date and time in RFC 3339's form, with seconds and its offset, "
-        "like 2026-12-07T09:30:00Z (or a space for the T)"
-    )
+    raise ValueError(NOT_A_DATE_TIME)
+
+
+NOT_A_DATE_TIME = (
+    "must be an ISO 8601 date and time in RFC 3339's form, with seconds and its offset, "
+    "like 2026-12-07T09:30:00Z (or a space for the T)"
+)
 
 
 CreatedAt = Annotated[

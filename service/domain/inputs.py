@@ -1,5 +1,6 @@
 """The request bodies and queries the API accepts, validated with hard bounds."""
 
+import re
 from collections import Counter
 from datetime import datetime
 from typing import Annotated, Literal, Self
@@ -15,6 +16,7 @@ from service.domain.fields import (
     MAX_LEASE_SECONDS,
     MAX_PAGE,
     MAX_WORDS,
+    NOT_A_DATE_TIME,
     Boolean,
     CallbackUrl,
     CommentText,
@@ -311,6 +313,10 @@ class ClaimRequest(QueueFilter):
     lease_seconds: Integer = Field(default=300, ge=1, le=MAX_LEASE_SECONDS)
 
 
+_OFFSET_SIGN_AS_SPACE = re.compile(r"\d{2}:\d{2}:\d{2}(\.\d+)? \d{2}:\d{2}$")
+"""A time whose offset's "+" a URL's query turned into a space."""
+
+
 class CommentQuery(FrozenModel):
     """The comment listing's query string: one state, newest decision first, optionally one
     article, one author or both (the author's comments in that article) and a range of decision
@@ -327,6 +333,19 @@ class CommentQuery(FrozenModel):
     until: CreatedAt | None = None
     limit: QueryInteger = Field(default=20, ge=1, le=MAX_PAGE)
     cursor: Cursor | None = None
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _plus_read_as_space(cls, value: object) -> object:
+        # A URL's query reads an unencoded "+" as a space, so a bound written with its offset
+        # ("+01:00") as a client's code or a person types it arrives as " 01:00" and fails.
+        if isinstance(value, str) and _OFFSET_SIGN_AS_SPACE.search(value):
+            moment, _, offset = value.rpartition(" ")
+            raise ValueError(
+                f"{NOT_A_DATE_TIME}: a URL's query reads + as a space, so write the + of its "
+                f"offset as %2B ({moment}%2B{offset})"
+            )
+        return value
 
     @field_validator("until")
     @classmethod

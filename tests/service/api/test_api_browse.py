@@ -253,6 +253,31 @@ async def test_a_decision_time_bound_given_as_a_number_is_refused(
         assert "ISO 8601" in detail["message"]
 
 
+async def test_an_offsets_plus_left_unencoded_in_a_bound_is_named(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    # A URL's query reads "+" as a space, so "+01:00" arrives as " 01:00".
+    site = await held_site(create_site, post_signed)
+    mo = moderator(site)
+    for bound in ("since", "until"):
+        for moment in ("2026-01-01T00:00:00+01:00", "2026-01-01 00:00:00.250+01:00"):
+            path = f"/v1/sites/held/comments?state=approved&{bound}={moment}"
+            response = await client.get(path, headers=mo)
+            assert response.status == 422, path
+            [detail] = (await response.json())["error"]["details"]
+            assert detail["field"] == bound
+            assert "write the + of its offset as %2B" in detail["message"], detail
+            encoded = path.replace("+", "%2B")
+            assert (await client.get(encoded, headers=mo)).status == 200, encoded
+        # A space that is no offset's sign gets no word of %2B.
+        response = await client.get(
+            f"/v1/sites/held/comments?state=approved&{bound}=2026-01-01T00:00 01:00", headers=mo
+        )
+        [detail] = (await response.json())["error"]["details"]
+        assert "%2B" not in detail["message"]
+        assert "ISO 8601" in detail["message"]
+
+
 async def test_decision_time_bounds_finer_than_a_millisecond_are_exact(
     client: Client, create_site: Any, post_signed: Any, moderator: Headers
 ) -> None:
