@@ -1,6 +1,7 @@
 """Reading a JSON request body (the media type, the size limit, then the model's validation)
 and a query string."""
 
+from codecs import BOM_UTF8
 from typing import TypeVar
 
 import pydantic
@@ -34,7 +35,12 @@ async def read_raw(request: web.Request, at_least: int = 0) -> bytes:
 
 
 def parse(model: type[ModelT], raw: bytes) -> ModelT:
-    """Validate ``raw`` as ``model``; an empty body means ``{}`` (every field at its default)."""
+    """Validate ``raw`` as ``model``; an empty body means ``{}`` (every field at its default),
+    and a UTF-8 byte-order mark before the JSON is ignored, as RFC 8259 (section 8.1) allows."""
+    if raw.startswith(BOM_UTF8):
+        # Spaces of the mark's length, not nothing: an error further on keeps its byte offset
+        # and column in the body as sent (the parser counts columns in bytes).
+        raw = b" " * len(BOM_UTF8) + raw[len(BOM_UTF8) :]
     return model.model_validate_json(raw or EMPTY_OBJECT)
 
 

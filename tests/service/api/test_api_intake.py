@@ -1038,3 +1038,31 @@ async def test_a_comment_shows_the_language_given_or_else_the_one_detected(
         for id_ in ("c1", "c2")
     ]
     assert [view["lang"] for view in views] == ["pt-PT", "en"]
+
+
+async def test_a_byte_order_mark_before_the_json_is_ignored(
+    client: Client, site: dict[str, str], post_signed: Any, admin: dict[str, str]
+) -> None:
+    # RFC 8259 (section 8.1) lets a parser ignore it; Windows tools write one.
+    mark = b"\xef\xbb\xbf"
+    response = await post_signed(site, mark + json.dumps(comment()).encode())
+    assert response.status == 202, await response.text()
+    view = await (await client.get("/v1/sites/news/comments/c1", headers=admin)).json()
+    assert view["text"] == CIVIL
+    decision = mark + json.dumps({"action": "reject", "reason": "off-topic"}).encode()
+    response = await client.post(
+        "/v1/sites/news/comments/c1/decision",
+        data=decision,
+        headers={**admin, "Content-Type": "application/json"},
+    )
+    assert response.status == 200, await response.text()
+    assert (await response.json())["state"] == "rejected"
+    # What is wrong after it is placed in the body as sent, the mark's bytes counted.
+    response = await post_signed(site, mark + b'{"id": "c2", "text": ')
+    assert response.status == 400
+    message = (await response.json())["error"]["message"]
+    assert message.endswith("EOF while parsing a value at line 1 column 24"), message
+    response = await post_signed(site, mark + b'{"id": "caf\xe9"}')
+    assert (await response.json())["error"]["message"] == (
+        "request body is not valid UTF-8: byte 0xe9 at offset 14"
+    )
