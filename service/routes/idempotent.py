@@ -5,7 +5,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from service.appkeys import CLOCK, IDEMPOTENCY
@@ -29,7 +29,7 @@ from service.idempotency import (
     digest,
 )
 from service.middleware import as_civility_error, error_response
-from service.routes.body import read_raw
+from service.routes.body import JSON, read_raw
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def idempotent(principal: Principal) -> Callable[[Handler], Handler]:
                 replay = web.Response(status=begun.status)
                 if begun.body:
                     replay.body = begun.body
-                    replay.content_type = begun.content_type
+                    replay.headers[hdrs.CONTENT_TYPE] = _content_type(begun.content_type)
                 replay.headers[REPLAYED_HEADER] = "true"
                 return replay
             if begun == "reused":
@@ -147,7 +147,9 @@ async def _answer(
         await _release(store, claim)
         return response
     body = response.body if isinstance(response.body, bytes) else b""
-    answer = KeptAnswer(response.status, body, response.content_type)
+    # The header whole, with its charset, so that the replay says what the first answer said.
+    content_type = response.headers.get(hdrs.CONTENT_TYPE, response.content_type)
+    answer = KeptAnswer(response.status, body, content_type)
     for attempt in range(FINISH_ATTEMPTS):
         try:
             await store.finish(claim, answer, authors=request.get(AUTHORS, frozenset()))
@@ -156,6 +158,12 @@ async def _answer(
             if attempt == FINISH_ATTEMPTS - 1:
                 raise
     return response
+
+
+def _content_type(kept: str) -> str:
+    # An answer kept before the header was kept whole has the media type alone; every such
+    # answer was JSON written as UTF-8.
+    return f"{kept}; charset=utf-8" if kept == JSON else kept
 
 
 async def _release(store: IdempotencyStore, claim: Claim) -> None:

@@ -413,6 +413,42 @@ async def test_a_replay_says_so_in_a_header_the_document_names(
         assert "Idempotent-Replayed" in answer[str(status)].get("headers", {}), path
 
 
+async def test_a_replay_carries_the_first_answers_headers(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    site = await held_comment(create_site, post_signed)
+    path = "/v1/sites/news/comments/c1/decision"
+    # A decision, and a refusal (an undo with a stale version), each kept and replayed.
+    for key, body in (
+        ("headers-decided", {"action": "approve"}),
+        ("headers-refused", {"action": "reject", "reason": "TOXIC", "version": 1}),
+    ):
+        headers = keyed(moderator(site), key)
+        first = await client.post(path, json=body, headers=headers)
+        again = await client.post(path, json=body, headers=headers)
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert (again.status, await again.read()) == (first.status, await first.read())
+        told = {name: value for name, value in again.headers.items() if name != "Date"}
+        del told["Idempotent-Replayed"]
+        assert told == {name: value for name, value in first.headers.items() if name != "Date"}
+        assert first.headers["Content-Type"] == "application/json; charset=utf-8"
+
+
+async def test_an_answer_kept_with_its_media_type_alone_is_replayed_with_its_charset(
+    client: Client, admin: dict[str, str], redis_client: aioredis.Redis
+) -> None:
+    spec = {"id": "blog", "name": "The blog"}
+    first = await client.post("/v1/sites", json=spec, headers=keyed(admin, "create-blog"))
+    assert first.status == 201, await first.text()
+    [record] = [key async for key in redis_client.scan_iter(KEYS.idempotency(None, "*"))]
+    assert await redis_client.hget(record, "content_type") == first.headers["Content-Type"]
+    # As answers kept before the header was kept whole hold it.
+    await redis_client.hset(record, "content_type", "application/json")
+    replayed = await client.post("/v1/sites", json=spec, headers=keyed(admin, "create-blog"))
+    assert replayed.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert await replayed.read() == await first.read()
+
+
 async def test_a_kept_answer_with_credentials_is_sealed_in_redis(
     client: Client, admin: dict[str, str], redis_client: aioredis.Redis
 ) -> None:
