@@ -24,8 +24,9 @@ async def _require_site(request: web.Request, site: str) -> DeliveryLog:
 
 @routes.get("/v1/sites/{site}/deliveries")
 @operation(
-    summary="List webhook deliveries in one state: pending (oldest first), delivered or failed "
-    "(the dead letter, newest first), cursor paged",
+    summary="List webhook deliveries in one state, cursor paged: failed (the default: the dead "
+    "letter, newest first), delivered (newest first) or pending (oldest first: the events a worker "
+    "has taken from the outbox and not yet settled; those no worker has taken are not listed)",
     tag="webhooks",
     auth="moderator",
     query=DeliveryQuery,
