@@ -28,7 +28,7 @@ from classifier.model import ModelError, activate, active_stem
 from classifier.pipeline import build_pipeline
 from classifier.progress import QUIET, Progress
 from classifier.reweigh import reweigh_identity_rows
-from classifier.semantic import semantic_artifact_path
+from classifier.semantic import SemanticStage, semantic_artifact_path
 from classifier.semantic_fit import fit_semantic_stage, stage_rows
 from classifier.training_data import (
     LabeledRows,
@@ -191,55 +191,70 @@ def train(
     suggestions = suggested_thresholds(pipeline, rows)
     seconds = time.perf_counter() - started
 
+    # The semantic stage takes minutes: fitted before anything is written, so a run cut short
+    # (Ctrl-C, a failure) leaves no model without its card in the folder.
+    stage = train_semantic(rows, pipeline, options, progress) if options.semantic else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    partial = out_dir / f"{stem}{ARTIFACT_SUFFIX}.partial"
-    joblib.dump(pipeline, partial, compress=3)
-    partial.replace(artifact)
-    card = {
-        "name": options.name,
-        "version": options.version,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "labels": list(LABELS),
-        "thresholds": suggestions,
-        "artifact": {
-            "file": artifact.name,
-            "sha256": file_sha256(artifact),
-            "bytes": artifact.stat().st_size,
-        },
-        "training": {
-            "seconds": round(seconds, 1),
-            "limit_per_source": options.limit_per_source,
-            "weight_factors": [asdict(weight_factor) for weight_factor in options.weight_factors],
-            "augmentation": augmentation,
-            "parameters": _parameters(pipeline),
-            "heads": {
-                label: asdict(setting)
-                for label, setting in (pipeline.named_steps["heads"].settings or {}).items()
+    semantic = semantic_artifact_path(artifact)
+    partials = {path: path.with_name(f"{path.name}.partial") for path in (artifact, semantic)}
+    try:
+        joblib.dump(pipeline, partials[artifact], compress=3)
+        card: dict[str, Any] = {
+            "name": options.name,
+            "version": options.version,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "labels": list(LABELS),
+            "thresholds": suggestions,
+            "artifact": _file_entry(artifact.name, partials[artifact]),
+            "training": {
+                "seconds": round(seconds, 1),
+                "limit_per_source": options.limit_per_source,
+                "weight_factors": [asdict(factor) for factor in options.weight_factors],
+                "augmentation": augmentation,
+                "parameters": _parameters(pipeline),
+                "heads": {
+                    label: asdict(setting)
+                    for label, setting in (pipeline.named_steps["heads"].settings or {}).items()
+                },
+                **_training_summary(rows, LABELS),
             },
-            **_training_summary(rows, LABELS),
-        },
-        "inputs": [entry for data in sources.values() for entry in file_entries(datasets_dir, data)]
-        + feedback_inputs,
-        "versions": library_versions(),
-        "metrics": {},
-    }
-    if options.semantic:
-        card["semantic"] = train_semantic(rows, pipeline, artifact, options, progress)
-    write_card(card_path(artifact), card)
+            "inputs": [
+                entry for data in sources.values() for entry in file_entries(datasets_dir, data)
+            ]
+            + feedback_inputs,
+            "versions": library_versions(),
+            "metrics": {},
+        }
+        if stage is not None:
+            fitted, record = stage
+            joblib.dump(fitted.artifact_payload(), partials[semantic], compress=3)
+            written = _file_entry(semantic.name, partials[semantic])
+            card["semantic"] = {"artifact": written} | record
+            partials[semantic].replace(semantic)
+        # Moved in place only once every file is written; the card last, as it vouches for them.
+        partials[artifact].replace(artifact)
+        write_card(card_path(artifact), card)
+    finally:
+        for partial in partials.values():
+            partial.unlink(missing_ok=True)
     if options.activate:
         activate(out_dir, stem)
     return artifact
 
 
+def _file_entry(name: str, written: Path) -> dict[str, Any]:
+    """What a card records of its file ``name``, read where it was written."""
+    return {"file": name, "sha256": file_sha256(written), "bytes": written.stat().st_size}
+
+
 def train_semantic(
     rows: LabeledRows,
     pipeline: Pipeline,
-    artifact: Path,
     options: TrainOptions,
     progress: Progress = QUIET,
-) -> dict[str, Any]:
-    """Fit the semantic stage on (a share of) the training rows, save its artifact beside the
-    lexical one; what the card records of it."""
+) -> tuple[SemanticStage, dict[str, Any]]:
+    """Fit the semantic stage on (a share of) the training rows; the stage, and what the card
+    records of it besides its artifact."""
     started = time.perf_counter()
     heads = pipeline.named_steps["heads"]
     chosen = stage_rows(rows, options.semantic_rows_per_source)
@@ -256,15 +271,8 @@ def train_semantic(
         stage, choice = fit_semantic_stage(
             subset, out_of_fold, vectors, LABELS, heads.target_rates or {}, encoder
         )
-    path = semantic_artifact_path(artifact)
-    stage.save(path)
     files = encoder.files
-    return {
-        "artifact": {
-            "file": path.name,
-            "sha256": file_sha256(path),
-            "bytes": path.stat().st_size,
-        },
+    return stage, {
         "encoder": {
             "name": "all-MiniLM-L6-v2, int8 ONNX",
             "model": {

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from classifier.card import file_sha256
+from classifier.embedding_cache import EmbeddingCache
 from classifier.evaluate import PEER_TRAINED_ON
 from classifier.labels import LABELS, TRAIN_SOURCES
 from classifier.model import active_stem, load_active
@@ -327,3 +328,27 @@ def test_evaluate_with_a_models_folder_it_cannot_write_says_so_before_evaluating
         "", f"civility evaluate: cannot write the report into {models}: {models} is not "
         "writable; or --no-write\n",
     )  # fmt: skip
+
+
+def test_a_run_cut_short_in_its_semantic_stage_leaves_the_models_folder_as_it_was(
+    datasets_dir: Path,
+    tiny_model_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model_path.parent, models)
+    before = {path.name: file_sha256(path) for path in models.iterdir()}
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the texts are embedded, minutes into the stage
+
+    monkeypatch.setattr(EmbeddingCache, "embed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(
+            "train", "--data", str(datasets_dir), "--out", str(models), "--version", "9.0.0",
+            "--limit-per-source", "150", "--jobs", "1", "--quiet",
+        )  # fmt: skip
+    # No model without its card, nor half-written files: the version can be trained again.
+    assert {path.name: file_sha256(path) for path in models.iterdir()} == before
+    assert next_version(models, "civility", "9.0.0") == "9.0.0"
