@@ -5,10 +5,20 @@ script again in it: with every command's modules imported there, each worker spe
 CPU and ~38 MB of its own memory on a web stack it never uses.
 """
 
+import signal
+import sys
 from collections.abc import Sequence
+
+# What a shell reports for a command ended by Ctrl-C: 130.
+INTERRUPTED_STATUS = 128 + signal.SIGINT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from service.commands import run
+    try:
+        from service.commands import run
 
-    return run(argv)
+        return run(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C while the commands load (a second or two): no command has started yet.
+        print("civility: interrupted", file=sys.stderr)
+        return INTERRUPTED_STATUS

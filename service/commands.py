@@ -1,6 +1,8 @@
 """The ``civility`` command's subcommands, from the packages that own them."""
 
 import argparse
+import signal
+import sys
 from collections.abc import Sequence
 
 from classifier import cli as classifier_cli
@@ -8,6 +10,9 @@ from classifier.embedding_cache import CACHE_VARIABLE
 from classifier.score_cli import MODELS_DIR_VARIABLE
 from service import admin_cli, learning_cli, serve_cli
 from service.settings import Settings
+
+# What a shell reports for a command ended by Ctrl-C: 130.
+INTERRUPTED_STATUS = 128 + signal.SIGINT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,4 +79,15 @@ def _document_environment(
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        # Ctrl-C is the operator's choice, not a failure to show a traceback for.
+        print(f"civility {_name(args)}: interrupted", file=sys.stderr)
+        return INTERRUPTED_STATUS
+
+
+def _name(args: argparse.Namespace) -> str:
+    """The command as typed: ``train``, ``labels export``."""
+    action = getattr(args, f"{args.command}_command", None)
+    return str(args.command) if action is None else f"{args.command} {action}"

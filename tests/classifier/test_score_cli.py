@@ -4,6 +4,7 @@ import io
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -233,3 +234,21 @@ def test_a_model_with_a_semantic_stage_prints_lexical_and_blended_scores(
 def test_a_model_without_a_stage_prints_no_blended_scores(tiny_model_path: Path) -> None:
     records = output_records(run_score([comment(1, CIVIL)], "--model", str(tiny_model_path)))
     assert set(records[0]) == {"id", "scores"}
+
+
+def test_ctrl_c_ends_the_command_in_one_line_with_status_130(tiny_model_path: Path) -> None:
+    command = [str(CIVILITY), "score", "--model", str(tiny_model_path), "--batch-size", "1"]
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(f"{comment(1, CIVIL)}\n".encode())
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], READ_TIMEOUT_SECONDS)
+        assert ready, "no output while the input was still open"
+        assert json.loads(process.stdout.readline())["id"] == 1
+        # Scoring, waiting for the next line, as at a terminal: the user presses Ctrl-C.
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=READ_TIMEOUT_SECONDS)
+    assert (process.returncode, err.decode()) == (130, "civility score: interrupted\n")
