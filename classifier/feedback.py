@@ -36,8 +36,14 @@ class FeedbackRow:
 def read_feedback(path: Path) -> list[FeedbackRow]:
     """The file's label rows in order, each comment once with its latest label (in its place)."""
     ordered: dict[tuple[str, str | int], FeedbackRow] = {}
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    # Read as bytes and decoded line by line: a line in another encoding is named, not a traceback.
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                found = f"byte 0x{raw[error.start]:02x} at offset {error.start}"
+                raise FeedbackError(f"{path}:{number}: not valid UTF-8: {found}") from None
             if not line.strip():
                 continue
             try:

@@ -352,3 +352,24 @@ def test_a_run_cut_short_in_its_semantic_stage_leaves_the_models_folder_as_it_wa
     # No model without its card, nor half-written files: the version can be trained again.
     assert {path.name: file_sha256(path) for path in models.iterdir()} == before
     assert next_version(models, "civility", "9.0.0") == "9.0.0"
+
+
+def test_a_feedback_line_that_is_not_utf8_is_named_in_one_line(
+    datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feedback = tmp_path / "labels.jsonl"
+    # A file edited in another encoding: its second line holds "café" in Latin-1.
+    feedback.write_bytes(
+        b'{"text": "fine", "labels": {"spam": 0}}\n'
+        + '{"text": "caf\u00e9 spam", "labels": {"spam": 1}}\n'.encode("latin-1")
+    )
+    out = tmp_path / "models"
+    status = run_cli(
+        "train", "--data", str(datasets_dir), "--out", str(out), "--feedback", str(feedback),
+        "--limit-per-source", "40", "--no-semantic", "--quiet",
+    )  # fmt: skip
+    assert (status, capsys.readouterr()) == (
+        2,
+        ("", f"civility train: {feedback}:2: not valid UTF-8: byte 0xe9 at offset 13\n"),
+    )
+    assert not out.exists()
