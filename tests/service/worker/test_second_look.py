@@ -481,6 +481,22 @@ async def test_a_failing_pass_does_not_end_the_loop_and_its_comments_come_back(
     assert len(blend.batches) == 2
 
 
+async def a_pass_reading(
+    looker: SecondLookWorker, blend: ScriptedBlend, until: asyncio.Event
+) -> "asyncio.Task[None]":
+    """The worker running, its stage reading the batch in hand until ``until`` is set."""
+    reading = asyncio.Event()
+
+    async def reads() -> None:
+        reading.set()
+        await until.wait()
+
+    blend.during = reads
+    running = asyncio.create_task(looker.run())
+    await reading.wait()
+    return running
+
+
 async def test_a_stop_cuts_the_pass_in_hand_short_at_the_drain_time_and_loses_nothing(
     redis_client: aioredis.Redis,
     create_site: CreateSite,
@@ -492,16 +508,7 @@ async def test_a_stop_cuts_the_pass_in_hand_short_at_the_drain_time_and_loses_no
     await create_site(None)
     blend.scores["Hostile words."] = HOSTILE
     await publish("c1", "Hostile words.")
-    reading = asyncio.Event()
-    never = asyncio.Event()
-
-    async def reads_for_ever() -> None:
-        reading.set()
-        await never.wait()
-
-    blend.during = reads_for_ever
-    running = asyncio.create_task(looker.run())
-    await reading.wait()
+    running = await a_pass_reading(looker, blend, asyncio.Event())
     # No drain time: the stop does not wait for the batch the stage is reading.
     async with asyncio.timeout(10):
         await looker.stopped(running, drain_seconds=0.0)
@@ -531,16 +538,7 @@ async def test_a_stop_hands_back_no_comment_another_worker_took_once_its_lease_e
 ) -> None:
     await create_site(None)
     await publish("c1", "Calm words.")
-    reading = asyncio.Event()
-    never = asyncio.Event()
-
-    async def reads_for_ever() -> None:
-        reading.set()
-        await never.wait()
-
-    blend.during = reads_for_ever
-    running = asyncio.create_task(looker.run())
-    await reading.wait()
+    running = await a_pass_reading(looker, blend, asyncio.Event())
     # The stalled pass outlives its lease: another worker takes the comment.
     clock.now += LEASE_SECONDS
     other = SecondLookLog(redis_client, "civ")
@@ -567,16 +565,8 @@ async def test_a_stop_lets_the_pass_in_hand_finish_within_the_drain_time(
     await create_site(None)
     blend.scores["Hostile words."] = HOSTILE
     await publish("c1", "Hostile words.")
-    reading = asyncio.Event()
     finish = asyncio.Event()
-
-    async def reads_until_told() -> None:
-        reading.set()
-        await finish.wait()
-
-    blend.during = reads_until_told
-    running = asyncio.create_task(looker.run())
-    await reading.wait()
+    running = await a_pass_reading(looker, blend, finish)
     stopping = asyncio.create_task(looker.stopped(running, drain_seconds=600.0))
     await asyncio.sleep(0)  # one turn of the loop: the stop has begun, the stage still reads
     assert not stopping.done()
