@@ -65,7 +65,9 @@ class Retries:
     clock: Clock
     workers: list[Worker] = field(default_factory=list)
 
-    async def until(self, condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    async def until(
+        self, condition: Callable[[], Awaitable[bool]], what: str, within: float = 15.0
+    ) -> None:
         async def moved_on() -> bool:
             if await condition():
                 return True
@@ -73,7 +75,7 @@ class Retries:
                 self.clock.advance(max(w.settings.backoff_cap_seconds for w in self.workers))
             return False
 
-        await eventually(moved_on, what=what)
+        await eventually(moved_on, within=within, what=what)
 
 
 @dataclass
