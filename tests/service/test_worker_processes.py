@@ -162,10 +162,12 @@ async def test_closing_stops_every_worker_after_the_calls_made_finish() -> None:
 async def test_a_call_cut_short_once_the_set_is_closing_leaves_no_replacement_to_wait_for(
     tmp_path: Path,
 ) -> None:
-    # Workers started from now on take ten minutes to start: a replacement would hold up the
-    # close that long.
-    marker = tmp_path / "slow-start"
-    pool, _ = await start(f"import os, time\nif os.path.exists({str(marker)!r}): time.sleep(600)")
+    # Workers started from now on never finish starting: a replacement would hold up the close
+    # for good.
+    marker = tmp_path / "stuck-start"
+    pool, _ = await start(
+        f"import os, threading\nif os.path.exists({str(marker)!r}): threading.Event().wait()"
+    )
     pids = pool.pids
     marker.touch()
     napping = asyncio.create_task(pool.run(worker_calls.nap, 600.0))
