@@ -411,6 +411,7 @@ class WorkerSet:
         self._waiters: deque[asyncio.Future[_Worker]] = deque()
         self._alive: set[_Worker] = set()
         self._starting: set[asyncio.Task[None]] = set()
+        self._burying: set[asyncio.Task[None]] = set()
         self._calls = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
@@ -475,6 +476,7 @@ class WorkerSet:
                     self._alive.discard(worker)
                     self._replace()
                     worker.kill()
+                    self._bury(worker)
                     raise
                 except BaseException:
                     self._release(worker)  # the call's own error: the worker answered
@@ -502,7 +504,7 @@ class WorkerSet:
         await asyncio.gather(*self._starting, return_exceptions=True)
         alive, self._alive = list(self._alive), set()
         self._idle.clear()
-        await asyncio.gather(*(worker.stop() for worker in alive))
+        await asyncio.gather(*(worker.stop() for worker in alive), *self._burying)
         self._fail_waiters(WorkerDiedError(f"{self._name} workers stopped"))
 
     async def replaced(self) -> None:
@@ -546,6 +548,18 @@ class WorkerSet:
                 waiter.set_result(worker)
                 return
         self._idle.append(worker)
+
+    def _bury(self, worker: _Worker) -> None:
+        """Reap a killed worker and remove its shared socket once it has exited: ``close`` waits
+        for this, so no process outlives the set."""
+
+        async def bury() -> None:
+            await worker.stop()
+            worker.clear_away()
+
+        task = asyncio.get_running_loop().create_task(bury())
+        self._burying.add(task)
+        task.add_done_callback(self._burying.discard)
 
     def _replace(self) -> None:
         if self._closed:
