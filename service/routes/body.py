@@ -37,11 +37,17 @@ async def read_raw(request: web.Request, at_least: int = 0) -> bytes:
 def parse(model: type[ModelT], raw: bytes) -> ModelT:
     """Validate ``raw`` as ``model``; an empty body means ``{}`` (every field at its default),
     and a UTF-8 byte-order mark before the JSON is ignored, as RFC 8259 (section 8.1) allows."""
-    if raw.startswith(BOM_UTF8):
-        # Spaces of the mark's length, not nothing: an error further on keeps its byte offset
-        # and column in the body as sent (the parser counts columns in bytes).
-        raw = b" " * len(BOM_UTF8) + raw[len(BOM_UTF8) :]
-    return model.model_validate_json(raw or EMPTY_OBJECT)
+    text = unmarked(raw)
+    # Spaces of the mark's length, not nothing: an error further on keeps its byte offset and
+    # column in the body as sent (the parser counts columns in bytes).
+    padded = b" " * (len(raw) - len(text)) + text
+    return model.model_validate_json(padded or EMPTY_OBJECT)
+
+
+def unmarked(raw: bytes) -> bytes:
+    """``raw`` without a leading UTF-8 byte-order mark: what the API reads of a body, so that
+    a body sent with the mark and without it is one request (an ``Idempotency-Key`` retry)."""
+    return raw.removeprefix(BOM_UTF8)
 
 
 async def read_json(request: web.Request, model: type[ModelT]) -> ModelT:

@@ -29,7 +29,7 @@ from service.idempotency import (
     digest,
 )
 from service.middleware import as_civility_error, error_response
-from service.routes.body import JSON, read_raw
+from service.routes.body import JSON, read_raw, unmarked
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,9 @@ def idempotent(principal: Principal) -> Callable[[Handler], Handler]:
                 request.match_info.get("site"),
                 digest(who, request.method, request.path, key),
                 key,
-                await read_raw(request),
+                # Compared as the API reads it: a byte-order mark added or dropped on a retry
+                # changes nothing the request says (the signature still covers it).
+                unmarked(await read_raw(request)),
             )
             begun = await store.begin(claim, int(request.app[CLOCK]() * 1000))
             if isinstance(begun, KeptAnswer):

@@ -3,6 +3,8 @@ gets the first answer, the same key with another body is refused, and the record
 day."""
 
 import base64
+import json
+from codecs import BOM_UTF8
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -185,6 +187,32 @@ async def test_a_key_sent_with_another_body_is_refused(
     }
     view = await client.get("/v1/sites/news/comments/c1", headers=moderator(site))
     assert (await view.json())["state"] == "rejected"
+
+
+async def test_a_retry_differing_only_by_a_byte_order_mark_is_the_same_request(
+    client: Client, create_site: Any, post_signed: Any, moderator: Headers
+) -> None:
+    # The API reads no mark as part of a body's JSON: with it or without, it is one request.
+    site = await held_comment(create_site, post_signed)
+    path = "/v1/sites/news/comments/c1/decision"
+    plain = json.dumps({"action": "reject", "reason": "TOXIC"}).encode()
+    for key, first_body, retried_body in (
+        ("marked-retry", plain, BOM_UTF8 + plain),
+        ("marked-first", BOM_UTF8 + plain, plain),
+    ):
+        headers = {**keyed(moderator(site), key), "Content-Type": "application/json"}
+        first = await client.post(path, data=first_body, headers=headers)
+        assert first.status == 200, await first.text()
+        again = await client.post(path, data=retried_body, headers=headers)
+        assert again.status == 200, await again.text()
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert await again.read() == await first.read()
+        # The mark is all it ignores: another body is still another request.
+        other = await client.post(path, data=BOM_UTF8 + plain + b" ", headers=headers)
+        assert (other.status, (await other.json())["error"]["code"]) == (
+            422,
+            "idempotency_key_reused",
+        )
 
 
 async def test_a_retry_while_the_first_runs_is_409_with_retry_after_until_its_hold_ends(
