@@ -17,7 +17,13 @@ from aiohttp.typedefs import Handler
 
 from service.appkeys import GAUGES, METRICS
 from service.error_shapes import ErrorShape, shape_for
-from service.errors import BadRequest, CivilityError, StoreUnavailable, ValidationFailed
+from service.errors import (
+    BadRequest,
+    CivilityError,
+    NotFound,
+    StoreUnavailable,
+    ValidationFailed,
+)
 from service.store.scripts import is_unavailable
 
 log = logging.getLogger(__name__)
@@ -110,6 +116,20 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else UNMATCHED_ROUTE
 
 
+async def _without_slash(request: web.Request) -> str | None:
+    """The path a request for no route meant, when it differs from a route's by trailing slashes
+    alone: the 404 names it, rather than leave the client to spot the slash."""
+    raw = request.rel_url.raw_path
+    stripped = raw.rstrip("/")
+    if not stripped or stripped == raw or request.match_info.http_exception is None:
+        return None
+    meant = request.clone(rel_url=request.rel_url.with_path(stripped, encoded=True))
+    match = await request.app.router.resolve(meant)
+    # A route there for another method is still the path to use: its 405 says which.
+    found = match.http_exception is None or match.http_exception.status == 405
+    return stripped if found else None
+
+
 @web.middleware
 async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
@@ -118,6 +138,10 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPRedirection:
         raise
     except Exception as error:
+        if isinstance(error, web.HTTPNotFound) and (route := await _without_slash(request)):
+            error = NotFound(
+                f"no route at {request.rel_url.raw_path}: paths take no trailing slash, use {route}"
+            )
         response = error_response(error, shape_for(request.match_info.handler))
     request.app[METRICS].observe_request(
         _route(request), request.method, response.status, time.perf_counter() - started

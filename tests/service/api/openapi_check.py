@@ -10,7 +10,11 @@ from aiohttp.test_utils import TestClient
 from openapi_core import Config, OpenAPI
 from openapi_core.deserializing.media_types.util import plain_loads
 from openapi_core.exceptions import OpenAPIError
-from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
+from openapi_core.templating.paths.exceptions import (
+    OperationNotFound,
+    PathNotFound,
+    ServerNotFound,
+)
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.request.exceptions import (
     MissingRequiredRequestBody,
@@ -51,8 +55,10 @@ def check(
     )
     try:
         _spec(app).validate_response(request, answer)
-    except (PathNotFound, OperationNotFound):
-        return  # a path or method we do not serve: its answer is aiohttp's own 404 or 405
+    except (PathNotFound, OperationNotFound, ServerNotFound):
+        # A path or method we do not serve: its answer is aiohttp's own 404 or 405. (A path
+        # with a trailing slash after an id is taken for the id's route at another server.)
+        return
     except OpenAPIError as error:
         detail = "; ".join(str(cause) for cause in _causes(error))
         raise AssertionError(

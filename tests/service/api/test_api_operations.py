@@ -123,6 +123,34 @@ async def test_unknown_paths_and_methods_answer_json_errors(client: Client) -> N
     assert wrong.headers["Allow"] == "POST"
 
 
+@pytest.mark.parametrize(
+    ("method", "sent", "route"),
+    [
+        ("GET", "/v1/sites/news/comments/?state=approved", "/v1/sites/news/comments"),
+        ("POST", "/v1/sites/news/comments/", "/v1/sites/news/comments"),
+        ("GET", "/v1/sites/news/comments/c%7B1%7D/", "/v1/sites/news/comments/c%7B1%7D"),
+        ("GET", "/v1/sites/news/comments/c1//", "/v1/sites/news/comments/c1"),
+        ("GET", "/console/", "/console"),
+    ],
+    ids=["a listing", "intake", "an id written encoded", "two slashes", "the console"],
+)
+async def test_a_path_with_a_trailing_slash_answers_404_naming_the_path_to_use(
+    client: Client, method: str, sent: str, route: str
+) -> None:
+    answer = await client.request(method, sent, allow_redirects=False)
+    assert answer.status == 404
+    path = sent.partition("?")[0]
+    message = f"no route at {path}: paths take no trailing slash, use {route}"
+    assert await answer.json() == {
+        "error": {"code": "not_found", "message": message, "details": None}
+    }
+    # A path unknown without its slash too is only unknown.
+    unknown = await client.request(method, "/v2/nothing/")
+    assert await unknown.json() == {
+        "error": {"code": "not_found", "message": "Not Found", "details": None}
+    }
+
+
 async def test_the_openapi_document_describes_every_route(client: Client) -> None:
     response = await client.get("/openapi.json")
     assert response.status == 200
