@@ -34,6 +34,7 @@ byte of a letter outside ASCII written as ``%XX``, so a comment as long as intak
 characters, up to four bytes each) needs up to 480,000 bytes and the rest a few thousand."""
 
 DEBUG_HELP = "X-akismet-debug-help"
+TOO_LONG = f"comment_content is longer than {MAX_TEXT} characters"
 PRO_TIP = "X-akismet-pro-tip"
 GUID = "X-akismet-guid"
 DISCARD = "discard"
@@ -220,8 +221,6 @@ def submission(checked: Call) -> Submission:
     """The intake body a comment-check stands for; bad fields are a ``BadRequest`` naming them."""
     fields = checked.fields
     text = checked.content
-    if len(text) > MAX_TEXT:
-        raise BadRequest(f"comment_content is longer than {MAX_TEXT} characters.")
     permalink = fields.get("permalink", "").strip()
     parent = fields.get("comment_parent", "").strip()
     body: dict[str, Any] = {
@@ -259,6 +258,12 @@ def submission(checked: Call) -> Submission:
             node = node[parent]
         node[last] = None
     return Submission.model_validate(body)
+
+
+def too_long(checked: Call) -> bool:
+    """Whether the comment is longer than intake takes: Akismet refuses none for its length,
+    and a client answered anything but its protocol's words asks again, failing the same way."""
+    return len(checked.content) > MAX_TEXT
 
 
 def answer(state: State) -> str:

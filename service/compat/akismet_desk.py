@@ -102,6 +102,10 @@ class AkismetDesk:
             )
             reasons = tuple(reason.value for reason in verdict.reasons)
             return _answer(verdict.state, reasons, {}, guid)
+        if akismet.too_long(checked):
+            # Not stored, so not published unread: the client's moderators see it as spam.
+            why = f"{akismet.TOO_LONG}: not checked, held for review"
+            return Answer(akismet.SPAM, {akismet.GUID: guid, akismet.DEBUG_HELP: why})
         submission = akismet.submission(checked)
         # Akismet refuses no comment for its date: a date the intake would refuse is left out.
         ahead = submission.dated_ahead(from_ms(self._now_ms()))
@@ -129,6 +133,9 @@ class AkismetDesk:
         site = await self.site(checked.api_key)
         if checked.is_test or is_blank(checked.content):
             return Answer(akismet.THANKS)
+        if akismet.too_long(checked):
+            # Never stored, and no text a label may hold: nothing to decide or keep.
+            return Answer(akismet.THANKS, {akismet.DEBUG_HELP: f"{akismet.TOO_LONG}: not kept"})
         source, label, counter = _SUBMITS[action]
         submission = akismet.submission(checked)
         await self.usage.count(site.id, self._now_ms(), counter)

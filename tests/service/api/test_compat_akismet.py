@@ -765,11 +765,6 @@ async def test_a_check_without_text_meets_the_rules_that_read_none(
         ({"api_key": "wrong"}, "invalid", "Invalid key"),
         ({"blog": ""}, "Missing required field: blog.", "Missing required field: blog."),
         ({"user_ip": " "}, "Missing required field: user_ip.", "Missing required field: user_ip."),
-        (
-            {"comment_content": "x" * 20_001},
-            "comment_content is longer than 20000 characters.",
-            "comment_content is longer than 20000 characters.",
-        ),
     ],
 )
 async def test_bad_calls_get_akismets_answer_and_store_nothing(
@@ -787,6 +782,48 @@ async def test_bad_calls_get_akismets_answer_and_store_nothing(
     assert await response.text() == body
     assert response.headers["X-akismet-debug-help"] == help_text
     assert await keys_of(redis_client) == before
+
+
+async def test_a_comment_longer_than_intake_takes_gets_answers_akismets_clients_read(
+    akismet_for: Callable[..., Clients],
+    client: Client,
+    site: dict[str, str],
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+) -> None:
+    # Akismet refuses no comment for its length, and a client answered neither true nor false
+    # checks the comment again, failing the same way: it is held out of publication instead,
+    # for the client's moderators, and the debug header says why it was not read.
+    long = "x" * (MAX_TEXT + 1)
+    before = await keys_of(redis_client)
+    clients = akismet_for(site["api_key"])
+    checked = await clients.call("comment_check", "203.0.113.7", comment_content=long, **VISITOR)
+    assert checked == akismet.CheckResponse.SPAM
+    for path, body, help_text in (
+        (
+            "/1.1/comment-check",
+            "true",
+            f"comment_content is longer than {MAX_TEXT} characters: not checked, held for review",
+        ),
+        (
+            "/1.1/submit-spam",
+            "Thanks for making the web a better place.",
+            f"comment_content is longer than {MAX_TEXT} characters: not kept",
+        ),
+    ):
+        response = await form(client, path, check_fields(site, comment_content=long))
+        assert (response.status, await response.text()) == (200, body)
+        assert response.headers["X-akismet-debug-help"] == help_text
+    assert await clients.call("submit_ham", "203.0.113.7", comment_content=long) is True
+    assert await keys_of(redis_client) == before
+    # The longest comment intake takes is still moderated and stored.
+    longest = check_fields(site, comment_content=long[:MAX_TEXT])
+    response = await form(client, "/1.1/comment-check", longest)
+    assert "X-akismet-debug-help" not in response.headers
+    stored = await client.get(
+        f"/v1/sites/news/comments/{response.headers['X-akismet-guid']}", headers=admin
+    )
+    assert (await stored.json())["text"] == long[:MAX_TEXT]
 
 
 async def test_odd_details_a_form_sends_are_left_out_not_refused(
