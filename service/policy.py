@@ -138,6 +138,16 @@ def decide(
     return Verdict(_state(reasons, spam_rejected, toxic_rejected), tuple(reasons), evidence)
 
 
+def decide_spam(scores: Mapping[str, float], policy: Policy, thresholds: Thresholds) -> Verdict:
+    """The verdict on a message the site does not publish (a contact form, a signup): ``spam``
+    when its spam score reaches the site's hold or reject threshold, else ``approved``. Nobody
+    moderates such a message, so nothing is held, and toxicity, words and the rules about
+    comments have no say: a rude complaint to the editors is still a message to read."""
+    if flagged(scores, thresholds, policy, spam=True):
+        return Verdict(State.SPAM, (Reason.SPAM,))
+    return Verdict(State.APPROVED, ())
+
+
 def flagged(
     scores: Mapping[str, float], thresholds: Thresholds, policy: Policy, *, spam: bool
 ) -> bool:

@@ -49,8 +49,9 @@ BLATANT_SPAM_SCORE = 0.98
 """A ``spam`` verdict at least this sure is answered with ``X-akismet-pro-tip: discard``."""
 
 PUBLISHING_NOTHING = frozenset({"signup", "contact-form", "message"})
-"""Akismet's ``comment_type`` values of what a site does not publish: a check of one without
-text (a signup has none) has nothing the comment policy is about."""
+"""Akismet's ``comment_type`` values of what a site does not publish: the comment policy is not
+about them, so a check of one only asks whether it is spam (one without text, as a signup has
+none, is not)."""
 
 _MAX_FIELD = 65_536
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")

@@ -6,7 +6,9 @@ comment civility holds for a moderator must be answered as spam to stay unpublis
 then keeps it in its spam folder, where its moderators find it). Civility's own headers say which
 it was. ``submit-ham`` and ``submit-spam`` of a comment civility stored decide it through the same
 decision path as a moderator's decision (history, webhook, training label); of a comment it never
-stored they only leave a training label.
+stored they only leave a training label. A ``contact-form``, ``message`` or ``signup`` is
+published nowhere and moderated by nobody: its check answers only whether it is spam, by the site's
+spam thresholds, and stores nothing, so a correction of it is a training label too.
 """
 
 import logging
@@ -100,30 +102,45 @@ class AkismetDesk:
             verdict = await self.moderation.assess_without_text(
                 site.id, akismet.article_id(checked), akismet.author_id(checked)
             )
-            reasons = tuple(reason.value for reason in verdict.reasons)
-            return _answer(verdict.state, reasons, {}, guid)
+            return _answer(verdict.state, _codes(verdict), {}, guid)
         if akismet.too_long(checked):
             # Not stored, so not published unread: the client's moderators see it as spam.
             why = f"{akismet.TOO_LONG}: not checked, held for review"
             return Answer(akismet.SPAM, {akismet.GUID: guid, akismet.DEBUG_HELP: why})
         submission = akismet.submission(checked)
+        if checked.publishes_nothing:
+            return await self._check_message(
+                site.id, submission.text, guid, count=not checked.is_test
+            )
         # Akismet refuses no comment for its date: a date the intake would refuse is left out.
         ahead = submission.dated_ahead(from_ms(self._now_ms()))
         if ahead:
             submission = submission.model_copy(update={name: None for name, _ in ahead})
         if checked.is_test:
             verdict, scored = await self.moderation.assess(site.id, submission.text)
-            reasons = tuple(reason.value for reason in verdict.reasons)
-            return _answer(verdict.state, reasons, scored.scores, guid)
+            return _answer(verdict.state, _codes(verdict), scored.scores, guid)
         result = await self.moderation.ingest(site.id, submission)
         if result.created:
             self.metrics.observe_verdict(result.comment.state.value)
         comment = result.comment
         answer = _answer(comment.state, comment.reasons, comment.scores, comment.id)
-        # Only comments civility moderated count: test calls and triggers store nothing.
-        outcome: Counter = "spam" if answer.text == akismet.SPAM else "ham"
-        await self.usage.count(site.id, self._now_ms(), "api_calls", outcome)
+        await self._count(site.id, answer)
         return answer
+
+    async def _check_message(self, site_id: str, text: str, guid: str, *, count: bool) -> Answer:
+        """A contact form's (or signup's) text: nobody moderates it, so the answer says only
+        whether it is spam, and nothing is stored (no comment, queue entry or webhook); counted
+        as Akismet counts every check, unless it is a test."""
+        verdict, scored = await self.moderation.assess_spam(site_id, text)
+        answer = _answer(verdict.state, _codes(verdict), scored.scores, guid)
+        if count:
+            await self._count(site_id, answer)
+        return answer
+
+    async def _count(self, site_id: str, answer: Answer) -> None:
+        """A check civility judged, and its outcome; test calls and triggers count nowhere."""
+        outcome: Counter = "spam" if answer.text == akismet.SPAM else "ham"
+        await self.usage.count(site_id, self._now_ms(), "api_calls", outcome)
 
     async def submit(self, fields: Mapping[str, str], action: Action) -> Answer:
         """A client's correction: the stored comment is decided (unless a moderator holds its
@@ -208,6 +225,10 @@ class AkismetDesk:
         """Akismet's get-subscription: an active subscription without limits."""
         site = await self.site(akismet.key_of(fields, "key", "api_key"))
         return {"status": "active", "account_name": site.name, "limit": "none"}
+
+
+def _codes(verdict: policy.Verdict) -> tuple[str, ...]:
+    return tuple(reason.value for reason in verdict.reasons)
 
 
 def _answer(

@@ -107,6 +107,13 @@ class Intake(ModerationBase):
         context = rules.PolicyContext(text=text, language_supported=detected.supported)
         return rules.decide(scored.scores, context, policy, scored.thresholds), scored
 
+    async def assess_spam(self, site_id: str, text: str) -> tuple[rules.Verdict, Scored]:
+        """Whether ``text`` is spam by the site's spam thresholds alone, scored like intake and
+        written nowhere (Akismet's checks of a message the site does not publish)."""
+        policy = (await self._site_record(site_id)).site.policy
+        _, scored = await self._detect_and_score(text, site_id)
+        return rules.decide_spam(scored.scores, policy, scored.thresholds), scored
+
     async def assess_without_text(
         self, site_id: str, article_id: str, author_id: str
     ) -> rules.Verdict:

@@ -191,7 +191,8 @@ async def verify_key(request: web.Request) -> web.Response:
 @_akismet_operation(
     "Akismet's comment-check: `false` when the site's policy publishes the comment, else "
     "`true` (held comments too, so the client does not publish them; X-Civility-State and "
-    "X-Civility-Reasons say which); moderated and stored like intake unless is_test=1"
+    "X-Civility-Reasons say which); moderated and stored like intake unless is_test=1; a "
+    "contact-form, message or signup is only judged spam or not and stored nowhere"
 )
 @error_shape(akismet_error)
 async def comment_check(request: web.Request) -> web.Response:

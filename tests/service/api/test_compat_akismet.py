@@ -19,6 +19,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from service.compat.akismet import BLATANT_SPAM_SCORE, MAX_FORM_BYTES, THANKS
+from service.compat.akismet_usage import month_of
 from service.domain import MAX_TEXT
 from service.keys import KeySpace
 from service.labels import LabelLog
@@ -31,6 +32,8 @@ COUNTS = ("api_calls", "spam", "ham", "missed_spam", "false_positives")
 BLOG = "https://blog.example"
 CIVIL = "A calm remark about the harbour and its boats."
 SPAMMY = "BUY CHEAP VIAGRA NOW!!! http://spam.example/pills http://x.example best price click here"
+# A reader's complaint to the editors: toxic enough to reject as a comment, and no spam.
+RUDE = "You are a bunch of useless morons. The article about the harbour closure is full of lies."
 VISITOR = {
     "comment_type": "comment",
     "comment_author": "Ada Reader",
@@ -755,6 +758,115 @@ async def test_a_check_without_text_meets_the_rules_that_read_none(
     signup = {**fields, "comment_type": "signup", "comment_content": content}
     assert await (await form(client, "/1.1/comment-check", signup)).text() == "false"
     assert await keys_of(redis_client) == before
+
+
+def usage_key(clock: Clock) -> str:
+    return KEYS.akismet_usage("news", month_of(int(clock() * 1000)))
+
+
+@pytest.mark.parametrize("comment_type", ["contact-form", "message", "signup"])
+async def test_a_rude_message_the_site_does_not_publish_is_ham_and_stored_nowhere(
+    client: Client,
+    site: dict[str, str],
+    moderator: Any,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    comment_type: str,
+) -> None:
+    # A complaint to the editors is nobody's to moderate: only whether it is spam answers.
+    before = await keys_of(redis_client)
+    fields = check_fields(site, comment_content=RUDE, **{**VISITOR, "comment_type": comment_type})
+    response = await form(client, "/1.1/comment-check", fields)
+    assert await response.text() == "false"
+    assert (response.headers["X-Civility-State"], "X-Civility-Reasons" in response.headers) == (
+        "approved",
+        False,
+    )
+    # Counted as a check, and nothing else written: no comment, queue entry or webhook.
+    assert await keys_of(redis_client) - before == {usage_key(clock)}
+    guid = response.headers["X-akismet-guid"]
+    stored = await client.get(f"/v1/sites/news/comments/{guid}", headers=moderator(site))
+    assert stored.status == 404
+    stats = await form(client, "/1.1/get-stats", {"key": site["api_key"], "blog": BLOG})
+    assert (await stats.json())["ham"] == 1
+    # The same words as a comment are moderated as one.
+    comment = await form(client, "/1.1/comment-check", {**fields, "comment_type": "comment"})
+    assert (await comment.text(), comment.headers["X-Civility-State"]) == ("true", "rejected")
+    assert comment.headers["X-Civility-Reasons"] == "TOXIC"
+    assert await outbox_types(redis_client, "news") == ["comment.rejected"]
+
+
+async def test_a_contact_form_message_the_model_cannot_read_is_ham(
+    client: Client, site: dict[str, str]
+) -> None:
+    # Unscored, so nothing says it is spam; as a comment it would be held for its language.
+    german = "Die Regierung sollte die Brücke über den Fluss endlich reparieren, bevor es friert."
+    fields = check_fields(site, comment_type="contact-form", comment_content=german)
+    response = await form(client, "/1.1/comment-check", fields)
+    assert (await response.text(), response.headers["X-Civility-State"]) == ("false", "approved")
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "verdict"),
+    [
+        ({}, "true"),
+        # Over the site's hold threshold is spam too: nobody here would look at it.
+        ({"hold": {"spam": 0.5}, "reject": {"spam": 0.9999}}, "true"),
+        ({"hold": {"spam": 0.9998}, "reject": {"spam": 0.9999}}, "false"),
+    ],
+)
+async def test_a_spammy_contact_form_message_is_spam_by_the_sites_spam_thresholds(
+    client: Client,
+    create_site: Any,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    thresholds: dict[str, dict[str, float]],
+    verdict: str,
+) -> None:
+    site = await create_site("news", **thresholds)
+    before = await keys_of(redis_client)
+    fields = check_fields(site, comment_type="contact-form", comment_content=SPAMMY)
+    response = await form(client, "/1.1/comment-check", fields)
+    assert await response.text() == verdict
+    state = "spam" if verdict == "true" else "approved"
+    assert response.headers["X-Civility-State"] == state
+    assert await keys_of(redis_client) - before == {usage_key(clock)}
+    stats = await form(client, "/1.1/get-stats", {"key": site["api_key"], "blog": BLOG})
+    assert (await stats.json())["spam"] == (1 if verdict == "true" else 0)
+    # A test check gets the same answer, counted nowhere.
+    tested = await form(client, "/1.1/comment-check", {**fields, "is_test": "1"})
+    assert await tested.text() == verdict
+    usage = await client.get("/1.2/usage-limit", params={"api_key": site["api_key"]})
+    assert (await usage.json())["usage"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "label", "counter"),
+    [
+        ("/1.1/submit-spam", RUDE, {"spam": 1}, "missed_spam"),
+        ("/1.1/submit-ham", SPAMMY, {"spam": 0}, "false_positives"),
+    ],
+    ids=["submit-spam", "submit-ham"],
+)
+async def test_a_correction_of_a_contact_form_message_is_kept_as_a_label(
+    client: Client,
+    site: dict[str, str],
+    redis_client: aioredis.Redis,
+    path: str,
+    text: str,
+    label: dict[str, int],
+    counter: str,
+) -> None:
+    fields = check_fields(site, comment_content=text, **{**VISITOR, "comment_type": "contact-form"})
+    checked = await form(client, "/1.1/comment-check", fields)
+    response = await form(client, path, fields)
+    assert (response.status, await response.text()) == (200, THANKS)
+    [entry] = await labels_of(redis_client)
+    assert (entry["text"], entry["labels"]) == (text, label)
+    assert entry["comment_id"] == checked.headers["X-akismet-guid"]
+    stats = await form(client, "/1.1/get-stats", {"key": site["api_key"], "blog": BLOG})
+    assert (await stats.json())[counter] == 1
+    assert await outbox_types(redis_client, "news") == []
 
 
 @pytest.mark.parametrize("path", ["/1.1/comment-check", "/1.1/submit-spam", "/1.1/submit-ham"])
