@@ -203,14 +203,16 @@ def derived_comment_id(
 _LINE_BREAK_BEFORE = re.compile(
     r"(</(?:ul|li|blockquote)>|</(?:div|p)>\s*<[^/]|<br>(?!\s*</(?:div|p|li|blockquote)))"
 )
-_TAG = re.compile(r"<[^>]*>")
+# A tag opens as HTML opens one (a "<" before a letter, "/", "!" or "?"; any other "<" is text)
+# and ends at the first ">" outside a quoted attribute value, which Coral's serializer leaves
+# unescaped, as browsers and Coral's striptags read it; one left open runs to the end, as there.
+# Possessive, and matching wherever it starts, it reads a text once: a long run of "<" too.
+_TAG = re.compile(r"""<[a-zA-Z/!?](?:[^>"']++|"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z))*+(?:>|\Z)""")
 
 
 def _without_tags(text: str) -> str:
-    """``text`` with ``_TAG``'s matches dropped. Each ends at a ">": past the last one, every "<"
-    would be searched to the end of the text in vain, and a long run of them take minutes."""
-    end = text.rfind(">") + 1
-    return _TAG.sub("", text[:end]) + text[end:]
+    """``text`` with its tags dropped, its entities left as they are."""
+    return _TAG.sub("", text)
 
 
 def plain_text(body: str) -> str:

@@ -400,6 +400,12 @@ async def test_an_edit_is_moderated_too(client: Client, coral_site: dict[str, st
         ),
         # An entity is decoded once: the author typed "&lt;" themselves.
         ("Write &amp;lt; for &lt; in HTML.", "Write &lt; for < in HTML."),
+        # A ">" inside a quoted attribute value does not end its tag (Coral's serializer leaves
+        # it unescaped there).
+        (
+            '<p>Read <a href="https://example.com/?a>b" title="a > b">the story</a> first.</p>',
+            "Read the story first.",
+        ),
     ],
 )
 async def test_a_comment_is_stored_and_scored_as_the_text_its_body_reads(

@@ -1094,6 +1094,24 @@ async def test_a_coral_decision_finds_its_comment_by_the_text_corals_server_sent
     assert (await comment(client, coral_site, our_id(second)))["state"] == "pending"
 
 
+async def test_a_coral_decision_finds_its_comment_whose_html_quotes_a_closing_bracket(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
+) -> None:
+    # Coral's serializer leaves a ">" inside an attribute value as it is; its server's
+    # striptags reads past it to the tag's end, and so must the text the link compares.
+    first = {**NEW_COMMENT, "comment": {"body": "Read the story first.", "parentID": None}}
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    fake_coral.body = (
+        '<p>Read <a href="https://example.com/?a>b" title="a > b">the story</a> first.</p>'
+    )
+    await send(client, first)
+    await send(client, second)
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
+    assert (answer["comment_id"], answer["applied"]) == (our_id(first), True)
+    assert (await comment(client, coral_site, our_id(first)))["state"] == "rejected"
+    assert (await comment(client, coral_site, our_id(second)))["state"] == "pending"
+
+
 async def test_a_webhook_coral_cannot_describe_is_answered_without_an_error_status(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
 ) -> None:
