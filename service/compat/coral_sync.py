@@ -3,7 +3,9 @@
 A moderator's decision in civility becomes ``approveComment`` or ``rejectComment`` in Coral,
 through the same delivery line as a webhook (ordered per comment, retried with backoff, dead
 letter after the last try). Every other event needs nothing from Coral: the phase already gave
-Coral the automatic verdict, and a decision made in Coral is already Coral's.
+Coral the automatic verdict, and a decision made in Coral is already Coral's. A reopen cannot
+reach it: no mutation of Coral's puts a comment back in its queue (its status is set only by
+those two), so Coral keeps the last decision until civility's next one.
 """
 
 from collections.abc import Awaitable, Callable, Mapping

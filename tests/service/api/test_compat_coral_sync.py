@@ -523,6 +523,37 @@ async def test_a_comment_held_past_the_retention_still_reaches_coral_when_decide
     assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
 
 
+async def test_a_reopen_in_civility_leaves_coral_as_decided_until_the_next_decision(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
+
+    reopened = await client.post(url, json={"action": "reopen"}, headers=headers)
+    assert reopened.status == 200, await reopened.text()
+    await deliver_until(redis_client, settled(redis_client, 3), "the reopen settled")
+
+    # Coral has no mutation that puts a comment back in its queue: it keeps the approval, and
+    # the worker neither calls it nor keeps the event failing.
+    assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
+    assert fake_coral.status == "APPROVED"
+    assert set((await delivery_states(redis_client)).values()) == {"delivered"}
+    assert (await comment(client, coral_site, ours))["state"] == "pending"
+    # The next decision made in civility reaches Coral as any does.
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+    await deliver_until(redis_client, settled(redis_client, 4), "the rejection in Coral")
+    assert [call["field"] for call in fake_coral.mutations()] == [
+        "approveComment",
+        "rejectComment",
+    ]
+    assert fake_coral.status == "REJECTED"
+
+
 async def test_a_decision_before_coral_named_the_comment_waits_for_the_link(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
 ) -> None:
