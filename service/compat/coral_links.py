@@ -47,7 +47,9 @@ class CoralLink:
     coral_id: str | None = None
     """Coral's comment id, once a webhook named it (also while ``ids`` waits for a revision)."""
     text: str | None = None
-    """A digest of the text Coral's phase last sent (``coral.text_digest``)."""
+    """A digest of the text Coral's phase last sent (``coral.text_digest``). None on a link
+    written before links kept it, whose comment is in no thread set (those came after the
+    digest, and each ``mark`` writes both): a webhook finds it by id, never by this."""
     edited_version: int = 0
     """The comment's version when an edit from Coral last changed its text."""
     check_text: bool = False

@@ -494,6 +494,26 @@ async def test_a_decision_in_coral_applies_to_a_comment_linked_and_decided_befor
     assert (answer["applied"], answer["state"]) == (True, "rejected")
 
 
+async def test_a_decision_in_coral_finds_a_comment_stored_before_links_kept_its_text(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    ours = our_id(NEW_COMMENT)
+    # As the release before left it: a link without the digest of the phase's text, and the
+    # comment in no thread set (the sets came after the digest, so each of theirs has one).
+    await redis_client.hdel(KEYS.coral_link("news", ours), "text")
+    async for key in redis_client.scan_iter(KEYS.coral_thread("news", "*")):
+        await redis_client.delete(key)
+    # The author writes again once the new release runs.
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    await send(client, second)
+
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
+
+    assert (answer["comment_id"], answer["applied"], answer["state"]) == (ours, True, "rejected")
+    assert (await comment(client, coral_site, our_id(second)))["state"] == "pending"
+
+
 async def test_a_comment_held_past_the_retention_still_reaches_coral_when_decided(
     client: Client,
     coral_site: dict[str, str],
