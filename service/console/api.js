@@ -43,8 +43,9 @@ export function whenSignedOut(handler) {
   onSignedOut = handler;
 }
 
-export async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${session.token}` };
+// `sent` adds headers of the request's own (an Idempotency-Key).
+export async function api(method, path, body, sent = {}) {
+  const headers = { ...sent, Authorization: `Bearer ${session.token}` };
   const init = { method, headers, cache: "no-store" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -74,7 +75,14 @@ export async function api(method, path, body) {
 }
 
 export const get = (path) => api("GET", path);
-export const post = (path, body) => api("POST", path, body ?? {});
+export const post = (path, body, headers) => api("POST", path, body ?? {}, headers);
+
+// A fresh Idempotency-Key: 128 random bits in hex. Not crypto.randomUUID, which a console served
+// over plain HTTP on another host than localhost (not a secure context) does not have.
+export function idempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
 
 export function query(params) {
   const search = new URLSearchParams();

@@ -1,7 +1,7 @@
 // The moderator console: sign in, clear the queue, browse decided comments, administer a site.
 // Everything here goes through the public API (api.js); nothing is rendered as markup.
 
-import { ApiError, follow, get, post, query, serviceNow, session, whenSignedOut } from "./api.js";
+import { ApiError, follow, get, idempotencyKey, post, query, serviceNow, session, whenSignedOut } from "./api.js";
 import { age, announce, articleLink, chips, countdown, counted, el, evidenceText, scoreBars, when } from "./render.js";
 import { showAdmin } from "./admin.js";
 
@@ -776,14 +776,29 @@ function sayAfterReload(text) {
   if (!$("#queue-message").classList.contains("error")) say("#queue-message", text);
 }
 
-// Claims from the list shown, never from comments the filters hide.
+// A claim whose answer never came (the service unreachable or failing, or still running it) may
+// have leased its batch all the same: the next press for the same list sends its Idempotency-Key
+// again, and gets that batch rather than a second one nobody is shown.
+let unanswered = null;
+
+// Whether a failed request may have been carried out, its answer lost on the way.
+const mayHaveRun = (error) => error instanceof ApiError && (error.status === 0 || error.status >= 500 || error.code === "idempotency_in_progress");
+
+// Claims from the list shown, never from comments the filters hide. Each press is a claim of its
+// own, with a key of its own, unless it tries again one whose answer was lost.
 async function claim() {
   const wanted = Object.fromEntries(Object.entries(shownQueue()).filter(([, value]) => value));
+  const path = `/v1/sites/${site()}/queue/claim`;
+  const body = { limit: CLAIM, ...wanted };
+  const request = JSON.stringify([state.me?.id, path, body]);
+  const key = unanswered?.request === request ? unanswered.key : idempotencyKey();
+  unanswered = null;
   try {
-    const { items } = await post(`/v1/sites/${site()}/queue/claim`, { limit: CLAIM, ...wanted });
+    const { items } = await post(path, body, { "Idempotency-Key": key });
     await reloadQueue();
     sayAfterReload(items.length ? `You hold ${counted(items.length, "comment")}; nobody else can decide ${items.length === 1 ? "it" : "them"} until the lease ends.` : "Nothing left to claim: everything is taken or decided.");
   } catch (error) {
+    if (mayHaveRun(error)) unanswered = { request, key };
     say("#queue-message", explain(error), { error: true });
   }
 }

@@ -652,6 +652,93 @@ def test_claim_ten_with_an_article_and_a_reason_takes_that_articles_comments_of_
     assert any("/queue?" in url and "article=a2" in url and "reason=TOXIC" in url for url in asked)
 
 
+def claims_sent(page: Page) -> list[Request]:
+    """Every queue claim the page sends from now on, in order."""
+    sent: list[Request] = []
+    page.on(
+        "request",
+        lambda request: sent.append(request) if request.url.endswith("/queue/claim") else None,
+    )
+    return sent
+
+
+def claimed_by_mo(site: Site) -> list[str]:
+    return [
+        comment_id
+        for comment_id in site.queue_ids()
+        if site.comment(comment_id).get("claimed_by_name") == "Mo"
+    ]
+
+
+def test_each_claim_ten_sends_a_key_of_its_own_whose_replay_leases_nothing_more(
+    page: Page, site: Site
+) -> None:
+    hold(site, 12)
+    sent = claims_sent(page)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(12)
+    with page.expect_response(re.compile(r"/queue/claim$")) as answered:
+        page.get_by_role("button", name="Claim 10").click()
+    expect(page.locator(".claim.mine")).to_have_count(10)
+    [first] = sent
+    key = first.all_headers().get("idempotency-key")
+    assert key
+    # The same request sent again, as a proxy or the browser sends one again after a dropped
+    # connection: the first answer, and nothing more leased.
+    replayed = page.request.post(
+        first.url,
+        headers={
+            "Authorization": f"Bearer {site.tokens['Mo']}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+        },
+        data=first.post_data_buffer,
+    )
+    assert replayed.status == 200, replayed.text()
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert replayed.body() == answered.value.body()
+    first_batch = [item["id"] for item in answered.value.json()["items"]]
+    assert sorted(claimed_by_mo(site)) == sorted(first_batch)
+    # The next press is another claim, with a key of its own: it takes the two left.
+    page.get_by_role("button", name="Claim 10").click()
+    expect(page.locator(".claim.mine")).to_have_count(12)
+    assert len(sent) == 2
+    assert sent[1].all_headers().get("idempotency-key") not in (None, key)
+
+
+def test_claim_ten_pressed_again_after_its_answer_was_lost_gets_that_batch_not_another(
+    page: Page, site: Site
+) -> None:
+    hold(site, 12)
+    sent = claims_sent(page)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(12)
+
+    def lose_the_answer(route: Route) -> None:
+        route.fetch()
+        route.abort("connectionreset")
+
+    # The service leases the first press's batch, but its answer never reaches the browser.
+    page.route(re.compile(r"/queue/claim$"), lose_the_answer, times=1)
+    page.get_by_role("button", name="Claim 10").click()
+    expect(page.locator("#queue-message")).to_have_text(
+        "The service cannot be reached. Check your connection and try again."
+    )
+    leased = claimed_by_mo(site)
+    assert len(leased) == 10
+    page.get_by_role("button", name="Claim 10").click()
+    expect(page.locator("#queue-message")).to_have_text(
+        "You hold 10 comments; nobody else can decide them until the lease ends."
+    )
+    expect(page.locator(".claim.mine")).to_have_count(10)
+    # The batch the lost answer held, not a second one: the other two are left to the others.
+    assert claimed_by_mo(site) == leased
+    keys = [request.all_headers().get("idempotency-key") for request in sent]
+    assert len(keys) == 2
+    assert keys[0]
+    assert keys[0] == keys[1]
+
+
 def test_hostile_comments_are_shown_as_inert_text(
     context: BrowserContext, service: Service, site: Site
 ) -> None:
