@@ -442,6 +442,33 @@ def test_a_new_comment_appears_live(page: Page, site: Site) -> None:
     expect(page.locator("[data-count=pending]")).to_have_text("2")
 
 
+def test_comments_arriving_together_are_counted_in_the_plural_and_one_alone_in_the_singular(
+    page: Page, site: Site
+) -> None:
+    hold(site, 1)
+    page.clock.install()
+    page.reload()
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(1)
+    expect(page.locator("#live")).to_have_text("live")
+    # The page's time stands still: what arrives meanwhile is gathered, as in a burst.
+    page.clock.pause_at(time.time() + 1)
+    page.evaluate(QUEUE_SAID)
+    bursts = {
+        "4 new comments arrived.": ["n1", "n2", "n3", "n4"],
+        "New comments p1 and p2 arrived.": ["p1", "p2"],
+        "New comment s1 arrived.": ["s1"],
+    }
+    for words, burst in bursts.items():
+        for comment_id in burst:
+            site.post_comment(comment_id, f"{CALM[0]} ({comment_id})")
+            # Each shown before the next comes, so that the names come in that order.
+            expect(page.locator(f'#items > li[data-id="{comment_id}"]')).to_be_visible()
+        page.clock.run_for(1_000)
+        expect(page.locator("#queue-message")).to_have_text(words)
+    assert page.evaluate("window.said") == list(bursts)
+
+
 def test_a_comment_arriving_live_takes_its_place_in_the_order_shown(
     page: Page, service: Service, site: Site
 ) -> None:
