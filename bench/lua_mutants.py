@@ -12,6 +12,8 @@ from dataclasses import dataclass
 LUA_TESTS = {
     "claim.lua": (
         "tests/service/test_store.py",
+        "tests/service/api/test_api_moderation.py",
+        "tests/service/api/test_api_queue_items.py",
         "tests/service/api/test_api_revocation.py",
         "tests/service/api/test_api_idempotency.py",
         "tests/service/api/test_api_idempotency_outage.py",
@@ -135,6 +137,26 @@ LUA_MUTANTS = (
         "claim.lua", 'redis.call("SET", made, cjson.encode(ids_leased), "PX", ARGV[8])\n', ""
     ),
     LuaMutant("claim.lua", '"PX", ARGV[8])', '"PX", 60000)'),
+    # An article and an author together: only comments both indexes hold are claimed.
+    LuaMutant(
+        "claim.lua",
+        'local in_both = not other or redis.call("ZSCORE", other, id)',
+        "local in_both = true",
+    ),
+    LuaMutant(
+        "claim.lua",
+        'if other and redis.call("ZCARD", other) < redis.call("ZCARD", walked) then',
+        "if false then",
+        equivalent="both indexes are of one queue, order and reason, scored alike: walking the "
+        "larger one finds the same comments in the same order, at more cost",
+    ),
+    LuaMutant("claim.lua", '      redis.call("ZADD", KEYS[2], now + lease_ms, id)\n', ""),
+    LuaMutant(
+        "claim.lua",
+        '      record_lease(KEYS[3], id, "claim", moderator, now, now + lease_ms)\n',
+        "",
+    ),
+    LuaMutant("claim.lua", "keep_claims(KEYS[2], now)\n", ""),
     LuaMutant("claim_comment.lua", "if revoked(prefix, moderator) then", "if false then"),
     LuaMutant(
         "release.lua", 'if redis.call("EXISTS", prefix .. "site") == 0 then', "if false then"
