@@ -68,10 +68,13 @@ class KeySpace:
         subscription was down) and for the refit process, which fits on what they serve."""
         return f"{self.prefix}:model:reloaded"
 
-    def readiness(self) -> str:
+    def readiness(self, tag: str = "") -> str:
         """Never written: ``/readyz`` deletes it, a write that changes nothing (so nothing reaches
         the replicas or the append-only file) and that Redis refuses as it would intake's while
-        it takes no writes (a replica, unable to persist, short of replicas)."""
+        it takes no writes (a replica, unable to persist, short of replicas). On a Cluster, one
+        with a ``tag`` in a slot of each primary."""
+        if tag:
+            return f"{self.prefix}:readiness:{{{tag}}}"
         return f"{self.prefix}:readiness"
 
     # -- per site

@@ -11,13 +11,10 @@ With ``CIVILITY_REQUIRE_ALL=1`` (set by CI) a test that would skip for a missing
 
 import contextlib
 import os
-import random
 import shutil
 import socket
-import subprocess
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
@@ -36,6 +33,7 @@ from service import scoring
 from service.connection import connect
 from service.settings import Settings
 from service.store.scripts import RedisClient
+from tests.cluster import LocalCluster
 from tests.ports import free_port
 from tests.sentinel import SentinelSetup
 
@@ -50,12 +48,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1
 return 0
 """
 REQUIRE_ALL = os.environ.get("CIVILITY_REQUIRE_ALL") == "1"
-CLUSTER_NODES = 3
-CLUSTER_BUS_OFFSET = 10_000
-NODE_OPTIONS = (
-    *("--bind", "127.0.0.1", "--cluster-enabled", "yes"),
-    *("--save", "", "--appendonly", "no"),
-)
 
 
 def _port_answers(host: str, port: int) -> bool:
@@ -275,63 +267,32 @@ def tiny_semantic_model_path(datasets_dir: Path, tmp_path_factory: pytest.TempPa
     return built_once(tmp_path_factory, "tiny-semantic-model", build)
 
 
-def _free_cluster_port() -> int:
-    """A free port whose cluster bus port is free as well."""
-    while True:
-        port = random.randrange(20_000, 30_000)
-        try:
-            for candidate in (port, port + CLUSTER_BUS_OFFSET):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
-        return port
-
-
-def _answers(cli: str, port: int, command: list[str], expected: str) -> bool:
-    reply = subprocess.run(
-        [cli, "-p", str(port), *command], capture_output=True, text=True, check=False
-    )
-    return expected in reply.stdout
+@contextlib.contextmanager
+def local_cluster(folder: Path) -> Iterator[LocalCluster]:
+    """A three-node cluster of our own ``redis-server`` processes, killed on leaving."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        pytest.skip("redis-server and redis-cli are needed to build a local cluster")
+    nodes = LocalCluster(server, cli, folder)
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
 
 
 @pytest.fixture(scope="session")
 def redis_cluster_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A real three-node Redis Cluster of our own ``redis-server`` processes, for the session."""
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if server is None or cli is None:
-        pytest.skip("redis-server and redis-cli are needed to build a local cluster")
-    folder: Path = tmp_path_factory.mktemp("cluster")
-    ports = [_free_cluster_port() for _ in range(CLUSTER_NODES)]
-    processes = [
-        subprocess.Popen(
-            [server, "--port", str(port), "--cluster-config-file", f"{port}.conf", *NODE_OPTIONS],
-            cwd=folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
-    try:
-        deadline = time.monotonic() + 20
-        while not all(_answers(cli, port, ["ping"], "PONG") for port in ports):
-            assert time.monotonic() < deadline, "cluster nodes did not start"
-            time.sleep(0.05)
-        nodes = [f"127.0.0.1:{port}" for port in ports]
-        subprocess.run(
-            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True,
-            check=True,
-        )
-        info = ["cluster", "info"]
-        while not all(_answers(cli, port, info, "cluster_state:ok") for port in ports):
-            assert time.monotonic() < deadline + 20, "the cluster did not become ready"
-            time.sleep(0.1)
-        yield ports[0]
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait(timeout=10)
+    with local_cluster(tmp_path_factory.mktemp("cluster")) as nodes:
+        yield nodes.ports[0]
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """A cluster of this test's own, so the test may stop and start its nodes."""
+    with local_cluster(tmp_path) as nodes:
+        yield nodes
 
 
 @pytest.fixture

@@ -1,10 +1,15 @@
 """Operations: liveness, readiness, Prometheus metrics and the OpenAPI document."""
 
+import asyncio
+import itertools
 from importlib.metadata import version
 from typing import Any
 
 from aiohttp import web
-from redis.exceptions import ReadOnlyError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import ClusterError, ReadOnlyError, SlotNotCoveredError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service import openapi
 from service.appkeys import GAUGES, METRICS, REDIS, SCORER, SETTINGS
@@ -43,14 +48,53 @@ async def readyz(request: web.Request) -> web.Response:
     # A PING is answered by a primary a failover demoted, which refuses every write: a write is
     # asked instead, one as cheap as a PING (a load balancer asks every few seconds) that changes
     # nothing. On the primary the client writes to: Sentinel's follows the new one after this
-    # refusal, Cluster's sends it to the key's slot.
+    # refusal; on a Cluster, every primary is asked, as each serves the sites of its own slots.
+    redis = request.app[REDIS]
+    keys = KeySpace(request.app[SETTINGS].redis_prefix)
     try:
-        await request.app[REDIS].delete(KeySpace(request.app[SETTINGS].redis_prefix).readiness())
+        if isinstance(redis, RedisCluster):
+            await _every_primary_takes_writes(redis, keys)
+        else:
+            await redis.delete(keys.readiness())
     except ReadOnlyError as error:
         raise StoreUnavailable(
             "not ready: Redis is a replica and refuses writes (a failover under way), retry later"
         ) from error
     return web.json_response({"status": "ready", "model": request.app[SCORER].model_version})
+
+
+async def _every_primary_takes_writes(cluster: RedisCluster, keys: KeySpace) -> None:
+    """The readiness write on every primary at once, each sent to its node alone and not tried
+    again (a load balancer's check must not wait out the client's retries): a primary down, or
+    a Cluster that no longer serves every slot, refuses it."""
+    try:
+        await cluster.initialize()
+        await asyncio.gather(
+            *(
+                cluster.execute_command("DEL", key, target_nodes=node)
+                for node, key in _one_key_per_primary(cluster, keys)
+            )
+        )
+    except (RedisConnectionError, RedisTimeoutError, ClusterError, SlotNotCoveredError) as error:
+        raise StoreUnavailable(
+            "not ready: a Redis Cluster primary does not answer or the cluster does not serve "
+            "every slot (a node down, a failover under way), so the sites in those slots can "
+            "take no comments; retry later"
+        ) from error
+
+
+def _one_key_per_primary(cluster: RedisCluster, keys: KeySpace) -> list[tuple[ClusterNode, str]]:
+    """A readiness key in a slot of each primary the client knows, by trying tags in turn: a few
+    tries while the slots are shared out evenly."""
+    owners = {slot: nodes[0] for slot, nodes in cluster.nodes_manager.slots_cache.items()}
+    primaries = len({node.name for node in owners.values()})
+    found: dict[str, tuple[ClusterNode, str]] = {}
+    tags = itertools.count()
+    while len(found) < primaries:
+        key = keys.readiness(str(next(tags)))
+        owner = owners[cluster.keyslot(key)]
+        found.setdefault(owner.name, (owner, key))
+    return list(found.values())
 
 
 @routes.get("/metrics")
