@@ -5,6 +5,7 @@ import itertools
 from importlib.metadata import version
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ClusterError, ReadOnlyError, SlotNotCoveredError
@@ -49,18 +50,31 @@ async def readyz(request: web.Request) -> web.Response:
     # asked instead, one as cheap as a PING (a load balancer asks every few seconds) that changes
     # nothing. On the primary the client writes to: Sentinel's follows the new one after this
     # refusal; on a Cluster, every primary is asked, as each serves the sites of its own slots.
+    # A replica may be set to take writes, and then loses them: its role is asked as well.
     redis = request.app[REDIS]
     keys = KeySpace(request.app[SETTINGS].redis_prefix)
     try:
         if isinstance(redis, RedisCluster):
             await _every_primary_takes_writes(redis, keys)
         else:
-            await redis.delete(keys.readiness())
+            await _server_takes_writes(redis, keys)
     except ReadOnlyError as error:
         raise StoreUnavailable(
             "not ready: Redis is a replica and refuses writes (a failover under way), retry later"
         ) from error
     return web.json_response({"status": "ready", "model": request.app[SCORER].model_version})
+
+
+async def _server_takes_writes(redis: aioredis.Redis, keys: KeySpace) -> None:
+    """The readiness write, then the server's role: a replica set to take writes
+    (``replica-read-only no``) takes it, and drops every write at its next sync."""
+    await redis.delete(keys.readiness())
+    role, *_ = await redis.role()
+    if role != "master":
+        raise StoreUnavailable(
+            "not ready: Redis is a replica that takes writes (replica-read-only no) and drops "
+            "them at its next sync with its primary: REDIS_URL must name the primary"
+        )
 
 
 async def _every_primary_takes_writes(cluster: RedisCluster, keys: KeySpace) -> None:

@@ -682,6 +682,35 @@ async def test_readiness_on_a_primary_demoted_to_replica_is_503_until_it_is_prim
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
+async def test_readiness_on_a_replica_that_takes_writes_is_503_as_it_would_lose_them(
+    aiohttp_client: AiohttpClient,
+    own_redis: ValkeyServer,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = await api_on(aiohttp_client, settings, own_redis.port)
+    direct = aioredis.Redis(port=own_redis.port, decode_responses=True)
+    try:
+        # REDIS_URL names a replica set to take writes: it takes them, and drops them all at its
+        # next sync with its primary.
+        await direct.config_set("replica-read-only", "no")
+        await direct.replicaof("127.0.0.1", str(free_port()))
+        unready = await client.get("/readyz")
+        error = (await unready.json())["error"]
+        assert (unready.status, unready.headers["Retry-After"], error["code"]) == (
+            503,
+            "1",
+            "store_unavailable",
+        )
+        assert "replica-read-only no" in error["message"]
+        await direct.replicaof("NO", "ONE")
+        ready = await client.get("/readyz")
+        assert (ready.status, (await ready.json())["status"]) == (200, "ready")
+    finally:
+        await direct.aclose()
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
 async def test_readiness_on_a_cluster_is_503_while_a_primary_is_down_and_200_once_it_is_back(
     aiohttp_client: AiohttpClient, own_cluster: LocalCluster, settings: Settings
 ) -> None:
