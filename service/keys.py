@@ -69,10 +69,11 @@ class KeySpace:
         return f"{self.prefix}:model:reloaded"
 
     def readiness(self, tag: str = "") -> str:
-        """Never written: ``/readyz`` deletes it, a write that changes nothing (so nothing reaches
-        the replicas or the append-only file) and that Redis refuses as it would intake's while
-        it takes no writes (a replica, unable to persist, short of replicas). On a Cluster, one
-        with a ``tag`` in a slot of each primary."""
+        """Never written: ``/readyz`` sets it only if it exists (``SET ... XX``), a write that
+        changes nothing (so nothing reaches the replicas or the append-only file) and that Redis
+        refuses as it would intake's while it takes no writes (a replica, at its maxmemory,
+        unable to persist, short of replicas; a DEL, which frees memory, is taken at maxmemory).
+        On a Cluster, one with a ``tag`` in a slot of each primary."""
         if tag:
             return f"{self.prefix}:readiness:{{{tag}}}"
         return f"{self.prefix}:readiness"

@@ -8,7 +8,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import ClusterError, ReadOnlyError, SlotNotCoveredError
+from redis.exceptions import ClusterError, OutOfMemoryError, ReadOnlyError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -46,11 +46,12 @@ async def healthz(request: web.Request) -> web.Response:
     errors=(503,),
 )
 async def readyz(request: web.Request) -> web.Response:
-    # A PING is answered by a primary a failover demoted, which refuses every write: a write is
-    # asked instead, one as cheap as a PING (a load balancer asks every few seconds) that changes
-    # nothing. On the primary the client writes to: Sentinel's follows the new one after this
-    # refusal; on a Cluster, every primary is asked, as each serves the sites of its own slots.
-    # A replica may be set to take writes, and then loses them: its role is asked as well.
+    # A PING is answered by a primary a failover demoted or one at its maxmemory, which refuse
+    # every write: a write is asked instead, one as cheap as a PING (a load balancer asks every
+    # few seconds) that changes nothing. On the primary the client writes to: Sentinel's follows
+    # the new one after this refusal; on a Cluster, every primary is asked, as each serves the
+    # sites of its own slots. A replica may be set to take writes, and then loses them: its role
+    # is asked as well.
     redis = request.app[REDIS]
     keys = KeySpace(request.app[SETTINGS].redis_prefix)
     try:
@@ -62,13 +63,18 @@ async def readyz(request: web.Request) -> web.Response:
         raise StoreUnavailable(
             "not ready: Redis is a replica and refuses writes (a failover under way), retry later"
         ) from error
+    except OutOfMemoryError as error:
+        raise StoreUnavailable(
+            "not ready: Redis is at its maxmemory and refuses writes (noeviction) until it has "
+            "room, retry later"
+        ) from error
     return web.json_response({"status": "ready", "model": request.app[SCORER].model_version})
 
 
 async def _server_takes_writes(redis: aioredis.Redis, keys: KeySpace) -> None:
     """The readiness write, then the server's role: a replica set to take writes
     (``replica-read-only no``) takes it, and drops every write at its next sync."""
-    await redis.delete(keys.readiness())
+    await redis.set(keys.readiness(), "", xx=True)
     role, *_ = await redis.role()
     if role != "master":
         raise StoreUnavailable(
@@ -85,7 +91,7 @@ async def _every_primary_takes_writes(cluster: RedisCluster, keys: KeySpace) -> 
         await cluster.initialize()
         await asyncio.gather(
             *(
-                cluster.execute_command("DEL", key, target_nodes=node)
+                cluster.execute_command("SET", key, "", "XX", target_nodes=node)
                 for node, key in _one_key_per_primary(cluster, keys)
             )
         )

@@ -449,9 +449,19 @@ async def test_a_redis_out_of_memory_answers_503_and_writes_resume_once_it_has_r
         assert (await full.json())["error"]["code"] == "store_unavailable"
         new_site = {"id": "other", "name": "Other"}
         assert (await client.post("/v1/sites", json=new_site, headers=admin)).status == 503
+        # It still answers PING and takes deletes, which free memory: not ready all the same.
+        unready = await client.get("/readyz")
+        error = (await unready.json())["error"]
+        assert (unready.status, unready.headers["Retry-After"], error["code"]) == (
+            503,
+            "1",
+            "store_unavailable",
+        )
+        assert "maxmemory" in error["message"]
         await direct.config_set("maxmemory", "0")
     finally:
         await direct.aclose()
+    assert (await client.get("/readyz")).status == 200
     assert (await post(comment("full"))).status == 202
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
