@@ -8,6 +8,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 from redis.exceptions import ClusterError, OutOfMemoryError, ReadOnlyError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -107,6 +108,9 @@ def _one_key_per_primary(cluster: RedisCluster, keys: KeySpace) -> list[tuple[Cl
     """A readiness key in a slot of each primary the client knows, by trying tags in turn: a few
     tries while the slots are shared out evenly."""
     owners = {slot: nodes[0] for slot, nodes in cluster.nodes_manager.slots_cache.items()}
+    if len(owners) < REDIS_CLUSTER_HASH_SLOTS:
+        # Slots of no node's (cluster-require-full-coverage no): the sites there take nothing.
+        raise SlotNotCoveredError("the cluster serves only some of its slots")
     primaries = len({node.name for node in owners.values()})
     found: dict[str, tuple[ClusterNode, str]] = {}
     tags = itertools.count()
