@@ -103,6 +103,13 @@ def _batch_size(value: str) -> int:
 
 
 def score_command(args: argparse.Namespace) -> int:
+    if sys.stdin is None:
+        # Started with stdin closed (``<&-``): Python leaves it None, not an empty input.
+        print(
+            "civility score: stdin is closed: give the comments on it as JSON Lines",
+            file=sys.stderr,
+        )
+        return 2
     try:
         model = _load_model(args.model, semantic=not args.no_semantic)
     except ModelError as error:

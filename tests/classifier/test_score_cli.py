@@ -252,3 +252,17 @@ def test_ctrl_c_ends_the_command_in_one_line_with_status_130(tiny_model_path: Pa
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=READ_TIMEOUT_SECONDS)
     assert (process.returncode, err.decode()) == (130, "civility score: interrupted\n")
+
+
+def test_a_closed_stdin_is_said_in_one_line_with_status_2(tiny_model_path: Path) -> None:
+    # `civility score <&-`: there is no input to read, not even an empty one.
+    completed = subprocess.run(
+        ["bash", "-c", 'exec "$0" score --model "$1" <&-', str(CIVILITY), str(tiny_model_path)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert (completed.returncode, completed.stdout, completed.stderr) == (
+        2, "", "civility score: stdin is closed: give the comments on it as JSON Lines\n",
+    )  # fmt: skip
