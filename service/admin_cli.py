@@ -50,7 +50,8 @@ Action = Callable[[Admin, argparse.Namespace, Settings], Awaitable[Any]]
 
 
 class StoreNotFoundError(Exception):
-    """Neither ``REDIS_URL`` nor a running ``civility run`` says where the store is."""
+    """Neither ``REDIS_URL`` nor a running ``civility run`` says where the store is, or its
+    Redis does not answer."""
 
 
 def store_url(settings: Settings) -> str:
@@ -64,6 +65,18 @@ def store_url(settings: Settings) -> str:
             "set REDIS_URL, or start `civility run` (or run this from the folder it runs in)"
         )
     return url
+
+
+def store_settings() -> Settings:
+    """The service's settings, with the store's URL once its Redis answered; ``SettingsError``
+    or ``StoreNotFoundError`` saying why not."""
+    settings = Settings.from_env()
+    settings = dataclasses.replace(settings, redis_url=store_url(settings))
+    unanswered = refuse_a_refused_redis_url(settings)
+    if unanswered is not None:
+        # Said as `serve` says it; a command cannot wait for Redis to come up as the service does.
+        raise StoreNotFoundError(unanswered)
+    return settings
 
 
 class _NoScoring:
@@ -145,9 +158,7 @@ def _problem(error: CivilityError) -> str:
 def run_action(name: str, action: Action, args: argparse.Namespace) -> int:
     """Run one admin action against the store and print its JSON answer; errors in one line."""
     try:
-        settings = Settings.from_env()
-        settings = dataclasses.replace(settings, redis_url=store_url(settings))
-        refuse_a_refused_redis_url(settings)
+        settings = store_settings()
     except (SettingsError, StoreNotFoundError) as error:
         print(f"civility {name}: {error}", file=sys.stderr)
         return 2

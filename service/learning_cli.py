@@ -11,7 +11,6 @@ version active after checking that it loads; running API processes switch to it 
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -22,8 +21,8 @@ from classifier.card import ARTIFACT_SUFFIX
 from classifier.model import ArtifactMissingError, ModelError, activate, active_stem
 from classifier.progress import Progress, add_quiet
 from classifier.versions import model_problem, stored_models
-from service.admin_cli import StoreNotFoundError, store_url
-from service.connection import connect, refuse_a_refused_redis_url
+from service.admin_cli import StoreNotFoundError, store_settings
+from service.connection import connect
 from service.env_reader import SettingsError
 from service.errors import StoreUnavailable
 from service.labels import LabelLog
@@ -83,9 +82,7 @@ def register(commands: "SubParsers[argparse.ArgumentParser]") -> None:
 
 def export_command(args: argparse.Namespace) -> int:
     try:
-        settings = Settings.from_env()
-        settings = dataclasses.replace(settings, redis_url=store_url(settings))
-        refuse_a_refused_redis_url(settings)
+        settings = store_settings()
     except (SettingsError, StoreNotFoundError) as error:
         print(f"civility labels export: {error}", file=sys.stderr)
         return 2

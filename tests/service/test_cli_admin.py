@@ -456,3 +456,34 @@ def test_commands_that_read_the_service_settings_name_every_variable_in_their_he
         main([*command, "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert f"environment: {', '.join(Settings.variables())}" in shown
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("sites", "show", "news"),
+        ("sites", "create", "news", "--name", "News"),
+        ("moderators", "list", "news"),
+        ("labels", "export", "--site", "news"),
+    ],
+    ids=" ".join,
+)
+def test_a_redis_that_does_not_answer_is_named_in_one_line(
+    tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    # Nothing listens there. A command cannot wait for Redis to come up as the service does.
+    url = f"redis://:the-password@127.0.0.1:{free_port()}/0"
+    env = {**os.environ, "REDIS_URL": url, "CIVILITY_DATA_DIR": str(tmp_path)}
+    ended = subprocess.run(
+        [sys.executable, "-m", "service", *argv],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (ended.returncode, ended.stdout) == (2, "")
+    [line] = ended.stderr.splitlines()
+    said_by = " ".join(argv[:2])
+    assert line.startswith(f"civility {said_by}: REDIS_URL's Redis does not answer (")
+    assert line.endswith(f"): {url.replace(':the-password@', '***@')}")
