@@ -373,3 +373,29 @@ def test_a_feedback_line_that_is_not_utf8_is_named_in_one_line(
         ("", f"civility train: {feedback}:2: not valid UTF-8: byte 0xe9 at offset 13\n"),
     )
     assert not out.exists()
+
+
+def test_a_forced_retrain_without_semantic_stage_does_not_load_the_old_one_left_beside_it(
+    datasets_dir: Path, tiny_semantic_model_path: Path, tmp_path: Path
+) -> None:
+    # A version trained with its semantic stage, not active (so --force may replace it).
+    models = tmp_path / "models"
+    shutil.copytree(tiny_semantic_model_path.parent, models)
+    (models / "ACTIVE").unlink()
+    stem = tiny_semantic_model_path.name.removesuffix(".joblib")
+    stale = models / f"{stem}.semantic.joblib"
+    old = file_sha256(stale)
+    status = run_cli(
+        "train", "--data", str(datasets_dir), "--out", str(models),
+        "--version", stem.removeprefix("civility-"), "--force", "--no-semantic",
+        "--limit-per-source", "150", "--jobs", "1", "--quiet",
+    )  # fmt: skip
+    assert status == 0
+    # The old stage's file is still there, but the new card does not name it, and a model is
+    # loaded with the stage its card names (checked by its sha256), so none here.
+    assert file_sha256(stale) == old
+    assert "semantic" not in json.loads((models / f"{stem}.json").read_text())
+    model = load_active(models)
+    assert (model.stem, model.semantic) == (stem, None)
+    texts = ["You are an idiot.", "Thanks for the careful summary."]
+    assert (model.predict_blended(texts) == model.predict_matrix(texts)).all()
