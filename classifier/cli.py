@@ -13,6 +13,7 @@ from classifier.datasets import DatasetError
 from classifier.evaluate import evaluate, format_table, write_report
 from classifier.feedback import FeedbackError
 from classifier.model import Model, ModelError, load_active
+from classifier.output import write_line
 from classifier.progress import Progress, add_quiet
 from classifier.train import (
     DEFAULT_NAME,
@@ -188,7 +189,7 @@ def _run_train(args: argparse.Namespace) -> int:
         return _fail("train", str(error))
     except DatasetError as error:
         return _fail("train", f"{error}; {DATASETS_HELP}")
-    print(f"trained {artifact} ({artifact.stat().st_size / 1e6:.1f} MB)")
+    write_line(f"trained {artifact} ({artifact.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -272,8 +273,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         )
     except DatasetError as error:
         return _fail("evaluate", f"{error}; {DATASETS_HELP}")
-    print(f"{model.stem}: evaluated in {report['seconds']} s")
-    print(format_table(report))
+    write_line(f"{model.stem}: evaluated in {report['seconds']} s")
+    write_line(format_table(report))
     if not args.no_write:
         write_report(model, report)
         # Only here: matplotlib stays out of every other command, the serving ones above all.
@@ -281,7 +282,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
         examples = pictures.Examples.read(args.seed, args.examples)
         written = pictures.write_evaluation(model, report, examples)
-        print(f"report: {written.page} (figures in {written.figures[0].parent})")
+        write_line(f"report: {written.page} (figures in {written.figures[0].parent})")
     return 0
 
 
@@ -299,12 +300,12 @@ def _run_compare(model: Model, args: argparse.Namespace) -> int:
     except ModelError as error:
         return _fail("evaluate", model_problem(error, args.models))
     report = compare(model, old, args.data, limit_per_set=args.limit_per_set)
-    print(format_comparison(report))
+    write_line(format_comparison(report))
     if not args.no_write:
         from classifier import report as pictures
 
         written = pictures.write_comparison(model, report)
-        print(f"report: {written.page} (figures in {written.figures[0].parent})")
+        write_line(f"report: {written.page} (figures in {written.figures[0].parent})")
     return 0
 
 
@@ -355,8 +356,8 @@ def _run_tune(args: argparse.Namespace) -> int:
         return _fail("tune", str(error))
     except DatasetError as error:
         return _fail("tune", f"{error}; {DATASETS_HELP}")
-    print(format_report(report))
+    write_line(format_report(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out} ({report['seconds']} s)")
+    write_line(f"wrote {args.out} ({report['seconds']} s)")
     return 0

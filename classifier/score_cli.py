@@ -17,9 +17,10 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO
 
 from classifier.model import Model, ModelError, load_active
+from classifier.output import Sink, Stdout, until_the_reader_leaves
 from classifier.progress import QUIET, Progress, add_quiet
 
 # The same bound the service puts on a comment's text.
@@ -115,19 +116,15 @@ def score_command(args: argparse.Namespace) -> int:
     except ModelError as error:
         print(f"civility score: {error}", file=sys.stderr)
         return 2
-    try:
+    with until_the_reader_leaves():
         score_stream(
             model,
             sys.stdin.buffer,
-            sys.stdout,
+            Stdout(),
             args.batch_size,
             args.evidence,
             Progress(quiet=args.quiet),
         )
-    except BrokenPipeError:
-        # The reader went away (``| head``): stop quietly, and keep Python from complaining
-        # again when it flushes stdout at exit.
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     return 0
 
 
@@ -140,7 +137,7 @@ def _load_model(artifact: Path | None, semantic: bool = True) -> Model:
 def score_stream(
     model: Model,
     source: BinaryIO,
-    sink: TextIO,
+    sink: Sink,
     batch_size: int,
     evidence: bool,
     progress: Progress = QUIET,
@@ -157,7 +154,7 @@ def score_stream(
 
 
 def _write_batch(
-    model: Model, pending: list[Comment | LineError], sink: TextIO, evidence: bool
+    model: Model, pending: list[Comment | LineError], sink: Sink, evidence: bool
 ) -> None:
     comments = [item for item in pending if isinstance(item, Comment)]
     texts = [comment.text for comment in comments]

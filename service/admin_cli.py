@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from classifier.card import ARTIFACT_SUFFIX, card_path, read_card
 from classifier.model import ModelError, active_stem
+from classifier.output import OutputError, write_line
 from service.admin_store import AdminStore
 from service.administration import Administration
 from service.connection import connect, refuse_a_refused_redis_url
@@ -47,6 +48,8 @@ class Admin:
 
 
 Action = Callable[[Admin, argparse.Namespace, Settings], Awaitable[Any]]
+Unseen = Callable[[Admin, argparse.Namespace], Awaitable[str]]
+"""Undoes an action whose answer nobody saw; says what it did."""
 
 
 class StoreNotFoundError(Exception):
@@ -155,30 +158,52 @@ def _problem(error: CivilityError) -> str:
     return error.message
 
 
-def run_action(name: str, action: Action, args: argparse.Namespace) -> int:
-    """Run one admin action against the store and print its JSON answer; errors in one line."""
+def run_action(
+    name: str, action: Action, args: argparse.Namespace, unseen: Unseen | None = None
+) -> int:
+    """Run one admin action against the store and print its JSON answer; errors in one line.
+    ``unseen`` undoes the action when its answer, holding what is shown only there, could not
+    be written."""
     try:
         settings = store_settings()
     except (SettingsError, StoreNotFoundError) as error:
         print(f"civility {name}: {error}", file=sys.stderr)
         return 2
-
-    async def act() -> Any:
-        async with _admin(settings) as admin:
-            return await action(admin, args, settings)
-
     try:
-        answer = run_until_interrupted(act())
+        answer = _on_store(settings, lambda admin: action(admin, args, settings))
     except CivilityError as error:
         print(f"civility {name}: {_problem(error)}", file=sys.stderr)
         return 2 if error.status < 500 else 1
-    if answer is not None:
-        print(json.dumps(answer, indent=2, ensure_ascii=False))
+    try:
+        write_line(json.dumps(answer, indent=2, ensure_ascii=False))
+    except OutputError as error:
+        if unseen is None:
+            raise
+        print(f"civility {name}: {error}; {_undone(settings, args, unseen)}", file=sys.stderr)
+        return 1
     return 0
 
 
-def _handler(name: str, action: Action) -> Callable[[argparse.Namespace], int]:
-    return lambda args: run_action(name, action, args)
+def _on_store(settings: Settings, work: Callable[[Admin], Awaitable[Any]]) -> Any:
+    async def act() -> Any:
+        async with _admin(settings) as admin:
+            return await work(admin)
+
+    return run_until_interrupted(act())
+
+
+def _undone(settings: Settings, args: argparse.Namespace, unseen: Unseen) -> str:
+    """What ``unseen`` did, or why it could not."""
+    try:
+        return str(_on_store(settings, lambda admin: unseen(admin, args)))
+    except CivilityError as error:
+        return f"undoing it failed too ({_problem(error)})"
+
+
+def _handler(
+    name: str, action: Action, unseen: Unseen | None = None
+) -> Callable[[argparse.Namespace], int]:
+    return lambda args: run_action(name, action, args, unseen)
 
 
 # ---------------------------------------------------------------------- actions
@@ -192,6 +217,18 @@ async def create_site(admin: Admin, args: argparse.Namespace, _: Settings) -> An
         fields["policy"] = args.policy
     site, credentials = await admin.moderation.create_site(_validated(SiteSpec, fields))
     return {**site.to_json(), **credentials.model_dump()}
+
+
+async def remove_unseen_site(admin: Admin, args: argparse.Namespace) -> str:
+    """The site just created, whose webhook secret and api key are shown nowhere else: deleted,
+    and purged here rather than by a worker, so that its id can be created again at once."""
+    await admin.administration.delete_site(args.site)
+    while not (await admin.administration.purge_step(args.site)).done:
+        pass
+    return (
+        f"site {args.site!r} is removed again, as nobody saw its webhook secret and api key: "
+        "create it again"
+    )
 
 
 async def show_site(admin: Admin, args: argparse.Namespace, _: Settings) -> Any:
@@ -269,7 +306,7 @@ def _register_sites(commands: "SubParsers[argparse.ArgumentParser]") -> None:
     create.add_argument(
         "--policy", type=_json_object, help="the policy as a JSON object (default: the defaults)"
     )
-    create.set_defaults(handler=_handler("sites create", create_site))
+    create.set_defaults(handler=_handler("sites create", create_site, remove_unseen_site))
 
     show = actions.add_parser("show", help="print a site and its policy")
     show.add_argument("site", help="the site id")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from classifier import cli as classifier_cli
 from classifier.embedding_cache import CACHE_VARIABLE
+from classifier.output import OutputError
 from classifier.score_cli import MODELS_DIR_VARIABLE
 from service import admin_cli, learning_cli, serve_cli
 from service.settings import Settings
@@ -85,6 +86,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         # Ctrl-C is the operator's choice, not a failure to show a traceback for.
         print(f"civility {_name(args)}: interrupted", file=sys.stderr)
         return INTERRUPTED_STATUS
+    except OutputError as error:
+        print(f"civility {_name(args)}: {error}", file=sys.stderr)
+        return 1
 
 
 def _name(args: argparse.Namespace) -> str:

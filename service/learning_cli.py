@@ -14,10 +14,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
 
 from classifier.card import ARTIFACT_SUFFIX
 from classifier.model import ArtifactMissingError, ModelError, activate, active_stem
+from classifier.output import Sink, Stdout, until_the_reader_leaves, write_line
 from classifier.progress import Progress, add_quiet
 from classifier.versions import model_problem, stored_models
 from service.admin_cli import StoreNotFoundError, store_settings
@@ -87,13 +87,10 @@ def export_command(args: argparse.Namespace) -> int:
         print(f"civility labels export: {error}", file=sys.stderr)
         return 2
     try:
-        return run_until_interrupted(
-            _export(settings, args.site, sys.stdout, Progress(quiet=args.quiet))
-        )
-    except BrokenPipeError:
-        # The reader went away (``| head``): stop quietly, and keep Python from complaining
-        # again when it flushes stdout at exit.
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        with until_the_reader_leaves():
+            return run_until_interrupted(
+                _export(settings, args.site, Stdout(), Progress(quiet=args.quiet))
+            )
         return 0
     except StoreUnavailable:
         print(
@@ -104,7 +101,7 @@ def export_command(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _export(settings: Settings, site: str, out: TextIO, progress: Progress) -> int:
+async def _export(settings: Settings, site: str, out: Sink, progress: Progress) -> int:
     connection = connect(settings)
     client, prefix = connection.client, connection.prefix
     try:
@@ -139,7 +136,7 @@ def list_command(args: argparse.Namespace) -> int:
         card = model.card or {}
         created = card.get("created", "?")
         note = "" if model.card is not None else "  (card missing or unreadable)"
-        print(f"{'*' if model.active else ' '} {model.stem:<28} {created}{note}")
+        write_line(f"{'*' if model.active else ' '} {model.stem:<28} {created}{note}")
     return 0
 
 
@@ -160,11 +157,9 @@ def show_command(args: argparse.Namespace) -> int:
     if found[0].card is None:
         print(f"civility model show: {stem} has no readable card", file=sys.stderr)
         return 2
-    try:
-        print(json.dumps(found[0].card, indent=2, ensure_ascii=False))
-    except BrokenPipeError:
-        # A card is larger than a pipe holds: `| head` leaves before the end.
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    # A card is larger than a pipe holds: `| head` leaves before the end.
+    with until_the_reader_leaves():
+        write_line(json.dumps(found[0].card, indent=2, ensure_ascii=False))
     return 0
 
 
@@ -184,7 +179,7 @@ def activate_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    print(
+    write_line(
         f"{stem} is active in {models}; running API processes switch on "
         "POST /v1/model:reload or SIGHUP"
     )

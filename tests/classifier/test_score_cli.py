@@ -266,3 +266,23 @@ def test_a_closed_stdin_is_said_in_one_line_with_status_2(tiny_model_path: Path)
     assert (completed.returncode, completed.stdout, completed.stderr) == (
         2, "", "civility score: stdin is closed: give the comments on it as JSON Lines\n",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("redirect", "reason"),
+    [(">/dev/full", "No space left on device"), (">&-", "it is closed")],
+)
+def test_scores_stdout_does_not_take_are_said_in_one_line(
+    tiny_model_path: Path, redirect: str, reason: str
+) -> None:
+    completed = subprocess.run(
+        ["bash", "-c", f'exec "$0" score --model "$1" {redirect}', CIVILITY, tiny_model_path],
+        input=f"{comment(1, CIVIL)}\n",
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert (completed.returncode, completed.stderr) == (
+        1, f"civility score: cannot write to stdout ({reason})\n",
+    )  # fmt: skip

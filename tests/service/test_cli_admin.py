@@ -573,3 +573,72 @@ def test_ctrl_c_stops_a_labels_export_at_once(
     monkeypatch.setattr(sys, "stdout", again)
     assert main(["labels", "export", "--site", "news"]) == 0
     assert len(again.getvalue().splitlines()) == total
+
+
+def shell(command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` run by bash, ``civility`` standing for this checkout's; its first
+    command's exit status."""
+    civility = f"{sys.executable} -m service"
+    return subprocess.run(
+        ["bash", "-c", f"{command.replace('civility', civility)}; exit ${{PIPESTATUS[0]}}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("redirect", "reason"),
+    [
+        ("| true", "Broken pipe"),
+        (">/dev/full", "No space left on device"),
+        (">&-", "it is closed"),
+    ],
+)
+def test_a_site_whose_secret_could_not_be_written_is_not_kept(
+    store: str, redirect: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ended = shell(f"civility sites create news --name News {redirect}")
+    assert (ended.returncode, ended.stdout, ended.stderr) == (
+        1, "", f"civility sites create: cannot write to stdout ({reason}); site 'news' is "
+        "removed again, as nobody saw its webhook secret and api key: create it again\n",
+    )  # fmt: skip
+    assert stored(store, lambda kept: kept.load_site("news")) is None
+    # Nothing of it is left to wait for a worker's purge: the id can be taken again at once.
+    status, created, err = civility(capsys, "sites", "create", "news", "--name", "News")
+    assert (status, created["id"], err) == (0, "news", "")
+
+
+FAILED_WRITES = {">/dev/full": "No space left on device", ">&-": "it is closed"}
+
+
+@pytest.mark.parametrize("redirect", [*FAILED_WRITES, "| true"])
+@pytest.mark.parametrize(
+    "command", ["sites show news", "moderators add news --name Ann", "model list"]
+)
+def test_an_answer_stdout_does_not_take_is_said_in_one_line(
+    store: str, command: str, redirect: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert civility(capsys, "sites", "create", "news", "--name", "News")[0] == 0
+    ended = shell(f"CIVILITY_MODELS_DIR={MODELS} civility {command} {redirect}")
+    reason = FAILED_WRITES.get(redirect, "Broken pipe")
+    said_by = " ".join(command.split()[:2])
+    assert (ended.returncode, ended.stdout, ended.stderr) == (
+        1, "", f"civility {said_by}: cannot write to stdout ({reason})\n",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("redirect", FAILED_WRITES)
+def test_a_labels_export_stdout_does_not_take_is_said_in_one_line(
+    store: str, redirect: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A reader leaving early (`| head`) ends it quietly; a closed stdout or a full disk do not.
+    assert civility(capsys, "sites", "create", "news", "--name", "News")[0] == 0
+    stored(store, lambda kept: LabelLog(kept.redis, prefix="civ").record(
+        "news", "A label to export.", {"spam": 0}, "moderator", "1.7.0"
+    ))  # fmt: skip
+    ended = shell(f"civility labels export --site news {redirect}")
+    assert (ended.returncode, ended.stdout, ended.stderr) == (
+        1, "", f"civility labels export: cannot write to stdout ({FAILED_WRITES[redirect]})\n",
+    )  # fmt: skip
