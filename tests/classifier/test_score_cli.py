@@ -250,7 +250,10 @@ def test_ctrl_c_ends_the_command_in_one_line_with_status_130(tiny_model_path: Pa
         assert json.loads(process.stdout.readline())["id"] == 1
         # Scoring, waiting for the next line, as at a terminal: the user presses Ctrl-C.
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=READ_TIMEOUT_SECONDS)
+        # stdin stays open: the command must end by the Ctrl-C, not by reaching the end of it.
+        process.wait(timeout=READ_TIMEOUT_SECONDS)
+        assert process.stderr is not None
+        err = process.stderr.read()
     assert (process.returncode, err.decode()) == (130, "civility score: interrupted\n")
 
 
