@@ -27,7 +27,7 @@ from redis.exceptions import ResponseError
 from service import delivery
 from service.admin_store import AdminStore
 from service.compat import coral_graphql, coral_sync
-from service.compat.coral_links import CoralIds, CoralLinks, keep_seconds
+from service.compat.coral_links import CoralCall, CoralIds, CoralLinks, keep_seconds
 from service.connection import connect
 from service.deliveries import DeliveryLog, Settle
 from service.egress import guarded_socket_factory
@@ -254,13 +254,15 @@ class Worker:
                 # Coral's webhooks about decisions made before this one are echoes from now on;
                 # or it is given up (dead-lettered), and Coral's own decisions count again.
                 called = outcome.delivered and outcome.status is not None
+                # What Coral's webhooks then echo, and until when (see ``CoralDesk.webhook``).
+                call = CoralCall(coral_sync.status_set(record), started_ms, self._now_ms())
                 with contextlib.suppress(SiteNotFound):
                     await self.coral_links.sent(
                         site,
                         record["comment_id"],
                         int(record["created_at"]),
-                        started_ms if called else link.reached_at,
                         keep,
+                        call if called else None,
                     )
         elif site_record is None or not site_record.site.callback_url:
             outcome = delivery.Outcome(delivered=False, error="the site has no callback URL")

@@ -43,6 +43,7 @@ UNSURE = (
     "Coral's comment reads as none of the author's comments civility has in the thread (or as "
     "several): civility cannot tell which it is, and decides none"
 )
+REOPENED = "civility's own decision coming back from Coral: the comment was reopened since"
 SUGGESTION_TOKEN = "comment:"
 """What Coral's Perspective client puts before its comment id in a suggestion's clientToken."""
 
@@ -232,6 +233,11 @@ class CoralDesk:
             return answer  # civility's own decision coming back from Coral
         link = await self.links.of(site_id, comment_id)
         created_ms = event.created_ms()
+        if link is not None and _echo_of_reopened(comment, link, event.data.status, created_ms):
+            # A reopen is not carried into Coral, which keeps civility's decision: its webhook
+            # about that decision, arriving late, must not decide the comment again.
+            answer["reason"] = REOPENED
+            return answer
         if found is None and link and created_ms is not None and created_ms < link.reached_at:
             # Coral's status could not be read: a decision Coral dates before civility's latest
             # one went there is older (the echo of an earlier one of civility's, or Coral's own
@@ -352,6 +358,20 @@ def _edited(recent: list[tuple[str, int]], since: int) -> tuple[str | None, list
     if len(editable) == 1:
         return editable[0], []
     return None, editable or [comment_id for comment_id, _ in recent]
+
+
+def _echo_of_reopened(
+    comment: Comment, link: CoralLink, status: str | None, created_ms: int | None
+) -> bool:
+    """Coral's webhook is civility's own decision coming back to a comment a civility moderator
+    has reopened since (late, or sent again after Coral's attempt timed out): it has the status
+    civility's latest call set in Coral, dated no later than Coral answered that call or than
+    the reopen. One Coral dates after both is its moderators' decision, made since, to keep
+    the status civility set."""
+    reopened = comment.state is State.PENDING and coral_sync.made_in_civility(comment.decided_by)
+    if not reopened or not link.sent_status or link.sent_status != status:
+        return False
+    return created_ms is None or created_ms <= max(to_ms(comment.decided_at), link.answered_at)
 
 
 def _on_its_way(comment: Comment, link: CoralLink) -> bool:

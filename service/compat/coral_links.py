@@ -34,6 +34,15 @@ class CoralIds:
 
 
 @dataclass(frozen=True, slots=True)
+class CoralCall:
+    """A call that set a comment's status in Coral, timed by the worker's clock (ms)."""
+
+    status: str
+    started_at: int
+    answered_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class CoralLink:
     """A comment that came through Coral's phase, and Coral's ids once a webhook named them."""
 
@@ -44,6 +53,11 @@ class CoralLink:
     """When civility's latest decision carried into Coral was made (ms; 0: none yet)."""
     reached_at: int = 0
     """When the worker began carrying that decision into Coral (ms, the worker's clock)."""
+    sent_status: str = ""
+    """The status (``APPROVED``, ``REJECTED``) civility's latest call into Coral set there
+    ("": none yet): what Coral's webhooks echo of civility's own decisions."""
+    answered_at: int = 0
+    """When Coral answered that call (ms, the worker's clock): its echo is dated before."""
     coral_id: str | None = None
     """Coral's comment id, once a webhook named it (also while ``ids`` waits for a revision)."""
     text: str | None = None
@@ -141,6 +155,8 @@ class CoralLinks:
             CoralIds(coral_id, revision) if coral_id and revision else None,
             sent_at=int(stored.get("sent_at") or 0),
             reached_at=int(stored.get("reached_at") or 0),
+            sent_status=str(stored.get("sent_status") or ""),
+            answered_at=int(stored.get("answered_at") or 0),
             coral_id=coral_id,
             text=str(stored["text"]) if stored.get("text") else None,
             edited_version=int(stored.get("edited_version") or 0),
@@ -157,11 +173,19 @@ class CoralLinks:
             await self._write(site, self._link_keys(site, comment_id), [*args, *fields])
 
     async def sent(
-        self, site: str, comment_id: str, decided_at_ms: int, reached_at_ms: int, keep_seconds: int
+        self,
+        site: str,
+        comment_id: str,
+        decided_at_ms: int,
+        keep_seconds: int,
+        call: CoralCall | None = None,
     ) -> None:
-        """Coral has civility's decision made at ``decided_at_ms``, sent at ``reached_at_ms``
-        (see ``CoralDesk.webhook``)."""
-        fields: list[str | int] = ["sent_at", decided_at_ms, "reached_at", reached_at_ms]
+        """Coral has civility's decision made at ``decided_at_ms`` through ``call``, or it was
+        given up without one (see ``CoralDesk.webhook``)."""
+        fields: list[str | int] = ["sent_at", decided_at_ms]
+        if call is not None:
+            fields += ["reached_at", call.started_at, "answered_at", call.answered_at]
+            fields += ["sent_status", call.status]
         args: list[str | int] = [keep_seconds * 1000, comment_id, 0, "", *fields]
         await self._write(site, self._link_keys(site, comment_id), args)
 

@@ -40,6 +40,11 @@ def needs_coral(record: Mapping[str, str]) -> bool:
     return is_decision and made_in_civility(record.get("decided_by", ""))
 
 
+def status_set(record: Mapping[str, str]) -> str:
+    """The status in Coral a decision made in civility sets (Coral has no spam status)."""
+    return coral.APPROVED if record["type"] == APPROVING else coral.REJECTED
+
+
 async def deliver(
     session: aiohttp.ClientSession,
     endpoint: coral_graphql.Endpoint,

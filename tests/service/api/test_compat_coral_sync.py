@@ -89,6 +89,8 @@ class FakeCoral:
     """The comment's body as Coral stores it (HTML), instead of the recorded one."""
     revision: str = REVISION_ID
     """The comment's latest revision (an edit adds one; Coral still takes decisions on older)."""
+    changed_at: float = 0.0
+    """When a mutation last set the comment's status (Coral's clock, the real time)."""
 
     def moderator_rejects(self) -> dict[str, Any]:
         """A moderator rejects the comment in Coral: its webhook, as Coral sends it."""
@@ -138,7 +140,15 @@ class FakeCoral:
         answer = fixture(name if field_name == "approveComment" else "graphql_reject_comment.json")
         answer["data"][field_name]["clientMutationId"] = given["clientMutationId"]
         self.status = answer["data"][field_name]["comment"]["status"]
+        self.changed_at = time.time()
         return web.json_response(answer)
+
+    def echo(self) -> dict[str, Any]:
+        """The webhook Coral sends about the status civility's last mutation set, dated then."""
+        event = fixture("webhook_left_moderation_queue.json")
+        event["data"]["status"] = self.status
+        event["createdAt"] = datetime.fromtimestamp(self.changed_at, UTC).isoformat()
+        return event
 
     def mutations(self) -> list[dict[str, Any]]:
         return [call for call in self.calls if call["field"] != "comment"]
@@ -572,6 +582,73 @@ async def test_a_reopen_in_civility_leaves_coral_as_decided_until_the_next_decis
         "rejectComment",
     ]
     assert fake_coral.status == "REJECTED"
+
+
+@pytest.mark.parametrize("action", ["approve", "reject"])
+async def test_corals_late_echo_of_civilitys_decision_does_not_undo_a_reopen(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    action: str,
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": action}, headers=headers)).status == 200
+    await deliver_until(redis_client, settled(redis_client, 2), "the decision in Coral")
+    echo = fake_coral.echo()
+    clock.advance(1)
+    assert (await client.post(url, json={"action": "reopen"}, headers=headers)).status == 200
+
+    # Coral's webhook about civility's own decision arrives after the reopen (a retry of one
+    # whose answer was lost, or a slow one): Coral still has that decision, as civility set it.
+    answer = await (await webhook(client, echo)).json()
+
+    assert (answer["applied"], answer["reason"]) == (
+        False,
+        "civility's own decision coming back from Coral: the comment was reopened since",
+    )
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("pending", coral_site["moderator_id"])
+    # Coral's moderator deciding otherwise after the reopen is Coral's later decision.
+    other = "REJECTED" if action == "approve" else "APPROVED"
+    fake_coral.status = other
+    later = fixture("webhook_left_moderation_queue.json")
+    later["data"]["status"] = other
+    later["createdAt"] = datetime.fromtimestamp(clock() + 1, UTC).isoformat()
+    answer = await (await webhook(client, later)).json()
+    assert (answer["applied"], answer["state"]) == (True, other.lower())
+
+
+async def test_corals_decision_as_civility_set_it_made_after_a_reopen_still_applies(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
+    # A day on (past the worker's clock, which the test moves on), a moderator reopens it.
+    clock.advance(DAY_MS / 1000)
+    assert (await client.post(url, json={"action": "reopen"}, headers=headers)).status == 200
+    # Readers report the comment in Coral, and Coral's moderator keeps it after the reopen.
+    kept = fake_coral.echo()
+    kept["createdAt"] = datetime.fromtimestamp(clock() + 1, UTC).isoformat()
+
+    answer = await (await webhook(client, kept)).json()
+
+    assert (answer["applied"], answer["state"]) == (True, "approved")
+    assert (await comment(client, coral_site, ours))["decided_by"] == "coral"
 
 
 async def test_a_decision_before_coral_named_the_comment_waits_for_the_link(
