@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from classifier.normalize import is_blank
 from service.compat import coral, coral_graphql, coral_sync
 from service.compat.coral_links import CoralIds, CoralLink, CoralLinks, keep_seconds
 from service.compat.ids import external_id
@@ -284,14 +285,15 @@ class CoralDesk:
         self, site_id: str, found: coral_graphql.CoralComment
     ) -> tuple[str | None, bool]:
         """The author's comment in the thread that ``found`` is, when no id named it: the only
-        one civility has there, else the only one whose text, as Coral's phase last sent it,
-        Coral's reads as (an edit civility took changed it since its id was derived). Of
-        several, the latest alone is no answer: Coral's may be another one, whose edit civility
-        withheld or which it took before the author wrote again, and a decision on it must not
-        decide this one; the flag says civility cannot tell."""
+        one civility has there whose text, as Coral's phase last sent it, Coral's reads as (an
+        edit civility took changed it since its id was derived), or the only one when Coral's
+        has no text (an edit that blanked it) to compare. Being the author's only or latest
+        comment is no answer: Coral's may be another one, which civility never stored or whose
+        edit it withheld, and a decision on it must not decide this one; the flag says civility
+        has comments there and cannot tell."""
         recent = await self.links.recent(site_id, found.story_id, found.author_id, found.parent_id)
-        if len(recent) <= 1:
-            return (recent[0][0] if recent else None), False
+        if len(recent) == 1 and is_blank(coral.plain_text(found.body)):
+            return recent[0][0], False
         reading = [
             comment_id
             for comment_id, _ in recent
@@ -300,7 +302,7 @@ class CoralDesk:
         ]
         if len(reading) == 1:
             return reading[0], False
-        return None, True
+        return None, bool(recent)
 
     async def _moderated(
         self, site_id: str, event: coral.WebhookEvent, found: coral_graphql.CoralComment

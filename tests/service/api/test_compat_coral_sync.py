@@ -885,6 +885,43 @@ async def test_a_coral_decision_on_an_edit_civility_withheld_decides_neither_com
     assert await redis_client.hget(KEYS.coral_link("news", our_id(second)), "coral_id") is None
 
 
+async def test_a_coral_decision_on_a_text_unlike_the_authors_only_comment_decides_nothing(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    # The author's only comment civility has in the thread; Coral's comment has another text
+    # (one whose phase failed, which Coral published unmoderated): it is not that comment.
+    await send(client, NEW_COMMENT)
+    before = await comment(client, coral_site, our_id(NEW_COMMENT))
+    fake_coral.body = "<p>Something else entirely, never moderated here.</p>"
+
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
+
+    assert answer["applied"] is False
+    assert "comment_id" not in answer
+    assert answer["reason"].startswith("Coral's comment reads as none of the author's")
+    kept = await comment(client, coral_site, our_id(NEW_COMMENT))
+    assert (kept["state"], kept["version"]) == (before["state"], before["version"])
+    assert await redis_client.get(KEYS.coral_comment("news", CORAL_ID)) is None
+
+
+async def test_a_coral_decision_on_the_blanked_only_comment_decides_it_before_any_link(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
+) -> None:
+    # No webhook named the comment before the author blanked it in Coral: Coral's comment has
+    # no text to compare, and the author's only one in the thread is the one blanked.
+    await send(client, NEW_COMMENT)
+    assert await (await send(client, edited("\u200b"))).json() == {"status": "REJECTED"}
+    fake_coral.body, fake_coral.revision = "<p>\u200b</p>", EDITED_REVISION_ID
+
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
+
+    assert (answer["comment_id"], answer["applied"], answer["state"]) == (
+        our_id(NEW_COMMENT),
+        True,
+        "rejected",
+    )
+
+
 async def test_a_coral_decision_finds_its_edited_comment_when_the_author_wrote_again_after(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
 ) -> None:
