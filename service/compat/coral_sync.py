@@ -21,8 +21,9 @@ from service.transitions import EVENT_TYPES
 
 APPROVING = EVENT_TYPES[State.APPROVED]
 REJECTING = frozenset({EVENT_TYPES[State.REJECTED], EVENT_TYPES[State.SPAM]})
-NOT_YET_LINKED = "Coral has not named this comment yet (its webhooks link it); will retry"
-NOT_YET_STORED = "Coral's comment does not have the text civility moderated yet; will retry"
+# Said of every try, the last one's too: the delivery's state tells whether it is retried.
+NOT_YET_LINKED = "Coral has not named this comment yet: a webhook of Coral's about it links it"
+NOT_YET_STORED = "Coral's comment does not have the text civility moderated yet"
 NOT_DELIVERABLE = (
     "not carried into Coral: its comment has an edit civility did not take (which comment it "
     "edited was unclear, or it left no text); decide the comment in Coral"

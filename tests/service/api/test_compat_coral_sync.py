@@ -677,6 +677,36 @@ async def test_a_decision_before_coral_named_the_comment_waits_for_the_link(
     assert [call["field"] for call in fake_coral.mutations()] == ["rejectComment"]
 
 
+async def test_a_decision_no_webhook_linked_by_its_last_try_is_dead_lettered_saying_why(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+
+    # No webhook names the comment through every try of the delivery schedule.
+    await deliver_until(redis_client, settled(redis_client, 2), "the rejection dead-lettered")
+
+    listed = await client.get("/v1/sites/news/deliveries?state=failed", headers=headers)
+    [failed] = (await listed.json())["items"]
+    assert (failed["type"], failed["attempts"]) == ("comment.rejected", FAST.max_attempts)
+    # A dead letter is not tried again: its reason promises no retry.
+    assert failed["last_error"] == (
+        "Coral has not named this comment yet: a webhook of Coral's about it links it"
+    )
+    assert fake_coral.mutations() == []
+    # Once a webhook named it, a redelivery carries the decision into Coral.
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    again = await client.post(
+        f"/v1/sites/news/deliveries/{failed['id']}:redeliver", headers=headers
+    )
+    assert again.status == 202, await again.text()
+    await deliver_until(redis_client, called(fake_coral), "the rejection in Coral")
+    assert [call["field"] for call in fake_coral.mutations()] == ["rejectComment"]
+
+
 async def test_a_coral_edit_updates_its_comment_and_is_not_flood(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
 ) -> None:
