@@ -21,8 +21,6 @@ from pathlib import Path
 
 from aiohttp import web
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from classifier.model import ModelError, active_stem
 from service.appkeys import MODERATION, REDIS, SCORER, SETTINGS
@@ -184,11 +182,10 @@ async def _follow(app: web.Application, subscribed: asyncio.Event) -> None:
                         sender, _, stem = str(message["data"]).partition(" ")
                         if sender != app[SENDER]:
                             await _follow_one(app, stem)
-        except (RedisConnectionError, RedisTimeoutError):
-            await asyncio.sleep(RESUBSCRIBE_SECONDS)
         except Exception as error:
             if is_unavailable(error):
-                # Redis refusing for now (busy, failing over): no bug, so no traceback.
+                # Redis away or refusing for now (down, restarting, busy, failing over): no bug,
+                # so no traceback.
                 log.warning(
                     "following model reloads failed, Redis is unavailable (%s); subscribing again",
                     error,

@@ -1,11 +1,13 @@
 """The Lua scripts of ``service/lua`` run by sha on one Redis client, its failures as 503s."""
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.asyncio.connection as redis_connection
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
@@ -60,11 +62,29 @@ replica, a primary demoted in a failover: the read succeeds again on the new pri
 def is_unavailable(error: BaseException) -> bool:
     """Whether a Redis error is the store being away for now (down, unreachable, failing over,
     full, unable to persist or busy running a script) rather than a bug."""
-    if isinstance(error, UNAVAILABLE):
+    if isinstance(error, UNAVAILABLE) or closed_while_opening(error):
         return True
     return isinstance(error, ResponseError) and str(error).startswith(
         (CANNOT_PERSIST, NO_REPLICAS, SCRIPT_BUSY, UNBLOCKED)
     )
+
+
+def closed_while_opening(error: BaseException) -> bool:
+    """Whether ``error`` is redis-py's connection closed by another task while it was opening.
+
+    A Cluster client whose node failed closes every connection of its nodes, those still in
+    their handshake too, and the handshake's next write then finds the connection's stream
+    writer gone: an ``AttributeError`` on None rather than a ``ConnectionError``. Known only by
+    that: None in place of the writer, raised inside redis-py's connection module."""
+    if not isinstance(error, AttributeError) or error.obj is not None:
+        return False
+    if error.name is None or not hasattr(asyncio.StreamWriter, error.name):
+        return False
+    innermost = error.__traceback__
+    while innermost is not None and innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    module = innermost.tb_frame.f_globals.get("__name__") if innermost is not None else None
+    return module == redis_connection.__name__
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from service.keys import KeySpace
 from service.reload import reload_on_signal
 from service.scoring import start_scorer
 from service.settings import Settings
+from tests.cluster import LocalCluster
 from tests.ports import free_port
 from tests.service.worker.support import eventually
 
@@ -458,3 +459,42 @@ async def test_on_a_cluster_other_api_processes_follow_a_reload_from_the_start(
     response = await first.post("/v1/model:reload", headers=admin)
     assert (await response.json())["version"] == NEW
     await wait_for_version(other, admin, NEW)
+
+
+async def test_on_a_cluster_a_node_restarting_under_the_follower_is_no_traceback(
+    aiohttp_client: AiohttpClient,
+    admin: dict[str, str],
+    settings: Settings,
+    own_cluster: LocalCluster,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seed = own_cluster.ports[0]
+    on_cluster = dataclasses.replace(settings, redis_url=f"redis+cluster://127.0.0.1:{seed}")
+    first: Client = await aiohttp_client(create_app(on_cluster))
+    other: Client = await aiohttp_client(create_app(on_cluster))
+    direct = RedisCluster(host="127.0.0.1", port=seed)
+    try:
+        await direct.initialize()
+        node = direct.get_node_from_key(KEYS.model_reloads())
+    finally:
+        await direct.aclose()
+    assert node is not None
+    # The node of the reload channel: the follower's subscription drops with it.
+    own_cluster.stop_node(int(node.port))
+    for _ in range(10):
+        assert (await other.get("/readyz")).status == 503
+    own_cluster.start_node(int(node.port))
+
+    async def ready() -> bool:
+        # Readiness sends to every primary while the node starts, and the client closes all its
+        # connections on each failure, also one the follower is still opening: a burst of
+        # checks, as load balancers make, meets the follower's every try.
+        checks = await asyncio.gather(*(other.get("/readyz") for _ in range(10)))
+        return all(check.status == 200 for check in checks)
+
+    await eventually(ready, within=30, what="the cluster to serve every slot again")
+    activate(settings.models_dir, f"civility-{NEW}")
+    response = await first.post("/v1/model:reload", headers=admin)
+    assert (await response.json())["version"] == NEW
+    await wait_for_version(other, admin, NEW)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []

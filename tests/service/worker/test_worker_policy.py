@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import random
-from typing import cast
+from typing import ClassVar, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -325,6 +325,35 @@ async def test_a_worker_says_why_redis_is_unavailable(caplog: pytest.LogCaptureF
 def test_redis_failing_over_is_redis_unavailable(failure: Exception) -> None:
     with pytest.raises(StoreUnavailable), store_errors():
         raise failure
+
+
+class ClosedWhileOpening(aioredis.Connection):
+    """A connection another task closes once its socket is open, before its handshake writes:
+    as a Cluster client closes every connection of its nodes when one of them fails."""
+
+    closing: ClassVar[set[asyncio.Task[None]]] = set()
+
+    async def _connect(self) -> None:
+        await super()._connect()  # type: ignore[no-untyped-call]
+        self.closing.add(asyncio.create_task(self.disconnect(nowait=True)))
+
+
+async def test_a_connection_closed_while_it_opens_is_redis_unavailable(redis_url: str) -> None:
+    # redis-py's handshake then writes to no stream, an AttributeError of its own.
+    client = aioredis.Redis.from_url(
+        redis_url, socket_timeout=1.0, connection_class=ClosedWhileOpening
+    )
+    try:
+        with pytest.raises(StoreUnavailable) as raised, store_errors():
+            await client.get("key")
+    finally:
+        await client.aclose()
+    assert isinstance(raised.value.__cause__, AttributeError)
+
+
+def test_an_attribute_error_of_its_own_is_no_unavailable_redis() -> None:
+    with pytest.raises(AttributeError), store_errors():
+        raise AttributeError("no attribute 'writelines'", name="writelines", obj=None)
 
 
 async def test_a_pass_that_fails_does_not_end_the_worker(
