@@ -48,8 +48,9 @@ class Admin:
 
 
 Action = Callable[[Admin, argparse.Namespace, Settings], Awaitable[Any]]
-Unseen = Callable[[Admin, argparse.Namespace], Awaitable[str]]
-"""Undoes an action whose answer nobody saw; says what it did."""
+Unseen = Callable[[Admin, argparse.Namespace, Any], Awaitable[str]]
+"""Given an action's answer nobody saw, undoes the action where that is safe; says what it did,
+or what the operator must do."""
 
 
 class StoreNotFoundError(Exception):
@@ -179,7 +180,8 @@ def run_action(
     except OutputError as error:
         if unseen is None:
             raise
-        print(f"civility {name}: {error}; {_undone(settings, args, unseen)}", file=sys.stderr)
+        undone = _undone(settings, args, answer, unseen)
+        print(f"civility {name}: {error}; {undone}", file=sys.stderr)
         return 1
     return 0
 
@@ -192,10 +194,10 @@ def _on_store(settings: Settings, work: Callable[[Admin], Awaitable[Any]]) -> An
     return run_until_interrupted(act())
 
 
-def _undone(settings: Settings, args: argparse.Namespace, unseen: Unseen) -> str:
+def _undone(settings: Settings, args: argparse.Namespace, answer: Any, unseen: Unseen) -> str:
     """What ``unseen`` did, or why it could not."""
     try:
-        return str(_on_store(settings, lambda admin: unseen(admin, args)))
+        return str(_on_store(settings, lambda admin: unseen(admin, args, answer)))
     except CivilityError as error:
         return f"undoing it failed too ({_problem(error)})"
 
@@ -219,7 +221,7 @@ async def create_site(admin: Admin, args: argparse.Namespace, _: Settings) -> An
     return {**site.to_json(), **credentials.model_dump()}
 
 
-async def remove_unseen_site(admin: Admin, args: argparse.Namespace) -> str:
+async def remove_unseen_site(admin: Admin, args: argparse.Namespace, _: Any) -> str:
     """The site just created, whose webhook secret and api key are shown nowhere else: deleted,
     and purged here rather than by a worker, so that its id can be created again at once."""
     await admin.administration.delete_site(args.site)
@@ -267,10 +269,31 @@ async def rotate_secret(admin: Admin, args: argparse.Namespace, s: Settings) -> 
     return rotation.model_dump(mode="json")
 
 
+async def unseen_rotation(_: Admin, args: argparse.Namespace, answer: Any) -> str:
+    """Nothing is undone: putting the previous secret back would make it current again without
+    end, when the rotation was made to end it (perhaps as it leaked); a rotation may have ended
+    the oldest of the grace list for good; and an api key's index, in another slot than the
+    site, already expires. Rotating again with no grace ends the unseen one alone."""
+    lost, previous = ("api key", "is accepted") if args.api_key else ("webhook secret", "verifies")
+    flag = " --api-key" if args.api_key else ""
+    return (
+        f"the site's {lost} is now a new one nobody saw, and the previous one {previous} only "
+        f"until {answer['previous_valid_until']}: before then run "
+        f"`CIVILITY_SECRET_GRACE_SECONDS=0 civility secrets rotate {args.site}{flag}`, which "
+        "ends the unseen one at once and prints the next"
+    )
+
+
 async def add_moderator(admin: Admin, args: argparse.Namespace, _: Settings) -> Any:
     spec = _validated(ModeratorSpec, {"name": args.name})
     moderator, token = await admin.moderation.create_moderator(args.site, spec.name)
     return {**moderator.model_dump(mode="json"), "token": token}
+
+
+async def revoke_unseen_moderator(admin: Admin, args: argparse.Namespace, answer: Any) -> str:
+    """The moderator just added, whose token is shown nowhere else."""
+    await admin.administration.revoke_moderator(args.site, answer["id"])
+    return f"moderator {answer['id']!r} is revoked again, as nobody saw its token: add it again"
 
 
 async def list_moderators(admin: Admin, args: argparse.Namespace, _: Settings) -> Any:
@@ -358,7 +381,7 @@ def _register_moderators(commands: "SubParsers[argparse.ArgumentParser]") -> Non
     )
     add.add_argument("site", help="the site id")
     add.add_argument("--name", required=True, help="the moderator's name")
-    add.set_defaults(handler=_handler("moderators add", add_moderator))
+    add.set_defaults(handler=_handler("moderators add", add_moderator, revoke_unseen_moderator))
 
     listed = actions.add_parser(
         "list", help="a site's moderators, with when each token was last used"
@@ -389,4 +412,4 @@ def _register_secrets(commands: "SubParsers[argparse.ArgumentParser]") -> None:
         action="store_true",
         help="rotate the api key (Perspective, Akismet) instead of the webhook secret",
     )
-    rotate.set_defaults(handler=_handler("secrets rotate", rotate_secret))
+    rotate.set_defaults(handler=_handler("secrets rotate", rotate_secret, unseen_rotation))

@@ -4,6 +4,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from service.moderation.tokens import sha256_hex
 from service.settings import Settings
 from service.store import Store
 from service.store.scripts import LuaScripts
+from service.times import iso_from_ms, to_ms
 from tests.ports import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -614,9 +616,7 @@ FAILED_WRITES = {">/dev/full": "No space left on device", ">&-": "it is closed"}
 
 
 @pytest.mark.parametrize("redirect", [*FAILED_WRITES, "| true"])
-@pytest.mark.parametrize(
-    "command", ["sites show news", "moderators add news --name Ann", "model list"]
-)
+@pytest.mark.parametrize("command", ["sites show news", "moderators list news", "model list"])
 def test_an_answer_stdout_does_not_take_is_said_in_one_line(
     store: str, command: str, redirect: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -642,3 +642,74 @@ def test_a_labels_export_stdout_does_not_take_is_said_in_one_line(
     assert (ended.returncode, ended.stdout, ended.stderr) == (
         1, "", f"civility labels export: cannot write to stdout ({FAILED_WRITES[redirect]})\n",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("redirect", "reason"),
+    [
+        ("| true", "Broken pipe"),
+        (">/dev/full", "No space left on device"),
+        (">&-", "it is closed"),
+    ],
+)
+def test_a_moderator_whose_token_could_not_be_written_is_revoked_again(
+    store: str, redirect: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert civility(capsys, "sites", "create", "news", "--name", "News")[0] == 0
+    ended = shell(f"civility moderators add news --name Ann {redirect}")
+    said = re.fullmatch(
+        f"civility moderators add: cannot write to stdout \\({reason}\\); moderator "
+        "'(mod_[0-9a-f]+)' is revoked again, as nobody saw its token: add it again\n",
+        ended.stderr,
+    )
+    assert (ended.returncode, ended.stdout, said is not None) == (1, "", True), ended.stderr
+    assert civility(capsys, "moderators", "list", "news")[1] == {"moderators": []}
+    # Its token's index went with it: no token of the site's answers any more.
+    assert redis.Redis.from_url(store).keys("civ:token:*") == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "lost", "previous"),
+    [
+        ("", "webhook secret", "verifies"),
+        (" --api-key", "api key", "is accepted"),
+    ],
+)
+def test_a_rotation_whose_secret_could_not_be_written_says_how_to_end_it(
+    store: str,
+    flag: str,
+    lost: str,
+    previous: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, created, _ = civility(capsys, "sites", "create", "news", "--name", "News")
+    monkeypatch.setenv("CIVILITY_SECRET_GRACE_SECONDS", "600")
+    ended = shell(f"civility secrets rotate news{flag} >/dev/full")
+    record = stored(store, lambda kept: kept.load_site("news"))
+    until_ms = (
+        record.previous_valid_until_ms if not flag else record.previous_api_key_valid_until_ms
+    )
+    assert (ended.returncode, ended.stdout, ended.stderr) == (
+        1, "", "civility secrets rotate: cannot write to stdout (No space left on device); "
+        f"the site's {lost} is now a new one nobody saw, and the previous one {previous} only "
+        f"until {iso_from_ms(until_ms)}: before then run "
+        f"`CIVILITY_SECRET_GRACE_SECONDS=0 civility secrets rotate news{flag}`, which ends the "
+        "unseen one at once and prints the next\n",
+    )  # fmt: skip
+
+    # Done as it says, the unseen one ends, the previous one keeps its grace, the next is shown.
+    monkeypatch.setenv("CIVILITY_SECRET_GRACE_SECONDS", "0")
+    status, rotated, err = civility(capsys, "secrets", "rotate", "news", *flag.split())
+    assert (status, err) == (0, "")
+    now_ms = to_ms(datetime.now(UTC))
+    after = stored(store, lambda kept: kept.load_site("news"))
+    if not flag:
+        assert after.valid_secrets(now_ms) == [rotated["webhook_secret"], created["webhook_secret"]]
+        return
+    matching = [
+        after.api_key_matches(sha256_hex(key), now_ms)
+        for key in (rotated["api_key"], created["api_key"])
+    ]
+    assert (matching, after.api_key_matches(record.api_key_hash, now_ms)) == ([True, True], False)
+    assert redis.Redis.from_url(store).get(f"civ:apikey:{record.api_key_hash}") is None
