@@ -5,6 +5,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from classifier import score_cli
 from classifier.card import ARTIFACT_SUFFIX
@@ -273,17 +274,24 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         )
     except DatasetError as error:
         return _fail("evaluate", f"{error}; {DATASETS_HELP}")
+    # Written before it is printed: a stdout that fails must not lose minutes of measuring.
+    page = None if args.no_write else _write_evaluation(model, report, args)
     write_line(f"{model.stem}: evaluated in {report['seconds']} s")
     write_line(format_table(report))
-    if not args.no_write:
-        write_report(model, report)
-        # Only here: matplotlib stays out of every other command, the serving ones above all.
-        from classifier import report as pictures
-
-        examples = pictures.Examples.read(args.seed, args.examples)
-        written = pictures.write_evaluation(model, report, examples)
-        write_line(f"report: {written.page} (figures in {written.figures[0].parent})")
+    if page is not None:
+        write_line(page)
     return 0
+
+
+def _write_evaluation(model: Model, report: dict[str, Any], args: argparse.Namespace) -> str:
+    """The report stored in the card and drawn beside it; the line that says where."""
+    write_report(model, report)
+    # Only here: matplotlib stays out of every other command, the serving ones above all.
+    from classifier import report as pictures
+
+    examples = pictures.Examples.read(args.seed, args.examples)
+    written = pictures.write_evaluation(model, report, examples)
+    return f"report: {written.page} (figures in {written.figures[0].parent})"
 
 
 def _run_compare(model: Model, args: argparse.Namespace) -> int:
@@ -300,13 +308,18 @@ def _run_compare(model: Model, args: argparse.Namespace) -> int:
     except ModelError as error:
         return _fail("evaluate", model_problem(error, args.models))
     report = compare(model, old, args.data, limit_per_set=args.limit_per_set)
+    page = None if args.no_write else _write_comparison(model, report)  # as the full report
     write_line(format_comparison(report))
-    if not args.no_write:
-        from classifier import report as pictures
-
-        written = pictures.write_comparison(model, report)
-        write_line(f"report: {written.page} (figures in {written.figures[0].parent})")
+    if page is not None:
+        write_line(page)
     return 0
+
+
+def _write_comparison(model: Model, report: dict[str, Any]) -> str:
+    from classifier import report as pictures
+
+    written = pictures.write_comparison(model, report)
+    return f"report: {written.page} (figures in {written.figures[0].parent})"
 
 
 def _register_tune(commands: "SubParsers[argparse.ArgumentParser]") -> None:
@@ -356,8 +369,9 @@ def _run_tune(args: argparse.Namespace) -> int:
         return _fail("tune", str(error))
     except DatasetError as error:
         return _fail("tune", f"{error}; {DATASETS_HELP}")
-    write_line(format_report(report))
+    # Written before it is printed: a stdout that fails must not lose the tuning.
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_line(format_report(report))
     write_line(f"wrote {args.out} ({report['seconds']} s)")
     return 0

@@ -1,22 +1,28 @@
 """``civility train`` and ``civility evaluate`` on small slices of the real data."""
 
 import base64
+import errno
+import io
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
+from classifier import cli
 from classifier.card import file_sha256
 from classifier.embedding_cache import EmbeddingCache
 from classifier.evaluate import PEER_TRAINED_ON
 from classifier.labels import LABELS, TRAIN_SOURCES
 from classifier.model import active_stem, load_active
+from classifier.output import OutputError
 from classifier.versions import next_version
 from classifier.video_weight import WEIGHT_CANDIDATES
 
 from .support import run_cli
+from .test_compare import saved_as
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HAND_WRITTEN = PROJECT_ROOT / "tests" / "data" / "civil_and_abuse.jsonl"
@@ -166,6 +172,53 @@ def test_evaluate_prints_the_table_and_stores_the_report_in_the_card(
     assert 0 <= threats["pooled"]["found"] <= threats["pooled"]["positives"]
     assert "threat recall at the threat hold threshold" in printed
     assert "Threat recall at the hold threshold" in html
+
+
+class FullDisk(io.StringIO):
+    """A stdout on a full disk."""
+
+    def write(self, text: str, /) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_an_evaluation_stdout_does_not_take_still_leaves_its_report(
+    datasets_dir: Path, tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Evaluating takes minutes: the committed model's report stands in for a fresh one, as what
+    # is at stake is only where it goes once measured.
+    models = PROJECT_ROOT / "models"
+    measured = json.loads((models / f"{active_stem(models)}.json").read_text())["metrics"]
+    monkeypatch.setattr(cli, "evaluate", lambda *_, **__: measured)
+    artifact = tmp_path / tiny_model_path.name
+    shutil.copy(tiny_model_path, artifact)
+    shutil.copy(tiny_model_path.with_suffix(".json"), artifact.with_suffix(".json"))
+    monkeypatch.setattr(sys, "stdout", FullDisk())
+    with pytest.raises(OutputError, match=r"^cannot write to stdout \(No space left on device\)$"):
+        run_cli(
+            "evaluate", "--data", str(datasets_dir), "--model", str(artifact), "--examples",
+            str(HAND_WRITTEN), "--seed", str(tmp_path / "no-seed.json"), "--quiet",
+        )  # fmt: skip
+    sys.stdout.close()  # what the failure put in stdout's place, so that nothing is lost at exit
+    assert json.loads(artifact.with_suffix(".json").read_text())["metrics"] == measured
+    assert (tmp_path / f"{artifact.stem}.report.html").is_file()
+    assert (tmp_path / f"{artifact.stem}.figures" / "roc.png").is_file()
+
+
+def test_a_comparison_stdout_does_not_take_still_leaves_its_report(
+    datasets_dir: Path, tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact = tmp_path / tiny_model_path.name
+    shutil.copy(tiny_model_path, artifact)
+    shutil.copy(tiny_model_path.with_suffix(".json"), artifact.with_suffix(".json"))
+    old = saved_as(tiny_model_path, tmp_path, "0.0.0-old")
+    monkeypatch.setattr(sys, "stdout", FullDisk())
+    with pytest.raises(OutputError, match=r"^cannot write to stdout \(No space left on device\)$"):
+        run_cli(
+            "evaluate", "--data", str(datasets_dir), "--model", str(artifact), "--models",
+            str(tmp_path), "--compare", old.stem, "--limit-per-set", "60", "--quiet",
+        )  # fmt: skip
+    sys.stdout.close()
+    assert (tmp_path / f"{artifact.stem}-vs-{old.stem}.report.html").is_file()
 
 
 def test_evaluate_refuses_a_model_without_card(

@@ -1,6 +1,8 @@
 """``civility tune``: head settings chosen on validation rows that evaluation never sees."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,6 +76,24 @@ def test_tune_prints_candidates_and_writes_the_chosen_settings(
     assert "toxicity:" in printed
     assert "classifier.labels.HEADS" in printed
     assert "YouTube spam weight" in printed
+
+
+def test_a_tuning_stdout_does_not_take_still_writes_its_report(
+    datasets_dir: Path, tmp_path: Path
+) -> None:
+    # Tuning takes a while even this small: what it measured is not lost with the printout.
+    out = tmp_path / "tuning.json"
+    civility = Path(sys.executable).with_name("civility")
+    with Path("/dev/full").open("w") as full:
+        completed = subprocess.run(
+            [civility, "tune", "--data", datasets_dir, "--out", out, "--limit-per-source", "400",
+             "--jobs", "1", "--quiet"],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=600, check=False,
+        )  # fmt: skip
+    assert (completed.returncode, completed.stderr) == (
+        1, "civility tune: cannot write to stdout (No space left on device)\n",
+    )  # fmt: skip
+    assert set(json.loads(out.read_text())["chosen"]) == set(LABELS)
 
 
 def test_tune_without_datasets_folder_fails_clearly(
