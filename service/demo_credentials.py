@@ -15,6 +15,7 @@ from service.appkeys import ADMINISTRATION, MODERATION, SETTINGS
 from service.demo import fill_demo_queue
 from service.domain import SiteSpec
 from service.errors import NotFound, StoreUnavailable
+from service.logs import status_line
 from service.moderation import Moderation
 
 DEMO_SITE = "demo"
@@ -56,7 +57,7 @@ class DemoFile:
         admin_token = app[SETTINGS].admin_token
         if admin_token is None or admin_token != self.values.get("admin_token"):
             admin_token = "(from CIVILITY_ADMIN_TOKEN)"
-        print(
+        status_line(
             f"civility is running at {url} (development mode, Ctrl-C to stop)\n"
             f"  console:          {url}/console\n"
             f"  admin token:      {admin_token}\n"
@@ -64,8 +65,7 @@ class DemoFile:
             f"  webhook secret:   {self.values['webhook_secret']}\n"
             f"  api key:          {self.values['api_key']}\n"
             f"  moderator token:  {self.values['moderator_token']}\n"
-            f"  (kept in {self.path})",
-            flush=True,
+            f"  (kept in {self.path})"
         )
         # After the banner: scoring the demo comments must not delay the addresses and tokens,
         # and a store lost meanwhile is reported by the store watch, not by a traceback here.

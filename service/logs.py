@@ -1,6 +1,11 @@
 """How every long-running civility process logs: one line per event, with its time and level."""
 
+import contextlib
 import logging
+import os
+import sys
+
+from classifier.output import OutputError, write_line
 
 # aiohttp's server logs here each request it could not parse.
 SERVER_LOGGER = "aiohttp.server"
@@ -12,6 +17,20 @@ def log_events() -> None:
     server = logging.getLogger(SERVER_LOGGER)
     if not any(isinstance(kept, BadRequestsInOneLine) for kept in server.filters):
         server.addFilter(BadRequestsInOneLine())
+
+
+def status_line(text: str) -> None:
+    """A long-running process's status on stdout: where it serves, the demo credentials, its
+    stop. A stdout that does not take it (a reader gone, a full disk) stops nothing: a service
+    goes on serving, saying so once on stderr, beside its log."""
+    try:
+        write_line(text)
+    except OutputError as error:
+        if sys.stdout is None:  # closed, rather than failed: the lines to come go nowhere too
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        with contextlib.suppress(OSError):  # stderr may have gone the same way
+            print(f"civility: {error}; running all the same, with its log on stderr",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
 
 class BadRequestsInOneLine(logging.Filter):

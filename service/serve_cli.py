@@ -31,7 +31,7 @@ from service.embedded import (
     embedded_valkey,
 )
 from service.env_reader import SettingsError
-from service.logs import log_events
+from service.logs import log_events, status_line
 from service.reload import active_is_loaded, reload_on_signal
 from service.settings import Settings
 from service.worker import background_worker, run_until_signalled
@@ -206,9 +206,7 @@ def _redis_for(settings: Settings) -> Iterator[tuple[str, StoreAlive | None]]:
         yield settings.redis_url, None
         return
     with embedded_valkey(settings.data_dir, settings.valkey_port) as valkey:
-        print(
-            f"embedded Valkey at {valkey.url}, data in {settings.data_dir / 'valkey'}", flush=True
-        )
+        status_line(f"embedded Valkey at {valkey.url}, data in {settings.data_dir / 'valkey'}")
         yield valkey.url, valkey.alive
 
 
@@ -230,7 +228,7 @@ def _serve(
         log_file = settings.data_dir / "valkey" / "valkey.log"
         print(f"civility: the embedded Valkey stopped (its log: {log_file})", file=sys.stderr)
         return 1
-    print("civility stopped", flush=True)
+    status_line("civility stopped")
     return 0
 
 
@@ -321,4 +319,4 @@ async def _follow_supervisor(stop: asyncio.Event) -> None:
 
 
 async def _announce(app: web.Application, url: str) -> None:
-    print(f"civility is running at {url} (Ctrl-C to stop); console at {url}/console", flush=True)
+    status_line(f"civility is running at {url} (Ctrl-C to stop); console at {url}/console")

@@ -34,7 +34,7 @@ from service.egress import guarded_socket_factory
 from service.errors import SiteNotFound, StoreUnavailable
 from service.gauges import background_gauges
 from service.keys import DEFAULT_PREFIX
-from service.logs import log_events
+from service.logs import log_events, status_line
 from service.refit_process import background_refits
 from service.retry import RetryPolicy
 from service.second_look_process import background_second_look
@@ -418,21 +418,19 @@ async def run_until_signalled(settings: Settings) -> None:
     drain_seconds = settings.delivery.drain_seconds
 
     def stop(signum: signal.Signals) -> None:
-        worker.stop()  # first: the message below may fail when stdout has gone away
-        with contextlib.suppress(OSError):
-            print(
-                f"civility worker {worker.name}: {signum.name}, finishing {worker.in_flight} "
-                f"deliveries in flight (at most {drain_seconds:g} s)",
-                flush=True,
-            )
+        worker.stop()
+        status_line(
+            f"civility worker {worker.name}: {signum.name}, finishing {worker.in_flight} "
+            f"deliveries in flight (at most {drain_seconds:g} s)"
+        )
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop, signum)
-    print(f"civility worker {worker.name} delivering webhooks", flush=True)
+    status_line(f"civility worker {worker.name} delivering webhooks")
     try:
         async with delivering(settings, worker):
             await worker.stopping()
     finally:
         await connection.aclose()
-    print(f"civility worker {worker.name} stopped", flush=True)
+    status_line(f"civility worker {worker.name} stopped")

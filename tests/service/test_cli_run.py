@@ -1,5 +1,6 @@
 """``civility run`` as a newcomer starts it: embedded Valkey, demo credentials, clean stop."""
 
+import contextlib
 import json
 import os
 import queue
@@ -30,23 +31,26 @@ STARTUP_SECONDS = 60
 class Running:
     """One ``civility run`` process and the lines it printed so far."""
 
-    def __init__(self, env: dict[str, str], script: str | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], script: str | None = None, *, stdout: int | None = None
+    ) -> None:
+        """``stdout``: a file descriptor for its stdout; the lines followed are then its
+        stderr's alone."""
         # A process group of its own, as a terminal gives each command it runs.
         self.process = subprocess.Popen(
             [sys.executable, *(["-c", script] if script else ["-m", "service", "run"])],
             cwd=PROJECT_ROOT,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE if stdout is None else stdout,
+            stderr=subprocess.STDOUT if stdout is None else subprocess.PIPE,
             text=True,
             process_group=0,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
-        assert self.process.stdout is not None
-        self._pump_thread = threading.Thread(
-            target=self._pump, args=(self.process.stdout,), daemon=True
-        )
+        self._followed = self.process.stdout if stdout is None else self.process.stderr
+        assert self._followed is not None
+        self._pump_thread = threading.Thread(target=self._pump, args=(self._followed,), daemon=True)
         self._pump_thread.start()
 
     def _pump(self, stream: IO[str]) -> None:
@@ -95,9 +99,9 @@ class Running:
             self.process.wait(timeout=30)
         # The pump reaches the end of the output once the process is gone.
         self._pump_thread.join(timeout=10)
-        assert self.process.stdout is not None
-        if not self.process.stdout.closed:
-            self.process.stdout.close()
+        assert self._followed is not None
+        if not self._followed.closed:
+            self._followed.close()
 
 
 def _request(url: str, method: str, body: bytes | None, headers: dict[str, str]) -> Any:
@@ -529,3 +533,56 @@ def test_run_in_development_refuses_a_redis_that_does_not_answer_in_one_line(
     [line] = result.stderr.splitlines()
     assert line.startswith(f"civility: {UNANSWERED} (")
     assert line.endswith(f"): {shown}; `civility run` makes its demo site there at start")
+
+
+@contextlib.contextmanager
+def failing_stdout(kind: str) -> Iterator[int]:
+    """A stdout on a full disk, or one whose reader is gone, as a file descriptor."""
+    if kind == "full":
+        with Path("/dev/full").open("w") as full:
+            yield full.fileno()
+        return
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        yield writer
+    finally:
+        os.close(writer)
+
+
+STDOUT_FAILED = {
+    "full": "civility: cannot write to stdout (No space left on device); running all the same, "
+    "with its log on stderr",
+    "gone": "civility: cannot write to stdout (Broken pipe); running all the same, with its log "
+    "on stderr",
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "stdout"), [("run", "full"), ("serve", "gone"), ("worker", "full")]
+)
+def test_a_service_whose_stdout_does_not_take_its_status_runs_all_the_same(
+    tmp_path: Path, redis_url: str, command: str, stdout: str
+) -> None:
+    # A service's reader may go away (a log shipper restarted) or its disk fill up: neither is a
+    # reason to stop serving. Its log is on stderr, and so is the one line saying so.
+    port = free_port()
+    env = {**_run_env(tmp_path, port), "CIVILITY_ADMIN_TOKEN": OPERATOR_TOKEN}
+    if command != "run":
+        env["REDIS_URL"] = redis_url
+    script = f"from service.cli import main; raise SystemExit(main([{command!r}]))"
+    with failing_stdout(stdout) as descriptor:
+        running = Running(env, script, stdout=descriptor)
+    try:
+        running.wait_for(STDOUT_FAILED[stdout])
+        if command == "run":
+            # Its first status line comes as the embedded Valkey starts: its worker's log says
+            # when it serves.
+            running.wait_for("site model refits running")
+        if command != "worker":
+            assert _request(f"http://127.0.0.1:{port}/readyz", "GET", None, {})[0] == 200
+        output = running.stop(signal.SIGTERM)
+    finally:
+        running.close()
+    assert output.count("cannot write to stdout") == 1, output
+    assert "Traceback" not in output, output
