@@ -245,7 +245,8 @@ class Worker:
 
             async def relink(ids: CoralIds) -> None:
                 with contextlib.suppress(SiteNotFound):
-                    await self.coral_links.link(site, record["comment_id"], ids, keep)
+                    now_ms = self._now_ms()
+                    await self.coral_links.link(site, record["comment_id"], ids, keep, now_ms)
 
             started_ms = self._now_ms()
             outcome = await coral_sync.deliver(session, coral, record, link, relink)

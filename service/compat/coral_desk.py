@@ -278,7 +278,8 @@ class CoralDesk:
             link = await self.links.of(site_id, comment_id)
             same = link is None or not link.check_text or coral.reads_as(link.text, found.body)
             ids = CoralIds(found.id, found.revision_id if same else "")
-            await self.links.link(site_id, comment_id, ids, keep_seconds(record))
+            now_ms = int(self._clock() * 1000)
+            await self.links.link(site_id, comment_id, ids, keep_seconds(record), now_ms)
         return comment_id, found, unsure
 
     async def _in_thread(

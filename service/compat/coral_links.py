@@ -107,7 +107,27 @@ class CoralLinks:
         comment = self.keys.comment(site, comment_id)
         return [self.keys.site(site), self.keys.coral_link(site, comment_id), comment]
 
-    async def _write(self, site: str, keys: list[str], args: list[str | int]) -> None:
+    async def _write(
+        self,
+        site: str,
+        comment_id: str,
+        keep_seconds: int,
+        fields: list[str | int],
+        named: tuple[str, str, int] | None = None,
+        now_ms: int = 0,
+    ) -> None:
+        """Write the link's ``fields``, and ``named``: another name of the comment (its kind,
+        ``coral`` or ``thread``, its key and lifetime in ms), in one script."""
+        keys = self._link_keys(site, comment_id)
+        kind, lifetime_ms = "", 0
+        if named is not None:
+            kind, key, lifetime_ms = named
+            keys.append(key)
+        if kind == "coral":
+            # Coral's ids may be what the comment's waiting decision waits for.
+            keys += [self.keys.deliveries_due(site), self.keys.delivery_line(site, comment_id)]
+        args: list[str | int] = [keep_seconds * 1000, comment_id, lifetime_ms, kind, now_ms]
+        args += [self.keys.site_prefix(site), *fields]
         # Nothing is written for a site deleted since its record was read (a process keeps it a
         # second): the caller answers 404, as for any other write.
         if not await self._run("coral_link", keys, args):
@@ -128,20 +148,23 @@ class CoralLinks:
         in the same script, so a site deleted meanwhile gets neither. ``text`` is what Coral's
         phase sent; after an edit (``edited_version``) the revision decisions go to waits for
         Coral's revision of it."""
-        keys = [*self._link_keys(site, comment_id), self._thread_key(site, *thread)]
-        args: list[str | int] = [keep_seconds * 1000, comment_id, LATEST_SECONDS * 1000, now_ms]
         fields: list[str | int] = ["origin", "coral", "text", coral.text_digest(text)]
         if edited_version is not None:
             # The edit taken is the text Coral stores next: one withheld before is replaced.
             fields += ["revision_id", "", "edited_version", edited_version, "withheld", ""]
-        await self._write(site, keys, [*args, *fields])
+        thread_key = self._thread_key(site, *thread)
+        named = ("thread", thread_key, LATEST_SECONDS * 1000)
+        await self._write(site, comment_id, keep_seconds, fields, named, now_ms)
 
-    async def link(self, site: str, comment_id: str, coral: CoralIds, keep_seconds: int) -> None:
-        """Both directions at once (one hash slot, one script)."""
-        keys = [*self._link_keys(site, comment_id), self.keys.coral_comment(site, coral.comment_id)]
-        fields = ["origin", "coral", "coral_id", coral.comment_id, "revision_id", coral.revision_id]
-        keep_ms = keep_seconds * 1000
-        await self._write(site, keys, [keep_ms, comment_id, keep_ms, "", *fields])
+    async def link(
+        self, site: str, comment_id: str, coral: CoralIds, keep_seconds: int, now_ms: int
+    ) -> None:
+        """Both directions at once (one hash slot, one script); when the ids change, a decision
+        on the comment waiting for its next retry is due at ``now_ms`` instead."""
+        fields: list[str | int] = ["origin", "coral", "coral_id", coral.comment_id]
+        fields += ["revision_id", coral.revision_id]
+        named = ("coral", self.keys.coral_comment(site, coral.comment_id), keep_seconds * 1000)
+        await self._write(site, comment_id, keep_seconds, fields, named, now_ms)
 
     async def of(self, site: str, comment_id: str) -> CoralLink | None:
         """None for a comment that did not come from Coral."""
@@ -168,9 +191,8 @@ class CoralLinks:
         """Coral may have edited any of these comments (civility could not tell which): each
         one's decisions wait for a revision whose text is the one civility moderated."""
         for comment_id in comment_ids:
-            args: list[str | int] = [keep_seconds * 1000, comment_id, 0, ""]
             fields: list[str | int] = ["revision_id", "", "check_text", 1, "withheld", 1]
-            await self._write(site, self._link_keys(site, comment_id), [*args, *fields])
+            await self._write(site, comment_id, keep_seconds, fields)
 
     async def sent(
         self,
@@ -186,8 +208,7 @@ class CoralLinks:
         if call is not None:
             fields += ["reached_at", call.started_at, "answered_at", call.answered_at]
             fields += ["sent_status", call.status]
-        args: list[str | int] = [keep_seconds * 1000, comment_id, 0, "", *fields]
-        await self._write(site, self._link_keys(site, comment_id), args)
+        await self._write(site, comment_id, keep_seconds, fields)
 
     async def comment_of(self, site: str, coral_id: str) -> str | None:
         with store_errors():

@@ -34,7 +34,7 @@ from service.settings import DeliverySettings, Settings
 from service.worker import Worker
 from tests.clocks import Clock
 
-from ..worker.support import Retries
+from ..worker.support import Retries, eventually
 from .conftest import ADMIN_TOKEN, api_settings
 from .test_compat_coral import NEW_COMMENT, SECRET, coral_body, coral_signature, our_id, send
 
@@ -61,6 +61,11 @@ FAST = DeliverySettings(
     # The fake Coral listens on loopback, which the egress guard refuses unless allowed.
     callback_allow=parse_allowed("loopback"),
 )
+PATIENT = dataclasses.replace(
+    FAST, backoff_base_seconds=DAY_MS / 1000, backoff_cap_seconds=DAY_MS / 1000
+)
+"""Retries drawn from up to a day: a decision that reaches Coral within a test went as soon as
+something made it due, not at its retry."""
 OPERATION = re.compile(r"^(query|mutation) \w+\(\$(\w+): (\w+!)\) \{ (\w+)\((\w+): \$\w+\)")
 
 
@@ -234,14 +239,22 @@ async def deliver_until(
     condition: Callable[[], Awaitable[bool]],
     what: str,
     settings: DeliverySettings = FAST,
+    clock: Clock | None = None,
 ) -> None:
-    """Runs civility's worker until ``condition`` holds, then stops it (in-flight work drains)."""
+    """Runs civility's worker until ``condition`` holds, then stops it (in-flight work drains).
+    Its retries are made at once (its clock moved on while no attempt is in flight), or, on
+    ``clock``, which the worker never moves, only when due by it."""
     retries = Retries(Clock())
-    worker = Worker(redis_client, settings, prefix="civ", name="coral-test", clock=retries.clock)
-    retries.workers.append(worker)
+    worker = Worker(
+        redis_client, settings, prefix="civ", name="coral-test", clock=clock or retries.clock
+    )
     running = asyncio.create_task(worker.run())
     try:
-        await retries.until(condition, what=what)
+        if clock is None:
+            retries.workers.append(worker)
+            await retries.until(condition, what=what)
+        else:
+            await eventually(condition, what=what)
     finally:
         worker.stop()
         await running
@@ -651,15 +664,18 @@ async def test_corals_decision_as_civility_set_it_made_after_a_reopen_still_appl
     assert (await comment(client, coral_site, ours))["decided_by"] == "coral"
 
 
-async def test_a_decision_before_coral_named_the_comment_waits_for_the_link(
-    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+async def test_a_decision_before_coral_named_the_comment_goes_once_a_webhook_links_it(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
 ) -> None:
     await send(client, NEW_COMMENT)
     ours = our_id(NEW_COMMENT)
     headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    await client.post(
-        f"/v1/sites/news/comments/{ours}/decision", json={"action": "reject"}, headers=headers
-    )
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
 
     async def retrying() -> bool:
         return any(
@@ -667,14 +683,25 @@ async def test_a_decision_before_coral_named_the_comment_waits_for_the_link(
             for record in await records_of(redis_client)
         )
 
-    await deliver_until(redis_client, retrying, "an attempt that waits for the link")
-    waiting = [
+    await deliver_until(
+        redis_client, retrying, "an attempt that waits for the link", PATIENT, clock
+    )
+    [waiting] = [
         record for record in await records_of(redis_client) if record["type"] == "comment.rejected"
     ]
-    assert waiting[0]["last_error"].startswith("Coral has not named this comment yet")
-    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
-    await deliver_until(redis_client, settled(redis_client, 2), "the rejection in Coral")
-    assert [call["field"] for call in fake_coral.mutations()] == ["rejectComment"]
+    assert waiting["last_error"].startswith("Coral has not named this comment yet")
+    assert int(waiting["next_attempt_at"]) > clock() * 1000
+    # A second later the moderator changes their mind: that decision waits behind the first.
+    clock.advance(1)
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+
+    linked = await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+
+    assert (await linked.json())["comment_id"] == ours
+    # Both reach Coral at once, in order, with the clock short of the first one's retry.
+    await deliver_until(redis_client, called(fake_coral, 2), "both in Coral", PATIENT, clock)
+    assert [call["field"] for call in fake_coral.mutations()] == ["rejectComment", "approveComment"]
+    assert int(waiting["next_attempt_at"]) > clock() * 1000
 
 
 async def test_a_decision_no_webhook_linked_by_its_last_try_is_dead_lettered_saying_why(
