@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
+from service.errors import StoreUnavailable
 from service.scorer import Scorer, Spans
 from service.store import Store
 
@@ -76,8 +77,16 @@ class LateEvidence:
                 await self._store.attach_evidence(
                     site_id, comment_id, text_hash, evidence, self._now_ms()
                 )
+            except StoreUnavailable as error:
+                # The verdict stands either way, and the moderator still sees the rules'
+                # evidence; an outage is one line, as the rest of the service says it.
+                log.warning(
+                    "evidence for comment %r of site %r was not stored: Redis is unavailable (%s)",
+                    comment_id,
+                    site_id,
+                    error.why,
+                )
             except Exception:
-                # The verdict stands, and the moderator still sees the rules' evidence.
                 log.warning(
                     "evidence for comment %r of site %r was not stored",
                     comment_id,

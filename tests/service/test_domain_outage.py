@@ -5,6 +5,7 @@ pause, kill and restart it without touching the server the rest of the suite sha
 """
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -26,6 +27,8 @@ from service.store import Store
 from service.store.records import DecisionWrite, IntakeWrite
 from tests.ports import free_port
 from tests.records import decision_write, intake_write, site_record
+
+from .test_moderation import GatedScorer, gated_moderation, submission
 
 SITE = "news"
 NOW = 1_800_000_000_000
@@ -187,3 +190,26 @@ async def test_writes_cut_off_by_an_outage_are_whole_or_absent(
     # And the store is usable again at once, with the same client.
     outcome, _ = await store.write_intake(SITE, intake("after"))
     assert outcome == "created"
+
+
+async def test_evidence_an_outage_keeps_out_is_one_warning_line_without_a_traceback(
+    own_redis: OwnRedis, client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    moderation = await gated_moderation(client, "A stupid idea")
+    scorer = moderation.scorer
+    assert isinstance(scorer, GatedScorer)
+    held = await moderation.ingest(SITE, submission("c1", "A stupid idea"))
+    assert held.comment.state is State.PENDING
+
+    # Redis goes away while the held comment's evidence is worked out.
+    own_redis.kill()
+    with caplog.at_level(logging.WARNING, logger="service.late_evidence"):
+        scorer.gate.set()
+        await moderation.evidence.settled()
+
+    [warning] = [record for record in caplog.records if record.name == "service.late_evidence"]
+    assert (warning.levelno, warning.exc_info) == (logging.WARNING, None)
+    assert warning.getMessage().startswith(
+        "evidence for comment 'c1' of site 'news' was not stored: Redis is unavailable (Error 111 "
+        f"connecting to localhost:{own_redis.port}."
+    )
