@@ -69,6 +69,19 @@ def comment(comment_id: str) -> dict[str, Any]:
     }
 
 
+async def not_ready(client: Client) -> str:
+    """What ``/readyz`` says while Redis takes no writes: 503 ``store_unavailable``, retry in a
+    second."""
+    unready = await client.get("/readyz")
+    error = (await unready.json())["error"]
+    assert (unready.status, unready.headers["Retry-After"], error["code"]) == (
+        503,
+        "1",
+        "store_unavailable",
+    )
+    return str(error["message"])
+
+
 async def test_health_and_readiness(client: Client, admin: dict[str, str]) -> None:
     health = await client.get("/healthz")
     assert (health.status, await health.json()) == (200, {"status": "ok"})
@@ -450,14 +463,7 @@ async def test_a_redis_out_of_memory_answers_503_and_writes_resume_once_it_has_r
         new_site = {"id": "other", "name": "Other"}
         assert (await client.post("/v1/sites", json=new_site, headers=admin)).status == 503
         # It still answers PING and takes deletes, which free memory: not ready all the same.
-        unready = await client.get("/readyz")
-        error = (await unready.json())["error"]
-        assert (unready.status, unready.headers["Retry-After"], error["code"]) == (
-            503,
-            "1",
-            "store_unavailable",
-        )
-        assert "maxmemory" in error["message"]
+        assert "maxmemory" in await not_ready(client)
         await direct.config_set("maxmemory", "0")
     finally:
         await direct.aclose()
@@ -674,14 +680,7 @@ async def test_readiness_on_a_primary_demoted_to_replica_is_503_until_it_is_prim
         # a load balancer must send intake elsewhere.
         await direct.replicaof("127.0.0.1", str(free_port()))
         assert (await direct.ping()) is True
-        unready = await client.get("/readyz")
-        error = (await unready.json())["error"]
-        assert (unready.status, unready.headers["Retry-After"], error["code"]) == (
-            503,
-            "1",
-            "store_unavailable",
-        )
-        assert "replica" in error["message"]
+        assert "replica" in await not_ready(client)
         await direct.replicaof("NO", "ONE")
         ready = await client.get("/readyz")
         assert (ready.status, (await ready.json())["status"]) == (200, "ready")
@@ -705,14 +704,7 @@ async def test_readiness_on_a_replica_that_takes_writes_is_503_as_it_would_lose_
         # next sync with its primary.
         await direct.config_set("replica-read-only", "no")
         await direct.replicaof("127.0.0.1", str(free_port()))
-        unready = await client.get("/readyz")
-        error = (await unready.json())["error"]
-        assert (unready.status, unready.headers["Retry-After"], error["code"]) == (
-            503,
-            "1",
-            "store_unavailable",
-        )
-        assert "replica-read-only no" in error["message"]
+        assert "replica-read-only no" in await not_ready(client)
         await direct.replicaof("NO", "ONE")
         ready = await client.get("/readyz")
         assert (ready.status, (await ready.json())["status"]) == (200, "ready")
@@ -753,11 +745,7 @@ async def test_readiness_on_a_cluster_is_503_while_a_primary_is_down_and_200_onc
     finally:
         await direct.aclose()
     own_cluster.stop_node(down)
-    unready = await client.get("/readyz")
-    assert (unready.status, unready.headers["Retry-After"]) == (503, "1")
-    error = (await unready.json())["error"]
-    assert error["code"] == "store_unavailable"
-    assert "every slot" in error["message"]
+    assert "every slot" in await not_ready(client)
     refused = await client.post("/v1/sites", json={"id": site, "name": "N"}, headers=admin)
     assert refused.status == 503
     own_cluster.start_node(down)
