@@ -394,6 +394,18 @@ async def test_a_coral_decision_sent_again_after_a_later_one_in_civility_changes
     assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
 
 
+async def held_and_linked(
+    client: Client, coral_site: dict[str, str]
+) -> tuple[str, str, dict[str, str]]:
+    """The new comment sent through Coral's phase and named by Coral's webhook: its id in
+    civility, its decision URL and the moderator's headers to decide it."""
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    return ours, f"/v1/sites/news/comments/{ours}/decision", headers
+
+
 async def test_corals_echo_of_an_earlier_decision_never_undoes_a_later_one_on_its_way(
     client: Client,
     coral_site: dict[str, str],
@@ -401,11 +413,7 @@ async def test_corals_echo_of_an_earlier_decision_never_undoes_a_later_one_on_it
     redis_client: aioredis.Redis,
     clock: Clock,
 ) -> None:
-    await send(client, NEW_COMMENT)
-    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    ours, url, headers = await held_and_linked(client, coral_site)
     assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
     await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
     assert fake_coral.status == "APPROVED"
@@ -441,11 +449,7 @@ async def test_corals_echo_of_an_earlier_decision_is_not_applied_while_its_statu
     redis_client: aioredis.Redis,
     clock: Clock,
 ) -> None:
-    await send(client, NEW_COMMENT)
-    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    ours, url, headers = await held_and_linked(client, coral_site)
     assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
     await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
     # Coral made the approval here, before the rejection was sent (the worker's clock only
@@ -480,11 +484,7 @@ async def test_corals_echo_of_an_earlier_decision_is_not_applied_while_its_statu
 async def test_a_decision_in_coral_counts_again_once_civilitys_was_dead_lettered(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
 ) -> None:
-    await send(client, NEW_COMMENT)
-    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    _, url, headers = await held_and_linked(client, coral_site)
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
     fake_coral.failures = FAST.max_attempts
     await deliver_until(redis_client, settled(redis_client, 2), "the rejection dead-lettered")
@@ -502,11 +502,7 @@ async def test_a_decision_in_coral_counts_again_once_civilitys_was_dead_lettered
 async def test_a_decision_in_coral_applies_to_a_comment_linked_and_decided_before_the_upgrade(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
 ) -> None:
-    await send(client, NEW_COMMENT)
-    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    ours, url, headers = await held_and_linked(client, coral_site)
     assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
     await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
     # The link as the release before noted it: Coral's ids, nothing of what reached Coral.
@@ -569,11 +565,7 @@ async def test_a_comment_held_past_the_retention_still_reaches_coral_when_decide
 async def test_a_reopen_in_civility_leaves_coral_as_decided_until_the_next_decision(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
 ) -> None:
-    await send(client, NEW_COMMENT)
-    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    ours, url, headers = await held_and_linked(client, coral_site)
     assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
     await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
 
@@ -606,11 +598,7 @@ async def test_corals_late_echo_of_civilitys_decision_does_not_undo_a_reopen(
     clock: Clock,
     action: str,
 ) -> None:
-    await send(client, NEW_COMMENT)
-    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    ours, url, headers = await held_and_linked(client, coral_site)
     assert (await client.post(url, json={"action": action}, headers=headers)).status == 200
     await deliver_until(redis_client, settled(redis_client, 2), "the decision in Coral")
     echo = fake_coral.echo()
@@ -644,11 +632,7 @@ async def test_corals_decision_as_civility_set_it_made_after_a_reopen_still_appl
     redis_client: aioredis.Redis,
     clock: Clock,
 ) -> None:
-    await send(client, NEW_COMMENT)
-    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    ours, url, headers = await held_and_linked(client, coral_site)
     assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
     await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
     # A day on (past the worker's clock, which the test moves on), a moderator reopens it.
