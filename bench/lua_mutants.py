@@ -85,6 +85,10 @@ LUA_TESTS = {
         ("tests/service/worker/test_worker_ordering.py",),
     ),
     "reindex.lua": ("tests/service/api/test_api_reindex.py",),
+    "coral_link.lua": (
+        "tests/service/api/test_compat_coral_sync.py",
+        "tests/service/api/test_compat_coral.py",
+    ),
     "second_look_apply.lua": (
         "tests/service/worker/test_second_look.py",
         "tests/service/api/test_api_second_look.py",
@@ -596,4 +600,65 @@ LUA_MUTANTS = (
     ),
     LuaMutant("second_look_apply.lua", 'redis.call("HINCRBY", KEYS[6], "held", 1)\n', ""),
     LuaMutant("second_look_apply.lua", "retain(prefix, id, 0)\n", ""),
+    # Coral's links: none for a deleted site, kept as long as their comment, the thread's
+    # comments by first sight for a day, and a decision waiting for Coral's ids due once a
+    # webhook changes them, unless it is being attempted or already due.
+    LuaMutant("coral_link.lua", 'if redis.call("EXISTS", KEYS[1]) == 0 then', "if false then"),
+    LuaMutant("coral_link.lua", "if kept == -1 then", "if false then"),
+    LuaMutant("coral_link.lua", '  redis.call("PERSIST", KEYS[2])\n', ""),
+    LuaMutant("coral_link.lua", "kept > 0 and kept or ARGV[1]", "ARGV[1]"),
+    LuaMutant("coral_link.lua", "kept > 0 and kept or ARGV[1]", "kept"),
+    LuaMutant("coral_link.lua", '"ZADD", KEYS[4], "NX", now,', '"ZADD", KEYS[4], now,'),
+    LuaMutant(
+        "coral_link.lua",
+        '  redis.call("ZREMRANGEBYSCORE", KEYS[4], "-inf", "(" .. (tonumber(now) - '
+        "tonumber(ARGV[3])))\n",
+        "",
+    ),
+    LuaMutant("coral_link.lua", '  redis.call("PEXPIRE", KEYS[4], ARGV[3])\n', ""),
+    LuaMutant(
+        "coral_link.lua",
+        "if head and (after[1] ~= before[1] or after[2] ~= before[2]) then",
+        "if head then",
+    ),
+    LuaMutant(
+        "coral_link.lua",
+        "if head and (after[1] ~= before[1] or after[2] ~= before[2]) then",
+        "if head and after[1] ~= before[1] then",
+    ),
+    LuaMutant(
+        "coral_link.lua",
+        "if head and (after[1] ~= before[1] or after[2] ~= before[2]) then",
+        "if head and after[2] ~= before[2] then",
+    ),
+    LuaMutant(
+        "coral_link.lua",
+        "if head and (after[1] ~= before[1] or after[2] ~= before[2]) then",
+        "if after[1] ~= before[1] or after[2] ~= before[2] then",
+    ),
+    LuaMutant(
+        "coral_link.lua",
+        'if stored[1] == "pending" and',
+        "if",
+        equivalent="only a pending delivery is in the due set once its lease is cleared: the "
+        "script that delivers or fails one takes it out of the set as it clears the lease",
+    ),
+    LuaMutant("coral_link.lua", 'and stored[2] == "" and', "and"),
+    LuaMutant(
+        "coral_link.lua",
+        "and due and tonumber(due) > tonumber(now) then",
+        "and due and tonumber(due) >= tonumber(now) then",
+        equivalent="a delivery due exactly now is made due now: the same score, and the same "
+        "next_attempt_at, which every script sets with the score of a delivery not leased",
+    ),
+    LuaMutant("coral_link.lua", "and due and tonumber(due) > tonumber(now) then", "and due then"),
+    LuaMutant("coral_link.lua", '      redis.call("HSET", record, "next_attempt_at", now)\n', ""),
+    LuaMutant("coral_link.lua", '      redis.call("ZADD", KEYS[5], "XX", now, head)\n', ""),
+    LuaMutant(
+        "coral_link.lua",
+        '"ZADD", KEYS[5], "XX", now, head)',
+        '"ZADD", KEYS[5], now, head)',
+        equivalent="it is reached only when ZSCORE found the delivery in the due set, so ZADD "
+        "always updates one already there",
+    ),
 )

@@ -31,6 +31,7 @@ from service.appkeys import CORAL
 from service.egress import parse_allowed
 from service.keys import KeySpace
 from service.settings import DeliverySettings, Settings
+from service.times import iso_from_ms
 from service.worker import Worker
 from tests.clocks import Clock
 
@@ -562,6 +563,73 @@ async def test_a_comment_held_past_the_retention_still_reaches_coral_when_decide
     assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
 
 
+async def test_a_held_comments_link_from_before_links_lived_with_it_is_kept_once_written_again(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    ours = our_id(NEW_COMMENT)
+    link = KEYS.coral_link("news", ours)
+    # As the release before left it: the link expiring with the retention, the comment held.
+    await redis_client.pexpire(link, DAY_MS)
+
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+
+    assert await redis_client.pttl(KEYS.comment("news", ours)) == -1
+    assert await redis_client.pttl(link) == -1
+
+
+async def test_a_decided_comments_link_expires_with_it_when_the_retention_grows_meanwhile(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+) -> None:
+    policy = {"policy": {"retention_days": 1}}
+    assert (await client.patch("/v1/sites/news", json=policy, headers=admin)).status == 200
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    # The comment keeps the expiry its decision gave it; a longer retention is for later ones.
+    policy = {"policy": {"retention_days": 30}}
+    assert (await client.patch("/v1/sites/news", json=policy, headers=admin)).status == 200
+
+    await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
+
+    kept = await redis_client.pttl(KEYS.comment("news", ours))
+    assert 0 < kept <= DAY_MS
+    assert abs(await redis_client.pttl(KEYS.coral_link("news", ours)) - kept) < 60_000
+
+
+async def test_a_link_written_after_its_comment_expired_is_kept_for_the_retention(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    admin: dict[str, str],
+    redis_client: aioredis.Redis,
+) -> None:
+    policy = {"policy": {"retention_days": 1}}
+    assert (await client.patch("/v1/sites/news", json=policy, headers=admin)).status == 200
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+    # The decided comment expires before the worker carries its decision into Coral.
+    await redis_client.delete(KEYS.comment("news", ours))
+
+    await deliver_until(redis_client, settled(redis_client, 2), "the rejection in Coral")
+
+    # What reached Coral is still noted, for Coral's echo of it, as long as a comment is kept.
+    link = KEYS.coral_link("news", ours)
+    assert await redis_client.hget(link, "sent_status") == "REJECTED"
+    assert 0 < await redis_client.pttl(link) <= DAY_MS
+
+
 async def test_a_reopen_in_civility_leaves_coral_as_decided_until_the_next_decision(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
 ) -> None:
@@ -682,10 +750,117 @@ async def test_a_decision_before_coral_named_the_comment_goes_once_a_webhook_lin
     linked = await webhook(client, fixture("webhook_entered_moderation_queue.json"))
 
     assert (await linked.json())["comment_id"] == ours
+    # As the deliveries list shows it: due now, not at its retry.
+    listed = await client.get("/v1/sites/news/deliveries?state=pending", headers=headers)
+    [due_now] = [item for item in (await listed.json())["items"] if item["id"] == waiting["id"]]
+    assert due_now["next_attempt_at"] <= iso_from_ms(int(clock() * 1000))
     # Both reach Coral at once, in order, with the clock short of the first one's retry.
     await deliver_until(redis_client, called(fake_coral, 2), "both in Coral", PATIENT, clock)
     assert [call["field"] for call in fake_coral.mutations()] == ["rejectComment", "approveComment"]
     assert int(waiting["next_attempt_at"]) > clock() * 1000
+
+
+async def test_a_webhook_that_changes_no_coral_id_leaves_a_failed_attempt_to_its_retry(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+    fake_coral.failures = 1
+
+    async def retrying() -> bool:
+        return any(int(record["attempts"]) == 1 for record in await records_of(redis_client))
+
+    await deliver_until(redis_client, retrying, "a failed attempt", PATIENT, clock)
+    [before] = [record for record in await records_of(redis_client) if record["state"] == "pending"]
+    assert int(before["next_attempt_at"]) > clock() * 1000
+
+    # Coral sends its webhook again: the same ids, nothing the failed attempt waited for.
+    linked = await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+
+    assert (await linked.json())["comment_id"] == ours
+    [after] = [record for record in await records_of(redis_client) if record["state"] == "pending"]
+    assert after["next_attempt_at"] == before["next_attempt_at"]
+    due = await redis_client.zscore(KEYS.deliveries_due("news"), after["id"])
+    assert due == int(before["next_attempt_at"])
+
+
+async def test_a_webhook_that_changes_the_revision_leaves_an_attempt_in_flight_to_itself(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    fake_coral.hang = asyncio.Event()
+    # One attempt at a time: nothing but the webhook could make the attempt's event due again.
+    settings = dataclasses.replace(FAST, concurrency=1)
+    worker = Worker(redis_client, settings, prefix="civ", name="coral-test", clock=clock)
+    running = asyncio.create_task(worker.run())
+    try:
+        await eventually(called(fake_coral), what="the approval on its way to Coral")
+        # Meanwhile Coral stores a new revision and sends a webhook naming it.
+        fake_coral.revision = EDITED_REVISION_ID
+        await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+
+        [record] = [entry for entry in await records_of(redis_client) if entry["lease"]]
+        due = await redis_client.zscore(KEYS.deliveries_due("news"), record["id"])
+        # Still due when its lease ends, not now: another attempt would run beside this one.
+        assert due is not None
+        assert due > clock() * 1000
+        fake_coral.hang.set()
+        await eventually(settled(redis_client, 2), what="the approval in Coral")
+    finally:
+        worker.stop()
+        await running
+    assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
+
+
+async def test_a_decision_already_due_when_a_webhook_links_it_keeps_its_place(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    await send(client, NEW_COMMENT)
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+
+    async def retrying() -> bool:
+        return any(
+            record.get("last_error", "").startswith("Coral has not named")
+            for record in await records_of(redis_client)
+        )
+
+    await deliver_until(
+        redis_client, retrying, "an attempt that waits for the link", PATIENT, clock
+    )
+    [before] = [record for record in await records_of(redis_client) if record["state"] == "pending"]
+    # Its retry came while no worker ran: it is due, behind any due before it.
+    clock.advance(DAY_MS / 1000 + 1)
+
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+
+    [after] = [record for record in await records_of(redis_client) if record["state"] == "pending"]
+    assert after["next_attempt_at"] == before["next_attempt_at"]
+    due = await redis_client.zscore(KEYS.deliveries_due("news"), after["id"])
+    assert due == int(before["next_attempt_at"])
 
 
 async def test_a_decision_no_webhook_linked_by_its_last_try_is_dead_lettered_saying_why(
@@ -796,6 +971,80 @@ async def test_a_decision_waits_for_coral_to_store_the_edited_text_it_was_made_o
     await deliver_until(redis_client, called(fake_coral), "the rejection in Coral")
     [mutation] = fake_coral.mutations()
     assert mutation["variables"]["input"]["commentRevisionID"] == EDITED_REVISION_ID
+
+
+async def test_a_decision_waiting_for_the_edited_revision_goes_once_a_webhook_names_it(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    await send(client, NEW_COMMENT)
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    edit = edited("Here's a comment, edited to say more about the harbour.")
+    await send(client, edit)
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+
+    async def waiting() -> bool:
+        return any(
+            record.get("last_error", "").startswith("Coral's comment does not have the text")
+            for record in await records_of(redis_client)
+        )
+
+    await deliver_until(redis_client, waiting, "an attempt that waits", PATIENT, clock)
+    [record] = [record for record in await records_of(redis_client) if record["state"] == "pending"]
+    assert int(record["next_attempt_at"]) > clock() * 1000
+    # Coral stores the edit and sends a webhook: the same comment, the edit's revision.
+    fake_coral.body, fake_coral.revision = edit["comment"]["body"], EDITED_REVISION_ID
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+
+    # It reaches Coral with the clock short of its retry.
+    await deliver_until(redis_client, called(fake_coral), "the rejection in Coral", PATIENT, clock)
+    [mutation] = fake_coral.mutations()
+    assert mutation["variables"]["input"]["commentRevisionID"] == EDITED_REVISION_ID
+    assert int(record["next_attempt_at"]) > clock() * 1000
+
+
+async def test_a_decision_on_an_edit_goes_once_a_webhook_names_the_comment_before_its_revision(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    # The author edits before any webhook named the comment, and a moderator decides the edit.
+    await send(client, NEW_COMMENT)
+    edit = edited("Here's a comment, edited to say more about the harbour.")
+    await send(client, edit)
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+
+    async def waiting() -> bool:
+        return any(
+            record.get("last_error", "").startswith("Coral has not named")
+            for record in await records_of(redis_client)
+        )
+
+    await deliver_until(redis_client, waiting, "an attempt that waits for the link", PATIENT, clock)
+    [record] = [record for record in await records_of(redis_client) if record["state"] == "pending"]
+    assert int(record["next_attempt_at"]) > clock() * 1000
+    # Coral's webhook names the comment while it still has the text before the edit, whose
+    # revision is not the one decided; Coral then stores the edit, sending no webhook.
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    assert (await redis_client.hget(KEYS.coral_link("news", ours), "revision_id")) == ""
+    fake_coral.body, fake_coral.revision = edit["comment"]["body"], EDITED_REVISION_ID
+
+    # The attempt the webhook made due finds the edit's revision, short of the retry.
+    await deliver_until(redis_client, called(fake_coral), "the rejection in Coral", PATIENT, clock)
+    [mutation] = fake_coral.mutations()
+    assert mutation["variables"]["input"]["commentRevisionID"] == EDITED_REVISION_ID
+    assert int(record["next_attempt_at"]) > clock() * 1000
 
 
 async def test_a_decision_on_the_text_before_a_coral_edit_is_not_carried_onto_the_edit(
@@ -963,6 +1212,40 @@ async def test_a_coral_decision_on_the_blanked_only_comment_decides_it_before_an
     )
 
 
+async def test_an_authors_recent_comments_in_a_thread_are_kept_a_day_from_their_latest(
+    client: Client, coral_site: dict[str, str], redis_client: aioredis.Redis, clock: Clock
+) -> None:
+    await send(client, NEW_COMMENT)
+    clock.advance(3600)
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    await send(client, second)
+
+    [thread] = [key async for key in redis_client.scan_iter(KEYS.coral_thread("news", "*"))]
+    assert DAY_MS - 60_000 < await redis_client.pttl(thread) <= DAY_MS
+
+
+async def test_a_coral_decision_on_the_blanked_comment_leaves_out_the_authors_of_days_before(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, clock: Clock
+) -> None:
+    # The author's comment in the thread two days ago is no longer among their recent ones
+    # there: the one blanked is their only one.
+    await send(client, NEW_COMMENT)
+    clock.advance(2 * DAY_MS / 1000)
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    await send(client, second)
+    assert await (await send(client, edited("\u200b"))).json() == {"status": "REJECTED"}
+    fake_coral.body, fake_coral.revision = "<p>\u200b</p>", EDITED_REVISION_ID
+
+    answer = await (await webhook(client, fake_coral.moderator_rejects())).json()
+
+    assert (answer["comment_id"], answer["applied"], answer["state"]) == (
+        our_id(second),
+        True,
+        "rejected",
+    )
+    assert (await comment(client, coral_site, our_id(NEW_COMMENT)))["state"] == "pending"
+
+
 async def test_a_coral_decision_finds_its_edited_comment_when_the_author_wrote_again_after(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
 ) -> None:
@@ -1018,6 +1301,28 @@ async def test_an_edit_updates_the_one_comment_still_within_corals_edit_window(
     assert (latest["text"], latest["version"]) == (edit["comment"]["body"], 2)
     first = await comment(client, coral_site, our_id(NEW_COMMENT))
     assert first["version"] == 1
+
+
+async def test_an_edit_leaves_its_comment_as_old_as_when_coral_first_sent_it(
+    client: Client, coral_site: dict[str, str], clock: Clock
+) -> None:
+    # Coral's edit window (300 s) runs from when the author wrote a comment, not from an edit.
+    await send(client, NEW_COMMENT)
+    clock.advance(250)
+    first_edit = edited("Here's a comment, edited to say more about the harbour.")
+    assert (await send(client, first_edit)).status == 200
+    clock.advance(100)  # the first can no longer be edited in Coral
+    second = {**NEW_COMMENT, "comment": {"body": "And a second thought.", "parentID": None}}
+    await send(client, second)
+    edit = edited("And a second thought, edited.")
+
+    answer = await send(client, edit)
+
+    assert (answer.status, await answer.json()) == (200, {"status": "PREMOD"})
+    latest = await comment(client, coral_site, our_id(second))
+    assert (latest["text"], latest["version"]) == (edit["comment"]["body"], 2)
+    first = await comment(client, coral_site, our_id(NEW_COMMENT))
+    assert (first["text"], first["version"]) == (first_edit["comment"]["body"], 2)
 
 
 async def test_an_edit_taken_after_a_blank_one_waits_for_coral_to_store_it_again(
