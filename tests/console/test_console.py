@@ -137,23 +137,19 @@ def test_bulk_select_and_approve(page: Page, site: Site) -> None:
     expect(page.locator("#toast-text")).to_have_text("Approved 3 comments.")
 
 
-# Samples a live region after each frame is drawn (a message posted from a frame's callback is
-# handled once that frame is done), keeping each change of its words in the body's data-drawn
-# (JSON), where the test waits for them.
+# Keeps a live region's words and each change of them in the body's data-drawn (JSON), where
+# the test waits for them: every state the region's words were left in by a task of the page's (a
+# mutation observer is called once a task's changes are done), so words written anew after
+# an empty region show as "", then the words, whatever the machine's frame rate.
 DRAWN = """(selector) => {
     const node = document.querySelector(selector);
-    const drawn = [];
-    const channel = new MessageChannel();
-    channel.port1.onmessage = () => {
+    const drawn = [node.textContent];
+    document.body.dataset.drawn = JSON.stringify(drawn);
+    new MutationObserver(() => {
         if (drawn.at(-1) === node.textContent) return;
         drawn.push(node.textContent);
         document.body.dataset.drawn = JSON.stringify(drawn);
-    };
-    const frame = () => {
-        channel.port2.postMessage(null);
-        requestAnimationFrame(frame);
-    };
-    requestAnimationFrame(frame);
+    }).observe(node, { childList: true, characterData: true, subtree: true });
 }"""
 
 
