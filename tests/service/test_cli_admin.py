@@ -578,11 +578,11 @@ def test_ctrl_c_stops_a_labels_export_at_once(
 
 
 def shell(command: str) -> subprocess.CompletedProcess[str]:
-    """``command`` run by bash, ``civility`` standing for this checkout's; its first
-    command's exit status."""
-    civility = f"{sys.executable} -m service"
+    """``command`` run by bash, the word ``civility`` standing for this checkout's (not in a
+    path: the checkout's own may hold it); its first command's exit status."""
+    line = re.sub(r"(?<!\S)civility(?!\S)", f"{sys.executable} -m service", command)
     return subprocess.run(
-        ["bash", "-c", f"{command.replace('civility', civility)}; exit ${{PIPESTATUS[0]}}"],
+        ["bash", "-c", f"{line}; exit ${{PIPESTATUS[0]}}"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
