@@ -28,6 +28,7 @@ from pytest_aiohttp import AiohttpClient
 
 from service.app import create_app
 from service.appkeys import CORAL
+from service.compat import coral_sync
 from service.egress import parse_allowed
 from service.keys import KeySpace
 from service.settings import DeliverySettings, Settings
@@ -395,6 +396,16 @@ async def test_a_coral_decision_sent_again_after_a_later_one_in_civility_changes
     assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
 
 
+def waits_with(redis_client: aioredis.Redis, reason: str) -> Callable[[], Awaitable[bool]]:
+    """Whether an attempt to carry a decision into Coral has waited, saying ``reason``."""
+
+    async def waiting() -> bool:
+        records = await records_of(redis_client)
+        return any(record.get("last_error", "").startswith(reason) for record in records)
+
+    return waiting
+
+
 async def held_and_linked(
     client: Client, coral_site: dict[str, str]
 ) -> tuple[str, str, dict[str, str]]:
@@ -729,11 +740,7 @@ async def test_a_decision_before_coral_named_the_comment_goes_once_a_webhook_lin
     url = f"/v1/sites/news/comments/{ours}/decision"
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
 
-    async def retrying() -> bool:
-        return any(
-            record.get("last_error", "").startswith("Coral has not named")
-            for record in await records_of(redis_client)
-        )
+    retrying = waits_with(redis_client, coral_sync.NOT_YET_LINKED)
 
     await deliver_until(
         redis_client, retrying, "an attempt that waits for the link", PATIENT, clock
@@ -842,11 +849,7 @@ async def test_a_decision_already_due_when_a_webhook_links_it_keeps_its_place(
     url = f"/v1/sites/news/comments/{ours}/decision"
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
 
-    async def retrying() -> bool:
-        return any(
-            record.get("last_error", "").startswith("Coral has not named")
-            for record in await records_of(redis_client)
-        )
+    retrying = waits_with(redis_client, coral_sync.NOT_YET_LINKED)
 
     await deliver_until(
         redis_client, retrying, "an attempt that waits for the link", PATIENT, clock
@@ -959,11 +962,7 @@ async def test_a_decision_waits_for_coral_to_store_the_edited_text_it_was_made_o
     )
     assert decided.status == 200, await decided.text()
 
-    async def waiting() -> bool:
-        return any(
-            record.get("last_error", "").startswith("Coral's comment does not have the text")
-            for record in await records_of(redis_client)
-        )
+    waiting = waits_with(redis_client, coral_sync.NOT_YET_STORED)
 
     await deliver_until(redis_client, waiting, "an attempt that waits for the edited revision")
     assert fake_coral.mutations() == []
@@ -989,11 +988,7 @@ async def test_a_decision_waiting_for_the_edited_revision_goes_once_a_webhook_na
     url = f"/v1/sites/news/comments/{ours}/decision"
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
 
-    async def waiting() -> bool:
-        return any(
-            record.get("last_error", "").startswith("Coral's comment does not have the text")
-            for record in await records_of(redis_client)
-        )
+    waiting = waits_with(redis_client, coral_sync.NOT_YET_STORED)
 
     await deliver_until(redis_client, waiting, "an attempt that waits", PATIENT, clock)
     [record] = [record for record in await records_of(redis_client) if record["state"] == "pending"]
@@ -1025,11 +1020,7 @@ async def test_a_decision_on_an_edit_goes_once_a_webhook_names_the_comment_befor
     url = f"/v1/sites/news/comments/{ours}/decision"
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
 
-    async def waiting() -> bool:
-        return any(
-            record.get("last_error", "").startswith("Coral has not named")
-            for record in await records_of(redis_client)
-        )
+    waiting = waits_with(redis_client, coral_sync.NOT_YET_LINKED)
 
     await deliver_until(redis_client, waiting, "an attempt that waits for the link", PATIENT, clock)
     [record] = [record for record in await records_of(redis_client) if record["state"] == "pending"]
@@ -1342,11 +1333,7 @@ async def test_an_edit_taken_after_a_blank_one_waits_for_coral_to_store_it_again
     )
     assert decided.status == 200, await decided.text()
 
-    async def waiting() -> bool:
-        return any(
-            record.get("last_error", "").startswith("Coral's comment does not have the text")
-            for record in await records_of(redis_client)
-        )
+    waiting = waits_with(redis_client, coral_sync.NOT_YET_STORED)
 
     await deliver_until(redis_client, waiting, "an attempt that waits for the edited revision")
     assert "failed" not in (await delivery_states(redis_client)).values()
