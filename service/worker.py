@@ -248,8 +248,12 @@ class Worker:
                     now_ms = self._now_ms()
                     await self.coral_links.link(site, record["comment_id"], ids, keep, now_ms)
 
+            async def calling(status: str) -> None:
+                with contextlib.suppress(SiteNotFound):
+                    await self.coral_links.calling(site, record["comment_id"], status, keep)
+
             started_ms = self._now_ms()
-            outcome = await coral_sync.deliver(session, coral, record, link, relink)
+            outcome = await coral_sync.deliver(session, coral, record, link, relink, calling)
             last_try = outcome.final or self.policy.exhausted(int(record["attempts"]))
             if coral_sync.needs_coral(record) and (outcome.delivered or last_try):
                 # Coral's webhooks about decisions made before this one are echoes from now on;

@@ -369,10 +369,15 @@ def _echo_of_reopened(
     """Coral's webhook is civility's own decision coming back to a comment a civility moderator
     has reopened since (late, or sent again after Coral's attempt timed out): it has the status
     civility's latest call set in Coral, dated no later than Coral answered that call or than
-    the reopen. One Coral dates after both is its moderators' decision, made since, to keep
-    the status civility set."""
+    the reopen, or the status of a call whose answer the worker has not noted yet (Coral sends
+    its webhook as it applies the call, maybe before it answers). One Coral dates after both is
+    its moderators' decision, made since, to keep the status civility set."""
     reopened = comment.state is State.PENDING and coral_sync.made_in_civility(comment.decided_by)
-    if not reopened or not link.sent_status or link.sent_status != status:
+    if not reopened or not status:
+        return False
+    if link.calling_status == status:
+        return True
+    if link.sent_status != status:
         return False
     return created_ms is None or created_ms <= max(to_ms(comment.decided_at), link.answered_at)
 

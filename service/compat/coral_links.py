@@ -58,6 +58,12 @@ class CoralLink:
     ("": none yet): what Coral's webhooks echo of civility's own decisions."""
     answered_at: int = 0
     """When Coral answered that call (ms, the worker's clock): its echo is dated before."""
+    calling_status: str = ""
+    """The status a call of civility's sets in Coral from just before it is made until the
+    worker notes its answer, or gives the decision up ("": none): Coral may apply it and send
+    its webhook about it before answering. A failed call's is kept, since Coral may have
+    applied it (its answer lost or too late), until the next call of the decision is answered
+    or the decision is given up."""
     coral_id: str | None = None
     """Coral's comment id, once a webhook named it (also while ``ids`` waits for a revision)."""
     text: str | None = None
@@ -180,6 +186,7 @@ class CoralLinks:
             reached_at=int(stored.get("reached_at") or 0),
             sent_status=str(stored.get("sent_status") or ""),
             answered_at=int(stored.get("answered_at") or 0),
+            calling_status=str(stored.get("calling_status") or ""),
             coral_id=coral_id,
             text=str(stored["text"]) if stored.get("text") else None,
             edited_version=int(stored.get("edited_version") or 0),
@@ -203,12 +210,16 @@ class CoralLinks:
         call: CoralCall | None = None,
     ) -> None:
         """Coral has civility's decision made at ``decided_at_ms`` through ``call``, or it was
-        given up without one (see ``CoralDesk.webhook``)."""
-        fields: list[str | int] = ["sent_at", decided_at_ms]
+        given up without one (see ``CoralDesk.webhook``): no call of it is in flight."""
+        fields: list[str | int] = ["sent_at", decided_at_ms, "calling_status", ""]
         if call is not None:
             fields += ["reached_at", call.started_at, "answered_at", call.answered_at]
             fields += ["sent_status", call.status]
         await self._write(site, comment_id, keep_seconds, fields)
+
+    async def calling(self, site: str, comment_id: str, status: str, keep_seconds: int) -> None:
+        """A call that sets ``status`` in Coral is about to be made (see ``CoralLink``)."""
+        await self._write(site, comment_id, keep_seconds, ["calling_status", status])
 
     async def comment_of(self, site: str, coral_id: str) -> str | None:
         with store_errors():

@@ -52,8 +52,10 @@ async def deliver(
     record: Mapping[str, str],
     link: CoralLink,
     relink: Callable[[CoralIds], Awaitable[None]],
+    calling: Callable[[str], Awaitable[None]],
 ) -> Outcome:
-    """``relink`` keeps the revision found for an edited comment."""
+    """``relink`` keeps the revision found for an edited comment; ``calling`` notes the status
+    a call into Coral sets before it is made."""
     if not needs_coral(record):
         return Outcome(delivered=True)
     if int(record.get("version") or 0) < link.edited_version:
@@ -77,6 +79,7 @@ async def deliver(
         await relink(ids)
     if ids is None:
         return Outcome(delivered=False, error=NOT_YET_LINKED)
+    await calling(status_set(record))
     return await coral_graphql.decide(
         session,
         endpoint,

@@ -727,6 +727,51 @@ async def test_corals_decision_as_civility_set_it_made_after_a_reopen_still_appl
     assert (await comment(client, coral_site, ours))["decided_by"] == "coral"
 
 
+async def test_corals_echo_of_a_call_still_in_flight_does_not_undo_a_reopen(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    ours, url, headers = await held_and_linked(client, coral_site)
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    fake_coral.hang = asyncio.Event()
+    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=clock)
+    running = asyncio.create_task(worker.run())
+    try:
+        await eventually(called(fake_coral), what="the approval on its way to Coral")
+        # Coral applies the approval and sends its webhook before its answer reaches the
+        # worker; meanwhile a moderator in civility reopens the comment.
+        fake_coral.status = "APPROVED"
+        echo = fixture("webhook_left_moderation_queue.json")
+        echo["data"]["status"] = "APPROVED"
+        echo["createdAt"] = datetime.fromtimestamp(time.time(), UTC).isoformat()
+        clock.advance(1)
+        assert (await client.post(url, json={"action": "reopen"}, headers=headers)).status == 200
+
+        answer = await (await webhook(client, echo)).json()
+
+        assert (answer["applied"], answer.get("reason")) == (
+            False,
+            "civility's own decision coming back from Coral: the comment was reopened since",
+        )
+        stored = await comment(client, coral_site, ours)
+        assert (stored["state"], stored["decided_by"]) == ("pending", coral_site["moderator_id"])
+        fake_coral.hang.set()
+        await eventually(settled(redis_client, 3), what="the approval and the reopen settled")
+    finally:
+        worker.stop()
+        await running
+    # Coral's moderator keeping the approval after Coral answered is Coral's later decision.
+    kept = fixture("webhook_left_moderation_queue.json")
+    kept["data"]["status"] = "APPROVED"
+    kept["createdAt"] = datetime.fromtimestamp(clock() + 1, UTC).isoformat()
+    answer = await (await webhook(client, kept)).json()
+    assert (answer["applied"], answer["state"]) == (True, "approved")
+    assert (await comment(client, coral_site, ours))["decided_by"] == "coral"
+
+
 async def test_a_decision_before_coral_named_the_comment_goes_once_a_webhook_links_it(
     client: Client,
     coral_site: dict[str, str],
