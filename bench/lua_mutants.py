@@ -80,10 +80,12 @@ LUA_TESTS = {
         ("second_look_claim.lua", "second_look_fail.lua", "second_look_hand_back.lua"),
         ("tests/service/worker/test_second_look.py",),
     ),
-    **dict.fromkeys(
-        ("delivery_settle.lua", "delivery_redeliver.lua"),
-        ("tests/service/worker/test_worker_ordering.py",),
+    # A retry's due time after a wait for Coral's ids that a webhook brought during the attempt.
+    "delivery_settle.lua": (
+        "tests/service/worker/test_worker_ordering.py",
+        "tests/service/api/test_compat_coral_sync.py",
     ),
+    "delivery_redeliver.lua": ("tests/service/worker/test_worker_ordering.py",),
     "reindex.lua": ("tests/service/api/test_api_reindex.py",),
     "coral_link.lua": (
         "tests/service/api/test_compat_coral_sync.py",
@@ -521,6 +523,27 @@ LUA_MUTANTS = (
         "delivery_settle.lua",
         'if redis.call("EXISTS", prefix .. "site") == 0 then',
         "if false then",
+    ),
+    # A retry whose attempt waited for Coral's ids is due at once when a webhook changed either
+    # since the attempt read them, and only then.
+    LuaMutant("delivery_settle.lua", "      at = now\n", ""),
+    LuaMutant("delivery_settle.lua", '"next_attempt_at", at)', '"next_attempt_at", ARGV[6])'),
+    LuaMutant(
+        "delivery_settle.lua",
+        '"ZADD", KEYS[1], at, event_id)',
+        '"ZADD", KEYS[1], ARGV[6], event_id)',
+    ),
+    LuaMutant("delivery_settle.lua", "~= ARGV[index + 1] then", "== ARGV[index + 1] then"),
+    LuaMutant("delivery_settle.lua", 'ARGV[index]) or "") ~=', "ARGV[index])) ~="),
+    LuaMutant("delivery_settle.lua", "for index = 11, #ARGV, 2 do", "for index = 13, #ARGV, 2 do"),
+    LuaMutant(
+        "delivery_settle.lua", "for index = 11, #ARGV, 2 do", "for index = 11, #ARGV - 2, 2 do"
+    ),
+    LuaMutant(
+        "delivery_settle.lua",
+        "      break\n",
+        "",
+        equivalent="a later field that differs too sets the same time again",
     ),
     LuaMutant(
         "delivery_redeliver.lua",

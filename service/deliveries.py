@@ -207,9 +207,11 @@ class DeliveryLog:
         error: str | None = None,
         delivered_ttl_ms: int,
         delivered_keep: int,
+        waited_on: tuple[str, Mapping[str, str]] | None = None,
     ) -> bool:
         """Record an attempt's outcome; False when the lease was lost to another worker, or the
-        site deleted meanwhile."""
+        site deleted meanwhile. ``waited_on``: a hash and its fields as the attempt read them,
+        what it waited for; a retry is due at once when any of them has changed since."""
         event_id = record["id"]
         keys = [
             self.keys.deliveries_due(site),
@@ -231,6 +233,10 @@ class DeliveryLog:
             delivered_ttl_ms,
             delivered_keep,
         ]
+        if waited_on is not None:
+            key, fields = waited_on
+            keys.append(key)
+            args += [item for pair in fields.items() for item in pair]
         return bool(await self._run("delivery_settle", keys, args) == "ok")
 
     async def redeliver(self, site: str, event_id: str, now_ms: int) -> Delivery:

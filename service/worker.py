@@ -239,6 +239,7 @@ class Worker:
             else None
         )
         link = await self.coral_links.of(site, record["comment_id"]) if coral else None
+        waited_on: tuple[str, Mapping[str, str]] | None = None
         if coral is not None and link is not None:
             # A comment from Coral: its decisions go back to Coral, not to a callback URL.
             keep = keep_seconds(site_record) if site_record is not None else 0
@@ -269,6 +270,10 @@ class Worker:
                         keep,
                         call if called else None,
                     )
+            if outcome.error in coral_sync.WAITING:
+                # A webhook linking Coral's ids during this attempt left it to itself: its
+                # retry is due at once if they changed since it read them.
+                waited_on = self.coral_links.waited_on(site, record["comment_id"], link)
         elif site_record is None or not site_record.site.callback_url:
             outcome = delivery.Outcome(delivered=False, error="the site has no callback URL")
         else:
@@ -307,6 +312,7 @@ class Worker:
             error=outcome.error,
             delivered_ttl_ms=self.settings.delivered_retention_seconds * 1000,
             delivered_keep=self.settings.delivered_keep,
+            waited_on=waited_on,
         )
         if not settled:
             log.info(

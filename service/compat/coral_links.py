@@ -221,6 +221,12 @@ class CoralLinks:
         """A call that sets ``status`` in Coral is about to be made (see ``CoralLink``)."""
         await self._write(site, comment_id, keep_seconds, ["calling_status", status])
 
+    def waited_on(self, site: str, comment_id: str, link: CoralLink) -> tuple[str, dict[str, str]]:
+        """The link's hash and Coral's ids in ``link``: what an attempt waiting for them read."""
+        revision = link.ids.revision_id if link.ids is not None else ""
+        ids = {"coral_id": link.coral_id or "", "revision_id": revision}
+        return self.keys.coral_link(site, comment_id), ids
+
     async def comment_of(self, site: str, coral_id: str) -> str | None:
         with store_errors():
             value = await self.redis.get(self.keys.coral_comment(site, coral_id))

@@ -24,6 +24,8 @@ REJECTING = frozenset({EVENT_TYPES[State.REJECTED], EVENT_TYPES[State.SPAM]})
 # Said of every try, the last one's too: the delivery's state tells whether it is retried.
 NOT_YET_LINKED = "Coral has not named this comment yet: a webhook of Coral's about it links it"
 NOT_YET_STORED = "Coral's comment does not have the text civility moderated yet"
+WAITING = frozenset({NOT_YET_LINKED, NOT_YET_STORED})
+"""What an attempt says when it waits for Coral's ids, which Coral's webhooks link."""
 NOT_DELIVERABLE = (
     "not carried into Coral: its comment has an edit civility did not take (which comment it "
     "edited was unclear, or it left no text); decide the comment in Coral"

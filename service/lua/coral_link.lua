@@ -26,7 +26,8 @@ Derived key, with Coral's id: the record of the event at the head of the comment
 civ:{site}:delivery:<event id>. A decision waiting for Coral's ids (made before any webhook
 named the comment, or while Coral had not stored the text it was made on) is due at once when
 they change, rather than at its next retry, hours later; it is still the head of its line, so
-the comment's events keep their order. One being attempted (leased) is left to its attempt.
+the comment's events keep their order. One being attempted (leased) is left to its attempt,
+whose retry, if it waited for them, is due at once (delivery_settle.lua).
 
 Returns 1; 0 when the site was deleted (since the caller read its record), writing nothing.
 ]]

@@ -7,6 +7,8 @@ KEYS[3]  delivered deliveries zset  civ:{site}:deliveries:delivered
 KEYS[4]  failed deliveries zset     civ:{site}:deliveries:failed
 KEYS[5]  the delivery record        civ:{site}:delivery:<event id>
 KEYS[6]  the comment's line         civ:{site}:deliveries:line:<comment id>
+KEYS[7]  (optional) a hash the attempt waited on: a decision into Coral waiting for Coral's ids,
+         the comment's Coral link civ:{site}:coral:link:<comment id>
 
 ARGV[1]  site key prefix "civ:{site}:"   ARGV[2]  event id
 ARGV[3]  lease token of the attempt     ARGV[4]  outcome: delivered, retry, failed, given_up or
@@ -15,9 +17,12 @@ ARGV[5]  now (ms)                       ARGV[6]  next attempt (ms, for retry)
 ARGV[7]  HTTP status ("" when none)     ARGV[8]  error text ("" when none)
 ARGV[9]  how long a delivered record is kept (ms)
 ARGV[10] how many delivered records the delivered index keeps
+ARGV[11..] field, value, ... of KEYS[7] as the attempt read them
 
 Derived keys: the record of the comment's next event, civ:{site}:delivery:<event id>.
 
+Retry: due at ARGV[6]; at once when a field of KEYS[7] has changed since the attempt read it
+(what it waited for came during it, and the script that wrote it left the attempt to itself).
 Delivered: the event leaves its comment's line and the next event of that comment becomes due.
 Failed (dead letter): the event keeps its place at the head of the line, so later events of the
 same comment wait behind it until it is redelivered; per-comment order is never broken.
@@ -52,8 +57,15 @@ end
 redis.call("HSET", KEYS[5], "last_status", ARGV[7], "last_error", ARGV[8], "updated_at", now,
   "lease", "")
 if outcome == "retry" then
-  redis.call("HSET", KEYS[5], "next_attempt_at", ARGV[6])
-  redis.call("ZADD", KEYS[1], ARGV[6], event_id)
+  local at = ARGV[6]
+  for index = 11, #ARGV, 2 do
+    if (redis.call("HGET", KEYS[7], ARGV[index]) or "") ~= ARGV[index + 1] then
+      at = now
+      break
+    end
+  end
+  redis.call("HSET", KEYS[5], "next_attempt_at", at)
+  redis.call("ZADD", KEYS[1], at, event_id)
   return "ok"
 end
 redis.call("ZREM", KEYS[1], event_id)

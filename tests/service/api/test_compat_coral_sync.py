@@ -14,7 +14,7 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -879,6 +879,79 @@ async def test_a_webhook_that_changes_the_revision_leaves_an_attempt_in_flight_t
         worker.stop()
         await running
     assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
+
+
+@pytest.mark.parametrize("case", ["new", "edited_before_linked", "edited_since_linked"])
+async def test_a_decision_whose_attempt_a_linking_webhook_came_during_goes_at_once(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    await send(client, NEW_COMMENT)
+    edit = edited("Here's a comment, edited to say more about the harbour.")
+    if case == "edited_since_linked":
+        await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    if case != "new":
+        assert (await send(client, edit)).status == 200
+    ours = our_id(NEW_COMMENT)
+    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
+    url = f"/v1/sites/news/comments/{ours}/decision"
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+    # On a clock only the test moves, the decision's retry is up to a day off.
+    worker = Worker(redis_client, PATIENT, prefix="civ", name="coral-test", clock=clock)
+    settle = worker.deliveries.settle
+    settling, linked = asyncio.Event(), asyncio.Event()
+
+    async def after_the_link(site: str, record: Mapping[str, str], *args: Any, **kw: Any) -> bool:
+        if record["type"] == "comment.rejected" and not settling.is_set():
+            settling.set()
+            await linked.wait()
+        return await settle(site, record, *args, **kw)
+
+    monkeypatch.setattr(worker.deliveries, "settle", after_the_link)
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(settling.wait(), 15)
+        # The attempt found no ids to decide; Coral's webhook brings them before the attempt
+        # records that it waits: the comment's id and revision, its id alone while Coral still
+        # has the text before the edit, or the revision of the edit Coral stored since.
+        if case == "edited_since_linked":
+            fake_coral.body, fake_coral.revision = edit["comment"]["body"], EDITED_REVISION_ID
+        answer = await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+        assert (await answer.json())["comment_id"] == ours
+        fake_coral.body, fake_coral.revision = (
+            (None, REVISION_ID) if case == "new" else (edit["comment"]["body"], EDITED_REVISION_ID)
+        )
+        # Coral holds its answer to the next attempt, which keeps what the first one recorded.
+        fake_coral.hang = asyncio.Event()
+        linked.set()
+
+        await eventually(called(fake_coral), what="the rejection on its way to Coral")
+
+        [waiting] = [r for r in await records_of(redis_client) if r["type"] == "comment.rejected"]
+        waited = coral_sync.NOT_YET_STORED if case == "edited_since_linked" else None
+        assert waiting["last_error"] == (waited or coral_sync.NOT_YET_LINKED)
+        assert int(waiting["next_attempt_at"]) <= clock() * 1000
+        fake_coral.hang.set()
+
+        async def rejected() -> bool:
+            return fake_coral.status == "REJECTED"
+
+        await eventually(rejected, what="the rejection in Coral")
+    finally:
+        linked.set()
+        worker.stop()
+        await running
+    [mutation] = fake_coral.mutations()
+    revision = REVISION_ID if case == "new" else EDITED_REVISION_ID
+    assert (mutation["field"], mutation["variables"]["input"]["commentRevisionID"]) == (
+        "rejectComment",
+        revision,
+    )
 
 
 async def test_a_decision_already_due_when_a_webhook_links_it_keeps_its_place(
