@@ -296,13 +296,16 @@ def _python_modules() -> list[str]:
     return [path.removesuffix(".py").replace("/", ".") for path in paths]
 
 
-def _merged(report: dict[str, Any]) -> dict[str, Any]:
-    """``report`` over the last one: the modules it ran replace theirs, the others are kept."""
+def _merged(report: dict[str, Any], note: str) -> dict[str, Any]:
+    """``report`` over the last one: the modules it ran replace theirs, the others are kept, and
+    the run joins the history of runs (with ``note``, why it was made)."""
+    ran = set(report["modules"])
+    run = {"part": "+".join(report["parts"]), "ran": sorted(ran), "seconds": report["seconds"]}
+    run["note"] = f"{report['date']}: {note}" if note else report["date"]
     try:
         previous = json.loads(RESULTS.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return report
-    ran = set(report["modules"])
+        return {**report, "ran": sorted(ran), "runs": [run]}
     modules = {
         **{name: line for name, line in previous["modules"].items() if name not in ran},
         **report["modules"],
@@ -314,6 +317,7 @@ def _merged(report: dict[str, Any]) -> dict[str, Any]:
         "ran": sorted(ran),
         "modules": dict(sorted(modules.items())),
         "survivors": kept + report["survivors"],
+        "runs": [*previous.get("runs", []), run],
     }
 
 
@@ -327,6 +331,7 @@ def main() -> None:
     parser.add_argument(
         "--lua", nargs="+", choices=sorted(LUA_TESTS), default=sorted(LUA_TESTS), help="scripts"
     )
+    parser.add_argument("--note", default="", help="why this run was made, kept in its history")
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -352,7 +357,7 @@ def main() -> None:
         "survivors": [row for row in rows if row["status"] not in CAUGHT],
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(_merged(report), indent=2) + "\n", encoding="utf-8")
+    RESULTS.write_text(json.dumps(_merged(report, args.note), indent=2) + "\n", encoding="utf-8")
 
     print(f"{'module':<40} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'survived':>8} {'score':>6}")
     for module, line in summary.items():
