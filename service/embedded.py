@@ -172,9 +172,20 @@ def _stop_orphan(valkey_dir: Path) -> None:
         return  # no pid file, or no such process any more
     deadline = time.monotonic() + ORPHAN_STOP_SECONDS
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if _ended(pid):
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
+
+
+def _ended(pid: int) -> bool:
+    """Whether ``pid`` has exited: gone, or a zombie its parent has not reaped. A parent that
+    never reaps (a container's first process without an init) keeps it a zombie, which signal 0
+    still finds: the wait would last its whole ``ORPHAN_STOP_SECONDS``, then kill what had long
+    stopped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    # The state follows the command name, in parentheses, which may hold any character.
+    return stat.rpartition(")")[2].split()[0] == "Z"

@@ -422,12 +422,24 @@ def test_run_stops_when_its_embedded_valkey_dies(
     )
 
 
-def test_a_valkey_left_by_a_killed_run_is_stopped_before_a_new_one_starts(tmp_path: Path) -> None:
+def test_a_valkey_left_by_a_killed_run_is_stopped_before_a_new_one_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     valkey_dir = tmp_path / "data" / "valkey"
-    # What a killed run leaves: its Valkey, still running on the folder, with its pid file.
+    # What a killed run leaves: its Valkey, still running on the folder, with its pid file. Its
+    # parent, this test, reaps it only at the end: once stopped it stays a zombie meanwhile, as
+    # under a parent that never reaps.
     config = {**PERSISTENCE, "pidfile": str(valkey_dir / PID_FILE)}
     orphan = ValkeyServer(port=free_port(), data_dir=valkey_dir, persist=True, config=config)
     orphan.start()
+    sent: list[int] = []
+    kill = os.kill
+
+    def recorded(pid: int, signum: int) -> None:
+        sent.append(signum)
+        kill(pid, signum)
+
+    monkeypatch.setattr(os, "kill", recorded)
     try:
         with (
             data_dir_lock(tmp_path / "data"),
@@ -435,6 +447,8 @@ def test_a_valkey_left_by_a_killed_run_is_stopped_before_a_new_one_starts(tmp_pa
         ):
             assert not orphan.is_running()
             assert second.alive()
+        # It exited on SIGTERM, its data flushed: no SIGKILL once the wait for it ran out.
+        assert signal.SIGKILL not in sent
     finally:
         orphan.stop()
 
