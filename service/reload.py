@@ -140,12 +140,14 @@ async def follow_reloads(app: web.Application) -> AsyncIterator[None]:
     app[SENDER] = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
     keys = app[MODERATION].store.keys
     app[ANNOUNCER] = Announcer(app[REDIS], keys, app[SENDER], app[SETTINGS].models_dir)
-    subscribed = asyncio.Event()
-    task = asyncio.get_running_loop().create_task(_follow(app, subscribed))
+    tried = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(_follow(app, tried))
     # Serve once listening, so a reload announced right after start is not missed; a Redis
-    # that is down does not hold the start-up (the task keeps trying).
+    # that is down does not hold the start-up: once it refused the first subscription, or
+    # after SUBSCRIBE_WAIT_SECONDS without an answer, the task keeps trying in the background,
+    # and reads the last reload announced whenever it subscribes.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(subscribed.wait(), SUBSCRIBE_WAIT_SECONDS)
+        await asyncio.wait_for(tried.wait(), SUBSCRIBE_WAIT_SECONDS)
     yield
     await _cancelled(task)
     await app[ANNOUNCER].close()
@@ -162,7 +164,9 @@ async def _cancelled(task: asyncio.Task[None]) -> None:
         task.result()
 
 
-async def _follow(app: web.Application, subscribed: asyncio.Event) -> None:
+async def _follow(app: web.Application, tried: asyncio.Event) -> None:
+    """Follow the reloads announced; ``tried`` is set once the first subscription succeeded or
+    failed."""
     while True:
         try:
             redis = app[REDIS]
@@ -172,7 +176,7 @@ async def _follow(app: web.Application, subscribed: asyncio.Event) -> None:
                 await redis.initialize()
             async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(app[MODERATION].store.keys.model_reloads())
-                subscribed.set()
+                tried.set()
                 async for message in pubsub.listen():
                     if message["type"] == "subscribe":
                         # Subscribed, first or again after the connection dropped (redis-py
@@ -193,6 +197,7 @@ async def _follow(app: web.Application, subscribed: asyncio.Event) -> None:
             else:
                 # Following reloads must outlive any one bad message or reply.
                 log.exception("following model reloads failed; subscribing again")
+            tried.set()
             await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
 

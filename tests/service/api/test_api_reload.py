@@ -245,6 +245,19 @@ async def test_a_process_starting_follows_a_reload_announced_before_it_listened(
     await wait_for_version(starting, admin, NEW)
 
 
+async def test_a_redis_refusing_the_first_subscription_does_not_hold_the_start_up(
+    aiohttp_client: AiohttpClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Refused at once: a longer wait would change nothing (the follower reads the last reload
+    # announced once it subscribes), so the API serves, 503 until Redis answers, instead of
+    # waiting out the bound a Redis slow to answer is given.
+    monkeypatch.setattr("service.reload.SUBSCRIBE_WAIT_SECONDS", 3600.0)
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    async with asyncio.timeout(FOLLOW_SECONDS):
+        client = await aiohttp_client(create_app(dataclasses.replace(settings, redis_url=url)))
+    assert (await client.get("/readyz")).status == 503
+
+
 async def test_a_reload_redis_cannot_announce_succeeds_and_is_announced_once_redis_answers(
     client: Client,
     aiohttp_client: AiohttpClient,
