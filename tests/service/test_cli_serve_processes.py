@@ -190,11 +190,11 @@ RELOADED = re.compile(r" INFO model reloaded: (\S+ -> \S+)$", re.MULTILINE)
     [(SIGHUP_WHILE_STARTING, 2), (SIGHUP_WHILE_LOADING, 1), (ACTIVATED_WHILE_LOADING, 1)],
 )
 def test_a_sighup_while_an_api_process_starts_reloads_once_it_serves_if_the_model_changed(
-    redis_url: str, tmp_path: Path, script: str, processes: int
+    redis_url: str, tiny_model_path: Path, tmp_path: Path, script: str, processes: int
 ) -> None:
     models = tmp_path / "models"
     models.mkdir()
-    source = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
+    source = tiny_model_path.parent
     activate(models, copy_model(source, models, OLD))
     new = copy_model(source, models, NEW)
     port = free_port()
@@ -255,13 +255,15 @@ def test_a_sighup_while_an_api_process_starts_reloads_once_it_serves_if_the_mode
 
 
 @pytest.fixture
-def served(redis_url: str, tmp_path: Path) -> Iterator[Served]:
-    """Two API processes on one port, serving the old of two versions of the model."""
+def served(redis_url: str, tiny_model_path: Path, tmp_path: Path) -> Iterator[Served]:
+    """Two API processes on one port, serving the old of two versions of a small model (each
+    of their four scoring workers and both serving processes load it: the committed one took
+    half a second each)."""
     models = tmp_path / "models"
     models.mkdir()
     # Not under tmp_path: socket paths there would be too long for the shared worker's.
     temporary = Path(tempfile.mkdtemp(prefix="civ-test-"))
-    source = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
+    source = tiny_model_path.parent
     activate(models, copy_model(source, models, OLD))
     copy_model(source, models, NEW)
     port = free_port()
