@@ -190,11 +190,11 @@ RELOADED = re.compile(r" INFO model reloaded: (\S+ -> \S+)$", re.MULTILINE)
     [(SIGHUP_WHILE_STARTING, 2), (SIGHUP_WHILE_LOADING, 1), (ACTIVATED_WHILE_LOADING, 1)],
 )
 def test_a_sighup_while_an_api_process_starts_reloads_once_it_serves_if_the_model_changed(
-    redis_url: str, tiny_model_path: Path, tmp_path: Path, script: str, processes: int
+    redis_url: str, model_source: Path, tmp_path: Path, script: str, processes: int
 ) -> None:
     models = tmp_path / "models"
     models.mkdir()
-    source = tiny_model_path.parent
+    source = model_source
     activate(models, copy_model(source, models, OLD))
     new = copy_model(source, models, NEW)
     port = free_port()
@@ -255,15 +255,25 @@ def test_a_sighup_while_an_api_process_starts_reloads_once_it_serves_if_the_mode
 
 
 @pytest.fixture
-def served(redis_url: str, tiny_model_path: Path, tmp_path: Path) -> Iterator[Served]:
-    """Two API processes on one port, serving the old of two versions of a small model (each
-    of their four scoring workers and both serving processes load it: the committed one took
-    half a second each)."""
+def model_source(request: pytest.FixtureRequest) -> Path:
+    """The folder of the model these tests serve: the small one where the datasets are here to
+    train it (each API process and each of its scoring workers loads the model, the committed
+    one in half a second), else the committed one, so that these tests run without them too."""
+    try:
+        tiny: Path = request.getfixturevalue("tiny_model_path")
+    except pytest.skip.Exception:
+        return Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
+    return tiny.parent
+
+
+@pytest.fixture
+def served(redis_url: str, model_source: Path, tmp_path: Path) -> Iterator[Served]:
+    """Two API processes on one port, serving the old of two versions of the model."""
     models = tmp_path / "models"
     models.mkdir()
     # Not under tmp_path: socket paths there would be too long for the shared worker's.
     temporary = Path(tempfile.mkdtemp(prefix="civ-test-"))
-    source = tiny_model_path.parent
+    source = model_source
     activate(models, copy_model(source, models, OLD))
     copy_model(source, models, NEW)
     port = free_port()
