@@ -258,8 +258,6 @@ async function reloadQueue() {
   if (state.reloads === reload) $("#queue-more").removeAttribute("aria-disabled");
 }
 
-// `replacing`: the ids of a reload's old list, dropped when its first page lands (what a live
-// event added meanwhile stays).
 // What the queue is asked for, by the listing and by Claim 10 alike: the tab, the order and the
 // filters shown (a reason within an article or author too).
 function shownQueue() {
@@ -267,6 +265,8 @@ function shownQueue() {
   return { queue: state.queue, order, article, author, reason };
 }
 
+// `replacing`: the ids of a reload's old list, dropped when its first page lands (what a live
+// event added meanwhile stays, and so does a comment whose decision is on its way).
 async function loadQueue(replacing = null) {
   const asked = site();
   const reload = state.reloads;
@@ -276,8 +276,13 @@ async function loadQueue(replacing = null) {
     // A page of a site, a queue or filters no longer shown (others were picked while it loaded).
     if (site() !== asked || state.reloads !== reload) return;
     // What a live event added while a reload's page loaded stays, where the order shown puts it
-    // among the page's comments, not above them all.
-    const arrived = replacing ? state.items.filter((item) => !replacing.has(item.id)) : [];
+    // among the page's comments, not above them all. So does a comment of the list shown that
+    // this tab is deciding: a page read after the decision reached the service lacks it, and the
+    // answer still on its way is what takes it off and offers the undo, or says why it was not
+    // decided.
+    const kept = replacing
+      ? state.items.filter((item) => !replacing.has(item.id) || (state.deciding.has(item.id) && inQueue(item) && filtered(item)))
+      : [];
     if (replacing) {
       state.items = [];
       // A reload starts at the top, unless a key moved the focus while it loaded.
@@ -290,7 +295,7 @@ async function loadQueue(replacing = null) {
     const shown = new Set(state.items.map((item) => item.id));
     state.items.push(...page.items.filter((item) => !shown.has(item.id)));
     state.cursor = page.next_cursor;
-    for (const item of arrived) {
+    for (const item of kept) {
       const at = state.items.findIndex((entry) => entry.id === item.id);
       if (at < 0) place(item);
       else if (item.version > state.items[at].version) state.items[at] = item;

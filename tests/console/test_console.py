@@ -6,7 +6,7 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 import redis.asyncio as aioredis
@@ -53,6 +53,14 @@ def items(page: Page) -> list[str]:
 def signed_in(page: Page, site: Site, name: str = "Mo") -> None:
     sign_in(page, site.tokens[name])
     expect(page.locator("#who-name")).to_have_text(name)
+
+
+def waits_for(page: Page, caught: list[Any], what: str) -> None:
+    """Until a route handler has caught a request (the list it appends to is no longer empty)."""
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not caught:
+        assert time.monotonic() < deadline, what
+        page.wait_for_timeout(20)
 
 
 def test_sign_in_keeps_the_token_in_the_tab_only_and_sign_out_forgets_it(
@@ -1131,6 +1139,43 @@ def test_a_decisions_own_live_event_before_its_answer_leaves_the_undo_to_the_ans
     route, answer = held[0]
     route.fulfill(response=answer)
     expect(page.locator("#items > li")).to_have_count(0)
+    page.keyboard.press("u")
+    expect(page.locator("#queue-message")).to_have_text(
+        "Undone: approved again, and its reports are cleared."
+    )
+    assert site.comment(comment_id)["state"] == "approved"
+
+
+def test_a_reload_landing_before_a_decisions_answer_leaves_the_comment_to_the_answer(
+    page: Page, site: Site
+) -> None:
+    comment_id = reported(site)
+    # The event stream is slow to answer, and the Reported tab, picked meanwhile, is shown before
+    # the opening reads the queue again with the stream following.
+    streams: list[Route] = []
+    page.route(re.compile(r"/events$"), lambda route: streams.append(route), times=1)
+    signed_in(page, site)
+    page.get_by_role("tab", name=re.compile("Reported")).click()
+    expect(page.locator("#items > li")).to_have_count(1)
+    waits_for(page, streams, "the console never asked for its event stream")
+    reloads: list[Route] = []
+    page.route(re.compile(r"/queue\?"), lambda route: reloads.append(route), times=1)
+    streams[0].continue_()
+    waits_for(page, reloads, "the opening never read the queue again")
+    # The decision reaches the service while that reload loads; its answer is held back.
+    held: list[tuple[Route, APIResponse]] = []
+    page.route(re.compile(r"/decision$"), lambda route: held.append((route, route.fetch())))
+    page.keyboard.press("s")
+    waits_for(page, held, "the decision was never sent")
+    # The reload's page, read after the decision, no longer lists the comment.
+    reloads[0].continue_()
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    expect(page.locator('[data-count="reported"]')).to_have_text("0")
+    assert items(page) == [comment_id]
+    route, answer = held[0]
+    route.fulfill(response=answer)
+    expect(page.locator("#items > li")).to_have_count(0)
+    expect(page.locator("#toast-text")).to_have_text(f"Marked as spam comment {comment_id}.")
     page.keyboard.press("u")
     expect(page.locator("#queue-message")).to_have_text(
         "Undone: approved again, and its reports are cleared."
