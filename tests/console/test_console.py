@@ -55,10 +55,10 @@ def signed_in(page: Page, site: Site, name: str = "Mo") -> None:
     expect(page.locator("#who-name")).to_have_text(name)
 
 
-def waits_for(page: Page, caught: list[Any], what: str) -> None:
-    """Until a route handler has caught a request (the list it appends to is no longer empty)."""
+def waits_for(page: Page, caught: list[Any], what: str, count: int = 1) -> None:
+    """Until a route handler has caught `count` requests (the list it appends them to)."""
     deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
-    while not caught:
+    while len(caught) < count:
         assert time.monotonic() < deadline, what
         page.wait_for_timeout(20)
 
@@ -935,10 +935,7 @@ def test_the_admin_view_drops_a_list_and_policy_of_the_site_shown_before(
         lambda route: held.append(route),
     )
     page.get_by_role("button", name="Site admin").click()
-    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
-    while len(held) < 2:
-        assert time.monotonic() < deadline, "the admin view never asked for the site"
-        page.wait_for_timeout(20)
+    waits_for(page, held, "the admin view never asked for the site", 2)
     picker.select_option(other.id)
     expect(page.locator("#live")).to_have_text("live")
     page.get_by_role("button", name="Site admin").click()
@@ -960,10 +957,7 @@ def test_a_comment_held_while_the_event_stream_connects_appears(page: Page, site
     waiting: list[Route] = []
     page.route(re.compile(r"/events$"), lambda route: waiting.append(route))
     signed_in(page, site)
-    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
-    while not waiting:
-        assert time.monotonic() < deadline, "the console never asked for its event stream"
-        page.wait_for_timeout(20)
+    waits_for(page, waiting, "the console never asked for its event stream")
     # Held while the stream's request is on its way (a slow network).
     site.post_comment("late", "A late reader asks whether the talks will be streamed.")
     waiting[0].continue_()
@@ -1330,10 +1324,7 @@ def test_a_site_picked_while_another_loads_shows_its_own_queue(
 
     page.route(re.compile(r"/queue\?"), hold_first)
     sign_in(page, service.admin_token)
-    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
-    while not held:
-        assert time.monotonic() < deadline, "the console never read a queue"
-        page.wait_for_timeout(20)
+    waits_for(page, held, "the console never read a queue")
     # The first site's queue is still loading when the moderator picks another site.
     picked = other if site.id in held[0].request.url else site
     page.get_by_label("Site", exact=True).select_option(picked.id)
@@ -1460,10 +1451,7 @@ def test_a_second_press_while_the_first_decision_lands_says_nothing_of_a_conflic
 
     page.route(re.compile(r"/decision$"), answer_first_late)
     page.keyboard.press("a")
-    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
-    while not held:
-        assert time.monotonic() < deadline, "the first decision was never sent"
-        page.wait_for_timeout(20)
+    waits_for(page, held, "the first decision was never sent")
     with page.expect_response(re.compile(r"/decision$")) as second:
         page.keyboard.press("a")
     assert second.value.status == 409
@@ -1524,10 +1512,7 @@ def test_an_event_stream_that_never_answers_is_given_up_and_the_queue_shows(
 
     page.route(re.compile(r"/events$"), hang_first)
     signed_in(page, site)
-    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
-    while not held:
-        assert time.monotonic() < deadline, "the console never opened the event stream"
-        page.wait_for_timeout(20)
+    waits_for(page, held, "the console never opened the event stream")
     page.clock.run_for(60_000)
     expect(page.locator("#items > li")).to_have_count(1)
     page.clock.run_for(5_000)
@@ -1799,10 +1784,7 @@ def test_undo_pressed_while_a_decision_is_on_its_way_undoes_that_decision(
     held: list[tuple[Route, APIResponse]] = []
     page.route(re.compile(r"/decision$"), lambda route: held.append((route, route.fetch())))
     page.keyboard.press("a")
-    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
-    while not held:
-        assert time.monotonic() < deadline, "the decision was never sent"
-        page.wait_for_timeout(20)
+    waits_for(page, held, "the decision was never sent")
     # The moderator takes it back at once: the undo is of this decision, not the one before.
     page.keyboard.press("u")
     route, answer = held[0]
@@ -1826,10 +1808,7 @@ def test_the_reported_tabs_page_landing_after_the_pending_tab_was_picked_again_s
     slow: list[Route] = []
     page.route(re.compile(r"/queue\?queue=reported"), lambda route: slow.append(route))
     page.get_by_role("tab", name=re.compile("Reported")).click()
-    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
-    while not slow:
-        assert time.monotonic() < deadline, "the reported queue was never asked for"
-        page.wait_for_timeout(20)
+    waits_for(page, slow, "the reported queue was never asked for")
     with page.expect_response(re.compile(r"/queue\?queue=pending")):
         page.get_by_role("tab", name=re.compile("Pending")).click()
     with page.expect_response(re.compile(r"/queue\?queue=reported")):
