@@ -41,6 +41,10 @@ const state = {
   // Counts the reloads: a page asked for before the latest one (another tab, order or filter
   // picked meanwhile) is of a list no longer shown, and is dropped.
   reloads: 0,
+  // One map per page of the queue on its way: the ids live events took out of the queue shown
+  // meanwhile, with the version they left at. A page read before such an event still lists the
+  // comment, and would bring it back when it lands after it.
+  leaving: new Set(),
   selected: new Set(),
   // Comments this tab is deciding: their own live events come before the answer, which takes
   // them off the list and offers the undo.
@@ -271,8 +275,12 @@ async function loadQueue(replacing = null) {
   const asked = site();
   const reload = state.reloads;
   const path = `/v1/sites/${asked}/queue${query({ ...shownQueue(), limit: PAGE, cursor: state.cursor })}`;
+  const left = new Map();
+  state.leaving.add(left);
   try {
     const page = await get(path);
+    // A copy newer than the event came back to the queue since.
+    page.items = page.items.filter((item) => !(left.get(item.id) >= item.version));
     // A page of a site, a queue or filters no longer shown (others were picked while it loaded).
     if (site() !== asked || state.reloads !== reload) return;
     // What a live event added while a reload's page loaded stays, where the order shown puts it
@@ -305,6 +313,8 @@ async function loadQueue(replacing = null) {
     say("#queue-message", visibleItems().length ? "" : nothingShown());
   } catch (error) {
     if (site() === asked && state.reloads === reload) say("#queue-message", explain(error), { error: true });
+  } finally {
+    state.leaving.delete(left);
   }
 }
 
@@ -891,6 +901,8 @@ async function onLive(kind, event) {
   // A comment enters the reported queue by its readers' report alone, and any other change
   // (a decision, the site's edit, a second look's hold) takes it out.
   const queued = state.queue === "pending" ? event.state === "pending" : event.action === "report";
+  // Shown or not: the page on its way may list it.
+  if (!queued) for (const left of state.leaving) left.set(event.comment_id, event.version);
   if (queued && index < 0) {
     // Sent back by this moderator too: an undo in another tab, Back to pending in Browse.
     try {

@@ -2355,3 +2355,31 @@ def test_another_moderators_bulk_decision_is_said_once_for_all_its_comments(
     assert [site.comment(comment_id)["state"] for comment_id in shown] == ["approved"] * 4 + [
         "spam"
     ] * 2
+
+
+def test_a_reload_read_before_another_moderators_decision_does_not_bring_the_comment_back(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 2)
+    site.add_moderator("Alice")
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    expect(page.locator("#live")).to_have_text("live")
+    # The reload's page is read at once, before the decision, and lands after its live event.
+    held: list[tuple[Route, APIResponse]] = []
+    page.route(re.compile(r"/queue\?"), lambda route: held.append((route, route.fetch())))
+    page.locator("#queue-filters").get_by_role("button", name="Apply").click()
+    waits_for(page, held, "the reload never read the queue")
+    status, _ = service.call(
+        "POST",
+        f"/v1/sites/{site.id}/comments/c00/decision",
+        {"action": "approve"},
+        token=site.tokens["Alice"],
+    )
+    assert status == 200
+    expect(page.locator('#items > li[data-id="c00"]')).to_have_count(0)
+    route, listed = held[0]
+    assert sorted(item["id"] for item in listed.json()["items"]) == ["c00", "c01"]
+    route.fulfill(response=listed)
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    assert items(page) == ["c01"]
