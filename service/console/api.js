@@ -96,12 +96,17 @@ export function query(params) {
 // Server-Sent Events read with fetch, because EventSource cannot send the Authorization header
 // (and the token must not travel in a URL). Reconnects by itself, resuming with Last-Event-ID,
 // except to a site that no longer exists (`onGone`): that stream can never open again.
+// `onState(up, lost)`: `lost` when a reconnect could not resume (no earlier connection named its
+// starting point), so it starts from the newest event and what came before it may be missed.
 export function follow(path, onEvent, onState, onGone = () => {}) {
   let lastId = "";
   let stopped = false;
   let controller = null;
+  let attempts = 0;
   const run = async () => {
     while (!stopped) {
+      const lost = attempts > 0 && !lastId;
+      attempts += 1;
       controller = new AbortController();
       const aborted = controller;
       let silence = null;
@@ -129,7 +134,7 @@ export function follow(path, onEvent, onState, onGone = () => {}) {
           if (after > 0) retry = Math.max(retry, after * 1000);
           throw new Error(String(response.status));
         }
-        onState(true);
+        onState(true, lost);
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
         for (;;) {
@@ -164,7 +169,7 @@ export function follow(path, onEvent, onState, onGone = () => {}) {
       } finally {
         clearTimeout(silence);
       }
-      onState(false);
+      onState(false, false);
       await new Promise((resolve) => setTimeout(resolve, retry));
     }
   };

@@ -866,9 +866,12 @@ function startLive() {
   let started;
   const answered = new Promise((resolve) => { started = resolve; });
   const id = state.site;
-  state.stopLive = follow(`/v1/sites/${site()}/events`, onLive, (up) => {
+  state.stopLive = follow(`/v1/sites/${site()}/events`, onLive, (up, lost) => {
     $("#live").textContent = up ? "live" : "reconnecting…";
     started();
+    // The queue was read while no stream had named where it starts: what changed before this
+    // one's start never comes as an event, so the queue is read again, now followed.
+    if (lost && state.site === id) reloadQueue();
   }, () => {
     started();
     if (state.site !== id) return;

@@ -2383,3 +2383,39 @@ def test_a_reload_read_before_another_moderators_decision_does_not_bring_the_com
     route.fulfill(response=listed)
     expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
     assert items(page) == ["c01"]
+
+
+def test_what_happens_before_the_event_streams_first_connection_succeeds_is_shown(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 2)
+    site.add_moderator("Alice")
+    # The stream's first connection fails before naming its starting point; the queue is read
+    # meanwhile, and the reconnect is held back until the queue has changed.
+    failed: list[Route] = []
+    waiting: list[Route] = []
+
+    def fail_first(route: Route) -> None:
+        if failed:
+            waiting.append(route)
+        else:
+            failed.append(route)
+            route.abort()
+
+    page.route(re.compile(r"/events$"), fail_first)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(2)
+    waits_for(page, waiting, "the console never reconnected its event stream")
+    status, _ = service.call(
+        "POST",
+        f"/v1/sites/{site.id}/comments/c00/decision",
+        {"action": "approve"},
+        token=site.tokens["Alice"],
+    )
+    assert status == 200
+    site.post_comment("late", "A late reader asks whether the talks will be streamed.")
+    waiting[0].continue_()
+    expect(page.locator("#live")).to_have_text("live")
+    expect(page.locator('#items > li[data-id="late"]')).to_be_visible()
+    expect(page.locator('#items > li[data-id="c00"]')).to_have_count(0)
+    assert sorted(items(page)) == ["c01", "late"]
