@@ -1,5 +1,5 @@
 """``python -m service`` is the ``civility`` command."""
 
-from service.cli import main
+from service.cli import entry
 
-raise SystemExit(main())
+entry()
