@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("aiohttp", "classifier", "pydantic", "redis", "sklearn", "service.commands")
 
 
-def _loaded_after(statement: str) -> list[str]:
+def _loaded_after(statement: str, heavy: Sequence[str] = HEAVY) -> list[str]:
     check = (
         f"import json, sys\n{statement}\n"
-        f"heavy = {HEAVY!r}\n"
+        f"heavy = {tuple(heavy)!r}\n"
         "print(json.dumps(sorted({name for name in sys.modules for top in heavy "
         "if name == top or name.startswith(top + '.')})))\n"
     )
@@ -45,6 +46,27 @@ def test_the_entry_point_loads_the_commands_when_it_runs() -> None:
     )
     assert "service.commands" in loaded
     assert "aiohttp" in loaded
+
+
+@pytest.mark.parametrize(
+    ("argv", "unused"),
+    [
+        (["score", "--help"], ["aiohttp", "redis", "pydantic", "service.settings"]),
+        (["sites", "--help"], ["aiohttp", "classifier.cli", "service.serve_cli"]),
+        (["model", "list", "--help"], ["aiohttp", "classifier.cli", "service.serve_cli"]),
+    ],
+    ids=["score", "sites", "model list"],
+)
+def test_a_command_loads_its_own_modules_not_the_other_commands(
+    argv: list[str], unused: list[str]
+) -> None:
+    """`civility --help` above loads them all."""
+    statement = (
+        "import contextlib, io, service.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        f"    service.cli.main({argv!r})"
+    )
+    assert _loaded_after(statement, unused) == []
 
 
 # A command that leaves what a normal exit finishes: an atexit handler, a temporary folder its
