@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +48,19 @@ class Reloaded:
 async def reload_model(app: web.Application, *, announce: bool = True) -> Reloaded:
     """Load the active model in this process; ``Conflict`` (still serving the old one) when it
     does not load. With ``announce``, the other API processes are told to follow."""
+    async with app[RELOADING]:
+        return await _reload(app, announce)
+
+
+async def reload_if_changed(app: web.Application) -> None:
+    """Load the active model unless it is the one this process serves, as it loaded it (a
+    reload asked while the process started, which may have loaded it already)."""
+    async with app[RELOADING]:
+        if not await _active_is_loaded(app):
+            await _reload(app, announce=True)
+
+
+async def _reload(app: web.Application, announce: bool) -> Reloaded:
     scorer = app[SCORER]
     previous = scorer.model_version
     try:
@@ -107,6 +120,10 @@ class Announcer:
 
 
 ANNOUNCER = web.AppKey("reload_announcer", Announcer)
+RELOADING = web.AppKey("model_reloading", asyncio.Lock)
+"""Held while this process loads a model: reloads asked meanwhile wait their turn, and one
+that would load the model already loaded (a reload held through start-up and an announcement
+read as the follower subscribes, both of the same model) loads nothing."""
 
 
 def _still_active(models_dir: Path, stem: str) -> bool:
@@ -116,13 +133,16 @@ def _still_active(models_dir: Path, stem: str) -> bool:
         return False
 
 
-def reload_on_signal(app: web.Application) -> Callable[[], None]:
-    """A signal handler (for SIGHUP) that reloads in the background and logs the outcome."""
+def reload_on_signal(
+    app: web.Application,
+    reload: Callable[[web.Application], Awaitable[object]] = reload_model,
+) -> Callable[[], None]:
+    """A signal handler (for SIGHUP) that runs ``reload`` in the background and logs a failure."""
     running: set[asyncio.Task[None]] = set()
 
     async def reload_logged() -> None:
         try:
-            await reload_model(app)
+            await reload(app)
         except Exception:
             log.exception("model reload on SIGHUP failed; still serving the previous model")
 
@@ -140,6 +160,7 @@ async def follow_reloads(app: web.Application) -> AsyncIterator[None]:
     app[SENDER] = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
     keys = app[MODERATION].store.keys
     app[ANNOUNCER] = Announcer(app[REDIS], keys, app[SENDER], app[SETTINGS].models_dir)
+    app[RELOADING] = asyncio.Lock()
     tried = asyncio.Event()
     task = asyncio.get_running_loop().create_task(_follow(app, tried))
     # Serve once listening, so a reload announced right after start is not missed; a Redis
@@ -207,7 +228,7 @@ async def _follow_announced(app: web.Application) -> None:
         await _follow_one(app, str(stem))
 
 
-async def active_is_loaded(app: web.Application) -> bool:
+async def _active_is_loaded(app: web.Application) -> bool:
     """Whether the model this process serves is still the active one, as it loaded it: a reload
     would load it a second time for nothing."""
     try:
@@ -226,11 +247,12 @@ async def _is_loaded(app: web.Application, stem: str) -> bool:
 
 async def _follow_one(app: web.Application, stem: str) -> None:
     models_dir = app[SETTINGS].models_dir
-    if await _is_loaded(app, stem):
-        return
-    try:
-        if active_stem(models_dir) != stem:
-            return  # activated again since; the announcement of that one follows
-        await reload_model(app, announce=False)
-    except (ModelError, Conflict) as error:
-        log.error("could not follow the reload to %s: %s", stem, error)
+    async with app[RELOADING]:
+        if await _is_loaded(app, stem):
+            return
+        try:
+            if active_stem(models_dir) != stem:
+                return  # activated again since; the announcement of that one follows
+            await _reload(app, announce=False)
+        except (ModelError, Conflict) as error:
+            log.error("could not follow the reload to %s: %s", stem, error)

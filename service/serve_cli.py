@@ -32,7 +32,7 @@ from service.embedded import (
 )
 from service.env_reader import SettingsError
 from service.logs import log_events, status_line
-from service.reload import active_is_loaded, reload_on_signal
+from service.reload import reload_if_changed, reload_on_signal
 from service.settings import Settings
 from service.worker import background_worker, run_until_signalled
 
@@ -247,14 +247,12 @@ async def _serve_until_stopped(
     runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
     await runner.setup()
     # SIGHUP loads the newly activated model, as POST /v1/model:reload does.
-    reload = reload_on_signal(runner.app)
-    loop.add_signal_handler(signal.SIGHUP, reload)
+    loop.add_signal_handler(signal.SIGHUP, reload_on_signal(runner.app))
     if _held_reloads:
         _held_reloads.clear()
         # Not when the model loaded is still the active one, as a follower checks: it would be
         # loaded a second time, doubling the start-up.
-        if not await active_is_loaded(runner.app):
-            reload()
+        reload_on_signal(runner.app, reload_if_changed)()
     store_lost = asyncio.Event()
     watches: list[asyncio.Task[None]] = []
     # One of the API processes of `serve`'s supervisor, or a service on its own.

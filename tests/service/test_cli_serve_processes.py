@@ -23,8 +23,10 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 import pytest
+import redis
 
 from classifier.model import activate, load_active
+from service.keys import KeySpace
 from service.signatures import HEADER, sign
 from tests.ports import free_port
 
@@ -186,17 +188,34 @@ RELOADED = re.compile(r" INFO model reloaded: (\S+ -> \S+)$", re.MULTILINE)
 
 
 @pytest.mark.parametrize(
-    ("script", "processes"),
-    [(SIGHUP_WHILE_STARTING, 2), (SIGHUP_WHILE_LOADING, 1), (ACTIVATED_WHILE_LOADING, 1)],
+    ("script", "processes", "announced"),
+    [
+        (SIGHUP_WHILE_STARTING, 2, False),
+        (SIGHUP_WHILE_LOADING, 1, False),
+        (ACTIVATED_WHILE_LOADING, 1, False),
+        # Another process had announced the new model: the follower, subscribing as the process
+        # starts, reads it while the held reload asks for the same model; one of them loads it.
+        (ACTIVATED_WHILE_LOADING, 1, True),
+    ],
 )
 def test_a_sighup_while_an_api_process_starts_reloads_once_it_serves_if_the_model_changed(
-    redis_url: str, model_source: Path, tmp_path: Path, script: str, processes: int
+    redis_url: str,
+    model_source: Path,
+    tmp_path: Path,
+    script: str,
+    processes: int,
+    announced: bool,
 ) -> None:
     models = tmp_path / "models"
     models.mkdir()
     source = model_source
     activate(models, copy_model(source, models, OLD))
     new = copy_model(source, models, NEW)
+    with redis.Redis.from_url(redis_url) as store:
+        if announced:
+            store.set(KeySpace().model_reloaded(), new)
+        else:
+            store.delete(KeySpace().model_reloaded())
     port = free_port()
     token = secrets.token_urlsafe(24)
     env = {
