@@ -413,6 +413,11 @@ async def held_and_linked(
     civility, its decision URL and the moderator's headers to decide it."""
     await send(client, NEW_COMMENT)
     await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    return to_decide(coral_site)
+
+
+def to_decide(coral_site: dict[str, str]) -> tuple[str, str, dict[str, str]]:
+    """The new comment's id in civility, its decision URL and the moderator's headers."""
     ours = our_id(NEW_COMMENT)
     headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
     return ours, f"/v1/sites/news/comments/{ours}/decision", headers
@@ -598,11 +603,7 @@ async def test_a_decided_comments_link_expires_with_it_when_the_retention_grows_
 ) -> None:
     policy = {"policy": {"retention_days": 1}}
     assert (await client.patch("/v1/sites/news", json=policy, headers=admin)).status == 200
-    await send(client, NEW_COMMENT)
-    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    ours, url, headers = await held_and_linked(client, coral_site)
     assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
     # The comment keeps the expiry its decision gave it; a longer retention is for later ones.
     policy = {"policy": {"retention_days": 30}}
@@ -624,11 +625,7 @@ async def test_a_link_written_after_its_comment_expired_is_kept_for_the_retentio
 ) -> None:
     policy = {"policy": {"retention_days": 1}}
     assert (await client.patch("/v1/sites/news", json=policy, headers=admin)).status == 200
-    await send(client, NEW_COMMENT)
-    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    ours, url, headers = await held_and_linked(client, coral_site)
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
     # The decided comment expires before the worker carries its decision into Coral.
     await redis_client.delete(KEYS.comment("news", ours))
@@ -780,9 +777,7 @@ async def test_a_decision_before_coral_named_the_comment_goes_once_a_webhook_lin
     clock: Clock,
 ) -> None:
     await send(client, NEW_COMMENT)
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    ours, url, headers = to_decide(coral_site)
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
 
     retrying = waits_with(redis_client, coral_sync.NOT_YET_LINKED)
@@ -819,11 +814,7 @@ async def test_a_webhook_that_changes_no_coral_id_leaves_a_failed_attempt_to_its
     redis_client: aioredis.Redis,
     clock: Clock,
 ) -> None:
-    await send(client, NEW_COMMENT)
-    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    ours, url, headers = await held_and_linked(client, coral_site)
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
     fake_coral.failures = 1
 
@@ -851,11 +842,7 @@ async def test_a_webhook_that_changes_the_revision_leaves_an_attempt_in_flight_t
     redis_client: aioredis.Redis,
     clock: Clock,
 ) -> None:
-    await send(client, NEW_COMMENT)
-    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    _, url, headers = await held_and_linked(client, coral_site)
     assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
     fake_coral.hang = asyncio.Event()
     # One attempt at a time: nothing but the webhook could make the attempt's event due again.
@@ -897,9 +884,7 @@ async def test_a_decision_whose_attempt_a_linking_webhook_came_during_goes_at_on
         await webhook(client, fixture("webhook_entered_moderation_queue.json"))
     if case != "new":
         assert (await send(client, edit)).status == 200
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    ours, url, headers = to_decide(coral_site)
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
     # On a clock only the test moves, the decision's retry is up to a day off.
     worker = Worker(redis_client, PATIENT, prefix="civ", name="coral-test", clock=clock)
@@ -962,9 +947,7 @@ async def test_a_decision_already_due_when_a_webhook_links_it_keeps_its_place(
     clock: Clock,
 ) -> None:
     await send(client, NEW_COMMENT)
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    _, url, headers = to_decide(coral_site)
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
 
     retrying = waits_with(redis_client, coral_sync.NOT_YET_LINKED)
@@ -988,9 +971,7 @@ async def test_a_decision_no_webhook_linked_by_its_last_try_is_dead_lettered_say
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
 ) -> None:
     await send(client, NEW_COMMENT)
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    _, url, headers = to_decide(coral_site)
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
 
     # No webhook names the comment through every try of the delivery schedule.
@@ -1101,9 +1082,7 @@ async def test_a_decision_waiting_for_the_edited_revision_goes_once_a_webhook_na
     await webhook(client, fixture("webhook_entered_moderation_queue.json"))
     edit = edited("Here's a comment, edited to say more about the harbour.")
     await send(client, edit)
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    _, url, headers = to_decide(coral_site)
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
 
     waiting = waits_with(redis_client, coral_sync.NOT_YET_STORED)
@@ -1133,9 +1112,7 @@ async def test_a_decision_on_an_edit_goes_once_a_webhook_names_the_comment_befor
     await send(client, NEW_COMMENT)
     edit = edited("Here's a comment, edited to say more about the harbour.")
     await send(client, edit)
-    ours = our_id(NEW_COMMENT)
-    headers = {"Authorization": f"Bearer {coral_site['moderator_token']}"}
-    url = f"/v1/sites/news/comments/{ours}/decision"
+    ours, url, headers = to_decide(coral_site)
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
 
     waiting = waits_with(redis_client, coral_sync.NOT_YET_LINKED)
