@@ -309,6 +309,11 @@ async function loadQueue(replacing = null) {
       else if (item.version > state.items[at].version) state.items[at] = item;
     }
     $("#queue-more").hidden = !page.next_cursor;
+    if (replacing) {
+      // A selection is of comments shown: one the new list lacks would be decided unseen.
+      const onList = new Set(state.items.map((item) => item.id));
+      for (const id of state.selected) if (!onList.has(id)) state.selected.delete(id);
+    }
     renderQueue();
     say("#queue-message", visibleItems().length ? "" : nothingShown());
   } catch (error) {
