@@ -68,7 +68,11 @@ const site = () => encodeURIComponent(state.site);
 // for a live event, which leaves them), as it would have replaced their words said at once.
 function say(target, text, { error = false, reload = false, live = false } = {}) {
   const node = typeof target === "string" ? $(target) : target;
-  if (node.id === "queue-message" && !live) dropGathered();
+  if (node.id === "queue-message") {
+    if (!live) dropGathered();
+    notice.said += 1;
+    notice.news = null;
+  }
   node.classList.toggle("error", error);
   const button = reload && text ? [" ", el("button", { type: "button", onclick: () => reloadQueue() }, "Reload")] : [];
   announce(node, text, ...button);
@@ -82,10 +86,14 @@ const GATHER_MS = 500;
 const GATHER_MAX_MS = 3000;
 const NAMED = 3;
 const gathered = { news: new Map(), quiet: 0, longest: 0 };
+// `said` counts what the queue's notice was given to say; `news` is the news it says, while it
+// says gathered news: a page landing keeps the words of what still applies.
+const notice = { said: 0, news: null };
 
-// `words` says the news for the comments gathered under `key`, given their ids.
-function sayLive(key, id, words) {
-  const news = gathered.news.get(key) || { ids: [], words };
+// `words` says the news for the comments gathered under `key`, given their ids; `left`: the news
+// is that they left the list.
+function sayLive(key, id, words, { left = false } = {}) {
+  const news = gathered.news.get(key) || { ids: [], words, left };
   if (!news.ids.includes(id)) news.ids.push(id);
   gathered.news.set(key, news);
   clearTimeout(gathered.quiet);
@@ -94,9 +102,31 @@ function sayLive(key, id, words) {
 }
 
 function sayGathered() {
-  const text = [...gathered.news.values()].map((news) => news.words(news.ids)).join(" ");
+  const told = [...gathered.news.values()];
+  const text = told.map((news) => news.words(news.ids)).join(" ");
   dropGathered();
   say("#queue-message", text, { live: true });
+  notice.news = told;
+}
+
+// What the queue's notice says when a page lands, `since` the notice's count when it was asked
+// for. Live news of a comment the list no longer shows (another moderator's decision took it off
+// while the page loaded) still applies, and is said, or stays said; what the list shows is
+// dropped: a comment shown again came back since, and a reload (`replaced`) shows every comment
+// of its list anew, new and edited ones alike. Without such news the list says whether it is
+// empty.
+function sayLanded(since, { replaced }) {
+  const shown = new Set(visibleItems().map((item) => item.id));
+  const applies = (news) => (news.left ? news.ids.filter((id) => !shown.has(id)) : replaced ? [] : news.ids);
+  for (const [key, news] of gathered.news) {
+    news.ids = applies(news);
+    if (!news.ids.length) gathered.news.delete(key);
+  }
+  if (!gathered.news.size) dropGathered();
+  if (notice.said > since && notice.news?.some((news) => applies(news).length)) return;
+  // The news, said when its events pause, replaces what the notice said before the page.
+  if (gathered.news.size) say("#queue-message", "", { live: true });
+  else say("#queue-message", shown.size ? "" : nothingShown());
 }
 
 function dropGathered() {
@@ -274,6 +304,7 @@ function shownQueue() {
 async function loadQueue(replacing = null) {
   const asked = site();
   const reload = state.reloads;
+  const since = notice.said;
   const path = `/v1/sites/${asked}/queue${query({ ...shownQueue(), limit: PAGE, cursor: state.cursor })}`;
   const left = new Map();
   state.leaving.add(left);
@@ -315,7 +346,7 @@ async function loadQueue(replacing = null) {
       for (const id of state.selected) if (!onList.has(id)) state.selected.delete(id);
     }
     renderQueue();
-    say("#queue-message", visibleItems().length ? "" : nothingShown());
+    sayLanded(since, { replaced: Boolean(replacing) });
   } catch (error) {
     if (site() === asked && state.reloads === reload) say("#queue-message", explain(error), { error: true });
   } finally {
@@ -951,10 +982,10 @@ async function onLive(kind, event) {
     const left = LEFT_WORDS[event.action];
     const { state: now, actor } = event;
     if (left) {
-      sayLive(`left ${event.action} ${now}`, event.comment_id, (ids) => `${capital(comments(ids))} ${were(ids)} ${left} and left this queue (now ${now}).`);
+      sayLive(`left ${event.action} ${now}`, event.comment_id, (ids) => `${capital(comments(ids))} ${were(ids)} ${left} and left this queue (now ${now}).`, { left: true });
     } else {
       const name = event.actor_name || actor;
-      sayLive(`decided ${actor} ${now}`, event.comment_id, (ids) => `${name} decided ${ids.length > NAMED ? counted(ids.length, "comment") : listed(ids)} (${now}).`);
+      sayLive(`decided ${actor} ${now}`, event.comment_id, (ids) => `${name} decided ${ids.length > NAMED ? counted(ids.length, "comment") : listed(ids)} (${now}).`, { left: true });
     }
   }
 }

@@ -2444,3 +2444,59 @@ def test_what_happens_before_the_event_streams_first_connection_succeeds_is_show
     expect(page.locator('#items > li[data-id="late"]')).to_be_visible()
     expect(page.locator('#items > li[data-id="c00"]')).to_have_count(0)
     assert sorted(items(page)) == ["c01", "late"]
+
+
+def test_news_of_a_comment_that_left_while_a_reload_loaded_is_said_after_its_page_lands(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 3)
+    site.add_moderator("Alice")
+    page.clock.install()
+    page.reload()
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    expect(page.locator("#live")).to_have_text("live")
+    # The page's time stands still: what live events say is still gathered when the page lands.
+    page.clock.pause_at(time.time() + 1)
+    page.evaluate(QUEUE_SAID)
+    held: list[tuple[Route, APIResponse]] = []
+    page.route(re.compile(r"/queue\?"), lambda route: held.append((route, route.fetch())))
+
+    def decided_by_alice(comment_id: str) -> None:
+        status, _ = service.call(
+            "POST",
+            f"/v1/sites/{site.id}/comments/{comment_id}/decision",
+            {"action": "approve"},
+            token=site.tokens["Alice"],
+        )
+        assert status == 200
+        expect(page.locator(f'#items > li[data-id="{comment_id}"]')).to_have_count(0)
+
+    # A reload's page read before Alice's decision lands after its live event, and before what
+    # the event says is said; a comment arriving meanwhile is one of the list it shows.
+    page.locator("#queue-filters").get_by_role("button", name="Apply").click()
+    waits_for(page, held, "the reload never read the queue")
+    decided_by_alice("c00")
+    site.post_comment("late", "A late reader asks whether the talks will be streamed.")
+    expect(page.locator('#items > li[data-id="late"]')).to_be_visible()
+    route, listed = held[0]
+    route.fulfill(response=listed)
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    assert sorted(items(page)) == ["c01", "c02", "late"]
+    page.clock.run_for(1_000)
+    expect(page.locator("#queue-message")).to_have_text("Alice decided c00 (approved).")
+    # Said before the next reload's page lands, it stays said.
+    page.locator("#queue-filters").get_by_role("button", name="Apply").click()
+    waits_for(page, held, "the second reload never read the queue", 2)
+    decided_by_alice("c01")
+    page.clock.run_for(1_000)
+    expect(page.locator("#queue-message")).to_have_text("Alice decided c01 (approved).")
+    route, listed = held[1]
+    route.fulfill(response=listed)
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    assert sorted(items(page)) == ["c02", "late"]
+    expect(page.locator("#queue-message")).to_have_text("Alice decided c01 (approved).")
+    assert page.evaluate("window.said") == [
+        "Alice decided c00 (approved).",
+        "Alice decided c01 (approved).",
+    ]
