@@ -46,6 +46,10 @@ const state = {
   // comment, and would bring it back when it lands after it.
   leaving: new Set(),
   selected: new Set(),
+  // A reload the moderator asked for (a tab, order or filter picked, Claim 10...) has not landed:
+  // its page, or the console's own reload's landing in its place, starts the list at the top,
+  // unless a key moved the focus meanwhile.
+  afresh: false,
   // Comments this tab is deciding: their own live events come before the answer, which takes
   // them off the list and offers the undo.
   deciding: new Set(),
@@ -114,19 +118,28 @@ function sayGathered() {
 // while the page loaded) still applies, and is said, or stays said; what the list shows is
 // dropped: a comment shown again came back since, and a reload (`replaced`) shows every comment
 // of its list anew, new and edited ones alike. Without such news the list says whether it is
-// empty.
-function sayLanded(since, { replaced }) {
+// empty. The console's own reload (`own`), which the moderator did not ask for, replaces no list
+// of theirs: it drops no news of what it shows, and the notice keeps its words unless the list
+// became empty (`wasEmpty`: it was before the page) or no longer is.
+function sayLanded(since, { replaced, own = false, wasEmpty = false }) {
   const shown = new Set(visibleItems().map((item) => item.id));
-  const applies = (news) => (news.left ? news.ids.filter((id) => !shown.has(id)) : replaced ? [] : news.ids);
+  const anew = replaced && !own;
+  const applies = (news) => (news.left ? news.ids.filter((id) => !shown.has(id)) : anew ? [] : news.ids);
   for (const [key, news] of gathered.news) {
     news.ids = applies(news);
     if (!news.ids.length) gathered.news.delete(key);
   }
   if (!gathered.news.size) dropGathered();
   if (notice.said > since && notice.news?.some((news) => applies(news).length)) return;
-  // The news, said when its events pause, replaces what the notice said before the page.
-  if (gathered.news.size) say("#queue-message", "", { live: true });
-  else say("#queue-message", shown.size ? "" : nothingShown());
+  const words = shown.size ? "" : nothingShown();
+  if (own) {
+    if (!gathered.news.size && !shown.size !== wasEmpty) say("#queue-message", words);
+  } else if (gathered.news.size) {
+    // The news, said when its events pause, replaces what the notice said before the page.
+    say("#queue-message", "", { live: true });
+  } else {
+    say("#queue-message", words);
+  }
 }
 
 function dropGathered() {
@@ -274,12 +287,18 @@ function show(view) {
 
 // ---------------------------------------------------------------- the queue
 
-async function reloadQueue() {
+// `keep`: the console's own reload, which the moderator did not ask for (a reconnect that could
+// not resume reads the queue again): the comments still listed keep their selection, the focus
+// and their messages, and the notice what it says. One the moderator asked for starts afresh.
+async function reloadQueue({ keep = false } = {}) {
   state.cursor = null;
-  state.selected.clear();
-  state.focusMoved = false;
-  // A reload starts afresh: no item keeps a message from before it.
-  for (const node of document.querySelectorAll("#items .item-message")) node.replaceChildren();
+  if (!keep) {
+    state.selected.clear();
+    state.focusMoved = false;
+    state.afresh = true;
+    // No item keeps a message from before it.
+    for (const node of document.querySelectorAll("#items .item-message")) node.replaceChildren();
+  }
   // The comments on screen stay, and the keys act on them, until the new page replaces them.
   const shown = new Set(state.items.map((item) => item.id));
   state.reloads += 1;
@@ -287,7 +306,7 @@ async function reloadQueue() {
   // More would add the next page of the list being replaced, or the new list's first page twice:
   // it waits for the reload (aria-disabled keeps the keyboard on it meanwhile).
   $("#queue-more").setAttribute("aria-disabled", "true");
-  state.reloading = Promise.all([loadQueue(shown), loadCounts()]);
+  state.reloading = Promise.all([loadQueue(shown, { keep }), loadCounts()]);
   await state.reloading;
   if (state.reloads === reload) $("#queue-more").removeAttribute("aria-disabled");
 }
@@ -300,8 +319,9 @@ function shownQueue() {
 }
 
 // `replacing`: the ids of a reload's old list, dropped when its first page lands (what a live
-// event added meanwhile stays, and so does a comment whose decision is on its way).
-async function loadQueue(replacing = null) {
+// event added meanwhile stays, and so does a comment whose decision is on its way); `keep`: the
+// console's own reload (reloadQueue).
+async function loadQueue(replacing = null, { keep = false } = {}) {
   const asked = site();
   const reload = state.reloads;
   const since = notice.said;
@@ -322,10 +342,11 @@ async function loadQueue(replacing = null) {
     const kept = replacing
       ? state.items.filter((item) => !replacing.has(item.id) || (state.deciding.has(item.id) && inQueue(item) && filtered(item)))
       : [];
+    const wasEmpty = !visibleItems().length;
     if (replacing) {
       state.items = [];
-      // A reload starts at the top, unless a key moved the focus while it loaded.
-      if (!state.focusMoved) {
+      // A reload asked for starts at the top, unless a key moved the focus while it loaded.
+      if (state.afresh && !state.focusMoved) {
         state.focus = 0;
         state.focusId = null;
       }
@@ -346,11 +367,13 @@ async function loadQueue(replacing = null) {
       for (const id of state.selected) if (!onList.has(id)) state.selected.delete(id);
     }
     renderQueue();
-    sayLanded(since, { replaced: Boolean(replacing) });
+    // The console's own reload landing in place of one the moderator asked for is that one.
+    sayLanded(since, { replaced: Boolean(replacing), own: keep && !state.afresh, wasEmpty });
   } catch (error) {
     if (site() === asked && state.reloads === reload) say("#queue-message", explain(error), { error: true });
   } finally {
     state.leaving.delete(left);
+    if (replacing && site() === asked && state.reloads === reload) state.afresh = false;
   }
 }
 
@@ -907,7 +930,7 @@ function startLive() {
     started();
     // The queue was read while no stream had named where it starts: what changed before this
     // one's start never comes as an event, so the queue is read again, now followed.
-    if (lost && state.site === id) reloadQueue();
+    if (lost && state.site === id) reloadQueue({ keep: true });
   }, () => {
     started();
     if (state.site !== id) return;

@@ -2500,3 +2500,52 @@ def test_news_of_a_comment_that_left_while_a_reload_loaded_is_said_after_its_pag
         "Alice decided c00 (approved).",
         "Alice decided c01 (approved).",
     ]
+
+
+def test_a_reconnect_that_could_not_resume_reads_the_queue_again_keeping_the_selection(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 3)
+    site.add_moderator("Alice")
+    # The stream's first connection fails before naming its starting point, and the reconnect
+    # is held back while the moderator selects and Alice decides one of the selected comments.
+    failed: list[Route] = []
+    waiting: list[Route] = []
+
+    def fail_first(route: Route) -> None:
+        if failed:
+            waiting.append(route)
+        else:
+            failed.append(route)
+            route.abort()
+
+    page.route(re.compile(r"/events$"), fail_first)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    first, kept, decided = items(page)
+    waits_for(page, waiting, "the console never reconnected its event stream")
+    for comment_id in (kept, decided):
+        page.locator(f'#items > li[data-id="{comment_id}"]').get_by_role("checkbox").check()
+    expect(page.locator("#selection")).to_have_text("2 selected")
+    page.keyboard.press("k")
+    expect(page.locator("#items > li.focused")).to_have_attribute("data-id", kept)
+    status, _ = service.call(
+        "POST",
+        f"/v1/sites/{site.id}/comments/{decided}/decision",
+        {"action": "approve"},
+        token=site.tokens["Alice"],
+    )
+    assert status == 200
+    with page.expect_response(re.compile(r"/queue\?")):
+        waiting[0].continue_()
+    expect(page.locator(f'#items > li[data-id="{decided}"]')).to_have_count(0)
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    # The comment still in the queue stays selected, and focused; the one Alice decided left
+    # with its card.
+    expect(page.locator("#selection")).to_have_text("1 selected")
+    expect(page.locator(f'#items > li[data-id="{kept}"]').get_by_role("checkbox")).to_be_checked()
+    expect(page.locator("#items > li.focused")).to_have_attribute("data-id", kept)
+    page.get_by_role("button", name="Approve selected").click()
+    expect(page.locator("#items > li")).to_have_count(1)
+    assert site.comment(kept)["state"] == "approved"
+    assert site.comment(first)["state"] == "pending"
