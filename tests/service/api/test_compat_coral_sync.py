@@ -819,7 +819,8 @@ async def test_a_webhook_that_changes_no_coral_id_leaves_a_failed_attempt_to_its
     fake_coral.failures = 1
 
     async def retrying() -> bool:
-        return any(int(record["attempts"]) == 1 for record in await records_of(redis_client))
+        records = await records_of(redis_client)
+        return any(r["type"] == "comment.rejected" and r.get("last_error") for r in records)
 
     await deliver_until(redis_client, retrying, "a failed attempt", PATIENT, clock)
     [before] = [record for record in await records_of(redis_client) if record["state"] == "pending"]
