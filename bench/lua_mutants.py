@@ -80,7 +80,8 @@ LUA_TESTS = {
         ("second_look_claim.lua", "second_look_fail.lua", "second_look_hand_back.lua"),
         ("tests/service/worker/test_second_look.py",),
     ),
-    # A retry's due time after a wait for Coral's ids that a webhook brought during the attempt.
+    # A retry's due time, and a last attempt made again, after a wait for Coral's ids that a
+    # webhook brought during the attempt.
     "delivery_settle.lua": (
         "tests/service/worker/test_worker_ordering.py",
         "tests/service/api/test_compat_coral_sync.py",
@@ -526,7 +527,9 @@ LUA_MUTANTS = (
     ),
     # A retry whose attempt waited for Coral's ids is due at once when a webhook changed either
     # since the attempt read them, and only then.
-    LuaMutant("delivery_settle.lua", "      at = now\n", ""),
+    LuaMutant("delivery_settle.lua", "    came = true\n", ""),
+    LuaMutant("delivery_settle.lua", "local at = came and now or ARGV[6]", "local at = ARGV[6]"),
+    LuaMutant("delivery_settle.lua", "local at = came and now or ARGV[6]", "local at = now"),
     LuaMutant("delivery_settle.lua", '"next_attempt_at", at)', '"next_attempt_at", ARGV[6])'),
     LuaMutant(
         "delivery_settle.lua",
@@ -535,15 +538,66 @@ LUA_MUTANTS = (
     ),
     LuaMutant("delivery_settle.lua", "~= ARGV[index + 1] then", "== ARGV[index + 1] then"),
     LuaMutant("delivery_settle.lua", 'ARGV[index]) or "") ~=', "ARGV[index])) ~="),
-    LuaMutant("delivery_settle.lua", "for index = 11, #ARGV, 2 do", "for index = 13, #ARGV, 2 do"),
     LuaMutant(
-        "delivery_settle.lua", "for index = 11, #ARGV, 2 do", "for index = 11, #ARGV - 2, 2 do"
+        "delivery_settle.lua", "for index = 12, read_end, 2 do", "for index = 14, read_end, 2 do"
     ),
     LuaMutant(
         "delivery_settle.lua",
-        "      break\n",
+        "for index = 12, read_end, 2 do",
+        "for index = 12, read_end - 2, 2 do",
+    ),
+    LuaMutant(
+        "delivery_settle.lua",
+        "local read_end = 11 + 2 * tonumber(ARGV[11])",
+        "local read_end = 11 + tonumber(ARGV[11])",
+    ),
+    LuaMutant(
+        "delivery_settle.lua",
+        "    break\n",
         "",
         equivalent="a later field that differs too sets the same time again",
+    ),
+    # The last attempt, failed, whose wait ended during it: made again at once and not counted,
+    # instead of dead-lettered; and only then.
+    LuaMutant("delivery_settle.lua", 'if outcome == "failed" and came then', "if false then"),
+    LuaMutant(
+        "delivery_settle.lua", 'if outcome == "failed" and came then', 'if outcome == "failed" then'
+    ),
+    LuaMutant(
+        "delivery_settle.lua",
+        '  redis.call("HINCRBY", KEYS[5], "attempts", -1)\n'
+        '  redis.call("HSET", KEYS[5], "next_attempt_at", now)\n',
+        '  redis.call("HSET", KEYS[5], "next_attempt_at", now)\n',
+    ),
+    LuaMutant(
+        "delivery_settle.lua",
+        '  redis.call("HSET", KEYS[5], "next_attempt_at", now)\n'
+        '  redis.call("ZADD", KEYS[1], now, event_id)\n  return "retry"',
+        '  redis.call("ZADD", KEYS[1], now, event_id)\n  return "retry"',
+    ),
+    LuaMutant(
+        "delivery_settle.lua",
+        '  redis.call("ZADD", KEYS[1], now, event_id)\n  return "retry"',
+        '  return "retry"',
+    ),
+    LuaMutant("delivery_settle.lua", 'return "retry"', 'return "ok"'),
+    # A dead letter of a decision that waited says in the same step that it was given up, unless
+    # the link is gone.
+    LuaMutant(
+        "delivery_settle.lua",
+        '    redis.call("HSET", KEYS[7], unpack(ARGV, read_end + 1))\n',
+        "",
+    ),
+    LuaMutant("delivery_settle.lua", "unpack(ARGV, read_end + 1)", "unpack(ARGV, read_end + 3)"),
+    LuaMutant(
+        "delivery_settle.lua",
+        'if #ARGV > read_end and redis.call("EXISTS", KEYS[7]) == 1 then',
+        "if #ARGV > read_end then",
+    ),
+    LuaMutant(
+        "delivery_settle.lua",
+        'if #ARGV > read_end and redis.call("EXISTS", KEYS[7]) == 1 then',
+        'if #ARGV >= read_end and redis.call("EXISTS", KEYS[7]) == 1 then',
     ),
     LuaMutant(
         "delivery_redeliver.lua",

@@ -12,7 +12,7 @@ Each change is one Lua script over one site's keys (one hash slot).
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Self, cast
 
@@ -50,6 +50,20 @@ class Settle(StrEnum):
     """Failed for a reason no attempt can change: the comment's later events are not held back."""
     HAND_BACK = "hand_back"
     """The attempt was cut short: due again at once, and not counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitedOn:
+    """A hash an attempt waited on (a decision into Coral waiting for the ids a webhook of
+    Coral's links), as the attempt read it."""
+
+    key: str
+    read: Mapping[str, str]
+    """Its fields as the attempt read them: when any has changed since, what the attempt waited
+    for came during it, so a retry is due at once, and a failed last attempt is made again at
+    once, not counted, instead of being dead-lettered."""
+    given_up: Mapping[str, str | int] = field(default_factory=dict)
+    """Fields set in it in the same step as the event is dead-lettered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +221,11 @@ class DeliveryLog:
         error: str | None = None,
         delivered_ttl_ms: int,
         delivered_keep: int,
-        waited_on: tuple[str, Mapping[str, str]] | None = None,
-    ) -> bool:
-        """Record an attempt's outcome; False when the lease was lost to another worker, or the
-        site deleted meanwhile. ``waited_on``: a hash and its fields as the attempt read them,
-        what it waited for; a retry is due at once when any of them has changed since."""
+        waited_on: WaitedOn | None = None,
+    ) -> Settle | None:
+        """Record an attempt's outcome: the one recorded, ``RETRY`` for a failure that
+        ``waited_on`` turned into a retry; None when the lease was lost to another worker, or the
+        site deleted meanwhile."""
         event_id = record["id"]
         keys = [
             self.keys.deliveries_due(site),
@@ -233,11 +247,15 @@ class DeliveryLog:
             delivered_ttl_ms,
             delivered_keep,
         ]
-        if waited_on is not None:
-            key, fields = waited_on
-            keys.append(key)
-            args += [item for pair in fields.items() for item in pair]
-        return bool(await self._run("delivery_settle", keys, args) == "ok")
+        if waited_on is None:
+            args.append(0)
+        else:
+            keys.append(waited_on.key)
+            args.append(len(waited_on.read))
+            for fields in (waited_on.read, waited_on.given_up):
+                args += [item for pair in fields.items() for item in pair]
+        reply = await self._run("delivery_settle", keys, args)
+        return {"ok": outcome, "retry": Settle.RETRY}.get(reply)
 
     async def redeliver(self, site: str, event_id: str, now_ms: int) -> Delivery:
         keys = [

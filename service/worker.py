@@ -29,7 +29,7 @@ from service.admin_store import AdminStore
 from service.compat import coral_graphql, coral_sync
 from service.compat.coral_links import CoralCall, CoralIds, CoralLinks, keep_seconds
 from service.connection import connect
-from service.deliveries import DeliveryLog, Settle
+from service.deliveries import DeliveryLog, Settle, WaitedOn
 from service.egress import guarded_socket_factory
 from service.errors import SiteNotFound, StoreUnavailable
 from service.gauges import background_gauges
@@ -239,7 +239,7 @@ class Worker:
             else None
         )
         link = await self.coral_links.of(site, record["comment_id"]) if coral else None
-        waited_on: tuple[str, Mapping[str, str]] | None = None
+        waited_on: WaitedOn | None = None
         if coral is not None and link is not None:
             # A comment from Coral: its decisions go back to Coral, not to a callback URL.
             keep = keep_seconds(site_record) if site_record is not None else 0
@@ -256,7 +256,10 @@ class Worker:
             started_ms = self._now_ms()
             outcome = await coral_sync.deliver(session, coral, record, link, relink, calling)
             last_try = outcome.final or self.policy.exhausted(int(record["attempts"]))
-            if coral_sync.needs_coral(record) and (outcome.delivered or last_try):
+            waiting = outcome.error in coral_sync.WAITING
+            # A last try that waited is given up by the settle, unless a webhook linked the ids
+            # during it (see ``waited_on``).
+            if coral_sync.needs_coral(record) and (outcome.delivered or (last_try and not waiting)):
                 # Coral's webhooks about decisions made before this one are echoes from now on;
                 # or it is given up (dead-lettered), and Coral's own decisions count again.
                 called = outcome.delivered and outcome.status is not None
@@ -270,10 +273,12 @@ class Worker:
                         keep,
                         call if called else None,
                     )
-            if outcome.error in coral_sync.WAITING:
+            if waiting:
                 # A webhook linking Coral's ids during this attempt left it to itself: its
-                # retry is due at once if they changed since it read them.
-                waited_on = self.coral_links.waited_on(site, record["comment_id"], link)
+                # retry is due at once if they changed since it read them, even after its
+                # last try, since what it waited for has come.
+                decided_at = int(record["created_at"]) if last_try else None
+                waited_on = self.coral_links.waited_on(site, record["comment_id"], link, decided_at)
         elif site_record is None or not site_record.site.callback_url:
             outcome = delivery.Outcome(delivered=False, error="the site has no callback URL")
         else:
@@ -314,17 +319,17 @@ class Worker:
             delivered_keep=self.settings.delivered_keep,
             waited_on=waited_on,
         )
-        if not settled:
+        if settled is None:
             log.info(
                 "worker %s: %s was not settled: its lease ran out or its site is gone",
                 self.name,
                 record["id"],
             )
-        elif result is not Settle.DELIVERED:
+        elif settled is not Settle.DELIVERED:
             log.info(
                 "worker %s: %s %s (attempt %d): %s",
                 self.name,
-                "will retry" if result is Settle.RETRY else "dead-lettered",
+                "will retry" if settled is Settle.RETRY else "dead-lettered",
                 record["id"],
                 attempts,
                 outcome.error,

@@ -12,6 +12,7 @@ from typing import cast
 
 from service.compat import coral
 from service.compat.ids import digest
+from service.deliveries import WaitedOn
 from service.errors import SiteNotFound
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.records import DAY_MS, SiteRecord
@@ -211,7 +212,7 @@ class CoralLinks:
     ) -> None:
         """Coral has civility's decision made at ``decided_at_ms`` through ``call``, or it was
         given up without one (see ``CoralDesk.webhook``): no call of it is in flight."""
-        fields: list[str | int] = ["sent_at", decided_at_ms, "calling_status", ""]
+        fields: list[str | int] = [item for pair in _given_up(decided_at_ms) for item in pair]
         if call is not None:
             fields += ["reached_at", call.started_at, "answered_at", call.answered_at]
             fields += ["sent_status", call.status]
@@ -221,13 +222,25 @@ class CoralLinks:
         """A call that sets ``status`` in Coral is about to be made (see ``CoralLink``)."""
         await self._write(site, comment_id, keep_seconds, ["calling_status", status])
 
-    def waited_on(self, site: str, comment_id: str, link: CoralLink) -> tuple[str, dict[str, str]]:
-        """The link's hash and Coral's ids in ``link``: what an attempt waiting for them read."""
+    def waited_on(
+        self, site: str, comment_id: str, link: CoralLink, last_try_of: int | None = None
+    ) -> WaitedOn:
+        """The link's hash and Coral's ids in ``link``: what an attempt waiting for them read.
+        On the last try of the decision made at ``last_try_of`` (ms), the link says it was given
+        up (as ``sent`` does) in the same step as it is dead-lettered, and not when a webhook
+        linked the ids during the attempt, which makes it retried at once instead."""
         revision = link.ids.revision_id if link.ids is not None else ""
         ids = {"coral_id": link.coral_id or "", "revision_id": revision}
-        return self.keys.coral_link(site, comment_id), ids
+        given_up = dict(_given_up(last_try_of)) if last_try_of is not None else {}
+        return WaitedOn(self.keys.coral_link(site, comment_id), ids, given_up)
 
     async def comment_of(self, site: str, coral_id: str) -> str | None:
         with store_errors():
             value = await self.redis.get(self.keys.coral_comment(site, coral_id))
         return str(value) if value else None
+
+
+def _given_up(decided_at_ms: int) -> list[tuple[str, str | int]]:
+    """The link's fields once civility's decision made at ``decided_at_ms`` has reached Coral
+    or been given up: no longer on its way, and no call of it in flight."""
+    return [("sent_at", decided_at_ms), ("calling_status", "")]

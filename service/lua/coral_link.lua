@@ -27,7 +27,8 @@ civ:{site}:delivery:<event id>. A decision waiting for Coral's ids (made before 
 named the comment, or while Coral had not stored the text it was made on) is due at once when
 they change, rather than at its next retry, hours later; it is still the head of its line, so
 the comment's events keep their order. One being attempted (leased) is left to its attempt,
-whose retry, if it waited for them, is due at once (delivery_settle.lua).
+whose retry, if it waited for them, is due at once, even after its last try
+(delivery_settle.lua).
 
 Returns 1; 0 when the site was deleted (since the caller read its record), writing nothing.
 ]]

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import dataclasses
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ from pytest_aiohttp import AiohttpClient
 from service.app import create_app
 from service.appkeys import CORAL
 from service.compat import coral_sync
+from service.deliveries import Settle
 from service.egress import parse_allowed
 from service.keys import KeySpace
 from service.settings import DeliverySettings, Settings
@@ -869,6 +871,25 @@ async def test_a_webhook_that_changes_the_revision_leaves_an_attempt_in_flight_t
     assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
 
 
+def held_settle(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch, attempt: int = 1
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """Holds the worker's record of the rejection's ``attempt``-th try: the first event is set
+    when that try has its outcome, which is recorded once the test sets the second."""
+    settle = worker.deliveries.settle
+    settling, release = asyncio.Event(), asyncio.Event()
+
+    async def held(site: str, record: Mapping[str, str], *args: Any, **kw: Any) -> Settle | None:
+        tried = (record["type"], int(record["attempts"])) == ("comment.rejected", attempt)
+        if tried and not settling.is_set():
+            settling.set()
+            await release.wait()
+        return await settle(site, record, *args, **kw)
+
+    monkeypatch.setattr(worker.deliveries, "settle", held)
+    return settling, release
+
+
 @pytest.mark.parametrize("case", ["new", "edited_before_linked", "edited_since_linked"])
 async def test_a_decision_whose_attempt_a_linking_webhook_came_during_goes_at_once(
     client: Client,
@@ -889,16 +910,7 @@ async def test_a_decision_whose_attempt_a_linking_webhook_came_during_goes_at_on
     assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
     # On a clock only the test moves, the decision's retry is up to a day off.
     worker = Worker(redis_client, PATIENT, prefix="civ", name="coral-test", clock=clock)
-    settle = worker.deliveries.settle
-    settling, linked = asyncio.Event(), asyncio.Event()
-
-    async def after_the_link(site: str, record: Mapping[str, str], *args: Any, **kw: Any) -> bool:
-        if record["type"] == "comment.rejected" and not settling.is_set():
-            settling.set()
-            await linked.wait()
-        return await settle(site, record, *args, **kw)
-
-    monkeypatch.setattr(worker.deliveries, "settle", after_the_link)
+    settling, linked = held_settle(worker, monkeypatch)
     running = asyncio.create_task(worker.run())
     try:
         await asyncio.wait_for(settling.wait(), 15)
@@ -994,6 +1006,154 @@ async def test_a_decision_no_webhook_linked_by_its_last_try_is_dead_lettered_say
     assert again.status == 202, await again.text()
     await deliver_until(redis_client, called(fake_coral), "the rejection in Coral")
     assert [call["field"] for call in fake_coral.mutations()] == ["rejectComment"]
+
+
+async def test_a_link_that_came_during_a_decisions_last_try_carries_it_into_coral(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await send(client, NEW_COMMENT)
+    ours, url, headers = to_decide(coral_site)
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+    last_try = dataclasses.replace(PATIENT, max_attempts=2)
+    worker = Worker(redis_client, last_try, prefix="civ", name="coral-test", clock=clock)
+    settling, linked = held_settle(worker, monkeypatch, attempt=2)
+    running = asyncio.create_task(worker.run())
+    try:
+        with caplog.at_level(logging.INFO, logger="service.worker"):
+            await eventually(waits_with(redis_client, coral_sync.NOT_YET_LINKED), what="a try")
+            [first] = [r for r in await records_of(redis_client) if r["type"] == "comment.rejected"]
+            # Its retry, the last one, comes; Coral's webhook names the comment while that try,
+            # having found no ids, has yet to record that it waits.
+            clock.advance(DAY_MS / 1000 + 1)
+            await asyncio.wait_for(settling.wait(), 15)
+            answer = await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+            assert (await answer.json())["comment_id"] == ours
+            fake_coral.hang = asyncio.Event()
+            linked.set()
+
+            await eventually(called(fake_coral), what="the rejection on its way to Coral")
+
+            [record] = [
+                r for r in await records_of(redis_client) if r["type"] == "comment.rejected"
+            ]
+            # Made again at once instead of being dead-lettered, and within the attempts allowed.
+            assert (record["state"], record["attempts"]) == ("pending", "2")
+            assert record["last_error"] == coral_sync.NOT_YET_LINKED
+            assert int(first["next_attempt_at"]) < int(record["next_attempt_at"]) <= clock() * 1000
+            # Still on its way: a decision Coral's moderator makes meanwhile does not undo it.
+            fake_coral.status = "APPROVED"
+            approved = fixture("webhook_left_moderation_queue.json")
+            approved["data"]["status"] = "APPROVED"
+            answer = await (await webhook(client, approved)).json()
+            assert (answer["applied"], answer.get("reason")) == (
+                False,
+                "a later decision made in civility is on its way to Coral",
+            )
+            fake_coral.hang.set()
+            await eventually(settled(redis_client, 2), what="the rejection in Coral")
+    finally:
+        linked.set()
+        worker.stop()
+        await running
+    listed = await client.get("/v1/sites/news/deliveries?state=delivered", headers=headers)
+    rejected = [item for item in (await listed.json())["items"] if item["id"] == record["id"]]
+    assert [item["attempts"] for item in rejected] == [2]
+    assert [call["field"] for call in fake_coral.mutations()] == ["rejectComment"]
+    assert fake_coral.status == "REJECTED"
+    assert (await comment(client, coral_site, ours))["state"] == "rejected"
+    assert "dead-lettered" not in caplog.text
+
+
+async def test_a_last_try_made_again_for_a_link_that_still_waits_is_dead_lettered(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await send(client, NEW_COMMENT)
+    assert (await send(client, edited("Here's a comment, edited to say more."))).status == 200
+    ours, url, headers = to_decide(coral_site)
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+    only_try = dataclasses.replace(PATIENT, max_attempts=1)
+    worker = Worker(redis_client, only_try, prefix="civ", name="coral-test", clock=clock)
+    settling, linked = held_settle(worker, monkeypatch)
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(settling.wait(), 15)
+        # Coral's webhook names the comment during its only try, while Coral still has the text
+        # before the edit: that try is made again at once, and waits for the edited revision.
+        answer = await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+        assert (await answer.json())["comment_id"] == ours
+        linked.set()
+
+        async def failed() -> bool:
+            return "failed" in (await delivery_states(redis_client)).values()
+
+        await eventually(failed, what="the rejection dead-lettered")
+    finally:
+        linked.set()
+        worker.stop()
+        await running
+    # Nothing came during the try made again: it was the last one, and it counted once.
+    listed = await client.get("/v1/sites/news/deliveries?state=failed", headers=headers)
+    [dead] = (await listed.json())["items"]
+    assert (dead["attempts"], dead["last_error"]) == (1, coral_sync.NOT_YET_STORED)
+    assert fake_coral.mutations() == []
+
+
+async def test_a_decision_in_coral_counts_again_once_civilitys_waiting_one_was_dead_lettered(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    await send(client, NEW_COMMENT)
+    ours, url, headers = to_decide(coral_site)
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+    await deliver_until(redis_client, settled(redis_client, 2), "the rejection dead-lettered")
+    assert "failed" in (await delivery_states(redis_client)).values()
+    # Coral's moderator approves the comment: its webhook links it and decides it.
+    fake_coral.status = "APPROVED"
+    approved = fixture("webhook_left_moderation_queue.json")
+    approved["data"]["status"] = "APPROVED"
+
+    answer = await (await webhook(client, approved)).json()
+
+    assert (answer["comment_id"], answer["applied"], answer["state"]) == (ours, True, "approved")
+
+
+async def test_a_link_gone_during_a_decisions_last_try_is_not_written_again(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await send(client, NEW_COMMENT)
+    ours, url, headers = to_decide(coral_site)
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+    only_try = dataclasses.replace(PATIENT, max_attempts=1)
+    worker = Worker(redis_client, only_try, prefix="civ", name="coral-test", clock=clock)
+    settling, release = held_settle(worker, monkeypatch)
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(settling.wait(), 15)
+        # The link ends during the try, as it does with its comment past the retention.
+        assert await redis_client.delete(KEYS.coral_link("news", ours)) == 1
+        release.set()
+        await eventually(settled(redis_client, 2), what="the rejection dead-lettered")
+    finally:
+        release.set()
+        worker.stop()
+        await running
+    assert "failed" in (await delivery_states(redis_client)).values()
+    assert not await redis_client.exists(KEYS.coral_link("news", ours))
 
 
 async def test_a_coral_edit_updates_its_comment_and_is_not_flood(
