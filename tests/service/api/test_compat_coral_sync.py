@@ -771,6 +771,94 @@ async def test_corals_echo_of_a_call_still_in_flight_does_not_undo_a_reopen(
     assert (await comment(client, coral_site, ours))["decided_by"] == "coral"
 
 
+async def approved_then_reopened_after_a_failed_call(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> str:
+    """The comment's id: approved in civility, its call into Coral failed (for all civility
+    knows, Coral applied it and its answer was lost), then reopened in civility before the
+    call's retry, which is up to a day off."""
+    ours, url, headers = await held_and_linked(client, coral_site)
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    fake_coral.failures = 1
+
+    async def failed_once() -> bool:
+        records = await records_of(redis_client)
+        return any(r["type"] == "comment.approved" and r.get("last_error") for r in records)
+
+    await deliver_until(redis_client, failed_once, "a failed call into Coral", PATIENT, clock)
+    link = KEYS.coral_link("news", ours)
+    assert await redis_client.hget(link, "calling_status") == "APPROVED"
+    clock.advance(1)
+    assert (await client.post(url, json={"action": "reopen"}, headers=headers)).status == 200
+    return ours
+
+
+def decided_in_coral(fake_coral: FakeCoral, status: str, at: float) -> dict[str, Any]:
+    """Coral's moderator sets ``status`` at ``at`` (seconds): its webhook, as Coral sends it."""
+    fake_coral.status = status
+    event = fixture("webhook_left_moderation_queue.json")
+    event["data"]["status"] = status
+    event["createdAt"] = datetime.fromtimestamp(at, UTC).isoformat()
+    return event
+
+
+async def test_corals_decision_with_a_failed_calls_status_after_a_reopen_is_taken_for_its_echo(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    ours = await approved_then_reopened_after_a_failed_call(
+        client, coral_site, fake_coral, redis_client, clock
+    )
+    # Coral's moderator approves the comment after the reopen: civility cannot tell that from
+    # the failed call's approval coming back, whenever Coral dates it.
+    approved = decided_in_coral(fake_coral, "APPROVED", clock() + 1)
+
+    answer = await (await webhook(client, approved)).json()
+
+    assert (answer["applied"], answer["reason"]) == (
+        False,
+        "civility's own decision coming back from Coral: the comment was reopened since",
+    )
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("pending", coral_site["moderator_id"])
+    # Until the approval's next call, at its retry, is answered: Coral's approval after that is
+    # its moderator's own.
+    clock.advance(DAY_MS / 1000 + 1)
+    await deliver_until(redis_client, called(fake_coral, 2), "the retry", PATIENT, clock)
+    await deliver_until(redis_client, settled(redis_client, 3), "the reopen", PATIENT, clock)
+    assert await redis_client.hget(KEYS.coral_link("news", ours), "calling_status") == ""
+    later = decided_in_coral(fake_coral, "APPROVED", clock() + 1)
+    answer = await (await webhook(client, later)).json()
+    assert (answer["applied"], answer["state"]) == (True, "approved")
+    assert (await comment(client, coral_site, ours))["decided_by"] == "coral"
+
+
+async def test_corals_decision_unlike_a_failed_calls_status_after_a_reopen_is_applied(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    ours = await approved_then_reopened_after_a_failed_call(
+        client, coral_site, fake_coral, redis_client, clock
+    )
+    rejected = decided_in_coral(fake_coral, "REJECTED", clock() + 1)
+
+    answer = await (await webhook(client, rejected)).json()
+
+    assert (answer["applied"], answer["state"]) == (True, "rejected")
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+
+
 async def test_a_decision_before_coral_named_the_comment_goes_once_a_webhook_links_it(
     client: Client,
     coral_site: dict[str, str],
