@@ -92,6 +92,8 @@ LUA_TESTS = {
         "tests/service/api/test_compat_coral_sync.py",
         "tests/service/api/test_compat_coral.py",
     ),
+    # A decision into Coral that a later one replaced: not sent, and its call no longer noted.
+    "coral_current.lua": ("tests/service/api/test_compat_coral_sync.py",),
     "second_look_apply.lua": (
         "tests/service/worker/test_second_look.py",
         "tests/service/api/test_api_second_look.py",
@@ -677,6 +679,35 @@ LUA_MUTANTS = (
     ),
     LuaMutant("second_look_apply.lua", 'redis.call("HINCRBY", KEYS[6], "held", 1)\n', ""),
     LuaMutant("second_look_apply.lua", "retain(prefix, id, 0)\n", ""),
+    # A decision into Coral goes only while it is the comment's latest, reopens aside, and the
+    # status its call sets is noted in the same step.
+    LuaMutant(
+        "coral_current.lua",
+        "if tonumber(entry.version) <= version then",
+        "if tonumber(entry.version) < version then",
+    ),
+    LuaMutant("coral_current.lua", "    break\n", ""),
+    LuaMutant(
+        "coral_current.lua",
+        'local index = redis.call("LLEN", KEYS[3]) - 1',
+        'local index = redis.call("LLEN", KEYS[3]) - 2',
+    ),
+    LuaMutant("coral_current.lua", "if decisions[entry.action] then", "if true then"),
+    LuaMutant("coral_current.lua", "if decisions[entry.action] then", "if false then"),
+    LuaMutant("coral_current.lua", "{approve = true, reject", "{reject"),
+    LuaMutant("coral_current.lua", "reject = true, spam", "spam"),
+    LuaMutant("coral_current.lua", ", spam = true}", "}"),
+    LuaMutant(
+        "coral_current.lua",
+        '      redis.call("HSET", KEYS[2], "calling_status", "")\n',
+        "",
+    ),
+    LuaMutant("coral_current.lua", "    return 0\n", ""),
+    LuaMutant(
+        "coral_current.lua",
+        '  redis.call("HSET", KEYS[2], "calling_status", ARGV[2])\n',
+        "",
+    ),
     # Coral's links: none for a deleted site, kept as long as their comment, the thread's
     # comments by first sight for a day, and a decision waiting for Coral's ids due once a
     # webhook changes them, unless it is being attempted or already due.

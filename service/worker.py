@@ -249,17 +249,27 @@ class Worker:
                     now_ms = self._now_ms()
                     await self.coral_links.link(site, record["comment_id"], ids, keep, now_ms)
 
-            async def calling(status: str) -> None:
-                with contextlib.suppress(SiteNotFound):
-                    await self.coral_links.calling(site, record["comment_id"], status, keep)
+            async def current(status: str) -> bool:
+                version = int(record["version"])
+                try:
+                    return await self.coral_links.current(
+                        site, record["comment_id"], version, status
+                    )
+                except SiteNotFound:
+                    # The attempt goes on as before: its settle records nothing either.
+                    return True
 
             started_ms = self._now_ms()
-            outcome = await coral_sync.deliver(session, coral, record, link, relink, calling)
+            outcome = await coral_sync.deliver(session, coral, record, link, relink, current)
             last_try = outcome.final or self.policy.exhausted(int(record["attempts"]))
             waiting = outcome.error in coral_sync.WAITING
+            # A replaced decision was given up in the same step as it was found replaced, and
+            # what reached Coral since, a later decision's, stays noted.
+            replaced = outcome.error == coral_sync.SUPERSEDED
             # A last try that waited is given up by the settle, unless a webhook linked the ids
             # during it (see ``waited_on``).
-            if coral_sync.needs_coral(record) and (outcome.delivered or (last_try and not waiting)):
+            reached = outcome.delivered and not replaced
+            if coral_sync.needs_coral(record) and (reached or (last_try and not waiting)):
                 # Coral's webhooks about decisions made before this one are echoes from now on;
                 # or it is given up (dead-lettered), and Coral's own decisions count again.
                 called = outcome.delivered and outcome.status is not None

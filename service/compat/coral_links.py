@@ -86,7 +86,7 @@ class CoralLinks:
     def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.keys = KeySpace(prefix)
-        self._run = LuaScripts(redis, ("coral_link",), with_library=False).run
+        self._run = LuaScripts(redis, ("coral_link", "coral_current"), with_library=False).run
 
     def _thread_key(self, site: str, story: str, author: str, parent: str | None) -> str:
         return self.keys.coral_thread(site, digest(story, author, parent or "")[:40])
@@ -218,9 +218,20 @@ class CoralLinks:
             fields += ["sent_status", call.status]
         await self._write(site, comment_id, keep_seconds, fields)
 
-    async def calling(self, site: str, comment_id: str, status: str, keep_seconds: int) -> None:
-        """A call that sets ``status`` in Coral is about to be made (see ``CoralLink``)."""
-        await self._write(site, comment_id, keep_seconds, ["calling_status", status])
+    async def current(self, site: str, comment_id: str, version: int, status: str = "") -> bool:
+        """Whether civility's decision that made the comment's ``version`` is still its latest
+        (a reopen aside, which Coral cannot take); if so, and ``status`` is given, a call that
+        sets it in Coral is about to be made (see ``CoralLink``), noted in the same step. A
+        decision replaced is given up: no call of it is in flight any more."""
+        keys = [
+            self.keys.site(site),
+            self.keys.coral_link(site, comment_id),
+            self.keys.history(site, comment_id),
+        ]
+        found = int(await self._run("coral_current", keys, [version, status]))
+        if found < 0:
+            raise SiteNotFound(site)
+        return found == 1
 
     def waited_on(
         self, site: str, comment_id: str, link: CoralLink, last_try_of: int | None = None

@@ -5,7 +5,9 @@ through the same delivery line as a webhook (ordered per comment, retried with b
 letter after the last try). Every other event needs nothing from Coral: the phase already gave
 Coral the automatic verdict, and a decision made in Coral is already Coral's. A reopen cannot
 reach it: no mutation of Coral's puts a comment back in its queue (its status is set only by
-those two), so Coral keeps the last decision until civility's next one.
+those two), so Coral keeps the last decision until civility's next one. A decision goes only
+while it is the comment's latest (a reopen aside): sent after a later one, whoever made it, it
+would undo that one in Coral.
 """
 
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,6 +28,9 @@ NOT_YET_LINKED = "Coral has not named this comment yet: a webhook of Coral's abo
 NOT_YET_STORED = "Coral's comment does not have the text civility moderated yet"
 WAITING = frozenset({NOT_YET_LINKED, NOT_YET_STORED})
 """What an attempt says when it waits for Coral's ids, which Coral's webhooks link."""
+SUPERSEDED = "not carried into Coral: a later decision on the comment replaced it"
+"""Said of a decision settled as delivered without a call: sent now, it would undo the later
+one in Coral (civility's, which follows it there, or Coral's own)."""
 NOT_DELIVERABLE = (
     "not carried into Coral: its comment has an edit civility did not take (which comment it "
     "edited was unclear, or it left no text); decide the comment in Coral"
@@ -54,16 +59,20 @@ async def deliver(
     record: Mapping[str, str],
     link: CoralLink,
     relink: Callable[[CoralIds], Awaitable[None]],
-    calling: Callable[[str], Awaitable[None]],
+    current: Callable[[str], Awaitable[bool]],
 ) -> Outcome:
-    """``relink`` keeps the revision found for an edited comment; ``calling`` notes the status
-    a call into Coral sets before it is made."""
+    """``relink`` keeps the revision found for an edited comment; ``current`` tells whether
+    the decision is still the comment's latest and, given a status, notes in the same step
+    that a call setting it in Coral is about to be made."""
     if not needs_coral(record):
         return Outcome(delivered=True)
     if int(record.get("version") or 0) < link.edited_version:
         # Decided on a text the author has since edited: the edit's phase answer gave Coral
         # civility's verdict on the new text, which this decision must not overturn.
         return Outcome(delivered=True)
+    if not await current(""):
+        # Before waiting for Coral's ids: a replaced decision has nothing left to wait for.
+        return Outcome(delivered=True, error=SUPERSEDED)
     ids = link.ids
     if ids is None and link.coral_id is not None:
         # Edited: the revision of the text civility moderated, once Coral has stored it.
@@ -81,7 +90,9 @@ async def deliver(
         await relink(ids)
     if ids is None:
         return Outcome(delivered=False, error=NOT_YET_LINKED)
-    await calling(status_set(record))
+    if not await current(status_set(record)):
+        # Replaced while this attempt looked for Coral's ids.
+        return Outcome(delivered=True, error=SUPERSEDED)
     return await coral_graphql.decide(
         session,
         endpoint,

@@ -859,6 +859,117 @@ async def test_corals_decision_unlike_a_failed_calls_status_after_a_reopen_is_ap
     assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
 
 
+@pytest.mark.parametrize("retried", ["after", "before"])
+async def test_corals_decision_after_a_reopen_wins_over_a_failed_call_whenever_it_is_retried(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    retried: str,
+) -> None:
+    ours = await approved_then_reopened_after_a_failed_call(
+        client, coral_site, fake_coral, redis_client, clock
+    )
+    if retried == "before":
+        clock.advance(DAY_MS / 1000 + 1)
+        await deliver_until(redis_client, settled(redis_client, 3), "the retry", PATIENT, clock)
+        assert fake_coral.status == "APPROVED"
+    # Coral's moderator rejects the comment after the reopen, before or after the approval's
+    # retry: the later decision, applied in civility.
+    rejected = decided_in_coral(fake_coral, "REJECTED", clock() + 1)
+    answer = await (await webhook(client, rejected)).json()
+    assert (answer["applied"], answer["state"]) == (True, "rejected")
+
+    clock.advance(DAY_MS / 1000 + 1)
+    await deliver_until(redis_client, settled(redis_client, 4), "every event", PATIENT, clock)
+
+    # The approval, replaced, is not carried into Coral after it: both ends keep the rejection.
+    assert fake_coral.status == "REJECTED"
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+    calls = ["approveComment"] * (2 if retried == "before" else 1)
+    assert [call["field"] for call in fake_coral.mutations()] == calls
+    [approval] = [r for r in await records_of(redis_client) if r["type"] == "comment.approved"]
+    assert approval["state"] == "delivered"
+    note = coral_sync.SUPERSEDED if retried == "after" else ""
+    assert approval["last_error"] == note
+    assert await redis_client.hget(KEYS.coral_link("news", ours), "calling_status") == ""
+
+
+async def approved_waiting_for_the_link(
+    client: Client,
+    coral_site: dict[str, str],
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    then: str,
+) -> str:
+    """The comment's id: approved in civility before Coral's webhook named it (the approval's
+    attempt waits for Coral's ids, its retry up to a day off), then, a second later, ``then``
+    (a reopen, or another decision)."""
+    await send(client, NEW_COMMENT)
+    ours, url, headers = to_decide(coral_site)
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    retrying = waits_with(redis_client, coral_sync.NOT_YET_LINKED)
+    await deliver_until(redis_client, retrying, "a wait for the link", PATIENT, clock)
+    clock.advance(1)
+    assert (await client.post(url, json={"action": then}, headers=headers)).status == 200
+    return ours
+
+
+async def test_corals_decision_after_a_reopen_wins_over_one_waiting_for_corals_ids(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    ours = await approved_waiting_for_the_link(client, coral_site, redis_client, clock, "reopen")
+    # Coral's moderator rejects the comment: the webhook names it, which makes the waiting
+    # approval due at once, and its rejection is applied.
+    rejected = decided_in_coral(fake_coral, "REJECTED", clock() + 1)
+    answer = await (await webhook(client, rejected)).json()
+    assert (answer["comment_id"], answer["applied"], answer["state"]) == (ours, True, "rejected")
+
+    await deliver_until(redis_client, settled(redis_client, 4), "every event", PATIENT, clock)
+
+    assert fake_coral.mutations() == []
+    assert fake_coral.status == "REJECTED"
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+    [approval] = [r for r in await records_of(redis_client) if r["type"] == "comment.approved"]
+    assert (approval["state"], approval["last_error"]) == ("delivered", coral_sync.SUPERSEDED)
+
+
+async def test_a_dead_lettered_decision_redelivered_after_corals_own_is_not_carried_into_coral(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
+) -> None:
+    ours, url, headers = await held_and_linked(client, coral_site)
+    assert (await client.post(url, json={"action": "reject"}, headers=headers)).status == 200
+    fake_coral.failures = FAST.max_attempts
+    await deliver_until(redis_client, settled(redis_client, 2), "the rejection dead-lettered")
+    # Coral's moderator approves the comment meanwhile: applied, as civility's rejection will
+    # not reach Coral unless redelivered.
+    approved = decided_in_coral(fake_coral, "APPROVED", time.time())
+    assert (await (await webhook(client, approved)).json())["applied"] is True
+    listed = await client.get("/v1/sites/news/deliveries?state=failed", headers=headers)
+    [failed] = (await listed.json())["items"]
+
+    again = await client.post(
+        f"/v1/sites/news/deliveries/{failed['id']}:redeliver", headers=headers
+    )
+
+    assert again.status == 202, await again.text()
+    await deliver_until(redis_client, settled(redis_client, 3), "the redelivery settled")
+    # The redelivered rejection would undo Coral's later approval there: it is not sent.
+    assert fake_coral.status == "APPROVED"
+    assert len(fake_coral.mutations()) == FAST.max_attempts
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("approved", "coral")
+    [rejection] = [r for r in await records_of(redis_client) if r["id"] == failed["id"]]
+    assert (rejection["state"], rejection["last_error"]) == ("delivered", coral_sync.SUPERSEDED)
+
+
 async def test_a_decision_before_coral_named_the_comment_goes_once_a_webhook_links_it(
     client: Client,
     coral_site: dict[str, str],
@@ -891,10 +1002,38 @@ async def test_a_decision_before_coral_named_the_comment_goes_once_a_webhook_lin
     listed = await client.get("/v1/sites/news/deliveries?state=pending", headers=headers)
     [due_now] = [item for item in (await listed.json())["items"] if item["id"] == waiting["id"]]
     assert due_now["next_attempt_at"] <= iso_from_ms(int(clock() * 1000))
-    # Both reach Coral at once, in order, with the clock short of the first one's retry.
-    await deliver_until(redis_client, called(fake_coral, 2), "both in Coral", PATIENT, clock)
-    assert [call["field"] for call in fake_coral.mutations()] == ["rejectComment", "approveComment"]
+    # Both are settled at once, in order, with the clock short of the first one's retry: the
+    # rejection, replaced by the approval, without a call, which would undo it in Coral a
+    # moment before the approval's call.
+    await deliver_until(redis_client, settled(redis_client, 3), "both settled", PATIENT, clock)
+    assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
+    assert fake_coral.status == "APPROVED"
     assert int(waiting["next_attempt_at"]) > clock() * 1000
+    delivered = await client.get("/v1/sites/news/deliveries?state=delivered", headers=headers)
+    notes = {item["type"]: item["last_error"] for item in (await delivered.json())["items"]}
+    assert notes["comment.rejected"] == coral_sync.SUPERSEDED
+    assert notes["comment.approved"] is None
+
+
+@pytest.mark.parametrize("later", ["reject", "spam"])
+async def test_a_waiting_decision_replaced_in_civility_reaches_coral_as_the_later_one_only(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    later: str,
+) -> None:
+    ours = await approved_waiting_for_the_link(client, coral_site, redis_client, clock, later)
+
+    await webhook(client, fixture("webhook_entered_moderation_queue.json"))
+    await deliver_until(redis_client, settled(redis_client, 3), "both settled", PATIENT, clock)
+
+    # Coral never shows the comment published on the way to its rejection.
+    assert [call["field"] for call in fake_coral.mutations()] == ["rejectComment"]
+    assert fake_coral.status == "REJECTED"
+    state = {"reject": "rejected", "spam": "spam"}[later]
+    assert (await comment(client, coral_site, ours))["state"] == state
 
 
 async def test_a_webhook_that_changes_no_coral_id_leaves_a_failed_attempt_to_its_retry(
