@@ -203,8 +203,9 @@ class CoralDesk:
             return {"event": event.id, "applied": False, "reason": "not about a comment"}
         record = await self.moderation.site_record(site_id)
         unknown = "not a comment civility has"
+        ids: CoralIds | None = None
         try:
-            comment_id, found, unsure = await self._linked(
+            comment_id, found, unsure, ids = await self._linked(
                 site_id, record, event.data.comment_id, event
             )
         except UpstreamUnavailable as error:
@@ -217,6 +218,24 @@ class CoralDesk:
         if comment_id is None:
             reason = UNSURE if unsure else unknown
             return {"event": event.id, "applied": False, "reason": reason}
+        try:
+            return await self._applied(site_id, event, comment_id, found)
+        finally:
+            if ids is not None:
+                # Linked once Coral's decision is recorded, not before: the link makes a
+                # decision of civility's waiting for these ids due at once, and that attempt
+                # must find this one, which may replace it (``CoralLinks.current``).
+                now_ms = int(self._clock() * 1000)
+                await self.links.link(site_id, comment_id, ids, keep_seconds(record), now_ms)
+
+    async def _applied(
+        self,
+        site_id: str,
+        event: coral.WebhookEvent,
+        comment_id: str,
+        found: coral_graphql.CoralComment | None,
+    ) -> dict[str, Any]:
+        """What the event decided of civility's ``comment_id``, which ``found`` is in Coral."""
         answer: dict[str, Any] = {"event": event.id, "comment_id": comment_id, "applied": False}
         action = DECISIONS.get(event.data.status or "")
         if event.type != coral.LEFT_QUEUE or action is None:
@@ -257,30 +276,29 @@ class CoralDesk:
 
     async def _linked(
         self, site_id: str, record: SiteRecord, coral_id: str, event: coral.WebhookEvent
-    ) -> tuple[str | None, coral_graphql.CoralComment | None, bool]:
-        """Civility's comment for Coral's id, linked (with the current revision) on the way, the
-        comment as Coral's GraphQL API has it now (when the site has set it up), and whether
-        civility has comments it could be but cannot tell which (``_in_thread``)."""
+    ) -> tuple[str | None, coral_graphql.CoralComment | None, bool, CoralIds | None]:
+        """Civility's comment for Coral's id, the comment as Coral's GraphQL API has it now
+        (when the site has set it up), whether civility has comments it could be but cannot
+        tell which (``_in_thread``), and the ids (with the current revision) to link it to."""
         endpoint = coral_graphql.endpoint_of(record)
         known = await self.links.comment_of(site_id, coral_id)
         if endpoint is None:
-            return known, None, False
+            return known, None, False, None
         found = await coral_graphql.comment(self._http(), endpoint, coral_id)
         if found is None:
-            return known, None, False
+            return known, None, False, None
         comment_id = known or await self._moderated(site_id, event, found)
         unsure = False
         if comment_id is None:
             comment_id, unsure = await self._in_thread(site_id, found)
+        ids = None
         if comment_id is not None and found.revision_id:
             # Decisions go to the revision of the text civility moderated: after an edit, while
             # Coral still has another (its phase comes before Coral stores it), that one waits.
             link = await self.links.of(site_id, comment_id)
             same = link is None or not link.check_text or coral.reads_as(link.text, found.body)
             ids = CoralIds(found.id, found.revision_id if same else "")
-            now_ms = int(self._clock() * 1000)
-            await self.links.link(site_id, comment_id, ids, keep_seconds(record), now_ms)
-        return comment_id, found, unsure
+        return comment_id, found, unsure, ids
 
     async def _in_thread(
         self, site_id: str, found: coral_graphql.CoralComment

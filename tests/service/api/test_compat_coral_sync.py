@@ -941,6 +941,63 @@ async def test_corals_decision_after_a_reopen_wins_over_one_waiting_for_corals_i
     assert (approval["state"], approval["last_error"]) == ("delivered", coral_sync.SUPERSEDED)
 
 
+async def test_a_decision_waiting_for_corals_ids_is_not_sent_while_their_webhook_decides(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ours = await approved_waiting_for_the_link(client, coral_site, redis_client, clock, "reopen")
+    # Coral's moderator rejects the comment; its webhook is held just before the rejection is
+    # recorded, while the approval's retry comes.
+    moderation = client.app[CORAL].moderation
+    decide = moderation.decide
+    deciding, recorded = asyncio.Event(), asyncio.Event()
+
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        deciding.set()
+        await recorded.wait()
+        return await decide(*args, **kwargs)
+
+    monkeypatch.setattr(moderation, "decide", held)
+    rejected = decided_in_coral(fake_coral, "REJECTED", clock() + 1)
+    answered = asyncio.create_task(webhook(client, rejected))
+    worker = Worker(redis_client, PATIENT, prefix="civ", name="coral-test", clock=clock)
+    running: asyncio.Task[None] | None = None
+    try:
+        await asyncio.wait_for(deciding.wait(), 15)
+        clock.advance(DAY_MS / 1000 + 1)
+        running = asyncio.create_task(worker.run())
+
+        async def retried() -> bool:
+            records = await records_of(redis_client)
+            tried = [r for r in records if r["type"] == "comment.approved"]
+            return tried[0]["attempts"] == "2" and not tried[0]["lease"]
+
+        await eventually(retried, what="the approval's retry")
+        recorded.set()
+        answer = await (await answered).json()
+        assert (answer["comment_id"], answer["applied"], answer["state"]) == (
+            ours,
+            True,
+            "rejected",
+        )
+        await eventually(settled(redis_client, 4), what="every event")
+    finally:
+        recorded.set()
+        worker.stop()
+        if running is not None:
+            await running
+        await answered
+
+    assert fake_coral.mutations() == []
+    assert fake_coral.status == "REJECTED"
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+
+
 async def test_a_dead_lettered_decision_redelivered_after_corals_own_is_not_carried_into_coral(
     client: Client, coral_site: dict[str, str], fake_coral: FakeCoral, redis_client: aioredis.Redis
 ) -> None:
