@@ -11,8 +11,9 @@ import numpy
 import scipy
 import sklearn
 
+from classifier.artifacts import ARTIFACT_SUFFIX as ARTIFACT_SUFFIX
+
 CARD_SUFFIX = ".json"
-ARTIFACT_SUFFIX = ".joblib"
 # The semantic stage's artifact beside a model's: ``<name>-<version>.semantic.joblib``.
 SEMANTIC_SUFFIX = ".semantic.joblib"
 

@@ -11,7 +11,6 @@ without one, or loaded with ``semantic=False``, is the lexical model alone: ``sc
 lexical (the verdict at intake), ``score_blended`` adds the semantic stage where there is one.
 """
 
-import re
 import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +22,15 @@ import numpy.typing as npt
 import sklearn
 from sklearn.pipeline import Pipeline
 
-from classifier.card import ARTIFACT_SUFFIX, card_path, file_sha256, read_card
+# What reads a models folder without loading a model lives apart; importers of this module
+# find it here too.
+from classifier.artifacts import ACTIVE_FILE as ACTIVE_FILE
+from classifier.artifacts import ModelError as ModelError
+from classifier.artifacts import NoActiveModelError as NoActiveModelError
+from classifier.artifacts import active_artifact as active_artifact
+from classifier.artifacts import active_stem as active_stem
+from classifier.artifacts import artifact_for
+from classifier.card import card_path, file_sha256, read_card
 from classifier.encoder import EncoderError
 from classifier.evidence import ExplainablePipeline, Span, evidence_spans_many
 from classifier.fast_features import CompiledParts
@@ -37,13 +44,6 @@ from classifier.site_model import (
     adapt_matrix,
     score_features,
 )
-
-ACTIVE_FILE = "ACTIVE"
-_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-class ModelError(Exception):
-    """A model cannot be loaded or used."""
 
 
 class ArtifactMissingError(ModelError):
@@ -64,10 +64,6 @@ class ChecksumMismatchError(ModelError):
 
 class LibraryVersionError(ModelError):
     """The artifact was trained with another scikit-learn version than the one running."""
-
-
-class NoActiveModelError(ModelError):
-    """The models folder names no usable active model."""
 
 
 def _card_field(card: dict[str, Any], *keys: str) -> Any:
@@ -267,25 +263,6 @@ def artifact_checksum(card: Mapping[str, Any]) -> str | None:
     return str(checksum) if checksum else None
 
 
-def _artifact_for(models_dir: Path, stem: str) -> Path:
-    if not _STEM.fullmatch(stem):
-        raise NoActiveModelError(f"{stem!r} is not a model name (expected e.g. civility-1.0.0)")
-    return models_dir / f"{stem}{ARTIFACT_SUFFIX}"
-
-
-def active_stem(models_dir: Path) -> str:
-    marker = models_dir / ACTIVE_FILE
-    try:
-        stem = marker.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise NoActiveModelError(f"no active model: {marker} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise NoActiveModelError(f"no active model: {marker} cannot be read: {error}") from None
-    if not stem:
-        raise NoActiveModelError(f"no active model: {marker} is empty")
-    return stem
-
-
 def load_active(
     models_dir: Path, semantic: bool = True, semantic_threads: int = 1, stem: str | None = None
 ) -> Model:
@@ -295,19 +272,9 @@ def load_active(
     return Model.load(artifact, semantic=semantic, semantic_threads=semantic_threads)
 
 
-def active_artifact(models_dir: Path, stem: str | None = None) -> Path:
-    """The artifact file of the model ``models_dir / "ACTIVE"`` names (or of model ``stem``),
-    without loading it; ``NoActiveModelError`` when there is none."""
-    stem = stem or active_stem(models_dir)
-    artifact = _artifact_for(models_dir, stem)
-    if not artifact.is_file():
-        raise NoActiveModelError(f"active model {stem} has no artifact {artifact}")
-    return artifact
-
-
 def activate(models_dir: Path, stem: str) -> None:
     """Mark ``stem`` active after checking that it loads; the switch itself is atomic."""
-    Model.load(_artifact_for(models_dir, stem))
+    Model.load(artifact_for(models_dir, stem))
     # A temporary file of this writer's own, in the same folder (so the rename is atomic): two
     # activations at once each put a whole marker in place, and the last one stays.
     partial = models_dir / f"{ACTIVE_FILE}.{secrets.token_hex(8)}.partial"

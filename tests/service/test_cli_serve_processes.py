@@ -437,6 +437,49 @@ def test_the_parent_holds_neither_the_model_nor_the_web_stack(served: Served) ->
     assert len(_api_processes(served.process)) == 2
 
 
+# `serve` with two API processes, stopped the moment it would become their supervisor: the
+# modules it imported to check its settings, Redis, port and model.
+IMPORTED_BEFORE_SUPERVISING = """
+import json, sys
+from service import cli, serve_cli
+
+def supervise(count):
+    heavy = ("aiohttp", "numpy", "scipy", "sklearn", "classifier.model", "service.app")
+    print(json.dumps(sorted(
+        name for name in sys.modules for top in heavy
+        if name == top or name.startswith(top + ".")
+    )))
+    sys.exit(0)
+
+serve_cli.become_supervisor = supervise
+sys.exit(cli.main(["serve"]))
+"""
+
+
+def test_serve_checks_its_model_before_supervising_without_the_web_stack_or_scikit_learn(
+    redis_url: str,
+) -> None:
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CIVILITY_PORT": str(free_port()),
+        "CIVILITY_API_PROCESSES": "2",
+        "CIVILITY_MODELS_DIR": os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
+    }
+    env.pop("CIVILITY_ENV", None)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTED_BEFORE_SUPERVISING],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+    )
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    # Each API process imports them as it starts; the supervisor never needs them.
+    assert json.loads(done.stdout) == []
+
+
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=30) as response:
