@@ -11,11 +11,17 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
-from service.metrics import MULTIPROCESS_DIR_VARIABLE
-from service.shared_scoring import PROCESS_INDEX_VARIABLE, SHARE_DIR_VARIABLE
-
 # Set in the environment of the API processes `civility serve` starts, so they serve themselves.
 API_PROCESS_MARKER = "CIVILITY_API_PROCESS_OF"
+# The rest of their environment, named here so that the supervisor, which runs this module alone,
+# imports neither the metrics' modules nor the scoring's that read it.
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+"""The folder where each API process writes its metrics (prometheus-client's multiprocess mode,
+read when it is imported: set before the API processes start)."""
+SHARE_DIR_VARIABLE = "CIVILITY_SHARED_SCORING_DIR"
+"""The folder where shared workers listen."""
+PROCESS_INDEX_VARIABLE = "CIVILITY_API_PROCESS_INDEX"
+"""0 for the API process whose workers are shared."""
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

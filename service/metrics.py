@@ -15,10 +15,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from service.api_processes import MULTIPROCESS_DIR_VARIABLE as MULTIPROCESS_DIR_VARIABLE
 from service.gauges import SiteFigures
-
-# Read by prometheus-client when it is imported: set it before the API processes start.
-MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Intake answers in a few milliseconds; the buckets resolve that range and still show stalls.

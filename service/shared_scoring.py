@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.api_processes import PROCESS_INDEX_VARIABLE, SHARE_DIR_VARIABLE
 from service.worker_processes import (
     Workers,
     batched_columns,
@@ -31,10 +32,6 @@ from service.worker_processes import (
     share_socket_paths,
 )
 
-SHARE_DIR_VARIABLE = "CIVILITY_SHARED_SCORING_DIR"
-"""Set by ``civility serve`` for its API processes: the folder where shared workers listen."""
-PROCESS_INDEX_VARIABLE = "CIVILITY_API_PROCESS_INDEX"
-"""Set by ``civility serve`` for its API processes: 0 for the one whose workers are shared."""
 RETRY_SECONDS = 1.0
 """How long a peer scores on its own workers before it looks for a shared worker again."""
 
