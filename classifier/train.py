@@ -172,8 +172,13 @@ def train(
     out_dir: Path,
     options: TrainOptions = TrainOptions(),
     progress: Progress = QUIET,
+    lexical: Pipeline | None = None,
 ) -> Path:
-    """Train; write ``<name>-<version>.joblib`` and its card into ``out_dir``; return the path."""
+    """Train; write ``<name>-<version>.joblib`` and its card into ``out_dir``; return the path.
+
+    ``lexical``, a pipeline ``fit_pipeline`` fitted before on the rows these ``options`` select
+    (the same datasets, limit and augmentation), is used as it is rather than fitted again: the
+    model trained is then that pipeline's, with a semantic stage of its own fitted on it."""
     started = time.perf_counter()
     stem = f"{options.name}-{options.version}"
     artifact = out_dir / f"{stem}{ARTIFACT_SUFFIX}"
@@ -186,8 +191,11 @@ def train(
     feedback_inputs = feedback_entries(rows, options.feedback)
     rows, augmentation = augment_rows(rows, options)
     require_enough_rows(rows, LABELS)
-    with progress.step(f"fitting {len(LABELS)} labels on {len(rows.texts)} rows"):
-        pipeline = fit_pipeline(rows, LABELS, options.n_jobs)
+    if lexical is None:
+        with progress.step(f"fitting {len(LABELS)} labels on {len(rows.texts)} rows"):
+            pipeline = fit_pipeline(rows, LABELS, options.n_jobs)
+    else:
+        pipeline = fitted_on(lexical, rows)
     suggestions = suggested_thresholds(pipeline, rows)
     seconds = time.perf_counter() - started
 
@@ -240,6 +248,19 @@ def train(
     if options.activate:
         activate(out_dir, stem)
     return artifact
+
+
+def fitted_on(pipeline: Pipeline, rows: LabeledRows) -> Pipeline:
+    """``pipeline``, refused unless it was fitted on as many rows as ``rows`` holds: its
+    out-of-fold scores, row by row, are what the thresholds and the semantic stage are fitted
+    on."""
+    fitted = len(pipeline.named_steps["heads"].out_of_fold_)
+    if fitted != len(rows.texts):
+        raise TrainingError(
+            f"the lexical pipeline given was fitted on {fitted} rows, not on these "
+            f"{len(rows.texts)}"
+        )
+    return pipeline
 
 
 def _file_entry(name: str, written: Path) -> dict[str, Any]:

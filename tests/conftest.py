@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 
+import joblib
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -250,9 +251,14 @@ def tiny_model_path(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture(scope="session")
-def tiny_semantic_model_path(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_semantic_model_path(
+    datasets_dir: Path, tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """Artifact of a small real model with a semantic stage (``<stem>.semantic.joblib``), saved
-    with its card (and ACTIVE) in a folder tests read and never change (copy it first)."""
+    with its card (and ACTIVE) in a folder tests read and never change (copy it first).
+
+    Its lexical pipeline is the small model's, trained on the same rows: fitting it again took
+    as long as the semantic stage itself."""
 
     def build(folder: Path) -> Path:
         options = TrainOptions(
@@ -262,7 +268,8 @@ def tiny_semantic_model_path(datasets_dir: Path, tmp_path_factory: pytest.TempPa
             semantic_rows_per_source=TINY_SEMANTIC_ROWS_PER_SOURCE,
             embedding_cache=folder / "embeddings",
         )
-        return train(datasets_dir, folder / "models", options)
+        lexical = joblib.load(tiny_model_path)
+        return train(datasets_dir, folder / "models", options, lexical=lexical)
 
     return built_once(tmp_path_factory, "tiny-semantic-model", build)
 
