@@ -63,6 +63,23 @@ def waits_for(page: Page, caught: list[Any], what: str, count: int = 1) -> None:
         page.wait_for_timeout(20)
 
 
+def first_stream_connection_fails(page: Page) -> list[Route]:
+    """The event stream's first connection fails before naming its starting point; the
+    reconnects are held back in the list returned, for the test to fulfil or let go."""
+    failed: list[Route] = []
+    waiting: list[Route] = []
+
+    def fail_first(route: Route) -> None:
+        if failed:
+            waiting.append(route)
+        else:
+            failed.append(route)
+            route.abort()
+
+    page.route(re.compile(r"/events$"), fail_first)
+    return waiting
+
+
 def test_sign_in_keeps_the_token_in_the_tab_only_and_sign_out_forgets_it(
     page: Page, context: BrowserContext, site: Site
 ) -> None:
@@ -2417,17 +2434,7 @@ def test_what_happens_before_the_event_streams_first_connection_succeeds_is_show
     site.add_moderator("Alice")
     # The stream's first connection fails before naming its starting point; the queue is read
     # meanwhile, and the reconnect is held back until the queue has changed.
-    failed: list[Route] = []
-    waiting: list[Route] = []
-
-    def fail_first(route: Route) -> None:
-        if failed:
-            waiting.append(route)
-        else:
-            failed.append(route)
-            route.abort()
-
-    page.route(re.compile(r"/events$"), fail_first)
+    waiting = first_stream_connection_fails(page)
     signed_in(page, site)
     expect(page.locator("#items > li")).to_have_count(2)
     waits_for(page, waiting, "the console never reconnected its event stream")
@@ -2509,17 +2516,7 @@ def test_a_reconnect_that_could_not_resume_reads_the_queue_again_keeping_the_sel
     site.add_moderator("Alice")
     # The stream's first connection fails before naming its starting point, and the reconnect
     # is held back while the moderator selects and Alice decides one of the selected comments.
-    failed: list[Route] = []
-    waiting: list[Route] = []
-
-    def fail_first(route: Route) -> None:
-        if failed:
-            waiting.append(route)
-        else:
-            failed.append(route)
-            route.abort()
-
-    page.route(re.compile(r"/events$"), fail_first)
+    waiting = first_stream_connection_fails(page)
     signed_in(page, site)
     expect(page.locator("#items > li")).to_have_count(3)
     first, kept, decided = items(page)
