@@ -70,8 +70,9 @@ async def deliver(
         # Decided on a text the author has since edited: the edit's phase answer gave Coral
         # civility's verdict on the new text, which this decision must not overturn.
         return Outcome(delivered=True)
-    if not await current(""):
-        # Before waiting for Coral's ids: a replaced decision has nothing left to wait for.
+    if link.ids is None and not await current(""):
+        # Before looking or waiting for Coral's ids: a replaced decision has nothing left to
+        # wait for. With the ids at hand, the check before the call is the only one needed.
         return Outcome(delivered=True, error=SUPERSEDED)
     ids = link.ids
     if ids is None and link.coral_id is not None:
@@ -91,7 +92,7 @@ async def deliver(
     if ids is None:
         return Outcome(delivered=False, error=NOT_YET_LINKED)
     if not await current(status_set(record)):
-        # Replaced while this attempt looked for Coral's ids.
+        # Replaced (while this attempt looked for Coral's ids, or before it).
         return Outcome(delivered=True, error=SUPERSEDED)
     return await coral_graphql.decide(
         session,
