@@ -69,7 +69,8 @@ const site = () => encodeURIComponent(state.site);
 
 // Every status region is written through announce, so words said twice are said again. What
 // the queue's notice says now replaces the news of live events still being gathered (`live`: said
-// for a live event, which leaves them), as it would have replaced their words said at once.
+// for a live event, or with that news (sayOwn), which leaves them), as it would have replaced
+// their words said at once.
 function say(target, text, { error = false, reload = false, live = false } = {}) {
   const node = typeof target === "string" ? $(target) : target;
   if (node.id === "queue-message") {
@@ -85,11 +86,12 @@ function say(target, text, { error = false, reload = false, live = false } = {})
 // Live events come in bursts (a bulk decision is an event per comment, a few milliseconds
 // apart): said one by one, each would replace the last before it is heard. Their news is
 // gathered until the events pause (or for GATHER_MAX_MS at most, on a site that never pauses)
-// and said once, a sentence for each kind, in the order each kind first came.
+// and said once, a sentence for each kind, in the order each kind first came. `lead`: the words
+// of the moderator's own action said while news was still gathered, said again before it.
 const GATHER_MS = 500;
 const GATHER_MAX_MS = 3000;
 const NAMED = 3;
-const gathered = { news: new Map(), quiet: 0, longest: 0 };
+const gathered = { news: new Map(), quiet: 0, longest: 0, lead: null };
 // `said` counts what the queue's notice was given to say; `news` is the news it says, while it
 // says gathered news: a page landing keeps the words of what still applies.
 const notice = { said: 0, news: null };
@@ -107,9 +109,10 @@ function sayLive(key, id, words, { left = false } = {}) {
 
 function sayGathered() {
   const told = [...gathered.news.values()];
-  const text = told.map((news) => news.words(news.ids)).join(" ");
+  const lead = gathered.lead;
+  const text = [lead?.text, ...told.map((news) => news.words(news.ids))].filter(Boolean).join(" ");
   dropGathered();
-  say("#queue-message", text, { live: true });
+  say("#queue-message", text, { live: true, error: Boolean(lead?.error) });
   notice.news = told;
 }
 
@@ -135,7 +138,9 @@ function sayLanded(since, { replaced, own = false, wasEmpty = false }) {
   if (own) {
     if (!gathered.news.size && !shown.size !== wasEmpty) say("#queue-message", words);
   } else if (gathered.news.size) {
-    // The news, said when its events pause, replaces what the notice said before the page.
+    // The news, said when its events pause, replaces what the notice said before the page, an
+    // earlier action's words too.
+    gathered.lead = null;
     say("#queue-message", "", { live: true });
   } else {
     say("#queue-message", words);
@@ -148,6 +153,22 @@ function dropGathered() {
   gathered.news.clear();
   gathered.quiet = 0;
   gathered.longest = 0;
+  gathered.lead = null;
+}
+
+// What the moderator's own action says once the reload it made has landed (Claim 10, Release, an
+// undo, a ban), `since` the notice's count when that reload was asked for. The news of comments
+// that left the list while it loaded, which the landing kept, still applies: said already, it is
+// said again after these words; still gathered, it is said after them when its events pause.
+function sayOwn(text, since, { error = false } = {}) {
+  const shown = new Set(visibleItems().map((item) => item.id));
+  const told = (notice.said > since && notice.news ? notice.news : [])
+    .filter((news) => news.left)
+    .map((news) => ({ ...news, ids: news.ids.filter((id) => !shown.has(id)) }))
+    .filter((news) => news.ids.length);
+  say("#queue-message", [text, ...told.map((news) => news.words(news.ids))].join(" "), { error, live: true });
+  if (told.length) notice.news = told;
+  gathered.lead = gathered.news.size ? { text, error } : null;
 }
 
 // "c1", "c1 and c2", "c1, c2 and c3".
@@ -290,7 +311,9 @@ function show(view) {
 // `keep`: the console's own reload, which the moderator did not ask for (a reconnect that could
 // not resume reads the queue again): the comments still listed keep their selection, the focus
 // and their messages, and the notice what it says. One the moderator asked for starts afresh.
+// Answers the notice's count when it was asked for (sayOwn).
 async function reloadQueue({ keep = false } = {}) {
+  const since = notice.said;
   state.cursor = null;
   if (!keep) {
     state.selected.clear();
@@ -309,6 +332,7 @@ async function reloadQueue({ keep = false } = {}) {
   state.reloading = Promise.all([loadQueue(shown, { keep }), loadCounts()]);
   await state.reloading;
   if (state.reloads === reload) $("#queue-more").removeAttribute("aria-disabled");
+  return since;
 }
 
 // What the queue is asked for, by the listing and by Claim 10 alike: the tab, the order and the
@@ -579,10 +603,10 @@ async function toggleAuthor(button, item) {
         return;
       }
       render(outcome.author);
-      await reloadQueue();
+      const since = await reloadQueue();
       // The rejected comment's card, this panel with it, may have left the list with the reload.
       if (panel.isConnected) say(said, note);
-      else sayAfterReload(note);
+      else sayAfterReload(note, since);
     } catch (error) {
       say(said, explain(error), { error: true });
     }
@@ -831,11 +855,11 @@ async function undo() {
   try {
     const { results } = await post(`/v1/sites/${site()}/decisions`, { decisions });
     const failed = results.filter((result) => !result.ok);
-    await reloadQueue();
+    const since = await reloadQueue();
     // Approving again is what undoes a decision on a reported comment, and approving clears
     // its readers' reports: it does not go back to the reported queue.
     const done = queue === "reported" ? "Undone: approved again, and its reports are cleared." : "Undone.";
-    say("#queue-message", failed.length ? `Undo failed for ${failed.map((result) => result.id).join(", ")}: ${failed[0].error.message}` : done, { error: failed.length > 0 });
+    sayOwn(failed.length ? `Undo failed for ${failed.map((result) => result.id).join(", ")}: ${failed[0].error.message}` : done, since, { error: failed.length > 0 });
   } catch (error) {
     say("#queue-message", explain(error), { error: true, reload: true });
     // Nothing was undone (the service unreachable, or failing the whole request): the undo is
@@ -846,8 +870,8 @@ async function undo() {
 
 // A reload words the queue message for the list it shows: what an action says goes after it,
 // unless the reload failed and says so.
-function sayAfterReload(text) {
-  if (!$("#queue-message").classList.contains("error")) say("#queue-message", text);
+function sayAfterReload(text, since) {
+  if (!$("#queue-message").classList.contains("error")) sayOwn(text, since);
 }
 
 // A claim whose answer never came (the service unreachable or failing, or still running it) may
@@ -869,8 +893,8 @@ async function claim() {
   unanswered = null;
   try {
     const { items } = await post(path, body, { "Idempotency-Key": key });
-    await reloadQueue();
-    sayAfterReload(items.length ? `You hold ${counted(items.length, "comment")}; nobody else can decide ${items.length === 1 ? "it" : "them"} until the lease ends.` : "Nothing left to claim: everything is taken or decided.");
+    const since = await reloadQueue();
+    sayAfterReload(items.length ? `You hold ${counted(items.length, "comment")}; nobody else can decide ${items.length === 1 ? "it" : "them"} until the lease ends.` : "Nothing left to claim: everything is taken or decided.", since);
   } catch (error) {
     if (mayHaveRun(error)) unanswered = { request, key };
     say("#queue-message", explain(error), { error: true });
@@ -899,8 +923,8 @@ async function openItem(id) {
 async function release() {
   try {
     const { released } = await post(`/v1/sites/${site()}/queue/release`, {});
-    await reloadQueue();
-    sayAfterReload(`Released ${counted(released.length, "comment")}.`);
+    const since = await reloadQueue();
+    sayAfterReload(`Released ${counted(released.length, "comment")}.`, since);
   } catch (error) {
     say("#queue-message", explain(error), { error: true });
   }

@@ -2509,6 +2509,108 @@ def test_news_of_a_comment_that_left_while_a_reload_loaded_is_said_after_its_pag
     ]
 
 
+def approved_by(service: Service, site: Site, comment_id: str, name: str) -> None:
+    status, body = service.call(
+        "POST",
+        f"/v1/sites/{site.id}/comments/{comment_id}/decision",
+        {"action": "approve"},
+        token=site.tokens[name],
+    )
+    assert status == 200, body
+
+
+@pytest.mark.parametrize("action", ["claim", "release", "undo", "ban"])
+def test_an_actions_words_leave_the_news_gathered_while_its_reload_loaded_to_be_said_after_them(
+    page: Page, service: Service, site: Site, action: str
+) -> None:
+    hold(site, 3)
+    site.add_moderator("Alice")
+    page.clock.install()
+    page.reload()
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    expect(page.locator("#live")).to_have_text("live")
+    card = page.locator('#items > li[data-id="c02"]')
+    if action == "claim":
+        # Alice holds the comment she decides while the claim's reload loads.
+        status, _ = service.call(
+            "POST", f"/v1/sites/{site.id}/comments/c00/claim", {}, token=site.tokens["Alice"]
+        )
+        assert status == 200
+        expect(page.locator(".claim.theirs")).to_have_count(1)
+        button = page.get_by_role("button", name="Claim 10")
+        words = "You hold 2 comments; nobody else can decide them until the lease ends."
+    elif action == "release":
+        card.get_by_role("button", name="Open").click()
+        expect(card.locator(".claim.mine")).to_have_count(1)
+        button = page.get_by_role("button", name="Release mine")
+        words = "Released 1 comment."
+    elif action == "undo":
+        card.get_by_role("button", name="Approve").click()
+        expect(page.locator("#toast-text")).to_have_text("Approved comment c02.")
+        button = page.get_by_role("button", name="Undo")
+        words = "Undone."
+    else:
+        card.get_by_role("button", name="A reader (reader-c02)").click()
+        panel = card.get_by_role("region", name="Author")
+        panel.get_by_role("checkbox", name="reject held comments").check()
+        button = panel.get_by_role("button", name="Ban")
+        words = "Status set to banned; 1 held comment rejected."
+    # The page's time stands still: Alice's decision, made while the action's reload loads, is
+    # still gathered when its page lands.
+    page.clock.pause_at(time.time() + 1)
+    page.evaluate(QUEUE_SAID)
+    held: list[tuple[Route, APIResponse]] = []
+    page.route(re.compile(r"/queue\?"), lambda route: held.append((route, route.fetch())))
+    button.click()
+    waits_for(page, held, "the action's reload never read the queue")
+    approved_by(service, site, "c00", "Alice")
+    expect(page.locator('#items > li[data-id="c00"]')).to_have_count(0)
+    route, listed = held[0]
+    route.fulfill(response=listed)
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    # The action's words at once, and the news after them once Alice's events pause.
+    page.clock.run_for(100)
+    expect(page.locator("#queue-message")).to_have_text(words)
+    page.clock.run_for(1_000)
+    told = f"{words} Alice decided c00 (approved)."
+    expect(page.locator("#queue-message")).to_have_text(told)
+    assert page.evaluate("window.said") == [words, told]
+    assert "c00" not in items(page)
+
+
+def test_news_said_while_an_actions_reload_loaded_is_said_again_after_the_actions_words(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 3)
+    site.add_moderator("Alice")
+    page.clock.install()
+    page.reload()
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    expect(page.locator("#live")).to_have_text("live")
+    card = page.locator('#items > li[data-id="c02"]')
+    card.get_by_role("button", name="Open").click()
+    expect(card.locator(".claim.mine")).to_have_count(1)
+    page.clock.pause_at(time.time() + 1)
+    page.evaluate(QUEUE_SAID)
+    held: list[tuple[Route, APIResponse]] = []
+    page.route(re.compile(r"/queue\?"), lambda route: held.append((route, route.fetch())))
+    page.get_by_role("button", name="Release mine").click()
+    waits_for(page, held, "the release's reload never read the queue")
+    approved_by(service, site, "c00", "Alice")
+    page.clock.run_for(1_000)
+    expect(page.locator("#queue-message")).to_have_text("Alice decided c00 (approved).")
+    route, listed = held[0]
+    route.fulfill(response=listed)
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    page.clock.run_for(100)
+    told = "Released 1 comment. Alice decided c00 (approved)."
+    expect(page.locator("#queue-message")).to_have_text(told)
+    assert page.evaluate("window.said") == ["Alice decided c00 (approved).", told]
+    assert sorted(items(page)) == ["c01", "c02"]
+
+
 def test_a_reconnect_that_could_not_resume_reads_the_queue_again_keeping_the_selection(
     page: Page, service: Service, site: Site
 ) -> None:
