@@ -344,16 +344,18 @@ function shownQueue() {
 
 // `replacing`: the ids of a reload's old list, dropped when its first page lands (what a live
 // event added meanwhile stays, and so does a comment whose decision is on its way); `keep`: the
-// console's own reload (reloadQueue).
+// console's own reload (reloadQueue), which reads as many comments as the list showed, those
+// More added too, rather than the first page alone: More's cards would leave until it is pressed
+// again. Landing in place of a reload the moderator asked for, it reads that one's first page.
 async function loadQueue(replacing = null, { keep = false } = {}) {
   const asked = site();
   const reload = state.reloads;
   const since = notice.said;
-  const path = `/v1/sites/${asked}/queue${query({ ...shownQueue(), limit: PAGE, cursor: state.cursor })}`;
+  const wanted = keep && !state.afresh ? Math.max(PAGE, replacing.size) : PAGE;
   const left = new Map();
   state.leaving.add(left);
   try {
-    const page = await get(path);
+    const page = await readQueue(asked, reload, wanted);
     // A copy newer than the event came back to the queue since.
     page.items = page.items.filter((item) => !(left.get(item.id) >= item.version));
     // A page of a site, a queue or filters no longer shown (others were picked while it loaded).
@@ -398,6 +400,25 @@ async function loadQueue(replacing = null, { keep = false } = {}) {
   } finally {
     state.leaving.delete(left);
     if (replacing && site() === asked && state.reloads === reload) state.afresh = false;
+  }
+}
+
+// Up to `wanted` comments of the list shown, from the cursor on: a page, or as many as it takes,
+// until another site or list is asked for (what it read is dropped then).
+async function readQueue(asked, reload, wanted) {
+  const list = shownQueue();
+  const items = [];
+  const seen = new Set();
+  let cursor = state.cursor;
+  for (;;) {
+    const page = await get(`/v1/sites/${asked}/queue${query({ ...list, limit: Math.min(PAGE, wanted - items.length), cursor })}`);
+    for (const item of page.items) {
+      if (seen.has(item.id)) continue;
+      seen.add(item.id);
+      items.push(item);
+    }
+    cursor = page.next_cursor;
+    if (!cursor || items.length >= wanted || site() !== asked || state.reloads !== reload) return { items, next_cursor: cursor };
   }
 }
 

@@ -2648,3 +2648,34 @@ def test_a_reconnect_that_could_not_resume_reads_the_queue_again_keeping_the_sel
     expect(page.locator("#items > li")).to_have_count(1)
     assert site.comment(kept)["state"] == "approved"
     assert site.comment(first)["state"] == "pending"
+
+
+def test_a_reconnect_that_could_not_resume_reads_again_the_cards_more_had_added(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 55)
+    site.add_moderator("Alice")
+    waiting = first_stream_connection_fails(page)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(50)
+    page.get_by_role("button", name="More").click()
+    expect(page.locator("#items > li")).to_have_count(55)
+    expect(page.get_by_role("button", name="More")).to_be_hidden()
+    shown = items(page)
+    # A card More added is selected and has the keys; Alice decides one of the first page.
+    last = shown[-1]
+    page.locator(f'#items > li[data-id="{last}"]').get_by_role("checkbox").check()
+    expect(page.locator("#items > li.focused")).to_have_attribute("data-id", last)
+    waits_for(page, waiting, "the console never reconnected its event stream")
+    approved_by(service, site, shown[0], "Alice")
+    with page.expect_response(re.compile(r"/queue\?")):
+        waiting[0].continue_()
+    expect(page.locator(f'#items > li[data-id="{shown[0]}"]')).to_have_count(0)
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    # Every card but Alice's is still shown, the selected one selected and focused, and More,
+    # with nothing left to add, stays hidden.
+    assert items(page) == shown[1:]
+    expect(page.locator("#selection")).to_have_text("1 selected")
+    expect(page.locator(f'#items > li[data-id="{last}"]').get_by_role("checkbox")).to_be_checked()
+    expect(page.locator("#items > li.focused")).to_have_attribute("data-id", last)
+    expect(page.get_by_role("button", name="More")).to_be_hidden()
