@@ -2679,3 +2679,185 @@ def test_a_reconnect_that_could_not_resume_reads_again_the_cards_more_had_added(
     expect(page.locator(f'#items > li[data-id="{last}"]').get_by_role("checkbox")).to_be_checked()
     expect(page.locator("#items > li.focused")).to_have_attribute("data-id", last)
     expect(page.get_by_role("button", name="More")).to_be_hidden()
+
+
+def test_a_reconnect_that_could_not_resume_reads_the_queue_again_keeping_the_cards_messages(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 3)
+    site.add_moderator("Alice")
+    waiting = first_stream_connection_fails(page)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    # Alice holds c01, unseen while the stream is down: Mo's approval of it is a conflict, said
+    # on its card; Mo opens c02, which says so on its own.
+    status, _ = service.call(
+        "POST", f"/v1/sites/{site.id}/comments/c01/claim", {}, token=site.tokens["Alice"]
+    )
+    assert status == 200
+    theirs = page.locator('#items > li[data-id="c01"]')
+    mine = page.locator('#items > li[data-id="c02"]')
+    theirs.get_by_role("button", name="Approve").click()
+    conflict = "Someone else is on it: Alice holds this comment"
+    expect(theirs.locator(".item-message")).to_contain_text(conflict)
+    mine.get_by_role("button", name="Open").click()
+    opened = "Yours while the lease lasts: nobody else can decide it."
+    expect(mine.locator(".item-message")).to_have_text(opened)
+    waits_for(page, waiting, "the console never reconnected its event stream")
+    with page.expect_response(re.compile(r"/queue\?")):
+        waiting[0].continue_()
+    # The queue read again shows Alice's claim, and both cards keep what they said.
+    expect(theirs.locator(".claim.theirs")).to_have_count(1)
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    expect(theirs.locator(".item-message")).to_contain_text(conflict)
+    expect(mine.locator(".item-message")).to_have_text(opened)
+    assert sorted(items(page)) == ["c00", "c01", "c02"]
+
+
+@pytest.mark.parametrize("change", ["emptied", "filled", "neither"])
+def test_the_queue_read_again_after_a_reconnect_says_if_the_list_became_empty_or_no_longer_is(
+    page: Page, service: Service, site: Site, change: str
+) -> None:
+    site.add_moderator("Alice")
+    if change != "filled":
+        hold(site, 1 if change == "emptied" else 2)
+    waiting = first_stream_connection_fails(page)
+    signed_in(page, site)
+    clear = "Nothing to moderate in pending. Well done."
+    if change == "filled":
+        expect(page.locator("#queue-message")).to_have_text(clear)
+    elif change == "neither":
+        expect(page.locator("#items > li")).to_have_count(2)
+        page.get_by_role("button", name="Claim 10").click()
+        held = "You hold 2 comments; nobody else can decide them until the lease ends."
+        expect(page.locator("#queue-message")).to_have_text(held)
+    else:
+        expect(page.locator("#items > li")).to_have_count(1)
+        expect(page.locator("#queue-message")).to_have_text("")
+    page.evaluate(QUEUE_SAID)
+    waits_for(page, waiting, "the console never reconnected its event stream")
+    # Unseen while the stream is down: the list's only comment decided, or a new one held.
+    if change == "emptied":
+        approved_by(service, site, "c00", "Alice")
+    else:
+        site.post_comment("late", "A late reader asks whether the talks will be streamed.")
+    with page.expect_response(re.compile(r"/queue\?")):
+        waiting[0].continue_()
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    if change == "emptied":
+        expect(page.locator("#items > li")).to_have_count(0)
+        expect(page.locator("#queue-message")).to_have_text(clear)
+        assert page.evaluate("window.said") == [clear]
+    elif change == "filled":
+        expect(page.locator('#items > li[data-id="late"]')).to_be_visible()
+        expect(page.locator("#queue-message")).to_have_text("")
+    else:
+        expect(page.locator('#items > li[data-id="late"]')).to_be_visible()
+        expect(page.locator("#queue-message")).to_have_text(held)
+        assert page.evaluate("window.said") == []
+
+
+def test_a_reload_asked_for_while_the_queue_is_read_again_after_a_reconnect_starts_afresh(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 3)
+    site.add_moderator("Alice")
+    waiting = first_stream_connection_fails(page)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    second = page.locator("#items > li").nth(1)
+    second_id = str(second.get_attribute("data-id"))
+    second.get_by_role("checkbox").check()
+    second.get_by_role("button", name="Open").click()
+    expect(second.locator(".item-message")).not_to_be_empty()
+    expect(page.locator("#items > li.focused")).to_have_attribute("data-id", second_id)
+    # The reading again after the reconnect is read at once and held back; the moderator's
+    # reload, asked for meanwhile, goes through.
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold_first(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    page.route(re.compile(r"/queue\?"), hold_first)
+    waits_for(page, waiting, "the console never reconnected its event stream")
+    waiting[0].continue_()
+    waits_for(page, held, "the reconnect never read the queue again")
+    expect(page.locator("#live")).to_have_text("live")
+    # Followed now: Alice's claim shows live, and the page held back does not have it.
+    status, _ = service.call(
+        "POST", f"/v1/sites/{site.id}/comments/c00/claim", {}, token=site.tokens["Alice"]
+    )
+    assert status == 200
+    expect(page.locator(".claim.theirs")).to_have_count(1)
+    page.locator("#queue-filters").get_by_role("button", name="Apply").click()
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    # The reload asked for starts afresh: no selection, the keys on the first comment, no
+    # card's message.
+    expect(page.locator("#selection")).to_have_text("")
+    expect(page.locator("#items > li").first).to_have_class(re.compile(r"\bfocused\b"))
+    expect(second.locator(".item-message")).to_be_empty()
+    # The page read again before it, landing after it, is dropped: Alice's claim stays shown.
+    route, listed = held[0]
+    with page.expect_response(re.compile(r"/queue\?")):
+        route.fulfill(response=listed)
+    page.wait_for_timeout(300)
+    expect(page.locator(".claim.theirs")).to_have_count(1)
+    expect(page.locator("#selection")).to_have_text("")
+    expect(page.locator("#items > li").first).to_have_class(re.compile(r"\bfocused\b"))
+
+
+def test_the_queue_read_again_after_a_reconnect_lands_as_the_reload_asked_for_before_it(
+    page: Page, service: Service, site: Site
+) -> None:
+    hold(site, 3)
+    site.add_moderator("Alice")
+    waiting = first_stream_connection_fails(page)
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(3)
+    page.get_by_role("button", name="Claim 10").click()
+    words = "You hold 3 comments; nobody else can decide them until the lease ends."
+    expect(page.locator("#queue-message")).to_have_text(words)
+    page.locator("#items > li").first.focus()
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    shown = items(page)
+    expect(page.locator("#items > li.focused")).to_have_attribute("data-id", shown[2])
+    # The moderator's reload is read at once and held back; the reading again after the
+    # reconnect, asked for after it, goes through.
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold_first(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    page.route(re.compile(r"/queue\?"), hold_first)
+    page.locator("#queue-filters").get_by_role("button", name="Apply").click()
+    waits_for(page, held, "the reload never read the queue")
+    waits_for(page, waiting, "the console never reconnected its event stream")
+    # Released and decided unseen while the stream is down.
+    status, _ = service.call(
+        "POST", f"/v1/sites/{site.id}/queue/release", {}, token=site.tokens["Mo"]
+    )
+    assert status == 200
+    approved_by(service, site, shown[1], "Alice")
+    with page.expect_response(re.compile(r"/queue\?")):
+        waiting[0].continue_()
+    expect(page.locator(f'#items > li[data-id="{shown[1]}"]')).to_have_count(0)
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    # Landing in place of the moderator's reload, it starts the list afresh as that one would:
+    # the keys on the first comment, and the notice's words of before the reload gone.
+    expect(page.locator("#items > li.focused")).to_have_attribute("data-id", shown[0])
+    expect(page.locator("#queue-message")).to_have_text("")
+    expect(page.locator(".claim.mine")).to_have_count(0)
+    # The moderator's page, read before Alice's decision and the release, is dropped.
+    route, listed = held[0]
+    with page.expect_response(re.compile(r"/queue\?")):
+        route.fulfill(response=listed)
+    page.wait_for_timeout(300)
+    assert items(page) == [shown[0], shown[2]]
+    expect(page.locator(".claim.mine")).to_have_count(0)
