@@ -94,6 +94,9 @@ LUA_TESTS = {
     ),
     # A decision into Coral that a later one replaced: not sent, and its call no longer noted.
     "coral_current.lua": ("tests/service/api/test_compat_coral_sync.py",),
+    # A call into Coral ended: no longer in flight, and a decision of Coral's made during it
+    # carried back into Coral.
+    "coral_answered.lua": ("tests/service/api/test_compat_coral_sync.py",),
     "second_look_apply.lua": (
         "tests/service/worker/test_second_look.py",
         "tests/service/api/test_api_second_look.py",
@@ -699,14 +702,41 @@ LUA_MUTANTS = (
     LuaMutant("coral_current.lua", ", spam = true}", "}"),
     LuaMutant(
         "coral_current.lua",
-        '      redis.call("HSET", KEYS[2], "calling_status", "")\n',
+        '      redis.call("HSET", KEYS[2], "calling_status", "", "in_flight", "")\n',
         "",
     ),
     LuaMutant("coral_current.lua", "    return 0\n", ""),
     LuaMutant(
         "coral_current.lua",
-        '  redis.call("HSET", KEYS[2], "calling_status", ARGV[2])\n',
+        '  redis.call("HSET", KEYS[2], "calling_status", ARGV[2], "in_flight", ARGV[3])\n',
         "",
+    ),
+    LuaMutant(
+        "coral_current.lua",
+        '"calling_status", ARGV[2], "in_flight", ARGV[3])',
+        '"calling_status", ARGV[2])',
+    ),
+    # Once a call into Coral ends, it is no longer in flight, and the latest decision made since,
+    # when Coral's moderators' and unlike the call's, is noted to be carried back, until done.
+    LuaMutant(
+        "coral_answered.lua",
+        'local index = redis.call("LLEN", KEYS[3]) - 1',
+        'local index = redis.call("LLEN", KEYS[3]) - 2',
+    ),
+    LuaMutant("coral_answered.lua", "  if sets[entry.action] then", "  if false then"),
+    LuaMutant("coral_answered.lua", 'reject = "REJECTED", spam', 'reject = "APPROVED", spam'),
+    LuaMutant("coral_answered.lua", "      later = tonumber(entry.version)\n", ""),
+    LuaMutant("coral_answered.lua", 'redis.call("HSET", KEYS[2], "in_flight", "")\n', ""),
+    LuaMutant("coral_answered.lua", '  redis.call("HSET", KEYS[2], unpack(ARGV, 5))\n', ""),
+    LuaMutant(
+        "coral_answered.lua",
+        '  redis.call("HSET", KEYS[2], "resend_version", later)\n',
+        "",
+    ),
+    LuaMutant(
+        "coral_answered.lua",
+        'elseif ARGV[4] == "1" and redis.call',
+        "elseif false and redis.call",
     ),
     # Coral's links: none for a deleted site, kept as long as their comment, the thread's
     # comments by first sight for a day, and a decision waiting for Coral's ids due once a

@@ -249,15 +249,21 @@ class Worker:
                     now_ms = self._now_ms()
                     await self.coral_links.link(site, record["comment_id"], ids, keep, now_ms)
 
+            version, decided_at = int(record["version"]), int(record["created_at"])
+            calling = ""
+
             async def current(status: str) -> bool:
-                version = int(record["version"])
+                nonlocal calling
                 try:
-                    return await self.coral_links.current(
-                        site, record["comment_id"], version, status
+                    found = await self.coral_links.current(
+                        site, record["comment_id"], version, status, decided_at
                     )
                 except SiteNotFound:
                     # The attempt goes on as before: its settle records nothing either.
                     return True
+                if found:
+                    calling = status
+                return found
 
             started_ms = self._now_ms()
             outcome = await coral_sync.deliver(session, coral, record, link, relink, current)
@@ -269,26 +275,34 @@ class Worker:
             # A last try that waited is given up by the settle, unless a webhook linked the ids
             # during it (see ``waited_on``).
             reached = outcome.delivered and not replaced
-            if coral_sync.needs_coral(record) and (reached or (last_try and not waiting)):
-                # Coral's webhooks about decisions made before this one are echoes from now on;
-                # or it is given up (dead-lettered), and Coral's own decisions count again.
-                called = outcome.delivered and outcome.status is not None
-                # What Coral's webhooks then echo, and until when (see ``CoralDesk.webhook``).
-                call = CoralCall(coral_sync.status_set(record), started_ms, self._now_ms())
+            if calling:
+                # Ended, answered or not, in one step with what Coral's webhooks then echo (see
+                # ``CoralDesk.webhook``) once it is done with.
+                answered = outcome.delivered and outcome.status is not None
+                call = CoralCall(calling, started_ms, self._now_ms())
                 with contextlib.suppress(SiteNotFound):
-                    await self.coral_links.sent(
+                    await self.coral_links.answered(
                         site,
                         record["comment_id"],
-                        int(record["created_at"]),
-                        keep,
-                        call if called else None,
+                        version,
+                        calling,
+                        decided_at,
+                        call if answered else None,
+                        outcome.delivered or last_try,
                     )
+            elif coral_sync.needs_coral(record) and (reached or (last_try and not waiting)):
+                # Delivered without a call, or given up: Coral's webhooks about decisions made
+                # before this one are echoes from now on; or Coral's own decisions count again.
+                with contextlib.suppress(SiteNotFound):
+                    await self.coral_links.sent(site, record["comment_id"], decided_at, keep)
             if waiting:
                 # A webhook linking Coral's ids during this attempt left it to itself: its
                 # retry is due at once if they changed since it read them, even after its
                 # last try, since what it waited for has come.
-                decided_at = int(record["created_at"]) if last_try else None
-                waited_on = self.coral_links.waited_on(site, record["comment_id"], link, decided_at)
+                last_try_of = decided_at if last_try else None
+                waited_on = self.coral_links.waited_on(
+                    site, record["comment_id"], link, last_try_of
+                )
         elif site_record is None or not site_record.site.callback_url:
             outcome = delivery.Outcome(delivered=False, error="the site has no callback URL")
         else:

@@ -45,6 +45,10 @@ UNSURE = (
     "several): civility cannot tell which it is, and decides none"
 )
 REOPENED = "civility's own decision coming back from Coral: the comment was reopened since"
+OVERTAKEN = (
+    "civility's own decision coming back from Coral: a later one of Coral's came during its call, "
+    "and goes back to Coral"
+)
 SUGGESTION_TOKEN = "comment:"
 """What Coral's Perspective client puts before its comment id in a suggestion's clientToken."""
 
@@ -253,6 +257,11 @@ class CoralDesk:
             return answer  # civility's own decision coming back from Coral
         link = await self.links.of(site_id, comment_id)
         created_ms = event.created_ms()
+        if link is not None and _echo_of_overtaken(comment, link, event.data.status, created_ms):
+            # Coral applied civility's call after its moderators' decision, which civility
+            # keeps and carries back into Coral: the call's webhook must not undo it here.
+            answer["reason"] = OVERTAKEN
+            return answer
         if link is not None and _echo_of_reopened(comment, link, event.data.status, created_ms):
             # A reopen is not carried into Coral, which keeps civility's decision: its webhook
             # about that decision, arriving late, must not decide the comment again.
@@ -264,7 +273,11 @@ class CoralDesk:
             # overtaken by civility's), and must not undo it.
             answer["reason"] = "civility's later decision reached Coral after this one"
             return answer
-        if link is not None and _on_its_way(comment, link):
+        if (
+            link is not None
+            and _on_its_way(comment, link)
+            and not _made_during_call(comment, link, event.data.status, created_ms)
+        ):
             # Coral does not have civility's latest decision yet: this one of Coral's (or the
             # echo of an earlier one of civility's) is older, and civility's replaces it there.
             answer["reason"] = "a later decision made in civility is on its way to Coral"
@@ -398,6 +411,43 @@ def _echo_of_reopened(
     if link.sent_status != status:
         return False
     return created_ms is None or created_ms <= max(to_ms(comment.decided_at), link.answered_at)
+
+
+def _echo_of_overtaken(
+    comment: Comment, link: CoralLink, status: str | None, created_ms: int | None
+) -> bool:
+    """Coral's webhook is about a call of civility's that was in flight when the comment's latest
+    decision, Coral's moderators', was recorded (Coral may have applied the call after it, and
+    sends its webhook as it does): the status of the call while it is in flight, or failed (Coral
+    may apply it whenever), or, until that decision is carried back into Coral, the status the
+    call set, dated no later than Coral answered it. One Coral dates after is its moderators'
+    decision, made since."""
+    if comment.decided_by != coral.ACTOR or not status:
+        return False
+    if link.in_flight:
+        # A decision recorded while a call is in flight is later than the one called for: one
+        # recorded before would have replaced that decision, which is then not called for.
+        return link.calling_status == status
+    if link.resend_version != comment.version:
+        return False
+    if link.calling_status == status:
+        return True
+    return link.sent_status == status and (created_ms is None or created_ms <= link.answered_at)
+
+
+def _made_during_call(
+    comment: Comment, link: CoralLink, status: str | None, created_ms: int | None
+) -> bool:
+    """Coral's moderators decided otherwise while civility's call of the comment's latest
+    decision is in flight: Coral dates it after that decision was made, and it is not the late
+    echo of an earlier call of civility's. Coral may already have the call, their decision made
+    on top of it; either way it is the later one, kept in civility and carried back into Coral
+    once the call ends (``coral_answered.lua``)."""
+    if link.in_flight != to_ms(comment.decided_at) or status == link.calling_status:
+        return False
+    if created_ms is None or created_ms <= link.in_flight:
+        return False
+    return status != link.sent_status or created_ms > link.answered_at
 
 
 def _on_its_way(comment: Comment, link: CoralLink) -> bool:

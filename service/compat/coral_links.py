@@ -65,6 +65,14 @@ class CoralLink:
     its webhook about it before answering. A failed call's is kept, since Coral may have
     applied it (its answer lost or too late), until the next call of the decision is answered
     or the decision is given up."""
+    in_flight: int = 0
+    """When the decision whose call is being made was made (ms; 0: no call in flight): from just
+    before the call until it ends, answered or not. Coral's moderators deciding meanwhile decide
+    after that decision went to Coral, which may apply the call after theirs."""
+    resend_version: int = 0
+    """The comment's version a decision of Coral's moderators made, recorded while a call of
+    civility's setting another status was in flight (0: none): Coral may have applied the call
+    after it, so it is carried back into Coral, as its own event's delivery."""
     coral_id: str | None = None
     """Coral's comment id, once a webhook named it (also while ``ids`` waits for a revision)."""
     text: str | None = None
@@ -86,7 +94,9 @@ class CoralLinks:
     def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.keys = KeySpace(prefix)
-        self._run = LuaScripts(redis, ("coral_link", "coral_current"), with_library=False).run
+        self._run = LuaScripts(
+            redis, ("coral_link", "coral_current", "coral_answered"), with_library=False
+        ).run
 
     def _thread_key(self, site: str, story: str, author: str, parent: str | None) -> str:
         return self.keys.coral_thread(site, digest(story, author, parent or "")[:40])
@@ -188,6 +198,8 @@ class CoralLinks:
             sent_status=str(stored.get("sent_status") or ""),
             answered_at=int(stored.get("answered_at") or 0),
             calling_status=str(stored.get("calling_status") or ""),
+            in_flight=int(stored.get("in_flight") or 0),
+            resend_version=int(stored.get("resend_version") or 0),
             coral_id=coral_id,
             text=str(stored["text"]) if stored.get("text") else None,
             edited_version=int(stored.get("edited_version") or 0),
@@ -202,36 +214,56 @@ class CoralLinks:
             fields: list[str | int] = ["revision_id", "", "check_text", 1, "withheld", 1]
             await self._write(site, comment_id, keep_seconds, fields)
 
-    async def sent(
-        self,
-        site: str,
-        comment_id: str,
-        decided_at_ms: int,
-        keep_seconds: int,
-        call: CoralCall | None = None,
-    ) -> None:
-        """Coral has civility's decision made at ``decided_at_ms`` through ``call``, or it was
-        given up without one (see ``CoralDesk.webhook``): no call of it is in flight."""
+    async def sent(self, site: str, comment_id: str, decided_at_ms: int, keep_seconds: int) -> None:
+        """Civility's decision made at ``decided_at_ms`` is done with without a call (one made
+        is noted by ``answered``): delivered without one, or given up (see
+        ``CoralDesk.webhook``)."""
         fields: list[str | int] = [item for pair in _given_up(decided_at_ms) for item in pair]
-        if call is not None:
-            fields += ["reached_at", call.started_at, "answered_at", call.answered_at]
-            fields += ["sent_status", call.status]
         await self._write(site, comment_id, keep_seconds, fields)
 
-    async def current(self, site: str, comment_id: str, version: int, status: str = "") -> bool:
-        """Whether civility's decision that made the comment's ``version`` is still its latest
-        (a reopen aside, which Coral cannot take); if so, and ``status`` is given, a call that
-        sets it in Coral is about to be made (see ``CoralLink``), noted in the same step. A
-        decision replaced is given up: no call of it is in flight any more."""
-        keys = [
+    def _call_keys(self, site: str, comment_id: str) -> list[str]:
+        return [
             self.keys.site(site),
             self.keys.coral_link(site, comment_id),
             self.keys.history(site, comment_id),
         ]
-        found = int(await self._run("coral_current", keys, [version, status]))
+
+    async def current(
+        self, site: str, comment_id: str, version: int, status: str = "", decided_at_ms: int = 0
+    ) -> bool:
+        """Whether the decision that made the comment's ``version`` (at ``decided_at_ms``) is
+        still its latest (a reopen aside, which Coral cannot take); if so, and ``status`` is
+        given, a call that sets it in Coral is about to be made (see ``CoralLink``), noted in the
+        same step. A decision replaced is given up: no call of it is in flight any more."""
+        keys = self._call_keys(site, comment_id)
+        found = int(await self._run("coral_current", keys, [version, status, decided_at_ms]))
         if found < 0:
             raise SiteNotFound(site)
         return found == 1
+
+    async def answered(
+        self,
+        site: str,
+        comment_id: str,
+        version: int,
+        status: str,
+        decided_at_ms: int,
+        call: CoralCall | None,
+        done: bool,
+    ) -> None:
+        """The call made for the decision that made ``version``, setting ``status``, has ended:
+        answered (``call``), or failed; ``done`` when the decision is done with (answered, or
+        given up), which notes it as ``sent`` does, in the same step; and a decision of Coral's
+        moderators recorded during the call is noted to be carried back into Coral."""
+        fields: list[str | int] = []
+        if done:
+            fields += [item for pair in _given_up(decided_at_ms) for item in pair]
+        if call is not None:
+            fields += ["reached_at", call.started_at, "answered_at", call.answered_at]
+            fields += ["sent_status", call.status]
+        args: list[str | int] = [version, status, coral.ACTOR, "1" if done else "", *fields]
+        if int(await self._run("coral_answered", self._call_keys(site, comment_id), args)) < 0:
+            raise SiteNotFound(site)
 
     def waited_on(
         self, site: str, comment_id: str, link: CoralLink, last_try_of: int | None = None

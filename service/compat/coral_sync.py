@@ -3,9 +3,11 @@
 A moderator's decision in civility becomes ``approveComment`` or ``rejectComment`` in Coral,
 through the same delivery line as a webhook (ordered per comment, retried with backoff, dead
 letter after the last try). Every other event needs nothing from Coral: the phase already gave
-Coral the automatic verdict, and a decision made in Coral is already Coral's. A reopen cannot
-reach it: no mutation of Coral's puts a comment back in its queue (its status is set only by
-those two), so Coral keeps the last decision until civility's next one. A decision goes only
+Coral the automatic verdict, and a decision made in Coral is already Coral's, unless civility's
+call was in flight when it came (Coral may have applied the call after it: it is carried back,
+see ``CoralLink.resend_version``). A reopen cannot reach it: no mutation of Coral's puts a
+comment back in its queue (its status is set only by those two), so Coral keeps the last
+decision until civility's next one. A decision goes only
 while it is the comment's latest (a reopen aside): sent after a later one, whoever made it, it
 would undo that one in Coral.
 """
@@ -48,6 +50,14 @@ def needs_coral(record: Mapping[str, str]) -> bool:
     return is_decision and made_in_civility(record.get("decided_by", ""))
 
 
+def carried_back(record: Mapping[str, str], link: CoralLink) -> bool:
+    """A decision of Coral's moderators that a call of civility's in flight when it came may
+    have undone in Coral."""
+    is_decision = record["type"] == APPROVING or record["type"] in REJECTING
+    made_in_coral = record.get("decided_by", "") == coral.ACTOR
+    return is_decision and made_in_coral and link.resend_version == int(record["version"])
+
+
 def status_set(record: Mapping[str, str]) -> str:
     """The status in Coral a decision made in civility sets (Coral has no spam status)."""
     return coral.APPROVED if record["type"] == APPROVING else coral.REJECTED
@@ -64,7 +74,7 @@ async def deliver(
     """``relink`` keeps the revision found for an edited comment; ``current`` tells whether
     the decision is still the comment's latest and, given a status, notes in the same step
     that a call setting it in Coral is about to be made."""
-    if not needs_coral(record):
+    if not needs_coral(record) and not carried_back(record, link):
         return Outcome(delivered=True)
     if int(record.get("version") or 0) < link.edited_version:
         # Decided on a text the author has since edited: the edit's phase answer gave Coral

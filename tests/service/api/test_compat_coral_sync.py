@@ -29,7 +29,7 @@ from pytest_aiohttp import AiohttpClient
 
 from service.app import create_app
 from service.appkeys import CORAL
-from service.compat import coral_sync
+from service.compat import coral_desk, coral_sync
 from service.deliveries import Settle
 from service.egress import parse_allowed
 from service.keys import KeySpace
@@ -100,6 +100,8 @@ class FakeCoral:
     """The comment's latest revision (an edit adds one; Coral still takes decisions on older)."""
     changed_at: float = 0.0
     """When a mutation last set the comment's status (Coral's clock, the real time)."""
+    applied: list[tuple[str, float]] = field(default_factory=list)
+    """Each status a mutation set, and when."""
 
     def moderator_rejects(self) -> dict[str, Any]:
         """A moderator rejects the comment in Coral: its webhook, as Coral sends it."""
@@ -150,6 +152,7 @@ class FakeCoral:
         answer["data"][field_name]["clientMutationId"] = given["clientMutationId"]
         self.status = answer["data"][field_name]["comment"]["status"]
         self.changed_at = time.time()
+        self.applied.append((self.status, self.changed_at))
         return web.json_response(answer)
 
     def echo(self) -> dict[str, Any]:
@@ -769,6 +772,126 @@ async def test_corals_echo_of_a_call_still_in_flight_does_not_undo_a_reopen(
     answer = await (await webhook(client, kept)).json()
     assert (answer["applied"], answer["state"]) == (True, "approved")
     assert (await comment(client, coral_site, ours))["decided_by"] == "coral"
+
+
+async def test_corals_rejection_during_civilitys_approval_call_is_not_undone_in_coral(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    ours, url, headers = await held_and_linked(client, coral_site)
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    fake_coral.hang = asyncio.Event()
+    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=clock)
+    running = asyncio.create_task(worker.run())
+    try:
+        await eventually(called(fake_coral), what="the approval on its way to Coral")
+        clock.advance(1)
+        assert (await client.post(url, json={"action": "reopen"}, headers=headers)).status == 200
+        # Coral's moderator rejects the comment; its webhook comes before the approval lands.
+        rejected = decided_in_coral(fake_coral, "REJECTED", clock() + 1)
+        answer = await (await webhook(client, rejected)).json()
+        assert (answer["applied"], answer["state"]) == (True, "rejected")
+        fake_coral.hang.set()
+        await eventually(settled(redis_client, 4), what="every event")
+    finally:
+        worker.stop()
+        await running
+
+    # The approval landed in Coral after the rejection: the rejection goes back after it.
+    assert [status for status, _ in fake_coral.applied] == ["APPROVED", "REJECTED"]
+    assert fake_coral.status == "REJECTED"
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+    [back] = [r for r in await records_of(redis_client) if r["decided_by"] == "coral"]
+    assert (back["type"], back["state"], back["last_error"]) == (
+        "comment.rejected",
+        "delivered",
+        "",
+    )
+
+
+@pytest.mark.parametrize("then", ["kept", "reopen"])
+async def test_corals_decision_made_while_civilitys_call_is_in_flight_wins_on_both_ends(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    then: str,
+) -> None:
+    ours, url, headers = await held_and_linked(client, coral_site)
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    fake_coral.hang = asyncio.Event()
+    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=clock)
+    running = asyncio.create_task(worker.run())
+    try:
+        await eventually(called(fake_coral), what="the approval on its way to Coral")
+        clock.advance(1)
+        if then == "reopen":
+            reopened = await client.post(url, json={"action": "reopen"}, headers=headers)
+            assert reopened.status == 200, await reopened.text()
+        # Coral's moderator rejects the comment before civility's approval lands there.
+        rejected = decided_in_coral(fake_coral, "REJECTED", clock() + 1)
+        answer = await (await webhook(client, rejected)).json()
+        assert (answer["applied"], answer["state"]) == (True, "rejected")
+        # Coral then applies the approval, and sends its webhook before answering.
+        fake_coral.status = "APPROVED"
+        echo = fixture("webhook_left_moderation_queue.json")
+        echo["data"]["status"] = "APPROVED"
+        echo["createdAt"] = datetime.fromtimestamp(time.time(), UTC).isoformat()
+        answer = await (await webhook(client, echo)).json()
+        assert (answer["applied"], answer.get("reason")) == (False, coral_desk.OVERTAKEN)
+        # The rejection's first call back into Coral fails: it waits for its retry.
+        fake_coral.failures = 1
+        fake_coral.hang.set()
+
+        async def retrying() -> bool:
+            records = await records_of(redis_client)
+            back = [r for r in records if r["decided_by"] == "coral"]
+            return bool(back) and back[0]["attempts"] == "1" and not back[0]["lease"]
+
+        await eventually(retrying, what="the rejection's call back into Coral failed")
+        assert fake_coral.status == "APPROVED"
+        # Coral's webhook about the approval, sent again (its first attempt timed out), still
+        # finds civility's own decision in it.
+        answer = await (await webhook(client, echo)).json()
+        assert (answer["applied"], answer.get("reason")) == (False, coral_desk.OVERTAKEN)
+        clock.advance(DAY_MS / 1000)
+        await eventually(settled(redis_client, 4 if then == "reopen" else 3), what="every event")
+    finally:
+        worker.stop()
+        await running
+
+    # Both ends keep the rejection, Coral's moderator's decision made last.
+    assert [call["field"] for call in fake_coral.mutations()] == [
+        "approveComment",
+        "rejectComment",
+        "rejectComment",
+    ]
+    assert fake_coral.status == "REJECTED"
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+    actions = ["approve", "reopen", "reject"] if then == "reopen" else ["approve", "reject"]
+    assert [entry["action"] for entry in stored["history"][1:]] == actions
+    records = {
+        r["type"]: r for r in await records_of(redis_client) if r["type"] != "comment.created"
+    }
+    approval, rejection = records["comment.approved"], records["comment.rejected"]
+    assert (approval["state"], approval["last_error"]) == ("delivered", "")
+    assert (rejection["state"], rejection["attempts"], rejection["last_error"]) == (
+        "delivered",
+        "2",
+        "",
+    )
+    link = await redis_client.hgetall(KEYS.coral_link("news", ours))
+    assert (link["in_flight"], link["resend_version"], link["sent_status"]) == ("", "", "REJECTED")
+    # A decision Coral's moderator makes after that is Coral's later one again.
+    approved = decided_in_coral(fake_coral, "APPROVED", clock() + 1)
+    answer = await (await webhook(client, approved)).json()
+    assert (answer["applied"], answer["state"]) == (True, "approved")
 
 
 async def approved_then_reopened_after_a_failed_call(
