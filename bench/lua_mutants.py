@@ -695,11 +695,18 @@ LUA_MUTANTS = (
         'local index = redis.call("LLEN", KEYS[3]) - 1',
         'local index = redis.call("LLEN", KEYS[3]) - 2',
     ),
-    LuaMutant("coral_current.lua", "if decisions[entry.action] then", "if true then"),
-    LuaMutant("coral_current.lua", "if decisions[entry.action] then", "if false then"),
-    LuaMutant("coral_current.lua", "{approve = true, reject", "{reject"),
-    LuaMutant("coral_current.lua", "reject = true, spam", "spam"),
-    LuaMutant("coral_current.lua", ", spam = true}", "}"),
+    LuaMutant("coral_current.lua", "if sets[entry.action] then", "if true then"),
+    LuaMutant("coral_current.lua", "if sets[entry.action] then", "if false then"),
+    LuaMutant("coral_current.lua", '{approve = "APPROVED", reject', "{reject"),
+    LuaMutant("coral_current.lua", 'reject = "REJECTED", spam', "spam"),
+    LuaMutant("coral_current.lua", ', spam = "REJECTED"}', "}"),
+    # A call cut short before its end was noted: Coral's decision that replaced it goes back.
+    LuaMutant("coral_current.lua", "if noted[1] == ARGV[3] and entry.actor", "if entry.actor"),
+    LuaMutant(
+        "coral_current.lua",
+        '        redis.call("HSET", KEYS[2], "resend_version", entry.version)\n',
+        "",
+    ),
     LuaMutant(
         "coral_current.lua",
         '      redis.call("HSET", KEYS[2], "calling_status", "", "in_flight", "")\n',

@@ -236,7 +236,8 @@ class CoralLinks:
         given, a call that sets it in Coral is about to be made (see ``CoralLink``), noted in the
         same step. A decision replaced is given up: no call of it is in flight any more."""
         keys = self._call_keys(site, comment_id)
-        found = int(await self._run("coral_current", keys, [version, status, decided_at_ms]))
+        args: list[str | int] = [version, status, decided_at_ms, coral.ACTOR]
+        found = int(await self._run("coral_current", keys, args))
         if found < 0:
             raise SiteNotFound(site)
         return found == 1

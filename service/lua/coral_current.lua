@@ -17,11 +17,14 @@ KEYS[3]  history list               civ:{site}:history:<id>
 ARGV[1]  the comment's version the decision made
 ARGV[2]  the status its call sets in Coral, noted when it is still the latest ("" to note none)
 ARGV[3]  when the decision was made (ms): noted with ARGV[2] as the call in flight
+ARGV[4]  the actor Coral's moderators decide as ("coral")
 
 A link gone meanwhile (its comment past the retention) is not written again.
 
 Returns 1 when it is still the latest; 0 when a later decision replaced it (the link then notes
-no call: the one noted for this decision, whose call failed, is not made again);
+no call: the one noted for this decision, whose call failed, is not made again; one still noted
+in flight was cut short before its end was noted, see coral_answered.lua, and a decision of
+Coral's moderators with the other status that replaced it is carried back into Coral as there);
 -1 when the site was deleted, writing nothing.
 ]]
 
@@ -29,7 +32,7 @@ if redis.call("EXISTS", KEYS[1]) == 0 then
   return -1
 end
 local version = tonumber(ARGV[1])
-local decisions = {approve = true, reject = true, spam = true}
+local sets = {approve = "APPROVED", reject = "REJECTED", spam = "REJECTED"}
 -- Newest first, back to the decision itself: a comment's changes after it are few.
 local index = redis.call("LLEN", KEYS[3]) - 1
 while index >= 0 do
@@ -37,8 +40,14 @@ while index >= 0 do
   if tonumber(entry.version) <= version then
     break
   end
-  if decisions[entry.action] then
+  if sets[entry.action] then
     if redis.call("EXISTS", KEYS[2]) == 1 then
+      local noted = redis.call("HMGET", KEYS[2], "in_flight", "calling_status")
+      -- This decision's call, cut short (its worker stopped, or lost its lease), may still be
+      -- applied by Coral after this later decision.
+      if noted[1] == ARGV[3] and entry.actor == ARGV[4] and sets[entry.action] ~= noted[2] then
+        redis.call("HSET", KEYS[2], "resend_version", entry.version)
+      end
       redis.call("HSET", KEYS[2], "calling_status", "", "in_flight", "")
     end
     return 0

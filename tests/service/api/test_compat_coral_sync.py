@@ -894,6 +894,49 @@ async def test_corals_decision_made_while_civilitys_call_is_in_flight_wins_on_bo
     assert (answer["applied"], answer["state"]) == (True, "approved")
 
 
+async def test_corals_decision_during_a_call_cut_short_by_a_stopping_worker_goes_back_to_coral(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    ours, url, headers = await held_and_linked(client, coral_site)
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    fake_coral.hang = asyncio.Event()
+    # It stops before Coral answers: the attempt is cancelled and handed back.
+    stopping = dataclasses.replace(FAST, drain_seconds=0.1)
+    worker = Worker(redis_client, stopping, prefix="civ", name="coral-test", clock=clock)
+    running = asyncio.create_task(worker.run())
+    try:
+        await eventually(called(fake_coral), what="the approval on its way to Coral")
+        clock.advance(1)
+        rejected = decided_in_coral(fake_coral, "REJECTED", clock() + 1)
+        answer = await (await webhook(client, rejected)).json()
+        assert (answer["applied"], answer["state"]) == (True, "rejected")
+    finally:
+        worker.stop()
+        await running
+    # Coral applies the approval all the same, after its moderator's rejection.
+    fake_coral.hang.set()
+
+    async def applied() -> bool:
+        return len(fake_coral.applied) == 1
+
+    await eventually(applied, what="the approval applied in Coral")
+    assert fake_coral.status == "APPROVED"
+
+    await deliver_until(redis_client, settled(redis_client, 3), "every event", clock=clock)
+
+    assert [status for status, _ in fake_coral.applied] == ["APPROVED", "REJECTED"]
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+    records = {r["type"]: r for r in await records_of(redis_client)}
+    approval, rejection = records["comment.approved"], records["comment.rejected"]
+    assert (approval["state"], approval["last_error"]) == ("delivered", coral_sync.SUPERSEDED)
+    assert (rejection["state"], rejection["last_error"]) == ("delivered", "")
+
+
 async def approved_then_reopened_after_a_failed_call(
     client: Client,
     coral_site: dict[str, str],
