@@ -894,6 +894,41 @@ async def test_corals_decision_made_while_civilitys_call_is_in_flight_wins_on_bo
     assert (answer["applied"], answer["state"]) == (True, "approved")
 
 
+async def test_corals_decision_made_before_civilitys_arriving_during_its_call_does_not_win(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    ours, url, headers = await held_and_linked(client, coral_site)
+    # Coral's moderator rejected the comment a second before civility's moderator approved it;
+    # Coral's webhook about it is slow, and comes while the approval is on its way there.
+    rejected = decided_in_coral(fake_coral, "REJECTED", clock() - 1)
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    fake_coral.hang = asyncio.Event()
+    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=clock)
+    running = asyncio.create_task(worker.run())
+    try:
+        await eventually(called(fake_coral), what="the approval on its way to Coral")
+        answer = await (await webhook(client, rejected)).json()
+        assert (answer["applied"], answer["reason"]) == (
+            False,
+            "a later decision made in civility is on its way to Coral",
+        )
+        fake_coral.hang.set()
+        await eventually(settled(redis_client, 2), what="the approval in Coral")
+    finally:
+        worker.stop()
+        await running
+
+    # The approval, made last, holds on both ends.
+    assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
+    assert fake_coral.status == "APPROVED"
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("approved", coral_site["moderator_id"])
+
+
 async def test_corals_decision_during_a_call_cut_short_by_a_stopping_worker_goes_back_to_coral(
     client: Client,
     coral_site: dict[str, str],
