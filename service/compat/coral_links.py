@@ -262,7 +262,8 @@ class CoralLinks:
         if call is not None:
             fields += ["reached_at", call.started_at, "answered_at", call.answered_at]
             fields += ["sent_status", call.status]
-        args: list[str | int] = [version, status, coral.ACTOR, "1" if done else "", *fields]
+        answered = "1" if call is not None else ""
+        args: list[str | int] = [version, status, coral.ACTOR, answered, *fields]
         if int(await self._run("coral_answered", self._call_keys(site, comment_id), args)) < 0:
             raise SiteNotFound(site)
 

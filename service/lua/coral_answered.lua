@@ -13,8 +13,8 @@ KEYS[3]  history list               civ:{site}:history:<id>
 ARGV[1]  the comment's version the decision called for made
 ARGV[2]  the status the call set in Coral
 ARGV[3]  the actor Coral's moderators decide as ("coral")
-ARGV[4]  "1" when the decision is done with (it reached Coral, or was given up): one that was
-         carried back is then no longer to be
+ARGV[4]  "1" when Coral answered the call: a decision carried back by it is then no longer to be
+         (one given up still is, should its event be redelivered)
 ARGV[5..] field, value, ... to set in the link in the same step
 
 A link gone meanwhile (its comment past the retention) is not written again.

@@ -894,6 +894,56 @@ async def test_corals_decision_made_while_civilitys_call_is_in_flight_wins_on_bo
     assert (answer["applied"], answer["state"]) == (True, "approved")
 
 
+async def test_corals_decision_whose_way_back_was_dead_lettered_goes_back_when_redelivered(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    ours, url, headers = await held_and_linked(client, coral_site)
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    fake_coral.hang = asyncio.Event()
+    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=clock)
+    running = asyncio.create_task(worker.run())
+    try:
+        await eventually(called(fake_coral), what="the approval on its way to Coral")
+        clock.advance(1)
+        assert (await client.post(url, json={"action": "reopen"}, headers=headers)).status == 200
+        rejected = decided_in_coral(fake_coral, "REJECTED", clock() + 1)
+        assert (await (await webhook(client, rejected)).json())["applied"] is True
+        # Every try of carrying the rejection back into Coral fails.
+        fake_coral.failures = FAST.max_attempts
+        fake_coral.hang.set()
+
+        async def approved() -> bool:
+            records = await records_of(redis_client)
+            return any(r["type"] == "comment.approved" and r["state"] != "pending" for r in records)
+
+        await eventually(approved, what="the approval in Coral")
+    finally:
+        worker.stop()
+        await running
+    await deliver_until(redis_client, settled(redis_client, 4), "the rejection dead-lettered")
+    assert fake_coral.status == "APPROVED"
+    listed = await client.get("/v1/sites/news/deliveries?state=failed", headers=headers)
+    [failed] = (await listed.json())["items"]
+    assert failed["type"] == "comment.rejected"
+
+    again = await client.post(
+        f"/v1/sites/news/deliveries/{failed['id']}:redeliver", headers=headers
+    )
+
+    assert again.status == 202, await again.text()
+    await deliver_until(redis_client, settled(redis_client, 4), "the redelivery settled")
+    assert fake_coral.status == "REJECTED"
+    assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"] + [
+        "rejectComment"
+    ] * (FAST.max_attempts + 1)
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+
+
 async def test_corals_decision_made_before_civilitys_arriving_during_its_call_does_not_win(
     client: Client,
     coral_site: dict[str, str],
