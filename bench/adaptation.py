@@ -3,6 +3,7 @@
 Run on purpose, not by the test suite::
 
     nice -n 10 .venv/bin/python bench/adaptation.py [--datasets ../shared/datasets]
+        [--caution 1.0] [--c3-order writing|file]
 
 One site's comments arrive in the order they were written and moderators decide each: for
 ``c3-constructive-comments-corpus`` (ordered by article, ``c3_stream``) a comment is rejected when
@@ -21,8 +22,8 @@ the tail; each stream reports the 95 % interval of the global score's tail ROC-A
 refit of 10,000 labels on one core as the worker runs it (rows decoded from JSON, both fits) against
 the verdict's fit alone, and the cost of one verdict's scoring with and without a site model
 (two fresh copies of the model, each scoring every text of the tail once, interleaved). It prints
-a table and writes ``bench/results/adaptation.json``. Embeddings come from the embedding cache
-(computed once per stream).
+a table and writes ``bench/results/adaptation.json`` (with other settings, beside it). Embeddings
+come from the embedding cache (computed once per stream).
 
 The shipped global model is never trained on C3; this benchmark only measures on it.
 """
@@ -82,6 +83,8 @@ from service.site_model_reader import adapt_by_site, score_by_site  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT_ROOT / "bench" / "results" / "adaptation.json"
+"""The default settings' results; other settings write beside it, named after what they change."""
+DEFAULT_CAUTION = FitSettings().caution
 SIZES = (250, 500, 1_000, 2_000, 4_000)
 TAIL = 4_000
 DRAWS = 3
@@ -127,14 +130,16 @@ class Scored:
         return {kind: values[taken] for kind, values in self.features.items()}
 
 
-def c3_stream(datasets: Path) -> Stream:
+def c3_stream(datasets: Path, order: str = "writing") -> Stream:
     """C3's comments in the order they were written: by article, the Globe and Mail numbering its
     articles as it publishes them (each article's comments in the file's order). The file itself
     is not in that order: its rejected share falls from 35 % in the first 2,000 rows to 1.8 % in
     the last 4,000, so a tail taken from it held 74 rejected comments where the site's stream
-    rejects 8.8 %."""
+    rejects 8.8 %. ``order="file"`` keeps the file's order: a site whose labelled comments are
+    unlike its next ones."""
     records = load_source(datasets, "c3-constructive-comments-corpus").splits["all"]
-    records = sorted(records, key=lambda record: int(record.group))
+    if order == "writing":
+        records = sorted(records, key=lambda record: int(record.group))
     targets = [record.values["crowd_toxicity_level"] >= C3_REJECTED_AT for record in records]
     return Stream(
         "c3-constructive-comments-corpus",
@@ -481,14 +486,26 @@ def main() -> int:
     parser.add_argument(
         "--draws", type=int, default=DRAWS, help="draws per N: the stream, then shuffles of it"
     )
+    parser.add_argument(
+        "--caution",
+        type=float,
+        default=DEFAULT_CAUTION,
+        help="bootstrap standard errors below the best blend a more cautious one may rank",
+    )
+    parser.add_argument(
+        "--c3-order",
+        choices=("writing", "file"),
+        default="writing",
+        help="C3's stream in the order its comments were written, or in its file's order",
+    )
     args = parser.parse_args()
-    settings = FitSettings()
+    settings = FitSettings(caution=args.caution)
     load_before = os.getloadavg()
     with threadpool_limits(1):
         model = load_active(args.models)
         assert model.semantic is not None, "the benchmark needs a model with a semantic stage"
         cache = EmbeddingCache(default_cache_dir(), model.semantic.encoder)
-        c3, civil = c3_stream(args.datasets), civil_stream(args.datasets)
+        c3, civil = c3_stream(args.datasets, args.c3_order), civil_stream(args.datasets)
         c3_scored = featurise(model, c3, cache)
         streams = [replay(c3, c3_scored, settings, args.draws)]
         streams.append(replay(civil, featurise(model, civil, cache), settings, args.draws))
@@ -514,8 +531,11 @@ def main() -> int:
             f"{cost['ms_per_comment_site_model_step']:.3f} ms "
             f"({cost['site_model_step_fraction']:+.1%} of the global scoring)"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    results = RESULTS
+    if args.caution != DEFAULT_CAUTION or args.c3_order != "writing":
+        results = RESULTS.with_name(f"adaptation-caution{args.caution:g}-{args.c3_order}.json")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(
         json.dumps(
             {
                 "benchmark": "adaptation",
@@ -533,7 +553,9 @@ def main() -> int:
                     "switch_on_gain": settings.switch_on_gain,
                     "bootstraps": settings.bootstraps,
                     "lower_quantile": settings.lower_quantile,
+                    "caution": settings.caution,
                 },
+                "c3_order": args.c3_order,
                 "c3_rejected_at_crowd_toxicity_level": C3_REJECTED_AT,
                 "draws": args.draws,
                 "streams": streams,
@@ -545,7 +567,7 @@ def main() -> int:
         + "\n",
         encoding="utf-8",
     )
-    print(f"wrote {RESULTS.relative_to(PROJECT_ROOT)}")
+    print(f"wrote {results.relative_to(PROJECT_ROOT)}")
     return 0
 
 

@@ -6,13 +6,14 @@ its per-label scores; the semantic stage's sentence embeddings when the model ha
 calibrated on the site's labels. The adapted score of a label is the sigmoid of a weighted sum of
 the global logit and each head's calibrated logit, the weights chosen on a grid by out-of-fold
 ROC-AUC on the site's labels: the most cautious weights (most on the global logit) within one
-bootstrap standard error of the best. The kinds that get a weight are the site's choice of features
-(any of lexical, scores and embedding). The heads go into use only with enough labels and positives,
-and only when out of fold they rank the site's labels better than the global model by more than a
-minimum gain and by more than their noise (the lower bound of a paired bootstrap of the gain over
-the out-of-fold scores is above zero); once in use, a head stays in use while it does not rank worse
-(hysteresis), so a refit on labels a moderator keeps undoing does not switch the site back and
-forth. That rule is ``classifier.switch_on``'s, on the figures this module measures.
+bootstrap standard error of the best (``FitSettings.caution``). The kinds that get a weight are
+the site's choice of features (any of lexical, scores and embedding). The heads go into use only
+with enough labels and positives, and only when out of fold they rank the site's labels better
+than the global model by more than a minimum gain and by more than their noise (the lower bound of
+a paired bootstrap of the gain over the out-of-fold scores is above zero); once in use, a head
+stays in use while it does not rank worse (hysteresis), so a refit on labels a moderator keeps
+undoing does not switch the site back and forth. That rule is ``classifier.switch_on``'s, on the
+figures this module measures.
 """
 
 import dataclasses
@@ -73,6 +74,11 @@ class FitSettings:
     c: float = 1.0
     dense_cs: tuple[float, ...] = (0.1, 1.0)
     weight_step: float = 0.1
+    # How many bootstrap standard errors below the best blend out of fold a more cautious blend
+    # (more global weight, then fewer kinds) may rank and still be taken. The best blend itself
+    # (0) gains more on a site whose next comments are like its labelled ones and loses more on
+    # one whose are not: the stream benchmark measures both.
+    caution: float = 1.0
     seed: int = 0
 
 
@@ -292,11 +298,12 @@ class SiteLabels:
         top = max(blends, key=lambda blend: blend.auc)
         (resampled,) = _bootstrap_aucs(targets, [top.logits], settings)
         spread = float(np.std(resampled))
-        # The blend with the most global weight (then the fewest kinds) within one bootstrap
-        # standard error of the best: the site's labels do not tell a bolder one from it, and a
-        # bolder one loses more where the site's next comments differ from its labelled ones.
+        # The blend with the most global weight (then the fewest kinds) within ``caution``
+        # bootstrap standard errors of the best: the site's labels do not tell a bolder one from
+        # it, and a bolder one loses more where the site's next comments differ from its
+        # labelled ones.
         chosen = max(
-            (blend for blend in blends if blend.auc >= top.auc - spread),
+            (blend for blend in blends if blend.auc >= top.auc - settings.caution * spread),
             key=lambda blend: (blend.weights[0], -len(blend.support), blend.auc),
         )
         best_auc, weights, blended = chosen.auc, chosen.weights, chosen.logits

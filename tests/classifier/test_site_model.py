@@ -1,5 +1,6 @@
 """Site heads on the global model's features, fitted on real news comments."""
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -95,6 +96,16 @@ def test_a_gain_within_its_noise_does_not_switch_the_site_model_on(
     assert outcome.auc_adapted < outcome.candidates[LEXICAL]
     assert not outcome.used
     assert outcome.model is None
+    # With no caution the best blend out of fold is the one taken.
+    bold = fit_label(
+        "toxicity",
+        targets,
+        probability,
+        {LEXICAL: features},
+        dataclasses.replace(SETTINGS, caution=0.0),
+    )
+    assert bold.auc_adapted == max(outcome.candidates.values())
+    assert bold.weights[LEXICAL] > outcome.weights[LEXICAL]
     # Without a minimum gain, the bootstrap alone keeps it off.
     lenient = FitSettings(min_labels=100, min_positives=10, switch_on_gain=-1.0)
     noisy = fit_label("toxicity", targets, probability, {LEXICAL: features}, lenient)
