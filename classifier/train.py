@@ -215,7 +215,9 @@ def train(
             "thresholds": suggestions,
             "artifact": _file_entry(artifact.name, partials[artifact]),
             "training": {
-                "seconds": round(seconds, 1),
+                # A pipeline given was fitted elsewhere: what this run took says nothing of it.
+                "seconds": round(seconds, 1) if lexical is None else None,
+                "lexical_pipeline": "fitted" if lexical is None else "given",
                 "limit_per_source": options.limit_per_source,
                 "weight_factors": [asdict(factor) for factor in options.weight_factors],
                 "augmentation": augmentation,

@@ -21,6 +21,11 @@ def test_the_model_given_its_lexical_pipeline_scores_and_thresholds_as_the_one_i
     assert tiny_semantic_model.score(TEXTS) == tiny_model.score(TEXTS)
     assert tiny_semantic_model.thresholds == tiny_model.thresholds
     assert tiny_semantic_model.card["training"]["rows"] == tiny_model.card["training"]["rows"]
+    # Its card does not pass off the few seconds it took as the time to train the model.
+    assert tiny_semantic_model.card["training"]["lexical_pipeline"] == "given"
+    assert tiny_semantic_model.card["training"]["seconds"] is None
+    assert tiny_model.card["training"]["lexical_pipeline"] == "fitted"
+    assert tiny_model.card["training"]["seconds"] > 0
 
 
 def test_a_lexical_pipeline_fitted_on_other_rows_is_refused_before_anything_is_written(
