@@ -14,6 +14,9 @@ SERVICE = "civility"
 SENTINELS = 3
 STARTUP_SECONDS = 30.0
 DURABLE = ("--appendonly", "yes", "--appendfsync", "everysec", "--save", "")
+# A primary waits five seconds by default before it streams its data to a replica, for others
+# that might ask meanwhile: here one replica asks, at start and after each failover.
+REPLICATION = ("--repl-diskless-sync-delay", "0")
 
 
 def until(condition: Callable[[], bool], what: str, seconds: float = STARTUP_SECONDS) -> None:
@@ -48,6 +51,9 @@ class SentinelSetup:
         primary, replica = self.data_ports
         self._spawn("primary", ["--port", str(primary)])
         self._spawn("replica", ["--port", str(replica), "--replicaof", "127.0.0.1", str(primary)])
+        # A sentinel learns the replicas from the primary's INFO, asked on connecting and then
+        # every ten seconds: started before the replica is linked, it would wait for the next.
+        until(lambda: self._replica_linked(primary), "the replica to sync with the primary")
         for port in self.sentinel_ports:
             config = self.folder / f"sentinel-{port}.conf"
             config.write_text(
@@ -64,15 +70,15 @@ class SentinelSetup:
                     stderr=subprocess.DEVNULL,
                 )
             )
-        until(lambda: self._replica_linked(primary), "the replica to sync with the primary")
         until(self._sentinels_see_everyone, "the sentinels to find the replica and each other")
 
     def _spawn(self, name: str, arguments: list[str]) -> None:
         folder = self.folder / name
         folder.mkdir(exist_ok=True)
+        options = (*DURABLE, *REPLICATION, *arguments)
         self.processes.append(
             subprocess.Popen(
-                [self.server, "--bind", "127.0.0.1", "--dir", str(folder), *DURABLE, *arguments],
+                [self.server, "--bind", "127.0.0.1", "--dir", str(folder), *options],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
