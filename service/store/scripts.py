@@ -1,6 +1,8 @@
 """The Lua scripts of ``service/lua`` run by sha on one Redis client, its failures as 503s."""
 
+import ast
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
@@ -59,14 +61,37 @@ UNBLOCKED = "UNBLOCKED "
 replica, a primary demoted in a failover: the read succeeds again on the new primary."""
 
 
+IN_PIPELINE = re.compile(r"Command # \d+ \(.*\) of pipeline caused error: (.*)", re.DOTALL)
+"""How redis-py rewrites the message of an error a pipeline (or transaction) raises: the failing
+command, then Redis's reply, as the error's ``args`` tuple (the single-server client) or as is
+(the Cluster client). The reply's own text is kept nowhere else."""
+
+
 def is_unavailable(error: BaseException) -> bool:
     """Whether a Redis error is the store being away for now (down, unreachable, failing over,
     full, unable to persist or busy running a script) rather than a bug."""
     if isinstance(error, UNAVAILABLE) or closed_while_opening(error):
         return True
-    return isinstance(error, ResponseError) and str(error).startswith(
+    return isinstance(error, ResponseError) and redis_reply(error).startswith(
         (CANNOT_PERSIST, NO_REPLICAS, SCRIPT_BUSY, UNBLOCKED)
     )
+
+
+def redis_reply(error: ResponseError) -> str:
+    """Redis's error reply, the same whether it came alone or inside a pipeline, where redis-py
+    puts the failing command before it."""
+    message = str(error)
+    in_pipeline = IN_PIPELINE.fullmatch(message)
+    if in_pipeline is None:
+        return message
+    reply = in_pipeline.group(1)
+    if not reply.startswith("("):
+        return reply
+    try:
+        args = ast.literal_eval(reply)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return reply
+    return str(args[0]) if isinstance(args, tuple) and args else reply
 
 
 def closed_while_opening(error: BaseException) -> bool:

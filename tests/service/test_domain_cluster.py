@@ -7,6 +7,7 @@ processes without persistence, and torn down after it.
 import asyncio
 from collections.abc import Sequence
 
+import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from service.admin_store import SCAN_COUNT, AdminStore, PurgeStep
@@ -26,8 +27,11 @@ from service.domain import (
     State,
     Submission,
 )
+from service.errors import StoreUnavailable
+from service.keys import DEFAULT_PREFIX, KeySpace
 from service.labels import LabelLog
 from service.moderation import Moderation
+from service.site_models import SiteModels
 from service.store import Store
 from tests.records import list_moderators, site_record
 from tests.service.test_store import NOW
@@ -175,3 +179,20 @@ async def test_a_deleted_sites_keys_are_purged_in_bounded_steps_and_no_other_sit
     assert sorted([key async for key in cluster.scan_iter(match=f"civ:{{{kept}}}:*")]) == (
         kept_before
     )
+
+
+async def test_a_refusal_inside_a_cluster_transaction_is_the_store_unavailable(
+    cluster: RedisCluster,
+) -> None:
+    # The Cluster client words a pipeline's failed command its own way, Redis's reply as is.
+    models = SiteModels(cluster)
+    await models.advance("news", "0-1", 1)
+    state = KeySpace(DEFAULT_PREFIX).site_model_state("news")
+    node = cluster.get_node_from_key(state)
+    await cluster.config_set("min-replicas-to-write", "1", target_nodes=node)
+    try:
+        with pytest.raises(StoreUnavailable):
+            await models.advance("news", "0-2", 1)
+    finally:
+        await cluster.config_set("min-replicas-to-write", "0", target_nodes=node)
+    assert await cluster.hgetall(state) == {"cursor": "0-1", "new_labels": "1"}

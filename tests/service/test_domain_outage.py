@@ -23,6 +23,7 @@ from redis.backoff import NoBackoff
 from service.domain import Author, Order, Queue, QueueQuery, State
 from service.errors import StoreUnavailable
 from service.keys import KeySpace
+from service.site_models import SiteModels
 from service.store import Store
 from service.store.records import DecisionWrite, IntakeWrite
 from tests.ports import free_port
@@ -213,3 +214,28 @@ async def test_evidence_an_outage_keeps_out_is_one_warning_line_without_a_traceb
         "evidence for comment 'c1' of site 'news' was not stored: Redis is unavailable (Error 111 "
         f"connecting to localhost:{own_redis.port}."
     )
+
+
+async def test_a_refusal_inside_a_pipeline_is_the_store_unavailable_and_writes_nothing(
+    own_redis: OwnRedis, client: aioredis.Redis
+) -> None:
+    # The refusals redis-py has no class for are known by their first word, which it prefixes
+    # with the failing command when the reply comes inside a pipeline (a replicated write's
+    # script and WAIT, a transaction): NOREPLICAS here, a primary whose replica was lost.
+    await Store(client).create_site(site_record(SITE, NOW))
+    store = Store(client, replicas=1, replica_wait_ms=1)
+    models = SiteModels(client)
+    await models.advance(SITE, "0-1", 1)
+    await client.config_set("min-replicas-to-write", "1")
+
+    with pytest.raises(StoreUnavailable):
+        await store.write_intake(SITE, intake("c1"))
+    with pytest.raises(StoreUnavailable):
+        await models.advance(SITE, "0-2", 1)
+
+    assert not await client.exists(KEYS.comment(SITE, "c1"))
+    assert not await client.exists(KEYS.outbox(SITE))
+    assert await client.hgetall(KEYS.site_model_state(SITE)) == {
+        "cursor": "0-1",
+        "new_labels": "1",
+    }
