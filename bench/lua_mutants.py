@@ -31,6 +31,8 @@ LUA_TESTS = {
         "tests/service/api/test_api_retention.py",
         "tests/service/api/test_api_idempotency.py",
         "tests/service/api/test_api_revocation.py",
+        # A decision of Coral's moderators recorded after the call into Coral it came during.
+        "tests/service/api/test_compat_coral_sync.py",
     ),
     **dict.fromkeys(
         ("revoke_moderator.lua", "delete_site.lua"),
@@ -230,6 +232,21 @@ LUA_MUTANTS = (
         'if ARGV[7] == "" and previous == target and stored[8] == actor',
         'if ARGV[7] == "" and previous ~= target and stored[8] == actor',
     ),
+    # A decision of Coral's moderators read during civility's call into Coral and recorded once
+    # it ended: noted in the same step to be carried back into Coral.
+    LuaMutant("decide.lua", 'if ARGV[17] ~= "" then', "if false then"),
+    LuaMutant(
+        "decide.lua",
+        'redis.call("HGET", link, "in_flight") ~= ARGV[17]',
+        'redis.call("HGET", link, "in_flight") == ARGV[17]',
+    ),
+    LuaMutant("decide.lua", "      and coral_status[target] ~= ARGV[18] then", "      then"),
+    LuaMutant(
+        "decide.lua",
+        'and redis.call("EXISTS", link) == 1\n',
+        "\n",
+    ),
+    LuaMutant("decide.lua", '    redis.call("HSET", link, "resend_version", version)\n', ""),
     # Revocation: a revoked or deleted credential must fail at once and leave nothing behind.
     LuaMutant("revoke_moderator.lua", "if not stored then", "if stored then"),
     LuaMutant("revoke_moderator.lua", 'redis.call("HDEL", KEYS[1], ARGV[1])\n', ""),

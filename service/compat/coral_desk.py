@@ -282,7 +282,10 @@ class CoralDesk:
             # echo of an earlier one of civility's) is older, and civility's replaces it there.
             answer["reason"] = "a later decision made in civility is on its way to Coral"
             return answer
-        decided = await self._decide(site_id, comment, action)
+        # Read while a call of civility's into Coral is in flight: the call may end before this
+        # decision is recorded, and its end then finds nothing to carry back into Coral.
+        during = (link.in_flight, link.calling_status) if link and link.in_flight else None
+        decided = await self._decide(site_id, comment, action, during)
         if decided is not None:
             answer.update(applied=True, state=decided.state.value)
         return answer
@@ -365,13 +368,21 @@ class CoralDesk:
             return candidate
         return None
 
-    async def _decide(self, site_id: str, comment: Comment, action: Action) -> Comment | None:
+    async def _decide(
+        self,
+        site_id: str,
+        comment: Comment,
+        action: Action,
+        during: tuple[int, str] | None = None,
+    ) -> Comment | None:
         # Coral's webhook says what was decided, not why: no reason, so a rejection teaches what
         # a moderator's rejection without one does.
         try:
             # On the version read: a decision made in civility meanwhile is the later one.
             decision = Decision(action=action, version=comment.version)
-            return await self.moderation.decide(site_id, comment.id, decision, coral.ACTOR)
+            return await self.moderation.decide(
+                site_id, comment.id, decision, coral.ACTOR, coral_call=during
+            )
         except ClaimConflict:
             log.info(
                 "Coral's decision on %s/%s left to the moderator holding it", site_id, comment.id
@@ -442,7 +453,8 @@ def _made_during_call(
     decision is in flight: Coral dates it after that decision was made, and it is not the late
     echo of an earlier call of civility's. Coral may already have the call, their decision made
     on top of it; either way it is the later one, kept in civility and carried back into Coral
-    once the call ends (``coral_answered.lua``)."""
+    once the call ends (``coral_answered.lua``, or ``decide.lua`` for a call that ended before
+    the decision was recorded)."""
     if link.in_flight != to_ms(comment.decided_at) or status == link.calling_status:
         return False
     if created_ms is None or created_ms <= link.in_flight:

@@ -71,8 +71,9 @@ class CoralLink:
     after that decision went to Coral, which may apply the call after theirs."""
     resend_version: int = 0
     """The comment's version a decision of Coral's moderators made, recorded while a call of
-    civility's setting another status was in flight (0: none): Coral may have applied the call
-    after it, so it is carried back into Coral, as its own event's delivery."""
+    civility's setting another status was in flight, or whose webhook read the call in flight
+    and recorded it once the call had ended (0: none): Coral may have applied the call after
+    it, so it is carried back into Coral, as its own event's delivery."""
     coral_id: str | None = None
     """Coral's comment id, once a webhook named it (also while ``ids`` waits for a revision)."""
     text: str | None = None

@@ -4,7 +4,8 @@ longer in flight. A decision of Coral's moderators recorded while it was (its we
 the call ended) is the comment's latest, but Coral may have applied the call after it, undoing it
 there: unless a later decision made in civility follows it into Coral anyway, it is noted to be
 carried back into Coral (``resend_version``, see ``CoralLink``), which its own event, behind this
-one in the comment's line, then does.
+one in the comment's line, then does. One whose webhook read the call in flight and that is
+recorded after this step is noted by the step recording it (decide.lua).
 
 KEYS[1]  site hash                  civ:{site}:site
 KEYS[2]  link hash                  civ:{site}:coral:link:<id>

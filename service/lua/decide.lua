@@ -24,14 +24,25 @@ ARGV[14] retention (ms) of the decided comment and its history
 ARGV[15] the author's recent window (ms)
 ARGV[16] how long (ms) the event id is remembered as made, when it came from an Idempotency-Key
          (0: a fresh id, nothing remembered)
+ARGV[17] (Coral's moderators' decision only) the call of civility's into Coral its webhook found
+         in flight: the link's ``in_flight`` as read then ("" for none)
+ARGV[18] the status that call sets in Coral
 
 Derived keys: the pending and reported queue indexes of the comment's article, author and reasons, the
 browse indexes of its old and new state (civ:{site}:comments:<state>[:article:<a>|:author:<u>]),
 the
 author's counters (civ:{site}:author:<author>) and recent decisions (civ:{site}:recent:<author>),
 the comment's reports (civ:{site}:reports:<id>), which approving clears (the moderator kept
-the comment, so readers' reports start again from none), and, when ARGV[16] is set, the decision
-remembered under its event id (civ:{site}:decided:<event id>, the comment id, for ARGV[16] ms).
+the comment, so readers' reports start again from none), when ARGV[16] is set, the decision
+remembered under its event id (civ:{site}:decided:<event id>, the comment id, for ARGV[16] ms),
+and, when ARGV[17] is set, the comment's Coral link (civ:{site}:coral:link:<id>).
+
+A decision of Coral's moderators whose webhook found civility's call into Coral in flight
+(ARGV[17]), recorded once that call has ended, with another status than the call's: the end of
+the call (coral_answered.lua) came before it and found nothing to carry back, yet Coral may have
+applied the call after this decision. It is noted in the same step to be carried back into Coral
+(the link's ``resend_version``, see ``CoralLink``), as coral_answered.lua notes one recorded
+before the call ended: whichever of the two steps comes second notes it.
 
 A retried call (same event id, for example after a client timeout) finds its own change already
 made and returns the comment as it stands instead of applying it twice: by the comment's last
@@ -129,6 +140,15 @@ end
 if KEYS[9] then
   -- In the same step as the rejection: a retry of the ban after a lost answer finds it listed.
   redis.call("RPUSH", KEYS[9], id)
+end
+if ARGV[17] ~= "" then
+  local link = prefix .. "coral:link:" .. id
+  local coral_status = {approved = "APPROVED", rejected = "REJECTED", spam = "REJECTED"}
+  -- Still in flight, its end notes this decision; a link gone with its comment is not written.
+  if redis.call("HGET", link, "in_flight") ~= ARGV[17] and redis.call("EXISTS", link) == 1
+      and coral_status[target] ~= ARGV[18] then
+    redis.call("HSET", link, "resend_version", version)
+  end
 end
 -- A comment back in the queue is kept until decided, like any held comment.
 retain(prefix, id, target == "pending" and 0 or tonumber(ARGV[14]))

@@ -47,6 +47,7 @@ class Decisions(ModerationBase):
         event_seed: str | None = None,
         transition: Event | None = None,
         ban_of: str | None = None,
+        coral_call: tuple[int, str] | None = None,
     ) -> Comment:
         """Apply a moderator's decision; raises VersionConflict, ClaimConflict or NotFound.
 
@@ -56,7 +57,9 @@ class Decisions(ModerationBase):
         so a retry after an unknown outcome finds its change made, even once the comment changed
         again (decided by another, edited), and neither applies it again nor sends a second
         event. ``transition`` narrows the states the decision may start from (a ban's), and
-        ``ban_of`` names the banned author whose ban's rejections list the comment."""
+        ``ban_of`` names the banned author whose ban's rejections list the comment.
+        ``coral_call`` is the call into Coral a decision of Coral's moderators found in flight
+        (see ``DecisionWrite``)."""
         policy = (await self._site_record(site_id)).site.policy
         event = transition or event_for(decision.action)
         target = decided_state(event)
@@ -75,6 +78,7 @@ class Decisions(ModerationBase):
             rules=SiteRules.of(policy),
             remember_ms=0 if event_seed is None else KEEP_MS,
             ban_of=ban_of,
+            coral_call=coral_call,
         )
         try:
             comment = await self.store.decide(site_id, write)

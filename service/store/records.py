@@ -205,6 +205,11 @@ class DecisionWrite:
     ban_of: str | None = None
     """The banned author, when a ban rejects their held comment: listed among the ban's
     rejections with it."""
+    coral_call: tuple[int, str] | None = None
+    """A decision of Coral's moderators whose webhook found a call of civility's into Coral in
+    flight: that call (the link's ``in_flight`` as read, and the status it sets). Recorded once
+    the call has ended, with another status, it is noted in the same step to be carried back
+    into Coral (see ``CoralLink.resend_version``)."""
 
 
 @dataclass(frozen=True, slots=True)

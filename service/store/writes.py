@@ -229,6 +229,7 @@ class CommentWrites(ScriptedStore):
             write.rules.recent_window_ms,
             write.remember_ms,
         ]
+        args += ["", ""] if write.coral_call is None else list(write.coral_call)
         reply = await self._run("decide", keys, args)
         outcome = reply[0]
         if outcome == "gone":

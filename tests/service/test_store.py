@@ -608,6 +608,47 @@ async def test_a_claimed_comment_is_decided_only_by_its_holder_until_the_lease_e
     assert await redis_client.zscore(KEYS.claims(SITE, "mod_y"), "c1") is None
 
 
+@pytest.mark.parametrize(
+    ("in_flight", "target", "carried_back"),
+    [
+        # The call ended before the decision was recorded, which its end could not see.
+        ("", State.REJECTED, True),
+        # Still in flight: its end (coral_answered.lua) sees the decision.
+        ("1799999999000", State.REJECTED, False),
+        # Coral's status is the call's: nothing of Coral's to carry back.
+        ("", State.APPROVED, False),
+    ],
+)
+async def test_corals_decision_made_during_a_call_that_ended_since_is_noted_to_go_back(
+    store: Store,
+    redis_client: aioredis.Redis,
+    in_flight: str,
+    target: State,
+    carried_back: bool,
+) -> None:
+    await store.write_intake(SITE, intake("c1"))
+    link = KEYS.coral_link(SITE, "c1")
+    await redis_client.hset(link, mapping={"origin": "coral", "in_flight": in_flight})
+    during = (1_799_999_999_000, "APPROVED")
+    write = replace(decision("c1", target, actor="coral"), coral_call=during)
+
+    decided = await store.decide(SITE, write)
+
+    noted = await redis_client.hget(link, "resend_version")
+    assert noted == (str(decided.version) if carried_back else None)
+
+
+async def test_corals_decision_writes_no_link_gone_with_its_comment(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.write_intake(SITE, intake("c1"))
+    write = replace(decision("c1", State.REJECTED, actor="coral"), coral_call=(1, "APPROVED"))
+
+    await store.decide(SITE, write)
+
+    assert not await redis_client.exists(KEYS.coral_link(SITE, "c1"))
+
+
 async def test_release_gives_back_only_the_callers_leases(
     store: Store, redis_client: aioredis.Redis
 ) -> None:

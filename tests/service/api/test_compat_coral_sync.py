@@ -894,6 +894,96 @@ async def test_corals_decision_made_while_civilitys_call_is_in_flight_wins_on_bo
     assert (answer["applied"], answer["state"]) == (True, "approved")
 
 
+@pytest.mark.parametrize("then", ["kept", "reopen"])
+async def test_corals_decision_read_during_civilitys_call_and_recorded_after_it_wins_on_both_ends(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    then: str,
+) -> None:
+    ours, url, headers = await held_and_linked(client, coral_site)
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    fake_coral.hang = asyncio.Event()
+    # Coral's moderator rejects the comment during civility's approval call: its webhook reads
+    # the call in flight, and is held just before the rejection is recorded.
+    moderation = client.app[CORAL].moderation
+    decide = moderation.decide
+    deciding, recorded = asyncio.Event(), asyncio.Event()
+
+    async def held(site: str, comment_id: str, decision: Any, actor: str, **kw: Any) -> Any:
+        if actor == "coral":
+            deciding.set()
+            await recorded.wait()
+        return await decide(site, comment_id, decision, actor, **kw)
+
+    monkeypatch.setattr(moderation, "decide", held)
+    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=clock)
+    running = asyncio.create_task(worker.run())
+    answered: asyncio.Task[Any] | None = None
+    try:
+        await eventually(called(fake_coral), what="the approval on its way to Coral")
+        clock.advance(1)
+        if then == "reopen":
+            reopened = await client.post(url, json={"action": "reopen"}, headers=headers)
+            assert reopened.status == 200, await reopened.text()
+        rejected = decided_in_coral(fake_coral, "REJECTED", clock() + 1)
+        answered = asyncio.create_task(webhook(client, rejected))
+        await asyncio.wait_for(deciding.wait(), 15)
+        # Coral applies the approval after its moderator's rejection and answers: the call has
+        # ended before the rejection is recorded.
+        fake_coral.hang.set()
+
+        async def approval_ended() -> bool:
+            records = await records_of(redis_client)
+            return any(r["type"] == "comment.approved" and r["state"] != "pending" for r in records)
+
+        await eventually(approval_ended, what="the approval in Coral")
+        assert fake_coral.status == "APPROVED"
+        # The rejection's first call back into Coral fails: it waits for its retry.
+        fake_coral.failures = 1
+        recorded.set()
+        answer = await (await answered).json()
+        assert (answer["applied"], answer["state"]) == (True, "rejected")
+
+        async def retrying() -> bool:
+            records = await records_of(redis_client)
+            back = [r for r in records if r["decided_by"] == "coral"]
+            return bool(back) and back[0]["attempts"] == "1" and not back[0]["lease"]
+
+        await eventually(retrying, what="the rejection's call back into Coral failed")
+        # Coral's webhook about the approval, dated when Coral applied it, does not undo the
+        # rejection meanwhile.
+        answer = await (await webhook(client, fake_coral.echo())).json()
+        assert (answer["applied"], answer.get("reason")) == (False, coral_desk.OVERTAKEN)
+        clock.advance(DAY_MS / 1000)
+        await eventually(settled(redis_client, 4 if then == "reopen" else 3), what="every event")
+    finally:
+        recorded.set()
+        fake_coral.hang.set()
+        worker.stop()
+        await running
+        if answered is not None:
+            await answered
+
+    # Both ends keep the rejection, Coral's moderator's decision made last.
+    assert [status for status, _ in fake_coral.applied] == ["APPROVED", "REJECTED"]
+    assert fake_coral.status == "REJECTED"
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+    [back] = [r for r in await records_of(redis_client) if r["decided_by"] == "coral"]
+    assert (back["type"], back["state"], back["attempts"], back["last_error"]) == (
+        "comment.rejected",
+        "delivered",
+        "2",
+        "",
+    )
+    link = await redis_client.hgetall(KEYS.coral_link("news", ours))
+    assert (link["in_flight"], link["resend_version"], link["sent_status"]) == ("", "", "REJECTED")
+
+
 async def test_corals_decision_whose_way_back_was_dead_lettered_goes_back_when_redelivered(
     client: Client,
     coral_site: dict[str, str],
