@@ -565,9 +565,10 @@ async def test_claims_are_disjoint_in_queue_order_and_atomic(store: Store) -> No
 
     claimed = [comment.id for comment in first] + [comment.id for comment in second]
     assert sorted(claimed) == ["c0", "c1", "c2", "c3", "c4"]
-    assert (len(first), len(second)) == (3, 2)
-    # Whoever ran first took the three riskiest, in order.
-    riskiest = first if first[0].id == "c1" else second
+    # Whoever ran first took the three riskiest, in order: the two claims go out together, and a
+    # Cluster client's may reach Redis in either order.
+    assert sorted([len(first), len(second)]) == [2, 3]
+    riskiest = first if len(first) == 3 else second
     assert [comment.id for comment in riskiest] == ["c1", "c3", "c2"]
     assert {comment.claimed_by for comment in first} == {"mod_x"}
     assert await store.claim(SITE, "mod_z", Queue.PENDING, Order.PRIORITY, 3, 60_000, NOW) == []
