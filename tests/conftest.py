@@ -12,6 +12,7 @@ With ``CIVILITY_REQUIRE_ALL=1`` (set by CI) a test that would skip for a missing
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -47,6 +48,13 @@ from tests.sentinel import SentinelSetup
 for _pool in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_pool] = "1"
 threadpool_limits(limits=1)
+
+# A test run started in the background of a script or a CI step (`pytest ... &`) inherits SIGINT
+# ignored, and passes it on to every command a test starts: Python leaves an ignored SIGINT
+# ignored, so the Ctrl-C a test pressed was lost and `civility score` read on until the test's
+# timeout. The tests press Ctrl-C as a terminal does, to processes that take it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Databases 14 and 15 are the benchmarks' defaults; database 0 holds the runs' leases.
