@@ -157,6 +157,11 @@ class FakeCoral:
         self.applied.append((self.status, self.changed_at))
         return web.json_response(answer)
 
+    def answer_held(self) -> None:
+        """Answer the mutations ``hang`` holds, and every later one at once."""
+        assert self.hang is not None, "no call is held"
+        self.hang.set()
+
     def echo(self) -> dict[str, Any]:
         """The webhook Coral sends about the status civility's last mutation set, dated then."""
         event = fixture("webhook_left_moderation_queue.json")
@@ -421,6 +426,31 @@ async def held_and_linked(
     await send(client, NEW_COMMENT)
     await webhook(client, fixture("webhook_entered_moderation_queue.json"))
     return to_decide(coral_site)
+
+
+@contextlib.asynccontextmanager
+async def approval_in_flight(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    settings: DeliverySettings = FAST,
+) -> AsyncIterator[tuple[str, str, dict[str, str]]]:
+    """The new comment named by Coral's webhook and approved in civility, the approval's call
+    into Coral made and held by Coral until ``fake_coral.hang`` is set, a worker running until
+    the block ends: what ``held_and_linked`` gives."""
+    ours, url, headers = await held_and_linked(client, coral_site)
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    fake_coral.hang = asyncio.Event()
+    worker = Worker(redis_client, settings, prefix="civ", name="coral-test", clock=clock)
+    running = asyncio.create_task(worker.run())
+    try:
+        await eventually(called(fake_coral), what="the approval on its way to Coral")
+        yield ours, url, headers
+    finally:
+        worker.stop()
+        await running
 
 
 def to_decide(coral_site: dict[str, str]) -> tuple[str, str, dict[str, str]]:
@@ -738,13 +768,8 @@ async def test_corals_echo_of_a_call_still_in_flight_does_not_undo_a_reopen(
     redis_client: aioredis.Redis,
     clock: Clock,
 ) -> None:
-    ours, url, headers = await held_and_linked(client, coral_site)
-    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
-    fake_coral.hang = asyncio.Event()
-    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=clock)
-    running = asyncio.create_task(worker.run())
-    try:
-        await eventually(called(fake_coral), what="the approval on its way to Coral")
+    in_flight = approval_in_flight(client, coral_site, fake_coral, redis_client, clock)
+    async with in_flight as (ours, url, headers):
         # Coral applies the approval and sends its webhook before its answer reaches the
         # worker; meanwhile a moderator in civility reopens the comment.
         fake_coral.status = "APPROVED"
@@ -762,11 +787,8 @@ async def test_corals_echo_of_a_call_still_in_flight_does_not_undo_a_reopen(
         )
         stored = await comment(client, coral_site, ours)
         assert (stored["state"], stored["decided_by"]) == ("pending", coral_site["moderator_id"])
-        fake_coral.hang.set()
+        fake_coral.answer_held()
         await eventually(settled(redis_client, 3), what="the approval and the reopen settled")
-    finally:
-        worker.stop()
-        await running
     # Coral's moderator keeping the approval after Coral answered is Coral's later decision.
     kept = fixture("webhook_left_moderation_queue.json")
     kept["data"]["status"] = "APPROVED"
@@ -783,24 +805,16 @@ async def test_corals_rejection_during_civilitys_approval_call_is_not_undone_in_
     redis_client: aioredis.Redis,
     clock: Clock,
 ) -> None:
-    ours, url, headers = await held_and_linked(client, coral_site)
-    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
-    fake_coral.hang = asyncio.Event()
-    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=clock)
-    running = asyncio.create_task(worker.run())
-    try:
-        await eventually(called(fake_coral), what="the approval on its way to Coral")
+    in_flight = approval_in_flight(client, coral_site, fake_coral, redis_client, clock)
+    async with in_flight as (ours, url, headers):
         clock.advance(1)
         assert (await client.post(url, json={"action": "reopen"}, headers=headers)).status == 200
         # Coral's moderator rejects the comment; its webhook comes before the approval lands.
         rejected = decided_in_coral(fake_coral, "REJECTED", clock() + 1)
         answer = await (await webhook(client, rejected)).json()
         assert (answer["applied"], answer["state"]) == (True, "rejected")
-        fake_coral.hang.set()
+        fake_coral.answer_held()
         await eventually(settled(redis_client, 4), what="every event")
-    finally:
-        worker.stop()
-        await running
 
     # The approval landed in Coral after the rejection: the rejection goes back after it.
     assert [status for status, _ in fake_coral.applied] == ["APPROVED", "REJECTED"]
@@ -824,13 +838,8 @@ async def test_corals_decision_made_while_civilitys_call_is_in_flight_wins_on_bo
     clock: Clock,
     then: str,
 ) -> None:
-    ours, url, headers = await held_and_linked(client, coral_site)
-    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
-    fake_coral.hang = asyncio.Event()
-    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=clock)
-    running = asyncio.create_task(worker.run())
-    try:
-        await eventually(called(fake_coral), what="the approval on its way to Coral")
+    in_flight = approval_in_flight(client, coral_site, fake_coral, redis_client, clock)
+    async with in_flight as (ours, url, headers):
         clock.advance(1)
         if then == "reopen":
             reopened = await client.post(url, json={"action": "reopen"}, headers=headers)
@@ -848,7 +857,7 @@ async def test_corals_decision_made_while_civilitys_call_is_in_flight_wins_on_bo
         assert (answer["applied"], answer.get("reason")) == (False, coral_desk.OVERTAKEN)
         # The rejection's first call back into Coral fails: it waits for its retry.
         fake_coral.failures = 1
-        fake_coral.hang.set()
+        fake_coral.answer_held()
 
         async def retrying() -> bool:
             records = await records_of(redis_client)
@@ -863,9 +872,6 @@ async def test_corals_decision_made_while_civilitys_call_is_in_flight_wins_on_bo
         assert (answer["applied"], answer.get("reason")) == (False, coral_desk.OVERTAKEN)
         clock.advance(DAY_MS / 1000)
         await eventually(settled(redis_client, 4 if then == "reopen" else 3), what="every event")
-    finally:
-        worker.stop()
-        await running
 
     # Both ends keep the rejection, Coral's moderator's decision made last.
     assert [call["field"] for call in fake_coral.mutations()] == [
@@ -936,7 +942,7 @@ async def test_corals_decision_read_during_civilitys_call_and_recorded_after_it_
         await asyncio.wait_for(deciding.wait(), 15)
         # Coral applies the approval after its moderator's rejection and answers: the call has
         # ended before the rejection is recorded.
-        fake_coral.hang.set()
+        fake_coral.answer_held()
 
         async def approval_ended() -> bool:
             records = await records_of(redis_client)
@@ -964,7 +970,7 @@ async def test_corals_decision_read_during_civilitys_call_and_recorded_after_it_
         await eventually(settled(redis_client, 4 if then == "reopen" else 3), what="every event")
     finally:
         recorded.set()
-        fake_coral.hang.set()
+        fake_coral.answer_held()
         worker.stop()
         await running
         if answered is not None:
@@ -993,29 +999,21 @@ async def test_corals_decision_whose_way_back_was_dead_lettered_goes_back_when_r
     redis_client: aioredis.Redis,
     clock: Clock,
 ) -> None:
-    ours, url, headers = await held_and_linked(client, coral_site)
-    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
-    fake_coral.hang = asyncio.Event()
-    worker = Worker(redis_client, FAST, prefix="civ", name="coral-test", clock=clock)
-    running = asyncio.create_task(worker.run())
-    try:
-        await eventually(called(fake_coral), what="the approval on its way to Coral")
+    in_flight = approval_in_flight(client, coral_site, fake_coral, redis_client, clock)
+    async with in_flight as (ours, url, headers):
         clock.advance(1)
         assert (await client.post(url, json={"action": "reopen"}, headers=headers)).status == 200
         rejected = decided_in_coral(fake_coral, "REJECTED", clock() + 1)
         assert (await (await webhook(client, rejected)).json())["applied"] is True
         # Every try of carrying the rejection back into Coral fails.
         fake_coral.failures = FAST.max_attempts
-        fake_coral.hang.set()
+        fake_coral.answer_held()
 
         async def approved() -> bool:
             records = await records_of(redis_client)
             return any(r["type"] == "comment.approved" and r["state"] != "pending" for r in records)
 
         await eventually(approved, what="the approval in Coral")
-    finally:
-        worker.stop()
-        await running
     await deliver_until(redis_client, settled(redis_client, 4), "the rejection dead-lettered")
     assert fake_coral.status == "APPROVED"
     listed = await client.get("/v1/sites/news/deliveries?state=failed", headers=headers)
@@ -1058,7 +1056,7 @@ async def test_corals_decision_made_before_civilitys_arriving_during_its_call_do
             False,
             "a later decision made in civility is on its way to Coral",
         )
-        fake_coral.hang.set()
+        fake_coral.answer_held()
         await eventually(settled(redis_client, 2), what="the approval in Coral")
     finally:
         worker.stop()
@@ -1095,7 +1093,7 @@ async def test_corals_decision_during_a_call_cut_short_by_a_stopping_worker_goes
         worker.stop()
         await running
     # Coral applies the approval all the same, after its moderator's rejection.
-    fake_coral.hang.set()
+    fake_coral.answer_held()
 
     async def applied() -> bool:
         return len(fake_coral.applied) == 1
@@ -1472,15 +1470,10 @@ async def test_a_webhook_that_changes_the_revision_leaves_an_attempt_in_flight_t
     redis_client: aioredis.Redis,
     clock: Clock,
 ) -> None:
-    _, url, headers = await held_and_linked(client, coral_site)
-    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
-    fake_coral.hang = asyncio.Event()
     # One attempt at a time: nothing but the webhook could make the attempt's event due again.
     settings = dataclasses.replace(FAST, concurrency=1)
-    worker = Worker(redis_client, settings, prefix="civ", name="coral-test", clock=clock)
-    running = asyncio.create_task(worker.run())
-    try:
-        await eventually(called(fake_coral), what="the approval on its way to Coral")
+    in_flight = approval_in_flight(client, coral_site, fake_coral, redis_client, clock, settings)
+    async with in_flight:
         # Meanwhile Coral stores a new revision and sends a webhook naming it.
         fake_coral.revision = EDITED_REVISION_ID
         await webhook(client, fixture("webhook_entered_moderation_queue.json"))
@@ -1490,11 +1483,8 @@ async def test_a_webhook_that_changes_the_revision_leaves_an_attempt_in_flight_t
         # Still due when its lease ends, not now: another attempt would run beside this one.
         assert due is not None
         assert due > clock() * 1000
-        fake_coral.hang.set()
+        fake_coral.answer_held()
         await eventually(settled(redis_client, 2), what="the approval in Coral")
-    finally:
-        worker.stop()
-        await running
     assert [call["field"] for call in fake_coral.mutations()] == ["approveComment"]
 
 
@@ -1561,7 +1551,7 @@ async def test_a_decision_whose_attempt_a_linking_webhook_came_during_goes_at_on
         waited = coral_sync.NOT_YET_STORED if case == "edited_since_linked" else None
         assert waiting["last_error"] == (waited or coral_sync.NOT_YET_LINKED)
         assert int(waiting["next_attempt_at"]) <= clock() * 1000
-        fake_coral.hang.set()
+        fake_coral.answer_held()
 
         async def rejected() -> bool:
             return fake_coral.status == "REJECTED"
@@ -1682,7 +1672,7 @@ async def test_a_link_that_came_during_a_decisions_last_try_carries_it_into_cora
                 False,
                 "a later decision made in civility is on its way to Coral",
             )
-            fake_coral.hang.set()
+            fake_coral.answer_held()
             await eventually(settled(redis_client, 2), what="the rejection in Coral")
     finally:
         linked.set()
@@ -2635,7 +2625,7 @@ async def test_a_decision_into_coral_gives_up_within_the_delivery_timeout(
     try:
         await deliver_until(redis_client, failed_once, "the timed-out attempt", quick)
     finally:
-        fake_coral.hang.set()
+        fake_coral.answer_held()
     errors = [record["last_error"] for record in await records_of(redis_client)]
     assert sorted(errors) == ["", "timed out after 0.2 s"]
 
