@@ -55,6 +55,16 @@ def signed_in(page: Page, site: Site, name: str = "Mo") -> None:
     expect(page.locator("#who-name")).to_have_text(name)
 
 
+def live_queue(page: Page, site: Site, count: int) -> None:
+    """The page opened afresh on a clock the test moves, signed in, its `count` comments listed
+    and its event stream live."""
+    page.clock.install()
+    page.reload()
+    signed_in(page, site)
+    expect(page.locator("#items > li")).to_have_count(count)
+    expect(page.locator("#live")).to_have_text("live")
+
+
 def waits_for(page: Page, caught: list[Any], what: str, count: int = 1) -> None:
     """Until a route handler has caught `count` requests (the list it appends them to)."""
     deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
@@ -492,11 +502,7 @@ def test_comments_arriving_together_are_counted_in_the_plural_and_one_alone_in_t
     page: Page, site: Site
 ) -> None:
     hold(site, 1)
-    page.clock.install()
-    page.reload()
-    signed_in(page, site)
-    expect(page.locator("#items > li")).to_have_count(1)
-    expect(page.locator("#live")).to_have_text("live")
+    live_queue(page, site, 1)
     # The page's time stands still: what arrives meanwhile is gathered, as in a burst.
     page.clock.pause_at(time.time() + 1)
     page.evaluate(QUEUE_SAID)
@@ -2458,11 +2464,7 @@ def test_news_of_a_comment_that_left_while_a_reload_loaded_is_said_after_its_pag
 ) -> None:
     hold(site, 3)
     site.add_moderator("Alice")
-    page.clock.install()
-    page.reload()
-    signed_in(page, site)
-    expect(page.locator("#items > li")).to_have_count(3)
-    expect(page.locator("#live")).to_have_text("live")
+    live_queue(page, site, 3)
     # The page's time stands still: what live events say is still gathered when the page lands.
     page.clock.pause_at(time.time() + 1)
     page.evaluate(QUEUE_SAID)
@@ -2525,11 +2527,7 @@ def test_an_actions_words_leave_the_news_gathered_while_its_reload_loaded_to_be_
 ) -> None:
     hold(site, 3)
     site.add_moderator("Alice")
-    page.clock.install()
-    page.reload()
-    signed_in(page, site)
-    expect(page.locator("#items > li")).to_have_count(3)
-    expect(page.locator("#live")).to_have_text("live")
+    live_queue(page, site, 3)
     card = page.locator('#items > li[data-id="c02"]')
     if action == "claim":
         # Alice holds the comment she decides while the claim's reload loads.
@@ -2584,11 +2582,7 @@ def test_news_said_while_an_actions_reload_loaded_is_said_again_after_the_action
 ) -> None:
     hold(site, 3)
     site.add_moderator("Alice")
-    page.clock.install()
-    page.reload()
-    signed_in(page, site)
-    expect(page.locator("#items > li")).to_have_count(3)
-    expect(page.locator("#live")).to_have_text("live")
+    live_queue(page, site, 3)
     card = page.locator('#items > li[data-id="c02"]')
     card.get_by_role("button", name="Open").click()
     expect(card.locator(".claim.mine")).to_have_count(1)

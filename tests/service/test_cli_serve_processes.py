@@ -49,6 +49,19 @@ class Served:
     """Where ``serve`` makes its temporary folders (the shared workers' sockets among them)."""
 
 
+def serve_env(redis_url: str, port: int, **settings: str) -> dict[str, str]:
+    """This environment for a ``civility serve`` on ``port``: Redis at ``redis_url``, the
+    models the tests serve, development mode unless ``settings`` say otherwise."""
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CIVILITY_PORT": str(port),
+        "CIVILITY_MODELS_DIR": os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
+    }
+    env.pop("CIVILITY_ENV", None)
+    return env | settings
+
+
 def _api_processes(parent: subprocess.Popen[str]) -> list[psutil.Process]:
     return [
         child
@@ -109,13 +122,7 @@ sys.exit(api_processes.serve_in_processes(2))
 def test_a_sigterm_while_the_api_processes_start_stops_them_and_starts_no_more(
     redis_url: str,
 ) -> None:
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "CIVILITY_PORT": str(free_port()),
-        "CIVILITY_MODELS_DIR": os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
-    }
-    env.pop("CIVILITY_ENV", None)
+    env = serve_env(redis_url, free_port())
     process = subprocess.Popen(
         [sys.executable, "-c", SIGTERM_WHILE_STARTING],
         cwd=PROJECT_ROOT,
@@ -351,17 +358,13 @@ def test_a_port_another_service_shares_is_refused_before_any_api_process_starts(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "CIVILITY_ENV": "production",
-            "CIVILITY_ADMIN_TOKEN": secrets.token_urlsafe(24),
-            "CIVILITY_PORT": str(port),
-            "CIVILITY_API_PROCESSES": "2",
-            "CIVILITY_MODELS_DIR": os.environ.get(
-                "CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")
-            ),
-        }
+        env = serve_env(
+            redis_url,
+            port,
+            CIVILITY_ENV="production",
+            CIVILITY_ADMIN_TOKEN=secrets.token_urlsafe(24),
+            CIVILITY_API_PROCESSES="2",
+        )
         # A group of its own: if it served anyway, every process it started is stopped below.
         process = subprocess.Popen(
             [sys.executable, "-m", "service", "serve"],
@@ -460,14 +463,7 @@ sys.exit(cli.main(["serve"]))
 def test_serve_checks_its_model_before_supervising_without_the_web_stack_or_scikit_learn(
     redis_url: str,
 ) -> None:
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "CIVILITY_PORT": str(free_port()),
-        "CIVILITY_API_PROCESSES": "2",
-        "CIVILITY_MODELS_DIR": os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")),
-    }
-    env.pop("CIVILITY_ENV", None)
+    env = serve_env(redis_url, free_port(), CIVILITY_API_PROCESSES="2")
     done = subprocess.run(
         [sys.executable, "-c", IMPORTED_BEFORE_SUPERVISING],
         cwd=PROJECT_ROOT,
