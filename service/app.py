@@ -221,6 +221,7 @@ async def _coral(app: web.Application) -> AsyncIterator[None]:
         lambda: app[HTTP],
         clock=app[CLOCK],
         edit_window_seconds=app[SETTINGS].coral_edit_window_seconds,
+        lookup_timeout_seconds=app[SETTINGS].delivery.timeout_seconds,
     )
     yield
 

@@ -62,15 +62,19 @@ class CoralDesk:
         http: Callable[[], aiohttp.ClientSession],
         clock: Callable[[], float] = time.time,
         edit_window_seconds: int = 300,
+        lookup_timeout_seconds: float = coral_graphql.TIMEOUT_SECONDS,
     ) -> None:
         """``edit_window_seconds``: how long after its author wrote it a comment is taken to be
-        still editable in Coral (``CIVILITY_CORAL_EDIT_WINDOW_SECONDS``)."""
+        still editable in Coral (``CIVILITY_CORAL_EDIT_WINDOW_SECONDS``);
+        ``lookup_timeout_seconds``: how long a webhook from Coral waits for Coral's GraphQL API
+        to describe its comment (``CIVILITY_DELIVERY_TIMEOUT_SECONDS``, as the worker's calls)."""
         self.moderation = moderation
         self.links = links
         self.metrics = metrics
         self._http = http
         self._clock = clock
         self._edit_window_ms = edit_window_seconds * 1000
+        self._lookup_timeout_seconds = lookup_timeout_seconds
 
     async def verify_phase(self, site_id: str, header: str | None, raw: bytes) -> None:
         secret = (await self.moderation.site_record(site_id)).coral_signing_secret
@@ -296,7 +300,7 @@ class CoralDesk:
         """Civility's comment for Coral's id, the comment as Coral's GraphQL API has it now
         (when the site has set it up), whether civility has comments it could be but cannot
         tell which (``_in_thread``), and the ids (with the current revision) to link it to."""
-        endpoint = coral_graphql.endpoint_of(record)
+        endpoint = coral_graphql.endpoint_of(record, self._lookup_timeout_seconds)
         known = await self.links.comment_of(site_id, coral_id)
         if endpoint is None:
             return known, None, False, None

@@ -96,6 +96,8 @@ class FakeCoral:
     """Answer mutations with this instead of Coral's answer."""
     hang: asyncio.Event | None = None
     """Answer mutations only once this is set."""
+    query_hang: asyncio.Event | None = None
+    """Answer queries only once this is set."""
     body: str | None = None
     """The comment's body as Coral stores it (HTML), instead of the recorded one."""
     revision: str = REVISION_ID
@@ -122,6 +124,8 @@ class FakeCoral:
         if kind == "query":
             assert (field_name, variable, type_, argument) == ("comment", "id", "ID!", "id")
             assert body["variables"] == {"id": CORAL_ID}
+            if self.query_hang is not None:
+                await self.query_hang.wait()
             if self.query_failures:
                 self.query_failures -= 1
                 return web.json_response(fixture("graphql_error.json"))
@@ -190,10 +194,16 @@ def edit_window_seconds() -> int:
 
 
 @pytest.fixture
-def settings(redis_url: str, edit_window_seconds: int) -> Settings:
+def delivery() -> DeliverySettings:
+    """The API's delivery settings: a test about their timeout sets its own."""
+    return FAST
+
+
+@pytest.fixture
+def settings(redis_url: str, edit_window_seconds: int, delivery: DeliverySettings) -> Settings:
     # The API looks comments up in Coral under the worker's egress guard: loopback allowed too.
     return dataclasses.replace(
-        api_settings(redis_url), delivery=FAST, coral_edit_window_seconds=edit_window_seconds
+        api_settings(redis_url), delivery=delivery, coral_edit_window_seconds=edit_window_seconds
     )
 
 
@@ -2494,6 +2504,25 @@ async def test_a_webhook_coral_cannot_describe_is_answered_without_an_error_stat
     answer = await failed.json()
     assert answer["applied"] is False
     assert answer["reason"].startswith("Coral's GraphQL API did not answer")
+    assert (await comment(client, coral_site, our_id(NEW_COMMENT)))["state"] == "pending"
+
+
+@pytest.mark.parametrize("delivery", [dataclasses.replace(FAST, timeout_seconds=0.2)])
+async def test_a_webhook_waits_for_corals_graphql_api_as_long_as_the_delivery_timeout(
+    client: Client, coral_site: dict[str, str], fake_coral: FakeCoral
+) -> None:
+    await send(client, NEW_COMMENT)
+    fake_coral.query_hang = asyncio.Event()
+    try:
+        # Far longer than the setting's 0.2 s, shorter than a fixed 5 s.
+        async with asyncio.timeout(3):
+            answered = await webhook(client, fake_coral.moderator_rejects())
+    finally:
+        fake_coral.query_hang.set()
+    assert answered.status == 200, await answered.text()
+    answer = await answered.json()
+    assert answer["applied"] is False
+    assert answer["reason"] == "Coral's GraphQL API did not answer: timed out after 0.2 s"
     assert (await comment(client, coral_site, our_id(NEW_COMMENT)))["state"] == "pending"
 
 
