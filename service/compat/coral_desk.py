@@ -212,8 +212,9 @@ class CoralDesk:
         record = await self.moderation.site_record(site_id)
         unknown = "not a comment civility has"
         ids: CoralIds | None = None
+        before: CoralLink | None = None
         try:
-            comment_id, found, unsure, ids = await self._linked(
+            comment_id, found, unsure, ids, before = await self._linked(
                 site_id, record, event.data.comment_id, event
             )
         except UpstreamUnavailable as error:
@@ -227,7 +228,7 @@ class CoralDesk:
             reason = UNSURE if unsure else unknown
             return {"event": event.id, "applied": False, "reason": reason}
         try:
-            return await self._applied(site_id, event, comment_id, found)
+            return await self._applied(site_id, event, comment_id, found, before)
         finally:
             if ids is not None:
                 # Linked once Coral's decision is recorded, not before: the link makes a
@@ -242,8 +243,10 @@ class CoralDesk:
         event: coral.WebhookEvent,
         comment_id: str,
         found: coral_graphql.CoralComment | None,
+        before: CoralLink | None,
     ) -> dict[str, Any]:
-        """What the event decided of civility's ``comment_id``, which ``found`` is in Coral."""
+        """What the event decided of civility's ``comment_id``, which ``found`` is in Coral;
+        ``before`` is its link as it stood before Coral was read."""
         answer: dict[str, Any] = {"event": event.id, "comment_id": comment_id, "applied": False}
         action = DECISIONS.get(event.data.status or "")
         if event.type != coral.LEFT_QUEUE or action is None:
@@ -271,10 +274,12 @@ class CoralDesk:
             # about that decision, arriving late, must not decide the comment again.
             answer["reason"] = REOPENED
             return answer
-        if found is None and link and created_ms is not None and created_ms < link.reached_at:
-            # Coral's status could not be read: a decision Coral dates before civility's latest
-            # one went there is older (the echo of an earlier one of civility's, or Coral's own
-            # overtaken by civility's), and must not undo it.
+        unread = found is None or _answered_since(before, link)
+        if unread and link and created_ms is not None and created_ms < link.reached_at:
+            # Coral's status could not be read, or was read before a call of civility's that
+            # Coral answered since: a decision Coral dates before civility's latest one went
+            # there is older (the echo of an earlier one of civility's, or Coral's own overtaken
+            # by civility's), and must not undo it.
             answer["reason"] = "civility's later decision reached Coral after this one"
             return answer
         if (
@@ -286,27 +291,30 @@ class CoralDesk:
             # echo of an earlier one of civility's) is older, and civility's replaces it there.
             answer["reason"] = "a later decision made in civility is on its way to Coral"
             return answer
-        # Read while a call of civility's into Coral is in flight: the call may end before this
-        # decision is recorded, and its end then finds nothing to carry back into Coral.
-        during = (link.in_flight, link.calling_status) if link and link.in_flight else None
-        decided = await self._decide(site_id, comment, action, during)
+        decided = await self._decide(site_id, comment, action, _call_during(before, link))
         if decided is not None:
             answer.update(applied=True, state=decided.state.value)
         return answer
 
     async def _linked(
         self, site_id: str, record: SiteRecord, coral_id: str, event: coral.WebhookEvent
-    ) -> tuple[str | None, coral_graphql.CoralComment | None, bool, CoralIds | None]:
+    ) -> tuple[
+        str | None, coral_graphql.CoralComment | None, bool, CoralIds | None, CoralLink | None
+    ]:
         """Civility's comment for Coral's id, the comment as Coral's GraphQL API has it now
         (when the site has set it up), whether civility has comments it could be but cannot
-        tell which (``_in_thread``), and the ids (with the current revision) to link it to."""
+        tell which (``_in_thread``), the ids (with the current revision) to link it to, and the
+        link of a comment linked before as it stood before Coral was read."""
         endpoint = coral_graphql.endpoint_of(record, self._lookup_timeout_seconds)
         known = await self.links.comment_of(site_id, coral_id)
         if endpoint is None:
-            return known, None, False, None
+            return known, None, False, None, None
+        # Read first: a call of civility's into Coral may be applied there, and end, while
+        # Coral is read, and what Coral said is then older than that call.
+        before = await self.links.of(site_id, known) if known else None
         found = await coral_graphql.comment(self._http(), endpoint, coral_id)
         if found is None:
-            return known, None, False, None
+            return known, None, False, None, before
         comment_id = known or await self._moderated(site_id, event, found)
         unsure = False
         if comment_id is None:
@@ -318,7 +326,7 @@ class CoralDesk:
             link = await self.links.of(site_id, comment_id)
             same = link is None or not link.check_text or coral.reads_as(link.text, found.body)
             ids = CoralIds(found.id, found.revision_id if same else "")
-        return comment_id, found, unsure, ids
+        return comment_id, found, unsure, ids, before
 
     async def _in_thread(
         self, site_id: str, found: coral_graphql.CoralComment
@@ -464,6 +472,28 @@ def _made_during_call(
     if created_ms is None or created_ms <= link.in_flight:
         return False
     return status != link.sent_status or created_ms > link.answered_at
+
+
+def _answered_since(before: CoralLink | None, link: CoralLink | None) -> bool:
+    """Coral answered a call of civility's since ``before`` was read (made before or since)."""
+    return before is not None and link is not None and link.reached_at > before.reached_at
+
+
+def _call_during(before: CoralLink | None, link: CoralLink | None) -> tuple[int, str] | None:
+    """The call of civility's into Coral (when its decision was made, the status it sets) that
+    may have been applied in Coral after a decision of Coral's moderators read since ``before``:
+    in flight now, answered since, or in flight then and failed since. The end of a call in
+    flight notes that decision to be carried back into Coral once recorded; for a call that has
+    ended, the decision's own record notes it (``decide.lua``)."""
+    if link is None:
+        return None
+    if link.in_flight:
+        return link.in_flight, link.calling_status
+    if _answered_since(before, link):
+        return link.sent_at, link.sent_status
+    if before is not None and before.in_flight:
+        return before.in_flight, before.calling_status
+    return None
 
 
 def _on_its_way(comment: Comment, link: CoralLink) -> bool:

@@ -97,7 +97,7 @@ class FakeCoral:
     hang: asyncio.Event | None = None
     """Answer mutations only once this is set."""
     query_hang: asyncio.Event | None = None
-    """Answer queries only once this is set."""
+    """Answer queries, with the comment as it was when asked, only once this is set."""
     body: str | None = None
     """The comment's body as Coral stores it (HTML), instead of the recorded one."""
     revision: str = REVISION_ID
@@ -124,8 +124,6 @@ class FakeCoral:
         if kind == "query":
             assert (field_name, variable, type_, argument) == ("comment", "id", "ID!", "id")
             assert body["variables"] == {"id": CORAL_ID}
-            if self.query_hang is not None:
-                await self.query_hang.wait()
             if self.query_failures:
                 self.query_failures -= 1
                 return web.json_response(fixture("graphql_error.json"))
@@ -134,6 +132,8 @@ class FakeCoral:
             if self.body is not None:
                 described["data"]["comment"]["body"] = self.body
             described["data"]["comment"]["revision"]["id"] = self.revision
+            if self.query_hang is not None:
+                await self.query_hang.wait()
             return web.json_response(described)
         expected_input = {"approveComment": "ApproveCommentInput!"}.get(
             field_name, "RejectCommentInput!"
@@ -175,6 +175,9 @@ class FakeCoral:
 
     def mutations(self) -> list[dict[str, Any]]:
         return [call for call in self.calls if call["field"] != "comment"]
+
+    def queries(self) -> list[dict[str, Any]]:
+        return [call for call in self.calls if call["field"] == "comment"]
 
 
 async def endless_answer(request: web.Request) -> web.StreamResponse:
@@ -837,6 +840,87 @@ async def test_corals_rejection_during_civilitys_approval_call_is_not_undone_in_
         "delivered",
         "",
     )
+
+
+def queried(coral: FakeCoral) -> Callable[[], Awaitable[bool]]:
+    """Coral's comment was read once more than it has been so far."""
+    count = len(coral.queries())
+
+    async def check() -> bool:
+        return len(coral.queries()) > count
+
+    return check
+
+
+def call_ended(redis_client: aioredis.Redis, ours: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        link = await redis_client.hgetall(KEYS.coral_link("news", ours))
+        return bool(link.get("reached_at")) and not link.get("in_flight")
+
+    return check
+
+
+async def test_corals_rejection_read_during_civilitys_call_and_recorded_after_it_goes_back(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    in_flight = approval_in_flight(client, coral_site, fake_coral, redis_client, clock)
+    async with in_flight as (ours, _, _):
+        clock.advance(1)
+        # Coral's moderator rejects the comment before civility's approval lands there. The
+        # webhook reads the rejection in Coral, and Coral's answer reaches civility only once
+        # the approval has landed after it and its call has ended.
+        fake_coral.query_hang = asyncio.Event()
+        read = queried(fake_coral)
+        sent = asyncio.create_task(
+            webhook(client, decided_in_coral(fake_coral, "REJECTED", clock() + 1))
+        )
+        await eventually(read, what="the webhook reading Coral")
+        fake_coral.answer_held()
+        await eventually(call_ended(redis_client, ours), what="the approval's call ended")
+        fake_coral.query_hang.set()
+        answer = await (await sent).json()
+        assert (answer["applied"], answer.get("state")) == (True, "rejected"), answer
+        await eventually(settled(redis_client, 3), what="every event")
+
+    # The approval landed in Coral after the rejection: the rejection goes back after it.
+    assert [status for status, _ in fake_coral.applied] == ["APPROVED", "REJECTED"]
+    assert fake_coral.status == "REJECTED"
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+
+
+async def test_corals_decision_read_before_a_later_call_of_civilitys_landed_does_not_undo_it(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+) -> None:
+    ours, url, headers = await held_and_linked(client, coral_site)
+    # Coral's moderator rejects the comment; the webhook reads the rejection in Coral, and
+    # Coral's answer reaches civility only once a moderator in civility has approved the
+    # comment since and that approval has reached Coral, after the rejection.
+    fake_coral.query_hang = asyncio.Event()
+    read = queried(fake_coral)
+    sent = asyncio.create_task(webhook(client, decided_in_coral(fake_coral, "REJECTED", clock())))
+    await eventually(read, what="the webhook reading Coral")
+    clock.advance(1)
+    assert (await client.post(url, json={"action": "approve"}, headers=headers)).status == 200
+    await deliver_until(redis_client, settled(redis_client, 2), "the approval in Coral")
+    fake_coral.query_hang.set()
+    answer = await (await sent).json()
+
+    assert (answer["applied"], answer["reason"]) == (
+        False,
+        "civility's later decision reached Coral after this one",
+    )
+    assert fake_coral.status == "APPROVED"
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("approved", coral_site["moderator_id"])
 
 
 @pytest.mark.parametrize("then", ["kept", "reopen"])
