@@ -25,7 +25,7 @@ from service.domain import Cursor, QueryInteger
 from service.errors import BadRequest, Conflict, NotFound
 from service.keys import DEFAULT_PREFIX, KeySpace
 from service.store.rows import pairs
-from service.store.scripts import LuaScripts, RedisClient, store_errors
+from service.store.scripts import LuaScripts, RedisClient, raise_unavailable, store_errors
 from service.times import iso_from_ms
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,9 @@ class DeliveryLog:
                         keys, args = self._admit_call(site, limit, now_ms)
                         await script(keys=keys, args=args, client=pipe)
                     replies = await pipe.execute(raise_on_error=False)
+                # Redis refusing writes refuses every site's admission alike: the pass ends as
+                # the store being away, not as each site's broken data, and admits next pass.
+                raise_unavailable(replies)
         admissions = []
         for site, reply in zip(sites, replies, strict=True):
             if isinstance(reply, Exception):

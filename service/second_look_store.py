@@ -20,7 +20,7 @@ from redis.exceptions import ResponseError
 
 from service.domain import AuthorStatus
 from service.keys import DEFAULT_PREFIX, KeySpace
-from service.store.scripts import LuaScripts, RedisClient, store_errors
+from service.store.scripts import LuaScripts, RedisClient, raise_unavailable, store_errors
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,9 @@ class SecondLookLog:
                         keys, args = self._claim_call(site, limit, lease_ms, now_ms)
                         await script(keys=keys, args=args, client=pipe)
                     replies = await pipe.execute(raise_on_error=False)
+                # Redis refusing writes refuses every site's claim alike: the pass ends as the
+                # store being away, not as each site's broken data, and claims next pass.
+                raise_unavailable(replies)
         claims: list[tuple[int, list[Taken]]] = []
         for site, reply in zip(sites, replies, strict=True):
             if isinstance(reply, Exception):

@@ -3,7 +3,7 @@
 import ast
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
@@ -110,6 +110,19 @@ def closed_while_opening(error: BaseException) -> bool:
         innermost = innermost.tb_next
     module = innermost.tb_frame.f_globals.get("__name__") if innermost is not None else None
     return module == redis_connection.__name__
+
+
+def raise_unavailable(replies: Iterable[object]) -> None:
+    """Raise the first of a pipeline's replies that is the store being away (``is_unavailable``).
+
+    A pipeline run with ``raise_on_error=False`` hands each command's error back in its place,
+    so one site's broken key does not cost the others their replies. A refusal of the store's
+    (a failover's ``READONLY`` or ``NOREPLICAS``, ``OOM``, ``MISCONF``, ``BUSY``) comes back the
+    same way, but says nothing about the keys of the command that met it: the whole call is the
+    store being unavailable. Under ``store_errors`` it becomes ``StoreUnavailable``."""
+    for reply in replies:
+        if isinstance(reply, Exception) and is_unavailable(reply):
+            raise reply
 
 
 @contextmanager

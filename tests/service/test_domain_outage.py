@@ -73,8 +73,9 @@ class OwnRedis:
         os.kill(self.process.pid, number)
 
 
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
+def own_redis_server() -> Iterator[OwnRedis]:
+    """A fixture's body: a server of the test's own, running until the test ends (skipped where
+    there is no ``redis-server``)."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server binary not found on PATH")
@@ -88,11 +89,11 @@ def own_redis() -> Iterator[OwnRedis]:
         server.kill()
 
 
-@pytest.fixture
-async def client(own_redis: OwnRedis) -> AsyncIterator[aioredis.Redis]:
+async def quick_client(server: OwnRedis) -> AsyncIterator[aioredis.Redis]:
+    """A fixture's body: a client of ``server`` that gives up on it quickly."""
     # One quick retry instead of redis-py's default ten with backoff keeps each failure short.
     client = aioredis.Redis(
-        port=own_redis.port,
+        port=server.port,
         decode_responses=True,
         socket_timeout=0.3,
         socket_connect_timeout=0.3,
@@ -102,6 +103,17 @@ async def client(own_redis: OwnRedis) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    yield from own_redis_server()
+
+
+@pytest.fixture
+async def client(own_redis: OwnRedis) -> AsyncIterator[aioredis.Redis]:
+    async for client in quick_client(own_redis):
+        yield client
 
 
 def intake(comment_id: str) -> IntakeWrite:

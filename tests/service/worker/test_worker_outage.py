@@ -1,0 +1,196 @@
+"""The webhook worker and the second look while Redis refuses writes: a primary short of the
+replicas its ``min-replicas-to-write`` asks for answers every write with ``NOREPLICAS``, as it
+does when a failover costs it its replica.
+
+Such a refusal comes back among a pass's per-site replies (each site's call is one command of
+one pipeline), where one site's broken data comes back too; it is the store being away, not
+every site's data being broken. These tests run on a ``redis-server`` of their own, whose
+settings they change.
+"""
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from service.deliveries import Admission, DeliveryLog
+from service.domain import State
+from service.errors import StoreUnavailable
+from service.second_look import SecondLookWorker
+from service.store import Store
+from tests.service.test_domain_outage import OwnRedis, own_redis_server, quick_client
+
+from .support import KEYS, SITE, CreateSite, Events, Receiver, StartWorker, eventually, now_ms
+from .test_second_look import HOSTILE, SETTINGS, Clock, ScriptedBlend, publisher
+
+SITES = ("blog", "forum", SITE)
+HOSTILE_TEXT = "People like you are what is wrong here."
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    yield from own_redis_server()
+
+
+@pytest.fixture
+async def redis_client(own_redis: OwnRedis) -> AsyncIterator[aioredis.Redis]:
+    """The client every fixture of this folder uses (the store, the delivery log, the workers)."""
+    async for client in quick_client(own_redis):
+        yield client
+
+
+async def refuse_writes(client: aioredis.Redis) -> None:
+    # No replica is connected, so every write is refused until the setting is lifted.
+    await client.config_set("min-replicas-to-write", "1")
+
+
+async def take_writes(client: aioredis.Redis) -> None:
+    await client.config_set("min-replicas-to-write", "0")
+
+
+async def changes(client: aioredis.Redis) -> int:
+    """Redis's own count of the writes it made (this server never saves, so it only grows)."""
+    return int((await client.info("persistence"))["rdb_changes_since_last_save"])
+
+
+def service_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("service.") and record.levelno == level
+    ]
+
+
+async def test_admitting_while_redis_refuses_writes_is_the_store_unavailable_not_each_sites(
+    redis_client: aioredis.Redis,
+    store: Store,
+    log: DeliveryLog,
+    create_site: CreateSite,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await create_site("http://127.0.0.1:9/hooks", site_id="broken")
+    await redis_client.set(KEYS.outbox("broken"), "not a stream")
+    for site in SITES:
+        await create_site("http://127.0.0.1:9/hooks", site_id=site)
+        await Events(store, site).held("c1")
+    sites = ["broken", *SITES]
+    await refuse_writes(redis_client)
+    written = await changes(redis_client)
+
+    with caplog.at_level(logging.INFO), pytest.raises(StoreUnavailable) as refused:
+        await log.admit_all(sites, 10, now_ms())
+
+    assert refused.value.why.startswith("NOREPLICAS Not enough good replicas to write.")
+    # Neither the sites' events nor the broken site are reported: the store was away.
+    assert [record for record in caplog.records if record.name.startswith("service.")] == []
+    assert await changes(redis_client) == written
+    assert await redis_client.xinfo_groups(KEYS.outbox(SITE)) == []
+
+    # Once Redis takes writes again the same call admits every event; the broken site is
+    # still reported on its own and holds nobody up.
+    await take_writes(redis_client)
+    with caplog.at_level(logging.INFO):
+        admissions = await log.admit_all(sites, 10, now_ms())
+
+    assert admissions == [Admission(0, 0), Admission(1, 1), Admission(1, 1), Admission(1, 1)]
+    [error] = service_lines(caplog, logging.ERROR)
+    assert error.startswith("admitting the outbox of site 'broken' failed: WRONGTYPE")
+
+
+async def test_a_worker_pass_while_redis_refuses_writes_warns_and_delivers_once_it_takes_them(
+    redis_client: aioredis.Redis,
+    store: Store,
+    create_site: CreateSite,
+    receiver: Receiver,
+    start_worker: StartWorker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    held = {}
+    for site in SITES:
+        await create_site(receiver.url, site_id=site)
+        held[site] = await Events(store, site).held("c1")
+    await refuse_writes(redis_client)
+    written = await changes(redis_client)
+
+    async def warned() -> bool:
+        return bool(service_lines(caplog, logging.WARNING))
+
+    async def delivered() -> bool:
+        return {event["site"]: event["id"] for event in receiver.delivered()} == held
+
+    with caplog.at_level(logging.INFO):
+        worker = await start_worker()
+        await eventually(warned, what="a warning")
+        assert await changes(redis_client) == written
+        assert receiver.arrivals == []
+        await take_writes(redis_client)
+        await eventually(delivered, what="every site's event delivered")
+
+    assert service_lines(caplog, logging.ERROR) == []
+    # One line a pass, naming the store's refusal, none a site.
+    warnings = service_lines(caplog, logging.WARNING)
+    unavailable = re.compile(
+        rf"worker {re.escape(worker.name)}: Redis is unavailable \(NOREPLICAS Not enough good "
+        r"replicas to write\..*\), trying again"
+    )
+    assert warnings
+    assert all(unavailable.fullmatch(line) for line in warnings), warnings
+    assert len(receiver.arrivals) == len(SITES)
+
+
+async def test_a_second_look_pass_while_redis_refuses_writes_warns_and_looks_once_it_takes_them(
+    redis_client: aioredis.Redis,
+    store: Store,
+    create_site: CreateSite,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    blend = ScriptedBlend()
+    blend.scores[HOSTILE_TEXT] = HOSTILE
+    publish = publisher(store, clock)
+    for site in SITES:
+        await create_site(None, site_id=site)
+        await publish("c1", HOSTILE_TEXT, site=site)
+    queued = {
+        site: await redis_client.zrange(KEYS.second_look_queue(site), 0, -1, withscores=True)
+        for site in SITES
+    }
+    looker = SecondLookWorker(redis_client, blend, SETTINGS, prefix="civ", clock=clock)
+    await refuse_writes(redis_client)
+    written = await changes(redis_client)
+
+    async def warned() -> bool:
+        return bool(service_lines(caplog, logging.WARNING))
+
+    async def looked() -> bool:
+        states = [await redis_client.hget(KEYS.comment(site, "c1"), "state") for site in SITES]
+        return states == [State.PENDING.value] * len(SITES)
+
+    with caplog.at_level(logging.INFO):
+        running = asyncio.create_task(looker.run())
+        try:
+            await eventually(warned, what="a warning")
+            assert await changes(redis_client) == written
+            for site in SITES:
+                queue = KEYS.second_look_queue(site)
+                assert await redis_client.zrange(queue, 0, -1, withscores=True) == queued[site]
+            assert blend.batches == []
+            await take_writes(redis_client)
+            await eventually(looked, what="every site's comment held by its second look")
+        finally:
+            looker.stop()
+            await running
+
+    assert service_lines(caplog, logging.ERROR) == []
+    warnings = service_lines(caplog, logging.WARNING)
+    unavailable = re.compile(
+        r"second look: Redis is unavailable \(NOREPLICAS Not enough good replicas to write\."
+        r".*\), trying again"
+    )
+    assert warnings
+    assert all(unavailable.fullmatch(line) for line in warnings), warnings
+    # Each comment was taken, and looked at, once: none was lost or leased away meanwhile.
+    assert sorted(text for batch in blend.batches for text in batch) == [HOSTILE_TEXT] * 3
