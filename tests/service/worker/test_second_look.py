@@ -7,6 +7,7 @@ test moves."""
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -370,6 +371,28 @@ async def test_a_batch_a_killed_worker_took_is_taken_again_after_its_lease(
 
     stored = await comment(redis_client, "c1")
     assert (stored["state"], stored["look_state"]) == ("pending", "held")
+
+
+async def test_one_sites_broken_queue_does_not_stop_the_others(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await create_site(None, site_id="broken")
+    await redis_client.set(KEYS.second_look_queue("broken"), "not a queue")
+    await create_site(None)
+    blend.scores["Hostile words."] = HOSTILE
+    await publish("c1", "Hostile words.")
+
+    with caplog.at_level(logging.ERROR, logger="service.second_look_store"):
+        assert await looker.work_once() == 1
+
+    [error] = [record.getMessage() for record in caplog.records]
+    assert error.startswith("taking second looks of site 'broken' failed: WRONGTYPE")
+    assert (await comment(redis_client, "c1"))["state"] == "pending"
 
 
 async def test_a_trusted_author_is_held_only_over_a_reject_threshold(
