@@ -2,7 +2,7 @@
 // Everything here goes through the public API (api.js); nothing is rendered as markup.
 
 import { ApiError, follow, get, idempotencyKey, post, query, serviceNow, session, whenSignedOut } from "./api.js";
-import { age, announce, articleLink, chips, countdown, counted, el, evidenceText, scoreBars, when } from "./render.js";
+import { age, announce, articleLink, chips, countdown, counted, el, evidenceText, scoreBars, unsaid, when } from "./render.js";
 import { showAdmin } from "./admin.js";
 
 // The reasons the API accepts when the site publishes no list of its own.
@@ -87,7 +87,9 @@ function say(target, text, { error = false, reload = false, live = false } = {})
 // apart): said one by one, each would replace the last before it is heard. Their news is
 // gathered until the events pause (or for GATHER_MAX_MS at most, on a site that never pauses)
 // and said once, a sentence for each kind, in the order each kind first came. `lead`: the words
-// of the moderator's own action said while news was still gathered, said again before it.
+// of the moderator's own action given to the notice while news was still gathered, said before
+// the news only if they still wait for their frame (announce): said already, they are not said
+// twice.
 const GATHER_MS = 500;
 const GATHER_MAX_MS = 3000;
 const NAMED = 3;
@@ -109,7 +111,7 @@ function sayLive(key, id, words, { left = false } = {}) {
 
 function sayGathered() {
   const told = [...gathered.news.values()];
-  const lead = gathered.lead;
+  const lead = gathered.lead && unsaid($("#queue-message")) ? gathered.lead : null;
   const text = [lead?.text, ...told.map((news) => news.words(news.ids))].filter(Boolean).join(" ");
   dropGathered();
   say("#queue-message", text, { live: true, error: Boolean(lead?.error) });
@@ -159,16 +161,18 @@ function dropGathered() {
 // What the moderator's own action says once the reload it made has landed (Claim 10, Release, an
 // undo, a ban), `since` the notice's count when that reload was asked for. The news of comments
 // that left the list while it loaded, which the landing kept, still applies: said already, it is
-// said again after these words; still gathered, it is said after them when its events pause.
+// said again after these words; still gathered, it is said on its own when its events pause,
+// after them.
 function sayOwn(text, since, { error = false } = {}) {
   const shown = new Set(visibleItems().map((item) => item.id));
   const told = (notice.said > since && notice.news ? notice.news : [])
     .filter((news) => news.left)
     .map((news) => ({ ...news, ids: news.ids.filter((id) => !shown.has(id)) }))
     .filter((news) => news.ids.length);
-  say("#queue-message", [text, ...told.map((news) => news.words(news.ids))].join(" "), { error, live: true });
+  const words = [text, ...told.map((news) => news.words(news.ids))].join(" ");
+  say("#queue-message", words, { error, live: true });
   if (told.length) notice.news = told;
-  gathered.lead = gathered.news.size ? { text, error } : null;
+  gathered.lead = gathered.news.size ? { text: words, error } : null;
 }
 
 // "c1", "c1 and c2", "c1, c2 and c3".

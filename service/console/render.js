@@ -142,6 +142,8 @@ export function announce(node, ...content) {
   });
   writing.set(node, pending);
 }
+// Whether the words last given to the region still wait for their frame: not said yet.
+export const unsaid = (node) => writing.has(node);
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "hidden") for (const node of [...writing.keys()]) write(node);
 });
