@@ -404,6 +404,8 @@ async function loadQueue(replacing = null, { keep = false } = {}) {
   } finally {
     state.leaving.delete(left);
     if (replacing && site() === asked && state.reloads === reload) state.afresh = false;
+    // Counts the pages that came back, shown or dropped: a late page's end can be waited for.
+    $("#items").dataset.pages = String(Number($("#items").dataset.pages || 0) + 1);
   }
 }
 
