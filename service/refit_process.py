@@ -12,7 +12,7 @@ import signal
 from collections.abc import AsyncIterator
 from multiprocessing.process import BaseProcess
 
-from service.child_process import follow_parent
+from service.child_process import follow_parent, start_child
 from service.settings import Settings
 
 RESTART_PAUSE_SECONDS = 30.0
@@ -59,7 +59,7 @@ class _RefitProcess:
             name="civility-refits",
             daemon=True,
         )
-        process.start()
+        start_child(process)
         return process
 
     async def keep_running(self, pause: float) -> None:

@@ -34,7 +34,7 @@ from multiprocessing.context import ForkServerContext, ForkServerProcess
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from service.child_process import follow_parent
+from service.child_process import follow_parent, start_child
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ class _Worker:
         try:
             # Starting the fork server the first time imports the preloaded modules: not on
             # the loop.
-            await asyncio.to_thread(process.start)
+            await asyncio.to_thread(start_child, process)
         finally:
             child_end.close()
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)

@@ -1,7 +1,7 @@
 """Worker processes talked to over their own sockets: a worker that dies mid-call is replaced and
 the call answered (retried once, then a clear error), one that died while idle is replaced before a
 call reaches it, an initializer's error is raised as it was, a reload under load loses nothing,
-and stopping leaves no process behind."""
+stopping leaves no process behind, and a Ctrl-C while a worker starts is left to the parent."""
 
 import asyncio
 import json
@@ -20,6 +20,7 @@ from classifier.model import Model, load_active
 from service.scoring import PoolScorer, start_scorer
 from service.worker_processes import WorkerDiedError, WorkerSet
 from tests.service import worker_calls
+from tests.service.start_gates import Gates
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = Path(os.environ.get("CIVILITY_MODELS_DIR", PROJECT_ROOT / "models"))
@@ -290,3 +291,71 @@ def test_workers_find_their_initializers_module_imported_by_the_fork_server(
     assert importers[0] == pids["parent"]
     assert not set(importers) & set(pids["workers"])
     assert len(set(pids["workers"])) == 2
+
+
+# A parent with its own Ctrl-C handler, as the service has, starting one worker whose fork server
+# waits at the gate "fork server" while it imports its preloaded modules, and whose worker waits
+# at the gate "worker" while it unpickles its initializer's arguments.
+CTRL_C_SCRIPT = """
+import asyncio, json, signal
+from service.worker_processes import WorkerSet
+from tests.service import worker_calls
+from tests.service.start_gates import Gated
+
+async def main():
+    interrupts = []
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupts.append, None)
+    workers, ready = await WorkerSet.start(
+        1, worker_calls.echo, (Gated("worker", "ready"),), name="test",
+        preload=["tests.service.gated_preload"],
+    )
+    answer, _ = await workers.run(worker_calls.echo, "after")
+    await workers.close()
+    print(json.dumps({"ready": ready[0][0], "answer": answer, "interrupts": len(interrupts)}))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("moment", ["fork server", "worker"])
+async def test_a_ctrl_c_while_a_worker_starts_is_left_to_the_parent(
+    moment: str, tmp_path: Path
+) -> None:
+    # Ctrl-C reaches the whole process group, the fork server importing its preloaded modules
+    # and a worker not yet running our code too: neither may die of it (a worker would exit (1)
+    # before answering, and the second look log that as an error as the service stops).
+    gates = Gates(tmp_path)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CTRL_C_SCRIPT,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **gates.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        output = asyncio.ensure_future(process.communicate())
+        async with asyncio.timeout(120):
+            for gate in ("fork server", "worker"):
+                reached = asyncio.ensure_future(gates.reached())
+                await asyncio.wait({reached, output}, return_when=asyncio.FIRST_COMPLETED)
+                if not reached.done():
+                    reached.cancel()
+                    raise AssertionError(f"ended before the {gate} gate: {output.result()[1]!r}")
+                name, pid = reached.result()
+                assert name == gate
+                assert os.getpgid(pid) == process.pid
+                if gate == moment:
+                    os.killpg(process.pid, signal.SIGINT)
+                gates.let_through()
+            out, err = await output
+        assert process.returncode == 0, err.decode()
+        # The parent kept its own handler: the Ctrl-C was its to act on.
+        assert json.loads(out) == {"ready": "ready", "answer": "after", "interrupts": 1}
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+        gates.close()

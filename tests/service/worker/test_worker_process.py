@@ -1,8 +1,10 @@
 """``civility worker`` processes: one killed mid-delivery loses nothing, SIGTERM drains, a refit
-process that dies is started again."""
+process that dies is started again, and one that gets a Ctrl-C as it starts runs on."""
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import multiprocessing
 import os
 import signal
@@ -12,6 +14,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import cast
 
 import psutil  # type: ignore[import-untyped]
 import pytest
@@ -20,6 +23,7 @@ import redis.asyncio as aioredis
 from service.domain import State
 from service.refit_process import background_refits
 from service.settings import Settings
+from tests.service.start_gates import Gated, Gates
 
 from .support import KEYS, SITE, CreateSite, Events, Receiver, eventually, in_state, record
 
@@ -298,3 +302,51 @@ async def test_a_refit_process_that_dies_is_logged_and_started_again(
         f"site model refit process {first.pid} was killed by SIGKILL; starting it again in 0 s"
         in caplog.text
     )
+
+
+def _sigint_ignored(pid: int) -> bool:
+    """Whether ``pid`` ignores SIGINT, with none blocked or waiting (``/proc/<pid>/status``)."""
+    masks = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("SigIgn", "SigBlk", "SigPnd", "ShdPnd"):
+            masks[name] = int(value, 16) & 1 << (signal.SIGINT - 1)
+    return bool(masks["SigIgn"]) and not any(masks[name] for name in ("SigBlk", "SigPnd", "ShdPnd"))
+
+
+async def test_a_ctrl_c_while_the_refit_process_starts_leaves_it_running(
+    redis_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ctrl-C reaches the whole process group, the refit process too, and a process spawned
+    # takes seconds to import and unpickle what it runs: it died of one that came meanwhile,
+    # and was logged as an error and started again. Here it waits while it unpickles its
+    # settings, before anything of ours ran in it.
+    gates = Gates(tmp_path)
+    for name, value in gates.env.items():
+        monkeypatch.setenv(name, value)
+    models = Path(os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")))
+    settings = Settings.from_env({"REDIS_URL": redis_url, "CIVILITY_MODELS_DIR": str(models)})
+    settings = dataclasses.replace(settings, models_dir=cast(Path, Gated("refits", models)))
+    try:
+        with caplog.at_level(logging.INFO, logger="service.refit_process"):
+            async with background_refits(settings, restart_pause=0):
+                [refits] = _refit_processes()
+                pid = refits.pid
+                assert pid is not None
+                async with asyncio.timeout(60):
+                    assert await gates.reached() == ("refits", pid)
+                os.kill(pid, signal.SIGINT)
+                gates.let_through()
+
+                async def ignores_it() -> bool:
+                    assert refits.is_alive(), f"the refit process ended ({refits.exitcode})"
+                    return _sigint_ignored(pid)
+
+                await eventually(ignores_it, 60, "the refit process to ignore SIGINT")
+                assert _refit_processes() == [refits]
+    finally:
+        gates.close()
+    assert not caplog.records
