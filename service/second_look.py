@@ -125,7 +125,16 @@ class SecondLookWorker:
             except StoreUnavailable as error:
                 log.warning("second look: Redis is unavailable (%s), trying again", error.why)
                 pause = REDIS_DOWN_PAUSE_SECONDS
-            except Exception:
+            except Exception as error:
+                if self._stopping.is_set():
+                    # Met while the service stops (its scoring process ended with it): no
+                    # error to look into, and no next pass to announce.
+                    log.info(
+                        "second look: the pass in hand failed as it stopped (%s); its comments "
+                        "come back when their lease ends",
+                        error,
+                    )
+                    return
                 # The model did not load or its process died: the comments taken come back when
                 # their lease ends, and the deliveries beside this loop go on meanwhile.
                 pause = self._failure_pause_seconds

@@ -36,6 +36,7 @@ from service.store import Store
 from service.store.records import Observation, ReportWrite, SiteRecord
 from service.times import from_ms
 from service.transitions import REPORTED_EVENT_TYPE, Event, sources_argument
+from service.worker_processes import WorkerDiedError
 from tests.records import intake_write
 
 from .support import KEYS, SITE, CreateSite, Events, Receiver, StartWorker, eventually
@@ -602,6 +603,44 @@ async def test_a_stop_lets_the_pass_in_hand_finish_within_the_drain_time(
     stored = await comment(redis_client, "c1")
     assert (stored["state"], stored["look_state"]) == ("pending", "held")
     assert await backlog(redis_client) == 0
+
+
+async def test_a_pass_that_fails_while_the_worker_stops_is_one_line_not_an_error(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    publish: Publish,
+    blend: ScriptedBlend,
+    looker: SecondLookWorker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await create_site(None)
+    await publish("c1", "Calm words.")
+    reading, fail = asyncio.Event(), asyncio.Event()
+
+    async def process_ends() -> None:
+        reading.set()
+        await fail.wait()
+        raise WorkerDiedError("second-look process 4242 exited (1) before answering")
+
+    blend.during = process_ends
+    running = asyncio.create_task(looker.run())
+    await reading.wait()
+    with caplog.at_level(logging.INFO, logger="service.second_look"):
+        stopping = asyncio.create_task(looker.stopped(running, drain_seconds=600.0))
+        await asyncio.sleep(0)  # one turn of the loop: the stop has begun, the stage still reads
+        fail.set()
+        async with asyncio.timeout(10):
+            await stopping
+    assert running.done()
+    assert not running.cancelled()
+    [record] = caplog.records
+    assert (record.levelno, record.exc_info) == (logging.INFO, None)
+    assert record.getMessage() == (
+        "second look: the pass in hand failed as it stopped (second-look process 4242 exited "
+        "(1) before answering); its comments come back when their lease ends"
+    )
+    # Leased to the pass that failed: the next start takes it once the lease ends.
+    assert await backlog(redis_client) == 1
 
 
 async def test_a_text_the_stage_cannot_read_is_given_up_and_its_batch_is_looked_at(
