@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import os
 import sys
-from concurrent.futures.process import BrokenProcessPool
 
 from classifier.artifacts import ModelError, active_artifact
 from service.api_processes import API_PROCESS_MARKER, become_supervisor
@@ -86,9 +85,6 @@ def serve_command(args: argparse.Namespace) -> int:
         return serving.serve_api(settings)
     except (SettingsError, ModelError) as error:
         return _fail(str(error))
-    except BrokenProcessPool:
-        # Ctrl-C during start-up reaches the scoring workers before they can ignore it.
-        return _fail("the scoring workers stopped while starting; nothing was served")
 
 
 def worker_command(args: argparse.Namespace) -> int:
@@ -125,6 +121,3 @@ def run_command(args: argparse.Namespace) -> int:
     except OSError as error:
         # Raised before serving: the data folder cannot be created, written or locked.
         return _fail(f"CIVILITY_DATA_DIR {settings.data_dir} cannot be used: {error}")
-    except BrokenProcessPool:
-        # Ctrl-C during start-up reaches the scoring workers before they can ignore it.
-        return _fail("the scoring workers stopped while starting; nothing was served")
