@@ -327,6 +327,9 @@ async def test_a_ctrl_c_while_the_refit_process_starts_leaves_it_running(
     gates = Gates(tmp_path)
     for name, value in gates.env.items():
         monkeypatch.setenv(name, value)
+    # The process, spawned, imports the gate by its module's name on this process's
+    # ``sys.path``, where pytest does not put the project.
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))
     models = Path(os.environ.get("CIVILITY_MODELS_DIR", str(PROJECT_ROOT / "models")))
     settings = Settings.from_env({"REDIS_URL": redis_url, "CIVILITY_MODELS_DIR": str(models)})
     settings = dataclasses.replace(settings, models_dir=cast(Path, Gated("refits", models)))
