@@ -26,6 +26,12 @@ export async function showAdmin(site, explain) {
 
 const base = () => `/v1/sites/${encodeURIComponent(current)}`;
 
+// Counts the lists and policies that came back, shown or dropped: a late one's end can be waited
+// for, as the queue's pages can (app.js).
+function cameBack() {
+  $("#admin").dataset.loads = String(Number($("#admin").dataset.loads || 0) + 1);
+}
+
 // A list or policy asked for a site no longer shown (another picked while it loaded) is dropped.
 async function loadModerators() {
   const body = $("#moderators tbody");
@@ -43,6 +49,8 @@ async function loadModerators() {
     if (current !== asked) return;
     // Said in the table, so a message above it (a new token) stays readable.
     body.replaceChildren(el("tr", {}, el("td", { colspan: 5, text: `The list could not be read: ${explainError(error)}` })));
+  } finally {
+    cameBack();
   }
 }
 
@@ -96,6 +104,8 @@ async function loadPolicy() {
   } catch (error) {
     if (current !== asked) return;
     say("#policy-message", explainError(error));
+  } finally {
+    cameBack();
   }
 }
 
