@@ -77,6 +77,7 @@ function say(target, text, { error = false, reload = false, live = false } = {})
     if (!live) dropGathered();
     notice.said += 1;
     notice.news = null;
+    notice.own = null;
   }
   node.classList.toggle("error", error);
   const button = reload && text ? [" ", el("button", { type: "button", onclick: () => reloadQueue() }, "Reload")] : [];
@@ -95,8 +96,9 @@ const GATHER_MAX_MS = 3000;
 const NAMED = 3;
 const gathered = { news: new Map(), quiet: 0, longest: 0, lead: null };
 // `said` counts what the queue's notice was given to say; `news` is the news it says, while it
-// says gathered news: a page landing keeps the words of what still applies.
-const notice = { said: 0, news: null };
+// says gathered news: a page landing keeps the words of what still applies. `own`: the words of
+// the moderator's own action (sayOwn), while they are the last it was given.
+const notice = { said: 0, news: null, own: null };
 
 // `words` says the news for the comments gathered under `key`, given their ids; `left`: the news
 // is that they left the list.
@@ -125,7 +127,9 @@ function sayGathered() {
 // of its list anew, new and edited ones alike. Without such news the list says whether it is
 // empty. The console's own reload (`own`), which the moderator did not ask for, replaces no list
 // of theirs: it drops no news of what it shows, and the notice keeps its words unless the list
-// became empty (`wasEmpty`: it was before the page) or no longer is.
+// became empty (`wasEmpty`: it was before the page) or no longer is. The words of the moderator's
+// own action still waiting for their frame (announce) are not replaced unsaid: they are said
+// first, once.
 function sayLanded(since, { replaced, own = false, wasEmpty = false }) {
   const shown = new Set(visibleItems().map((item) => item.id));
   const anew = replaced && !own;
@@ -137,16 +141,25 @@ function sayLanded(since, { replaced, own = false, wasEmpty = false }) {
   if (!gathered.news.size) dropGathered();
   if (notice.said > since && notice.news?.some((news) => applies(news).length)) return;
   const words = shown.size ? "" : nothingShown();
+  const unheard = notice.own && unsaid($("#queue-message")) ? notice.own : null;
   if (own) {
-    if (!gathered.news.size && !shown.size !== wasEmpty) say("#queue-message", words);
+    if (!gathered.news.size && !shown.size !== wasEmpty) sayAfter(unheard, words);
   } else if (gathered.news.size) {
     // The news, said when its events pause, replaces what the notice said before the page, an
-    // earlier action's words too.
-    gathered.lead = null;
-    say("#queue-message", "", { live: true });
+    // earlier action's words too; words not said yet are its lead, said before it unless their
+    // frame comes first.
+    gathered.lead = unheard;
+    if (!unheard) say("#queue-message", "", { live: true });
   } else {
-    say("#queue-message", words);
+    sayAfter(unheard, words);
   }
+}
+
+// What a page landing says of its list (`words`, none for a list that is not empty), after the
+// action's words it would otherwise replace before they are said.
+function sayAfter(unheard, words) {
+  if (!unheard) say("#queue-message", words);
+  else if (words) say("#queue-message", `${unheard.text} ${words}`, { error: unheard.error });
 }
 
 function dropGathered() {
@@ -172,7 +185,8 @@ function sayOwn(text, since, { error = false } = {}) {
   const words = [text, ...told.map((news) => news.words(news.ids))].join(" ");
   say("#queue-message", words, { error, live: true });
   if (told.length) notice.news = told;
-  gathered.lead = gathered.news.size ? { text: words, error } : null;
+  notice.own = { text: words, error };
+  gathered.lead = gathered.news.size ? notice.own : null;
 }
 
 // "c1", "c1 and c2", "c1, c2 and c3".

@@ -2641,6 +2641,64 @@ def test_an_actions_words_are_said_once_and_the_news_gathered_while_its_reload_l
     assert "c00" not in items(page)
 
 
+@pytest.mark.parametrize("news", [False, True])
+def test_an_actions_words_still_waiting_for_their_frame_are_said_when_more_lands(
+    page: Page, service: Service, site: Site, news: bool
+) -> None:
+    hold(site, 51)
+    site.add_moderator("Alice")
+    live_queue(page, site, 50)
+    card = page.locator('#items > li[data-id="c02"]')
+    card.get_by_role("button", name="Open").click()
+    expect(card.locator(".claim.mine")).to_have_count(1)
+    # The page's time stands still: the release's words wait for their frame (announce writes
+    # them a frame after the next) while More's page comes.
+    page.clock.pause_at(time.time() + 1)
+    page.evaluate(QUEUE_SAID)
+    more = page.locator("#queue-more")
+    page.get_by_role("button", name="Release mine").click()
+    expect(card.locator(".claim.mine")).to_have_count(0)
+    expect(more).not_to_have_attribute("aria-disabled", "true")
+    words = "Released 1 comment."
+    told = "Alice decided c00 (approved)."
+    if news:
+        # Alice's decision, still gathered when More's page lands, is said once its events pause.
+        approved_by(service, site, "c00", "Alice")
+        expect(page.locator('#items > li[data-id="c00"]')).to_have_count(0)
+    with page_back(page):
+        more.click()
+    expect(page.locator("#items > li")).to_have_count(50 if news else 51)
+    page.clock.run_for(100)
+    expect(page.locator("#queue-message")).to_have_text(words)
+    if news:
+        page.clock.run_for(1_000)
+        expect(page.locator("#queue-message")).to_have_text(told)
+    assert said_once(page, words) == ([words, told] if news else [words])
+
+
+def test_an_actions_words_still_waiting_for_their_frame_come_before_an_empty_tabs_words(
+    page: Page, site: Site
+) -> None:
+    hold(site, 3)
+    live_queue(page, site, 3)
+    card = page.locator('#items > li[data-id="c02"]')
+    card.get_by_role("button", name="Open").click()
+    expect(card.locator(".claim.mine")).to_have_count(1)
+    page.clock.pause_at(time.time() + 1)
+    page.evaluate(QUEUE_SAID)
+    page.get_by_role("button", name="Release mine").click()
+    expect(card.locator(".claim.mine")).to_have_count(0)
+    expect(page.locator("#queue-more")).not_to_have_attribute("aria-disabled", "true")
+    # The Reported tab, picked before the release's words are written, lands empty.
+    with page_back(page):
+        page.get_by_role("tab", name=re.compile("Reported")).click()
+    expect(page.locator("#items > li")).to_have_count(0)
+    page.clock.run_for(100)
+    told = "Released 1 comment. Nothing to moderate in reported. Well done."
+    expect(page.locator("#queue-message")).to_have_text(told)
+    assert said_once(page, "Released 1 comment.") == [told]
+
+
 def test_news_said_while_an_actions_reload_loaded_is_said_again_after_the_actions_words(
     page: Page, service: Service, site: Site
 ) -> None:
