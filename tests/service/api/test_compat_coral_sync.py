@@ -811,6 +811,27 @@ async def test_corals_echo_of_a_call_still_in_flight_does_not_undo_a_reopen(
     assert (await comment(client, coral_site, ours))["decided_by"] == "coral"
 
 
+async def rejection_went_back_after_the_approval(
+    client: Client,
+    coral_site: dict[str, str],
+    fake_coral: FakeCoral,
+    redis_client: aioredis.Redis,
+    ours: str,
+) -> None:
+    """The approval landed in Coral after Coral's moderator's rejection, which civility kept
+    and carried back into Coral after it."""
+    assert [status for status, _ in fake_coral.applied] == ["APPROVED", "REJECTED"]
+    assert fake_coral.status == "REJECTED"
+    stored = await comment(client, coral_site, ours)
+    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+    [back] = [r for r in await records_of(redis_client) if r["decided_by"] == "coral"]
+    assert (back["type"], back["state"], back["last_error"]) == (
+        "comment.rejected",
+        "delivered",
+        "",
+    )
+
+
 async def test_corals_rejection_during_civilitys_approval_call_is_not_undone_in_coral(
     client: Client,
     coral_site: dict[str, str],
@@ -829,17 +850,7 @@ async def test_corals_rejection_during_civilitys_approval_call_is_not_undone_in_
         fake_coral.answer_held()
         await eventually(settled(redis_client, 4), what="every event")
 
-    # The approval landed in Coral after the rejection: the rejection goes back after it.
-    assert [status for status, _ in fake_coral.applied] == ["APPROVED", "REJECTED"]
-    assert fake_coral.status == "REJECTED"
-    stored = await comment(client, coral_site, ours)
-    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
-    [back] = [r for r in await records_of(redis_client) if r["decided_by"] == "coral"]
-    assert (back["type"], back["state"], back["last_error"]) == (
-        "comment.rejected",
-        "delivered",
-        "",
-    )
+    await rejection_went_back_after_the_approval(client, coral_site, fake_coral, redis_client, ours)
 
 
 def queried(coral: FakeCoral) -> Callable[[], Awaitable[bool]]:
@@ -886,11 +897,7 @@ async def test_corals_rejection_read_during_civilitys_call_and_recorded_after_it
         assert (answer["applied"], answer.get("state")) == (True, "rejected"), answer
         await eventually(settled(redis_client, 3), what="every event")
 
-    # The approval landed in Coral after the rejection: the rejection goes back after it.
-    assert [status for status, _ in fake_coral.applied] == ["APPROVED", "REJECTED"]
-    assert fake_coral.status == "REJECTED"
-    stored = await comment(client, coral_site, ours)
-    assert (stored["state"], stored["decided_by"]) == ("rejected", "coral")
+    await rejection_went_back_after_the_approval(client, coral_site, fake_coral, redis_client, ours)
 
 
 async def test_corals_decision_read_before_a_later_call_of_civilitys_landed_does_not_undo_it(
