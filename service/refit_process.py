@@ -119,7 +119,8 @@ def _how_it_ended(code: int | None) -> str:
 
 def _main(settings: Settings) -> None:
     # Before the slow imports and the model's load: a worker killed meanwhile takes this along.
-    follow_parent()
+    # Asked to stop with SIGTERM, which it takes once its handler is set (``refit_process``).
+    follow_parent(stopped_by_sigterm=True)
     # Imported here, in the refit process only: it loads scikit-learn and the model.
     from service.refits import refit_process
 

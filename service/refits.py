@@ -228,11 +228,13 @@ def refit_process(settings: Settings) -> None:
 
 
 async def _refit_until_stopped(settings: Settings) -> None:
-    # The worker asks this process to stop with SIGTERM: it ends after the refit in hand. (A
-    # multiprocessing Event would deadlock the worker's set() if this process died waiting on it,
-    # as it does when a whole process group is sent SIGTERM.)
+    # The worker asks this process to stop with SIGTERM, as does a SIGTERM sent to the whole
+    # process group: it ends after the refit in hand. (A multiprocessing Event would deadlock the
+    # worker's set() if this process died waiting on it.)
     stopped = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+    # Held blocked until now (``follow_parent``): one sent meanwhile is taken here, not lost.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     connection = connect(settings)
     try:
         await _refit_with(connection, settings, stopped)

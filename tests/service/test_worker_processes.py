@@ -1,7 +1,8 @@
 """Worker processes talked to over their own sockets: a worker that dies mid-call is replaced and
 the call answered (retried once, then a clear error), one that died while idle is replaced before a
 call reaches it, an initializer's error is raised as it was, a reload under load loses nothing,
-stopping leaves no process behind, and a Ctrl-C while a worker starts is left to the parent."""
+stopping leaves no process behind, and a Ctrl-C or a SIGTERM to the whole process group while
+a worker starts or works is left to the parent."""
 
 import asyncio
 import json
@@ -293,42 +294,49 @@ def test_workers_find_their_initializers_module_imported_by_the_fork_server(
     assert len(set(pids["workers"])) == 2
 
 
-# A parent with its own Ctrl-C handler, as the service has, starting one worker whose fork server
-# waits at the gate "fork server" while it imports its preloaded modules, and whose worker waits
-# at the gate "worker" while it unpickles its initializer's arguments.
-CTRL_C_SCRIPT = """
+# A parent with its own handlers for Ctrl-C and SIGTERM, as the service has, starting one worker
+# whose fork server waits at the gate "fork server" while it imports its preloaded modules, whose
+# worker waits at the gate "worker" while it unpickles its initializer's arguments, and whose call
+# waits at the gate "call" while the worker unpickles it.
+STOP_SIGNAL_SCRIPT = """
 import asyncio, json, signal
 from service.worker_processes import WorkerSet
 from tests.service import worker_calls
 from tests.service.start_gates import Gated
 
 async def main():
-    interrupts = []
-    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupts.append, None)
+    stops = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stops.append, None)
     workers, ready = await WorkerSet.start(
         1, worker_calls.echo, (Gated("worker", "ready"),), name="test",
         preload=["tests.service.gated_preload"],
     )
-    answer, _ = await workers.run(worker_calls.echo, "after")
+    answer, pid = await workers.run(worker_calls.echo, Gated("call", "after"))
     await workers.close()
-    print(json.dumps({"ready": ready[0][0], "answer": answer, "interrupts": len(interrupts)}))
+    print(json.dumps({
+        "ready": ready[0][0], "answer": answer, "same": pid == ready[0][1], "stops": len(stops)
+    }))
 
 asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize("moment", ["fork server", "worker"])
-async def test_a_ctrl_c_while_a_worker_starts_is_left_to_the_parent(
-    moment: str, tmp_path: Path
+@pytest.mark.parametrize("moment", ["fork server", "worker", "call"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_a_stop_signal_to_the_group_while_a_worker_starts_or_works_is_left_to_the_parent(
+    moment: str, signum: signal.Signals, tmp_path: Path
 ) -> None:
-    # Ctrl-C reaches the whole process group, the fork server importing its preloaded modules
-    # and a worker not yet running our code too: neither may die of it (a worker would exit (1)
-    # before answering, and the second look log that as an error as the service stops).
+    # Ctrl-C reaches the whole process group, and so does the SIGTERM of a supervisor stopping
+    # the group (systemd, a container runtime): the fork server importing its preloaded modules,
+    # a worker not yet running our code and a worker in a call too. None may die of it: a worker
+    # would exit before answering, or its call go to another, and the service log that as it
+    # stops.
     gates = Gates(tmp_path)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        CTRL_C_SCRIPT,
+        STOP_SIGNAL_SCRIPT,
         cwd=PROJECT_ROOT,
         env={**os.environ, **gates.env},
         stdout=subprocess.PIPE,
@@ -338,7 +346,7 @@ async def test_a_ctrl_c_while_a_worker_starts_is_left_to_the_parent(
     try:
         output = asyncio.ensure_future(process.communicate())
         async with asyncio.timeout(120):
-            for gate in ("fork server", "worker"):
+            for gate in ("fork server", "worker", "call"):
                 reached = asyncio.ensure_future(gates.reached())
                 await asyncio.wait({reached, output}, return_when=asyncio.FIRST_COMPLETED)
                 if not reached.done():
@@ -348,12 +356,19 @@ async def test_a_ctrl_c_while_a_worker_starts_is_left_to_the_parent(
                 assert name == gate
                 assert os.getpgid(pid) == process.pid
                 if gate == moment:
-                    os.killpg(process.pid, signal.SIGINT)
+                    os.killpg(process.pid, signum)
                 gates.let_through()
+            # A worker started again (one died) would stop at its gate: the script would not end.
+            again = asyncio.ensure_future(gates.reached())
+            await asyncio.wait({again, output}, return_when=asyncio.FIRST_COMPLETED)
+            if again.done():
+                raise AssertionError(f"a worker was started again: {again.result()}")
+            again.cancel()
             out, err = await output
         assert process.returncode == 0, err.decode()
-        # The parent kept its own handler: the Ctrl-C was its to act on.
-        assert json.loads(out) == {"ready": "ready", "answer": "after", "interrupts": 1}
+        # The parent kept its own handlers: the signal was its to act on.
+        assert json.loads(out) == {"ready": "ready", "answer": "after", "same": True, "stops": 1}
+        assert err == b""
     finally:
         if process.returncode is None:
             os.killpg(process.pid, signal.SIGKILL)
