@@ -360,14 +360,18 @@ class Worker:
             )
 
     async def _trim(self, sites: list[str]) -> None:
-        if time.monotonic() - self._trimmed_at < TRIM_INTERVAL_SECONDS:
+        now = self._clock()
+        # A clock set back counts as due: the trim is not put off by however far it went back.
+        if 0 <= now - self._trimmed_at < TRIM_INTERVAL_SECONDS:
             return
-        self._trimmed_at = time.monotonic()
         for site in sites:
             try:
                 await self.deliveries.trim_outbox(site, self.settings.outbox_keep)
             except ResponseError as error:
                 log.error("worker %s: trimming the outbox of %r failed: %s", self.name, site, error)
+        # Only once it was done: a trim the store refused (StoreUnavailable ends the pass here)
+        # is tried again on the next pass, not 30 s later.
+        self._trimmed_at = now
 
     async def _drain(self) -> None:
         if not self._in_flight:

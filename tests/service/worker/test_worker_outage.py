@@ -9,10 +9,12 @@ settings they change.
 """
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
@@ -21,9 +23,11 @@ from service.domain import State
 from service.errors import StoreUnavailable
 from service.second_look import SecondLookWorker
 from service.store import Store
+from service.worker import TRIM_INTERVAL_SECONDS, Worker
+from tests.clocks import Clock as WallClock
 from tests.service.test_domain_outage import OwnRedis, own_redis_server, quick_client
 
-from .support import KEYS, SITE, CreateSite, Events, Receiver, StartWorker, eventually, now_ms
+from .support import FAST, KEYS, SITE, CreateSite, Events, Receiver, StartWorker, eventually, now_ms
 from .test_second_look import HOSTILE, SETTINGS, Clock, ScriptedBlend, publisher
 
 SITES = ("blog", "forum", SITE)
@@ -194,3 +198,49 @@ async def test_a_second_look_pass_while_redis_refuses_writes_warns_and_looks_onc
     assert all(unavailable.fullmatch(line) for line in warnings), warnings
     # Each comment was taken, and looked at, once: none was lost or leased away meanwhile.
     assert sorted(text for batch in blend.batches for text in batch) == [HOSTILE_TEXT] * 3
+
+
+async def test_an_outbox_trim_redis_refused_is_tried_again_on_the_next_pass(
+    redis_client: aioredis.Redis,
+    create_site: CreateSite,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await create_site("http://127.0.0.1:9/hooks")
+    outbox = KEYS.outbox(SITE)
+
+    async def add_entries(count: int) -> None:
+        for _ in range(count):
+            # Entries naming no event are admitted without a delivery: nothing is sent.
+            await redis_client.xadd(outbox, {"type": "comment.approved", "site": SITE})
+
+    await add_entries(12)
+    clock = WallClock()
+    worker = Worker(
+        redis_client, dataclasses.replace(FAST, outbox_keep=1), prefix="civ", clock=clock
+    )
+    trim = worker.deliveries.trim_outbox
+
+    async def refused_from_now(site: str, keep: int) -> int:
+        # A failover that lands after the pass admitted the entries, as it trims them.
+        await refuse_writes(redis_client)
+        return await trim(site, keep)
+
+    async with aiohttp.ClientSession() as session:
+        with monkeypatch.context() as patched:
+            patched.setattr(worker.deliveries, "trim_outbox", refused_from_now)
+            with pytest.raises(StoreUnavailable):
+                await worker.work_once(session)
+        assert await redis_client.xlen(outbox) == 12
+        await take_writes(redis_client)
+
+        # The clock has not moved: the next pass trims all the same.
+        await worker.work_once(session)
+        assert await redis_client.xlen(outbox) == 1
+
+        # A trim that was done is the last for the next 30 s of the worker's clock.
+        await add_entries(5)
+        await worker.work_once(session)
+        assert await redis_client.xlen(outbox) == 6
+        clock.advance(TRIM_INTERVAL_SECONDS)
+        await worker.work_once(session)
+        assert await redis_client.xlen(outbox) == 1
