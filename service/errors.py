@@ -181,10 +181,21 @@ class StoreUnavailable(CivilityError):
     # after a second: a caller told so neither waits longer nor hammers at once.
     retry_after_seconds = 1
 
+    def __init__(
+        self, message: str | None = None, details: Any = None, *, said: str | None = None
+    ) -> None:
+        super().__init__(message, details)
+        self.said = said
+
     @property
     def why(self) -> str:
         """What the Redis client met (down, full, unable to persist, failing over), for the log;
-        the caller is told no more than the code."""
+        the caller is told no more than the code. ``said``, when given, is Redis's whole reply
+        (``service.store.scripts.store_unavailable``): the message of the error it caused
+        lacks the reply's first word (``OOM``, ``READONLY``) where the client has a class of its
+        own for it."""
+        if self.said is not None:
+            return self.said
         return str(self.__cause__) if self.__cause__ is not None else "no cause given"
 
 

@@ -24,7 +24,7 @@ from service.errors import (
     StoreUnavailable,
     ValidationFailed,
 )
-from service.store.scripts import is_unavailable
+from service.store.scripts import is_unavailable, store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,7 @@ def as_civility_error(error: Exception) -> CivilityError | None:
     if is_unavailable(error):
         # A Redis call outside the store's own mapping (the readiness PING): the same refusals
         # are the store being unavailable, never a bug.
-        unavailable = StoreUnavailable()
-        unavailable.__cause__ = error
-        return unavailable
+        return store_unavailable(error)
     return None
 
 

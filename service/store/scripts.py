@@ -16,6 +16,7 @@ from redis.exceptions import (
     ClusterError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisError,
     ResponseError,
     SlotNotCoveredError,
     TryAgainError,
@@ -77,10 +78,16 @@ def is_unavailable(error: BaseException) -> bool:
     )
 
 
-def redis_reply(error: ResponseError) -> str:
-    """Redis's error reply, the same whether it came alone or inside a pipeline, where redis-py
-    puts the failing command before it."""
-    message = str(error)
+def redis_reply(error: RedisError) -> str:
+    """Redis's whole error reply, the same whether it came alone or inside a pipeline, where
+    redis-py puts the failing command before it, and with its first word, which redis-py keeps
+    apart (``status_code``) where it has a class of its own for it (``OOM``, ``READONLY``,
+    ``ERR``). An error Redis did not reply (a connection's) is its message."""
+    reply = _reply_text(str(error))
+    return f"{error.status_code} {reply}" if error.status_code else reply
+
+
+def _reply_text(message: str) -> str:
     in_pipeline = IN_PIPELINE.fullmatch(message)
     if in_pipeline is None:
         return message
@@ -92,6 +99,15 @@ def redis_reply(error: ResponseError) -> str:
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return reply
     return str(args[0]) if isinstance(args, tuple) and args else reply
+
+
+def store_unavailable(error: BaseException) -> StoreUnavailable:
+    """``StoreUnavailable`` caused by ``error`` (one ``is_unavailable`` accepts), saying what
+    Redis replied whole."""
+    said = redis_reply(error) if isinstance(error, RedisError) else None
+    unavailable = StoreUnavailable(said=said)
+    unavailable.__cause__ = error
+    return unavailable
 
 
 def closed_while_opening(error: BaseException) -> bool:
@@ -133,7 +149,7 @@ def store_errors() -> Iterator[None]:
         yield
     except Exception as error:
         if is_unavailable(error):
-            raise StoreUnavailable() from error
+            raise store_unavailable(error) from error
         raise
 
 

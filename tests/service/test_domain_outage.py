@@ -251,3 +251,38 @@ async def test_a_refusal_inside_a_pipeline_is_the_store_unavailable_and_writes_n
         "cursor": "0-1",
         "new_labels": "1",
     }
+
+
+REFUSALS = {
+    # At its maxmemory, with noeviction as the store needs it.
+    "full": "OOM command not allowed when used memory > 'maxmemory'.",
+    # A primary demoted to replica in a failover, before the client follows.
+    "demoted": "READONLY You can't write against a read only replica.",
+}
+
+
+async def refuse_writes_as(client: aioredis.Redis, refusal: str) -> None:
+    if refusal == "full":
+        await client.config_set("maxmemory", "1")
+    else:
+        # A replica of a primary that never answers: it keeps its data and refuses writes.
+        await client.replicaof("127.0.0.1", str(free_port()))
+
+
+@pytest.mark.parametrize("refusal", list(REFUSALS))
+@pytest.mark.parametrize("replicas", [0, 1], ids=["alone", "in-a-pipeline"])
+async def test_store_unavailable_says_redis_s_whole_reply(
+    client: aioredis.Redis, refusal: str, replicas: int
+) -> None:
+    # redis-py keeps apart the first word of a reply it has a class of its own for (OOM,
+    # READONLY): the log said "command not allowed when used memory > 'maxmemory'", not what
+    # refused it. A replicated write's script travels in a pipeline with its WAIT, where redis-py
+    # puts the failing command before the reply.
+    await Store(client).create_site(site_record(SITE, NOW))
+    store = Store(client, replicas=replicas, replica_wait_ms=1)
+    await refuse_writes_as(client, refusal)
+
+    with pytest.raises(StoreUnavailable) as refused:
+        await store.write_intake(SITE, intake("c1"))
+
+    assert refused.value.why.startswith(f"{REFUSALS[refusal]} script: ")

@@ -25,7 +25,13 @@ from service.second_look import SecondLookWorker
 from service.store import Store
 from service.worker import TRIM_INTERVAL_SECONDS, Worker
 from tests.clocks import Clock as WallClock
-from tests.service.test_domain_outage import OwnRedis, own_redis_server, quick_client
+from tests.service.test_domain_outage import (
+    REFUSALS,
+    OwnRedis,
+    own_redis_server,
+    quick_client,
+    refuse_writes_as,
+)
 
 from .support import FAST, KEYS, SITE, CreateSite, Events, Receiver, StartWorker, eventually, now_ms
 from .test_second_look import HOSTILE, SETTINGS, Clock, ScriptedBlend, publisher
@@ -244,3 +250,36 @@ async def test_an_outbox_trim_redis_refused_is_tried_again_on_the_next_pass(
         clock.advance(TRIM_INTERVAL_SECONDS)
         await worker.work_once(session)
         assert await redis_client.xlen(outbox) == 1
+
+
+@pytest.mark.parametrize("refusal", list(REFUSALS))
+async def test_a_worker_pass_redis_refuses_logs_its_whole_reply(
+    redis_client: aioredis.Redis,
+    store: Store,
+    log: DeliveryLog,
+    create_site: CreateSite,
+    start_worker: StartWorker,
+    caplog: pytest.LogCaptureFixture,
+    refusal: str,
+) -> None:
+    await create_site("http://127.0.0.1:9/hooks")
+    events = Events(store, SITE)
+    await events.held("c1")
+    # Admitted once, so the outbox has its group: a full Redis would refuse to make it.
+    await log.admit(SITE, 10, now_ms())
+    await events.held("c2")
+    await refuse_writes_as(redis_client, refusal)
+
+    async def warned() -> bool:
+        return bool(service_lines(caplog, logging.WARNING))
+
+    with caplog.at_level(logging.INFO):
+        worker = await start_worker()
+        await eventually(warned, what="a warning")
+
+    said = re.compile(
+        rf"worker {re.escape(worker.name)}: Redis is unavailable "
+        rf"\({re.escape(REFUSALS[refusal])}.*\), trying again"
+    )
+    warning = service_lines(caplog, logging.WARNING)[0]
+    assert said.fullmatch(warning), warning
